@@ -1,0 +1,40 @@
+# The two commands a newcomer types: `make run` and `make test`.
+# Both install missing apt/npm packages first (scripts/deps.sh).
+BUILD      ?= build
+BUILD_ASAN ?= build-asan
+BUILD_FUZZ ?= build-fuzz
+JOBS       ?= $(shell nproc)
+LISTEN     ?= 127.0.0.1:3000
+FUZZ_SECONDS ?= 300
+
+.PHONY: all deps build run test test-unit test-asan test-fuzz fuzz clean
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build $(BUILD) -j$(JOBS)
+
+# Starts tabsyncd with the demo page on the embedded store.
+run: build
+	./$(BUILD)/tabsyncd --listen $(LISTEN) --web web
+
+# Everything: unit + integration tests on the normal build, the same again
+# under ASan+UBSan, then a short bounded fuzz pass of every parser.
+test: deps
+	@scripts/test.sh
+
+test-unit: build
+	cd $(BUILD) && ctest --output-on-failure -j$(JOBS)
+
+fuzz: deps
+	@CC=clang cmake -S . -B $(BUILD_FUZZ) -DTS_FUZZ=ON -DTS_TESTS=OFF \
+	    -DTS_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
+	@cmake --build $(BUILD_FUZZ) -j$(JOBS)
+	cd $(BUILD_FUZZ) && ctest --output-on-failure -L fuzz
+
+clean:
+	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)

@@ -1,0 +1,27 @@
+/* ts_util.h - small helpers every layer needs: random ids, base64,
+ * monotonic milliseconds. */
+#ifndef TS_UTIL_H
+#define TS_UTIL_H
+#include <stddef.h>
+#include <stdint.h>
+
+/* Fills `out` with `n` random URL-safe base64 characters (A-Z a-z 0-9 - _)
+ * from the kernel's CSPRNG, then a NUL: out must hold n + 1 bytes. */
+void ts_random_id(char *out, size_t n);
+/* Cryptographically random bytes (getrandom). */
+void ts_random_bytes(void *out, size_t n);
+
+/* Standard base64 with padding. Returns the length written to `out`, which
+ * must hold ts_b64_enc_len(n) + 1 bytes (NUL-terminated). */
+#define ts_b64_enc_len(n) ((((n) + 2) / 3) * 4)
+size_t ts_b64_encode(const uint8_t *in, size_t n, char *out);
+/* Decodes standard base64 (padding optional). `out` may equal `in` (in-place
+ * decoding is safe: output never overtakes input). Returns the decoded
+ * length, or -1 on an invalid character or length. */
+long ts_b64_decode(const char *in, size_t n, uint8_t *out);
+
+/* Milliseconds of CLOCK_MONOTONIC; and wall-clock milliseconds since 1970. */
+uint64_t ts_now_ms(void);
+uint64_t ts_wall_ms(void);
+
+#endif

@@ -1,0 +1,95 @@
+/* util.c - random ids, base64 and clocks shared by all layers. */
+#include "core/ts_util.h"
+
+#include <stdlib.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "core/ts_mem.h"
+
+void ts_random_bytes(void *out, size_t n) {
+    uint8_t *p = out;
+    while (n > 0) {
+        ssize_t r = getrandom(p, n, 0);
+        if (r < 0) continue; /* EINTR; getrandom never fails otherwise here */
+        p += r;
+        n -= (size_t)r;
+    }
+}
+
+void ts_random_id(char *out, size_t n) {
+    static const char alpha[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint8_t raw[64];
+    size_t done = 0;
+    while (done < n) {
+        size_t k = TS_MIN(n - done, sizeof raw);
+        ts_random_bytes(raw, k);
+        for (size_t i = 0; i < k; i++) out[done + i] = alpha[raw[i] & 63];
+        done += k;
+    }
+    out[n] = '\0';
+}
+
+static const char b64_alpha[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+size_t ts_b64_encode(const uint8_t *in, size_t n, char *out) {
+    size_t o = 0, i = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
+        out[o++] = b64_alpha[v >> 18];
+        out[o++] = b64_alpha[(v >> 12) & 63];
+        out[o++] = b64_alpha[(v >> 6) & 63];
+        out[o++] = b64_alpha[v & 63];
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
+        out[o++] = b64_alpha[v >> 18];
+        out[o++] = b64_alpha[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? b64_alpha[(v >> 6) & 63] : '=';
+        out[o++] = '=';
+    }
+    out[o] = '\0';
+    return o;
+}
+
+static int b64_val(unsigned char c) {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    if (c == '+') return 62;
+    if (c == '/') return 63;
+    return -1;
+}
+
+long ts_b64_decode(const char *in, size_t n, uint8_t *out) {
+    while (n > 0 && in[n - 1] == '=') n--;
+    if (n % 4 == 1) return -1;
+    size_t o = 0;
+    uint32_t acc = 0;
+    int bits = 0;
+    for (size_t i = 0; i < n; i++) {
+        int v = b64_val((unsigned char)in[i]);
+        if (v < 0) return -1;
+        acc = (acc << 6) | (uint32_t)v;
+        bits += 6;
+        if (bits >= 8) {
+            bits -= 8;
+            out[o++] = (uint8_t)(acc >> bits);
+        }
+    }
+    return (long)o;
+}
+
+uint64_t ts_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+uint64_t ts_wall_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}

@@ -1,0 +1,57 @@
+/* ts_dmn_config.h - tabsyncd configuration: defaults, then TABSYNC_*
+ * environment variables, then command-line flags (later wins). Every bad
+ * value is a one-line message saying what, where and what was expected. */
+#ifndef TS_DMN_CONFIG_H
+#define TS_DMN_CONFIG_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/ts_log.h"
+
+#define TS_DMN_MAX_ORIGINS 16
+
+typedef struct ts_dmn_config {
+    char listen_host[64];      /* --listen HOST:PORT, TABSYNC_LISTEN; default 127.0.0.1 */
+    uint16_t listen_port;      /* default 3000; 0 = pick a free port */
+    uint32_t ping_interval_ms; /* --ping-interval, TABSYNC_PING_INTERVAL; default 25000 */
+    uint32_t ping_timeout_ms;  /* --ping-timeout, TABSYNC_PING_TIMEOUT; default 20000 */
+    uint32_t upgrade_timeout_ms; /* --upgrade-timeout; default 10000 */
+    uint32_t connect_timeout_ms; /* --connect-timeout (no namespace joined); default 45000 */
+    size_t max_payload;        /* --max-payload, TABSYNC_MAX_PAYLOAD; bytes; default 1000000 */
+    char cors_origins[TS_DMN_MAX_ORIGINS][256]; /* --cors-origin (repeatable, or
+                                  comma-separated in TABSYNC_CORS_ORIGINS); "*" = any */
+    size_t n_cors_origins;     /* 0 = no CORS headers at all (Node's default) */
+    int cors_credentials;      /* --cors-credentials; default 0 */
+    int parser_msgpack;        /* --parser json|msgpack, TABSYNC_PARSER; default json */
+    uint32_t recovery_ms;      /* --recovery-window MS, TABSYNC_RECOVERY_WINDOW; default
+                                  120000; 0 = connection state recovery off */
+    ts_log_level_t log_level;  /* --log-level, TABSYNC_LOG_LEVEL; default info */
+    char web_root[512];        /* --web DIR, TABSYNC_WEB; static files; "" = none */
+    char node_modules[512];    /* --node-modules DIR, TABSYNC_NODE_MODULES: where
+                                  /vendor/socket.io.min.js comes from; default
+                                  "<web>/../node_modules" */
+    int conformance;           /* --conformance: the official suites' server setup */
+    int test_app;              /* --test-app: namespaces used by tests/js */
+    /* HTTP limits and timeouts (net) */
+    size_t http_max_header_bytes; /* --http-max-header-bytes; default 16384 */
+    size_t http_max_headers;      /* --http-max-headers; default 64 */
+    uint32_t http_request_timeout_ms; /* --http-request-timeout; default 10000 */
+    uint32_t http_idle_timeout_ms;    /* --http-idle-timeout (keep-alive); default 5000 */
+    size_t ws_max_send_queue;     /* --max-send-queue: bytes queued to one peer
+                                     before it is cut off; default 16 MB */
+    uint32_t shutdown_timeout_ms; /* --shutdown-timeout: drain time on SIGTERM; default 10000 */
+    char tls_cert[512];        /* --tls-cert FILE, TABSYNC_TLS_CERT; "" = plain TCP */
+    char tls_key[512];         /* --tls-key FILE, TABSYNC_TLS_KEY */
+} ts_dmn_config_t;
+
+/* Fills `cfg` with the defaults. */
+void ts_dmn_config_defaults(ts_dmn_config_t *cfg);
+/* Applies `envp` (TABSYNC_* only), then argv[1..argc). Returns 0; 1 if
+ * --help or --version was handled (text already printed on stdout, exit 0);
+ * or 2 on a usage error (the message is in `err`, one line). */
+int ts_dmn_config_parse(ts_dmn_config_t *cfg, int argc, char **argv, char **envp, char *err,
+                        size_t errlen);
+/* The --help text. */
+const char *ts_dmn_config_usage(void);
+
+#endif
