@@ -1,0 +1,685 @@
+/* server.c - Engine.IO v4 sessions: handshake, polling and websocket
+ * transports, the probe/upgrade dance, heartbeats and closing, mirroring
+ * what the Node engine.io server does (see shared/protocol/SOCKETIO.md).
+ * A session outlives its upper-layer socket only to deliver a final close
+ * packet to a polling client that has no GET waiting. */
+#include "eio/ts_eio.h"
+
+#include <http_parser.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ts_err.h"
+#include "core/ts_list.h"
+#include "core/ts_log.h"
+#include "core/ts_map.h"
+#include "core/ts_mem.h"
+#include "core/ts_util.h"
+#include "eio/ts_eio_packet.h"
+#include "metrics/ts_met.h"
+
+#define SID_LEN 20
+#define CLOSING_LINGER_MS 30000 /* Node waits as long for a GET to take the close packet */
+
+enum sock_state { ST_OPEN, ST_CLOSING, ST_CLOSED };
+enum transport { TR_POLLING, TR_WEBSOCKET };
+enum ping_phase { PING_WAIT_INTERVAL, PING_WAIT_PONG };
+
+typedef struct qmsg {
+    ts_buf_t *buf;
+    uint8_t binary;
+} qmsg_t;
+
+struct ts_eio_sock {
+    ts_eio_server_t *srv;
+    char sid[SID_LEN + 1];
+    uint8_t state;      /* enum sock_state */
+    uint8_t transport;  /* enum transport */
+    uint8_t ping_phase; /* enum ping_phase */
+    uint8_t probed;     /* the upgrading websocket answered 3probe */
+    uint8_t handles;    /* timers still open; freed at 0 */
+    ts_http_conn_t *get;      /* held polling GET */
+    ts_ws_conn_t *ws;         /* websocket transport */
+    ts_ws_conn_t *probe_ws;   /* websocket being upgraded to */
+    qmsg_t *q;                /* packets not yet handed to a transport */
+    size_t qn, qcap;
+    size_t qbytes;
+    uv_timer_t ping_timer;
+    uv_timer_t upgrade_timer;
+    void *ud;
+    char peer[48];
+};
+
+struct ts_eio_server {
+    uv_loop_t *loop;
+    ts_eio_opts_t opts;
+    ts_eio_handler_t h;
+    void *ud;
+    ts_map_t sessions;   /* sid -> sock, ST_OPEN and ST_CLOSING */
+    size_t live;         /* sessions not yet freed */
+    int freeing;
+    char path[128];
+    char cors_hdrs_any[512]; /* CORS headers when the origin is allowed ("" = none) */
+};
+
+static const ts_ws_handler_t ws_handler, probe_handler;
+
+/* ---- helpers ---- */
+
+static void srv_maybe_free(ts_eio_server_t *srv) {
+    if (srv->freeing && srv->live == 0) {
+        ts_map_deinit(&srv->sessions);
+        free(srv);
+    }
+}
+
+static void timer_closed(uv_handle_t *h) {
+    ts_eio_sock_t *s = h->data;
+    if (--s->handles) return;
+    for (size_t i = 0; i < s->qn; i++) ts_buf_unref(s->q[i].buf);
+    free(s->q);
+    ts_eio_server_t *srv = s->srv;
+    free(s);
+    srv->live--;
+    srv_maybe_free(srv);
+}
+
+/* CORS headers for a response to `req` ("" when CORS is off or the origin
+ * is not allowed). */
+static void cors_headers(const ts_eio_server_t *srv, const ts_http_req_t *req, char *out,
+                         size_t outlen) {
+    out[0] = '\0';
+    const ts_eio_cors_t *c = &srv->opts.cors;
+    if (c->n == 0) return;
+    ts_slice_t origin = {0};
+    int has_origin = req && ts_http_req_header(req, "origin", &origin);
+    int any = 0, match = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        if (strcmp(c->origins[i], "*") == 0) any = 1;
+        else if (has_origin && ts_slice_eq_str(origin, c->origins[i])) match = 1;
+    }
+    if (any && !c->credentials) {
+        snprintf(out, outlen, "Access-Control-Allow-Origin: *\r\n");
+    } else if ((any || match) && has_origin && origin.len < 200) {
+        snprintf(out, outlen, "Access-Control-Allow-Origin: %.*s\r\nVary: Origin\r\n%s",
+                 (int)origin.len, origin.p,
+                 c->credentials ? "Access-Control-Allow-Credentials: true\r\n" : "");
+    }
+}
+
+static void respond_error(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_req_t *req,
+                          int code, const char *message) {
+    static const char *const msgs[] = {"Transport unknown", "Session ID unknown",
+                                       "Bad handshake method", "Bad request", "Forbidden",
+                                       "Unsupported protocol version"};
+    TS_MET_ERR(EIO_BAD_REQUEST);
+    char hdrs[600], body[160];
+    cors_headers(srv, req, hdrs, sizeof hdrs);
+    strcat(hdrs, "Content-Type: application/json\r\n");
+    int n = snprintf(body, sizeof body, "{\"code\":%d,\"message\":\"%s\"}", code,
+                     message ? message : msgs[code]);
+    ts_http_respond(hc, code == 4 ? 403 : 400, hdrs, body, (size_t)n, 0);
+}
+
+/* A failed websocket handshake gets Node's raw answer, then the TCP close. */
+static void respond_ws_error(ts_http_conn_t *hc, const char *message) {
+    TS_MET_ERR(EIO_BAD_REQUEST);
+    ts_http_respond(hc, 400, "Content-type: text/html\r\n", message, strlen(message), 1);
+}
+
+/* ---- sending ---- */
+
+static void queue_push(ts_eio_sock_t *s, ts_buf_t *buf, int binary) {
+    if (s->qn == s->qcap) {
+        s->qcap = s->qcap ? s->qcap * 2 : 8;
+        s->q = ts_xrealloc(s->q, s->qcap * sizeof(*s->q));
+    }
+    s->q[s->qn++] = (qmsg_t){ts_buf_ref(buf), (uint8_t)binary};
+    s->qbytes += buf->len;
+}
+
+static void queue_clear(ts_eio_sock_t *s) {
+    for (size_t i = 0; i < s->qn; i++) ts_buf_unref(s->q[i].buf);
+    s->qn = 0;
+    s->qbytes = 0;
+}
+
+static void ws_write(ts_ws_conn_t *ws, ts_buf_t *buf, int binary) {
+    ts_ws_send(ws, binary ? TS_WS_OP_BINARY : TS_WS_OP_TEXT, buf, 0, buf->len);
+}
+
+/* Answers the held GET with everything queued (plus `extra`, a packet
+ * string such as "1" or "6", if not NULL). */
+static void poll_answer(ts_eio_sock_t *s, const char *extra) {
+    ts_http_conn_t *hc = s->get;
+    s->get = NULL;
+    ts_http_conn_detach(hc);
+    ts_sbuf_t sb = TS_SBUF_INIT;
+    for (size_t i = 0; i < s->qn; i++) {
+        ts_buf_t *b = s->q[i].buf;
+        if (s->q[i].binary)
+            ts_eio_payload_append(&sb, TS_EIO_MESSAGE, 1, b->data, b->len);
+        else
+            ts_eio_payload_append(&sb, (uint8_t)(b->data[0] - '0'), 0, b->data + 1, b->len - 1);
+    }
+    if (extra) ts_eio_payload_append(&sb, (uint8_t)(extra[0] - '0'), 0,
+                                     (const uint8_t *)extra + 1, strlen(extra) - 1);
+    TS_MET_ADD(EIO_PACKETS_OUT, s->qn + (extra ? 1 : 0));
+    queue_clear(s);
+    ts_buf_t *body = ts_sbuf_finish(&sb);
+    ts_http_respond_buf(hc, 200, "Content-Type: text/plain; charset=UTF-8\r\ncache-control: no-store\r\n",
+                        body, 0);
+}
+
+static void flush(ts_eio_sock_t *s) {
+    if (s->transport == TR_WEBSOCKET && s->ws) {
+        for (size_t i = 0; i < s->qn; i++) ws_write(s->ws, s->q[i].buf, s->q[i].binary);
+        TS_MET_ADD(EIO_PACKETS_OUT, s->qn);
+        queue_clear(s);
+    } else if (s->transport == TR_POLLING && s->get && s->qn && !s->probed) {
+        poll_answer(s, NULL);
+    }
+}
+
+/* Sends a one-character control packet ("2", "6", ...). */
+static void send_ctrl(ts_eio_sock_t *s, char type) {
+    ts_buf_t *b = ts_buf_from(&type, 1);
+    queue_push(s, b, 0);
+    ts_buf_unref(b);
+    flush(s);
+}
+
+void ts_eio_send(ts_eio_sock_t *s, ts_buf_t *buf, int binary) {
+    if (s->state != ST_OPEN) return;
+    if (s->transport == TR_WEBSOCKET && s->ws && s->qn == 0) {
+        ws_write(s->ws, buf, binary);
+        TS_MET_INC(EIO_PACKETS_OUT);
+        return;
+    }
+    queue_push(s, buf, binary);
+    flush(s);
+}
+
+/* ---- closing ---- */
+
+static void sock_free(ts_eio_sock_t *s) {
+    if (s->state == ST_CLOSED && s->handles == 2 && !uv_is_closing((uv_handle_t *)&s->ping_timer)) {
+        ts_map_del(&s->srv->sessions, s->sid, SID_LEN);
+        uv_close((uv_handle_t *)&s->ping_timer, timer_closed);
+        uv_close((uv_handle_t *)&s->upgrade_timer, timer_closed);
+    }
+}
+
+static void drop_probe(ts_eio_sock_t *s) {
+    if (!s->probe_ws) return;
+    ts_ws_close(s->probe_ws, TS_WS_CLOSE_NORMAL, "");
+    s->probe_ws = NULL;
+    s->probed = 0;
+    uv_timer_stop(&s->upgrade_timer);
+}
+
+/* Tells the upper layer, once. */
+static void notify_close(ts_eio_sock_t *s, const char *reason) {
+    if (s->srv->h.on_close) s->srv->h.on_close(s, reason, s->ud);
+    s->ud = NULL;
+}
+
+/* The session is over at once: transports dropped, upper layer told. */
+static void sock_destroy(ts_eio_sock_t *s, const char *reason) {
+    if (s->state == ST_CLOSED) return;
+    int was_open = s->state == ST_OPEN;
+    s->state = ST_CLOSED;
+    TS_MET_GAUGE_ADD(EIO_OPEN, -1);
+    if (s->transport == TR_WEBSOCKET) TS_MET_GAUGE_ADD(EIO_OPEN_WS, -1);
+    uv_timer_stop(&s->ping_timer);
+    drop_probe(s);
+    if (s->get) {
+        /* a client-side close or error: release the poll with a noop */
+        queue_clear(s);
+        poll_answer(s, "6");
+    }
+    if (s->ws) {
+        ts_ws_close(s->ws, TS_WS_CLOSE_NORMAL, "");
+        s->ws = NULL;
+    }
+    queue_clear(s);
+    ts_debug("eio", "session %s closed: %s", s->sid, reason);
+    if (was_open) notify_close(s, reason);
+    sock_free(s);
+}
+
+static void on_closing_timeout(uv_timer_t *t) { sock_destroy(t->data, "forced close"); }
+
+/* Server-side close: the peer is told with a close packet. */
+static void sock_close_graceful(ts_eio_sock_t *s, const char *reason) {
+    if (s->state != ST_OPEN) return;
+    drop_probe(s);
+    if (s->transport == TR_WEBSOCKET && s->ws) {
+        flush(s);
+        ts_buf_t *b = ts_buf_from("1", 1);
+        ws_write(s->ws, b, 0);
+        ts_buf_unref(b);
+        sock_destroy(s, reason);
+        return;
+    }
+    if (s->get) {
+        poll_answer(s, "1");
+        sock_destroy(s, reason);
+        return;
+    }
+    /* Polling without a GET waiting: keep the session (invisible to the
+     * layer above) until the client's next GET takes the close packet. */
+    s->state = ST_CLOSING;
+    notify_close(s, reason);
+    uv_timer_start(&s->ping_timer, on_closing_timeout, CLOSING_LINGER_MS, 0);
+}
+
+void ts_eio_sock_close(ts_eio_sock_t *s) { sock_close_graceful(s, "forced close"); }
+
+void ts_eio_close_all(ts_eio_server_t *srv, const char *reason) {
+    ts_map_entry_t *e;
+    for (size_t it = 0; ts_map_next(&srv->sessions, &it, &e);) {
+        ts_eio_sock_t *s = e->val;
+        if (s->state == ST_OPEN) sock_close_graceful(s, reason);
+    }
+}
+
+/* ---- heartbeat ---- */
+
+static void on_ping_timer(uv_timer_t *t) {
+    ts_eio_sock_t *s = t->data;
+    if (s->ping_phase == PING_WAIT_INTERVAL) {
+        s->ping_phase = PING_WAIT_PONG;
+        send_ctrl(s, '2');
+        uv_timer_start(&s->ping_timer, on_ping_timer, s->srv->opts.ping_timeout_ms, 0);
+    } else {
+        TS_MET_ERR(EIO_PING_TIMEOUT);
+        sock_destroy(s, "ping timeout");
+    }
+}
+
+static void schedule_ping(ts_eio_sock_t *s) {
+    s->ping_phase = PING_WAIT_INTERVAL;
+    uv_timer_start(&s->ping_timer, on_ping_timer, s->srv->opts.ping_interval_ms, 0);
+}
+
+/* ---- receiving ---- */
+
+static void on_packet(ts_eio_sock_t *s, const ts_eio_packet_t *p) {
+    TS_MET_INC(EIO_PACKETS_IN);
+    switch (p->type) {
+    case TS_EIO_PONG:
+        if (s->ping_phase == PING_WAIT_PONG) schedule_ping(s);
+        break;
+    case TS_EIO_PING:
+        /* v4: only the server pings */
+        ts_debug("eio", "session %s: invalid heartbeat direction", s->sid);
+        sock_destroy(s, "transport error");
+        break;
+    case TS_EIO_MESSAGE:
+        if (s->srv->h.on_message) s->srv->h.on_message(s, p->data.p, p->data.len, p->binary, s->ud);
+        break;
+    case TS_EIO_CLOSE:
+        sock_destroy(s, "transport close");
+        break;
+    default: /* open, upgrade, noop from the client: nothing to do */
+        break;
+    }
+}
+
+/* ---- websocket transport ---- */
+
+static void ws_on_message(ts_ws_conn_t *ws, const ts_ws_msg_t *m, void *ud) {
+    ts_eio_sock_t *s = ud;
+    if (s->state != ST_OPEN) return;
+    if (m->len > s->srv->opts.max_payload) {
+        TS_MET_ERR(EIO_TOO_LARGE);
+        sock_destroy(s, "transport error");
+        return;
+    }
+    ts_eio_packet_t p;
+    if (m->opcode == TS_WS_OP_BINARY) {
+        p = (ts_eio_packet_t){TS_EIO_MESSAGE, 1, ts_slice(m->data, m->len)};
+    } else if (ts_eio_packet_decode(m->data, m->len, &p) != 0) {
+        TS_MET_ERR(EIO_PARSE);
+        sock_destroy(s, "parse error");
+        return;
+    }
+    on_packet(s, &p);
+}
+
+static void ws_on_close(ts_ws_conn_t *ws, int code, void *ud) {
+    ts_eio_sock_t *s = ud;
+    if (s->ws != ws) return;
+    s->ws = NULL;
+    sock_destroy(s, code == TS_WS_CLOSE_NORMAL || code == TS_WS_CLOSE_GOING_AWAY ||
+                            code == TS_WS_CLOSE_NO_STATUS || code == TS_WS_CLOSE_ABNORMAL
+                        ? "transport close"
+                        : "transport error");
+}
+
+static const ts_ws_handler_t ws_handler = {ws_on_message, ws_on_close};
+
+static void on_upgrade_timeout(uv_timer_t *t) {
+    ts_eio_sock_t *s = t->data;
+    ts_debug("eio", "session %s: upgrade timed out", s->sid);
+    drop_probe(s);
+}
+
+static void probe_on_message(ts_ws_conn_t *ws, const ts_ws_msg_t *m, void *ud) {
+    ts_eio_sock_t *s = ud;
+    if (s->state != ST_OPEN || s->probe_ws != ws) return;
+    ts_eio_packet_t p;
+    int ok = m->opcode == TS_WS_OP_TEXT && ts_eio_packet_decode(m->data, m->len, &p) == 0;
+    if (ok && p.type == TS_EIO_PING && ts_slice_eq_str(p.data, "probe")) {
+        ts_buf_t *b = ts_buf_from("3probe", 6);
+        ws_write(ws, b, 0);
+        ts_buf_unref(b);
+        s->probed = 1;
+        /* The client pauses polling: release its pending GET so it can. */
+        if (s->get) poll_answer(s, "6");
+        return;
+    }
+    if (ok && p.type == TS_EIO_UPGRADE) {
+        uv_timer_stop(&s->upgrade_timer);
+        s->probe_ws = NULL;
+        s->probed = 0;
+        if (s->get) poll_answer(s, "6");
+        s->transport = TR_WEBSOCKET;
+        s->ws = ws;
+        TS_MET_INC(EIO_UPGRADES);
+        TS_MET_GAUGE_ADD(EIO_OPEN_WS, 1);
+        flush(s);
+        return;
+    }
+    /* anything else during the probe closes the probe, not the session */
+    drop_probe(s);
+}
+
+static void probe_on_close(ts_ws_conn_t *ws, int code, void *ud) {
+    ts_eio_sock_t *s = ud;
+    if (s->probe_ws != ws) return;
+    s->probe_ws = NULL;
+    s->probed = 0;
+    uv_timer_stop(&s->upgrade_timer);
+    flush(s); /* polling goes on */
+}
+
+static const ts_ws_handler_t probe_handler = {probe_on_message, probe_on_close};
+
+/* ---- polling transport ---- */
+
+static void on_get_abort(ts_http_conn_t *hc, void *ud) {
+    ts_eio_sock_t *s = ud;
+    if (s->get != hc) return;
+    s->get = NULL;
+    sock_destroy(s, "transport close");
+}
+
+static void handle_get(ts_eio_sock_t *s, ts_http_conn_t *hc, const ts_http_req_t *req) {
+    if (s->get) {
+        /* overlapping GETs: the protocol forbids it; Node closes the session */
+        respond_error(s->srv, hc, req, 3, NULL);
+        sock_destroy(s, "transport error");
+        return;
+    }
+    s->get = hc;
+    if (s->state == ST_CLOSING) {
+        poll_answer(s, "1");
+        sock_destroy(s, "forced close");
+        return;
+    }
+    if (s->probed) {
+        poll_answer(s, "6"); /* upgrading: polling is paused */
+        return;
+    }
+    if (s->qn) {
+        poll_answer(s, NULL);
+        return;
+    }
+    ts_http_conn_hold(hc, on_get_abort, s);
+}
+
+static void handle_post(ts_eio_sock_t *s, ts_http_conn_t *hc, const ts_http_req_t *req) {
+    char hdrs[600];
+    cors_headers(s->srv, req, hdrs, sizeof hdrs);
+    strcat(hdrs, "Content-Type: text/html\r\n");
+    ts_slice_t ct;
+    if (ts_http_req_header(req, "content-type", &ct) &&
+        ts_slice_eq_str(ct, "application/octet-stream")) {
+        /* v4 polling is text only */
+        respond_error(s->srv, hc, req, 3, NULL);
+        sock_destroy(s, "transport error");
+        return;
+    }
+    if (req->body.len > s->srv->opts.max_payload) {
+        TS_MET_ERR(EIO_TOO_LARGE);
+        ts_http_respond(hc, 413, hdrs, NULL, 0, 1);
+        sock_destroy(s, "transport error");
+        return;
+    }
+    if (s->state == ST_OPEN) {
+        /* the body is ours to decode in place: the parser's storage is
+         * valid until the next request on this connection */
+        ts_eio_payload_iter_t it;
+        ts_eio_payload_iter_init(&it, (uint8_t *)(uintptr_t)req->body.p, req->body.len);
+        ts_eio_packet_t p;
+        int rc;
+        while (s->state == ST_OPEN && (rc = ts_eio_payload_next(&it, &p)) == 1) on_packet(s, &p);
+        if (s->state == ST_OPEN && rc < 0) {
+            TS_MET_ERR(EIO_PARSE);
+            ts_debug("eio", "session %s: %s", s->sid, it.errmsg);
+            sock_destroy(s, "parse error");
+        }
+    }
+    ts_http_respond(hc, 200, hdrs, "ok", 2, 0);
+}
+
+/* ---- handshake ---- */
+
+static ts_eio_sock_t *sock_new(ts_eio_server_t *srv, ts_http_conn_t *hc, int transport) {
+    ts_eio_sock_t *s = ts_xcalloc(1, sizeof(*s));
+    s->srv = srv;
+    do ts_random_id(s->sid, SID_LEN);
+    while (ts_map_get(&srv->sessions, s->sid, SID_LEN));
+    s->transport = (uint8_t)transport;
+    uv_timer_init(srv->loop, &s->ping_timer);
+    uv_timer_init(srv->loop, &s->upgrade_timer);
+    s->ping_timer.data = s->upgrade_timer.data = s;
+    s->handles = 2;
+    snprintf(s->peer, sizeof s->peer, "%s", ts_conn_peer(hc));
+    ts_map_put(&srv->sessions, s->sid, SID_LEN, s);
+    srv->live++;
+    TS_MET_INC(EIO_SESSIONS);
+    TS_MET_GAUGE_ADD(EIO_OPEN, 1);
+    if (transport == TR_WEBSOCKET) TS_MET_GAUGE_ADD(EIO_OPEN_WS, 1);
+    return s;
+}
+
+static ts_buf_t *open_packet(ts_eio_sock_t *s) {
+    ts_sbuf_t sb = TS_SBUF_INIT;
+    const ts_eio_opts_t *o = &s->srv->opts;
+    ts_sbuf_printf(&sb,
+                   "0{\"sid\":\"%s\",\"upgrades\":%s,\"pingInterval\":%u,\"pingTimeout\":%u,"
+                   "\"maxPayload\":%zu}",
+                   s->sid,
+                   s->transport == TR_POLLING && !o->no_websocket ? "[\"websocket\"]" : "[]",
+                   o->ping_interval_ms, o->ping_timeout_ms, o->max_payload);
+    return ts_sbuf_finish(&sb);
+}
+
+static void handshake(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_req_t *req,
+                      int transport) {
+    ts_eio_sock_t *s = sock_new(srv, hc, transport);
+    ts_buf_t *open = open_packet(s);
+    if (transport == TR_WEBSOCKET) {
+        char hdrs[600];
+        cors_headers(srv, req, hdrs, sizeof hdrs);
+        if (ts_ws_upgrade(hc, req, srv->opts.max_payload, hdrs, &ws_handler, s) != 0) {
+            ts_map_del(&srv->sessions, s->sid, SID_LEN);
+            s->state = ST_CLOSED;
+            TS_MET_GAUGE_ADD(EIO_OPEN, -1);
+            TS_MET_GAUGE_ADD(EIO_OPEN_WS, -1);
+            sock_free(s);
+            ts_buf_unref(open);
+            respond_ws_error(hc, "Bad request");
+            return;
+        }
+        s->ws = hc;
+        ws_write(s->ws, open, 0);
+    } else {
+        queue_push(s, open, 0);
+        s->get = hc;
+        poll_answer(s, NULL);
+    }
+    ts_buf_unref(open);
+    schedule_ping(s);
+    if (srv->h.on_open) srv->h.on_open(s, srv->ud);
+}
+
+static void upgrade(ts_eio_server_t *srv, ts_eio_sock_t *s, ts_http_conn_t *hc,
+                    const ts_http_req_t *req) {
+    if (s->state != ST_OPEN || s->transport == TR_WEBSOCKET || s->probe_ws) {
+        respond_ws_error(hc, "Bad request");
+        return;
+    }
+    char hdrs[600];
+    cors_headers(srv, req, hdrs, sizeof hdrs);
+    if (ts_ws_upgrade(hc, req, srv->opts.max_payload, hdrs, &probe_handler, s) != 0) {
+        respond_ws_error(hc, "Bad request");
+        return;
+    }
+    s->probe_ws = hc;
+    uv_timer_start(&s->upgrade_timer, on_upgrade_timeout, srv->opts.upgrade_timeout_ms, 0);
+}
+
+/* ---- request routing ---- */
+
+void ts_eio_handle(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_req_t *req) {
+    ts_slice_t transport, sid, eio;
+    int has_transport = ts_http_query_param(req->query, "transport", &transport);
+    int is_ws = has_transport && ts_slice_eq_str(transport, "websocket");
+    int is_poll = has_transport && ts_slice_eq_str(transport, "polling");
+
+    if (req->method == HTTP_OPTIONS && srv->opts.cors.n) {
+        char hdrs[900];
+        cors_headers(srv, req, hdrs, 600);
+        ts_slice_t rh;
+        size_t n = strlen(hdrs);
+        n += (size_t)snprintf(hdrs + n, sizeof hdrs - n,
+                              "Access-Control-Allow-Methods: GET,HEAD,PUT,PATCH,POST,DELETE\r\n");
+        if (ts_http_req_header(req, "access-control-request-headers", &rh) && rh.len < 200)
+            snprintf(hdrs + n, sizeof hdrs - n, "Access-Control-Allow-Headers: %.*s\r\n",
+                     (int)rh.len, rh.p);
+        ts_http_respond(hc, 204, hdrs, NULL, 0, 0);
+        return;
+    }
+    if ((!is_ws && !is_poll) || (is_ws && srv->opts.no_websocket) ||
+        (is_poll && srv->opts.no_polling)) {
+        if (is_ws && req->upgrade)
+            respond_ws_error(hc, "Transport unknown");
+        else
+            respond_error(srv, hc, req, 0, NULL);
+        return;
+    }
+    if (ts_http_query_param(req->query, "sid", &sid)) {
+        ts_eio_sock_t *s = sid.len == SID_LEN
+                               ? ts_map_get(&srv->sessions, (const char *)sid.p, sid.len)
+                               : NULL;
+        if (!s || s->state == ST_CLOSED) {
+            if (is_ws && req->upgrade)
+                respond_ws_error(hc, "Session ID unknown");
+            else
+                respond_error(srv, hc, req, 1, NULL);
+            return;
+        }
+        if (is_ws) {
+            if (!req->upgrade) {
+                respond_error(srv, hc, req, 3, NULL);
+                return;
+            }
+            upgrade(srv, s, hc, req);
+            return;
+        }
+        if (s->transport != TR_POLLING) {
+            respond_error(srv, hc, req, 3, NULL);
+            return;
+        }
+        if (req->method == HTTP_GET)
+            handle_get(s, hc, req);
+        else if (req->method == HTTP_POST)
+            handle_post(s, hc, req);
+        else
+            ts_http_respond(hc, 500, NULL, NULL, 0, 0);
+        return;
+    }
+    if (req->method != HTTP_GET) {
+        respond_error(srv, hc, req, 2, NULL);
+        return;
+    }
+    if (is_ws && !req->upgrade) {
+        respond_error(srv, hc, req, 3, NULL);
+        return;
+    }
+    if (!ts_http_query_param(req->query, "EIO", &eio) || !ts_slice_eq_str(eio, "4")) {
+        if (is_ws)
+            respond_ws_error(hc, "Unsupported protocol version");
+        else
+            respond_error(srv, hc, req, 5, NULL);
+        return;
+    }
+    handshake(srv, hc, req, is_ws ? TR_WEBSOCKET : TR_POLLING);
+}
+
+/* ---- server ---- */
+
+ts_eio_server_t *ts_eio_server_new(uv_loop_t *loop, const ts_eio_opts_t *opts,
+                                   const ts_eio_handler_t *h, void *server_ud) {
+    ts_eio_server_t *srv = ts_xcalloc(1, sizeof(*srv));
+    srv->loop = loop;
+    srv->opts = *opts;
+    if (!srv->opts.ping_interval_ms) srv->opts.ping_interval_ms = 25000;
+    if (!srv->opts.ping_timeout_ms) srv->opts.ping_timeout_ms = 20000;
+    if (!srv->opts.upgrade_timeout_ms) srv->opts.upgrade_timeout_ms = 10000;
+    if (!srv->opts.max_payload) srv->opts.max_payload = 1000000;
+    snprintf(srv->path, sizeof srv->path, "%s", opts->path ? opts->path : "/engine.io/");
+    srv->opts.path = srv->path;
+    srv->h = *h;
+    srv->ud = server_ud;
+    return srv;
+}
+
+void ts_eio_server_free(ts_eio_server_t *srv) {
+    ts_map_entry_t *e;
+    for (size_t it = 0; ts_map_next(&srv->sessions, &it, &e);) {
+        ts_eio_sock_t *s = e->val;
+        if (s->state == ST_OPEN) sock_close_graceful(s, "server shutting down");
+    }
+    /* sessions still lingering for a last GET go now */
+    for (size_t it = 0; ts_map_next(&srv->sessions, &it, &e);) {
+        sock_destroy(e->val, "server shutting down");
+    }
+    srv->freeing = 1;
+    srv_maybe_free(srv);
+}
+
+int ts_eio_matches(const ts_eio_server_t *srv, ts_slice_t path) {
+    size_t n = strlen(srv->path);
+    /* "/socket.io" and "/socket.io/..." both match "/socket.io/" */
+    if (path.len + 1 == n && memcmp(path.p, srv->path, path.len) == 0) return 1;
+    return path.len >= n && memcmp(path.p, srv->path, n) == 0;
+}
+
+size_t ts_eio_count(const ts_eio_server_t *srv) { return srv->sessions.count; }
+
+void ts_eio_sock_set_ud(ts_eio_sock_t *s, void *ud) { s->ud = ud; }
+void *ts_eio_sock_ud(const ts_eio_sock_t *s) { return s->ud; }
+const char *ts_eio_sock_id(const ts_eio_sock_t *s) { return s->sid; }
+const char *ts_eio_sock_transport(const ts_eio_sock_t *s) {
+    return s->transport == TR_WEBSOCKET ? "websocket" : "polling";
+}
+const char *ts_eio_sock_peer(const ts_eio_sock_t *s) { return s->peer; }
+size_t ts_eio_sock_backlog(const ts_eio_sock_t *s) {
+    return s->qbytes + (s->ws ? ts_conn_queued(s->ws) : 0);
+}

@@ -1,0 +1,80 @@
+/* ts_eio.h - Engine.IO v4 server: sessions over HTTP long-polling and
+ * WebSocket, the upgrade between them, heartbeats and close. The layer
+ * above (Socket.IO) sees a session as an ordered pipe of text and binary
+ * messages that closes exactly once, with a reason. */
+#ifndef TS_EIO_H
+#define TS_EIO_H
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/ts_buf.h"
+#include "net/ts_net.h"
+
+typedef struct ts_eio_server ts_eio_server_t;
+typedef struct ts_eio_sock ts_eio_sock_t;
+
+typedef struct ts_eio_cors {
+    const char *const *origins; /* borrowed; "*" = any origin; n = 0: no CORS headers */
+    size_t n;
+    int credentials;
+} ts_eio_cors_t;
+
+typedef struct ts_eio_opts {
+    const char *path;            /* e.g. "/socket.io/" (must end in '/') */
+    uint32_t ping_interval_ms;   /* 0 = 25000 */
+    uint32_t ping_timeout_ms;    /* 0 = 20000 */
+    uint32_t upgrade_timeout_ms; /* 0 = 10000 */
+    size_t max_payload;          /* 0 = 1000000 */
+    int no_polling;              /* disable the polling transport */
+    int no_websocket;            /* disable the websocket transport */
+    ts_eio_cors_t cors;
+} ts_eio_opts_t;
+
+typedef struct ts_eio_handler {
+    /* A new session; the handler may set its user data and send. */
+    void (*on_open)(ts_eio_sock_t *s, void *server_ud);
+    /* One message: text (data without the '4') or binary. Valid during the call. */
+    void (*on_message)(ts_eio_sock_t *s, const uint8_t *data, size_t len, int binary, void *ud);
+    /* The session is closed (every cause, including ts_eio_sock_close).
+     * Called exactly once; `s` must not be used after it returns. Reasons:
+     * "transport close", "transport error", "ping timeout", "parse error",
+     * "forced close", "server shutting down". */
+    void (*on_close)(ts_eio_sock_t *s, const char *reason, void *ud);
+} ts_eio_handler_t;
+
+/* Returns new. Strings in `opts` are borrowed for the server's lifetime. */
+ts_eio_server_t *ts_eio_server_new(uv_loop_t *loop, const ts_eio_opts_t *opts,
+                                   const ts_eio_handler_t *h, void *server_ud);
+/* Closes every session with "server shutting down" (a close packet goes to
+ * each peer), then frees the server once its timers are released. */
+void ts_eio_server_free(ts_eio_server_t *srv);
+/* True if `path` belongs to this server (prefix match on opts.path). */
+int ts_eio_matches(const ts_eio_server_t *srv, ts_slice_t path);
+/* Handles one HTTP request for this server: a handshake, a poll, a post, a
+ * WebSocket handshake or upgrade, a CORS preflight, or one of the error
+ * answers of the protocol. Always answers or keeps the request. */
+void ts_eio_handle(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_req_t *req);
+/* Number of open sessions. */
+size_t ts_eio_count(const ts_eio_server_t *srv);
+/* Closes every session with `reason` (graceful shutdown). */
+void ts_eio_close_all(ts_eio_server_t *srv, const char *reason);
+
+/* Sends one message. Text: `buf` holds the whole Engine.IO packet
+ * ("4..."): callers put the message type first so that the same bytes go
+ * to every recipient. Binary: raw bytes. A reference is taken. Ignored
+ * after close. */
+void ts_eio_send(ts_eio_sock_t *s, ts_buf_t *buf, int binary);
+/* Server-initiated close: flush what is queued, send a close packet, then
+ * close ("forced close"). on_close runs before this returns. */
+void ts_eio_sock_close(ts_eio_sock_t *s);
+void ts_eio_sock_set_ud(ts_eio_sock_t *s, void *ud);
+void *ts_eio_sock_ud(const ts_eio_sock_t *s);
+const char *ts_eio_sock_id(const ts_eio_sock_t *s);
+/* "polling" or "websocket". */
+const char *ts_eio_sock_transport(const ts_eio_sock_t *s);
+const char *ts_eio_sock_peer(const ts_eio_sock_t *s);
+/* Bytes waiting to be sent to this peer (session buffer + socket queue). */
+size_t ts_eio_sock_backlog(const ts_eio_sock_t *s);
+
+#endif

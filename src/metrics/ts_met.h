@@ -1,0 +1,85 @@
+/* ts_met.h - process-wide counters and gauges, rendered as Prometheus text
+ * at /metrics. A fixed table (X-macros) rather than a registry: bumping a
+ * metric is one add on a known address, which the hot paths can afford.
+ * TODO(#4): with one loop per core, give each loop its own table and sum
+ * them when rendering. */
+#ifndef TS_MET_H
+#define TS_MET_H
+#include <stdint.h>
+
+#include "core/ts_buf.h"
+
+/* X(ID, "metric_name", "help") - monotonically increasing counters. */
+#define TS_MET_COUNTERS(X)                                                                 \
+    X(TCP_ACCEPTED, "tabsync_tcp_accepted_total", "TCP connections accepted")             \
+    X(HTTP_REQUESTS, "tabsync_http_requests_total", "HTTP requests parsed")               \
+    X(BYTES_IN, "tabsync_bytes_received_total", "bytes read from sockets")                \
+    X(BYTES_OUT, "tabsync_bytes_sent_total", "bytes written to sockets")                  \
+    X(WRITES, "tabsync_socket_writes_total", "write system calls (batched per loop turn)") \
+    X(WS_UPGRADES, "tabsync_ws_upgrades_total", "WebSocket handshakes completed")         \
+    X(EIO_SESSIONS, "tabsync_eio_sessions_total", "Engine.IO sessions opened")            \
+    X(EIO_UPGRADES, "tabsync_eio_upgrades_total", "Engine.IO polling->websocket upgrades") \
+    X(EIO_PACKETS_IN, "tabsync_eio_packets_received_total", "Engine.IO packets received") \
+    X(EIO_PACKETS_OUT, "tabsync_eio_packets_sent_total", "Engine.IO packets sent")        \
+    X(SIO_CONNECTS, "tabsync_sio_connects_total", "Socket.IO namespace connections")      \
+    X(SIO_PACKETS_IN, "tabsync_sio_packets_received_total", "Socket.IO packets received") \
+    X(SIO_PACKETS_OUT, "tabsync_sio_packets_sent_total",                                  \
+      "Socket.IO packets sent (a broadcast counts once per recipient)")                    \
+    X(SIO_BROADCASTS, "tabsync_sio_broadcasts_total", "broadcasts encoded (once each)")   \
+    X(SIO_RECOVERED, "tabsync_sio_recovered_total", "connections restored by recovery")
+
+/* X(ID, "metric_name", "help") - values that go up and down. */
+#define TS_MET_GAUGES(X)                                                                   \
+    X(TCP_OPEN, "tabsync_tcp_connections", "open TCP connections")                        \
+    X(EIO_OPEN, "tabsync_eio_sessions", "open Engine.IO sessions")                        \
+    X(EIO_OPEN_WS, "tabsync_eio_sessions_websocket", "open Engine.IO sessions on websocket") \
+    X(SIO_SOCKETS, "tabsync_sio_sockets", "connected Socket.IO namespace sockets")        \
+    X(SEND_QUEUE_BYTES, "tabsync_send_queue_bytes", "bytes queued for sending, all peers")
+
+/* X(ID, "kind") - tabsync_errors_total{kind="..."}: every refusal of peer input. */
+#define TS_MET_ERRORS(X)                                                                   \
+    X(HTTP_BAD_REQUEST, "http_bad_request")                                               \
+    X(HTTP_TOO_LARGE, "http_too_large")                                                   \
+    X(HTTP_TIMEOUT, "http_timeout")                                                       \
+    X(WS_PROTOCOL, "ws_protocol")                                                         \
+    X(WS_TOO_BIG, "ws_too_big")                                                           \
+    X(WS_UTF8, "ws_utf8")                                                                 \
+    X(WS_HANDSHAKE, "ws_handshake")                                                       \
+    X(SLOW_CONSUMER, "slow_consumer")                                                     \
+    X(EIO_BAD_REQUEST, "eio_bad_request")                                                 \
+    X(EIO_PARSE, "eio_parse")                                                             \
+    X(EIO_PING_TIMEOUT, "eio_ping_timeout")                                               \
+    X(EIO_TOO_LARGE, "eio_too_large")                                                     \
+    X(SIO_PARSE, "sio_parse")                                                             \
+    X(SIO_BAD_NAMESPACE, "sio_bad_namespace")                                             \
+    X(SIO_CONNECT_REFUSED, "sio_connect_refused")
+
+enum ts_met_counter_id {
+#define TS_MET_ENUM_(id, name, help) TS_MET_##id,
+    TS_MET_COUNTERS(TS_MET_ENUM_) TS_MET_NCOUNTERS
+};
+enum ts_met_gauge_id { TS_MET_GAUGES(TS_MET_ENUM_) TS_MET_NGAUGES };
+#undef TS_MET_ENUM_
+enum ts_met_error_id {
+#define TS_MET_ERR_ENUM_(id, kind) TS_MET_ERR_##id,
+    TS_MET_ERRORS(TS_MET_ERR_ENUM_) TS_MET_NERRORS
+#undef TS_MET_ERR_ENUM_
+};
+
+typedef struct ts_met {
+    uint64_t counters[TS_MET_NCOUNTERS];
+    int64_t gauges[TS_MET_NGAUGES];
+    uint64_t errors[TS_MET_NERRORS];
+} ts_met_t;
+
+extern ts_met_t ts_met;
+
+#define TS_MET_ADD(id, n) (ts_met.counters[TS_MET_##id] += (uint64_t)(n))
+#define TS_MET_INC(id) TS_MET_ADD(id, 1)
+#define TS_MET_GAUGE_ADD(id, n) (ts_met.gauges[TS_MET_##id] += (int64_t)(n))
+#define TS_MET_ERR(id) (ts_met.errors[TS_MET_ERR_##id]++)
+
+/* Appends the Prometheus text exposition (version 0.0.4) of every metric. */
+void ts_met_render(ts_sbuf_t *out);
+
+#endif

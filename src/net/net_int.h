@@ -1,0 +1,112 @@
+/* net_int.h - private to net: the connection object shared by tcp.c
+ * (sockets, reads, batched writes, closing), http_conn.c (HTTP/1.1 mode)
+ * and ws.c (WebSocket mode). */
+#ifndef TS_NET_INT_H
+#define TS_NET_INT_H
+#include <uv.h>
+
+#include "core/ts_list.h"
+#include "net/ts_net.h"
+
+/* One queued write: a header of up to 14 bytes kept inline (built per
+ * connection) and a slice of a shared, refcounted buffer. */
+typedef struct ts_wentry {
+    ts_buf_t *buf;    /* reference held until written; may be NULL if hdr only */
+    const uint8_t *p; /* inside buf */
+    uint32_t len;
+    uint8_t hdrlen;
+    uint8_t hdr[TS_WS_MAX_HEADER];
+} ts_wentry_t;
+
+typedef struct ts_wqueue {
+    ts_wentry_t *e;
+    size_t n, cap;
+} ts_wqueue_t;
+
+enum ts_conn_mode { TS_CONN_HTTP = 0, TS_CONN_WS = 1 };
+
+enum ts_conn_flags {
+    TS_CONN_CLOSING = 1u << 0,   /* uv_close called; memory goes in on_closed */
+    TS_CONN_ENDING = 1u << 1,    /* close once the queue drains (graceful) */
+    TS_CONN_SHUTDOWN = 1u << 2,  /* write side shut down; lingering for EOF */
+    TS_CONN_WRITING = 1u << 3,   /* a uv_write is in flight */
+    TS_CONN_IN_FLUSH = 1u << 4,  /* linked in net->flush_list */
+    TS_CONN_AWAITING = 1u << 5,  /* HTTP: a request was handed up, no answer yet */
+    TS_CONN_REPROCESS = 1u << 6, /* HTTP: buffered bytes to parse at the next flush */
+    TS_CONN_READ_STOPPED = 1u << 7,
+    TS_CONN_WS_CLOSE_SENT = 1u << 8,
+};
+
+enum ts_conn_timer { TS_TIMER_NONE = 0, TS_TIMER_REQUEST, TS_TIMER_IDLE, TS_TIMER_LINGER };
+
+struct ts_conn {
+    uv_tcp_t tcp;
+    uv_timer_t timer;
+    ts_net_t *net;
+    ts_list_t link;       /* in net->conns */
+    ts_list_t flush_link; /* in net->flush_list while TS_CONN_IN_FLUSH */
+    uint32_t flags;
+    uint8_t mode;         /* enum ts_conn_mode */
+    uint8_t timer_kind;   /* enum ts_conn_timer */
+    uint8_t handles_open; /* tcp + timer; freed when it drops to 0 */
+    uint8_t keep_alive;   /* HTTP: the request being answered allows keep-alive */
+    /* bytes received but not yet consumed (a partial frame or request) */
+    uint8_t *rbuf;
+    size_t rlen, rcap;
+    /* writes: `pend` is filled while `inflight` is being written */
+    ts_wqueue_t pend, inflight;
+    uv_buf_t *iov;
+    size_t iovcap;
+    size_t queued; /* bytes in pend + inflight */
+    uv_write_t wreq;
+    uv_shutdown_t sreq;
+    /* HTTP mode */
+    ts_http_parser_t *parser;
+    ts_http_abort_cb abort_cb;
+    void *abort_ud;
+    /* WebSocket mode */
+    ts_ws_reader_t reader;
+    const ts_ws_handler_t *ws_h;
+    void *ws_ud;
+    char peer[48];
+};
+
+struct ts_net {
+    uv_loop_t *loop;
+    uv_tcp_t listener;
+    uv_check_t flush_check; /* flushes queued writes once per loop turn */
+    uv_idle_t flush_idle;   /* keeps poll from blocking while writes are queued */
+    ts_list_t conns;
+    ts_list_t flush_list;
+    ts_net_opts_t opts;
+    ts_net_request_cb on_request;
+    void *ud;
+    uint16_t port;
+    uint8_t listening;
+    uint8_t closing;
+    int handles_open;
+    void (*close_cb)(void *ud);
+    void *close_ud;
+    uint8_t shared_rbuf[65536]; /* reads land here when no partial data is pending */
+};
+
+typedef struct ts_conn ts_conn_t;
+
+/* tcp.c */
+void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
+                   const uint8_t *hdr, size_t hdrlen);
+void ts_net__schedule(ts_conn_t *c); /* flush (and reprocess) at the end of this loop turn */
+void ts_net__close(ts_conn_t *c);    /* abrupt */
+void ts_net__end(ts_conn_t *c);      /* graceful: flush, shut down, linger, close */
+void ts_net__timer(ts_conn_t *c, enum ts_conn_timer kind, uint64_t ms);
+
+/* http_conn.c: consumes bytes in HTTP mode; returns how many were used. */
+size_t ts_net__http_process(ts_conn_t *c, uint8_t *data, size_t len);
+void ts_net__http_timeout(ts_conn_t *c);
+void ts_net__http_closed(ts_conn_t *c);
+
+/* ws.c */
+size_t ts_net__ws_process(ts_conn_t *c, uint8_t *data, size_t len);
+void ts_net__ws_closed(ts_conn_t *c);
+
+#endif

@@ -1,0 +1,442 @@
+/* tcp.c - listener, connections, reads and batched writes on libuv.
+ * Writes are only queued when produced; a check handle flushes every
+ * connection with pending bytes once per loop turn in a single uv_write,
+ * because one write per delivered message is what caps a server's rate. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/ts_err.h"
+#include "core/ts_log.h"
+#include "core/ts_mem.h"
+#include "metrics/ts_met.h"
+#include "net/net_int.h"
+
+#define DEFAULT_MAX_SEND_QUEUE (16u << 20)
+#define LINGER_MS 2000
+#define RBUF_MIN_ROOM 16384
+
+static void flush_conn(ts_conn_t *c);
+static void net_handle_closed(uv_handle_t *h);
+
+/* Frees the net object once its last handle and connection are gone. */
+static void net_maybe_done(ts_net_t *net) {
+    if (!net->closing || net->handles_open != 0) return;
+    void (*cb)(void *) = net->close_cb;
+    void *ud = net->close_ud;
+    free(net);
+    if (cb) cb(ud);
+}
+
+/* An active idle handle only stops the loop from blocking in poll, so that
+ * writes queued by close callbacks still go out this turn. */
+static void on_idle(uv_idle_t *h) { (void)h; }
+
+/* ---- closing ---- */
+
+static void conn_free(ts_conn_t *c) {
+    for (size_t i = 0; i < c->pend.n; i++) ts_buf_unref(c->pend.e[i].buf);
+    for (size_t i = 0; i < c->inflight.n; i++) ts_buf_unref(c->inflight.e[i].buf);
+    TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, -(int64_t)c->queued);
+    free(c->pend.e);
+    free(c->inflight.e);
+    free(c->iov);
+    free(c->rbuf);
+    if (c->parser) ts_http_parser_free(c->parser);
+    if (c->mode == TS_CONN_WS) ts_ws_reader_deinit(&c->reader);
+    ts_net_t *net = c->net;
+    free(c);
+    TS_MET_GAUGE_ADD(TCP_OPEN, -1);
+    net->handles_open--;
+    net_maybe_done(net);
+}
+
+static void conn_handle_closed(uv_handle_t *h) {
+    ts_conn_t *c = h->data;
+    if (--c->handles_open == 0) conn_free(c);
+}
+
+void ts_net__close(ts_conn_t *c) {
+    if (c->flags & TS_CONN_CLOSING) return;
+    c->flags |= TS_CONN_CLOSING;
+    if (c->flags & TS_CONN_IN_FLUSH) {
+        ts_list_remove(&c->flush_link);
+        c->flags &= ~(uint32_t)TS_CONN_IN_FLUSH;
+    }
+    ts_list_remove(&c->link);
+    /* Tell the layer above before the memory goes; it must not touch c
+     * after this returns. */
+    if (c->mode == TS_CONN_WS)
+        ts_net__ws_closed(c);
+    else
+        ts_net__http_closed(c);
+    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
+    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status) {
+    ts_conn_t *c = req->data;
+    if (c->flags & TS_CONN_CLOSING) return;
+    if (status < 0) {
+        ts_net__close(c);
+        return;
+    }
+    /* Keep reading until the peer closes too (or the linger timer fires):
+     * closing with unread bytes would send a RST that can destroy the last
+     * response or close frame before the peer reads it. */
+    ts_net__timer(c, TS_TIMER_LINGER, LINGER_MS);
+}
+
+static void start_shutdown(ts_conn_t *c) {
+    if (c->flags & (TS_CONN_SHUTDOWN | TS_CONN_CLOSING)) return;
+    c->flags |= TS_CONN_SHUTDOWN;
+    c->sreq.data = c;
+    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) ts_net__close(c);
+}
+
+void ts_net__end(ts_conn_t *c) {
+    if (c->flags & (TS_CONN_CLOSING | TS_CONN_ENDING)) return;
+    c->flags |= TS_CONN_ENDING;
+    if (c->pend.n == 0 && !(c->flags & TS_CONN_WRITING)) start_shutdown(c);
+}
+
+/* ---- timers ---- */
+
+static void on_timer(uv_timer_t *t) {
+    ts_conn_t *c = t->data;
+    uint8_t kind = c->timer_kind;
+    c->timer_kind = TS_TIMER_NONE;
+    if (kind == TS_TIMER_LINGER || kind == TS_TIMER_IDLE)
+        ts_net__close(c);
+    else if (kind == TS_TIMER_REQUEST)
+        ts_net__http_timeout(c);
+}
+
+void ts_net__timer(ts_conn_t *c, enum ts_conn_timer kind, uint64_t ms) {
+    if (c->flags & TS_CONN_CLOSING) return;
+    c->timer_kind = (uint8_t)kind;
+    if (kind == TS_TIMER_NONE)
+        uv_timer_stop(&c->timer);
+    else
+        uv_timer_start(&c->timer, on_timer, ms, 0);
+}
+
+/* ---- writes ---- */
+
+void ts_net__schedule(ts_conn_t *c) {
+    if (c->flags & (TS_CONN_IN_FLUSH | TS_CONN_CLOSING)) return;
+    ts_net_t *net = c->net;
+    if (ts_list_empty(&net->flush_list)) uv_idle_start(&net->flush_idle, on_idle);
+    c->flags |= TS_CONN_IN_FLUSH;
+    ts_list_insert_tail(&net->flush_list, &c->flush_link);
+}
+
+void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
+                   const uint8_t *hdr, size_t hdrlen) {
+    if (c->flags & (TS_CONN_CLOSING | TS_CONN_SHUTDOWN)) return;
+    ts_wqueue_t *q = &c->pend;
+    if (q->n == q->cap) {
+        q->cap = q->cap ? q->cap * 2 : 8;
+        q->e = ts_xrealloc(q->e, q->cap * sizeof(*q->e));
+    }
+    ts_wentry_t *e = &q->e[q->n++];
+    e->buf = buf ? ts_buf_ref(buf) : NULL;
+    e->p = p;
+    e->len = (uint32_t)len;
+    e->hdrlen = (uint8_t)hdrlen;
+    if (hdrlen) memcpy(e->hdr, hdr, hdrlen);
+    c->queued += len + hdrlen;
+    TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, (int64_t)(len + hdrlen));
+    size_t limit = c->net->opts.max_send_queue;
+    if (c->queued > limit) {
+        /* The peer does not read: cut it off rather than grow without bound.
+         * It recovers by reconnecting (and replay, at the session layer). */
+        TS_MET_ERR(SLOW_CONSUMER);
+        ts_warn("net", "peer %s is not reading: %zu bytes queued exceed --max-send-queue %zu",
+                c->peer, c->queued, limit);
+        ts_net__close(c);
+        return;
+    }
+    ts_net__schedule(c);
+}
+
+static void on_write(uv_write_t *req, int status) {
+    ts_conn_t *c = req->data;
+    c->flags &= ~(uint32_t)TS_CONN_WRITING;
+    size_t bytes = 0;
+    for (size_t i = 0; i < c->inflight.n; i++) {
+        bytes += c->inflight.e[i].len + c->inflight.e[i].hdrlen;
+        ts_buf_unref(c->inflight.e[i].buf);
+    }
+    c->inflight.n = 0;
+    c->queued -= bytes;
+    TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, -(int64_t)bytes);
+    if (c->flags & TS_CONN_CLOSING) return;
+    if (status < 0) {
+        ts_debug("net", "write to %s failed: %s", c->peer, uv_strerror(status));
+        ts_net__close(c);
+        return;
+    }
+    TS_MET_ADD(BYTES_OUT, bytes);
+    if (c->pend.n > 0)
+        flush_conn(c);
+    else if (c->flags & TS_CONN_ENDING)
+        start_shutdown(c);
+}
+
+static void flush_conn(ts_conn_t *c) {
+    if (c->flags & (TS_CONN_WRITING | TS_CONN_CLOSING) || c->pend.n == 0) return;
+    ts_wqueue_t tmp = c->inflight;
+    c->inflight = c->pend;
+    c->pend = tmp;
+    size_t need = c->inflight.n * 2;
+    if (c->iovcap < need) {
+        c->iovcap = need;
+        c->iov = ts_xrealloc(c->iov, need * sizeof(uv_buf_t));
+    }
+    unsigned n = 0;
+    for (size_t i = 0; i < c->inflight.n; i++) {
+        ts_wentry_t *e = &c->inflight.e[i];
+        if (e->hdrlen) c->iov[n++] = uv_buf_init((char *)e->hdr, e->hdrlen);
+        if (e->len) c->iov[n++] = uv_buf_init((char *)(uintptr_t)e->p, e->len);
+    }
+    c->wreq.data = c;
+    c->flags |= TS_CONN_WRITING;
+    TS_MET_INC(WRITES);
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->iov, n, on_write);
+    if (rc < 0) {
+        c->flags &= ~(uint32_t)TS_CONN_WRITING;
+        ts_net__close(c);
+    }
+}
+
+static void process(ts_conn_t *c);
+
+static void on_flush_check(uv_check_t *h) {
+    ts_net_t *net = h->data;
+    while (!ts_list_empty(&net->flush_list)) {
+        ts_list_t *it = net->flush_list.next;
+        ts_list_remove(it);
+        ts_conn_t *c = ts_list_entry(it, ts_conn_t, flush_link);
+        c->flags &= ~(uint32_t)TS_CONN_IN_FLUSH;
+        if (c->flags & TS_CONN_REPROCESS) {
+            c->flags &= ~(uint32_t)TS_CONN_REPROCESS;
+            process(c);
+            if (c->flags & TS_CONN_CLOSING) continue;
+        }
+        flush_conn(c);
+        if ((c->flags & TS_CONN_ENDING) && c->pend.n == 0 && !(c->flags & TS_CONN_WRITING))
+            start_shutdown(c);
+    }
+    uv_idle_stop(&net->flush_idle);
+}
+
+size_t ts_conn_queued(const ts_http_conn_t *c) { return c->queued; }
+const char *ts_conn_peer(const ts_http_conn_t *c) { return c->peer; }
+
+/* ---- reads ---- */
+
+/* Hands buffered bytes to the protocol of the connection; a request that
+ * upgrades to WebSocket leaves the rest for the WebSocket reader. */
+static size_t dispatch(ts_conn_t *c, uint8_t *data, size_t len) {
+    size_t off = 0;
+    while (off < len && !(c->flags & (TS_CONN_CLOSING | TS_CONN_SHUTDOWN))) {
+        uint8_t mode = c->mode;
+        size_t used = mode == TS_CONN_HTTP ? ts_net__http_process(c, data + off, len - off)
+                                           : ts_net__ws_process(c, data + off, len - off);
+        off += used;
+        if (c->mode == mode) break; /* no protocol switch: the rest waits for more bytes */
+    }
+    if (c->flags & TS_CONN_SHUTDOWN) return len; /* lingering: discard */
+    return off;
+}
+
+static void keep_rest(ts_conn_t *c, const uint8_t *rest, size_t n) {
+    if (n > c->rcap) {
+        c->rcap = n < RBUF_MIN_ROOM ? RBUF_MIN_ROOM : n;
+        c->rbuf = ts_xrealloc(c->rbuf, c->rcap);
+    }
+    memmove(c->rbuf, rest, n);
+    c->rlen = n;
+}
+
+static void process(ts_conn_t *c) {
+    if (c->rlen == 0) return;
+    size_t used = dispatch(c, c->rbuf, c->rlen);
+    if (c->flags & TS_CONN_CLOSING) return;
+    keep_rest(c, c->rbuf + used, c->rlen - used);
+    if (c->rlen == 0 && c->rcap > RBUF_MIN_ROOM) {
+        /* a big frame passed through: give its memory back */
+        free(c->rbuf);
+        c->rbuf = NULL;
+        c->rcap = 0;
+    }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    ts_conn_t *c = h->data;
+    if (c->rlen == 0) {
+        /* Most reads complete whatever they carry: read into the loop's
+         * buffer and copy only a leftover partial frame. Idle connections
+         * then own no read buffer at all. */
+        *buf = uv_buf_init((char *)c->net->shared_rbuf, sizeof c->net->shared_rbuf);
+        return;
+    }
+    if (c->rcap - c->rlen < RBUF_MIN_ROOM) {
+        c->rcap = c->rcap * 2 > c->rlen + RBUF_MIN_ROOM ? c->rcap * 2 : c->rlen + RBUF_MIN_ROOM;
+        c->rbuf = ts_xrealloc(c->rbuf, c->rcap);
+    }
+    *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+}
+
+static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+    ts_conn_t *c = s->data;
+    if (nread == 0) return;
+    if (nread < 0) {
+        if (nread != UV_EOF) ts_debug("net", "read from %s: %s", c->peer, uv_strerror((int)nread));
+        ts_net__close(c);
+        return;
+    }
+    TS_MET_ADD(BYTES_IN, nread);
+    if (c->flags & TS_CONN_SHUTDOWN) return; /* lingering: discard */
+    if ((uint8_t *)buf->base == c->net->shared_rbuf) {
+        uint8_t *data = c->net->shared_rbuf;
+        size_t used = dispatch(c, data, (size_t)nread);
+        if (!(c->flags & TS_CONN_CLOSING) && used < (size_t)nread)
+            keep_rest(c, data + used, (size_t)nread - used);
+    } else {
+        c->rlen += (size_t)nread;
+        process(c);
+    }
+}
+
+/* ---- accepting ---- */
+
+static void on_connection(uv_stream_t *server, int status) {
+    ts_net_t *net = server->data;
+    if (status < 0) {
+        ts_warn("net", "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    ts_conn_t *c = ts_xcalloc(1, sizeof(*c));
+    c->net = net;
+    ts_list_init(&c->flush_link);
+    uv_tcp_init(net->loop, &c->tcp);
+    uv_timer_init(net->loop, &c->timer);
+    c->tcp.data = c->timer.data = c;
+    c->handles_open = 2;
+    net->handles_open++;
+    ts_list_insert_tail(&net->conns, &c->link);
+    TS_MET_GAUGE_ADD(TCP_OPEN, 1);
+    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
+        ts_net__close(c);
+        return;
+    }
+    TS_MET_INC(TCP_ACCEPTED);
+    uv_tcp_nodelay(&c->tcp, 1);
+    struct sockaddr_storage sa;
+    int salen = sizeof sa;
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0) {
+        if (sa.ss_family == AF_INET6)
+            uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer, sizeof c->peer);
+        else
+            uv_ip4_name((struct sockaddr_in *)&sa, c->peer, sizeof c->peer);
+    }
+    ts_net__timer(c, TS_TIMER_REQUEST, net->opts.request_timeout_ms);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+static int bind_socket(ts_net_t *net) {
+    struct sockaddr_storage sa;
+    const char *host = net->opts.host ? net->opts.host : "127.0.0.1";
+    int rc = strchr(host, ':') ? uv_ip6_addr(host, net->opts.port, (struct sockaddr_in6 *)&sa)
+                               : uv_ip4_addr(host, net->opts.port, (struct sockaddr_in *)&sa);
+    if (rc < 0) return rc;
+    int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    /* SO_REUSEPORT lets one listener per loop share the port (issue #4). */
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    socklen_t len = sa.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                             : sizeof(struct sockaddr_in);
+    if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
+        rc = -errno;
+        close(fd);
+        return rc;
+    }
+    uv_tcp_init(net->loop, &net->listener);
+    net->listener.data = net;
+    net->handles_open++;
+    rc = uv_tcp_open(&net->listener, fd);
+    if (rc == 0) rc = uv_listen((uv_stream_t *)&net->listener, net->opts.backlog, on_connection);
+    if (rc < 0) {
+        uv_close((uv_handle_t *)&net->listener, net_handle_closed);
+        return rc;
+    }
+    struct sockaddr_storage bound;
+    int blen = sizeof bound;
+    uv_tcp_getsockname(&net->listener, (struct sockaddr *)&bound, &blen);
+    net->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
+                                                  : ((struct sockaddr_in *)&bound)->sin_port);
+    net->listening = 1;
+    return 0;
+}
+
+static void net_handle_closed(uv_handle_t *h) {
+    ts_net_t *net = h->data;
+    net->handles_open--;
+    net_maybe_done(net);
+}
+
+int ts_net_start(uv_loop_t *loop, const ts_net_opts_t *opts, ts_net_request_cb cb, void *ud,
+                 ts_net_t **out) {
+    ts_net_t *net = ts_xcalloc(1, sizeof(*net));
+    net->loop = loop;
+    net->opts = *opts;
+    if (!net->opts.backlog) net->opts.backlog = 511;
+    if (!net->opts.request_timeout_ms) net->opts.request_timeout_ms = 10000;
+    if (!net->opts.idle_timeout_ms) net->opts.idle_timeout_ms = 5000;
+    if (!net->opts.max_send_queue) net->opts.max_send_queue = DEFAULT_MAX_SEND_QUEUE;
+    net->on_request = cb;
+    net->ud = ud;
+    ts_list_init(&net->conns);
+    ts_list_init(&net->flush_list);
+    int rc = bind_socket(net);
+    if (rc < 0) {
+        net->closing = 1; /* freed once the listener handle (if any) is closed */
+        if (!net->handles_open) free(net);
+        return rc;
+    }
+    uv_check_init(loop, &net->flush_check);
+    uv_idle_init(loop, &net->flush_idle);
+    net->flush_check.data = net->flush_idle.data = net;
+    net->handles_open += 2;
+    uv_check_start(&net->flush_check, on_flush_check);
+    *out = net;
+    return 0;
+}
+
+uint16_t ts_net_port(const ts_net_t *net) { return net->port; }
+
+void ts_net_stop_accepting(ts_net_t *net) {
+    if (!net->listening) return;
+    net->listening = 0;
+    uv_close((uv_handle_t *)&net->listener, net_handle_closed);
+}
+
+void ts_net_close(ts_net_t *net, void (*cb)(void *ud), void *ud) {
+    ts_net_stop_accepting(net);
+    net->closing = 1;
+    net->close_cb = cb;
+    net->close_ud = ud;
+    while (!ts_list_empty(&net->conns))
+        ts_net__close(ts_list_entry(net->conns.next, ts_conn_t, link));
+    uv_idle_stop(&net->flush_idle);
+    uv_close((uv_handle_t *)&net->flush_check, net_handle_closed);
+    uv_close((uv_handle_t *)&net->flush_idle, net_handle_closed);
+}

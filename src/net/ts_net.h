@@ -1,0 +1,100 @@
+/* ts_net.h - what the net layer offers Engine.IO: an HTTP/1.1 server on a
+ * libuv loop whose requests can be answered at once or held (long-polling),
+ * and WebSocket connections upgraded from those requests. All writes are
+ * queued as references to shared buffers and flushed once per loop turn,
+ * one write call per connection. */
+#ifndef TS_NET_H
+#define TS_NET_H
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/ts_buf.h"
+#include "net/ts_http.h"
+#include "net/ts_ws_frame.h"
+
+typedef struct ts_net ts_net_t;
+/* One TCP connection. It starts as HTTP (ts_http_conn_t) and may become a
+ * WebSocket (ts_ws_conn_t): the same object under two names. */
+typedef struct ts_conn ts_http_conn_t;
+typedef struct ts_conn ts_ws_conn_t;
+
+typedef struct ts_net_opts {
+    const char *host;              /* listen address, e.g. "127.0.0.1" or "::1" */
+    uint16_t port;                 /* 0 = any free port (see ts_net_port) */
+    int backlog;                   /* 0 = 511 */
+    ts_http_limits_t http;         /* zero fields take the defaults */
+    uint32_t request_timeout_ms;   /* a request must arrive whole within; 0 = 10000 */
+    uint32_t idle_timeout_ms;      /* idle keep-alive connection closed after; 0 = 5000 */
+    size_t max_send_queue;         /* bytes queued to one peer before it is cut off; 0 = 16 MB */
+} ts_net_opts_t;
+
+/* Called for every complete HTTP request. The handler must answer it,
+ * now or later, with ts_http_respond*, upgrade it, or close the connection;
+ * until then the connection reads no further request. `req` is valid only
+ * during the call. */
+typedef void (*ts_net_request_cb)(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *ud);
+
+/* Binds and listens (SO_REUSEADDR + SO_REUSEPORT, TCP_NODELAY on accepted
+ * sockets). Returns 0 and *out, or a libuv error (nothing allocated). */
+int ts_net_start(uv_loop_t *loop, const ts_net_opts_t *opts, ts_net_request_cb cb, void *ud,
+                 ts_net_t **out);
+/* The port actually bound. */
+uint16_t ts_net_port(const ts_net_t *net);
+/* Stops accepting new connections; open ones continue. */
+void ts_net_stop_accepting(ts_net_t *net);
+/* Closes every connection (abruptly: call after draining) and the net
+ * object; `cb` runs once everything is released. */
+void ts_net_close(ts_net_t *net, void (*cb)(void *ud), void *ud);
+
+/* --- HTTP --- */
+
+/* Answers the current request; `body` is copied. `headers` are extra
+ * "Name: value\r\n" lines or NULL. After the response, the connection is
+ * kept alive if the request allowed it, unless `close` is set. */
+void ts_http_respond(ts_http_conn_t *hc, int status, const char *headers, const void *body,
+                     size_t len, int close);
+/* Same, taking a reference-owning body buffer (takes `body`). */
+void ts_http_respond_buf(ts_http_conn_t *hc, int status, const char *headers, ts_buf_t *body,
+                         int close);
+/* Called at most once if the connection goes away while a request is held
+ * (not after ts_http_respond, not after ts_http_conn_detach). */
+typedef void (*ts_http_abort_cb)(ts_http_conn_t *hc, void *ud);
+/* Marks the current request as held for a later answer (long-polling). */
+void ts_http_conn_hold(ts_http_conn_t *hc, ts_http_abort_cb cb, void *ud);
+void ts_http_conn_detach(ts_http_conn_t *hc);
+/* Closes the connection at once (pending writes are dropped). */
+void ts_http_conn_close(ts_http_conn_t *hc);
+/* "127.0.0.1" style address of the peer (empty if unknown). Borrowed. */
+const char *ts_conn_peer(const ts_http_conn_t *hc);
+
+/* --- WebSocket --- */
+
+typedef struct ts_ws_handler {
+    /* A complete message (TEXT or BINARY). `msg` is valid during the call. */
+    void (*on_message)(ts_ws_conn_t *ws, const ts_ws_msg_t *msg, void *ud);
+    /* The WebSocket is gone: close frame received, protocol error, TCP
+     * closed, or cut off for not reading. Called once, unless the upper
+     * layer closed or detached it first. `code` is the close code seen or
+     * sent (1006 when the TCP connection just dropped). */
+    void (*on_close)(ts_ws_conn_t *ws, int code, void *ud);
+} ts_ws_handler_t;
+
+/* Validates the upgrade request (GET, Upgrade: websocket, Connection:
+ * upgrade, Sec-WebSocket-Version: 13, a valid key), writes the 101
+ * response (declining every extension) and switches the connection to
+ * WebSocket. Returns 0, or TS_EPROTO with nothing written (the caller
+ * answers the request). `extra_headers` may be NULL. */
+int ts_ws_upgrade(ts_http_conn_t *hc, const ts_http_req_t *req, size_t max_message,
+                  const char *extra_headers, const ts_ws_handler_t *h, void *ud);
+/* Queues a frame whose payload is buf[off..off+len) (a reference is taken;
+ * the header is built per connection, the payload bytes are shared).
+ * Returns 0, or TS_ECLOSED if the WebSocket is closing. */
+int ts_ws_send(ts_ws_conn_t *ws, uint8_t opcode, ts_buf_t *buf, size_t off, size_t len);
+/* Sends a close frame, flushes, then closes the TCP connection. Detaches:
+ * on_close will not be called. */
+void ts_ws_close(ts_ws_conn_t *ws, uint16_t code, const char *reason);
+/* Bytes queued and not yet written to this peer. */
+size_t ts_conn_queued(const ts_http_conn_t *c);
+
+#endif
