@@ -1,0 +1,691 @@
+/* config.c - tabsyncd configuration: one table of options drives the
+ * environment parser, the flag parser and the --help text, so a setting
+ * cannot exist in one place and be missing from another. Parsing does no
+ * I/O except printing --help/--version and checking that named paths exist. */
+#include "daemon/ts_dmn_config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/ts_mem.h"
+
+#define TS_DMN_VERSION "0.1.0"
+#define MS_MAX 3600000u /* one hour: the ceiling of every timeout */
+#define KIB 1024ull
+#define MIB (1024ull * 1024ull)
+#define GIB (1024ull * 1024ull * 1024ull)
+
+/* --conformance: what the official Engine.IO v4 / Socket.IO v5 suites'
+ * reference servers are started with. Applied after everything else. */
+#define CONF_PING_INTERVAL 300u
+#define CONF_PING_TIMEOUT 200u
+#define CONF_MAX_PAYLOAD 1000000u
+
+typedef enum opt_kind {
+    K_U32,     /* uint32_t, integer in [lo, hi] */
+    K_SIZE,    /* size_t, integer in [lo, hi] */
+    K_BOOL,    /* int 0/1 */
+    K_PATH,    /* char[size] */
+    K_LISTEN,  /* listen_host + listen_port */
+    K_ORIGIN,  /* cors_origins, repeatable */
+    K_PARSER,  /* parser_msgpack */
+    K_LOGLEVEL /* log_level */
+} opt_kind_t;
+
+typedef struct opt {
+    const char *flag;    /* without the leading "--" */
+    const char *env;     /* TABSYNC_* */
+    opt_kind_t kind;
+    size_t off;          /* offsetof the field in ts_dmn_config_t */
+    size_t size;         /* sizeof the field (K_PATH) */
+    unsigned long long lo, hi; /* K_U32 / K_SIZE range, inclusive */
+    const char *unit;    /* "milliseconds", "bytes": for messages */
+    const char *meta;    /* value placeholder in --help */
+    const char *group;   /* --help section; starts a new one when it changes */
+    const char *help;    /* one line (or two, separated by \n) */
+} opt_t;
+
+#define OFF(f) offsetof(ts_dmn_config_t, f)
+#define SZ(f) sizeof(((ts_dmn_config_t *)0)->f)
+
+static const opt_t opts[] = {
+    {"listen", "TABSYNC_LISTEN", K_LISTEN, 0, 0, 0, 0, NULL, "HOST:PORT", "Listening",
+     "Address to accept connections on: 127.0.0.1:3000, [::1]:3000,\n"
+     "0.0.0.0:3000 (all interfaces), :3000 (= 127.0.0.1:3000).\n"
+     "Port 0 picks a free port."},
+    {"tls-cert", "TABSYNC_TLS_CERT", K_PATH, OFF(tls_cert), SZ(tls_cert), 0, 0, NULL, "FILE",
+     "Listening", "PEM certificate chain; serve HTTPS/WSS instead of plain TCP."},
+    {"tls-key", "TABSYNC_TLS_KEY", K_PATH, OFF(tls_key), SZ(tls_key), 0, 0, NULL, "FILE",
+     "Listening", "PEM private key for --tls-cert (both or neither)."},
+
+    {"ping-interval", "TABSYNC_PING_INTERVAL", K_U32, OFF(ping_interval_ms), 0, 1, MS_MAX,
+     "milliseconds", "MS", "Engine.IO", "How often the server pings each client (pingInterval)."},
+    {"ping-timeout", "TABSYNC_PING_TIMEOUT", K_U32, OFF(ping_timeout_ms), 0, 1, MS_MAX,
+     "milliseconds", "MS", "Engine.IO",
+     "How long a client may take to answer a ping before it is closed\n"
+     "(pingTimeout)."},
+    {"upgrade-timeout", "TABSYNC_UPGRADE_TIMEOUT", K_U32, OFF(upgrade_timeout_ms), 0, 1, MS_MAX,
+     "milliseconds", "MS", "Engine.IO",
+     "How long a polling-to-websocket upgrade may take before it is cancelled."},
+    {"max-payload", "TABSYNC_MAX_PAYLOAD", K_SIZE, OFF(max_payload), 0, KIB, GIB, "bytes",
+     "BYTES", "Engine.IO",
+     "Largest message or polling request body accepted (maxPayload);\n"
+     "a bigger one closes the connection."},
+    {"max-send-queue", "TABSYNC_MAX_SEND_QUEUE", K_SIZE, OFF(ws_max_send_queue), 0, 64 * KIB,
+     GIB, "bytes", "BYTES", "Engine.IO",
+     "Bytes queued to one slow peer before it is disconnected\n"
+     "(it catches up by replay when it reconnects)."},
+
+    {"connect-timeout", "TABSYNC_CONNECT_TIMEOUT", K_U32, OFF(connect_timeout_ms), 0, 1, MS_MAX,
+     "milliseconds", "MS", "Socket.IO",
+     "Close a connection that has not joined any namespace after this long."},
+    {"parser", "TABSYNC_PARSER", K_PARSER, 0, 0, 0, 0, NULL, "json|msgpack", "Socket.IO",
+     "Packet encoding. Clients must use the same one\n"
+     "(msgpack = the socket.io-msgpack-parser npm package)."},
+    {"recovery-window", "TABSYNC_RECOVERY_WINDOW", K_U32, OFF(recovery_ms), 0, 0, 86400000u,
+     "milliseconds", "MS", "Socket.IO",
+     "Connection state recovery: how long a disconnected client may come back\n"
+     "and get what it missed (maxDisconnectionDuration). 0 turns it off."},
+    {"cors-origin", "TABSYNC_CORS_ORIGINS", K_ORIGIN, 0, 0, 0, 0, NULL, "ORIGIN", "Socket.IO",
+     "Allow browsers on this origin (https://app.example.com, or * for any).\n"
+     "Repeat the flag for more (at most 16); the variable is comma-separated.\n"
+     "None: no CORS headers, only pages served by tabsyncd can connect."},
+    {"cors-credentials", "TABSYNC_CORS_CREDENTIALS", K_BOOL, OFF(cors_credentials), 0, 0, 0,
+     NULL, NULL, "Socket.IO", "Send Access-Control-Allow-Credentials: true (cookies)."},
+
+    {"http-max-header-bytes", "TABSYNC_HTTP_MAX_HEADER_BYTES", K_SIZE,
+     OFF(http_max_header_bytes), 0, KIB, MIB, "bytes", "BYTES", "HTTP",
+     "Request line + headers; a bigger request is answered 431."},
+    {"http-max-headers", "TABSYNC_HTTP_MAX_HEADERS", K_SIZE, OFF(http_max_headers), 0, 1, 128,
+     "headers", "N", "HTTP", "Header lines per request; more is answered 431."},
+    {"http-request-timeout", "TABSYNC_HTTP_REQUEST_TIMEOUT", K_U32,
+     OFF(http_request_timeout_ms), 0, 1, MS_MAX, "milliseconds", "MS", "HTTP",
+     "Time allowed to receive a complete request (slow clients are closed)."},
+    {"http-idle-timeout", "TABSYNC_HTTP_IDLE_TIMEOUT", K_U32, OFF(http_idle_timeout_ms), 0, 1,
+     MS_MAX, "milliseconds", "MS", "HTTP",
+     "Keep-alive: close an idle connection between requests after this long."},
+
+    {"web", "TABSYNC_WEB", K_PATH, OFF(web_root), SZ(web_root), 0, 0, NULL, "DIR", "Web pages",
+     "Serve the static files of this directory (the demo page: --web web)."},
+    {"node-modules", "TABSYNC_NODE_MODULES", K_PATH, OFF(node_modules), SZ(node_modules), 0, 0,
+     NULL, "DIR", "Web pages",
+     "Where /vendor/socket.io.min.js comes from (socket.io-client/dist).\n"
+     "When unset and --web is set: <web>/../node_modules."},
+
+    {"log-level", "TABSYNC_LOG_LEVEL", K_LOGLEVEL, 0, 0, 0, 0, NULL,
+     "debug|info|warn|error|off", "Operation", "Least severe log record written to stderr."},
+    {"shutdown-timeout", "TABSYNC_SHUTDOWN_TIMEOUT", K_U32, OFF(shutdown_timeout_ms), 0, 0,
+     MS_MAX, "milliseconds", "MS", "Operation",
+     "On SIGTERM/SIGINT, time given to clients to drain before closing.\n"
+     "0 = close at once."},
+
+    {"conformance", "TABSYNC_CONFORMANCE", K_BOOL, OFF(conformance), 0, 0, 0, NULL, NULL,
+     "Testing",
+     "Run as the official protocol suites expect. Overrides, after all other\n"
+     "settings: ping-interval 300, ping-timeout 200, max-payload 1000000,\n"
+     "recovery-window 0."},
+    {"test-app", "TABSYNC_TEST_APP", K_BOOL, OFF(test_app), 0, 0, 0, NULL, NULL, "Testing",
+     "Also register the namespaces used by the integration tests (tests/js)."},
+};
+
+#define N_OPTS TS_ARRAY_LEN(opts)
+
+void ts_dmn_config_defaults(ts_dmn_config_t *cfg) {
+    memset(cfg, 0, sizeof(*cfg));
+    snprintf(cfg->listen_host, sizeof cfg->listen_host, "127.0.0.1");
+    cfg->listen_port = 3000;
+    cfg->ping_interval_ms = 25000;
+    cfg->ping_timeout_ms = 20000;
+    cfg->upgrade_timeout_ms = 10000;
+    cfg->connect_timeout_ms = 45000;
+    cfg->max_payload = 1000000;
+    cfg->n_cors_origins = 0;
+    cfg->cors_credentials = 0;
+    cfg->parser_msgpack = 0;
+    cfg->recovery_ms = 120000;
+    cfg->log_level = TS_LOG_INFO;
+    cfg->conformance = 0;
+    cfg->test_app = 0;
+    cfg->http_max_header_bytes = 16384;
+    cfg->http_max_headers = 64;
+    cfg->http_request_timeout_ms = 10000;
+    cfg->http_idle_timeout_ms = 5000;
+    cfg->ws_max_send_queue = 16 * MIB;
+    cfg->shutdown_timeout_ms = 10000;
+}
+
+/* ---- error messages ---------------------------------------------------- */
+
+typedef struct ctx {
+    ts_dmn_config_t *cfg;
+    char *err;
+    size_t errlen;
+    int flag_origins; /* set once the first --cors-origin replaced the env list */
+    signed char from_env[N_OPTS]; /* who set each option last: -1 nobody, 0 flag, 1 env */
+} ctx_t;
+
+static int fail(ctx_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int fail(ctx_t *c, const char *fmt, ...) {
+    if (c->err && c->errlen) {
+        int n = snprintf(c->err, c->errlen, "config: ");
+        if (n > 0 && (size_t)n < c->errlen) {
+            va_list ap;
+            va_start(ap, fmt);
+            vsnprintf(c->err + n, c->errlen - (size_t)n, fmt, ap);
+            va_end(ap);
+        }
+    }
+    return 2;
+}
+
+/* A value as it may appear in a one-line message: at most 60 bytes,
+ * quotes, backslashes and non-printable bytes escaped. */
+static const char *show(const char *v, char *buf, size_t cap) {
+    size_t o = 0;
+    for (const unsigned char *p = (const unsigned char *)v; *p; p++) {
+        if (o + 8 >= cap) {
+            snprintf(buf + o, cap - o, "...");
+            return buf;
+        }
+        if (*p == '"' || *p == '\\')
+            o += (size_t)snprintf(buf + o, cap - o, "\\%c", *p);
+        else if (*p < 0x20 || *p >= 0x7f)
+            o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", *p);
+        else
+            buf[o++] = (char)*p;
+    }
+    buf[o] = '\0';
+    return buf;
+}
+#define SHOW_CAP 72
+
+/* How the setter is named in messages: "TABSYNC_X" or "--x". */
+static void where_name(const opt_t *o, int from_env, char *buf, size_t cap) {
+    if (from_env)
+        snprintf(buf, cap, "%s", o->env);
+    else
+        snprintf(buf, cap, "--%s", o->flag);
+}
+
+/* ---- value parsers ------------------------------------------------------ */
+
+/* Parses a plain decimal integer: digits only. Returns 0 ok, -1 not a
+ * number, 1 bigger than `max` (then *out is untouched). */
+static int parse_uint(const char *s, unsigned long long max, unsigned long long *out) {
+    if (!*s) return -1;
+    unsigned long long v = 0;
+    int big = 0;
+    for (const char *p = s; *p; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        if (!big) {
+            unsigned d = (unsigned)(*p - '0');
+            if (v > (max - d) / 10)
+                big = 1;
+            else
+                v = v * 10 + d;
+        }
+    }
+    if (big) return 1;
+    *out = v;
+    return 0;
+}
+
+static int parse_bool(const char *s, int *out) {
+    static const char *yes[] = {"1", "true", "yes"};
+    static const char *no[] = {"0", "false", "no"};
+    for (size_t i = 0; i < TS_ARRAY_LEN(yes); i++) {
+        if (strcasecmp(s, yes[i]) == 0) return *out = 1, 0;
+        if (strcasecmp(s, no[i]) == 0) return *out = 0, 0;
+    }
+    return -1;
+}
+
+static int set_number(ctx_t *c, const opt_t *o, const char *wn, const char *v) {
+    char sv[SHOW_CAP];
+    unsigned long long n = 0;
+    int rc = parse_uint(v, o->hi, &n);
+    if (rc < 0)
+        return fail(c, "%s=\"%s\" is not a number of %s (expected an integer %llu..%llu)", wn,
+                    show(v, sv, sizeof sv), o->unit, o->lo, o->hi);
+    if (rc > 0)
+        return fail(c, "%s=\"%s\" is too large (expected an integer %llu..%llu %s)", wn,
+                    show(v, sv, sizeof sv), o->lo, o->hi, o->unit);
+    if (n < o->lo)
+        return fail(c, "%s=\"%s\" is too small (expected an integer %llu..%llu %s)", wn,
+                    show(v, sv, sizeof sv), o->lo, o->hi, o->unit);
+    char *field = (char *)c->cfg + o->off;
+    if (o->kind == K_U32) {
+        uint32_t u = (uint32_t)n;
+        memcpy(field, &u, sizeof u);
+    } else {
+        size_t z = (size_t)n;
+        memcpy(field, &z, sizeof z);
+    }
+    return 0;
+}
+
+/* "127.0.0.1:3000", "[::1]:3000", ":3000", "localhost:3000". */
+static int set_listen(ctx_t *c, const char *wn, const char *v) {
+    char sv[SHOW_CAP];
+    const char *colon, *host;
+    size_t hostlen;
+    if (v[0] == '[') {
+        const char *close = strchr(v, ']');
+        if (!close || close[1] != ':')
+            return fail(c, "%s=\"%s\" is not HOST:PORT (expected e.g. [::1]:3000)", wn,
+                        show(v, sv, sizeof sv));
+        host = v + 1;
+        hostlen = (size_t)(close - host);
+        colon = close + 1;
+    } else {
+        colon = strrchr(v, ':');
+        if (!colon)
+            return fail(c,
+                        "%s=\"%s\" is not HOST:PORT (expected e.g. 127.0.0.1:3000, "
+                        "[::1]:3000 or :3000)",
+                        wn, show(v, sv, sizeof sv));
+        host = v;
+        hostlen = (size_t)(colon - v);
+        if (memchr(host, ':', hostlen))
+            return fail(c, "%s=\"%s\" has an IPv6 host without brackets (expected e.g. [::1]:3000)",
+                        wn, show(v, sv, sizeof sv));
+    }
+    unsigned long long port = 0;
+    if (parse_uint(colon + 1, 65535, &port) != 0)
+        return fail(c, "%s=\"%s\" has an invalid port (expected 0..65535; 0 picks a free port)",
+                    wn, show(v, sv, sizeof sv));
+
+    char hbuf[sizeof c->cfg->listen_host];
+    if (hostlen >= sizeof hbuf)
+        return fail(c, "%s=\"%s\" has an invalid host (expected an IP address)", wn,
+                    show(v, sv, sizeof sv));
+    memcpy(hbuf, host, hostlen);
+    hbuf[hostlen] = '\0';
+    unsigned char addr[16];
+    if (v[0] != '[' && (hostlen == 0 || strcasecmp(hbuf, "localhost") == 0)) {
+        snprintf(hbuf, sizeof hbuf, "127.0.0.1");
+    } else if (v[0] == '[' ? inet_pton(AF_INET6, hbuf, addr) != 1
+                           : inet_pton(AF_INET, hbuf, addr) != 1) {
+        return fail(c,
+                    "%s=\"%s\" has an invalid host (expected an IPv4 address, an IPv6 address "
+                    "in brackets, localhost, or nothing for 127.0.0.1)",
+                    wn, show(v, sv, sizeof sv));
+    }
+    memcpy(c->cfg->listen_host, hbuf, sizeof hbuf);
+    c->cfg->listen_port = (uint16_t)port;
+    return 0;
+}
+
+/* An origin is compared byte for byte with the browser's Origin header,
+ * so a trailing slash or a path would silently never match: refuse it. */
+static int add_origin(ctx_t *c, const char *wn, const char *v, size_t len) {
+    char sv[SHOW_CAP], tmp[512];
+    snprintf(tmp, sizeof tmp, "%.*s", (int)TS_MIN(len, sizeof tmp - 1), v);
+    ts_dmn_config_t *cfg = c->cfg;
+    if (len >= sizeof cfg->cors_origins[0])
+        return fail(c, "%s: origin \"%s\" is too long (expected at most %zu bytes)", wn,
+                    show(tmp, sv, sizeof sv), sizeof cfg->cors_origins[0] - 1);
+    int ok = len == 1 && v[0] == '*';
+    if (!ok) {
+        const char *sep = strstr(tmp, "://");
+        ok = sep && sep > tmp && sep[3] != '\0' && !strchr(sep + 3, '/');
+        for (const char *p = tmp; ok && *p; p++)
+            if (!isgraph((unsigned char)*p) || *p == ',') ok = 0;
+    }
+    if (!ok)
+        return fail(c,
+                    "%s: \"%s\" is not an origin (expected * or scheme://host[:port] "
+                    "without a path, e.g. https://app.example.com)",
+                    wn, show(tmp, sv, sizeof sv));
+    if (cfg->n_cors_origins >= TS_DMN_MAX_ORIGINS)
+        return fail(c, "%s: too many CORS origins (expected at most %d)", wn, TS_DMN_MAX_ORIGINS);
+    memcpy(cfg->cors_origins[cfg->n_cors_origins], v, len);
+    cfg->cors_origins[cfg->n_cors_origins][len] = '\0';
+    cfg->n_cors_origins++;
+    return 0;
+}
+
+static int set_origins(ctx_t *c, const char *wn, const char *v, int from_env) {
+    if (from_env) {
+        /* The variable is the whole list: it replaces, items are comma-separated. */
+        c->cfg->n_cors_origins = 0;
+        const char *p = v;
+        while (*p) {
+            const char *end = strchr(p, ',');
+            if (!end) end = p + strlen(p);
+            const char *a = p, *b = end;
+            while (a < b && isspace((unsigned char)*a)) a++;
+            while (b > a && isspace((unsigned char)b[-1])) b--;
+            if (b > a) {
+                int rc = add_origin(c, wn, a, (size_t)(b - a));
+                if (rc) return rc;
+            }
+            p = *end ? end + 1 : end;
+        }
+        return 0;
+    }
+    /* Flags override the environment: the first --cors-origin starts a new list. */
+    if (!c->flag_origins) {
+        c->cfg->n_cors_origins = 0;
+        c->flag_origins = 1;
+    }
+    return add_origin(c, wn, v, strlen(v));
+}
+
+static int apply(ctx_t *c, const opt_t *o, const char *v, int from_env) {
+    char wn[64], sv[SHOW_CAP];
+    where_name(o, from_env, wn, sizeof wn);
+    c->from_env[o - opts] = (signed char)(from_env != 0);
+    ts_dmn_config_t *cfg = c->cfg;
+    switch (o->kind) {
+    case K_U32:
+    case K_SIZE:
+        return set_number(c, o, wn, v);
+    case K_BOOL: {
+        int b;
+        if (parse_bool(v, &b) != 0)
+            return fail(c, "%s=\"%s\" is not a boolean (expected 1, 0, true, false, yes or no)",
+                        wn, show(v, sv, sizeof sv));
+        memcpy((char *)cfg + o->off, &b, sizeof b);
+        return 0;
+    }
+    case K_PATH: {
+        size_t len = strlen(v);
+        if (len >= o->size)
+            return fail(c, "%s=\"%s\" is too long (expected at most %zu bytes)", wn,
+                        show(v, sv, sizeof sv), o->size - 1);
+        memcpy((char *)cfg + o->off, v, len + 1);
+        return 0;
+    }
+    case K_LISTEN:
+        return set_listen(c, wn, v);
+    case K_ORIGIN:
+        return set_origins(c, wn, v, from_env);
+    case K_PARSER:
+        if (strcmp(v, "json") == 0)
+            cfg->parser_msgpack = 0;
+        else if (strcmp(v, "msgpack") == 0)
+            cfg->parser_msgpack = 1;
+        else
+            return fail(c, "%s=\"%s\" is not a parser (expected json or msgpack)", wn,
+                        show(v, sv, sizeof sv));
+        return 0;
+    case K_LOGLEVEL:
+        if (ts_log_level_parse(v, &cfg->log_level) != 0)
+            return fail(c,
+                        "%s=\"%s\" is not a log level (expected debug, info, warn, error or "
+                        "off)",
+                        wn, show(v, sv, sizeof sv));
+        return 0;
+    }
+    return 0;
+}
+
+/* ---- sources ------------------------------------------------------------ */
+
+static const opt_t *find_flag(const char *name, size_t len) {
+    for (size_t i = 0; i < N_OPTS; i++)
+        if (strlen(opts[i].flag) == len && memcmp(opts[i].flag, name, len) == 0) return &opts[i];
+    return NULL;
+}
+
+/* Unknown TABSYNC_* variables are ignored: other components (and later
+ * versions) own names in the same prefix. */
+static int apply_env(ctx_t *c, char **envp) {
+    if (!envp) return 0;
+    for (char **e = envp; *e; e++) {
+        if (strncmp(*e, "TABSYNC_", 8) != 0) continue;
+        const char *eq = strchr(*e, '=');
+        if (!eq) continue;
+        size_t nlen = (size_t)(eq - *e);
+        for (size_t i = 0; i < N_OPTS; i++) {
+            if (strlen(opts[i].env) != nlen || memcmp(opts[i].env, *e, nlen) != 0) continue;
+            /* An empty variable means "not set", as shells and compose files
+             * often export empty values. */
+            if (eq[1] == '\0') break;
+            int rc = apply(c, &opts[i], eq + 1, 1);
+            if (rc) return rc;
+            break;
+        }
+    }
+    return 0;
+}
+
+static int apply_argv(ctx_t *c, int argc, char **argv) {
+    char sv[SHOW_CAP];
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strncmp(a, "--", 2) != 0 || a[2] == '\0') {
+            if (a[0] == '-' && a[1] != '\0' && strcmp(a, "--") != 0)
+                return fail(c, "unknown flag %s (see tabsyncd --help)", show(a, sv, sizeof sv));
+            return fail(c,
+                        "unexpected argument \"%s\" (every setting is a --flag; see tabsyncd "
+                        "--help)",
+                        show(a, sv, sizeof sv));
+        }
+        const char *name = a + 2;
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        const opt_t *o = find_flag(name, nlen);
+        if (!o) {
+            char fl[SHOW_CAP];
+            snprintf(fl, sizeof fl, "%.*s", (int)TS_MIN(nlen + 2, sizeof fl - 1), a);
+            return fail(c, "unknown flag %s (see tabsyncd --help)", show(fl, sv, sizeof sv));
+        }
+        const char *v;
+        if (eq) {
+            v = eq + 1;
+        } else if (o->kind == K_BOOL) {
+            v = "1";
+        } else if (i + 1 < argc && strncmp(argv[i + 1], "--", 2) != 0) {
+            v = argv[++i];
+        } else {
+            return fail(c, "--%s needs a value (expected --%s %s)", o->flag, o->flag, o->meta);
+        }
+        int rc = apply(c, o, v, 0);
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* The name of whoever set `flag` last ("--web" or "TABSYNC_WEB"), for
+ * messages about checks that run after all sources were applied. */
+static const char *setter(const ctx_t *c, const char *flag, char *buf, size_t cap) {
+    const opt_t *o = find_flag(flag, strlen(flag));
+    ts_assert(o != NULL);
+    where_name(o, c->from_env[o - opts] == 1, buf, cap);
+    return buf;
+}
+
+/* Checks across fields and against the file system, after all sources. */
+static int finish(ctx_t *c) {
+    ts_dmn_config_t *cfg = c->cfg;
+    char sv[SHOW_CAP], wn[64], wn2[64];
+    struct stat st;
+    if (cfg->web_root[0] && (stat(cfg->web_root, &st) != 0 || !S_ISDIR(st.st_mode)))
+        return fail(c, "%s=\"%s\" is not a directory (expected the folder of the web pages)",
+                    setter(c, "web", wn, sizeof wn), show(cfg->web_root, sv, sizeof sv));
+    if (cfg->node_modules[0] && (stat(cfg->node_modules, &st) != 0 || !S_ISDIR(st.st_mode)))
+        return fail(c, "%s=\"%s\" is not a directory (expected the folder where npm installed "
+                       "socket.io-client)",
+                    setter(c, "node-modules", wn, sizeof wn),
+                    show(cfg->node_modules, sv, sizeof sv));
+    if (cfg->web_root[0] && !cfg->node_modules[0]) {
+        /* Not checked: without it only /vendor/ answers 404. */
+        int n = snprintf(cfg->node_modules, sizeof cfg->node_modules, "%s/../node_modules",
+                         cfg->web_root);
+        if (n < 0 || (size_t)n >= sizeof cfg->node_modules)
+            return fail(c, "%s=\"%s\" is too long to derive the node_modules path from it "
+                           "(set --node-modules)",
+                        setter(c, "web", wn, sizeof wn), show(cfg->web_root, sv, sizeof sv));
+    }
+    if (!cfg->tls_cert[0] != !cfg->tls_key[0])
+        return fail(c, "%s is set but %s is not (TLS needs both a certificate and a key)",
+                    setter(c, cfg->tls_cert[0] ? "tls-cert" : "tls-key", wn, sizeof wn),
+                    setter(c, cfg->tls_cert[0] ? "tls-key" : "tls-cert", wn2, sizeof wn2));
+    const char *files[] = {cfg->tls_cert, cfg->tls_key};
+    const char *names[] = {"tls-cert", "tls-key"};
+    for (size_t i = 0; i < 2; i++)
+        if (files[i][0] && access(files[i], R_OK) != 0)
+            return fail(c, "%s=\"%s\" cannot be read (expected a readable PEM file)",
+                        setter(c, names[i], wn, sizeof wn), show(files[i], sv, sizeof sv));
+    if (cfg->conformance) {
+        cfg->ping_interval_ms = CONF_PING_INTERVAL;
+        cfg->ping_timeout_ms = CONF_PING_TIMEOUT;
+        cfg->max_payload = CONF_MAX_PAYLOAD;
+        cfg->recovery_ms = 0;
+    }
+    return 0;
+}
+
+int ts_dmn_config_parse(ts_dmn_config_t *cfg, int argc, char **argv, char **envp, char *err,
+                        size_t errlen) {
+    if (err && errlen) err[0] = '\0';
+    /* --help and --version win over any bad setting: a person asking for
+     * help must get it even with a broken environment. */
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            fputs(ts_dmn_config_usage(), stdout);
+            fflush(stdout);
+            return 1;
+        }
+        if (strcmp(argv[i], "--version") == 0) {
+            puts("tabsyncd " TS_DMN_VERSION);
+            fflush(stdout);
+            return 1;
+        }
+    }
+    ctx_t c = {.cfg = cfg, .err = err, .errlen = errlen};
+    memset(c.from_env, -1, sizeof c.from_env);
+    int rc = apply_env(&c, envp);
+    if (!rc) rc = apply_argv(&c, argc, argv);
+    if (!rc) rc = finish(&c);
+    return rc;
+}
+
+/* ---- --help ------------------------------------------------------------- */
+
+static void default_text(const opt_t *o, const ts_dmn_config_t *d, char *buf, size_t cap) {
+    const char *field = (const char *)d + o->off;
+    switch (o->kind) {
+    case K_U32: {
+        uint32_t u;
+        memcpy(&u, field, sizeof u);
+        snprintf(buf, cap, "%u", u);
+        break;
+    }
+    case K_SIZE: {
+        size_t z;
+        memcpy(&z, field, sizeof z);
+        snprintf(buf, cap, "%zu", z);
+        break;
+    }
+    case K_BOOL:
+        snprintf(buf, cap, "off");
+        break;
+    case K_PATH:
+        snprintf(buf, cap, "%s", field[0] ? field : "none");
+        break;
+    case K_LISTEN:
+        snprintf(buf, cap, "%s:%u", d->listen_host, d->listen_port);
+        break;
+    case K_ORIGIN:
+        snprintf(buf, cap, "none");
+        break;
+    case K_PARSER:
+        snprintf(buf, cap, "%s", d->parser_msgpack ? "msgpack" : "json");
+        break;
+    case K_LOGLEVEL:
+        snprintf(buf, cap, "info");
+        break;
+    }
+}
+
+/* "16 MiB" for exact multiples of KiB/MiB/GiB, else "". */
+static void human_size(unsigned long long n, char *buf, size_t cap) {
+    if (n >= GIB && n % GIB == 0)
+        snprintf(buf, cap, "%llu GiB", n / GIB);
+    else if (n >= MIB && n % MIB == 0)
+        snprintf(buf, cap, "%llu MiB", n / MIB);
+    else if (n >= KIB && n % KIB == 0)
+        snprintf(buf, cap, "%llu KiB", n / KIB);
+    else
+        buf[0] = '\0';
+}
+
+static void usage_append(char *buf, size_t cap, size_t *o, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void usage_append(char *buf, size_t cap, size_t *o, const char *fmt, ...) {
+    if (*o >= cap) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf + *o, cap - *o, fmt, ap);
+    va_end(ap);
+    if (n > 0) *o = TS_MIN(cap, *o + (size_t)n);
+}
+
+const char *ts_dmn_config_usage(void) {
+    static char text[12288];
+    if (text[0]) return text;
+    size_t o = 0, cap = sizeof text;
+    ts_dmn_config_t d;
+    ts_dmn_config_defaults(&d);
+    usage_append(
+        text, cap, &o,
+        "Usage: tabsyncd [--flag VALUE | --flag=VALUE]...\n"
+        "\n"
+        "tabsyncd is a Socket.IO v5 / Engine.IO v4 server for keeping browser tabs and\n"
+        "devices in sync. Each setting has a flag and a TABSYNC_* environment variable;\n"
+        "defaults are overridden by the environment, which flags override.\n"
+        "Durations are integer milliseconds, sizes integer bytes. Switches are bare\n"
+        "flags (--conformance) or --flag=true|false; in the environment they take\n"
+        "1/0, true/false or yes/no. An empty variable counts as unset.\n");
+    const char *group = NULL;
+    for (size_t i = 0; i < N_OPTS; i++) {
+        const opt_t *op = &opts[i];
+        if (!group || strcmp(group, op->group) != 0) {
+            group = op->group;
+            usage_append(text, cap, &o, "\n%s:\n", group);
+        }
+        char head[96], def[64], range[96] = "";
+        snprintf(head, sizeof head, "--%s%s%s", op->flag, op->meta ? " " : "",
+                 op->meta ? op->meta : "");
+        default_text(op, &d, def, sizeof def);
+        if (op->kind == K_SIZE && strcmp(op->unit, "bytes") == 0) {
+            char lo[40], hi[40];
+            human_size(op->lo, lo, sizeof lo);
+            human_size(op->hi, hi, sizeof hi);
+            snprintf(range, sizeof range, ", range %llu..%llu (%s..%s)", op->lo, op->hi, lo, hi);
+            char human[40];
+            human_size(strtoull(def, NULL, 10), human, sizeof human);
+            if (human[0]) snprintf(def + strlen(def), sizeof def - strlen(def), " (%s)", human);
+        } else if (op->kind == K_U32 || op->kind == K_SIZE) {
+            snprintf(range, sizeof range, ", range %llu..%llu", op->lo, op->hi);
+        }
+        usage_append(text, cap, &o, "  %-38s %s\n", head, op->env);
+        for (const char *line = op->help; *line;) {
+            const char *nl = strchr(line, '\n');
+            int len = (int)(nl ? (size_t)(nl - line) : strlen(line));
+            usage_append(text, cap, &o, "      %.*s\n", len, line);
+            line += len + (nl ? 1 : 0);
+        }
+        usage_append(text, cap, &o, "      default %s%s\n", def, range);
+    }
+    usage_append(text, cap, &o,
+                 "\nOther:\n"
+                 "  --help, -h                         print this text and exit\n"
+                 "  --version                          print \"tabsyncd " TS_DMN_VERSION
+                 "\" and exit\n"
+                 "\nExit status: 0 after --help/--version, 2 on a bad setting (the message\n"
+                 "says which one), 1 when the server fails at run time.\n"
+                 "Example: tabsyncd --listen :3000 --web web --cors-origin "
+                 "https://app.example.com\n");
+    return text;
+}

@@ -1,0 +1,671 @@
+/* test_config.c - tabsyncd configuration: defaults, every flag in both
+ * syntaxes, every TABSYNC_* variable, precedence, --conformance, --listen
+ * forms, every error message, --help/--version output. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/ts_dmn_config.h"
+
+#define MAXARGS 12
+
+/* Parses argv (NULL-terminated, without argv[0]) and envp (NULL-terminated)
+ * on top of the defaults. */
+static int run(ts_dmn_config_t *cfg, const char *const *args, const char *const *env, char *err,
+               size_t errlen) {
+    char *argv[MAXARGS + 2] = {"tabsyncd"};
+    int argc = 1;
+    for (; args && args[argc - 1]; argc++) {
+        assert_true(argc <= MAXARGS);
+        argv[argc] = (char *)args[argc - 1];
+    }
+    char *envp[MAXARGS + 1] = {0};
+    for (int i = 0; env && env[i]; i++) envp[i] = (char *)env[i];
+    ts_dmn_config_defaults(cfg);
+    return ts_dmn_config_parse(cfg, argc, argv, envp, err, errlen);
+}
+
+#define ARGS(...) ((const char *const[]){__VA_ARGS__, NULL})
+#define NOARGS ((const char *const *)NULL)
+
+static void test_defaults(void **state) {
+    (void)state;
+    ts_dmn_config_t c;
+    char err[256] = "x";
+    assert_int_equal(run(&c, NOARGS, NOARGS, err, sizeof err), 0);
+    assert_string_equal(err, "");
+    assert_string_equal(c.listen_host, "127.0.0.1");
+    assert_int_equal(c.listen_port, 3000);
+    assert_int_equal(c.ping_interval_ms, 25000);
+    assert_int_equal(c.ping_timeout_ms, 20000);
+    assert_int_equal(c.upgrade_timeout_ms, 10000);
+    assert_int_equal(c.connect_timeout_ms, 45000);
+    assert_int_equal(c.max_payload, 1000000);
+    assert_int_equal(c.n_cors_origins, 0);
+    assert_int_equal(c.cors_credentials, 0);
+    assert_int_equal(c.parser_msgpack, 0);
+    assert_int_equal(c.recovery_ms, 120000);
+    assert_int_equal(c.log_level, TS_LOG_INFO);
+    assert_string_equal(c.web_root, "");
+    assert_string_equal(c.node_modules, "");
+    assert_int_equal(c.conformance, 0);
+    assert_int_equal(c.test_app, 0);
+    assert_int_equal(c.http_max_header_bytes, 16384);
+    assert_int_equal(c.http_max_headers, 64);
+    assert_int_equal(c.http_request_timeout_ms, 10000);
+    assert_int_equal(c.http_idle_timeout_ms, 5000);
+    assert_int_equal(c.ws_max_send_queue, 16 * 1024 * 1024);
+    assert_int_equal(c.shutdown_timeout_ms, 10000);
+    assert_string_equal(c.tls_cert, "");
+    assert_string_equal(c.tls_key, "");
+}
+
+/* ---- numeric options: one row each, every form generated from it ---- */
+
+static const struct num_case {
+    const char *flag, *env;
+    size_t off;
+    int is_size;
+    unsigned long long lo, hi, dflt;
+    const char *unit;
+} nums[] = {
+    {"ping-interval", "TABSYNC_PING_INTERVAL", offsetof(ts_dmn_config_t, ping_interval_ms), 0, 1,
+     3600000, 25000, "milliseconds"},
+    {"ping-timeout", "TABSYNC_PING_TIMEOUT", offsetof(ts_dmn_config_t, ping_timeout_ms), 0, 1,
+     3600000, 20000, "milliseconds"},
+    {"upgrade-timeout", "TABSYNC_UPGRADE_TIMEOUT", offsetof(ts_dmn_config_t, upgrade_timeout_ms),
+     0, 1, 3600000, 10000, "milliseconds"},
+    {"connect-timeout", "TABSYNC_CONNECT_TIMEOUT", offsetof(ts_dmn_config_t, connect_timeout_ms),
+     0, 1, 3600000, 45000, "milliseconds"},
+    {"max-payload", "TABSYNC_MAX_PAYLOAD", offsetof(ts_dmn_config_t, max_payload), 1, 1024,
+     1073741824ull, 1000000, "bytes"},
+    {"recovery-window", "TABSYNC_RECOVERY_WINDOW", offsetof(ts_dmn_config_t, recovery_ms), 0, 0,
+     86400000, 120000, "milliseconds"},
+    {"http-max-header-bytes", "TABSYNC_HTTP_MAX_HEADER_BYTES",
+     offsetof(ts_dmn_config_t, http_max_header_bytes), 1, 1024, 1048576, 16384, "bytes"},
+    {"http-max-headers", "TABSYNC_HTTP_MAX_HEADERS", offsetof(ts_dmn_config_t, http_max_headers),
+     1, 1, 128, 64, "headers"},
+    {"http-request-timeout", "TABSYNC_HTTP_REQUEST_TIMEOUT",
+     offsetof(ts_dmn_config_t, http_request_timeout_ms), 0, 1, 3600000, 10000, "milliseconds"},
+    {"http-idle-timeout", "TABSYNC_HTTP_IDLE_TIMEOUT",
+     offsetof(ts_dmn_config_t, http_idle_timeout_ms), 0, 1, 3600000, 5000, "milliseconds"},
+    {"max-send-queue", "TABSYNC_MAX_SEND_QUEUE", offsetof(ts_dmn_config_t, ws_max_send_queue), 1,
+     65536, 1073741824ull, 16777216, "bytes"},
+    {"shutdown-timeout", "TABSYNC_SHUTDOWN_TIMEOUT",
+     offsetof(ts_dmn_config_t, shutdown_timeout_ms), 0, 0, 3600000, 10000, "milliseconds"},
+};
+
+static unsigned long long get_num(const ts_dmn_config_t *c, const struct num_case *n) {
+    const char *f = (const char *)c + n->off;
+    if (n->is_size) {
+        size_t z;
+        memcpy(&z, f, sizeof z);
+        return z;
+    }
+    uint32_t u;
+    memcpy(&u, f, sizeof u);
+    return u;
+}
+
+static void test_numbers_accepted(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        const struct num_case *n = &nums[i];
+        ts_dmn_config_t c;
+        char err[256], flag[64], eqform[96], envv[96], v[32], v2[32];
+        snprintf(flag, sizeof flag, "--%s", n->flag);
+        /* Values inside the range, different from the default. */
+        unsigned long long a = n->lo == n->dflt ? n->lo + 1 : n->lo;
+        unsigned long long b = n->hi;
+        snprintf(v, sizeof v, "%llu", a);
+        snprintf(v2, sizeof v2, "%llu", b);
+        snprintf(eqform, sizeof eqform, "--%s=%llu", n->flag, b);
+        snprintf(envv, sizeof envv, "%s=%llu", n->env, a);
+
+        assert_int_equal(run(&c, NOARGS, NOARGS, err, sizeof err), 0);
+        assert_int_equal(get_num(&c, n), n->dflt);
+
+        assert_int_equal(run(&c, ARGS(flag, v), NOARGS, err, sizeof err), 0);
+        assert_int_equal(get_num(&c, n), a);
+
+        assert_int_equal(run(&c, ARGS(eqform), NOARGS, err, sizeof err), 0);
+        assert_int_equal(get_num(&c, n), b);
+
+        assert_int_equal(run(&c, NOARGS, ARGS(envv), err, sizeof err), 0);
+        assert_int_equal(get_num(&c, n), a);
+
+        /* The flag wins over the environment. */
+        assert_int_equal(run(&c, ARGS(eqform), ARGS(envv), err, sizeof err), 0);
+        assert_int_equal(get_num(&c, n), b);
+        /* The later flag wins over an earlier one. */
+        assert_int_equal(run(&c, ARGS(eqform, flag, v), NOARGS, err, sizeof err), 0);
+        assert_int_equal(get_num(&c, n), a);
+    }
+}
+
+static void test_numbers_rejected(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        const struct num_case *n = &nums[i];
+        ts_dmn_config_t c;
+        char err[256], want[256], arg[96], envv[96];
+
+        /* Not a number, from the environment and from a flag. */
+        snprintf(envv, sizeof envv, "%s=12x", n->env);
+        assert_int_equal(run(&c, NOARGS, ARGS(envv), err, sizeof err), 2);
+        snprintf(want, sizeof want,
+                 "config: %s=\"12x\" is not a number of %s (expected an integer %llu..%llu)",
+                 n->env, n->unit, n->lo, n->hi);
+        assert_string_equal(err, want);
+
+        snprintf(arg, sizeof arg, "--%s=-5", n->flag);
+        assert_int_equal(run(&c, ARGS(arg), NOARGS, err, sizeof err), 2);
+        snprintf(want, sizeof want,
+                 "config: --%s=\"-5\" is not a number of %s (expected an integer %llu..%llu)",
+                 n->flag, n->unit, n->lo, n->hi);
+        assert_string_equal(err, want);
+
+        /* One above the range. */
+        snprintf(arg, sizeof arg, "--%s=%llu", n->flag, n->hi + 1);
+        assert_int_equal(run(&c, ARGS(arg), NOARGS, err, sizeof err), 2);
+        snprintf(want, sizeof want,
+                 "config: --%s=\"%llu\" is too large (expected an integer %llu..%llu %s)",
+                 n->flag, n->hi + 1, n->lo, n->hi, n->unit);
+        assert_string_equal(err, want);
+
+        /* One below, where there is room below. */
+        if (n->lo > 0) {
+            snprintf(envv, sizeof envv, "%s=%llu", n->env, n->lo - 1);
+            assert_int_equal(run(&c, NOARGS, ARGS(envv), err, sizeof err), 2);
+            snprintf(want, sizeof want,
+                     "config: %s=\"%llu\" is too small (expected an integer %llu..%llu %s)",
+                     n->env, n->lo - 1, n->lo, n->hi, n->unit);
+            assert_string_equal(err, want);
+        }
+
+        /* Missing value at the end, or followed by another flag. */
+        snprintf(arg, sizeof arg, "--%s", n->flag);
+        assert_int_equal(run(&c, ARGS(arg), NOARGS, err, sizeof err), 2);
+        assert_non_null(strstr(err, "needs a value"));
+        assert_int_equal(run(&c, ARGS(arg, "--test-app"), NOARGS, err, sizeof err), 2);
+        assert_non_null(strstr(err, "needs a value"));
+
+        /* Huge numbers do not wrap around. */
+        snprintf(arg, sizeof arg, "--%s=99999999999999999999999999", n->flag);
+        assert_int_equal(run(&c, ARGS(arg), NOARGS, err, sizeof err), 2);
+        assert_non_null(strstr(err, "is too large"));
+    }
+}
+
+/* ---- everything that is not a number ---- */
+
+typedef enum field { F_NONE, F_HOST_PORT, F_BOOL, F_STR, F_ORIGINS, F_PARSER, F_LOG } field_t;
+
+static const struct ok_case {
+    const char *name;
+    const char *args[MAXARGS];
+    const char *env[4];
+    field_t field;
+    size_t off;         /* F_BOOL, F_STR */
+    const char *want_s; /* host, string, or origins joined by ' ' */
+    long want_n;        /* port, bool, parser_msgpack, log level */
+} oks[] = {
+    {"listen ipv4", {"--listen", "127.0.0.1:3000"}, {0}, F_HOST_PORT, 0, "127.0.0.1", 3000},
+    {"listen any ipv4", {"--listen=0.0.0.0:8080"}, {0}, F_HOST_PORT, 0, "0.0.0.0", 8080},
+    {"listen ipv6", {"--listen", "[::1]:3000"}, {0}, F_HOST_PORT, 0, "::1", 3000},
+    {"listen ipv6 any", {"--listen=[::]:443"}, {0}, F_HOST_PORT, 0, "::", 443},
+    {"listen port only", {"--listen", ":3001"}, {0}, F_HOST_PORT, 0, "127.0.0.1", 3001},
+    {"listen port 0", {"--listen", "127.0.0.1:0"}, {0}, F_HOST_PORT, 0, "127.0.0.1", 0},
+    {"listen port max", {"--listen", ":65535"}, {0}, F_HOST_PORT, 0, "127.0.0.1", 65535},
+    {"listen localhost", {"--listen", "localhost:4000"}, {0}, F_HOST_PORT, 0, "127.0.0.1", 4000},
+    {"listen env", {0}, {"TABSYNC_LISTEN=[::1]:9"}, F_HOST_PORT, 0, "::1", 9},
+    {"listen flag over env",
+     {"--listen", ":7"},
+     {"TABSYNC_LISTEN=10.0.0.1:9"},
+     F_HOST_PORT,
+     0,
+     "127.0.0.1",
+     7},
+
+    {"conformance bare", {"--conformance"}, {0}, F_BOOL, offsetof(ts_dmn_config_t, conformance),
+     NULL, 1},
+    {"conformance =true", {"--conformance=true"}, {0}, F_BOOL,
+     offsetof(ts_dmn_config_t, conformance), NULL, 1},
+    {"conformance env yes", {0}, {"TABSYNC_CONFORMANCE=yes"}, F_BOOL,
+     offsetof(ts_dmn_config_t, conformance), NULL, 1},
+    {"conformance env off by flag",
+     {"--conformance=no"},
+     {"TABSYNC_CONFORMANCE=1"},
+     F_BOOL,
+     offsetof(ts_dmn_config_t, conformance),
+     NULL,
+     0},
+    {"test-app bare", {"--test-app"}, {0}, F_BOOL, offsetof(ts_dmn_config_t, test_app), NULL, 1},
+    {"test-app env TRUE", {0}, {"TABSYNC_TEST_APP=TRUE"}, F_BOOL,
+     offsetof(ts_dmn_config_t, test_app), NULL, 1},
+    {"test-app env 0", {0}, {"TABSYNC_TEST_APP=0"}, F_BOOL, offsetof(ts_dmn_config_t, test_app),
+     NULL, 0},
+    {"cors-credentials bare", {"--cors-credentials"}, {0}, F_BOOL,
+     offsetof(ts_dmn_config_t, cors_credentials), NULL, 1},
+    {"cors-credentials env false", {0}, {"TABSYNC_CORS_CREDENTIALS=false"}, F_BOOL,
+     offsetof(ts_dmn_config_t, cors_credentials), NULL, 0},
+    {"cors-credentials flag =0 over env",
+     {"--cors-credentials=0"},
+     {"TABSYNC_CORS_CREDENTIALS=1"},
+     F_BOOL,
+     offsetof(ts_dmn_config_t, cors_credentials),
+     NULL,
+     0},
+
+    {"cors one", {"--cors-origin", "https://a.example"}, {0}, F_ORIGINS, 0, "https://a.example",
+     0},
+    {"cors star", {"--cors-origin=*"}, {0}, F_ORIGINS, 0, "*", 0},
+    {"cors repeated",
+     {"--cors-origin", "https://a.example", "--cors-origin=http://localhost:5173"},
+     {0},
+     F_ORIGINS,
+     0,
+     "https://a.example http://localhost:5173",
+     0},
+    {"cors env list",
+     {0},
+     {"TABSYNC_CORS_ORIGINS=https://a.example, https://b.example:8443,"},
+     F_ORIGINS,
+     0,
+     "https://a.example https://b.example:8443",
+     0},
+    {"cors flag replaces env",
+     {"--cors-origin", "https://c.example"},
+     {"TABSYNC_CORS_ORIGINS=https://a.example,https://b.example"},
+     F_ORIGINS,
+     0,
+     "https://c.example",
+     0},
+    {"cors env later wins", {0}, {"TABSYNC_CORS_ORIGINS=*", "TABSYNC_CORS_ORIGINS=https://x.y"},
+     F_ORIGINS, 0, "https://x.y", 0},
+
+    {"parser msgpack", {"--parser", "msgpack"}, {0}, F_PARSER, 0, NULL, 1},
+    {"parser json", {"--parser=json"}, {"TABSYNC_PARSER=msgpack"}, F_PARSER, 0, NULL, 0},
+    {"parser env", {0}, {"TABSYNC_PARSER=msgpack"}, F_PARSER, 0, NULL, 1},
+    {"log-level debug", {"--log-level", "debug"}, {0}, F_LOG, 0, NULL, TS_LOG_DEBUG},
+    {"log-level env off", {0}, {"TABSYNC_LOG_LEVEL=off"}, F_LOG, 0, NULL, TS_LOG_OFF},
+    {"log-level flag over env", {"--log-level=error"}, {"TABSYNC_LOG_LEVEL=warn"}, F_LOG, 0, NULL,
+     TS_LOG_ERROR},
+
+    {"web + node-modules", {"--web", ".", "--node-modules=/"}, {0}, F_STR,
+     offsetof(ts_dmn_config_t, node_modules), "/", 0},
+    {"web env", {0}, {"TABSYNC_WEB=/"}, F_STR, offsetof(ts_dmn_config_t, web_root), "/", 0},
+    {"node-modules default from web", {"--web=."}, {0}, F_STR,
+     offsetof(ts_dmn_config_t, node_modules), "./../node_modules", 0},
+    {"node-modules env", {"--web=."}, {"TABSYNC_NODE_MODULES=/tmp"}, F_STR,
+     offsetof(ts_dmn_config_t, node_modules), "/tmp", 0},
+    {"empty env is unset", {0}, {"TABSYNC_WEB=", "TABSYNC_PING_INTERVAL="}, F_STR,
+     offsetof(ts_dmn_config_t, web_root), "", 0},
+    {"unknown TABSYNC_ variable ignored", {0}, {"TABSYNC_REDIS_URL=x", "TABSYNCX=1", "PATH=/bin"},
+     F_NONE, 0, NULL, 0},
+};
+
+static void test_ok_table(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof oks / sizeof oks[0]; i++) {
+        const struct ok_case *k = &oks[i];
+        ts_dmn_config_t c;
+        char err[256] = "";
+        int rc = run(&c, k->args[0] ? k->args : NOARGS, k->env[0] ? k->env : NOARGS, err,
+                     sizeof err);
+        if (rc != 0) fail_msg("%s: rc %d, err %s", k->name, rc, err);
+        const char *f = (const char *)&c + k->off;
+        int b;
+        char joined[1024] = "";
+        switch (k->field) {
+        case F_NONE:
+            break;
+        case F_HOST_PORT:
+            assert_string_equal(c.listen_host, k->want_s);
+            assert_int_equal(c.listen_port, k->want_n);
+            break;
+        case F_BOOL:
+            memcpy(&b, f, sizeof b);
+            if (b != k->want_n) fail_msg("%s: got %d", k->name, b);
+            break;
+        case F_STR:
+            assert_string_equal(f, k->want_s);
+            break;
+        case F_ORIGINS:
+            for (size_t j = 0; j < c.n_cors_origins; j++) {
+                if (j) strcat(joined, " ");
+                strcat(joined, c.cors_origins[j]);
+            }
+            assert_string_equal(joined, k->want_s);
+            break;
+        case F_PARSER:
+            assert_int_equal(c.parser_msgpack, k->want_n);
+            break;
+        case F_LOG:
+            assert_int_equal(c.log_level, k->want_n);
+            break;
+        }
+    }
+}
+
+static const struct err_case {
+    const char *name;
+    const char *args[MAXARGS];
+    const char *env[4];
+    const char *want; /* "config: ...)": the exact message; "config: ...": its
+                         beginning; anything else: a fragment found in it */
+} errs[] = {
+    {"ping interval with unit", {0}, {"TABSYNC_PING_INTERVAL=25s"},
+     "config: TABSYNC_PING_INTERVAL=\"25s\" is not a number of milliseconds (expected an integer "
+     "1..3600000)"},
+    {"camelCase flag", {"--pingInterval", "300"}, {0},
+     "config: unknown flag --pingInterval (see tabsyncd --help)"},
+    {"unknown flag with value", {"--nope=3"}, {0},
+     "config: unknown flag --nope (see tabsyncd --help)"},
+    {"single dash", {"-p"}, {0}, "config: unknown flag -p (see tabsyncd --help)"},
+    {"positional", {"web"}, {0},
+     "config: unexpected argument \"web\" (every setting is a --flag; see tabsyncd --help)"},
+    {"bare --", {"--"}, {0}, "unexpected argument \"--\""},
+    {"bool env", {0}, {"TABSYNC_CONFORMANCE=maybe"},
+     "config: TABSYNC_CONFORMANCE=\"maybe\" is not a boolean (expected 1, 0, true, false, yes or "
+     "no)"},
+    {"bool flag value", {"--test-app=2"}, {0}, "config: --test-app=\"2\" is not a boolean"},
+    {"parser", {"--parser", "xml"}, {0},
+     "config: --parser=\"xml\" is not a parser (expected json or msgpack)"},
+    {"parser env", {0}, {"TABSYNC_PARSER=JSON"}, "TABSYNC_PARSER=\"JSON\" is not a parser"},
+    {"log level", {"--log-level=verbose"}, {0},
+     "config: --log-level=\"verbose\" is not a log level (expected debug, info, warn, error or "
+     "off)"},
+    {"listen no port", {"--listen", "0.0.0.0"}, {0},
+     "config: --listen=\"0.0.0.0\" is not HOST:PORT (expected e.g. 127.0.0.1:3000, [::1]:3000 or "
+     ":3000)"},
+    {"listen bad port", {"--listen", ":70000"}, {0},
+     "config: --listen=\":70000\" has an invalid port (expected 0..65535; 0 picks a free port)"},
+    {"listen empty port", {"--listen", "1.2.3.4:"}, {0}, "has an invalid port"},
+    {"listen port sign", {"--listen", ":+80"}, {0}, "has an invalid port"},
+    {"listen bad host", {"--listen=example.com:80"}, {0},
+     "config: --listen=\"example.com:80\" has an invalid host (expected an IPv4 address, an IPv6 "
+     "address in brackets, localhost, or nothing for 127.0.0.1)"},
+    {"listen bad ipv4", {"--listen=1.2.3.256:80"}, {0}, "has an invalid host"},
+    {"listen ipv6 unbracketed", {"--listen", "::1:3000"}, {0},
+     "config: --listen=\"::1:3000\" has an IPv6 host without brackets (expected e.g. "
+     "[::1]:3000)"},
+    {"listen bracket not v6", {"--listen", "[1.2.3.4]:80"}, {0}, "has an invalid host"},
+    {"listen empty brackets", {"--listen", "[]:80"}, {0}, "has an invalid host"},
+    {"listen unclosed bracket", {"--listen", "[::1:80"}, {0}, "is not HOST:PORT"},
+    {"listen env", {0}, {"TABSYNC_LISTEN=nope"}, "config: TABSYNC_LISTEN=\"nope\" is not HOST:PORT"},
+    {"cors trailing slash", {"--cors-origin", "https://a.example/"}, {0},
+     "config: --cors-origin: \"https://a.example/\" is not an origin (expected * or "
+     "scheme://host[:port] without a path, e.g. https://app.example.com)"},
+    {"cors no scheme", {0}, {"TABSYNC_CORS_ORIGINS=a.example"},
+     "config: TABSYNC_CORS_ORIGINS: \"a.example\" is not an origin"},
+    {"cors too many (env)",
+     {0},
+     {"TABSYNC_CORS_ORIGINS=http://a1,http://a2,http://a3,http://a4,http://a5,http://a6,http://"
+      "a7,http://a8,http://a9,http://a10,http://a11,http://a12,http://a13,http://a14,http://"
+      "a15,http://a16,http://a17"},
+     "config: TABSYNC_CORS_ORIGINS: too many CORS origins (expected at most 16)"},
+    {"web missing", {"--web", "/nonexistent/tabsync-web"}, {0},
+     "config: --web=\"/nonexistent/tabsync-web\" is not a directory (expected the folder of the "
+     "web pages)"},
+    {"web env missing", {0}, {"TABSYNC_WEB=/nonexistent/w"},
+     "config: TABSYNC_WEB=\"/nonexistent/w\" is not a directory"},
+    {"web is a file", {"--web=/dev/null"}, {0}, "is not a directory"},
+    {"node-modules missing", {"--node-modules", "/nonexistent/nm"}, {0},
+     "config: --node-modules=\"/nonexistent/nm\" is not a directory"},
+    {"tls cert without key", {"--tls-cert", "/dev/null"}, {0},
+     "config: --tls-cert is set but --tls-key is not (TLS needs both a certificate and a key)"},
+    {"tls key env without cert", {0}, {"TABSYNC_TLS_KEY=/dev/null"},
+     "config: TABSYNC_TLS_KEY is set but --tls-cert is not"},
+    {"tls unreadable", {"--tls-cert=/nonexistent/c.pem", "--tls-key=/dev/null"}, {0},
+     "config: --tls-cert=\"/nonexistent/c.pem\" cannot be read (expected a readable PEM file)"},
+    {"value needed", {"--web"}, {0}, "config: --web needs a value (expected --web DIR)"},
+    {"control bytes escaped", {"--parser=a\x01\"b"}, {0},
+     "config: --parser=\"a\\x01\\\"b\" is not a parser"},
+    {"env error before flags", {"--parser=bad"}, {"TABSYNC_PING_TIMEOUT=x"},
+     "config: TABSYNC_PING_TIMEOUT=\"x\""},
+};
+
+static void test_err_table(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof errs / sizeof errs[0]; i++) {
+        const struct err_case *k = &errs[i];
+        ts_dmn_config_t c;
+        char err[512] = "";
+        int rc = run(&c, k->args[0] ? k->args : NOARGS, k->env[0] ? k->env : NOARGS, err,
+                     sizeof err);
+        if (rc != 2) fail_msg("%s: rc %d (want 2)", k->name, rc);
+        assert_null(strchr(err, '\n'));
+        size_t wl = strlen(k->want);
+        if (strncmp(k->want, "config: ", 8) == 0 && k->want[wl - 1] == ')') {
+            if (strcmp(err, k->want) != 0) fail_msg("%s:\n got %s\nwant %s", k->name, err, k->want);
+        } else if (strncmp(k->want, "config: ", 8) == 0) {
+            if (strncmp(err, k->want, wl) != 0)
+                fail_msg("%s:\n got %s\nwant prefix %s", k->name, err, k->want);
+        } else if (!strstr(err, k->want)) {
+            fail_msg("%s:\n got %s\nwant fragment %s", k->name, err, k->want);
+        }
+        assert_int_equal(strncmp(err, "config: ", 8), 0);
+    }
+}
+
+static void test_cors_flag_limit(void **state) {
+    (void)state;
+    const char *args[MAXARGS * 3] = {0};
+    char vals[17][32];
+    int n = 0;
+    for (int i = 0; i < 16; i++) {
+        snprintf(vals[i], sizeof vals[i], "--cors-origin=http://h%d", i);
+        args[n++] = vals[i];
+    }
+    char *argv[40] = {"tabsyncd"};
+    for (int i = 0; i < n; i++) argv[i + 1] = (char *)args[i];
+    ts_dmn_config_t c;
+    char err[256];
+    ts_dmn_config_defaults(&c);
+    assert_int_equal(ts_dmn_config_parse(&c, n + 1, argv, NULL, err, sizeof err), 0);
+    assert_int_equal(c.n_cors_origins, 16);
+    assert_string_equal(c.cors_origins[15], "http://h15");
+    snprintf(vals[16], sizeof vals[16], "--cors-origin=http://h16");
+    argv[n + 1] = vals[16];
+    ts_dmn_config_defaults(&c);
+    assert_int_equal(ts_dmn_config_parse(&c, n + 2, argv, NULL, err, sizeof err), 2);
+    assert_string_equal(err, "config: --cors-origin: too many CORS origins (expected at most 16)");
+
+    /* Too long for the 256-byte slot. */
+    char longv[400] = "--cors-origin=https://";
+    memset(longv + strlen(longv), 'a', 300);
+    longv[sizeof longv - 1] = '\0';
+    char *argv2[] = {"tabsyncd", longv};
+    ts_dmn_config_defaults(&c);
+    assert_int_equal(ts_dmn_config_parse(&c, 2, argv2, NULL, err, sizeof err), 2);
+    assert_non_null(strstr(err, "is too long (expected at most 255 bytes)"));
+    assert_non_null(strstr(err, "...")); /* the value is shortened in the message */
+}
+
+static void test_path_too_long(void **state) {
+    (void)state;
+    char longv[700] = "--web=/";
+    memset(longv + 7, 'd', 600);
+    longv[607] = '\0';
+    char *argv[] = {"tabsyncd", longv};
+    ts_dmn_config_t c;
+    char err[256];
+    ts_dmn_config_defaults(&c);
+    assert_int_equal(ts_dmn_config_parse(&c, 2, argv, NULL, err, sizeof err), 2);
+    assert_non_null(strstr(err, "config: --web=\"/ddd"));
+    assert_non_null(strstr(err, "is too long (expected at most 511 bytes)"));
+}
+
+static void test_conformance_overrides(void **state) {
+    (void)state;
+    ts_dmn_config_t c;
+    char err[256];
+    /* Whatever was asked elsewhere, the suites' values win. */
+    assert_int_equal(run(&c, ARGS("--ping-interval", "1000", "--conformance", "--max-payload=2048",
+                                  "--recovery-window=5000"),
+                         ARGS("TABSYNC_PING_TIMEOUT=9"), err, sizeof err),
+                     0);
+    assert_int_equal(c.conformance, 1);
+    assert_int_equal(c.ping_interval_ms, 300);
+    assert_int_equal(c.ping_timeout_ms, 200);
+    assert_int_equal(c.max_payload, 1000000);
+    assert_int_equal(c.recovery_ms, 0);
+    /* Unrelated settings are kept. */
+    assert_int_equal(run(&c, ARGS("--conformance", "--listen", ":0", "--parser", "msgpack"),
+                         NOARGS, err, sizeof err),
+                     0);
+    assert_int_equal(c.listen_port, 0);
+    assert_int_equal(c.parser_msgpack, 1);
+    assert_int_equal(c.connect_timeout_ms, 45000);
+}
+
+static void test_files(void **state) {
+    (void)state;
+    char dir[] = "/tmp/ts_cfg_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char web[128], cert[128], key[128];
+    snprintf(web, sizeof web, "%s/web", dir);
+    snprintf(cert, sizeof cert, "%s/c.pem", dir);
+    snprintf(key, sizeof key, "%s/k.pem", dir);
+    assert_int_equal(mkdir(web, 0755), 0);
+    FILE *f = fopen(cert, "w");
+    assert_non_null(f);
+    fclose(f);
+    f = fopen(key, "w");
+    assert_non_null(f);
+    fclose(f);
+
+    ts_dmn_config_t c;
+    char err[512], wantnm[160], certenv[160];
+    assert_int_equal(run(&c, ARGS("--web", web, "--tls-cert", cert, "--tls-key", key), NOARGS,
+                         err, sizeof err),
+                     0);
+    snprintf(wantnm, sizeof wantnm, "%s/../node_modules", web);
+    assert_string_equal(c.web_root, web);
+    assert_string_equal(c.node_modules, wantnm);
+    assert_string_equal(c.tls_cert, cert);
+    assert_string_equal(c.tls_key, key);
+
+    snprintf(certenv, sizeof certenv, "TABSYNC_TLS_CERT=%s", cert);
+    char keyenv[160];
+    snprintf(keyenv, sizeof keyenv, "TABSYNC_TLS_KEY=%s", key);
+    assert_int_equal(run(&c, NOARGS, ARGS(certenv, keyenv), err, sizeof err), 0);
+    assert_string_equal(c.tls_key, key);
+
+    /* An unreadable key (not when running as root: root reads anything). */
+    if (geteuid() != 0) {
+        assert_int_equal(chmod(key, 0), 0);
+        assert_int_equal(run(&c, NOARGS, ARGS(certenv, keyenv), err, sizeof err), 2);
+        assert_non_null(strstr(err, "TABSYNC_TLS_KEY=\""));
+        assert_non_null(strstr(err, "cannot be read"));
+    }
+    unlink(cert);
+    unlink(key);
+    rmdir(web);
+    rmdir(dir);
+}
+
+/* Runs the parser with stdout redirected to a file; returns what it printed. */
+static int capture(const char *const *args, char *out, size_t cap) {
+    char path[] = "/tmp/ts_cfg_out_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    fflush(stdout);
+    int saved = dup(STDOUT_FILENO);
+    dup2(fd, STDOUT_FILENO);
+    ts_dmn_config_t c;
+    char err[256] = "";
+    int rc = run(&c, args, ARGS("TABSYNC_PING_INTERVAL=broken"), err, sizeof err);
+    fflush(stdout);
+    dup2(saved, STDOUT_FILENO);
+    close(saved);
+    lseek(fd, 0, SEEK_SET);
+    ssize_t n = read(fd, out, cap - 1);
+    out[n > 0 ? n : 0] = '\0';
+    close(fd);
+    unlink(path);
+    assert_string_equal(err, "");
+    return rc;
+}
+
+static void test_help_and_version(void **state) {
+    (void)state;
+    static char out[16384];
+    /* --help wins even over a broken environment and other bad flags. */
+    assert_int_equal(capture(ARGS("--bogus", "--help"), out, sizeof out), 1);
+    assert_string_equal(out, ts_dmn_config_usage());
+    assert_int_equal(capture(ARGS("-h"), out, sizeof out), 1);
+    assert_string_equal(out, ts_dmn_config_usage());
+    assert_int_equal(capture(ARGS("--version"), out, sizeof out), 1);
+    assert_string_equal(out, "tabsyncd 0.1.0\n");
+}
+
+static void test_usage_lists_everything(void **state) {
+    (void)state;
+    const char *u = ts_dmn_config_usage();
+    assert_ptr_equal(u, ts_dmn_config_usage()); /* built once */
+    assert_int_equal(strncmp(u, "Usage: tabsyncd", 15), 0);
+    for (size_t i = 0; i < sizeof nums / sizeof nums[0]; i++) {
+        char flag[64], range[64];
+        snprintf(flag, sizeof flag, "--%s ", nums[i].flag);
+        if (!strstr(u, flag)) fail_msg("usage lacks %s", flag);
+        if (!strstr(u, nums[i].env)) fail_msg("usage lacks %s", nums[i].env);
+        snprintf(range, sizeof range, "range %llu", nums[i].lo);
+        if (!strstr(u, range)) fail_msg("usage lacks %s", range);
+    }
+    static const char *const other[] = {
+        "--listen HOST:PORT", "TABSYNC_LISTEN",   "--cors-origin ORIGIN", "TABSYNC_CORS_ORIGINS",
+        "--cors-credentials", "TABSYNC_CORS_CREDENTIALS", "--parser json|msgpack", "TABSYNC_PARSER",
+        "--log-level",        "TABSYNC_LOG_LEVEL", "--web DIR",           "TABSYNC_WEB",
+        "--node-modules DIR", "TABSYNC_NODE_MODULES", "--conformance",    "TABSYNC_CONFORMANCE",
+        "--test-app",         "TABSYNC_TEST_APP",  "--tls-cert FILE",     "TABSYNC_TLS_CERT",
+        "--tls-key FILE",     "TABSYNC_TLS_KEY",   "--help",              "--version",
+        "default 127.0.0.1:3000", "default 25000, range 1..3600000",
+        "default 1000000, range 1024..1073741824 (1 KiB..1 GiB)",
+        "default 16777216 (16 MiB)", "ping-interval 300, ping-timeout 200, max-payload 1000000",
+    };
+    for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
+        if (!strstr(u, other[i])) fail_msg("usage lacks \"%s\"", other[i]);
+    /* Readable on an 80-column terminal. */
+    for (const char *l = u; *l;) {
+        const char *nl = strchr(l, '\n');
+        size_t len = nl ? (size_t)(nl - l) : strlen(l);
+        if (len > 80) fail_msg("usage line too long (%zu): %.*s", len, (int)len, l);
+        l += len + (nl ? 1 : 0);
+    }
+}
+
+static void test_small_err_buffer(void **state) {
+    (void)state;
+    ts_dmn_config_t c;
+    char err[16];
+    assert_int_equal(run(&c, ARGS("--nope"), NOARGS, err, sizeof err), 2);
+    assert_string_equal(err, "config: unknown");
+    assert_int_equal(run(&c, ARGS("--nope"), NOARGS, NULL, 0), 2);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_numbers_accepted),
+        cmocka_unit_test(test_numbers_rejected),
+        cmocka_unit_test(test_ok_table),
+        cmocka_unit_test(test_err_table),
+        cmocka_unit_test(test_cors_flag_limit),
+        cmocka_unit_test(test_path_too_long),
+        cmocka_unit_test(test_conformance_overrides),
+        cmocka_unit_test(test_files),
+        cmocka_unit_test(test_help_and_version),
+        cmocka_unit_test(test_usage_lists_everything),
+        cmocka_unit_test(test_small_err_buffer),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
