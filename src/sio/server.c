@@ -1,0 +1,839 @@
+/* server.c - Socket.IO v5 on top of Engine.IO sessions: a "client" per
+ * Engine.IO session multiplexes namespace sockets; namespaces own rooms,
+ * broadcasts and, when connection state recovery is on, the log of
+ * emitted packets and the sessions of recently disconnected sockets.
+ * Behaviour mirrors the Node server (packages/socket.io/lib/client.ts,
+ * namespace.ts, socket.ts and socket.io-adapter's in-memory adapter). */
+#include "sio/ts_sio.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ts_err.h"
+#include "core/ts_list.h"
+#include "core/ts_log.h"
+#include "core/ts_map.h"
+#include "core/ts_mem.h"
+#include "core/ts_util.h"
+#include "metrics/ts_met.h"
+
+#define ID_LEN 20
+#define SWEEP_MS 1000
+
+typedef struct room {
+    char *name;
+    ts_list_t members; /* member_t.link */
+    size_t n;
+} room_t;
+
+typedef struct member {
+    room_t *room;
+    ts_sio_socket_t *s;
+    ts_list_t link;
+} member_t;
+
+/* One emitted packet kept for connection state recovery. */
+typedef struct log_entry {
+    uint64_t seq;
+    uint64_t at_ms;
+    char **rooms, **except; /* owned copies; none = everyone */
+    size_t nrooms, nexcept;
+    ts_sio_encoded_t enc; /* the exact bytes sent, offset included */
+} log_entry_t;
+
+/* A disconnected socket that may come back (keyed by pid). */
+typedef struct saved {
+    char sid[ID_LEN + 1];
+    char pid[ID_LEN + 1];
+    char **rooms;
+    size_t nrooms;
+    uint64_t at_ms;
+} saved_t;
+
+typedef struct pending_ack {
+    ts_list_t link;
+    int64_t id;
+    ts_sio_ack_cb cb;
+    void *ud;
+    ts_sio_socket_t *s;
+    uv_timer_t timer;
+} pending_ack_t;
+
+typedef struct client {
+    ts_sio_server_t *srv;
+    ts_eio_sock_t *eio;
+    ts_sio_decoder_t dec;
+    ts_sio_socket_t **socks; /* one per joined namespace */
+    size_t nsocks, capsocks;
+    ts_list_t pending_link; /* in srv->unconnected until a namespace is joined */
+    uint64_t created_ms;
+    const char *close_reason; /* overrides Engine.IO's reason when we closed it */
+} client_t;
+
+struct ts_sio_socket {
+    client_t *c;
+    ts_sio_nsp_t *nsp;
+    char id[ID_LEN + 1];
+    char pid[ID_LEN + 1];
+    member_t **rooms; /* rooms[0] is the socket's own room */
+    size_t nrooms, caprooms;
+    json_t *auth;
+    void *ud;
+    uint8_t recovered;
+    uint64_t gen;      /* broadcast dedup stamp */
+    int64_t next_ack;
+    ts_list_t acks;    /* pending_ack_t.link */
+    ts_list_t nsp_link;
+};
+
+struct ts_sio_nsp {
+    ts_sio_server_t *srv;
+    char *name;
+    ts_sio_nsp_handler_t h;
+    void *ud;
+    ts_list_t sockets;
+    size_t count;
+    ts_map_t rooms;    /* name -> room_t */
+    ts_map_t sessions; /* pid -> saved_t */
+    log_entry_t *log;  /* ring: log[(head + i) % cap] */
+    size_t log_head, log_n, log_cap;
+    uint64_t next_seq;
+};
+
+typedef struct pattern {
+    int (*match)(const char *, void *);
+    ts_sio_nsp_handler_t h;
+    void *ud;
+} pattern_t;
+
+struct ts_sio_server {
+    uv_loop_t *loop;
+    ts_sio_opts_t opts;
+    ts_map_t nsps; /* name -> ts_sio_nsp_t */
+    pattern_t *patterns;
+    size_t npatterns;
+    ts_list_t unconnected; /* client_t.pending_link, oldest first */
+    uv_timer_t sweep;
+    uint64_t gen;
+    char offset_prefix[9]; /* offsets of this process: "<prefix>.<seq>" */
+};
+
+static const char *const recoverable_reasons[] = {"transport error", "transport close",
+                                                  "forced close",    "ping timeout",
+                                                  "server shutting down",
+                                                  "forced server close"};
+
+/* ---- small helpers ---- */
+
+static char **strv_copy(const char *const *v, size_t n) {
+    if (!n) return NULL;
+    char **out = ts_xmalloc(n * sizeof(char *));
+    for (size_t i = 0; i < n; i++) out[i] = ts_xstrdup(v[i]);
+    return out;
+}
+
+static void strv_free(char **v, size_t n) {
+    for (size_t i = 0; i < n; i++) free(v[i]);
+    free(v);
+}
+
+static int strv_has(char *const *v, size_t n, const char *s) {
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(v[i], s) == 0) return 1;
+    return 0;
+}
+
+static void send_encoded(ts_sio_socket_t *s, const ts_sio_encoded_t *enc) {
+    for (size_t i = 0; i < enc->n; i++) ts_eio_send(s->c->eio, enc->msgs[i].buf, enc->msgs[i].binary);
+    TS_MET_INC(SIO_PACKETS_OUT);
+}
+
+/* Encodes a packet whose data is built by the caller. */
+static int encode(ts_sio_server_t *srv, uint8_t type, const char *nsp, int64_t id, json_t *data,
+                  const ts_sio_args_t *args, ts_sio_encoded_t *out) {
+    ts_sio_packet_t pkt = {.type = type,
+                           .nsp = (char *)(uintptr_t)nsp,
+                           .id = id,
+                           .data = data,
+                           .nattach = args ? args->nattach : 0,
+                           .attach = args ? args->attach : NULL};
+    int rc = ts_sio_encode(srv->opts.parser, &pkt, out);
+    if (rc != 0) ts_warn("sio", "cannot encode a packet for %s: %s", nsp, ts_strerror(rc));
+    return rc;
+}
+
+/* [event, ...args, offset?] */
+static json_t *event_array(const char *event, const ts_sio_args_t *args, const char *offset) {
+    json_t *arr = json_array();
+    json_array_append_new(arr, json_string(event));
+    if (args && args->args) json_array_extend(arr, args->args);
+    if (offset) json_array_append_new(arr, json_string(offset));
+    return arr;
+}
+
+static void send_packet(ts_sio_socket_t *s, uint8_t type, json_t *data, int64_t id,
+                        const ts_sio_args_t *args) {
+    ts_sio_encoded_t enc = {0};
+    if (encode(s->c->srv, type, s->nsp->name, id, data, args, &enc) == 0) send_encoded(s, &enc);
+    ts_sio_encoded_clear(&enc);
+}
+
+/* ---- rooms ---- */
+
+static room_t *room_get(ts_sio_nsp_t *nsp, const char *name, int create) {
+    room_t *r = ts_map_get(&nsp->rooms, name, strlen(name));
+    if (r || !create) return r;
+    r = ts_xcalloc(1, sizeof(*r));
+    r->name = ts_xstrdup(name);
+    ts_list_init(&r->members);
+    ts_map_put(&nsp->rooms, r->name, strlen(r->name), r);
+    return r;
+}
+
+static void room_drop_member(ts_sio_nsp_t *nsp, member_t *m) {
+    room_t *r = m->room;
+    ts_list_remove(&m->link);
+    free(m);
+    if (--r->n == 0) {
+        ts_map_del(&nsp->rooms, r->name, strlen(r->name));
+        free(r->name);
+        free(r);
+    }
+}
+
+void ts_sio_join(ts_sio_socket_t *s, const char *room) {
+    for (size_t i = 0; i < s->nrooms; i++)
+        if (strcmp(s->rooms[i]->room->name, room) == 0) return;
+    room_t *r = room_get(s->nsp, room, 1);
+    member_t *m = ts_xmalloc(sizeof(*m));
+    m->room = r;
+    m->s = s;
+    ts_list_insert_tail(&r->members, &m->link);
+    r->n++;
+    if (s->nrooms == s->caprooms) {
+        s->caprooms = s->caprooms ? s->caprooms * 2 : 4;
+        s->rooms = ts_xrealloc(s->rooms, s->caprooms * sizeof(*s->rooms));
+    }
+    s->rooms[s->nrooms++] = m;
+}
+
+void ts_sio_leave(ts_sio_socket_t *s, const char *room) {
+    for (size_t i = 0; i < s->nrooms; i++) {
+        if (strcmp(s->rooms[i]->room->name, room) != 0) continue;
+        room_drop_member(s->nsp, s->rooms[i]);
+        memmove(&s->rooms[i], &s->rooms[i + 1], (s->nrooms - i - 1) * sizeof(*s->rooms));
+        s->nrooms--;
+        return;
+    }
+}
+
+size_t ts_sio_socket_rooms(const ts_sio_socket_t *s, const char **out, size_t max) {
+    for (size_t i = 0; i < s->nrooms && i < max; i++) out[i] = s->rooms[i]->room->name;
+    return s->nrooms;
+}
+
+/* ---- recovery log ---- */
+
+static void log_entry_free(log_entry_t *e) {
+    strv_free(e->rooms, e->nrooms);
+    strv_free(e->except, e->nexcept);
+    ts_sio_encoded_clear(&e->enc);
+}
+
+static void log_prune(ts_sio_nsp_t *nsp, uint64_t now) {
+    uint64_t window = nsp->srv->opts.recovery_ms;
+    while (nsp->log_n) {
+        log_entry_t *e = &nsp->log[nsp->log_head];
+        if (nsp->log_n < nsp->srv->opts.max_log_entries && now - e->at_ms <= window) break;
+        log_entry_free(e);
+        nsp->log_head = (nsp->log_head + 1) % nsp->log_cap;
+        nsp->log_n--;
+    }
+}
+
+static log_entry_t *log_append(ts_sio_nsp_t *nsp) {
+    log_prune(nsp, ts_now_ms());
+    if (nsp->log_n == nsp->log_cap) {
+        size_t ncap = nsp->log_cap ? nsp->log_cap * 2 : 64;
+        log_entry_t *nl = ts_xmalloc(ncap * sizeof(*nl));
+        for (size_t i = 0; i < nsp->log_n; i++) nl[i] = nsp->log[(nsp->log_head + i) % nsp->log_cap];
+        free(nsp->log);
+        nsp->log = nl;
+        nsp->log_cap = ncap;
+        nsp->log_head = 0;
+    }
+    log_entry_t *e = &nsp->log[(nsp->log_head + nsp->log_n++) % nsp->log_cap];
+    memset(e, 0, sizeof(*e));
+    e->seq = nsp->next_seq++;
+    e->at_ms = ts_now_ms();
+    return e;
+}
+
+static void format_offset(const ts_sio_server_t *srv, uint64_t seq, char *out, size_t n) {
+    snprintf(out, n, "%s.%" PRIu64, srv->offset_prefix, seq);
+}
+
+/* Returns 1 and the sequence number for one of our offsets. */
+static int parse_offset(const ts_sio_server_t *srv, const char *off, uint64_t *seq) {
+    size_t pl = strlen(srv->offset_prefix);
+    if (strncmp(off, srv->offset_prefix, pl) != 0 || off[pl] != '.') return 0;
+    const char *p = off + pl + 1;
+    if (!*p || strlen(p) > 19) return 0;
+    uint64_t v = 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9') return 0;
+        v = v * 10 + (uint64_t)(*p - '0');
+    }
+    *seq = v;
+    return 1;
+}
+
+static int entry_matches(const log_entry_t *e, char *const *rooms, size_t nrooms) {
+    for (size_t i = 0; i < e->nexcept; i++)
+        if (strv_has(rooms, nrooms, e->except[i])) return 0;
+    if (e->nrooms == 0) return 1;
+    for (size_t i = 0; i < e->nrooms; i++)
+        if (strv_has(rooms, nrooms, e->rooms[i])) return 1;
+    return 0;
+}
+
+/* ---- emitting ---- */
+
+static int recovery_on(const ts_sio_nsp_t *nsp) { return nsp->srv->opts.recovery_ms > 0; }
+
+/* Delivers an EVENT to the recipients of `to` (NULL target = the single
+ * socket `only`). With recovery on, the event carries an offset and is
+ * logged with its audience, so that a socket that comes back gets it. */
+static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_t *only,
+                    const char *event, const ts_sio_args_t *args) {
+    ts_sio_server_t *srv = nsp->srv;
+    char offset[40];
+    const char *off = NULL;
+    log_entry_t *le = NULL;
+    if (recovery_on(nsp)) {
+        le = log_append(nsp);
+        format_offset(srv, le->seq, offset, sizeof offset);
+        off = offset;
+        if (only) {
+            const char *own = only->id;
+            le->rooms = strv_copy(&own, 1);
+            le->nrooms = 1;
+        } else {
+            le->rooms = strv_copy(to->rooms, to->nrooms);
+            le->nrooms = to->nrooms;
+            le->except = strv_copy(to->except, to->nexcept);
+            le->nexcept = to->nexcept;
+            if (to->skip) {
+                /* socket.broadcast is "except the sender's own room" */
+                le->except = ts_xrealloc(le->except, (le->nexcept + 1) * sizeof(char *));
+                le->except[le->nexcept++] = ts_xstrdup(to->skip->id);
+            }
+        }
+    }
+    json_t *data = event_array(event, args, off);
+    ts_sio_encoded_t enc = {0};
+    int rc = encode(srv, TS_SIO_EVENT, nsp->name, TS_SIO_NO_ID, data, args, &enc);
+    json_decref(data);
+    if (rc != 0) {
+        if (le) { /* keep the sequence dense but deliver nothing */
+            le->enc.n = 0;
+        }
+        return;
+    }
+    if (le) {
+        le->enc.n = enc.n;
+        le->enc.msgs = ts_xmalloc(enc.n * sizeof(*enc.msgs));
+        for (size_t i = 0; i < enc.n; i++)
+            le->enc.msgs[i] = (ts_sio_wire_t){ts_buf_ref(enc.msgs[i].buf), enc.msgs[i].binary};
+    }
+    if (only) {
+        send_encoded(only, &enc);
+        ts_sio_encoded_clear(&enc);
+        return;
+    }
+    TS_MET_INC(SIO_BROADCASTS);
+    uint64_t gen = ++srv->gen;
+    for (size_t i = 0; i < to->nexcept; i++) {
+        room_t *r = room_get(nsp, to->except[i], 0);
+        if (!r) continue;
+        ts_list_t *it, *tmp;
+        TS_LIST_FOREACH_SAFE(it, tmp, &r->members) ts_list_entry(it, member_t, link)->s->gen = gen;
+    }
+    if (to->skip) ((ts_sio_socket_t *)(uintptr_t)to->skip)->gen = gen;
+    if (to->nrooms == 0) {
+        ts_list_t *it, *tmp;
+        TS_LIST_FOREACH_SAFE(it, tmp, &nsp->sockets) {
+            ts_sio_socket_t *s = ts_list_entry(it, ts_sio_socket_t, nsp_link);
+            if (s->gen != gen) send_encoded(s, &enc);
+        }
+    } else {
+        for (size_t i = 0; i < to->nrooms; i++) {
+            room_t *r = room_get(nsp, to->rooms[i], 0);
+            if (!r) continue;
+            ts_list_t *it, *tmp;
+            TS_LIST_FOREACH_SAFE(it, tmp, &r->members) {
+                ts_sio_socket_t *s = ts_list_entry(it, member_t, link)->s;
+                if (s->gen == gen) continue;
+                s->gen = gen; /* in several target rooms: once */
+                send_encoded(s, &enc);
+            }
+        }
+    }
+    ts_sio_encoded_clear(&enc);
+}
+
+void ts_sio_emit(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args) {
+    deliver(s->nsp, NULL, s, event, args);
+}
+
+void ts_sio_broadcast(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
+                      const ts_sio_args_t *args) {
+    deliver(nsp, to, NULL, event, args);
+}
+
+static void ack_timer_closed(uv_handle_t *h) { free(h->data); }
+
+static void ack_finish(pending_ack_t *a) {
+    ts_list_remove(&a->link);
+    uv_timer_stop(&a->timer);
+    uv_close((uv_handle_t *)&a->timer, ack_timer_closed);
+}
+
+static void on_ack_timeout(uv_timer_t *t) {
+    pending_ack_t *a = t->data;
+    ts_sio_socket_t *s = a->s;
+    ack_finish(a);
+    a->cb(s, NULL, 1, a->ud);
+}
+
+void ts_sio_emit_ack(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args,
+                     uint32_t timeout_ms, ts_sio_ack_cb cb, void *ud) {
+    pending_ack_t *a = ts_xcalloc(1, sizeof(*a));
+    a->id = s->next_ack++;
+    a->cb = cb;
+    a->ud = ud;
+    a->s = s;
+    uv_timer_init(s->c->srv->loop, &a->timer);
+    a->timer.data = a;
+    ts_list_insert_tail(&s->acks, &a->link);
+    if (timeout_ms) uv_timer_start(&a->timer, on_ack_timeout, timeout_ms, 0);
+    json_t *data = event_array(event, args, NULL);
+    send_packet(s, TS_SIO_EVENT, data, a->id, args);
+    json_decref(data);
+}
+
+void ts_sio_ack(ts_sio_socket_t *s, int64_t ack_id, const ts_sio_args_t *args) {
+    json_t *data = args && args->args ? json_incref(args->args) : json_array();
+    send_packet(s, TS_SIO_ACK, data, ack_id, args);
+    json_decref(data);
+}
+
+/* ---- socket lifecycle ---- */
+
+static void client_close(client_t *c, const char *reason);
+
+/* Removes the socket from everything and frees it; tells the handler. */
+static void socket_remove(ts_sio_socket_t *s, const char *reason) {
+    ts_sio_nsp_t *nsp = s->nsp;
+    client_t *c = s->c;
+    if (recovery_on(nsp)) {
+        int recoverable = 0;
+        for (size_t i = 0; i < TS_ARRAY_LEN(recoverable_reasons); i++)
+            if (strcmp(reason, recoverable_reasons[i]) == 0) recoverable = 1;
+        if (recoverable) {
+            saved_t *sv = ts_xcalloc(1, sizeof(*sv));
+            memcpy(sv->sid, s->id, sizeof sv->sid);
+            memcpy(sv->pid, s->pid, sizeof sv->pid);
+            sv->nrooms = s->nrooms;
+            sv->rooms = ts_xmalloc((s->nrooms ? s->nrooms : 1) * sizeof(char *));
+            for (size_t i = 0; i < s->nrooms; i++) sv->rooms[i] = ts_xstrdup(s->rooms[i]->room->name);
+            sv->at_ms = ts_now_ms();
+            saved_t *old = ts_map_put(&nsp->sessions, sv->pid, ID_LEN, sv);
+            if (old) {
+                strv_free(old->rooms, old->nrooms);
+                free(old);
+            }
+        }
+    }
+    if (nsp->h.on_disconnect) nsp->h.on_disconnect(s, reason, nsp->ud);
+    while (!ts_list_empty(&s->acks)) {
+        pending_ack_t *a = ts_list_entry(s->acks.next, pending_ack_t, link);
+        ack_finish(a);
+        a->cb(s, NULL, -1, a->ud);
+    }
+    for (size_t i = 0; i < s->nrooms; i++) room_drop_member(nsp, s->rooms[i]);
+    free(s->rooms);
+    ts_list_remove(&s->nsp_link);
+    nsp->count--;
+    for (size_t i = 0; i < c->nsocks; i++) {
+        if (c->socks[i] == s) {
+            c->socks[i] = c->socks[--c->nsocks];
+            break;
+        }
+    }
+    json_decref(s->auth);
+    free(s);
+    TS_MET_GAUGE_ADD(SIO_SOCKETS, -1);
+}
+
+void ts_sio_disconnect(ts_sio_socket_t *s, int close_conn) {
+    client_t *c = s->c;
+    if (close_conn) {
+        /* Node: every socket of the connection gets a DISCONNECT, then the
+         * connection closes. */
+        while (c->nsocks) {
+            ts_sio_socket_t *x = c->socks[0];
+            send_packet(x, TS_SIO_DISCONNECT, NULL, TS_SIO_NO_ID, NULL);
+            socket_remove(x, "server namespace disconnect");
+        }
+        client_close(c, "forced server close");
+        return;
+    }
+    send_packet(s, TS_SIO_DISCONNECT, NULL, TS_SIO_NO_ID, NULL);
+    socket_remove(s, "server namespace disconnect");
+}
+
+static ts_sio_nsp_t *nsp_create(ts_sio_server_t *srv, const char *name,
+                                const ts_sio_nsp_handler_t *h, void *ud) {
+    ts_sio_nsp_t *nsp = ts_xcalloc(1, sizeof(*nsp));
+    nsp->srv = srv;
+    nsp->name = ts_xstrdup(name);
+    nsp->h = *h;
+    nsp->ud = ud;
+    ts_list_init(&nsp->sockets);
+    ts_map_put(&srv->nsps, nsp->name, strlen(nsp->name), nsp);
+    return nsp;
+}
+
+static ts_sio_nsp_t *nsp_find(ts_sio_server_t *srv, const char *name) {
+    ts_sio_nsp_t *nsp = ts_map_get(&srv->nsps, name, strlen(name));
+    if (nsp) return nsp;
+    for (size_t i = 0; i < srv->npatterns; i++)
+        if (srv->patterns[i].match(name, srv->patterns[i].ud))
+            return nsp_create(srv, name, &srv->patterns[i].h, srv->patterns[i].ud);
+    return NULL;
+}
+
+static void send_connect_error(client_t *c, const char *nsp, const char *message, json_t *data) {
+    json_t *obj = json_object();
+    json_object_set_new(obj, "message", json_string(message));
+    if (data) json_object_set(obj, "data", data);
+    ts_sio_encoded_t enc = {0};
+    if (encode(c->srv, TS_SIO_CONNECT_ERROR, nsp, TS_SIO_NO_ID, obj, NULL, &enc) == 0) {
+        for (size_t i = 0; i < enc.n; i++) ts_eio_send(c->eio, enc.msgs[i].buf, enc.msgs[i].binary);
+        TS_MET_INC(SIO_PACKETS_OUT);
+    }
+    ts_sio_encoded_clear(&enc);
+    json_decref(obj);
+}
+
+/* Looks for a session to restore: returns it (removed from the store) and
+ * the index in the log of the first missed packet. */
+static saved_t *find_restorable(ts_sio_nsp_t *nsp, json_t *auth, size_t *first) {
+    const char *pid = json_string_value(json_object_get(auth, "pid"));
+    const char *off = json_string_value(json_object_get(auth, "offset"));
+    if (!pid || !off) return NULL;
+    saved_t *sv = ts_map_get(&nsp->sessions, pid, strlen(pid));
+    uint64_t seq;
+    if (!sv || ts_now_ms() - sv->at_ms > nsp->srv->opts.recovery_ms) return NULL;
+    if (!parse_offset(nsp->srv, off, &seq) || nsp->log_n == 0) return NULL;
+    uint64_t lo = nsp->log[nsp->log_head].seq;
+    uint64_t hi = lo + nsp->log_n - 1;
+    if (seq < lo || seq > hi) return NULL; /* offset too old (pruned) or never ours */
+    *first = (size_t)(seq - lo) + 1;
+    ts_map_del(&nsp->sessions, sv->pid, ID_LEN);
+    return sv;
+}
+
+static void do_connect(client_t *c, const char *name, json_t *auth_in) {
+    ts_sio_server_t *srv = c->srv;
+    for (size_t i = 0; i < c->nsocks; i++) {
+        if (strcmp(c->socks[i]->nsp->name, name) == 0) {
+            /* a second CONNECT to the same namespace: Node closes */
+            client_close(c, "forced server close");
+            return;
+        }
+    }
+    ts_sio_nsp_t *nsp = nsp_find(srv, name);
+    if (!nsp) {
+        TS_MET_ERR(SIO_BAD_NAMESPACE);
+        send_connect_error(c, name, "Invalid namespace", NULL);
+        return;
+    }
+    json_t *auth = auth_in && json_is_object(auth_in) ? json_incref(auth_in) : json_object();
+    ts_sio_socket_t *s = ts_xcalloc(1, sizeof(*s));
+    s->c = c;
+    s->nsp = nsp;
+    s->auth = auth;
+    ts_list_init(&s->acks);
+    ts_list_init(&s->nsp_link);
+
+    size_t first = 0;
+    saved_t *sv = recovery_on(nsp) ? find_restorable(nsp, auth, &first) : NULL;
+    if (sv) {
+        memcpy(s->id, sv->sid, sizeof s->id);
+        memcpy(s->pid, sv->pid, sizeof s->pid);
+        s->recovered = 1;
+    } else {
+        ts_random_id(s->id, ID_LEN);
+        ts_random_id(s->pid, ID_LEN);
+        ts_sio_refusal_t refuse = {{0}, NULL};
+        if (nsp->h.authorize && nsp->h.authorize(s, auth, &refuse, nsp->ud) != 0) {
+            TS_MET_ERR(SIO_CONNECT_REFUSED);
+            send_connect_error(c, name, refuse.message[0] ? refuse.message : "Not authorized",
+                               refuse.data);
+            json_decref(refuse.data);
+            json_decref(auth);
+            free(s);
+            return;
+        }
+    }
+    /* accepted */
+    if (c->nsocks == c->capsocks) {
+        c->capsocks = c->capsocks ? c->capsocks * 2 : 2;
+        c->socks = ts_xrealloc(c->socks, c->capsocks * sizeof(*c->socks));
+    }
+    c->socks[c->nsocks++] = s;
+    if (ts_list_linked(&c->pending_link)) ts_list_remove(&c->pending_link);
+    ts_list_insert_tail(&nsp->sockets, &s->nsp_link);
+    nsp->count++;
+    TS_MET_INC(SIO_CONNECTS);
+    TS_MET_GAUGE_ADD(SIO_SOCKETS, 1);
+    ts_sio_join(s, s->id);
+    if (sv) {
+        for (size_t i = 0; i < sv->nrooms; i++) ts_sio_join(s, sv->rooms[i]);
+        /* the missed packets go before the CONNECT reply (Node's order) */
+        for (size_t i = first; i < nsp->log_n; i++) {
+            log_entry_t *e = &nsp->log[(nsp->log_head + i) % nsp->log_cap];
+            if (e->enc.n && entry_matches(e, sv->rooms, sv->nrooms)) send_encoded(s, &e->enc);
+        }
+        strv_free(sv->rooms, sv->nrooms);
+        free(sv);
+        TS_MET_INC(SIO_RECOVERED);
+    }
+    json_t *reply = json_object();
+    json_object_set_new(reply, "sid", json_string(s->id));
+    if (recovery_on(nsp)) json_object_set_new(reply, "pid", json_string(s->pid));
+    send_packet(s, TS_SIO_CONNECT, reply, TS_SIO_NO_ID, NULL);
+    json_decref(reply);
+    if (nsp->h.on_connection) nsp->h.on_connection(s, nsp->ud);
+}
+
+/* ---- packets from the client ---- */
+
+static ts_sio_socket_t *client_socket(client_t *c, const char *nsp) {
+    for (size_t i = 0; i < c->nsocks; i++)
+        if (strcmp(c->socks[i]->nsp->name, nsp) == 0) return c->socks[i];
+    return NULL;
+}
+
+static void on_event(ts_sio_socket_t *s, ts_sio_packet_t *p) {
+    json_t *name = json_array_get(p->data, 0);
+    char numname[32];
+    const char *event = json_string_value(name);
+    if (!event) { /* a numeric event name */
+        snprintf(numname, sizeof numname, "%" JSON_INTEGER_FORMAT, json_integer_value(name));
+        event = numname;
+    }
+    json_t *rest = json_array();
+    for (size_t i = 1; i < json_array_size(p->data); i++)
+        json_array_append(rest, json_array_get(p->data, i));
+    ts_sio_args_t args = {rest, p->attach, p->nattach};
+    if (s->nsp->h.on_event) s->nsp->h.on_event(s, event, &args, p->id, s->nsp->ud);
+    json_decref(rest);
+}
+
+static void on_ack(ts_sio_socket_t *s, ts_sio_packet_t *p) {
+    ts_list_t *it, *tmp;
+    TS_LIST_FOREACH_SAFE(it, tmp, &s->acks) {
+        pending_ack_t *a = ts_list_entry(it, pending_ack_t, link);
+        if (a->id != p->id) continue;
+        ack_finish(a);
+        json_t *data = p->data ? p->data : json_array();
+        ts_sio_args_t args = {data, p->attach, p->nattach};
+        a->cb(s, &args, 0, a->ud);
+        if (!p->data) json_decref(data);
+        return;
+    }
+    /* unknown ack id: ignored, as Node does */
+}
+
+static void dispatch(client_t *c, ts_sio_packet_t *p) {
+    TS_MET_INC(SIO_PACKETS_IN);
+    ts_sio_socket_t *s = client_socket(c, p->nsp);
+    if (p->type == TS_SIO_CONNECT && !s) {
+        do_connect(c, p->nsp, p->data);
+        return;
+    }
+    if (!s || p->type == TS_SIO_CONNECT || p->type == TS_SIO_CONNECT_ERROR) {
+        ts_debug("sio", "invalid state: packet type %d for namespace %s", p->type, p->nsp);
+        client_close(c, "forced server close");
+        return;
+    }
+    switch (p->type) {
+    case TS_SIO_EVENT:
+        on_event(s, p);
+        break;
+    case TS_SIO_ACK:
+        on_ack(s, p);
+        break;
+    case TS_SIO_DISCONNECT:
+        socket_remove(s, "client namespace disconnect");
+        break;
+    default:
+        break;
+    }
+}
+
+/* ---- Engine.IO callbacks ---- */
+
+static void client_free(client_t *c, const char *reason) {
+    while (c->nsocks) socket_remove(c->socks[0], reason);
+    if (ts_list_linked(&c->pending_link)) ts_list_remove(&c->pending_link);
+    ts_sio_decoder_deinit(&c->dec);
+    free(c->socks);
+    free(c);
+}
+
+/* We close the connection: Engine.IO calls on_close synchronously, where
+ * the client is freed with our reason. */
+static void client_close(client_t *c, const char *reason) {
+    c->close_reason = reason;
+    ts_eio_sock_close(c->eio);
+}
+
+static void eio_open(ts_eio_sock_t *e, void *server_ud) {
+    ts_sio_server_t *srv = server_ud;
+    client_t *c = ts_xcalloc(1, sizeof(*c));
+    c->srv = srv;
+    c->eio = e;
+    c->created_ms = ts_now_ms();
+    ts_sio_decoder_init(&c->dec, srv->opts.parser);
+    ts_list_init(&c->pending_link);
+    ts_list_insert_tail(&srv->unconnected, &c->pending_link);
+    ts_eio_sock_set_ud(e, c);
+}
+
+static void eio_message(ts_eio_sock_t *e, const uint8_t *data, size_t len, int binary, void *ud) {
+    client_t *c = ud;
+    if (!c) return;
+    ts_sio_packet_t pkt;
+    int rc = ts_sio_decoder_feed(&c->dec, data, len, binary, &pkt);
+    if (rc < 0) {
+        TS_MET_ERR(SIO_PARSE);
+        ts_debug("sio", "closing %s: %s", ts_eio_sock_id(e), c->dec.errmsg);
+        client_close(c, "parse error");
+        return;
+    }
+    if (rc == 1) {
+        dispatch(c, &pkt);
+        ts_sio_packet_clear(&pkt);
+    }
+}
+
+static void eio_close(ts_eio_sock_t *e, const char *reason, void *ud) {
+    client_t *c = ud;
+    if (!c) return;
+    client_free(c, c->close_reason ? c->close_reason : reason);
+}
+
+static const ts_eio_handler_t eio_handler = {eio_open, eio_message, eio_close};
+
+const ts_eio_handler_t *ts_sio_eio_handler(void) { return &eio_handler; }
+
+/* ---- server ---- */
+
+static void on_sweep(uv_timer_t *t) {
+    ts_sio_server_t *srv = t->data;
+    uint64_t now = ts_now_ms();
+    while (!ts_list_empty(&srv->unconnected)) {
+        client_t *c = ts_list_entry(srv->unconnected.next, client_t, pending_link);
+        if (now - c->created_ms < srv->opts.connect_timeout_ms) break;
+        ts_list_remove(&c->pending_link);
+        client_close(c, "forced server close"); /* no namespace joined in time */
+    }
+    if (!srv->opts.recovery_ms) return;
+    ts_map_entry_t *e;
+    for (size_t it = 0; ts_map_next(&srv->nsps, &it, &e);) {
+        ts_sio_nsp_t *nsp = e->val;
+        log_prune(nsp, now);
+        ts_map_entry_t *se;
+        for (size_t j = 0; ts_map_next(&nsp->sessions, &j, &se);) {
+            saved_t *sv = se->val;
+            if (now - sv->at_ms <= srv->opts.recovery_ms) continue;
+            ts_map_del(&nsp->sessions, sv->pid, ID_LEN);
+            strv_free(sv->rooms, sv->nrooms);
+            free(sv);
+        }
+    }
+}
+
+ts_sio_server_t *ts_sio_server_new(uv_loop_t *loop, const ts_sio_opts_t *opts) {
+    ts_sio_server_t *srv = ts_xcalloc(1, sizeof(*srv));
+    srv->loop = loop;
+    srv->opts = *opts;
+    if (!srv->opts.connect_timeout_ms) srv->opts.connect_timeout_ms = 45000;
+    if (!srv->opts.max_log_entries) srv->opts.max_log_entries = 100000;
+    ts_list_init(&srv->unconnected);
+    ts_random_id(srv->offset_prefix, sizeof srv->offset_prefix - 1);
+    uv_timer_init(loop, &srv->sweep);
+    srv->sweep.data = srv;
+    uv_timer_start(&srv->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    uv_unref((uv_handle_t *)&srv->sweep);
+    return srv;
+}
+
+static void nsp_free(ts_sio_nsp_t *nsp) {
+    while (nsp->log_n) {
+        log_entry_free(&nsp->log[nsp->log_head]);
+        nsp->log_head = (nsp->log_head + 1) % nsp->log_cap;
+        nsp->log_n--;
+    }
+    free(nsp->log);
+    ts_map_entry_t *e;
+    for (size_t it = 0; ts_map_next(&nsp->sessions, &it, &e);) {
+        saved_t *sv = e->val;
+        strv_free(sv->rooms, sv->nrooms);
+        free(sv);
+    }
+    ts_map_deinit(&nsp->sessions);
+    ts_map_deinit(&nsp->rooms);
+    free(nsp->name);
+    free(nsp);
+}
+
+static void sweep_closed(uv_handle_t *h) {
+    ts_sio_server_t *srv = h->data;
+    ts_map_entry_t *e;
+    for (size_t it = 0; ts_map_next(&srv->nsps, &it, &e);) nsp_free(e->val);
+    ts_map_deinit(&srv->nsps);
+    free(srv->patterns);
+    free(srv);
+}
+
+void ts_sio_server_free(ts_sio_server_t *srv) {
+    uv_close((uv_handle_t *)&srv->sweep, sweep_closed);
+}
+
+ts_sio_nsp_t *ts_sio_nsp_add(ts_sio_server_t *srv, const char *name,
+                             const ts_sio_nsp_handler_t *h, void *ud) {
+    return nsp_create(srv, name, h, ud);
+}
+
+void ts_sio_nsp_pattern(ts_sio_server_t *srv, int (*match)(const char *, void *),
+                        const ts_sio_nsp_handler_t *h, void *ud) {
+    srv->patterns = ts_xrealloc(srv->patterns, (srv->npatterns + 1) * sizeof(*srv->patterns));
+    srv->patterns[srv->npatterns++] = (pattern_t){match, *h, ud};
+}
+
+const char *ts_sio_nsp_name(const ts_sio_nsp_t *nsp) { return nsp->name; }
+size_t ts_sio_nsp_count(const ts_sio_nsp_t *nsp) { return nsp->count; }
+const char *ts_sio_socket_id(const ts_sio_socket_t *s) { return s->id; }
+ts_sio_nsp_t *ts_sio_socket_nsp(const ts_sio_socket_t *s) { return s->nsp; }
+json_t *ts_sio_socket_auth(const ts_sio_socket_t *s) { return s->auth; }
+int ts_sio_socket_recovered(const ts_sio_socket_t *s) { return s->recovered; }
+void ts_sio_socket_set_ud(ts_sio_socket_t *s, void *ud) { s->ud = ud; }
+void *ts_sio_socket_ud(const ts_sio_socket_t *s) { return s->ud; }
+ts_eio_sock_t *ts_sio_socket_eio(const ts_sio_socket_t *s) { return s->c->eio; }

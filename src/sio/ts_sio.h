@@ -1,0 +1,129 @@
+/* ts_sio.h - Socket.IO v5 server: namespaces (static and by pattern),
+ * sockets, rooms, broadcasts, acknowledgements in both directions, and
+ * connection state recovery. This is the C API namespace handlers (the
+ * test app, the conformance app, and later /session) are written against.
+ *
+ * Event arguments are jansson arrays in which each binary value stands as
+ * a placeholder {"_placeholder":true,"num":i} for attach[i] (see
+ * ts_sio_packet.h); handlers pass both along unchanged to echo binary. */
+#ifndef TS_SIO_H
+#define TS_SIO_H
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/ts_buf.h"
+#include "eio/ts_eio.h"
+#include "sio/ts_sio_packet.h"
+
+typedef struct ts_sio_server ts_sio_server_t;
+typedef struct ts_sio_nsp ts_sio_nsp_t;
+typedef struct ts_sio_socket ts_sio_socket_t;
+
+/* Arguments of an event or an ack (borrowed by callees). */
+typedef struct ts_sio_args {
+    json_t *args;      /* JSON array (never NULL in callbacks) */
+    ts_buf_t **attach; /* binary attachments referenced by placeholders */
+    size_t nattach;
+} ts_sio_args_t;
+
+/* A refusal filled in by an authorize callback: CONNECT_ERROR to the client. */
+typedef struct ts_sio_refusal {
+    char message[256];
+    json_t *data; /* optional; the server takes the reference */
+} ts_sio_refusal_t;
+
+typedef struct ts_sio_nsp_handler {
+    /* Middleware: return 0 to accept, or nonzero after filling `refuse`.
+     * Skipped for a connection restored by state recovery. `auth` is the
+     * CONNECT payload (an object, {} if none). May be NULL (accept all). */
+    int (*authorize)(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refuse, void *nsp_ud);
+    /* After the CONNECT reply (and, when recovered, after the missed packets). */
+    void (*on_connection)(ts_sio_socket_t *s, void *nsp_ud);
+    /* An event from the client. `ack_id` >= 0 if the client wants an ack:
+     * answer it once with ts_sio_ack. */
+    void (*on_event)(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args,
+                     int64_t ack_id, void *nsp_ud);
+    /* The socket is gone; it must not be used after this returns. Reasons:
+     * "client namespace disconnect", "server namespace disconnect",
+     * "transport close", "transport error", "ping timeout", "parse error",
+     * "forced close", "server shutting down". */
+    void (*on_disconnect)(ts_sio_socket_t *s, const char *reason, void *nsp_ud);
+} ts_sio_nsp_handler_t;
+
+typedef struct ts_sio_opts {
+    ts_sio_parser_kind_t parser;
+    uint32_t recovery_ms;        /* maxDisconnectionDuration; 0 = recovery off */
+    uint32_t connect_timeout_ms; /* no namespace joined by then: close; 0 = 45000 */
+    size_t max_log_entries;      /* recovery log bound per namespace; 0 = 100000 */
+} ts_sio_opts_t;
+
+/* Returns new. The server installs itself as the Engine.IO handler of `eio`
+ * (create the Engine.IO server with ts_sio_eio_handler() and the returned
+ * server as its user data: see ts_sio_attach). */
+ts_sio_server_t *ts_sio_server_new(uv_loop_t *loop, const ts_sio_opts_t *opts);
+/* The Engine.IO callbacks to pass to ts_eio_server_new with the sio server
+ * as server_ud. */
+const ts_eio_handler_t *ts_sio_eio_handler(void);
+/* Frees the server; call after the Engine.IO server closed every session. */
+void ts_sio_server_free(ts_sio_server_t *srv);
+
+/* Registers namespace `name` ("/", "/custom"). Returns it (owned by the server). */
+ts_sio_nsp_t *ts_sio_nsp_add(ts_sio_server_t *srv, const char *name,
+                             const ts_sio_nsp_handler_t *h, void *ud);
+/* Registers a dynamic namespace family: any name for which `match` returns
+ * true gets a namespace with handler `h`, created at its first CONNECT. */
+void ts_sio_nsp_pattern(ts_sio_server_t *srv, int (*match)(const char *name, void *ud),
+                        const ts_sio_nsp_handler_t *h, void *ud);
+const char *ts_sio_nsp_name(const ts_sio_nsp_t *nsp);
+size_t ts_sio_nsp_count(const ts_sio_nsp_t *nsp);
+
+/* --- sockets --- */
+const char *ts_sio_socket_id(const ts_sio_socket_t *s);
+ts_sio_nsp_t *ts_sio_socket_nsp(const ts_sio_socket_t *s);
+/* The CONNECT payload as received (borrowed, an object). */
+json_t *ts_sio_socket_auth(const ts_sio_socket_t *s);
+int ts_sio_socket_recovered(const ts_sio_socket_t *s);
+void ts_sio_socket_set_ud(ts_sio_socket_t *s, void *ud);
+void *ts_sio_socket_ud(const ts_sio_socket_t *s);
+ts_eio_sock_t *ts_sio_socket_eio(const ts_sio_socket_t *s);
+/* Room names the socket is in (its own id first). Returns the count and
+ * fills up to `max` borrowed names. */
+size_t ts_sio_socket_rooms(const ts_sio_socket_t *s, const char **out, size_t max);
+
+void ts_sio_join(ts_sio_socket_t *s, const char *room);
+void ts_sio_leave(ts_sio_socket_t *s, const char *room);
+/* Server-side disconnect of this socket ("server namespace disconnect");
+ * with `close_conn`, the whole connection is closed too. on_disconnect runs
+ * before this returns. */
+void ts_sio_disconnect(ts_sio_socket_t *s, int close_conn);
+
+/* --- emitting --- */
+
+/* socket.emit(event, ...args): `args` may be NULL (no arguments). */
+void ts_sio_emit(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args);
+/* Called once: with the client's answer (timed_out = 0), or timed_out = 1
+ * after `timeout_ms` (0 = wait forever), or with timed_out = -1 if the
+ * socket disconnected first (args NULL in both of those cases). */
+typedef void (*ts_sio_ack_cb)(ts_sio_socket_t *s, const ts_sio_args_t *answer, int timed_out,
+                              void *ud);
+void ts_sio_emit_ack(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args,
+                     uint32_t timeout_ms, ts_sio_ack_cb cb, void *ud);
+/* Answers the client's ack request `ack_id`. */
+void ts_sio_ack(ts_sio_socket_t *s, int64_t ack_id, const ts_sio_args_t *args);
+
+/* Broadcast target: rooms (none = the whole namespace), minus sockets in
+ * any `except` room, minus `skip` (socket.broadcast / socket.to(): the
+ * sender). The packet is encoded once; every recipient shares its bytes. */
+typedef struct ts_sio_target {
+    const char *const *rooms;
+    size_t nrooms;
+    const char *const *except;
+    size_t nexcept;
+    const ts_sio_socket_t *skip;
+} ts_sio_target_t;
+void ts_sio_broadcast(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
+                      const ts_sio_args_t *args);
+
+#endif
