@@ -1,0 +1,150 @@
+// Starts and stops the server under test for the integration tests.
+//
+// TS_TARGET=node  -> the reference server tests/js/ref-server.mjs (real npm socket.io)
+// otherwise       -> the tabsyncd binary named by $TABSYNCD
+//
+// Both take the same flags and print one line when ready:
+//   tabsyncd listening on http://127.0.0.1:PORT/
+// Every process started here is stopped by its pid (SIGTERM, SIGKILL after 3 s),
+// also when the test process exits early.
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import net from 'node:net';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+export const TARGET = process.env.TS_TARGET === 'node' ? 'node' : 'tabsyncd';
+export const IS_NODE = TARGET === 'node';
+
+const READY_RE = /tabsyncd listening on http:\/\/127\.0\.0\.1:(\d+)\//;
+const live = new Set();
+
+process.on('exit', () => {
+  for (const child of live) {
+    try { process.kill(child.pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+});
+
+function command(flags) {
+  if (IS_NODE) {
+    return [process.execPath, [path.join(HERE, 'ref-server.mjs'), ...flags]];
+  }
+  const bin = process.env.TABSYNCD;
+  if (!bin) {
+    throw new Error('TABSYNCD is not set (path to the tabsyncd binary); or run with TS_TARGET=node');
+  }
+  return [bin, flags];
+}
+
+/**
+ * Start a server. opts: { parser: 'msgpack', recoveryWindow, pingInterval,
+ * pingTimeout, maxPayload, conformance: true, testApp: false to omit --test-app,
+ * extra: [flags] }. Returns { port, url, pid, stop(), stderr() }.
+ */
+export async function startServer(opts = {}) {
+  const flags = ['--listen', '127.0.0.1:0'];
+  if (opts.testApp !== false && !opts.conformance) flags.push('--test-app');
+  if (opts.parser) flags.push('--parser', opts.parser);
+  if (opts.recoveryWindow !== undefined) flags.push('--recovery-window', String(opts.recoveryWindow));
+  if (opts.pingInterval !== undefined) flags.push('--ping-interval', String(opts.pingInterval));
+  if (opts.pingTimeout !== undefined) flags.push('--ping-timeout', String(opts.pingTimeout));
+  if (opts.maxPayload !== undefined) flags.push('--max-payload', String(opts.maxPayload));
+  if (opts.conformance) flags.push('--conformance');
+  if (opts.extra) flags.push(...opts.extra);
+
+  const [bin, args] = command(flags);
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  live.add(child);
+  let stderr = '';
+  let stdout = '';
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (d) => {
+    stderr += d;
+    if (stderr.length > 200000) stderr = stderr.slice(-100000);
+    if (process.env.TS_SERVER_LOG) process.stderr.write(d);
+  });
+  child.stdout.setEncoding('utf8');
+  const exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+    live.delete(child);
+    resolve({ code, signal });
+  }));
+
+  const port = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => fail(new Error('server did not print its ready line within 10 s')), 10000);
+    function fail(err) {
+      clearTimeout(timer);
+      try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
+      err.message += `\ncommand: ${bin} ${args.join(' ')}\nstdout: ${stdout}\nstderr: ${stderr}`;
+      reject(err);
+    }
+    child.stdout.on('data', (d) => {
+      stdout += d;
+      const m = READY_RE.exec(stdout);
+      if (m) {
+        clearTimeout(timer);
+        resolve(Number(m[1]));
+      }
+    });
+    child.once('error', (err) => fail(err));
+    exited.then(({ code, signal }) => fail(new Error(`server exited before ready (code ${code}, signal ${signal})`)));
+  });
+  // keep draining stdout so the child never blocks on a full pipe
+  child.stdout.on('data', () => {});
+
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    port,
+    url,
+    pid: child.pid,
+    flags,
+    stderr: () => stderr,
+    async stop() {
+      if (!live.has(child)) return exited;
+      try { process.kill(child.pid, 'SIGTERM'); } catch { /* gone */ }
+      const timer = setTimeout(() => {
+        try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
+      }, 3000);
+      const res = await exited;
+      clearTimeout(timer);
+      return res;
+    },
+  };
+}
+
+export const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolve when emitter fires `event` (args array), reject after ms. */
+export function once(emitter, event, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => {
+      emitter.off(event, handler);
+      reject(new Error(`timeout waiting for '${event}'`));
+    }, ms);
+    function handler(...args) {
+      clearTimeout(timer);
+      resolve(args);
+    }
+    emitter.once(event, handler);
+  });
+}
+
+/** Race a promise against a timeout. */
+export function within(promise, ms, what = 'operation') {
+  let timer;
+  return Promise.race([
+    promise,
+    new Promise((_, reject) => { timer = setTimeout(() => reject(new Error(`timeout: ${what}`)), ms); }),
+  ]).finally(() => clearTimeout(timer));
+}
+
+/** A free TCP port on 127.0.0.1 (for tools that need a fixed port). */
+export function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}

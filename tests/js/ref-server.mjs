@@ -1,0 +1,186 @@
+// Reference implementation of the tabsyncd test app on the real npm socket.io
+// server. The integration tests run against it with TS_TARGET=node to prove the
+// tests themselves are right; tabsyncd implements the same spec (README.md here).
+//
+// usage: node ref-server.mjs --listen 127.0.0.1:0 (--test-app | --conformance)
+//          [--parser msgpack] [--recovery-window MS] [--ping-interval MS]
+//          [--ping-timeout MS] [--max-payload BYTES]
+// Prints "tabsyncd listening on http://127.0.0.1:PORT/" once ready.
+import http from 'node:http';
+import { Server } from 'socket.io';
+import { Server as EngineServer } from 'engine.io';
+import msgpackParser from 'socket.io-msgpack-parser';
+
+function parseArgs(argv) {
+  const o = {
+    listen: '127.0.0.1:0',
+    testApp: false,
+    conformance: false,
+    parser: 'json',
+    recoveryWindow: 120000,
+    pingInterval: 25000,
+    pingTimeout: 20000,
+    maxPayload: 1e6,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      if (i + 1 >= argv.length) throw new Error(`${a} needs a value`);
+      return argv[++i];
+    };
+    const num = () => {
+      const v = Number(val());
+      if (!Number.isFinite(v) || v < 0) throw new Error(`${a}: bad number`);
+      return v;
+    };
+    switch (a) {
+      case '--listen': o.listen = val(); break;
+      case '--test-app': o.testApp = true; break;
+      case '--conformance': o.conformance = true; break;
+      case '--parser': o.parser = val(); break;
+      case '--recovery-window': o.recoveryWindow = num(); break;
+      case '--ping-interval': o.pingInterval = num(); break;
+      case '--ping-timeout': o.pingTimeout = num(); break;
+      case '--max-payload': o.maxPayload = num(); break;
+      default: throw new Error(`unknown flag ${a}`);
+    }
+  }
+  if (o.parser !== 'json' && o.parser !== 'msgpack') throw new Error('--parser json|msgpack');
+  return o;
+}
+
+const DYN_RE = /^\/dyn-[a-z0-9]+$/;
+
+function setupTestNamespace(nsp) {
+  nsp.use((socket, next) => {
+    const auth = socket.handshake.auth || {};
+    if (typeof auth.refuse === 'string') {
+      const err = new Error(auth.refuse);
+      err.data = { code: 403 };
+      return next(err);
+    }
+    next();
+  });
+  nsp.on('connection', (socket) => {
+    const fnLast = (args) => (typeof args[args.length - 1] === 'function' ? args.pop() : () => {});
+    socket.emit('auth', socket.handshake.auth);
+    socket.on('message', (...args) => socket.emit('message-back', ...args));
+    socket.on('message-with-ack', (...args) => {
+      const cb = fnLast(args);
+      cb(...args);
+    });
+    socket.on('join', (room, cb) => {
+      socket.join(room);
+      if (typeof cb === 'function') cb('ok');
+    });
+    socket.on('leave', (room, cb) => {
+      socket.leave(room);
+      if (typeof cb === 'function') cb('ok');
+    });
+    socket.on('rooms', (cb) => {
+      if (typeof cb === 'function') cb([...socket.rooms].sort());
+    });
+    socket.on('to-room', (room, event, ...args) => socket.to(room).emit(event, ...args));
+    socket.on('to-room-all', (room, event, ...args) => socket.nsp.to(room).emit(event, ...args));
+    socket.on('broadcast', (event, ...args) => socket.broadcast.emit(event, ...args));
+    socket.on('broadcast-except', (room, exceptRoom, event, ...args) =>
+      socket.nsp.to(room).except(exceptRoom).emit(event, ...args));
+    socket.on('server-ack', (event, ...args) => {
+      const cb = fnLast(args);
+      socket.emit(event, ...args, (...answer) => cb(...answer));
+    });
+    socket.on('server-ack-timeout', (ms, event, cb) => {
+      socket.timeout(ms).emit(event, (err, ...answer) => {
+        if (typeof cb === 'function') cb(err ? 'timeout' : 'answered', ...answer);
+      });
+    });
+    socket.on('emit-binary', (cb) => {
+      socket.emit('binary', Buffer.from([1, 2, 3]), { nested: Buffer.from([4, 5]), n: 1 });
+      if (typeof cb === 'function') cb('ok');
+    });
+    socket.on('disconnect-me', () => socket.disconnect());
+    socket.on('close-all', () => socket.disconnect(true));
+    socket.on('recovered', (cb) => {
+      if (typeof cb === 'function') cb(socket.recovered);
+    });
+  });
+}
+
+function startTestApp(httpServer, o) {
+  const opts = {
+    pingInterval: o.pingInterval,
+    pingTimeout: o.pingTimeout,
+    maxHttpBufferSize: o.maxPayload,
+    cors: { origin: '*' },
+  };
+  if (o.recoveryWindow > 0) {
+    opts.connectionStateRecovery = { maxDisconnectionDuration: o.recoveryWindow, skipMiddlewares: true };
+  }
+  if (o.parser === 'msgpack') opts.parser = msgpackParser;
+  const io = new Server(httpServer, opts);
+  setupTestNamespace(io.of('/'));
+  setupTestNamespace(io.of('/custom'));
+  setupTestNamespace(io.of(DYN_RE));
+  io.of('/refuse').use((socket, next) => {
+    const err = new Error('not allowed');
+    err.data = { reason: 'test', code: 42 };
+    next(err);
+  });
+  return [io];
+}
+
+function startConformance(httpServer) {
+  const common = { pingInterval: 300, pingTimeout: 200, maxHttpBufferSize: 1e6 };
+  const eio = new EngineServer(common);
+  eio.attach(httpServer, { path: '/engine.io/' });
+  eio.on('connection', (socket) => {
+    socket.on('message', (data) => socket.send(data));
+  });
+  const io = new Server(httpServer, { ...common, path: '/socket.io/' });
+  io.of('/').on('connection', (socket) => {
+    socket.emit('auth', socket.handshake.auth);
+    socket.on('message', (...args) => socket.emit('message-back', ...args));
+    socket.on('message-with-ack', (...args) => {
+      const cb = args.pop();
+      if (typeof cb === 'function') cb(...args);
+    });
+  });
+  io.of('/custom').on('connection', (socket) => {
+    socket.emit('auth', socket.handshake.auth);
+  });
+  return [io, eio];
+}
+
+function main() {
+  let o;
+  try {
+    o = parseArgs(process.argv.slice(2));
+  } catch (err) {
+    process.stderr.write(`ref-server: ${err.message}\n`);
+    process.exit(2);
+  }
+  const colon = o.listen.lastIndexOf(':');
+  const host = o.listen.slice(0, colon);
+  const port = Number(o.listen.slice(colon + 1));
+  const httpServer = http.createServer();
+  let servers;
+  if (o.conformance) servers = startConformance(httpServer);
+  else if (o.testApp) servers = startTestApp(httpServer, o);
+  else {
+    process.stderr.write('ref-server: need --test-app or --conformance\n');
+    process.exit(2);
+  }
+  httpServer.listen(port, host, () => {
+    const addr = httpServer.address();
+    process.stdout.write(`tabsyncd listening on http://127.0.0.1:${addr.port}/\n`);
+  });
+  const shutdown = () => {
+    for (const s of servers) s.close();
+    httpServer.close();
+    setTimeout(() => process.exit(0), 200).unref();
+  };
+  process.on('SIGTERM', shutdown);
+  process.on('SIGINT', shutdown);
+}
+
+main();
