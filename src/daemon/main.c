@@ -1,7 +1,153 @@
-/* main.c - tabsyncd entry point (placeholder until the server lands). */
+/* main.c - tabsyncd: read the configuration, wire net -> Engine.IO ->
+ * Socket.IO -> apps on one libuv loop, and shut down gracefully on
+ * SIGTERM/SIGINT: stop accepting, tell every client, drain, exit 0. */
+#include <signal.h>
 #include <stdio.h>
+#include <string.h>
 
-int main(void) {
-    puts("tabsyncd: not built yet");
-    return 1;
+#include "core/ts_log.h"
+#include "core/ts_util.h"
+#include "daemon/ts_dmn.h"
+#include "metrics/ts_met.h"
+
+#define DRAIN_TICK_MS 50
+#define FLUSH_GRACE_MS 500
+
+static ts_dmn_t d;
+static int phase; /* 0 running, 1 draining sessions, 2 flushing, 3 closing */
+
+static void handle_closed(uv_handle_t *h) { (void)h; }
+
+static void close_net_done(void *ud) { (void)ud; }
+
+static void finish(void) {
+    phase = 3;
+    uv_timer_stop(&d.drain_timer);
+    ts_net_close(d.net, close_net_done, NULL);
+    uv_close((uv_handle_t *)&d.drain_timer, handle_closed);
+    uv_close((uv_handle_t *)&d.sigterm, handle_closed);
+    uv_close((uv_handle_t *)&d.sigint, handle_closed);
+}
+
+static size_t sessions(void) {
+    return ts_eio_count(d.eio) + (d.raw_eio ? ts_eio_count(d.raw_eio) : 0);
+}
+
+static void on_drain_tick(uv_timer_t *t) {
+    uint64_t now = ts_now_ms();
+    if (phase == 1 && (sessions() == 0 || now >= d.drain_deadline_ms)) {
+        if (sessions()) ts_warn("daemon", "shutdown: %zu sessions did not close in time", sessions());
+        ts_eio_server_free(d.eio);
+        if (d.raw_eio) ts_eio_server_free(d.raw_eio);
+        ts_sio_server_free(d.sio);
+        d.eio = d.raw_eio = NULL;
+        phase = 2;
+        d.drain_deadline_ms = now + FLUSH_GRACE_MS;
+        return;
+    }
+    if (phase == 2 && (ts_met.gauges[TS_MET_SEND_QUEUE_BYTES] == 0 || now >= d.drain_deadline_ms))
+        finish();
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    if (phase != 0) {
+        ts_warn("daemon", "second signal: closing at once");
+        d.drain_deadline_ms = 0;
+        return;
+    }
+    ts_info("daemon", "signal %d: shutting down (stop accepting, close sessions, drain)", signum);
+    phase = 1;
+    d.shutting_down = 1;
+    ts_net_stop_accepting(d.net);
+    ts_eio_close_all(d.eio, "server shutting down");
+    if (d.raw_eio) ts_eio_close_all(d.raw_eio, "server shutting down");
+    d.drain_deadline_ms = ts_now_ms() + d.cfg.shutdown_timeout_ms;
+    uv_timer_start(&d.drain_timer, on_drain_tick, 0, DRAIN_TICK_MS);
+}
+
+int main(int argc, char **argv, char **envp) {
+    ts_dmn_config_defaults(&d.cfg);
+    char err[512] = "";
+    int rc = ts_dmn_config_parse(&d.cfg, argc, argv, envp, err, sizeof err);
+    if (rc == 1) return 0;
+    if (rc != 0) {
+        fprintf(stderr, "%s\n", err);
+        return 2;
+    }
+    ts_log_min_level = d.cfg.log_level;
+    if (d.cfg.tls_cert[0] || d.cfg.tls_key[0]) {
+        fprintf(stderr, "tabsyncd: TLS (--tls-cert/--tls-key) is not built yet; terminate TLS "
+                        "in a proxy in front of tabsyncd for now (see docs/STATUS.md)\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_t loop;
+    uv_loop_init(&loop);
+    d.loop = &loop;
+    d.started_ms = ts_now_ms();
+
+    for (size_t i = 0; i < d.cfg.n_cors_origins; i++) d.cors[i] = d.cfg.cors_origins[i];
+    ts_eio_opts_t eo = {
+        .path = "/socket.io/",
+        .ping_interval_ms = d.cfg.ping_interval_ms,
+        .ping_timeout_ms = d.cfg.ping_timeout_ms,
+        .upgrade_timeout_ms = d.cfg.upgrade_timeout_ms,
+        .max_payload = d.cfg.max_payload,
+        .cors = {d.cors, d.cfg.n_cors_origins, d.cfg.cors_credentials},
+    };
+    ts_sio_opts_t so = {
+        .parser = d.cfg.parser_msgpack ? TS_SIO_PARSER_MSGPACK : TS_SIO_PARSER_JSON,
+        .recovery_ms = d.cfg.recovery_ms,
+        .connect_timeout_ms = d.cfg.connect_timeout_ms,
+    };
+    d.sio = ts_sio_server_new(&loop, &so);
+    d.eio = ts_eio_server_new(&loop, &eo, ts_sio_eio_handler(), d.sio);
+    if (d.cfg.conformance) {
+        ts_eio_opts_t raw = eo;
+        raw.path = "/engine.io/";
+        d.raw_eio = ts_eio_server_new(&loop, &raw, ts_dmn_echo_eio_handler(), NULL);
+    }
+    ts_dmn_apps_register(&d);
+
+    ts_net_opts_t no = {
+        .host = d.cfg.listen_host,
+        .port = d.cfg.listen_port,
+        .http = {.max_header_bytes = d.cfg.http_max_header_bytes,
+                 .max_headers = d.cfg.http_max_headers,
+                 .max_body = d.cfg.max_payload},
+        .request_timeout_ms = d.cfg.http_request_timeout_ms,
+        .idle_timeout_ms = d.cfg.http_idle_timeout_ms,
+        .max_send_queue = d.cfg.ws_max_send_queue,
+    };
+    rc = ts_net_start(&loop, &no, ts_dmn_route, &d, &d.net);
+    if (rc < 0) {
+        fprintf(stderr, "tabsyncd: cannot listen on %s:%u (%s); is another server using it? "
+                        "(set --listen HOST:PORT)\n",
+                d.cfg.listen_host, d.cfg.listen_port, uv_strerror(rc));
+        return 1;
+    }
+    const char *host = d.cfg.listen_host;
+    int v6 = strchr(host, ':') != NULL;
+    printf("tabsyncd listening on http://%s%s%s:%u/\n", v6 ? "[" : "", host, v6 ? "]" : "",
+           ts_net_port(d.net));
+    fflush(stdout);
+    ts_info("daemon", "listening on %s:%u (parser %s, recovery %s, mode %s)", host,
+            ts_net_port(d.net), d.cfg.parser_msgpack ? "msgpack" : "json",
+            d.cfg.recovery_ms ? "on" : "off",
+            d.cfg.conformance ? "conformance" : d.cfg.test_app ? "test-app" : "default");
+
+    uv_signal_init(&loop, &d.sigterm);
+    uv_signal_init(&loop, &d.sigint);
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_timer_init(&loop, &d.drain_timer);
+
+    uv_run(&loop, UV_RUN_DEFAULT);
+    rc = uv_loop_close(&loop);
+    if (rc != 0) {
+        ts_error("daemon", "event loop did not close cleanly: %s", uv_strerror(rc));
+        return 1;
+    }
+    ts_info("daemon", "stopped");
+    return 0;
 }
