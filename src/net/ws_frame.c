@@ -17,6 +17,7 @@
 
 #define WS_DEFAULT_MAX_MESSAGE 1000000u /* socket.io's maxHttpBufferSize */
 #define WS_MAX_CONTROL 125u
+#define WS_FRAG_KEEP (64u * 1024u) /* reassembly buffer kept between messages */
 #define WS_GUID "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 
 /* ---- UTF-8 ------------------------------------------------------------ */
@@ -364,10 +365,21 @@ int ts_ws_reader_feed(ts_ws_reader_t *r, uint8_t *data, size_t len, size_t *used
                       ts_ws_msg_t *out) {
     *used = 0;
     if (r->err) return r->err;
-    /* A message reassembled in r->frag was valid until this call. */
-    if (r->frag_opcode == 0) ts_sbuf_truncate(&r->frag, 0);
+    /* A message reassembled in r->frag was valid until this call. Keep a
+     * small buffer for the next one; give a big one back, so an idle
+     * connection does not hold on to its largest message. */
+    if (r->frag_opcode == 0) {
+        if (ts_sbuf_len(&r->frag) > WS_FRAG_KEEP)
+            ts_sbuf_free(&r->frag);
+        else
+            ts_sbuf_truncate(&r->frag, 0);
+    }
     size_t pos = 0;
     for (;;) {
+        if (len - pos < 2) { /* also keeps data == NULL, len == 0 legal */
+            *used = pos;
+            return 0;
+        }
         ws_hdr_t h;
         int hl = parse_header(r, data + pos, len - pos, &h);
         if (hl <= 0) {

@@ -420,6 +420,8 @@ static void test_reader_used_and_lifetime(void **state) {
     assert_memory_equal(m.data, "d", 1);
     assert_int_equal(ts_ws_reader_feed(&r, in, 0, &used, &m), 0);
     assert_int_equal(used, 0);
+    assert_int_equal(ts_ws_reader_feed(&r, NULL, 0, &used, &m), 0);
+    assert_int_equal(used, 0);
     ts_ws_reader_deinit(&r);
 
     /* Deinit in the middle of a fragmented message frees what it held. */
@@ -428,6 +430,46 @@ static void test_reader_used_and_lifetime(void **state) {
     assert_int_equal(ts_ws_reader_feed(&r, frag, sizeof frag, &used, &m), 0);
     assert_int_equal(used, 5);
     ts_ws_reader_deinit(&r);
+}
+
+/* A big reassembled message (its buffer is given back on the next feed)
+ * followed by small ones: each comes out whole and alone. */
+static void test_reader_big_then_small(void **state) {
+    enum { BIG = 200000 };
+    uint8_t *wire = ts_xmalloc(BIG + 64);
+    size_t w = 0;
+    w += ts_ws_frame_header(wire + w, TS_WS_OP_BINARY, 0, BIG / 2, NULL);
+    memset(wire + w, 'A', BIG / 2);
+    w += BIG / 2;
+    w += ts_ws_frame_header(wire + w, TS_WS_OP_CONT, 1, BIG / 2, NULL);
+    memset(wire + w, 'B', BIG / 2);
+    w += BIG / 2;
+    static const char tail[] = "\x01\x01x\x80\x01y\x02\x01z\x80\x00";
+    memcpy(wire + w, tail, sizeof tail - 1);
+    w += sizeof tail - 1;
+
+    ts_ws_reader_t r;
+    ts_ws_reader_init(&r, TS_WS_CLIENT, 0);
+    size_t used, off = 0;
+    ts_ws_msg_t m;
+    assert_int_equal(ts_ws_reader_feed(&r, wire, w, &used, &m), 1);
+    assert_int_equal(m.len, BIG);
+    assert_int_equal(m.data[0], 'A');
+    assert_int_equal(m.data[BIG - 1], 'B');
+    off += used;
+    assert_int_equal(ts_ws_reader_feed(&r, wire + off, w - off, &used, &m), 1);
+    assert_int_equal(m.opcode, TS_WS_OP_TEXT);
+    assert_int_equal(m.len, 2);
+    assert_memory_equal(m.data, "xy", 2);
+    off += used;
+    assert_int_equal(ts_ws_reader_feed(&r, wire + off, w - off, &used, &m), 1);
+    assert_int_equal(m.opcode, TS_WS_OP_BINARY);
+    assert_int_equal(m.len, 1);
+    assert_memory_equal(m.data, "z", 1);
+    off += used;
+    assert_int_equal(off, w);
+    ts_ws_reader_deinit(&r);
+    free(wire);
 }
 
 /* ---- UTF-8 --------------------------------------------------------------- */
@@ -937,6 +979,7 @@ int main(void) {
         cmocka_unit_test(test_reader_defaults),
         cmocka_unit_test(test_reader_error_is_sticky),
         cmocka_unit_test(test_reader_used_and_lifetime),
+        cmocka_unit_test(test_reader_big_then_small),
         cmocka_unit_test(test_utf8_table),
         cmocka_unit_test(test_utf8_all_code_points),
         cmocka_unit_test(test_frame_header_table),
