@@ -29,7 +29,8 @@
  * Stricter than Node, on purpose: map keys must be str (Node coerces
  * anything to a string key), a map {"_placeholder":true,...} is refused
  * (it would be taken for a binary placeholder), `id` must be 0..INT64_MAX,
- * `nsp` must not contain NUL, nesting deeper than 64 is refused. */
+ * `nsp` and map keys must not contain NUL, nesting deeper than 64 is
+ * refused. */
 #include <math.h>
 #include <msgpack.h>
 #include <stdarg.h>
@@ -169,6 +170,11 @@ static json_t *mp_number(double v) {
     return json_real(v);
 }
 
+static void rd_drop_attach(mp_rd_t *r) {
+    for (size_t i = 0; i < r->nattach; i++) ts_buf_unref(r->attach[i]); /* NULL ok */
+    r->nattach = 0;
+}
+
 static json_t *mp_bin(mp_rd_t *r, const uint8_t *p, size_t n) {
     if (!r->collect) return json_null(); /* bin outside `data`: discarded anyway */
     if (r->nattach == r->cap) {
@@ -274,6 +280,10 @@ static int read_key(mp_rd_t *r, const uint8_t **kp, size_t *kn) {
         return mp_fail(r, "map key at byte %zu is not a string (type byte 0x%02x)", at, b);
     if (rc < 0) return rc;
     if ((rc = mp_need(r, n)) < 0) return rc;
+    /* jansson's C-string key API (json_object_get, json_equal, the JSON
+     * encoder's iteration) would see "a\0b" as "a": refuse it, as the JSON
+     * half does. */
+    if (memchr(r->p, 0, n)) return mp_fail(r, "map key at byte %zu contains a NUL byte", at);
     *kp = r->p;
     *kn = n;
     r->p += n;
@@ -419,9 +429,42 @@ str:
     return 0;
 }
 
-static void rd_drop_attach(mp_rd_t *r) {
-    for (size_t i = 0; i < r->nattach; i++) ts_buf_unref(r->attach[i]);
-    r->nattach = 0;
+
+/* Renumbers placeholders in traversal order (the order the encoder writes
+ * them) and moves their attachments from `old` to `neu`. Needed when a
+ * duplicate key replaced a value holding binaries (their attachments are
+ * left unreferenced) or replaced a value in place (nums out of order). */
+static void renumber(json_t *v, ts_buf_t **old, ts_buf_t **neu, size_t *k) {
+    if (json_is_array(v)) {
+        size_t i;
+        json_t *e;
+        json_array_foreach(v, i, e) renumber(e, old, neu, k);
+    } else if (json_is_object(v)) {
+        if (json_is_true(json_object_get(v, "_placeholder"))) {
+            /* ours: user maps that look like this were refused */
+            size_t num = (size_t)json_integer_value(json_object_get(v, "num"));
+            neu[*k] = old[num];
+            old[num] = NULL;
+            json_object_set_new(v, "num", json_integer((json_int_t)*k));
+            (*k)++;
+            return;
+        }
+        const char *key;
+        json_t *e;
+        json_object_foreach(v, key, e) renumber(e, old, neu, k);
+    }
+}
+
+static void compact_attach(mp_rd_t *r, json_t *data) {
+    if (r->nattach == 0) return;
+    ts_buf_t **neu = ts_xcalloc(r->nattach, sizeof(*neu));
+    size_t k = 0;
+    renumber(data, r->attach, neu, &k);
+    rd_drop_attach(r); /* the unreferenced ones; moved ones are NULL */
+    free(r->attach);
+    r->attach = neu;
+    r->nattach = k;
+    r->cap = k;
 }
 
 enum { K_TYPE, K_NSP, K_DATA, K_ID, K_OTHER, K_N };
@@ -511,6 +554,7 @@ int ts_sio__msgpack_decode(ts_sio_decoder_t *d, const uint8_t *p, size_t len,
         goto fail;
     }
 
+    compact_attach(&r, v[K_DATA]);
     out->type = (uint8_t)type;
     out->nsp = ts_xstrdup(nsp);
     out->id = v[K_ID] ? (int64_t)json_integer_value(v[K_ID]) : TS_SIO_NO_ID;
