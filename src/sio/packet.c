@@ -12,7 +12,10 @@
  *  - JSON is parsed by jansson: lone surrogate escapes ("\ud800"), NUL in an
  *    object key, numbers beyond the double range (1e400, Node: Infinity) and
  *    nesting deeper than 2048 are errors. Integers beyond int64 are kept as
- *    doubles, like JS does (the payload is re-parsed with INT_AS_REAL);
+ *    doubles, like JS does (the payload is re-parsed with INT_AS_REAL), and
+ *    the encoder writes integers beyond 2^53 as the nearest double, as
+ *    JSON.stringify would (so int64 values above 2^53 lose precision on the
+ *    wire, exactly as they would through a Node server);
  *  - a namespace must be valid UTF-8 without NUL (it becomes a C string);
  *  - an empty string is an error (Node: Number("") is 0, so it reads as a
  *    CONNECT to "/"), and a space is not an ack id (Node: "2 [1]" has id 0);
@@ -480,6 +483,8 @@ static int cmp_idx(const void *a, const void *b) {
 
 static void dump_value(ts_sbuf_t *s, json_t *v);
 
+#define TS_JS_SAFE_INT 9007199254740992LL /* 2^53: every integer up to it is a double */
+
 static void dump_member(ts_sbuf_t *s, int *first, const char *key, json_t *val) {
     if (!*first) ts_sbuf_putc(s, ',');
     *first = 0;
@@ -533,9 +538,17 @@ static void dump_value(ts_sbuf_t *s, json_t *v) {
     case JSON_STRING:
         dump_string(s, json_string_value(v), json_string_length(v));
         break;
-    case JSON_INTEGER:
-        ts_sbuf_printf(s, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+    case JSON_INTEGER: {
+        /* JS numbers are doubles: beyond 2^53 JSON.stringify writes the
+         * nearest double, and so do we, or a relayed 1234000001930489374
+         * would reach JS clients differently than from a Node server. */
+        json_int_t i = json_integer_value(v);
+        if (i > TS_JS_SAFE_INT || i < -TS_JS_SAFE_INT)
+            dump_real(s, (double)i);
+        else
+            ts_sbuf_printf(s, "%" JSON_INTEGER_FORMAT, i);
         break;
+    }
     case JSON_REAL:
         dump_real(s, json_real_value(v));
         break;

@@ -178,8 +178,16 @@ static const sio_case_t cases[] = {
     {"integer beyond int64", S("42[\"big\",12345678901234567890,1]"), 0, {{0}}, 0, NULL,
      TS_SIO_EVENT, "/", NONE, NULL, "42[\"big\",12345678901234567000,1]", 0},
     {"int64 extremes", S("42[\"i\",9223372036854775807,-9223372036854775808]"), 0, {{0}}, 0,
-     NULL, TS_SIO_EVENT, "/", NONE, "[\"i\",9223372036854775807,-9223372036854775808]", NULL,
-     0},
+     NULL, TS_SIO_EVENT, "/", NONE, "[\"i\",9223372036854775807,-9223372036854775808]",
+     "42[\"i\",9223372036854776000,-9223372036854776000]", 0},
+    {"integers beyond 2^53 written as doubles",
+     S("42[\"s\",9007199254740993,9007199254740992,-9007199254740993]"), 0, {{0}}, 0, NULL,
+     TS_SIO_EVENT, "/", NONE, "[\"s\",9007199254740993,9007199254740992,-9007199254740993]",
+     "42[\"s\",9007199254740992,9007199254740992,-9007199254740992]", 0},
+    {"fuzz: 1e20 re-reads as a double, big int as JS", /* fuzz_sio_packet crash f3a47171 */
+     S("42[\"n\",21,0.0,1,1e20,1e-5,1e-5,1234000001930489374]"), 0, {{0}}, 0, NULL,
+     TS_SIO_EVENT, "/", NONE, NULL,
+     "42[\"n\",21,0,1,100000000000000000000,0.00001,0.00001,1234000001930489300]", 0},
     {"escapes as JS writes them",
      S("42[\"c\",\"\\u0001\\u001F\\b\\t\\n\\f\\r\\\"\\\\\\/\\u2028\\u007f\\u00e9\"]"), 0, {{0}},
      0, NULL, TS_SIO_EVENT, "/", NONE, NULL,
@@ -325,14 +333,12 @@ static const sio_case_t cases[] = {
 
 /* ---- helpers ---- */
 
-/* Equality as JS sees it: numbers by value (1 and 1.0 are one number). */
+/* Equality as JS sees it: numbers are doubles (1 and 1.0 are one number,
+ * and so are 2^53 + 1 and 2^53). */
 static int json_eq_js(json_t *a, json_t *b) {
     if (!a || !b) return a == b;
-    if (json_is_number(a) && json_is_number(b)) {
-        if (json_is_integer(a) && json_is_integer(b))
-            return json_integer_value(a) == json_integer_value(b);
+    if (json_is_number(a) && json_is_number(b))
         return json_number_value(a) == json_number_value(b);
-    }
     if (json_typeof(a) != json_typeof(b)) return 0;
     if (json_is_array(a)) {
         if (json_array_size(a) != json_array_size(b)) return 0;
@@ -722,6 +728,7 @@ static void test_encode_built_packets(void **state) {
     pkt.type = 7;
     assert_ts_err(ts_sio_encode(TS_SIO_PARSER_JSON, &pkt, &enc), TS_EINVAL);
     pkt.type = TS_SIO_EVENT;
+    ts_buf_unref(att[1]);
     att[1] = NULL;
     assert_ts_err(ts_sio_encode(TS_SIO_PARSER_JSON, &pkt, &enc), TS_EINVAL);
     assert_ts_err(ts_sio_encode((ts_sio_parser_kind_t)5, &pkt, &enc), TS_EINVAL);
