@@ -594,7 +594,7 @@ static void default_text(const opt_t *o, const ts_dmn_config_t *d, char *buf, si
         snprintf(buf, cap, "%s", field[0] ? field : "none");
         break;
     case K_LISTEN:
-        snprintf(buf, cap, "%s:%u", d->listen_host, d->listen_port);
+        snprintf(buf, cap, "%.40s:%u", d->listen_host, d->listen_port);
         break;
     case K_ORIGIN:
         snprintf(buf, cap, "none");

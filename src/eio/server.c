@@ -263,11 +263,16 @@ static void sock_close_graceful(ts_eio_sock_t *s, const char *reason) {
         sock_destroy(s, reason);
         return;
     }
-    if (s->get) {
+    if (s->get && s->qn == 0) {
         poll_answer(s, "1");
         sock_destroy(s, reason);
         return;
     }
+    /* The close packet travels alone, after everything queued: clients
+     * handle a payload's close before its messages (socket.io-client
+     * defers decoded packets to the next tick), so a DISCONNECT sharing a
+     * payload with the close would be read as a transport close. */
+    if (s->get) poll_answer(s, NULL);
     /* Polling without a GET waiting: keep the session (invisible to the
      * layer above) until the client's next GET takes the close packet. */
     s->state = ST_CLOSING;
@@ -388,6 +393,7 @@ static void probe_on_message(ts_ws_conn_t *ws, const ts_ws_msg_t *m, void *ud) {
         if (s->get) poll_answer(s, "6");
         s->transport = TR_WEBSOCKET;
         s->ws = ws;
+        ts_ws_set_handler(ws, &ws_handler, s);
         TS_MET_INC(EIO_UPGRADES);
         TS_MET_GAUGE_ADD(EIO_OPEN_WS, 1);
         flush(s);
@@ -426,6 +432,10 @@ static void handle_get(ts_eio_sock_t *s, ts_http_conn_t *hc, const ts_http_req_t
     }
     s->get = hc;
     if (s->state == ST_CLOSING) {
+        if (s->qn) {
+            poll_answer(s, NULL); /* the close packet goes in the next one */
+            return;
+        }
         poll_answer(s, "1");
         sock_destroy(s, "forced close");
         return;

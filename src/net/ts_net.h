@@ -87,6 +87,9 @@ typedef struct ts_ws_handler {
  * answers the request). `extra_headers` may be NULL. */
 int ts_ws_upgrade(ts_http_conn_t *hc, const ts_http_req_t *req, size_t max_message,
                   const char *extra_headers, const ts_ws_handler_t *h, void *ud);
+/* Replaces the handler and its user data (e.g. when an upgrade probe
+ * becomes the session's transport). */
+void ts_ws_set_handler(ts_ws_conn_t *ws, const ts_ws_handler_t *h, void *ud);
 /* Queues a frame whose payload is buf[off..off+len) (a reference is taken;
  * the header is built per connection, the payload bytes are shared).
  * Returns 0, or TS_ECLOSED if the WebSocket is closing. */

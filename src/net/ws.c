@@ -112,6 +112,11 @@ size_t ts_net__ws_process(ts_conn_t *c, uint8_t *data, size_t len) {
 
 void ts_net__ws_closed(ts_conn_t *c) { ws_notify(c, TS_WS_CLOSE_ABNORMAL); }
 
+void ts_ws_set_handler(ts_ws_conn_t *c, const ts_ws_handler_t *h, void *ud) {
+    c->ws_h = h;
+    c->ws_ud = ud;
+}
+
 int ts_ws_send(ts_ws_conn_t *c, uint8_t opcode, ts_buf_t *buf, size_t off, size_t len) {
     if (c->flags & (TS_CONN_CLOSING | TS_CONN_ENDING | TS_CONN_SHUTDOWN | TS_CONN_WS_CLOSE_SENT))
         return TS_ECLOSED;
