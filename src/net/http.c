@@ -1,10 +1,10 @@
 /* http.c - HTTP/1.1 request parsing on http-parser 2.9 with per-parser
- * limits, and response serialisation. http-parser hands us pieces that point
- * into the caller's buffer; we copy them into one growable store and keep
- * offsets, building slices only when the request is complete (the store
- * moves when it grows). We pause http-parser at the end of the headers (to
- * count header bytes exactly and check limits before any body byte) and at
- * the end of each request (so pipelined requests come out one at a time). */
+ * limits, and response serialisation. Pieces from http-parser are copied
+ * into one growable store as offsets, turned into slices only when a request
+ * is complete. We pause http-parser at the end of the head (to count it
+ * exactly and check limits before any body byte) and at the end of each
+ * request (pipelining); every error is decided at a fixed byte so any split
+ * of the input gives the same answer. */
 #include "net/ts_http.h"
 
 #include <http_parser.h>
@@ -36,7 +36,9 @@ struct ts_http_parser {
     ts_sbuf_t store;        /* url, header names and values, body of the current request */
     size_t url_off, url_len;
     hdr_off_t hdrs[TS_HTTP_MAX_HEADERS_HARD];
-    size_t nheaders;
+    size_t nheaders;        /* stored, at most lim.max_headers */
+    size_t nseen;           /* header lines seen, stored or not */
+    int bad_name;           /* first byte outside tchar in a header name, or -1 */
     size_t body_off, body_len;
     size_t header_bytes;    /* raw bytes of the current head so far (leading CRLFs too) */
     enum last_cb last;
@@ -95,41 +97,43 @@ static int on_url(http_parser *hp, const char *at, size_t len) {
     return 0;
 }
 
+/* Header callbacks never fail: http-parser delivers a name or value late
+ * (at its end, or at the end of the fed buffer) and drops what is pending
+ * when it meets a syntax error, so an error raised here would depend on
+ * how the input was split. They record what is wrong; check_head() reports
+ * it once the head is complete. Headers over the limit are counted only. */
 static int on_header_field(http_parser *hp, const char *at, size_t len) {
     ts_http_parser_t *p = parser_of(hp);
     if (p->headers_done) return 0; /* chunked trailer fields: ignored */
-    for (size_t i = 0; i < len; i++) {
-        if (!is_tchar((uint8_t)at[i])) {
-            fail(p, TS_EPROTO, 400, "http: invalid character 0x%02x in a header name",
-                 (unsigned)(uint8_t)at[i]);
-            return -1;
-        }
-    }
+    for (size_t i = 0; i < len && p->bad_name < 0; i++)
+        if (!is_tchar((uint8_t)at[i])) p->bad_name = (uint8_t)at[i];
     if (p->last != LAST_FIELD) {
-        if (p->nheaders >= p->lim.max_headers) {
-            fail(p, TS_ELIMIT, 431, "http: more than %zu request headers", p->lim.max_headers);
-            return -1;
+        p->nseen++;
+        if (p->nheaders < p->lim.max_headers) {
+            size_t at_off = ts_sbuf_len(&p->store);
+            p->hdrs[p->nheaders++] = (hdr_off_t){at_off, 0, at_off, 0};
         }
-        size_t at_off = ts_sbuf_len(&p->store);
-        p->hdrs[p->nheaders++] = (hdr_off_t){at_off, 0, at_off, 0};
     }
+    p->last = LAST_FIELD;
+    if (p->nseen > p->nheaders) return 0;
     ts_sbuf_append(&p->store, at, len);
     p->hdrs[p->nheaders - 1].name_len += len;
-    p->last = LAST_FIELD;
     return 0;
 }
 
 static int on_header_value(http_parser *hp, const char *at, size_t len) {
     ts_http_parser_t *p = parser_of(hp);
-    if (p->headers_done || TS_NEVER(p->nheaders == 0)) return 0;
+    if (p->headers_done || TS_NEVER(p->nseen == 0)) return 0;
+    enum last_cb was = p->last;
+    p->last = LAST_VALUE;
+    if (p->nseen > p->nheaders) return 0;
     hdr_off_t *h = &p->hdrs[p->nheaders - 1];
-    if (p->last != LAST_VALUE) {
+    if (was != LAST_VALUE) {
         h->value_off = ts_sbuf_len(&p->store);
         h->value_len = 0;
     }
     ts_sbuf_append(&p->store, at, len);
     h->value_len += len;
-    p->last = LAST_VALUE;
     return 0;
 }
 
@@ -197,6 +201,7 @@ ts_http_parser_t *ts_http_parser_new(const ts_http_limits_t *limits) {
     http_parser_init(&p->hp, HTTP_REQUEST);
     p->hp.data = p;
     ts_sbuf_reserve(&p->store, 256); /* so empty slices still point into the store */
+    p->bad_name = -1;
     return p;
 }
 
@@ -220,7 +225,8 @@ ts_slice_t ts_http__storage(const ts_http_parser_t *p) {
 static void next_message(ts_http_parser_t *p) {
     ts_sbuf_truncate(&p->store, 0);
     p->url_off = p->url_len = 0;
-    p->nheaders = 0;
+    p->nheaders = p->nseen = 0;
+    p->bad_name = -1;
     p->body_off = p->body_len = 0;
     p->header_bytes = 0;
     p->last = LAST_NONE;
@@ -244,8 +250,9 @@ static int scan_request_line(ts_http_parser_t *p, const uint8_t *d, size_t n) {
             p->line = LINE_DONE;
             size_t k = p->tail_len;
             if (k && p->tail[k - 1] == '\r') k--;
-            if (k < 9 || memcmp(p->tail + k - 9, " HTTP/", 6) != 0 || p->tail[k - 2] != '.')
+            if (k < 9 || memcmp(p->tail + k - 9, " HTTP/", 6) != 0 || p->tail[k - 2] != '.') {
                 return fail(p, TS_EPROTO, 400, "http: bad request line (no HTTP/1.x at its end)");
+            }
             return 0;
         }
         if (p->tail_len == sizeof(p->tail)) {
@@ -283,9 +290,15 @@ static int fail_from_parser(ts_http_parser_t *p, int bad) {
     return fail(p, TS_EPROTO, 400, "http: bad request: %s", http_errno_description(e));
 }
 
-/* Version and Content-Length, checked once the whole head has been read
- * (and found within max_header_bytes). */
+/* Everything about the head, checked in a fixed order once all of it has
+ * been read (and found within max_header_bytes), so that the answer does
+ * not depend on how the bytes were split. */
 static int check_head(ts_http_parser_t *p) {
+    if (p->nseen > p->lim.max_headers)
+        return fail(p, TS_ELIMIT, 431, "http: more than %zu request headers", p->lim.max_headers);
+    if (p->bad_name >= 0)
+        return fail(p, TS_EPROTO, 400, "http: invalid character 0x%02x in a header name",
+                    (unsigned)p->bad_name);
     if (p->hp.http_major != 1 || p->hp.http_minor > 1)
         return fail(p, TS_EVERSION, 505, "http: HTTP version %u.%u not supported (only 1.0 and 1.1)",
                     p->hp.http_major, p->hp.http_minor);

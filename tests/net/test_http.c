@@ -159,6 +159,9 @@ static const http_case_t cases[] = {
      "error 400 -1100 http: bad request line (no HTTP/1.x at its end)\n"},
     {"misspelt protocol name", "GET / HTTX/1.1\r\n\r\n", 0, {0, 0, 0},
      "error 400 -1100 http: bad request line (no HTTP/1.x at its end)\n"},
+    {"bad request line and too many headers: the line is reported (fuzz)",
+     "GET / HTEIO1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n", 0, SMALL,
+     "error 400 -1100 http: bad request line (no HTTP/1.x at its end)\n"},
     {"junk after the version", "GET / HTTP/1.1 x\r\n\r\n", 0, {0, 0, 0},
      "error 400 -1100 http: bad request: invalid HTTP version\n"},
     {"HTTP/2.0", "GET / HTTP/2.0\r\n\r\n", 0, {0, 0, 0},
@@ -169,6 +172,12 @@ static const http_case_t cases[] = {
      "error 505 -1104 http: unsupported HTTP version (only 1.0 and 1.1)\n"},
 
     /* --- bad headers --- */
+    {"too many headers, then a syntax error: the syntax error wins (fuzz)",
+     "POST / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nX-E0\r\n\r\n", 0, SMALL,
+     "error 400 -1100 http: bad request: invalid character in header\n"},
+    {"bad header name, then a syntax error: the syntax error wins",
+     "GET / HTTP/1.1\r\nX Y: 1\r\nZ\r\n\r\n", 0, {0, 0, 0},
+     "error 400 -1100 http: bad request: invalid character in header\n"},
     {"header line without a colon", "GET / HTTP/1.1\r\nNoColon\r\n\r\n", 0, {0, 0, 0},
      "error 400 -1100 http: bad request: invalid character in header\n"},
     {"space before the colon", "GET / HTTP/1.1\r\nX : y\r\n\r\n", 0, {0, 0, 0},
