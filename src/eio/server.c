@@ -128,6 +128,18 @@ static void respond_ws_error(ts_http_conn_t *hc, const char *message) {
     ts_http_respond(hc, 400, "Content-type: text/html\r\n", message, strlen(message), 1);
 }
 
+/* After ts_ws_upgrade failed: RFC 6455 4.4 for a version we do not speak. */
+static void respond_upgrade_failed(ts_http_conn_t *hc, int rc) {
+    if (rc == TS_EVERSION) {
+        TS_MET_ERR(EIO_BAD_REQUEST);
+        static const char msg[] = "Unsupported WebSocket version (this server speaks 13)";
+        ts_http_respond(hc, 426, "Sec-WebSocket-Version: 13\r\nContent-type: text/html\r\n", msg,
+                        sizeof msg - 1, 1);
+        return;
+    }
+    respond_ws_error(hc, "Bad request");
+}
+
 /* ---- sending ---- */
 
 static void queue_push(ts_eio_sock_t *s, ts_buf_t *buf, int binary) {
@@ -425,8 +437,11 @@ static void on_get_abort(ts_http_conn_t *hc, void *ud) {
 
 static void handle_get(ts_eio_sock_t *s, ts_http_conn_t *hc, const ts_http_req_t *req) {
     if (s->get) {
-        /* overlapping GETs: the protocol forbids it; Node closes the session */
+        /* overlapping GETs: the protocol forbids it; Node closes the
+         * session, and the held GET learns it with a close packet */
         respond_error(s->srv, hc, req, 3, NULL);
+        queue_clear(s);
+        poll_answer(s, "1");
         sock_destroy(s, "transport error");
         return;
     }
@@ -526,14 +541,14 @@ static void handshake(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_re
     if (transport == TR_WEBSOCKET) {
         char hdrs[600];
         cors_headers(srv, req, hdrs, sizeof hdrs);
-        if (ts_ws_upgrade(hc, req, srv->opts.max_payload, hdrs, &ws_handler, s) != 0) {
-            ts_map_del(&srv->sessions, s->sid, SID_LEN);
+        int rc = ts_ws_upgrade(hc, req, srv->opts.max_payload, hdrs, &ws_handler, s);
+        if (rc != 0) {
             s->state = ST_CLOSED;
             TS_MET_GAUGE_ADD(EIO_OPEN, -1);
             TS_MET_GAUGE_ADD(EIO_OPEN_WS, -1);
             sock_free(s);
             ts_buf_unref(open);
-            respond_ws_error(hc, "Bad request");
+            respond_upgrade_failed(hc, rc);
             return;
         }
         s->ws = hc;
@@ -556,8 +571,9 @@ static void upgrade(ts_eio_server_t *srv, ts_eio_sock_t *s, ts_http_conn_t *hc,
     }
     char hdrs[600];
     cors_headers(srv, req, hdrs, sizeof hdrs);
-    if (ts_ws_upgrade(hc, req, srv->opts.max_payload, hdrs, &probe_handler, s) != 0) {
-        respond_ws_error(hc, "Bad request");
+    int rc = ts_ws_upgrade(hc, req, srv->opts.max_payload, hdrs, &probe_handler, s);
+    if (rc != 0) {
+        respond_upgrade_failed(hc, rc);
         return;
     }
     s->probe_ws = hc;

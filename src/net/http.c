@@ -274,11 +274,12 @@ static int fail_from_parser(ts_http_parser_t *p, int bad) {
         return fail(p, TS_ELIMIT, 431, "http: request headers exceed %d bytes",
                     (int)HTTP_MAX_HEADER_SIZE);
     case HPE_INVALID_METHOD:
-        /* http-parser stops at the first byte that leaves its method table:
-         * a token byte there ("FOO", "GE ") means a well-formed method it
-         * does not know; anything else is noise. */
+        /* http-parser stops at the first byte that leaves its method table,
+         * before the rest of the line is seen, so a method it does not know
+         * ("FOO /") cannot be told from noise ("NOT A REQUEST"): both get
+         * 400, as Node's HTTP server answers. */
         if (bad >= 0 && (is_tchar((uint8_t)bad) || (bad == ' ' && p->begun)))
-            return fail(p, TS_EPROTO, 501, "http: unsupported request method");
+            return fail(p, TS_EPROTO, 400, "http: unsupported request method");
         break;
     case HPE_INVALID_VERSION:
         if (bad >= '0' && bad <= '9')

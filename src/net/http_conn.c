@@ -86,9 +86,11 @@ void ts_http_respond_buf(ts_http_conn_t *c, int status, const char *headers, ts_
     int keep = c->keep_alive && !close && !c->net->closing;
     size_t blen = body ? body->len : 0;
     ts_sbuf_t head = TS_SBUF_INIT;
-    ts_sbuf_printf(&head, "HTTP/1.1 %d %s\r\n%sContent-Length: %zu\r\nConnection: %s\r\n\r\n",
-                   status, ts_http_status_text(status), headers ? headers : "", blen,
-                   keep ? "keep-alive" : "close");
+    ts_sbuf_printf(&head, "HTTP/1.1 %d %s\r\n%s", status, ts_http_status_text(status),
+                   headers ? headers : "");
+    /* RFC 9110 8.6: no Content-Length on 204 and 304 */
+    if (status != 204 && status != 304) ts_sbuf_printf(&head, "Content-Length: %zu\r\n", blen);
+    ts_sbuf_printf(&head, "Connection: %s\r\n\r\n", keep ? "keep-alive" : "close");
     ts_buf_t *h = ts_sbuf_finish(&head);
     ts_net__queue(c, h, h->data, h->len, NULL, 0);
     ts_buf_unref(h);

@@ -83,8 +83,9 @@ typedef struct ts_ws_handler {
 /* Validates the upgrade request (GET, Upgrade: websocket, Connection:
  * upgrade, Sec-WebSocket-Version: 13, a valid key), writes the 101
  * response (declining every extension) and switches the connection to
- * WebSocket. Returns 0, or TS_EPROTO with nothing written (the caller
- * answers the request). `extra_headers` may be NULL. */
+ * WebSocket. Returns 0; TS_EVERSION if the version is not 13 (answer 426
+ * with "Sec-WebSocket-Version: 13", RFC 6455 4.4); or TS_EPROTO. On error
+ * nothing was written: the caller answers. `extra_headers` may be NULL. */
 int ts_ws_upgrade(ts_http_conn_t *hc, const ts_http_req_t *req, size_t max_message,
                   const char *extra_headers, const ts_ws_handler_t *h, void *ud);
 /* Replaces the handler and its user data (e.g. when an upgrade probe

@@ -30,10 +30,13 @@ int ts_ws_upgrade(ts_http_conn_t *c, const ts_http_req_t *req, size_t max_messag
     if (req->method != HTTP_GET || !ts_http_req_header(req, "upgrade", &v) ||
         !ts_http_header_has_token(v, "websocket") || !ts_http_req_header(req, "connection", &v) ||
         !ts_http_header_has_token(v, "upgrade") ||
-        !ts_http_req_header(req, "sec-websocket-version", &v) || !ts_slice_eq_str(v, "13") ||
         !ts_http_req_header(req, "sec-websocket-key", &key)) {
         TS_MET_ERR(WS_HANDSHAKE);
         return TS_EPROTO;
+    }
+    if (!ts_http_req_header(req, "sec-websocket-version", &v) || !ts_slice_eq_str(v, "13")) {
+        TS_MET_ERR(WS_HANDSHAKE);
+        return TS_EVERSION;
     }
     char accept[29];
     if (ts_ws_accept_key((const char *)key.p, key.len, accept) != 0) {

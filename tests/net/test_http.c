@@ -146,9 +146,9 @@ static const http_case_t cases[] = {
 
     /* --- bad request lines --- */
     {"unknown method", "FOO / HTTP/1.1\r\n\r\n", 0, {0, 0, 0},
-     "error 501 -1100 http: unsupported request method\n"},
+     "error 400 -1100 http: unsupported request method\n"},
     {"method prefix of a known one", "GE / HTTP/1.1\r\n\r\n", 0, {0, 0, 0},
-     "error 501 -1100 http: unsupported request method\n"},
+     "error 400 -1100 http: unsupported request method\n"},
     {"space before the method", " GET / HTTP/1.1\r\n\r\n", 0, {0, 0, 0},
      "error 400 -1100 http: bad request: invalid HTTP method\n"},
     {"binary garbage (a TLS ClientHello)", "\x16\x03\x01\x02\x00\x01", 0, {0, 0, 0},
