@@ -630,6 +630,9 @@ static ts_sio_socket_t *client_socket(client_t *c, const char *nsp) {
 }
 
 static void on_event(ts_sio_socket_t *s, ts_sio_packet_t *p) {
+    /* "2" with no payload decodes (as in Node) to no data: no event name,
+     * nothing to deliver */
+    if (!p->data || json_array_size(p->data) == 0) return;
     json_t *name = json_array_get(p->data, 0);
     char numname[32];
     const char *event = json_string_value(name);

@@ -79,8 +79,9 @@ void ts_sio_decoder_deinit(ts_sio_decoder_t *d);
  * complete packet (caller owns it, clear with ts_sio_packet_clear), 0 when
  * more attachments are awaited, < 0 (TS_EPROTO, TS_EJSON, TS_ELIMIT) on
  * any input Node's parser rejects, with d->errmsg saying why; after an
- * error the connection must be closed. A decoded EVENT's data is an array
- * whose first element is a string that is not a reserved name, or a number. */
+ * error the connection must be closed. A decoded EVENT's data is NULL (no
+ * payload, as Node's parser allows) or an array whose first element is a
+ * string that is not a reserved name, or a number. */
 int ts_sio_decoder_feed(ts_sio_decoder_t *d, const uint8_t *p, size_t len, int binary,
                         ts_sio_packet_t *out);
 
