@@ -8,7 +8,7 @@
 import { describe, it, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { startServer, sleep, TARGET } from './harness.mjs';
-import { WsClient } from './raw.mjs';
+import { WsClient, closeFetch } from './raw.mjs';
 
 const PING_INTERVAL = 300;
 const PING_TIMEOUT = 200;
@@ -18,6 +18,7 @@ let server;
 let URL;
 let WS_URL;
 const open = [];
+const HTTP_CLIENTS = [['fetch', globalThis.fetch], ['Connection: close', closeFetch]];
 
 function ws(path, opts) {
   const c = new WsClient(`${WS_URL}${path}`, opts);
@@ -37,7 +38,7 @@ async function handshakeValue(text) {
   return value;
 }
 
-async function pollingSession(path) {
+async function pollingSession(path, fetch) {
   const res = await fetch(`${URL}${path}?EIO=4&transport=polling`);
   assert.equal(res.status, 200);
   return (await handshakeValue(await res.text())).sid;
@@ -75,282 +76,287 @@ afterEach(() => {
 });
 
 // The Engine.IO checks apply to the raw echo endpoint and to the Socket.IO path.
-for (const path of ['/engine.io/', '/socket.io/']) {
-  describe(`Engine.IO v4 at ${path} (${TARGET})`, () => {
-    describe('handshake', () => {
-      it('polling: opens a session', T, async () => {
-        const res = await fetch(`${URL}${path}?EIO=4&transport=polling`);
-        assert.equal(res.status, 200);
-        assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
-        const v = await handshakeValue(await res.text());
-        assert.deepStrictEqual(v.upgrades, ['websocket']);
+// Every HTTP check runs with two clients: undici fetch (keep-alive pool) and
+// node:http without an agent, "Connection: close" (what node-fetch, used by the
+// official suites, sends).
+for (const [cname, fetch] of HTTP_CLIENTS) {
+  for (const path of ['/engine.io/', '/socket.io/']) {
+    describe(`Engine.IO v4 at ${path} [${cname}] (${TARGET})`, () => {
+      describe('handshake', () => {
+        it('polling: opens a session', T, async () => {
+          const res = await fetch(`${URL}${path}?EIO=4&transport=polling`);
+          assert.equal(res.status, 200);
+          assert.match(res.headers.get('content-type') ?? '', /^text\/plain/);
+          const v = await handshakeValue(await res.text());
+          assert.deepStrictEqual(v.upgrades, ['websocket']);
+        });
+
+        it('polling: invalid EIO -> 400 code 5', T, async () => {
+          await expectError(await fetch(`${URL}${path}?transport=polling`), 5);
+          await expectError(await fetch(`${URL}${path}?EIO=abc&transport=polling`), 5);
+          await expectError(await fetch(`${URL}${path}?EIO=3&transport=polling`), 5);
+        });
+
+        it('polling: invalid transport -> 400 code 0', T, async () => {
+          await expectError(await fetch(`${URL}${path}?EIO=4`), 0);
+          await expectError(await fetch(`${URL}${path}?EIO=4&transport=abc`), 0);
+        });
+
+        it('polling: handshake with POST/PUT -> 400 code 2', T, async () => {
+          await expectError(await fetch(`${URL}${path}?EIO=4&transport=polling`, { method: 'post' }), 2);
+          await expectError(await fetch(`${URL}${path}?EIO=4&transport=polling`, { method: 'put' }), 2);
+        });
+
+        it('websocket: opens a session', T, async () => {
+          const c = ws(`${path}?EIO=4&transport=websocket`);
+          const v = await handshakeValue(await c.next());
+          assert.deepStrictEqual(v.upgrades, []);
+        });
+
+        it('websocket: invalid EIO is refused', T, async () => {
+          await expectWsRefused(`${path}?transport=websocket`);
+          await expectWsRefused(`${path}?EIO=abc&transport=websocket`);
+        });
+
+        it('websocket: invalid transport is refused', T, async () => {
+          await expectWsRefused(`${path}?EIO=4`);
+          await expectWsRefused(`${path}?EIO=4&transport=abc`);
+        });
+
+        it('unknown sid -> 400 code 1 "Session ID unknown"', T, async () => {
+          const res = await fetch(`${URL}${path}?EIO=4&transport=polling&sid=nope-not-a-session`);
+          assert.equal(res.status, 400);
+          assert.deepStrictEqual(await res.json(), { code: 1, message: 'Session ID unknown' });
+        });
       });
 
-      it('polling: invalid EIO -> 400 code 5', T, async () => {
-        await expectError(await fetch(`${URL}${path}?transport=polling`), 5);
-        await expectError(await fetch(`${URL}${path}?EIO=abc&transport=polling`), 5);
-        await expectError(await fetch(`${URL}${path}?EIO=3&transport=polling`), 5);
-      });
+      describe('heartbeat', () => {
+        it('polling: sends ping, accepts pong, three times', T, async () => {
+          const sid = await pollingSession(path, fetch);
+          for (let i = 0; i < 3; i++) {
+            const t0 = Date.now();
+            const poll = await fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`);
+            assert.equal(poll.status, 200);
+            assert.equal(await poll.text(), '2');
+            if (i > 0) assert.ok(Date.now() - t0 >= PING_INTERVAL - 50, 'ping came too early');
+            const push = await fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`, { method: 'post', body: '3' });
+            assert.equal(push.status, 200);
+            assert.equal(await push.text(), 'ok');
+          }
+        });
 
-      it('polling: invalid transport -> 400 code 0', T, async () => {
-        await expectError(await fetch(`${URL}${path}?EIO=4`), 0);
-        await expectError(await fetch(`${URL}${path}?EIO=4&transport=abc`), 0);
-      });
+        it('polling: closes the session upon ping timeout', T, async () => {
+          const sid = await pollingSession(path, fetch);
+          // the official suite polls at exactly pingInterval + pingTimeout; 10 ms of slack
+          await sleep(PING_INTERVAL + PING_TIMEOUT + 10);
+          const poll = await fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`);
+          assert.equal(poll.status, 400);
+        });
 
-      it('polling: handshake with POST/PUT -> 400 code 2', T, async () => {
-        await expectError(await fetch(`${URL}${path}?EIO=4&transport=polling`, { method: 'post' }), 2);
-        await expectError(await fetch(`${URL}${path}?EIO=4&transport=polling`, { method: 'put' }), 2);
-      });
+        it('websocket: sends ping, accepts pong, three times', T, async () => {
+          const c = ws(`${path}?EIO=4&transport=websocket`);
+          await c.next(); // open packet
+          for (let i = 0; i < 3; i++) {
+            assert.equal(await c.next({ ms: 2000 }), '2');
+            c.send('3');
+          }
+          await sleep(100);
+          assert.equal(c.closeInfo, null, 'session closed although pongs were sent');
+        });
 
-      it('websocket: opens a session', T, async () => {
-        const c = ws(`${path}?EIO=4&transport=websocket`);
-        const v = await handshakeValue(await c.next());
-        assert.deepStrictEqual(v.upgrades, []);
-      });
-
-      it('websocket: invalid EIO is refused', T, async () => {
-        await expectWsRefused(`${path}?transport=websocket`);
-        await expectWsRefused(`${path}?EIO=abc&transport=websocket`);
-      });
-
-      it('websocket: invalid transport is refused', T, async () => {
-        await expectWsRefused(`${path}?EIO=4`);
-        await expectWsRefused(`${path}?EIO=4&transport=abc`);
-      });
-
-      it('unknown sid -> 400 code 1 "Session ID unknown"', T, async () => {
-        const res = await fetch(`${URL}${path}?EIO=4&transport=polling&sid=nope-not-a-session`);
-        assert.equal(res.status, 400);
-        assert.deepStrictEqual(await res.json(), { code: 1, message: 'Session ID unknown' });
-      });
-    });
-
-    describe('heartbeat', () => {
-      it('polling: sends ping, accepts pong, three times', T, async () => {
-        const sid = await pollingSession(path);
-        for (let i = 0; i < 3; i++) {
+        it('websocket: closes the session upon ping timeout', T, async () => {
+          const c = ws(`${path}?EIO=4&transport=websocket`);
           const t0 = Date.now();
+          await c.waitClose(3000);
+          const dt = Date.now() - t0;
+          assert.ok(dt >= PING_INTERVAL + PING_TIMEOUT - 50, `closed after ${dt} ms, before the ping timeout`);
+          assert.ok(c.queue[0]?.startsWith('0'), 'open packet first');
+          assert.deepStrictEqual(c.queue.slice(1), ['2'], 'exactly one ping, then the close');
+        });
+      });
+
+      describe('close', () => {
+        it('polling: a close packet ends the session; held GET gets noop', T, async () => {
+          const sid = await pollingSession(path, fetch);
+          const [poll, push] = await Promise.all([
+            fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`),
+            sleep(20).then(() => fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`, { method: 'post', body: '1' })),
+          ]);
+          assert.equal(poll.status, 200);
+          assert.equal(await poll.text(), '6');
+          assert.equal(push.status, 200);
+          const again = await fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`);
+          assert.equal(again.status, 400);
+          assert.deepStrictEqual(await again.json(), { code: 1, message: 'Session ID unknown' });
+        });
+
+        it('websocket: a close packet ends the session', T, async () => {
+          const c = ws(`${path}?EIO=4&transport=websocket`);
+          await c.next();
+          c.send('1');
+          await c.waitClose(2000);
+        });
+      });
+
+      describe('upgrade', () => {
+        it('probe, noop to the held poll, upgrade, then traffic on the websocket', T, async () => {
+          const sid = await pollingSession(path, fetch);
+          const c = ws(`${path}?EIO=4&transport=websocket&sid=${sid}`);
+          await c.open();
+          c.send('2probe');
+          assert.equal(await c.next(), '3probe');
           const poll = await fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`);
           assert.equal(poll.status, 200);
-          assert.equal(await poll.text(), '2');
-          if (i > 0) assert.ok(Date.now() - t0 >= PING_INTERVAL - 50, 'ping came too early');
-          const push = await fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`, { method: 'post', body: '3' });
-          assert.equal(push.status, 200);
-          assert.equal(await push.text(), 'ok');
-        }
-      });
+          assert.equal(await poll.text(), '6');
+          c.send('5');
+          if (path === '/engine.io/') {
+            c.send('4hello');
+            assert.equal(await c.next({ skipPings: true }), '4hello');
+          } else {
+            // the session is alive on the websocket: it gets pinged there
+            assert.equal(await c.next({ ms: 2000 }), '2');
+            c.send('3');
+          }
+        });
 
-      it('polling: closes the session upon ping timeout', T, async () => {
-        const sid = await pollingSession(path);
-        // the official suite polls at exactly pingInterval + pingTimeout; 10 ms of slack
-        await sleep(PING_INTERVAL + PING_TIMEOUT + 10);
-        const poll = await fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`);
-        assert.equal(poll.status, 400);
-      });
+        it('polling requests with the sid are refused after the upgrade', T, async () => {
+          const sid = await pollingSession(path, fetch);
+          const c = ws(`${path}?EIO=4&transport=websocket&sid=${sid}`);
+          await c.open();
+          c.send('2probe');
+          assert.equal(await c.next(), '3probe');
+          c.send('5');
+          await sleep(50);
+          const poll = await fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`);
+          assert.equal(poll.status, 400);
+          assert.equal((await poll.json()).code, 3);
+          if (path === '/engine.io/') {
+            c.send('4hello');
+            assert.equal(await c.next({ skipPings: true }), '4hello');
+          }
+        });
 
-      it('websocket: sends ping, accepts pong, three times', T, async () => {
-        const c = ws(`${path}?EIO=4&transport=websocket`);
-        await c.next(); // open packet
-        for (let i = 0; i < 3; i++) {
-          assert.equal(await c.next({ ms: 2000 }), '2');
-          c.send('3');
-        }
-        await sleep(100);
-        assert.equal(c.closeInfo, null, 'session closed although pongs were sent');
-      });
-
-      it('websocket: closes the session upon ping timeout', T, async () => {
-        const c = ws(`${path}?EIO=4&transport=websocket`);
-        const t0 = Date.now();
-        await c.waitClose(3000);
-        const dt = Date.now() - t0;
-        assert.ok(dt >= PING_INTERVAL + PING_TIMEOUT - 50, `closed after ${dt} ms, before the ping timeout`);
-        assert.ok(c.queue[0]?.startsWith('0'), 'open packet first');
-        assert.deepStrictEqual(c.queue.slice(1), ['2'], 'exactly one ping, then the close');
+        it('a second websocket with the sid is closed after the upgrade', T, async () => {
+          const sid = await pollingSession(path, fetch);
+          const c = ws(`${path}?EIO=4&transport=websocket&sid=${sid}`);
+          await c.open();
+          c.send('2probe');
+          assert.equal(await c.next(), '3probe');
+          c.send('5');
+          await sleep(50);
+          const c2 = ws(`${path}?EIO=4&transport=websocket&sid=${sid}`);
+          await c2.waitClose();
+          if (path === '/engine.io/') {
+            c.send('4hello');
+            assert.equal(await c.next({ skipPings: true }), '4hello');
+          }
+        });
       });
     });
+  }
 
-    describe('close', () => {
-      it('polling: a close packet ends the session; held GET gets noop', T, async () => {
-        const sid = await pollingSession(path);
-        const [poll, push] = await Promise.all([
-          fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`),
-          sleep(20).then(() => fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`, { method: 'post', body: '1' })),
-        ]);
-        assert.equal(poll.status, 200);
-        assert.equal(await poll.text(), '6');
-        assert.equal(push.status, 200);
-        const again = await fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`);
-        assert.equal(again.status, 400);
-        assert.deepStrictEqual(await again.json(), { code: 1, message: 'Session ID unknown' });
-      });
+  describe(`Engine.IO v4 messages at /engine.io/ (echo) [${cname}] (${TARGET})`, () => {
+    const P = '/engine.io/';
+    const q = (sid) => `${URL}${P}?EIO=4&transport=polling&sid=${sid}`;
 
-      it('websocket: a close packet ends the session', T, async () => {
-        const c = ws(`${path}?EIO=4&transport=websocket`);
-        await c.next();
-        c.send('1');
-        await c.waitClose(2000);
-      });
+    it('polling: one text packet', T, async () => {
+      const sid = await pollingSession(P, fetch);
+      const push = await fetch(q(sid), { method: 'post', body: '4hello' });
+      assert.equal(push.status, 200);
+      assert.equal(await push.text(), 'ok');
+      const poll = await fetch(q(sid));
+      assert.equal(poll.status, 200);
+      assert.equal(await poll.text(), '4hello');
     });
 
-    describe('upgrade', () => {
-      it('probe, noop to the held poll, upgrade, then traffic on the websocket', T, async () => {
-        const sid = await pollingSession(path);
-        const c = ws(`${path}?EIO=4&transport=websocket&sid=${sid}`);
-        await c.open();
-        c.send('2probe');
-        assert.equal(await c.next(), '3probe');
-        const poll = await fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`);
-        assert.equal(poll.status, 200);
-        assert.equal(await poll.text(), '6');
-        c.send('5');
-        if (path === '/engine.io/') {
-          c.send('4hello');
-          assert.equal(await c.next({ skipPings: true }), '4hello');
-        } else {
-          // the session is alive on the websocket: it gets pinged there
-          assert.equal(await c.next({ ms: 2000 }), '2');
-          c.send('3');
-        }
-      });
+    it('polling: several text packets in one payload', T, async () => {
+      const sid = await pollingSession(P, fetch);
+      const push = await fetch(q(sid), { method: 'post', body: '4test1\x1e4test2\x1e4test3' });
+      assert.equal(await push.text(), 'ok');
+      const poll = await fetch(q(sid));
+      assert.equal(await poll.text(), '4test1\x1e4test2\x1e4test3');
+    });
 
-      it('polling requests with the sid are refused after the upgrade', T, async () => {
-        const sid = await pollingSession(path);
-        const c = ws(`${path}?EIO=4&transport=websocket&sid=${sid}`);
-        await c.open();
-        c.send('2probe');
-        assert.equal(await c.next(), '3probe');
-        c.send('5');
-        await sleep(50);
-        const poll = await fetch(`${URL}${path}?EIO=4&transport=polling&sid=${sid}`);
-        assert.equal(poll.status, 400);
-        assert.equal((await poll.json()).code, 3);
-        if (path === '/engine.io/') {
-          c.send('4hello');
-          assert.equal(await c.next({ skipPings: true }), '4hello');
-        }
-      });
+    it('polling: text and binary packets', T, async () => {
+      const sid = await pollingSession(P, fetch);
+      const push = await fetch(q(sid), { method: 'post', body: '4hello\x1ebAQIDBA==' });
+      assert.equal(await push.text(), 'ok');
+      const poll = await fetch(q(sid));
+      assert.equal(await poll.text(), '4hello\x1ebAQIDBA==');
+    });
 
-      it('a second websocket with the sid is closed after the upgrade', T, async () => {
-        const sid = await pollingSession(path);
-        const c = ws(`${path}?EIO=4&transport=websocket&sid=${sid}`);
-        await c.open();
-        c.send('2probe');
-        assert.equal(await c.next(), '3probe');
-        c.send('5');
-        await sleep(50);
-        const c2 = ws(`${path}?EIO=4&transport=websocket&sid=${sid}`);
-        await c2.waitClose();
-        if (path === '/engine.io/') {
-          c.send('4hello');
-          assert.equal(await c.next({ skipPings: true }), '4hello');
-        }
-      });
+    it('polling: UTF-8 text survives', T, async () => {
+      const sid = await pollingSession(P, fetch);
+      const text = '4héllo 日本 🎉';
+      const push = await fetch(q(sid), { method: 'post', body: text });
+      assert.equal(await push.text(), 'ok');
+      const poll = await fetch(q(sid));
+      assert.equal(await poll.text(), text);
+    });
+
+    it('polling: invalid packet closes the session', T, async () => {
+      const sid = await pollingSession(P, fetch);
+      try {
+        const push = await fetch(q(sid), { method: 'post', body: 'abc' });
+        assert.equal(push.status, 400);
+      } catch {
+        // closing the connection without an answer is allowed too
+      }
+      const poll = await fetch(q(sid));
+      assert.equal(poll.status, 400);
+    });
+
+    it('polling: a duplicate GET closes the session', T, async () => {
+      const sid = await pollingSession(P, fetch);
+      const [first, second] = await Promise.all([
+        fetch(q(sid)),
+        sleep(20).then(() => fetch(`${q(sid)}&t=burst`)),
+      ]);
+      assert.equal(first.status, 200);
+      assert.equal(await first.text(), '1');
+      assert.ok([400, 500].includes(second.status), `second GET: ${second.status}`);
+      const poll = await fetch(q(sid));
+      assert.equal(poll.status, 400);
+    });
+
+    it('polling: an aborted GET closes the session', T, async () => {
+      const sid = await pollingSession(P, fetch);
+      const controller = new AbortController();
+      const held = fetch(q(sid), { signal: controller.signal }).catch(() => 'aborted');
+      await sleep(20);
+      controller.abort();
+      assert.equal(await held, 'aborted');
+      await sleep(20);
+      const poll = await fetch(q(sid));
+      assert.equal(poll.status, 400);
+    });
+
+    it('websocket: text packet', T, async () => {
+      const c = ws(`${P}?EIO=4&transport=websocket`);
+      await c.next();
+      c.send('4hello');
+      assert.equal(await c.next({ skipPings: true }), '4hello');
+    });
+
+    it('websocket: binary packet', T, async () => {
+      const c = ws(`${P}?EIO=4&transport=websocket`);
+      await c.next();
+      c.send(Uint8Array.from([1, 2, 3, 4]));
+      const m = await c.next({ skipPings: true });
+      assert.ok(Buffer.isBuffer(m), 'binary frame expected');
+      assert.deepStrictEqual([...m], [1, 2, 3, 4]);
+    });
+
+    it('websocket: invalid packet closes the session', T, async () => {
+      const c = ws(`${P}?EIO=4&transport=websocket`);
+      await c.next();
+      c.send('abc');
+      const t0 = Date.now();
+      await c.waitClose(2000);
+      assert.ok(Date.now() - t0 < PING_INTERVAL + PING_TIMEOUT, 'closed by the ping timeout, not by the parse error');
     });
   });
 }
-
-describe(`Engine.IO v4 messages at /engine.io/ (echo) (${TARGET})`, () => {
-  const P = '/engine.io/';
-  const q = (sid) => `${URL}${P}?EIO=4&transport=polling&sid=${sid}`;
-
-  it('polling: one text packet', T, async () => {
-    const sid = await pollingSession(P);
-    const push = await fetch(q(sid), { method: 'post', body: '4hello' });
-    assert.equal(push.status, 200);
-    assert.equal(await push.text(), 'ok');
-    const poll = await fetch(q(sid));
-    assert.equal(poll.status, 200);
-    assert.equal(await poll.text(), '4hello');
-  });
-
-  it('polling: several text packets in one payload', T, async () => {
-    const sid = await pollingSession(P);
-    const push = await fetch(q(sid), { method: 'post', body: '4test1\x1e4test2\x1e4test3' });
-    assert.equal(await push.text(), 'ok');
-    const poll = await fetch(q(sid));
-    assert.equal(await poll.text(), '4test1\x1e4test2\x1e4test3');
-  });
-
-  it('polling: text and binary packets', T, async () => {
-    const sid = await pollingSession(P);
-    const push = await fetch(q(sid), { method: 'post', body: '4hello\x1ebAQIDBA==' });
-    assert.equal(await push.text(), 'ok');
-    const poll = await fetch(q(sid));
-    assert.equal(await poll.text(), '4hello\x1ebAQIDBA==');
-  });
-
-  it('polling: UTF-8 text survives', T, async () => {
-    const sid = await pollingSession(P);
-    const text = '4héllo 日本 🎉';
-    const push = await fetch(q(sid), { method: 'post', body: text });
-    assert.equal(await push.text(), 'ok');
-    const poll = await fetch(q(sid));
-    assert.equal(await poll.text(), text);
-  });
-
-  it('polling: invalid packet closes the session', T, async () => {
-    const sid = await pollingSession(P);
-    try {
-      const push = await fetch(q(sid), { method: 'post', body: 'abc' });
-      assert.equal(push.status, 400);
-    } catch {
-      // closing the connection without an answer is allowed too
-    }
-    const poll = await fetch(q(sid));
-    assert.equal(poll.status, 400);
-  });
-
-  it('polling: a duplicate GET closes the session', T, async () => {
-    const sid = await pollingSession(P);
-    const [first, second] = await Promise.all([
-      fetch(q(sid)),
-      sleep(20).then(() => fetch(`${q(sid)}&t=burst`)),
-    ]);
-    assert.equal(first.status, 200);
-    assert.equal(await first.text(), '1');
-    assert.ok([400, 500].includes(second.status), `second GET: ${second.status}`);
-    const poll = await fetch(q(sid));
-    assert.equal(poll.status, 400);
-  });
-
-  it('polling: an aborted GET closes the session', T, async () => {
-    const sid = await pollingSession(P);
-    const controller = new AbortController();
-    const held = fetch(q(sid), { signal: controller.signal }).catch(() => 'aborted');
-    await sleep(20);
-    controller.abort();
-    assert.equal(await held, 'aborted');
-    await sleep(20);
-    const poll = await fetch(q(sid));
-    assert.equal(poll.status, 400);
-  });
-
-  it('websocket: text packet', T, async () => {
-    const c = ws(`${P}?EIO=4&transport=websocket`);
-    await c.next();
-    c.send('4hello');
-    assert.equal(await c.next({ skipPings: true }), '4hello');
-  });
-
-  it('websocket: binary packet', T, async () => {
-    const c = ws(`${P}?EIO=4&transport=websocket`);
-    await c.next();
-    c.send(Uint8Array.from([1, 2, 3, 4]));
-    const m = await c.next({ skipPings: true });
-    assert.ok(Buffer.isBuffer(m), 'binary frame expected');
-    assert.deepStrictEqual([...m], [1, 2, 3, 4]);
-  });
-
-  it('websocket: invalid packet closes the session', T, async () => {
-    const c = ws(`${P}?EIO=4&transport=websocket`);
-    await c.next();
-    c.send('abc');
-    const t0 = Date.now();
-    await c.waitClose(2000);
-    assert.ok(Date.now() - t0 < PING_INTERVAL + PING_TIMEOUT, 'closed by the ping timeout, not by the parse error');
-  });
-});
 
 describe(`Socket.IO v5 at /socket.io/ (${TARGET})`, () => {
   async function eioWs() {

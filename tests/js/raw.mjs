@@ -3,6 +3,7 @@
 // hand-written RFC 6455 frame encoder/decoder for sending frames `ws` refuses
 // to produce (unmasked, RSV bits, bad lengths, fragmented control frames).
 import net from 'node:net';
+import http from 'node:http';
 import crypto from 'node:crypto';
 import WebSocket from 'ws';
 import { within } from './harness.mjs';
@@ -272,4 +273,46 @@ export async function rawUpgrade(port, path) {
   const accept = crypto.createHash('sha1').update(`${key}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
   if (res.headers['sec-websocket-accept'] !== accept) throw new Error('bad Sec-WebSocket-Accept');
   return c;
+}
+
+/**
+ * A fetch()-like request over node:http without an agent: one TCP connection
+ * per request with "Connection: close", as node-fetch (used by the official
+ * protocol suites) does. Supports method, body (string|Buffer), headers, signal.
+ * Resolves with { status, headers: {get}, text(), json() }.
+ */
+export function closeFetch(url, { method = 'GET', body, headers = {}, signal } = {}) {
+  return new Promise((resolve, reject) => {
+    const h = { Connection: 'close', ...headers };
+    let data = null;
+    if (body !== undefined && body !== null) {
+      data = Buffer.isBuffer(body) ? body : Buffer.from(String(body), 'utf8');
+      if (!Object.keys(h).some((k) => k.toLowerCase() === 'content-type') && !Buffer.isBuffer(body)) {
+        h['Content-Type'] = 'text/plain;charset=UTF-8';
+      }
+      h['Content-Length'] = String(data.length);
+    } else if (method.toUpperCase() === 'POST' || method.toUpperCase() === 'PUT') {
+      h['Content-Length'] = '0';
+    }
+    const req = http.request(url, { method: method.toUpperCase(), headers: h, agent: false }, (res) => {
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        resolve({
+          status: res.statusCode,
+          headers: { get: (n) => res.headers[n.toLowerCase()] ?? null },
+          text: async () => text,
+          json: async () => JSON.parse(text),
+        });
+      });
+    });
+    req.on('error', reject);
+    if (signal) {
+      if (signal.aborted) req.destroy(new Error('aborted'));
+      signal.addEventListener('abort', () => req.destroy(new Error('aborted')), { once: true });
+    }
+    req.end(data ?? undefined);
+  });
 }
