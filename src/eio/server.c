@@ -565,12 +565,17 @@ static void handshake(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_re
 
 static void upgrade(ts_eio_server_t *srv, ts_eio_sock_t *s, ts_http_conn_t *hc,
                     const ts_http_req_t *req) {
-    if (s->state != ST_OPEN || s->transport == TR_WEBSOCKET || s->probe_ws) {
-        respond_ws_error(hc, "Bad request");
-        return;
-    }
     char hdrs[600];
     cors_headers(srv, req, hdrs, sizeof hdrs);
+    if (s->state != ST_OPEN || s->transport == TR_WEBSOCKET || s->probe_ws) {
+        /* Already upgraded or upgrading: like Node, complete the WebSocket
+         * handshake, then close that socket; the session is untouched. */
+        if (ts_ws_upgrade(hc, req, srv->opts.max_payload, hdrs, NULL, NULL) == 0)
+            ts_ws_close(hc, TS_WS_CLOSE_NORMAL, "");
+        else
+            respond_ws_error(hc, "Bad request");
+        return;
+    }
     int rc = ts_ws_upgrade(hc, req, srv->opts.max_payload, hdrs, &probe_handler, s);
     if (rc != 0) {
         respond_upgrade_failed(hc, rc);
