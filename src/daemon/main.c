@@ -3,6 +3,7 @@
  * SIGTERM/SIGINT: stop accepting, tell every client, drain, exit 0. */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/ts_log.h"
@@ -75,11 +76,6 @@ int main(int argc, char **argv, char **envp) {
         return 2;
     }
     ts_log_min_level = d.cfg.log_level;
-    if (d.cfg.tls_cert[0] || d.cfg.tls_key[0]) {
-        fprintf(stderr, "tabsyncd: TLS (--tls-cert/--tls-key) is not built yet; terminate TLS "
-                        "in a proxy in front of tabsyncd for now (see docs/STATUS.md)\n");
-        return 2;
-    }
     signal(SIGPIPE, SIG_IGN);
     uv_loop_t loop;
     uv_loop_init(&loop);
@@ -118,8 +114,16 @@ int main(int argc, char **argv, char **envp) {
         .request_timeout_ms = d.cfg.http_request_timeout_ms,
         .idle_timeout_ms = d.cfg.http_idle_timeout_ms,
         .max_send_queue = d.cfg.ws_max_send_queue,
+        .tls_cert = d.cfg.tls_cert,
+        .tls_key = d.cfg.tls_key,
+        .err = err,
+        .errlen = sizeof err,
     };
     rc = ts_net_start(&loop, &no, ts_dmn_route, &d, &d.net);
+    if (rc < 0 && err[0]) { /* the TLS certificate or key is unusable */
+        fprintf(stderr, "tabsyncd: %s\n", err);
+        exit(1); /* not return: the loop on this stack is still in use, nothing to tear down */
+    }
     if (rc < 0) {
         fprintf(stderr, "tabsyncd: cannot listen on %s:%u (%s); is another server using it? "
                         "(set --listen HOST:PORT)\n",
@@ -128,8 +132,8 @@ int main(int argc, char **argv, char **envp) {
     }
     const char *host = d.cfg.listen_host;
     int v6 = strchr(host, ':') != NULL;
-    printf("tabsyncd listening on http://%s%s%s:%u/\n", v6 ? "[" : "", host, v6 ? "]" : "",
-           ts_net_port(d.net));
+    printf("tabsyncd listening on %s://%s%s%s:%u/\n", d.cfg.tls_cert[0] ? "https" : "http",
+           v6 ? "[" : "", host, v6 ? "]" : "", ts_net_port(d.net));
     fflush(stdout);
     ts_info("daemon", "listening on %s:%u (parser %s, recovery %s, mode %s)", host,
             ts_net_port(d.net), d.cfg.parser_msgpack ? "msgpack" : "json",

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "core/ts_list.h"
+#include "net/tls_int.h"
 #include "net/ts_net.h"
 
 /* One queued write: a header of up to 14 bytes kept inline (built per
@@ -69,6 +70,7 @@ struct ts_conn {
     const ts_ws_handler_t *ws_h;
     void *ws_ud;
     char peer[48];
+    ts_tls_t *tls; /* TLS listener: the session; rbuf then holds plaintext */
 };
 
 struct ts_net {
@@ -87,6 +89,7 @@ struct ts_net {
     int handles_open;
     void (*close_cb)(void *ud);
     void *close_ud;
+    ts_tls_ctx_t *tls_ctx; /* NULL: plain TCP */
     uint8_t shared_rbuf[65536]; /* reads land here when no partial data is pending */
 };
 

@@ -28,6 +28,7 @@ static void net_maybe_done(ts_net_t *net) {
     if (!net->closing || net->handles_open != 0) return;
     void (*cb)(void *) = net->close_cb;
     void *ud = net->close_ud;
+    ts_tls__ctx_free(net->tls_ctx);
     free(net);
     if (cb) cb(ud);
 }
@@ -48,6 +49,7 @@ static void conn_free(ts_conn_t *c) {
     free(c->rbuf);
     if (c->parser) ts_http_parser_free(c->parser);
     if (c->mode == TS_CONN_WS) ts_ws_reader_deinit(&c->reader);
+    ts_tls__free(c->tls);
     ts_net_t *net = c->net;
     free(c);
     TS_MET_GAUGE_ADD(TCP_OPEN, -1);
@@ -91,8 +93,19 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
     ts_net__timer(c, TS_TIMER_LINGER, LINGER_MS);
 }
 
+/* Queued plaintext, or ciphertext the TLS session produced on its own
+ * (handshake, alerts, tickets, close_notify). */
+static int has_output(const ts_conn_t *c) {
+    return c->pend.n > 0 || (c->tls && ts_tls__pending(c->tls) > 0);
+}
+
 static void start_shutdown(ts_conn_t *c) {
     if (c->flags & (TS_CONN_SHUTDOWN | TS_CONN_CLOSING)) return;
+    if (c->tls && ts_tls__close_notify(c->tls)) {
+        /* send the close_notify first; on_write comes back here */
+        flush_conn(c);
+        if (c->flags & (TS_CONN_WRITING | TS_CONN_CLOSING)) return;
+    }
     c->flags |= TS_CONN_SHUTDOWN;
     c->sreq.data = c;
     if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) ts_net__close(c);
@@ -101,7 +114,7 @@ static void start_shutdown(ts_conn_t *c) {
 void ts_net__end(ts_conn_t *c) {
     if (c->flags & (TS_CONN_CLOSING | TS_CONN_ENDING)) return;
     c->flags |= TS_CONN_ENDING;
-    if (c->pend.n == 0 && !(c->flags & TS_CONN_WRITING)) start_shutdown(c);
+    if (!has_output(c) && !(c->flags & TS_CONN_WRITING)) start_shutdown(c);
 }
 
 /* ---- timers ---- */
@@ -175,6 +188,7 @@ static void on_write(uv_write_t *req, int status) {
     c->inflight.n = 0;
     c->queued -= bytes;
     TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, -(int64_t)bytes);
+    if (c->tls) ts_tls__written(c->tls);
     if (c->flags & TS_CONN_CLOSING) return;
     if (status < 0) {
         ts_debug("net", "write to %s failed: %s", c->peer, uv_strerror(status));
@@ -182,14 +196,14 @@ static void on_write(uv_write_t *req, int status) {
         return;
     }
     TS_MET_ADD(BYTES_OUT, bytes);
-    if (c->pend.n > 0)
+    if (has_output(c))
         flush_conn(c);
     else if (c->flags & TS_CONN_ENDING)
         start_shutdown(c);
 }
 
 static void flush_conn(ts_conn_t *c) {
-    if (c->flags & (TS_CONN_WRITING | TS_CONN_CLOSING) || c->pend.n == 0) return;
+    if (c->flags & (TS_CONN_WRITING | TS_CONN_CLOSING) || !has_output(c)) return;
     ts_wqueue_t tmp = c->inflight;
     c->inflight = c->pend;
     c->pend = tmp;
@@ -204,10 +218,29 @@ static void flush_conn(ts_conn_t *c) {
         if (e->hdrlen) c->iov[n++] = uv_buf_init((char *)e->hdr, e->hdrlen);
         if (e->len) c->iov[n++] = uv_buf_init((char *)(uintptr_t)e->p, e->len);
     }
+    uv_buf_t *bufs = c->iov, ct;
+    if (c->tls) {
+        /* The batch becomes one ciphertext buffer. The plaintext references
+         * go now; the entries keep their lengths for on_write's counts. */
+        int rc = n ? ts_tls__write(c->tls, c->iov, n) : 0;
+        for (size_t i = 0; i < c->inflight.n; i++) {
+            ts_buf_unref(c->inflight.e[i].buf);
+            c->inflight.e[i].buf = NULL;
+        }
+        if (rc < 0) {
+            ts_debug("tls", "cannot encrypt for %s: %s", c->peer,
+                     rc == TS_ESTATE ? "handshake not done" : ts_tls__errmsg(c->tls));
+            ts_net__close(c);
+            return;
+        }
+        ct = ts_tls__take(c->tls);
+        bufs = &ct;
+        n = 1;
+    }
     c->wreq.data = c;
     c->flags |= TS_CONN_WRITING;
     TS_MET_INC(WRITES);
-    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->iov, n, on_write);
+    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, n, on_write);
     if (rc < 0) {
         c->flags &= ~(uint32_t)TS_CONN_WRITING;
         ts_net__close(c);
@@ -229,7 +262,7 @@ static void on_flush_check(uv_check_t *h) {
             if (c->flags & TS_CONN_CLOSING) continue;
         }
         flush_conn(c);
-        if ((c->flags & TS_CONN_ENDING) && c->pend.n == 0 && !(c->flags & TS_CONN_WRITING))
+        if ((c->flags & TS_CONN_ENDING) && !has_output(c) && !(c->flags & TS_CONN_WRITING))
             start_shutdown(c);
     }
     uv_idle_stop(&net->flush_idle);
@@ -277,20 +310,71 @@ static void process(ts_conn_t *c) {
     }
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-    ts_conn_t *c = h->data;
-    if (c->rlen == 0) {
-        /* Most reads complete whatever they carry: read into the loop's
-         * buffer and copy only a leftover partial frame. Idle connections
-         * then own no read buffer at all. */
-        *buf = uv_buf_init((char *)c->net->shared_rbuf, sizeof c->net->shared_rbuf);
-        return;
-    }
+static void rbuf_reserve(ts_conn_t *c) {
     if (c->rcap - c->rlen < RBUF_MIN_ROOM) {
         c->rcap = c->rcap * 2 > c->rlen + RBUF_MIN_ROOM ? c->rcap * 2 : c->rlen + RBUF_MIN_ROOM;
         c->rbuf = ts_xrealloc(c->rbuf, c->rcap);
     }
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
+    ts_conn_t *c = h->data;
+    if (c->rlen == 0 || c->tls) {
+        /* Most reads complete whatever they carry: read into the loop's
+         * buffer and copy only a leftover partial frame. Idle connections
+         * then own no read buffer at all. Ciphertext always lands here:
+         * the TLS session copies it at once. */
+        *buf = uv_buf_init((char *)c->net->shared_rbuf, sizeof c->net->shared_rbuf);
+        return;
+    }
+    rbuf_reserve(c);
     *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+}
+
+/* New bytes for the protocol, either in the shared buffer or appended at
+ * c->rbuf + c->rlen. */
+static void deliver(ts_conn_t *c, uint8_t *data, size_t n) {
+    if (data == c->net->shared_rbuf) {
+        size_t used = dispatch(c, data, n);
+        if (!(c->flags & TS_CONN_CLOSING) && used < n) keep_rest(c, data + used, n - used);
+    } else {
+        c->rlen += n;
+        process(c);
+    }
+}
+
+/* Ciphertext in, plaintext through the same path as a plain read. */
+static void tls_read(ts_conn_t *c, const uint8_t *ct, size_t len) {
+    int rc = ts_tls__feed(c->tls, ct, len);
+    /* ct is copied, so plaintext may reuse the shared buffer */
+    while (rc == 0 && !(c->flags & (TS_CONN_CLOSING | TS_CONN_SHUTDOWN))) {
+        uint8_t *dst = c->net->shared_rbuf;
+        size_t cap = sizeof c->net->shared_rbuf;
+        if (c->rlen) {
+            rbuf_reserve(c);
+            dst = c->rbuf + c->rlen;
+            cap = c->rcap - c->rlen;
+        }
+        rc = ts_tls__read(c->tls, dst, cap);
+        if (rc > 0) {
+            deliver(c, dst, (size_t)rc);
+            rc = 0;
+            continue;
+        }
+        if (rc == 0) break;
+    }
+    if (c->flags & TS_CONN_CLOSING) return;
+    if (rc == TS_ECLOSED) {
+        ts_debug("tls", "%s sent close_notify", c->peer);
+        ts_net__close(c);
+        return;
+    }
+    if (rc < 0) {
+        /* e.g. plain HTTP on the TLS port: send the alert, if any, and go */
+        ts_debug("tls", "closing %s: %s", c->peer, ts_tls__errmsg(c->tls));
+        ts_net__end(c);
+    }
+    if (ts_tls__pending(c->tls)) ts_net__schedule(c);
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -303,15 +387,10 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     }
     TS_MET_ADD(BYTES_IN, nread);
     if (c->flags & TS_CONN_SHUTDOWN) return; /* lingering: discard */
-    if ((uint8_t *)buf->base == c->net->shared_rbuf) {
-        uint8_t *data = c->net->shared_rbuf;
-        size_t used = dispatch(c, data, (size_t)nread);
-        if (!(c->flags & TS_CONN_CLOSING) && used < (size_t)nread)
-            keep_rest(c, data + used, (size_t)nread - used);
-    } else {
-        c->rlen += (size_t)nread;
-        process(c);
-    }
+    if (c->tls)
+        tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
+    else
+        deliver(c, (uint8_t *)buf->base, (size_t)nread);
 }
 
 /* ---- accepting ---- */
@@ -345,6 +424,11 @@ static void on_connection(uv_stream_t *server, int status) {
             uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer, sizeof c->peer);
         else
             uv_ip4_name((struct sockaddr_in *)&sa, c->peer, sizeof c->peer);
+    }
+    if (net->tls_ctx && !(c->tls = ts_tls__new(net->tls_ctx))) {
+        ts_warn("net", "cannot start TLS for %s: out of memory", c->peer);
+        ts_net__close(c);
+        return;
     }
     ts_net__timer(c, TS_TIMER_REQUEST, net->opts.request_timeout_ms);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
@@ -406,10 +490,16 @@ int ts_net_start(uv_loop_t *loop, const ts_net_opts_t *opts, ts_net_request_cb c
     net->ud = ud;
     ts_list_init(&net->conns);
     ts_list_init(&net->flush_list);
-    int rc = bind_socket(net);
+    if (opts->err && opts->errlen) opts->err[0] = '\0';
+    int rc = 0;
+    if (opts->tls_cert && opts->tls_cert[0])
+        rc = ts_tls__ctx_new(opts->tls_cert, opts->tls_key ? opts->tls_key : "", &net->tls_ctx,
+                             opts->err, opts->errlen);
+    net->opts.err = NULL; /* the caller's buffer is only for this call */
+    if (rc == 0) rc = bind_socket(net);
     if (rc < 0) {
         net->closing = 1; /* freed once the listener handle (if any) is closed */
-        if (!net->handles_open) free(net);
+        net_maybe_done(net);
         return rc;
     }
     uv_check_init(loop, &net->flush_check);

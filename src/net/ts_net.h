@@ -27,6 +27,10 @@ typedef struct ts_net_opts {
     uint32_t request_timeout_ms;   /* a request must arrive whole within; 0 = 10000 */
     uint32_t idle_timeout_ms;      /* idle keep-alive connection closed after; 0 = 5000 */
     size_t max_send_queue;         /* bytes queued to one peer before it is cut off; 0 = 16 MB */
+    const char *tls_cert;          /* PEM certificate chain: serve TLS only; NULL or "" = plain */
+    const char *tls_key;           /* PEM private key of tls_cert */
+    char *err;                     /* optional: why ts_net_start failed, one line */
+    size_t errlen;
 } ts_net_opts_t;
 
 /* Called for every complete HTTP request. The handler must answer it,
@@ -36,7 +40,10 @@ typedef struct ts_net_opts {
 typedef void (*ts_net_request_cb)(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *ud);
 
 /* Binds and listens (SO_REUSEADDR + SO_REUSEPORT, TCP_NODELAY on accepted
- * sockets). Returns 0 and *out, or a libuv error (nothing allocated). */
+ * sockets). With tls_cert, loads it and the key first and speaks only TLS
+ * 1.2+ on every connection. Returns 0 and *out, or a libuv error (nothing
+ * allocated); when the certificate or key cannot be used, opts->err says
+ * which file and why. */
 int ts_net_start(uv_loop_t *loop, const ts_net_opts_t *opts, ts_net_request_cb cb, void *ud,
                  ts_net_t **out);
 /* The port actually bound. */

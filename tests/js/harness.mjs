@@ -16,7 +16,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const TARGET = process.env.TS_TARGET === 'node' ? 'node' : 'tabsyncd';
 export const IS_NODE = TARGET === 'node';
 
-const READY_RE = /tabsyncd listening on http:\/\/127\.0\.0\.1:(\d+)\//;
+const READY_RE = /tabsyncd listening on https?:\/\/127\.0\.0\.1:(\d+)\//;
 const live = new Set();
 
 process.on('exit', () => {
