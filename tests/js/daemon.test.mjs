@@ -39,6 +39,7 @@ process.env.ASAN_OPTIONS = [process.env.ASAN_OPTIONS, 'quarantine_size_mb=16']
 
 /** Run tabsyncd to completion: { code, signal, stdout, stderr }. */
 function runBin(args, env = {}) {
+  assert.ok(BIN, 'TABSYNCD is not set (path to the tabsyncd binary)');
   return new Promise((resolve, reject) => {
     const child = spawn(BIN, args, { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
@@ -63,6 +64,7 @@ function runBin(args, env = {}) {
  * harness hides the child). Returns { port, url, pid, exited, stderr() }.
  */
 async function spawnDaemon(flags) {
+  assert.ok(BIN, 'TABSYNCD is not set (path to the tabsyncd binary)');
   const child = spawn(BIN, ['--listen', '127.0.0.1:0', ...flags], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
@@ -180,13 +182,14 @@ async function stopClean(server) {
   assert.deepStrictEqual(res, { code: 0, signal: null }, `server exit after SIGTERM; stderr:\n${err.slice(-4000)}`);
 }
 
+/** The last test of a suite: its server exits 0 on SIGTERM, no sanitizer report. */
+function itExitsCleanly(getServer) {
+  it('the server exits 0 on SIGTERM, sanitizers quiet', T, async () => { await stopClean(getServer()); });
+}
+
 // ---- command line -----------------------------------------------------------
 
 describe('command line', SKIP, () => {
-  before(() => {
-    assert.ok(BIN, 'TABSYNCD is not set (path to the tabsyncd binary)');
-  });
-
   it('--help exits 0 and lists the main flags', T, async () => {
     const r = await runBin(['--help']);
     assert.equal(r.code, 0, `exit status; stderr: ${r.stderr}`);
@@ -264,7 +267,7 @@ describe('endpoints and metrics', SKIP, () => {
   });
   after(async () => {
     for (const s of socks) s.disconnect();
-    await stopClean(server);
+    await server?.stop();
   });
 
   it('/healthz is 200 JSON with status ok', T, async () => {
@@ -322,7 +325,7 @@ describe('endpoints and metrics', SKIP, () => {
   const errorCases = [
     {
       kind: 'http_bad_request',
-      what: 'malformed request line',
+      what: 'a malformed request line',
       run: async (port) => {
         const r = await rawRequest(port, 'NONSENSE\r\n\r\n');
         assert.equal(r.status, 400);
@@ -330,7 +333,7 @@ describe('endpoints and metrics', SKIP, () => {
     },
     {
       kind: 'http_too_large',
-      what: 'header block over --http-max-header-bytes',
+      what: 'a header block over --http-max-header-bytes',
       run: async (port) => {
         const r = await rawRequest(port, `GET / HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20000)}\r\n\r\n`);
         assert.equal(r.status, 431);
@@ -338,7 +341,7 @@ describe('endpoints and metrics', SKIP, () => {
     },
     {
       kind: 'eio_bad_request',
-      what: 'unknown Engine.IO transport',
+      what: 'an unknown Engine.IO transport',
       run: async (port) => {
         const r = await request(port, { path: '/socket.io/?EIO=4&transport=carrier-pigeon' });
         assert.equal(r.status, 400);
@@ -346,7 +349,7 @@ describe('endpoints and metrics', SKIP, () => {
     },
     {
       kind: 'ws_protocol',
-      what: 'unmasked client frame',
+      what: 'an unmasked client frame',
       run: async (port) => {
         const c = await rawUpgrade(port, EIO_WS);
         try {
@@ -361,7 +364,7 @@ describe('endpoints and metrics', SKIP, () => {
     },
     {
       kind: 'sio_bad_namespace',
-      what: 'unknown namespace',
+      what: 'an unknown namespace',
       run: async (port) => {
         const s = io(`http://127.0.0.1:${port}/nope`, { forceNew: true, reconnection: false, transports: ['websocket'] });
         try {
@@ -374,7 +377,7 @@ describe('endpoints and metrics', SKIP, () => {
     },
     {
       kind: 'sio_parse',
-      what: 'Socket.IO packet that does not parse',
+      what: 'a Socket.IO packet that does not parse',
       run: async (port) => {
         const c = new WsClient(`ws://127.0.0.1:${port}${EIO_WS}`, { autoPong: true });
         try {
@@ -388,7 +391,7 @@ describe('endpoints and metrics', SKIP, () => {
     },
   ];
   for (const c of errorCases) {
-    it(`tabsync_errors_total{kind="${c.kind}"} counts a ${c.what}`, T, async () => {
+    it(`tabsync_errors_total{kind="${c.kind}"} counts ${c.what}`, T, async () => {
       const before0 = metric(await metrics(server.port), errKind(c.kind));
       await c.run(server.port);
       let now;
@@ -457,6 +460,8 @@ describe('endpoints and metrics', SKIP, () => {
       assert.ok(!/devDependencies/.test(r.body), 'leaked package.json');
     });
   }
+
+  itExitsCleanly(() => server);
 });
 
 // ---- CORS ---------------------------------------------------------------------
@@ -465,9 +470,11 @@ describe('CORS with --cors-origin http://example.test', SKIP, () => {
   let server;
   const ALLOWED = 'http://example.test';
   before(async () => {
-    server = await startServer({ extra: ['--cors-origin', ALLOWED] });
+    // the handshakes below leave polling sessions that nobody polls: they
+    // hold a graceful shutdown for --shutdown-timeout (default 10 s)
+    server = await startServer({ extra: ['--cors-origin', ALLOWED, '--shutdown-timeout', '1000'] });
   });
-  after(async () => { await stopClean(server); });
+  after(async () => { await server?.stop(); });
 
   const handshakePath = '/socket.io/?EIO=4&transport=polling';
 
@@ -515,6 +522,8 @@ describe('CORS with --cors-origin http://example.test', SKIP, () => {
     });
     assert.equal(evil.headers['access-control-allow-origin'], undefined);
   });
+
+  itExitsCleanly(() => server);
 });
 
 // ---- slow HTTP clients ----------------------------------------------------------
@@ -524,7 +533,7 @@ describe('slow clients (--http-request-timeout 300 --http-idle-timeout 300)', SK
   before(async () => {
     server = await startServer({ extra: ['--http-request-timeout', '300', '--http-idle-timeout', '300'] });
   });
-  after(async () => { await stopClean(server); });
+  after(async () => { await server?.stop(); });
 
   it('half a request line gets 408 (or a close) while another client is served', T, async () => {
     const before0 = metric(await metrics(server.port), errKind('http_timeout'));
@@ -615,6 +624,8 @@ describe('slow clients (--http-request-timeout 300 --http-idle-timeout 300)', SK
       c.close();
     }
   });
+
+  itExitsCleanly(() => server);
 });
 
 // ---- backpressure -------------------------------------------------------------------
@@ -624,7 +635,7 @@ describe('backpressure (--max-send-queue 65536)', SKIP, () => {
   before(async () => {
     server = await startServer({ extra: ['--max-send-queue', '65536'] });
   });
-  after(async () => { await stopClean(server); });
+  after(async () => { await server?.stop(); });
 
   it('a websocket peer that stops reading is cut off; memory stays bounded; others keep working', { timeout: 45000 }, async (t) => {
     const sender = await connect(server.url);
@@ -774,6 +785,8 @@ describe('backpressure (--max-send-queue 65536)', SKIP, () => {
       reader.disconnect();
     }
   });
+
+  itExitsCleanly(() => server);
 });
 
 // ---- graceful shutdown --------------------------------------------------------------
@@ -862,7 +875,7 @@ describe('ping timeout (--ping-interval 200 --ping-timeout 200)', SKIP, () => {
   before(async () => {
     server = await startServer({ pingInterval: 200, pingTimeout: 200 });
   });
-  after(async () => { await stopClean(server); });
+  after(async () => { await server?.stop(); });
 
   it('a websocket client that never answers pings is closed', T, async () => {
     const before0 = metric(await metrics(server.port), errKind('eio_ping_timeout'));
@@ -917,4 +930,6 @@ describe('ping timeout (--ping-interval 200 --ping-timeout 200)', SKIP, () => {
       s.disconnect();
     }
   });
+
+  itExitsCleanly(() => server);
 });
