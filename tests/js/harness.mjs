@@ -4,7 +4,7 @@
 // otherwise       -> the tabsyncd binary named by $TABSYNCD
 //
 // Both take the same flags and print one line when ready:
-//   tabsyncd listening on http://127.0.0.1:PORT/
+//   tabsyncd listening on http://127.0.0.1:PORT/   (https:// with TLS)
 // Every process started here is stopped by its pid (SIGTERM, SIGKILL after 3 s),
 // also when the test process exits early.
 import { spawn } from 'node:child_process';
@@ -16,7 +16,7 @@ const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const TARGET = process.env.TS_TARGET === 'node' ? 'node' : 'tabsyncd';
 export const IS_NODE = TARGET === 'node';
 
-const READY_RE = /tabsyncd listening on https?:\/\/127\.0\.0\.1:(\d+)\//;
+const READY_RE = /tabsyncd listening on (https?):\/\/127\.0\.0\.1:(\d+)\//;
 const live = new Set();
 
 process.on('exit', () => {
@@ -69,7 +69,7 @@ export async function startServer(opts = {}) {
     resolve({ code, signal });
   }));
 
-  const port = await new Promise((resolve, reject) => {
+  const { scheme, port } = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => fail(new Error('server did not print its ready line within 10 s')), 10000);
     function fail(err) {
       clearTimeout(timer);
@@ -82,7 +82,7 @@ export async function startServer(opts = {}) {
       const m = READY_RE.exec(stdout);
       if (m) {
         clearTimeout(timer);
-        resolve(Number(m[1]));
+        resolve({ scheme: m[1], port: Number(m[2]) });
       }
     });
     child.once('error', (err) => fail(err));
@@ -91,10 +91,12 @@ export async function startServer(opts = {}) {
   // keep draining stdout so the child never blocks on a full pipe
   child.stdout.on('data', () => {});
 
-  const url = `http://127.0.0.1:${port}`;
+  const url = `${scheme}://127.0.0.1:${port}`;
   return {
     port,
     url,
+    scheme,
+    readyLine: stdout.split('\n')[0],
     pid: child.pid,
     flags,
     stderr: () => stderr,
