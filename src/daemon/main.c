@@ -82,6 +82,35 @@ int main(int argc, char **argv, char **envp) {
     d.loop = &loop;
     d.started_ms = ts_now_ms();
 
+    /* Listen first: if the address or the certificate is unusable, nothing
+     * else has been allocated and the exit is clean (and leak-free). */
+    ts_net_opts_t no = {
+        .host = d.cfg.listen_host,
+        .port = d.cfg.listen_port,
+        .http = {.max_header_bytes = d.cfg.http_max_header_bytes,
+                 .max_headers = d.cfg.http_max_headers,
+                 .max_body = d.cfg.max_payload},
+        .request_timeout_ms = d.cfg.http_request_timeout_ms,
+        .idle_timeout_ms = d.cfg.http_idle_timeout_ms,
+        .max_send_queue = d.cfg.ws_max_send_queue,
+        .tls_cert = d.cfg.tls_cert,
+        .tls_key = d.cfg.tls_key,
+        .err = err,
+        .errlen = sizeof err,
+    };
+    rc = ts_net_start(&loop, &no, ts_dmn_route, &d, &d.net);
+    if (rc < 0) {
+        if (err[0]) /* the TLS certificate or key is unusable */
+            fprintf(stderr, "tabsyncd: %s\n", err);
+        else
+            fprintf(stderr, "tabsyncd: cannot listen on %s:%u (%s); is another server using it? "
+                            "(set --listen HOST:PORT)\n",
+                    d.cfg.listen_host, d.cfg.listen_port, uv_strerror(rc));
+        uv_run(&loop, UV_RUN_DEFAULT); /* releases the half-made listener */
+        uv_loop_close(&loop);
+        return 1;
+    }
+
     for (size_t i = 0; i < d.cfg.n_cors_origins; i++) d.cors[i] = d.cfg.cors_origins[i];
     ts_eio_opts_t eo = {
         .path = "/socket.io/",
@@ -105,31 +134,13 @@ int main(int argc, char **argv, char **envp) {
     }
     ts_dmn_apps_register(&d);
 
-    ts_net_opts_t no = {
-        .host = d.cfg.listen_host,
-        .port = d.cfg.listen_port,
-        .http = {.max_header_bytes = d.cfg.http_max_header_bytes,
-                 .max_headers = d.cfg.http_max_headers,
-                 .max_body = d.cfg.max_payload},
-        .request_timeout_ms = d.cfg.http_request_timeout_ms,
-        .idle_timeout_ms = d.cfg.http_idle_timeout_ms,
-        .max_send_queue = d.cfg.ws_max_send_queue,
-        .tls_cert = d.cfg.tls_cert,
-        .tls_key = d.cfg.tls_key,
-        .err = err,
-        .errlen = sizeof err,
-    };
-    rc = ts_net_start(&loop, &no, ts_dmn_route, &d, &d.net);
-    if (rc < 0 && err[0]) { /* the TLS certificate or key is unusable */
-        fprintf(stderr, "tabsyncd: %s\n", err);
-        exit(1); /* not return: the loop on this stack is still in use, nothing to tear down */
-    }
-    if (rc < 0) {
-        fprintf(stderr, "tabsyncd: cannot listen on %s:%u (%s); is another server using it? "
-                        "(set --listen HOST:PORT)\n",
-                d.cfg.listen_host, d.cfg.listen_port, uv_strerror(rc));
-        return 1;
-    }
+    /* Signals before the ready line: a supervisor may stop us right after it. */
+    uv_signal_init(&loop, &d.sigterm);
+    uv_signal_init(&loop, &d.sigint);
+    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d.sigint, on_signal, SIGINT);
+    uv_timer_init(&loop, &d.drain_timer);
+
     const char *host = d.cfg.listen_host;
     int v6 = strchr(host, ':') != NULL;
     printf("tabsyncd listening on %s://%s%s%s:%u/\n", d.cfg.tls_cert[0] ? "https" : "http",
@@ -139,12 +150,6 @@ int main(int argc, char **argv, char **envp) {
             ts_net_port(d.net), d.cfg.parser_msgpack ? "msgpack" : "json",
             d.cfg.recovery_ms ? "on" : "off",
             d.cfg.conformance ? "conformance" : d.cfg.test_app ? "test-app" : "default");
-
-    uv_signal_init(&loop, &d.sigterm);
-    uv_signal_init(&loop, &d.sigint);
-    uv_signal_start(&d.sigterm, on_signal, SIGTERM);
-    uv_signal_start(&d.sigint, on_signal, SIGINT);
-    uv_timer_init(&loop, &d.drain_timer);
 
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&loop);

@@ -14,7 +14,7 @@ static void healthz(ts_dmn_t *d, ts_http_conn_t *hc) {
     char body[256];
     int n = snprintf(body, sizeof body,
                      "{\"status\":\"%s\",\"sessions\":%zu,\"uptime_s\":%llu}\n",
-                     d->shutting_down ? "draining" : "ok", ts_eio_count(d->eio),
+                     d->shutting_down ? "draining" : "ok", d->eio ? ts_eio_count(d->eio) : 0,
                      (unsigned long long)((ts_now_ms() - d->started_ms) / 1000));
     /* 503 while draining so that a load balancer stops sending us users */
     ts_http_respond(hc, d->shutting_down ? 503 : 200, "Content-Type: application/json\r\n", body,
@@ -61,16 +61,23 @@ static void static_file(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *re
 
 void ts_dmn_route(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *ud) {
     ts_dmn_t *d = ud;
+    if (ts_slice_eq_str(req->path, "/healthz")) {
+        healthz(d, hc);
+        return;
+    }
+    if (!d->eio) {
+        /* the last moments of a shutdown: the protocol servers are gone */
+        static const char msg[] = "tabsyncd is shutting down\n";
+        ts_http_respond(hc, 503, "Content-Type: text/plain; charset=utf-8\r\n", msg, sizeof msg - 1,
+                        1);
+        return;
+    }
     if (ts_eio_matches(d->eio, req->path)) {
         ts_eio_handle(d->eio, hc, req);
         return;
     }
     if (d->raw_eio && ts_eio_matches(d->raw_eio, req->path)) {
         ts_eio_handle(d->raw_eio, hc, req);
-        return;
-    }
-    if (ts_slice_eq_str(req->path, "/healthz")) {
-        healthz(d, hc);
         return;
     }
     if (ts_slice_eq_str(req->path, "/metrics")) {

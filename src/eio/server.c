@@ -48,6 +48,7 @@ struct ts_eio_sock {
     uv_timer_t ping_timer;
     uv_timer_t upgrade_timer;
     void *ud;
+    char *get_cors; /* CORS headers for the held GET's answer (only with --cors-origin) */
     char peer[48];
 };
 
@@ -60,7 +61,6 @@ struct ts_eio_server {
     size_t live;         /* sessions not yet freed */
     int freeing;
     char path[128];
-    char cors_hdrs_any[512]; /* CORS headers when the origin is allowed ("" = none) */
 };
 
 static const ts_ws_handler_t ws_handler, probe_handler;
@@ -79,6 +79,7 @@ static void timer_closed(uv_handle_t *h) {
     if (--s->handles) return;
     for (size_t i = 0; i < s->qn; i++) ts_buf_unref(s->q[i].buf);
     free(s->q);
+    free(s->get_cors);
     ts_eio_server_t *srv = s->srv;
     free(s);
     srv->live--;
@@ -180,8 +181,10 @@ static void poll_answer(ts_eio_sock_t *s, const char *extra) {
     TS_MET_ADD(EIO_PACKETS_OUT, s->qn + (extra ? 1 : 0));
     queue_clear(s);
     ts_buf_t *body = ts_sbuf_finish(&sb);
-    ts_http_respond_buf(hc, 200, "Content-Type: text/plain; charset=UTF-8\r\ncache-control: no-store\r\n",
-                        body, 0);
+    char hdrs[700];
+    snprintf(hdrs, sizeof hdrs, "Content-Type: text/plain; charset=UTF-8\r\ncache-control: no-store\r\n%s",
+             s->get_cors ? s->get_cors : "");
+    ts_http_respond_buf(hc, 200, hdrs, body, 0);
 }
 
 static void flush(ts_eio_sock_t *s) {
@@ -435,6 +438,17 @@ static void on_get_abort(ts_http_conn_t *hc, void *ud) {
     sock_destroy(s, "transport close");
 }
 
+/* The answer to a GET may be sent much later, when the request is gone:
+ * keep the CORS headers it earned. */
+static void remember_cors(ts_eio_sock_t *s, const ts_http_req_t *req) {
+    if (!s->srv->opts.cors.n) return;
+    char hdrs[600];
+    cors_headers(s->srv, req, hdrs, sizeof hdrs);
+    if (s->get_cors && strcmp(s->get_cors, hdrs) == 0) return;
+    free(s->get_cors);
+    s->get_cors = ts_xstrdup(hdrs);
+}
+
 static void handle_get(ts_eio_sock_t *s, ts_http_conn_t *hc, const ts_http_req_t *req) {
     if (s->get) {
         /* overlapping GETs: the protocol forbids it; Node closes the
@@ -446,6 +460,7 @@ static void handle_get(ts_eio_sock_t *s, ts_http_conn_t *hc, const ts_http_req_t
         return;
     }
     s->get = hc;
+    remember_cors(s, req);
     if (s->state == ST_CLOSING) {
         if (s->qn) {
             poll_answer(s, NULL); /* the close packet goes in the next one */
@@ -556,6 +571,7 @@ static void handshake(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_re
     } else {
         queue_push(s, open, 0);
         s->get = hc;
+        remember_cors(s, req);
         poll_answer(s, NULL);
     }
     ts_buf_unref(open);

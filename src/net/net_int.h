@@ -36,6 +36,8 @@ enum ts_conn_flags {
     TS_CONN_REPROCESS = 1u << 6, /* HTTP: buffered bytes to parse at the next flush */
     TS_CONN_READ_STOPPED = 1u << 7,
     TS_CONN_WS_CLOSE_SENT = 1u << 8,
+    TS_CONN_OVERFLOW = 1u << 9,  /* slow consumer: cut off at the next flush */
+    TS_CONN_FAILED = 1u << 10,   /* a write failed: closed at the next flush */
 };
 
 enum ts_conn_timer { TS_TIMER_NONE = 0, TS_TIMER_REQUEST, TS_TIMER_IDLE, TS_TIMER_LINGER };
@@ -59,6 +61,8 @@ struct ts_conn {
     uv_buf_t *iov;
     size_t iovcap;
     size_t queued; /* bytes in pend + inflight */
+    size_t pend_bytes; /* bytes in pend (not yet handed to libuv) */
+    uint64_t over_since; /* loop time when unsent bytes went over the limit; 0 = not over */
     uv_write_t wreq;
     uv_shutdown_t sreq;
     /* HTTP mode */

@@ -18,9 +18,19 @@
 
 #define DEFAULT_MAX_SEND_QUEUE (16u << 20)
 #define LINGER_MS 2000
+#define EARLY_FLUSH_BYTES (256u << 10) /* flush within the turn past this */
+/* A slow consumer is a peer that stays more than --max-send-queue bytes
+ * behind for SLOW_GRACE_MS: a burst to a peer that reads is not one. The
+ * hard cap bounds memory meanwhile: the limit plus what a kernel socket
+ * buffer can hold (tcp_wmem max), and at least four times the limit. */
+#define SLOW_GRACE_MS 1000
+#define BURST_ALLOWANCE (4u << 20)
 #define RBUF_MIN_ROOM 16384
 
 static void flush_conn(ts_conn_t *c);
+
+/* Bytes the peer has not taken yet: ours, plus what libuv could not write. */
+static size_t unsent(const ts_conn_t *c) { return c->pend_bytes + c->tcp.write_queue_size; }
 static void net_handle_closed(uv_handle_t *h);
 
 /* Frees the net object once its last handle and connection are gone. */
@@ -150,7 +160,7 @@ void ts_net__schedule(ts_conn_t *c) {
 
 void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
                    const uint8_t *hdr, size_t hdrlen) {
-    if (c->flags & (TS_CONN_CLOSING | TS_CONN_SHUTDOWN)) return;
+    if (c->flags & (TS_CONN_CLOSING | TS_CONN_SHUTDOWN | TS_CONN_OVERFLOW | TS_CONN_FAILED)) return;
     ts_wqueue_t *q = &c->pend;
     if (q->n == q->cap) {
         q->cap = q->cap ? q->cap * 2 : 8;
@@ -163,23 +173,45 @@ void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
     e->hdrlen = (uint8_t)hdrlen;
     if (hdrlen) memcpy(e->hdr, hdr, hdrlen);
     c->queued += len + hdrlen;
+    c->pend_bytes += len + hdrlen;
     TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, (int64_t)(len + hdrlen));
+    /* One loop turn may queue a burst bigger than the limit for a peer that
+     * reads (the flush decides), but not without bound. */
     size_t limit = c->net->opts.max_send_queue;
-    if (c->queued > limit) {
-        /* The peer does not read: cut it off rather than grow without bound.
-         * It recovers by reconnecting (and replay, at the session layer). */
-        TS_MET_ERR(SLOW_CONSUMER);
-        ts_warn("net", "peer %s is not reading: %zu bytes queued exceed --max-send-queue %zu",
-                c->peer, c->queued, limit);
-        ts_net__close(c);
-        return;
+    if (unsent(c) > limit) {
+        if (!c->over_since) c->over_since = uv_now(c->net->loop) | 1;
+        if (unsent(c) > TS_MAX(limit + BURST_ALLOWANCE, 4 * limit)) c->flags |= TS_CONN_OVERFLOW;
     }
     ts_net__schedule(c);
+    /* A big burst goes out now rather than piling up until the turn ends. */
+    if (c->pend_bytes >= EARLY_FLUSH_BYTES) flush_conn(c);
 }
 
-static void on_write(uv_write_t *req, int status) {
-    ts_conn_t *c = req->data;
-    c->flags &= ~(uint32_t)TS_CONN_WRITING;
+/* Called after a flush: a peer whose kernel buffer is full and that still
+ * has more than --max-send-queue bytes waiting does not read. Cut it off
+ * rather than grow without bound; it recovers by reconnecting (and replay,
+ * at the session layer). Never called from inside a send, so no layer above
+ * is re-entered while it is iterating over recipients. */
+static int cut_if_slow(ts_conn_t *c) {
+    size_t limit = c->net->opts.max_send_queue;
+    if (unsent(c) <= limit) {
+        c->over_since = 0; /* caught up */
+        return 0;
+    }
+    if (!(c->flags & TS_CONN_OVERFLOW)) {
+        uint64_t now = uv_now(c->net->loop);
+        if (!c->over_since) c->over_since = now | 1;
+        if (now - c->over_since < SLOW_GRACE_MS) return 0;
+    }
+    TS_MET_ERR(SLOW_CONSUMER);
+    ts_warn("net", "peer %s is not reading: %zu bytes unsent exceed --max-send-queue %zu",
+            c->peer, unsent(c), limit);
+    ts_net__close(c);
+    return 1;
+}
+
+/* The batch in `inflight` has been written: drop its references. */
+static void inflight_done(ts_conn_t *c) {
     size_t bytes = 0;
     for (size_t i = 0; i < c->inflight.n; i++) {
         bytes += c->inflight.e[i].len + c->inflight.e[i].hdrlen;
@@ -188,26 +220,43 @@ static void on_write(uv_write_t *req, int status) {
     c->inflight.n = 0;
     c->queued -= bytes;
     TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, -(int64_t)bytes);
+    TS_MET_ADD(BYTES_OUT, bytes);
     if (c->tls) ts_tls__written(c->tls);
+}
+
+/* A failure found while writing: the connection is closed at the end of
+ * the loop turn, never inside a send (the caller may be iterating). */
+static void fail_later(ts_conn_t *c) {
+    c->flags |= TS_CONN_FAILED;
+    ts_net__schedule(c);
+}
+
+static void on_write(uv_write_t *req, int status) {
+    ts_conn_t *c = req->data;
+    c->flags &= ~(uint32_t)TS_CONN_WRITING;
+    inflight_done(c);
     if (c->flags & TS_CONN_CLOSING) return;
     if (status < 0) {
         ts_debug("net", "write to %s failed: %s", c->peer, uv_strerror(status));
         ts_net__close(c);
         return;
     }
-    TS_MET_ADD(BYTES_OUT, bytes);
     if (has_output(c))
         flush_conn(c);
     else if (c->flags & TS_CONN_ENDING)
         start_shutdown(c);
 }
 
+/* Hands everything queued to the kernel: first a non-blocking write of the
+ * whole batch (usually all of it goes), then a uv_write of the rest, whose
+ * callback comes next turn. Closes nothing itself (see fail_later). */
 static void flush_conn(ts_conn_t *c) {
-    if (c->flags & (TS_CONN_WRITING | TS_CONN_CLOSING) || !has_output(c)) return;
+    if (c->flags & (TS_CONN_WRITING | TS_CONN_CLOSING | TS_CONN_FAILED) || !has_output(c)) return;
     ts_wqueue_t tmp = c->inflight;
     c->inflight = c->pend;
     c->pend = tmp;
-    size_t need = c->inflight.n * 2;
+    c->pend_bytes = 0;
+    size_t need = c->inflight.n * 2 + 1;
     if (c->iovcap < need) {
         c->iovcap = need;
         c->iov = ts_xrealloc(c->iov, need * sizeof(uv_buf_t));
@@ -218,10 +267,9 @@ static void flush_conn(ts_conn_t *c) {
         if (e->hdrlen) c->iov[n++] = uv_buf_init((char *)e->hdr, e->hdrlen);
         if (e->len) c->iov[n++] = uv_buf_init((char *)(uintptr_t)e->p, e->len);
     }
-    uv_buf_t *bufs = c->iov, ct;
     if (c->tls) {
         /* The batch becomes one ciphertext buffer. The plaintext references
-         * go now; the entries keep their lengths for on_write's counts. */
+         * go now; the entries keep their lengths for the byte counts. */
         int rc = n ? ts_tls__write(c->tls, c->iov, n) : 0;
         for (size_t i = 0; i < c->inflight.n; i++) {
             ts_buf_unref(c->inflight.e[i].buf);
@@ -230,20 +278,37 @@ static void flush_conn(ts_conn_t *c) {
         if (rc < 0) {
             ts_debug("tls", "cannot encrypt for %s: %s", c->peer,
                      rc == TS_ESTATE ? "handshake not done" : ts_tls__errmsg(c->tls));
-            ts_net__close(c);
+            fail_later(c);
             return;
         }
-        ct = ts_tls__take(c->tls);
-        bufs = &ct;
+        c->iov[0] = ts_tls__take(c->tls);
         n = 1;
     }
+    TS_MET_INC(WRITES);
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++) total += c->iov[i].len;
+    int w = uv_try_write((uv_stream_t *)&c->tcp, c->iov, n);
+    if (w == UV_EAGAIN || w == UV_ENOSYS) w = 0;
+    if (w < 0) {
+        ts_debug("net", "write to %s failed: %s", c->peer, uv_strerror(w));
+        fail_later(c);
+        return;
+    }
+    if ((size_t)w == total) {
+        inflight_done(c);
+        return;
+    }
+    /* skip what went out; the rest waits for the peer in a uv_write */
+    unsigned k = 0;
+    size_t done = (size_t)w;
+    while (done >= c->iov[k].len) done -= c->iov[k++].len;
+    c->iov[k].base += done;
+    c->iov[k].len -= done;
     c->wreq.data = c;
     c->flags |= TS_CONN_WRITING;
-    TS_MET_INC(WRITES);
-    int rc = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, bufs, n, on_write);
-    if (rc < 0) {
+    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->iov + k, n - k, on_write) < 0) {
         c->flags &= ~(uint32_t)TS_CONN_WRITING;
-        ts_net__close(c);
+        fail_later(c);
     }
 }
 
@@ -262,6 +327,11 @@ static void on_flush_check(uv_check_t *h) {
             if (c->flags & TS_CONN_CLOSING) continue;
         }
         flush_conn(c);
+        if (c->flags & TS_CONN_FAILED) {
+            ts_net__close(c);
+            continue;
+        }
+        if (c->flags & TS_CONN_CLOSING || cut_if_slow(c)) continue;
         if ((c->flags & TS_CONN_ENDING) && !has_output(c) && !(c->flags & TS_CONN_WRITING))
             start_shutdown(c);
     }
