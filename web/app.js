@@ -35,7 +35,9 @@
     el.btnPolling.disabled = true;
     return;
   }
-  el.protocol.textContent = String(window.io.protocol);
+  // The browser bundle does not export the parser's protocol number; the
+  // client speaks Socket.IO v5 over Engine.IO v4 (what tabsyncd speaks).
+  el.protocol.textContent = String(window.io.protocol ?? 5);
 
   // ---- state ---------------------------------------------------------------
 
@@ -96,7 +98,12 @@
 
   function renderRtt(ms) {
     if (ms === null) {
+      // a new connection starts a new series: old samples would mix
+      // transports and connections
       el.rtt.textContent = "—";
+      samples.length = 0;
+      el.rttStats.textContent = "Measured every 2 s with message-with-ack";
+      el.sparkLine.setAttribute("points", "");
       return;
     }
     el.rtt.textContent = ms < 10 ? ms.toFixed(1) : String(Math.round(ms));
@@ -109,8 +116,9 @@
       `min ${f(min)} · avg ${f(avg)} · max ${f(max)} ms (last ${samples.length})`;
     // Sparkline: x spreads the samples, y is scaled to at least 0..10 ms.
     const top = Math.max(max, 10);
+    // grows from the left edge until the window is full, then scrolls
     const step = 120 / Math.max(SPARK_POINTS - 1, 1);
-    const x0 = 120 - step * (samples.length - 1);
+    const x0 = 0;
     el.sparkLine.setAttribute("points", samples.map((v, i) =>
       `${(x0 + i * step).toFixed(1)},${(30 - (v / top) * 28).toFixed(1)}`).join(" "));
     el.spark.setAttribute("aria-label",

@@ -7,12 +7,17 @@
 #include <string.h>
 
 #include "core/ts_log.h"
+#include "core/ts_mem.h"
 #include "core/ts_util.h"
 #include "daemon/ts_dmn.h"
 #include "metrics/ts_met.h"
 
 #define DRAIN_TICK_MS 50
-#define FLUSH_GRACE_MS 500
+/* After every session was told to close, the only ones left are polling
+ * sessions waiting for their client's next GET to carry the close packet.
+ * A live polling client has a GET out almost all the time, so this wait is
+ * short; a client that stopped polling is not waited for beyond it. */
+#define POLL_PICKUP_MS 2000
 
 static ts_dmn_t d;
 static int phase; /* 0 running, 1 draining sessions, 2 flushing, 3 closing */
@@ -34,26 +39,36 @@ static size_t sessions(void) {
     return ts_eio_count(d.eio) + (d.raw_eio ? ts_eio_count(d.raw_eio) : 0);
 }
 
+static uint64_t pickup_deadline_ms; /* phase 1 ends here at the latest */
+
+/* Phase 1: wait for polling clients to take their close packet. Phase 2:
+ * the protocol servers are gone; wait for the queued bytes (close frames,
+ * last packets) to reach the kernel, within --shutdown-timeout. */
 static void on_drain_tick(uv_timer_t *t) {
     uint64_t now = ts_now_ms();
-    if (phase == 1 && (sessions() == 0 || now >= d.drain_deadline_ms)) {
-        if (sessions()) ts_warn("daemon", "shutdown: %zu sessions did not close in time", sessions());
+    if (phase == 1 && (sessions() == 0 || now >= pickup_deadline_ms)) {
+        if (sessions())
+            ts_info("daemon", "shutdown: %zu polling sessions did not come for their close packet",
+                    sessions());
         ts_eio_server_free(d.eio);
         if (d.raw_eio) ts_eio_server_free(d.raw_eio);
         ts_sio_server_free(d.sio);
         d.eio = d.raw_eio = NULL;
         phase = 2;
-        d.drain_deadline_ms = now + FLUSH_GRACE_MS;
         return;
     }
-    if (phase == 2 && (ts_met.gauges[TS_MET_SEND_QUEUE_BYTES] == 0 || now >= d.drain_deadline_ms))
+    if (phase == 2 && (ts_met.gauges[TS_MET_SEND_QUEUE_BYTES] == 0 || now >= d.drain_deadline_ms)) {
+        if (ts_met.gauges[TS_MET_SEND_QUEUE_BYTES])
+            ts_warn("daemon", "shutdown: %lld bytes not delivered within --shutdown-timeout",
+                    (long long)ts_met.gauges[TS_MET_SEND_QUEUE_BYTES]);
         finish();
+    }
 }
 
 static void on_signal(uv_signal_t *h, int signum) {
     if (phase != 0) {
         ts_warn("daemon", "second signal: closing at once");
-        d.drain_deadline_ms = 0;
+        d.drain_deadline_ms = pickup_deadline_ms = 0;
         return;
     }
     ts_info("daemon", "signal %d: shutting down (stop accepting, close sessions, drain)", signum);
@@ -62,7 +77,9 @@ static void on_signal(uv_signal_t *h, int signum) {
     ts_net_stop_accepting(d.net);
     ts_eio_close_all(d.eio, "server shutting down");
     if (d.raw_eio) ts_eio_close_all(d.raw_eio, "server shutting down");
-    d.drain_deadline_ms = ts_now_ms() + d.cfg.shutdown_timeout_ms;
+    uint64_t now = ts_now_ms();
+    d.drain_deadline_ms = now + d.cfg.shutdown_timeout_ms;
+    pickup_deadline_ms = now + TS_MIN(d.cfg.shutdown_timeout_ms, POLL_PICKUP_MS);
     uv_timer_start(&d.drain_timer, on_drain_tick, 0, DRAIN_TICK_MS);
 }
 

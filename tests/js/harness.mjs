@@ -108,6 +108,16 @@ export async function startServer(opts = {}) {
       }, 3000);
       const res = await exited;
       clearTimeout(timer);
+      // Every suite also runs against the ASan+UBSan build: a report there,
+      // or a server that did not exit 0 on SIGTERM, fails the suite.
+      if (!IS_NODE) {
+        if (/AddressSanitizer|LeakSanitizer|runtime error:/.test(stderr)) {
+          throw new Error(`sanitizer report from the server:\n${stderr.slice(-6000)}`);
+        }
+        if (res.code !== 0) {
+          throw new Error(`server exited with code ${res.code} (signal ${res.signal}) on SIGTERM\n${stderr.slice(-3000)}`);
+        }
+      }
       return res;
     },
   };
