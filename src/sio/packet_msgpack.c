@@ -223,8 +223,11 @@ static json_t *mp_date(const uint8_t *p) {
 
 static int read_value(mp_rd_t *r, int depth, json_t **out);
 
-/* An ext value; p points at its payload of n bytes. */
-static int mp_ext(mp_rd_t *r, int8_t type, size_t n, int fixed, json_t **out) {
+/* An ext value; p points at its payload of n bytes. An ext of another type
+ * becomes the array [type, binary]: one level deeper than the ext itself,
+ * so it counts against the nesting limit (else re-encoding it as an array
+ * could produce a packet that the decoder refuses). */
+static int mp_ext(mp_rd_t *r, int8_t type, size_t n, int fixed, int depth, json_t **out) {
     int rc = mp_need(r, n);
     if (rc < 0) return rc;
     const uint8_t *p = r->p;
@@ -241,6 +244,7 @@ static int mp_ext(mp_rd_t *r, int8_t type, size_t n, int fixed, json_t **out) {
         *out = mp_bin(r, p, n); /* ArrayBuffer / typed array from Node */
         return 0;
     }
+    if (depth + 1 > MP_MAX_DEPTH) return mp_fail(r, "nesting deeper than %d", MP_MAX_DEPTH);
     json_t *a = json_array();
     json_array_append_new(a, json_integer(type));
     json_array_append_new(a, mp_bin(r, p, n));
@@ -357,7 +361,7 @@ static int read_value(mp_rd_t *r, int depth, json_t **out) {
     case 0xc9:
         if ((rc = mp_len(r, (size_t)1 << (b - 0xc7), &n)) < 0) return rc;
         if ((rc = mp_need(r, 1)) < 0) return rc;
-        return mp_ext(r, (int8_t)*r->p++, n, 0, out);
+        return mp_ext(r, (int8_t)*r->p++, n, 0, depth, out);
     case 0xca:
     case 0xcb: {
         size_t w = b == 0xca ? 4 : 8;
@@ -405,7 +409,7 @@ static int read_value(mp_rd_t *r, int depth, json_t **out) {
     case 0xd7:
     case 0xd8:
         if ((rc = mp_need(r, 1)) < 0) return rc;
-        return mp_ext(r, (int8_t)*r->p++, (size_t)1 << (b - 0xd4), 1, out);
+        return mp_ext(r, (int8_t)*r->p++, (size_t)1 << (b - 0xd4), 1, depth, out);
     case 0xd9:
     case 0xda:
     case 0xdb:

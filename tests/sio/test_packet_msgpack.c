@@ -460,6 +460,26 @@ static void test_deep_nesting(void **state) {
     ts_sio_decoder_deinit(&d);
 }
 
+/* An ext of an unknown type decodes to [type, binary], one level deeper:
+ * at the nesting limit it must be refused, or its re-encoding (an array)
+ * would not decode again. Found by fuzz_sio_msgpack. */
+static void test_ext_counts_as_nesting(void **state) {
+    (void)state;
+    static const char crash[] =
+        "83a47479706502a36e7370a12fa46461746192a15591919191919191919191919191919191919191"
+        "91919191919191919191919191919191919191919191919191919191919191919193919191919191"
+        "919191d591717091919191b5919191919191919191919191919191919191919191919191919100";
+    size_t n;
+    uint8_t *in = unhex(crash, &n);
+    ts_sio_decoder_t d;
+    ts_sio_decoder_init(&d, TS_SIO_PARSER_MSGPACK);
+    ts_sio_packet_t pkt;
+    assert_ts_err(ts_sio_decoder_feed(&d, in, n, 1, &pkt), TS_EPROTO);
+    assert_non_null(strstr(d.errmsg, "nesting deeper than 64"));
+    ts_sio_decoder_deinit(&d);
+    free(in);
+}
+
 /* Maps nested deeply too (each level {"a": ...}). */
 static void test_deep_maps(void **state) {
     (void)state;
@@ -700,7 +720,7 @@ static void test_public_api(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_table),      cmocka_unit_test(test_every_prefix_fails),
-        cmocka_unit_test(test_deep_nesting),      cmocka_unit_test(test_deep_maps),
+        cmocka_unit_test(test_deep_nesting), cmocka_unit_test(test_ext_counts_as_nesting),      cmocka_unit_test(test_deep_maps),
         cmocka_unit_test(test_encode_like_node),  cmocka_unit_test(test_encode_reals),
         cmocka_unit_test(test_encode_long_forms), cmocka_unit_test(test_encode_errors),
         cmocka_unit_test(test_public_api),
