@@ -7,7 +7,7 @@ JOBS       ?= $(shell nproc)
 LISTEN     ?= 127.0.0.1:3000
 FUZZ_SECONDS ?= 300
 
-.PHONY: all deps build run test test-unit test-asan test-fuzz fuzz clean
+.PHONY: all deps build run test test-unit test-asan test-fuzz fuzz bench clean
 
 all: build
 
@@ -35,6 +35,10 @@ fuzz: deps
 	    -DTS_FUZZ_SECONDS=$(FUZZ_SECONDS) >/dev/null
 	@cmake --build $(BUILD_FUZZ) -j$(JOBS)
 	cd $(BUILD_FUZZ) && ctest --output-on-failure -L fuzz
+
+# Benchmarks side by side with the Node Socket.IO server; writes docs/BENCHMARKS.md.
+bench: deps
+	@scripts/bench.sh
 
 clean:
 	rm -rf $(BUILD) $(BUILD_ASAN) $(BUILD_FUZZ)
