@@ -21,8 +21,12 @@
     X(EBACKPRESSURE, -1109, "peer is not reading fast enough")                 \
     X(EAUTH, -1200, "authentication failed")                                   \
     X(EFORBIDDEN, -1201, "forbidden")                                          \
+    X(ETHROTTLED, -1300, "rate limit exceeded; retry later")                   \
+    X(ECIRCUIT, -1301, "dependency unavailable (circuit open); retry later")   \
     X(ESTORE, -1400, "store unavailable")                                      \
-    X(ESTALE, -1401, "stale leader term")
+    X(ESTALE, -1401, "stale leader term")                                      \
+    X(ECONFLICT, -1402, "version conflict")                                    \
+    X(EHELD, -1403, "lease held by another holder")
 
 enum ts_err {
 #define TS_ERR_ENUM_(name, code, msg) TS_##name = (code),
