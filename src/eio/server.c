@@ -6,6 +6,7 @@
 #include "eio/ts_eio.h"
 
 #include <http_parser.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -127,6 +128,31 @@ static void respond_error(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_htt
 static void respond_ws_error(ts_http_conn_t *hc, const char *message) {
     TS_MET_ERR(EIO_BAD_REQUEST);
     ts_http_respond(hc, 400, "Content-type: text/html\r\n", message, strlen(message), 1);
+}
+
+/* A handshake the allow hook refused: Engine.IO error code 4 with the
+ * hook's status and message (a raw answer for a websocket handshake). */
+static void refuse_handshake(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_req_t *req,
+                             int status, const char *msg, uint32_t retry_after_s, int is_ws) {
+    TS_MET_ERR(EIO_BAD_REQUEST);
+    char hdrs[800], body[300];
+    size_t n = 0;
+    if (retry_after_s) n += (size_t)snprintf(hdrs, sizeof hdrs, "Retry-After: %u\r\n", retry_after_s);
+    hdrs[n] = '\0';
+    if (is_ws && req->upgrade) {
+        snprintf(hdrs + n, sizeof hdrs - n, "Content-type: text/html\r\n");
+        ts_http_respond(hc, status, hdrs, msg, strlen(msg), 1);
+        return;
+    }
+    cors_headers(srv, req, hdrs + n, sizeof hdrs - n);
+    n = strlen(hdrs);
+    snprintf(hdrs + n, sizeof hdrs - n, "Content-Type: application/json\r\n");
+    json_t *j = json_pack("{s:i,s:s}", "code", 4, "message", msg);
+    char *text = json_dumps(j, JSON_COMPACT);
+    snprintf(body, sizeof body, "%s", text ? text : "{\"code\":4,\"message\":\"Forbidden\"}");
+    free(text);
+    json_decref(j);
+    ts_http_respond(hc, status, hdrs, body, strlen(body), 0);
 }
 
 /* After ts_ws_upgrade failed: RFC 6455 4.4 for a version we do not speak. */
@@ -668,6 +694,16 @@ void ts_eio_handle(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_req_t
     if (is_ws && !req->upgrade) {
         respond_error(srv, hc, req, 3, NULL);
         return;
+    }
+    if (srv->opts.allow) {
+        char msg[160] = "Forbidden";
+        uint32_t retry = 0;
+        int status = srv->opts.allow(req, ts_conn_peer(hc), msg, sizeof msg, &retry,
+                                     srv->opts.allow_ud);
+        if (status) {
+            refuse_handshake(srv, hc, req, status, msg, retry, is_ws);
+            return;
+        }
     }
     if (!ts_http_query_param(req->query, "EIO", &eio) || !ts_slice_eq_str(eio, "4")) {
         if (is_ws)

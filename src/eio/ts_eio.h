@@ -29,6 +29,15 @@ typedef struct ts_eio_opts {
     int no_polling;              /* disable the polling transport */
     int no_websocket;            /* disable the websocket transport */
     ts_eio_cors_t cors;
+    /* Optional gate for handshakes (requests without sid), before a session
+     * exists: Node's allowRequest. Returns 0 to accept; or an HTTP status
+     * (403, 429, 503) after writing a short sentence into msg[0..msglen) and
+     * the seconds the client should wait into *retry_after_s (0 = none).
+     * The client gets {"code":4,"message":msg} (and Retry-After). `peer` is
+     * the remote address. */
+    int (*allow)(const ts_http_req_t *req, const char *peer, char *msg, size_t msglen,
+                 uint32_t *retry_after_s, void *ud);
+    void *allow_ud;
 } ts_eio_opts_t;
 
 typedef struct ts_eio_handler {
