@@ -50,6 +50,9 @@ struct ts_eio_sock {
     uv_timer_t upgrade_timer;
     void *ud;
     char *get_cors; /* CORS headers for the held GET's answer (only with --cors-origin) */
+    char *user_agent; /* from the handshake request; NULL if none */
+    uint64_t ping_sent; /* loop time of the last ping */
+    int32_t rtt_ms;     /* last ping -> pong time; -1 until measured */
     char peer[48];
 };
 
@@ -81,6 +84,7 @@ static void timer_closed(uv_handle_t *h) {
     for (size_t i = 0; i < s->qn; i++) ts_buf_unref(s->q[i].buf);
     free(s->q);
     free(s->get_cors);
+    free(s->user_agent);
     ts_eio_server_t *srv = s->srv;
     free(s);
     srv->live--;
@@ -337,6 +341,7 @@ static void on_ping_timer(uv_timer_t *t) {
     ts_eio_sock_t *s = t->data;
     if (s->ping_phase == PING_WAIT_INTERVAL) {
         s->ping_phase = PING_WAIT_PONG;
+        s->ping_sent = uv_now(s->srv->loop);
         send_ctrl(s, '2');
         uv_timer_start(&s->ping_timer, on_ping_timer, s->srv->opts.ping_timeout_ms, 0);
     } else {
@@ -356,7 +361,11 @@ static void on_packet(ts_eio_sock_t *s, const ts_eio_packet_t *p) {
     TS_MET_INC(EIO_PACKETS_IN);
     switch (p->type) {
     case TS_EIO_PONG:
-        if (s->ping_phase == PING_WAIT_PONG) schedule_ping(s);
+        if (s->ping_phase == PING_WAIT_PONG) {
+            uint64_t rtt = uv_now(s->srv->loop) - s->ping_sent;
+            s->rtt_ms = rtt > INT32_MAX ? INT32_MAX : (int32_t)rtt;
+            schedule_ping(s);
+        }
         break;
     case TS_EIO_PING:
         /* v4: only the server pings */
@@ -555,6 +564,7 @@ static ts_eio_sock_t *sock_new(ts_eio_server_t *srv, ts_http_conn_t *hc, int tra
     s->ping_timer.data = s->upgrade_timer.data = s;
     s->handles = 2;
     snprintf(s->peer, sizeof s->peer, "%s", ts_conn_peer(hc));
+    s->rtt_ms = -1;
     ts_map_put(&srv->sessions, s->sid, SID_LEN, s);
     srv->live++;
     TS_MET_INC(EIO_SESSIONS);
@@ -578,6 +588,9 @@ static ts_buf_t *open_packet(ts_eio_sock_t *s) {
 static void handshake(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_req_t *req,
                       int transport) {
     ts_eio_sock_t *s = sock_new(srv, hc, transport);
+    ts_slice_t ua;
+    if (ts_http_req_header(req, "user-agent", &ua) && ua.len)
+        s->user_agent = ts_xstrndup((const char *)ua.p, TS_MIN(ua.len, 256));
     ts_buf_t *open = open_packet(s);
     if (transport == TR_WEBSOCKET) {
         char hdrs[600];
@@ -763,6 +776,8 @@ const char *ts_eio_sock_transport(const ts_eio_sock_t *s) {
     return s->transport == TR_WEBSOCKET ? "websocket" : "polling";
 }
 const char *ts_eio_sock_peer(const ts_eio_sock_t *s) { return s->peer; }
+const char *ts_eio_sock_user_agent(const ts_eio_sock_t *s) { return s->user_agent; }
+int ts_eio_sock_rtt_ms(const ts_eio_sock_t *s) { return s->rtt_ms; }
 size_t ts_eio_sock_backlog(const ts_eio_sock_t *s) {
     return s->qbytes + (s->ws ? ts_conn_queued(s->ws) : 0);
 }

@@ -83,6 +83,11 @@ const char *ts_eio_sock_id(const ts_eio_sock_t *s);
 /* "polling" or "websocket". */
 const char *ts_eio_sock_transport(const ts_eio_sock_t *s);
 const char *ts_eio_sock_peer(const ts_eio_sock_t *s);
+/* The handshake's User-Agent (at most 256 bytes), or NULL. Borrowed. */
+const char *ts_eio_sock_user_agent(const ts_eio_sock_t *s);
+/* Round-trip time of the last heartbeat (ping -> pong) in ms; -1 before the
+ * first pong. Server-measured: includes the client's event-loop delay. */
+int ts_eio_sock_rtt_ms(const ts_eio_sock_t *s);
 /* Bytes waiting to be sent to this peer (session buffer + socket queue). */
 size_t ts_eio_sock_backlog(const ts_eio_sock_t *s);
 
