@@ -1,0 +1,59 @@
+/* ts_sess_envelope.h - the envelope every /session application event
+ * travels in: {v, type, id, cid, seq?, prio, to, body}. Pure validation and
+ * construction over jansson values, shared by the namespace and the fuzzer. */
+#ifndef TS_SESS_ENVELOPE_H
+#define TS_SESS_ENVELOPE_H
+#include <jansson.h>
+#include <stddef.h>
+
+#define TS_SESS_PROTO_CURRENT 1 /* envelope/protocol version this server speaks */
+#define TS_SESS_PROTO_OLDEST 1  /* the oldest still accepted (current and previous) */
+#define TS_SESS_MAX_NAME 64     /* type, id, cid: bytes */
+
+/* Delivery priority, highest first (DESIGN.md). Under backpressure only
+ * presence and telemetry may be coalesced; nothing else is dropped. */
+typedef enum ts_sess_prio {
+    TS_SESS_PRIO_SECURITY = 0, /* server only */
+    TS_SESS_PRIO_CONTROL,
+    TS_SESS_PRIO_STATE,
+    TS_SESS_PRIO_EVENT,
+    TS_SESS_PRIO_PRESENCE,
+    TS_SESS_PRIO_TELEMETRY,
+    TS_SESS_PRIO_COUNT
+} ts_sess_prio_t;
+
+/* Who receives a published envelope: every other tab of the sender's
+ * session, of its user (all sessions), or of its device. Nothing else can
+ * be named: the rooms come from the verified token. */
+typedef enum ts_sess_scope {
+    TS_SESS_TO_SESSION = 0,
+    TS_SESS_TO_USER,
+    TS_SESS_TO_DEVICE,
+} ts_sess_scope_t;
+
+typedef struct ts_sess_envelope {
+    int v;
+    const char *type;  /* borrowed from the parsed object */
+    const char *id;
+    const char *cid;   /* NULL if absent */
+    ts_sess_prio_t prio;
+    ts_sess_scope_t to;
+    json_t *body;      /* borrowed; JSON null if absent */
+} ts_sess_envelope_t;
+
+/* Validates an envelope sent by a client. Returns 0 and fills *out (which
+ * borrows from `in`), or TS_EPROTO with a one-line reason in why[0..len):
+ * not an object, unsupported version, missing/invalid type or id, cid not a
+ * string, unknown or server-only priority, unknown scope, a `seq` (only the
+ * server assigns those). Unknown members are ignored (and not relayed). */
+int ts_sess_envelope_parse(json_t *in, ts_sess_envelope_t *out, char *why, size_t whylen);
+
+/* Returns new: the envelope as other tabs receive it, with the sender added:
+ * {v, type, id, [cid], prio, to, body, from: {user, device, tab}}. */
+json_t *ts_sess_envelope_relay(const ts_sess_envelope_t *e, const char *user, const char *device,
+                               const char *tab);
+
+const char *ts_sess_prio_name(ts_sess_prio_t p);
+const char *ts_sess_scope_name(ts_sess_scope_t s);
+
+#endif
