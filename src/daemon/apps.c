@@ -176,7 +176,7 @@ static int match_dyn(const char *name, void *ud) {
 }
 
 void ts_dmn_apps_register(ts_dmn_t *d) {
-    ts_sio_nsp_handler_t h = {NULL, emit_auth, app_event, NULL};
+    ts_sio_nsp_handler_t h = {NULL, emit_auth, app_event, NULL, 0};
     if (d->cfg.conformance) {
         ts_sio_nsp_add(d->sio, "/", &h, (void *)(uintptr_t)(APP_ECHO | APP_AUTH));
         ts_sio_nsp_add(d->sio, "/custom", &h, (void *)(uintptr_t)APP_AUTH);
@@ -188,7 +188,7 @@ void ts_dmn_apps_register(ts_dmn_t *d) {
         ts_sio_nsp_add(d->sio, "/", &h, full);
         ts_sio_nsp_add(d->sio, "/custom", &h, full);
         ts_sio_nsp_pattern(d->sio, match_dyn, &h, full);
-        ts_sio_nsp_handler_t refuse = {refuse_all, NULL, NULL, NULL};
+        ts_sio_nsp_handler_t refuse = {refuse_all, NULL, NULL, NULL, 0};
         ts_sio_nsp_add(d->sio, "/refuse", &refuse, NULL);
         return;
     }

@@ -579,16 +579,21 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
     } else {
         ts_random_id(s->id, ID_LEN);
         ts_random_id(s->pid, ID_LEN);
-        ts_sio_refusal_t refuse = {{0}, NULL};
-        if (nsp->h.authorize && nsp->h.authorize(s, auth, &refuse, nsp->ud) != 0) {
-            TS_MET_ERR(SIO_CONNECT_REFUSED);
-            send_connect_error(c, name, refuse.message[0] ? refuse.message : "Not authorized",
-                               refuse.data);
-            json_decref(refuse.data);
-            json_decref(auth);
-            free(s);
-            return;
+    }
+    ts_sio_refusal_t refuse = {{0}, NULL};
+    if ((!sv || nsp->h.authorize_recovered) && nsp->h.authorize &&
+        nsp->h.authorize(s, auth, &refuse, nsp->ud) != 0) {
+        TS_MET_ERR(SIO_CONNECT_REFUSED);
+        send_connect_error(c, name, refuse.message[0] ? refuse.message : "Not authorized",
+                           refuse.data);
+        json_decref(refuse.data);
+        json_decref(auth);
+        if (sv) {
+            strv_free(sv->rooms, sv->nrooms);
+            free(sv);
         }
+        free(s);
+        return;
     }
     /* accepted */
     if (c->nsocks == c->capsocks) {

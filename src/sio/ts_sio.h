@@ -36,7 +36,8 @@ typedef struct ts_sio_refusal {
 
 typedef struct ts_sio_nsp_handler {
     /* Middleware: return 0 to accept, or nonzero after filling `refuse`.
-     * Skipped for a connection restored by state recovery. `auth` is the
+     * Skipped for a connection restored by state recovery unless
+     * `authorize_recovered` is set. `auth` is the
      * CONNECT payload (an object, {} if none). May be NULL (accept all). */
     int (*authorize)(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refuse, void *nsp_ud);
     /* After the CONNECT reply (and, when recovered, after the missed packets). */
@@ -50,6 +51,10 @@ typedef struct ts_sio_nsp_handler {
      * "transport close", "transport error", "ping timeout", "parse error",
      * "forced close", "server shutting down". */
     void (*on_disconnect)(ts_sio_socket_t *s, const char *reason, void *nsp_ud);
+    /* 1: run `authorize` for a connection restored by state recovery too
+     * (Node's skipMiddlewares: false). A refusal then drops the restored
+     * session. For namespaces whose credentials expire. */
+    int authorize_recovered;
 } ts_sio_nsp_handler_t;
 
 typedef struct ts_sio_opts {
