@@ -1,0 +1,244 @@
+/* ratelimit.c - token buckets in integer micro-tokens (exact refill, no
+ * drift), a keyed limiter table bounded by LRU eviction of RATE entries, and
+ * a sliding-window strike counter. The caller supplies the time. */
+#include "core/ts_ratelimit.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ts_mem.h"
+
+/* ---- Token bucket ---- */
+
+int ts_rl_bucket_init(ts_rl_bucket_t *b, uint64_t rate_mtps, uint64_t burst, uint64_t now_ms) {
+    b->last_ms = now_ms;
+    if (burst > TS_RL_MAX_BURST) {
+        b->cap = b->level = b->rate_mtps = 0;
+        return TS_EINVAL;
+    }
+    b->cap = b->level = burst * TS_RL_UNIT;
+    b->rate_mtps = rate_mtps;
+    return 0;
+}
+
+/* Brings the level up to date. One millisecond adds exactly rate_mtps
+ * micro-tokens. If the gap is longer than the time to fill the bucket the
+ * bucket is simply full; testing that before multiplying means dt * rate is
+ * only computed when it is <= the missing amount, so it never overflows. */
+static void refill(ts_rl_bucket_t *b, uint64_t now_ms) {
+    if (now_ms <= b->last_ms) return; /* clock still, or stepped back */
+    uint64_t dt = now_ms - b->last_ms;
+    b->last_ms = now_ms;
+    if (b->level >= b->cap || b->rate_mtps == 0) return;
+    uint64_t missing = b->cap - b->level;
+    if (dt > missing / b->rate_mtps)
+        b->level = b->cap;
+    else
+        b->level += dt * b->rate_mtps;
+}
+
+int64_t ts_rl_take(ts_rl_bucket_t *b, uint64_t now_ms, uint64_t n) {
+    if (n == 0) return 0;
+    if (n > b->cap / TS_RL_UNIT) return TS_RL_NEVER;
+    refill(b, now_ms);
+    uint64_t need = n * TS_RL_UNIT; /* n <= burst <= 1e12: fits */
+    if (b->level >= need) {
+        b->level -= need;
+        return 0;
+    }
+    if (b->rate_mtps == 0) return TS_RL_NEVER;
+    uint64_t deficit = need - b->level;
+    uint64_t wait = deficit / b->rate_mtps + (deficit % b->rate_mtps != 0);
+    /* refill counts from last_ms; if the caller's clock is behind it, the
+     * caller must wait that much longer. */
+    if (now_ms < b->last_ms) wait += b->last_ms - now_ms;
+    return (int64_t)wait; /* <= 1e18 + a clock step: fits */
+}
+
+uint64_t ts_rl_available(ts_rl_bucket_t *b, uint64_t now_ms) {
+    refill(b, now_ms);
+    return b->level / TS_RL_UNIT;
+}
+
+int ts_rl_is_full(ts_rl_bucket_t *b, uint64_t now_ms) {
+    refill(b, now_ms);
+    return b->level >= b->cap;
+}
+
+/* ---- Keyed limiter table ---- */
+
+typedef struct rl_entry {
+    ts_list_t link; /* RATE: in t->lru; COUNT: unlinked */
+    union {
+        ts_rl_bucket_t bucket; /* RATE */
+        uint32_t count;        /* COUNT: > 0 while the entry exists */
+    } u;
+    size_t klen;
+    char key[]; /* the map borrows this copy */
+} rl_entry_t;
+
+int ts_rl_table_init(ts_rl_table_t *t, const ts_rl_table_cfg_t *cfg) {
+    memset(t, 0, sizeof(*t));
+    t->cfg = *cfg;
+    t->map = (ts_map_t)TS_MAP_INIT;
+    ts_list_init(&t->lru);
+    if (!t->cfg.max_entries) t->cfg.max_entries = TS_RL_DEFAULT_ENTRIES;
+    if (t->cfg.kind == TS_RL_RATE && t->cfg.burst > TS_RL_MAX_BURST) {
+        t->cfg.burst = t->cfg.rate_mtps = 0;
+        return TS_EINVAL;
+    }
+    if (t->cfg.kind != TS_RL_RATE && t->cfg.kind != TS_RL_COUNT) {
+        t->cfg.kind = TS_RL_COUNT;
+        t->cfg.max_count = 0;
+        return TS_EINVAL;
+    }
+    return 0;
+}
+
+void ts_rl_table_deinit(ts_rl_table_t *t) {
+    size_t it = 0;
+    ts_map_entry_t *me;
+    while (ts_map_next(&t->map, &it, &me)) free(me->val);
+    ts_map_deinit(&t->map);
+    ts_list_init(&t->lru);
+    t->entries = 0;
+}
+
+static rl_entry_t *entry_new(const char *key, size_t klen) {
+    rl_entry_t *e = ts_xmalloc(sizeof(*e) + klen + 1);
+    ts_list_init(&e->link);
+    e->klen = klen;
+    memcpy(e->key, key, klen);
+    e->key[klen] = '\0';
+    return e;
+}
+
+static void entry_free(ts_rl_table_t *t, rl_entry_t *e) {
+    ts_map_del(&t->map, e->key, e->klen);
+    ts_list_remove(&e->link);
+    t->entries--;
+    free(e);
+}
+
+static rl_entry_t *lru_head(ts_rl_table_t *t) {
+    return ts_list_empty(&t->lru) ? NULL : ts_list_entry(t->lru.next, rl_entry_t, link);
+}
+
+/* Drops up to `max` least-recent entries that are full (idle long enough to
+ * have refilled): a constant amount of work per call, and every entry is
+ * dropped at most once, so memory shrinks back when traffic stops. */
+static void drop_idle(ts_rl_table_t *t, uint64_t now_ms, int max) {
+    rl_entry_t *e;
+    while (max-- > 0 && (e = lru_head(t)) && ts_rl_is_full(&e->u.bucket, now_ms)) {
+        entry_free(t, e);
+        t->dropped_total++;
+    }
+}
+
+int64_t ts_rl_table_take(ts_rl_table_t *t, const char *key, size_t klen, uint64_t now_ms,
+                         uint64_t n) {
+    if (t->cfg.kind != TS_RL_RATE || klen > TS_RL_KEY_MAX) return TS_EINVAL;
+    if (n == 0) return 0;
+    if (n > t->cfg.burst) return TS_RL_NEVER;
+    drop_idle(t, now_ms, 2);
+    rl_entry_t *e = ts_map_get(&t->map, key, klen);
+    if (e) {
+        ts_list_remove(&e->link); /* most recent goes to the tail */
+        ts_list_insert_tail(&t->lru, &e->link);
+    } else {
+        if (t->entries >= t->cfg.max_entries) {
+            rl_entry_t *old = lru_head(t);
+            if (TS_NEVER(!old)) return TS_EINTERNAL; /* max_entries >= 1 */
+            if (ts_rl_is_full(&old->u.bucket, now_ms))
+                t->dropped_total++;
+            else
+                t->evicted_total++;
+            entry_free(t, old);
+        }
+        e = entry_new(key, klen);
+        ts_rl_bucket_init(&e->u.bucket, t->cfg.rate_mtps, t->cfg.burst, now_ms);
+        ts_map_put(&t->map, e->key, e->klen, e);
+        ts_list_insert_tail(&t->lru, &e->link);
+        t->entries++;
+    }
+    return ts_rl_take(&e->u.bucket, now_ms, n);
+}
+
+int ts_rl_table_inc(ts_rl_table_t *t, const char *key, size_t klen) {
+    if (t->cfg.kind != TS_RL_COUNT || klen > TS_RL_KEY_MAX) return TS_EINVAL;
+    rl_entry_t *e = ts_map_get(&t->map, key, klen);
+    if (e) {
+        if (e->u.count >= t->cfg.max_count) return TS_ELIMIT;
+        e->u.count++;
+        return 0;
+    }
+    if (t->cfg.max_count == 0) return TS_ELIMIT;
+    if (t->entries >= t->cfg.max_entries) {
+        t->full_total++;
+        return TS_ENOMEM;
+    }
+    e = entry_new(key, klen);
+    e->u.count = 1;
+    ts_map_put(&t->map, e->key, e->klen, e);
+    t->entries++;
+    return 0;
+}
+
+int64_t ts_rl_table_dec(ts_rl_table_t *t, const char *key, size_t klen) {
+    if (t->cfg.kind != TS_RL_COUNT || klen > TS_RL_KEY_MAX) return TS_ENOTFOUND;
+    rl_entry_t *e = ts_map_get(&t->map, key, klen);
+    if (!e) return TS_ENOTFOUND;
+    uint32_t left = --e->u.count;
+    if (left == 0) entry_free(t, e);
+    return left;
+}
+
+uint32_t ts_rl_table_count(const ts_rl_table_t *t, const char *key, size_t klen) {
+    if (t->cfg.kind != TS_RL_COUNT || klen > TS_RL_KEY_MAX) return 0;
+    const rl_entry_t *e = ts_map_get(&t->map, key, klen);
+    return e ? e->u.count : 0;
+}
+
+const ts_rl_bucket_t *ts_rl_table_peek(const ts_rl_table_t *t, const char *key, size_t klen) {
+    if (t->cfg.kind != TS_RL_RATE || klen > TS_RL_KEY_MAX) return NULL;
+    const rl_entry_t *e = ts_map_get(&t->map, key, klen);
+    return e ? &e->u.bucket : NULL;
+}
+
+/* ---- Strikes ---- */
+
+void ts_rl_strikes_init(ts_rl_strikes_t *s, unsigned limit, uint32_t window_ms) {
+    memset(s, 0, sizeof(*s));
+    if (limit < 1) limit = 1;
+    if (limit > TS_RL_STRIKES_MAX) limit = TS_RL_STRIKES_MAX;
+    s->limit = (uint8_t)limit;
+    s->window_ms = window_ms;
+}
+
+/* Forgets strikes that left the window. A strike time after now_ms (clock
+ * stepped back) has age 0: it stays until the clock passes it. */
+static void strikes_expire(ts_rl_strikes_t *s, uint64_t now_ms) {
+    while (s->n > 0) {
+        uint64_t t = s->at[s->head];
+        uint64_t age = now_ms > t ? now_ms - t : 0;
+        if (age < s->window_ms) break;
+        s->head = (uint8_t)((s->head + 1) % TS_RL_STRIKES_MAX);
+        s->n--;
+    }
+}
+
+int ts_rl_strike(ts_rl_strikes_t *s, uint64_t now_ms) {
+    strikes_expire(s, now_ms);
+    if (s->n == s->limit) { /* only the newest limit-1 matter for the next answer */
+        s->head = (uint8_t)((s->head + 1) % TS_RL_STRIKES_MAX);
+        s->n--;
+    }
+    s->at[(s->head + s->n) % TS_RL_STRIKES_MAX] = now_ms;
+    s->n++;
+    return s->n >= s->limit;
+}
+
+unsigned ts_rl_strikes_count(ts_rl_strikes_t *s, uint64_t now_ms) {
+    strikes_expire(s, now_ms);
+    return s->n;
+}
