@@ -43,8 +43,8 @@ int ts_sess_envelope_parse(json_t *in, ts_sess_envelope_t *out, char *why, size_
     json_t *v = json_object_get(in, "v");
     if (!json_is_integer(v)) return fail(why, whylen, "v (protocol version) must be an integer");
     json_int_t ver = json_integer_value(v);
-    if (ver < TS_SESS_PROTO_OLDEST || ver > TS_SESS_PROTO_CURRENT)
-        return fail(why, whylen, "unsupported protocol version (this server speaks v1)");
+    if (ver < TS_SESS_PROTO_MIN || ver > TS_SESS_PROTO_CURRENT)
+        return fail(why, whylen, "unsupported protocol version (this server accepts v1 and v2)");
     out->v = (int)ver;
     out->type = json_string_value(json_object_get(in, "type"));
     if (!out->type || !name_ok(out->type))

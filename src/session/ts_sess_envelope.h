@@ -6,9 +6,9 @@
 #include <jansson.h>
 #include <stddef.h>
 
-#define TS_SESS_PROTO_CURRENT 1 /* envelope/protocol version this server speaks */
-#define TS_SESS_PROTO_OLDEST 1  /* the oldest still accepted (current and previous) */
-#define TS_SESS_MAX_NAME 64     /* type, id, cid: bytes */
+#include "session/ts_sess_connect.h" /* TS_SESS_PROTO_CURRENT, TS_SESS_PROTO_MIN */
+
+#define TS_SESS_MAX_NAME 64 /* type, id, cid: bytes */
 
 /* Delivery priority, highest first (DESIGN.md). Under backpressure only
  * presence and telemetry may be coalesced; nothing else is dropped. */

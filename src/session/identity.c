@@ -1,0 +1,98 @@
+/* identity.c - who a /session connection is: the CONNECT payload parsed
+ * strictly (connect.c), the token verified (auth.c), and the token bound to
+ * the device that presents it (its id and the hash of its fingerprint).
+ * Only what survives all three becomes the socket's identity, and with it
+ * the only rooms it will ever be in. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ts_mem.h"
+#include "core/ts_util.h"
+#include "session/sess_int.h"
+#include "session/ts_sess_connect.h"
+
+static int deny_out(const ts_sess_deny_t *d, char *why, size_t whylen) {
+    snprintf(why, whylen, "%s", d->msg[0] ? d->msg : ts_sess_reason_text(d->reason));
+    return d->reason ? (int)d->reason : (int)TS_SESS_R_TOKEN_MALFORMED;
+}
+
+int ts_sess__identify(ts_sess_t *sess, json_t *auth, uint64_t now_s, sess_ident_t *id, char *why,
+                      size_t whylen) {
+    memset(id, 0, sizeof(*id));
+    ts_sess_connect_t c;
+    ts_sess_deny_t deny = {0};
+    if (ts_sess_connect_parse(auth, &c, &deny) != 0) return deny_out(&deny, why, whylen);
+    ts_sess_claims_t claims;
+    int reason = 0;
+    if (ts_sess_auth_verify(sess->cfg.auth, c.token, c.token_len, (int64_t)now_s, &claims,
+                            &deny) != 0 ||
+        ts_sess_auth_bind(&claims, c.device_id, strlen(c.device_id), c.fingerprint,
+                          c.fingerprint_len, &deny) != 0) {
+        reason = deny_out(&deny, why, whylen);
+        ts_sess_connect_deinit(&c);
+        return reason;
+    }
+    snprintf(id->user, sizeof id->user, "%s", claims.sub);
+    snprintf(id->session, sizeof id->session, "%s", claims.sid);
+    snprintf(id->device, sizeof id->device, "%s", claims.dev);
+    snprintf(id->fp, sizeof id->fp, "%s", claims.fp);
+    snprintf(id->tab, sizeof id->tab, "%s", c.tab_id);
+    snprintf(id->device_type, sizeof id->device_type, "%s",
+             ts_sess_device_type_name(c.device_type));
+    if (c.n_caps) {
+        id->caps = json_array();
+        for (size_t i = 0; i < c.n_caps; i++) json_array_append_new(id->caps, json_string(c.caps[i]));
+    }
+    id->proto = c.proto;
+    id->exp = claims.exp;
+    ts_sess_connect_deinit(&c);
+    return 0;
+}
+
+int ts_sess__reauth(ts_sess_t *sess, const sess_ident_t *cur, const char *token, uint64_t now_s,
+                    int64_t *exp, char *why, size_t whylen) {
+    size_t len = strlen(token);
+    ts_sess_claims_t claims;
+    ts_sess_deny_t deny = {0};
+    if (len > TS_SESS_TOKEN_MAX) {
+        snprintf(why, whylen, "%s", ts_sess_reason_text(TS_SESS_R_TOKEN_TOO_LARGE));
+        return TS_SESS_R_TOKEN_TOO_LARGE;
+    }
+    if (ts_sess_auth_verify(sess->cfg.auth, token, len, (int64_t)now_s, &claims, &deny) != 0)
+        return deny_out(&deny, why, whylen);
+    /* the same identity, bound to the same device: a swap may extend a
+     * connection's life, never change who it is */
+    if (strcmp(claims.sub, cur->user) || strcmp(claims.sid, cur->session) ||
+        strcmp(claims.dev, cur->device)) {
+        snprintf(why, whylen, "the new token is for another user, session or device");
+        return TS_SESS_R_TOKEN_INVALID_CLAIM;
+    }
+    if (strcmp(claims.fp, cur->fp) != 0) {
+        snprintf(why, whylen, "%s", ts_sess_reason_text(TS_SESS_R_FINGERPRINT_MISMATCH));
+        return TS_SESS_R_FINGERPRINT_MISMATCH;
+    }
+    *exp = claims.exp;
+    return 0;
+}
+
+void ts_sess__ident_clear(sess_ident_t *id) {
+    json_decref(id->caps);
+    id->caps = NULL;
+}
+
+int ts_sess__dev_mint(ts_sess_t *sess, const char *user, const char *session, const char *device,
+                      const char *fingerprint, char **token, int64_t *exp) {
+    char err[160];
+    int64_t now = (int64_t)(ts_wall_ms() / 1000);
+    ts_sess_mint_t m = {.user = user,
+                        .session = session,
+                        .device = device,
+                        .fingerprint = fingerprint,
+                        .now = now,
+                        .ttl_s = TS_SESS_MINT_TTL_DEFAULT};
+    int rc = ts_sess_auth_mint(sess->cfg.auth, &m, token, err, sizeof err);
+    if (rc) return rc;
+    *exp = now + TS_SESS_MINT_TTL_DEFAULT;
+    return 0;
+}

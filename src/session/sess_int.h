@@ -1,0 +1,109 @@
+/* sess_int.h - private to the session layer: the namespace state shared by
+ * session.c (connections, relay, limits, expiry), identity.c (connect
+ * payload + token + device binding), registry.c (the store-backed registry
+ * of live tabs) and http.c (admin and dev endpoints). */
+#ifndef TS_SESS_INT_H
+#define TS_SESS_INT_H
+#include <jansson.h>
+#include <uv.h>
+
+#include "core/ts_breaker.h"
+#include "core/ts_list.h"
+#include "core/ts_ratelimit.h"
+#include "session/ts_sess.h"
+#include "session/ts_sess_auth.h"
+
+
+/* Refusal and throttle counters for /metrics. */
+enum sess_counter {
+    SC_CONNECTED = 0,
+    SC_RELAYED,      /* envelopes relayed (once per publish) */
+    SC_THROTTLED_HANDSHAKE,
+    SC_THROTTLED_CONNS_IP,
+    SC_THROTTLED_CONNS_USER,
+    SC_THROTTLED_EVENTS,
+    SC_THROTTLED_BYTES,
+    SC_ABUSE_DISCONNECTS,
+    SC_TOKEN_EXPIRED,
+    SC_TOKEN_SWAPS,
+    SC_STORE_REFUSED, /* connections refused: breaker open */
+    SC_COUNT
+};
+
+/* Who a socket is, from its verified token and connect payload. */
+typedef struct sess_ident {
+    char user[TS_SESS_ID_MAX + 1];
+    char session[TS_SESS_ID_MAX + 1];
+    char device[TS_SESS_ID_MAX + 1];
+    char tab[TS_SESS_ID_MAX + 1];
+    char fp[65];             /* the token's fingerprint hash */
+    char device_type[16];
+    json_t *caps;            /* owned: array of strings, or NULL */
+    int proto;
+    int64_t exp;             /* token expiry, seconds since 1970 */
+} sess_ident_t;
+
+typedef struct sess_sock {
+    ts_sess_t *sess;
+    ts_sio_socket_t *s;
+    ts_list_t link;          /* in sess->socks */
+    sess_ident_t id;
+    char *room_session;      /* "s:<user>:<session>" (owned) */
+    char *room_user;         /* "u:<user>" */
+    char *room_device;       /* "d:<user>:<device>" */
+    ts_rl_bucket_t events, bytes;
+    ts_rl_strikes_t strikes;
+    json_t *meta;            /* client-reported metadata (owned object) */
+    uint64_t connected_at;   /* wall clock, ms */
+    uint64_t renewed_at;     /* loop time of the last registry write */
+    uint8_t warned;          /* token_expiring sent */
+    uint8_t counted_ip, counted_user;
+    char peer[48];
+} sess_sock_t;
+
+struct ts_sess {
+    uv_loop_t *loop;
+    ts_sio_server_t *sio;
+    ts_sio_nsp_t *nsp;
+    struct ts_store *store;
+    ts_sess_cfg_t cfg;
+    char node_id[64];
+    char *admin_token;
+    ts_rl_table_t hs_ip, conns_ip, conns_user;
+    ts_brk_t store_brk;
+    ts_list_t socks;
+    uv_timer_t sweep;
+    uint64_t counters[SC_COUNT];
+    uint64_t refused[TS_SESS_R_COUNT_]; /* connections refused, by reason */
+    size_t nsocks;
+    size_t pending_ops;     /* store calls whose callback has not run */
+    int closed;             /* ts_sess_free done: free when pending_ops drops to 0 */
+};
+
+/* session.c: a store call's callback ran (frees a closed session layer
+ * once the last one has). */
+void ts_sess__op_end(ts_sess_t *sess);
+
+/* identity.c: parses the CONNECT payload and verifies the token and the
+ * device binding. Returns 0 and fills *id, or a reason (ts_sess_reason_t,
+ * > 0; ts_sess_reason_name gives connect_error's data.code) with a human
+ * sentence in why[0..len). */
+int ts_sess__identify(ts_sess_t *sess, json_t *auth, uint64_t now_s, sess_ident_t *id, char *why,
+                      size_t whylen);
+/* Verifies a replacement token for a connected socket: same user, session,
+ * device and fingerprint. Returns 0 and the new expiry, or a reason. */
+int ts_sess__reauth(ts_sess_t *sess, const sess_ident_t *cur, const char *token, uint64_t now_s,
+                    int64_t *exp, char *why, size_t whylen);
+void ts_sess__ident_clear(sess_ident_t *id);
+/* --dev: mints an HS256 token (returns new in *token). Returns 0 or TS_E*. */
+int ts_sess__dev_mint(ts_sess_t *sess, const char *user, const char *session, const char *device,
+                      const char *fingerprint, char **token, int64_t *exp);
+
+/* registry.c: the registry entry of a socket (put on connect and on
+ * metadata, renewed by the sweep, removed on disconnect). */
+void ts_sess__reg_put(sess_sock_t *ss);
+void ts_sess__reg_remove(sess_sock_t *ss);
+/* The entry's data: metadata JSON (returns new). */
+json_t *ts_sess__reg_data(const sess_sock_t *ss);
+
+#endif

@@ -1,0 +1,471 @@
+/* session.c - the /session namespace on the ts_sio API: who may connect
+ * (identity.c), what they can reach (three rooms from verified claims and
+ * nothing else), how fast (token buckets per address, user and socket),
+ * relay of envelopes to a scope, token swap and expiry. One sweep timer per
+ * process renews registry entries and enforces token expiry, instead of a
+ * timer per socket. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/ts_err.h"
+#include "core/ts_log.h"
+#include "core/ts_mem.h"
+#include "core/ts_util.h"
+#include "session/sess_int.h"
+#include "session/ts_sess_envelope.h"
+
+#define SWEEP_MS 1000
+#define STRIKE_WINDOW_MS 10000
+#define MAX_METADATA_BYTES 4096
+
+static uint64_t now_s(void) { return ts_wall_ms() / 1000; }
+
+static char *room_name(const char *kind, const char *a, const char *b) {
+    size_t n = strlen(kind) + strlen(a) + (b ? strlen(b) + 1 : 0) + 2;
+    char *r = ts_xmalloc(n);
+    if (b)
+        snprintf(r, n, "%s:%s:%s", kind, a, b);
+    else
+        snprintf(r, n, "%s:%s", kind, a);
+    return r;
+}
+
+static void refuse_with(ts_sio_refusal_t *refuse, const char *message, const char *code,
+                        uint64_t retry_after_ms) {
+    snprintf(refuse->message, sizeof refuse->message, "%s", message);
+    refuse->data = json_pack("{s:s}", "code", code);
+    if (retry_after_ms) json_object_set_new(refuse->data, "retry_after_ms", json_integer((json_int_t)retry_after_ms));
+}
+
+/* ---- connect ---- */
+
+static void sock_free(sess_sock_t *ss) {
+    ts_sess_t *sess = ss->sess;
+    if (ss->counted_ip) ts_rl_table_dec(&sess->conns_ip, ss->peer, strlen(ss->peer));
+    if (ss->counted_user) ts_rl_table_dec(&sess->conns_user, ss->id.user, strlen(ss->id.user));
+    ts_sess__ident_clear(&ss->id);
+    free(ss->room_session);
+    free(ss->room_user);
+    free(ss->room_device);
+    json_decref(ss->meta);
+    free(ss);
+}
+
+static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refuse, void *ud) {
+    ts_sess_t *sess = ud;
+    uint64_t now = uv_now(sess->loop);
+    sess_sock_t *ss = ts_xcalloc(1, sizeof(*ss));
+    ss->sess = sess;
+    ss->s = s;
+    ts_list_init(&ss->link);
+    char why[200];
+    int reason = ts_sess__identify(sess, auth, now_s(), &ss->id, why, sizeof why);
+    if (reason) {
+        if ((size_t)reason < TS_ARRAY_LEN(sess->refused)) sess->refused[reason]++;
+        refuse_with(refuse, why, ts_sess_reason_name((ts_sess_reason_t)reason), 0);
+        ts_debug("session", "refused %s: %s", ts_eio_sock_peer(ts_sio_socket_eio(s)), why);
+        sock_free(ss);
+        return 1;
+    }
+    snprintf(ss->peer, sizeof ss->peer, "%s", ts_eio_sock_peer(ts_sio_socket_eio(s)));
+    /* the breaker is asked without counting a call: the registry write that
+     * follows the connection is the call (registry.c) */
+    if (ts_brk_state(&sess->store_brk) == TS_BRK_OPEN && ts_brk_retry_after(&sess->store_brk, now)) {
+        sess->counters[SC_STORE_REFUSED]++;
+        refuse_with(refuse, "the session store is unavailable; retry later", "store_unavailable",
+                    ts_brk_retry_after(&sess->store_brk, now));
+        sock_free(ss);
+        return 1;
+    }
+    if (sess->cfg.conns_per_ip) {
+        int rc = ts_rl_table_inc(&sess->conns_ip, ss->peer, strlen(ss->peer));
+        if (rc != 0) {
+            sess->counters[SC_THROTTLED_CONNS_IP]++;
+            refuse_with(refuse, "too many connections from this address", "throttled", 1000);
+            sock_free(ss);
+            return 1;
+        }
+        ss->counted_ip = 1;
+    }
+    if (sess->cfg.conns_per_user) {
+        int rc = ts_rl_table_inc(&sess->conns_user, ss->id.user, strlen(ss->id.user));
+        if (rc != 0) {
+            sess->counters[SC_THROTTLED_CONNS_USER]++;
+            refuse_with(refuse, "too many connections for this user", "throttled", 1000);
+            sock_free(ss);
+            return 1;
+        }
+        ss->counted_user = 1;
+    }
+    if (sess->cfg.events_per_socket)
+        ts_rl_bucket_init(&ss->events, TS_RL_PER_SEC(sess->cfg.events_per_socket),
+                          sess->cfg.events_per_socket, now);
+    if (sess->cfg.bytes_per_socket)
+        ts_rl_bucket_init(&ss->bytes, TS_RL_PER_SEC(sess->cfg.bytes_per_socket),
+                          sess->cfg.bytes_per_socket, now);
+    ts_rl_strikes_init(&ss->strikes, sess->cfg.strikes ? sess->cfg.strikes : 1, STRIKE_WINDOW_MS);
+    ss->room_session = room_name("s", ss->id.user, ss->id.session);
+    ss->room_user = room_name("u", ss->id.user, NULL);
+    ss->room_device = room_name("d", ss->id.user, ss->id.device);
+    ss->connected_at = ts_wall_ms();
+    ss->meta = json_object();
+    ts_sio_socket_set_ud(s, ss);
+    return 0;
+}
+
+static void on_connection(ts_sio_socket_t *s, void *ud) {
+    ts_sess_t *sess = ud;
+    sess_sock_t *ss = ts_sio_socket_ud(s);
+    if (!ss) return; /* cannot happen: authorize runs for every connection here */
+    ts_sio_join(s, ss->room_session);
+    ts_sio_join(s, ss->room_user);
+    ts_sio_join(s, ss->room_device);
+    ts_list_insert_tail(&sess->socks, &ss->link);
+    sess->nsocks++;
+    sess->counters[SC_CONNECTED]++;
+    json_t *w = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:s}", "user", ss->id.user, "session",
+                          ss->id.session, "device", ss->id.device, "tab", ss->id.tab, "proto",
+                          ss->id.proto, "exp", (json_int_t)ss->id.exp, "node", sess->node_id);
+    json_t *arr = json_pack("[o]", w);
+    ts_sio_args_t a = {arr, NULL, 0};
+    ts_sio_emit(s, "welcome", &a);
+    json_decref(arr);
+    ts_sess__reg_put(ss);
+}
+
+static void on_disconnect(ts_sio_socket_t *s, const char *reason, void *ud) {
+    ts_sess_t *sess = ud;
+    sess_sock_t *ss = ts_sio_socket_ud(s);
+    if (!ss) return;
+    ts_sio_socket_set_ud(s, NULL);
+    if (ts_list_linked(&ss->link)) {
+        ts_list_remove(&ss->link);
+        sess->nsocks--;
+        ts_sess__reg_remove(ss);
+    }
+    sock_free(ss);
+}
+
+/* ---- events ---- */
+
+static json_t *error_obj(const char *code, const char *message, uint64_t retry_after_ms) {
+    json_t *e = json_pack("{s:s,s:s}", "code", code, "message", message);
+    if (retry_after_ms) json_object_set_new(e, "retry_after_ms", json_integer((json_int_t)retry_after_ms));
+    return json_pack("{s:b,s:o}", "ok", 0, "error", e);
+}
+
+/* The `error` event form: {code, message, retry_after_ms?}. */
+static void emit_error_event(ts_sio_socket_t *s, json_t *res) {
+    json_t *arr = json_pack("[O]", json_object_get(res, "error"));
+    ts_sio_args_t a = {arr, NULL, 0};
+    ts_sio_emit(s, "error", &a);
+    json_decref(arr);
+}
+
+static void reply(ts_sio_socket_t *s, int64_t ack_id, json_t *res /* takes */) {
+    if (ack_id >= 0) {
+        json_t *arr = json_pack("[o]", res);
+        ts_sio_args_t a = {arr, NULL, 0};
+        ts_sio_ack(s, ack_id, &a);
+        json_decref(arr);
+        return;
+    }
+    if (json_is_false(json_object_get(res, "ok"))) emit_error_event(s, res);
+    json_decref(res);
+}
+
+/* Token buckets for one client event of `size` bytes. Returns 0, or the
+ * retry-after in ms (the event is refused; a strike is recorded and the
+ * socket may have been disconnected: *gone is set then). */
+static uint64_t throttle(sess_sock_t *ss, size_t size, int *gone) {
+    ts_sess_t *sess = ss->sess;
+    uint64_t now = uv_now(sess->loop);
+    int64_t wait = 0;
+    if (sess->cfg.events_per_socket) {
+        wait = ts_rl_take(&ss->events, now, 1);
+        if (wait) sess->counters[SC_THROTTLED_EVENTS]++;
+    }
+    if (!wait && sess->cfg.bytes_per_socket) {
+        wait = ts_rl_take(&ss->bytes, now, size);
+        if (wait) sess->counters[SC_THROTTLED_BYTES]++;
+    }
+    if (!wait) return 0;
+    if (wait < 0) wait = 1000; /* bigger than the whole allowance: never fits */
+    if (sess->cfg.strikes && ts_rl_strike(&ss->strikes, now)) {
+        sess->counters[SC_ABUSE_DISCONNECTS]++;
+        ts_info("session", "disconnecting %s (user %s): %u throttled events within %u s",
+                ss->peer, ss->id.user, sess->cfg.strikes, STRIKE_WINDOW_MS / 1000);
+        *gone = 1;
+    }
+    return (uint64_t)wait;
+}
+
+static void do_publish(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
+    ts_sess_envelope_t env;
+    char why[160];
+    json_t *in = json_array_get(a->args, 0);
+    if (a->nattach) {
+        reply(ss->s, ack_id, error_obj("bad_envelope", "envelope: binary values are not supported", 0));
+        return;
+    }
+    if (ts_sess_envelope_parse(in, &env, why, sizeof why) != 0) {
+        reply(ss->s, ack_id, error_obj("bad_envelope", why, 0));
+        return;
+    }
+    const char *room = env.to == TS_SESS_TO_USER     ? ss->room_user
+                       : env.to == TS_SESS_TO_DEVICE ? ss->room_device
+                                                     : ss->room_session;
+    json_t *out = ts_sess_envelope_relay(&env, ss->id.user, ss->id.device, ss->id.tab);
+    json_t *arr = json_pack("[o]", out);
+    ts_sio_args_t args = {arr, NULL, 0};
+    ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .skip = ss->s};
+    ts_sio_broadcast(ss->sess->nsp, &to, "event", &args);
+    json_decref(arr);
+    ss->sess->counters[SC_RELAYED]++;
+    reply(ss->s, ack_id, json_pack("{s:b,s:s}", "ok", 1, "id", env.id));
+}
+
+/* Copies the metadata members we keep, each checked; others are ignored. */
+static int take_metadata(sess_sock_t *ss, json_t *in, char *why, size_t whylen) {
+    if (!json_is_object(in)) {
+        snprintf(why, whylen, "metadata must be an object");
+        return -1;
+    }
+    size_t size = json_dumpb(in, NULL, 0, JSON_COMPACT);
+    if (size > MAX_METADATA_BYTES) {
+        snprintf(why, whylen, "metadata larger than %d bytes", MAX_METADATA_BYTES);
+        return -1;
+    }
+    json_t *net = json_object_get(in, "network"), *bat = json_object_get(in, "battery");
+    json_t *vis = json_object_get(in, "visibility");
+    if (net && !json_is_object(net)) {
+        snprintf(why, whylen, "network must be an object {effectiveType, downlink, rtt}");
+        return -1;
+    }
+    if (bat && !json_is_object(bat)) {
+        snprintf(why, whylen, "battery must be an object {level, charging}");
+        return -1;
+    }
+    if (vis && !(json_is_string(vis) && (strcmp(json_string_value(vis), "visible") == 0 ||
+                                         strcmp(json_string_value(vis), "hidden") == 0))) {
+        snprintf(why, whylen, "visibility must be \"visible\" or \"hidden\"");
+        return -1;
+    }
+    if (net) {
+        json_t *n = json_object();
+        json_t *et = json_object_get(net, "effectiveType");
+        if (json_is_string(et) && strlen(json_string_value(et)) <= 16)
+            json_object_set(n, "effectiveType", et);
+        json_t *dl = json_object_get(net, "downlink"), *rtt = json_object_get(net, "rtt");
+        if (json_is_number(dl)) json_object_set(n, "downlink", dl);
+        if (json_is_number(rtt)) json_object_set(n, "rtt", rtt);
+        json_object_set_new(ss->meta, "network", n);
+    }
+    if (bat) {
+        json_t *b = json_object();
+        json_t *lv = json_object_get(bat, "level"), *ch = json_object_get(bat, "charging");
+        if (json_is_number(lv) && json_number_value(lv) >= 0 && json_number_value(lv) <= 1)
+            json_object_set(b, "level", lv);
+        if (json_is_boolean(ch)) json_object_set(b, "charging", ch);
+        json_object_set_new(ss->meta, "battery", b);
+    }
+    if (vis) json_object_set(ss->meta, "visibility", vis);
+    return 0;
+}
+
+static void do_metadata(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
+    char why[160];
+    if (take_metadata(ss, json_array_get(a->args, 0), why, sizeof why) != 0) {
+        reply(ss->s, ack_id, error_obj("bad_metadata", why, 0));
+        return;
+    }
+    ts_sess__reg_put(ss);
+    reply(ss->s, ack_id, json_pack("{s:b}", "ok", 1));
+}
+
+static void do_token(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
+    const char *token = json_string_value(json_object_get(json_array_get(a->args, 0), "token"));
+    char why[200];
+    int64_t exp = 0;
+    int reason = token ? ts_sess__reauth(ss->sess, &ss->id, token, now_s(), &exp, why, sizeof why)
+                       : (snprintf(why, sizeof why, "token event: expected {token: string}"), -1);
+    if (reason) {
+        reply(ss->s, ack_id,
+              error_obj(reason > 0 ? ts_sess_reason_name((ts_sess_reason_t)reason) : "bad_payload",
+                        why, 0));
+        return;
+    }
+    ss->id.exp = exp;
+    ss->warned = 0;
+    ss->sess->counters[SC_TOKEN_SWAPS]++;
+    reply(ss->s, ack_id, json_pack("{s:b,s:I}", "ok", 1, "exp", (json_int_t)exp));
+}
+
+static void on_event(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *a, int64_t ack_id,
+                     void *ud) {
+    sess_sock_t *ss = ts_sio_socket_ud(s);
+    if (!ss) return;
+    size_t size = json_dumpb(a->args, NULL, 0, JSON_COMPACT);
+    for (size_t i = 0; i < a->nattach; i++) size += a->attach[i]->len;
+    int gone = 0;
+    uint64_t wait = throttle(ss, size, &gone);
+    if (wait) {
+        reply(s, ack_id, error_obj("throttled", "rate limit exceeded; retry later", wait));
+        if (gone) ts_sio_disconnect(s, 0);
+        return;
+    }
+    if (strcmp(event, "publish") == 0)
+        do_publish(ss, a, ack_id);
+    else if (strcmp(event, "metadata") == 0)
+        do_metadata(ss, a, ack_id);
+    else if (strcmp(event, "token") == 0)
+        do_token(ss, a, ack_id);
+    else
+        reply(s, ack_id, error_obj("unknown_event", "unknown event (see docs/PROTOCOL.md)", 0));
+}
+
+/* ---- sweep: token expiry and registry renewal ---- */
+
+static void emit_security(sess_sock_t *ss, const char *code, const char *message) {
+    json_t *arr = json_pack("[{s:s,s:I,s:s}]", "code", code, "exp", (json_int_t)ss->id.exp,
+                            "message", message);
+    ts_sio_args_t a = {arr, NULL, 0};
+    ts_sio_emit(ss->s, "security", &a);
+    json_decref(arr);
+}
+
+static void on_sweep(uv_timer_t *t) {
+    ts_sess_t *sess = t->data;
+    uint64_t now = uv_now(sess->loop), wall = now_s();
+    uint64_t renew_every = sess->cfg.registry_ttl_ms / 3;
+    uint32_t warn = sess->cfg.expiry_warning_s;
+    ts_list_t *it, *tmp;
+    TS_LIST_FOREACH_SAFE(it, tmp, &sess->socks) {
+        sess_sock_t *ss = ts_list_entry(it, sess_sock_t, link);
+        if ((int64_t)wall >= ss->id.exp) {
+            sess->counters[SC_TOKEN_EXPIRED]++;
+            emit_security(ss, "token_expired", "the token expired; reconnect with a new one");
+            ts_sio_disconnect(ss->s, 0); /* frees ss through on_disconnect */
+            continue;
+        }
+        if (!ss->warned && (int64_t)(wall + warn) >= ss->id.exp) {
+            ss->warned = 1;
+            emit_security(ss, "token_expiring", "the token expires soon; send a fresh one (event token)");
+        }
+        if (now - ss->renewed_at >= renew_every) ts_sess__reg_put(ss);
+    }
+}
+
+/* ---- handshakes per address (Engine.IO level) ---- */
+
+int ts_sess_allow_handshake(const ts_http_req_t *req, const char *peer, char *msg, size_t msglen,
+                            uint32_t *retry_after_s, void *ud) {
+    ts_sess_t *sess = ud;
+    (void)req;
+    if (!sess->cfg.handshakes_per_ip) return 0;
+    int64_t wait = ts_rl_table_take(&sess->hs_ip, peer, strlen(peer), uv_now(sess->loop), 1);
+    if (wait == 0) return 0;
+    sess->counters[SC_THROTTLED_HANDSHAKE]++;
+    if (wait < 0) wait = 1000;
+    *retry_after_s = (uint32_t)((wait + 999) / 1000);
+    snprintf(msg, msglen, "Too many handshakes from this address; retry in %u s", *retry_after_s);
+    return 429;
+}
+
+/* ---- lifecycle ---- */
+
+static const ts_sio_nsp_handler_t handler = {
+    .authorize = on_authorize,
+    .on_connection = on_connection,
+    .on_event = on_event,
+    .on_disconnect = on_disconnect,
+    .authorize_recovered = 1, /* tokens expire: a restored socket shows a valid one too */
+};
+
+ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *store,
+                       const ts_sess_cfg_t *cfg) {
+    ts_sess_t *sess = ts_xcalloc(1, sizeof(*sess));
+    sess->loop = loop;
+    sess->sio = sio;
+    sess->store = store;
+    sess->cfg = *cfg;
+    if (!sess->cfg.registry_ttl_ms) sess->cfg.registry_ttl_ms = 30000;
+    if (!sess->cfg.expiry_warning_s) sess->cfg.expiry_warning_s = 60;
+    snprintf(sess->node_id, sizeof sess->node_id, "%s", cfg->node_id ? cfg->node_id : "tabsyncd");
+    sess->cfg.node_id = sess->node_id;
+    sess->admin_token = cfg->admin_token && cfg->admin_token[0] ? ts_xstrdup(cfg->admin_token) : NULL;
+    sess->cfg.admin_token = sess->admin_token;
+    ts_rl_table_init(&sess->hs_ip, &(ts_rl_table_cfg_t){.kind = TS_RL_RATE,
+                                                        .rate_mtps = TS_RL_PER_SEC(cfg->handshakes_per_ip),
+                                                        .burst = cfg->handshakes_per_ip});
+    ts_rl_table_init(&sess->conns_ip, &(ts_rl_table_cfg_t){.kind = TS_RL_COUNT,
+                                                           .max_count = cfg->conns_per_ip});
+    ts_rl_table_init(&sess->conns_user, &(ts_rl_table_cfg_t){.kind = TS_RL_COUNT,
+                                                             .max_count = cfg->conns_per_user});
+    ts_brk_init(&sess->store_brk, &(ts_brk_cfg_t)TS_BRK_CFG_DEFAULT);
+    ts_list_init(&sess->socks);
+    sess->nsp = ts_sio_nsp_add(sio, "/session", &handler, sess);
+    uv_timer_init(loop, &sess->sweep);
+    sess->sweep.data = sess;
+    uv_timer_start(&sess->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
+    uv_unref((uv_handle_t *)&sess->sweep);
+    return sess;
+}
+
+/* The session layer goes once its timer is closed and no store call is
+ * outstanding (their callbacks carry it as user data). */
+static void maybe_free(ts_sess_t *sess) {
+    if (sess->closed != 2 || sess->pending_ops) return;
+    ts_rl_table_deinit(&sess->hs_ip);
+    ts_rl_table_deinit(&sess->conns_ip);
+    ts_rl_table_deinit(&sess->conns_user);
+    free(sess->admin_token);
+    free(sess);
+}
+
+void ts_sess__op_end(ts_sess_t *sess) {
+    sess->pending_ops--;
+    maybe_free(sess);
+}
+
+static void sweep_closed(uv_handle_t *h) {
+    ts_sess_t *sess = h->data;
+    sess->closed = 2;
+    maybe_free(sess);
+}
+
+void ts_sess_free(ts_sess_t *sess) {
+    /* sockets still connected are gone with the Socket.IO server; forget them */
+    ts_list_t *it, *tmp;
+    TS_LIST_FOREACH_SAFE(it, tmp, &sess->socks) {
+        sess_sock_t *ss = ts_list_entry(it, sess_sock_t, link);
+        ts_list_remove(&ss->link);
+        ts_sess__reg_remove(ss);
+        ts_sio_socket_set_ud(ss->s, NULL);
+        sock_free(ss);
+    }
+    sess->closed = 1;
+    uv_close((uv_handle_t *)&sess->sweep, sweep_closed);
+}
+
+void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
+    static const char *const names[SC_COUNT] = {
+        "tabsync_session_connects_total",          "tabsync_session_relayed_total",
+        "tabsync_session_throttled_total{limit=\"handshakes_per_ip\"}",
+        "tabsync_session_throttled_total{limit=\"conns_per_ip\"}",
+        "tabsync_session_throttled_total{limit=\"conns_per_user\"}",
+        "tabsync_session_throttled_total{limit=\"events_per_socket\"}",
+        "tabsync_session_throttled_total{limit=\"bytes_per_socket\"}",
+        "tabsync_session_abuse_disconnects_total", "tabsync_session_token_expired_total",
+        "tabsync_session_token_swaps_total",       "tabsync_session_store_refused_total"};
+    ts_sbuf_printf(out, "# TYPE tabsync_session_sockets gauge\ntabsync_session_sockets %zu\n",
+                   sess->nsocks);
+    for (int i = 0; i < SC_COUNT; i++)
+        ts_sbuf_printf(out, "%s %llu\n", names[i], (unsigned long long)sess->counters[i]);
+    for (int r = 1; r < TS_SESS_R_COUNT_; r++)
+        ts_sbuf_printf(out, "tabsync_session_auth_refused_total{reason=\"%s\"} %llu\n",
+                       ts_sess_reason_name((ts_sess_reason_t)r), (unsigned long long)sess->refused[r]);
+    ts_brk_render(&sess->store_brk, "store", out);
+}

@@ -1,0 +1,57 @@
+/* ts_sess.h - the /session namespace: authenticated tabs bound to their
+ * device, rooms derived only from verified claims, throttling, the
+ * registry of live tabs, and relay of envelopes between the tabs of a
+ * session, a user or a device (docs/PROTOCOL.md). The daemon creates one
+ * per process and routes the admin/dev HTTP API to it. */
+#ifndef TS_SESS_H
+#define TS_SESS_H
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "core/ts_buf.h"
+#include "net/ts_net.h"
+#include "sio/ts_sio.h"
+
+typedef struct ts_sess ts_sess_t;
+struct ts_store;
+struct ts_sess_auth;
+
+typedef struct ts_sess_cfg {
+    const char *node_id;             /* this tabsyncd in the registry; borrowed */
+    const struct ts_sess_auth *auth; /* token verifier; borrowed, required */
+    const char *admin_token;         /* "" or NULL = admin API off; borrowed */
+    int dev;                         /* --dev: the token minting endpoint */
+    /* limits; 0 = unlimited */
+    uint32_t handshakes_per_ip;   /* Engine.IO handshakes per address per second */
+    uint32_t conns_per_ip;        /* concurrent /session sockets per address */
+    uint32_t conns_per_user;      /* concurrent /session sockets per user */
+    uint32_t events_per_socket;   /* client events per socket per second */
+    uint32_t bytes_per_socket;    /* bytes of client events per socket per second */
+    uint32_t strikes;             /* refusals within 10 s before a disconnect; 0 = never */
+    uint32_t registry_ttl_ms;     /* 0 = 30000 */
+    uint32_t expiry_warning_s;    /* token_expiring this long before exp; 0 = 60 */
+} ts_sess_cfg_t;
+
+/* Returns new: registers "/session" on `sio`. `store` is borrowed and must
+ * outlive the session layer. */
+ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *store,
+                       const ts_sess_cfg_t *cfg);
+/* Stops the timers and forgets the registry entries of this node; call
+ * before freeing the Socket.IO server. Frees asynchronously. */
+void ts_sess_free(ts_sess_t *s);
+
+/* The Engine.IO handshake gate (ts_eio_opts_t.allow): handshakes per
+ * address. Same contract as that hook. */
+int ts_sess_allow_handshake(const ts_http_req_t *req, const char *peer, char *msg, size_t msglen,
+                            uint32_t *retry_after_s, void *sess);
+
+/* Serves /api/admin/... and /api/dev/...: returns 1 if the path was one of
+ * them (answered, or held for an asynchronous answer), else 0. */
+int ts_sess_http(ts_sess_t *s, ts_http_conn_t *hc, const ts_http_req_t *req);
+
+/* Appends the session layer's metrics (auth refusals by reason, throttles,
+ * breaker state) in Prometheus text. */
+void ts_sess_metrics(ts_sess_t *s, ts_sbuf_t *out);
+
+#endif
