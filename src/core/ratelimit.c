@@ -149,10 +149,9 @@ int64_t ts_rl_table_take(ts_rl_table_t *t, const char *key, size_t klen, uint64_
         if (t->entries >= t->cfg.max_entries) {
             rl_entry_t *old = lru_head(t);
             if (TS_NEVER(!old)) return TS_EINTERNAL; /* max_entries >= 1 */
-            if (ts_rl_is_full(&old->u.bucket, now_ms))
-                t->dropped_total++;
-            else
-                t->evicted_total++;
+            /* not full: drop_idle would have taken it (it stops only at a
+             * head that is not full, or after making room) */
+            t->evicted_total++;
             entry_free(t, old);
         }
         e = entry_new(key, klen);

@@ -136,7 +136,8 @@ typedef struct ts_rl_table {
     uint64_t full_total;    /* read-only: COUNT incs refused with TS_ENOMEM */
 } ts_rl_table_t;
 
-/* Copies *cfg. Returns 0, or TS_EINVAL (bad burst/rate as for buckets; the
+/* Initialises in place (the table holds a list head: never copy or move it
+ * after init). Copies *cfg. Returns 0, or TS_EINVAL (bad burst/rate as for buckets; the
  * table is still initialised and safe to deinit, and it denies). */
 int ts_rl_table_init(ts_rl_table_t *t, const ts_rl_table_cfg_t *cfg);
 /* Frees every entry. */
