@@ -1,0 +1,335 @@
+/* tabsync.h - libtabsync, the C client of tabsyncd (and of any Socket.IO v5
+ * server reachable over a plain WebSocket). The one installed header of the
+ * library: everything it exports is declared here and starts with ts_client_. */
+#ifndef TABSYNC_H
+#define TABSYNC_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(TS_CLIENT_BUILDING) && defined(__GNUC__)
+#define TS_CLIENT_API __attribute__((visibility("default")))
+#else
+#define TS_CLIENT_API
+#endif
+
+#define TS_CLIENT_VERSION_MAJOR 0
+#define TS_CLIENT_VERSION_MINOR 1
+#define TS_CLIENT_VERSION_PATCH 0
+#define TS_CLIENT_VERSION_STRING "0.1.0"
+
+/*-****************************************************************************
+ * Introduction
+ *
+ * libtabsync connects a program running a libuv loop to a Socket.IO v5 server
+ * (tabsyncd, or Node's `socket.io` 4.x) over the websocket transport:
+ *
+ *   WebSocket (RFC 6455, client side: masked frames, Sec-WebSocket-Accept checked)
+ *   Engine.IO v4 (websocket transport only: pings answered with pongs, a
+ *                 server silent for pingInterval + pingTimeout is declared dead)
+ *   Socket.IO v5 (one namespace per client object, auth on CONNECT, events with
+ *                 JSON arguments and binary attachments, acks in both
+ *                 directions, the JSON parser or socket.io-msgpack-parser)
+ *
+ * plus what socket.io-client users expect: reconnection with exponential
+ * backoff and jitter, emits buffered while disconnected, and connection
+ * state recovery (the server's `pid` and the last event offset are sent back
+ * on reconnection; a recovered connection keeps its id and rooms and
+ * receives the events it missed).
+ *
+ * Shape of a program:
+ *
+ *   static void on_event(ts_client_t *c, const ts_client_event_t *ev, void *u) {
+ *       printf("%s %s\n", ev->name, ev->args_json);
+ *   }
+ *   ...
+ *   ts_client_opts_t o;
+ *   ts_client_opts_init(&o);
+ *   o.url = "ws://127.0.0.1:3000/socket.io/";
+ *   o.auth_json = "{\"token\":\"...\"}";
+ *   o.cb.on_event = on_event;
+ *   ts_client_t *c;
+ *   char err[256];
+ *   if (ts_client_new(loop, &o, &c, err, sizeof err) < 0) { puts(err); exit(2); }
+ *   ts_client_connect(c);
+ *   ts_client_emit(c, "message", "[\"hello\", 1]");
+ *   uv_run(loop, UV_RUN_DEFAULT);   // until ts_client_close(c, ...) completes
+ *
+ * Threads: a client belongs to its loop. Call every function from the loop's
+ * thread; callbacks run on it. Different clients on different loops are
+ * independent.
+ *
+ * Callbacks may call any function of this API, including ts_client_close on
+ * the client that is calling back.
+ *
+ * Memory: allocations libtabsync makes itself are checked; a failure returns
+ * TS_ENOMEM (or, inside the I/O path, drops the connection with TS_ENOMEM
+ * reported through on_error). LIMITATION: the protocol codecs are shared
+ * with tabsyncd and allocate with an aborting allocator: if malloc fails
+ * while a WebSocket message or a Socket.IO packet is encoded or decoded,
+ * the process prints "out of memory" and aborts. Sizes a server can
+ * influence are bounded (opts.max_message) before those codecs allocate.
+ *
+ * Not supported (yet): TLS (wss://, https://), the HTTP long-polling
+ * transport, several namespaces over one connection (use one client per
+ * namespace: each has its own connection), custom HTTP headers.
+ ******************************************************************************/
+
+/*-****************************************************************************
+ * Errors
+ *
+ * Functions return 0 (or a positive count) on success and a negative code on
+ * failure. Codes are tabsync's TS_E* values below (identical to the server's
+ * error table) or libuv's negative errno values (UV_ECONNREFUSED, ...).
+ * ts_client_strerror() turns either into a message.
+ ******************************************************************************/
+#ifndef TS_ERR_H /* the server's error table defines the same names and values */
+enum {
+    TS_EINTERNAL = -1000, /* a bug in libtabsync */
+    TS_ENOMEM = -1001,    /* out of memory */
+    TS_EINVAL = -1002,    /* invalid argument (bad URL, JSON that is not an array, ...) */
+    TS_ECLOSED = -1003,   /* the client is closing, or the connection was lost */
+    TS_EPROTO = -1100,    /* the server sent something the protocol does not allow */
+    TS_ETOOBIG = -1101,   /* a message over max_message, or over the server's maxPayload */
+    TS_EUTF8 = -1102,     /* the server sent invalid UTF-8 in a text frame */
+    TS_EJSON = -1103,     /* invalid JSON */
+    TS_ENOTFOUND = -1105, /* no such pending ack */
+    TS_ESTATE = -1106,    /* not valid in the current state */
+    TS_ELIMIT = -1107,    /* a limit was reached (send buffer, reconnection attempts) */
+    TS_ETIMEDOUT = -1108, /* connect or ack timeout */
+};
+#endif
+
+/* Returns: a message for any code this library returns ("connection
+ * refused", "malformed protocol data", ...); never NULL. */
+TS_CLIENT_API const char *ts_client_strerror(int err);
+
+/* Returns: the code's name ("TS_EPROTO", "ECONNREFUSED"); never NULL. */
+TS_CLIENT_API const char *ts_client_err_name(int err);
+
+/* Returns: the library's version, "0.1.0". */
+TS_CLIENT_API const char *ts_client_version(void);
+
+/*-****************************************************************************
+ * Types
+ ******************************************************************************/
+typedef struct ts_client ts_client_t; /* opaque */
+
+typedef enum ts_client_parser {
+    TS_CLIENT_PARSER_JSON = 0,    /* socket.io-parser, the Socket.IO default */
+    TS_CLIENT_PARSER_MSGPACK = 1, /* socket.io-msgpack-parser (the server must use it too) */
+} ts_client_parser_t;
+
+typedef enum ts_client_state {
+    TS_CLIENT_DISCONNECTED = 0, /* not connected and not trying (initial state too) */
+    TS_CLIENT_CONNECTING = 1,   /* an attempt is in progress (TCP, WebSocket, Engine.IO, CONNECT) */
+    TS_CLIENT_CONNECTED = 2,    /* the namespace is connected: events flow */
+    TS_CLIENT_RECONNECT_WAIT = 3, /* waiting for the backoff delay before the next attempt */
+    TS_CLIENT_CLOSING = 4,      /* ts_client_close was called */
+} ts_client_state_t;
+
+/* A run of bytes (a binary attachment). */
+typedef struct ts_client_bytes {
+    const uint8_t *data;
+    size_t len;
+} ts_client_bytes_t;
+
+/* An event from the server, or the arguments of an ack (then name is NULL).
+ * Everything is borrowed for the duration of the callback only. */
+typedef struct ts_client_event {
+    const char *name;      /* event name; a numeric name is given as its decimal text */
+    const char *args_json; /* the arguments after the name, as a JSON array text ("[]" if none),
+                              written as JavaScript's JSON.stringify would write them; each
+                              binary value appears as {"_placeholder":true,"num":i} */
+    size_t nattach;        /* binary attachments; placeholder i is attach[i] */
+    const ts_client_bytes_t *attach;
+    int64_t ack_id;        /* >= 0: the server waits for ts_client_ack(c, ack_id, ...);
+                              -1: no ack wanted */
+} ts_client_event_t;
+
+/* Note on recovery offsets: when the server has connection state recovery
+ * on, it appends an offset string as the last argument of every event
+ * emitted without an ack (tabsyncd: "Ab3dEf9x.42"). libtabsync records it
+ * and, like socket.io-client, still passes it to on_event as the last
+ * element of args_json. */
+
+typedef struct ts_client_callbacks {
+    /* The namespace is connected (after each successful (re)connection).
+     * recovered = 1 when the server restored the previous session (same id,
+     * same rooms, missed events delivered right before this call). */
+    void (*on_connect)(ts_client_t *c, int recovered, void *user);
+    /* A connection that on_connect announced is gone. reason is one of the
+     * socket.io-client strings: "io server disconnect" (the server's
+     * DISCONNECT; no reconnection), "transport close", "transport error",
+     * "ping timeout", "parse error". will_reconnect = 1 when a reconnection
+     * is scheduled (on_reconnect_attempt follows). Not called for
+     * ts_client_close: its callback is the last word. */
+    void (*on_disconnect)(ts_client_t *c, const char *reason, int will_reconnect, void *user);
+    /* An event from the server. */
+    void (*on_event)(ts_client_t *c, const ts_client_event_t *ev, void *user);
+    /* The server refused the namespace connection (CONNECT_ERROR): message
+     * is its message, data_json its `data` as JSON text or NULL. The client
+     * is DISCONNECTED afterwards and does not retry (ts_client_connect may). */
+    void (*on_connect_error)(ts_client_t *c, const char *message, const char *data_json,
+                             void *user);
+    /* A connection attempt failed or a connection broke: err is a TS_E* or
+     * libuv code, msg one line saying what happened ("connect to
+     * 127.0.0.1:3000: connection refused"). If no further attempt will be
+     * made, ts_client_state(c) is already TS_CLIENT_DISCONNECTED here (after
+     * the last of reconnection_attempts, err is TS_ELIMIT). */
+    void (*on_error)(ts_client_t *c, int err, const char *msg, void *user);
+    /* A reconnection attempt is scheduled in delay_ms (attempt counts from 1
+     * and restarts after each successful connection). */
+    void (*on_reconnect_attempt)(ts_client_t *c, unsigned attempt, unsigned delay_ms, void *user);
+} ts_client_callbacks_t;
+
+typedef struct ts_client_opts {
+    /* Required. ws://HOST[:PORT][/PATH][?QUERY] or http://... (the same).
+     * PATH is the Engine.IO path, "/socket.io/" when empty or "/"; QUERY is
+     * added to the handshake request. HOST may be a name, an IPv4 address
+     * or [an IPv6 address]. */
+    const char *url;
+    const char *nsp;       /* namespace, "/" when NULL; must start with '/' */
+    const char *auth_json; /* NULL, or a JSON object sent in CONNECT (the server's handshake.auth) */
+    ts_client_parser_t parser;
+    int reconnection;              /* 1: reconnect after a lost connection or failed attempt */
+    unsigned reconnection_attempts; /* 0: unlimited */
+    unsigned backoff_min_ms;       /* first delay; 0 = 1000 */
+    unsigned backoff_max_ms;       /* cap; 0 = 5000 */
+    double backoff_jitter;         /* 0..1: the delay varies by +-jitter * delay */
+    unsigned connect_timeout_ms;   /* for one attempt, up to the CONNECT reply; 0 = 20000 */
+    size_t max_message;            /* largest message accepted from the server; 0 = 16 MiB */
+    size_t max_buffered;           /* emits held while not connected; 0 = 1024 */
+    ts_client_callbacks_t cb;      /* any may be NULL */
+    void *user;                    /* passed to every callback */
+} ts_client_opts_t;
+
+/*-****************************************************************************
+ * Life cycle
+ ******************************************************************************/
+
+/* Sets the defaults: url NULL, nsp "/", JSON parser, reconnection on,
+ * unlimited attempts, backoff 1000..5000 ms with jitter 0.5, connect
+ * timeout 20 s, no callbacks. (A zeroed struct is also valid: then
+ * reconnection is off and jitter is 0.) */
+TS_CLIENT_API void ts_client_opts_init(ts_client_opts_t *opts);
+
+/* Creates a client on `loop` (borrowed: it must outlive the client). Copies
+ * everything it needs from `opts` (borrowed). Does not connect yet.
+ * Returns: 0 and *out (close it with ts_client_close); TS_EINVAL with a
+ * sentence in errbuf (if not NULL) naming the bad option, e.g. `url:
+ * scheme "ftp" is not supported (expected ws:// or http://)`; TS_ENOMEM. */
+TS_CLIENT_API int ts_client_new(uv_loop_t *loop, const ts_client_opts_t *opts,
+                                ts_client_t **out, char *errbuf, size_t errlen);
+
+/* Starts connecting (name resolution, TCP, WebSocket, Engine.IO, CONNECT).
+ * The outcome arrives as on_connect, or on_error / on_connect_error.
+ * Also valid when DISCONNECTED after a failure or a server disconnect: the
+ * reconnection keeps pid and offset, so the session may be recovered.
+ * Returns: 0; TS_ESTATE if already connecting, connected or waiting to
+ * reconnect (then it does nothing); TS_ECLOSED if closing. */
+TS_CLIENT_API int ts_client_connect(ts_client_t *c);
+
+typedef void (*ts_client_close_cb)(ts_client_t *c, void *user);
+
+/* Closes the client: if connected, sends DISCONNECT and a WebSocket close
+ * and waits (at most 1 s) for the server's close; stops reconnecting;
+ * completes every pending ack with TS_ECLOSED; drops buffered emits. Then
+ * cb (may be NULL) is called once, from the loop, never from inside this
+ * call, and the client's memory is freed when cb returns. No other callback
+ * runs after this call except those acks. Calling it twice is a no-op. */
+TS_CLIENT_API void ts_client_close(ts_client_t *c, ts_client_close_cb cb);
+
+/*-****************************************************************************
+ * Events
+ *
+ * args_json is NULL (no arguments) or the text of a JSON array whose
+ * elements are the arguments: "[1, \"two\", {\"three\": 3}]". While the
+ * client is not connected, emits are buffered (up to max_buffered) and sent
+ * in order once it connects, as socket.io-client does.
+ ******************************************************************************/
+
+/* Emits `event` (borrowed) with arguments. Returns: 0 (sent or buffered);
+ * TS_EINVAL (empty or reserved event name, args_json not a JSON array);
+ * TS_ETOOBIG (larger than the server's maxPayload); TS_ELIMIT (send buffer
+ * full while disconnected); TS_ECLOSED (closing); TS_ENOMEM. */
+TS_CLIENT_API int ts_client_emit(ts_client_t *c, const char *event, const char *args_json);
+
+/* Completion of an emit with ack. status 0: the server answered, reply
+ * holds its arguments (reply->name is NULL). status TS_ETIMEDOUT: no answer
+ * within timeout_ms; TS_ECLOSED: the connection was lost after the emit was
+ * sent (an answer can no longer come) or the client was closed. reply is
+ * NULL unless status is 0. */
+typedef void (*ts_client_ack_cb)(ts_client_t *c, int status, const ts_client_event_t *reply,
+                                 void *ud);
+
+/* Emits `event` and waits for the server's ack. timeout_ms 0 = no timeout.
+ * Returns: as ts_client_emit. If it returns 0, cb is called exactly once,
+ * later (never from inside this call); otherwise never. */
+TS_CLIENT_API int ts_client_emit_ack(ts_client_t *c, const char *event, const char *args_json,
+                                     ts_client_ack_cb cb, void *ud, unsigned timeout_ms);
+
+/* The general form: binary attachments (borrowed; copied before return)
+ * referenced from args_json by {"_placeholder":true,"num":i} objects, and
+ * an optional ack (cb NULL: none). Returns: as ts_client_emit_ack, and
+ * TS_EINVAL when a placeholder is out of range. */
+TS_CLIENT_API int ts_client_emit_binary(ts_client_t *c, const char *event, const char *args_json,
+                                        const ts_client_bytes_t *attach, size_t nattach,
+                                        ts_client_ack_cb cb, void *ud, unsigned timeout_ms);
+
+/* Answers an event the server emitted with an ack (ev->ack_id >= 0), with
+ * arguments args_json (NULL: none). Valid once per ack id, on the
+ * connection that delivered the event.
+ * Returns: 0; TS_ENOTFOUND (no such pending ack: already answered, or the
+ * connection it came on is gone); TS_EINVAL (args_json not a JSON array);
+ * TS_ECLOSED; TS_ENOMEM. */
+TS_CLIENT_API int ts_client_ack(ts_client_t *c, int64_t ack_id, const char *args_json);
+
+/*-****************************************************************************
+ * Introspection
+ ******************************************************************************/
+
+/* Returns: the current state. */
+TS_CLIENT_API ts_client_state_t ts_client_state(const ts_client_t *c);
+
+/* Returns: the Socket.IO socket id while CONNECTED (borrowed, valid until the
+ * next callback), or NULL. */
+TS_CLIENT_API const char *ts_client_id(const ts_client_t *c);
+
+/* Returns: 1 if the current connection recovered the previous session, else 0. */
+TS_CLIENT_API int ts_client_recovered(const ts_client_t *c);
+
+/* Returns: the recovery session id the server gave (`pid` of the CONNECT
+ * reply), or NULL when the server has recovery off. Borrowed. */
+TS_CLIENT_API const char *ts_client_pid(const ts_client_t *c);
+
+/* Returns: the offset of the last event received (the string the server
+ * appends when recovery is on), or NULL. Borrowed. */
+TS_CLIENT_API const char *ts_client_offset(const ts_client_t *c);
+
+/* Returns: the Engine.IO session's pingInterval and pingTimeout in ms and
+ * the server's maxPayload in bytes, as announced in its open packet (0
+ * before the first one). Any pointer may be NULL. */
+TS_CLIENT_API void ts_client_engine_info(const ts_client_t *c, unsigned *ping_interval_ms,
+                                         unsigned *ping_timeout_ms, size_t *max_payload);
+
+/*-****************************************************************************
+ * Testing
+ ******************************************************************************/
+
+/* Drops the connection the way a network failure would: closes the TCP
+ * socket without any Socket.IO, Engine.IO or WebSocket goodbye. The client
+ * reports on_disconnect("transport close", ...) from the loop and
+ * reconnects if reconnection is on. For tests of recovery and reconnection.
+ * Returns: 0, or TS_ESTATE when there is no connection. */
+TS_CLIENT_API int ts_client_debug_drop(ts_client_t *c);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
