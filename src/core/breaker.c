@@ -1,6 +1,6 @@
 /* breaker.c - circuit breaker state machine. The rolling window of call
  * outcomes is a 64-bit ring (one bit per call), so the breaker is a fixed
- * 120-odd bytes that can be embedded anywhere and never allocates. */
+ * 112 bytes that can be embedded anywhere and never allocates. */
 #include "core/ts_breaker.h"
 
 #include <string.h>
@@ -96,11 +96,12 @@ int ts_brk_allow(ts_brk_t *b, uint64_t now_ms) {
 }
 
 void ts_brk_success(ts_brk_t *b, uint64_t now_ms) {
-    (void)now_ms;
     switch (b->state) {
     case TS_BRK_CLOSED:
         b->consecutive = 0;
         window_push(b, 0);
+        /* the call that completes min_calls may be a success */
+        if (ratio_tripped(b)) trip(b, now_ms);
         break;
     case TS_BRK_OPEN:
         break;

@@ -21,7 +21,8 @@
  *   - consecutive: `failures` failures in a row (exactly at the N-th);
  *   - ratio: the last `window` outcomes (a rolling window of calls, up to
  *     64) hold at least `min_calls` outcomes and failures make up at least
- *     `ratio_pct` percent of them.
+ *     `ratio_pct` percent of them. Checked after every outcome, so the call
+ *     that completes min_calls may open it even if it succeeded.
  * OPEN (1): calls are rejected (counted in rejected_total) until the current
  *   cool-down has passed since opening; the first ts_brk_allow() after that
  *   turns the breaker HALF_OPEN (lazily: the state getter says OPEN until
