@@ -1,0 +1,32 @@
+/* event.h - the benchmark's own event: a 150-byte JSON Socket.IO EVENT
+ * carrying the publisher's number, its sequence number and its send time.
+ * Formatted and recognised by hand (no JSON tree) because a load generator
+ * must spend less CPU per message than the server it measures. */
+#ifndef TSB_EVENT_H
+#define TSB_EVENT_H
+#include <stddef.h>
+#include <stdint.h>
+
+#define TSB_EV_SIZE 150 /* bytes of the delivered Engine.IO text packet */
+#define TSB_EV_MAX 512  /* room for any publish packet we format */
+
+typedef struct tsb_ev {
+    uint32_t p;          /* publisher number */
+    uint32_t s;          /* publisher's sequence number, from 0 */
+    uint64_t t;          /* publisher's send time, ns of CLOCK_MONOTONIC */
+    const char *offset;  /* recovery offset (last argument) or NULL; not NUL-terminated */
+    size_t offset_len;
+} tsb_ev_t;
+
+/* Writes the Engine.IO text packet a publisher sends:
+ * 42["<verb>","r<room>","b",{"p":P,"s":S,"t":T,"x":"xxx..."}]
+ * padded so that the event each receiver gets, 42["b",{...}], is exactly
+ * TSB_EV_SIZE bytes. Returns its length (< TSB_EV_MAX). */
+size_t tsb_ev_format(char out[TSB_EV_MAX], const char *verb, uint32_t room, const tsb_ev_t *ev);
+
+/* Recognises a delivered event 42["b",{"p":P,"s":S,"t":T,"x":"..."}] with an
+ * optional trailing offset string argument. Returns 1 and fills *ev, or 0
+ * if the packet is anything else (the caller decodes it the slow way). */
+int tsb_ev_parse(const uint8_t *d, size_t n, tsb_ev_t *ev);
+
+#endif

@@ -1,0 +1,166 @@
+/* test_tsbench.c - unit tests of tsbench's pure parts: the log-bucket
+ * histogram (bucket bounds, quantiles against exact answers, merging) and
+ * the benchmark event (size, round trip, offsets, what it must refuse). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "event.h"
+#include "hist.h"
+
+static void hist_buckets_cover_every_value(void **state) {
+    /* every value falls in the bucket whose range holds it; ranges are
+     * contiguous and at most 1/64 of their values wide */
+    uint64_t prev_hi = 0;
+    for (uint32_t i = 0; i < TSB_HIST_BUCKETS; i++) {
+        uint64_t lo, hi;
+        tsb_hist_range(i, &lo, &hi);
+        if (i > 0) assert_int_equal(lo, prev_hi + 1);
+        assert_true(hi >= lo);
+        if (lo >= 64) assert_true((hi - lo + 1) * 64 <= lo);
+        assert_int_equal(tsb_hist_index(lo), i);
+        assert_int_equal(tsb_hist_index(hi), i);
+        prev_hi = hi;
+    }
+    assert_int_equal(prev_hi, UINT64_MAX);
+    static const uint64_t vals[] = {0, 1, 63, 64, 65, 127, 128, 129, 1000, 123456789,
+                                    UINT64_C(1) << 40, UINT64_MAX - 1};
+    for (size_t k = 0; k < sizeof vals / sizeof vals[0]; k++) {
+        uint64_t lo, hi;
+        tsb_hist_range(tsb_hist_index(vals[k]), &lo, &hi);
+        assert_true(lo <= vals[k] && vals[k] <= hi);
+    }
+}
+
+static void hist_quantiles_match_exact_ones(void **state) {
+    tsb_hist_t *h = malloc(sizeof *h);
+    tsb_hist_init(h);
+    assert_int_equal(tsb_hist_quantile(h, 0.5), 0);
+    /* 1..100000 ns: the exact q-quantile is q * 100000 */
+    for (uint64_t v = 1; v <= 100000; v++) tsb_hist_record(h, v);
+    static const double qs[] = {0.5, 0.9, 0.99, 0.999};
+    for (size_t k = 0; k < 4; k++) {
+        double exact = qs[k] * 100000;
+        double got = (double)tsb_hist_quantile(h, qs[k]);
+        assert_true(got >= exact);
+        assert_true(got <= exact * (1 + 1.0 / 64) + 1);
+    }
+    assert_int_equal(tsb_hist_quantile(h, 1.0), 100000);
+    assert_int_equal(tsb_hist_quantile(h, 0), 1);
+    assert_int_equal(h->count, 100000);
+    assert_int_equal(h->max, 100000);
+    free(h);
+}
+
+static void hist_tail_is_not_hidden(void **state) {
+    /* 999 fast samples and one slow one: p99.9 is the slow one, and the max
+     * is exact */
+    tsb_hist_t *h = malloc(sizeof *h);
+    tsb_hist_init(h);
+    for (int i = 0; i < 999; i++) tsb_hist_record(h, 20000);
+    tsb_hist_record(h, 4000000);
+    assert_true(tsb_hist_quantile(h, 0.99) < 20400);
+    assert_int_equal(tsb_hist_quantile(h, 0.9991), 4000000);
+    assert_int_equal(h->max, 4000000);
+    free(h);
+}
+
+static void hist_merge_adds_counts(void **state) {
+    tsb_hist_t *a = malloc(sizeof *a), *b = malloc(sizeof *b);
+    tsb_hist_init(a);
+    tsb_hist_init(b);
+    for (int i = 0; i < 100; i++) tsb_hist_record(a, 10);
+    for (int i = 0; i < 100; i++) tsb_hist_record(b, 1000000);
+    tsb_hist_merge(a, b);
+    assert_int_equal(a->count, 200);
+    assert_int_equal(a->min, 10);
+    assert_int_equal(a->max, 1000000);
+    assert_int_equal(tsb_hist_quantile(a, 0.5), 10);
+    assert_true(tsb_hist_quantile(a, 0.51) >= 1000000);
+    free(a);
+    free(b);
+}
+
+/* The publish packet minus the routing arguments is what a receiver gets. */
+static size_t delivered_form(const char *pub, char *out) {
+    const char *obj = strstr(pub, "\"b\",{");
+    assert_non_null(obj);
+    strcpy(out, "42[");
+    strcat(out, obj);
+    return strlen(out);
+}
+
+static void event_is_150_bytes_and_round_trips(void **state) {
+    static const tsb_ev_t evs[] = {
+        {0, 0, 0, NULL, 0},
+        {7, 12345, 987654321012ull, NULL, 0},
+        {4294967295u, 4294967295u, UINT64_MAX, NULL, 0},
+    };
+    for (size_t k = 0; k < 3; k++) {
+        char pub[TSB_EV_MAX], got[TSB_EV_MAX];
+        size_t n = tsb_ev_format(pub, "to-room-all", 42, &evs[k]);
+        assert_int_equal(n, strlen(pub));
+        assert_memory_equal(pub, "42[\"to-room-all\",\"r42\",\"b\",{", 28);
+        size_t dn = delivered_form(pub, got);
+        assert_int_equal(dn, TSB_EV_SIZE);
+        tsb_ev_t ev;
+        assert_int_equal(tsb_ev_parse((const uint8_t *)got, dn, &ev), 1);
+        assert_int_equal(ev.p, evs[k].p);
+        assert_int_equal(ev.s, evs[k].s);
+        assert_true(ev.t == evs[k].t);
+        assert_null(ev.offset);
+    }
+}
+
+static void event_with_recovery_offset(void **state) {
+    const char *in = "42[\"b\",{\"p\":3,\"s\":9,\"t\":77,\"x\":\"xx\"},\"Q8IyUaF\"]";
+    tsb_ev_t ev;
+    assert_int_equal(tsb_ev_parse((const uint8_t *)in, strlen(in), &ev), 1);
+    assert_int_equal(ev.s, 9);
+    assert_int_equal(ev.offset_len, 7);
+    assert_memory_equal(ev.offset, "Q8IyUaF", 7);
+}
+
+static void event_refuses_other_packets(void **state) {
+    static const char *bad[] = {
+        "42[\"auth\",{}]",
+        "42[\"b\",{\"p\":1,\"s\":2,\"t\":3}]",
+        "42[\"b\",{\"p\":1,\"s\":2,\"t\":3,\"x\":\"xx\"}",
+        "42[\"b\",{\"p\":1,\"s\":2,\"t\":3,\"x\":\"xx\"}]junk",
+        "42[\"b\",{\"p\":-1,\"s\":2,\"t\":3,\"x\":\"xx\"}]",
+        "42[\"b\",{\"p\":4294967296,\"s\":2,\"t\":3,\"x\":\"xx\"}]",
+        "42[\"b\",{\"p\":1,\"s\":2,\"t\":99999999999999999999999,\"x\":\"\"}]",
+        "42[\"b\",{\"p\":1,\"s\":2,\"t\":3,\"x\":\"xx\"},5]",
+        "42[\"b\",{\"p\":1,\"s\":2,\"t\":3,\"x\":\"xx\"},\"a\"b\"]",
+        "430[\"ok\"]",
+        "",
+    };
+    for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
+        tsb_ev_t ev;
+        assert_int_equal(tsb_ev_parse((const uint8_t *)bad[k], strlen(bad[k]), &ev), 0);
+    }
+    const char *good = "42[\"b\",{\"p\":1,\"s\":2,\"t\":3,\"x\":\"xx\"}]";
+    tsb_ev_t ev;
+    /* a cut event is never taken for one */
+    for (size_t cut = 0; cut < strlen(good); cut++)
+        assert_int_equal(tsb_ev_parse((const uint8_t *)good, cut, &ev), 0);
+    assert_int_equal(tsb_ev_parse((const uint8_t *)good, strlen(good), &ev), 1);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(hist_buckets_cover_every_value),
+        cmocka_unit_test(hist_quantiles_match_exact_ones),
+        cmocka_unit_test(hist_tail_is_not_hidden),
+        cmocka_unit_test(hist_merge_adds_counts),
+        cmocka_unit_test(event_is_150_bytes_and_round_trips),
+        cmocka_unit_test(event_with_recovery_offset),
+        cmocka_unit_test(event_refuses_other_packets),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
