@@ -1,0 +1,555 @@
+/* main.c - `tabsync`, the command-line client on libtabsync: connect to a
+ * tabsyncd (or any Socket.IO v5 server), watch its events as JSON lines,
+ * emit events (and wait for acks or answers), measure round trips. Built
+ * only on the public API in tabsync.h, like any other user of the library. */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <tabsync.h>
+
+#define EXIT_OK 0
+#define EXIT_RUNTIME 1
+#define EXIT_USAGE 2
+
+static const char usage_text[] =
+    "Usage: tabsync connect URL [OPTIONS] [COMMAND [ARGS]]\n"
+    "       tabsync --help | --version\n"
+    "\n"
+    "Connects to a Socket.IO v5 server (tabsyncd, or Node's socket.io) over WebSocket\n"
+    "and runs one command. Without a command it connects, prints the socket id and\n"
+    "the Engine.IO settings, and disconnects: a quick check of a deployment.\n"
+    "\n"
+    "URL is ws://HOST:PORT/PATH or http://HOST:PORT/PATH; PATH is the server's\n"
+    "Socket.IO path (/socket.io/ when empty). TLS (wss://, https://) is not\n"
+    "supported yet.\n"
+    "\n"
+    "Commands:\n"
+    "  watch                  print every event as one JSON line, until interrupted:\n"
+    "                         {\"ts\":\"2025-01-02T03:04:05.678Z\",\"event\":\"NAME\",\"args\":[...]}\n"
+    "                         (binary attachments follow as \"bin\":[base64,...]; an event\n"
+    "                         that wants an ack shows \"ack\":ID)\n"
+    "  emit EVENT [JSON_ARGS] send one event. JSON_ARGS is a JSON array of arguments;\n"
+    "                         any other JSON value is sent as the only argument\n"
+    "  ping                   round-trip times of an acknowledged event: N samples,\n"
+    "                         then min/avg/max\n"
+    "\n"
+    "Options:\n"
+    "  -n, --namespace NSP    namespace to connect to (default /)\n"
+    "  -a, --auth JSON        auth object sent with CONNECT, e.g. '{\"token\":\"...\"}'\n"
+    "  -p, --parser NAME      json (default) or msgpack; must be the server's parser\n"
+    "  -t, --timeout MS       connect timeout, and ack/wait timeout (default 5000)\n"
+    "  -r, --reconnect        watch: reconnect after a lost connection, with backoff and\n"
+    "                         connection state recovery (missed events are replayed)\n"
+    "  -q, --quiet            no status lines on stderr\n"
+    "  -h, --help             this text\n"
+    "  -V, --version          print the version\n"
+    "\n"
+    "Options of watch:\n"
+    "  -c, --count N          exit after N events\n"
+    "Options of emit:\n"
+    "      --ack              wait for the server's ack and print its arguments (JSON)\n"
+    "      --wait EVENT       then wait for EVENT and print it as watch would\n"
+    "Options of ping:\n"
+    "  -c, --count N          samples (default 5)\n"
+    "  -i, --interval MS      pause between samples (default 200)\n"
+    "      --event NAME       acknowledged event to send (default message-with-ack, which\n"
+    "                         tabsyncd's default namespace answers with its arguments)\n"
+    "\n"
+    "Status lines (connected, disconnected, reconnecting) go to stderr; results to stdout.\n"
+    "\n"
+    "Exit status: 0 success; 1 runtime failure (cannot connect, refused by the\n"
+    "server, timeout, lost connection); 2 usage error.\n"
+    "\n"
+    "Examples:\n"
+    "  tabsync connect http://127.0.0.1:3000/\n"
+    "  tabsync connect http://127.0.0.1:3000/ watch --reconnect\n"
+    "  tabsync connect http://127.0.0.1:3000/ emit message '[\"hello\",1]' --wait message-back\n"
+    "  tabsync connect http://127.0.0.1:3000/ emit message-with-ack '\"hi\"' --ack\n"
+    "  tabsync connect ws://10.0.0.5:3000/socket.io/ --auth '{\"token\":\"...\"}' ping -c 20\n";
+
+enum cmd { CMD_INFO, CMD_WATCH, CMD_EMIT, CMD_PING };
+
+typedef struct cli {
+    uv_loop_t *loop;
+    ts_client_t *c;
+    uv_signal_t sigint, sigterm;
+    uv_timer_t timer; /* wait timeout, ping pacing */
+    const char *url;
+    enum cmd cmd;
+    int quiet, reconnect, ack, exit_code, done;
+    unsigned timeout_ms;
+    long count;         /* watch: 0 = unlimited; ping: samples */
+    unsigned interval;  /* ping */
+    const char *event, *args, *wait_event, *ping_event;
+    long seen;          /* events printed */
+    int emitted;
+    /* ping */
+    long sent, answered, lost;
+    uint64_t t0;
+    double min, max, sum;
+} cli_t;
+
+static void status(cli_t *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void status(cli_t *x, const char *fmt, ...) {
+    if (x->quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tabsync: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static int usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tabsync: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputs("\nTry 'tabsync --help'.\n", stderr);
+    va_end(ap);
+    return EXIT_USAGE;
+}
+
+/* ---- output ---- */
+
+static void put_json_string(FILE *f, const char *s) {
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+        switch (*p) {
+        case '"': fputs("\\\"", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\n': fputs("\\n", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\t': fputs("\\t", f); break;
+        default:
+            if (*p < 0x20)
+                fprintf(f, "\\u%04x", *p);
+            else
+                fputc(*p, f);
+        }
+    }
+    fputc('"', f);
+}
+
+static void put_base64(FILE *f, const uint8_t *p, size_t n) {
+    static const char a[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    fputc('"', f);
+    size_t i = 0;
+    for (; i + 2 < n; i += 3) {
+        uint32_t v = (uint32_t)p[i] << 16 | (uint32_t)p[i + 1] << 8 | p[i + 2];
+        fputc(a[v >> 18], f), fputc(a[(v >> 12) & 63], f);
+        fputc(a[(v >> 6) & 63], f), fputc(a[v & 63], f);
+    }
+    if (i < n) {
+        uint32_t v = (uint32_t)p[i] << 16 | (i + 1 < n ? (uint32_t)p[i + 1] << 8 : 0);
+        fputc(a[v >> 18], f), fputc(a[(v >> 12) & 63], f);
+        fputc(i + 1 < n ? a[(v >> 6) & 63] : '=', f);
+        fputc('=', f);
+    }
+    fputc('"', f);
+}
+
+static void put_timestamp(FILE *f) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    struct tm tm;
+    gmtime_r(&ts.tv_sec, &tm);
+    char buf[40];
+    strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
+    fprintf(f, "\"%s.%03ldZ\"", buf, ts.tv_nsec / 1000000);
+}
+
+static void print_event(const ts_client_event_t *ev) {
+    fputs("{\"ts\":", stdout);
+    put_timestamp(stdout);
+    fputs(",\"event\":", stdout);
+    put_json_string(stdout, ev->name);
+    fprintf(stdout, ",\"args\":%s", ev->args_json);
+    if (ev->nattach) {
+        fputs(",\"bin\":[", stdout);
+        for (size_t i = 0; i < ev->nattach; i++) {
+            if (i) fputc(',', stdout);
+            put_base64(stdout, ev->attach[i].data, ev->attach[i].len);
+        }
+        fputc(']', stdout);
+    }
+    if (ev->ack_id >= 0) fprintf(stdout, ",\"ack\":%lld", (long long)ev->ack_id);
+    fputs("}\n", stdout);
+    fflush(stdout);
+}
+
+/* ---- ending ---- */
+
+static void on_handle_closed(uv_handle_t *h) { (void)h; }
+
+static void on_client_closed(ts_client_t *c, void *user) {
+    cli_t *x = user;
+    x->c = NULL;
+    uv_close((uv_handle_t *)&x->sigint, on_handle_closed);
+    uv_close((uv_handle_t *)&x->sigterm, on_handle_closed);
+    uv_close((uv_handle_t *)&x->timer, on_handle_closed);
+}
+
+static void finish(cli_t *x, int code) {
+    if (x->done) return;
+    x->done = 1;
+    x->exit_code = code;
+    uv_timer_stop(&x->timer);
+    ts_client_close(x->c, on_client_closed);
+}
+
+/* ---- ping ---- */
+
+static void ping_send(cli_t *x);
+
+static void on_ping_timer(uv_timer_t *h) { ping_send(h->data); }
+
+static void ping_next(cli_t *x) {
+    if (x->sent >= x->count) {
+        if (x->answered)
+            printf("%ld samples, %ld lost: rtt min/avg/max = %.3f/%.3f/%.3f ms\n", x->sent,
+                   x->lost, x->min, x->sum / (double)x->answered, x->max);
+        else
+            printf("%ld samples, %ld lost\n", x->sent, x->lost);
+        fflush(stdout);
+        finish(x, x->lost ? EXIT_RUNTIME : EXIT_OK);
+        return;
+    }
+    uv_timer_start(&x->timer, on_ping_timer, x->interval, 0);
+}
+
+static void on_ping_ack(ts_client_t *c, int status, const ts_client_event_t *reply, void *ud) {
+    cli_t *x = ud;
+    if (x->done) return;
+    if (status < 0) {
+        x->lost++;
+        printf("seq=%ld %s\n", x->sent, ts_client_strerror(status));
+    } else {
+        double ms = (double)(uv_hrtime() - x->t0) / 1e6;
+        if (!x->answered || ms < x->min) x->min = ms;
+        if (ms > x->max) x->max = ms;
+        x->sum += ms;
+        x->answered++;
+        printf("seq=%ld rtt=%.3f ms\n", x->sent, ms);
+    }
+    fflush(stdout);
+    ping_next(x);
+}
+
+static void ping_send(cli_t *x) {
+    char args[64];
+    x->sent++;
+    snprintf(args, sizeof args, "[%ld,\"tabsync-ping\"]", x->sent);
+    x->t0 = uv_hrtime();
+    int rc = ts_client_emit_ack(x->c, x->ping_event, args, on_ping_ack, x, x->timeout_ms);
+    if (rc < 0) {
+        fprintf(stderr, "tabsync: cannot emit %s: %s\n", x->ping_event, ts_client_strerror(rc));
+        finish(x, rc == TS_EINVAL ? EXIT_USAGE : EXIT_RUNTIME);
+    }
+}
+
+/* ---- emit ---- */
+
+static void on_wait_timeout(uv_timer_t *h) {
+    cli_t *x = h->data;
+    fprintf(stderr, "tabsync: no %s within %u ms\n", x->ack ? "ack" : x->wait_event,
+            x->timeout_ms);
+    finish(x, EXIT_RUNTIME);
+}
+
+static void on_emit_ack(ts_client_t *c, int status, const ts_client_event_t *reply, void *ud) {
+    cli_t *x = ud;
+    if (x->done) return;
+    if (status < 0) {
+        fprintf(stderr, "tabsync: no ack for %s: %s\n", x->event, ts_client_strerror(status));
+        finish(x, EXIT_RUNTIME);
+        return;
+    }
+    printf("%s\n", reply->args_json);
+    fflush(stdout);
+    x->ack = 0;
+    if (!x->wait_event) finish(x, EXIT_OK);
+}
+
+/* JSON_ARGS: an array is the argument list; another value is one argument. */
+static char *make_args(const char *a) {
+    if (!a) return NULL;
+    const char *p = a;
+    while (*p == ' ' || *p == '\t' || *p == '\n') p++;
+    size_t n = strlen(a);
+    char *out = malloc(n + 3);
+    if (!out) return NULL;
+    if (*p == '[')
+        memcpy(out, a, n + 1);
+    else
+        snprintf(out, n + 3, "[%s]", a);
+    return out;
+}
+
+static void do_emit(cli_t *x) {
+    char *args = make_args(x->args);
+    if (x->args && !args) {
+        finish(x, EXIT_RUNTIME);
+        return;
+    }
+    int rc = x->ack ? ts_client_emit_ack(x->c, x->event, args, on_emit_ack, x, x->timeout_ms)
+                    : ts_client_emit(x->c, x->event, args);
+    free(args);
+    if (rc < 0) {
+        if (rc == TS_EINVAL)
+            fprintf(stderr,
+                    "tabsync: cannot emit %s: the name is reserved or JSON_ARGS is not valid "
+                    "JSON\nTry 'tabsync --help'.\n",
+                    x->event);
+        else
+            fprintf(stderr, "tabsync: cannot emit %s: %s\n", x->event, ts_client_strerror(rc));
+        finish(x, rc == TS_EINVAL ? EXIT_USAGE : EXIT_RUNTIME);
+        return;
+    }
+    x->emitted = 1;
+    if (!x->ack && !x->wait_event) {
+        finish(x, EXIT_OK); /* the close waits for the bytes to go out */
+        return;
+    }
+    uv_timer_start(&x->timer, on_wait_timeout, x->timeout_ms, 0);
+}
+
+/* ---- client callbacks ---- */
+
+static void on_connect(ts_client_t *c, int recovered, void *user) {
+    cli_t *x = user;
+    status(x, "connected to %s as %s%s", x->url, ts_client_id(c),
+           recovered ? " (session recovered)" : "");
+    switch (x->cmd) {
+    case CMD_INFO: {
+        unsigned pi, pt;
+        size_t mp;
+        ts_client_engine_info(c, &pi, &pt, &mp);
+        printf("{\"id\":");
+        put_json_string(stdout, ts_client_id(c));
+        printf(",\"recovery\":%s,\"pingInterval\":%u,\"pingTimeout\":%u,\"maxPayload\":%zu}\n",
+               ts_client_pid(c) ? "true" : "false", pi, pt, mp);
+        fflush(stdout);
+        finish(x, EXIT_OK);
+        break;
+    }
+    case CMD_EMIT:
+        if (!x->emitted) do_emit(x);
+        break;
+    case CMD_PING:
+        if (!x->sent) ping_send(x);
+        break;
+    case CMD_WATCH:
+        break;
+    }
+}
+
+static void on_event(ts_client_t *c, const ts_client_event_t *ev, void *user) {
+    cli_t *x = user;
+    if (x->done) return;
+    if (x->cmd == CMD_WATCH) {
+        print_event(ev);
+        if (x->count && ++x->seen >= x->count) finish(x, EXIT_OK);
+    } else if (x->cmd == CMD_EMIT && x->wait_event && !x->ack && x->emitted &&
+               strcmp(ev->name, x->wait_event) == 0) {
+        print_event(ev);
+        finish(x, EXIT_OK);
+    }
+}
+
+static void on_disconnect(ts_client_t *c, const char *reason, int will_reconnect, void *user) {
+    cli_t *x = user;
+    if (will_reconnect) {
+        status(x, "disconnected (%s)", reason);
+        return;
+    }
+    fprintf(stderr, "tabsync: disconnected (%s)\n", reason);
+    finish(x, EXIT_RUNTIME);
+}
+
+static void on_connect_error(ts_client_t *c, const char *message, const char *data_json,
+                             void *user) {
+    cli_t *x = user;
+    fprintf(stderr, "tabsync: the server refused the connection: %s%s%s\n", message,
+            data_json ? " " : "", data_json ? data_json : "");
+    finish(x, EXIT_RUNTIME);
+}
+
+static void on_error(ts_client_t *c, int err, const char *msg, void *user) {
+    cli_t *x = user;
+    if (ts_client_state(c) == TS_CLIENT_DISCONNECTED) {
+        fprintf(stderr, "tabsync: %s\n", msg);
+        finish(x, EXIT_RUNTIME);
+    } else {
+        status(x, "%s", msg);
+    }
+}
+
+static void on_reconnect_attempt(ts_client_t *c, unsigned attempt, unsigned delay_ms,
+                                 void *user) {
+    status(user, "reconnecting in %u ms (attempt %u)", delay_ms, attempt);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    cli_t *x = h->data;
+    status(x, "interrupted");
+    finish(x, x->cmd == CMD_WATCH ? EXIT_OK : EXIT_RUNTIME);
+}
+
+/* ---- arguments ---- */
+
+static int parse_num(const char *s, const char *what, long lo, long hi, long *out) {
+    char *end;
+    long v = strtol(s, &end, 10);
+    if (!*s || *end || v < lo || v > hi) {
+        usage_error("%s \"%s\" is not a number from %ld to %ld", what, s, lo, hi);
+        return -1;
+    }
+    *out = v;
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    cli_t x;
+    memset(&x, 0, sizeof x);
+    x.timeout_ms = 5000;
+    x.interval = 200;
+    x.ping_event = "message-with-ack";
+    const char *nsp = "/", *auth = NULL, *parser = "json";
+    long count = -1;
+
+    if (argc < 2) return usage_error("missing command (expected: connect URL ...)");
+    if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
+        strcmp(argv[1], "help") == 0) {
+        fputs(usage_text, stdout);
+        return EXIT_OK;
+    }
+    if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
+        printf("tabsync %s\n", ts_client_version());
+        return EXIT_OK;
+    }
+    if (strcmp(argv[1], "connect") != 0)
+        return usage_error("unknown command \"%s\" (expected: connect URL ...)", argv[1]);
+
+    enum { OPT_ACK = 1000, OPT_WAIT, OPT_EVENT };
+    static const struct option longopts[] = {
+        {"namespace", required_argument, NULL, 'n'}, {"auth", required_argument, NULL, 'a'},
+        {"parser", required_argument, NULL, 'p'},    {"timeout", required_argument, NULL, 't'},
+        {"reconnect", no_argument, NULL, 'r'},       {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
+        {"count", required_argument, NULL, 'c'},     {"interval", required_argument, NULL, 'i'},
+        {"ack", no_argument, NULL, OPT_ACK},         {"wait", required_argument, NULL, OPT_WAIT},
+        {"event", required_argument, NULL, OPT_EVENT}, {NULL, 0, NULL, 0},
+    };
+    int o;
+    long v;
+    opterr = 0;
+    optind = 2;
+    while ((o = getopt_long(argc, argv, ":n:a:p:t:rqhVc:i:", longopts, NULL)) != -1) {
+        switch (o) {
+        case 'n': nsp = optarg; break;
+        case 'a': auth = optarg; break;
+        case 'p': parser = optarg; break;
+        case 't':
+            if (parse_num(optarg, "--timeout", 1, 3600000, &v) < 0) return EXIT_USAGE;
+            x.timeout_ms = (unsigned)v;
+            break;
+        case 'r': x.reconnect = 1; break;
+        case 'q': x.quiet = 1; break;
+        case 'h': fputs(usage_text, stdout); return EXIT_OK;
+        case 'V': printf("tabsync %s\n", ts_client_version()); return EXIT_OK;
+        case 'c':
+            if (parse_num(optarg, "--count", 1, 100000000, &count) < 0) return EXIT_USAGE;
+            break;
+        case 'i':
+            if (parse_num(optarg, "--interval", 0, 3600000, &v) < 0) return EXIT_USAGE;
+            x.interval = (unsigned)v;
+            break;
+        case OPT_ACK: x.ack = 1; break;
+        case OPT_WAIT: x.wait_event = optarg; break;
+        case OPT_EVENT: x.ping_event = optarg; break;
+        case ':': return usage_error("option %s needs a value", argv[optind - 1]);
+        default: return usage_error("unknown option %s", argv[optind - 1]);
+        }
+    }
+    int npos = argc - optind;
+    char **pos = argv + optind;
+    if (npos < 1) return usage_error("connect: missing URL");
+    x.url = pos[0];
+    const char *cmd = npos > 1 ? pos[1] : NULL;
+    int nargs = npos > 2 ? npos - 2 : 0;
+    char **args = pos + 2;
+    if (!cmd) {
+        x.cmd = CMD_INFO;
+    } else if (strcmp(cmd, "watch") == 0) {
+        x.cmd = CMD_WATCH;
+        if (nargs) return usage_error("watch: unexpected argument \"%s\"", args[0]);
+    } else if (strcmp(cmd, "emit") == 0) {
+        x.cmd = CMD_EMIT;
+        if (nargs < 1) return usage_error("emit: missing EVENT");
+        if (nargs > 2) return usage_error("emit: unexpected argument \"%s\" (quote JSON_ARGS)",
+                                          args[2]);
+        x.event = args[0];
+        x.args = nargs > 1 ? args[1] : NULL;
+    } else if (strcmp(cmd, "ping") == 0) {
+        x.cmd = CMD_PING;
+        if (nargs) return usage_error("ping: unexpected argument \"%s\"", args[0]);
+    } else {
+        return usage_error("unknown command \"%s\" (expected watch, emit or ping)", cmd);
+    }
+    if ((x.ack || x.wait_event) && x.cmd != CMD_EMIT)
+        return usage_error("--ack and --wait belong to emit");
+    if (x.reconnect && x.cmd != CMD_WATCH) return usage_error("--reconnect belongs to watch");
+    if (count > 0 && x.cmd != CMD_WATCH && x.cmd != CMD_PING)
+        return usage_error("--count belongs to watch and ping");
+    x.count = count > 0 ? count : (x.cmd == CMD_PING ? 5 : 0);
+
+    ts_client_opts_t opts;
+    ts_client_opts_init(&opts);
+    opts.url = x.url;
+    opts.nsp = nsp;
+    opts.auth_json = auth;
+    if (strcmp(parser, "json") == 0)
+        opts.parser = TS_CLIENT_PARSER_JSON;
+    else if (strcmp(parser, "msgpack") == 0)
+        opts.parser = TS_CLIENT_PARSER_MSGPACK;
+    else
+        return usage_error("--parser \"%s\" is not a parser (expected json or msgpack)", parser);
+    opts.reconnection = x.reconnect;
+    opts.connect_timeout_ms = x.timeout_ms;
+    opts.cb.on_connect = on_connect;
+    opts.cb.on_event = on_event;
+    opts.cb.on_disconnect = on_disconnect;
+    opts.cb.on_connect_error = on_connect_error;
+    opts.cb.on_error = on_error;
+    opts.cb.on_reconnect_attempt = on_reconnect_attempt;
+    opts.user = &x;
+
+    x.loop = uv_default_loop();
+    char err[300];
+    int rc = ts_client_new(x.loop, &opts, &x.c, err, sizeof err);
+    if (rc < 0) {
+        if (rc == TS_EINVAL) return usage_error("%s", err);
+        fprintf(stderr, "tabsync: %s\n", ts_client_strerror(rc));
+        return EXIT_RUNTIME;
+    }
+    uv_signal_init(x.loop, &x.sigint);
+    uv_signal_init(x.loop, &x.sigterm);
+    uv_timer_init(x.loop, &x.timer);
+    x.sigint.data = x.sigterm.data = x.timer.data = &x;
+    uv_signal_start(&x.sigint, on_signal, SIGINT);
+    uv_signal_start(&x.sigterm, on_signal, SIGTERM);
+    rc = ts_client_connect(x.c);
+    if (rc < 0) {
+        fprintf(stderr, "tabsync: cannot connect to %s: %s\n", x.url, ts_client_strerror(rc));
+        finish(&x, EXIT_RUNTIME);
+    }
+    uv_run(x.loop, UV_RUN_DEFAULT);
+    uv_loop_close(x.loop);
+    return x.exit_code;
+}
