@@ -17,8 +17,10 @@
  * 1,000,000 units) and the rate an integer count of milli-tokens per second.
  * One millisecond therefore adds exactly `rate_mtps` units: refill is one
  * integer multiplication, with no division and no remainder, so nothing is
- * ever rounded away and there is no drift over any period (1e6 operations or
- * 1e9 ms grant exactly floor(burst + rate * elapsed) tokens). Time has
+ * ever rounded away and there is no drift over any period: a client that
+ * keeps the bucket below its burst gets exactly floor(burst + rate * elapsed)
+ * tokens, after 1e6 operations as after one (refill beyond the burst is
+ * discarded, as in any token bucket: a full bucket banks nothing). Time has
  * millisecond resolution; the smallest non-zero rate is 0.001 token/s.
  *
  * Clock. `now_ms` must be monotonic. A call whose `now_ms` is earlier than
