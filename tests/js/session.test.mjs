@@ -530,7 +530,7 @@ describe('/session: cross-session attempts and invalid envelopes are refused and
   it('none of the refused envelopes reached anybody; the sender is still connected and delivers to its session', T, async () => {
     await sleep(300);
     for (const s of all) {
-      assert.deepEqual(s.events, [], `${s.tabId} received ${JSON.stringify(s.events).slice(0, 300)}`);
+      assert.deepEqual([...s.events], [], `${s.tabId} received ${JSON.stringify(s.events).slice(0, 300)}`);
     }
     assert.ok(x.connected);
     await deliver(x, envelope({ to: 'session' }), [y, w], all);
