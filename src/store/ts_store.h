@@ -1,0 +1,327 @@
+/* ts_store.h - the store interface: registry with TTL, per-session sequence
+ * numbers and event log, state compare-and-set, leases with terms. One ops
+ * table, several backends (memory + SQLite file now, Redis later); callers go
+ * through the ts_store_* wrappers and never learn which backend runs.
+ *
+ * Every operation completes asynchronously, and nothing here assumes one
+ * process: sequence numbers, versions and lease terms come from the store.
+ *
+ * THE CALLBACK RULE (every verb below):
+ *   - If a call returns 0, its callback is called exactly once, and never
+ *     from inside the call: always later, from the loop. A caller is never
+ *     re-entered by its own call.
+ *   - If a call returns < 0 (TS_EINVAL, TS_ETOOBIG, TS_ECLOSED), the callback
+ *     is never called and nothing changed.
+ *   - Pointers handed to a callback (entries, pages, documents, leases) are
+ *     borrowed for the duration of the callback only; copy what you keep
+ *     (or ts_buf_ref a ts_buf_t).
+ *   - Ops on the same key (the same session, lease name or registry key)
+ *     complete in the order they were issued. Nothing is promised across keys.
+ *   - A callback may call any ts_store_* function, including ts_store_close.
+ *   - cb may be NULL (fire and forget); the op still runs.
+ *   - Every op accepted before ts_store_close gets its callback before the
+ *     close callback (with its normal result, or TS_ECLOSED if the backend
+ *     could not finish it).
+ *
+ * Statuses seen in callbacks: 0, TS_ENOTFOUND, TS_ECONFLICT, TS_EHELD,
+ * TS_ESTALE, TS_ELIMIT (a configured bound is reached), TS_ESTORE (the
+ * backend failed: disk, network; the op had no effect), TS_ECLOSED.
+ * See docs/STORE.md for the guarantees of each backend. */
+#ifndef TS_STORE_H
+#define TS_STORE_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/ts_buf.h"
+#include "core/ts_err.h"
+#include "core/ts_slice.h"
+
+struct uv_loop_s;
+
+/* Identifiers (session, user, device, tab, node, lease name, holder):
+ * 1..TS_STORE_ID_MAX bytes, no control characters (< 0x20, 0x7f). */
+#define TS_STORE_ID_MAX 128
+#define TS_STORE_REG_DATA_MAX 16384 /* registry metadata bytes */
+#define TS_STORE_TTL_MAX (24u * 3600u * 1000u) /* ms; ttl_ms is 1..this */
+
+/* ---- values passed to callbacks ---- */
+
+/* A registry entry identifies one tab: (session, device, tab). */
+typedef struct ts_store_reg_key {
+    ts_slice_t session, device, tab;
+} ts_store_reg_key_t;
+
+typedef struct ts_store_reg {
+    ts_store_reg_key_t key;
+    ts_slice_t user;
+    ts_slice_t node;        /* which tabsyncd holds the connection */
+    ts_slice_t data;        /* opaque (JSON metadata), <= TS_STORE_REG_DATA_MAX */
+    uint64_t expires_at;    /* wall clock, ms since 1970 (ignored by reg_put) */
+} ts_store_reg_t;
+
+typedef enum ts_store_by {
+    TS_STORE_BY_SESSION = 0,
+    TS_STORE_BY_USER = 1,
+    TS_STORE_BY_DEVICE = 2,
+} ts_store_by_t;
+
+typedef struct ts_store_event {
+    uint64_t seq;
+    ts_buf_t *data; /* borrowed; ts_buf_ref it to keep it */
+} ts_store_event_t;
+
+typedef struct ts_store_log_page {
+    const ts_store_event_t *events; /* seq > after_seq, ascending, no gaps */
+    size_t n;
+    uint64_t last_seq;     /* newest seq ever assigned to the session (0: none) */
+    uint64_t trimmed_upto; /* events <= this were dropped; if after_seq is below
+                            * it, the reader missed events and must resync */
+} ts_store_log_page_t;
+
+typedef struct ts_store_state {
+    uint64_t version; /* 0 = no document yet */
+    ts_buf_t *doc;    /* borrowed; NULL when version is 0 */
+} ts_store_state_t;
+
+typedef struct ts_store_lease {
+    ts_slice_t name;
+    ts_slice_t holder; /* empty when nobody holds it */
+    uint64_t term;     /* current (or last granted) term; 0 = never granted */
+    uint64_t expires_at; /* wall clock ms; 0 when nobody holds it */
+} ts_store_lease_t;
+
+/* ---- callbacks (see THE CALLBACK RULE above) ---- */
+
+typedef void (*ts_store_close_cb)(void *ud);
+typedef void (*ts_store_done_cb)(int status, void *ud);
+/* `entries` is valid only during the call; n = 0 and entries = NULL if none. */
+typedef void (*ts_store_reg_list_cb)(int status, const ts_store_reg_t *entries, size_t n,
+                                     void *ud);
+/* Called from the loop for every entry whose TTL passed, once per entry, at
+ * most one sweep interval after it expired. Not called for reg_remove, for an
+ * entry replaced by reg_put, nor after ts_store_close. */
+typedef void (*ts_store_expire_cb)(const ts_store_reg_t *entry, void *ud);
+typedef void (*ts_store_seq_cb)(int status, uint64_t seq, void *ud);
+/* page != NULL iff status == 0. */
+typedef void (*ts_store_log_cb)(int status, const ts_store_log_page_t *page, void *ud);
+/* state != NULL for 0 (the stored state) and TS_ECONFLICT (the current one). */
+typedef void (*ts_store_state_cb)(int status, const ts_store_state_t *state, void *ud);
+/* lease != NULL for 0 (the granted lease), TS_EHELD (the current holder) and
+ * TS_ESTALE (the current lease, holder empty if nobody holds it). */
+typedef void (*ts_store_lease_cb)(int status, const ts_store_lease_t *lease, void *ud);
+
+/* ---- configuration ---- */
+
+typedef struct ts_store_cfg {
+    const char *sqlite_path;  /* memory: durable file; NULL or "" = memory only */
+    const char *redis_url;    /* redis backend (later issue) */
+    uint32_t sweep_ms;        /* expiry sweep interval; 0 = 1000 */
+    ts_store_expire_cb on_expire; /* may be NULL */
+    void *expire_ud;
+    /* Bounds (0 = default; docs/STORE.md lists them). */
+    uint32_t reg_max;         /* registry entries; 0 = 1,000,000 */
+    uint32_t sessions_max;    /* sessions held in memory; 0 = 100,000 */
+    uint32_t leases_max;      /* lease names held in memory; 0 = 100,000 */
+    uint32_t log_mem_events;  /* per session log tail kept in memory; 0 = 1024 */
+    size_t log_mem_bytes;     /* per session log tail bytes; 0 = 256 KiB */
+    size_t mem_bytes_max;     /* all log tails + state docs; 0 = 256 MiB */
+    size_t event_max;         /* one event; 0 = 1 MiB */
+    size_t state_max;         /* one state document; 0 = 1 MiB */
+    uint32_t read_max;        /* events per log_read page; 0 = 1000 */
+    size_t read_max_bytes;    /* bytes per log_read page (>= 1 event); 0 = 4 MiB */
+} ts_store_cfg_t;
+
+/* ---- the ops table a backend implements ---- */
+
+typedef struct ts_store_ops {
+    const char *name; /* "memory", "redis" */
+    /* Returns 0 and *self, or a TS_E* code with a one-line reason in err. */
+    int (*open)(void **self, const ts_store_cfg_t *cfg, struct uv_loop_s *loop, char *err,
+                size_t errlen);
+    /* Completes every accepted op, releases every handle, then calls cb once
+     * from the loop; self is freed before cb runs. */
+    void (*close)(void *self, ts_store_close_cb cb, void *ud);
+    int (*reg_put)(void *self, const ts_store_reg_t *e, uint64_t ttl_ms, ts_store_done_cb cb,
+                   void *ud);
+    int (*reg_renew)(void *self, const ts_store_reg_key_t *k, uint64_t ttl_ms,
+                     ts_store_done_cb cb, void *ud);
+    int (*reg_remove)(void *self, const ts_store_reg_key_t *k, ts_store_done_cb cb, void *ud);
+    int (*reg_list)(void *self, ts_store_by_t by, ts_slice_t id, ts_store_reg_list_cb cb,
+                    void *ud);
+    int (*log_append)(void *self, ts_slice_t session, ts_buf_t *event, ts_store_seq_cb cb,
+                      void *ud);
+    int (*log_read)(void *self, ts_slice_t session, uint64_t after_seq, size_t max,
+                    ts_store_log_cb cb, void *ud);
+    int (*log_trim)(void *self, ts_slice_t session, uint64_t upto_seq, ts_store_done_cb cb,
+                    void *ud);
+    int (*state_get)(void *self, ts_slice_t session, ts_store_state_cb cb, void *ud);
+    int (*state_cas)(void *self, ts_slice_t session, uint64_t expected, ts_buf_t *doc,
+                     ts_store_state_cb cb, void *ud);
+    int (*lease_acquire)(void *self, ts_slice_t name, ts_slice_t holder, uint64_t ttl_ms,
+                         ts_store_lease_cb cb, void *ud);
+    int (*lease_renew)(void *self, ts_slice_t name, ts_slice_t holder, uint64_t term,
+                       uint64_t ttl_ms, ts_store_lease_cb cb, void *ud);
+    int (*lease_release)(void *self, ts_slice_t name, ts_slice_t holder, uint64_t term,
+                         ts_store_done_cb cb, void *ud);
+} ts_store_ops_t;
+
+extern const ts_store_ops_t ts_store_memory_ops;
+
+/* A handle callers embed. */
+typedef struct ts_store {
+    const ts_store_ops_t *ops; /* read-only */
+    void *self;                /* private: the backend; NULL once closed */
+} ts_store_t;
+
+/* Argument checks shared by every backend (the wrappers run them, so all
+ * backends refuse the same inputs the same way). Return 0 or TS_EINVAL. */
+int ts_store__check_id(ts_slice_t id);
+int ts_store__check_key(const ts_store_reg_key_t *k);
+int ts_store__check_ttl(uint64_t ttl_ms);
+
+/* Opens a store of backend `ops` on `loop`; borrows cfg (strings are copied).
+ * Returns 0, or TS_EINVAL (bad cfg) / TS_ESTORE (cannot open the backend:
+ * `err` says which file or address and why) and *st is left closed. */
+int ts_store_open(ts_store_t *st, const ts_store_ops_t *ops, const ts_store_cfg_t *cfg,
+                  struct uv_loop_s *loop, char *err, size_t errlen);
+/* Starts closing; cb(ud) runs once from the loop when everything is released.
+ * Returns 0, or TS_ECLOSED if already closed (cb never called). */
+int ts_store_close(ts_store_t *st, ts_store_close_cb cb, void *ud);
+static inline const char *ts_store_backend(const ts_store_t *st) { return st->ops->name; }
+
+/* ---- registry ----
+ * reg_put: inserts or replaces the entry of e->key (all strings copied; the
+ *   expiry is now + ttl_ms). Returns TS_EINVAL for a bad id or ttl,
+ *   TS_ETOOBIG for data over TS_STORE_REG_DATA_MAX. Callback: 0, TS_ELIMIT.
+ * reg_renew: expiry = now + ttl_ms. Callback: 0, TS_ENOTFOUND (gone or expired).
+ * reg_remove: Callback: 0, TS_ENOTFOUND. No expiry report.
+ * reg_list: the live entries of one session / user / device (never expired
+ *   ones, even between sweeps), in no particular order. */
+static inline int ts_store_reg_put(ts_store_t *st, const ts_store_reg_t *e, uint64_t ttl_ms,
+                                   ts_store_done_cb cb, void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_key(&e->key);
+    if (!rc) rc = ts_store__check_id(e->user);
+    if (!rc) rc = ts_store__check_id(e->node);
+    if (!rc) rc = ts_store__check_ttl(ttl_ms);
+    if (rc) return rc;
+    if (e->data.len > TS_STORE_REG_DATA_MAX) return TS_ETOOBIG;
+    return st->ops->reg_put(st->self, e, ttl_ms, cb, ud);
+}
+static inline int ts_store_reg_renew(ts_store_t *st, const ts_store_reg_key_t *k,
+                                     uint64_t ttl_ms, ts_store_done_cb cb, void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_key(k);
+    if (!rc) rc = ts_store__check_ttl(ttl_ms);
+    return rc ? rc : st->ops->reg_renew(st->self, k, ttl_ms, cb, ud);
+}
+static inline int ts_store_reg_remove(ts_store_t *st, const ts_store_reg_key_t *k,
+                                      ts_store_done_cb cb, void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_key(k);
+    return rc ? rc : st->ops->reg_remove(st->self, k, cb, ud);
+}
+static inline int ts_store_reg_list(ts_store_t *st, ts_store_by_t by, ts_slice_t id,
+                                    ts_store_reg_list_cb cb, void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    if ((unsigned)by > TS_STORE_BY_DEVICE) return TS_EINVAL;
+    int rc = ts_store__check_id(id);
+    return rc ? rc : st->ops->reg_list(st->self, by, id, cb, ud);
+}
+
+/* ---- per-session sequence numbers and event log ----
+ * log_append: assigns the session's next seq (1, 2, 3, ...; never reused,
+ *   also across restarts and trims) and stores the event. Borrows `event`
+ *   (the store takes its own reference or copies). Returns TS_ETOOBIG for an
+ *   event over cfg.event_max, TS_EINVAL for an empty one. Callback: the seq,
+ *   or TS_ELIMIT / TS_ESTORE with seq 0 (no seq consumed).
+ * log_read: events with seq > after_seq, ascending, at most `max` (1..; capped
+ *   by cfg.read_max and cfg.read_max_bytes: ask again from the last seq).
+ *   An unknown session is an empty page, status 0.
+ * log_trim: drops events with seq <= upto_seq (clamped to last_seq); the
+ *   sequence continues. Callback: 0. */
+static inline int ts_store_log_append(ts_store_t *st, ts_slice_t session, ts_buf_t *event,
+                                      ts_store_seq_cb cb, void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_id(session);
+    if (rc) return rc;
+    if (!event || event->len == 0) return TS_EINVAL;
+    return st->ops->log_append(st->self, session, event, cb, ud);
+}
+static inline int ts_store_log_read(ts_store_t *st, ts_slice_t session, uint64_t after_seq,
+                                    size_t max, ts_store_log_cb cb, void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_id(session);
+    if (rc) return rc;
+    if (max == 0) return TS_EINVAL;
+    return st->ops->log_read(st->self, session, after_seq, max, cb, ud);
+}
+static inline int ts_store_log_trim(ts_store_t *st, ts_slice_t session, uint64_t upto_seq,
+                                    ts_store_done_cb cb, void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_id(session);
+    return rc ? rc : st->ops->log_trim(st->self, session, upto_seq, cb, ud);
+}
+
+/* ---- state compare-and-set ----
+ * state_get: version 0 and doc NULL if the session has no document.
+ * state_cas: if the current version is `expected` (0 = no document yet),
+ *   stores `doc` (borrowed; the store keeps its own reference or a copy) as
+ *   version expected + 1. Callback: 0 with the new state, or TS_ECONFLICT with
+ *   the current version and document (so the client can rebase), TS_ELIMIT,
+ *   TS_ESTORE. Returns TS_ETOOBIG over cfg.state_max, TS_EINVAL if doc is
+ *   NULL or empty. */
+static inline int ts_store_state_get(ts_store_t *st, ts_slice_t session, ts_store_state_cb cb,
+                                     void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_id(session);
+    return rc ? rc : st->ops->state_get(st->self, session, cb, ud);
+}
+static inline int ts_store_state_cas(ts_store_t *st, ts_slice_t session, uint64_t expected,
+                                     ts_buf_t *doc, ts_store_state_cb cb, void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_id(session);
+    if (rc) return rc;
+    if (!doc || doc->len == 0) return TS_EINVAL;
+    return st->ops->state_cas(st->self, session, expected, doc, cb, ud);
+}
+
+/* ---- leases with terms (fencing tokens) ----
+ * lease_acquire: if nobody holds `name` (never granted, released or expired),
+ *   grants it to `holder` with term = last term + 1 (terms are per name,
+ *   monotonic, never reused, also across restarts). If `holder` already holds
+ *   it, extends it and keeps the term (a retried acquire is harmless).
+ *   Callback: 0 with the lease, TS_EHELD with the current holder and term,
+ *   TS_ELIMIT, TS_ESTORE.
+ * lease_renew: extends the lease if `holder` holds it with `term` and it has
+ *   not expired. Callback: 0, or TS_ESTALE (lost: re-acquire for a new term).
+ * lease_release: gives it up if `holder` holds it with `term`; the next
+ *   acquire gets term + 1. Callback: 0, or TS_ESTALE. */
+static inline int ts_store_lease_acquire(ts_store_t *st, ts_slice_t name, ts_slice_t holder,
+                                         uint64_t ttl_ms, ts_store_lease_cb cb, void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_id(name);
+    if (!rc) rc = ts_store__check_id(holder);
+    if (!rc) rc = ts_store__check_ttl(ttl_ms);
+    return rc ? rc : st->ops->lease_acquire(st->self, name, holder, ttl_ms, cb, ud);
+}
+static inline int ts_store_lease_renew(ts_store_t *st, ts_slice_t name, ts_slice_t holder,
+                                       uint64_t term, uint64_t ttl_ms, ts_store_lease_cb cb,
+                                       void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_id(name);
+    if (!rc) rc = ts_store__check_id(holder);
+    if (!rc) rc = ts_store__check_ttl(ttl_ms);
+    if (!rc && term == 0) rc = TS_EINVAL;
+    return rc ? rc : st->ops->lease_renew(st->self, name, holder, term, ttl_ms, cb, ud);
+}
+static inline int ts_store_lease_release(ts_store_t *st, ts_slice_t name, ts_slice_t holder,
+                                         uint64_t term, ts_store_done_cb cb, void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_id(name);
+    if (!rc) rc = ts_store__check_id(holder);
+    if (!rc && term == 0) rc = TS_EINVAL;
+    return rc ? rc : st->ops->lease_release(st->self, name, holder, term, cb, ud);
+}
+
+#endif

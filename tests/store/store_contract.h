@@ -1,0 +1,981 @@
+/* store_contract.h - the store contract: backend-independent tests driven
+ * only through the ts_store_* wrappers on a real libuv loop. Included by
+ * test_store_<backend>.c, which provides an sc_env_t per configuration and
+ * lists SC_CONTRACT_TESTS(&env) in its cmocka group; a new backend passes the
+ * same suite. Every callback checks THE CALLBACK RULE of ts_store.h: it is
+ * never called from inside its call (t->in_call) and exactly once. */
+#ifndef TS_STORE_CONTRACT_H
+#define TS_STORE_CONTRACT_H
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <uv.h>
+
+#include "core/ts_err.h"
+#include "core/ts_mem.h"
+#include "core/ts_util.h"
+#include "store/ts_store.h"
+
+#define SC_FN static __attribute__((unused))
+
+#define assert_ts_err(got, want)                                               \
+    do {                                                                       \
+        int g_ = (got), w_ = (want);                                           \
+        if (g_ != w_)                                                          \
+            fail_msg("%s: got %s (%d), want %s (%d)", #got, ts_err_name(g_), g_, \
+                     ts_err_name(w_), w_);                                     \
+    } while (0)
+
+/* One backend configuration. The test file fills ops and cfg; sc_setup gives
+ * each test fresh persistent storage through `fresh` (may be NULL). */
+typedef struct sc_env {
+    const char *label;
+    const ts_store_ops_t *ops;
+    ts_store_cfg_t cfg;
+    void (*fresh)(struct sc_env *env); /* before each test: new empty storage */
+    void (*clean)(struct sc_env *env); /* after each test */
+    char dir[128];
+    char path[192];
+    int counter;
+} sc_env_t;
+
+#define SC_MAX_ENTRIES 16
+#define SC_MAX_EVENTS 64
+#define SC_STR 160
+
+typedef struct sc_reg {
+    char session[SC_STR], user[SC_STR], device[SC_STR], tab[SC_STR], node[SC_STR];
+    char data[256];
+    uint64_t expires_at;
+} sc_reg_t;
+
+typedef struct sc sc_t;
+
+/* The result of one op, copied out of the callback. */
+typedef struct sc_res {
+    sc_t *t;
+    int called, status;
+    uint64_t seq;                          /* append */
+    size_t n;                              /* list / read */
+    sc_reg_t regs[SC_MAX_ENTRIES];         /* list */
+    uint64_t seqs[SC_MAX_EVENTS];          /* read */
+    char ev[SC_MAX_EVENTS][64];            /* read */
+    uint64_t last_seq, trimmed;            /* read */
+    int has_state;                         /* state callbacks with a state */
+    uint64_t version;                      /* state */
+    char doc[256];                         /* state ("" if none) */
+    int has_doc;
+    int has_lease;
+    char holder[SC_STR];                   /* lease */
+    uint64_t term, expires_at;             /* lease */
+    int order;                             /* completion order */
+} sc_res_t;
+
+struct sc {
+    uv_loop_t loop;
+    ts_store_t st;
+    sc_env_t *env;
+    ts_store_cfg_t cfg;
+    int in_call;      /* 1 while a ts_store_* call runs */
+    int outstanding;  /* accepted ops whose callback has not run */
+    int completions;  /* callbacks so far, for ordering checks */
+    int closed;       /* close callback ran */
+    int expired;      /* on_expire reports */
+    sc_reg_t exp[SC_MAX_ENTRIES];
+    uint64_t exp_at[SC_MAX_ENTRIES]; /* monotonic ms of each report */
+};
+
+SC_FN void sc_copy(char *dst, size_t cap, ts_slice_t s) {
+    size_t n = s.len < cap - 1 ? s.len : cap - 1;
+    if (n) memcpy(dst, s.p, n);
+    dst[n] = '\0';
+}
+
+SC_FN void sc_reg_copy(sc_reg_t *d, const ts_store_reg_t *e) {
+    sc_copy(d->session, sizeof d->session, e->key.session);
+    sc_copy(d->device, sizeof d->device, e->key.device);
+    sc_copy(d->tab, sizeof d->tab, e->key.tab);
+    sc_copy(d->user, sizeof d->user, e->user);
+    sc_copy(d->node, sizeof d->node, e->node);
+    sc_copy(d->data, sizeof d->data, e->data);
+    d->expires_at = e->expires_at;
+}
+
+static void sc_on_expire(const ts_store_reg_t *e, void *ud) {
+    sc_t *t = ud;
+    assert_false(t->in_call);
+    assert_false(t->closed);
+    if (t->expired < SC_MAX_ENTRIES) {
+        sc_reg_copy(&t->exp[t->expired], e);
+        t->exp_at[t->expired] = ts_now_ms();
+    }
+    t->expired++;
+}
+
+/* Every callback starts here: not re-entered, exactly once, not after close. */
+static void sc_mark(sc_res_t *r, int status) {
+    assert_non_null(r->t);
+    assert_false(r->t->in_call);
+    assert_int_equal(r->called, 0);
+    assert_false(r->t->closed);
+    r->called = 1;
+    r->status = status;
+    r->order = r->t->completions++;
+    r->t->outstanding--;
+}
+
+static void sc_on_done(int status, void *ud) { sc_mark(ud, status); }
+
+static void sc_on_seq(int status, uint64_t seq, void *ud) {
+    sc_res_t *r = ud;
+    sc_mark(r, status);
+    r->seq = seq;
+    if (status) assert_int_equal(seq, 0);
+}
+
+static void sc_on_list(int status, const ts_store_reg_t *e, size_t n, void *ud) {
+    sc_res_t *r = ud;
+    sc_mark(r, status);
+    assert_true(n == 0 || e != NULL);
+    r->n = n;
+    for (size_t i = 0; i < n && i < SC_MAX_ENTRIES; i++) sc_reg_copy(&r->regs[i], &e[i]);
+}
+
+static void sc_on_log(int status, const ts_store_log_page_t *p, void *ud) {
+    sc_res_t *r = ud;
+    sc_mark(r, status);
+    if (status) {
+        assert_null(p);
+        return;
+    }
+    assert_non_null(p);
+    r->n = p->n;
+    r->last_seq = p->last_seq;
+    r->trimmed = p->trimmed_upto;
+    for (size_t i = 0; i < p->n && i < SC_MAX_EVENTS; i++) {
+        r->seqs[i] = p->events[i].seq;
+        sc_copy(r->ev[i], sizeof r->ev[i], ts_buf_slice(p->events[i].data));
+        if (i) assert_int_equal(p->events[i].seq, p->events[i - 1].seq + 1); /* no gaps */
+    }
+}
+
+static void sc_on_state(int status, const ts_store_state_t *s, void *ud) {
+    sc_res_t *r = ud;
+    sc_mark(r, status);
+    if (status == 0 || status == TS_ECONFLICT) assert_non_null(s);
+    if (!s) return;
+    r->has_state = 1;
+    r->version = s->version;
+    r->has_doc = s->doc != NULL;
+    assert_true((s->version == 0) == (s->doc == NULL));
+    r->doc[0] = '\0';
+    if (s->doc) sc_copy(r->doc, sizeof r->doc, ts_buf_slice(s->doc));
+}
+
+static void sc_on_lease(int status, const ts_store_lease_t *l, void *ud) {
+    sc_res_t *r = ud;
+    sc_mark(r, status);
+    if (status == 0 || status == TS_EHELD || status == TS_ESTALE) assert_non_null(l);
+    if (!l) return;
+    r->has_lease = 1;
+    sc_copy(r->holder, sizeof r->holder, l->holder);
+    r->term = l->term;
+    r->expires_at = l->expires_at;
+}
+
+static void sc_on_close(void *ud) {
+    sc_t *t = ud;
+    assert_false(t->in_call);
+    assert_false(t->closed);
+    t->closed = 1;
+}
+
+/* Wraps one ts_store_* call: flags the call, counts it if accepted. */
+#define SC_CALL(t_, r_, expr)                                                  \
+    ({                                                                         \
+        memset((r_), 0, sizeof *(r_));                                         \
+        (r_)->t = (t_);                                                        \
+        (t_)->in_call = 1;                                                     \
+        int rc_ = (expr);                                                      \
+        (t_)->in_call = 0;                                                     \
+        if (rc_ == 0) (t_)->outstanding++;                                     \
+        rc_;                                                                   \
+    })
+
+#define S(str) ts_slice_str(str)
+
+/* Runs the loop until r's callback ran (5 s at most). */
+SC_FN void sc_wait(sc_t *t, sc_res_t *r) {
+    uint64_t deadline = ts_now_ms() + 5000;
+    while (!r->called) {
+        assert_true(ts_now_ms() < deadline);
+        uv_run(&t->loop, UV_RUN_ONCE);
+    }
+}
+
+static void sc_on_sleep(uv_timer_t *h) { *(int *)h->data = 1; }
+
+/* Runs the loop for ms milliseconds. */
+SC_FN void sc_sleep(sc_t *t, uint64_t ms) {
+    uv_timer_t tm;
+    int done = 0;
+    uv_timer_init(&t->loop, &tm);
+    tm.data = &done;
+    uv_timer_start(&tm, sc_on_sleep, ms, 0);
+    while (!done) uv_run(&t->loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&tm, NULL);
+    uv_run(&t->loop, UV_RUN_NOWAIT);
+}
+
+/* Opens the store of the test's environment; `patch` may adjust the cfg. */
+SC_FN int sc_open_with(sc_t *t, sc_env_t *env, void (*patch)(ts_store_cfg_t *), char *err,
+                       size_t errlen) {
+    memset(t, 0, sizeof *t);
+    t->env = env;
+    t->cfg = env->cfg;
+    t->cfg.on_expire = sc_on_expire;
+    t->cfg.expire_ud = t;
+    if (patch) patch(&t->cfg);
+    assert_int_equal(uv_loop_init(&t->loop), 0);
+    t->in_call = 1;
+    int rc = ts_store_open(&t->st, env->ops, &t->cfg, &t->loop, err, errlen);
+    t->in_call = 0;
+    return rc;
+}
+
+SC_FN void sc_open(sc_t *t, sc_env_t *env, void (*patch)(ts_store_cfg_t *)) {
+    char err[512];
+    int rc = sc_open_with(t, env, patch, err, sizeof err);
+    if (rc) fail_msg("open %s: %s (%s)", env->label, ts_err_name(rc), err);
+    assert_string_equal(ts_store_backend(&t->st), env->ops->name);
+}
+
+/* Closes the store, runs the loop dry, checks that every accepted op was
+ * called back before the close callback and that the loop closes clean. */
+SC_FN void sc_close(sc_t *t) {
+    t->in_call = 1;
+    assert_ts_err(ts_store_close(&t->st, sc_on_close, t), 0);
+    t->in_call = 0;
+    assert_false(t->closed); /* never from inside the call */
+    assert_ts_err(ts_store_close(&t->st, sc_on_close, t), TS_ECLOSED);
+    uv_run(&t->loop, UV_RUN_DEFAULT);
+    assert_true(t->closed);
+    assert_int_equal(t->outstanding, 0);
+    assert_int_equal(uv_loop_close(&t->loop), 0);
+}
+
+/* ---- synchronous helpers: issue, wait, return the callback status ---- */
+
+#define SC_NODE "node-1"
+
+SC_FN int sc_put(sc_t *t, const char *sess, const char *user, const char *dev, const char *tab,
+                 const char *data, uint64_t ttl) {
+    sc_res_t r;
+    ts_store_reg_t e = {{S(sess), S(dev), S(tab)}, S(user), S(SC_NODE), S(data), 0};
+    assert_ts_err(SC_CALL(t, &r, ts_store_reg_put(&t->st, &e, ttl, sc_on_done, &r)), 0);
+    sc_wait(t, &r);
+    return r.status;
+}
+
+SC_FN int sc_renew(sc_t *t, const char *sess, const char *dev, const char *tab, uint64_t ttl) {
+    sc_res_t r;
+    ts_store_reg_key_t k = {S(sess), S(dev), S(tab)};
+    assert_ts_err(SC_CALL(t, &r, ts_store_reg_renew(&t->st, &k, ttl, sc_on_done, &r)), 0);
+    sc_wait(t, &r);
+    return r.status;
+}
+
+SC_FN int sc_remove(sc_t *t, const char *sess, const char *dev, const char *tab) {
+    sc_res_t r;
+    ts_store_reg_key_t k = {S(sess), S(dev), S(tab)};
+    assert_ts_err(SC_CALL(t, &r, ts_store_reg_remove(&t->st, &k, sc_on_done, &r)), 0);
+    sc_wait(t, &r);
+    return r.status;
+}
+
+SC_FN int sc_list(sc_t *t, ts_store_by_t by, const char *id, sc_res_t *r) {
+    assert_ts_err(SC_CALL(t, r, ts_store_reg_list(&t->st, by, S(id), sc_on_list, r)), 0);
+    sc_wait(t, r);
+    return r->status;
+}
+
+/* Index of the entry for `tab` in a list result, or -1. */
+SC_FN int sc_find_tab(const sc_res_t *r, const char *tab) {
+    for (size_t i = 0; i < r->n && i < SC_MAX_ENTRIES; i++)
+        if (strcmp(r->regs[i].tab, tab) == 0) return (int)i;
+    return -1;
+}
+
+SC_FN int sc_append(sc_t *t, const char *sess, const char *ev, uint64_t *seq) {
+    sc_res_t r;
+    ts_buf_t *b = ts_buf_from(ev, strlen(ev));
+    assert_ts_err(SC_CALL(t, &r, ts_store_log_append(&t->st, S(sess), b, sc_on_seq, &r)), 0);
+    ts_buf_unref(b); /* the store took its own reference or copy */
+    sc_wait(t, &r);
+    if (seq) *seq = r.seq;
+    return r.status;
+}
+
+SC_FN int sc_read(sc_t *t, const char *sess, uint64_t after, size_t max, sc_res_t *r) {
+    assert_ts_err(SC_CALL(t, r, ts_store_log_read(&t->st, S(sess), after, max, sc_on_log, r)), 0);
+    sc_wait(t, r);
+    return r->status;
+}
+
+SC_FN int sc_trim(sc_t *t, const char *sess, uint64_t upto) {
+    sc_res_t r;
+    assert_ts_err(SC_CALL(t, &r, ts_store_log_trim(&t->st, S(sess), upto, sc_on_done, &r)), 0);
+    sc_wait(t, &r);
+    return r.status;
+}
+
+SC_FN int sc_get(sc_t *t, const char *sess, sc_res_t *r) {
+    assert_ts_err(SC_CALL(t, r, ts_store_state_get(&t->st, S(sess), sc_on_state, r)), 0);
+    sc_wait(t, r);
+    return r->status;
+}
+
+SC_FN int sc_cas(sc_t *t, const char *sess, uint64_t expected, const char *doc, sc_res_t *r) {
+    ts_buf_t *b = ts_buf_from(doc, strlen(doc));
+    assert_ts_err(
+        SC_CALL(t, r, ts_store_state_cas(&t->st, S(sess), expected, b, sc_on_state, r)), 0);
+    ts_buf_unref(b);
+    sc_wait(t, r);
+    return r->status;
+}
+
+SC_FN int sc_acquire(sc_t *t, const char *name, const char *holder, uint64_t ttl, sc_res_t *r) {
+    assert_ts_err(SC_CALL(t, r, ts_store_lease_acquire(&t->st, S(name), S(holder), ttl,
+                                                       sc_on_lease, r)),
+                  0);
+    sc_wait(t, r);
+    return r->status;
+}
+
+SC_FN int sc_lrenew(sc_t *t, const char *name, const char *holder, uint64_t term, uint64_t ttl,
+                    sc_res_t *r) {
+    assert_ts_err(SC_CALL(t, r, ts_store_lease_renew(&t->st, S(name), S(holder), term, ttl,
+                                                     sc_on_lease, r)),
+                  0);
+    sc_wait(t, r);
+    return r->status;
+}
+
+SC_FN int sc_release(sc_t *t, const char *name, const char *holder, uint64_t term) {
+    sc_res_t r;
+    assert_ts_err(SC_CALL(t, &r, ts_store_lease_release(&t->st, S(name), S(holder), term,
+                                                        sc_on_done, &r)),
+                  0);
+    sc_wait(t, &r);
+    return r.status;
+}
+
+/* ---- fixtures ---- */
+
+static int sc_setup(void **state) {
+    sc_env_t *env = *state;
+    if (env->fresh) env->fresh(env);
+    return 0;
+}
+
+static int sc_teardown(void **state) {
+    sc_env_t *env = *state;
+    if (env->clean) env->clean(env);
+    return 0;
+}
+
+/* ================================================================ tests */
+
+static void c_open_close(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    sc_close(&t);
+}
+
+/* Refused arguments: the call returns the error and the callback never runs. */
+enum sc_verb { V_PUT, V_RENEW, V_REMOVE, V_LIST, V_APPEND, V_READ, V_TRIM, V_GET, V_CAS,
+               V_ACQUIRE, V_LRENEW, V_RELEASE };
+
+static const struct sc_arg_case {
+    const char *name;
+    enum sc_verb verb;
+    const char *id1, *id2, *id3; /* session/name, device/holder, tab; "<129>" = too long */
+    size_t len;                  /* data / event / doc bytes */
+    uint64_t n;                  /* ttl, by, max, term */
+    int want;
+} sc_arg_cases[] = {
+    {"put: empty session", V_PUT, "", "d", "t", 0, 1000, TS_EINVAL},
+    {"put: session of 129 bytes", V_PUT, "<129>", "d", "t", 0, 1000, TS_EINVAL},
+    {"put: session of 128 bytes", V_PUT, "<128>", "d", "t", 0, 1000, 0},
+    {"put: control byte in tab", V_PUT, "s", "d", "t\n1", 0, 1000, TS_EINVAL},
+    {"put: DEL byte in device", V_PUT, "s", "d\x7f", "t", 0, 1000, TS_EINVAL},
+    {"put: ttl 0", V_PUT, "s", "d", "t", 0, 0, TS_EINVAL},
+    {"put: ttl over a day", V_PUT, "s", "d", "t", 0, TS_STORE_TTL_MAX + 1ull, TS_EINVAL},
+    {"put: data of 16 KiB + 1", V_PUT, "s", "d", "t", TS_STORE_REG_DATA_MAX + 1, 1000,
+     TS_ETOOBIG},
+    {"put: data of 16 KiB", V_PUT, "s", "d", "t", TS_STORE_REG_DATA_MAX, 1000, 0},
+    {"put: UTF-8 ids", V_PUT, "s\xc3\xa9", "d\xe2\x82\xac", "t", 2, 1000, 0},
+    {"renew: empty tab", V_RENEW, "s", "d", "", 0, 1000, TS_EINVAL},
+    {"renew: ttl 0", V_RENEW, "s", "d", "t", 0, 0, TS_EINVAL},
+    {"remove: empty device", V_REMOVE, "s", "", "t", 0, 0, TS_EINVAL},
+    {"list: unknown index", V_LIST, "s", NULL, NULL, 0, 3, TS_EINVAL},
+    {"list: empty id", V_LIST, "", NULL, NULL, 0, TS_STORE_BY_USER, TS_EINVAL},
+    {"append: empty event", V_APPEND, "s", NULL, NULL, 0, 0, TS_EINVAL},
+    {"append: event over 1 MiB", V_APPEND, "s", NULL, NULL, 1024 * 1024 + 1, 0, TS_ETOOBIG},
+    {"append: bad session", V_APPEND, "<129>", NULL, NULL, 1, 0, TS_EINVAL},
+    {"read: max 0", V_READ, "s", NULL, NULL, 0, 0, TS_EINVAL},
+    {"trim: bad session", V_TRIM, "", NULL, NULL, 0, 1, TS_EINVAL},
+    {"get: bad session", V_GET, "a\tb", NULL, NULL, 0, 0, TS_EINVAL},
+    {"cas: empty doc", V_CAS, "s", NULL, NULL, 0, 0, TS_EINVAL},
+    {"cas: doc over 1 MiB", V_CAS, "s", NULL, NULL, 1024 * 1024 + 1, 0, TS_ETOOBIG},
+    {"acquire: empty holder", V_ACQUIRE, "lease", "", NULL, 0, 1000, TS_EINVAL},
+    {"acquire: ttl 0", V_ACQUIRE, "lease", "h", NULL, 0, 0, TS_EINVAL},
+    {"renew lease: term 0", V_LRENEW, "lease", "h", NULL, 0, 0, TS_EINVAL},
+    {"release: term 0", V_RELEASE, "lease", "h", NULL, 0, 0, TS_EINVAL},
+    {"release: empty name", V_RELEASE, "", "h", NULL, 0, 1, TS_EINVAL},
+};
+
+static ts_slice_t sc_arg_id(const char *s, char *buf) {
+    if (!s) return ts_slice("", 0);
+    if (strcmp(s, "<129>") == 0 || strcmp(s, "<128>") == 0) {
+        size_t n = s[3] == '9' ? 129 : 128;
+        memset(buf, 'x', n);
+        return ts_slice(buf, n);
+    }
+    return ts_slice_str(s);
+}
+
+static void c_invalid_args(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    for (size_t i = 0; i < TS_ARRAY_LEN(sc_arg_cases); i++) {
+        const struct sc_arg_case *c = &sc_arg_cases[i];
+        char b1[130], b2[130], b3[130];
+        ts_slice_t a = sc_arg_id(c->id1, b1), b = sc_arg_id(c->id2, b2), d = sc_arg_id(c->id3, b3);
+        ts_buf_t *bytes = ts_buf_new(c->len);
+        memset(bytes->data, 'y', c->len);
+        ts_slice_t data = ts_buf_slice(bytes);
+        ts_store_reg_t e = {{a, b, d}, S("u"), S(SC_NODE), data, 0};
+        ts_store_reg_key_t k = {a, b, d};
+        sc_res_t r;
+        int rc = 0;
+        switch (c->verb) {
+        case V_PUT: rc = SC_CALL(&t, &r, ts_store_reg_put(&t.st, &e, c->n, sc_on_done, &r)); break;
+        case V_RENEW:
+            rc = SC_CALL(&t, &r, ts_store_reg_renew(&t.st, &k, c->n, sc_on_done, &r));
+            break;
+        case V_REMOVE: rc = SC_CALL(&t, &r, ts_store_reg_remove(&t.st, &k, sc_on_done, &r)); break;
+        case V_LIST:
+            rc = SC_CALL(&t, &r,
+                         ts_store_reg_list(&t.st, (ts_store_by_t)c->n, a, sc_on_list, &r));
+            break;
+        case V_APPEND:
+            rc = SC_CALL(&t, &r, ts_store_log_append(&t.st, a, bytes, sc_on_seq, &r));
+            break;
+        case V_READ:
+            rc = SC_CALL(&t, &r, ts_store_log_read(&t.st, a, 0, c->n, sc_on_log, &r));
+            break;
+        case V_TRIM: rc = SC_CALL(&t, &r, ts_store_log_trim(&t.st, a, c->n, sc_on_done, &r)); break;
+        case V_GET: rc = SC_CALL(&t, &r, ts_store_state_get(&t.st, a, sc_on_state, &r)); break;
+        case V_CAS:
+            rc = SC_CALL(&t, &r, ts_store_state_cas(&t.st, a, 0, bytes, sc_on_state, &r));
+            break;
+        case V_ACQUIRE:
+            rc = SC_CALL(&t, &r, ts_store_lease_acquire(&t.st, a, b, c->n, sc_on_lease, &r));
+            break;
+        case V_LRENEW:
+            rc = SC_CALL(&t, &r,
+                         ts_store_lease_renew(&t.st, a, b, c->n, 1000, sc_on_lease, &r));
+            break;
+        case V_RELEASE:
+            rc = SC_CALL(&t, &r, ts_store_lease_release(&t.st, a, b, c->n, sc_on_done, &r));
+            break;
+        }
+        ts_buf_unref(bytes);
+        if (rc != c->want)
+            fail_msg("%s: got %s, want %s", c->name, ts_err_name(rc), ts_err_name(c->want));
+        if (rc == 0) {
+            sc_wait(&t, &r);
+            if (r.status != 0) fail_msg("%s: callback %s", c->name, ts_err_name(r.status));
+        } else {
+            uv_run(&t.loop, UV_RUN_NOWAIT);
+            uv_run(&t.loop, UV_RUN_NOWAIT);
+            assert_int_equal(r.called, 0); /* a refused call never calls back */
+        }
+    }
+    sc_close(&t);
+}
+
+static void c_reg_put_list(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    uint64_t wall = ts_wall_ms();
+    assert_ts_err(sc_put(&t, "s1", "u1", "d1", "t1", "{\"v\":1}", 10000), 0);
+    assert_ts_err(sc_put(&t, "s1", "u1", "d2", "t2", "", 10000), 0);
+    assert_ts_err(sc_put(&t, "s2", "u1", "d1", "t3", "x", 10000), 0);
+    assert_ts_err(sc_put(&t, "s3", "u2", "d9", "t4", "y", 10000), 0);
+    static const struct {
+        ts_store_by_t by;
+        const char *id;
+        size_t n;
+        const char *tabs[3];
+    } rows[] = {
+        {TS_STORE_BY_SESSION, "s1", 2, {"t1", "t2"}},
+        {TS_STORE_BY_SESSION, "s2", 1, {"t3"}},
+        {TS_STORE_BY_USER, "u1", 3, {"t1", "t2", "t3"}},
+        {TS_STORE_BY_USER, "u2", 1, {"t4"}},
+        {TS_STORE_BY_DEVICE, "d1", 2, {"t1", "t3"}},
+        {TS_STORE_BY_DEVICE, "d2", 1, {"t2"}},
+        {TS_STORE_BY_SESSION, "nobody", 0, {NULL}},
+        {TS_STORE_BY_USER, "s1", 0, {NULL}}, /* the indexes are separate */
+    };
+    for (size_t i = 0; i < TS_ARRAY_LEN(rows); i++) {
+        sc_res_t r;
+        assert_ts_err(sc_list(&t, rows[i].by, rows[i].id, &r), 0);
+        assert_int_equal(r.n, rows[i].n);
+        for (size_t j = 0; j < rows[i].n; j++) assert_true(sc_find_tab(&r, rows[i].tabs[j]) >= 0);
+    }
+    sc_res_t r;
+    sc_list(&t, TS_STORE_BY_SESSION, "s1", &r);
+    const sc_reg_t *e = &r.regs[sc_find_tab(&r, "t1")];
+    assert_string_equal(e->session, "s1");
+    assert_string_equal(e->user, "u1");
+    assert_string_equal(e->device, "d1");
+    assert_string_equal(e->node, SC_NODE);
+    assert_string_equal(e->data, "{\"v\":1}");
+    assert_true(e->expires_at >= wall + 9000 && e->expires_at <= ts_wall_ms() + 10000 + 1000);
+    sc_close(&t);
+}
+
+static void c_reg_replace(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    assert_ts_err(sc_put(&t, "s1", "u1", "d1", "t1", "a", 10000), 0);
+    assert_ts_err(sc_put(&t, "s1", "u2", "d1", "t1", "b", 10000), 0); /* same key */
+    sc_res_t r;
+    sc_list(&t, TS_STORE_BY_SESSION, "s1", &r);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.regs[0].data, "b");
+    assert_string_equal(r.regs[0].user, "u2");
+    sc_list(&t, TS_STORE_BY_USER, "u1", &r);
+    assert_int_equal(r.n, 0);
+    sc_list(&t, TS_STORE_BY_USER, "u2", &r);
+    assert_int_equal(r.n, 1);
+    /* the same tab id on another device is another entry */
+    assert_ts_err(sc_put(&t, "s1", "u2", "d2", "t1", "c", 10000), 0);
+    sc_list(&t, TS_STORE_BY_SESSION, "s1", &r);
+    assert_int_equal(r.n, 2);
+    sc_close(&t);
+}
+
+static void c_reg_remove(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    assert_ts_err(sc_put(&t, "s1", "u1", "d1", "t1", "", 50), 0);
+    assert_ts_err(sc_put(&t, "s1", "u1", "d1", "t2", "", 10000), 0);
+    assert_ts_err(sc_remove(&t, "s1", "d1", "t1"), 0);
+    assert_ts_err(sc_remove(&t, "s1", "d1", "t1"), TS_ENOTFOUND);
+    assert_ts_err(sc_renew(&t, "s1", "d1", "t1", 1000), TS_ENOTFOUND);
+    assert_ts_err(sc_remove(&t, "s1", "d1", "nope"), TS_ENOTFOUND);
+    sc_res_t r;
+    sc_list(&t, TS_STORE_BY_DEVICE, "d1", &r);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.regs[0].tab, "t2");
+    sc_sleep(&t, 150); /* past the removed entry's TTL */
+    assert_int_equal(t.expired, 0); /* removal is not an expiry */
+    sc_close(&t);
+}
+
+static void sc_patch_slow_sweep(ts_store_cfg_t *c) { c->sweep_ms = 60000; }
+static void sc_patch_fast_sweep(ts_store_cfg_t *c) { c->sweep_ms = 20; }
+
+/* Expired entries are invisible at once, even if no sweep ran yet. */
+static void c_reg_expired_hidden(void **state) {
+    sc_t t;
+    sc_open(&t, *state, sc_patch_slow_sweep);
+    assert_ts_err(sc_put(&t, "s1", "u1", "d1", "t1", "", 30), 0);
+    assert_ts_err(sc_put(&t, "s1", "u1", "d1", "t2", "", 10000), 0);
+    sc_sleep(&t, 60);
+    static const struct {
+        ts_store_by_t by;
+        const char *id;
+    } idx[] = {{TS_STORE_BY_SESSION, "s1"}, {TS_STORE_BY_USER, "u1"}, {TS_STORE_BY_DEVICE, "d1"}};
+    for (size_t i = 0; i < TS_ARRAY_LEN(idx); i++) {
+        sc_res_t r;
+        sc_list(&t, idx[i].by, idx[i].id, &r);
+        assert_int_equal(r.n, 1);
+        assert_string_equal(r.regs[0].tab, "t2");
+    }
+    assert_ts_err(sc_renew(&t, "s1", "d1", "t1", 10000), TS_ENOTFOUND);
+    sc_close(&t);
+}
+
+static void c_reg_renew_extends(void **state) {
+    sc_t t;
+    sc_open(&t, *state, sc_patch_fast_sweep);
+    assert_ts_err(sc_put(&t, "s1", "u1", "d1", "t1", "", 100), 0);
+    sc_sleep(&t, 50);
+    assert_ts_err(sc_renew(&t, "s1", "d1", "t1", 10000), 0);
+    sc_sleep(&t, 120); /* past the first TTL */
+    sc_res_t r;
+    sc_list(&t, TS_STORE_BY_SESSION, "s1", &r);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(t.expired, 0);
+    sc_close(&t);
+}
+
+/* An entry whose TTL passed is reported once, within TTL + one sweep. */
+static void c_reg_expiry_reported(void **state) {
+    sc_t t;
+    sc_open(&t, *state, sc_patch_fast_sweep);
+    uint64_t t0 = ts_now_ms();
+    assert_ts_err(sc_put(&t, "s1", "u1", "d1", "t1", "meta", 60), 0);
+    assert_ts_err(sc_put(&t, "s1", "u1", "d1", "t2", "", 10000), 0);
+    uint64_t deadline = t0 + 2000;
+    while (t.expired == 0 && ts_now_ms() < deadline) sc_sleep(&t, 5);
+    assert_int_equal(t.expired, 1);
+    uint64_t took = t.exp_at[0] - t0;
+    assert_true(took >= 60);
+    /* TTL + one sweep, plus scheduling slack for a loaded machine */
+    if (took > 60 + 20 + 60) fail_msg("expiry reported after %llu ms", (unsigned long long)took);
+    assert_string_equal(t.exp[0].tab, "t1");
+    assert_string_equal(t.exp[0].session, "s1");
+    assert_string_equal(t.exp[0].user, "u1");
+    assert_string_equal(t.exp[0].data, "meta");
+    sc_sleep(&t, 80);
+    assert_int_equal(t.expired, 1); /* once */
+    sc_res_t r;
+    sc_list(&t, TS_STORE_BY_SESSION, "s1", &r);
+    assert_int_equal(r.n, 1);
+    assert_ts_err(sc_put(&t, "s1", "u1", "d1", "t3", "", 30), 0);
+    sc_close(&t); /* t3 never reported: no reports after close */
+    assert_int_equal(t.expired, 1);
+}
+
+static void c_log_seq_read(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    uint64_t seq;
+    const char *evs[] = {"{\"e\":1}", "{\"e\":2}", "{\"e\":3}"};
+    for (int i = 0; i < 3; i++) {
+        assert_ts_err(sc_append(&t, "s1", evs[i], &seq), 0);
+        assert_int_equal(seq, (uint64_t)i + 1);
+    }
+    assert_ts_err(sc_append(&t, "s2", "other", &seq), 0);
+    assert_int_equal(seq, 1); /* per session */
+    static const struct {
+        const char *sess;
+        uint64_t after;
+        size_t max;
+        size_t n;
+        uint64_t first, last;
+    } rows[] = {
+        {"s1", 0, 10, 3, 1, 3}, {"s1", 1, 1, 1, 2, 3}, {"s1", 1, 10, 2, 2, 3},
+        {"s1", 3, 10, 0, 0, 3}, {"s1", 99, 10, 0, 0, 3}, {"s2", 0, 10, 1, 1, 1},
+        {"nobody", 0, 10, 0, 0, 0},
+    };
+    for (size_t i = 0; i < TS_ARRAY_LEN(rows); i++) {
+        sc_res_t r;
+        assert_ts_err(sc_read(&t, rows[i].sess, rows[i].after, rows[i].max, &r), 0);
+        assert_int_equal(r.n, rows[i].n);
+        assert_int_equal(r.last_seq, rows[i].last);
+        assert_int_equal(r.trimmed, 0);
+        if (r.n) assert_int_equal(r.seqs[0], rows[i].first);
+        for (size_t j = 0; j < r.n && strcmp(rows[i].sess, "s1") == 0; j++)
+            assert_string_equal(r.ev[j], evs[r.seqs[j] - 1]);
+    }
+    sc_close(&t);
+}
+
+/* Appends issued in one turn, without waiting, complete in issue order with
+ * consecutive sequence numbers. */
+static void c_log_pipelined(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    enum { N = 50 };
+    static sc_res_t r[N];
+    for (int i = 0; i < N; i++) {
+        char ev[16];
+        snprintf(ev, sizeof ev, "e%d", i);
+        ts_buf_t *b = ts_buf_from(ev, strlen(ev));
+        assert_ts_err(SC_CALL(&t, &r[i], ts_store_log_append(&t.st, S("s1"), b, sc_on_seq, &r[i])),
+                      0);
+        ts_buf_unref(b);
+    }
+    sc_wait(&t, &r[N - 1]);
+    for (int i = 0; i < N; i++) {
+        assert_true(r[i].called);
+        assert_int_equal(r[i].seq, (uint64_t)i + 1);
+        if (i) assert_true(r[i].order > r[i - 1].order);
+    }
+    sc_res_t rd;
+    sc_read(&t, "s1", 0, 100, &rd);
+    assert_int_equal(rd.n, N);
+    for (int i = 0; i < N; i++) {
+        char ev[16];
+        snprintf(ev, sizeof ev, "e%d", i);
+        assert_string_equal(rd.ev[i], ev);
+    }
+    sc_close(&t);
+}
+
+static void c_log_trim(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    uint64_t seq;
+    for (int i = 0; i < 5; i++) sc_append(&t, "s1", "e", &seq);
+    assert_ts_err(sc_trim(&t, "s1", 2), 0);
+    sc_res_t r;
+    sc_read(&t, "s1", 0, 10, &r);
+    assert_int_equal(r.trimmed, 2); /* the reader sees it missed 1..2 */
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.seqs[0], 3);
+    sc_read(&t, "s1", 3, 10, &r);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.seqs[0], 4);
+    assert_ts_err(sc_trim(&t, "s1", 1), 0); /* behind the mark: nothing */
+    sc_read(&t, "s1", 0, 10, &r);
+    assert_int_equal(r.trimmed, 2);
+    sc_append(&t, "s1", "e6", &seq);
+    assert_int_equal(seq, 6);
+    assert_ts_err(sc_trim(&t, "s1", 1000), 0); /* clamped to the last seq */
+    sc_read(&t, "s1", 0, 10, &r);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(r.last_seq, 6);
+    assert_int_equal(r.trimmed, 6);
+    sc_append(&t, "s1", "e7", &seq);
+    assert_int_equal(seq, 7); /* the sequence never goes back */
+    sc_read(&t, "s1", 6, 10, &r);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.ev[0], "e7");
+    assert_ts_err(sc_trim(&t, "nobody", 5), 0);
+    sc_close(&t);
+}
+
+static void c_state_cas(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    sc_res_t r;
+    assert_ts_err(sc_get(&t, "s1", &r), 0);
+    assert_int_equal(r.version, 0);
+    assert_false(r.has_doc);
+    static const struct {
+        uint64_t expected;
+        const char *doc;
+        int want;
+        uint64_t version;
+        const char *now;
+    } rows[] = {
+        {0, "{\"a\":1}", 0, 1, "{\"a\":1}"},
+        {0, "{\"b\":1}", TS_ECONFLICT, 1, "{\"a\":1}"},
+        {2, "{\"b\":1}", TS_ECONFLICT, 1, "{\"a\":1}"},
+        {1, "{\"a\":2}", 0, 2, "{\"a\":2}"},
+        {1, "{\"a\":3}", TS_ECONFLICT, 2, "{\"a\":2}"},
+        {2, "{\"a\":3}", 0, 3, "{\"a\":3}"},
+    };
+    for (size_t i = 0; i < TS_ARRAY_LEN(rows); i++) {
+        assert_ts_err(sc_cas(&t, "s1", rows[i].expected, rows[i].doc, &r), rows[i].want);
+        assert_true(r.has_state);
+        assert_int_equal(r.version, rows[i].version);
+        assert_string_equal(r.doc, rows[i].now);
+    }
+    assert_ts_err(sc_get(&t, "s1", &r), 0);
+    assert_int_equal(r.version, 3);
+    assert_string_equal(r.doc, "{\"a\":3}");
+    assert_ts_err(sc_get(&t, "s2", &r), 0);
+    assert_int_equal(r.version, 0);
+    assert_ts_err(sc_cas(&t, "s2", 1, "{}", &r), TS_ECONFLICT);
+    assert_int_equal(r.version, 0);
+    assert_false(r.has_doc);
+    sc_close(&t);
+}
+
+/* Two writers with the same base in one turn: exactly one wins. */
+static void c_state_race(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    sc_res_t a, b;
+    ts_buf_t *da = ts_buf_from("A", 1), *db = ts_buf_from("B", 1);
+    assert_ts_err(SC_CALL(&t, &a, ts_store_state_cas(&t.st, S("s"), 0, da, sc_on_state, &a)), 0);
+    assert_ts_err(SC_CALL(&t, &b, ts_store_state_cas(&t.st, S("s"), 0, db, sc_on_state, &b)), 0);
+    ts_buf_unref(da);
+    ts_buf_unref(db);
+    sc_wait(&t, &a);
+    sc_wait(&t, &b);
+    assert_ts_err(a.status, 0);
+    assert_int_equal(a.version, 1);
+    assert_ts_err(b.status, TS_ECONFLICT);
+    assert_int_equal(b.version, 1);
+    assert_string_equal(b.doc, "A"); /* what to rebase on */
+    sc_close(&t);
+}
+
+static void c_lease_terms(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    sc_res_t r;
+    static const struct {
+        char op; /* a acquire, r renew, x release */
+        const char *name, *holder;
+        uint64_t term;
+        int want;
+        uint64_t want_term;     /* lease term in the callback (a/r) */
+        const char *want_holder; /* lease holder in the callback (a/r) */
+    } rows[] = {
+        {'a', "L", "A", 0, 0, 1, "A"},
+        {'a', "L", "B", 0, TS_EHELD, 1, "A"},
+        {'a', "L", "A", 0, 0, 1, "A"}, /* a retried acquire keeps the term */
+        {'r', "L", "A", 1, 0, 1, "A"},
+        {'r', "L", "A", 2, TS_ESTALE, 1, "A"},
+        {'r', "L", "B", 1, TS_ESTALE, 1, "A"},
+        {'x', "L", "B", 1, TS_ESTALE, 0, NULL},
+        {'x', "L", "A", 2, TS_ESTALE, 0, NULL},
+        {'x', "L", "A", 1, 0, 0, NULL},
+        {'x', "L", "A", 1, TS_ESTALE, 0, NULL},
+        {'r', "L", "A", 1, TS_ESTALE, 1, ""}, /* released: nobody holds it */
+        {'a', "L", "B", 0, 0, 2, "B"},         /* a new grant, a new term */
+        {'a', "L2", "A", 0, 0, 1, "A"},        /* terms are per name */
+        {'x', "L", "B", 2, 0, 0, NULL},
+        {'a', "L", "A", 0, 0, 3, "A"},
+    };
+    for (size_t i = 0; i < TS_ARRAY_LEN(rows); i++) {
+        int rc;
+        memset(&r, 0, sizeof r);
+        if (rows[i].op == 'a')
+            rc = sc_acquire(&t, rows[i].name, rows[i].holder, 10000, &r);
+        else if (rows[i].op == 'r')
+            rc = sc_lrenew(&t, rows[i].name, rows[i].holder, rows[i].term, 10000, &r);
+        else
+            rc = sc_release(&t, rows[i].name, rows[i].holder, rows[i].term);
+        if (rc != rows[i].want)
+            fail_msg("row %zu: got %s, want %s", i, ts_err_name(rc), ts_err_name(rows[i].want));
+        if (rows[i].want_holder) {
+            assert_true(r.has_lease);
+            assert_int_equal(r.term, rows[i].want_term);
+            assert_string_equal(r.holder, rows[i].want_holder);
+            if (r.holder[0]) assert_true(r.expires_at > ts_wall_ms());
+        }
+    }
+    sc_close(&t);
+}
+
+static void c_lease_expiry(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    sc_res_t r;
+    assert_ts_err(sc_acquire(&t, "L", "A", 40, &r), 0);
+    assert_int_equal(r.term, 1);
+    sc_sleep(&t, 20);
+    assert_ts_err(sc_lrenew(&t, "L", "A", 1, 40, &r), 0); /* renewed in time */
+    sc_sleep(&t, 30);
+    assert_ts_err(sc_acquire(&t, "L", "B", 1000, &r), TS_EHELD);
+    sc_sleep(&t, 50); /* now expired */
+    assert_ts_err(sc_lrenew(&t, "L", "A", 1, 1000, &r), TS_ESTALE);
+    assert_ts_err(sc_acquire(&t, "L", "B", 1000, &r), 0);
+    assert_int_equal(r.term, 2);
+    assert_string_equal(r.holder, "B");
+    assert_ts_err(sc_release(&t, "L", "A", 1), TS_ESTALE); /* the old leader is fenced */
+    sc_close(&t);
+}
+
+/* Ops issued right before close still complete, before the close callback;
+ * after close every call is refused at once. */
+static void c_close_pending(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    sc_res_t r[6];
+    ts_buf_t *b = ts_buf_from("x", 1);
+    ts_store_reg_t e = {{S("s"), S("d"), S("t")}, S("u"), S(SC_NODE), S(""), 0};
+    assert_ts_err(SC_CALL(&t, &r[0], ts_store_log_append(&t.st, S("s"), b, sc_on_seq, &r[0])), 0);
+    assert_ts_err(SC_CALL(&t, &r[1], ts_store_state_cas(&t.st, S("s"), 0, b, sc_on_state, &r[1])),
+                  0);
+    assert_ts_err(SC_CALL(&t, &r[2], ts_store_reg_put(&t.st, &e, 1000, sc_on_done, &r[2])), 0);
+    assert_ts_err(
+        SC_CALL(&t, &r[3], ts_store_reg_list(&t.st, TS_STORE_BY_USER, S("u"), sc_on_list, &r[3])),
+        0);
+    assert_ts_err(SC_CALL(&t, &r[4], ts_store_lease_acquire(&t.st, S("L"), S("A"), 1000,
+                                                            sc_on_lease, &r[4])),
+                  0);
+    assert_ts_err(SC_CALL(&t, &r[5], ts_store_log_read(&t.st, S("s"), 0, 10, sc_on_log, &r[5])),
+                  0);
+    t.in_call = 1;
+    assert_ts_err(ts_store_close(&t.st, sc_on_close, &t), 0);
+    t.in_call = 0;
+    sc_res_t late;
+    assert_ts_err(SC_CALL(&t, &late, ts_store_log_append(&t.st, S("s"), b, sc_on_seq, &late)),
+                  TS_ECLOSED);
+    assert_ts_err(SC_CALL(&t, &late, ts_store_state_get(&t.st, S("s"), sc_on_state, &late)),
+                  TS_ECLOSED);
+    ts_buf_unref(b);
+    uv_run(&t.loop, UV_RUN_DEFAULT);
+    assert_true(t.closed);
+    assert_int_equal(t.outstanding, 0);
+    for (int i = 0; i < 6; i++) {
+        assert_true(r[i].called);
+        assert_true(r[i].status == 0 || r[i].status == TS_ECLOSED);
+    }
+    assert_false(late.called);
+    assert_int_equal(uv_loop_close(&t.loop), 0);
+}
+
+/* A callback may issue the next op (and close the store): it runs later,
+ * never nested inside the callback that issued it. */
+typedef struct sc_chain {
+    sc_t *t;
+    sc_res_t r[5];
+    int i;
+} sc_chain_t;
+
+static void sc_chain_next(int status, uint64_t seq, void *ud);
+
+static void sc_chain_issue(sc_chain_t *c) {
+    ts_buf_t *b = ts_buf_from("c", 1);
+    sc_t *t = c->t;
+    int rc = SC_CALL(t, &c->r[c->i], ts_store_log_append(&t->st, S("chain"), b, sc_chain_next, c));
+    ts_buf_unref(b);
+    assert_ts_err(rc, 0);
+}
+
+static void sc_chain_next(int status, uint64_t seq, void *ud) {
+    sc_chain_t *c = ud;
+    sc_on_seq(status, seq, &c->r[c->i]);
+    assert_int_equal(seq, (uint64_t)c->i + 1);
+    c->t->in_call = 1; /* anything called back from here would be re-entry */
+    if (++c->i < 5) {
+        sc_chain_issue(c);
+        c->t->in_call = 1;
+    } else {
+        assert_ts_err(ts_store_close(&c->t->st, sc_on_close, c->t), 0);
+    }
+    c->t->in_call = 0;
+}
+
+static void c_callback_chain(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    sc_chain_t c = {.t = &t};
+    sc_chain_issue(&c);
+    uv_run(&t.loop, UV_RUN_DEFAULT);
+    assert_int_equal(c.i, 5);
+    assert_true(t.closed);
+    assert_int_equal(t.outstanding, 0);
+    assert_int_equal(uv_loop_close(&t.loop), 0);
+}
+
+#define SC_T(fn, env) cmocka_unit_test_prestate_setup_teardown(fn, sc_setup, sc_teardown, env)
+#define SC_CONTRACT_TESTS(env)                                                 \
+    SC_T(c_open_close, env), SC_T(c_invalid_args, env), SC_T(c_reg_put_list, env),           \
+        SC_T(c_reg_replace, env), SC_T(c_reg_remove, env), SC_T(c_reg_expired_hidden, env),  \
+        SC_T(c_reg_renew_extends, env), SC_T(c_reg_expiry_reported, env),                    \
+        SC_T(c_log_seq_read, env), SC_T(c_log_pipelined, env), SC_T(c_log_trim, env),        \
+        SC_T(c_state_cas, env), SC_T(c_state_race, env), SC_T(c_lease_terms, env),           \
+        SC_T(c_lease_expiry, env), SC_T(c_close_pending, env), SC_T(c_callback_chain, env)
+
+#endif
