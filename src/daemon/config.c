@@ -1,7 +1,10 @@
 /* config.c - tabsyncd configuration: one table of options drives the
  * environment parser, the flag parser and the --help text, so a setting
  * cannot exist in one place and be missing from another. Parsing does no
- * I/O except printing --help/--version and checking that named paths exist. */
+ * I/O except printing --help/--version, checking that named paths exist,
+ * and reading the secret and key files (--jwt-secret-file, --jwt-public-key,
+ * --admin-token-file), so that a bad one stops the start with one line.
+ * Secret values are never echoed in messages: only their length. */
 #include "daemon/ts_dmn_config.h"
 
 #include <arpa/inet.h>
@@ -15,6 +18,7 @@
 #include <unistd.h>
 
 #include "core/ts_mem.h"
+#include "session/ts_sess_auth.h"
 
 #define TS_DMN_VERSION "0.1.0"
 #define MS_MAX 3600000u /* one hour: the ceiling of every timeout */
@@ -36,7 +40,8 @@ typedef enum opt_kind {
     K_LISTEN,  /* listen_host + listen_port */
     K_ORIGIN,  /* cors_origins, repeatable */
     K_PARSER,  /* parser_msgpack */
-    K_LOGLEVEL /* log_level */
+    K_LOGLEVEL, /* log_level */
+    K_SECRET   /* char[size], never shown in messages or --help */
 } opt_kind_t;
 
 typedef struct opt {
@@ -100,6 +105,38 @@ static const opt_t opts[] = {
     {"cors-credentials", "TABSYNC_CORS_CREDENTIALS", K_BOOL, OFF(cors_credentials), 0, 0, 0,
      NULL, NULL, "Socket.IO", "Send Access-Control-Allow-Credentials: true (cookies)."},
 
+    {"jwt-secret", "TABSYNC_JWT_SECRET", K_SECRET, OFF(jwt_secrets[0]), SZ(jwt_secrets[0]), 0, 0,
+     NULL, "SECRET", "Authentication",
+     "HS256 secret of session tokens, 32 to 512 bytes. On a command line\n"
+     "other local users can read it: prefer the variable or the file."},
+    {"jwt-secret-file", "TABSYNC_JWT_SECRET_FILE", K_PATH, OFF(jwt_secret_file),
+     SZ(jwt_secret_file), 0, 0, NULL, "FILE", "Authentication",
+     "File of HS256 secrets, one per line (at most 4, for rotation: all\n"
+     "verify, the first one signs). Not together with --jwt-secret."},
+    {"jwt-public-key", "TABSYNC_JWT_PUBLIC_KEY", K_PATH, OFF(jwt_public_key), SZ(jwt_public_key),
+     0, 0, NULL, "FILE", "Authentication",
+     "PEM public key of an identity provider that signs session tokens:\n"
+     "RSA (2048 bits or more) enables RS256, EC P-256 enables ES256."},
+    {"jwt-audience", "TABSYNC_JWT_AUDIENCE", K_PATH, OFF(jwt_audience), SZ(jwt_audience), 0, 0,
+     NULL, "AUD", "Authentication",
+     "Session tokens must carry this aud claim (unset: aud is not checked)."},
+    {"jwt-issuer", "TABSYNC_JWT_ISSUER", K_PATH, OFF(jwt_issuer), SZ(jwt_issuer), 0, 0, NULL,
+     "ISS", "Authentication",
+     "Session tokens must carry this iss claim (unset: iss is not checked)."},
+    {"jwt-leeway", "TABSYNC_JWT_LEEWAY", K_U32, OFF(jwt_leeway_s), 0, 0, TS_SESS_LEEWAY_MAX,
+     "seconds", "SECONDS", "Authentication",
+     "Clock skew tolerated when checking a token's exp, nbf and iat."},
+    {"admin-token", "TABSYNC_ADMIN_TOKEN", K_SECRET, OFF(admin_token), SZ(admin_token), 0, 0,
+     NULL, "TOKEN", "Authentication",
+     "Bearer token of the admin HTTP API, 32 to 512 printable bytes.\n"
+     "Unset: the admin API answers 403 to everyone."},
+    {"admin-token-file", "TABSYNC_ADMIN_TOKEN_FILE", K_PATH, OFF(admin_token_file),
+     SZ(admin_token_file), 0, 0, NULL, "FILE", "Authentication",
+     "File holding the admin token (surrounding whitespace is ignored)."},
+    {"dev", "TABSYNC_DEV", K_BOOL, OFF(dev), 0, 0, 0, NULL, NULL, "Authentication",
+     "Development mode: an HTTP endpoint mints session tokens for the demo\n"
+     "page. Anyone who can reach the server gets a token: never in production."},
+
     {"http-max-header-bytes", "TABSYNC_HTTP_MAX_HEADER_BYTES", K_SIZE,
      OFF(http_max_header_bytes), 0, KIB, MIB, "bytes", "BYTES", "HTTP",
      "Request line + headers; a bigger request is answered 431."},
@@ -159,6 +196,7 @@ void ts_dmn_config_defaults(ts_dmn_config_t *cfg) {
     cfg->http_idle_timeout_ms = 5000;
     cfg->ws_max_send_queue = 16 * MIB;
     cfg->shutdown_timeout_ms = 10000;
+    cfg->jwt_leeway_s = TS_SESS_LEEWAY_DEFAULT;
 }
 
 /* ---- error messages ---------------------------------------------------- */
@@ -404,6 +442,13 @@ static int apply(ctx_t *c, const opt_t *o, const char *v, int from_env) {
         memcpy((char *)cfg + o->off, v, len + 1);
         return 0;
     }
+    case K_SECRET: {
+        size_t len = strlen(v);
+        if (len >= o->size)
+            return fail(c, "%s is %zu bytes; at most %zu are accepted", wn, len, o->size - 1);
+        memcpy((char *)cfg + o->off, v, len + 1);
+        return 0;
+    }
     case K_LISTEN:
         return set_listen(c, wn, v);
     case K_ORIGIN:
@@ -504,6 +549,161 @@ static const char *setter(const ctx_t *c, const char *flag, char *buf, size_t ca
     return buf;
 }
 
+/* ---- authentication ------------------------------------------------------ */
+
+#define SECRET_FILE_MAX 16384
+#define GEN_HINT "(generate one with: openssl rand -base64 48)"
+
+static int bad_secret_len(ctx_t *c, const char *who, size_t len, const char *what) {
+    if (len < TS_DMN_SECRET_MIN)
+        return fail(c, "%s is %zu bytes; a %s needs at least %d " GEN_HINT, who, len, what,
+                    TS_DMN_SECRET_MIN);
+    if (len > TS_DMN_SECRET_MAX)
+        return fail(c, "%s is %zu bytes; a %s may have at most %d", who, len, what,
+                    TS_DMN_SECRET_MAX);
+    return 0;
+}
+
+/* Reads a secret file. Returns 0 with *out (free()), or 2 after fail(). */
+static int read_secret_file(ctx_t *c, const char *flag, const char *path, char **out,
+                            size_t *len) {
+    char wn[64], sv[SHOW_CAP], why[160];
+    if (ts_sess_auth_read_file(path, SECRET_FILE_MAX, out, len, why, sizeof why) != 0)
+        return fail(c, "%s=\"%s\" %s", setter(c, flag, wn, sizeof wn), show(path, sv, sizeof sv),
+                    why);
+    if (memchr(*out, '\0', *len)) {
+        free(*out);
+        return fail(c, "%s=\"%s\" contains a NUL byte (expected text secrets)",
+                    setter(c, flag, wn, sizeof wn), show(path, sv, sizeof sv));
+    }
+    return 0;
+}
+
+static int is_blank(char ch) { return ch == ' ' || ch == '\t' || ch == '\r' || ch == '\n'; }
+
+static int load_jwt_secrets(ctx_t *c) {
+    ts_dmn_config_t *cfg = c->cfg;
+    char wn[64], wn2[64], sv[SHOW_CAP], who[160];
+    if (cfg->jwt_secrets[0][0] && cfg->jwt_secret_file[0])
+        return fail(c, "%s and %s are both set (use one; the file can hold several secrets)",
+                    setter(c, "jwt-secret", wn, sizeof wn),
+                    setter(c, "jwt-secret-file", wn2, sizeof wn2));
+    if (cfg->jwt_secrets[0][0]) {
+        int rc = bad_secret_len(c, setter(c, "jwt-secret", wn, sizeof wn),
+                                strlen(cfg->jwt_secrets[0]), "secret");
+        if (rc) return rc;
+        cfg->n_jwt_secrets = 1;
+        return 0;
+    }
+    if (!cfg->jwt_secret_file[0]) return 0;
+    char *text;
+    size_t len;
+    int rc = read_secret_file(c, "jwt-secret-file", cfg->jwt_secret_file, &text, &len);
+    if (rc) return rc;
+    size_t line = 0;
+    for (char *p = text; *p;) {
+        char *end = strchr(p, '\n');
+        if (!end) end = p + strlen(p);
+        line++;
+        char *a = p, *b = end;
+        while (a < b && is_blank(*a)) a++;
+        while (b > a && is_blank(b[-1])) b--;
+        p = *end ? end + 1 : end;
+        if (a == b) continue;
+        snprintf(who, sizeof who, "%s=\"%s\": line %zu",
+                 setter(c, "jwt-secret-file", wn, sizeof wn),
+                 show(cfg->jwt_secret_file, sv, sizeof sv), line);
+        if (cfg->n_jwt_secrets == TS_DMN_MAX_JWT_SECRETS) {
+            rc = fail(c, "%s=\"%s\" holds more than %d secrets",
+                      setter(c, "jwt-secret-file", wn, sizeof wn),
+                      show(cfg->jwt_secret_file, sv, sizeof sv), TS_DMN_MAX_JWT_SECRETS);
+            break;
+        }
+        if ((rc = bad_secret_len(c, who, (size_t)(b - a), "secret"))) break;
+        memcpy(cfg->jwt_secrets[cfg->n_jwt_secrets], a, (size_t)(b - a));
+        cfg->jwt_secrets[cfg->n_jwt_secrets][b - a] = '\0';
+        cfg->n_jwt_secrets++;
+    }
+    explicit_bzero(text, len); /* our copy of a secret */
+    free(text);
+    if (!rc && cfg->n_jwt_secrets == 0)
+        rc = fail(c, "%s=\"%s\" holds no secret (expected one per line) " GEN_HINT,
+                  setter(c, "jwt-secret-file", wn, sizeof wn),
+                  show(cfg->jwt_secret_file, sv, sizeof sv));
+    if (rc) {
+        memset(cfg->jwt_secrets, 0, sizeof cfg->jwt_secrets);
+        cfg->n_jwt_secrets = 0;
+    }
+    return rc;
+}
+
+static int load_admin_token(ctx_t *c) {
+    ts_dmn_config_t *cfg = c->cfg;
+    char wn[64], wn2[64], sv[SHOW_CAP], who[160];
+    if (cfg->admin_token[0] && cfg->admin_token_file[0])
+        return fail(c, "%s and %s are both set (use one)",
+                    setter(c, "admin-token", wn, sizeof wn),
+                    setter(c, "admin-token-file", wn2, sizeof wn2));
+    if (cfg->admin_token_file[0]) {
+        char *text;
+        size_t len;
+        int rc = read_secret_file(c, "admin-token-file", cfg->admin_token_file, &text, &len);
+        if (rc) return rc;
+        char *a = text, *b = text + len;
+        while (a < b && is_blank(*a)) a++;
+        while (b > a && is_blank(b[-1])) b--;
+        snprintf(who, sizeof who, "%s=\"%s\"", setter(c, "admin-token-file", wn, sizeof wn),
+                 show(cfg->admin_token_file, sv, sizeof sv));
+        rc = bad_secret_len(c, who, (size_t)(b - a), "token");
+        if (!rc) {
+            memcpy(cfg->admin_token, a, (size_t)(b - a));
+            cfg->admin_token[b - a] = '\0';
+        }
+        explicit_bzero(text, len); /* our copy of a secret */
+        free(text);
+        if (rc) return rc;
+    } else if (cfg->admin_token[0]) {
+        snprintf(who, sizeof who, "%s", setter(c, "admin-token", wn, sizeof wn));
+        int rc = bad_secret_len(c, who, strlen(cfg->admin_token), "token");
+        if (rc) return rc;
+    } else {
+        return 0;
+    }
+    /* It travels in an HTTP header (Authorization: Bearer ...). */
+    for (const char *p = cfg->admin_token; *p; p++)
+        if (*p <= ' ' || *p >= 0x7f) {
+            memset(cfg->admin_token, 0, sizeof cfg->admin_token);
+            return fail(c, "%s contains spaces or non-printable bytes (expected printable ASCII)",
+                        who);
+        }
+    return 0;
+}
+
+static int check_public_key(ctx_t *c) {
+    ts_dmn_config_t *cfg = c->cfg;
+    if (!cfg->jwt_public_key[0]) return 0;
+    char wn[64], sv[SHOW_CAP], why[200];
+    char *pem;
+    size_t len;
+    if (ts_sess_auth_read_file(cfg->jwt_public_key, TS_SESS_PEM_MAX, &pem, &len, why,
+                               sizeof why) != 0)
+        return fail(c, "%s=\"%s\" %s", setter(c, "jwt-public-key", wn, sizeof wn),
+                    show(cfg->jwt_public_key, sv, sizeof sv), why);
+    int rc = ts_sess_auth_key_check(pem, len, why, sizeof why);
+    free(pem);
+    if (rc < 0)
+        return fail(c, "%s=\"%s\" is not usable: %s", setter(c, "jwt-public-key", wn, sizeof wn),
+                    show(cfg->jwt_public_key, sv, sizeof sv), why);
+    return 0;
+}
+
+static int finish_auth(ctx_t *c) {
+    int rc = load_jwt_secrets(c);
+    if (!rc) rc = load_admin_token(c);
+    if (!rc) rc = check_public_key(c);
+    return rc;
+}
+
 /* Checks across fields and against the file system, after all sources. */
 static int finish(ctx_t *c) {
     ts_dmn_config_t *cfg = c->cfg;
@@ -536,6 +736,8 @@ static int finish(ctx_t *c) {
         if (files[i][0] && access(files[i], R_OK) != 0)
             return fail(c, "%s=\"%s\" cannot be read (expected a readable PEM file)",
                         setter(c, names[i], wn, sizeof wn), show(files[i], sv, sizeof sv));
+    int rc = finish_auth(c);
+    if (rc) return rc;
     if (cfg->conformance) {
         cfg->ping_interval_ms = CONF_PING_INTERVAL;
         cfg->ping_timeout_ms = CONF_PING_TIMEOUT;
@@ -592,6 +794,9 @@ static void default_text(const opt_t *o, const ts_dmn_config_t *d, char *buf, si
         break;
     case K_PATH:
         snprintf(buf, cap, "%s", field[0] ? field : "none");
+        break;
+    case K_SECRET:
+        snprintf(buf, cap, "none");
         break;
     case K_LISTEN:
         snprintf(buf, cap, "%.40s:%u", d->listen_host, d->listen_port);

@@ -9,6 +9,9 @@
 #include "core/ts_log.h"
 
 #define TS_DMN_MAX_ORIGINS 16
+#define TS_DMN_MAX_JWT_SECRETS 4 /* = TS_SESS_MAX_SECRETS (session/ts_sess_auth.h) */
+#define TS_DMN_SECRET_MAX 512    /* bytes; = TS_SESS_SECRET_MAX */
+#define TS_DMN_SECRET_MIN 32     /* bytes; shorter secrets are refused at startup */
 
 typedef struct ts_dmn_config {
     char listen_host[64];      /* --listen HOST:PORT, TABSYNC_LISTEN; default 127.0.0.1 */
@@ -42,6 +45,22 @@ typedef struct ts_dmn_config {
     uint32_t shutdown_timeout_ms; /* --shutdown-timeout: drain time on SIGTERM; default 10000 */
     char tls_cert[512];        /* --tls-cert FILE, TABSYNC_TLS_CERT; "" = plain TCP */
     char tls_key[512];         /* --tls-key FILE, TABSYNC_TLS_KEY */
+    /* Authentication (docs/SECURITY.md). Secrets are never logged and never
+     * appear in error messages. */
+    char jwt_secrets[TS_DMN_MAX_JWT_SECRETS][TS_DMN_SECRET_MAX + 1]; /* HS256 secrets:
+                                  --jwt-secret / TABSYNC_JWT_SECRET (one), or the
+                                  lines of --jwt-secret-file; the first one mints */
+    size_t n_jwt_secrets;      /* 0 = HS256 off */
+    char jwt_secret_file[512]; /* --jwt-secret-file, TABSYNC_JWT_SECRET_FILE */
+    char jwt_public_key[512];  /* --jwt-public-key FILE, TABSYNC_JWT_PUBLIC_KEY: PEM
+                                  (RSA -> RS256, EC P-256 -> ES256); checked at parse */
+    char jwt_audience[256];    /* --jwt-audience; "" = aud not checked */
+    char jwt_issuer[256];      /* --jwt-issuer; "" = iss not checked */
+    uint32_t jwt_leeway_s;     /* --jwt-leeway SECONDS; default 30, 0..300 */
+    char admin_token[TS_DMN_SECRET_MAX + 1]; /* --admin-token / TABSYNC_ADMIN_TOKEN, or
+                                  the content of --admin-token-file; "" = admin API off */
+    char admin_token_file[512]; /* --admin-token-file, TABSYNC_ADMIN_TOKEN_FILE */
+    int dev;                   /* --dev, TABSYNC_DEV: development token endpoint; default 0 */
 } ts_dmn_config_t;
 
 /* Fills `cfg` with the defaults. */

@@ -1,11 +1,14 @@
 /* test_config.c - tabsyncd configuration: defaults, every flag in both
  * syntaxes, every TABSYNC_* variable, precedence, --conformance, --listen
- * forms, every error message, --help/--version output. */
+ * forms, every error message, --help/--version output, and the
+ * authentication settings (secrets and their files, which no message may
+ * echo; the public key check; the admin token). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +68,16 @@ static void test_defaults(void **state) {
     assert_int_equal(c.shutdown_timeout_ms, 10000);
     assert_string_equal(c.tls_cert, "");
     assert_string_equal(c.tls_key, "");
+    assert_int_equal(c.n_jwt_secrets, 0);
+    assert_string_equal(c.jwt_secrets[0], "");
+    assert_string_equal(c.jwt_secret_file, "");
+    assert_string_equal(c.jwt_public_key, "");
+    assert_string_equal(c.jwt_audience, "");
+    assert_string_equal(c.jwt_issuer, "");
+    assert_int_equal(c.jwt_leeway_s, 30);
+    assert_string_equal(c.admin_token, "");
+    assert_string_equal(c.admin_token_file, "");
+    assert_int_equal(c.dev, 0);
 }
 
 /* ---- numeric options: one row each, every form generated from it ---- */
@@ -100,6 +113,8 @@ static const struct num_case {
      65536, 1073741824ull, 16777216, "bytes"},
     {"shutdown-timeout", "TABSYNC_SHUTDOWN_TIMEOUT",
      offsetof(ts_dmn_config_t, shutdown_timeout_ms), 0, 0, 3600000, 10000, "milliseconds"},
+    {"jwt-leeway", "TABSYNC_JWT_LEEWAY", offsetof(ts_dmn_config_t, jwt_leeway_s), 0, 0, 300, 30,
+     "seconds"},
 };
 
 static unsigned long long get_num(const ts_dmn_config_t *c, const struct num_case *n) {
@@ -310,6 +325,34 @@ static const struct ok_case {
      offsetof(ts_dmn_config_t, web_root), "", 0},
     {"unknown TABSYNC_ variable ignored", {0}, {"TABSYNC_REDIS_URL=x", "TABSYNCX=1", "PATH=/bin"},
      F_NONE, 0, NULL, 0},
+
+    {"dev bare", {"--dev"}, {0}, F_BOOL, offsetof(ts_dmn_config_t, dev), NULL, 1},
+    {"dev env", {0}, {"TABSYNC_DEV=yes"}, F_BOOL, offsetof(ts_dmn_config_t, dev), NULL, 1},
+    {"dev flag off over env", {"--dev=false"}, {"TABSYNC_DEV=1"}, F_BOOL,
+     offsetof(ts_dmn_config_t, dev), NULL, 0},
+    {"jwt-audience", {"--jwt-audience", "tabsync-api"}, {0}, F_STR,
+     offsetof(ts_dmn_config_t, jwt_audience), "tabsync-api", 0},
+    {"jwt-audience env", {0}, {"TABSYNC_JWT_AUDIENCE=a"}, F_STR,
+     offsetof(ts_dmn_config_t, jwt_audience), "a", 0},
+    {"jwt-issuer", {"--jwt-issuer=https://idp.example"}, {0}, F_STR,
+     offsetof(ts_dmn_config_t, jwt_issuer), "https://idp.example", 0},
+    {"jwt-issuer flag over env", {"--jwt-issuer=b"}, {"TABSYNC_JWT_ISSUER=a"}, F_STR,
+     offsetof(ts_dmn_config_t, jwt_issuer), "b", 0},
+    {"jwt-secret", {"--jwt-secret=0123456789abcdef0123456789abcdef"}, {0}, F_STR,
+     offsetof(ts_dmn_config_t, jwt_secrets), "0123456789abcdef0123456789abcdef", 0},
+    {"jwt-secret env", {0}, {"TABSYNC_JWT_SECRET=0123456789abcdef0123456789abcdefXYZ"}, F_STR,
+     offsetof(ts_dmn_config_t, jwt_secrets), "0123456789abcdef0123456789abcdefXYZ", 0},
+    {"jwt-secret flag over a short env one",
+     {"--jwt-secret", "0123456789abcdef0123456789abcdef"},
+     {"TABSYNC_JWT_SECRET=short"},
+     F_STR,
+     offsetof(ts_dmn_config_t, jwt_secrets),
+     "0123456789abcdef0123456789abcdef",
+     0},
+    {"admin-token", {"--admin-token=adm-0123456789abcdef0123456789abcdef"}, {0}, F_STR,
+     offsetof(ts_dmn_config_t, admin_token), "adm-0123456789abcdef0123456789abcdef", 0},
+    {"admin-token env", {0}, {"TABSYNC_ADMIN_TOKEN=env-0123456789abcdef0123456789abcdef"}, F_STR,
+     offsetof(ts_dmn_config_t, admin_token), "env-0123456789abcdef0123456789abcdef", 0},
 };
 
 static void test_ok_table(void **state) {
@@ -431,6 +474,41 @@ static const struct err_case {
      "config: --parser=\"a\\x01\\\"b\" is not a parser"},
     {"env error before flags", {"--parser=bad"}, {"TABSYNC_PING_TIMEOUT=x"},
      "config: TABSYNC_PING_TIMEOUT=\"x\""},
+
+    {"jwt secret too short", {"--jwt-secret=tooshort-secret"}, {0},
+     "config: --jwt-secret is 15 bytes; a secret needs at least 32 (generate one with: openssl "
+     "rand -base64 48)"},
+    {"jwt secret env too short", {0}, {"TABSYNC_JWT_SECRET=0123456789012345678901234567890"},
+     "config: TABSYNC_JWT_SECRET is 31 bytes; a secret needs at least 32"},
+    {"jwt secret and file", {"--jwt-secret-file=/dev/null"},
+     {"TABSYNC_JWT_SECRET=0123456789abcdef0123456789abcdef"},
+     "config: TABSYNC_JWT_SECRET and --jwt-secret-file are both set (use one; the file can hold "
+     "several secrets)"},
+    {"jwt secret file missing", {"--jwt-secret-file", "/nonexistent/secret"}, {0},
+     "config: --jwt-secret-file=\"/nonexistent/secret\" cannot be read (No such file or "
+     "directory)"},
+    {"jwt secret file empty", {0}, {"TABSYNC_JWT_SECRET_FILE=/dev/null"},
+     "config: TABSYNC_JWT_SECRET_FILE=\"/dev/null\" holds no secret (expected one per line) "
+     "(generate one with: openssl rand -base64 48)"},
+    {"jwt public key missing", {"--jwt-public-key=/nonexistent/k.pem"}, {0},
+     "config: --jwt-public-key=\"/nonexistent/k.pem\" cannot be read"},
+    {"jwt public key not a key", {0}, {"TABSYNC_JWT_PUBLIC_KEY=/dev/null"},
+     "config: TABSYNC_JWT_PUBLIC_KEY=\"/dev/null\" is not usable: the public key is empty"},
+    {"jwt leeway too large", {"--jwt-leeway=301"}, {0},
+     "config: --jwt-leeway=\"301\" is too large (expected an integer 0..300 seconds)"},
+    {"admin token too short", {"--admin-token", "short-admin"}, {0},
+     "config: --admin-token is 11 bytes; a token needs at least 32"},
+    {"admin token with a space", {0},
+     {"TABSYNC_ADMIN_TOKEN=0123456789abcdef 0123456789abcdef"},
+     "config: TABSYNC_ADMIN_TOKEN contains spaces or non-printable bytes (expected printable "
+     "ASCII)"},
+    {"admin token and file", {"--admin-token-file=/dev/null"},
+     {"TABSYNC_ADMIN_TOKEN=0123456789abcdef0123456789abcdef"},
+     "config: TABSYNC_ADMIN_TOKEN and --admin-token-file are both set (use one)"},
+    {"admin token file empty", {"--admin-token-file=/dev/null"}, {0},
+     "config: --admin-token-file=\"/dev/null\" is 0 bytes; a token needs at least 32"},
+    {"secret needs a value", {"--jwt-secret"}, {0},
+     "config: --jwt-secret needs a value (expected --jwt-secret SECRET)"},
 };
 
 static void test_err_table(void **state) {
@@ -453,6 +531,16 @@ static void test_err_table(void **state) {
             fail_msg("%s:\n got %s\nwant fragment %s", k->name, err, k->want);
         }
         assert_int_equal(strncmp(err, "config: ", 8), 0);
+        /* A secret given to a row never shows up in its message. */
+        for (size_t a = 0; a < MAXARGS && k->args[a]; a++) {
+            const char *v = strchr(k->args[a], '=');
+            if (strstr(k->args[a], "secret=") || strstr(k->args[a], "token="))
+                if (strstr(err, v + 1)) fail_msg("%s: the secret is echoed: %s", k->name, err);
+        }
+        for (size_t e = 0; e < 4 && k->env[e]; e++)
+            if (strstr(k->env[e], "_SECRET=") || strstr(k->env[e], "_TOKEN="))
+                if (strstr(err, strchr(k->env[e], '=') + 1))
+                    fail_msg("%s: the secret is echoed: %s", k->name, err);
     }
 }
 
@@ -628,6 +716,11 @@ static void test_usage_lists_everything(void **state) {
         "--node-modules DIR", "TABSYNC_NODE_MODULES", "--conformance",    "TABSYNC_CONFORMANCE",
         "--test-app",         "TABSYNC_TEST_APP",  "--tls-cert FILE",     "TABSYNC_TLS_CERT",
         "--tls-key FILE",     "TABSYNC_TLS_KEY",   "--help",              "--version",
+        "--jwt-secret SECRET", "TABSYNC_JWT_SECRET", "--jwt-secret-file FILE",
+        "TABSYNC_JWT_SECRET_FILE", "--jwt-public-key FILE", "TABSYNC_JWT_PUBLIC_KEY",
+        "--jwt-audience AUD", "TABSYNC_JWT_AUDIENCE", "--jwt-issuer ISS", "TABSYNC_JWT_ISSUER",
+        "--admin-token TOKEN", "TABSYNC_ADMIN_TOKEN", "--admin-token-file FILE",
+        "TABSYNC_ADMIN_TOKEN_FILE", "--dev ", "TABSYNC_DEV", "default 30, range 0..300",
         "default 127.0.0.1:3000", "default 25000, range 1..3600000",
         "default 1000000, range 1024..1073741824 (1 KiB..1 GiB)",
         "default 16777216 (16 MiB)", "ping-interval 300, ping-timeout 200, max-payload 1000000",
@@ -641,6 +734,131 @@ static void test_usage_lists_everything(void **state) {
         if (len > 80) fail_msg("usage line too long (%zu): %.*s", len, (int)len, l);
         l += len + (nl ? 1 : 0);
     }
+}
+
+/* ---- authentication files ---- */
+
+static void write_file(const char *path, const char *text, size_t len) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    fclose(f);
+}
+
+#define SEC_A "secret-A-0123456789abcdef0123456789abcdef"
+#define SEC_B "secret-B-0123456789abcdef0123456789abcdef"
+
+static void test_auth_files(void **state) {
+    (void)state;
+    char dir[] = "/tmp/ts_cfg_auth_XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    char path[128], arg[1300], envv[200], err[512];
+    ts_dmn_config_t c;
+    snprintf(path, sizeof path, "%s/secrets", dir);
+    snprintf(arg, sizeof arg, "--jwt-secret-file=%s", path);
+    snprintf(envv, sizeof envv, "TABSYNC_JWT_SECRET_FILE=%s", path);
+
+    /* Several secrets, blank lines, CRLF and surrounding blanks. */
+    const char two[] = "\n  " SEC_A "\r\n\n\t" SEC_B "  \n\n";
+    write_file(path, two, sizeof two - 1);
+    assert_int_equal(run(&c, ARGS(arg), NOARGS, err, sizeof err), 0);
+    assert_int_equal(c.n_jwt_secrets, 2);
+    assert_string_equal(c.jwt_secrets[0], SEC_A);
+    assert_string_equal(c.jwt_secrets[1], SEC_B);
+    assert_int_equal(run(&c, NOARGS, ARGS(envv), err, sizeof err), 0);
+    assert_int_equal(c.n_jwt_secrets, 2);
+
+    /* One secret without a final newline. */
+    write_file(path, SEC_A, strlen(SEC_A));
+    assert_int_equal(run(&c, ARGS(arg), NOARGS, err, sizeof err), 0);
+    assert_int_equal(c.n_jwt_secrets, 1);
+    assert_string_equal(c.jwt_secrets[0], SEC_A);
+
+    /* A short line: named by its number, its value not shown. */
+    const char short_line[] = SEC_A "\nshort-one\n";
+    write_file(path, short_line, sizeof short_line - 1);
+    assert_int_equal(run(&c, ARGS(arg), NOARGS, err, sizeof err), 2);
+    assert_non_null(strstr(err, "\": line 2 is 9 bytes; a secret needs at least 32"));
+    assert_null(strstr(err, "short-one"));
+    assert_int_equal(c.n_jwt_secrets, 0); /* nothing half-loaded */
+    assert_string_equal(c.jwt_secrets[0], "");
+
+    /* Five secrets: too many. */
+    const char five[] = SEC_A "\n" SEC_B "\n" SEC_A "\n" SEC_B "\n" SEC_A "\n";
+    write_file(path, five, sizeof five - 1);
+    assert_int_equal(run(&c, ARGS(arg), NOARGS, err, sizeof err), 2);
+    assert_non_null(strstr(err, "holds more than 4 secrets"));
+    assert_null(strstr(err, "secret-A"));
+
+    /* A NUL byte. */
+    write_file(path, SEC_A "\0x", strlen(SEC_A) + 2);
+    assert_int_equal(run(&c, ARGS(arg), NOARGS, err, sizeof err), 2);
+    assert_non_null(strstr(err, "contains a NUL byte"));
+
+    /* A secret line of 513 bytes; a 512-byte one is fine. */
+    char big[600];
+    memset(big, 'z', 513);
+    write_file(path, big, 513);
+    assert_int_equal(run(&c, ARGS(arg), NOARGS, err, sizeof err), 2);
+    assert_non_null(strstr(err, "line 1 is 513 bytes; a secret may have at most 512"));
+    write_file(path, big, 512);
+    assert_int_equal(run(&c, ARGS(arg), NOARGS, err, sizeof err), 0);
+    assert_int_equal(strlen(c.jwt_secrets[0]), 512);
+
+    /* --jwt-secret of 513 bytes is refused when applied, without its value. */
+    char flag[600] = "--jwt-secret=";
+    memset(flag + strlen(flag), 'q', 513);
+    flag[13 + 513] = '\0';
+    assert_int_equal(run(&c, ARGS(flag), NOARGS, err, sizeof err), 2);
+    assert_string_equal(err, "config: --jwt-secret is 513 bytes; at most 512 are accepted");
+
+    /* Admin token file: whitespace around it is ignored. */
+    snprintf(path, sizeof path, "%s/admin", dir);
+    snprintf(arg, sizeof arg, "--admin-token-file=%s", path);
+    const char adm[] = "  adm-0123456789abcdef0123456789abcdef\n";
+    write_file(path, adm, sizeof adm - 1);
+    assert_int_equal(run(&c, ARGS(arg), NOARGS, err, sizeof err), 0);
+    assert_string_equal(c.admin_token, "adm-0123456789abcdef0123456789abcdef");
+    const char adm_space[] = "adm-0123456789abcdef 0123456789abcdef\n";
+    write_file(path, adm_space, sizeof adm_space - 1);
+    assert_int_equal(run(&c, ARGS(arg), NOARGS, err, sizeof err), 2);
+    assert_non_null(strstr(err, "contains spaces or non-printable bytes"));
+    assert_null(strstr(err, "adm-0123"));
+    assert_string_equal(c.admin_token, "");
+    unlink(path);
+
+    /* Public keys: the test keys of tests/session/keys. */
+    char here[1024], keys[1100];
+    snprintf(here, sizeof here, "%s", __FILE__);
+    snprintf(keys, sizeof keys, "%s/../session/keys", dirname(here));
+    static const struct {
+        const char *file;
+        int rc;
+        const char *fragment;
+    } pk[] = {
+        {"rsa_public.pem", 0, NULL},
+        {"ec_public.pem", 0, NULL},
+        {"rsa_private.pem", 2, "is not usable: this is a private key"},
+        {"ec384_public.pem", 2, "is not usable: the EC key is on curve secp384r1"},
+        {"rsa1024_public.pem", 2, "is not usable: the RSA key has 1024 bits"},
+        {"README.md", 2, "is not usable: not a PEM public key"},
+    };
+    for (size_t i = 0; i < sizeof pk / sizeof pk[0]; i++) {
+        snprintf(arg, sizeof arg, "--jwt-public-key=%s/%s", keys, pk[i].file);
+        int rc = run(&c, ARGS(arg), NOARGS, err, sizeof err);
+        if (rc != pk[i].rc) fail_msg("%s: rc %d: %s", pk[i].file, rc, err);
+        if (pk[i].fragment && !strstr(err, pk[i].fragment))
+            fail_msg("%s: \"%s\" lacks \"%s\"", pk[i].file, err, pk[i].fragment);
+        if (!rc) assert_non_null(strstr(c.jwt_public_key, pk[i].file));
+    }
+    /* A secret and a public key together: both kept. */
+    snprintf(arg, sizeof arg, "--jwt-public-key=%s/rsa_public.pem", keys);
+    assert_int_equal(run(&c, ARGS(arg, "--jwt-secret=" SEC_A), NOARGS, err, sizeof err), 0);
+    assert_int_equal(c.n_jwt_secrets, 1);
+
+    snprintf(path, sizeof path, "%s/secrets", dir);
+    unlink(path);
+    rmdir(dir);
 }
 
 static void test_small_err_buffer(void **state) {
@@ -665,6 +883,7 @@ int main(void) {
         cmocka_unit_test(test_files),
         cmocka_unit_test(test_help_and_version),
         cmocka_unit_test(test_usage_lists_everything),
+        cmocka_unit_test(test_auth_files),
         cmocka_unit_test(test_small_err_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
