@@ -494,7 +494,7 @@ static int exec_log_trim(mem_t *m, mem_op_t *op) {
     if (!s) return rc;
     uint64_t upto = TS_MIN(op->a, s->last_seq);
     if (upto <= s->trimmed) return 0;
-    if (m->sql && (rc = ts_store__sql_trim(m->sql, op->s[0], upto))) return rc;
+    if (m->sql && (rc = ts_store__sql_trim(m->sql, op->s[0], upto, s->last_seq))) return rc;
     while (s->n && ring_at(s, 0)->seq <= upto) ring_pop(m, s);
     s->trimmed = upto;
     return 0;
@@ -869,8 +869,9 @@ static void free_all(mem_t *m) {
     while (ts_map_next(&m->sessions, &it, &e)) sess_evict(m, e->val);
     it = 0;
     while (ts_map_next(&m->leases, &it, &e)) {
-        ts_map_del(&m->leases, e->key, e->klen);
-        free(e->val);
+        mem_lease_t *l = e->val;
+        ts_map_del(&m->leases, l->key, l->klen);
+        free(l);
     }
     ts_map_deinit(&m->regs);
     for (int by = 0; by < 3; by++) ts_map_deinit(&m->idx[by]);

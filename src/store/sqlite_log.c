@@ -20,7 +20,7 @@ enum {
     ST_COMMIT,
     ST_ROLLBACK,
     ST_SESS_LOAD,
-    ST_SESS_SEQ,
+    ST_SESS_MAXSEQ,
     ST_EVENT_INSERT,
     ST_EVENT_READ,
     ST_EVENT_TRIM,
@@ -36,13 +36,15 @@ static const char *const stmt_sql[ST_COUNT] = {
     [ST_COMMIT] = "COMMIT",
     [ST_ROLLBACK] = "ROLLBACK",
     [ST_SESS_LOAD] = "SELECT last_seq, trimmed, state_ver, state FROM sessions WHERE session = ?1",
-    [ST_SESS_SEQ] = "INSERT INTO sessions(session, last_seq) VALUES(?1, ?2) "
-                    "ON CONFLICT(session) DO UPDATE SET last_seq = excluded.last_seq",
+    [ST_SESS_MAXSEQ] = "SELECT MAX(seq) FROM events WHERE session = ?1",
     [ST_EVENT_INSERT] = "INSERT INTO events(session, seq, data) VALUES(?1, ?2, ?3)",
     [ST_EVENT_READ] = "SELECT seq, data FROM events WHERE session = ?1 AND seq >= ?2 "
                       "ORDER BY seq LIMIT ?3",
     [ST_EVENT_TRIM] = "DELETE FROM events WHERE session = ?1 AND seq <= ?2",
-    [ST_SESS_TRIM] = "UPDATE sessions SET trimmed = MAX(trimmed, ?2) WHERE session = ?1",
+    [ST_SESS_TRIM] = "INSERT INTO sessions(session, last_seq, trimmed) VALUES(?1, ?3, ?2) "
+                     "ON CONFLICT(session) DO UPDATE SET "
+                     "last_seq = MAX(last_seq, excluded.last_seq), "
+                     "trimmed = MAX(trimmed, excluded.trimmed)",
     [ST_STATE_PUT] = "INSERT INTO sessions(session, last_seq, state_ver, state) "
                      "VALUES(?1, 0, ?2, ?3) ON CONFLICT(session) DO UPDATE SET "
                      "state_ver = excluded.state_ver, state = excluded.state",
@@ -203,8 +205,9 @@ int ts_store__sql_sess_load(ts_store_sql_t *db, ts_slice_t sess, ts_store_sql_se
     memset(out, 0, sizeof *out);
     sqlite3_stmt *s = db->st[ST_SESS_LOAD];
     bind_slice(s, 1, sess);
-    int rc = sqlite3_step(s), ret = 0;
+    int rc = sqlite3_step(s), found = 0;
     if (rc == SQLITE_ROW) {
+        found = 1;
         out->last_seq = (uint64_t)sqlite3_column_int64(s, 0);
         out->trimmed = (uint64_t)sqlite3_column_int64(s, 1);
         out->state_ver = (uint64_t)sqlite3_column_int64(s, 2);
@@ -214,28 +217,37 @@ int ts_store__sql_sess_load(ts_store_sql_t *db, ts_slice_t sess, ts_store_sql_se
         } else {
             out->state_ver = 0;
         }
-    } else if (rc == SQLITE_DONE) {
-        ret = TS_ENOTFOUND;
-    } else {
-        ret = fail(db, "session load");
+    } else if (rc != SQLITE_DONE) {
+        done(s);
+        return fail(db, "session load");
     }
     done(s);
-    return ret;
+    /* The newest event holds the sequence; sessions.last_seq only covers a
+     * log trimmed empty. */
+    s = db->st[ST_SESS_MAXSEQ];
+    bind_slice(s, 1, sess);
+    rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW && sqlite3_column_type(s, 0) != SQLITE_NULL) {
+        found = 1;
+        out->last_seq = TS_MAX(out->last_seq, (uint64_t)sqlite3_column_int64(s, 0));
+    }
+    done(s);
+    if (rc != SQLITE_ROW) {
+        ts_buf_unref(out->state);
+        memset(out, 0, sizeof *out);
+        return fail(db, "session load");
+    }
+    return found ? 0 : TS_ENOTFOUND;
 }
 
 int ts_store__sql_append(ts_store_sql_t *db, ts_slice_t sess, uint64_t seq, ts_slice_t data) {
-    int rc = begin(db);
-    if (rc) return rc;
-    sqlite3_stmt *s = db->st[ST_SESS_SEQ];
-    bind_slice(s, 1, sess);
-    sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
-    if ((rc = step_done(db, s, "sequence update"))) return rollback(db, rc);
-    s = db->st[ST_EVENT_INSERT];
+    /* One statement, so one implicit transaction: the event row also
+     * carries the sequence number (see ts_store__sql_sess_load). */
+    sqlite3_stmt *s = db->st[ST_EVENT_INSERT];
     bind_slice(s, 1, sess);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)seq);
     bind_slice(s, 3, data);
-    if ((rc = step_done(db, s, "event insert"))) return rollback(db, rc);
-    return commit(db);
+    return step_done(db, s, "event insert");
 }
 
 int ts_store__sql_read(ts_store_sql_t *db, ts_slice_t sess, uint64_t from, size_t max,
@@ -268,7 +280,7 @@ int ts_store__sql_read(ts_store_sql_t *db, ts_slice_t sess, uint64_t from, size_
     return ret;
 }
 
-int ts_store__sql_trim(ts_store_sql_t *db, ts_slice_t sess, uint64_t upto) {
+int ts_store__sql_trim(ts_store_sql_t *db, ts_slice_t sess, uint64_t upto, uint64_t last_seq) {
     int rc = begin(db);
     if (rc) return rc;
     sqlite3_stmt *s = db->st[ST_EVENT_TRIM];
@@ -278,6 +290,7 @@ int ts_store__sql_trim(ts_store_sql_t *db, ts_slice_t sess, uint64_t upto) {
     s = db->st[ST_SESS_TRIM];
     bind_slice(s, 1, sess);
     sqlite3_bind_int64(s, 2, (sqlite3_int64)upto);
+    sqlite3_bind_int64(s, 3, (sqlite3_int64)last_seq);
     if ((rc = step_done(db, s, "trim mark"))) return rollback(db, rc);
     return commit(db);
 }

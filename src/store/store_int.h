@@ -24,14 +24,16 @@ const char *ts_store__sql_errmsg(const ts_store_sql_t *db);
 
 /* 0 (found), TS_ENOTFOUND, TS_ESTORE. */
 int ts_store__sql_sess_load(ts_store_sql_t *db, ts_slice_t sess, ts_store_sql_sess_t *out);
-/* One transaction: the session's last_seq = seq, and the event. */
+/* Stores event `seq` (one statement: the events table is also where the
+ * sequence number lives). */
 int ts_store__sql_append(ts_store_sql_t *db, ts_slice_t sess, uint64_t seq, ts_slice_t data);
 /* Events with seq >= from, ascending, at most max and (after the first)
  * max_bytes; out[i].data returns new. */
 int ts_store__sql_read(ts_store_sql_t *db, ts_slice_t sess, uint64_t from, size_t max,
                        size_t max_bytes, ts_store_event_t *out, size_t *n);
-/* One transaction: drop events <= upto, remember trimmed = upto. */
-int ts_store__sql_trim(ts_store_sql_t *db, ts_slice_t sess, uint64_t upto);
+/* One transaction: drop events <= upto, remember trimmed = upto and the
+ * session's last_seq (the events that carried it may all be gone). */
+int ts_store__sql_trim(ts_store_sql_t *db, ts_slice_t sess, uint64_t upto, uint64_t last_seq);
 int ts_store__sql_state_put(ts_store_sql_t *db, ts_slice_t sess, uint64_t ver, ts_slice_t doc);
 /* *term = last granted term of `name` (0 if never). */
 int ts_store__sql_term_get(ts_store_sql_t *db, ts_slice_t name, uint64_t *term);

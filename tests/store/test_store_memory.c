@@ -111,6 +111,27 @@ static void m_restart(void **state) {
     }
 }
 
+/* A log trimmed empty still remembers its sequence across a restart (the
+ * events that carried it are gone). */
+static void m_restart_trimmed_empty(void **state) {
+    sc_env_t *env = *state;
+    sc_t t;
+    sc_res_t r;
+    uint64_t seq;
+    sc_open(&t, env, NULL);
+    for (int i = 0; i < 3; i++) sc_append(&t, "s", "e", &seq);
+    assert_ts_err(sc_trim(&t, "s", 3), 0);
+    sc_close(&t);
+    sc_open(&t, env, NULL);
+    assert_ts_err(sc_read(&t, "s", 0, 10, &r), 0);
+    assert_int_equal(r.n, 0);
+    assert_int_equal(r.last_seq, 3);
+    assert_int_equal(r.trimmed, 3);
+    assert_ts_err(sc_append(&t, "s", "e4", &seq), 0);
+    assert_int_equal(seq, 4);
+    sc_close(&t);
+}
+
 /* A stale leader's term from before a restart is refused after it. */
 static void m_restart_lease_unknown(void **state) {
     sc_env_t *env = *state;
@@ -447,6 +468,7 @@ int main(void) {
     };
     const struct CMUnitTest with_sqlite[] = {
         SC_T(m_restart, &env_sql),           SC_T(m_restart_lease_unknown, &env_sql),
+        SC_T(m_restart_trimmed_empty, &env_sql),
         SC_T(m_tail_bound_sqlite, &env_sql), SC_T(m_session_cache_sqlite, &env_sql),
         SC_T(m_byte_budget_sqlite, &env_sql), SC_T(m_lease_bound_sqlite, &env_sql),
         SC_T(m_open_errors, &env_sql),       SC_T(m_perf, &env_sql),
