@@ -954,6 +954,11 @@ static int mem_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, cha
     return 0;
 }
 
+int ts_store__mem_sql_exec(void *self, const char *sql) {
+    mem_t *m = self;
+    return m->sql ? ts_store__sql_exec(m->sql, sql) : TS_EINVAL;
+}
+
 const ts_store_ops_t ts_store_memory_ops = {
     .name = "memory",
     .open = mem_open,

@@ -322,3 +322,7 @@ int ts_store__sql_term_put(ts_store_sql_t *db, ts_slice_t name, uint64_t term) {
     sqlite3_bind_int64(s, 2, (sqlite3_int64)term);
     return step_done(db, s, "lease term write");
 }
+
+int ts_store__sql_exec(ts_store_sql_t *db, const char *sql) {
+    return sqlite3_exec(db->db, sql, NULL, NULL, NULL) == SQLITE_OK ? 0 : fail(db, "exec");
+}

@@ -39,4 +39,10 @@ int ts_store__sql_state_put(ts_store_sql_t *db, ts_slice_t sess, uint64_t ver, t
 int ts_store__sql_term_get(ts_store_sql_t *db, ts_slice_t name, uint64_t *term);
 int ts_store__sql_term_put(ts_store_sql_t *db, ts_slice_t name, uint64_t term);
 
+/* Tests only (fault injection): runs `sql` on the database of an open
+ * memory store `self` (ts_store_t.self). Returns 0, TS_ESTORE, or TS_EINVAL
+ * if the store has no SQLite file. */
+int ts_store__mem_sql_exec(void *self, const char *sql);
+int ts_store__sql_exec(ts_store_sql_t *db, const char *sql);
+
 #endif

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "store/store_contract.h"
+#include "store/store_int.h"
 
 /* ---- environments ---- */
 
@@ -145,6 +146,46 @@ static void m_restart_lease_unknown(void **state) {
     assert_int_equal(r.term, 1); /* the last granted term, from the file */
     assert_string_equal(r.holder, "");
     assert_ts_err(sc_release(&t, "L", "A", 1), TS_ESTALE);
+    sc_close(&t);
+}
+
+/* A write the file refuses (here: the disk is "full") fails with
+ * TS_ESTORE and has no effect: no seq consumed, no version, no term. */
+static void m_write_failure(void **state) {
+    sc_env_t *env = *state;
+    sc_t t;
+    sc_res_t r;
+    uint64_t seq;
+    static char big[8193];
+    memset(big, 'f', sizeof big - 1);
+    sc_open(&t, env, NULL);
+    assert_ts_err(sc_append(&t, "s", "one", &seq), 0);
+    assert_ts_err(sc_cas(&t, "s", 0, "{}", &r), 0);
+    /* the file may not grow any more */
+    assert_ts_err(ts_store__mem_sql_exec(t.st.self, "PRAGMA max_page_count = 1"), 0);
+    assert_ts_err(sc_append(&t, "s", big, &seq), TS_ESTORE);
+    assert_int_equal(seq, 0);
+    assert_ts_err(sc_cas(&t, "s", 1, big, &r), TS_ESTORE);
+    assert_false(r.has_state);
+    assert_ts_err(sc_read(&t, "s", 0, 10, &r), 0);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.last_seq, 1);
+    assert_ts_err(sc_get(&t, "s", &r), 0);
+    assert_int_equal(r.version, 1);
+    assert_string_equal(r.doc, "{}");
+    assert_ts_err(ts_store__mem_sql_exec(t.st.self, "PRAGMA max_page_count = 1000000"), 0);
+    assert_ts_err(sc_append(&t, "s", big, &seq), 0);
+    assert_int_equal(seq, 2);
+    assert_ts_err(sc_cas(&t, "s", 1, big, &r), 0);
+    assert_int_equal(r.version, 2);
+    assert_ts_err(ts_store__mem_sql_exec(t.st.self, "SELEKT"), TS_ESTORE);
+    sc_close(&t);
+    sc_open(&t, env, NULL); /* and the file agrees with what was acknowledged */
+    assert_ts_err(sc_read(&t, "s", 0, 10, &r), 0);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.seqs[1], 2);
+    assert_ts_err(sc_get(&t, "s", &r), 0);
+    assert_int_equal(r.version, 2);
     sc_close(&t);
 }
 
@@ -468,7 +509,7 @@ int main(void) {
     };
     const struct CMUnitTest with_sqlite[] = {
         SC_T(m_restart, &env_sql),           SC_T(m_restart_lease_unknown, &env_sql),
-        SC_T(m_restart_trimmed_empty, &env_sql),
+        SC_T(m_restart_trimmed_empty, &env_sql), SC_T(m_write_failure, &env_sql),
         SC_T(m_tail_bound_sqlite, &env_sql), SC_T(m_session_cache_sqlite, &env_sql),
         SC_T(m_byte_budget_sqlite, &env_sql), SC_T(m_lease_bound_sqlite, &env_sql),
         SC_T(m_open_errors, &env_sql),       SC_T(m_perf, &env_sql),
