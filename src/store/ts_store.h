@@ -194,7 +194,8 @@ static inline const char *ts_store_backend(const ts_store_t *st) { return st->op
  *   expiry is now + ttl_ms). Returns TS_EINVAL for a bad id or ttl,
  *   TS_ETOOBIG for data over TS_STORE_REG_DATA_MAX. Callback: 0, TS_ELIMIT.
  * reg_renew: expiry = now + ttl_ms. Callback: 0, TS_ENOTFOUND (gone or expired).
- * reg_remove: Callback: 0, TS_ENOTFOUND. No expiry report.
+ * reg_remove: Callback: 0, TS_ENOTFOUND (absent, or already expired: then it
+ *   is removed without an expiry report). Never reported to on_expire.
  * reg_list: the live entries of one session / user / device (never expired
  *   ones, even between sweeps), in no particular order. */
 static inline int ts_store_reg_put(ts_store_t *st, const ts_store_reg_t *e, uint64_t ttl_ms,
