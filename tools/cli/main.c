@@ -81,6 +81,7 @@ typedef struct cli {
     const char *url;
     enum cmd cmd;
     int quiet, reconnect, ack, exit_code, done;
+    int got_ack, got_wait; /* emit: what arrived of what --ack / --wait want */
     unsigned timeout_ms;
     long count;         /* watch: 0 = unlimited; ping: samples */
     unsigned interval;  /* ping */
@@ -257,8 +258,8 @@ static void ping_send(cli_t *x) {
 
 static void on_wait_timeout(uv_timer_t *h) {
     cli_t *x = h->data;
-    fprintf(stderr, "tabsync: no %s within %u ms\n", x->ack ? "ack" : x->wait_event,
-            x->timeout_ms);
+    fprintf(stderr, "tabsync: no %s within %u ms\n",
+            x->ack && !x->got_ack ? "ack" : x->wait_event, x->timeout_ms);
     finish(x, EXIT_RUNTIME);
 }
 
@@ -272,8 +273,8 @@ static void on_emit_ack(ts_client_t *c, int status, const ts_client_event_t *rep
     }
     printf("%s\n", reply->args_json);
     fflush(stdout);
-    x->ack = 0;
-    if (!x->wait_event) finish(x, EXIT_OK);
+    x->got_ack = 1;
+    if (!x->wait_event || x->got_wait) finish(x, EXIT_OK);
 }
 
 /* JSON_ARGS: an array is the argument list; another value is one argument. */
@@ -355,10 +356,12 @@ static void on_event(ts_client_t *c, const ts_client_event_t *ev, void *user) {
     if (x->cmd == CMD_WATCH) {
         print_event(ev);
         if (x->count && ++x->seen >= x->count) finish(x, EXIT_OK);
-    } else if (x->cmd == CMD_EMIT && x->wait_event && !x->ack && x->emitted &&
+    } else if (x->cmd == CMD_EMIT && x->wait_event && !x->got_wait && x->emitted &&
                strcmp(ev->name, x->wait_event) == 0) {
+        /* it may come before the ack (the server emits, then answers) */
         print_event(ev);
-        finish(x, EXIT_OK);
+        x->got_wait = 1;
+        if (!x->ack || x->got_ack) finish(x, EXIT_OK);
     }
 }
 
