@@ -176,7 +176,7 @@ static int parse_device(const json_t *dev, ts_sess_connect_t *out, ts_sess_deny_
     size_t i;
     json_t *c;
     json_array_foreach(caps, i, c) {
-        char path[32];
+        char path[40];
         snprintf(path, sizeof path, "device.caps[%zu]", i);
         if (!json_is_string(c))
             return refuse(d, TS_SESS_R_AUTH_WRONG_TYPE, path,
