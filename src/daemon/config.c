@@ -137,6 +137,38 @@ static const opt_t opts[] = {
      "Development mode: an HTTP endpoint mints session tokens for the demo\n"
      "page. Anyone who can reach the server gets a token: never in production."},
 
+    {"limit-handshakes-per-ip", "TABSYNC_LIMIT_HANDSHAKES_PER_IP", K_U32,
+     OFF(limit_handshakes_per_ip), 0, 0, 1000000, "handshakes per second", "N", "Limits (/session)",
+     "Engine.IO handshakes per second from one address (burst the same);\n"
+     "more get 429 with Retry-After. 0 = unlimited. Applies with /session on."},
+    {"limit-conns-per-ip", "TABSYNC_LIMIT_CONNS_PER_IP", K_U32, OFF(limit_conns_per_ip), 0, 0,
+     1000000, "connections", "N", "Limits (/session)",
+     "Concurrent /session connections from one address. 0 = unlimited\n"
+     "(the default: many users can share an address behind a NAT)."},
+    {"limit-conns-per-user", "TABSYNC_LIMIT_CONNS_PER_USER", K_U32, OFF(limit_conns_per_user), 0,
+     0, 1000000, "connections", "N", "Limits (/session)",
+     "Concurrent /session connections of one user (all devices). 0 = unlimited."},
+    {"limit-events-per-socket", "TABSYNC_LIMIT_EVENTS_PER_SOCKET", K_U32,
+     OFF(limit_events_per_socket), 0, 0, 1000000, "events per second", "N", "Limits (/session)",
+     "Events one socket may send per second (burst the same). 0 = unlimited."},
+    {"limit-bytes-per-socket", "TABSYNC_LIMIT_BYTES_PER_SOCKET", K_U32,
+     OFF(limit_bytes_per_socket), 0, 0, 1073741824u, "bytes per second", "BYTES",
+     "Limits (/session)", "Bytes of events one socket may send per second. 0 = unlimited."},
+    {"limit-strikes", "TABSYNC_LIMIT_STRIKES", K_U32, OFF(limit_strikes), 0, 0, 8, "strikes",
+     "N", "Limits (/session)",
+     "Refused events within 10 s after which the socket is disconnected\n"
+     "(1..8). 0 = never disconnect for that."},
+    {"registry-ttl", "TABSYNC_REGISTRY_TTL", K_U32, OFF(registry_ttl_ms), 0, 1000, 3600000,
+     "milliseconds", "MS", "Session store",
+     "How long a tab stays registered without renewal (the server renews live\n"
+     "tabs every third of it; a dead server's tabs expire)."},
+    {"registry-sweep", "TABSYNC_REGISTRY_SWEEP", K_U32, OFF(registry_sweep_ms), 0, 10, 60000,
+     "milliseconds", "MS", "Session store", "How often expired registry entries are removed."},
+    {"store-sqlite", "TABSYNC_STORE_SQLITE", K_PATH, OFF(store_sqlite), SZ(store_sqlite), 0, 0,
+     NULL, "FILE", "Session store",
+     "SQLite file that keeps event logs, state and lease terms across\n"
+     "restarts. Default: memory only."},
+
     {"http-max-header-bytes", "TABSYNC_HTTP_MAX_HEADER_BYTES", K_SIZE,
      OFF(http_max_header_bytes), 0, KIB, MIB, "bytes", "BYTES", "HTTP",
      "Request line + headers; a bigger request is answered 431."},
@@ -197,6 +229,13 @@ void ts_dmn_config_defaults(ts_dmn_config_t *cfg) {
     cfg->ws_max_send_queue = 16 * MIB;
     cfg->shutdown_timeout_ms = 10000;
     cfg->jwt_leeway_s = TS_SESS_LEEWAY_DEFAULT;
+    cfg->limit_handshakes_per_ip = 50;
+    cfg->limit_conns_per_user = 100;
+    cfg->limit_events_per_socket = 100;
+    cfg->limit_bytes_per_socket = 1048576;
+    cfg->limit_strikes = 5;
+    cfg->registry_ttl_ms = 30000;
+    cfg->registry_sweep_ms = 1000;
 }
 
 /* ---- error messages ---------------------------------------------------- */

@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "core/ts_log.h"
 #include "core/ts_mem.h"
 #include "core/ts_util.h"
 #include "daemon/ts_dmn.h"
+#include "daemon/ts_dmn_token.h"
+#include "session/ts_sess_auth.h"
 #include "metrics/ts_met.h"
 
 #define DRAIN_TICK_MS 50
@@ -25,6 +28,8 @@ static int phase; /* 0 running, 1 draining sessions, 2 flushing, 3 closing */
 static void handle_closed(uv_handle_t *h) { (void)h; }
 
 static void close_net_done(void *ud) { (void)ud; }
+
+static void store_closed(void *ud) { (void)ud; }
 
 static void finish(void) {
     phase = 3;
@@ -52,6 +57,11 @@ static void on_drain_tick(uv_timer_t *t) {
                     sessions());
         ts_eio_server_free(d.eio);
         if (d.raw_eio) ts_eio_server_free(d.raw_eio);
+        if (d.sess) {
+            ts_sess_free(d.sess); /* after the sockets are gone, before Socket.IO */
+            d.sess = NULL;
+            ts_store_close(&d.store, store_closed, NULL);
+        }
         ts_sio_server_free(d.sio);
         d.eio = d.raw_eio = NULL;
         phase = 2;
@@ -83,7 +93,53 @@ static void on_signal(uv_signal_t *h, int signum) {
     uv_timer_start(&d.drain_timer, on_drain_tick, 0, DRAIN_TICK_MS);
 }
 
+static void on_store_expire(const ts_store_reg_t *e, void *ud) {
+    (void)ud;
+    ts_debug("session", "registry: tab %.*s of session %.*s expired (its server went away)",
+             (int)e->key.tab.len, e->key.tab.p, (int)e->key.session.len, e->key.session.p);
+}
+
+/* /session runs when the server can verify tokens. Returns 0, or an exit
+ * status after printing why. */
+static int start_session(uv_loop_t *loop) {
+    char err[512] = "";
+    if (!d.cfg.n_jwt_secrets && !d.cfg.jwt_public_key[0]) {
+        ts_info("daemon", "/session is off: set --jwt-secret or --jwt-public-key to enable it");
+        return 0;
+    }
+    if (ts_dmn_auth_new(&d.cfg, &d.auth, err, sizeof err) != 0) {
+        fprintf(stderr, "tabsyncd: %s\n", err);
+        return 2;
+    }
+    ts_store_cfg_t sc = {.sqlite_path = d.cfg.store_sqlite,
+                         .sweep_ms = d.cfg.registry_sweep_ms,
+                         .on_expire = on_store_expire};
+    if (ts_store_open(&d.store, &ts_store_memory_ops, &sc, loop, err, sizeof err) != 0) {
+        fprintf(stderr, "tabsyncd: cannot open the session store: %s\n", err);
+        return 1;
+    }
+    char host[48] = "tabsyncd";
+    gethostname(host, sizeof host - 1);
+    snprintf(d.node_id, sizeof d.node_id, "%s:%d", host, (int)getpid());
+    ts_sess_cfg_t c = {
+        .node_id = d.node_id,
+        .auth = d.auth,
+        .admin_token = d.cfg.admin_token,
+        .dev = d.cfg.dev,
+        .handshakes_per_ip = d.cfg.limit_handshakes_per_ip,
+        .conns_per_ip = d.cfg.limit_conns_per_ip,
+        .conns_per_user = d.cfg.limit_conns_per_user,
+        .events_per_socket = d.cfg.limit_events_per_socket,
+        .bytes_per_socket = d.cfg.limit_bytes_per_socket,
+        .strikes = d.cfg.limit_strikes,
+        .registry_ttl_ms = d.cfg.registry_ttl_ms,
+    };
+    d.sess = ts_sess_new(loop, d.sio, &d.store, &c);
+    return 0;
+}
+
 int main(int argc, char **argv, char **envp) {
+    if (argc > 1 && strcmp(argv[1], "token") == 0) return ts_dmn_token_main(argc - 1, argv + 1, envp);
     ts_dmn_config_defaults(&d.cfg);
     char err[512] = "";
     int rc = ts_dmn_config_parse(&d.cfg, argc, argv, envp, err, sizeof err);
@@ -143,6 +199,19 @@ int main(int argc, char **argv, char **envp) {
         .connect_timeout_ms = d.cfg.connect_timeout_ms,
     };
     d.sio = ts_sio_server_new(&loop, &so);
+    rc = start_session(&loop);
+    if (rc) {
+        ts_sio_server_free(d.sio);
+        ts_net_close(d.net, close_net_done, NULL);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        uv_loop_close(&loop);
+        ts_sess_auth_free(d.auth);
+        return rc;
+    }
+    if (d.sess) {
+        eo.allow = ts_sess_allow_handshake;
+        eo.allow_ud = d.sess;
+    }
     d.eio = ts_eio_server_new(&loop, &eo, ts_sio_eio_handler(), d.sio);
     if (d.cfg.conformance) {
         ts_eio_opts_t raw = eo;
@@ -169,6 +238,7 @@ int main(int argc, char **argv, char **envp) {
             d.cfg.conformance ? "conformance" : d.cfg.test_app ? "test-app" : "default");
 
     uv_run(&loop, UV_RUN_DEFAULT);
+    ts_sess_auth_free(d.auth);
     rc = uv_loop_close(&loop);
     if (rc != 0) {
         ts_error("daemon", "event loop did not close cleanly: %s", uv_strerror(rc));

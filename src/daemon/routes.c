@@ -21,9 +21,10 @@ static void healthz(ts_dmn_t *d, ts_http_conn_t *hc) {
                     (size_t)n, 0);
 }
 
-static void metrics(ts_http_conn_t *hc) {
+static void metrics(ts_dmn_t *d, ts_http_conn_t *hc) {
     ts_sbuf_t sb = TS_SBUF_INIT;
     ts_met_render(&sb);
+    if (d->sess) ts_sess_metrics(d->sess, &sb);
     ts_http_respond_buf(hc, 200, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n",
                         ts_sbuf_finish(&sb), 0);
 }
@@ -81,8 +82,9 @@ void ts_dmn_route(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *u
         return;
     }
     if (ts_slice_eq_str(req->path, "/metrics")) {
-        metrics(hc);
+        metrics(d, hc);
         return;
     }
+    if (d->sess && ts_sess_http(d->sess, hc, req)) return;
     static_file(d, hc, req);
 }

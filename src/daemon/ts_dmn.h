@@ -7,7 +7,9 @@
 #include "daemon/ts_dmn_config.h"
 #include "eio/ts_eio.h"
 #include "net/ts_net.h"
+#include "session/ts_sess.h"
 #include "sio/ts_sio.h"
+#include "store/ts_store.h"
 
 typedef struct ts_dmn {
     uv_loop_t *loop;
@@ -16,6 +18,10 @@ typedef struct ts_dmn {
     ts_eio_server_t *eio;      /* Socket.IO's Engine.IO, at /socket.io/ */
     ts_eio_server_t *raw_eio;  /* --conformance: raw Engine.IO echo at /engine.io/ */
     ts_sio_server_t *sio;
+    ts_sess_t *sess;           /* /session; NULL without --jwt-secret / --jwt-public-key */
+    struct ts_sess_auth *auth; /* the token verifier of /session */
+    ts_store_t store;          /* the session store (open when sess is set) */
+    char node_id[64];          /* this process in the registry: host:pid */
     const char *cors[TS_DMN_MAX_ORIGINS];
     uv_signal_t sigterm, sigint;
     uv_timer_t drain_timer;

@@ -61,6 +61,18 @@ typedef struct ts_dmn_config {
                                   the content of --admin-token-file; "" = admin API off */
     char admin_token_file[512]; /* --admin-token-file, TABSYNC_ADMIN_TOKEN_FILE */
     int dev;                   /* --dev, TABSYNC_DEV: development token endpoint; default 0 */
+    /* Limits of the /session namespace (docs/SECURITY.md); 0 = unlimited */
+    uint32_t limit_handshakes_per_ip; /* --limit-handshakes-per-ip: per second; default 50 */
+    uint32_t limit_conns_per_ip;      /* --limit-conns-per-ip: default 0 (NATs share addresses) */
+    uint32_t limit_conns_per_user;    /* --limit-conns-per-user: default 100 */
+    uint32_t limit_events_per_socket; /* --limit-events-per-socket: per second; default 100 */
+    uint32_t limit_bytes_per_socket;  /* --limit-bytes-per-socket: per second; default 1 MiB */
+    uint32_t limit_strikes;           /* --limit-strikes: refusals in 10 s before a disconnect;
+                                         default 5 */
+    /* The session store */
+    uint32_t registry_ttl_ms;   /* --registry-ttl: default 30000 */
+    uint32_t registry_sweep_ms; /* --registry-sweep: default 1000 */
+    char store_sqlite[512];     /* --store-sqlite FILE: durable log/state; "" = memory only */
 } ts_dmn_config_t;
 
 /* Fills `cfg` with the defaults. */
