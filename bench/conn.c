@@ -199,7 +199,9 @@ static void str_member(json_t *obj, const char *key, char *out, size_t cap) {
 
 static void on_sio(tsb_conn_t *c, const uint8_t *msg, size_t len) {
     tsb_ev_t ev;
-    if (c->state == CS_READY || c->state == CS_JOIN) {
+    /* CS_SIO too: a recovered session's missed events come before the
+     * CONNECT reply, as Node sends them (socket.io-client buffers them) */
+    if (c->state == CS_READY || c->state == CS_JOIN || c->state == CS_SIO) {
         if (tsb_ev_parse(msg, len, &ev)) {
             if (tsb_cl.hooks.event) tsb_cl.hooks.event(c, &ev);
             return;
@@ -239,7 +241,7 @@ static void on_sio(tsb_conn_t *c, const uint8_t *msg, size_t len) {
         break;
     }
     default: /* "auth" and other events of the test app: not ours */
-        if (pkt.type == TS_SIO_EVENT && c->state == CS_READY && len > 6 &&
+        if (pkt.type == TS_SIO_EVENT && len > 6 &&
             memcmp(msg, "42[\"b\"", 6) == 0)
             fail(c, "malformed benchmark event: %.*s", (int)(len > 160 ? 160 : len), msg);
         break;

@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# scripts/bench.sh - `make bench`: tabsyncd side by side with the npm socket.io
+# server on the same machine, in one run. Builds tabsyncd (Release) and
+# tsbench, installs what the bench needs (gnuplot, the npm packages), runs
+# every scenario against both servers alternately (BENCH_RUNS times each,
+# medians reported), then writes docs/BENCHMARKS.md and docs/bench-latency.png.
+#
+#   make bench                  full run (about 10-15 minutes on 2 cores)
+#   BENCH_QUICK=1 make bench    every scenario briefly, one run (about 2 minutes)
+#   BENCH_RUNS=5 / BENCH_OUT=/tmp/b.md / BENCH_ONLY="fanout idle"   knobs
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BUILD=${BENCH_BUILD:-$ROOT/build-bench-release}
+QUICK=${BENCH_QUICK:-0}
+if [ "$QUICK" = 1 ]; then RUNS=${BENCH_RUNS:-1}; else RUNS=${BENCH_RUNS:-3}; fi
+OUT_MD=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
+OUT_PNG=${BENCH_PNG:-$(dirname "$OUT_MD")/bench-latency.png}
+ONLY=${BENCH_ONLY:-"fanout sessions sweep idle connect replay"}
+JOBS=$(nproc)
+
+say() { printf 'bench: %s\n' "$*" >&2; }
+
+# ---- what the bench needs ----------------------------------------------------
+need_apt=()
+command -v gnuplot >/dev/null 2>&1 || need_apt+=(gnuplot-nox)
+command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+if [ ${#need_apt[@]} -gt 0 ]; then
+    say "installing ${need_apt[*]}"
+    SUDO=""
+    [ "$(id -u)" = 0 ] || SUDO=sudo
+    $SUDO apt-get install -y --no-install-recommends "${need_apt[@]}" >/dev/null ||
+        { $SUDO apt-get update >/dev/null && $SUDO apt-get install -y --no-install-recommends "${need_apt[@]}" >/dev/null; }
+fi
+if [ ! -d "$ROOT/node_modules/socket.io" ] || [ ! -d "$ROOT/node_modules/bufferutil" ]; then
+    say "installing npm packages"
+    (cd "$ROOT" && npm install --no-audit --no-fund >/dev/null)
+fi
+
+say "building tabsyncd and tsbench (Release) in $BUILD"
+cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DTS_TESTS=OFF >/dev/null
+cmake --build "$BUILD" -j"$JOBS" --target tabsyncd tsbench >/dev/null
+TABSYNCD=$BUILD/tabsyncd
+TSBENCH=$BUILD/bench/tsbench
+PEER=$ROOT/bench/peer/node-server.mjs
+
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+RES=$BUILD/bench-results/$STAMP
+mkdir -p "$RES"
+JSONL=$RES/results.jsonl
+: >"$JSONL"
+
+# ---- servers -------------------------------------------------------------------
+SRV_PID=""
+SRV_PORT=""
+# start_server tabsyncd|node RECOVERY_MS
+start_server() {
+    local kind=$1 recovery=$2 log=$RES/server-$1.log
+    local args=(--listen 127.0.0.1:0 --test-app --recovery-window "$recovery")
+    local fifo=$RES/ready.$$
+    rm -f "$fifo"
+    mkfifo "$fifo"
+    if [ "$kind" = tabsyncd ]; then
+        "$TABSYNCD" "${args[@]}" >"$fifo" 2>>"$log" &
+    else
+        node "$PEER" "${args[@]}" >"$fifo" 2>>"$log" &
+    fi
+    SRV_PID=$!
+    local line=""
+    if ! read -r -t 15 line <"$fifo"; then
+        say "$kind did not start (see $log)"
+        kill "$SRV_PID" 2>/dev/null || true
+        rm -f "$fifo"
+        return 1
+    fi
+    rm -f "$fifo"
+    SRV_PORT=$(printf '%s' "$line" | sed -n 's|.*127\.0\.0\.1:\([0-9]*\)/.*|\1|p')
+    [ -n "$SRV_PORT" ] || { say "$kind: unexpected ready line: $line"; return 1; }
+}
+
+stop_server() {
+    [ -n "$SRV_PID" ] || return 0
+    kill -TERM "$SRV_PID" 2>/dev/null || true
+    for _ in $(seq 30); do
+        kill -0 "$SRV_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$SRV_PID" 2>/dev/null || true
+    wait "$SRV_PID" 2>/dev/null || true
+    SRV_PID=""
+}
+trap stop_server EXIT
+
+COMMANDS=$RES/commands.txt
+: >"$COMMANDS"
+
+# run KEY SERVER RECOVERY tsbench-args...: one fresh server, one tsbench run,
+# one JSON line (tagged with key, server and run number) in results.jsonl.
+run() {
+    local key=$1 kind=$2 recovery=$3
+    shift 3
+    if ! start_server "$kind" "$recovery"; then
+        printf '{"key":"%s","server":"%s","run":%d,"ok":false,"error":"server did not start"}\n' \
+            "$key" "$kind" "$RUN" >>"$JSONL"
+        return
+    fi
+    local out rc=0
+    out=$("$TSBENCH" "$@" --port "$SRV_PORT" --server-pid "$SRV_PID" --json --label "$key" \
+        2>>"$RES/tsbench.log") || rc=$?
+    stop_server
+    if [ -z "$out" ]; then
+        out=$(printf '{"ok":false,"error":"tsbench exit %d without a result"}' "$rc")
+    fi
+    printf '%s\n' "$out" | node -e '
+        let s = ""; process.stdin.on("data", d => s += d).on("end", () => {
+          const r = JSON.parse(s.trim().split("\n").pop());
+          Object.assign(r, { key: process.argv[1], server: process.argv[2], run: +process.argv[3] });
+          process.stdout.write(JSON.stringify(r) + "\n");
+        });' "$key" "$kind" "$RUN" >>"$JSONL"
+    local last
+    last=$(tail -n 1 "$JSONL" | node -e '
+        let s = ""; process.stdin.on("data", d => s += d).on("end", () => {
+          const r = JSON.parse(s);
+          const v = r.scenario === "idle" ? `${Math.round(r.bytes_per_conn)} B/conn`
+            : r.scenario === "replay" ? `${(r.elapsed * 1000).toFixed(0)} ms catch-up`
+            : `${Math.round(r.per_s)}/s p99 ${r.lat_us ? r.lat_us.p99 : "-"} us`;
+          process.stdout.write(`${r.ok ? "ok" : "FAILED"} ${v}${r.error ? " (" + r.error + ")" : ""}`);
+        });')
+    say "run $RUN $key $kind: $last"
+    if [ "$RUN" = 1 ] && [ "$kind" = tabsyncd ]; then
+        printf '%s\n' "tsbench $* --port PORT --server-pid PID --json   # $key" >>"$COMMANDS"
+    fi
+}
+
+# both KEY RECOVERY tsbench-args...: tabsyncd then Node, same arguments.
+both() {
+    local key=$1 recovery=$2
+    shift 2
+    run "$key" tabsyncd "$recovery" "$@"
+    run "$key" node "$recovery" "$@"
+}
+
+want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
+
+if [ "$QUICK" = 1 ]; then
+    FAN=(--conns 1000 --duration 1)
+    SES=(--rooms 100 --members 4 --duration 1 --window 8)
+    RATES="1000 4000"
+    SWEEP=(--rooms 100 --members 4 --duration 1)
+    IDLE=(--conns 2000 --settle 1000)
+    CONN=(--conns 2000 --conc 64 --duration 10)
+    REPLAY=(--conns 500 --burst 20)
+else
+    FAN=(--conns 10000 --duration 5)
+    SES=(--rooms 1000 --members 4 --duration 5 --window 8)
+    RATES="1000 2000 4000 8000 16000 32000"
+    SWEEP=(--rooms 1000 --members 4 --duration 3)
+    IDLE=(--conns 19000 --settle 2000)
+    CONN=(--conns 20000 --conc 64 --duration 15)
+    REPLAY=(--conns 5000 --burst 100)
+fi
+
+uptime_before=$(cut -d' ' -f1-3 /proc/loadavg)
+t_start=$(date +%s)
+for RUN in $(seq "$RUNS"); do
+    want fanout && both fanout 0 fanout "${FAN[@]}" --window 16
+    want sessions && both sessions 0 sessions "${SES[@]}"
+    if want sweep; then
+        for r in $RATES; do both "sessions@$r" 0 sessions "${SWEEP[@]}" --rate "$r"; done
+    fi
+    want idle && both idle 0 idle "${IDLE[@]}"
+    want connect && both connect 0 connect "${CONN[@]}"
+    want replay && both replay 60000 replay "${REPLAY[@]}"
+done
+t_end=$(date +%s)
+uptime_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- the report ------------------------------------------------------------------
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git -C "$ROOT" status --porcelain -- src bench 2>/dev/null | head -c1)
+node -e '
+  const fs = require("fs");
+  const [file, ...kv] = process.argv.slice(1);
+  const o = {};
+  for (let i = 0; i < kv.length; i += 2) o[kv[i]] = kv[i + 1];
+  fs.writeFileSync(file, JSON.stringify(o, null, 1));' "$RES/meta.json" \
+    commit "$commit${dirty:+ (with uncommitted changes in src/ or bench/)}" \
+    date "$(date -u '+%Y-%m-%d %H:%M UTC')" \
+    nproc "$(nproc)" \
+    cpu "$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)" \
+    kernel "$(uname -sr)" \
+    mem "$(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo)" \
+    nofile "$(ulimit -Hn)" \
+    load_before "$uptime_before" load_after "$uptime_after" \
+    seconds "$((t_end - t_start))" runs "$RUNS" quick "$QUICK" \
+    node "$(node --version)" \
+    peer "$(grep -m1 'node-server:' "$RES/server-node.log" 2>/dev/null | sed 's/^node-server: //')" \
+    gcc "$(gcc -dumpfullversion 2>/dev/null || echo unknown)" \
+    commands "$(cat "$COMMANDS")"
+
+node "$ROOT/bench/report.mjs" --results "$JSONL" --meta "$RES/meta.json" \
+    --out "$OUT_MD" --plot-data "$RES/latency.dat" --png "$(basename "$OUT_PNG")"
+if [ -s "$RES/latency.dat" ] && command -v gnuplot >/dev/null 2>&1; then
+    gnuplot -e "datafile='$RES/latency.dat'; outfile='$OUT_PNG'" "$ROOT/bench/latency.gp"
+    say "wrote $OUT_PNG"
+fi
+say "wrote $OUT_MD (raw results in $RES)"
+sed -n '/^## Summary/,/^## Machine/p' "$OUT_MD" | sed '$d'
