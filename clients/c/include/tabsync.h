@@ -229,8 +229,9 @@ TS_CLIENT_API int ts_client_new(uv_loop_t *loop, const ts_client_opts_t *opts,
 
 /* Starts connecting (name resolution, TCP, WebSocket, Engine.IO, CONNECT).
  * The outcome arrives as on_connect, or on_error / on_connect_error.
- * Also valid when DISCONNECTED after a failure or a server disconnect: the
- * reconnection keeps pid and offset, so the session may be recovered.
+ * Also valid when DISCONNECTED again (a failure with reconnection off, a
+ * refusal, the server's DISCONNECT): if the last connection was lost to the
+ * network, its pid and offset are sent, so the server may recover it.
  * Returns: 0; TS_ESTATE if already connecting, connected or waiting to
  * reconnect (then it does nothing); TS_ECLOSED if closing. */
 TS_CLIENT_API int ts_client_connect(ts_client_t *c);
@@ -262,9 +263,12 @@ TS_CLIENT_API int ts_client_emit(ts_client_t *c, const char *event, const char *
 
 /* Completion of an emit with ack. status 0: the server answered, reply
  * holds its arguments (reply->name is NULL). status TS_ETIMEDOUT: no answer
- * within timeout_ms; TS_ECLOSED: the connection was lost after the emit was
- * sent (an answer can no longer come) or the client was closed. reply is
- * NULL unless status is 0. */
+ * within timeout_ms (counted from the emit, buffered time included);
+ * TS_ECLOSED: the connection was lost after the emit was sent (an answer
+ * can no longer come: acks are not replayed by recovery) or the client was
+ * closed; TS_ETOOBIG / TS_ENOMEM: an emit buffered while disconnected could
+ * not be sent once connected (over the server's maxPayload, out of memory).
+ * reply is NULL unless status is 0. */
 typedef void (*ts_client_ack_cb)(ts_client_t *c, int status, const ts_client_event_t *reply,
                                  void *ud);
 

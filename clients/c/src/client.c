@@ -280,7 +280,7 @@ static void process_input(ts_client__transport_t *t) {
         off = used;
         t->phase = PH_WS;
     }
-    while (c->t == t && off < t->in_len) {
+    while (c->t == t && !t->tcp_closing && off < t->in_len) {
         size_t used = 0;
         ts_ws_msg_t m;
         int rc = ts_ws_reader_feed(&t->reader, t->in + off, t->in_len - off, &used, &m);

@@ -180,7 +180,22 @@ static int build_event(ts_client_t *c, const char *event, const char *args_json,
             json_decref(arr);
             return TS_ENOMEM;
         }
-        for (size_t i = 0; i < nattach; i++) bufs[i] = ts_buf_from(attach[i].data, attach[i].len);
+        /* our own checked allocation of the codec's buffer type (it frees
+         * with free()), so a big attachment cannot abort the process */
+        for (size_t i = 0; i < nattach; i++) {
+            ts_buf_t *b = malloc(sizeof *b + attach[i].len + 1);
+            if (!b) {
+                for (size_t k = 0; k < i; k++) ts_buf_unref(bufs[k]);
+                free(bufs);
+                json_decref(arr);
+                return TS_ENOMEM;
+            }
+            b->refs = 1;
+            b->len = attach[i].len;
+            if (b->len) memcpy(b->data, attach[i].data, b->len);
+            b->data[b->len] = '\0';
+            bufs[i] = b;
+        }
     }
     ts_sio_packet_t p = {.type = TS_SIO_EVENT, .nsp = c->nsp, .id = id, .data = arr,
                          .nattach = nattach, .attach = bufs};
