@@ -129,7 +129,7 @@ static const opt_t opts[] = {
     {"admin-token", "TABSYNC_ADMIN_TOKEN", K_SECRET, OFF(admin_token), SZ(admin_token), 0, 0,
      NULL, "TOKEN", "Authentication",
      "Bearer token of the admin HTTP API, 32 to 512 printable bytes.\n"
-     "Unset: the admin API answers 403 to everyone."},
+     "Unset: the admin API is off."},
     {"admin-token-file", "TABSYNC_ADMIN_TOKEN_FILE", K_PATH, OFF(admin_token_file),
      SZ(admin_token_file), 0, 0, NULL, "FILE", "Authentication",
      "File holding the admin token (surrounding whitespace is ignored)."},
