@@ -3,7 +3,7 @@
 # usage: gnuplot -e "datafile='latency.dat'; outfile='bench-latency.png'" latency.gp
 set terminal pngcairo size 900,560 enhanced font 'sans,11'
 set output outfile
-set title 'sessions (1,000 rooms x 4 members): latency against offered load'
+set title 'sessions scenario (rooms of 4): latency against offered load'
 set xlabel 'offered load (publishes/s, each delivered to 3 members)'
 set ylabel 'publish -> delivery latency (ms)'
 set logscale xy

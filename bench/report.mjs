@@ -178,22 +178,22 @@ w();
   const f = first(K.idle);
   w(`${fmt(f.conns)} connections complete the handshake (websocket, Engine.IO open, Socket.IO CONNECT) and`);
   w("stay idle; the server's VmRSS is read before the first and after the last (plus a settle time), and");
-  w('the difference is divided by the count. Kernel socket buffers are not in RSS; the machine-wide TCP');
-  w('memory (/proc/net/sockstat, both ends) is shown for scale.');
+  w('the difference is divided by the count. Kernel memory (socket structures, buffers) is not in RSS');
+  w('and not counted here.');
   w();
-  w('| server | RSS before | RSS after | per connection | kernel TCP memory (both ends) | checks |');
-  w('|---|---:|---:|---:|---:|---|');
+  w('| server | RSS before | RSS after | per connection | checks |');
+  w('|---|---:|---:|---:|---|');
   for (const s of servers) {
     w(`| ${label[s]} | ${fmt(med(K.idle, s, (r) => r.server_rss0_kb / 1024), 1)} MiB | ${fmt(med(K.idle, s, (r) => r.server_rss_kb / 1024), 1)} MiB | ` +
-      `${fmt(med(K.idle, s, (r) => r.bytes_per_conn))} B | ${fmt(med(K.idle, s, (r) => ((r.sock_pages1 - r.sock_pages0) * 4096) / r.conns))} B/conn | ${checks(K.idle, s)} |`);
+      `${fmt(med(K.idle, s, (r) => r.bytes_per_conn))} B | ${checks(K.idle, s)} |`);
   }
   w();
   const a = med(K.idle, 'tabsyncd', (r) => r.bytes_per_conn), b = med(K.idle, 'node', (r) => r.bytes_per_conn);
   if (Number.isFinite(a) && Number.isFinite(b)) {
     w(`For 1,000,000 connections (over ${Math.ceil(1e6 / 19900)} processes or one with a raised file limit):`);
-    w(`tabsyncd ${fmt(a)} B × 10⁶ ≈ ${fmt(a / 1.048576, 0)} MiB… i.e. **${(a * 1e6 / 2 ** 30).toFixed(2)} GiB** of user memory;`);
+    w(`tabsyncd ${fmt(a)} B × 10⁶ ≈ **${(a * 1e6 / 2 ** 30).toFixed(2)} GiB** of user memory;`);
     w(`Node ${fmt(b)} B × 10⁶ ≈ **${(b * 1e6 / 2 ** 30).toFixed(1)} GiB**. Kernel socket memory comes on top for both`);
-    w('(an idle loopback TCP socket pair costs a few KiB of kernel memory at rest).');
+    w('(the kernel\'s own structures for an idle TCP socket are a few KiB).');
     w();
   }
 }
@@ -238,7 +238,7 @@ w('## Machine and commands');
 w();
 w(`- ${meta.nproc} cores (${meta.cpu}), ${meta.mem}, ${meta.kernel}; open files hard limit ${meta.nofile}`);
 w(`- load average before / after the run: ${meta.load_before} / ${meta.load_after}; the run took ${meta.seconds} s`);
-w(`- tabsyncd and tsbench: gcc ${meta.gcc}, CMake Release (-O3), commit ${meta.commit}`);
+w(`- tabsyncd and tsbench: gcc ${meta.gcc}, CMake RelWithDebInfo (-O2 -g -DNDEBUG), commit ${meta.commit}`);
 w(`- peer: ${meta.peer || 'node ' + meta.node}`);
 w('- both servers: `--listen 127.0.0.1:0 --test-app --recovery-window 0` (replay: `--recovery-window 60000`),');
 w('  default ping interval/timeout and payload limit; a fresh server process for every run;');
