@@ -59,6 +59,14 @@ int ts_sess_envelope_parse(json_t *in, ts_sess_envelope_t *out, char *why, size_
             return fail(why, whylen, "cid must be 1-64 characters of [A-Za-z0-9._:/-]");
     }
     if (json_object_get(in, "seq")) return fail(why, whylen, "seq is assigned by the server");
+    /* members that look like addressing are refused rather than ignored: a
+     * client that tries to name a target learns at once that it cannot */
+    static const char *const addressing[] = {"room", "rooms", "session", "sid", "user",
+                                             "device", "tab", "socket"};
+    for (size_t i = 0; i < sizeof addressing / sizeof addressing[0]; i++)
+        if (json_object_get(in, addressing[i]))
+            return fail(why, whylen,
+                        "an envelope cannot name a room, session, user, device or tab: use to");
     out->prio = TS_SESS_PRIO_EVENT;
     json_t *prio = json_object_get(in, "prio");
     if (prio) {

@@ -14,6 +14,7 @@
 #include "core/ts_mem.h"
 #include "core/ts_util.h"
 #include "session/sess_int.h"
+#include "session/ts_sess_connect.h"
 #include "session/ts_sess_envelope.h"
 
 #define SWEEP_MS 1000
@@ -22,13 +23,15 @@
 
 static uint64_t now_s(void) { return ts_wall_ms() / 1000; }
 
+/* "s/<user>/<session>": '/' is outside the id alphabet (which has ':'), so
+ * two different (user, session) pairs can never make the same room name. */
 static char *room_name(const char *kind, const char *a, const char *b) {
     size_t n = strlen(kind) + strlen(a) + (b ? strlen(b) + 1 : 0) + 2;
     char *r = ts_xmalloc(n);
     if (b)
-        snprintf(r, n, "%s:%s:%s", kind, a, b);
+        snprintf(r, n, "%s/%s/%s", kind, a, b);
     else
-        snprintf(r, n, "%s:%s", kind, a);
+        snprintf(r, n, "%s/%s", kind, a);
     return r;
 }
 
@@ -272,6 +275,18 @@ static int take_metadata(sess_sock_t *ss, json_t *in, char *why, size_t whylen) 
         json_object_set_new(ss->meta, "battery", b);
     }
     if (vis) json_object_set(ss->meta, "visibility", vis);
+    json_t *type = json_object_get(in, "type");
+    if (type) {
+        const char *t = json_string_value(type);
+        int known = 0;
+        for (int i = TS_SESS_DEV_BROWSER; t && i <= TS_SESS_DEV_CLI; i++)
+            if (strcmp(t, ts_sess_device_type_name((ts_sess_device_type_t)i)) == 0) known = 1;
+        if (!known) {
+            snprintf(why, whylen, "type must be browser, mobile, desktop, server or cli");
+            return -1;
+        }
+        json_object_set(ss->meta, "type", type);
+    }
     return 0;
 }
 

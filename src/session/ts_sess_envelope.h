@@ -45,7 +45,9 @@ typedef struct ts_sess_envelope {
  * borrows from `in`), or TS_EPROTO with a one-line reason in why[0..len):
  * not an object, unsupported version, missing/invalid type or id, cid not a
  * string, unknown or server-only priority, unknown scope, a `seq` (only the
- * server assigns those). Unknown members are ignored (and not relayed). */
+ * server assigns those), a member that tries to address (room, rooms,
+ * session, sid, user, device, tab, socket). Other unknown members are
+ * ignored (and not relayed). */
 int ts_sess_envelope_parse(json_t *in, ts_sess_envelope_t *out, char *why, size_t whylen);
 
 /* Returns new: the envelope as other tabs receive it, with the sender added:

@@ -50,6 +50,12 @@ static const struct env_case {
      "reserved to the server", 0, 0},
     {"room named", "{\"v\":1,\"type\":\"t\",\"id\":\"i\",\"to\":\"room:other\"}", TS_EPROTO,
      "rooms cannot be named", 0, 0},
+    {"room member", "{\"v\":1,\"type\":\"t\",\"id\":\"i\",\"room\":\"x\"}", TS_EPROTO,
+     "cannot name a room", 0, 0},
+    {"session member", "{\"v\":2,\"type\":\"t\",\"id\":\"i\",\"session\":\"other\"}",
+     TS_EPROTO, "cannot name a room", 0, 0},
+    {"v2 accepted", "{\"v\":2,\"type\":\"t\",\"id\":\"i\"}", 0, NULL, TS_SESS_PRIO_EVENT,
+     TS_SESS_TO_SESSION},
     {"scope not string", "{\"v\":1,\"type\":\"t\",\"id\":\"i\",\"to\":[\"session\"]}", TS_EPROTO,
      "to must", 0, 0},
 };
