@@ -66,12 +66,13 @@ export const es256 = (payload, privateKey) => jwt({ alg: 'ES256', typ: 'JWT' }, 
 export const algNone = (payload) => jwt({ alg: 'none', typ: 'JWT' }, payload, () => Buffer.alloc(0));
 
 /** The auth object a tab sends (PROTOCOL.md "Connecting"). */
-export function authFor(id, token, { type = 'browser', caps = ['idb'] } = {}) {
+export const PROTO = 2; // the /session protocol version this suite speaks (1 is still accepted)
+export function authFor(id, token, { type = 'browser', caps = ['idb'], proto = PROTO } = {}) {
   return {
     token,
     device: { id: id.device, fingerprint: id.fingerprint, type, caps },
     tab: { id: id.tab },
-    proto: 1,
+    proto,
   };
 }
 
@@ -165,7 +166,7 @@ export function ask(sock, event, arg, ms = 5000) {
 let envCounter = 0;
 export function envelope(fields = {}) {
   envCounter += 1;
-  return { v: 1, type: 'test.note', id: `e-${process.pid}-${envCounter}`, body: { n: envCounter }, ...fields };
+  return { v: PROTO, type: 'test.note', id: `e-${process.pid}-${envCounter}`, body: { n: envCounter }, ...fields };
 }
 
 // ---- raw tabs (every packet visible) -----------------------------------------
