@@ -664,7 +664,7 @@ static void run_recovery(int automatic) {
     env_t e;
     env_init(&e);
     tc_t a, b;
-    copts_t co = {.reconnection = automatic, .bmin = 300, .bmax = 300};
+    copts_t co = {.reconnection = automatic, .bmin = 500, .bmax = 500};
     tc_open(&a, &e, &json_srv, &co);
     tc_open(&b, &e, &json_srv, NULL);
     join(&a, "rec");
@@ -686,7 +686,7 @@ static void run_recovery(int automatic) {
         assert_int_equal(ts_client_emit(b.c, "to-room-all", args), 0);
     }
     free(emit_wait(&b, "message-with-ack", NULL));
-    assert_int_equal(a.connects, 1); /* still away (300 ms backoff) */
+    assert_int_equal(a.connects, 1); /* still away (500 ms backoff) */
     assert_int_equal(count_ev(&a, "missed"), 0);
     if (!automatic) assert_int_equal(ts_client_connect(a.c), 0);
     RUN_UNTIL(&e, a.connects == 2 && count_ev(&a, "missed") == 3, 5000);
@@ -740,8 +740,9 @@ static void test_ping_timeout_of_stopped_server(void **state) {
     RUN_UNTIL(&e, a.disconnects, 3000);
     assert_string_equal(a.reason, "ping timeout");
     assert_int_equal(a.will_reconnect, 1);
-    /* at most pingInterval + pingTimeout after the last ping (plus slack) */
-    assert_true(uv_now(&e.loop) - t0 <= 500 + 200);
+    /* pingInterval + pingTimeout after the last ping; generous slack for a
+     * loaded machine, still far below what TCP alone would take to notice */
+    assert_true(uv_now(&e.loop) - t0 <= 500 + 1000);
     assert_int_equal(kill(s.pid, SIGCONT), 0);
     RUN_UNTIL(&e, a.connects == 2, 5000);
     assert_true(a.attempts >= 1);
