@@ -646,7 +646,8 @@ describe('/session: throttles fire at their limit and recover', SKIP, () => {
       httpGet(`${s.url}/socket.io/?EIO=4&transport=polling`)));
     const ok = flood.filter((r) => r.status === 200);
     const refused = flood.filter((r) => r.status !== 200);
-    assert.ok(ok.length >= 5 && ok.length <= 6, `handshakes granted: ${ok.length} of 12 (limit 5/s)`);
+    // 5 at once (burst = rate), maybe one more refilled while the flood is under way
+    assert.ok(ok.length >= 5 && ok.length <= 7, `handshakes granted: ${ok.length} of 12 (limit 5/s)`);
     for (const r of refused) {
       assert.equal(r.status, 429, r.text);
       assert.match(String(r.headers['retry-after']), /^[1-9][0-9]*$/, 'Retry-After in seconds');
@@ -733,7 +734,8 @@ describe('/session: throttles fire at their limit and recover', SKIP, () => {
     const okIds = acks.filter((a) => a.ok).map((a) => a.id);
     const throttled = acks.filter((a) => !a.ok);
     assert.deepEqual(okIds.slice(0, 10), envs.slice(0, 10).map((e) => e.id), 'the first 10 are granted');
-    assert.ok(okIds.length <= 12, `granted ${okIds.length} of 20 at 10/s`);
+    // a few may refill while the burst is under way (10/s: one per 100 ms)
+    assert.ok(okIds.length <= 13, `granted ${okIds.length} of 20 at 10/s`);
     for (const a of throttled) {
       assert.equal(a.error?.code, 'throttled', JSON.stringify(a));
       assert.ok(Number.isInteger(a.error.retry_after_ms) && a.error.retry_after_ms > 0, JSON.stringify(a));
@@ -761,7 +763,7 @@ describe('/session: throttles fire at their limit and recover', SKIP, () => {
     const acks = [];
     for (let i = 0; i < 8; i++) acks.push(await ask(tx, 'publish', envelope({ id: `big-${i}`, body: 'x'.repeat(900) })));
     const okN = acks.findIndex((a) => !a.ok);
-    assert.ok(okN >= 2 && okN <= 4, `envelopes of ~1 KB granted before the first refusal: ${okN} (budget 4000 B/s); ${JSON.stringify(acks.map((a) => a.ok))}`);
+    assert.ok(okN >= 2 && okN <= 5, `envelopes of ~1 KB granted before the first refusal: ${okN} (budget 4000 B/s); ${JSON.stringify(acks.map((a) => a.ok))}`);
     const refused = acks.filter((a) => !a.ok);
     assert.ok(refused.length >= 3, `${refused.length} refused of 8`);
     for (const a of refused) {
