@@ -19,6 +19,12 @@ size_t ts_b64_encode(const uint8_t *in, size_t n, char *out);
  * decoding is safe: output never overtakes input). Returns the decoded
  * length, or -1 on an invalid character or length. */
 long ts_b64_decode(const char *in, size_t n, uint8_t *out);
+/* Unpadded base64url (RFC 4648 section 5, as JWTs use it): refuses '=', a
+ * length of 4n+1 and non-zero leftover bits, so each value has exactly one
+ * encoding. In-place decoding is safe. Returns the length or -1. */
+long ts_b64url_decode(const char *in, size_t n, uint8_t *out);
+/* 1 if `c` is in the base64url alphabet. */
+int ts_b64url_char(unsigned char c);
 
 /* Milliseconds of CLOCK_MONOTONIC; and wall-clock milliseconds since 1970. */
 uint64_t ts_now_ms(void);

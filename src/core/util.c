@@ -54,23 +54,26 @@ size_t ts_b64_encode(const uint8_t *in, size_t n, char *out) {
     return o;
 }
 
-static int b64_val(unsigned char c) {
+/* Value of a base64 character in the standard (+/) or URL-safe (-_)
+ * alphabet, or -1. */
+static int b64_val(unsigned char c, int url) {
     if (c >= 'A' && c <= 'Z') return c - 'A';
     if (c >= 'a' && c <= 'z') return c - 'a' + 26;
     if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+') return 62;
-    if (c == '/') return 63;
+    if (c == (url ? '-' : '+')) return 62;
+    if (c == (url ? '_' : '/')) return 63;
     return -1;
 }
 
-long ts_b64_decode(const char *in, size_t n, uint8_t *out) {
-    while (n > 0 && in[n - 1] == '=') n--;
+/* Shared decoder. `strict`: leftover bits must be zero, so every value has
+ * exactly one encoding (what signatures need). */
+static long b64_decode(const char *in, size_t n, uint8_t *out, int url, int strict) {
     if (n % 4 == 1) return -1;
     size_t o = 0;
     uint32_t acc = 0;
     int bits = 0;
     for (size_t i = 0; i < n; i++) {
-        int v = b64_val((unsigned char)in[i]);
+        int v = b64_val((unsigned char)in[i], url);
         if (v < 0) return -1;
         acc = (acc << 6) | (uint32_t)v;
         bits += 6;
@@ -79,8 +82,18 @@ long ts_b64_decode(const char *in, size_t n, uint8_t *out) {
             out[o++] = (uint8_t)(acc >> bits);
         }
     }
+    if (strict && bits && (acc & ((1u << bits) - 1))) return -1;
     return (long)o;
 }
+
+long ts_b64_decode(const char *in, size_t n, uint8_t *out) {
+    while (n > 0 && in[n - 1] == '=') n--;
+    return b64_decode(in, n, out, 0, 0);
+}
+
+long ts_b64url_decode(const char *in, size_t n, uint8_t *out) { return b64_decode(in, n, out, 1, 1); }
+
+int ts_b64url_char(unsigned char c) { return b64_val(c, 1) >= 0; }
 
 uint64_t ts_now_ms(void) {
     struct timespec ts;

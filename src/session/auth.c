@@ -23,6 +23,7 @@
 
 #include "core/ts_err.h"
 #include "core/ts_mem.h"
+#include "core/ts_util.h"
 
 /* NumericDate bounds: 0 .. year 9999, so exp + leeway never overflows. */
 #define DATE_MAX 253402300799LL
@@ -121,37 +122,6 @@ int ts_sess_id_valid(const char *s, size_t len) {
         if (!ok) return 0;
     }
     return 1;
-}
-
-static int b64url_val(unsigned char c) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '-') return 62;
-    if (c == '_') return 63;
-    return -1;
-}
-
-/* Unpadded base64url (RFC 7515 section 2). Refuses a length of 4n+1 and
- * non-zero leftover bits, so each value has exactly one encoding. `out`
- * holds at least n * 3 / 4 + 1 bytes. Returns the length or -1. */
-static long b64url_decode(const char *in, size_t n, uint8_t *out) {
-    if (n % 4 == 1) return -1;
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64url_val((unsigned char)in[i]);
-        if (v < 0) return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (uint8_t)(acc >> bits);
-        }
-    }
-    if (bits && (acc & ((1u << bits) - 1))) return -1;
-    return (long)o;
 }
 
 static void hex_encode(const uint8_t *in, size_t n, char *out) {
@@ -372,7 +342,7 @@ static void algs_text(unsigned algs, char *buf, size_t cap) {
  * Returns new, or NULL. */
 static json_t *part_json(const char *p, size_t n) {
     uint8_t buf[TS_SESS_TOKEN_MAX];
-    long len = b64url_decode(p, n, buf);
+    long len = ts_b64url_decode(p, n, buf);
     if (len <= 0) return NULL;
     json_t *j = json_loadb((const char *)buf, (size_t)len, JSON_REJECT_DUPLICATES, NULL);
     if (j && !json_is_object(j)) {
@@ -385,7 +355,7 @@ static json_t *part_json(const char *p, size_t n) {
 static int hs256_verify(const ts_sess_auth_t *a, const char *signing_input, size_t in_len,
                         const char *sig_b64, size_t sig_len) {
     uint8_t sig[TS_SESS_TOKEN_MAX];
-    long n = b64url_decode(sig_b64, sig_len, sig);
+    long n = ts_b64url_decode(sig_b64, sig_len, sig);
     if (n != HS256_LEN) return 0;
     int ok = 0;
     /* Every configured secret is tried, even after a match, so the time
@@ -569,7 +539,7 @@ int ts_sess_auth_verify(const ts_sess_auth_t *a, const char *token, size_t len, 
         return deny(d, TS_SESS_R_TOKEN_MALFORMED, "token",
                     "token is not a JWT (expected three base64url parts separated by dots)");
     for (size_t i = 0; i < len; i++)
-        if (token[i] != '.' && b64url_val((unsigned char)token[i]) < 0)
+        if (token[i] != '.' && !ts_b64url_char((unsigned char)token[i]))
             return deny(d, TS_SESS_R_TOKEN_MALFORMED, "token",
                         "token has a byte 0x%02x outside base64url (A-Z a-z 0-9 - _ and dots)",
                         (unsigned char)token[i]);

@@ -46,6 +46,21 @@ static void b64_rejects(void **state) {
     assert_int_equal(ts_b64_decode("Zm9v-_", 6, out), -1); /* URL-safe is not standard */
 }
 
+static void b64url(void **state) {
+    (void)state;
+    uint8_t out[16];
+    assert_int_equal(ts_b64url_decode("-_8", 3, out), 2); /* 0xfb 0xff */
+    assert_int_equal(out[0], 0xfb);
+    assert_int_equal(out[1], 0xff);
+    assert_int_equal(ts_b64url_decode("Zm9vYg", 6, out), 4);
+    assert_int_equal(ts_b64url_decode("Zm9vYg==", 8, out), -1); /* no padding in JWTs */
+    assert_int_equal(ts_b64url_decode("Zm9vYh", 6, out), -1);   /* non-zero leftover bits */
+    assert_int_equal(ts_b64url_decode("+/8", 3, out), -1);      /* standard alphabet */
+    assert_int_equal(ts_b64url_decode("Z", 1, out), -1);
+    assert_true(ts_b64url_char('-'));
+    assert_false(ts_b64url_char('+'));
+}
+
 static void random_ids(void **state) {
     (void)state;
     char a[21], b[21];
@@ -69,6 +84,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(b64_vectors),
         cmocka_unit_test(b64_rejects),
+        cmocka_unit_test(b64url),
         cmocka_unit_test(random_ids),
         cmocka_unit_test(error_table),
     };
