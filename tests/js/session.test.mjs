@@ -1070,3 +1070,35 @@ describe('/session: token swap and token expiry', SKIP, () => {
     await s.stop();
   });
 });
+
+// ==== development tokens ======================================================
+
+describe('/session: development tokens (--dev)', SKIP, () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ testApp: false, extra: ['--jwt-secret', SECRET, '--dev', ...NO_LIMITS] });
+  });
+  after(async () => { await srv?.stop(); });
+
+  it('GET /api/dev/token mints a token that connects with its device and fingerprint', T, async () => {
+    const q = 'user=dev-u&session=dev-s&device=dev-d&fingerprint=dev-fp';
+    const r = await fetch(`${srv.url}/api/dev/token?${q}`);
+    assert.equal(r.status, 200);
+    const { token, exp } = await r.json();
+    assert.ok(exp > nowS() + 60, `exp ${exp}`);
+    const auth = { token, device: { id: 'dev-d', fingerprint: 'dev-fp', type: 'browser' }, tab: { id: 'dev-t' }, proto: 2 };
+    const t = await tab(srv.url, auth);
+    assert.deepEqual([t.welcome.user, t.welcome.session, t.welcome.device], ['dev-u', 'dev-s', 'dev-d']);
+    t.close();
+    // the token is bound to the fingerprint it was minted for
+    const other = await tryTab(srv.url, { ...auth, device: { ...auth.device, fingerprint: 'other' }, tab: { id: 'dev-t2' } });
+    other.sock.close();
+    assert.equal(other.ok, false);
+    assert.equal(other.err.data?.code, 'fingerprint_mismatch');
+  });
+
+  it('missing or malformed parameters are 400', T, async () => {
+    assert.equal((await fetch(`${srv.url}/api/dev/token?user=u&session=s`)).status, 400);
+    assert.equal((await fetch(`${srv.url}/api/dev/token?user=u%20x&session=s&device=d`)).status, 400);
+  });
+});
