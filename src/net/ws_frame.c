@@ -380,7 +380,7 @@ int ts_ws_reader_feed(ts_ws_reader_t *r, uint8_t *data, size_t len, size_t *used
             *used = pos;
             return 0;
         }
-        ws_hdr_t h;
+        ws_hdr_t h = {0};
         int hl = parse_header(r, data + pos, len - pos, &h);
         if (hl <= 0) {
             *used = pos;

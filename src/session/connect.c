@@ -73,7 +73,7 @@ static void safe_key(const char *prefix, const char *key, char *buf, size_t cap)
 static int only_known(const json_t *obj, const char *const *known, const char *prefix,
                       ts_sess_deny_t *d) {
     const char *key;
-    json_t *v;
+    json_t *v = NULL;
     json_object_foreach((json_t *)obj, key, v) {
         int ok = 0;
         for (const char *const *k = known; *k && !ok; k++) ok = strcmp(*k, key) == 0;
@@ -124,7 +124,7 @@ static int parse_device(const json_t *dev, ts_sess_connect_t *out, ts_sess_deny_
     static const char *const known[] = {"id", "fingerprint", "type", "caps", NULL};
     int rc = only_known(dev, known, "device.", d);
     if (rc) return rc;
-    json_t *v;
+    json_t *v = NULL;
     if ((rc = member(dev, "id", "device.id", JSON_STRING, "a string", &v, d)) ||
         (rc = id_field(v, "device.id", TS_SESS_ID_MAX, out->device_id, d)))
         return rc;

@@ -299,8 +299,8 @@ static int read_map(mp_rd_t *r, size_t n, int depth, json_t **out) {
     if (n > mp_left(r) / 2) return mp_need(r, n * 2);
     json_t *obj = json_object();
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *kp;
-        size_t kn, klen;
+        const uint8_t *kp = NULL;
+        size_t kn = 0, klen = 0;
         json_t *v;
         int rc = read_key(r, &kp, &kn);
         if (rc == 0) rc = read_value(r, depth, &v);
@@ -505,8 +505,8 @@ static int read_packet(mp_rd_t *r, json_t *v[K_N]) {
     if (rc < 0) return rc;
     if (n > mp_left(r) / 2) return mp_need(r, n * 2);
     for (size_t i = 0; i < n; i++) {
-        const uint8_t *kp;
-        size_t kn;
+        const uint8_t *kp = NULL;
+        size_t kn = 0;
         json_t *val;
         if ((rc = read_key(r, &kp, &kn)) < 0) return rc;
         int slot = key_slot(kp, kn);
