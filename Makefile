@@ -18,9 +18,12 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
-# Starts tabsyncd with the demo page on the embedded store.
+# Starts tabsyncd with the demo page on the embedded store. /session is on
+# with a fresh development secret and --dev (tokens from /api/dev/token):
+# for a machine of your own, never for a deployment.
 run: build
-	./$(BUILD)/tabsyncd --listen $(LISTEN) --web web
+	./$(BUILD)/tabsyncd --listen $(LISTEN) --web web --dev \
+	    --jwt-secret "$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 
 # Everything: unit + integration tests on the normal build, the same again
 # under ASan+UBSan, then a short bounded fuzz pass of every parser.
