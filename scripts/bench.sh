@@ -123,6 +123,7 @@ run() {
           const r = JSON.parse(s);
           const v = r.scenario === "idle" ? `${Math.round(r.bytes_per_conn)} B/conn`
             : r.scenario === "replay" ? `${(r.elapsed * 1000).toFixed(0)} ms catch-up`
+            : r.scenario === "connect" ? `${Math.round(r.per_s)}/s p99 handshake ${r.handshake_us.p99} us`
             : `${Math.round(r.per_s)}/s p99 ${r.lat_us ? r.lat_us.p99 : "-"} us`;
           process.stdout.write(`${r.ok ? "ok" : "FAILED"} ${v}${r.error ? " (" + r.error + ")" : ""}`);
         });')
