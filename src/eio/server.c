@@ -39,15 +39,16 @@ struct ts_eio_sock {
     uint8_t transport;  /* enum transport */
     uint8_t ping_phase; /* enum ping_phase */
     uint8_t probed;     /* the upgrading websocket answered 3probe */
-    uint8_t handles;    /* timers still open; freed at 0 */
+    uint8_t hb_q;       /* the deadline queue hb_link is in (enum dq), or DQ_NONE */
     ts_http_conn_t *get;      /* held polling GET */
     ts_ws_conn_t *ws;         /* websocket transport */
     ts_ws_conn_t *probe_ws;   /* websocket being upgraded to */
     qmsg_t *q;                /* packets not yet handed to a transport */
     size_t qn, qcap;
     size_t qbytes;
-    uv_timer_t ping_timer;
-    uv_timer_t upgrade_timer;
+    ts_list_t hb_link;  /* heartbeat or closing deadline: in srv->dq[hb_q] */
+    ts_list_t up_link;  /* upgrade deadline: in srv->dq[DQ_UPGRADE] */
+    uint64_t hb_due, up_due; /* loop time */
     void *ud;
     char *get_cors; /* CORS headers for the held GET's answer (only with --cors-origin) */
     char *user_agent; /* from the handshake request; NULL if none */
@@ -55,6 +56,12 @@ struct ts_eio_sock {
     int32_t rtt_ms;     /* last ping -> pong time; -1 until measured */
     char peer[48];
 };
+
+/* Deadline queues. Every deadline of one kind is "now + a constant" (the
+ * ping interval, the ping timeout, the upgrade timeout, the closing
+ * linger), so appending keeps each queue sorted: one timer for the whole
+ * server serves every session, and a session owns no libuv handle. */
+enum dq { DQ_PING = 0, DQ_PONG, DQ_CLOSING, DQ_UPGRADE, DQ_N, DQ_NONE = 255 };
 
 struct ts_eio_server {
     uv_loop_t *loop;
@@ -64,6 +71,12 @@ struct ts_eio_server {
     ts_map_t sessions;   /* sid -> sock, ST_OPEN and ST_CLOSING */
     size_t live;         /* sessions not yet freed */
     int freeing;
+    int handles;         /* tick + reaper, until closed */
+    ts_list_t dq[DQ_N];
+    uv_timer_t tick;     /* fires at the earliest deadline of the queues */
+    uint64_t armed;      /* deadline the tick is set for; 0 = stopped */
+    ts_list_t dead;      /* closed sessions, freed by the reaper */
+    uv_idle_t reaper;    /* runs while `dead` is not empty */
     char path[128];
 };
 
@@ -72,15 +85,13 @@ static const ts_ws_handler_t ws_handler, probe_handler;
 /* ---- helpers ---- */
 
 static void srv_maybe_free(ts_eio_server_t *srv) {
-    if (srv->freeing && srv->live == 0) {
+    if (srv->freeing && srv->live == 0 && srv->handles == 0) {
         ts_map_deinit(&srv->sessions);
         free(srv);
     }
 }
 
-static void timer_closed(uv_handle_t *h) {
-    ts_eio_sock_t *s = h->data;
-    if (--s->handles) return;
+static void sock_release(ts_eio_sock_t *s) {
     for (size_t i = 0; i < s->qn; i++) ts_buf_unref(s->q[i].buf);
     free(s->q);
     free(s->get_cors);
@@ -88,7 +99,85 @@ static void timer_closed(uv_handle_t *h) {
     ts_eio_server_t *srv = s->srv;
     free(s);
     srv->live--;
-    srv_maybe_free(srv);
+}
+
+/* Closed sessions are freed here, from the loop, once no caller up the
+ * stack can still hold them (a callback may close its own session). */
+static void reap(ts_eio_server_t *srv) {
+    while (!ts_list_empty(&srv->dead)) {
+        ts_list_t *it = srv->dead.next;
+        ts_list_remove(it);
+        sock_release(ts_list_entry(it, ts_eio_sock_t, hb_link));
+    }
+}
+
+static void on_reaper(uv_idle_t *h) {
+    ts_eio_server_t *srv = h->data;
+    reap(srv);
+    uv_idle_stop(h);
+}
+
+/* ---- deadlines ---- */
+
+static void on_tick(uv_timer_t *t);
+
+static uint64_t dq_delay(const ts_eio_server_t *srv, int q) {
+    switch (q) {
+    case DQ_PING: return srv->opts.ping_interval_ms;
+    case DQ_PONG: return srv->opts.ping_timeout_ms;
+    case DQ_UPGRADE: return srv->opts.upgrade_timeout_ms;
+    default: return CLOSING_LINGER_MS;
+    }
+}
+
+static uint64_t head_due(ts_eio_server_t *srv, int q) {
+    if (ts_list_empty(&srv->dq[q])) return 0;
+    ts_list_t *h = srv->dq[q].next;
+    return q == DQ_UPGRADE ? ts_list_entry(h, ts_eio_sock_t, up_link)->up_due
+                           : ts_list_entry(h, ts_eio_sock_t, hb_link)->hb_due;
+}
+
+/* Sets the tick for the earliest deadline (an earlier one than armed, or
+ * none armed). A tick that fires early finds nothing due and re-arms. */
+static void rearm(ts_eio_server_t *srv) {
+    uint64_t first = 0;
+    for (int q = 0; q < DQ_N; q++) {
+        uint64_t d = head_due(srv, q);
+        if (d && (!first || d < first)) first = d;
+    }
+    if (!first) return;
+    if (srv->armed && srv->armed <= first) return;
+    uint64_t now = uv_now(srv->loop);
+    srv->armed = first;
+    uv_timer_start(&srv->tick, on_tick, first > now ? first - now : 0, 0);
+}
+
+/* Puts the session's heartbeat/closing deadline in queue q, due in that
+ * queue's delay. */
+static void hb_set(ts_eio_sock_t *s, int q) {
+    ts_eio_server_t *srv = s->srv;
+    if (ts_list_linked(&s->hb_link)) ts_list_remove(&s->hb_link);
+    s->hb_q = (uint8_t)q;
+    s->hb_due = uv_now(srv->loop) + dq_delay(srv, q);
+    ts_list_insert_tail(&srv->dq[q], &s->hb_link);
+    rearm(srv);
+}
+
+static void hb_cancel(ts_eio_sock_t *s) {
+    if (ts_list_linked(&s->hb_link)) ts_list_remove(&s->hb_link);
+    s->hb_q = DQ_NONE;
+}
+
+static void up_set(ts_eio_sock_t *s) {
+    ts_eio_server_t *srv = s->srv;
+    if (ts_list_linked(&s->up_link)) ts_list_remove(&s->up_link);
+    s->up_due = uv_now(srv->loop) + srv->opts.upgrade_timeout_ms;
+    ts_list_insert_tail(&srv->dq[DQ_UPGRADE], &s->up_link);
+    rearm(srv);
+}
+
+static void up_cancel(ts_eio_sock_t *s) {
+    if (ts_list_linked(&s->up_link)) ts_list_remove(&s->up_link);
 }
 
 /* CORS headers for a response to `req` ("" when CORS is off or the origin
@@ -248,12 +337,17 @@ void ts_eio_send(ts_eio_sock_t *s, ts_buf_t *buf, int binary) {
 
 /* ---- closing ---- */
 
+/* A closed session leaves the map and every deadline queue now; its memory
+ * goes at the reaper's next run (the hb_link is reused for the dead list). */
 static void sock_free(ts_eio_sock_t *s) {
-    if (s->state == ST_CLOSED && s->handles == 2 && !uv_is_closing((uv_handle_t *)&s->ping_timer)) {
-        ts_map_del(&s->srv->sessions, s->sid, SID_LEN);
-        uv_close((uv_handle_t *)&s->ping_timer, timer_closed);
-        uv_close((uv_handle_t *)&s->upgrade_timer, timer_closed);
-    }
+    if (s->state != ST_CLOSED || s->hb_q == DQ_N) return;
+    ts_eio_server_t *srv = s->srv;
+    ts_map_del(&srv->sessions, s->sid, SID_LEN);
+    hb_cancel(s);
+    up_cancel(s);
+    s->hb_q = DQ_N; /* marks "on the dead list" */
+    ts_list_insert_tail(&srv->dead, &s->hb_link);
+    if (!srv->freeing) uv_idle_start(&srv->reaper, on_reaper);
 }
 
 static void drop_probe(ts_eio_sock_t *s) {
@@ -261,7 +355,7 @@ static void drop_probe(ts_eio_sock_t *s) {
     ts_ws_close(s->probe_ws, TS_WS_CLOSE_NORMAL, "");
     s->probe_ws = NULL;
     s->probed = 0;
-    uv_timer_stop(&s->upgrade_timer);
+    up_cancel(s);
 }
 
 /* Tells the upper layer, once. */
@@ -277,7 +371,7 @@ static void sock_destroy(ts_eio_sock_t *s, const char *reason) {
     s->state = ST_CLOSED;
     TS_MET_GAUGE_ADD(EIO_OPEN, -1);
     if (s->transport == TR_WEBSOCKET) TS_MET_GAUGE_ADD(EIO_OPEN_WS, -1);
-    uv_timer_stop(&s->ping_timer);
+    hb_cancel(s);
     drop_probe(s);
     if (s->get) {
         /* a client-side close or error: release the poll with a noop */
@@ -293,8 +387,6 @@ static void sock_destroy(ts_eio_sock_t *s, const char *reason) {
     if (was_open) notify_close(s, reason);
     sock_free(s);
 }
-
-static void on_closing_timeout(uv_timer_t *t) { sock_destroy(t->data, "forced close"); }
 
 /* Server-side close: the peer is told with a close packet. */
 static void sock_close_graceful(ts_eio_sock_t *s, const char *reason) {
@@ -322,7 +414,7 @@ static void sock_close_graceful(ts_eio_sock_t *s, const char *reason) {
      * layer above) until the client's next GET takes the close packet. */
     s->state = ST_CLOSING;
     notify_close(s, reason);
-    uv_timer_start(&s->ping_timer, on_closing_timeout, CLOSING_LINGER_MS, 0);
+    hb_set(s, DQ_CLOSING);
 }
 
 void ts_eio_sock_close(ts_eio_sock_t *s) { sock_close_graceful(s, "forced close"); }
@@ -337,22 +429,43 @@ void ts_eio_close_all(ts_eio_server_t *srv, const char *reason) {
 
 /* ---- heartbeat ---- */
 
-static void on_ping_timer(uv_timer_t *t) {
-    ts_eio_sock_t *s = t->data;
-    if (s->ping_phase == PING_WAIT_INTERVAL) {
-        s->ping_phase = PING_WAIT_PONG;
-        s->ping_sent = uv_now(s->srv->loop);
-        send_ctrl(s, '2');
-        uv_timer_start(&s->ping_timer, on_ping_timer, s->srv->opts.ping_timeout_ms, 0);
-    } else {
-        TS_MET_ERR(EIO_PING_TIMEOUT);
-        sock_destroy(s, "ping timeout");
-    }
-}
-
 static void schedule_ping(ts_eio_sock_t *s) {
     s->ping_phase = PING_WAIT_INTERVAL;
-    uv_timer_start(&s->ping_timer, on_ping_timer, s->srv->opts.ping_interval_ms, 0);
+    hb_set(s, DQ_PING);
+}
+
+static void on_upgrade_timeout(ts_eio_sock_t *s);
+
+/* Handles every deadline that has passed, queue by queue, oldest first. */
+static void on_tick(uv_timer_t *t) {
+    ts_eio_server_t *srv = t->data;
+    srv->armed = 0;
+    uint64_t now = uv_now(srv->loop);
+    for (int q = 0; q < DQ_N; q++) {
+        uint64_t due;
+        while ((due = head_due(srv, q)) && due <= now) {
+            ts_list_t *h = srv->dq[q].next;
+            ts_list_remove(h);
+            if (q == DQ_UPGRADE) {
+                on_upgrade_timeout(ts_list_entry(h, ts_eio_sock_t, up_link));
+                continue;
+            }
+            ts_eio_sock_t *s = ts_list_entry(h, ts_eio_sock_t, hb_link);
+            s->hb_q = DQ_NONE;
+            if (q == DQ_PING) {
+                s->ping_phase = PING_WAIT_PONG;
+                s->ping_sent = now;
+                hb_set(s, DQ_PONG);
+                send_ctrl(s, '2');
+            } else if (q == DQ_PONG) {
+                TS_MET_ERR(EIO_PING_TIMEOUT);
+                sock_destroy(s, "ping timeout");
+            } else {
+                sock_destroy(s, "forced close"); /* nobody came for the close packet */
+            }
+        }
+    }
+    rearm(srv);
 }
 
 /* ---- receiving ---- */
@@ -416,8 +529,7 @@ static void ws_on_close(ts_ws_conn_t *ws, int code, void *ud) {
 
 static const ts_ws_handler_t ws_handler = {ws_on_message, ws_on_close};
 
-static void on_upgrade_timeout(uv_timer_t *t) {
-    ts_eio_sock_t *s = t->data;
+static void on_upgrade_timeout(ts_eio_sock_t *s) {
     ts_debug("eio", "session %s: upgrade timed out", s->sid);
     drop_probe(s);
 }
@@ -437,7 +549,7 @@ static void probe_on_message(ts_ws_conn_t *ws, const ts_ws_msg_t *m, void *ud) {
         return;
     }
     if (ok && p.type == TS_EIO_UPGRADE) {
-        uv_timer_stop(&s->upgrade_timer);
+        up_cancel(s);
         s->probe_ws = NULL;
         s->probed = 0;
         if (s->get) poll_answer(s, "6");
@@ -458,7 +570,7 @@ static void probe_on_close(ts_ws_conn_t *ws, int code, void *ud) {
     if (s->probe_ws != ws) return;
     s->probe_ws = NULL;
     s->probed = 0;
-    uv_timer_stop(&s->upgrade_timer);
+    up_cancel(s);
     flush(s); /* polling goes on */
 }
 
@@ -559,10 +671,9 @@ static ts_eio_sock_t *sock_new(ts_eio_server_t *srv, ts_http_conn_t *hc, int tra
     do ts_random_id(s->sid, SID_LEN);
     while (ts_map_get(&srv->sessions, s->sid, SID_LEN));
     s->transport = (uint8_t)transport;
-    uv_timer_init(srv->loop, &s->ping_timer);
-    uv_timer_init(srv->loop, &s->upgrade_timer);
-    s->ping_timer.data = s->upgrade_timer.data = s;
-    s->handles = 2;
+    ts_list_init(&s->hb_link);
+    ts_list_init(&s->up_link);
+    s->hb_q = DQ_NONE;
     snprintf(s->peer, sizeof s->peer, "%s", ts_conn_peer(hc));
     s->rtt_ms = -1;
     ts_map_put(&srv->sessions, s->sid, SID_LEN, s);
@@ -637,7 +748,7 @@ static void upgrade(ts_eio_server_t *srv, ts_eio_sock_t *s, ts_http_conn_t *hc,
         return;
     }
     s->probe_ws = hc;
-    uv_timer_start(&s->upgrade_timer, on_upgrade_timeout, srv->opts.upgrade_timeout_ms, 0);
+    up_set(s);
 }
 
 /* ---- request routing ---- */
@@ -743,7 +854,19 @@ ts_eio_server_t *ts_eio_server_new(uv_loop_t *loop, const ts_eio_opts_t *opts,
     srv->opts.path = srv->path;
     srv->h = *h;
     srv->ud = server_ud;
+    for (int q = 0; q < DQ_N; q++) ts_list_init(&srv->dq[q]);
+    ts_list_init(&srv->dead);
+    uv_timer_init(loop, &srv->tick);
+    uv_idle_init(loop, &srv->reaper);
+    srv->tick.data = srv->reaper.data = srv;
+    srv->handles = 2;
     return srv;
+}
+
+static void srv_handle_closed(uv_handle_t *h) {
+    ts_eio_server_t *srv = h->data;
+    srv->handles--;
+    srv_maybe_free(srv);
 }
 
 void ts_eio_server_free(ts_eio_server_t *srv) {
@@ -757,7 +880,9 @@ void ts_eio_server_free(ts_eio_server_t *srv) {
         sock_destroy(e->val, "server shutting down");
     }
     srv->freeing = 1;
-    srv_maybe_free(srv);
+    reap(srv); /* called from the loop: no session is on the stack */
+    uv_close((uv_handle_t *)&srv->tick, srv_handle_closed);
+    uv_close((uv_handle_t *)&srv->reaper, srv_handle_closed);
 }
 
 int ts_eio_matches(const ts_eio_server_t *srv, ts_slice_t path) {
