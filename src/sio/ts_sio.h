@@ -87,7 +87,8 @@ size_t ts_sio_nsp_count(const ts_sio_nsp_t *nsp);
 /* --- sockets --- */
 const char *ts_sio_socket_id(const ts_sio_socket_t *s);
 ts_sio_nsp_t *ts_sio_socket_nsp(const ts_sio_socket_t *s);
-/* The CONNECT payload as received (borrowed, an object). */
+/* The CONNECT payload as received (borrowed, an object; read-only: an
+ * empty one is shared by every socket that sent none). */
 json_t *ts_sio_socket_auth(const ts_sio_socket_t *s);
 int ts_sio_socket_recovered(const ts_sio_socket_t *s);
 void ts_sio_socket_set_ud(ts_sio_socket_t *s, void *ud);
