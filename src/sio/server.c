@@ -77,7 +77,7 @@ struct ts_sio_socket {
     ts_sio_nsp_t *nsp;
     char id[ID_LEN + 1];
     char pid[ID_LEN + 1];
-    member_t **rooms; /* rooms[0] is the socket's own room */
+    member_t **rooms; /* rooms joined; the socket's own room is implicit (nsp->by_id) */
     size_t nrooms, caprooms;
     json_t *auth;
     void *ud;
@@ -96,6 +96,8 @@ struct ts_sio_nsp {
     ts_list_t sockets;
     size_t count;
     ts_map_t rooms;    /* name -> room_t */
+    ts_map_t by_id;    /* socket id -> socket: the room every socket is in,
+                          without a room_t per socket */
     ts_map_t sessions; /* pid -> saved_t */
     log_entry_t *log;  /* ring: log[(head + i) % cap] */
     size_t log_head, log_n, log_cap;
@@ -204,6 +206,7 @@ static void room_drop_member(ts_sio_nsp_t *nsp, member_t *m) {
 }
 
 void ts_sio_join(ts_sio_socket_t *s, const char *room) {
+    if (strcmp(room, s->id) == 0) return; /* always in it */
     for (size_t i = 0; i < s->nrooms; i++)
         if (strcmp(s->rooms[i]->room->name, room) == 0) return;
     room_t *r = room_get(s->nsp, room, 1);
@@ -230,8 +233,14 @@ void ts_sio_leave(ts_sio_socket_t *s, const char *room) {
 }
 
 size_t ts_sio_socket_rooms(const ts_sio_socket_t *s, const char **out, size_t max) {
-    for (size_t i = 0; i < s->nrooms && i < max; i++) out[i] = s->rooms[i]->room->name;
-    return s->nrooms;
+    if (max) out[0] = s->id;
+    for (size_t i = 0; i < s->nrooms && i + 1 < max; i++) out[i + 1] = s->rooms[i]->room->name;
+    return s->nrooms + 1;
+}
+
+/* The socket whose own room is `name`, if it is in this namespace. */
+static ts_sio_socket_t *by_id(ts_sio_nsp_t *nsp, const char *name) {
+    return strlen(name) == ID_LEN ? ts_map_get(&nsp->by_id, name, ID_LEN) : NULL;
 }
 
 /* ---- recovery log ---- */
@@ -356,6 +365,8 @@ static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_
     TS_MET_INC(SIO_BROADCASTS);
     uint64_t gen = ++srv->gen;
     for (size_t i = 0; i < to->nexcept; i++) {
+        ts_sio_socket_t *own = by_id(nsp, to->except[i]);
+        if (own) own->gen = gen;
         room_t *r = room_get(nsp, to->except[i], 0);
         if (!r) continue;
         ts_list_t *it, *tmp;
@@ -370,6 +381,11 @@ static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_
         }
     } else {
         for (size_t i = 0; i < to->nrooms; i++) {
+            ts_sio_socket_t *own = by_id(nsp, to->rooms[i]);
+            if (own && own->gen != gen) {
+                own->gen = gen;
+                send_encoded(own, &enc);
+            }
             room_t *r = room_get(nsp, to->rooms[i], 0);
             if (!r) continue;
             ts_list_t *it, *tmp;
@@ -446,9 +462,11 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
             saved_t *sv = ts_xcalloc(1, sizeof(*sv));
             memcpy(sv->sid, s->id, sizeof sv->sid);
             memcpy(sv->pid, s->pid, sizeof sv->pid);
-            sv->nrooms = s->nrooms;
-            sv->rooms = ts_xmalloc((s->nrooms ? s->nrooms : 1) * sizeof(char *));
-            for (size_t i = 0; i < s->nrooms; i++) sv->rooms[i] = ts_xstrdup(s->rooms[i]->room->name);
+            sv->nrooms = s->nrooms + 1; /* its own room first */
+            sv->rooms = ts_xmalloc(sv->nrooms * sizeof(char *));
+            sv->rooms[0] = ts_xstrdup(s->id);
+            for (size_t i = 0; i < s->nrooms; i++)
+                sv->rooms[i + 1] = ts_xstrdup(s->rooms[i]->room->name);
             sv->at_ms = ts_now_ms();
             saved_t *old = ts_map_put(&nsp->sessions, sv->pid, ID_LEN, sv);
             if (old) {
@@ -465,6 +483,7 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
     }
     for (size_t i = 0; i < s->nrooms; i++) room_drop_member(nsp, s->rooms[i]);
     free(s->rooms);
+    ts_map_del(&nsp->by_id, s->id, ID_LEN);
     ts_list_remove(&s->nsp_link);
     nsp->count--;
     for (size_t i = 0; i < c->nsocks; i++) {
@@ -610,7 +629,7 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
     nsp->count++;
     TS_MET_INC(SIO_CONNECTS);
     TS_MET_GAUGE_ADD(SIO_SOCKETS, 1);
-    ts_sio_join(s, s->id);
+    ts_map_put(&nsp->by_id, s->id, ID_LEN, s);
     if (sv) {
         for (size_t i = 0; i < sv->nrooms; i++) ts_sio_join(s, sv->rooms[i]);
         /* the missed packets go before the CONNECT reply (Node's order) */
@@ -812,6 +831,7 @@ static void nsp_free(ts_sio_nsp_t *nsp) {
     }
     ts_map_deinit(&nsp->sessions);
     ts_map_deinit(&nsp->rooms);
+    ts_map_deinit(&nsp->by_id);
     free(nsp->name);
     free(nsp);
 }
