@@ -1,5 +1,5 @@
-/* apps.c - the namespace apps built into tabsyncd until /session lands:
- * an echo app on "/" (what the `make run` page talks to), the test app of
+/* apps.c - the namespace apps built into tabsyncd besides /session:
+ * an echo app on "/" with --dev (what the `make run` page talks to), the test app of
  * tests/js/README.md (--test-app), and the setup the official Engine.IO /
  * Socket.IO conformance suites expect (--conformance). Each handler is a
  * few lines on the ts_sio API, which is also how /session will be built. */
@@ -192,7 +192,9 @@ void ts_dmn_apps_register(ts_dmn_t *d) {
         ts_sio_nsp_add(d->sio, "/refuse", &refuse, NULL);
         return;
     }
-    ts_sio_nsp_add(d->sio, "/", &h, (void *)(uintptr_t)APP_ECHO);
+    /* The echo on "/" serves the demo page (make run passes --dev). It is
+     * not there otherwise: a production server exposes only /session. */
+    if (d->cfg.dev) ts_sio_nsp_add(d->sio, "/", &h, (void *)(uintptr_t)APP_ECHO);
 }
 
 /* --conformance: a bare Engine.IO server at /engine.io/ that echoes every

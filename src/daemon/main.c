@@ -191,6 +191,7 @@ int main(int argc, char **argv, char **envp) {
         .ping_timeout_ms = d.cfg.ping_timeout_ms,
         .upgrade_timeout_ms = d.cfg.upgrade_timeout_ms,
         .max_payload = d.cfg.max_payload,
+        .max_queue = d.cfg.ws_max_send_queue,
         .cors = {d.cors, d.cfg.n_cors_origins, d.cfg.cors_credentials},
     };
     ts_sio_opts_t so = {

@@ -34,7 +34,7 @@ typedef struct ts_dmn {
 void ts_dmn_route(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *ud);
 
 /* apps.c: registers the namespaces of the configured mode on d->sio:
- * always the echo app on "/"; --test-app adds the test namespaces of
+ * the echo app on "/" with --dev; --test-app adds the test namespaces of
  * tests/js/README.md; --conformance the official suites' setup. */
 void ts_dmn_apps_register(ts_dmn_t *d);
 /* The raw Engine.IO echo of --conformance. */

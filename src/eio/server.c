@@ -40,6 +40,7 @@ struct ts_eio_sock {
     uint8_t ping_phase; /* enum ping_phase */
     uint8_t probed;     /* the upgrading websocket answered 3probe */
     uint8_t hb_q;       /* the deadline queue hb_link is in (enum dq), or DQ_NONE */
+    uint8_t doomed;     /* over the queue limit: closed at the next loop turn */
     ts_http_conn_t *get;      /* held polling GET */
     ts_ws_conn_t *ws;         /* websocket transport */
     ts_ws_conn_t *probe_ws;   /* websocket being upgraded to */
@@ -61,7 +62,7 @@ struct ts_eio_sock {
  * ping interval, the ping timeout, the upgrade timeout, the closing
  * linger), so appending keeps each queue sorted: one timer for the whole
  * server serves every session, and a session owns no libuv handle. */
-enum dq { DQ_PING = 0, DQ_PONG, DQ_CLOSING, DQ_UPGRADE, DQ_N, DQ_NONE = 255 };
+enum dq { DQ_PING = 0, DQ_PONG, DQ_CLOSING, DQ_UPGRADE, DQ_KILL, DQ_N, DQ_NONE = 255 };
 
 struct ts_eio_server {
     uv_loop_t *loop;
@@ -126,6 +127,7 @@ static uint64_t dq_delay(const ts_eio_server_t *srv, int q) {
     case DQ_PING: return srv->opts.ping_interval_ms;
     case DQ_PONG: return srv->opts.ping_timeout_ms;
     case DQ_UPGRADE: return srv->opts.upgrade_timeout_ms;
+    case DQ_KILL: return 0;
     default: return CLOSING_LINGER_MS;
     }
 }
@@ -262,7 +264,22 @@ static void respond_upgrade_failed(ts_http_conn_t *hc, int rc) {
 
 /* ---- sending ---- */
 
+static void hb_set(ts_eio_sock_t *s, int q);
+
 static void queue_push(ts_eio_sock_t *s, ts_buf_t *buf, int binary) {
+    if (s->doomed) return;
+    if (s->qbytes + buf->len > s->srv->opts.max_queue) {
+        /* A polling client that does not come for its packets (while it
+         * keeps posting and answering pings) would grow this queue without
+         * bound: it is closed, at the next loop turn rather than inside the
+         * send (the caller may be walking a room). */
+        TS_MET_ERR(SLOW_CONSUMER);
+        ts_warn("eio", "session %s: %zu bytes waiting for a poll exceed the send queue limit %zu",
+                s->sid, s->qbytes + buf->len, s->srv->opts.max_queue);
+        s->doomed = 1;
+        hb_set(s, DQ_KILL);
+        return;
+    }
     if (s->qn == s->qcap) {
         s->qcap = s->qcap ? s->qcap * 2 : 8;
         s->q = ts_xrealloc(s->q, s->qcap * sizeof(*s->q));
@@ -460,6 +477,8 @@ static void on_tick(uv_timer_t *t) {
             } else if (q == DQ_PONG) {
                 TS_MET_ERR(EIO_PING_TIMEOUT);
                 sock_destroy(s, "ping timeout");
+            } else if (q == DQ_KILL) {
+                sock_destroy(s, "transport error");
             } else {
                 sock_destroy(s, "forced close"); /* nobody came for the close packet */
             }
@@ -850,6 +869,7 @@ ts_eio_server_t *ts_eio_server_new(uv_loop_t *loop, const ts_eio_opts_t *opts,
     if (!srv->opts.ping_timeout_ms) srv->opts.ping_timeout_ms = 20000;
     if (!srv->opts.upgrade_timeout_ms) srv->opts.upgrade_timeout_ms = 10000;
     if (!srv->opts.max_payload) srv->opts.max_payload = 1000000;
+    if (!srv->opts.max_queue) srv->opts.max_queue = 16u << 20;
     snprintf(srv->path, sizeof srv->path, "%s", opts->path ? opts->path : "/engine.io/");
     srv->opts.path = srv->path;
     srv->h = *h;

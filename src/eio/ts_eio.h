@@ -26,6 +26,8 @@ typedef struct ts_eio_opts {
     uint32_t ping_timeout_ms;    /* 0 = 20000 */
     uint32_t upgrade_timeout_ms; /* 0 = 10000 */
     size_t max_payload;          /* 0 = 1000000 */
+    size_t max_queue;            /* bytes waiting for a polling client's GET before the
+                                    session is closed; 0 = 16 MiB */
     int no_polling;              /* disable the polling transport */
     int no_websocket;            /* disable the websocket transport */
     ts_eio_cors_t cors;

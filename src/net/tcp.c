@@ -24,6 +24,7 @@
  * hard cap bounds memory meanwhile: the limit plus what a kernel socket
  * buffer can hold (tcp_wmem max), and at least four times the limit. */
 #define SLOW_GRACE_MS 1000
+#define END_DEADLINE_MS 10000 /* a graceful end becomes a close after this */
 #define BURST_ALLOWANCE (4u << 20)
 #define RBUF_MIN_ROOM 16384
 
@@ -124,6 +125,9 @@ static void start_shutdown(ts_conn_t *c) {
 void ts_net__end(ts_conn_t *c) {
     if (c->flags & (TS_CONN_CLOSING | TS_CONN_ENDING)) return;
     c->flags |= TS_CONN_ENDING;
+    /* A peer that neither reads our last bytes nor closes must not hold the
+     * connection (and its queue) forever. */
+    ts_net__timer(c, TS_TIMER_LINGER, END_DEADLINE_MS);
     if (!has_output(c) && !(c->flags & TS_CONN_WRITING)) start_shutdown(c);
 }
 
@@ -365,8 +369,18 @@ static size_t dispatch(ts_conn_t *c, uint8_t *data, size_t len) {
         off += used;
         if (c->mode == mode) break; /* no protocol switch: the rest waits for more bytes */
     }
-    if (c->flags & TS_CONN_SHUTDOWN) return len; /* lingering: discard */
+    /* ending or lingering: whatever else the peer sends is not read */
+    if (c->flags & (TS_CONN_SHUTDOWN | TS_CONN_ENDING)) return len;
     return off;
+}
+
+/* Bytes a peer may send beyond a request still being answered (a held
+ * long-polling GET): one more request at most. Past that it is not an HTTP
+ * client but a memory pump. */
+static size_t held_input_max(const ts_conn_t *c) {
+    const ts_http_limits_t *l = &c->net->opts.http;
+    return (l->max_header_bytes ? l->max_header_bytes : 16384) +
+           (l->max_body ? l->max_body : 1000000);
 }
 
 static void keep_rest(ts_conn_t *c, const uint8_t *rest, size_t n) {
@@ -421,6 +435,13 @@ static void deliver(ts_conn_t *c, uint8_t *data, size_t n) {
     } else {
         c->rlen += n;
         process(c);
+    }
+    if (!(c->flags & TS_CONN_CLOSING) && c->mode == TS_CONN_HTTP &&
+        (c->flags & TS_CONN_AWAITING) && c->rlen > held_input_max(c)) {
+        TS_MET_ERR(HTTP_TOO_LARGE);
+        ts_debug("http", "closing %s: %zu bytes sent behind a request still being answered",
+                 c->peer, c->rlen);
+        ts_net__close(c);
     }
 }
 

@@ -35,8 +35,9 @@ typedef struct ts_net_opts {
 
 /* Called for every complete HTTP request. The handler must answer it,
  * now or later, with ts_http_respond*, upgrade it, or close the connection;
- * until then the connection reads no further request. `req` is valid only
- * during the call. */
+ * until then no further request is parsed (bytes that arrive are kept, up
+ * to one more request's worth; a peer that sends more is disconnected).
+ * `req` is valid only during the call. */
 typedef void (*ts_net_request_cb)(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *ud);
 
 /* Binds and listens (SO_REUSEADDR + SO_REUSEPORT, TCP_NODELAY on accepted

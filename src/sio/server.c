@@ -41,6 +41,7 @@ typedef struct log_entry {
     char **rooms, **except; /* owned copies; none = everyone */
     size_t nrooms, nexcept;
     ts_sio_encoded_t enc; /* the exact bytes sent, offset included */
+    size_t bytes;         /* of enc, counted in the namespace's log_bytes */
 } log_entry_t;
 
 /* A disconnected socket that may come back (keyed by pid). */
@@ -101,6 +102,7 @@ struct ts_sio_nsp {
     ts_map_t sessions; /* pid -> saved_t */
     log_entry_t *log;  /* ring: log[(head + i) % cap] */
     size_t log_head, log_n, log_cap;
+    size_t log_bytes;  /* payload bytes the log holds (bounded by max_log_bytes) */
     uint64_t next_seq;
 };
 
@@ -252,10 +254,13 @@ static void log_entry_free(log_entry_t *e) {
 }
 
 static void log_prune(ts_sio_nsp_t *nsp, uint64_t now) {
-    uint64_t window = nsp->srv->opts.recovery_ms;
+    const ts_sio_opts_t *o = &nsp->srv->opts;
     while (nsp->log_n) {
         log_entry_t *e = &nsp->log[nsp->log_head];
-        if (nsp->log_n < nsp->srv->opts.max_log_entries && now - e->at_ms <= window) break;
+        if (nsp->log_n < o->max_log_entries && nsp->log_bytes <= o->max_log_bytes &&
+            now - e->at_ms <= o->recovery_ms)
+            break;
+        nsp->log_bytes -= e->bytes;
         log_entry_free(e);
         nsp->log_head = (nsp->log_head + 1) % nsp->log_cap;
         nsp->log_n--;
@@ -354,8 +359,13 @@ static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_
     if (le) {
         le->enc.n = enc.n;
         le->enc.msgs = ts_xmalloc(enc.n * sizeof(*enc.msgs));
-        for (size_t i = 0; i < enc.n; i++)
+        for (size_t i = 0; i < enc.n; i++) {
             le->enc.msgs[i] = (ts_sio_wire_t){ts_buf_ref(enc.msgs[i].buf), enc.msgs[i].binary};
+            le->bytes += enc.msgs[i].buf->len;
+        }
+        nsp->log_bytes += le->bytes;
+        /* over the byte bound: the oldest entries go (not this one: the
+         * bound is checked before each append, so at most one entry over) */
     }
     if (only) {
         send_encoded(only, &enc);
@@ -807,6 +817,7 @@ ts_sio_server_t *ts_sio_server_new(uv_loop_t *loop, const ts_sio_opts_t *opts) {
     srv->opts = *opts;
     if (!srv->opts.connect_timeout_ms) srv->opts.connect_timeout_ms = 45000;
     if (!srv->opts.max_log_entries) srv->opts.max_log_entries = 100000;
+    if (!srv->opts.max_log_bytes) srv->opts.max_log_bytes = 64u << 20;
     ts_list_init(&srv->unconnected);
     ts_random_id(srv->offset_prefix, sizeof srv->offset_prefix - 1);
     uv_timer_init(loop, &srv->sweep);

@@ -62,6 +62,8 @@ typedef struct ts_sio_opts {
     uint32_t recovery_ms;        /* maxDisconnectionDuration; 0 = recovery off */
     uint32_t connect_timeout_ms; /* no namespace joined by then: close; 0 = 45000 */
     size_t max_log_entries;      /* recovery log bound per namespace; 0 = 100000 */
+    size_t max_log_bytes;        /* and in payload bytes; 0 = 64 MiB. A client that
+                                    missed more than the log holds gets a fresh session */
 } ts_sio_opts_t;
 
 /* Returns new. The server installs itself as the Engine.IO handler of `eio`

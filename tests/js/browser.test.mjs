@@ -60,7 +60,7 @@ describe('demo page in Chromium', SKIP, () => {
     } catch (err) {
       throw new Error(`playwright-core is not installed (npm ci): ${err.message}`);
     }
-    server = await startServer({ testApp: false, extra: ['--web', WEB] });
+    server = await startServer({ testApp: false, extra: ['--web', WEB, '--dev'] }); // as make run
     userDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'tabsync-chromium-'));
     context = await chromium.launchPersistentContext(userDataDir, {
       executablePath: CHROMIUM,
