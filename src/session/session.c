@@ -109,6 +109,12 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
         ts_rl_bucket_init(&ss->bytes, TS_RL_PER_SEC(sess->cfg.bytes_per_socket),
                           sess->cfg.bytes_per_socket, now);
     ts_rl_strikes_init(&ss->strikes, sess->cfg.strikes ? sess->cfg.strikes : 1, STRIKE_WINDOW_MS);
+    /* a restored connection keeps its rooms and missed events only if it is
+     * the same tab of the same identity (ts_sio_socket_set_owner) */
+    char owner[4 * TS_SESS_ID_MAX + 4];
+    snprintf(owner, sizeof owner, "%s/%s/%s/%s", ss->id.user, ss->id.session, ss->id.device,
+             ss->id.tab);
+    ts_sio_socket_set_owner(s, owner);
     ss->room_session = room_name("s", ss->id.user, ss->id.session);
     ss->room_user = room_name("u", ss->id.user, NULL);
     ss->room_device = room_name("d", ss->id.user, ss->id.device);

@@ -50,8 +50,16 @@ typedef struct saved {
     char pid[ID_LEN + 1];
     char **rooms;
     size_t nrooms;
+    char *owner;      /* the identity it belongs to (ts_sio_socket_set_owner), or NULL */
     uint64_t at_ms;
 } saved_t;
+
+static void saved_free(saved_t *sv) {
+    for (size_t i = 0; i < sv->nrooms; i++) free(sv->rooms[i]);
+    free(sv->rooms);
+    free(sv->owner);
+    free(sv);
+}
 
 typedef struct pending_ack {
     ts_list_t link;
@@ -81,6 +89,7 @@ struct ts_sio_socket {
     member_t **rooms; /* rooms joined; the socket's own room is implicit (nsp->by_id) */
     size_t nrooms, caprooms;
     json_t *auth;
+    char *owner;       /* identity a restored session must match (optional) */
     void *ud;
     uint8_t recovered;
     uint64_t gen;      /* broadcast dedup stamp */
@@ -477,11 +486,11 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
             sv->rooms[0] = ts_xstrdup(s->id);
             for (size_t i = 0; i < s->nrooms; i++)
                 sv->rooms[i + 1] = ts_xstrdup(s->rooms[i]->room->name);
+            sv->owner = s->owner ? ts_xstrdup(s->owner) : NULL;
             sv->at_ms = ts_now_ms();
             saved_t *old = ts_map_put(&nsp->sessions, sv->pid, ID_LEN, sv);
             if (old) {
-                strv_free(old->rooms, old->nrooms);
-                free(old);
+                saved_free(old);
             }
         }
     }
@@ -503,6 +512,7 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
         }
     }
     json_decref(s->auth);
+    free(s->owner);
     free(s);
     TS_MET_GAUGE_ADD(SIO_SOCKETS, -1);
 }
@@ -621,12 +631,21 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
                            refuse.data);
         json_decref(refuse.data);
         json_decref(auth);
-        if (sv) {
-            strv_free(sv->rooms, sv->nrooms);
-            free(sv);
-        }
+        if (sv) saved_free(sv);
+        free(s->owner);
         free(s);
         return;
+    }
+    if (sv && (!sv->owner != !s->owner || (sv->owner && strcmp(sv->owner, s->owner) != 0))) {
+        /* The saved session belongs to another identity (an app that switched
+         * account, or a stolen pid): nothing of it is restored. */
+        ts_debug("sio", "%s: a restored session's owner differs; starting fresh", name);
+        /* put it back: its owner may still come for it */
+        ts_map_put(&nsp->sessions, sv->pid, ID_LEN, sv);
+        sv = NULL;
+        s->recovered = 0;
+        ts_random_id(s->id, ID_LEN);
+        ts_random_id(s->pid, ID_LEN);
     }
     /* accepted */
     if (c->nsocks == c->capsocks) {
@@ -647,8 +666,7 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
             log_entry_t *e = &nsp->log[(nsp->log_head + i) % nsp->log_cap];
             if (e->enc.n && entry_matches(e, sv->rooms, sv->nrooms)) send_encoded(s, &e->enc);
         }
-        strv_free(sv->rooms, sv->nrooms);
-        free(sv);
+        saved_free(sv);
         TS_MET_INC(SIO_RECOVERED);
     }
     json_t *reply = json_object();
@@ -805,8 +823,7 @@ static void on_sweep(uv_timer_t *t) {
             saved_t *sv = se->val;
             if (now - sv->at_ms <= srv->opts.recovery_ms) continue;
             ts_map_del(&nsp->sessions, sv->pid, ID_LEN);
-            strv_free(sv->rooms, sv->nrooms);
-            free(sv);
+            saved_free(sv);
         }
     }
 }
@@ -837,8 +854,7 @@ static void nsp_free(ts_sio_nsp_t *nsp) {
     ts_map_entry_t *e;
     for (size_t it = 0; ts_map_next(&nsp->sessions, &it, &e);) {
         saved_t *sv = e->val;
-        strv_free(sv->rooms, sv->nrooms);
-        free(sv);
+        saved_free(sv);
     }
     ts_map_deinit(&nsp->sessions);
     ts_map_deinit(&nsp->rooms);
@@ -876,6 +892,10 @@ size_t ts_sio_nsp_count(const ts_sio_nsp_t *nsp) { return nsp->count; }
 const char *ts_sio_socket_id(const ts_sio_socket_t *s) { return s->id; }
 ts_sio_nsp_t *ts_sio_socket_nsp(const ts_sio_socket_t *s) { return s->nsp; }
 json_t *ts_sio_socket_auth(const ts_sio_socket_t *s) { return s->auth; }
+void ts_sio_socket_set_owner(ts_sio_socket_t *s, const char *owner) {
+    free(s->owner);
+    s->owner = owner ? ts_xstrdup(owner) : NULL;
+}
 int ts_sio_socket_recovered(const ts_sio_socket_t *s) { return s->recovered; }
 void ts_sio_socket_set_ud(ts_sio_socket_t *s, void *ud) { s->ud = ud; }
 void *ts_sio_socket_ud(const ts_sio_socket_t *s) { return s->ud; }

@@ -93,6 +93,12 @@ ts_sio_nsp_t *ts_sio_socket_nsp(const ts_sio_socket_t *s);
  * empty one is shared by every socket that sent none). */
 json_t *ts_sio_socket_auth(const ts_sio_socket_t *s);
 int ts_sio_socket_recovered(const ts_sio_socket_t *s);
+/* The identity this socket's session belongs to (e.g. "user/session/device/
+ * tab"), set by `authorize`. With `authorize_recovered`, a connection that
+ * presents a saved session's pid is restored (same id, rooms, missed
+ * packets) only if its authorize sets the same owner; otherwise it starts
+ * fresh. Copied; NULL clears it. */
+void ts_sio_socket_set_owner(ts_sio_socket_t *s, const char *owner);
 void ts_sio_socket_set_ud(ts_sio_socket_t *s, void *ud);
 void *ts_sio_socket_ud(const ts_sio_socket_t *s);
 ts_eio_sock_t *ts_sio_socket_eio(const ts_sio_socket_t *s);

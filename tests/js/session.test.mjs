@@ -1102,3 +1102,47 @@ describe('/session: development tokens (--dev)', SKIP, () => {
     assert.equal((await fetch(`${srv.url}/api/dev/token?user=u%20x&session=s&device=d`)).status, 400);
   });
 });
+
+// ==== connection state recovery is bound to the identity ========================
+
+describe('/session: connection state recovery restores only the same tab of the same identity', SKIP, () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ testApp: false, extra: [...HS_FLAGS, ...NO_LIMITS] });
+  });
+  after(async () => { await srv?.stop(); });
+  const mk = (user, session, device, tab) => ({ user, session, device, fingerprint: `fp-${device}`, tab });
+
+  it('the same tab recovers its rooms and missed events; another identity with its pid gets nothing', T, async () => {
+    const a1 = mk('rec-alice', 'rs1', 'rd1', 'rt1'), a2 = mk('rec-alice', 'rs1', 'rd1', 'rt2');
+    const bob = mk('rec-bob', 'rs9', 'rd9', 'rt9');
+    const t1 = await tab(srv.url, authFor(a1, goodToken(a1)), { transports: ['websocket'], reconnection: true });
+    const t2 = await tab(srv.url, authFor(a2, goodToken(a2)), { transports: ['websocket'] });
+    await deliver(t2, envelope({ id: 'r0' }), [t1], [t1, t2]); // t1 now has an offset
+    const pid = t1._pid, offset = t1._lastOffset, oldId = t1.id;
+    assert.ok(pid && offset, 'the client got a pid and an offset');
+    // a stranger presenting alice's pid and offset with a valid token of its own
+    t1.io.reconnection(false);
+    t1.io.engine.close();
+    await sleep(200);
+    assert.deepEqual(await ask(t2, 'publish', envelope({ id: 'r1', body: 'secret' })), { ok: true, id: 'r1' });
+    const b = openTab(srv.url, { ...authFor(bob, goodToken(bob)), pid, offset }, { transports: ['websocket'] });
+    await b.welcomes.waitFor(1, 5000);
+    assert.notEqual(b.id, oldId, 'a stranger must not take over alice\'s socket');
+    assert.deepEqual(await ask(t2, 'publish', envelope({ id: 'r2', body: 'secret too' })), { ok: true, id: 'r2' });
+    await sleep(300);
+    assert.deepEqual(ids(b), [], `bob received ${JSON.stringify(b.events.all ?? ids(b))}`);
+    b.close();
+    // alice's own tab, with the same pid and offset, recovers what it missed
+    // (a new client object cannot know it recovered: the server shows it by
+    // giving back the old socket id and replaying the missed events)
+    const back = openTab(srv.url, { ...authFor(a1, goodToken(a1)), pid, offset }, { transports: ['websocket'] });
+    await back.welcomes.waitFor(1, 5000);
+    assert.equal(back.id, oldId, 'the same tab recovers its socket');
+    await within((async () => { while (!(ids(back).includes('r1') && ids(back).includes('r2'))) await sleep(10); })(), 5000, 'missed events');
+    await deliver(t2, envelope({ id: 'r3' }), [back], [back, t2]);
+    back.close();
+    t1.close();
+    t2.close();
+  });
+});
