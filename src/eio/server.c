@@ -154,16 +154,18 @@ static void rearm(ts_eio_server_t *srv) {
     uv_timer_start(&srv->tick, on_tick, first > now ? first - now : 0, 0);
 }
 
-/* Puts the session's heartbeat/closing deadline in queue q, due in that
- * queue's delay. */
-static void hb_set(ts_eio_sock_t *s, int q) {
+/* Puts the session's heartbeat/closing deadline in queue q, due `from` +
+ * that queue's delay. */
+static void hb_set_from(ts_eio_sock_t *s, int q, uint64_t from) {
     ts_eio_server_t *srv = s->srv;
     if (ts_list_linked(&s->hb_link)) ts_list_remove(&s->hb_link);
     s->hb_q = (uint8_t)q;
-    s->hb_due = uv_now(srv->loop) + dq_delay(srv, q);
+    s->hb_due = from + dq_delay(srv, q);
     ts_list_insert_tail(&srv->dq[q], &s->hb_link);
     rearm(srv);
 }
+
+static void hb_set(ts_eio_sock_t *s, int q) { hb_set_from(s, q, uv_now(s->srv->loop)); }
 
 static void hb_cancel(ts_eio_sock_t *s) {
     if (ts_list_linked(&s->hb_link)) ts_list_remove(&s->hb_link);
@@ -472,7 +474,11 @@ static void on_tick(uv_timer_t *t) {
             if (q == DQ_PING) {
                 s->ping_phase = PING_WAIT_PONG;
                 s->ping_sent = now;
-                hb_set(s, DQ_PONG);
+                /* the timeout counts from when the ping was due, so a late
+                 * tick does not stretch pingInterval + pingTimeout (which
+                 * clients and the conformance suite rely on); dues stay in
+                 * FIFO order because ping dues are */
+                hb_set_from(s, DQ_PONG, due);
                 send_ctrl(s, '2');
             } else if (q == DQ_PONG) {
                 TS_MET_ERR(EIO_PING_TIMEOUT);

@@ -52,7 +52,8 @@
     X(EIO_TOO_LARGE, "eio_too_large")                                                     \
     X(SIO_PARSE, "sio_parse")                                                             \
     X(SIO_BAD_NAMESPACE, "sio_bad_namespace")                                             \
-    X(SIO_CONNECT_REFUSED, "sio_connect_refused")
+    X(SIO_CONNECT_REFUSED, "sio_connect_refused")                                        \
+    X(SIO_CONNECT_FLOOD, "sio_connect_flood")
 
 enum ts_met_counter_id {
 #define TS_MET_ENUM_(id, name, help) TS_MET_##id,

@@ -51,7 +51,8 @@ typedef struct sess_sock {
     char *room_session;      /* "s:<user>:<session>" (owned) */
     char *room_user;         /* "u:<user>" */
     char *room_device;       /* "d:<user>:<device>" */
-    ts_rl_bucket_t events, bytes;
+    char owner[4 * TS_SESS_ID_MAX + 4]; /* "user/session/device/tab": owns its recovery
+                                         session and keys its rate buckets */
     ts_rl_strikes_t strikes;
     json_t *meta;            /* client-reported metadata (owned object) */
     uint64_t connected_at;   /* wall clock, ms */
@@ -70,6 +71,7 @@ struct ts_sess {
     char node_id[64];
     char *admin_token;
     ts_rl_table_t hs_ip, conns_ip, conns_user;
+    ts_rl_table_t ev_tab, by_tab; /* events and bytes per tab (throttle()) */
     ts_brk_t store_brk;
     ts_list_t socks;
     uv_timer_t sweep;

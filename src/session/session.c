@@ -102,19 +102,12 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
         }
         ss->counted_user = 1;
     }
-    if (sess->cfg.events_per_socket)
-        ts_rl_bucket_init(&ss->events, TS_RL_PER_SEC(sess->cfg.events_per_socket),
-                          sess->cfg.events_per_socket, now);
-    if (sess->cfg.bytes_per_socket)
-        ts_rl_bucket_init(&ss->bytes, TS_RL_PER_SEC(sess->cfg.bytes_per_socket),
-                          sess->cfg.bytes_per_socket, now);
     ts_rl_strikes_init(&ss->strikes, sess->cfg.strikes ? sess->cfg.strikes : 1, STRIKE_WINDOW_MS);
     /* a restored connection keeps its rooms and missed events only if it is
      * the same tab of the same identity (ts_sio_socket_set_owner) */
-    char owner[4 * TS_SESS_ID_MAX + 4];
-    snprintf(owner, sizeof owner, "%s/%s/%s/%s", ss->id.user, ss->id.session, ss->id.device,
-             ss->id.tab);
-    ts_sio_socket_set_owner(s, owner);
+    snprintf(ss->owner, sizeof ss->owner, "%s/%s/%s/%s", ss->id.user, ss->id.session,
+             ss->id.device, ss->id.tab);
+    ts_sio_socket_set_owner(s, ss->owner);
     ss->room_session = room_name("s", ss->id.user, ss->id.session);
     ss->room_user = room_name("u", ss->id.user, NULL);
     ss->room_device = room_name("d", ss->id.user, ss->id.device);
@@ -192,12 +185,17 @@ static uint64_t throttle(sess_sock_t *ss, size_t size, int *gone) {
     ts_sess_t *sess = ss->sess;
     uint64_t now = uv_now(sess->loop);
     int64_t wait = 0;
+    /* The buckets belong to the tab (user/session/device/tab), not to the
+     * socket: leaving and re-entering the namespace does not refill them.
+     * A client could pick new tab ids, but each needs a CONNECT, and those
+     * are limited per connection (sio) and connections per address. */
+    size_t klen = strlen(ss->owner);
     if (sess->cfg.events_per_socket) {
-        wait = ts_rl_take(&ss->events, now, 1);
+        wait = ts_rl_table_take(&sess->ev_tab, ss->owner, klen, now, 1);
         if (wait) sess->counters[SC_THROTTLED_EVENTS]++;
     }
     if (!wait && sess->cfg.bytes_per_socket) {
-        wait = ts_rl_take(&ss->bytes, now, size);
+        wait = ts_rl_table_take(&sess->by_tab, ss->owner, klen, now, size);
         if (wait) sess->counters[SC_THROTTLED_BYTES]++;
     }
     if (!wait) return 0;
@@ -425,6 +423,12 @@ ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *s
                                                            .max_count = cfg->conns_per_ip});
     ts_rl_table_init(&sess->conns_user, &(ts_rl_table_cfg_t){.kind = TS_RL_COUNT,
                                                              .max_count = cfg->conns_per_user});
+    ts_rl_table_init(&sess->ev_tab, &(ts_rl_table_cfg_t){.kind = TS_RL_RATE,
+                                                         .rate_mtps = TS_RL_PER_SEC(cfg->events_per_socket),
+                                                         .burst = cfg->events_per_socket});
+    ts_rl_table_init(&sess->by_tab, &(ts_rl_table_cfg_t){.kind = TS_RL_RATE,
+                                                         .rate_mtps = TS_RL_PER_SEC(cfg->bytes_per_socket),
+                                                         .burst = cfg->bytes_per_socket});
     ts_brk_init(&sess->store_brk, &(ts_brk_cfg_t)TS_BRK_CFG_DEFAULT);
     ts_list_init(&sess->socks);
     sess->nsp = ts_sio_nsp_add(sio, "/session", &handler, sess);
@@ -442,6 +446,8 @@ static void maybe_free(ts_sess_t *sess) {
     ts_rl_table_deinit(&sess->hs_ip);
     ts_rl_table_deinit(&sess->conns_ip);
     ts_rl_table_deinit(&sess->conns_user);
+    ts_rl_table_deinit(&sess->ev_tab);
+    ts_rl_table_deinit(&sess->by_tab);
     free(sess->admin_token);
     free(sess);
 }

@@ -15,12 +15,15 @@
 #include "core/ts_list.h"
 #include "core/ts_log.h"
 #include "core/ts_map.h"
+#include "core/ts_ratelimit.h"
 #include "core/ts_mem.h"
 #include "core/ts_util.h"
 #include "metrics/ts_met.h"
 
 #define ID_LEN 20
 #define SWEEP_MS 1000
+#define CONNECTS_BURST 16 /* namespace CONNECTs a connection may make at once */
+#define CONNECTS_PER_S 4  /* and then per second */
 
 typedef struct room {
     char *name;
@@ -79,6 +82,7 @@ typedef struct client {
     ts_list_t pending_link; /* in srv->unconnected until a namespace is joined */
     uint64_t created_ms;
     const char *close_reason; /* overrides Engine.IO's reason when we closed it */
+    ts_rl_bucket_t connects;  /* namespace CONNECTs: each may verify a token */
 } client_t;
 
 struct ts_sio_socket {
@@ -723,6 +727,16 @@ static void dispatch(client_t *c, ts_sio_packet_t *p) {
     TS_MET_INC(SIO_PACKETS_IN);
     ts_sio_socket_t *s = client_socket(c, p->nsp);
     if (p->type == TS_SIO_CONNECT && !s) {
+        /* Leaving and re-entering namespaces in a loop would redo their
+         * authorization (a token check) and reset whatever they count per
+         * socket: a connection gets a small allowance of CONNECTs. */
+        if (ts_rl_take(&c->connects, uv_now(c->srv->loop), 1) != 0) {
+            TS_MET_ERR(SIO_CONNECT_FLOOD);
+            ts_info("sio", "closing %s: namespace CONNECTs faster than %d/s",
+                    ts_eio_sock_peer(c->eio), CONNECTS_PER_S);
+            client_close(c, "forced server close");
+            return;
+        }
         do_connect(c, p->nsp, p->data);
         return;
     }
@@ -769,6 +783,8 @@ static void eio_open(ts_eio_sock_t *e, void *server_ud) {
     c->srv = srv;
     c->eio = e;
     c->created_ms = ts_now_ms();
+    ts_rl_bucket_init(&c->connects, TS_RL_PER_SEC(CONNECTS_PER_S), CONNECTS_BURST,
+                      uv_now(srv->loop));
     ts_sio_decoder_init(&c->dec, srv->opts.parser);
     ts_list_init(&c->pending_link);
     ts_list_insert_tail(&srv->unconnected, &c->pending_link);

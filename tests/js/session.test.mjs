@@ -1146,3 +1146,55 @@ describe('/session: connection state recovery restores only the same tab of the 
     t2.close();
   });
 });
+
+// ==== re-entering the namespace does not reset limits ===========================
+
+describe('/session: limits survive leaving and re-entering the namespace', SKIP, () => {
+  let srv;
+  before(async () => {
+    const flags = {};
+    for (let i = 0; i < NO_LIMITS.length; i += 2) flags[NO_LIMITS[i]] = NO_LIMITS[i + 1];
+    Object.assign(flags, { '--limit-events-per-socket': '5', '--limit-strikes': '0' });
+    srv = await startServer({ testApp: false, extra: [...HS_FLAGS, ...Object.entries(flags).flat()] });
+  });
+  after(async () => { await srv?.stop(); });
+
+  it('a tab that disconnects and reconnects on the same connection keeps its spent event bucket', T, async () => {
+    const id = { user: 'lim-u', session: 'lim-s', device: 'lim-d', fingerprint: 'fp-lim', tab: 'lim-t' };
+    const auth = authFor(id, goodToken(id));
+    const { ws, reply } = await rawTab(srv.port, auth);
+    assert.match(reply, /^40\/session,\{"sid"/);
+    const publish = async (n, eid) => {
+      ws.send(`42/session,${n}["publish",${JSON.stringify(envelope({ id: eid }))}]`);
+      for (;;) {
+        const p = await ws.next({ skipPings: true });
+        if (p.startsWith(`43/session,${n}`)) return JSON.parse(p.slice(`43/session,${n}`.length))[0];
+      }
+    };
+    const acks = [];
+    for (let i = 0; i < 6; i++) acks.push(await publish(i, `l${i}`));
+    assert.equal(acks.filter((a) => a.ok).length, 5, JSON.stringify(acks));
+    assert.equal(acks[5].error?.code, 'throttled');
+    // leave and re-enter /session over the same Engine.IO connection
+    ws.send('41/session,');
+    ws.send(`40/session,${JSON.stringify(auth)}`);
+    for (;;) if ((await ws.next({ skipPings: true })).startsWith('40/session,{"sid"')) break;
+    const again = await publish(99, 'l-after');
+    assert.equal(again.ok, false, `the bucket was refilled by reconnecting: ${JSON.stringify(again)}`);
+    assert.equal(again.error.code, 'throttled');
+    ws.close();
+  });
+
+  it('a connection that keeps re-entering namespaces is closed', T, async () => {
+    const id = { user: 'lim-u2', session: 'lim-s', device: 'lim-d2', fingerprint: 'fp-lim2', tab: 'lim-t2' };
+    const auth = authFor(id, goodToken(id));
+    const { ws } = await rawTab(srv.port, auth);
+    for (let i = 0; i < 40; i++) {
+      ws.send('41/session,');
+      ws.send(`40/session,${JSON.stringify(auth)}`);
+    }
+    await ws.waitClose(5000);
+    const m = await (await fetch(`${srv.url}/metrics`)).text();
+    assert.match(m, /tabsync_errors_total\{kind="sio_connect_flood"\} [1-9]/);
+  });
+});
