@@ -133,6 +133,7 @@ static int start_session(uv_loop_t *loop) {
         .bytes_per_socket = d.cfg.limit_bytes_per_socket,
         .strikes = d.cfg.limit_strikes,
         .registry_ttl_ms = d.cfg.registry_ttl_ms,
+        .leeway_s = d.cfg.jwt_leeway_s,
     };
     d.sess = ts_sess_new(loop, d.sio, &d.store, &c);
     return 0;

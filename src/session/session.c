@@ -363,7 +363,7 @@ static void on_sweep(uv_timer_t *t) {
     ts_list_t *it, *tmp;
     TS_LIST_FOREACH_SAFE(it, tmp, &sess->socks) {
         sess_sock_t *ss = ts_list_entry(it, sess_sock_t, link);
-        if ((int64_t)wall >= ss->id.exp) {
+        if ((int64_t)wall >= ss->id.exp + (int64_t)sess->cfg.leeway_s) {
             sess->counters[SC_TOKEN_EXPIRED]++;
             emit_security(ss, "token_expired", "the token expired; reconnect with a new one");
             ts_sio_disconnect(ss->s, 0); /* frees ss through on_disconnect */

@@ -31,6 +31,9 @@ typedef struct ts_sess_cfg {
     uint32_t strikes;             /* refusals within 10 s before a disconnect; 0 = never */
     uint32_t registry_ttl_ms;     /* 0 = 30000 */
     uint32_t expiry_warning_s;    /* token_expiring this long before exp; 0 = 60 */
+    uint32_t leeway_s;            /* the verifier's clock leeway: a socket is
+                                     disconnected at exp + leeway, the moment its
+                                     token would no longer be accepted */
 } ts_sess_cfg_t;
 
 /* Returns new: registers "/session" on `sio`. `store` is borrowed and must
