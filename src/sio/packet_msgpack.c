@@ -175,6 +175,17 @@ static void rd_drop_attach(mp_rd_t *r) {
     r->nattach = 0;
 }
 
+/* Binary values per packet: each becomes a buffer and a placeholder object,
+ * so a packet of empty bins would multiply its size in memory many times;
+ * JSON packets are held to 10 attachments, msgpack ones to this. */
+#define MP_MAX_BINARIES 256
+
+static int mp_bin_room(mp_rd_t *r) {
+    if (r->collect && r->nattach >= MP_MAX_BINARIES)
+        return mp_fail(r, "more than %d binary values in one packet", MP_MAX_BINARIES);
+    return 0;
+}
+
 static json_t *mp_bin(mp_rd_t *r, const uint8_t *p, size_t n) {
     if (!r->collect) return json_null(); /* bin outside `data`: discarded anyway */
     if (r->nattach == r->cap) {
@@ -240,6 +251,7 @@ static int mp_ext(mp_rd_t *r, int8_t type, size_t n, int fixed, int depth, json_
         *out = mp_date(p);
         return 0;
     }
+    if (mp_bin_room(r) < 0) return r->d->err;
     if (type == 0 && !fixed) {
         *out = mp_bin(r, p, n); /* ArrayBuffer / typed array from Node */
         return 0;
@@ -353,6 +365,7 @@ static int read_value(mp_rd_t *r, int depth, json_t **out) {
     case 0xc6:
         if ((rc = mp_len(r, (size_t)1 << (b - 0xc4), &n)) < 0) return rc;
         if ((rc = mp_need(r, n)) < 0) return rc;
+        if ((rc = mp_bin_room(r)) < 0) return rc;
         *out = mp_bin(r, r->p, n);
         r->p += n;
         return 0;

@@ -480,6 +480,38 @@ static void test_ext_counts_as_nesting(void **state) {
     free(in);
 }
 
+/* A packet of many empty binaries would multiply its size in memory: at
+ * most 256 binary values (each a buffer + a placeholder object). */
+static void test_binary_count_limit(void **state) {
+    (void)state;
+    for (int count = 256; count <= 257; count++) {
+        ts_sbuf_t sb = TS_SBUF_INIT;
+        size_t hn;
+        uint8_t *hdr = unhex("83a47479706502a36e7370a12fa464617461", &hn); /* {type:2,nsp:"/",data: */
+        ts_sbuf_append(&sb, hdr, hn);
+        free(hdr);
+        uint8_t arr[3] = {0xdc, (uint8_t)((count + 1) >> 8), (uint8_t)(count + 1)};
+        ts_sbuf_append(&sb, arr, 3);
+        ts_sbuf_append(&sb, "\xa1" "e", 2); /* event name "e" */
+        for (int i = 0; i < count; i++) ts_sbuf_append(&sb, "\xc4\x00", 2);
+        ts_buf_t *b = ts_sbuf_finish(&sb);
+        ts_sio_decoder_t d;
+        ts_sio_decoder_init(&d, TS_SIO_PARSER_MSGPACK);
+        ts_sio_packet_t pkt;
+        int rc = ts_sio_decoder_feed(&d, b->data, b->len, 1, &pkt);
+        if (count == 256) {
+            assert_int_equal(rc, 1);
+            assert_int_equal(pkt.nattach, 256);
+            ts_sio_packet_clear(&pkt);
+        } else {
+            assert_ts_err(rc, TS_EPROTO);
+            assert_non_null(strstr(d.errmsg, "more than 256 binary values"));
+        }
+        ts_sio_decoder_deinit(&d);
+        ts_buf_unref(b);
+    }
+}
+
 /* Maps nested deeply too (each level {"a": ...}). */
 static void test_deep_maps(void **state) {
     (void)state;
@@ -720,7 +752,7 @@ static void test_public_api(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decode_table),      cmocka_unit_test(test_every_prefix_fails),
-        cmocka_unit_test(test_deep_nesting), cmocka_unit_test(test_ext_counts_as_nesting),      cmocka_unit_test(test_deep_maps),
+        cmocka_unit_test(test_deep_nesting), cmocka_unit_test(test_ext_counts_as_nesting), cmocka_unit_test(test_binary_count_limit),      cmocka_unit_test(test_deep_maps),
         cmocka_unit_test(test_encode_like_node),  cmocka_unit_test(test_encode_reals),
         cmocka_unit_test(test_encode_long_forms), cmocka_unit_test(test_encode_errors),
         cmocka_unit_test(test_public_api),
