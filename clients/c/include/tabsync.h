@@ -295,6 +295,228 @@ TS_CLIENT_API int ts_client_emit_binary(ts_client_t *c, const char *event, const
 TS_CLIENT_API int ts_client_ack(ts_client_t *c, int64_t ack_id, const char *args_json);
 
 /*-****************************************************************************
+ * The /session namespace
+ *
+ * tabsyncd's /session namespace (docs/PROTOCOL.md, "The /session namespace")
+ * keeps a user's tabs and devices in sync. A session client is an ordinary
+ * client, so every function above works on it, made by
+ * ts_client_session_new, which adds three things:
+ *
+ *   1. the CONNECT auth object, built from the options and JSON-escaped:
+ *        {"token": T, "device": {"id", "fingerprint", "type", "caps"},
+ *         "tab": {"id"}, "proto": 2}
+ *      and sent to the namespace "/session";
+ *   2. typed callbacks for what the server sends: `welcome` (who the
+ *      server thinks you are), `event` (an envelope another tab published,
+ *      with `from`), `security` (token_expiring, then token_expired just
+ *      before the server disconnects) and `error` (an event sent without
+ *      an ack was refused). When a typed callback is NULL, that event goes
+ *      to cb.on_event like any other (name "welcome", "event", ...; the
+ *      object is the first element of args_json);
+ *   3. publish, metadata and token swap, answered by a ts_client_result_t.
+ *
+ * A refused connection arrives as cb.on_connect_error: message is the
+ * server's sentence, data_json is {"code":"...","retry_after_ms":N} with
+ * the code from docs/PROTOCOL.md (auth_missing_field, token_expired,
+ * fingerprint_mismatch, throttled, ...; retry_after_ms only for throttled
+ * and store_unavailable). The client does not retry a refusal.
+ *
+ * Shape of a program:
+ *
+ *   static void on_env(ts_client_t *c, const ts_client_envelope_t *e, void *u) {
+ *       printf("%s from tab %s: %s\n", e->type, e->from_tab, e->body_json);
+ *   }
+ *   ...
+ *   ts_client_session_opts_t so;
+ *   ts_client_session_opts_init(&so);
+ *   so.client.url = "http://127.0.0.1:3000/";
+ *   so.token = token;                        // e.g. from `tabsyncd token ...`
+ *   so.device_id = "laptop-7";
+ *   so.fingerprint = "stable device secret";  // SHA-256 of it = the token's fp
+ *   so.scb.on_envelope = on_env;
+ *   ts_client_t *c;
+ *   if (ts_client_session_new(loop, &so, &c, err, sizeof err) < 0) ...
+ *   ts_client_connect(c);
+ *   ts_client_publish(c, "cart.update", NULL, "{\"items\":3}", TS_CLIENT_TO_SESSION,
+ *                     TS_CLIENT_PRIO_DEFAULT, on_published, NULL);
+ ******************************************************************************/
+
+/* Who receives a published envelope (the server derives the rooms from the
+ * token: no other target can be named). */
+typedef enum ts_client_scope {
+    TS_CLIENT_TO_SESSION = 0, /* every other tab of this session (the default) */
+    TS_CLIENT_TO_USER = 1,    /* every other tab of this user, all sessions and devices */
+    TS_CLIENT_TO_DEVICE = 2,  /* every other tab of this user on this device, all sessions */
+} ts_client_scope_t;
+
+/* Delivery priority of an envelope (`security` is the server's own). */
+typedef enum ts_client_prio {
+    TS_CLIENT_PRIO_DEFAULT = 0, /* not sent: the server's default, "event" */
+    TS_CLIENT_PRIO_CONTROL = 1,
+    TS_CLIENT_PRIO_STATE = 2,
+    TS_CLIENT_PRIO_EVENT = 3,
+    TS_CLIENT_PRIO_PRESENCE = 4,
+    TS_CLIENT_PRIO_TELEMETRY = 5,
+} ts_client_prio_t;
+
+/* Every string of the structs below is borrowed for the duration of the
+ * callback only; `json` is the whole object as the server sent it
+ * (written as JSON.stringify would), for members this struct does not
+ * name. A member the server left out is NULL (strings) or 0 (numbers). */
+
+/* `welcome`: sent right after each connection. */
+typedef struct ts_client_welcome {
+    const char *user, *session, *device, *tab; /* from the verified token and the auth object */
+    const char *node;                          /* the server's node id */
+    int proto;                                 /* the /session protocol version in use */
+    int64_t exp;                               /* the token's expiry, seconds since 1970 */
+    const char *json;
+} ts_client_welcome_t;
+
+/* `event`: an envelope another tab published to a scope this tab is in. */
+typedef struct ts_client_envelope {
+    int v;                   /* envelope version (1 or 2) */
+    const char *type;        /* the application's event name */
+    const char *id;          /* unique per sender */
+    const char *cid;         /* correlation id, or NULL */
+    const char *prio;        /* "control", "state", "event", "presence" or "telemetry" */
+    const char *to;          /* "session", "user" or "device": the scope it was sent to */
+    const char *body_json;   /* the body as JSON text ("null" when absent) */
+    const char *from_user;   /* the sender, as the server verified it */
+    const char *from_device;
+    const char *from_tab;
+    const char *json;
+} ts_client_envelope_t;
+
+/* `security`: code "token_expiring" (about 60 s before exp: send a fresh
+ * token with ts_client_swap_token) or "token_expired" (the server
+ * disconnects right after; on_disconnect follows with "io server
+ * disconnect"). */
+typedef struct ts_client_security {
+    const char *code;
+    int64_t exp;         /* the expiry the notice is about */
+    const char *message; /* a sentence for people */
+    const char *json;
+} ts_client_security_t;
+
+/* The answer to publish, metadata or token swap; also what an `error`
+ * event carries. */
+typedef struct ts_client_result {
+    int ok;                 /* 1: done; 0: refused, see code */
+    const char *id;         /* publish: the envelope id (the generated one if id was NULL) */
+    int64_t exp;            /* token swap: the new token's expiry */
+    const char *code;       /* refused: "bad_envelope", "bad_metadata", "throttled",
+                               "token_expired", "device_mismatch", ... (docs/PROTOCOL.md) */
+    const char *message;    /* refused: a sentence saying why */
+    int64_t retry_after_ms; /* refused with "throttled": try again after this; else 0 */
+    const char *json;       /* the whole answer, e.g. {"ok":true,"id":"x"} */
+} ts_client_result_t;
+
+/* Completion of a publish, metadata or token swap. status 0: the server
+ * answered and r says how (r->ok). Otherwise r is NULL and status is as for
+ * ts_client_ack_cb (TS_ETIMEDOUT, TS_ECLOSED, ...) or TS_EPROTO (the answer
+ * was not {ok: ...}). */
+typedef void (*ts_client_result_cb)(ts_client_t *c, int status, const ts_client_result_t *r,
+                                    void *ud);
+
+typedef struct ts_client_session_callbacks {
+    void (*on_welcome)(ts_client_t *c, const ts_client_welcome_t *w, void *user);
+    void (*on_envelope)(ts_client_t *c, const ts_client_envelope_t *e, void *user);
+    void (*on_security)(ts_client_t *c, const ts_client_security_t *s, void *user);
+    /* the server's `error` event: r->ok is 0, code/message/retry_after_ms
+     * say what was refused (a publish without cb, for instance) */
+    void (*on_refused)(ts_client_t *c, const ts_client_result_t *r, void *user);
+} ts_client_session_callbacks_t;
+
+typedef struct ts_client_session_opts {
+    /* The ordinary options: url (the server, e.g. "http://host:3000/"),
+     * reconnection, timeouts, cb, user. client.nsp NULL means "/session";
+     * client.auth_json must be NULL (the auth object is built from the
+     * fields below). */
+    ts_client_opts_t client;
+    const char *token;       /* required: the JWT (sub, sid, dev, fp, exp claims) */
+    const char *device_id;   /* required: must equal the token's dev claim */
+    const char *fingerprint; /* required: its SHA-256 must equal the token's fp claim */
+    const char *device_type; /* "browser", "mobile", "desktop", "server" or "cli"; NULL = "server" */
+    const char *const *caps; /* ncaps capability names (NULL when ncaps is 0), sent as device.caps */
+    size_t ncaps;
+    const char *tab_id;      /* this tab's id; NULL = a random "tab-" id */
+    int proto;               /* /session protocol version; 0 = 2 */
+    unsigned ack_timeout_ms; /* for publish, metadata, token swap; 0 = 10000 */
+    ts_client_session_callbacks_t scb; /* any may be NULL */
+} ts_client_session_opts_t;
+
+/* Sets the defaults: ts_client_opts_init for client (then client.nsp =
+ * "/session"), every other field NULL or 0. */
+TS_CLIENT_API void ts_client_session_opts_init(ts_client_session_opts_t *opts);
+
+/* Builds the CONNECT auth object of `opts` (borrowed) as JSON text, the
+ * same that ts_client_session_new sends, for programs that connect by
+ * other means. A NULL tab_id gets a random id.
+ * Returns: 0 and *out, new (free it with ts_client_free); TS_EINVAL with a
+ * sentence in errbuf (if not NULL) naming the field that is missing or not
+ * UTF-8; TS_ENOMEM. The server checks the rest (alphabets, lengths, the
+ * token): its refusal comes as on_connect_error. */
+TS_CLIENT_API int ts_client_session_auth_json(const ts_client_session_opts_t *opts, char **out,
+                                              char *errbuf, size_t errlen);
+
+/* Frees what ts_client_session_auth_json returned. NULL is a no-op. */
+TS_CLIENT_API void ts_client_free(void *p);
+
+/* Creates a /session client on `loop`, as ts_client_new does (copies what
+ * it needs from `opts`, does not connect yet).
+ * Returns: 0 and *out; TS_EINVAL with a sentence in errbuf (a missing
+ * field, client.auth_json set, or whatever ts_client_new refuses);
+ * TS_ENOMEM. */
+TS_CLIENT_API int ts_client_session_new(uv_loop_t *loop, const ts_client_session_opts_t *opts,
+                                        ts_client_t **out, char *errbuf, size_t errlen);
+
+/* Returns: the tab id this client sends (borrowed, lives as long as the
+ * client), or NULL if c is not a /session client. */
+TS_CLIENT_API const char *ts_client_session_tab(const ts_client_t *c);
+
+/* Publishes an envelope {v: 2, type, id, prio, to, body} to `scope`: the
+ * other tabs there receive it as `event`, with `from` added by the server;
+ * this tab does not. type: the application's event name, id: unique per
+ * sender, NULL = generated (the answer reports it). Both must be 1-64
+ * characters of [A-Za-z0-9._:/-]; the server checks that and refuses with
+ * code "bad_envelope". body_json: any JSON value as text, NULL = null.
+ * cb NULL: no ack is asked for; a refusal then comes as scb.on_refused.
+ * While not connected the publish is buffered, as emits are.
+ * Returns: 0 (cb, if any, is called exactly once, never from inside this
+ * call); TS_EINVAL (not a /session client, type empty, body_json not JSON,
+ * scope or prio out of range); then as ts_client_emit (TS_ELIMIT,
+ * TS_ECLOSED, TS_ETOOBIG, TS_ENOMEM): cb is not called. */
+TS_CLIENT_API int ts_client_publish(ts_client_t *c, const char *type, const char *id,
+                                    const char *body_json, ts_client_scope_t scope,
+                                    ts_client_prio_t prio, ts_client_result_cb cb, void *ud);
+
+/* Reports this tab's metadata for the server's registry: a JSON object
+ * {network: {effectiveType, downlink, rtt}, battery: {level, charging},
+ * visibility: "visible"|"hidden", type?} (docs/PROTOCOL.md). The server
+ * answers {ok: true} or refuses with code "bad_metadata".
+ * Returns: as ts_client_publish (TS_EINVAL when json is not a JSON object). */
+TS_CLIENT_API int ts_client_set_metadata(ts_client_t *c, const char *json,
+                                         ts_client_result_cb cb, void *ud);
+
+/* Swaps the connection's token for a fresh one (same user, session and
+ * device) without reconnecting; do it when on_security says
+ * "token_expiring". On success (r->ok, r->exp the new expiry) the new
+ * token also replaces the one sent when the client reconnects; a refused
+ * token (r->code: token_expired, token_invalid_claim, ...) changes nothing.
+ * Returns: 0 (cb called exactly once, later); TS_EINVAL (not a /session
+ * client, token empty or not UTF-8, cb NULL); TS_ESTATE (not connected:
+ * use ts_client_set_token); TS_ECLOSED; TS_ENOMEM. */
+TS_CLIENT_API int ts_client_swap_token(ts_client_t *c, const char *token, ts_client_result_cb cb,
+                                       void *ud);
+
+/* Replaces the token sent with the next CONNECT (after a token_expired
+ * disconnect, say), without telling the server now.
+ * Returns: 0; TS_EINVAL (not a /session client, token empty or not
+ * UTF-8); TS_ENOMEM. */
+TS_CLIENT_API int ts_client_set_token(ts_client_t *c, const char *token);
+
+/*-****************************************************************************
  * Introspection
  ******************************************************************************/
 

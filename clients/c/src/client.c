@@ -544,6 +544,7 @@ static void on_handle_closed(uv_handle_t *h) {
     free(c->url_text);
     free(c->nsp);
     json_decref(c->auth);
+    ts_client__sess_free(c->sess);
     free(c);
 }
 

@@ -159,6 +159,7 @@ struct ts_client {
     ts_list_t queue;     /* ts_client__queued_t */
     size_t nqueued;
     uv_timer_t t_reconnect, t_connect, t_ping, t_ack, t_close;
+    struct ts_client__sess *sess; /* /session state (session.c), NULL for plain clients */
 };
 
 /* client.c, used by proto.c */
@@ -180,6 +181,18 @@ void ts_client__fail_acks(ts_client_t *c, int all, int status);
 void ts_client__rearm_ack_timer(ts_client_t *c);
 void ts_client__on_ack_timer(uv_timer_t *h);
 void ts_client__clear_session_io(ts_client_t *c);
+/* Emits `event` with the elements of the JSON array `args` (borrowed) as
+ * arguments. As ts_client_emit_ack (cb NULL: no ack). */
+int ts_client__emit_json(ts_client_t *c, const char *event, json_t *args, ts_client_ack_cb cb,
+                         void *ud, unsigned timeout_ms);
+
+/* session.c, used by proto.c and client.c */
+/* A /session event for a typed callback. args: the arguments after the
+ * name (borrowed). Returns 1 if delivered to a typed callback, 0 if it
+ * goes to on_event as usual, TS_ENOMEM. */
+int ts_client__sess_dispatch(ts_client_t *c, const char *name, json_t *args);
+void ts_client__sess_free(struct ts_client__sess *s);
+
 /* Renders a JSON array as JavaScript's JSON.stringify would (through the
  * shared encoder). Returns new (malloc), or NULL. */
 char *ts_client__json_text(json_t *arr, size_t nattach, ts_buf_t **attach);

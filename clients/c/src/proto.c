@@ -152,8 +152,8 @@ int ts_client__send_connect(ts_client_t *c) {
 }
 
 static int build_event(ts_client_t *c, const char *event, const char *args_json,
-                       const ts_client_bytes_t *attach, size_t nattach, int64_t id,
-                       ts_sio_encoded_t *enc) {
+                       json_t *args_arr, const ts_client_bytes_t *attach, size_t nattach,
+                       int64_t id, ts_sio_encoded_t *enc) {
     if (!event || !*event || ts_sio_is_reserved_event(event)) return TS_EINVAL;
     if (nattach && !attach) return TS_EINVAL;
     json_t *arr = json_array();
@@ -172,6 +172,9 @@ static int build_event(ts_client_t *c, const char *event, const char *args_json,
             return TS_EINVAL;
         }
         json_decref(args);
+    } else if (args_arr && json_array_extend(arr, args_arr) < 0) {
+        json_decref(arr);
+        return TS_ENOMEM;
     }
     ts_buf_t **bufs = NULL;
     if (nattach) {
@@ -236,8 +239,8 @@ void ts_client__flush_queue(ts_client_t *c) {
 }
 
 static int emit_common(ts_client_t *c, const char *event, const char *args_json,
-                       const ts_client_bytes_t *attach, size_t nattach, ts_client_ack_cb cb,
-                       void *ud, unsigned timeout_ms) {
+                       json_t *args_arr, const ts_client_bytes_t *attach, size_t nattach,
+                       ts_client_ack_cb cb, void *ud, unsigned timeout_ms) {
     if (c->state == TS_CLIENT_CLOSING) return TS_ECLOSED;
     int now = c->state == TS_CLIENT_CONNECTED && c->t;
     if (!now && c->nqueued >= c->opts.max_buffered) return TS_ELIMIT;
@@ -250,7 +253,7 @@ static int emit_common(ts_client_t *c, const char *event, const char *args_json,
     }
     int64_t id = a ? c->next_ack_id : TS_SIO_NO_ID;
     ts_sio_encoded_t enc;
-    int rc = build_event(c, event, args_json, attach, nattach, id, &enc);
+    int rc = build_event(c, event, args_json, args_arr, attach, nattach, id, &enc);
     if (rc == 0 && now) {
         rc = ts_client__send_encoded(c, &enc);
         ts_sio_encoded_clear(&enc);
@@ -280,19 +283,24 @@ static int emit_common(ts_client_t *c, const char *event, const char *args_json,
 }
 
 TS_CLIENT_API int ts_client_emit(ts_client_t *c, const char *event, const char *args_json) {
-    return emit_common(c, event, args_json, NULL, 0, NULL, NULL, 0);
+    return emit_common(c, event, args_json, NULL, NULL, 0, NULL, NULL, 0);
+}
+
+int ts_client__emit_json(ts_client_t *c, const char *event, json_t *args, ts_client_ack_cb cb,
+                         void *ud, unsigned timeout_ms) {
+    return emit_common(c, event, NULL, args, NULL, 0, cb, ud, timeout_ms);
 }
 
 TS_CLIENT_API int ts_client_emit_ack(ts_client_t *c, const char *event, const char *args_json,
                                      ts_client_ack_cb cb, void *ud, unsigned timeout_ms) {
     if (!cb) return TS_EINVAL;
-    return emit_common(c, event, args_json, NULL, 0, cb, ud, timeout_ms);
+    return emit_common(c, event, args_json, NULL, NULL, 0, cb, ud, timeout_ms);
 }
 
 TS_CLIENT_API int ts_client_emit_binary(ts_client_t *c, const char *event, const char *args_json,
                                         const ts_client_bytes_t *attach, size_t nattach,
                                         ts_client_ack_cb cb, void *ud, unsigned timeout_ms) {
-    return emit_common(c, event, args_json, attach, nattach, cb, ud, timeout_ms);
+    return emit_common(c, event, args_json, NULL, attach, nattach, cb, ud, timeout_ms);
 }
 
 TS_CLIENT_API int ts_client_ack(ts_client_t *c, int64_t ack_id, const char *args_json) {
@@ -360,6 +368,17 @@ static void dispatch_event(ts_client_t *c, ts_sio_packet_t *pkt) {
                 c->sacks = p, c->sacks_cap = cap;
         }
         if (!err) c->sacks[c->nsacks++] = pkt->id;
+    }
+    if (!err && c->sess && pkt->id == TS_SIO_NO_ID && !pkt->nattach) {
+        /* /session events with a typed callback go there instead */
+        int taken = ts_client__sess_dispatch(c, name_s, data);
+        if (taken != 0) {
+            json_decref(name);
+            ts_sio_packet_clear(pkt);
+            if (taken < 0)
+                ts_client__fail(c, taken, "transport error", "out of memory delivering an event");
+            return;
+        }
     }
     char *args = err ? NULL : ts_client__json_text(data, pkt->nattach, pkt->attach);
     ts_client_bytes_t *bytes = NULL;

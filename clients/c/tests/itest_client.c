@@ -35,6 +35,29 @@ typedef struct srv {
     int msgpack;
 } srv_t;
 
+/* Servers started and not yet stopped: a failed assertion leaves its test
+ * by longjmp, so at exit these are killed here, or they would outlive the
+ * test (and hold ctest's output pipe open). */
+static pid_t live_pids[8];
+
+static void kill_leftovers(void) {
+    for (size_t i = 0; i < sizeof live_pids / sizeof *live_pids; i++) {
+        if (!live_pids[i]) continue;
+        kill(live_pids[i], SIGCONT);
+        kill(live_pids[i], SIGKILL);
+        waitpid(live_pids[i], NULL, 0);
+        live_pids[i] = 0;
+    }
+}
+
+static void track_pid(pid_t pid, pid_t replace) {
+    for (size_t i = 0; i < sizeof live_pids / sizeof *live_pids; i++)
+        if (live_pids[i] == replace) {
+            live_pids[i] = pid;
+            return;
+        }
+}
+
 static void srv_start(srv_t *s, const char *const *extra) {
     int fds[2];
     assert_int_equal(pipe(fds), 0);
@@ -53,6 +76,7 @@ static void srv_start(srv_t *s, const char *const *extra) {
     }
     close(fds[1]);
     s->pid = pid;
+    track_pid(pid, 0);
     s->out_fd = fds[0];
     /* the ready line: "tabsyncd listening on http://127.0.0.1:PORT/" */
     char line[256];
@@ -82,10 +106,12 @@ static void srv_stop(srv_t *s) {
         if (i == 499) {
             kill(s->pid, SIGKILL);
             waitpid(s->pid, &st, 0);
+            track_pid(0, s->pid);
             fail_msg("tabsyncd did not stop within 5 s of SIGTERM");
         }
         usleep(10000);
     }
+    track_pid(0, s->pid);
     close(s->out_fd);
     /* a clean exit: no sanitizer report, no crash */
     assert_true(WIFEXITED(st));
@@ -719,7 +745,7 @@ static void test_recovery_by_hand(void **state) { run_recovery(0); }
 static void test_recovery_by_reconnection(void **state) { run_recovery(1); }
 
 static void test_ping_timeout_of_stopped_server(void **state) {
-    srv_t s;
+    srv_t s = {0}; /* the JSON parser */
     static const char *const args[] = {"--ping-interval", "300", "--ping-timeout", "200", NULL};
     srv_start(&s, args);
     env_t e;
@@ -798,6 +824,7 @@ int main(int argc, char **argv) {
         return 2;
     }
     tabsyncd_path = argv[1];
+    atexit(kill_leftovers);
     signal(SIGPIPE, SIG_IGN);
 #define BOTH(f)                                                                    \
     cmocka_unit_test_prestate(f, &json_srv), cmocka_unit_test_prestate(f, &mp_srv)
