@@ -1,7 +1,8 @@
 /* main.c - `tabsync`, the command-line client on libtabsync: connect to a
  * tabsyncd (or any Socket.IO v5 server), watch its events as JSON lines,
- * emit events (and wait for acks or answers), measure round trips. Built
- * only on the public API in tabsync.h, like any other user of the library. */
+ * emit events (and wait for acks or answers), measure round trips; the
+ * `session` command (/session namespace) lives in session.c. Built only on
+ * the public API in tabsync.h, like any other user of the library. */
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,21 +12,22 @@
 
 #include <tabsync.h>
 
-#define EXIT_OK 0
-#define EXIT_RUNTIME 1
-#define EXIT_USAGE 2
+#include "cli.h"
 
 static const char usage_text[] =
     "Usage: tabsync connect URL [OPTIONS] [COMMAND [ARGS]]\n"
+    "       tabsync session URL --token T --device ID [OPTIONS] [COMMAND [ARGS]]\n"
     "       tabsync --help | --version\n"
-    "\n"
-    "Connects to a Socket.IO v5 server (tabsyncd, or Node's socket.io) over WebSocket\n"
-    "and runs one command. Without a command it connects, prints the socket id and\n"
-    "the Engine.IO settings, and disconnects: a quick check of a deployment.\n"
     "\n"
     "URL is ws://HOST:PORT/PATH or http://HOST:PORT/PATH; PATH is the server's\n"
     "Socket.IO path (/socket.io/ when empty). TLS (wss://, https://) is not\n"
     "supported yet.\n"
+    "\n"
+    "tabsync connect: any Socket.IO v5 server (tabsyncd, or Node's socket.io)\n"
+    "\n"
+    "Connects over WebSocket and runs one command. Without a command it connects,\n"
+    "prints the socket id and the Engine.IO settings, and disconnects: a quick check\n"
+    "of a deployment.\n"
     "\n"
     "Commands:\n"
     "  watch                  print every event as one JSON line, until interrupted:\n"
@@ -59,17 +61,27 @@ static const char usage_text[] =
     "      --event NAME       acknowledged event to send (default message-with-ack, which\n"
     "                         tabsyncd's default namespace answers with its arguments)\n"
     "\n"
-    "Status lines (connected, disconnected, reconnecting) go to stderr; results to stdout.\n"
-    "\n"
-    "Exit status: 0 success; 1 runtime failure (cannot connect, refused by the\n"
-    "server, timeout, lost connection); 2 usage error.\n"
     "\n"
     "Examples:\n"
     "  tabsync connect http://127.0.0.1:3000/\n"
     "  tabsync connect http://127.0.0.1:3000/ watch --reconnect\n"
     "  tabsync connect http://127.0.0.1:3000/ emit message '[\"hello\",1]' --wait message-back\n"
     "  tabsync connect http://127.0.0.1:3000/ emit message-with-ack '\"hi\"' --ack\n"
-    "  tabsync connect ws://10.0.0.5:3000/socket.io/ --auth '{\"token\":\"...\"}' ping -c 20\n";
+    "  tabsync connect ws://10.0.0.5:3000/socket.io/ --auth '{\"token\":\"...\"}' ping -c 20\n"
+    "\n";
+
+static const char usage_tail[] =
+    "\n"
+    "Status lines (connected, disconnected, reconnecting) go to stderr; results to stdout.\n"
+    "\n"
+    "Exit status: 0 success; 1 runtime failure (cannot connect, refused by the\n"
+    "server, timeout, lost connection); 2 usage error.\n";
+
+static void print_help(void) {
+    fputs(usage_text, stdout);
+    fputs(ts_cli_session_help, stdout);
+    fputs(usage_tail, stdout);
+}
 
 enum cmd { CMD_INFO, CMD_WATCH, CMD_EMIT, CMD_PING };
 
@@ -105,8 +117,7 @@ static void status(cli_t *x, const char *fmt, ...) {
     va_end(ap);
 }
 
-static int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static int usage_error(const char *fmt, ...) {
+int ts_cli_usage_error(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("tabsync: ", stderr);
@@ -118,7 +129,7 @@ static int usage_error(const char *fmt, ...) {
 
 /* ---- output ---- */
 
-static void put_json_string(FILE *f, const char *s) {
+void ts_cli_put_json_string(FILE *f, const char *s) {
     fputc('"', f);
     for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
         switch (*p) {
@@ -155,7 +166,7 @@ static void put_base64(FILE *f, const uint8_t *p, size_t n) {
     fputc('"', f);
 }
 
-static void put_timestamp(FILE *f) {
+void ts_cli_put_timestamp(FILE *f) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
@@ -167,9 +178,9 @@ static void put_timestamp(FILE *f) {
 
 static void print_event(const ts_client_event_t *ev) {
     fputs("{\"ts\":", stdout);
-    put_timestamp(stdout);
+    ts_cli_put_timestamp(stdout);
     fputs(",\"event\":", stdout);
-    put_json_string(stdout, ev->name);
+    ts_cli_put_json_string(stdout, ev->name);
     fprintf(stdout, ",\"args\":%s", ev->args_json);
     if (ev->nattach) {
         fputs(",\"bin\":[", stdout);
@@ -332,7 +343,7 @@ static void on_connect(ts_client_t *c, int recovered, void *user) {
         size_t mp;
         ts_client_engine_info(c, &pi, &pt, &mp);
         printf("{\"id\":");
-        put_json_string(stdout, ts_client_id(c));
+        ts_cli_put_json_string(stdout, ts_client_id(c));
         printf(",\"recovery\":%s,\"pingInterval\":%u,\"pingTimeout\":%u,\"maxPayload\":%zu}\n",
                ts_client_pid(c) ? "true" : "false", pi, pt, mp);
         fflush(stdout);
@@ -406,11 +417,11 @@ static void on_signal(uv_signal_t *h, int signum) {
 
 /* ---- arguments ---- */
 
-static int parse_num(const char *s, const char *what, long lo, long hi, long *out) {
+int ts_cli_parse_num(const char *s, const char *what, long lo, long hi, long *out) {
     char *end;
     long v = strtol(s, &end, 10);
     if (!*s || *end || v < lo || v > hi) {
-        usage_error("%s \"%s\" is not a number from %ld to %ld", what, s, lo, hi);
+        ts_cli_usage_error("%s \"%s\" is not a number from %ld to %ld", what, s, lo, hi);
         return -1;
     }
     *out = v;
@@ -426,18 +437,20 @@ int main(int argc, char **argv) {
     const char *nsp = "/", *auth = NULL, *parser = "json";
     long count = -1;
 
-    if (argc < 2) return usage_error("missing command (expected: connect URL ...)");
+    if (argc < 2)
+        return ts_cli_usage_error("missing command (expected: connect URL ... or session URL ...)");
     if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "help") == 0) {
-        fputs(usage_text, stdout);
+        print_help();
         return EXIT_OK;
     }
     if (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0) {
         printf("tabsync %s\n", ts_client_version());
         return EXIT_OK;
     }
+    if (strcmp(argv[1], "session") == 0) return ts_cli_session_main(argc, argv);
     if (strcmp(argv[1], "connect") != 0)
-        return usage_error("unknown command \"%s\" (expected: connect URL ...)", argv[1]);
+        return ts_cli_usage_error("unknown command \"%s\" (expected connect or session)", argv[1]);
 
     enum { OPT_ACK = 1000, OPT_WAIT, OPT_EVENT };
     static const struct option longopts[] = {
@@ -459,30 +472,31 @@ int main(int argc, char **argv) {
         case 'a': auth = optarg; break;
         case 'p': parser = optarg; break;
         case 't':
-            if (parse_num(optarg, "--timeout", 1, 3600000, &v) < 0) return EXIT_USAGE;
+            if (ts_cli_parse_num(optarg, "--timeout", 1, 3600000, &v) < 0) return EXIT_USAGE;
             x.timeout_ms = (unsigned)v;
             break;
         case 'r': x.reconnect = 1; break;
         case 'q': x.quiet = 1; break;
-        case 'h': fputs(usage_text, stdout); return EXIT_OK;
+        case 'h': print_help(); return EXIT_OK;
         case 'V': printf("tabsync %s\n", ts_client_version()); return EXIT_OK;
         case 'c':
-            if (parse_num(optarg, "--count", 1, 100000000, &count) < 0) return EXIT_USAGE;
+            if (ts_cli_parse_num(optarg, "--count", 1, 100000000, &count) < 0)
+                return EXIT_USAGE;
             break;
         case 'i':
-            if (parse_num(optarg, "--interval", 0, 3600000, &v) < 0) return EXIT_USAGE;
+            if (ts_cli_parse_num(optarg, "--interval", 0, 3600000, &v) < 0) return EXIT_USAGE;
             x.interval = (unsigned)v;
             break;
         case OPT_ACK: x.ack = 1; break;
         case OPT_WAIT: x.wait_event = optarg; break;
         case OPT_EVENT: x.ping_event = optarg; break;
-        case ':': return usage_error("option %s needs a value", argv[optind - 1]);
-        default: return usage_error("unknown option %s", argv[optind - 1]);
+        case ':': return ts_cli_usage_error("option %s needs a value", argv[optind - 1]);
+        default: return ts_cli_usage_error("unknown option %s", argv[optind - 1]);
         }
     }
     int npos = argc - optind;
     char **pos = argv + optind;
-    if (npos < 1) return usage_error("connect: missing URL");
+    if (npos < 1) return ts_cli_usage_error("connect: missing URL");
     x.url = pos[0];
     const char *cmd = npos > 1 ? pos[1] : NULL;
     int nargs = npos > 2 ? npos - 2 : 0;
@@ -491,25 +505,27 @@ int main(int argc, char **argv) {
         x.cmd = CMD_INFO;
     } else if (strcmp(cmd, "watch") == 0) {
         x.cmd = CMD_WATCH;
-        if (nargs) return usage_error("watch: unexpected argument \"%s\"", args[0]);
+        if (nargs) return ts_cli_usage_error("watch: unexpected argument \"%s\"", args[0]);
     } else if (strcmp(cmd, "emit") == 0) {
         x.cmd = CMD_EMIT;
-        if (nargs < 1) return usage_error("emit: missing EVENT");
-        if (nargs > 2) return usage_error("emit: unexpected argument \"%s\" (quote JSON_ARGS)",
-                                          args[2]);
+        if (nargs < 1) return ts_cli_usage_error("emit: missing EVENT");
+        if (nargs > 2)
+            return ts_cli_usage_error("emit: unexpected argument \"%s\" (quote JSON_ARGS)",
+                                      args[2]);
         x.event = args[0];
         x.args = nargs > 1 ? args[1] : NULL;
     } else if (strcmp(cmd, "ping") == 0) {
         x.cmd = CMD_PING;
-        if (nargs) return usage_error("ping: unexpected argument \"%s\"", args[0]);
+        if (nargs) return ts_cli_usage_error("ping: unexpected argument \"%s\"", args[0]);
     } else {
-        return usage_error("unknown command \"%s\" (expected watch, emit or ping)", cmd);
+        return ts_cli_usage_error("unknown command \"%s\" (expected watch, emit or ping)", cmd);
     }
     if ((x.ack || x.wait_event) && x.cmd != CMD_EMIT)
-        return usage_error("--ack and --wait belong to emit");
-    if (x.reconnect && x.cmd != CMD_WATCH) return usage_error("--reconnect belongs to watch");
+        return ts_cli_usage_error("--ack and --wait belong to emit");
+    if (x.reconnect && x.cmd != CMD_WATCH)
+        return ts_cli_usage_error("--reconnect belongs to watch");
     if (count > 0 && x.cmd != CMD_WATCH && x.cmd != CMD_PING)
-        return usage_error("--count belongs to watch and ping");
+        return ts_cli_usage_error("--count belongs to watch and ping");
     x.count = count > 0 ? count : (x.cmd == CMD_PING ? 5 : 0);
 
     ts_client_opts_t opts;
@@ -522,7 +538,8 @@ int main(int argc, char **argv) {
     else if (strcmp(parser, "msgpack") == 0)
         opts.parser = TS_CLIENT_PARSER_MSGPACK;
     else
-        return usage_error("--parser \"%s\" is not a parser (expected json or msgpack)", parser);
+        return ts_cli_usage_error("--parser \"%s\" is not a parser (expected json or msgpack)",
+                                  parser);
     opts.reconnection = x.reconnect;
     opts.connect_timeout_ms = x.timeout_ms;
     opts.cb.on_connect = on_connect;
@@ -537,7 +554,7 @@ int main(int argc, char **argv) {
     char err[300];
     int rc = ts_client_new(x.loop, &opts, &x.c, err, sizeof err);
     if (rc < 0) {
-        if (rc == TS_EINVAL) return usage_error("%s", err);
+        if (rc == TS_EINVAL) return ts_cli_usage_error("%s", err);
         fprintf(stderr, "tabsync: %s\n", ts_client_strerror(rc));
         return EXIT_RUNTIME;
     }

@@ -1,0 +1,419 @@
+/* session.c - `tabsync session`: a tab of tabsyncd's /session namespace
+ * from the command line, for a person debugging a deployment: connect with
+ * a token (see who the server thinks you are), watch a session's events and
+ * security notices as JSON lines, publish an envelope, report metadata.
+ * Built on libtabsync's session API (ts_client_session_new and friends). */
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <tabsync.h>
+
+#include "cli.h"
+
+#define MAX_CAPS 32
+
+const char ts_cli_session_help[] =
+    "tabsync session: a tab of tabsyncd's /session namespace (docs/PROTOCOL.md)\n"
+    "\n"
+    "Connects to URL's /session namespace with a token bound to a device, prints\n"
+    "the server's welcome {user, session, device, tab, proto, exp, node} as a JSON\n"
+    "line, and runs one command. Without a command it exits after the welcome: a\n"
+    "check that a token works. A refusal prints the server's reason and data.code\n"
+    "(fingerprint_mismatch, token_expired, throttled, ...) and exits 1.\n"
+    "\n"
+    "Commands:\n"
+    "  watch                  print the welcome, every event another tab publishes to\n"
+    "                         this tab's session, user or device, and every security\n"
+    "                         notice, one JSON line each, until interrupted:\n"
+    "                         {\"ts\":\"...\",\"event\":\"welcome\",\"data\":{\"user\":...}}\n"
+    "                         {\"ts\":\"...\",\"event\":\"event\",\"data\":{\"v\":2,\"type\":...,\n"
+    "                          \"from\":{\"user\":...,\"device\":...,\"tab\":...}}}\n"
+    "                         {\"ts\":\"...\",\"event\":\"security\",\"data\":{\"code\":...}}\n"
+    "                         {\"ts\":\"...\",\"event\":\"error\",\"data\":{\"code\":...}}\n"
+    "  publish TYPE [BODY]    publish an envelope of type TYPE with body BODY (any JSON\n"
+    "                         value; default null) and print the server's answer,\n"
+    "                         {\"ok\":true,\"id\":ID}; a refusal prints\n"
+    "                         {\"ok\":false,\"error\":{\"code\":...}} and exits 1\n"
+    "  metadata JSON          report this tab's metadata ({network, battery,\n"
+    "                         visibility, type}) and print the answer\n"
+    "\n"
+    "Options of session:\n"
+    "      --token T          the session token (a JWT, e.g. from `tabsyncd token`);\n"
+    "                         default: the TABSYNC_TOKEN environment variable\n"
+    "      --device ID        device id; must be the token's dev claim\n"
+    "      --fingerprint F    device fingerprint; its SHA-256 must be the token's fp\n"
+    "                         claim (default: the device id, as `tabsyncd token`\n"
+    "                         assumes without --fingerprint)\n"
+    "      --tab ID           this tab's id (default: a random tab-... id)\n"
+    "      --type TYPE        device type: browser, mobile, desktop, server or cli\n"
+    "                         (default cli)\n"
+    "      --caps A,B         device capabilities\n"
+    "  -t, --timeout MS       connect timeout, and answer timeout (default 5000)\n"
+    "  -q, --quiet            no status lines on stderr\n"
+    "Options of watch:\n"
+    "  -c, --count N          exit after N events (welcome and notices not counted)\n"
+    "  -r, --reconnect        reconnect after a lost connection\n"
+    "Options of publish:\n"
+    "      --to SCOPE         session (default: every other tab of this session), user\n"
+    "                         (every other tab of this user) or device (every other tab\n"
+    "                         on this device)\n"
+    "      --prio P           control, state, event (default), presence or telemetry\n"
+    "      --id ID            envelope id (default: generated, printed in the answer)\n"
+    "\n"
+    "Examples:\n"
+    "  export TABSYNC_TOKEN=$(tabsyncd token --jwt-secret \"$S\" --user alice \\\n"
+    "                         --session s1 --device laptop --fingerprint fp1)\n"
+    "  tabsync session http://127.0.0.1:3000/ --device laptop --fingerprint fp1 watch\n"
+    "  tabsync session http://127.0.0.1:3000/ --device laptop --fingerprint fp1 \\\n"
+    "          publish cart.update '{\"items\":3}' --to user\n"
+    "  tabsync session http://127.0.0.1:3000/ --device laptop --fingerprint fp1 \\\n"
+    "          metadata '{\"visibility\":\"hidden\"}'\n";
+
+enum scmd { S_INFO, S_WATCH, S_PUBLISH, S_METADATA };
+
+typedef struct scli {
+    uv_loop_t *loop;
+    ts_client_t *c;
+    uv_signal_t sigint, sigterm;
+    enum scmd cmd;
+    int quiet, reconnect, done, exit_code, sent;
+    long count, seen;
+    unsigned timeout_ms;
+    const char *url, *type, *body, *id, *json;
+    ts_client_scope_t to;
+    ts_client_prio_t prio;
+} scli_t;
+
+static void status(scli_t *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void status(scli_t *x, const char *fmt, ...) {
+    if (x->quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("tabsync: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+/* {"ts":...,"event":NAME,"data":JSON} */
+static void print_line(const char *name, const char *json) {
+    fputs("{\"ts\":", stdout);
+    ts_cli_put_timestamp(stdout);
+    fputs(",\"event\":", stdout);
+    ts_cli_put_json_string(stdout, name);
+    fprintf(stdout, ",\"data\":%s}\n", json);
+    fflush(stdout);
+}
+
+/* ---- ending ---- */
+
+static void on_handle_closed(uv_handle_t *h) { (void)h; }
+
+static void on_client_closed(ts_client_t *c, void *user) {
+    scli_t *x = user;
+    x->c = NULL;
+    uv_close((uv_handle_t *)&x->sigint, on_handle_closed);
+    uv_close((uv_handle_t *)&x->sigterm, on_handle_closed);
+}
+
+static void finish(scli_t *x, int code) {
+    if (x->done) return;
+    x->done = 1;
+    x->exit_code = code;
+    ts_client_close(x->c, on_client_closed);
+}
+
+/* ---- commands ---- */
+
+static void on_answer(ts_client_t *c, int st, const ts_client_result_t *r, void *ud) {
+    scli_t *x = ud;
+    const char *what = x->cmd == S_PUBLISH ? "publish" : "metadata";
+    if (x->done) return;
+    if (st < 0) {
+        fprintf(stderr, "tabsync: no answer to %s: %s\n", what, ts_client_strerror(st));
+        finish(x, EXIT_RUNTIME);
+        return;
+    }
+    printf("%s\n", r->json);
+    fflush(stdout);
+    if (r->ok) {
+        finish(x, EXIT_OK);
+        return;
+    }
+    if (r->retry_after_ms)
+        fprintf(stderr, "tabsync: %s refused: %s: %s (retry after %lld ms)\n", what,
+                r->code ? r->code : "?", r->message ? r->message : "",
+                (long long)r->retry_after_ms);
+    else
+        fprintf(stderr, "tabsync: %s refused: %s: %s\n", what, r->code ? r->code : "?",
+                r->message ? r->message : "");
+    finish(x, EXIT_RUNTIME);
+}
+
+static void run_command(scli_t *x) {
+    int rc = 0;
+    if (x->cmd == S_PUBLISH)
+        rc = ts_client_publish(x->c, x->type, x->id, x->body, x->to, x->prio, on_answer, x);
+    else if (x->cmd == S_METADATA)
+        rc = ts_client_set_metadata(x->c, x->json, on_answer, x);
+    if (rc == TS_EINVAL) {
+        fprintf(stderr, "tabsync: %s\nTry 'tabsync --help'.\n",
+                x->cmd == S_PUBLISH ? "publish: BODY is not valid JSON"
+                                    : "metadata: JSON is not a JSON object");
+        finish(x, EXIT_USAGE);
+    } else if (rc < 0) {
+        fprintf(stderr, "tabsync: cannot send: %s\n", ts_client_strerror(rc));
+        finish(x, EXIT_RUNTIME);
+    }
+}
+
+/* ---- client callbacks ---- */
+
+static void on_welcome(ts_client_t *c, const ts_client_welcome_t *w, void *user) {
+    scli_t *x = user;
+    if (x->done) return;
+    status(x, "connected to %s as user %s, session %s, device %s, tab %s", x->url,
+           w->user ? w->user : "?", w->session ? w->session : "?", w->device ? w->device : "?",
+           w->tab ? w->tab : "?");
+    if (x->cmd == S_INFO || x->cmd == S_WATCH) print_line("welcome", w->json);
+    if (x->cmd == S_INFO) {
+        finish(x, EXIT_OK);
+    } else if (x->cmd != S_WATCH && !x->sent) {
+        x->sent = 1;
+        run_command(x);
+    }
+}
+
+static void on_envelope(ts_client_t *c, const ts_client_envelope_t *e, void *user) {
+    scli_t *x = user;
+    if (x->done || x->cmd != S_WATCH) return;
+    print_line("event", e->json);
+    if (x->count && ++x->seen >= x->count) finish(x, EXIT_OK);
+}
+
+static void on_security(ts_client_t *c, const ts_client_security_t *s, void *user) {
+    scli_t *x = user;
+    if (x->done) return;
+    if (x->cmd == S_WATCH)
+        print_line("security", s->json);
+    else
+        status(x, "security notice: %s: %s", s->code ? s->code : "?",
+               s->message ? s->message : "");
+}
+
+static void on_refused(ts_client_t *c, const ts_client_result_t *r, void *user) {
+    scli_t *x = user;
+    if (x->done) return;
+    if (x->cmd == S_WATCH)
+        print_line("error", r->json);
+    else
+        status(x, "the server refused an event: %s: %s", r->code ? r->code : "?",
+               r->message ? r->message : "");
+}
+
+static void on_disconnect(ts_client_t *c, const char *reason, int will_reconnect, void *user) {
+    scli_t *x = user;
+    if (will_reconnect) {
+        status(x, "disconnected (%s)", reason);
+        return;
+    }
+    fprintf(stderr, "tabsync: disconnected (%s)\n", reason);
+    finish(x, EXIT_RUNTIME);
+}
+
+static void on_connect_error(ts_client_t *c, const char *message, const char *data_json,
+                             void *user) {
+    scli_t *x = user;
+    fprintf(stderr, "tabsync: the server refused the connection: %s%s%s\n", message,
+            data_json ? " " : "", data_json ? data_json : "");
+    finish(x, EXIT_RUNTIME);
+}
+
+static void on_error(ts_client_t *c, int err, const char *msg, void *user) {
+    scli_t *x = user;
+    if (ts_client_state(c) == TS_CLIENT_DISCONNECTED) {
+        fprintf(stderr, "tabsync: %s\n", msg);
+        finish(x, EXIT_RUNTIME);
+    } else {
+        status(x, "%s", msg);
+    }
+}
+
+static void on_reconnect_attempt(ts_client_t *c, unsigned attempt, unsigned delay_ms,
+                                 void *user) {
+    status(user, "reconnecting in %u ms (attempt %u)", delay_ms, attempt);
+}
+
+static void on_signal(uv_signal_t *h, int signum) {
+    scli_t *x = h->data;
+    status(x, "interrupted");
+    finish(x, x->cmd == S_WATCH ? EXIT_OK : EXIT_RUNTIME);
+}
+
+/* ---- arguments ---- */
+
+/* Index of `value` in names[first..n), or -1 after a usage error. */
+static int pick(const char *value, const char *what, const char *const *names, int first, int n,
+                const char *expected) {
+    for (int i = first; i < n; i++)
+        if (strcmp(value, names[i]) == 0) return i;
+    ts_cli_usage_error("%s \"%s\" is not accepted (expected %s)", what, value, expected);
+    return -1;
+}
+
+int ts_cli_session_main(int argc, char **argv) {
+    scli_t x;
+    memset(&x, 0, sizeof x);
+    x.timeout_ms = 5000;
+    const char *token = getenv("TABSYNC_TOKEN"), *device = NULL, *fingerprint = NULL;
+    const char *tab = NULL, *type = "cli", *caps_arg = NULL, *to = NULL, *prio = NULL;
+    long count = 0, v;
+
+    enum { O_TOKEN = 1000, O_DEVICE, O_FP, O_TAB, O_TYPE, O_CAPS, O_TO, O_PRIO, O_ID };
+    static const struct option longopts[] = {
+        {"token", required_argument, NULL, O_TOKEN},  {"device", required_argument, NULL, O_DEVICE},
+        {"fingerprint", required_argument, NULL, O_FP}, {"tab", required_argument, NULL, O_TAB},
+        {"type", required_argument, NULL, O_TYPE},    {"caps", required_argument, NULL, O_CAPS},
+        {"to", required_argument, NULL, O_TO},        {"prio", required_argument, NULL, O_PRIO},
+        {"id", required_argument, NULL, O_ID},        {"timeout", required_argument, NULL, 't'},
+        {"quiet", no_argument, NULL, 'q'},            {"count", required_argument, NULL, 'c'},
+        {"reconnect", no_argument, NULL, 'r'},        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    int o;
+    opterr = 0;
+    optind = 2;
+    while ((o = getopt_long(argc, argv, ":t:qc:rh", longopts, NULL)) != -1) {
+        switch (o) {
+        case O_TOKEN: token = optarg; break;
+        case O_DEVICE: device = optarg; break;
+        case O_FP: fingerprint = optarg; break;
+        case O_TAB: tab = optarg; break;
+        case O_TYPE: type = optarg; break;
+        case O_CAPS: caps_arg = optarg; break;
+        case O_TO: to = optarg; break;
+        case O_PRIO: prio = optarg; break;
+        case O_ID: x.id = optarg; break;
+        case 't':
+            if (ts_cli_parse_num(optarg, "--timeout", 1, 3600000, &v) < 0) return EXIT_USAGE;
+            x.timeout_ms = (unsigned)v;
+            break;
+        case 'q': x.quiet = 1; break;
+        case 'c':
+            if (ts_cli_parse_num(optarg, "--count", 1, 100000000, &count) < 0) return EXIT_USAGE;
+            break;
+        case 'r': x.reconnect = 1; break;
+        case 'h': fputs(ts_cli_session_help, stdout); return EXIT_OK;
+        case ':': return ts_cli_usage_error("option %s needs a value", argv[optind - 1]);
+        default: return ts_cli_usage_error("unknown option %s", argv[optind - 1]);
+        }
+    }
+    int npos = argc - optind;
+    char **pos = argv + optind;
+    if (npos < 1) return ts_cli_usage_error("session: missing URL");
+    x.url = pos[0];
+    const char *cmd = npos > 1 ? pos[1] : NULL;
+    int nargs = npos > 2 ? npos - 2 : 0;
+    char **args = pos + 2;
+    if (!cmd) {
+        x.cmd = S_INFO;
+    } else if (strcmp(cmd, "watch") == 0) {
+        x.cmd = S_WATCH;
+        if (nargs) return ts_cli_usage_error("watch: unexpected argument \"%s\"", args[0]);
+    } else if (strcmp(cmd, "publish") == 0) {
+        x.cmd = S_PUBLISH;
+        if (nargs < 1) return ts_cli_usage_error("publish: missing TYPE");
+        if (nargs > 2)
+            return ts_cli_usage_error("publish: unexpected argument \"%s\" (quote BODY)", args[2]);
+        x.type = args[0];
+        x.body = nargs > 1 ? args[1] : NULL;
+    } else if (strcmp(cmd, "metadata") == 0) {
+        x.cmd = S_METADATA;
+        if (nargs != 1) return ts_cli_usage_error("metadata: expected one JSON argument");
+        x.json = args[0];
+    } else {
+        return ts_cli_usage_error("unknown command \"%s\" (expected watch, publish or metadata)",
+                                  cmd);
+    }
+    if (!token || !*token)
+        return ts_cli_usage_error("session: missing --token (or TABSYNC_TOKEN in the environment)");
+    if (!device || !*device) return ts_cli_usage_error("session: missing --device");
+    if ((to || prio || x.id) && x.cmd != S_PUBLISH)
+        return ts_cli_usage_error("--to, --prio and --id belong to publish");
+    if ((count || x.reconnect) && x.cmd != S_WATCH)
+        return ts_cli_usage_error("--count and --reconnect belong to watch");
+    x.count = count;
+    static const char *const scopes[] = {"session", "user", "device"};
+    static const char *const prios[] = {"default", "control", "state", "event", "presence",
+                                        "telemetry"};
+    int k = to ? pick(to, "--to", scopes, 0, 3, "session, user or device") : 0;
+    if (k < 0) return EXIT_USAGE;
+    x.to = (ts_client_scope_t)k;
+    k = prio ? pick(prio, "--prio", prios, 1, 6, "control, state, event, presence or telemetry")
+             : 0;
+    if (k < 0) return EXIT_USAGE;
+    x.prio = (ts_client_prio_t)k;
+
+    /* --caps a,b,c */
+    char capbuf[1024];
+    const char *caps[MAX_CAPS];
+    size_t ncaps = 0;
+    if (caps_arg) {
+        if (strlen(caps_arg) >= sizeof capbuf)
+            return ts_cli_usage_error("--caps: longer than %zu bytes", sizeof capbuf - 1);
+        strcpy(capbuf, caps_arg);
+        for (char *save = NULL, *p = strtok_r(capbuf, ",", &save); p;
+             p = strtok_r(NULL, ",", &save)) {
+            if (ncaps == MAX_CAPS) return ts_cli_usage_error("--caps: more than %d", MAX_CAPS);
+            caps[ncaps++] = p;
+        }
+    }
+
+    ts_client_session_opts_t so;
+    ts_client_session_opts_init(&so);
+    so.client.url = x.url;
+    so.client.reconnection = x.reconnect;
+    so.client.connect_timeout_ms = x.timeout_ms;
+    so.client.cb.on_disconnect = on_disconnect;
+    so.client.cb.on_connect_error = on_connect_error;
+    so.client.cb.on_error = on_error;
+    so.client.cb.on_reconnect_attempt = on_reconnect_attempt;
+    so.client.user = &x;
+    so.token = token;
+    so.device_id = device;
+    so.fingerprint = fingerprint ? fingerprint : device;
+    so.device_type = type;
+    so.caps = caps;
+    so.ncaps = ncaps;
+    so.tab_id = tab;
+    so.ack_timeout_ms = x.timeout_ms;
+    so.scb.on_welcome = on_welcome;
+    so.scb.on_envelope = on_envelope;
+    so.scb.on_security = on_security;
+    so.scb.on_refused = on_refused;
+
+    x.loop = uv_default_loop();
+    char err[300];
+    int rc = ts_client_session_new(x.loop, &so, &x.c, err, sizeof err);
+    if (rc < 0) {
+        if (rc == TS_EINVAL) return ts_cli_usage_error("%s", err);
+        fprintf(stderr, "tabsync: %s\n", ts_client_strerror(rc));
+        return EXIT_RUNTIME;
+    }
+    uv_signal_init(x.loop, &x.sigint);
+    uv_signal_init(x.loop, &x.sigterm);
+    x.sigint.data = x.sigterm.data = &x;
+    uv_signal_start(&x.sigint, on_signal, SIGINT);
+    uv_signal_start(&x.sigterm, on_signal, SIGTERM);
+    rc = ts_client_connect(x.c);
+    if (rc < 0) {
+        fprintf(stderr, "tabsync: cannot connect to %s: %s\n", x.url, ts_client_strerror(rc));
+        finish(&x, EXIT_RUNTIME);
+    }
+    uv_run(x.loop, UV_RUN_DEFAULT);
+    uv_loop_close(x.loop);
+    return x.exit_code;
+}
