@@ -29,6 +29,11 @@ run() {
   rc=$?
   out=$(cat "$tmp/out"); err=$(cat "$tmp/err")
   if [ "$rc" -eq "$want" ]; then ok "$name (exit $rc)"; else bad "$name: exit $rc, want $want" "stdout: $out" "stderr: $err"; fi
+  sanitizer_check "$name" "$err"
+}
+# a sanitizer report fails the check even when the exit code matches
+sanitizer_check() {
+  case "$2" in *Sanitizer*|*"runtime error:"*) bad "$1: sanitizer report" "$2";; esac
 }
 expect() { # expect NAME HAYSTACK NEEDLE
   case "$2" in *"$3"*) ok "$1";; *) bad "$1: missing '$3'" "got: $2";; esac
@@ -135,6 +140,7 @@ run "publish to the device from another session" 0 $T session "$url" --token "$t
 wait $wpid
 wrc=$?
 [ "$wrc" -eq 0 ] && ok "watcher exited 0 after 3 events" || bad "watcher exit $wrc" "$(cat "$tmp/watch.err")"
+sanitizer_check "watcher" "$(cat "$tmp/watch.err")"
 w=$(cat "$tmp/watch.out")
 expect_re "welcome line first" "$(head -n 1 "$tmp/watch.out")" '"event":"welcome","data":\{"user":"alice","session":"s1","device":"laptop","tab":"watcher"'
 expect "session event with from" "$w" '"event":"event","data":{"v":2,"type":"cart.update","id":"c-1","prio":"state","to":"session","body":{"items":[1,2],"note":"café \"quoted\""},"from":{"user":"alice","device":"phone","tab":"phone-1"}}'
@@ -177,6 +183,7 @@ kill -INT $wpid
 wait $wpid
 wrc=$?
 [ "$wrc" -eq 0 ] && ok "watch exits 0 on SIGINT" || bad "watch exit on SIGINT: $wrc" "$(cat "$tmp/w3.err")"
+sanitizer_check "watch on SIGINT" "$(cat "$tmp/w3.err")"
 
 # --- token expiry (leeway 0): watch prints both security notices, then the
 # server disconnects ---
@@ -190,6 +197,7 @@ expect "token_expired code" "$err" '"code":"token_expired"'
 
 kill -TERM "$srv_pid"; wait "$srv_pid"; src=$?; srv_pid=
 [ "$src" -eq 0 ] && ok "server exited cleanly" || bad "server exit $src" "$(cat "$tmp/srv.err")"
+sanitizer_check "server" "$(cat "$tmp/srv.err")"
 
 echo "$checks checks, $fails failed"
 [ "$fails" -eq 0 ]
