@@ -42,6 +42,12 @@ extern "C" {
  * on reconnection; a recovered connection keeps its id and rooms and
  * receives the events it missed).
  *
+ * For tabsyncd's /session namespace (tabs and devices of a user kept in
+ * sync) there is a typed layer on top: ts_client_session_new builds the
+ * authenticated CONNECT, and publish / metadata / token swap / welcome /
+ * envelopes / security notices have their own calls and callbacks (section
+ * "The /session namespace").
+ *
  * Shape of a program:
  *
  *   static void on_event(ts_client_t *c, const ts_client_event_t *ev, void *u) {
@@ -484,8 +490,8 @@ TS_CLIENT_API const char *ts_client_session_tab(const ts_client_t *c);
  * cb NULL: no ack is asked for; a refusal then comes as scb.on_refused.
  * While not connected the publish is buffered, as emits are.
  * Returns: 0 (cb, if any, is called exactly once, never from inside this
- * call); TS_EINVAL (not a /session client, type empty, body_json not JSON,
- * scope or prio out of range); then as ts_client_emit (TS_ELIMIT,
+ * call); TS_EINVAL (not a /session client, type or id empty or not UTF-8,
+ * body_json not JSON, scope or prio out of range); then as ts_client_emit (TS_ELIMIT,
  * TS_ECLOSED, TS_ETOOBIG, TS_ENOMEM): cb is not called. */
 TS_CLIENT_API int ts_client_publish(ts_client_t *c, const char *type, const char *id,
                                     const char *body_json, ts_client_scope_t scope,
