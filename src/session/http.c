@@ -54,9 +54,12 @@ static void on_abort(ts_http_conn_t *hc, void *ud) {
 
 static json_t *entry_json(const ts_store_reg_t *e) {
     json_t *data = json_loadb((const char *)e->data.p, e->data.len, 0, NULL);
+    ts_slice_t dev = e->key.device; /* "<user>/<device>" (registry.c) */
+    const uint8_t *slash = memchr(dev.p, '/', dev.len);
+    if (slash) dev = ts_slice(slash + 1, dev.len - (size_t)(slash + 1 - dev.p));
     return json_pack("{s:s%,s:s%,s:s%,s:s%,s:s%,s:I,s:o}", "user", e->user.p, e->user.len,
-                     "session", e->key.session.p, e->key.session.len, "device", e->key.device.p,
-                     e->key.device.len, "tab", e->key.tab.p, e->key.tab.len, "node", e->node.p,
+                     "session", e->key.session.p, e->key.session.len, "device", dev.p, dev.len,
+                     "tab", e->key.tab.p, e->key.tab.len, "node", e->node.p,
                      e->node.len, "expires_at", (json_int_t)e->expires_at,
                      "data", data ? data : json_null());
 }

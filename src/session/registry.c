@@ -27,8 +27,12 @@ static void op_done(int status, void *ud) {
     ts_sess__op_end(sess);
 }
 
+/* The store keys a tab by (session, device, tab); ids are chosen per user,
+ * so the device part is "<user>/<device>" ('/' is outside the id alphabet):
+ * two users with the same session, device and tab ids keep two entries.
+ * The admin API shows the plain device id. */
 static ts_store_reg_key_t key_of(const sess_sock_t *ss) {
-    return (ts_store_reg_key_t){ts_slice_str(ss->id.session), ts_slice_str(ss->id.device),
+    return (ts_store_reg_key_t){ts_slice_str(ss->id.session), ts_slice_str(ss->room_device + 2),
                                 ts_slice_str(ss->id.tab)};
 }
 

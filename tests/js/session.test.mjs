@@ -1198,3 +1198,30 @@ describe('/session: limits survive leaving and re-entering the namespace', SKIP,
     assert.match(m, /tabsync_errors_total\{kind="sio_connect_flood"\} [1-9]/);
   });
 });
+
+// ==== registry entries of different users never collide ========================
+
+describe('/session: two users with the same session, device and tab ids keep two registry entries', SKIP, () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ testApp: false, extra: [...HS_FLAGS, ...NO_LIMITS, '--admin-token', ADMIN] });
+  });
+  after(async () => { await srv?.stop(); });
+
+  it('bob leaving does not remove alice', T, async () => {
+    const same = { session: 'same-s', device: 'same-d', fingerprint: 'fp-same', tab: 'same-t' };
+    const a = { ...same, user: 'col-alice' }, b = { ...same, user: 'col-bob' };
+    const ta = await tab(srv.url, authFor(a, goodToken(a)));
+    const tb = await tab(srv.url, authFor(b, goodToken(b)));
+    const users = async () => {
+      const r = await admin(srv.url, '/api/admin/sessions/same-s', ADMIN);
+      assert.equal(r.status, 200);
+      return JSON.parse(r.text).tabs.map((t) => `${t.user}/${t.device}/${t.tab}`).sort();
+    };
+    assert.deepEqual(await users(), ['col-alice/same-d/same-t', 'col-bob/same-d/same-t']);
+    tb.close();
+    await sleep(300);
+    assert.deepEqual(await users(), ['col-alice/same-d/same-t']);
+    ta.close();
+  });
+});
