@@ -86,13 +86,9 @@ static void print_help(void) {
 enum cmd { CMD_INFO, CMD_WATCH, CMD_EMIT, CMD_PING };
 
 typedef struct cli {
-    uv_loop_t *loop;
-    ts_client_t *c;
-    uv_signal_t sigint, sigterm;
-    uv_timer_t timer; /* wait timeout, ping pacing */
-    const char *url;
+    ts_cli_run_t run; /* first: the shared callbacks see it */
     enum cmd cmd;
-    int quiet, reconnect, ack, exit_code, done;
+    int reconnect, ack;
     int got_ack, got_wait; /* emit: what arrived of what --ack / --wait want */
     unsigned timeout_ms;
     long count;         /* watch: 0 = unlimited; ping: samples */
@@ -105,17 +101,6 @@ typedef struct cli {
     uint64_t t0;
     double min, max, sum;
 } cli_t;
-
-static void status(cli_t *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void status(cli_t *x, const char *fmt, ...) {
-    if (x->quiet) return;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("tabsync: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 int ts_cli_usage_error(const char *fmt, ...) {
     va_list ap;
@@ -197,24 +182,6 @@ static void print_event(const ts_client_event_t *ev) {
 
 /* ---- ending ---- */
 
-static void on_handle_closed(uv_handle_t *h) { (void)h; }
-
-static void on_client_closed(ts_client_t *c, void *user) {
-    cli_t *x = user;
-    x->c = NULL;
-    uv_close((uv_handle_t *)&x->sigint, on_handle_closed);
-    uv_close((uv_handle_t *)&x->sigterm, on_handle_closed);
-    uv_close((uv_handle_t *)&x->timer, on_handle_closed);
-}
-
-static void finish(cli_t *x, int code) {
-    if (x->done) return;
-    x->done = 1;
-    x->exit_code = code;
-    uv_timer_stop(&x->timer);
-    ts_client_close(x->c, on_client_closed);
-}
-
 /* ---- ping ---- */
 
 static void ping_send(cli_t *x);
@@ -229,15 +196,15 @@ static void ping_next(cli_t *x) {
         else
             printf("%ld samples, %ld lost\n", x->sent, x->lost);
         fflush(stdout);
-        finish(x, x->lost ? EXIT_RUNTIME : EXIT_OK);
+        ts_cli_finish(&x->run, x->lost ? EXIT_RUNTIME : EXIT_OK);
         return;
     }
-    uv_timer_start(&x->timer, on_ping_timer, x->interval, 0);
+    uv_timer_start(&x->run.timer, on_ping_timer, x->interval, 0);
 }
 
 static void on_ping_ack(ts_client_t *c, int status, const ts_client_event_t *reply, void *ud) {
     cli_t *x = ud;
-    if (x->done) return;
+    if (x->run.done) return;
     if (status < 0) {
         x->lost++;
         printf("seq=%ld %s\n", x->sent, ts_client_strerror(status));
@@ -258,10 +225,10 @@ static void ping_send(cli_t *x) {
     x->sent++;
     snprintf(args, sizeof args, "[%ld,\"tabsync-ping\"]", x->sent);
     x->t0 = uv_hrtime();
-    int rc = ts_client_emit_ack(x->c, x->ping_event, args, on_ping_ack, x, x->timeout_ms);
+    int rc = ts_client_emit_ack(x->run.c, x->ping_event, args, on_ping_ack, x, x->timeout_ms);
     if (rc < 0) {
         fprintf(stderr, "tabsync: cannot emit %s: %s\n", x->ping_event, ts_client_strerror(rc));
-        finish(x, rc == TS_EINVAL ? EXIT_USAGE : EXIT_RUNTIME);
+        ts_cli_finish(&x->run, rc == TS_EINVAL ? EXIT_USAGE : EXIT_RUNTIME);
     }
 }
 
@@ -271,21 +238,21 @@ static void on_wait_timeout(uv_timer_t *h) {
     cli_t *x = h->data;
     fprintf(stderr, "tabsync: no %s within %u ms\n",
             x->ack && !x->got_ack ? "ack" : x->wait_event, x->timeout_ms);
-    finish(x, EXIT_RUNTIME);
+    ts_cli_finish(&x->run, EXIT_RUNTIME);
 }
 
 static void on_emit_ack(ts_client_t *c, int status, const ts_client_event_t *reply, void *ud) {
     cli_t *x = ud;
-    if (x->done) return;
+    if (x->run.done) return;
     if (status < 0) {
         fprintf(stderr, "tabsync: no ack for %s: %s\n", x->event, ts_client_strerror(status));
-        finish(x, EXIT_RUNTIME);
+        ts_cli_finish(&x->run, EXIT_RUNTIME);
         return;
     }
     printf("%s\n", reply->args_json);
     fflush(stdout);
     x->got_ack = 1;
-    if (!x->wait_event || x->got_wait) finish(x, EXIT_OK);
+    if (!x->wait_event || x->got_wait) ts_cli_finish(&x->run, EXIT_OK);
 }
 
 /* JSON_ARGS: an array is the argument list; another value is one argument. */
@@ -306,11 +273,11 @@ static char *make_args(const char *a) {
 static void do_emit(cli_t *x) {
     char *args = make_args(x->args);
     if (x->args && !args) {
-        finish(x, EXIT_RUNTIME);
+        ts_cli_finish(&x->run, EXIT_RUNTIME);
         return;
     }
-    int rc = x->ack ? ts_client_emit_ack(x->c, x->event, args, on_emit_ack, x, x->timeout_ms)
-                    : ts_client_emit(x->c, x->event, args);
+    int rc = x->ack ? ts_client_emit_ack(x->run.c, x->event, args, on_emit_ack, x, x->timeout_ms)
+                    : ts_client_emit(x->run.c, x->event, args);
     free(args);
     if (rc < 0) {
         if (rc == TS_EINVAL)
@@ -320,22 +287,22 @@ static void do_emit(cli_t *x) {
                     x->event);
         else
             fprintf(stderr, "tabsync: cannot emit %s: %s\n", x->event, ts_client_strerror(rc));
-        finish(x, rc == TS_EINVAL ? EXIT_USAGE : EXIT_RUNTIME);
+        ts_cli_finish(&x->run, rc == TS_EINVAL ? EXIT_USAGE : EXIT_RUNTIME);
         return;
     }
     x->emitted = 1;
     if (!x->ack && !x->wait_event) {
-        finish(x, EXIT_OK); /* the close waits for the bytes to go out */
+        ts_cli_finish(&x->run, EXIT_OK); /* the close waits for the bytes to go out */
         return;
     }
-    uv_timer_start(&x->timer, on_wait_timeout, x->timeout_ms, 0);
+    uv_timer_start(&x->run.timer, on_wait_timeout, x->timeout_ms, 0);
 }
 
 /* ---- client callbacks ---- */
 
 static void on_connect(ts_client_t *c, int recovered, void *user) {
     cli_t *x = user;
-    status(x, "connected to %s as %s%s", x->url, ts_client_id(c),
+    ts_cli_status(&x->run, "connected to %s as %s%s", x->run.url, ts_client_id(c),
            recovered ? " (session recovered)" : "");
     switch (x->cmd) {
     case CMD_INFO: {
@@ -347,7 +314,7 @@ static void on_connect(ts_client_t *c, int recovered, void *user) {
         printf(",\"recovery\":%s,\"pingInterval\":%u,\"pingTimeout\":%u,\"maxPayload\":%zu}\n",
                ts_client_pid(c) ? "true" : "false", pi, pt, mp);
         fflush(stdout);
-        finish(x, EXIT_OK);
+        ts_cli_finish(&x->run, EXIT_OK);
         break;
     }
     case CMD_EMIT:
@@ -363,56 +330,17 @@ static void on_connect(ts_client_t *c, int recovered, void *user) {
 
 static void on_event(ts_client_t *c, const ts_client_event_t *ev, void *user) {
     cli_t *x = user;
-    if (x->done) return;
+    if (x->run.done) return;
     if (x->cmd == CMD_WATCH) {
         print_event(ev);
-        if (x->count && ++x->seen >= x->count) finish(x, EXIT_OK);
+        if (x->count && ++x->seen >= x->count) ts_cli_finish(&x->run, EXIT_OK);
     } else if (x->cmd == CMD_EMIT && x->wait_event && !x->got_wait && x->emitted &&
                strcmp(ev->name, x->wait_event) == 0) {
         /* it may come before the ack (the server emits, then answers) */
         print_event(ev);
         x->got_wait = 1;
-        if (!x->ack || x->got_ack) finish(x, EXIT_OK);
+        if (!x->ack || x->got_ack) ts_cli_finish(&x->run, EXIT_OK);
     }
-}
-
-static void on_disconnect(ts_client_t *c, const char *reason, int will_reconnect, void *user) {
-    cli_t *x = user;
-    if (will_reconnect) {
-        status(x, "disconnected (%s)", reason);
-        return;
-    }
-    fprintf(stderr, "tabsync: disconnected (%s)\n", reason);
-    finish(x, EXIT_RUNTIME);
-}
-
-static void on_connect_error(ts_client_t *c, const char *message, const char *data_json,
-                             void *user) {
-    cli_t *x = user;
-    fprintf(stderr, "tabsync: the server refused the connection: %s%s%s\n", message,
-            data_json ? " " : "", data_json ? data_json : "");
-    finish(x, EXIT_RUNTIME);
-}
-
-static void on_error(ts_client_t *c, int err, const char *msg, void *user) {
-    cli_t *x = user;
-    if (ts_client_state(c) == TS_CLIENT_DISCONNECTED) {
-        fprintf(stderr, "tabsync: %s\n", msg);
-        finish(x, EXIT_RUNTIME);
-    } else {
-        status(x, "%s", msg);
-    }
-}
-
-static void on_reconnect_attempt(ts_client_t *c, unsigned attempt, unsigned delay_ms,
-                                 void *user) {
-    status(user, "reconnecting in %u ms (attempt %u)", delay_ms, attempt);
-}
-
-static void on_signal(uv_signal_t *h, int signum) {
-    cli_t *x = h->data;
-    status(x, "interrupted");
-    finish(x, x->cmd == CMD_WATCH ? EXIT_OK : EXIT_RUNTIME);
 }
 
 /* ---- arguments ---- */
@@ -476,7 +404,7 @@ int main(int argc, char **argv) {
             x.timeout_ms = (unsigned)v;
             break;
         case 'r': x.reconnect = 1; break;
-        case 'q': x.quiet = 1; break;
+        case 'q': x.run.quiet = 1; break;
         case 'h': print_help(); return EXIT_OK;
         case 'V': printf("tabsync %s\n", ts_client_version()); return EXIT_OK;
         case 'c':
@@ -497,7 +425,7 @@ int main(int argc, char **argv) {
     int npos = argc - optind;
     char **pos = argv + optind;
     if (npos < 1) return ts_cli_usage_error("connect: missing URL");
-    x.url = pos[0];
+    x.run.url = pos[0];
     const char *cmd = npos > 1 ? pos[1] : NULL;
     int nargs = npos > 2 ? npos - 2 : 0;
     char **args = pos + 2;
@@ -530,7 +458,7 @@ int main(int argc, char **argv) {
 
     ts_client_opts_t opts;
     ts_client_opts_init(&opts);
-    opts.url = x.url;
+    opts.url = x.run.url;
     opts.nsp = nsp;
     opts.auth_json = auth;
     if (strcmp(parser, "json") == 0)
@@ -544,32 +472,17 @@ int main(int argc, char **argv) {
     opts.connect_timeout_ms = x.timeout_ms;
     opts.cb.on_connect = on_connect;
     opts.cb.on_event = on_event;
-    opts.cb.on_disconnect = on_disconnect;
-    opts.cb.on_connect_error = on_connect_error;
-    opts.cb.on_error = on_error;
-    opts.cb.on_reconnect_attempt = on_reconnect_attempt;
+    ts_cli_common_callbacks(&opts.cb);
     opts.user = &x;
 
-    x.loop = uv_default_loop();
+    x.run.loop = uv_default_loop();
     char err[300];
-    int rc = ts_client_new(x.loop, &opts, &x.c, err, sizeof err);
+    int rc = ts_client_new(x.run.loop, &opts, &x.run.c, err, sizeof err);
     if (rc < 0) {
         if (rc == TS_EINVAL) return ts_cli_usage_error("%s", err);
         fprintf(stderr, "tabsync: %s\n", ts_client_strerror(rc));
         return EXIT_RUNTIME;
     }
-    uv_signal_init(x.loop, &x.sigint);
-    uv_signal_init(x.loop, &x.sigterm);
-    uv_timer_init(x.loop, &x.timer);
-    x.sigint.data = x.sigterm.data = x.timer.data = &x;
-    uv_signal_start(&x.sigint, on_signal, SIGINT);
-    uv_signal_start(&x.sigterm, on_signal, SIGTERM);
-    rc = ts_client_connect(x.c);
-    if (rc < 0) {
-        fprintf(stderr, "tabsync: cannot connect to %s: %s\n", x.url, ts_client_strerror(rc));
-        finish(&x, EXIT_RUNTIME);
-    }
-    uv_run(x.loop, UV_RUN_DEFAULT);
-    uv_loop_close(x.loop);
-    return x.exit_code;
+    x.run.signal_ok = x.cmd == CMD_WATCH;
+    return ts_cli_run(&x.run);
 }

@@ -75,28 +75,15 @@ const char ts_cli_session_help[] =
 enum scmd { S_INFO, S_WATCH, S_PUBLISH, S_METADATA };
 
 typedef struct scli {
-    uv_loop_t *loop;
-    ts_client_t *c;
-    uv_signal_t sigint, sigterm;
+    ts_cli_run_t run; /* first: the shared callbacks see it */
     enum scmd cmd;
-    int quiet, reconnect, done, exit_code, sent;
+    int reconnect, sent;
     long count, seen;
     unsigned timeout_ms;
-    const char *url, *type, *body, *id, *json;
+    const char *type, *body, *id, *json;
     ts_client_scope_t to;
     ts_client_prio_t prio;
 } scli_t;
-
-static void status(scli_t *x, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void status(scli_t *x, const char *fmt, ...) {
-    if (x->quiet) return;
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("tabsync: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
 
 /* {"ts":...,"event":NAME,"data":JSON} */
 static void print_line(const char *name, const char *json) {
@@ -110,37 +97,21 @@ static void print_line(const char *name, const char *json) {
 
 /* ---- ending ---- */
 
-static void on_handle_closed(uv_handle_t *h) { (void)h; }
-
-static void on_client_closed(ts_client_t *c, void *user) {
-    scli_t *x = user;
-    x->c = NULL;
-    uv_close((uv_handle_t *)&x->sigint, on_handle_closed);
-    uv_close((uv_handle_t *)&x->sigterm, on_handle_closed);
-}
-
-static void finish(scli_t *x, int code) {
-    if (x->done) return;
-    x->done = 1;
-    x->exit_code = code;
-    ts_client_close(x->c, on_client_closed);
-}
-
 /* ---- commands ---- */
 
 static void on_answer(ts_client_t *c, int st, const ts_client_result_t *r, void *ud) {
     scli_t *x = ud;
     const char *what = x->cmd == S_PUBLISH ? "publish" : "metadata";
-    if (x->done) return;
+    if (x->run.done) return;
     if (st < 0) {
         fprintf(stderr, "tabsync: no answer to %s: %s\n", what, ts_client_strerror(st));
-        finish(x, EXIT_RUNTIME);
+        ts_cli_finish(&x->run, EXIT_RUNTIME);
         return;
     }
     printf("%s\n", r->json);
     fflush(stdout);
     if (r->ok) {
-        finish(x, EXIT_OK);
+        ts_cli_finish(&x->run, EXIT_OK);
         return;
     }
     if (r->retry_after_ms)
@@ -150,23 +121,23 @@ static void on_answer(ts_client_t *c, int st, const ts_client_result_t *r, void 
     else
         fprintf(stderr, "tabsync: %s refused: %s: %s\n", what, r->code ? r->code : "?",
                 r->message ? r->message : "");
-    finish(x, EXIT_RUNTIME);
+    ts_cli_finish(&x->run, EXIT_RUNTIME);
 }
 
 static void run_command(scli_t *x) {
     int rc = 0;
     if (x->cmd == S_PUBLISH)
-        rc = ts_client_publish(x->c, x->type, x->id, x->body, x->to, x->prio, on_answer, x);
+        rc = ts_client_publish(x->run.c, x->type, x->id, x->body, x->to, x->prio, on_answer, x);
     else if (x->cmd == S_METADATA)
-        rc = ts_client_set_metadata(x->c, x->json, on_answer, x);
+        rc = ts_client_set_metadata(x->run.c, x->json, on_answer, x);
     if (rc == TS_EINVAL) {
         fprintf(stderr, "tabsync: %s\nTry 'tabsync --help'.\n",
                 x->cmd == S_PUBLISH ? "publish: BODY is not valid JSON"
                                     : "metadata: JSON is not a JSON object");
-        finish(x, EXIT_USAGE);
+        ts_cli_finish(&x->run, EXIT_USAGE);
     } else if (rc < 0) {
         fprintf(stderr, "tabsync: cannot send: %s\n", ts_client_strerror(rc));
-        finish(x, EXIT_RUNTIME);
+        ts_cli_finish(&x->run, EXIT_RUNTIME);
     }
 }
 
@@ -174,13 +145,13 @@ static void run_command(scli_t *x) {
 
 static void on_welcome(ts_client_t *c, const ts_client_welcome_t *w, void *user) {
     scli_t *x = user;
-    if (x->done) return;
-    status(x, "connected to %s as user %s, session %s, device %s, tab %s", x->url,
+    if (x->run.done) return;
+    ts_cli_status(&x->run, "connected to %s as user %s, session %s, device %s, tab %s", x->run.url,
            w->user ? w->user : "?", w->session ? w->session : "?", w->device ? w->device : "?",
            w->tab ? w->tab : "?");
     if (x->cmd == S_INFO || x->cmd == S_WATCH) print_line("welcome", w->json);
     if (x->cmd == S_INFO) {
-        finish(x, EXIT_OK);
+        ts_cli_finish(&x->run, EXIT_OK);
     } else if (x->cmd != S_WATCH && !x->sent) {
         x->sent = 1;
         run_command(x);
@@ -189,68 +160,29 @@ static void on_welcome(ts_client_t *c, const ts_client_welcome_t *w, void *user)
 
 static void on_envelope(ts_client_t *c, const ts_client_envelope_t *e, void *user) {
     scli_t *x = user;
-    if (x->done || x->cmd != S_WATCH) return;
+    if (x->run.done || x->cmd != S_WATCH) return;
     print_line("event", e->json);
-    if (x->count && ++x->seen >= x->count) finish(x, EXIT_OK);
+    if (x->count && ++x->seen >= x->count) ts_cli_finish(&x->run, EXIT_OK);
 }
 
 static void on_security(ts_client_t *c, const ts_client_security_t *s, void *user) {
     scli_t *x = user;
-    if (x->done) return;
+    if (x->run.done) return;
     if (x->cmd == S_WATCH)
         print_line("security", s->json);
     else
-        status(x, "security notice: %s: %s", s->code ? s->code : "?",
+        ts_cli_status(&x->run, "security notice: %s: %s", s->code ? s->code : "?",
                s->message ? s->message : "");
 }
 
 static void on_refused(ts_client_t *c, const ts_client_result_t *r, void *user) {
     scli_t *x = user;
-    if (x->done) return;
+    if (x->run.done) return;
     if (x->cmd == S_WATCH)
         print_line("error", r->json);
     else
-        status(x, "the server refused an event: %s: %s", r->code ? r->code : "?",
+        ts_cli_status(&x->run, "the server refused an event: %s: %s", r->code ? r->code : "?",
                r->message ? r->message : "");
-}
-
-static void on_disconnect(ts_client_t *c, const char *reason, int will_reconnect, void *user) {
-    scli_t *x = user;
-    if (will_reconnect) {
-        status(x, "disconnected (%s)", reason);
-        return;
-    }
-    fprintf(stderr, "tabsync: disconnected (%s)\n", reason);
-    finish(x, EXIT_RUNTIME);
-}
-
-static void on_connect_error(ts_client_t *c, const char *message, const char *data_json,
-                             void *user) {
-    scli_t *x = user;
-    fprintf(stderr, "tabsync: the server refused the connection: %s%s%s\n", message,
-            data_json ? " " : "", data_json ? data_json : "");
-    finish(x, EXIT_RUNTIME);
-}
-
-static void on_error(ts_client_t *c, int err, const char *msg, void *user) {
-    scli_t *x = user;
-    if (ts_client_state(c) == TS_CLIENT_DISCONNECTED) {
-        fprintf(stderr, "tabsync: %s\n", msg);
-        finish(x, EXIT_RUNTIME);
-    } else {
-        status(x, "%s", msg);
-    }
-}
-
-static void on_reconnect_attempt(ts_client_t *c, unsigned attempt, unsigned delay_ms,
-                                 void *user) {
-    status(user, "reconnecting in %u ms (attempt %u)", delay_ms, attempt);
-}
-
-static void on_signal(uv_signal_t *h, int signum) {
-    scli_t *x = h->data;
-    status(x, "interrupted");
-    finish(x, x->cmd == S_WATCH ? EXIT_OK : EXIT_RUNTIME);
 }
 
 /* ---- arguments ---- */
@@ -301,7 +233,7 @@ int ts_cli_session_main(int argc, char **argv) {
             if (ts_cli_parse_num(optarg, "--timeout", 1, 3600000, &v) < 0) return EXIT_USAGE;
             x.timeout_ms = (unsigned)v;
             break;
-        case 'q': x.quiet = 1; break;
+        case 'q': x.run.quiet = 1; break;
         case 'c':
             if (ts_cli_parse_num(optarg, "--count", 1, 100000000, &count) < 0) return EXIT_USAGE;
             break;
@@ -314,7 +246,7 @@ int ts_cli_session_main(int argc, char **argv) {
     int npos = argc - optind;
     char **pos = argv + optind;
     if (npos < 1) return ts_cli_usage_error("session: missing URL");
-    x.url = pos[0];
+    x.run.url = pos[0];
     const char *cmd = npos > 1 ? pos[1] : NULL;
     int nargs = npos > 2 ? npos - 2 : 0;
     char **args = pos + 2;
@@ -374,13 +306,10 @@ int ts_cli_session_main(int argc, char **argv) {
 
     ts_client_session_opts_t so;
     ts_client_session_opts_init(&so);
-    so.client.url = x.url;
+    so.client.url = x.run.url;
     so.client.reconnection = x.reconnect;
     so.client.connect_timeout_ms = x.timeout_ms;
-    so.client.cb.on_disconnect = on_disconnect;
-    so.client.cb.on_connect_error = on_connect_error;
-    so.client.cb.on_error = on_error;
-    so.client.cb.on_reconnect_attempt = on_reconnect_attempt;
+    ts_cli_common_callbacks(&so.client.cb);
     so.client.user = &x;
     so.token = token;
     so.device_id = device;
@@ -395,25 +324,14 @@ int ts_cli_session_main(int argc, char **argv) {
     so.scb.on_security = on_security;
     so.scb.on_refused = on_refused;
 
-    x.loop = uv_default_loop();
+    x.run.loop = uv_default_loop();
     char err[300];
-    int rc = ts_client_session_new(x.loop, &so, &x.c, err, sizeof err);
+    int rc = ts_client_session_new(x.run.loop, &so, &x.run.c, err, sizeof err);
     if (rc < 0) {
         if (rc == TS_EINVAL) return ts_cli_usage_error("%s", err);
         fprintf(stderr, "tabsync: %s\n", ts_client_strerror(rc));
         return EXIT_RUNTIME;
     }
-    uv_signal_init(x.loop, &x.sigint);
-    uv_signal_init(x.loop, &x.sigterm);
-    x.sigint.data = x.sigterm.data = &x;
-    uv_signal_start(&x.sigint, on_signal, SIGINT);
-    uv_signal_start(&x.sigterm, on_signal, SIGTERM);
-    rc = ts_client_connect(x.c);
-    if (rc < 0) {
-        fprintf(stderr, "tabsync: cannot connect to %s: %s\n", x.url, ts_client_strerror(rc));
-        finish(&x, EXIT_RUNTIME);
-    }
-    uv_run(x.loop, UV_RUN_DEFAULT);
-    uv_loop_close(x.loop);
-    return x.exit_code;
+    x.run.signal_ok = x.cmd == S_WATCH;
+    return ts_cli_run(&x.run);
 }
