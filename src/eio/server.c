@@ -929,6 +929,3 @@ const char *ts_eio_sock_transport(const ts_eio_sock_t *s) {
 const char *ts_eio_sock_peer(const ts_eio_sock_t *s) { return s->peer; }
 const char *ts_eio_sock_user_agent(const ts_eio_sock_t *s) { return s->user_agent; }
 int ts_eio_sock_rtt_ms(const ts_eio_sock_t *s) { return s->rtt_ms; }
-size_t ts_eio_sock_backlog(const ts_eio_sock_t *s) {
-    return s->qbytes + (s->ws ? ts_conn_queued(s->ws) : 0);
-}

@@ -90,7 +90,5 @@ const char *ts_eio_sock_user_agent(const ts_eio_sock_t *s);
 /* Round-trip time of the last heartbeat (ping -> pong) in ms; -1 before the
  * first pong. Server-measured: includes the client's event-loop delay. */
 int ts_eio_sock_rtt_ms(const ts_eio_sock_t *s);
-/* Bytes waiting to be sent to this peer (session buffer + socket queue). */
-size_t ts_eio_sock_backlog(const ts_eio_sock_t *s);
 
 #endif
