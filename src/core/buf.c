@@ -23,8 +23,9 @@ ts_buf_t *ts_buf_from(const void *p, size_t len) {
 
 void ts_buf_unref(ts_buf_t *b) {
     if (!b) return;
-    ts_assert(b->refs > 0);
-    if (--b->refs == 0) free(b);
+    uint32_t left = __atomic_sub_fetch(&b->refs, 1, __ATOMIC_ACQ_REL);
+    ts_assert(left != UINT32_MAX);
+    if (left == 0) free(b);
 }
 
 void ts_sbuf_reserve(ts_sbuf_t *s, size_t extra) {

@@ -9,8 +9,10 @@
 
 #include "core/ts_slice.h"
 
-/* Refcounts are plain integers: a buffer belongs to one event loop.
- * TODO(#4): buffers shared across loops need atomic counts. */
+/* Refcounts are atomic: with one loop per core a broadcast's bytes are
+ * shared by the writes of every loop (and by the recovery log), so the
+ * last reference may be dropped on any thread. The bytes themselves are
+ * immutable once a second reference exists, so only the count is shared. */
 typedef struct ts_buf {
     uint32_t refs; /* private */
     size_t len;    /* read-only: bytes in data */
@@ -23,7 +25,7 @@ ts_buf_t *ts_buf_new(size_t len);
 /* Returns new: a copy of p[0..len). */
 ts_buf_t *ts_buf_from(const void *p, size_t len);
 static inline ts_buf_t *ts_buf_ref(ts_buf_t *b) {
-    b->refs++;
+    __atomic_fetch_add(&b->refs, 1, __ATOMIC_RELAXED);
     return b;
 }
 /* Drops one reference; frees on the last. NULL is ignored. */

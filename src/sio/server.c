@@ -3,10 +3,19 @@
  * broadcasts and, when connection state recovery is on, the log of
  * emitted packets and the sessions of recently disconnected sockets.
  * Behaviour mirrors the Node server (packages/socket.io/lib/client.ts,
- * namespace.ts, socket.ts and socket.io-adapter's in-memory adapter). */
+ * namespace.ts, socket.ts and socket.io-adapter's in-memory adapter).
+ *
+ * Several loops (one server each, docs/ARCHITECTURE.md "Workers") form a
+ * group: a namespace's half that must be one per process (the ordered log
+ * of broadcasts, the saved sessions) lives in the group under a mutex. A
+ * broadcast appends to that log; every loop delivers the log to its own
+ * sockets in log order from its own cursor, so all tabs of a room see one
+ * order whichever loop holds them, and a reconnect on any loop finds its
+ * session. A single loop without recovery skips the log altogether. */
 #include "sio/ts_sio.h"
 
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,8 +46,13 @@ typedef struct member {
     ts_list_t link;
 } member_t;
 
-/* One emitted packet kept for connection state recovery. */
+/* One emitted packet in a namespace's shared log: kept until every loop
+ * delivered it and, with recovery, while a reconnecting socket may still
+ * need it. Refcounted (atomically): the log holds one reference and every
+ * loop delivering it holds one outside the lock. */
 typedef struct log_entry {
+    uint32_t refs;
+    uint8_t only;     /* emitted to one socket: rooms[0] is its id */
     uint64_t seq;
     uint64_t at_ms;
     char **rooms, **except; /* owned copies; none = everyone */
@@ -102,8 +116,33 @@ struct ts_sio_socket {
     ts_list_t nsp_link;
 };
 
+#define NOT_ATTACHED UINT64_MAX
+
+/* The part of a namespace shared by the loops of a group. */
+typedef struct nsp_shared {
+    pthread_mutex_t mu;
+    char *name;
+    log_entry_t **log; /* ring: log[(head + i) % cap], ascending seq */
+    size_t log_head, log_n, log_cap;
+    size_t log_bytes;  /* payload bytes the log holds (bounded by max_log_bytes) */
+    uint64_t next_seq;
+    uint64_t cursor[TS_SIO_MAX_LOOPS]; /* next seq each loop delivers; NOT_ATTACHED */
+    ts_map_t sessions; /* pid -> saved_t */
+} nsp_shared_t;
+
+struct ts_sio_group {
+    pthread_mutex_t mu;
+    ts_map_t nsps;     /* name -> nsp_shared_t */
+    size_t nloops;
+    ts_sio_server_t *srvs[TS_SIO_MAX_LOOPS]; /* NULL once freed */
+    ts_sio_opts_t opts;
+    char offset_prefix[9]; /* offsets of this process: "<prefix>.<seq>" */
+    int owned_by_server;   /* a private group of one */
+};
+
 struct ts_sio_nsp {
     ts_sio_server_t *srv;
+    nsp_shared_t *sh;
     char *name;
     ts_sio_nsp_handler_t h;
     void *ud;
@@ -112,11 +151,6 @@ struct ts_sio_nsp {
     ts_map_t rooms;    /* name -> room_t */
     ts_map_t by_id;    /* socket id -> socket: the room every socket is in,
                           without a room_t per socket */
-    ts_map_t sessions; /* pid -> saved_t */
-    log_entry_t *log;  /* ring: log[(head + i) % cap] */
-    size_t log_head, log_n, log_cap;
-    size_t log_bytes;  /* payload bytes the log holds (bounded by max_log_bytes) */
-    uint64_t next_seq;
 };
 
 typedef struct pattern {
@@ -134,7 +168,11 @@ struct ts_sio_server {
     ts_list_t unconnected; /* client_t.pending_link, oldest first */
     uv_timer_t sweep;
     uint64_t gen;
-    char offset_prefix[9]; /* offsets of this process: "<prefix>.<seq>" */
+    ts_sio_group_t *group;
+    unsigned idx;      /* this loop's index in the group */
+    uv_async_t bus;    /* woken when another loop appended to a shared log */
+    json_t *no_auth;   /* the empty CONNECT payload most sockets share */
+    int closing_handles;
 };
 
 static const char *const recoverable_reasons[] = {"transport error", "transport close",
@@ -258,54 +296,97 @@ static ts_sio_socket_t *by_id(ts_sio_nsp_t *nsp, const char *name) {
     return strlen(name) == ID_LEN ? ts_map_get(&nsp->by_id, name, ID_LEN) : NULL;
 }
 
-/* ---- recovery log ---- */
+/* ---- the shared log ---- */
 
-static void log_entry_free(log_entry_t *e) {
+static void log_entry_unref(log_entry_t *e) {
+    if (__atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
     strv_free(e->rooms, e->nrooms);
     strv_free(e->except, e->nexcept);
     ts_sio_encoded_clear(&e->enc);
+    free(e);
 }
 
-static void log_prune(ts_sio_nsp_t *nsp, uint64_t now) {
-    const ts_sio_opts_t *o = &nsp->srv->opts;
-    while (nsp->log_n) {
-        log_entry_t *e = &nsp->log[nsp->log_head];
-        if (nsp->log_n < o->max_log_entries && nsp->log_bytes <= o->max_log_bytes &&
-            now - e->at_ms <= o->recovery_ms)
+static int recovery_on(const ts_sio_nsp_t *nsp) { return nsp->srv->opts.recovery_ms > 0; }
+
+/* The lowest cursor of the attached loops: entries below it were delivered
+ * everywhere. Called with sh->mu held. */
+static uint64_t min_cursor(const nsp_shared_t *sh, size_t nloops) {
+    uint64_t m = sh->next_seq;
+    for (size_t i = 0; i < nloops; i++)
+        if (sh->cursor[i] != NOT_ATTACHED && sh->cursor[i] < m) m = sh->cursor[i];
+    return m;
+}
+
+/* Drops entries every loop delivered that recovery does not need (all of
+ * them when it is off; else the oldest past the window or the bounds).
+ * Called with sh->mu held. */
+static void log_prune(nsp_shared_t *sh, const ts_sio_group_t *g, uint64_t now) {
+    const ts_sio_opts_t *o = &g->opts;
+    uint64_t delivered = min_cursor(sh, g->nloops);
+    while (sh->log_n) {
+        log_entry_t *e = sh->log[sh->log_head];
+        if (e->seq >= delivered) break; /* a loop has yet to deliver it */
+        if (o->recovery_ms && sh->log_n < o->max_log_entries &&
+            sh->log_bytes <= o->max_log_bytes && now - e->at_ms <= o->recovery_ms)
             break;
-        nsp->log_bytes -= e->bytes;
-        log_entry_free(e);
-        nsp->log_head = (nsp->log_head + 1) % nsp->log_cap;
-        nsp->log_n--;
+        sh->log_bytes -= e->bytes;
+        log_entry_unref(e);
+        sh->log_head = (sh->log_head + 1) % sh->log_cap;
+        sh->log_n--;
     }
 }
 
-static log_entry_t *log_append(ts_sio_nsp_t *nsp) {
-    log_prune(nsp, ts_now_ms());
-    if (nsp->log_n == nsp->log_cap) {
-        size_t ncap = nsp->log_cap ? nsp->log_cap * 2 : 64;
-        log_entry_t *nl = ts_xmalloc(ncap * sizeof(*nl));
-        for (size_t i = 0; i < nsp->log_n; i++) nl[i] = nsp->log[(nsp->log_head + i) % nsp->log_cap];
-        free(nsp->log);
-        nsp->log = nl;
-        nsp->log_cap = ncap;
-        nsp->log_head = 0;
+/* Appends `e` (the log takes one reference); assigns its seq. With mu held. */
+static void log_append(nsp_shared_t *sh, log_entry_t *e) {
+    if (sh->log_n == sh->log_cap) {
+        size_t ncap = sh->log_cap ? sh->log_cap * 2 : 64;
+        log_entry_t **nl = ts_xmalloc(ncap * sizeof(*nl));
+        for (size_t i = 0; i < sh->log_n; i++) nl[i] = sh->log[(sh->log_head + i) % sh->log_cap];
+        free(sh->log);
+        sh->log = nl;
+        sh->log_cap = ncap;
+        sh->log_head = 0;
     }
-    log_entry_t *e = &nsp->log[(nsp->log_head + nsp->log_n++) % nsp->log_cap];
-    memset(e, 0, sizeof(*e));
-    e->seq = nsp->next_seq++;
-    e->at_ms = ts_now_ms();
-    return e;
+    sh->log[(sh->log_head + sh->log_n++) % sh->log_cap] = e;
+    sh->log_bytes += e->bytes;
+    sh->next_seq++;
 }
 
-static void format_offset(const ts_sio_server_t *srv, uint64_t seq, char *out, size_t n) {
-    snprintf(out, n, "%s.%" PRIu64, srv->offset_prefix, seq);
+/* The entry with sequence `seq`, if the log still holds it. With mu held. */
+static log_entry_t *log_at(const nsp_shared_t *sh, uint64_t seq) {
+    if (!sh->log_n) return NULL;
+    uint64_t lo = sh->log[sh->log_head]->seq;
+    if (seq < lo || seq - lo >= sh->log_n) return NULL;
+    return sh->log[(sh->log_head + (size_t)(seq - lo)) % sh->log_cap];
+}
+
+/* Takes references to the entries this loop has not delivered yet and
+ * moves its cursor past them. Returns how many (*out is new, or NULL). */
+static size_t take_pending(ts_sio_nsp_t *nsp, log_entry_t ***out) {
+    nsp_shared_t *sh = nsp->sh;
+    uint64_t from = sh->cursor[nsp->srv->idx];
+    size_t n = (size_t)(sh->next_seq - from);
+    *out = NULL;
+    if (!n) return 0;
+    log_entry_t **v = ts_xmalloc(n * sizeof(*v));
+    for (size_t i = 0; i < n; i++) {
+        v[i] = log_at(sh, from + i);
+        ts_assert(v[i] != NULL); /* undelivered entries are never pruned */
+        __atomic_fetch_add(&v[i]->refs, 1, __ATOMIC_RELAXED);
+    }
+    sh->cursor[nsp->srv->idx] = sh->next_seq;
+    *out = v;
+    return n;
+}
+
+static void format_offset(const ts_sio_group_t *g, uint64_t seq, char *out, size_t n) {
+    snprintf(out, n, "%s.%" PRIu64, g->offset_prefix, seq);
 }
 
 /* Returns 1 and the sequence number for one of our offsets. */
-static int parse_offset(const ts_sio_server_t *srv, const char *off, uint64_t *seq) {
-    size_t pl = strlen(srv->offset_prefix);
-    if (strncmp(off, srv->offset_prefix, pl) != 0 || off[pl] != '.') return 0;
+static int parse_offset(const ts_sio_group_t *g, const char *off, uint64_t *seq) {
+    size_t pl = strlen(g->offset_prefix);
+    if (strncmp(off, g->offset_prefix, pl) != 0 || off[pl] != '.') return 0;
     const char *p = off + pl + 1;
     if (!*p || strlen(p) > 19) return 0;
     uint64_t v = 0;
@@ -328,99 +409,167 @@ static int entry_matches(const log_entry_t *e, char *const *rooms, size_t nrooms
 
 /* ---- emitting ---- */
 
-static int recovery_on(const ts_sio_nsp_t *nsp) { return nsp->srv->opts.recovery_ms > 0; }
-
-/* Delivers an EVENT to the recipients of `to` (NULL target = the single
- * socket `only`). With recovery on, the event carries an offset and is
- * logged with its audience, so that a socket that comes back gets it. */
-static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_t *only,
-                    const char *event, const ts_sio_args_t *args) {
+/* Sends `enc` to this loop's recipients of a broadcast: sockets in any of
+ * `rooms` (none = everyone), minus those in an `except` room, minus `skip`. */
+static void deliver_local(ts_sio_nsp_t *nsp, char *const *rooms, size_t nrooms,
+                          char *const *except, size_t nexcept, const ts_sio_socket_t *skip,
+                          const ts_sio_encoded_t *enc) {
     ts_sio_server_t *srv = nsp->srv;
-    char offset[40];
-    const char *off = NULL;
-    log_entry_t *le = NULL;
-    if (recovery_on(nsp)) {
-        le = log_append(nsp);
-        format_offset(srv, le->seq, offset, sizeof offset);
-        off = offset;
-        if (only) {
-            const char *own = only->id;
-            le->rooms = strv_copy(&own, 1);
-            le->nrooms = 1;
-        } else {
-            le->rooms = strv_copy(to->rooms, to->nrooms);
-            le->nrooms = to->nrooms;
-            le->except = strv_copy(to->except, to->nexcept);
-            le->nexcept = to->nexcept;
-            if (to->skip) {
-                /* socket.broadcast is "except the sender's own room" */
-                le->except = ts_xrealloc(le->except, (le->nexcept + 1) * sizeof(char *));
-                le->except[le->nexcept++] = ts_xstrdup(to->skip->id);
-            }
-        }
-    }
-    json_t *data = event_array(event, args, off);
-    ts_sio_encoded_t enc = {0};
-    int rc = encode(srv, TS_SIO_EVENT, nsp->name, TS_SIO_NO_ID, data, args, &enc);
-    json_decref(data);
-    if (rc != 0) {
-        if (le) { /* keep the sequence dense but deliver nothing */
-            le->enc.n = 0;
-        }
-        return;
-    }
-    if (le) {
-        le->enc.n = enc.n;
-        le->enc.msgs = ts_xmalloc(enc.n * sizeof(*enc.msgs));
-        for (size_t i = 0; i < enc.n; i++) {
-            le->enc.msgs[i] = (ts_sio_wire_t){ts_buf_ref(enc.msgs[i].buf), enc.msgs[i].binary};
-            le->bytes += enc.msgs[i].buf->len;
-        }
-        nsp->log_bytes += le->bytes;
-        /* over the byte bound: the oldest entries go (not this one: the
-         * bound is checked before each append, so at most one entry over) */
-    }
-    if (only) {
-        send_encoded(only, &enc);
-        ts_sio_encoded_clear(&enc);
-        return;
-    }
-    TS_MET_INC(SIO_BROADCASTS);
     uint64_t gen = ++srv->gen;
-    for (size_t i = 0; i < to->nexcept; i++) {
-        ts_sio_socket_t *own = by_id(nsp, to->except[i]);
+    for (size_t i = 0; i < nexcept; i++) {
+        ts_sio_socket_t *own = by_id(nsp, except[i]);
         if (own) own->gen = gen;
-        room_t *r = room_get(nsp, to->except[i], 0);
+        room_t *r = room_get(nsp, except[i], 0);
         if (!r) continue;
         ts_list_t *it, *tmp;
         TS_LIST_FOREACH_SAFE(it, tmp, &r->members) ts_list_entry(it, member_t, link)->s->gen = gen;
     }
-    if (to->skip) ((ts_sio_socket_t *)(uintptr_t)to->skip)->gen = gen;
-    if (to->nrooms == 0) {
+    if (skip) ((ts_sio_socket_t *)(uintptr_t)skip)->gen = gen;
+    if (nrooms == 0) {
         ts_list_t *it, *tmp;
         TS_LIST_FOREACH_SAFE(it, tmp, &nsp->sockets) {
             ts_sio_socket_t *s = ts_list_entry(it, ts_sio_socket_t, nsp_link);
-            if (s->gen != gen) send_encoded(s, &enc);
+            if (s->gen != gen) send_encoded(s, enc);
         }
-    } else {
-        for (size_t i = 0; i < to->nrooms; i++) {
-            ts_sio_socket_t *own = by_id(nsp, to->rooms[i]);
-            if (own && own->gen != gen) {
-                own->gen = gen;
-                send_encoded(own, &enc);
-            }
-            room_t *r = room_get(nsp, to->rooms[i], 0);
-            if (!r) continue;
-            ts_list_t *it, *tmp;
-            TS_LIST_FOREACH_SAFE(it, tmp, &r->members) {
-                ts_sio_socket_t *s = ts_list_entry(it, member_t, link)->s;
-                if (s->gen == gen) continue;
-                s->gen = gen; /* in several target rooms: once */
-                send_encoded(s, &enc);
-            }
+        return;
+    }
+    for (size_t i = 0; i < nrooms; i++) {
+        ts_sio_socket_t *own = by_id(nsp, rooms[i]);
+        if (own && own->gen != gen) {
+            own->gen = gen;
+            send_encoded(own, enc);
+        }
+        room_t *r = room_get(nsp, rooms[i], 0);
+        if (!r) continue;
+        ts_list_t *it, *tmp;
+        TS_LIST_FOREACH_SAFE(it, tmp, &r->members) {
+            ts_sio_socket_t *s = ts_list_entry(it, member_t, link)->s;
+            if (s->gen == gen) continue;
+            s->gen = gen; /* in several target rooms: once */
+            send_encoded(s, enc);
         }
     }
-    ts_sio_encoded_clear(&enc);
+}
+
+/* One log entry to this loop's sockets. */
+static void deliver_entry(ts_sio_nsp_t *nsp, const log_entry_t *e, const ts_sio_socket_t *skip) {
+    if (!e->enc.n) return; /* could not be encoded: keeps the sequence dense */
+    if (e->only) {
+        ts_sio_socket_t *s = by_id(nsp, e->rooms[0]);
+        if (s) send_encoded(s, &e->enc);
+        return;
+    }
+    deliver_local(nsp, e->rooms, e->nrooms, e->except, e->nexcept, skip, &e->enc);
+}
+
+static void deliver_taken(ts_sio_nsp_t *nsp, log_entry_t **v, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        deliver_entry(nsp, v[i], NULL);
+        log_entry_unref(v[i]);
+    }
+    free(v);
+}
+
+/* Tells the group's other loops that a log has news. */
+static void wake_others(ts_sio_server_t *srv) {
+    ts_sio_group_t *g = srv->group;
+    if (g->nloops == 1) return;
+    pthread_mutex_lock(&g->mu);
+    for (size_t i = 0; i < g->nloops; i++)
+        if (i != srv->idx && g->srvs[i]) uv_async_send(&g->srvs[i]->bus);
+    pthread_mutex_unlock(&g->mu);
+}
+
+/* Delivers what other loops appended to this loop's namespaces. */
+static void catch_up(ts_sio_nsp_t *nsp) {
+    log_entry_t **v;
+    pthread_mutex_lock(&nsp->sh->mu);
+    size_t n = take_pending(nsp, &v);
+    log_prune(nsp->sh, nsp->srv->group, ts_now_ms());
+    pthread_mutex_unlock(&nsp->sh->mu);
+    if (n) deliver_taken(nsp, v, n);
+}
+
+static void on_bus(uv_async_t *h) {
+    ts_sio_server_t *srv = h->data;
+    ts_map_entry_t *e;
+    for (size_t it = 0; ts_map_next(&srv->nsps, &it, &e);) catch_up(e->val);
+}
+
+/* Delivers an EVENT to the recipients of `to` (NULL target = the single
+ * socket `only`). Through the shared log when other loops may hold
+ * recipients or recovery is on (the event then carries its offset), so
+ * that every loop delivers in one order and a socket that comes back gets
+ * what it missed. */
+static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_t *only,
+                    const char *event, const ts_sio_args_t *args) {
+    ts_sio_server_t *srv = nsp->srv;
+    ts_sio_group_t *g = srv->group;
+    int rec = recovery_on(nsp);
+    if (!only) TS_MET_INC(SIO_BROADCASTS);
+    if (!rec && (only || g->nloops == 1)) { /* nobody else needs to see it */
+        json_t *data = event_array(event, args, NULL);
+        ts_sio_encoded_t enc = {0};
+        int rc = encode(srv, TS_SIO_EVENT, nsp->name, TS_SIO_NO_ID, data, args, &enc);
+        json_decref(data);
+        if (rc == 0) {
+            if (only)
+                send_encoded(only, &enc);
+            else
+                deliver_local(nsp, (char *const *)to->rooms, to->nrooms,
+                              (char *const *)to->except, to->nexcept, to->skip, &enc);
+        }
+        ts_sio_encoded_clear(&enc);
+        return;
+    }
+    log_entry_t *le = ts_xcalloc(1, sizeof(*le));
+    le->refs = 2; /* the log's and ours */
+    le->at_ms = ts_now_ms();
+    if (only) {
+        const char *own = only->id;
+        le->only = 1;
+        le->rooms = strv_copy(&own, 1);
+        le->nrooms = 1;
+    } else {
+        le->rooms = strv_copy(to->rooms, to->nrooms);
+        le->nrooms = to->nrooms;
+        le->except = strv_copy(to->except, to->nexcept);
+        le->nexcept = to->nexcept;
+        if (to->skip && rec) {
+            /* socket.broadcast is "except the sender's own room": replayed
+             * to everyone but the sender (other loops cannot hold it) */
+            le->except = ts_xrealloc(le->except, (le->nexcept + 1) * sizeof(char *));
+            le->except[le->nexcept++] = ts_xstrdup(to->skip->id);
+        }
+    }
+    nsp_shared_t *sh = nsp->sh;
+    int rc = 0;
+    if (!rec) { /* no offset in the bytes: encode outside the lock */
+        json_t *data = event_array(event, args, NULL);
+        rc = encode(srv, TS_SIO_EVENT, nsp->name, TS_SIO_NO_ID, data, args, &le->enc);
+        json_decref(data);
+    }
+    log_entry_t **v;
+    pthread_mutex_lock(&sh->mu);
+    size_t n = take_pending(nsp, &v); /* what came before ours, in order */
+    le->seq = sh->next_seq;
+    if (rec) {
+        char offset[40];
+        format_offset(g, le->seq, offset, sizeof offset);
+        json_t *data = event_array(event, args, offset);
+        rc = encode(srv, TS_SIO_EVENT, nsp->name, TS_SIO_NO_ID, data, args, &le->enc);
+        json_decref(data);
+    }
+    if (rc != 0) ts_sio_encoded_clear(&le->enc); /* delivered as nothing */
+    for (size_t i = 0; i < le->enc.n; i++) le->bytes += le->enc.msgs[i].buf->len;
+    log_prune(sh, g, le->at_ms);
+    log_append(sh, le);
+    sh->cursor[srv->idx] = sh->next_seq;
+    pthread_mutex_unlock(&sh->mu);
+    wake_others(srv);
+    if (n) deliver_taken(nsp, v, n);
+    deliver_entry(nsp, le, only ? NULL : to->skip);
+    log_entry_unref(le);
 }
 
 void ts_sio_emit(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args) {
@@ -492,10 +641,10 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
                 sv->rooms[i + 1] = ts_xstrdup(s->rooms[i]->room->name);
             sv->owner = s->owner ? ts_xstrdup(s->owner) : NULL;
             sv->at_ms = ts_now_ms();
-            saved_t *old = ts_map_put(&nsp->sessions, sv->pid, ID_LEN, sv);
-            if (old) {
-                saved_free(old);
-            }
+            pthread_mutex_lock(&nsp->sh->mu);
+            saved_t *old = ts_map_put(&nsp->sh->sessions, sv->pid, ID_LEN, sv);
+            pthread_mutex_unlock(&nsp->sh->mu);
+            if (old) saved_free(old);
         }
     }
     if (nsp->h.on_disconnect) nsp->h.on_disconnect(s, reason, nsp->ud);
@@ -538,10 +687,13 @@ void ts_sio_disconnect(ts_sio_socket_t *s, int close_conn) {
     socket_remove(s, "server namespace disconnect");
 }
 
+static nsp_shared_t *shared_attach(ts_sio_server_t *srv, const char *name);
+
 static ts_sio_nsp_t *nsp_create(ts_sio_server_t *srv, const char *name,
                                 const ts_sio_nsp_handler_t *h, void *ud) {
     ts_sio_nsp_t *nsp = ts_xcalloc(1, sizeof(*nsp));
     nsp->srv = srv;
+    nsp->sh = shared_attach(srv, name);
     nsp->name = ts_xstrdup(name);
     nsp->h = *h;
     nsp->ud = ud;
@@ -572,22 +724,55 @@ static void send_connect_error(client_t *c, const char *nsp, const char *message
     json_decref(obj);
 }
 
-/* Looks for a session to restore: returns it (removed from the store) and
- * the index in the log of the first missed packet. */
-static saved_t *find_restorable(ts_sio_nsp_t *nsp, json_t *auth, size_t *first) {
+/* Looks for a session to restore: returns it (removed from the shared
+ * sessions) and, in *missed, references to the logged packets it missed
+ * that this loop already delivered to others (later ones reach it through
+ * this loop's cursor, after the CONNECT reply, like any live packet). */
+static saved_t *find_restorable(ts_sio_nsp_t *nsp, json_t *auth, log_entry_t ***missed,
+                                size_t *nmissed) {
     const char *pid = json_string_value(json_object_get(auth, "pid"));
     const char *off = json_string_value(json_object_get(auth, "offset"));
-    if (!pid || !off) return NULL;
-    saved_t *sv = ts_map_get(&nsp->sessions, pid, strlen(pid));
     uint64_t seq;
-    if (!sv || ts_now_ms() - sv->at_ms > nsp->srv->opts.recovery_ms) return NULL;
-    if (!parse_offset(nsp->srv, off, &seq) || nsp->log_n == 0) return NULL;
-    uint64_t lo = nsp->log[nsp->log_head].seq;
-    uint64_t hi = lo + nsp->log_n - 1;
-    if (seq < lo || seq > hi) return NULL; /* offset too old (pruned) or never ours */
-    *first = (size_t)(seq - lo) + 1;
-    ts_map_del(&nsp->sessions, sv->pid, ID_LEN);
+    *missed = NULL;
+    *nmissed = 0;
+    if (!pid || !off || !parse_offset(nsp->srv->group, off, &seq)) return NULL;
+    nsp_shared_t *sh = nsp->sh;
+    pthread_mutex_lock(&sh->mu);
+    saved_t *sv = ts_map_get(&sh->sessions, pid, strlen(pid));
+    /* the offset must be an entry the log still holds: else it is too old
+     * (pruned) or was never ours */
+    if (!sv || ts_now_ms() - sv->at_ms > nsp->srv->opts.recovery_ms || !log_at(sh, seq)) {
+        pthread_mutex_unlock(&sh->mu);
+        return NULL;
+    }
+    uint64_t upto = sh->cursor[nsp->srv->idx];
+    if (upto > seq + 1) {
+        log_entry_t **v = ts_xmalloc((size_t)(upto - seq - 1) * sizeof(*v));
+        size_t n = 0;
+        for (uint64_t q = seq + 1; q < upto; q++) {
+            log_entry_t *e = log_at(sh, q);
+            if (!e || !e->enc.n || !entry_matches(e, sv->rooms, sv->nrooms)) continue;
+            __atomic_fetch_add(&e->refs, 1, __ATOMIC_RELAXED);
+            v[n++] = e;
+        }
+        *missed = v;
+        *nmissed = n;
+    }
+    ts_map_del(&sh->sessions, sv->pid, ID_LEN);
+    pthread_mutex_unlock(&sh->mu);
     return sv;
+}
+
+static void put_back(ts_sio_nsp_t *nsp, saved_t *sv) {
+    pthread_mutex_lock(&nsp->sh->mu);
+    saved_t *old = ts_map_put(&nsp->sh->sessions, sv->pid, ID_LEN, sv);
+    pthread_mutex_unlock(&nsp->sh->mu);
+    if (old) saved_free(old);
+}
+
+static void unref_all(log_entry_t **v, size_t n) {
+    for (size_t i = 0; i < n; i++) log_entry_unref(v[i]);
+    free(v);
 }
 
 static void do_connect(client_t *c, const char *name, json_t *auth_in) {
@@ -607,9 +792,7 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
     }
     /* Most clients send no auth: they share one empty object (read-only by
      * contract) instead of a jansson hashtable each. */
-    static json_t *no_auth;
-    if (!no_auth) no_auth = json_object();
-    json_t *auth = json_incref(auth_in && json_is_object(auth_in) ? auth_in : no_auth);
+    json_t *auth = json_incref(auth_in && json_is_object(auth_in) ? auth_in : srv->no_auth);
     ts_sio_socket_t *s = ts_xcalloc(1, sizeof(*s));
     s->c = c;
     s->nsp = nsp;
@@ -617,8 +800,9 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
     ts_list_init(&s->acks);
     ts_list_init(&s->nsp_link);
 
-    size_t first = 0;
-    saved_t *sv = recovery_on(nsp) ? find_restorable(nsp, auth, &first) : NULL;
+    log_entry_t **missed = NULL;
+    size_t nmissed = 0;
+    saved_t *sv = recovery_on(nsp) ? find_restorable(nsp, auth, &missed, &nmissed) : NULL;
     if (sv) {
         memcpy(s->id, sv->sid, sizeof s->id);
         memcpy(s->pid, sv->pid, sizeof s->pid);
@@ -635,7 +819,8 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
                            refuse.data);
         json_decref(refuse.data);
         json_decref(auth);
-        if (sv) saved_free(sv);
+        if (sv) saved_free(sv); /* refused on re-authorization: the session is dropped */
+        unref_all(missed, nmissed);
         free(s->owner);
         free(s);
         return;
@@ -645,7 +830,10 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
          * account, or a stolen pid): nothing of it is restored. */
         ts_debug("sio", "%s: a restored session's owner differs; starting fresh", name);
         /* put it back: its owner may still come for it */
-        ts_map_put(&nsp->sessions, sv->pid, ID_LEN, sv);
+        put_back(nsp, sv);
+        unref_all(missed, nmissed);
+        missed = NULL;
+        nmissed = 0;
         sv = NULL;
         s->recovered = 0;
         ts_random_id(s->id, ID_LEN);
@@ -666,10 +854,8 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
     if (sv) {
         for (size_t i = 0; i < sv->nrooms; i++) ts_sio_join(s, sv->rooms[i]);
         /* the missed packets go before the CONNECT reply (Node's order) */
-        for (size_t i = first; i < nsp->log_n; i++) {
-            log_entry_t *e = &nsp->log[(nsp->log_head + i) % nsp->log_cap];
-            if (e->enc.n && entry_matches(e, sv->rooms, sv->nrooms)) send_encoded(s, &e->enc);
-        }
+        for (size_t i = 0; i < nmissed; i++) send_encoded(s, &missed[i]->enc);
+        unref_all(missed, nmissed);
         saved_free(sv);
         TS_MET_INC(SIO_RECOVERED);
     }
@@ -832,64 +1018,143 @@ static void on_sweep(uv_timer_t *t) {
     if (!srv->opts.recovery_ms) return;
     ts_map_entry_t *e;
     for (size_t it = 0; ts_map_next(&srv->nsps, &it, &e);) {
-        ts_sio_nsp_t *nsp = e->val;
-        log_prune(nsp, now);
+        nsp_shared_t *sh = ((ts_sio_nsp_t *)e->val)->sh;
+        pthread_mutex_lock(&sh->mu);
+        log_prune(sh, srv->group, now);
         ts_map_entry_t *se;
-        for (size_t j = 0; ts_map_next(&nsp->sessions, &j, &se);) {
+        for (size_t j = 0; ts_map_next(&sh->sessions, &j, &se);) {
             saved_t *sv = se->val;
             if (now - sv->at_ms <= srv->opts.recovery_ms) continue;
-            ts_map_del(&nsp->sessions, sv->pid, ID_LEN);
+            ts_map_del(&sh->sessions, sv->pid, ID_LEN);
             saved_free(sv);
         }
+        pthread_mutex_unlock(&sh->mu);
     }
 }
 
-ts_sio_server_t *ts_sio_server_new(uv_loop_t *loop, const ts_sio_opts_t *opts) {
+static void opts_defaults(ts_sio_opts_t *o) {
+    if (!o->connect_timeout_ms) o->connect_timeout_ms = 45000;
+    if (!o->max_log_entries) o->max_log_entries = 100000;
+    if (!o->max_log_bytes) o->max_log_bytes = 64u << 20;
+}
+
+ts_sio_group_t *ts_sio_group_new(const ts_sio_opts_t *opts, size_t nloops) {
+    ts_assert(nloops >= 1 && nloops <= TS_SIO_MAX_LOOPS);
+    ts_sio_group_t *g = ts_xcalloc(1, sizeof(*g));
+    pthread_mutex_init(&g->mu, NULL);
+    g->nloops = nloops;
+    g->opts = *opts;
+    opts_defaults(&g->opts);
+    ts_random_id(g->offset_prefix, sizeof g->offset_prefix - 1);
+    return g;
+}
+
+static void shared_free(nsp_shared_t *sh) {
+    while (sh->log_n) {
+        log_entry_unref(sh->log[sh->log_head]);
+        sh->log_head = (sh->log_head + 1) % sh->log_cap;
+        sh->log_n--;
+    }
+    free(sh->log);
+    ts_map_entry_t *e;
+    for (size_t it = 0; ts_map_next(&sh->sessions, &it, &e);) saved_free(e->val);
+    ts_map_deinit(&sh->sessions);
+    pthread_mutex_destroy(&sh->mu);
+    free(sh->name);
+    free(sh);
+}
+
+void ts_sio_group_free(ts_sio_group_t *g) {
+    if (!g) return;
+    ts_map_entry_t *e;
+    for (size_t it = 0; ts_map_next(&g->nsps, &it, &e);) shared_free(e->val);
+    ts_map_deinit(&g->nsps);
+    pthread_mutex_destroy(&g->mu);
+    free(g);
+}
+
+/* The shared half of namespace `name`, created on first use; this loop is
+ * attached to it from the current end of its log. */
+static nsp_shared_t *shared_attach(ts_sio_server_t *srv, const char *name) {
+    ts_sio_group_t *g = srv->group;
+    pthread_mutex_lock(&g->mu);
+    nsp_shared_t *sh = ts_map_get(&g->nsps, name, strlen(name));
+    if (!sh) {
+        sh = ts_xcalloc(1, sizeof(*sh));
+        pthread_mutex_init(&sh->mu, NULL);
+        sh->name = ts_xstrdup(name);
+        for (size_t i = 0; i < TS_SIO_MAX_LOOPS; i++) sh->cursor[i] = NOT_ATTACHED;
+        ts_map_put(&g->nsps, sh->name, strlen(sh->name), sh);
+    }
+    pthread_mutex_unlock(&g->mu);
+    pthread_mutex_lock(&sh->mu);
+    sh->cursor[srv->idx] = sh->next_seq;
+    pthread_mutex_unlock(&sh->mu);
+    return sh;
+}
+
+ts_sio_server_t *ts_sio_server_new_in(uv_loop_t *loop, ts_sio_group_t *g, size_t idx) {
+    ts_assert(idx < g->nloops);
     ts_sio_server_t *srv = ts_xcalloc(1, sizeof(*srv));
     srv->loop = loop;
-    srv->opts = *opts;
-    if (!srv->opts.connect_timeout_ms) srv->opts.connect_timeout_ms = 45000;
-    if (!srv->opts.max_log_entries) srv->opts.max_log_entries = 100000;
-    if (!srv->opts.max_log_bytes) srv->opts.max_log_bytes = 64u << 20;
+    srv->opts = g->opts;
+    srv->group = g;
+    srv->idx = (unsigned)idx;
+    srv->no_auth = json_object();
     ts_list_init(&srv->unconnected);
-    ts_random_id(srv->offset_prefix, sizeof srv->offset_prefix - 1);
     uv_timer_init(loop, &srv->sweep);
     srv->sweep.data = srv;
     uv_timer_start(&srv->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
     uv_unref((uv_handle_t *)&srv->sweep);
+    uv_async_init(loop, &srv->bus, on_bus);
+    srv->bus.data = srv;
+    uv_unref((uv_handle_t *)&srv->bus);
+    pthread_mutex_lock(&g->mu);
+    ts_assert(!g->srvs[idx]);
+    g->srvs[idx] = srv;
+    pthread_mutex_unlock(&g->mu);
     return srv;
 }
 
+ts_sio_server_t *ts_sio_server_new(uv_loop_t *loop, const ts_sio_opts_t *opts) {
+    ts_sio_group_t *g = ts_sio_group_new(opts, 1);
+    g->owned_by_server = 1;
+    return ts_sio_server_new_in(loop, g, 0);
+}
+
 static void nsp_free(ts_sio_nsp_t *nsp) {
-    while (nsp->log_n) {
-        log_entry_free(&nsp->log[nsp->log_head]);
-        nsp->log_head = (nsp->log_head + 1) % nsp->log_cap;
-        nsp->log_n--;
-    }
-    free(nsp->log);
-    ts_map_entry_t *e;
-    for (size_t it = 0; ts_map_next(&nsp->sessions, &it, &e);) {
-        saved_t *sv = e->val;
-        saved_free(sv);
-    }
-    ts_map_deinit(&nsp->sessions);
+    nsp_shared_t *sh = nsp->sh;
+    pthread_mutex_lock(&sh->mu);
+    sh->cursor[nsp->srv->idx] = NOT_ATTACHED; /* no longer holds back pruning */
+    log_prune(sh, nsp->srv->group, ts_now_ms());
+    pthread_mutex_unlock(&sh->mu);
     ts_map_deinit(&nsp->rooms);
     ts_map_deinit(&nsp->by_id);
     free(nsp->name);
     free(nsp);
 }
 
-static void sweep_closed(uv_handle_t *h) {
-    ts_sio_server_t *srv = h->data;
+static void server_release(ts_sio_server_t *srv) {
+    if (--srv->closing_handles) return;
     ts_map_entry_t *e;
     for (size_t it = 0; ts_map_next(&srv->nsps, &it, &e);) nsp_free(e->val);
     ts_map_deinit(&srv->nsps);
     free(srv->patterns);
+    json_decref(srv->no_auth);
+    if (srv->group->owned_by_server) ts_sio_group_free(srv->group);
     free(srv);
 }
 
+static void handle_closed(uv_handle_t *h) { server_release(h->data); }
+
 void ts_sio_server_free(ts_sio_server_t *srv) {
-    uv_close((uv_handle_t *)&srv->sweep, sweep_closed);
+    ts_sio_group_t *g = srv->group;
+    pthread_mutex_lock(&g->mu); /* nobody wakes us from now on */
+    g->srvs[srv->idx] = NULL;
+    pthread_mutex_unlock(&g->mu);
+    srv->closing_handles = 2;
+    uv_close((uv_handle_t *)&srv->sweep, handle_closed);
+    uv_close((uv_handle_t *)&srv->bus, handle_closed);
 }
 
 ts_sio_nsp_t *ts_sio_nsp_add(ts_sio_server_t *srv, const char *name,

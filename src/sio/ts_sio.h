@@ -18,6 +18,7 @@
 #include "sio/ts_sio_packet.h"
 
 typedef struct ts_sio_server ts_sio_server_t;
+typedef struct ts_sio_group ts_sio_group_t;
 typedef struct ts_sio_nsp ts_sio_nsp_t;
 typedef struct ts_sio_socket ts_sio_socket_t;
 
@@ -73,8 +74,23 @@ ts_sio_server_t *ts_sio_server_new(uv_loop_t *loop, const ts_sio_opts_t *opts);
 /* The Engine.IO callbacks to pass to ts_eio_server_new with the sio server
  * as server_ud. */
 const ts_eio_handler_t *ts_sio_eio_handler(void);
-/* Frees the server; call after the Engine.IO server closed every session. */
+/* Frees the server; call after the Engine.IO server closed every session.
+ * The memory goes once the loop ran its handle callbacks. */
 void ts_sio_server_free(ts_sio_server_t *srv);
+
+/* Several loops, one server each, serving one process's clients: a
+ * broadcast on any loop reaches the recipients on every loop, all in one
+ * order per namespace, and a reconnecting client is recovered on whichever
+ * loop it lands (its saved session and the log are shared). Create the
+ * group once, then one server per loop with ts_sio_server_new_in (each on
+ * its own thread's loop); every loop must register the same namespaces
+ * (patterns included). Free the group after every server was freed and
+ * its loop ran (ts_sio_server_new makes a private group of one). */
+#define TS_SIO_MAX_LOOPS 64
+ts_sio_group_t *ts_sio_group_new(const ts_sio_opts_t *opts, size_t nloops);
+void ts_sio_group_free(ts_sio_group_t *g);
+/* Returns new: loop number `idx` (0 <= idx < nloops) of the group. */
+ts_sio_server_t *ts_sio_server_new_in(uv_loop_t *loop, ts_sio_group_t *g, size_t idx);
 
 /* Registers namespace `name` ("/", "/custom"). Returns it (owned by the server). */
 ts_sio_nsp_t *ts_sio_nsp_add(ts_sio_server_t *srv, const char *name,
