@@ -5,6 +5,7 @@
 #ifndef TS_SESS_INT_H
 #define TS_SESS_INT_H
 #include <jansson.h>
+#include <pthread.h>
 #include <uv.h>
 
 #include "core/ts_breaker.h"
@@ -62,6 +63,15 @@ typedef struct sess_sock {
     char peer[48];
 } sess_sock_t;
 
+/* What the /session instances of one process's loops share: limits that
+ * count per address and per user must see every loop's connections. */
+typedef struct sess_shared {
+    pthread_mutex_t mu;
+    ts_rl_table_t hs_ip, conns_ip, conns_user;
+    ts_sess_t *members[TS_SIO_MAX_LOOPS]; /* for /metrics sums */
+    size_t nmembers;
+} sess_shared_t;
+
 struct ts_sess {
     uv_loop_t *loop;
     ts_sio_server_t *sio;
@@ -70,7 +80,7 @@ struct ts_sess {
     ts_sess_cfg_t cfg;
     char node_id[64];
     char *admin_token;
-    ts_rl_table_t hs_ip, conns_ip, conns_user;
+    sess_shared_t *sh;            /* hs_ip, conns_ip, conns_user (locked) */
     ts_rl_table_t ev_tab, by_tab; /* events and bytes per tab (throttle()) */
     ts_brk_t store_brk;
     ts_list_t socks;

@@ -46,8 +46,10 @@ static void refuse_with(ts_sio_refusal_t *refuse, const char *message, const cha
 
 static void sock_free(sess_sock_t *ss) {
     ts_sess_t *sess = ss->sess;
-    if (ss->counted_ip) ts_rl_table_dec(&sess->conns_ip, ss->peer, strlen(ss->peer));
-    if (ss->counted_user) ts_rl_table_dec(&sess->conns_user, ss->id.user, strlen(ss->id.user));
+    pthread_mutex_lock(&sess->sh->mu);
+    if (ss->counted_ip) ts_rl_table_dec(&sess->sh->conns_ip, ss->peer, strlen(ss->peer));
+    if (ss->counted_user) ts_rl_table_dec(&sess->sh->conns_user, ss->id.user, strlen(ss->id.user));
+    pthread_mutex_unlock(&sess->sh->mu);
     ts_sess__ident_clear(&ss->id);
     free(ss->room_session);
     free(ss->room_user);
@@ -83,7 +85,9 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
         return 1;
     }
     if (sess->cfg.conns_per_ip) {
-        int rc = ts_rl_table_inc(&sess->conns_ip, ss->peer, strlen(ss->peer));
+        pthread_mutex_lock(&sess->sh->mu);
+        int rc = ts_rl_table_inc(&sess->sh->conns_ip, ss->peer, strlen(ss->peer));
+        pthread_mutex_unlock(&sess->sh->mu);
         if (rc != 0) {
             sess->counters[SC_THROTTLED_CONNS_IP]++;
             refuse_with(refuse, "too many connections from this address", "throttled", 1000);
@@ -93,7 +97,9 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
         ss->counted_ip = 1;
     }
     if (sess->cfg.conns_per_user) {
-        int rc = ts_rl_table_inc(&sess->conns_user, ss->id.user, strlen(ss->id.user));
+        pthread_mutex_lock(&sess->sh->mu);
+        int rc = ts_rl_table_inc(&sess->sh->conns_user, ss->id.user, strlen(ss->id.user));
+        pthread_mutex_unlock(&sess->sh->mu);
         if (rc != 0) {
             sess->counters[SC_THROTTLED_CONNS_USER]++;
             refuse_with(refuse, "too many connections for this user", "throttled", 1000);
@@ -384,7 +390,10 @@ int ts_sess_allow_handshake(const ts_http_req_t *req, const char *peer, char *ms
     ts_sess_t *sess = ud;
     (void)req;
     if (!sess->cfg.handshakes_per_ip) return 0;
-    int64_t wait = ts_rl_table_take(&sess->hs_ip, peer, strlen(peer), uv_now(sess->loop), 1);
+    /* one clock for every loop: each loop's uv_now is its own cached read */
+    pthread_mutex_lock(&sess->sh->mu);
+    int64_t wait = ts_rl_table_take(&sess->sh->hs_ip, peer, strlen(peer), ts_now_ms(), 1);
+    pthread_mutex_unlock(&sess->sh->mu);
     if (wait == 0) return 0;
     sess->counters[SC_THROTTLED_HANDSHAKE]++;
     if (wait < 0) wait = 1000;
@@ -403,6 +412,35 @@ static const ts_sio_nsp_handler_t handler = {
     .authorize_recovered = 1, /* tokens expire: a restored socket shows a valid one too */
 };
 
+static sess_shared_t *shared_new(const ts_sess_cfg_t *cfg) {
+    sess_shared_t *sh = ts_xcalloc(1, sizeof(*sh));
+    pthread_mutex_init(&sh->mu, NULL);
+    ts_rl_table_init(&sh->hs_ip, &(ts_rl_table_cfg_t){.kind = TS_RL_RATE,
+                                                      .rate_mtps = TS_RL_PER_SEC(cfg->handshakes_per_ip),
+                                                      .burst = cfg->handshakes_per_ip});
+    ts_rl_table_init(&sh->conns_ip, &(ts_rl_table_cfg_t){.kind = TS_RL_COUNT,
+                                                         .max_count = cfg->conns_per_ip});
+    ts_rl_table_init(&sh->conns_user, &(ts_rl_table_cfg_t){.kind = TS_RL_COUNT,
+                                                           .max_count = cfg->conns_per_user});
+    return sh;
+}
+
+/* The last instance out frees what they shared. */
+static void shared_leave(ts_sess_t *sess) {
+    sess_shared_t *sh = sess->sh;
+    pthread_mutex_lock(&sh->mu);
+    for (size_t i = 0; i < sh->nmembers; i++)
+        if (sh->members[i] == sess) sh->members[i] = sh->members[--sh->nmembers];
+    size_t left = sh->nmembers;
+    pthread_mutex_unlock(&sh->mu);
+    if (left) return;
+    ts_rl_table_deinit(&sh->hs_ip);
+    ts_rl_table_deinit(&sh->conns_ip);
+    ts_rl_table_deinit(&sh->conns_user);
+    pthread_mutex_destroy(&sh->mu);
+    free(sh);
+}
+
 ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *store,
                        const ts_sess_cfg_t *cfg) {
     ts_sess_t *sess = ts_xcalloc(1, sizeof(*sess));
@@ -416,13 +454,12 @@ ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *s
     sess->cfg.node_id = sess->node_id;
     sess->admin_token = cfg->admin_token && cfg->admin_token[0] ? ts_xstrdup(cfg->admin_token) : NULL;
     sess->cfg.admin_token = sess->admin_token;
-    ts_rl_table_init(&sess->hs_ip, &(ts_rl_table_cfg_t){.kind = TS_RL_RATE,
-                                                        .rate_mtps = TS_RL_PER_SEC(cfg->handshakes_per_ip),
-                                                        .burst = cfg->handshakes_per_ip});
-    ts_rl_table_init(&sess->conns_ip, &(ts_rl_table_cfg_t){.kind = TS_RL_COUNT,
-                                                           .max_count = cfg->conns_per_ip});
-    ts_rl_table_init(&sess->conns_user, &(ts_rl_table_cfg_t){.kind = TS_RL_COUNT,
-                                                             .max_count = cfg->conns_per_user});
+    sess->sh = cfg->share_with ? cfg->share_with->sh : shared_new(cfg);
+    pthread_mutex_lock(&sess->sh->mu);
+    ts_assert(sess->sh->nmembers < TS_SIO_MAX_LOOPS);
+    sess->sh->members[sess->sh->nmembers++] = sess;
+    pthread_mutex_unlock(&sess->sh->mu);
+    sess->cfg.share_with = NULL;
     ts_rl_table_init(&sess->ev_tab, &(ts_rl_table_cfg_t){.kind = TS_RL_RATE,
                                                          .rate_mtps = TS_RL_PER_SEC(cfg->events_per_socket),
                                                          .burst = cfg->events_per_socket});
@@ -443,9 +480,7 @@ ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *s
  * outstanding (their callbacks carry it as user data). */
 static void maybe_free(ts_sess_t *sess) {
     if (sess->closed != 2 || sess->pending_ops) return;
-    ts_rl_table_deinit(&sess->hs_ip);
-    ts_rl_table_deinit(&sess->conns_ip);
-    ts_rl_table_deinit(&sess->conns_user);
+    shared_leave(sess);
     ts_rl_table_deinit(&sess->ev_tab);
     ts_rl_table_deinit(&sess->by_tab);
     free(sess->admin_token);
@@ -487,12 +522,26 @@ void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
         "tabsync_session_throttled_total{limit=\"bytes_per_socket\"}",
         "tabsync_session_abuse_disconnects_total", "tabsync_session_token_expired_total",
         "tabsync_session_token_swaps_total",       "tabsync_session_store_refused_total"};
+    /* the sum over every loop's instance; each value is read whole (relaxed
+     * loads) while its loop may be bumping it */
+    uint64_t counters[SC_COUNT] = {0}, refused[TS_SESS_R_COUNT_] = {0};
+    size_t nsocks = 0;
+    pthread_mutex_lock(&sess->sh->mu);
+    for (size_t m = 0; m < sess->sh->nmembers; m++) {
+        ts_sess_t *x = sess->sh->members[m];
+        nsocks += __atomic_load_n(&x->nsocks, __ATOMIC_RELAXED);
+        for (int i = 0; i < SC_COUNT; i++)
+            counters[i] += __atomic_load_n(&x->counters[i], __ATOMIC_RELAXED);
+        for (int r = 0; r < TS_SESS_R_COUNT_; r++)
+            refused[r] += __atomic_load_n(&x->refused[r], __ATOMIC_RELAXED);
+    }
+    pthread_mutex_unlock(&sess->sh->mu);
     ts_sbuf_printf(out, "# TYPE tabsync_session_sockets gauge\ntabsync_session_sockets %zu\n",
-                   sess->nsocks);
+                   nsocks);
     for (int i = 0; i < SC_COUNT; i++)
-        ts_sbuf_printf(out, "%s %llu\n", names[i], (unsigned long long)sess->counters[i]);
+        ts_sbuf_printf(out, "%s %llu\n", names[i], (unsigned long long)counters[i]);
     for (int r = 1; r < TS_SESS_R_COUNT_; r++)
         ts_sbuf_printf(out, "tabsync_session_auth_refused_total{reason=\"%s\"} %llu\n",
-                       ts_sess_reason_name((ts_sess_reason_t)r), (unsigned long long)sess->refused[r]);
+                       ts_sess_reason_name((ts_sess_reason_t)r), (unsigned long long)refused[r]);
     ts_brk_render(&sess->store_brk, "store", out);
 }

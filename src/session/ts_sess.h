@@ -31,6 +31,9 @@ typedef struct ts_sess_cfg {
     uint32_t strikes;             /* refusals within 10 s before a disconnect; 0 = never */
     uint32_t registry_ttl_ms;     /* 0 = 30000 */
     uint32_t expiry_warning_s;    /* token_expiring this long before exp; 0 = 60 */
+    struct ts_sess *share_with;   /* with one loop per core: another loop's /session,
+                                     whose per-address and per-user limits (and
+                                     /metrics sums) this one shares; NULL = first */
     uint32_t leeway_s;            /* the verifier's clock leeway: a socket is
                                      disconnected at exp + leeway, the moment its
                                      token would no longer be accepted */

@@ -6,7 +6,14 @@
  * a uv_idle handle runs the queue on the next loop turn, one op at a time in
  * issue order, then calls its callback. So callers are never re-entered, the
  * store never changes while a callback holds borrowed pointers into it, and
- * ops on one store complete in issue order. */
+ * ops on one store complete in issue order.
+ *
+ * With one loop per core, other loops reach the same store through doors
+ * (ts_store_attach): each door has its own queue and idle handle on its own
+ * loop, and runs its ops, callbacks included, holding the store's mutex. So
+ * callbacks still run on the caller's loop with the store unchanged under
+ * them, and ops through one door complete in issue order. */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -96,14 +103,26 @@ typedef struct mem_lease {
     char key[];
 } mem_lease_t;
 
-typedef struct mem_store {
+typedef struct mem_store mem_t;
+
+/* A loop's way into the store: its op queue and the idle handle that runs
+ * it. The loop that opened the store uses the door inside mem_t. */
+typedef struct mem_door {
+    mem_t *m;
     uv_loop_t *loop;
     uv_idle_t idle;    /* runs the op queue on the next turn */
-    uv_timer_t sweep;  /* expiry sweep, unref'd: it keeps nobody alive */
     ts_list_t queue;
-    int closing, closed_handles, finishing;
+    int closing, finishing, handles_open;
     ts_store_close_cb close_cb;
     void *close_ud;
+} mem_door_t;
+
+struct mem_store {
+    mem_door_t door;   /* the opening loop's */
+    pthread_mutex_t mu; /* held while any door runs ops, and by the sweep */
+    int doors;         /* open doors, own included: the last one frees */
+    int closing;       /* the opening loop closed: no more sweeps */
+    uv_timer_t sweep;  /* expiry sweep on the opening loop, unref'd: it keeps nobody alive */
     ts_store_expire_cb on_expire;
     void *expire_ud;
     ts_store_cfg_t lim; /* bounds with defaults applied */
@@ -116,7 +135,7 @@ typedef struct mem_store {
     size_t nsess;
     ts_map_t leases;
     size_t mem_bytes;  /* log tails + state documents */
-} mem_t;
+};
 
 /* ---------------------------------------------------------------- clock */
 
@@ -308,6 +327,7 @@ static void sweep_leases(mem_t *m, uint64_t now);
 static void on_sweep(uv_timer_t *t) {
     mem_t *m = t->data;
     uint64_t now = now_ms();
+    pthread_mutex_lock(&m->mu);
     while (m->heap_n && m->heap[0]->exp <= now && !m->closing) {
         mem_reg_t *r = m->heap[0];
         reg_unlink(m, r);
@@ -318,6 +338,7 @@ static void on_sweep(uv_timer_t *t) {
         free(r);
     }
     if (!m->closing) sweep_leases(m, now);
+    pthread_mutex_unlock(&m->mu);
 }
 
 /* ---------------------------------------------------------------- sessions */
@@ -675,33 +696,37 @@ static void op_free(mem_op_t *op) {
     free(op);
 }
 
-static void finish_close(mem_t *m);
+static void finish_close(mem_door_t *d);
 
 /* Runs what was queued before this turn; ops queued by the callbacks wait
  * for the next turn (the idle handle stays active), so a callback chain
  * cannot starve the loop. */
 static void on_idle(uv_idle_t *h) {
-    mem_t *m = h->data;
+    mem_door_t *d = h->data;
     ts_list_t batch;
-    if (ts_list_empty(&m->queue)) {
+    if (ts_list_empty(&d->queue)) {
         ts_list_init(&batch);
     } else {
-        batch = m->queue;
+        batch = d->queue;
         batch.next->prev = &batch;
         batch.prev->next = &batch;
-        ts_list_init(&m->queue);
+        ts_list_init(&d->queue);
     }
-    while (!ts_list_empty(&batch)) {
-        mem_op_t *op = TS_CONTAINER_OF(batch.next, mem_op_t, link);
-        ts_list_remove(&op->link);
-        exec_op(m, op);
-        op_free(op);
+    if (!ts_list_empty(&batch)) {
+        pthread_mutex_lock(&d->m->mu);
+        while (!ts_list_empty(&batch)) {
+            mem_op_t *op = TS_CONTAINER_OF(batch.next, mem_op_t, link);
+            ts_list_remove(&op->link);
+            exec_op(d->m, op);
+            op_free(op);
+        }
+        pthread_mutex_unlock(&d->m->mu);
     }
-    if (!ts_list_empty(&m->queue)) return;
-    if (m->closing)
-        finish_close(m);
+    if (!ts_list_empty(&d->queue)) return;
+    if (d->closing)
+        finish_close(d);
     else
-        uv_idle_stop(&m->idle);
+        uv_idle_stop(&d->idle);
 }
 
 /* Copies the strings into one allocation with the op. */
@@ -716,9 +741,9 @@ static mem_op_t *op_new(enum op_kind kind, void *ud, const ts_slice_t *s, int ns
     return op;
 }
 
-static int submit(mem_t *m, mem_op_t *op) {
-    ts_list_insert_tail(&m->queue, &op->link);
-    uv_idle_start(&m->idle, on_idle);
+static int submit(mem_door_t *d, mem_op_t *op) {
+    ts_list_insert_tail(&d->queue, &op->link);
+    uv_idle_start(&d->idle, on_idle);
     return 0;
 }
 
@@ -729,130 +754,130 @@ static int submit(mem_t *m, mem_op_t *op) {
 
 static int mem_reg_put(void *self, const ts_store_reg_t *e, uint64_t ttl_ms, ts_store_done_cb cb,
                        void *ud) {
-    mem_t *m = self;
-    CHECK_OPEN(m);
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
     ts_slice_t s[6] = {e->key.session, e->key.device, e->key.tab, e->user, e->node, e->data};
     mem_op_t *op = op_new(OP_REG_PUT, ud, s, 6);
     op->cb.done = cb;
     op->a = ttl_ms;
-    return submit(m, op);
+    return submit(d, op);
 }
 
 static int mem_reg_renew(void *self, const ts_store_reg_key_t *k, uint64_t ttl_ms,
                          ts_store_done_cb cb, void *ud) {
-    mem_t *m = self;
-    CHECK_OPEN(m);
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
     ts_slice_t s[3] = {k->session, k->device, k->tab};
     mem_op_t *op = op_new(OP_REG_RENEW, ud, s, 3);
     op->cb.done = cb;
     op->a = ttl_ms;
-    return submit(m, op);
+    return submit(d, op);
 }
 
 static int mem_reg_remove(void *self, const ts_store_reg_key_t *k, ts_store_done_cb cb,
                           void *ud) {
-    mem_t *m = self;
-    CHECK_OPEN(m);
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
     ts_slice_t s[3] = {k->session, k->device, k->tab};
     mem_op_t *op = op_new(OP_REG_REMOVE, ud, s, 3);
     op->cb.done = cb;
-    return submit(m, op);
+    return submit(d, op);
 }
 
 static int mem_reg_list(void *self, ts_store_by_t by, ts_slice_t id, ts_store_reg_list_cb cb,
                         void *ud) {
-    mem_t *m = self;
-    CHECK_OPEN(m);
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
     mem_op_t *op = op_new(OP_REG_LIST, ud, &id, 1);
     op->cb.list = cb;
     op->by = (int)by;
-    return submit(m, op);
+    return submit(d, op);
 }
 
 static int mem_log_append(void *self, ts_slice_t session, ts_buf_t *event, ts_store_seq_cb cb,
                           void *ud) {
-    mem_t *m = self;
-    CHECK_OPEN(m);
-    if (event->len > m->lim.event_max) return TS_ETOOBIG;
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
+    if (event->len > d->m->lim.event_max) return TS_ETOOBIG;
     mem_op_t *op = op_new(OP_LOG_APPEND, ud, &session, 1);
     op->cb.seq = cb;
     op->buf = ts_buf_ref(event);
-    return submit(m, op);
+    return submit(d, op);
 }
 
 static int mem_log_read(void *self, ts_slice_t session, uint64_t after_seq, size_t max,
                         ts_store_log_cb cb, void *ud) {
-    mem_t *m = self;
-    CHECK_OPEN(m);
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
     mem_op_t *op = op_new(OP_LOG_READ, ud, &session, 1);
     op->cb.log = cb;
     op->a = after_seq;
     op->b = max;
-    return submit(m, op);
+    return submit(d, op);
 }
 
 static int mem_log_trim(void *self, ts_slice_t session, uint64_t upto_seq, ts_store_done_cb cb,
                         void *ud) {
-    mem_t *m = self;
-    CHECK_OPEN(m);
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
     mem_op_t *op = op_new(OP_LOG_TRIM, ud, &session, 1);
     op->cb.done = cb;
     op->a = upto_seq;
-    return submit(m, op);
+    return submit(d, op);
 }
 
 static int mem_state_get(void *self, ts_slice_t session, ts_store_state_cb cb, void *ud) {
-    mem_t *m = self;
-    CHECK_OPEN(m);
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
     mem_op_t *op = op_new(OP_STATE_GET, ud, &session, 1);
     op->cb.state = cb;
-    return submit(m, op);
+    return submit(d, op);
 }
 
 static int mem_state_cas(void *self, ts_slice_t session, uint64_t expected, ts_buf_t *doc,
                          ts_store_state_cb cb, void *ud) {
-    mem_t *m = self;
-    CHECK_OPEN(m);
-    if (doc->len > m->lim.state_max) return TS_ETOOBIG;
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
+    if (doc->len > d->m->lim.state_max) return TS_ETOOBIG;
     mem_op_t *op = op_new(OP_STATE_CAS, ud, &session, 1);
     op->cb.state = cb;
     op->a = expected;
     op->buf = ts_buf_ref(doc);
-    return submit(m, op);
+    return submit(d, op);
 }
 
 static int mem_lease_acquire(void *self, ts_slice_t name, ts_slice_t holder, uint64_t ttl_ms,
                              ts_store_lease_cb cb, void *ud) {
-    mem_t *m = self;
-    CHECK_OPEN(m);
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
     ts_slice_t s[2] = {name, holder};
     mem_op_t *op = op_new(OP_LEASE_ACQUIRE, ud, s, 2);
     op->cb.lease = cb;
     op->a = ttl_ms;
-    return submit(m, op);
+    return submit(d, op);
 }
 
 static int mem_lease_renew(void *self, ts_slice_t name, ts_slice_t holder, uint64_t term,
                            uint64_t ttl_ms, ts_store_lease_cb cb, void *ud) {
-    mem_t *m = self;
-    CHECK_OPEN(m);
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
     ts_slice_t s[2] = {name, holder};
     mem_op_t *op = op_new(OP_LEASE_RENEW, ud, s, 2);
     op->cb.lease = cb;
     op->a = term;
     op->b = ttl_ms;
-    return submit(m, op);
+    return submit(d, op);
 }
 
 static int mem_lease_release(void *self, ts_slice_t name, ts_slice_t holder, uint64_t term,
                              ts_store_done_cb cb, void *ud) {
-    mem_t *m = self;
-    CHECK_OPEN(m);
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
     ts_slice_t s[2] = {name, holder};
     mem_op_t *op = op_new(OP_LEASE_RELEASE, ud, s, 2);
     op->cb.done = cb;
     op->a = term;
-    return submit(m, op);
+    return submit(d, op);
 }
 
 /* ---------------------------------------------------------------- open/close */
@@ -883,33 +908,74 @@ static void free_all(mem_t *m) {
     free(m);
 }
 
+/* A door's handles are closed: the last door out frees the store (on
+ * whichever loop that is; nothing in free_all is tied to a loop). */
 static void on_handle_closed(uv_handle_t *h) {
-    mem_t *m = h->data;
-    if (++m->closed_handles < 2) return;
-    ts_store_close_cb cb = m->close_cb;
-    void *ud = m->close_ud;
-    free_all(m);
+    mem_door_t *d = h->data;
+    if (--d->handles_open) return;
+    mem_t *m = d->m;
+    ts_store_close_cb cb = d->close_cb;
+    void *ud = d->close_ud;
+    pthread_mutex_lock(&m->mu);
+    int last = --m->doors == 0;
+    pthread_mutex_unlock(&m->mu);
+    if (d != &m->door) free(d);
+    if (last) {
+        pthread_mutex_destroy(&m->mu);
+        free_all(m);
+    }
     if (cb) cb(ud);
 }
 
-static void finish_close(mem_t *m) {
-    if (m->finishing) return;
-    m->finishing = 1;
-    uv_idle_stop(&m->idle);
-    uv_timer_stop(&m->sweep);
-    uv_close((uv_handle_t *)&m->idle, on_handle_closed);
-    uv_close((uv_handle_t *)&m->sweep, on_handle_closed);
+static void finish_close(mem_door_t *d) {
+    if (d->finishing) return;
+    d->finishing = 1;
+    uv_idle_stop(&d->idle);
+    d->handles_open = 1;
+    if (d == &d->m->door) {
+        d->handles_open = 2;
+        uv_timer_stop(&d->m->sweep);
+        d->m->sweep.data = d; /* on_sweep never runs again */
+        uv_close((uv_handle_t *)&d->m->sweep, on_handle_closed);
+    }
+    uv_close((uv_handle_t *)&d->idle, on_handle_closed);
 }
 
 static void mem_close(void *self, ts_store_close_cb cb, void *ud) {
-    mem_t *m = self;
-    if (m->closing) return;
-    m->closing = 1;
-    m->close_cb = cb;
-    m->close_ud = ud;
-    uv_timer_stop(&m->sweep);
+    mem_door_t *d = self;
+    if (d->closing) return;
+    d->closing = 1;
+    d->close_cb = cb;
+    d->close_ud = ud;
+    if (d == &d->m->door) {
+        /* the sweep's loop is going: no more expiry. Only that loop reads
+         * this, and it may be inside a callback holding mu: no lock. */
+        d->m->closing = 1;
+        uv_timer_stop(&d->m->sweep);
+    }
     /* The queue runs out on the next turn, then the handles close. */
-    uv_idle_start(&m->idle, on_idle);
+    uv_idle_start(&d->idle, on_idle);
+}
+
+static void door_init(mem_door_t *d, mem_t *m, uv_loop_t *loop) {
+    d->m = m;
+    d->loop = loop;
+    ts_list_init(&d->queue);
+    uv_idle_init(loop, &d->idle);
+    d->idle.data = d;
+}
+
+static int mem_attach(void *self, uv_loop_t *loop, void **out) {
+    mem_door_t *d = self;
+    mem_t *m = d->m;
+    if (d->closing) return TS_ECLOSED;
+    mem_door_t *nd = ts_xcalloc(1, sizeof *nd);
+    door_init(nd, m, loop);
+    pthread_mutex_lock(&m->mu);
+    m->doors++;
+    pthread_mutex_unlock(&m->mu);
+    *out = nd;
+    return 0;
 }
 
 #define DEFAULT(field, value)                                                  \
@@ -940,22 +1006,21 @@ static int mem_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, cha
             return rc;
         }
     }
-    m->loop = loop;
-    ts_list_init(&m->queue);
+    pthread_mutex_init(&m->mu, NULL);
+    m->doors = 1;
+    door_init(&m->door, m, loop);
     ts_list_init(&m->lru);
-    uv_idle_init(loop, &m->idle);
-    m->idle.data = m;
     uv_timer_init(loop, &m->sweep);
     m->sweep.data = m;
     uv_timer_start(&m->sweep, on_sweep, m->lim.sweep_ms, m->lim.sweep_ms);
     uv_unref((uv_handle_t *)&m->sweep);
     ts_debug("store", "memory store open (%s)", m->sql ? cfg->sqlite_path : "memory only");
-    *self = m;
+    *self = &m->door;
     return 0;
 }
 
 int ts_store__mem_sql_exec(void *self, const char *sql) {
-    mem_t *m = self;
+    mem_t *m = ((mem_door_t *)self)->m;
     return m->sql ? ts_store__sql_exec(m->sql, sql) : TS_EINVAL;
 }
 
@@ -963,6 +1028,7 @@ const ts_store_ops_t ts_store_memory_ops = {
     .name = "memory",
     .open = mem_open,
     .close = mem_close,
+    .attach = mem_attach,
     .reg_put = mem_reg_put,
     .reg_renew = mem_reg_renew,
     .reg_remove = mem_reg_remove,

@@ -47,3 +47,11 @@ int ts_store_close(ts_store_t *st, ts_store_close_cb cb, void *ud) {
     st->ops->close(self, cb, ud);
     return 0;
 }
+
+int ts_store_attach(ts_store_t *out, ts_store_t *st, struct uv_loop_s *loop) {
+    out->ops = st->ops;
+    out->self = NULL;
+    if (!st->self) return TS_ECLOSED;
+    if (!st->ops->attach || !loop) return TS_EINVAL;
+    return st->ops->attach(st->self, loop, &out->self);
+}

@@ -141,6 +141,10 @@ typedef struct ts_store_ops {
     /* Completes every accepted op, releases every handle, then calls cb once
      * from the loop; self is freed before cb runs. */
     void (*close)(void *self, ts_store_close_cb cb, void *ud);
+    /* Another loop's handle on the same store (one loop per core): ops
+     * through it complete, callbacks included, on that loop. NULL when the
+     * backend cannot be shared that way. */
+    int (*attach)(void *self, struct uv_loop_s *loop, void **out);
     int (*reg_put)(void *self, const ts_store_reg_t *e, uint64_t ttl_ms, ts_store_done_cb cb,
                    void *ud);
     int (*reg_renew)(void *self, const ts_store_reg_key_t *k, uint64_t ttl_ms,
@@ -187,6 +191,11 @@ int ts_store_open(ts_store_t *st, const ts_store_ops_t *ops, const ts_store_cfg_
 /* Starts closing; cb(ud) runs once from the loop when everything is released.
  * Returns 0, or TS_ECLOSED if already closed (cb never called). */
 int ts_store_close(ts_store_t *st, ts_store_close_cb cb, void *ud);
+/* Opens `out` on `loop` onto the store `st` is open on (another thread's
+ * loop; call before that loop runs or from its thread). Close every handle
+ * with ts_store_close; the store is released when the last one closed.
+ * Returns 0, TS_ECLOSED, or TS_EINVAL if the backend cannot be shared. */
+int ts_store_attach(ts_store_t *out, ts_store_t *st, struct uv_loop_s *loop);
 static inline const char *ts_store_backend(const ts_store_t *st) { return st->ops->name; }
 
 /* ---- registry ----
