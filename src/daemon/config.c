@@ -190,6 +190,10 @@ static const opt_t opts[] = {
 
     {"log-level", "TABSYNC_LOG_LEVEL", K_LOGLEVEL, 0, 0, 0, 0, NULL,
      "debug|info|warn|error|off", "Operation", "Least severe log record written to stderr."},
+    {"workers", "TABSYNC_WORKERS", K_U32, OFF(workers), 0, 0, TS_DMN_MAX_WORKERS, "workers", "N",
+     "Operation",
+     "Event loops (threads), each accepting on the same port (SO_REUSEPORT);\n"
+     "broadcasts reach every loop in one order. 0 = one per core."},
     {"shutdown-timeout", "TABSYNC_SHUTDOWN_TIMEOUT", K_U32, OFF(shutdown_timeout_ms), 0, 0,
      MS_MAX, "milliseconds", "MS", "Operation",
      "On SIGTERM/SIGINT, time given to clients to drain before closing.\n"
@@ -228,6 +232,7 @@ void ts_dmn_config_defaults(ts_dmn_config_t *cfg) {
     cfg->http_idle_timeout_ms = 5000;
     cfg->ws_max_send_queue = 16 * MIB;
     cfg->shutdown_timeout_ms = 10000;
+    cfg->workers = 1;
     cfg->jwt_leeway_s = TS_SESS_LEEWAY_DEFAULT;
     cfg->limit_handshakes_per_ip = 50;
     cfg->limit_conns_per_user = 100;

@@ -12,9 +12,12 @@
 
 static void healthz(ts_dmn_t *d, ts_http_conn_t *hc) {
     char body[256];
+    ts_met_t m; /* every loop's sessions */
+    ts_met_snapshot(&m);
     int n = snprintf(body, sizeof body,
-                     "{\"status\":\"%s\",\"sessions\":%zu,\"uptime_s\":%llu}\n",
-                     d->shutting_down ? "draining" : "ok", d->eio ? ts_eio_count(d->eio) : 0,
+                     "{\"status\":\"%s\",\"sessions\":%lld,\"workers\":%zu,\"uptime_s\":%llu}\n",
+                     d->shutting_down ? "draining" : "ok", (long long)m.gauges[TS_MET_EIO_OPEN],
+                     d->proc->n,
                      (unsigned long long)((ts_now_ms() - d->started_ms) / 1000));
     /* 503 while draining so that a load balancer stops sending us users */
     ts_http_respond(hc, d->shutting_down ? 503 : 200, "Content-Type: application/json\r\n", body,
@@ -60,11 +63,29 @@ static void static_file(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *re
     ts_dmn_static_res_deinit(&res);
 }
 
+static int eio_path(const ts_dmn_t *d, ts_slice_t path) {
+    static const char sio[] = "/socket.io/", raw[] = "/engine.io/";
+    return (path.len >= sizeof sio - 1 && memcmp(path.p, sio, sizeof sio - 1) == 0) ||
+           (d->cfg.conformance && path.len >= sizeof raw - 1 &&
+            memcmp(path.p, raw, sizeof raw - 1) == 0);
+}
+
 void ts_dmn_route(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *ud) {
     ts_dmn_t *d = ud;
     if (ts_slice_eq_str(req->path, "/healthz")) {
         healthz(d, hc);
         return;
+    }
+    if (d->proc->n > 1 && eio_path(d, req->path)) {
+        /* A session lives on the loop that made it; the kernel spreads
+         * connections over the loops: a poll, a post or an upgrade that
+         * landed on another one moves there (even while this loop drains:
+         * that one may still be serving the session). */
+        int owner = ts_eio_request_loop(req, (unsigned)d->proc->n);
+        if (owner >= 0 && (unsigned)owner != d->idx) {
+            ts_dmn_send_conn(d, (unsigned)owner, hc, req);
+            return;
+        }
     }
     if (!d->eio) {
         /* the last moments of a shutdown: the protocol servers are gone */
@@ -73,12 +94,11 @@ void ts_dmn_route(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *u
                         1);
         return;
     }
-    if (ts_eio_matches(d->eio, req->path)) {
-        ts_eio_handle(d->eio, hc, req);
-        return;
-    }
-    if (d->raw_eio && ts_eio_matches(d->raw_eio, req->path)) {
-        ts_eio_handle(d->raw_eio, hc, req);
+    ts_eio_server_t *eio = ts_eio_matches(d->eio, req->path) ? d->eio
+                           : d->raw_eio && ts_eio_matches(d->raw_eio, req->path) ? d->raw_eio
+                                                                                 : NULL;
+    if (eio) {
+        ts_eio_handle(eio, hc, req);
         return;
     }
     if (ts_slice_eq_str(req->path, "/metrics")) {

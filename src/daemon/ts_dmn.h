@@ -11,24 +11,51 @@
 #include "sio/ts_sio.h"
 #include "store/ts_store.h"
 
+typedef struct ts_dmn_proc ts_dmn_proc_t;
+typedef struct dmn_msg dmn_msg_t;
+
+/* One event loop of the process (a worker): its listener, protocol
+ * servers and /session, on its own thread (worker 0 on the main thread). */
 typedef struct ts_dmn {
+    ts_dmn_proc_t *proc;
+    unsigned idx;              /* 0 .. proc->n - 1 */
+    uv_loop_t loop_storage;
     uv_loop_t *loop;
-    ts_dmn_config_t cfg;
+    ts_dmn_config_t cfg;       /* the process's, copied */
     ts_net_t *net;
     ts_eio_server_t *eio;      /* Socket.IO's Engine.IO, at /socket.io/ */
     ts_eio_server_t *raw_eio;  /* --conformance: raw Engine.IO echo at /engine.io/ */
     ts_sio_server_t *sio;
     ts_sess_t *sess;           /* /session; NULL without --jwt-secret / --jwt-public-key */
-    struct ts_sess_auth *auth; /* the token verifier of /session */
-    ts_store_t store;          /* the session store (open when sess is set) */
-    char node_id[64];          /* this process in the registry: host:pid */
+    struct ts_sess_auth *auth; /* the token verifier of /session (the process's) */
+    ts_store_t store;          /* this loop's handle on the session store */
     const char *cors[TS_DMN_MAX_ORIGINS];
-    uv_signal_t sigterm, sigint;
+    uv_async_t inbox;          /* other loops' messages (dmn_msg_t) */
+    dmn_msg_t *msgs;           /* guarded by proc->mu */
+    int inbox_open;            /* guarded by proc->mu: messages accepted */
+    uv_thread_t thread;
+    uv_signal_t sigterm, sigint; /* worker 0 */
     uv_timer_t drain_timer;
     uint64_t started_ms;
     uint64_t drain_deadline_ms;
+    uint64_t pickup_deadline_ms;
+    int phase;                 /* 0 running, 1 draining sessions, 2 flushing, 3 closing */
     int shutting_down;
 } ts_dmn_t;
+
+/* What the loops of the process share. */
+struct ts_dmn_proc {
+    ts_dmn_config_t cfg;
+    size_t n;                  /* loops */
+    ts_dmn_t *w[TS_DMN_MAX_WORKERS];
+    ts_sio_group_t *group;     /* the Socket.IO namespaces' shared half */
+    struct ts_sess_auth *auth;
+    char node_id[64];          /* this process in the registry: host:pid */
+    uv_mutex_t mu;             /* the loops' inboxes */
+};
+
+/* Hands a connection whose request belongs to loop `to` over to it. */
+void ts_dmn_send_conn(ts_dmn_t *from, unsigned to, ts_http_conn_t *hc, ts_http_req_t *req);
 
 /* routes.c: every HTTP request lands here. */
 void ts_dmn_route(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *ud);

@@ -9,6 +9,7 @@
 #include "core/ts_log.h"
 
 #define TS_DMN_MAX_ORIGINS 16
+#define TS_DMN_MAX_WORKERS 64
 #define TS_DMN_MAX_JWT_SECRETS 4 /* = TS_SESS_MAX_SECRETS (session/ts_sess_auth.h) */
 #define TS_DMN_SECRET_MAX 512    /* bytes; = TS_SESS_SECRET_MAX */
 #define TS_DMN_SECRET_MIN 32     /* bytes; shorter secrets are refused at startup */
@@ -43,6 +44,8 @@ typedef struct ts_dmn_config {
     size_t ws_max_send_queue;     /* --max-send-queue: bytes queued to one peer
                                      before it is cut off; default 16 MB */
     uint32_t shutdown_timeout_ms; /* --shutdown-timeout: drain time on SIGTERM; default 10000 */
+    uint32_t workers;          /* --workers N, TABSYNC_WORKERS: event loops (threads);
+                                  0 = one per core; default 1 */
     char tls_cert[512];        /* --tls-cert FILE, TABSYNC_TLS_CERT; "" = plain TCP */
     char tls_key[512];         /* --tls-key FILE, TABSYNC_TLS_KEY */
     /* Authentication (docs/SECURITY.md). Secrets are never logged and never

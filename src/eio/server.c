@@ -690,11 +690,25 @@ static void handle_post(ts_eio_sock_t *s, ts_http_conn_t *hc, const ts_http_req_
 
 /* ---- handshake ---- */
 
+/* The first character of a sid names its loop (ts_random_id's alphabet). */
+static const char loop_tags[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+int ts_eio_request_loop(const ts_http_req_t *req, unsigned nloops) {
+    ts_slice_t sid;
+    if (nloops < 2 || !ts_http_query_param(req->query, "sid", &sid) || sid.len != SID_LEN)
+        return -1;
+    const char *at = memchr(loop_tags, sid.p[0], sizeof loop_tags - 1);
+    if (!at || (unsigned)(at - loop_tags) >= nloops) return -1;
+    return (int)(at - loop_tags);
+}
+
 static ts_eio_sock_t *sock_new(ts_eio_server_t *srv, ts_http_conn_t *hc, int transport) {
     ts_eio_sock_t *s = ts_xcalloc(1, sizeof(*s));
     s->srv = srv;
-    do ts_random_id(s->sid, SID_LEN);
-    while (ts_map_get(&srv->sessions, s->sid, SID_LEN));
+    do {
+        ts_random_id(s->sid, SID_LEN);
+        if (srv->opts.nloops > 1) s->sid[0] = loop_tags[srv->opts.loop_index];
+    } while (ts_map_get(&srv->sessions, s->sid, SID_LEN));
     s->transport = (uint8_t)transport;
     ts_list_init(&s->hb_link);
     ts_list_init(&s->up_link);

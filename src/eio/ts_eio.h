@@ -31,6 +31,11 @@ typedef struct ts_eio_opts {
     int no_polling;              /* disable the polling transport */
     int no_websocket;            /* disable the websocket transport */
     ts_eio_cors_t cors;
+    /* One loop per core: this server's loop number (0..63) and how many
+     * there are. With nloops > 1 every sid starts with a character that
+     * names its loop (ts_eio_request_loop), so a request that lands on
+     * another loop can be sent to the right one. */
+    unsigned loop_index, nloops;
     /* Optional gate for handshakes (requests without sid), before a session
      * exists: Node's allowRequest. Returns 0 to accept; or an HTTP status
      * (403, 429, 503) after writing a short sentence into msg[0..msglen) and
@@ -66,6 +71,10 @@ int ts_eio_matches(const ts_eio_server_t *srv, ts_slice_t path);
  * WebSocket handshake or upgrade, a CORS preflight, or one of the error
  * answers of the protocol. Always answers or keeps the request. */
 void ts_eio_handle(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_req_t *req);
+/* The loop a request belongs to: the loop number its sid names, or -1 for
+ * a handshake (no sid) or a sid no loop could have made (the request is
+ * then answered as an unknown session by whichever loop has it). */
+int ts_eio_request_loop(const ts_http_req_t *req, unsigned nloops);
 /* Number of open sessions. */
 size_t ts_eio_count(const ts_eio_server_t *srv);
 /* Closes every session with `reason` (graceful shutdown). */

@@ -37,6 +37,8 @@ enum ts_conn_flags {
     TS_CONN_WS_CLOSE_SENT = 1u << 8,
     TS_CONN_OVERFLOW = 1u << 9,  /* slow consumer: cut off at the next flush */
     TS_CONN_FAILED = 1u << 10,   /* a write failed: closed at the next flush */
+    TS_CONN_HANDOFF = 1u << 11,  /* HTTP: moving to another loop once the output is
+                                    written; abort_ud then holds the conn_handoff */
 };
 
 enum ts_conn_timer { TS_TIMER_NONE = 0, TS_TIMER_REQUEST, TS_TIMER_IDLE, TS_TIMER_LINGER };

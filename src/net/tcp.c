@@ -3,10 +3,12 @@
  * connection with pending bytes once per loop turn in a single uv_write,
  * because one write per delivered message is what caps a server's rate. */
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -29,6 +31,15 @@
 #define RBUF_MIN_ROOM 16384
 
 static void flush_conn(ts_conn_t *c);
+static void handoff_now(ts_conn_t *c);
+
+/* A request's connection on its way to another loop (ts_http_conn_handoff). */
+typedef struct conn_handoff {
+    ts_sbuf_t req;    /* the request, re-serialised */
+    ts_net_handoff_cb cb;
+    void *ud;
+} conn_handoff_t;
+
 
 /* Bytes the peer has not taken yet: ours, plus what libuv could not write. */
 static size_t unsent(const ts_conn_t *c) { return c->pend_bytes + c->tcp.write_queue_size; }
@@ -51,6 +62,11 @@ static void on_idle(uv_idle_t *h) { (void)h; }
 /* ---- closing ---- */
 
 static void conn_free(ts_conn_t *c) {
+    if (c->flags & TS_CONN_HANDOFF) { /* closed before it could move */
+        conn_handoff_t *ho = c->abort_ud;
+        ts_sbuf_free(&ho->req);
+        free(ho);
+    }
     for (size_t i = 0; i < c->pend.n; i++) ts_buf_unref(c->pend.e[i].buf);
     for (size_t i = 0; i < c->inflight.n; i++) ts_buf_unref(c->inflight.e[i].buf);
     TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, -(int64_t)c->queued);
@@ -260,6 +276,8 @@ static void on_write(uv_write_t *req, int status) {
         flush_conn(c);
     else if (c->flags & TS_CONN_ENDING)
         start_shutdown(c);
+    else if (c->flags & TS_CONN_HANDOFF)
+        handoff_now(c);
 }
 
 /* Hands everything queued to the kernel: first a non-blocking write of the
@@ -349,6 +367,8 @@ static void on_flush_check(uv_check_t *h) {
         if (c->flags & TS_CONN_CLOSING || cut_if_slow(c)) continue;
         if ((c->flags & TS_CONN_ENDING) && !has_output(c) && !(c->flags & TS_CONN_WRITING))
             start_shutdown(c);
+        else if ((c->flags & TS_CONN_HANDOFF) && !has_output(c) && !(c->flags & TS_CONN_WRITING))
+            handoff_now(c);
     }
     uv_idle_stop(&net->flush_idle);
 }
@@ -497,12 +517,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 /* ---- accepting ---- */
 
-static void on_connection(uv_stream_t *server, int status) {
-    ts_net_t *net = server->data;
-    if (status < 0) {
-        ts_warn("net", "accept failed: %s", uv_strerror(status));
-        return;
-    }
+static ts_conn_t *conn_new(ts_net_t *net) {
     ts_conn_t *c = ts_xcalloc(1, sizeof(*c));
     c->net = net;
     ts_list_init(&c->flush_link);
@@ -513,6 +528,16 @@ static void on_connection(uv_stream_t *server, int status) {
     net->handles_open++;
     ts_list_insert_tail(&net->conns, &c->link);
     TS_MET_GAUGE_ADD(TCP_OPEN, 1);
+    return c;
+}
+
+static void on_connection(uv_stream_t *server, int status) {
+    ts_net_t *net = server->data;
+    if (status < 0) {
+        ts_warn("net", "accept failed: %s", uv_strerror(status));
+        return;
+    }
+    ts_conn_t *c = conn_new(net);
     if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
         ts_net__close(c);
         return;
@@ -631,4 +656,111 @@ void ts_net_close(ts_net_t *net, void (*cb)(void *ud), void *ud) {
     uv_idle_stop(&net->flush_idle);
     uv_close((uv_handle_t *)&net->flush_check, net_handle_closed);
     uv_close((uv_handle_t *)&net->flush_idle, net_handle_closed);
+}
+
+/* ---- moving a connection to another loop ---- */
+
+struct ts_net_handoff {
+    int fd;           /* a duplicate of the socket; the original was closed */
+    ts_tls_t *tls;    /* the TLS session, NULL for plain TCP */
+    ts_buf_t *bytes;  /* the request, then what the peer sent after it */
+    char peer[48];
+};
+
+static int name_is(ts_slice_t name, const char *s) {
+    return name.len == strlen(s) && strncasecmp((const char *)name.p, s, name.len) == 0;
+}
+
+/* The request as HTTP/1.1 bytes the target's parser reads back the same:
+ * the body was de-chunked, so it travels with a Content-Length. */
+static void serialise(ts_sbuf_t *sb, const ts_http_req_t *req) {
+    ts_sbuf_printf(sb, "%s %.*s HTTP/1.%u\r\n", req->method_name, (int)req->url.len,
+                   (const char *)req->url.p, req->http_minor);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const ts_http_header_t *h = &req->headers[i];
+        if (name_is(h->name, "content-length") || name_is(h->name, "transfer-encoding"))
+            continue;
+        ts_sbuf_printf(sb, "%.*s: %.*s\r\n", (int)h->name.len, (const char *)h->name.p,
+                       (int)h->value.len, (const char *)h->value.p);
+    }
+    if (req->body.len) ts_sbuf_printf(sb, "Content-Length: %zu\r\n", req->body.len);
+    ts_sbuf_append(sb, "\r\n", 2);
+    ts_sbuf_append(sb, req->body.p, req->body.len);
+}
+
+void ts_http_conn_handoff(ts_http_conn_t *c, const ts_http_req_t *req, ts_net_handoff_cb cb,
+                          void *ud) {
+    conn_handoff_t *ho = ts_xcalloc(1, sizeof(*ho));
+    serialise(&ho->req, req);
+    ho->cb = cb;
+    ho->ud = ud;
+    /* AWAITING stays set: nothing more is parsed here; what arrives is kept
+     * in rbuf and travels too. Reading stops: the rest is read there. */
+    c->flags |= TS_CONN_HANDOFF;
+    c->abort_cb = NULL;
+    c->abort_ud = ho;
+    ts_net__timer(c, TS_TIMER_NONE, 0);
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    ts_net__schedule(c);
+}
+
+/* The output is written: the socket leaves this loop. */
+static void handoff_now(ts_conn_t *c) {
+    conn_handoff_t *ho = c->abort_ud;
+    c->flags &= ~(uint32_t)(TS_CONN_HANDOFF | TS_CONN_AWAITING);
+    c->abort_ud = NULL;
+    uv_os_fd_t fd;
+    int nfd = -1;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (nfd < 0) {
+        ts_warn("net", "cannot move %s to another loop: %s", c->peer, strerror(errno));
+        ts_sbuf_free(&ho->req);
+        free(ho);
+        ts_net__close(c);
+        return;
+    }
+    ts_net_handoff_t *h = ts_xcalloc(1, sizeof(*h));
+    h->fd = nfd;
+    h->tls = c->tls;
+    c->tls = NULL;
+    memcpy(h->peer, c->peer, sizeof h->peer);
+    ts_sbuf_append(&ho->req, c->rbuf, c->rlen);
+    h->bytes = ts_sbuf_finish(&ho->req);
+    c->rlen = 0;
+    /* Closing our descriptor neither sends a FIN nor disturbs the duplicate
+     * (libuv takes it out of this loop's epoll set first). */
+    ts_net__close(c);
+    ho->cb(h, ho->ud);
+    free(ho);
+}
+
+void ts_net_adopt(ts_net_t *net, ts_net_handoff_t *h) {
+    ts_conn_t *c = conn_new(net);
+    memcpy(c->peer, h->peer, sizeof c->peer);
+    int rc = uv_tcp_open(&c->tcp, h->fd);
+    h->fd = -1;
+    c->tls = h->tls;
+    h->tls = NULL;
+    if (c->tls) ts_tls__rehome(c->tls, net->tls_ctx);
+    if (rc != 0 || (c->tls && !net->tls_ctx)) {
+        ts_warn("net", "cannot take over %s's connection: %s", c->peer,
+                rc ? uv_strerror(rc) : "TLS on a plain listener");
+        ts_net_handoff_free(h);
+        ts_net__close(c);
+        return;
+    }
+    keep_rest(c, h->bytes->data, h->bytes->len);
+    ts_net_handoff_free(h);
+    ts_net__timer(c, TS_TIMER_REQUEST, net->opts.request_timeout_ms);
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+    c->flags |= TS_CONN_REPROCESS; /* the request is parsed at the end of this turn */
+    ts_net__schedule(c);
+}
+
+void ts_net_handoff_free(ts_net_handoff_t *h) {
+    if (!h) return;
+    if (h->fd >= 0) close(h->fd);
+    ts_tls__free(h->tls);
+    ts_buf_unref(h->bytes);
+    free(h);
 }

@@ -130,6 +130,8 @@ void ts_tls__ctx_free(ts_tls_ctx_t *ctx) {
     free(ctx);
 }
 
+void ts_tls__rehome(ts_tls_t *t, ts_tls_ctx_t *ctx) { t->ctx = ctx; }
+
 ts_tls_t *ts_tls__new(ts_tls_ctx_t *ctx) {
     SSL *ssl = SSL_new(ctx->ssl_ctx);
     BIO *r = BIO_new(BIO_s_mem());

@@ -23,6 +23,9 @@ void ts_tls__ctx_free(ts_tls_ctx_t *ctx);
 /* Returns new: a server session waiting for a ClientHello, or NULL if
  * OpenSSL is out of memory. */
 ts_tls_t *ts_tls__new(ts_tls_ctx_t *ctx);
+/* The session moved to another loop's net (one loop per core): use that
+ * context's scratch memory from now on. */
+void ts_tls__rehome(ts_tls_t *t, ts_tls_ctx_t *ctx);
 void ts_tls__free(ts_tls_t *t);
 
 /* Hands ciphertext from the peer to the session (copied). Returns 0, or

@@ -73,6 +73,27 @@ void ts_http_conn_hold(ts_http_conn_t *hc, ts_http_abort_cb cb, void *ud);
 void ts_http_conn_detach(ts_http_conn_t *hc);
 /* Closes the connection at once (pending writes are dropped). */
 void ts_http_conn_close(ts_http_conn_t *hc);
+/* --- Moving a connection to another loop (one loop per core) ---
+ * An HTTP request may belong to another loop (an Engine.IO session lives
+ * on the loop that created it, while the kernel spreads new connections
+ * over the loops). The connection then moves there: its socket, TLS
+ * session, the request (re-serialised) and whatever the peer sent after
+ * it. */
+typedef struct ts_net_handoff ts_net_handoff_t;
+typedef void (*ts_net_handoff_cb)(ts_net_handoff_t *h, void *ud);
+/* Called from the request callback instead of answering: once the output
+ * already queued was written, `cb` runs (on this loop) with the handoff,
+ * to be passed to ts_net_adopt on the target loop. `hc` must not be used
+ * after this returns. */
+void ts_http_conn_handoff(ts_http_conn_t *hc, const ts_http_req_t *req, ts_net_handoff_cb cb,
+                          void *ud);
+/* On the target's loop: takes the connection over and handles its request
+ * there (as if it had arrived on this net). Takes `h`. */
+void ts_net_adopt(ts_net_t *net, ts_net_handoff_t *h);
+/* Drops a handoff that will not be adopted: the peer sees the connection
+ * close. Takes `h`. */
+void ts_net_handoff_free(ts_net_handoff_t *h);
+
 /* "127.0.0.1" style address of the peer (empty if unknown). Borrowed. */
 const char *ts_conn_peer(const ts_http_conn_t *hc);
 
