@@ -70,7 +70,10 @@ w();
 // ---- summary --------------------------------------------------------------------
 const K = {
   fan: 'fanout', ses: 'sessions', idle: 'idle', conn: 'connect', rep: 'replay', at4k: 'sessions@4000',
+  connS: 'connect-session', slow: 'slow',
 };
+const MiB = (kb) => kb / 1024;
+const growth = (r) => r.rss_peak_kb - r.rss_pub0_kb;
 const P = (k, s) => med(k, s, (r) => r.per_s);
 const first = (k) => okRuns(k, 'tabsyncd')[0] || runsOf(k, 'tabsyncd')[0] || {};
 w('## Summary');
@@ -99,7 +102,18 @@ w('|---|---|---:|---:|---:|---|');
 }
 {
   const a = P(K.conn, 'tabsyncd'), b = P(K.conn, 'node');
-  w(`| connect | complete handshakes/s (no token yet) | ${fmt(a)} | ${fmt(b)} | ${ratio(a, b)} | ≥ 20,000 |`);
+  w(`| connect, test app \`/\` | complete handshakes/s, no token | ${fmt(a)} | ${fmt(b)} | ${ratio(a, b)} | — |`);
+}
+if (runsOf(K.connS, 'tabsyncd').length) {
+  const a = P(K.connS, 'tabsyncd'), b = P(K.connS, 'node');
+  w(`| connect, \`/session\` | complete handshakes/s with the token check | ${fmt(a)} | ${fmt(b)} | ${ratio(a, b)} | ≥ 20,000 |`);
+}
+if (runsOf(K.slow, 'tabsyncd').length) {
+  const f = first(K.slow);
+  const a = med(K.slow, 'tabsyncd', growth), b = med(K.slow, 'node', growth);
+  const cut = (s) => med(K.slow, s, (r) => r.cut);
+  w(`| slow, ${fmt(f.slow)} of ${fmt(f.conns)} receivers stop reading | server RSS growth, peak − start (slow ones cut off) | ` +
+    `${fmt(MiB(a), 1)} MiB (${fmt(cut('tabsyncd'))}/${fmt(f.slow)}) | ${fmt(MiB(b), 1)} MiB (${fmt(cut('node'))}/${fmt(f.slow)}) | ${ratio(b, a)} smaller | bounded |`);
 }
 {
   const f = first(K.rep);
@@ -188,6 +202,14 @@ w();
       `${fmt(med(K.idle, s, (r) => r.bytes_per_conn))} B | ${checks(K.idle, s)} |`);
   }
   w();
+  const kern = (r) => (r.sock_pages1 >= 0 && r.sock_pages0 >= 0 ? ((r.sock_pages1 - r.sock_pages0) * 4096) / r.conns : NaN);
+  const ka = med(K.idle, 'tabsyncd', kern), kb = med(K.idle, 'node', kern);
+  if (Number.isFinite(ka)) {
+    w(`Kernel TCP memory, from \`/proc/net/sockstat\` (\`TCP ... mem\`, pages of 4 KiB, machine-wide, so both ends`);
+    w(`of every loopback connection and anything else running): ${fmt(ka)} B per connection with tabsyncd,`);
+    w(`${fmt(kb)} B with Node, idle sockets with empty buffers. It is not in the RSS figures above.`);
+    w();
+  }
   const a = med(K.idle, 'tabsyncd', (r) => r.bytes_per_conn), b = med(K.idle, 'node', (r) => r.bytes_per_conn);
   if (Number.isFinite(a) && Number.isFinite(b)) {
     w(`For 1,000,000 connections (over ${Math.ceil(1e6 / 19900)} processes or one with a raised file limit):`);
@@ -204,9 +226,8 @@ w();
   const f = first(K.conn);
   w(`${fmt(f.conns)} complete handshakes, ${64} at a time: TCP connect, HTTP upgrade to websocket, Engine.IO`);
   w('OPEN, Socket.IO CONNECT and its reply; then the connection is reset (RST, so no TIME_WAIT piles up),');
-  w('and a new one starts, rotating over 4 loopback source addresses. The issue asks for the token check to');
-  w('be included: the test app has no authentication, so these handshakes carry no token (the /session');
-  w('namespace with JWT checks is not benchmarked yet).');
+  w('and a new one starts, rotating over 4 loopback source addresses. This is the test app\'s namespace `/`');
+  w('without authentication; the next section is the same with the token check.');
   w();
   w('| server | handshakes/s | p50 handshake | p99 handshake | server CPU | tsbench CPU | checks |');
   w('|---|---:|---:|---:|---:|---:|---|');
@@ -214,6 +235,66 @@ w();
     w(`| ${label[s]} | ${fmt(P(K.conn, s))}${spread(K.conn, s, (r) => r.per_s)} | ${us(med(K.conn, s, (r) => r.handshake_us.p50))} | ` +
       `${us(med(K.conn, s, (r) => r.handshake_us.p99))} | ${fmt(med(K.conn, s, (r) => r.server_cpu_pct))} % | ${fmt(med(K.conn, s, (r) => r.client_cpu_pct))} % | ${checks(K.conn, s)} |`);
   w();
+}
+
+if (runsOf(K.connS, 'tabsyncd').length) {
+  w('## connect with the token check (/session)');
+  w();
+  const f = first(K.connS);
+  w(`${fmt(f.conns)} complete handshakes, 64 at a time, to the \`/session\` namespace: TCP connect, websocket`);
+  w('upgrade, Engine.IO OPEN, then `40/session,{token, device: {id, fingerprint, type}, tab: {id}, proto: 2}`;');
+  w('complete when the server\'s `welcome` event arrives and names the user, device and tab that were sent.');
+  w(`Tokens are HS256 JWTs (sub, sid, dev, fp = SHA-256 of the fingerprint, iat, exp) minted by tsbench before`);
+  w(`the timed part for ${fmt(f.users)} users × ${f.devices} devices; handshake k presents user k mod ${fmt(f.users)},`);
+  w(`so each user comes back every ${fmt(f.users)} handshakes, from ${f.sources} loopback source addresses in turn.`);
+  w('tabsyncd parses the auth object strictly, verifies the token (libjwt + OpenSSL), binds it to the device,');
+  w('counts the connection per address and per user, joins three rooms, writes the registry and emits');
+  w('`welcome`; its per-address handshake limit is raised from 50/s to 2,000/s for the run, the other limits');
+  w('keep their defaults. The Node peer (bench/peer/node-server.mjs, `--jwt-secret`) does the equivalent in a');
+  w('`/session` middleware: HMAC-SHA256 with node\'s crypto and `timingSafeEqual`, the claims, the fingerprint');
+  w('hash, the same three rooms, `welcome`.');
+  w();
+  w('| server | handshakes/s | p50 handshake | p99 handshake | server CPU | tsbench CPU | checks |');
+  w('|---|---:|---:|---:|---:|---:|---|');
+  for (const s of servers)
+    w(`| ${label[s]} | ${fmt(P(K.connS, s))}${spread(K.connS, s, (r) => r.per_s)} | ${us(med(K.connS, s, (r) => r.handshake_us.p50))} | ` +
+      `${us(med(K.connS, s, (r) => r.handshake_us.p99))} | ${fmt(med(K.connS, s, (r) => r.server_cpu_pct))} % | ${fmt(med(K.connS, s, (r) => r.client_cpu_pct))} % | ${checks(K.connS, s)} |`);
+  w();
+}
+
+if (runsOf(K.slow, 'tabsyncd').length) {
+  w('## slow receivers');
+  w();
+  const f = first(K.slow);
+  w(`One publisher, ${fmt(f.conns)} receivers in one room; ${fmt(f.slow)} of them (spread over the room) stop reading`);
+  w(`(\`uv_read_stop\`) before the publisher starts. The publisher sends ${fmt(f.size)}-byte events with \`to-room-all\``);
+  w(`flat out for ${f.duration} s, paced only by the ${fmt(f.fast)} receivers that read (${f.window} events in flight), so it`);
+  w('outruns the slow ones. The server\'s RSS is sampled from /proc every 250 ms; publishing stops early if it');
+  w(`passes ${fmt(f.rss_cap_mb)} MiB (the cap that bounds a run against a server that grows without limit). The`);
+  w('receivers that read must get every event exactly once and in order. Afterwards the slow receivers read');
+  w('again, discarding, for up to 3 s: one whose connection then ends was cut off by the server. tabsyncd runs');
+  w('with its default `--max-send-queue` (16 MiB: a peer further behind than that for 1 s is disconnected);');
+  w('Node socket.io has no such limit.');
+  w();
+  w('| server | deliveries/s to readers | RSS at start | RSS peak | growth | RSS at end | slow cut off | stopped at cap | checks |');
+  w('|---|---:|---:|---:|---:|---:|---:|---|---|');
+  for (const s of servers)
+    w(`| ${label[s]} | ${fmt(P(K.slow, s))} | ${fmt(med(K.slow, s, (r) => MiB(r.rss_pub0_kb)), 1)} MiB | ${fmt(med(K.slow, s, (r) => MiB(r.rss_peak_kb)), 1)} MiB | ` +
+      `${fmt(med(K.slow, s, (r) => MiB(growth(r))), 1)} MiB | ${fmt(med(K.slow, s, (r) => MiB(r.rss_pub1_kb)), 1)} MiB | ` +
+      `${fmt(med(K.slow, s, (r) => r.cut))} of ${fmt(f.slow)} | ${okRuns(K.slow, s).filter((r) => r.capped).length} of ${okRuns(K.slow, s).length} runs | ${checks(K.slow, s)} |`);
+  w();
+  // the server's RSS second by second, first passing run of each server
+  const series = servers.map((s) => okRuns(K.slow, s)[0]).map((r) => (r && r.samples_kb ? r.samples_kb.filter((_, i) => i % 4 === 3) : []));
+  const n = Math.max(...series.map((x) => x.length));
+  if (n > 0) {
+    w('Server RSS while publishing (first run of each), one column per second:');
+    w();
+    w(`| server | ${Array.from({ length: n }, (_, i) => `${i + 1} s`).join(' | ')} |`);
+    w(`|---|${'---:|'.repeat(n)}`);
+    servers.forEach((s, k) =>
+      w(`| ${label[s]} | ${Array.from({ length: n }, (_, i) => (series[k][i] !== undefined ? `${fmt(MiB(series[k][i]))} MiB` : '—')).join(' | ')} |`));
+    w();
+  }
 }
 
 w('## replay');
@@ -240,10 +321,12 @@ w(`- ${meta.nproc} cores (${meta.cpu}), ${meta.mem}, ${meta.kernel}; open files 
 w(`- load average before / after the run: ${meta.load_before} / ${meta.load_after}; the run took ${meta.seconds} s`);
 w(`- tabsyncd and tsbench: gcc ${meta.gcc}, CMake RelWithDebInfo (-O2 -g -DNDEBUG), commit ${meta.commit}`);
 w(`- peer: ${meta.peer || 'node ' + meta.node}`);
-w('- both servers: `--listen 127.0.0.1:0 --test-app --recovery-window 0` (replay: `--recovery-window 60000`),');
+w('- both servers: `--listen 127.0.0.1:0 --test-app --recovery-window 0` (replay: `--recovery-window 60000`;');
+w('  connect-session: `--jwt-secret SECRET`, and for tabsyncd `--limit-handshakes-per-ip 2000`),');
 w('  default ping interval/timeout and payload limit; a fresh server process for every run;');
 w('  `tabsyncd` is `build-bench-release/tabsyncd`, Node is `node bench/peer/node-server.mjs`');
-w('- tsbench commands (PORT and PID of the server just started):');
+if (meta.server_args) w(`- extra tabsyncd flags in every run (BENCH_SERVER_ARGS): \`${meta.server_args}\``);
+w('- tsbench commands (PORT and PID of the server just started; SECRET a fresh random 64-hex-digit string):');
 w();
 w('```');
 w(meta.commands.trim());
