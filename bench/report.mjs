@@ -192,8 +192,8 @@ w();
   const f = first(K.idle);
   w(`${fmt(f.conns)} connections complete the handshake (websocket, Engine.IO open, Socket.IO CONNECT) and`);
   w("stay idle; the server's VmRSS is read before the first and after the last (plus a settle time), and");
-  w('the difference is divided by the count. Kernel memory (socket structures, buffers) is not in RSS');
-  w('and not counted here.');
+  w('the difference is divided by the count. Kernel memory (socket structures, buffers) is not in RSS;');
+  w('it is reported below the table.');
   w();
   w('| server | RSS before | RSS after | per connection | checks |');
   w('|---|---:|---:|---:|---|');
@@ -203,19 +203,36 @@ w();
   }
   w();
   const kern = (r) => (r.sock_pages1 >= 0 && r.sock_pages0 >= 0 ? ((r.sock_pages1 - r.sock_pages0) * 4096) / r.conns : NaN);
+  const slab = (r) => (r.slab_kb1 > 0 && r.slab_kb0 > 0 ? ((r.slab_kb1 - r.slab_kb0) * 1024) / r.conns : NaN);
+  const sa = med(K.idle, 'tabsyncd', slab), sb = med(K.idle, 'node', slab);
   const ka = med(K.idle, 'tabsyncd', kern), kb = med(K.idle, 'node', kern);
-  if (Number.isFinite(ka)) {
-    w(`Kernel TCP memory, from \`/proc/net/sockstat\` (\`TCP ... mem\`, pages of 4 KiB, machine-wide, so both ends`);
-    w(`of every loopback connection and anything else running): ${fmt(ka)} B per connection with tabsyncd,`);
-    w(`${fmt(kb)} B with Node, idle sockets with empty buffers. It is not in the RSS figures above.`);
+  if (Number.isFinite(sa)) {
+    w('Kernel memory, reported separately (machine-wide, so it covers both ends of each loopback connection,');
+    w('the server\'s socket and tsbench\'s, and anything else running meanwhile): the slab (`Slab:` in');
+    w(`/proc/meminfo: socket, inode, file, epoll structures) grew by ${fmt(sa)} B per connection with tabsyncd and`);
+    w(`${fmt(sb)} B with Node, so roughly half of that per server-side socket; socket buffer pages`);
+    w(`(\`/proc/net/sockstat\` TCP \`mem\`) by ${fmt(ka)} B and ${fmt(kb)} B per connection (idle sockets hold empty buffers).`);
     w();
   }
   const a = med(K.idle, 'tabsyncd', (r) => r.bytes_per_conn), b = med(K.idle, 'node', (r) => r.bytes_per_conn);
   if (Number.isFinite(a) && Number.isFinite(b)) {
-    w(`For 1,000,000 connections (over ${Math.ceil(1e6 / 19900)} processes or one with a raised file limit):`);
-    w(`tabsyncd ${fmt(a)} B × 10⁶ ≈ **${(a * 1e6 / 2 ** 30).toFixed(2)} GiB** of user memory;`);
-    w(`Node ${fmt(b)} B × 10⁶ ≈ **${(b * 1e6 / 2 ** 30).toFixed(1)} GiB**. Kernel socket memory comes on top for both`);
-    w('(the kernel\'s own structures for an idle TCP socket are a few KiB).');
+    const f = first(K.idle);
+    const procs = Math.ceil(1e6 / 19000);
+    const kside = Number.isFinite(sa) ? sa / 2 : NaN;
+    w(`One tabsyncd process and one tsbench process each hold all ${fmt(f.conns)} connections here: the open-file`);
+    w(`limit is ${fmt(+meta.nofile || 20000)} per process (tsbench raises its soft limit to the hard one). The arithmetic for`);
+    w('1,000,000 idle connections, from the per-connection figures above:');
+    w();
+    w('| | per connection | × 1,000,000 |');
+    w('|---|---:|---:|');
+    w(`| tabsyncd, user memory (RSS) | ${fmt(a)} B | ${(a * 1e6 / 2 ** 30).toFixed(2)} GiB |`);
+    w(`| Node socket.io, user memory (RSS) | ${fmt(b)} B | ${(b * 1e6 / 2 ** 30).toFixed(1)} GiB |`);
+    if (Number.isFinite(kside))
+      w(`| kernel, server side (half the slab growth; either server) | ≈ ${fmt(kside)} B | ≈ ${(kside * 1e6 / 2 ** 30).toFixed(2)} GiB |`);
+    w();
+    w(`At ${fmt(19000)} connections per process that is ${procs} processes (or workers) of 19,000, or one process with`);
+    w('its open-file limit raised to 1,000,000 + a few (`ulimit -n`, `fs.nr_open`); the per-connection cost does not');
+    w('depend on how the connections are split.');
     w();
   }
 }

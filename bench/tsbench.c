@@ -107,6 +107,7 @@ static struct {
     } s0, s1;
     double cl_cpu0, cl_cpu1;
     long sock_pages0, sock_pages1;
+    long slab_kb0, slab_kb1; /* kernel slab memory, machine-wide (idle) */
 
     /* connect */
     uint64_t hs_started, hs_done;
@@ -172,6 +173,19 @@ static long sock_pages(void) {
         if (sscanf(buf, "TCP: inuse %*d orphan %*d tw %*d alloc %*d mem %ld", &mem) == 1) break;
     fclose(f);
     return mem;
+}
+
+/* The kernel's slab memory in KiB, machine-wide: where socket, inode, file
+ * and epoll structures live (sockstat's `mem` counts buffer pages only). */
+static long slab_kb(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return -1;
+    char buf[256];
+    long kb = -1;
+    while (fgets(buf, sizeof buf, f))
+        if (sscanf(buf, "Slab: %ld", &kb) == 1) break;
+    fclose(f);
+    return kb;
 }
 
 static double self_cpu(void) {
@@ -395,6 +409,7 @@ static void slow_cut_phase(void) {
 static void idle_measure(uv_timer_t *t) {
     stats_end();
     B.sock_pages1 = sock_pages();
+    B.slab_kb1 = slab_kb();
     finish(NULL);
 }
 
@@ -677,8 +692,11 @@ static void report(int ok) {
     case SC_IDLE:
         fprintf(stderr, "  %u connections: server RSS %ld -> %ld KiB, %.0f bytes/conn\n", B.conns,
                 B.s0.rss_kb, B.s1.rss_kb, per_conn);
-        fprintf(stderr, "  kernel TCP memory (all sockets): %ld -> %ld pages\n", B.sock_pages0,
-                B.sock_pages1);
+        fprintf(stderr,
+                "  kernel (machine-wide, both ends of each connection): TCP buffer pages %ld -> "
+                "%ld, slab %ld -> %ld KiB (%.0f bytes/conn)\n",
+                B.sock_pages0, B.sock_pages1, B.slab_kb0, B.slab_kb1,
+                (double)(B.slab_kb1 - B.slab_kb0) * 1024.0 / (double)B.conns);
         break;
     case SC_CONNECT:
         fprintf(stderr, "  %llu handshakes in %.3f s: %.0f/s, p50 %.1f us p99 %.1f us\n",
@@ -735,8 +753,9 @@ static void report(int ok) {
            B.s1.hwm_kb);
     printf(",\"client_cpu_pct\":%.1f,\"wall\":%.3f", 100 * cl_cpu / wall, wall);
     if (B.scenario == SC_IDLE)
-        printf(",\"bytes_per_conn\":%.1f,\"sock_pages0\":%ld,\"sock_pages1\":%ld", per_conn,
-               B.sock_pages0, B.sock_pages1);
+        printf(",\"bytes_per_conn\":%.1f,\"sock_pages0\":%ld,\"sock_pages1\":%ld,\"slab_kb0\":%ld,"
+               "\"slab_kb1\":%ld",
+               per_conn, B.sock_pages0, B.sock_pages1, B.slab_kb0, B.slab_kb1);
     if (B.scenario == SC_CONNECT)
         printf(",\"session\":%s,\"users\":%u,\"devices\":%u,\"sources\":%u",
                B.session ? "true" : "false", B.users, B.devices, B.sources);
@@ -1013,6 +1032,7 @@ int main(int argc, char **argv) {
     case SC_IDLE:
         stats_start();
         B.sock_pages0 = sock_pages();
+        B.slab_kb0 = slab_kb();
         B.t0 = uv_hrtime();
         open_range(0, B.n, idle_all_ready);
         break;
