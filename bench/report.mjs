@@ -293,11 +293,18 @@ if (runsOf(K.slow, 'tabsyncd').length) {
   w('with its default `--max-send-queue` (16 MiB: a peer further behind than that for 1 s is disconnected);');
   w('Node socket.io has no such limit.');
   w();
-  w('| server | deliveries/s to readers | RSS at start | RSS peak | growth | RSS at end | slow cut off | stopped at cap | checks |');
-  w('|---|---:|---:|---:|---:|---:|---:|---|---|');
+  // growth rate over the second half of the publishing: ~0 when bounded
+  const slope = (r) => {
+    const v = r.samples_kb || [];
+    if (v.length < 4) return NaN;
+    const h = v.length >> 1;
+    return MiB(v[v.length - 1] - v[h]) / (((v.length - 1 - h) * r.sample_ms) / 1000);
+  };
+  w('| server | deliveries/s to readers | RSS at start | RSS peak | growth | growth rate, 2nd half | RSS at end | slow cut off | stopped at cap | checks |');
+  w('|---|---:|---:|---:|---:|---:|---:|---:|---|---|');
   for (const s of servers)
     w(`| ${label[s]} | ${fmt(P(K.slow, s))} | ${fmt(med(K.slow, s, (r) => MiB(r.rss_pub0_kb)), 1)} MiB | ${fmt(med(K.slow, s, (r) => MiB(r.rss_peak_kb)), 1)} MiB | ` +
-      `${fmt(med(K.slow, s, (r) => MiB(growth(r))), 1)} MiB | ${fmt(med(K.slow, s, (r) => MiB(r.rss_pub1_kb)), 1)} MiB | ` +
+      `${fmt(med(K.slow, s, (r) => MiB(growth(r))), 1)} MiB | ${fmt(med(K.slow, s, slope), 1)} MiB/s | ${fmt(med(K.slow, s, (r) => MiB(r.rss_pub1_kb)), 1)} MiB | ` +
       `${fmt(med(K.slow, s, (r) => r.cut))} of ${fmt(f.slow)} | ${okRuns(K.slow, s).filter((r) => r.capped).length} of ${okRuns(K.slow, s).length} runs | ${checks(K.slow, s)} |`);
   w();
   // the server's RSS second by second, first passing run of each server

@@ -176,7 +176,7 @@ if [ "$QUICK" = 1 ]; then
     IDLE=(--conns 2000 --settle 1000)
     CONN=(--conns 2000 --conc 64 --duration 10)
     CONNS=(--conns 4000 --conc 64 --duration 10 --sources 32 --users 1000 --devices 2)
-    SLOW=(--conns 200 --slow 20 --size 4096 --duration 8 --rss-cap 1536)
+    SLOW=(--conns 200 --slow 20 --size 16384 --duration 6 --rss-cap 1536)
     REPLAY=(--conns 500 --burst 20)
 else
     FAN=(--conns 10000 --duration 5)
@@ -186,7 +186,7 @@ else
     IDLE=(--conns 19000 --settle 2000)
     CONN=(--conns 20000 --conc 64 --duration 15)
     CONNS=(--conns 20000 --conc 64 --duration 15 --sources 32 --users 10000 --devices 2)
-    SLOW=(--conns 500 --slow 50 --size 4096 --duration 15 --rss-cap 1536)
+    SLOW=(--conns 200 --slow 20 --size 16384 --duration 15 --rss-cap 1536)
     REPLAY=(--conns 5000 --burst 100)
 fi
 
