@@ -50,6 +50,7 @@ int tsb_client_init(uv_loop_t *loop, const char *host, int port, uint32_t per_sr
     tsb_cl.hooks = *hooks;
     tsb_cl.rng = uv_hrtime() | 1;
     snprintf(tsb_cl.host_hdr, sizeof tsb_cl.host_hdr, "%s:%d", host, port);
+    snprintf(tsb_cl.nsp, sizeof tsb_cl.nsp, "/");
     int rc = uv_ip4_addr(host, port, &tsb_cl.server);
     if (rc) return rc;
     if (ts_ws_accept_key(WS_KEY, strlen(WS_KEY), tsb_cl.accept) != 0) return UV_EINVAL;
@@ -217,7 +218,7 @@ static void on_sio(tsb_conn_t *c, const uint8_t *msg, size_t len) {
     }
     switch (pkt.type) {
     case TS_SIO_CONNECT:
-        if (c->state != CS_SIO) {
+        if (c->state != CS_SIO || strcmp(pkt.nsp, tsb_cl.nsp) != 0) {
             fail(c, "socket.io: unexpected CONNECT");
             break;
         }
@@ -240,6 +241,14 @@ static void on_sio(tsb_conn_t *c, const uint8_t *msg, size_t len) {
         if (tsb_cl.hooks.ack) tsb_cl.hooks.ack(c, pkt.id, a && strcmp(a, "ok") == 0);
         break;
     }
+    case TS_SIO_EVENT:
+        if (tsb_cl.hooks.welcome && strcmp(pkt.nsp, tsb_cl.nsp) == 0 &&
+            json_is_string(json_array_get(pkt.data, 0)) &&
+            strcmp(json_string_value(json_array_get(pkt.data, 0)), "welcome") == 0) {
+            tsb_cl.hooks.welcome(c, json_array_get(pkt.data, 1));
+            break;
+        }
+        /* fall through */
     default: /* "auth" and other events of the test app: not ours */
         if (pkt.type == TS_SIO_EVENT && len > 6 &&
             memcmp(msg, "42[\"b\"", 6) == 0)
@@ -277,7 +286,14 @@ static void on_message(tsb_conn_t *c, const ts_ws_msg_t *m) {
             return;
         }
         c->state = CS_SIO;
-        if (tsb_cl.recovery && c->pid[0]) {
+        if (tsb_cl.hooks.auth) {
+            /* 40/session,{...}: one CONNECT to the namespace with its auth */
+            char buf[2048];
+            int h = snprintf(buf, sizeof buf, "40%s%s", tsb_cl.nsp,
+                             strcmp(tsb_cl.nsp, "/") ? "," : "");
+            size_t a = tsb_cl.hooks.auth(c, buf + h, sizeof buf - (size_t)h);
+            tsb_conn_send(c, buf, (size_t)h + a);
+        } else if (tsb_cl.recovery && c->pid[0]) {
             char buf[160];
             int n = snprintf(buf, sizeof buf, "40{\"pid\":\"%s\",\"offset\":\"%s\"}", c->pid, c->off);
             tsb_conn_send(c, buf, (size_t)n);
@@ -362,6 +378,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
         return;
     }
     tsb_cl.bytes_in += (uint64_t)nread;
+    if (c->raw) return; /* draining a paused receiver: the bytes do not matter */
     uint8_t *p = (uint8_t *)buf->base;
     size_t n = (size_t)nread;
     if (c->state == CS_HTTP) {
@@ -412,6 +429,17 @@ static void on_connect(uv_connect_t *req, int status) {
     conn_write(c, (const uint8_t *)req_buf, (size_t)n);
 }
 
+void tsb_conn_pause(tsb_conn_t *c) {
+    if (c->state == CS_CLOSING || c->state == CS_IDLE || c->state == CS_TCP) return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+}
+
+void tsb_conn_resume_raw(tsb_conn_t *c) {
+    if (c->state == CS_CLOSING || c->state == CS_IDLE || c->state == CS_TCP) return;
+    c->raw = 1;
+    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
 int tsb_conn_open(tsb_conn_t *c, uint32_t src) {
     int rc = uv_tcp_init_ex(tsb_cl.loop, &c->tcp, AF_INET);
     if (rc) return rc;
@@ -419,6 +447,7 @@ int tsb_conn_open(tsb_conn_t *c, uint32_t src) {
     c->state = CS_TCP;
     c->rlen = 0;
     c->wpending = 0;
+    c->raw = 0;
     ts_ws_reader_init(&c->ws, TS_WS_CLIENT, 0);
     uv_os_fd_t fd;
     if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) {

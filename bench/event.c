@@ -14,13 +14,18 @@ static unsigned digits(uint64_t v) {
 }
 
 size_t tsb_ev_format(char out[TSB_EV_MAX], const char *verb, uint32_t room, const tsb_ev_t *ev) {
+    return tsb_ev_format_sized(out, TSB_EV_MAX, verb, room, ev, TSB_EV_SIZE);
+}
+
+size_t tsb_ev_format_sized(char *out, size_t cap, const char *verb, uint32_t room,
+                           const tsb_ev_t *ev, size_t size) {
     /* delivered form: 42["b",{"p":  ,"s":  ,"t":  ,"x":"  "}] */
     size_t fixed = 12 + 5 + 5 + 6 + 3;
     size_t used = fixed + digits(ev->p) + digits(ev->s) + digits(ev->t);
-    size_t pad = used < TSB_EV_SIZE ? TSB_EV_SIZE - used : 0;
-    int n = snprintf(out, TSB_EV_MAX, "42[\"%s\",\"r%u\",\"b\",{\"p\":%u,\"s\":%u,\"t\":%llu,\"x\":\"",
+    size_t pad = used < size ? size - used : 0;
+    int n = snprintf(out, cap, "42[\"%s\",\"r%u\",\"b\",{\"p\":%u,\"s\":%u,\"t\":%llu,\"x\":\"",
                      verb, room, ev->p, ev->s, (unsigned long long)ev->t);
-    if (n < 0 || (size_t)n + pad + 3 >= TSB_EV_MAX) return 0;
+    if (n < 0 || (size_t)n + pad + 3 >= cap) return 0;
     memset(out + n, 'x', pad);
     memcpy(out + n + pad, "\"}]", 4);
     return (size_t)n + pad + 3;

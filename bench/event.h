@@ -24,6 +24,12 @@ typedef struct tsb_ev {
  * TSB_EV_SIZE bytes. Returns its length (< TSB_EV_MAX). */
 size_t tsb_ev_format(char out[TSB_EV_MAX], const char *verb, uint32_t room, const tsb_ev_t *ev);
 
+/* The same, padded so that the delivered event is `size` bytes (at least
+ * what the numbers need); `out` holds `cap` bytes. Returns the length, or 0
+ * if it does not fit. */
+size_t tsb_ev_format_sized(char *out, size_t cap, const char *verb, uint32_t room,
+                           const tsb_ev_t *ev, size_t size);
+
 /* Recognises a delivered event 42["b",{"p":P,"s":S,"t":T,"x":"..."}] with an
  * optional trailing offset string argument. Returns 1 and fills *ev, or 0
  * if the packet is anything else (the caller decodes it the slow way). */

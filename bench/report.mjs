@@ -70,7 +70,10 @@ w();
 // ---- summary --------------------------------------------------------------------
 const K = {
   fan: 'fanout', ses: 'sessions', idle: 'idle', conn: 'connect', rep: 'replay', at4k: 'sessions@4000',
+  connS: 'connect-session', slow: 'slow',
 };
+const MiB = (kb) => kb / 1024;
+const growth = (r) => r.rss_peak_kb - r.rss_pub0_kb;
 const P = (k, s) => med(k, s, (r) => r.per_s);
 const first = (k) => okRuns(k, 'tabsyncd')[0] || runsOf(k, 'tabsyncd')[0] || {};
 w('## Summary');
@@ -99,7 +102,18 @@ w('|---|---|---:|---:|---:|---|');
 }
 {
   const a = P(K.conn, 'tabsyncd'), b = P(K.conn, 'node');
-  w(`| connect | complete handshakes/s (no token yet) | ${fmt(a)} | ${fmt(b)} | ${ratio(a, b)} | ≥ 20,000 |`);
+  w(`| connect, test app \`/\` | complete handshakes/s, no token | ${fmt(a)} | ${fmt(b)} | ${ratio(a, b)} | — |`);
+}
+if (runsOf(K.connS, 'tabsyncd').length) {
+  const a = P(K.connS, 'tabsyncd'), b = P(K.connS, 'node');
+  w(`| connect, \`/session\` | complete handshakes/s with the token check | ${fmt(a)} | ${fmt(b)} | ${ratio(a, b)} | ≥ 20,000 |`);
+}
+if (runsOf(K.slow, 'tabsyncd').length) {
+  const f = first(K.slow);
+  const a = med(K.slow, 'tabsyncd', growth), b = med(K.slow, 'node', growth);
+  const cut = (s) => med(K.slow, s, (r) => r.cut);
+  w(`| slow, ${fmt(f.slow)} of ${fmt(f.conns)} receivers stop reading | server RSS growth, peak − start (slow ones cut off) | ` +
+    `${fmt(MiB(a), 1)} MiB (${fmt(cut('tabsyncd'))}/${fmt(f.slow)}) | ${fmt(MiB(b), 1)} MiB (${fmt(cut('node'))}/${fmt(f.slow)}) | ${ratio(b, a)} smaller | bounded |`);
 }
 {
   const f = first(K.rep);
@@ -178,8 +192,8 @@ w();
   const f = first(K.idle);
   w(`${fmt(f.conns)} connections complete the handshake (websocket, Engine.IO open, Socket.IO CONNECT) and`);
   w("stay idle; the server's VmRSS is read before the first and after the last (plus a settle time), and");
-  w('the difference is divided by the count. Kernel memory (socket structures, buffers) is not in RSS');
-  w('and not counted here.');
+  w('the difference is divided by the count. Kernel memory (socket structures, buffers) is not in RSS;');
+  w('it is reported below the table.');
   w();
   w('| server | RSS before | RSS after | per connection | checks |');
   w('|---|---:|---:|---:|---|');
@@ -188,12 +202,37 @@ w();
       `${fmt(med(K.idle, s, (r) => r.bytes_per_conn))} B | ${checks(K.idle, s)} |`);
   }
   w();
+  const kern = (r) => (r.sock_pages1 >= 0 && r.sock_pages0 >= 0 ? ((r.sock_pages1 - r.sock_pages0) * 4096) / r.conns : NaN);
+  const slab = (r) => (r.slab_kb1 > 0 && r.slab_kb0 > 0 ? ((r.slab_kb1 - r.slab_kb0) * 1024) / r.conns : NaN);
+  const sa = med(K.idle, 'tabsyncd', slab), sb = med(K.idle, 'node', slab);
+  const ka = med(K.idle, 'tabsyncd', kern), kb = med(K.idle, 'node', kern);
+  if (Number.isFinite(sa)) {
+    w('Kernel memory, reported separately (machine-wide, so it covers both ends of each loopback connection,');
+    w('the server\'s socket and tsbench\'s, and anything else running meanwhile): the slab (`Slab:` in');
+    w(`/proc/meminfo: socket, inode, file, epoll structures) grew by ${fmt(sa)} B per connection with tabsyncd and`);
+    w(`${fmt(sb)} B with Node, so roughly half of that per server-side socket; socket buffer pages`);
+    w(`(\`/proc/net/sockstat\` TCP \`mem\`) by ${fmt(ka)} B and ${fmt(kb)} B per connection (idle sockets hold empty buffers).`);
+    w();
+  }
   const a = med(K.idle, 'tabsyncd', (r) => r.bytes_per_conn), b = med(K.idle, 'node', (r) => r.bytes_per_conn);
   if (Number.isFinite(a) && Number.isFinite(b)) {
-    w(`For 1,000,000 connections (over ${Math.ceil(1e6 / 19900)} processes or one with a raised file limit):`);
-    w(`tabsyncd ${fmt(a)} B × 10⁶ ≈ **${(a * 1e6 / 2 ** 30).toFixed(2)} GiB** of user memory;`);
-    w(`Node ${fmt(b)} B × 10⁶ ≈ **${(b * 1e6 / 2 ** 30).toFixed(1)} GiB**. Kernel socket memory comes on top for both`);
-    w('(the kernel\'s own structures for an idle TCP socket are a few KiB).');
+    const f = first(K.idle);
+    const procs = Math.ceil(1e6 / 19000);
+    const kside = Number.isFinite(sa) ? sa / 2 : NaN;
+    w(`One tabsyncd process and one tsbench process each hold all ${fmt(f.conns)} connections here: the open-file`);
+    w(`limit is ${fmt(+meta.nofile || 20000)} per process (tsbench raises its soft limit to the hard one). The arithmetic for`);
+    w('1,000,000 idle connections, from the per-connection figures above:');
+    w();
+    w('| | per connection | × 1,000,000 |');
+    w('|---|---:|---:|');
+    w(`| tabsyncd, user memory (RSS) | ${fmt(a)} B | ${(a * 1e6 / 2 ** 30).toFixed(2)} GiB |`);
+    w(`| Node socket.io, user memory (RSS) | ${fmt(b)} B | ${(b * 1e6 / 2 ** 30).toFixed(1)} GiB |`);
+    if (Number.isFinite(kside))
+      w(`| kernel, server side (half the slab growth; either server) | ≈ ${fmt(kside)} B | ≈ ${(kside * 1e6 / 2 ** 30).toFixed(2)} GiB |`);
+    w();
+    w(`At ${fmt(19000)} connections per process that is ${procs} processes (or workers) of 19,000, or one process with`);
+    w('its open-file limit raised to 1,000,000 + a few (`ulimit -n`, `fs.nr_open`); the per-connection cost does not');
+    w('depend on how the connections are split.');
     w();
   }
 }
@@ -204,9 +243,8 @@ w();
   const f = first(K.conn);
   w(`${fmt(f.conns)} complete handshakes, ${64} at a time: TCP connect, HTTP upgrade to websocket, Engine.IO`);
   w('OPEN, Socket.IO CONNECT and its reply; then the connection is reset (RST, so no TIME_WAIT piles up),');
-  w('and a new one starts, rotating over 4 loopback source addresses. The issue asks for the token check to');
-  w('be included: the test app has no authentication, so these handshakes carry no token (the /session');
-  w('namespace with JWT checks is not benchmarked yet).');
+  w('and a new one starts, rotating over 4 loopback source addresses. This is the test app\'s namespace `/`');
+  w('without authentication; the next section is the same with the token check.');
   w();
   w('| server | handshakes/s | p50 handshake | p99 handshake | server CPU | tsbench CPU | checks |');
   w('|---|---:|---:|---:|---:|---:|---|');
@@ -214,6 +252,73 @@ w();
     w(`| ${label[s]} | ${fmt(P(K.conn, s))}${spread(K.conn, s, (r) => r.per_s)} | ${us(med(K.conn, s, (r) => r.handshake_us.p50))} | ` +
       `${us(med(K.conn, s, (r) => r.handshake_us.p99))} | ${fmt(med(K.conn, s, (r) => r.server_cpu_pct))} % | ${fmt(med(K.conn, s, (r) => r.client_cpu_pct))} % | ${checks(K.conn, s)} |`);
   w();
+}
+
+if (runsOf(K.connS, 'tabsyncd').length) {
+  w('## connect with the token check (/session)');
+  w();
+  const f = first(K.connS);
+  w(`${fmt(f.conns)} complete handshakes, 64 at a time, to the \`/session\` namespace: TCP connect, websocket`);
+  w('upgrade, Engine.IO OPEN, then `40/session,{token, device: {id, fingerprint, type}, tab: {id}, proto: 2}`;');
+  w('complete when the server\'s `welcome` event arrives and names the user, device and tab that were sent.');
+  w(`Tokens are HS256 JWTs (sub, sid, dev, fp = SHA-256 of the fingerprint, iat, exp) minted by tsbench before`);
+  w(`the timed part for ${fmt(f.users)} users × ${f.devices} devices; handshake k presents user k mod ${fmt(f.users)},`);
+  w(`so each user comes back every ${fmt(f.users)} handshakes, from ${f.sources} loopback source addresses in turn.`);
+  w('tabsyncd parses the auth object strictly, verifies the token (libjwt + OpenSSL), binds it to the device,');
+  w('counts the connection per address and per user, joins three rooms, writes the registry and emits');
+  w('`welcome`; its per-address handshake limit is raised from 50/s to 2,000/s for the run, the other limits');
+  w('keep their defaults. The Node peer (bench/peer/node-server.mjs, `--jwt-secret`) does the equivalent in a');
+  w('`/session` middleware: HMAC-SHA256 with node\'s crypto and `timingSafeEqual`, the claims, the fingerprint');
+  w('hash, the same three rooms, `welcome`.');
+  w();
+  w('| server | handshakes/s | p50 handshake | p99 handshake | server CPU | tsbench CPU | checks |');
+  w('|---|---:|---:|---:|---:|---:|---|');
+  for (const s of servers)
+    w(`| ${label[s]} | ${fmt(P(K.connS, s))}${spread(K.connS, s, (r) => r.per_s)} | ${us(med(K.connS, s, (r) => r.handshake_us.p50))} | ` +
+      `${us(med(K.connS, s, (r) => r.handshake_us.p99))} | ${fmt(med(K.connS, s, (r) => r.server_cpu_pct))} % | ${fmt(med(K.connS, s, (r) => r.client_cpu_pct))} % | ${checks(K.connS, s)} |`);
+  w();
+}
+
+if (runsOf(K.slow, 'tabsyncd').length) {
+  w('## slow receivers');
+  w();
+  const f = first(K.slow);
+  w(`One publisher, ${fmt(f.conns)} receivers in one room; ${fmt(f.slow)} of them (spread over the room) stop reading`);
+  w(`(\`uv_read_stop\`) before the publisher starts. The publisher sends ${fmt(f.size)}-byte events with \`to-room-all\``);
+  w(`flat out for ${f.duration} s, paced only by the ${fmt(f.fast)} receivers that read (${f.window} events in flight), so it`);
+  w('outruns the slow ones. The server\'s RSS is sampled from /proc every 250 ms; publishing stops early if it');
+  w(`passes ${fmt(f.rss_cap_mb)} MiB (the cap that bounds a run against a server that grows without limit). The`);
+  w('receivers that read must get every event exactly once and in order. Afterwards the slow receivers read');
+  w('again, discarding, for up to 3 s: one whose connection then ends was cut off by the server. tabsyncd runs');
+  w('with its default `--max-send-queue` (16 MiB: a peer further behind than that for 1 s is disconnected);');
+  w('Node socket.io has no such limit.');
+  w();
+  // growth rate over the second half of the publishing: ~0 when bounded
+  const slope = (r) => {
+    const v = r.samples_kb || [];
+    if (v.length < 4) return NaN;
+    const h = v.length >> 1;
+    return MiB(v[v.length - 1] - v[h]) / (((v.length - 1 - h) * r.sample_ms) / 1000);
+  };
+  w('| server | deliveries/s to readers | RSS at start | RSS peak | growth | growth rate, 2nd half | RSS at end | slow cut off | stopped at cap | checks |');
+  w('|---|---:|---:|---:|---:|---:|---:|---:|---|---|');
+  for (const s of servers)
+    w(`| ${label[s]} | ${fmt(P(K.slow, s))} | ${fmt(med(K.slow, s, (r) => MiB(r.rss_pub0_kb)), 1)} MiB | ${fmt(med(K.slow, s, (r) => MiB(r.rss_peak_kb)), 1)} MiB | ` +
+      `${fmt(med(K.slow, s, (r) => MiB(growth(r))), 1)} MiB | ${fmt(med(K.slow, s, slope), 1)} MiB/s | ${fmt(med(K.slow, s, (r) => MiB(r.rss_pub1_kb)), 1)} MiB | ` +
+      `${fmt(med(K.slow, s, (r) => r.cut))} of ${fmt(f.slow)} | ${okRuns(K.slow, s).filter((r) => r.capped).length} of ${okRuns(K.slow, s).length} runs | ${checks(K.slow, s)} |`);
+  w();
+  // the server's RSS second by second, first passing run of each server
+  const series = servers.map((s) => okRuns(K.slow, s)[0]).map((r) => (r && r.samples_kb ? r.samples_kb.filter((_, i) => i % 4 === 3) : []));
+  const n = Math.max(...series.map((x) => x.length));
+  if (n > 0) {
+    w('Server RSS while publishing (first run of each), one column per second:');
+    w();
+    w(`| server | ${Array.from({ length: n }, (_, i) => `${i + 1} s`).join(' | ')} |`);
+    w(`|---|${'---:|'.repeat(n)}`);
+    servers.forEach((s, k) =>
+      w(`| ${label[s]} | ${Array.from({ length: n }, (_, i) => (series[k][i] !== undefined ? `${fmt(MiB(series[k][i]))} MiB` : '—')).join(' | ')} |`));
+    w();
+  }
 }
 
 w('## replay');
@@ -240,10 +345,12 @@ w(`- ${meta.nproc} cores (${meta.cpu}), ${meta.mem}, ${meta.kernel}; open files 
 w(`- load average before / after the run: ${meta.load_before} / ${meta.load_after}; the run took ${meta.seconds} s`);
 w(`- tabsyncd and tsbench: gcc ${meta.gcc}, CMake RelWithDebInfo (-O2 -g -DNDEBUG), commit ${meta.commit}`);
 w(`- peer: ${meta.peer || 'node ' + meta.node}`);
-w('- both servers: `--listen 127.0.0.1:0 --test-app --recovery-window 0` (replay: `--recovery-window 60000`),');
+w('- both servers: `--listen 127.0.0.1:0 --test-app --recovery-window 0` (replay: `--recovery-window 60000`;');
+w('  connect-session: `--jwt-secret SECRET`, and for tabsyncd `--limit-handshakes-per-ip 2000`),');
 w('  default ping interval/timeout and payload limit; a fresh server process for every run;');
 w('  `tabsyncd` is `build-bench-release/tabsyncd`, Node is `node bench/peer/node-server.mjs`');
-w('- tsbench commands (PORT and PID of the server just started):');
+if (meta.server_args) w(`- extra tabsyncd flags in every run (BENCH_SERVER_ARGS): \`${meta.server_args}\``);
+w('- tsbench commands (PORT and PID of the server just started; SECRET a fresh random 64-hex-digit string):');
 w();
 w('```');
 w(meta.commands.trim());

@@ -1,6 +1,8 @@
 /* test_tsbench.c - unit tests of tsbench's pure parts: the log-bucket
- * histogram (bucket bounds, quantiles against exact answers, merging) and
- * the benchmark event (size, round trip, offsets, what it must refuse). */
+ * histogram (bucket bounds, quantiles against exact answers, merging), the
+ * benchmark event (size, round trip, offsets, what it must refuse) and the
+ * HS256 session tokens (published JWS vectors, a token computed with Node's
+ * crypto). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,8 +12,10 @@
 
 #include <cmocka.h>
 
+#include "core/ts_util.h"
 #include "event.h"
 #include "hist.h"
+#include "jwt.h"
 
 static void hist_buckets_cover_every_value(void **state) {
     /* every value falls in the bucket whose range holds it; ranges are
@@ -152,6 +156,83 @@ static void event_refuses_other_packets(void **state) {
     assert_int_equal(tsb_ev_parse((const uint8_t *)good, strlen(good), &ev), 1);
 }
 
+static void b64url_has_no_padding_and_url_alphabet(void **state) {
+    char out[16];
+    assert_int_equal(tsb_b64url((const uint8_t *)"", 0, out), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(tsb_b64url((const uint8_t *)"f", 1, out), 2);
+    assert_string_equal(out, "Zg");
+    assert_int_equal(tsb_b64url((const uint8_t *)"fo", 2, out), 3);
+    assert_string_equal(out, "Zm8");
+    assert_int_equal(tsb_b64url((const uint8_t *)"foo", 3, out), 4);
+    assert_string_equal(out, "Zm9v");
+    static const uint8_t hi[] = {0xfb, 0xff, 0xbf}; /* "+/+/" in standard base64 */
+    tsb_b64url(hi, 3, out);
+    assert_string_equal(out, "-_-_");
+}
+
+static void sha256_hex_known_answer(void **state) {
+    char hex[65];
+    tsb_sha256_hex("abc", 3, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
+/* RFC 7515 appendix A.1: the header and payload bytes (with their CRLFs)
+ * and the JWK key of the RFC give exactly its signature. */
+static void jwt_rfc7515_a1_vector(void **state) {
+    static const char k64[] =
+        "AyM1SysPpbyDfgZld3umj1qzKObwVMkoqQ-EstJQLr_T-1qS0gZH75aKtMN3Yj0iPS4hcgUuTwjAzZr1Z9CAow";
+    uint8_t key[64];
+    long klen = ts_b64url_decode(k64, strlen(k64), key);
+    assert_int_equal(klen, 64);
+    char tok[TSB_JWT_MAX];
+    size_t n = tsb_jwt_hs256(key, (size_t)klen, "{\"typ\":\"JWT\",\r\n \"alg\":\"HS256\"}",
+                             "{\"iss\":\"joe\",\r\n \"exp\":1300819380,\r\n "
+                             "\"http://example.com/is_root\":true}",
+                             tok, sizeof tok);
+    assert_int_equal(n, strlen(tok));
+    assert_string_equal(tok,
+                        "eyJ0eXAiOiJKV1QiLA0KICJhbGciOiJIUzI1NiJ9."
+                        "eyJpc3MiOiJqb2UiLA0KICJleHAiOjEzMDA4MTkzODAsDQogImh0dHA6Ly9leGFtcGxlLmNvbS9p"
+                        "c19yb290Ijp0cnVlfQ.dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk");
+}
+
+/* The example token of jwt.io, a vector every JWT library is checked with. */
+static void jwt_io_vector(void **state) {
+    char tok[TSB_JWT_MAX];
+    const char *key = "your-256-bit-secret";
+    tsb_jwt_hs256(key, strlen(key), "{\"alg\":\"HS256\",\"typ\":\"JWT\"}",
+                  "{\"sub\":\"1234567890\",\"name\":\"John Doe\",\"iat\":1516239022}", tok,
+                  sizeof tok);
+    assert_string_equal(tok, "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+                             "eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkpvaG4gRG9lIiwiaWF0IjoxNTE2MjM5MDIyfQ."
+                             "SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c");
+}
+
+/* A /session token: the same bytes Node's crypto gives for these claims
+ * (fp = SHA-256 hex of the fingerprint), and 0 when it does not fit. */
+static void jwt_session_token_matches_node(void **state) {
+    const char *secret = "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
+    char tok[TSB_JWT_MAX];
+    size_t n = tsb_jwt_session(secret, strlen(secret), "u1", "s1", "d1", "fp-1", 1700000000,
+                               1700003600, tok, sizeof tok);
+    assert_string_equal(
+        tok,
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
+        "eyJzdWIiOiJ1MSIsInNpZCI6InMxIiwiZGV2IjoiZDEiLCJmcCI6Ijg1OGMwNmNmOWM1MDVjOWYxMzVlNjRkNTA2"
+        "ZjJlNDBkY2I1YmM2OTkyYmZkOGQ5N2YzMWU2YjdjYWE4YjBkMzgiLCJpYXQiOjE3MDAwMDAwMDAsImV4cCI6MTcw"
+        "MDAwMzYwMH0.fBO8g3NWQowMnqMmsn1Cq6DcnFXcPZWXhabbIj6cT_o");
+    assert_int_equal(n, strlen(tok));
+    /* another secret, another signature; the claims part is unchanged */
+    char tok2[TSB_JWT_MAX];
+    tsb_jwt_session("x", 1, "u1", "s1", "d1", "fp-1", 1700000000, 1700003600, tok2, sizeof tok2);
+    assert_memory_equal(tok, tok2, strrchr(tok, '.') - tok);
+    assert_string_not_equal(strrchr(tok, '.'), strrchr(tok2, '.'));
+    assert_int_equal(tsb_jwt_session(secret, strlen(secret), "u1", "s1", "d1", "fp-1", 1, 2, tok2,
+                                     100),
+                     0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(hist_buckets_cover_every_value),
@@ -161,6 +242,11 @@ int main(void) {
         cmocka_unit_test(event_is_150_bytes_and_round_trips),
         cmocka_unit_test(event_with_recovery_offset),
         cmocka_unit_test(event_refuses_other_packets),
+        cmocka_unit_test(b64url_has_no_padding_and_url_alphabet),
+        cmocka_unit_test(sha256_hex_known_answer),
+        cmocka_unit_test(jwt_rfc7515_a1_vector),
+        cmocka_unit_test(jwt_io_vector),
+        cmocka_unit_test(jwt_session_token_matches_node),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,7 +1,8 @@
 /* tsbench.c - load generator for tabsyncd and any Socket.IO v5 server that
- * runs the test app (tests/js/README.md): fanout, sessions, idle, connect
- * and replay scenarios over websocket-only connections from several
- * loopback source addresses. One process, one libuv loop; every run checks
+ * runs the test app (tests/js/README.md): fanout, sessions, idle, connect,
+ * replay and slow scenarios over websocket-only connections from several
+ * loopback source addresses; `connect --session` handshakes with /session
+ * and a pre-minted token. One process, one libuv loop; every run checks
  * that each event arrived exactly once and in order, and stops by itself. */
 #include <errno.h>
 #include <getopt.h>
@@ -9,12 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <unistd.h>
 
+#include "jwt.h"
 #include "tsbench.h"
 
 #define USAGE                                                                                  \
-    "usage: tsbench fanout|sessions|idle|connect|replay --port PORT [options]\n"               \
+    "usage: tsbench fanout|sessions|idle|connect|replay|slow --port PORT [options]\n"          \
     "\n"                                                                                       \
     "Connects to a Socket.IO server running the test app (tabsyncd --test-app, or\n"          \
     "bench/peer/node-server.mjs), websocket transport only, namespace /.\n"                  \
@@ -22,7 +25,7 @@
     "  --host ADDR        server address (default 127.0.0.1; loopback only)\n"                \
     "  --port PORT        server port (required)\n"                                            \
     "  --server-pid PID   read the server's CPU time and RSS from /proc\n"                     \
-    "  --conns N          fanout/replay: receivers; idle: connections; connect:\n"             \
+    "  --conns N          fanout/replay/slow: receivers; idle: connections; connect:\n"        \
     "                     handshakes in total (default 1000)\n"                                \
     "  --rooms S          sessions: rooms (default 100)\n"                                     \
     "  --members T        sessions: members per room, each one publishes (default 4)\n"        \
@@ -37,6 +40,17 @@
     "  --burst N          replay: events published while disconnected (default 100)\n"         \
     "  --gap MS           replay: wait after the disconnect before the burst (default 500)\n"  \
     "  --settle MS        idle: wait before reading the server's RSS (default 2000)\n"         \
+    "  --session          connect: CONNECT to /session with a token, device and tab;\n"        \
+    "                     a handshake is complete when `welcome` arrives\n"                    \
+    "  --jwt-secret S     connect --session: the server's HS256 secret (tokens are\n"         \
+    "                     minted before the timed part)\n"                                     \
+    "  --users U          connect --session: distinct users (default 10000)\n"                \
+    "  --devices D        connect --session: devices per user, each its own token\n"          \
+    "                     (default 2)\n"                                                       \
+    "  --slow K           slow: receivers that stop reading (default conns / 10)\n"           \
+    "  --size B           fanout/slow: bytes of each delivered event (default 150)\n"         \
+    "  --rss-cap MIB      slow: stop publishing when the server's RSS passes this\n"          \
+    "                     (default 1536)\n"                                                    \
     "  --timeout S        give up after this many seconds in all (default 120)\n"              \
     "  --json             print the result as one JSON object on stdout\n"                     \
     "  --label TEXT       copied into the JSON result\n"                                       \
@@ -53,6 +67,9 @@ static struct {
     uint32_t conns, rooms, members, window, conc, per_src, sources, warm, burst;
     double rate, duration;
     uint32_t gap_ms, settle_ms, timeout_s;
+    int session;
+    const char *jwt_secret;
+    uint32_t users, devices, slow, size, rss_cap_mb;
     int json;
     const char *label;
 
@@ -90,6 +107,7 @@ static struct {
     } s0, s1;
     double cl_cpu0, cl_cpu1;
     long sock_pages0, sock_pages1;
+    long slab_kb0, slab_kb1; /* kernel slab memory, machine-wide (idle) */
 
     /* connect */
     uint64_t hs_started, hs_done;
@@ -98,7 +116,22 @@ static struct {
     /* replay */
     uint32_t closed_cnt, caught, not_recovered;
     uint64_t t_reconnect, t_caught;
+
+    /* connect --session: tokens[user * devices + device], minted up front */
+    char **tokens;
+
+    /* slow */
+    uv_timer_t sampler;
+    long rss_peak_kb, rss_pub0_kb, rss_pub1_kb;
+    long *samples; /* server RSS (KiB) every SAMPLE_MS while publishing */
+    uint32_t nsamples, capsamples;
+    uint32_t cut, slow_open;
+    int capped;
+    uint64_t t_cut_phase;
 } B;
+
+#define SAMPLE_MS 250
+#define CUT_WAIT_MS 3000
 
 static void finish(const char *fail_fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -140,6 +173,19 @@ static long sock_pages(void) {
         if (sscanf(buf, "TCP: inuse %*d orphan %*d tw %*d alloc %*d mem %ld", &mem) == 1) break;
     fclose(f);
     return mem;
+}
+
+/* The kernel's slab memory in KiB, machine-wide: where socket, inode, file
+ * and epoll structures live (sockstat's `mem` counts buffer pages only). */
+static long slab_kb(void) {
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return -1;
+    char buf[256];
+    long kb = -1;
+    while (fgets(buf, sizeof buf, f))
+        if (sscanf(buf, "Slab: %ld", &kb) == 1) break;
+    fclose(f);
+    return kb;
 }
 
 static double self_cpu(void) {
@@ -208,9 +254,10 @@ static tsb_conn_t *publisher_of(uint32_t p) {
 
 static void publish(tsb_conn_t *pub) {
     tsb_ev_t ev = {.p = B.scenario == SC_SESSIONS ? pub->idx : 0, .s = pub->sent, .t = uv_hrtime()};
-    char buf[TSB_EV_MAX];
-    size_t n = tsb_ev_format(buf, B.scenario == SC_SESSIONS ? "to-room" : "to-room-all",
-                             B.scenario == SC_SESSIONS ? pub->room : 0, &ev);
+    static char buf[TSB_EV_MAX + 65536];
+    size_t n = tsb_ev_format_sized(buf, sizeof buf,
+                                   B.scenario == SC_SESSIONS ? "to-room" : "to-room-all",
+                                   B.scenario == SC_SESSIONS ? pub->room : 0, &ev, B.size);
     tsb_conn_send(pub, buf, n);
     pub->sent++;
     B.published++;
@@ -256,9 +303,16 @@ static void on_tick(uv_timer_t *t) {
 
 static uint64_t expected_deliveries(void) { return B.published * B.fan; }
 
+static void slow_cut_phase(void);
+
 static void on_drain_check(uv_timer_t *t) {
     uint64_t now = uv_hrtime();
-    if (B.delivered + B.gaps >= expected_deliveries() || now - B.t_stop > 10000000000ull) finish(NULL);
+    if (B.delivered + B.gaps >= expected_deliveries() || now - B.t_stop > 10000000000ull) {
+        if (B.scenario == SC_SLOW)
+            slow_cut_phase();
+        else
+            finish(NULL);
+    }
 }
 
 static void stop_publishing(uv_timer_t *t) {
@@ -269,9 +323,15 @@ static void stop_publishing(uv_timer_t *t) {
     uv_timer_start(&B.phase_timer, on_drain_check, 2, 2);
 }
 
+static void on_sample(uv_timer_t *t);
+
 static void start_publishing(uv_timer_t *t) {
     B.phase = "publish";
     stats_start();
+    if (B.scenario == SC_SLOW) {
+        B.rss_pub0_kb = B.rss_peak_kb = B.s0.rss_kb;
+        uv_timer_start(&B.sampler, on_sample, SAMPLE_MS, SAMPLE_MS);
+    }
     B.t0 = B.t_last = uv_hrtime();
     B.measuring = 1;
     B.publishing = 1;
@@ -289,7 +349,59 @@ static void start_publishing(uv_timer_t *t) {
 
 static void all_joined(void) {
     B.phase = "settle";
+    if (B.scenario == SC_SLOW)
+        for (uint32_t i = 1; i < B.n; i++)
+            if (B.c[i]->slow) tsb_conn_pause(B.c[i]);
     uv_timer_start(&B.phase_timer, start_publishing, 300, 0);
+}
+
+/* ---- slow -------------------------------------------------------------- */
+
+/* Every SAMPLE_MS while publishing: the server's RSS, and the cap that
+ * bounds a server whose memory grows without limit. */
+static void on_sample(uv_timer_t *t) {
+    struct pstat p;
+    read_pstat(B.server_pid, &p);
+    if (!p.ok) return;
+    if (B.nsamples == B.capsamples) {
+        uint32_t cap = B.capsamples ? 2 * B.capsamples : 256;
+        long *ns = realloc(B.samples, cap * sizeof *ns);
+        if (!ns) return;
+        B.samples = ns;
+        B.capsamples = cap;
+    }
+    B.samples[B.nsamples++] = p.rss_kb;
+    if (p.rss_kb > B.rss_peak_kb) B.rss_peak_kb = p.rss_kb;
+    if (B.publishing && (uint64_t)p.rss_kb > (uint64_t)B.rss_cap_mb * 1024) {
+        B.capped = 1;
+        stop_publishing(&B.phase_timer);
+    }
+}
+
+static void slow_done(uv_timer_t *t) { finish(NULL); }
+
+/* The fast receivers have everything. The server's memory is read now,
+ * before the slow ones read again (reading lets a server that kept their
+ * backlog free it); then each slow receiver reads and discards for up to
+ * CUT_WAIT_MS: the server cut it off if the connection ends. */
+static void slow_cut_phase(void) {
+    uv_timer_stop(&B.sampler);
+    on_sample(&B.sampler);
+    stats_end();
+    B.rss_pub1_kb = B.s1.rss_kb;
+    B.phase = "cut";
+    B.t_cut_phase = uv_hrtime();
+    B.slow_open = 0;
+    for (uint32_t i = 1; i < B.n; i++)
+        if (B.c[i]->slow && B.c[i]->state != CS_IDLE && B.c[i]->state != CS_CLOSING) {
+            B.slow_open++;
+            tsb_conn_resume_raw(B.c[i]);
+        }
+    if (B.slow_open == 0) {
+        finish(NULL);
+        return;
+    }
+    uv_timer_start(&B.phase_timer, slow_done, CUT_WAIT_MS, 0);
 }
 
 /* ---- idle -------------------------------------------------------------- */
@@ -297,6 +409,7 @@ static void all_joined(void) {
 static void idle_measure(uv_timer_t *t) {
     stats_end();
     B.sock_pages1 = sock_pages();
+    B.slab_kb1 = slab_kb();
     finish(NULL);
 }
 
@@ -347,9 +460,73 @@ static void replay_warm(void) {
 static void connect_next(tsb_conn_t *c) {
     if (B.stopping || B.hs_started >= B.conns) return;
     if ((double)(uv_hrtime() - B.t0) / 1e9 > B.duration) return;
+    c->ident = (uint32_t)B.hs_started;
     B.hs_started++;
     int rc = tsb_conn_open(c, src_of(c));
     if (rc) finish("connect: %s", uv_strerror(rc));
+}
+
+/* Handshake k presents user k % users with device (k / users) % devices,
+ * tab t<k>: every user reconnects now and then, from several devices. */
+static uint32_t ident_user(uint32_t k) { return k % B.users; }
+static uint32_t ident_dev(uint32_t k) { return (k / B.users) % B.devices; }
+
+static int mint_tokens(void) {
+    size_t klen = strlen(B.jwt_secret);
+    int64_t now = (int64_t)time(NULL);
+    B.tokens = calloc((size_t)B.users * B.devices, sizeof *B.tokens);
+    if (!B.tokens) return -1;
+    for (uint32_t u = 0; u < B.users; u++)
+        for (uint32_t d = 0; d < B.devices; d++) {
+            char user[16], sid[16], dev[16], fp[40], tok[TSB_JWT_MAX];
+            snprintf(user, sizeof user, "u%u", u);
+            snprintf(sid, sizeof sid, "s%u", u);
+            snprintf(dev, sizeof dev, "d%u", d);
+            snprintf(fp, sizeof fp, "fp-u%u-d%u", u, d);
+            size_t n = tsb_jwt_session(B.jwt_secret, klen, user, sid, dev, fp, now, now + 3600, tok,
+                                       sizeof tok);
+            if (!n || !(B.tokens[(size_t)u * B.devices + d] = strdup(tok))) return -1;
+        }
+    return 0;
+}
+
+static size_t session_auth(tsb_conn_t *c, char *buf, size_t cap) {
+    uint32_t u = ident_user(c->ident), d = ident_dev(c->ident);
+    int n = snprintf(buf, cap,
+                     "{\"token\":\"%s\",\"device\":{\"id\":\"d%u\",\"fingerprint\":\"fp-u%u-d%u\","
+                     "\"type\":\"browser\"},\"tab\":{\"id\":\"t%u\"},\"proto\":2}",
+                     B.tokens[(size_t)u * B.devices + d], d, u, d, c->ident);
+    return n > 0 && (size_t)n < cap ? (size_t)n : 0;
+}
+
+static void handshake_done(tsb_conn_t *c) {
+    uint64_t now = uv_hrtime();
+    tsb_hist_record(&B.hs, now - c->t_start);
+    B.hs_done++;
+    B.t_last = now;
+    tsb_conn_close(c, 1);
+}
+
+/* The handshake is complete when the server says who we are; it must be
+ * who the token and the auth object said. */
+static void on_welcome(tsb_conn_t *c, json_t *w) {
+    char want[3][24];
+    snprintf(want[0], sizeof want[0], "u%u", ident_user(c->ident));
+    snprintf(want[1], sizeof want[1], "d%u", ident_dev(c->ident));
+    snprintf(want[2], sizeof want[2], "t%u", c->ident);
+    static const char *keys[] = {"user", "device", "tab"};
+    for (int i = 0; i < 3; i++) {
+        const char *got = json_string_value(json_object_get(w, keys[i]));
+        if (!got || strcmp(got, want[i]) != 0) {
+            B.errors++;
+            if (!B.fail_msg[0])
+                snprintf(B.fail_msg, sizeof B.fail_msg, "welcome %s is %s, expected %s", keys[i],
+                         got ? got : "missing", want[i]);
+            tsb_conn_close(c, 1);
+            return;
+        }
+    }
+    handshake_done(c);
 }
 
 static void connect_check_done(void) {
@@ -363,11 +540,7 @@ static void connect_check_done(void) {
 
 static void on_connected(tsb_conn_t *c) {
     if (B.scenario == SC_CONNECT) {
-        uint64_t now = uv_hrtime();
-        tsb_hist_record(&B.hs, now - c->t_start);
-        B.hs_done++;
-        B.t_last = now;
-        tsb_conn_close(c, 1);
+        if (!B.session) handshake_done(c); /* else: when `welcome` comes */
         return;
     }
     if (B.scenario == SC_REPLAY && !B.rejoin && !c->recovered) B.not_recovered++;
@@ -443,6 +616,11 @@ static void on_event(tsb_conn_t *c, const tsb_ev_t *ev) {
 
 static void on_failed(tsb_conn_t *c, const char *why) {
     if (B.stopping) return;
+    if (B.scenario == SC_SLOW && c->slow && B.phase && strcmp(B.phase, "cut") == 0) {
+        B.cut++;
+        if (--B.slow_open == 0) finish(NULL);
+        return;
+    }
     B.errors++;
     if (B.scenario == SC_CONNECT) {
         if (!B.fail_msg[0]) snprintf(B.fail_msg, sizeof B.fail_msg, "%s", why);
@@ -468,7 +646,7 @@ static void on_closed(tsb_conn_t *c) {
 /* ---- results ----------------------------------------------------------- */
 
 static const char *scenario_name(int s) {
-    static const char *names[] = {"fanout", "sessions", "idle", "connect", "replay"};
+    static const char *names[] = {"fanout", "sessions", "idle", "connect", "replay", "slow"};
     return names[s];
 }
 
@@ -486,10 +664,12 @@ static void report(int ok) {
     double elapsed = (double)(end - B.t0) / 1e9;
     if (elapsed <= 0) elapsed = 1e-9;
     double rate = 0;
-    if (B.scenario == SC_FANOUT || B.scenario == SC_SESSIONS) rate = (double)B.delivered / elapsed;
+    if (B.scenario == SC_FANOUT || B.scenario == SC_SESSIONS || B.scenario == SC_SLOW)
+        rate = (double)B.delivered / elapsed;
     if (B.scenario == SC_CONNECT) rate = (double)B.hs_done / elapsed;
     if (B.scenario == SC_REPLAY) rate = (double)B.burst * B.fan / elapsed;
-    double wall = (double)(uv_hrtime() - B.t0) / 1e9;
+    /* the slow scenario's cut phase is not part of the measured run */
+    double wall = (double)((B.t_cut_phase ? B.t_cut_phase : uv_hrtime()) - B.t0) / 1e9;
     double srv_cpu = B.s0.ok && B.s1.ok ? B.s1.cpu_s - B.s0.cpu_s : -1;
     double cl_cpu = B.cl_cpu1 - B.cl_cpu0;
     double per_conn = 0;
@@ -501,6 +681,7 @@ static void report(int ok) {
     switch (B.scenario) {
     case SC_FANOUT:
     case SC_SESSIONS:
+    case SC_SLOW:
         fprintf(stderr, "  published %llu, delivered %llu in %.3f s: %.0f msg/s\n",
                 (unsigned long long)B.published, (unsigned long long)B.delivered, elapsed, rate);
         fprintf(stderr, "  latency us: p50 %.1f p99 %.1f p99.9 %.1f max %.1f\n",
@@ -511,6 +692,11 @@ static void report(int ok) {
     case SC_IDLE:
         fprintf(stderr, "  %u connections: server RSS %ld -> %ld KiB, %.0f bytes/conn\n", B.conns,
                 B.s0.rss_kb, B.s1.rss_kb, per_conn);
+        fprintf(stderr,
+                "  kernel (machine-wide, both ends of each connection): TCP buffer pages %ld -> "
+                "%ld, slab %ld -> %ld KiB (%.0f bytes/conn)\n",
+                B.sock_pages0, B.sock_pages1, B.slab_kb0, B.slab_kb1,
+                (double)(B.slab_kb1 - B.slab_kb0) * 1024.0 / (double)B.conns);
         break;
     case SC_CONNECT:
         fprintf(stderr, "  %llu handshakes in %.3f s: %.0f/s, p50 %.1f us p99 %.1f us\n",
@@ -518,12 +704,22 @@ static void report(int ok) {
                 (double)tsb_hist_quantile(&B.hs, 0.5) / 1e3,
                 (double)tsb_hist_quantile(&B.hs, 0.99) / 1e3);
         break;
+    default: break;
+    }
+    if (B.scenario == SC_SLOW)
+        fprintf(stderr,
+                "  %u fast receivers, %u slow (stopped reading): server RSS %ld KiB at the start, "
+                "peak %ld KiB, %ld KiB at the end%s; %u of %u slow receivers cut off\n",
+                B.fan, B.slow, B.rss_pub0_kb, B.rss_peak_kb, B.rss_pub1_kb,
+                B.capped ? " (publishing stopped at --rss-cap)" : "", B.cut, B.slow);
+    switch (B.scenario) {
     case SC_REPLAY:
         fprintf(stderr,
                 "  %u clients recovered %u missed events each in %.3f s (%.0f msg/s); "
                 "not recovered %u\n",
                 B.fan, B.burst, elapsed, rate, B.not_recovered);
         break;
+    default: break;
     }
     fprintf(stderr, "  checks: dup %llu, gap %llu, missing %llu, foreign %llu, errors %llu\n",
             (unsigned long long)B.dups, (unsigned long long)B.gaps,
@@ -557,8 +753,21 @@ static void report(int ok) {
            B.s1.hwm_kb);
     printf(",\"client_cpu_pct\":%.1f,\"wall\":%.3f", 100 * cl_cpu / wall, wall);
     if (B.scenario == SC_IDLE)
-        printf(",\"bytes_per_conn\":%.1f,\"sock_pages0\":%ld,\"sock_pages1\":%ld", per_conn,
-               B.sock_pages0, B.sock_pages1);
+        printf(",\"bytes_per_conn\":%.1f,\"sock_pages0\":%ld,\"sock_pages1\":%ld,\"slab_kb0\":%ld,"
+               "\"slab_kb1\":%ld",
+               per_conn, B.sock_pages0, B.sock_pages1, B.slab_kb0, B.slab_kb1);
+    if (B.scenario == SC_CONNECT)
+        printf(",\"session\":%s,\"users\":%u,\"devices\":%u,\"sources\":%u",
+               B.session ? "true" : "false", B.users, B.devices, B.sources);
+    if (B.scenario == SC_SLOW) {
+        printf(",\"slow\":%u,\"fast\":%u,\"size\":%u,\"cut\":%u,\"capped\":%s,\"rss_cap_mb\":%u"
+               ",\"rss_pub0_kb\":%ld,\"rss_peak_kb\":%ld,\"rss_pub1_kb\":%ld,\"sample_ms\":%d,"
+               "\"samples_kb\":[",
+               B.slow, B.fan, B.size, B.cut, B.capped ? "true" : "false", B.rss_cap_mb,
+               B.rss_pub0_kb, B.rss_peak_kb, B.rss_pub1_kb, SAMPLE_MS);
+        for (uint32_t i = 0; i < B.nsamples; i++) printf("%s%ld", i ? "," : "", B.samples[i]);
+        printf("]");
+    }
     if (B.scenario == SC_REPLAY)
         printf(",\"burst\":%u,\"not_recovered\":%u,\"caught\":%u", B.burst, B.not_recovered,
                B.caught);
@@ -568,9 +777,9 @@ static void report(int ok) {
 
 /* Missing = events a receiver should have and never got. */
 static void count_missing(void) {
-    if (B.scenario == SC_FANOUT || B.scenario == SC_REPLAY) {
+    if (B.scenario == SC_FANOUT || B.scenario == SC_REPLAY || B.scenario == SC_SLOW) {
         for (uint32_t i = 1; i < B.n; i++)
-            if (B.c[i]->expect[0] < B.c[0]->sent) B.missing += B.c[0]->sent - B.c[i]->expect[0];
+            if (!B.c[i]->slow && B.c[i]->expect[0] < B.c[0]->sent) B.missing += B.c[0]->sent - B.c[i]->expect[0];
     } else if (B.scenario == SC_SESSIONS) {
         for (uint32_t i = 0; i < B.n; i++) {
             tsb_conn_t *c = B.c[i];
@@ -615,6 +824,7 @@ static void finish(const char *fail_fmt, ...) {
     uv_close((uv_handle_t *)&B.phase_timer, close_cb_noop);
     uv_close((uv_handle_t *)&B.deadline, close_cb_noop);
     uv_close((uv_handle_t *)&B.pump, close_cb_noop);
+    uv_close((uv_handle_t *)&B.sampler, close_cb_noop);
     for (uint32_t i = 0; i < B.n; i++) tsb_conn_close(B.c[i], 1);
 }
 
@@ -650,7 +860,10 @@ int main(int argc, char **argv) {
         {"conc", 1, 0, 'c'},     {"per-src", 1, 0, 'a'},  {"sources", 1, 0, 'A'},
         {"warm", 1, 0, 'W'},     {"burst", 1, 0, 'b'},    {"gap", 1, 0, 'g'},
         {"settle", 1, 0, 's'},   {"timeout", 1, 0, 't'},  {"json", 0, 0, 'j'},
-        {"label", 1, 0, 'l'},    {"help", 0, 0, 'h'},     {0, 0, 0, 0}};
+        {"label", 1, 0, 'l'},    {"help", 0, 0, 'h'},     {"session", 0, 0, 'X'},
+        {"jwt-secret", 1, 0, 'J'}, {"users", 1, 0, 'U'},  {"devices", 1, 0, 'D'},
+        {"slow", 1, 0, 'k'},     {"size", 1, 0, 'z'},     {"rss-cap", 1, 0, 'R'},
+        {0, 0, 0, 0}};
     B.host = "127.0.0.1";
     B.conns = 1000;
     B.rooms = 100;
@@ -665,6 +878,11 @@ int main(int argc, char **argv) {
     B.gap_ms = 500;
     B.settle_ms = 2000;
     B.timeout_s = 120;
+    B.users = 10000;
+    B.devices = 2;
+    B.slow = UINT32_MAX; /* conns / 10 */
+    B.size = TSB_EV_SIZE;
+    B.rss_cap_mb = 1536;
     if (argc < 2 || argv[1][0] == '-') {
         if (argc >= 2 && strcmp(argv[1], "--help") == 0) {
             fputs(USAGE, stdout);
@@ -672,9 +890,9 @@ int main(int argc, char **argv) {
         }
         return usage("missing scenario");
     }
-    static const char *names[] = {"fanout", "sessions", "idle", "connect", "replay"};
+    static const char *names[] = {"fanout", "sessions", "idle", "connect", "replay", "slow"};
     B.scenario = -1;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < 6; i++)
         if (strcmp(argv[1], names[i]) == 0) B.scenario = i;
     if (B.scenario < 0) return usage("unknown scenario");
     optind = 2;
@@ -703,6 +921,13 @@ int main(int argc, char **argv) {
         case 't': bad = parse_u32(a, &B.timeout_s) || B.timeout_s == 0; break;
         case 'j': B.json = 1; break;
         case 'l': B.label = a; break;
+        case 'X': B.session = 1; break;
+        case 'J': B.jwt_secret = a; bad = strlen(a) == 0; break;
+        case 'U': bad = parse_u32(a, &B.users) || B.users == 0 || B.users > 1000000; break;
+        case 'D': bad = parse_u32(a, &B.devices) || B.devices == 0 || B.devices > 64; break;
+        case 'k': bad = parse_u32(a, &B.slow); break;
+        case 'z': bad = parse_u32(a, &B.size) || B.size < TSB_EV_SIZE || B.size > 65536; break;
+        case 'R': bad = parse_u32(a, &B.rss_cap_mb) || B.rss_cap_mb == 0; break;
         case 'h': fputs(USAGE, stdout); return 0;
         default: return usage(NULL);
         }
@@ -717,6 +942,13 @@ int main(int argc, char **argv) {
     if (optind < argc) return usage("unexpected argument");
     if (!B.port) return usage("--port is required");
     if (strncmp(B.host, "127.", 4) != 0) return usage("--host must be a loopback address");
+    if (B.session && B.scenario != SC_CONNECT) return usage("--session goes with connect");
+    if (B.session && !B.jwt_secret) return usage("--session needs --jwt-secret");
+    if (B.size != TSB_EV_SIZE && B.scenario != SC_FANOUT && B.scenario != SC_SLOW)
+        return usage("--size goes with fanout and slow");
+    if (B.slow == UINT32_MAX) B.slow = B.conns / 10;
+    if (B.scenario == SC_SLOW && (B.slow == 0 || B.slow >= B.conns))
+        return usage("slow: --slow must be between 1 and --conns - 1");
 
     uint32_t nexp = 0;
     switch (B.scenario) {
@@ -724,6 +956,11 @@ int main(int argc, char **argv) {
     case SC_REPLAY:
         B.n = B.conns + 1;
         B.fan = B.conns;
+        nexp = 1;
+        break;
+    case SC_SLOW:
+        B.n = B.conns + 1;
+        B.fan = B.conns - B.slow; /* receivers that read: the publisher's pace */
         nexp = 1;
         break;
     case SC_SESSIONS:
@@ -747,16 +984,31 @@ int main(int argc, char **argv) {
     }
 
     uv_loop_init(&B.loop);
-    tsb_conn_hooks_t hooks = {on_connected, on_ack, on_event, on_failed, on_closed};
+    tsb_conn_hooks_t hooks = {.connected = on_connected,
+                              .ack = on_ack,
+                              .event = on_event,
+                              .failed = on_failed,
+                              .closed = on_closed};
+    if (B.session) {
+        hooks.auth = session_auth;
+        hooks.welcome = on_welcome;
+        if (mint_tokens() != 0) {
+            fprintf(stderr, "tsbench: could not mint the session tokens\n");
+            return 2;
+        }
+    }
     if (tsb_client_init(&B.loop, B.host, B.port, B.per_src, B.scenario == SC_REPLAY, &hooks)) {
         fprintf(stderr, "tsbench: bad address %s:%d\n", B.host, B.port);
         return 2;
     }
+    if (B.session) snprintf(tsb_cl.nsp, sizeof tsb_cl.nsp, "/session");
     B.c = calloc(B.n, sizeof *B.c);
     B.q = calloc(B.n, sizeof *B.q);
     for (uint32_t i = 0; i < B.n; i++) B.c[i] = tsb_conn_new(i, nexp);
-    if (B.scenario == SC_FANOUT || B.scenario == SC_REPLAY)
+    if (B.scenario == SC_FANOUT || B.scenario == SC_REPLAY || B.scenario == SC_SLOW)
         for (uint32_t i = 1; i < B.n; i++) B.c[i]->room = 0;
+    if (B.scenario == SC_SLOW) /* spread over the room, not one block */
+        for (uint32_t k = 0; k < B.slow; k++) B.c[1 + (uint32_t)((uint64_t)k * B.conns / B.slow)]->slow = 1;
     if (B.scenario == SC_SESSIONS)
         for (uint32_t i = 0; i < B.n; i++) {
             B.c[i]->room = i / B.members;
@@ -767,6 +1019,7 @@ int main(int argc, char **argv) {
     uv_timer_init(&B.loop, &B.tick);
     uv_timer_init(&B.loop, &B.phase_timer);
     uv_timer_init(&B.loop, &B.deadline);
+    uv_timer_init(&B.loop, &B.sampler);
     uv_check_init(&B.loop, &B.pump);
     uv_check_start(&B.pump, on_pump);
     uv_timer_start(&B.deadline, on_deadline, (uint64_t)B.timeout_s * 1000, 0);
@@ -774,10 +1027,12 @@ int main(int argc, char **argv) {
 
     switch (B.scenario) {
     case SC_FANOUT:
+    case SC_SLOW:
     case SC_SESSIONS: open_range(0, B.n, all_joined); break;
     case SC_IDLE:
         stats_start();
         B.sock_pages0 = sock_pages();
+        B.slab_kb0 = slab_kb();
         B.t0 = uv_hrtime();
         open_range(0, B.n, idle_all_ready);
         break;
@@ -791,6 +1046,10 @@ int main(int argc, char **argv) {
     }
     uv_run(&B.loop, UV_RUN_DEFAULT);
     for (uint32_t i = 0; i < B.n; i++) tsb_conn_free(B.c[i]);
+    if (B.tokens)
+        for (size_t i = 0; i < (size_t)B.users * B.devices; i++) free(B.tokens[i]);
+    free(B.tokens);
+    free(B.samples);
     free(B.c);
     free(B.q);
     tsb_client_deinit();

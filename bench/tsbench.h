@@ -5,13 +5,14 @@
 #define TSB_TSBENCH_H
 #include <stddef.h>
 #include <stdint.h>
+#include <jansson.h>
 #include <uv.h>
 
 #include "event.h"
 #include "hist.h"
 #include "net/ts_ws_frame.h"
 
-enum tsb_scenario { SC_FANOUT, SC_SESSIONS, SC_IDLE, SC_CONNECT, SC_REPLAY };
+enum tsb_scenario { SC_FANOUT, SC_SESSIONS, SC_IDLE, SC_CONNECT, SC_REPLAY, SC_SLOW };
 
 enum tsb_cstate {
     CS_IDLE = 0, /* no socket */
@@ -34,6 +35,9 @@ typedef struct tsb_conn {
     uint8_t queued;    /* publisher waiting in the pump queue */
     uint8_t recovered; /* replay: the reconnect kept the session id */
     uint8_t caught;    /* replay: has every event it missed */
+    uint8_t slow;      /* slow: stopped reading on purpose */
+    uint8_t raw;       /* reads are counted and discarded, not parsed */
+    uint32_t ident;    /* connect --session: which identity it presents */
     uint32_t wpending; /* uv_write requests in flight */
     uint32_t room;     /* room to join, or TSB_NO_ROOM */
     uint32_t slot;     /* member number within the room */
@@ -60,6 +64,11 @@ typedef struct tsb_conn_hooks {
     void (*ack)(tsb_conn_t *c, int64_t id, int ok);
     /* A benchmark event. */
     void (*event)(tsb_conn_t *c, const tsb_ev_t *ev);
+    /* Writes the CONNECT auth object (JSON) for c into buf; returns its
+     * length, 0 for none. NULL: CONNECT without auth. */
+    size_t (*auth)(tsb_conn_t *c, char *buf, size_t cap);
+    /* The /session `welcome` event arrived; `w` is its object (borrowed). */
+    void (*welcome)(tsb_conn_t *c, json_t *w);
     /* The connection failed or the server closed it (not called for our own
      * closes). `why` is a short message. */
     void (*failed)(tsb_conn_t *c, const char *why);
@@ -73,6 +82,7 @@ typedef struct tsb_client {
     char host_hdr[64];
     uint32_t per_src;   /* connections per loopback source address */
     int recovery;       /* send pid/offset when the conn has them */
+    char nsp[64];       /* namespace joined, "/" by default */
     tsb_conn_hooks_t hooks;
     char accept[29];    /* expected Sec-WebSocket-Accept */
     uint64_t rng;
@@ -95,5 +105,10 @@ int tsb_conn_open(tsb_conn_t *c, uint32_t src);
 void tsb_conn_send(tsb_conn_t *c, const char *text, size_t len);
 /* Closes the socket (RST if `reset`, else FIN); `closed` hook fires later. */
 void tsb_conn_close(tsb_conn_t *c, int reset);
+/* Stops reading (the peer's data piles up in the kernel, then in the
+ * server), or starts again with every byte counted and discarded: the
+ * `failed` hook then says when the server closed the connection. */
+void tsb_conn_pause(tsb_conn_t *c);
+void tsb_conn_resume_raw(tsb_conn_t *c);
 
 #endif

@@ -8,6 +8,8 @@
 #   make bench                  full run (about 10-15 minutes on 2 cores)
 #   BENCH_QUICK=1 make bench    every scenario briefly, one run (about 2 minutes)
 #   BENCH_RUNS=5 / BENCH_OUT=/tmp/b.md / BENCH_ONLY="fanout idle"   knobs
+#   BENCH_SERVER_ARGS="--workers 2"   extra flags for every tabsyncd started
+#                                     (not for Node, which has no such flags)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -16,7 +18,11 @@ QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=${BENCH_RUNS:-1}; else RUNS=${BENCH_RUNS:-3}; fi
 OUT_MD=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
 OUT_PNG=${BENCH_PNG:-$(dirname "$OUT_MD")/bench-latency.png}
-ONLY=${BENCH_ONLY:-"fanout sessions sweep idle connect replay"}
+ONLY=${BENCH_ONLY:-"fanout sessions sweep idle connect connect-session slow replay"}
+read -r -a SERVER_ARGS <<<"${BENCH_SERVER_ARGS:-}"
+# The /session scenarios' HS256 secret: fresh for each `make bench`, 64 hex
+# characters (the server takes the string's bytes as the key).
+JWT_SECRET=$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')
 JOBS=$(nproc)
 
 say() { printf 'bench: %s\n' "$*" >&2; }
@@ -53,10 +59,18 @@ JSONL=$RES/results.jsonl
 # ---- servers -------------------------------------------------------------------
 SRV_PID=""
 SRV_PORT=""
+# Extra flags of the scenario being run (set around a `both` call).
+EXTRA_TS=()
+EXTRA_NODE=()
 # start_server tabsyncd|node RECOVERY_MS
 start_server() {
     local kind=$1 recovery=$2 log=$RES/server-$1.log
     local args=(--listen 127.0.0.1:0 --test-app --recovery-window "$recovery")
+    if [ "$kind" = tabsyncd ]; then
+        args+=(${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"} ${EXTRA_TS[@]+"${EXTRA_TS[@]}"})
+    else
+        args+=(${EXTRA_NODE[@]+"${EXTRA_NODE[@]}"})
+    fi
     local fifo=$RES/ready.$$
     rm -f "$fifo"
     mkfifo "$fifo"
@@ -124,12 +138,23 @@ run() {
           const v = r.scenario === "idle" ? `${Math.round(r.bytes_per_conn)} B/conn`
             : r.scenario === "replay" ? `${(r.elapsed * 1000).toFixed(0)} ms catch-up`
             : r.scenario === "connect" ? `${Math.round(r.per_s)}/s p99 handshake ${r.handshake_us.p99} us`
+            : r.scenario === "slow" ? `${Math.round(r.per_s)}/s to fast receivers, server RSS peak ${Math.round(r.rss_peak_kb / 1024)} MiB (+${Math.round((r.rss_peak_kb - r.rss_pub0_kb) / 1024)}), ${r.cut}/${r.slow} slow cut off${r.capped ? ", stopped at the RSS cap" : ""}`
             : `${Math.round(r.per_s)}/s p99 ${r.lat_us ? r.lat_us.p99 : "-"} us`;
           process.stdout.write(`${r.ok ? "ok" : "FAILED"} ${v}${r.error ? " (" + r.error + ")" : ""}`);
         });')
     say "run $RUN $key $kind: $last"
     if [ "$RUN" = 1 ] && [ "$kind" = tabsyncd ]; then
-        printf '%s\n' "tsbench $* --port PORT --server-pid PID --json   # $key" >>"$COMMANDS"
+        local shown="$*"
+        shown=${shown//$JWT_SECRET/SECRET}
+        printf '%s\n' "tsbench $shown --port PORT --server-pid PID --json   # $key" >>"$COMMANDS"
+        if [ ${#SERVER_ARGS[@]} -gt 0 ] || [ ${#EXTRA_TS[@]} -gt 0 ]; then
+            shown="${SERVER_ARGS[*]} ${EXTRA_TS[*]}"
+            printf '%s\n' "    # tabsyncd extra flags: ${shown//$JWT_SECRET/SECRET}" >>"$COMMANDS"
+        fi
+        if [ ${#EXTRA_NODE[@]} -gt 0 ]; then
+            shown="${EXTRA_NODE[*]}"
+            printf '%s\n' "    # node-server extra flags: ${shown//$JWT_SECRET/SECRET}" >>"$COMMANDS"
+        fi
     fi
 }
 
@@ -150,6 +175,8 @@ if [ "$QUICK" = 1 ]; then
     SWEEP=(--rooms 100 --members 4 --duration 1)
     IDLE=(--conns 2000 --settle 1000)
     CONN=(--conns 2000 --conc 64 --duration 10)
+    CONNS=(--conns 4000 --conc 64 --duration 10 --sources 32 --users 1000 --devices 2)
+    SLOW=(--conns 200 --slow 20 --size 16384 --duration 6 --rss-cap 1536)
     REPLAY=(--conns 500 --burst 20)
 else
     FAN=(--conns 10000 --duration 5)
@@ -158,6 +185,8 @@ else
     SWEEP=(--rooms 1000 --members 4 --duration 3)
     IDLE=(--conns 19000 --settle 2000)
     CONN=(--conns 20000 --conc 64 --duration 15)
+    CONNS=(--conns 20000 --conc 64 --duration 15 --sources 32 --users 10000 --devices 2)
+    SLOW=(--conns 200 --slow 20 --size 16384 --duration 15 --rss-cap 1536)
     REPLAY=(--conns 5000 --burst 100)
 fi
 
@@ -171,6 +200,19 @@ for RUN in $(seq "$RUNS"); do
     fi
     want idle && both idle 0 idle "${IDLE[@]}"
     want connect && both connect 0 connect "${CONN[@]}"
+    if want connect-session; then
+        # /session with the token check on both servers. tabsyncd's per-address
+        # handshake limit is raised from 50/s to 2,000/s (32 source addresses
+        # share 20,000/s); its other limits stay at their defaults.
+        EXTRA_TS=(--jwt-secret "$JWT_SECRET" --limit-handshakes-per-ip 2000)
+        EXTRA_NODE=(--jwt-secret "$JWT_SECRET")
+        both connect-session 0 connect --session --jwt-secret "$JWT_SECRET" "${CONNS[@]}"
+        EXTRA_TS=()
+        EXTRA_NODE=()
+    fi
+    # tabsyncd cuts a receiver more than --max-send-queue (default 16 MiB)
+    # behind for 1 s; Node buffers for it without limit (stopped at --rss-cap)
+    want slow && both slow 0 slow "${SLOW[@]}"
     want replay && both replay 60000 replay "${REPLAY[@]}"
 done
 t_end=$(date +%s)
@@ -197,6 +239,7 @@ node -e '
     node "$(node --version)" \
     peer "$(grep -m1 'node-server:' "$RES/server-node.log" 2>/dev/null | sed 's/^node-server: //')" \
     gcc "$(gcc -dumpfullversion 2>/dev/null || echo unknown)" \
+    server_args "${BENCH_SERVER_ARGS:-}" \
     commands "$(cat "$COMMANDS")"
 
 node "$ROOT/bench/report.mjs" --results "$JSONL" --meta "$RES/meta.json" \

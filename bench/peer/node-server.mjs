@@ -1,12 +1,18 @@
 // The Node peer of the benchmarks: the npm socket.io 4.8 server, websocket
 // transport only, running the part of the tabsyncd test app (tests/js/README.md)
 // that tsbench uses, with the same flags and the same ready line as tabsyncd.
+// With --jwt-secret it also serves a /session namespace doing the work of
+// tabsyncd's connect path, so `tsbench connect --session` compares like with
+// like: the HS256 token verified with node's crypto (HMAC, timingSafeEqual),
+// its claims checked, the device bound to it (id = dev, SHA-256 of the
+// fingerprint = fp), the same three rooms joined, then `welcome` emitted.
 // ws uses its native add-ons (bufferutil, utf-8-validate) when they are
 // installed; the ready line's stderr companion says which were found.
 //
 // usage: node node-server.mjs --listen 127.0.0.1:0 --test-app
 //          [--recovery-window MS] [--ping-interval MS] [--ping-timeout MS]
-//          [--max-payload BYTES]
+//          [--max-payload BYTES] [--jwt-secret SECRET]
+import crypto from 'node:crypto';
 import http from 'node:http';
 import { createRequire } from 'node:module';
 import { Server } from 'socket.io';
@@ -21,6 +27,7 @@ function parseArgs(argv) {
     pingInterval: 25000,
     pingTimeout: 20000,
     maxPayload: 1e6,
+    jwtSecret: null,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -40,6 +47,7 @@ function parseArgs(argv) {
       case '--ping-interval': o.pingInterval = num(); break;
       case '--ping-timeout': o.pingTimeout = num(); break;
       case '--max-payload': o.maxPayload = num(); break;
+      case '--jwt-secret': o.jwtSecret = val(); break;
       default: throw new Error(`unknown flag ${a}`);
     }
   }
@@ -89,6 +97,74 @@ function setup(nsp) {
   });
 }
 
+// ---- /session: the token check tabsyncd does (src/session/auth.c, identity.c)
+const ID = /^[A-Za-z0-9._:@-]{1,128}$/;
+const DEVICE_TYPES = new Set(['browser', 'mobile', 'desktop', 'server', 'cli']);
+
+function refuse(code, message) {
+  const err = new Error(message);
+  err.data = { code };
+  return err;
+}
+
+// Returns the verified claims, or throws a refusal.
+function verifyHS256(token, secret, now) {
+  if (typeof token !== 'string' || token.length > 8192) throw refuse('token_malformed', 'bad token');
+  const parts = token.split('.');
+  if (parts.length !== 3) throw refuse('token_malformed', 'a JWT has three parts');
+  let header, claims;
+  try {
+    header = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8'));
+    claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
+  } catch {
+    throw refuse('token_malformed', 'token is not JSON');
+  }
+  if (header.alg === 'none') throw refuse('token_alg_none', 'alg none is refused');
+  if (header.alg !== 'HS256') throw refuse('token_alg_not_allowed', 'only HS256 is accepted');
+  const mac = crypto.createHmac('sha256', secret).update(`${parts[0]}.${parts[1]}`).digest();
+  const sig = Buffer.from(parts[2], 'base64url');
+  if (sig.length !== mac.length || !crypto.timingSafeEqual(sig, mac))
+    throw refuse('token_bad_signature', 'token signature does not verify');
+  for (const k of ['sub', 'sid', 'dev'])
+    if (typeof claims[k] !== 'string' || !ID.test(claims[k])) throw refuse('token_invalid_claim', `bad ${k}`);
+  if (typeof claims.fp !== 'string' || !/^[0-9a-f]{64}$/.test(claims.fp)) throw refuse('token_invalid_claim', 'bad fp');
+  if (typeof claims.exp !== 'number' || !(claims.exp >= 0)) throw refuse('token_missing_claim', 'no exp');
+  if (now >= claims.exp) throw refuse('token_expired', 'token expired');
+  if (typeof claims.nbf === 'number' && claims.nbf > now) throw refuse('token_not_yet_valid', 'nbf');
+  if (typeof claims.iat === 'number' && claims.iat > now) throw refuse('token_issued_in_future', 'iat');
+  return claims;
+}
+
+function setupSession(nsp, secret) {
+  nsp.use((socket, next) => {
+    try {
+      const a = socket.handshake.auth;
+      if (!a || typeof a !== 'object' || Array.isArray(a)) throw refuse('auth_not_object', 'auth must be an object');
+      const d = a.device, t = a.tab;
+      if (!d || typeof d !== 'object' || typeof d.id !== 'string' || !ID.test(d.id) ||
+          typeof d.fingerprint !== 'string' || d.fingerprint.length === 0 || d.fingerprint.length > 512 ||
+          !DEVICE_TYPES.has(d.type))
+        throw refuse('auth_wrong_type', 'bad device');
+      if (!t || typeof t !== 'object' || typeof t.id !== 'string' || !ID.test(t.id)) throw refuse('auth_wrong_type', 'bad tab');
+      if (a.proto !== 1 && a.proto !== 2) throw refuse('auth_unsupported_proto', 'bad proto');
+      const claims = verifyHS256(a.token, secret, Math.floor(Date.now() / 1000));
+      if (d.id !== claims.dev) throw refuse('device_mismatch', 'device id is not the token\'s');
+      const fp = crypto.createHash('sha256').update(d.fingerprint).digest();
+      if (!crypto.timingSafeEqual(fp, Buffer.from(claims.fp, 'hex')))
+        throw refuse('fingerprint_mismatch', 'fingerprint is not the token\'s');
+      socket.data.id = { user: claims.sub, session: claims.sid, device: claims.dev, tab: t.id, proto: a.proto, exp: claims.exp };
+      next();
+    } catch (err) {
+      next(err.data ? err : refuse('token_malformed', String(err.message || err)));
+    }
+  });
+  nsp.on('connection', (socket) => {
+    const id = socket.data.id;
+    socket.join([`s/${id.user}/${id.session}`, `u/${id.user}`, `d/${id.user}/${id.device}`]);
+    socket.emit('welcome', { ...id, node: 'node-peer' });
+  });
+}
+
 function main() {
   let o;
   try {
@@ -112,6 +188,7 @@ function main() {
   }
   const io = new Server(httpServer, opts);
   setup(io.of('/'));
+  if (o.jwtSecret) setupSession(io.of('/session'), o.jwtSecret);
   httpServer.listen({ port, host, backlog: 511 }, () => {
     const addr = httpServer.address();
     process.stderr.write(`node-server: socket.io ${require('socket.io/package.json').version}, ` +
