@@ -26,7 +26,9 @@
     X(SIO_PACKETS_OUT, "tabsync_sio_packets_sent_total",                                  \
       "Socket.IO packets sent (a broadcast counts once per recipient)")                    \
     X(SIO_BROADCASTS, "tabsync_sio_broadcasts_total", "broadcasts encoded (once each)")   \
-    X(SIO_RECOVERED, "tabsync_sio_recovered_total", "connections restored by recovery")
+    X(SIO_RECOVERED, "tabsync_sio_recovered_total", "connections restored by recovery") \
+    X(LOOP_HANDOFFS, "tabsync_loop_handoffs_total",                                       \
+      "connections moved to the loop that holds their Engine.IO session")
 
 /* X(ID, "metric_name", "help") - values that go up and down. */
 #define TS_MET_GAUGES(X)                                                                   \

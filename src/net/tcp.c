@@ -730,6 +730,7 @@ static void handoff_now(ts_conn_t *c) {
     /* Closing our descriptor neither sends a FIN nor disturbs the duplicate
      * (libuv takes it out of this loop's epoll set first). */
     ts_net__close(c);
+    TS_MET_INC(LOOP_HANDOFFS);
     ho->cb(h, ho->ud);
     free(ho);
 }
