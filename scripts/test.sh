@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# test.sh - what `make test` runs: build and test three ways. Every stage
+# test.sh - what `make test` runs: build and test four ways. Every stage
 # must pass; the summary line at the end counts them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +18,12 @@ CC=clang cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTS_SANITIZE=ON >/de
 cmake --build build-asan -j"$JOBS"
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure -j"$JOBS")
+
+stage "ThreadSanitizer build, the suites that run several event loops"
+CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTS_TSAN=ON >/dev/null
+cmake --build build-tsan -j"$JOBS" --target tabsyncd
+(cd build-tsan && TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1 \
+   ctest --output-on-failure -j"$JOBS" -R 'js/workers|@2loops')
 
 stage "fuzzers, ${FUZZ_SECONDS}s each"
 CC=clang cmake -S . -B build-fuzz -DTS_FUZZ=ON -DTS_TESTS=OFF -DTS_FUZZ_SECONDS="$FUZZ_SECONDS" >/dev/null

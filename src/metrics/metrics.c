@@ -39,8 +39,8 @@ void ts_met_thread_unregister(void) {
 }
 
 /* Other threads' tables are read while they run: each value is one aligned
- * word, read whole (relaxed atomic loads), so a sum can only be slightly
- * behind, never torn. */
+ * word written and read whole (relaxed atomics), so a sum can only be
+ * slightly behind, never torn. */
 void ts_met_snapshot(ts_met_t *out) {
     pthread_mutex_lock(&reg_mu);
     *out = retired;

@@ -87,10 +87,16 @@ void ts_met_thread_unregister(void);
 /* The sum over every registered thread (and finished ones' counters). */
 void ts_met_snapshot(ts_met_t *out);
 
-#define TS_MET_ADD(id, n) (ts_met.counters[TS_MET_##id] += (uint64_t)(n))
+/* Only the owning thread writes a table, so a bump is a plain load and
+ * store (no lock prefix); both are relaxed atomics because /metrics reads
+ * the table from another thread. */
+#define TS_MET_BUMP_(field, n)                                                     \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), \
+                     __ATOMIC_RELAXED)
+#define TS_MET_ADD(id, n) TS_MET_BUMP_(ts_met.counters[TS_MET_##id], (uint64_t)(n))
 #define TS_MET_INC(id) TS_MET_ADD(id, 1)
-#define TS_MET_GAUGE_ADD(id, n) (ts_met.gauges[TS_MET_##id] += (int64_t)(n))
-#define TS_MET_ERR(id) (ts_met.errors[TS_MET_ERR_##id]++)
+#define TS_MET_GAUGE_ADD(id, n) TS_MET_BUMP_(ts_met.gauges[TS_MET_##id], (int64_t)(n))
+#define TS_MET_ERR(id) TS_MET_BUMP_(ts_met.errors[TS_MET_ERR_##id], 1)
 
 /* Appends the Prometheus text exposition (version 0.0.4) of every metric,
  * summed over threads. */

@@ -11,6 +11,7 @@
 #include "core/ts_breaker.h"
 #include "core/ts_list.h"
 #include "core/ts_ratelimit.h"
+#include "metrics/ts_met.h"
 #include "session/ts_sess.h"
 #include "session/ts_sess_auth.h"
 
@@ -30,6 +31,10 @@ enum sess_counter {
     SC_STORE_REFUSED, /* connections refused: breaker open */
     SC_COUNT
 };
+
+/* Counters are written by their loop and summed by /metrics on another:
+ * relaxed atomic loads and stores (TS_MET_BUMP_, see metrics/ts_met.h). */
+#define SESS_COUNT(field) TS_MET_BUMP_(field, 1)
 
 /* Who a socket is, from its verified token and connect payload. */
 typedef struct sess_ident {

@@ -68,7 +68,7 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     char why[200];
     int reason = ts_sess__identify(sess, auth, now_s(), &ss->id, why, sizeof why);
     if (reason) {
-        if ((size_t)reason < TS_ARRAY_LEN(sess->refused)) sess->refused[reason]++;
+        if ((size_t)reason < TS_ARRAY_LEN(sess->refused)) SESS_COUNT(sess->refused[reason]);
         refuse_with(refuse, why, ts_sess_reason_name((ts_sess_reason_t)reason), 0);
         ts_debug("session", "refused %s: %s", ts_eio_sock_peer(ts_sio_socket_eio(s)), why);
         sock_free(ss);
@@ -78,7 +78,7 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     /* the breaker is asked without counting a call: the registry write that
      * follows the connection is the call (registry.c) */
     if (ts_brk_state(&sess->store_brk) == TS_BRK_OPEN && ts_brk_retry_after(&sess->store_brk, now)) {
-        sess->counters[SC_STORE_REFUSED]++;
+        SESS_COUNT(sess->counters[SC_STORE_REFUSED]);
         refuse_with(refuse, "the session store is unavailable; retry later", "store_unavailable",
                     ts_brk_retry_after(&sess->store_brk, now));
         sock_free(ss);
@@ -89,7 +89,7 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
         int rc = ts_rl_table_inc(&sess->sh->conns_ip, ss->peer, strlen(ss->peer));
         pthread_mutex_unlock(&sess->sh->mu);
         if (rc != 0) {
-            sess->counters[SC_THROTTLED_CONNS_IP]++;
+            SESS_COUNT(sess->counters[SC_THROTTLED_CONNS_IP]);
             refuse_with(refuse, "too many connections from this address", "throttled", 1000);
             sock_free(ss);
             return 1;
@@ -101,7 +101,7 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
         int rc = ts_rl_table_inc(&sess->sh->conns_user, ss->id.user, strlen(ss->id.user));
         pthread_mutex_unlock(&sess->sh->mu);
         if (rc != 0) {
-            sess->counters[SC_THROTTLED_CONNS_USER]++;
+            SESS_COUNT(sess->counters[SC_THROTTLED_CONNS_USER]);
             refuse_with(refuse, "too many connections for this user", "throttled", 1000);
             sock_free(ss);
             return 1;
@@ -131,8 +131,8 @@ static void on_connection(ts_sio_socket_t *s, void *ud) {
     ts_sio_join(s, ss->room_user);
     ts_sio_join(s, ss->room_device);
     ts_list_insert_tail(&sess->socks, &ss->link);
-    sess->nsocks++;
-    sess->counters[SC_CONNECTED]++;
+    TS_MET_BUMP_(sess->nsocks, 1);
+    SESS_COUNT(sess->counters[SC_CONNECTED]);
     json_t *w = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:s}", "user", ss->id.user, "session",
                           ss->id.session, "device", ss->id.device, "tab", ss->id.tab, "proto",
                           ss->id.proto, "exp", (json_int_t)ss->id.exp, "node", sess->node_id);
@@ -150,7 +150,7 @@ static void on_disconnect(ts_sio_socket_t *s, const char *reason, void *ud) {
     ts_sio_socket_set_ud(s, NULL);
     if (ts_list_linked(&ss->link)) {
         ts_list_remove(&ss->link);
-        sess->nsocks--;
+        TS_MET_BUMP_(sess->nsocks, (size_t)-1);
         ts_sess__reg_remove(ss);
     }
     sock_free(ss);
@@ -198,16 +198,16 @@ static uint64_t throttle(sess_sock_t *ss, size_t size, int *gone) {
     size_t klen = strlen(ss->owner);
     if (sess->cfg.events_per_socket) {
         wait = ts_rl_table_take(&sess->ev_tab, ss->owner, klen, now, 1);
-        if (wait) sess->counters[SC_THROTTLED_EVENTS]++;
+        if (wait) SESS_COUNT(sess->counters[SC_THROTTLED_EVENTS]);
     }
     if (!wait && sess->cfg.bytes_per_socket) {
         wait = ts_rl_table_take(&sess->by_tab, ss->owner, klen, now, size);
-        if (wait) sess->counters[SC_THROTTLED_BYTES]++;
+        if (wait) SESS_COUNT(sess->counters[SC_THROTTLED_BYTES]);
     }
     if (!wait) return 0;
     if (wait < 0) wait = 1000; /* bigger than the whole allowance: never fits */
     if (sess->cfg.strikes && ts_rl_strike(&ss->strikes, now)) {
-        sess->counters[SC_ABUSE_DISCONNECTS]++;
+        SESS_COUNT(sess->counters[SC_ABUSE_DISCONNECTS]);
         ts_info("session", "disconnecting %s (user %s): %u throttled events within %u s",
                 ss->peer, ss->id.user, sess->cfg.strikes, STRIKE_WINDOW_MS / 1000);
         *gone = 1;
@@ -236,7 +236,7 @@ static void do_publish(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) 
     ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .skip = ss->s};
     ts_sio_broadcast(ss->sess->nsp, &to, "event", &args);
     json_decref(arr);
-    ss->sess->counters[SC_RELAYED]++;
+    SESS_COUNT(ss->sess->counters[SC_RELAYED]);
     reply(ss->s, ack_id, json_pack("{s:b,s:s}", "ok", 1, "id", env.id));
 }
 
@@ -324,7 +324,7 @@ static void do_token(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
     }
     ss->id.exp = exp;
     ss->warned = 0;
-    ss->sess->counters[SC_TOKEN_SWAPS]++;
+    SESS_COUNT(ss->sess->counters[SC_TOKEN_SWAPS]);
     reply(ss->s, ack_id, json_pack("{s:b,s:I}", "ok", 1, "exp", (json_int_t)exp));
 }
 
@@ -370,7 +370,7 @@ static void on_sweep(uv_timer_t *t) {
     TS_LIST_FOREACH_SAFE(it, tmp, &sess->socks) {
         sess_sock_t *ss = ts_list_entry(it, sess_sock_t, link);
         if ((int64_t)wall >= ss->id.exp + (int64_t)sess->cfg.leeway_s) {
-            sess->counters[SC_TOKEN_EXPIRED]++;
+            SESS_COUNT(sess->counters[SC_TOKEN_EXPIRED]);
             emit_security(ss, "token_expired", "the token expired; reconnect with a new one");
             ts_sio_disconnect(ss->s, 0); /* frees ss through on_disconnect */
             continue;
@@ -395,7 +395,7 @@ int ts_sess_allow_handshake(const ts_http_req_t *req, const char *peer, char *ms
     int64_t wait = ts_rl_table_take(&sess->sh->hs_ip, peer, strlen(peer), ts_now_ms(), 1);
     pthread_mutex_unlock(&sess->sh->mu);
     if (wait == 0) return 0;
-    sess->counters[SC_THROTTLED_HANDSHAKE]++;
+    SESS_COUNT(sess->counters[SC_THROTTLED_HANDSHAKE]);
     if (wait < 0) wait = 1000;
     *retry_after_s = (uint32_t)((wait + 999) / 1000);
     snprintf(msg, msglen, "Too many handshakes from this address; retry in %u s", *retry_after_s);

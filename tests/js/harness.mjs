@@ -111,7 +111,7 @@ export async function startServer(opts = {}) {
       // Every suite also runs against the ASan+UBSan build: a report there,
       // or a server that did not exit 0 on SIGTERM, fails the suite.
       if (!IS_NODE) {
-        if (/AddressSanitizer|LeakSanitizer|runtime error:/.test(stderr)) {
+        if (/AddressSanitizer|LeakSanitizer|ThreadSanitizer|runtime error:/.test(stderr)) {
           throw new Error(`sanitizer report from the server:\n${stderr.slice(-6000)}`);
         }
         if (res.code !== 0) {
