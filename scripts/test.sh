@@ -21,9 +21,9 @@ cmake --build build-asan -j"$JOBS"
 
 stage "ThreadSanitizer build, the suites that run several event loops"
 CC=clang cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTS_TSAN=ON >/dev/null
-cmake --build build-tsan -j"$JOBS" --target tabsyncd
-(cd build-tsan && TSAN_OPTIONS=halt_on_error=0:second_deadlock_stack=1 \
-   ctest --output-on-failure -j"$JOBS" -R 'js/workers|@2loops')
+cmake --build build-tsan -j"$JOBS" --target tabsyncd test_store_store_memory
+(cd build-tsan && TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+   ctest --output-on-failure -j"$JOBS" -R 'js/workers|@2loops|store/store_memory')
 
 stage "fuzzers, ${FUZZ_SECONDS}s each"
 CC=clang cmake -S . -B build-fuzz -DTS_FUZZ=ON -DTS_TESTS=OFF -DTS_FUZZ_SECONDS="$FUZZ_SECONDS" >/dev/null

@@ -3,6 +3,7 @@
  * this backend promises: restart from the file, bounded memory, clear open
  * errors, and the measured cost of a durable append and CAS. */
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 
@@ -499,6 +500,90 @@ static void m_perf(void **state) {
     sc_close(&t);
 }
 
+
+/* ---- doors: one store, several loops on their own threads ---- */
+
+enum { DOOR_N = 3000 };
+
+typedef struct door_side {
+    uv_loop_t loop;
+    ts_store_t st;
+    pthread_t want;     /* the thread every callback must run on */
+    int left, wrong_thread, failed, closed;
+    uint8_t *seen;      /* seq -> how many times handed out (shared, seq-indexed) */
+} door_side_t;
+
+static void door_on_seq(int status, uint64_t seq, void *ud) {
+    door_side_t *d = ud;
+    if (!pthread_equal(pthread_self(), d->want)) d->wrong_thread++;
+    if (status || seq == 0 || seq > 2 * DOOR_N)
+        d->failed++;
+    else
+        __atomic_fetch_add(&d->seen[seq], 1, __ATOMIC_RELAXED);
+    d->left--;
+}
+
+static void door_on_close(void *ud) { ((door_side_t *)ud)->closed = 1; }
+
+static void door_appends(door_side_t *d) {
+    ts_buf_t *b = ts_buf_from("{\"door\":1}", 10);
+    for (int i = 0; i < DOOR_N; i++) {
+        d->left++;
+        assert_ts_err(ts_store_log_append(&d->st, S("doors"), b, door_on_seq, d), 0);
+        if (i % 64 == 0) uv_run(&d->loop, UV_RUN_NOWAIT); /* interleave with the other loop */
+    }
+    ts_buf_unref(b);
+    while (d->left) uv_run(&d->loop, UV_RUN_ONCE);
+}
+
+static void *door_thread(void *arg) {
+    door_side_t *d = arg;
+    d->want = pthread_self();
+    door_appends(d);
+    ts_store_close(&d->st, door_on_close, d);
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+    return NULL;
+}
+
+/* Another loop's door and the store's own loop append to one session at
+ * the same time: every op completes once, on its caller's thread, and the
+ * sequence numbers are exactly 1..2N. Closing the door leaves the store
+ * working; closing it last releases everything (ASan/TSan watch). */
+static void m_doors(void **state) {
+    sc_env_t *env = *state;
+    sc_t t;
+    sc_open(&t, env, NULL);
+    uint8_t *seen = calloc(2 * DOOR_N + 2, 1);
+    door_side_t b = {.seen = seen};
+    uv_loop_init(&b.loop);
+    assert_ts_err(ts_store_attach(&b.st, &t.st, &b.loop), 0);
+    door_side_t a = {.seen = seen, .st = t.st, .want = pthread_self()};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, door_thread, &b), 0);
+    /* side a runs on t's loop */
+    ts_buf_t *buf = ts_buf_from("{\"door\":0}", 10);
+    for (int i = 0; i < DOOR_N; i++) {
+        a.left++;
+        assert_ts_err(ts_store_log_append(&t.st, S("doors"), buf, door_on_seq, &a), 0);
+        if (i % 64 == 0) uv_run(&t.loop, UV_RUN_NOWAIT);
+    }
+    ts_buf_unref(buf);
+    while (a.left) uv_run(&t.loop, UV_RUN_ONCE);
+    pthread_join(th, NULL);
+    assert_true(b.closed);
+    assert_int_equal(uv_loop_close(&b.loop), 0);
+    assert_int_equal(a.failed + b.failed, 0);
+    assert_int_equal(a.wrong_thread + b.wrong_thread, 0);
+    for (int q = 1; q <= 2 * DOOR_N; q++)
+        if (seen[q] != 1) fail_msg("seq %d handed out %d times", q, seen[q]);
+    free(seen);
+    /* the door is gone; the store's own loop goes on */
+    uint64_t seq = 0;
+    assert_ts_err(sc_append(&t, "doors", "{\"after\":1}", &seq), 0);
+    assert_int_equal(seq, 2 * DOOR_N + 1);
+    sc_close(&t);
+}
+
 int main(void) {
     const struct CMUnitTest contract_mem[] = {SC_CONTRACT_TESTS(&env_mem)};
     const struct CMUnitTest contract_sql[] = {SC_CONTRACT_TESTS(&env_sql)};
@@ -506,6 +591,7 @@ int main(void) {
         SC_T(m_tail_bound_memory, &env_mem),    SC_T(m_session_bound_memory, &env_mem),
         SC_T(m_byte_budget_memory, &env_mem),   SC_T(m_registry_bound, &env_mem),
         SC_T(m_lease_bound_memory, &env_mem),   SC_T(m_perf, &env_mem),
+        SC_T(m_doors, &env_mem),
     };
     const struct CMUnitTest with_sqlite[] = {
         SC_T(m_restart, &env_sql),           SC_T(m_restart_lease_unknown, &env_sql),
@@ -513,6 +599,7 @@ int main(void) {
         SC_T(m_tail_bound_sqlite, &env_sql), SC_T(m_session_cache_sqlite, &env_sql),
         SC_T(m_byte_budget_sqlite, &env_sql), SC_T(m_lease_bound_sqlite, &env_sql),
         SC_T(m_open_errors, &env_sql),       SC_T(m_perf, &env_sql),
+        SC_T(m_doors, &env_sql),
     };
     int fails = 0;
     fails += cmocka_run_group_tests_name("store contract: memory only", contract_mem, NULL, NULL);
