@@ -4,7 +4,10 @@
  * then Engine.IO messages separated by 0x1e; a message starting with 0x01
  * is binary (the rest of it), any other is text (without the '4'). Every
  * complete packet must satisfy the decoder's contract, encode, decode back
- * to an equal packet, and encode again to the very same bytes. */
+ * to an equal packet, and encode again to the very same bytes. Every text
+ * message is also offered to the relay fast path (packet_raw.c): whatever
+ * it takes, the full decoder must take too, with the same namespace, id,
+ * name and values, and each argument must encode back to its exact text. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -106,6 +109,45 @@ static void check_roundtrip(const ts_sio_decoder_t *d, const ts_sio_packet_t *pk
     ts_sio_encoded_clear(&enc);
 }
 
+static void check_raw(const uint8_t *msg, size_t n) {
+    ts_sio_raw_event_t ev;
+    if (ts_sio_raw_event_parse(msg, n, &ev) != 1) return;
+    ts_assert(ev.nargs <= TS_SIO_RAW_MAX_ARGS);
+    ts_sio_decoder_t d;
+    ts_sio_decoder_init(&d, TS_SIO_PARSER_JSON);
+    ts_sio_packet_t pkt;
+    ts_assert(ts_sio_decoder_feed(&d, msg, n, 0, &pkt) == 1);
+    ts_assert(pkt.type == TS_SIO_EVENT && pkt.nattach == 0 && pkt.id == ev.id);
+    ts_assert(ts_slice_eq_str(ev.nsp, pkt.nsp));
+    ts_assert(json_array_size(pkt.data) == 1 + ev.nargs);
+    json_t *name = json_array_get(pkt.data, 0);
+    ts_assert(json_is_string(name) && json_string_length(name) == ev.name.len &&
+              memcmp(json_string_value(name), ev.name.p, ev.name.len) == 0);
+    for (size_t i = 0; i < ev.nargs; i++) {
+        ts_slice_t t = ev.args[i].text;
+        ts_assert(ts_sio_json_is_canonical(t));
+        json_t *one = json_pack("[sO]", "x", json_array_get(pkt.data, i + 1));
+        ts_sio_packet_t p1 = {.type = TS_SIO_EVENT, .nsp = "/", .id = TS_SIO_NO_ID, .data = one};
+        ts_sio_encoded_t enc;
+        ts_assert(ts_sio_encode(TS_SIO_PARSER_JSON, &p1, &enc) == 0);
+        const ts_buf_t *b = enc.msgs[0].buf; /* 42["x",<text>] */
+        ts_assert(b->len == 8 + t.len && memcmp(b->data + 7, t.p, t.len) == 0);
+        ts_sio_encoded_clear(&enc);
+        json_decref(one);
+    }
+    /* re-encoding the relay from the texts gives what the tree encoder gives */
+    ts_sio_encoded_t a, b;
+    ts_assert(ts_sio_encode_raw(pkt.nsp, pkt.id, json_string_value(name), ev.args, ev.nargs, NULL,
+                                &a) == 0);
+    ts_assert(ts_sio_encode(TS_SIO_PARSER_JSON, &pkt, &b) == 0);
+    ts_assert(a.msgs[0].buf->len == b.msgs[0].buf->len &&
+              memcmp(a.msgs[0].buf->data, b.msgs[0].buf->data, a.msgs[0].buf->len) == 0);
+    ts_sio_encoded_clear(&a);
+    ts_sio_encoded_clear(&b);
+    ts_sio_packet_clear(&pkt);
+    ts_sio_decoder_deinit(&d);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     ts_sio_decoder_t d;
@@ -121,6 +163,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* exact-size copy so ASan sees any overread */
         uint8_t *msg = ts_xmalloc(n ? n : 1);
         if (n) memcpy(msg, m, n);
+        if (!binary) check_raw(msg, n);
         ts_sio_packet_t pkt;
         int rc = ts_sio_decoder_feed(&d, msg, n, binary, &pkt);
         free(msg);

@@ -1,12 +1,16 @@
-/* envelope.c - validation of client envelopes and the relayed form.
+/* envelope.c - validation of client envelopes and the relayed form, over a
+ * jansson value or (the relay fast path) over the canonical JSON text the
+ * client sent, which is relayed without building a tree.
  * Names are restricted to a small alphabet so that they are safe in logs,
  * room names and metrics labels without escaping. */
 #include "session/ts_sess_envelope.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/ts_err.h"
+#include "sio/ts_sio_packet.h"
 
 static const char *const prio_names[TS_SESS_PRIO_COUNT] = {
     "security", "control", "state", "event", "presence", "telemetry"};
@@ -20,10 +24,9 @@ const char *ts_sess_scope_name(ts_sess_scope_t s) {
     return (unsigned)s < 3 ? scope_names[s] : "?";
 }
 
-static int name_ok(const char *s) {
-    size_t n = strlen(s);
+static int name_ok_n(const char *s, size_t n) {
     if (n == 0 || n > TS_SESS_MAX_NAME) return 0;
-    for (const char *p = s; *p; p++) {
+    for (const char *p = s; p < s + n; p++) {
         char c = *p;
         if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
               c == '.' || c == '_' || c == ':' || c == '-' || c == '/'))
@@ -31,6 +34,8 @@ static int name_ok(const char *s) {
     }
     return 1;
 }
+
+static int name_ok(const char *s) { return name_ok_n(s, strlen(s)); }
 
 static int fail(char *why, size_t len, const char *msg) {
     snprintf(why, len, "envelope: %s", msg);
@@ -111,4 +116,122 @@ json_t *ts_sess_envelope_relay(const ts_sess_envelope_t *e, const char *user, co
     json_object_set_new(o, "from",
                         json_pack("{s:s,s:s,s:s}", "user", user, "device", device, "tab", tab));
     return o;
+}
+
+/* ---- the same over canonical text ---- */
+
+/* The bytes between the quotes of a string text; its escapes stay as they
+ * are: every escaped character is outside the name alphabet and the
+ * priority and scope names, so they fail the same checks either way. */
+static int raw_str(ts_slice_t t, ts_slice_t *out) {
+    if (t.len < 2 || t.p[0] != '"') return 0;
+    *out = ts_slice(t.p + 1, t.len - 2);
+    return 1;
+}
+
+static int raw_name_ok(ts_slice_t t, ts_slice_t *out) {
+    return raw_str(t, out) && name_ok_n((const char *)out->p, out->len);
+}
+
+/* Index in names[0..n) of the string text t, or -1. */
+static int raw_lookup(ts_slice_t t, const char *const *names, int n) {
+    ts_slice_t v;
+    if (!raw_str(t, &v)) return -1;
+    for (int i = 0; i < n; i++)
+        if (ts_slice_eq_str(v, names[i])) return i;
+    return -1;
+}
+
+enum { M_V, M_TYPE, M_ID, M_CID, M_SEQ, M_PRIO, M_TO, M_BODY, M_ADDR, M_COUNT };
+
+int ts_sess_envelope_parse_raw(ts_slice_t in, ts_sess_envelope_raw_t *out, char *why,
+                               size_t whylen) {
+    static const char *const keys[M_ADDR] = {"v", "type", "id", "cid", "seq", "prio", "to", "body"};
+    static const char *const addressing[] = {"room", "rooms", "session", "sid", "user",
+                                             "device", "tab", "socket"};
+    memset(out, 0, sizeof(*out));
+    if (!ts_sio_json_is_canonical(in)) return TS_EINVAL;
+    if (in.p[0] != '{') return fail(why, whylen, "not an object");
+    ts_slice_t m[M_COUNT] = {{0}};
+    /* canonical: no whitespace, no duplicate keys, keys without escapes */
+    size_t i = 1;
+    while (i < in.len && in.p[i] == '"') {
+        const uint8_t *q = memchr(in.p + i + 1, '"', in.len - i - 1);
+        ts_slice_t key = ts_slice(in.p + i + 1, (size_t)(q - in.p) - i - 1);
+        i = (size_t)(q - in.p) + 2; /* past '"' and ':' */
+        size_t vl = ts_sio_json_canonical_len(in.p + i, in.len - i);
+        ts_slice_t val = ts_slice(in.p + i, vl);
+        int k = -1;
+        for (int j = 0; j < M_ADDR && k < 0; j++)
+            if (ts_slice_eq_str(key, keys[j])) k = j;
+        for (size_t j = 0; k < 0 && j < sizeof addressing / sizeof addressing[0]; j++)
+            if (ts_slice_eq_str(key, addressing[j])) k = M_ADDR;
+        if (k >= 0) m[k] = val;
+        i += vl + 1; /* past ',' or the final '}' */
+    }
+    ts_slice_t v = m[M_V];
+    if (!v.len || v.p[0] == '"' || memchr(v.p, '.', v.len) || memchr(v.p, 'e', v.len) ||
+        (v.p[0] != '-' && (v.p[0] < '0' || v.p[0] > '9')))
+        return fail(why, whylen, "v (protocol version) must be an integer");
+    long long ver = strtoll((const char *)v.p, NULL, 10); /* digits, then ',' or '}' */
+    if (ver < TS_SESS_PROTO_MIN || ver > TS_SESS_PROTO_CURRENT)
+        return fail(why, whylen, "unsupported protocol version (this server accepts v1 and v2)");
+    out->v = (int)ver;
+    if (!raw_name_ok(m[M_TYPE], &out->type))
+        return fail(why, whylen, "type must be 1-64 characters of [A-Za-z0-9._:/-]");
+    if (!raw_name_ok(m[M_ID], &out->id))
+        return fail(why, whylen, "id must be 1-64 characters of [A-Za-z0-9._:/-]");
+    if (m[M_CID].len && !ts_slice_eq_str(m[M_CID], "null") && !raw_name_ok(m[M_CID], &out->cid))
+        return fail(why, whylen, "cid must be 1-64 characters of [A-Za-z0-9._:/-]");
+    if (m[M_SEQ].len) return fail(why, whylen, "seq is assigned by the server");
+    if (m[M_ADDR].len)
+        return fail(why, whylen,
+                    "an envelope cannot name a room, session, user, device or tab: use to");
+    out->prio = TS_SESS_PRIO_EVENT;
+    if (m[M_PRIO].len) {
+        int found = raw_lookup(m[M_PRIO], prio_names, TS_SESS_PRIO_COUNT);
+        if (found < 0)
+            return fail(why, whylen,
+                        "prio must be one of control, state, event, presence, telemetry");
+        if (found == TS_SESS_PRIO_SECURITY)
+            return fail(why, whylen, "prio security is reserved to the server");
+        out->prio = (ts_sess_prio_t)found;
+    }
+    out->to = TS_SESS_TO_SESSION;
+    if (m[M_TO].len) {
+        int found = raw_lookup(m[M_TO], scope_names, 3);
+        if (found < 0)
+            return fail(why, whylen,
+                        "to must be session, user or device (rooms cannot be named)");
+        out->to = (ts_sess_scope_t)found;
+    }
+    out->body = m[M_BODY].len ? m[M_BODY] : TS_SLICE_LIT("null");
+    return 0;
+}
+
+static void put_member(ts_sbuf_t *out, const char *key, ts_slice_t name) {
+    ts_sbuf_append_str(out, key);
+    ts_sbuf_putc(out, '"');
+    ts_sbuf_append(out, name.p, name.len); /* the name alphabet needs no escapes */
+    ts_sbuf_putc(out, '"');
+}
+
+void ts_sess_envelope_relay_raw(const ts_sess_envelope_raw_t *e, const char *user,
+                                const char *device, const char *tab, ts_sbuf_t *out) {
+    ts_sbuf_reserve(out, 160 + e->body.len + 2 * (strlen(user) + strlen(device) + strlen(tab)));
+    ts_sbuf_printf(out, "{\"v\":%d", e->v);
+    put_member(out, ",\"type\":", e->type);
+    put_member(out, ",\"id\":", e->id);
+    if (e->cid.len) put_member(out, ",\"cid\":", e->cid);
+    put_member(out, ",\"prio\":", ts_slice_str(prio_names[e->prio]));
+    put_member(out, ",\"to\":", ts_slice_str(scope_names[e->to]));
+    ts_sbuf_append_str(out, ",\"body\":");
+    ts_sbuf_append(out, e->body.p, e->body.len);
+    ts_sbuf_append_str(out, ",\"from\":{\"user\":");
+    ts_sio_json_string(out, user, strlen(user));
+    ts_sbuf_append_str(out, ",\"device\":");
+    ts_sio_json_string(out, device, strlen(device));
+    ts_sbuf_append_str(out, ",\"tab\":");
+    ts_sio_json_string(out, tab, strlen(tab));
+    ts_sbuf_append_str(out, "}}");
 }

@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stddef.h>
 
+#include "core/ts_buf.h"
 #include "session/ts_sess_connect.h" /* TS_SESS_PROTO_CURRENT, TS_SESS_PROTO_MIN */
 
 #define TS_SESS_MAX_NAME 64 /* type, id, cid: bytes */
@@ -54,6 +55,27 @@ int ts_sess_envelope_parse(json_t *in, ts_sess_envelope_t *out, char *why, size_
  * {v, type, id, [cid], prio, to, body, from: {user, device, tab}}. */
 json_t *ts_sess_envelope_relay(const ts_sess_envelope_t *e, const char *user, const char *device,
                                const char *tab);
+
+/* The same check over the canonical JSON text of the envelope (as a raw
+ * event carries it, see ts_sio_raw_event_parse), without building a tree,
+ * for the relay fast path: the same answers and reasons as
+ * ts_sess_envelope_parse gives for the parsed value. *out borrows from
+ * `in`. Returns 0, TS_EPROTO with why set, or TS_EINVAL if `in` is not
+ * canonical JSON (use ts_sess_envelope_parse then). */
+typedef struct ts_sess_envelope_raw {
+    int v;
+    ts_slice_t type, id;
+    ts_slice_t cid; /* len 0 if absent or null */
+    ts_sess_prio_t prio;
+    ts_sess_scope_t to;
+    ts_slice_t body; /* canonical text; "null" if absent */
+} ts_sess_envelope_raw_t;
+int ts_sess_envelope_parse_raw(ts_slice_t in, ts_sess_envelope_raw_t *out, char *why,
+                               size_t whylen);
+/* Appends the relayed form (as ts_sess_envelope_relay builds it, written as
+ * JSON.stringify writes it) to `out`. */
+void ts_sess_envelope_relay_raw(const ts_sess_envelope_raw_t *e, const char *user,
+                                const char *device, const char *tab, ts_sbuf_t *out);
 
 const char *ts_sess_prio_name(ts_sess_prio_t p);
 const char *ts_sess_scope_name(ts_sess_scope_t s);

@@ -190,8 +190,24 @@ void ts_sio_decoder_deinit(ts_sio_decoder_t *d) {
 
 static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 
-/* RFC 3629 UTF-8, no NUL (the namespace becomes a C string). */
-static int is_utf8_no_nul(const uint8_t *p, size_t n) {
+size_t ts_sio__utf8_seq(const uint8_t *p, size_t n) {
+    uint8_t c = p[0];
+    size_t k;
+    uint32_t cp, min;
+    if ((c & 0xe0) == 0xc0) k = 1, cp = c & 0x1f, min = 0x80;
+    else if ((c & 0xf0) == 0xe0) k = 2, cp = c & 0x0f, min = 0x800;
+    else if ((c & 0xf8) == 0xf0) k = 3, cp = c & 0x07, min = 0x10000;
+    else return 0;
+    if (n <= k) return 0;
+    for (size_t j = 1; j <= k; j++) {
+        if ((p[j] & 0xc0) != 0x80) return 0;
+        cp = cp << 6 | (p[j] & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+    return k + 1;
+}
+
+int ts_sio__utf8_no_nul(const uint8_t *p, size_t n) {
     size_t i = 0;
     while (i < n) {
         uint8_t c = p[i];
@@ -200,19 +216,9 @@ static int is_utf8_no_nul(const uint8_t *p, size_t n) {
             i++;
             continue;
         }
-        size_t k;
-        uint32_t cp, min;
-        if ((c & 0xe0) == 0xc0) k = 1, cp = c & 0x1f, min = 0x80;
-        else if ((c & 0xf0) == 0xe0) k = 2, cp = c & 0x0f, min = 0x800;
-        else if ((c & 0xf8) == 0xf0) k = 3, cp = c & 0x07, min = 0x10000;
-        else return 0;
-        if (n - i <= k) return 0;
-        for (size_t j = 1; j <= k; j++) {
-            if ((p[i + j] & 0xc0) != 0x80) return 0;
-            cp = cp << 6 | (p[i + j] & 0x3f);
-        }
-        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-        i += k + 1;
+        size_t k = ts_sio__utf8_seq(p + i, n - i);
+        if (!k) return 0;
+        i += k;
     }
     return 1;
 }
@@ -271,7 +277,7 @@ static int decode_string(ts_sio_decoder_t *d, const uint8_t *p, size_t len, ts_s
         /* runs to the next ',' or the end: the client sends "40/custom" */
         const uint8_t *comma = memchr(p + pos, ',', len - pos);
         size_t end = comma ? (size_t)(comma - p) : len;
-        if (!is_utf8_no_nul(p + pos, end - pos))
+        if (!ts_sio__utf8_no_nul(p + pos, end - pos))
             return fail(d, TS_EPROTO, "sio: namespace is not valid UTF-8 (or holds NUL)");
         pkt->nsp = ts_xstrndup((const char *)p + pos, end - pos);
         pos = comma ? end + 1 : end;
@@ -372,7 +378,7 @@ int ts_sio_decoder_feed(ts_sio_decoder_t *d, const uint8_t *p, size_t len, int b
 
 /* ---- encoder: JSON as JSON.stringify writes it ---- */
 
-static void dump_string(ts_sbuf_t *s, const char *str, size_t n) {
+void ts_sio_json_string(ts_sbuf_t *s, const char *str, size_t n) {
     static const char hex[] = "0123456789abcdef";
     ts_sbuf_putc(s, '"');
     size_t run = 0; /* bytes copied as they are, flushed in one append */
@@ -408,14 +414,14 @@ static void dump_string(ts_sbuf_t *s, const char *str, size_t n) {
  * same double (found by trying 1..17 significant digits; glibc's printf
  * rounds correctly), laid out as plain digits for exponents -7 < e < 21
  * and as d.ddde+x otherwise. -0 prints "0"; jansson never holds NaN/inf. */
-static void dump_real(ts_sbuf_t *s, double v) {
+size_t ts_sio__fmt_real(char out[TS_SIO_REAL_MAX], double v) {
     if (!isfinite(v)) {
-        ts_sbuf_append_str(s, "null");
-        return;
+        memcpy(out, "null", 4);
+        return 4;
     }
     if (v == 0) {
-        ts_sbuf_putc(s, '0');
-        return;
+        out[0] = '0';
+        return 1;
     }
     char buf[40];
     for (int prec = 1; prec <= 17; prec++) {
@@ -423,10 +429,10 @@ static void dump_real(ts_sbuf_t *s, double v) {
         if (strtod(buf, NULL) == v) break;
     }
     char digits[24];
-    size_t k = 0;
+    size_t k = 0, o = 0;
     const char *q = buf;
     if (*q == '-') {
-        ts_sbuf_putc(s, '-');
+        out[o++] = '-';
         q++;
     }
     for (; *q && *q != 'e'; q++)
@@ -434,24 +440,31 @@ static void dump_real(ts_sbuf_t *s, double v) {
     while (k > 1 && digits[k - 1] == '0') k--;
     int n = atoi(q + 1) + 1; /* the value is 0.digits x 10^n */
     if ((int)k <= n && n <= 21) {
-        ts_sbuf_append(s, digits, k);
-        for (int i = (int)k; i < n; i++) ts_sbuf_putc(s, '0');
+        memcpy(out + o, digits, k), o += k;
+        for (int i = (int)k; i < n; i++) out[o++] = '0';
     } else if (0 < n && n <= 21) {
-        ts_sbuf_append(s, digits, (size_t)n);
-        ts_sbuf_putc(s, '.');
-        ts_sbuf_append(s, digits + n, k - (size_t)n);
+        memcpy(out + o, digits, (size_t)n), o += (size_t)n;
+        out[o++] = '.';
+        memcpy(out + o, digits + n, k - (size_t)n), o += k - (size_t)n;
     } else if (-6 < n && n <= 0) {
-        ts_sbuf_append_str(s, "0.");
-        for (int i = n; i < 0; i++) ts_sbuf_putc(s, '0');
-        ts_sbuf_append(s, digits, k);
+        out[o++] = '0', out[o++] = '.';
+        for (int i = n; i < 0; i++) out[o++] = '0';
+        memcpy(out + o, digits, k), o += k;
     } else {
-        ts_sbuf_putc(s, digits[0]);
+        out[o++] = digits[0];
         if (k > 1) {
-            ts_sbuf_putc(s, '.');
-            ts_sbuf_append(s, digits + 1, k - 1);
+            out[o++] = '.';
+            memcpy(out + o, digits + 1, k - 1), o += k - 1;
         }
-        ts_sbuf_printf(s, "e%c%d", n - 1 >= 0 ? '+' : '-', abs(n - 1));
+        o += (size_t)snprintf(out + o, TS_SIO_REAL_MAX - o, "e%c%d", n - 1 >= 0 ? '+' : '-',
+                              abs(n - 1));
     }
+    return o;
+}
+
+static void dump_real(ts_sbuf_t *s, double v) {
+    char buf[TS_SIO_REAL_MAX];
+    ts_sbuf_append(s, buf, ts_sio__fmt_real(buf, v));
 }
 
 /* JS objects list "array index" keys (canonical integers 0..2^32-2) first,
@@ -488,7 +501,7 @@ static void dump_value(ts_sbuf_t *s, json_t *v);
 static void dump_member(ts_sbuf_t *s, int *first, const char *key, json_t *val) {
     if (!*first) ts_sbuf_putc(s, ',');
     *first = 0;
-    dump_string(s, key, strlen(key));
+    ts_sio_json_string(s, key, strlen(key));
     ts_sbuf_putc(s, ':');
     dump_value(s, val);
 }
@@ -536,7 +549,7 @@ static void dump_value(ts_sbuf_t *s, json_t *v) {
         break;
     }
     case JSON_STRING:
-        dump_string(s, json_string_value(v), json_string_length(v));
+        ts_sio_json_string(s, json_string_value(v), json_string_length(v));
         break;
     case JSON_INTEGER: {
         /* JS numbers are doubles: beyond 2^53 JSON.stringify writes the

@@ -228,6 +228,40 @@ static json_t *event_array(const char *event, const ts_sio_args_t *args, const c
     return arr;
 }
 
+/* Arguments given as canonical JSON texts (ts_sio_broadcast_raw). */
+typedef struct raw_args {
+    const ts_sio_raw_arg_t *v;
+    size_t n;
+} raw_args_t;
+
+/* The EVENT [event, ...args, offset?] of a broadcast or emit. Raw
+ * arguments are copied as they are when the parser is JSON: no tree, no
+ * second serialization. */
+static int encode_event(ts_sio_server_t *srv, const char *nsp, const char *event,
+                        const ts_sio_args_t *args, const raw_args_t *raw, const char *offset,
+                        ts_sio_encoded_t *out) {
+    if (raw && srv->opts.parser == TS_SIO_PARSER_JSON) {
+        int rc = ts_sio_encode_raw(nsp, TS_SIO_NO_ID, event, raw->v, raw->n, offset, out);
+        if (rc != 0) ts_warn("sio", "cannot encode a packet for %s: %s", nsp, ts_strerror(rc));
+        return rc;
+    }
+    json_t *data = event_array(event, args, offset);
+    for (size_t i = 0; raw && i < raw->n; i++) {
+        json_error_t err;
+        json_t *v = json_loadb((const char *)raw->v[i].text.p, raw->v[i].text.len,
+                               JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+        if (!v) {
+            ts_warn("sio", "cannot encode a packet for %s: argument %zu is not JSON", nsp, i);
+            json_decref(data);
+            return TS_EINVAL;
+        }
+        json_array_insert_new(data, json_array_size(data) - (offset ? 1 : 0), v);
+    }
+    int rc = encode(srv, TS_SIO_EVENT, nsp, TS_SIO_NO_ID, data, args, out);
+    json_decref(data);
+    return rc;
+}
+
 static void send_packet(ts_sio_socket_t *s, uint8_t type, json_t *data, int64_t id,
                         const ts_sio_args_t *args) {
     ts_sio_encoded_t enc = {0};
@@ -502,16 +536,14 @@ static void on_bus(uv_async_t *h) {
  * that every loop delivers in one order and a socket that comes back gets
  * what it missed. */
 static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_t *only,
-                    const char *event, const ts_sio_args_t *args) {
+                    const char *event, const ts_sio_args_t *args, const raw_args_t *raw) {
     ts_sio_server_t *srv = nsp->srv;
     ts_sio_group_t *g = srv->group;
     int rec = recovery_on(nsp);
     if (!only) TS_MET_INC(SIO_BROADCASTS);
     if (!rec && (only || g->nloops == 1)) { /* nobody else needs to see it */
-        json_t *data = event_array(event, args, NULL);
         ts_sio_encoded_t enc = {0};
-        int rc = encode(srv, TS_SIO_EVENT, nsp->name, TS_SIO_NO_ID, data, args, &enc);
-        json_decref(data);
+        int rc = encode_event(srv, nsp->name, event, args, raw, NULL, &enc);
         if (rc == 0) {
             if (only)
                 send_encoded(only, &enc);
@@ -544,11 +576,8 @@ static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_
     }
     nsp_shared_t *sh = nsp->sh;
     int rc = 0;
-    if (!rec) { /* no offset in the bytes: encode outside the lock */
-        json_t *data = event_array(event, args, NULL);
-        rc = encode(srv, TS_SIO_EVENT, nsp->name, TS_SIO_NO_ID, data, args, &le->enc);
-        json_decref(data);
-    }
+    if (!rec) /* no offset in the bytes: encode outside the lock */
+        rc = encode_event(srv, nsp->name, event, args, raw, NULL, &le->enc);
     log_entry_t **v;
     pthread_mutex_lock(&sh->mu);
     size_t n = take_pending(nsp, &v); /* what came before ours, in order */
@@ -556,9 +585,7 @@ static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_
     if (rec) {
         char offset[40];
         format_offset(g, le->seq, offset, sizeof offset);
-        json_t *data = event_array(event, args, offset);
-        rc = encode(srv, TS_SIO_EVENT, nsp->name, TS_SIO_NO_ID, data, args, &le->enc);
-        json_decref(data);
+        rc = encode_event(srv, nsp->name, event, args, raw, offset, &le->enc);
     }
     if (rc != 0) ts_sio_encoded_clear(&le->enc); /* delivered as nothing */
     for (size_t i = 0; i < le->enc.n; i++) le->bytes += le->enc.msgs[i].buf->len;
@@ -573,12 +600,18 @@ static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_
 }
 
 void ts_sio_emit(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args) {
-    deliver(s->nsp, NULL, s, event, args);
+    deliver(s->nsp, NULL, s, event, args, NULL);
 }
 
 void ts_sio_broadcast(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
                       const ts_sio_args_t *args) {
-    deliver(nsp, to, NULL, event, args);
+    deliver(nsp, to, NULL, event, args, NULL);
+}
+
+void ts_sio_broadcast_raw(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
+                          const ts_sio_raw_arg_t *args, size_t nargs) {
+    raw_args_t raw = {args, nargs};
+    deliver(nsp, to, NULL, event, NULL, &raw);
 }
 
 static void ack_timer_closed(uv_handle_t *h) { free(h->data); }
@@ -894,6 +927,38 @@ static void on_event(ts_sio_socket_t *s, ts_sio_packet_t *p) {
     json_decref(rest);
 }
 
+/* The fast path: an EVENT recognized by ts_sio_raw_event_parse, offered to
+ * the namespace's on_raw_event. Returns 0 (nothing done) when the packet
+ * must go through the full decoder instead: a namespace this connection
+ * has not joined (dispatch answers that), one without on_raw_event, or a
+ * handler that declined. */
+static int on_raw_event(client_t *c, ts_sio_raw_event_t *ev, size_t len) {
+    ts_sio_socket_t *s = NULL;
+    for (size_t i = 0; i < c->nsocks && !s; i++)
+        if (ts_slice_eq_str(ev->nsp, c->socks[i]->nsp->name)) s = c->socks[i];
+    if (!s || !s->nsp->h.on_raw_event) return 0;
+    /* NUL-terminated copies of the name and of the string arguments without
+     * escapes: together never longer than the message */
+    char stack[512];
+    size_t cap = len + 1 + ev->nargs;
+    char *strs = cap <= sizeof stack ? stack : ts_xmalloc(cap);
+    memcpy(strs, ev->name.p, ev->name.len);
+    strs[ev->name.len] = '\0';
+    size_t used = ev->name.len + 1;
+    for (size_t i = 0; i < ev->nargs; i++) {
+        ts_slice_t t = ev->args[i].text;
+        if (t.p[0] != '"' || memchr(t.p, '\\', t.len)) continue;
+        memcpy(strs + used, t.p + 1, t.len - 2);
+        strs[used + t.len - 2] = '\0';
+        ev->args[i].str = strs + used;
+        used += t.len - 1;
+    }
+    int done = s->nsp->h.on_raw_event(s, strs, ev->args, ev->nargs, ev->id, s->nsp->ud);
+    if (strs != stack) free(strs);
+    if (done) TS_MET_INC(SIO_PACKETS_IN);
+    return done;
+}
+
 static void on_ack(ts_sio_socket_t *s, ts_sio_packet_t *p) {
     ts_list_t *it, *tmp;
     TS_LIST_FOREACH_SAFE(it, tmp, &s->acks) {
@@ -980,6 +1045,9 @@ static void eio_open(ts_eio_sock_t *e, void *server_ud) {
 static void eio_message(ts_eio_sock_t *e, const uint8_t *data, size_t len, int binary, void *ud) {
     client_t *c = ud;
     if (!c) return;
+    ts_sio_raw_event_t ev;
+    if (ts_sio_decoder_feed_raw(&c->dec, data, len, binary, &ev) && on_raw_event(c, &ev, len))
+        return;
     ts_sio_packet_t pkt;
     int rc = ts_sio_decoder_feed(&c->dec, data, len, binary, &pkt);
     if (rc < 0) {

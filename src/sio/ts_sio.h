@@ -5,7 +5,10 @@
  *
  * Event arguments are jansson arrays in which each binary value stands as
  * a placeholder {"_placeholder":true,"num":i} for attach[i] (see
- * ts_sio_packet.h); handlers pass both along unchanged to echo binary. */
+ * ts_sio_packet.h); handlers pass both along unchanged to echo binary.
+ * A relaying namespace may also take events as the JSON texts that arrived
+ * (`on_raw_event`) and send those on as they are (ts_sio_broadcast_raw):
+ * no tree is built and nothing is serialized again. */
 #ifndef TS_SIO_H
 #define TS_SIO_H
 #include <jansson.h>
@@ -56,6 +59,14 @@ typedef struct ts_sio_nsp_handler {
      * (Node's skipMiddlewares: false). A refusal then drops the restored
      * session. For namespaces whose credentials expire. */
     int authorize_recovered;
+    /* Optional fast path, tried before on_event for an EVENT that
+     * ts_sio_raw_event_parse recognizes (the common case: what
+     * JSON.stringify wrote, no binary): its arguments as canonical JSON
+     * texts borrowed from the message, `str` set for strings without
+     * escapes. Return 1 if handled, or 0 before doing anything: the packet
+     * is then decoded in full and given to on_event as usual. */
+    int (*on_raw_event)(ts_sio_socket_t *s, const char *event, const ts_sio_raw_arg_t *args,
+                        size_t nargs, int64_t ack_id, void *nsp_ud);
 } ts_sio_nsp_handler_t;
 
 typedef struct ts_sio_opts {
@@ -155,5 +166,11 @@ typedef struct ts_sio_target {
 } ts_sio_target_t;
 void ts_sio_broadcast(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
                       const ts_sio_args_t *args);
+/* The same with arguments given as canonical JSON texts (ts_sio_raw_arg_t:
+ * from on_raw_event, or built by the caller in JSON.stringify's form, which
+ * ts_sio_json_is_canonical checks): with the JSON parser they are copied
+ * into the packet as they are; with msgpack they are parsed first. */
+void ts_sio_broadcast_raw(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
+                          const ts_sio_raw_arg_t *args, size_t nargs);
 
 #endif

@@ -95,4 +95,63 @@ int ts_sio_encode(ts_sio_parser_kind_t kind, const ts_sio_packet_t *pkt, ts_sio_
 /* Reserved event names: a client EVENT with one of them is invalid. */
 int ts_sio_is_reserved_event(const char *name);
 
+/* Appends `str[0..n)` as a JSON string exactly as JSON.stringify writes it. */
+void ts_sio_json_string(ts_sbuf_t *out, const char *str, size_t n);
+
+/* ---- raw events: the relay fast path (packet_raw.c) ----
+ * Most events a client sends are written by JSON.stringify, and a server
+ * that relays them would write the very same bytes again. A raw event
+ * describes such a packet by slices of the received message instead of a
+ * jansson tree, so a relay copies the argument bytes instead of parsing
+ * and re-serializing them. */
+
+/* One argument of an event as canonical JSON text: the bytes
+ * JSON.stringify(JSON.parse(text)) gives back unchanged. */
+typedef struct ts_sio_raw_arg {
+    ts_slice_t text; /* borrowed */
+    const char *str; /* a string argument without escapes: its value,
+                        NUL-terminated (set by the sio server), else NULL */
+} ts_sio_raw_arg_t;
+
+#define TS_SIO_RAW_MAX_ARGS 16
+
+typedef struct ts_sio_raw_event {
+    ts_slice_t nsp;  /* borrowed; "/" when the packet names none */
+    int64_t id;      /* ack id, or TS_SIO_NO_ID */
+    ts_slice_t name; /* the event name's bytes (a string without escapes) */
+    size_t nargs;
+    ts_sio_raw_arg_t args[TS_SIO_RAW_MAX_ARGS]; /* text set, str NULL */
+} ts_sio_raw_event_t;
+
+/* Recognizes the common packet without building a tree: a text EVENT (no
+ * attachments) whose name is a string without escapes and whose payload
+ * is canonical JSON (no whitespace, JSON.stringify's escapes and numbers,
+ * integers within +-2^53, no duplicate, numeric or "_placeholder" keys,
+ * nesting up to 32, at most 16 arguments). `p` is the message without
+ * the Engine.IO '4'. Returns 1 and fills *out (borrowing from p), or 0
+ * for anything else, valid or not: the caller then decodes the message
+ * with ts_sio_decoder_feed. When it returns 1, ts_sio_decoder_feed would
+ * have accepted the message too, as an EVENT of the same namespace, id and
+ * values, each argument encoding back to exactly its text. */
+int ts_sio_raw_event_parse(const uint8_t *p, size_t len, ts_sio_raw_event_t *out);
+/* The same for a decoder's connection: 0 as well when the decoder is not
+ * the JSON parser, the message is binary, or attachments are awaited. */
+int ts_sio_decoder_feed_raw(const ts_sio_decoder_t *d, const uint8_t *p, size_t len, int binary,
+                            ts_sio_raw_event_t *out);
+/* 1 if `text` is one canonical JSON value (the check ts_sio_raw_event_parse
+ * applies to each argument). */
+int ts_sio_json_is_canonical(ts_slice_t text);
+/* Length of the canonical JSON value that starts at p (followed by
+ * anything), or 0 if there is none: for walking canonical texts. */
+size_t ts_sio_json_canonical_len(const uint8_t *p, size_t n);
+
+/* Encodes, for the JSON parser, an EVENT [event, args..., offset?] (event
+ * not NULL) or an ACK [args...] (event NULL) whose arguments are canonical
+ * texts: the bytes ts_sio_encode writes for the same values. `offset` (a
+ * recovery offset) may be NULL. Returns 0 or TS_EINVAL (an invalid
+ * namespace or id). */
+int ts_sio_encode_raw(const char *nsp, int64_t id, const char *event,
+                      const ts_sio_raw_arg_t *args, size_t nargs, const char *offset,
+                      ts_sio_encoded_t *out);
+
 #endif

@@ -1,5 +1,7 @@
 /* test_envelope.c - /session envelopes: every rule of ts_sess_envelope_parse
- * as a table row, and the relayed form. */
+ * as a table row, and the relayed form; every row again through the text
+ * path (ts_sess_envelope_parse_raw), which must answer the same and relay
+ * the same bytes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +13,7 @@
 
 #include "core/ts_err.h"
 #include "session/ts_sess_envelope.h"
+#include "sio/ts_sio_packet.h"
 
 static const struct env_case {
     const char *name, *json;
@@ -58,7 +61,70 @@ static const struct env_case {
      TS_SESS_TO_SESSION},
     {"scope not string", "{\"v\":1,\"type\":\"t\",\"id\":\"i\",\"to\":[\"session\"]}", TS_EPROTO,
      "to must", 0, 0},
+    {"cid null", "{\"v\":1,\"type\":\"t\",\"id\":\"i\",\"cid\":null,\"body\":[1,{\"a\":\"\\n\"}]}", 0,
+     NULL, TS_SESS_PRIO_EVENT, TS_SESS_TO_SESSION},
+    {"real version", "{\"v\":1.5,\"type\":\"t\",\"id\":\"i\"}", TS_EPROTO, "integer", 0, 0},
+    {"exponent version", "{\"v\":1e+21,\"type\":\"t\",\"id\":\"i\"}", TS_EPROTO, "integer", 0, 0},
+    {"negative version", "{\"v\":-1,\"type\":\"t\",\"id\":\"i\"}", TS_EPROTO, "unsupported", 0, 0},
+    {"version null", "{\"v\":null,\"type\":\"t\",\"id\":\"i\"}", TS_EPROTO, "integer", 0, 0},
+    {"escaped type", "{\"v\":1,\"type\":\"a\\nb\",\"id\":\"i\"}", TS_EPROTO, "type must", 0, 0},
+    {"escaped prio", "{\"v\":1,\"type\":\"t\",\"id\":\"i\",\"prio\":\"state\\t\"}", TS_EPROTO,
+     "prio must", 0, 0},
+    {"to then seq", "{\"to\":\"user\",\"v\":1,\"type\":\"t\",\"id\":\"i\",\"seq\":null}", TS_EPROTO,
+     "assigned by the server", 0, 0},
+    {"socket member", "{\"v\":1,\"type\":\"t\",\"id\":\"i\",\"socket\":1}", TS_EPROTO,
+     "cannot name a room", 0, 0},
+    {"64-character id", "{\"v\":2,\"type\":\"t\",\"id\":"
+     "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"prio\":\"control\"}",
+     0, NULL, TS_SESS_PRIO_CONTROL, TS_SESS_TO_SESSION},
+    {"empty object", "{}", TS_EPROTO, "v (protocol version)", 0, 0},
+    {"string", "\"x\"", TS_EPROTO, "not an object", 0, 0},
 };
+
+/* The relayed envelope as the tree encoder writes it (JSON.stringify's form). */
+static char *stringify(json_t *v) {
+    json_t *arr = json_pack("[sO]", "x", v);
+    ts_sio_packet_t pkt = {.type = TS_SIO_EVENT, .nsp = "/", .id = TS_SIO_NO_ID, .data = arr};
+    ts_sio_encoded_t enc;
+    assert_int_equal(ts_sio_encode(TS_SIO_PARSER_JSON, &pkt, &enc), 0);
+    const ts_buf_t *b = enc.msgs[0].buf; /* 42["x",<value>] */
+    char *text = strndup((const char *)b->data + 7, b->len - 8);
+    ts_sio_encoded_clear(&enc);
+    json_decref(arr);
+    return text;
+}
+
+/* The text path agrees with the tree path on row `c`. */
+static void check_raw(const struct env_case *c, json_t *in, int rc, const char *why,
+                      const ts_sess_envelope_t *e) {
+    ts_slice_t text = ts_slice_str(c->json);
+    assert_true(ts_sio_json_is_canonical(text));
+    ts_sess_envelope_raw_t r;
+    char rwhy[128] = "";
+    int rrc = ts_sess_envelope_parse_raw(text, &r, rwhy, sizeof rwhy);
+    if (rrc != rc) fail_msg("row '%s': text path rc %d, tree path %d", c->name, rrc, rc);
+    if (rc != 0) {
+        assert_string_equal(rwhy, why);
+        return;
+    }
+    assert_int_equal(r.v, e->v);
+    assert_int_equal(r.prio, e->prio);
+    assert_int_equal(r.to, e->to);
+    static const char *const ids[][3] = {{"u1", "d1", "t1"}, {"u\"q", "d/\n", "t\u00e9"}};
+    for (size_t k = 0; k < 2; k++) {
+        json_t *tree = ts_sess_envelope_relay(e, ids[k][0], ids[k][1], ids[k][2]);
+        char *want = stringify(tree);
+        ts_sbuf_t got = TS_SBUF_INIT;
+        ts_sess_envelope_relay_raw(&r, ids[k][0], ids[k][1], ids[k][2], &got);
+        if (strcmp((const char *)ts_sbuf_data(&got), want) != 0)
+            fail_msg("row '%s': text relay\n  %s\ntree relay\n  %s", c->name,
+                     (const char *)ts_sbuf_data(&got), want);
+        ts_sbuf_free(&got);
+        free(want);
+        json_decref(tree);
+    }
+    (void)in;
+}
 
 static void table(void **state) {
     (void)state;
@@ -77,6 +143,7 @@ static void table(void **state) {
             assert_int_equal(e.to, c->to);
             assert_non_null(e.body);
         }
+        check_raw(c, in, rc, why, &e);
         json_decref(in);
     }
 }
@@ -99,10 +166,23 @@ static void relay_form(void **state) {
     json_decref(in);
 }
 
+static void raw_needs_canonical(void **state) {
+    (void)state;
+    static const char *const texts[] = {"{\"v\": 1}", "{\"v\":1,\"v\":2}", "", "{\"1\":2}",
+                                        "{\"v\":1.0}"};
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        ts_sess_envelope_raw_t r;
+        char why[64];
+        assert_int_equal(ts_sess_envelope_parse_raw(ts_slice_str(texts[i]), &r, why, sizeof why),
+                         TS_EINVAL);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(table),
         cmocka_unit_test(relay_form),
+        cmocka_unit_test(raw_needs_canonical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
