@@ -252,7 +252,7 @@ static void do_publish_raw(sess_sock_t *ss, const ts_sess_envelope_raw_t *env, i
     ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .skip = ss->s};
     ts_sio_broadcast_raw(ss->sess->nsp, &to, "event", &arg, 1);
     ts_sbuf_free(&out);
-    ss->sess->counters[SC_RELAYED]++;
+    SESS_COUNT(ss->sess->counters[SC_RELAYED]);
     if (ack_id >= 0) {
         reply(ss->s, ack_id, json_pack("{s:b,s:s%}", "ok", 1, "id", (const char *)env->id.p,
                                        env->id.len));
