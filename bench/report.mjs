@@ -50,7 +50,7 @@ function checks(key, server) {
 const out = [];
 const w = (s = '') => out.push(s);
 const servers = ['tabsyncd', 'node'];
-const label = { tabsyncd: 'tabsyncd', node: 'Node socket.io' };
+const label = { tabsyncd: 'tabsyncd', node: 'Node socket.io', tabsyncd2: 'tabsyncd, 2 loops' };
 
 w('# Benchmarks');
 w();
@@ -131,7 +131,8 @@ w();
 function deliveryTable(key) {
   w('| server | deliveries/s | p50 | p99 | p99.9 | max | server CPU | server RSS | tsbench CPU | checks |');
   w('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|');
-  for (const s of servers) {
+  // tabsyncd2 (--workers 2) rows appear when `make bench` ran the loops scenario
+  for (const s of [...servers, ...(runsOf(key, 'tabsyncd2').length ? ['tabsyncd2'] : [])]) {
     w(`| ${label[s]} | ${fmt(P(key, s))}${spread(key, s, (r) => r.per_s)} | ${us(med(key, s, (r) => r.lat_us.p50))} | ` +
       `${us(med(key, s, (r) => r.lat_us.p99))} | ${us(med(key, s, (r) => r.lat_us.p999))} | ${us(med(key, s, (r) => r.lat_us.max))} | ` +
       `${fmt(med(key, s, (r) => r.server_cpu_pct))} % | ${fmt(med(key, s, (r) => r.server_hwm_kb / 1024), 1)} MiB | ` +

@@ -18,7 +18,7 @@ QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=${BENCH_RUNS:-1}; else RUNS=${BENCH_RUNS:-3}; fi
 OUT_MD=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
 OUT_PNG=${BENCH_PNG:-$(dirname "$OUT_MD")/bench-latency.png}
-ONLY=${BENCH_ONLY:-"fanout sessions sweep idle connect connect-session slow replay"}
+ONLY=${BENCH_ONLY:-"fanout sessions sweep loops idle connect connect-session slow replay"}
 read -r -a SERVER_ARGS <<<"${BENCH_SERVER_ARGS:-}"
 # The /session scenarios' HS256 secret: fresh for each `make bench`, 64 hex
 # characters (the server takes the string's bytes as the key).
@@ -66,15 +66,17 @@ EXTRA_NODE=()
 start_server() {
     local kind=$1 recovery=$2 log=$RES/server-$1.log
     local args=(--listen 127.0.0.1:0 --test-app --recovery-window "$recovery")
-    if [ "$kind" = tabsyncd ]; then
+    if [ "$kind" = tabsyncd ] || [ "$kind" = tabsyncd2 ]; then
         args+=(${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"} ${EXTRA_TS[@]+"${EXTRA_TS[@]}"})
+        # tabsyncd2: the same binary with two event loops (--workers 2)
+        [ "$kind" = tabsyncd2 ] && args+=(--workers 2)
     else
         args+=(${EXTRA_NODE[@]+"${EXTRA_NODE[@]}"})
     fi
     local fifo=$RES/ready.$$
     rm -f "$fifo"
     mkfifo "$fifo"
-    if [ "$kind" = tabsyncd ]; then
+    if [ "$kind" = tabsyncd ] || [ "$kind" = tabsyncd2 ]; then
         "$TABSYNCD" "${args[@]}" >"$fifo" 2>>"$log" &
     else
         node "$PEER" "${args[@]}" >"$fifo" 2>>"$log" &
@@ -195,6 +197,13 @@ t_start=$(date +%s)
 for RUN in $(seq "$RUNS"); do
     want fanout && both fanout 0 fanout "${FAN[@]}" --window 16
     want sessions && both sessions 0 sessions "${SES[@]}"
+    if want loops; then
+        # tabsyncd with two event loops on the same scenarios (the load
+        # generator shares the machine's cores: see docs/ARCHITECTURE.md)
+        run fanout tabsyncd2 0 fanout "${FAN[@]}" --window 16
+        run sessions tabsyncd2 0 sessions "${SES[@]}"
+        run sessions@4000 tabsyncd2 0 sessions "${SWEEP[@]}" --rate 4000
+    fi
     if want sweep; then
         for r in $RATES; do both "sessions@$r" 0 sessions "${SWEEP[@]}" --rate "$r"; done
     fi
