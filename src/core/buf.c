@@ -86,6 +86,14 @@ void ts_sbuf_truncate(ts_sbuf_t *s, size_t len) {
 
 ts_buf_t *ts_sbuf_finish(ts_sbuf_t *s) {
     ts_buf_t *b = s->b ? s->b : ts_buf_new(0);
+    /* Doubling leaves up to half the capacity unused, and a finished buffer
+     * may be kept a long time (send queues, the recovery log: 64 MiB of
+     * events held 128 MiB). Give a large slack back while nobody else holds
+     * the buffer; shrinking in place is cheap. */
+    if (s->b && s->cap - b->len > 4096 && s->cap - b->len > b->len / 4) {
+        ts_buf_t *nb = realloc(b, sizeof(ts_buf_t) + b->len + 1);
+        if (nb) b = nb;
+    }
     s->b = NULL;
     s->cap = 0;
     return b;

@@ -95,6 +95,8 @@ struct ts_net {
     void (*close_cb)(void *ud);
     void *close_ud;
     ts_tls_ctx_t *tls_ctx; /* NULL: plain TCP */
+    uint64_t trim_at;      /* loop time of the last malloc_trim */
+    uint8_t trim_due;      /* a big send queue was freed: give the memory back */
     uint8_t shared_rbuf[65536]; /* reads land here when no partial data is pending */
 };
 

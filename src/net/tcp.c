@@ -3,6 +3,7 @@
  * connection with pending bytes once per loop turn in a single uv_write,
  * because one write per delivered message is what caps a server's rate. */
 #include <errno.h>
+#include <malloc.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -227,6 +228,7 @@ static int cut_if_slow(ts_conn_t *c) {
     ts_warn("net", "peer %s is not reading: %zu bytes unsent exceed --max-send-queue %zu",
             c->peer, unsent(c), limit);
     ts_net__close(c);
+    c->net->trim_due = 1;
     return 1;
 }
 
@@ -347,6 +349,21 @@ static void flush_conn(ts_conn_t *c) {
 
 static void process(ts_conn_t *c);
 
+/* A slow consumer that was cut off held up to --max-send-queue of queue
+ * entries and kept broadcast buffers alive; once freed, that memory sits in
+ * the allocator's free lists (per thread arena) and the process's RSS stays
+ * at its peak. Returning it costs a walk of the heap: at most once a second,
+ * and only after a cut. */
+#define TRIM_EVERY_MS 1000
+static void maybe_trim(ts_net_t *net) {
+    if (!net->trim_due) return;
+    uint64_t now = uv_now(net->loop);
+    if (net->trim_at && now - net->trim_at < TRIM_EVERY_MS) return;
+    net->trim_due = 0;
+    net->trim_at = now;
+    malloc_trim(0);
+}
+
 static void on_flush_check(uv_check_t *h) {
     ts_net_t *net = h->data;
     while (!ts_list_empty(&net->flush_list)) {
@@ -371,6 +388,7 @@ static void on_flush_check(uv_check_t *h) {
             handoff_now(c);
     }
     uv_idle_stop(&net->flush_idle);
+    maybe_trim(net);
 }
 
 size_t ts_conn_queued(const ts_http_conn_t *c) { return c->queued; }
