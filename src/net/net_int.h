@@ -62,8 +62,6 @@ struct ts_conn {
     size_t queued; /* bytes in pend + inflight */
     size_t pend_bytes; /* bytes in pend (not yet handed to libuv) */
     uint64_t over_since; /* loop time when unsent bytes went over the limit; 0 = not over */
-    uv_write_t wreq;
-    uv_shutdown_t sreq;
     /* HTTP mode */
     ts_http_parser_t *parser;
     ts_http_abort_cb abort_cb;

@@ -93,6 +93,7 @@ void ts_net__close(ts_conn_t *c) {
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
     ts_conn_t *c = req->data;
+    free(req); /* libuv calls back even when the handle closes first (UV_ECANCELED) */
     if (c->flags & TS_CONN_CLOSING) return;
     if (status < 0) {
         ts_net__close(c);
@@ -118,8 +119,13 @@ static void start_shutdown(ts_conn_t *c) {
         if (c->flags & (TS_CONN_WRITING | TS_CONN_CLOSING)) return;
     }
     c->flags |= TS_CONN_SHUTDOWN;
-    c->sreq.data = c;
-    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) ts_net__close(c);
+    /* Requests live only while pending: an idle connection keeps none. */
+    uv_shutdown_t *req = ts_xmalloc(sizeof(*req));
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(req);
+        ts_net__close(c);
+    }
 }
 
 void ts_net__end(ts_conn_t *c) {
@@ -248,6 +254,7 @@ static void fail_later(ts_conn_t *c) {
 
 static void on_write(uv_write_t *req, int status) {
     ts_conn_t *c = req->data;
+    free(req); /* called also when the handle closes first (UV_ECANCELED) */
     c->flags &= ~(uint32_t)TS_CONN_WRITING;
     inflight_done(c);
     if (c->flags & TS_CONN_CLOSING) return;
@@ -319,9 +326,13 @@ static void flush_conn(ts_conn_t *c) {
     while (done >= c->iov[k].len) done -= c->iov[k++].len;
     c->iov[k].base += done;
     c->iov[k].len -= done;
-    c->wreq.data = c;
+    /* Only a write the kernel could not take at once needs a request (192
+     * bytes): allocated here rather than kept in every connection. */
+    uv_write_t *req = ts_xmalloc(sizeof(*req));
+    req->data = c;
     c->flags |= TS_CONN_WRITING;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->iov + k, n - k, on_write) < 0) {
+    if (uv_write(req, (uv_stream_t *)&c->tcp, c->iov + k, n - k, on_write) < 0) {
+        free(req);
         c->flags &= ~(uint32_t)TS_CONN_WRITING;
         fail_later(c);
     }
