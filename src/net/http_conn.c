@@ -45,11 +45,11 @@ size_t ts_net__http_process(ts_conn_t *c, uint8_t *data, size_t len) {
         }
         if (rc == 0) {
             if (ts_http_parser_in_request(c->parser) && c->timer_kind != TS_TIMER_REQUEST)
-                ts_net__timer(c, TS_TIMER_REQUEST, c->net->opts.request_timeout_ms);
+                ts_net__timer(c, TS_TIMER_REQUEST);
             return off;
         }
         TS_MET_INC(HTTP_REQUESTS);
-        ts_net__timer(c, TS_TIMER_NONE, 0);
+        ts_net__timer(c, TS_TIMER_NONE);
         c->keep_alive = req->keep_alive;
         c->flags |= TS_CONN_AWAITING;
         c->net->on_request(c->net, c, req, c->net->ud);
@@ -100,7 +100,7 @@ void ts_http_respond_buf(ts_http_conn_t *c, int status, const char *headers, ts_
         ts_net__end(c);
         return;
     }
-    ts_net__timer(c, TS_TIMER_IDLE, c->net->opts.idle_timeout_ms);
+    ts_net__timer(c, TS_TIMER_IDLE);
     if (c->rlen) {
         /* a pipelined request is waiting in the read buffer */
         c->flags |= TS_CONN_REPROCESS;

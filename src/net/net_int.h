@@ -39,19 +39,29 @@ enum ts_conn_flags {
     TS_CONN_FAILED = 1u << 10,   /* a write failed: closed at the next flush */
 };
 
-enum ts_conn_timer { TS_TIMER_NONE = 0, TS_TIMER_REQUEST, TS_TIMER_IDLE, TS_TIMER_LINGER };
+/* What a connection's deadline is for. Each kind has one fixed delay, so
+ * each is a FIFO list in net->dq and one timer per net serves them all: a
+ * connection owns no timer handle (a uv_timer_t is 152 bytes). */
+enum ts_conn_timer {
+    TS_TIMER_NONE = 0,
+    TS_TIMER_REQUEST, /* a request must arrive whole: opts.request_timeout_ms */
+    TS_TIMER_IDLE,    /* idle keep-alive connection: opts.idle_timeout_ms */
+    TS_TIMER_LINGER,  /* write side shut down, waiting for the peer's EOF */
+    TS_TIMER_END,     /* a graceful end that the peer does not let finish */
+    TS_TIMER_N
+};
 
 struct ts_conn {
     uv_tcp_t tcp;
-    uv_timer_t timer;
     ts_net_t *net;
     ts_list_t link;       /* in net->conns */
     ts_list_t flush_link; /* in net->flush_list while TS_CONN_IN_FLUSH */
     uint32_t flags;
     uint8_t mode;         /* enum ts_conn_mode */
-    uint8_t timer_kind;   /* enum ts_conn_timer */
-    uint8_t handles_open; /* tcp + timer; freed when it drops to 0 */
+    uint8_t timer_kind;   /* enum ts_conn_timer: the queue dl_link is in */
     uint8_t keep_alive;   /* HTTP: the request being answered allows keep-alive */
+    ts_list_t dl_link;    /* in net->dq[timer_kind] unless TS_TIMER_NONE */
+    uint64_t due;         /* loop time of the deadline */
     /* bytes received but not yet consumed (a partial frame or request) */
     uint8_t *rbuf;
     size_t rlen, rcap;
@@ -81,6 +91,9 @@ struct ts_net {
     uv_idle_t flush_idle;   /* keeps poll from blocking while writes are queued */
     ts_list_t conns;
     ts_list_t flush_list;
+    ts_list_t dq[TS_TIMER_N]; /* connections by deadline, one FIFO per kind */
+    uv_timer_t deadline;      /* fires at the earliest deadline of dq */
+    uint64_t armed;           /* loop time `deadline` is set for; 0 = stopped */
     ts_net_opts_t opts;
     ts_net_request_cb on_request;
     void *ud;
@@ -102,7 +115,9 @@ void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
 void ts_net__schedule(ts_conn_t *c); /* flush (and reprocess) at the end of this loop turn */
 void ts_net__close(ts_conn_t *c);    /* abrupt */
 void ts_net__end(ts_conn_t *c);      /* graceful: flush, shut down, linger, close */
-void ts_net__timer(ts_conn_t *c, enum ts_conn_timer kind, uint64_t ms);
+/* Sets the connection's deadline (replacing any), or clears it with
+ * TS_TIMER_NONE; the delay is the kind's. */
+void ts_net__timer(ts_conn_t *c, enum ts_conn_timer kind);
 
 /* http_conn.c: consumes bytes in HTTP mode; returns how many were used. */
 size_t ts_net__http_process(ts_conn_t *c, uint8_t *data, size_t len);

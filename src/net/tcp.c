@@ -68,10 +68,7 @@ static void conn_free(ts_conn_t *c) {
     net_maybe_done(net);
 }
 
-static void conn_handle_closed(uv_handle_t *h) {
-    ts_conn_t *c = h->data;
-    if (--c->handles_open == 0) conn_free(c);
-}
+static void conn_handle_closed(uv_handle_t *h) { conn_free(h->data); }
 
 void ts_net__close(ts_conn_t *c) {
     if (c->flags & TS_CONN_CLOSING) return;
@@ -81,13 +78,14 @@ void ts_net__close(ts_conn_t *c) {
         c->flags &= ~(uint32_t)TS_CONN_IN_FLUSH;
     }
     ts_list_remove(&c->link);
+    if (c->timer_kind != TS_TIMER_NONE) ts_list_remove(&c->dl_link);
+    c->timer_kind = TS_TIMER_NONE;
     /* Tell the layer above before the memory goes; it must not touch c
      * after this returns. */
     if (c->mode == TS_CONN_WS)
         ts_net__ws_closed(c);
     else
         ts_net__http_closed(c);
-    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
 }
 
@@ -102,7 +100,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
     /* Keep reading until the peer closes too (or the linger timer fires):
      * closing with unread bytes would send a RST that can destroy the last
      * response or close frame before the peer reads it. */
-    ts_net__timer(c, TS_TIMER_LINGER, LINGER_MS);
+    ts_net__timer(c, TS_TIMER_LINGER);
 }
 
 /* Queued plaintext, or ciphertext the TLS session produced on its own
@@ -133,29 +131,67 @@ void ts_net__end(ts_conn_t *c) {
     c->flags |= TS_CONN_ENDING;
     /* A peer that neither reads our last bytes nor closes must not hold the
      * connection (and its queue) forever. */
-    ts_net__timer(c, TS_TIMER_LINGER, END_DEADLINE_MS);
+    ts_net__timer(c, TS_TIMER_END);
     if (!has_output(c) && !(c->flags & TS_CONN_WRITING)) start_shutdown(c);
 }
 
 /* ---- timers ---- */
 
-static void on_timer(uv_timer_t *t) {
-    ts_conn_t *c = t->data;
-    uint8_t kind = c->timer_kind;
-    c->timer_kind = TS_TIMER_NONE;
-    if (kind == TS_TIMER_LINGER || kind == TS_TIMER_IDLE)
-        ts_net__close(c);
-    else if (kind == TS_TIMER_REQUEST)
-        ts_net__http_timeout(c);
+static uint64_t timer_delay(const ts_net_t *net, int kind) {
+    switch (kind) {
+    case TS_TIMER_REQUEST: return net->opts.request_timeout_ms;
+    case TS_TIMER_IDLE: return net->opts.idle_timeout_ms;
+    case TS_TIMER_LINGER: return LINGER_MS;
+    default: return END_DEADLINE_MS;
+    }
 }
 
-void ts_net__timer(ts_conn_t *c, enum ts_conn_timer kind, uint64_t ms) {
+static void on_deadline(uv_timer_t *t);
+
+/* Sets the timer for the earliest deadline if it is earlier than the one
+ * armed. A timer that fires early finds nothing due and re-arms. */
+static void rearm(ts_net_t *net) {
+    uint64_t first = 0;
+    for (int k = TS_TIMER_NONE + 1; k < TS_TIMER_N; k++) {
+        if (ts_list_empty(&net->dq[k])) continue;
+        uint64_t d = ts_list_entry(net->dq[k].next, ts_conn_t, dl_link)->due;
+        if (!first || d < first) first = d;
+    }
+    if (!first || (net->armed && net->armed <= first)) return;
+    uint64_t now = uv_now(net->loop);
+    net->armed = first;
+    uv_timer_start(&net->deadline, on_deadline, first > now ? first - now : 0, 0);
+}
+
+static void on_deadline(uv_timer_t *t) {
+    ts_net_t *net = t->data;
+    net->armed = 0;
+    uint64_t now = uv_now(net->loop);
+    for (int k = TS_TIMER_NONE + 1; k < TS_TIMER_N; k++) {
+        while (!ts_list_empty(&net->dq[k])) {
+            ts_conn_t *c = ts_list_entry(net->dq[k].next, ts_conn_t, dl_link);
+            if (c->due > now) break;
+            ts_list_remove(&c->dl_link);
+            c->timer_kind = TS_TIMER_NONE;
+            if (k == TS_TIMER_REQUEST)
+                ts_net__http_timeout(c);
+            else
+                ts_net__close(c);
+        }
+    }
+    rearm(net);
+}
+
+void ts_net__timer(ts_conn_t *c, enum ts_conn_timer kind) {
     if (c->flags & TS_CONN_CLOSING) return;
+    ts_net_t *net = c->net;
+    if (c->timer_kind != TS_TIMER_NONE) ts_list_remove(&c->dl_link);
     c->timer_kind = (uint8_t)kind;
-    if (kind == TS_TIMER_NONE)
-        uv_timer_stop(&c->timer);
-    else
-        uv_timer_start(&c->timer, on_timer, ms, 0);
+    if (kind == TS_TIMER_NONE) return;
+    /* now + a constant per kind: appending keeps each queue sorted */
+    c->due = uv_now(net->loop) + timer_delay(net, kind);
+    ts_list_insert_tail(&net->dq[kind], &c->dl_link);
+    rearm(net);
 }
 
 /* ---- writes ---- */
@@ -518,9 +554,7 @@ static void on_connection(uv_stream_t *server, int status) {
     c->net = net;
     ts_list_init(&c->flush_link);
     uv_tcp_init(net->loop, &c->tcp);
-    uv_timer_init(net->loop, &c->timer);
-    c->tcp.data = c->timer.data = c;
-    c->handles_open = 2;
+    c->tcp.data = c;
     net->handles_open++;
     ts_list_insert_tail(&net->conns, &c->link);
     TS_MET_GAUGE_ADD(TCP_OPEN, 1);
@@ -543,7 +577,7 @@ static void on_connection(uv_stream_t *server, int status) {
         ts_net__close(c);
         return;
     }
-    ts_net__timer(c, TS_TIMER_REQUEST, net->opts.request_timeout_ms);
+    ts_net__timer(c, TS_TIMER_REQUEST);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -603,6 +637,7 @@ int ts_net_start(uv_loop_t *loop, const ts_net_opts_t *opts, ts_net_request_cb c
     net->ud = ud;
     ts_list_init(&net->conns);
     ts_list_init(&net->flush_list);
+    for (int k = 0; k < TS_TIMER_N; k++) ts_list_init(&net->dq[k]);
     if (opts->err && opts->errlen) opts->err[0] = '\0';
     int rc = 0;
     if (opts->tls_cert && opts->tls_cert[0])
@@ -617,8 +652,9 @@ int ts_net_start(uv_loop_t *loop, const ts_net_opts_t *opts, ts_net_request_cb c
     }
     uv_check_init(loop, &net->flush_check);
     uv_idle_init(loop, &net->flush_idle);
-    net->flush_check.data = net->flush_idle.data = net;
-    net->handles_open += 2;
+    uv_timer_init(loop, &net->deadline);
+    net->flush_check.data = net->flush_idle.data = net->deadline.data = net;
+    net->handles_open += 3;
     uv_check_start(&net->flush_check, on_flush_check);
     *out = net;
     return 0;
@@ -642,4 +678,5 @@ void ts_net_close(ts_net_t *net, void (*cb)(void *ud), void *ud) {
     uv_idle_stop(&net->flush_idle);
     uv_close((uv_handle_t *)&net->flush_check, net_handle_closed);
     uv_close((uv_handle_t *)&net->flush_idle, net_handle_closed);
+    uv_close((uv_handle_t *)&net->deadline, net_handle_closed);
 }

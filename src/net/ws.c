@@ -60,7 +60,7 @@ int ts_ws_upgrade(ts_http_conn_t *c, const ts_http_req_t *req, size_t max_messag
     ts_ws_reader_init(&c->reader, TS_WS_SERVER, max_message);
     c->ws_h = h;
     c->ws_ud = ud;
-    ts_net__timer(c, TS_TIMER_NONE, 0);
+    ts_net__timer(c, TS_TIMER_NONE);
     TS_MET_INC(WS_UPGRADES);
     return 0;
 }
