@@ -55,7 +55,11 @@ typedef struct ts_ws_reader {
     /* read-only: set when feed returns < 0 */
     int err;             /* TS_EPROTO, TS_ETOOBIG, TS_EUTF8 */
     uint16_t close_code; /* what to send the peer: 1002, 1007 or 1009 */
-    char errmsg[128];    /* e.g. "ws: frame with reserved bits 0x40 set" */
+    /* e.g. "ws: frame with reserved bits 0x40 set"; "" before an error. It
+     * points into a per-thread buffer, valid until the next reader error on
+     * the same thread: read it right after the failing call. (A buffer in
+     * the reader would cost every idle WebSocket 128 bytes.) */
+    const char *errmsg;
     /* private */
     uint8_t frag_opcode; /* TEXT/BINARY while a fragmented message is open */
     uint32_t utf8_state;

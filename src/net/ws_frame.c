@@ -173,6 +173,7 @@ void ts_ws_reader_init(ts_ws_reader_t *r, ts_ws_role_t role, size_t max_message)
     r->role = role;
     r->max_message = max_message ? max_message : WS_DEFAULT_MAX_MESSAGE;
     r->utf8_state = TS_UTF8_ACCEPT;
+    r->errmsg = "";
 }
 
 void ts_ws_reader_deinit(ts_ws_reader_t *r) {
@@ -183,10 +184,12 @@ void ts_ws_reader_deinit(ts_ws_reader_t *r) {
 
 __attribute__((format(printf, 4, 5))) static int fail(ts_ws_reader_t *r, int err,
                                                       uint16_t code, const char *fmt, ...) {
+    static _Thread_local char msg[128];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(r->errmsg, sizeof r->errmsg, fmt, ap);
+    vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    r->errmsg = msg;
     r->err = err;
     r->close_code = code;
     return err;
