@@ -24,6 +24,16 @@ typedef struct ts_wqueue {
     size_t n, cap;
 } ts_wqueue_t;
 
+/* What a connection needs only while it has bytes to send: allocated with
+ * the first queued byte and freed once everything is written, so an idle
+ * connection pays one pointer for it instead of 256 bytes. */
+typedef struct ts_wstate {
+    ts_wqueue_t pend, inflight; /* `pend` is filled while `inflight` is being written */
+    uv_buf_t *iov;
+    size_t iovcap;
+    uv_write_t req; /* for what the kernel did not take at once */
+} ts_wstate_t;
+
 enum ts_conn_mode { TS_CONN_HTTP = 0, TS_CONN_WS = 1 };
 
 enum ts_conn_flags {
@@ -65,10 +75,7 @@ struct ts_conn {
     /* bytes received but not yet consumed (a partial frame or request) */
     uint8_t *rbuf;
     size_t rlen, rcap;
-    /* writes: `pend` is filled while `inflight` is being written */
-    ts_wqueue_t pend, inflight;
-    uv_buf_t *iov;
-    size_t iovcap;
+    ts_wstate_t *w; /* writes; NULL while nothing is queued or being written */
     size_t queued; /* bytes in pend + inflight */
     size_t pend_bytes; /* bytes in pend (not yet handed to libuv) */
     uint64_t over_since; /* loop time when unsent bytes went over the limit; 0 = not over */

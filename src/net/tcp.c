@@ -50,13 +50,22 @@ static void on_idle(uv_idle_t *h) { (void)h; }
 
 /* ---- closing ---- */
 
+static void wstate_free(ts_conn_t *c) {
+    ts_wstate_t *w = c->w;
+    free(w->pend.e);
+    free(w->inflight.e);
+    free(w->iov);
+    free(w);
+    c->w = NULL;
+}
+
 static void conn_free(ts_conn_t *c) {
-    for (size_t i = 0; i < c->pend.n; i++) ts_buf_unref(c->pend.e[i].buf);
-    for (size_t i = 0; i < c->inflight.n; i++) ts_buf_unref(c->inflight.e[i].buf);
+    if (c->w) {
+        for (size_t i = 0; i < c->w->pend.n; i++) ts_buf_unref(c->w->pend.e[i].buf);
+        for (size_t i = 0; i < c->w->inflight.n; i++) ts_buf_unref(c->w->inflight.e[i].buf);
+        wstate_free(c);
+    }
     TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, -(int64_t)c->queued);
-    free(c->pend.e);
-    free(c->inflight.e);
-    free(c->iov);
     free(c->rbuf);
     if (c->parser) ts_http_parser_free(c->parser);
     if (c->mode == TS_CONN_WS) ts_ws_reader_deinit(&c->reader);
@@ -106,7 +115,7 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
 /* Queued plaintext, or ciphertext the TLS session produced on its own
  * (handshake, alerts, tickets, close_notify). */
 static int has_output(const ts_conn_t *c) {
-    return c->pend.n > 0 || (c->tls && ts_tls__pending(c->tls) > 0);
+    return (c->w && c->w->pend.n > 0) || (c->tls && ts_tls__pending(c->tls) > 0);
 }
 
 static void start_shutdown(ts_conn_t *c) {
@@ -207,7 +216,8 @@ void ts_net__schedule(ts_conn_t *c) {
 void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
                    const uint8_t *hdr, size_t hdrlen) {
     if (c->flags & (TS_CONN_CLOSING | TS_CONN_SHUTDOWN | TS_CONN_OVERFLOW | TS_CONN_FAILED)) return;
-    ts_wqueue_t *q = &c->pend;
+    if (!c->w) c->w = ts_xcalloc(1, sizeof(*c->w));
+    ts_wqueue_t *q = &c->w->pend;
     if (q->n == q->cap) {
         q->cap = q->cap ? q->cap * 2 : 8;
         q->e = ts_xrealloc(q->e, q->cap * sizeof(*q->e));
@@ -258,26 +268,23 @@ static int cut_if_slow(ts_conn_t *c) {
 
 /* The batch in `inflight` has been written: drop its references. */
 static void inflight_done(ts_conn_t *c) {
+    ts_wstate_t *w = c->w;
     size_t bytes = 0;
-    for (size_t i = 0; i < c->inflight.n; i++) {
-        bytes += c->inflight.e[i].len + c->inflight.e[i].hdrlen;
-        ts_buf_unref(c->inflight.e[i].buf);
+    for (size_t i = 0; i < w->inflight.n; i++) {
+        bytes += w->inflight.e[i].len + w->inflight.e[i].hdrlen;
+        ts_buf_unref(w->inflight.e[i].buf);
     }
-    c->inflight.n = 0;
+    w->inflight.n = 0;
     c->queued -= bytes;
     TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, -(int64_t)bytes);
     TS_MET_ADD(BYTES_OUT, bytes);
     if (c->tls) ts_tls__written(c->tls);
-    if (c->pend.n == 0) {
-        /* Nothing more to send: an idle connection keeps no write arrays
-         * (about 900 bytes). A busy one allocates them once per flush, which
-         * is noise next to the write system call. */
-        free(c->pend.e);
-        free(c->inflight.e);
-        free(c->iov);
-        c->pend = c->inflight = (ts_wqueue_t){NULL, 0, 0};
-        c->iov = NULL;
-        c->iovcap = 0;
+    if (w->pend.n == 0) {
+        /* Nothing more to send: an idle connection keeps no write state
+         * (about 1,150 bytes with the arrays). A busy one allocates it once
+         * per flush, which is noise next to the write system call. Called
+         * from on_write too: libuv no longer touches the request then. */
+        wstate_free(c);
     }
 }
 
@@ -290,7 +297,6 @@ static void fail_later(ts_conn_t *c) {
 
 static void on_write(uv_write_t *req, int status) {
     ts_conn_t *c = req->data;
-    free(req); /* called also when the handle closes first (UV_ECANCELED) */
     c->flags &= ~(uint32_t)TS_CONN_WRITING;
     inflight_done(c);
     if (c->flags & TS_CONN_CLOSING) return;
@@ -310,28 +316,31 @@ static void on_write(uv_write_t *req, int status) {
  * callback comes next turn. Closes nothing itself (see fail_later). */
 static void flush_conn(ts_conn_t *c) {
     if (c->flags & (TS_CONN_WRITING | TS_CONN_CLOSING | TS_CONN_FAILED) || !has_output(c)) return;
-    ts_wqueue_t tmp = c->inflight;
-    c->inflight = c->pend;
-    c->pend = tmp;
+    if (!c->w) c->w = ts_xcalloc(1, sizeof(*c->w)); /* TLS output of its own */
+    ts_wstate_t *w = c->w;
+    ts_wqueue_t tmp = w->inflight;
+    w->inflight = w->pend;
+    w->pend = tmp;
     c->pend_bytes = 0;
-    size_t need = c->inflight.n * 2 + 1;
-    if (c->iovcap < need) {
-        c->iovcap = need;
-        c->iov = ts_xrealloc(c->iov, need * sizeof(uv_buf_t));
+    size_t need = w->inflight.n * 2 + 1;
+    if (w->iovcap < need) {
+        w->iovcap = need;
+        w->iov = ts_xrealloc(w->iov, need * sizeof(uv_buf_t));
     }
+    uv_buf_t *iov = w->iov;
     unsigned n = 0;
-    for (size_t i = 0; i < c->inflight.n; i++) {
-        ts_wentry_t *e = &c->inflight.e[i];
-        if (e->hdrlen) c->iov[n++] = uv_buf_init((char *)e->hdr, e->hdrlen);
-        if (e->len) c->iov[n++] = uv_buf_init((char *)(uintptr_t)e->p, e->len);
+    for (size_t i = 0; i < w->inflight.n; i++) {
+        ts_wentry_t *e = &w->inflight.e[i];
+        if (e->hdrlen) iov[n++] = uv_buf_init((char *)e->hdr, e->hdrlen);
+        if (e->len) iov[n++] = uv_buf_init((char *)(uintptr_t)e->p, e->len);
     }
     if (c->tls) {
         /* The batch becomes one ciphertext buffer. The plaintext references
          * go now; the entries keep their lengths for the byte counts. */
-        int rc = n ? ts_tls__write(c->tls, c->iov, n) : 0;
-        for (size_t i = 0; i < c->inflight.n; i++) {
-            ts_buf_unref(c->inflight.e[i].buf);
-            c->inflight.e[i].buf = NULL;
+        int rc = n ? ts_tls__write(c->tls, iov, n) : 0;
+        for (size_t i = 0; i < w->inflight.n; i++) {
+            ts_buf_unref(w->inflight.e[i].buf);
+            w->inflight.e[i].buf = NULL;
         }
         if (rc < 0) {
             ts_debug("tls", "cannot encrypt for %s: %s", c->peer,
@@ -339,36 +348,32 @@ static void flush_conn(ts_conn_t *c) {
             fail_later(c);
             return;
         }
-        c->iov[0] = ts_tls__take(c->tls);
+        iov[0] = ts_tls__take(c->tls);
         n = 1;
     }
     TS_MET_INC(WRITES);
     size_t total = 0;
-    for (unsigned i = 0; i < n; i++) total += c->iov[i].len;
-    int w = uv_try_write((uv_stream_t *)&c->tcp, c->iov, n);
-    if (w == UV_EAGAIN || w == UV_ENOSYS) w = 0;
-    if (w < 0) {
-        ts_debug("net", "write to %s failed: %s", c->peer, uv_strerror(w));
+    for (unsigned i = 0; i < n; i++) total += iov[i].len;
+    int wr = uv_try_write((uv_stream_t *)&c->tcp, iov, n);
+    if (wr == UV_EAGAIN || wr == UV_ENOSYS) wr = 0;
+    if (wr < 0) {
+        ts_debug("net", "write to %s failed: %s", c->peer, uv_strerror(wr));
         fail_later(c);
         return;
     }
-    if ((size_t)w == total) {
+    if ((size_t)wr == total) {
         inflight_done(c);
         return;
     }
     /* skip what went out; the rest waits for the peer in a uv_write */
     unsigned k = 0;
-    size_t done = (size_t)w;
-    while (done >= c->iov[k].len) done -= c->iov[k++].len;
-    c->iov[k].base += done;
-    c->iov[k].len -= done;
-    /* Only a write the kernel could not take at once needs a request (192
-     * bytes): allocated here rather than kept in every connection. */
-    uv_write_t *req = ts_xmalloc(sizeof(*req));
-    req->data = c;
+    size_t done = (size_t)wr;
+    while (done >= iov[k].len) done -= iov[k++].len;
+    iov[k].base += done;
+    iov[k].len -= done;
+    w->req.data = c;
     c->flags |= TS_CONN_WRITING;
-    if (uv_write(req, (uv_stream_t *)&c->tcp, c->iov + k, n - k, on_write) < 0) {
-        free(req);
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, iov + k, n - k, on_write) < 0) {
         c->flags &= ~(uint32_t)TS_CONN_WRITING;
         fail_later(c);
     }
