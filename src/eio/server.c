@@ -32,6 +32,8 @@ typedef struct qmsg {
     uint8_t binary;
 } qmsg_t;
 
+/* One per connection: the field order leaves no holes (184 bytes, a
+ * 192-byte malloc chunk; docs/ARCHITECTURE.md has the budget). */
 struct ts_eio_sock {
     ts_eio_server_t *srv;
     char sid[SID_LEN + 1];
@@ -41,11 +43,13 @@ struct ts_eio_sock {
     uint8_t probed;     /* the upgrading websocket answered 3probe */
     uint8_t hb_q;       /* the deadline queue hb_link is in (enum dq), or DQ_NONE */
     uint8_t doomed;     /* over the queue limit: closed at the next loop turn */
+    ts_net_addr_t peer;
+    int32_t rtt_ms;     /* last ping -> pong time; -1 until measured */
     ts_http_conn_t *get;      /* held polling GET */
     ts_ws_conn_t *ws;         /* websocket transport */
     ts_ws_conn_t *probe_ws;   /* websocket being upgraded to */
     qmsg_t *q;                /* packets not yet handed to a transport */
-    size_t qn, qcap;
+    uint32_t qn, qcap;        /* qn reaching 2^31 counts as over the limit */
     size_t qbytes;
     ts_list_t hb_link;  /* heartbeat or closing deadline: in srv->dq[hb_q] */
     ts_list_t up_link;  /* upgrade deadline: in srv->dq[DQ_UPGRADE] */
@@ -54,8 +58,6 @@ struct ts_eio_sock {
     char *get_cors; /* CORS headers for the held GET's answer (only with --cors-origin) */
     char *user_agent; /* from the handshake request; NULL if none */
     uint64_t ping_sent; /* loop time of the last ping */
-    int32_t rtt_ms;     /* last ping -> pong time; -1 until measured */
-    char peer[48];
 };
 
 /* Deadline queues. Every deadline of one kind is "now + a constant" (the
@@ -270,7 +272,7 @@ static void hb_set(ts_eio_sock_t *s, int q);
 
 static void queue_push(ts_eio_sock_t *s, ts_buf_t *buf, int binary) {
     if (s->doomed) return;
-    if (s->qbytes + buf->len > s->srv->opts.max_queue) {
+    if (s->qbytes + buf->len > s->srv->opts.max_queue || s->qn == UINT32_MAX / 2) {
         /* A polling client that does not come for its packets (while it
          * keeps posting and answering pings) would grow this queue without
          * bound: it is closed, at the next loop turn rather than inside the
@@ -699,7 +701,7 @@ static ts_eio_sock_t *sock_new(ts_eio_server_t *srv, ts_http_conn_t *hc, int tra
     ts_list_init(&s->hb_link);
     ts_list_init(&s->up_link);
     s->hb_q = DQ_NONE;
-    snprintf(s->peer, sizeof s->peer, "%s", ts_conn_peer(hc));
+    s->peer = ts_conn_addr(hc);
     s->rtt_ms = -1;
     ts_map_put(&srv->sessions, s->sid, SID_LEN, s);
     srv->live++;
@@ -926,6 +928,6 @@ const char *ts_eio_sock_id(const ts_eio_sock_t *s) { return s->sid; }
 const char *ts_eio_sock_transport(const ts_eio_sock_t *s) {
     return s->transport == TR_WEBSOCKET ? "websocket" : "polling";
 }
-const char *ts_eio_sock_peer(const ts_eio_sock_t *s) { return s->peer; }
+const char *ts_eio_sock_peer(const ts_eio_sock_t *s) { return ts_net_addr_str(&s->peer); }
 const char *ts_eio_sock_user_agent(const ts_eio_sock_t *s) { return s->user_agent; }
 int ts_eio_sock_rtt_ms(const ts_eio_sock_t *s) { return s->rtt_ms; }

@@ -17,7 +17,7 @@ static void respond_error(ts_conn_t *c, int status, const char *why) {
         TS_MET_ERR(HTTP_TIMEOUT);
     else
         TS_MET_ERR(HTTP_BAD_REQUEST);
-    ts_debug("http", "%d for %s: %s", status, c->peer, why);
+    ts_debug("http", "%d for %s: %s", status, ts_conn_peer(c), why);
     char body[160];
     int n = snprintf(body, sizeof body, "%s\n", why);
     ts_buf_t *r = ts_http_response(status, "Content-Type: text/plain; charset=utf-8\r\n", body,

@@ -70,6 +70,7 @@ struct ts_conn {
     uint8_t mode;         /* enum ts_conn_mode */
     uint8_t timer_kind;   /* enum ts_conn_timer: the queue dl_link is in */
     uint8_t keep_alive;   /* HTTP: the request being answered allows keep-alive */
+    ts_net_addr_t peer;   /* ts_conn_peer formats it */
     ts_list_t dl_link;    /* in net->dq[timer_kind] unless TS_TIMER_NONE */
     uint64_t due;         /* loop time of the deadline */
     /* bytes received but not yet consumed (a partial frame or request) */
@@ -87,7 +88,6 @@ struct ts_conn {
     ts_ws_reader_t reader;
     const ts_ws_handler_t *ws_h;
     void *ws_ud;
-    char peer[48];
     ts_tls_t *tls; /* TLS listener: the session; rbuf then holds plaintext */
 };
 

@@ -261,7 +261,7 @@ static int cut_if_slow(ts_conn_t *c) {
     }
     TS_MET_ERR(SLOW_CONSUMER);
     ts_warn("net", "peer %s is not reading: %zu bytes unsent exceed --max-send-queue %zu",
-            c->peer, unsent(c), limit);
+            ts_conn_peer(c), unsent(c), limit);
     ts_net__close(c);
     return 1;
 }
@@ -301,7 +301,7 @@ static void on_write(uv_write_t *req, int status) {
     inflight_done(c);
     if (c->flags & TS_CONN_CLOSING) return;
     if (status < 0) {
-        ts_debug("net", "write to %s failed: %s", c->peer, uv_strerror(status));
+        ts_debug("net", "write to %s failed: %s", ts_conn_peer(c), uv_strerror(status));
         ts_net__close(c);
         return;
     }
@@ -343,7 +343,7 @@ static void flush_conn(ts_conn_t *c) {
             w->inflight.e[i].buf = NULL;
         }
         if (rc < 0) {
-            ts_debug("tls", "cannot encrypt for %s: %s", c->peer,
+            ts_debug("tls", "cannot encrypt for %s: %s", ts_conn_peer(c),
                      rc == TS_ESTATE ? "handshake not done" : ts_tls__errmsg(c->tls));
             fail_later(c);
             return;
@@ -357,7 +357,7 @@ static void flush_conn(ts_conn_t *c) {
     int wr = uv_try_write((uv_stream_t *)&c->tcp, iov, n);
     if (wr == UV_EAGAIN || wr == UV_ENOSYS) wr = 0;
     if (wr < 0) {
-        ts_debug("net", "write to %s failed: %s", c->peer, uv_strerror(wr));
+        ts_debug("net", "write to %s failed: %s", ts_conn_peer(c), uv_strerror(wr));
         fail_later(c);
         return;
     }
@@ -406,7 +406,18 @@ static void on_flush_check(uv_check_t *h) {
 }
 
 size_t ts_conn_queued(const ts_http_conn_t *c) { return c->queued; }
-const char *ts_conn_peer(const ts_http_conn_t *c) { return c->peer; }
+ts_net_addr_t ts_conn_addr(const ts_http_conn_t *c) { return c->peer; }
+const char *ts_conn_peer(const ts_http_conn_t *c) { return ts_net_addr_str(&c->peer); }
+
+const char *ts_net_addr_str(const ts_net_addr_t *a) {
+    static _Thread_local char ring[4][48];
+    static _Thread_local unsigned next;
+    char *out = ring[next++ % 4];
+    out[0] = '\0';
+    if (a->family == 4 || a->family == 6)
+        uv_inet_ntop(a->family == 4 ? AF_INET : AF_INET6, a->bytes, out, sizeof ring[0]);
+    return out;
+}
 
 /* ---- reads ---- */
 
@@ -492,7 +503,7 @@ static void deliver(ts_conn_t *c, uint8_t *data, size_t n) {
         (c->flags & TS_CONN_AWAITING) && c->rlen > held_input_max(c)) {
         TS_MET_ERR(HTTP_TOO_LARGE);
         ts_debug("http", "closing %s: %zu bytes sent behind a request still being answered",
-                 c->peer, c->rlen);
+                 ts_conn_peer(c), c->rlen);
         ts_net__close(c);
     }
 }
@@ -519,13 +530,13 @@ static void tls_read(ts_conn_t *c, const uint8_t *ct, size_t len) {
     }
     if (c->flags & TS_CONN_CLOSING) return;
     if (rc == TS_ECLOSED) {
-        ts_debug("tls", "%s sent close_notify", c->peer);
+        ts_debug("tls", "%s sent close_notify", ts_conn_peer(c));
         ts_net__close(c);
         return;
     }
     if (rc < 0) {
         /* e.g. plain HTTP on the TLS port: send the alert, if any, and go */
-        ts_debug("tls", "closing %s: %s", c->peer, ts_tls__errmsg(c->tls));
+        ts_debug("tls", "closing %s: %s", ts_conn_peer(c), ts_tls__errmsg(c->tls));
         ts_net__end(c);
     }
     if (ts_tls__pending(c->tls)) ts_net__schedule(c);
@@ -535,7 +546,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     ts_conn_t *c = s->data;
     if (nread == 0) return;
     if (nread < 0) {
-        if (nread != UV_EOF) ts_debug("net", "read from %s: %s", c->peer, uv_strerror((int)nread));
+        if (nread != UV_EOF) ts_debug("net", "read from %s: %s", ts_conn_peer(c), uv_strerror((int)nread));
         ts_net__close(c);
         return;
     }
@@ -572,13 +583,16 @@ static void on_connection(uv_stream_t *server, int status) {
     struct sockaddr_storage sa;
     int salen = sizeof sa;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0) {
-        if (sa.ss_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer, sizeof c->peer);
-        else
-            uv_ip4_name((struct sockaddr_in *)&sa, c->peer, sizeof c->peer);
+        if (sa.ss_family == AF_INET6) {
+            c->peer.family = 6;
+            memcpy(c->peer.bytes, &((struct sockaddr_in6 *)&sa)->sin6_addr, 16);
+        } else if (sa.ss_family == AF_INET) {
+            c->peer.family = 4;
+            memcpy(c->peer.bytes, &((struct sockaddr_in *)&sa)->sin_addr, 4);
+        }
     }
     if (net->tls_ctx && !(c->tls = ts_tls__new(net->tls_ctx))) {
-        ts_warn("net", "cannot start TLS for %s: out of memory", c->peer);
+        ts_warn("net", "cannot start TLS for %s: out of memory", ts_conn_peer(c));
         ts_net__close(c);
         return;
     }

@@ -79,7 +79,7 @@ size_t ts_net__ws_process(ts_conn_t *c, uint8_t *data, size_t len) {
                 TS_MET_ERR(WS_UTF8);
             else
                 TS_MET_ERR(WS_PROTOCOL);
-            ts_debug("ws", "closing %s with %u: %s", c->peer, c->reader.close_code,
+            ts_debug("ws", "closing %s with %u: %s", ts_conn_peer(c), c->reader.close_code,
                      c->reader.errmsg);
             send_close(c, c->reader.close_code, c->reader.errmsg);
             ws_notify(c, c->reader.close_code);
