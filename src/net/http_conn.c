@@ -118,9 +118,11 @@ void ts_http_conn_hold(ts_http_conn_t *c, ts_http_abort_cb cb, void *ud) {
     c->abort_ud = ud;
 }
 
-void ts_http_conn_detach(ts_http_conn_t *c) { c->abort_cb = NULL; }
+void ts_http_conn_detach(ts_http_conn_t *c) {
+    if (c->mode == TS_CONN_HTTP) c->abort_cb = NULL; /* in WebSocket mode: the reader's bytes */
+}
 
 void ts_http_conn_close(ts_http_conn_t *c) {
-    c->abort_cb = NULL;
+    if (c->mode == TS_CONN_HTTP) c->abort_cb = NULL;
     ts_net__close(c);
 }

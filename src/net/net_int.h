@@ -29,6 +29,9 @@ typedef struct ts_wqueue {
  * connection pays one pointer for it instead of 256 bytes. */
 typedef struct ts_wstate {
     ts_wqueue_t pend, inflight; /* `pend` is filled while `inflight` is being written */
+    size_t queued;              /* bytes in pend + inflight */
+    size_t pend_bytes;          /* bytes in pend (not yet handed to libuv) */
+    uint64_t over_since; /* loop time when unsent bytes went over the limit; 0 = not over */
     uv_buf_t *iov;
     size_t iovcap;
     uv_write_t req; /* for what the kernel did not take at once */
@@ -77,17 +80,20 @@ struct ts_conn {
     uint8_t *rbuf;
     size_t rlen, rcap;
     ts_wstate_t *w; /* writes; NULL while nothing is queued or being written */
-    size_t queued; /* bytes in pend + inflight */
-    size_t pend_bytes; /* bytes in pend (not yet handed to libuv) */
-    uint64_t over_since; /* loop time when unsent bytes went over the limit; 0 = not over */
-    /* HTTP mode */
-    ts_http_parser_t *parser;
-    ts_http_abort_cb abort_cb;
-    void *abort_ud;
-    /* WebSocket mode */
-    ts_ws_reader_t reader;
-    const ts_ws_handler_t *ws_h;
-    void *ws_ud;
+    /* A connection is in one mode at a time, and only switches from HTTP to
+     * WebSocket (ts_ws_upgrade): the fields of the two share memory. */
+    union {
+        struct { /* HTTP mode */
+            ts_http_parser_t *parser;
+            ts_http_abort_cb abort_cb;
+            void *abort_ud;
+        };
+        struct { /* WebSocket mode */
+            ts_ws_reader_t reader;
+            const ts_ws_handler_t *ws_h;
+            void *ws_ud;
+        };
+    };
     ts_tls_t *tls; /* TLS listener: the session; rbuf then holds plaintext */
 };
 

@@ -31,7 +31,9 @@
 static void flush_conn(ts_conn_t *c);
 
 /* Bytes the peer has not taken yet: ours, plus what libuv could not write. */
-static size_t unsent(const ts_conn_t *c) { return c->pend_bytes + c->tcp.write_queue_size; }
+static size_t unsent(const ts_conn_t *c) {
+    return (c->w ? c->w->pend_bytes : 0) + c->tcp.write_queue_size;
+}
 static void net_handle_closed(uv_handle_t *h);
 
 /* Frees the net object once its last handle and connection are gone. */
@@ -63,12 +65,14 @@ static void conn_free(ts_conn_t *c) {
     if (c->w) {
         for (size_t i = 0; i < c->w->pend.n; i++) ts_buf_unref(c->w->pend.e[i].buf);
         for (size_t i = 0; i < c->w->inflight.n; i++) ts_buf_unref(c->w->inflight.e[i].buf);
+        TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, -(int64_t)c->w->queued);
         wstate_free(c);
     }
-    TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, -(int64_t)c->queued);
     free(c->rbuf);
-    if (c->parser) ts_http_parser_free(c->parser);
-    if (c->mode == TS_CONN_WS) ts_ws_reader_deinit(&c->reader);
+    if (c->mode == TS_CONN_WS)
+        ts_ws_reader_deinit(&c->reader);
+    else if (c->parser)
+        ts_http_parser_free(c->parser);
     ts_tls__free(c->tls);
     ts_net_t *net = c->net;
     free(c);
@@ -217,7 +221,8 @@ void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
                    const uint8_t *hdr, size_t hdrlen) {
     if (c->flags & (TS_CONN_CLOSING | TS_CONN_SHUTDOWN | TS_CONN_OVERFLOW | TS_CONN_FAILED)) return;
     if (!c->w) c->w = ts_xcalloc(1, sizeof(*c->w));
-    ts_wqueue_t *q = &c->w->pend;
+    ts_wstate_t *w = c->w;
+    ts_wqueue_t *q = &w->pend;
     if (q->n == q->cap) {
         q->cap = q->cap ? q->cap * 2 : 8;
         q->e = ts_xrealloc(q->e, q->cap * sizeof(*q->e));
@@ -228,19 +233,19 @@ void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
     e->len = (uint32_t)len;
     e->hdrlen = (uint8_t)hdrlen;
     if (hdrlen) memcpy(e->hdr, hdr, hdrlen);
-    c->queued += len + hdrlen;
-    c->pend_bytes += len + hdrlen;
+    w->queued += len + hdrlen;
+    w->pend_bytes += len + hdrlen;
     TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, (int64_t)(len + hdrlen));
     /* One loop turn may queue a burst bigger than the limit for a peer that
      * reads (the flush decides), but not without bound. */
     size_t limit = c->net->opts.max_send_queue;
     if (unsent(c) > limit) {
-        if (!c->over_since) c->over_since = uv_now(c->net->loop) | 1;
+        if (!w->over_since) w->over_since = uv_now(c->net->loop) | 1;
         if (unsent(c) > TS_MAX(limit + BURST_ALLOWANCE, 4 * limit)) c->flags |= TS_CONN_OVERFLOW;
     }
     ts_net__schedule(c);
     /* A big burst goes out now rather than piling up until the turn ends. */
-    if (c->pend_bytes >= EARLY_FLUSH_BYTES) flush_conn(c);
+    if (w->pend_bytes >= EARLY_FLUSH_BYTES) flush_conn(c);
 }
 
 /* Called after a flush: a peer whose kernel buffer is full and that still
@@ -250,14 +255,15 @@ void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
  * is re-entered while it is iterating over recipients. */
 static int cut_if_slow(ts_conn_t *c) {
     size_t limit = c->net->opts.max_send_queue;
-    if (unsent(c) <= limit) {
-        c->over_since = 0; /* caught up */
+    ts_wstate_t *w = c->w;
+    if (unsent(c) <= limit || !w) { /* bytes unsent mean a write state */
+        if (w) w->over_since = 0; /* caught up */
         return 0;
     }
     if (!(c->flags & TS_CONN_OVERFLOW)) {
         uint64_t now = uv_now(c->net->loop);
-        if (!c->over_since) c->over_since = now | 1;
-        if (now - c->over_since < SLOW_GRACE_MS) return 0;
+        if (!w->over_since) w->over_since = now | 1;
+        if (now - w->over_since < SLOW_GRACE_MS) return 0;
     }
     TS_MET_ERR(SLOW_CONSUMER);
     ts_warn("net", "peer %s is not reading: %zu bytes unsent exceed --max-send-queue %zu",
@@ -275,7 +281,7 @@ static void inflight_done(ts_conn_t *c) {
         ts_buf_unref(w->inflight.e[i].buf);
     }
     w->inflight.n = 0;
-    c->queued -= bytes;
+    w->queued -= bytes;
     TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, -(int64_t)bytes);
     TS_MET_ADD(BYTES_OUT, bytes);
     if (c->tls) ts_tls__written(c->tls);
@@ -321,7 +327,7 @@ static void flush_conn(ts_conn_t *c) {
     ts_wqueue_t tmp = w->inflight;
     w->inflight = w->pend;
     w->pend = tmp;
-    c->pend_bytes = 0;
+    w->pend_bytes = 0;
     size_t need = w->inflight.n * 2 + 1;
     if (w->iovcap < need) {
         w->iovcap = need;
@@ -405,7 +411,7 @@ static void on_flush_check(uv_check_t *h) {
     uv_idle_stop(&net->flush_idle);
 }
 
-size_t ts_conn_queued(const ts_http_conn_t *c) { return c->queued; }
+size_t ts_conn_queued(const ts_http_conn_t *c) { return c->w ? c->w->queued : 0; }
 ts_net_addr_t ts_conn_addr(const ts_http_conn_t *c) { return c->peer; }
 const char *ts_conn_peer(const ts_http_conn_t *c) { return ts_net_addr_str(&c->peer); }
 

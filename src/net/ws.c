@@ -130,7 +130,7 @@ int ts_ws_send(ts_ws_conn_t *c, uint8_t opcode, ts_buf_t *buf, size_t off, size_
 }
 
 void ts_ws_close(ts_ws_conn_t *c, uint16_t code, const char *reason) {
-    c->ws_h = NULL;
+    if (c->mode == TS_CONN_WS) c->ws_h = NULL; /* in HTTP mode: the parser's bytes */
     if (c->flags & TS_CONN_CLOSING) return;
     send_close(c, code, reason);
     ts_net__end(c);
