@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/ts_err.h"
+#include "core/ts_idmap.h"
 #include "core/ts_list.h"
 #include "core/ts_log.h"
 #include "core/ts_map.h"
@@ -71,7 +72,7 @@ struct ts_eio_server {
     ts_eio_opts_t opts;
     ts_eio_handler_t h;
     void *ud;
-    ts_map_t sessions;   /* sid -> sock, ST_OPEN and ST_CLOSING */
+    ts_idmap_t sessions; /* by sid: ST_OPEN and ST_CLOSING socks */
     size_t live;         /* sessions not yet freed */
     int freeing;
     int handles;         /* tick + reaper, until closed */
@@ -89,7 +90,7 @@ static const ts_ws_handler_t ws_handler, probe_handler;
 
 static void srv_maybe_free(ts_eio_server_t *srv) {
     if (srv->freeing && srv->live == 0 && srv->handles == 0) {
-        ts_map_deinit(&srv->sessions);
+        ts_idmap_deinit(&srv->sessions);
         free(srv);
     }
 }
@@ -363,7 +364,7 @@ void ts_eio_send(ts_eio_sock_t *s, ts_buf_t *buf, int binary) {
 static void sock_free(ts_eio_sock_t *s) {
     if (s->state != ST_CLOSED || s->hb_q == DQ_N) return;
     ts_eio_server_t *srv = s->srv;
-    ts_map_del(&srv->sessions, s->sid, SID_LEN);
+    ts_idmap_del(&srv->sessions, s->sid);
     hb_cancel(s);
     up_cancel(s);
     s->hb_q = DQ_N; /* marks "on the dead list" */
@@ -441,9 +442,9 @@ static void sock_close_graceful(ts_eio_sock_t *s, const char *reason) {
 void ts_eio_sock_close(ts_eio_sock_t *s) { sock_close_graceful(s, "forced close"); }
 
 void ts_eio_close_all(ts_eio_server_t *srv, const char *reason) {
-    ts_map_entry_t *e;
-    for (size_t it = 0; ts_map_next(&srv->sessions, &it, &e);) {
-        ts_eio_sock_t *s = e->val;
+    void *e;
+    for (size_t it = 0; ts_idmap_next(&srv->sessions, &it, &e);) {
+        ts_eio_sock_t *s = e;
         if (s->state == ST_OPEN) sock_close_graceful(s, reason);
     }
 }
@@ -696,14 +697,14 @@ static ts_eio_sock_t *sock_new(ts_eio_server_t *srv, ts_http_conn_t *hc, int tra
     ts_eio_sock_t *s = ts_xcalloc(1, sizeof(*s));
     s->srv = srv;
     do ts_random_id(s->sid, SID_LEN);
-    while (ts_map_get(&srv->sessions, s->sid, SID_LEN));
+    while (ts_idmap_get(&srv->sessions, s->sid));
     s->transport = (uint8_t)transport;
     ts_list_init(&s->hb_link);
     ts_list_init(&s->up_link);
     s->hb_q = DQ_NONE;
     s->peer = ts_conn_addr(hc);
     s->rtt_ms = -1;
-    ts_map_put(&srv->sessions, s->sid, SID_LEN, s);
+    ts_idmap_put(&srv->sessions, s);
     srv->live++;
     TS_MET_INC(EIO_SESSIONS);
     TS_MET_GAUGE_ADD(EIO_OPEN, 1);
@@ -809,7 +810,7 @@ void ts_eio_handle(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_req_t
     }
     if (ts_http_query_param(req->query, "sid", &sid)) {
         ts_eio_sock_t *s = sid.len == SID_LEN
-                               ? ts_map_get(&srv->sessions, (const char *)sid.p, sid.len)
+                               ? ts_idmap_get(&srv->sessions, (const char *)sid.p)
                                : NULL;
         if (!s || s->state == ST_CLOSED) {
             if (is_ws && req->upgrade)
@@ -871,6 +872,7 @@ void ts_eio_handle(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_req_t
 ts_eio_server_t *ts_eio_server_new(uv_loop_t *loop, const ts_eio_opts_t *opts,
                                    const ts_eio_handler_t *h, void *server_ud) {
     ts_eio_server_t *srv = ts_xcalloc(1, sizeof(*srv));
+    ts_idmap_init(&srv->sessions, offsetof(ts_eio_sock_t, sid), SID_LEN);
     srv->loop = loop;
     srv->opts = *opts;
     if (!srv->opts.ping_interval_ms) srv->opts.ping_interval_ms = 25000;
@@ -898,14 +900,14 @@ static void srv_handle_closed(uv_handle_t *h) {
 }
 
 void ts_eio_server_free(ts_eio_server_t *srv) {
-    ts_map_entry_t *e;
-    for (size_t it = 0; ts_map_next(&srv->sessions, &it, &e);) {
-        ts_eio_sock_t *s = e->val;
+    void *e;
+    for (size_t it = 0; ts_idmap_next(&srv->sessions, &it, &e);) {
+        ts_eio_sock_t *s = e;
         if (s->state == ST_OPEN) sock_close_graceful(s, "server shutting down");
     }
     /* sessions still lingering for a last GET go now */
-    for (size_t it = 0; ts_map_next(&srv->sessions, &it, &e);) {
-        sock_destroy(e->val, "server shutting down");
+    for (size_t it = 0; ts_idmap_next(&srv->sessions, &it, &e);) {
+        sock_destroy(e, "server shutting down");
     }
     srv->freeing = 1;
     reap(srv); /* called from the loop: no session is on the stack */

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "core/ts_err.h"
+#include "core/ts_idmap.h"
 #include "core/ts_list.h"
 #include "core/ts_log.h"
 #include "core/ts_map.h"
@@ -116,7 +117,7 @@ struct ts_sio_nsp {
     ts_list_t sockets;
     size_t count;
     ts_map_t rooms;    /* name -> room_t */
-    ts_map_t by_id;    /* socket id -> socket: the room every socket is in,
+    ts_idmap_t by_id;  /* socket id -> socket: the room every socket is in,
                           without a room_t per socket */
     ts_map_t sessions; /* pid -> saved_t */
     log_entry_t *log;  /* ring: log[(head + i) % cap] */
@@ -262,7 +263,7 @@ size_t ts_sio_socket_rooms(const ts_sio_socket_t *s, const char **out, size_t ma
 
 /* The socket whose own room is `name`, if it is in this namespace. */
 static ts_sio_socket_t *by_id(ts_sio_nsp_t *nsp, const char *name) {
-    return strlen(name) == ID_LEN ? ts_map_get(&nsp->by_id, name, ID_LEN) : NULL;
+    return strlen(name) == ID_LEN ? ts_idmap_get(&nsp->by_id, name) : NULL;
 }
 
 /* ---- recovery log ---- */
@@ -518,7 +519,7 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
         room_drop_member(nsp, m);
     }
     s->nrooms = 0;
-    ts_map_del(&nsp->by_id, s->id, ID_LEN);
+    ts_idmap_del(&nsp->by_id, s->id);
     ts_list_remove(&s->nsp_link);
     nsp->count--;
     for (ts_sio_socket_t **p = &c->socks; *p; p = &(*p)->next_in_client) {
@@ -553,6 +554,7 @@ void ts_sio_disconnect(ts_sio_socket_t *s, int close_conn) {
 static ts_sio_nsp_t *nsp_create(ts_sio_server_t *srv, const char *name,
                                 const ts_sio_nsp_handler_t *h, void *ud) {
     ts_sio_nsp_t *nsp = ts_xcalloc(1, sizeof(*nsp));
+    ts_idmap_init(&nsp->by_id, offsetof(ts_sio_socket_t, id), ID_LEN);
     nsp->srv = srv;
     nsp->name = ts_xstrdup(name);
     nsp->h = *h;
@@ -672,7 +674,7 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
     nsp->count++;
     TS_MET_INC(SIO_CONNECTS);
     TS_MET_GAUGE_ADD(SIO_SOCKETS, 1);
-    ts_map_put(&nsp->by_id, s->id, ID_LEN, s);
+    ts_idmap_put(&nsp->by_id, s);
     if (sv) {
         for (size_t i = 0; i < sv->nrooms; i++) ts_sio_join(s, sv->rooms[i]);
         /* the missed packets go before the CONNECT reply (Node's order) */
@@ -905,7 +907,7 @@ static void nsp_free(ts_sio_nsp_t *nsp) {
     }
     ts_map_deinit(&nsp->sessions);
     ts_map_deinit(&nsp->rooms);
-    ts_map_deinit(&nsp->by_id);
+    ts_idmap_deinit(&nsp->by_id);
     free(nsp->name);
     free(nsp);
 }
