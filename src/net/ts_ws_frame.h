@@ -97,6 +97,10 @@ void ts_ws_mask(uint8_t *p, size_t len, const uint8_t mask[4], size_t offset);
  * key is not 24 base64 characters encoding 16 bytes. */
 int ts_ws_accept_key(const char *key, size_t key_len, char out[29]);
 
+/* Internal, for the accept key and its tests: the 20-byte SHA-1 digest of
+ * data[0..len). Not for anything that needs a secure hash. */
+void ts_ws__sha1(const void *data, size_t len, uint8_t out[20]);
+
 /* Incremental UTF-8 validation (Hoehrmann-style DFA). state starts at 0;
  * returns the new state: 0 = complete and valid so far, 1 = invalid (sticky),
  * other = inside a multi-byte sequence. */

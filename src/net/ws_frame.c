@@ -9,8 +9,6 @@
 #include <stdio.h>
 #include <string.h>
 
-#include <openssl/evp.h>
-
 #include "core/ts_err.h"
 #include "core/ts_mem.h"
 #include "core/ts_util.h"
@@ -150,6 +148,74 @@ ts_buf_t *ts_ws_frame_encode_close(uint16_t code, const char *reason) {
     return ts_ws_frame_encode(TS_WS_OP_CLOSE, body, 2 + rlen);
 }
 
+/* ---- SHA-1 (FIPS 180-4), for Sec-WebSocket-Accept only ----------------
+ * Not a security use. Our own because the first EVP_Digest of a process
+ * loads OpenSSL's provider machinery (about 2 MB resident, measured with
+ * tsbench idle) that a server without TLS has no other use for, and every
+ * call pays an implicit algorithm fetch. */
+
+static uint32_t rol(uint32_t x, unsigned n) { return (x << n) | (x >> (32 - n)); }
+
+static uint32_t be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void sha1_block(uint32_t h[5], const uint8_t *p) {
+    uint32_t w[80];
+    for (int i = 0; i < 16; i++) w[i] = be32(p + 4 * i);
+    for (int i = 16; i < 80; i++) w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
+    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
+    for (int i = 0; i < 80; i++) {
+        uint32_t f, k;
+        if (i < 20) {
+            f = (b & c) | (~b & d);
+            k = 0x5A827999u;
+        } else if (i < 40) {
+            f = b ^ c ^ d;
+            k = 0x6ED9EBA1u;
+        } else if (i < 60) {
+            f = (b & c) | (b & d) | (c & d);
+            k = 0x8F1BBCDCu;
+        } else {
+            f = b ^ c ^ d;
+            k = 0xCA62C1D6u;
+        }
+        uint32_t t = rol(a, 5) + f + e + k + w[i];
+        e = d;
+        d = c;
+        c = rol(b, 30);
+        b = a;
+        a = t;
+    }
+    h[0] += a;
+    h[1] += b;
+    h[2] += c;
+    h[3] += d;
+    h[4] += e;
+}
+
+void ts_ws__sha1(const void *data, size_t len, uint8_t out[20]) {
+    uint32_t h[5] = {0x67452301u, 0xEFCDAB89u, 0x98BADCFEu, 0x10325476u, 0xC3D2E1F0u};
+    const uint8_t *p = data;
+    size_t left = len;
+    for (; left >= 64; left -= 64, p += 64) sha1_block(h, p);
+    /* the tail, a 1 bit, zeros, and the length in bits: one or two blocks */
+    uint8_t last[128] = {0};
+    memcpy(last, p, left);
+    last[left] = 0x80;
+    size_t n = left < 56 ? 64 : 128;
+    uint64_t bits = (uint64_t)len * 8;
+    for (int i = 0; i < 8; i++) last[n - 1 - i] = (uint8_t)(bits >> (8 * i));
+    sha1_block(h, last);
+    if (n == 128) sha1_block(h, last + 64);
+    for (int i = 0; i < 5; i++) {
+        out[4 * i] = (uint8_t)(h[i] >> 24);
+        out[4 * i + 1] = (uint8_t)(h[i] >> 16);
+        out[4 * i + 2] = (uint8_t)(h[i] >> 8);
+        out[4 * i + 3] = (uint8_t)h[i];
+    }
+}
+
 int ts_ws_accept_key(const char *key, size_t key_len, char out[29]) {
     uint8_t raw[24];
     out[0] = '\0';
@@ -157,11 +223,8 @@ int ts_ws_accept_key(const char *key, size_t key_len, char out[29]) {
     char buf[24 + sizeof WS_GUID];
     memcpy(buf, key, 24);
     memcpy(buf + 24, WS_GUID, sizeof WS_GUID - 1);
-    uint8_t md[EVP_MAX_MD_SIZE];
-    unsigned int mdlen = 0;
-    if (!EVP_Digest(buf, 24 + sizeof WS_GUID - 1, md, &mdlen, EVP_sha1(), NULL) ||
-        mdlen != 20)
-        return TS_EINTERNAL;
+    uint8_t md[20];
+    ts_ws__sha1(buf, 24 + sizeof WS_GUID - 1, md);
     ts_b64_encode(md, 20, out);
     return 0;
 }
