@@ -78,7 +78,7 @@ struct ts_conn {
     uint64_t due;         /* loop time of the deadline */
     /* bytes received but not yet consumed (a partial frame or request) */
     uint8_t *rbuf;
-    size_t rlen, rcap;
+    uint32_t rlen, rcap; /* at most 4 GiB: see rbuf_reserve in tcp.c */
     ts_wstate_t *w; /* writes; NULL while nothing is queued or being written */
     /* A connection is in one mode at a time, and only switches from HTTP to
      * WebSocket (ts_ws_upgrade): the fields of the two share memory. */

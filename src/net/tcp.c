@@ -452,13 +452,14 @@ static size_t held_input_max(const ts_conn_t *c) {
            (l->max_body ? l->max_body : 1000000);
 }
 
+/* `n` is at most what rbuf or one read into the shared buffer holds. */
 static void keep_rest(ts_conn_t *c, const uint8_t *rest, size_t n) {
     if (n > c->rcap) {
-        c->rcap = n < RBUF_MIN_ROOM ? RBUF_MIN_ROOM : n;
+        c->rcap = n < RBUF_MIN_ROOM ? RBUF_MIN_ROOM : (uint32_t)n;
         c->rbuf = ts_xrealloc(c->rbuf, c->rcap);
     }
     memmove(c->rbuf, rest, n);
-    c->rlen = n;
+    c->rlen = (uint32_t)n;
 }
 
 static void process(ts_conn_t *c) {
@@ -474,11 +475,20 @@ static void process(ts_conn_t *c) {
     }
 }
 
-static void rbuf_reserve(ts_conn_t *c) {
-    if (c->rcap - c->rlen < RBUF_MIN_ROOM) {
-        c->rcap = c->rcap * 2 > c->rlen + RBUF_MIN_ROOM ? c->rcap * 2 : c->rlen + RBUF_MIN_ROOM;
-        c->rbuf = ts_xrealloc(c->rbuf, c->rcap);
+/* Room for the next read after the partial frame or request kept so far.
+ * Returns TS_ETOOBIG past 4 GiB (32-bit lengths keep idle connections
+ * small; every limit a server configures refuses far less long before). */
+static int rbuf_reserve(ts_conn_t *c) {
+    if (c->rcap - c->rlen >= RBUF_MIN_ROOM) return 0;
+    size_t want = (size_t)c->rlen + RBUF_MIN_ROOM, ncap = (size_t)c->rcap * 2;
+    if (ncap < want) ncap = want;
+    if (ncap > UINT32_MAX) {
+        if (want > UINT32_MAX) return TS_ETOOBIG;
+        ncap = UINT32_MAX;
     }
+    c->rcap = (uint32_t)ncap;
+    c->rbuf = ts_xrealloc(c->rbuf, c->rcap);
+    return 0;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -491,8 +501,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
         *buf = uv_buf_init((char *)c->net->shared_rbuf, sizeof c->net->shared_rbuf);
         return;
     }
-    rbuf_reserve(c);
-    *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+    if (rbuf_reserve(c) != 0) {
+        *buf = uv_buf_init(NULL, 0); /* on_read gets UV_ENOBUFS and closes */
+        return;
+    }
+    *buf = uv_buf_init((char *)c->rbuf + c->rlen, c->rcap - c->rlen);
 }
 
 /* New bytes for the protocol, either in the shared buffer or appended at
@@ -502,14 +515,14 @@ static void deliver(ts_conn_t *c, uint8_t *data, size_t n) {
         size_t used = dispatch(c, data, n);
         if (!(c->flags & TS_CONN_CLOSING) && used < n) keep_rest(c, data + used, n - used);
     } else {
-        c->rlen += n;
+        c->rlen += (uint32_t)n; /* n <= rcap - rlen: the room on_alloc gave */
         process(c);
     }
     if (!(c->flags & TS_CONN_CLOSING) && c->mode == TS_CONN_HTTP &&
         (c->flags & TS_CONN_AWAITING) && c->rlen > held_input_max(c)) {
         TS_MET_ERR(HTTP_TOO_LARGE);
         ts_debug("http", "closing %s: %zu bytes sent behind a request still being answered",
-                 ts_conn_peer(c), c->rlen);
+                 ts_conn_peer(c), (size_t)c->rlen);
         ts_net__close(c);
     }
 }
@@ -522,7 +535,11 @@ static void tls_read(ts_conn_t *c, const uint8_t *ct, size_t len) {
         uint8_t *dst = c->net->shared_rbuf;
         size_t cap = sizeof c->net->shared_rbuf;
         if (c->rlen) {
-            rbuf_reserve(c);
+            if (rbuf_reserve(c) != 0) {
+                ts_debug("net", "closing %s: over 4 GiB unparsed", ts_conn_peer(c));
+                ts_net__close(c);
+                return;
+            }
             dst = c->rbuf + c->rlen;
             cap = c->rcap - c->rlen;
         }
