@@ -9,16 +9,16 @@
 static const char tomb_key[] = "";
 #define TS_MAP_TOMB tomb_key
 
-static uint64_t hash_bytes(const char *p, size_t n) {
+static uint32_t hash_bytes(const char *p, size_t n) {
     uint64_t h = 1469598103934665603ull;
     for (size_t i = 0; i < n; i++) {
         h ^= (uint8_t)p[i];
         h *= 1099511628211ull;
     }
-    return h;
+    return (uint32_t)h; /* the low bits choose the slot, as they always did */
 }
 
-static ts_map_entry_t *find(const ts_map_t *m, const char *key, size_t klen, uint64_t h) {
+static ts_map_entry_t *find(const ts_map_t *m, const char *key, size_t klen, uint32_t h) {
     if (!m->cap) return NULL;
     size_t mask = m->cap - 1;
     for (size_t i = h & mask;; i = (i + 1) & mask) {
@@ -59,7 +59,7 @@ void *ts_map_get(const ts_map_t *m, const char *key, size_t klen) {
 }
 
 void *ts_map_put(ts_map_t *m, const char *key, size_t klen, void *val) {
-    uint64_t h = hash_bytes(key, klen);
+    uint32_t h = hash_bytes(key, klen);
     ts_map_entry_t *e = find(m, key, klen, h);
     if (e) {
         void *prev = e->val;
@@ -72,7 +72,7 @@ void *ts_map_put(ts_map_t *m, const char *key, size_t klen, void *val) {
     size_t i = h & mask;
     while (m->slots[i].key && m->slots[i].key != TS_MAP_TOMB) i = (i + 1) & mask;
     if (!m->slots[i].key) m->used++;
-    m->slots[i] = (ts_map_entry_t){key, klen, h, val};
+    m->slots[i] = (ts_map_entry_t){key, val, h, (uint32_t)klen};
     m->count++;
     return NULL;
 }

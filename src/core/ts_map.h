@@ -6,11 +6,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* 24 bytes: maps keyed by session and socket ids have an entry per
+ * connection, so the slot size is part of every connection's cost. Keys are
+ * limited to 4 GiB, which no caller comes near. */
 typedef struct ts_map_entry {
     const char *key; /* NULL = empty slot; TS_MAP_TOMB = deleted */
-    size_t klen;
-    uint64_t hash;
     void *val;
+    uint32_t hash;   /* of the key (32 bits are plenty to skip memcmp) */
+    uint32_t klen;
 } ts_map_entry_t;
 
 typedef struct ts_map {

@@ -93,6 +93,8 @@ void *ts_eio_sock_ud(const ts_eio_sock_t *s);
 const char *ts_eio_sock_id(const ts_eio_sock_t *s);
 /* "polling" or "websocket". */
 const char *ts_eio_sock_transport(const ts_eio_sock_t *s);
+/* The peer's address as text, with ts_net_addr_str's lifetime (a per-thread
+ * buffer reused four calls later): copy it to keep it. */
 const char *ts_eio_sock_peer(const ts_eio_sock_t *s);
 /* The handshake's User-Agent (at most 256 bytes), or NULL. Borrowed. */
 const char *ts_eio_sock_user_agent(const ts_eio_sock_t *s);

@@ -17,7 +17,7 @@ static void respond_error(ts_conn_t *c, int status, const char *why) {
         TS_MET_ERR(HTTP_TIMEOUT);
     else
         TS_MET_ERR(HTTP_BAD_REQUEST);
-    ts_debug("http", "%d for %s: %s", status, c->peer, why);
+    ts_debug("http", "%d for %s: %s", status, ts_conn_peer(c), why);
     char body[160];
     int n = snprintf(body, sizeof body, "%s\n", why);
     ts_buf_t *r = ts_http_response(status, "Content-Type: text/plain; charset=utf-8\r\n", body,
@@ -45,11 +45,11 @@ size_t ts_net__http_process(ts_conn_t *c, uint8_t *data, size_t len) {
         }
         if (rc == 0) {
             if (ts_http_parser_in_request(c->parser) && c->timer_kind != TS_TIMER_REQUEST)
-                ts_net__timer(c, TS_TIMER_REQUEST, c->net->opts.request_timeout_ms);
+                ts_net__timer(c, TS_TIMER_REQUEST);
             return off;
         }
         TS_MET_INC(HTTP_REQUESTS);
-        ts_net__timer(c, TS_TIMER_NONE, 0);
+        ts_net__timer(c, TS_TIMER_NONE);
         c->keep_alive = req->keep_alive;
         c->flags |= TS_CONN_AWAITING;
         c->net->on_request(c->net, c, req, c->net->ud);
@@ -100,7 +100,7 @@ void ts_http_respond_buf(ts_http_conn_t *c, int status, const char *headers, ts_
         ts_net__end(c);
         return;
     }
-    ts_net__timer(c, TS_TIMER_IDLE, c->net->opts.idle_timeout_ms);
+    ts_net__timer(c, TS_TIMER_IDLE);
     if (c->rlen) {
         /* a pipelined request is waiting in the read buffer */
         c->flags |= TS_CONN_REPROCESS;
@@ -118,9 +118,11 @@ void ts_http_conn_hold(ts_http_conn_t *c, ts_http_abort_cb cb, void *ud) {
     c->abort_ud = ud;
 }
 
-void ts_http_conn_detach(ts_http_conn_t *c) { c->abort_cb = NULL; }
+void ts_http_conn_detach(ts_http_conn_t *c) {
+    if (c->mode == TS_CONN_HTTP) c->abort_cb = NULL; /* in WebSocket mode: the reader's bytes */
+}
 
 void ts_http_conn_close(ts_http_conn_t *c) {
-    c->abort_cb = NULL;
+    if (c->mode == TS_CONN_HTTP) c->abort_cb = NULL;
     ts_net__close(c);
 }

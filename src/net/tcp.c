@@ -43,7 +43,9 @@ typedef struct conn_handoff {
 
 
 /* Bytes the peer has not taken yet: ours, plus what libuv could not write. */
-static size_t unsent(const ts_conn_t *c) { return c->pend_bytes + c->tcp.write_queue_size; }
+static size_t unsent(const ts_conn_t *c) {
+    return (c->w ? c->w->pend_bytes : 0) + c->tcp.write_queue_size;
+}
 static void net_handle_closed(uv_handle_t *h);
 
 /* Frees the net object once its last handle and connection are gone. */
@@ -62,21 +64,48 @@ static void on_idle(uv_idle_t *h) { (void)h; }
 
 /* ---- closing ---- */
 
+static ts_wstate_t *wstate_get(ts_conn_t *c) {
+    if (c->w) return c->w;
+    ts_wstate_t *w = ts_xmalloc(sizeof(*w)); /* not zeroed: 744 bytes, per busy period */
+    w->pend = (ts_wqueue_t){w->inl[0], 0, TS_WSTATE_INLINE};
+    w->inflight = (ts_wqueue_t){w->inl[1], 0, TS_WSTATE_INLINE};
+    w->queued = w->pend_bytes = 0;
+    w->over_since = 0;
+    w->iov = w->iov_inl;
+    w->iovcap = TS_ARRAY_LEN(w->iov_inl);
+    return c->w = w;
+}
+
+static int is_inline(const ts_wstate_t *w, const ts_wentry_t *e) {
+    return e == w->inl[0] || e == w->inl[1];
+}
+
+static void wstate_free(ts_conn_t *c) {
+    ts_wstate_t *w = c->w;
+    if (!is_inline(w, w->pend.e)) free(w->pend.e);
+    if (!is_inline(w, w->inflight.e)) free(w->inflight.e);
+    if (w->iov != w->iov_inl) free(w->iov);
+    free(w);
+    c->w = NULL;
+}
+
 static void conn_free(ts_conn_t *c) {
     if (c->flags & TS_CONN_HANDOFF) { /* closed before it could move */
         conn_handoff_t *ho = c->abort_ud;
         ts_sbuf_free(&ho->req);
         free(ho);
     }
-    for (size_t i = 0; i < c->pend.n; i++) ts_buf_unref(c->pend.e[i].buf);
-    for (size_t i = 0; i < c->inflight.n; i++) ts_buf_unref(c->inflight.e[i].buf);
-    TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, -(int64_t)c->queued);
-    free(c->pend.e);
-    free(c->inflight.e);
-    free(c->iov);
+    if (c->w) {
+        for (size_t i = 0; i < c->w->pend.n; i++) ts_buf_unref(c->w->pend.e[i].buf);
+        for (size_t i = 0; i < c->w->inflight.n; i++) ts_buf_unref(c->w->inflight.e[i].buf);
+        TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, -(int64_t)c->w->queued);
+        wstate_free(c);
+    }
     free(c->rbuf);
-    if (c->parser) ts_http_parser_free(c->parser);
-    if (c->mode == TS_CONN_WS) ts_ws_reader_deinit(&c->reader);
+    if (c->mode == TS_CONN_WS)
+        ts_ws_reader_deinit(&c->reader);
+    else if (c->parser)
+        ts_http_parser_free(c->parser);
     ts_tls__free(c->tls);
     ts_net_t *net = c->net;
     free(c);
@@ -85,10 +114,7 @@ static void conn_free(ts_conn_t *c) {
     net_maybe_done(net);
 }
 
-static void conn_handle_closed(uv_handle_t *h) {
-    ts_conn_t *c = h->data;
-    if (--c->handles_open == 0) conn_free(c);
-}
+static void conn_handle_closed(uv_handle_t *h) { conn_free(h->data); }
 
 void ts_net__close(ts_conn_t *c) {
     if (c->flags & TS_CONN_CLOSING) return;
@@ -98,18 +124,20 @@ void ts_net__close(ts_conn_t *c) {
         c->flags &= ~(uint32_t)TS_CONN_IN_FLUSH;
     }
     ts_list_remove(&c->link);
+    if (c->timer_kind != TS_TIMER_NONE) ts_list_remove(&c->dl_link);
+    c->timer_kind = TS_TIMER_NONE;
     /* Tell the layer above before the memory goes; it must not touch c
      * after this returns. */
     if (c->mode == TS_CONN_WS)
         ts_net__ws_closed(c);
     else
         ts_net__http_closed(c);
-    uv_close((uv_handle_t *)&c->timer, conn_handle_closed);
     uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
 }
 
 static void on_shutdown(uv_shutdown_t *req, int status) {
     ts_conn_t *c = req->data;
+    free(req); /* libuv calls back even when the handle closes first (UV_ECANCELED) */
     if (c->flags & TS_CONN_CLOSING) return;
     if (status < 0) {
         ts_net__close(c);
@@ -118,13 +146,13 @@ static void on_shutdown(uv_shutdown_t *req, int status) {
     /* Keep reading until the peer closes too (or the linger timer fires):
      * closing with unread bytes would send a RST that can destroy the last
      * response or close frame before the peer reads it. */
-    ts_net__timer(c, TS_TIMER_LINGER, LINGER_MS);
+    ts_net__timer(c, TS_TIMER_LINGER);
 }
 
 /* Queued plaintext, or ciphertext the TLS session produced on its own
  * (handshake, alerts, tickets, close_notify). */
 static int has_output(const ts_conn_t *c) {
-    return c->pend.n > 0 || (c->tls && ts_tls__pending(c->tls) > 0);
+    return (c->w && c->w->pend.n > 0) || (c->tls && ts_tls__pending(c->tls) > 0);
 }
 
 static void start_shutdown(ts_conn_t *c) {
@@ -135,8 +163,13 @@ static void start_shutdown(ts_conn_t *c) {
         if (c->flags & (TS_CONN_WRITING | TS_CONN_CLOSING)) return;
     }
     c->flags |= TS_CONN_SHUTDOWN;
-    c->sreq.data = c;
-    if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, on_shutdown) != 0) ts_net__close(c);
+    /* Requests live only while pending: an idle connection keeps none. */
+    uv_shutdown_t *req = ts_xmalloc(sizeof(*req));
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(req);
+        ts_net__close(c);
+    }
 }
 
 void ts_net__end(ts_conn_t *c) {
@@ -144,29 +177,67 @@ void ts_net__end(ts_conn_t *c) {
     c->flags |= TS_CONN_ENDING;
     /* A peer that neither reads our last bytes nor closes must not hold the
      * connection (and its queue) forever. */
-    ts_net__timer(c, TS_TIMER_LINGER, END_DEADLINE_MS);
+    ts_net__timer(c, TS_TIMER_END);
     if (!has_output(c) && !(c->flags & TS_CONN_WRITING)) start_shutdown(c);
 }
 
 /* ---- timers ---- */
 
-static void on_timer(uv_timer_t *t) {
-    ts_conn_t *c = t->data;
-    uint8_t kind = c->timer_kind;
-    c->timer_kind = TS_TIMER_NONE;
-    if (kind == TS_TIMER_LINGER || kind == TS_TIMER_IDLE)
-        ts_net__close(c);
-    else if (kind == TS_TIMER_REQUEST)
-        ts_net__http_timeout(c);
+static uint64_t timer_delay(const ts_net_t *net, int kind) {
+    switch (kind) {
+    case TS_TIMER_REQUEST: return net->opts.request_timeout_ms;
+    case TS_TIMER_IDLE: return net->opts.idle_timeout_ms;
+    case TS_TIMER_LINGER: return LINGER_MS;
+    default: return END_DEADLINE_MS;
+    }
 }
 
-void ts_net__timer(ts_conn_t *c, enum ts_conn_timer kind, uint64_t ms) {
+static void on_deadline(uv_timer_t *t);
+
+/* Sets the timer for the earliest deadline if it is earlier than the one
+ * armed. A timer that fires early finds nothing due and re-arms. */
+static void rearm(ts_net_t *net) {
+    uint64_t first = 0;
+    for (int k = TS_TIMER_NONE + 1; k < TS_TIMER_N; k++) {
+        if (ts_list_empty(&net->dq[k])) continue;
+        uint64_t d = ts_list_entry(net->dq[k].next, ts_conn_t, dl_link)->due;
+        if (!first || d < first) first = d;
+    }
+    if (!first || (net->armed && net->armed <= first)) return;
+    uint64_t now = uv_now(net->loop);
+    net->armed = first;
+    uv_timer_start(&net->deadline, on_deadline, first > now ? first - now : 0, 0);
+}
+
+static void on_deadline(uv_timer_t *t) {
+    ts_net_t *net = t->data;
+    net->armed = 0;
+    uint64_t now = uv_now(net->loop);
+    for (int k = TS_TIMER_NONE + 1; k < TS_TIMER_N; k++) {
+        while (!ts_list_empty(&net->dq[k])) {
+            ts_conn_t *c = ts_list_entry(net->dq[k].next, ts_conn_t, dl_link);
+            if (c->due > now) break;
+            ts_list_remove(&c->dl_link);
+            c->timer_kind = TS_TIMER_NONE;
+            if (k == TS_TIMER_REQUEST)
+                ts_net__http_timeout(c);
+            else
+                ts_net__close(c);
+        }
+    }
+    rearm(net);
+}
+
+void ts_net__timer(ts_conn_t *c, enum ts_conn_timer kind) {
     if (c->flags & TS_CONN_CLOSING) return;
+    ts_net_t *net = c->net;
+    if (c->timer_kind != TS_TIMER_NONE) ts_list_remove(&c->dl_link);
     c->timer_kind = (uint8_t)kind;
-    if (kind == TS_TIMER_NONE)
-        uv_timer_stop(&c->timer);
-    else
-        uv_timer_start(&c->timer, on_timer, ms, 0);
+    if (kind == TS_TIMER_NONE) return;
+    /* now + a constant per kind: appending keeps each queue sorted */
+    c->due = uv_now(net->loop) + timer_delay(net, kind);
+    ts_list_insert_tail(&net->dq[kind], &c->dl_link);
+    rearm(net);
 }
 
 /* ---- writes ---- */
@@ -182,10 +253,17 @@ void ts_net__schedule(ts_conn_t *c) {
 void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
                    const uint8_t *hdr, size_t hdrlen) {
     if (c->flags & (TS_CONN_CLOSING | TS_CONN_SHUTDOWN | TS_CONN_OVERFLOW | TS_CONN_FAILED)) return;
-    ts_wqueue_t *q = &c->pend;
+    ts_wstate_t *w = wstate_get(c);
+    ts_wqueue_t *q = &w->pend;
     if (q->n == q->cap) {
-        q->cap = q->cap ? q->cap * 2 : 8;
-        q->e = ts_xrealloc(q->e, q->cap * sizeof(*q->e));
+        q->cap *= 2;
+        if (is_inline(w, q->e)) {
+            ts_wentry_t *e = ts_xmalloc(q->cap * sizeof(*q->e));
+            memcpy(e, q->e, q->n * sizeof(*q->e));
+            q->e = e;
+        } else {
+            q->e = ts_xrealloc(q->e, q->cap * sizeof(*q->e));
+        }
     }
     ts_wentry_t *e = &q->e[q->n++];
     e->buf = buf ? ts_buf_ref(buf) : NULL;
@@ -193,19 +271,19 @@ void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
     e->len = (uint32_t)len;
     e->hdrlen = (uint8_t)hdrlen;
     if (hdrlen) memcpy(e->hdr, hdr, hdrlen);
-    c->queued += len + hdrlen;
-    c->pend_bytes += len + hdrlen;
+    w->queued += len + hdrlen;
+    w->pend_bytes += len + hdrlen;
     TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, (int64_t)(len + hdrlen));
     /* One loop turn may queue a burst bigger than the limit for a peer that
      * reads (the flush decides), but not without bound. */
     size_t limit = c->net->opts.max_send_queue;
     if (unsent(c) > limit) {
-        if (!c->over_since) c->over_since = uv_now(c->net->loop) | 1;
+        if (!w->over_since) w->over_since = uv_now(c->net->loop) | 1;
         if (unsent(c) > TS_MAX(limit + BURST_ALLOWANCE, 4 * limit)) c->flags |= TS_CONN_OVERFLOW;
     }
     ts_net__schedule(c);
     /* A big burst goes out now rather than piling up until the turn ends. */
-    if (c->pend_bytes >= EARLY_FLUSH_BYTES) flush_conn(c);
+    if (w->pend_bytes >= EARLY_FLUSH_BYTES) flush_conn(c);
 }
 
 /* Called after a flush: a peer whose kernel buffer is full and that still
@@ -215,18 +293,19 @@ void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
  * is re-entered while it is iterating over recipients. */
 static int cut_if_slow(ts_conn_t *c) {
     size_t limit = c->net->opts.max_send_queue;
-    if (unsent(c) <= limit) {
-        c->over_since = 0; /* caught up */
+    ts_wstate_t *w = c->w;
+    if (unsent(c) <= limit || !w) { /* bytes unsent mean a write state */
+        if (w) w->over_since = 0; /* caught up */
         return 0;
     }
     if (!(c->flags & TS_CONN_OVERFLOW)) {
         uint64_t now = uv_now(c->net->loop);
-        if (!c->over_since) c->over_since = now | 1;
-        if (now - c->over_since < SLOW_GRACE_MS) return 0;
+        if (!w->over_since) w->over_since = now | 1;
+        if (now - w->over_since < SLOW_GRACE_MS) return 0;
     }
     TS_MET_ERR(SLOW_CONSUMER);
     ts_warn("net", "peer %s is not reading: %zu bytes unsent exceed --max-send-queue %zu",
-            c->peer, unsent(c), limit);
+            ts_conn_peer(c), unsent(c), limit);
     ts_net__close(c);
     c->net->trim_due = 1;
     return 1;
@@ -234,26 +313,24 @@ static int cut_if_slow(ts_conn_t *c) {
 
 /* The batch in `inflight` has been written: drop its references. */
 static void inflight_done(ts_conn_t *c) {
+    ts_wstate_t *w = c->w;
     size_t bytes = 0;
-    for (size_t i = 0; i < c->inflight.n; i++) {
-        bytes += c->inflight.e[i].len + c->inflight.e[i].hdrlen;
-        ts_buf_unref(c->inflight.e[i].buf);
+    for (size_t i = 0; i < w->inflight.n; i++) {
+        bytes += w->inflight.e[i].len + w->inflight.e[i].hdrlen;
+        ts_buf_unref(w->inflight.e[i].buf);
     }
-    c->inflight.n = 0;
-    c->queued -= bytes;
+    w->inflight.n = 0;
+    w->queued -= bytes;
     TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, -(int64_t)bytes);
     TS_MET_ADD(BYTES_OUT, bytes);
     if (c->tls) ts_tls__written(c->tls);
-    if (c->pend.n == 0) {
-        /* Nothing more to send: an idle connection keeps no write arrays
-         * (about 900 bytes). A busy one allocates them once per flush, which
-         * is noise next to the write system call. */
-        free(c->pend.e);
-        free(c->inflight.e);
-        free(c->iov);
-        c->pend = c->inflight = (ts_wqueue_t){NULL, 0, 0};
-        c->iov = NULL;
-        c->iovcap = 0;
+    if (w->pend.n == 0) {
+        /* Nothing more to send: an idle connection keeps no write state
+         * (744 bytes, more after a long burst). A busy one allocates it
+         * once per flush, which is noise next to the write system call
+         * (one malloc: the first entries and iovecs are inside). Called
+         * from on_write too: libuv no longer touches the request then. */
+        wstate_free(c);
     }
 }
 
@@ -270,7 +347,7 @@ static void on_write(uv_write_t *req, int status) {
     inflight_done(c);
     if (c->flags & TS_CONN_CLOSING) return;
     if (status < 0) {
-        ts_debug("net", "write to %s failed: %s", c->peer, uv_strerror(status));
+        ts_debug("net", "write to %s failed: %s", ts_conn_peer(c), uv_strerror(status));
         ts_net__close(c);
         return;
     }
@@ -287,61 +364,65 @@ static void on_write(uv_write_t *req, int status) {
  * callback comes next turn. Closes nothing itself (see fail_later). */
 static void flush_conn(ts_conn_t *c) {
     if (c->flags & (TS_CONN_WRITING | TS_CONN_CLOSING | TS_CONN_FAILED) || !has_output(c)) return;
-    ts_wqueue_t tmp = c->inflight;
-    c->inflight = c->pend;
-    c->pend = tmp;
-    c->pend_bytes = 0;
-    size_t need = c->inflight.n * 2 + 1;
-    if (c->iovcap < need) {
-        c->iovcap = need;
-        c->iov = ts_xrealloc(c->iov, need * sizeof(uv_buf_t));
+    ts_wstate_t *w = wstate_get(c); /* none yet with TLS output of its own */
+    ts_wqueue_t tmp = w->inflight;
+    w->inflight = w->pend;
+    w->pend = tmp;
+    w->pend_bytes = 0;
+    size_t need = w->inflight.n * 2 + 1;
+    if (w->iovcap < need) {
+        /* rebuilt below: nothing to copy */
+        if (w->iov != w->iov_inl) free(w->iov);
+        w->iovcap = need;
+        w->iov = ts_xmalloc(need * sizeof(uv_buf_t));
     }
+    uv_buf_t *iov = w->iov;
     unsigned n = 0;
-    for (size_t i = 0; i < c->inflight.n; i++) {
-        ts_wentry_t *e = &c->inflight.e[i];
-        if (e->hdrlen) c->iov[n++] = uv_buf_init((char *)e->hdr, e->hdrlen);
-        if (e->len) c->iov[n++] = uv_buf_init((char *)(uintptr_t)e->p, e->len);
+    for (size_t i = 0; i < w->inflight.n; i++) {
+        ts_wentry_t *e = &w->inflight.e[i];
+        if (e->hdrlen) iov[n++] = uv_buf_init((char *)e->hdr, e->hdrlen);
+        if (e->len) iov[n++] = uv_buf_init((char *)(uintptr_t)e->p, e->len);
     }
     if (c->tls) {
         /* The batch becomes one ciphertext buffer. The plaintext references
          * go now; the entries keep their lengths for the byte counts. */
-        int rc = n ? ts_tls__write(c->tls, c->iov, n) : 0;
-        for (size_t i = 0; i < c->inflight.n; i++) {
-            ts_buf_unref(c->inflight.e[i].buf);
-            c->inflight.e[i].buf = NULL;
+        int rc = n ? ts_tls__write(c->tls, iov, n) : 0;
+        for (size_t i = 0; i < w->inflight.n; i++) {
+            ts_buf_unref(w->inflight.e[i].buf);
+            w->inflight.e[i].buf = NULL;
         }
         if (rc < 0) {
-            ts_debug("tls", "cannot encrypt for %s: %s", c->peer,
+            ts_debug("tls", "cannot encrypt for %s: %s", ts_conn_peer(c),
                      rc == TS_ESTATE ? "handshake not done" : ts_tls__errmsg(c->tls));
             fail_later(c);
             return;
         }
-        c->iov[0] = ts_tls__take(c->tls);
+        iov[0] = ts_tls__take(c->tls);
         n = 1;
     }
     TS_MET_INC(WRITES);
     size_t total = 0;
-    for (unsigned i = 0; i < n; i++) total += c->iov[i].len;
-    int w = uv_try_write((uv_stream_t *)&c->tcp, c->iov, n);
-    if (w == UV_EAGAIN || w == UV_ENOSYS) w = 0;
-    if (w < 0) {
-        ts_debug("net", "write to %s failed: %s", c->peer, uv_strerror(w));
+    for (unsigned i = 0; i < n; i++) total += iov[i].len;
+    int wr = uv_try_write((uv_stream_t *)&c->tcp, iov, n);
+    if (wr == UV_EAGAIN || wr == UV_ENOSYS) wr = 0;
+    if (wr < 0) {
+        ts_debug("net", "write to %s failed: %s", ts_conn_peer(c), uv_strerror(wr));
         fail_later(c);
         return;
     }
-    if ((size_t)w == total) {
+    if ((size_t)wr == total) {
         inflight_done(c);
         return;
     }
     /* skip what went out; the rest waits for the peer in a uv_write */
     unsigned k = 0;
-    size_t done = (size_t)w;
-    while (done >= c->iov[k].len) done -= c->iov[k++].len;
-    c->iov[k].base += done;
-    c->iov[k].len -= done;
-    c->wreq.data = c;
+    size_t done = (size_t)wr;
+    while (done >= iov[k].len) done -= iov[k++].len;
+    iov[k].base += done;
+    iov[k].len -= done;
+    w->req.data = c;
     c->flags |= TS_CONN_WRITING;
-    if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->iov + k, n - k, on_write) < 0) {
+    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, iov + k, n - k, on_write) < 0) {
         c->flags &= ~(uint32_t)TS_CONN_WRITING;
         fail_later(c);
     }
@@ -391,8 +472,19 @@ static void on_flush_check(uv_check_t *h) {
     maybe_trim(net);
 }
 
-size_t ts_conn_queued(const ts_http_conn_t *c) { return c->queued; }
-const char *ts_conn_peer(const ts_http_conn_t *c) { return c->peer; }
+size_t ts_conn_queued(const ts_http_conn_t *c) { return c->w ? c->w->queued : 0; }
+ts_net_addr_t ts_conn_addr(const ts_http_conn_t *c) { return c->peer; }
+const char *ts_conn_peer(const ts_http_conn_t *c) { return ts_net_addr_str(&c->peer); }
+
+const char *ts_net_addr_str(const ts_net_addr_t *a) {
+    static _Thread_local char ring[4][48];
+    static _Thread_local unsigned next;
+    char *out = ring[next++ % 4];
+    out[0] = '\0';
+    if (a->family == 4 || a->family == 6)
+        uv_inet_ntop(a->family == 4 ? AF_INET : AF_INET6, a->bytes, out, sizeof ring[0]);
+    return out;
+}
 
 /* ---- reads ---- */
 
@@ -421,13 +513,14 @@ static size_t held_input_max(const ts_conn_t *c) {
            (l->max_body ? l->max_body : 1000000);
 }
 
+/* `n` is at most what rbuf or one read into the shared buffer holds. */
 static void keep_rest(ts_conn_t *c, const uint8_t *rest, size_t n) {
     if (n > c->rcap) {
-        c->rcap = n < RBUF_MIN_ROOM ? RBUF_MIN_ROOM : n;
+        c->rcap = n < RBUF_MIN_ROOM ? RBUF_MIN_ROOM : (uint32_t)n;
         c->rbuf = ts_xrealloc(c->rbuf, c->rcap);
     }
     memmove(c->rbuf, rest, n);
-    c->rlen = n;
+    c->rlen = (uint32_t)n;
 }
 
 static void process(ts_conn_t *c) {
@@ -443,11 +536,20 @@ static void process(ts_conn_t *c) {
     }
 }
 
-static void rbuf_reserve(ts_conn_t *c) {
-    if (c->rcap - c->rlen < RBUF_MIN_ROOM) {
-        c->rcap = c->rcap * 2 > c->rlen + RBUF_MIN_ROOM ? c->rcap * 2 : c->rlen + RBUF_MIN_ROOM;
-        c->rbuf = ts_xrealloc(c->rbuf, c->rcap);
+/* Room for the next read after the partial frame or request kept so far.
+ * Returns TS_ETOOBIG past 4 GiB (32-bit lengths keep idle connections
+ * small; every limit a server configures refuses far less long before). */
+static int rbuf_reserve(ts_conn_t *c) {
+    if (c->rcap - c->rlen >= RBUF_MIN_ROOM) return 0;
+    size_t want = (size_t)c->rlen + RBUF_MIN_ROOM, ncap = (size_t)c->rcap * 2;
+    if (ncap < want) ncap = want;
+    if (ncap > UINT32_MAX) {
+        if (want > UINT32_MAX) return TS_ETOOBIG;
+        ncap = UINT32_MAX;
     }
+    c->rcap = (uint32_t)ncap;
+    c->rbuf = ts_xrealloc(c->rbuf, c->rcap);
+    return 0;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
@@ -460,8 +562,11 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
         *buf = uv_buf_init((char *)c->net->shared_rbuf, sizeof c->net->shared_rbuf);
         return;
     }
-    rbuf_reserve(c);
-    *buf = uv_buf_init((char *)c->rbuf + c->rlen, (unsigned)(c->rcap - c->rlen));
+    if (rbuf_reserve(c) != 0) {
+        *buf = uv_buf_init(NULL, 0); /* on_read gets UV_ENOBUFS and closes */
+        return;
+    }
+    *buf = uv_buf_init((char *)c->rbuf + c->rlen, c->rcap - c->rlen);
 }
 
 /* New bytes for the protocol, either in the shared buffer or appended at
@@ -471,14 +576,14 @@ static void deliver(ts_conn_t *c, uint8_t *data, size_t n) {
         size_t used = dispatch(c, data, n);
         if (!(c->flags & TS_CONN_CLOSING) && used < n) keep_rest(c, data + used, n - used);
     } else {
-        c->rlen += n;
+        c->rlen += (uint32_t)n; /* n <= rcap - rlen: the room on_alloc gave */
         process(c);
     }
     if (!(c->flags & TS_CONN_CLOSING) && c->mode == TS_CONN_HTTP &&
         (c->flags & TS_CONN_AWAITING) && c->rlen > held_input_max(c)) {
         TS_MET_ERR(HTTP_TOO_LARGE);
         ts_debug("http", "closing %s: %zu bytes sent behind a request still being answered",
-                 c->peer, c->rlen);
+                 ts_conn_peer(c), (size_t)c->rlen);
         ts_net__close(c);
     }
 }
@@ -491,7 +596,11 @@ static void tls_read(ts_conn_t *c, const uint8_t *ct, size_t len) {
         uint8_t *dst = c->net->shared_rbuf;
         size_t cap = sizeof c->net->shared_rbuf;
         if (c->rlen) {
-            rbuf_reserve(c);
+            if (rbuf_reserve(c) != 0) {
+                ts_debug("net", "closing %s: over 4 GiB unparsed", ts_conn_peer(c));
+                ts_net__close(c);
+                return;
+            }
             dst = c->rbuf + c->rlen;
             cap = c->rcap - c->rlen;
         }
@@ -505,13 +614,13 @@ static void tls_read(ts_conn_t *c, const uint8_t *ct, size_t len) {
     }
     if (c->flags & TS_CONN_CLOSING) return;
     if (rc == TS_ECLOSED) {
-        ts_debug("tls", "%s sent close_notify", c->peer);
+        ts_debug("tls", "%s sent close_notify", ts_conn_peer(c));
         ts_net__close(c);
         return;
     }
     if (rc < 0) {
         /* e.g. plain HTTP on the TLS port: send the alert, if any, and go */
-        ts_debug("tls", "closing %s: %s", c->peer, ts_tls__errmsg(c->tls));
+        ts_debug("tls", "closing %s: %s", ts_conn_peer(c), ts_tls__errmsg(c->tls));
         ts_net__end(c);
     }
     if (ts_tls__pending(c->tls)) ts_net__schedule(c);
@@ -521,7 +630,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     ts_conn_t *c = s->data;
     if (nread == 0) return;
     if (nread < 0) {
-        if (nread != UV_EOF) ts_debug("net", "read from %s: %s", c->peer, uv_strerror((int)nread));
+        if (nread != UV_EOF) ts_debug("net", "read from %s: %s", ts_conn_peer(c), uv_strerror((int)nread));
         ts_net__close(c);
         return;
     }
@@ -540,9 +649,7 @@ static ts_conn_t *conn_new(ts_net_t *net) {
     c->net = net;
     ts_list_init(&c->flush_link);
     uv_tcp_init(net->loop, &c->tcp);
-    uv_timer_init(net->loop, &c->timer);
-    c->tcp.data = c->timer.data = c;
-    c->handles_open = 2;
+    c->tcp.data = c;
     net->handles_open++;
     ts_list_insert_tail(&net->conns, &c->link);
     TS_MET_GAUGE_ADD(TCP_OPEN, 1);
@@ -565,17 +672,20 @@ static void on_connection(uv_stream_t *server, int status) {
     struct sockaddr_storage sa;
     int salen = sizeof sa;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0) {
-        if (sa.ss_family == AF_INET6)
-            uv_ip6_name((struct sockaddr_in6 *)&sa, c->peer, sizeof c->peer);
-        else
-            uv_ip4_name((struct sockaddr_in *)&sa, c->peer, sizeof c->peer);
+        if (sa.ss_family == AF_INET6) {
+            c->peer.family = 6;
+            memcpy(c->peer.bytes, &((struct sockaddr_in6 *)&sa)->sin6_addr, 16);
+        } else if (sa.ss_family == AF_INET) {
+            c->peer.family = 4;
+            memcpy(c->peer.bytes, &((struct sockaddr_in *)&sa)->sin_addr, 4);
+        }
     }
     if (net->tls_ctx && !(c->tls = ts_tls__new(net->tls_ctx))) {
-        ts_warn("net", "cannot start TLS for %s: out of memory", c->peer);
+        ts_warn("net", "cannot start TLS for %s: out of memory", ts_conn_peer(c));
         ts_net__close(c);
         return;
     }
-    ts_net__timer(c, TS_TIMER_REQUEST, net->opts.request_timeout_ms);
+    ts_net__timer(c, TS_TIMER_REQUEST);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
@@ -635,6 +745,7 @@ int ts_net_start(uv_loop_t *loop, const ts_net_opts_t *opts, ts_net_request_cb c
     net->ud = ud;
     ts_list_init(&net->conns);
     ts_list_init(&net->flush_list);
+    for (int k = 0; k < TS_TIMER_N; k++) ts_list_init(&net->dq[k]);
     if (opts->err && opts->errlen) opts->err[0] = '\0';
     int rc = 0;
     if (opts->tls_cert && opts->tls_cert[0])
@@ -649,8 +760,9 @@ int ts_net_start(uv_loop_t *loop, const ts_net_opts_t *opts, ts_net_request_cb c
     }
     uv_check_init(loop, &net->flush_check);
     uv_idle_init(loop, &net->flush_idle);
-    net->flush_check.data = net->flush_idle.data = net;
-    net->handles_open += 2;
+    uv_timer_init(loop, &net->deadline);
+    net->flush_check.data = net->flush_idle.data = net->deadline.data = net;
+    net->handles_open += 3;
     uv_check_start(&net->flush_check, on_flush_check);
     *out = net;
     return 0;
@@ -674,6 +786,7 @@ void ts_net_close(ts_net_t *net, void (*cb)(void *ud), void *ud) {
     uv_idle_stop(&net->flush_idle);
     uv_close((uv_handle_t *)&net->flush_check, net_handle_closed);
     uv_close((uv_handle_t *)&net->flush_idle, net_handle_closed);
+    uv_close((uv_handle_t *)&net->deadline, net_handle_closed);
 }
 
 /* ---- moving a connection to another loop ---- */
@@ -682,7 +795,7 @@ struct ts_net_handoff {
     int fd;           /* a duplicate of the socket; the original was closed */
     ts_tls_t *tls;    /* the TLS session, NULL for plain TCP */
     ts_buf_t *bytes;  /* the request, then what the peer sent after it */
-    char peer[48];
+    ts_net_addr_t peer;
 };
 
 static int name_is(ts_slice_t name, const char *s) {
@@ -717,7 +830,7 @@ void ts_http_conn_handoff(ts_http_conn_t *c, const ts_http_req_t *req, ts_net_ha
     c->flags |= TS_CONN_HANDOFF;
     c->abort_cb = NULL;
     c->abort_ud = ho;
-    ts_net__timer(c, TS_TIMER_NONE, 0);
+    ts_net__timer(c, TS_TIMER_NONE);
     uv_read_stop((uv_stream_t *)&c->tcp);
     ts_net__schedule(c);
 }
@@ -731,7 +844,8 @@ static void handoff_now(ts_conn_t *c) {
     int nfd = -1;
     if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (nfd < 0) {
-        ts_warn("net", "cannot move %s to another loop: %s", c->peer, strerror(errno));
+        ts_warn("net", "cannot move %s to another loop: %s", ts_net_addr_str(&c->peer),
+                strerror(errno));
         ts_sbuf_free(&ho->req);
         free(ho);
         ts_net__close(c);
@@ -741,7 +855,7 @@ static void handoff_now(ts_conn_t *c) {
     h->fd = nfd;
     h->tls = c->tls;
     c->tls = NULL;
-    memcpy(h->peer, c->peer, sizeof h->peer);
+    h->peer = c->peer;
     ts_sbuf_append(&ho->req, c->rbuf, c->rlen);
     h->bytes = ts_sbuf_finish(&ho->req);
     c->rlen = 0;
@@ -755,14 +869,14 @@ static void handoff_now(ts_conn_t *c) {
 
 void ts_net_adopt(ts_net_t *net, ts_net_handoff_t *h) {
     ts_conn_t *c = conn_new(net);
-    memcpy(c->peer, h->peer, sizeof c->peer);
+    c->peer = h->peer;
     int rc = uv_tcp_open(&c->tcp, h->fd);
     h->fd = -1;
     c->tls = h->tls;
     h->tls = NULL;
     if (c->tls) ts_tls__rehome(c->tls, net->tls_ctx);
     if (rc != 0 || (c->tls && !net->tls_ctx)) {
-        ts_warn("net", "cannot take over %s's connection: %s", c->peer,
+        ts_warn("net", "cannot take over %s's connection: %s", ts_net_addr_str(&c->peer),
                 rc ? uv_strerror(rc) : "TLS on a plain listener");
         ts_net_handoff_free(h);
         ts_net__close(c);
@@ -770,7 +884,7 @@ void ts_net_adopt(ts_net_t *net, ts_net_handoff_t *h) {
     }
     keep_rest(c, h->bytes->data, h->bytes->len);
     ts_net_handoff_free(h);
-    ts_net__timer(c, TS_TIMER_REQUEST, net->opts.request_timeout_ms);
+    ts_net__timer(c, TS_TIMER_REQUEST);
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     c->flags |= TS_CONN_REPROCESS; /* the request is parsed at the end of this turn */
     ts_net__schedule(c);

@@ -94,7 +94,19 @@ void ts_net_adopt(ts_net_t *net, ts_net_handoff_t *h);
  * close. Takes `h`. */
 void ts_net_handoff_free(ts_net_handoff_t *h);
 
-/* "127.0.0.1" style address of the peer (empty if unknown). Borrowed. */
+/* A peer's IP address in 17 bytes (its text takes up to 46): kept per
+ * connection and per session, so it is stored binary and formatted when a
+ * log line or a caller needs it. */
+typedef struct ts_net_addr {
+    uint8_t family;    /* 0 = unknown, 4 or 6 */
+    uint8_t bytes[16]; /* the first 4 for IPv4 */
+} ts_net_addr_t;
+/* "127.0.0.1" or "::1" ("" if unknown), in a per-thread buffer that the
+ * fourth call after this one on the same thread reuses: copy it to keep it. */
+const char *ts_net_addr_str(const ts_net_addr_t *a);
+/* The peer's address. */
+ts_net_addr_t ts_conn_addr(const ts_http_conn_t *hc);
+/* ts_net_addr_str of the peer's address (same lifetime rule). */
 const char *ts_conn_peer(const ts_http_conn_t *hc);
 
 /* --- WebSocket --- */

@@ -55,7 +55,11 @@ typedef struct ts_ws_reader {
     /* read-only: set when feed returns < 0 */
     int err;             /* TS_EPROTO, TS_ETOOBIG, TS_EUTF8 */
     uint16_t close_code; /* what to send the peer: 1002, 1007 or 1009 */
-    char errmsg[128];    /* e.g. "ws: frame with reserved bits 0x40 set" */
+    /* e.g. "ws: frame with reserved bits 0x40 set"; "" before an error. It
+     * points into a per-thread buffer, valid until the next reader error on
+     * the same thread: read it right after the failing call. (A buffer in
+     * the reader would cost every idle WebSocket 128 bytes.) */
+    const char *errmsg;
     /* private */
     uint8_t frag_opcode; /* TEXT/BINARY while a fragmented message is open */
     uint32_t utf8_state;
@@ -92,6 +96,10 @@ void ts_ws_mask(uint8_t *p, size_t len, const uint8_t mask[4], size_t offset);
  * `out` receives 28 characters and a NUL. Returns 0, or TS_EPROTO if the
  * key is not 24 base64 characters encoding 16 bytes. */
 int ts_ws_accept_key(const char *key, size_t key_len, char out[29]);
+
+/* Internal, for the accept key and its tests: the 20-byte SHA-1 digest of
+ * data[0..len). Not for anything that needs a secure hash. */
+void ts_ws__sha1(const void *data, size_t len, uint8_t out[20]);
 
 /* Incremental UTF-8 validation (Hoehrmann-style DFA). state starts at 0;
  * returns the new state: 0 = complete and valid so far, 1 = invalid (sticky),

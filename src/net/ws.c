@@ -60,7 +60,7 @@ int ts_ws_upgrade(ts_http_conn_t *c, const ts_http_req_t *req, size_t max_messag
     ts_ws_reader_init(&c->reader, TS_WS_SERVER, max_message);
     c->ws_h = h;
     c->ws_ud = ud;
-    ts_net__timer(c, TS_TIMER_NONE, 0);
+    ts_net__timer(c, TS_TIMER_NONE);
     TS_MET_INC(WS_UPGRADES);
     return 0;
 }
@@ -79,7 +79,7 @@ size_t ts_net__ws_process(ts_conn_t *c, uint8_t *data, size_t len) {
                 TS_MET_ERR(WS_UTF8);
             else
                 TS_MET_ERR(WS_PROTOCOL);
-            ts_debug("ws", "closing %s with %u: %s", c->peer, c->reader.close_code,
+            ts_debug("ws", "closing %s with %u: %s", ts_conn_peer(c), c->reader.close_code,
                      c->reader.errmsg);
             send_close(c, c->reader.close_code, c->reader.errmsg);
             ws_notify(c, c->reader.close_code);
@@ -130,7 +130,7 @@ int ts_ws_send(ts_ws_conn_t *c, uint8_t opcode, ts_buf_t *buf, size_t off, size_
 }
 
 void ts_ws_close(ts_ws_conn_t *c, uint16_t code, const char *reason) {
-    c->ws_h = NULL;
+    if (c->mode == TS_CONN_WS) c->ws_h = NULL; /* in HTTP mode: the parser's bytes */
     if (c->flags & TS_CONN_CLOSING) return;
     send_close(c, code, reason);
     ts_net__end(c);

@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "core/ts_err.h"
+#include "core/ts_idmap.h"
 #include "core/ts_list.h"
 #include "core/ts_log.h"
 #include "core/ts_map.h"
@@ -44,6 +45,7 @@ typedef struct member {
     room_t *room;
     ts_sio_socket_t *s;
     ts_list_t link;
+    struct member *next; /* the socket's next room, in joining order */
 } member_t;
 
 /* One emitted packet in a namespace's shared log: kept until every loop
@@ -90,26 +92,31 @@ typedef struct pending_ack {
 typedef struct client {
     ts_sio_server_t *srv;
     ts_eio_sock_t *eio;
-    ts_sio_decoder_t dec;
-    ts_sio_socket_t **socks; /* one per joined namespace */
-    size_t nsocks, capsocks;
+    /* Only while a binary packet collects its attachments (216 bytes):
+     * every other message is decoded by a decoder on the stack. */
+    ts_sio_decoder_t *dec;
+    ts_sio_socket_t *socks; /* one per joined namespace, linked by next_in_client */
     ts_list_t pending_link; /* in srv->unconnected until a namespace is joined */
     uint64_t created_ms;
     const char *close_reason; /* overrides Engine.IO's reason when we closed it */
     ts_rl_bucket_t connects;  /* namespace CONNECTs: each may verify a token */
 } client_t;
 
+/* Field order packs the struct into 152 bytes (a 160-byte malloc chunk):
+ * one per connected namespace, so every byte counts (docs/ARCHITECTURE.md). */
 struct ts_sio_socket {
     client_t *c;
+    ts_sio_socket_t *next_in_client; /* in joining order; a client has few */
     ts_sio_nsp_t *nsp;
     char id[ID_LEN + 1];
     char pid[ID_LEN + 1];
-    member_t **rooms; /* rooms joined; the socket's own room is implicit (nsp->by_id) */
-    size_t nrooms, caprooms;
+    uint8_t recovered;
+    uint32_t nrooms;   /* in `rooms` */
+    member_t *rooms;   /* rooms joined, linked by member.next; the socket's own
+                          room is implicit (nsp->by_id) */
     json_t *auth;
     char *owner;       /* identity a restored session must match (optional) */
     void *ud;
-    uint8_t recovered;
     uint64_t gen;      /* broadcast dedup stamp */
     int64_t next_ack;
     ts_list_t acks;    /* pending_ack_t.link */
@@ -149,7 +156,7 @@ struct ts_sio_nsp {
     ts_list_t sockets;
     size_t count;
     ts_map_t rooms;    /* name -> room_t */
-    ts_map_t by_id;    /* socket id -> socket: the room every socket is in,
+    ts_idmap_t by_id;  /* socket id -> socket: the room every socket is in,
                           without a room_t per socket */
 };
 
@@ -294,40 +301,41 @@ static void room_drop_member(ts_sio_nsp_t *nsp, member_t *m) {
 
 void ts_sio_join(ts_sio_socket_t *s, const char *room) {
     if (strcmp(room, s->id) == 0) return; /* always in it */
-    for (size_t i = 0; i < s->nrooms; i++)
-        if (strcmp(s->rooms[i]->room->name, room) == 0) return;
+    member_t **tail = &s->rooms;
+    for (; *tail; tail = &(*tail)->next)
+        if (strcmp((*tail)->room->name, room) == 0) return;
     room_t *r = room_get(s->nsp, room, 1);
     member_t *m = ts_xmalloc(sizeof(*m));
     m->room = r;
     m->s = s;
+    m->next = NULL;
     ts_list_insert_tail(&r->members, &m->link);
     r->n++;
-    if (s->nrooms == s->caprooms) {
-        s->caprooms = s->caprooms ? s->caprooms * 2 : 4;
-        s->rooms = ts_xrealloc(s->rooms, s->caprooms * sizeof(*s->rooms));
-    }
-    s->rooms[s->nrooms++] = m;
+    *tail = m;
+    s->nrooms++;
 }
 
 void ts_sio_leave(ts_sio_socket_t *s, const char *room) {
-    for (size_t i = 0; i < s->nrooms; i++) {
-        if (strcmp(s->rooms[i]->room->name, room) != 0) continue;
-        room_drop_member(s->nsp, s->rooms[i]);
-        memmove(&s->rooms[i], &s->rooms[i + 1], (s->nrooms - i - 1) * sizeof(*s->rooms));
+    for (member_t **p = &s->rooms; *p; p = &(*p)->next) {
+        member_t *m = *p;
+        if (strcmp(m->room->name, room) != 0) continue;
+        *p = m->next;
         s->nrooms--;
+        room_drop_member(s->nsp, m);
         return;
     }
 }
 
 size_t ts_sio_socket_rooms(const ts_sio_socket_t *s, const char **out, size_t max) {
     if (max) out[0] = s->id;
-    for (size_t i = 0; i < s->nrooms && i + 1 < max; i++) out[i + 1] = s->rooms[i]->room->name;
+    size_t i = 1;
+    for (const member_t *m = s->rooms; m && i < max; m = m->next) out[i++] = m->room->name;
     return s->nrooms + 1;
 }
 
 /* The socket whose own room is `name`, if it is in this namespace. */
 static ts_sio_socket_t *by_id(ts_sio_nsp_t *nsp, const char *name) {
-    return strlen(name) == ID_LEN ? ts_map_get(&nsp->by_id, name, ID_LEN) : NULL;
+    return strlen(name) == ID_LEN ? ts_idmap_get(&nsp->by_id, name) : NULL;
 }
 
 /* ---- the shared log ---- */
@@ -670,8 +678,9 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
             sv->nrooms = s->nrooms + 1; /* its own room first */
             sv->rooms = ts_xmalloc(sv->nrooms * sizeof(char *));
             sv->rooms[0] = ts_xstrdup(s->id);
-            for (size_t i = 0; i < s->nrooms; i++)
-                sv->rooms[i + 1] = ts_xstrdup(s->rooms[i]->room->name);
+            size_t i = 1;
+            for (const member_t *m = s->rooms; m; m = m->next)
+                sv->rooms[i++] = ts_xstrdup(m->room->name);
             sv->owner = s->owner ? ts_xstrdup(s->owner) : NULL;
             sv->at_ms = ts_now_ms();
             pthread_mutex_lock(&nsp->sh->mu);
@@ -686,14 +695,18 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
         ack_finish(a);
         a->cb(s, NULL, -1, a->ud);
     }
-    for (size_t i = 0; i < s->nrooms; i++) room_drop_member(nsp, s->rooms[i]);
-    free(s->rooms);
-    ts_map_del(&nsp->by_id, s->id, ID_LEN);
+    while (s->rooms) {
+        member_t *m = s->rooms;
+        s->rooms = m->next;
+        room_drop_member(nsp, m);
+    }
+    s->nrooms = 0;
+    ts_idmap_del(&nsp->by_id, s->id);
     ts_list_remove(&s->nsp_link);
     nsp->count--;
-    for (size_t i = 0; i < c->nsocks; i++) {
-        if (c->socks[i] == s) {
-            c->socks[i] = c->socks[--c->nsocks];
+    for (ts_sio_socket_t **p = &c->socks; *p; p = &(*p)->next_in_client) {
+        if (*p == s) {
+            *p = s->next_in_client;
             break;
         }
     }
@@ -708,8 +721,8 @@ void ts_sio_disconnect(ts_sio_socket_t *s, int close_conn) {
     if (close_conn) {
         /* Node: every socket of the connection gets a DISCONNECT, then the
          * connection closes. */
-        while (c->nsocks) {
-            ts_sio_socket_t *x = c->socks[0];
+        while (c->socks) {
+            ts_sio_socket_t *x = c->socks;
             send_packet(x, TS_SIO_DISCONNECT, NULL, TS_SIO_NO_ID, NULL);
             socket_remove(x, "server namespace disconnect");
         }
@@ -725,6 +738,7 @@ static nsp_shared_t *shared_attach(ts_sio_server_t *srv, const char *name);
 static ts_sio_nsp_t *nsp_create(ts_sio_server_t *srv, const char *name,
                                 const ts_sio_nsp_handler_t *h, void *ud) {
     ts_sio_nsp_t *nsp = ts_xcalloc(1, sizeof(*nsp));
+    ts_idmap_init(&nsp->by_id, offsetof(ts_sio_socket_t, id), ID_LEN);
     nsp->srv = srv;
     nsp->sh = shared_attach(srv, name);
     nsp->name = ts_xstrdup(name);
@@ -810,8 +824,8 @@ static void unref_all(log_entry_t **v, size_t n) {
 
 static void do_connect(client_t *c, const char *name, json_t *auth_in) {
     ts_sio_server_t *srv = c->srv;
-    for (size_t i = 0; i < c->nsocks; i++) {
-        if (strcmp(c->socks[i]->nsp->name, name) == 0) {
+    for (ts_sio_socket_t *x = c->socks; x; x = x->next_in_client) {
+        if (strcmp(x->nsp->name, name) == 0) {
             /* a second CONNECT to the same namespace: Node closes */
             client_close(c, "forced server close");
             return;
@@ -873,17 +887,15 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
         ts_random_id(s->pid, ID_LEN);
     }
     /* accepted */
-    if (c->nsocks == c->capsocks) {
-        c->capsocks = c->capsocks ? c->capsocks * 2 : 2;
-        c->socks = ts_xrealloc(c->socks, c->capsocks * sizeof(*c->socks));
-    }
-    c->socks[c->nsocks++] = s;
+    ts_sio_socket_t **tail = &c->socks;
+    while (*tail) tail = &(*tail)->next_in_client;
+    *tail = s;
     if (ts_list_linked(&c->pending_link)) ts_list_remove(&c->pending_link);
     ts_list_insert_tail(&nsp->sockets, &s->nsp_link);
     nsp->count++;
     TS_MET_INC(SIO_CONNECTS);
     TS_MET_GAUGE_ADD(SIO_SOCKETS, 1);
-    ts_map_put(&nsp->by_id, s->id, ID_LEN, s);
+    ts_idmap_put(&nsp->by_id, s);
     if (sv) {
         for (size_t i = 0; i < sv->nrooms; i++) ts_sio_join(s, sv->rooms[i]);
         /* the missed packets go before the CONNECT reply (Node's order) */
@@ -903,8 +915,8 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
 /* ---- packets from the client ---- */
 
 static ts_sio_socket_t *client_socket(client_t *c, const char *nsp) {
-    for (size_t i = 0; i < c->nsocks; i++)
-        if (strcmp(c->socks[i]->nsp->name, nsp) == 0) return c->socks[i];
+    for (ts_sio_socket_t *x = c->socks; x; x = x->next_in_client)
+        if (strcmp(x->nsp->name, nsp) == 0) return x;
     return NULL;
 }
 
@@ -934,8 +946,8 @@ static void on_event(ts_sio_socket_t *s, ts_sio_packet_t *p) {
  * handler that declined. */
 static int on_raw_event(client_t *c, ts_sio_raw_event_t *ev, size_t len) {
     ts_sio_socket_t *s = NULL;
-    for (size_t i = 0; i < c->nsocks && !s; i++)
-        if (ts_slice_eq_str(ev->nsp, c->socks[i]->nsp->name)) s = c->socks[i];
+    for (ts_sio_socket_t *x = c->socks; x && !s; x = x->next_in_client)
+        if (ts_slice_eq_str(ev->nsp, x->nsp->name)) s = x;
     if (!s || !s->nsp->h.on_raw_event) return 0;
     /* NUL-terminated copies of the name and of the string arguments without
      * escapes: together never longer than the message */
@@ -1014,10 +1026,12 @@ static void dispatch(client_t *c, ts_sio_packet_t *p) {
 /* ---- Engine.IO callbacks ---- */
 
 static void client_free(client_t *c, const char *reason) {
-    while (c->nsocks) socket_remove(c->socks[0], reason);
+    while (c->socks) socket_remove(c->socks, reason);
     if (ts_list_linked(&c->pending_link)) ts_list_remove(&c->pending_link);
-    ts_sio_decoder_deinit(&c->dec);
-    free(c->socks);
+    if (c->dec) {
+        ts_sio_decoder_deinit(c->dec);
+        free(c->dec);
+    }
     free(c);
 }
 
@@ -1036,7 +1050,6 @@ static void eio_open(ts_eio_sock_t *e, void *server_ud) {
     c->created_ms = ts_now_ms();
     ts_rl_bucket_init(&c->connects, TS_RL_PER_SEC(CONNECTS_PER_S), CONNECTS_BURST,
                       uv_now(srv->loop));
-    ts_sio_decoder_init(&c->dec, srv->opts.parser);
     ts_list_init(&c->pending_link);
     ts_list_insert_tail(&srv->unconnected, &c->pending_link);
     ts_eio_sock_set_ud(e, c);
@@ -1046,13 +1059,35 @@ static void eio_message(ts_eio_sock_t *e, const uint8_t *data, size_t len, int b
     client_t *c = ud;
     if (!c) return;
     ts_sio_raw_event_t ev;
-    if (ts_sio_decoder_feed_raw(&c->dec, data, len, binary, &ev) && on_raw_event(c, &ev, len))
+    /* the fast path: JSON parser, text, no attachments being collected */
+    if (!c->dec && c->srv->opts.parser == TS_SIO_PARSER_JSON && !binary &&
+        ts_sio_raw_event_parse(data, len, &ev) && on_raw_event(c, &ev, len))
         return;
     ts_sio_packet_t pkt;
-    int rc = ts_sio_decoder_feed(&c->dec, data, len, binary, &pkt);
+    ts_sio_decoder_t local, *d = c->dec;
+    if (!d) {
+        /* between packets a decoder holds nothing: a fresh one per message */
+        d = &local;
+        ts_sio_decoder_init(d, c->srv->opts.parser);
+    }
+    int rc = ts_sio_decoder_feed(d, data, len, binary, &pkt);
+    if (rc == 0 && d == &local) {
+        /* attachments follow in the next messages: the state moves to the
+         * heap (a decoder is plain data, it may be copied) */
+        c->dec = ts_xmalloc(sizeof(*c->dec));
+        *c->dec = local;
+    } else if (rc != 0 && d == c->dec) {
+        c->dec = NULL; /* the packet is complete (or failed): freed below */
+    }
     if (rc < 0) {
         TS_MET_ERR(SIO_PARSE);
-        ts_debug("sio", "closing %s: %s", ts_eio_sock_id(e), c->dec.errmsg);
+        ts_debug("sio", "closing %s: %s", ts_eio_sock_id(e), d->errmsg);
+    }
+    if (rc != 0 && d != &local) {
+        ts_sio_decoder_deinit(d);
+        free(d);
+    }
+    if (rc < 0) {
         client_close(c, "parse error");
         return;
     }
@@ -1197,7 +1232,7 @@ static void nsp_free(ts_sio_nsp_t *nsp) {
     log_prune(sh, nsp->srv->group, ts_now_ms());
     pthread_mutex_unlock(&sh->mu);
     ts_map_deinit(&nsp->rooms);
-    ts_map_deinit(&nsp->by_id);
+    ts_idmap_deinit(&nsp->by_id);
     free(nsp->name);
     free(nsp);
 }

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
 
 #include "core/ts_buf.h"
 #include "core/ts_err.h"
@@ -974,6 +975,57 @@ static void test_roundtrip_stream_random_chunks(void **state) {
     free(wire);
 }
 
+/* SHA-1 of the accept key: the FIPS 180 examples and, for every length from
+ * 0 to 300 bytes (each padding case), the same digest as OpenSSL. */
+static void sha1_hex(const uint8_t *d, char out[41]) {
+    for (int i = 0; i < 20; i++) snprintf(out + 2 * i, 3, "%02x", d[i]);
+}
+
+static void test_sha1_fips(void **state) {
+    (void)state;
+    static const struct {
+        const char *in;
+        const char *want;
+    } rows[] = {
+        {"", "da39a3ee5e6b4b0d3255bfef95601890afd80709"},
+        {"abc", "a9993e364706816aba3e25717850c26c9cd0d89d"},
+        {"abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "84983e441c3bd26ebaae4aa1f95129e5e54670f1"},
+        /* RFC 6455 1.3: key + GUID of the handshake example */
+        {"dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11",
+         "b37a4f2cc0624f1690f64606cf385945b2bec4ea"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        uint8_t d[20];
+        char got[41];
+        ts_ws__sha1(rows[i].in, strlen(rows[i].in), d);
+        sha1_hex(d, got);
+        assert_string_equal(got, rows[i].want);
+    }
+    char *million = malloc(1000000);
+    memset(million, 'a', 1000000);
+    uint8_t d[20];
+    char got[41];
+    ts_ws__sha1(million, 1000000, d);
+    sha1_hex(d, got);
+    assert_string_equal(got, "34aa973cd4c4daa4f61eeb2bdbad27316534016f");
+    free(million);
+}
+
+static void test_sha1_same_as_openssl(void **state) {
+    (void)state;
+    uint8_t buf[300];
+    for (size_t i = 0; i < sizeof buf; i++) buf[i] = (uint8_t)(i * 131 + 7);
+    for (size_t len = 0; len <= sizeof buf; len++) {
+        uint8_t ours[20], theirs[EVP_MAX_MD_SIZE];
+        unsigned int n = 0;
+        ts_ws__sha1(buf, len, ours);
+        assert_true(EVP_Digest(buf, len, theirs, &n, EVP_sha1(), NULL));
+        assert_int_equal(n, 20);
+        if (memcmp(ours, theirs, 20) != 0) fail_msg("digest differs for %zu bytes", len);
+    }
+}
+
 int main(void) {
     static const struct CMUnitTest fixed[] = {
         cmocka_unit_test(test_reader_defaults),
@@ -987,6 +1039,8 @@ int main(void) {
         cmocka_unit_test(test_frame_encode_close),
         cmocka_unit_test(test_mask),
         cmocka_unit_test(test_accept_key),
+        cmocka_unit_test(test_sha1_fips),
+        cmocka_unit_test(test_sha1_same_as_openssl),
         cmocka_unit_test(test_roundtrip_server_to_client),
         cmocka_unit_test(test_roundtrip_client_to_server),
         cmocka_unit_test(test_roundtrip_stream_random_chunks),

@@ -1,0 +1,35 @@
+/* ts_idmap.h - objects that carry their own fixed-length key (an Engine.IO
+ * session id, a socket id), found by that key. There is one such entry per
+ * connection, so a slot is a single word: the object pointer, with 16 bits
+ * of the key's hash in its unused top bits so that a probe rarely has to
+ * read the object. A ts_map slot (key, value, hash, length) is three times
+ * as big. */
+#ifndef TS_IDMAP_H
+#define TS_IDMAP_H
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct ts_idmap {
+    uintptr_t *slots; /* private: 0 = empty, 1 = deleted, else tag << 48 | pointer */
+    size_t cap;       /* private: power of two, or 0 */
+    size_t count;     /* read-only: objects in the map */
+    size_t used;      /* private: objects + deleted slots */
+    size_t key_off;   /* read-only: where the key is in every object */
+    size_t klen;      /* read-only: the length of every key */
+} ts_idmap_t;
+
+/* Every object put in the map holds its key, klen bytes, at key_off. */
+void ts_idmap_init(ts_idmap_t *m, size_t key_off, size_t klen);
+void ts_idmap_deinit(ts_idmap_t *m);
+/* The object whose key is key[0..klen), or NULL. */
+void *ts_idmap_get(const ts_idmap_t *m, const char *key);
+/* Inserts `obj` (borrowed: it must stay alive, with its key unchanged, while
+ * in the map). Returns the object it replaces (same key), or NULL. */
+void *ts_idmap_put(ts_idmap_t *m, void *obj);
+/* Removes and returns the object with this key, or NULL. */
+void *ts_idmap_del(ts_idmap_t *m, const char *key);
+/* Iteration: for (size_t i = 0; ts_idmap_next(m, &i, &obj);) ... Removing
+ * the current object during iteration is allowed; inserting is not. */
+int ts_idmap_next(const ts_idmap_t *m, size_t *iter, void **out);
+
+#endif

@@ -1,0 +1,140 @@
+/* test_idmap.c - the one-word-slot map of objects keyed by their own ids:
+ * insert, replace, delete with tombstones, growth, iteration with removal,
+ * and that it agrees with a plain array under random churn. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/ts_idmap.h"
+
+#define KLEN 20
+
+typedef struct obj {
+    int before;        /* the key is not at offset 0 */
+    char id[KLEN + 1]; /* NUL-terminated, as the servers keep them */
+    int val;
+} obj_t;
+
+static void set_id(obj_t *o, unsigned n) { snprintf(o->id, sizeof o->id, "id-%017u", n); }
+
+static void put_get_del(void **state) {
+    (void)state;
+    ts_idmap_t m;
+    ts_idmap_init(&m, offsetof(obj_t, id), KLEN);
+    obj_t a = {0}, b = {0}, a2 = {0};
+    set_id(&a, 1);
+    set_id(&b, 2);
+    set_id(&a2, 1); /* another object with a's key */
+    assert_null(ts_idmap_get(&m, a.id));
+    assert_null(ts_idmap_del(&m, a.id)); /* empty map */
+    assert_null(ts_idmap_put(&m, &a));
+    assert_null(ts_idmap_put(&m, &b));
+    assert_ptr_equal(ts_idmap_get(&m, "id-00000000000000001"), &a);
+    assert_ptr_equal(ts_idmap_get(&m, b.id), &b);
+    assert_null(ts_idmap_get(&m, "id-00000000000000003"));
+    assert_ptr_equal(ts_idmap_put(&m, &a2), &a); /* replaced, count unchanged */
+    assert_int_equal(m.count, 2);
+    assert_ptr_equal(ts_idmap_get(&m, a.id), &a2);
+    assert_ptr_equal(ts_idmap_del(&m, a.id), &a2);
+    assert_null(ts_idmap_del(&m, a.id));
+    assert_null(ts_idmap_get(&m, a.id));
+    assert_ptr_equal(ts_idmap_get(&m, b.id), &b); /* found past the tombstone */
+    assert_int_equal(m.count, 1);
+    ts_idmap_deinit(&m);
+    assert_null(ts_idmap_get(&m, b.id));
+}
+
+/* Random puts and deletes against a shadow array: every live object stays
+ * reachable, every removed one is gone, the count is exact, through growth
+ * and tombstone reuse. */
+static void churn_matches_shadow(void **state) {
+    (void)state;
+    enum { N = 6000, OPS = 60000 };
+    obj_t *objs = calloc(N, sizeof *objs);
+    char *in = calloc(N, 1);
+    for (unsigned i = 0; i < N; i++) set_id(&objs[i], i * 7919u);
+    ts_idmap_t m;
+    ts_idmap_init(&m, offsetof(obj_t, id), KLEN);
+    srand(4242);
+    size_t live = 0;
+    for (int op = 0; op < OPS; op++) {
+        unsigned i = (unsigned)rand() % N;
+        if (in[i]) {
+            assert_ptr_equal(ts_idmap_del(&m, objs[i].id), &objs[i]);
+            in[i] = 0;
+            live--;
+        } else {
+            assert_null(ts_idmap_put(&m, &objs[i]));
+            in[i] = 1;
+            live++;
+        }
+        assert_int_equal(m.count, live);
+    }
+    for (unsigned i = 0; i < N; i++)
+        assert_ptr_equal(ts_idmap_get(&m, objs[i].id), in[i] ? &objs[i] : NULL);
+    assert_true(m.cap * 3 > m.used * 4); /* an empty slot always ends a probe */
+    ts_idmap_deinit(&m);
+    free(in);
+    free(objs);
+}
+
+/* Iteration sees each object once, also when it removes the current one. */
+static void iterate_and_remove(void **state) {
+    (void)state;
+    enum { N = 100 };
+    obj_t objs[N];
+    ts_idmap_t m;
+    ts_idmap_init(&m, offsetof(obj_t, id), KLEN);
+    for (unsigned i = 0; i < N; i++) {
+        memset(&objs[i], 0, sizeof objs[i]);
+        set_id(&objs[i], i);
+        objs[i].val = 0;
+        ts_idmap_put(&m, &objs[i]);
+    }
+    void *o;
+    for (size_t it = 0; ts_idmap_next(&m, &it, &o);) {
+        obj_t *x = o;
+        x->val++;
+        if (x->val == 1 && (x - objs) % 2 == 0) assert_ptr_equal(ts_idmap_del(&m, x->id), x);
+    }
+    for (unsigned i = 0; i < N; i++) {
+        assert_int_equal(objs[i].val, 1);
+        assert_ptr_equal(ts_idmap_get(&m, objs[i].id), i % 2 ? &objs[i] : NULL);
+    }
+    assert_int_equal(m.count, N / 2);
+    ts_idmap_deinit(&m);
+}
+
+/* Insert/delete cycles with a small live set do not grow the table. */
+static void tombstones_do_not_leak_capacity(void **state) {
+    (void)state;
+    enum { N = 20000 };
+    obj_t *objs = calloc(N, sizeof *objs);
+    ts_idmap_t m;
+    ts_idmap_init(&m, offsetof(obj_t, id), KLEN);
+    for (unsigned i = 0; i < N; i++) {
+        set_id(&objs[i], i);
+        ts_idmap_put(&m, &objs[i]);
+        if (i >= 4) ts_idmap_del(&m, objs[i - 4].id);
+    }
+    assert_int_equal(m.count, 4);
+    assert_true(m.cap <= 64);
+    ts_idmap_deinit(&m);
+    free(objs);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(put_get_del),
+        cmocka_unit_test(churn_matches_shadow),
+        cmocka_unit_test(iterate_and_remove),
+        cmocka_unit_test(tombstones_do_not_leak_capacity),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
