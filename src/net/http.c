@@ -492,3 +492,33 @@ ts_buf_t *ts_http_response(int status, const char *headers, const void *body, si
     if (!bodyless && len) ts_sbuf_append(&s, body, len);
     return ts_sbuf_finish(&s);
 }
+
+/* Content-Length, Transfer-Encoding, and any name they begin: http-parser
+ * reads "Transfer-EncodingX" as Transfer-Encoding, so such a header would
+ * make the rewritten request (with its Content-Length) unreadable. */
+static int framing_header(ts_slice_t name) {
+    static const char *const names[] = {"content-length", "transfer-encoding"};
+    for (size_t i = 0; i < 2; i++) {
+        size_t n = strlen(names[i]);
+        if (name.len >= n && strncasecmp((const char *)name.p, names[i], n) == 0) return 1;
+    }
+    return 0;
+}
+
+void ts_http_req_serialize(const ts_http_req_t *req, ts_sbuf_t *sb) {
+    ts_sbuf_printf(sb, "%s %.*s HTTP/1.%u\r\n", req->method_name, (int)req->url.len,
+                   (const char *)req->url.p, req->http_minor);
+    for (size_t i = 0; i < req->nheaders; i++) {
+        const ts_http_header_t *h = &req->headers[i];
+        if (framing_header(h->name)) continue;
+        ts_sbuf_append(sb, h->name.p, h->name.len);
+        ts_sbuf_append(sb, ":", 1); /* no space: never longer than what arrived */
+        ts_sbuf_append(sb, h->value.p, h->value.len);
+        ts_sbuf_append(sb, "\r\n", 2);
+    }
+    /* not longer than the Content-Length or Transfer-Encoding: chunked line
+     * it replaces, so the request still fits the same header limit */
+    if (req->body.len) ts_sbuf_printf(sb, "Content-Length:%zu\r\n", req->body.len);
+    ts_sbuf_append(sb, "\r\n", 2);
+    ts_sbuf_append(sb, req->body.p, req->body.len);
+}

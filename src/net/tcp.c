@@ -798,31 +798,10 @@ struct ts_net_handoff {
     ts_net_addr_t peer;
 };
 
-static int name_is(ts_slice_t name, const char *s) {
-    return name.len == strlen(s) && strncasecmp((const char *)name.p, s, name.len) == 0;
-}
-
-/* The request as HTTP/1.1 bytes the target's parser reads back the same:
- * the body was de-chunked, so it travels with a Content-Length. */
-static void serialise(ts_sbuf_t *sb, const ts_http_req_t *req) {
-    ts_sbuf_printf(sb, "%s %.*s HTTP/1.%u\r\n", req->method_name, (int)req->url.len,
-                   (const char *)req->url.p, req->http_minor);
-    for (size_t i = 0; i < req->nheaders; i++) {
-        const ts_http_header_t *h = &req->headers[i];
-        if (name_is(h->name, "content-length") || name_is(h->name, "transfer-encoding"))
-            continue;
-        ts_sbuf_printf(sb, "%.*s: %.*s\r\n", (int)h->name.len, (const char *)h->name.p,
-                       (int)h->value.len, (const char *)h->value.p);
-    }
-    if (req->body.len) ts_sbuf_printf(sb, "Content-Length: %zu\r\n", req->body.len);
-    ts_sbuf_append(sb, "\r\n", 2);
-    ts_sbuf_append(sb, req->body.p, req->body.len);
-}
-
 void ts_http_conn_handoff(ts_http_conn_t *c, const ts_http_req_t *req, ts_net_handoff_cb cb,
                           void *ud) {
     conn_handoff_t *ho = ts_xcalloc(1, sizeof(*ho));
-    serialise(&ho->req, req);
+    ts_http_req_serialize(req, &ho->req);
     ho->cb = cb;
     ho->ud = ud;
     /* AWAITING stays set: nothing more is parsed here; what arrives is kept

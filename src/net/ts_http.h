@@ -69,6 +69,18 @@ int ts_http_query_param(ts_slice_t query, const char *name, ts_slice_t *value);
  * e.g. Connection: keep-alive, Upgrade. */
 int ts_http_header_has_token(ts_slice_t value, const char *token);
 
+/* Appends `req` as HTTP/1.x bytes that a parser with the same limits reads
+ * back as the same request: method, target, version, every header in order
+ * except Content-Length, Transfer-Encoding (and names that begin with
+ * them: http-parser takes those for the real ones), and the (de-chunked) body
+ * with a Content-Length; header values are written trimmed, so
+ * http-parser's keep-alive and upgrade flags (taken from the untrimmed
+ * Connection header) may read differently for "close\t". Its header
+ * section is never longer than the one that arrived, except that trailers
+ * of a chunked body (which Engine.IO clients do not send) join it.
+ * Used to move a request to another event loop. */
+void ts_http_req_serialize(const ts_http_req_t *req, ts_sbuf_t *out);
+
 /* Response serialisation: status line + headers + Content-Length + body.
  * `headers` is a block of "Name: value\r\n" lines (may be NULL). Returns new. */
 ts_buf_t *ts_http_response(int status, const char *headers, const void *body, size_t len,
