@@ -75,8 +75,7 @@ static void send_handoff(ts_net_handoff_t *h, void *ud) {
     }
 }
 
-void ts_dmn_send_conn(ts_dmn_t *from, unsigned to, ts_http_conn_t *hc, ts_http_req_t *req) {
-    (void)from;
+void ts_dmn_send_conn(unsigned to, ts_http_conn_t *hc, ts_http_req_t *req) {
     ts_http_conn_handoff(hc, req, send_handoff, proc.w[to]);
 }
 
@@ -346,8 +345,10 @@ static void worker_abort(ts_dmn_t *d) {
     if (d->store.self) ts_store_close(&d->store, store_closed, NULL);
     if (d->sio) ts_sio_server_free(d->sio);
     if (d->net) ts_net_close(d->net, close_net_done, NULL);
-    if (d->inbox_open) uv_close((uv_handle_t *)&d->inbox, handle_closed);
-    if (d->inbox_open) uv_close((uv_handle_t *)&d->drain_timer, handle_closed);
+    if (d->inbox_open) { /* both were made last, together */
+        uv_close((uv_handle_t *)&d->inbox, handle_closed);
+        uv_close((uv_handle_t *)&d->drain_timer, handle_closed);
+    }
     uv_run(d->loop, UV_RUN_DEFAULT);
     uv_loop_close(d->loop);
 }

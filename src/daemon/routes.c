@@ -83,7 +83,7 @@ void ts_dmn_route(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *u
          * that one may still be serving the session). */
         int owner = ts_eio_request_loop(req, (unsigned)d->proc->n);
         if (owner >= 0 && (unsigned)owner != d->idx) {
-            ts_dmn_send_conn(d, (unsigned)owner, hc, req);
+            ts_dmn_send_conn((unsigned)owner, hc, req);
             return;
         }
     }

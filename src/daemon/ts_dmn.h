@@ -55,7 +55,7 @@ struct ts_dmn_proc {
 };
 
 /* Hands a connection whose request belongs to loop `to` over to it. */
-void ts_dmn_send_conn(ts_dmn_t *from, unsigned to, ts_http_conn_t *hc, ts_http_req_t *req);
+void ts_dmn_send_conn(unsigned to, ts_http_conn_t *hc, ts_http_req_t *req);
 
 /* routes.c: every HTTP request lands here. */
 void ts_dmn_route(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *ud);
