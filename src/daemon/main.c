@@ -304,7 +304,7 @@ static int worker_start(ts_dmn_t *d, unsigned idx, uint16_t port) {
     d->auth = proc.auth;
     for (size_t i = 0; i < d->cfg.n_cors_origins; i++) d->cors[i] = d->cfg.cors_origins[i];
     ts_eio_opts_t eo = {
-        .path = "/socket.io/",
+        .path = TS_DMN_SIO_PATH,
         .ping_interval_ms = d->cfg.ping_interval_ms,
         .ping_timeout_ms = d->cfg.ping_timeout_ms,
         .upgrade_timeout_ms = d->cfg.upgrade_timeout_ms,
@@ -324,7 +324,7 @@ static int worker_start(ts_dmn_t *d, unsigned idx, uint16_t port) {
     d->eio = ts_eio_server_new(d->loop, &eo, ts_sio_eio_handler(), d->sio);
     if (d->cfg.conformance) {
         ts_eio_opts_t raw = eo;
-        raw.path = "/engine.io/";
+        raw.path = TS_DMN_RAW_EIO_PATH;
         d->raw_eio = ts_eio_server_new(d->loop, &raw, ts_dmn_echo_eio_handler(), NULL);
     }
     ts_dmn_apps_register(d);

@@ -63,8 +63,10 @@ static void static_file(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *re
     ts_dmn_static_res_deinit(&res);
 }
 
+/* An Engine.IO request, known by its path even once this loop's servers
+ * are gone (draining): the session may live on a loop still serving it. */
 static int eio_path(const ts_dmn_t *d, ts_slice_t path) {
-    static const char sio[] = "/socket.io/", raw[] = "/engine.io/";
+    static const char sio[] = TS_DMN_SIO_PATH, raw[] = TS_DMN_RAW_EIO_PATH;
     return (path.len >= sizeof sio - 1 && memcmp(path.p, sio, sizeof sio - 1) == 0) ||
            (d->cfg.conformance && path.len >= sizeof raw - 1 &&
             memcmp(path.p, raw, sizeof raw - 1) == 0);

@@ -11,6 +11,10 @@
 #include "sio/ts_sio.h"
 #include "store/ts_store.h"
 
+/* Where the Engine.IO servers listen: Socket.IO's, and --conformance's raw one. */
+#define TS_DMN_SIO_PATH "/socket.io/"
+#define TS_DMN_RAW_EIO_PATH "/engine.io/"
+
 typedef struct ts_dmn_proc ts_dmn_proc_t;
 typedef struct dmn_msg dmn_msg_t;
 

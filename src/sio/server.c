@@ -1058,18 +1058,16 @@ static void eio_open(ts_eio_sock_t *e, void *server_ud) {
 static void eio_message(ts_eio_sock_t *e, const uint8_t *data, size_t len, int binary, void *ud) {
     client_t *c = ud;
     if (!c) return;
-    ts_sio_raw_event_t ev;
-    /* the fast path: JSON parser, text, no attachments being collected */
-    if (!c->dec && c->srv->opts.parser == TS_SIO_PARSER_JSON && !binary &&
-        ts_sio_raw_event_parse(data, len, &ev) && on_raw_event(c, &ev, len))
-        return;
-    ts_sio_packet_t pkt;
     ts_sio_decoder_t local, *d = c->dec;
     if (!d) {
         /* between packets a decoder holds nothing: a fresh one per message */
         d = &local;
         ts_sio_decoder_init(d, c->srv->opts.parser);
     }
+    /* the fast path (JSON parser, text, no attachments being collected) */
+    ts_sio_raw_event_t ev;
+    if (ts_sio_decoder_feed_raw(d, data, len, binary, &ev) && on_raw_event(c, &ev, len)) return;
+    ts_sio_packet_t pkt;
     int rc = ts_sio_decoder_feed(d, data, len, binary, &pkt);
     if (rc == 0 && d == &local) {
         /* attachments follow in the next messages: the state moves to the
