@@ -7,7 +7,10 @@
  * to an equal packet, and encode again to the very same bytes. Every text
  * message is also offered to the relay fast path (packet_raw.c): whatever
  * it takes, the full decoder must take too, with the same namespace, id,
- * name and values, and each argument must encode back to its exact text. */
+ * name and values, and each argument must encode back to its exact text.
+ * And from its first '[' or '{' on, every text message is parsed by
+ * ts_sio_json_loadb and json_loadb, which must build the same tree or
+ * both refuse. */
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -148,6 +151,32 @@ static void check_raw(const uint8_t *msg, size_t n) {
     ts_sio_decoder_deinit(&d);
 }
 
+/* ts_sio_json_loadb builds json_loadb's tree or refuses as it does. */
+static void check_loadb_one(const uint8_t *p, size_t n, size_t flags) {
+    json_t *a = ts_sio_json_loadb(p, n, flags, NULL);
+    json_t *b = json_loadb((const char *)p, n, flags, NULL);
+    ts_assert(!a == !b);
+    if (!a) return;
+    char *da = json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *db = json_dumps(b, JSON_COMPACT | JSON_ENCODE_ANY);
+    ts_assert(strcmp(da, db) == 0 && json_equal(a, b));
+    free(da);
+    free(db);
+    json_decref(a);
+    json_decref(b);
+}
+
+static void check_loadb(const uint8_t *msg, size_t n) {
+    /* the packet's payload starts at its first '[' or '{' */
+    size_t i = 0;
+    while (i < n && msg[i] != '[' && msg[i] != '{') i++;
+    const uint8_t *p = msg + i;
+    n -= i;
+    check_loadb_one(p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL);
+    check_loadb_one(p, n, JSON_REJECT_DUPLICATES);
+    check_loadb_one(p, n, JSON_DECODE_ANY | JSON_DECODE_INT_AS_REAL);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
     ts_sio_decoder_t d;
@@ -163,7 +192,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         /* exact-size copy so ASan sees any overread */
         uint8_t *msg = ts_xmalloc(n ? n : 1);
         if (n) memcpy(msg, m, n);
-        if (!binary) check_raw(msg, n);
+        if (!binary) {
+            check_raw(msg, n);
+            check_loadb(msg, n);
+        }
         ts_sio_packet_t pkt;
         int rc = ts_sio_decoder_feed(&d, msg, n, binary, &pkt);
         free(msg);

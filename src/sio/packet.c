@@ -226,7 +226,7 @@ int ts_sio__utf8_no_nul(const uint8_t *p, size_t n) {
 static int parse_json(ts_sio_decoder_t *d, const uint8_t *p, size_t n, json_t **out) {
     const size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
     json_error_t err;
-    json_t *v = json_loadb((const char *)p, n, flags, &err);
+    json_t *v = ts_sio_json_loadb(p, n, flags, &err);
     if (!v && json_error_code(&err) == json_error_numeric_overflow) {
         /* JSON.parse turns 12345678901234567890 into a double; so do we.
          * INT_AS_REAL applies to the whole payload, which our encoder

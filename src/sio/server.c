@@ -255,8 +255,8 @@ static int encode_event(ts_sio_server_t *srv, const char *nsp, const char *event
     json_t *data = event_array(event, args, offset);
     for (size_t i = 0; raw && i < raw->n; i++) {
         json_error_t err;
-        json_t *v = json_loadb((const char *)raw->v[i].text.p, raw->v[i].text.len,
-                               JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+        json_t *v = ts_sio_json_loadb(raw->v[i].text.p, raw->v[i].text.len,
+                                      JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
         if (!v) {
             ts_warn("sio", "cannot encode a packet for %s: argument %zu is not JSON", nsp, i);
             json_decref(data);

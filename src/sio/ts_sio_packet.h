@@ -145,6 +145,15 @@ int ts_sio_json_is_canonical(ts_slice_t text);
  * anything), or 0 if there is none: for walking canonical texts. */
 size_t ts_sio_json_canonical_len(const uint8_t *p, size_t n);
 
+/* json_loadb(p, n, flags, err) with a fast path: a canonical text (see
+ * ts_sio_json_is_canonical) is built into a tree directly, without
+ * jansson's lexer; anything else, and any flag other than JSON_DECODE_ANY,
+ * JSON_ALLOW_NUL, JSON_DECODE_INT_AS_REAL and JSON_REJECT_DUPLICATES, goes
+ * to json_loadb, whose answers and errors stay the reference. Either way
+ * the result is the same tree (same types, values and key order):
+ * tests/sio/test_packet_raw.c and fuzz/fuzz_sio_packet.c check it. */
+json_t *ts_sio_json_loadb(const uint8_t *p, size_t n, size_t flags, json_error_t *err);
+
 /* Encodes, for the JSON parser, an EVENT [event, args..., offset?] (event
  * not NULL) or an ACK [args...] (event NULL) whose arguments are canonical
  * texts: the bytes ts_sio_encode writes for the same values. `offset` (a
