@@ -667,7 +667,6 @@ static void on_connection(uv_stream_t *server, int status) {
         return;
     }
     TS_MET_INC(TCP_ACCEPTED);
-    uv_tcp_nodelay(&c->tcp, 1);
     struct sockaddr_storage sa;
     int salen = sizeof sa;
     if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0) {
@@ -700,6 +699,9 @@ static int bind_socket(ts_net_t *net) {
     /* SO_REUSEPORT lets one listener per loop share the port (issue #4). */
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+    /* Linux copies the listener's TCP_NODELAY into every socket it accepts:
+     * set once here, not with a system call per accepted connection. */
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     socklen_t len = sa.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
                                              : sizeof(struct sockaddr_in);
     if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
