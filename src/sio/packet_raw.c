@@ -30,6 +30,17 @@
 
 static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 
+/* ASCII but the controls, '"' and '\\': the bytes a string takes as they are
+ * (the common case, skipped by one table lookup each). */
+#define PL(c) ((c) >= 0x20 && (c) < 0x80 && (c) != '"' && (c) != '\\')
+#define PL4(c) PL(c), PL(c + 1), PL(c + 2), PL(c + 3)
+#define PL16(c) PL4(c), PL4(c + 4), PL4(c + 8), PL4(c + 12)
+static const uint8_t plain_byte[256] = {PL16(0x00), PL16(0x10), PL16(0x20), PL16(0x30),
+                                        PL16(0x40), PL16(0x50), PL16(0x60), PL16(0x70)};
+#undef PL16
+#undef PL4
+#undef PL
+
 /* A string at p[0] == '"'. Returns its length with the quotes, or 0 if it is
  * not canonical. *plain: it has no escapes. JSON.stringify escapes exactly
  * '"', '\\' and the controls: \b \f \n \r \t, the others as \u00xx (lower
@@ -39,6 +50,8 @@ static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 static size_t canon_string(const uint8_t *p, size_t n, int *plain) {
     int pl = 1;
     for (size_t i = 1; i < n;) {
+        while (i < n && plain_byte[p[i]]) i++;
+        if (i == n) break;
         uint8_t c = p[i];
         if (c == '"') {
             *plain = pl;
@@ -213,10 +226,15 @@ static json_t *build_value(const uint8_t *p, size_t n, size_t flags, size_t *use
 static int hexval(uint8_t c) { return is_digit(c) ? c - '0' : c - 'a' + 10; }
 
 static json_t *build_string(const uint8_t *p, size_t n, size_t flags, size_t *used) {
+    /* Already checked: without a backslash, the first quote ends it. */
+    const uint8_t *q = memchr(p + 1, '"', n - 1);
+    if (!memchr(p + 1, '\\', (size_t)(q - p) - 1)) {
+        *used = (size_t)(q - p) + 1;
+        return json_stringn_nocheck((const char *)p + 1, *used - 2);
+    }
     int plain;
     size_t k = canon_string(p, n, &plain);
     *used = k;
-    if (plain) return json_stringn_nocheck((const char *)p + 1, k - 2);
     /* unescaping never lengthens */
     char stack[256];
     char *out = k <= sizeof stack ? stack : ts_xmalloc(k);
