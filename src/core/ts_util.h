@@ -1,5 +1,5 @@
-/* ts_util.h - small helpers every layer needs: random ids, base64,
- * monotonic milliseconds. */
+/* ts_util.h - small helpers every layer needs: random ids, base64, bounded
+ * string copies, monotonic milliseconds. */
 #ifndef TS_UTIL_H
 #define TS_UTIL_H
 #include <stddef.h>
@@ -25,6 +25,14 @@ long ts_b64_decode(const char *in, size_t n, uint8_t *out);
 long ts_b64url_decode(const char *in, size_t n, uint8_t *out);
 /* 1 if `c` is in the base64url alphabet. */
 int ts_b64url_char(unsigned char c);
+
+/* Copies src into dst[cap] (cap > 0), cut to cap - 1 bytes, NUL-terminated.
+ * Returns strlen(src): a result >= cap means it was cut. (snprintf "%s"
+ * does the same at several times the cost, on paths run per handshake.) */
+size_t ts_strlcpy(char *dst, const char *src, size_t cap);
+/* Writes parts[0] sep parts[1] ... sep parts[n-1] into dst[cap] (cap > 0)
+ * the same way; returns the full length. */
+size_t ts_strjoin(char *dst, size_t cap, char sep, const char *const *parts, size_t n);
 
 /* Milliseconds of CLOCK_MONOTONIC; and wall-clock milliseconds since 1970. */
 uint64_t ts_now_ms(void);

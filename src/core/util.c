@@ -1,4 +1,5 @@
-/* util.c - random ids, base64 and clocks shared by all layers. */
+/* util.c - random ids, base64, string copies and clocks shared by all
+ * layers. */
 #include "core/ts_util.h"
 
 #include <stdlib.h>
@@ -71,16 +72,31 @@ size_t ts_b64_encode(const uint8_t *in, size_t n, char *out) {
     return o;
 }
 
-/* Value of a base64 character in the standard (+/) or URL-safe (-_)
- * alphabet, or -1. */
-static int b64_val(unsigned char c, int url) {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == (url ? '-' : '+')) return 62;
-    if (c == (url ? '_' : '/')) return 63;
-    return -1;
-}
+/* Value of each byte in the standard (+/) and the URL-safe (-_) alphabet,
+ * or -1: one lookup per character (a token's 300 are decoded on every
+ * /session handshake). */
+#define B64V(c, u)                                                                                 \
+    ((c) >= 'A' && (c) <= 'Z'   ? (c) - 'A'                                                        \
+     : (c) >= 'a' && (c) <= 'z' ? (c) - 'a' + 26                                                   \
+     : (c) >= '0' && (c) <= '9' ? (c) - '0' + 52                                                   \
+     : (c) == ((u) ? '-' : '+') ? 62                                                               \
+     : (c) == ((u) ? '_' : '/') ? 63                                                               \
+                                : -1)
+#define B64V4(c, u) B64V(c, u), B64V(c + 1, u), B64V(c + 2, u), B64V(c + 3, u)
+#define B64V16(c, u) B64V4(c, u), B64V4(c + 4, u), B64V4(c + 8, u), B64V4(c + 12, u)
+#define B64V256(u)                                                                                 \
+    B64V16(0x00, u), B64V16(0x10, u), B64V16(0x20, u), B64V16(0x30, u), B64V16(0x40, u),           \
+        B64V16(0x50, u), B64V16(0x60, u), B64V16(0x70, u), B64V16(0x80, u), B64V16(0x90, u),       \
+        B64V16(0xa0, u), B64V16(0xb0, u), B64V16(0xc0, u), B64V16(0xd0, u), B64V16(0xe0, u),       \
+        B64V16(0xf0, u)
+static const int8_t b64_std[256] = {B64V256(0)};
+static const int8_t b64_url[256] = {B64V256(1)};
+#undef B64V256
+#undef B64V16
+#undef B64V4
+#undef B64V
+
+static int b64_val(unsigned char c, int url) { return (url ? b64_url : b64_std)[c]; }
 
 /* Shared decoder. `strict`: leftover bits must be zero, so every value has
  * exactly one encoding (what signatures need). */
@@ -111,6 +127,27 @@ long ts_b64_decode(const char *in, size_t n, uint8_t *out) {
 long ts_b64url_decode(const char *in, size_t n, uint8_t *out) { return b64_decode(in, n, out, 1, 1); }
 
 int ts_b64url_char(unsigned char c) { return b64_val(c, 1) >= 0; }
+
+size_t ts_strlcpy(char *dst, const char *src, size_t cap) {
+    size_t n = strlen(src), k = n < cap ? n : cap - 1;
+    memcpy(dst, src, k);
+    dst[k] = '\0';
+    return n;
+}
+
+size_t ts_strjoin(char *dst, size_t cap, char sep, const char *const *parts, size_t n) {
+    size_t o = 0; /* the full length so far; dst holds min(o, cap - 1) bytes */
+    for (size_t i = 0; i < n; i++) {
+        if (i) {
+            if (o + 1 < cap) dst[o] = sep;
+            o++;
+        }
+        if (o < cap) ts_strlcpy(dst + o, parts[i], cap - o);
+        o += strlen(parts[i]);
+    }
+    dst[o < cap ? o : cap - 1] = '\0';
+    return o;
+}
 
 uint64_t ts_now_ms(void) {
     struct timespec ts;

@@ -1,5 +1,6 @@
-/* test_util.c - base64 (RFC 4648 vectors, in-place decoding, rejects),
- * random ids, and the error table. */
+/* test_util.c - base64 (RFC 4648 vectors, in-place decoding, rejects, the
+ * whole alphabet tables), random ids (also across the id pool's refills),
+ * bounded string copies and joins, and the error table. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -61,6 +62,25 @@ static void b64url(void **state) {
     assert_false(ts_b64url_char('+'));
 }
 
+static void b64_alphabets(void **state) {
+    (void)state;
+    static const char std[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static const char url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for (int c = 0; c < 256; c++) {
+        const char *u = c ? strchr(url, c) : NULL, *s = c ? strchr(std, c) : NULL;
+        assert_int_equal(ts_b64url_char((unsigned char)c), u != NULL);
+        /* "cA" decodes to one byte whose top six bits are the value of c */
+        char in[2] = {(char)c, 'A'};
+        uint8_t out[2];
+        long n = ts_b64url_decode(in, 2, out);
+        assert_int_equal(n, u ? 1 : -1);
+        if (u) assert_int_equal(out[0] >> 2, u - url);
+        n = ts_b64_decode(in, 2, out);
+        assert_int_equal(n, s ? 1 : -1);
+        if (s) assert_int_equal(out[0] >> 2, s - std);
+    }
+}
+
 static void random_ids(void **state) {
     (void)state;
     char a[21], b[21];
@@ -70,6 +90,46 @@ static void random_ids(void **state) {
     assert_string_not_equal(a, b);
     for (size_t i = 0; i < 20; i++)
         assert_non_null(strchr("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_", a[i]));
+    /* through several refills of the pool, ids longer than it included:
+     * every character of the alphabet shows up, no two ids are equal */
+    static char big[2001], prev[2001];
+    int seen[256] = {0};
+    for (int r = 0; r < 8; r++) {
+        ts_random_id(big, 2000);
+        assert_int_equal(strlen(big), 2000);
+        assert_string_not_equal(big, prev);
+        memcpy(prev, big, sizeof big);
+        for (size_t i = 0; i < 2000; i++) seen[(unsigned char)big[i]]++;
+    }
+    for (const char *p = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"; *p; p++)
+        assert_true(seen[(unsigned char)*p] > 0);
+}
+
+static void strings(void **state) {
+    (void)state;
+    char d[8];
+    assert_int_equal(ts_strlcpy(d, "abc", sizeof d), 3);
+    assert_string_equal(d, "abc");
+    assert_int_equal(ts_strlcpy(d, "abcdefghij", sizeof d), 10); /* cut */
+    assert_string_equal(d, "abcdefg");
+    assert_int_equal(ts_strlcpy(d, "", 1), 0);
+    assert_string_equal(d, "");
+    const char *parts[] = {"s", "u1", "s1"};
+    char r[16];
+    assert_int_equal(ts_strjoin(r, sizeof r, '/', parts, 3), 7);
+    assert_string_equal(r, "s/u1/s1");
+    assert_int_equal(ts_strjoin(r, sizeof r, '/', parts, 1), 1);
+    assert_string_equal(r, "s");
+    assert_int_equal(ts_strjoin(r, sizeof r, '/', parts, 0), 0);
+    assert_string_equal(r, "");
+    /* cut at every length: always a prefix of the whole, NUL-terminated */
+    for (size_t cap = 1; cap <= 9; cap++) {
+        char c[9];
+        memset(c, 'x', sizeof c);
+        assert_int_equal(ts_strjoin(c, cap, '/', parts, 3), 7);
+        assert_int_equal(strlen(c), cap - 1 < 7 ? cap - 1 : 7);
+        assert_memory_equal(c, "s/u1/s1", strlen(c));
+    }
 }
 
 static void error_table(void **state) {
@@ -85,7 +145,9 @@ int main(void) {
         cmocka_unit_test(b64_vectors),
         cmocka_unit_test(b64_rejects),
         cmocka_unit_test(b64url),
+        cmocka_unit_test(b64_alphabets),
         cmocka_unit_test(random_ids),
+        cmocka_unit_test(strings),
         cmocka_unit_test(error_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
