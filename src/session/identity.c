@@ -33,13 +33,12 @@ int ts_sess__identify(ts_sess_t *sess, json_t *auth, uint64_t now_s, sess_ident_
         ts_sess_connect_deinit(&c);
         return reason;
     }
-    snprintf(id->user, sizeof id->user, "%s", claims.sub);
-    snprintf(id->session, sizeof id->session, "%s", claims.sid);
-    snprintf(id->device, sizeof id->device, "%s", claims.dev);
-    snprintf(id->fp, sizeof id->fp, "%s", claims.fp);
-    snprintf(id->tab, sizeof id->tab, "%s", c.tab_id);
-    snprintf(id->device_type, sizeof id->device_type, "%s",
-             ts_sess_device_type_name(c.device_type));
+    ts_strlcpy(id->user, claims.sub, sizeof id->user);
+    ts_strlcpy(id->session, claims.sid, sizeof id->session);
+    ts_strlcpy(id->device, claims.dev, sizeof id->device);
+    ts_strlcpy(id->fp, claims.fp, sizeof id->fp);
+    ts_strlcpy(id->tab, c.tab_id, sizeof id->tab);
+    ts_strlcpy(id->device_type, ts_sess_device_type_name(c.device_type), sizeof id->device_type);
     if (c.n_caps) {
         id->caps = json_array();
         for (size_t i = 0; i < c.n_caps; i++) json_array_append_new(id->caps, json_string(c.caps[i]));

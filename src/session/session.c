@@ -26,18 +26,16 @@ static uint64_t now_s(void) { return ts_wall_ms() / 1000; }
 /* "s/<user>/<session>": '/' is outside the id alphabet (which has ':'), so
  * two different (user, session) pairs can never make the same room name. */
 static char *room_name(const char *kind, const char *a, const char *b) {
+    const char *parts[] = {kind, a, b};
     size_t n = strlen(kind) + strlen(a) + (b ? strlen(b) + 1 : 0) + 2;
     char *r = ts_xmalloc(n);
-    if (b)
-        snprintf(r, n, "%s/%s/%s", kind, a, b);
-    else
-        snprintf(r, n, "%s/%s", kind, a);
+    ts_strjoin(r, n, '/', parts, b ? 3 : 2);
     return r;
 }
 
 static void refuse_with(ts_sio_refusal_t *refuse, const char *message, const char *code,
                         uint64_t retry_after_ms) {
-    snprintf(refuse->message, sizeof refuse->message, "%s", message);
+    ts_strlcpy(refuse->message, message, sizeof refuse->message);
     refuse->data = json_pack("{s:s}", "code", code);
     if (retry_after_ms) json_object_set_new(refuse->data, "retry_after_ms", json_integer((json_int_t)retry_after_ms));
 }
@@ -74,7 +72,7 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
         sock_free(ss);
         return 1;
     }
-    snprintf(ss->peer, sizeof ss->peer, "%s", ts_eio_sock_peer(ts_sio_socket_eio(s)));
+    ts_strlcpy(ss->peer, ts_eio_sock_peer(ts_sio_socket_eio(s)), sizeof ss->peer);
     /* the breaker is asked without counting a call: the registry write that
      * follows the connection is the call (registry.c) */
     if (ts_brk_state(&sess->store_brk) == TS_BRK_OPEN && ts_brk_retry_after(&sess->store_brk, now)) {
@@ -111,8 +109,8 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     ts_rl_strikes_init(&ss->strikes, sess->cfg.strikes ? sess->cfg.strikes : 1, STRIKE_WINDOW_MS);
     /* a restored connection keeps its rooms and missed events only if it is
      * the same tab of the same identity (ts_sio_socket_set_owner) */
-    snprintf(ss->owner, sizeof ss->owner, "%s/%s/%s/%s", ss->id.user, ss->id.session,
-             ss->id.device, ss->id.tab);
+    const char *owner[] = {ss->id.user, ss->id.session, ss->id.device, ss->id.tab};
+    ts_strjoin(ss->owner, sizeof ss->owner, '/', owner, 4);
     ts_sio_socket_set_owner(s, ss->owner);
     ss->room_session = room_name("s", ss->id.user, ss->id.session);
     ss->room_user = room_name("u", ss->id.user, NULL);
