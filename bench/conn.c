@@ -419,7 +419,6 @@ static void on_connect(uv_connect_t *req, int status) {
         return;
     }
     c->state = CS_HTTP;
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     char req_buf[300];
     int n = snprintf(req_buf, sizeof req_buf,
                      "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
@@ -466,6 +465,9 @@ int tsb_conn_open(tsb_conn_t *c, uint32_t src) {
         c->creq.data = c;
         c->t_start = uv_hrtime();
         rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&tsb_cl.server, on_connect);
+        /* reading from the start: one epoll registration for the connect and
+         * the reads (started later, libuv would add, fail, then modify) */
+        if (rc == 0) rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     }
     if (rc) {
         c->state = CS_HTTP; /* so that fail() closes it and reports */

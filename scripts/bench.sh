@@ -187,7 +187,7 @@ else
     SWEEP=(--rooms 1000 --members 4 --duration 3)
     IDLE=(--conns 19000 --settle 2000)
     CONN=(--conns 20000 --conc 64 --duration 15)
-    CONNS=(--conns 20000 --conc 64 --duration 15 --sources 32 --users 10000 --devices 2)
+    CONNS=(--conns 40000 --conc 64 --duration 30 --sources 32 --users 10000 --devices 2)
     SLOW=(--conns 200 --slow 20 --size 16384 --duration 15 --rss-cap 1536)
     REPLAY=(--conns 5000 --burst 100)
 fi
