@@ -16,10 +16,10 @@
 #include <jansson.h>
 #include <jwt.h>
 #include <math.h>
-#include <openssl/bio.h>
-#include <openssl/crypto.h>
 #include <nettle/hmac.h>
 #include <nettle/sha2.h>
+#include <openssl/bio.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <stdarg.h>
@@ -381,6 +381,7 @@ static int hs256_verify(const ts_sess_auth_t *a, const char *signing_input, size
         uint8_t mac[HS256_LEN];
         hmac_sha256_update(&ctx, in_len, (const uint8_t *)signing_input);
         hmac_sha256_digest(&ctx, HS256_LEN, mac);
+        OPENSSL_cleanse(&ctx, sizeof ctx); /* it holds the keyed state */
         ok |= CRYPTO_memcmp(mac, sig, HS256_LEN) == 0;
     }
     return ok;
