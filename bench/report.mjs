@@ -265,7 +265,8 @@ if (runsOf(K.connS, 'tabsyncd').length) {
   w(`Tokens are HS256 JWTs (sub, sid, dev, fp = SHA-256 of the fingerprint, iat, exp) minted by tsbench before`);
   w(`the timed part for ${fmt(f.users)} users × ${f.devices} devices; handshake k presents user k mod ${fmt(f.users)},`);
   w(`so each user comes back every ${fmt(f.users)} handshakes, from ${f.sources} loopback source addresses in turn.`);
-  w('tabsyncd parses the auth object strictly, verifies the token (libjwt + OpenSSL), binds it to the device,');
+  w('tabsyncd parses the auth object strictly, verifies the token (HMAC-SHA256 from nettle, constant-time');
+  w('compare; header and claims checked as for any token), binds it to the device,');
   w('counts the connection per address and per user, joins three rooms, writes the registry and emits');
   w('`welcome`; its per-address handshake limit is raised from 50/s to 2,000/s for the run, the other limits');
   w('keep their defaults. The Node peer (bench/peer/node-server.mjs, `--jwt-secret`) does the equivalent in a');
