@@ -1,7 +1,10 @@
 /* tls.c - OpenSSL glue: the server SSL_CTX and per-connection sessions
  * driven through two memory BIOs. Our own libuv reads and writes move the
  * ciphertext (tcp.c), so TLS connections keep the same read buffers and
- * the same one-write-per-loop-turn batching as plain ones. */
+ * the same one-write-per-loop-turn batching as plain ones. The client side
+ * (a verifying client context, sessions bound to a host name) is what
+ * libtabsync's wss:// connections use. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -10,6 +13,7 @@
 
 #include <openssl/err.h>
 #include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 
 #include "core/ts_err.h"
 #include "core/ts_mem.h"
@@ -124,6 +128,34 @@ int ts_tls__ctx_new(const char *cert, const char *key, ts_tls_ctx_t **out, char 
     return 0;
 }
 
+int ts_tls__client_ctx_new(const char *ca_file, int verify, ts_tls_ctx_t **out, char *err,
+                           size_t errlen) {
+    ERR_clear_error();
+    SSL_CTX *sc = SSL_CTX_new(TLS_client_method());
+    if (!sc) return ctx_fail(NULL, err, errlen, "cannot set up TLS%s%s", "", "");
+    SSL_CTX_set_min_proto_version(sc, TLS1_2_VERSION);
+    SSL_CTX_set_options(sc, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(sc, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_set_cipher_list(sc, TLS12_CIPHERS) != 1)
+        return ctx_fail(sc, err, errlen, "cannot set up TLS ciphers%s%s", "", "");
+    /* (0 is success here) */
+    if (SSL_CTX_set_alpn_protos(sc, (const unsigned char *)"\x08http/1.1", 9) != 0)
+        return ctx_fail(sc, err, errlen, "cannot set up ALPN%s%s", "", "");
+    if (verify) {
+        SSL_CTX_set_verify(sc, SSL_VERIFY_PEER, NULL);
+        if (ca_file && SSL_CTX_load_verify_locations(sc, ca_file, NULL) != 1)
+            return ctx_fail(sc, err, errlen, "cannot load trusted certificates from %s%s", ca_file,
+                            "");
+        if (!ca_file && SSL_CTX_set_default_verify_paths(sc) != 1)
+            return ctx_fail(sc, err, errlen, "cannot load the system's trusted certificates%s%s",
+                            "", "");
+    }
+    ts_tls_ctx_t *ctx = ts_xcalloc(1, sizeof(*ctx));
+    ctx->ssl_ctx = sc;
+    *out = ctx;
+    return 0;
+}
+
 void ts_tls__ctx_free(ts_tls_ctx_t *ctx) {
     if (!ctx) return;
     SSL_CTX_free(ctx->ssl_ctx);
@@ -132,7 +164,7 @@ void ts_tls__ctx_free(ts_tls_ctx_t *ctx) {
 
 void ts_tls__rehome(ts_tls_t *t, ts_tls_ctx_t *ctx) { t->ctx = ctx; }
 
-ts_tls_t *ts_tls__new(ts_tls_ctx_t *ctx) {
+static ts_tls_t *session_new(ts_tls_ctx_t *ctx) {
     SSL *ssl = SSL_new(ctx->ssl_ctx);
     BIO *r = BIO_new(BIO_s_mem());
     BIO *w = BIO_new(BIO_s_mem());
@@ -146,7 +178,6 @@ ts_tls_t *ts_tls__new(ts_tls_ctx_t *ctx) {
     /* An empty read BIO means "wait for more", not end of stream. */
     BIO_set_mem_eof_return(r, -1);
     SSL_set_bio(ssl, r, w);
-    SSL_set_accept_state(ssl);
     ts_tls_t *t = ts_xcalloc(1, sizeof(*t));
     t->ssl = ssl;
     t->rbio = r;
@@ -154,6 +185,33 @@ ts_tls_t *ts_tls__new(ts_tls_ctx_t *ctx) {
     t->ctx = ctx;
     return t;
 }
+
+ts_tls_t *ts_tls__new(ts_tls_ctx_t *ctx) {
+    ts_tls_t *t = session_new(ctx);
+    if (t) SSL_set_accept_state(t->ssl);
+    return t;
+}
+
+ts_tls_t *ts_tls__new_client(ts_tls_ctx_t *ctx, const char *host) {
+    ts_tls_t *t = session_new(ctx);
+    if (!t) return NULL;
+    SSL_set_connect_state(t->ssl);
+    unsigned char addr[16];
+    int is_ip = inet_pton(AF_INET, host, addr) == 1 || inet_pton(AF_INET6, host, addr) == 1;
+    /* SNI carries names only (RFC 6066); an address is checked as one */
+    int ok = is_ip || SSL_set_tlsext_host_name(t->ssl, host) == 1;
+    if (ok && (SSL_get_verify_mode(t->ssl) & SSL_VERIFY_PEER))
+        ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), host) == 1
+                   : SSL_set1_host(t->ssl, host) == 1;
+    if (!ok) {
+        ERR_clear_error();
+        ts_tls__free(t);
+        return NULL;
+    }
+    return t;
+}
+
+int ts_tls__ready(const ts_tls_t *t) { return SSL_is_init_finished(t->ssl); }
 
 void ts_tls__free(ts_tls_t *t) {
     if (!t) return;
@@ -180,9 +238,14 @@ int ts_tls__feed(ts_tls_t *t, const uint8_t *p, size_t len) {
 
 static int fail(ts_tls_t *t, int ssl_err) {
     char reason[100];
-    if (ssl_err == SSL_ERROR_SSL)
+    if (ssl_err == SSL_ERROR_SSL) {
         take_error(reason, sizeof reason);
-    else
+        /* a client's "certificate verify failed" says why in the result */
+        long v = SSL_get_verify_result(t->ssl);
+        size_t k = strlen(reason);
+        if (!SSL_is_server(t->ssl) && v != X509_V_OK)
+            snprintf(reason + k, sizeof reason - k, " (%s)", X509_verify_cert_error_string(v));
+    } else
         snprintf(reason, sizeof reason, "SSL error %d", ssl_err);
     snprintf(t->errmsg, sizeof t->errmsg, "%s%s",
              SSL_is_init_finished(t->ssl) ? "" : "handshake failed: ", reason);

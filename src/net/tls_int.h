@@ -1,7 +1,9 @@
-/* tls_int.h - private to net: server-side TLS sessions as byte pumps.
- * tcp.c feeds the ciphertext it reads and takes out the ciphertext to
- * write; OpenSSL never touches a socket, so reads, writes and their
- * batching stay in one place for plain and TLS connections alike. */
+/* tls_int.h - private to net (and compiled into libtabsync, like the
+ * codecs): TLS sessions as byte pumps. tcp.c feeds the ciphertext it reads
+ * and takes out the ciphertext to write; OpenSSL never touches a socket,
+ * so reads, writes and their batching stay in one place for plain and TLS
+ * connections alike. Server sessions serve tabsyncd's listeners; client
+ * sessions carry libtabsync's wss:// connections. */
 #ifndef TS_TLS_INT_H
 #define TS_TLS_INT_H
 #include <stddef.h>
@@ -18,11 +20,25 @@ typedef struct ts_tls ts_tls_t;         /* one per connection */
  * and OpenSSL's reason. */
 int ts_tls__ctx_new(const char *cert, const char *key, ts_tls_ctx_t **out, char *err,
                     size_t errlen);
+/* A client context (TLS 1.2+, ALPN http/1.1): the server's certificate must
+ * chain to a certificate in the PEM file `ca_file`, or, when it is NULL, in
+ * the system's trust store; `verify` 0 accepts any certificate (debugging
+ * only). Returns 0 and *out, or UV_EINVAL (the file's errno when it cannot
+ * be read) with one line in err[0..errlen). */
+int ts_tls__client_ctx_new(const char *ca_file, int verify, ts_tls_ctx_t **out, char *err,
+                           size_t errlen);
 void ts_tls__ctx_free(ts_tls_ctx_t *ctx);
 
 /* Returns new: a server session waiting for a ClientHello, or NULL if
  * OpenSSL is out of memory. */
 ts_tls_t *ts_tls__new(ts_tls_ctx_t *ctx);
+/* A client session to `host` (a name, or an IP address literal): sends the
+ * name as SNI and, when the context verifies, requires the certificate to
+ * be for that name or address. Call ts_tls__read once to start it (the
+ * ClientHello is then pending). NULL if OpenSSL is out of memory. */
+ts_tls_t *ts_tls__new_client(ts_tls_ctx_t *ctx, const char *host);
+/* 1 once the handshake is complete (ts_tls__write works from then on). */
+int ts_tls__ready(const ts_tls_t *t);
 /* The session moved to another loop's net (one loop per core): use that
  * context's scratch memory from now on. */
 void ts_tls__rehome(ts_tls_t *t, ts_tls_ctx_t *ctx);

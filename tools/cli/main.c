@@ -19,9 +19,10 @@ static const char usage_text[] =
     "       tabsync session URL --token T --device ID [OPTIONS] [COMMAND [ARGS]]\n"
     "       tabsync --help | --version\n"
     "\n"
-    "URL is ws://HOST:PORT/PATH or http://HOST:PORT/PATH; PATH is the server's\n"
-    "Socket.IO path (/socket.io/ when empty). TLS (wss://, https://) is not\n"
-    "supported yet.\n"
+    "URL is ws://HOST:PORT/PATH or http://HOST:PORT/PATH, and wss:// or https://\n"
+    "for TLS (port 443 by default); PATH is the server's Socket.IO path\n"
+    "(/socket.io/ when empty). Over TLS the server's certificate is checked\n"
+    "against the system's trusted certificates (or --cacert) and must be for HOST.\n"
     "\n"
     "tabsync connect: any Socket.IO v5 server (tabsyncd, or Node's socket.io)\n"
     "\n"
@@ -44,6 +45,10 @@ static const char usage_text[] =
     "  -a, --auth JSON        auth object sent with CONNECT, e.g. '{\"token\":\"...\"}'\n"
     "  -p, --parser NAME      json (default) or msgpack; must be the server's parser\n"
     "  -t, --timeout MS       connect timeout, and ack/wait timeout (default 5000)\n"
+    "      --cacert FILE      TLS: trust the certificates in FILE (PEM) instead of the\n"
+    "                         system's: a private CA, or a self-signed server certificate\n"
+    "  -k, --insecure         TLS: accept any certificate (debugging only: the traffic\n"
+    "                         can then be read and changed by anyone on the path)\n"
     "  -r, --reconnect        watch: reconnect after a lost connection, with backoff and\n"
     "                         connection state recovery (missed events are replayed)\n"
     "  -q, --quiet            no status lines on stderr\n"
@@ -68,6 +73,7 @@ static const char usage_text[] =
     "  tabsync connect http://127.0.0.1:3000/ emit message '[\"hello\",1]' --wait message-back\n"
     "  tabsync connect http://127.0.0.1:3000/ emit message-with-ack '\"hi\"' --ack\n"
     "  tabsync connect ws://10.0.0.5:3000/socket.io/ --auth '{\"token\":\"...\"}' ping -c 20\n"
+    "  tabsync connect wss://sync.example.com/ --cacert internal-ca.pem watch\n"
     "\n";
 
 static const char usage_tail[] =
@@ -380,7 +386,7 @@ int main(int argc, char **argv) {
     if (strcmp(argv[1], "connect") != 0)
         return ts_cli_usage_error("unknown command \"%s\" (expected connect or session)", argv[1]);
 
-    enum { OPT_ACK = 1000, OPT_WAIT, OPT_EVENT };
+    enum { OPT_ACK = 1000, OPT_WAIT, OPT_EVENT, OPT_CACERT };
     static const struct option longopts[] = {
         {"namespace", required_argument, NULL, 'n'}, {"auth", required_argument, NULL, 'a'},
         {"parser", required_argument, NULL, 'p'},    {"timeout", required_argument, NULL, 't'},
@@ -388,13 +394,16 @@ int main(int argc, char **argv) {
         {"help", no_argument, NULL, 'h'},            {"version", no_argument, NULL, 'V'},
         {"count", required_argument, NULL, 'c'},     {"interval", required_argument, NULL, 'i'},
         {"ack", no_argument, NULL, OPT_ACK},         {"wait", required_argument, NULL, OPT_WAIT},
-        {"event", required_argument, NULL, OPT_EVENT}, {NULL, 0, NULL, 0},
+        {"event", required_argument, NULL, OPT_EVENT}, {"cacert", required_argument, NULL, OPT_CACERT},
+        {"insecure", no_argument, NULL, 'k'},        {NULL, 0, NULL, 0},
     };
     int o;
     long v;
     opterr = 0;
     optind = 2;
-    while ((o = getopt_long(argc, argv, ":n:a:p:t:rqhVc:i:", longopts, NULL)) != -1) {
+    const char *cacert = NULL;
+    int insecure = 0;
+    while ((o = getopt_long(argc, argv, ":n:a:p:t:rqhVc:i:k", longopts, NULL)) != -1) {
         switch (o) {
         case 'n': nsp = optarg; break;
         case 'a': auth = optarg; break;
@@ -418,6 +427,8 @@ int main(int argc, char **argv) {
         case OPT_ACK: x.ack = 1; break;
         case OPT_WAIT: x.wait_event = optarg; break;
         case OPT_EVENT: x.ping_event = optarg; break;
+        case OPT_CACERT: cacert = optarg; break;
+        case 'k': insecure = 1; break;
         case ':': return ts_cli_usage_error("option %s needs a value", argv[optind - 1]);
         default: return ts_cli_usage_error("unknown option %s", argv[optind - 1]);
         }
@@ -470,6 +481,8 @@ int main(int argc, char **argv) {
                                   parser);
     opts.reconnection = x.reconnect;
     opts.connect_timeout_ms = x.timeout_ms;
+    opts.tls_ca_file = cacert;
+    opts.tls_insecure = insecure;
     opts.cb.on_connect = on_connect;
     opts.cb.on_event = on_event;
     ts_cli_common_callbacks(&opts.cb);

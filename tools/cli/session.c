@@ -52,6 +52,8 @@ const char ts_cli_session_help[] =
     "                         (default cli)\n"
     "      --caps A,B         device capabilities\n"
     "  -t, --timeout MS       connect timeout, and answer timeout (default 5000)\n"
+    "      --cacert FILE      TLS: trust the certificates in FILE (PEM), as for connect\n"
+    "  -k, --insecure         TLS: accept any certificate (debugging only)\n"
     "  -q, --quiet            no status lines on stderr\n"
     "Options of watch:\n"
     "  -c, --count N          exit after N events (welcome and notices not counted)\n"
@@ -204,7 +206,7 @@ int ts_cli_session_main(int argc, char **argv) {
     const char *tab = NULL, *type = "cli", *caps_arg = NULL, *to = NULL, *prio = NULL;
     long count = 0, v;
 
-    enum { O_TOKEN = 1000, O_DEVICE, O_FP, O_TAB, O_TYPE, O_CAPS, O_TO, O_PRIO, O_ID };
+    enum { O_TOKEN = 1000, O_DEVICE, O_FP, O_TAB, O_TYPE, O_CAPS, O_TO, O_PRIO, O_ID, O_CACERT };
     static const struct option longopts[] = {
         {"token", required_argument, NULL, O_TOKEN},  {"device", required_argument, NULL, O_DEVICE},
         {"fingerprint", required_argument, NULL, O_FP}, {"tab", required_argument, NULL, O_TAB},
@@ -213,12 +215,15 @@ int ts_cli_session_main(int argc, char **argv) {
         {"id", required_argument, NULL, O_ID},        {"timeout", required_argument, NULL, 't'},
         {"quiet", no_argument, NULL, 'q'},            {"count", required_argument, NULL, 'c'},
         {"reconnect", no_argument, NULL, 'r'},        {"help", no_argument, NULL, 'h'},
+        {"cacert", required_argument, NULL, O_CACERT}, {"insecure", no_argument, NULL, 'k'},
         {NULL, 0, NULL, 0},
     };
     int o;
     opterr = 0;
     optind = 2;
-    while ((o = getopt_long(argc, argv, ":t:qc:rh", longopts, NULL)) != -1) {
+    const char *cacert = NULL;
+    int insecure = 0;
+    while ((o = getopt_long(argc, argv, ":t:qc:rhk", longopts, NULL)) != -1) {
         switch (o) {
         case O_TOKEN: token = optarg; break;
         case O_DEVICE: device = optarg; break;
@@ -229,6 +234,8 @@ int ts_cli_session_main(int argc, char **argv) {
         case O_TO: to = optarg; break;
         case O_PRIO: prio = optarg; break;
         case O_ID: x.id = optarg; break;
+        case O_CACERT: cacert = optarg; break;
+        case 'k': insecure = 1; break;
         case 't':
             if (ts_cli_parse_num(optarg, "--timeout", 1, 3600000, &v) < 0) return EXIT_USAGE;
             x.timeout_ms = (unsigned)v;
@@ -309,6 +316,8 @@ int ts_cli_session_main(int argc, char **argv) {
     so.client.url = x.run.url;
     so.client.reconnection = x.reconnect;
     so.client.connect_timeout_ms = x.timeout_ms;
+    so.client.tls_ca_file = cacert;
+    so.client.tls_insecure = insecure;
     ts_cli_common_callbacks(&so.client.cb);
     so.client.user = &x;
     so.token = token;

@@ -147,6 +147,30 @@ expect "msgpack auth event" "$out" '"event":"auth"'
 kill -TERM $mp_pid; wait $mp_pid; mrc=$?
 [ "$mrc" -eq 0 ] && ok "msgpack server exited cleanly" || bad "msgpack server exit $mrc" "$(cat "$tmp/mp.err")"
 
+# --- TLS (wss://): a self-signed certificate for 127.0.0.1 made here ---
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+  -keyout "$tmp/tls.key" -out "$tmp/tls.crt" -days 2 -subj /CN=tabsync-test \
+  -addext subjectAltName=IP:127.0.0.1 >/dev/null 2>&1
+"$tabsyncd" --listen 127.0.0.1:0 --test-app --tls-cert "$tmp/tls.crt" --tls-key "$tmp/tls.key" \
+  >"$tmp/tls.out" 2>"$tmp/tls.err" &
+tls_pid=$!
+for i in $(seq 1 100); do grep -q listening "$tmp/tls.out" 2>/dev/null && break; sleep 0.05; done
+tport=$(sed -n 's|^tabsyncd listening on https://127.0.0.1:\([0-9]*\)/$|\1|p' "$tmp/tls.out")
+run "wss:// with --cacert" 0 $T connect "wss://127.0.0.1:$tport/" --cacert "$tmp/tls.crt"
+expect_re "wss:// connect prints the id" "$out" '^\{"id":"[A-Za-z0-9_-]{20}"'
+run "https:// emit --ack over TLS" 0 $T connect "https://127.0.0.1:$tport/" --cacert "$tmp/tls.crt" \
+  emit message-with-ack '["over tls"]' --ack
+[ "$out" = '["over tls"]' ] && ok "ack over TLS" || bad "ack over TLS output" "$out"
+run "wss:// without trusting the certificate" 1 $T connect "wss://127.0.0.1:$tport/" -t 3000
+expect "untrusted certificate says why" "$err" "certificate verify failed (self-signed certificate)"
+run "wss:// --insecure" 0 $T connect "wss://127.0.0.1:$tport/" -k -q
+run "--cacert that cannot be read" 2 $T connect "wss://127.0.0.1:$tport/" --cacert "$tmp/none.pem"
+expect "unreadable --cacert names the file" "$err" "cannot load trusted certificates from $tmp/none.pem"
+run "wss:// to a plain server" 1 $T connect "wss://127.0.0.1:$port/" --cacert "$tmp/tls.crt" -t 3000
+expect "plain server: handshake failure" "$err" "TLS with 127.0.0.1:$port: handshake failed"
+kill -TERM $tls_pid; wait $tls_pid; trc=$?
+[ "$trc" -eq 0 ] && ok "TLS server exited cleanly" || bad "TLS server exit $trc" "$(cat "$tmp/tls.err")"
+
 kill -TERM "$srv_pid"; wait "$srv_pid"; src=$?; srv_pid=
 [ "$src" -eq 0 ] && ok "server exited cleanly" || bad "server exit $src" "$(cat "$tmp/srv.err")"
 

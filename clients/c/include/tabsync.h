@@ -27,7 +27,8 @@ extern "C" {
  * Introduction
  *
  * libtabsync connects a program running a libuv loop to a Socket.IO v5 server
- * (tabsyncd, or Node's `socket.io` 4.x) over the websocket transport:
+ * (tabsyncd, or Node's `socket.io` 4.x) over the websocket transport, plain
+ * or over TLS:
  *
  *   WebSocket (RFC 6455, client side: masked frames, Sec-WebSocket-Accept checked)
  *   Engine.IO v4 (websocket transport only: pings answered with pongs, a
@@ -81,9 +82,13 @@ extern "C" {
  * the process prints "out of memory" and aborts. Sizes a server can
  * influence are bounded (opts.max_message) before those codecs allocate.
  *
- * Not supported (yet): TLS (wss://, https://), the HTTP long-polling
- * transport, several namespaces over one connection (use one client per
- * namespace: each has its own connection), custom HTTP headers.
+ * TLS: wss:// and https:// URLs connect over TLS 1.2+ (OpenSSL), verifying
+ * the server's certificate against the system's trust store or
+ * opts.tls_ca_file, and its name against the URL's host.
+ *
+ * Not supported (yet): the HTTP long-polling transport, several namespaces
+ * over one connection (use one client per namespace: each has its own
+ * connection), custom HTTP headers, client certificates.
  ******************************************************************************/
 
 /*-****************************************************************************
@@ -195,10 +200,11 @@ typedef struct ts_client_callbacks {
 } ts_client_callbacks_t;
 
 typedef struct ts_client_opts {
-    /* Required. ws://HOST[:PORT][/PATH][?QUERY] or http://... (the same).
-     * PATH is the Engine.IO path, "/socket.io/" when empty or "/"; QUERY is
-     * added to the handshake request. HOST may be a name, an IPv4 address
-     * or [an IPv6 address]. */
+    /* Required. ws://HOST[:PORT][/PATH][?QUERY] or http://... (the same),
+     * wss:// or https:// for TLS (port 443 by default). PATH is the
+     * Engine.IO path, "/socket.io/" when empty or "/"; QUERY is added to the
+     * handshake request. HOST may be a name, an IPv4 address or [an IPv6
+     * address]. */
     const char *url;
     const char *nsp;       /* namespace, "/" when NULL; must start with '/' */
     const char *auth_json; /* NULL, or a JSON object sent in CONNECT (the server's handshake.auth) */
@@ -213,6 +219,13 @@ typedef struct ts_client_opts {
     size_t max_buffered;           /* emits held while not connected; 0 = 1024 */
     ts_client_callbacks_t cb;      /* any may be NULL */
     void *user;                    /* passed to every callback */
+    /* TLS (wss://, https://): the server's certificate must chain to one in
+     * tls_ca_file (a PEM file; read by ts_client_new) or, when NULL, in the
+     * system's trust store, and must be for the URL's host (name or
+     * address). tls_insecure = 1 accepts any certificate: for debugging
+     * only, anyone on the path can then read and change the traffic. */
+    const char *tls_ca_file;
+    int tls_insecure;
 } ts_client_opts_t;
 
 /*-****************************************************************************
@@ -229,7 +242,9 @@ TS_CLIENT_API void ts_client_opts_init(ts_client_opts_t *opts);
  * everything it needs from `opts` (borrowed). Does not connect yet.
  * Returns: 0 and *out (close it with ts_client_close); TS_EINVAL with a
  * sentence in errbuf (if not NULL) naming the bad option, e.g. `url:
- * scheme "ftp" is not supported (expected ws:// or http://)`; TS_ENOMEM. */
+ * scheme "ftp" is not supported (expected ws://, wss://, http:// or
+ * https://)` or `tls_ca_file: cannot load trusted certificates from
+ * ca.pem: no certificate or crl found`; TS_ENOMEM. */
 TS_CLIENT_API int ts_client_new(uv_loop_t *loop, const ts_client_opts_t *opts,
                                 ts_client_t **out, char *errbuf, size_t errlen);
 

@@ -1,6 +1,7 @@
 /* client.c - libtabsync's connection life cycle on libuv: resolve, TCP
- * connect, WebSocket handshake, reads and batched writes, heartbeat and
- * connect timers, reconnection with backoff, and the asynchronous close.
+ * connect, TLS for wss:// (the server's session pump, net/tls.c, in its
+ * client role), WebSocket handshake, reads and batched writes, heartbeat
+ * and connect timers, reconnection with backoff, and the asynchronous close.
  * Each attempt lives in its own transport object, so a dying connection's
  * pending libuv callbacks never touch the next one (see transport_kill). */
 #include <math.h>
@@ -59,6 +60,8 @@ static void transport_free(ts_client__transport_t *t) {
     ts_client_t *c = t->c;
     ts_client__obuf_free(&t->out);
     ts_client__obuf_free(&t->inflight);
+    ts_tls__free(t->tls);
+    free(t->cipher);
     free(t->in);
     ts_ws_reader_deinit(&t->reader);
     ts_sio_decoder_deinit(&t->dec);
@@ -101,6 +104,7 @@ static void on_written(uv_write_t *req, int status) {
     ts_client__transport_t *t = req->data;
     t->writing = 0;
     t->inflight.len = 0;
+    if (t->tls) ts_tls__written(t->tls);
     ts_client_t *c = t->c;
     if (c->t != t) return;
     if (status < 0) {
@@ -111,13 +115,39 @@ static void on_written(uv_write_t *req, int status) {
     flush(t);
 }
 
+/* TLS: encrypts what is queued once the handshake is done (until then it
+ * waits in t->out) and hands out the ciphertext to write, handshake
+ * records included. Returns 0 with b->len 0 when there is nothing to send,
+ * or < 0 after failing the client. */
+static int tls_take(ts_client__transport_t *t, uv_buf_t *b) {
+    b->len = 0;
+    if (t->out.len && ts_tls__ready(t->tls)) {
+        uv_buf_t p = uv_buf_init((char *)t->out.p, (unsigned)t->out.len);
+        int rc = ts_tls__write(t->tls, &p, 1);
+        t->out.len = 0;
+        if (rc < 0) {
+            ts_client__fail(t->c, rc, "transport error", "TLS with %s: %s", t->peer,
+                            ts_tls__errmsg(t->tls));
+            return rc;
+        }
+    }
+    if (ts_tls__pending(t->tls)) *b = ts_tls__take(t->tls);
+    return 0;
+}
+
 static void flush(ts_client__transport_t *t) {
-    if (t->writing || t->out.len == 0 || t->tcp_closing) return;
-    ts_client__obuf_t tmp = t->inflight;
-    t->inflight = t->out;
-    t->out = tmp;
-    t->out.len = 0;
-    uv_buf_t b = uv_buf_init((char *)t->inflight.p, (unsigned)t->inflight.len);
+    if (t->writing || t->tcp_closing) return;
+    uv_buf_t b;
+    if (t->tls) {
+        if (tls_take(t, &b) < 0 || b.len == 0) return;
+    } else {
+        if (t->out.len == 0) return;
+        ts_client__obuf_t tmp = t->inflight;
+        t->inflight = t->out;
+        t->out = tmp;
+        t->out.len = 0;
+        b = uv_buf_init((char *)t->inflight.p, (unsigned)t->inflight.len);
+    }
     t->wreq.data = t;
     int rc = uv_write(&t->wreq, (uv_stream_t *)&t->tcp, &b, 1, on_written);
     if (rc < 0) {
@@ -249,20 +279,61 @@ static void on_ping_timer(uv_timer_t *h) {
 
 /* ---- reading ---- */
 
+/* Room for READ_CHUNK more bytes in t->in. Returns 0 or TS_ENOMEM. */
+static int in_reserve(ts_client__transport_t *t) {
+    if (t->in_cap - t->in_len >= READ_CHUNK) return 0;
+    size_t cap = t->in_cap ? t->in_cap : READ_CHUNK;
+    while (cap - t->in_len < READ_CHUNK) cap *= 2;
+    uint8_t *p = realloc(t->in, cap);
+    if (!p) return TS_ENOMEM;
+    t->in = p;
+    t->in_cap = cap;
+    return 0;
+}
+
 static void on_alloc(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
     ts_client__transport_t *t = h->data;
-    if (t->in_cap - t->in_len < READ_CHUNK) {
-        size_t cap = t->in_cap ? t->in_cap : READ_CHUNK;
-        while (cap - t->in_len < READ_CHUNK) cap *= 2;
-        uint8_t *p = realloc(t->in, cap);
-        if (!p) {
-            *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
-            return;
-        }
-        t->in = p;
-        t->in_cap = cap;
+    (void)hint;
+    if (t->tls) { /* ciphertext lands apart; the plaintext goes to t->in */
+        if (!t->cipher) t->cipher = malloc(READ_CHUNK);
+        *buf = uv_buf_init((char *)t->cipher, t->cipher ? READ_CHUNK : 0);
+        return;
+    }
+    if (in_reserve(t) < 0) {
+        *buf = uv_buf_init(NULL, 0); /* libuv reports UV_ENOBUFS */
+        return;
     }
     *buf = uv_buf_init((char *)t->in + t->in_len, (unsigned)(t->in_cap - t->in_len));
+}
+
+/* TLS: decrypts everything the fed ciphertext holds into t->in (the
+ * handshake advances on the way). Returns 0, or < 0 after failing the
+ * client. */
+static int tls_pump(ts_client__transport_t *t) {
+    ts_client_t *c = t->c;
+    for (;;) {
+        if (in_reserve(t) < 0) {
+            ts_client__fail(c, TS_ENOMEM, "transport error", "out of memory reading from %s",
+                            t->peer);
+            return TS_ENOMEM;
+        }
+        int n = ts_tls__read(t->tls, t->in + t->in_len, t->in_cap - t->in_len);
+        if (n > 0) {
+            t->in_len += (size_t)n;
+            continue;
+        }
+        if (n == 0) return 0;
+        if (n == TS_ECLOSED && t->close_sent) {
+            transport_kill(t); /* our close completed */
+            return n;
+        }
+        if (n == TS_ECLOSED)
+            ts_client__fail(c, UV_EOF, "transport close", "%s closed the TLS connection", t->peer);
+        else
+            ts_client__fail(c, n, "transport error", "TLS with %s: %s", t->peer,
+                            ts_tls__errmsg(t->tls));
+        return n;
+    }
 }
 
 static void process_input(ts_client__transport_t *t) {
@@ -336,7 +407,19 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
                             uv_strerror((int)nread));
         return;
     }
-    t->in_len += (size_t)nread;
+    if (t->tls) {
+        int rc = ts_tls__feed(t->tls, (const uint8_t *)buf->base, (size_t)nread);
+        if (rc < 0) {
+            ts_client__fail(c, rc, "transport error", "TLS with %s: %s", t->peer,
+                            ts_tls__errmsg(t->tls));
+            return;
+        }
+        if (tls_pump(t) < 0) return;
+        flush(t); /* handshake records, and what waited for the handshake */
+        if (c->t != t) return;
+    } else {
+        t->in_len += (size_t)nread;
+    }
     process_input(t);
 }
 
@@ -363,12 +446,17 @@ static void on_tcp_connected(uv_connect_t *req, int status) {
     char req_text[3072];
     int n = ts_client__handshake_request(&c->url, key, req_text, sizeof req_text);
     int rc = n < 0 ? n : ts_client__obuf_append(&t->out, req_text, (size_t)n);
+    if (rc == 0 && c->tls_ctx && !(t->tls = ts_tls__new_client(c->tls_ctx, c->url.host)))
+        rc = TS_ENOMEM;
     if (rc == 0) rc = uv_read_start((uv_stream_t *)&t->tcp, on_alloc, on_read);
     if (rc < 0) {
         ts_client__fail(c, rc, "transport error", "connect to %s: %s", t->peer, ts_strerror(rc));
         return;
     }
     t->phase = PH_HANDSHAKE;
+    /* TLS: the first pump writes the ClientHello; the upgrade request
+     * waits in t->out until the handshake is done */
+    if (t->tls && tls_pump(t) < 0) return;
     flush(t);
 }
 
@@ -406,7 +494,8 @@ static int transport_start(ts_client_t *c) {
     t->c = c;
     t->phase = PH_RESOLVE;
     snprintf(t->peer, sizeof t->peer, "%s", c->url.host_header);
-    if (c->url.port == 80) snprintf(t->peer, sizeof t->peer, "%s:80", c->url.host_header);
+    if (c->url.port == (c->url.tls ? 443 : 80)) /* the Host header leaves it out */
+        snprintf(t->peer, sizeof t->peer, "%s:%u", c->url.host_header, c->url.port);
     ts_ws_reader_init(&t->reader, TS_WS_CLIENT, c->opts.max_message);
     ts_sio_decoder_init(&t->dec, c->kind);
     char port[8];
@@ -479,11 +568,23 @@ TS_CLIENT_API int ts_client_new(uv_loop_t *loop, const ts_client_opts_t *opts,
             return TS_EINVAL;
         }
     }
+    ts_tls_ctx_t *tls_ctx = NULL;
+    if (url.tls) {
+        char why[300];
+        if (ts_tls__client_ctx_new(opts->tls_ca_file, !opts->tls_insecure, &tls_ctx, why,
+                                   sizeof why) < 0) {
+            set_err(errbuf, errlen, "tls_ca_file: %s", why);
+            json_decref(auth);
+            return TS_EINVAL;
+        }
+    }
     ts_client_t *c = calloc(1, sizeof *c);
     if (!c) {
+        ts_tls__ctx_free(tls_ctx);
         json_decref(auth);
         return TS_ENOMEM;
     }
+    c->tls_ctx = tls_ctx;
     c->loop = loop;
     c->opts = *opts;
     c->url = url;
@@ -494,12 +595,14 @@ TS_CLIENT_API int ts_client_new(uv_loop_t *loop, const ts_client_opts_t *opts,
         free(c->url_text);
         free(c->nsp);
         json_decref(auth);
+        ts_tls__ctx_free(tls_ctx);
         free(c);
         return TS_ENOMEM;
     }
     c->opts.url = c->url_text;
     c->opts.nsp = c->nsp;
     c->opts.auth_json = NULL;
+    c->opts.tls_ca_file = NULL; /* read into tls_ctx */
     if (!c->opts.backoff_min_ms) c->opts.backoff_min_ms = 1000;
     if (!c->opts.backoff_max_ms) c->opts.backoff_max_ms = 5000;
     if (c->opts.backoff_max_ms < c->opts.backoff_min_ms)
@@ -545,6 +648,7 @@ static void on_handle_closed(uv_handle_t *h) {
     free(c->nsp);
     json_decref(c->auth);
     ts_client__sess_free(c->sess);
+    ts_tls__ctx_free(c->tls_ctx);
     free(c);
 }
 

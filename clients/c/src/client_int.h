@@ -12,6 +12,7 @@
 #include "core/ts_err.h"
 #include "core/ts_list.h"
 #include "eio/ts_eio_packet.h"
+#include "net/tls_int.h"
 #include "net/ts_ws_frame.h"
 #include "sio/ts_sio_packet.h"
 #include "tabsync.h" /* after ts_err.h: the server's table wins, values are equal */
@@ -19,14 +20,15 @@
 /* ---- URL (url.c) ---- */
 
 typedef struct ts_client__url {
+    int tls;               /* wss:// or https:// */
     char host[256];        /* without the brackets of an IPv6 literal */
-    uint16_t port;         /* 80 when absent */
+    uint16_t port;         /* 80 (443 with TLS) when absent */
     char host_header[272]; /* "host", "host:port", "[v6]:port" */
     char target[2048];     /* path?EIO=4&transport=websocket[&query] */
 } ts_client__url_t;
 
-/* Parses ws:// and http:// URLs. Returns 0, or TS_EINVAL with err holding
- * a sentence starting "url: ". Allocates nothing. */
+/* Parses ws://, http://, wss:// and https:// URLs. Returns 0, or TS_EINVAL
+ * with err holding a sentence starting "url: ". Allocates nothing. */
 int ts_client__url_parse(const char *url, ts_client__url_t *out, char *err, size_t errlen);
 
 /* ---- WebSocket handshake (handshake.c) ---- */
@@ -101,9 +103,11 @@ struct ts_client__transport {
     uv_connect_t conn_req;
     uv_tcp_t tcp;
     uv_write_t wreq;
-    ts_client__obuf_t out;      /* frames queued while a write is in flight */
-    ts_client__obuf_t inflight; /* bytes of the outstanding write */
-    uint8_t *in;                /* received bytes not yet consumed */
+    ts_client__obuf_t out;      /* frames queued while a write is in flight (plaintext) */
+    ts_client__obuf_t inflight; /* bytes of the outstanding write (plain connections) */
+    ts_tls_t *tls;              /* wss://: the TLS session, from the TCP connect on */
+    uint8_t *cipher;            /* wss://: the read buffer for ciphertext */
+    uint8_t *in;                /* received (decrypted) bytes not yet consumed */
     size_t in_len, in_cap;
     char accept[29];            /* expected Sec-WebSocket-Accept */
     char peer[300];             /* "host:port", for messages */
@@ -132,6 +136,7 @@ struct ts_client {
     char *url_text, *nsp;
     json_t *auth;              /* NULL or an object */
     ts_client__url_t url;
+    ts_tls_ctx_t *tls_ctx;     /* wss:// URLs: the verifying client context */
     ts_sio_parser_kind_t kind;
     int state;                 /* ts_client_state_t */
     ts_client_close_cb close_cb;

@@ -1,6 +1,7 @@
-/* url.c - parses the server URL a libtabsync user gives (ws:// or http://)
- * into what a connection needs: host and port to resolve, the Host header
- * and the Engine.IO request target. Pure, no allocation. */
+/* url.c - parses the server URL a libtabsync user gives (ws://, http://,
+ * wss://, https://) into what a connection needs: TLS or not, host and port
+ * to resolve, the Host header and the Engine.IO request target. Pure, no
+ * allocation. */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,19 +29,24 @@ int ts_client__url_parse(const char *url, ts_client__url_t *out, char *err, size
         if (!url_char_ok((unsigned char)*q))
             return fail(err, errlen, "url: \"%s\" contains a space or a non-ASCII character", url);
 
-    const char *rest;
-    if (strncasecmp(url, "ws://", 5) == 0) {
-        rest = url + 5;
-    } else if (strncasecmp(url, "http://", 7) == 0) {
-        rest = url + 7;
-    } else if (strncasecmp(url, "wss://", 6) == 0 || strncasecmp(url, "https://", 8) == 0) {
-        return fail(err, errlen,
-                    "url: \"%s\": TLS (wss://, https://) is not supported by libtabsync yet", url);
-    } else {
+    static const struct {
+        const char *prefix;
+        int tls;
+    } schemes[] = {{"ws://", 0}, {"http://", 0}, {"wss://", 1}, {"https://", 1}};
+    const char *rest = NULL;
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0] && !rest; i++) {
+        size_t k = strlen(schemes[i].prefix);
+        if (strncasecmp(url, schemes[i].prefix, k) == 0) {
+            rest = url + k;
+            out->tls = schemes[i].tls;
+        }
+    }
+    if (!rest) {
         const char *colon = strstr(url, "://");
         if (colon)
             return fail(err, errlen,
-                        "url: scheme \"%.*s\" is not supported (expected ws:// or http://)",
+                        "url: scheme \"%.*s\" is not supported (expected ws://, wss://, http:// "
+                        "or https://)",
                         (int)(colon - url), url);
         return fail(err, errlen, "url: \"%s\" has no scheme (expected ws://HOST:PORT/PATH)", url);
     }
@@ -72,7 +78,8 @@ int ts_client__url_parse(const char *url, ts_client__url_t *out, char *err, size
     memcpy(out->host, host, hlen);
     out->host[hlen] = '\0';
 
-    out->port = 80;
+    uint16_t default_port = out->tls ? 443 : 80;
+    out->port = default_port;
     if (port) {
         size_t plen = (size_t)(after - port);
         unsigned long v = 0;
@@ -92,7 +99,7 @@ int ts_client__url_parse(const char *url, ts_client__url_t *out, char *err, size
         out->port = (uint16_t)v;
     }
     int v6 = host != auth;
-    if (out->port == 80)
+    if (out->port == default_port)
         snprintf(out->host_header, sizeof out->host_header, "%s%s%s", v6 ? "[" : "", out->host,
                  v6 ? "]" : "");
     else

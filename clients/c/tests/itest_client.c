@@ -5,7 +5,10 @@
  * rooms, namespaces, refusals, server disconnect, buffered emits, ping
  * timeout of a stopped server, and reconnection with connection state
  * recovery (missed room events replayed, same id, recovered = 1). The test
- * app's events are documented in tests/js/README.md. */
+ * app's events are documented in tests/js/README.md. The core tests run a
+ * third time over TLS (wss://, tabsyncd --tls-cert with a self-signed
+ * certificate made by the openssl CLI, trusted through tls_ca_file); then
+ * what certificate verification must refuse, and reconnection over TLS. */
 #include <errno.h>
 #include <poll.h>
 #include <setjmp.h>
@@ -33,6 +36,7 @@ typedef struct srv {
     int port;
     char url[80];
     int msgpack;
+    const char *ca; /* TLS: the certificate clients trust (tls_ca_file) */
 } srv_t;
 
 /* Servers started and not yet stopped: a failed assertion leaves its test
@@ -92,9 +96,13 @@ static void srv_start(srv_t *s, const char *const *extra) {
     }
     line[got] = '\0';
     unsigned port = 0;
-    assert_int_equal(sscanf(line, "tabsyncd listening on http://127.0.0.1:%u/", &port), 1);
+    char scheme[8] = "";
+    assert_int_equal(sscanf(line, "tabsyncd listening on %7[a-z]://127.0.0.1:%u/", scheme, &port),
+                     2);
     s->port = (int)port;
-    snprintf(s->url, sizeof s->url, "http://127.0.0.1:%u/", port);
+    /* https:// in the ready line: --tls-cert; clients take wss:// */
+    snprintf(s->url, sizeof s->url, "%s://127.0.0.1:%u/",
+             strcmp(scheme, "https") == 0 ? "wss" : "http", port);
 }
 
 static void srv_stop(srv_t *s) {
@@ -118,18 +126,48 @@ static void srv_stop(srv_t *s) {
     assert_int_equal(WEXITSTATUS(st), 0);
 }
 
-static srv_t json_srv, mp_srv = {.msgpack = 1};
+static srv_t json_srv, mp_srv = {.msgpack = 1}, tls_srv;
+
+/* certificates, made at test time in a temporary directory */
+static char cert_dir[64];
+static char good_crt[96], good_key[96], other_crt[96], other_key[96];
+
+/* A self-signed P-256 certificate for `san` (e.g. "IP:127.0.0.1"). */
+static void make_cert(const char *crt, const char *key, const char *san) {
+    char cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes "
+             "-keyout %s -out %s -days 2 -subj /CN=tabsync-test -addext subjectAltName=%s "
+             ">/dev/null 2>&1",
+             key, crt, san);
+    if (system(cmd) != 0) fail_msg("openssl req failed: %s", cmd);
+}
 
 static int group_setup(void **state) {
     srv_start(&json_srv, NULL);
     static const char *const mp[] = {"--parser", "msgpack", NULL};
     srv_start(&mp_srv, mp);
+    snprintf(cert_dir, sizeof cert_dir, "/tmp/itest_client.XXXXXX");
+    assert_non_null(mkdtemp(cert_dir));
+    snprintf(good_crt, sizeof good_crt, "%s/good.crt", cert_dir);
+    snprintf(good_key, sizeof good_key, "%s/good.key", cert_dir);
+    snprintf(other_crt, sizeof other_crt, "%s/other.crt", cert_dir);
+    snprintf(other_key, sizeof other_key, "%s/other.key", cert_dir);
+    make_cert(good_crt, good_key, "IP:127.0.0.1,DNS:localhost");
+    make_cert(other_crt, other_key, "DNS:other.invalid");
+    const char *tls[] = {"--tls-cert", good_crt, "--tls-key", good_key, NULL};
+    srv_start(&tls_srv, tls);
+    tls_srv.ca = good_crt;
     return 0;
 }
 
 static int group_teardown(void **state) {
     srv_stop(&json_srv);
     srv_stop(&mp_srv);
+    srv_stop(&tls_srv);
+    const char *files[] = {good_crt, good_key, other_crt, other_key};
+    for (size_t i = 0; i < 4; i++) unlink(files[i]);
+    rmdir(cert_dir);
     return 0;
 }
 
@@ -243,6 +281,8 @@ typedef struct copts {
     const char *nsp, *auth;
     int reconnection;
     unsigned bmin, bmax, connect_timeout;
+    const char *url, *ca; /* instead of the server's */
+    int insecure;
 } copts_t;
 
 static void tc_new(tc_t *t, env_t *e, const srv_t *s, const copts_t *co) {
@@ -251,9 +291,13 @@ static void tc_new(tc_t *t, env_t *e, const srv_t *s, const copts_t *co) {
     ts_client_opts_t o;
     ts_client_opts_init(&o);
     o.url = s->url;
+    o.tls_ca_file = s->ca;
     o.parser = s->msgpack ? TS_CLIENT_PARSER_MSGPACK : TS_CLIENT_PARSER_JSON;
     o.reconnection = co ? co->reconnection : 0;
     if (co) {
+        if (co->url) o.url = co->url;
+        if (co->ca) o.tls_ca_file = co->ca;
+        o.tls_insecure = co->insecure;
         o.nsp = co->nsp;
         o.auth_json = co->auth;
         if (co->bmin) o.backoff_min_ms = co->bmin;
@@ -777,6 +821,96 @@ static void test_ping_timeout_of_stopped_server(void **state) {
     srv_stop(&s);
 }
 
+/* ---- TLS ---- */
+
+/* One attempt that must fail: returns the error message (static). */
+static const char *tls_refused(env_t *e, const srv_t *s, const copts_t *co) {
+    static char msg[512];
+    tc_t a;
+    tc_new(&a, e, s, co);
+    assert_int_equal(ts_client_connect(a.c), 0);
+    RUN_UNTIL(e, a.errors || a.connects, 5000);
+    assert_int_equal(a.connects, 0);
+    snprintf(msg, sizeof msg, "%s", a.errmsg);
+    tc_close(&a);
+    return msg;
+}
+
+static void test_tls_verification(void **state) {
+    env_t e;
+    env_init(&e);
+    char url[80];
+    /* the system's trust store does not know a self-signed certificate */
+    srv_t sys = tls_srv;
+    sys.ca = NULL;
+    const char *m = tls_refused(&e, &sys, NULL);
+    if (!strstr(m, "certificate verify failed") || !strstr(m, "self-signed"))
+        fail_msg("no CA: %s", m);
+    /* trusting another certificate is no better */
+    copts_t co = {.ca = other_crt};
+    m = tls_refused(&e, &tls_srv, &co);
+    if (!strstr(m, "certificate verify failed")) fail_msg("other CA: %s", m);
+    /* a trusted certificate that is not for this address */
+    srv_t other = {0};
+    const char *args[] = {"--tls-cert", other_crt, "--tls-key", other_key, NULL};
+    srv_start(&other, args);
+    other.ca = other_crt;
+    m = tls_refused(&e, &other, NULL);
+    if (!strstr(m, "certificate verify failed") || !strstr(m, "mismatch"))
+        fail_msg("wrong name: %s", m);
+    /* ... which tls_insecure accepts (debugging only) */
+    tc_t a;
+    copts_t insecure = {.insecure = 1};
+    other.ca = NULL;
+    tc_open(&a, &e, &other, &insecure);
+    char *r = emit_wait(&a, "message-with-ack", "[\"over tls\"]");
+    assert_string_equal(r, "[\"over tls\"]");
+    free(r);
+    tc_close(&a);
+    srv_stop(&other);
+    /* the certificate's DNS name works as well as its address */
+    snprintf(url, sizeof url, "wss://localhost:%d/", tls_srv.port);
+    copts_t byname = {.url = url};
+    tc_open(&a, &e, &tls_srv, &byname);
+    tc_close(&a);
+    /* TLS to a server that does not speak it: a handshake failure, said so */
+    snprintf(url, sizeof url, "wss://127.0.0.1:%d/", json_srv.port);
+    copts_t plain = {.url = url, .ca = good_crt};
+    m = tls_refused(&e, &json_srv, &plain);
+    char want[64];
+    snprintf(want, sizeof want, "TLS with 127.0.0.1:%d: handshake failed", json_srv.port);
+    if (!strstr(m, want)) fail_msg("plain server: %s", m);
+    env_done(&e);
+}
+
+/* A dropped wss:// connection reconnects over a new TLS session and the
+ * server restores the session (recovered = 1, the missed event replayed). */
+static void test_tls_reconnection(void **state) {
+    env_t e;
+    env_init(&e);
+    tc_t a, b;
+    copts_t co = {.reconnection = 1, .bmin = 300, .bmax = 400};
+    tc_open(&a, &e, &tls_srv, &co);
+    tc_open(&b, &e, &tls_srv, NULL);
+    join(&a, "tls-room");
+    join(&b, "tls-room");
+    char *id = strdup(ts_client_id(a.c));
+    assert_int_equal(ts_client_debug_drop(a.c), 0);
+    RUN_UNTIL(&e, a.disconnects == 1, 3000);
+    assert_int_equal(ts_client_emit(b.c, "to-room", "[\"tls-room\",\"while-away\",1]"), 0);
+    char *r = emit_wait(&b, "message-with-ack", "[0]"); /* b's packets are in order */
+    free(r);
+    RUN_UNTIL(&e, a.connects == 2, 5000);
+    assert_int_equal(a.last_recovered, 1);
+    assert_string_equal(ts_client_id(a.c), id);
+    RUN_UNTIL(&e, find_ev(&a, "while-away", 0), 3000);
+    assert_args(find_ev(&a, "while-away", 0), "[1]");
+    free(id);
+    tc_close(&a);
+    tc_close(&b);
+    env_done(&e);
+}
+
 static int all_done(const ackr_t *a, int n) {
     for (int i = 0; i < n; i++)
         if (!a[i].done) return 0;
@@ -827,7 +961,8 @@ int main(int argc, char **argv) {
     atexit(kill_leftovers);
     signal(SIGPIPE, SIG_IGN);
 #define BOTH(f)                                                                    \
-    cmocka_unit_test_prestate(f, &json_srv), cmocka_unit_test_prestate(f, &mp_srv)
+    cmocka_unit_test_prestate(f, &json_srv), cmocka_unit_test_prestate(f, &mp_srv),  \
+        cmocka_unit_test_prestate(f, &tls_srv)
     const struct CMUnitTest tests[] = {
         BOTH(test_connect_auth),
         BOTH(test_message_round_trip),
@@ -836,6 +971,8 @@ int main(int argc, char **argv) {
         BOTH(test_ack_timeout_and_close),
         BOTH(test_binary),
         BOTH(test_rooms),
+        cmocka_unit_test(test_tls_verification),
+        cmocka_unit_test(test_tls_reconnection),
         cmocka_unit_test(test_namespaces),
         cmocka_unit_test(test_connect_errors),
         cmocka_unit_test(test_server_disconnect),

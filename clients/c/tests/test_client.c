@@ -284,15 +284,18 @@ static void test_new_validation(void **state) {
         double jitter;
         int parser;
         const char *msg;
+        const char *ca;
     } rows[] = {
-        {NULL, NULL, NULL, 0.5, 0, "url: missing"},
-        {"wss://h/", NULL, NULL, 0.5, 0, "TLS"},
-        {"ws://h:1/", "custom", NULL, 0.5, 0, "nsp: \"custom\" is not a namespace"},
-        {"ws://h:1/", "/a,b", NULL, 0.5, 0, "not a namespace"},
-        {"ws://h:1/", NULL, "[1]", 0.5, 0, "auth: [1] is not a JSON object"},
-        {"ws://h:1/", NULL, "{\"a\":", 0.5, 0, "auth: invalid JSON"},
-        {"ws://h:1/", NULL, NULL, 1.5, 0, "backoff_jitter"},
-        {"ws://h:1/", NULL, NULL, 0.5, 7, "parser: 7"},
+        {NULL, NULL, NULL, 0.5, 0, "url: missing", NULL},
+        {"wss://h/", NULL, NULL, 0.5, 0,
+         "tls_ca_file: cannot load trusted certificates from /nonexistent/ca.pem",
+         "/nonexistent/ca.pem"},
+        {"ws://h:1/", "custom", NULL, 0.5, 0, "nsp: \"custom\" is not a namespace", NULL},
+        {"ws://h:1/", "/a,b", NULL, 0.5, 0, "not a namespace", NULL},
+        {"ws://h:1/", NULL, "[1]", 0.5, 0, "auth: [1] is not a JSON object", NULL},
+        {"ws://h:1/", NULL, "{\"a\":", 0.5, 0, "auth: invalid JSON", NULL},
+        {"ws://h:1/", NULL, NULL, 1.5, 0, "backoff_jitter", NULL},
+        {"ws://h:1/", NULL, NULL, 0.5, 7, "parser: 7", NULL},
     };
     for (size_t i = 0; i < sizeof rows / sizeof *rows; i++) {
         ts_client_opts_t o;
@@ -302,6 +305,7 @@ static void test_new_validation(void **state) {
         o.auth_json = rows[i].auth;
         o.backoff_jitter = rows[i].jitter;
         o.parser = (ts_client_parser_t)rows[i].parser;
+        o.tls_ca_file = rows[i].ca;
         ts_client_t *c = (ts_client_t *)&o;
         char err[256] = "";
         assert_int_equal(ts_client_new(&loop, &o, &c, err, sizeof err), TS_EINVAL);

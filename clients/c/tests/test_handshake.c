@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <cmocka.h>
 
@@ -52,8 +53,12 @@ static const struct url_case {
     {"missing", "", TS_EINVAL, NULL, NULL, NULL, "url: missing", 0},
     {"no scheme", "127.0.0.1:3000", TS_EINVAL, NULL, NULL, NULL, "has no scheme", 0},
     {"other scheme", "ftp://h/", TS_EINVAL, NULL, NULL, NULL, "scheme \"ftp\" is not supported", 0},
-    {"tls", "wss://h/", TS_EINVAL, NULL, NULL, NULL, "TLS", 0},
-    {"https", "https://h/", TS_EINVAL, NULL, NULL, NULL, "TLS", 0},
+    {"wss, default port 443", "wss://h/", 0, "h", "h", "/socket.io/?EIO=4&transport=websocket",
+     NULL, 443},
+    {"https with port", "HTTPS://h:8443/x/", 0, "h", "h:8443", "/x/?EIO=4&transport=websocket",
+     NULL, 8443},
+    {"https on port 80 names it", "https://[::1]:80/", 0, "::1", "[::1]:80",
+     "/socket.io/?EIO=4&transport=websocket", NULL, 80},
     {"port 0", "ws://h:0/", TS_EINVAL, NULL, NULL, NULL, "not a port number", 0},
     {"port too big", "ws://h:65536/", TS_EINVAL, NULL, NULL, NULL, "not a port number", 0},
     {"port not a number", "ws://h:80a/", TS_EINVAL, NULL, NULL, NULL, "\"80a\" is not a port", 0},
@@ -78,6 +83,8 @@ static void test_url_table(void **state) {
             assert_string_equal(u.host_header, k->host_header);
             assert_string_equal(u.target, k->target);
             assert_int_equal(u.port, k->port);
+            assert_int_equal(u.tls, strncasecmp(k->in, "wss", 3) == 0 ||
+                                        strncasecmp(k->in, "https", 5) == 0);
         } else {
             if (!strstr(err, k->msg)) print_error("message \"%s\" lacks \"%s\"\n", err, k->msg);
             assert_non_null(strstr(err, k->msg));
