@@ -16,6 +16,11 @@
  * Returns: EXIT_USAGE. */
 int ts_cli_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+/* A usage error for ts_client_new's / ts_client_session_new's TS_EINVAL
+ * sentence, with the library's option name turned into the flag that set
+ * it ("tls_ca_file: ..." becomes "--cacert: ..."). Returns: EXIT_USAGE. */
+int ts_cli_option_error(const char *err);
+
 /* Parses a decimal in lo..hi into *out. Returns 0, or -1 after a usage
  * error naming `what`. */
 int ts_cli_parse_num(const char *s, const char *what, long lo, long hi, long *out);

@@ -118,6 +118,13 @@ int ts_cli_usage_error(const char *fmt, ...) {
     return EXIT_USAGE;
 }
 
+int ts_cli_option_error(const char *err) {
+    static const char lib[] = "tls_ca_file: ";
+    if (strncmp(err, lib, sizeof lib - 1) == 0)
+        return ts_cli_usage_error("--cacert: %s", err + sizeof lib - 1);
+    return ts_cli_usage_error("%s", err);
+}
+
 /* ---- output ---- */
 
 void ts_cli_put_json_string(FILE *f, const char *s) {
@@ -492,7 +499,7 @@ int main(int argc, char **argv) {
     char err[300];
     int rc = ts_client_new(x.run.loop, &opts, &x.run.c, err, sizeof err);
     if (rc < 0) {
-        if (rc == TS_EINVAL) return ts_cli_usage_error("%s", err);
+        if (rc == TS_EINVAL) return ts_cli_option_error(err);
         fprintf(stderr, "tabsync: %s\n", ts_client_strerror(rc));
         return EXIT_RUNTIME;
     }

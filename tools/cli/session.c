@@ -337,7 +337,7 @@ int ts_cli_session_main(int argc, char **argv) {
     char err[300];
     int rc = ts_client_session_new(x.run.loop, &so, &x.run.c, err, sizeof err);
     if (rc < 0) {
-        if (rc == TS_EINVAL) return ts_cli_usage_error("%s", err);
+        if (rc == TS_EINVAL) return ts_cli_option_error(err);
         fprintf(stderr, "tabsync: %s\n", ts_client_strerror(rc));
         return EXIT_RUNTIME;
     }

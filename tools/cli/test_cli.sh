@@ -165,7 +165,7 @@ run "wss:// without trusting the certificate" 1 $T connect "wss://127.0.0.1:$tpo
 expect "untrusted certificate says why" "$err" "certificate verify failed (self-signed certificate)"
 run "wss:// --insecure" 0 $T connect "wss://127.0.0.1:$tport/" -k -q
 run "--cacert that cannot be read" 2 $T connect "wss://127.0.0.1:$tport/" --cacert "$tmp/none.pem"
-expect "unreadable --cacert names the file" "$err" "cannot load trusted certificates from $tmp/none.pem"
+expect "unreadable --cacert names the flag and the file" "$err" "--cacert: cannot load trusted certificates from $tmp/none.pem"
 run "wss:// to a plain server" 1 $T connect "wss://127.0.0.1:$port/" --cacert "$tmp/tls.crt" -t 3000
 expect "plain server: handshake failure" "$err" "TLS with 127.0.0.1:$port: handshake failed"
 kill -TERM $tls_pid; wait $tls_pid; trc=$?
