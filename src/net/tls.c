@@ -103,18 +103,39 @@ static int ctx_fail(SSL_CTX *sc, char *err, size_t errlen, const char *fmt, cons
     return rc;
 }
 
+/* What both sides share: TLS 1.2+, our TLS 1.2 suites, no renegotiation
+ * or compression, record buffers given back by idle connections. Returns
+ * the context, or 0 after ctx_fail (then *rc is its result). */
+static SSL_CTX *ctx_base(const SSL_METHOD *method, uint64_t options, char *err, size_t errlen,
+                         int *rc) {
+    ERR_clear_error();
+    SSL_CTX *sc = SSL_CTX_new(method);
+    if (!sc) {
+        *rc = ctx_fail(NULL, err, errlen, "cannot set up TLS%s%s", "", "");
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(sc, TLS1_2_VERSION);
+    SSL_CTX_set_options(sc, options | SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(sc, SSL_MODE_RELEASE_BUFFERS);
+    if (SSL_CTX_set_cipher_list(sc, TLS12_CIPHERS) != 1) {
+        *rc = ctx_fail(sc, err, errlen, "cannot set up TLS ciphers%s%s", "", "");
+        return NULL;
+    }
+    return sc;
+}
+
+static int ctx_done(SSL_CTX *sc, ts_tls_ctx_t **out) {
+    ts_tls_ctx_t *ctx = ts_xcalloc(1, sizeof(*ctx));
+    ctx->ssl_ctx = sc;
+    *out = ctx;
+    return 0;
+}
+
 int ts_tls__ctx_new(const char *cert, const char *key, ts_tls_ctx_t **out, char *err,
                     size_t errlen) {
-    ERR_clear_error();
-    SSL_CTX *sc = SSL_CTX_new(TLS_server_method());
-    if (!sc) return ctx_fail(NULL, err, errlen, "cannot set up TLS%s%s", "", "");
-    SSL_CTX_set_min_proto_version(sc, TLS1_2_VERSION);
-    SSL_CTX_set_options(sc, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
-                                SSL_OP_NO_COMPRESSION);
-    /* Idle connections give their record buffers back. */
-    SSL_CTX_set_mode(sc, SSL_MODE_RELEASE_BUFFERS);
-    if (SSL_CTX_set_cipher_list(sc, TLS12_CIPHERS) != 1)
-        return ctx_fail(sc, err, errlen, "cannot set up TLS ciphers%s%s", "", "");
+    int rc;
+    SSL_CTX *sc = ctx_base(TLS_server_method(), SSL_OP_CIPHER_SERVER_PREFERENCE, err, errlen, &rc);
+    if (!sc) return rc;
     SSL_CTX_set_alpn_select_cb(sc, on_alpn, NULL);
     if (SSL_CTX_use_certificate_chain_file(sc, cert) != 1)
         return ctx_fail(sc, err, errlen, "cannot load TLS certificate %s%s", cert, "");
@@ -122,22 +143,14 @@ int ts_tls__ctx_new(const char *cert, const char *key, ts_tls_ctx_t **out, char 
         return ctx_fail(sc, err, errlen, "cannot load TLS key %s%s", key, "");
     if (SSL_CTX_check_private_key(sc) != 1)
         return ctx_fail(sc, err, errlen, "TLS key %s does not match certificate %s", key, cert);
-    ts_tls_ctx_t *ctx = ts_xcalloc(1, sizeof(*ctx));
-    ctx->ssl_ctx = sc;
-    *out = ctx;
-    return 0;
+    return ctx_done(sc, out);
 }
 
 int ts_tls__client_ctx_new(const char *ca_file, int verify, ts_tls_ctx_t **out, char *err,
                            size_t errlen) {
-    ERR_clear_error();
-    SSL_CTX *sc = SSL_CTX_new(TLS_client_method());
-    if (!sc) return ctx_fail(NULL, err, errlen, "cannot set up TLS%s%s", "", "");
-    SSL_CTX_set_min_proto_version(sc, TLS1_2_VERSION);
-    SSL_CTX_set_options(sc, SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION);
-    SSL_CTX_set_mode(sc, SSL_MODE_RELEASE_BUFFERS);
-    if (SSL_CTX_set_cipher_list(sc, TLS12_CIPHERS) != 1)
-        return ctx_fail(sc, err, errlen, "cannot set up TLS ciphers%s%s", "", "");
+    int rc;
+    SSL_CTX *sc = ctx_base(TLS_client_method(), 0, err, errlen, &rc);
+    if (!sc) return rc;
     /* (0 is success here) */
     if (SSL_CTX_set_alpn_protos(sc, (const unsigned char *)"\x08http/1.1", 9) != 0)
         return ctx_fail(sc, err, errlen, "cannot set up ALPN%s%s", "", "");
@@ -150,10 +163,7 @@ int ts_tls__client_ctx_new(const char *ca_file, int verify, ts_tls_ctx_t **out, 
             return ctx_fail(sc, err, errlen, "cannot load the system's trusted certificates%s%s",
                             "", "");
     }
-    ts_tls_ctx_t *ctx = ts_xcalloc(1, sizeof(*ctx));
-    ctx->ssl_ctx = sc;
-    *out = ctx;
-    return 0;
+    return ctx_done(sc, out);
 }
 
 void ts_tls__ctx_free(ts_tls_ctx_t *ctx) {

@@ -265,7 +265,8 @@ static json_t *build_string(const uint8_t *p, size_t n, size_t flags, size_t *us
 static json_t *build_number(const uint8_t *p, size_t n, size_t flags, size_t *used) {
     size_t k = canon_number(p, n);
     *used = k;
-    if (!memchr(p, '.', k) && !memchr(p, 'e', k) && !memchr(p, 'E', k)) {
+    /* (canonical numbers write their exponent with 'e', never 'E') */
+    if (!memchr(p, '.', k) && !memchr(p, 'e', k)) {
         int neg = p[0] == '-';
         json_int_t v = 0;
         for (size_t i = (size_t)neg; i < k; i++) v = v * 10 + (p[i] - '0');
