@@ -26,7 +26,9 @@
     X(ESTORE, -1400, "store unavailable")                                      \
     X(ESTALE, -1401, "stale leader term")                                      \
     X(ECONFLICT, -1402, "version conflict")                                    \
-    X(EHELD, -1403, "lease held by another holder")
+    X(EHELD, -1403, "lease held by another holder")                            \
+    X(EDUP, -1404, "mutation already applied")                                 \
+    X(ETOOOLD, -1405, "mutation older than the remembered window")
 
 enum ts_err {
 #define TS_ERR_ENUM_(name, code, msg) TS_##name = (code),

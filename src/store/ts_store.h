@@ -40,7 +40,7 @@ struct uv_loop_s;
 
 /* Identifiers (session, user, device, tab, node, lease name, holder):
  * 1..TS_STORE_ID_MAX bytes, no control characters (< 0x20, 0x7f). */
-#define TS_STORE_ID_MAX 128
+#define TS_STORE_ID_MAX 320 /* a history key is "<user>/<session>" */
 #define TS_STORE_REG_DATA_MAX 16384 /* registry metadata bytes */
 #define TS_STORE_TTL_MAX (24u * 3600u * 1000u) /* ms; ttl_ms is 1..this */
 
@@ -90,6 +90,42 @@ typedef struct ts_store_lease {
     uint64_t expires_at; /* wall clock ms; 0 when nobody holds it */
 } ts_store_lease_t;
 
+/* Session history (issue #9): what a reader needs to resume or rebuild a
+ * session. A session's log is event sourced: the state is the snapshot
+ * plus every state change after it (the session layer folds them). */
+typedef struct ts_store_sess_info {
+    uint64_t epoch;        /* nonzero, random; changes whenever history may have
+                            * been lost (memory-only store restarted, file
+                            * replaced); 0 = the session has never been written */
+    uint64_t last_seq;     /* newest durable seq (0: none) */
+    uint64_t trimmed_upto; /* events <= this are gone from the log */
+    uint64_t state_ver;    /* state changes committed so far (ts_store_commit_t.state) */
+    uint64_t snap_seq;     /* the snapshot covers the log up to this seq (0: none) */
+    uint64_t snap_ver;     /* state_ver the snapshot was taken at */
+    ts_buf_t *snap;        /* borrowed; NULL when snap_seq is 0 */
+} ts_store_sess_info_t;
+
+/* One entry appended by ts_store_commit. */
+#define TS_STORE_ANY_VER UINT64_MAX
+#define TS_STORE_PROBE_VER (UINT64_MAX - 1) /* never a state_ver: see commit */
+#define TS_STORE_MUT_WINDOW 256 /* applied mutations remembered per client */
+typedef struct ts_store_commit {
+    ts_buf_t *event;       /* borrowed: the log entry */
+    ts_slice_t client;     /* exactly-once: who sent it (an id); len 0 = no bookkeeping */
+    uint64_t mut;          /* that client's mutation number, >= 1 (ignored without client) */
+    uint64_t if_ver;       /* the session's state_ver must equal this, or
+                            * TS_STORE_ANY_VER (no condition) */
+    int is_state;          /* 1: a state change: state_ver += 1 when appended */
+} ts_store_commit_t;
+
+typedef struct ts_store_commit_res {
+    uint64_t epoch;        /* the session's epoch */
+    uint64_t seq;          /* 0: the new entry's seq; TS_EDUP: the original's */
+    uint64_t state_ver;    /* 0: after this commit; TS_ECONFLICT: the current one */
+    const ts_store_event_t *original; /* TS_EDUP: the original entry while the log
+                                       * still has it, else NULL (borrowed) */
+} ts_store_commit_res_t;
+
 /* ---- callbacks (see THE CALLBACK RULE above) ---- */
 
 typedef void (*ts_store_close_cb)(void *ud);
@@ -106,11 +142,22 @@ typedef void (*ts_store_seq_cb)(int status, uint64_t seq, void *ud);
 typedef void (*ts_store_log_cb)(int status, const ts_store_log_page_t *page, void *ud);
 /* state != NULL for 0 (the stored state) and TS_ECONFLICT (the current one). */
 typedef void (*ts_store_state_cb)(int status, const ts_store_state_t *state, void *ud);
+/* info != NULL iff status == 0. */
+typedef void (*ts_store_sess_cb)(int status, const ts_store_sess_info_t *info, void *ud);
+/* res != NULL for 0, TS_EDUP and TS_ECONFLICT. */
+typedef void (*ts_store_commit_cb)(int status, const ts_store_commit_res_t *res, void *ud);
 /* lease != NULL for 0 (the granted lease), TS_EHELD (the current holder) and
  * TS_ESTALE (the current lease, holder empty if nobody holds it). */
 typedef void (*ts_store_lease_cb)(int status, const ts_store_lease_t *lease, void *ud);
 
 /* ---- configuration ---- */
+
+typedef enum ts_store_durability {
+    TS_STORE_DUR_GROUP = 0, /* group commit: one fsync for every write of a window */
+    TS_STORE_DUR_SYNC,      /* one transaction and one fsync per write */
+    TS_STORE_DUR_NONE,      /* written to the file without fsync: survives a crash
+                             * of the process, not of the machine */
+} ts_store_durability_t;
 
 typedef struct ts_store_cfg {
     const char *sqlite_path;  /* memory: durable file; NULL or "" = memory only */
@@ -129,6 +176,16 @@ typedef struct ts_store_cfg {
     size_t state_max;         /* one state document; 0 = 1 MiB */
     uint32_t read_max;        /* events per log_read page; 0 = 1000 */
     size_t read_max_bytes;    /* bytes per log_read page (>= 1 event); 0 = 4 MiB */
+    /* Durability of writes (docs/STORE.md "Durability"): when a write's
+     * callback runs, the write is on disk under this policy. */
+    ts_store_durability_t durability; /* default TS_STORE_DUR_GROUP */
+    uint32_t group_ms;        /* TS_STORE_DUR_GROUP: commit at most this long after
+                               * the first write of a batch; 0 = at the end of the
+                               * loop turn */
+    /* Retention: events older than both bounds may be dropped, never past a
+     * session's snapshot (snap_seq): the state can always be rebuilt. */
+    uint32_t retain_events;   /* keep at least the newest N events; 0 = 10000 */
+    uint64_t retain_ms;       /* and every event younger than this; 0 = 24 h */
 } ts_store_cfg_t;
 
 /* ---- the ops table a backend implements ---- */
@@ -161,6 +218,11 @@ typedef struct ts_store_ops {
     int (*state_get)(void *self, ts_slice_t session, ts_store_state_cb cb, void *ud);
     int (*state_cas)(void *self, ts_slice_t session, uint64_t expected, ts_buf_t *doc,
                      ts_store_state_cb cb, void *ud);
+    int (*sess_get)(void *self, ts_slice_t session, ts_store_sess_cb cb, void *ud);
+    int (*commit)(void *self, ts_slice_t session, const ts_store_commit_t *c,
+                  ts_store_commit_cb cb, void *ud);
+    int (*snap_put)(void *self, ts_slice_t session, uint64_t seq, uint64_t ver, ts_buf_t *doc,
+                    ts_store_done_cb cb, void *ud);
     int (*lease_acquire)(void *self, ts_slice_t name, ts_slice_t holder, uint64_t ttl_ms,
                          ts_store_lease_cb cb, void *ud);
     int (*lease_renew)(void *self, ts_slice_t name, ts_slice_t holder, uint64_t term,
@@ -294,6 +356,59 @@ static inline int ts_store_state_cas(ts_store_t *st, ts_slice_t session, uint64_
     if (rc) return rc;
     if (!doc || doc->len == 0) return TS_EINVAL;
     return st->ops->state_cas(st->self, session, expected, doc, cb, ud);
+}
+
+/* ---- session history: info, exactly-once commits, snapshots ----
+ * sess_get: the session's epoch, last durable seq, trim mark, state_ver and
+ *   snapshot. An unknown session is status 0 with everything 0 (epoch 0).
+ * commit: appends c->event as the session's next seq, atomically with
+ *   (a) the condition: if c->if_ver != TS_STORE_ANY_VER and the session's
+ *       state_ver differs, nothing is written: TS_ECONFLICT with the current
+ *       state_ver;
+ *   (b) exactly-once bookkeeping: with a client id, the store remembers the
+ *       (mut, seq) of that client's newest TS_STORE_MUT_WINDOW applied
+ *       mutations in the same write as the entry. A mut it remembers is not
+ *       appended again: TS_EDUP with the original's seq (and the entry, while
+ *       the log has it). A mut it does not remember but that is older than
+ *       every remembered one while the window is full: TS_ETOOOLD (cannot
+ *       tell). Any other mut is applied (gaps and out-of-order numbers are
+ *       fine: absence from the window means "never applied").
+ *   (c) is_state: state_ver += 1.
+ *   (b) is checked before (a): a resend of an applied mutation is TS_EDUP
+ *   whatever the state_ver is now, so a commit with an if_ver that cannot
+ *   match (TS_STORE_PROBE_VER) asks "was this mutation applied?" without
+ *   writing anything: TS_EDUP, TS_ETOOOLD, or TS_ECONFLICT (never applied).
+ *   A new session gets a random nonzero epoch at its first commit.
+ *   Returns TS_ETOOBIG over cfg.event_max, TS_EINVAL for an empty event, a
+ *   bad client id, or mut 0 with a client. Callback: 0, TS_EDUP,
+ *   TS_ECONFLICT, TS_ETOOOLD, TS_ELIMIT, TS_ESTORE (nothing written).
+ * snap_put: keeps `doc` as the session's snapshot of the log up to `seq`
+ *   (state_ver `ver`) if seq is newer than the current snapshot and not past
+ *   last_seq. Callback: 0, TS_ESTALE (not newer: ignored), TS_EINVAL (seq
+ *   past last_seq), TS_ESTORE. Returns TS_ETOOBIG over cfg.state_max.
+ * Reads (log_read, sess_get) never show a write before it is durable. */
+static inline int ts_store_sess_get(ts_store_t *st, ts_slice_t session, ts_store_sess_cb cb,
+                                    void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_id(session);
+    return rc ? rc : st->ops->sess_get(st->self, session, cb, ud);
+}
+static inline int ts_store_commit(ts_store_t *st, ts_slice_t session, const ts_store_commit_t *c,
+                                  ts_store_commit_cb cb, void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_id(session);
+    if (rc) return rc;
+    if (!c->event || c->event->len == 0) return TS_EINVAL;
+    if (c->client.len && (ts_store__check_id(c->client) || c->mut == 0)) return TS_EINVAL;
+    return st->ops->commit(st->self, session, c, cb, ud);
+}
+static inline int ts_store_snap_put(ts_store_t *st, ts_slice_t session, uint64_t seq,
+                                    uint64_t ver, ts_buf_t *doc, ts_store_done_cb cb, void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_id(session);
+    if (rc) return rc;
+    if (!doc || doc->len == 0 || seq == 0) return TS_EINVAL;
+    return st->ops->snap_put(st->self, session, seq, ver, doc, cb, ud);
 }
 
 /* ---- leases with terms (fencing tokens) ----
