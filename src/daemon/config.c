@@ -41,6 +41,8 @@ typedef enum opt_kind {
     K_ORIGIN,  /* cors_origins, repeatable */
     K_PARSER,  /* parser_msgpack */
     K_LOGLEVEL, /* log_level */
+    K_DURABILITY, /* durability + group_commit_ms: sync | group[:MS] | none */
+    K_ONOFF,   /* int 0/1 from "on" / "off" */
     K_SECRET   /* char[size], never shown in messages or --help */
 } opt_kind_t;
 
@@ -168,6 +170,29 @@ static const opt_t opts[] = {
      NULL, "FILE", "Session store",
      "SQLite file that keeps event logs, state and lease terms across\n"
      "restarts. Default: memory only."},
+    {"durability", "TABSYNC_DURABILITY", K_DURABILITY, 0, 0, 0, 0, NULL, "sync|group:MS|none",
+     "Session store",
+     "When a write to the SQLite file is acknowledged: sync = after its own\n"
+     "fsync; group:MS = after the one fsync of everything within MS (0-1000);\n"
+     "none = when written, without fsync (survives a crash of tabsyncd only)."},
+    {"history", "TABSYNC_HISTORY", K_ONOFF, OFF(history), 0, 0, 0, NULL, "on|off",
+     "Session history",
+     "Keep each session's history and shared state (protocol v3). off: relay\n"
+     "envelopes without logging them, as protocol v2 did."},
+    {"state-rules", "TABSYNC_STATE_RULES", K_PATH, OFF(state_rules), SZ(state_rules), 0, 0, NULL,
+     "FILE", "Session history",
+     "JSON file of key path patterns -> conflict strategy (lww, version,\n"
+     "counter, set); docs/CONSISTENCY.md. Default: lww everywhere."},
+    {"snapshot-every", "TABSYNC_SNAPSHOT_EVERY", K_U32, OFF(snapshot_every), 0, 10, 1000000,
+     "entries", "N", "Session history",
+     "Snapshot a session's state every N entries of its history."},
+    {"history-retain-events", "TABSYNC_HISTORY_RETAIN_EVENTS", K_U32, OFF(retain_events), 0, 1,
+     100000000u, "events", "N", "Session history",
+     "Keep at least the newest N entries of each session ..."},
+    {"history-retain-age", "TABSYNC_HISTORY_RETAIN_AGE", K_U32, OFF(retain_age_s), 0, 1,
+     31536000u, "seconds", "SECONDS", "Session history",
+     "... and every entry younger than this. Older ones are compacted into\n"
+     "the snapshot: a client further behind gets the snapshot and the rest."},
 
     {"http-max-header-bytes", "TABSYNC_HTTP_MAX_HEADER_BYTES", K_SIZE,
      OFF(http_max_header_bytes), 0, KIB, MIB, "bytes", "BYTES", "HTTP",
@@ -235,6 +260,12 @@ void ts_dmn_config_defaults(ts_dmn_config_t *cfg) {
     cfg->workers = 1;
     cfg->jwt_leeway_s = TS_SESS_LEEWAY_DEFAULT;
     cfg->limit_handshakes_per_ip = 50;
+    cfg->history = 1;
+    cfg->durability = TS_DMN_DUR_GROUP;
+    cfg->group_commit_ms = 2;
+    cfg->snapshot_every = 1000;
+    cfg->retain_events = 10000;
+    cfg->retain_age_s = 86400;
     cfg->limit_conns_per_user = 100;
     cfg->limit_events_per_socket = 100;
     cfg->limit_bytes_per_socket = 1048576;
@@ -506,6 +537,32 @@ static int apply(ctx_t *c, const opt_t *o, const char *v, int from_env) {
             return fail(c, "%s=\"%s\" is not a parser (expected json or msgpack)", wn,
                         show(v, sv, sizeof sv));
         return 0;
+    case K_ONOFF:
+        if (strcmp(v, "on") == 0 || strcmp(v, "off") == 0) {
+            int on = v[1] == 'n';
+            memcpy((char *)cfg + o->off, &on, sizeof on);
+            return 0;
+        }
+        return fail(c, "%s=\"%s\" is not on or off", wn, show(v, sv, sizeof sv));
+    case K_DURABILITY: {
+        char *end = NULL;
+        unsigned long ms = 2;
+        if (strcmp(v, "sync") == 0)
+            cfg->durability = TS_DMN_DUR_SYNC;
+        else if (strcmp(v, "none") == 0)
+            cfg->durability = TS_DMN_DUR_NONE;
+        else if (strcmp(v, "group") == 0 ||
+                 (strncmp(v, "group:", 6) == 0 && v[6] >= '0' && v[6] <= '9' &&
+                  (ms = strtoul(v + 6, &end, 10), *end == '\0') && ms <= 1000))
+            cfg->durability = TS_DMN_DUR_GROUP;
+        else
+            return fail(c,
+                        "%s=\"%s\" is not a durability (expected sync, group:MS with MS "
+                        "0-1000, or none)",
+                        wn, show(v, sv, sizeof sv));
+        cfg->group_commit_ms = (uint32_t)ms;
+        return 0;
+    }
     case K_LOGLEVEL:
         if (ts_log_level_parse(v, &cfg->log_level) != 0)
             return fail(c,
@@ -853,6 +910,12 @@ static void default_text(const opt_t *o, const ts_dmn_config_t *d, char *buf, si
         break;
     case K_LOGLEVEL:
         snprintf(buf, cap, "info");
+        break;
+    case K_ONOFF:
+        snprintf(buf, cap, "on");
+        break;
+    case K_DURABILITY:
+        snprintf(buf, cap, "group:%u", d->group_commit_ms);
         break;
     }
 }

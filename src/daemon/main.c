@@ -21,6 +21,7 @@
 #include "daemon/ts_dmn_token.h"
 #include "metrics/ts_met.h"
 #include "session/ts_sess_auth.h"
+#include "session/ts_sess_state.h"
 
 #define DRAIN_TICK_MS 50
 /* After every session was told to close, the only ones left are polling
@@ -218,9 +219,17 @@ static int start_session(ts_dmn_t *d) {
     char err[512] = "";
     if (!proc.auth) return 0;
     if (d->idx == 0) {
+        static const ts_store_durability_t dur[] = {
+            [TS_DMN_DUR_GROUP] = TS_STORE_DUR_GROUP,
+            [TS_DMN_DUR_SYNC] = TS_STORE_DUR_SYNC,
+            [TS_DMN_DUR_NONE] = TS_STORE_DUR_NONE};
         ts_store_cfg_t sc = {.sqlite_path = d->cfg.store_sqlite,
                              .sweep_ms = d->cfg.registry_sweep_ms,
-                             .on_expire = on_store_expire};
+                             .on_expire = on_store_expire,
+                             .durability = dur[d->cfg.durability],
+                             .group_ms = d->cfg.group_commit_ms,
+                             .retain_events = d->cfg.retain_events,
+                             .retain_ms = (uint64_t)d->cfg.retain_age_s * 1000};
         if (ts_store_open(&d->store, &ts_store_memory_ops, &sc, d->loop, err, sizeof err) != 0) {
             fprintf(stderr, "tabsyncd: cannot open the session store: %s\n", err);
             return 1;
@@ -243,8 +252,31 @@ static int start_session(ts_dmn_t *d) {
         .registry_ttl_ms = d->cfg.registry_ttl_ms,
         .leeway_s = d->cfg.jwt_leeway_s,
         .share_with = d->idx ? proc.w[0]->sess : NULL,
+        .history = d->cfg.history ? TS_SESS_HISTORY_ON : TS_SESS_HISTORY_OFF,
+        .rules = proc.rules,
+        .snapshot_every = d->cfg.snapshot_every,
     };
     d->sess = ts_sess_new(d->loop, d->sio, &d->store, &c);
+    return 0;
+}
+
+/* --state-rules: read once, shared (read-only) by every loop. */
+static int load_rules(void) {
+    const char *path = proc.cfg.state_rules;
+    if (!path[0]) return 0;
+    char why[256] = "";
+    size_t len = 0;
+    char *text = NULL;
+    if (ts_sess_auth_read_file(path, 1 << 20, &text, &len, why, sizeof why) != 0) {
+        fprintf(stderr, "tabsyncd: --state-rules %s: %s\n", path, why);
+        return 2;
+    }
+    int rc = ts_sess_rules_parse(text, len, &proc.rules, why, sizeof why);
+    free(text);
+    if (rc) {
+        fprintf(stderr, "tabsyncd: --state-rules %s: %s\n", path, why);
+        return 2;
+    }
     return 0;
 }
 
@@ -258,7 +290,7 @@ static int start_auth(void) {
         fprintf(stderr, "tabsyncd: %s\n", err);
         return 2;
     }
-    return 0;
+    return load_rules();
 }
 
 /* Sets up loop `idx` (on the main thread, before any loop runs). Returns 0,
@@ -364,6 +396,7 @@ static void proc_free(void) {
     for (size_t i = 0; i < proc.n; i++) free(proc.w[i]);
     ts_sio_group_free(proc.group);
     ts_sess_auth_free(proc.auth);
+    ts_sess_rules_free(proc.rules);
     uv_mutex_destroy(&proc.mu);
 }
 

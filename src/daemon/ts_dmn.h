@@ -54,6 +54,7 @@ struct ts_dmn_proc {
     ts_dmn_t *w[TS_DMN_MAX_WORKERS];
     ts_sio_group_t *group;     /* the Socket.IO namespaces' shared half */
     struct ts_sess_auth *auth;
+    struct ts_sess_rules *rules; /* --state-rules (read-only once the loops run) */
     char node_id[64];          /* this process in the registry: host:pid */
     uv_mutex_t mu;             /* the loops' inboxes */
 };

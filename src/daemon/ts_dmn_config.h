@@ -14,6 +14,12 @@
 #define TS_DMN_SECRET_MAX 512    /* bytes; = TS_SESS_SECRET_MAX */
 #define TS_DMN_SECRET_MIN 32     /* bytes; shorter secrets are refused at startup */
 
+typedef enum ts_dmn_durability {
+    TS_DMN_DUR_GROUP = 0,
+    TS_DMN_DUR_SYNC,
+    TS_DMN_DUR_NONE,
+} ts_dmn_durability_t;
+
 typedef struct ts_dmn_config {
     char listen_host[64];      /* --listen HOST:PORT, TABSYNC_LISTEN; default 127.0.0.1 */
     uint16_t listen_port;      /* default 3000; 0 = pick a free port */
@@ -76,6 +82,14 @@ typedef struct ts_dmn_config {
     uint32_t registry_ttl_ms;   /* --registry-ttl: default 30000 */
     uint32_t registry_sweep_ms; /* --registry-sweep: default 1000 */
     char store_sqlite[512];     /* --store-sqlite FILE: durable log/state; "" = memory only */
+    ts_dmn_durability_t durability; /* --durability sync|group:MS|none; default group:2 */
+    uint32_t group_commit_ms;   /* the MS of group:MS */
+    /* The session history (protocol v3; docs/CONSISTENCY.md) */
+    int history;                /* --history on|off; default on */
+    char state_rules[512];      /* --state-rules FILE; "" = lww everywhere */
+    uint32_t snapshot_every;    /* --snapshot-every N entries; default 1000 */
+    uint32_t retain_events;     /* --history-retain-events N; default 10000 */
+    uint32_t retain_age_s;      /* --history-retain-age SECONDS; default 86400 */
 } ts_dmn_config_t;
 
 /* Fills `cfg` with the defaults. */

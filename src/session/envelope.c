@@ -36,6 +36,9 @@ static int name_ok_n(const char *s, size_t n) {
 }
 
 static int name_ok(const char *s) { return name_ok_n(s, strlen(s)); }
+int ts_sess_name_ok(const char *s) { return name_ok(s); }
+
+#define MUT_MAX 9007199254740991LL /* 2^53 - 1: exact in a JavaScript number */
 
 static int fail(char *why, size_t len, const char *msg) {
     snprintf(why, len, "envelope: %s", msg);
@@ -49,7 +52,7 @@ int ts_sess_envelope_parse(json_t *in, ts_sess_envelope_t *out, char *why, size_
     if (!json_is_integer(v)) return fail(why, whylen, "v (protocol version) must be an integer");
     json_int_t ver = json_integer_value(v);
     if (ver < TS_SESS_PROTO_MIN || ver > TS_SESS_PROTO_CURRENT)
-        return fail(why, whylen, "unsupported protocol version (this server accepts v1 and v2)");
+        return fail(why, whylen, "unsupported protocol version (this server accepts v1, v2 and v3)");
     out->v = (int)ver;
     out->type = json_string_value(json_object_get(in, "type"));
     if (!out->type || !name_ok(out->type))
@@ -64,6 +67,17 @@ int ts_sess_envelope_parse(json_t *in, ts_sess_envelope_t *out, char *why, size_
             return fail(why, whylen, "cid must be 1-64 characters of [A-Za-z0-9._:/-]");
     }
     if (json_object_get(in, "seq")) return fail(why, whylen, "seq is assigned by the server");
+    json_t *client = json_object_get(in, "client");
+    if (client && !json_is_null(client)) {
+        out->client = json_string_value(client);
+        if (!out->client || !name_ok(out->client))
+            return fail(why, whylen, "client must be 1-64 characters of [A-Za-z0-9._:/-]");
+    }
+    json_t *mut = json_object_get(in, "mut");
+    if (mut && (!json_is_integer(mut) || json_integer_value(mut) < 1 ||
+                json_integer_value(mut) > MUT_MAX))
+        return fail(why, whylen, "mut must be an integer from 1 to 2^53-1");
+    if (mut) out->mut = (uint64_t)json_integer_value(mut);
     /* members that look like addressing are refused rather than ignored: a
      * client that tries to name a target learns at once that it cannot */
     static const char *const addressing[] = {"room", "rooms", "session", "sid", "user",
@@ -142,11 +156,12 @@ static int raw_lookup(ts_slice_t t, const char *const *names, int n) {
     return -1;
 }
 
-enum { M_V, M_TYPE, M_ID, M_CID, M_SEQ, M_PRIO, M_TO, M_BODY, M_ADDR, M_COUNT };
+enum { M_V, M_TYPE, M_ID, M_CID, M_SEQ, M_PRIO, M_TO, M_BODY, M_CLIENT, M_MUT, M_ADDR, M_COUNT };
 
 int ts_sess_envelope_parse_raw(ts_slice_t in, ts_sess_envelope_raw_t *out, char *why,
                                size_t whylen) {
-    static const char *const keys[M_ADDR] = {"v", "type", "id", "cid", "seq", "prio", "to", "body"};
+    static const char *const keys[M_ADDR] = {"v",    "type", "id",   "cid",    "seq",
+                                             "prio", "to",   "body", "client", "mut"};
     static const char *const addressing[] = {"room", "rooms", "session", "sid", "user",
                                              "device", "tab", "socket"};
     memset(out, 0, sizeof(*out));
@@ -175,7 +190,7 @@ int ts_sess_envelope_parse_raw(ts_slice_t in, ts_sess_envelope_raw_t *out, char 
         return fail(why, whylen, "v (protocol version) must be an integer");
     long long ver = strtoll((const char *)v.p, NULL, 10); /* digits, then ',' or '}' */
     if (ver < TS_SESS_PROTO_MIN || ver > TS_SESS_PROTO_CURRENT)
-        return fail(why, whylen, "unsupported protocol version (this server accepts v1 and v2)");
+        return fail(why, whylen, "unsupported protocol version (this server accepts v1, v2 and v3)");
     out->v = (int)ver;
     if (!raw_name_ok(m[M_TYPE], &out->type))
         return fail(why, whylen, "type must be 1-64 characters of [A-Za-z0-9._:/-]");
@@ -184,6 +199,23 @@ int ts_sess_envelope_parse_raw(ts_slice_t in, ts_sess_envelope_raw_t *out, char 
     if (m[M_CID].len && !ts_slice_eq_str(m[M_CID], "null") && !raw_name_ok(m[M_CID], &out->cid))
         return fail(why, whylen, "cid must be 1-64 characters of [A-Za-z0-9._:/-]");
     if (m[M_SEQ].len) return fail(why, whylen, "seq is assigned by the server");
+    if (m[M_CLIENT].len && !ts_slice_eq_str(m[M_CLIENT], "null") &&
+        !raw_name_ok(m[M_CLIENT], &out->client))
+        return fail(why, whylen, "client must be 1-64 characters of [A-Za-z0-9._:/-]");
+    if (m[M_MUT].len) {
+        /* canonical integers are digits with an optional '-', no fraction,
+         * no exponent; at most 16 digits fit 2^53-1 */
+        ts_slice_t t = m[M_MUT];
+        unsigned long long x = 0;
+        int ok = t.len <= 16;
+        for (size_t k = 0; ok && k < t.len; k++) {
+            if (t.p[k] < '0' || t.p[k] > '9') ok = 0;
+            else x = x * 10 + (unsigned)(t.p[k] - '0');
+        }
+        if (!ok || x < 1 || x > (unsigned long long)MUT_MAX)
+            return fail(why, whylen, "mut must be an integer from 1 to 2^53-1");
+        out->mut = x;
+    }
     if (m[M_ADDR].len)
         return fail(why, whylen,
                     "an envelope cannot name a room, session, user, device or tab: use to");

@@ -13,7 +13,10 @@
 #include "core/ts_ratelimit.h"
 #include "metrics/ts_met.h"
 #include "session/ts_sess.h"
+#include "core/ts_hlc.h"
+#include "core/ts_map.h"
 #include "session/ts_sess_auth.h"
+#include "session/ts_sess_state.h"
 
 
 /* Refusal and throttle counters for /metrics. */
@@ -29,6 +32,13 @@ enum sess_counter {
     SC_TOKEN_EXPIRED,
     SC_TOKEN_SWAPS,
     SC_STORE_REFUSED, /* connections refused: breaker open */
+    SC_LOGGED,        /* entries appended to session histories */
+    SC_CHANGES,       /* state changes committed */
+    SC_CONFLICTS,     /* state changes refused with "conflict" */
+    SC_DUPLICATES,    /* resends answered from the original (exactly-once) */
+    SC_RESYNCS,       /* sync answers that started from a snapshot */
+    SC_REPLAYED,      /* sync answers */
+    SC_REPLAYED_ENTRIES, /* entries sent in sync answers */
     SC_COUNT
 };
 
@@ -66,6 +76,10 @@ typedef struct sess_sock {
     uint8_t warned;          /* token_expiring sent */
     uint8_t counted_ip, counted_user;
     char peer[48];
+    char hist_key[2 * TS_SESS_ID_MAX + 2];       /* "user/session": its history in the store */
+    char default_client[2 * TS_SESS_ID_MAX + 8]; /* exactly-once id when a change names none */
+    uint32_t holds;          /* requests still answering to it (ts_sess__sock_hold) */
+    uint8_t gone;            /* disconnected: s is NULL, freed at the last release */
 } sess_sock_t;
 
 /* What the /session instances of one process's loops share: limits that
@@ -73,6 +87,7 @@ typedef struct sess_sock {
 typedef struct sess_shared {
     pthread_mutex_t mu;
     ts_rl_table_t hs_ip, conns_ip, conns_user;
+    ts_hlc_t hlc;            /* the process's hybrid logical clock (atomic) */
     ts_sess_t *members[TS_SIO_MAX_LOOPS]; /* for /metrics sums */
     size_t nmembers;
 } sess_shared_t;
@@ -95,7 +110,44 @@ struct ts_sess {
     size_t nsocks;
     size_t pending_ops;     /* store calls whose callback has not run */
     int closed;             /* ts_sess_free done: free when pending_ops drops to 0 */
+    int history;            /* cfg.history == TS_SESS_HISTORY_ON */
+    const ts_sess_rules_t *rules; /* cfg.rules or the default (owned then: own_rules) */
+    ts_sess_rules_t *own_rules;
+    ts_map_t hists;         /* sess_hist_t by "user/session" (history.c) */
+    ts_list_t hist_lru;
+    size_t nhists;
 };
+
+typedef struct sess_hist sess_hist_t;
+typedef struct sess_batch sess_batch_t;
+
+/* session.c: a socket stays allocated while requests answer to it (a store
+ * call in flight); after its disconnect, its last release frees it. */
+void ts_sess__sock_hold(sess_sock_t *ss);
+void ts_sess__sock_release(sess_sock_t *ss);
+/* Answers ack_id with `res` (takes), or without an ack, emits `error` if
+ * res says ok: false. */
+void ts_sess__reply(ts_sio_socket_t *s, int64_t ack_id, json_t *res);
+/* Returns new: {ok: false, error: {code, message, retry_after_ms?}}. */
+json_t *ts_sess__error(const char *code, const char *message, uint64_t retry_after_ms);
+/* The welcome event; `hist` (takes, may be NULL) adds the v3 members. */
+void ts_sess__emit_welcome(sess_sock_t *ss, json_t *hist);
+
+/* history.c: the session history (protocol v3). */
+/* Logs a session-scope envelope (entry: takes, the canonical text without
+ * seq) and relays it once durable; answers item idx of batch b. */
+void ts_sess__hist_publish(sess_sock_t *ss, sess_batch_t *b, size_t idx, ts_buf_t *entry,
+                           const char *id, const char *client, uint64_t mut, uint64_t ts);
+/* The batch of a message with n items (one ack for all). */
+sess_batch_t *ts_sess__batch_new(sess_sock_t *ss, int64_t ack_id, size_t n, int is_array);
+void ts_sess__batch_done(sess_batch_t *b, size_t idx, json_t *reply);
+void ts_sess__hist_state(sess_sock_t *ss, json_t *arg, int64_t ack_id);
+void ts_sess__hist_sync(sess_sock_t *ss, json_t *arg, int64_t ack_id);
+void ts_sess__hist_welcome(sess_sock_t *ss);
+void ts_sess__hist_sweep(ts_sess_t *sess);
+void ts_sess__hist_shutdown(ts_sess_t *sess);
+void ts_sess__hist_deinit(ts_sess_t *sess);
+size_t ts_sess__hist_count(const ts_sess_t *sess);
 
 /* session.c: a store call's callback ran (frees a closed session layer
  * once the last one has). */

@@ -43,6 +43,11 @@ static void refuse_with(ts_sio_refusal_t *refuse, const char *message, const cha
 /* ---- connect ---- */
 
 static void sock_free(sess_sock_t *ss) {
+    if (ss->holds) { /* requests still answer to it: the last release frees it */
+        ss->gone = 1;
+        ss->s = NULL;
+        return;
+    }
     ts_sess_t *sess = ss->sess;
     pthread_mutex_lock(&sess->sh->mu);
     if (ss->counted_ip) ts_rl_table_dec(&sess->sh->conns_ip, ss->peer, strlen(ss->peer));
@@ -54,6 +59,13 @@ static void sock_free(sess_sock_t *ss) {
     free(ss->room_device);
     json_decref(ss->meta);
     free(ss);
+}
+
+void ts_sess__sock_hold(sess_sock_t *ss) { ss->holds++; }
+
+void ts_sess__sock_release(sess_sock_t *ss) {
+    ts_assert(ss->holds > 0);
+    if (--ss->holds == 0 && ss->gone) sock_free(ss);
 }
 
 static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refuse, void *ud) {
@@ -115,6 +127,10 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     ss->room_session = room_name("s", ss->id.user, ss->id.session);
     ss->room_user = room_name("u", ss->id.user, NULL);
     ss->room_device = room_name("d", ss->id.user, ss->id.device);
+    const char *hk[] = {ss->id.user, ss->id.session};
+    ts_strjoin(ss->hist_key, sizeof ss->hist_key, '/', hk, 2);
+    const char *dc[] = {"d", ss->id.device, "t", ss->id.tab};
+    ts_strjoin(ss->default_client, sizeof ss->default_client, '/', dc, 4);
     ss->connected_at = ts_wall_ms();
     ss->meta = json_object();
     ts_sio_socket_set_ud(s, ss);
@@ -131,14 +147,22 @@ static void on_connection(ts_sio_socket_t *s, void *ud) {
     ts_list_insert_tail(&sess->socks, &ss->link);
     TS_MET_BUMP_(sess->nsocks, 1);
     SESS_COUNT(sess->counters[SC_CONNECTED]);
+    if (ss->id.proto >= 3 && sess->history)
+        ts_sess__hist_welcome(ss); /* says where the history is: after loading it */
+    else
+        ts_sess__emit_welcome(ss, NULL);
+    ts_sess__reg_put(ss);
+}
+
+void ts_sess__emit_welcome(sess_sock_t *ss, json_t *hist) {
     json_t *w = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:s}", "user", ss->id.user, "session",
                           ss->id.session, "device", ss->id.device, "tab", ss->id.tab, "proto",
-                          ss->id.proto, "exp", (json_int_t)ss->id.exp, "node", sess->node_id);
+                          ss->id.proto, "exp", (json_int_t)ss->id.exp, "node", ss->sess->node_id);
+    if (hist) json_object_update_new(w, hist);
     json_t *arr = json_pack("[o]", w);
     ts_sio_args_t a = {arr, NULL, 0};
-    ts_sio_emit(s, "welcome", &a);
+    ts_sio_emit(ss->s, "welcome", &a);
     json_decref(arr);
-    ts_sess__reg_put(ss);
 }
 
 static void on_disconnect(ts_sio_socket_t *s, const char *reason, void *ud) {
@@ -156,12 +180,6 @@ static void on_disconnect(ts_sio_socket_t *s, const char *reason, void *ud) {
 
 /* ---- events ---- */
 
-static json_t *error_obj(const char *code, const char *message, uint64_t retry_after_ms) {
-    json_t *e = json_pack("{s:s,s:s}", "code", code, "message", message);
-    if (retry_after_ms) json_object_set_new(e, "retry_after_ms", json_integer((json_int_t)retry_after_ms));
-    return json_pack("{s:b,s:o}", "ok", 0, "error", e);
-}
-
 /* The `error` event form: {code, message, retry_after_ms?}. */
 static void emit_error_event(ts_sio_socket_t *s, json_t *res) {
     json_t *arr = json_pack("[O]", json_object_get(res, "error"));
@@ -170,7 +188,7 @@ static void emit_error_event(ts_sio_socket_t *s, json_t *res) {
     json_decref(arr);
 }
 
-static void reply(ts_sio_socket_t *s, int64_t ack_id, json_t *res /* takes */) {
+void ts_sess__reply(ts_sio_socket_t *s, int64_t ack_id, json_t *res /* takes */) {
     if (ack_id >= 0) {
         json_t *arr = json_pack("[o]", res);
         ts_sio_args_t a = {arr, NULL, 0};
@@ -213,48 +231,103 @@ static uint64_t throttle(sess_sock_t *ss, size_t size, int *gone) {
     return (uint64_t)wait;
 }
 
-static void do_publish(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
+static const char *scope_room(const sess_sock_t *ss, ts_sess_scope_t to) {
+    return to == TS_SESS_TO_USER ? ss->room_user
+           : to == TS_SESS_TO_DEVICE ? ss->room_device
+                                     : ss->room_session;
+}
+
+/* The history entry of a logged envelope: its relayed form plus
+ * kind, ts and (exactly-once) client and mut, as canonical text. */
+static ts_buf_t *pub_entry(ts_slice_t relayed, uint64_t ts, const char *client, uint64_t mut) {
+    ts_sbuf_t e = TS_SBUF_INIT;
+    ts_sbuf_reserve(&e, relayed.len + 96);
+    ts_sbuf_append_str(&e, "{\"kind\":\"event\",");
+    ts_sbuf_append(&e, relayed.p + 1, relayed.len - 2);
+    ts_sbuf_printf(&e, ",\"ts\":%llu", (unsigned long long)ts);
+    if (mut) {
+        ts_sbuf_append_str(&e, ",\"client\":");
+        ts_sio_json_string(&e, client, strlen(client));
+        ts_sbuf_printf(&e, ",\"mut\":%llu", (unsigned long long)mut);
+    }
+    ts_sbuf_putc(&e, '}');
+    return ts_sbuf_finish(&e);
+}
+
+/* One envelope of a publish message, relayed (`relayed`: its canonical
+ * relayed text) or, for the session history, logged first. */
+static void publish_one(sess_sock_t *ss, sess_batch_t *b, size_t idx, ts_sess_prio_t prio,
+                        ts_sess_scope_t to, ts_slice_t relayed, const char *id,
+                        const char *client, uint64_t mut) {
+    ts_sess_t *sess = ss->sess;
+    if (sess->history && ts_sess_envelope_logged(prio, to)) {
+        uint64_t ts = ts_hlc_now(&sess->sh->hlc, ts_wall_ms());
+        const char *cl = client && client[0] ? client : ss->default_client;
+        ts_sess__hist_publish(ss, b, idx, pub_entry(relayed, ts, cl, mut), id, cl, mut, ts);
+        return;
+    }
+    const char *room = scope_room(ss, to);
+    ts_sio_raw_arg_t arg = {relayed, NULL};
+    ts_sio_target_t tgt = {.rooms = &room, .nrooms = 1, .skip = ss->s};
+    ts_sio_broadcast_raw(sess->nsp, &tgt, "event", &arg, 1);
+    SESS_COUNT(sess->counters[SC_RELAYED]);
+    ts_sess__batch_done(b, idx, json_pack("{s:b,s:s}", "ok", 1, "id", id));
+}
+
+/* An envelope given as a tree (anything the fast path did not take). */
+static void publish_tree(sess_sock_t *ss, sess_batch_t *b, size_t idx, json_t *in) {
     ts_sess_envelope_t env;
     char why[160];
+    if (ts_sess_envelope_parse(in, &env, why, sizeof why) != 0) {
+        ts_sess__batch_done(b, idx, ts_sess__error("bad_envelope", why, 0));
+        return;
+    }
+    json_t *out = ts_sess_envelope_relay(&env, ss->id.user, ss->id.device, ss->id.tab);
+    ts_sbuf_t text = TS_SBUF_INIT;
+    ts_sio_json_dump(&text, out);
+    json_decref(out);
+    publish_one(ss, b, idx, env.prio, env.to, ts_slice(ts_sbuf_data(&text), ts_sbuf_len(&text)),
+                env.id, env.client, env.mut);
+    ts_sbuf_free(&text);
+}
+
+static void do_publish(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
     json_t *in = json_array_get(a->args, 0);
     if (a->nattach) {
-        reply(ss->s, ack_id, error_obj("bad_envelope", "envelope: binary values are not supported", 0));
+        ts_sess__reply(ss->s, ack_id,
+                       ts_sess__error("bad_envelope", "envelope: binary values are not supported", 0));
         return;
     }
-    if (ts_sess_envelope_parse(in, &env, why, sizeof why) != 0) {
-        reply(ss->s, ack_id, error_obj("bad_envelope", why, 0));
+    /* a message may carry many envelopes (an offline queue flushing): one
+     * ack for all, {ok, failed, results: [one answer per envelope]} */
+    if (json_is_array(in)) {
+        size_t n = json_array_size(in);
+        if (n == 0 || n > ss->sess->cfg.max_batch) {
+            char why[100];
+            snprintf(why, sizeof why, "a publish message holds 1 to %u envelopes",
+                     ss->sess->cfg.max_batch);
+            ts_sess__reply(ss->s, ack_id, ts_sess__error("bad_envelope", why, 0));
+            return;
+        }
+        sess_batch_t *b = ts_sess__batch_new(ss, ack_id, n, 1);
+        for (size_t i = 0; i < n; i++) publish_tree(ss, b, i, json_array_get(in, i));
         return;
     }
-    const char *room = env.to == TS_SESS_TO_USER     ? ss->room_user
-                       : env.to == TS_SESS_TO_DEVICE ? ss->room_device
-                                                     : ss->room_session;
-    json_t *out = ts_sess_envelope_relay(&env, ss->id.user, ss->id.device, ss->id.tab);
-    json_t *arr = json_pack("[o]", out);
-    ts_sio_args_t args = {arr, NULL, 0};
-    ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .skip = ss->s};
-    ts_sio_broadcast(ss->sess->nsp, &to, "event", &args);
-    json_decref(arr);
-    SESS_COUNT(ss->sess->counters[SC_RELAYED]);
-    reply(ss->s, ack_id, json_pack("{s:b,s:s}", "ok", 1, "id", env.id));
+    publish_tree(ss, ts_sess__batch_new(ss, ack_id, 1, 0), 0, in);
 }
 
 /* do_publish on the fast path: the envelope is the canonical text the
  * client sent; its body is copied into the relayed envelope as it is. */
 static void do_publish_raw(sess_sock_t *ss, const ts_sess_envelope_raw_t *env, int64_t ack_id) {
-    const char *room = env->to == TS_SESS_TO_USER     ? ss->room_user
-                       : env->to == TS_SESS_TO_DEVICE ? ss->room_device
-                                                      : ss->room_session;
     ts_sbuf_t out = TS_SBUF_INIT;
     ts_sess_envelope_relay_raw(env, ss->id.user, ss->id.device, ss->id.tab, &out);
-    ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};
-    ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .skip = ss->s};
-    ts_sio_broadcast_raw(ss->sess->nsp, &to, "event", &arg, 1);
+    char id[TS_SESS_MAX_NAME + 1], client[TS_SESS_MAX_NAME + 1];
+    ts_strlcpy(id, (const char *)env->id.p, TS_MIN(sizeof id, env->id.len + 1));
+    ts_strlcpy(client, env->client.len ? (const char *)env->client.p : "",
+               TS_MIN(sizeof client, env->client.len + 1));
+    publish_one(ss, ts_sess__batch_new(ss, ack_id, 1, 0), 0, env->prio, env->to,
+                ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), id, client, env->mut);
     ts_sbuf_free(&out);
-    SESS_COUNT(ss->sess->counters[SC_RELAYED]);
-    if (ack_id >= 0) {
-        reply(ss->s, ack_id, json_pack("{s:b,s:s%}", "ok", 1, "id", (const char *)env->id.p,
-                                       env->id.len));
-    }
 }
 
 /* Copies the metadata members we keep, each checked; others are ignored. */
@@ -320,11 +393,11 @@ static int take_metadata(sess_sock_t *ss, json_t *in, char *why, size_t whylen) 
 static void do_metadata(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
     char why[160];
     if (take_metadata(ss, json_array_get(a->args, 0), why, sizeof why) != 0) {
-        reply(ss->s, ack_id, error_obj("bad_metadata", why, 0));
+        ts_sess__reply(ss->s, ack_id, ts_sess__error("bad_metadata", why, 0));
         return;
     }
     ts_sess__reg_put(ss);
-    reply(ss->s, ack_id, json_pack("{s:b}", "ok", 1));
+    ts_sess__reply(ss->s, ack_id, json_pack("{s:b}", "ok", 1));
 }
 
 static void do_token(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
@@ -334,26 +407,79 @@ static void do_token(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
     int reason = token ? ts_sess__reauth(ss->sess, &ss->id, token, now_s(), &exp, why, sizeof why)
                        : (snprintf(why, sizeof why, "token event: expected {token: string}"), -1);
     if (reason) {
-        reply(ss->s, ack_id,
-              error_obj(reason > 0 ? ts_sess_reason_name((ts_sess_reason_t)reason) : "bad_payload",
+        ts_sess__reply(ss->s, ack_id,
+              ts_sess__error(reason > 0 ? ts_sess_reason_name((ts_sess_reason_t)reason) : "bad_payload",
                         why, 0));
         return;
     }
     ss->id.exp = exp;
     ss->warned = 0;
     SESS_COUNT(ss->sess->counters[SC_TOKEN_SWAPS]);
-    reply(ss->s, ack_id, json_pack("{s:b,s:I}", "ok", 1, "exp", (json_int_t)exp));
+    ts_sess__reply(ss->s, ack_id, json_pack("{s:b,s:I}", "ok", 1, "exp", (json_int_t)exp));
 }
 
-/* The relay fast path (ts_sio_nsp_handler_t.on_raw_event): `publish` with
- * its envelope as the text that arrived, the same checks and answers as
- * on_event's, without a JSON tree. Other events take on_event. */
-static int on_raw_event(ts_sio_socket_t *s, const char *event, const ts_sio_raw_arg_t *a,
-                        size_t n, int64_t ack_id, void *ud) {
-    sess_sock_t *ss = ts_sio_socket_ud(s);
-    if (!ss || n == 0 || strcmp(event, "publish") != 0) return 0;
+static void do_state(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
+    if (a->nattach) {
+        ts_sess__reply(ss->s, ack_id,
+                       ts_sess__error("bad_change", "binary values are not supported", 0));
+        return;
+    }
+    ts_sess__hist_state(ss, json_array_get(a->args, 0), ack_id);
+}
+
+static void do_sync(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
+    ts_sess__hist_sync(ss, json_array_get(a->args, 0), ack_id);
+}
+
+/* The raw form of publish: one envelope as the text that arrived. Returns
+ * 0 to take the tree path (an array, or text the raw parser cannot read). */
+static int raw_publish(sess_sock_t *ss, const ts_sio_raw_arg_t *a, size_t n, int64_t ack_id);
+
+/* Client events, one row each: the oldest protocol version that has it,
+ * the handler, and optionally a handler of the raw form (the relay fast
+ * path). Events of a later version than the socket's are unknown to it. */
+typedef struct sess_event {
+    const char *name;
+    int min_proto;
+    int needs_history; /* only with --history on */
+    void (*handler)(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id);
+    int (*raw)(sess_sock_t *ss, const ts_sio_raw_arg_t *a, size_t n, int64_t ack_id);
+} sess_event_t;
+
+static const sess_event_t events[] = {
+    {"publish", 1, 0, do_publish, raw_publish},
+    {"metadata", 1, 0, do_metadata, NULL},
+    {"token", 1, 0, do_token, NULL},
+    {"state", 3, 1, do_state, NULL},
+    {"sync", 3, 1, do_sync, NULL},
+};
+
+static const sess_event_t *event_find(const sess_sock_t *ss, const char *name) {
+    for (size_t i = 0; i < TS_ARRAY_LEN(events); i++)
+        if (strcmp(events[i].name, name) == 0)
+            return ss->id.proto >= events[i].min_proto &&
+                           (!events[i].needs_history || ss->sess->history)
+                       ? &events[i]
+                       : NULL;
+    return NULL;
+}
+
+/* Throttles one client event of `size` bytes: returns 1 (answered and
+ * maybe disconnected) if refused. */
+static int refuse_throttled(sess_sock_t *ss, size_t size, int64_t ack_id) {
+    int gone = 0;
+    uint64_t wait = throttle(ss, size, &gone);
+    if (!wait) return 0;
+    ts_sio_socket_t *s = ss->s;
+    ts_sess__reply(s, ack_id, ts_sess__error("throttled", "rate limit exceeded; retry later", wait));
+    if (gone) ts_sio_disconnect(s, 0);
+    return 1;
+}
+
+static int raw_publish(sess_sock_t *ss, const ts_sio_raw_arg_t *a, size_t n, int64_t ack_id) {
     ts_sess_envelope_raw_t env;
     char why[160];
+    if (n == 0 || a[0].text.p[0] == '[') return 0;
     /* checked before the throttle only because it has no effects: the texts
      * of a raw event are canonical, so TS_EINVAL does not happen */
     int rc = ts_sess_envelope_parse_raw(a[0].text, &env, why, sizeof why);
@@ -361,41 +487,39 @@ static int on_raw_event(ts_sio_socket_t *s, const char *event, const ts_sio_raw_
     /* what json_dumpb of the arguments array measures on the other path */
     size_t size = n + 1;
     for (size_t i = 0; i < n; i++) size += a[i].text.len;
-    int gone = 0;
-    uint64_t wait = throttle(ss, size, &gone);
-    if (wait) {
-        reply(s, ack_id, error_obj("throttled", "rate limit exceeded; retry later", wait));
-        if (gone) ts_sio_disconnect(s, 0);
-        return 1;
-    }
+    if (refuse_throttled(ss, size, ack_id)) return 1;
     if (rc != 0)
-        reply(s, ack_id, error_obj("bad_envelope", why, 0));
+        ts_sess__reply(ss->s, ack_id, ts_sess__error("bad_envelope", why, 0));
     else
         do_publish_raw(ss, &env, ack_id);
     return 1;
 }
 
+/* The relay fast path (ts_sio_nsp_handler_t.on_raw_event): events whose
+ * row has a raw handler, with their arguments as the texts that arrived,
+ * the same checks and answers as on_event's, without a JSON tree. */
+static int on_raw_event(ts_sio_socket_t *s, const char *event, const ts_sio_raw_arg_t *a,
+                        size_t n, int64_t ack_id, void *ud) {
+    (void)ud;
+    sess_sock_t *ss = ts_sio_socket_ud(s);
+    if (!ss) return 0;
+    const sess_event_t *ev = event_find(ss, event);
+    return ev && ev->raw ? ev->raw(ss, a, n, ack_id) : 0;
+}
+
 static void on_event(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *a, int64_t ack_id,
                      void *ud) {
+    (void)ud;
     sess_sock_t *ss = ts_sio_socket_ud(s);
     if (!ss) return;
     size_t size = json_dumpb(a->args, NULL, 0, JSON_COMPACT);
     for (size_t i = 0; i < a->nattach; i++) size += a->attach[i]->len;
-    int gone = 0;
-    uint64_t wait = throttle(ss, size, &gone);
-    if (wait) {
-        reply(s, ack_id, error_obj("throttled", "rate limit exceeded; retry later", wait));
-        if (gone) ts_sio_disconnect(s, 0);
-        return;
-    }
-    if (strcmp(event, "publish") == 0)
-        do_publish(ss, a, ack_id);
-    else if (strcmp(event, "metadata") == 0)
-        do_metadata(ss, a, ack_id);
-    else if (strcmp(event, "token") == 0)
-        do_token(ss, a, ack_id);
+    if (refuse_throttled(ss, size, ack_id)) return;
+    const sess_event_t *ev = event_find(ss, event);
+    if (ev)
+        ev->handler(ss, a, ack_id);
     else
-        reply(s, ack_id, error_obj("unknown_event", "unknown event (see docs/PROTOCOL.md)", 0));
+        ts_sess__reply(s, ack_id, ts_sess__error("unknown_event", "unknown event (see docs/PROTOCOL.md)", 0));
 }
 
 /* ---- sweep: token expiry and registry renewal ---- */
@@ -428,6 +552,7 @@ static void on_sweep(uv_timer_t *t) {
         }
         if (now - ss->renewed_at >= renew_every) ts_sess__reg_put(ss);
     }
+    ts_sess__hist_sweep(sess);
 }
 
 /* ---- handshakes per address (Engine.IO level) ---- */
@@ -516,6 +641,14 @@ ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *s
                                                          .burst = cfg->bytes_per_socket});
     ts_brk_init(&sess->store_brk, &(ts_brk_cfg_t)TS_BRK_CFG_DEFAULT);
     ts_list_init(&sess->socks);
+    sess->history = cfg->history == TS_SESS_HISTORY_ON;
+    if (!sess->cfg.snapshot_every) sess->cfg.snapshot_every = 1000;
+    if (!sess->cfg.max_batch) sess->cfg.max_batch = 256;
+    if (!sess->cfg.hist_cache_max) sess->cfg.hist_cache_max = 10000;
+    if (!sess->cfg.state_max_bytes) sess->cfg.state_max_bytes = 1024 * 1024;
+    sess->rules = cfg->rules;
+    if (!sess->rules) sess->rules = sess->own_rules = ts_sess_rules_default();
+    ts_list_init(&sess->hist_lru);
     sess->nsp = ts_sio_nsp_add(sio, "/session", &handler, sess);
     uv_timer_init(loop, &sess->sweep);
     sess->sweep.data = sess;
@@ -531,6 +664,8 @@ static void maybe_free(ts_sess_t *sess) {
     shared_leave(sess);
     ts_rl_table_deinit(&sess->ev_tab);
     ts_rl_table_deinit(&sess->by_tab);
+    ts_sess__hist_deinit(sess);
+    ts_sess_rules_free(sess->own_rules);
     free(sess->admin_token);
     free(sess);
 }
@@ -557,6 +692,7 @@ void ts_sess_free(ts_sess_t *sess) {
         sock_free(ss);
     }
     sess->closed = 1;
+    ts_sess__hist_shutdown(sess);
     uv_close((uv_handle_t *)&sess->sweep, sweep_closed);
 }
 
@@ -569,7 +705,11 @@ void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
         "tabsync_session_throttled_total{limit=\"events_per_socket\"}",
         "tabsync_session_throttled_total{limit=\"bytes_per_socket\"}",
         "tabsync_session_abuse_disconnects_total", "tabsync_session_token_expired_total",
-        "tabsync_session_token_swaps_total",       "tabsync_session_store_refused_total"};
+        "tabsync_session_token_swaps_total",       "tabsync_session_store_refused_total",
+        "tabsync_history_entries_total",           "tabsync_history_changes_total",
+        "tabsync_history_conflicts_total",         "tabsync_history_duplicates_total",
+        "tabsync_history_resyncs_total",           "tabsync_history_replays_total",
+        "tabsync_history_replayed_entries_total"};
     /* the sum over every loop's instance; each value is read whole (relaxed
      * loads) while its loop may be bumping it */
     uint64_t counters[SC_COUNT] = {0}, refused[TS_SESS_R_COUNT_] = {0};

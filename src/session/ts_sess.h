@@ -17,6 +17,14 @@ typedef struct ts_sess ts_sess_t;
 struct ts_store;
 struct ts_sess_auth;
 
+struct ts_sess_rules;
+
+/* Whether /session keeps a history (protocol v3; docs/CONSISTENCY.md). */
+typedef enum ts_sess_history_mode {
+    TS_SESS_HISTORY_ON = 0, /* session-scope envelopes logged, state, sync */
+    TS_SESS_HISTORY_OFF,    /* relay only, as protocol v2 did */
+} ts_sess_history_mode_t;
+
 typedef struct ts_sess_cfg {
     const char *node_id;             /* this tabsyncd in the registry; borrowed */
     const struct ts_sess_auth *auth; /* token verifier; borrowed, required */
@@ -37,6 +45,13 @@ typedef struct ts_sess_cfg {
     uint32_t leeway_s;            /* the verifier's clock leeway: a socket is
                                      disconnected at exp + leeway, the moment its
                                      token would no longer be accepted */
+    /* the session history */
+    ts_sess_history_mode_t history;
+    const struct ts_sess_rules *rules; /* --state-rules; borrowed; NULL = default */
+    uint32_t snapshot_every;      /* a snapshot each N entries of a session; 0 = 1000 */
+    uint32_t max_batch;           /* envelopes or changes per message; 0 = 256 */
+    uint32_t hist_cache_max;      /* sessions whose state a loop keeps; 0 = 10000 */
+    size_t state_max_bytes;       /* one session's document; 0 = 1 MiB */
 } ts_sess_cfg_t;
 
 /* Returns new: registers "/session" on `sio`. `store` is borrowed and must

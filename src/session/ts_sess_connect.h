@@ -18,7 +18,7 @@
 
 #include "session/ts_sess_auth.h"
 
-#define TS_SESS_PROTO_CURRENT 2 /* the version this server speaks */
+#define TS_SESS_PROTO_CURRENT 3 /* the version this server speaks */
 #define TS_SESS_PROTO_MIN 1     /* the previous one, still accepted */
 #define TS_SESS_FINGERPRINT_MAX 512 /* bytes of device.fingerprint */
 #define TS_SESS_CAPS_MAX 32         /* entries of device.caps */

@@ -40,13 +40,16 @@ typedef struct ts_sess_envelope {
     ts_sess_prio_t prio;
     ts_sess_scope_t to;
     json_t *body;      /* borrowed; JSON null if absent */
+    const char *client; /* exactly-once: the sender's client id, NULL if absent */
+    uint64_t mut;      /* its mutation number (1..2^53-1), 0 if absent */
 } ts_sess_envelope_t;
 
 /* Validates an envelope sent by a client. Returns 0 and fills *out (which
  * borrows from `in`), or TS_EPROTO with a one-line reason in why[0..len):
  * not an object, unsupported version, missing/invalid type or id, cid not a
  * string, unknown or server-only priority, unknown scope, a `seq` (only the
- * server assigns those), a member that tries to address (room, rooms,
+ * server assigns those), a client that is not a name or a mut that is not
+ * an integer from 1 to 2^53-1, a member that tries to address (room, rooms,
  * session, sid, user, device, tab, socket). Other unknown members are
  * ignored (and not relayed). */
 int ts_sess_envelope_parse(json_t *in, ts_sess_envelope_t *out, char *why, size_t whylen);
@@ -69,6 +72,8 @@ typedef struct ts_sess_envelope_raw {
     ts_sess_prio_t prio;
     ts_sess_scope_t to;
     ts_slice_t body; /* canonical text; "null" if absent */
+    ts_slice_t client; /* len 0 if absent or null */
+    uint64_t mut;      /* 0 if absent */
 } ts_sess_envelope_raw_t;
 int ts_sess_envelope_parse_raw(ts_slice_t in, ts_sess_envelope_raw_t *out, char *why,
                                size_t whylen);
@@ -77,6 +82,14 @@ int ts_sess_envelope_parse_raw(ts_slice_t in, ts_sess_envelope_raw_t *out, char 
 void ts_sess_envelope_relay_raw(const ts_sess_envelope_raw_t *e, const char *user,
                                 const char *device, const char *tab, ts_sbuf_t *out);
 
+/* 1 if s is 1-64 characters of [A-Za-z0-9._:/-] (type, id, cid, client). */
+int ts_sess_name_ok(const char *s);
+/* Whether an envelope of this priority and scope joins the session history
+ * (protocol v3): control, state and event to the session; presence,
+ * telemetry and the user and device scopes are ephemeral. */
+static inline int ts_sess_envelope_logged(ts_sess_prio_t prio, ts_sess_scope_t to) {
+    return to == TS_SESS_TO_SESSION && prio >= TS_SESS_PRIO_CONTROL && prio <= TS_SESS_PRIO_EVENT;
+}
 const char *ts_sess_prio_name(ts_sess_prio_t p);
 const char *ts_sess_scope_name(ts_sess_scope_t s);
 

@@ -577,6 +577,8 @@ static void dump_value(ts_sbuf_t *s, json_t *v) {
     }
 }
 
+void ts_sio_json_dump(ts_sbuf_t *out, json_t *v) { dump_value(out, v); }
+
 static int encode_json(const ts_sio_packet_t *pkt, ts_sio_encoded_t *out) {
     uint8_t type = pkt->type;
     if (type == TS_SIO_BINARY_EVENT) type = TS_SIO_EVENT;

@@ -622,6 +622,41 @@ void ts_sio_broadcast_raw(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const ch
     deliver(nsp, to, NULL, event, NULL, &raw);
 }
 
+void ts_sio_emit_raw(ts_sio_socket_t *s, const char *event, const ts_sio_raw_arg_t *args,
+                     size_t nargs) {
+    raw_args_t raw = {args, nargs};
+    deliver(s->nsp, NULL, s, event, NULL, &raw);
+}
+
+void ts_sio_ack_raw(ts_sio_socket_t *s, int64_t ack_id, const ts_sio_raw_arg_t *args,
+                    size_t nargs) {
+    ts_sio_server_t *srv = s->c->srv;
+    if (srv->opts.parser == TS_SIO_PARSER_JSON) {
+        ts_sio_encoded_t enc = {0};
+        int rc = ts_sio_encode_raw(s->nsp->name, ack_id, NULL, args, nargs, NULL, &enc);
+        if (rc == 0)
+            send_encoded(s, &enc);
+        else
+            ts_warn("sio", "cannot encode an ack for %s: %s", s->nsp->name, ts_strerror(rc));
+        ts_sio_encoded_clear(&enc);
+        return;
+    }
+    json_t *data = json_array();
+    for (size_t i = 0; i < nargs; i++) {
+        json_error_t err;
+        json_t *v = ts_sio_json_loadb(args[i].text.p, args[i].text.len,
+                                      JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+        if (!v) {
+            ts_warn("sio", "cannot encode an ack for %s: argument %zu is not JSON", s->nsp->name, i);
+            json_decref(data);
+            return;
+        }
+        json_array_append_new(data, v);
+    }
+    send_packet(s, TS_SIO_ACK, data, ack_id, NULL);
+    json_decref(data);
+}
+
 static void ack_timer_closed(uv_handle_t *h) { free(h->data); }
 
 static void ack_finish(pending_ack_t *a) {

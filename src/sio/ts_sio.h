@@ -153,6 +153,13 @@ void ts_sio_emit_ack(ts_sio_socket_t *s, const char *event, const ts_sio_args_t 
                      uint32_t timeout_ms, ts_sio_ack_cb cb, void *ud);
 /* Answers the client's ack request `ack_id`. */
 void ts_sio_ack(ts_sio_socket_t *s, int64_t ack_id, const ts_sio_args_t *args);
+/* ts_sio_emit and ts_sio_ack with arguments given as canonical JSON texts
+ * (see ts_sio_broadcast_raw): copied into the packet as they are with the
+ * JSON parser, parsed first with msgpack. */
+void ts_sio_emit_raw(ts_sio_socket_t *s, const char *event, const ts_sio_raw_arg_t *args,
+                     size_t nargs);
+void ts_sio_ack_raw(ts_sio_socket_t *s, int64_t ack_id, const ts_sio_raw_arg_t *args,
+                    size_t nargs);
 
 /* Broadcast target: rooms (none = the whole namespace), minus sockets in
  * any `except` room, minus `skip` (socket.broadcast / socket.to(): the

@@ -95,6 +95,9 @@ int ts_sio_encode(ts_sio_parser_kind_t kind, const ts_sio_packet_t *pkt, ts_sio_
 /* Reserved event names: a client EVENT with one of them is invalid. */
 int ts_sio_is_reserved_event(const char *name);
 
+/* Appends the value `v` as JSON.stringify writes it (the bytes ts_sio_encode
+ * writes for it): a canonical text, fit for ts_sio_broadcast_raw. */
+void ts_sio_json_dump(ts_sbuf_t *out, json_t *v);
 /* Appends `str[0..n)` as a JSON string exactly as JSON.stringify writes it. */
 void ts_sio_json_string(ts_sbuf_t *out, const char *str, size_t n);
 

@@ -1,0 +1,1107 @@
+/* history.c - the history of each session (protocol v3): envelopes of the
+ * session scope logged before anyone receives them, shared-state changes
+ * applied under the conflict rules, exactly-once by (client, mut), replay
+ * by `sync`, and the loop's cache of each session's folded state.
+ *
+ * The store is the authority (seq, state_ver, the mutation window); this
+ * cache only computes. State changes of a session are computed in batches
+ * against the cached state, each committed on the condition that the
+ * store's state_ver is the one it was computed against (ver, ver+1, ... in
+ * one go: the store runs them in issue order). One batch is in flight per
+ * session; what arrives meanwhile queues, so between batches the cached
+ * state is exactly what the store committed, which is when snapshots are
+ * taken and resyncs answered. Any surprise (another loop or node wrote, a
+ * resend was a duplicate, the store failed) marks the cache dirty: it is
+ * reloaded (snapshot + fold of the tail) and the changes that hit the
+ * condition are computed again. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ts_hlc.h"
+#include "core/ts_log.h"
+#include "core/ts_mem.h"
+#include "core/ts_util.h"
+#include "session/sess_int.h"
+#include "session/ts_sess_envelope.h"
+#include "session/ts_sess_state.h"
+#include "store/ts_store.h"
+
+#define BATCH_MAX 256          /* changes committed per batch */
+#define RETRIES_MAX 8          /* recomputations of one change after conflicts */
+#define LOAD_PAGE 1000         /* events per read while folding the tail */
+#define SYNC_LIMIT_DEFAULT 500 /* entries per sync answer */
+#define SYNC_LIMIT_MAX 1000
+#define SYNC_BYTES_MAX (1u << 20) /* entry bytes per sync answer */
+#define HLC_AHEAD_MS 60000     /* a client clock further ahead is refused */
+#define IDLE_EVICT_MS 30000    /* idle caches leave after this */
+#define TS_JS_MAX_SAFE 9007199254740991ULL /* 2^53 - 1: the largest exact JS integer */
+
+typedef enum { H_NEW, H_LOADING, H_READY } hist_phase_t;
+
+struct sess_hist {
+    ts_sess_t *sess;
+    ts_list_t lru;          /* in sess->hist_lru, least recently used first */
+    hist_phase_t phase;
+    int dirty;              /* may be behind the store: reload before computing */
+    int snap_pending;       /* a snap_put is in flight */
+    uint64_t epoch, last_seq, trimmed, snap_seq;
+    uint64_t ver;           /* committed state version of `st` between batches */
+    uint64_t spec_ver;      /* ver plus the batch in flight */
+    uint64_t known_seq;     /* between batches, `st` is the state as of this seq */
+    uint64_t used_at;       /* loop ms */
+    ts_sess_state_t *st;    /* NULL until loaded */
+    ts_list_t waiters;      /* hist_wait_t: run once ready (or failed) */
+    ts_list_t queue;        /* hist_item_t not yet committed, in arrival order */
+    ts_list_t retry;        /* items that hit the condition, to compute again */
+    ts_list_t resyncs;      /* sync_req_t waiting for the end of the batch */
+    size_t inflight;        /* commits issued and not called back */
+    size_t ops;             /* store calls outstanding (keeps it from eviction) */
+    size_t klen;
+    char key[];             /* "<user>/<session>" */
+};
+
+/* ---- replies: one ack for a message of one or many items ---- */
+
+struct sess_batch {
+    sess_sock_t *ss;
+    int64_t ack_id;
+    int is_array;
+    size_t left;
+    json_t *items; /* one reply per item */
+};
+
+sess_batch_t *ts_sess__batch_new(sess_sock_t *ss, int64_t ack_id, size_t n, int is_array) {
+    sess_batch_t *b = ts_xcalloc(1, sizeof *b);
+    b->ss = ss;
+    b->ack_id = ack_id;
+    b->is_array = is_array;
+    b->left = n;
+    b->items = json_array();
+    for (size_t i = 0; i < n; i++) json_array_append_new(b->items, json_null());
+    ts_sess__sock_hold(ss);
+    return b;
+}
+
+void ts_sess__batch_done(sess_batch_t *b, size_t idx, json_t *reply /* takes */) {
+    json_array_set_new(b->items, idx, reply);
+    if (--b->left) return;
+    sess_sock_t *ss = b->ss;
+    if (ss->s) {
+        if (b->is_array) {
+            size_t failed = 0, i;
+            json_t *it;
+            json_array_foreach(b->items, i, it) failed += json_is_false(json_object_get(it, "ok"));
+            ts_sess__reply(ss->s, b->ack_id,
+                           json_pack("{s:b,s:I,s:O}", "ok", failed == 0, "failed",
+                                     (json_int_t)failed, "results", b->items));
+        } else {
+            ts_sess__reply(ss->s, b->ack_id, json_incref(json_array_get(b->items, 0)));
+        }
+    }
+    json_decref(b->items);
+    ts_sess__sock_release(ss);
+    free(b);
+}
+
+json_t *ts_sess__error(const char *code, const char *message, uint64_t retry_after_ms) {
+    json_t *e = json_pack("{s:s,s:s}", "code", code, "message", message);
+    if (retry_after_ms)
+        json_object_set_new(e, "retry_after_ms", json_integer((json_int_t)retry_after_ms));
+    return json_pack("{s:b,s:o}", "ok", 0, "error", e);
+}
+
+static json_t *item_error(const char *id, const char *code, const char *message,
+                          uint64_t retry_after_ms) {
+    json_t *r = ts_sess__error(code, message, retry_after_ms);
+    if (id && id[0]) json_object_set_new(r, "id", json_string(id));
+    return r;
+}
+
+/* ---- items: what a message asks of the history ---- */
+
+typedef enum { ITEM_PUB, ITEM_CHANGE } item_kind_t;
+
+typedef struct hist_item {
+    ts_list_t link;
+    item_kind_t kind;
+    sess_hist_t *h;
+    sess_batch_t *b;
+    size_t idx;
+    sess_sock_t *ss;
+    ts_buf_t *entry;        /* the log entry (PUB: from arrival; CHANGE: computed) */
+    json_t *change;         /* CHANGE: the change object as sent */
+    json_t *refusal;        /* CHANGE: the engine's answer while a probe runs */
+    json_t *ack;            /* CHANGE: the writer's answer once committed */
+    uint64_t mut, base, hlc, ts, ver;
+    int has_base, retries;
+    int in_batch;           /* issued by hist_pump: its callback ends the batch */
+    char id[TS_SESS_MAX_NAME + 1];
+    char cid[TS_SESS_MAX_NAME + 1];
+    char type[TS_SESS_MAX_NAME + 1];
+    char client[TS_STORE_ID_MAX + 1];
+} hist_item_t;
+
+static void item_free(hist_item_t *it) {
+    ts_buf_unref(it->entry);
+    json_decref(it->change);
+    json_decref(it->refusal);
+    json_decref(it->ack);
+    free(it);
+}
+
+static void item_reply(hist_item_t *it, json_t *reply /* takes */) {
+    ts_sess__batch_done(it->b, it->idx, reply);
+    it->b = NULL;
+}
+
+/* The entry as delivered: `,"seq":N` inserted before its final brace. */
+static void with_seq(ts_sbuf_t *out, ts_slice_t entry, uint64_t seq) {
+    ts_sbuf_append(out, entry.p, entry.len - 1);
+    ts_sbuf_printf(out, ",\"seq\":%" PRIu64 "}", seq);
+}
+
+static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, uint64_t seq) {
+    if (h->sess->closed) return; /* the Socket.IO server is gone */
+    ts_sbuf_t out = TS_SBUF_INIT;
+    with_seq(&out, ts_buf_slice(it->entry), seq);
+    ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};
+    const char *room = it->ss->room_session;
+    ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .skip = it->ss->s};
+    ts_sio_broadcast_raw(h->sess->nsp, &to, event, &arg, 1);
+    ts_sbuf_free(&out);
+}
+
+static const char *store_code(int status) {
+    return status == TS_ETOOBIG ? "too_large" : "store_unavailable";
+}
+
+static json_t *store_failure(hist_item_t *it, int status) {
+    if (status == TS_ETOOOLD)
+        return item_error(it->id, "mutation_too_old",
+                          "this mutation number is older than the server remembers; resync", 0);
+    if (status == TS_ETOOBIG)
+        return item_error(it->id, "too_large", "the entry exceeds the store's event limit", 0);
+    return item_error(it->id, store_code(status),
+                      "the session store could not take the change; retry", 1000);
+}
+
+/* What a duplicate's original did, from its entry when the log still has it. */
+static json_t *dup_reply(hist_item_t *it, const ts_store_commit_res_t *res) {
+    json_t *r = json_pack("{s:b,s:s,s:b,s:I}", "ok", 1, "id", it->id, "duplicate", 1, "seq",
+                          (json_int_t)res->seq);
+    if (res->original && res->original->data) {
+        json_t *orig = json_loadb((const char *)res->original->data->data,
+                                  res->original->data->len, 0, NULL);
+        static const char *const keep[] = {"ver", "ts", "effects"};
+        for (size_t i = 0; orig && i < TS_ARRAY_LEN(keep); i++) {
+            json_t *v = json_object_get(orig, keep[i]);
+            if (v) json_object_set(r, keep[i], v);
+        }
+        json_decref(orig);
+    }
+    return r;
+}
+
+static void hist_pump(sess_hist_t *h);
+static void hist_note(sess_hist_t *h, const ts_store_commit_res_t *res);
+static void batch_end(sess_hist_t *h);
+
+/* ---- the cache ---- */
+
+static sess_hist_t *hist_get(ts_sess_t *sess, const char *key, size_t klen, int create) {
+    sess_hist_t *h = ts_map_get(&sess->hists, key, klen);
+    if (h) {
+        ts_list_remove(&h->lru);
+        ts_list_insert_tail(&sess->hist_lru, &h->lru);
+    } else if (create) {
+        h = ts_xcalloc(1, sizeof *h + klen + 1);
+        h->sess = sess;
+        h->klen = klen;
+        memcpy(h->key, key, klen);
+        ts_list_init(&h->waiters);
+        ts_list_init(&h->queue);
+        ts_list_init(&h->retry);
+        ts_list_init(&h->resyncs);
+        ts_map_put(&sess->hists, h->key, h->klen, h);
+        ts_list_insert_tail(&sess->hist_lru, &h->lru);
+        sess->nhists++;
+    }
+    if (h) h->used_at = uv_now(sess->loop);
+    return h;
+}
+
+static int hist_idle(const sess_hist_t *h) {
+    return h->phase != H_LOADING && !h->inflight && !h->ops && ts_list_empty(&h->waiters) &&
+           ts_list_empty(&h->queue) && ts_list_empty(&h->retry) && ts_list_empty(&h->resyncs);
+}
+
+static void hist_free(sess_hist_t *h) {
+    ts_sess_t *sess = h->sess;
+    ts_map_del(&sess->hists, h->key, h->klen);
+    ts_list_remove(&h->lru);
+    sess->nhists--;
+    ts_sess_state_free(h->st);
+    free(h);
+}
+
+static ts_slice_t hist_key(const sess_hist_t *h) { return ts_slice(h->key, h->klen); }
+
+/* A store call on behalf of a cache (it stays until the call is back). */
+static void op_begin(sess_hist_t *h) {
+    h->ops++;
+    h->sess->pending_ops++;
+}
+static void op_end(sess_hist_t *h) {
+    h->ops--;
+    ts_sess__op_end(h->sess);
+}
+
+/* Waiters: things that need the cache loaded. */
+typedef struct hist_wait {
+    ts_list_t link;
+    void (*run)(sess_hist_t *h, struct hist_wait *w, int status);
+} hist_wait_t;
+
+static void run_waiters(sess_hist_t *h, int status) {
+    while (!ts_list_empty(&h->waiters)) {
+        hist_wait_t *w = TS_CONTAINER_OF(h->waiters.next, hist_wait_t, link);
+        ts_list_remove(&w->link);
+        w->run(h, w, status);
+    }
+}
+
+static void fail_queue(sess_hist_t *h, int status) {
+    ts_list_t *l, *tmp;
+    TS_LIST_FOREACH_SAFE(l, tmp, &h->queue) {
+        hist_item_t *it = TS_CONTAINER_OF(l, hist_item_t, link);
+        ts_list_remove(&it->link);
+        item_reply(it, store_failure(it, status));
+        item_free(it);
+    }
+}
+
+static void load_failed(sess_hist_t *h, int status) {
+    ts_warn("session", "cannot load the history of %.*s: %s", (int)h->klen, h->key,
+            ts_strerror(status));
+    h->phase = H_NEW;
+    ts_sess_state_free(h->st);
+    h->st = NULL;
+    run_waiters(h, status);
+    fail_queue(h, status);
+}
+
+static void load_ready(sess_hist_t *h) {
+    h->phase = H_READY;
+    h->dirty = 0;
+    h->spec_ver = h->ver;
+    run_waiters(h, 0);
+    hist_pump(h);
+}
+
+static void on_load_page(int status, const ts_store_log_page_t *page, void *ud);
+
+static void load_read(sess_hist_t *h) {
+    op_begin(h);
+    int rc = ts_store_log_read(h->sess->store, hist_key(h), h->known_seq, LOAD_PAGE, on_load_page, h);
+    if (rc) {
+        op_end(h);
+        load_failed(h, rc);
+    }
+}
+
+/* Folds one page of the tail; entries that are not state changes only
+ * move known_seq. */
+static void on_load_page(int status, const ts_store_log_page_t *page, void *ud) {
+    sess_hist_t *h = ud;
+    op_end(h);
+    if (status) {
+        load_failed(h, status);
+        return;
+    }
+    h->last_seq = TS_MAX(h->last_seq, page->last_seq);
+    h->trimmed = page->trimmed_upto;
+    for (size_t i = 0; i < page->n; i++) {
+        const ts_store_event_t *e = &page->events[i];
+        json_t *entry = json_loadb((const char *)e->data->data, e->data->len, 0, NULL);
+        const char *kind = json_string_value(json_object_get(entry, "kind"));
+        if (kind && strcmp(kind, "change") == 0) {
+            char why[200];
+            uint64_t ver = (uint64_t)json_integer_value(json_object_get(entry, "ver"));
+            int rc = ver == h->ver + 1
+                         ? ts_sess_state_fold(h->st, json_object_get(entry, "effects"),
+                                              json_object_get(entry, "meta"), why, sizeof why)
+                         : (snprintf(why, sizeof why, "version %" PRIu64 " follows %" PRIu64, ver,
+                                     h->ver),
+                            TS_EPROTO);
+            if (rc) {
+                ts_error("session", "history of %.*s: entry %" PRIu64 " cannot be folded: %s",
+                         (int)h->klen, h->key, e->seq, why);
+                json_decref(entry);
+                load_failed(h, TS_ESTORE);
+                return;
+            }
+            h->ver = ver;
+        }
+        json_decref(entry);
+        h->known_seq = e->seq;
+    }
+    if (page->n && h->known_seq < page->last_seq)
+        load_read(h);
+    else
+        load_ready(h);
+}
+
+static void on_load_info(int status, const ts_store_sess_info_t *info, void *ud) {
+    sess_hist_t *h = ud;
+    op_end(h);
+    if (status) {
+        load_failed(h, status);
+        return;
+    }
+    h->epoch = info->epoch;
+    h->last_seq = info->last_seq;
+    h->trimmed = info->trimmed_upto;
+    h->snap_seq = info->snap_seq;
+    ts_sess_state_free(h->st);
+    h->st = NULL;
+    if (info->snap) {
+        char why[200];
+        json_t *snap = json_loadb((const char *)info->snap->data, info->snap->len, 0, NULL);
+        int rc = snap ? ts_sess_state_load(snap, &h->st, why, sizeof why)
+                      : (snprintf(why, sizeof why, "not JSON"), TS_EPROTO);
+        json_decref(snap);
+        if (rc) {
+            ts_error("session", "history of %.*s: snapshot at %" PRIu64 " unreadable: %s",
+                     (int)h->klen, h->key, info->snap_seq, why);
+            load_failed(h, TS_ESTORE);
+            return;
+        }
+    } else {
+        h->st = ts_sess_state_new();
+    }
+    h->ver = info->snap_ver;
+    h->known_seq = info->snap_seq;
+    load_read(h);
+}
+
+static void hist_load(sess_hist_t *h) {
+    if (h->phase == H_LOADING) return;
+    h->phase = H_LOADING;
+    op_begin(h);
+    int rc = ts_store_sess_get(h->sess->store, hist_key(h), on_load_info, h);
+    if (rc) {
+        op_end(h);
+        load_failed(h, rc);
+    }
+}
+
+/* Runs w once the cache is loaded (at once if it is). */
+static void hist_when_ready(sess_hist_t *h, hist_wait_t *w) {
+    if (h->phase == H_READY && !h->dirty) {
+        w->run(h, w, 0);
+        return;
+    }
+    ts_list_insert_tail(&h->waiters, &w->link);
+    if (h->phase == H_NEW) hist_load(h);
+    else if (h->phase == H_READY && !h->inflight) { /* dirty and idle: reload now */
+        h->phase = H_NEW;
+        hist_load(h);
+    }
+}
+
+/* ---- snapshots ---- */
+
+static void on_snap(int status, void *ud) {
+    sess_hist_t *h = ud;
+    op_end(h);
+    h->snap_pending = 0;
+    if (status && status != TS_ESTALE)
+        ts_debug("session", "snapshot of %.*s failed: %s", (int)h->klen, h->key,
+                 ts_strerror(status));
+}
+
+static void maybe_snapshot(sess_hist_t *h) {
+    ts_sess_t *sess = h->sess;
+    if (h->phase != H_READY || h->dirty || h->inflight || h->snap_pending) return;
+    if (h->known_seq < h->snap_seq + sess->cfg.snapshot_every) return;
+    json_t *dump = ts_sess_state_dump(h->st);
+    ts_sbuf_t sb = TS_SBUF_INIT;
+    ts_sio_json_dump(&sb, dump);
+    json_decref(dump);
+    ts_buf_t *doc = ts_sbuf_finish(&sb);
+    op_begin(h);
+    int rc = ts_store_snap_put(sess->store, hist_key(h), h->known_seq, h->ver, doc, on_snap, h);
+    ts_buf_unref(doc);
+    if (rc) {
+        op_end(h);
+        ts_debug("session", "snapshot of %.*s refused: %s", (int)h->klen, h->key,
+                 ts_strerror(rc));
+        return;
+    }
+    h->snap_pending = 1;
+    h->snap_seq = h->known_seq;
+}
+
+/* ---- commits ---- */
+
+/* What a commit's result says about the cache: a newer state_ver than
+ * ours means another loop or node changed the state. */
+static void hist_note(sess_hist_t *h, const ts_store_commit_res_t *res) {
+    if (h->phase != H_READY) return;
+    h->epoch = res->epoch;
+    h->last_seq = TS_MAX(h->last_seq, res->seq);
+    if (res->state_ver != h->ver)
+        h->dirty = 1;
+    else if (!h->inflight)
+        h->known_seq = TS_MAX(h->known_seq, res->seq);
+}
+
+static void on_pub_commit(int status, const ts_store_commit_res_t *res, void *ud) {
+    hist_item_t *it = ud;
+    sess_hist_t *h = it->h;
+    op_end(h);
+    if (status == 0) {
+        deliver_entry(h, it, "event", res->seq);
+        SESS_COUNT(h->sess->counters[SC_RELAYED]);
+        SESS_COUNT(h->sess->counters[SC_LOGGED]);
+        item_reply(it, json_pack("{s:b,s:s,s:I,s:I}", "ok", 1, "id", it->id, "seq",
+                                 (json_int_t)res->seq, "ts", (json_int_t)it->ts));
+    } else if (status == TS_EDUP) {
+        SESS_COUNT(h->sess->counters[SC_DUPLICATES]);
+        item_reply(it, dup_reply(it, res));
+    } else {
+        item_reply(it, store_failure(it, status));
+    }
+    if (status == 0 || status == TS_EDUP) hist_note(h, res);
+    if (it->in_batch) {
+        h->inflight--;
+        item_free(it);
+        if (!h->inflight) batch_end(h);
+        return;
+    }
+    item_free(it);
+    if (status == 0 && h->phase == H_NEW &&
+        res->seq >= h->snap_seq + h->sess->cfg.snapshot_every)
+        hist_load(h); /* loading ends in maybe_snapshot through hist_pump */
+    else
+        maybe_snapshot(h);
+}
+
+static int commit_pub(sess_hist_t *h, hist_item_t *it) {
+    ts_store_commit_t c = {.event = it->entry,
+                           .client = ts_slice_str(it->client),
+                           .mut = it->mut,
+                           .if_ver = TS_STORE_ANY_VER,
+                           .is_state = 0};
+    if (!it->mut) c.client = ts_slice("", 0);
+    op_begin(h);
+    int rc = ts_store_commit(h->sess->store, hist_key(h), &c, on_pub_commit, it);
+    if (rc) op_end(h);
+    return rc;
+}
+
+static void on_change_commit(int status, const ts_store_commit_res_t *res, void *ud) {
+    hist_item_t *it = ud;
+    sess_hist_t *h = it->h;
+    ts_sess_t *sess = h->sess;
+    op_end(h);
+    h->inflight--;
+    if (it->refusal) { /* a probe: was the refused change applied before? */
+        if (status == TS_EDUP) {
+            SESS_COUNT(sess->counters[SC_DUPLICATES]);
+            item_reply(it, dup_reply(it, res));
+        } else if (status == TS_ECONFLICT) {
+            item_reply(it, json_incref(it->refusal));
+        } else {
+            item_reply(it, store_failure(it, status));
+        }
+        item_free(it);
+    } else if (status == 0) {
+        h->ver = res->state_ver;
+        h->known_seq = res->seq;
+        h->last_seq = TS_MAX(h->last_seq, res->seq);
+        h->epoch = res->epoch;
+        deliver_entry(h, it, "change", res->seq);
+        SESS_COUNT(sess->counters[SC_LOGGED]);
+        SESS_COUNT(sess->counters[SC_CHANGES]);
+        json_t *r = it->ack;
+        it->ack = NULL;
+        json_object_set_new(r, "seq", json_integer((json_int_t)res->seq));
+        json_object_set_new(r, "epoch", json_sprintf("%016" PRIx64, res->epoch));
+        item_reply(it, r);
+        item_free(it);
+    } else if (status == TS_ECONFLICT && it->retries < RETRIES_MAX) {
+        /* computed against a state that did not become the store's: again */
+        h->dirty = 1;
+        it->retries++;
+        ts_buf_unref(it->entry);
+        it->entry = NULL;
+        ts_list_insert_tail(&h->retry, &it->link);
+    } else {
+        h->dirty = 1;
+        if (status == TS_EDUP) {
+            SESS_COUNT(sess->counters[SC_DUPLICATES]);
+            item_reply(it, dup_reply(it, res));
+        } else if (status == TS_ECONFLICT) {
+            item_reply(it, item_error(it->id, "busy",
+                                      "the session state kept changing under this change; retry",
+                                      100));
+        } else {
+            item_reply(it, store_failure(it, status));
+        }
+        item_free(it);
+    }
+    if (!h->inflight) batch_end(h);
+}
+
+/* ---- computing a change ---- */
+
+static int64_t json_uint(json_t *v, uint64_t max) {
+    if (!json_is_integer(v)) return -1;
+    json_int_t x = json_integer_value(v);
+    return x < 0 || (uint64_t)x > max ? -1 : x;
+}
+
+/* The log entry of an applied change and the ack its writer gets. */
+static void change_entry(hist_item_t *it, ts_sess_state_outcome_t *o) {
+    sess_sock_t *ss = it->ss;
+    json_t *e = json_object();
+    json_object_set_new(e, "kind", json_string("change"));
+    json_object_set_new(e, "v", json_integer(TS_SESS_PROTO_CURRENT));
+    json_object_set_new(e, "type", json_string(it->type));
+    json_object_set_new(e, "id", json_string(it->id));
+    if (it->cid[0]) json_object_set_new(e, "cid", json_string(it->cid));
+    json_object_set_new(e, "prio", json_string("state"));
+    json_object_set_new(e, "to", json_string("session"));
+    json_object_set_new(e, "from", json_pack("{s:s,s:s,s:s}", "user", ss->id.user, "device",
+                                             ss->id.device, "tab", ss->id.tab));
+    json_object_set_new(e, "client", json_string(it->client));
+    if (it->mut) json_object_set_new(e, "mut", json_integer((json_int_t)it->mut));
+    if (it->has_base) json_object_set_new(e, "base", json_integer((json_int_t)it->base));
+    json_object_set_new(e, "ts", json_integer((json_int_t)it->ts));
+    json_object_set_new(e, "hlc", json_integer((json_int_t)it->hlc));
+    json_object_set_new(e, "ver", json_integer((json_int_t)it->ver));
+    json_object_set(e, "effects", o->effects);
+    json_object_set(e, "meta", o->meta);
+    ts_sbuf_t sb = TS_SBUF_INIT;
+    ts_sio_json_dump(&sb, e);
+    json_decref(e);
+    it->entry = ts_sbuf_finish(&sb);
+    json_decref(it->ack);
+    it->ack = json_pack("{s:b,s:s,s:I,s:I,s:O,s:O}", "ok", 1, "id", it->id, "ver",
+                        (json_int_t)it->ver, "ts", (json_int_t)it->ts, "results", o->results,
+                        "effects", o->effects);
+}
+
+static json_t *refusal_reply(hist_item_t *it, sess_hist_t *h, ts_sess_state_outcome_t *o) {
+    json_t *r = item_error(it->id, o->code, o->why, 0);
+    json_object_set_new(r, "ver", json_integer((json_int_t)h->spec_ver));
+    if (o->conflicts) json_object_set(r, "conflicts", o->conflicts);
+    return r;
+}
+
+/* Computes one change against the speculative state and commits it (or,
+ * refused, answers it — after asking the store whether a resend of it was
+ * applied before). Returns 1 if a commit was issued. */
+static int compute(sess_hist_t *h, hist_item_t *it) {
+    ts_sess_t *sess = h->sess;
+    uint64_t wall = ts_wall_ms();
+    uint64_t now = ts_hlc_now(&sess->sh->hlc, wall);
+    uint64_t hlc = now;
+    if (it->hlc && ts_hlc_recv(&sess->sh->hlc, it->hlc, wall, HLC_AHEAD_MS, &now) != 0) {
+        item_reply(it, item_error(it->id, "clock_skew",
+                                  "hlc is more than 60 s ahead of the server's clock", 0));
+        item_free(it);
+        return 0;
+    }
+    if (it->hlc) hlc = it->hlc;
+    it->ts = now;
+    it->ver = h->spec_ver + 1;
+    ts_sess_state_ctx_t ctx = {.ver = it->ver,
+                               .base = it->base,
+                               .has_base = it->has_base,
+                               .hlc = hlc,
+                               .actor = it->client,
+                               .max_bytes = sess->cfg.state_max_bytes};
+    it->hlc = hlc;
+    ts_sess_state_outcome_t o = {0};
+    int rc = ts_sess_state_apply(h->st, sess->rules, it->change, &ctx, &o);
+    if (rc == 0) {
+        change_entry(it, &o);
+        ts_sess_state_outcome_clear(&o);
+        ts_store_commit_t c = {.event = it->entry,
+                               .client = ts_slice_str(it->client),
+                               .mut = it->mut,
+                               .if_ver = h->spec_ver,
+                               .is_state = 1};
+        if (!it->mut) c.client = ts_slice("", 0);
+        op_begin(h);
+        int crc = ts_store_commit(sess->store, hist_key(h), &c, on_change_commit, it);
+        if (crc) {
+            op_end(h);
+            /* the state moved under a change nobody will commit */
+            h->dirty = 1;
+            item_reply(it, store_failure(it, crc));
+            item_free(it);
+            return 0;
+        }
+        h->spec_ver++;
+        h->inflight++;
+        return 1;
+    }
+    if (!strcmp(o.code, "conflict")) SESS_COUNT(sess->counters[SC_CONFLICTS]);
+    json_t *refusal = refusal_reply(it, h, &o);
+    ts_sess_state_outcome_clear(&o);
+    if (!it->mut) {
+        item_reply(it, refusal);
+        item_free(it);
+        return 0;
+    }
+    /* A resend of an applied change would be refused now (its effect is
+     * already there): the store says whether it was applied. */
+    it->refusal = refusal;
+    ts_buf_unref(it->entry);
+    it->entry = ts_buf_from("{}", 2);
+    ts_store_commit_t c = {.event = it->entry,
+                           .client = ts_slice_str(it->client),
+                           .mut = it->mut,
+                           .if_ver = TS_STORE_PROBE_VER,
+                           .is_state = 0};
+    op_begin(h);
+    if (ts_store_commit(sess->store, hist_key(h), &c, on_change_commit, it) != 0) {
+        op_end(h);
+        item_reply(it, json_incref(it->refusal));
+        item_free(it);
+        return 0;
+    }
+    h->inflight++;
+    return 1;
+}
+
+/* ---- sync ---- */
+
+typedef struct sync_req {
+    hist_wait_t w;
+    sess_hist_t *h;
+    ts_list_t link; /* in h->resyncs */
+    sess_sock_t *ss;
+    int64_t ack_id;
+    uint64_t after, limit, snap_seq, snap_ver;
+    int has_after;
+    char epoch[17];
+    const char *reset;  /* NULL, or why the answer starts from a snapshot */
+    ts_buf_t *snapshot; /* the state at snap_seq, as JSON text */
+} sync_req_t;
+
+static void sync_free(sync_req_t *r) {
+    ts_buf_unref(r->snapshot);
+    ts_sess__sock_release(r->ss);
+    free(r);
+}
+
+static void sync_fail(sync_req_t *r, int status) {
+    if (r->ss->s)
+        ts_sess__reply(r->ss->s, r->ack_id,
+                       ts_sess__error(store_code(status),
+                                      "the session history is unavailable; retry", 1000));
+    sync_free(r);
+}
+
+static void on_sync_page(int status, const ts_store_log_page_t *page, void *ud);
+
+static void sync_read(sess_hist_t *h, sync_req_t *r) {
+    op_begin(h);
+    int rc = ts_store_log_read(h->sess->store, hist_key(h), r->after, r->limit, on_sync_page, r);
+    if (rc) {
+        op_end(h);
+        sync_fail(r, rc);
+    }
+}
+
+/* Answers from a snapshot of the committed state (between batches). */
+static void sync_reset(sess_hist_t *h, sync_req_t *r) {
+    json_t *doc = ts_sess_state_doc(h->st);
+    ts_sbuf_t sb = TS_SBUF_INIT;
+    ts_sio_json_dump(&sb, doc);
+    r->snapshot = ts_sbuf_finish(&sb);
+    r->snap_seq = h->known_seq;
+    r->snap_ver = h->ver;
+    r->after = h->known_seq;
+    SESS_COUNT(h->sess->counters[SC_RESYNCS]);
+    sync_read(h, r);
+}
+
+static void sync_need_reset(sess_hist_t *h, sync_req_t *r, const char *why) {
+    r->reset = why;
+    if (h->phase == H_READY && !h->dirty && !h->inflight) {
+        sync_reset(h, r);
+        return;
+    }
+    ts_list_insert_tail(&h->resyncs, &r->link);
+    if (h->phase == H_READY && !h->inflight) batch_end(h); /* dirty: reload, then answer */
+}
+
+static void on_sync_page(int status, const ts_store_log_page_t *page, void *ud) {
+    sync_req_t *r = ud;
+    sess_hist_t *h = r->h;
+    op_end(h);
+    if (status) {
+        sync_fail(r, status);
+        return;
+    }
+    if (!r->reset && (page->trimmed_upto > r->after || r->after > page->last_seq)) {
+        sync_need_reset(h, r, page->trimmed_upto > r->after ? "trimmed" : "ahead");
+        return;
+    }
+    if (!r->ss->s) {
+        sync_free(r);
+        return;
+    }
+    ts_sbuf_t out = TS_SBUF_INIT;
+    ts_sbuf_printf(&out, "{\"ok\":true,\"epoch\":\"%016" PRIx64 "\",\"seq\":%" PRIu64, h->epoch,
+                   page->last_seq);
+    if (r->reset) {
+        ts_sbuf_printf(&out,
+                       ",\"reset\":true,\"reason\":\"%s\",\"snapshot\":{\"seq\":%" PRIu64
+                       ",\"ver\":%" PRIu64 ",\"state\":",
+                       r->reset, r->snap_seq, r->snap_ver);
+        ts_sbuf_append(&out, r->snapshot->data, r->snapshot->len);
+        ts_sbuf_putc(&out, '}');
+    }
+    ts_sbuf_append_str(&out, ",\"entries\":[");
+    size_t bytes = 0, n = 0;
+    uint64_t last = r->after;
+    for (; n < page->n; n++) {
+        const ts_store_event_t *e = &page->events[n];
+        if (n && bytes + e->data->len > SYNC_BYTES_MAX) break;
+        if (n) ts_sbuf_putc(&out, ',');
+        with_seq(&out, ts_buf_slice(e->data), e->seq);
+        bytes += e->data->len;
+        last = e->seq;
+    }
+    ts_sbuf_printf(&out, "],\"more\":%s}", last < page->last_seq ? "true" : "false");
+    SESS_COUNT(h->sess->counters[SC_REPLAYED]);
+    TS_MET_BUMP_(h->sess->counters[SC_REPLAYED_ENTRIES], n);
+    ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};
+    if (r->ack_id >= 0)
+        ts_sio_ack_raw(r->ss->s, r->ack_id, &arg, 1);
+    else
+        ts_sio_emit_raw(r->ss->s, "synced", &arg, 1);
+    ts_sbuf_free(&out);
+    sync_free(r);
+}
+
+static void sync_start(sess_hist_t *h, hist_wait_t *w, int status) {
+    sync_req_t *r = TS_CONTAINER_OF(w, sync_req_t, w);
+    if (status) {
+        sync_fail(r, status);
+        return;
+    }
+    char mine[17];
+    snprintf(mine, sizeof mine, "%016" PRIx64, h->epoch);
+    if (!r->has_after)
+        sync_need_reset(h, r, "initial");
+    else if (r->after > 0 && strcmp(r->epoch, mine) != 0)
+        sync_need_reset(h, r, "epoch");
+    else
+        sync_read(h, r);
+}
+
+/* ---- batches ---- */
+
+static void answer_resyncs(sess_hist_t *h) {
+    while (!ts_list_empty(&h->resyncs)) {
+        sync_req_t *r = TS_CONTAINER_OF(h->resyncs.next, sync_req_t, link);
+        ts_list_remove(&r->link);
+        sync_reset(h, r);
+    }
+}
+
+/* The batch in flight is over: the cache is the store's state again (or
+ * dirty). Reload if needed, answer resyncs, snapshot, run the next batch. */
+static void batch_end(sess_hist_t *h) {
+    if (!ts_list_empty(&h->retry)) { /* computed again first, in their order */
+        ts_list_t *first = h->retry.next, *last = h->retry.prev;
+        first->prev = &h->queue;
+        last->next = h->queue.next;
+        h->queue.next->prev = last;
+        h->queue.next = first;
+        ts_list_init(&h->retry);
+    }
+    if (h->dirty) {
+        h->phase = H_NEW;
+        hist_load(h); /* load_ready pumps */
+        return;
+    }
+    h->spec_ver = h->ver;
+    answer_resyncs(h);
+    maybe_snapshot(h);
+    hist_pump(h);
+}
+
+static void hist_pump(sess_hist_t *h) {
+    if (h->phase != H_READY || h->inflight) return;
+    if (h->dirty) {
+        batch_end(h);
+        return;
+    }
+    answer_resyncs(h);
+    size_t n = 0;
+    while (!ts_list_empty(&h->queue) && n < BATCH_MAX) {
+        hist_item_t *it = TS_CONTAINER_OF(h->queue.next, hist_item_t, link);
+        ts_list_remove(&it->link);
+        n++;
+        if (it->kind == ITEM_PUB) {
+            it->in_batch = 1;
+            if (commit_pub(h, it) == 0) {
+                h->inflight++;
+            } else {
+                item_reply(it, store_failure(it, TS_ESTORE));
+                item_free(it);
+            }
+        } else {
+            compute(h, it);
+        }
+    }
+    if (!h->inflight) maybe_snapshot(h);
+}
+
+/* ---- entry points ---- */
+
+static sess_hist_t *sock_hist(sess_sock_t *ss) {
+    return hist_get(ss->sess, ss->hist_key, strlen(ss->hist_key), 1);
+}
+
+void ts_sess__hist_publish(sess_sock_t *ss, sess_batch_t *b, size_t idx, ts_buf_t *entry,
+                           const char *id, const char *client, uint64_t mut, uint64_t ts) {
+    sess_hist_t *h = sock_hist(ss);
+    hist_item_t *it = ts_xcalloc(1, sizeof *it);
+    ts_list_init(&it->link);
+    it->kind = ITEM_PUB;
+    it->h = h;
+    it->b = b;
+    it->idx = idx;
+    it->ss = ss;
+    it->entry = entry;
+    it->mut = mut;
+    it->ts = ts;
+    ts_strlcpy(it->id, id, sizeof it->id);
+    ts_strlcpy(it->client, client, sizeof it->client);
+    /* behind queued changes of this session, to keep each sender's order */
+    if (!ts_list_empty(&h->queue) || !ts_list_empty(&h->retry) || h->phase == H_LOADING) {
+        ts_list_insert_tail(&h->queue, &it->link);
+        return;
+    }
+    if (commit_pub(h, it) != 0) {
+        item_reply(it, store_failure(it, TS_ESTORE));
+        item_free(it);
+    }
+}
+
+/* Parses one change of a `state` message into an item. Returns NULL after
+ * answering it if it is malformed. */
+static hist_item_t *change_item(sess_sock_t *ss, sess_batch_t *b, size_t idx, json_t *c) {
+    char why[160];
+    const char *code = "bad_change";
+    json_t *idv = json_object_get(c, "id");
+    const char *id = json_string_value(idv);
+    if (!json_is_object(c)) {
+        snprintf(why, sizeof why, "a change must be an object");
+        goto refuse;
+    }
+    json_t *v = json_object_get(c, "v");
+    if (!json_is_integer(v) || json_integer_value(v) != TS_SESS_PROTO_CURRENT) {
+        snprintf(why, sizeof why, "v must be %d", TS_SESS_PROTO_CURRENT);
+        goto refuse;
+    }
+    if (!id || !ts_sess_name_ok(id)) {
+        id = NULL;
+        snprintf(why, sizeof why, "id must be 1-64 characters of [A-Za-z0-9._:/-]");
+        goto refuse;
+    }
+    static const char *const names[] = {"cid", "type", "client"};
+    const char *vals[3] = {NULL, "state", NULL};
+    for (int i = 0; i < 3; i++) {
+        json_t *x = json_object_get(c, names[i]);
+        if (!x || json_is_null(x)) continue;
+        vals[i] = json_string_value(x);
+        if (!vals[i] || !ts_sess_name_ok(vals[i])) {
+            snprintf(why, sizeof why, "%s must be 1-64 characters of [A-Za-z0-9._:/-]", names[i]);
+            goto refuse;
+        }
+    }
+    int64_t mut = 0, base = 0, hlc = 0;
+    json_t *x;
+    if ((x = json_object_get(c, "mut")) && (mut = json_uint(x, TS_JS_MAX_SAFE)) < 1) {
+        snprintf(why, sizeof why, "mut must be an integer from 1 to 2^53-1");
+        goto refuse;
+    }
+    if ((x = json_object_get(c, "base")) && (base = json_uint(x, TS_JS_MAX_SAFE)) < 0) {
+        snprintf(why, sizeof why, "base must be a state version (an integer >= 0)");
+        goto refuse;
+    }
+    if ((x = json_object_get(c, "hlc")) && (hlc = json_uint(x, TS_JS_MAX_SAFE)) < 1) {
+        snprintf(why, sizeof why, "hlc must be a positive integer (ms * 4096 + counter)");
+        goto refuse;
+    }
+    hist_item_t *it = ts_xcalloc(1, sizeof *it);
+    ts_list_init(&it->link);
+    it->kind = ITEM_CHANGE;
+    it->b = b;
+    it->idx = idx;
+    it->ss = ss;
+    it->change = json_copy(c); /* shallow: the engine only reads merge/patch */
+    it->mut = (uint64_t)mut;
+    it->base = (uint64_t)base;
+    it->has_base = json_object_get(c, "base") != NULL;
+    it->hlc = (uint64_t)hlc;
+    ts_strlcpy(it->id, id, sizeof it->id);
+    if (vals[0]) ts_strlcpy(it->cid, vals[0], sizeof it->cid);
+    ts_strlcpy(it->type, vals[1], sizeof it->type);
+    if (vals[2])
+        ts_strlcpy(it->client, vals[2], sizeof it->client);
+    else
+        ts_strlcpy(it->client, ss->default_client, sizeof it->client);
+    return it;
+refuse:
+    ts_sess__batch_done(b, idx, item_error(id, code, why, 0));
+    return NULL;
+}
+
+void ts_sess__hist_state(sess_sock_t *ss, json_t *arg, int64_t ack_id) {
+    ts_sess_t *sess = ss->sess;
+    int is_array = json_is_array(arg);
+    size_t n = is_array ? json_array_size(arg) : 1;
+    if (is_array && (n == 0 || n > sess->cfg.max_batch)) {
+        char why[120];
+        snprintf(why, sizeof why, "a state message holds 1 to %u changes", sess->cfg.max_batch);
+        ts_sess__reply(ss->s, ack_id, ts_sess__error("bad_change", why, 0));
+        return;
+    }
+    sess_batch_t *b = ts_sess__batch_new(ss, ack_id, n, is_array);
+    sess_hist_t *h = sock_hist(ss);
+    for (size_t i = 0; i < n; i++) {
+        hist_item_t *it = change_item(ss, b, i, is_array ? json_array_get(arg, i) : arg);
+        if (!it) continue;
+        it->h = h;
+        ts_list_insert_tail(&h->queue, &it->link);
+    }
+    if (h->phase == H_NEW) hist_load(h);
+    else hist_pump(h);
+}
+
+void ts_sess__hist_sync(sess_sock_t *ss, json_t *arg, int64_t ack_id) {
+    char why[160];
+    json_t *after = NULL, *epoch = NULL, *limit = NULL;
+    if (arg && !json_is_null(arg)) {
+        if (!json_is_object(arg)) {
+            snprintf(why, sizeof why, "sync takes {after?, epoch?, limit?}");
+            goto refuse;
+        }
+        after = json_object_get(arg, "after");
+        epoch = json_object_get(arg, "epoch");
+        limit = json_object_get(arg, "limit");
+    }
+    if (after && json_uint(after, TS_JS_MAX_SAFE) < 0) {
+        snprintf(why, sizeof why, "after must be a seq (an integer >= 0)");
+        goto refuse;
+    }
+    const char *ep = epoch ? json_string_value(epoch) : NULL;
+    if (epoch && (!ep || strlen(ep) != 16 || strspn(ep, "0123456789abcdef") != 16)) {
+        snprintf(why, sizeof why, "epoch must be the 16 hex digits the server sent");
+        goto refuse;
+    }
+    if (limit && (json_uint(limit, SYNC_LIMIT_MAX) < 1)) {
+        snprintf(why, sizeof why, "limit must be an integer from 1 to %d", SYNC_LIMIT_MAX);
+        goto refuse;
+    }
+    sync_req_t *r = ts_xcalloc(1, sizeof *r);
+    ts_list_init(&r->link);
+    r->ss = ss;
+    ts_sess__sock_hold(ss);
+    r->ack_id = ack_id;
+    r->has_after = after != NULL;
+    r->after = after ? (uint64_t)json_integer_value(after) : 0;
+    r->limit = limit ? (uint64_t)json_integer_value(limit) : SYNC_LIMIT_DEFAULT;
+    ts_strlcpy(r->epoch, ep ? ep : "0000000000000000", sizeof r->epoch);
+    r->w.run = sync_start;
+    r->h = sock_hist(ss);
+    hist_when_ready(r->h, &r->w);
+    return;
+refuse:
+    ts_sess__reply(ss->s, ack_id, ts_sess__error("bad_sync", why, 0));
+}
+
+/* The v3 welcome waits for the history: it says where the session is. */
+typedef struct welcome_req {
+    hist_wait_t w;
+    sess_sock_t *ss;
+} welcome_req_t;
+
+static void welcome_run(sess_hist_t *h, hist_wait_t *w, int status) {
+    welcome_req_t *r = TS_CONTAINER_OF(w, welcome_req_t, w);
+    sess_sock_t *ss = r->ss;
+    if (ss->s) {
+        json_t *hist = NULL;
+        if (status == 0) {
+            hist = json_object();
+            json_object_set_new(hist, "epoch", json_sprintf("%016" PRIx64, h->epoch));
+            json_object_set_new(hist, "seq", json_integer((json_int_t)h->last_seq));
+            json_object_set_new(hist, "ver", json_integer((json_int_t)h->ver));
+        }
+        ts_sess__emit_welcome(ss, hist);
+    }
+    ts_sess__sock_release(ss);
+    free(r);
+}
+
+void ts_sess__hist_welcome(sess_sock_t *ss) {
+    welcome_req_t *r = ts_xcalloc(1, sizeof *r);
+    r->ss = ss;
+    ts_sess__sock_hold(ss);
+    r->w.run = welcome_run;
+    hist_when_ready(sock_hist(ss), &r->w);
+}
+
+/* ---- lifecycle ---- */
+
+void ts_sess__hist_sweep(ts_sess_t *sess) {
+    uint64_t now = uv_now(sess->loop);
+    ts_list_t *l, *tmp;
+    TS_LIST_FOREACH_SAFE(l, tmp, &sess->hist_lru) {
+        sess_hist_t *h = TS_CONTAINER_OF(l, sess_hist_t, lru);
+        int over = sess->nhists > sess->cfg.hist_cache_max;
+        if (!over && now - h->used_at < IDLE_EVICT_MS) break; /* the rest are newer */
+        if (hist_idle(h)) hist_free(h);
+    }
+}
+
+/* The namespace is closing: queued work is dropped (its sockets are gone);
+ * what the store holds completes and is then released by _deinit. */
+void ts_sess__hist_shutdown(ts_sess_t *sess) {
+    ts_list_t *l, *tmp;
+    TS_LIST_FOREACH_SAFE(l, tmp, &sess->hist_lru) {
+        sess_hist_t *h = TS_CONTAINER_OF(l, sess_hist_t, lru);
+        ts_list_t *m, *mt;
+        TS_LIST_FOREACH_SAFE(m, mt, &h->retry) {
+            ts_list_remove(m);
+            ts_list_insert_tail(&h->queue, m);
+        }
+        fail_queue(h, TS_ECLOSED);
+    }
+}
+
+/* Every store call is back: nothing refers to the caches any more. */
+void ts_sess__hist_deinit(ts_sess_t *sess) {
+    while (!ts_list_empty(&sess->hist_lru)) {
+        sess_hist_t *h = TS_CONTAINER_OF(sess->hist_lru.next, sess_hist_t, lru);
+        ts_assert(h->ops == 0);
+        fail_queue(h, TS_ECLOSED);
+        hist_free(h);
+    }
+    ts_map_deinit(&sess->hists);
+}
+
+size_t ts_sess__hist_count(const ts_sess_t *sess) { return sess->nhists; }
