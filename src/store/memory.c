@@ -1,68 +1,33 @@
 /* memory.c - the "memory" store backend: registry and leases in hash maps,
- * per-session logs and state in memory, and (when cfg.sqlite_path is set)
- * everything that must survive a restart written through to SQLite first.
+ * per-session logs, state and history in memory (mem_log.c), and (when
+ * cfg.sqlite_path is set) everything that must survive a restart written to
+ * SQLite under a durability policy (group commit: mem_batch.c).
  *
- * Every call only validates, copies its arguments into an op and queues it;
- * a uv_idle handle runs the queue on the next loop turn, one op at a time in
- * issue order, then calls its callback. So callers are never re-entered, the
+ * Every call only validates, copies its arguments into an op and queues
+ * it; a uv_idle handle runs the queue on the next loop turn, one op at a
+ * time in issue order. Reads run when their callback is due; other ops run
+ * at once and keep their result until their callback is due, which for a
+ * write to the file is after the COMMIT that makes it durable. Callbacks of
+ * one door are called in issue order. So callers are never re-entered, the
  * store never changes while a callback holds borrowed pointers into it, and
- * ops on one store complete in issue order.
+ * ops through one door complete in issue order.
  *
  * With one loop per core, other loops reach the same store through doors
- * (ts_store_attach): each door has its own queue and idle handle on its own
- * loop, and runs its ops, callbacks included, holding the store's mutex. So
- * callbacks still run on the caller's loop with the store unchanged under
- * them, and ops through one door complete in issue order. */
-#include <pthread.h>
+ * (ts_store_attach): each door has its own queue, pending list and handles
+ * on its own loop, and runs its ops, callbacks included, holding the
+ * store's mutex. So callbacks still run on the caller's loop with the store
+ * unchanged under them. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <uv.h>
 
-#include "core/ts_list.h"
 #include "core/ts_log.h"
-#include "core/ts_map.h"
 #include "core/ts_mem.h"
 #include "core/ts_util.h"
-#include "store/store_int.h"
+#include "store/mem_int.h"
 
 #define KEY_SEP '\x1f' /* ids never contain control characters */
 #define KEY_MAX (3 * TS_STORE_ID_MAX + 2)
-
-enum op_kind {
-    OP_REG_PUT,
-    OP_REG_RENEW,
-    OP_REG_REMOVE,
-    OP_REG_LIST,
-    OP_LOG_APPEND,
-    OP_LOG_READ,
-    OP_LOG_TRIM,
-    OP_STATE_GET,
-    OP_STATE_CAS,
-    OP_LEASE_ACQUIRE,
-    OP_LEASE_RENEW,
-    OP_LEASE_RELEASE,
-};
-
-/* A queued call: its arguments copied, executed on the next loop turn. */
-typedef struct mem_op {
-    ts_list_t link;
-    enum op_kind kind;
-    union {
-        ts_store_done_cb done;
-        ts_store_reg_list_cb list;
-        ts_store_seq_cb seq;
-        ts_store_log_cb log;
-        ts_store_state_cb state;
-        ts_store_lease_cb lease;
-    } cb;
-    void *ud;
-    uint64_t a, b;  /* ttl / after_seq / upto / expected / term, max */
-    int by;
-    ts_buf_t *buf;  /* event or document: our reference */
-    ts_slice_t s[6]; /* copied strings, meaning per kind (see submit sites) */
-    uint8_t mem[];
-} mem_op_t;
 
 /* Secondary index bucket: every entry of one session, user or device. */
 typedef struct bucket {
@@ -82,60 +47,6 @@ typedef struct mem_reg {
     bucket_t *bucket[3];
     char mem[];
 } mem_reg_t;
-
-typedef struct mem_sess {
-    ts_list_t lru;                /* least recently used first */
-    uint64_t last_seq, trimmed;
-    uint64_t state_ver;
-    ts_buf_t *state;              /* NULL iff state_ver == 0 */
-    ts_store_event_t *ring;       /* the log tail: seqs last_seq-n+1 .. last_seq */
-    size_t cap, head, n, ring_bytes;
-    size_t klen;
-    char key[];
-} mem_sess_t;
-
-typedef struct mem_lease {
-    uint64_t term;                /* last granted */
-    uint64_t exp;                 /* monotonic ms; held iff exp > now */
-    size_t hlen;
-    char holder[TS_STORE_ID_MAX];
-    size_t klen;
-    char key[];
-} mem_lease_t;
-
-typedef struct mem_store mem_t;
-
-/* A loop's way into the store: its op queue and the idle handle that runs
- * it. The loop that opened the store uses the door inside mem_t. */
-typedef struct mem_door {
-    mem_t *m;
-    uv_loop_t *loop;
-    uv_idle_t idle;    /* runs the op queue on the next turn */
-    ts_list_t queue;
-    int closing, finishing, handles_open;
-    ts_store_close_cb close_cb;
-    void *close_ud;
-} mem_door_t;
-
-struct mem_store {
-    mem_door_t door;   /* the opening loop's */
-    pthread_mutex_t mu; /* held while any door runs ops, and by the sweep */
-    int doors;         /* open doors, own included: the last one frees */
-    int closing;       /* the opening loop closed: no more sweeps */
-    uv_timer_t sweep;  /* expiry sweep on the opening loop, unref'd: it keeps nobody alive */
-    ts_store_expire_cb on_expire;
-    void *expire_ud;
-    ts_store_cfg_t lim; /* bounds with defaults applied */
-    ts_store_sql_t *sql; /* NULL = memory only */
-    ts_map_t regs, idx[3];
-    mem_reg_t **heap;
-    size_t heap_n, heap_cap;
-    ts_map_t sessions;
-    ts_list_t lru;
-    size_t nsess;
-    ts_map_t leases;
-    size_t mem_bytes;  /* log tails + state documents */
-};
 
 /* ---------------------------------------------------------------- clock */
 
@@ -302,7 +213,7 @@ static int exec_reg_remove(mem_t *m, mem_op_t *op) {
     return rc;
 }
 
-static void exec_reg_list(mem_t *m, mem_op_t *op) {
+void ts_store__mem_read_reg(mem_t *m, mem_op_t *op) {
     bucket_t *b = ts_map_get(&m->idx[op->by], (const char *)op->s[0].p, op->s[0].len);
     ts_store_reg_t *arr = NULL;
     size_t n = 0;
@@ -322,246 +233,11 @@ static void exec_reg_list(mem_t *m, mem_op_t *op) {
     free(arr);
 }
 
-static void sweep_leases(mem_t *m, uint64_t now);
-
-static void on_sweep(uv_timer_t *t) {
-    mem_t *m = t->data;
-    uint64_t now = now_ms();
-    pthread_mutex_lock(&m->mu);
-    while (m->heap_n && m->heap[0]->exp <= now && !m->closing) {
-        mem_reg_t *r = m->heap[0];
-        reg_unlink(m, r);
-        if (m->on_expire) {
-            r->e.expires_at = wall_of(r->exp, now);
-            m->on_expire(&r->e, m->expire_ud);
-        }
-        free(r);
-    }
-    if (!m->closing) sweep_leases(m, now);
-    pthread_mutex_unlock(&m->mu);
-}
-
-/* ---------------------------------------------------------------- sessions */
-
-static ts_store_event_t *ring_at(mem_sess_t *s, size_t i) {
-    return &s->ring[(s->head + i) & (s->cap - 1)];
-}
-
-static void ring_push(mem_t *m, mem_sess_t *s, uint64_t seq, ts_buf_t *b) {
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 8;
-        ts_store_event_t *nr = ts_xmalloc(ncap * sizeof *nr);
-        for (size_t i = 0; i < s->n; i++) nr[i] = *ring_at(s, i);
-        free(s->ring);
-        s->ring = nr;
-        s->cap = ncap;
-        s->head = 0;
-    }
-    ts_store_event_t *e = &s->ring[(s->head + s->n) & (s->cap - 1)];
-    e->seq = seq;
-    e->data = ts_buf_ref(b);
-    s->n++;
-    s->ring_bytes += b->len;
-    m->mem_bytes += b->len;
-}
-
-/* Drops the oldest tail event. Memory only: that is a trim (nothing else
- * holds it); with SQLite the event stays readable from the file. */
-static void ring_pop(mem_t *m, mem_sess_t *s) {
-    ts_store_event_t *e = ring_at(s, 0);
-    s->ring_bytes -= e->data->len;
-    m->mem_bytes -= e->data->len;
-    if (!m->sql) s->trimmed = e->seq;
-    ts_buf_unref(e->data);
-    s->head = (s->head + 1) & (s->cap - 1);
-    s->n--;
-}
-
-static void sess_free(mem_t *m, mem_sess_t *s) {
-    while (s->n) ring_pop(m, s);
-    if (s->state) {
-        m->mem_bytes -= s->state->len;
-        ts_buf_unref(s->state);
-    }
-    free(s->ring);
-    free(s);
-}
-
-static void sess_evict(mem_t *m, mem_sess_t *s) {
-    ts_map_del(&m->sessions, s->key, s->klen);
-    ts_list_remove(&s->lru);
-    m->nsess--;
-    sess_free(m, s);
-}
-
-/* SQLite mode: forget least recently used sessions (they are in the file)
- * until `need` more sessions and `bytes` more bytes fit; never `keep`. */
-static void sess_make_room(mem_t *m, size_t need, size_t bytes, mem_sess_t *keep) {
-    ts_list_t *it, *tmp;
-    TS_LIST_FOREACH_SAFE(it, tmp, &m->lru) {
-        if (m->nsess + need <= m->lim.sessions_max && m->mem_bytes + bytes <= m->lim.mem_bytes_max)
-            return;
-        mem_sess_t *s = TS_CONTAINER_OF(it, mem_sess_t, lru);
-        if (s != keep) sess_evict(m, s);
-    }
-}
-
-/* Finds the session, loading it from SQLite if needed. With create, makes
- * an empty one if it exists nowhere. NULL with *rc = 0: does not exist. */
-static mem_sess_t *sess_get(mem_t *m, ts_slice_t name, int create, int *rc) {
-    *rc = 0;
-    mem_sess_t *s = ts_map_get(&m->sessions, (const char *)name.p, name.len);
-    if (s) {
-        ts_list_remove(&s->lru);
-        ts_list_insert_tail(&m->lru, &s->lru);
-        return s;
-    }
-    ts_store_sql_sess_t row = {0};
-    if (m->sql) {
-        int lrc = ts_store__sql_sess_load(m->sql, name, &row);
-        if (lrc == TS_ESTORE) {
-            *rc = TS_ESTORE;
-            return NULL;
-        }
-        if (lrc == TS_ENOTFOUND && !create) return NULL;
-        sess_make_room(m, 1, row.state ? row.state->len : 0, NULL);
-    } else {
-        if (!create) return NULL;
-        if (m->nsess >= m->lim.sessions_max) {
-            *rc = TS_ELIMIT;
-            return NULL;
-        }
-    }
-    s = ts_xcalloc(1, sizeof *s + name.len);
-    s->klen = name.len;
-    memcpy(s->key, name.p, name.len);
-    s->last_seq = row.last_seq;
-    s->trimmed = row.trimmed;
-    s->state_ver = row.state_ver;
-    s->state = row.state;
-    if (s->state) m->mem_bytes += s->state->len;
-    ts_map_put(&m->sessions, s->key, s->klen, s);
-    ts_list_insert_tail(&m->lru, &s->lru);
-    m->nsess++;
-    return s;
-}
-
-static void exec_log_append(mem_t *m, mem_op_t *op) {
-    int rc;
-    uint64_t seq = 0;
-    size_t len = op->buf->len;
-    mem_sess_t *s = sess_get(m, op->s[0], 1, &rc);
-    if (!s) goto out;
-    if (m->sql) {
-        sess_make_room(m, 0, len, s);
-    } else if (m->mem_bytes + len > m->lim.mem_bytes_max) {
-        rc = TS_ELIMIT;
-        goto out;
-    }
-    seq = s->last_seq + 1;
-    if (m->sql && (rc = ts_store__sql_append(m->sql, op->s[0], seq, ts_buf_slice(op->buf)))) {
-        seq = 0;
-        goto out;
-    }
-    s->last_seq = seq;
-    ring_push(m, s, seq, op->buf);
-    while (s->n > m->lim.log_mem_events || (s->n > 1 && s->ring_bytes > m->lim.log_mem_bytes))
-        ring_pop(m, s);
-    while (m->sql && s->n > 1 && m->mem_bytes > m->lim.mem_bytes_max) ring_pop(m, s);
-out:
-    if (op->cb.seq) op->cb.seq(rc, seq, op->ud);
-}
-
-static void exec_log_read(mem_t *m, mem_op_t *op) {
-    int rc;
-    mem_sess_t *s = sess_get(m, op->s[0], 0, &rc);
-    ts_store_log_page_t page = {NULL, 0, 0, 0};
-    ts_store_event_t *ev = NULL;
-    if (rc) goto out;
-    if (!s) goto out;
-    page.last_seq = s->last_seq;
-    page.trimmed_upto = s->trimmed;
-    uint64_t start = TS_MAX(op->a, s->trimmed) + 1;
-    if (start > s->last_seq) goto out;
-    size_t max = (size_t)TS_MIN(op->b, (uint64_t)m->lim.read_max);
-    ev = ts_xmalloc(max * sizeof *ev);
-    uint64_t tail_first = s->last_seq - s->n + 1;
-    if (start >= tail_first) {
-        size_t bytes = 0;
-        for (size_t i = (size_t)(start - tail_first); i < s->n && page.n < max; i++) {
-            ts_store_event_t *e = ring_at(s, i);
-            if (page.n > 0 && bytes + e->data->len > m->lim.read_max_bytes) break;
-            bytes += e->data->len;
-            ev[page.n].seq = e->seq;
-            ev[page.n].data = ts_buf_ref(e->data);
-            page.n++;
-        }
-    } else if (m->sql) {
-        rc = ts_store__sql_read(m->sql, op->s[0], start, max, m->lim.read_max_bytes, ev, &page.n);
-    } else {
-        /* Memory only, the tail starts right after `trimmed`. */
-        ts_assert(!"memory log tail out of step with trimmed");
-    }
-    page.events = ev;
-out:
-    if (op->cb.log) op->cb.log(rc, rc ? NULL : &page, op->ud);
-    for (size_t i = 0; i < page.n; i++) ts_buf_unref(ev[i].data);
-    free(ev);
-}
-
-static int exec_log_trim(mem_t *m, mem_op_t *op) {
-    int rc;
-    mem_sess_t *s = sess_get(m, op->s[0], 0, &rc);
-    if (!s) return rc;
-    uint64_t upto = TS_MIN(op->a, s->last_seq);
-    if (upto <= s->trimmed) return 0;
-    if (m->sql && (rc = ts_store__sql_trim(m->sql, op->s[0], upto, s->last_seq))) return rc;
-    while (s->n && ring_at(s, 0)->seq <= upto) ring_pop(m, s);
-    s->trimmed = upto;
-    return 0;
-}
-
-static void exec_state_get(mem_t *m, mem_op_t *op) {
-    int rc;
-    mem_sess_t *s = sess_get(m, op->s[0], 0, &rc);
-    ts_store_state_t st = {s ? s->state_ver : 0, s ? s->state : NULL};
-    if (op->cb.state) op->cb.state(rc, rc ? NULL : &st, op->ud);
-}
-
-static void exec_state_cas(mem_t *m, mem_op_t *op) {
-    int rc;
-    mem_sess_t *s = sess_get(m, op->s[0], 0, &rc);
-    ts_store_state_t st = {0, NULL};
-    if (rc) goto out;
-    if (s) st = (ts_store_state_t){s->state_ver, s->state};
-    if (op->a != st.version) {
-        rc = TS_ECONFLICT;
-        goto out;
-    }
-    if (!s && !(s = sess_get(m, op->s[0], 1, &rc))) goto out;
-    size_t old = s->state ? s->state->len : 0, len = op->buf->len;
-    if (m->sql) {
-        sess_make_room(m, 0, len, s);
-    } else if (m->mem_bytes - old + len > m->lim.mem_bytes_max) {
-        rc = TS_ELIMIT;
-        goto out;
-    }
-    uint64_t ver = s->state_ver + 1;
-    if (m->sql && (rc = ts_store__sql_state_put(m->sql, op->s[0], ver, ts_buf_slice(op->buf))))
-        goto out;
-    if (s->state) ts_buf_unref(s->state);
-    m->mem_bytes = m->mem_bytes - old + len;
-    s->state = ts_buf_ref(op->buf);
-    s->state_ver = ver;
-    st = (ts_store_state_t){ver, s->state};
-out:
-    if (op->cb.state)
-        op->cb.state(rc, rc == 0 || rc == TS_ECONFLICT ? &st : NULL, op->ud);
-}
-
 /* ---------------------------------------------------------------- leases */
 
 static int lease_held(const mem_lease_t *l, uint64_t now) { return l->exp > now; }
+
+static void sweep_leases(mem_t *m, uint64_t now);
 
 static mem_lease_t *lease_get(mem_t *m, ts_slice_t name, int create, int *rc) {
     *rc = 0;
@@ -584,8 +260,14 @@ static mem_lease_t *lease_get(mem_t *m, ts_slice_t name, int create, int *rc) {
     return l;
 }
 
+void ts_store__mem_lease_forget(mem_t *m, mem_lease_t *l) {
+    ts_map_del(&m->leases, l->key, l->klen);
+    free(l);
+}
+
 /* Clears expired holders. With SQLite the term is in the file, so a lease
- * nobody holds is forgotten; memory only, its term must be remembered. */
+ * nobody holds is forgotten (unless the open batch holds its new term);
+ * memory only, its term must be remembered. */
 static void sweep_leases(mem_t *m, uint64_t now) {
     size_t it = 0;
     ts_map_entry_t *e;
@@ -594,22 +276,18 @@ static void sweep_leases(mem_t *m, uint64_t now) {
         if (lease_held(l, now)) continue;
         l->exp = 0;
         l->hlen = 0;
-        if (m->sql) {
-            ts_map_del(&m->leases, l->key, l->klen);
-            free(l);
-        }
+        if (m->sql && !l->dirty) ts_store__mem_lease_forget(m, l);
     }
 }
 
-static ts_store_lease_t lease_view(const mem_lease_t *l, ts_slice_t name, uint64_t now) {
-    ts_store_lease_t v = {name, ts_slice("", 0), 0, 0};
-    if (!l) return v;
-    v.term = l->term;
+/* The lease as a callback sees it, kept in the op until it is due. */
+static void lease_result(mem_op_t *op, const mem_lease_t *l, uint64_t now) {
+    if (!l) return;
+    op->r_seq = l->term;
     if (lease_held(l, now)) {
-        v.holder = ts_slice(l->holder, l->hlen);
-        v.expires_at = wall_of(l->exp, now);
+        op->r_exp = wall_of(l->exp, now);
+        op->r_buf = ts_buf_from(l->holder, l->hlen);
     }
-    return v;
 }
 
 static int lease_is(const mem_lease_t *l, ts_slice_t holder, uint64_t term, uint64_t now) {
@@ -618,91 +296,104 @@ static int lease_is(const mem_lease_t *l, ts_slice_t holder, uint64_t term, uint
 }
 
 static void exec_lease_acquire(mem_t *m, mem_op_t *op) {
-    int rc;
     uint64_t now = now_ms();
-    mem_lease_t *l = lease_get(m, op->s[0], 1, &rc);
-    if (l) {
-        if (lease_held(l, now)) {
-            if (ts_slice_eq(ts_slice(l->holder, l->hlen), op->s[1]))
-                l->exp = now + op->a; /* same holder: extend, same term */
-            else
-                rc = TS_EHELD;
-        } else if (!m->sql || !(rc = ts_store__sql_term_put(m->sql, op->s[0], l->term + 1))) {
-            l->term++;
-            l->exp = now + op->a;
-            l->hlen = op->s[1].len;
-            memcpy(l->holder, op->s[1].p, l->hlen);
+    mem_lease_t *l = lease_get(m, op->s[0], 1, &op->status);
+    if (!l) return;
+    if (lease_held(l, now)) {
+        if (ts_slice_eq(ts_slice(l->holder, l->hlen), op->s[1]))
+            l->exp = now + op->a; /* same holder: extend, same term */
+        else
+            op->status = TS_EHELD;
+    } else {
+        /* A new term goes through the durability policy like any write: a
+         * term handed out must never be handed out again after a crash. */
+        if ((op->status = ts_store__mem_batch_begin(m))) return;
+        if (m->sql && (op->status = ts_store__sql_term_put(m->sql, op->s[0], l->term + 1))) {
+            ts_store__mem_batch_fail(m); /* may have freed l */
+            return;
         }
+        ts_store__mem_touch_lease(m, l);
+        l->term++;
+        l->exp = now + op->a;
+        l->hlen = op->s[1].len;
+        memcpy(l->holder, op->s[1].p, l->hlen);
     }
-    ts_store_lease_t v = lease_view(l, op->s[0], now);
-    if (op->cb.lease) op->cb.lease(rc, rc == 0 || rc == TS_EHELD ? &v : NULL, op->ud);
-}
-
-/* The lease as seen by a refused renew/release, term from the file if we
- * do not have it in memory. */
-static ts_store_lease_t lease_stale_view(mem_t *m, mem_lease_t *l, ts_slice_t name, uint64_t now) {
-    ts_store_lease_t v = lease_view(l, name, now);
-    if (!l && m->sql) ts_store__sql_term_get(m->sql, name, &v.term);
-    return v;
+    lease_result(op, l, now);
+    if (l->dirty) ts_store__mem_op_join(m, op);
 }
 
 static void exec_lease_renew(mem_t *m, mem_op_t *op) {
-    int rc;
     uint64_t now = now_ms();
-    mem_lease_t *l = lease_get(m, op->s[0], 0, &rc);
+    mem_lease_t *l = lease_get(m, op->s[0], 0, &op->status);
     if (lease_is(l, op->s[1], op->a, now)) {
         l->exp = now + op->b;
-        ts_store_lease_t v = lease_view(l, op->s[0], now);
-        if (op->cb.lease) op->cb.lease(0, &v, op->ud);
-        return;
+    } else {
+        op->status = TS_ESTALE;
+        /* the last granted term, from the file if not in memory */
+        if (!l && m->sql) ts_store__sql_term_get(m->sql, op->s[0], &op->r_seq);
     }
-    ts_store_lease_t v = lease_stale_view(m, l, op->s[0], now);
-    if (op->cb.lease) op->cb.lease(TS_ESTALE, &v, op->ud);
+    lease_result(op, l, now);
+    if (l && l->dirty) ts_store__mem_op_join(m, op);
 }
 
-static int exec_lease_release(mem_t *m, mem_op_t *op) {
-    int rc;
-    mem_lease_t *l = lease_get(m, op->s[0], 0, &rc);
-    if (!lease_is(l, op->s[1], op->a, now_ms())) return TS_ESTALE;
-    l->exp = 0;
-    l->hlen = 0;
-    return 0;
+static void exec_lease_release(mem_t *m, mem_op_t *op) {
+    mem_lease_t *l = lease_get(m, op->s[0], 0, &op->status);
+    if (!lease_is(l, op->s[1], op->a, now_ms())) {
+        op->status = TS_ESTALE;
+    } else {
+        l->exp = 0;
+        l->hlen = 0;
+    }
+    if (l && l->dirty) ts_store__mem_op_join(m, op);
 }
 
 /* ---------------------------------------------------------------- queue */
 
-static void exec_op(mem_t *m, mem_op_t *op) {
-    int rc;
-    switch (op->kind) {
-    case OP_REG_PUT: rc = exec_reg_put(m, op); break;
-    case OP_REG_RENEW: rc = exec_reg_renew(m, op); break;
-    case OP_REG_REMOVE: rc = exec_reg_remove(m, op); break;
-    case OP_LOG_TRIM: rc = exec_log_trim(m, op); break;
-    case OP_LEASE_RELEASE: rc = exec_lease_release(m, op); break;
-    case OP_REG_LIST: exec_reg_list(m, op); return;
-    case OP_LOG_APPEND: exec_log_append(m, op); return;
-    case OP_LOG_READ: exec_log_read(m, op); return;
-    case OP_STATE_GET: exec_state_get(m, op); return;
-    case OP_STATE_CAS: exec_state_cas(m, op); return;
-    case OP_LEASE_ACQUIRE: exec_lease_acquire(m, op); return;
-    case OP_LEASE_RENEW: exec_lease_renew(m, op); return;
-    default: ts_assert(!"unknown store op"); return;
+uint64_t ts_store__mem_new_epoch(void) {
+    uint64_t e = 0;
+    while (e == 0) { /* 63 bits: stored as a positive SQLite integer */
+        ts_random_bytes(&e, sizeof e);
+        e >>= 1;
     }
-    if (op->cb.done) op->cb.done(rc, op->ud);
+    return e;
 }
 
-static void op_free(mem_op_t *op) {
-    ts_buf_unref(op->buf);
-    free(op);
+/* Runs an op that is not a read; its result waits in the op. */
+static void exec_op(mem_t *m, mem_op_t *op) {
+    switch (op->kind) {
+    case OP_REG_PUT: op->status = exec_reg_put(m, op); break;
+    case OP_REG_RENEW: op->status = exec_reg_renew(m, op); break;
+    case OP_REG_REMOVE: op->status = exec_reg_remove(m, op); break;
+    case OP_LOG_APPEND: ts_store__mem_exec_log_append(m, op); break;
+    case OP_LOG_TRIM: ts_store__mem_exec_log_trim(m, op); break;
+    case OP_STATE_CAS: ts_store__mem_exec_state_cas(m, op); break;
+    case OP_COMMIT: ts_store__mem_exec_commit(m, op); break;
+    case OP_SNAP_PUT: ts_store__mem_exec_snap_put(m, op); break;
+    case OP_LEASE_ACQUIRE: exec_lease_acquire(m, op); break;
+    case OP_LEASE_RENEW: exec_lease_renew(m, op); break;
+    case OP_LEASE_RELEASE: exec_lease_release(m, op); break;
+    default: ts_assert(!"unknown store op"); break;
+    }
+    if (op->status == TS_ESTORE) ts_buf_unref(op->r_buf), op->r_buf = NULL;
 }
 
 static void finish_close(mem_door_t *d);
+static void on_idle(uv_idle_t *h);
+
+/* Commits now, whatever group_ms says: SYNC after every write, NONE and
+ * group_ms 0 at the end of the turn, a closing door before it goes. */
+static int commit_now(const mem_t *m, const mem_door_t *d, int end_of_turn) {
+    if (!m->batch_open) return 0;
+    if (m->lim.durability == TS_STORE_DUR_SYNC) return 1;
+    return end_of_turn && (m->lim.group_ms == 0 || d->closing);
+}
 
 /* Runs what was queued before this turn; ops queued by the callbacks wait
  * for the next turn (the idle handle stays active), so a callback chain
  * cannot starve the loop. */
 static void on_idle(uv_idle_t *h) {
     mem_door_t *d = h->data;
+    mem_t *m = d->m;
     ts_list_t batch;
     if (ts_list_empty(&d->queue)) {
         ts_list_init(&batch);
@@ -712,20 +403,34 @@ static void on_idle(uv_idle_t *h) {
         batch.prev->next = &batch;
         ts_list_init(&d->queue);
     }
-    if (!ts_list_empty(&batch)) {
-        pthread_mutex_lock(&d->m->mu);
-        while (!ts_list_empty(&batch)) {
-            mem_op_t *op = TS_CONTAINER_OF(batch.next, mem_op_t, link);
-            ts_list_remove(&op->link);
-            exec_op(d->m, op);
-            op_free(op);
+    pthread_mutex_lock(&m->mu);
+    while (!ts_list_empty(&batch)) {
+        mem_op_t *op = TS_CONTAINER_OF(batch.next, mem_op_t, link);
+        ts_list_remove(&op->link);
+        if (!op_is_read(op->kind)) {
+            exec_op(m, op);
+            if (commit_now(m, d, 0)) ts_store__mem_batch_commit(m);
         }
-        pthread_mutex_unlock(&d->m->mu);
+        /* due now: nothing of this door waits before it, nor its batch */
+        if (ts_list_empty(&d->pending) && op->gen <= m->done_gen) {
+            if (op_is_read(op->kind))
+                ts_store__mem_run_read(m, op);
+            else
+                ts_store__mem_deliver_op(m, op);
+            ts_store__mem_op_free(op);
+        } else {
+            ts_list_insert_tail(&d->pending, &op->link);
+        }
     }
-    if (!ts_list_empty(&d->queue)) return;
-    if (d->closing)
+    if (commit_now(m, d, 1)) ts_store__mem_batch_commit(m);
+    ts_store__mem_door_deliver(d);
+    ts_store__mem_door_settle(d);
+    int idle = ts_list_empty(&d->queue), drained = idle && ts_list_empty(&d->pending);
+    pthread_mutex_unlock(&m->mu);
+    if (!idle) return;
+    if (d->closing && drained)
         finish_close(d);
-    else
+    else if (!d->closing)
         uv_idle_stop(&d->idle);
 }
 
@@ -846,6 +551,42 @@ static int mem_state_cas(void *self, ts_slice_t session, uint64_t expected, ts_b
     return submit(d, op);
 }
 
+static int mem_sess_get(void *self, ts_slice_t session, ts_store_sess_cb cb, void *ud) {
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
+    mem_op_t *op = op_new(OP_SESS_GET, ud, &session, 1);
+    op->cb.sess = cb;
+    return submit(d, op);
+}
+
+static int mem_commit(void *self, ts_slice_t session, const ts_store_commit_t *c,
+                      ts_store_commit_cb cb, void *ud) {
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
+    if (c->event->len > d->m->lim.event_max) return TS_ETOOBIG;
+    ts_slice_t s[2] = {session, c->client};
+    mem_op_t *op = op_new(OP_COMMIT, ud, s, 2);
+    op->cb.commit = cb;
+    op->a = c->mut;
+    op->b = c->if_ver;
+    op->by = c->is_state != 0;
+    op->buf = ts_buf_ref(c->event);
+    return submit(d, op);
+}
+
+static int mem_snap_put(void *self, ts_slice_t session, uint64_t seq, uint64_t ver, ts_buf_t *doc,
+                        ts_store_done_cb cb, void *ud) {
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
+    if (doc->len > d->m->lim.state_max) return TS_ETOOBIG;
+    mem_op_t *op = op_new(OP_SNAP_PUT, ud, &session, 1);
+    op->cb.done = cb;
+    op->a = seq;
+    op->b = ver;
+    op->buf = ts_buf_ref(doc);
+    return submit(d, op);
+}
+
 static int mem_lease_acquire(void *self, ts_slice_t name, ts_slice_t holder, uint64_t ttl_ms,
                              ts_store_lease_cb cb, void *ud) {
     mem_door_t *d = self;
@@ -880,9 +621,47 @@ static int mem_lease_release(void *self, ts_slice_t name, ts_slice_t holder, uin
     return submit(d, op);
 }
 
+static int mem_stats(void *self, ts_store_stats_t *out) {
+    const ts_store_stats_t *s = &((mem_door_t *)self)->m->stats;
+    const uint64_t *src = (const uint64_t *)s;
+    uint64_t *dst = (uint64_t *)out;
+    for (size_t i = 0; i < sizeof *s / sizeof(uint64_t); i++)
+        dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- sweep */
+
+/* Registry expiry, leases nobody holds, retention; then the retention's
+ * writes are committed like any others (right away if group_ms is 0). */
+static void on_sweep(uv_timer_t *t) {
+    mem_t *m = t->data;
+    uint64_t now = now_ms();
+    pthread_mutex_lock(&m->mu);
+    while (m->heap_n && m->heap[0]->exp <= now && !m->closing) {
+        mem_reg_t *r = m->heap[0];
+        reg_unlink(m, r);
+        if (m->on_expire) {
+            r->e.expires_at = wall_of(r->exp, now);
+            m->on_expire(&r->e, m->expire_ud);
+        }
+        free(r);
+    }
+    if (!m->closing) {
+        sweep_leases(m, now);
+        ts_store__mem_retain(m);
+        if (m->batch_open && (m->lim.group_ms == 0 || m->lim.durability == TS_STORE_DUR_SYNC))
+            ts_store__mem_batch_commit(m);
+        else if (m->batch_open)
+            ts_store__mem_door_arm(&m->door);
+    }
+    pthread_mutex_unlock(&m->mu);
+}
+
 /* ---------------------------------------------------------------- open/close */
 
 static void free_all(mem_t *m) {
+    if (m->batch_open) ts_store__mem_batch_commit(m); /* retention's, if any */
     size_t it = 0;
     ts_map_entry_t *e;
     while (ts_map_next(&m->regs, &it, &e)) {
@@ -891,18 +670,16 @@ static void free_all(mem_t *m) {
         free(r);
     }
     it = 0;
-    while (ts_map_next(&m->sessions, &it, &e)) sess_evict(m, e->val);
+    while (ts_map_next(&m->sessions, &it, &e)) ts_store__mem_sess_evict(m, e->val);
     it = 0;
-    while (ts_map_next(&m->leases, &it, &e)) {
-        mem_lease_t *l = e->val;
-        ts_map_del(&m->leases, l->key, l->klen);
-        free(l);
-    }
+    while (ts_map_next(&m->leases, &it, &e)) ts_store__mem_lease_forget(m, e->val);
     ts_map_deinit(&m->regs);
     for (int by = 0; by < 3; by++) ts_map_deinit(&m->idx[by]);
     ts_map_deinit(&m->sessions);
     ts_map_deinit(&m->leases);
     free(m->heap);
+    free(m->touched);
+    free(m->ltouched);
     ts_store__sql_close(m->sql);
     ts_assert(m->mem_bytes == 0);
     free(m);
@@ -931,14 +708,22 @@ static void finish_close(mem_door_t *d) {
     if (d->finishing) return;
     d->finishing = 1;
     uv_idle_stop(&d->idle);
-    d->handles_open = 1;
+    uv_timer_stop(&d->timer);
+    pthread_mutex_lock(&d->m->mu);
+    ts_list_remove(&d->link); /* no more wake-ups: the async handle goes */
+    pthread_mutex_unlock(&d->m->mu);
+    d->handles_open = 3;
+    d->timer.data = d;
+    d->wake.data = d;
     if (d == &d->m->door) {
-        d->handles_open = 2;
+        d->handles_open = 4;
         uv_timer_stop(&d->m->sweep);
         d->m->sweep.data = d; /* on_sweep never runs again */
         uv_close((uv_handle_t *)&d->m->sweep, on_handle_closed);
     }
     uv_close((uv_handle_t *)&d->idle, on_handle_closed);
+    uv_close((uv_handle_t *)&d->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&d->wake, on_handle_closed);
 }
 
 static void mem_close(void *self, ts_store_close_cb cb, void *ud) {
@@ -953,7 +738,8 @@ static void mem_close(void *self, ts_store_close_cb cb, void *ud) {
         d->m->closing = 1;
         uv_timer_stop(&d->m->sweep);
     }
-    /* The queue runs out on the next turn, then the handles close. */
+    /* The queue runs out on the next turn (a batch this door waits for is
+     * committed then), then the handles close. */
     uv_idle_start(&d->idle, on_idle);
 }
 
@@ -961,8 +747,16 @@ static void door_init(mem_door_t *d, mem_t *m, uv_loop_t *loop) {
     d->m = m;
     d->loop = loop;
     ts_list_init(&d->queue);
+    ts_list_init(&d->pending);
     uv_idle_init(loop, &d->idle);
     d->idle.data = d;
+    uv_timer_init(loop, &d->timer);
+    d->timer.data = d;
+    uv_async_init(loop, &d->wake, ts_store__mem_on_wake);
+    d->wake.data = d;
+    /* Neither keeps the loop alive by itself: a door waits for a commit
+     * with its timer running (ref'd while started). */
+    uv_unref((uv_handle_t *)&d->wake);
 }
 
 static int mem_attach(void *self, uv_loop_t *loop, void **out) {
@@ -973,6 +767,7 @@ static int mem_attach(void *self, uv_loop_t *loop, void **out) {
     door_init(nd, m, loop);
     pthread_mutex_lock(&m->mu);
     m->doors++;
+    ts_list_insert_tail(&m->door_list, &nd->link);
     pthread_mutex_unlock(&m->mu);
     *out = nd;
     return 0;
@@ -983,6 +778,10 @@ static int mem_attach(void *self, uv_loop_t *loop, void **out) {
 
 static int mem_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, char *err,
                     size_t errlen) {
+    if ((unsigned)cfg->durability > TS_STORE_DUR_NONE) {
+        if (err && errlen) snprintf(err, errlen, "store: unknown durability %d", cfg->durability);
+        return TS_EINVAL;
+    }
     mem_t *m = ts_xcalloc(1, sizeof *m);
     m->lim = *cfg;
     m->lim.sqlite_path = m->lim.redis_url = NULL; /* not kept: borrowed */
@@ -997,10 +796,14 @@ static int mem_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, cha
     DEFAULT(state_max, 1024 * 1024);
     DEFAULT(read_max, 1000);
     DEFAULT(read_max_bytes, 4u * 1024 * 1024);
+    DEFAULT(retain_events, 10000);
+    DEFAULT(retain_ms, 24ull * 3600 * 1000);
+    if (m->lim.durability != TS_STORE_DUR_GROUP) m->lim.group_ms = 0;
     m->on_expire = cfg->on_expire;
     m->expire_ud = cfg->expire_ud;
     if (cfg->sqlite_path && cfg->sqlite_path[0]) {
-        int rc = ts_store__sql_open(&m->sql, cfg->sqlite_path, err, errlen);
+        int rc = ts_store__sql_open(&m->sql, cfg->sqlite_path,
+                                    m->lim.durability != TS_STORE_DUR_NONE, err, errlen);
         if (rc) {
             free(m);
             return rc;
@@ -1008,7 +811,10 @@ static int mem_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, cha
     }
     pthread_mutex_init(&m->mu, NULL);
     m->doors = 1;
+    m->gen = 1;
+    ts_list_init(&m->door_list);
     door_init(&m->door, m, loop);
+    ts_list_insert_tail(&m->door_list, &m->door.link);
     ts_list_init(&m->lru);
     uv_timer_init(loop, &m->sweep);
     m->sweep.data = m;
@@ -1021,7 +827,11 @@ static int mem_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, cha
 
 int ts_store__mem_sql_exec(void *self, const char *sql) {
     mem_t *m = ((mem_door_t *)self)->m;
-    return m->sql ? ts_store__sql_exec(m->sql, sql) : TS_EINVAL;
+    if (!m->sql) return TS_EINVAL;
+    pthread_mutex_lock(&m->mu);
+    int rc = ts_store__sql_exec(m->sql, sql);
+    pthread_mutex_unlock(&m->mu);
+    return rc;
 }
 
 const ts_store_ops_t ts_store_memory_ops = {
@@ -1038,7 +848,11 @@ const ts_store_ops_t ts_store_memory_ops = {
     .log_trim = mem_log_trim,
     .state_get = mem_state_get,
     .state_cas = mem_state_cas,
+    .sess_get = mem_sess_get,
+    .commit = mem_commit,
+    .snap_put = mem_snap_put,
     .lease_acquire = mem_lease_acquire,
     .lease_renew = mem_lease_renew,
     .lease_release = mem_lease_release,
+    .stats = mem_stats,
 };

@@ -188,6 +188,25 @@ typedef struct ts_store_cfg {
     uint64_t retain_ms;       /* and every event younger than this; 0 = 24 h */
 } ts_store_cfg_t;
 
+/* ---- statistics (ts_store_stats) ----
+ * Cumulative since open, for /metrics; a backend fills what applies to it
+ * and leaves the rest 0. The commit latency histogram is Prometheus-shaped:
+ * lat_le[i] counts commits that took <= TS_STORE_LAT_BOUNDS_US[i] µs, and
+ * the last bucket (+Inf) equals lat_count. */
+#define TS_STORE_LAT_BUCKETS 8
+#define TS_STORE_LAT_BOUNDS_US {100, 250, 500, 1000, 2500, 5000, 10000, UINT64_MAX}
+typedef struct ts_store_stats {
+    uint64_t commits;          /* durable transactions (memory + SQLite: COMMITs) */
+    uint64_t commit_failures;  /* batches that failed (every op in them got TS_ESTORE) */
+    uint64_t commit_ops;       /* ops whose callback waited for a commit */
+    uint64_t lat_le[TS_STORE_LAT_BUCKETS]; /* COMMIT (= fsync) latency, cumulative */
+    uint64_t lat_count;
+    uint64_t lat_sum_us;
+    uint64_t events_appended;  /* log_append + commit entries */
+    uint64_t events_trimmed;   /* dropped by retention (not by log_trim) */
+    uint64_t dups;             /* commits answered TS_EDUP */
+} ts_store_stats_t;
+
 /* ---- the ops table a backend implements ---- */
 
 typedef struct ts_store_ops {
@@ -229,6 +248,9 @@ typedef struct ts_store_ops {
                        uint64_t ttl_ms, ts_store_lease_cb cb, void *ud);
     int (*lease_release)(void *self, ts_slice_t name, ts_slice_t holder, uint64_t term,
                          ts_store_done_cb cb, void *ud);
+    /* Optional (NULL: ts_store_stats answers TS_EINVAL). Synchronous, any
+     * thread, also from inside a store callback. */
+    int (*stats)(void *self, ts_store_stats_t *out);
 } ts_store_ops_t;
 
 extern const ts_store_ops_t ts_store_memory_ops;
@@ -259,6 +281,14 @@ int ts_store_close(ts_store_t *st, ts_store_close_cb cb, void *ud);
  * Returns 0, TS_ECLOSED, or TS_EINVAL if the backend cannot be shared. */
 int ts_store_attach(ts_store_t *out, ts_store_t *st, struct uv_loop_s *loop);
 static inline const char *ts_store_backend(const ts_store_t *st) { return st->ops->name; }
+/* Copies the store's cumulative counters into *out (any door of the store
+ * gives the same numbers). Synchronous; no callback. Returns 0, TS_ECLOSED,
+ * or TS_EINVAL if the backend keeps none. */
+static inline int ts_store_stats(ts_store_t *st, ts_store_stats_t *out) {
+    if (!st->self) return TS_ECLOSED;
+    if (!st->ops->stats) return TS_EINVAL;
+    return st->ops->stats(st->self, out);
+}
 
 /* ---- registry ----
  * reg_put: inserts or replaces the entry of e->key (all strings copied; the

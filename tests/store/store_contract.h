@@ -406,14 +406,14 @@ enum sc_verb { V_PUT, V_RENEW, V_REMOVE, V_LIST, V_APPEND, V_READ, V_TRIM, V_GET
 static const struct sc_arg_case {
     const char *name;
     enum sc_verb verb;
-    const char *id1, *id2, *id3; /* session/name, device/holder, tab; "<129>" = too long */
+    const char *id1, *id2, *id3; /* session/name, device/holder, tab; "<max+1>" = too long */
     size_t len;                  /* data / event / doc bytes */
     uint64_t n;                  /* ttl, by, max, term */
     int want;
 } sc_arg_cases[] = {
     {"put: empty session", V_PUT, "", "d", "t", 0, 1000, TS_EINVAL},
-    {"put: session of 129 bytes", V_PUT, "<129>", "d", "t", 0, 1000, TS_EINVAL},
-    {"put: session of 128 bytes", V_PUT, "<128>", "d", "t", 0, 1000, 0},
+    {"put: session of TS_STORE_ID_MAX + 1 bytes", V_PUT, "<max+1>", "d", "t", 0, 1000, TS_EINVAL},
+    {"put: session of TS_STORE_ID_MAX bytes", V_PUT, "<max>", "d", "t", 0, 1000, 0},
     {"put: control byte in tab", V_PUT, "s", "d", "t\n1", 0, 1000, TS_EINVAL},
     {"put: DEL byte in device", V_PUT, "s", "d\x7f", "t", 0, 1000, TS_EINVAL},
     {"put: ttl 0", V_PUT, "s", "d", "t", 0, 0, TS_EINVAL},
@@ -429,7 +429,7 @@ static const struct sc_arg_case {
     {"list: empty id", V_LIST, "", NULL, NULL, 0, TS_STORE_BY_USER, TS_EINVAL},
     {"append: empty event", V_APPEND, "s", NULL, NULL, 0, 0, TS_EINVAL},
     {"append: event over 1 MiB", V_APPEND, "s", NULL, NULL, 1024 * 1024 + 1, 0, TS_ETOOBIG},
-    {"append: bad session", V_APPEND, "<129>", NULL, NULL, 1, 0, TS_EINVAL},
+    {"append: bad session", V_APPEND, "<max+1>", NULL, NULL, 1, 0, TS_EINVAL},
     {"read: max 0", V_READ, "s", NULL, NULL, 0, 0, TS_EINVAL},
     {"trim: bad session", V_TRIM, "", NULL, NULL, 0, 1, TS_EINVAL},
     {"get: bad session", V_GET, "a\tb", NULL, NULL, 0, 0, TS_EINVAL},
@@ -444,8 +444,8 @@ static const struct sc_arg_case {
 
 static ts_slice_t sc_arg_id(const char *s, char *buf) {
     if (!s) return ts_slice("", 0);
-    if (strcmp(s, "<129>") == 0 || strcmp(s, "<128>") == 0) {
-        size_t n = s[3] == '9' ? 129 : 128;
+    if (strcmp(s, "<max+1>") == 0 || strcmp(s, "<max>") == 0) {
+        size_t n = TS_STORE_ID_MAX + (s[4] == '+');
         memset(buf, 'x', n);
         return ts_slice(buf, n);
     }
@@ -457,7 +457,7 @@ static void c_invalid_args(void **state) {
     sc_open(&t, *state, NULL);
     for (size_t i = 0; i < TS_ARRAY_LEN(sc_arg_cases); i++) {
         const struct sc_arg_case *c = &sc_arg_cases[i];
-        char b1[130], b2[130], b3[130];
+        char b1[TS_STORE_ID_MAX + 1], b2[TS_STORE_ID_MAX + 1], b3[TS_STORE_ID_MAX + 1];
         ts_slice_t a = sc_arg_id(c->id1, b1), b = sc_arg_id(c->id2, b2), d = sc_arg_id(c->id3, b3);
         ts_buf_t *bytes = ts_buf_new(c->len);
         memset(bytes->data, 'y', c->len);
