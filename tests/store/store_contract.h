@@ -75,6 +75,13 @@ typedef struct sc_res {
     int has_lease;
     char holder[SC_STR];                   /* lease */
     uint64_t term, expires_at;             /* lease */
+    int has_res;                           /* commit / sess_get with a result */
+    uint64_t epoch, state_ver;             /* commit, sess_get */
+    uint64_t snap_seq, snap_ver;           /* sess_get */
+    char snap[256];                        /* sess_get ("" if none) */
+    int has_orig;                          /* commit TS_EDUP with the original */
+    uint64_t orig_seq;
+    char orig[64];
     int order;                             /* completion order */
 } sc_res_t;
 
@@ -190,6 +197,46 @@ static void sc_on_lease(int status, const ts_store_lease_t *l, void *ud) {
     r->expires_at = l->expires_at;
 }
 
+static void sc_on_sess(int status, const ts_store_sess_info_t *i, void *ud) {
+    sc_res_t *r = ud;
+    sc_mark(r, status);
+    assert_true((status == 0) == (i != NULL));
+    if (!i) return;
+    r->has_res = 1;
+    r->epoch = i->epoch;
+    r->last_seq = i->last_seq;
+    r->trimmed = i->trimmed_upto;
+    r->state_ver = i->state_ver;
+    r->snap_seq = i->snap_seq;
+    r->snap_ver = i->snap_ver;
+    assert_true((i->snap_seq == 0) == (i->snap == NULL));
+    assert_true(i->trimmed_upto <= i->last_seq);
+    assert_true(i->snap_seq <= i->last_seq);
+    if (i->epoch == 0) assert_int_equal(i->last_seq, 0);
+    r->snap[0] = '\0';
+    if (i->snap) sc_copy(r->snap, sizeof r->snap, ts_buf_slice(i->snap));
+}
+
+static void sc_on_commit(int status, const ts_store_commit_res_t *c, void *ud) {
+    sc_res_t *r = ud;
+    sc_mark(r, status);
+    int with = status == 0 || status == TS_EDUP || status == TS_ECONFLICT;
+    assert_true(with == (c != NULL));
+    if (!c) return;
+    r->has_res = 1;
+    r->epoch = c->epoch;
+    r->seq = c->seq;
+    r->state_ver = c->state_ver;
+    if (status == 0) assert_true(c->epoch != 0 && c->seq != 0);
+    if (status != TS_EDUP) assert_null(c->original);
+    if (c->original) {
+        assert_int_equal(c->original->seq, c->seq);
+        r->has_orig = 1;
+        r->orig_seq = c->original->seq;
+        sc_copy(r->orig, sizeof r->orig, ts_buf_slice(c->original->data));
+    }
+}
+
 static void sc_on_close(void *ud) {
     sc_t *t = ud;
     assert_false(t->in_call);
@@ -221,6 +268,7 @@ SC_FN void sc_wait(sc_t *t, sc_res_t *r) {
 }
 
 static void sc_on_sleep(uv_timer_t *h) { *(int *)h->data = 1; }
+static void sc_on_sleep_flag(void *ud) { *(int *)ud = 1; }
 
 /* Runs the loop for ms milliseconds. */
 SC_FN void sc_sleep(sc_t *t, uint64_t ms) {
@@ -377,6 +425,33 @@ SC_FN int sc_release(sc_t *t, const char *name, const char *holder, uint64_t ter
     return r.status;
 }
 
+/* Commits `ev` (client NULL = no exactly-once bookkeeping). */
+SC_FN int sc_commit(sc_t *t, const char *sess, const char *ev, const char *client, uint64_t mut,
+                    uint64_t if_ver, int is_state, sc_res_t *r) {
+    ts_buf_t *b = ts_buf_from(ev, strlen(ev));
+    ts_store_commit_t c = {b, client ? S(client) : ts_slice("", 0), mut, if_ver, is_state};
+    assert_ts_err(SC_CALL(t, r, ts_store_commit(&t->st, S(sess), &c, sc_on_commit, r)), 0);
+    ts_buf_unref(b);
+    sc_wait(t, r);
+    return r->status;
+}
+
+SC_FN int sc_sess(sc_t *t, const char *sess, sc_res_t *r) {
+    assert_ts_err(SC_CALL(t, r, ts_store_sess_get(&t->st, S(sess), sc_on_sess, r)), 0);
+    sc_wait(t, r);
+    return r->status;
+}
+
+SC_FN int sc_snap(sc_t *t, const char *sess, uint64_t seq, uint64_t ver, const char *doc) {
+    sc_res_t r;
+    ts_buf_t *b = ts_buf_from(doc, strlen(doc));
+    assert_ts_err(SC_CALL(t, &r, ts_store_snap_put(&t->st, S(sess), seq, ver, b, sc_on_done, &r)),
+                  0);
+    ts_buf_unref(b);
+    sc_wait(t, &r);
+    return r.status;
+}
+
 /* ---- fixtures ---- */
 
 static int sc_setup(void **state) {
@@ -401,7 +476,7 @@ static void c_open_close(void **state) {
 
 /* Refused arguments: the call returns the error and the callback never runs. */
 enum sc_verb { V_PUT, V_RENEW, V_REMOVE, V_LIST, V_APPEND, V_READ, V_TRIM, V_GET, V_CAS,
-               V_ACQUIRE, V_LRENEW, V_RELEASE };
+               V_ACQUIRE, V_LRENEW, V_RELEASE, V_SESS, V_COMMIT, V_SNAP };
 
 static const struct sc_arg_case {
     const char *name;
@@ -440,6 +515,18 @@ static const struct sc_arg_case {
     {"renew lease: term 0", V_LRENEW, "lease", "h", NULL, 0, 0, TS_EINVAL},
     {"release: term 0", V_RELEASE, "lease", "h", NULL, 0, 0, TS_EINVAL},
     {"release: empty name", V_RELEASE, "", "h", NULL, 0, 1, TS_EINVAL},
+    {"sess_get: bad session", V_SESS, "<max+1>", NULL, NULL, 0, 0, TS_EINVAL},
+    {"sess_get: longest history key", V_SESS, "<max>", NULL, NULL, 0, 0, 0},
+    {"commit: empty event", V_COMMIT, "s", "c", NULL, 0, 1, TS_EINVAL},
+    {"commit: event over 1 MiB", V_COMMIT, "s", "c", NULL, 1024 * 1024 + 1, 1, TS_ETOOBIG},
+    {"commit: mut 0 with a client", V_COMMIT, "s", "c", NULL, 1, 0, TS_EINVAL},
+    {"commit: control byte in client", V_COMMIT, "s", "c\x01", NULL, 1, 1, TS_EINVAL},
+    {"commit: client too long", V_COMMIT, "s", "<max+1>", NULL, 1, 1, TS_EINVAL},
+    {"commit: no client, mut 0", V_COMMIT, "s", "", NULL, 1, 0, 0},
+    {"commit: bad session", V_COMMIT, "", "c", NULL, 1, 1, TS_EINVAL},
+    {"snap: seq 0", V_SNAP, "s", NULL, NULL, 1, 0, TS_EINVAL},
+    {"snap: empty doc", V_SNAP, "s", NULL, NULL, 0, 1, TS_EINVAL},
+    {"snap: doc over 1 MiB", V_SNAP, "s", NULL, NULL, 1024 * 1024 + 1, 1, TS_ETOOBIG},
 };
 
 static ts_slice_t sc_arg_id(const char *s, char *buf) {
@@ -496,6 +583,15 @@ static void c_invalid_args(void **state) {
             break;
         case V_RELEASE:
             rc = SC_CALL(&t, &r, ts_store_lease_release(&t.st, a, b, c->n, sc_on_done, &r));
+            break;
+        case V_SESS: rc = SC_CALL(&t, &r, ts_store_sess_get(&t.st, a, sc_on_sess, &r)); break;
+        case V_COMMIT: {
+            ts_store_commit_t cm = {bytes, b, c->n, TS_STORE_ANY_VER, 0};
+            rc = SC_CALL(&t, &r, ts_store_commit(&t.st, a, &cm, sc_on_commit, &r));
+            break;
+        }
+        case V_SNAP:
+            rc = SC_CALL(&t, &r, ts_store_snap_put(&t.st, a, c->n, 0, bytes, sc_on_done, &r));
             break;
         }
         ts_buf_unref(bytes);
@@ -969,6 +1065,486 @@ static void c_callback_chain(void **state) {
     assert_int_equal(uv_loop_close(&t.loop), 0);
 }
 
+/* ---- session history: sess_get, commit, snapshots, retention, durability ---- */
+
+#define SC_ANY TS_STORE_ANY_VER
+
+/* A session never written is all zeros; the first write of any kind gives
+ * it a nonzero epoch that then never changes. */
+static void c_sess_get(void **state) {
+    sc_t t;
+    sc_res_t r;
+    sc_open(&t, *state, NULL);
+    assert_ts_err(sc_sess(&t, "h1", &r), 0);
+    assert_true(r.has_res);
+    assert_int_equal(r.epoch, 0);
+    assert_int_equal(r.last_seq + r.trimmed + r.state_ver + r.snap_seq + r.snap_ver, 0);
+    assert_string_equal(r.snap, "");
+    assert_ts_err(sc_commit(&t, "h1", "e1", NULL, 0, SC_ANY, 1, &r), 0);
+    uint64_t epoch = r.epoch;
+    assert_true(epoch != 0);
+    assert_ts_err(sc_commit(&t, "h1", "e2", NULL, 0, SC_ANY, 0, &r), 0);
+    assert_int_equal(r.epoch, epoch);
+    assert_ts_err(sc_sess(&t, "h1", &r), 0);
+    assert_int_equal(r.epoch, epoch);
+    assert_int_equal(r.last_seq, 2);
+    assert_int_equal(r.state_ver, 1);
+    assert_int_equal(r.trimmed, 0);
+    /* log_append and state_cas create sessions too, each with its own epoch */
+    uint64_t seq;
+    assert_ts_err(sc_append(&t, "h2", "x", &seq), 0);
+    assert_ts_err(sc_sess(&t, "h2", &r), 0);
+    assert_true(r.epoch != 0 && r.epoch != epoch);
+    assert_int_equal(r.last_seq, 1);
+    assert_int_equal(r.state_ver, 0);
+    sc_res_t c;
+    assert_ts_err(sc_cas(&t, "h3", 0, "{}", &c), 0);
+    assert_ts_err(sc_sess(&t, "h3", &r), 0);
+    assert_true(r.epoch != 0);
+    assert_int_equal(r.state_ver, 0); /* state_cas's version is a separate counter */
+    assert_ts_err(sc_sess(&t, "nobody", &r), 0);
+    assert_int_equal(r.epoch, 0);
+    sc_close(&t);
+}
+
+/* commit appends like log_append (one sequence per session) and counts
+ * state changes; log_read returns what was committed. */
+static void c_commit_basic(void **state) {
+    sc_t t;
+    sc_res_t r;
+    uint64_t seq;
+    sc_open(&t, *state, NULL);
+    static const struct {
+        const char *ev;
+        int is_state;
+        uint64_t seq, ver;
+    } rows[] = {{"s1", 1, 1, 1}, {"n1", 0, 2, 1}, {"s2", 1, 3, 2}, {"s3", 1, 5, 3}};
+    for (size_t i = 0; i < TS_ARRAY_LEN(rows); i++) {
+        if (i == 3) assert_ts_err(sc_append(&t, "h", "plain", &seq), 0); /* seq 4 */
+        assert_ts_err(sc_commit(&t, "h", rows[i].ev, NULL, 0, SC_ANY, rows[i].is_state, &r), 0);
+        assert_int_equal(r.seq, rows[i].seq);
+        assert_int_equal(r.state_ver, rows[i].ver);
+    }
+    assert_ts_err(sc_read(&t, "h", 0, 10, &r), 0);
+    assert_int_equal(r.n, 5);
+    assert_int_equal(r.last_seq, 5);
+    static const char *const want[] = {"s1", "n1", "s2", "plain", "s3"};
+    for (size_t i = 0; i < 5; i++) assert_string_equal(r.ev[i], want[i]);
+    assert_ts_err(sc_commit(&t, "other", "o", NULL, 0, SC_ANY, 1, &r), 0);
+    assert_int_equal(r.seq, 1);
+    assert_int_equal(r.state_ver, 1);
+    sc_close(&t);
+}
+
+/* if_ver: a commit against another state_ver writes nothing and says
+ * which state_ver it is now. */
+static void c_commit_if_ver(void **state) {
+    sc_t t;
+    sc_res_t r;
+    sc_open(&t, *state, NULL);
+    assert_ts_err(sc_commit(&t, "h", "x", NULL, 0, 3, 1, &r), TS_ECONFLICT);
+    assert_int_equal(r.state_ver, 0);
+    assert_int_equal(r.epoch, 0); /* nothing was created */
+    assert_ts_err(sc_sess(&t, "h", &r), 0);
+    assert_int_equal(r.epoch, 0);
+    static const struct {
+        uint64_t if_ver;
+        int is_state, want;
+        uint64_t seq, ver;
+    } rows[] = {
+        {0, 1, 0, 1, 1},
+        {0, 1, TS_ECONFLICT, 0, 1},
+        {1, 0, 0, 2, 1},          /* conditioned, not a state change */
+        {1, 1, 0, 3, 2},
+        {1, 1, TS_ECONFLICT, 0, 2},
+        {5, 0, TS_ECONFLICT, 0, 2},
+        {SC_ANY, 1, 0, 4, 3},
+        {TS_STORE_PROBE_VER, 1, TS_ECONFLICT, 0, 3}, /* never matches */
+    };
+    for (size_t i = 0; i < TS_ARRAY_LEN(rows); i++) {
+        int rc = sc_commit(&t, "h", "ev", NULL, 0, rows[i].if_ver, rows[i].is_state, &r);
+        if (rc != rows[i].want)
+            fail_msg("row %zu: got %s, want %s", i, ts_err_name(rc), ts_err_name(rows[i].want));
+        assert_int_equal(r.state_ver, rows[i].ver);
+        if (rc == 0) assert_int_equal(r.seq, rows[i].seq);
+    }
+    assert_ts_err(sc_sess(&t, "h", &r), 0);
+    assert_int_equal(r.last_seq, 4); /* refused commits consumed no seq */
+    assert_int_equal(r.state_ver, 3);
+    sc_close(&t);
+}
+
+/* Commits conditioned on ver, ver+1, ver+2 issued in one go all succeed,
+ * in order; a fourth with a stale ver fails. */
+static void c_commit_pipelined_ver(void **state) {
+    sc_t t;
+    sc_res_t r, p[4];
+    sc_open(&t, *state, NULL);
+    assert_ts_err(sc_commit(&t, "h", "base", NULL, 0, SC_ANY, 1, &r), 0); /* ver 1 */
+    ts_buf_t *b = ts_buf_from("ev", 2);
+    static const uint64_t ifv[4] = {1, 2, 3, 2};
+    for (int i = 0; i < 4; i++) {
+        ts_store_commit_t c = {b, ts_slice("", 0), 0, ifv[i], 1};
+        assert_ts_err(SC_CALL(&t, &p[i], ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &p[i])),
+                      0);
+    }
+    ts_buf_unref(b);
+    sc_wait(&t, &p[3]);
+    for (int i = 0; i < 3; i++) {
+        assert_ts_err(p[i].status, 0);
+        assert_int_equal(p[i].seq, (uint64_t)i + 2);
+        assert_int_equal(p[i].state_ver, (uint64_t)i + 2);
+        if (i) assert_true(p[i].order > p[i - 1].order);
+    }
+    assert_ts_err(p[3].status, TS_ECONFLICT);
+    assert_int_equal(p[3].state_ver, 4);
+    assert_true(p[3].order > p[2].order);
+    sc_close(&t);
+}
+
+/* Exactly once: a resend is TS_EDUP with the original's seq and bytes and
+ * is never appended again; a mut never applied is applied whatever its
+ * number; clients and sessions are independent. */
+static void c_commit_exactly_once(void **state) {
+    sc_t t;
+    sc_res_t r;
+    sc_open(&t, *state, NULL);
+    static const struct {
+        const char *sess, *client;
+        uint64_t mut;
+        const char *ev;
+        int want;
+        uint64_t seq; /* new, or the original's */
+        const char *orig;
+    } rows[] = {
+        {"h", "A", 1, "a1", 0, 1, NULL},
+        {"h", "A", 1, "a1 again", TS_EDUP, 1, "a1"},
+        {"h", "A", 5, "a5", 0, 2, NULL},          /* gaps are fine */
+        {"h", "A", 3, "a3", 0, 3, NULL},          /* never applied, inside the range */
+        {"h", "A", 3, "a3 again", TS_EDUP, 3, "a3"},
+        {"h", "A", 5, "a5 again", TS_EDUP, 2, "a5"},
+        {"h", "B", 1, "b1", 0, 4, NULL},          /* another client */
+        {"h", "B", 1, "b1 again", TS_EDUP, 4, "b1"},
+        {"h2", "A", 1, "h2 a1", 0, 1, NULL},      /* another session */
+        {"h", "A", 2, "a2", 0, 5, NULL},
+        {"h", "A", 1, "a1 third", TS_EDUP, 1, "a1"},
+    };
+    for (size_t i = 0; i < TS_ARRAY_LEN(rows); i++) {
+        int rc = sc_commit(&t, rows[i].sess, rows[i].ev, rows[i].client, rows[i].mut, SC_ANY, 1,
+                           &r);
+        if (rc != rows[i].want)
+            fail_msg("row %zu: got %s, want %s", i, ts_err_name(rc), ts_err_name(rows[i].want));
+        assert_int_equal(r.seq, rows[i].seq);
+        assert_true(r.epoch != 0);
+        if (rows[i].orig) {
+            assert_true(r.has_orig);
+            assert_int_equal(r.orig_seq, rows[i].seq);
+            assert_string_equal(r.orig, rows[i].orig);
+        }
+    }
+    /* a resend is a duplicate whatever its condition says now */
+    assert_ts_err(sc_commit(&t, "h", "x", "A", 5, 1, 1, &r), TS_EDUP);
+    assert_ts_err(sc_commit(&t, "h", "x", "A", 5, TS_STORE_PROBE_VER, 1, &r), TS_EDUP);
+    assert_int_equal(r.seq, 2);
+    /* a probe of a mut never applied: TS_ECONFLICT, nothing written */
+    assert_ts_err(sc_commit(&t, "h", "x", "A", 4, TS_STORE_PROBE_VER, 1, &r), TS_ECONFLICT);
+    assert_ts_err(sc_read(&t, "h", 0, 20, &r), 0);
+    assert_int_equal(r.n, 5);
+    static const char *const want[] = {"a1", "a5", "a3", "b1", "a2"};
+    for (size_t i = 0; i < 5; i++) assert_string_equal(r.ev[i], want[i]);
+    assert_ts_err(sc_sess(&t, "h", &r), 0);
+    assert_int_equal(r.state_ver, 5); /* duplicates changed nothing */
+    sc_close(&t);
+}
+
+typedef struct sc_many {
+    sc_t *t;
+    int left, failed;
+    int status[TS_STORE_MUT_WINDOW + 64];
+} sc_many_t;
+
+static void sc_many_cb(int status, const ts_store_commit_res_t *c, void *ud) {
+    sc_many_t *m = ud;
+    assert_false(m->t->in_call);
+    m->t->outstanding--;
+    if (status) m->failed++;
+    m->left--;
+}
+
+/* Commits muts first..last of `client` in one go. */
+SC_FN void sc_commit_range(sc_t *t, const char *sess, const char *client, uint64_t first,
+                           uint64_t last) {
+    sc_many_t m = {.t = t};
+    ts_buf_t *b = ts_buf_from("m", 1);
+    for (uint64_t mut = first; mut <= last; mut++) {
+        ts_store_commit_t c = {b, S(client), mut, SC_ANY, 0};
+        m.left++;
+        t->in_call = 1;
+        assert_ts_err(ts_store_commit(&t->st, S(sess), &c, sc_many_cb, &m), 0);
+        t->in_call = 0;
+        t->outstanding++;
+    }
+    ts_buf_unref(b);
+    uint64_t deadline = ts_now_ms() + 5000;
+    while (m.left) {
+        assert_true(ts_now_ms() < deadline);
+        uv_run(&t->loop, UV_RUN_ONCE);
+    }
+    assert_int_equal(m.failed, 0);
+}
+
+/* The window remembers a client's newest TS_STORE_MUT_WINDOW mutations;
+ * older than all of them while full: TS_ETOOOLD (cannot tell). */
+static void c_commit_window(void **state) {
+    sc_t t;
+    sc_res_t r;
+    const uint64_t W = TS_STORE_MUT_WINDOW;
+    sc_open(&t, *state, NULL);
+    sc_commit_range(&t, "h", "A", 1, W); /* seqs 1..W */
+    assert_ts_err(sc_commit(&t, "h", "x", "A", 1, SC_ANY, 0, &r), TS_EDUP);
+    assert_int_equal(r.seq, 1);
+    assert_ts_err(sc_commit(&t, "h", "new", "A", W + 10, SC_ANY, 0, &r), 0); /* forgets 1 */
+    assert_int_equal(r.seq, W + 1);
+    assert_ts_err(sc_commit(&t, "h", "x", "A", 1, SC_ANY, 0, &r), TS_ETOOOLD);
+    assert_false(r.has_res);
+    assert_ts_err(sc_commit(&t, "h", "x", "A", 1, TS_STORE_PROBE_VER, 0, &r), TS_ETOOOLD);
+    assert_ts_err(sc_commit(&t, "h", "x", "A", 2, SC_ANY, 0, &r), TS_EDUP);
+    assert_int_equal(r.seq, 2);
+    assert_ts_err(sc_commit(&t, "h", "gap", "A", W + 5, SC_ANY, 0, &r), 0); /* forgets 2 */
+    assert_int_equal(r.seq, W + 2);
+    assert_ts_err(sc_commit(&t, "h", "x", "A", 2, SC_ANY, 0, &r), TS_ETOOOLD);
+    assert_ts_err(sc_commit(&t, "h", "x", "A", W + 5, SC_ANY, 0, &r), TS_EDUP);
+    assert_int_equal(r.seq, W + 2);
+    assert_ts_err(sc_commit(&t, "h", "x", "B", 1, SC_ANY, 0, &r), 0); /* B has its own */
+    assert_ts_err(sc_sess(&t, "h", &r), 0);
+    assert_int_equal(r.last_seq, W + 3);
+    sc_close(&t);
+}
+
+/* Snapshots: newer kept, older or equal TS_ESTALE, past last_seq refused. */
+static void c_snapshot(void **state) {
+    sc_t t;
+    sc_res_t r;
+    sc_open(&t, *state, NULL);
+    assert_ts_err(sc_snap(&t, "h", 1, 0, "{}"), TS_EINVAL); /* nothing to cover yet */
+    for (int i = 0; i < 5; i++) assert_ts_err(sc_commit(&t, "h", "e", NULL, 0, SC_ANY, 1, &r), 0);
+    static const struct {
+        uint64_t seq, ver;
+        const char *doc;
+        int want;
+        uint64_t snap_seq;
+        const char *now;
+    } rows[] = {
+        {3, 3, "{\"at\":3}", 0, 3, "{\"at\":3}"},
+        {2, 2, "{\"at\":2}", TS_ESTALE, 3, "{\"at\":3}"},
+        {3, 3, "{\"again\":3}", TS_ESTALE, 3, "{\"at\":3}"},
+        {6, 6, "{\"at\":6}", TS_EINVAL, 3, "{\"at\":3}"},
+        {5, 5, "{\"at\":5}", 0, 5, "{\"at\":5}"},
+    };
+    for (size_t i = 0; i < TS_ARRAY_LEN(rows); i++) {
+        int rc = sc_snap(&t, "h", rows[i].seq, rows[i].ver, rows[i].doc);
+        if (rc != rows[i].want)
+            fail_msg("row %zu: got %s, want %s", i, ts_err_name(rc), ts_err_name(rows[i].want));
+        assert_ts_err(sc_sess(&t, "h", &r), 0);
+        assert_int_equal(r.snap_seq, rows[i].snap_seq);
+        assert_int_equal(r.snap_ver, rows[i].snap_seq);
+        assert_string_equal(r.snap, rows[i].now);
+    }
+    assert_int_equal(r.last_seq, 5);
+    assert_int_equal(r.state_ver, 5);
+    assert_ts_err(sc_snap(&t, "nobody", 1, 0, "{}"), TS_EINVAL);
+    sc_close(&t);
+}
+
+static void sc_patch_retain(ts_store_cfg_t *c) {
+    c->retain_events = 2;
+    c->retain_ms = 1;
+    c->sweep_ms = 20;
+}
+
+static void sc_patch_retain_long(ts_store_cfg_t *c) {
+    c->retain_events = 2;
+    c->retain_ms = 3600 * 1000;
+    c->sweep_ms = 20;
+}
+
+/* Runs sweeps until the session's trim mark reaches want (2 s at most). */
+SC_FN void sc_wait_trimmed(sc_t *t, const char *sess, uint64_t want) {
+    sc_res_t r;
+    uint64_t deadline = ts_now_ms() + 2000;
+    for (;;) {
+        assert_ts_err(sc_sess(t, sess, &r), 0);
+        if (r.trimmed >= want || ts_now_ms() > deadline) break;
+        sc_sleep(t, 10);
+    }
+    assert_int_equal(r.trimmed, want);
+}
+
+/* Retention drops events beyond the newest retain_events and older than
+ * retain_ms, and never past the snapshot. */
+static void c_retention(void **state) {
+    sc_t t;
+    sc_res_t r;
+    sc_open(&t, *state, sc_patch_retain);
+    for (int i = 1; i <= 10; i++) {
+        char ev[8];
+        snprintf(ev, sizeof ev, "e%d", i);
+        assert_ts_err(sc_commit(&t, "h", ev, NULL, 0, SC_ANY, 1, &r), 0);
+    }
+    sc_sleep(&t, 80); /* several sweeps: no snapshot, nothing may go */
+    assert_ts_err(sc_read(&t, "h", 0, 20, &r), 0);
+    assert_int_equal(r.trimmed, 0);
+    assert_int_equal(r.n, 10);
+    assert_ts_err(sc_snap(&t, "h", 6, 6, "{\"at\":6}"), 0);
+    sc_wait_trimmed(&t, "h", 6); /* the snapshot bounds it */
+    sc_sleep(&t, 60);
+    assert_ts_err(sc_read(&t, "h", 0, 20, &r), 0);
+    assert_int_equal(r.trimmed, 6);
+    assert_int_equal(r.n, 4);
+    assert_int_equal(r.seqs[0], 7);
+    assert_string_equal(r.ev[0], "e7");
+    assert_ts_err(sc_snap(&t, "h", 10, 10, "{\"at\":10}"), 0);
+    sc_wait_trimmed(&t, "h", 8); /* the newest 2 stay */
+    assert_ts_err(sc_read(&t, "h", 8, 20, &r), 0);
+    assert_int_equal(r.n, 2);
+    assert_string_equal(r.ev[1], "e10");
+    assert_ts_err(sc_commit(&t, "h", "e11", NULL, 0, SC_ANY, 1, &r), 0);
+    assert_int_equal(r.seq, 11);
+    sc_close(&t);
+
+    /* younger than retain_ms: kept, snapshot or not */
+    sc_open(&t, *state, sc_patch_retain_long);
+    for (int i = 0; i < 6; i++) assert_ts_err(sc_commit(&t, "y", "e", NULL, 0, SC_ANY, 1, &r), 0);
+    assert_ts_err(sc_snap(&t, "y", 6, 6, "{}"), 0);
+    sc_sleep(&t, 80);
+    assert_ts_err(sc_sess(&t, "y", &r), 0);
+    assert_int_equal(r.trimmed, 0);
+    sc_close(&t);
+}
+
+static void sc_patch_slow_group(ts_store_cfg_t *c) { c->group_ms = 300; }
+static void sc_patch_group(ts_store_cfg_t *c) { c->group_ms = 30; }
+
+/* A second loop's handle on the store, run from the test's thread. */
+typedef struct sc_door {
+    uv_loop_t loop;
+    ts_store_t st;
+} sc_door_t;
+
+/* Reads never show a write before it is durable: a read through another
+ * door, issued right after a commit executed, sees the event only if the
+ * commit's callback already ran. */
+static void c_durable_reads(void **state) {
+    sc_t t;
+    sc_open(&t, *state, sc_patch_slow_group);
+    sc_res_t w0, w, rd, si;
+    assert_ts_err(sc_commit(&t, "h", "first", NULL, 0, SC_ANY, 1, &w0), 0);
+    sc_door_t b;
+    assert_int_equal(uv_loop_init(&b.loop), 0);
+    int rc = ts_store_attach(&b.st, &t.st, &b.loop);
+    if (rc == TS_EINVAL) { /* a backend without doors has nothing to show here */
+        assert_int_equal(uv_loop_close(&b.loop), 0);
+        sc_close(&t);
+        return;
+    }
+    assert_ts_err(rc, 0);
+    ts_buf_t *ev = ts_buf_from("second", 6);
+    ts_store_commit_t c = {ev, ts_slice("", 0), 0, SC_ANY, 1};
+    assert_ts_err(SC_CALL(&t, &w, ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &w)), 0);
+    ts_buf_unref(ev);
+    uv_run(&t.loop, UV_RUN_NOWAIT); /* the commit runs */
+    assert_ts_err(SC_CALL(&t, &rd, ts_store_log_read(&b.st, S("h"), 0, 10, sc_on_log, &rd)), 0);
+    assert_ts_err(SC_CALL(&t, &si, ts_store_sess_get(&b.st, S("h"), sc_on_sess, &si)), 0);
+    uint64_t deadline = ts_now_ms() + 5000;
+    while (!rd.called || !si.called) {
+        assert_true(ts_now_ms() < deadline);
+        uv_run(&b.loop, UV_RUN_NOWAIT);
+    }
+    if (!w.called) {
+        assert_int_equal(rd.n, 1);
+        assert_int_equal(rd.last_seq, 1);
+        assert_int_equal(si.last_seq, 1);
+        assert_int_equal(si.state_ver, 1);
+    }
+    sc_wait(&t, &w);
+    assert_ts_err(w.status, 0);
+    assert_int_equal(w.seq, 2);
+    assert_ts_err(SC_CALL(&t, &rd, ts_store_log_read(&b.st, S("h"), 0, 10, sc_on_log, &rd)), 0);
+    while (!rd.called) uv_run(&b.loop, UV_RUN_ONCE);
+    assert_int_equal(rd.n, 2);
+    assert_string_equal(rd.ev[1], "second");
+    int closed = 0;
+    assert_ts_err(ts_store_close(&b.st, sc_on_sleep_flag, &closed), 0);
+    while (!closed) uv_run(&b.loop, UV_RUN_ONCE);
+    assert_int_equal(uv_loop_close(&b.loop), 0);
+    sc_close(&t);
+}
+
+/* Callbacks come in issue order, writes waiting for their commit or not,
+ * and a read issued after a write sees it. Closing right after lets every
+ * op finish first. */
+static void c_order_group(void **state) {
+    sc_t t;
+    sc_open(&t, *state, sc_patch_group);
+    enum { N = 9 };
+    sc_res_t r[N];
+    ts_buf_t *b = ts_buf_from("ev", 2);
+    ts_store_commit_t c = {b, S("A"), 1, SC_ANY, 1};
+    ts_store_reg_t e = {{S("h"), S("d"), S("t")}, S("u"), S(SC_NODE), S(""), 0};
+    int i = 0;
+    assert_ts_err(SC_CALL(&t, &r[i], ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &r[i])), 0);
+    i++;
+    assert_ts_err(SC_CALL(&t, &r[i], ts_store_log_read(&t.st, S("h"), 0, 10, sc_on_log, &r[i])), 0);
+    i++;
+    assert_ts_err(SC_CALL(&t, &r[i], ts_store_reg_put(&t.st, &e, 10000, sc_on_done, &r[i])), 0);
+    i++;
+    assert_ts_err(SC_CALL(&t, &r[i], ts_store_sess_get(&t.st, S("h"), sc_on_sess, &r[i])), 0);
+    i++;
+    assert_ts_err(SC_CALL(&t, &r[i], ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &r[i])), 0);
+    i++; /* the same mut again: a duplicate */
+    assert_ts_err(SC_CALL(&t, &r[i], ts_store_snap_put(&t.st, S("h"), 1, 1, b, sc_on_done, &r[i])),
+                  0);
+    i++;
+    assert_ts_err(SC_CALL(&t, &r[i], ts_store_lease_acquire(&t.st, S("L"), S("A"), 10000,
+                                                            sc_on_lease, &r[i])),
+                  0);
+    i++;
+    assert_ts_err(
+        SC_CALL(&t, &r[i], ts_store_reg_list(&t.st, TS_STORE_BY_SESSION, S("h"), sc_on_list, &r[i])),
+        0);
+    i++;
+    assert_ts_err(SC_CALL(&t, &r[i], ts_store_log_append(&t.st, S("h2"), b, sc_on_seq, &r[i])), 0);
+    i++;
+    assert_int_equal(i, N);
+    ts_buf_unref(b);
+    sc_wait(&t, &r[N - 1]);
+    for (i = 0; i < N; i++) {
+        assert_true(r[i].called);
+        if (i) assert_int_equal(r[i].order, r[i - 1].order + 1);
+    }
+    assert_ts_err(r[0].status, 0);
+    assert_int_equal(r[1].n, 1); /* the read saw the commit before it */
+    assert_ts_err(r[2].status, 0);
+    assert_int_equal(r[3].last_seq, 1);
+    assert_int_equal(r[3].state_ver, 1);
+    assert_ts_err(r[4].status, TS_EDUP);
+    assert_int_equal(r[4].seq, 1);
+    assert_ts_err(r[5].status, 0);
+    assert_ts_err(r[6].status, 0);
+    assert_int_equal(r[7].n, 1);
+    assert_ts_err(r[8].status, 0);
+    /* again, and close at once: every callback before the close callback */
+    b = ts_buf_from("ev2", 3);
+    c = (ts_store_commit_t){b, S("A"), 2, SC_ANY, 1};
+    assert_ts_err(SC_CALL(&t, &r[0], ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &r[0])), 0);
+    assert_ts_err(SC_CALL(&t, &r[1], ts_store_sess_get(&t.st, S("h"), sc_on_sess, &r[1])), 0);
+    ts_buf_unref(b);
+    sc_close(&t);
+    assert_ts_err(r[0].status, 0);
+    assert_int_equal(r[0].seq, 2);
+    assert_int_equal(r[1].last_seq, 2);
+}
+
 #define SC_T(fn, env) cmocka_unit_test_prestate_setup_teardown(fn, sc_setup, sc_teardown, env)
 #define SC_CONTRACT_TESTS(env)                                                 \
     SC_T(c_open_close, env), SC_T(c_invalid_args, env), SC_T(c_reg_put_list, env),           \
@@ -976,6 +1552,10 @@ static void c_callback_chain(void **state) {
         SC_T(c_reg_renew_extends, env), SC_T(c_reg_expiry_reported, env),                    \
         SC_T(c_log_seq_read, env), SC_T(c_log_pipelined, env), SC_T(c_log_trim, env),        \
         SC_T(c_state_cas, env), SC_T(c_state_race, env), SC_T(c_lease_terms, env),           \
-        SC_T(c_lease_expiry, env), SC_T(c_close_pending, env), SC_T(c_callback_chain, env)
+        SC_T(c_lease_expiry, env), SC_T(c_close_pending, env), SC_T(c_callback_chain, env),  \
+        SC_T(c_sess_get, env), SC_T(c_commit_basic, env), SC_T(c_commit_if_ver, env),         \
+        SC_T(c_commit_pipelined_ver, env), SC_T(c_commit_exactly_once, env),                  \
+        SC_T(c_commit_window, env), SC_T(c_snapshot, env), SC_T(c_retention, env),           \
+        SC_T(c_durable_reads, env), SC_T(c_order_group, env)
 
 #endif
