@@ -83,9 +83,9 @@ static void batch_end(mem_t *m) {
 void ts_store__mem_batch_fail(mem_t *m) {
     if (!m->batch_open) return;
     ts_store__sql_rollback(m->sql);
-    ts_warn("store", "a batch of %llu ops failed and was rolled back; %zu sessions and %zu "
-                     "leases will be reloaded from %s",
-            (unsigned long long)m->batch_ops, m->ntouched, m->nltouched, "the file");
+    ts_warn("store", "a batch of %llu ops failed (TS_ESTORE) and was rolled back; %zu sessions "
+                     "and %zu leases will be reloaded from the file",
+            (unsigned long long)m->batch_ops, m->ntouched, m->nltouched);
     for (size_t i = 0; i < m->ntouched; i++) ts_store__mem_sess_evict(m, m->touched[i]);
     for (size_t i = 0; i < m->nltouched; i++) ts_store__mem_lease_forget(m, m->ltouched[i]);
     ts_list_t *dit;

@@ -99,7 +99,8 @@ typedef struct ts_store_sess_info {
                             * replaced); 0 = the session has never been written */
     uint64_t last_seq;     /* newest durable seq (0: none) */
     uint64_t trimmed_upto; /* events <= this are gone from the log */
-    uint64_t state_ver;    /* state changes committed so far (ts_store_commit_t.state) */
+    uint64_t state_ver;    /* state changes committed so far (ts_store_commit_t.is_state);
+                            * not state_cas's version, which counts separately */
     uint64_t snap_seq;     /* the snapshot covers the log up to this seq (0: none) */
     uint64_t snap_ver;     /* state_ver the snapshot was taken at */
     ts_buf_t *snap;        /* borrowed; NULL when snap_seq is 0 */
@@ -153,10 +154,11 @@ typedef void (*ts_store_lease_cb)(int status, const ts_store_lease_t *lease, voi
 /* ---- configuration ---- */
 
 typedef enum ts_store_durability {
-    TS_STORE_DUR_GROUP = 0, /* group commit: one fsync for every write of a window */
+    TS_STORE_DUR_GROUP = 0, /* group commit: one fsync for every write of a window
+                             * (group_ms); callbacks after that fsync */
     TS_STORE_DUR_SYNC,      /* one transaction and one fsync per write */
-    TS_STORE_DUR_NONE,      /* written to the file without fsync: survives a crash
-                             * of the process, not of the machine */
+    TS_STORE_DUR_NONE,      /* batched like GROUP with group_ms 0, without fsync:
+                             * survives a crash of the process, not of the machine */
 } ts_store_durability_t;
 
 typedef struct ts_store_cfg {
@@ -171,7 +173,8 @@ typedef struct ts_store_cfg {
     uint32_t leases_max;      /* lease names held in memory; 0 = 100,000 */
     uint32_t log_mem_events;  /* per session log tail kept in memory; 0 = 1024 */
     size_t log_mem_bytes;     /* per session log tail bytes; 0 = 256 KiB */
-    size_t mem_bytes_max;     /* all log tails + state docs; 0 = 256 MiB */
+    size_t mem_bytes_max;     /* log tails + state docs + snapshots + exactly-once
+                               * windows; 0 = 256 MiB */
     size_t event_max;         /* one event; 0 = 1 MiB */
     size_t state_max;         /* one state document; 0 = 1 MiB */
     uint32_t read_max;        /* events per log_read page; 0 = 1000 */
@@ -183,7 +186,9 @@ typedef struct ts_store_cfg {
                                * the first write of a batch; 0 = at the end of the
                                * loop turn */
     /* Retention: events older than both bounds may be dropped, never past a
-     * session's snapshot (snap_seq): the state can always be rebuilt. */
+     * session's snapshot (snap_seq): the state can always be rebuilt. The
+     * memory backend applies it in its sweep (cfg.sweep_ms), to the sessions
+     * it holds in memory. */
     uint32_t retain_events;   /* keep at least the newest N events; 0 = 10000 */
     uint64_t retain_ms;       /* and every event younger than this; 0 = 24 h */
 } ts_store_cfg_t;
@@ -390,7 +395,8 @@ static inline int ts_store_state_cas(ts_store_t *st, ts_slice_t session, uint64_
 
 /* ---- session history: info, exactly-once commits, snapshots ----
  * sess_get: the session's epoch, last durable seq, trim mark, state_ver and
- *   snapshot. An unknown session is status 0 with everything 0 (epoch 0).
+ *   snapshot. An unknown session (or one whose first write is not durable
+ *   yet) is status 0 with everything 0 (epoch 0).
  * commit: appends c->event as the session's next seq, atomically with
  *   (a) the condition: if c->if_ver != TS_STORE_ANY_VER and the session's
  *       state_ver differs, nothing is written: TS_ECONFLICT with the current
@@ -408,15 +414,23 @@ static inline int ts_store_state_cas(ts_store_t *st, ts_slice_t session, uint64_
  *   whatever the state_ver is now, so a commit with an if_ver that cannot
  *   match (TS_STORE_PROBE_VER) asks "was this mutation applied?" without
  *   writing anything: TS_EDUP, TS_ETOOOLD, or TS_ECONFLICT (never applied).
- *   A new session gets a random nonzero epoch at its first commit.
+ *   A new session gets a random nonzero epoch at its first write (commit,
+ *   log_append, state_cas).
  *   Returns TS_ETOOBIG over cfg.event_max, TS_EINVAL for an empty event, a
  *   bad client id, or mut 0 with a client. Callback: 0, TS_EDUP,
- *   TS_ECONFLICT, TS_ETOOOLD, TS_ELIMIT, TS_ESTORE (nothing written).
+ *   TS_ECONFLICT, TS_ETOOOLD, TS_ELIMIT, TS_ESTORE (nothing written; also
+ *   an answer that depended on a write that then failed: ask again).
  * snap_put: keeps `doc` as the session's snapshot of the log up to `seq`
  *   (state_ver `ver`) if seq is newer than the current snapshot and not past
  *   last_seq. Callback: 0, TS_ESTALE (not newer: ignored), TS_EINVAL (seq
- *   past last_seq), TS_ESTORE. Returns TS_ETOOBIG over cfg.state_max.
- * Reads (log_read, sess_get) never show a write before it is durable. */
+ *   past last_seq, or a session never written), TS_ESTORE. Returns
+ *   TS_ETOOBIG over cfg.state_max. Never TS_ELIMIT: a snapshot is what lets
+ *   a memory-only store drop events.
+ * Reads (log_read, sess_get, state_get, and the original in a TS_EDUP) never
+ *   show a write before it is durable. Through one handle callbacks run in
+ *   issue order, and a read reflects every write whose callback ran before
+ *   its own (it may also show a later write of that handle that is already
+ *   durable). */
 static inline int ts_store_sess_get(ts_store_t *st, ts_slice_t session, ts_store_sess_cb cb,
                                     void *ud) {
     if (!st->self) return TS_ECLOSED;
