@@ -5,6 +5,7 @@ BUILD_ASAN ?= build-asan
 BUILD_FUZZ ?= build-fuzz
 JOBS       ?= $(shell nproc)
 LISTEN     ?= 127.0.0.1:3000
+DATA       ?= .tabsync
 FUZZ_SECONDS ?= 300
 
 .PHONY: all deps build run test test-unit test-asan test-fuzz fuzz bench clean
@@ -18,11 +19,13 @@ build: deps
 	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 	@cmake --build $(BUILD) -j$(JOBS)
 
-# Starts tabsyncd with the demo page on the embedded store. /session is on
-# with a fresh development secret and --dev (tokens from /api/dev/token):
-# for a machine of your own, never for a deployment.
+# Starts tabsyncd with the demo page on the embedded store (memory + the
+# SQLite file $(DATA)/tabsync.db, so session histories survive a restart).
+# /session is on with a fresh development secret and --dev (tokens from
+# /api/dev/token): for a machine of your own, never for a deployment.
 run: build
-	./$(BUILD)/tabsyncd --listen $(LISTEN) --web web --dev \
+	@mkdir -p $(DATA)
+	./$(BUILD)/tabsyncd --listen $(LISTEN) --web web --dev --store-sqlite $(DATA)/tabsync.db \
 	    --jwt-secret "$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
 
 # Everything: unit + integration tests on the normal build, the same again

@@ -466,8 +466,12 @@ static void on_pub_commit(int status, const ts_store_commit_res_t *res, void *ud
         deliver_entry(h, it, "event", res->seq);
         SESS_COUNT(h->sess->counters[SC_RELAYED]);
         SESS_COUNT(h->sess->counters[SC_LOGGED]);
-        item_reply(it, json_pack("{s:b,s:s,s:I,s:I}", "ok", 1, "id", it->id, "seq",
-                                 (json_int_t)res->seq, "ts", (json_int_t)it->ts));
+        /* a v1/v2 publisher keeps the ack it knows; v3 learns where it landed */
+        if (it->ss->id.proto < 3)
+            item_reply(it, json_pack("{s:b,s:s}", "ok", 1, "id", it->id));
+        else
+            item_reply(it, json_pack("{s:b,s:s,s:I,s:I}", "ok", 1, "id", it->id, "seq",
+                                     (json_int_t)res->seq, "ts", (json_int_t)it->ts));
     } else if (status == TS_EDUP) {
         SESS_COUNT(h->sess->counters[SC_DUPLICATES]);
         item_reply(it, dup_reply(it, res));
@@ -740,7 +744,10 @@ static void sync_need_reset(sess_hist_t *h, sync_req_t *r, const char *why) {
         return;
     }
     ts_list_insert_tail(&h->resyncs, &r->link);
-    if (h->phase == H_READY && !h->inflight) batch_end(h); /* dirty: reload, then answer */
+    if (h->phase == H_NEW)
+        hist_load(h); /* load_ready pumps, which answers */
+    else if (h->phase == H_READY && !h->inflight)
+        batch_end(h); /* dirty: reload, then answer */
 }
 
 static void on_sync_page(int status, const ts_store_log_page_t *page, void *ud) {

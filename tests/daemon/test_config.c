@@ -221,7 +221,16 @@ static void test_numbers_rejected(void **state) {
 
 /* ---- everything that is not a number ---- */
 
-typedef enum field { F_NONE, F_HOST_PORT, F_BOOL, F_STR, F_ORIGINS, F_PARSER, F_LOG } field_t;
+typedef enum field {
+    F_NONE,
+    F_HOST_PORT,
+    F_BOOL,
+    F_STR,
+    F_ORIGINS,
+    F_PARSER,
+    F_LOG,
+    F_DURABILITY, /* want_n = durability * 10000 + group_commit_ms */
+} field_t;
 
 static const struct ok_case {
     const char *name;
@@ -306,6 +315,22 @@ static const struct ok_case {
     {"cors env later wins", {0}, {"TABSYNC_CORS_ORIGINS=*", "TABSYNC_CORS_ORIGINS=https://x.y"},
      F_ORIGINS, 0, "https://x.y", 0},
 
+    {"durability default", {0}, {0}, F_DURABILITY, 0, NULL, TS_DMN_DUR_GROUP * 10000 + 2},
+    {"durability sync", {"--durability", "sync"}, {0}, F_DURABILITY, 0, NULL,
+     TS_DMN_DUR_SYNC * 10000 + 2},
+    {"durability none env", {0}, {"TABSYNC_DURABILITY=none"}, F_DURABILITY, 0, NULL,
+     TS_DMN_DUR_NONE * 10000 + 2},
+    {"durability group:0", {"--durability=group:0"}, {0}, F_DURABILITY, 0, NULL, 0},
+    {"durability group:1000", {"--durability=group:1000"}, {0}, F_DURABILITY, 0, NULL, 1000},
+    {"durability group", {"--durability", "group"}, {"TABSYNC_DURABILITY=sync"}, F_DURABILITY, 0,
+     NULL, 2},
+    {"history off", {"--history", "off"}, {0}, F_BOOL, offsetof(ts_dmn_config_t, history), NULL,
+     0},
+    {"history default on", {0}, {0}, F_BOOL, offsetof(ts_dmn_config_t, history), NULL, 1},
+    {"history env on", {"--history=off"}, {"TABSYNC_HISTORY=on"}, F_BOOL,
+     offsetof(ts_dmn_config_t, history), NULL, 0},
+    {"state-rules", {"--state-rules", "/"}, {0}, F_STR, offsetof(ts_dmn_config_t, state_rules),
+     "/", 0},
     {"parser msgpack", {"--parser", "msgpack"}, {0}, F_PARSER, 0, NULL, 1},
     {"parser json", {"--parser=json"}, {"TABSYNC_PARSER=msgpack"}, F_PARSER, 0, NULL, 0},
     {"parser env", {0}, {"TABSYNC_PARSER=msgpack"}, F_PARSER, 0, NULL, 1},
@@ -394,6 +419,9 @@ static void test_ok_table(void **state) {
         case F_LOG:
             assert_int_equal(c.log_level, k->want_n);
             break;
+        case F_DURABILITY:
+            assert_int_equal((long)c.durability * 10000 + c.group_commit_ms, k->want_n);
+            break;
         }
     }
 }
@@ -423,6 +451,18 @@ static const struct err_case {
     {"parser", {"--parser", "xml"}, {0},
      "config: --parser=\"xml\" is not a parser (expected json or msgpack)"},
     {"parser env", {0}, {"TABSYNC_PARSER=JSON"}, "TABSYNC_PARSER=\"JSON\" is not a parser"},
+    {"durability word", {"--durability", "fsync"}, {0},
+     "config: --durability=\"fsync\" is not a durability (expected sync, group:MS with MS 0-1000, "
+     "or none)"},
+    {"durability group too long", {"--durability=group:1001"}, {0},
+     "config: --durability=\"group:1001\" is not a durability"},
+    {"durability group no number", {"--durability=group:"}, {0},
+     "config: --durability=\"group:\" is not a durability"},
+    {"durability group junk", {0}, {"TABSYNC_DURABILITY=group:5ms"},
+     "config: TABSYNC_DURABILITY=\"group:5ms\" is not a durability"},
+    {"history yes", {"--history=yes"}, {0}, "config: --history=\"yes\" is not on or off"},
+    {"snapshot-every too small", {"--snapshot-every", "9"}, {0},
+     "config: --snapshot-every=\"9\""},
     {"log level", {"--log-level=verbose"}, {0},
      "config: --log-level=\"verbose\" is not a log level (expected debug, info, warn, error or "
      "off)"},

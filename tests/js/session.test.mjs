@@ -188,7 +188,13 @@ describe('/session: a valid token lands in exactly its session, user and device 
     await deliver(tabs.t1, full, [tabs.t2, tabs.t3], all);
     const expectFrom = { user: 'alice', device: 'd1', tab: 't1' };
     for (const r of [tabs.t2, tabs.t3]) {
-      assert.deepEqual(r.events.find((e) => e.id === 'full-1'), { ...full, from: expectFrom });
+      // a session-scope envelope of prio state is in the history (protocol
+      // v3): v2 tabs receive its kind, seq and ts as added members
+      const { kind, seq, ts, ...rest } = r.events.find((e) => e.id === 'full-1');
+      assert.deepEqual(rest, { ...full, from: expectFrom });
+      assert.equal(kind, 'event');
+      assert.ok(Number.isSafeInteger(seq) && seq >= 1, `seq ${seq}`);
+      assert.ok(Number.isSafeInteger(ts) && Math.abs(ts / 4096 - Date.now()) < 60000, `ts ${ts}`);
     }
     // a minimal envelope of the previous version (1, still accepted):
     // defaults may be filled in, nothing foreign appears
@@ -309,7 +315,7 @@ function refusalCases() {
       auth: { ...with_(good), device: { ...with_(good).device, type: 'toaster' } } },
     { name: 'bad payload: 40 device.caps', code: 'auth_too_many_caps', field: 'caps',
       auth: { ...with_(good), device: { ...with_(good).device, caps: Array.from({ length: 40 }, (_, i) => `c${i}`) } } },
-    { name: 'bad payload: proto 3', code: 'auth_unsupported_proto', field: 'proto', auth: { ...with_(good), proto: 3 } },
+    { name: 'bad payload: proto 4', code: 'auth_unsupported_proto', field: 'proto', auth: { ...with_(good), proto: 4 } },
     { name: 'bad payload: proto 0', code: 'auth_unsupported_proto', field: 'proto', auth: { ...with_(good), proto: 0 } },
     { name: 'oversized token (64 KiB)', code: 'token_too_large', auth: with_(`${good}${'A'.repeat(65536)}`) },
   ];

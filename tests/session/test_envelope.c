@@ -78,6 +78,27 @@ static const struct env_case {
      "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",\"prio\":\"control\"}",
      0, NULL, TS_SESS_PRIO_CONTROL, TS_SESS_TO_SESSION},
     {"empty object", "{}", TS_EPROTO, "v (protocol version)", 0, 0},
+    {"v3 with client and mut", "{\"v\":3,\"type\":\"t\",\"id\":\"i\",\"client\":\"cl-1\",\"mut\":42}",
+     0, NULL, TS_SESS_PRIO_EVENT, TS_SESS_TO_SESSION},
+    {"mut 2^53-1", "{\"v\":3,\"type\":\"t\",\"id\":\"i\",\"mut\":9007199254740991}", 0, NULL,
+     TS_SESS_PRIO_EVENT, TS_SESS_TO_SESSION},
+    {"mut 2^53", "{\"v\":3,\"type\":\"t\",\"id\":\"i\",\"mut\":9007199254740992}", TS_EPROTO,
+     "mut must", 0, 0},
+    {"mut zero", "{\"v\":3,\"type\":\"t\",\"id\":\"i\",\"mut\":0}", TS_EPROTO, "mut must", 0, 0},
+    {"mut negative", "{\"v\":3,\"type\":\"t\",\"id\":\"i\",\"mut\":-4}", TS_EPROTO, "mut must", 0,
+     0},
+    {"mut real", "{\"v\":3,\"type\":\"t\",\"id\":\"i\",\"mut\":1.5}", TS_EPROTO, "mut must", 0, 0},
+    {"mut string", "{\"v\":3,\"type\":\"t\",\"id\":\"i\",\"mut\":\"4\"}", TS_EPROTO, "mut must", 0,
+     0},
+    {"mut huge", "{\"v\":3,\"type\":\"t\",\"id\":\"i\",\"mut\":123456789012345678901}",
+     TS_EPROTO, "mut must", 0, 0},
+    {"client number", "{\"v\":3,\"type\":\"t\",\"id\":\"i\",\"client\":7}", TS_EPROTO,
+     "client must", 0, 0},
+    {"client null", "{\"v\":3,\"type\":\"t\",\"id\":\"i\",\"client\":null}", 0, NULL,
+     TS_SESS_PRIO_EVENT, TS_SESS_TO_SESSION},
+    {"client with space", "{\"v\":3,\"type\":\"t\",\"id\":\"i\",\"client\":\"a b\"}", TS_EPROTO,
+     "client must", 0, 0},
+    {"v4", "{\"v\":4,\"type\":\"t\",\"id\":\"i\"}", TS_EPROTO, "accepts v1, v2 and v3", 0, 0},
     {"string", "\"x\"", TS_EPROTO, "not an object", 0, 0},
 };
 
@@ -110,6 +131,9 @@ static void check_raw(const struct env_case *c, json_t *in, int rc, const char *
     assert_int_equal(r.v, e->v);
     assert_int_equal(r.prio, e->prio);
     assert_int_equal(r.to, e->to);
+    assert_int_equal(r.mut, e->mut);
+    assert_int_equal(r.client.len, e->client ? strlen(e->client) : 0);
+    if (e->client) assert_memory_equal(r.client.p, e->client, r.client.len);
     static const char *const ids[][3] = {{"u1", "d1", "t1"}, {"u\"q", "d/\n", "t\u00e9"}};
     for (size_t k = 0; k < 2; k++) {
         json_t *tree = ts_sess_envelope_relay(e, ids[k][0], ids[k][1], ids[k][2]);
