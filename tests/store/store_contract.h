@@ -1422,6 +1422,42 @@ static void c_retention(void **state) {
     sc_close(&t);
 }
 
+static void sc_patch_retain_time(ts_store_cfg_t *c) {
+    c->retain_events = 1;
+    c->retain_ms = 300;
+    c->sweep_ms = 20;
+}
+
+/* The time bound: of ten events covered by a snapshot, the five appended
+ * 400 ms earlier go, the five appended just now stay until they are older
+ * than retain_ms too (then all but the newest retain_events). */
+SC_FN void sc_retention_time_run(sc_env_t *env, void (*patch)(ts_store_cfg_t *)) {
+    sc_t t;
+    sc_res_t r;
+    sc_open(&t, env, patch);
+    for (int i = 1; i <= 10; i++) {
+        if (i == 6) sc_sleep(&t, 400);
+        char ev[8];
+        snprintf(ev, sizeof ev, "e%d", i);
+        assert_ts_err(sc_commit(&t, "h", ev, NULL, 0, SC_ANY, 1, &r), 0);
+    }
+    uint64_t young = ts_now_ms();
+    assert_ts_err(sc_snap(&t, "h", 10, 10, "{}"), 0);
+    sc_wait_trimmed(&t, "h", 5);
+    sc_sleep(&t, 60);
+    assert_ts_err(sc_read(&t, "h", 0, 20, &r), 0);
+    if (ts_now_ms() - young < 300) assert_int_equal(r.trimmed, 5); /* else too slow to tell */
+    assert_string_equal(r.ev[0], "e6");
+    sc_sleep(&t, 300);
+    sc_wait_trimmed(&t, "h", 9);
+    assert_ts_err(sc_read(&t, "h", 0, 20, &r), 0);
+    assert_int_equal(r.n, 1);
+    assert_string_equal(r.ev[0], "e10");
+    sc_close(&t);
+}
+
+static void c_retention_time(void **state) { sc_retention_time_run(*state, sc_patch_retain_time); }
+
 static void sc_patch_slow_group(ts_store_cfg_t *c) { c->group_ms = 300; }
 static void sc_patch_group(ts_store_cfg_t *c) { c->group_ms = 30; }
 
@@ -1556,6 +1592,7 @@ static void c_order_group(void **state) {
         SC_T(c_sess_get, env), SC_T(c_commit_basic, env), SC_T(c_commit_if_ver, env),         \
         SC_T(c_commit_pipelined_ver, env), SC_T(c_commit_exactly_once, env),                  \
         SC_T(c_commit_window, env), SC_T(c_snapshot, env), SC_T(c_retention, env),           \
+        SC_T(c_retention_time, env),                                                         \
         SC_T(c_durable_reads, env), SC_T(c_order_group, env)
 
 #endif
