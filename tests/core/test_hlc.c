@@ -135,7 +135,8 @@ static void two_threads(void **state) {
     }
     qsort(vals, 2 * PER_THREAD, sizeof *vals, cmp_u64);
     for (size_t i = 1; i < 2 * PER_THREAD; i++)
-        if (vals[i] == vals[i - 1]) fail_msg("value %llu handed out twice", (unsigned long long)vals[i]);
+        if (vals[i] == vals[i - 1])
+            fail_msg("value %llu handed out twice", (unsigned long long)vals[i]);
     assert_int_equal(c.last, vals[2 * PER_THREAD - 1]);
     free(vals);
 }

@@ -63,6 +63,12 @@ static const struct parse_case {
      "rule 1: a set rule cannot end in **"},
     {"counter root", "{\"rules\":[{\"path\":\"\",\"strategy\":\"counter\"}]}", TS_EPROTO,
      "rule 1: a counter rule cannot be the document root"},
+    /* fuzz_state_rules found these: a message is one line of valid UTF-8 */
+    {"newline in a strategy", "{\"rules\":[{\"path\":\"/c/**\",\"strategy\":\"co\\nter\"}]}",
+     TS_EPROTO, "rule 1: strategy \"co?ter\" is not one of"},
+    {"a cut inside a character",
+     "{\"default\":\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\u00e9\"}", TS_EPROTO,
+     "default \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa?\" is not one of"},
 };
 
 static void parse_table(void **state) {
@@ -77,6 +83,9 @@ static void parse_table(void **state) {
             fail_msg("row '%s': why '%s' lacks '%s'", c->name, why, c->why);
         if (rc) {
             assert_null(r);
+            json_t *j = json_string(why); /* one line of valid UTF-8 */
+            assert_non_null(j);
+            json_decref(j);
             assert_null(strchr(why, '\n'));
         }
         ts_sess_rules_free(r);

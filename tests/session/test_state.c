@@ -60,7 +60,7 @@ static json_t *roundtrip(const json_t *v) {
 }
 
 #define RULES_CS                                                                             \
-    "{'rules':[{'path':'/counters/*','strategy':'counter'},{'path':'/tags','strategy':'set'}," \
+    "{'rules':[{'path':'/counters/*','strategy':'counter'},{'path':'/tags','strategy':'set'},"  \
     "{'path':'/doc/**','strategy':'version'},{'path':'/v/*','strategy':'version'}]}"
 
 typedef struct st_case {
@@ -101,7 +101,8 @@ static const st_case_t cases[] = {
      .doc = "{'foo':'bar'}"},
     {.name = "A.4 remove an array element", .init = DOC("{'foo':['bar','qux','baz']}"),
      .change = "{'patch':[{'op':'remove','path':'/foo/1'}]}",
-     .effects = "[{'op':'set','path':'/foo','value':['bar','baz']}]", .doc = "{'foo':['bar','baz']}"},
+     .effects = "[{'op':'set','path':'/foo','value':['bar','baz']}]",
+     .doc = "{'foo':['bar','baz']}"},
     {.name = "A.5 replace a value", .init = DOC("{'baz':'qux','foo':'bar'}"),
      .change = "{'patch':[{'op':'replace','path':'/baz','value':'boo'}]}",
      .effects = "[{'op':'set','path':'/baz','value':'boo'}]", .doc = "{'baz':'boo','foo':'bar'}"},
@@ -168,6 +169,9 @@ static const st_case_t cases[] = {
     {.name = "remove: below a scalar", .init = DOC("{'a':1}"),
      .change = "{'patch':[{'op':'remove','path':'/a/b'}]}", .want = TS_EPROTO,
      .code = "bad_path", .why = "/a/b does not exist"},
+    {.name = "remove: a control character in the message", .init = DOC("{}"),
+     .change = "{'patch':[{'op':'remove','path':'/a\\nb\\u00e9'}]}", .want = TS_EPROTO,
+     .code = "bad_path", .why = "op 1 (remove): /a?b\u00e9 does not exist"},
     {.name = "remove: the root", .change = "{'patch':[{'op':'remove','path':''}]}",
      .want = TS_EPROTO, .code = "bad_path", .why = "the document root cannot be removed"},
     {.name = "add: index past the end", .init = DOC("{'a':[1]}"),
@@ -294,15 +298,18 @@ static const st_case_t cases[] = {
     {.name = "lww: newer hlc wins", .init = ST("{'a':1}", "{'/a':" E(5, 2000, "x") "}"),
      .hlc = 3000, .change = "{'merge':{'a':2}}", .doc = "{'a':2}",
      .meta = "{'/a':" E(10, 3000, "me") "}"},
-    {.name = "lww: hlc tie, greater actor wins", .init = ST("{'a':1}", "{'/a':" E(5, 1000, "z") "}"),
+    {.name = "lww: hlc tie, greater actor wins",
+     .init = ST("{'a':1}", "{'/a':" E(5, 1000, "z") "}"),
      .change = "{'merge':{'a':2}}", .effects = "[]",
      .results = "[{'path':'/a','status':'superseded','value':1}]"},
-    {.name = "lww: hlc tie, smaller actor loses", .init = ST("{'a':1}", "{'/a':" E(5, 1000, "a") "}"),
+    {.name = "lww: hlc tie, smaller actor loses",
+     .init = ST("{'a':1}", "{'/a':" E(5, 1000, "a") "}"),
      .change = "{'merge':{'a':2}}", .doc = "{'a':2}",
      .results = "[{'path':'/a','status':'applied','value':2}]"},
     {.name = "lww: own write at the same hlc", .init = ST("{'a':1}", "{'/a':" E(5, 1000, "me") "}"),
      .change = "{'merge':{'a':2}}", .doc = "{'a':2}"},
-    {.name = "lww: a newer ancestor supersedes", .init = ST("{'a':{'b':1}}", "{'/a':" E(5, 2000, "x") "}"),
+    {.name = "lww: a newer ancestor supersedes",
+     .init = ST("{'a':{'b':1}}", "{'/a':" E(5, 2000, "x") "}"),
      .change = "{'patch':[{'op':'replace','path':'/a/b','value':2}]}", .effects = "[]",
      .results = "[{'path':'/a/b','status':'superseded','value':1}]"},
     {.name = "lww: a newer descendant supersedes",
@@ -356,7 +363,8 @@ static const st_case_t cases[] = {
     {.name = "version: every conflict listed, value absent when deleted", .rules = RULES_CS,
      .init = ST("{'v':{'a':1}}", "{'/v/a':" E(7, 1, "x") ",'/v/b':" E(8, 1, "y") "}"),
      .has_base = 1, .base = 6,
-     .change = "{'patch':[{'op':'add','path':'/v/b','value':1},{'op':'add','path':'/v/a','value':2}]}",
+     .change = "{'patch':[{'op':'add','path':'/v/b','value':1},"
+               "{'op':'add','path':'/v/a','value':2}]}",
      .want = TS_ECONFLICT, .code = "conflict", .why = "(and more: see conflicts)",
      .conflicts = "[{'path':'/v/b','ver':8},{'path':'/v/a','ver':7,'value':1}]"},
     {.name = "version: a conflict explains a later failure", .rules = RULES_CS,
@@ -366,7 +374,8 @@ static const st_case_t cases[] = {
     {.name = "version: lww part and conflict: nothing applied", .rules = RULES_CS,
      .init = ST("{'x':0,'doc':{'a':1}}", "{'/doc/a':" E(5, 1, "x") "}"), .has_base = 1,
      .base = 2,
-     .change = "{'patch':[{'op':'replace','path':'/x','value':1},{'op':'add','path':'/doc/a','value':3}]}",
+     .change = "{'patch':[{'op':'replace','path':'/x','value':1},"
+               "{'op':'add','path':'/doc/a','value':3}]}",
      .want = TS_ECONFLICT, .code = "conflict"},
 
     /* ---- counter ---- */
@@ -378,7 +387,8 @@ static const st_case_t cases[] = {
     {.name = "counter: integers add", .rules = RULES_CS, .init = DOC("{'counters':{'a':5}}"),
      .change = "{'patch':[{'op':'incr','path':'/counters/a','value':-7},"
                "{'op':'incr','path':'/counters/a','value':4}]}",
-     .doc = "{'counters':{'a':2}}", .results = "[{'path':'/counters/a','status':'applied','value':2}]"},
+     .doc = "{'counters':{'a':2}}",
+     .results = "[{'path':'/counters/a','status':'applied','value':2}]"},
     {.name = "counter: a real makes a real", .rules = RULES_CS, .init = DOC("{'counters':{'a':5}}"),
      .change = "{'patch':[{'op':'incr','path':'/counters/a','value':0.5}]}",
      .doc = "{'counters':{'a':5.5}}"},
@@ -396,7 +406,8 @@ static const st_case_t cases[] = {
     {.name = "counter: real overflow", .rules = RULES_CS, .init = DOC("{'counters':{'a':1e308}}"),
      .change = "{'patch':[{'op':'incr','path':'/counters/a','value':1e308}]}", .want = TS_EPROTO,
      .code = "counter_overflow", .why = "not a finite number"},
-    {.name = "counter: not a number there", .rules = RULES_CS, .init = DOC("{'counters':{'a':'x'}}"),
+    {.name = "counter: not a number there", .rules = RULES_CS,
+     .init = DOC("{'counters':{'a':'x'}}"),
      .change = "{'patch':[{'op':'incr','path':'/counters/a','value':1}]}", .want = TS_EPROTO,
      .code = "type_mismatch", .why = "/counters/a holds a string, not a number"},
     {.name = "counter: value not a number", .rules = RULES_CS,
@@ -406,7 +417,8 @@ static const st_case_t cases[] = {
      .change = "{'patch':[{'op':'replace','path':'/counters/a','value':3}]}", .want = TS_EPROTO,
      .code = "strategy_mismatch",
      .why = "op 1 (replace): path /counters/a is a counter: use {op:\"incr\"}"},
-    {.name = "counter: merge into it refused", .rules = RULES_CS, .init = DOC("{'counters':{'a':1}}"),
+    {.name = "counter: merge into it refused", .rules = RULES_CS,
+     .init = DOC("{'counters':{'a':1}}"),
      .change = "{'merge':{'counters':{'a':3}}}", .want = TS_EPROTO, .code = "strategy_mismatch",
      .why = "merge: path /counters/a is a counter"},
     {.name = "counter: a write inside refused", .rules = RULES_CS,
@@ -450,12 +462,14 @@ static const st_case_t cases[] = {
      .doc = "{'tags':['x','y']}",
      .meta = "{'/tags':{'v':10,'h':1000,'a':'me','t':{'\\'x\\'':[4,10]}}}"},
     {.name = "set: objects by value, keys sorted", .rules = RULES_CS,
-     .init = ST("{'tags':[{'b':1,'a':2}]}", "{'/tags':{'v':4,'h':1,'a':'o','t':{'{\\'a\\':2,\\'b\\':1}':[4]}}}"),
+     .init = ST("{'tags':[{'b':1,'a':2}]}",
+                "{'/tags':{'v':4,'h':1,'a':'o','t':{'{\\'a\\':2,\\'b\\':1}':[4]}}}"),
      .change = "{'patch':[{'op':'sadd','path':'/tags','value':{'a':2,'b':1}},"
                "{'op':'sadd','path':'/tags','value':1},{'op':'sadd','path':'/tags','value':1.0}]}",
      .doc = "{'tags':[{'b':1,'a':2},1,1.0]}"},
     {.name = "set: srem of an observed add", .rules = RULES_CS,
-     .init = ST("{'tags':['x','y']}", "{'/tags':{'v':5,'h':1,'a':'o','t':{'\\'x\\'':[5],'\\'y\\'':[2]}}}"),
+     .init = ST("{'tags':['x','y']}",
+                "{'/tags':{'v':5,'h':1,'a':'o','t':{'\\'x\\'':[5],'\\'y\\'':[2]}}}"),
      .has_base = 1, .base = 5, .change = "{'patch':[{'op':'srem','path':'/tags','value':'x'}]}",
      .doc = "{'tags':['y']}", .effects = "[{'op':'set','path':'/tags','value':['y']}]",
      .meta = "{'/tags':{'v':10,'h':1000,'a':'me','t':{'\\'y\\'':[2]}}}"},
@@ -474,9 +488,11 @@ static const st_case_t cases[] = {
      .results = "[{'path':'/tags','status':'applied','value':['x']}]"},
     {.name = "set: srem of an absent set", .rules = RULES_CS,
      .change = "{'patch':[{'op':'srem','path':'/tags','value':'q'}]}", .doc = "{}",
-     .effects = "[{'op':'del','path':'/tags'}]", .results = "[{'path':'/tags','status':'applied'}]"},
+     .effects = "[{'op':'del','path':'/tags'}]",
+     .results = "[{'path':'/tags','status':'applied'}]"},
     {.name = "set: sadd then srem in one change", .rules = RULES_CS, .has_base = 1, .base = 3,
-     .change = "{'patch':[{'op':'sadd','path':'/tags','value':'x'},{'op':'srem','path':'/tags','value':'x'}]}",
+     .change = "{'patch':[{'op':'sadd','path':'/tags','value':'x'},"
+               "{'op':'srem','path':'/tags','value':'x'}]}",
      .doc = "{'tags':['x']}", .meta = "{'/tags':{'v':10,'h':1000,'a':'me','t':{'\\'x\\'':[10]}}}"},
     {.name = "set: remove clears", .rules = RULES_CS,
      .init = ST("{'tags':['x']}", "{'/tags':{'v':7,'h':1,'a':'o','t':{'\\'x\\'':[7]}}}"),
@@ -531,20 +547,23 @@ static const st_case_t cases[] = {
     {.name = "max_ops: at the limit", .max_ops = 3, .change = "{'merge':{'a':1,'b':1,'c':1}}",
      .doc = "{'a':1,'b':1,'c':1}"},
     {.name = "max_bytes: over", .max_bytes = 15, .change = "{'merge':{'a':'0123456789'}}",
-     .want = TS_ETOOBIG, .code = "too_large", .why = "the document would be 18 bytes (max_bytes 15)"},
+     .want = TS_ETOOBIG, .code = "too_large",
+     .why = "the document would be 18 bytes (max_bytes 15)"},
     {.name = "max_bytes: at the limit", .max_bytes = 18, .change = "{'merge':{'a':'0123456789'}}",
      .doc = "{'a':'0123456789'}"},
     {.name = "max_bytes: shrinking passes over the limit", .max_bytes = 5,
      .init = DOC("{'a':'0123456789','b':1}"), .change = "{'merge':{'a':null}}", .doc = "{'b':1}"},
     {.name = "atomic: a late bad path undoes everything", .rules = RULES_CS,
      .init = ST("{'x':{'y':1},'tags':['q'],'counters':{'c':1}}", "{'/x/y':" E(1, 1, "o") "}"),
-     .change = "{'patch':[{'op':'replace','path':'/x/y','value':2},{'op':'add','path':'/x/z','value':{}},"
-               "{'op':'incr','path':'/counters/c','value':1},{'op':'incr','path':'/counters/n','value':1},"
+     .change = "{'patch':[{'op':'replace','path':'/x/y','value':2},"
+               "{'op':'add','path':'/x/z','value':{}},{'op':'incr','path':'/counters/c','value':1},"
+               "{'op':'incr','path':'/counters/n','value':1},"
                "{'op':'sadd','path':'/tags','value':'r'},{'op':'srem','path':'/tags','value':'q'},"
                "{'op':'remove','path':'/x'},{'op':'add','path':'/nope/a','value':1}]}",
      .want = TS_EPROTO, .code = "bad_path", .why = "op 8 (add): the parent /nope does not exist"},
     {.name = "atomic: a failed test undoes a merge-like patch", .init = DOC("{'a':{'b':[1,2]}}"),
-     .change = "{'patch':[{'op':'add','path':'/a/b/0','value':0},{'op':'test','path':'/a/b/0','value':1}]}",
+     .change = "{'patch':[{'op':'add','path':'/a/b/0','value':0},"
+               "{'op':'test','path':'/a/b/0','value':1}]}",
      .want = TS_EPROTO, .code = "test_failed"},
 };
 
@@ -591,6 +610,9 @@ static void run_case(const st_case_t *c) {
             fail_msg("row '%s': code '%s', want '%s' (%s)", c->name, o.code, c->code, o.why);
         if (c->why && !strstr(o.why, c->why))
             fail_msg("row '%s': why '%s' lacks '%s'", c->name, o.why, c->why);
+        json_t *w = json_string(o.why); /* one line of valid UTF-8 */
+        assert_non_null(w);
+        json_decref(w);
         assert_null(strchr(o.why, '\n'));
         if (strcmp(before_s, after_s) != 0)
             fail_msg("row '%s': refused, but the state changed:\n  %s\n  %s", c->name, before_s,
@@ -661,7 +683,8 @@ static const struct {
     {"{'doc':{},'meta':{'/a':{'v':1,'h':1.5,'a':'x'}}}", "not a non-negative integer"},
     {"{'doc':{},'meta':{'/a':{'v':1,'h':1,'a':2}}}", "actor (a) that is not a string"},
     {"{'doc':{},'meta':{'/a':{'v':1,'h':1,'a':'x','z':0}}}", "unknown member"},
-    {"{'doc':{},'meta':{'/a':{'v':1,'h':1,'a':'x','t':[]}}}", "set tags (t) that are not an object"},
+    {"{'doc':{},'meta':{'/a':{'v':1,'h':1,'a':'x','t':[]}}}",
+     "set tags (t) that are not an object"},
     {"{'doc':{},'meta':{'/a':{'v':1,'h':1,'a':'x','t':{'1':1}}}}", "not arrays"},
     {"{'doc':{},'meta':{'/a':{'v':1,'h':1,'a':'x','t':{'1':['1']}}}}", "set tag that is not"},
 };
@@ -675,7 +698,8 @@ static void load_refusals(void **state) {
         assert_int_equal(ts_sess_state_load(snap, &st, why, sizeof why), TS_EPROTO);
         assert_null(st);
         if (!strstr(why, load_cases[i].why))
-            fail_msg("snapshot %s: why '%s' lacks '%s'", load_cases[i].snap, why, load_cases[i].why);
+            fail_msg("snapshot %s: why '%s' lacks '%s'", load_cases[i].snap, why,
+                     load_cases[i].why);
         json_decref(snap);
     }
     /* a valid one round-trips through dump, and meta may be left out */
@@ -767,7 +791,8 @@ static void outcomes_are_stable(void **state) {
     ts_sess_state_t *st = ts_sess_state_new();
     ts_sess_state_ctx_t ctx = {.ver = 1, .hlc = 5, .actor = "a"};
     ts_sess_state_outcome_t o1, o2;
-    json_t *c1 = qj("{'merge':{'a':{'b':{'c':1}}}}"), *c2 = qj("{'merge':{'a':{'b':{'c':2,'d':3}}}}");
+    json_t *c1 = qj("{'merge':{'a':{'b':{'c':1}}}}");
+    json_t *c2 = qj("{'merge':{'a':{'b':{'c':2,'d':3}}}}");
     assert_int_equal(ts_sess_state_apply(st, NULL, c1, &ctx, &o1), 0);
     json_t *doc1 = ts_sess_state_doc(st);
     json_incref(doc1);
@@ -919,7 +944,8 @@ static void random_walk(void **state) {
                 json_t *db = ts_sess_state_dump(b);
                 if (!json_equal(db, da)) {
                     char *sb = dumps(db), *ch = dumps(change);
-                    fail_msg("step %d: fold differs\n change %s\n before %s\n  apply %s\n   fold %s",
+                    fail_msg("step %d: fold differs\n change %s\n before %s\n  apply %s\n"
+                             "   fold %s",
                              it, ch, before_s, sa, sb);
                 }
                 assert_int_equal(ts_sess_state_bytes(b), ts_sess_state_bytes(a));
