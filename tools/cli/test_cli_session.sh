@@ -143,7 +143,9 @@ wrc=$?
 sanitizer_check "watcher" "$(cat "$tmp/watch.err")"
 w=$(cat "$tmp/watch.out")
 expect_re "welcome line first" "$(head -n 1 "$tmp/watch.out")" '"event":"welcome","data":\{"user":"alice","session":"s1","device":"laptop","tab":"watcher"'
-expect "session event with from" "$w" '"event":"event","data":{"v":2,"type":"cart.update","id":"c-1","prio":"state","to":"session","body":{"items":[1,2],"note":"café \"quoted\""},"from":{"user":"alice","device":"phone","tab":"phone-1"}}'
+# a session-scope envelope is in the session's history: kind, ts and seq are the server's
+expect "session event with from" "$w" '"event":"event","data":{"kind":"event","v":2,"type":"cart.update","id":"c-1","prio":"state","to":"session","body":{"items":[1,2],"note":"café \"quoted\""},"from":{"user":"alice","device":"phone","tab":"phone-1"},"ts":'
+expect_re "history seq on the event" "$w" '"from":\{"user":"alice","device":"phone","tab":"phone-1"\},"ts":[0-9]+,"seq":[0-9]+\}'
 expect "user event from another session" "$w" '"type":"profile.changed"'
 expect_re "user scope, from s2-tab" "$w" '"type":"profile.changed","id":"p[a-z0-9]+-1","prio":"event","to":"user","body":\{"name":"A"\},"from":\{"user":"alice","device":"laptop","tab":"s2-tab"\}'
 expect "device event" "$w" '"type":"dev.note","id":"d-1","prio":"telemetry","to":"device","body":7,"from":{"user":"alice","device":"laptop","tab":"s2-tab"}'
