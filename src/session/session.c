@@ -16,6 +16,7 @@
 #include "session/sess_int.h"
 #include "session/ts_sess_connect.h"
 #include "session/ts_sess_envelope.h"
+#include "store/ts_store.h"
 
 #define SWEEP_MS 1000
 #define STRIKE_WINDOW_MS 10000
@@ -696,6 +697,38 @@ void ts_sess_free(ts_sess_t *sess) {
     uv_close((uv_handle_t *)&sess->sweep, sweep_closed);
 }
 
+/* The store's durability costs: commits and their latency (the fsync of
+ * a group), entries appended and compacted. One store per process: loop
+ * 0's handle speaks for all. */
+static void store_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
+    ts_store_stats_t st;
+    if (ts_store_stats(sess->store, &st) != 0) return;
+    static const uint64_t bounds[TS_STORE_LAT_BUCKETS] = TS_STORE_LAT_BOUNDS_US;
+    ts_sbuf_printf(out,
+                   "# TYPE tabsync_store_commits_total counter\n"
+                   "tabsync_store_commits_total %llu\n"
+                   "tabsync_store_commit_failures_total %llu\n"
+                   "tabsync_store_entries_appended_total %llu\n"
+                   "tabsync_store_entries_compacted_total %llu\n"
+                   "tabsync_store_duplicates_total %llu\n"
+                   "# TYPE tabsync_store_commit_seconds histogram\n",
+                   (unsigned long long)st.commits, (unsigned long long)st.commit_failures,
+                   (unsigned long long)st.events_appended, (unsigned long long)st.events_trimmed,
+                   (unsigned long long)st.dups);
+    for (int i = 0; i < TS_STORE_LAT_BUCKETS; i++) {
+        if (bounds[i] == UINT64_MAX)
+            ts_sbuf_append_str(out, "tabsync_store_commit_seconds_bucket{le=\"+Inf\"}");
+        else
+            ts_sbuf_printf(out, "tabsync_store_commit_seconds_bucket{le=\"%g\"}",
+                           (double)bounds[i] / 1e6);
+        ts_sbuf_printf(out, " %llu\n", (unsigned long long)st.lat_le[i]);
+    }
+    ts_sbuf_printf(out,
+                   "tabsync_store_commit_seconds_sum %.6f\n"
+                   "tabsync_store_commit_seconds_count %llu\n",
+                   (double)st.lat_sum_us / 1e6, (unsigned long long)st.lat_count);
+}
+
 void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
     static const char *const names[SC_COUNT] = {
         "tabsync_session_connects_total",          "tabsync_session_relayed_total",
@@ -732,4 +765,5 @@ void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
         ts_sbuf_printf(out, "tabsync_session_auth_refused_total{reason=\"%s\"} %llu\n",
                        ts_sess_reason_name((ts_sess_reason_t)r), (unsigned long long)refused[r]);
     ts_brk_render(&sess->store_brk, "store", out);
+    store_metrics(sess, out);
 }
