@@ -66,16 +66,43 @@ struct sess_hist {
 
 struct sess_batch {
     sess_sock_t *ss;
-    int64_t ack_id;
+    sess_answer_t to;
     int is_array;
     size_t left;
     json_t *items; /* one reply per item */
 };
 
-sess_batch_t *ts_sess__batch_new(sess_sock_t *ss, int64_t ack_id, size_t n, int is_array) {
+/* Answers `to` with res (takes): the socket's ack (or its `error` event)
+ * or the data API's callback, with the canonical text. */
+void ts_sess__answer(sess_sock_t *ss, const sess_answer_t *to, json_t *res) {
+    if (to->cb) {
+        ts_sbuf_t sb = TS_SBUF_INIT;
+        ts_sio_json_dump(&sb, res);
+        to->cb(0, ts_slice(ts_sbuf_data(&sb), ts_sbuf_len(&sb)), to->ud);
+        ts_sbuf_free(&sb);
+        json_decref(res);
+    } else if (ss->s) {
+        ts_sess__reply(ss->s, to->ack_id, res);
+    } else {
+        json_decref(res);
+    }
+}
+
+/* The same with an answer already in canonical text. */
+static void answer_text(sess_sock_t *ss, const sess_answer_t *to, ts_slice_t text) {
+    ts_sio_raw_arg_t arg = {text, NULL};
+    if (to->cb)
+        to->cb(0, text, to->ud);
+    else if (ss->s && to->ack_id >= 0)
+        ts_sio_ack_raw(ss->s, to->ack_id, &arg, 1);
+    else if (ss->s)
+        ts_sio_emit_raw(ss->s, "synced", &arg, 1);
+}
+
+sess_batch_t *ts_sess__batch_new(sess_sock_t *ss, const sess_answer_t *to, size_t n, int is_array) {
     sess_batch_t *b = ts_xcalloc(1, sizeof *b);
     b->ss = ss;
-    b->ack_id = ack_id;
+    b->to = *to;
     b->is_array = is_array;
     b->left = n;
     b->items = json_array();
@@ -88,17 +115,15 @@ void ts_sess__batch_done(sess_batch_t *b, size_t idx, json_t *reply /* takes */)
     json_array_set_new(b->items, idx, reply);
     if (--b->left) return;
     sess_sock_t *ss = b->ss;
-    if (ss->s) {
-        if (b->is_array) {
-            size_t failed = 0, i;
-            json_t *it;
-            json_array_foreach(b->items, i, it) failed += json_is_false(json_object_get(it, "ok"));
-            ts_sess__reply(ss->s, b->ack_id,
-                           json_pack("{s:b,s:I,s:O}", "ok", failed == 0, "failed",
-                                     (json_int_t)failed, "results", b->items));
-        } else {
-            ts_sess__reply(ss->s, b->ack_id, json_incref(json_array_get(b->items, 0)));
-        }
+    if (b->is_array) {
+        size_t failed = 0, i;
+        json_t *it;
+        json_array_foreach(b->items, i, it) failed += json_is_false(json_object_get(it, "ok"));
+        ts_sess__answer(ss, &b->to,
+                        json_pack("{s:b,s:I,s:O}", "ok", failed == 0, "failed",
+                                  (json_int_t)failed, "results", b->items));
+    } else {
+        ts_sess__answer(ss, &b->to, json_incref(json_array_get(b->items, 0)));
     }
     json_decref(b->items);
     ts_sess__sock_release(ss);
@@ -691,7 +716,7 @@ typedef struct sync_req {
     sess_hist_t *h;
     ts_list_t link; /* in h->resyncs */
     sess_sock_t *ss;
-    int64_t ack_id;
+    sess_answer_t to;
     uint64_t after, limit, snap_seq, snap_ver;
     int has_after;
     char epoch[17];
@@ -706,10 +731,9 @@ static void sync_free(sync_req_t *r) {
 }
 
 static void sync_fail(sync_req_t *r, int status) {
-    if (r->ss->s)
-        ts_sess__reply(r->ss->s, r->ack_id,
-                       ts_sess__error(store_code(status),
-                                      "the session history is unavailable; retry", 1000));
+    ts_sess__answer(r->ss, &r->to,
+                    ts_sess__error(store_code(status),
+                                   "the session history is unavailable; retry", 1000));
     sync_free(r);
 }
 
@@ -762,7 +786,7 @@ static void on_sync_page(int status, const ts_store_log_page_t *page, void *ud) 
         sync_need_reset(h, r, page->trimmed_upto > r->after ? "trimmed" : "ahead");
         return;
     }
-    if (!r->ss->s) {
+    if (!r->ss->s && !r->to.cb) {
         sync_free(r);
         return;
     }
@@ -791,11 +815,7 @@ static void on_sync_page(int status, const ts_store_log_page_t *page, void *ud) 
     ts_sbuf_printf(&out, "],\"more\":%s}", last < page->last_seq ? "true" : "false");
     SESS_COUNT(h->sess->counters[SC_REPLAYED]);
     TS_MET_BUMP_(h->sess->counters[SC_REPLAYED_ENTRIES], n);
-    ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};
-    if (r->ack_id >= 0)
-        ts_sio_ack_raw(r->ss->s, r->ack_id, &arg, 1);
-    else
-        ts_sio_emit_raw(r->ss->s, "synced", &arg, 1);
+    answer_text(r->ss, &r->to, ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)));
     ts_sbuf_free(&out);
     sync_free(r);
 }
@@ -977,17 +997,17 @@ refuse:
     return NULL;
 }
 
-void ts_sess__hist_state(sess_sock_t *ss, json_t *arg, int64_t ack_id) {
+void ts_sess__hist_state(sess_sock_t *ss, json_t *arg, const sess_answer_t *to) {
     ts_sess_t *sess = ss->sess;
     int is_array = json_is_array(arg);
     size_t n = is_array ? json_array_size(arg) : 1;
     if (is_array && (n == 0 || n > sess->cfg.max_batch)) {
         char why[120];
         snprintf(why, sizeof why, "a state message holds 1 to %u changes", sess->cfg.max_batch);
-        ts_sess__reply(ss->s, ack_id, ts_sess__error("bad_change", why, 0));
+        ts_sess__answer(ss, to, ts_sess__error("bad_change", why, 0));
         return;
     }
-    sess_batch_t *b = ts_sess__batch_new(ss, ack_id, n, is_array);
+    sess_batch_t *b = ts_sess__batch_new(ss, to, n, is_array);
     sess_hist_t *h = sock_hist(ss);
     for (size_t i = 0; i < n; i++) {
         hist_item_t *it = change_item(ss, b, i, is_array ? json_array_get(arg, i) : arg);
@@ -999,7 +1019,7 @@ void ts_sess__hist_state(sess_sock_t *ss, json_t *arg, int64_t ack_id) {
     else hist_pump(h);
 }
 
-void ts_sess__hist_sync(sess_sock_t *ss, json_t *arg, int64_t ack_id) {
+void ts_sess__hist_sync(sess_sock_t *ss, json_t *arg, const sess_answer_t *to) {
     char why[160];
     json_t *after = NULL, *epoch = NULL, *limit = NULL;
     if (arg && !json_is_null(arg)) {
@@ -1028,7 +1048,7 @@ void ts_sess__hist_sync(sess_sock_t *ss, json_t *arg, int64_t ack_id) {
     ts_list_init(&r->link);
     r->ss = ss;
     ts_sess__sock_hold(ss);
-    r->ack_id = ack_id;
+    r->to = *to;
     r->has_after = after != NULL;
     r->after = after ? (uint64_t)json_integer_value(after) : 0;
     r->limit = limit ? (uint64_t)json_integer_value(limit) : SYNC_LIMIT_DEFAULT;
@@ -1038,7 +1058,7 @@ void ts_sess__hist_sync(sess_sock_t *ss, json_t *arg, int64_t ack_id) {
     hist_when_ready(r->h, &r->w);
     return;
 refuse:
-    ts_sess__reply(ss->s, ack_id, ts_sess__error("bad_sync", why, 0));
+    ts_sess__answer(ss, to, ts_sess__error("bad_sync", why, 0));
 }
 
 /* The v3 welcome waits for the history: it says where the session is. */
@@ -1069,6 +1089,46 @@ void ts_sess__hist_welcome(sess_sock_t *ss) {
     r->ss = ss;
     ts_sess__sock_hold(ss);
     r->w.run = welcome_run;
+    hist_when_ready(sock_hist(ss), &r->w);
+}
+
+/* The health of one session's history, for the admin API. */
+typedef struct health_req {
+    hist_wait_t w;
+    sess_sock_t *ss;
+    sess_answer_t to;
+} health_req_t;
+
+static void health_run(sess_hist_t *h, hist_wait_t *w, int status) {
+    health_req_t *r = TS_CONTAINER_OF(w, health_req_t, w);
+    if (status) {
+        ts_sess__answer(r->ss, &r->to,
+                        ts_sess__error(store_code(status), "the session history is unavailable", 1000));
+    } else {
+        size_t queued = 0;
+        ts_list_t *l;
+        for (l = h->queue.next; l != &h->queue; l = l->next) queued++;
+        json_t *o = json_pack("{s:b,s:s%,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "ok", 1, "epoch", "",
+                              (size_t)0, "seq", (json_int_t)h->last_seq, "ver",
+                              (json_int_t)h->ver, "snapshot_seq", (json_int_t)h->snap_seq,
+                              "trimmed_upto", (json_int_t)h->trimmed, "state_bytes",
+                              (json_int_t)ts_sess_state_bytes(h->st), "queued",
+                              (json_int_t)queued, "in_flight", (json_int_t)h->inflight,
+                              "entries_since_snapshot",
+                              (json_int_t)(h->last_seq > h->snap_seq ? h->last_seq - h->snap_seq : 0));
+        json_object_set_new(o, "epoch", json_sprintf("%016" PRIx64, h->epoch));
+        ts_sess__answer(r->ss, &r->to, o);
+    }
+    ts_sess__sock_release(r->ss);
+    free(r);
+}
+
+void ts_sess__hist_health(sess_sock_t *ss, const sess_answer_t *to) {
+    health_req_t *r = ts_xcalloc(1, sizeof *r);
+    r->ss = ss;
+    r->to = *to;
+    ts_sess__sock_hold(ss);
+    r->w.run = health_run;
     hist_when_ready(sock_hist(ss), &r->w);
 }
 

@@ -121,6 +121,17 @@ struct ts_sess {
 typedef struct sess_hist sess_hist_t;
 typedef struct sess_batch sess_batch_t;
 
+/* Where an answer goes: the socket's ack `ack_id` (< 0: none; a refusal
+ * then comes as an `error` event), or, with cb set, the data API's
+ * callback (ts_sess.h) with the answer as canonical text. */
+typedef struct sess_answer {
+    int64_t ack_id;
+    ts_sess_api_cb cb;
+    void *ud;
+} sess_answer_t;
+/* Answers `to` with res (takes). */
+void ts_sess__answer(sess_sock_t *ss, const sess_answer_t *to, json_t *res);
+
 /* session.c: a socket stays allocated while requests answer to it (a store
  * call in flight); after its disconnect, its last release frees it. */
 void ts_sess__sock_hold(sess_sock_t *ss);
@@ -139,10 +150,20 @@ void ts_sess__emit_welcome(sess_sock_t *ss, json_t *hist);
 void ts_sess__hist_publish(sess_sock_t *ss, sess_batch_t *b, size_t idx, ts_buf_t *entry,
                            const char *id, const char *client, uint64_t mut, uint64_t ts);
 /* The batch of a message with n items (one ack for all). */
-sess_batch_t *ts_sess__batch_new(sess_sock_t *ss, int64_t ack_id, size_t n, int is_array);
+sess_batch_t *ts_sess__batch_new(sess_sock_t *ss, const sess_answer_t *to, size_t n,
+                                 int is_array);
 void ts_sess__batch_done(sess_batch_t *b, size_t idx, json_t *reply);
-void ts_sess__hist_state(sess_sock_t *ss, json_t *arg, int64_t ack_id);
-void ts_sess__hist_sync(sess_sock_t *ss, json_t *arg, int64_t ack_id);
+void ts_sess__hist_state(sess_sock_t *ss, json_t *arg, const sess_answer_t *to);
+void ts_sess__hist_sync(sess_sock_t *ss, json_t *arg, const sess_answer_t *to);
+/* {ok, epoch, seq, ver, snapshot_seq, trimmed_upto, state_bytes, queued,
+ * in_flight, entries_since_snapshot} of ss's session history. */
+void ts_sess__hist_health(sess_sock_t *ss, const sess_answer_t *to);
+/* Publishes an envelope or an array of them (session.c). */
+void ts_sess__publish(sess_sock_t *ss, json_t *in, const sess_answer_t *to);
+/* A writer without a socket: the data API's backend `publisher` writing
+ * into (user, session). Freed by its last ts_sess__sock_release. */
+sess_sock_t *ts_sess__backend_sock(ts_sess_t *sess, const char *user, const char *session,
+                                   const char *publisher);
 void ts_sess__hist_welcome(sess_sock_t *ss);
 void ts_sess__hist_sweep(ts_sess_t *sess);
 void ts_sess__hist_shutdown(ts_sess_t *sess);

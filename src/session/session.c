@@ -69,6 +69,86 @@ void ts_sess__sock_release(sess_sock_t *ss) {
     if (--ss->holds == 0 && ss->gone) sock_free(ss);
 }
 
+/* ---- the data API (ts_sess.h): backends write as a pseudo tab ---- */
+
+sess_sock_t *ts_sess__backend_sock(ts_sess_t *sess, const char *user, const char *session,
+                                   const char *publisher) {
+    sess_sock_t *ss = ts_xcalloc(1, sizeof(*ss));
+    ss->sess = sess;
+    ts_list_init(&ss->link);
+    ts_strlcpy(ss->id.user, user, sizeof ss->id.user);
+    ts_strlcpy(ss->id.session, session, sizeof ss->id.session);
+    ts_strlcpy(ss->id.device, "server", sizeof ss->id.device);
+    ts_strlcpy(ss->id.tab, publisher, sizeof ss->id.tab);
+    ss->id.proto = TS_SESS_PROTO_CURRENT;
+    ss->room_session = room_name("s", user, session);
+    const char *hk[] = {user, session};
+    ts_strjoin(ss->hist_key, sizeof ss->hist_key, '/', hk, 2);
+    const char *dc[] = {"b", publisher};
+    ts_strjoin(ss->default_client, sizeof ss->default_client, '/', dc, 2);
+    ss->gone = 1; /* no socket: the last release frees it */
+    return ss;
+}
+
+/* 1 if s is an id of the token alphabet (what `sub` and `sid` may be). */
+static int api_id_ok(const char *s) {
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > TS_SESS_ID_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '@' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static sess_sock_t *api_sock(ts_sess_t *sess, const ts_sess_api_target_t *t) {
+    if (sess->closed || !sess->history) return NULL;
+    if (!api_id_ok(t->user) || !api_id_ok(t->session) || !api_id_ok(t->publisher)) return NULL;
+    return ts_sess__backend_sock(sess, t->user, t->session, t->publisher);
+}
+
+int ts_sess_api_publish(ts_sess_t *sess, const ts_sess_api_target_t *t, json_t *arg,
+                        ts_sess_api_cb cb, void *ud) {
+    sess_sock_t *ss = api_sock(sess, t);
+    if (!ss) return sess->closed ? TS_ECLOSED : TS_EINVAL;
+    ts_sess__sock_hold(ss);
+    ts_sess__publish(ss, arg, &(sess_answer_t){-1, cb, ud});
+    ts_sess__sock_release(ss);
+    return 0;
+}
+
+int ts_sess_api_change(ts_sess_t *sess, const ts_sess_api_target_t *t, json_t *arg,
+                       ts_sess_api_cb cb, void *ud) {
+    sess_sock_t *ss = api_sock(sess, t);
+    if (!ss) return sess->closed ? TS_ECLOSED : TS_EINVAL;
+    ts_sess__sock_hold(ss);
+    ts_sess__hist_state(ss, arg, &(sess_answer_t){-1, cb, ud});
+    ts_sess__sock_release(ss);
+    return 0;
+}
+
+int ts_sess_api_read(ts_sess_t *sess, const ts_sess_api_target_t *t, json_t *arg,
+                     ts_sess_api_cb cb, void *ud) {
+    sess_sock_t *ss = api_sock(sess, t);
+    if (!ss) return sess->closed ? TS_ECLOSED : TS_EINVAL;
+    ts_sess__sock_hold(ss);
+    ts_sess__hist_sync(ss, arg, &(sess_answer_t){-1, cb, ud});
+    ts_sess__sock_release(ss);
+    return 0;
+}
+
+int ts_sess_api_health(ts_sess_t *sess, const ts_sess_api_target_t *t, ts_sess_api_cb cb,
+                       void *ud) {
+    sess_sock_t *ss = api_sock(sess, t);
+    if (!ss) return sess->closed ? TS_ECLOSED : TS_EINVAL;
+    ts_sess__sock_hold(ss);
+    ts_sess__hist_health(ss, &(sess_answer_t){-1, cb, ud});
+    ts_sess__sock_release(ss);
+    return 0;
+}
+
 static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refuse, void *ud) {
     ts_sess_t *sess = ud;
     uint64_t now = uv_now(sess->loop);
@@ -292,13 +372,7 @@ static void publish_tree(sess_sock_t *ss, sess_batch_t *b, size_t idx, json_t *i
     ts_sbuf_free(&text);
 }
 
-static void do_publish(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
-    json_t *in = json_array_get(a->args, 0);
-    if (a->nattach) {
-        ts_sess__reply(ss->s, ack_id,
-                       ts_sess__error("bad_envelope", "envelope: binary values are not supported", 0));
-        return;
-    }
+void ts_sess__publish(sess_sock_t *ss, json_t *in, const sess_answer_t *to) {
     /* a message may carry many envelopes (an offline queue flushing): one
      * ack for all, {ok, failed, results: [one answer per envelope]} */
     if (json_is_array(in)) {
@@ -307,14 +381,23 @@ static void do_publish(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) 
             char why[100];
             snprintf(why, sizeof why, "a publish message holds 1 to %u envelopes",
                      ss->sess->cfg.max_batch);
-            ts_sess__reply(ss->s, ack_id, ts_sess__error("bad_envelope", why, 0));
+            ts_sess__answer(ss, to, ts_sess__error("bad_envelope", why, 0));
             return;
         }
-        sess_batch_t *b = ts_sess__batch_new(ss, ack_id, n, 1);
+        sess_batch_t *b = ts_sess__batch_new(ss, to, n, 1);
         for (size_t i = 0; i < n; i++) publish_tree(ss, b, i, json_array_get(in, i));
         return;
     }
-    publish_tree(ss, ts_sess__batch_new(ss, ack_id, 1, 0), 0, in);
+    publish_tree(ss, ts_sess__batch_new(ss, to, 1, 0), 0, in);
+}
+
+static void do_publish(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
+    if (a->nattach) {
+        ts_sess__reply(ss->s, ack_id,
+                       ts_sess__error("bad_envelope", "envelope: binary values are not supported", 0));
+        return;
+    }
+    ts_sess__publish(ss, json_array_get(a->args, 0), &(sess_answer_t){ack_id, NULL, NULL});
 }
 
 /* do_publish on the fast path: the envelope is the canonical text the
@@ -326,7 +409,8 @@ static void do_publish_raw(sess_sock_t *ss, const ts_sess_envelope_raw_t *env, i
     ts_strlcpy(id, (const char *)env->id.p, TS_MIN(sizeof id, env->id.len + 1));
     ts_strlcpy(client, env->client.len ? (const char *)env->client.p : "",
                TS_MIN(sizeof client, env->client.len + 1));
-    publish_one(ss, ts_sess__batch_new(ss, ack_id, 1, 0), 0, env->prio, env->to,
+    publish_one(ss, ts_sess__batch_new(ss, &(sess_answer_t){ack_id, NULL, NULL}, 1, 0), 0,
+                env->prio, env->to,
                 ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), id, client, env->mut);
     ts_sbuf_free(&out);
 }
@@ -425,11 +509,11 @@ static void do_state(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
                        ts_sess__error("bad_change", "binary values are not supported", 0));
         return;
     }
-    ts_sess__hist_state(ss, json_array_get(a->args, 0), ack_id);
+    ts_sess__hist_state(ss, json_array_get(a->args, 0), &(sess_answer_t){ack_id, NULL, NULL});
 }
 
 static void do_sync(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
-    ts_sess__hist_sync(ss, json_array_get(a->args, 0), ack_id);
+    ts_sess__hist_sync(ss, json_array_get(a->args, 0), &(sess_answer_t){ack_id, NULL, NULL});
 }
 
 /* The raw form of publish: one envelope as the text that arrived. Returns

@@ -71,6 +71,37 @@ int ts_sess_allow_handshake(const ts_http_req_t *req, const char *peer, char *ms
  * them (answered, or held for an asynchronous answer), else 0. */
 int ts_sess_http(ts_sess_t *s, ts_http_conn_t *hc, const ts_http_req_t *req);
 
+/* ---- the data API: a session's history for an application's backend ----
+ * What the HTTP routes of src/daemon call (docs/PROTOCOL.md "Backends"):
+ * the same operations a v3 tab has, addressed by (user, session) and
+ * written as the backend `publisher` (entries show from = {user, device:
+ * "server", tab: publisher}; the default exactly-once client is
+ * "b/<publisher>"). Each answer is exactly the JSON a tab's ack gets, as
+ * canonical text, given to cb once (possibly before the call returns):
+ * status 0 with the body. Each call returns 0, TS_EINVAL (an id outside
+ * the token alphabet, or the history is off) or TS_ECLOSED; then cb is
+ * never called. */
+typedef void (*ts_sess_api_cb)(int status, ts_slice_t body, void *ud);
+typedef struct ts_sess_api_target {
+    const char *user, *session; /* whose history (the token's sub and sid) */
+    const char *publisher;      /* who writes: a name of the id alphabet */
+} ts_sess_api_target_t;
+/* `arg`: an envelope or an array of them, as `publish` takes (borrowed). */
+int ts_sess_api_publish(ts_sess_t *s, const ts_sess_api_target_t *t, json_t *arg,
+                        ts_sess_api_cb cb, void *ud);
+/* `arg`: a change or an array of them, as `state` takes (borrowed). */
+int ts_sess_api_change(ts_sess_t *s, const ts_sess_api_target_t *t, json_t *arg,
+                       ts_sess_api_cb cb, void *ud);
+/* `arg`: {after?, epoch?, limit?} as `sync` takes, or NULL (the state now:
+ * a snapshot and the entries after it). */
+int ts_sess_api_read(ts_sess_t *s, const ts_sess_api_target_t *t, json_t *arg,
+                     ts_sess_api_cb cb, void *ud);
+
+/* The health of the history: {ok, epoch, seq, ver, snapshot_seq,
+ * trimmed_upto, state_bytes, queued, in_flight, entries_since_snapshot}. */
+int ts_sess_api_health(ts_sess_t *s, const ts_sess_api_target_t *t, ts_sess_api_cb cb,
+                       void *ud);
+
 /* Appends the session layer's metrics (auth refusals by reason, throttles,
  * breaker state) in Prometheus text. */
 void ts_sess_metrics(ts_sess_t *s, ts_sbuf_t *out);
