@@ -611,6 +611,12 @@ void ts_sio_emit(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *arg
     deliver(s->nsp, NULL, s, event, args, NULL);
 }
 
+void ts_sio_emit_class(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args,
+                       ts_sio_class_t cls) {
+    (void)cls; /* TODO(#9): classes through eio and net (helper work in progress) */
+    deliver(s->nsp, NULL, s, event, args, NULL);
+}
+
 void ts_sio_broadcast(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
                       const ts_sio_args_t *args) {
     deliver(nsp, to, NULL, event, args, NULL);

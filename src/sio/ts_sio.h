@@ -144,6 +144,9 @@ void ts_sio_disconnect(ts_sio_socket_t *s, int close_conn);
 
 /* socket.emit(event, ...args): `args` may be NULL (no arguments). */
 void ts_sio_emit(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args);
+/* The same in delivery class `cls` (e.g. SECURITY: ahead of everything queued). */
+void ts_sio_emit_class(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args,
+                       ts_sio_class_t cls);
 /* Called once: with the client's answer (timed_out = 0), or timed_out = 1
  * after `timeout_ms` (0 = wait forever), or with timed_out = -1 if the
  * socket disconnected first (args NULL in both of those cases). */
@@ -161,6 +164,23 @@ void ts_sio_emit_raw(ts_sio_socket_t *s, const char *event, const ts_sio_raw_arg
 void ts_sio_ack_raw(ts_sio_socket_t *s, int64_t ack_id, const ts_sio_raw_arg_t *args,
                     size_t nargs);
 
+/* Delivery classes, first to last. While a connection's peer reads slower
+ * than we write, its queued packets leave highest class first (a queued
+ * SECURITY packet overtakes everything), packets of one class in the order
+ * sent; and a queued packet with a nonzero coalesce key is replaced by a
+ * newer one with the same key (latest wins: presence, telemetry). Nothing
+ * else is ever dropped. Engine.IO's own packets (ping, noop, close) travel
+ * as CONTROL. TS_SIO_CLASS_DEFAULT (0, what zeroed targets say) is EVENT. */
+typedef enum ts_sio_class {
+    TS_SIO_CLASS_DEFAULT = 0,
+    TS_SIO_CLASS_SECURITY,
+    TS_SIO_CLASS_CONTROL,
+    TS_SIO_CLASS_STATE,
+    TS_SIO_CLASS_EVENT,
+    TS_SIO_CLASS_PRESENCE,
+    TS_SIO_CLASS_TELEMETRY,
+} ts_sio_class_t;
+
 /* Broadcast target: rooms (none = the whole namespace), minus sockets in
  * any `except` room, minus `skip` (socket.broadcast / socket.to(): the
  * sender). The packet is encoded once; every recipient shares its bytes. */
@@ -170,6 +190,8 @@ typedef struct ts_sio_target {
     const char *const *except;
     size_t nexcept;
     const ts_sio_socket_t *skip;
+    ts_sio_class_t cls;   /* delivery class (see above) */
+    uint32_t coalesce;    /* 0, or a key: a queued packet with the same key is replaced */
 } ts_sio_target_t;
 void ts_sio_broadcast(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
                       const ts_sio_args_t *args);
