@@ -142,6 +142,24 @@ void ts_sio_disconnect(ts_sio_socket_t *s, int close_conn);
 
 /* --- emitting --- */
 
+/* Delivery classes, first to last. While a connection's peer reads slower
+ * than we write, its queued packets leave highest class first (a queued
+ * SECURITY packet overtakes everything), packets of one class in the order
+ * sent; and a queued packet with a nonzero coalesce key is replaced by a
+ * newer one with the same key (latest wins: presence, telemetry). Nothing
+ * else is ever dropped. Engine.IO's own packets (ping, noop, close) travel
+ * as CONTROL. TS_SIO_CLASS_DEFAULT (0, what zeroed targets say) is EVENT. */
+typedef enum ts_sio_class {
+    TS_SIO_CLASS_DEFAULT = 0,
+    TS_SIO_CLASS_SECURITY,
+    TS_SIO_CLASS_CONTROL,
+    TS_SIO_CLASS_STATE,
+    TS_SIO_CLASS_EVENT,
+    TS_SIO_CLASS_PRESENCE,
+    TS_SIO_CLASS_TELEMETRY,
+} ts_sio_class_t;
+
+
 /* socket.emit(event, ...args): `args` may be NULL (no arguments). */
 void ts_sio_emit(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args);
 /* The same in delivery class `cls` (e.g. SECURITY: ahead of everything queued). */
@@ -163,23 +181,6 @@ void ts_sio_emit_raw(ts_sio_socket_t *s, const char *event, const ts_sio_raw_arg
                      size_t nargs);
 void ts_sio_ack_raw(ts_sio_socket_t *s, int64_t ack_id, const ts_sio_raw_arg_t *args,
                     size_t nargs);
-
-/* Delivery classes, first to last. While a connection's peer reads slower
- * than we write, its queued packets leave highest class first (a queued
- * SECURITY packet overtakes everything), packets of one class in the order
- * sent; and a queued packet with a nonzero coalesce key is replaced by a
- * newer one with the same key (latest wins: presence, telemetry). Nothing
- * else is ever dropped. Engine.IO's own packets (ping, noop, close) travel
- * as CONTROL. TS_SIO_CLASS_DEFAULT (0, what zeroed targets say) is EVENT. */
-typedef enum ts_sio_class {
-    TS_SIO_CLASS_DEFAULT = 0,
-    TS_SIO_CLASS_SECURITY,
-    TS_SIO_CLASS_CONTROL,
-    TS_SIO_CLASS_STATE,
-    TS_SIO_CLASS_EVENT,
-    TS_SIO_CLASS_PRESENCE,
-    TS_SIO_CLASS_TELEMETRY,
-} ts_sio_class_t;
 
 /* Broadcast target: rooms (none = the whole namespace), minus sockets in
  * any `except` room, minus `skip` (socket.broadcast / socket.to(): the
