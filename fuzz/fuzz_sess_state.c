@@ -1,7 +1,8 @@
 /* fuzz_sess_state.c - libFuzzer driver for the shared-state engine. The
  * first two bytes choose a rules file, an initial state and a context
- * (base, hlc, actor, limits); the rest is a change as JSON text. Checks the
- * engine's promises: a refused change leaves the state's dump byte for
+ * (base, hlc, actor, limits); the rest is up to four changes as JSON
+ * texts, one per line, applied in turn. Checks the engine's promises at
+ * every step: a refused change leaves the state's dump byte for
  * byte as it was and has a known code and a one-line sentence; an applied
  * change's entry (effects + meta, through JSON text) folded onto a copy of
  * the initial state gives the same state; applying it again on another
@@ -127,27 +128,22 @@ static void check_effects(const json_t *eff, const json_t *doc) {
     }
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    if (size < 2 || size > 8192) return 0;
-    /* byte 0: rules, state, has_base, limits; byte 1: base, hlc, actor */
-    uint8_t b0 = data[0], b1 = data[1];
-    json_t *change = json_loadb((const char *)data + 2, size - 2, JSON_DECODE_ANY | JSON_ALLOW_NUL,
-                                NULL);
-    if (!change) return 0;
-    int ri = b0 & 3, si = (b0 >> 2) & 3;
-    static const uint64_t hlcs[] = {1, 50, 60, 200};
-    static const char *const actors[] = {"me", "y", "zz", ""};
-    ts_sess_state_ctx_t ctx = {.ver = 10,
-                               .base = b1 & 15,
-                               .has_base = (b0 & 0x10) != 0,
-                               .hlc = hlcs[(b1 >> 4) & 3],
-                               .actor = actors[(b1 >> 6) & 3],
-                               .max_bytes = (b0 & 0x20) ? 300 : 0,
-                               .max_ops = (b0 & 0x40) ? 4 : 0};
-    ts_sess_state_t *st = load(si);
+static ts_sess_state_t *copy_of(const ts_sess_state_t *st) {
+    json_t *d = ts_sess_state_dump(st);
+    ts_sess_state_t *c;
+    char why[200];
+    ts_assert(ts_sess_state_load(d, &c, why, sizeof why) == 0);
+    json_decref(d);
+    return c;
+}
+
+/* Applies one change to st and checks every promise. */
+static void step(ts_sess_state_t *st, const ts_sess_rules_t *r, json_t *change,
+                 const ts_sess_state_ctx_t *ctx) {
+    ts_sess_state_t *orig = copy_of(st);
     char *before = dump_text(st);
     ts_sess_state_outcome_t o;
-    int rc = ts_sess_state_apply(st, rules[ri], change, &ctx, &o);
+    int rc = ts_sess_state_apply(st, r, change, ctx, &o);
     char *after = dump_text(st);
     ts_assert(ts_sess_state_bytes(st) == compact_size(ts_sess_state_doc(st)));
     if (rc != 0) {
@@ -158,7 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ts_assert(json_is_array(o.meta) && json_is_array(o.results));
         check_effects(o.effects, ts_sess_state_doc(st));
         /* fold(copy of S, entry) == apply(S, change) */
-        ts_sess_state_t *st2 = load(si);
+        ts_sess_state_t *st2 = copy_of(orig);
         json_t *e = roundtrip(o.effects), *m = roundtrip(o.meta);
         char why[200];
         ts_assert(ts_sess_state_fold(st2, e, m, why, sizeof why) == 0);
@@ -171,20 +167,51 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         json_decref(m);
         ts_sess_state_free(st2);
         /* the same change on another copy: the same bytes */
-        ts_sess_state_t *st3 = load(si);
         ts_sess_state_outcome_t o3;
-        ts_assert(ts_sess_state_apply(st3, rules[ri], change, &ctx, &o3) == 0);
-        char *again = dump_text(st3);
+        ts_assert(ts_sess_state_apply(orig, r, change, ctx, &o3) == 0);
+        char *again = dump_text(orig);
         ts_assert(strcmp(again, after) == 0);
         ts_assert(json_equal(o.effects, o3.effects) && json_equal(o.results, o3.results));
         free(again);
         ts_sess_state_outcome_clear(&o3);
-        ts_sess_state_free(st3);
     }
     ts_sess_state_outcome_clear(&o);
     free(before);
     free(after);
+    ts_sess_state_free(orig);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 2 || size > 8192) return 0;
+    /* byte 0: rules, state, has_base, limits; byte 1: base, hlc, actor.
+     * Then up to 4 changes, one per line, applied in turn. */
+    uint8_t b0 = data[0], b1 = data[1];
+    int ri = b0 & 3, si = (b0 >> 2) & 3;
+    static const uint64_t hlcs[] = {1, 50, 60, 200};
+    static const char *const actors[] = {"me", "y", "zz", ""};
+    ts_sess_state_ctx_t ctx = {.ver = 10,
+                               .base = b1 & 15,
+                               .has_base = (b0 & 0x10) != 0,
+                               .hlc = hlcs[(b1 >> 4) & 3],
+                               .actor = actors[(b1 >> 6) & 3],
+                               .max_bytes = (b0 & 0x20) ? 300 : 0,
+                               .max_ops = (b0 & 0x40) ? 4 : 0};
+    ts_sess_state_t *st = load(si);
+    const char *p = (const char *)data + 2, *end = (const char *)data + size;
+    for (int n = 0; n < 4 && p < end; n++) {
+        const char *nl = memchr(p, '\n', (size_t)(end - p));
+        size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+        json_t *change = json_loadb(p, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
+        if (change) step(st, rules[ri], change, &ctx);
+        json_decref(change);
+        /* the next change: a later version, its base one behind, a later clock
+         * and the other actor every other time */
+        ctx.ver++;
+        ctx.base = ctx.ver - 1 - (uint64_t)(n & 1);
+        ctx.hlc += 7;
+        ctx.actor = actors[(size_t)(n + ((b1 >> 6) & 3)) & 3];
+        p += len + 1;
+    }
     ts_sess_state_free(st);
-    json_decref(change);
     return 0;
 }

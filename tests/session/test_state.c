@@ -811,6 +811,81 @@ static void outcomes_are_stable(void **state) {
     ts_sess_state_free(st);
 }
 
+/* Changes that touch many containers, or go past the path limits. */
+static void big_changes(void **state) {
+    (void)state;
+    ts_sess_state_t *st = ts_sess_state_new();
+    ts_sess_state_ctx_t ctx = {.ver = 1, .hlc = 5, .actor = "a"};
+    ts_sess_state_outcome_t o;
+    json_t *init = json_object(), *m = json_object();
+    for (int i = 0; i < 40; i++) {
+        char k[8];
+        snprintf(k, sizeof k, "o%d", i);
+        json_object_set_new(init, k, json_pack("{s{si}}", "x", "y", i));
+        json_object_set_new(m, k, json_pack("{s{si}}", "x", "z", i));
+    }
+    json_t *c = json_pack("{so}", "merge", init);
+    assert_int_equal(ts_sess_state_apply(st, NULL, c, &ctx, &o), 0);
+    ts_sess_state_outcome_clear(&o);
+    json_decref(c);
+    /* 40 members, each copied on write: fold still agrees */
+    json_t *snap = ts_sess_state_dump(st);
+    c = json_pack("{so}", "merge", m);
+    ctx.ver = 2;
+    assert_int_equal(ts_sess_state_apply(st, NULL, c, &ctx, &o), 0);
+    assert_int_equal(json_array_size(o.effects), 40);
+    ts_sess_state_t *st2;
+    char why[200];
+    assert_int_equal(ts_sess_state_load(snap, &st2, why, sizeof why), 0);
+    assert_int_equal(ts_sess_state_fold(st2, o.effects, o.meta, why, sizeof why), 0);
+    json_t *d1 = ts_sess_state_dump(st), *d2 = ts_sess_state_dump(st2);
+    assert_true(json_equal(d1, d2));
+    assert_int_equal(ts_sess_state_bytes(st), compact_size(ts_sess_state_doc(st)));
+    json_decref(d1);
+    json_decref(d2);
+    json_decref(snap);
+    json_decref(c);
+    ts_sess_state_outcome_clear(&o);
+    ts_sess_state_free(st2);
+
+    /* a member name that makes the path longer than 1024 bytes */
+    char key[1100];
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    c = json_pack("{s{si}}", "merge", key, 1);
+    assert_int_equal(ts_sess_state_apply(st, NULL, c, &ctx, &o), TS_EPROTO);
+    assert_string_equal(o.code, "bad_change");
+    assert_non_null(strstr(o.why, "is too long (1024 bytes, 64 levels at most)"));
+    ts_sess_state_outcome_clear(&o);
+    json_decref(c);
+
+    /* nested 65 levels into an existing 65-level object */
+    json_t *deep = json_integer(1), *patch = json_integer(2);
+    for (int i = 0; i < 65; i++) {
+        deep = json_pack("{so}", "d", deep);
+        patch = json_pack("{so}", "d", patch);
+    }
+    c = json_pack("{s{so}}", "merge", "deep", deep);
+    assert_int_equal(ts_sess_state_apply(st, NULL, c, &ctx, &o), 0);
+    ts_sess_state_outcome_clear(&o);
+    json_decref(c);
+    c = json_pack("{s{so}}", "merge", "deep", patch);
+    assert_int_equal(ts_sess_state_apply(st, NULL, c, &ctx, &o), TS_EPROTO);
+    assert_non_null(strstr(o.why, "64 levels"));
+    ts_sess_state_outcome_clear(&o);
+    json_decref(c);
+
+    /* an actor that is not UTF-8 (the caller's mistake) is refused, not stored */
+    ctx.actor = "\xff";
+    c = qj("{'merge':{'a':1}}");
+    assert_int_equal(ts_sess_state_apply(st, NULL, c, &ctx, &o), TS_EPROTO);
+    assert_string_equal(o.code, "bad_change");
+    ts_sess_state_outcome_clear(&o);
+    json_decref(c);
+    json_decref(m);
+    ts_sess_state_free(st);
+}
+
 /* ---- random walk: fold, atomicity and convergence ---- */
 
 static uint64_t rng_state;
@@ -986,6 +1061,7 @@ int main(void) {
         cmocka_unit_test(load_refusals),
         cmocka_unit_test(fold_refusals),
         cmocka_unit_test(outcomes_are_stable),
+        cmocka_unit_test(big_changes),
         cmocka_unit_test(random_walk),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
