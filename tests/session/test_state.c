@@ -882,7 +882,6 @@ static void big_changes(void **state) {
     assert_string_equal(o.code, "bad_change");
     ts_sess_state_outcome_clear(&o);
     json_decref(c);
-    json_decref(m);
     ts_sess_state_free(st);
 }
 
