@@ -1545,9 +1545,9 @@ static void c_order_group(void **state) {
                                                             sc_on_lease, &r[i])),
                   0);
     i++;
-    assert_ts_err(
-        SC_CALL(&t, &r[i], ts_store_reg_list(&t.st, TS_STORE_BY_SESSION, S("h"), sc_on_list, &r[i])),
-        0);
+    assert_ts_err(SC_CALL(&t, &r[i],
+                          ts_store_reg_list(&t.st, TS_STORE_BY_SESSION, S("h"), sc_on_list, &r[i])),
+                  0);
     i++;
     assert_ts_err(SC_CALL(&t, &r[i], ts_store_log_append(&t.st, S("h2"), b, sc_on_seq, &r[i])), 0);
     i++;

@@ -331,7 +331,8 @@ static void m_migrate_v1(void **state) {
                   "  (CAST('a1' AS BLOB), 3, CAST('three' AS BLOB)),"
                   "  (CAST('a3' AS BLOB), 2, CAST('x2' AS BLOB)),"
                   "  (CAST('a3' AS BLOB), 3, CAST('x3' AS BLOB));"
-                  "INSERT INTO sessions VALUES(CAST('a2' AS BLOB), 5, 5, 2, CAST('{\"v\":2}' AS BLOB)),"
+                  "INSERT INTO sessions VALUES"
+                  "  (CAST('a2' AS BLOB), 5, 5, 2, CAST('{\"v\":2}' AS BLOB)),"
                   "  (CAST('a3' AS BLOB), 3, 1, 0, NULL);"
                   "INSERT INTO lease_terms VALUES(CAST('L' AS BLOB), 7);");
     sc_t t;
