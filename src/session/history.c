@@ -162,6 +162,7 @@ typedef struct hist_item {
     uint64_t mut, base, hlc, ts, ver;
     int has_base, retries;
     int in_batch;           /* issued by hist_pump: its callback ends the batch */
+    ts_sio_class_t cls;     /* delivery class of its entry */
     char id[TS_SESS_MAX_NAME + 1];
     char cid[TS_SESS_MAX_NAME + 1];
     char type[TS_SESS_MAX_NAME + 1];
@@ -193,7 +194,7 @@ static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, ui
     with_seq(&out, ts_buf_slice(it->entry), seq);
     ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};
     const char *room = it->ss->room_session;
-    ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .skip = it->ss->s};
+    ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .skip = it->ss->s, .cls = it->cls};
     ts_sio_broadcast_raw(h->sess->nsp, &to, event, &arg, 1);
     ts_sbuf_free(&out);
 }
@@ -902,7 +903,7 @@ static sess_hist_t *sock_hist(sess_sock_t *ss) {
 }
 
 void ts_sess__hist_publish(sess_sock_t *ss, sess_batch_t *b, size_t idx, ts_buf_t *entry,
-                           const char *id, const char *client, uint64_t mut, uint64_t ts) {
+                           const sess_pub_meta_t *m) {
     sess_hist_t *h = sock_hist(ss);
     hist_item_t *it = ts_xcalloc(1, sizeof *it);
     ts_list_init(&it->link);
@@ -912,10 +913,11 @@ void ts_sess__hist_publish(sess_sock_t *ss, sess_batch_t *b, size_t idx, ts_buf_
     it->idx = idx;
     it->ss = ss;
     it->entry = entry;
-    it->mut = mut;
-    it->ts = ts;
-    ts_strlcpy(it->id, id, sizeof it->id);
-    ts_strlcpy(it->client, client, sizeof it->client);
+    it->mut = m->mut;
+    it->ts = m->ts;
+    it->cls = m->cls;
+    ts_strlcpy(it->id, m->id, sizeof it->id);
+    ts_strlcpy(it->client, m->client, sizeof it->client);
     /* behind queued changes of this session, to keep each sender's order */
     if (!ts_list_empty(&h->queue) || !ts_list_empty(&h->retry) || h->phase == H_LOADING) {
         ts_list_insert_tail(&h->queue, &it->link);
@@ -976,6 +978,7 @@ static hist_item_t *change_item(sess_sock_t *ss, sess_batch_t *b, size_t idx, js
     hist_item_t *it = ts_xcalloc(1, sizeof *it);
     ts_list_init(&it->link);
     it->kind = ITEM_CHANGE;
+    it->cls = TS_SIO_CLASS_STATE;
     it->b = b;
     it->idx = idx;
     it->ss = ss;

@@ -16,6 +16,7 @@
 #include "core/ts_hlc.h"
 #include "core/ts_map.h"
 #include "session/ts_sess_auth.h"
+#include "session/ts_sess_envelope.h"
 #include "session/ts_sess_state.h"
 
 
@@ -144,11 +145,21 @@ json_t *ts_sess__error(const char *code, const char *message, uint64_t retry_aft
 /* The welcome event; `hist` (takes, may be NULL) adds the v3 members. */
 void ts_sess__emit_welcome(sess_sock_t *ss, json_t *hist);
 
+/* The delivery class of an envelope priority. */
+ts_sio_class_t ts_sess__prio_class(ts_sess_prio_t prio);
+
 /* history.c: the session history (protocol v3). */
+typedef struct sess_pub_meta {
+    const char *id;     /* the envelope's id (for the answer) */
+    const char *client; /* exactly-once: who (always set) */
+    uint64_t mut;       /* 0: no exactly-once bookkeeping */
+    uint64_t ts;        /* the HLC in the entry */
+    ts_sio_class_t cls; /* delivery class of the entry */
+} sess_pub_meta_t;
 /* Logs a session-scope envelope (entry: takes, the canonical text without
  * seq) and relays it once durable; answers item idx of batch b. */
 void ts_sess__hist_publish(sess_sock_t *ss, sess_batch_t *b, size_t idx, ts_buf_t *entry,
-                           const char *id, const char *client, uint64_t mut, uint64_t ts);
+                           const sess_pub_meta_t *m);
 /* The batch of a message with n items (one ack for all). */
 sess_batch_t *ts_sess__batch_new(sess_sock_t *ss, const sess_answer_t *to, size_t n,
                                  int is_array);

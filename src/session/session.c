@@ -335,24 +335,62 @@ static ts_buf_t *pub_entry(ts_slice_t relayed, uint64_t ts, const char *client, 
     return ts_sbuf_finish(&e);
 }
 
-/* One envelope of a publish message, relayed (`relayed`: its canonical
- * relayed text) or, for the session history, logged first. */
-static void publish_one(sess_sock_t *ss, sess_batch_t *b, size_t idx, ts_sess_prio_t prio,
-                        ts_sess_scope_t to, ts_slice_t relayed, const char *id,
-                        const char *client, uint64_t mut) {
+/* One envelope of a publish message, from either parser. */
+typedef struct pub {
+    ts_sess_prio_t prio;
+    ts_sess_scope_t to;
+    ts_slice_t relayed;  /* its canonical relayed text */
+    ts_slice_t type;
+    const char *id;
+    const char *client;  /* "" or NULL: none given */
+    uint64_t mut;        /* 0: none */
+} pub_t;
+
+ts_sio_class_t ts_sess__prio_class(ts_sess_prio_t prio) {
+    static const ts_sio_class_t cls[TS_SESS_PRIO_COUNT] = {
+        [TS_SESS_PRIO_SECURITY] = TS_SIO_CLASS_SECURITY,
+        [TS_SESS_PRIO_CONTROL] = TS_SIO_CLASS_CONTROL,
+        [TS_SESS_PRIO_STATE] = TS_SIO_CLASS_STATE,
+        [TS_SESS_PRIO_EVENT] = TS_SIO_CLASS_EVENT,
+        [TS_SESS_PRIO_PRESENCE] = TS_SIO_CLASS_PRESENCE,
+        [TS_SESS_PRIO_TELEMETRY] = TS_SIO_CLASS_TELEMETRY};
+    return (unsigned)prio < TS_SESS_PRIO_COUNT ? cls[prio] : TS_SIO_CLASS_DEFAULT;
+}
+
+/* The coalesce key of a presence or telemetry stream: one per sending tab
+ * and envelope type, so a newer report replaces an older one still queued
+ * for a slow reader (FNV-1a; 0 means "never coalesce", so never 0). */
+static uint32_t coalesce_key(const sess_sock_t *ss, ts_slice_t type) {
+    uint32_t h = 2166136261u;
+    for (const char *p = ss->owner; *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
+    h = (h ^ 0xff) * 16777619u;
+    for (size_t i = 0; i < type.len; i++) h = (h ^ type.p[i]) * 16777619u;
+    return h ? h : 1;
+}
+
+/* Relays one envelope, or for the session history, logs it first. */
+static void publish_one(sess_sock_t *ss, sess_batch_t *b, size_t idx, const pub_t *pb) {
     ts_sess_t *sess = ss->sess;
-    if (sess->history && ts_sess_envelope_logged(prio, to)) {
+    if (sess->history && ts_sess_envelope_logged(pb->prio, pb->to)) {
         uint64_t ts = ts_hlc_now(&sess->sh->hlc, ts_wall_ms());
-        const char *cl = client && client[0] ? client : ss->default_client;
-        ts_sess__hist_publish(ss, b, idx, pub_entry(relayed, ts, cl, mut), id, cl, mut, ts);
+        const char *cl = pb->client && pb->client[0] ? pb->client : ss->default_client;
+        ts_sess__hist_publish(ss, b, idx, pub_entry(pb->relayed, ts, cl, pb->mut),
+                              &(sess_pub_meta_t){.id = pb->id,
+                                                 .client = cl,
+                                                 .mut = pb->mut,
+                                                 .ts = ts,
+                                                 .cls = ts_sess__prio_class(pb->prio)});
         return;
     }
-    const char *room = scope_room(ss, to);
-    ts_sio_raw_arg_t arg = {relayed, NULL};
-    ts_sio_target_t tgt = {.rooms = &room, .nrooms = 1, .skip = ss->s};
+    const char *room = scope_room(ss, pb->to);
+    ts_sio_raw_arg_t arg = {pb->relayed, NULL};
+    ts_sio_target_t tgt = {.rooms = &room, .nrooms = 1, .skip = ss->s,
+                           .cls = ts_sess__prio_class(pb->prio)};
+    if (pb->prio == TS_SESS_PRIO_PRESENCE || pb->prio == TS_SESS_PRIO_TELEMETRY)
+        tgt.coalesce = coalesce_key(ss, pb->type);
     ts_sio_broadcast_raw(sess->nsp, &tgt, "event", &arg, 1);
     SESS_COUNT(sess->counters[SC_RELAYED]);
-    ts_sess__batch_done(b, idx, json_pack("{s:b,s:s}", "ok", 1, "id", id));
+    ts_sess__batch_done(b, idx, json_pack("{s:b,s:s}", "ok", 1, "id", pb->id));
 }
 
 /* An envelope given as a tree (anything the fast path did not take). */
@@ -367,8 +405,14 @@ static void publish_tree(sess_sock_t *ss, sess_batch_t *b, size_t idx, json_t *i
     ts_sbuf_t text = TS_SBUF_INIT;
     ts_sio_json_dump(&text, out);
     json_decref(out);
-    publish_one(ss, b, idx, env.prio, env.to, ts_slice(ts_sbuf_data(&text), ts_sbuf_len(&text)),
-                env.id, env.client, env.mut);
+    pub_t pb = {.prio = env.prio,
+                .to = env.to,
+                .relayed = ts_slice(ts_sbuf_data(&text), ts_sbuf_len(&text)),
+                .type = ts_slice_str(env.type),
+                .id = env.id,
+                .client = env.client,
+                .mut = env.mut};
+    publish_one(ss, b, idx, &pb);
     ts_sbuf_free(&text);
 }
 
@@ -409,9 +453,14 @@ static void do_publish_raw(sess_sock_t *ss, const ts_sess_envelope_raw_t *env, i
     ts_strlcpy(id, (const char *)env->id.p, TS_MIN(sizeof id, env->id.len + 1));
     ts_strlcpy(client, env->client.len ? (const char *)env->client.p : "",
                TS_MIN(sizeof client, env->client.len + 1));
-    publish_one(ss, ts_sess__batch_new(ss, &(sess_answer_t){ack_id, NULL, NULL}, 1, 0), 0,
-                env->prio, env->to,
-                ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), id, client, env->mut);
+    pub_t pb = {.prio = env->prio,
+                .to = env->to,
+                .relayed = ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)),
+                .type = env->type,
+                .id = id,
+                .client = client,
+                .mut = env->mut};
+    publish_one(ss, ts_sess__batch_new(ss, &(sess_answer_t){ack_id, NULL, NULL}, 1, 0), 0, &pb);
     ts_sbuf_free(&out);
 }
 
@@ -613,7 +662,7 @@ static void emit_security(sess_sock_t *ss, const char *code, const char *message
     json_t *arr = json_pack("[{s:s,s:I,s:s}]", "code", code, "exp", (json_int_t)ss->id.exp,
                             "message", message);
     ts_sio_args_t a = {arr, NULL, 0};
-    ts_sio_emit(ss->s, "security", &a);
+    ts_sio_emit_class(ss->s, "security", &a, TS_SIO_CLASS_SECURITY);
     json_decref(arr);
 }
 
