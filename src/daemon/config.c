@@ -3,7 +3,8 @@
  * cannot exist in one place and be missing from another. Parsing does no
  * I/O except printing --help/--version, checking that named paths exist,
  * and reading the secret and key files (--jwt-secret-file, --jwt-public-key,
- * --admin-token-file), so that a bad one stops the start with one line.
+ * --admin-token-file, --publisher-token-file), so that a bad one stops the
+ * start with one line.
  * Secret values are never echoed in messages: only their length. */
 #include "daemon/ts_dmn_config.h"
 
@@ -135,6 +136,13 @@ static const opt_t opts[] = {
     {"admin-token-file", "TABSYNC_ADMIN_TOKEN_FILE", K_PATH, OFF(admin_token_file),
      SZ(admin_token_file), 0, 0, NULL, "FILE", "Authentication",
      "File holding the admin token (surrounding whitespace is ignored)."},
+    {"publisher-token", "TABSYNC_PUBLISHER_TOKEN", K_SECRET, OFF(publisher_token),
+     SZ(publisher_token), 0, 0, NULL, "TOKEN", "Authentication",
+     "Bearer token of the backend HTTP API (publish into a session's history,\n"
+     "read or change its state), 32 to 512 printable bytes. Unset: off."},
+    {"publisher-token-file", "TABSYNC_PUBLISHER_TOKEN_FILE", K_PATH, OFF(publisher_token_file),
+     SZ(publisher_token_file), 0, 0, NULL, "FILE", "Authentication",
+     "File holding the publisher token (surrounding whitespace is ignored)."},
     {"dev", "TABSYNC_DEV", K_BOOL, OFF(dev), 0, 0, 0, NULL, NULL, "Authentication",
      "Development mode: an HTTP endpoint mints session tokens for the demo\n"
      "page. Anyone who can reach the server gets a token: never in production."},
@@ -738,46 +746,67 @@ static int load_jwt_secrets(ctx_t *c) {
     return rc;
 }
 
-static int load_admin_token(ctx_t *c) {
-    ts_dmn_config_t *cfg = c->cfg;
-    char wn[64], wn2[64], sv[SHOW_CAP], who[160];
-    if (cfg->admin_token[0] && cfg->admin_token_file[0])
-        return fail(c, "%s and %s are both set (use one)",
-                    setter(c, "admin-token", wn, sizeof wn),
-                    setter(c, "admin-token-file", wn2, sizeof wn2));
-    if (cfg->admin_token_file[0]) {
+/* A bearer token of the HTTP API (--admin-token, --publisher-token): the
+ * flag or variable `flag`, or the content of `flag`-file. */
+static int load_bearer_token(ctx_t *c, const char *flag, char *token, size_t cap,
+                             const char *file) {
+    char wn[64], wn2[64], sv[SHOW_CAP], who[160], file_flag[40];
+    snprintf(file_flag, sizeof file_flag, "%s-file", flag);
+    if (token[0] && file[0])
+        return fail(c, "%s and %s are both set (use one)", setter(c, flag, wn, sizeof wn),
+                    setter(c, file_flag, wn2, sizeof wn2));
+    if (file[0]) {
         char *text;
         size_t len;
-        int rc = read_secret_file(c, "admin-token-file", cfg->admin_token_file, &text, &len);
+        int rc = read_secret_file(c, file_flag, file, &text, &len);
         if (rc) return rc;
         char *a = text, *b = text + len;
         while (a < b && is_blank(*a)) a++;
         while (b > a && is_blank(b[-1])) b--;
-        snprintf(who, sizeof who, "%s=\"%s\"", setter(c, "admin-token-file", wn, sizeof wn),
-                 show(cfg->admin_token_file, sv, sizeof sv));
+        snprintf(who, sizeof who, "%s=\"%s\"", setter(c, file_flag, wn, sizeof wn),
+                 show(file, sv, sizeof sv));
         rc = bad_secret_len(c, who, (size_t)(b - a), "token");
         if (!rc) {
-            memcpy(cfg->admin_token, a, (size_t)(b - a));
-            cfg->admin_token[b - a] = '\0';
+            memcpy(token, a, (size_t)(b - a));
+            token[b - a] = '\0';
         }
         explicit_bzero(text, len); /* our copy of a secret */
         free(text);
         if (rc) return rc;
-    } else if (cfg->admin_token[0]) {
-        snprintf(who, sizeof who, "%s", setter(c, "admin-token", wn, sizeof wn));
-        int rc = bad_secret_len(c, who, strlen(cfg->admin_token), "token");
+    } else if (token[0]) {
+        snprintf(who, sizeof who, "%s", setter(c, flag, wn, sizeof wn));
+        int rc = bad_secret_len(c, who, strlen(token), "token");
         if (rc) return rc;
     } else {
         return 0;
     }
     /* It travels in an HTTP header (Authorization: Bearer ...). */
-    for (const char *p = cfg->admin_token; *p; p++)
+    for (const char *p = token; *p; p++)
         if (*p <= ' ' || *p >= 0x7f) {
-            memset(cfg->admin_token, 0, sizeof cfg->admin_token);
+            explicit_bzero(token, cap);
             return fail(c, "%s contains spaces or non-printable bytes (expected printable ASCII)",
                         who);
         }
     return 0;
+}
+
+static int load_api_tokens(ctx_t *c) {
+    ts_dmn_config_t *cfg = c->cfg;
+    int rc = load_bearer_token(c, "admin-token", cfg->admin_token, sizeof cfg->admin_token,
+                               cfg->admin_token_file);
+    if (!rc)
+        rc = load_bearer_token(c, "publisher-token", cfg->publisher_token,
+                               sizeof cfg->publisher_token, cfg->publisher_token_file);
+    if (rc || !cfg->admin_token[0] || strcmp(cfg->admin_token, cfg->publisher_token) != 0)
+        return rc;
+    /* one token would open both APIs: a backend could read every registry */
+    char wn[64], wn2[64];
+    explicit_bzero(cfg->publisher_token, sizeof cfg->publisher_token);
+    return fail(c, "%s is the same as %s (a publisher must not get the admin API: use two tokens)",
+                setter(c, cfg->publisher_token_file[0] ? "publisher-token-file" : "publisher-token",
+                       wn, sizeof wn),
+                setter(c, cfg->admin_token_file[0] ? "admin-token-file" : "admin-token", wn2,
+                       sizeof wn2));
 }
 
 static int check_public_key(ctx_t *c) {
@@ -800,7 +829,7 @@ static int check_public_key(ctx_t *c) {
 
 static int finish_auth(ctx_t *c) {
     int rc = load_jwt_secrets(c);
-    if (!rc) rc = load_admin_token(c);
+    if (!rc) rc = load_api_tokens(c);
     if (!rc) rc = check_public_key(c);
     return rc;
 }

@@ -69,6 +69,11 @@ typedef struct ts_dmn_config {
     char admin_token[TS_DMN_SECRET_MAX + 1]; /* --admin-token / TABSYNC_ADMIN_TOKEN, or
                                   the content of --admin-token-file; "" = admin API off */
     char admin_token_file[512]; /* --admin-token-file, TABSYNC_ADMIN_TOKEN_FILE */
+    char publisher_token[TS_DMN_SECRET_MAX + 1]; /* --publisher-token /
+                                  TABSYNC_PUBLISHER_TOKEN, or the content of
+                                  --publisher-token-file; "" = backend API off;
+                                  never equal to admin_token */
+    char publisher_token_file[512]; /* --publisher-token-file, TABSYNC_PUBLISHER_TOKEN_FILE */
     int dev;                   /* --dev, TABSYNC_DEV: development token endpoint; default 0 */
     /* Limits of the /session namespace (docs/SECURITY.md); 0 = unlimited */
     uint32_t limit_handshakes_per_ip; /* --limit-handshakes-per-ip: per second; default 50 */
