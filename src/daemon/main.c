@@ -241,7 +241,6 @@ static int start_session(ts_dmn_t *d) {
     ts_sess_cfg_t c = {
         .node_id = proc.node_id,
         .auth = proc.auth,
-        .admin_token = d->cfg.admin_token,
         .dev = d->cfg.dev,
         .handshakes_per_ip = d->cfg.limit_handshakes_per_ip,
         .conns_per_ip = d->cfg.limit_conns_per_ip,

@@ -1,5 +1,5 @@
 /* routes.c - the HTTP router of tabsyncd: Engine.IO endpoints, /healthz,
- * /metrics and the static web pages, in that order. */
+ * /metrics, the HTTP API (api.c) and the static web pages, in that order. */
 #include <http_parser.h>
 #include <stdio.h>
 #include <string.h>
@@ -107,6 +107,6 @@ void ts_dmn_route(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *u
         metrics(d, hc);
         return;
     }
-    if (d->sess && ts_sess_http(d->sess, hc, req)) return;
+    if (ts_dmn_api_route(d, hc, req)) return;
     static_file(d, hc, req);
 }

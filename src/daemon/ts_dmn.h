@@ -1,5 +1,6 @@
 /* ts_dmn.h - private to the daemon: the running server's parts, the HTTP
- * router and the built-in namespace apps (echo / test / conformance). */
+ * router, the HTTP API and the built-in namespace apps (echo / test /
+ * conformance). */
 #ifndef TS_DMN_H
 #define TS_DMN_H
 #include <uv.h>
@@ -64,6 +65,12 @@ void ts_dmn_send_conn(unsigned to, ts_http_conn_t *hc, ts_http_req_t *req);
 
 /* routes.c: every HTTP request lands here. */
 void ts_dmn_route(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *ud);
+
+/* api.c: serves /api/admin/... (admin token), /api/sessions/... (publisher
+ * token) and /api/dev/token (--dev) from d->sess's data API. Returns 1 if
+ * the path was one of them (answered, or held until the session layer
+ * answers), else 0 (also while /session is off). */
+int ts_dmn_api_route(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req);
 
 /* apps.c: registers the namespaces of the configured mode on d->sio:
  * the echo app on "/" with --dev; --test-app adds the test namespaces of

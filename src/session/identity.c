@@ -95,3 +95,13 @@ int ts_sess__dev_mint(ts_sess_t *sess, const char *user, const char *session, co
     *exp = now + TS_SESS_MINT_TTL_DEFAULT;
     return 0;
 }
+
+int ts_sess_api_dev_token(ts_sess_t *sess, const char *user, const char *session,
+                          const char *device, const char *fingerprint, char **token,
+                          int64_t *exp) {
+    if (!sess->cfg.dev) return TS_EFORBIDDEN;
+    const char *const vals[] = {user, session, device, fingerprint};
+    for (size_t i = 0; i < TS_ARRAY_LEN(vals); i++)
+        if (!vals[i] || !ts_sess_id_valid(vals[i], strlen(vals[i]))) return TS_EINVAL;
+    return ts_sess__dev_mint(sess, user, session, device, fingerprint, token, exp);
+}

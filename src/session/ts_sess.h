@@ -106,4 +106,34 @@ int ts_sess_api_health(ts_sess_t *s, const ts_sess_api_target_t *t, ts_sess_api_
  * breaker state) in Prometheus text. */
 void ts_sess_metrics(ts_sess_t *s, ts_sbuf_t *out);
 
+/* ---- registry and dev data API (daemon routes) ----
+ * What the daemon's admin and dev HTTP routes (src/daemon/api.c) read from
+ * the session layer: the registry of live tabs and development tokens. No
+ * HTTP here; answers are JSON text through ts_sess_api_cb, as above. */
+typedef enum ts_sess_tabs_by {
+    TS_SESS_TABS_BY_SESSION = 0, /* {session, devices, tabs}: every user's tabs of a session id */
+    TS_SESS_TABS_BY_USER,        /* {user, devices, sessions, tabs}: a user's tabs */
+} ts_sess_tabs_by_t;
+
+/* Lists the live tabs of session or user `id` from the registry: each tab
+ * {user, session, device, tab, node, expires_at, data} (data: what the tab
+ * reported, with the server's rtt), devices (and, by user, sessions)
+ * grouped with their tab counts. `user` (borrowed; NULL = every user)
+ * keeps only that user's tabs. cb is called once with status 0 and the
+ * JSON, or with the store's failure (TS_ESTORE, TS_ECLOSED; body empty).
+ * Returns 0; TS_EINVAL (id or user outside the id alphabet); TS_ECIRCUIT
+ * (the store's circuit breaker is open: retry in a second); TS_ECLOSED;
+ * or the store's refusal of the call; then cb is never called. */
+int ts_sess_api_tabs(ts_sess_t *s, ts_sess_tabs_by_t by, const char *id, const char *user,
+                     ts_sess_api_cb cb, void *ud);
+
+/* --dev: mints an HS256 session token for (user, session, device) bound
+ * to `fingerprint`, valid TS_SESS_MINT_TTL_DEFAULT seconds (the demo page).
+ * Returns 0 with *token (returns new: free()) and its *exp (seconds since
+ * 1970); TS_EFORBIDDEN (the session layer was started without dev);
+ * TS_EINVAL (a value outside the id alphabet); or the verifier's refusal
+ * (no HS256 secret to sign with). */
+int ts_sess_api_dev_token(ts_sess_t *s, const char *user, const char *session, const char *device,
+                          const char *fingerprint, char **token, int64_t *exp);
+
 #endif
