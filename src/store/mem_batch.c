@@ -174,10 +174,12 @@ void ts_store__mem_deliver_op(mem_t *m, mem_op_t *op) {
         if (op->cb.lease) op->cb.lease(st, with ? &v : NULL, op->ud);
         break;
     }
+    case OP_SESS_GET: /* its answer is read when due, after the creation is durable */
+        ts_store__mem_read_sess(m, op);
+        break;
     case OP_REG_LIST:
     case OP_LOG_READ:
     case OP_STATE_GET:
-    case OP_SESS_GET:
         ts_assert(!"reads are delivered by running them");
         break;
     default:
@@ -191,7 +193,6 @@ void ts_store__mem_run_read(mem_t *m, mem_op_t *op) {
     case OP_REG_LIST: ts_store__mem_read_reg(m, op); break;
     case OP_LOG_READ: ts_store__mem_read_log(m, op); break;
     case OP_STATE_GET: ts_store__mem_read_state(m, op); break;
-    case OP_SESS_GET: ts_store__mem_read_sess(m, op); break;
     default: ts_assert(!"not a read"); break;
     }
 }

@@ -21,7 +21,7 @@ enum op_kind {
     OP_LOG_TRIM,
     OP_STATE_GET,    /* read */
     OP_STATE_CAS,
-    OP_SESS_GET,     /* read */
+    OP_SESS_GET,     /* a read that creates the session it asks about */
     OP_COMMIT,
     OP_SNAP_PUT,
     OP_LEASE_ACQUIRE,
@@ -33,7 +33,8 @@ enum op_kind {
  * door completed before it); anything else runs on the turn after it was
  * issued and keeps its result in the op until its callback is due. */
 static inline int op_is_read(enum op_kind k) {
-    return k == OP_REG_LIST || k == OP_LOG_READ || k == OP_STATE_GET || k == OP_SESS_GET;
+    /* OP_SESS_GET is not one: it creates an unknown session (its epoch) */
+    return k == OP_REG_LIST || k == OP_LOG_READ || k == OP_STATE_GET;
 }
 
 typedef struct mem_door mem_door_t;
@@ -186,6 +187,7 @@ void ts_store__mem_exec_log_trim(mem_t *m, mem_op_t *op);
 void ts_store__mem_exec_state_cas(mem_t *m, mem_op_t *op);
 void ts_store__mem_exec_commit(mem_t *m, mem_op_t *op);
 void ts_store__mem_exec_snap_put(mem_t *m, mem_op_t *op);
+void ts_store__mem_exec_sess_open(mem_t *m, mem_op_t *op);
 /* reads: run and call back */
 void ts_store__mem_read_log(mem_t *m, mem_op_t *op);
 void ts_store__mem_read_state(mem_t *m, mem_op_t *op);

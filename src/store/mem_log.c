@@ -602,9 +602,23 @@ void ts_store__mem_read_state(mem_t *m, mem_op_t *op) {
     if (op->cb.state) op->cb.state(rc, rc ? NULL : &st, op->ud);
 }
 
+/* sess_get of a session that does not exist yet creates it: its epoch is
+ * fixed (and durable) from the first time anyone asks, so a reader that
+ * saw a session empty and later events can never mistake another
+ * incarnation (a memory-only restart) for the one it saw. */
+void ts_store__mem_exec_sess_open(mem_t *m, mem_op_t *op) {
+    mem_sess_t *s = sess_get(m, op->s[0], 0, &op->status);
+    if (op->status) return;
+    if (s) return; /* a plain read, answered when due (ts_store__mem_read_sess) */
+    if (!(s = sess_get(m, op->s[0], 1, &op->status))) return;
+    if ((op->status = sess_room(m, s, 0, 0))) return;
+    if ((op->status = sess_write(m, s))) return;
+    settle(m, op, s);
+}
+
 void ts_store__mem_read_sess(mem_t *m, mem_op_t *op) {
-    int rc;
-    mem_sess_t *s = sess_get(m, op->s[0], 0, &rc);
+    int rc = op->status;
+    mem_sess_t *s = rc ? NULL : sess_get(m, op->s[0], 0, &rc);
     ts_store_sess_info_t info = {0};
     if (s) {
         const mem_hist_t *v = view(s);

@@ -369,6 +369,7 @@ static void exec_op(mem_t *m, mem_op_t *op) {
     case OP_STATE_CAS: ts_store__mem_exec_state_cas(m, op); break;
     case OP_COMMIT: ts_store__mem_exec_commit(m, op); break;
     case OP_SNAP_PUT: ts_store__mem_exec_snap_put(m, op); break;
+    case OP_SESS_GET: ts_store__mem_exec_sess_open(m, op); break;
     case OP_LEASE_ACQUIRE: exec_lease_acquire(m, op); break;
     case OP_LEASE_RENEW: exec_lease_renew(m, op); break;
     case OP_LEASE_RELEASE: exec_lease_release(m, op); break;

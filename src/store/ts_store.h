@@ -96,7 +96,7 @@ typedef struct ts_store_lease {
 typedef struct ts_store_sess_info {
     uint64_t epoch;        /* nonzero, random; changes whenever history may have
                             * been lost (memory-only store restarted, file
-                            * replaced); 0 = the session has never been written */
+                            * replaced); sess_get creates it on first contact */
     uint64_t last_seq;     /* newest durable seq (0: none) */
     uint64_t trimmed_upto; /* events <= this are gone from the log */
     uint64_t state_ver;    /* state changes committed so far (ts_store_commit_t.is_state);
@@ -395,8 +395,10 @@ static inline int ts_store_state_cas(ts_store_t *st, ts_slice_t session, uint64_
 
 /* ---- session history: info, exactly-once commits, snapshots ----
  * sess_get: the session's epoch, last durable seq, trim mark, state_ver and
- *   snapshot. An unknown session (or one whose first write is not durable
- *   yet) is status 0 with everything 0 (epoch 0).
+ *   snapshot. A session that does not exist yet is created by the call (a
+ *   write: it gets its epoch, durable before the callback), so the epoch a
+ *   reader first sees stays the session's for as long as its history lasts;
+ *   everything else is 0. Callback: 0, TS_ELIMIT, TS_ESTORE.
  * commit: appends c->event as the session's next seq, atomically with
  *   (a) the condition: if c->if_ver != TS_STORE_ANY_VER and the session's
  *       state_ver differs, nothing is written: TS_ECONFLICT with the current
