@@ -164,6 +164,10 @@ static const opt_t opts[] = {
     {"limit-bytes-per-socket", "TABSYNC_LIMIT_BYTES_PER_SOCKET", K_U32,
      OFF(limit_bytes_per_socket), 0, 0, 1073741824u, "bytes per second", "BYTES",
      "Limits (/session)", "Bytes of events one socket may send per second. 0 = unlimited."},
+    {"limit-queue", "TABSYNC_LIMIT_QUEUE", K_U32, OFF(limit_queue), 0, 0, 100000, "events", "N",
+     "Limits (/session)",
+     "Events a socket over its rate may have waiting: they are handled at the\n"
+     "rate the limits allow instead of refused. 0 = refuse at once."},
     {"limit-strikes", "TABSYNC_LIMIT_STRIKES", K_U32, OFF(limit_strikes), 0, 0, 8, "strikes",
      "N", "Limits (/session)",
      "Refused events within 10 s after which the socket is disconnected\n"
@@ -268,6 +272,7 @@ void ts_dmn_config_defaults(ts_dmn_config_t *cfg) {
     cfg->workers = 1;
     cfg->jwt_leeway_s = TS_SESS_LEEWAY_DEFAULT;
     cfg->limit_handshakes_per_ip = 50;
+    cfg->limit_queue = 1000;
     cfg->history = 1;
     cfg->durability = TS_DMN_DUR_GROUP;
     cfg->group_commit_ms = 2;

@@ -248,6 +248,7 @@ static int start_session(ts_dmn_t *d) {
         .events_per_socket = d->cfg.limit_events_per_socket,
         .bytes_per_socket = d->cfg.limit_bytes_per_socket,
         .strikes = d->cfg.limit_strikes,
+        .queue_max = d->cfg.limit_queue,
         .registry_ttl_ms = d->cfg.registry_ttl_ms,
         .leeway_s = d->cfg.jwt_leeway_s,
         .share_with = d->idx ? proc.w[0]->sess : NULL,

@@ -37,6 +37,7 @@
 #define HLC_AHEAD_MS 60000     /* a client clock further ahead is refused */
 #define IDLE_EVICT_MS 30000    /* idle caches leave after this */
 #define TS_JS_MAX_SAFE 9007199254740991ULL /* 2^53 - 1: the largest exact JS integer */
+#define APPLIED_MAX 4096       /* mutations a cache remembers as applied */
 
 typedef enum { H_NEW, H_LOADING, H_READY } hist_phase_t;
 
@@ -57,6 +58,11 @@ struct sess_hist {
     ts_list_t retry;        /* items that hit the condition, to compute again */
     ts_list_t resyncs;      /* sync_req_t waiting for the end of the batch */
     size_t inflight;        /* commits issued and not called back */
+    int chain_broken;       /* a commit of the batch in flight failed: the later ones
+                             * conflict because of it, not because of others */
+    ts_map_t applied;       /* "client\x1fmut" -> seq: mutations known applied */
+    char **applied_keys;    /* their keys, oldest first (a ring of APPLIED_MAX) */
+    size_t applied_head, applied_n;
     size_t ops;             /* store calls outstanding (keeps it from eviction) */
     size_t klen;
     char key[];             /* "<user>/<session>" */
@@ -162,6 +168,7 @@ typedef struct hist_item {
     uint64_t mut, base, hlc, ts, ver;
     int has_base, retries;
     int in_batch;           /* issued by hist_pump: its callback ends the batch */
+    int known_dup;          /* probed because the cache saw it applied */
     ts_sio_class_t cls;     /* delivery class of its entry */
     char id[TS_SESS_MAX_NAME + 1];
     char cid[TS_SESS_MAX_NAME + 1];
@@ -263,16 +270,63 @@ static int hist_idle(const sess_hist_t *h) {
            ts_list_empty(&h->queue) && ts_list_empty(&h->retry) && ts_list_empty(&h->resyncs);
 }
 
+static void applied_clear(sess_hist_t *h);
+
 static void hist_free(sess_hist_t *h) {
     ts_sess_t *sess = h->sess;
     ts_map_del(&sess->hists, h->key, h->klen);
     ts_list_remove(&h->lru);
     sess->nhists--;
     ts_sess_state_free(h->st);
+    applied_clear(h);
     free(h);
 }
 
 static ts_slice_t hist_key(const sess_hist_t *h) { return ts_slice(h->key, h->klen); }
+
+/* Mutations this cache saw applied (its commits, the entries it folded).
+ * A resend of one goes straight to the store's exactly-once probe instead
+ * of being computed into the batch: a duplicate inside a batch's chain of
+ * conditional commits would make every later commit of the chain conflict.
+ * The store stays the authority; this only avoids most such breaks. */
+static size_t applied_key(char *out, size_t cap, const char *client, uint64_t mut) {
+    int n = snprintf(out, cap, "%s\x1f%" PRIu64, client, mut);
+    return n < 0 ? 0 : TS_MIN((size_t)n, cap - 1);
+}
+
+static void applied_note(sess_hist_t *h, const char *client, uint64_t mut, uint64_t seq) {
+    if (!client || !mut) return;
+    char key[TS_STORE_ID_MAX + 24];
+    size_t n = applied_key(key, sizeof key, client, mut);
+    if (ts_map_get(&h->applied, key, n)) return;
+    if (!h->applied_keys) h->applied_keys = ts_xcalloc(APPLIED_MAX, sizeof(char *));
+    if (h->applied_n == APPLIED_MAX) { /* forget the oldest */
+        char *old = h->applied_keys[h->applied_head];
+        ts_map_del(&h->applied, old, strlen(old));
+        free(old);
+        h->applied_head = (h->applied_head + 1) % APPLIED_MAX;
+        h->applied_n--;
+    }
+    char *k = ts_xstrdup(key);
+    h->applied_keys[(h->applied_head + h->applied_n++) % APPLIED_MAX] = k;
+    ts_map_put(&h->applied, k, n, (void *)(uintptr_t)seq);
+}
+
+static int applied_has(const sess_hist_t *h, const char *client, uint64_t mut) {
+    char key[TS_STORE_ID_MAX + 24];
+    size_t n = applied_key(key, sizeof key, client, mut);
+    return ts_map_get(&h->applied, key, n) != NULL;
+}
+
+static void applied_clear(sess_hist_t *h) {
+    for (size_t i = 0; i < h->applied_n; i++)
+        free(h->applied_keys[(h->applied_head + i) % APPLIED_MAX]);
+    free(h->applied_keys);
+    h->applied_keys = NULL;
+    h->applied_head = h->applied_n = 0;
+    ts_map_deinit(&h->applied);
+    h->applied = (ts_map_t)TS_MAP_INIT;
+}
 
 /* A store call on behalf of a cache (it stays until the call is back). */
 static void op_begin(sess_hist_t *h) {
@@ -369,6 +423,8 @@ static void on_load_page(int status, const ts_store_log_page_t *page, void *ud) 
                 return;
             }
             h->ver = ver;
+            applied_note(h, json_string_value(json_object_get(entry, "client")),
+                         (uint64_t)json_integer_value(json_object_get(entry, "mut")), e->seq);
         }
         json_decref(entry);
         h->known_seq = e->seq;
@@ -386,6 +442,7 @@ static void on_load_info(int status, const ts_store_sess_info_t *info, void *ud)
         load_failed(h, status);
         return;
     }
+    if (h->epoch != info->epoch) applied_clear(h); /* another history */
     h->epoch = info->epoch;
     h->last_seq = info->last_seq;
     h->trimmed = info->trimmed_upto;
@@ -542,18 +599,28 @@ static void on_change_commit(int status, const ts_store_commit_res_t *res, void 
         if (status == TS_EDUP) {
             SESS_COUNT(sess->counters[SC_DUPLICATES]);
             item_reply(it, dup_reply(it, res));
+        } else if (status == TS_ECONFLICT && it->known_dup) {
+            /* the store never applied it (another history): compute it */
+            char key[TS_STORE_ID_MAX + 24];
+            ts_map_del(&h->applied, key, applied_key(key, sizeof key, it->client, it->mut));
+            it->known_dup = 0;
+            json_decref(it->refusal);
+            it->refusal = NULL;
+            ts_list_insert_tail(&h->retry, &it->link);
+            it = NULL;
         } else if (status == TS_ECONFLICT) {
             item_reply(it, json_incref(it->refusal));
         } else {
             item_reply(it, store_failure(it, status));
         }
-        item_free(it);
+        if (it) item_free(it);
     } else if (status == 0) {
         h->ver = res->state_ver;
         h->known_seq = res->seq;
         h->last_seq = TS_MAX(h->last_seq, res->seq);
         h->epoch = res->epoch;
         deliver_entry(h, it, "change", res->seq);
+        applied_note(h, it->client, it->mut, res->seq);
         SESS_COUNT(sess->counters[SC_LOGGED]);
         SESS_COUNT(sess->counters[SC_CHANGES]);
         json_t *r = it->ack;
@@ -563,14 +630,16 @@ static void on_change_commit(int status, const ts_store_commit_res_t *res, void 
         item_reply(it, r);
         item_free(it);
     } else if (status == TS_ECONFLICT && it->retries < RETRIES_MAX) {
-        /* computed against a state that did not become the store's: again */
+        /* computed against a state that did not become the store's: again.
+         * Only conflicts caused by others count toward giving up. */
         h->dirty = 1;
-        it->retries++;
+        if (!h->chain_broken) it->retries++;
         ts_buf_unref(it->entry);
         it->entry = NULL;
         ts_list_insert_tail(&h->retry, &it->link);
     } else {
         h->dirty = 1;
+        h->chain_broken = 1;
         if (status == TS_EDUP) {
             SESS_COUNT(sess->counters[SC_DUPLICATES]);
             item_reply(it, dup_reply(it, res));
@@ -618,6 +687,7 @@ static void change_entry(hist_item_t *it, ts_sess_state_outcome_t *o) {
     ts_sbuf_t sb = TS_SBUF_INIT;
     ts_sio_json_dump(&sb, e);
     json_decref(e);
+    ts_buf_unref(it->entry); /* a probe's, when the item comes back to be computed */
     it->entry = ts_sbuf_finish(&sb);
     json_decref(it->ack);
     it->ack = json_pack("{s:b,s:s,s:I,s:I,s:O,s:O}", "ok", 1, "id", it->id, "ver",
@@ -631,6 +701,8 @@ static json_t *refusal_reply(hist_item_t *it, sess_hist_t *h, ts_sess_state_outc
     if (o->conflicts) json_object_set(r, "conflicts", o->conflicts);
     return r;
 }
+
+static int probe(sess_hist_t *h, hist_item_t *it);
 
 /* Computes one change against the speculative state and commits it (or,
  * refused, answers it — after asking the store whether a resend of it was
@@ -648,6 +720,12 @@ static int compute(sess_hist_t *h, hist_item_t *it) {
     }
     if (it->hlc) hlc = it->hlc;
     it->ts = now;
+    if (it->mut && applied_has(h, it->client, it->mut)) {
+        /* a resend this cache saw applied: the store answers from the original */
+        it->known_dup = 1;
+        it->refusal = item_error(it->id, "busy", "could not confirm the original; retry", 100);
+        return probe(h, it);
+    }
     it->ver = h->spec_ver + 1;
     ts_sess_state_ctx_t ctx = {.ver = it->ver,
                                .base = it->base,
@@ -692,6 +770,14 @@ static int compute(sess_hist_t *h, hist_item_t *it) {
     /* A resend of an applied change would be refused now (its effect is
      * already there): the store says whether it was applied. */
     it->refusal = refusal;
+    return probe(h, it);
+}
+
+/* Asks the store whether it->mut was applied (TS_STORE_PROBE_VER writes
+ * nothing): the answer is the original's, or it->refusal. Returns 1 if the
+ * probe was issued. */
+static int probe(sess_hist_t *h, hist_item_t *it) {
+    ts_sess_t *sess = h->sess;
     ts_buf_unref(it->entry);
     it->entry = ts_buf_from("{}", 2);
     ts_store_commit_t c = {.event = it->entry,
@@ -850,6 +936,7 @@ static void answer_resyncs(sess_hist_t *h) {
 /* The batch in flight is over: the cache is the store's state again (or
  * dirty). Reload if needed, answer resyncs, snapshot, run the next batch. */
 static void batch_end(sess_hist_t *h) {
+    h->chain_broken = 0;
     if (!ts_list_empty(&h->retry)) { /* computed again first, in their order */
         ts_list_t *first = h->retry.next, *last = h->retry.prev;
         first->prev = &h->queue;

@@ -40,6 +40,7 @@ enum sess_counter {
     SC_RESYNCS,       /* sync answers that started from a snapshot */
     SC_REPLAYED,      /* sync answers */
     SC_REPLAYED_ENTRIES, /* entries sent in sync answers */
+    SC_DEFERRED,      /* events over a socket's rate, handled later instead of refused */
     SC_COUNT
 };
 
@@ -80,6 +81,9 @@ typedef struct sess_sock {
     char hist_key[2 * TS_SESS_ID_MAX + 2];       /* "user/session": its history in the store */
     char default_client[2 * TS_SESS_ID_MAX + 8]; /* exactly-once id when a change names none */
     uint32_t holds;          /* requests still answering to it (ts_sess__sock_hold) */
+    ts_list_t inq;           /* events over the rate, waiting (session.c "slow down") */
+    uint32_t inq_n;
+    ts_list_t backlog_link;  /* in sess->backlog while inq is not empty */
     uint8_t gone;            /* disconnected: s is NULL, freed at the last release */
 } sess_sock_t;
 
@@ -110,7 +114,10 @@ struct ts_sess {
     uint64_t refused[TS_SESS_R_COUNT_]; /* connections refused, by reason */
     size_t nsocks;
     size_t pending_ops;     /* store calls whose callback has not run */
-    int closed;             /* ts_sess_free done: free when pending_ops drops to 0 */
+    int closed;             /* 1: ts_sess_free done; 3: its timers closed too (free
+                             * when pending_ops drops to 0) */
+    ts_list_t backlog;      /* sockets with waiting events */
+    uv_timer_t drain;       /* runs their queues while the backlog is not empty */
     int history;            /* cfg.history == TS_SESS_HISTORY_ON */
     const ts_sess_rules_t *rules; /* cfg.rules or the default (owned then: own_rules) */
     ts_sess_rules_t *own_rules;

@@ -76,6 +76,8 @@ sess_sock_t *ts_sess__backend_sock(ts_sess_t *sess, const char *user, const char
     sess_sock_t *ss = ts_xcalloc(1, sizeof(*ss));
     ss->sess = sess;
     ts_list_init(&ss->link);
+    ts_list_init(&ss->inq);
+    ts_list_init(&ss->backlog_link);
     ts_strlcpy(ss->id.user, user, sizeof ss->id.user);
     ts_strlcpy(ss->id.session, session, sizeof ss->id.session);
     ts_strlcpy(ss->id.device, "server", sizeof ss->id.device);
@@ -156,6 +158,8 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     ss->sess = sess;
     ss->s = s;
     ts_list_init(&ss->link);
+    ts_list_init(&ss->inq);
+    ts_list_init(&ss->backlog_link);
     char why[200];
     int reason = ts_sess__identify(sess, auth, now_s(), &ss->id, why, sizeof why);
     if (reason) {
@@ -246,6 +250,8 @@ void ts_sess__emit_welcome(sess_sock_t *ss, json_t *hist) {
     json_decref(arr);
 }
 
+static void inq_clear(sess_sock_t *ss);
+
 static void on_disconnect(ts_sio_socket_t *s, const char *reason, void *ud) {
     ts_sess_t *sess = ud;
     sess_sock_t *ss = ts_sio_socket_ud(s);
@@ -256,6 +262,7 @@ static void on_disconnect(ts_sio_socket_t *s, const char *reason, void *ud) {
         TS_MET_BUMP_(sess->nsocks, (size_t)-1);
         ts_sess__reg_remove(ss);
     }
+    inq_clear(ss);
     sock_free(ss);
 }
 
@@ -281,35 +288,43 @@ void ts_sess__reply(ts_sio_socket_t *s, int64_t ack_id, json_t *res /* takes */)
     json_decref(res);
 }
 
-/* Token buckets for one client event of `size` bytes. Returns 0, or the
- * retry-after in ms (the event is refused; a strike is recorded and the
- * socket may have been disconnected: *gone is set then). */
-static uint64_t throttle(sess_sock_t *ss, size_t size, int *gone) {
+/* Takes the tokens of one client event: `items` events (a message that
+ * carries many changes or envelopes costs one per item, at most a whole
+ * burst) and `size` bytes. Returns 0, or the ms to wait for them. */
+static uint64_t try_take(sess_sock_t *ss, uint64_t size, uint64_t items, int *bytes) {
     ts_sess_t *sess = ss->sess;
     uint64_t now = uv_now(sess->loop);
-    int64_t wait = 0;
     /* The buckets belong to the tab (user/session/device/tab), not to the
      * socket: leaving and re-entering the namespace does not refill them.
      * A client could pick new tab ids, but each needs a CONNECT, and those
      * are limited per connection (sio) and connections per address. */
     size_t klen = strlen(ss->owner);
-    if (sess->cfg.events_per_socket) {
-        wait = ts_rl_table_take(&sess->ev_tab, ss->owner, klen, now, 1);
-        if (wait) SESS_COUNT(sess->counters[SC_THROTTLED_EVENTS]);
-    }
+    int64_t wait = 0;
+    if (sess->cfg.events_per_socket)
+        wait = ts_rl_table_take(&sess->ev_tab, ss->owner, klen, now,
+                                TS_MIN(items, (uint64_t)sess->cfg.events_per_socket));
     if (!wait && sess->cfg.bytes_per_socket) {
-        wait = ts_rl_table_take(&sess->by_tab, ss->owner, klen, now, size);
-        if (wait) SESS_COUNT(sess->counters[SC_THROTTLED_BYTES]);
+        wait = ts_rl_table_take(&sess->by_tab, ss->owner, klen, now,
+                                TS_MIN(size, (uint64_t)sess->cfg.bytes_per_socket));
+        if (bytes) *bytes = wait != 0;
     }
-    if (!wait) return 0;
-    if (wait < 0) wait = 1000; /* bigger than the whole allowance: never fits */
-    if (sess->cfg.strikes && ts_rl_strike(&ss->strikes, now)) {
+    return wait == 0 ? 0 : wait < 0 ? 1000 : (uint64_t)wait;
+}
+
+/* Refuses an event over the limits (the inbound queue is off or full):
+ * counted, a strike recorded, and past --limit-strikes the socket is
+ * disconnected. */
+static void refuse_throttled(sess_sock_t *ss, uint64_t wait, int bytes, int64_t ack_id) {
+    ts_sess_t *sess = ss->sess;
+    SESS_COUNT(sess->counters[bytes ? SC_THROTTLED_BYTES : SC_THROTTLED_EVENTS]);
+    ts_sio_socket_t *s = ss->s;
+    ts_sess__reply(s, ack_id, ts_sess__error("throttled", "rate limit exceeded; retry later", wait));
+    if (sess->cfg.strikes && ts_rl_strike(&ss->strikes, uv_now(sess->loop))) {
         SESS_COUNT(sess->counters[SC_ABUSE_DISCONNECTS]);
         ts_info("session", "disconnecting %s (user %s): %u throttled events within %u s",
                 ss->peer, ss->id.user, sess->cfg.strikes, STRIKE_WINDOW_MS / 1000);
-        *gone = 1;
+        ts_sio_disconnect(s, 0);
     }
-    return (uint64_t)wait;
 }
 
 static const char *scope_room(const sess_sock_t *ss, ts_sess_scope_t to) {
@@ -598,30 +613,13 @@ static const sess_event_t *event_find(const sess_sock_t *ss, const char *name) {
     return NULL;
 }
 
-/* Throttles one client event of `size` bytes: returns 1 (answered and
- * maybe disconnected) if refused. */
-static int refuse_throttled(sess_sock_t *ss, size_t size, int64_t ack_id) {
-    int gone = 0;
-    uint64_t wait = throttle(ss, size, &gone);
-    if (!wait) return 0;
-    ts_sio_socket_t *s = ss->s;
-    ts_sess__reply(s, ack_id, ts_sess__error("throttled", "rate limit exceeded; retry later", wait));
-    if (gone) ts_sio_disconnect(s, 0);
-    return 1;
-}
-
 static int raw_publish(sess_sock_t *ss, const ts_sio_raw_arg_t *a, size_t n, int64_t ack_id) {
     ts_sess_envelope_raw_t env;
     char why[160];
-    if (n == 0 || a[0].text.p[0] == '[') return 0;
-    /* checked before the throttle only because it has no effects: the texts
-     * of a raw event are canonical, so TS_EINVAL does not happen */
+    (void)n; /* on_raw_event checked: one object at least */
+    /* the texts of a raw event are canonical: TS_EINVAL does not happen */
     int rc = ts_sess_envelope_parse_raw(a[0].text, &env, why, sizeof why);
     if (rc == TS_EINVAL) return 0;
-    /* what json_dumpb of the arguments array measures on the other path */
-    size_t size = n + 1;
-    for (size_t i = 0; i < n; i++) size += a[i].text.len;
-    if (refuse_throttled(ss, size, ack_id)) return 1;
     if (rc != 0)
         ts_sess__reply(ss->s, ack_id, ts_sess__error("bad_envelope", why, 0));
     else
@@ -629,16 +627,115 @@ static int raw_publish(sess_sock_t *ss, const ts_sio_raw_arg_t *a, size_t n, int
     return 1;
 }
 
+/* ---- limits that slow a client down ----
+ * An event over the socket's rate is not refused: it waits in the socket's
+ * inbound queue (in arrival order, behind anything already waiting) and is
+ * handled when its tokens are there, so a burst — an offline queue flushing
+ * a thousand changes at reconnect — goes through at the rate the limits
+ * allow. Only an event that finds the queue full (--limit-queue, or 0: no
+ * queue) is refused, and only refusals count as strikes. */
+
+typedef struct sess_defer {
+    ts_list_t link;
+    const sess_event_t *ev; /* NULL: unknown to this socket */
+    json_t *args;           /* the arguments array (a reference) */
+    int64_t ack_id;
+    uint64_t size, items;
+} sess_defer_t;
+
+#define DRAIN_MS 10
+
+/* Messages that carry many items cost one token per item. */
+static uint64_t cost_items(const sess_event_t *ev, json_t *args) {
+    json_t *a0 = json_array_get(args, 0);
+    int batches = ev && (ev->handler == do_publish || ev->handler == do_state);
+    return batches && json_is_array(a0) && json_array_size(a0) ? json_array_size(a0) : 1;
+}
+
+static void dispatch(sess_sock_t *ss, const sess_event_t *ev, const ts_sio_args_t *a,
+                     int64_t ack_id) {
+    if (ev)
+        ev->handler(ss, a, ack_id);
+    else
+        ts_sess__reply(ss->s, ack_id,
+                       ts_sess__error("unknown_event", "unknown event (see docs/PROTOCOL.md)", 0));
+}
+
+static void defer_free(sess_defer_t *d) {
+    json_decref(d->args);
+    free(d);
+}
+
+/* Drops what a disconnected socket still had waiting. */
+static void inq_clear(sess_sock_t *ss) {
+    while (!ts_list_empty(&ss->inq)) {
+        sess_defer_t *d = TS_CONTAINER_OF(ss->inq.next, sess_defer_t, link);
+        ts_list_remove(&d->link);
+        defer_free(d);
+    }
+    ss->inq_n = 0;
+    if (ts_list_linked(&ss->backlog_link)) ts_list_remove(&ss->backlog_link);
+}
+
+static void on_drain(uv_timer_t *t) {
+    ts_sess_t *sess = t->data;
+    ts_list_t *it, *tmp;
+    TS_LIST_FOREACH_SAFE(it, tmp, &sess->backlog) {
+        sess_sock_t *ss = TS_CONTAINER_OF(it, sess_sock_t, backlog_link);
+        ts_sess__sock_hold(ss);
+        while (ss->inq_n && !ss->gone) {
+            sess_defer_t *d = TS_CONTAINER_OF(ss->inq.next, sess_defer_t, link);
+            if (try_take(ss, d->size, d->items, NULL)) break;
+            ts_list_remove(&d->link);
+            ss->inq_n--;
+            ts_sio_args_t a = {d->args, NULL, 0};
+            dispatch(ss, d->ev, &a, d->ack_id);
+            defer_free(d);
+        }
+        /* a dispatch can only unlink ss itself (its disconnect clears its queue) */
+        if (!ss->inq_n && ts_list_linked(&ss->backlog_link)) ts_list_remove(&ss->backlog_link);
+        ts_sess__sock_release(ss);
+    }
+    if (ts_list_empty(&sess->backlog)) uv_timer_stop(&sess->drain);
+}
+
+static int defer(sess_sock_t *ss, const sess_event_t *ev, const ts_sio_args_t *a, int64_t ack_id,
+                 uint64_t size, uint64_t items) {
+    ts_sess_t *sess = ss->sess;
+    if (ss->inq_n >= sess->cfg.queue_max || a->nattach) return 0;
+    sess_defer_t *d = ts_xcalloc(1, sizeof *d);
+    d->ev = ev;
+    d->args = json_incref(a->args);
+    d->ack_id = ack_id;
+    d->size = size;
+    d->items = items;
+    ts_list_insert_tail(&ss->inq, &d->link);
+    ss->inq_n++;
+    SESS_COUNT(sess->counters[SC_DEFERRED]);
+    if (!ts_list_linked(&ss->backlog_link)) {
+        if (ts_list_empty(&sess->backlog)) uv_timer_start(&sess->drain, on_drain, DRAIN_MS, DRAIN_MS);
+        ts_list_insert_tail(&sess->backlog, &ss->backlog_link);
+    }
+    return 1;
+}
+
 /* The relay fast path (ts_sio_nsp_handler_t.on_raw_event): events whose
  * row has a raw handler, with their arguments as the texts that arrived,
- * the same checks and answers as on_event's, without a JSON tree. */
+ * the same checks and answers as on_event's, without a JSON tree. Anything
+ * that has to wait (over the rate, or behind waiting events) takes the
+ * tree path, which queues it. */
 static int on_raw_event(ts_sio_socket_t *s, const char *event, const ts_sio_raw_arg_t *a,
                         size_t n, int64_t ack_id, void *ud) {
     (void)ud;
     sess_sock_t *ss = ts_sio_socket_ud(s);
-    if (!ss) return 0;
+    if (!ss || ss->inq_n || n == 0 || a[0].text.p[0] != '{') return 0;
     const sess_event_t *ev = event_find(ss, event);
-    return ev && ev->raw ? ev->raw(ss, a, n, ack_id) : 0;
+    if (!ev || !ev->raw) return 0;
+    /* what json_dumpb of the arguments array measures on the other path */
+    size_t size = n + 1;
+    for (size_t i = 0; i < n; i++) size += a[i].text.len;
+    if (try_take(ss, size, 1, NULL)) return 0;
+    return ev->raw(ss, a, n, ack_id);
 }
 
 static void on_event(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *a, int64_t ack_id,
@@ -646,14 +743,17 @@ static void on_event(ts_sio_socket_t *s, const char *event, const ts_sio_args_t 
     (void)ud;
     sess_sock_t *ss = ts_sio_socket_ud(s);
     if (!ss) return;
-    size_t size = json_dumpb(a->args, NULL, 0, JSON_COMPACT);
-    for (size_t i = 0; i < a->nattach; i++) size += a->attach[i]->len;
-    if (refuse_throttled(ss, size, ack_id)) return;
     const sess_event_t *ev = event_find(ss, event);
-    if (ev)
-        ev->handler(ss, a, ack_id);
-    else
-        ts_sess__reply(s, ack_id, ts_sess__error("unknown_event", "unknown event (see docs/PROTOCOL.md)", 0));
+    uint64_t size = json_dumpb(a->args, NULL, 0, JSON_COMPACT), items = cost_items(ev, a->args);
+    for (size_t i = 0; i < a->nattach; i++) size += a->attach[i]->len;
+    uint64_t wait = 0;
+    int bytes = 0;
+    if (!ss->inq_n && !(wait = try_take(ss, size, items, &bytes))) {
+        dispatch(ss, ev, a, ack_id);
+        return;
+    }
+    if (defer(ss, ev, a, ack_id, size, items)) return;
+    refuse_throttled(ss, wait ? wait : DRAIN_MS, bytes, ack_id);
 }
 
 /* ---- sweep: token expiry and registry renewal ---- */
@@ -788,13 +888,17 @@ ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *s
     sess->sweep.data = sess;
     uv_timer_start(&sess->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
     uv_unref((uv_handle_t *)&sess->sweep);
+    ts_list_init(&sess->backlog);
+    uv_timer_init(loop, &sess->drain);
+    sess->drain.data = sess;
+    uv_unref((uv_handle_t *)&sess->drain);
     return sess;
 }
 
-/* The session layer goes once its timer is closed and no store call is
+/* The session layer goes once its timers are closed and no store call is
  * outstanding (their callbacks carry it as user data). */
 static void maybe_free(ts_sess_t *sess) {
-    if (sess->closed != 2 || sess->pending_ops) return;
+    if (sess->closed != 3 || sess->pending_ops) return;
     shared_leave(sess);
     ts_rl_table_deinit(&sess->ev_tab);
     ts_rl_table_deinit(&sess->by_tab);
@@ -809,9 +913,10 @@ void ts_sess__op_end(ts_sess_t *sess) {
     maybe_free(sess);
 }
 
-static void sweep_closed(uv_handle_t *h) {
+/* closed counts: 1 = ts_sess_free ran, +1 per timer closed. */
+static void timer_closed(uv_handle_t *h) {
     ts_sess_t *sess = h->data;
-    sess->closed = 2;
+    sess->closed++;
     maybe_free(sess);
 }
 
@@ -823,11 +928,13 @@ void ts_sess_free(ts_sess_t *sess) {
         ts_list_remove(&ss->link);
         ts_sess__reg_remove(ss);
         ts_sio_socket_set_ud(ss->s, NULL);
+        inq_clear(ss);
         sock_free(ss);
     }
     sess->closed = 1;
     ts_sess__hist_shutdown(sess);
-    uv_close((uv_handle_t *)&sess->sweep, sweep_closed);
+    uv_close((uv_handle_t *)&sess->sweep, timer_closed);
+    uv_close((uv_handle_t *)&sess->drain, timer_closed);
 }
 
 /* The store's durability costs: commits and their latency (the fsync of
@@ -875,7 +982,7 @@ void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
         "tabsync_history_entries_total",           "tabsync_history_changes_total",
         "tabsync_history_conflicts_total",         "tabsync_history_duplicates_total",
         "tabsync_history_resyncs_total",           "tabsync_history_replays_total",
-        "tabsync_history_replayed_entries_total"};
+        "tabsync_history_replayed_entries_total",  "tabsync_session_deferred_total"};
     /* the sum over every loop's instance; each value is read whole (relaxed
      * loads) while its loop may be bumping it */
     uint64_t counters[SC_COUNT] = {0}, refused[TS_SESS_R_COUNT_] = {0};

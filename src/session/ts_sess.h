@@ -37,6 +37,9 @@ typedef struct ts_sess_cfg {
     uint32_t events_per_socket;   /* client events per socket per second */
     uint32_t bytes_per_socket;    /* bytes of client events per socket per second */
     uint32_t strikes;             /* refusals within 10 s before a disconnect; 0 = never */
+    uint32_t queue_max;           /* events a socket over its rate may have waiting
+                                     (handled at the rate instead of refused); 0 =
+                                     refuse at once */
     uint32_t registry_ttl_ms;     /* 0 = 30000 */
     uint32_t expiry_warning_s;    /* token_expiring this long before exp; 0 = 60 */
     struct ts_sess *share_with;   /* with one loop per core: another loop's /session,

@@ -731,7 +731,8 @@ describe('/session: throttles fire at their limit and recover', SKIP, () => {
   });
 
   it('events per socket: throttled acks past the limit (nothing relayed), an error event without ack, recovery', T, async () => {
-    const s = await server({ '--limit-events-per-socket': '10' });
+    // --limit-queue 0: refused at once, as before the inbound queue (tested below)
+    const s = await server({ '--limit-events-per-socket': '10', '--limit-queue': '0' });
     const tx = await connectTab(s.url, ident('kim', 'ks', 'kd', 'tx'));
     const rx = await connectTab(s.url, ident('kim', 'ks', 'kd', 'rx'));
     const envs = Array.from({ length: 20 }, (_, i) => envelope({ id: `burst-${i}` }));
@@ -765,7 +766,7 @@ describe('/session: throttles fire at their limit and recover', SKIP, () => {
   });
 
   it('bytes per socket: throttled past the byte budget, recovery', T, async () => {
-    const s = await server({ '--limit-bytes-per-socket': '4000' });
+    const s = await server({ '--limit-bytes-per-socket': '4000', '--limit-queue': '0' });
     const tx = await connectTab(s.url, ident('lou', 'ls', 'ld', 'tx'));
     const rx = await connectTab(s.url, ident('lou', 'ls', 'ld', 'rx'));
     const acks = [];
@@ -786,7 +787,7 @@ describe('/session: throttles fire at their limit and recover', SKIP, () => {
   });
 
   it('repeated abuse (--limit-strikes 3) disconnects the abuser, not its neighbours', T, async () => {
-    const s = await server({ '--limit-events-per-socket': '5', '--limit-strikes': '3' });
+    const s = await server({ '--limit-events-per-socket': '5', '--limit-strikes': '3', '--limit-queue': '0' });
     const bad = await connectTab(s.url, ident('max', 'ms', 'md', 'bad'));
     const good = await connectTab(s.url, ident('max', 'ms', 'md', 'good'));
     const acks = await Promise.all(Array.from({ length: 40 }, () =>
@@ -799,6 +800,63 @@ describe('/session: throttles fire at their limit and recover', SKIP, () => {
     await keepMetrics(s);
     assert.ok(good.connected);
     await deliver(good, envelope(), [], [good]);
+  });
+
+  it('events over the rate wait and go through at the rate: all acked, in order, none refused, no disconnect', T, async () => {
+    const s = await server({ '--limit-events-per-socket': '10', '--limit-strikes': '3' });
+    const tx = await connectTab(s.url, ident('nia', 'ns', 'nd', 'tx'));
+    const rx = await connectTab(s.url, ident('nia', 'ns', 'nd', 'rx'));
+    const t0 = Date.now();
+    const envs = Array.from({ length: 30 }, (_, i) => envelope({ id: `slow-${i}` }));
+    const acks = await Promise.all(envs.map((e) => ask(tx, 'publish', e, 10000)));
+    const took = Date.now() - t0;
+    assert.deepEqual(acks.map((a) => a.ok), envs.map(() => true), JSON.stringify(acks.filter((a) => !a.ok)));
+    // 10 at once (the burst), then 10 per second: the last 20 need ~2 s
+    assert.ok(took >= 1500, `30 events at 10/s took ${took} ms: not slowed down`);
+    await rx.events.waitFor(30, 5000);
+    assert.deepEqual(ids(rx).filter((x) => x.startsWith('slow-')), envs.map((e) => e.id), 'relayed in order');
+    assert.ok(tx.connected, 'slowed down, not disconnected');
+    const m = await httpGet(`${s.url}/metrics`, { localAddress: '127.0.0.3' });
+    const deferred = Number((m.text.match(/^tabsync_session_deferred_total (\d+)/m) || [])[1]);
+    assert.ok(deferred >= 15, `deferred ${deferred}`);
+    const refused = Number((m.text.match(/^tabsync_session_throttled_total\{limit="events_per_socket"\} (\d+)/m) || [])[1]);
+    assert.equal(refused, 0, 'nothing refused');
+    metricTexts.push(m.text);
+  });
+
+  it('a burst of 1,000 envelopes in batches (an offline queue flushing) is taken at the rate, never refused', T, async () => {
+    const s = await server({ '--limit-events-per-socket': '200', '--limit-strikes': '1' });
+    const tx = await connectTab(s.url, ident('ola', 'os', 'od', 'tx'));
+    const rx = await connectTab(s.url, ident('ola', 'os', 'od', 'rx'));
+    const t0 = Date.now();
+    const batches = Array.from({ length: 4 }, (_, b) =>
+      Array.from({ length: 250 }, (_, i) => envelope({ id: `q-${b}-${i}` })));
+    const acks = await Promise.all(batches.map((b) => ask(tx, 'publish', b, 20000)));
+    const took = Date.now() - t0;
+    for (const a of acks) {
+      assert.equal(a.ok, true, JSON.stringify(a).slice(0, 300));
+      assert.equal(a.failed, 0);
+      assert.equal(a.results.length, 250);
+    }
+    // a message costs one token per envelope, at most a whole burst (200)
+    assert.ok(took >= 2000, `4 batches at 200 envelopes/s took ${took} ms`);
+    await rx.events.waitFor(1000, 10000);
+    assert.deepEqual(ids(rx).filter((x) => x.startsWith('q-')), batches.flat().map((e) => e.id));
+    assert.ok(tx.connected);
+  });
+
+  it('a socket whose queue of waiting events is full is refused (throttled), then struck off', T, async () => {
+    const s = await server({ '--limit-events-per-socket': '5', '--limit-queue': '5', '--limit-strikes': '3' });
+    const bad = await connectTab(s.url, ident('pip', 'ps', 'pd', 'bad'));
+    const acks = await Promise.all(Array.from({ length: 40 }, () =>
+      ask(bad, 'publish', envelope(), 5000).catch(() => null)));
+    const [reason] = await bad.disconnects.waitFor(1, 5000);
+    assert.equal(reason, 'io server disconnect');
+    const ok = acks.filter((a) => a && a.ok).length;
+    const throttled = acks.filter((a) => a && !a.ok);
+    assert.ok(ok >= 5, `granted or queued: ${ok}`);
+    assert.ok(throttled.length >= 1, 'refused once the queue was full');
+    for (const a of throttled) assert.equal(a.error.code, 'throttled');
   });
 
   it('/metrics counts the throttles', T, () => {
@@ -1162,7 +1220,7 @@ describe('/session: limits survive leaving and re-entering the namespace', SKIP,
   before(async () => {
     const flags = {};
     for (let i = 0; i < NO_LIMITS.length; i += 2) flags[NO_LIMITS[i]] = NO_LIMITS[i + 1];
-    Object.assign(flags, { '--limit-events-per-socket': '5', '--limit-strikes': '0' });
+    Object.assign(flags, { '--limit-events-per-socket': '5', '--limit-strikes': '0', '--limit-queue': '0' });
     srv = await startServer({ testApp: false, extra: [...HS_FLAGS, ...Object.entries(flags).flat()] });
   });
   after(async () => { await srv?.stop(); });
