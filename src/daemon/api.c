@@ -53,11 +53,8 @@ static void respond_refused(ts_http_conn_t *hc, int rc) {
         respond_error(hc, 400, NULL, ts_strerror(rc));
 }
 
-/* Retry-After seconds if a protocol answer says the store is unavailable
- * (the answer itself, or every item of a batch, refused with
- * store_unavailable: nothing was done, the whole request may be resent),
- * else 0. Other answers are the protocol's, ok or not, and go out as 200. */
-static uint32_t unavailable_for(ts_slice_t body) {
+/* Other answers are the protocol's, ok or not, and go out as 200. */
+uint32_t ts_dmn__api_retry_after(ts_slice_t body) {
     static const char refused[] = "{\"ok\":false";
     if (body.len < sizeof refused - 1 || memcmp(body.p, refused, sizeof refused - 1) != 0)
         return 0;
@@ -79,7 +76,7 @@ static uint32_t unavailable_for(ts_slice_t body) {
 }
 
 static void respond_answer(ts_http_conn_t *hc, ts_slice_t body) {
-    uint32_t wait = unavailable_for(body);
+    uint32_t wait = ts_dmn__api_retry_after(body);
     char extra[40] = "";
     if (wait) snprintf(extra, sizeof extra, "Retry-After: %u\r\n", wait);
     respond_text(hc, wait ? 503 : 200, extra, body);
@@ -102,10 +99,7 @@ static int hexval(uint8_t c) {
                                   : -1;
 }
 
-/* Percent-decodes `in` (a path segment or a query value, as
- * encodeURIComponent writes them) into out[cap]. Returns 1 if the result
- * is an id of the token alphabet, else 0. */
-static int decode_id(ts_slice_t in, char *out, size_t cap) {
+int ts_dmn__api_decode_id(ts_slice_t in, char *out, size_t cap) {
     size_t n = 0;
     for (size_t i = 0; i < in.len; i++) {
         int c = in.p[i];
@@ -128,7 +122,7 @@ static int decode_id(ts_slice_t in, char *out, size_t cap) {
 static int query_id(const ts_http_req_t *req, const char *name, char *out, size_t cap, int *ok) {
     ts_slice_t v;
     if (!ts_http_query_param(req->query, name, &v)) return 0;
-    *ok = decode_id(v, out, cap);
+    *ok = ts_dmn__api_decode_id(v, out, cap);
     return 1;
 }
 
@@ -235,7 +229,7 @@ static void on_answer(int status, ts_slice_t body, void *ud) {
         req_free(r);
         return;
     }
-    if ((r->step == STEP_HEALTH || r->step == STEP_EPOCH) && !unavailable_for(body)) {
+    if ((r->step == STEP_HEALTH || r->step == STEP_EPOCH) && !ts_dmn__api_retry_after(body)) {
         next_step(r, body);
         return;
     }
@@ -278,7 +272,8 @@ static void admin_history(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *
         uint64_t since = 0, limit = 0;
         int has_limit = query_uint(req, "limit", &limit);
         if (query_uint(req, "since", &since) < 0 || has_limit < 0) {
-            respond_error(hc, 400, NULL, "since and limit are integers (since: a seq, limit: 1-1000)");
+            respond_error(hc, 400, NULL,
+                          "since and limit are integers (since: a seq, limit: 1-1000)");
             return;
         }
         arg = json_pack("{s:I}", "after", (json_int_t)since);
@@ -330,7 +325,7 @@ static void admin(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req) {
         int events = ts_slice_eq_str(sub, "events"), health = ts_slice_eq_str(sub, "health");
         if (slash && !(routes[i].by == TS_SESS_TABS_BY_SESSION && (events || health))) break;
         char id[TS_SESS_ID_MAX + 1];
-        if (!decode_id(seg, id, sizeof id)) {
+        if (!ts_dmn__api_decode_id(seg, id, sizeof id)) {
             respond_error(hc, 400, NULL, BAD_ID);
             return;
         }
@@ -433,7 +428,8 @@ static void backend(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req, s
         return;
     }
     char user[TS_SESS_ID_MAX + 1], session[TS_SESS_ID_MAX + 1];
-    if (!decode_id(seg[0], user, sizeof user) || !decode_id(seg[1], session, sizeof session)) {
+    if (!ts_dmn__api_decode_id(seg[0], user, sizeof user) ||
+        !ts_dmn__api_decode_id(seg[1], session, sizeof session)) {
         respond_error(hc, 400, NULL, BAD_ID);
         return;
     }

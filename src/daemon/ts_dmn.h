@@ -71,6 +71,15 @@ void ts_dmn_route(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *u
  * the path was one of them (answered, or held until the session layer
  * answers), else 0 (also while /session is off). */
 int ts_dmn_api_route(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req);
+/* Retry-After seconds (>= 1) if a data API answer says the store is
+ * unavailable (the answer itself, or every item of a batch, refused with
+ * store_unavailable: nothing was done, the whole request may be resent;
+ * from their largest retry_after_ms), else 0. */
+uint32_t ts_dmn__api_retry_after(ts_slice_t answer);
+/* Percent-decodes `in` (a path segment or a query value, as
+ * encodeURIComponent writes them) into out[cap]. Returns 1 if the result
+ * is an id of the token alphabet (ts_sess_id_valid), else 0. */
+int ts_dmn__api_decode_id(ts_slice_t in, char *out, size_t cap);
 
 /* apps.c: registers the namespaces of the configured mode on d->sio:
  * the echo app on "/" with --dev; --test-app adds the test namespaces of

@@ -185,9 +185,8 @@ int ts_sess_api_tabs(ts_sess_t *sess, ts_sess_tabs_by_t by, const char *id, cons
     r->ud = ud;
     ts_strlcpy(r->id, id, sizeof r->id);
     if (user) ts_strlcpy(r->user, user, sizeof r->user);
-    int rc = ts_store_reg_list(sess->store,
-                               by == TS_SESS_TABS_BY_SESSION ? TS_STORE_BY_SESSION : TS_STORE_BY_USER,
-                               ts_slice_str(r->id), on_list, r);
+    ts_store_by_t sby = by == TS_SESS_TABS_BY_SESSION ? TS_STORE_BY_SESSION : TS_STORE_BY_USER;
+    int rc = ts_store_reg_list(sess->store, sby, ts_slice_str(r->id), on_list, r);
     if (rc) {
         /* refused before it started (bad arguments): not the store's fault */
         ts_brk_success(&sess->store_brk, uv_now(sess->loop));

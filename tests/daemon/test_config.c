@@ -2,7 +2,7 @@
  * syntaxes, every TABSYNC_* variable, precedence, --conformance, --listen
  * forms, every error message, --help/--version output, and the
  * authentication settings (secrets and their files, which no message may
- * echo; the public key check; the admin token). */
+ * echo; the public key check; the admin and publisher tokens). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -77,6 +77,8 @@ static void test_defaults(void **state) {
     assert_int_equal(c.jwt_leeway_s, 30);
     assert_string_equal(c.admin_token, "");
     assert_string_equal(c.admin_token_file, "");
+    assert_string_equal(c.publisher_token, "");
+    assert_string_equal(c.publisher_token_file, "");
     assert_int_equal(c.dev, 0);
 }
 
@@ -378,6 +380,15 @@ static const struct ok_case {
      offsetof(ts_dmn_config_t, admin_token), "adm-0123456789abcdef0123456789abcdef", 0},
     {"admin-token env", {0}, {"TABSYNC_ADMIN_TOKEN=env-0123456789abcdef0123456789abcdef"}, F_STR,
      offsetof(ts_dmn_config_t, admin_token), "env-0123456789abcdef0123456789abcdef", 0},
+    {"publisher-token", {"--publisher-token=pub-0123456789abcdef0123456789abcdef"}, {0}, F_STR,
+     offsetof(ts_dmn_config_t, publisher_token), "pub-0123456789abcdef0123456789abcdef", 0},
+    {"publisher-token env", {0},
+     {"TABSYNC_PUBLISHER_TOKEN=env-0123456789abcdef0123456789abcdef"}, F_STR,
+     offsetof(ts_dmn_config_t, publisher_token), "env-0123456789abcdef0123456789abcdef", 0},
+    {"publisher-token beside a different admin token",
+     {"--publisher-token", "pub-0123456789abcdef0123456789abcdef"},
+     {"TABSYNC_ADMIN_TOKEN=adm-0123456789abcdef0123456789abcdef"}, F_STR,
+     offsetof(ts_dmn_config_t, publisher_token), "pub-0123456789abcdef0123456789abcdef", 0},
 };
 
 static void test_ok_table(void **state) {
@@ -547,6 +558,22 @@ static const struct err_case {
      "config: TABSYNC_ADMIN_TOKEN and --admin-token-file are both set (use one)"},
     {"admin token file empty", {"--admin-token-file=/dev/null"}, {0},
      "config: --admin-token-file=\"/dev/null\" is 0 bytes; a token needs at least 32"},
+    {"publisher token too short", {"--publisher-token", "short-pub"}, {0},
+     "config: --publisher-token is 9 bytes; a token needs at least 32"},
+    {"publisher token with a control byte", {0},
+     {"TABSYNC_PUBLISHER_TOKEN=0123456789abcdef\t0123456789abcdef"},
+     "config: TABSYNC_PUBLISHER_TOKEN contains spaces or non-printable bytes (expected "
+     "printable ASCII)"},
+    {"publisher token and file", {"--publisher-token-file=/dev/null"},
+     {"TABSYNC_PUBLISHER_TOKEN=0123456789abcdef0123456789abcdef"},
+     "config: TABSYNC_PUBLISHER_TOKEN and --publisher-token-file are both set (use one)"},
+    {"publisher token file empty", {"--publisher-token-file=/dev/null"}, {0},
+     "config: --publisher-token-file=\"/dev/null\" is 0 bytes; a token needs at least 32"},
+    {"publisher token = admin token",
+     {"--publisher-token", "same-0123456789abcdef0123456789abcdef"},
+     {"TABSYNC_ADMIN_TOKEN=same-0123456789abcdef0123456789abcdef"},
+     "config: --publisher-token is the same as TABSYNC_ADMIN_TOKEN (a publisher must not get "
+     "the admin API: use two tokens)"},
     {"secret needs a value", {"--jwt-secret"}, {0},
      "config: --jwt-secret needs a value (expected --jwt-secret SECRET)"},
 };
@@ -760,7 +787,8 @@ static void test_usage_lists_everything(void **state) {
         "TABSYNC_JWT_SECRET_FILE", "--jwt-public-key FILE", "TABSYNC_JWT_PUBLIC_KEY",
         "--jwt-audience AUD", "TABSYNC_JWT_AUDIENCE", "--jwt-issuer ISS", "TABSYNC_JWT_ISSUER",
         "--admin-token TOKEN", "TABSYNC_ADMIN_TOKEN", "--admin-token-file FILE",
-        "TABSYNC_ADMIN_TOKEN_FILE", "--dev ", "TABSYNC_DEV", "default 30, range 0..300",
+        "TABSYNC_ADMIN_TOKEN_FILE", "--publisher-token TOKEN", "TABSYNC_PUBLISHER_TOKEN",
+        "--publisher-token-file FILE", "TABSYNC_PUBLISHER_TOKEN_FILE", "--dev ", "TABSYNC_DEV", "default 30, range 0..300",
         "default 127.0.0.1:3000", "default 25000, range 1..3600000",
         "default 1000000, range 1024..1073741824 (1 KiB..1 GiB)",
         "default 16777216 (16 MiB)", "ping-interval 300, ping-timeout 200, max-payload 1000000",
@@ -865,6 +893,19 @@ static void test_auth_files(void **state) {
     assert_non_null(strstr(err, "contains spaces or non-printable bytes"));
     assert_null(strstr(err, "adm-0123"));
     assert_string_equal(c.admin_token, "");
+    /* The publisher token file: the same rules; its value is never shown,
+     * and it may not be the admin token. */
+    snprintf(arg, sizeof arg, "--publisher-token-file=%s", path);
+    const char pub[] = "\tpub-0123456789abcdef0123456789abcdef\r\n";
+    write_file(path, pub, sizeof pub - 1);
+    assert_int_equal(run(&c, ARGS(arg), NOARGS, err, sizeof err), 0);
+    assert_string_equal(c.publisher_token, "pub-0123456789abcdef0123456789abcdef");
+    assert_int_equal(run(&c, ARGS(arg, "--admin-token=pub-0123456789abcdef0123456789abcdef"),
+                         NOARGS, err, sizeof err),
+                     2);
+    assert_non_null(strstr(err, "--publisher-token-file is the same as --admin-token"));
+    assert_null(strstr(err, "pub-0123"));
+    assert_string_equal(c.publisher_token, "");
     unlink(path);
 
     /* Public keys: the test keys of tests/session/keys. */
