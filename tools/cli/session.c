@@ -1,8 +1,11 @@
 /* session.c - `tabsync session`: a tab of tabsyncd's /session namespace
  * from the command line, for a person debugging a deployment: connect with
  * a token (see who the server thinks you are), watch a session's events and
- * security notices as JSON lines, publish an envelope, report metadata.
- * Built on libtabsync's session API (ts_client_session_new and friends). */
+ * security notices as JSON lines, publish an envelope, report metadata,
+ * print the session's history (protocol v3 `sync`, page after page).
+ * Built on libtabsync's session API (ts_client_session_new and friends);
+ * history entries are printed as the server's own texts, cut out of the
+ * answer by a small JSON scanner rather than re-encoded. */
 #include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -39,6 +42,14 @@ const char ts_cli_session_help[] =
     "                         {\"ok\":false,\"error\":{\"code\":...}} and exits 1\n"
     "  metadata JSON          report this tab's metadata ({network, battery,\n"
     "                         visibility, type}) and print the answer\n"
+    "  history                connect with protocol 3, print the session's history,\n"
+    "                         one JSON line per entry in seq order ({\"kind\":\"event\"\n"
+    "                         or \"change\",...,\"seq\":N}), asking `sync` again while\n"
+    "                         the server says there is more. When the entries asked\n"
+    "                         for were already compacted into a snapshot, the\n"
+    "                         snapshot comes first, then the entries after it:\n"
+    "                         {\"kind\":\"snapshot\",\"reason\":...,\"epoch\":...,\"seq\":N,\n"
+    "                          \"ver\":V,\"state\":{...}}\n"
     "\n"
     "Options of session:\n"
     "      --token T          the session token (a JWT, e.g. from `tabsyncd token`);\n"
@@ -64,6 +75,11 @@ const char ts_cli_session_help[] =
     "                         on this device)\n"
     "      --prio P           control, state, event (default), presence or telemetry\n"
     "      --id ID            envelope id (default: generated, printed in the answer)\n"
+    "Options of history:\n"
+    "      --after N          only the entries after seq N of the session's current\n"
+    "                         epoch (default 0: all the server keeps)\n"
+    "      --limit L          entries per sync answer, 1-1000 (default: the server's,\n"
+    "                         500); every page is printed either way\n"
     "\n"
     "Examples:\n"
     "  export TABSYNC_TOKEN=$(tabsyncd token --jwt-secret \"$S\" --user alice \\\n"
@@ -72,9 +88,13 @@ const char ts_cli_session_help[] =
     "  tabsync session http://127.0.0.1:3000/ --device laptop --fingerprint fp1 \\\n"
     "          publish cart.update '{\"items\":3}' --to user\n"
     "  tabsync session http://127.0.0.1:3000/ --device laptop --fingerprint fp1 \\\n"
-    "          metadata '{\"visibility\":\"hidden\"}'\n";
+    "          metadata '{\"visibility\":\"hidden\"}'\n"
+    "  tabsync session http://127.0.0.1:3000/ --device laptop --fingerprint fp1 \\\n"
+    "          history --after 120\n";
 
-enum scmd { S_INFO, S_WATCH, S_PUBLISH, S_METADATA };
+enum scmd { S_INFO, S_WATCH, S_PUBLISH, S_METADATA, S_HISTORY };
+
+#define SYNC_DEPTH_MAX 256 /* nesting the history scanner follows */
 
 typedef struct scli {
     ts_cli_run_t run; /* first: the shared callbacks see it */
@@ -85,6 +105,10 @@ typedef struct scli {
     const char *type, *body, *id, *json;
     ts_client_scope_t to;
     ts_client_prio_t prio;
+    /* history */
+    long after, limit;    /* the last seq printed (or asked from); limit 0: the server's */
+    char epoch[40];       /* the epoch to ask in, as a JSON string; "" = none */
+    unsigned long long printed;
 } scli_t;
 
 /* {"ts":...,"event":NAME,"data":JSON} */
@@ -97,7 +121,176 @@ static void print_line(const char *name, const char *json) {
     fflush(stdout);
 }
 
-/* ---- ending ---- */
+/* ---- reading the sync answer ----
+ * The answer arrives as the server wrote it (libtabsync passes JSON texts
+ * on as JSON.stringify would write them); entries are printed as they are,
+ * so the scanner only finds where values start and end. */
+
+static const char *skip_ws(const char *p) {
+    while (*p == ' ' || *p == '\t' || *p == '\n' || *p == '\r') p++;
+    return p;
+}
+
+/* The end of the JSON value at p, or NULL if there is none (or it nests
+ * deeper than `depth`). */
+static const char *skip_value(const char *p, int depth) {
+    p = skip_ws(p);
+    if (*p == '"') {
+        for (p++; *p != '"'; p++)
+            if (!*p || (*p == '\\' && !*++p)) return NULL;
+        return p + 1;
+    }
+    if (*p == '{' || *p == '[') {
+        char close = *p == '{' ? '}' : ']';
+        if (depth <= 0) return NULL;
+        p = skip_ws(p + 1);
+        if (*p == close) return p + 1;
+        for (;;) {
+            if (close == '}') {
+                if (*skip_ws(p) != '"' || !(p = skip_value(p, 0))) return NULL;
+                p = skip_ws(p);
+                if (*p++ != ':') return NULL;
+            }
+            if (!(p = skip_value(p, depth - 1))) return NULL;
+            p = skip_ws(p);
+            if (*p == close) return p + 1;
+            if (*p++ != ',') return NULL;
+        }
+    }
+    const char *start = p; /* a number, true, false or null */
+    while (*p && strchr("+-.0123456789Eaeflnrstu", *p)) p++;
+    return p > start ? p : NULL;
+}
+
+/* The value of member `key` (a name without escapes) of the object at obj:
+ * its start, with *len; NULL if absent or not an object. */
+static const char *member(const char *obj, const char *key, size_t *len) {
+    const char *p = skip_ws(obj);
+    if (*p++ != '{') return NULL;
+    size_t klen = strlen(key);
+    for (p = skip_ws(p); *p == '"';) {
+        const char *k = p + 1, *kend = skip_value(p, 0);
+        if (!kend) return NULL;
+        p = skip_ws(kend);
+        if (*p++ != ':') return NULL;
+        const char *v = skip_ws(p), *vend = skip_value(v, SYNC_DEPTH_MAX);
+        if (!vend) return NULL;
+        if ((size_t)(kend - 1 - k) == klen && memcmp(k, key, klen) == 0) {
+            *len = (size_t)(vend - v);
+            return v;
+        }
+        p = skip_ws(vend);
+        if (*p != ',') return NULL;
+        p = skip_ws(p + 1);
+    }
+    return NULL;
+}
+
+static int member_true(const char *obj, const char *key) {
+    size_t n;
+    const char *v = member(obj, key, &n);
+    return v && n == 4 && memcmp(v, "true", 4) == 0;
+}
+
+/* An integer member, or -1. */
+static long long member_int(const char *obj, const char *key) {
+    size_t n;
+    const char *v = member(obj, key, &n);
+    return v && *v >= '0' && *v <= '9' ? strtoll(v, NULL, 10) : -1;
+}
+
+/* ---- history ---- */
+
+static void on_synced(ts_client_t *c, int st, const ts_client_event_t *reply, void *ud);
+
+/* Asks for the entries after x->after, in x->epoch. */
+static int ask_sync(scli_t *x) {
+    char args[200];
+    int n = snprintf(args, sizeof args, "[{\"after\":%ld", x->after);
+    if (x->epoch[0]) n += snprintf(args + n, sizeof args - (size_t)n, ",\"epoch\":%s", x->epoch);
+    if (x->limit) n += snprintf(args + n, sizeof args - (size_t)n, ",\"limit\":%ld", x->limit);
+    snprintf(args + n, sizeof args - (size_t)n, "}]");
+    return ts_client_emit_ack(x->run.c, "sync", args, on_synced, x, x->timeout_ms);
+}
+
+/* Prints one sync answer; returns 1 when more is to be asked for. */
+static int print_sync(scli_t *x, const char *a) {
+    size_t n, elen;
+    const char *epoch = member(a, "epoch", &elen);
+    if (epoch && elen < sizeof x->epoch) {
+        memcpy(x->epoch, epoch, elen);
+        x->epoch[elen] = '\0';
+    }
+    const char *snap = member(a, "snapshot", &n);
+    if (member_true(a, "reset") && snap && *snap == '{') {
+        size_t rlen = 0;
+        const char *reason = member(a, "reason", &rlen);
+        fputs("{\"kind\":\"snapshot\"", stdout);
+        if (reason) printf(",\"reason\":%.*s", (int)rlen, reason);
+        if (epoch) printf(",\"epoch\":%.*s", (int)elen, epoch);
+        const char *in = skip_ws(snap + 1);
+        printf("%s%.*s\n", *in == '}' ? "" : ",", (int)(n - (size_t)(in - snap)), in);
+        long long seq = member_int(snap, "seq");
+        if (seq >= 0) x->after = (long)seq;
+    }
+    const char *p = member(a, "entries", &n);
+    if (p && *p == '[') {
+        const char *end = p + n - 1; /* the closing bracket */
+        for (p = skip_ws(p + 1); p < end;) {
+            const char *e = skip_value(p, SYNC_DEPTH_MAX);
+            if (!e) break;
+            printf("%.*s\n", (int)(e - p), p);
+            x->printed++;
+            long long seq = member_int(p, "seq");
+            if (seq >= 0) x->after = (long)seq;
+            p = skip_ws(e);
+            if (*p == ',') p = skip_ws(p + 1);
+        }
+    }
+    fflush(stdout);
+    return member_true(a, "more");
+}
+
+static void on_synced(ts_client_t *c, int st, const ts_client_event_t *reply, void *ud) {
+    scli_t *x = ud;
+    (void)c;
+    if (x->run.done) return;
+    if (st < 0) {
+        fprintf(stderr, "tabsync: no answer to sync: %s\n", ts_client_strerror(st));
+        ts_cli_finish(&x->run, EXIT_RUNTIME);
+        return;
+    }
+    const char *a = skip_ws(reply->args_json);
+    const char *end = *a == '[' ? skip_value(skip_ws(a + 1), SYNC_DEPTH_MAX) : NULL;
+    a = skip_ws(a + 1);
+    if (!end || *a != '{') {
+        fprintf(stderr, "tabsync: the server's sync answer is not an object: %.200s\n",
+                reply->args_json);
+        ts_cli_finish(&x->run, EXIT_RUNTIME);
+        return;
+    }
+    if (!member_true(a, "ok")) {
+        fprintf(stderr, "tabsync: sync refused: %.*s\n", (int)(end - a), a);
+        ts_cli_finish(&x->run, EXIT_RUNTIME);
+        return;
+    }
+    long from = x->after;
+    if (!print_sync(x, a)) {
+        ts_cli_status(&x->run, "history: %llu entries, up to seq %ld", x->printed, x->after);
+        ts_cli_finish(&x->run, EXIT_OK);
+        return;
+    }
+    if (x->after <= from) { /* asking again would get the same page */
+        fprintf(stderr, "tabsync: the server said more but sent nothing after seq %ld\n", from);
+        ts_cli_finish(&x->run, EXIT_RUNTIME);
+        return;
+    }
+    int rc = ask_sync(x);
+    if (rc < 0) {
+        fprintf(stderr, "tabsync: cannot send: %s\n", ts_client_strerror(rc));
+        ts_cli_finish(&x->run, EXIT_RUNTIME);
+    }
+}
 
 /* ---- commands ---- */
 
@@ -132,6 +325,8 @@ static void run_command(scli_t *x) {
         rc = ts_client_publish(x->run.c, x->type, x->id, x->body, x->to, x->prio, on_answer, x);
     else if (x->cmd == S_METADATA)
         rc = ts_client_set_metadata(x->run.c, x->json, on_answer, x);
+    else if (x->cmd == S_HISTORY)
+        rc = ask_sync(x);
     if (rc == TS_EINVAL) {
         fprintf(stderr, "tabsync: %s\nTry 'tabsync --help'.\n",
                 x->cmd == S_PUBLISH ? "publish: BODY is not valid JSON"
@@ -152,6 +347,15 @@ static void on_welcome(ts_client_t *c, const ts_client_welcome_t *w, void *user)
            w->user ? w->user : "?", w->session ? w->session : "?", w->device ? w->device : "?",
            w->tab ? w->tab : "?");
     if (x->cmd == S_INFO || x->cmd == S_WATCH) print_line("welcome", w->json);
+    if (x->cmd == S_HISTORY && !x->sent) {
+        /* --after N counts in the epoch the session is in now */
+        size_t n;
+        const char *epoch = member(w->json, "epoch", &n);
+        if (epoch && *epoch == '"' && n < sizeof x->epoch) {
+            memcpy(x->epoch, epoch, n);
+            x->epoch[n] = '\0';
+        }
+    }
     if (x->cmd == S_INFO) {
         ts_cli_finish(&x->run, EXIT_OK);
     } else if (x->cmd != S_WATCH && !x->sent) {
@@ -205,8 +409,10 @@ int ts_cli_session_main(int argc, char **argv) {
     const char *token = getenv("TABSYNC_TOKEN"), *device = NULL, *fingerprint = NULL;
     const char *tab = NULL, *type = "cli", *caps_arg = NULL, *to = NULL, *prio = NULL;
     long count = 0, v;
+    int history_opts = 0;
 
-    enum { O_TOKEN = 1000, O_DEVICE, O_FP, O_TAB, O_TYPE, O_CAPS, O_TO, O_PRIO, O_ID, O_CACERT };
+    enum { O_TOKEN = 1000, O_DEVICE, O_FP, O_TAB, O_TYPE, O_CAPS, O_TO, O_PRIO, O_ID, O_CACERT,
+           O_AFTER, O_LIMIT };
     static const struct option longopts[] = {
         {"token", required_argument, NULL, O_TOKEN},  {"device", required_argument, NULL, O_DEVICE},
         {"fingerprint", required_argument, NULL, O_FP}, {"tab", required_argument, NULL, O_TAB},
@@ -216,6 +422,7 @@ int ts_cli_session_main(int argc, char **argv) {
         {"quiet", no_argument, NULL, 'q'},            {"count", required_argument, NULL, 'c'},
         {"reconnect", no_argument, NULL, 'r'},        {"help", no_argument, NULL, 'h'},
         {"cacert", required_argument, NULL, O_CACERT}, {"insecure", no_argument, NULL, 'k'},
+        {"after", required_argument, NULL, O_AFTER},  {"limit", required_argument, NULL, O_LIMIT},
         {NULL, 0, NULL, 0},
     };
     int o;
@@ -236,6 +443,16 @@ int ts_cli_session_main(int argc, char **argv) {
         case O_ID: x.id = optarg; break;
         case O_CACERT: cacert = optarg; break;
         case 'k': insecure = 1; break;
+        case O_AFTER:
+            /* 2^53 - 1: the largest seq a JSON number holds exactly */
+            if (ts_cli_parse_num(optarg, "--after", 0, 9007199254740991L, &x.after) < 0)
+                return EXIT_USAGE;
+            history_opts = 1;
+            break;
+        case O_LIMIT:
+            if (ts_cli_parse_num(optarg, "--limit", 1, 1000, &x.limit) < 0) return EXIT_USAGE;
+            history_opts = 1;
+            break;
         case 't':
             if (ts_cli_parse_num(optarg, "--timeout", 1, 3600000, &v) < 0) return EXIT_USAGE;
             x.timeout_ms = (unsigned)v;
@@ -273,9 +490,12 @@ int ts_cli_session_main(int argc, char **argv) {
         x.cmd = S_METADATA;
         if (nargs != 1) return ts_cli_usage_error("metadata: expected one JSON argument");
         x.json = args[0];
+    } else if (strcmp(cmd, "history") == 0) {
+        x.cmd = S_HISTORY;
+        if (nargs) return ts_cli_usage_error("history: unexpected argument \"%s\"", args[0]);
     } else {
-        return ts_cli_usage_error("unknown command \"%s\" (expected watch, publish or metadata)",
-                                  cmd);
+        return ts_cli_usage_error(
+            "unknown command \"%s\" (expected watch, publish, metadata or history)", cmd);
     }
     if (!token || !*token)
         return ts_cli_usage_error("session: missing --token (or TABSYNC_TOKEN in the environment)");
@@ -284,6 +504,8 @@ int ts_cli_session_main(int argc, char **argv) {
         return ts_cli_usage_error("--to, --prio and --id belong to publish");
     if ((count || x.reconnect) && x.cmd != S_WATCH)
         return ts_cli_usage_error("--count and --reconnect belong to watch");
+    if (history_opts && x.cmd != S_HISTORY)
+        return ts_cli_usage_error("--after and --limit belong to history");
     x.count = count;
     static const char *const scopes[] = {"session", "user", "device"};
     static const char *const prios[] = {"default", "control", "state", "event", "presence",
@@ -328,6 +550,7 @@ int ts_cli_session_main(int argc, char **argv) {
     so.ncaps = ncaps;
     so.tab_id = tab;
     so.ack_timeout_ms = x.timeout_ms;
+    so.proto = x.cmd == S_HISTORY ? 3 : 0; /* the history is protocol 3's */
     so.scb.on_welcome = on_welcome;
     so.scb.on_envelope = on_envelope;
     so.scb.on_security = on_security;

@@ -3,8 +3,9 @@
 # tabsyncd with JWT auth, the way a person debugging a deployment uses it:
 # mint tokens with `tabsyncd token`, watch a session in the background,
 # publish from other tabs, check what the watcher printed; refusals, exit
-# codes, messages, token expiry notices. Starts its own server on a free
-# port and stops it by pid.
+# codes, messages, token expiry notices; `history` prints the session's
+# history (protocol 3 sync, page after page). Starts its own server on a
+# free port and stops it by pid.
 set -u
 tabsyncd=$1
 tabsync=$2
@@ -74,6 +75,7 @@ run "--help" 0 $T --help
 expect "--help shows session" "$out" "tabsync session URL --token T --device ID"
 expect "--help lists publish" "$out" "publish TYPE [BODY]"
 expect "--help lists metadata" "$out" "metadata JSON"
+expect "--help lists history" "$out" "--after N"
 expect "--help names TABSYNC_TOKEN" "$out" "TABSYNC_TOKEN"
 expect "--help still lists connect" "$out" "emit EVENT [JSON_ARGS]"
 expect "--help documents exit codes" "$out" "2 usage error"
@@ -86,7 +88,7 @@ expect "missing token message" "$err" "missing --token (or TABSYNC_TOKEN"
 run "session without device" 2 $T session "$url" --token "$t_laptop"
 expect "missing device message" "$err" "missing --device"
 run "unknown session command" 2 $T session "$url" --token x --device d frob
-expect "unknown command message" "$err" "expected watch, publish or metadata"
+expect "unknown command message" "$err" "expected watch, publish, metadata or history"
 run "bad --to" 2 $T session "$url" --token x --device d publish t --to room
 expect "bad --to message" "$err" '--to "room" is not accepted (expected session, user or device)'
 run "bad --prio" 2 $T session "$url" --token x --device d publish t --prio security
@@ -97,6 +99,12 @@ run "publish without TYPE" 2 $T session "$url" --token x --device d publish
 run "metadata without JSON" 2 $T session "$url" --token x --device d metadata
 run "bad URL" 2 $T session ftp://x/ --token x --device d
 run "too many caps" 2 $T session "$url" --token x --device d --caps "$(seq -s, 1 33)"
+run "history with an argument" 2 $T session "$url" --token x --device d history now
+expect "history argument message" "$err" 'history: unexpected argument "now"'
+run "--after outside history" 2 $T session "$url" --token x --device d publish t --after 1
+expect "--after belongs to history" "$err" "--after and --limit belong to history"
+run "--limit out of range" 2 $T session "$url" --token x --device d history --limit 0
+run "--after not a number" 2 $T session "$url" --token x --device d history --after x
 
 # --- who am I ---
 run "session info" 0 $T session "$url" --token "$t_laptop" --device laptop --fingerprint fp-laptop --tab tab-1
@@ -161,6 +169,33 @@ wait_lines "$tmp/w2.out" 1
 run "laptop publishes" 0 $T session "$url" --token "$t_laptop" --device laptop --fingerprint fp-laptop --tab l2 publish ping.1
 wait $wpid
 expect "phone got the laptop's publish" "$(cat "$tmp/w2.out")" '"type":"ping.1"'
+
+# --- history: alice/s1 logged c-1 (seq 1) and ping.1 (seq 2); the user and
+# device scope envelopes and bob's session are not in it ---
+run "history" 0 $T session "$url" --token "$t_phone" --device phone --fingerprint fp-phone -q history
+[ "$(printf '%s\n' "$out" | wc -l)" -eq 2 ] && ok "history: two entries" || bad "history: two entries" "$out"
+expect_re "history: c-1 is seq 1" "$(printf '%s\n' "$out" | head -n 1)" \
+  '^\{"kind":"event","v":2,"type":"cart.update","id":"c-1","prio":"state","to":"session",.*,"ts":[0-9]+,"seq":1\}$'
+expect_re "history: ping.1 is seq 2" "$(printf '%s\n' "$out" | tail -n 1)" \
+  '^\{"kind":"event",.*"type":"ping.1",.*"from":\{"user":"alice","device":"laptop","tab":"l2"\},"ts":[0-9]+,"seq":2\}$'
+expect "history: the body as published" "$out" '"body":{"items":[1,2],"note":"café \"quoted\""}'
+expect_not "history: user scope is ephemeral" "$out" "profile.changed"
+expect_not "history: nothing of bob" "$out" "bob.secret"
+full=$out
+run "history --limit 1 follows more" 0 $T session "$url" --token "$t_phone" --device phone --fingerprint fp-phone history --limit 1
+[ "$out" = "$full" ] && ok "history: pages of 1 print the same" || bad "history --limit 1" "$out" "want: $full"
+expect "history status line" "$err" "history: 2 entries, up to seq 2"
+run "history --after 1" 0 $T session "$url" --token "$t_phone" --device phone --fingerprint fp-phone -q history --after 1
+expect_re "history --after 1: ping.1 only" "$out" '^\{"kind":"event",.*"type":"ping.1",.*"seq":2\}$'
+run "history --after 2" 0 $T session "$url" --token "$t_phone" --device phone --fingerprint fp-phone -q history --after 2
+[ -z "$out" ] && ok "history --after 2: nothing new" || bad "history --after 2" "$out"
+# ahead of the history: the answer starts from a snapshot, printed first
+run "history --after 99" 0 $T session "$url" --token "$t_phone" --device phone --fingerprint fp-phone -q history --after 99
+expect_re "history: the snapshot of a reset" "$out" \
+  '^\{"kind":"snapshot","reason":"ahead","epoch":"[0-9a-f]{16}","seq":2,"ver":0,"state":\{\}\}$'
+run "history of bob's s1" 0 $T session "$url" --token "$t_bob" --device laptop --fingerprint fp-bob -q history
+expect "bob's history has his envelope" "$out" '"type":"bob.secret"'
+expect_not "and nothing of alice" "$out" "cart.update"
 
 # --- refused publishes and metadata ---
 run "publish a bad type" 1 $T session "$url" --token "$t_phone" --device phone --fingerprint fp-phone publish 'bad type!'
