@@ -325,7 +325,7 @@ TS_CLIENT_API int ts_client_ack(ts_client_t *c, int64_t ack_id, const char *args
  *
  *   1. the CONNECT auth object, built from the options and JSON-escaped:
  *        {"token": T, "device": {"id", "fingerprint", "type", "caps"},
- *         "tab": {"id"}, "proto": 2}
+ *         "tab": {"id"}, "proto": 2 (or opts.proto)}
  *      and sent to the namespace "/session";
  *   2. typed callbacks for what the server sends: `welcome` (who the
  *      server thinks you are), `event` (an envelope another tab published,
@@ -396,7 +396,7 @@ typedef struct ts_client_welcome {
 
 /* `event`: an envelope another tab published to a scope this tab is in. */
 typedef struct ts_client_envelope {
-    int v;                   /* envelope version (1 or 2) */
+    int v;                   /* envelope version (1, 2 or 3) */
     const char *type;        /* the application's event name */
     const char *id;          /* unique per sender */
     const char *cid;         /* correlation id, or NULL */
@@ -462,7 +462,11 @@ typedef struct ts_client_session_opts {
     const char *const *caps; /* ncaps capability names (NULL when ncaps is 0), sent as device.caps */
     size_t ncaps;
     const char *tab_id;      /* this tab's id; NULL = a random "tab-" id */
-    int proto;               /* /session protocol version; 0 = 2 */
+    int proto;               /* /session protocol version: 1, 2 or 3; 0 = 2. With 3 the
+                                welcome also has epoch, seq and ver (in its json), and
+                                the session history's events (state, sync) are sent with
+                                ts_client_emit_ack, their answers read from args_json;
+                                other tabs' `change` events arrive at cb.on_event */
     unsigned ack_timeout_ms; /* for publish, metadata, token swap; 0 = 10000 */
     ts_client_session_callbacks_t scb; /* any may be NULL */
 } ts_client_session_opts_t;

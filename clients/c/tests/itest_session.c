@@ -4,8 +4,9 @@
  * checks through the public API only: the auth object, welcome, publish to
  * session / user / device with `from`, refused connections (data.code),
  * refused publishes and metadata, the `error` event, token swap (then a
- * reconnection with the fresh token after the old one expired) and token
- * expiry (security notices, then the server's disconnect). */
+ * reconnection with the fresh token after the old one expired), token
+ * expiry (security notices, then the server's disconnect), and protocol 3
+ * (the session history: `sync` and `state` through ts_client_emit_ack). */
 #include <poll.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -281,6 +282,9 @@ static void t_refused(ts_client_t *c, const ts_client_result_t *r, void *u) {
 }
 static void t_closed(ts_client_t *c, void *u) { ((tab_t *)u)->closed = 1; }
 
+/* The /session protocol version the next tabs ask for (0: the default). */
+static int open_proto;
+
 /* Opens a tab (does not wait). typed = 0: no typed callbacks (everything
  * goes to on_event). A NULL token is minted for (user, session, device). */
 static void tab_open_ex(tab_t *t, env_t *e, const char *user, const char *session,
@@ -305,6 +309,7 @@ static void tab_open_ex(tab_t *t, env_t *e, const char *user, const char *sessio
     so.fingerprint = fingerprint;
     so.device_type = "cli";
     so.tab_id = tab_id;
+    so.proto = open_proto;
     if (typed) {
         so.scb.on_welcome = t_welcome;
         so.scb.on_envelope = t_envelope;
@@ -551,6 +556,67 @@ static void test_welcome_and_publish(void **state) {
     assert_string_equal(a.ev[0].ftab, "tab-b");
     assert_string_equal(a.ev[0].fdev, "phone");
     assert_int_equal(b.nev, 21);
+    assert_int_equal(a.refused + b.refused, 0);
+    tab_close(&a);
+    tab_close(&b);
+    env_done(&e);
+}
+
+/* An ack's arguments, for events without a typed call (sync, state). */
+typedef struct ack_rec {
+    int done, status;
+    char args[2048];
+} ack_rec_t;
+
+static void on_ack(ts_client_t *c, int status, const ts_client_event_t *reply, void *ud) {
+    ack_rec_t *k = ud;
+    assert_int_equal(k->done, 0); /* exactly once */
+    k->done = 1;
+    k->status = status;
+    copy(k->args, sizeof k->args, reply ? reply->args_json : NULL);
+}
+
+static void ask(tab_t *t, const char *event, const char *args, ack_rec_t *k) {
+    memset(k, 0, sizeof *k);
+    assert_int_equal(ts_client_emit_ack(t->c, event, args, on_ack, k, 5000), 0);
+    RUN_UNTIL(t->e, k->done, 5000);
+    assert_int_equal(k->status, 0);
+}
+
+/* proto 3: the welcome says where the session's history is, a publish is
+ * logged (seq in its answer and on the event), `sync` answers the entries,
+ * and a `state` change reaches the other tab as `change` (through on_event:
+ * it has no typed callback). */
+static void test_proto3_history(void **state) {
+    env_t e;
+    env_init(&e);
+    tab_t a, b;
+    open_proto = 3;
+    tab_open(&a, &e, "hal", "h1", "laptop", "tab-h1");
+    tab_open(&b, &e, "hal", "h1", "phone", "tab-h2");
+    open_proto = 0;
+    assert_int_equal(a.w_proto, 3);
+    assert_non_null(strstr(a.w_json, "\"epoch\":\""));
+    assert_non_null(strstr(a.w_json, "\"seq\":0"));
+    res_t x;
+    publish_ok(&a, "note", "n-1", "{\"k\":1}", TS_CLIENT_TO_SESSION, TS_CLIENT_PRIO_DEFAULT, &x);
+    assert_non_null(strstr(x.json, "\"seq\":1"));
+    RUN_UNTIL(&e, b.nev == 1, 5000);
+    assert_string_equal(b.ev[0].id, "n-1");
+
+    ack_rec_t k;
+    ask(&b, "sync", "[{\"after\":0}]", &k);
+    assert_non_null(strstr(k.args, "\"ok\":true"));
+    assert_non_null(strstr(k.args, "\"entries\":[{\"kind\":\"event\""));
+    assert_non_null(strstr(k.args, "\"id\":\"n-1\""));
+    assert_non_null(strstr(k.args, "\"more\":false"));
+
+    ask(&a, "state", "[{\"v\":3,\"id\":\"c-1\",\"merge\":{\"x\":1}}]", &k);
+    assert_non_null(strstr(k.args, "\"ok\":true"));
+    assert_non_null(strstr(k.args, "\"seq\":2"));
+    RUN_UNTIL(&e, b.plain_events == 1, 5000);
+    assert_string_equal(b.plain_name, "change");
+    assert_non_null(strstr(b.plain_args, "\"effects\":[{\"op\":\"set\",\"path\":\"/x\""));
     assert_int_equal(a.refused + b.refused, 0);
     tab_close(&a);
     tab_close(&b);
@@ -845,6 +911,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(test_token_swap),
         cmocka_unit_test(test_token_expiry),
         cmocka_unit_test(test_untyped_callbacks),
+        cmocka_unit_test(test_proto3_history),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
