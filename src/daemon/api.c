@@ -393,6 +393,27 @@ static json_t *events_arg(ts_http_conn_t *hc, const ts_http_req_t *req) {
     return arg;
 }
 
+/* A backend writes into the session it names, whose room is the only one
+ * its writer is in: an envelope addressed to the user's or a device's
+ * rooms is refused. Returns 1 after answering 400. */
+static int other_scope(ts_http_conn_t *hc, json_t *arg) {
+    size_t n = json_is_array(arg) ? json_array_size(arg) : 1;
+    for (size_t i = 0; i < n; i++) {
+        json_t *env = json_is_array(arg) ? json_array_get(arg, i) : arg;
+        const char *to = json_string_value(json_object_get(env, "to"));
+        if (to && (strcmp(to, "user") == 0 || strcmp(to, "device") == 0)) {
+            char msg[160];
+            snprintf(msg, sizeof msg,
+                     "envelope %zu: a backend publishes to the session it names "
+                     "(to: \"session\", the default), not to \"%s\"",
+                     i, to);
+            respond_error(hc, 400, NULL, msg);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void backend(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req, size_t prefix) {
     const char *token = d->cfg.publisher_token;
     if (!token[0]) {
@@ -449,6 +470,10 @@ static void backend(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req, s
     }
     json_t *arg = post ? body_json(hc, req) : op == OP_EVENTS ? events_arg(hc, req) : NULL;
     if ((post || op == OP_EVENTS) && !arg) return;
+    if (op == OP_PUBLISH && other_scope(hc, arg)) {
+        json_decref(arg);
+        return;
+    }
     api_req_t *r = req_hold(d, hc, STEP_ANSWER);
     memcpy(r->user, user, sizeof r->user);
     memcpy(r->session, session, sizeof r->session);

@@ -333,6 +333,12 @@ describe('backend HTTP API: publish, state, events', SKIP, () => {
       assert.equal(r.status, 400, `${p}: ${r.status} ${r.text}`);
       assert.ok(r.json?.error, r.text);
     }
+    // a backend writes into the session it names: not the user's or a device's rooms
+    for (const body of [envelope({ to: 'user' }), envelope({ to: 'device' }), [envelope(), envelope({ to: 'user' })]]) {
+      const r = await post('/api/sessions/alice/s1/publish', body);
+      assert.equal(r.status, 400, `${JSON.stringify(body)}: ${r.status} ${r.text}`);
+      assert.match(r.json?.error ?? '', /session/, r.text);
+    }
     for (const q of ['after=abc', 'after=-1', 'limit=1e3', 'epoch=xyz']) {
       const r = await request(`${url}/api/sessions/alice/s1/events?${q}`, { token: PUB });
       assert.equal(r.status, 400, `${q}: ${r.status} ${r.text}`);
@@ -347,6 +353,15 @@ describe('backend HTTP API: publish, state, events', SKIP, () => {
       const r = await request(`${url}${p}`, { token: PUB });
       assert.equal(r.status, 404, `${p}: ${r.status} ${r.text}`);
     }
+    // an ephemeral envelope (presence) is relayed to the session's tabs, not logged
+    const eph = envelope({ prio: 'presence', type: 'backend.alive' });
+    const before1 = a1.events.length;
+    const pr = await post('/api/sessions/alice/s1/publish', eph);
+    assert.equal(pr.status, 200, pr.text);
+    assert.deepEqual(pr.json, { ok: true, id: eph.id });
+    await a1.events.waitFor(before1 + 1);
+    assert.equal(a1.events.at(-1).id, eph.id);
+    assert.equal(a1.events.at(-1).seq, undefined);
     // percent-encoded ids of the alphabet are the ids
     const enc = await request(`${url}/api/sessions/${encodeURIComponent('carol@x.org')}/s1/publish?as=${encodeURIComponent('a:b')}`,
       { method: 'POST', token: PUB, body: envelope() });
