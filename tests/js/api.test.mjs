@@ -15,6 +15,8 @@
 //  - 400 for bad JSON and bad ids, 405 for a wrong method, 404 for an
 //    unknown resource;
 //  - the admin events (audit trail) and health routes.
+// Every protocol answer of the API is validated against
+// docs/protocol/session-v3.schema.json, as the tabs' are in history.test.mjs.
 //
 // tabsyncd only (skipped with TS_TARGET=node).
 import { describe, it, before, after } from 'node:test';
@@ -26,6 +28,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { startServer, IS_NODE, sleep } from './harness.mjs';
 import { claims, hs256, authFor, tab, ask, itemId, TAB_KEYS } from './session-helpers.mjs';
+import { ackError, schemaError } from './history-helpers.mjs';
 
 const T = { timeout: 20000 };
 const SKIP = IS_NODE ? { skip: 'tabsyncd only (the Node reference has no /session history)' } : {};
@@ -156,6 +159,7 @@ describe('backend HTTP API: publish, state, events', SKIP, () => {
     assert.match(String(r.headers['content-type']), /application\/json/);
     assert.equal(r.json.ok, true, r.text);
     assert.equal(r.json.id, env.id);
+    assert.equal(ackError('publish', env, r.json), null);
     assert.ok(Number.isInteger(r.json.seq) && r.json.seq >= 1, r.text);
     assert.ok(Number.isInteger(r.json.ts), r.text);
     await a1.events.waitFor(1);
@@ -182,6 +186,7 @@ describe('backend HTTP API: publish, state, events', SKIP, () => {
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.ok, true, r.text);
     assert.equal(r.json.failed, 0);
+    assert.equal(ackError('publish', envs, r.json), null);
     assert.equal(r.json.results.length, 3);
     const seqs = r.json.results.map((x) => x.seq);
     assert.deepEqual(seqs, [seqs[0], seqs[0] + 1, seqs[0] + 2]);
@@ -203,11 +208,11 @@ describe('backend HTTP API: publish, state, events', SKIP, () => {
   });
 
   it('a backend state change reaches the tabs as change; GET state answers what sync answers', T, async () => {
-    const r = await request(`${url}/api/sessions/alice/s1/state?as=carts`, {
-      method: 'POST', token: PUB, body: { v: 3, id: 'c-1', merge: { cart: { items: 3 } } },
-    });
+    const change = { v: 3, id: 'c-1', merge: { cart: { items: 3 } } };
+    const r = await request(`${url}/api/sessions/alice/s1/state?as=carts`, { method: 'POST', token: PUB, body: change });
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.ok, true, r.text);
+    assert.equal(ackError('state', change, r.json), null);
     assert.ok(Number.isInteger(r.json.ver) && r.json.ver >= 1);
     assert.deepEqual(r.json.effects, [{ op: 'set', path: '/cart', value: { items: 3 } }]);
     await waitFor(() => a1Changes.length >= 1 && a2Changes.length >= 1, 5000, 'change on a1 and a2');
@@ -228,6 +233,7 @@ describe('backend HTTP API: publish, state, events', SKIP, () => {
     assert.equal(g.json.ok, true);
     assert.equal(g.json.reset, true);
     assert.equal(g.json.reason, 'initial');
+    assert.equal(schemaError('syncAck', g.json), null);
     assert.equal(g.json.epoch, a1.welcome.epoch);
     assert.ok(g.json.snapshot && typeof g.json.snapshot.state === 'object', g.text);
     const viaTab = await ask(a1, 'sync', {});
@@ -242,6 +248,7 @@ describe('backend HTTP API: publish, state, events', SKIP, () => {
     assert.equal(all.status, 200, all.text);
     assert.deepEqual(all.json, await ask(a1, 'sync', { after: 0, epoch }));
     assert.equal(all.json.more, false);
+    assert.equal(schemaError('syncAck', all.json), null);
     assert.equal(all.json.entries.length, 5, all.text); // 1 + 3 published, 1 change
     assert.deepEqual(all.json.entries.map((e) => e.seq), all.json.entries.map((_, i) => i + 1));
     const page = await request(`${url}/api/sessions/alice/s1/events?after=1&epoch=${epoch}&limit=2`, { token: PUB });
@@ -374,6 +381,7 @@ describe('backend HTTP API: publish, state, events', SKIP, () => {
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json.ok, true);
     assert.equal(r.json.reset, undefined, 'since is in the current epoch');
+    assert.equal(schemaError('syncAck', r.json), null);
     assert.deepEqual(r.json.entries.map((e) => e.seq), [3, 4]);
     assert.deepEqual(r.json, await ask(a1, 'sync', { after: 2, epoch: a1.welcome.epoch, limit: 2 }));
     const all = await request(`${url}/api/admin/sessions/s1/events?user=alice`, { token: ADMIN });
