@@ -53,6 +53,7 @@ struct sess_hist {
     uint64_t known_seq;     /* between batches, `st` is the state as of this seq */
     uint64_t used_at;       /* loop ms */
     ts_sess_state_t *st;    /* NULL until loaded */
+    sess_lowprio_t *lp;     /* presence/telemetry throttling (coalesce.c); NULL if none */
     ts_list_t waiters;      /* hist_wait_t: run once ready (or failed) */
     ts_list_t queue;        /* hist_item_t not yet committed, in arrival order */
     ts_list_t retry;        /* items that hit the condition, to compute again */
@@ -266,7 +267,8 @@ static sess_hist_t *hist_get(ts_sess_t *sess, const char *key, size_t klen, int 
 }
 
 static int hist_idle(const sess_hist_t *h) {
-    return h->phase != H_LOADING && !h->inflight && !h->ops && ts_list_empty(&h->waiters) &&
+    return h->phase != H_LOADING && !h->inflight && !h->ops && ts_sess__lowprio_idle(h->lp) &&
+           ts_list_empty(&h->waiters) &&
            ts_list_empty(&h->queue) && ts_list_empty(&h->retry) && ts_list_empty(&h->resyncs);
 }
 
@@ -279,6 +281,7 @@ static void hist_free(sess_hist_t *h) {
     sess->nhists--;
     ts_sess_state_free(h->st);
     applied_clear(h);
+    ts_sess__lowprio_free(h->lp);
     free(h);
 }
 
@@ -988,6 +991,8 @@ static void hist_pump(sess_hist_t *h) {
 static sess_hist_t *sock_hist(sess_sock_t *ss) {
     return hist_get(ss->sess, ss->hist_key, strlen(ss->hist_key), 1);
 }
+
+sess_lowprio_t **ts_sess__hist_lowprio(sess_sock_t *ss) { return &sock_hist(ss)->lp; }
 
 void ts_sess__hist_publish(sess_sock_t *ss, sess_batch_t *b, size_t idx, ts_buf_t *entry,
                            const sess_pub_meta_t *m) {

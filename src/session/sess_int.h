@@ -41,6 +41,8 @@ enum sess_counter {
     SC_REPLAYED,      /* sync answers */
     SC_REPLAYED_ENTRIES, /* entries sent in sync answers */
     SC_DEFERRED,      /* events over a socket's rate, handled later instead of refused */
+    SC_COALESCED,     /* presence/telemetry replaced by a newer one of the same stream */
+    SC_COALESCE_WINDOWS, /* coalescing windows closed (sessions under low-priority load) */
     SC_COUNT
 };
 
@@ -114,8 +116,11 @@ struct ts_sess {
     uint64_t refused[TS_SESS_R_COUNT_]; /* connections refused, by reason */
     size_t nsocks;
     size_t pending_ops;     /* store calls whose callback has not run */
-    int closed;             /* 1: ts_sess_free done; 3: its timers closed too (free
-                             * when pending_ops drops to 0) */
+    int closed;             /* ts_sess_free done: free when its timers are closed and
+                             * pending_ops drops to 0 */
+    int timers_open;        /* sweep, drain, lowprio_tick */
+    ts_list_t lowprio;      /* sess_lowprio_t counting or holding (coalesce.c) */
+    uv_timer_t lowprio_tick;
     ts_list_t backlog;      /* sockets with waiting events */
     uv_timer_t drain;       /* runs their queues while the backlog is not empty */
     int history;            /* cfg.history == TS_SESS_HISTORY_ON */
@@ -128,6 +133,16 @@ struct ts_sess {
 
 typedef struct sess_hist sess_hist_t;
 typedef struct sess_batch sess_batch_t;
+typedef struct sess_lowprio sess_lowprio_t;
+
+/* coalesce.c: adaptive throttling of a session's presence and telemetry.
+ * *slot is the session's state (created on first use). */
+void ts_sess__lowprio_send(sess_lowprio_t **slot, sess_sock_t *from, ts_slice_t text,
+                           ts_sio_class_t cls, uint32_t key);
+int ts_sess__lowprio_idle(const sess_lowprio_t *lp);
+void ts_sess__lowprio_free(sess_lowprio_t *lp); /* relays what it held */
+/* history.c: the low-priority slot of ss's session. */
+sess_lowprio_t **ts_sess__hist_lowprio(sess_sock_t *ss);
 
 /* Where an answer goes: the socket's ack `ack_id` (< 0: none; a refusal
  * then comes as an `error` event), or, with cb set, the data API's

@@ -397,14 +397,19 @@ static void publish_one(sess_sock_t *ss, sess_batch_t *b, size_t idx, const pub_
                                                  .cls = ts_sess__prio_class(pb->prio)});
         return;
     }
+    ts_sio_class_t cls = ts_sess__prio_class(pb->prio);
+    int low = pb->prio == TS_SESS_PRIO_PRESENCE || pb->prio == TS_SESS_PRIO_TELEMETRY;
+    uint32_t key = low ? coalesce_key(ss, pb->type) : 0;
+    SESS_COUNT(sess->counters[SC_RELAYED]);
+    if (low && pb->to == TS_SESS_TO_SESSION) { /* may be held and coalesced (coalesce.c) */
+        ts_sess__lowprio_send(ts_sess__hist_lowprio(ss), ss, pb->relayed, cls, key);
+        ts_sess__batch_done(b, idx, json_pack("{s:b,s:s}", "ok", 1, "id", pb->id));
+        return;
+    }
     const char *room = scope_room(ss, pb->to);
     ts_sio_raw_arg_t arg = {pb->relayed, NULL};
-    ts_sio_target_t tgt = {.rooms = &room, .nrooms = 1, .skip = ss->s,
-                           .cls = ts_sess__prio_class(pb->prio)};
-    if (pb->prio == TS_SESS_PRIO_PRESENCE || pb->prio == TS_SESS_PRIO_TELEMETRY)
-        tgt.coalesce = coalesce_key(ss, pb->type);
+    ts_sio_target_t tgt = {.rooms = &room, .nrooms = 1, .skip = ss->s, .cls = cls, .coalesce = key};
     ts_sio_broadcast_raw(sess->nsp, &tgt, "event", &arg, 1);
-    SESS_COUNT(sess->counters[SC_RELAYED]);
     ts_sess__batch_done(b, idx, json_pack("{s:b,s:s}", "ok", 1, "id", pb->id));
 }
 
@@ -892,13 +897,18 @@ ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *s
     uv_timer_init(loop, &sess->drain);
     sess->drain.data = sess;
     uv_unref((uv_handle_t *)&sess->drain);
+    ts_list_init(&sess->lowprio);
+    uv_timer_init(loop, &sess->lowprio_tick);
+    sess->lowprio_tick.data = sess;
+    uv_unref((uv_handle_t *)&sess->lowprio_tick);
+    sess->timers_open = 3;
     return sess;
 }
 
 /* The session layer goes once its timers are closed and no store call is
  * outstanding (their callbacks carry it as user data). */
 static void maybe_free(ts_sess_t *sess) {
-    if (sess->closed != 3 || sess->pending_ops) return;
+    if (!sess->closed || sess->timers_open || sess->pending_ops) return;
     shared_leave(sess);
     ts_rl_table_deinit(&sess->ev_tab);
     ts_rl_table_deinit(&sess->by_tab);
@@ -913,10 +923,9 @@ void ts_sess__op_end(ts_sess_t *sess) {
     maybe_free(sess);
 }
 
-/* closed counts: 1 = ts_sess_free ran, +1 per timer closed. */
 static void timer_closed(uv_handle_t *h) {
     ts_sess_t *sess = h->data;
-    sess->closed++;
+    sess->timers_open--;
     maybe_free(sess);
 }
 
@@ -935,6 +944,7 @@ void ts_sess_free(ts_sess_t *sess) {
     ts_sess__hist_shutdown(sess);
     uv_close((uv_handle_t *)&sess->sweep, timer_closed);
     uv_close((uv_handle_t *)&sess->drain, timer_closed);
+    uv_close((uv_handle_t *)&sess->lowprio_tick, timer_closed);
 }
 
 /* The store's durability costs: commits and their latency (the fsync of
@@ -982,7 +992,8 @@ void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
         "tabsync_history_entries_total",           "tabsync_history_changes_total",
         "tabsync_history_conflicts_total",         "tabsync_history_duplicates_total",
         "tabsync_history_resyncs_total",           "tabsync_history_replays_total",
-        "tabsync_history_replayed_entries_total",  "tabsync_session_deferred_total"};
+        "tabsync_history_replayed_entries_total",  "tabsync_session_deferred_total",
+        "tabsync_session_coalesced_total",         "tabsync_session_coalesce_windows_total"};
     /* the sum over every loop's instance; each value is read whole (relaxed
      * loads) while its loop may be bumping it */
     uint64_t counters[SC_COUNT] = {0}, refused[TS_SESS_R_COUNT_] = {0};

@@ -257,9 +257,11 @@ static void m_restart_epoch_memory(void **state) {
     sc_close(&t);
     sc_open(&t, *state, NULL);
     assert_ts_err(sc_sess(&t, "h", &r), 0);
-    assert_int_equal(r.epoch, 0);
+    assert_true(r.epoch != 0 && r.epoch != epoch); /* a new history, created by asking */
+    assert_int_equal(r.last_seq, 0);
+    uint64_t epoch2 = r.epoch;
     assert_ts_err(sc_commit(&t, "h", "e", NULL, 0, SC_ANY, 1, &r), 0);
-    assert_true(r.epoch != 0 && r.epoch != epoch);
+    assert_int_equal(r.epoch, epoch2);
     assert_int_equal(r.seq, 1);
     sc_close(&t);
 }
