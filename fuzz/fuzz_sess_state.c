@@ -194,7 +194,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                .has_base = (b0 & 0x10) != 0,
                                .hlc = hlcs[(b1 >> 4) & 3],
                                .actor = actors[(b1 >> 6) & 3],
-                               .max_bytes = (b0 & 0x20) ? 300 : 0,
+                               .max_bytes = (b0 & 0x20) ? 300 : 1u << 20, /* as sessions */
                                .max_ops = (b0 & 0x40) ? 4 : 0};
     ts_sess_state_t *st = load(si);
     const char *p = (const char *)data + 2, *end = (const char *)data + size;

@@ -28,6 +28,12 @@ struct ts_sess_state {
 
 #define PATH_CAP (TS_JPTR_MAX_LEN + 1)
 #define DEFAULT_MAX_OPS 1000
+/* Containers nested in the document, the root included. jansson parses at
+ * most 2048 levels and recurses (copy, compare, dump, free) without any
+ * limit, while move and copy could otherwise stack subtrees deeper with
+ * every change: past this, the log's entries would no longer load, and far
+ * past it the recursion would overflow the stack. */
+#define MAX_NESTING 512
 
 /* ---- sizes: what a value adds to the compact text of its container ---- */
 
@@ -40,6 +46,26 @@ static int64_t ksize(const char *k, size_t kl) {
     int64_t n = vsize(s);
     json_decref(s);
     return n;
+}
+
+/* The nesting of v (0 for a scalar), or more than limit if it exceeds it
+ * (the walk stops there). */
+static size_t vdepth(const json_t *v, size_t limit) {
+    if (!json_is_object(v) && !json_is_array(v)) return 0;
+    if (limit == 0) return 1;
+    size_t d = 0, c; /* (not TS_MAX(d, vdepth(...)): it would walk twice per level) */
+    if (json_is_array(v)) {
+        for (size_t i = 0; i < json_array_size(v) && d < limit; i++)
+            if ((c = vdepth(json_array_get(v, i), limit - 1)) > d) d = c;
+    } else {
+        const char *k;
+        json_t *m;
+        json_object_foreach((json_t *)v, k, m) {
+            if ((c = vdepth(m, limit - 1)) > d) d = c;
+            if (d >= limit) break;
+        }
+    }
+    return d + 1;
 }
 
 /* ---- the set of fresh nodes (created by the running transaction) ----
@@ -707,6 +733,12 @@ static int write1(applier_t *a, wkind_t kind, const char *text, size_t tlen, jso
     if ((kind == W_SADD || kind == W_SREM) && cur && !json_is_array(cur))
         return refuse(a, "type_mismatch", TS_EPROTO, "%.80s is not an array (a set)", path);
     if (kind == W_INCR && !(nv = incr_value(a, path, cur, value, &rc))) return rc;
+    size_t at = n + (kind == W_SADD); /* containers around the new value */
+    if ((kind == W_ADD || kind == W_REPLACE || kind == W_SADD) &&
+        at + vdepth(value, MAX_NESTING - at) > MAX_NESTING)
+        return refuse(a, "too_large", TS_ETOOBIG,
+                      "the document would nest deeper than %d levels at %.80s", MAX_NESTING,
+                      path);
 
     if (s == TS_SESS_ST_LWW && superseded(a, unit, ulen)) {
         json_decref(nv);
@@ -759,6 +791,15 @@ static int write1(applier_t *a, wkind_t kind, const char *text, size_t tlen, jso
     case W_SREM:
         tags = set_op(a, kind, &p, cur, value, unit, ulen);
         break;
+    }
+    /* Checked after every write, not only at the end: copies can double the
+     * document with each operation. */
+    int64_t now = (int64_t)t->st->bytes + t->dbytes;
+    if (ctx->max_bytes && now > (int64_t)TS_MAX(ctx->max_bytes, t->st->bytes)) {
+        json_decref(tags);
+        return refuse(a, "too_large", TS_ETOOBIG,
+                      "the document would be %lld bytes (max_bytes %zu)", (long long)now,
+                      ctx->max_bytes);
     }
     json_t *entry = json_object();
     json_object_set_new(entry, "v", json_integer((json_int_t)ctx->ver));
@@ -1055,17 +1096,11 @@ int ts_sess_state_apply(ts_sess_state_t *st, const ts_sess_rules_t *rules, json_
         rc = run_patch(a, patch);
     }
     a->where[0] = '\0';
-    int64_t after = (int64_t)st->bytes + a->t.dbytes;
     if (a->conflicts) {
         /* A conflict explains whatever else failed after it (a stale base). */
         txn_end(&a->t, 0);
         memset(out->code, 0, sizeof out->code);
         rc = report_conflicts(a, st->doc);
-    } else if (rc == 0 && ctx->max_bytes && a->t.dbytes > 0 && after > (int64_t)ctx->max_bytes) {
-        txn_end(&a->t, 0);
-        rc = refuse(a, "too_large", TS_ETOOBIG,
-                    "the document would be %lld bytes (max_bytes %zu)", (long long)after,
-                    ctx->max_bytes);
     } else if (rc != 0) {
         txn_end(&a->t, 0);
     } else {

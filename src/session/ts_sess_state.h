@@ -97,8 +97,10 @@ typedef struct ts_sess_state_ctx {
     const char *actor;   /* who writes (client id): lww tie break; version units
                           * never conflict with the actor's own writes */
     size_t max_bytes;    /* refuse (too_large) a change that grows the document
-                          * past this many bytes (a change that shrinks it passes);
-                          * 0 = no limit */
+                          * past this many bytes at any point (one that leaves a
+                          * document already over it no larger passes); 0 = no
+                          * limit, for trusted input only: copy ops can double the
+                          * document with every operation */
     size_t max_ops;      /* writes per change (a merge patch's members, a patch's
                           * operations, a move counting two); 0 = 1000 */
 } ts_sess_state_ctx_t;
@@ -126,7 +128,8 @@ typedef struct ts_sess_state_outcome {
  * per written path). Returns 0 (st changed; effects, meta and results set;
  * a change whose every write was superseded is still 0, with empty
  * effects) or, with out->code and out->why set and `st` exactly as before:
- * TS_ECONFLICT (conflict; out->conflicts set), TS_ETOOBIG (too_large) or
+ * TS_ECONFLICT (conflict; out->conflicts set), TS_ETOOBIG (too_large: over
+ * max_ops or max_bytes, or a value nested deeper than 512 containers) or
  * TS_EPROTO (every other code). When a version conflict was found, it is
  * the answer even if a later operation failed too (a stale base explains
  * both). The caller frees the outcome with ts_sess_state_outcome_clear

@@ -553,6 +553,21 @@ static const st_case_t cases[] = {
      .doc = "{'a':'0123456789'}"},
     {.name = "max_bytes: shrinking passes over the limit", .max_bytes = 5,
      .init = DOC("{'a':'0123456789','b':1}"), .change = "{'merge':{'a':null}}", .doc = "{'b':1}"},
+    {.name = "max_bytes: checked at every write", .max_bytes = 40,
+     .init = DOC("{'a':'0123456789'}"),
+     .change = "{'patch':[{'op':'copy','from':'/a','path':'/b'},"
+               "{'op':'copy','from':'/a','path':'/c'},{'op':'remove','path':'/b'},"
+               "{'op':'remove','path':'/c'}]}",
+     .want = TS_ETOOBIG, .code = "too_large",
+     .why = "op 2 (copy): the document would be 52 bytes (max_bytes 40)"},
+    {.name = "max_bytes: doubling copies stop at the limit", .max_bytes = 1000,
+     .init = DOC("{'a':{'x':'0123456789'}}"),
+     .change = "{'patch':[{'op':'copy','from':'/a','path':'/a/1'},"
+               "{'op':'copy','from':'/a','path':'/a/2'},{'op':'copy','from':'/a','path':'/a/3'},"
+               "{'op':'copy','from':'/a','path':'/a/4'},{'op':'copy','from':'/a','path':'/a/5'},"
+               "{'op':'copy','from':'/a','path':'/a/6'},{'op':'copy','from':'/a','path':'/a/7'},"
+               "{'op':'copy','from':'/a','path':'/a/8'},{'op':'copy','from':'/a','path':'/a/9'}]}",
+     .want = TS_ETOOBIG, .code = "too_large", .why = "op 6 (copy): the document would be"},
     {.name = "atomic: a late bad path undoes everything", .rules = RULES_CS,
      .init = ST("{'x':{'y':1},'tags':['q'],'counters':{'c':1}}", "{'/x/y':" E(1, 1, "o") "}"),
      .change = "{'patch':[{'op':'replace','path':'/x/y','value':2},"
@@ -872,6 +887,38 @@ static void big_changes(void **state) {
     c = json_pack("{s{so}}", "merge", "deep", patch);
     assert_int_equal(ts_sess_state_apply(st, NULL, c, &ctx, &o), TS_EPROTO);
     assert_non_null(strstr(o.why, "64 levels"));
+    ts_sess_state_outcome_clear(&o);
+    json_decref(c);
+
+    /* nesting: at most 512 containers, however the value gets there */
+    json_t *v = json_array();
+    for (int i = 1; i < 500; i++) v = json_pack("[o]", v); /* 500 levels */
+    c = json_pack("{s[{ssssso}]}", "patch", "op", "add", "path", "/n", "value", v);
+    ctx.actor = "a";
+    if (ts_sess_state_apply(st, NULL, c, &ctx, &o) != 0) fail_msg("%s: %s", o.code, o.why);
+    ts_sess_state_outcome_clear(&o);
+    json_decref(c);
+    c = qj("{'patch':[{'op':'add','path':'/b','value':{'c':{'d':{'e':{'f':{'g':{'h':{'i':{'j':"
+           "{'k':{'l':{'m':{},'m2':{}}}}}}}}}}}}},"
+           "{'op':'copy','from':'/n','path':'/b/c/d/e/f/g/h/i/j/k/l/m'}]}");
+    assert_int_equal(ts_sess_state_apply(st, NULL, c, &ctx, &o), 0); /* 12 + 500 */
+    ts_sess_state_outcome_clear(&o);
+    json_decref(c);
+    c = qj("{'patch':[{'op':'move','from':'/n','path':'/b/c/d/e/f/g/h/i/j/k/l/m2/x'}]}");
+    assert_int_equal(ts_sess_state_apply(st, NULL, c, &ctx, &o), TS_ETOOBIG); /* 13 + 500 */
+    assert_string_equal(o.code, "too_large");
+    assert_non_null(strstr(o.why, "op 1 (move): the document would nest deeper than 512 levels "
+                                  "at /b/c/d/e/f/g/h/i/j/k/l/m2/x"));
+    ts_sess_state_outcome_clear(&o);
+    json_decref(c);
+    v = json_array();
+    for (int i = 1; i < 512; i++) v = json_pack("[o]", v); /* 512 levels */
+    c = json_pack("{s{so}}", "merge", "r", v);
+    assert_int_equal(ts_sess_state_apply(st, NULL, c, &ctx, &o), TS_ETOOBIG); /* 1 + 512 */
+    ts_sess_state_outcome_clear(&o);
+    json_decref(c);
+    c = qj("{'patch':[{'op':'sadd','path':'/b/c','value':1}]}"); /* set rule-less: mismatch */
+    assert_int_equal(ts_sess_state_apply(st, NULL, c, &ctx, &o), TS_EPROTO);
     ts_sess_state_outcome_clear(&o);
     json_decref(c);
 
