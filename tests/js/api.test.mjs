@@ -236,8 +236,12 @@ describe('backend HTTP API: publish, state, events', SKIP, () => {
     assert.equal(schemaError('syncAck', g.json), null);
     assert.equal(g.json.epoch, a1.welcome.epoch);
     assert.ok(g.json.snapshot && typeof g.json.snapshot.state === 'object', g.text);
+    // the same answer as a tab's sync {}: where the snapshot is cut may
+    // differ (each event loop keeps its own copy), the document may not
     const viaTab = await ask(a1, 'sync', {});
-    assert.deepEqual(g.json, viaTab, 'GET state = a tab\'s sync {}');
+    assert.equal(g.json.epoch, viaTab.epoch);
+    assert.equal(g.json.seq, viaTab.seq);
+    assert.deepEqual(documentOf(g.json), documentOf(viaTab), 'GET state = a tab\'s sync {}');
     assert.equal(g.json.seq, r.json.seq);
     assert.deepEqual(documentOf(g.json).cart, { items: 3 }, 'the snapshot and its entries hold the change');
   });
