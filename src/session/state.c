@@ -34,6 +34,13 @@ struct ts_sess_state {
  * every change: past this, the log's entries would no longer load, and far
  * past it the recursion would overflow the stack. */
 #define MAX_NESTING 512
+/* A change may measure (every write sizes what it replaces and what it
+ * writes), copy and scan at most this many times max_bytes: without a
+ * bound, 500 pairs of copy + remove of a 400 KiB subtree (a 34 KB message)
+ * kept the loop busy for 8 s. Legitimate changes, even ones that move or
+ * replace half the document, stay far below. */
+#define WORK_FACTOR 8
+#define SCAN_COST 16 /* work of looking at one metadata entry or set element */
 
 /* ---- sizes: what a value adds to the compact text of its container ---- */
 
@@ -126,7 +133,15 @@ typedef struct txn {
     int doc_own, meta_own;
     pset_t fresh;
     int64_t dbytes; /* size change of the document so far */
+    uint64_t work;  /* bytes measured, plus entries and elements scanned (see WORK_FACTOR) */
 } txn_t;
+
+/* The size of v, counted as work. */
+static int64_t tsize(txn_t *t, const json_t *v) {
+    int64_t n = vsize(v);
+    t->work += (uint64_t)n;
+    return n;
+}
 
 static void txn_begin(txn_t *t, ts_sess_state_t *st) {
     memset(t, 0, sizeof *t);
@@ -172,7 +187,7 @@ static json_t *own_root(txn_t *t) {
 
 /* Replaces the root; `excl`: v is the transaction's alone (else shared). */
 static void root_set(txn_t *t, json_t *v /* takes */, int excl) {
-    t->dbytes += vsize(v) - vsize(t->doc);
+    t->dbytes += tsize(t, v) - tsize(t, t->doc);
     if (t->doc_own) json_decref(t->doc);
     t->doc = excl ? fresh(t, v) : v;
     t->doc_own = 1;
@@ -182,31 +197,31 @@ static void root_set(txn_t *t, json_t *v /* takes */, int excl) {
 static void obj_put(txn_t *t, json_t *o, const char *k, size_t kl, json_t *v /* takes */) {
     json_t *old = json_object_getn(o, k, kl);
     if (old)
-        t->dbytes += vsize(v) - vsize(old);
+        t->dbytes += tsize(t, v) - tsize(t, old);
     else
-        t->dbytes += ksize(k, kl) + 1 + vsize(v) + (json_object_size(o) ? 1 : 0);
+        t->dbytes += ksize(k, kl) + 1 + tsize(t, v) + (json_object_size(o) ? 1 : 0);
     json_object_setn_new_nocheck(o, k, kl, v);
 }
 
 static void obj_del(txn_t *t, json_t *o, const char *k, size_t kl) {
     json_t *old = json_object_getn(o, k, kl);
     if (!old) return;
-    t->dbytes -= ksize(k, kl) + 1 + vsize(old) + (json_object_size(o) > 1 ? 1 : 0);
+    t->dbytes -= ksize(k, kl) + 1 + tsize(t, old) + (json_object_size(o) > 1 ? 1 : 0);
     json_object_deln(o, k, kl);
 }
 
 static void arr_insert(txn_t *t, json_t *a, size_t i, json_t *v /* takes */) {
-    t->dbytes += vsize(v) + (json_array_size(a) ? 1 : 0);
+    t->dbytes += tsize(t, v) + (json_array_size(a) ? 1 : 0);
     json_array_insert_new(a, i, v);
 }
 
 static void arr_set(txn_t *t, json_t *a, size_t i, json_t *v /* takes */) {
-    t->dbytes += vsize(v) - vsize(json_array_get(a, i));
+    t->dbytes += tsize(t, v) - tsize(t, json_array_get(a, i));
     json_array_set_new(a, i, v);
 }
 
 static void arr_del(txn_t *t, json_t *a, size_t i) {
-    t->dbytes -= vsize(json_array_get(a, i)) + (json_array_size(a) > 1 ? 1 : 0);
+    t->dbytes -= tsize(t, json_array_get(a, i)) + (json_array_size(a) > 1 ? 1 : 0);
     json_array_remove(a, i);
 }
 
@@ -248,6 +263,30 @@ static json_t *own_path(txn_t *t, const ts_jptr_t *p, size_t n, int create) {
     return cur;
 }
 
+/* A value for a second place in the document: committed nodes never
+ * change, so they are shared; the change's own (fresh) containers are
+ * copied, down to the committed nodes they hold. Returns new; the result
+ * is exclusively the caller's iff it is not v itself. */
+static json_t *copy_value(const txn_t *t, json_t *v) {
+    if (!pset_has(&t->fresh, v)) return json_incref(v);
+    json_t *c = json_copy(v);
+    if (json_is_object(c)) {
+        const char *k;
+        size_t kl;
+        json_t *m;
+        void *tmp;
+        json_object_keylen_foreach_safe(c, tmp, k, kl, m) {
+            if (pset_has(&t->fresh, m)) json_object_setn_new_nocheck(c, k, kl, copy_value(t, m));
+        }
+    } else {
+        for (size_t i = 0; i < json_array_size(c); i++) {
+            json_t *m = json_array_get(c, i);
+            if (pset_has(&t->fresh, m)) json_array_set_new(c, i, copy_value(t, m));
+        }
+    }
+    return c;
+}
+
 /* Sets child k of the owned container c: an object member, or the array
  * element at index idx (replace) / before idx (insert). */
 static void put_child(txn_t *t, json_t *c, const char *k, size_t kl, size_t idx, int insert,
@@ -272,6 +311,7 @@ static void own_meta(txn_t *t) {
  * "below u" and overlap queries logarithmic if sessions grow many units). */
 static void meta_write(txn_t *t, const char *u, size_t ulen, json_t *entry /* takes */) {
     own_meta(t);
+    t->work += SCAN_COST * json_object_size(t->meta);
     const char *key;
     size_t kl;
     json_t *v;
@@ -471,7 +511,8 @@ static void note_meta(applier_t *a, const char *u, size_t ulen, json_t *entry) {
 
 /* lww: 1 if an entry overlapping the unit was written by a greater
  * (hlc, actor) than this change. */
-static int superseded(const applier_t *a, const char *u, size_t ulen) {
+static int superseded(applier_t *a, const char *u, size_t ulen) {
+    a->t.work += SCAN_COST * json_object_size(a->t.meta);
     const char *key;
     size_t kl;
     json_t *e;
@@ -487,6 +528,7 @@ static int superseded(const applier_t *a, const char *u, size_t ulen) {
 /* version: records every entry overlapping the unit that another actor
  * wrote after the change's base. */
 static void check_version(applier_t *a, const char *u, size_t ulen) {
+    a->t.work += SCAN_COST * json_object_size(a->t.meta);
     const char *key;
     size_t kl;
     json_t *e;
@@ -523,7 +565,8 @@ static int strategy_check(applier_t *a, wkind_t kind, ts_sess_strategy_t s, cons
                   ts_sess_strategy_name(s), unit, use);
 }
 
-static size_t find_elem(const json_t *arr, const json_t *v, const char *key) {
+static size_t find_elem(txn_t *t, const json_t *arr, const json_t *v, const char *key) {
+    t->work += SCAN_COST * json_array_size(arr);
     for (size_t i = 0; i < json_array_size(arr); i++) {
         json_t *e = json_array_get(arr, i);
         if (!json_equal(e, (json_t *)v)) continue; /* cheap filter: equal keys => equal */
@@ -558,7 +601,7 @@ static json_t *set_op(applier_t *a, wkind_t kind, const ts_jptr_t *p, json_t *cu
         obj_put(t, own_path(t, p, n - 1, 1), last, ll, arr);
     }
     if (kind == W_SADD) {
-        if (find_elem(arr, value, key) == SIZE_MAX)
+        if (find_elem(t, arr, value, key) == SIZE_MAX)
             arr_insert(t, arr, json_array_size(arr), fresh(t, json_deep_copy(value)));
         json_t *nts = tags ? json_copy(tags) : json_array();
         size_t i;
@@ -585,7 +628,7 @@ static json_t *set_op(applier_t *a, wkind_t kind, const ts_jptr_t *p, json_t *cu
             json_decref(keep);
             json_object_deln(nt, key, klen);
             size_t at;
-            while (arr && (at = find_elem(arr, value, key)) != SIZE_MAX) arr_del(t, arr, at);
+            while (arr && (at = find_elem(t, arr, value, key)) != SIZE_MAX) arr_del(t, arr, at);
         }
     }
     free(key);
@@ -795,11 +838,19 @@ static int write1(applier_t *a, wkind_t kind, const char *text, size_t tlen, jso
     /* Checked after every write, not only at the end: copies can double the
      * document with each operation. */
     int64_t now = (int64_t)t->st->bytes + t->dbytes;
-    if (ctx->max_bytes && now > (int64_t)TS_MAX(ctx->max_bytes, t->st->bytes)) {
+    size_t limit = TS_MAX(ctx->max_bytes, t->st->bytes);
+    if (ctx->max_bytes && now > (int64_t)limit) {
         json_decref(tags);
         return refuse(a, "too_large", TS_ETOOBIG,
                       "the document would be %lld bytes (max_bytes %zu)", (long long)now,
                       ctx->max_bytes);
+    }
+    if (ctx->max_bytes && t->work > (uint64_t)WORK_FACTOR * limit) {
+        json_decref(tags);
+        return refuse(a, "too_large", TS_ETOOBIG,
+                      "the change copies and rewrites too much (over %d times max_bytes); "
+                      "split it",
+                      WORK_FACTOR);
     }
     json_t *entry = json_object();
     json_object_set_new(entry, "v", json_integer((json_int_t)ctx->ver));
@@ -858,12 +909,14 @@ static int patch_move(applier_t *a, const char *path, size_t plen, const char *f
     /* The removal applied: v left its place and may move as it is. It was
      * superseded: v stays there too, so the new place gets its own copy
      * (two places must never share a node the change may still modify). */
+    int excl = 0;
     if (!removed) {
-        json_t *copy = json_deep_copy(v);
+        json_t *copy = copy_value(&a->t, v);
+        excl = copy != v;
         json_decref(v);
         v = copy;
     }
-    return do_write(a, W_ADD, path, plen, v, !removed, NULL);
+    return do_write(a, W_ADD, path, plen, v, excl, NULL);
 }
 
 static int patch_op(applier_t *a, const json_t *op, size_t no) {
@@ -912,7 +965,10 @@ static int patch_op(applier_t *a, const json_t *op, size_t no) {
         if ((rc = patch_ptr(a, op, "from", &f, &from, &flen)) != 0) return rc;
         json_t *v = ts_jptr_get(a->t.doc, &f, f.n);
         if (!v) return refuse(a, "bad_path", TS_EPROTO, "from %.80s does not exist", from);
-        if (k == P_COPY) return do_write(a, W_ADD, path, plen, json_deep_copy(v), 1, NULL);
+        if (k == P_COPY) {
+            json_t *copy = copy_value(&a->t, v);
+            return do_write(a, W_ADD, path, plen, copy, copy != v, NULL);
+        }
         return patch_move(a, path, plen, from, flen, v);
     }
     default:

@@ -129,8 +129,9 @@ typedef struct ts_sess_state_outcome {
  * a change whose every write was superseded is still 0, with empty
  * effects) or, with out->code and out->why set and `st` exactly as before:
  * TS_ECONFLICT (conflict; out->conflicts set), TS_ETOOBIG (too_large: over
- * max_ops or max_bytes, or a value nested deeper than 512 containers) or
- * TS_EPROTO (every other code). When a version conflict was found, it is
+ * max_ops or max_bytes, a value nested deeper than 512 containers, or more
+ * than 8 times max_bytes of values measured and copied, which bounds the
+ * time one change takes) or TS_EPROTO (every other code). When a version conflict was found, it is
  * the answer even if a later operation failed too (a stale base explains
  * both). The caller frees the outcome with ts_sess_state_outcome_clear
  * either way. */

@@ -80,6 +80,8 @@ typedef struct st_case {
 } st_case_t;
 
 #define DOC(d) "{'doc':" d ",'meta':{}}"
+#define S20 "01234567890123456789"
+#define S200 S20 S20 S20 S20 S20 S20 S20 S20 S20 S20
 #define ST(d, m) "{'doc':" d ",'meta':" m "}"
 #define E(v, h, a) "{'v':" #v ",'h':" #h ",'a':'" a "'}"
 
@@ -568,6 +570,24 @@ static const st_case_t cases[] = {
                "{'op':'copy','from':'/a','path':'/a/6'},{'op':'copy','from':'/a','path':'/a/7'},"
                "{'op':'copy','from':'/a','path':'/a/8'},{'op':'copy','from':'/a','path':'/a/9'}]}",
      .want = TS_ETOOBIG, .code = "too_large", .why = "op 6 (copy): the document would be"},
+    {.name = "work: a cheap message cannot keep the engine busy", .max_bytes = 450,
+     .init = DOC("{'a':'" S200 "'}"),
+     .change = "{'patch':["
+               "{'op':'copy','from':'/a','path':'/b'},{'op':'remove','path':'/b'},"
+               "{'op':'copy','from':'/a','path':'/b'},{'op':'remove','path':'/b'},"
+               "{'op':'copy','from':'/a','path':'/b'},{'op':'remove','path':'/b'},"
+               "{'op':'copy','from':'/a','path':'/b'},{'op':'remove','path':'/b'},"
+               "{'op':'copy','from':'/a','path':'/b'},{'op':'remove','path':'/b'},"
+               "{'op':'copy','from':'/a','path':'/b'},{'op':'remove','path':'/b'},"
+               "{'op':'copy','from':'/a','path':'/b'},{'op':'remove','path':'/b'},"
+               "{'op':'copy','from':'/a','path':'/b'},{'op':'remove','path':'/b'},"
+               "{'op':'copy','from':'/a','path':'/b'},{'op':'remove','path':'/b'},"
+               "{'op':'copy','from':'/a','path':'/b'},{'op':'remove','path':'/b'},"
+               "{'op':'copy','from':'/a','path':'/b'},{'op':'remove','path':'/b'},"
+               "{'op':'copy','from':'/a','path':'/b'},{'op':'remove','path':'/b'},"
+               "{'op':'test','path':'','value':{}}]}",
+     .want = TS_ETOOBIG, .code = "too_large",
+     .why = "the change copies and rewrites too much (over 8 times max_bytes); split it"},
     {.name = "atomic: a late bad path undoes everything", .rules = RULES_CS,
      .init = ST("{'x':{'y':1},'tags':['q'],'counters':{'c':1}}", "{'/x/y':" E(1, 1, "o") "}"),
      .change = "{'patch':[{'op':'replace','path':'/x/y','value':2},"
