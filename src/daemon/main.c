@@ -230,6 +230,12 @@ static int start_session(ts_dmn_t *d) {
                              .group_ms = d->cfg.group_commit_ms,
                              .retain_events = d->cfg.retain_events,
                              .retain_ms = (uint64_t)d->cfg.retain_age_s * 1000};
+        if (!d->cfg.store_sqlite[0]) {
+            /* memory only, the tail in memory is the whole log: let the
+             * retention settings bound it (mem_bytes_max bounds them all) */
+            sc.log_mem_events = d->cfg.retain_events;
+            sc.log_mem_bytes = 64u << 20;
+        }
         if (ts_store_open(&d->store, &ts_store_memory_ops, &sc, d->loop, err, sizeof err) != 0) {
             fprintf(stderr, "tabsyncd: cannot open the session store: %s\n", err);
             return 1;

@@ -61,6 +61,10 @@ struct sess_hist {
     size_t inflight;        /* commits issued and not called back */
     int chain_broken;       /* a commit of the batch in flight failed: the later ones
                              * conflict because of it, not because of others */
+    int batch_failed;       /* a commit of the batch in flight did not apply: what
+                             * was computed after it saw a state that never was */
+    ts_list_t refused;      /* refusals computed on the speculative state, answered
+                             * when the commits before them applied (batch_end) */
     ts_map_t applied;       /* "client\x1fmut" -> seq: mutations known applied */
     char **applied_keys;    /* their keys, oldest first (a ring of APPLIED_MAX) */
     size_t applied_head, applied_n;
@@ -258,6 +262,7 @@ static sess_hist_t *hist_get(ts_sess_t *sess, const char *key, size_t klen, int 
         ts_list_init(&h->queue);
         ts_list_init(&h->retry);
         ts_list_init(&h->resyncs);
+        ts_list_init(&h->refused);
         ts_map_put(&sess->hists, h->key, h->klen, h);
         ts_list_insert_tail(&sess->hist_lru, &h->lru);
         sess->nhists++;
@@ -269,7 +274,8 @@ static sess_hist_t *hist_get(ts_sess_t *sess, const char *key, size_t klen, int 
 static int hist_idle(const sess_hist_t *h) {
     return h->phase != H_LOADING && !h->inflight && !h->ops && ts_sess__lowprio_idle(h->lp) &&
            ts_list_empty(&h->waiters) &&
-           ts_list_empty(&h->queue) && ts_list_empty(&h->retry) && ts_list_empty(&h->resyncs);
+           ts_list_empty(&h->queue) && ts_list_empty(&h->retry) && ts_list_empty(&h->resyncs) &&
+           ts_list_empty(&h->refused);
 }
 
 static void applied_clear(sess_hist_t *h);
@@ -598,6 +604,7 @@ static void on_change_commit(int status, const ts_store_commit_res_t *res, void 
     ts_sess_t *sess = h->sess;
     op_end(h);
     h->inflight--;
+    if (status != 0 && !it->refusal) h->batch_failed = 1;
     if (it->refusal) { /* a probe: was the refused change applied before? */
         if (status == TS_EDUP) {
             SESS_COUNT(sess->counters[SC_DUPLICATES]);
@@ -607,6 +614,12 @@ static void on_change_commit(int status, const ts_store_commit_res_t *res, void 
             char key[TS_STORE_ID_MAX + 24];
             ts_map_del(&h->applied, key, applied_key(key, sizeof key, it->client, it->mut));
             it->known_dup = 0;
+            json_decref(it->refusal);
+            it->refusal = NULL;
+            ts_list_insert_tail(&h->retry, &it->link);
+            it = NULL;
+        } else if (status == TS_ECONFLICT && h->batch_failed) {
+            /* refused by a speculative state that did not come true: again */
             json_decref(it->refusal);
             it->refusal = NULL;
             ts_list_insert_tail(&h->retry, &it->link);
@@ -643,6 +656,7 @@ static void on_change_commit(int status, const ts_store_commit_res_t *res, void 
     } else {
         h->dirty = 1;
         h->chain_broken = 1;
+        h->batch_failed = 1;
         if (status == TS_EDUP) {
             SESS_COUNT(sess->counters[SC_DUPLICATES]);
             item_reply(it, dup_reply(it, res));
@@ -765,6 +779,14 @@ static int compute(sess_hist_t *h, hist_item_t *it) {
     if (!strcmp(o.code, "conflict")) SESS_COUNT(sess->counters[SC_CONFLICTS]);
     json_t *refusal = refusal_reply(it, h, &o);
     ts_sess_state_outcome_clear(&o);
+    if (!it->mut && h->inflight) {
+        /* refused by a state that earlier commits of this batch still have
+         * to make real: answered when they did (batch_end), else computed
+         * again */
+        it->refusal = refusal;
+        ts_list_insert_tail(&h->refused, &it->link);
+        return 0;
+    }
     if (!it->mut) {
         item_reply(it, refusal);
         item_free(it);
@@ -939,7 +961,23 @@ static void answer_resyncs(sess_hist_t *h) {
 /* The batch in flight is over: the cache is the store's state again (or
  * dirty). Reload if needed, answer resyncs, snapshot, run the next batch. */
 static void batch_end(sess_hist_t *h) {
+    /* refusals computed during the batch: true if every commit before them
+     * applied, else computed again with the retries */
+    while (!ts_list_empty(&h->refused)) {
+        hist_item_t *it = TS_CONTAINER_OF(h->refused.next, hist_item_t, link);
+        ts_list_remove(&it->link);
+        if (h->batch_failed) {
+            json_decref(it->refusal);
+            it->refusal = NULL;
+            ts_list_insert_tail(&h->retry, &it->link);
+        } else {
+            item_reply(it, it->refusal);
+            it->refusal = NULL;
+            item_free(it);
+        }
+    }
     h->chain_broken = 0;
+    h->batch_failed = 0;
     if (!ts_list_empty(&h->retry)) { /* computed again first, in their order */
         ts_list_t *first = h->retry.next, *last = h->retry.prev;
         first->prev = &h->queue;
@@ -1187,31 +1225,38 @@ void ts_sess__hist_welcome(sess_sock_t *ss) {
     hist_when_ready(sock_hist(ss), &r->w);
 }
 
-/* The health of one session's history, for the admin API. */
+/* The health of one session's history, for the admin API: the store's
+ * numbers (fresh: another loop or node may have written), and this loop's
+ * cache of it. */
 typedef struct health_req {
-    hist_wait_t w;
+    sess_hist_t *h;
     sess_sock_t *ss;
     sess_answer_t to;
 } health_req_t;
 
-static void health_run(sess_hist_t *h, hist_wait_t *w, int status) {
-    health_req_t *r = TS_CONTAINER_OF(w, health_req_t, w);
+static void on_health(int status, const ts_store_sess_info_t *info, void *ud) {
+    health_req_t *r = ud;
+    sess_hist_t *h = r->h;
+    op_end(h);
     if (status) {
         ts_sess__answer(r->ss, &r->to,
                         ts_sess__error(store_code(status), "the session history is unavailable", 1000));
     } else {
         size_t queued = 0;
-        ts_list_t *l;
-        for (l = h->queue.next; l != &h->queue; l = l->next) queued++;
-        json_t *o = json_pack("{s:b,s:s%,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "ok", 1, "epoch", "",
-                              (size_t)0, "seq", (json_int_t)h->last_seq, "ver",
-                              (json_int_t)h->ver, "snapshot_seq", (json_int_t)h->snap_seq,
-                              "trimmed_upto", (json_int_t)h->trimmed, "state_bytes",
-                              (json_int_t)ts_sess_state_bytes(h->st), "queued",
-                              (json_int_t)queued, "in_flight", (json_int_t)h->inflight,
-                              "entries_since_snapshot",
-                              (json_int_t)(h->last_seq > h->snap_seq ? h->last_seq - h->snap_seq : 0));
-        json_object_set_new(o, "epoch", json_sprintf("%016" PRIx64, h->epoch));
+        for (ts_list_t *l = h->queue.next; l != &h->queue; l = l->next) queued++;
+        json_t *o = json_pack("{s:b,s:s%,s:I,s:I,s:I,s:I,s:I}", "ok", 1, "epoch", "", (size_t)0,
+                              "seq", (json_int_t)info->last_seq, "ver",
+                              (json_int_t)info->state_ver, "snapshot_seq",
+                              (json_int_t)info->snap_seq, "trimmed_upto",
+                              (json_int_t)info->trimmed_upto, "entries_since_snapshot",
+                              (json_int_t)(info->last_seq - TS_MIN(info->snap_seq, info->last_seq)));
+        json_object_set_new(o, "epoch", json_sprintf("%016" PRIx64, info->epoch));
+        json_object_set_new(o, "cache",
+                            json_pack("{s:b,s:I,s:I,s:I,s:I}", "loaded", h->phase == H_READY,
+                                      "ver", (json_int_t)h->ver, "state_bytes",
+                                      (json_int_t)(h->st ? ts_sess_state_bytes(h->st) : 0),
+                                      "queued", (json_int_t)queued, "in_flight",
+                                      (json_int_t)h->inflight));
         ts_sess__answer(r->ss, &r->to, o);
     }
     ts_sess__sock_release(r->ss);
@@ -1222,9 +1267,16 @@ void ts_sess__hist_health(sess_sock_t *ss, const sess_answer_t *to) {
     health_req_t *r = ts_xcalloc(1, sizeof *r);
     r->ss = ss;
     r->to = *to;
+    r->h = sock_hist(ss);
     ts_sess__sock_hold(ss);
-    r->w.run = health_run;
-    hist_when_ready(sock_hist(ss), &r->w);
+    op_begin(r->h);
+    int rc = ts_store_sess_get(ss->sess->store, hist_key(r->h), on_health, r);
+    if (rc) {
+        op_end(r->h);
+        ts_sess__answer(ss, to, ts_sess__error(store_code(rc), "the session history is unavailable", 1000));
+        ts_sess__sock_release(ss);
+        free(r);
+    }
 }
 
 /* ---- lifecycle ---- */
@@ -1242,17 +1294,24 @@ void ts_sess__hist_sweep(ts_sess_t *sess) {
 
 /* The namespace is closing: queued work is dropped (its sockets are gone);
  * what the store holds completes and is then released by _deinit. */
-void ts_sess__hist_shutdown(ts_sess_t *sess) {
-    ts_list_t *l, *tmp;
-    TS_LIST_FOREACH_SAFE(l, tmp, &sess->hist_lru) {
-        sess_hist_t *h = TS_CONTAINER_OF(l, sess_hist_t, lru);
-        ts_list_t *m, *mt;
-        TS_LIST_FOREACH_SAFE(m, mt, &h->retry) {
+/* Everything a cache still holds that was not committed: refused and
+ * retried items join the queue, which is failed. */
+static void drop_pending(sess_hist_t *h, int status) {
+    ts_list_t *lists[] = {&h->refused, &h->retry};
+    for (size_t i = 0; i < TS_ARRAY_LEN(lists); i++) {
+        while (!ts_list_empty(lists[i])) {
+            ts_list_t *m = lists[i]->next;
             ts_list_remove(m);
             ts_list_insert_tail(&h->queue, m);
         }
-        fail_queue(h, TS_ECLOSED);
     }
+    fail_queue(h, status);
+}
+
+void ts_sess__hist_shutdown(ts_sess_t *sess) {
+    ts_list_t *l;
+    for (l = sess->hist_lru.next; l != &sess->hist_lru; l = l->next)
+        drop_pending(TS_CONTAINER_OF(l, sess_hist_t, lru), TS_ECLOSED);
 }
 
 /* Every store call is back: nothing refers to the caches any more. */
@@ -1260,7 +1319,7 @@ void ts_sess__hist_deinit(ts_sess_t *sess) {
     while (!ts_list_empty(&sess->hist_lru)) {
         sess_hist_t *h = TS_CONTAINER_OF(sess->hist_lru.next, sess_hist_t, lru);
         ts_assert(h->ops == 0);
-        fail_queue(h, TS_ECLOSED);
+        drop_pending(h, TS_ECLOSED);
         hist_free(h);
     }
     ts_map_deinit(&sess->hists);

@@ -1,7 +1,9 @@
 /* sess_int.h - private to the session layer: the namespace state shared by
  * session.c (connections, relay, limits, expiry), identity.c (connect
  * payload + token + device binding), registry.c (the store-backed registry
- * of live tabs) and http.c (admin and dev endpoints). */
+ * of live tabs with the data API the daemon's HTTP routes use), history.c
+ * (the session history: log, state, replay) and coalesce.c (throttling of
+ * presence and telemetry). */
 #ifndef TS_SESS_INT_H
 #define TS_SESS_INT_H
 #include <jansson.h>
@@ -106,7 +108,6 @@ struct ts_sess {
     struct ts_store *store;
     ts_sess_cfg_t cfg;
     char node_id[64];
-    char *admin_token;
     sess_shared_t *sh;            /* hs_ip, conns_ip, conns_user (locked) */
     ts_rl_table_t ev_tab, by_tab; /* events and bytes per tab (throttle()) */
     ts_brk_t store_brk;
@@ -188,8 +189,9 @@ sess_batch_t *ts_sess__batch_new(sess_sock_t *ss, const sess_answer_t *to, size_
 void ts_sess__batch_done(sess_batch_t *b, size_t idx, json_t *reply);
 void ts_sess__hist_state(sess_sock_t *ss, json_t *arg, const sess_answer_t *to);
 void ts_sess__hist_sync(sess_sock_t *ss, json_t *arg, const sess_answer_t *to);
-/* {ok, epoch, seq, ver, snapshot_seq, trimmed_upto, state_bytes, queued,
- * in_flight, entries_since_snapshot} of ss's session history. */
+/* {ok, epoch, seq, ver, snapshot_seq, trimmed_upto, entries_since_snapshot,
+ * cache: {loaded, ver, state_bytes, queued, in_flight}} of ss's session
+ * history (the store's numbers are read fresh). */
 void ts_sess__hist_health(sess_sock_t *ss, const sess_answer_t *to);
 /* Publishes an envelope or an array of them (session.c). */
 void ts_sess__publish(sess_sock_t *ss, json_t *in, const sess_answer_t *to);

@@ -386,6 +386,11 @@ static uint32_t coalesce_key(const sess_sock_t *ss, ts_slice_t type) {
 /* Relays one envelope, or for the session history, logs it first. */
 static void publish_one(sess_sock_t *ss, sess_batch_t *b, size_t idx, const pub_t *pb) {
     ts_sess_t *sess = ss->sess;
+    if (!ss->room_user && pb->to != TS_SESS_TO_SESSION) { /* a backend (data API) */
+        ts_sess__batch_done(b, idx, ts_sess__error("bad_envelope",
+                                                   "envelope: a backend publishes to the session only", 0));
+        return;
+    }
     if (sess->history && ts_sess_envelope_logged(pb->prio, pb->to)) {
         uint64_t ts = ts_hlc_now(&sess->sh->hlc, ts_wall_ms());
         const char *cl = pb->client && pb->client[0] ? pb->client : ss->default_client;
@@ -864,8 +869,6 @@ ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *s
     if (!sess->cfg.expiry_warning_s) sess->cfg.expiry_warning_s = 60;
     snprintf(sess->node_id, sizeof sess->node_id, "%s", cfg->node_id ? cfg->node_id : "tabsyncd");
     sess->cfg.node_id = sess->node_id;
-    sess->admin_token = cfg->admin_token && cfg->admin_token[0] ? ts_xstrdup(cfg->admin_token) : NULL;
-    sess->cfg.admin_token = sess->admin_token;
     sess->sh = cfg->share_with ? cfg->share_with->sh : shared_new(cfg);
     pthread_mutex_lock(&sess->sh->mu);
     ts_assert(sess->sh->nmembers < TS_SIO_MAX_LOOPS);
@@ -914,7 +917,6 @@ static void maybe_free(ts_sess_t *sess) {
     ts_rl_table_deinit(&sess->by_tab);
     ts_sess__hist_deinit(sess);
     ts_sess_rules_free(sess->own_rules);
-    free(sess->admin_token);
     free(sess);
 }
 

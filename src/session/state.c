@@ -24,6 +24,8 @@ struct ts_sess_state {
     json_t *doc;  /* an object; committed nodes are immutable (see above) */
     json_t *meta; /* object: unit pointer -> entry {"v","h","a"[,"t"]}; entries immutable */
     size_t bytes; /* the compact JSON size of doc, exact */
+    size_t meta_bytes; /* the same for meta: max_bytes bounds the two together, since
+                        * deleted units keep their entries (docs/CONSISTENCY.md) */
 };
 
 #define PATH_CAP (TS_JPTR_MAX_LEN + 1)
@@ -40,7 +42,7 @@ struct ts_sess_state {
  * kept the loop busy for 8 s. Legitimate changes, even ones that move or
  * replace half the document, stay far below. */
 #define WORK_FACTOR 8
-#define SCAN_COST 16 /* work of looking at one metadata entry or set element */
+#define SCAN_COST 4 /* work of looking at one metadata entry or set element */
 
 /* ---- sizes: what a value adds to the compact text of its container ---- */
 
@@ -133,6 +135,7 @@ typedef struct txn {
     int doc_own, meta_own;
     pset_t fresh;
     int64_t dbytes; /* size change of the document so far */
+    int64_t dmeta;  /* and of the metadata */
     uint64_t work;  /* bytes measured, plus entries and elements scanned (see WORK_FACTOR) */
 } txn_t;
 
@@ -162,6 +165,10 @@ static void txn_end(txn_t *t, int commit) {
             st->meta = t->meta;
         }
         st->bytes = (size_t)((int64_t)st->bytes + t->dbytes);
+        st->meta_bytes = (size_t)((int64_t)st->meta_bytes + t->dmeta);
+#if !defined(NDEBUG) || defined(TS_FUZZING)
+        ts_assert(st->bytes == (size_t)vsize(st->doc) && st->meta_bytes == (size_t)vsize(st->meta));
+#endif
     } else {
         if (t->doc_own) json_decref(t->doc);
         if (t->meta_own) json_decref(t->meta);
@@ -317,8 +324,16 @@ static void meta_write(txn_t *t, const char *u, size_t ulen, json_t *entry /* ta
     json_t *v;
     void *tmp;
     json_object_keylen_foreach_safe(t->meta, tmp, key, kl, v) {
-        if (kl > ulen && ts_jptr_is_prefix(u, ulen, key, kl)) json_object_deln(t->meta, key, kl);
+        if (kl > ulen && ts_jptr_is_prefix(u, ulen, key, kl)) {
+            t->dmeta -= ksize(key, kl) + 1 + tsize(t, v) + (json_object_size(t->meta) > 1);
+            json_object_deln(t->meta, key, kl);
+        }
     }
+    json_t *old = json_object_getn(t->meta, u, ulen);
+    if (old)
+        t->dmeta += tsize(t, entry) - tsize(t, old);
+    else
+        t->dmeta += ksize(u, ulen) + 1 + tsize(t, entry) + (json_object_size(t->meta) > 0);
     json_object_setn_new_nocheck(t->meta, u, ulen, entry);
 }
 
@@ -835,23 +850,6 @@ static int write1(applier_t *a, wkind_t kind, const char *text, size_t tlen, jso
         tags = set_op(a, kind, &p, cur, value, unit, ulen);
         break;
     }
-    /* Checked after every write, not only at the end: copies can double the
-     * document with each operation. */
-    int64_t now = (int64_t)t->st->bytes + t->dbytes;
-    size_t limit = TS_MAX(ctx->max_bytes, t->st->bytes);
-    if (ctx->max_bytes && now > (int64_t)limit) {
-        json_decref(tags);
-        return refuse(a, "too_large", TS_ETOOBIG,
-                      "the document would be %lld bytes (max_bytes %zu)", (long long)now,
-                      ctx->max_bytes);
-    }
-    if (ctx->max_bytes && t->work > (uint64_t)WORK_FACTOR * limit) {
-        json_decref(tags);
-        return refuse(a, "too_large", TS_ETOOBIG,
-                      "the change copies and rewrites too much (over %d times max_bytes); "
-                      "split it",
-                      WORK_FACTOR);
-    }
     json_t *entry = json_object();
     json_object_set_new(entry, "v", json_integer((json_int_t)ctx->ver));
     json_object_set_new(entry, "h", json_integer((json_int_t)ctx->hlc));
@@ -862,6 +860,21 @@ static int write1(applier_t *a, wkind_t kind, const char *text, size_t tlen, jso
     note_path(a, path, plen);
     note_unit(a, unit, ulen, 1);
     *applied = 1;
+    /* Checked after every write, not only at the end: copies can double the
+     * document with each operation. A state already over the limit (it was
+     * lowered) may take changes that do not grow it. */
+    const ts_sess_state_t *st = t->st;
+    int64_t now = (int64_t)(st->bytes + st->meta_bytes) + t->dbytes + t->dmeta;
+    size_t limit = TS_MAX(ctx->max_bytes, st->bytes + st->meta_bytes);
+    if (ctx->max_bytes && now > (int64_t)limit)
+        return refuse(a, "too_large", TS_ETOOBIG,
+                      "the document and its bookkeeping would be %lld bytes (max_bytes %zu)",
+                      (long long)now, ctx->max_bytes);
+    if (ctx->max_bytes && t->work > (uint64_t)WORK_FACTOR * limit)
+        return refuse(a, "too_large", TS_ETOOBIG,
+                      "the change copies and rewrites too much (over %d times max_bytes); "
+                      "split it",
+                      WORK_FACTOR);
     return 0;
 }
 
@@ -1284,7 +1297,7 @@ ts_sess_state_t *ts_sess_state_new(void) {
     ts_sess_state_t *st = ts_xcalloc(1, sizeof *st);
     st->doc = json_object();
     st->meta = json_object();
-    st->bytes = 2; /* {} */
+    st->bytes = st->meta_bytes = 2; /* {} */
     return st;
 }
 
@@ -1331,6 +1344,7 @@ int ts_sess_state_load(json_t *snapshot, ts_sess_state_t **out, char *why, size_
     st->doc = json_deep_copy(doc);
     st->meta = meta ? json_deep_copy(meta) : json_object();
     st->bytes = (size_t)vsize(st->doc);
+    st->meta_bytes = (size_t)vsize(st->meta);
     *out = st;
     return 0;
 }

@@ -28,7 +28,6 @@ typedef enum ts_sess_history_mode {
 typedef struct ts_sess_cfg {
     const char *node_id;             /* this tabsyncd in the registry; borrowed */
     const struct ts_sess_auth *auth; /* token verifier; borrowed, required */
-    const char *admin_token;         /* "" or NULL = admin API off; borrowed */
     int dev;                         /* --dev: the token minting endpoint */
     /* limits; 0 = unlimited */
     uint32_t handshakes_per_ip;   /* Engine.IO handshakes per address per second */
@@ -70,9 +69,6 @@ void ts_sess_free(ts_sess_t *s);
 int ts_sess_allow_handshake(const ts_http_req_t *req, const char *peer, char *msg, size_t msglen,
                             uint32_t *retry_after_s, void *sess);
 
-/* Serves /api/admin/... and /api/dev/...: returns 1 if the path was one of
- * them (answered, or held for an asynchronous answer), else 0. */
-int ts_sess_http(ts_sess_t *s, ts_http_conn_t *hc, const ts_http_req_t *req);
 
 /* ---- the data API: a session's history for an application's backend ----
  * What the HTTP routes of src/daemon call (docs/PROTOCOL.md "Backends"):
@@ -101,7 +97,8 @@ int ts_sess_api_read(ts_sess_t *s, const ts_sess_api_target_t *t, json_t *arg,
                      ts_sess_api_cb cb, void *ud);
 
 /* The health of the history: {ok, epoch, seq, ver, snapshot_seq,
- * trimmed_upto, state_bytes, queued, in_flight, entries_since_snapshot}. */
+ * trimmed_upto, entries_since_snapshot, cache: {loaded, ver, state_bytes,
+ * queued, in_flight}} (the store's numbers, and this loop's cache). */
 int ts_sess_api_health(ts_sess_t *s, const ts_sess_api_target_t *t, ts_sess_api_cb cb,
                        void *ud);
 

@@ -78,7 +78,8 @@ int ts_sess_state_load(json_t *snapshot, ts_sess_state_t **out, char *why, size_
  * fold or free of st: a change swaps in a new root. */
 json_t *ts_sess_state_doc(const ts_sess_state_t *st);
 /* Bytes of the document as compact JSON (json_dumpb with JSON_COMPACT),
- * exact, kept up to date by every write. */
+ * exact, kept up to date by every write (the metadata is not counted here;
+ * max_bytes counts both). */
 size_t ts_sess_state_bytes(const ts_sess_state_t *st);
 
 /* ---- applying a change ----
@@ -96,11 +97,12 @@ typedef struct ts_sess_state_ctx {
     uint64_t hlc;        /* the change's hybrid logical clock (core/ts_hlc.h) */
     const char *actor;   /* who writes (client id): lww tie break; version units
                           * never conflict with the actor's own writes */
-    size_t max_bytes;    /* refuse (too_large) a change that grows the document
-                          * past this many bytes at any point (one that leaves a
-                          * document already over it no larger passes); 0 = no
-                          * limit, for trusted input only: copy ops can double the
-                          * document with every operation */
+    size_t max_bytes;    /* refuse (too_large) a change that grows the document and
+                          * its metadata (compact JSON of both; deleted units keep
+                          * their entries) past this many bytes at any point; a
+                          * state already over it may take changes that do not
+                          * grow it. 0 = no limit, for trusted input only: copy
+                          * ops can double the document with every operation */
     size_t max_ops;      /* writes per change (a merge patch's members, a patch's
                           * operations, a move counting two); 0 = 1000 */
 } ts_sess_state_ctx_t;

@@ -413,8 +413,12 @@ describe('backend HTTP API: publish, state, events', SKIP, () => {
     assert.equal(h.epoch, a1.welcome.epoch);
     const log = await ask(a1, 'sync', { after: 0, epoch: h.epoch });
     assert.equal(h.seq, log.seq);
-    for (const k of ['ver', 'snapshot_seq', 'trimmed_upto', 'state_bytes', 'queued', 'in_flight', 'entries_since_snapshot'])
+    for (const k of ['ver', 'snapshot_seq', 'trimmed_upto', 'entries_since_snapshot'])
       assert.ok(Number.isInteger(h[k]), `${k} in ${r.text}`);
+    // this loop's cache of the session (the store's numbers above are fresh)
+    assert.equal(typeof h.cache?.loaded, 'boolean', r.text);
+    for (const k of ['ver', 'state_bytes', 'queued', 'in_flight'])
+      assert.ok(Number.isInteger(h.cache[k]), `cache.${k} in ${r.text}`);
     assert.ok(h.ver >= 1);
     assert.deepEqual(h.tabs.map((t) => itemId(t, TAB_KEYS)).sort(), ['a1', 'a2'], 'alice\'s tabs of s1, not bob\'s');
     assert.deepEqual(h.devices.map((d) => d.device).sort(), ['laptop', 'phone']);
