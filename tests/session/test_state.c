@@ -548,20 +548,24 @@ static const st_case_t cases[] = {
      .code = "too_large"},
     {.name = "max_ops: at the limit", .max_ops = 3, .change = "{'merge':{'a':1,'b':1,'c':1}}",
      .doc = "{'a':1,'b':1,'c':1}"},
-    {.name = "max_bytes: over", .max_bytes = 15, .change = "{'merge':{'a':'0123456789'}}",
+    /* max_bytes bounds the document and its bookkeeping: here 18 + 33 */
+    {.name = "max_bytes: over", .max_bytes = 50, .change = "{'merge':{'a':'0123456789'}}",
      .want = TS_ETOOBIG, .code = "too_large",
-     .why = "the document would be 18 bytes (max_bytes 15)"},
-    {.name = "max_bytes: at the limit", .max_bytes = 18, .change = "{'merge':{'a':'0123456789'}}",
+     .why = "merge: the document and its bookkeeping would be 51 bytes (max_bytes 50)"},
+    {.name = "max_bytes: at the limit", .max_bytes = 51, .change = "{'merge':{'a':'0123456789'}}",
      .doc = "{'a':'0123456789'}"},
     {.name = "max_bytes: shrinking passes over the limit", .max_bytes = 5,
-     .init = DOC("{'a':'0123456789','b':1}"), .change = "{'merge':{'a':null}}", .doc = "{'b':1}"},
-    {.name = "max_bytes: checked at every write", .max_bytes = 40,
+     .init = DOC("{'a':'" S200 "','b':1}"), .change = "{'merge':{'a':null}}", .doc = "{'b':1}"},
+    {.name = "max_bytes: a deletion's bookkeeping counts", .max_bytes = 30,
+     .init = DOC("{'a':'0123456789','b':1}"), .change = "{'merge':{'a':null}}",
+     .want = TS_ETOOBIG, .why = "would be 40 bytes (max_bytes 30)"},
+    {.name = "max_bytes: checked at every write", .max_bytes = 100,
      .init = DOC("{'a':'0123456789'}"),
      .change = "{'patch':[{'op':'copy','from':'/a','path':'/b'},"
                "{'op':'copy','from':'/a','path':'/c'},{'op':'remove','path':'/b'},"
                "{'op':'remove','path':'/c'}]}",
      .want = TS_ETOOBIG, .code = "too_large",
-     .why = "op 2 (copy): the document would be 52 bytes (max_bytes 40)"},
+     .why = "op 2 (copy): the document and its bookkeeping would be 117 bytes (max_bytes 100)"},
     {.name = "max_bytes: doubling copies stop at the limit", .max_bytes = 1000,
      .init = DOC("{'a':{'x':'0123456789'}}"),
      .change = "{'patch':[{'op':'copy','from':'/a','path':'/a/1'},"
@@ -569,8 +573,8 @@ static const st_case_t cases[] = {
                "{'op':'copy','from':'/a','path':'/a/4'},{'op':'copy','from':'/a','path':'/a/5'},"
                "{'op':'copy','from':'/a','path':'/a/6'},{'op':'copy','from':'/a','path':'/a/7'},"
                "{'op':'copy','from':'/a','path':'/a/8'},{'op':'copy','from':'/a','path':'/a/9'}]}",
-     .want = TS_ETOOBIG, .code = "too_large", .why = "op 6 (copy): the document would be"},
-    {.name = "work: a cheap message cannot keep the engine busy", .max_bytes = 450,
+     .want = TS_ETOOBIG, .code = "too_large", .why = "(copy): the document and its bookkeeping"},
+    {.name = "work: a cheap message cannot keep the engine busy", .max_bytes = 600,
      .init = DOC("{'a':'" S200 "'}"),
      .change = "{'patch':["
                "{'op':'copy','from':'/a','path':'/b'},{'op':'remove','path':'/b'},"
@@ -1063,7 +1067,7 @@ static void random_walk(void **state) {
                                        .has_base = rnd(5) != 0,
                                        .hlc = 1 + rnd(60),
                                        .actor = actors[rnd(3)],
-                                       .max_bytes = 80};
+                                       .max_bytes = 400};
             json_t *before = ts_sess_state_dump(a);
             char *before_s = dumps(before);
             ts_sess_state_outcome_t oa, oc;
