@@ -7,7 +7,8 @@
  * writes ("fresh" nodes, known by address) and swaps the new root in only
  * when it succeeds. So a refused change leaves the state exactly as it was
  * at the cost of one shallow copy per touched container (never the whole
- * document), and outcomes may share subtrees with the document. */
+ * document; but a write into an object of 20,000 members pays ~2.5 ms for
+ * copying it), and outcomes may share subtrees with the document. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -607,6 +608,7 @@ static json_t *set_op(applier_t *a, wkind_t kind, const ts_jptr_t *p, json_t *cu
     json_t *old = json_object_getn(t->meta, unit, ulen);
     json_t *ot = old ? json_object_get(old, "t") : NULL;
     json_t *nt = json_is_object(ot) ? json_copy(ot) : json_object();
+    t->work += SCAN_COST * json_object_size(nt);
     json_t *tags = json_object_getn(nt, key, klen);
     json_t *arr = NULL;
     if (cur) {
