@@ -202,6 +202,29 @@ export function fold(entries, start = {}) {
 // ---- the mirror tab --------------------------------------------------------------
 
 let mirrorCount = 0;
+const CHECK_EVERY = 10;
+
+/**
+ * Compares the tabs' checkpoints (their document at some seqs, as they held
+ * it) with the fold of the log at those seqs. Returns the differences.
+ */
+export function checkpointDiffs(tabs, log) {
+  const want = new Map();
+  for (const t of tabs) for (const seq of t.checkpoints.keys()) want.set(seq, null);
+  let doc = {};
+  if (want.has(0)) want.set(0, canon(doc));
+  for (const e of log) {
+    if (e.kind === 'change') doc = applyEffects(doc, e.effects);
+    if (want.has(e.seq)) want.set(e.seq, canon(doc));
+  }
+  const diffs = [];
+  for (const t of tabs) {
+    for (const [seq, c] of t.checkpoints) {
+      if (want.get(seq) !== c) diffs.push(`${t.name} at seq ${seq} held ${c.slice(0, 200)}, the fold of the log there is ${String(want.get(seq)).slice(0, 200)}`);
+    }
+  }
+  return diffs;
+}
 
 /**
  * A v3 tab with a local copy of the session: see the top of this file.
@@ -231,6 +254,7 @@ export class Mirror {
     this.pending = new Map(); // seq -> entry waiting for the seqs before it
     this.applied = []; // {seq, kind, id, client, mut, ver} in seq order (since the last reset)
     this.resets = [];
+    this.checkpoints = new Map(); // seq -> canon(doc) there, every CHECK_EVERY seqs and at each reset
     this.nextMut = 1;
     this.outstanding = new Map(); // mut -> submission
     this.subs = []; // every submission, in order
@@ -321,6 +345,7 @@ export class Mirror {
       this.pending.delete(this.lastSeq + 1);
       this.applyOne(e);
       this.lastSeq += 1;
+      if (this.lastSeq % CHECK_EVERY === 0) this.checkpoints.set(this.lastSeq, canon(this.doc));
     }
   }
 
@@ -347,6 +372,7 @@ export class Mirror {
     this.doc = clone(r.snapshot.state);
     this.ver = r.snapshot.ver;
     this.lastSeq = r.snapshot.seq;
+    this.checkpoints.set(this.lastSeq, canon(this.doc));
     this.applied = [];
     for (const s of [...this.pending.keys()]) if (s <= this.lastSeq) this.pending.delete(s);
     this.drain();
@@ -566,6 +592,7 @@ export class Mirror {
   }
 
   close() {
+    this.closed = true;
     this.autoSync = false;
     this.sock.close();
   }
