@@ -26,7 +26,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { startServer, IS_NODE, sleep } from './harness.mjs';
 import {
-  BASE_FLAGS, ident, uniq, tempDir, writeRules, makeRng, openMirror, Mirror, fullLog, fold,
+  BASE_FLAGS, ident, uniq, tempDir, writeRules, makeRng, openMirror, fullLog, fold,
   applyEffects, getPtr, sorted, canon, hlcMs, schemaError, mustMatch, clone, checkpointDiffs,
 } from './history-helpers.mjs';
 
@@ -1453,6 +1453,13 @@ describe('history 7: durability across kill -9 and restarts', SKIP, () => {
       if (!e || e.seq !== sub.final.seq || e.id !== sub.msg.id) lost.push(`${tb.client}#${sub.msg.mut} acked at seq ${sub.final.seq}: ${e ? `logged at ${e.seq}` : 'missing'}`);
     }
     assert.deepEqual(lost.slice(0, 10), [], `${lost.length} acknowledged changes lost`);
+    // what a tab received live was durable before it was delivered
+    const seen = [...a.events, ...a.changes, ...b.events, ...b.changes].filter((e) => e.seq !== undefined);
+    const bySeq = new Map(log.map((e) => [e.seq, e]));
+    const vanished = seen.filter((e) => bySeq.get(e.seq)?.id !== e.id).map((e) => `${e.kind} ${e.id} seq ${e.seq}`);
+    t.diagnostic(`${seen.length} entries delivered live before the kill`);
+    assert.deepEqual(vanished.slice(0, 10), [], `${vanished.length} entries delivered live are not in the log after the restart`);
+    assert.equal(f.welcomes[0].seq, N, 'the welcome after the restart says where the history is');
     assert.equal(byKey.size, N, 'each entry has its own (client, mut)');
     // nothing half-applied: every change incremented a by 1 and b by 2 together
     const folded = fold(log);
