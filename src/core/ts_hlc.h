@@ -1,7 +1,8 @@
-/* ts_hlc.h - hybrid logical clock: wall-clock milliseconds with a 12-bit
- * logical counter underneath, as one integer (ms * 4096 + logical) that
- * stays below 2^53 so JavaScript reads it exactly (until wall ms reaches
- * 2^41, in September 2039). Every value a clock hands out is strictly
+/* ts_hlc.h - hybrid logical clock: wall-clock milliseconds with a 10-bit
+ * logical counter underneath, as one integer (ms * 1024 + logical) that
+ * stays below 2^53 so JavaScript reads it exactly until wall ms reach 2^43
+ * (the year 2248; 12 bits would have ended in 2039). 1,024 values per ms
+ * and clock are plenty: more only borrow from the next millisecond. Every value a clock hands out is strictly
  * greater than every value it handed out or received before, whatever the
  * wall clock does; a remote value too far in the future is refused rather
  * than adopted (it would win every last-writer-wins race for as long).
@@ -12,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define TS_HLC_LOGICAL_BITS 12
-#define TS_HLC_LOGICAL_MAX ((1u << TS_HLC_LOGICAL_BITS) - 1)  /* 4095 */
+#define TS_HLC_LOGICAL_BITS 10
+#define TS_HLC_LOGICAL_MAX ((1u << TS_HLC_LOGICAL_BITS) - 1)  /* 1023 */
 
 typedef struct ts_hlc {
     uint64_t last; /* the greatest value handed out or received; 0 = none */

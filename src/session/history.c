@@ -206,7 +206,17 @@ static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, ui
     with_seq(&out, ts_buf_slice(it->entry), seq);
     ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};
     const char *room = it->ss->room_session;
+    /* a state change is v3: tabs of the older protocols (in their own room,
+     * so v3 tabs pay nothing for it) do not get it */
+    char old[2 * TS_SESS_ID_MAX + 4];
+    const char *except = old;
+    const char *parts[] = {"o", it->ss->id.user, it->ss->id.session};
+    ts_strjoin(old, sizeof old, '/', parts, 3);
     ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .skip = it->ss->s, .cls = it->cls};
+    if (it->kind == ITEM_CHANGE) {
+        to.except = &except;
+        to.nexcept = 1;
+    }
     ts_sio_broadcast_raw(h->sess->nsp, &to, event, &arg, 1);
     ts_sbuf_free(&out);
 }
@@ -1102,7 +1112,7 @@ static hist_item_t *change_item(sess_sock_t *ss, sess_batch_t *b, size_t idx, js
         goto refuse;
     }
     if ((x = json_object_get(c, "hlc")) && (hlc = json_uint(x, TS_JS_MAX_SAFE)) < 1) {
-        snprintf(why, sizeof why, "hlc must be a positive integer (ms * 4096 + counter)");
+        snprintf(why, sizeof why, "hlc must be a positive integer (ms * 1024 + counter)");
         goto refuse;
     }
     hist_item_t *it = ts_xcalloc(1, sizeof *it);

@@ -73,6 +73,8 @@ typedef struct sess_sock {
     char *room_session;      /* "s:<user>:<session>" (owned) */
     char *room_user;         /* "u:<user>" */
     char *room_device;       /* "d:<user>:<device>" */
+    char *room_old;          /* "o/<user>/<session>": tabs of protocol 1 and 2, which
+                              * state changes skip; NULL for v3 tabs */
     char owner[4 * TS_SESS_ID_MAX + 4]; /* "user/session/device/tab": owns its recovery
                                          session and keys its rate buckets */
     ts_rl_strikes_t strikes;

@@ -58,6 +58,7 @@ static void sock_free(sess_sock_t *ss) {
     free(ss->room_session);
     free(ss->room_user);
     free(ss->room_device);
+    free(ss->room_old);
     json_decref(ss->meta);
     free(ss);
 }
@@ -212,6 +213,7 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     ss->room_session = room_name("s", ss->id.user, ss->id.session);
     ss->room_user = room_name("u", ss->id.user, NULL);
     ss->room_device = room_name("d", ss->id.user, ss->id.device);
+    if (ss->id.proto < 3) ss->room_old = room_name("o", ss->id.user, ss->id.session);
     const char *hk[] = {ss->id.user, ss->id.session};
     ts_strjoin(ss->hist_key, sizeof ss->hist_key, '/', hk, 2);
     const char *dc[] = {"d", ss->id.device, "t", ss->id.tab};
@@ -229,6 +231,7 @@ static void on_connection(ts_sio_socket_t *s, void *ud) {
     ts_sio_join(s, ss->room_session);
     ts_sio_join(s, ss->room_user);
     ts_sio_join(s, ss->room_device);
+    if (ss->room_old) ts_sio_join(s, ss->room_old);
     ts_list_insert_tail(&sess->socks, &ss->link);
     TS_MET_BUMP_(sess->nsocks, 1);
     SESS_COUNT(sess->counters[SC_CONNECTED]);

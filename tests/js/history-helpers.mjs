@@ -29,9 +29,8 @@ export const SCHEMA_PATH = path.join(HERE, '..', '..', 'docs', 'protocol', 'sess
 // ---- schema ------------------------------------------------------------------
 
 const SCHEMA = JSON.parse(fs.readFileSync(SCHEMA_PATH, 'utf8'));
-// strict: false because the schema puts `required` in an allOf branch without
-// `type` (ajv's strictTypes complains; the meaning is unambiguous).
-const ajv = new Ajv2020({ strict: false, allErrors: true });
+// strict: the schema itself is checked too (unknown keywords, types, required)
+const ajv = new Ajv2020({ strict: true, allErrors: true });
 ajv.addSchema(SCHEMA);
 const validators = new Map();
 function validator(def) {
@@ -639,4 +638,4 @@ export function canon(v) {
 }
 
 /** The wall-clock ms of an hlc / ts. */
-export const hlcMs = (h) => Math.floor(h / 4096);
+export const hlcMs = (h) => Math.floor(h / 1024);

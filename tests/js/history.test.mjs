@@ -32,7 +32,7 @@ import {
 
 const SKIP = IS_NODE ? { skip: 'tabsyncd only (the Node reference has no /session history)' } : {};
 const EPOCH_RE = /^[0-9a-f]{16}$/;
-const MS_4096 = 4096;
+const HLC_PER_MS = 1024; // hlc = ms * 1024 + counter (docs/PROTOCOL.md)
 
 /** Poll pred until true or throw after ms. */
 async function waitUntil(pred, ms, what) {
@@ -124,7 +124,7 @@ describe('history 1: v3 basics', SKIP, () => {
     const t1 = Date.now();
     for (let i = 0; i < 3; i++) {
       if (i) assert.ok(acks[i].ts > acks[i - 1].ts, 'ts strictly increasing');
-      assert.ok(hlcMs(acks[i].ts) >= t0 - 2000 && hlcMs(acks[i].ts) <= t1 + 2000, `ts ${acks[i].ts} is ms*4096+counter of now`);
+      assert.ok(hlcMs(acks[i].ts) >= t0 - 2000 && hlcMs(acks[i].ts) <= t1 + 2000, `ts ${acks[i].ts} is ms*1024+counter of now`);
     }
     // every other tab got each entry once, in seq order, with kind/seq/ts; never its own
     const senders = { p1: 'ta', p2: 'tb', p3: 'tc' };
@@ -407,12 +407,12 @@ describe('history 2: shared state and its strategies', SKIP, () => {
   it('lww: the greater (hlc, client) wins; an older write is superseded, reported with the current value, and changes nothing', { timeout: 20000 }, async () => {
     const { S, a, b, o } = await trio('st2');
     const now = Date.now();
-    const h = now * MS_4096 + 5;
+    const h = now * HLC_PER_MS + 5;
     const w1 = await a.state(chg({ client: 'ca', mut: 1, hlc: h, patch: [{ op: 'add', path: '/color', value: 'red' }] }));
     assert.equal(w1.ok, true, JSON.stringify(w1));
     assert.deepEqual(w1.results, [{ path: '/color', status: 'applied', value: 'red' }]);
     // older clock: superseded
-    const w2 = await b.state(chg({ client: 'cb', mut: 1, hlc: (now - 5000) * MS_4096, patch: [{ op: 'add', path: '/color', value: 'blue' }] }));
+    const w2 = await b.state(chg({ client: 'cb', mut: 1, hlc: (now - 5000) * HLC_PER_MS, patch: [{ op: 'add', path: '/color', value: 'blue' }] }));
     assert.equal(w2.ok, true, `a superseded lww write is not an error: ${JSON.stringify(w2)}`);
     assert.deepEqual(w2.results, [{ path: '/color', status: 'superseded', value: 'red' }]);
     assert.equal(w2.effects.some((e) => e.path === '/color'), false, 'no effect for a superseded write');
@@ -554,7 +554,7 @@ describe('history 2: shared state and its strategies', SKIP, () => {
     const oChanges = o.changes.length;
     const bChanges = b.changes.length;
     const ops1001 = Array.from({ length: 1001 }, (_, i) => ({ op: 'add', path: `/big${i}`, value: i }));
-    const future = (Date.now() + 120000) * MS_4096;
+    const future = (Date.now() + 120000) * HLC_PER_MS;
     const cases = [
       ['bad_change', 'a string', 'not a change'],
       ['bad_change', 'v 2', { v: 2, id: 'r1', merge: { a: 1 } }],
@@ -617,7 +617,7 @@ describe('history 2: shared state and its strategies', SKIP, () => {
     const ok1000 = await b.state(chg({ patch: ops1001.slice(0, 1000) }));
     assert.equal(ok1000.ok, true, `1,000 operations are within the limit: ${JSON.stringify(ok1000).slice(0, 300)}`);
     // an hlc in the past (or 50 s ahead) is fine
-    const near = await b.state(chg({ hlc: (Date.now() + 50000) * MS_4096, merge: { near: 1 } }));
+    const near = await b.state(chg({ hlc: (Date.now() + 50000) * HLC_PER_MS, merge: { near: 1 } }));
     assert.equal(near.ok, true, `hlc 50 s ahead is within 60 s: ${JSON.stringify(near)}`);
     await converged(S, [a, b, o]);
     noViolations(a, b, o);
@@ -1145,7 +1145,7 @@ describe('history 6: convergence under chaos', SKIP, () => {
         case 'lwwHlc': {
           let h;
           do {
-            h = rng() < 0.3 ? (Date.now() - rng.int(3000)) * MS_4096 + rng.int(4096) : Date.now() * MS_4096 + rng.int(4096);
+            h = rng() < 0.3 ? (Date.now() - rng.int(3000)) * HLC_PER_MS + rng.int(1024) : Date.now() * HLC_PER_MS + rng.int(1024);
           } while (usedHlc[i].has(h));
           usedHlc[i].add(h);
           return ['state', { v: 3, id, hlc: h, patch: [{ op: 'add', path: `/l${rng.int(3)}`, value: { by: i, n } }] }];

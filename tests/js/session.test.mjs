@@ -194,7 +194,7 @@ describe('/session: a valid token lands in exactly its session, user and device 
       assert.deepEqual(rest, { ...full, from: expectFrom });
       assert.equal(kind, 'event');
       assert.ok(Number.isSafeInteger(seq) && seq >= 1, `seq ${seq}`);
-      assert.ok(Number.isSafeInteger(ts) && Math.abs(ts / 4096 - Date.now()) < 60000, `ts ${ts}`);
+      assert.ok(Number.isSafeInteger(ts) && Math.abs(ts / 1024 - Date.now()) < 60000, `ts ${ts}`);
     }
     // a minimal envelope of the previous version (1, still accepted):
     // defaults may be filled in, nothing foreign appears
