@@ -28,7 +28,11 @@
     X(SIO_BROADCASTS, "tabsync_sio_broadcasts_total", "broadcasts encoded (once each)")   \
     X(SIO_RECOVERED, "tabsync_sio_recovered_total", "connections restored by recovery") \
     X(LOOP_HANDOFFS, "tabsync_loop_handoffs_total",                                       \
-      "connections moved to the loop that holds their Engine.IO session")
+      "connections moved to the loop that holds their Engine.IO session")                  \
+    X(SEND_COALESCED, "tabsync_send_coalesced_total",                                     \
+      "queued packets replaced by a newer one with the same coalesce key (latest wins)")   \
+    X(SEND_REORDERED, "tabsync_send_reordered_total",                                     \
+      "packets queued ahead of others of a later delivery class")
 
 /* X(ID, "metric_name", "help") - values that go up and down. */
 #define TS_MET_GAUGES(X)                                                                   \

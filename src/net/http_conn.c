@@ -22,7 +22,7 @@ static void respond_error(ts_conn_t *c, int status, const char *why) {
     int n = snprintf(body, sizeof body, "%s\n", why);
     ts_buf_t *r = ts_http_response(status, "Content-Type: text/plain; charset=utf-8\r\n", body,
                                    (size_t)n, 0);
-    ts_net__queue(c, r, r->data, r->len, NULL, 0);
+    ts_net__queue(c, r, r->data, r->len, NULL, 0, TS_NET_CLASS_FIRST, 0);
     ts_buf_unref(r);
     c->flags &= ~(uint32_t)TS_CONN_AWAITING;
     c->abort_cb = NULL;
@@ -92,9 +92,9 @@ void ts_http_respond_buf(ts_http_conn_t *c, int status, const char *headers, ts_
     if (status != 204 && status != 304) ts_sbuf_printf(&head, "Content-Length: %zu\r\n", blen);
     ts_sbuf_printf(&head, "Connection: %s\r\n\r\n", keep ? "keep-alive" : "close");
     ts_buf_t *h = ts_sbuf_finish(&head);
-    ts_net__queue(c, h, h->data, h->len, NULL, 0);
+    ts_net__queue(c, h, h->data, h->len, NULL, 0, TS_NET_CLASS_FIRST, 0);
     ts_buf_unref(h);
-    if (blen) ts_net__queue(c, body, body->data, blen, NULL, 0);
+    if (blen) ts_net__queue(c, body, body->data, blen, NULL, 0, TS_NET_CLASS_FIRST, 0);
     ts_buf_unref(body);
     if (!keep) {
         ts_net__end(c);

@@ -10,15 +10,21 @@
 #include "net/ts_net.h"
 
 /* One queued write: a header of up to 14 bytes kept inline (built per
- * connection) and a slice of a shared, refcounted buffer. */
+ * connection) and a slice of a shared, refcounted buffer, with its
+ * delivery class (ts_net.h): 40 bytes, as before classes. */
 typedef struct ts_wentry {
     ts_buf_t *buf;    /* reference held until written; may be NULL if hdr only */
     const uint8_t *p; /* inside buf */
     uint32_t len;
+    uint32_t key;     /* coalesce key; 0 = none */
     uint8_t hdrlen;
+    uint8_t cls;      /* enum ts_net_class */
     uint8_t hdr[TS_WS_MAX_HEADER];
 } ts_wentry_t;
 
+/* While a write is in flight (TS_CONN_WRITING), `pend` is kept in class
+ * order (ts_net__queue inserts stably and coalesces); otherwise it is in
+ * the order queued. `inflight` is never touched until written. */
 typedef struct ts_wqueue {
     ts_wentry_t *e;
     size_t n, cap;
@@ -135,8 +141,13 @@ struct ts_net {
 typedef struct ts_conn ts_conn_t;
 
 /* tcp.c */
+/* Queues hdr[0..hdrlen) and p[0..len) (a reference to `buf` is taken) in
+ * delivery class `cls` (enum ts_net_class, TS_NET_MORE or'ed in when more
+ * frames of one group follow) with coalesce key `key` (0 = none): see
+ * ts_ws_send_class. `hdr` is NULL (hdrlen 0) or a buffer of
+ * TS_WS_MAX_HEADER bytes, all of which are read. */
 void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
-                   const uint8_t *hdr, size_t hdrlen);
+                   const uint8_t *hdr, size_t hdrlen, unsigned cls, uint32_t key);
 void ts_net__schedule(ts_conn_t *c); /* flush (and reprocess) at the end of this loop turn */
 void ts_net__close(ts_conn_t *c);    /* abrupt */
 void ts_net__end(ts_conn_t *c);      /* graceful: flush, shut down, linger, close */

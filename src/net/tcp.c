@@ -249,30 +249,117 @@ void ts_net__schedule(ts_conn_t *c) {
     ts_list_insert_tail(&net->flush_list, &c->flush_link);
 }
 
-void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
-                   const uint8_t *hdr, size_t hdrlen) {
-    if (c->flags & (TS_CONN_CLOSING | TS_CONN_SHUTDOWN | TS_CONN_OVERFLOW | TS_CONN_FAILED)) return;
-    ts_wstate_t *w = wstate_get(c);
-    ts_wqueue_t *q = &w->pend;
-    if (q->n == q->cap) {
-        q->cap *= 2;
-        if (is_inline(w, q->e)) {
-            ts_wentry_t *e = ts_xmalloc(q->cap * sizeof(*q->e));
-            memcpy(e, q->e, q->n * sizeof(*q->e));
-            q->e = e;
-        } else {
-            q->e = ts_xrealloc(q->e, q->cap * sizeof(*q->e));
-        }
-    }
-    ts_wentry_t *e = &q->e[q->n++];
+/* Class and key live in what was the entry's padding (docs/ARCHITECTURE.md
+ * counts 40 bytes an entry, 744 a write state). */
+_Static_assert(sizeof(void *) != 8 || (sizeof(ts_wentry_t) == 40 && sizeof(ts_wstate_t) == 744),
+               "a write queue entry or the write state grew");
+
+/* Where an entry of class `cls` goes in `q`: after the last entry of the
+ * same or an earlier class, so that equal classes keep their order and
+ * `pend` stays in class order. The common case, a class no earlier than
+ * the tail's, is an append and does not come here. The frames of a group
+ * (TS_NET_MORE) stay together: each is the last of its class once queued,
+ * so the next one lands right behind it, and no flush comes between. */
+static size_t queue_slot(const ts_wqueue_t *q, unsigned cls) {
+    size_t at = q->n;
+    while (at > 0 && q->e[at - 1].cls > cls) at--;
+    return at;
+}
+
+/* The queued entry that an entry of class `cls` and key `key` replaces:
+ * `pend` is in class order, so that class's entries sit right before the
+ * slot `at`. */
+static ts_wentry_t *queue_keyed(ts_wqueue_t *q, size_t at, unsigned cls, uint32_t key) {
+    for (size_t i = at; i-- > 0 && q->e[i].cls == cls;)
+        if (q->e[i].key == key) return &q->e[i];
+    return NULL;
+}
+
+static void entry_set(ts_wentry_t *e, ts_buf_t *buf, const uint8_t *p, size_t len,
+                      const uint8_t *hdr, size_t hdrlen) {
     e->buf = buf ? ts_buf_ref(buf) : NULL;
     e->p = p;
     e->len = (uint32_t)len;
     e->hdrlen = (uint8_t)hdrlen;
-    if (hdrlen) memcpy(e->hdr, hdr, hdrlen);
-    w->queued += len + hdrlen;
-    w->pend_bytes += len + hdrlen;
-    TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, (int64_t)(len + hdrlen));
+    /* a fixed size is two moves; a variable one, a call to memcpy */
+    if (hdrlen) memcpy(e->hdr, hdr, TS_WS_MAX_HEADER);
+}
+
+/* Room for more entries in a full `q`. */
+static __attribute__((noinline)) void queue_grow(ts_wstate_t *w, ts_wqueue_t *q) {
+    q->cap *= 2;
+    if (is_inline(w, q->e)) {
+        ts_wentry_t *e = ts_xmalloc(q->cap * sizeof(*q->e));
+        memcpy(e, q->e, q->n * sizeof(*q->e));
+        q->e = e;
+    } else {
+        q->e = ts_xrealloc(q->e, q->cap * sizeof(*q->e));
+    }
+}
+
+/* Behind a write in flight: the entry goes somewhere else than at the tail
+ * of `pend` (it overtakes entries of later classes), or has a key and may
+ * replace a queued one. */
+static __attribute__((noinline)) void queue_sorted(ts_wstate_t *w, ts_buf_t *buf,
+                                                   const uint8_t *p, size_t len,
+                                                   const uint8_t *hdr, size_t hdrlen,
+                                                   unsigned cls, uint32_t key) {
+    ts_wqueue_t *q = &w->pend;
+    size_t at = queue_slot(q, cls);
+    ts_wentry_t *e = key ? queue_keyed(q, at, cls, key) : NULL;
+    size_t add = len + hdrlen;
+    if (e) {
+        /* Latest wins, in the place of the one it replaces. */
+        size_t was = e->len + (size_t)e->hdrlen;
+        ts_buf_t *drop = e->buf;
+        entry_set(e, buf, p, len, hdr, hdrlen);
+        ts_buf_unref(drop);
+        w->queued -= was;
+        w->pend_bytes -= was;
+        TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, -(int64_t)was);
+        TS_MET_INC(SEND_COALESCED);
+    } else {
+        if (q->n == q->cap) queue_grow(w, q);
+        if (at < q->n) {
+            memmove(&q->e[at + 1], &q->e[at], (q->n - at) * sizeof(*q->e));
+            TS_MET_INC(SEND_REORDERED);
+        }
+        q->n++;
+        e = &q->e[at];
+        entry_set(e, buf, p, len, hdr, hdrlen);
+        e->key = key;
+        e->cls = (uint8_t)cls;
+    }
+    w->queued += add;
+    w->pend_bytes += add;
+    TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, (int64_t)add);
+}
+
+void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
+                   const uint8_t *hdr, size_t hdrlen, unsigned cls, uint32_t key) {
+    if (c->flags & (TS_CONN_CLOSING | TS_CONN_SHUTDOWN | TS_CONN_OVERFLOW | TS_CONN_FAILED)) return;
+    ts_wstate_t *w = wstate_get(c);
+    ts_wqueue_t *q = &w->pend;
+    unsigned more = cls & TS_NET_MORE;
+    cls &= TS_NET_CLASS_MASK;
+    if (more) key = 0; /* a group's frames are never replaced */
+    /* Classes and keys only matter behind a write the peer has not taken
+     * (backpressure): a peer that keeps up gets everything in the order
+     * queued, a loop turn's worth in one write. `pend` is empty when a
+     * write starts, so it is either in the order queued or in class order. */
+    if (__builtin_expect((c->flags & TS_CONN_WRITING) &&
+                             (key || (q->n && q->e[q->n - 1].cls > cls)), 0)) {
+        queue_sorted(w, buf, p, len, hdr, hdrlen, cls, key);
+    } else { /* the common case: at the tail, as without classes */
+        if (q->n == q->cap) queue_grow(w, q);
+        ts_wentry_t *e = &q->e[q->n++];
+        entry_set(e, buf, p, len, hdr, hdrlen);
+        e->key = key;
+        e->cls = (uint8_t)cls;
+        w->queued += len + hdrlen;
+        w->pend_bytes += len + hdrlen;
+        TS_MET_GAUGE_ADD(SEND_QUEUE_BYTES, (int64_t)(len + hdrlen));
+    }
     /* One loop turn may queue a burst bigger than the limit for a peer that
      * reads (the flush decides), but not without bound. */
     size_t limit = c->net->opts.max_send_queue;
@@ -281,8 +368,9 @@ void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
         if (unsent(c) > TS_MAX(limit + BURST_ALLOWANCE, 4 * limit)) c->flags |= TS_CONN_OVERFLOW;
     }
     ts_net__schedule(c);
-    /* A big burst goes out now rather than piling up until the turn ends. */
-    if (w->pend_bytes >= EARLY_FLUSH_BYTES) flush_conn(c);
+    /* A big burst goes out now rather than piling up until the turn ends;
+     * never inside a group, which would let other frames in between. */
+    if (w->pend_bytes >= EARLY_FLUSH_BYTES && !more) flush_conn(c);
 }
 
 /* Called after a flush: a peer whose kernel buffer is full and that still

@@ -109,6 +109,31 @@ ts_net_addr_t ts_conn_addr(const ts_http_conn_t *hc);
 /* ts_net_addr_str of the peer's address (same lifetime rule). */
 const char *ts_conn_peer(const ts_http_conn_t *hc);
 
+/* --- Delivery classes ---
+ * What is queued on a connection behind a write the peer has not taken yet
+ * (backpressure: a uv_write to a slow reader is in flight) leaves by class,
+ * first to last, and in the order queued within a class: a later entry of
+ * an earlier class overtakes queued entries of later classes, and a keyed
+ * entry replaces a queued one with the same class and key. A peer that
+ * keeps up gets everything in the order queued. What is already being
+ * written is never reordered nor replaced. */
+enum ts_net_class {
+    TS_NET_CLASS_FIRST = 0,     /* HTTP output (responses, the 101 of an upgrade) */
+    TS_NET_CLASS_SECURITY = 1,  /* the values 1..6 are ts_eio_class's and ts_sio_class_t's */
+    TS_NET_CLASS_CONTROL = 2,   /* Engine.IO ping, noop, open, probe; WebSocket pongs */
+    TS_NET_CLASS_STATE = 3,
+    TS_NET_CLASS_EVENT = 4,     /* ts_ws_send */
+    TS_NET_CLASS_PRESENCE = 5,
+    TS_NET_CLASS_TELEMETRY = 6,
+    TS_NET_CLASS_LAST = 7,      /* the end of the stream: close packets and frames */
+    TS_NET_CLASS_MASK = 0x07,
+    /* Or'ed into the class of every frame but the last of a group that
+     * must arrive together and in order (a Socket.IO packet and its binary
+     * attachments): one class, no key. Nothing is flushed before the last
+     * one is queued, so nothing is ever put between them. */
+    TS_NET_MORE = 0x80,
+};
+
 /* --- WebSocket --- */
 
 typedef struct ts_ws_handler {
@@ -136,6 +161,14 @@ void ts_ws_set_handler(ts_ws_conn_t *ws, const ts_ws_handler_t *h, void *ud);
  * the header is built per connection, the payload bytes are shared).
  * Returns 0, or TS_ECLOSED if the WebSocket is closing. */
 int ts_ws_send(ts_ws_conn_t *ws, uint8_t opcode, ts_buf_t *buf, size_t off, size_t len);
+/* Queues a frame whose payload is all of `buf` (as ts_ws_send) in delivery
+ * class `cls` (enum ts_net_class, TS_NET_MORE or'ed in for all but the last
+ * frame of a group; ts_ws_send is EVENT) with coalesce key `key`: 0, or a
+ * key: under backpressure, a frame of the same class and key that is still
+ * queued (not yet handed to the kernel) is replaced in its place by this
+ * one (latest wins) instead of both being sent. Returns 0, or TS_ECLOSED. */
+int ts_ws_send_class(ts_ws_conn_t *ws, uint8_t opcode, ts_buf_t *buf, unsigned cls,
+                     uint32_t key);
 /* Sends a close frame, flushes, then closes the TCP connection. Detaches:
  * on_close will not be called. */
 void ts_ws_close(ts_ws_conn_t *ws, uint16_t code, const char *reason);

@@ -20,7 +20,7 @@ static void send_close(ts_conn_t *c, uint16_t code, const char *reason) {
     if (c->flags & TS_CONN_WS_CLOSE_SENT) return;
     c->flags |= TS_CONN_WS_CLOSE_SENT;
     ts_buf_t *f = ts_ws_frame_encode_close(code, reason);
-    ts_net__queue(c, f, f->data, f->len, NULL, 0);
+    ts_net__queue(c, f, f->data, f->len, NULL, 0, TS_NET_CLASS_LAST, 0); /* after all queued */
     ts_buf_unref(f);
 }
 
@@ -49,7 +49,7 @@ int ts_ws_upgrade(ts_http_conn_t *c, const ts_http_req_t *req, size_t max_messag
                    "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
                    accept, extra_headers ? extra_headers : "");
     ts_buf_t *resp = ts_sbuf_finish(&sb);
-    ts_net__queue(c, resp, resp->data, resp->len, NULL, 0);
+    ts_net__queue(c, resp, resp->data, resp->len, NULL, 0, TS_NET_CLASS_FIRST, 0);
     ts_buf_unref(resp);
 
     c->flags &= ~(uint32_t)TS_CONN_AWAITING;
@@ -92,7 +92,7 @@ size_t ts_net__ws_process(ts_conn_t *c, uint8_t *data, size_t len) {
             uint8_t hdr[TS_WS_MAX_HEADER];
             size_t hl = ts_ws_frame_header(hdr, TS_WS_OP_PONG, 1, m.len, NULL);
             ts_buf_t *p = ts_buf_from(m.data, m.len);
-            ts_net__queue(c, p, p->data, p->len, hdr, hl);
+            ts_net__queue(c, p, p->data, p->len, hdr, hl, TS_NET_CLASS_CONTROL, 0);
             ts_buf_unref(p);
             break;
         }
@@ -125,7 +125,16 @@ int ts_ws_send(ts_ws_conn_t *c, uint8_t opcode, ts_buf_t *buf, size_t off, size_
         return TS_ECLOSED;
     uint8_t hdr[TS_WS_MAX_HEADER];
     size_t hl = ts_ws_frame_header(hdr, opcode, 1, len, NULL);
-    ts_net__queue(c, buf, buf->data + off, len, hdr, hl);
+    ts_net__queue(c, buf, buf->data + off, len, hdr, hl, TS_NET_CLASS_EVENT, 0);
+    return 0;
+}
+
+int ts_ws_send_class(ts_ws_conn_t *c, uint8_t opcode, ts_buf_t *buf, unsigned cls, uint32_t key) {
+    if (c->flags & (TS_CONN_CLOSING | TS_CONN_ENDING | TS_CONN_SHUTDOWN | TS_CONN_WS_CLOSE_SENT))
+        return TS_ECLOSED;
+    uint8_t hdr[TS_WS_MAX_HEADER];
+    size_t hl = ts_ws_frame_header(hdr, opcode, 1, buf->len, NULL);
+    ts_net__queue(c, buf, buf->data, buf->len, hdr, hl, cls, key);
     return 0;
 }
 
