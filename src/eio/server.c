@@ -28,9 +28,14 @@ enum sock_state { ST_OPEN, ST_CLOSING, ST_CLOSED };
 enum transport { TR_POLLING, TR_WEBSOCKET };
 enum ping_phase { PING_WAIT_INTERVAL, PING_WAIT_PONG };
 
+/* A message waiting for a transport; the queue is kept in class order
+ * (queue_push inserts stably). 16 bytes. */
 typedef struct qmsg {
     ts_buf_t *buf;
     uint8_t binary;
+    uint8_t cls;  /* enum ts_net_class */
+    uint8_t more; /* TS_EIO_MORE: the next message belongs with this one */
+    uint32_t key; /* coalesce key; 0 = none */
 } qmsg_t;
 
 /* One per connection: the field order leaves no holes (184 bytes, a
@@ -271,26 +276,51 @@ static void respond_upgrade_failed(ts_http_conn_t *hc, int rc) {
 
 static void hb_set(ts_eio_sock_t *s, int q);
 
-static void queue_push(ts_eio_sock_t *s, ts_buf_t *buf, int binary) {
+/* Queues a message for the transport in class `how` (enum ts_net_class,
+ * TS_EIO_MORE or'ed in inside a group) as net's connection queue does
+ * (ts_net__queue in net/tcp.c): after the last message of the same or an
+ * earlier class (so a group's messages stay together), or in the place of
+ * a queued message with the same class and nonzero key. */
+static void queue_push(ts_eio_sock_t *s, ts_buf_t *buf, int binary, unsigned how, uint32_t key) {
     if (s->doomed) return;
-    if (s->qbytes + buf->len > s->srv->opts.max_queue || s->qn == UINT32_MAX / 2) {
+    uint8_t cls = (uint8_t)(how & TS_NET_CLASS_MASK), more = (how & TS_EIO_MORE) != 0;
+    uint32_t at = s->qn;
+    while (at > 0 && s->q[at - 1].cls > cls) at--;
+    qmsg_t *old = NULL;
+    for (uint32_t i = at; key && !more && !old && i-- > 0 && s->q[i].cls == cls;)
+        if (s->q[i].key == key) old = &s->q[i];
+    size_t after = s->qbytes - (old ? old->buf->len : 0) + buf->len;
+    if (after > s->srv->opts.max_queue || (!old && s->qn == UINT32_MAX / 2)) {
         /* A polling client that does not come for its packets (while it
          * keeps posting and answering pings) would grow this queue without
          * bound: it is closed, at the next loop turn rather than inside the
          * send (the caller may be walking a room). */
         TS_MET_ERR(SLOW_CONSUMER);
         ts_warn("eio", "session %s: %zu bytes waiting for a poll exceed the send queue limit %zu",
-                s->sid, s->qbytes + buf->len, s->srv->opts.max_queue);
+                s->sid, after, s->srv->opts.max_queue);
         s->doomed = 1;
         hb_set(s, DQ_KILL);
+        return;
+    }
+    s->qbytes = after;
+    if (old) { /* latest wins, in the place of the one it replaces */
+        ts_buf_t *drop = old->buf;
+        old->buf = ts_buf_ref(buf);
+        old->binary = (uint8_t)binary;
+        ts_buf_unref(drop);
+        TS_MET_INC(SEND_COALESCED);
         return;
     }
     if (s->qn == s->qcap) {
         s->qcap = s->qcap ? s->qcap * 2 : 8;
         s->q = ts_xrealloc(s->q, s->qcap * sizeof(*s->q));
     }
-    s->q[s->qn++] = (qmsg_t){ts_buf_ref(buf), (uint8_t)binary};
-    s->qbytes += buf->len;
+    if (at < s->qn) {
+        memmove(&s->q[at + 1], &s->q[at], (s->qn - at) * sizeof(*s->q));
+        TS_MET_INC(SEND_REORDERED);
+    }
+    s->qn++;
+    s->q[at] = (qmsg_t){ts_buf_ref(buf), (uint8_t)binary, cls, more, more ? 0 : key};
 }
 
 static void queue_clear(ts_eio_sock_t *s) {
@@ -299,8 +329,9 @@ static void queue_clear(ts_eio_sock_t *s) {
     s->qbytes = 0;
 }
 
-static void ws_write(ts_ws_conn_t *ws, ts_buf_t *buf, int binary) {
-    ts_ws_send(ws, binary ? TS_WS_OP_BINARY : TS_WS_OP_TEXT, buf, 0, buf->len);
+/* `how`: enum ts_net_class, TS_EIO_MORE or'ed in inside a group. */
+static void ws_write(ts_ws_conn_t *ws, ts_buf_t *buf, int binary, unsigned how, uint32_t key) {
+    ts_ws_send_class(ws, binary ? TS_WS_OP_BINARY : TS_WS_OP_TEXT, buf, how, key);
 }
 
 /* Answers the held GET with everything queued (plus `extra`, a packet
@@ -330,7 +361,10 @@ static void poll_answer(ts_eio_sock_t *s, const char *extra) {
 
 static void flush(ts_eio_sock_t *s) {
     if (s->transport == TR_WEBSOCKET && s->ws) {
-        for (size_t i = 0; i < s->qn; i++) ws_write(s->ws, s->q[i].buf, s->q[i].binary);
+        for (size_t i = 0; i < s->qn; i++) {
+            const qmsg_t *m = &s->q[i];
+            ws_write(s->ws, m->buf, m->binary, m->cls | (m->more ? TS_EIO_MORE : 0u), m->key);
+        }
         TS_MET_ADD(EIO_PACKETS_OUT, s->qn);
         queue_clear(s);
     } else if (s->transport == TR_POLLING && s->get && s->qn && !s->probed) {
@@ -341,20 +375,28 @@ static void flush(ts_eio_sock_t *s) {
 /* Sends a one-character control packet ("2", "6", ...). */
 static void send_ctrl(ts_eio_sock_t *s, char type) {
     ts_buf_t *b = ts_buf_from(&type, 1);
-    queue_push(s, b, 0);
+    queue_push(s, b, 0, TS_NET_CLASS_CONTROL, 0);
     ts_buf_unref(b);
     flush(s);
 }
 
-void ts_eio_send(ts_eio_sock_t *s, ts_buf_t *buf, int binary) {
+void ts_eio_send_class(ts_eio_sock_t *s, ts_buf_t *buf, int binary, unsigned cls, uint32_t key) {
     if (s->state != ST_OPEN) return;
+    unsigned c = cls & TS_NET_CLASS_MASK;
+    if (c < TS_EIO_CLASS_SECURITY || c > TS_EIO_CLASS_TELEMETRY)
+        cls = (cls & TS_EIO_MORE) | TS_EIO_CLASS_EVENT;
     if (s->transport == TR_WEBSOCKET && s->ws && s->qn == 0) {
-        ws_write(s->ws, buf, binary);
+        ws_write(s->ws, buf, binary, cls, key);
         TS_MET_INC(EIO_PACKETS_OUT);
         return;
     }
-    queue_push(s, buf, binary);
-    flush(s);
+    queue_push(s, buf, binary, cls, key);
+    /* a group goes out whole: a held poll is answered after its last part */
+    if (!(cls & TS_EIO_MORE)) flush(s);
+}
+
+void ts_eio_send(ts_eio_sock_t *s, ts_buf_t *buf, int binary) {
+    ts_eio_send_class(s, buf, binary, TS_EIO_CLASS_EVENT, 0);
 }
 
 /* ---- closing ---- */
@@ -417,7 +459,8 @@ static void sock_close_graceful(ts_eio_sock_t *s, const char *reason) {
     if (s->transport == TR_WEBSOCKET && s->ws) {
         flush(s);
         ts_buf_t *b = ts_buf_from("1", 1);
-        ws_write(s->ws, b, 0);
+        /* last, not CONTROL: a peer drops whatever follows a close packet */
+        ws_write(s->ws, b, 0, TS_NET_CLASS_LAST, 0);
         ts_buf_unref(b);
         sock_destroy(s, reason);
         return;
@@ -569,7 +612,7 @@ static void probe_on_message(ts_ws_conn_t *ws, const ts_ws_msg_t *m, void *ud) {
     int ok = m->opcode == TS_WS_OP_TEXT && ts_eio_packet_decode(m->data, m->len, &p) == 0;
     if (ok && p.type == TS_EIO_PING && ts_slice_eq_str(p.data, "probe")) {
         ts_buf_t *b = ts_buf_from("3probe", 6);
-        ws_write(ws, b, 0);
+        ws_write(ws, b, 0, TS_NET_CLASS_CONTROL, 0);
         ts_buf_unref(b);
         s->probed = 1;
         /* The client pauses polling: release its pending GET so it can. */
@@ -759,9 +802,9 @@ static void handshake(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_re
             return;
         }
         s->ws = hc;
-        ws_write(s->ws, open, 0);
+        ws_write(s->ws, open, 0, TS_NET_CLASS_CONTROL, 0);
     } else {
-        queue_push(s, open, 0);
+        queue_push(s, open, 0, TS_NET_CLASS_CONTROL, 0);
         s->get = hc;
         remember_cors(s, req);
         poll_answer(s, NULL);

@@ -83,8 +83,36 @@ void ts_eio_close_all(ts_eio_server_t *srv, const char *reason);
 /* Sends one message. Text: `buf` holds the whole Engine.IO packet
  * ("4..."): callers put the message type first so that the same bytes go
  * to every recipient. Binary: raw bytes. A reference is taken. Ignored
- * after close. */
+ * after close. Delivery class EVENT, no coalesce key. */
 void ts_eio_send(ts_eio_sock_t *s, ts_buf_t *buf, int binary);
+
+/* Delivery classes of a session's messages, first to last. While the peer
+ * reads slower than we write (a write to its websocket is in flight; with
+ * polling, until its next GET), queued messages leave highest class first,
+ * equal classes in the order sent (ts_ws_send_class; the queue waiting for
+ * a polling client's GET works alike). Engine.IO's own packets are
+ * CONTROL (ping, noop, open, probe), except the close packet, which goes
+ * after everything queued (the peer drops what follows it). The values are
+ * net's (TS_NET_CLASS_*) and Socket.IO's (ts_sio_class_t). */
+enum ts_eio_class {
+    TS_EIO_CLASS_SECURITY = TS_NET_CLASS_SECURITY,
+    TS_EIO_CLASS_CONTROL = TS_NET_CLASS_CONTROL,
+    TS_EIO_CLASS_STATE = TS_NET_CLASS_STATE,
+    TS_EIO_CLASS_EVENT = TS_NET_CLASS_EVENT,
+    TS_EIO_CLASS_PRESENCE = TS_NET_CLASS_PRESENCE,
+    TS_EIO_CLASS_TELEMETRY = TS_NET_CLASS_TELEMETRY,
+    /* Or'ed into the class of every message but the last of a group that
+     * must arrive together and in order (a Socket.IO packet and its binary
+     * attachments): one class, no key. Nothing is sent before the last one
+     * is queued, and nothing is ever put between them. */
+    TS_EIO_MORE = TS_NET_MORE,
+};
+/* ts_eio_send in delivery class `cls` (a TS_EIO_CLASS_*, TS_EIO_MORE or'ed
+ * in for all but the last message of a group; any other value counts as
+ * EVENT) with coalesce key `key`: 0, or a key: a message of the same class
+ * and key still queued for this peer as above (not yet handed to the
+ * kernel) is replaced in its place by this one (latest wins). */
+void ts_eio_send_class(ts_eio_sock_t *s, ts_buf_t *buf, int binary, unsigned cls, uint32_t key);
 /* Server-initiated close: flush what is queued, send a close packet, then
  * close ("forced close"). on_close runs before this returns. */
 void ts_eio_sock_close(ts_eio_sock_t *s);
