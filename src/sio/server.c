@@ -55,6 +55,8 @@ typedef struct member {
 typedef struct log_entry {
     uint32_t refs;
     uint8_t only;     /* emitted to one socket: rooms[0] is its id */
+    uint8_t cls;      /* delivery class (enum ts_eio_class) */
+    uint32_t key;     /* coalesce key, 0 = none */
     uint64_t seq;
     uint64_t at_ms;
     char **rooms, **except; /* owned copies; none = everyone */
@@ -207,8 +209,35 @@ static int strv_has(char *const *v, size_t n, const char *s) {
     return 0;
 }
 
-static void send_encoded(ts_sio_socket_t *s, const ts_sio_encoded_t *enc) {
-    for (size_t i = 0; i < enc->n; i++) ts_eio_send(s->c->eio, enc->msgs[i].buf, enc->msgs[i].binary);
+/* The class values are passed down unchanged (ts_eio.h, ts_net.h). */
+_Static_assert(TS_SIO_CLASS_SECURITY == (int)TS_EIO_CLASS_SECURITY &&
+                   TS_SIO_CLASS_CONTROL == (int)TS_EIO_CLASS_CONTROL &&
+                   TS_SIO_CLASS_STATE == (int)TS_EIO_CLASS_STATE &&
+                   TS_SIO_CLASS_EVENT == (int)TS_EIO_CLASS_EVENT &&
+                   TS_SIO_CLASS_PRESENCE == (int)TS_EIO_CLASS_PRESENCE &&
+                   TS_SIO_CLASS_TELEMETRY == (int)TS_EIO_CLASS_TELEMETRY,
+               "Socket.IO and Engine.IO delivery classes differ");
+
+/* Engine.IO's class for `cls` (DEFAULT and unknown values: EVENT). */
+static uint8_t eio_class(ts_sio_class_t cls) {
+    return cls >= TS_SIO_CLASS_SECURITY && cls <= TS_SIO_CLASS_TELEMETRY ? (uint8_t)cls
+                                                                          : TS_EIO_CLASS_EVENT;
+}
+
+/* One packet to one socket in Engine.IO class `cls` with coalesce key
+ * `key`. A packet with attachments is several messages that must arrive
+ * together and in order: they go as one group (TS_EIO_MORE), never
+ * coalesced. */
+static void send_encoded(ts_sio_socket_t *s, const ts_sio_encoded_t *enc, unsigned cls,
+                         uint32_t key) {
+    ts_eio_sock_t *e = s->c->eio;
+    if (enc->n == 1) {
+        ts_eio_send_class(e, enc->msgs[0].buf, enc->msgs[0].binary, cls, key);
+    } else {
+        for (size_t i = 0; i < enc->n; i++)
+            ts_eio_send_class(e, enc->msgs[i].buf, enc->msgs[i].binary,
+                              i + 1 < enc->n ? cls | TS_EIO_MORE : cls, 0);
+    }
     TS_MET_INC(SIO_PACKETS_OUT);
 }
 
@@ -272,7 +301,8 @@ static int encode_event(ts_sio_server_t *srv, const char *nsp, const char *event
 static void send_packet(ts_sio_socket_t *s, uint8_t type, json_t *data, int64_t id,
                         const ts_sio_args_t *args) {
     ts_sio_encoded_t enc = {0};
-    if (encode(s->c->srv, type, s->nsp->name, id, data, args, &enc) == 0) send_encoded(s, &enc);
+    if (encode(s->c->srv, type, s->nsp->name, id, data, args, &enc) == 0)
+        send_encoded(s, &enc, TS_EIO_CLASS_EVENT, 0);
     ts_sio_encoded_clear(&enc);
 }
 
@@ -452,10 +482,11 @@ static int entry_matches(const log_entry_t *e, char *const *rooms, size_t nrooms
 /* ---- emitting ---- */
 
 /* Sends `enc` to this loop's recipients of a broadcast: sockets in any of
- * `rooms` (none = everyone), minus those in an `except` room, minus `skip`. */
+ * `rooms` (none = everyone), minus those in an `except` room, minus `skip`;
+ * in Engine.IO class `cls` with coalesce key `key`. */
 static void deliver_local(ts_sio_nsp_t *nsp, char *const *rooms, size_t nrooms,
                           char *const *except, size_t nexcept, const ts_sio_socket_t *skip,
-                          const ts_sio_encoded_t *enc) {
+                          const ts_sio_encoded_t *enc, unsigned cls, uint32_t key) {
     ts_sio_server_t *srv = nsp->srv;
     uint64_t gen = ++srv->gen;
     for (size_t i = 0; i < nexcept; i++) {
@@ -471,7 +502,7 @@ static void deliver_local(ts_sio_nsp_t *nsp, char *const *rooms, size_t nrooms,
         ts_list_t *it, *tmp;
         TS_LIST_FOREACH_SAFE(it, tmp, &nsp->sockets) {
             ts_sio_socket_t *s = ts_list_entry(it, ts_sio_socket_t, nsp_link);
-            if (s->gen != gen) send_encoded(s, enc);
+            if (s->gen != gen) send_encoded(s, enc, cls, key);
         }
         return;
     }
@@ -479,7 +510,7 @@ static void deliver_local(ts_sio_nsp_t *nsp, char *const *rooms, size_t nrooms,
         ts_sio_socket_t *own = by_id(nsp, rooms[i]);
         if (own && own->gen != gen) {
             own->gen = gen;
-            send_encoded(own, enc);
+            send_encoded(own, enc, cls, key);
         }
         room_t *r = room_get(nsp, rooms[i], 0);
         if (!r) continue;
@@ -488,7 +519,7 @@ static void deliver_local(ts_sio_nsp_t *nsp, char *const *rooms, size_t nrooms,
             ts_sio_socket_t *s = ts_list_entry(it, member_t, link)->s;
             if (s->gen == gen) continue;
             s->gen = gen; /* in several target rooms: once */
-            send_encoded(s, enc);
+            send_encoded(s, enc, cls, key);
         }
     }
 }
@@ -498,10 +529,11 @@ static void deliver_entry(ts_sio_nsp_t *nsp, const log_entry_t *e, const ts_sio_
     if (!e->enc.n) return; /* could not be encoded: keeps the sequence dense */
     if (e->only) {
         ts_sio_socket_t *s = by_id(nsp, e->rooms[0]);
-        if (s) send_encoded(s, &e->enc);
+        if (s) send_encoded(s, &e->enc, e->cls, e->key);
         return;
     }
-    deliver_local(nsp, e->rooms, e->nrooms, e->except, e->nexcept, skip, &e->enc);
+    deliver_local(nsp, e->rooms, e->nrooms, e->except, e->nexcept, skip, &e->enc, e->cls,
+                  e->key);
 }
 
 static void deliver_taken(ts_sio_nsp_t *nsp, log_entry_t **v, size_t n) {
@@ -539,25 +571,28 @@ static void on_bus(uv_async_t *h) {
 }
 
 /* Delivers an EVENT to the recipients of `to` (NULL target = the single
- * socket `only`). Through the shared log when other loops may hold
- * recipients or recovery is on (the event then carries its offset), so
- * that every loop delivers in one order and a socket that comes back gets
- * what it missed. */
+ * socket `only`, in class `cls`; a target names its own class and key).
+ * Through the shared log when other loops may hold recipients or recovery
+ * is on (the event then carries its offset), so that every loop delivers
+ * in one order and a socket that comes back gets what it missed. */
 static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_t *only,
-                    const char *event, const ts_sio_args_t *args, const raw_args_t *raw) {
+                    const char *event, const ts_sio_args_t *args, const raw_args_t *raw,
+                    ts_sio_class_t cls) {
     ts_sio_server_t *srv = nsp->srv;
     ts_sio_group_t *g = srv->group;
     int rec = recovery_on(nsp);
+    uint8_t ecls = eio_class(only ? cls : to->cls);
+    uint32_t key = only ? 0 : to->coalesce;
     if (!only) TS_MET_INC(SIO_BROADCASTS);
     if (!rec && (only || g->nloops == 1)) { /* nobody else needs to see it */
         ts_sio_encoded_t enc = {0};
         int rc = encode_event(srv, nsp->name, event, args, raw, NULL, &enc);
         if (rc == 0) {
             if (only)
-                send_encoded(only, &enc);
+                send_encoded(only, &enc, ecls, key);
             else
                 deliver_local(nsp, (char *const *)to->rooms, to->nrooms,
-                              (char *const *)to->except, to->nexcept, to->skip, &enc);
+                              (char *const *)to->except, to->nexcept, to->skip, &enc, ecls, key);
         }
         ts_sio_encoded_clear(&enc);
         return;
@@ -565,6 +600,8 @@ static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_
     log_entry_t *le = ts_xcalloc(1, sizeof(*le));
     le->refs = 2; /* the log's and ours */
     le->at_ms = ts_now_ms();
+    le->cls = ecls;
+    le->key = key;
     if (only) {
         const char *own = only->id;
         le->only = 1;
@@ -608,30 +645,29 @@ static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_
 }
 
 void ts_sio_emit(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args) {
-    deliver(s->nsp, NULL, s, event, args, NULL);
+    deliver(s->nsp, NULL, s, event, args, NULL, TS_SIO_CLASS_DEFAULT);
 }
 
 void ts_sio_emit_class(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args,
                        ts_sio_class_t cls) {
-    (void)cls; /* TODO(#9): classes through eio and net (helper work in progress) */
-    deliver(s->nsp, NULL, s, event, args, NULL);
+    deliver(s->nsp, NULL, s, event, args, NULL, cls);
 }
 
 void ts_sio_broadcast(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
                       const ts_sio_args_t *args) {
-    deliver(nsp, to, NULL, event, args, NULL);
+    deliver(nsp, to, NULL, event, args, NULL, TS_SIO_CLASS_DEFAULT);
 }
 
 void ts_sio_broadcast_raw(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
                           const ts_sio_raw_arg_t *args, size_t nargs) {
     raw_args_t raw = {args, nargs};
-    deliver(nsp, to, NULL, event, NULL, &raw);
+    deliver(nsp, to, NULL, event, NULL, &raw, TS_SIO_CLASS_DEFAULT);
 }
 
 void ts_sio_emit_raw(ts_sio_socket_t *s, const char *event, const ts_sio_raw_arg_t *args,
                      size_t nargs) {
     raw_args_t raw = {args, nargs};
-    deliver(s->nsp, NULL, s, event, NULL, &raw);
+    deliver(s->nsp, NULL, s, event, NULL, &raw, TS_SIO_CLASS_DEFAULT);
 }
 
 void ts_sio_ack_raw(ts_sio_socket_t *s, int64_t ack_id, const ts_sio_raw_arg_t *args,
@@ -641,7 +677,7 @@ void ts_sio_ack_raw(ts_sio_socket_t *s, int64_t ack_id, const ts_sio_raw_arg_t *
         ts_sio_encoded_t enc = {0};
         int rc = ts_sio_encode_raw(s->nsp->name, ack_id, NULL, args, nargs, NULL, &enc);
         if (rc == 0)
-            send_encoded(s, &enc);
+            send_encoded(s, &enc, TS_EIO_CLASS_EVENT, 0);
         else
             ts_warn("sio", "cannot encode an ack for %s: %s", s->nsp->name, ts_strerror(rc));
         ts_sio_encoded_clear(&enc);
@@ -939,8 +975,10 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
     ts_idmap_put(&nsp->by_id, s);
     if (sv) {
         for (size_t i = 0; i < sv->nrooms; i++) ts_sio_join(s, sv->rooms[i]);
-        /* the missed packets go before the CONNECT reply (Node's order) */
-        for (size_t i = 0; i < nmissed; i++) send_encoded(s, &missed[i]->enc);
+        /* the missed packets go before the CONNECT reply (Node's order),
+         * all in the default class: a replay keeps the log's order */
+        for (size_t i = 0; i < nmissed; i++)
+            send_encoded(s, &missed[i]->enc, TS_EIO_CLASS_EVENT, 0);
         unref_all(missed, nmissed);
         saved_free(sv);
         TS_MET_INC(SIO_RECOVERED);

@@ -146,9 +146,14 @@ void ts_sio_disconnect(ts_sio_socket_t *s, int close_conn);
  * than we write, its queued packets leave highest class first (a queued
  * SECURITY packet overtakes everything), packets of one class in the order
  * sent; and a queued packet with a nonzero coalesce key is replaced by a
- * newer one with the same key (latest wins: presence, telemetry). Nothing
- * else is ever dropped. Engine.IO's own packets (ping, noop, close) travel
- * as CONTROL. TS_SIO_CLASS_DEFAULT (0, what zeroed targets say) is EVENT. */
+ * newer one with the same class and key (latest wins: presence, telemetry).
+ * Nothing else is ever dropped; what was already handed to the kernel is
+ * never reordered. Engine.IO's own packets (ping, noop) travel as CONTROL;
+ * its close packet goes after everything queued (a client drops what
+ * follows it). Socket.IO's own packets (CONNECT, DISCONNECT, acks) and
+ * recovery replays are DEFAULT. A packet with binary attachments arrives
+ * whole (nothing is put between its parts) and is never coalesced.
+ * TS_SIO_CLASS_DEFAULT (0, what zeroed targets say) is EVENT. */
 typedef enum ts_sio_class {
     TS_SIO_CLASS_DEFAULT = 0,
     TS_SIO_CLASS_SECURITY,
