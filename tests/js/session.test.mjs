@@ -847,15 +847,18 @@ describe('/session: throttles fire at their limit and recover', SKIP, () => {
   it('a socket whose queue of waiting events is full is refused (throttled), then struck off', T, async () => {
     const s = await server({ '--limit-events-per-socket': '5', '--limit-queue': '5', '--limit-strikes': '3' });
     const bad = await connectTab(s.url, ident('pip', 'ps', 'pd', 'bad'));
+    const rx = await connectTab(s.url, ident('pip', 'ps', 'pd', 'rx'));
     const acks = await Promise.all(Array.from({ length: 40 }, () =>
       ask(bad, 'publish', envelope(), 5000).catch(() => null)));
     const [reason] = await bad.disconnects.waitFor(1, 5000);
     assert.equal(reason, 'io server disconnect');
-    const ok = acks.filter((a) => a && a.ok).length;
     const throttled = acks.filter((a) => a && !a.ok);
-    assert.ok(ok >= 5, `granted or queued: ${ok}`);
     assert.ok(throttled.length >= 1, 'refused once the queue was full');
     for (const a of throttled) assert.equal(a.error.code, 'throttled');
+    // the burst (5) was granted and logged even if its acks lost the race
+    // with the disconnect; what waited in the queue went with the socket
+    await rx.events.waitFor(5, 5000);
+    assert.ok(rx.events.length <= 10, `relayed ${rx.events.length}: at most the burst and the queue`);
   });
 
   it('/metrics counts the throttles', T, () => {
