@@ -82,6 +82,15 @@ static void on_server_ack_timeout(ts_sio_socket_t *s, const ts_sio_args_t *answe
     json_decref(arr);
 }
 
+/* A delivery class by name ("security" .. "telemetry"); DEFAULT otherwise. */
+static ts_sio_class_t class_named(const char *name) {
+    static const char *const names[] = {"default", "security", "control", "state",
+                                        "event",   "presence", "telemetry"};
+    for (size_t i = 0; name && i < TS_ARRAY_LEN(names); i++)
+        if (strcmp(name, names[i]) == 0) return (ts_sio_class_t)i;
+    return TS_SIO_CLASS_DEFAULT;
+}
+
 static int cmp_str(const void *a, const void *b) {
     return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
@@ -120,6 +129,15 @@ static int test_event(ts_sio_socket_t *s, const char *event, const ts_sio_args_t
         ts_sio_args_t rest = args_from(a, 3, &hold);
         ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .except = &except, .nexcept = 1};
         ts_sio_broadcast(nsp, &to, arg_str(a, 2), &rest);
+    } else if (strcmp(event, "emit-class") == 0 && arg_str(a, 0) && arg_str(a, 1)) {
+        ts_sio_args_t rest = args_from(a, 2, &hold);
+        ts_sio_emit_class(s, arg_str(a, 1), &rest, class_named(arg_str(a, 0)));
+    } else if (strcmp(event, "to-room-class") == 0 && room && arg_str(a, 1) && arg_str(a, 3)) {
+        json_int_t key = json_integer_value(json_array_get(a->args, 2));
+        ts_sio_args_t rest = args_from(a, 4, &hold);
+        ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .cls = class_named(arg_str(a, 1)),
+                              .coalesce = (uint32_t)key};
+        ts_sio_broadcast(nsp, &to, arg_str(a, 3), &rest);
     } else if (strcmp(event, "server-ack") == 0 && arg_str(a, 0)) {
         ts_sio_args_t rest = args_from(a, 1, &hold);
         ts_sio_emit_ack(s, arg_str(a, 0), &rest, 0, on_server_ack, (void *)(intptr_t)id);
