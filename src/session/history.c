@@ -764,6 +764,12 @@ static int compute(sess_hist_t *h, hist_item_t *it) {
     ts_sess_state_outcome_t o = {0};
     int rc = ts_sess_state_apply(h->st, sess->rules, it->change, &ctx, &o);
     if (rc == 0) {
+        size_t i;
+        json_t *res;
+        json_array_foreach(o.results, i, res) {
+            const char *st = json_string_value(json_object_get(res, "status"));
+            if (st && !strcmp(st, "superseded")) SESS_COUNT(sess->counters[SC_SUPERSEDED]);
+        }
         change_entry(it, &o);
         ts_sess_state_outcome_clear(&o);
         ts_store_commit_t c = {.event = it->entry,
@@ -937,6 +943,10 @@ static void on_sync_page(int status, const ts_store_log_page_t *page, void *ud) 
     ts_sbuf_printf(&out, "],\"more\":%s}", last < page->last_seq ? "true" : "false");
     SESS_COUNT(h->sess->counters[SC_REPLAYED]);
     TS_MET_BUMP_(h->sess->counters[SC_REPLAYED_ENTRIES], n);
+    /* the histogram of answer sizes (cumulative buckets, +Inf = SC_REPLAYED) */
+    static const size_t le[] = {1, 10, 100, 1000};
+    for (size_t b = 0; b < TS_ARRAY_LEN(le); b++)
+        if (n <= le[b]) SESS_COUNT(h->sess->counters[SC_REPLAY_LE_1 + b]);
     answer_text(r->ss, &r->to, ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)));
     ts_sbuf_free(&out);
     sync_free(r);

@@ -37,7 +37,8 @@ enum sess_counter {
     SC_STORE_REFUSED, /* connections refused: breaker open */
     SC_LOGGED,        /* entries appended to session histories */
     SC_CHANGES,       /* state changes committed */
-    SC_CONFLICTS,     /* state changes refused with "conflict" */
+    SC_CONFLICTS,     /* state changes refused with "conflict" (version strategy) */
+    SC_SUPERSEDED,    /* writes skipped as older than the current one (lww strategy) */
     SC_DUPLICATES,    /* resends answered from the original (exactly-once) */
     SC_RESYNCS,       /* sync answers that started from a snapshot */
     SC_REPLAYED,      /* sync answers */
@@ -45,6 +46,10 @@ enum sess_counter {
     SC_DEFERRED,      /* events over a socket's rate, handled later instead of refused */
     SC_COALESCED,     /* presence/telemetry replaced by a newer one of the same stream */
     SC_COALESCE_WINDOWS, /* coalescing windows closed (sessions under low-priority load) */
+    SC_REPLAY_LE_1,   /* sync answers by entries sent: <= 1, <= 10, <= 100, <= 1000 */
+    SC_REPLAY_LE_10,
+    SC_REPLAY_LE_100,
+    SC_REPLAY_LE_1000,
     SC_COUNT
 };
 

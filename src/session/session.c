@@ -995,10 +995,16 @@ void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
         "tabsync_session_abuse_disconnects_total", "tabsync_session_token_expired_total",
         "tabsync_session_token_swaps_total",       "tabsync_session_store_refused_total",
         "tabsync_history_entries_total",           "tabsync_history_changes_total",
-        "tabsync_history_conflicts_total",         "tabsync_history_duplicates_total",
+        "tabsync_history_conflicts_total{strategy=\"version\"}",
+        "tabsync_history_conflicts_total{strategy=\"lww\"}",
+        "tabsync_history_duplicates_total",
         "tabsync_history_resyncs_total",           "tabsync_history_replays_total",
         "tabsync_history_replayed_entries_total",  "tabsync_session_deferred_total",
-        "tabsync_session_coalesced_total",         "tabsync_session_coalesce_windows_total"};
+        "tabsync_session_coalesced_total",         "tabsync_session_coalesce_windows_total",
+        "tabsync_history_replay_entries_bucket{le=\"1\"}",
+        "tabsync_history_replay_entries_bucket{le=\"10\"}",
+        "tabsync_history_replay_entries_bucket{le=\"100\"}",
+        "tabsync_history_replay_entries_bucket{le=\"1000\"}"};
     /* the sum over every loop's instance; each value is read whole (relaxed
      * loads) while its loop may be bumping it */
     uint64_t counters[SC_COUNT] = {0}, refused[TS_SESS_R_COUNT_] = {0};
@@ -1017,6 +1023,14 @@ void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
                    nsocks);
     for (int i = 0; i < SC_COUNT; i++)
         ts_sbuf_printf(out, "%s %llu\n", names[i], (unsigned long long)counters[i]);
+    /* the rest of the replay-size histogram (its finite buckets are above) */
+    ts_sbuf_printf(out,
+                   "tabsync_history_replay_entries_bucket{le=\"+Inf\"} %llu\n"
+                   "tabsync_history_replay_entries_sum %llu\n"
+                   "tabsync_history_replay_entries_count %llu\n",
+                   (unsigned long long)counters[SC_REPLAYED],
+                   (unsigned long long)counters[SC_REPLAYED_ENTRIES],
+                   (unsigned long long)counters[SC_REPLAYED]);
     for (int r = 1; r < TS_SESS_R_COUNT_; r++)
         ts_sbuf_printf(out, "tabsync_session_auth_refused_total{reason=\"%s\"} %llu\n",
                        ts_sess_reason_name((ts_sess_reason_t)r), (unsigned long long)refused[r]);
