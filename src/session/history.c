@@ -200,8 +200,17 @@ static void with_seq(ts_sbuf_t *out, ts_slice_t entry, uint64_t seq) {
     ts_sbuf_printf(out, ",\"seq\":%" PRIu64 "}", seq);
 }
 
+/* The recovery offset of entry seq: "h<epoch>.<seq>". socket.io-client
+ * keeps the last one it received and presents it when it reconnects
+ * (durable recovery, ts_sess__hist_restore). */
+static void entry_offset(char *out, size_t cap, uint64_t epoch, uint64_t seq) {
+    snprintf(out, cap, "h%016" PRIx64 ".%" PRIu64, epoch, seq);
+}
+
 static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, uint64_t seq) {
     if (h->sess->closed) return; /* the Socket.IO server is gone */
+    char offset[48];
+    entry_offset(offset, sizeof offset, h->epoch, seq);
     ts_sbuf_t out = TS_SBUF_INIT;
     with_seq(&out, ts_buf_slice(it->entry), seq);
     ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};
@@ -212,7 +221,8 @@ static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, ui
     const char *except = old;
     const char *parts[] = {"o", it->ss->id.user, it->ss->id.session};
     ts_strjoin(old, sizeof old, '/', parts, 3);
-    ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .skip = it->ss->s, .cls = it->cls};
+    ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .skip = it->ss->s, .cls = it->cls,
+                          .offset = offset};
     if (it->kind == ITEM_CHANGE) {
         to.except = &except;
         to.nexcept = 1;
@@ -565,6 +575,7 @@ static void on_pub_commit(int status, const ts_store_commit_res_t *res, void *ud
     sess_hist_t *h = it->h;
     op_end(h);
     if (status == 0) {
+        h->epoch = res->epoch; /* the entry's offset names it, loaded or not */
         deliver_entry(h, it, "event", res->seq);
         SESS_COUNT(h->sess->counters[SC_RELAYED]);
         SESS_COUNT(h->sess->counters[SC_LOGGED]);
@@ -1297,6 +1308,107 @@ void ts_sess__hist_health(sess_sock_t *ss, const sess_answer_t *to) {
         ts_sess__sock_release(ss);
         free(r);
     }
+}
+
+/* ---- durable recovery of the stock client ----
+ * socket.io-client remembers its pid and the offset of the last entry it
+ * received ("h<epoch>.<seq>"), and presents both when it reconnects. If the
+ * epoch is the session's and the log still has what came after the seq,
+ * the entries it missed are sent to it before the CONNECT reply, and the
+ * reply gives its pid back: socket.recovered is true on its side — after a
+ * restart too, since the log is the store's. The socket joins its rooms in
+ * the very callback that read the last page, and only entries this loop has
+ * already relayed (seq <= last_seq) are replayed: what comes later arrives
+ * live, so each entry reaches it once and in order (with one loop; with
+ * several, an entry relayed by another loop during the replay may be missed
+ * or repeated, which a v3 tab's sync mends). */
+typedef struct restore_req {
+    hist_wait_t w;
+    sess_hist_t *h;
+    sess_sock_t *ss;
+    uint64_t epoch, after;
+    char pid[64];
+} restore_req_t;
+
+static void restore_done(restore_req_t *r, int restored) {
+    sess_sock_t *ss = r->ss;
+    if (ss->s) ts_sio_connect_finish(ss->s, restored ? r->pid : NULL);
+    if (restored) SESS_COUNT(ss->sess->counters[SC_RECOVERED]);
+    ts_sess__sock_release(ss);
+    free(r);
+}
+
+static void restore_read(sess_hist_t *h, restore_req_t *r);
+
+static void on_restore_page(int status, const ts_store_log_page_t *page, void *ud) {
+    restore_req_t *r = ud;
+    sess_hist_t *h = r->h;
+    op_end(h);
+    if (!r->ss->s) { /* gone meanwhile */
+        restore_done(r, 0);
+        return;
+    }
+    if (status || page->trimmed_upto > r->after || r->after > page->last_seq) {
+        restore_done(r, 0); /* too old (or another history): a fresh session */
+        return;
+    }
+    uint64_t cap = h->last_seq; /* relayed by this loop already: later ones come live */
+    int old = r->ss->id.proto < 3;
+    size_t i = 0;
+    for (; i < page->n && page->events[i].seq <= cap; i++) {
+        const ts_store_event_t *e = &page->events[i];
+        r->after = e->seq;
+        int change = e->data->len > 17 && !memcmp(e->data->data, "{\"kind\":\"change\"", 17);
+        if (change && old) continue; /* v1/v2 tabs never get state changes */
+        ts_sbuf_t out = TS_SBUF_INIT;
+        with_seq(&out, ts_buf_slice(e->data), e->seq);
+        char offset[48];
+        entry_offset(offset, sizeof offset, r->epoch, e->seq);
+        ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};
+        ts_sio_emit_raw_at(r->ss->s, change ? "change" : "event", &arg, 1, offset);
+        ts_sbuf_free(&out);
+    }
+    if (i == page->n && page->n && r->after < cap) {
+        restore_read(h, r); /* a full page, and more this loop relayed */
+        return;
+    }
+    restore_done(r, 1); /* joins its rooms now, in this callback */
+}
+
+static void restore_read(sess_hist_t *h, restore_req_t *r) {
+    op_begin(h);
+    if (ts_store_log_read(h->sess->store, hist_key(h), r->after, LOAD_PAGE, on_restore_page, r)) {
+        op_end(h);
+        restore_done(r, 0);
+    }
+}
+
+static void restore_start(sess_hist_t *h, hist_wait_t *w, int status) {
+    restore_req_t *r = TS_CONTAINER_OF(w, restore_req_t, w);
+    if (status || r->epoch != h->epoch || !r->ss->s)
+        restore_done(r, 0);
+    else
+        restore_read(h, r);
+}
+
+int ts_sess__hist_restore(sess_sock_t *ss, const char *pid, const char *offset) {
+    uint64_t epoch, seq;
+    char dot;
+    int n = 0;
+    if (strlen(pid) >= sizeof ((restore_req_t *)0)->pid || offset[0] != 'h' ||
+        sscanf(offset + 1, "%16" SCNx64 "%c%" SCNu64 "%n", &epoch, &dot, &seq, &n) != 3 ||
+        dot != '.' || offset[1 + n] != '\0' || strlen(offset) < 19)
+        return 0; /* not an offset of ours: a fresh session */
+    restore_req_t *r = ts_xcalloc(1, sizeof *r);
+    r->ss = ss;
+    r->epoch = epoch;
+    r->after = seq;
+    ts_strlcpy(r->pid, pid, sizeof r->pid);
+    ts_sess__sock_hold(ss);
+    r->w.run = restore_start;
+    r->h = sock_hist(ss);
+    hist_when_ready(r->h, &r->w);
+    return 1;
 }
 
 /* ---- lifecycle ---- */

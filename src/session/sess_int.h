@@ -46,6 +46,7 @@ enum sess_counter {
     SC_DEFERRED,      /* events over a socket's rate, handled later instead of refused */
     SC_COALESCED,     /* presence/telemetry replaced by a newer one of the same stream */
     SC_COALESCE_WINDOWS, /* coalescing windows closed (sessions under low-priority load) */
+    SC_RECOVERED,     /* stock clients recovered from the durable log (recovered === true) */
     SC_REPLAY_LE_1,   /* sync answers by entries sent: <= 1, <= 10, <= 100, <= 1000 */
     SC_REPLAY_LE_10,
     SC_REPLAY_LE_100,
@@ -207,6 +208,10 @@ void ts_sess__publish(sess_sock_t *ss, json_t *in, const sess_answer_t *to);
 sess_sock_t *ts_sess__backend_sock(ts_sess_t *sess, const char *user, const char *session,
                                    const char *publisher);
 void ts_sess__hist_welcome(sess_sock_t *ss);
+/* The restore hook (ts_sio_nsp_handler_t.restore) of a socket whose
+ * authorize accepted it: returns 1 if it will finish the CONNECT (after
+ * replaying what the client missed), 0 for a fresh connect. */
+int ts_sess__hist_restore(sess_sock_t *ss, const char *pid, const char *offset);
 void ts_sess__hist_sweep(ts_sess_t *sess);
 void ts_sess__hist_shutdown(ts_sess_t *sess);
 void ts_sess__hist_deinit(ts_sess_t *sess);

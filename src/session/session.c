@@ -823,6 +823,14 @@ int ts_sess_allow_handshake(const ts_http_req_t *req, const char *peer, char *ms
 
 /* ---- lifecycle ---- */
 
+/* Durable recovery of the stock client (history.c): with the history on,
+ * from the session log; without it, the server's in-memory recovery. */
+static int on_restore(ts_sio_socket_t *s, const char *pid, const char *offset, void *ud) {
+    ts_sess_t *sess = ud;
+    sess_sock_t *ss = ts_sio_socket_ud(s);
+    return ss && sess->history ? ts_sess__hist_restore(ss, pid, offset) : 0;
+}
+
 static const ts_sio_nsp_handler_t handler = {
     .authorize = on_authorize,
     .on_connection = on_connection,
@@ -830,6 +838,17 @@ static const ts_sio_nsp_handler_t handler = {
     .on_disconnect = on_disconnect,
     .on_raw_event = on_raw_event,
     .authorize_recovered = 1, /* tokens expire: a restored socket shows a valid one too */
+};
+
+/* With the history on, the stock client's recovery comes from the session
+ * log (durable, also across restarts) instead of the server's memory. */
+static const ts_sio_nsp_handler_t handler_durable = {
+    .authorize = on_authorize,
+    .on_connection = on_connection,
+    .on_event = on_event,
+    .on_disconnect = on_disconnect,
+    .on_raw_event = on_raw_event,
+    .restore = on_restore,
 };
 
 static sess_shared_t *shared_new(const ts_sess_cfg_t *cfg) {
@@ -894,7 +913,7 @@ ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *s
     sess->rules = cfg->rules;
     if (!sess->rules) sess->rules = sess->own_rules = ts_sess_rules_default();
     ts_list_init(&sess->hist_lru);
-    sess->nsp = ts_sio_nsp_add(sio, "/session", &handler, sess);
+    sess->nsp = ts_sio_nsp_add(sio, "/session", sess->history ? &handler_durable : &handler, sess);
     uv_timer_init(loop, &sess->sweep);
     sess->sweep.data = sess;
     uv_timer_start(&sess->sweep, on_sweep, SWEEP_MS, SWEEP_MS);
@@ -1001,6 +1020,7 @@ void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
         "tabsync_history_resyncs_total",           "tabsync_history_replays_total",
         "tabsync_history_replayed_entries_total",  "tabsync_session_deferred_total",
         "tabsync_session_coalesced_total",         "tabsync_session_coalesce_windows_total",
+        "tabsync_session_recovered_total",
         "tabsync_history_replay_entries_bucket{le=\"1\"}",
         "tabsync_history_replay_entries_bucket{le=\"10\"}",
         "tabsync_history_replay_entries_bucket{le=\"100\"}",

@@ -16,6 +16,7 @@
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <nettle/sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +32,7 @@
 #include "metrics/ts_met.h"
 
 #define ID_LEN 20
+#define ID_ALPHABET "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" /* ts_random_id's */
 #define SWEEP_MS 1000
 #define CONNECTS_BURST 16 /* namespace CONNECTs a connection may make at once */
 #define CONNECTS_PER_S 4  /* and then per second */
@@ -378,7 +380,11 @@ static void log_entry_unref(log_entry_t *e) {
     free(e);
 }
 
-static int recovery_on(const ts_sio_nsp_t *nsp) { return nsp->srv->opts.recovery_ms > 0; }
+/* The server's own, in-memory recovery (a namespace with a `restore`
+ * hook recovers from its own log instead). */
+static int recovery_on(const ts_sio_nsp_t *nsp) {
+    return nsp->srv->opts.recovery_ms > 0 && !nsp->h.restore;
+}
 
 /* The lowest cursor of the attached loops: entries below it were delivered
  * everywhere. Called with sh->mu held. */
@@ -577,16 +583,18 @@ static void on_bus(uv_async_t *h) {
  * in one order and a socket that comes back gets what it missed. */
 static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_t *only,
                     const char *event, const ts_sio_args_t *args, const raw_args_t *raw,
-                    ts_sio_class_t cls) {
+                    ts_sio_class_t cls, const char *at) {
     ts_sio_server_t *srv = nsp->srv;
     ts_sio_group_t *g = srv->group;
     int rec = recovery_on(nsp);
     uint8_t ecls = eio_class(only ? cls : to->cls);
     uint32_t key = only ? 0 : to->coalesce;
     if (!only) TS_MET_INC(SIO_BROADCASTS);
+    /* the namespace's own offset (durable recovery), when the server's is off */
+    const char *nsp_off = !rec ? (only ? at : to->offset) : NULL;
     if (!rec && (only || g->nloops == 1)) { /* nobody else needs to see it */
         ts_sio_encoded_t enc = {0};
-        int rc = encode_event(srv, nsp->name, event, args, raw, NULL, &enc);
+        int rc = encode_event(srv, nsp->name, event, args, raw, nsp_off, &enc);
         if (rc == 0) {
             if (only)
                 send_encoded(only, &enc, ecls, key);
@@ -621,8 +629,8 @@ static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_
     }
     nsp_shared_t *sh = nsp->sh;
     int rc = 0;
-    if (!rec) /* no offset in the bytes: encode outside the lock */
-        rc = encode_event(srv, nsp->name, event, args, raw, NULL, &le->enc);
+    if (!rec) /* no offset of the log's in the bytes: encode outside the lock */
+        rc = encode_event(srv, nsp->name, event, args, raw, nsp_off, &le->enc);
     log_entry_t **v;
     pthread_mutex_lock(&sh->mu);
     size_t n = take_pending(nsp, &v); /* what came before ours, in order */
@@ -645,29 +653,35 @@ static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_
 }
 
 void ts_sio_emit(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args) {
-    deliver(s->nsp, NULL, s, event, args, NULL, TS_SIO_CLASS_DEFAULT);
+    deliver(s->nsp, NULL, s, event, args, NULL, TS_SIO_CLASS_DEFAULT, NULL);
 }
 
 void ts_sio_emit_class(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args,
                        ts_sio_class_t cls) {
-    deliver(s->nsp, NULL, s, event, args, NULL, cls);
+    deliver(s->nsp, NULL, s, event, args, NULL, cls, NULL);
 }
 
 void ts_sio_broadcast(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
                       const ts_sio_args_t *args) {
-    deliver(nsp, to, NULL, event, args, NULL, TS_SIO_CLASS_DEFAULT);
+    deliver(nsp, to, NULL, event, args, NULL, TS_SIO_CLASS_DEFAULT, NULL);
 }
 
 void ts_sio_broadcast_raw(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
                           const ts_sio_raw_arg_t *args, size_t nargs) {
     raw_args_t raw = {args, nargs};
-    deliver(nsp, to, NULL, event, NULL, &raw, TS_SIO_CLASS_DEFAULT);
+    deliver(nsp, to, NULL, event, NULL, &raw, TS_SIO_CLASS_DEFAULT, NULL);
 }
 
 void ts_sio_emit_raw(ts_sio_socket_t *s, const char *event, const ts_sio_raw_arg_t *args,
                      size_t nargs) {
     raw_args_t raw = {args, nargs};
-    deliver(s->nsp, NULL, s, event, NULL, &raw, TS_SIO_CLASS_DEFAULT);
+    deliver(s->nsp, NULL, s, event, NULL, &raw, TS_SIO_CLASS_DEFAULT, NULL);
+}
+
+void ts_sio_emit_raw_at(ts_sio_socket_t *s, const char *event, const ts_sio_raw_arg_t *args,
+                        size_t nargs, const char *offset) {
+    raw_args_t raw = {args, nargs};
+    deliver(s->nsp, NULL, s, event, NULL, &raw, TS_SIO_CLASS_DEFAULT, offset);
 }
 
 void ts_sio_ack_raw(ts_sio_socket_t *s, int64_t ack_id, const ts_sio_raw_arg_t *args,
@@ -899,6 +913,23 @@ static void unref_all(log_entry_t **v, size_t n) {
     free(v);
 }
 
+static void connect_reply(ts_sio_socket_t *s);
+
+/* Durable recovery: a socket's id is a function of its pid, so a socket
+ * restored after the server restarted (which remembers neither) gets its
+ * id back, as Node's recovery gives it. */
+static void sid_of_pid(const char *pid, char out[ID_LEN + 1]) {
+    static const char alpha[] = ID_ALPHABET;
+    uint8_t d[SHA256_DIGEST_SIZE];
+    struct sha256_ctx h;
+    sha256_init(&h);
+    sha256_update(&h, 4, (const uint8_t *)"sid:");
+    sha256_update(&h, strlen(pid), (const uint8_t *)pid);
+    sha256_digest(&h, sizeof d, d);
+    for (int i = 0; i < ID_LEN; i++) out[i] = alpha[d[i] & 63];
+    out[ID_LEN] = '\0';
+}
+
 static void do_connect(client_t *c, const char *name, json_t *auth_in) {
     ts_sio_server_t *srv = c->srv;
     for (ts_sio_socket_t *x = c->socks; x; x = x->next_in_client) {
@@ -934,6 +965,7 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
     } else {
         ts_random_id(s->id, ID_LEN);
         ts_random_id(s->pid, ID_LEN);
+        if (nsp->h.restore) sid_of_pid(s->pid, s->id);
     }
     ts_sio_refusal_t refuse = {{0}, NULL};
     if ((!sv || nsp->h.authorize_recovered) && nsp->h.authorize &&
@@ -964,6 +996,9 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
         ts_random_id(s->pid, ID_LEN);
     }
     /* accepted */
+    const char *rpid = json_string_value(json_object_get(auth, "pid"));
+    const char *roff = json_string_value(json_object_get(auth, "offset"));
+    int restoring = nsp->h.restore && rpid && roff;
     ts_sio_socket_t **tail = &c->socks;
     while (*tail) tail = &(*tail)->next_in_client;
     *tail = s;
@@ -983,12 +1018,39 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
         saved_free(sv);
         TS_MET_INC(SIO_RECOVERED);
     }
+    /* durable recovery: the namespace replays from its log, then finishes */
+    if (restoring && nsp->h.restore(s, rpid, roff, nsp->ud)) return;
+    connect_reply(s);
+}
+
+/* The CONNECT reply {sid, pid?}, then the namespace's on_connection. */
+static void connect_reply(ts_sio_socket_t *s) {
+    ts_sio_nsp_t *nsp = s->nsp;
     json_t *reply = json_object();
     json_object_set_new(reply, "sid", json_string(s->id));
-    if (recovery_on(nsp)) json_object_set_new(reply, "pid", json_string(s->pid));
+    if (recovery_on(nsp) || nsp->h.restore) json_object_set_new(reply, "pid", json_string(s->pid));
     send_packet(s, TS_SIO_CONNECT, reply, TS_SIO_NO_ID, NULL);
     json_decref(reply);
     if (nsp->h.on_connection) nsp->h.on_connection(s, nsp->ud);
+}
+
+void ts_sio_connect_finish(ts_sio_socket_t *s, const char *pid) {
+    /* a pid of ours has our length and alphabet; anything else starts fresh */
+    if (pid && strlen(pid) == ID_LEN && strspn(pid, ID_ALPHABET) == ID_LEN) {
+        memcpy(s->pid, pid, ID_LEN + 1);
+        s->recovered = 1;
+        TS_MET_INC(SIO_RECOVERED);
+        /* the socket gets its id back (a function of the pid), unless the
+         * old socket is still here (its connection not yet known dead) */
+        char sid[ID_LEN + 1];
+        sid_of_pid(pid, sid);
+        if (!ts_idmap_get(&s->nsp->by_id, sid)) {
+            ts_idmap_del(&s->nsp->by_id, s->id);
+            memcpy(s->id, sid, sizeof sid);
+            ts_idmap_put(&s->nsp->by_id, s);
+        }
+    }
+    connect_reply(s);
 }
 
 /* ---- packets from the client ---- */

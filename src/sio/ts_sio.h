@@ -67,6 +67,20 @@ typedef struct ts_sio_nsp_handler {
      * is then decoded in full and given to on_event as usual. */
     int (*on_raw_event)(ts_sio_socket_t *s, const char *event, const ts_sio_raw_arg_t *args,
                         size_t nargs, int64_t ack_id, void *nsp_ud);
+    /* Durable recovery (optional; its presence turns it on): the namespace
+     * recovers sockets from a log of its own, which outlives the process,
+     * instead of the server's in-memory one: the server saves no session
+     * and appends no offset of its own to this namespace's packets (the
+     * namespace gives offsets with ts_sio_target_t.offset and
+     * ts_sio_emit_raw_at), and the CONNECT reply always carries a pid. A
+     * CONNECT that presents a pid and an offset comes here after
+     * `authorize` accepted it: return 0 to connect now as a fresh socket,
+     * or 1 to finish later, once, with ts_sio_connect_finish. Until then
+     * the socket is in no room; what the namespace emits to it (the missed
+     * packets) reaches the client before the CONNECT reply, as Node does.
+     * If the connection goes first, on_disconnect is called without
+     * on_connection. */
+    int (*restore)(ts_sio_socket_t *s, const char *pid, const char *offset, void *nsp_ud);
 } ts_sio_nsp_handler_t;
 
 typedef struct ts_sio_opts {
@@ -133,6 +147,11 @@ ts_eio_sock_t *ts_sio_socket_eio(const ts_sio_socket_t *s);
  * fills up to `max` borrowed names. */
 size_t ts_sio_socket_rooms(const ts_sio_socket_t *s, const char **out, size_t max);
 
+/* Completes a CONNECT that `restore` took: `pid` restored (the client's
+ * own, so that socket.recovered is true on its side), or NULL to start a
+ * fresh session. Sends the CONNECT reply, then calls on_connection. */
+void ts_sio_connect_finish(ts_sio_socket_t *s, const char *pid);
+
 void ts_sio_join(ts_sio_socket_t *s, const char *room);
 void ts_sio_leave(ts_sio_socket_t *s, const char *room);
 /* Server-side disconnect of this socket ("server namespace disconnect");
@@ -186,6 +205,10 @@ void ts_sio_emit_raw(ts_sio_socket_t *s, const char *event, const ts_sio_raw_arg
                      size_t nargs);
 void ts_sio_ack_raw(ts_sio_socket_t *s, int64_t ack_id, const ts_sio_raw_arg_t *args,
                     size_t nargs);
+/* ts_sio_emit_raw with an offset as the last argument (durable recovery:
+ * a replayed packet carries the offset it had). */
+void ts_sio_emit_raw_at(ts_sio_socket_t *s, const char *event, const ts_sio_raw_arg_t *args,
+                        size_t nargs, const char *offset);
 
 /* Broadcast target: rooms (none = the whole namespace), minus sockets in
  * any `except` room, minus `skip` (socket.broadcast / socket.to(): the
@@ -198,6 +221,8 @@ typedef struct ts_sio_target {
     const ts_sio_socket_t *skip;
     ts_sio_class_t cls;   /* delivery class (see above) */
     uint32_t coalesce;    /* 0, or a key: a queued packet with the same key is replaced */
+    const char *offset;   /* durable recovery: appended as the last argument (the
+                           * offset a client presents when it reconnects); NULL */
 } ts_sio_target_t;
 void ts_sio_broadcast(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
                       const ts_sio_args_t *args);

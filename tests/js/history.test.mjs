@@ -17,16 +17,20 @@
 //  6. convergence under chaos: 2-10 tabs, every strategy, connections dropped
 //     and restored, resends; a strict checker (seed printed; TS_SEED=n repeats);
 //  7. kill -9 with --store-sqlite: every acked change survives, nothing half
-//     applied, same epoch; a memory-only restart changes the epoch.
+//     applied, same epoch; a memory-only restart changes the epoch;
+//  8. the stock socket.io-client's own recovery backed by the log:
+//     recovered === true after a drop and after a restart, missed entries
+//     once and in order, nothing for another identity or another epoch.
 //
 // tabsyncd only (skipped with TS_TARGET=node).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
+import { io } from 'socket.io-client';
 import { startServer, IS_NODE, sleep } from './harness.mjs';
 import {
-  BASE_FLAGS, ident, uniq, tempDir, writeRules, makeRng, openMirror, fullLog, fold,
+  BASE_FLAGS, ident, uniq, tempDir, auth3, writeRules, makeRng, openMirror, fullLog, fold,
   applyEffects, getPtr, sorted, canon, hlcMs, schemaError, mustMatch, clone, checkpointDiffs,
 } from './history-helpers.mjs';
 
@@ -1525,5 +1529,113 @@ describe('history 7: durability across kill -9 and restarts', SKIP, () => {
     assert.notEqual(r.epoch, epoch1);
     assert.deepEqual(fold(r.entries, r.snapshot.state), {});
     noViolations(b);
+  });
+});
+
+// ==== 8. the stock client's connection state recovery, from the log ==========
+
+describe('history 8: socket.io-client recovery (recovered === true) backed by the durable log', SKIP, () => {
+  const servers = [];
+  const socks = new Set();
+  after(async () => {
+    for (const s of socks) s.close();
+    for (const s of servers) await s.stop().catch(() => {});
+  });
+  const start = async (extra = []) => {
+    const srv = await startServer({ testApp: false, extra: [...BASE_FLAGS, ...extra] });
+    servers.push(srv);
+    return srv;
+  };
+  /** A plain socket.io-client tab (no mirror): what an app without the library gets. */
+  const plain = (url, id, proto = 2) => {
+    const s = io(`${url}/session`, {
+      auth: auth3(id, proto), transports: ['websocket'], reconnectionDelay: 50, reconnectionDelayMax: 100,
+    });
+    s.got = [];
+    s.on('event', (e, offset) => s.got.push({ id: e.id, seq: e.seq, offset }));
+    s.on('change', (e, offset) => s.got.push({ id: e.id, seq: e.seq, offset, change: true }));
+    socks.add(s);
+    return s;
+  };
+  const up = (s) => waitUntil(() => s.connected, 5000, 'connected');
+  const publish = (s, id) => new Promise((r) => s.emit('publish', { v: 2, type: 't', id }, r));
+  /** Drops the connection without a goodbye; the client reconnects by itself. */
+  const drop = (s) => s.io.engine.close();
+
+  it('a dropped tab gets recovered === true, the same id, and exactly the entries it missed, in order', { timeout: 20000 }, async () => {
+    const srv = await start();
+    const S = uniq('r1');
+    const a = plain(srv.url, ident('rita', S, 'd1', 'a')), b = plain(srv.url, ident('rita', S, 'd2', 'b'));
+    await up(a); await up(b);
+    for (let i = 0; i < 3; i++) await publish(a, `x${i}`);
+    await waitUntil(() => b.got.length === 3, 5000, 'live entries');
+    assert.match(b.got[2].offset, /^h[0-9a-f]{16}\.3$/, 'each history entry carries its recovery offset');
+    const id0 = b.id;
+    drop(b);
+    await waitUntil(() => !b.connected, 5000, 'dropped');
+    for (let i = 3; i < 8; i++) await publish(a, `x${i}`);
+    await up(b);
+    assert.equal(b.recovered, true, 'socket.recovered');
+    assert.equal(b.id, id0, 'a recovered socket keeps its id');
+    for (let i = 8; i < 10; i++) await publish(a, `x${i}`);
+    await waitUntil(() => b.got.length >= 10, 5000, 'missed + live');
+    await sleep(200);
+    assert.deepEqual(b.got.map((g) => g.id), Array.from({ length: 10 }, (_, i) => `x${i}`), 'once each, in order');
+    assert.deepEqual(b.got.map((g) => g.seq), Array.from({ length: 10 }, (_, i) => i + 1));
+  });
+
+  it('across a kill -9 and a restart on the same SQLite file: recovered === true with what was missed', { timeout: 30000 }, async () => {
+    const dir = tempDir('recov');
+    const flags = ['--store-sqlite', path.join(dir, 'store.db')];
+    let srv = await start(flags);
+    const S = uniq('r2');
+    const a = plain(srv.url, ident('sam', S, 'd1', 'a'), 3), b = plain(srv.url, ident('sam', S, 'd2', 'b'), 3);
+    await up(a); await up(b);
+    for (let i = 0; i < 4; i++) await publish(a, `y${i}`);
+    await waitUntil(() => b.got.length === 4, 5000, 'live');
+    b.io.reconnection(false);
+    drop(b);
+    for (let i = 4; i < 7; i++) await publish(a, `y${i}`);
+    process.kill(srv.pid, 'SIGKILL');
+    await waitUntil(() => !a.connected, 5000, 'server gone');
+    // the same address and port, so the clients' reconnection finds it
+    const port = new URL(srv.url).port;
+    const srv2 = await startServer({ testApp: false, extra: [...BASE_FLAGS, ...flags, '--listen', `127.0.0.1:${port}`] });
+    servers.push(srv2);
+    await up(a);
+    b.io.reconnection(true);
+    b.connect();
+    await up(b);
+    assert.equal(b.recovered, true, 'recovered after the restart (Node forgets everything)');
+    await waitUntil(() => b.got.length >= 7, 5000, 'missed entries');
+    await sleep(150);
+    assert.deepEqual(b.got.map((g) => g.id), Array.from({ length: 7 }, (_, i) => `y${i}`));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a memory-only restart (another epoch), a stranger with someone else\'s pid and offset, or no offset: a fresh session', { timeout: 30000 }, async () => {
+    let srv = await start();
+    const S = uniq('r3');
+    const a = plain(srv.url, ident('tom', S, 'd1', 'a')), b = plain(srv.url, ident('tom', S, 'd2', 'b'));
+    await up(a); await up(b);
+    await publish(a, 'z0');
+    await waitUntil(() => b.got.length === 1, 5000, 'live');
+    const { _pid: pid, _lastOffset: offset } = b;
+    assert.ok(pid && offset, 'the client holds a pid and an offset');
+    // a stranger presenting tom's pid and offset with its own valid token
+    const st = io(`${srv.url}/session`, {
+      auth: { ...auth3(ident('eve', uniq('e'), 'de', 'te')), pid, offset }, transports: ['websocket'], reconnection: false,
+    });
+    socks.add(st);
+    await up(st);
+    assert.equal(st.recovered, false);
+    assert.notEqual(st.id, b.id);
+    // memory only: a restart is another history (epoch): nothing to recover
+    const port = new URL(srv.url).port;
+    process.kill(srv.pid, 'SIGKILL');
+    await waitUntil(() => !b.connected, 5000, 'server gone');
+    servers.push(await startServer({ testApp: false, extra: [...BASE_FLAGS, '--listen', `127.0.0.1:${port}`] }));
+    await up(b);
+    assert.equal(b.recovered, false, 'another epoch: not recovered');
   });
 });
