@@ -117,6 +117,11 @@ void ts_sess__lowprio_send(sess_lowprio_t **slot, sess_sock_t *from, ts_slice_t 
         ts_list_insert_tail(&sess->lowprio, &lp->link);
     }
     lp->count++;
+    if (!lp->window_ms && lp->count > LOAD_PER_TICK) {
+        /* a burst within one tick opens a window at once */
+        lp->window_ms = WINDOW_MIN_MS;
+        lp->window_end = uv_now(sess->loop) + WINDOW_MIN_MS;
+    }
     if (!lp->window_ms) {
         ts_buf_t *b = ts_buf_from(text.p, text.len);
         relay(sess, lp->room, from, b, cls, key);

@@ -1574,14 +1574,31 @@ describe('history 8: socket.io-client recovery (recovered === true) backed by th
     drop(b);
     await waitUntil(() => !b.connected, 5000, 'dropped');
     for (let i = 3; i < 8; i++) await publish(a, `x${i}`);
+    // a state change meanwhile: a v3 tab recovers it as a `change`, this
+    // proto 2 tab never gets one (docs/PROTOCOL.md "What each version gets")
+    const c = plain(srv.url, ident('rita', S, 'd3', 'c'), 3);
+    await up(c);
+    await publish(a, 'x-c'); // c needs an offset to come back with
+    await waitUntil(() => c.got.length === 1, 5000, 'c has an offset');
+    c.io.engine.close();
+    const w = plain(srv.url, ident('rita', S, 'd4', 'w'), 3);
+    await up(w);
+    const ack = await new Promise((r) => w.emit('state', { v: 3, id: 'ch1', merge: { k: 1 } }, r));
+    assert.equal(ack.ok, true, JSON.stringify(ack));
+    await up(c);
+    await waitUntil(() => c.got.some((g) => g.change), 5000, 'the v3 tab recovered the change');
+    assert.equal(c.recovered, true);
     await up(b);
     assert.equal(b.recovered, true, 'socket.recovered');
     assert.equal(b.id, id0, 'a recovered socket keeps its id');
     for (let i = 8; i < 10; i++) await publish(a, `x${i}`);
-    await waitUntil(() => b.got.length >= 10, 5000, 'missed + live');
+    await waitUntil(() => b.got.length >= 11, 5000, 'missed + live');
     await sleep(200);
-    assert.deepEqual(b.got.map((g) => g.id), Array.from({ length: 10 }, (_, i) => `x${i}`), 'once each, in order');
-    assert.deepEqual(b.got.map((g) => g.seq), Array.from({ length: 10 }, (_, i) => i + 1));
+    const want = Array.from({ length: 10 }, (_, i) => `x${i}`);
+    want.splice(8, 0, 'x-c');
+    assert.deepEqual(b.got.map((g) => g.id), want, 'once each, in order, no change');
+    const seqs = b.got.map((g) => g.seq);
+    assert.ok(seqs.every((q, i) => i === 0 || q > seqs[i - 1]), `ascending seqs ${seqs}`);
   });
 
   it('across a kill -9 and a restart on the same SQLite file: recovered === true with what was missed', { timeout: 30000 }, async () => {

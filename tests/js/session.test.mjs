@@ -1293,3 +1293,57 @@ describe('/session: two users with the same session, device and tab ids keep two
     ta.close();
   });
 });
+
+// ==== adaptive throttling of presence and telemetry ===========================
+
+describe('/session: a session flooded with presence gets it coalesced per stream; other traffic untouched', SKIP, () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ testApp: false, extra: [...HS_FLAGS, ...NO_LIMITS] });
+  });
+  after(async () => { await srv?.stop(); });
+
+  it('quiet: every presence envelope is relayed; flooded: windows hold them and only the latest of each stream goes out', T, async () => {
+    const tx = await connectTab(srv.url, ident('ada', 'as', 'ad', 'tx'));
+    const rx = await connectTab(srv.url, ident('ada', 'as', 'ad', 'rx'));
+    // quiet: a few, spaced out, all arrive
+    for (let i = 0; i < 3; i++) {
+      await ask(tx, 'publish', envelope({ id: `q-${i}`, prio: 'presence', type: 'cursor' }));
+      await sleep(120);
+    }
+    await rx.events.waitFor(3, 3000);
+    assert.deepEqual(ids(rx), ['q-0', 'q-1', 'q-2']);
+    clearEvents([rx]);
+    // flooded: 300 cursor moves and 300 typing reports as fast as they go,
+    // and 20 ordinary events among them
+    const jobs = [];
+    for (let i = 0; i < 300; i++) {
+      jobs.push(ask(tx, 'publish', envelope({ id: `c-${i}`, prio: 'presence', type: 'cursor', body: i })));
+      jobs.push(ask(tx, 'publish', envelope({ id: `t-${i}`, prio: 'telemetry', type: 'typing', body: i })));
+      if (i % 15 === 0) jobs.push(ask(tx, 'publish', envelope({ id: `e-${i}` })));
+    }
+    const acks = await Promise.all(jobs);
+    assert.ok(acks.every((a) => a.ok), 'every publish is acked: coalescing is not a refusal');
+    await sleep(1500); // the windows close (at most 1 s)
+    const got = ids(rx);
+    const cursor = got.filter((x) => x.startsWith('c-')), typing = got.filter((x) => x.startsWith('t-'));
+    const events = got.filter((x) => x.startsWith('e-'));
+    assert.deepEqual(events, Array.from({ length: 20 }, (_, k) => `e-${k * 15}`), 'events are never held or coalesced');
+    assert.ok(cursor.length < 150, `cursor moves relayed: ${cursor.length} of 300 (coalesced)`);
+    assert.ok(typing.length < 150, `typing reports relayed: ${typing.length} of 300`);
+    assert.equal(cursor.at(-1), 'c-299', 'the latest of each stream is delivered');
+    assert.equal(typing.at(-1), 't-299');
+    const inOrder = (xs) => xs.every((x, i) => i === 0 || Number(x.slice(2)) > Number(xs[i - 1].slice(2)));
+    assert.ok(inOrder(cursor) && inOrder(typing), 'a stream stays in order');
+    const m = await httpGet(`${srv.url}/metrics`);
+    const num = (re) => Number((m.text.match(re) || [])[1]);
+    assert.ok(num(/^tabsync_session_coalesced_total (\d+)/m) > 0, 'coalesced counted');
+    assert.ok(num(/^tabsync_session_coalesce_windows_total (\d+)/m) > 0, 'windows counted');
+    // the load is gone: windows narrow and close, presence flows at once again
+    await sleep(1200);
+    clearEvents([rx]);
+    await ask(tx, 'publish', envelope({ id: 'after', prio: 'presence', type: 'cursor' }));
+    await rx.events.waitFor(1, 500);
+    assert.deepEqual(ids(rx), ['after']);
+  });
+});
