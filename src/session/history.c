@@ -175,6 +175,7 @@ typedef struct hist_item {
     int in_batch;           /* issued by hist_pump: its callback ends the batch */
     int known_dup;          /* probed because the cache saw it applied */
     ts_sio_class_t cls;     /* delivery class of its entry */
+    uint64_t issued_us;     /* when its commit was issued (uv_hrtime / 1000) */
     char id[TS_SESS_MAX_NAME + 1];
     char cid[TS_SESS_MAX_NAME + 1];
     char type[TS_SESS_MAX_NAME + 1];
@@ -229,6 +230,17 @@ static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, ui
     }
     ts_sio_broadcast_raw(h->sess->nsp, &to, event, &arg, 1);
     ts_sbuf_free(&out);
+}
+
+/* The append latency histogram: from the commit's issue to its durable
+ * callback (the group-commit window and the fsync are most of it). */
+static void note_append(ts_sess_t *sess, hist_item_t *it) {
+    static const uint64_t le_us[] = {1000, 2500, 5000, 10000, 25000, 100000};
+    uint64_t d = uv_hrtime() / 1000 - it->issued_us;
+    for (size_t b = 0; b < TS_ARRAY_LEN(le_us); b++)
+        if (d <= le_us[b]) SESS_COUNT(sess->counters[SC_APPEND_LE_1MS + b]);
+    TS_MET_BUMP_(sess->counters[SC_APPEND_SUM_US], d);
+    SESS_COUNT(sess->counters[SC_APPEND_COUNT]);
 }
 
 static const char *store_code(int status) {
@@ -575,6 +587,7 @@ static void on_pub_commit(int status, const ts_store_commit_res_t *res, void *ud
     sess_hist_t *h = it->h;
     op_end(h);
     if (status == 0) {
+        note_append(h->sess, it);
         h->epoch = res->epoch; /* the entry's offset names it, loaded or not */
         deliver_entry(h, it, "event", res->seq);
         SESS_COUNT(h->sess->counters[SC_RELAYED]);
@@ -614,6 +627,7 @@ static int commit_pub(sess_hist_t *h, hist_item_t *it) {
                            .is_state = 0};
     if (!it->mut) c.client = ts_slice("", 0);
     op_begin(h);
+    it->issued_us = uv_hrtime() / 1000;
     int rc = ts_store_commit(h->sess->store, hist_key(h), &c, on_pub_commit, it);
     if (rc) op_end(h);
     return rc;
@@ -652,6 +666,7 @@ static void on_change_commit(int status, const ts_store_commit_res_t *res, void 
         }
         if (it) item_free(it);
     } else if (status == 0) {
+        note_append(sess, it);
         h->ver = res->state_ver;
         h->known_seq = res->seq;
         h->last_seq = TS_MAX(h->last_seq, res->seq);
@@ -790,6 +805,7 @@ static int compute(sess_hist_t *h, hist_item_t *it) {
                                .is_state = 1};
         if (!it->mut) c.client = ts_slice("", 0);
         op_begin(h);
+        it->issued_us = uv_hrtime() / 1000;
         int crc = ts_store_commit(sess->store, hist_key(h), &c, on_change_commit, it);
         if (crc) {
             op_end(h);

@@ -47,6 +47,14 @@ enum sess_counter {
     SC_COALESCED,     /* presence/telemetry replaced by a newer one of the same stream */
     SC_COALESCE_WINDOWS, /* coalescing windows closed (sessions under low-priority load) */
     SC_RECOVERED,     /* stock clients recovered from the durable log (recovered === true) */
+    SC_APPEND_LE_1MS, /* entries by append latency (commit issued -> durable), cumulative */
+    SC_APPEND_LE_2MS5,
+    SC_APPEND_LE_5MS,
+    SC_APPEND_LE_10MS,
+    SC_APPEND_LE_25MS,
+    SC_APPEND_LE_100MS,
+    SC_APPEND_SUM_US, /* (rendered as the histogram's _sum, in seconds) */
+    SC_APPEND_COUNT,
     SC_REPLAY_LE_1,   /* sync answers by entries sent: <= 1, <= 10, <= 100, <= 1000 */
     SC_REPLAY_LE_10,
     SC_REPLAY_LE_100,

@@ -1003,6 +1003,17 @@ static void store_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
                    (double)st.lat_sum_us / 1e6, (unsigned long long)st.lat_count);
 }
 
+/* A Prometheus histogram from cumulative bucket counters. */
+static void hist_render(ts_sbuf_t *out, const char *name, const char *const *le,
+                        const uint64_t *bucket, size_t n, double sum, uint64_t count) {
+    ts_sbuf_printf(out, "# TYPE %s histogram\n", name);
+    for (size_t i = 0; i < n; i++)
+        ts_sbuf_printf(out, "%s_bucket{le=\"%s\"} %llu\n", name, le[i],
+                       (unsigned long long)bucket[i]);
+    ts_sbuf_printf(out, "%s_bucket{le=\"+Inf\"} %llu\n%s_sum %.6g\n%s_count %llu\n", name,
+                   (unsigned long long)count, name, sum, name, (unsigned long long)count);
+}
+
 void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
     static const char *const names[SC_COUNT] = {
         "tabsync_session_connects_total",          "tabsync_session_relayed_total",
@@ -1021,10 +1032,8 @@ void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
         "tabsync_history_replayed_entries_total",  "tabsync_session_deferred_total",
         "tabsync_session_coalesced_total",         "tabsync_session_coalesce_windows_total",
         "tabsync_session_recovered_total",
-        "tabsync_history_replay_entries_bucket{le=\"1\"}",
-        "tabsync_history_replay_entries_bucket{le=\"10\"}",
-        "tabsync_history_replay_entries_bucket{le=\"100\"}",
-        "tabsync_history_replay_entries_bucket{le=\"1000\"}"};
+        /* the histograms are rendered whole below (NULL: not here) */
+};
     /* the sum over every loop's instance; each value is read whole (relaxed
      * loads) while its loop may be bumping it */
     uint64_t counters[SC_COUNT] = {0}, refused[TS_SESS_R_COUNT_] = {0};
@@ -1042,15 +1051,15 @@ void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
     ts_sbuf_printf(out, "# TYPE tabsync_session_sockets gauge\ntabsync_session_sockets %zu\n",
                    nsocks);
     for (int i = 0; i < SC_COUNT; i++)
-        ts_sbuf_printf(out, "%s %llu\n", names[i], (unsigned long long)counters[i]);
-    /* the rest of the replay-size histogram (its finite buckets are above) */
-    ts_sbuf_printf(out,
-                   "tabsync_history_replay_entries_bucket{le=\"+Inf\"} %llu\n"
-                   "tabsync_history_replay_entries_sum %llu\n"
-                   "tabsync_history_replay_entries_count %llu\n",
-                   (unsigned long long)counters[SC_REPLAYED],
-                   (unsigned long long)counters[SC_REPLAYED_ENTRIES],
-                   (unsigned long long)counters[SC_REPLAYED]);
+        if (names[i]) ts_sbuf_printf(out, "%s %llu\n", names[i], (unsigned long long)counters[i]);
+    static const char *const append_le[] = {"0.001", "0.0025", "0.005", "0.01", "0.025", "0.1"};
+    hist_render(out, "tabsync_history_append_seconds", append_le, counters + SC_APPEND_LE_1MS,
+                TS_ARRAY_LEN(append_le), (double)counters[SC_APPEND_SUM_US] / 1e6,
+                counters[SC_APPEND_COUNT]);
+    static const char *const replay_le[] = {"1", "10", "100", "1000"};
+    hist_render(out, "tabsync_history_replay_entries", replay_le, counters + SC_REPLAY_LE_1,
+                TS_ARRAY_LEN(replay_le), (double)counters[SC_REPLAYED_ENTRIES],
+                counters[SC_REPLAYED]);
     for (int r = 1; r < TS_SESS_R_COUNT_; r++)
         ts_sbuf_printf(out, "tabsync_session_auth_refused_total{reason=\"%s\"} %llu\n",
                        ts_sess_reason_name((ts_sess_reason_t)r), (unsigned long long)refused[r]);

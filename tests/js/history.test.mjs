@@ -906,6 +906,7 @@ describe('history 5: replay with sync', SKIP, () => {
   before(async () => { await startWithRules(env); });
   after(() => env.cleanup());
 
+
   it('a tab offline while 1,000 events (and 20 changes) happen gets all of them with sync, in order, once, paged by limit', { timeout: 60000 }, async () => {
     const S = uniq('rp');
     const p = await env.open(ident('alice', S, 'dp', 'tp'));
@@ -1097,6 +1098,18 @@ describe('history 5: replay with sync', SKIP, () => {
     } finally {
       await cenv.cleanup();
     }
+  });
+  it('/metrics shows what the suite did, consistently (appends timed, replay sizes, resyncs)', { timeout: 10000 }, async () => {
+    const text = await (await fetch(`${env.srv.url}/metrics`)).text();
+    const num = (name) => Number((text.match(new RegExp(`^${name} (\\S+)$`, 'm')) || [])[1]);
+    const entries = num('tabsync_history_entries_total');
+    assert.ok(entries >= 1000, `entries ${entries}`);
+    assert.equal(num('tabsync_history_append_seconds_count'), entries, 'every logged entry timed once');
+    assert.ok(num('tabsync_history_replays_total') > 0);
+    assert.equal(num('tabsync_history_replay_entries_count'), num('tabsync_history_replays_total'));
+    assert.equal(num('tabsync_history_replay_entries_sum'), num('tabsync_history_replayed_entries_total'));
+    assert.ok(num('tabsync_history_resyncs_total') > 0, 'the resets were counted');
+    assert.ok(num('tabsync_store_entries_appended_total') >= entries);
   });
 });
 
