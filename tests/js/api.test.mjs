@@ -23,11 +23,10 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
-import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { startServer, IS_NODE, sleep } from './harness.mjs';
-import { claims, hs256, authFor, tab, ask, itemId, TAB_KEYS } from './session-helpers.mjs';
+import { claims, hs256, authFor, tab, ask, itemId, TAB_KEYS, httpRequest } from './session-helpers.mjs';
 import { ackError, schemaError } from './history-helpers.mjs';
 
 const T = { timeout: 20000 };
@@ -59,22 +58,7 @@ function request(url, { method = 'GET', token, headers = {}, body } = {}) {
     h['Content-Type'] = 'application/json';
     h['Content-Length'] = String(data.length);
   }
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers: h, agent: false }, (res) => {
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('error', reject);
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json = null;
-        try { json = JSON.parse(text); } catch { /* not JSON */ }
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      });
-    });
-    req.on('error', reject);
-    req.setTimeout(5000, () => req.destroy(new Error(`${method} ${url}: timeout`)));
-    req.end(data);
-  });
+  return httpRequest(url, { method, headers: h, data });
 }
 
 /** Records every `change` a tab receives (session-helpers records `event`s). */

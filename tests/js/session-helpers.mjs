@@ -201,8 +201,16 @@ export function parseSio(pkt) {
  * { status, headers, text, json } (json null when not JSON).
  */
 export function httpGet(url, { headers = {}, localAddress } = {}) {
+  return httpRequest(url, { headers, localAddress });
+}
+
+/**
+ * An HTTP request (`data`: a Buffer or string body, sent as it is);
+ * resolves to { status, headers, text, json } (json null when not JSON).
+ */
+export function httpRequest(url, { method = 'GET', headers = {}, data, localAddress } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method: 'GET', headers, agent: false, localAddress }, (res) => {
+    const req = http.request(url, { method, headers, agent: false, localAddress }, (res) => {
       const chunks = [];
       res.on('data', (c) => chunks.push(c));
       res.on('error', reject);
@@ -214,8 +222,8 @@ export function httpGet(url, { headers = {}, localAddress } = {}) {
       });
     });
     req.on('error', reject);
-    req.setTimeout(5000, () => req.destroy(new Error(`GET ${url}: timeout`)));
-    req.end();
+    req.setTimeout(5000, () => req.destroy(new Error(`${method} ${url}: timeout`)));
+    req.end(data);
   });
 }
 
