@@ -9,7 +9,7 @@
  * it takes, the full decoder must take too, with the same namespace, id,
  * name and values, and each argument must encode back to its exact text.
  * And from its first '[' or '{' on, every text message is parsed by
- * ts_sio_json_loadb and json_loadb, which must build the same tree or
+ * ts_json_loadb and json_loadb, which must build the same tree or
  * both refuse. */
 #include <stddef.h>
 #include <stdint.h>
@@ -18,6 +18,7 @@
 
 #include "core/ts_buf.h"
 #include "core/ts_err.h"
+#include "core/ts_json.h"
 #include "core/ts_mem.h"
 #include "sio/packet_int.h"
 #include "sio/ts_sio_packet.h"
@@ -128,7 +129,7 @@ static void check_raw(const uint8_t *msg, size_t n) {
               memcmp(json_string_value(name), ev.name.p, ev.name.len) == 0);
     for (size_t i = 0; i < ev.nargs; i++) {
         ts_slice_t t = ev.args[i].text;
-        ts_assert(ts_sio_json_is_canonical(t));
+        ts_assert(ts_json_is_canonical(t));
         json_t *one = json_pack("[sO]", "x", json_array_get(pkt.data, i + 1));
         ts_sio_packet_t p1 = {.type = TS_SIO_EVENT, .nsp = "/", .id = TS_SIO_NO_ID, .data = one};
         ts_sio_encoded_t enc;
@@ -151,9 +152,9 @@ static void check_raw(const uint8_t *msg, size_t n) {
     ts_sio_decoder_deinit(&d);
 }
 
-/* ts_sio_json_loadb builds json_loadb's tree or refuses as it does. */
+/* ts_json_loadb builds json_loadb's tree or refuses as it does. */
 static void check_loadb_one(const uint8_t *p, size_t n, size_t flags) {
-    json_t *a = ts_sio_json_loadb(p, n, flags, NULL);
+    json_t *a = ts_json_loadb(p, n, flags, NULL);
     json_t *b = json_loadb((const char *)p, n, flags, NULL);
     ts_assert(!a == !b);
     if (!a) return;

@@ -11,11 +11,11 @@
 #include <string.h>
 
 #include "core/ts_err.h"
+#include "core/ts_json.h"
 #include "core/ts_mem.h"
 #include "core/ts_util.h"
 #include "daemon/ts_dmn.h"
 #include "session/ts_sess_auth.h"
-#include "sio/ts_sio_packet.h"
 
 #define JSON_HDR "Content-Type: application/json\r\nCache-Control: no-store\r\n"
 #define BAD_ID "bad id: 1-128 characters of [A-Za-z0-9._:@-]"
@@ -354,7 +354,7 @@ static json_t *body_json(ts_http_conn_t *hc, const ts_http_req_t *req) {
     json_error_t err;
     json_t *v = NULL;
     if (req->body.len) {
-        v = ts_sio_json_loadb(req->body.p, req->body.len, flags, &err);
+        v = ts_json_loadb(req->body.p, req->body.len, flags, &err);
         if (!v && json_error_code(&err) == json_error_numeric_overflow)
             v = json_loadb((const char *)req->body.p, req->body.len,
                            flags | JSON_DECODE_INT_AS_REAL, &err);

@@ -8,7 +8,7 @@
  * HMAC-SHA-256 and SHA-256 come from nettle, each secret's HMAC keyed once
  * at configuration: a handshake pays 0.3 us for its HMAC instead of the
  * 1.2 us of OpenSSL's EVP (provider lookups on every call). The token's
- * JSON parts go through ts_sio_json_loadb, which builds what a JavaScript
+ * JSON parts go through ts_json_loadb, which builds what a JavaScript
  * signer wrote (canonical JSON) without jansson's lexer. */
 #include "session/ts_sess_auth.h"
 
@@ -29,9 +29,9 @@
 #include <strings.h>
 
 #include "core/ts_err.h"
+#include "core/ts_json.h"
 #include "core/ts_mem.h"
 #include "core/ts_util.h"
-#include "sio/ts_sio_packet.h"
 
 /* NumericDate bounds: 0 .. year 9999, so exp + leeway never overflows. */
 #define DATE_MAX 253402300799LL
@@ -360,7 +360,7 @@ static json_t *part_json(const char *p, size_t n) {
     uint8_t buf[TS_SESS_TOKEN_MAX];
     long len = ts_b64url_decode(p, n, buf);
     if (len <= 0) return NULL;
-    json_t *j = ts_sio_json_loadb(buf, (size_t)len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *j = ts_json_loadb(buf, (size_t)len, JSON_REJECT_DUPLICATES, NULL);
     if (j && !json_is_object(j)) {
         json_decref(j);
         return NULL;

@@ -10,7 +10,7 @@
 #include <string.h>
 
 #include "core/ts_err.h"
-#include "sio/ts_sio_packet.h"
+#include "core/ts_json.h"
 
 static const char *const prio_names[TS_SESS_PRIO_COUNT] = {
     "security", "control", "state", "event", "presence", "telemetry"};
@@ -165,7 +165,7 @@ int ts_sess_envelope_parse_raw(ts_slice_t in, ts_sess_envelope_raw_t *out, char 
     static const char *const addressing[] = {"room", "rooms", "session", "sid", "user",
                                              "device", "tab", "socket"};
     memset(out, 0, sizeof(*out));
-    if (!ts_sio_json_is_canonical(in)) return TS_EINVAL;
+    if (!ts_json_is_canonical(in)) return TS_EINVAL;
     if (in.p[0] != '{') return fail(why, whylen, "not an object");
     ts_slice_t m[M_COUNT] = {{0}};
     /* canonical: no whitespace, no duplicate keys, keys without escapes */
@@ -174,7 +174,7 @@ int ts_sess_envelope_parse_raw(ts_slice_t in, ts_sess_envelope_raw_t *out, char 
         const uint8_t *q = memchr(in.p + i + 1, '"', in.len - i - 1);
         ts_slice_t key = ts_slice(in.p + i + 1, (size_t)(q - in.p) - i - 1);
         i = (size_t)(q - in.p) + 2; /* past '"' and ':' */
-        size_t vl = ts_sio_json_canonical_len(in.p + i, in.len - i);
+        size_t vl = ts_json_canonical_len(in.p + i, in.len - i);
         ts_slice_t val = ts_slice(in.p + i, vl);
         int k = -1;
         for (int j = 0; j < M_ADDR && k < 0; j++)
@@ -260,10 +260,10 @@ void ts_sess_envelope_relay_raw(const ts_sess_envelope_raw_t *e, const char *use
     ts_sbuf_append_str(out, ",\"body\":");
     ts_sbuf_append(out, e->body.p, e->body.len);
     ts_sbuf_append_str(out, ",\"from\":{\"user\":");
-    ts_sio_json_string(out, user, strlen(user));
+    ts_json_string(out, user, strlen(user));
     ts_sbuf_append_str(out, ",\"device\":");
-    ts_sio_json_string(out, device, strlen(device));
+    ts_json_string(out, device, strlen(device));
     ts_sbuf_append_str(out, ",\"tab\":");
-    ts_sio_json_string(out, tab, strlen(tab));
+    ts_json_string(out, tab, strlen(tab));
     ts_sbuf_append_str(out, "}}");
 }

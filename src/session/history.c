@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "core/ts_hlc.h"
+#include "core/ts_json.h"
 #include "core/ts_log.h"
 #include "core/ts_mem.h"
 #include "core/ts_util.h"
@@ -88,7 +89,7 @@ struct sess_batch {
 void ts_sess__answer(sess_sock_t *ss, const sess_answer_t *to, json_t *res) {
     if (to->cb) {
         ts_sbuf_t sb = TS_SBUF_INIT;
-        ts_sio_json_dump(&sb, res);
+        ts_json_dump(&sb, res);
         to->cb(0, ts_slice(ts_sbuf_data(&sb), ts_sbuf_len(&sb)), to->ud);
         ts_sbuf_free(&sb);
         json_decref(res);
@@ -552,7 +553,7 @@ static void maybe_snapshot(sess_hist_t *h) {
     if (h->known_seq < h->snap_seq + sess->cfg.snapshot_every) return;
     json_t *dump = ts_sess_state_dump(h->st);
     ts_sbuf_t sb = TS_SBUF_INIT;
-    ts_sio_json_dump(&sb, dump);
+    ts_json_dump(&sb, dump);
     json_decref(dump);
     ts_buf_t *doc = ts_sbuf_finish(&sb);
     op_begin(h);
@@ -738,7 +739,7 @@ static void change_entry(hist_item_t *it, ts_sess_state_outcome_t *o) {
     json_object_set(e, "effects", o->effects);
     json_object_set(e, "meta", o->meta);
     ts_sbuf_t sb = TS_SBUF_INIT;
-    ts_sio_json_dump(&sb, e);
+    ts_json_dump(&sb, e);
     json_decref(e);
     ts_buf_unref(it->entry); /* a probe's, when the item comes back to be computed */
     it->entry = ts_sbuf_finish(&sb);
@@ -907,7 +908,7 @@ static void sync_read(sess_hist_t *h, sync_req_t *r) {
 static void sync_reset(sess_hist_t *h, sync_req_t *r) {
     json_t *doc = ts_sess_state_doc(h->st);
     ts_sbuf_t sb = TS_SBUF_INIT;
-    ts_sio_json_dump(&sb, doc);
+    ts_json_dump(&sb, doc);
     r->snapshot = ts_sbuf_finish(&sb);
     r->snap_seq = h->known_seq;
     r->snap_ver = h->ver;

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "core/ts_err.h"
+#include "core/ts_json.h"
 #include "core/ts_log.h"
 #include "core/ts_mem.h"
 #include "core/ts_util.h"
@@ -346,7 +347,7 @@ static ts_buf_t *pub_entry(ts_slice_t relayed, uint64_t ts, const char *client, 
     ts_sbuf_printf(&e, ",\"ts\":%llu", (unsigned long long)ts);
     if (mut) {
         ts_sbuf_append_str(&e, ",\"client\":");
-        ts_sio_json_string(&e, client, strlen(client));
+        ts_json_string(&e, client, strlen(client));
         ts_sbuf_printf(&e, ",\"mut\":%llu", (unsigned long long)mut);
     }
     ts_sbuf_putc(&e, '}');
@@ -431,7 +432,7 @@ static void publish_tree(sess_sock_t *ss, sess_batch_t *b, size_t idx, json_t *i
     }
     json_t *out = ts_sess_envelope_relay(&env, ss->id.user, ss->id.device, ss->id.tab);
     ts_sbuf_t text = TS_SBUF_INIT;
-    ts_sio_json_dump(&text, out);
+    ts_json_dump(&text, out);
     json_decref(out);
     pub_t pb = {.prio = env.prio,
                 .to = env.to,

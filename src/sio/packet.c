@@ -1,7 +1,7 @@
 /* packet.c - Socket.IO v5 packets in the string form of the npm
  * socket.io-parser: the decoder (one text message, then its binary
  * attachments), the encoder (JSON written byte for byte as JSON.stringify
- * writes it, by our own serializer over the jansson tree), the shape checks
+ * writes it, by core's ts_json_dump over the jansson tree), the shape checks
  * both parsers share, and the dispatch to the msgpack half (packet_msgpack.c).
  *
  * Where we differ from Node's parser (all on inputs no socket.io client
@@ -31,6 +31,7 @@
 #include <string.h>
 
 #include "core/ts_err.h"
+#include "core/ts_json.h"
 #include "core/ts_mem.h"
 #include "sio/packet_int.h"
 
@@ -190,43 +191,10 @@ void ts_sio_decoder_deinit(ts_sio_decoder_t *d) {
 
 static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 
-size_t ts_sio__utf8_seq(const uint8_t *p, size_t n) {
-    uint8_t c = p[0];
-    size_t k;
-    uint32_t cp, min;
-    if ((c & 0xe0) == 0xc0) k = 1, cp = c & 0x1f, min = 0x80;
-    else if ((c & 0xf0) == 0xe0) k = 2, cp = c & 0x0f, min = 0x800;
-    else if ((c & 0xf8) == 0xf0) k = 3, cp = c & 0x07, min = 0x10000;
-    else return 0;
-    if (n <= k) return 0;
-    for (size_t j = 1; j <= k; j++) {
-        if ((p[j] & 0xc0) != 0x80) return 0;
-        cp = cp << 6 | (p[j] & 0x3f);
-    }
-    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
-    return k + 1;
-}
-
-int ts_sio__utf8_no_nul(const uint8_t *p, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        uint8_t c = p[i];
-        if (c == 0) return 0;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        size_t k = ts_sio__utf8_seq(p + i, n - i);
-        if (!k) return 0;
-        i += k;
-    }
-    return 1;
-}
-
 static int parse_json(ts_sio_decoder_t *d, const uint8_t *p, size_t n, json_t **out) {
     const size_t flags = JSON_DECODE_ANY | JSON_ALLOW_NUL;
     json_error_t err;
-    json_t *v = ts_sio_json_loadb(p, n, flags, &err);
+    json_t *v = ts_json_loadb(p, n, flags, &err);
     if (!v && json_error_code(&err) == json_error_numeric_overflow) {
         /* JSON.parse turns 12345678901234567890 into a double; so do we.
          * INT_AS_REAL applies to the whole payload, which our encoder
@@ -277,7 +245,7 @@ static int decode_string(ts_sio_decoder_t *d, const uint8_t *p, size_t len, ts_s
         /* runs to the next ',' or the end: the client sends "40/custom" */
         const uint8_t *comma = memchr(p + pos, ',', len - pos);
         size_t end = comma ? (size_t)(comma - p) : len;
-        if (!ts_sio__utf8_no_nul(p + pos, end - pos))
+        if (!ts_json_utf8_no_nul(p + pos, end - pos))
             return fail(d, TS_EPROTO, "sio: namespace is not valid UTF-8 (or holds NUL)");
         pkt->nsp = ts_xstrndup((const char *)p + pos, end - pos);
         pos = comma ? end + 1 : end;
@@ -376,208 +344,7 @@ int ts_sio_decoder_feed(ts_sio_decoder_t *d, const uint8_t *p, size_t len, int b
     return 0;
 }
 
-/* ---- encoder: JSON as JSON.stringify writes it ---- */
-
-void ts_sio_json_string(ts_sbuf_t *s, const char *str, size_t n) {
-    static const char hex[] = "0123456789abcdef";
-    ts_sbuf_putc(s, '"');
-    size_t run = 0; /* bytes copied as they are, flushed in one append */
-    for (size_t i = 0; i < n; i++) {
-        uint8_t c = (uint8_t)str[i];
-        if (c >= 0x20 && c != '"' && c != '\\') {
-            run++;
-            continue;
-        }
-        if (run) ts_sbuf_append(s, str + i - run, run);
-        run = 0;
-        char esc[6] = {'\\', 0};
-        size_t k = 2;
-        switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        default: /* JS writes the other control characters as \u00xx, lower case */
-            esc[1] = 'u', esc[2] = '0', esc[3] = '0', esc[4] = hex[c >> 4], esc[5] = hex[c & 15];
-            k = 6;
-        }
-        ts_sbuf_append(s, esc, k);
-    }
-    if (run) ts_sbuf_append(s, str + n - run, run);
-    ts_sbuf_putc(s, '"');
-}
-
-/* Number::toString of ECMAScript: the shortest digits that read back as the
- * same double (found by trying 1..17 significant digits; glibc's printf
- * rounds correctly), laid out as plain digits for exponents -7 < e < 21
- * and as d.ddde+x otherwise. -0 prints "0"; jansson never holds NaN/inf. */
-size_t ts_sio__fmt_real(char out[TS_SIO_REAL_MAX], double v) {
-    if (!isfinite(v)) {
-        memcpy(out, "null", 4);
-        return 4;
-    }
-    if (v == 0) {
-        out[0] = '0';
-        return 1;
-    }
-    char buf[40];
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(buf, sizeof buf, "%.*e", prec - 1, v);
-        if (strtod(buf, NULL) == v) break;
-    }
-    char digits[24];
-    size_t k = 0, o = 0;
-    const char *q = buf;
-    if (*q == '-') {
-        out[o++] = '-';
-        q++;
-    }
-    for (; *q && *q != 'e'; q++)
-        if (*q != '.') digits[k++] = *q;
-    while (k > 1 && digits[k - 1] == '0') k--;
-    int n = atoi(q + 1) + 1; /* the value is 0.digits x 10^n */
-    if ((int)k <= n && n <= 21) {
-        memcpy(out + o, digits, k), o += k;
-        for (int i = (int)k; i < n; i++) out[o++] = '0';
-    } else if (0 < n && n <= 21) {
-        memcpy(out + o, digits, (size_t)n), o += (size_t)n;
-        out[o++] = '.';
-        memcpy(out + o, digits + n, k - (size_t)n), o += k - (size_t)n;
-    } else if (-6 < n && n <= 0) {
-        out[o++] = '0', out[o++] = '.';
-        for (int i = n; i < 0; i++) out[o++] = '0';
-        memcpy(out + o, digits, k), o += k;
-    } else {
-        out[o++] = digits[0];
-        if (k > 1) {
-            out[o++] = '.';
-            memcpy(out + o, digits + 1, k - 1), o += k - 1;
-        }
-        o += (size_t)snprintf(out + o, TS_SIO_REAL_MAX - o, "e%c%d", n - 1 >= 0 ? '+' : '-',
-                              abs(n - 1));
-    }
-    return o;
-}
-
-static void dump_real(ts_sbuf_t *s, double v) {
-    char buf[TS_SIO_REAL_MAX];
-    ts_sbuf_append(s, buf, ts_sio__fmt_real(buf, v));
-}
-
-/* JS objects list "array index" keys (canonical integers 0..2^32-2) first,
- * in ascending order, then the other keys in insertion order; JSON.stringify
- * follows that order, so JSON.parse('{"b":1,"1":2}') is written back as
- * {"1":2,"b":1}. */
-static int index_key(const char *key, uint32_t *out) {
-    if (!is_digit((uint8_t)key[0]) || (key[0] == '0' && key[1])) return 0;
-    uint64_t v = 0;
-    for (const char *c = key; *c; c++) {
-        if (!is_digit((uint8_t)*c)) return 0;
-        v = v * 10 + (uint64_t)(*c - '0');
-        if (v > 4294967294u) return 0;
-    }
-    *out = (uint32_t)v;
-    return 1;
-}
-
-typedef struct idx_key {
-    uint32_t idx;
-    const char *key;
-    json_t *val;
-} idx_key_t;
-
-static int cmp_idx(const void *a, const void *b) {
-    uint32_t x = ((const idx_key_t *)a)->idx, y = ((const idx_key_t *)b)->idx;
-    return (x > y) - (x < y);
-}
-
-static void dump_value(ts_sbuf_t *s, json_t *v);
-
-#define TS_JS_SAFE_INT 9007199254740992LL /* 2^53: every integer up to it is a double */
-
-static void dump_member(ts_sbuf_t *s, int *first, const char *key, json_t *val) {
-    if (!*first) ts_sbuf_putc(s, ',');
-    *first = 0;
-    ts_sio_json_string(s, key, strlen(key));
-    ts_sbuf_putc(s, ':');
-    dump_value(s, val);
-}
-
-static void dump_object(ts_sbuf_t *s, json_t *v) {
-    const char *key;
-    json_t *val;
-    size_t nidx = 0;
-    uint32_t idx;
-    json_object_foreach(v, key, val) {
-        if (index_key(key, &idx)) nidx++;
-    }
-    int first = 1;
-    ts_sbuf_putc(s, '{');
-    if (nidx) {
-        idx_key_t *keys = ts_xmalloc(nidx * sizeof *keys);
-        size_t i = 0;
-        json_object_foreach(v, key, val) {
-            if (index_key(key, &idx)) keys[i++] = (idx_key_t){idx, key, val};
-        }
-        qsort(keys, nidx, sizeof *keys, cmp_idx);
-        for (i = 0; i < nidx; i++) dump_member(s, &first, keys[i].key, keys[i].val);
-        free(keys);
-    }
-    json_object_foreach(v, key, val) {
-        if (!nidx || !index_key(key, &idx)) dump_member(s, &first, key, val);
-    }
-    ts_sbuf_putc(s, '}');
-}
-
-static void dump_value(ts_sbuf_t *s, json_t *v) {
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        dump_object(s, v);
-        break;
-    case JSON_ARRAY: {
-        ts_sbuf_putc(s, '[');
-        size_t i;
-        json_t *e;
-        json_array_foreach(v, i, e) {
-            if (i) ts_sbuf_putc(s, ',');
-            dump_value(s, e);
-        }
-        ts_sbuf_putc(s, ']');
-        break;
-    }
-    case JSON_STRING:
-        ts_sio_json_string(s, json_string_value(v), json_string_length(v));
-        break;
-    case JSON_INTEGER: {
-        /* JS numbers are doubles: beyond 2^53 JSON.stringify writes the
-         * nearest double, and so do we, or a relayed 1234000001930489374
-         * would reach JS clients differently than from a Node server. */
-        json_int_t i = json_integer_value(v);
-        if (i > TS_JS_SAFE_INT || i < -TS_JS_SAFE_INT)
-            dump_real(s, (double)i);
-        else
-            ts_sbuf_printf(s, "%" JSON_INTEGER_FORMAT, i);
-        break;
-    }
-    case JSON_REAL:
-        dump_real(s, json_real_value(v));
-        break;
-    case JSON_TRUE:
-        ts_sbuf_append_str(s, "true");
-        break;
-    case JSON_FALSE:
-        ts_sbuf_append_str(s, "false");
-        break;
-    case JSON_NULL:
-        ts_sbuf_append_str(s, "null");
-        break;
-    }
-}
-
-void ts_sio_json_dump(ts_sbuf_t *out, json_t *v) { dump_value(out, v); }
+/* ---- encoder: JSON written by ts_json_dump, as JSON.stringify writes it ---- */
 
 static int encode_json(const ts_sio_packet_t *pkt, ts_sio_encoded_t *out) {
     uint8_t type = pkt->type;
@@ -610,7 +377,7 @@ static int encode_json(const ts_sio_packet_t *pkt, ts_sio_encoded_t *out) {
         ts_sbuf_putc(&s, ',');
     }
     if (pkt->id != TS_SIO_NO_ID) ts_sbuf_printf(&s, "%lld", (long long)pkt->id);
-    if (pkt->data && !json_is_null(pkt->data)) dump_value(&s, pkt->data); /* Node: null != data */
+    if (pkt->data && !json_is_null(pkt->data)) ts_json_dump(&s, pkt->data); /* Node: null != data */
 
     out->msgs = ts_xcalloc(1 + pkt->nattach, sizeof *out->msgs);
     out->msgs[0] = (ts_sio_wire_t){ts_sbuf_finish(&s), 0};

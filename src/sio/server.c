@@ -23,6 +23,7 @@
 
 #include "core/ts_err.h"
 #include "core/ts_idmap.h"
+#include "core/ts_json.h"
 #include "core/ts_list.h"
 #include "core/ts_log.h"
 #include "core/ts_map.h"
@@ -286,8 +287,8 @@ static int encode_event(ts_sio_server_t *srv, const char *nsp, const char *event
     json_t *data = event_array(event, args, offset);
     for (size_t i = 0; raw && i < raw->n; i++) {
         json_error_t err;
-        json_t *v = ts_sio_json_loadb(raw->v[i].text.p, raw->v[i].text.len,
-                                      JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+        json_t *v = ts_json_loadb(raw->v[i].text.p, raw->v[i].text.len,
+                                  JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
         if (!v) {
             ts_warn("sio", "cannot encode a packet for %s: argument %zu is not JSON", nsp, i);
             json_decref(data);
@@ -700,8 +701,8 @@ void ts_sio_ack_raw(ts_sio_socket_t *s, int64_t ack_id, const ts_sio_raw_arg_t *
     json_t *data = json_array();
     for (size_t i = 0; i < nargs; i++) {
         json_error_t err;
-        json_t *v = ts_sio_json_loadb(args[i].text.p, args[i].text.len,
-                                      JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+        json_t *v = ts_json_loadb(args[i].text.p, args[i].text.len,
+                                  JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
         if (!v) {
             ts_warn("sio", "cannot encode an ack for %s: argument %zu is not JSON", s->nsp->name, i);
             json_decref(data);

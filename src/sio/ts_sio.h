@@ -228,7 +228,7 @@ void ts_sio_broadcast(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *
                       const ts_sio_args_t *args);
 /* The same with arguments given as canonical JSON texts (ts_sio_raw_arg_t:
  * from on_raw_event, or built by the caller in JSON.stringify's form, which
- * ts_sio_json_is_canonical checks): with the JSON parser they are copied
+ * ts_json_is_canonical checks): with the JSON parser they are copied
  * into the packet as they are; with msgpack they are parsed first. */
 void ts_sio_broadcast_raw(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
                           const ts_sio_raw_arg_t *args, size_t nargs);

@@ -95,12 +95,6 @@ int ts_sio_encode(ts_sio_parser_kind_t kind, const ts_sio_packet_t *pkt, ts_sio_
 /* Reserved event names: a client EVENT with one of them is invalid. */
 int ts_sio_is_reserved_event(const char *name);
 
-/* Appends the value `v` as JSON.stringify writes it (the bytes ts_sio_encode
- * writes for it): a canonical text, fit for ts_sio_broadcast_raw. */
-void ts_sio_json_dump(ts_sbuf_t *out, json_t *v);
-/* Appends `str[0..n)` as a JSON string exactly as JSON.stringify writes it. */
-void ts_sio_json_string(ts_sbuf_t *out, const char *str, size_t n);
-
 /* ---- raw events: the relay fast path (packet_raw.c) ----
  * Most events a client sends are written by JSON.stringify, and a server
  * that relays them would write the very same bytes again. A raw event
@@ -128,9 +122,10 @@ typedef struct ts_sio_raw_event {
 
 /* Recognizes the common packet without building a tree: a text EVENT (no
  * attachments) whose name is a string without escapes and whose payload
- * is canonical JSON (no whitespace, JSON.stringify's escapes and numbers,
- * integers within +-2^53, no duplicate, numeric or "_placeholder" keys,
- * nesting up to 32, at most 16 arguments). `p` is the message without
+ * is canonical JSON (ts_json_is_canonical in core/ts_json.h: no
+ * whitespace, JSON.stringify's escapes and numbers, integers within
+ * +-2^53, no duplicate, numeric or "_placeholder" keys, nesting up to 32),
+ * with at most 16 arguments. `p` is the message without
  * the Engine.IO '4'. Returns 1 and fills *out (borrowing from p), or 0
  * for anything else, valid or not: the caller then decodes the message
  * with ts_sio_decoder_feed. When it returns 1, ts_sio_decoder_feed would
@@ -141,22 +136,6 @@ int ts_sio_raw_event_parse(const uint8_t *p, size_t len, ts_sio_raw_event_t *out
  * the JSON parser, the message is binary, or attachments are awaited. */
 int ts_sio_decoder_feed_raw(const ts_sio_decoder_t *d, const uint8_t *p, size_t len, int binary,
                             ts_sio_raw_event_t *out);
-/* 1 if `text` is one canonical JSON value (the check ts_sio_raw_event_parse
- * applies to each argument). */
-int ts_sio_json_is_canonical(ts_slice_t text);
-/* Length of the canonical JSON value that starts at p (followed by
- * anything), or 0 if there is none: for walking canonical texts. */
-size_t ts_sio_json_canonical_len(const uint8_t *p, size_t n);
-
-/* json_loadb(p, n, flags, err) with a fast path: a canonical text (see
- * ts_sio_json_is_canonical) is built into a tree directly, without
- * jansson's lexer; anything else, and any flag other than JSON_DECODE_ANY,
- * JSON_ALLOW_NUL, JSON_DECODE_INT_AS_REAL and JSON_REJECT_DUPLICATES, goes
- * to json_loadb, whose answers and errors stay the reference. Either way
- * the result is the same tree (same types, values and key order):
- * tests/sio/test_packet_raw.c and fuzz/fuzz_sio_packet.c check it. */
-json_t *ts_sio_json_loadb(const uint8_t *p, size_t n, size_t flags, json_error_t *err);
-
 /* Encodes, for the JSON parser, an EVENT [event, args..., offset?] (event
  * not NULL) or an ACK [args...] (event NULL) whose arguments are canonical
  * texts: the bytes ts_sio_encode writes for the same values. `offset` (a

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "core/ts_err.h"
+#include "core/ts_json.h"
 #include "session/ts_sess_envelope.h"
 #include "sio/ts_sio_packet.h"
 
@@ -117,7 +118,7 @@ static char *stringify(json_t *v) {
 static void check_raw(const struct env_case *c, json_t *in, int rc, const char *why,
                       const ts_sess_envelope_t *e) {
     ts_slice_t text = ts_slice_str(c->json);
-    assert_true(ts_sio_json_is_canonical(text));
+    assert_true(ts_json_is_canonical(text));
     ts_sess_envelope_raw_t r;
     char rwhy[128] = "";
     int rrc = ts_sess_envelope_parse_raw(text, &r, rwhy, sizeof rwhy);

@@ -3,9 +3,8 @@
  * agrees (same namespace, id, name and values) and the encoder writes each
  * argument back as exactly the bytes that arrived; every row it declines
  * is checked the same way when the full decoder accepts it, so a row can
- * only fail by the fast path being lax, never by it being strict. Also
- * ts_sio_json_loadb, the tree builder for canonical texts, against
- * json_loadb. */
+ * only fail by the fast path being lax, never by it being strict. (The
+ * canonical-JSON scanner and tree builder themselves: tests/core/test_json.c.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -18,6 +17,7 @@
 
 #include "core/ts_buf.h"
 #include "core/ts_err.h"
+#include "core/ts_json.h"
 #include "sio/ts_sio_packet.h"
 
 #define S(lit) lit, sizeof(lit) - 1
@@ -129,7 +129,7 @@ static void check_agrees(const raw_case_t *c, const ts_sio_raw_event_t *ev) {
         if (b->len != pre + t.len + 1 || memcmp(b->data + pre, t.p, t.len) != 0)
             fail_msg("%s: argument %zu encodes as %.*s, arrived as %.*s", c->name, i,
                      (int)b->len, (const char *)b->data, (int)t.len, (const char *)t.p);
-        assert_true(ts_sio_json_is_canonical(t));
+        assert_true(ts_json_is_canonical(t));
         ts_buf_unref(b);
     }
     /* and the whole packet encodes back to the message itself (but for a
@@ -240,7 +240,7 @@ static void test_encode_raw(void **state) {
         for (size_t i = 0; i < n; i++) {
             texts[i] = json_dumps(json_array_get(arr, i), JSON_COMPACT | JSON_ENCODE_ANY);
             raw[i] = (ts_sio_raw_arg_t){ts_slice_str(texts[i]), NULL};
-            assert_true(ts_sio_json_is_canonical(raw[i].text));
+            assert_true(ts_json_is_canonical(raw[i].text));
         }
         ts_sio_encoded_t got, ref;
         assert_int_equal(ts_sio_encode_raw(rows[r].nsp, rows[r].id, rows[r].event, raw, n,
@@ -273,105 +273,12 @@ static void test_encode_raw(void **state) {
     assert_int_equal(bad.n, 0);
 }
 
-static void test_canonical(void **state) {
-    (void)state;
-    static const char *const yes[] = {"0", "-1", "0.1", "1e-7", "1.23e-18", "1.7976931348623157e+308",
-                                      "\"\"", "[]", "{}", "[[],{}]", "{\"a\":{\"a\":1}}"};
-    static const char *const no[] = {"", " 1", "1 ", "00", "1e7", "0.10", ".5", "+1", "-", "tru",
-                                     "nul", "123e-20", "[1,]", "{\"a\"}", "{\"a\":}", "[1]]", "\"\\x\""};
-    for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++)
-        if (!ts_sio_json_is_canonical(ts_slice_str(yes[i]))) fail_msg("refused %s", yes[i]);
-    for (size_t i = 0; i < sizeof no / sizeof no[0]; i++)
-        if (ts_sio_json_is_canonical(ts_slice_str(no[i]))) fail_msg("took %s", no[i]);
-}
-
-/* ts_sio_json_loadb gives exactly json_loadb's tree (types, values, key
- * order) or its refusal, whichever path it takes; `fast` says whether the
- * row must take the fast path (jansson then never touched the error). */
-static void check_loadb(const char *in, size_t len, size_t flags, int fast) {
-    json_error_t e1, e2;
-    snprintf(e1.text, sizeof e1.text, "untouched");
-    json_t *a = ts_sio_json_loadb((const uint8_t *)in, len, flags, &e1);
-    json_t *b = json_loadb(in, len, flags, &e2);
-    if (!a != !b) fail_msg("%.*s (flags %zx): %s vs jansson %s", (int)len, in, flags,
-                           a ? "parsed" : "refused", b ? "parsed" : "refused");
-    if (fast != (strcmp(e1.text, "untouched") == 0))
-        fail_msg("%.*s (flags %zx): fast path %s", (int)len, in, flags,
-                 fast ? "not taken" : "taken");
-    if (!a) return;
-    char *da = json_dumps(a, JSON_COMPACT | JSON_ENCODE_ANY);
-    char *db = json_dumps(b, JSON_COMPACT | JSON_ENCODE_ANY);
-    if (strcmp(da, db) != 0 || !json_equal(a, b))
-        fail_msg("%.*s: fast path built %s, jansson %s", (int)len, in, da, db);
-    free(da);
-    free(db);
-    json_decref(a);
-    json_decref(b);
-}
-
-static void test_loadb(void **state) {
-    (void)state;
-    const size_t any = JSON_DECODE_ANY | JSON_ALLOW_NUL;
-    static const struct {
-        const char *in;
-        size_t len;
-        int fast;
-    } rows[] = {
-        /* a /session CONNECT's auth object and a token's claims */
-        {S("{\"token\":\"a.b.c\",\"device\":{\"id\":\"d1\",\"fingerprint\":\"fp\","
-           "\"type\":\"browser\",\"caps\":[\"push\"]},\"tab\":{\"id\":\"t1\"},\"proto\":2}"), 1},
-        {S("{\"sub\":\"u1\",\"exp\":1700003600,\"iat\":1.5,\"aud\":[\"x\",\"y\"]}"), 1},
-        {S("[true,false,null,0,-1,1.5,-0.25,1e+21,5e-324,9007199254740992,-9007199254740992]"), 1},
-        {S("[\"q\\\" b\\\\ \\b\\f\\n\\r\\t \\u001f\\u000b\",\"\xc3\xa9\xf0\x9f\x98\x80\"]"), 1},
-        {S("{\"a\":[1,{\"b\":[]},{}],\"c\":{\"d\":null},\"\":\"\"}"), 1},
-        {S("{}"), 1},
-        {S("[]"), 1},
-        /* not canonical: jansson parses them (or refuses) */
-        {S("{\"a\": 1}"), 0},
-        {S("{\"a\":1,\"a\":2}"), 0},
-        {S("[1.0,1E5,-0]"), 0},
-        {S("[9007199254740993]"), 0},
-        {S("[\"\\u0041\\/\"]"), 0},
-        {S("{\"a\\n\":1}"), 0},
-        {S("[1,]"), 0},
-        {S("[\"\xc3\"]"), 0},
-        {S(""), 0},
-    };
-    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
-        check_loadb(rows[i].in, rows[i].len, any, rows[i].fast);
-        check_loadb(rows[i].in, rows[i].len, JSON_REJECT_DUPLICATES, rows[i].fast);
-        check_loadb(rows[i].in, rows[i].len, any | JSON_DECODE_INT_AS_REAL, rows[i].fast);
-    }
-    /* scalars on top only with JSON_DECODE_ANY */
-    check_loadb(S("\"s\""), any, 1);
-    check_loadb(S("\"s\""), 0, 0);
-    check_loadb(S("12"), 0, 0);
-    /* a NUL inside a string: built with JSON_ALLOW_NUL, refused (by jansson,
-     * with its message) without it */
-    check_loadb(S("[\"a\\u0000b\"]"), any, 1);
-    check_loadb(S("[\"a\\u0000b\"]"), JSON_DECODE_ANY, 0);
-    check_loadb(S("{\"k\":[\"\\u0000\"]}"), 0, 0);
-    /* a flag the fast path does not know: jansson */
-    check_loadb(S("[1]"), JSON_DISABLE_EOF_CHECK, 0);
-    /* long strings with escapes (unescaped on the heap) */
-    char big[1200];
-    size_t n = 0;
-    big[n++] = '[';
-    big[n++] = '"';
-    for (int i = 0; i < 200; i++) n += (size_t)snprintf(big + n, sizeof big - n, "x\\n");
-    big[n++] = '"';
-    big[n++] = ']';
-    check_loadb(big, n, any, 1);
-}
-
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_loadb),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_depth),
         cmocka_unit_test(test_decoder_state),
         cmocka_unit_test(test_encode_raw),
-        cmocka_unit_test(test_canonical),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

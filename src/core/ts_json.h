@@ -1,0 +1,71 @@
+/* ts_json.h - canonical JSON: texts written byte for byte as JSON.stringify
+ * writes them, the check that a text is already such a text, and jansson
+ * trees built from canonical texts without jansson's lexer. The Socket.IO
+ * codec (sio) and the /session layer share it: a text written here can be
+ * relayed, compared and logged as bytes. */
+#ifndef TS_JSON_H
+#define TS_JSON_H
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/ts_buf.h"
+#include "core/ts_slice.h"
+
+/* ---- writing: JSON as JSON.stringify writes it (json.c) ---- */
+
+/* Appends the value `v` as JSON.stringify writes it (the bytes ts_sio_encode
+ * writes for it): compact, keys in insertion order but JS's "array index"
+ * keys first, numbers as JS writes them, integers beyond 2^53 as the nearest
+ * double. A canonical text, fit for ts_sio_broadcast_raw. */
+void ts_json_dump(ts_sbuf_t *out, json_t *v);
+/* Appends `str[0..n)` as a JSON string exactly as JSON.stringify writes it. */
+void ts_json_string(ts_sbuf_t *out, const char *str, size_t n);
+
+#define TS_JSON_REAL_MAX 40
+/* Writes `v` as ECMAScript's Number::toString does (JSON.stringify's
+ * numbers; "null" if not finite). Returns the length (< TS_JSON_REAL_MAX),
+ * no NUL. */
+size_t ts_json_fmt_real(char out[TS_JSON_REAL_MAX], double v);
+
+/* ---- UTF-8 ---- */
+
+/* Length (2-4) of the valid RFC 3629 UTF-8 sequence starting at p[0]
+ * (>= 0x80), or 0 if it is not one (overlong, surrogate, > U+10FFFF, cut). */
+size_t ts_json_utf8_seq(const uint8_t *p, size_t n);
+/* 1 if p[0..n) is valid UTF-8 without NUL. */
+int ts_json_utf8_no_nul(const uint8_t *p, size_t n);
+
+/* ---- canonical texts: checked by one scan, no tree ----
+ * A canonical text is the bytes JSON.stringify(JSON.parse(text)) gives back
+ * unchanged, as far as one scan can tell: no whitespace, JSON.stringify's
+ * escapes and numbers, integers within +-2^53, no duplicate, numeric
+ * ("array index") or "_placeholder" keys (Socket.IO's binary placeholders,
+ * which sio checks on a tree), no escapes in keys, at most 32 keys per
+ * object and nesting up to 32. The scan may be strict, never lax:
+ * a text it refuses may still be valid JSON, for jansson to judge. */
+
+/* 1 if `text` is one canonical JSON value. */
+int ts_json_is_canonical(ts_slice_t text);
+/* Length of the canonical JSON value that starts at p (followed by
+ * anything), or 0 if there is none: for walking canonical texts. */
+size_t ts_json_canonical_len(const uint8_t *p, size_t n);
+/* The same for a value found inside an enclosing text at nesting level
+ * `depth` (1: the top level, as ts_json_canonical_len), so the 32 levels
+ * count the enclosing ones too. */
+size_t ts_json_canonical_len_at(const uint8_t *p, size_t n, unsigned depth);
+/* Length, quotes included, of the canonical JSON string at p[0] == '"', or
+ * 0 if it is not one. *plain: 1 if it has no escapes (the bytes between the
+ * quotes are then its value). */
+size_t ts_json_canonical_string_len(const uint8_t *p, size_t n, int *plain);
+
+/* json_loadb(p, n, flags, err) with a fast path: a canonical text (see
+ * ts_json_is_canonical) is built into a tree directly, without
+ * jansson's lexer; anything else, and any flag other than JSON_DECODE_ANY,
+ * JSON_ALLOW_NUL, JSON_DECODE_INT_AS_REAL and JSON_REJECT_DUPLICATES, goes
+ * to json_loadb, whose answers and errors stay the reference. Either way
+ * the result is the same tree (same types, values and key order):
+ * tests/core/test_json.c and fuzz/fuzz_sio_packet.c check it. */
+json_t *ts_json_loadb(const uint8_t *p, size_t n, size_t flags, json_error_t *err);
+
+#endif
