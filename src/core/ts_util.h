@@ -30,6 +30,11 @@ int ts_b64url_char(unsigned char c);
  * Returns strlen(src): a result >= cap means it was cut. (snprintf "%s"
  * does the same at several times the cost, on paths run per handshake.) */
 size_t ts_strlcpy(char *dst, const char *src, size_t cap);
+/* Makes a NUL-terminated message one line of valid UTF-8, in place (a
+ * message that quotes what a peer sent, and a cut that may fall inside a
+ * character): control bytes and bytes that are not part of a character
+ * become '?'. */
+void ts_str_one_line(char *s);
 /* Writes parts[0] sep parts[1] ... sep parts[n-1] into dst[cap] (cap > 0)
  * the same way; returns the full length. */
 size_t ts_strjoin(char *dst, size_t cap, char sep, const char *const *parts, size_t n);

@@ -7,6 +7,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include "core/ts_json.h"
 #include "core/ts_mem.h"
 
 void ts_random_bytes(void *out, size_t n) {
@@ -128,6 +129,20 @@ long ts_b64_decode(const char *in, size_t n, uint8_t *out) {
 long ts_b64url_decode(const char *in, size_t n, uint8_t *out) { return b64_decode(in, n, out, 1, 1); }
 
 int ts_b64url_char(unsigned char c) { return b64_val(c, 1) >= 0; }
+
+void ts_str_one_line(char *s) {
+    uint8_t *p = (uint8_t *)s;
+    size_t left = strlen(s);
+    while (left) {
+        size_t k = *p < 0x80 ? 1 : ts_json_utf8_seq(p, left);
+        if (k == 0 || (k == 1 && (*p < 0x20 || *p == 0x7f))) {
+            *p = '?';
+            k = 1;
+        }
+        p += k;
+        left -= k;
+    }
+}
 
 size_t ts_strlcpy(char *dst, const char *src, size_t cap) {
     size_t n = strlen(src), k = n < cap ? n : cap - 1;

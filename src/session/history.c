@@ -183,6 +183,17 @@ typedef struct hist_item {
     char client[TS_STORE_ID_MAX + 1];
 } hist_item_t;
 
+/* An item answering to item idx of batch b, written by ss. */
+static hist_item_t *item_new(item_kind_t kind, sess_sock_t *ss, sess_batch_t *b, size_t idx) {
+    hist_item_t *it = ts_xcalloc(1, sizeof *it);
+    ts_list_init(&it->link);
+    it->kind = kind;
+    it->ss = ss;
+    it->b = b;
+    it->idx = idx;
+    return it;
+}
+
 static void item_free(hist_item_t *it) {
     ts_buf_unref(it->entry);
     json_decref(it->change);
@@ -1083,13 +1094,8 @@ sess_lowprio_t **ts_sess__hist_lowprio(sess_sock_t *ss) { return &sock_hist(ss)-
 void ts_sess__hist_publish(sess_sock_t *ss, sess_batch_t *b, size_t idx, ts_buf_t *entry,
                            const sess_pub_meta_t *m) {
     sess_hist_t *h = sock_hist(ss);
-    hist_item_t *it = ts_xcalloc(1, sizeof *it);
-    ts_list_init(&it->link);
-    it->kind = ITEM_PUB;
+    hist_item_t *it = item_new(ITEM_PUB, ss, b, idx);
     it->h = h;
-    it->b = b;
-    it->idx = idx;
-    it->ss = ss;
     it->entry = entry;
     it->mut = m->mut;
     it->ts = m->ts;
@@ -1153,13 +1159,8 @@ static hist_item_t *change_item(sess_sock_t *ss, sess_batch_t *b, size_t idx, js
         snprintf(why, sizeof why, "hlc must be a positive integer (ms * 1024 + counter)");
         goto refuse;
     }
-    hist_item_t *it = ts_xcalloc(1, sizeof *it);
-    ts_list_init(&it->link);
-    it->kind = ITEM_CHANGE;
+    hist_item_t *it = item_new(ITEM_CHANGE, ss, b, idx);
     it->cls = TS_SIO_CLASS_STATE;
-    it->b = b;
-    it->idx = idx;
-    it->ss = ss;
     it->change = json_copy(c); /* shallow: the engine only reads merge/patch */
     it->mut = (uint64_t)mut;
     it->base = (uint64_t)base;

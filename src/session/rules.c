@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/ts_err.h"
+#include "core/ts_util.h"
 #include "core/ts_jptr.h"
 #include "core/ts_mem.h"
 #include "session/ts_sess_state.h"
@@ -58,28 +59,6 @@ void ts_sess_rules_free(ts_sess_rules_t *r) {
     free(r);
 }
 
-/* Makes a message one line of valid UTF-8 (it quotes what it was given, and
- * a cut may fall inside a character): control bytes and bytes that do not
- * form a character become '?'. */
-static void why_clean(char *s) {
-    unsigned char *p = (unsigned char *)s;
-    while (*p) {
-        size_t n = *p >= 0xc2 && *p <= 0xdf ? 1 : *p >= 0xe0 && *p <= 0xef ? 2
-                 : *p >= 0xf0 && *p <= 0xf4 ? 3 : 0;
-        size_t k = 1;
-        while (k <= n && (p[k] & 0xc0) == 0x80) k++;
-        int ok = n && k == n + 1 && !(p[0] == 0xe0 && p[1] < 0xa0) &&
-                 !(p[0] == 0xed && p[1] >= 0xa0) && !(p[0] == 0xf0 && p[1] < 0x90) &&
-                 !(p[0] == 0xf4 && p[1] >= 0x90);
-        if (ok) {
-            p += n + 1;
-            continue;
-        }
-        if (*p >= 0x80 || *p < 0x20 || *p == 0x7f) *p = '?';
-        p++;
-    }
-}
-
 #if defined(__GNUC__)
 __attribute__((format(printf, 3, 4)))
 #endif
@@ -89,7 +68,7 @@ static int refuse(char *why, size_t whylen, const char *fmt, ...) {
         va_start(ap, fmt);
         vsnprintf(why, whylen, fmt, ap);
         va_end(ap);
-        why_clean(why);
+        ts_str_one_line(why);
     }
     return TS_EPROTO;
 }

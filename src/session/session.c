@@ -113,44 +113,42 @@ static sess_sock_t *api_sock(ts_sess_t *sess, const ts_sess_api_target_t *t) {
     return ts_sess__backend_sock(sess, t->user, t->session, t->publisher);
 }
 
-int ts_sess_api_publish(ts_sess_t *sess, const ts_sess_api_target_t *t, json_t *arg,
-                        ts_sess_api_cb cb, void *ud) {
+/* Runs one data-API request as a backend writer of (user, session). */
+typedef void (*api_op_fn)(sess_sock_t *ss, json_t *arg, const sess_answer_t *to);
+
+static int api_run(ts_sess_t *sess, const ts_sess_api_target_t *t, api_op_fn op, json_t *arg,
+                   ts_sess_api_cb cb, void *ud) {
     sess_sock_t *ss = api_sock(sess, t);
     if (!ss) return sess->closed ? TS_ECLOSED : TS_EINVAL;
-    ts_sess__sock_hold(ss);
-    ts_sess__publish(ss, arg, &(sess_answer_t){-1, cb, ud});
+    ts_sess__sock_hold(ss); /* the request's own holds keep it; this one frees it after */
+    op(ss, arg, &(sess_answer_t){-1, cb, ud});
     ts_sess__sock_release(ss);
     return 0;
+}
+
+static void api_health(sess_sock_t *ss, json_t *arg, const sess_answer_t *to) {
+    (void)arg;
+    ts_sess__hist_health(ss, to);
+}
+
+int ts_sess_api_publish(ts_sess_t *sess, const ts_sess_api_target_t *t, json_t *arg,
+                        ts_sess_api_cb cb, void *ud) {
+    return api_run(sess, t, ts_sess__publish, arg, cb, ud);
 }
 
 int ts_sess_api_change(ts_sess_t *sess, const ts_sess_api_target_t *t, json_t *arg,
                        ts_sess_api_cb cb, void *ud) {
-    sess_sock_t *ss = api_sock(sess, t);
-    if (!ss) return sess->closed ? TS_ECLOSED : TS_EINVAL;
-    ts_sess__sock_hold(ss);
-    ts_sess__hist_state(ss, arg, &(sess_answer_t){-1, cb, ud});
-    ts_sess__sock_release(ss);
-    return 0;
+    return api_run(sess, t, ts_sess__hist_state, arg, cb, ud);
 }
 
 int ts_sess_api_read(ts_sess_t *sess, const ts_sess_api_target_t *t, json_t *arg,
                      ts_sess_api_cb cb, void *ud) {
-    sess_sock_t *ss = api_sock(sess, t);
-    if (!ss) return sess->closed ? TS_ECLOSED : TS_EINVAL;
-    ts_sess__sock_hold(ss);
-    ts_sess__hist_sync(ss, arg, &(sess_answer_t){-1, cb, ud});
-    ts_sess__sock_release(ss);
-    return 0;
+    return api_run(sess, t, ts_sess__hist_sync, arg, cb, ud);
 }
 
 int ts_sess_api_health(ts_sess_t *sess, const ts_sess_api_target_t *t, ts_sess_api_cb cb,
                        void *ud) {
-    sess_sock_t *ss = api_sock(sess, t);
-    if (!ss) return sess->closed ? TS_ECLOSED : TS_EINVAL;
-    ts_sess__sock_hold(ss);
-    ts_sess__hist_health(ss, &(sess_answer_t){-1, cb, ud});
-    ts_sess__sock_release(ss);
-    return 0;
+    return api_run(sess, t, api_health, NULL, cb, ud);
 }
 
 static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refuse, void *ud) {

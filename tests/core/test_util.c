@@ -132,6 +132,27 @@ static void strings(void **state) {
     }
 }
 
+/* Messages that quote peer input become one line of valid UTF-8. */
+static void one_line(void **state) {
+    (void)state;
+    static const struct {
+        const char *in, *want;
+    } rows[] = {
+        {"plain", "plain"},
+        {"two\nlines\r\tand\x7f", "two?lines??and?"},
+        {"caf\xc3\xa9 \xf0\x9f\x99\x82", "caf\xc3\xa9 \xf0\x9f\x99\x82"}, /* é and an emoji stay */
+        {"cut \xf0\x9f\x99", "cut ???"},              /* a character cut by a length limit */
+        {"lone \x80 \xc0\xaf \xed\xa0\x80", "lone ? ?? ???"}, /* continuation, overlong, surrogate */
+        {"", ""},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        char buf[64];
+        ts_strlcpy(buf, rows[i].in, sizeof buf);
+        ts_str_one_line(buf);
+        assert_string_equal(buf, rows[i].want);
+    }
+}
+
 static void error_table(void **state) {
     (void)state;
     assert_string_equal(ts_err_name(TS_EPROTO), "TS_EPROTO");
@@ -148,6 +169,7 @@ int main(void) {
         cmocka_unit_test(b64_alphabets),
         cmocka_unit_test(random_ids),
         cmocka_unit_test(strings),
+        cmocka_unit_test(one_line),
         cmocka_unit_test(error_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
