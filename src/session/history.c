@@ -64,8 +64,6 @@ struct sess_hist {
                              * conflict because of it, not because of others */
     int batch_failed;       /* a commit of the batch in flight did not apply: what
                              * was computed after it saw a state that never was */
-    ts_list_t refused;      /* refusals computed on the speculative state, answered
-                             * when the commits before them applied (batch_end) */
     ts_map_t applied;       /* "client\x1fmut" -> seq: mutations known applied */
     char **applied_keys;    /* their keys, oldest first (a ring of APPLIED_MAX) */
     size_t applied_head, applied_n;
@@ -306,7 +304,6 @@ static sess_hist_t *hist_get(ts_sess_t *sess, const char *key, size_t klen, int 
         ts_list_init(&h->queue);
         ts_list_init(&h->retry);
         ts_list_init(&h->resyncs);
-        ts_list_init(&h->refused);
         ts_map_put(&sess->hists, h->key, h->klen, h);
         ts_list_insert_tail(&sess->hist_lru, &h->lru);
         sess->nhists++;
@@ -318,8 +315,7 @@ static sess_hist_t *hist_get(ts_sess_t *sess, const char *key, size_t klen, int 
 static int hist_idle(const sess_hist_t *h) {
     return h->phase != H_LOADING && !h->inflight && !h->ops && ts_sess__lowprio_idle(h->lp) &&
            ts_list_empty(&h->waiters) &&
-           ts_list_empty(&h->queue) && ts_list_empty(&h->retry) && ts_list_empty(&h->resyncs) &&
-           ts_list_empty(&h->refused);
+           ts_list_empty(&h->queue) && ts_list_empty(&h->retry) && ts_list_empty(&h->resyncs);
 }
 
 static void applied_clear(sess_hist_t *h);
@@ -665,12 +661,26 @@ static void on_change_commit(int status, const ts_store_commit_res_t *res, void 
             it->refusal = NULL;
             ts_list_insert_tail(&h->retry, &it->link);
             it = NULL;
-        } else if (status == TS_ECONFLICT && h->batch_failed) {
-            /* refused by a speculative state that did not come true: again */
+        } else if (status == TS_ECONFLICT && (h->batch_failed || res->state_ver != it->ver - 1)) {
+            /* refused by a state that was not the store's: a speculation of
+             * this batch that did not come true (computed again, as often as
+             * it takes: our own resends cause it), or another loop or node
+             * wrote (counts toward busy) */
+            if (!h->batch_failed) {
+                h->dirty = 1;
+                it->retries++;
+            }
             json_decref(it->refusal);
             it->refusal = NULL;
-            ts_list_insert_tail(&h->retry, &it->link);
-            it = NULL;
+            if (it->retries > RETRIES_MAX) {
+                item_reply(it, item_error(it->id, "busy",
+                                          "the session state kept changing under this change; "
+                                          "retry",
+                                          100));
+            } else {
+                ts_list_insert_tail(&h->retry, &it->link);
+                it = NULL;
+            }
         } else if (status == TS_ECONFLICT) {
             item_reply(it, json_incref(it->refusal));
         } else {
@@ -834,28 +844,18 @@ static int compute(sess_hist_t *h, hist_item_t *it) {
     if (!strcmp(o.code, "conflict")) SESS_COUNT(sess->counters[SC_CONFLICTS]);
     json_t *refusal = refusal_reply(it, h, &o);
     ts_sess_state_outcome_clear(&o);
-    if (!it->mut && h->inflight) {
-        /* refused by a state that earlier commits of this batch still have
-         * to make real: answered when they did (batch_end), else computed
-         * again */
-        it->refusal = refusal;
-        ts_list_insert_tail(&h->refused, &it->link);
-        return 0;
-    }
-    if (!it->mut) {
-        item_reply(it, refusal);
-        item_free(it);
-        return 0;
-    }
-    /* A resend of an applied change would be refused now (its effect is
-     * already there): the store says whether it was applied. */
+    /* A refusal is only as true as the state it was computed on: the probe
+     * asks the store, in the batch's order, whether that state is the
+     * store's (another loop or node may have written) and, for a resend,
+     * whether the change was applied before (its effect would be there). */
     it->refusal = refusal;
     return probe(h, it);
 }
 
-/* Asks the store whether it->mut was applied (TS_STORE_PROBE_VER writes
- * nothing): the answer is the original's, or it->refusal. Returns 1 if the
- * probe was issued. */
+/* Asks the store (TS_STORE_PROBE_VER writes nothing) whether it->mut was
+ * applied, and which state version is current: the answer is the
+ * original's, or it->refusal if it was computed on the current state, or
+ * the change is computed again. Returns 1 if the probe was issued. */
 static int probe(sess_hist_t *h, hist_item_t *it) {
     ts_sess_t *sess = h->sess;
     ts_buf_unref(it->entry);
@@ -865,6 +865,8 @@ static int probe(sess_hist_t *h, hist_item_t *it) {
                            .mut = it->mut,
                            .if_ver = TS_STORE_PROBE_VER,
                            .is_state = 0};
+    if (!it->mut) c.client = ts_slice("", 0);
+    it->ver = h->spec_ver + 1; /* the refusal saw the state at spec_ver */
     op_begin(h);
     if (ts_store_commit(sess->store, hist_key(h), &c, on_change_commit, it) != 0) {
         op_end(h);
@@ -953,6 +955,15 @@ static void on_sync_page(int status, const ts_store_log_page_t *page, void *ud) 
         sync_need_reset(h, r, page->trimmed_upto > r->after ? "trimmed" : "ahead");
         return;
     }
+    if (r->reset && page->trimmed_upto > r->after) {
+        /* our snapshot is older than what the store kept after it (another
+         * loop or node snapshotted and compacted): reload, then answer */
+        ts_buf_unref(r->snapshot);
+        r->snapshot = NULL;
+        h->dirty = 1;
+        sync_need_reset(h, r, r->reset);
+        return;
+    }
     if (!r->ss->s && !r->to.cb) {
         sync_free(r);
         return;
@@ -1020,21 +1031,6 @@ static void answer_resyncs(sess_hist_t *h) {
 /* The batch in flight is over: the cache is the store's state again (or
  * dirty). Reload if needed, answer resyncs, snapshot, run the next batch. */
 static void batch_end(sess_hist_t *h) {
-    /* refusals computed during the batch: true if every commit before them
-     * applied, else computed again with the retries */
-    while (!ts_list_empty(&h->refused)) {
-        hist_item_t *it = TS_CONTAINER_OF(h->refused.next, hist_item_t, link);
-        ts_list_remove(&it->link);
-        if (h->batch_failed) {
-            json_decref(it->refusal);
-            it->refusal = NULL;
-            ts_list_insert_tail(&h->retry, &it->link);
-        } else {
-            item_reply(it, it->refusal);
-            it->refusal = NULL;
-            item_free(it);
-        }
-    }
     h->chain_broken = 0;
     h->batch_failed = 0;
     if (!ts_list_empty(&h->retry)) { /* computed again first, in their order */
@@ -1446,10 +1442,10 @@ void ts_sess__hist_sweep(ts_sess_t *sess) {
 
 /* The namespace is closing: queued work is dropped (its sockets are gone);
  * what the store holds completes and is then released by _deinit. */
-/* Everything a cache still holds that was not committed: refused and
- * retried items join the queue, which is failed. */
+/* Everything a cache still holds that was not committed: retried items
+ * join the queue, which is failed. */
 static void drop_pending(sess_hist_t *h, int status) {
-    ts_list_t *lists[] = {&h->refused, &h->retry};
+    ts_list_t *lists[] = {&h->retry};
     for (size_t i = 0; i < TS_ARRAY_LEN(lists); i++) {
         while (!ts_list_empty(lists[i])) {
             ts_list_t *m = lists[i]->next;
