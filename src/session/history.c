@@ -1239,22 +1239,25 @@ refuse:
     ts_sess__answer(ss, to, ts_sess__error("bad_sync", why, 0));
 }
 
-/* The v3 welcome waits for the history: it says where the session is. */
+/* The v3 welcome waits for the history: it says where the session is, as
+ * the store has it now (another loop or node may have written since this
+ * loop's cache last looked). */
 typedef struct welcome_req {
-    hist_wait_t w;
+    sess_hist_t *h;
     sess_sock_t *ss;
 } welcome_req_t;
 
-static void welcome_run(sess_hist_t *h, hist_wait_t *w, int status) {
-    welcome_req_t *r = TS_CONTAINER_OF(w, welcome_req_t, w);
+static void on_welcome_info(int status, const ts_store_sess_info_t *info, void *ud) {
+    welcome_req_t *r = ud;
     sess_sock_t *ss = r->ss;
+    op_end(r->h);
     if (ss->s) {
         json_t *hist = NULL;
         if (status == 0) {
             hist = json_object();
-            json_object_set_new(hist, "epoch", json_sprintf("%016" PRIx64, h->epoch));
-            json_object_set_new(hist, "seq", json_integer((json_int_t)h->last_seq));
-            json_object_set_new(hist, "ver", json_integer((json_int_t)h->ver));
+            json_object_set_new(hist, "epoch", json_sprintf("%016" PRIx64, info->epoch));
+            json_object_set_new(hist, "seq", json_integer((json_int_t)info->last_seq));
+            json_object_set_new(hist, "ver", json_integer((json_int_t)info->state_ver));
         }
         ts_sess__emit_welcome(ss, hist);
     }
@@ -1265,9 +1268,15 @@ static void welcome_run(sess_hist_t *h, hist_wait_t *w, int status) {
 void ts_sess__hist_welcome(sess_sock_t *ss) {
     welcome_req_t *r = ts_xcalloc(1, sizeof *r);
     r->ss = ss;
+    r->h = sock_hist(ss);
     ts_sess__sock_hold(ss);
-    r->w.run = welcome_run;
-    hist_when_ready(sock_hist(ss), &r->w);
+    op_begin(r->h);
+    if (ts_store_sess_get(ss->sess->store, hist_key(r->h), on_welcome_info, r) != 0) {
+        op_end(r->h);
+        ts_sess__emit_welcome(ss, NULL); /* no history to tell of */
+        ts_sess__sock_release(ss);
+        free(r);
+    }
 }
 
 /* The health of one session's history, for the admin API: the store's
