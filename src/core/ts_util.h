@@ -35,6 +35,10 @@ size_t ts_strlcpy(char *dst, const char *src, size_t cap);
  * character): control bytes and bytes that are not part of a character
  * become '?'. */
 void ts_str_one_line(char *s);
+/* Formats a reason into why[0..whylen) as one line (ts_str_one_line) and
+ * returns rc: `return ts_errf(why, len, TS_EPROTO, "rule %zu: ...", n);`. */
+int ts_errf(char *why, size_t whylen, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* Writes parts[0] sep parts[1] ... sep parts[n-1] into dst[cap] (cap > 0)
  * the same way; returns the full length. */
 size_t ts_strjoin(char *dst, size_t cap, char sep, const char *const *parts, size_t n);

@@ -2,6 +2,8 @@
  * layers. */
 #include "core/ts_util.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
@@ -142,6 +144,17 @@ void ts_str_one_line(char *s) {
         p += k;
         left -= k;
     }
+}
+
+int ts_errf(char *why, size_t whylen, int rc, const char *fmt, ...) {
+    if (whylen) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, whylen, fmt, ap);
+        va_end(ap);
+        ts_str_one_line(why);
+    }
+    return rc;
 }
 
 size_t ts_strlcpy(char *dst, const char *src, size_t cap) {

@@ -59,58 +59,48 @@ void ts_sess_rules_free(ts_sess_rules_t *r) {
     free(r);
 }
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int refuse(char *why, size_t whylen, const char *fmt, ...) {
-    if (whylen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-        ts_str_one_line(why);
-    }
-    return TS_EPROTO;
-}
 
 #define STRATEGIES "lww, version, counter, set"
 
 /* Parses rule number `num` (1-based, as the messages count) into r. */
 static int rule_parse(json_t *o, size_t num, rule_t *r, char *why, size_t whylen) {
-    if (!json_is_object(o)) return refuse(why, whylen, "rule %zu: not an object", num);
+    if (!json_is_object(o)) return ts_errf(why, whylen, TS_EPROTO, "rule %zu: not an object", num);
     const char *key;
     json_t *v;
     json_object_foreach(o, key, v) {
         if (strcmp(key, "path") != 0 && strcmp(key, "strategy") != 0)
-            return refuse(why, whylen,
-                          "rule %zu: unknown member \"%.40s\" (a rule has path and strategy)",
-                          num, key);
+            return ts_errf(why, whylen, TS_EPROTO,
+                           "rule %zu: unknown member \"%.40s\" (a rule has path and strategy)",
+                           num, key);
     }
     json_t *path = json_object_get(o, "path"), *st = json_object_get(o, "strategy");
-    if (!path) return refuse(why, whylen, "rule %zu: path is missing", num);
+    if (!path) return ts_errf(why, whylen, TS_EPROTO, "rule %zu: path is missing", num);
     if (!json_is_string(path))
-        return refuse(why, whylen, "rule %zu: path must be a string (a JSON Pointer)", num);
-    if (!st) return refuse(why, whylen, "rule %zu: strategy is missing", num);
+        return ts_errf(why, whylen, TS_EPROTO, "rule %zu: path must be a string (a JSON Pointer)",
+                       num);
+    if (!st)
+        return ts_errf(why, whylen, TS_EPROTO, "rule %zu: strategy is missing", num);
     if (!json_is_string(st))
-        return refuse(why, whylen, "rule %zu: strategy must be a string, one of " STRATEGIES,
-                      num);
+        return ts_errf(why, whylen, TS_EPROTO,
+                       "rule %zu: strategy must be a string, one of " STRATEGIES, num);
     if (strategy_parse(json_string_value(st), &r->st) != 0)
-        return refuse(why, whylen, "rule %zu: strategy \"%.40s\" is not one of " STRATEGIES, num,
-                      json_string_value(st));
+        return ts_errf(why, whylen, TS_EPROTO,
+                       "rule %zu: strategy \"%.40s\" is not one of " STRATEGIES, num,
+                       json_string_value(st));
     const char *text = json_string_value(path), *perr = NULL;
     size_t tlen = json_string_length(path);
     ts_jptr_t *p = ts_xmalloc(sizeof *p);
     int rc = ts_jptr_parse(p, text, tlen, &perr);
     if (rc != 0) {
         free(p);
-        return refuse(why, whylen, "rule %zu: path \"%.60s\" is not a JSON Pointer: it %s", num,
-                      text, perr);
+        return ts_errf(why, whylen, TS_EPROTO,
+                       "rule %zu: path \"%.60s\" is not a JSON Pointer: it %s", num, text, perr);
     }
     for (size_t i = 0; i + 1 < p->n; i++)
         if (strcmp(ts_jptr_seg(p, i), "**") == 0) {
             free(p);
-            return refuse(why, whylen,
-                          "rule %zu: path \"%.60s\": ** may only be the last segment", num, text);
+            return ts_errf(why, whylen, TS_EPROTO,
+                           "rule %zu: path \"%.60s\": ** may only be the last segment", num, text);
         }
     r->dstar = p->n > 0 && strcmp(ts_jptr_seg(p, p->n - 1), "**") == 0;
     r->n = p->n - (r->dstar ? 1u : 0u);
@@ -120,7 +110,8 @@ static int rule_parse(json_t *o, size_t num, rule_t *r, char *why, size_t whylen
                                        : NULL;
         if (what) {
             free(p);
-            return refuse(why, whylen, "rule %zu: a %s rule %s", num, names[r->st], what);
+            return ts_errf(why, whylen, TS_EPROTO, "rule %zu: a %s rule %s", num, names[r->st],
+                           what);
         }
     }
     size_t used = r->n ? (size_t)p->off[r->n - 1] + p->len[r->n - 1] + 1 : 0;
@@ -140,51 +131,54 @@ int ts_sess_rules_parse(const char *text, size_t len, ts_sess_rules_t **out, cha
     json_error_t jerr;
     json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
     if (!root)
-        return refuse(why, whylen, "rules: not valid JSON (line %d, column %d: %s)", jerr.line,
-                      jerr.column, jerr.text);
+        return ts_errf(why, whylen, TS_EPROTO, "rules: not valid JSON (line %d, column %d: %s)",
+                       jerr.line, jerr.column, jerr.text);
     int rc = 0;
     ts_sess_rules_t *r = ts_sess_rules_default();
     if (!json_is_object(root)) {
-        rc = refuse(why, whylen, "rules: the file must be a JSON object");
+        rc = ts_errf(why, whylen, TS_EPROTO, "rules: the file must be a JSON object");
         goto done;
     }
     const char *key;
     json_t *v;
     json_object_foreach(root, key, v) {
         if (strcmp(key, "default") != 0 && strcmp(key, "rules") != 0) {
-            rc = refuse(why, whylen,
-                        "rules: unknown member \"%.40s\" (the file has default and rules)", key);
+            rc = ts_errf(why, whylen, TS_EPROTO,
+                         "rules: unknown member \"%.40s\" (the file has default and rules)", key);
             goto done;
         }
     }
     json_t *def = json_object_get(root, "default");
     if (def) {
         if (!json_is_string(def)) {
-            rc = refuse(why, whylen, "rules: default must be a string, one of " STRATEGIES);
+            rc = ts_errf(why, whylen, TS_EPROTO,
+                         "rules: default must be a string, one of " STRATEGIES);
             goto done;
         }
         if (strategy_parse(json_string_value(def), &r->def) != 0) {
-            rc = refuse(why, whylen, "rules: default \"%.40s\" is not one of " STRATEGIES,
-                        json_string_value(def));
+            rc = ts_errf(why, whylen, TS_EPROTO,
+                         "rules: default \"%.40s\" is not one of " STRATEGIES,
+                         json_string_value(def));
             goto done;
         }
         if (r->def == TS_SESS_ST_COUNTER || r->def == TS_SESS_ST_SET) {
-            rc = refuse(why, whylen,
-                        "rules: default \"%s\" is refused: a %s needs a rule naming its "
-                        "place; the default is lww or version",
-                        names[r->def], names[r->def]);
+            rc = ts_errf(why, whylen, TS_EPROTO,
+                         "rules: default \"%s\" is refused: a %s needs a rule naming its "
+                         "place; the default is lww or version",
+                         names[r->def], names[r->def]);
             goto done;
         }
     }
     json_t *rules = json_object_get(root, "rules");
     if (rules) {
         if (!json_is_array(rules)) {
-            rc = refuse(why, whylen, "rules: rules must be an array");
+            rc = ts_errf(why, whylen, TS_EPROTO, "rules: rules must be an array");
             goto done;
         }
         size_t n = json_array_size(rules);
         if (n > TS_SESS_RULES_MAX) {
-            rc = refuse(why, whylen, "rules: %zu rules (at most %d)", n, TS_SESS_RULES_MAX);
+            rc = ts_errf(why, whylen, TS_EPROTO, "rules: %zu rules (at most %d)", n,
+                         TS_SESS_RULES_MAX);
             goto done;
         }
         r->r = ts_xcalloc(n ? n : 1, sizeof *r->r);

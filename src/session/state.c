@@ -1182,35 +1182,22 @@ void ts_sess_state_outcome_clear(ts_sess_state_outcome_t *out) {
 
 /* ---- folding a logged change ---- */
 
-#if defined(__GNUC__)
-__attribute__((format(printf, 3, 4)))
-#endif
-static int ferr(char *why, size_t whylen, const char *fmt, ...) {
-    if (whylen) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, whylen, fmt, ap);
-        va_end(ap);
-        ts_str_one_line(why);
-    }
-    return TS_EPROTO;
-}
-
 static int fold_effect(txn_t *t, const json_t *e, size_t no, char *why, size_t whylen) {
     const char *op = json_string_value(json_object_get(e, "op"));
     json_t *jp = json_object_get(e, "path"), *v = json_object_get(e, "value");
     ts_jptr_t p;
     if (!op || !json_is_string(jp))
-        return ferr(why, whylen, "effect %zu: needs op and path (strings)", no);
+        return ts_errf(why, whylen, TS_EPROTO, "effect %zu: needs op and path (strings)", no);
     if (ts_jptr_parse(&p, json_string_value(jp), json_string_length(jp), NULL) != 0)
-        return ferr(why, whylen, "effect %zu: path is not a JSON Pointer", no);
+        return ts_errf(why, whylen, TS_EPROTO, "effect %zu: path is not a JSON Pointer", no);
     int set = strcmp(op, "set") == 0;
     if (!set && strcmp(op, "del") != 0)
-        return ferr(why, whylen, "effect %zu: op must be set or del", no);
-    if (set && !v) return ferr(why, whylen, "effect %zu: set needs a value", no);
+        return ts_errf(why, whylen, TS_EPROTO, "effect %zu: op must be set or del", no);
+    if (set && !v) return ts_errf(why, whylen, TS_EPROTO, "effect %zu: set needs a value", no);
     if (p.n == 0) {
         if (!set || !json_is_object(v))
-            return ferr(why, whylen, "effect %zu: the root can only be set to an object", no);
+            return ts_errf(why, whylen, TS_EPROTO,
+                           "effect %zu: the root can only be set to an object", no);
         root_set(t, json_deep_copy(v), 1);
         return 0;
     }
@@ -1220,8 +1207,8 @@ static int fold_effect(txn_t *t, const json_t *e, size_t no, char *why, size_t w
         node = json_object_getn(node, ts_jptr_seg(&p, k), p.len[k]);
         if (node && !json_is_object(node)) {
             if (!set && !json_is_array(node)) return 0; /* under a scalar: absent */
-            return ferr(why, whylen, "effect %zu: %.*s is not an object", no,
-                        ELEN(p.end[k]), json_string_value(jp));
+            return ts_errf(why, whylen, TS_EPROTO, "effect %zu: %.*s is not an object", no,
+                           ELEN(p.end[k]), json_string_value(jp));
         }
     }
     const char *last = ts_jptr_seg(&p, p.n - 1);
@@ -1237,7 +1224,7 @@ static int fold_effect(txn_t *t, const json_t *e, size_t no, char *why, size_t w
 int ts_sess_state_fold(ts_sess_state_t *st, json_t *effects, json_t *meta, char *why,
                        size_t whylen) {
     if (!json_is_array(effects) || !json_is_array(meta))
-        return ferr(why, whylen, "effects and meta must be arrays");
+        return ts_errf(why, whylen, TS_EPROTO, "effects and meta must be arrays");
     txn_t t;
     txn_begin(&t, st);
     int rc = 0;
@@ -1245,7 +1232,7 @@ int ts_sess_state_fold(ts_sess_state_t *st, json_t *effects, json_t *meta, char 
     json_t *x;
     json_array_foreach(effects, i, x) {
         if (!json_is_object(x)) {
-            rc = ferr(why, whylen, "effect %zu: not an object", i + 1);
+            rc = ts_errf(why, whylen, TS_EPROTO, "effect %zu: not an object", i + 1);
             break;
         }
         if ((rc = fold_effect(&t, x, i + 1, why, whylen)) != 0) break;
@@ -1256,11 +1243,11 @@ int ts_sess_state_fold(ts_sess_state_t *st, json_t *effects, json_t *meta, char 
             ts_jptr_t p;
             const char *bad;
             if (!json_is_string(u) || !m) {
-                rc = ferr(why, whylen, "meta %zu: needs u (a string) and m", i + 1);
+                rc = ts_errf(why, whylen, TS_EPROTO, "meta %zu: needs u (a string) and m", i + 1);
             } else if (ts_jptr_parse(&p, json_string_value(u), json_string_length(u), NULL)) {
-                rc = ferr(why, whylen, "meta %zu: u is not a JSON Pointer", i + 1);
+                rc = ts_errf(why, whylen, TS_EPROTO, "meta %zu: u is not a JSON Pointer", i + 1);
             } else if ((bad = entry_check(m)) != NULL) {
-                rc = ferr(why, whylen, "meta %zu: the entry %s", i + 1, bad);
+                rc = ts_errf(why, whylen, TS_EPROTO, "meta %zu: the entry %s", i + 1, bad);
             } else {
                 meta_write(&t, json_string_value(u), json_string_length(u), json_deep_copy(m));
                 continue;
@@ -1298,27 +1285,31 @@ json_t *ts_sess_state_dump(const ts_sess_state_t *st) {
 
 int ts_sess_state_load(json_t *snapshot, ts_sess_state_t **out, char *why, size_t whylen) {
     *out = NULL;
-    if (!json_is_object(snapshot)) return ferr(why, whylen, "snapshot: not an object");
+    if (!json_is_object(snapshot))
+        return ts_errf(why, whylen, TS_EPROTO, "snapshot: not an object");
     const char *k;
     size_t kl;
     json_t *v;
     json_object_foreach(snapshot, k, v) {
         if (strcmp(k, "doc") != 0 && strcmp(k, "meta") != 0)
-            return ferr(why, whylen, "snapshot: unknown member \"%.40s\" (doc, meta)", k);
+            return ts_errf(why, whylen, TS_EPROTO, "snapshot: unknown member \"%.40s\" (doc, meta)",
+                           k);
     }
     json_t *doc = json_object_get(snapshot, "doc"), *meta = json_object_get(snapshot, "meta");
-    if (!json_is_object(doc)) return ferr(why, whylen, "snapshot: doc must be an object");
+    if (!json_is_object(doc))
+        return ts_errf(why, whylen, TS_EPROTO, "snapshot: doc must be an object");
     if (meta && !json_is_object(meta))
-        return ferr(why, whylen, "snapshot: meta must be an object");
+        return ts_errf(why, whylen, TS_EPROTO, "snapshot: meta must be an object");
     if (meta) {
         json_object_keylen_foreach(meta, k, kl, v) {
             ts_jptr_t p;
             const char *bad = NULL;
             if (ts_jptr_parse(&p, k, kl, NULL) != 0)
-                return ferr(why, whylen, "snapshot: meta unit \"%.80s\" is not a JSON Pointer",
-                            k);
+                return ts_errf(why, whylen, TS_EPROTO,
+                               "snapshot: meta unit \"%.80s\" is not a JSON Pointer", k);
             if ((bad = entry_check(v)) != NULL)
-                return ferr(why, whylen, "snapshot: the meta entry of %.80s %s", k, bad);
+                return ts_errf(why, whylen, TS_EPROTO, "snapshot: the meta entry of %.80s %s", k,
+                               bad);
         }
     }
     ts_sess_state_t *st = ts_xcalloc(1, sizeof *st);
