@@ -226,15 +226,15 @@ static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, ui
     with_seq(&out, ts_buf_slice(it->entry), seq);
     ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};
     const char *room = it->ss->room_session;
-    /* a state change is v3: tabs of the older protocols (in their own room,
-     * so v3 tabs pay nothing for it) do not get it */
-    char old[2 * TS_SESS_ID_MAX + 4];
-    const char *except = old;
-    const char *parts[] = {"o", it->ss->id.user, it->ss->id.session};
-    ts_strjoin(old, sizeof old, '/', parts, 3);
     ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .skip = it->ss->s, .cls = it->cls,
                           .offset = offset};
+    char old[2 * TS_SESS_ID_MAX + 4];
+    const char *except = old;
     if (it->kind == ITEM_CHANGE) {
+        /* a state change is v3: tabs of the older protocols (in their own
+         * room, so v3 tabs pay nothing for it) do not get it */
+        const char *parts[] = {"o", it->ss->id.user, it->ss->id.session};
+        ts_strjoin(old, sizeof old, '/', parts, 3);
         to.except = &except;
         to.nexcept = 1;
     }
