@@ -64,6 +64,7 @@ struct sess_hist {
                              * conflict because of it, not because of others */
     int batch_failed;       /* a commit of the batch in flight did not apply: what
                              * was computed after it saw a state that never was */
+    uint64_t chain;         /* the batch in flight's commit chain (ts_store_commit_t) */
     ts_map_t applied;       /* "client\x1fmut" -> seq: mutations known applied */
     char **applied_keys;    /* their keys, oldest first (a ring of APPLIED_MAX) */
     size_t applied_head, applied_n;
@@ -824,7 +825,8 @@ static int compute(sess_hist_t *h, hist_item_t *it) {
                                .client = ts_slice_str(it->client),
                                .mut = it->mut,
                                .if_ver = h->spec_ver,
-                               .is_state = 1};
+                               .is_state = 1,
+                               .chain = h->chain};
         if (!it->mut) c.client = ts_slice("", 0);
         op_begin(h);
         it->issued_us = uv_hrtime() / 1000;
@@ -1059,6 +1061,10 @@ static void hist_pump(sess_hist_t *h) {
         return;
     }
     answer_resyncs(h);
+    /* the batch's commits each assume the previous one applied: if one does
+     * not, the store refuses the rest even if another writer's change has
+     * meanwhile taken the version they expect */
+    h->chain = __atomic_add_fetch(&h->sess->sh->chain_seq, 1, __ATOMIC_RELAXED);
     size_t n = 0;
     while (!ts_list_empty(&h->queue) && n < BATCH_MAX) {
         hist_item_t *it = TS_CONTAINER_OF(h->queue.next, hist_item_t, link);

@@ -113,6 +113,7 @@ typedef struct sess_shared {
     pthread_mutex_t mu;
     ts_rl_table_t hs_ip, conns_ip, conns_user;
     ts_hlc_t hlc;            /* the process's hybrid logical clock (atomic) */
+    uint64_t chain_seq;      /* commit chain ids of every loop's batches (atomic) */
     ts_sess_t *members[TS_SIO_MAX_LOOPS]; /* for /metrics sums */
     size_t nmembers;
 } sess_shared_t;

@@ -105,6 +105,7 @@ typedef struct mem_sess {
     mem_hist_t h;     /* live: every executed write */
     mem_hist_t dur;   /* while dirty: the durable values, what reads show */
     uint64_t trimmed; /* events <= this are gone */
+    uint64_t broken_chain; /* the last commit chain that failed here (ts_store_commit_t.chain) */
     int dirty;        /* touched by the open batch: pinned in memory */
     unsigned flush;   /* SESS_FLUSH_* */
     ts_map_t clients; /* client id -> mem_client_t (SQLite: the ones loaded) */

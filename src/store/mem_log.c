@@ -487,22 +487,30 @@ void ts_store__mem_exec_commit(mem_t *m, mem_op_t *op) {
         const mem_mut_t *w = win_find(c, mut);
         if (w) {
             op->status = TS_EDUP;
+            if (op->c) s->broken_chain = op->c; /* not appended: the chain is broken */
             op->r_seq = w->seq;
             op->r_buf = sess_entry(m, s, w->seq);
             { settle(m, op, s); return; }
         }
         if (c->n == TS_STORE_MUT_WINDOW && mut < c->w[0].mut) {
             op->status = TS_ETOOOLD;
+            if (op->c) s->broken_chain = op->c;
             { settle(m, op, s); return; }
         }
     }
-    if (if_ver != TS_STORE_ANY_VER && if_ver != op->r_ver) {
+    if ((if_ver != TS_STORE_ANY_VER && if_ver != op->r_ver) ||
+        (op->c && s && s->broken_chain == op->c)) {
         op->status = TS_ECONFLICT;
+        if (op->c && s) s->broken_chain = op->c;
         { settle(m, op, s); return; }
     }
     if (!s && !(s = sess_get(m, op->s[0], 1, &op->status))) return;
     size_t need = op->buf->len + (client.len && !c ? sizeof *c + client.len : 0);
-    if ((op->status = sess_room(m, s, need, 0))) { settle(m, op, s); return; }
+    if ((op->status = sess_room(m, s, need, 0))) {
+        if (op->c) s->broken_chain = op->c;
+        settle(m, op, s);
+        return;
+    }
     if ((op->status = sess_append(m, s, op->buf, &op->r_seq))) return;
     if (op->by) {
         s->h.hist_ver++;

@@ -571,6 +571,7 @@ static int mem_commit(void *self, ts_slice_t session, const ts_store_commit_t *c
     op->a = c->mut;
     op->b = c->if_ver;
     op->by = c->is_state != 0;
+    op->c = c->chain;
     op->buf = ts_buf_ref(c->event);
     return submit(d, op);
 }

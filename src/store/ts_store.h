@@ -117,6 +117,12 @@ typedef struct ts_store_commit {
     uint64_t if_ver;       /* the session's state_ver must equal this, or
                             * TS_STORE_ANY_VER (no condition) */
     int is_state;          /* 1: a state change: state_ver += 1 when appended */
+    uint64_t chain;        /* 0, or an id shared by pipelined commits that each
+                            * assume the one before them applied: once one of them
+                            * is not appended, every later one of the same chain on
+                            * this session is TS_ECONFLICT, whatever state_ver is
+                            * then (another writer's change may have taken the
+                            * version the broken one expected) */
 } ts_store_commit_t;
 
 typedef struct ts_store_commit_res {

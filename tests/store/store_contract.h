@@ -429,7 +429,7 @@ SC_FN int sc_release(sc_t *t, const char *name, const char *holder, uint64_t ter
 SC_FN int sc_commit(sc_t *t, const char *sess, const char *ev, const char *client, uint64_t mut,
                     uint64_t if_ver, int is_state, sc_res_t *r) {
     ts_buf_t *b = ts_buf_from(ev, strlen(ev));
-    ts_store_commit_t c = {b, client ? S(client) : ts_slice("", 0), mut, if_ver, is_state};
+    ts_store_commit_t c = {b, client ? S(client) : ts_slice("", 0), mut, if_ver, is_state, 0};
     assert_ts_err(SC_CALL(t, r, ts_store_commit(&t->st, S(sess), &c, sc_on_commit, r)), 0);
     ts_buf_unref(b);
     sc_wait(t, r);
@@ -586,7 +586,7 @@ static void c_invalid_args(void **state) {
             break;
         case V_SESS: rc = SC_CALL(&t, &r, ts_store_sess_get(&t.st, a, sc_on_sess, &r)); break;
         case V_COMMIT: {
-            ts_store_commit_t cm = {bytes, b, c->n, TS_STORE_ANY_VER, 0};
+            ts_store_commit_t cm = {bytes, b, c->n, TS_STORE_ANY_VER, 0, 0};
             rc = SC_CALL(&t, &r, ts_store_commit(&t.st, a, &cm, sc_on_commit, &r));
             break;
         }
@@ -1189,7 +1189,7 @@ static void c_commit_pipelined_ver(void **state) {
     ts_buf_t *b = ts_buf_from("ev", 2);
     static const uint64_t ifv[4] = {1, 2, 3, 2};
     for (int i = 0; i < 4; i++) {
-        ts_store_commit_t c = {b, ts_slice("", 0), 0, ifv[i], 1};
+        ts_store_commit_t c = {b, ts_slice("", 0), 0, ifv[i], 1, 0};
         assert_ts_err(SC_CALL(&t, &p[i], ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &p[i])),
                       0);
     }
@@ -1204,6 +1204,38 @@ static void c_commit_pipelined_ver(void **state) {
     assert_ts_err(p[3].status, TS_ECONFLICT);
     assert_int_equal(p[3].state_ver, 4);
     assert_true(p[3].order > p[2].order);
+    sc_close(&t);
+}
+
+/* A chain: pipelined commits that each assume the one before applied. Once
+ * one is not appended (a duplicate here), the rest of its chain is refused
+ * even where another writer's change has taken the version they expect;
+ * another chain is not affected. */
+static void c_commit_chain(void **state) {
+    sc_t t;
+    sc_res_t r, p[4];
+    sc_open(&t, *state, NULL);
+    assert_ts_err(sc_commit(&t, "h", "first", "A", 1, SC_ANY, 1, &r), 0); /* ver 1 */
+    ts_buf_t *b = ts_buf_from("ev", 2);
+    /* chain 7: a resend of A/1 (expects ver 1 -> 2, but is a duplicate),
+     * then a change expecting ver 2; meanwhile B (no chain) takes ver 2 */
+    ts_store_commit_t c0 = {b, S("A"), 1, 1, 1, 7};
+    ts_store_commit_t other = {b, S("B"), 1, 1, 1, 0};
+    ts_store_commit_t c1 = {b, ts_slice("", 0), 0, 2, 1, 7};
+    ts_store_commit_t c2 = {b, ts_slice("", 0), 0, 2, 1, 8}; /* another chain */
+    assert_ts_err(SC_CALL(&t, &p[0], ts_store_commit(&t.st, S("h"), &c0, sc_on_commit, &p[0])), 0);
+    assert_ts_err(SC_CALL(&t, &p[1], ts_store_commit(&t.st, S("h"), &other, sc_on_commit, &p[1])),
+                  0);
+    assert_ts_err(SC_CALL(&t, &p[2], ts_store_commit(&t.st, S("h"), &c1, sc_on_commit, &p[2])), 0);
+    assert_ts_err(SC_CALL(&t, &p[3], ts_store_commit(&t.st, S("h"), &c2, sc_on_commit, &p[3])), 0);
+    ts_buf_unref(b);
+    sc_wait(&t, &p[3]);
+    assert_ts_err(p[0].status, TS_EDUP);
+    assert_ts_err(p[1].status, 0);
+    assert_int_equal(p[1].state_ver, 2);
+    assert_ts_err(p[2].status, TS_ECONFLICT); /* ver 2 is B's, not what the chain assumed */
+    assert_ts_err(p[3].status, 0);            /* chain 8 expected ver 2: it is */
+    assert_int_equal(p[3].state_ver, 3);
     sc_close(&t);
 }
 
@@ -1282,7 +1314,7 @@ SC_FN void sc_commit_range(sc_t *t, const char *sess, const char *client, uint64
     sc_many_t m = {.t = t};
     ts_buf_t *b = ts_buf_from("m", 1);
     for (uint64_t mut = first; mut <= last; mut++) {
-        ts_store_commit_t c = {b, S(client), mut, SC_ANY, 0};
+        ts_store_commit_t c = {b, S(client), mut, SC_ANY, 0, 0};
         m.left++;
         t->in_call = 1;
         assert_ts_err(ts_store_commit(&t->st, S(sess), &c, sc_many_cb, &m), 0);
@@ -1490,7 +1522,7 @@ static void c_durable_reads(void **state) {
     }
     assert_ts_err(rc, 0);
     ts_buf_t *ev = ts_buf_from("second", 6);
-    ts_store_commit_t c = {ev, ts_slice("", 0), 0, SC_ANY, 1};
+    ts_store_commit_t c = {ev, ts_slice("", 0), 0, SC_ANY, 1, 0};
     assert_ts_err(SC_CALL(&t, &w, ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &w)), 0);
     ts_buf_unref(ev);
     uv_run(&t.loop, UV_RUN_NOWAIT); /* the commit runs */
@@ -1530,7 +1562,7 @@ static void c_order_group(void **state) {
     enum { N = 9 };
     sc_res_t r[N];
     ts_buf_t *b = ts_buf_from("ev", 2);
-    ts_store_commit_t c = {b, S("A"), 1, SC_ANY, 1};
+    ts_store_commit_t c = {b, S("A"), 1, SC_ANY, 1, 0};
     ts_store_reg_t e = {{S("h"), S("d"), S("t")}, S("u"), S(SC_NODE), S(""), 0};
     int i = 0;
     assert_ts_err(SC_CALL(&t, &r[i], ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &r[i])), 0);
@@ -1576,7 +1608,7 @@ static void c_order_group(void **state) {
     assert_ts_err(r[8].status, 0);
     /* again, and close at once: every callback before the close callback */
     b = ts_buf_from("ev2", 3);
-    c = (ts_store_commit_t){b, S("A"), 2, SC_ANY, 1};
+    c = (ts_store_commit_t){b, S("A"), 2, SC_ANY, 1, 0};
     assert_ts_err(SC_CALL(&t, &r[0], ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &r[0])), 0);
     assert_ts_err(SC_CALL(&t, &r[1], ts_store_sess_get(&t.st, S("h"), sc_on_sess, &r[1])), 0);
     ts_buf_unref(b);
@@ -1595,7 +1627,8 @@ static void c_order_group(void **state) {
         SC_T(c_state_cas, env), SC_T(c_state_race, env), SC_T(c_lease_terms, env),           \
         SC_T(c_lease_expiry, env), SC_T(c_close_pending, env), SC_T(c_callback_chain, env),  \
         SC_T(c_sess_get, env), SC_T(c_commit_basic, env), SC_T(c_commit_if_ver, env),         \
-        SC_T(c_commit_pipelined_ver, env), SC_T(c_commit_exactly_once, env),                  \
+        SC_T(c_commit_pipelined_ver, env), SC_T(c_commit_chain, env),                         \
+        SC_T(c_commit_exactly_once, env),                  \
         SC_T(c_commit_window, env), SC_T(c_snapshot, env), SC_T(c_retention, env),           \
         SC_T(c_retention_time, env),                                                         \
         SC_T(c_durable_reads, env), SC_T(c_order_group, env)
