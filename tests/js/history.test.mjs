@@ -1123,7 +1123,7 @@ describe('history 6: convergence under chaos', SKIP, () => {
   before(async () => {
     const dir = tempDir('chaos');
     env.dirs.push(dir);
-    await startWithRules(env, ['--recovery-window', '2000', ...(process.env.TS_CHAOS_MEM ? [] : ['--store-sqlite', path.join(dir, 'chaos.db'), '--durability', 'group:2'])]);
+    await startWithRules(env, ['--recovery-window', '2000', ...(process.env.TS_CHAOS_MEM === '1' ? [] : ['--store-sqlite', path.join(dir, 'chaos.db'), '--durability', 'group:2'])]);
   });
   after(() => env.cleanup());
 
