@@ -158,15 +158,16 @@ void ts_store__mem_deliver_op(mem_t *m, mem_op_t *op) {
     case OP_COMMIT: {
         ts_store_event_t orig = {op->r_seq, op->r_buf};
         ts_store_commit_res_t res = {op->r_epoch, op->r_seq, op->r_ver,
-                                     st == TS_EDUP && op->r_buf ? &orig : NULL};
+                                     st == TS_EDUP && op->r_buf ? &orig : NULL, op->r_term};
         if (st == TS_EDUP) MEM_STAT_ADD(m, dups, 1);
-        if (op->cb.commit)
-            op->cb.commit(st, st == 0 || st == TS_EDUP || st == TS_ECONFLICT ? &res : NULL,
-                          op->ud);
+        int with = st == 0 || st == TS_EDUP || st == TS_ECONFLICT || st == TS_ESTALE;
+        if (op->cb.commit) op->cb.commit(st, with ? &res : NULL, op->ud);
         break;
     }
     case OP_LEASE_ACQUIRE:
-    case OP_LEASE_RENEW: {
+    case OP_LEASE_RENEW:
+    case OP_LEASE_TRANSFER:
+    case OP_LEASE_GET: {
         ts_store_lease_t v = {op->s[0], ts_slice("", 0), op->r_seq, op->r_exp};
         if (op->r_buf) v.holder = ts_buf_slice(op->r_buf);
         int with = op->kind == OP_LEASE_ACQUIRE ? st == 0 || st == TS_EHELD

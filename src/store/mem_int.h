@@ -27,6 +27,8 @@ enum op_kind {
     OP_LEASE_ACQUIRE,
     OP_LEASE_RENEW,
     OP_LEASE_RELEASE,
+    OP_LEASE_TRANSFER,
+    OP_LEASE_GET,    /* runs like a write (in order with them) but changes nothing */
 };
 
 /* A read runs when its callback is due (so it reflects every write its
@@ -55,6 +57,7 @@ typedef struct mem_op {
     } cb;
     void *ud;
     uint64_t a, b, c; /* ttl / after_seq / upto / expected / term / mut / seq, max / if_ver / ver */
+    uint64_t d;       /* commit: fence term */
     int by;           /* reg_list index; commit: is_state */
     ts_buf_t *buf;    /* event or document: our reference */
     ts_slice_t s[6];  /* copied strings, meaning per kind (see submit sites) */
@@ -62,6 +65,7 @@ typedef struct mem_op {
     uint64_t gen;     /* the batch whose COMMIT the callback waits for; 0 = none */
     int status;
     uint64_t r_seq, r_ver, r_epoch, r_exp; /* seq / version / epoch / lease expiry (wall) */
+    uint64_t r_term;  /* commit: TS_ESTALE: the fence lease's term */
     ts_buf_t *r_buf;  /* CAS doc, TS_EDUP original, lease holder: our reference */
     uint8_t mem[];
 } mem_op_t;
@@ -128,6 +132,11 @@ typedef struct mem_lease {
 } mem_lease_t;
 
 typedef struct mem_store mem_t;
+
+/* The fence of a commit (memory.c): whether lease `name` is held now with
+ * `term`; op->r_term gets its last granted term (0: never), and op waits
+ * for the batch that granted it if that is not durable yet. */
+int ts_store__mem_lease_fence(mem_t *m, mem_op_t *op, ts_slice_t name, uint64_t term);
 
 /* A loop's way into the store: its op queue, the ops whose callbacks are
  * not due yet, and the handles that run them on that loop. The loop that

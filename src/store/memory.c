@@ -347,6 +347,52 @@ static void exec_lease_release(mem_t *m, mem_op_t *op) {
     if (l && l->dirty) ts_store__mem_op_join(m, op);
 }
 
+/* op: s[0] name, s[1] to, a term, b ttl. Compare-and-set on the last
+ * granted term, whoever holds it or whether it lapsed. */
+static void exec_lease_transfer(mem_t *m, mem_op_t *op) {
+    uint64_t now = now_ms();
+    mem_lease_t *l = lease_get(m, op->s[0], 1, &op->status);
+    if (!l) return;
+    if (l->term != op->a) {
+        op->status = TS_ESTALE;
+    } else {
+        if ((op->status = ts_store__mem_batch_begin(m))) return;
+        if (m->sql && (op->status = ts_store__sql_term_put(m->sql, op->s[0], l->term + 1))) {
+            ts_store__mem_batch_fail(m); /* may have freed l */
+            return;
+        }
+        ts_store__mem_touch_lease(m, l);
+        l->term++;
+        l->exp = now + op->b;
+        l->hlen = op->s[1].len;
+        memcpy(l->holder, op->s[1].p, l->hlen);
+    }
+    lease_result(op, l, now);
+    if (l->dirty) ts_store__mem_op_join(m, op);
+}
+
+/* Runs in order with the door's writes, so it sees the grants they made
+ * (and waits, like them, for the batch that made them durable). */
+static void exec_lease_get(mem_t *m, mem_op_t *op) {
+    mem_lease_t *l = lease_get(m, op->s[0], 0, &op->status);
+    if (op->status) return;
+    if (!l && m->sql) ts_store__sql_term_get(m->sql, op->s[0], &op->r_seq);
+    lease_result(op, l, now_ms());
+    if (l && l->dirty) ts_store__mem_op_join(m, op);
+}
+
+int ts_store__mem_lease_fence(mem_t *m, mem_op_t *op, ts_slice_t name, uint64_t term) {
+    mem_lease_t *l = ts_map_get(&m->leases, (const char *)name.p, name.len);
+    if (!l) {
+        op->r_term = 0;
+        if (m->sql) ts_store__sql_term_get(m->sql, name, &op->r_term);
+        return 0; /* not in memory: nobody holds it */
+    }
+    op->r_term = l->term;
+    if (l->dirty) ts_store__mem_op_join(m, op);
+    return lease_held(l, now_ms()) && l->term == term;
+}
+
 /* ---------------------------------------------------------------- queue */
 
 uint64_t ts_store__mem_new_epoch(void) {
@@ -373,6 +419,8 @@ static void exec_op(mem_t *m, mem_op_t *op) {
     case OP_LEASE_ACQUIRE: exec_lease_acquire(m, op); break;
     case OP_LEASE_RENEW: exec_lease_renew(m, op); break;
     case OP_LEASE_RELEASE: exec_lease_release(m, op); break;
+    case OP_LEASE_TRANSFER: exec_lease_transfer(m, op); break;
+    case OP_LEASE_GET: exec_lease_get(m, op); break;
     default: ts_assert(!"unknown store op"); break;
     }
     if (op->status == TS_ESTORE) ts_buf_unref(op->r_buf), op->r_buf = NULL;
@@ -565,13 +613,14 @@ static int mem_commit(void *self, ts_slice_t session, const ts_store_commit_t *c
     mem_door_t *d = self;
     CHECK_OPEN(d);
     if (c->event->len > d->m->lim.event_max) return TS_ETOOBIG;
-    ts_slice_t s[2] = {session, c->client};
-    mem_op_t *op = op_new(OP_COMMIT, ud, s, 2);
+    ts_slice_t s[3] = {session, c->client, c->fence};
+    mem_op_t *op = op_new(OP_COMMIT, ud, s, 3);
     op->cb.commit = cb;
     op->a = c->mut;
     op->b = c->if_ver;
     op->by = c->is_state != 0;
     op->c = c->chain;
+    op->d = c->fence_term;
     op->buf = ts_buf_ref(c->event);
     return submit(d, op);
 }
@@ -620,6 +669,26 @@ static int mem_lease_release(void *self, ts_slice_t name, ts_slice_t holder, uin
     mem_op_t *op = op_new(OP_LEASE_RELEASE, ud, s, 2);
     op->cb.done = cb;
     op->a = term;
+    return submit(d, op);
+}
+
+static int mem_lease_transfer(void *self, ts_slice_t name, uint64_t term, ts_slice_t to,
+                              uint64_t ttl_ms, ts_store_lease_cb cb, void *ud) {
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
+    ts_slice_t s[2] = {name, to};
+    mem_op_t *op = op_new(OP_LEASE_TRANSFER, ud, s, 2);
+    op->cb.lease = cb;
+    op->a = term;
+    op->b = ttl_ms;
+    return submit(d, op);
+}
+
+static int mem_lease_get(void *self, ts_slice_t name, ts_store_lease_cb cb, void *ud) {
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
+    mem_op_t *op = op_new(OP_LEASE_GET, ud, &name, 1);
+    op->cb.lease = cb;
     return submit(d, op);
 }
 
@@ -856,5 +925,7 @@ const ts_store_ops_t ts_store_memory_ops = {
     .lease_acquire = mem_lease_acquire,
     .lease_renew = mem_lease_renew,
     .lease_release = mem_lease_release,
+    .lease_transfer = mem_lease_transfer,
+    .lease_get = mem_lease_get,
     .stats = mem_stats,
 };

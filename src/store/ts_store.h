@@ -40,7 +40,8 @@ struct uv_loop_s;
 
 /* Identifiers (session, user, device, tab, node, lease name, holder):
  * 1..TS_STORE_ID_MAX bytes, no control characters (< 0x20, 0x7f). */
-#define TS_STORE_ID_MAX 320 /* a history key is "<user>/<session>" */
+#define TS_STORE_ID_MAX 520 /* the longest key: "<user>/<session>/<device>/<tab>" of
+                             * four 128-byte ids (a device-scope lease name is three) */
 #define TS_STORE_REG_DATA_MAX 16384 /* registry metadata bytes */
 #define TS_STORE_TTL_MAX (24u * 3600u * 1000u) /* ms; ttl_ms is 1..this */
 
@@ -123,6 +124,10 @@ typedef struct ts_store_commit {
                             * this session is TS_ECONFLICT, whatever state_ver is
                             * then (another writer's change may have taken the
                             * version the broken one expected) */
+    ts_slice_t fence;      /* len 0, or a lease name: appended only if that lease
+                            * is held, unexpired, with term fence_term (a leader's
+                            * action, docs/ELECTION.md); else TS_ESTALE */
+    uint64_t fence_term;
 } ts_store_commit_t;
 
 typedef struct ts_store_commit_res {
@@ -131,6 +136,7 @@ typedef struct ts_store_commit_res {
     uint64_t state_ver;    /* 0: after this commit; TS_ECONFLICT: the current one */
     const ts_store_event_t *original; /* TS_EDUP: the original entry while the log
                                        * still has it, else NULL (borrowed) */
+    uint64_t term;         /* TS_ESTALE: the fence lease's current term (0: never granted) */
 } ts_store_commit_res_t;
 
 /* ---- callbacks (see THE CALLBACK RULE above) ---- */
@@ -151,10 +157,11 @@ typedef void (*ts_store_log_cb)(int status, const ts_store_log_page_t *page, voi
 typedef void (*ts_store_state_cb)(int status, const ts_store_state_t *state, void *ud);
 /* info != NULL iff status == 0. */
 typedef void (*ts_store_sess_cb)(int status, const ts_store_sess_info_t *info, void *ud);
-/* res != NULL for 0, TS_EDUP and TS_ECONFLICT. */
+/* res != NULL for 0, TS_EDUP, TS_ECONFLICT and TS_ESTALE (a fenced commit). */
 typedef void (*ts_store_commit_cb)(int status, const ts_store_commit_res_t *res, void *ud);
-/* lease != NULL for 0 (the granted lease), TS_EHELD (the current holder) and
- * TS_ESTALE (the current lease, holder empty if nobody holds it). */
+/* lease != NULL for 0 (the granted lease; lease_get: the current one, holder
+ * empty if nobody holds it), TS_EHELD (the current holder) and TS_ESTALE (the
+ * current lease, holder empty if nobody holds it). */
 typedef void (*ts_store_lease_cb)(int status, const ts_store_lease_t *lease, void *ud);
 
 /* ---- configuration ---- */
@@ -259,6 +266,9 @@ typedef struct ts_store_ops {
                        uint64_t ttl_ms, ts_store_lease_cb cb, void *ud);
     int (*lease_release)(void *self, ts_slice_t name, ts_slice_t holder, uint64_t term,
                          ts_store_done_cb cb, void *ud);
+    int (*lease_transfer)(void *self, ts_slice_t name, uint64_t term, ts_slice_t to,
+                          uint64_t ttl_ms, ts_store_lease_cb cb, void *ud);
+    int (*lease_get)(void *self, ts_slice_t name, ts_store_lease_cb cb, void *ud);
     /* Optional (NULL: ts_store_stats answers TS_EINVAL). Synchronous, any
      * thread, also from inside a store callback. */
     int (*stats)(void *self, ts_store_stats_t *out);
@@ -452,6 +462,7 @@ static inline int ts_store_commit(ts_store_t *st, ts_slice_t session, const ts_s
     if (rc) return rc;
     if (!c->event || c->event->len == 0) return TS_EINVAL;
     if (c->client.len && (ts_store__check_id(c->client) || c->mut == 0)) return TS_EINVAL;
+    if (c->fence.len && (ts_store__check_id(c->fence) || c->fence_term == 0)) return TS_EINVAL;
     return st->ops->commit(st->self, session, c, cb, ud);
 }
 static inline int ts_store_snap_put(ts_store_t *st, ts_slice_t session, uint64_t seq,
@@ -473,7 +484,13 @@ static inline int ts_store_snap_put(ts_store_t *st, ts_slice_t session, uint64_t
  * lease_renew: extends the lease if `holder` holds it with `term` and it has
  *   not expired. Callback: 0, or TS_ESTALE (lost: re-acquire for a new term).
  * lease_release: gives it up if `holder` holds it with `term`; the next
- *   acquire gets term + 1. Callback: 0, or TS_ESTALE. */
+ *   acquire gets term + 1. Callback: 0, or TS_ESTALE.
+ * lease_transfer: compare-and-set on the term: if the last granted term of
+ *   `name` is `term` (held by anyone, or lapsed, or released), grants it to
+ *   `to` with term + 1 at once (a leader's handoff, preemption, or the
+ *   backup taking over a lapsed lease). Callback: 0 with the new lease, or
+ *   TS_ESTALE with the current one (another grant came first).
+ * lease_get: the lease now (holder empty if nobody holds it). Callback: 0. */
 static inline int ts_store_lease_acquire(ts_store_t *st, ts_slice_t name, ts_slice_t holder,
                                          uint64_t ttl_ms, ts_store_lease_cb cb, void *ud) {
     if (!st->self) return TS_ECLOSED;
@@ -499,6 +516,22 @@ static inline int ts_store_lease_release(ts_store_t *st, ts_slice_t name, ts_sli
     if (!rc) rc = ts_store__check_id(holder);
     if (!rc && term == 0) rc = TS_EINVAL;
     return rc ? rc : st->ops->lease_release(st->self, name, holder, term, cb, ud);
+}
+static inline int ts_store_lease_transfer(ts_store_t *st, ts_slice_t name, uint64_t term,
+                                          ts_slice_t to, uint64_t ttl_ms, ts_store_lease_cb cb,
+                                          void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_id(name);
+    if (!rc) rc = ts_store__check_id(to);
+    if (!rc) rc = ts_store__check_ttl(ttl_ms);
+    if (!rc && term == 0) rc = TS_EINVAL;
+    return rc ? rc : st->ops->lease_transfer(st->self, name, term, to, ttl_ms, cb, ud);
+}
+static inline int ts_store_lease_get(ts_store_t *st, ts_slice_t name, ts_store_lease_cb cb,
+                                     void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_id(name);
+    return rc ? rc : st->ops->lease_get(st->self, name, cb, ud);
 }
 
 #endif

@@ -220,10 +220,11 @@ static void sc_on_sess(int status, const ts_store_sess_info_t *i, void *ud) {
 static void sc_on_commit(int status, const ts_store_commit_res_t *c, void *ud) {
     sc_res_t *r = ud;
     sc_mark(r, status);
-    int with = status == 0 || status == TS_EDUP || status == TS_ECONFLICT;
+    int with = status == 0 || status == TS_EDUP || status == TS_ECONFLICT || status == TS_ESTALE;
     assert_true(with == (c != NULL));
     if (!c) return;
     r->has_res = 1;
+    if (status == TS_ESTALE) r->term = c->term;
     r->epoch = c->epoch;
     r->seq = c->seq;
     r->state_ver = c->state_ver;
@@ -425,11 +426,43 @@ SC_FN int sc_release(sc_t *t, const char *name, const char *holder, uint64_t ter
     return r.status;
 }
 
+SC_FN int sc_transfer(sc_t *t, const char *name, uint64_t term, const char *to, uint64_t ttl,
+                      sc_res_t *r) {
+    assert_ts_err(SC_CALL(t, r, ts_store_lease_transfer(&t->st, S(name), term, S(to), ttl,
+                                                        sc_on_lease, r)),
+                  0);
+    sc_wait(t, r);
+    return r->status;
+}
+
+SC_FN int sc_lget(sc_t *t, const char *name, sc_res_t *r) {
+    assert_ts_err(SC_CALL(t, r, ts_store_lease_get(&t->st, S(name), sc_on_lease, r)), 0);
+    sc_wait(t, r);
+    return r->status;
+}
+
+/* A commit fenced by lease `fence` with `term` (a leader's state change). */
+SC_FN int sc_commit_fenced(sc_t *t, const char *sess, const char *ev, const char *client,
+                           uint64_t mut, const char *fence, uint64_t term, sc_res_t *r) {
+    ts_buf_t *b = ts_buf_from(ev, strlen(ev));
+    ts_store_commit_t c = {.event = b,
+                           .client = client ? S(client) : ts_slice("", 0),
+                           .mut = mut,
+                           .if_ver = TS_STORE_ANY_VER,
+                           .is_state = 1,
+                           .fence = S(fence),
+                           .fence_term = term};
+    assert_ts_err(SC_CALL(t, r, ts_store_commit(&t->st, S(sess), &c, sc_on_commit, r)), 0);
+    ts_buf_unref(b);
+    sc_wait(t, r);
+    return r->status;
+}
+
 /* Commits `ev` (client NULL = no exactly-once bookkeeping). */
 SC_FN int sc_commit(sc_t *t, const char *sess, const char *ev, const char *client, uint64_t mut,
                     uint64_t if_ver, int is_state, sc_res_t *r) {
     ts_buf_t *b = ts_buf_from(ev, strlen(ev));
-    ts_store_commit_t c = {b, client ? S(client) : ts_slice("", 0), mut, if_ver, is_state, 0};
+    ts_store_commit_t c = {b, client ? S(client) : ts_slice("", 0), mut, if_ver, is_state, 0, ts_slice("", 0), 0};
     assert_ts_err(SC_CALL(t, r, ts_store_commit(&t->st, S(sess), &c, sc_on_commit, r)), 0);
     ts_buf_unref(b);
     sc_wait(t, r);
@@ -586,7 +619,7 @@ static void c_invalid_args(void **state) {
             break;
         case V_SESS: rc = SC_CALL(&t, &r, ts_store_sess_get(&t.st, a, sc_on_sess, &r)); break;
         case V_COMMIT: {
-            ts_store_commit_t cm = {bytes, b, c->n, TS_STORE_ANY_VER, 0, 0};
+            ts_store_commit_t cm = {bytes, b, c->n, TS_STORE_ANY_VER, 0, 0, ts_slice("", 0), 0};
             rc = SC_CALL(&t, &r, ts_store_commit(&t.st, a, &cm, sc_on_commit, &r));
             break;
         }
@@ -981,6 +1014,80 @@ static void c_lease_expiry(void **state) {
     sc_close(&t);
 }
 
+/* lease_transfer is a compare-and-set on the last granted term: the
+ * handoff, the backup taking over a lapsed lease, and two loops racing to
+ * take over (one wins, the other learns the new term). */
+static void c_lease_transfer(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    sc_res_t r;
+    assert_ts_err(sc_transfer(&t, "L", 1, "B", 1000, &r), TS_ESTALE); /* never granted */
+    assert_int_equal(r.term, 0);
+    assert_string_equal(r.holder, "");
+    assert_ts_err(sc_acquire(&t, "L", "A", 1000, &r), 0);
+    assert_int_equal(r.term, 1);
+    assert_ts_err(sc_transfer(&t, "L", 1, "B", 1000, &r), 0); /* A hands over to B */
+    assert_int_equal(r.term, 2);
+    assert_string_equal(r.holder, "B");
+    assert_true(r.expires_at > 0);
+    assert_ts_err(sc_transfer(&t, "L", 1, "C", 1000, &r), TS_ESTALE); /* the race's loser */
+    assert_int_equal(r.term, 2);
+    assert_string_equal(r.holder, "B");
+    assert_ts_err(sc_lrenew(&t, "L", "A", 1, 1000, &r), TS_ESTALE); /* A is fenced */
+    assert_ts_err(sc_lrenew(&t, "L", "B", 2, 1000, &r), 0);
+    assert_ts_err(sc_lget(&t, "L", &r), 0);
+    assert_int_equal(r.term, 2);
+    assert_string_equal(r.holder, "B");
+    /* lapsed: the backup takes over with the lapsed term */
+    assert_ts_err(sc_lrenew(&t, "L", "B", 2, 30, &r), 0);
+    sc_sleep(&t, 60);
+    assert_ts_err(sc_lget(&t, "L", &r), 0);
+    assert_int_equal(r.term, 2);
+    assert_string_equal(r.holder, ""); /* nobody holds it */
+    assert_ts_err(sc_transfer(&t, "L", 2, "C", 1000, &r), 0);
+    assert_int_equal(r.term, 3);
+    assert_string_equal(r.holder, "C");
+    /* released: the next transfer or acquire gets the next term */
+    assert_ts_err(sc_release(&t, "L", "C", 3), 0);
+    assert_ts_err(sc_transfer(&t, "L", 3, "A", 1000, &r), 0);
+    assert_int_equal(r.term, 4);
+    assert_ts_err(sc_lget(&t, "never", &r), 0);
+    assert_int_equal(r.term, 0);
+    assert_string_equal(r.holder, "");
+    sc_close(&t);
+}
+
+/* A fenced commit is appended only while its lease is held with its term:
+ * a leader that lost the lease (transfer, expiry, release) is refused with
+ * the current term, and nothing is appended; a resend of a fenced commit
+ * that was applied is still answered from the original. */
+static void c_commit_fence(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    sc_res_t r, s;
+    assert_ts_err(sc_commit_fenced(&t, "h", "e0", "A", 1, "L", 1, &r), TS_ESTALE); /* no lease */
+    assert_int_equal(r.term, 0);
+    assert_ts_err(sc_acquire(&t, "L", "A", 1000, &r), 0);
+    assert_ts_err(sc_commit_fenced(&t, "h", "e1", "A", 1, "L", 1, &r), 0);
+    assert_int_equal(r.seq, 1);
+    assert_ts_err(sc_transfer(&t, "L", 1, "B", 1000, &r), 0);
+    assert_ts_err(sc_commit_fenced(&t, "h", "e2", "A", 2, "L", 1, &r), TS_ESTALE);
+    assert_int_equal(r.term, 2);
+    assert_ts_err(sc_commit_fenced(&t, "h", "e1", "A", 1, "L", 1, &r), TS_EDUP); /* resend */
+    assert_int_equal(r.seq, 1);
+    assert_ts_err(sc_commit_fenced(&t, "h", "e3", "B", 1, "L", 2, &r), 0);
+    assert_int_equal(r.seq, 2);
+    assert_ts_err(sc_sess(&t, "h", &s), 0);
+    assert_int_equal(s.last_seq, 2); /* e0 and e2 were not appended */
+    assert_int_equal(s.state_ver, 2);
+    /* expired */
+    assert_ts_err(sc_lrenew(&t, "L", "B", 2, 30, &r), 0);
+    sc_sleep(&t, 60);
+    assert_ts_err(sc_commit_fenced(&t, "h", "e4", "B", 2, "L", 2, &r), TS_ESTALE);
+    assert_int_equal(r.term, 2);
+    sc_close(&t);
+}
+
 /* Ops issued right before close still complete, before the close callback;
  * after close every call is refused at once. */
 static void c_close_pending(void **state) {
@@ -1189,7 +1296,7 @@ static void c_commit_pipelined_ver(void **state) {
     ts_buf_t *b = ts_buf_from("ev", 2);
     static const uint64_t ifv[4] = {1, 2, 3, 2};
     for (int i = 0; i < 4; i++) {
-        ts_store_commit_t c = {b, ts_slice("", 0), 0, ifv[i], 1, 0};
+        ts_store_commit_t c = {b, ts_slice("", 0), 0, ifv[i], 1, 0, ts_slice("", 0), 0};
         assert_ts_err(SC_CALL(&t, &p[i], ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &p[i])),
                       0);
     }
@@ -1219,10 +1326,10 @@ static void c_commit_chain(void **state) {
     ts_buf_t *b = ts_buf_from("ev", 2);
     /* chain 7: a resend of A/1 (expects ver 1 -> 2, but is a duplicate),
      * then a change expecting ver 2; meanwhile B (no chain) takes ver 2 */
-    ts_store_commit_t c0 = {b, S("A"), 1, 1, 1, 7};
-    ts_store_commit_t other = {b, S("B"), 1, 1, 1, 0};
-    ts_store_commit_t c1 = {b, ts_slice("", 0), 0, 2, 1, 7};
-    ts_store_commit_t c2 = {b, ts_slice("", 0), 0, 2, 1, 8}; /* another chain */
+    ts_store_commit_t c0 = {b, S("A"), 1, 1, 1, 7, ts_slice("", 0), 0};
+    ts_store_commit_t other = {b, S("B"), 1, 1, 1, 0, ts_slice("", 0), 0};
+    ts_store_commit_t c1 = {b, ts_slice("", 0), 0, 2, 1, 7, ts_slice("", 0), 0};
+    ts_store_commit_t c2 = {b, ts_slice("", 0), 0, 2, 1, 8, ts_slice("", 0), 0}; /* another chain */
     assert_ts_err(SC_CALL(&t, &p[0], ts_store_commit(&t.st, S("h"), &c0, sc_on_commit, &p[0])), 0);
     assert_ts_err(SC_CALL(&t, &p[1], ts_store_commit(&t.st, S("h"), &other, sc_on_commit, &p[1])),
                   0);
@@ -1314,7 +1421,7 @@ SC_FN void sc_commit_range(sc_t *t, const char *sess, const char *client, uint64
     sc_many_t m = {.t = t};
     ts_buf_t *b = ts_buf_from("m", 1);
     for (uint64_t mut = first; mut <= last; mut++) {
-        ts_store_commit_t c = {b, S(client), mut, SC_ANY, 0, 0};
+        ts_store_commit_t c = {b, S(client), mut, SC_ANY, 0, 0, ts_slice("", 0), 0};
         m.left++;
         t->in_call = 1;
         assert_ts_err(ts_store_commit(&t->st, S(sess), &c, sc_many_cb, &m), 0);
@@ -1522,7 +1629,7 @@ static void c_durable_reads(void **state) {
     }
     assert_ts_err(rc, 0);
     ts_buf_t *ev = ts_buf_from("second", 6);
-    ts_store_commit_t c = {ev, ts_slice("", 0), 0, SC_ANY, 1, 0};
+    ts_store_commit_t c = {ev, ts_slice("", 0), 0, SC_ANY, 1, 0, ts_slice("", 0), 0};
     assert_ts_err(SC_CALL(&t, &w, ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &w)), 0);
     ts_buf_unref(ev);
     uv_run(&t.loop, UV_RUN_NOWAIT); /* the commit runs */
@@ -1562,7 +1669,7 @@ static void c_order_group(void **state) {
     enum { N = 9 };
     sc_res_t r[N];
     ts_buf_t *b = ts_buf_from("ev", 2);
-    ts_store_commit_t c = {b, S("A"), 1, SC_ANY, 1, 0};
+    ts_store_commit_t c = {b, S("A"), 1, SC_ANY, 1, 0, ts_slice("", 0), 0};
     ts_store_reg_t e = {{S("h"), S("d"), S("t")}, S("u"), S(SC_NODE), S(""), 0};
     int i = 0;
     assert_ts_err(SC_CALL(&t, &r[i], ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &r[i])), 0);
@@ -1608,7 +1715,7 @@ static void c_order_group(void **state) {
     assert_ts_err(r[8].status, 0);
     /* again, and close at once: every callback before the close callback */
     b = ts_buf_from("ev2", 3);
-    c = (ts_store_commit_t){b, S("A"), 2, SC_ANY, 1, 0};
+    c = (ts_store_commit_t){b, S("A"), 2, SC_ANY, 1, 0, ts_slice("", 0), 0};
     assert_ts_err(SC_CALL(&t, &r[0], ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &r[0])), 0);
     assert_ts_err(SC_CALL(&t, &r[1], ts_store_sess_get(&t.st, S("h"), sc_on_sess, &r[1])), 0);
     ts_buf_unref(b);
@@ -1625,7 +1732,7 @@ static void c_order_group(void **state) {
         SC_T(c_reg_renew_extends, env), SC_T(c_reg_expiry_reported, env),                    \
         SC_T(c_log_seq_read, env), SC_T(c_log_pipelined, env), SC_T(c_log_trim, env),        \
         SC_T(c_state_cas, env), SC_T(c_state_race, env), SC_T(c_lease_terms, env),           \
-        SC_T(c_lease_expiry, env), SC_T(c_close_pending, env), SC_T(c_callback_chain, env),  \
+        SC_T(c_lease_expiry, env), SC_T(c_lease_transfer, env), SC_T(c_commit_fence, env), SC_T(c_close_pending, env), SC_T(c_callback_chain, env),  \
         SC_T(c_sess_get, env), SC_T(c_commit_basic, env), SC_T(c_commit_if_ver, env),         \
         SC_T(c_commit_pipelined_ver, env), SC_T(c_commit_chain, env),                         \
         SC_T(c_commit_exactly_once, env),                  \
