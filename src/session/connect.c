@@ -188,6 +188,64 @@ static int parse_device(const json_t *dev, ts_sess_connect_t *out, ts_sess_deny_
     return 0;
 }
 
+const char *ts_sess_scope_kind_name(ts_sess_scope_kind_t k) {
+    static const char *const names[] = {"session", "device"};
+    return (unsigned)k < TS_ARRAY_LEN(names) ? names[k] : NULL;
+}
+
+int ts_sess_scope_kind_parse(const char *s, size_t len) {
+    for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++) {
+        const char *n = ts_sess_scope_kind_name((ts_sess_scope_kind_t)k);
+        if (len == strlen(n) && memcmp(s, n, len) == 0) return k;
+    }
+    return -1;
+}
+
+/* elect: {scopes: ["session"|"device"], observer: bool, scores: bool},
+ * every member optional, protocol 4 only. */
+static int parse_elect(json_t *el, ts_sess_connect_t *out, ts_sess_deny_t *d) {
+    static const char *const known[] = {"scopes", "observer", "scores", NULL};
+    if (out->proto < TS_SESS_PROTO_ELECT)
+        return refuse(d, TS_SESS_R_AUTH_BAD_ELECT, "elect",
+                      "auth payload field \"elect\" needs protocol %d or later",
+                      TS_SESS_PROTO_ELECT);
+    if (!json_is_object(el))
+        return refuse(d, TS_SESS_R_AUTH_BAD_ELECT, "elect",
+                      "auth payload field \"elect\" is %s; expected an object", json_type_name(el));
+    int rc = only_known(el, known, "elect.", d);
+    if (rc) return rc;
+    json_t *sc = json_object_get(el, "scopes"), *v;
+    if (sc && (!json_is_array(sc) || json_array_size(sc) > TS_SESS_SCOPE_KINDS_))
+        return refuse(d, TS_SESS_R_AUTH_BAD_ELECT, "elect.scopes",
+                      "auth payload field \"elect.scopes\" must be an array of at most %d of "
+                      "\"session\" and \"device\"",
+                      TS_SESS_SCOPE_KINDS_);
+    size_t i;
+    json_array_foreach(sc, i, v) {
+        int k = json_is_string(v) ? ts_sess_scope_kind_parse(json_string_value(v),
+                                                             json_string_length(v))
+                                  : -1;
+        if (k < 0 || (out->elect_scopes & (1u << k)))
+            return refuse(d, TS_SESS_R_AUTH_BAD_ELECT, "elect.scopes",
+                          "auth payload field \"elect.scopes[%zu]\" must be \"session\" or "
+                          "\"device\", each at most once",
+                          i);
+        out->elect_scopes |= 1u << k;
+    }
+    static const char *const flags[] = {"observer", "scores"};
+    int *dst[] = {&out->elect_observer, &out->elect_scores};
+    for (size_t f = 0; f < TS_ARRAY_LEN(flags); f++) {
+        v = json_object_get(el, flags[f]);
+        if (!v) continue;
+        if (!json_is_boolean(v))
+            return refuse(d, TS_SESS_R_AUTH_BAD_ELECT, flags[f],
+                          "auth payload field \"elect.%s\" is %s; expected true or false",
+                          flags[f], json_type_name(v));
+        *dst[f] = json_is_true(v);
+    }
+    return 0;
+}
+
 int ts_sess_connect_parse(const json_t *auth, ts_sess_connect_t *out, ts_sess_deny_t *d) {
     memset(out, 0, sizeof *out);
     if (!auth || !json_is_object(auth))
@@ -195,7 +253,8 @@ int ts_sess_connect_parse(const json_t *auth, ts_sess_connect_t *out, ts_sess_de
                       "the CONNECT auth payload is %s; expected an object with token, device, "
                       "tab and proto",
                       auth ? json_type_name(auth) : "missing");
-    static const char *const known[] = {"token", "device", "tab", "proto", "pid", "offset", NULL};
+    static const char *const known[] = {"token", "device", "tab",    "proto",
+                                        "pid",   "offset", "elect", NULL};
     int rc = only_known(auth, known, "", d);
     if (rc) return rc;
 
@@ -229,6 +288,8 @@ int ts_sess_connect_parse(const json_t *auth, ts_sess_connect_t *out, ts_sess_de
                       (long long)pv, TS_SESS_PROTO_CURRENT, TS_SESS_PROTO_MIN,
                       TS_SESS_PROTO_CURRENT);
     out->proto = (int)pv;
+    json_t *el = json_object_get(auth, "elect");
+    if (el && (rc = parse_elect(el, out, d))) return rc;
 
     /* Connection state recovery: the Socket.IO client merges these into
      * the auth object; the Socket.IO layer uses them, we only check them. */

@@ -44,6 +44,9 @@ int ts_sess__identify(ts_sess_t *sess, json_t *auth, uint64_t now_s, sess_ident_
         for (size_t i = 0; i < c.n_caps; i++) json_array_append_new(id->caps, json_string(c.caps[i]));
     }
     id->proto = c.proto;
+    id->elect_scopes = c.elect_scopes;
+    id->elect_observer = c.elect_observer != 0;
+    id->elect_scores = c.elect_scores != 0;
     id->exp = claims.exp;
     ts_sess_connect_deinit(&c);
     return 0;

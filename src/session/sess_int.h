@@ -76,6 +76,8 @@ typedef struct sess_ident {
     char device_type[16];
     json_t *caps;            /* owned: array of strings, or NULL */
     int proto;
+    unsigned elect_scopes;   /* the elections asked for at connect (bit per scope kind) */
+    uint8_t elect_observer, elect_scores;
     int64_t exp;             /* token expiry, seconds since 1970 */
 } sess_ident_t;
 

@@ -43,6 +43,8 @@
     X(AUTH_UNKNOWN_DEVICE_TYPE, "auth_unknown_device_type", "device.type is not a known type")     \
     X(AUTH_TOO_MANY_CAPS, "auth_too_many_caps", "device.caps has too many entries")                \
     X(AUTH_UNSUPPORTED_PROTO, "auth_unsupported_proto", "proto is not a supported version")        \
+    X(AUTH_BAD_ELECT, "auth_bad_elect",                                                            \
+      "elect is not {scopes: [\"session\"|\"device\"], observer, scores} (protocol 4)")           \
     /* the token (auth.c) */                                                                       \
     X(TOKEN_TOO_LARGE, "token_too_large", "the token is larger than 8192 bytes")                   \
     X(TOKEN_MALFORMED, "token_malformed", "the token is not a well-formed JWT")                    \

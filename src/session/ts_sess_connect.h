@@ -5,7 +5,9 @@
  *                 "type": "browser|mobile|desktop|server|cli",
  *                 "caps": ["<cap>", ...] },          (caps optional)
  *     "tab": { "id": "<id>" },
- *     "proto": 2 }
+ *     "proto": 4,
+ *     "elect": { "scopes": ["session", "device"],        (optional, protocol 4)
+ *                "observer": false, "scores": false } }
  *
  * Parsed strictly: every field's type, size and alphabet is checked, an
  * unknown field is refused, and each problem has its own reason (see
@@ -18,12 +20,25 @@
 
 #include "session/ts_sess_auth.h"
 
-#define TS_SESS_PROTO_CURRENT 3 /* the version this server speaks */
+#define TS_SESS_PROTO_CURRENT 4 /* the version this server speaks */
+#define TS_SESS_PROTO_ELECT 4   /* the first with leader election (docs/ELECTION.md) */
 #define TS_SESS_PROTO_MIN 1     /* the previous one, still accepted */
 #define TS_SESS_FINGERPRINT_MAX 512 /* bytes of device.fingerprint */
 #define TS_SESS_CAPS_MAX 32         /* entries of device.caps */
 #define TS_SESS_CAP_LEN_MAX 32      /* bytes of one cap (the id alphabet) */
 #define TS_SESS_RECOVERY_FIELD_MAX 256 /* bytes of pid / offset */
+
+/* The elections a tab can take part in (docs/ELECTION.md). */
+typedef enum ts_sess_scope_kind {
+    TS_SESS_SCOPE_SESSION = 0, /* every device of (user, session) */
+    TS_SESS_SCOPE_DEVICE,      /* the tabs of one device of (user, session) */
+    TS_SESS_SCOPE_KINDS_
+} ts_sess_scope_kind_t;
+
+/* "session", "device"; NULL outside the enum. */
+const char *ts_sess_scope_kind_name(ts_sess_scope_kind_t k);
+/* The kind named by s[0..len), or -1. */
+int ts_sess_scope_kind_parse(const char *s, size_t len);
 
 typedef enum ts_sess_device_type {
     TS_SESS_DEV_BROWSER,
@@ -47,6 +62,9 @@ typedef struct ts_sess_connect {
     size_t n_caps;
     char tab_id[TS_SESS_ID_MAX + 1];
     int proto; /* TS_SESS_PROTO_MIN..TS_SESS_PROTO_CURRENT */
+    unsigned elect_scopes; /* elect.scopes: bit (1 << ts_sess_scope_kind_t) each */
+    int elect_observer;    /* elect.observer: never leads */
+    int elect_scores;      /* elect.scores: views carry every member's score */
 } ts_sess_connect_t;
 
 /* Validates `auth` (borrowed; NULL counts as not an object) and copies its

@@ -192,13 +192,34 @@ static const struct conn_case {
     R("proto a real", O(TOK "," DEV "," TAB ",\"proto\":2.0"), TS_SESS_R_AUTH_WRONG_TYPE, "proto",
      NULL),
     R("proto 0", O(TOK "," DEV "," TAB ",\"proto\":0"), TS_SESS_R_AUTH_UNSUPPORTED_PROTO, "proto",
-     "protocol version 0 is not supported (this server speaks 3 and accepts 1..3)"),
-    R("proto 4 (a newer client)", O(TOK "," DEV "," TAB ",\"proto\":4"),
+     "protocol version 0 is not supported (this server speaks 4 and accepts 1..4)"),
+    R("proto 5 (a newer client)", O(TOK "," DEV "," TAB ",\"proto\":5"),
      TS_SESS_R_AUTH_UNSUPPORTED_PROTO, "proto", NULL),
     R("proto negative", O(TOK "," DEV "," TAB ",\"proto\":-1"), TS_SESS_R_AUTH_UNSUPPORTED_PROTO,
      "proto", NULL),
     R("proto huge", O(TOK "," DEV "," TAB ",\"proto\":9223372036854775807"),
      TS_SESS_R_AUTH_UNSUPPORTED_PROTO, "proto", NULL),
+
+    /* elections (protocol 4) */
+#define P4 TOK "," DEV "," TAB ",\"proto\":4"
+    R("elect before protocol 4", O(GOOD ",\"elect\":{}"), TS_SESS_R_AUTH_BAD_ELECT, "elect",
+      "needs protocol 4"),
+    R("elect an array", O(P4 ",\"elect\":[\"session\"]"), TS_SESS_R_AUTH_BAD_ELECT, "elect",
+      "expected an object"),
+    R("elect unknown member", O(P4 ",\"elect\":{\"scope\":[]}"), TS_SESS_R_AUTH_UNKNOWN_FIELD,
+      "elect.scope", NULL),
+    R("elect scopes a string", O(P4 ",\"elect\":{\"scopes\":\"session\"}"),
+      TS_SESS_R_AUTH_BAD_ELECT, "elect.scopes", "an array of at most 2"),
+    R("elect scopes unknown", O(P4 ",\"elect\":{\"scopes\":[\"tab\"]}"),
+      TS_SESS_R_AUTH_BAD_ELECT, "elect.scopes", "elect.scopes[0]"),
+    R("elect scopes twice", O(P4 ",\"elect\":{\"scopes\":[\"device\",\"device\"]}"),
+      TS_SESS_R_AUTH_BAD_ELECT, "elect.scopes", "each at most once"),
+    R("elect scopes three", O(P4 ",\"elect\":{\"scopes\":[\"device\",\"session\",\"x\"]}"),
+      TS_SESS_R_AUTH_BAD_ELECT, "elect.scopes", NULL),
+    R("elect observer a number", O(P4 ",\"elect\":{\"observer\":1}"), TS_SESS_R_AUTH_BAD_ELECT,
+      "observer", "expected true or false"),
+    R("elect scores a string", O(P4 ",\"elect\":{\"scores\":\"yes\"}"),
+      TS_SESS_R_AUTH_BAD_ELECT, "scores", NULL),
 
     /* recovery fields */
     R("pid a number", O(GOOD ",\"pid\":5"), TS_SESS_R_AUTH_WRONG_TYPE, "pid", NULL),
@@ -322,7 +343,7 @@ static void test_table(void **state) {
     free(big);
 
     /* Every payload reason (and the token size) has a row. */
-    for (int r = TS_SESS_R_AUTH_NOT_OBJECT; r <= TS_SESS_R_AUTH_UNSUPPORTED_PROTO; r++)
+    for (int r = TS_SESS_R_AUTH_NOT_OBJECT; r <= TS_SESS_R_AUTH_BAD_ELECT; r++)
         if (!seen[r]) fail_msg("no row for %s", ts_sess_reason_name((ts_sess_reason_t)r));
     assert_true(seen[TS_SESS_R_TOKEN_TOO_LARGE] > 0);
     print_message("%zu payload cases + 9 built\n", sizeof cases / sizeof cases[0]);
@@ -344,8 +365,42 @@ static void test_copies_outlive_json(void **state) {
     assert_null(ts_sess_device_type_name((ts_sess_device_type_t)99));
 }
 
+/* The elect member of a protocol 4 payload, as the session layer reads it. */
+static void test_elect(void **state) {
+    (void)state;
+    static const struct {
+        const char *json;
+        unsigned scopes;
+        int observer, scores;
+    } rows[] = {
+        {O(P4), 0, 0, 0},
+        {O(P4 ",\"elect\":{}"), 0, 0, 0},
+        {O(P4 ",\"elect\":{\"scopes\":[]}"), 0, 0, 0},
+        {O(P4 ",\"elect\":{\"scopes\":[\"session\"]}"), 1, 0, 0},
+        {O(P4 ",\"elect\":{\"scopes\":[\"device\",\"session\"],\"scores\":true}"), 3, 0, 1},
+        {O(P4 ",\"elect\":{\"scopes\":[\"device\"],\"observer\":true,\"scores\":false}"), 2,
+         1, 0},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        json_t *j = load(rows[i].json);
+        ts_sess_connect_t c;
+        assert_int_equal(ts_sess_connect_parse(j, &c, NULL), 0);
+        assert_int_equal(c.proto, 4);
+        assert_int_equal(c.elect_scopes, rows[i].scopes);
+        assert_int_equal(c.elect_observer, rows[i].observer);
+        assert_int_equal(c.elect_scores, rows[i].scores);
+        ts_sess_connect_deinit(&c);
+        json_decref(j);
+    }
+    assert_string_equal(ts_sess_scope_kind_name(TS_SESS_SCOPE_DEVICE), "device");
+    assert_null(ts_sess_scope_kind_name(TS_SESS_SCOPE_KINDS_));
+    assert_int_equal(ts_sess_scope_kind_parse("session", 7), TS_SESS_SCOPE_SESSION);
+    assert_int_equal(ts_sess_scope_kind_parse("sessions", 8), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_elect),
         cmocka_unit_test(test_table),
         cmocka_unit_test(test_copies_outlive_json),
     };
