@@ -26,6 +26,7 @@ static inline void ts_list_remove(ts_list_t *n) {
     n->prev = n->next = n;
 }
 #define ts_list_entry(ptr, type, member) TS_CONTAINER_OF(ptr, type, member)
+#define TS_LIST_FOREACH(it, head) for ((it) = (head)->next; (it) != (head); (it) = (it)->next)
 /* Safe against removal of the current element. */
 #define TS_LIST_FOREACH_SAFE(it, tmp, head)                                    \
     for ((it) = (head)->next, (tmp) = (it)->next; (it) != (head);              \

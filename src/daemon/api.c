@@ -295,6 +295,21 @@ static void admin_history(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *
     }
 }
 
+/* GET /api/admin/sessions/<session>/elections?user=U: the leaders, members,
+ * scores, tasks and recent transitions of every election of the session. */
+static void admin_elections(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req,
+                            const char *session) {
+    char user[TS_SESS_ID_MAX + 1];
+    int ok = 0;
+    if (!query_id(req, "user", user, sizeof user, &ok) || !ok) {
+        respond_error(hc, 400, NULL, "user is required (?user=<the token's sub>, 1-128 "
+                                     "characters of [A-Za-z0-9._:@-])");
+        return;
+    }
+    api_req_t *r = req_hold(d, hc, STEP_ANSWER);
+    req_started(r, ts_sess_api_elections(d->sess, user, session, on_answer, r));
+}
+
 static void admin(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req) {
     const char *token = d->cfg.admin_token;
     if (!token[0]) {
@@ -323,10 +338,16 @@ static void admin(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req) {
         ts_slice_t seg = slash ? ts_slice(rest.p, (size_t)(slash - rest.p)) : rest;
         ts_slice_t sub = slash ? ts_slice(slash + 1, rest.len - seg.len - 1) : ts_slice(NULL, 0);
         int events = ts_slice_eq_str(sub, "events"), health = ts_slice_eq_str(sub, "health");
-        if (slash && !(routes[i].by == TS_SESS_TABS_BY_SESSION && (events || health))) break;
+        int elections = ts_slice_eq_str(sub, "elections");
+        if (slash && !(routes[i].by == TS_SESS_TABS_BY_SESSION && (events || health || elections)))
+            break;
         char id[TS_SESS_ID_MAX + 1];
         if (!ts_dmn__api_decode_id(seg, id, sizeof id)) {
             respond_error(hc, 400, NULL, BAD_ID);
+            return;
+        }
+        if (slash && elections) {
+            admin_elections(d, hc, req, id);
             return;
         }
         if (slash) {
@@ -339,12 +360,12 @@ static void admin(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req) {
     }
     respond_error(hc, 404, NULL,
                   "no such admin resource (sessions/<id>, sessions/<id>/events, "
-                  "sessions/<id>/health, users/<id>)");
+                  "sessions/<id>/health, sessions/<id>/elections, users/<id>)");
 }
 
 /* ---- backends: /api/sessions/<user>/<session>/... (publisher token) ---- */
 
-typedef enum backend_op { OP_PUBLISH, OP_STATE, OP_EVENTS } backend_op_t;
+typedef enum backend_op { OP_PUBLISH, OP_STATE, OP_EVENTS, OP_ELECTION } backend_op_t;
 
 /* The body: JSON as a Socket.IO argument is read (a number too large for
  * a 64-bit integer becomes a double, as JSON.parse makes it). Returns new,
@@ -414,6 +435,30 @@ static int other_scope(ts_http_conn_t *hc, json_t *arg) {
     return 0;
 }
 
+/* GET .../election?scope=session|device[&device=D]: the current term of a
+ * scope, so that an application's backend can refuse a stale leader. */
+static void backend_election(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req,
+                             const char *user, const char *session) {
+    char scope[16] = "session", device[TS_SESS_ID_MAX + 1] = "";
+    ts_slice_t v;
+    if (ts_http_query_param(req->query, "scope", &v)) {
+        if (!ts_slice_eq_str(v, "session") && !ts_slice_eq_str(v, "device")) {
+            respond_error(hc, 400, NULL, "bad scope: session or device");
+            return;
+        }
+        memcpy(scope, v.p, v.len);
+        scope[v.len] = '\0';
+    }
+    int ok = 0;
+    if (!strcmp(scope, "device") && (!query_id(req, "device", device, sizeof device, &ok) || !ok)) {
+        respond_error(hc, 400, NULL, "scope=device needs device=<id> (1-128 characters of "
+                                     "[A-Za-z0-9._:@-])");
+        return;
+    }
+    api_req_t *r = req_hold(d, hc, STEP_ANSWER);
+    req_started(r, ts_sess_api_election(d->sess, user, session, scope, device, on_answer, r));
+}
+
 static void backend(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req, size_t prefix) {
     const char *token = d->cfg.publisher_token;
     if (!token[0]) {
@@ -438,14 +483,14 @@ static void backend(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req, s
     }
     static const struct {
         const char *name, *allow;
-    } ops[] = {{"publish", "POST"}, {"state", "GET, POST"}, {"events", "GET"}};
+    } ops[] = {{"publish", "POST"}, {"state", "GET, POST"}, {"events", "GET"}, {"election", "GET"}};
     size_t op = TS_ARRAY_LEN(ops);
     for (size_t i = 0; nseg == 3 && p + seg[2].len == end && i < TS_ARRAY_LEN(ops); i++)
         if (ts_slice_eq_str(seg[2], ops[i].name)) op = i;
     if (op == TS_ARRAY_LEN(ops)) {
         respond_error(hc, 404, NULL,
                       "no such resource (sessions/<user>/<session>/publish, .../state, "
-                      ".../events)");
+                      ".../events, .../election)");
         return;
     }
     char user[TS_SESS_ID_MAX + 1], session[TS_SESS_ID_MAX + 1];
@@ -455,6 +500,10 @@ static void backend(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req, s
         return;
     }
     int post = req->method == HTTP_POST, get = req->method == HTTP_GET;
+    if (op == OP_ELECTION && get) {
+        backend_election(d, hc, req, user, session);
+        return;
+    }
     if (op == OP_PUBLISH ? !post : op == OP_STATE ? !(post || get) : !get) {
         char allow[40];
         snprintf(allow, sizeof allow, "Allow: %s\r\n", ops[op].allow);

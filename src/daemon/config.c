@@ -206,6 +206,33 @@ static const opt_t opts[] = {
      "... and every entry younger than this. Older ones are compacted into\n"
      "the snapshot: a client further behind gets the snapshot and the rest."},
 
+    {"elect-lease", "TABSYNC_ELECT_LEASE", K_U32, OFF(elect_lease_ms), 0, 500, 60000,
+     "milliseconds", "MS", "Leader election",
+     "A leader's lease: without a heartbeat for this long, the backup leads.\n"
+     "Leaders heartbeat every third of it."},
+    {"elect-margin", "TABSYNC_ELECT_MARGIN", K_U32, OFF(elect_margin), 0, 0, 1000, "points", "N",
+     "Leader election", "A candidate leads instead only when it scores this much more (of 1000)."},
+    {"elect-min-tenure", "TABSYNC_ELECT_MIN_TENURE", K_U32, OFF(elect_min_tenure_ms), 0, 0,
+     MS_MAX, "milliseconds", "MS", "Leader election", "No preemption of a leader before this."},
+    {"elect-max-tenure", "TABSYNC_ELECT_MAX_TENURE", K_U32, OFF(elect_max_tenure_ms), 0, 0,
+     MS_MAX, "milliseconds", "MS", "Leader election",
+     "Hand leadership to the backup after this long (rotation). 0 = never."},
+    {"elect-demote-below", "TABSYNC_ELECT_DEMOTE_BELOW", K_U32, OFF(elect_demote_below), 0, 0,
+     1000, "points", "N", "Leader election",
+     "A leader scoring under this yields to a better backup."},
+    {"elect-weights", "TABSYNC_ELECT_WEIGHTS", K_PATH, OFF(elect_weights), SZ(elect_weights), 0,
+     0, NULL, "PART=N,...", "Leader election",
+     "Weights of the score: battery, connection, device, visibility, uptime\n"
+     "(default battery=20,connection=30,device=15,visibility=25,uptime=10)."},
+    {"elect-grant-secret", "TABSYNC_ELECT_GRANT_SECRET", K_SECRET, OFF(elect_grant_secret),
+     SZ(elect_grant_secret), 0, 0, NULL, "SECRET", "Leader election",
+     "HS256 key (32 to 512 bytes) signing the leader grants that backends\n"
+     "verify. None: no grants (the HTTP check of terms still works)."},
+    {"elect-tasks", "TABSYNC_ELECT_TASKS", K_PATH, OFF(elect_tasks), SZ(elect_tasks), 0, 0, NULL,
+     "NAME[:MS],...", "Leader election",
+     "Tasks of every session's election, assigned to tabs by capability;\n"
+     "MS: reassigned after this long without progress (default 10000)."},
+
     {"http-max-header-bytes", "TABSYNC_HTTP_MAX_HEADER_BYTES", K_SIZE,
      OFF(http_max_header_bytes), 0, KIB, MIB, "bytes", "BYTES", "HTTP",
      "Request line + headers; a bigger request is answered 431."},
@@ -285,6 +312,11 @@ void ts_dmn_config_defaults(ts_dmn_config_t *cfg) {
     cfg->limit_strikes = 5;
     cfg->registry_ttl_ms = 30000;
     cfg->registry_sweep_ms = 1000;
+    cfg->elect_lease_ms = 3000;
+    cfg->elect_margin = 100;
+    cfg->elect_min_tenure_ms = 2000;
+    cfg->elect_max_tenure_ms = 3600000;
+    cfg->elect_demote_below = 200;
 }
 
 /* ---- error messages ---------------------------------------------------- */

@@ -21,6 +21,7 @@
 #include "daemon/ts_dmn_token.h"
 #include "metrics/ts_met.h"
 #include "session/ts_sess_auth.h"
+#include "session/ts_sess_envelope.h"
 #include "session/ts_sess_state.h"
 
 #define DRAIN_TICK_MS 50
@@ -261,6 +262,7 @@ static int start_session(ts_dmn_t *d) {
         .history = d->cfg.history ? TS_SESS_HISTORY_ON : TS_SESS_HISTORY_OFF,
         .rules = proc.rules,
         .snapshot_every = d->cfg.snapshot_every,
+        .elect = proc.elect,
     };
     d->sess = ts_sess_new(d->loop, d->sio, &d->store, &c);
     return 0;
@@ -286,6 +288,53 @@ static int load_rules(void) {
     return 0;
 }
 
+/* --elect-*: checked once, shared (read-only) by every loop. */
+static int load_elect(void) {
+    const ts_dmn_config_t *c = &proc.cfg;
+    ts_sess_elect_cfg_t *e = &proc.elect;
+    *e = (ts_sess_elect_cfg_t){.lease_ms = c->elect_lease_ms,
+                               .margin = c->elect_margin,
+                               .demote_below = c->elect_demote_below,
+                               .min_tenure_ms = c->elect_min_tenure_ms,
+                               .max_tenure_ms = c->elect_max_tenure_ms,
+                               .weights = ts_el_default_weights};
+    char why[256] = "";
+    if (c->elect_weights[0] && ts_el_weights_parse(c->elect_weights, &e->weights, why, sizeof why)) {
+        fprintf(stderr, "tabsyncd: --elect-%s\n", why);
+        return 2;
+    }
+    size_t slen = strlen(c->elect_grant_secret);
+    if (slen && slen < TS_SESS_SECRET_MIN) {
+        fprintf(stderr, "tabsyncd: --elect-grant-secret must be at least %d bytes\n",
+                TS_SESS_SECRET_MIN);
+        return 2;
+    }
+    e->grant_secret = slen ? c->elect_grant_secret : NULL;
+    e->grant_secret_len = slen;
+    /* name[:stall_ms],... : the names point into proc.cfg.elect_tasks (split in place) */
+    char *p = proc.cfg.elect_tasks;
+    while (p && *p) {
+        char *next = strchr(p, ',');
+        if (next) *next++ = '\0';
+        char *colon = strchr(p, ':'), *stop = NULL;
+        unsigned long ms = 0;
+        if (colon) {
+            *colon = '\0';
+            ms = strtoul(colon + 1, &stop, 10);
+        }
+        if (!ts_sess_name_ok(p) || (colon && (*stop || ms < 100 || ms > 3600000)) ||
+            e->ntasks == TS_ARRAY_LEN(proc.elect_tasks)) {
+            fprintf(stderr, "tabsyncd: --elect-tasks: \"%s\" is not name[:ms] (a name of "
+                            "[A-Za-z0-9._:/-], ms 100..3600000, at most 32 tasks)\n", p);
+            return 2;
+        }
+        proc.elect_tasks[e->ntasks++] = (ts_sess_elect_task_t){p, ms};
+        p = next;
+    }
+    e->tasks = proc.elect_tasks;
+    return 0;
+}
+
 static int start_auth(void) {
     char err[512] = "";
     if (!proc.cfg.n_jwt_secrets && !proc.cfg.jwt_public_key[0]) {
@@ -296,7 +345,8 @@ static int start_auth(void) {
         fprintf(stderr, "tabsyncd: %s\n", err);
         return 2;
     }
-    return load_rules();
+    int rc = load_rules();
+    return rc ? rc : load_elect();
 }
 
 /* Sets up loop `idx` (on the main thread, before any loop runs). Returns 0,

@@ -56,6 +56,8 @@ struct ts_dmn_proc {
     ts_sio_group_t *group;     /* the Socket.IO namespaces' shared half */
     struct ts_sess_auth *auth;
     struct ts_sess_rules *rules; /* --state-rules (read-only once the loops run) */
+    ts_sess_elect_cfg_t elect;   /* --elect-* (read-only once the loops run) */
+    ts_sess_elect_task_t elect_tasks[32];
     char node_id[64];          /* this process in the registry: host:pid */
     uv_mutex_t mu;             /* the loops' inboxes */
 };

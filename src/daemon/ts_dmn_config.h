@@ -97,6 +97,15 @@ typedef struct ts_dmn_config {
     uint32_t snapshot_every;    /* --snapshot-every N entries; default 1000 */
     uint32_t retain_events;     /* --history-retain-events N; default 10000 */
     uint32_t retain_age_s;      /* --history-retain-age SECONDS; default 86400 */
+    /* Leader election (docs/ELECTION.md) */
+    uint32_t elect_lease_ms;      /* --elect-lease MS; default 3000 */
+    uint32_t elect_margin;        /* --elect-margin N; default 100 */
+    uint32_t elect_min_tenure_ms; /* --elect-min-tenure MS; default 2000 */
+    uint32_t elect_max_tenure_ms; /* --elect-max-tenure MS; default 3600000, 0 = never */
+    uint32_t elect_demote_below;  /* --elect-demote-below N; default 200 */
+    char elect_weights[160];      /* --elect-weights battery=20,...; "" = the defaults */
+    char elect_grant_secret[513]; /* --elect-grant-secret: HS256 key of leader grants */
+    char elect_tasks[1024];       /* --elect-tasks name[:stall_ms],... */
 } ts_dmn_config_t;
 
 /* Fills `cfg` with the defaults. */

@@ -180,6 +180,8 @@ typedef struct hist_item {
     char cid[TS_SESS_MAX_NAME + 1];
     char type[TS_SESS_MAX_NAME + 1];
     char client[TS_STORE_ID_MAX + 1];
+    char *fence;            /* CHANGE: the lease name of its `lead` (owned), or NULL */
+    uint64_t fence_term;
 } hist_item_t;
 
 /* An item answering to item idx of batch b, written by ss. */
@@ -198,6 +200,7 @@ static void item_free(hist_item_t *it) {
     json_decref(it->change);
     json_decref(it->refusal);
     json_decref(it->ack);
+    free(it->fence);
     free(it);
 }
 
@@ -719,6 +722,14 @@ static void on_change_commit(int status, const ts_store_commit_res_t *res, void 
         if (status == TS_EDUP) {
             SESS_COUNT(sess->counters[SC_DUPLICATES]);
             item_reply(it, dup_reply(it, res));
+        } else if (status == TS_ESTALE && res) {
+            /* a leader-only change of a term that is not the lease's now */
+            SESS_COUNT(sess->counters[SC_EL_STALE]);
+            json_t *r = item_error(it->id, "stale_term",
+                                   "the lease of this term is gone: the change was not applied",
+                                   0);
+            json_object_set_new(r, "term", json_integer((json_int_t)res->term));
+            item_reply(it, r);
         } else if (status == TS_ECONFLICT) {
             item_reply(it, item_error(it->id, "busy",
                                       "the session state kept changing under this change; retry",
@@ -744,7 +755,7 @@ static void change_entry(hist_item_t *it, ts_sess_state_outcome_t *o) {
     sess_sock_t *ss = it->ss;
     json_t *e = json_object();
     json_object_set_new(e, "kind", json_string("change"));
-    json_object_set_new(e, "v", json_integer(TS_SESS_PROTO_CURRENT));
+    json_object_set_new(e, "v", json_integer(TS_SESS_PROTO_HISTORY));
     json_object_set_new(e, "type", json_string(it->type));
     json_object_set_new(e, "id", json_string(it->id));
     if (it->cid[0]) json_object_set_new(e, "cid", json_string(it->cid));
@@ -826,7 +837,9 @@ static int compute(sess_hist_t *h, hist_item_t *it) {
                                .mut = it->mut,
                                .if_ver = h->spec_ver,
                                .is_state = 1,
-                               .chain = h->chain};
+                               .chain = h->chain,
+                               .fence = it->fence ? ts_slice_str(it->fence) : ts_slice("", 0),
+                               .fence_term = it->fence_term};
         if (!it->mut) c.client = ts_slice("", 0);
         op_begin(h);
         it->issued_us = uv_hrtime() / 1000;
@@ -1127,8 +1140,10 @@ static hist_item_t *change_item(sess_sock_t *ss, sess_batch_t *b, size_t idx, js
         goto refuse;
     }
     json_t *v = json_object_get(c, "v");
-    if (!json_is_integer(v) || json_integer_value(v) != TS_SESS_PROTO_CURRENT) {
-        snprintf(why, sizeof why, "v must be %d", TS_SESS_PROTO_CURRENT);
+    if (!json_is_integer(v) || json_integer_value(v) < TS_SESS_PROTO_HISTORY ||
+        json_integer_value(v) > TS_SESS_PROTO_CURRENT) {
+        snprintf(why, sizeof why, "v must be %d or %d", TS_SESS_PROTO_HISTORY,
+                 TS_SESS_PROTO_CURRENT);
         goto refuse;
     }
     if (!id || !ts_sess_name_ok(id)) {
@@ -1161,8 +1176,14 @@ static hist_item_t *change_item(sess_sock_t *ss, sess_batch_t *b, size_t idx, js
         snprintf(why, sizeof why, "hlc must be a positive integer (ms * 1024 + counter)");
         goto refuse;
     }
+    char fence[TS_STORE_ID_MAX + 1] = "";
+    uint64_t fence_term = 0;
+    if ((x = json_object_get(c, "lead")) &&
+        ts_sess__el_fence(ss, x, fence, sizeof fence, &fence_term, why, sizeof why))
+        goto refuse;
     hist_item_t *it = item_new(ITEM_CHANGE, ss, b, idx);
     it->cls = TS_SIO_CLASS_STATE;
+    if (fence[0]) it->fence = ts_xstrdup(fence), it->fence_term = fence_term;
     it->change = json_copy(c); /* shallow: the engine only reads merge/patch */
     it->mut = (uint64_t)mut;
     it->base = (uint64_t)base;

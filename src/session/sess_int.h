@@ -20,6 +20,7 @@
 #include "session/ts_sess_auth.h"
 #include "session/ts_sess_envelope.h"
 #include "session/ts_sess_state.h"
+#include "session/ts_sess_elect.h"
 
 
 /* Refusal and throttle counters for /metrics. */
@@ -59,12 +60,17 @@ enum sess_counter {
     SC_REPLAY_LE_10,
     SC_REPLAY_LE_100,
     SC_REPLAY_LE_1000,
+    SC_EL_STALE,      /* leader-only actions refused for a stale term */
+    SC_EL_LAPSES,     /* leases that lapsed (no heartbeat for a whole lease) */
+    SC_EL_TASKS_REASSIGNED,
+    SC_EL_LEADERLESS_MS, /* time scopes spent without a leader, summed */
     SC_COUNT
 };
 
 /* Counters are written by their loop and summed by /metrics on another:
  * relaxed atomic loads and stores (TS_MET_BUMP_, see metrics/ts_met.h). */
 #define SESS_COUNT(field) TS_MET_BUMP_(field, 1)
+#define SESS_COUNT_N(field, n) TS_MET_BUMP_(field, n)
 
 /* Who a socket is, from its verified token and connect payload. */
 typedef struct sess_ident {
@@ -107,6 +113,8 @@ typedef struct sess_sock {
     uint32_t inq_n;
     ts_list_t backlog_link;  /* in sess->backlog while inq is not empty */
     uint8_t gone;            /* disconnected: s is NULL, freed at the last release */
+    struct el_member *el[TS_SESS_SCOPE_KINDS_]; /* its elections (election.c) */
+    uint64_t joined_loop;    /* loop time it connected (uptime of the score) */
 } sess_sock_t;
 
 /* What the /session instances of one process's loops share: limits that
@@ -149,6 +157,13 @@ struct ts_sess {
     ts_map_t hists;         /* sess_hist_t by "user/session" (history.c) */
     ts_list_t hist_lru;
     size_t nhists;
+    /* leader election (election.c) */
+    ts_map_t el_scopes;     /* el_scope_t by lease name */
+    ts_list_t el_list;
+    uint64_t el_joins;      /* join order */
+    size_t el_nscopes;
+    uv_timer_t el_tick;     /* lapses, tenures, stalled tasks */
+    uint64_t el_reasons[TS_EL_R_COUNT_]; /* elections by reason */
 };
 
 typedef struct sess_hist sess_hist_t;
@@ -246,6 +261,26 @@ void ts_sess__ident_clear(sess_ident_t *id);
 /* --dev: mints an HS256 token (returns new in *token). Returns 0 or TS_E*. */
 int ts_sess__dev_mint(ts_sess_t *sess, const char *user, const char *session, const char *device,
                       const char *fingerprint, char **token, int64_t *exp);
+
+/* election.c: leader election (docs/ELECTION.md). */
+void ts_sess__el_init(ts_sess_t *sess);
+void ts_sess__el_drop_all(ts_sess_t *sess); /* shutdown: members go, no election */
+void ts_sess__el_deinit(ts_sess_t *sess);
+void ts_sess__el_connected(sess_sock_t *ss); /* joins the scopes its auth asked for */
+void ts_sess__el_gone(sess_sock_t *ss);      /* leaves them all (disconnect) */
+void ts_sess__el_rescore(sess_sock_t *ss);   /* its metadata changed */
+void ts_sess__el_sweep(ts_sess_t *sess);
+void ts_sess__el_on_elect(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id);
+void ts_sess__el_on_hb(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id);
+void ts_sess__el_on_resign(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id);
+void ts_sess__el_on_task(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id);
+/* A state change's `lead` {scope, term}: the lease name its commit is
+ * fenced by, and the term. Returns 0, or TS_EPROTO with why. */
+int ts_sess__el_fence(sess_sock_t *ss, json_t *lead, char *name, size_t cap, uint64_t *term,
+                      char *why, size_t whylen);
+
+/* session.c: 1 if s is an id of the token alphabet (what `sub` and `sid` may be). */
+int ts_sess__api_id_ok(const char *s);
 
 /* registry.c: the registry entry of a socket (put on connect and on
  * metadata, renewed by the sweep, removed on disconnect). */

@@ -94,8 +94,7 @@ sess_sock_t *ts_sess__backend_sock(ts_sess_t *sess, const char *user, const char
     return ss;
 }
 
-/* 1 if s is an id of the token alphabet (what `sub` and `sid` may be). */
-static int api_id_ok(const char *s) {
+int ts_sess__api_id_ok(const char *s) {
     size_t n = s ? strlen(s) : 0;
     if (n == 0 || n > TS_SESS_ID_MAX) return 0;
     for (size_t i = 0; i < n; i++) {
@@ -109,7 +108,9 @@ static int api_id_ok(const char *s) {
 
 static sess_sock_t *api_sock(ts_sess_t *sess, const ts_sess_api_target_t *t) {
     if (sess->closed || !sess->history) return NULL;
-    if (!api_id_ok(t->user) || !api_id_ok(t->session) || !api_id_ok(t->publisher)) return NULL;
+    if (!ts_sess__api_id_ok(t->user) || !ts_sess__api_id_ok(t->session) ||
+        !ts_sess__api_id_ok(t->publisher))
+        return NULL;
     return ts_sess__backend_sock(sess, t->user, t->session, t->publisher);
 }
 
@@ -218,6 +219,7 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     const char *dc[] = {"d", ss->id.device, "t", ss->id.tab};
     ts_strjoin(ss->default_client, sizeof ss->default_client, '/', dc, 4);
     ss->connected_at = ts_wall_ms();
+    ss->joined_loop = uv_now(sess->loop);
     ss->meta = json_object();
     ts_sio_socket_set_ud(s, ss);
     return 0;
@@ -239,6 +241,7 @@ static void on_connection(ts_sio_socket_t *s, void *ud) {
     else
         ts_sess__emit_welcome(ss, NULL);
     ts_sess__reg_put(ss);
+    ts_sess__el_connected(ss);
 }
 
 void ts_sess__emit_welcome(sess_sock_t *ss, json_t *hist) {
@@ -264,6 +267,7 @@ static void on_disconnect(ts_sio_socket_t *s, const char *reason, void *ud) {
         TS_MET_BUMP_(sess->nsocks, (size_t)-1);
         ts_sess__reg_remove(ss);
     }
+    ts_sess__el_gone(ss);
     inq_clear(ss);
     sock_free(ss);
 }
@@ -559,6 +563,7 @@ static void do_metadata(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id)
     }
     ts_sess__reg_put(ss);
     ts_sess__reply(ss->s, ack_id, json_pack("{s:b}", "ok", 1));
+    ts_sess__el_rescore(ss);
 }
 
 static void do_token(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
@@ -613,6 +618,10 @@ static const sess_event_t events[] = {
     {"token", 1, 0, do_token, NULL},
     {"state", 3, 1, do_state, NULL},
     {"sync", 3, 1, do_sync, NULL},
+    {"elect", TS_SESS_PROTO_ELECT, 0, ts_sess__el_on_elect, NULL},
+    {"hb", TS_SESS_PROTO_ELECT, 0, ts_sess__el_on_hb, NULL},
+    {"resign", TS_SESS_PROTO_ELECT, 0, ts_sess__el_on_resign, NULL},
+    {"task", TS_SESS_PROTO_ELECT, 0, ts_sess__el_on_task, NULL},
 };
 
 static const sess_event_t *event_find(const sess_sock_t *ss, const char *name) {
@@ -925,7 +934,8 @@ ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *s
     uv_timer_init(loop, &sess->lowprio_tick);
     sess->lowprio_tick.data = sess;
     uv_unref((uv_handle_t *)&sess->lowprio_tick);
-    sess->timers_open = 3;
+    ts_sess__el_init(sess);
+    sess->timers_open = 4;
     return sess;
 }
 
@@ -937,6 +947,7 @@ static void maybe_free(ts_sess_t *sess) {
     ts_rl_table_deinit(&sess->ev_tab);
     ts_rl_table_deinit(&sess->by_tab);
     ts_sess__hist_deinit(sess);
+    ts_sess__el_deinit(sess);
     ts_sess_rules_free(sess->own_rules);
     free(sess);
 }
@@ -953,6 +964,7 @@ static void timer_closed(uv_handle_t *h) {
 }
 
 void ts_sess_free(ts_sess_t *sess) {
+    ts_sess__el_drop_all(sess);
     /* sockets still connected are gone with the Socket.IO server; forget them */
     ts_list_t *it, *tmp;
     TS_LIST_FOREACH_SAFE(it, tmp, &sess->socks) {
@@ -968,6 +980,7 @@ void ts_sess_free(ts_sess_t *sess) {
     uv_close((uv_handle_t *)&sess->sweep, timer_closed);
     uv_close((uv_handle_t *)&sess->drain, timer_closed);
     uv_close((uv_handle_t *)&sess->lowprio_tick, timer_closed);
+    uv_close((uv_handle_t *)&sess->el_tick, timer_closed);
 }
 
 /* The store's durability costs: commits and their latency (the fsync of
@@ -1031,16 +1044,23 @@ void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
         "tabsync_history_replayed_entries_total",  "tabsync_session_deferred_total",
         "tabsync_session_coalesced_total",         "tabsync_session_coalesce_windows_total",
         "tabsync_session_recovered_total",
+        [SC_EL_STALE] = "tabsync_elect_stale_refused_total",
+        [SC_EL_LAPSES] = "tabsync_elect_lapses_total",
+        [SC_EL_TASKS_REASSIGNED] = "tabsync_elect_tasks_reassigned_total",
         /* the histograms are rendered whole below (NULL: not here) */
 };
     /* the sum over every loop's instance; each value is read whole (relaxed
      * loads) while its loop may be bumping it */
     uint64_t counters[SC_COUNT] = {0}, refused[TS_SESS_R_COUNT_] = {0};
-    size_t nsocks = 0;
+    uint64_t reasons[TS_EL_R_COUNT_] = {0};
+    size_t nsocks = 0, nscopes = 0;
     pthread_mutex_lock(&sess->sh->mu);
     for (size_t m = 0; m < sess->sh->nmembers; m++) {
         ts_sess_t *x = sess->sh->members[m];
         nsocks += __atomic_load_n(&x->nsocks, __ATOMIC_RELAXED);
+        nscopes += __atomic_load_n(&x->el_nscopes, __ATOMIC_RELAXED);
+        for (int r = 0; r < TS_EL_R_COUNT_; r++)
+            reasons[r] += __atomic_load_n(&x->el_reasons[r], __ATOMIC_RELAXED);
         for (int i = 0; i < SC_COUNT; i++)
             counters[i] += __atomic_load_n(&x->counters[i], __ATOMIC_RELAXED);
         for (int r = 0; r < TS_SESS_R_COUNT_; r++)
@@ -1059,6 +1079,14 @@ void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
     hist_render(out, "tabsync_history_replay_entries", replay_le, counters + SC_REPLAY_LE_1,
                 TS_ARRAY_LEN(replay_le), (double)counters[SC_REPLAYED_ENTRIES],
                 counters[SC_REPLAYED]);
+    ts_sbuf_printf(out, "# TYPE tabsync_elect_scopes gauge\ntabsync_elect_scopes %zu\n", nscopes);
+    ts_sbuf_printf(out, "# TYPE tabsync_elect_elections_total counter\n");
+    for (int r = 0; r < TS_EL_R_COUNT_; r++)
+        ts_sbuf_printf(out, "tabsync_elect_elections_total{reason=\"%s\"} %llu\n",
+                       ts_el_reason_name((ts_el_reason_t)r), (unsigned long long)reasons[r]);
+    ts_sbuf_printf(out, "# TYPE tabsync_elect_leaderless_seconds_total counter\n"
+                        "tabsync_elect_leaderless_seconds_total %.3f\n",
+                   (double)counters[SC_EL_LEADERLESS_MS] / 1000.0);
     for (int r = 1; r < TS_SESS_R_COUNT_; r++)
         ts_sbuf_printf(out, "tabsync_session_auth_refused_total{reason=\"%s\"} %llu\n",
                        ts_sess_reason_name((ts_sess_reason_t)r), (unsigned long long)refused[r]);

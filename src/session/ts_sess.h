@@ -11,6 +11,7 @@
 
 #include "core/ts_buf.h"
 #include "net/ts_net.h"
+#include "session/ts_sess_elect.h"
 #include "sio/ts_sio.h"
 
 typedef struct ts_sess ts_sess_t;
@@ -24,6 +25,29 @@ typedef enum ts_sess_history_mode {
     TS_SESS_HISTORY_ON = 0, /* session-scope envelopes logged, state, sync */
     TS_SESS_HISTORY_OFF,    /* relay only, as protocol v2 did */
 } ts_sess_history_mode_t;
+
+/* Leader election (docs/ELECTION.md). */
+typedef struct ts_sess_elect_task {
+    const char *name;  /* borrowed */
+    uint64_t stall_ms; /* 0 = 10 s */
+} ts_sess_elect_task_t;
+
+typedef struct ts_sess_elect_cfg {
+    uint32_t lease_ms;        /* 500..60000; 0 = every member takes its default */
+    uint32_t margin;          /* preemption needs this many points more (of 1000) */
+    uint32_t demote_below;    /* a leader under this score yields to a better backup */
+    uint32_t min_tenure_ms;   /* no preemption before */
+    uint32_t max_tenure_ms;   /* rotation after; 0 = never */
+    ts_el_weights_t weights;  /* all 0 = the defaults */
+    const char *grant_secret; /* HS256 key of leader grants; borrowed; NULL = no grants */
+    size_t grant_secret_len;
+    const ts_sess_elect_task_t *tasks; /* the operator's tasks of every session scope */
+    size_t ntasks;
+} ts_sess_elect_cfg_t;
+
+#define TS_SESS_ELECT_CFG_DEFAULT                                                                  \
+    {.lease_ms = 3000, .margin = 100, .demote_below = 200, .min_tenure_ms = 2000,                  \
+     .max_tenure_ms = 3600000, .weights = {{20, 30, 15, 25, 10}}}
 
 typedef struct ts_sess_cfg {
     const char *node_id;             /* this tabsyncd in the registry; borrowed */
@@ -54,6 +78,7 @@ typedef struct ts_sess_cfg {
     uint32_t max_batch;           /* envelopes or changes per message; 0 = 256 */
     uint32_t hist_cache_max;      /* sessions whose state a loop keeps; 0 = 10000 */
     size_t state_max_bytes;       /* one session's document; 0 = 1 MiB */
+    ts_sess_elect_cfg_t elect;    /* leader election; lease_ms 0 = the defaults */
 } ts_sess_cfg_t;
 
 /* Returns new: registers "/session" on `sio`. `store` is borrowed and must
@@ -101,6 +126,21 @@ int ts_sess_api_read(ts_sess_t *s, const ts_sess_api_target_t *t, json_t *arg,
  * queued, in_flight}} (the store's numbers, and this loop's cache). */
 int ts_sess_api_health(ts_sess_t *s, const ts_sess_api_target_t *t, ts_sess_api_cb cb,
                        void *ud);
+
+/* ---- elections: the HTTP check and the admin view (docs/ELECTION.md) ----
+ * ts_sess_api_election: the current lease of a scope, read from the store
+ * (what an application's backend compares a grant's term with): {scope,
+ * term, leader: {device, tab} | null, expires_at}. `scope` is "session"
+ * or "device" (then `device` names it). Returns 0 (cb later), TS_EINVAL
+ * (an id outside the alphabet, an unknown scope), TS_ECLOSED, or the
+ * store's refusal.
+ * ts_sess_api_elections: every scope of (user, session) this loop runs,
+ * with members, scores, tasks and recent transitions: {user, session,
+ * scopes: [...]}; cb runs before the call returns. */
+int ts_sess_api_election(ts_sess_t *s, const char *user, const char *session, const char *scope,
+                         const char *device, ts_sess_api_cb cb, void *ud);
+int ts_sess_api_elections(ts_sess_t *s, const char *user, const char *session, ts_sess_api_cb cb,
+                          void *ud);
 
 /* Appends the session layer's metrics (auth refusals by reason, throttles,
  * breaker state) in Prometheus text. */

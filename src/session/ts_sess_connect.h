@@ -21,6 +21,7 @@
 #include "session/ts_sess_auth.h"
 
 #define TS_SESS_PROTO_CURRENT 4 /* the version this server speaks */
+#define TS_SESS_PROTO_HISTORY 3 /* the first with the session history; its entries say v 3 */
 #define TS_SESS_PROTO_ELECT 4   /* the first with leader election (docs/ELECTION.md) */
 #define TS_SESS_PROTO_MIN 1     /* the previous one, still accepted */
 #define TS_SESS_FINGERPRINT_MAX 512 /* bytes of device.fingerprint */

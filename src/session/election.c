@@ -1,0 +1,1114 @@
+/* election.c - leader election among the tabs of a session (protocol 4,
+ * docs/ELECTION.md): this loop's scopes and their members, the store's
+ * leases as the only source of terms (fencing tokens), leader heartbeats,
+ * resignations, lapses, tasks, the views every member receives, signed
+ * grants and the HTTP check's data. The rules themselves (score, what a
+ * scope does next) are pure functions in elect.c; this file measures,
+ * asks the store and tells the tabs.
+ *
+ * A scope has at most one store operation in flight: a change that comes
+ * while one runs marks the scope to be evaluated again when it answers.
+ * Whatever this loop believes, a term comes only from the store, so two
+ * loops (or, later, nodes) that act on stale views can only lose a
+ * compare-and-set, never grant one term twice. */
+#include <inttypes.h>
+#include <jwt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/ts_err.h"
+#include "core/ts_log.h"
+#include "core/ts_mem.h"
+#include "core/ts_util.h"
+#include "eio/ts_eio.h"
+#include "session/sess_int.h"
+#include "session/ts_sess_elect.h"
+#include "store/ts_store.h"
+
+#define HOLDER_MAX (2 * TS_SESS_ID_MAX + 2) /* "<device>/<tab>" */
+#define TASKS_MAX 32                       /* tasks per scope */
+#define TASK_STALL_DEFAULT_MS 10000
+#define HIST_MAX 8                          /* transitions a scope remembers */
+#define SWEEP_MIN_MS 25
+
+typedef struct el_scope el_scope_t;
+
+typedef struct el_member el_member_t;
+struct el_member {
+    ts_list_t link;            /* in sc->members */
+    el_scope_t *sc;
+    sess_sock_t *ss;
+    char holder[HOLDER_MAX];
+    uint64_t joined;           /* join order: ties go to the earlier */
+    ts_el_score_t score;
+    uint8_t observer;
+    uint64_t stalled_until;    /* loop ms: a lapsed or resigned leader is no candidate before */
+    uint64_t rotated_at;       /* loop ms it was rotated out (0: never) */
+    uint64_t last_hb;          /* loop ms of its last heartbeat as leader */
+    uint16_t late;             /* late bits of its last TS_EL_LATE_WINDOW heartbeats */
+    uint32_t ntasks;
+};
+
+typedef enum { TASK_ASSIGNED, TASK_RUNNING, TASK_DONE, TASK_FAILED } task_state_t;
+static const char *const task_state_names[] = {"assigned", "running", "done", "failed"};
+
+typedef struct el_task {
+    char name[TS_SESS_MAX_NAME + 1];
+    el_member_t *to;           /* NULL: nobody could take it */
+    task_state_t state;
+    uint32_t pct;
+    uint64_t term;             /* the term that declared it; 0: the server */
+    uint64_t stall_ms;
+    uint64_t last;             /* loop ms of its assignment or last report */
+    uint32_t reassigned;
+} el_task_t;
+
+typedef struct el_trans {
+    uint64_t term, at;         /* at: wall ms */
+    ts_el_reason_t reason;
+    uint64_t leaderless_ms;    /* how long the scope had no leader before */
+    char *leader;              /* holder (owned); NULL: none */
+} el_trans_t;
+
+struct el_scope {
+    ts_list_t link;            /* in sess->el_list */
+    ts_sess_t *sess;
+    ts_sess_scope_kind_t kind;
+    char user[TS_SESS_ID_MAX + 1], session[TS_SESS_ID_MAX + 1], device[TS_SESS_ID_MAX + 1];
+    ts_list_t members;
+    size_t n;
+    /* the lease as last seen from the store */
+    uint64_t term;
+    char leader[HOLDER_MAX];   /* "" = nobody */
+    uint64_t expires_at;       /* wall ms */
+    uint64_t since;            /* wall ms the current term started (as seen here) */
+    el_member_t *lm;           /* the leader, when it is a member on this loop */
+    el_member_t *backup;
+    uint64_t leaderless_since; /* wall ms; 0 while led or with no candidate */
+    uint64_t wake_at;          /* loop ms: evaluate again (time alone may change it); 0 = no */
+    int busy, again;
+    ts_el_gone_t gone;         /* the local leader just went: the next evaluation's input */
+    char gone_holder[HOLDER_MAX];
+    ts_el_reason_t last_reason;
+    el_task_t *tasks;
+    size_t ntasks;
+    el_trans_t hist[HIST_MAX];
+    size_t nhist;              /* total recorded; the ring keeps HIST_MAX */
+    size_t klen;
+    char name[];               /* the lease name: "e/<user>/<session>[/<device>]" */
+};
+
+/* ---- configuration ---- */
+
+static const ts_sess_elect_cfg_t *ecfg(const ts_sess_t *sess) { return &sess->cfg.elect; }
+static uint64_t hb_ms(const ts_sess_t *sess) { return ecfg(sess)->lease_ms / 3; }
+
+static const char *kind_name(ts_sess_scope_kind_t k) { return ts_sess_scope_kind_name(k); }
+
+/* ---- scopes ---- */
+
+static void scope_name(char *out, size_t cap, const sess_ident_t *id, ts_sess_scope_kind_t k) {
+    const char *parts[] = {"e", id->user, id->session, id->device};
+    ts_strjoin(out, cap, '/', parts, k == TS_SESS_SCOPE_DEVICE ? 4 : 3);
+}
+
+static void task_add(el_scope_t *sc, const char *name, uint64_t stall_ms, uint64_t term);
+
+static el_scope_t *scope_get(ts_sess_t *sess, const sess_ident_t *id, ts_sess_scope_kind_t k,
+                             int create) {
+    char name[TS_STORE_ID_MAX + 1];
+    scope_name(name, sizeof name, id, k);
+    size_t len = strlen(name);
+    el_scope_t *sc = ts_map_get(&sess->el_scopes, name, len);
+    if (sc || !create) return sc;
+    sc = ts_xcalloc(1, sizeof *sc + len + 1);
+    sc->sess = sess;
+    sc->kind = k;
+    ts_strlcpy(sc->user, id->user, sizeof sc->user);
+    ts_strlcpy(sc->session, id->session, sizeof sc->session);
+    if (k == TS_SESS_SCOPE_DEVICE) ts_strlcpy(sc->device, id->device, sizeof sc->device);
+    ts_list_init(&sc->members);
+    sc->klen = len;
+    memcpy(sc->name, name, len + 1);
+    ts_map_put(&sess->el_scopes, sc->name, len, sc);
+    ts_list_insert_tail(&sess->el_list, &sc->link);
+    TS_MET_BUMP_(sess->el_nscopes, 1);
+    /* the operator's tasks of every session scope */
+    for (size_t i = 0; k == TS_SESS_SCOPE_SESSION && i < ecfg(sess)->ntasks; i++)
+        task_add(sc, ecfg(sess)->tasks[i].name, ecfg(sess)->tasks[i].stall_ms, 0);
+    return sc;
+}
+
+static void scope_free_if_idle(el_scope_t *sc) {
+    if (sc->n || sc->busy) return;
+    ts_sess_t *sess = sc->sess;
+    ts_map_del(&sess->el_scopes, sc->name, sc->klen);
+    ts_list_remove(&sc->link);
+    TS_MET_BUMP_(sess->el_nscopes, (size_t)-1);
+    for (size_t i = 0; i < HIST_MAX; i++) free(sc->hist[i].leader);
+    free(sc->tasks);
+    free(sc);
+}
+
+static el_member_t *member_by_holder(el_scope_t *sc, const char *holder) {
+    ts_list_t *it;
+    TS_LIST_FOREACH(it, &sc->members) {
+        el_member_t *m = ts_list_entry(it, el_member_t, link);
+        if (strcmp(m->holder, holder) == 0) return m;
+    }
+    return NULL;
+}
+
+/* ---- scores ---- */
+
+static ts_sess_device_type_t type_of(const sess_sock_t *ss) {
+    const char *t = json_string_value(json_object_get(ss->meta, "type"));
+    if (!t) t = ss->id.device_type;
+    for (int i = TS_SESS_DEV_BROWSER; i <= TS_SESS_DEV_CLI; i++)
+        if (strcmp(t, ts_sess_device_type_name((ts_sess_device_type_t)i)) == 0)
+            return (ts_sess_device_type_t)i;
+    return TS_SESS_DEV_BROWSER;
+}
+
+static void rescore(el_member_t *m, uint64_t now) {
+    const sess_sock_t *ss = m->ss;
+    json_t *bat = json_object_get(ss->meta, "battery"), *net = json_object_get(ss->meta, "network");
+    json_t *lv = json_object_get(bat, "level"), *ch = json_object_get(bat, "charging");
+    json_t *rtt = json_object_get(net, "rtt");
+    const char *vis = json_string_value(json_object_get(ss->meta, "visibility"));
+    ts_el_inputs_t in = {
+        .battery_level = json_is_number(lv) ? json_number_value(lv) : -1,
+        .charging = json_is_boolean(ch) ? json_is_true(ch) : -1,
+        .rtt_ms = ss->s ? ts_eio_sock_rtt_ms(ts_sio_socket_eio(ss->s)) : -1,
+        .net_rtt_ms = json_is_number(rtt) ? (int)json_number_value(rtt) : -1,
+        .effective_type = json_string_value(json_object_get(net, "effectiveType")),
+        .type = type_of(ss),
+        .visible = vis ? strcmp(vis, "visible") == 0 : -1,
+        .uptime_ms = now - TS_MIN(now, m->ss->joined_loop),
+        .late_hb = (unsigned)__builtin_popcount(m->late),
+    };
+    ts_el_score(&in, &ecfg(ss->sess)->weights, &m->score);
+}
+
+static int is_candidate(const el_member_t *m, uint64_t now) {
+    return !m->observer && m->stalled_until <= now;
+}
+
+/* ---- views ---- */
+
+static json_t *who(const el_member_t *m, const char *holder) {
+    if (m)
+        return json_pack("{s:s,s:s,s:i}", "device", m->ss->id.device, "tab", m->ss->id.tab,
+                         "score", (int)m->score.total);
+    if (!holder || !holder[0]) return json_null();
+    const char *slash = strchr(holder, '/'); /* "<device>/<tab>": ids have no '/' */
+    return json_pack("{s:s%,s:s}", "device", holder, (size_t)(slash ? slash - holder : 0), "tab",
+                     slash ? slash + 1 : holder);
+}
+
+static const char *role_of(const el_scope_t *sc, const el_member_t *m) {
+    if (m == sc->lm) return "leader";
+    if (m->observer) return "observer";
+    return m == sc->backup ? "backup" : "follower";
+}
+
+static json_t *task_table(const el_scope_t *sc) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < sc->ntasks; i++) {
+        const el_task_t *t = &sc->tasks[i];
+        json_array_append_new(
+            a, json_pack("{s:s,s:o,s:s,s:i,s:I,s:s}", "name", t->name, "assignee",
+                         t->to ? json_pack("{s:s,s:s}", "device", t->to->ss->id.device, "tab",
+                                           t->to->ss->id.tab)
+                               : json_null(),
+                         "state", task_state_names[t->state], "pct", (int)t->pct, "term",
+                         (json_int_t)t->term, "by", t->term ? "leader" : "server"));
+    }
+    return a;
+}
+
+static json_t *member_list(const el_scope_t *sc, int scores) {
+    json_t *a = json_array();
+    ts_list_t *it;
+    TS_LIST_FOREACH(it, &sc->members) {
+        el_member_t *m = ts_list_entry(it, el_member_t, link);
+        json_t *o = json_pack("{s:s,s:s,s:s}", "device", m->ss->id.device, "tab", m->ss->id.tab,
+                              "role", role_of(sc, m));
+        if (scores) {
+            json_object_set_new(o, "score", json_integer(m->score.total));
+            json_t *parts = json_object();
+            for (int p = 0; p < TS_EL_PARTS_; p++)
+                json_object_set_new(parts, ts_el_part_name((ts_el_part_t)p),
+                                    json_real(m->score.part[p] / 1000.0));
+            json_object_set_new(o, "parts", parts);
+        }
+        json_array_append_new(a, o);
+    }
+    return a;
+}
+
+/* Returns new: the HS256 grant of the current term, or NULL without a key. */
+static char *grant_sign(const el_scope_t *sc) {
+    const ts_sess_elect_cfg_t *c = ecfg(sc->sess);
+    if (!c->grant_secret_len || !sc->leader[0]) return NULL;
+    jwt_t *j = NULL;
+    if (jwt_new(&j) != 0) return NULL;
+    uint64_t now = ts_wall_ms();
+    int rc = jwt_add_grant(j, "iss", "tabsyncd") || jwt_add_grant(j, "typ", "leader") ||
+             jwt_add_grant(j, "sub", sc->leader) || jwt_add_grant(j, "user", sc->user) ||
+             jwt_add_grant(j, "session", sc->session) ||
+             jwt_add_grant(j, "scope", kind_name(sc->kind)) ||
+             (sc->kind == TS_SESS_SCOPE_DEVICE && jwt_add_grant(j, "device", sc->device)) ||
+             jwt_add_grant_int(j, "term", (long)sc->term) ||
+             jwt_add_grant_int(j, "iat", (long)(now / 1000)) ||
+             jwt_add_grant_int(j, "exp", (long)((sc->expires_at + 999) / 1000)) ||
+             jwt_add_grant_int(j, "exp_ms", (long)sc->expires_at) ||
+             jwt_set_alg(j, JWT_ALG_HS256, (const unsigned char *)c->grant_secret,
+                         (int)c->grant_secret_len);
+    char *tok = rc ? NULL : jwt_encode_str(j);
+    jwt_free(j);
+    return tok;
+}
+
+static json_t *view_base(const el_scope_t *sc, const char *reason) {
+    ts_sess_t *sess = sc->sess;
+    return json_pack("{s:s,s:I,s:o,s:o,s:s,s:i,s:i,s:I,s:o}", "scope", kind_name(sc->kind),
+                     "term", (json_int_t)sc->term, "leader", who(sc->lm, sc->leader), "backup",
+                     sc->backup ? who(sc->backup, NULL) : json_null(), "reason", reason,
+                     "lease_ms", (int)ecfg(sess)->lease_ms, "hb_ms", (int)hb_ms(sess), "since",
+                     (json_int_t)sc->since, "tasks", task_table(sc));
+}
+
+static void emit_view(el_member_t *m, json_t *base, json_t *members_plain, json_t *members_scored,
+                      const char *grant) {
+    json_t *v = json_copy(base);
+    el_scope_t *sc = m->sc;
+    json_object_set_new(v, "role", json_string(role_of(sc, m)));
+    json_object_set(v, "members", m->ss->id.elect_scores ? members_scored : members_plain);
+    if (m == sc->lm && grant) json_object_set_new(v, "grant", json_string(grant));
+    json_t *arr = json_pack("[o]", v);
+    ts_sio_args_t a = {arr, NULL, 0};
+    ts_sio_emit_class(m->ss->s, "elect", &a, TS_SIO_CLASS_CONTROL);
+    json_decref(arr);
+}
+
+/* Every member's view (only = one member, e.g. a tab that just joined). */
+static void send_views(el_scope_t *sc, const char *reason, el_member_t *only) {
+    if (!sc->n) return;
+    json_t *base = view_base(sc, reason);
+    json_t *plain = member_list(sc, 0), *scored = NULL;
+    char *grant = sc->lm && (!only || only == sc->lm) ? grant_sign(sc) : NULL;
+    ts_list_t *it;
+    TS_LIST_FOREACH(it, &sc->members) {
+        el_member_t *m = ts_list_entry(it, el_member_t, link);
+        if (only && m != only) continue;
+        if (m->ss->id.elect_scores && !scored) scored = member_list(sc, 1);
+        emit_view(m, base, plain, scored, grant);
+    }
+    free(grant);
+    json_decref(base);
+    json_decref(plain);
+    json_decref(scored);
+}
+
+/* ---- the session log and transitions ---- */
+
+static void on_logged(int status, ts_slice_t body, void *ud) {
+    (void)body;
+    (void)ud;
+    if (status) ts_warn("election", "an election was not recorded in the session log: %d", status);
+}
+
+static void record(el_scope_t *sc, ts_el_reason_t reason, uint64_t leaderless_ms) {
+    ts_sess_t *sess = sc->sess;
+    el_trans_t *t = &sc->hist[sc->nhist++ % HIST_MAX];
+    free(t->leader);
+    *t = (el_trans_t){sc->term, ts_wall_ms(), reason, leaderless_ms,
+                      sc->leader[0] ? ts_xstrdup(sc->leader) : NULL};
+    SESS_COUNT(sess->el_reasons[reason]);
+    if (!sess->history) return;
+    /* elections are part of the session's history (prio control, from the server) */
+    char id[TS_SESS_MAX_NAME + 1];
+    snprintf(id, sizeof id, "elect-%s-%" PRIu64, sc->kind == TS_SESS_SCOPE_SESSION ? "s" : "d",
+             sc->term);
+    json_t *body = json_pack("{s:s,s:I,s:o,s:s,s:I}", "scope", kind_name(sc->kind), "term",
+                             (json_int_t)sc->term, "leader", who(NULL, sc->leader), "reason",
+                             ts_el_reason_name(reason), "leaderless_ms", (json_int_t)leaderless_ms);
+    if (sc->kind == TS_SESS_SCOPE_DEVICE) json_object_set_new(body, "device", json_string(sc->device));
+    json_t *env = json_pack("{s:i,s:s,s:s,s:s,s:s,s:o}", "v", 3, "type", "tabsync.elect", "id", id,
+                            "prio", "control", "to", "session", "body", body);
+    ts_sess_api_target_t tg = {sc->user, sc->session, "tabsyncd"};
+    ts_sess_api_publish(sess, &tg, env, on_logged, NULL);
+    json_decref(env);
+}
+
+/* Takes what the store says the lease is now. */
+static void adopt(el_scope_t *sc, const ts_store_lease_t *l, ts_el_reason_t reason) {
+    uint64_t wall = ts_wall_ms(), now = uv_now(sc->sess->loop);
+    char holder[HOLDER_MAX] = "";
+    ts_strlcpy(holder, (const char *)l->holder.p, TS_MIN(sizeof holder, l->holder.len + 1));
+    int changed = l->term != sc->term || strcmp(holder, sc->leader) != 0;
+    sc->expires_at = l->expires_at;
+    if (!changed) return;
+    sc->term = l->term;
+    ts_strlcpy(sc->leader, holder, sizeof sc->leader);
+    sc->lm = holder[0] ? member_by_holder(sc, holder) : NULL;
+    sc->since = wall;
+    sc->last_reason = reason;
+    if (sc->lm) {
+        sc->lm->last_hb = now;
+        sc->lm->late = 0;
+    }
+    uint64_t gap = 0;
+    if (holder[0] && sc->leaderless_since) {
+        gap = wall - TS_MIN(wall, sc->leaderless_since);
+        SESS_COUNT_N(sc->sess->counters[SC_EL_LEADERLESS_MS], gap);
+        sc->leaderless_since = 0;
+    } else if (!holder[0] && !sc->leaderless_since) {
+        sc->leaderless_since = wall;
+    }
+    if (holder[0]) record(sc, reason, gap);
+}
+
+/* ---- evaluation: what the scope does next ---- */
+
+typedef struct el_op {
+    el_scope_t *sc;
+    ts_el_act_t act;
+    ts_el_reason_t reason;
+} el_op_t;
+
+static void evaluate(el_scope_t *sc);
+
+static void on_lease_op(int status, const ts_store_lease_t *l, void *ud) {
+    el_op_t *op = ud;
+    el_scope_t *sc = op->sc;
+    ts_sess_t *sess = sc->sess;
+    sc->busy = 0;
+    sc->gone = TS_EL_GONE_NONE;
+    const char *reason = ts_el_reason_name(op->reason);
+    if (status == 0 && l) {
+        adopt(sc, l, op->reason);
+    } else if ((status == TS_EHELD || status == TS_ESTALE) && l) {
+        /* another loop or node came first: its grant is the truth */
+        adopt(sc, l, TS_EL_R_ADOPTED);
+        reason = "adopted";
+    } else if (status == 0 && op->act == TS_EL_ACT_RELEASE) {
+        sc->leader[0] = '\0';
+        sc->lm = NULL;
+        sc->expires_at = 0;
+        if (!sc->leaderless_since) sc->leaderless_since = ts_wall_ms();
+    } else if (status) {
+        /* the store failed: try again shortly (the breaker shows it) */
+        ts_debug("election", "%s: store answered %d; again in 100 ms", sc->name, status);
+        sc->wake_at = uv_now(sess->loop) + 100;
+    }
+    free(op);
+    if (!sess->closed) {
+        if (sc->again) {
+            sc->again = 0;
+            evaluate(sc);
+        } else {
+            send_views(sc, reason, NULL);
+        }
+    }
+    scope_free_if_idle(sc);
+    ts_sess__op_end(sess);
+}
+
+static int issue(el_scope_t *sc, ts_el_act_t act, ts_el_reason_t reason, const char *to) {
+    ts_sess_t *sess = sc->sess;
+    el_op_t *op = ts_xcalloc(1, sizeof *op);
+    *op = (el_op_t){sc, act, reason};
+    uint64_t ttl = ecfg(sess)->lease_ms;
+    ts_slice_t name = ts_slice(sc->name, sc->klen);
+    int rc;
+    if (act == TS_EL_ACT_ACQUIRE)
+        rc = ts_store_lease_acquire(sess->store, name, ts_slice_str(to), ttl, on_lease_op, op);
+    else if (act == TS_EL_ACT_TRANSFER)
+        rc = ts_store_lease_transfer(sess->store, name, sc->term, ts_slice_str(to), ttl,
+                                     on_lease_op, op);
+    else
+        rc = ts_store_lease_release(sess->store, name, ts_slice_str(sc->gone_holder), sc->term,
+                                    (ts_store_done_cb)NULL, NULL);
+    if (act == TS_EL_ACT_RELEASE) {
+        /* the release needs no answer: the lease is nobody's either way
+         * (released now, or lapsing within lease_ms) */
+        free(op);
+        sc->leader[0] = '\0';
+        sc->lm = NULL;
+        sc->gone = TS_EL_GONE_NONE;
+        if (!sc->leaderless_since) sc->leaderless_since = ts_wall_ms();
+        return rc;
+    }
+    if (rc) {
+        free(op);
+        sc->wake_at = uv_now(sess->loop) + 100;
+        return rc;
+    }
+    sc->busy = 1;
+    sess->pending_ops++;
+    return 0;
+}
+
+static void evaluate(el_scope_t *sc) {
+    ts_sess_t *sess = sc->sess;
+    if (sess->closed) return;
+    if (sc->busy) {
+        sc->again = 1;
+        return;
+    }
+    uint64_t now = uv_now(sess->loop), wall = ts_wall_ms();
+    el_member_t *stack_m[16], **ms = sc->n <= 16 ? stack_m : ts_xcalloc(sc->n, sizeof *ms);
+    ts_el_cand_t stack_c[16], *c = sc->n <= 16 ? stack_c : ts_xcalloc(sc->n, sizeof *c);
+    size_t n = 0;
+    int leader = -1;
+    ts_list_t *it;
+    TS_LIST_FOREACH(it, &sc->members) {
+        el_member_t *m = ts_list_entry(it, el_member_t, link);
+        rescore(m, now);
+        if (m == sc->lm) leader = (int)n;
+        uint64_t tenure = ecfg(sess)->max_tenure_ms;
+        c[n] = (ts_el_cand_t){m->score.total, m->joined, m->holder, (uint8_t)is_candidate(m, now),
+                              (uint8_t)(!m->rotated_at || !tenure || now - m->rotated_at >= tenure)};
+        ms[n++] = m;
+    }
+    int held = sc->leader[0] && (sc->lm || wall < sc->expires_at);
+    ts_el_situation_t s = {c, n, leader, held, sc->gone,
+                           sc->lm ? wall - TS_MIN(wall, sc->since) : 0,
+                           sc->lm ? (unsigned)__builtin_popcount(sc->lm->late) : 0};
+    ts_el_params_t p = {ecfg(sess)->margin, ecfg(sess)->demote_below, ecfg(sess)->min_tenure_ms,
+                        ecfg(sess)->max_tenure_ms};
+    ts_el_decision_t d;
+    ts_el_decide(&s, &p, &d);
+    el_member_t *old_backup = sc->backup;
+    sc->backup = d.backup >= 0 ? ms[d.backup] : NULL;
+    sc->wake_at = d.recheck_ms ? now + d.recheck_ms : 0;
+    const char *to = d.to >= 0 ? ms[d.to]->holder : NULL;
+    if (d.act != TS_EL_ACT_NONE && d.to >= 0 && d.reason == TS_EL_R_ROTATION && sc->lm)
+        sc->lm->rotated_at = now;
+    if (ms != stack_m) free(ms), free(c);
+    if (d.act == TS_EL_ACT_NONE) {
+        if (sc->gone == TS_EL_GONE_LAPSED) { /* nobody to take over the lapsed lease */
+            sc->gone = TS_EL_GONE_NONE;
+            sc->leader[0] = '\0';
+            sc->lm = NULL;
+            if (!sc->leaderless_since) sc->leaderless_since = wall;
+            send_views(sc, "lapse", NULL);
+        } else if (old_backup != sc->backup) {
+            send_views(sc, "backup", NULL);
+        }
+        return;
+    }
+    if (!held && !sc->leaderless_since) sc->leaderless_since = wall;
+    issue(sc, d.act, d.reason, to);
+    if (d.act == TS_EL_ACT_RELEASE) send_views(sc, ts_el_reason_name(d.reason), NULL);
+}
+
+/* ---- members ---- */
+
+static el_member_t *join(sess_sock_t *ss, ts_sess_scope_kind_t k) {
+    if (ss->el[k]) return ss->el[k];
+    ts_sess_t *sess = ss->sess;
+    el_scope_t *sc = scope_get(sess, &ss->id, k, 1);
+    el_member_t *m = ts_xcalloc(1, sizeof *m);
+    m->sc = sc;
+    m->ss = ss;
+    const char *h[] = {ss->id.device, ss->id.tab};
+    ts_strjoin(m->holder, sizeof m->holder, '/', h, 2);
+    m->joined = ++sess->el_joins;
+    m->observer = ss->id.elect_observer;
+    ts_list_insert_tail(&sc->members, &m->link);
+    sc->n++;
+    ss->el[k] = m;
+    /* a reconnecting leader finds its lease (same holder): it leads again */
+    if (sc->leader[0] && !sc->lm && strcmp(sc->leader, m->holder) == 0) sc->lm = m;
+    return m;
+}
+
+static void task_reassign(el_scope_t *sc, el_task_t *t, const el_member_t *avoid);
+
+/* Removes m from its scope; `why` says whether it was its leader's goodbye. */
+static void leave(el_member_t *m, ts_el_gone_t why) {
+    el_scope_t *sc = m->sc;
+    sess_sock_t *ss = m->ss;
+    for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++)
+        if (ss->el[k] == m) ss->el[k] = NULL;
+    ts_list_remove(&m->link);
+    sc->n--;
+    if (sc->backup == m) sc->backup = NULL;
+    for (size_t i = 0; i < sc->ntasks; i++)
+        if (sc->tasks[i].to == m) {
+            sc->tasks[i].to = NULL;
+            if (sc->tasks[i].state < TASK_DONE) task_reassign(sc, &sc->tasks[i], m);
+        }
+    if (sc->lm == m) {
+        sc->lm = NULL;
+        sc->gone = why;
+        ts_strlcpy(sc->gone_holder, m->holder, sizeof sc->gone_holder);
+        sc->leaderless_since = ts_wall_ms();
+    }
+    free(m);
+    if (sc->gone != TS_EL_GONE_NONE || sc->n) evaluate(sc);
+    if (!sc->busy) send_views(sc, "leave", NULL);
+    scope_free_if_idle(sc);
+}
+
+void ts_sess__el_connected(sess_sock_t *ss) {
+    if (ss->id.proto < TS_SESS_PROTO_ELECT || !ss->id.elect_scopes) return;
+    for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++)
+        if (ss->id.elect_scopes & (1u << k)) {
+            el_member_t *m = join(ss, (ts_sess_scope_kind_t)k);
+            evaluate(m->sc);
+            if (!m->sc->busy) send_views(m->sc, "join", NULL);
+        }
+}
+
+void ts_sess__el_gone(sess_sock_t *ss) {
+    for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++)
+        if (ss->el[k]) leave(ss->el[k], TS_EL_GONE_LEFT);
+}
+
+void ts_sess__el_rescore(sess_sock_t *ss) {
+    for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++) {
+        el_member_t *m = ss->el[k];
+        if (!m) continue;
+        uint32_t before = m->score.total;
+        evaluate(m->sc);
+        /* tabs that asked for scores see them move */
+        if (!m->sc->busy && m->score.total != before) {
+            ts_list_t *it;
+            TS_LIST_FOREACH(it, &m->sc->members) {
+                el_member_t *o = ts_list_entry(it, el_member_t, link);
+                if (o->ss->id.elect_scores) send_views(m->sc, "score", o);
+            }
+        }
+    }
+}
+
+/* Lapses, rotations, demotions by time, stalled tasks. */
+void ts_sess__el_sweep(ts_sess_t *sess) {
+    uint64_t now = uv_now(sess->loop), wall = ts_wall_ms();
+    ts_list_t *it, *tmp;
+    TS_LIST_FOREACH_SAFE(it, tmp, &sess->el_list) {
+        el_scope_t *sc = ts_list_entry(it, el_scope_t, link);
+        if (sc->busy) continue;
+        for (size_t i = 0; i < sc->ntasks; i++) {
+            el_task_t *t = &sc->tasks[i];
+            if (t->to && t->state < TASK_DONE && now - t->last >= t->stall_ms) {
+                el_member_t *stalled = t->to;
+                stalled->ntasks--;
+                t->to = NULL;
+                task_reassign(sc, t, stalled);
+                send_views(sc, "task", NULL);
+            }
+        }
+        int due = sc->wake_at && now >= sc->wake_at;
+        if (sc->lm && wall >= sc->expires_at) {
+            /* no heartbeat for a whole lease: the store may give it to anyone now */
+            SESS_COUNT(sess->counters[SC_EL_LAPSES]);
+            sc->lm->stalled_until = now + 2ull * ecfg(sess)->lease_ms;
+            sc->lm = NULL;
+            sc->gone = TS_EL_GONE_LAPSED;
+            ts_strlcpy(sc->gone_holder, sc->leader, sizeof sc->gone_holder);
+            sc->leaderless_since = sc->expires_at;
+            due = 1;
+        } else if (!sc->lm && sc->n && (!sc->leader[0] || wall >= sc->expires_at)) {
+            due = 1; /* led elsewhere and not renewed as far as we saw, or nobody: ask */
+        }
+        if (due) {
+            sc->wake_at = 0;
+            evaluate(sc);
+        }
+    }
+}
+
+/* ---- tasks ---- */
+
+static void task_reassign(el_scope_t *sc, el_task_t *t, const el_member_t *avoid) {
+    uint64_t now = uv_now(sc->sess->loop);
+    el_member_t *best = NULL;
+    ts_list_t *it;
+    /* the best-scored candidate other than the leader, fewest tasks first */
+    TS_LIST_FOREACH(it, &sc->members) {
+        el_member_t *m = ts_list_entry(it, el_member_t, link);
+        if (m->observer || m == sc->lm || m == avoid) continue;
+        if (!best || m->ntasks < best->ntasks ||
+            (m->ntasks == best->ntasks && m->score.total > best->score.total))
+            best = m;
+    }
+    if (!best && sc->lm && sc->lm != avoid) best = sc->lm;
+    if (!best && avoid && avoid->sc == sc && ts_list_linked(&avoid->link) && !avoid->observer)
+        best = (el_member_t *)avoid; /* alone: the same tab gets another chance */
+    if (t->to || t->state != TASK_ASSIGNED || t->last) {
+        t->reassigned++;
+        SESS_COUNT(sc->sess->counters[SC_EL_TASKS_REASSIGNED]);
+    }
+    t->to = best;
+    t->state = TASK_ASSIGNED;
+    t->pct = 0;
+    t->last = now;
+    if (best) best->ntasks++;
+}
+
+static el_task_t *task_find(el_scope_t *sc, const char *name) {
+    for (size_t i = 0; i < sc->ntasks; i++)
+        if (strcmp(sc->tasks[i].name, name) == 0) return &sc->tasks[i];
+    return NULL;
+}
+
+static void task_add(el_scope_t *sc, const char *name, uint64_t stall_ms, uint64_t term) {
+    el_task_t *t = task_find(sc, name);
+    if (!t) {
+        if (sc->ntasks == TASKS_MAX) return;
+        sc->tasks = ts_xrealloc(sc->tasks, (sc->ntasks + 1) * sizeof *sc->tasks);
+        t = &sc->tasks[sc->ntasks++];
+        memset(t, 0, sizeof *t);
+        ts_strlcpy(t->name, name, sizeof t->name);
+    } else if (t->to) {
+        t->to->ntasks--;
+        t->to = NULL;
+    }
+    t->term = term;
+    t->stall_ms = stall_ms ? stall_ms : TASK_STALL_DEFAULT_MS;
+    t->last = 0;
+    t->reassigned = 0;
+    t->state = TASK_ASSIGNED;
+    task_reassign(sc, t, NULL);
+    t->reassigned = 0;
+}
+
+/* ---- client events ---- */
+
+static json_t *stale_reply(const el_scope_t *sc, const char *msg) {
+    json_t *r = ts_sess__error("stale_term", msg, 0);
+    json_object_set_new(r, "term", json_integer((json_int_t)sc->term));
+    json_object_set_new(r, "leader", who(sc->lm, sc->leader));
+    return r;
+}
+
+/* The member of ss in arg.scope, or NULL with the refusal answered. */
+static el_member_t *member_of(sess_sock_t *ss, json_t *arg, int64_t ack_id) {
+    const char *scope = json_string_value(json_object_get(arg, "scope"));
+    int k = scope ? ts_sess_scope_kind_parse(scope, strlen(scope)) : -1;
+    if (k < 0) {
+        ts_sess__reply(ss->s, ack_id,
+                       ts_sess__error("bad_elect", "scope must be \"session\" or \"device\"", 0));
+        return NULL;
+    }
+    if (!ss->el[k]) {
+        ts_sess__reply(ss->s, ack_id,
+                       ts_sess__error("not_member", "this tab has not joined that election", 0));
+        return NULL;
+    }
+    return ss->el[k];
+}
+
+/* term of arg (an integer >= 1), or 0 with the refusal answered. */
+static uint64_t term_of(sess_sock_t *ss, json_t *arg, int64_t ack_id) {
+    json_t *t = json_object_get(arg, "term");
+    if (!json_is_integer(t) || json_integer_value(t) < 1) {
+        ts_sess__reply(ss->s, ack_id, ts_sess__error("bad_elect", "term must be an integer >= 1", 0));
+        return 0;
+    }
+    return (uint64_t)json_integer_value(t);
+}
+
+static int scopes_of(json_t *v, unsigned *out) {
+    *out = 0;
+    if (!v) return 0;
+    if (!json_is_array(v) || json_array_size(v) > TS_SESS_SCOPE_KINDS_) return -1;
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+        int k = json_is_string(x) ? ts_sess_scope_kind_parse(json_string_value(x),
+                                                             json_string_length(x))
+                                  : -1;
+        if (k < 0) return -1;
+        *out |= 1u << k;
+    }
+    return 0;
+}
+
+void ts_sess__el_on_elect(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
+    json_t *arg = json_array_get(a->args, 0);
+    unsigned join_k = 0, leave_k = 0;
+    json_t *obs = json_object_get(arg, "observer"), *sco = json_object_get(arg, "scores");
+    if (!json_is_object(arg) || scopes_of(json_object_get(arg, "join"), &join_k) ||
+        scopes_of(json_object_get(arg, "leave"), &leave_k) || (join_k & leave_k) ||
+        (obs && !json_is_boolean(obs)) || (sco && !json_is_boolean(sco))) {
+        ts_sess__reply(ss->s, ack_id,
+                       ts_sess__error("bad_elect",
+                                      "elect takes {join?: [scope], leave?: [scope], observer?: "
+                                      "bool, scores?: bool} with scopes \"session\", \"device\"",
+                                      0));
+        return;
+    }
+    if (sco) ss->id.elect_scores = json_is_true(sco);
+    if (obs) {
+        ss->id.elect_observer = json_is_true(obs);
+        for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++)
+            if (ss->el[k]) ss->el[k]->observer = ss->id.elect_observer;
+    }
+    for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++)
+        if ((leave_k & (1u << k)) && ss->el[k]) leave(ss->el[k], TS_EL_GONE_LEFT);
+    ss->id.elect_scopes = (ss->id.elect_scopes & ~leave_k) | join_k;
+    json_t *views = json_array();
+    for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++) {
+        el_member_t *m = ss->el[k];
+        if (!m && (join_k & (1u << k))) m = join(ss, (ts_sess_scope_kind_t)k);
+        if (!m) continue;
+        evaluate(m->sc);
+        if (!m->sc->busy) send_views(m->sc, "join", NULL);
+        json_array_append_new(views, json_pack("{s:s,s:I,s:s}", "scope", kind_name(m->sc->kind),
+                                               "term", (json_int_t)m->sc->term, "role",
+                                               role_of(m->sc, m)));
+    }
+    ts_sess__reply(ss->s, ack_id, json_pack("{s:b,s:o}", "ok", 1, "scopes", views));
+}
+
+typedef struct hb_req {
+    sess_sock_t *ss;
+    int64_t ack_id;
+    ts_sess_scope_kind_t kind;
+    uint64_t term;
+} hb_req_t;
+
+static void on_renew(int status, const ts_store_lease_t *l, void *ud) {
+    hb_req_t *r = ud;
+    sess_sock_t *ss = r->ss;
+    ts_sess_t *sess = ss->sess;
+    el_member_t *m = ss->gone ? NULL : ss->el[r->kind];
+    if (m && status == 0 && l) {
+        el_scope_t *sc = m->sc;
+        if (sc->term == r->term) sc->expires_at = l->expires_at;
+        json_t *res = json_pack("{s:b,s:I,s:i,s:I}", "ok", 1, "term", (json_int_t)r->term,
+                                "lease_ms", (int)ecfg(sess)->lease_ms, "expires_at",
+                                (json_int_t)l->expires_at);
+        char *grant = sc->lm == m ? grant_sign(sc) : NULL;
+        if (grant) json_object_set_new(res, "grant", json_string(grant));
+        free(grant);
+        ts_sess__reply(ss->s, r->ack_id, res);
+        if (__builtin_popcount(m->late) >= 2) evaluate(sc); /* heartbeats slowed: demotion */
+    } else if (m) {
+        el_scope_t *sc = m->sc;
+        SESS_COUNT(sess->counters[SC_EL_STALE]);
+        if (status == TS_ESTALE && l && l->term >= sc->term && !sc->busy) {
+            if (sc->lm == m) sc->lm = NULL;
+            adopt(sc, l, TS_EL_R_ADOPTED);
+            evaluate(sc);
+        }
+        ts_sess__reply(ss->s, r->ack_id,
+                       stale_reply(sc, "the lease of this term is gone; stop acting as leader"));
+        send_views(sc, "stale", m);
+    }
+    ts_sess__sock_release(ss);
+    free(r);
+    ts_sess__op_end(sess);
+}
+
+void ts_sess__el_on_hb(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
+    json_t *arg = json_array_get(a->args, 0);
+    el_member_t *m = member_of(ss, arg, ack_id);
+    uint64_t term = m ? term_of(ss, arg, ack_id) : 0;
+    if (!term) return;
+    el_scope_t *sc = m->sc;
+    ts_sess_t *sess = ss->sess;
+    uint64_t now = uv_now(sess->loop);
+    m->stalled_until = 0; /* it is alive */
+    if (sc->lm != m || sc->term != term) {
+        SESS_COUNT(sess->counters[SC_EL_STALE]);
+        ts_sess__reply(ss->s, ack_id, stale_reply(sc, "this tab does not lead with that term; step down"));
+        send_views(sc, "stale", m);
+        return;
+    }
+    int late = m->last_hb && now - m->last_hb > hb_ms(sess) * 3 / 2;
+    m->late = (uint16_t)(((m->late << 1) | late) & ((1u << TS_EL_LATE_WINDOW) - 1));
+    m->last_hb = now;
+    hb_req_t *r = ts_xcalloc(1, sizeof *r);
+    *r = (hb_req_t){ss, ack_id, sc->kind, term};
+    ts_sess__sock_hold(ss);
+    sess->pending_ops++;
+    int rc = ts_store_lease_renew(sess->store, ts_slice(sc->name, sc->klen),
+                                  ts_slice_str(m->holder), term, ecfg(sess)->lease_ms, on_renew, r);
+    if (rc) {
+        sess->pending_ops--;
+        ts_sess__sock_release(ss);
+        free(r);
+        ts_sess__reply(ss->s, ack_id, ts_sess__error("store_unavailable", "retry", 100));
+    }
+}
+
+void ts_sess__el_on_resign(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
+    json_t *arg = json_array_get(a->args, 0);
+    el_member_t *m = member_of(ss, arg, ack_id);
+    uint64_t term = m ? term_of(ss, arg, ack_id) : 0;
+    if (!term) return;
+    el_scope_t *sc = m->sc;
+    if (sc->lm != m || sc->term != term) {
+        SESS_COUNT(ss->sess->counters[SC_EL_STALE]);
+        ts_sess__reply(ss->s, ack_id, stale_reply(sc, "this tab does not lead with that term"));
+        return;
+    }
+    /* not a candidate for a while: the backup takes the next term */
+    m->stalled_until = uv_now(ss->sess->loop) + ecfg(ss->sess)->lease_ms;
+    sc->lm = NULL;
+    sc->gone = TS_EL_GONE_RESIGNED;
+    ts_strlcpy(sc->gone_holder, m->holder, sizeof sc->gone_holder);
+    sc->leaderless_since = ts_wall_ms();
+    ts_sess__reply(ss->s, ack_id, json_pack("{s:b,s:I}", "ok", 1, "term", (json_int_t)term));
+    evaluate(sc);
+}
+
+void ts_sess__el_on_task(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
+    json_t *arg = json_array_get(a->args, 0);
+    const char *op = json_string_value(json_object_get(arg, "op"));
+    const char *name = json_string_value(json_object_get(arg, "name"));
+    if (!op || !name || !ts_sess_name_ok(name)) {
+        ts_sess__reply(ss->s, ack_id,
+                       ts_sess__error("bad_task",
+                                      "task takes {op: declare|progress|done|fail|cancel, scope, "
+                                      "name (1-64 characters of [A-Za-z0-9._:/-]), ...}",
+                                      0));
+        return;
+    }
+    el_member_t *m = member_of(ss, arg, ack_id);
+    if (!m) return;
+    el_scope_t *sc = m->sc;
+    uint64_t now = uv_now(ss->sess->loop);
+    int leader_op = !strcmp(op, "declare") || !strcmp(op, "cancel");
+    el_task_t *t = task_find(sc, name);
+    if (leader_op) {
+        uint64_t term = term_of(ss, arg, ack_id);
+        if (!term) return;
+        if (sc->lm != m || sc->term != term) {
+            SESS_COUNT(ss->sess->counters[SC_EL_STALE]);
+            ts_sess__reply(ss->s, ack_id, stale_reply(sc, "only the leader of the current term "
+                                                          "declares or cancels tasks"));
+            return;
+        }
+        if (!strcmp(op, "cancel")) {
+            if (t) {
+                if (t->to) t->to->ntasks--;
+                *t = sc->tasks[--sc->ntasks];
+            }
+        } else {
+            json_t *stall = json_object_get(arg, "stall_ms");
+            if (stall && (!json_is_integer(stall) || json_integer_value(stall) < 100 ||
+                          json_integer_value(stall) > 3600000)) {
+                ts_sess__reply(ss->s, ack_id,
+                               ts_sess__error("bad_task", "stall_ms must be 100..3600000", 0));
+                return;
+            }
+            if (!t && sc->ntasks == TASKS_MAX) {
+                ts_sess__reply(ss->s, ack_id,
+                               ts_sess__error("bad_task", "at most 32 tasks per scope", 0));
+                return;
+            }
+            task_add(sc, name, stall ? (uint64_t)json_integer_value(stall) : 0, term);
+            t = task_find(sc, name);
+            /* `to`: a member the leader prefers, if it may take tasks */
+            json_t *to = json_object_get(arg, "to");
+            const char *tdev = json_string_value(json_object_get(to, "device"));
+            const char *ttab = json_string_value(json_object_get(to, "tab"));
+            if (tdev && ttab) {
+                char h[HOLDER_MAX];
+                snprintf(h, sizeof h, "%s/%s", tdev, ttab);
+                el_member_t *want = member_by_holder(sc, h);
+                if (want && !want->observer && want != t->to) {
+                    if (t->to) t->to->ntasks--;
+                    t->to = want;
+                    want->ntasks++;
+                }
+            }
+        }
+    } else {
+        if (!t || t->to != m) {
+            ts_sess__reply(ss->s, ack_id,
+                           ts_sess__error("not_assignee", "this tab is not assigned that task", 0));
+            return;
+        }
+        if (!strcmp(op, "progress")) {
+            json_t *pct = json_object_get(arg, "pct");
+            if (pct && (!json_is_integer(pct) || json_integer_value(pct) < 0 ||
+                        json_integer_value(pct) > 100)) {
+                ts_sess__reply(ss->s, ack_id, ts_sess__error("bad_task", "pct must be 0..100", 0));
+                return;
+            }
+            t->state = TASK_RUNNING;
+            if (pct) t->pct = (uint32_t)json_integer_value(pct);
+        } else if (!strcmp(op, "done") || !strcmp(op, "fail")) {
+            t->state = !strcmp(op, "done") ? TASK_DONE : TASK_FAILED;
+            if (t->state == TASK_DONE) t->pct = 100;
+        } else {
+            ts_sess__reply(ss->s, ack_id,
+                           ts_sess__error("bad_task", "op must be declare, progress, done, fail "
+                                                      "or cancel", 0));
+            return;
+        }
+        t->last = now;
+    }
+    ts_sess__reply(ss->s, ack_id, json_pack("{s:b}", "ok", 1));
+    send_views(sc, "task", NULL);
+}
+
+/* ---- fencing of state changes ---- */
+
+int ts_sess__el_fence(sess_sock_t *ss, json_t *lead, char *name, size_t cap, uint64_t *term,
+                      char *why, size_t whylen) {
+    const char *scope = json_string_value(json_object_get(lead, "scope"));
+    json_t *t = json_object_get(lead, "term");
+    int k = scope ? ts_sess_scope_kind_parse(scope, strlen(scope)) : -1;
+    if (!json_is_object(lead) || k < 0 || !json_is_integer(t) || json_integer_value(t) < 1)
+        return ts_errf(why, whylen, TS_EPROTO,
+                       "lead must be {scope: \"session\"|\"device\", term: integer >= 1}");
+    if (ss->id.proto < TS_SESS_PROTO_ELECT)
+        return ts_errf(why, whylen, TS_EPROTO, "lead needs protocol %d", TS_SESS_PROTO_ELECT);
+    scope_name(name, cap, &ss->id, (ts_sess_scope_kind_t)k);
+    *term = (uint64_t)json_integer_value(t);
+    return 0;
+}
+
+/* ---- the data API: the HTTP check and the admin view ---- */
+
+typedef struct check_req {
+    ts_sess_t *sess;
+    ts_sess_api_cb cb;
+    void *ud;
+    ts_sess_scope_kind_t kind;
+} check_req_t;
+
+static void on_check(int status, const ts_store_lease_t *l, void *ud) {
+    check_req_t *r = ud;
+    if (status == 0 && l) {
+        char holder[HOLDER_MAX] = "";
+        ts_strlcpy(holder, (const char *)l->holder.p, TS_MIN(sizeof holder, l->holder.len + 1));
+        json_t *o = json_pack("{s:s,s:I,s:o,s:I}", "scope", kind_name(r->kind), "term",
+                              (json_int_t)l->term, "leader", who(NULL, holder), "expires_at",
+                              (json_int_t)(holder[0] ? l->expires_at : 0));
+        char *text = json_dumps(o, JSON_COMPACT);
+        r->cb(0, ts_slice_str(text), r->ud);
+        free(text);
+        json_decref(o);
+    } else {
+        r->cb(status ? status : TS_ESTORE, ts_slice("", 0), r->ud);
+    }
+    ts_sess_t *sess = r->sess;
+    free(r);
+    ts_sess__op_end(sess);
+}
+
+int ts_sess_api_election(ts_sess_t *sess, const char *user, const char *session, const char *scope,
+                         const char *device, ts_sess_api_cb cb, void *ud) {
+    if (sess->closed) return TS_ECLOSED;
+    int k = scope ? ts_sess_scope_kind_parse(scope, strlen(scope)) : -1;
+    if (k < 0 || !ts_sess__api_id_ok(user) || !ts_sess__api_id_ok(session) ||
+        (k == TS_SESS_SCOPE_DEVICE && !ts_sess__api_id_ok(device)))
+        return TS_EINVAL;
+    sess_ident_t id = {0};
+    ts_strlcpy(id.user, user, sizeof id.user);
+    ts_strlcpy(id.session, session, sizeof id.session);
+    if (device) ts_strlcpy(id.device, device, sizeof id.device);
+    char name[TS_STORE_ID_MAX + 1];
+    scope_name(name, sizeof name, &id, (ts_sess_scope_kind_t)k);
+    check_req_t *r = ts_xcalloc(1, sizeof *r);
+    *r = (check_req_t){sess, cb, ud, (ts_sess_scope_kind_t)k};
+    int rc = ts_store_lease_get(sess->store, ts_slice_str(name), on_check, r);
+    if (rc) {
+        free(r);
+        return rc;
+    }
+    sess->pending_ops++;
+    return 0;
+}
+
+static json_t *scope_admin(const el_scope_t *sc) {
+    json_t *hist = json_array();
+    size_t first = sc->nhist > HIST_MAX ? sc->nhist - HIST_MAX : 0;
+    for (size_t i = first; i < sc->nhist; i++) {
+        const el_trans_t *t = &sc->hist[i % HIST_MAX];
+        json_array_append_new(hist, json_pack("{s:I,s:o,s:s,s:I,s:I}", "term", (json_int_t)t->term,
+                                              "leader", who(NULL, t->leader), "reason",
+                                              ts_el_reason_name(t->reason), "at",
+                                              (json_int_t)t->at, "leaderless_ms",
+                                              (json_int_t)t->leaderless_ms));
+    }
+    json_t *o = json_pack("{s:s,s:I,s:o,s:o,s:I,s:o,s:o,s:o}", "scope", kind_name(sc->kind), "term",
+                          (json_int_t)sc->term, "leader", who(sc->lm, sc->leader), "backup",
+                          sc->backup ? who(sc->backup, NULL) : json_null(), "expires_at",
+                          (json_int_t)sc->expires_at, "members", member_list(sc, 1), "tasks",
+                          task_table(sc), "transitions", hist);
+    if (sc->kind == TS_SESS_SCOPE_DEVICE) json_object_set_new(o, "device", json_string(sc->device));
+    return o;
+}
+
+int ts_sess_api_elections(ts_sess_t *sess, const char *user, const char *session,
+                          ts_sess_api_cb cb, void *ud) {
+    if (sess->closed) return TS_ECLOSED;
+    if (!ts_sess__api_id_ok(user) || !ts_sess__api_id_ok(session)) return TS_EINVAL;
+    json_t *scopes = json_array();
+    ts_list_t *it;
+    TS_LIST_FOREACH(it, &sess->el_list) {
+        el_scope_t *sc = ts_list_entry(it, el_scope_t, link);
+        if (strcmp(sc->user, user) == 0 && strcmp(sc->session, session) == 0)
+            json_array_append_new(scopes, scope_admin(sc));
+    }
+    json_t *o = json_pack("{s:s,s:s,s:o}", "user", user, "session", session, "scopes", scopes);
+    char *text = json_dumps(o, JSON_COMPACT);
+    cb(0, ts_slice_str(text), ud);
+    free(text);
+    json_decref(o);
+    return 0;
+}
+
+/* ---- lifecycle ---- */
+
+static void on_tick(uv_timer_t *t) { ts_sess__el_sweep(t->data); }
+
+void ts_sess__el_init(ts_sess_t *sess) {
+    ts_sess_elect_cfg_t *c = &sess->cfg.elect;
+    if (!c->lease_ms) { /* not configured: every default */
+        ts_sess_elect_cfg_t d = TS_SESS_ELECT_CFG_DEFAULT;
+        d.grant_secret = c->grant_secret;
+        d.grant_secret_len = c->grant_secret_len;
+        d.tasks = c->tasks;
+        d.ntasks = c->ntasks;
+        *c = d;
+    }
+    uint32_t sum = 0;
+    for (int i = 0; i < TS_EL_PARTS_; i++) sum += c->weights.w[i];
+    if (!sum) c->weights = ts_el_default_weights;
+    sess->el_scopes = (ts_map_t)TS_MAP_INIT;
+    ts_list_init(&sess->el_list);
+    uv_timer_init(sess->loop, &sess->el_tick);
+    sess->el_tick.data = sess;
+    uint64_t every = TS_MAX((uint64_t)SWEEP_MIN_MS, c->lease_ms / 10);
+    uv_timer_start(&sess->el_tick, on_tick, every, every);
+    uv_unref((uv_handle_t *)&sess->el_tick);
+}
+
+/* Shutting down: every member goes without an election (the leases lapse
+ * by themselves); a scope waiting for the store goes with its answer. */
+void ts_sess__el_drop_all(ts_sess_t *sess) {
+    ts_list_t *it, *tmp;
+    TS_LIST_FOREACH_SAFE(it, tmp, &sess->el_list) {
+        el_scope_t *sc = ts_list_entry(it, el_scope_t, link);
+        while (!ts_list_empty(&sc->members)) {
+            el_member_t *m = ts_list_entry(sc->members.next, el_member_t, link);
+            ts_list_remove(&m->link);
+            for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++)
+                if (m->ss->el[k] == m) m->ss->el[k] = NULL;
+            free(m);
+        }
+        sc->n = 0;
+        sc->lm = sc->backup = NULL;
+        for (size_t i = 0; i < sc->ntasks; i++) sc->tasks[i].to = NULL;
+        scope_free_if_idle(sc);
+    }
+}
+
+void ts_sess__el_deinit(ts_sess_t *sess) {
+    ts_sess__el_drop_all(sess); /* nothing is in flight any more */
+    ts_map_deinit(&sess->el_scopes);
+}
