@@ -1010,7 +1010,7 @@ static void usage_append(char *buf, size_t cap, size_t *o, const char *fmt, ...)
 }
 
 const char *ts_dmn_config_usage(void) {
-    static char text[12288];
+    static char text[16384];
     if (text[0]) return text;
     size_t o = 0, cap = sizeof text;
     ts_dmn_config_t d;

@@ -52,7 +52,7 @@ int ts_sess_envelope_parse(json_t *in, ts_sess_envelope_t *out, char *why, size_
     if (!json_is_integer(v)) return fail(why, whylen, "v (protocol version) must be an integer");
     json_int_t ver = json_integer_value(v);
     if (ver < TS_SESS_PROTO_MIN || ver > TS_SESS_PROTO_CURRENT)
-        return fail(why, whylen, "unsupported protocol version (this server accepts v1, v2 and v3)");
+        return fail(why, whylen, "unsupported protocol version (this server accepts v1 to v4)");
     out->v = (int)ver;
     out->type = json_string_value(json_object_get(in, "type"));
     if (!out->type || !name_ok(out->type))
@@ -190,7 +190,7 @@ int ts_sess_envelope_parse_raw(ts_slice_t in, ts_sess_envelope_raw_t *out, char 
         return fail(why, whylen, "v (protocol version) must be an integer");
     long long ver = strtoll((const char *)v.p, NULL, 10); /* digits, then ',' or '}' */
     if (ver < TS_SESS_PROTO_MIN || ver > TS_SESS_PROTO_CURRENT)
-        return fail(why, whylen, "unsupported protocol version (this server accepts v1, v2 and v3)");
+        return fail(why, whylen, "unsupported protocol version (this server accepts v1 to v4)");
     out->v = (int)ver;
     if (!raw_name_ok(m[M_TYPE], &out->type))
         return fail(why, whylen, "type must be 1-64 characters of [A-Za-z0-9._:/-]");

@@ -97,7 +97,7 @@ static const struct env_case {
      TS_SESS_PRIO_EVENT, TS_SESS_TO_SESSION},
     {"client with space", "{\"v\":3,\"type\":\"t\",\"id\":\"i\",\"client\":\"a b\"}", TS_EPROTO,
      "client must", 0, 0},
-    {"v4", "{\"v\":4,\"type\":\"t\",\"id\":\"i\"}", TS_EPROTO, "accepts v1, v2 and v3", 0, 0},
+    {"v5", "{\"v\":5,\"type\":\"t\",\"id\":\"i\"}", TS_EPROTO, "accepts v1 to v4", 0, 0},
     {"string", "\"x\"", TS_EPROTO, "not an object", 0, 0},
 };
 
