@@ -334,7 +334,8 @@ TS_CLIENT_API int ts_client_ack(ts_client_t *c, int64_t ack_id, const char *args
  *      an ack was refused). When a typed callback is NULL, that event goes
  *      to cb.on_event like any other (name "welcome", "event", ...; the
  *      object is the first element of args_json);
- *   3. publish, metadata and token swap, answered by a ts_client_result_t.
+ *   3. publish, metadata and token swap, answered by a ts_client_result_t;
+ *   4. with protocol 4, leader election (section "Leader election").
  *
  * A refused connection arrives as cb.on_connect_error: message is the
  * server's sentence, data_json is {"code":"...","retry_after_ms":N} with
@@ -440,6 +441,8 @@ typedef struct ts_client_result {
 typedef void (*ts_client_result_cb)(ts_client_t *c, int status, const ts_client_result_t *r,
                                     void *ud);
 
+struct ts_client_elect_view; /* section "Leader election" */
+
 typedef struct ts_client_session_callbacks {
     void (*on_welcome)(ts_client_t *c, const ts_client_welcome_t *w, void *user);
     void (*on_envelope)(ts_client_t *c, const ts_client_envelope_t *e, void *user);
@@ -447,6 +450,22 @@ typedef struct ts_client_session_callbacks {
     /* the server's `error` event: r->ok is 0, code/message/retry_after_ms
      * say what was refused (a publish without cb, for instance) */
     void (*on_refused)(ts_client_t *c, const ts_client_result_t *r, void *user);
+    /* Protocol 4: an election view (`elect` event) of a scope this tab is
+     * in, after the library has taken it into account (so
+     * ts_client_is_leader already answers by it). See "Leader election". */
+    void (*on_elect)(ts_client_t *c, const struct ts_client_elect_view *v, void *user);
+    /* Protocol 4: what ts_client_is_leader(c, scope, ...) answers changed.
+     * leading = 0: stop leader-only work now; reason is "deadline" (no
+     * heartbeat was acknowledged in time), "stale_term" (the server
+     * refused this term), "resigned", "left", "disconnected", or the
+     * reason of the view that named someone else ("preempt", "demotion",
+     * "rotation", "lapse", ...). leading = 1: reason "elected" (a view made
+     * this tab leader of `term`) or "renewed" (an acknowledged heartbeat
+     * after a "deadline" or "disconnected" loss of the same term). Called
+     * from the loop, never from inside a call of this API. scope is a
+     * ts_client_elect_scope_t. */
+    void (*on_leadership)(ts_client_t *c, int scope, int64_t term, int leading,
+                          const char *reason, void *user);
 } ts_client_session_callbacks_t;
 
 typedef struct ts_client_session_opts {
@@ -462,13 +481,23 @@ typedef struct ts_client_session_opts {
     const char *const *caps; /* ncaps capability names (NULL when ncaps is 0), sent as device.caps */
     size_t ncaps;
     const char *tab_id;      /* this tab's id; NULL = a random "tab-" id */
-    int proto;               /* /session protocol version: 1, 2 or 3; 0 = 2. With 3 the
-                                welcome also has epoch, seq and ver (in its json), and
+    int proto;               /* /session protocol version: 1 to 4; 0 = 2 (4 with elect_*).
+                                With 3 the welcome also has epoch, seq and ver (in its json), and
                                 the session history's events (state, sync) are sent with
                                 ts_client_emit_ack, their answers read from args_json;
                                 other tabs' `change` events arrive at cb.on_event */
-    unsigned ack_timeout_ms; /* for publish, metadata, token swap; 0 = 10000 */
+    unsigned ack_timeout_ms; /* for publish, metadata, token swap, elections; 0 = 10000 */
     ts_client_session_callbacks_t scb; /* any may be NULL */
+    /* Protocol 4, leader election (section "Leader election"): the scopes
+     * to join at connect, an OR of TS_CLIENT_ELECT_SESSION and
+     * TS_CLIENT_ELECT_DEVICE (0: none), sent as the auth object's
+     * `elect: {scopes, observer, scores}`. elect_observer = 1: see the
+     * views, never lead, never backup, no tasks. elect_scores = 1: views
+     * carry every member's score. Any of the three set makes proto 4
+     * (proto must then be 0 or 4). */
+    unsigned elect_scopes;
+    int elect_observer;
+    int elect_scores;
 } ts_client_session_opts_t;
 
 /* Sets the defaults: ts_client_opts_init for client (then client.nsp =
@@ -542,6 +571,210 @@ TS_CLIENT_API int ts_client_swap_token(ts_client_t *c, const char *token, ts_cli
 TS_CLIENT_API int ts_client_set_token(ts_client_t *c, const char *token);
 
 /*-****************************************************************************
+ * Leader election (/session protocol 4)
+ *
+ * tabsyncd elects one leader among the tabs that ask for it, per session
+ * (scope "session": every device) or per device (scope "device"), and hands
+ * out terms: numbers from the store, never reused, that fence what a leader
+ * does (docs/ELECTION.md). A tab joins at connect (opts.elect_scopes) or
+ * later (ts_client_elect); every change of the election arrives as a view
+ * (scb.on_elect) naming the leader, the backup, this tab's role, the
+ * members and the tasks.
+ *
+ * When a view makes this tab leader, the library heartbeats by itself
+ * (`hb` every hb_ms, with an ack) and keeps a local deadline: this tab may
+ * act as leader of a term only until
+ *
+ *   t_sent + lease_ms * (1 - 0.01) - 50 ms
+ *
+ * where t_sent is this process's monotonic clock when it sent the last
+ * heartbeat the server acknowledged (for the view that elected it: the
+ * time the view arrived minus the last measured heartbeat round trip; a
+ * heartbeat goes out at once to measure and renew). 1 % covers clock drift
+ * and 50 ms the rest; the server's lease runs from its receipt of that
+ * heartbeat, later than t_sent, so a leader that stops renewing stops by
+ * itself before the store can grant the lease to anyone else. So:
+ *
+ *   int64_t term;
+ *   if (ts_client_is_leader(c, TS_CLIENT_ELECT_SESSION, &term))
+ *       refresh_token(term);          // every leader-only action carries the term
+ *
+ * ask before each leader-only action, and let on_leadership stop work that
+ * is already running. A `stale_term` answer (to a heartbeat or to a fenced
+ * state change) ends leadership of that term at once; so do a view naming
+ * someone else, ts_client_resign, leaving the scope and a lost connection
+ * (after a reconnection the server may confirm the same term: leadership
+ * then resumes with the first acknowledged heartbeat).
+ *
+ * Shape of a program:
+ *
+ *   static void on_lead(ts_client_t *c, int scope, int64_t term, int leading,
+ *                       const char *reason, void *u) {
+ *       if (!leading) stop_poller();              // at once: reason says why
+ *       else start_poller(term);
+ *   }
+ *   ...
+ *   so.elect_scopes = TS_CLIENT_ELECT_SESSION;    // proto 4
+ *   so.scb.on_leadership = on_lead;
+ *   ...
+ *   // leader only, fenced: applied only if this term still holds the lease
+ *   ts_client_state_lead(c, TS_CLIENT_ELECT_SESSION,
+ *                        "{\"v\":3,\"id\":\"c-9\",\"merge\":{\"polled\":17}}",
+ *                        on_state, NULL, 5000);
+ ******************************************************************************/
+
+/* An election scope; masks are ORs of them. */
+typedef enum ts_client_elect_scope {
+    TS_CLIENT_ELECT_SESSION = 1, /* every device of the session */
+    TS_CLIENT_ELECT_DEVICE = 2,  /* the tabs of this device in this session */
+} ts_client_elect_scope_t;
+
+/* A member's role in a scope. */
+typedef enum ts_client_role {
+    TS_CLIENT_ROLE_NONE = 0,     /* not a member, or a role this library does not know */
+    TS_CLIENT_ROLE_LEADER = 1,   /* holds the lease of the current term */
+    TS_CLIENT_ROLE_BACKUP = 2,   /* promoted at once when the leader goes */
+    TS_CLIENT_ROLE_FOLLOWER = 3, /* a candidate that is neither */
+    TS_CLIENT_ROLE_OBSERVER = 4, /* sees the views, never leads, no tasks */
+} ts_client_role_t;
+
+/* A tab of the election. Strings borrowed for the callback only. */
+typedef struct ts_client_elect_member {
+    const char *device, *tab;
+    ts_client_role_t role; /* TS_CLIENT_ROLE_NONE for the leader/backup fields of a view */
+    int score;             /* 0..1000; -1 when the server did not send it */
+} ts_client_elect_member_t;
+
+/* A task of the scope's table. */
+typedef struct ts_client_elect_task {
+    const char *name;
+    const char *assignee_device; /* NULL: nobody could take it */
+    const char *assignee_tab;
+    const char *state;           /* "assigned", "running", "done" or "failed" */
+    int pct;                     /* 0..100 */
+    int64_t term;                /* the term that declared it; 0: the operator's */
+    const char *by;              /* "leader" or "server" */
+} ts_client_elect_task_t;
+
+/* An `elect` view. Everything is borrowed for the duration of the callback
+ * only; `json` is the whole view as the server sent it. */
+typedef struct ts_client_elect_view {
+    ts_client_elect_scope_t scope;
+    int64_t term;                           /* 0: the scope never had a leader */
+    const ts_client_elect_member_t *leader; /* NULL: none now */
+    const ts_client_elect_member_t *backup; /* NULL: none */
+    ts_client_role_t role;                  /* this tab's */
+    const char *reason;  /* "elected", "handoff", "lapse", "left", "preempt", "rotation",
+                            "demotion", "join", "leave", "score", "task", "stale", ... */
+    unsigned lease_ms, hb_ms;
+    int64_t since;       /* wall clock ms the current term started */
+    const char *grant;   /* the leader's signed grant (JWT), or NULL */
+    const ts_client_elect_member_t *members;
+    size_t nmembers;
+    const ts_client_elect_task_t *tasks;
+    size_t ntasks;
+    const char *json;
+} ts_client_elect_view_t;
+
+/* Joins the scopes of `join` and leaves those of `leave` (masks of
+ * ts_client_elect_scope_t; not both the same scope), and sets observer
+ * and scores (0 or 1; -1 leaves it as it is). The server answers
+ * {ok: true, scopes: [{scope, term, role}]} and sends a view per scope
+ * joined. On success the scopes, observer and scores also replace those of
+ * the auth object, so a reconnection joins the same elections. Leaving a
+ * scope this tab leads ends its leadership first (on_leadership "left").
+ * Returns: 0 (cb, if any, called exactly once, later); TS_EINVAL (not a
+ * /session client, a mask out of range or overlapping, observer or scores
+ * not -1, 0 or 1); TS_ESTATE (the client was not made with proto 4); then
+ * as ts_client_emit. */
+TS_CLIENT_API int ts_client_elect(ts_client_t *c, unsigned join, unsigned leave, int observer,
+                                  int scores, ts_client_result_cb cb, void *ud);
+
+/* Asks whether this tab may act as leader of `scope` now: a view made it
+ * leader, no stale_term answer came since, the connection is up, and the
+ * local deadline (see above) has not passed. Checks the monotonic clock at
+ * each call; sends nothing. If term is not NULL it receives the term (0
+ * when not leader).
+ * Returns: 1 or 0. */
+TS_CLIENT_API int ts_client_is_leader(ts_client_t *c, ts_client_elect_scope_t scope,
+                                      int64_t *term);
+
+/* Returns: the ms left before this tab must stop acting as leader of
+ * `scope` (>= 1), or 0 when it is not leader. For sizing a piece of work;
+ * ask ts_client_is_leader again before the next action. */
+TS_CLIENT_API int64_t ts_client_lead_ms_left(ts_client_t *c, ts_client_elect_scope_t scope);
+
+/* Returns: this tab's role in `scope` by the last view (TS_CLIENT_ROLE_NONE
+ * if not a member). The role says what the server decided; whether this
+ * tab may act as leader is ts_client_is_leader's answer. */
+TS_CLIENT_API ts_client_role_t ts_client_elect_role(const ts_client_t *c,
+                                                    ts_client_elect_scope_t scope);
+
+/* Hands leadership of `scope` over to the backup: this tab stops being
+ * leader at once (on_leadership "resigned"), then sends `resign` {scope,
+ * term}. The server transfers the lease with the next term and sends new
+ * views; r->json is its answer ({ok: true, term} or a stale_term refusal).
+ * Returns: 0 (cb, if any, called exactly once, later); TS_EINVAL (not a
+ * /session client, scope out of range); TS_ESTATE (no view made this tab
+ * leader of the current term); then as ts_client_emit. */
+TS_CLIENT_API int ts_client_resign(ts_client_t *c, ts_client_elect_scope_t scope,
+                                   ts_client_result_cb cb, void *ud);
+
+/* What an assignee reports about a task. */
+typedef enum ts_client_task_op {
+    TS_CLIENT_TASK_PROGRESS = 0, /* still at it; pct 0..100, or -1 to send none */
+    TS_CLIENT_TASK_DONE = 1,     /* finished; note_json, if any, is sent as `result` */
+    TS_CLIENT_TASK_FAIL = 2,     /* gave up; note_json, if any, is sent as `reason` */
+} ts_client_task_op_t;
+
+/* Reports on task `name` of `scope`, assigned to this tab (views list the
+ * tasks and their assignees): `task` {op, scope, name, pct?, result? |
+ * reason?}. Progress also keeps the task from being reassigned as stalled.
+ * Refusals: not_assignee, bad_task, not_member.
+ * Returns: 0 (cb, if any, called exactly once, later); TS_EINVAL (not a
+ * /session client, scope or op out of range, name empty, pct outside
+ * -1..100, note_json not JSON); then as ts_client_emit. */
+TS_CLIENT_API int ts_client_task_report(ts_client_t *c, ts_client_elect_scope_t scope,
+                                        const char *name, ts_client_task_op_t op, int pct,
+                                        const char *note_json, ts_client_result_cb cb, void *ud);
+
+/* Leader only: declares task `name` of `scope` with the current term,
+ * preferably for the member to_device/to_tab (both NULL: the server
+ * chooses), reassigned when its assignee sends nothing for stall_ms (0:
+ * the server's 10 s; else 100..3600000). declare = 0 cancels it instead
+ * (to_* and stall_ms ignored).
+ * Returns: 0 (cb, if any, called exactly once, later); TS_EINVAL (as
+ * ts_client_task_report); TS_ESTATE (ts_client_is_leader says no); then as
+ * ts_client_emit. */
+TS_CLIENT_API int ts_client_task_declare(ts_client_t *c, ts_client_elect_scope_t scope,
+                                         const char *name, int declare, const char *to_device,
+                                         const char *to_tab, unsigned stall_ms,
+                                         ts_client_result_cb cb, void *ud);
+
+/* Adds `lead: {scope, term}` to a state change (a JSON object as the
+ * `state` event takes it) or to each change of an array of them, so that
+ * tabsyncd applies it only while `term` holds the scope's lease and
+ * otherwise refuses it with {ok: false, error: {code: "stale_term"}, term}.
+ * change_json is borrowed. Pure: sends nothing, checks no leadership.
+ * Returns: 0 and *out, new (free it with ts_client_free); TS_EINVAL
+ * (change_json not an object or an array of objects, scope out of range,
+ * term < 1); TS_ENOMEM. */
+TS_CLIENT_API int ts_client_lead_attach(const char *change_json, ts_client_elect_scope_t scope,
+                                        int64_t term, char **out);
+
+/* Leader only: sends a state change (or an array of them, as
+ * ts_client_emit_ack(c, "state", ...) would) fenced with the current term
+ * of `scope` (ts_client_lead_attach). cb receives the server's answer as
+ * for ts_client_emit_ack; a stale_term answer for this tab's term also
+ * ends its leadership (on_leadership "stale_term") before cb runs.
+ * Returns: 0 (cb called exactly once, later); TS_EINVAL (not a /session
+ * client, cb NULL, change_json as ts_client_lead_attach refuses);
+ * TS_ESTATE (ts_client_is_leader says no); then as ts_client_emit_ack. */
+TS_CLIENT_API int ts_client_state_lead(ts_client_t *c, ts_client_elect_scope_t scope,
+                                       const char *change_json, ts_client_ack_cb cb, void *ud,
+                                       unsigned timeout_ms);
+
+/*-****************************************************************************
  * Introspection
  ******************************************************************************/
 
@@ -579,6 +812,13 @@ TS_CLIENT_API void ts_client_engine_info(const ts_client_t *c, unsigned *ping_in
  * reconnects if reconnection is on. For tests of recovery and reconnection.
  * Returns: 0, or TS_ESTATE when there is no connection. */
 TS_CLIENT_API int ts_client_debug_drop(ts_client_t *c);
+
+/* Holds (hold = 1) or resumes (hold = 0) the automatic leader heartbeats of
+ * every scope, as a blocked or starved program would: nothing else
+ * changes, so ts_client_is_leader turns false at the local deadline and
+ * the server's lease lapses. For tests of the deadline.
+ * Returns: 0; TS_EINVAL when c is not a /session client. */
+TS_CLIENT_API int ts_client_debug_hold_heartbeats(ts_client_t *c, int hold);
 
 #ifdef __cplusplus
 }

@@ -615,7 +615,8 @@ TS_CLIENT_API int ts_client_new(uv_loop_t *loop, const ts_client_opts_t *opts,
     ts_random_bytes(&c->rng, sizeof c->rng);
     ts_list_init(&c->acks);
     ts_list_init(&c->queue);
-    uv_timer_t *timers[] = {&c->t_reconnect, &c->t_connect, &c->t_ping, &c->t_ack, &c->t_close};
+    uv_timer_t *timers[] = {&c->t_reconnect, &c->t_connect, &c->t_ping,
+                            &c->t_ack,       &c->t_close,   &c->t_elect};
     for (size_t i = 0; i < sizeof timers / sizeof *timers; i++) {
         uv_timer_init(loop, timers[i]); /* cannot fail for timers */
         timers[i]->data = c;
@@ -648,6 +649,7 @@ static void on_handle_closed(uv_handle_t *h) {
     free(c->nsp);
     json_decref(c->auth);
     ts_client__sess_free(c->sess);
+    ts_client__elect_free(c->el);
     ts_tls__ctx_free(c->tls_ctx);
     free(c);
 }
@@ -658,7 +660,8 @@ static void maybe_finish(ts_client_t *c) {
     if (c->state != TS_CLIENT_CLOSING || c->live_transports > 0 || c->finishing) return;
     c->finishing = 1;
     ts_client__fail_acks(c, 1, TS_ECLOSED);
-    uv_timer_t *timers[] = {&c->t_reconnect, &c->t_connect, &c->t_ping, &c->t_ack, &c->t_close};
+    uv_timer_t *timers[] = {&c->t_reconnect, &c->t_connect, &c->t_ping,
+                            &c->t_ack,       &c->t_close,   &c->t_elect};
     for (size_t i = 0; i < sizeof timers / sizeof *timers; i++)
         uv_close((uv_handle_t *)timers[i], on_handle_closed);
 }
@@ -679,6 +682,7 @@ TS_CLIENT_API void ts_client_close(ts_client_t *c, ts_client_close_cb cb) {
     uv_timer_stop(&c->t_ping);
     uv_timer_stop(&c->t_ack);
     ts_client__clear_session_io(c);
+    uv_timer_stop(&c->t_elect); /* no report after close */
     /* drop what never went out */
     while (!ts_list_empty(&c->queue)) {
         ts_client__queued_t *q = ts_list_entry(c->queue.next, ts_client__queued_t, link);

@@ -164,7 +164,9 @@ struct ts_client {
     ts_list_t queue;     /* ts_client__queued_t */
     size_t nqueued;
     uv_timer_t t_reconnect, t_connect, t_ping, t_ack, t_close;
+    uv_timer_t t_elect;           /* leader heartbeats, deadlines, reports (elect.c) */
     struct ts_client__sess *sess; /* /session state (session.c), NULL for plain clients */
+    struct ts_client__elect *el;  /* election state (elect.c), NULL for plain clients */
 };
 
 /* client.c, used by proto.c */
@@ -197,6 +199,31 @@ int ts_client__emit_json(ts_client_t *c, const char *event, json_t *args, ts_cli
  * goes to on_event as usual, TS_ENOMEM. */
 int ts_client__sess_dispatch(ts_client_t *c, const char *name, json_t *args);
 void ts_client__sess_free(struct ts_client__sess *s);
+
+/* Called with the parsed answer of a request sent by ts_client__sess_send
+ * (answer NULL when status < 0 or the answer is not {ok: ...}), right
+ * before the request's own callback. */
+typedef void (*ts_client__answer_hook)(ts_client_t *c, int status, json_t *answer, void *hook_ud);
+
+/* Emits `event` with the one argument `arg` (taken) and, when cb or hook,
+ * an ack with the session's ack timeout; the answer goes to hook (if any,
+ * then hook_ud is free()d) and to cb as a ts_client_result_t. Returns as
+ * ts_client_publish (hook_ud is freed on failure too). */
+int ts_client__sess_send(ts_client_t *c, const char *event, json_t *arg,
+                         ts_client__answer_hook hook, void *hook_ud, ts_client_result_cb cb,
+                         void *ud);
+
+/* elect.c, used by session.c and client.c */
+/* The election state of a new session client (copies the callbacks and
+ * what it needs of `o`). Returns new, or NULL when out of memory. */
+struct ts_client__elect *ts_client__elect_new(const ts_client_session_opts_t *o);
+void ts_client__elect_free(struct ts_client__elect *e);
+/* An `elect` view (borrowed). Returns 1 if scb.on_elect took it, 0 if it
+ * goes on to on_event too (after the library has taken it into account). */
+int ts_client__elect_view(ts_client_t *c, json_t *view);
+/* The connection is gone: nobody may act as leader until the server
+ * confirms it again. Reports from the loop, not from here. */
+void ts_client__elect_conn_lost(ts_client_t *c);
 
 /* Renders a JSON array as JavaScript's JSON.stringify would (through the
  * shared encoder). Returns new (malloc), or NULL. */

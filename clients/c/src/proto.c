@@ -122,6 +122,7 @@ void ts_client__clear_session_io(ts_client_t *c) {
     for (size_t i = 0; i < c->nearly; i++) ts_sio_packet_clear(&c->early[i]);
     c->nearly = 0;
     c->nsacks = 0;
+    if (c->el) ts_client__elect_conn_lost(c);
 }
 
 /* ---- sending ---- */

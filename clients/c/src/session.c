@@ -13,6 +13,7 @@
 
 #define DEFAULT_ACK_TIMEOUT_MS 10000
 #define PROTO_CURRENT 2
+#define PROTO_ELECT 4
 
 struct ts_client__sess {
     char *tab;                   /* the tab id sent in the auth object */
@@ -24,14 +25,16 @@ struct ts_client__sess {
 
 typedef struct ts_client__sess ts_client__sess_t;
 
-enum req_kind { REQ_PUBLISH, REQ_METADATA, REQ_TOKEN };
+enum req_kind { REQ_PUBLISH, REQ_METADATA, REQ_TOKEN, REQ_HOOKED };
 
 /* One request waiting for its ack. */
 typedef struct sess_req {
     enum req_kind kind;
-    ts_client_result_cb cb;
+    ts_client_result_cb cb; /* may be NULL with a hook */
     void *ud;
     char *token; /* REQ_TOKEN: the token to keep on success */
+    ts_client__answer_hook hook;
+    void *hook_ud; /* freed with the request */
 } sess_req_t;
 
 static const char *const prio_names[] = {NULL,       "control",  "state",
@@ -136,11 +139,38 @@ static json_t *build_auth(const ts_client_session_opts_t *o, const char *tab, in
         snprintf(name, sizeof name, "caps[%zu]", i);
         if ((*rc = check_field(o->caps[i], name, errbuf, errlen)) < 0) return NULL;
     }
+    int elect = o->elect_scopes || o->elect_observer || o->elect_scores;
+    if (o->elect_scopes & ~(unsigned)(TS_CLIENT_ELECT_SESSION | TS_CLIENT_ELECT_DEVICE)) {
+        set_err(errbuf, errlen, "elect_scopes: 0x%x is not a mask of TS_CLIENT_ELECT_SESSION and "
+                "TS_CLIENT_ELECT_DEVICE", o->elect_scopes);
+        *rc = TS_EINVAL;
+        return NULL;
+    }
+    if (elect && o->proto && o->proto < PROTO_ELECT) {
+        set_err(errbuf, errlen, "elect_*: elections need proto %d (proto is %d)", PROTO_ELECT,
+                o->proto);
+        *rc = TS_EINVAL;
+        return NULL;
+    }
+    int proto = o->proto ? o->proto : elect ? PROTO_ELECT : PROTO_CURRENT;
     /* every string is valid now: any failure below is out of memory */
     *rc = TS_ENOMEM;
     json_t *auth = json_pack("{s:s,s:{s:s,s:s,s:s},s:{s:s},s:i}", "token", o->token, "device",
                              "id", o->device_id, "fingerprint", o->fingerprint, "type", type,
-                             "tab", "id", tab, "proto", o->proto ? o->proto : PROTO_CURRENT);
+                             "tab", "id", tab, "proto", proto);
+    if (auth && elect) {
+        json_t *scopes = json_array();
+        if (o->elect_scopes & TS_CLIENT_ELECT_SESSION)
+            json_array_append_new(scopes, json_string("session"));
+        if (o->elect_scopes & TS_CLIENT_ELECT_DEVICE)
+            json_array_append_new(scopes, json_string("device"));
+        json_t *el = json_pack("{s:o,s:b,s:b}", "scopes", scopes, "observer",
+                               o->elect_observer != 0, "scores", o->elect_scores != 0);
+        if (!el || json_object_set_new(auth, "elect", el) < 0) {
+            json_decref(auth);
+            auth = NULL;
+        }
+    }
     if (auth && o->ncaps) {
         json_t *caps = json_array();
         int bad = !caps;
@@ -225,6 +255,12 @@ TS_CLIENT_API int ts_client_session_new(uv_loop_t *loop, const ts_client_session
         ts_client__sess_free(s);
         return rc;
     }
+    struct ts_client__elect *el = ts_client__elect_new(o);
+    if (!el) {
+        json_decref(auth);
+        ts_client__sess_free(s);
+        return TS_ENOMEM;
+    }
     ts_client_opts_t co = o->client;
     if (!co.nsp || !*co.nsp) co.nsp = "/session";
     ts_client_t *c;
@@ -232,10 +268,12 @@ TS_CLIENT_API int ts_client_session_new(uv_loop_t *loop, const ts_client_session
     if (rc < 0) {
         json_decref(auth);
         ts_client__sess_free(s);
+        ts_client__elect_free(el);
         return rc;
     }
     c->auth = auth;
     c->sess = s;
+    c->el = el;
     *out = c;
     return 0;
 }
@@ -263,6 +301,7 @@ int ts_client__sess_dispatch(ts_client_t *c, const char *name, json_t *args) {
     ts_client__sess_t *s = c->sess;
     json_t *o = json_array_get(args, 0);
     if (!json_is_object(o)) return 0;
+    if (strcmp(name, "elect") == 0) return ts_client__elect_view(c, o);
     void *user = c->opts.user;
     int which = strcmp(name, "welcome") == 0    ? (s->scb.on_welcome ? 1 : 0)
                 : strcmp(name, "event") == 0    ? (s->scb.on_envelope ? 2 : 0)
@@ -322,13 +361,15 @@ int ts_client__sess_dispatch(ts_client_t *c, const char *name, json_t *args) {
 
 static void req_free(sess_req_t *q) {
     free(q->token);
+    free(q->hook_ud);
     free(q);
 }
 
 static void on_req_ack(ts_client_t *c, int status, const ts_client_event_t *reply, void *ud) {
     sess_req_t *q = ud;
     if (status < 0) {
-        q->cb(c, status, NULL, q->ud);
+        if (q->hook) q->hook(c, status, NULL, q->hook_ud);
+        if (q->cb) q->cb(c, status, NULL, q->ud);
         req_free(q);
         return;
     }
@@ -338,8 +379,10 @@ static void on_req_ack(ts_client_t *c, int status, const ts_client_event_t *repl
     char *text = json_is_object(o) && json_is_boolean(json_object_get(o, "ok")) ? value_text(o)
                                                                                  : NULL;
     if (!text) {
+        int st = args ? TS_EPROTO : TS_ENOMEM;
         json_decref(args);
-        q->cb(c, args ? TS_EPROTO : TS_ENOMEM, NULL, q->ud);
+        if (q->hook) q->hook(c, st, NULL, q->hook_ud);
+        if (q->cb) q->cb(c, st, NULL, q->ud);
         req_free(q);
         return;
     }
@@ -351,25 +394,30 @@ static void on_req_ack(ts_client_t *c, int status, const ts_client_event_t *repl
         if (t && c->auth) json_object_set_new(c->auth, "token", t);
         else json_decref(t);
     }
-    q->cb(c, 0, &r, q->ud);
+    if (q->hook) q->hook(c, 0, o, q->hook_ud);
+    if (q->cb) q->cb(c, 0, &r, q->ud);
     free(text);
     json_decref(args);
     req_free(q);
 }
 
-/* Emits `event` with the one argument `arg` (taken), with an ack when cb. */
-static int send_req(ts_client_t *c, const char *event, json_t *arg, enum req_kind kind,
-                    char *token /* taken */, ts_client_result_cb cb, void *ud) {
+/* Emits `event` with the one argument `arg` (taken), with an ack when cb
+ * or hook. token and hook_ud are taken too. */
+static int send_req_hooked(ts_client_t *c, const char *event, json_t *arg, enum req_kind kind,
+                           char *token, ts_client__answer_hook hook, void *hook_ud,
+                           ts_client_result_cb cb, void *ud) {
     json_t *args = json_array();
     if (!args || json_array_append_new(args, arg) < 0) {
         json_decref(args);
         free(token);
+        free(hook_ud);
         return TS_ENOMEM;
     }
     sess_req_t *q = NULL;
-    if (cb && !(q = calloc(1, sizeof *q))) {
+    if ((cb || hook) && !(q = calloc(1, sizeof *q))) {
         json_decref(args);
         free(token);
+        free(hook_ud);
         return TS_ENOMEM;
     }
     if (q) {
@@ -377,14 +425,28 @@ static int send_req(ts_client_t *c, const char *event, json_t *arg, enum req_kin
         q->cb = cb;
         q->ud = ud;
         q->token = token;
+        q->hook = hook;
+        q->hook_ud = hook_ud;
     } else {
         free(token);
+        free(hook_ud);
     }
     int rc = ts_client__emit_json(c, event, args, q ? on_req_ack : NULL, q,
                                   c->sess->ack_timeout_ms);
     json_decref(args);
     if (rc < 0 && q) req_free(q);
     return rc;
+}
+
+static int send_req(ts_client_t *c, const char *event, json_t *arg, enum req_kind kind,
+                    char *token /* taken */, ts_client_result_cb cb, void *ud) {
+    return send_req_hooked(c, event, arg, kind, token, NULL, NULL, cb, ud);
+}
+
+int ts_client__sess_send(ts_client_t *c, const char *event, json_t *arg,
+                         ts_client__answer_hook hook, void *hook_ud, ts_client_result_cb cb,
+                         void *ud) {
+    return send_req_hooked(c, event, arg, REQ_HOOKED, NULL, hook, hook_ud, cb, ud);
 }
 
 TS_CLIENT_API int ts_client_publish(ts_client_t *c, const char *type, const char *id,
