@@ -50,6 +50,17 @@ const char ts_cli_session_help[] =
     "                         snapshot comes first, then the entries after it:\n"
     "                         {\"kind\":\"snapshot\",\"reason\":...,\"epoch\":...,\"seq\":N,\n"
     "                          \"ver\":V,\"state\":{...}}\n"
+    "  elections              connect with protocol 4, join the session's elections\n"
+    "                         (--scope) as an observer: never leads, is never backup,\n"
+    "                         takes no tasks (the members get a \"join\" view). Prints\n"
+    "                         the first view of each scope as a JSON line, then exits:\n"
+    "                         {\"ts\":\"...\",\"event\":\"elect\",\"data\":{\"scope\":\n"
+    "                          \"session\",\"term\":7,\"leader\":{\"device\",\"tab\",\n"
+    "                          \"score\"}|null,\"backup\":...,\"role\":\"observer\",\n"
+    "                          \"reason\":...,\"lease_ms\":...,\"hb_ms\":...,\"since\":...,\n"
+    "                          \"tasks\":[{\"name\",\"assignee\",\"state\",\"pct\",\"term\",\n"
+    "                          \"by\"}],\"members\":[{\"device\",\"tab\",\"role\",\"score\",\"parts\"}]}}\n"
+    "                         (docs/ELECTION.md, \"The view\")\n"
     "\n"
     "Options of session:\n"
     "      --token T          the session token (a JWT, e.g. from `tabsyncd token`);\n"
@@ -80,6 +91,13 @@ const char ts_cli_session_help[] =
     "                         epoch (default 0: all the server keeps)\n"
     "      --limit L          entries per sync answer, 1-1000 (default: the server's,\n"
     "                         500); every page is printed either way\n"
+    "Options of elections:\n"
+    "      --scope S          session, device (this device's tabs) or session,device\n"
+    "                         (default)\n"
+    "  -f, --follow           print every later view too, until interrupted\n"
+    "      --candidate        take part instead of observing: this tab may lead (and\n"
+    "                         then heartbeats) or be backup, and is given tasks; with\n"
+    "                         --follow, a stand-in leader for debugging\n"
     "\n"
     "Examples:\n"
     "  export TABSYNC_TOKEN=$(tabsyncd token --jwt-secret \"$S\" --user alice \\\n"
@@ -90,9 +108,11 @@ const char ts_cli_session_help[] =
     "  tabsync session http://127.0.0.1:3000/ --device laptop --fingerprint fp1 \\\n"
     "          metadata '{\"visibility\":\"hidden\"}'\n"
     "  tabsync session http://127.0.0.1:3000/ --device laptop --fingerprint fp1 \\\n"
-    "          history --after 120\n";
+    "          history --after 120\n"
+    "  tabsync session http://127.0.0.1:3000/ --device laptop --fingerprint fp1 \\\n"
+    "          elections --scope session\n";
 
-enum scmd { S_INFO, S_WATCH, S_PUBLISH, S_METADATA, S_HISTORY };
+enum scmd { S_INFO, S_WATCH, S_PUBLISH, S_METADATA, S_HISTORY, S_ELECT };
 
 #define SYNC_DEPTH_MAX 256 /* nesting the history scanner follows */
 
@@ -109,6 +129,9 @@ typedef struct scli {
     long after, limit;    /* the last seq printed (or asked from); limit 0: the server's */
     char epoch[40];       /* the epoch to ask in, as a JSON string; "" = none */
     unsigned long long printed;
+    /* elections */
+    unsigned scopes, seen_scopes; /* masks of ts_client_elect_scope_t */
+    int follow, candidate;
 } scli_t;
 
 /* {"ts":...,"event":NAME,"data":JSON} */
@@ -340,6 +363,20 @@ static void run_command(scli_t *x) {
 
 /* ---- client callbacks ---- */
 
+static void on_elect_view(ts_client_t *c, const ts_client_elect_view_t *v, void *user) {
+    scli_t *x = user;
+    if (x->run.done || x->cmd != S_ELECT) return;
+    print_line("elect", v->json);
+    x->seen_scopes |= (unsigned)v->scope;
+    if (!x->follow && (x->seen_scopes & x->scopes) == x->scopes) ts_cli_finish(&x->run, EXIT_OK);
+}
+
+static void on_elect_timeout(uv_timer_t *h) {
+    scli_t *x = h->data;
+    fprintf(stderr, "tabsync: no election view within %u ms\n", x->timeout_ms);
+    ts_cli_finish(&x->run, EXIT_RUNTIME);
+}
+
 static void on_welcome(ts_client_t *c, const ts_client_welcome_t *w, void *user) {
     scli_t *x = user;
     if (x->run.done) return;
@@ -358,6 +395,11 @@ static void on_welcome(ts_client_t *c, const ts_client_welcome_t *w, void *user)
     }
     if (x->cmd == S_INFO) {
         ts_cli_finish(&x->run, EXIT_OK);
+    } else if (x->cmd == S_ELECT) {
+        /* the views come unasked, after the welcome */
+        if (!x->follow && !x->sent)
+            uv_timer_start(&x->run.timer, on_elect_timeout, x->timeout_ms, 0);
+        x->sent = 1;
     } else if (x->cmd != S_WATCH && !x->sent) {
         x->sent = 1;
         run_command(x);
@@ -409,10 +451,11 @@ int ts_cli_session_main(int argc, char **argv) {
     const char *token = getenv("TABSYNC_TOKEN"), *device = NULL, *fingerprint = NULL;
     const char *tab = NULL, *type = "cli", *caps_arg = NULL, *to = NULL, *prio = NULL;
     long count = 0, v;
-    int history_opts = 0;
+    int history_opts = 0, elect_opts = 0;
+    const char *scope_arg = NULL;
 
     enum { O_TOKEN = 1000, O_DEVICE, O_FP, O_TAB, O_TYPE, O_CAPS, O_TO, O_PRIO, O_ID, O_CACERT,
-           O_AFTER, O_LIMIT };
+           O_AFTER, O_LIMIT, O_SCOPE, O_CANDIDATE };
     static const struct option longopts[] = {
         {"token", required_argument, NULL, O_TOKEN},  {"device", required_argument, NULL, O_DEVICE},
         {"fingerprint", required_argument, NULL, O_FP}, {"tab", required_argument, NULL, O_TAB},
@@ -423,14 +466,15 @@ int ts_cli_session_main(int argc, char **argv) {
         {"reconnect", no_argument, NULL, 'r'},        {"help", no_argument, NULL, 'h'},
         {"cacert", required_argument, NULL, O_CACERT}, {"insecure", no_argument, NULL, 'k'},
         {"after", required_argument, NULL, O_AFTER},  {"limit", required_argument, NULL, O_LIMIT},
-        {NULL, 0, NULL, 0},
+        {"scope", required_argument, NULL, O_SCOPE},  {"follow", no_argument, NULL, 'f'},
+        {"candidate", no_argument, NULL, O_CANDIDATE}, {NULL, 0, NULL, 0},
     };
     int o;
     opterr = 0;
     optind = 2;
     const char *cacert = NULL;
     int insecure = 0;
-    while ((o = getopt_long(argc, argv, ":t:qc:rhk", longopts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, ":t:qc:rhkf", longopts, NULL)) != -1) {
         switch (o) {
         case O_TOKEN: token = optarg; break;
         case O_DEVICE: device = optarg; break;
@@ -462,6 +506,9 @@ int ts_cli_session_main(int argc, char **argv) {
             if (ts_cli_parse_num(optarg, "--count", 1, 100000000, &count) < 0) return EXIT_USAGE;
             break;
         case 'r': x.reconnect = 1; break;
+        case O_SCOPE: scope_arg = optarg; elect_opts = 1; break;
+        case 'f': x.follow = 1; elect_opts = 1; break;
+        case O_CANDIDATE: x.candidate = 1; elect_opts = 1; break;
         case 'h': fputs(ts_cli_session_help, stdout); return EXIT_OK;
         case ':': return ts_cli_usage_error("option %s needs a value", argv[optind - 1]);
         default: return ts_cli_usage_error("unknown option %s", argv[optind - 1]);
@@ -493,9 +540,13 @@ int ts_cli_session_main(int argc, char **argv) {
     } else if (strcmp(cmd, "history") == 0) {
         x.cmd = S_HISTORY;
         if (nargs) return ts_cli_usage_error("history: unexpected argument \"%s\"", args[0]);
+    } else if (strcmp(cmd, "elections") == 0) {
+        x.cmd = S_ELECT;
+        if (nargs) return ts_cli_usage_error("elections: unexpected argument \"%s\"", args[0]);
     } else {
-        return ts_cli_usage_error(
-            "unknown command \"%s\" (expected watch, publish, metadata or history)", cmd);
+        return ts_cli_usage_error("unknown command \"%s\" (expected watch, publish, metadata, "
+                                  "history or elections)",
+                                  cmd);
     }
     if (!token || !*token)
         return ts_cli_usage_error("session: missing --token (or TABSYNC_TOKEN in the environment)");
@@ -506,6 +557,20 @@ int ts_cli_session_main(int argc, char **argv) {
         return ts_cli_usage_error("--count and --reconnect belong to watch");
     if (history_opts && x.cmd != S_HISTORY)
         return ts_cli_usage_error("--after and --limit belong to history");
+    if (elect_opts && x.cmd != S_ELECT)
+        return ts_cli_usage_error("--scope, --follow and --candidate belong to elections");
+    x.scopes = TS_CLIENT_ELECT_SESSION | TS_CLIENT_ELECT_DEVICE;
+    if (scope_arg) {
+        if (strcmp(scope_arg, "session") == 0)
+            x.scopes = TS_CLIENT_ELECT_SESSION;
+        else if (strcmp(scope_arg, "device") == 0)
+            x.scopes = TS_CLIENT_ELECT_DEVICE;
+        else if (strcmp(scope_arg, "session,device") != 0 &&
+                 strcmp(scope_arg, "device,session") != 0)
+            return ts_cli_usage_error("--scope \"%s\" is not accepted (expected session, device "
+                                      "or session,device)",
+                                      scope_arg);
+    }
     x.count = count;
     static const char *const scopes[] = {"session", "user", "device"};
     static const char *const prios[] = {"default", "control", "state", "event", "presence",
@@ -551,6 +616,12 @@ int ts_cli_session_main(int argc, char **argv) {
     so.tab_id = tab;
     so.ack_timeout_ms = x.timeout_ms;
     so.proto = x.cmd == S_HISTORY ? 3 : 0; /* the history is protocol 3's */
+    if (x.cmd == S_ELECT) {                /* protocol 4: joined at connect */
+        so.elect_scopes = x.scopes;
+        so.elect_observer = !x.candidate;
+        so.elect_scores = 1;
+        so.scb.on_elect = on_elect_view;
+    }
     so.scb.on_welcome = on_welcome;
     so.scb.on_envelope = on_envelope;
     so.scb.on_security = on_security;
@@ -564,6 +635,6 @@ int ts_cli_session_main(int argc, char **argv) {
         fprintf(stderr, "tabsync: %s\n", ts_client_strerror(rc));
         return EXIT_RUNTIME;
     }
-    x.run.signal_ok = x.cmd == S_WATCH;
+    x.run.signal_ok = x.cmd == S_WATCH || (x.cmd == S_ELECT && x.follow);
     return ts_cli_run(&x.run);
 }

@@ -4,7 +4,8 @@
 # mint tokens with `tabsyncd token`, watch a session in the background,
 # publish from other tabs, check what the watcher printed; refusals, exit
 # codes, messages, token expiry notices; `history` prints the session's
-# history (protocol 3 sync, page after page). Starts its own server on a
+# history (protocol 3 sync, page after page); `elections` prints the
+# election views (protocol 4). Starts its own server on a
 # free port and stops it by pid.
 set -u
 tabsyncd=$1
@@ -88,7 +89,7 @@ expect "missing token message" "$err" "missing --token (or TABSYNC_TOKEN"
 run "session without device" 2 $T session "$url" --token "$t_laptop"
 expect "missing device message" "$err" "missing --device"
 run "unknown session command" 2 $T session "$url" --token x --device d frob
-expect "unknown command message" "$err" "expected watch, publish, metadata or history"
+expect "unknown command message" "$err" "expected watch, publish, metadata, history or elections"
 run "bad --to" 2 $T session "$url" --token x --device d publish t --to room
 expect "bad --to message" "$err" '--to "room" is not accepted (expected session, user or device)'
 run "bad --prio" 2 $T session "$url" --token x --device d publish t --prio security
@@ -211,6 +212,46 @@ run "metadata" 0 $T session "$url" --token "$t_phone" --device phone --fingerpri
 run "metadata refused" 1 $T session "$url" --token "$t_phone" --device phone --fingerprint fp-phone metadata '{"battery":3}'
 expect "bad_metadata" "$err" "metadata refused: bad_metadata: battery must be an object"
 run "metadata not an object" 2 $T session "$url" --token "$t_phone" --device phone --fingerprint fp-phone metadata '[1]'
+
+# --- elections (protocol 4): a candidate in the background leads; an
+# observer prints the first view of each scope ---
+run "elections with an argument" 2 $T session "$url" --token x --device d elections now
+expect "elections argument message" "$err" 'elections: unexpected argument "now"'
+run "--scope not a scope" 2 $T session "$url" --token x --device d elections --scope user
+expect "--scope message" "$err" '--scope "user" is not accepted (expected session, device or session,device)'
+run "--follow outside elections" 2 $T session "$url" --token x --device d watch --follow
+expect "--follow belongs to elections" "$err" "--scope, --follow and --candidate belong to elections"
+t_e1=$(mint erin s1 laptop fp-e1)
+t_e2=$(mint erin s1 phone fp-e2)
+$T session "$url" --token "$t_e1" --device laptop --fingerprint fp-e1 --tab lead-1 -q elections \
+  --candidate --follow >"$tmp/cand.out" 2>"$tmp/cand.err" &
+cpid=$!
+wait_lines "$tmp/cand.out" 2
+expect_re "the candidate leads the session scope" "$(cat "$tmp/cand.out")" \
+  '"data":\{"scope":"session","term":[1-9][0-9]*,"leader":\{"device":"laptop","tab":"lead-1","score":[0-9]+\},"backup":null,"reason":"elected",.*"role":"leader"'
+run "elections --scope session" 0 $T session "$url" --token "$t_e2" --device phone --fingerprint fp-e2 --tab obs-1 elections --scope session
+expect "elections: one line" "$(printf '%s\n' "$out" | wc -l | tr -d ' ')" "1"
+expect_re "the view: scope, term, leader" "$out" \
+  '^\{"ts":"[0-9T:.-]+Z","event":"elect","data":\{"scope":"session","term":[1-9][0-9]*,"leader":\{"device":"laptop","tab":"lead-1","score":[0-9]+\},"backup":null,'
+expect "the observer's role" "$out" '"role":"observer"'
+expect_re "members with roles and scores" "$out" \
+  '"members":\[\{"device":"laptop","tab":"lead-1","role":"leader","score":[0-9]+,"parts":\{"battery":[0-9.]+,"connection":[0-9.]+,"device":[0-9.]+,"visibility":[0-9.]+,"uptime":[0-9.]+\}\},\{"device":"phone","tab":"obs-1","role":"observer"'
+expect "the task table" "$out" '"tasks":[]'
+run "elections: both scopes" 0 $T session "$url" --token "$t_e2" --device phone --fingerprint fp-e2 -q elections
+expect "elections: two lines" "$(printf '%s\n' "$out" | wc -l | tr -d ' ')" "2"
+expect "the device scope of the phone: nobody leads" "$out" '"data":{"scope":"device","term":0,"leader":null,"backup":null'
+expect "and the session scope" "$out" '"scope":"session","term":'
+sleep 1.5 # a heartbeat or two: the candidate still leads the same term
+run "elections after heartbeats" 0 $T session "$url" --token "$t_e2" --device phone --fingerprint fp-e2 -q elections --scope session
+expect "the same leader" "$out" '"leader":{"device":"laptop","tab":"lead-1"'
+kill -INT $cpid
+wait $cpid
+crc=$?
+[ "$crc" -eq 0 ] && ok "elections --follow exits 0 on SIGINT" || bad "elections --follow exit on SIGINT: $crc" "$(cat "$tmp/cand.err")"
+expect_not "the candidate never lost its term" "$(cat "$tmp/cand.out")" '"reason":"lapse"'
+sanitizer_check "elections --candidate" "$(cat "$tmp/cand.err")"
+run "elections refused" 1 $T session "$url" --token "$t_e2" --device phone --fingerprint wrong elections
+expect "elections refusal code" "$err" '"code":"fingerprint_mismatch"'
 
 # --- SIGINT ends watch cleanly ---
 $T session "$url" --token "$t_phone" --device phone --fingerprint fp-phone -q watch >"$tmp/w3.out" 2>"$tmp/w3.err" &
