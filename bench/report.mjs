@@ -121,7 +121,9 @@ if (runsOf(K.slow, 'tabsyncd').length) {
   w(`| replay, ${fmt(f.conns)} clients × ${fmt(f.burst)} missed | time to full catch-up | ${fmt(a)} ms | ${fmt(b)} ms | ${ratio(b, a)} faster | — |`);
 }
 w();
-const allRuns = rows.length, failed = rows.filter((r) => !r.ok);
+// the election rows (bench/election.mjs) have their own section and checks
+const dRows = rows.filter((r) => !String(r.key).startsWith('elect-'));
+const allRuns = dRows.length, failed = dRows.filter((r) => !r.ok);
 w(failed.length
   ? `**${failed.length} of ${allRuns} runs failed a check** (see the tables): ${[...new Set(failed.map((r) => `${r.key}/${r.server}: ${r.error || 'loss/duplicate/reorder'}`))].join('; ')}.`
   : `All ${allRuns} runs passed every check: each event arrived exactly once and in order at every receiver, no connection was refused or dropped.`);
@@ -339,6 +341,117 @@ w();
     w(`| ${label[s]} | ${fmt(med(K.rep, s, (r) => r.elapsed * 1000))} ms${spread(K.rep, s, (r) => r.elapsed * 1000)} | ${fmt(P(K.rep, s))} | ` +
       `${us(med(K.rep, s, (r) => r.catchup_us.p50))} | ${us(med(K.rep, s, (r) => r.catchup_us.p99))} | ${fmt(med(K.rep, s, (r) => r.server_cpu_pct))} % | ${checks(K.rep, s)} |`);
   w();
+}
+
+// ---- elections (issue #10) ------------------------------------------------------------
+const el = (k) => rows.find((r) => r.key === k);
+const elRows = rows.filter((r) => String(r.key).startsWith('elect-'));
+if (elRows.length) {
+  const ms = (x, d = 1) => (Number.isFinite(x) ? `${x.toFixed(d)} ms` : '—');
+  const d4 = (x) => (x && x.n ? `${ms(x.min)} / ${ms(x.p50)} / ${ms(x.p99)} / ${ms(x.max)}` : '—');
+  const ok = (r) => (r.ok ? 'ok' : `**FAILED**: ${r.error}`);
+  w('## Elections');
+  w();
+  w('Leader election (docs/ELECTION.md, /session protocol 4) measured by `bench/election.mjs`: tabsyncd only');
+  w('(the Node peer has no elections), real socket.io-client tabs with HS256 tokens, every tab in');
+  w('`elect: {scopes: ["session"]}`, a fresh server for each part (`--jwt-secret`, limits off, the memory store).');
+  w(`Run once per \`make bench\`${meta.quick === '1' ? ' (quick mode: small counts)' : ''}; each part is a distribution over many sessions.`);
+  w(`Measured at commit ${meta.commit}, ${meta.date}: \`node bench/election.mjs --bin build-bench-release/tabsyncd${meta.quick === '1' ? ' --quick' : ''}\`.`);
+  w('Server CPU is utime + stime from `/proc/<pid>/stat` (handoff: every thread\'s `schedstat`, finer).');
+  w();
+  const fo = elRows.filter((r) => r.key.startsWith('elect-failover@')).sort((a, b) => b.lease_ms - a.lease_ms);
+  if (fo.length) {
+    w('**Failover after a silent death.** Each session has a leader tab in a separate Node process and two');
+    w('backup tabs; the leaders heartbeat every `hb_ms` (= lease / 3) with random phases, then stop sending,');
+    w('their last heartbeats are acknowledged, and the process is SIGSTOPped: no heartbeat, no read, no');
+    w('Engine.IO pong, the TCP connections stay open. Measured per session: from the send of the last');
+    w('acknowledged heartbeat (the lease runs from the server\'s receipt of it) and from the lease expiry the');
+    w('ack named (`expires_at`) until a backup holds a view with role `leader` and a higher term.');
+    w('Target: within the lease plus one sweep (sweep = max(25 ms, lease / 10)).');
+    w();
+    w('| lease | sessions | from last heartbeat: min / p50 / p99 / max | after the lease expiry: min / p50 / p99 / max | target | within | reasons | one leader after | server CPU per failover | checks |');
+    w('|---:|---:|---|---|---:|---:|---|---|---:|---|');
+    for (const r of fo) {
+      if (!r.from_last_hb_ms) { w(`| ${fmt(r.lease_ms)} ms | — | — | — | — | — | — | — | — | ${ok(r)} |`); continue; }
+      const n = r.from_last_hb_ms.n;
+      w(`| ${fmt(r.lease_ms)} ms | ${r.sessions} | ${d4(r.from_last_hb_ms)} | ${d4(r.after_expiry_ms)} | ≤ ${fmt(r.target_ms)} ms | ` +
+        `${r.within_target}/${n} | ${Object.entries(r.reasons).map(([k, v]) => `${k} ${v}`).join(', ')} | ` +
+        `${r.sessions - r.not_one_leader}/${r.sessions} | ${fmt((r.server_cpu.stat_ms * 1000) / Math.max(1, r.elections))} µs | ${ok(r)} |`);
+    }
+    w();
+    w('The server CPU per failover is the whole window from the stop to the last new view (sweeps, the other');
+    w('tabs\' Engine.IO pings, the transfers and their views) divided by the failovers.');
+    w();
+  }
+  const ho = el('elect-handoff');
+  if (ho) {
+    w('**Graceful handoff.** The leader emits `resign` with its term; measured from the emit until another tab');
+    w('of the session holds a view with role `leader` and a higher term. One handoff in flight at a time, over');
+    w(`${fmt(ho.sessions)} sessions × ${ho.tabs_per_session} tabs, ${ho.rounds} rounds (a resigned tab is no candidate for one lease, so a`);
+    w('session resigns again only after a third of the lease); the current leaders heartbeat meanwhile. Target:');
+    w('p99 < 5 ms on loopback.');
+    w();
+    w('| handoffs | resign → new leader\'s view: min / p50 / p99 / max | resign ack p50 / p99 | server CPU per handoff | one leader after | checks |');
+    w('|---:|---|---|---:|---|---|');
+    if (ho.latency_ms)
+      w(`| ${fmt(ho.handoffs)} | ${d4(ho.latency_ms)} | ${ms(ho.resign_ack_ms.p50, 2)} / ${ms(ho.resign_ack_ms.p99, 2)} | ` +
+        `${fmt(ho.server_cpu_us_per_handoff)} µs | ${ho.sessions - ho.not_one_leader}/${ho.sessions} | ${ok(ho)} |`);
+    else w(`| — | — | — | — | — | ${ok(ho)} |`);
+    w();
+    w('Server CPU per handoff: the rounds\' CPU less the heartbeats\' rate measured over 1 s before, per handoff');
+    w('(one resign, its ack, a store transfer, a view to each of the 4 tabs and the `tabsync.elect` event in the');
+    w('session log sent to each).');
+    w();
+  }
+  const sts = elRows.filter((r) => r.key.startsWith('elect-storm') && r.elect);
+  const base = el('elect-storm-noelect');
+  if (sts.length) {
+    const f = sts[0];
+    w(`**Restart storm.** ${fmt(f.sessions)} sessions × ${f.tabs_per_session} tabs = ${fmt(f.connections)} connections, all opened at once from`);
+    w(`${f.workers} Node worker processes (socket.io-client, ${f.source_addresses} loopback source addresses), leaders heartbeating. The issue`);
+    w('asks for 10,000 × 4 = 40,000: one tabsyncd process cannot hold that here (the open-file hard limit is');
+    w(`${fmt(+meta.nofile || 20000)} per process and cannot be raised, TESTING.md), so this is the largest storm one server takes.`);
+    w('Per session: the time from its last tab\'s connect to its leader\'s election view and to every tab holding');
+    w('the same final view (client clocks), and the server\'s own `leaderless_ms` of the election (from the first');
+    w('join to the store\'s grant, in the `tabsync.elect` event); then every tab\'s last view: exactly one tab says');
+    w('`leader`, all name it and agree on the term. CPU per election = the server\'s CPU over the storm divided by');
+    w('`tabsync_elect_elections_total`; it includes the handshakes, so the same storm without elections is shown');
+    w('and the difference is the elections\' own cost.');
+    w();
+    w('| lease | connections | connects/s | last connect → leader p50 / p99 / max | last connect → all agree p99 | server leaderless_ms p50 / p99 / max | exactly one leader, terms agree | elections (reasons) | server CPU | per election | checks |');
+    w('|---:|---:|---:|---|---:|---|---|---|---:|---:|---|');
+    for (const r of sts) {
+      if (!r.last_connect_to_leader_ms) { w(`| ${fmt(r.lease_ms)} ms | ${fmt(r.connections)} | — | — | — | — | — | — | — | — | ${ok(r)} |`); continue; }
+      const L = r.last_connect_to_leader_ms, S = r.server_leaderless_ms || {};
+      w(`| ${fmt(r.lease_ms)} ms | ${fmt(r.connected)}/${fmt(r.connections)} | ${fmt(r.connects_per_s)} | ${ms(L.p50, 0)} / ${ms(L.p99, 0)} / ${ms(L.max, 0)} | ` +
+        `${ms(r.last_connect_to_agreement_ms.p99, 0)} | ${ms(S.p50, 0)} / ${ms(S.p99, 0)} / ${ms(S.max, 0)} | ${fmt(r.exactly_one_leader)}/${fmt(r.sessions)} | ` +
+        `${fmt(r.elections)} (${Object.entries(r.elections_by).map(([k, v]) => `${k} ${fmt(v)}`).join(', ')}) | ${fmt(r.server_cpu.stat_ms)} ms | ` +
+        `${fmt(r.server_cpu_us_per_election)} µs | ${ok(r)} |`);
+    }
+    if (base && base.server_cpu) {
+      w(`| no elections | ${fmt(base.connected)}/${fmt(base.connections)} | ${fmt(base.connects_per_s)} | — | — | — | — | — | ${fmt(base.server_cpu.stat_ms)} ms | — | ${ok(base)} |`);
+    }
+    w();
+    if (base && base.server_cpu && f.server_cpu && f.elections) {
+      const own = ((f.server_cpu.stat_ms - base.server_cpu.stat_ms) * 1000) / f.elections;
+      w(`Elections' own share (lease ${fmt(f.lease_ms)} ms row less the row without elections): ${fmt(own)} µs of server CPU per`);
+      w(`session elected (its ${f.tabs_per_session} joins, the election, the views to every member, the leader's heartbeats`);
+      w(`during the storm); per connection ${fmt(f.server_cpu_us_per_connection)} µs with elections, ${fmt(base.server_cpu_us_per_connection)} µs without.`);
+      w();
+    }
+    if (f.server_leaderless_ms && f.server_leaderless_ms.n)
+      w(`By the server's own clock the first election of a session took ${ms(f.server_leaderless_ms.p50, 0)} (p50) to ${ms(f.server_leaderless_ms.max, 0)} (max) from its first join to the grant, ` +
+        `${fmt(f.sessions - f.server_within_2s)} of ${fmt(f.sessions)} sessions over 2 s, against about 1 ms on an idle server: the lease grant waits behind the storm's other work ` +
+        `although the server used ${fmt(f.server_cpu.stat_ms / f.settle_wall_ms * 100)} % of a core (not explained yet).`), w();
+    w(`The generator is the limit: ${f.workers} Node processes share the 2 cores with the server and open`);
+    w(`~${fmt(f.connects_per_s)} connections/s (tsbench does ~20,000 /session handshakes/s), so the storm lasts ~${fmt(f.settle_wall_ms / 1000, 0)} s, and`);
+    w(`their event loops lag (p99 ${fmt(f.client_loop_lag_ms ? f.client_loop_lag_ms.p99 : NaN)} ms, max ${fmt(f.client_loop_lag_ms ? f.client_loop_lag_ms.max : NaN)} ms), which`);
+    w('inflates the client-clock columns; the server measures `leaderless_ms` alone. The same lag');
+    w('delays the leaders\' own heartbeats, so the main storm runs with `--elect-lease 10000`; with the default');
+    w('3 s lease (hb 1 s, "late" after 1.5 s) leaders whose heartbeats the generator delayed are demoted or');
+    w('lapse, which the lease-3000 row shows (its extra elections are those).');
+    w();
+  }
 }
 
 w('## Machine and commands');

@@ -18,7 +18,7 @@ QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=${BENCH_RUNS:-1}; else RUNS=${BENCH_RUNS:-3}; fi
 OUT_MD=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
 OUT_PNG=${BENCH_PNG:-$(dirname "$OUT_MD")/bench-latency.png}
-ONLY=${BENCH_ONLY:-"fanout sessions sweep loops idle connect connect-session slow replay"}
+ONLY=${BENCH_ONLY:-"fanout sessions sweep loops idle connect connect-session slow replay election"}
 read -r -a SERVER_ARGS <<<"${BENCH_SERVER_ARGS:-}"
 # The /session scenarios' HS256 secret: fresh for each `make bench`, 64 hex
 # characters (the server takes the string's bytes as the key).
@@ -223,6 +223,17 @@ for RUN in $(seq "$RUNS"); do
     # behind for 1 s; Node buffers for it without limit (stopped at --rss-cap)
     want slow && both slow 0 slow "${SLOW[@]}"
     want replay && both replay 60000 replay "${REPLAY[@]}"
+    if want election && [ "$RUN" = 1 ]; then
+        # leader elections (issue #10, docs/ELECTION.md): failover, handoff and
+        # the restart storm against tabsyncd alone, once (each part is a
+        # distribution over many sessions already): bench/election.mjs, ~2 min
+        say "run 1 election: bench/election.mjs (failover, handoff, restart storm)"
+        EL_ARGS=(--bin "$TABSYNCD" --run 1)
+        [ "$QUICK" = 1 ] && EL_ARGS+=(--quick)
+        node "$ROOT/bench/election.mjs" "${EL_ARGS[@]}" >>"$JSONL" 2>>"$RES/election.log" ||
+            say "election: a check failed (see $RES/election.log)"
+        grep '^election: ' "$RES/election.log" | sed 's/^/bench: /' >&2 || true
+    fi
 done
 t_end=$(date +%s)
 uptime_after=$(cut -d' ' -f1-3 /proc/loadavg)
