@@ -379,7 +379,9 @@ typedef struct el_op {
     ts_el_reason_t reason;
 } el_op_t;
 
-static void evaluate(el_scope_t *sc);
+/* Decides and acts; without a store op to wait for, sends every member's
+ * view when `why` is set (or, why NULL, when the backup changed). */
+static void evaluate(el_scope_t *sc, const char *why);
 
 static void on_lease_op(int status, const ts_store_lease_t *l, void *ud) {
     el_op_t *op = ud;
@@ -405,14 +407,10 @@ static void on_lease_op(int status, const ts_store_lease_t *l, void *ud) {
         sc->wake_at = uv_now(sess->loop) + 100;
     }
     free(op);
-    if (!sess->closed) {
-        if (sc->again) {
-            sc->again = 0;
-            evaluate(sc);
-        } else {
-            send_views(sc, reason, NULL);
-        }
-    }
+    sc->again = 0;
+    /* once more with the new leader: its backup, its tenure's deadline, and
+     * whatever changed while the op ran; then one view each */
+    evaluate(sc, reason);
     scope_free_if_idle(sc);
     ts_sess__op_end(sess);
 }
@@ -452,7 +450,7 @@ static int issue(el_scope_t *sc, ts_el_act_t act, ts_el_reason_t reason, const c
     return 0;
 }
 
-static void evaluate(el_scope_t *sc) {
+static void evaluate(el_scope_t *sc, const char *why) {
     ts_sess_t *sess = sc->sess;
     if (sess->closed) return;
     if (sc->busy) {
@@ -496,17 +494,22 @@ static void evaluate(el_scope_t *sc) {
             sc->lm = NULL;
             if (!sc->leaderless_since) sc->leaderless_since = wall;
             send_views(sc, "lapse", NULL);
-        } else if (old_backup != sc->backup) {
-            send_views(sc, "backup", NULL);
+        } else if (why || old_backup != sc->backup) {
+            send_views(sc, why ? why : "backup", NULL);
         }
         return;
     }
     if (!held && !sc->leaderless_since) sc->leaderless_since = wall;
-    issue(sc, d.act, d.reason, to);
-    if (d.act == TS_EL_ACT_RELEASE) send_views(sc, ts_el_reason_name(d.reason), NULL);
+    int rc = issue(sc, d.act, d.reason, to);
+    if (d.act == TS_EL_ACT_RELEASE)
+        send_views(sc, ts_el_reason_name(d.reason), NULL);
+    else if (rc && why) /* the store refused the call: retried by the sweep */
+        send_views(sc, why, NULL);
 }
 
 /* ---- members ---- */
+
+static void task_reassign(el_scope_t *sc, el_task_t *t, const el_member_t *avoid);
 
 static el_member_t *join(sess_sock_t *ss, ts_sess_scope_kind_t k) {
     if (ss->el[k]) return ss->el[k];
@@ -524,10 +527,12 @@ static el_member_t *join(sess_sock_t *ss, ts_sess_scope_kind_t k) {
     ss->el[k] = m;
     /* a reconnecting leader finds its lease (same holder): it leads again */
     if (sc->leader[0] && !sc->lm && strcmp(sc->leader, m->holder) == 0) sc->lm = m;
+    /* tasks nobody could take (declared before anyone joined, or whose
+     * only taker left) go to the newcomer's scope again */
+    for (size_t i = 0; i < sc->ntasks; i++)
+        if (!sc->tasks[i].to && sc->tasks[i].state < TASK_DONE) task_reassign(sc, &sc->tasks[i], NULL);
     return m;
 }
-
-static void task_reassign(el_scope_t *sc, el_task_t *t, const el_member_t *avoid);
 
 /* Removes m from its scope; `why` says whether it was its leader's goodbye. */
 static void leave(el_member_t *m, ts_el_gone_t why) {
@@ -550,8 +555,7 @@ static void leave(el_member_t *m, ts_el_gone_t why) {
         sc->leaderless_since = ts_wall_ms();
     }
     free(m);
-    if (sc->gone != TS_EL_GONE_NONE || sc->n) evaluate(sc);
-    if (!sc->busy) send_views(sc, "leave", NULL);
+    evaluate(sc, "leave");
     scope_free_if_idle(sc);
 }
 
@@ -560,8 +564,7 @@ void ts_sess__el_connected(sess_sock_t *ss) {
     for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++)
         if (ss->id.elect_scopes & (1u << k)) {
             el_member_t *m = join(ss, (ts_sess_scope_kind_t)k);
-            evaluate(m->sc);
-            if (!m->sc->busy) send_views(m->sc, "join", NULL);
+            evaluate(m->sc, "join");
         }
 }
 
@@ -575,7 +578,7 @@ void ts_sess__el_rescore(sess_sock_t *ss) {
         el_member_t *m = ss->el[k];
         if (!m) continue;
         uint32_t before = m->score.total;
-        evaluate(m->sc);
+        evaluate(m->sc, NULL);
         /* tabs that asked for scores see them move */
         if (!m->sc->busy && m->score.total != before) {
             ts_list_t *it;
@@ -619,7 +622,7 @@ void ts_sess__el_sweep(ts_sess_t *sess) {
         }
         if (due) {
             sc->wake_at = 0;
-            evaluate(sc);
+            evaluate(sc, NULL);
         }
     }
 }
@@ -759,8 +762,7 @@ void ts_sess__el_on_elect(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_i
         el_member_t *m = ss->el[k];
         if (!m && (join_k & (1u << k))) m = join(ss, (ts_sess_scope_kind_t)k);
         if (!m) continue;
-        evaluate(m->sc);
-        if (!m->sc->busy) send_views(m->sc, "join", NULL);
+        evaluate(m->sc, "join");
         json_array_append_new(views, json_pack("{s:s,s:I,s:s}", "scope", kind_name(m->sc->kind),
                                                "term", (json_int_t)m->sc->term, "role",
                                                role_of(m->sc, m)));
@@ -790,18 +792,21 @@ static void on_renew(int status, const ts_store_lease_t *l, void *ud) {
         if (grant) json_object_set_new(res, "grant", json_string(grant));
         free(grant);
         ts_sess__reply(ss->s, r->ack_id, res);
-        if (__builtin_popcount(m->late) >= 2) evaluate(sc); /* heartbeats slowed: demotion */
+        if (__builtin_popcount(m->late) >= 2) evaluate(sc, NULL); /* heartbeats slowed: demotion */
     } else if (m) {
         el_scope_t *sc = m->sc;
         SESS_COUNT(sess->counters[SC_EL_STALE]);
-        if (status == TS_ESTALE && l && l->term >= sc->term && !sc->busy) {
+        int adopted = status == TS_ESTALE && l && l->term >= sc->term && !sc->busy;
+        if (adopted) {
             if (sc->lm == m) sc->lm = NULL;
             adopt(sc, l, TS_EL_R_ADOPTED);
-            evaluate(sc);
         }
         ts_sess__reply(ss->s, r->ack_id,
                        stale_reply(sc, "the lease of this term is gone; stop acting as leader"));
-        send_views(sc, "stale", m);
+        if (adopted)
+            evaluate(sc, "adopted"); /* everyone learns the store's leader */
+        else
+            send_views(sc, "stale", m);
     }
     ts_sess__sock_release(ss);
     free(r);
@@ -858,7 +863,7 @@ void ts_sess__el_on_resign(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_
     ts_strlcpy(sc->gone_holder, m->holder, sizeof sc->gone_holder);
     sc->leaderless_since = ts_wall_ms();
     ts_sess__reply(ss->s, ack_id, json_pack("{s:b,s:I}", "ok", 1, "term", (json_int_t)term));
-    evaluate(sc);
+    evaluate(sc, NULL);
 }
 
 void ts_sess__el_on_task(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
