@@ -343,14 +343,15 @@ static void record(el_scope_t *sc, ts_el_reason_t reason, uint64_t leaderless_ms
     json_decref(env);
 }
 
-/* Takes what the store says the lease is now. */
-static void adopt(el_scope_t *sc, const ts_store_lease_t *l, ts_el_reason_t reason) {
+/* Takes what the store says the lease is now. Returns whether the term or
+ * the holder changed. */
+static int adopt(el_scope_t *sc, const ts_store_lease_t *l, ts_el_reason_t reason) {
     uint64_t wall = ts_wall_ms(), now = uv_now(sc->sess->loop);
     char holder[HOLDER_MAX] = "";
     ts_strlcpy(holder, (const char *)l->holder.p, TS_MIN(sizeof holder, l->holder.len + 1));
     int changed = l->term != sc->term || strcmp(holder, sc->leader) != 0;
     sc->expires_at = l->expires_at;
-    if (!changed) return;
+    if (!changed) return 0;
     sc->term = l->term;
     ts_strlcpy(sc->leader, holder, sizeof sc->leader);
     sc->lm = holder[0] ? member_by_holder(sc, holder) : NULL;
@@ -369,6 +370,7 @@ static void adopt(el_scope_t *sc, const ts_store_lease_t *l, ts_el_reason_t reas
         sc->leaderless_since = wall;
     }
     if (holder[0]) record(sc, reason, gap);
+    return 1;
 }
 
 /* ---- evaluation: what the scope does next ---- */
@@ -388,10 +390,17 @@ static void on_lease_op(int status, const ts_store_lease_t *l, void *ud) {
     el_scope_t *sc = op->sc;
     ts_sess_t *sess = sc->sess;
     sc->busy = 0;
-    sc->gone = TS_EL_GONE_NONE;
     const char *reason = ts_el_reason_name(op->reason);
     if (status == 0 && l) {
         adopt(sc, l, op->reason);
+        if (!sc->lm && sc->leader[0]) {
+            /* the tab it went to left while the store granted it: it goes on */
+            sc->gone = TS_EL_GONE_LEFT;
+            ts_strlcpy(sc->gone_holder, sc->leader, sizeof sc->gone_holder);
+            sc->leaderless_since = ts_wall_ms();
+        } else {
+            sc->gone = TS_EL_GONE_NONE;
+        }
     } else if ((status == TS_EHELD || status == TS_ESTALE) && l) {
         /* another loop or node came first: its grant is the truth */
         adopt(sc, l, TS_EL_R_ADOPTED);
@@ -406,6 +415,7 @@ static void on_lease_op(int status, const ts_store_lease_t *l, void *ud) {
         ts_debug("election", "%s: store answered %d; again in 100 ms", sc->name, status);
         sc->wake_at = uv_now(sess->loop) + 100;
     }
+    if (!(status == 0 && l)) sc->gone = TS_EL_GONE_NONE;
     free(op);
     sc->again = 0;
     /* once more with the new leader: its backup, its tenure's deadline, and
@@ -492,6 +502,10 @@ static void evaluate(el_scope_t *sc, const char *why) {
             sc->gone = TS_EL_GONE_NONE;
             sc->leader[0] = '\0';
             sc->lm = NULL;
+            if (!sc->leaderless_since) sc->leaderless_since = wall;
+            send_views(sc, "lapse", NULL);
+        } else if (!held && sc->leader[0]) { /* led elsewhere, lapsed, nobody here can lead */
+            sc->leader[0] = '\0';
             if (!sc->leaderless_since) sc->leaderless_since = wall;
             send_views(sc, "lapse", NULL);
         } else if (why || old_backup != sc->backup) {
@@ -590,9 +604,14 @@ void ts_sess__el_rescore(sess_sock_t *ss) {
     }
 }
 
-/* Lapses, rotations, demotions by time, stalled tasks. */
+static void on_lapse(uv_timer_t *t) { ts_sess__el_sweep(t->data); }
+
+/* Lapses, rotations, demotions by time, stalled tasks. Runs every lease/10
+ * and, so that a lapse is seen when it happens rather than up to a sweep
+ * later, at the earliest expiry among this loop's leaders (a renewal only
+ * moves an expiry later: the timer then finds nothing and is armed again). */
 void ts_sess__el_sweep(ts_sess_t *sess) {
-    uint64_t now = uv_now(sess->loop), wall = ts_wall_ms();
+    uint64_t now = uv_now(sess->loop), wall = ts_wall_ms(), next = 0;
     ts_list_t *it, *tmp;
     TS_LIST_FOREACH_SAFE(it, tmp, &sess->el_list) {
         el_scope_t *sc = ts_list_entry(it, el_scope_t, link);
@@ -624,7 +643,13 @@ void ts_sess__el_sweep(ts_sess_t *sess) {
             sc->wake_at = 0;
             evaluate(sc, NULL);
         }
+        if (sc->lm && (!next || sc->expires_at < next)) next = sc->expires_at;
     }
+    if (sess->closed) return;
+    if (next)
+        uv_timer_start(&sess->el_lapse, on_lapse, next > wall ? next - wall + 1 : 1, 0);
+    else
+        uv_timer_stop(&sess->el_lapse);
 }
 
 /* ---- tasks ---- */
@@ -796,11 +821,10 @@ static void on_renew(int status, const ts_store_lease_t *l, void *ud) {
     } else if (m) {
         el_scope_t *sc = m->sc;
         SESS_COUNT(sess->counters[SC_EL_STALE]);
-        int adopted = status == TS_ESTALE && l && l->term >= sc->term && !sc->busy;
-        if (adopted) {
-            if (sc->lm == m) sc->lm = NULL;
-            adopt(sc, l, TS_EL_R_ADOPTED);
-        }
+        /* news only if this loop had not seen that grant yet (its own
+         * transfer that overtook this heartbeat has been taken already) */
+        int adopted = status == TS_ESTALE && l && l->term >= sc->term && !sc->busy &&
+                      adopt(sc, l, TS_EL_R_ADOPTED);
         ts_sess__reply(ss->s, r->ack_id,
                        stale_reply(sc, "the lease of this term is gone; stop acting as leader"));
         if (adopted)
@@ -1091,6 +1115,9 @@ void ts_sess__el_init(ts_sess_t *sess) {
     uint64_t every = TS_MAX((uint64_t)SWEEP_MIN_MS, c->lease_ms / 10);
     uv_timer_start(&sess->el_tick, on_tick, every, every);
     uv_unref((uv_handle_t *)&sess->el_tick);
+    uv_timer_init(sess->loop, &sess->el_lapse);
+    sess->el_lapse.data = sess;
+    uv_unref((uv_handle_t *)&sess->el_lapse);
 }
 
 /* Shutting down: every member goes without an election (the leases lapse

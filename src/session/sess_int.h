@@ -163,6 +163,7 @@ struct ts_sess {
     uint64_t el_joins;      /* join order */
     size_t el_nscopes;
     uv_timer_t el_tick;     /* lapses, tenures, stalled tasks */
+    uv_timer_t el_lapse;    /* the earliest local leader's lease expiry */
     uint64_t el_reasons[TS_EL_R_COUNT_]; /* elections by reason */
 };
 

@@ -935,7 +935,7 @@ ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *s
     sess->lowprio_tick.data = sess;
     uv_unref((uv_handle_t *)&sess->lowprio_tick);
     ts_sess__el_init(sess);
-    sess->timers_open = 4;
+    sess->timers_open = 5;
     return sess;
 }
 
@@ -981,6 +981,7 @@ void ts_sess_free(ts_sess_t *sess) {
     uv_close((uv_handle_t *)&sess->drain, timer_closed);
     uv_close((uv_handle_t *)&sess->lowprio_tick, timer_closed);
     uv_close((uv_handle_t *)&sess->el_tick, timer_closed);
+    uv_close((uv_handle_t *)&sess->el_lapse, timer_closed);
 }
 
 /* The store's durability costs: commits and their latency (the fsync of

@@ -379,7 +379,23 @@ describe('leader election', SKIP, () => {
       assert.ok(metric(m.text, `tabsync_elect_elections_total{reason="${reason}"}`) >= 1, `elections by ${reason}`);
     assert.ok(metric(m.text, 'tabsync_elect_stale_refused_total') >= 3);
     assert.ok(metric(m.text, 'tabsync_elect_tasks_reassigned_total') >= 2);
-    assert.ok(metric(m.text, 'tabsync_elect_leaderless_seconds_total') > 0);
+    // a scope without a leader: its only candidate goes silent, another comes 300 ms later
+    const before = metric(m.text, 'tabsync_elect_leaderless_seconds_total');
+    assert.ok(before >= 0);
+    const s2 = uniq('leaderless');
+    const x = await open(ident('u', s2, 'd1', 'X'));
+    await x.until((v) => v.role === 'leader');
+    x.freeze();
+    await x.until((v) => v.leader === null, { what: 'X lapsed, nobody leads' });
+    await sleep(300);
+    const y = await open(ident('u', s2, 'd2', 'Y'));
+    const vy = await y.until((v) => v.role === 'leader');
+    assert.equal(vy.reason, 'elected');
+    const m2 = await httpJson(`${srv.url}/metrics`);
+    assert.ok(metric(m2.text, 'tabsync_elect_leaderless_seconds_total') - before >= 0.3, 'the leaderless time was counted');
+    assert.ok(metric(m2.text, 'tabsync_elect_lapses_total') >= 2);
+    x.close();
+    y.close();
     assert.ok(metric(m.text, 'tabsync_elect_scopes') >= 1);
     // elections are entries of the session log
     const ev = await httpJson(`${srv.url}/api/sessions/u/${s}/events?after=0`, { headers: { authorization: `Bearer ${PUB}` } });
