@@ -11,6 +11,7 @@
 #include "core/ts_err.h"
 #include "core/ts_mem.h"
 #include "core/ts_util.h"
+#include "session/ts_sess_auth.h" /* TS_SESS_ID_MAX */
 
 static const char *const part_names[TS_EL_PARTS_] = {"battery", "connection", "device",
                                                      "visibility", "uptime"};
@@ -115,6 +116,131 @@ void ts_el_score(const ts_el_inputs_t *in, const ts_el_weights_t *w, ts_el_score
         den += w->w[i];
     }
     out->total = den ? (uint32_t)((num + den / 2) / den) : 0;
+}
+
+/* ---- requests ---- */
+
+/* An id of the token alphabet (ts_sess_auth.h): 1..128 of [A-Za-z0-9._:@-]. */
+static int id_ok(const char *s, size_t n) {
+    if (n == 0 || n > TS_SESS_ID_MAX) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == ':' || c == '@' || c == '-'))
+            return 0;
+    }
+    return 1;
+}
+
+static int scope_bits(const json_t *v, unsigned *out) {
+    *out = 0;
+    if (!v) return 0;
+    if (!json_is_array(v) || json_array_size(v) > TS_SESS_SCOPE_KINDS_) return -1;
+    size_t i;
+    json_t *x;
+    json_array_foreach(v, i, x) {
+        int k = json_is_string(x) ? ts_sess_scope_kind_parse(json_string_value(x),
+                                                             json_string_length(x))
+                                  : -1;
+        if (k < 0 || (*out & (1u << k))) return -1;
+        *out |= 1u << k;
+    }
+    return 0;
+}
+
+static int flag(const json_t *v, int *out) {
+    *out = -1;
+    if (!v) return 0;
+    if (!json_is_boolean(v)) return -1;
+    *out = json_is_true(v);
+    return 0;
+}
+
+/* uint member 1..max, or 0 if absent; -1 if present and not one. */
+static int64_t uint_member(const json_t *o, const char *name, int64_t min, int64_t max) {
+    const json_t *v = json_object_get(o, name);
+    if (!v) return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) return -1;
+    return json_integer_value(v);
+}
+
+#define TERM_MAX 9007199254740991LL /* 2^53 - 1: exact in JavaScript */
+
+int ts_el_req_parse(const json_t *arg, ts_el_req_kind_t kind, ts_el_req_t *out,
+                    const char **code, char *why, size_t whylen) {
+    memset(out, 0, sizeof *out);
+    out->pct = -1;
+    *code = kind == TS_EL_REQ_TASK ? "bad_task" : kind == TS_EL_REQ_LEAD ? "bad_change" : "bad_elect";
+    if (!json_is_object(arg))
+        return ts_errf(why, whylen, TS_EPROTO, "%s",
+                       kind == TS_EL_REQ_ELECT ? "elect takes {join?, leave?, observer?, scores?}"
+                       : kind == TS_EL_REQ_TASK ? "task takes {op, scope, name, ...}"
+                       : kind == TS_EL_REQ_LEAD ? "lead must be {scope, term}"
+                                                : "takes {scope, term}");
+    if (kind == TS_EL_REQ_ELECT) {
+        if (scope_bits(json_object_get(arg, "join"), &out->join) ||
+            scope_bits(json_object_get(arg, "leave"), &out->leave))
+            return ts_errf(why, whylen, TS_EPROTO,
+                           "join and leave are arrays of \"session\" and \"device\", each at "
+                           "most once");
+        if (out->join & out->leave)
+            return ts_errf(why, whylen, TS_EPROTO, "a scope cannot be joined and left at once");
+        if (flag(json_object_get(arg, "observer"), &out->observer) ||
+            flag(json_object_get(arg, "scores"), &out->scores))
+            return ts_errf(why, whylen, TS_EPROTO, "observer and scores are true or false");
+        return 0;
+    }
+    const json_t *sc = json_object_get(arg, "scope");
+    int k = json_is_string(sc) ? ts_sess_scope_kind_parse(json_string_value(sc),
+                                                          json_string_length(sc))
+                               : -1;
+    if (k < 0) return ts_errf(why, whylen, TS_EPROTO, "scope must be \"session\" or \"device\"");
+    out->scope = (ts_sess_scope_kind_t)k;
+    int needs_term = kind != TS_EL_REQ_TASK;
+    if (kind == TS_EL_REQ_TASK) {
+        static const char *const ops[] = {"declare", "cancel", "progress", "done", "fail"};
+        const json_t *op = json_object_get(arg, "op");
+        int o = -1;
+        for (size_t i = 0; json_is_string(op) && i < TS_ARRAY_LEN(ops); i++)
+            if (strcmp(json_string_value(op), ops[i]) == 0) o = (int)i;
+        if (o < 0)
+            return ts_errf(why, whylen, TS_EPROTO,
+                           "op must be declare, cancel, progress, done or fail");
+        out->op = (ts_el_task_op_t)o;
+        const json_t *name = json_object_get(arg, "name");
+        if (!json_is_string(name) || json_string_length(name) > TS_SESS_MAX_NAME ||
+            !ts_sess_name_ok(json_string_value(name)))
+            return ts_errf(why, whylen, TS_EPROTO,
+                           "name must be 1-64 characters of [A-Za-z0-9._:/-]");
+        memcpy(out->name, json_string_value(name), json_string_length(name) + 1);
+        needs_term = out->op == TS_EL_TASK_DECLARE || out->op == TS_EL_TASK_CANCEL;
+        int64_t pct = uint_member(arg, "pct", 0, 100);
+        if (pct < 0) return ts_errf(why, whylen, TS_EPROTO, "pct must be an integer 0..100");
+        if (json_object_get(arg, "pct")) out->pct = (int)pct;
+        int64_t stall = uint_member(arg, "stall_ms", TS_EL_STALL_MIN_MS, TS_EL_STALL_MAX_MS);
+        if (stall < 0)
+            return ts_errf(why, whylen, TS_EPROTO, "stall_ms must be an integer %d..%d",
+                           TS_EL_STALL_MIN_MS, TS_EL_STALL_MAX_MS);
+        out->stall_ms = (uint64_t)stall;
+        const json_t *to = json_object_get(arg, "to");
+        if (to) {
+            const json_t *d = json_object_get(to, "device"), *t = json_object_get(to, "tab");
+            if (!json_is_string(d) || !json_is_string(t) ||
+                !id_ok(json_string_value(d), json_string_length(d)) ||
+                !id_ok(json_string_value(t), json_string_length(t)))
+                return ts_errf(why, whylen, TS_EPROTO,
+                               "to must be {device, tab}, ids of 1-128 characters of "
+                               "[A-Za-z0-9._:@-]");
+            memcpy(out->to_device, json_string_value(d), json_string_length(d) + 1);
+            memcpy(out->to_tab, json_string_value(t), json_string_length(t) + 1);
+        }
+    }
+    if (needs_term) {
+        int64_t term = uint_member(arg, "term", 1, TERM_MAX);
+        if (term <= 0) return ts_errf(why, whylen, TS_EPROTO, "term must be an integer >= 1");
+        out->term = (uint64_t)term;
+    }
+    return 0;
 }
 
 /* ---- decisions ---- */

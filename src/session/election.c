@@ -716,76 +716,55 @@ static json_t *stale_reply(const el_scope_t *sc, const char *msg) {
     return r;
 }
 
-/* The member of ss in arg.scope, or NULL with the refusal answered. */
-static el_member_t *member_of(sess_sock_t *ss, json_t *arg, int64_t ack_id) {
-    const char *scope = json_string_value(json_object_get(arg, "scope"));
-    int k = scope ? ts_sess_scope_kind_parse(scope, strlen(scope)) : -1;
-    if (k < 0) {
-        ts_sess__reply(ss->s, ack_id,
-                       ts_sess__error("bad_elect", "scope must be \"session\" or \"device\"", 0));
+/* Parses the argument of a request of `kind`; NULL with the refusal
+ * answered. For every kind but ELECT, also the member of ss in its scope. */
+static el_member_t *request(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id,
+                            ts_el_req_kind_t kind, ts_el_req_t *req, int *ok) {
+    const char *code;
+    char why[160];
+    *ok = 0;
+    if (ts_el_req_parse(json_array_get(a->args, 0), kind, req, &code, why, sizeof why)) {
+        ts_sess__reply(ss->s, ack_id, ts_sess__error(code, why, 0));
         return NULL;
     }
-    if (!ss->el[k]) {
+    *ok = 1;
+    if (kind == TS_EL_REQ_ELECT) return NULL;
+    if (!ss->el[req->scope]) {
+        *ok = 0;
         ts_sess__reply(ss->s, ack_id,
                        ts_sess__error("not_member", "this tab has not joined that election", 0));
         return NULL;
     }
-    return ss->el[k];
+    return ss->el[req->scope];
 }
 
-/* term of arg (an integer >= 1), or 0 with the refusal answered. */
-static uint64_t term_of(sess_sock_t *ss, json_t *arg, int64_t ack_id) {
-    json_t *t = json_object_get(arg, "term");
-    if (!json_is_integer(t) || json_integer_value(t) < 1) {
-        ts_sess__reply(ss->s, ack_id, ts_sess__error("bad_elect", "term must be an integer >= 1", 0));
-        return 0;
-    }
-    return (uint64_t)json_integer_value(t);
-}
-
-static int scopes_of(json_t *v, unsigned *out) {
-    *out = 0;
-    if (!v) return 0;
-    if (!json_is_array(v) || json_array_size(v) > TS_SESS_SCOPE_KINDS_) return -1;
-    size_t i;
-    json_t *x;
-    json_array_foreach(v, i, x) {
-        int k = json_is_string(x) ? ts_sess_scope_kind_parse(json_string_value(x),
-                                                             json_string_length(x))
-                                  : -1;
-        if (k < 0) return -1;
-        *out |= 1u << k;
-    }
+/* Whether m leads its scope with `term`; if not, answers stale_term. */
+static int leads(el_member_t *m, uint64_t term, int64_t ack_id, const char *msg) {
+    el_scope_t *sc = m->sc;
+    if (sc->lm == m && sc->term == term) return 1;
+    SESS_COUNT(m->ss->sess->counters[SC_EL_STALE]);
+    ts_sess__reply(m->ss->s, ack_id, stale_reply(sc, msg));
     return 0;
 }
 
 void ts_sess__el_on_elect(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
-    json_t *arg = json_array_get(a->args, 0);
-    unsigned join_k = 0, leave_k = 0;
-    json_t *obs = json_object_get(arg, "observer"), *sco = json_object_get(arg, "scores");
-    if (!json_is_object(arg) || scopes_of(json_object_get(arg, "join"), &join_k) ||
-        scopes_of(json_object_get(arg, "leave"), &leave_k) || (join_k & leave_k) ||
-        (obs && !json_is_boolean(obs)) || (sco && !json_is_boolean(sco))) {
-        ts_sess__reply(ss->s, ack_id,
-                       ts_sess__error("bad_elect",
-                                      "elect takes {join?: [scope], leave?: [scope], observer?: "
-                                      "bool, scores?: bool} with scopes \"session\", \"device\"",
-                                      0));
-        return;
-    }
-    if (sco) ss->id.elect_scores = json_is_true(sco);
-    if (obs) {
-        ss->id.elect_observer = json_is_true(obs);
+    ts_el_req_t req;
+    int ok;
+    request(ss, a, ack_id, TS_EL_REQ_ELECT, &req, &ok);
+    if (!ok) return;
+    if (req.scores >= 0) ss->id.elect_scores = (uint8_t)req.scores;
+    if (req.observer >= 0) {
+        ss->id.elect_observer = (uint8_t)req.observer;
         for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++)
             if (ss->el[k]) ss->el[k]->observer = ss->id.elect_observer;
     }
     for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++)
-        if ((leave_k & (1u << k)) && ss->el[k]) leave(ss->el[k], TS_EL_GONE_LEFT);
-    ss->id.elect_scopes = (ss->id.elect_scopes & ~leave_k) | join_k;
+        if ((req.leave & (1u << k)) && ss->el[k]) leave(ss->el[k], TS_EL_GONE_LEFT);
+    ss->id.elect_scopes = (ss->id.elect_scopes & ~req.leave) | req.join;
     json_t *views = json_array();
     for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++) {
         el_member_t *m = ss->el[k];
-        if (!m && (join_k & (1u << k))) m = join(ss, (ts_sess_scope_kind_t)k);
+        if (!m && (req.join & (1u << k))) m = join(ss, (ts_sess_scope_kind_t)k);
         if (!m) continue;
         evaluate(m->sc, "join");
         json_array_append_new(views, json_pack("{s:s,s:I,s:s}", "scope", kind_name(m->sc->kind),
@@ -838,17 +817,15 @@ static void on_renew(int status, const ts_store_lease_t *l, void *ud) {
 }
 
 void ts_sess__el_on_hb(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
-    json_t *arg = json_array_get(a->args, 0);
-    el_member_t *m = member_of(ss, arg, ack_id);
-    uint64_t term = m ? term_of(ss, arg, ack_id) : 0;
-    if (!term) return;
+    ts_el_req_t req;
+    int ok;
+    el_member_t *m = request(ss, a, ack_id, TS_EL_REQ_HB, &req, &ok);
+    if (!m) return;
     el_scope_t *sc = m->sc;
     ts_sess_t *sess = ss->sess;
-    uint64_t now = uv_now(sess->loop);
+    uint64_t now = uv_now(sess->loop), term = req.term;
     m->stalled_until = 0; /* it is alive */
-    if (sc->lm != m || sc->term != term) {
-        SESS_COUNT(sess->counters[SC_EL_STALE]);
-        ts_sess__reply(ss->s, ack_id, stale_reply(sc, "this tab does not lead with that term; step down"));
+    if (!leads(m, term, ack_id, "this tab does not lead with that term; step down")) {
         send_views(sc, "stale", m);
         return;
     }
@@ -870,113 +847,74 @@ void ts_sess__el_on_hb(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) 
 }
 
 void ts_sess__el_on_resign(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
-    json_t *arg = json_array_get(a->args, 0);
-    el_member_t *m = member_of(ss, arg, ack_id);
-    uint64_t term = m ? term_of(ss, arg, ack_id) : 0;
-    if (!term) return;
+    ts_el_req_t req;
+    int ok;
+    el_member_t *m = request(ss, a, ack_id, TS_EL_REQ_RESIGN, &req, &ok);
+    if (!m || !leads(m, req.term, ack_id, "this tab does not lead with that term")) return;
     el_scope_t *sc = m->sc;
-    if (sc->lm != m || sc->term != term) {
-        SESS_COUNT(ss->sess->counters[SC_EL_STALE]);
-        ts_sess__reply(ss->s, ack_id, stale_reply(sc, "this tab does not lead with that term"));
-        return;
-    }
     /* not a candidate for a while: the backup takes the next term */
     m->stalled_until = uv_now(ss->sess->loop) + ecfg(ss->sess)->lease_ms;
     sc->lm = NULL;
     sc->gone = TS_EL_GONE_RESIGNED;
     ts_strlcpy(sc->gone_holder, m->holder, sizeof sc->gone_holder);
     sc->leaderless_since = ts_wall_ms();
-    ts_sess__reply(ss->s, ack_id, json_pack("{s:b,s:I}", "ok", 1, "term", (json_int_t)term));
+    ts_sess__reply(ss->s, ack_id, json_pack("{s:b,s:I}", "ok", 1, "term", (json_int_t)req.term));
     evaluate(sc, NULL);
 }
 
 void ts_sess__el_on_task(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
-    json_t *arg = json_array_get(a->args, 0);
-    const char *op = json_string_value(json_object_get(arg, "op"));
-    const char *name = json_string_value(json_object_get(arg, "name"));
-    if (!op || !name || !ts_sess_name_ok(name)) {
-        ts_sess__reply(ss->s, ack_id,
-                       ts_sess__error("bad_task",
-                                      "task takes {op: declare|progress|done|fail|cancel, scope, "
-                                      "name (1-64 characters of [A-Za-z0-9._:/-]), ...}",
-                                      0));
-        return;
-    }
-    el_member_t *m = member_of(ss, arg, ack_id);
+    ts_el_req_t req;
+    int ok;
+    el_member_t *m = request(ss, a, ack_id, TS_EL_REQ_TASK, &req, &ok);
     if (!m) return;
     el_scope_t *sc = m->sc;
     uint64_t now = uv_now(ss->sess->loop);
-    int leader_op = !strcmp(op, "declare") || !strcmp(op, "cancel");
-    el_task_t *t = task_find(sc, name);
-    if (leader_op) {
-        uint64_t term = term_of(ss, arg, ack_id);
-        if (!term) return;
-        if (sc->lm != m || sc->term != term) {
-            SESS_COUNT(ss->sess->counters[SC_EL_STALE]);
-            ts_sess__reply(ss->s, ack_id, stale_reply(sc, "only the leader of the current term "
-                                                          "declares or cancels tasks"));
+    el_task_t *t = task_find(sc, req.name);
+    switch (req.op) {
+    case TS_EL_TASK_DECLARE:
+    case TS_EL_TASK_CANCEL:
+        if (!leads(m, req.term, ack_id, "only the leader of the current term declares or "
+                                        "cancels tasks"))
             return;
-        }
-        if (!strcmp(op, "cancel")) {
+        if (req.op == TS_EL_TASK_CANCEL) {
             if (t) {
                 if (t->to) t->to->ntasks--;
                 *t = sc->tasks[--sc->ntasks];
             }
-        } else {
-            json_t *stall = json_object_get(arg, "stall_ms");
-            if (stall && (!json_is_integer(stall) || json_integer_value(stall) < 100 ||
-                          json_integer_value(stall) > 3600000)) {
-                ts_sess__reply(ss->s, ack_id,
-                               ts_sess__error("bad_task", "stall_ms must be 100..3600000", 0));
-                return;
-            }
-            if (!t && sc->ntasks == TASKS_MAX) {
-                ts_sess__reply(ss->s, ack_id,
-                               ts_sess__error("bad_task", "at most 32 tasks per scope", 0));
-                return;
-            }
-            task_add(sc, name, stall ? (uint64_t)json_integer_value(stall) : 0, term);
-            t = task_find(sc, name);
-            /* `to`: a member the leader prefers, if it may take tasks */
-            json_t *to = json_object_get(arg, "to");
-            const char *tdev = json_string_value(json_object_get(to, "device"));
-            const char *ttab = json_string_value(json_object_get(to, "tab"));
-            if (tdev && ttab) {
-                char h[HOLDER_MAX];
-                snprintf(h, sizeof h, "%s/%s", tdev, ttab);
-                el_member_t *want = member_by_holder(sc, h);
-                if (want && !want->observer && want != t->to) {
-                    if (t->to) t->to->ntasks--;
-                    t->to = want;
-                    want->ntasks++;
-                }
+            break;
+        }
+        if (!t && sc->ntasks == TASKS_MAX) {
+            ts_sess__reply(ss->s, ack_id, ts_sess__error("bad_task", "at most 32 tasks per scope", 0));
+            return;
+        }
+        task_add(sc, req.name, req.stall_ms, req.term);
+        t = task_find(sc, req.name);
+        if (req.to_device[0]) { /* a member the leader prefers, if it may take tasks */
+            char h[HOLDER_MAX];
+            snprintf(h, sizeof h, "%s/%s", req.to_device, req.to_tab);
+            el_member_t *want = member_by_holder(sc, h);
+            if (want && !want->observer && want != t->to) {
+                if (t->to) t->to->ntasks--;
+                t->to = want;
+                want->ntasks++;
             }
         }
-    } else {
+        break;
+    case TS_EL_TASK_PROGRESS:
+    case TS_EL_TASK_DONE:
+    case TS_EL_TASK_FAIL:
         if (!t || t->to != m) {
             ts_sess__reply(ss->s, ack_id,
                            ts_sess__error("not_assignee", "this tab is not assigned that task", 0));
             return;
         }
-        if (!strcmp(op, "progress")) {
-            json_t *pct = json_object_get(arg, "pct");
-            if (pct && (!json_is_integer(pct) || json_integer_value(pct) < 0 ||
-                        json_integer_value(pct) > 100)) {
-                ts_sess__reply(ss->s, ack_id, ts_sess__error("bad_task", "pct must be 0..100", 0));
-                return;
-            }
-            t->state = TASK_RUNNING;
-            if (pct) t->pct = (uint32_t)json_integer_value(pct);
-        } else if (!strcmp(op, "done") || !strcmp(op, "fail")) {
-            t->state = !strcmp(op, "done") ? TASK_DONE : TASK_FAILED;
-            if (t->state == TASK_DONE) t->pct = 100;
-        } else {
-            ts_sess__reply(ss->s, ack_id,
-                           ts_sess__error("bad_task", "op must be declare, progress, done, fail "
-                                                      "or cancel", 0));
-            return;
-        }
+        t->state = req.op == TS_EL_TASK_PROGRESS ? TASK_RUNNING
+                   : req.op == TS_EL_TASK_DONE   ? TASK_DONE
+                                                 : TASK_FAILED;
+        if (req.op == TS_EL_TASK_DONE) t->pct = 100;
+        else if (req.pct >= 0) t->pct = (uint32_t)req.pct;
         t->last = now;
+        break;
     }
     ts_sess__reply(ss->s, ack_id, json_pack("{s:b}", "ok", 1));
     send_views(sc, "task", NULL);
@@ -986,16 +924,14 @@ void ts_sess__el_on_task(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id
 
 int ts_sess__el_fence(sess_sock_t *ss, json_t *lead, char *name, size_t cap, uint64_t *term,
                       char *why, size_t whylen) {
-    const char *scope = json_string_value(json_object_get(lead, "scope"));
-    json_t *t = json_object_get(lead, "term");
-    int k = scope ? ts_sess_scope_kind_parse(scope, strlen(scope)) : -1;
-    if (!json_is_object(lead) || k < 0 || !json_is_integer(t) || json_integer_value(t) < 1)
-        return ts_errf(why, whylen, TS_EPROTO,
-                       "lead must be {scope: \"session\"|\"device\", term: integer >= 1}");
+    ts_el_req_t req;
+    const char *code;
+    int rc = ts_el_req_parse(lead, TS_EL_REQ_LEAD, &req, &code, why, whylen);
+    if (rc) return rc;
     if (ss->id.proto < TS_SESS_PROTO_ELECT)
         return ts_errf(why, whylen, TS_EPROTO, "lead needs protocol %d", TS_SESS_PROTO_ELECT);
-    scope_name(name, cap, &ss->id, (ts_sess_scope_kind_t)k);
-    *term = (uint64_t)json_integer_value(t);
+    scope_name(name, cap, &ss->id, req.scope);
+    *term = req.term;
     return 0;
 }
 

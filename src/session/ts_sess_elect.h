@@ -9,7 +9,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "session/ts_sess_connect.h" /* ts_sess_device_type_t */
+#include <jansson.h>
+
+#include "session/ts_sess_connect.h"  /* ts_sess_device_type_t, ts_sess_scope_kind_t */
+#include "session/ts_sess_envelope.h" /* TS_SESS_MAX_NAME */
 
 /* ---- the capability score ---- */
 
@@ -129,5 +132,45 @@ typedef struct ts_el_decision {
 } ts_el_decision_t;
 
 void ts_el_decide(const ts_el_situation_t *s, const ts_el_params_t *p, ts_el_decision_t *out);
+
+/* ---- what a tab asks (the arguments of its events, docs/ELECTION.md) ---- */
+
+typedef enum ts_el_req_kind {
+    TS_EL_REQ_ELECT = 0, /* {join?, leave?, observer?, scores?} */
+    TS_EL_REQ_HB,        /* {scope, term} */
+    TS_EL_REQ_RESIGN,    /* {scope, term} */
+    TS_EL_REQ_TASK,      /* {op, scope, name, term?, pct?, stall_ms?, to?} */
+    TS_EL_REQ_LEAD,      /* a state change's lead: {scope, term} */
+} ts_el_req_kind_t;
+
+typedef enum ts_el_task_op {
+    TS_EL_TASK_DECLARE = 0, /* leader: needs term */
+    TS_EL_TASK_CANCEL,      /* leader: needs term */
+    TS_EL_TASK_PROGRESS,    /* assignee: pct optional */
+    TS_EL_TASK_DONE,
+    TS_EL_TASK_FAIL,
+} ts_el_task_op_t;
+
+#define TS_EL_STALL_MIN_MS 100
+#define TS_EL_STALL_MAX_MS 3600000
+
+typedef struct ts_el_req {
+    unsigned join, leave;       /* ELECT: bits (1 << ts_sess_scope_kind_t), disjoint */
+    int observer, scores;       /* ELECT: 0, 1, or -1 (not given) */
+    ts_sess_scope_kind_t scope; /* every other kind */
+    uint64_t term;              /* HB, RESIGN, LEAD, TASK declare/cancel: >= 1 */
+    ts_el_task_op_t op;         /* TASK */
+    char name[TS_SESS_MAX_NAME + 1]; /* TASK: 1-64 characters of [A-Za-z0-9._:/-] */
+    int pct;                    /* TASK progress: 0..100, or -1 (not given) */
+    uint64_t stall_ms;          /* TASK declare: TS_EL_STALL_MIN_MS..MAX, 0 = default */
+    char to_device[TS_SESS_ID_MAX + 1], to_tab[TS_SESS_ID_MAX + 1]; /* TASK declare: "" = any */
+} ts_el_req_t;
+
+/* Parses the argument of a tab's request (borrowed; anything, NULL
+ * included). Returns 0 with *out filled, or TS_EPROTO with *code (the
+ * error code of the answer: "bad_elect", "bad_task" or "bad_change") and a
+ * one-line reason in why. Unknown members are ignored, as in envelopes. */
+int ts_el_req_parse(const json_t *arg, ts_el_req_kind_t kind, ts_el_req_t *out,
+                    const char **code, char *why, size_t whylen);
 
 #endif

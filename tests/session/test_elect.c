@@ -12,6 +12,8 @@
 
 #include <cmocka.h>
 
+#include <jansson.h>
+
 #include "core/ts_err.h"
 #include "session/ts_sess_elect.h"
 
@@ -209,8 +211,90 @@ static void t_decide(void **state) {
     assert_string_equal(ts_el_reason_name((ts_el_reason_t)99), "unknown");
 }
 
+/* Every refusal of a request's argument, with its code and a fragment of
+ * the reason, and what accepted ones yield. */
+static void t_requests(void **state) {
+    (void)state;
+    static const struct {
+        ts_el_req_kind_t kind;
+        const char *json;
+        int want;
+        const char *code, *why;
+    } rows[] = {
+        {TS_EL_REQ_ELECT, "{}", 0, NULL, NULL},
+        {TS_EL_REQ_ELECT, "{\"join\":[\"session\",\"device\"],\"scores\":true}", 0, NULL, NULL},
+        {TS_EL_REQ_ELECT, "[]", TS_EPROTO, "bad_elect", "elect takes"},
+        {TS_EL_REQ_ELECT, "{\"join\":\"session\"}", TS_EPROTO, "bad_elect", "arrays of"},
+        {TS_EL_REQ_ELECT, "{\"join\":[\"session\",\"session\"]}", TS_EPROTO, "bad_elect", "at most once"},
+        {TS_EL_REQ_ELECT, "{\"join\":[\"tab\"]}", TS_EPROTO, "bad_elect", "arrays of"},
+        {TS_EL_REQ_ELECT, "{\"join\":[\"device\"],\"leave\":[\"device\"]}", TS_EPROTO, "bad_elect", "joined and left"},
+        {TS_EL_REQ_ELECT, "{\"observer\":1}", TS_EPROTO, "bad_elect", "true or false"},
+        {TS_EL_REQ_HB, "{\"scope\":\"session\",\"term\":7}", 0, NULL, NULL},
+        {TS_EL_REQ_HB, "{\"scope\":\"session\"}", TS_EPROTO, "bad_elect", "term must be"},
+        {TS_EL_REQ_HB, "{\"scope\":\"session\",\"term\":0}", TS_EPROTO, "bad_elect", "term must be"},
+        {TS_EL_REQ_HB, "{\"scope\":\"session\",\"term\":1.5}", TS_EPROTO, "bad_elect", "term must be"},
+        {TS_EL_REQ_HB, "{\"scope\":\"session\",\"term\":9007199254740992}", TS_EPROTO, "bad_elect", "term must be"},
+        {TS_EL_REQ_RESIGN, "{\"scope\":\"tab\",\"term\":1}", TS_EPROTO, "bad_elect", "scope must be"},
+        {TS_EL_REQ_RESIGN, "null", TS_EPROTO, "bad_elect", "takes {scope, term}"},
+        {TS_EL_REQ_LEAD, "{\"scope\":\"device\",\"term\":3}", 0, NULL, NULL},
+        {TS_EL_REQ_LEAD, "{\"scope\":\"device\"}", TS_EPROTO, "bad_change", "term must be"},
+        {TS_EL_REQ_LEAD, "3", TS_EPROTO, "bad_change", "lead must be"},
+        {TS_EL_REQ_TASK, "{\"op\":\"progress\",\"scope\":\"session\",\"name\":\"poll\",\"pct\":30}", 0, NULL, NULL},
+        {TS_EL_REQ_TASK, "{\"op\":\"done\",\"scope\":\"device\",\"name\":\"a.b:c/d-e\"}", 0, NULL, NULL},
+        {TS_EL_REQ_TASK, "{\"op\":\"declare\",\"scope\":\"session\",\"name\":\"p\",\"term\":2,\"stall_ms\":100,\"to\":{\"device\":\"d\",\"tab\":\"t\"}}", 0, NULL, NULL},
+        {TS_EL_REQ_TASK, "{\"op\":\"declare\",\"scope\":\"session\",\"name\":\"p\"}", TS_EPROTO, "bad_task", "term must be"},
+        {TS_EL_REQ_TASK, "{\"op\":\"nap\",\"scope\":\"session\",\"name\":\"p\"}", TS_EPROTO, "bad_task", "op must be"},
+        {TS_EL_REQ_TASK, "{\"op\":\"done\",\"scope\":\"session\",\"name\":\"no space\"}", TS_EPROTO, "bad_task", "name must be"},
+        {TS_EL_REQ_TASK, "{\"op\":\"done\",\"scope\":\"session\",\"name\":\"\"}", TS_EPROTO, "bad_task", "name must be"},
+        {TS_EL_REQ_TASK, "{\"op\":\"progress\",\"scope\":\"session\",\"name\":\"p\",\"pct\":101}", TS_EPROTO, "bad_task", "pct must be"},
+        {TS_EL_REQ_TASK, "{\"op\":\"declare\",\"scope\":\"session\",\"name\":\"p\",\"term\":1,\"stall_ms\":99}", TS_EPROTO, "bad_task", "stall_ms must be"},
+        {TS_EL_REQ_TASK, "{\"op\":\"declare\",\"scope\":\"session\",\"name\":\"p\",\"term\":1,\"to\":{\"device\":\"d/x\",\"tab\":\"t\"}}", TS_EPROTO, "bad_task", "to must be"},
+        {TS_EL_REQ_TASK, "{\"op\":\"done\",\"name\":\"p\"}", TS_EPROTO, "bad_task", "scope must be"},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        json_error_t jerr;
+        json_t *j = json_loads(rows[i].json, JSON_DECODE_ANY, &jerr);
+        assert_non_null(j);
+        ts_el_req_t r;
+        const char *code = NULL;
+        char why[160] = "";
+        int rc = ts_el_req_parse(j, rows[i].kind, &r, &code, why, sizeof why);
+        if (rc != rows[i].want) fail_msg("row %zu %s: %d (%s)", i, rows[i].json, rc, why);
+        if (rc) {
+            assert_string_equal(code, rows[i].code);
+            if (!strstr(why, rows[i].why)) fail_msg("row %zu: why \"%s\"", i, why);
+            assert_null(strchr(why, '\n'));
+        }
+        json_decref(j);
+    }
+    /* what accepted ones yield */
+    json_t *j = json_loads("{\"op\":\"declare\",\"scope\":\"device\",\"name\":\"p\",\"term\":9,"
+                           "\"stall_ms\":500,\"to\":{\"device\":\"d\",\"tab\":\"t\"}}", 0, NULL);
+    ts_el_req_t r;
+    const char *code;
+    char why[160];
+    assert_int_equal(ts_el_req_parse(j, TS_EL_REQ_TASK, &r, &code, why, sizeof why), 0);
+    assert_int_equal(r.op, TS_EL_TASK_DECLARE);
+    assert_int_equal(r.scope, TS_SESS_SCOPE_DEVICE);
+    assert_int_equal(r.term, 9);
+    assert_int_equal(r.stall_ms, 500);
+    assert_int_equal(r.pct, -1);
+    assert_string_equal(r.name, "p");
+    assert_string_equal(r.to_device, "d");
+    assert_string_equal(r.to_tab, "t");
+    json_decref(j);
+    j = json_loads("{\"join\":[\"device\"],\"leave\":[\"session\"],\"observer\":false}", 0, NULL);
+    assert_int_equal(ts_el_req_parse(j, TS_EL_REQ_ELECT, &r, &code, why, sizeof why), 0);
+    assert_int_equal(r.join, 1u << TS_SESS_SCOPE_DEVICE);
+    assert_int_equal(r.leave, 1u << TS_SESS_SCOPE_SESSION);
+    assert_int_equal(r.observer, 0);
+    assert_int_equal(r.scores, -1);
+    json_decref(j);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(t_requests),
         cmocka_unit_test(t_score_parts),
         cmocka_unit_test(t_score_examples),
         cmocka_unit_test(t_weights),
