@@ -317,7 +317,7 @@ function refusalCases() {
       auth: { ...with_(good), device: { ...with_(good).device, type: 'toaster' } } },
     { name: 'bad payload: 40 device.caps', code: 'auth_too_many_caps', field: 'caps',
       auth: { ...with_(good), device: { ...with_(good).device, caps: Array.from({ length: 40 }, (_, i) => `c${i}`) } } },
-    { name: 'bad payload: proto 4', code: 'auth_unsupported_proto', field: 'proto', auth: { ...with_(good), proto: 4 } },
+    { name: 'bad payload: proto 5', code: 'auth_unsupported_proto', field: 'proto', auth: { ...with_(good), proto: 5 } },
     { name: 'bad payload: proto 0', code: 'auth_unsupported_proto', field: 'proto', auth: { ...with_(good), proto: 0 } },
     { name: 'oversized token (64 KiB)', code: 'token_too_large', auth: with_(`${good}${'A'.repeat(65536)}`) },
   ];
@@ -526,7 +526,7 @@ describe('/session: cross-session attempts and invalid envelopes are refused and
     ['id missing', { id: undefined }],
     ['id with a quote', { id: 'a"b' }],
     ['cid with a space', { cid: 'c 1' }],
-    ['v 4 (unsupported)', { v: 4 }],
+    ['v 5 (unsupported)', { v: 5 }],
     ['v 0', { v: 0 }],
     ['v is a string', { v: '1' }],
   ];
