@@ -3,6 +3,7 @@
  * a sliding-window strike counter. The caller supplies the time. */
 #include "core/ts_ratelimit.h"
 
+#include <nettle/sha2.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -66,6 +67,38 @@ int ts_rl_is_full(ts_rl_bucket_t *b, uint64_t now_ms) {
 }
 
 /* ---- Keyed limiter table ---- */
+
+/* How a key is stored. A key of up to KEY_INLINE bytes is kept as it is; a
+ * longer one as a marker byte followed by its SHA-256 (33 bytes). Every
+ * stored literal is shorter than every stored digest, so a short key and a
+ * long one never share an entry, and two long keys do only if SHA-256
+ * collides: nobody can pick an id that spends another key's budget. Memory
+ * per entry stays bounded whatever the callers' keys are (a tab's key is
+ * up to 515 bytes). */
+#define KEY_INLINE 32u
+#define KEY_DIGEST_MARK '\xff'
+
+typedef struct rl_key {
+    const char *p;
+    size_t len;
+    char digest[1 + SHA256_DIGEST_SIZE];
+} rl_key_t;
+
+/* Fills *k for `key` (k->p borrows key or points into k: do not copy *k). */
+static void key_norm(rl_key_t *k, const char *key, size_t klen) {
+    if (klen <= KEY_INLINE) {
+        k->p = key;
+        k->len = klen;
+        return;
+    }
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    sha256_update(&ctx, klen, (const uint8_t *)key);
+    k->digest[0] = KEY_DIGEST_MARK;
+    sha256_digest(&ctx, SHA256_DIGEST_SIZE, (uint8_t *)k->digest + 1);
+    k->p = k->digest;
+    k->len = sizeof k->digest;
+}
 
 typedef struct rl_entry {
     ts_list_t link; /* RATE: in t->lru; COUNT: unlinked */
@@ -137,11 +170,13 @@ static void drop_idle(ts_rl_table_t *t, uint64_t now_ms, int max) {
 
 int64_t ts_rl_table_take(ts_rl_table_t *t, const char *key, size_t klen, uint64_t now_ms,
                          uint64_t n) {
-    if (t->cfg.kind != TS_RL_RATE || klen > TS_RL_KEY_MAX) return TS_EINVAL;
+    if (t->cfg.kind != TS_RL_RATE) return TS_EINVAL;
     if (n == 0) return 0;
     if (n > t->cfg.burst) return TS_RL_NEVER;
     drop_idle(t, now_ms, 2);
-    rl_entry_t *e = ts_map_get(&t->map, key, klen);
+    rl_key_t k;
+    key_norm(&k, key, klen);
+    rl_entry_t *e = ts_map_get(&t->map, k.p, k.len);
     if (e) {
         ts_list_remove(&e->link); /* most recent goes to the tail */
         ts_list_insert_tail(&t->lru, &e->link);
@@ -154,7 +189,7 @@ int64_t ts_rl_table_take(ts_rl_table_t *t, const char *key, size_t klen, uint64_
             t->evicted_total++;
             entry_free(t, old);
         }
-        e = entry_new(key, klen);
+        e = entry_new(k.p, k.len);
         ts_rl_bucket_init(&e->u.bucket, t->cfg.rate_mtps, t->cfg.burst, now_ms);
         ts_map_put(&t->map, e->key, e->klen, e);
         ts_list_insert_tail(&t->lru, &e->link);
@@ -163,9 +198,24 @@ int64_t ts_rl_table_take(ts_rl_table_t *t, const char *key, size_t klen, uint64_
     return ts_rl_take(&e->u.bucket, now_ms, n);
 }
 
+int64_t ts_rl_table_wait(const ts_rl_table_t *t, const char *key, size_t klen, uint64_t now_ms,
+                         uint64_t n) {
+    if (t->cfg.kind != TS_RL_RATE) return TS_EINVAL;
+    if (n == 0) return 0;
+    if (n > t->cfg.burst) return TS_RL_NEVER;
+    rl_key_t k;
+    key_norm(&k, key, klen);
+    const rl_entry_t *e = ts_map_get(&t->map, k.p, k.len);
+    if (!e) return 0;
+    ts_rl_bucket_t b = e->u.bucket; /* a copy: refilling it changes nothing */
+    return ts_rl_take(&b, now_ms, n);
+}
+
 int ts_rl_table_inc(ts_rl_table_t *t, const char *key, size_t klen) {
-    if (t->cfg.kind != TS_RL_COUNT || klen > TS_RL_KEY_MAX) return TS_EINVAL;
-    rl_entry_t *e = ts_map_get(&t->map, key, klen);
+    if (t->cfg.kind != TS_RL_COUNT) return TS_EINVAL;
+    rl_key_t k;
+    key_norm(&k, key, klen);
+    rl_entry_t *e = ts_map_get(&t->map, k.p, k.len);
     if (e) {
         if (e->u.count >= t->cfg.max_count) return TS_ELIMIT;
         e->u.count++;
@@ -176,7 +226,7 @@ int ts_rl_table_inc(ts_rl_table_t *t, const char *key, size_t klen) {
         t->full_total++;
         return TS_ENOMEM;
     }
-    e = entry_new(key, klen);
+    e = entry_new(k.p, k.len);
     e->u.count = 1;
     ts_map_put(&t->map, e->key, e->klen, e);
     t->entries++;
@@ -184,8 +234,10 @@ int ts_rl_table_inc(ts_rl_table_t *t, const char *key, size_t klen) {
 }
 
 int64_t ts_rl_table_dec(ts_rl_table_t *t, const char *key, size_t klen) {
-    if (t->cfg.kind != TS_RL_COUNT || klen > TS_RL_KEY_MAX) return TS_ENOTFOUND;
-    rl_entry_t *e = ts_map_get(&t->map, key, klen);
+    if (t->cfg.kind != TS_RL_COUNT) return TS_ENOTFOUND;
+    rl_key_t k;
+    key_norm(&k, key, klen);
+    rl_entry_t *e = ts_map_get(&t->map, k.p, k.len);
     if (!e) return TS_ENOTFOUND;
     uint32_t left = --e->u.count;
     if (left == 0) entry_free(t, e);
@@ -193,14 +245,18 @@ int64_t ts_rl_table_dec(ts_rl_table_t *t, const char *key, size_t klen) {
 }
 
 uint32_t ts_rl_table_count(const ts_rl_table_t *t, const char *key, size_t klen) {
-    if (t->cfg.kind != TS_RL_COUNT || klen > TS_RL_KEY_MAX) return 0;
-    const rl_entry_t *e = ts_map_get(&t->map, key, klen);
+    if (t->cfg.kind != TS_RL_COUNT) return 0;
+    rl_key_t k;
+    key_norm(&k, key, klen);
+    const rl_entry_t *e = ts_map_get(&t->map, k.p, k.len);
     return e ? e->u.count : 0;
 }
 
 const ts_rl_bucket_t *ts_rl_table_peek(const ts_rl_table_t *t, const char *key, size_t klen) {
-    if (t->cfg.kind != TS_RL_RATE || klen > TS_RL_KEY_MAX) return NULL;
-    const rl_entry_t *e = ts_map_get(&t->map, key, klen);
+    if (t->cfg.kind != TS_RL_RATE) return NULL;
+    rl_key_t k;
+    key_norm(&k, key, klen);
+    const rl_entry_t *e = ts_map_get(&t->map, k.p, k.len);
     return e ? &e->u.bucket : NULL;
 }
 

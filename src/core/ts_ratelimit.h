@@ -126,7 +126,10 @@ typedef struct ts_rl_table_cfg {
 } ts_rl_table_cfg_t;
 
 #define TS_RL_DEFAULT_ENTRIES 65536u
-#define TS_RL_KEY_MAX 256u /* longer keys are refused with TS_EINVAL */
+/* Keys are byte strings of any length. Keys of up to 32 bytes are kept as
+ * they are, longer ones as their SHA-256 (ratelimit.c): an entry costs at
+ * most ~120 bytes whatever the key, and two keys share an entry only if
+ * SHA-256 collides. Callers on a hot path may pass a digest they keep. */
 
 typedef struct ts_rl_table {
     ts_rl_table_cfg_t cfg;  /* read-only */
@@ -146,16 +149,22 @@ int ts_rl_table_init(ts_rl_table_t *t, const ts_rl_table_cfg_t *cfg);
 void ts_rl_table_deinit(ts_rl_table_t *t);
 
 /* RATE: ts_rl_take on the key's bucket (created full on first sight; borrows
- * `key` for the call only, the table keeps its own copy).
- * Returns what ts_rl_take returns, or TS_EINVAL (klen > TS_RL_KEY_MAX, or a
- * COUNT table). n > burst answers TS_RL_NEVER without creating an entry. */
+ * `key` for the call only, the table keeps its own copy or digest).
+ * Returns what ts_rl_take returns, or TS_EINVAL (a COUNT table). n > burst answers TS_RL_NEVER without creating an entry. */
 int64_t ts_rl_table_take(ts_rl_table_t *t, const char *key, size_t klen, uint64_t now_ms,
+                         uint64_t n);
+
+/* RATE: what ts_rl_table_take would answer now, without taking anything
+ * and without creating or reordering an entry (a key not tracked has a full
+ * bucket). Lets a caller check several tables before taking from any.
+ * Returns 0, a wait in ms, TS_RL_NEVER, or TS_EINVAL (a COUNT table). */
+int64_t ts_rl_table_wait(const ts_rl_table_t *t, const char *key, size_t klen, uint64_t now_ms,
                          uint64_t n);
 
 /* COUNT: one more concurrent use of `key`.
  * Returns 0 (counted: call ts_rl_table_dec exactly once later), TS_ELIMIT
  * (the key is at max_count; not counted), TS_ENOMEM (table full of live
- * keys; not counted), TS_EINVAL (klen > TS_RL_KEY_MAX, or a RATE table). */
+ * keys; not counted), TS_EINVAL (a RATE table). */
 int ts_rl_table_inc(ts_rl_table_t *t, const char *key, size_t klen);
 /* COUNT: one use of `key` ended. Returns the count left (>= 0), or
  * TS_ENOTFOUND if the key has no live count (a caller bug, ignored). */

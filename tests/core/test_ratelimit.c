@@ -217,11 +217,7 @@ static void table_rate_per_key(void **state) {
     assert_int_equal(ts_rl_table_take(&t, "ab\0c", 4, 500, 2), 0);
     assert_int_equal(ts_rl_table_take(&t, "ab\0d", 4, 500, 2), 0);
     assert_int_equal(ts_rl_table_take(&t, "ab\0c", 4, 500, 1), 500);
-    /* wrong kind, too long a key */
-    char longkey[TS_RL_KEY_MAX + 1];
-    memset(longkey, 'k', sizeof longkey);
-    assert_int_equal(ts_rl_table_take(&t, longkey, sizeof longkey, 0, 1), TS_EINVAL);
-    assert_int_equal(ts_rl_table_take(&t, longkey, TS_RL_KEY_MAX, 0, 1), 0);
+    /* wrong kind */
     assert_int_equal(ts_rl_table_inc(&t, "x", 1), TS_EINVAL);
     assert_int_equal(ts_rl_table_count(&t, "x", 1), 0);
     ts_rl_table_deinit(&t);
@@ -271,6 +267,64 @@ static void table_counters(void **state) {
 #undef INC
 #undef DEC
 #undef CNT
+}
+
+/* Keys of any length work (issue #14: a tab's "user/session/device/tab" is
+ * up to 515 bytes and was refused, which read as "never fits"): each long
+ * key has its own bucket or count, even next to one that differs only in
+ * its last byte, and a long key never shares an entry with a short one. */
+static void table_long_keys(void **state) {
+    (void)state;
+    static char a[4096], b[4096];
+    memset(a, 'k', sizeof a);
+    memcpy(b, a, sizeof b);
+    b[514] = 'z';
+    ts_rl_table_t t;
+    rate_table(&t, TS_RL_PER_SEC(2), 2, 100);
+    assert_int_equal(ts_rl_table_take(&t, a, 515, 0, 2), 0);
+    assert_int_equal(ts_rl_table_take(&t, a, 515, 0, 1), 500);
+    assert_int_equal(ts_rl_table_take(&t, b, 515, 0, 2), 0); /* its own bucket */
+    assert_int_equal(ts_rl_table_take(&t, a, 514, 0, 2), 0); /* a prefix is another key */
+    assert_int_equal(ts_rl_table_take(&t, a, sizeof a, 0, 2), 0);
+    assert_int_equal(ts_rl_table_take(&t, a, sizeof a, 0, 1), 500);
+    assert_non_null(ts_rl_table_peek(&t, b, 515));
+    assert_null(ts_rl_table_peek(&t, b, 516));
+    /* every length around the point where keys start being hashed */
+    for (size_t n = 1; n <= 80; n++) assert_int_equal(ts_rl_table_take(&t, b, n, 0, 2), 0);
+    for (size_t n = 1; n <= 80; n++) assert_int_equal(ts_rl_table_take(&t, b, n, 0, 1), 500);
+    ts_rl_table_deinit(&t);
+
+    ts_rl_table_cfg_t cfg = {.kind = TS_RL_COUNT, .max_count = 1};
+    assert_int_equal(ts_rl_table_init(&t, &cfg), 0);
+    assert_int_equal(ts_rl_table_inc(&t, a, 515), 0);
+    assert_int_equal(ts_rl_table_inc(&t, a, 515), TS_ELIMIT);
+    assert_int_equal(ts_rl_table_inc(&t, b, 515), 0);
+    assert_int_equal(ts_rl_table_count(&t, a, 515), 1);
+    assert_int_equal(ts_rl_table_dec(&t, a, 515), 0);
+    assert_int_equal(ts_rl_table_count(&t, a, 515), 0);
+    assert_int_equal(ts_rl_table_count(&t, b, 515), 1);
+    assert_int_equal(ts_rl_table_dec(&t, b, 515), 0);
+    assert_int_equal(t.entries, 0);
+    ts_rl_table_deinit(&t);
+}
+
+/* ts_rl_table_wait answers what take would, without taking or creating. */
+static void table_wait(void **state) {
+    (void)state;
+    ts_rl_table_t t;
+    rate_table(&t, TS_RL_PER_SEC(2), 2, 100);
+    assert_int_equal(ts_rl_table_wait(&t, "a", 1, 0, 2), 0);
+    assert_int_equal(ts_rl_table_wait(&t, "a", 1, 0, 3), NEVER);
+    assert_false(HAS(t, "a"));
+    assert_int_equal(TAKE(t, "a", 0, 2), 0);
+    assert_int_equal(ts_rl_table_wait(&t, "a", 1, 0, 1), 500);
+    assert_int_equal(ts_rl_table_wait(&t, "a", 1, 250, 1), 250);
+    assert_int_equal(ts_rl_table_wait(&t, "a", 1, 500, 1), 0);
+    assert_int_equal(ts_rl_table_wait(&t, "a", 1, 500, 1), 0); /* nothing was taken */
+    assert_int_equal(TAKE(t, "a", 500, 1), 0);
+    assert_int_equal(TAKE(t, "a", 500, 1), 500);
+    assert_int_equal(ts_rl_table_wait(&t, "a", 1, 500, 0), 0);
+    ts_rl_table_deinit(&t);
 }
 
 /* 1e5 distinct keys into a table of 1e3 (an attacker rotating addresses),
@@ -434,6 +488,8 @@ int main(void) {
         cmocka_unit_test(no_drift_when_polled),
         cmocka_unit_test(table_rate_per_key),
         cmocka_unit_test(table_counters),
+        cmocka_unit_test(table_long_keys),
+        cmocka_unit_test(table_wait),
         cmocka_unit_test(table_key_flood),
         cmocka_unit_test(table_lru_order),
         cmocka_unit_test(table_idle_drop),
