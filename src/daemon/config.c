@@ -164,6 +164,11 @@ static const opt_t opts[] = {
     {"limit-bytes-per-socket", "TABSYNC_LIMIT_BYTES_PER_SOCKET", K_U32,
      OFF(limit_bytes_per_socket), 0, 0, 1073741824u, "bytes per second", "BYTES",
      "Limits (/session)", "Bytes of events one socket may send per second. 0 = unlimited."},
+    {"limit-events-per-user", "TABSYNC_LIMIT_EVENTS_PER_USER", K_U32,
+     OFF(limit_events_per_user), 0, 0, 100000000, "events per second", "N", "Limits (/session)",
+     "Events all /session sockets of one user may send per second together,\n"
+     "over every connection (burst the same). 0 = ten times\n"
+     "--limit-events-per-socket (unlimited when that is)."},
     {"limit-queue", "TABSYNC_LIMIT_QUEUE", K_U32, OFF(limit_queue), 0, 0, 100000, "events", "N",
      "Limits (/session)",
      "Events a socket over its rate may have waiting: they are handled at the\n"

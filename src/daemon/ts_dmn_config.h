@@ -81,6 +81,8 @@ typedef struct ts_dmn_config {
     uint32_t limit_conns_per_user;    /* --limit-conns-per-user: default 100 */
     uint32_t limit_events_per_socket; /* --limit-events-per-socket: per second; default 100 */
     uint32_t limit_bytes_per_socket;  /* --limit-bytes-per-socket: per second; default 1 MiB */
+    uint32_t limit_events_per_user;   /* --limit-events-per-user: per second, all of a user's
+                                         sockets; default 0 = 10 x limit_events_per_socket */
     uint32_t limit_queue;             /* --limit-queue: events waiting per socket over its
                                          rate (slowed down, not refused); default 1000 */
     uint32_t limit_strikes;           /* --limit-strikes: refusals in 10 s before a disconnect;
