@@ -101,6 +101,15 @@ static const opt_t opts[] = {
      "milliseconds", "MS", "Socket.IO",
      "Connection state recovery: how long a disconnected client may come back\n"
      "and get what it missed (maxDisconnectionDuration). 0 turns it off."},
+    {"recovery-max-sessions", "TABSYNC_RECOVERY_MAX_SESSIONS", K_SIZE, OFF(recovery_max_sessions),
+     0, 1, 10000000, "sessions", "N", "Socket.IO",
+     "Saved sessions kept for recovery per namespace; over it the oldest go."},
+    {"recovery-max-bytes", "TABSYNC_RECOVERY_MAX_BYTES", K_SIZE, OFF(recovery_max_bytes), 0, KIB,
+     4096 * MIB, "bytes", "BYTES", "Socket.IO", "... and their memory per namespace."},
+    {"recovery-max-per-address", "TABSYNC_RECOVERY_MAX_PER_ADDRESS", K_SIZE,
+     OFF(recovery_max_per_addr), 0, 1, 10000000, "sessions", "N", "Socket.IO",
+     "... and per client address (its oldest go first): a flood of abrupt\n"
+     "disconnects from one address cannot push out everyone else's."},
     {"cors-origin", "TABSYNC_CORS_ORIGINS", K_ORIGIN, 0, 0, 0, 0, NULL, "ORIGIN", "Socket.IO",
      "Allow browsers on this origin (https://app.example.com, or * for any).\n"
      "Repeat the flag for more (at most 16); the variable is comma-separated.\n"
@@ -292,6 +301,9 @@ void ts_dmn_config_defaults(ts_dmn_config_t *cfg) {
     cfg->cors_credentials = 0;
     cfg->parser_msgpack = 0;
     cfg->recovery_ms = 120000;
+    cfg->recovery_max_sessions = 10000;
+    cfg->recovery_max_bytes = 16 * MIB;
+    cfg->recovery_max_per_addr = 1000;
     cfg->log_level = TS_LOG_INFO;
     cfg->conformance = 0;
     cfg->test_app = 0;

@@ -476,6 +476,9 @@ int main(int argc, char **argv, char **envp) {
         .parser = proc.cfg.parser_msgpack ? TS_SIO_PARSER_MSGPACK : TS_SIO_PARSER_JSON,
         .recovery_ms = proc.cfg.recovery_ms,
         .connect_timeout_ms = proc.cfg.connect_timeout_ms,
+        .max_saved = proc.cfg.recovery_max_sessions,
+        .max_saved_bytes = proc.cfg.recovery_max_bytes,
+        .max_saved_per_addr = proc.cfg.recovery_max_per_addr,
     };
     proc.group = ts_sio_group_new(&so, proc.n);
     char host[48] = "tabsyncd";

@@ -35,6 +35,9 @@ typedef struct ts_dmn_config {
     int parser_msgpack;        /* --parser json|msgpack, TABSYNC_PARSER; default json */
     uint32_t recovery_ms;      /* --recovery-window MS, TABSYNC_RECOVERY_WINDOW; default
                                   120000; 0 = connection state recovery off */
+    size_t recovery_max_sessions; /* --recovery-max-sessions: default 10000 */
+    size_t recovery_max_bytes;    /* --recovery-max-bytes: default 16 MiB */
+    size_t recovery_max_per_addr; /* --recovery-max-per-address: default 1000 */
     ts_log_level_t log_level;  /* --log-level, TABSYNC_LOG_LEVEL; default info */
     char web_root[512];        /* --web DIR, TABSYNC_WEB; static files; "" = none */
     char node_modules[512];    /* --node-modules DIR, TABSYNC_NODE_MODULES: where

@@ -27,6 +27,10 @@
       "Socket.IO packets sent (a broadcast counts once per recipient)")                    \
     X(SIO_BROADCASTS, "tabsync_sio_broadcasts_total", "broadcasts encoded (once each)")   \
     X(SIO_RECOVERED, "tabsync_sio_recovered_total", "connections restored by recovery") \
+    X(SIO_SAVED_DROPPED, "tabsync_sio_saved_dropped_total",                               \
+      "saved recovery sessions dropped early: the count or byte bound (oldest first)")     \
+    X(SIO_SAVED_DROPPED_ADDR, "tabsync_sio_saved_dropped_address_total",                  \
+      "saved recovery sessions dropped early: one address's bound (its oldest first)")     \
     X(LOOP_HANDOFFS, "tabsync_loop_handoffs_total",                                       \
       "connections moved to the loop that holds their Engine.IO session")                  \
     X(SEND_COALESCED, "tabsync_send_coalesced_total",                                     \
@@ -40,6 +44,8 @@
     X(EIO_OPEN, "tabsync_eio_sessions", "open Engine.IO sessions")                        \
     X(EIO_OPEN_WS, "tabsync_eio_sessions_websocket", "open Engine.IO sessions on websocket") \
     X(SIO_SOCKETS, "tabsync_sio_sockets", "connected Socket.IO namespace sockets")        \
+    X(SIO_SAVED, "tabsync_sio_saved_sessions", "saved recovery sessions (every namespace)") \
+    X(SIO_SAVED_BYTES, "tabsync_sio_saved_bytes", "memory of the saved recovery sessions") \
     X(SEND_QUEUE_BYTES, "tabsync_send_queue_bytes", "bytes queued for sending, all peers")
 
 /* X(ID, "kind") - tabsync_errors_total{kind="..."}: every refusal of peer input. */

@@ -68,8 +68,16 @@ typedef struct log_entry {
     size_t bytes;         /* of enc, counted in the namespace's log_bytes */
 } log_entry_t;
 
+typedef struct saved_addr saved_addr_t;
+
 /* A disconnected socket that may come back (keyed by pid). */
 typedef struct saved {
+    ts_list_t age_link;  /* in nsp_shared.saved_age: oldest first */
+    ts_list_t addr_link; /* in its address's list: oldest first */
+    saved_addr_t *addr;  /* while saved */
+    char *taken_addr;    /* while taken by a restore attempt: the address it came
+                          * from (owned), to put it back under */
+    size_t bytes;        /* what it costs, counted against max_saved_bytes */
     char sid[ID_LEN + 1];
     char pid[ID_LEN + 1];
     char **rooms;
@@ -78,10 +86,19 @@ typedef struct saved {
     uint64_t at_ms;
 } saved_t;
 
+/* The saved sessions of one client address (max_saved_per_addr). */
+struct saved_addr {
+    ts_list_t list;
+    size_t n;
+    size_t klen;
+    char key[];
+};
+
 static void saved_free(saved_t *sv) {
     for (size_t i = 0; i < sv->nrooms; i++) free(sv->rooms[i]);
     free(sv->rooms);
     free(sv->owner);
+    free(sv->taken_addr);
     free(sv);
 }
 
@@ -140,6 +157,9 @@ typedef struct nsp_shared {
     uint64_t next_seq;
     uint64_t cursor[TS_SIO_MAX_LOOPS]; /* next seq each loop delivers; NOT_ATTACHED */
     ts_map_t sessions; /* pid -> saved_t */
+    ts_list_t saved_age; /* every saved_t, oldest first */
+    size_t saved_n, saved_bytes;
+    ts_map_t saved_addrs; /* address -> saved_addr_t */
 } nsp_shared_t;
 
 struct ts_sio_group {
@@ -751,6 +771,83 @@ void ts_sio_ack(ts_sio_socket_t *s, int64_t ack_id, const ts_sio_args_t *args) {
     json_decref(data);
 }
 
+/* ---- saved sessions: bounded by time, count, bytes and per address ----
+ * Under sh->mu. A flood of abrupt disconnects (each leaves a saved session
+ * of about 0.7 KB for recovery_ms) must not grow memory without bound, nor
+ * let one address push everybody else's sessions out. */
+
+static size_t saved_cost(const saved_t *sv) {
+    size_t b = sizeof *sv + 64 /* map slot and allocator overhead */ + sv->nrooms * sizeof(char *);
+    for (size_t i = 0; i < sv->nrooms; i++) b += strlen(sv->rooms[i]) + 1;
+    return b + (sv->owner ? strlen(sv->owner) + 1 : 0);
+}
+
+/* Removes sv from the shared sessions (not freed). */
+static void saved_unlink(nsp_shared_t *sh, saved_t *sv) {
+    ts_map_del(&sh->sessions, sv->pid, ID_LEN);
+    ts_list_remove(&sv->age_link);
+    ts_list_remove(&sv->addr_link);
+    sh->saved_n--;
+    sh->saved_bytes -= sv->bytes;
+    TS_MET_GAUGE_ADD(SIO_SAVED, -1);
+    TS_MET_GAUGE_ADD(SIO_SAVED_BYTES, -(int64_t)sv->bytes);
+    saved_addr_t *a = sv->addr;
+    sv->addr = NULL;
+    if (a && --a->n == 0) {
+        ts_map_del(&sh->saved_addrs, a->key, a->klen);
+        free(a);
+    }
+}
+
+static void saved_drop(nsp_shared_t *sh, saved_t *sv) {
+    saved_unlink(sh, sv);
+    saved_free(sv);
+}
+
+/* Adds sv (its addr_key: the client's address), replacing a session of
+ * the same pid, then applies the bounds, oldest first. The age list stays
+ * ordered when a refused attempt puts an older session back. */
+static void saved_insert(nsp_shared_t *sh, const ts_sio_opts_t *o, saved_t *sv,
+                         const char *addr_key) {
+    saved_t *old = ts_map_get(&sh->sessions, sv->pid, ID_LEN);
+    if (old) saved_drop(sh, old);
+    size_t klen = strlen(addr_key);
+    saved_addr_t *a = ts_map_get(&sh->saved_addrs, addr_key, klen);
+    if (!a) {
+        a = ts_xcalloc(1, sizeof *a + klen + 1);
+        ts_list_init(&a->list);
+        a->klen = klen;
+        memcpy(a->key, addr_key, klen + 1);
+        ts_map_put(&sh->saved_addrs, a->key, klen, a);
+    }
+    sv->addr = a;
+    sv->bytes = saved_cost(sv);
+    ts_list_t *at = sh->saved_age.prev; /* from the newest back to its place */
+    while (at != &sh->saved_age && ts_list_entry(at, saved_t, age_link)->at_ms > sv->at_ms)
+        at = at->prev;
+    ts_list_insert_tail(at->next, &sv->age_link); /* after `at` */
+    at = a->list.prev;
+    while (at != &a->list && ts_list_entry(at, saved_t, addr_link)->at_ms > sv->at_ms)
+        at = at->prev;
+    ts_list_insert_tail(at->next, &sv->addr_link);
+    a->n++;
+    ts_map_put(&sh->sessions, sv->pid, ID_LEN, sv);
+    sh->saved_n++;
+    sh->saved_bytes += sv->bytes;
+    TS_MET_GAUGE_ADD(SIO_SAVED, 1);
+    TS_MET_GAUGE_ADD(SIO_SAVED_BYTES, (int64_t)sv->bytes);
+    while (a->n > o->max_saved_per_addr) {
+        TS_MET_INC(SIO_SAVED_DROPPED_ADDR);
+        int last = a->n == 1;
+        saved_drop(sh, ts_list_entry(a->list.next, saved_t, addr_link));
+        if (last) break; /* a is gone with its last session */
+    }
+    while (sh->saved_n > o->max_saved || sh->saved_bytes > o->max_saved_bytes) {
+        TS_MET_INC(SIO_SAVED_DROPPED);
+        saved_drop(sh, ts_list_entry(sh->saved_age.next, saved_t, age_link));
+    }
+}
+
 /* ---- socket lifecycle ---- */
 
 static void client_close(client_t *c, const char *reason);
@@ -776,9 +873,8 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
             sv->owner = s->owner ? ts_xstrdup(s->owner) : NULL;
             sv->at_ms = ts_now_ms();
             pthread_mutex_lock(&nsp->sh->mu);
-            saved_t *old = ts_map_put(&nsp->sh->sessions, sv->pid, ID_LEN, sv);
+            saved_insert(nsp->sh, &nsp->srv->opts, sv, ts_eio_sock_peer(c->eio));
             pthread_mutex_unlock(&nsp->sh->mu);
-            if (old) saved_free(old);
         }
     }
     if (nsp->h.on_disconnect) nsp->h.on_disconnect(s, reason, nsp->ud);
@@ -897,16 +993,21 @@ static saved_t *find_restorable(ts_sio_nsp_t *nsp, json_t *auth, log_entry_t ***
         *missed = v;
         *nmissed = n;
     }
-    ts_map_del(&sh->sessions, sv->pid, ID_LEN);
+    sv->taken_addr = ts_xstrdup(sv->addr->key); /* for put_back */
+    saved_unlink(sh, sv);
     pthread_mutex_unlock(&sh->mu);
     return sv;
 }
 
+/* A session taken by find_restorable that is not restored after all: its
+ * owner may still come for it. */
 static void put_back(ts_sio_nsp_t *nsp, saved_t *sv) {
+    char *addr = sv->taken_addr;
+    sv->taken_addr = NULL;
     pthread_mutex_lock(&nsp->sh->mu);
-    saved_t *old = ts_map_put(&nsp->sh->sessions, sv->pid, ID_LEN, sv);
+    saved_insert(nsp->sh, &nsp->srv->opts, sv, addr ? addr : "");
     pthread_mutex_unlock(&nsp->sh->mu);
-    if (old) saved_free(old);
+    free(addr);
 }
 
 static void unref_all(log_entry_t **v, size_t n) {
@@ -976,7 +1077,9 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
                            refuse.data);
         json_decref(refuse.data);
         json_decref(auth);
-        if (sv) saved_free(sv); /* refused on re-authorization: the session is dropped */
+        /* refused on re-authorization (a garbage or expired token, or somebody
+         * else's): the session stays for its owner (docs/SECURITY.md) */
+        if (sv) put_back(nsp, sv);
         unref_all(missed, nmissed);
         free(s->owner);
         free(s);
@@ -1264,12 +1367,10 @@ static void on_sweep(uv_timer_t *t) {
         nsp_shared_t *sh = ((ts_sio_nsp_t *)e->val)->sh;
         pthread_mutex_lock(&sh->mu);
         log_prune(sh, srv->group, now);
-        ts_map_entry_t *se;
-        for (size_t j = 0; ts_map_next(&sh->sessions, &j, &se);) {
-            saved_t *sv = se->val;
-            if (now - sv->at_ms <= srv->opts.recovery_ms) continue;
-            ts_map_del(&sh->sessions, sv->pid, ID_LEN);
-            saved_free(sv);
+        while (!ts_list_empty(&sh->saved_age)) { /* oldest first: stop at the first kept */
+            saved_t *sv = ts_list_entry(sh->saved_age.next, saved_t, age_link);
+            if (now - sv->at_ms <= srv->opts.recovery_ms) break;
+            saved_drop(sh, sv);
         }
         pthread_mutex_unlock(&sh->mu);
     }
@@ -1279,6 +1380,9 @@ static void opts_defaults(ts_sio_opts_t *o) {
     if (!o->connect_timeout_ms) o->connect_timeout_ms = 45000;
     if (!o->max_log_entries) o->max_log_entries = 100000;
     if (!o->max_log_bytes) o->max_log_bytes = 64u << 20;
+    if (!o->max_saved) o->max_saved = 10000;
+    if (!o->max_saved_bytes) o->max_saved_bytes = 16u << 20;
+    if (!o->max_saved_per_addr) o->max_saved_per_addr = 1000;
 }
 
 ts_sio_group_t *ts_sio_group_new(const ts_sio_opts_t *opts, size_t nloops) {
@@ -1299,9 +1403,10 @@ static void shared_free(nsp_shared_t *sh) {
         sh->log_n--;
     }
     free(sh->log);
-    ts_map_entry_t *e;
-    for (size_t it = 0; ts_map_next(&sh->sessions, &it, &e);) saved_free(e->val);
+    while (!ts_list_empty(&sh->saved_age))
+        saved_drop(sh, ts_list_entry(sh->saved_age.next, saved_t, age_link));
     ts_map_deinit(&sh->sessions);
+    ts_map_deinit(&sh->saved_addrs);
     pthread_mutex_destroy(&sh->mu);
     free(sh->name);
     free(sh);
@@ -1326,6 +1431,7 @@ static nsp_shared_t *shared_attach(ts_sio_server_t *srv, const char *name) {
         sh = ts_xcalloc(1, sizeof(*sh));
         pthread_mutex_init(&sh->mu, NULL);
         sh->name = ts_xstrdup(name);
+        ts_list_init(&sh->saved_age);
         for (size_t i = 0; i < TS_SIO_MAX_LOOPS; i++) sh->cursor[i] = NOT_ATTACHED;
         ts_map_put(&g->nsps, sh->name, strlen(sh->name), sh);
     }

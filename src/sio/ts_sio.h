@@ -90,6 +90,11 @@ typedef struct ts_sio_opts {
     size_t max_log_entries;      /* recovery log bound per namespace; 0 = 100000 */
     size_t max_log_bytes;        /* and in payload bytes; 0 = 64 MiB. A client that
                                     missed more than the log holds gets a fresh session */
+    /* Saved sessions (disconnected sockets that may come back) per namespace,
+     * bounded besides recovery_ms; over a bound the oldest go first. */
+    size_t max_saved;            /* 0 = 10000 */
+    size_t max_saved_bytes;      /* 0 = 16 MiB */
+    size_t max_saved_per_addr;   /* per client address; 0 = 1000 */
 } ts_sio_opts_t;
 
 /* Returns new. The server installs itself as the Engine.IO handler of `eio`
