@@ -64,6 +64,9 @@ enum sess_counter {
     SC_EL_LAPSES,     /* leases that lapsed (no heartbeat for a whole lease) */
     SC_EL_TASKS_REASSIGNED,
     SC_EL_LEADERLESS_MS, /* time scopes spent without a leader, summed */
+    SC_THROTTLED_EVENTS_CONN, /* events refused: the Engine.IO connection's budget */
+    SC_THROTTLED_BYTES_CONN,
+    SC_THROTTLED_EVENTS_USER, /* events refused: the user's budget */
     SC_COUNT
 };
 
@@ -99,6 +102,9 @@ typedef struct sess_sock {
                               * state changes skip; NULL for v3 tabs */
     char owner[4 * TS_SESS_ID_MAX + 4]; /* "user/session/device/tab": owns its recovery
                                          session and keys its rate buckets */
+    char rl_tab[32];         /* SHA-256 of owner: its key in ev_tab, by_tab (hashed once) */
+    char rl_user[32];        /* SHA-256 of the user id: its key in sh->ev_user */
+    char conn[24];           /* its Engine.IO connection's id: the key in ev_conn, by_conn */
     ts_rl_strikes_t strikes;
     json_t *meta;            /* client-reported metadata (owned object) */
     uint64_t connected_at;   /* wall clock, ms */
@@ -122,6 +128,7 @@ typedef struct sess_sock {
 typedef struct sess_shared {
     pthread_mutex_t mu;
     ts_rl_table_t hs_ip, conns_ip, conns_user;
+    ts_rl_table_t ev_user;   /* events per user, every loop's sockets (try_take) */
     ts_hlc_t hlc;            /* the process's hybrid logical clock (atomic) */
     uint64_t chain_seq;      /* commit chain ids of every loop's batches (atomic) */
     ts_sess_t *members[TS_SIO_MAX_LOOPS]; /* for /metrics sums */
@@ -136,7 +143,10 @@ struct ts_sess {
     ts_sess_cfg_t cfg;
     char node_id[64];
     sess_shared_t *sh;            /* hs_ip, conns_ip, conns_user (locked) */
-    ts_rl_table_t ev_tab, by_tab; /* events and bytes per tab (throttle()) */
+    ts_rl_table_t ev_tab, by_tab; /* events and bytes per tab (try_take) */
+    ts_rl_table_t ev_conn, by_conn; /* the same per Engine.IO connection: leaving and
+                                     * re-entering /session with a new tab id does
+                                     * not refill them */
     ts_brk_t store_brk;
     ts_list_t socks;
     uv_timer_t sweep;

@@ -4,6 +4,7 @@
  * relay of envelopes to a scope, token swap and expiry. One sweep timer per
  * process renews registry entries and enforces token expiry, instead of a
  * timer per socket. */
+#include <nettle/sha2.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,24 @@
 #define MAX_METADATA_BYTES 4096
 
 static uint64_t now_s(void) { return ts_wall_ms() / 1000; }
+
+/* A limiter key of fixed size for an id of any length (ratelimit.c would
+ * hash it at every event otherwise): SHA-256, so that no chosen id can
+ * share another's bucket. */
+static void rl_key(char out[32], const char *id) {
+    struct sha256_ctx ctx;
+    sha256_init(&ctx);
+    sha256_update(&ctx, strlen(id), (const uint8_t *)id);
+    sha256_digest(&ctx, 32, (uint8_t *)out);
+}
+
+/* events_per_user as configured, or its default: ten sockets at their full
+ * rate (0 when events_per_socket is 0: unlimited). */
+static uint32_t user_events(const ts_sess_cfg_t *cfg) {
+    if (cfg->events_per_user) return cfg->events_per_user;
+    uint64_t n = (uint64_t)cfg->events_per_socket * 10u;
+    return n > UINT32_MAX ? UINT32_MAX : (uint32_t)n;
+}
 
 /* "s/<user>/<session>": '/' is outside the id alphabet (which has ':'), so
  * two different (user, session) pairs can never make the same room name. */
@@ -210,6 +229,9 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     const char *owner[] = {ss->id.user, ss->id.session, ss->id.device, ss->id.tab};
     ts_strjoin(ss->owner, sizeof ss->owner, '/', owner, 4);
     ts_sio_socket_set_owner(s, ss->owner);
+    rl_key(ss->rl_tab, ss->owner);
+    rl_key(ss->rl_user, ss->id.user);
+    ts_strlcpy(ss->conn, ts_eio_sock_id(ts_sio_socket_eio(s)), sizeof ss->conn);
     ss->room_session = room_name("s", ss->id.user, ss->id.session);
     ss->room_user = room_name("u", ss->id.user, NULL);
     ss->room_device = room_name("d", ss->id.user, ss->id.device);
@@ -294,35 +316,71 @@ void ts_sess__reply(ts_sio_socket_t *s, int64_t ack_id, json_t *res /* takes */)
     json_decref(res);
 }
 
+/* One budget a client event spends from. */
+typedef struct spend {
+    ts_rl_table_t *t;
+    const char *key;
+    size_t klen;
+    uint64_t n;
+    int counter; /* SC_THROTTLED_*: what a refusal counts as */
+} spend_t;
+
 /* Takes the tokens of one client event: `items` events (a message that
  * carries many changes or envelopes costs one per item, at most a whole
- * burst) and `size` bytes. Returns 0, or the ms to wait for them. */
-static uint64_t try_take(sess_sock_t *ss, uint64_t size, uint64_t items, int *bytes) {
+ * burst) and `size` bytes, from every budget it spends, or from none.
+ * Returns 0, or the ms to wait for them (*limit: the SC_THROTTLED_* of the
+ * budget that is short, if limit is not NULL). */
+static uint64_t try_take(sess_sock_t *ss, uint64_t size, uint64_t items, int *limit) {
     ts_sess_t *sess = ss->sess;
     uint64_t now = uv_now(sess->loop);
-    /* The buckets belong to the tab (user/session/device/tab), not to the
-     * socket: leaving and re-entering the namespace does not refill them.
-     * A client could pick new tab ids, but each needs a CONNECT, and those
-     * are limited per connection (sio) and connections per address. */
-    size_t klen = strlen(ss->owner);
-    int64_t wait = 0;
-    if (sess->cfg.events_per_socket)
-        wait = ts_rl_table_take(&sess->ev_tab, ss->owner, klen, now,
-                                TS_MIN(items, (uint64_t)sess->cfg.events_per_socket));
-    if (!wait && sess->cfg.bytes_per_socket) {
-        wait = ts_rl_table_take(&sess->by_tab, ss->owner, klen, now,
-                                TS_MIN(size, (uint64_t)sess->cfg.bytes_per_socket));
-        if (bytes) *bytes = wait != 0;
+    /* The tab's buckets (user/session/device/tab) are not the socket's:
+     * leaving and re-entering the namespace does not refill them. Picking a
+     * new tab id at each CONNECT does not either: the Engine.IO connection
+     * has the same budgets, and all of a user's sockets share one. */
+    uint32_t ev = sess->cfg.events_per_socket, by = sess->cfg.bytes_per_socket;
+    uint32_t evu = sess->cfg.events_per_user;
+    spend_t sp[5];
+    size_t n = 0;
+    if (ev) {
+        uint64_t k = TS_MIN(items, (uint64_t)ev);
+        sp[n++] = (spend_t){&sess->ev_tab, ss->rl_tab, sizeof ss->rl_tab, k, SC_THROTTLED_EVENTS};
+        sp[n++] = (spend_t){&sess->ev_conn, ss->conn, strlen(ss->conn), k, SC_THROTTLED_EVENTS_CONN};
     }
-    return wait == 0 ? 0 : wait < 0 ? 1000 : (uint64_t)wait;
+    if (by) {
+        uint64_t k = TS_MIN(size, (uint64_t)by);
+        sp[n++] = (spend_t){&sess->by_tab, ss->rl_tab, sizeof ss->rl_tab, k, SC_THROTTLED_BYTES};
+        sp[n++] = (spend_t){&sess->by_conn, ss->conn, strlen(ss->conn), k, SC_THROTTLED_BYTES_CONN};
+    }
+    if (evu)
+        sp[n++] = (spend_t){&sess->sh->ev_user, ss->rl_user, sizeof ss->rl_user,
+                            TS_MIN(items, (uint64_t)evu), SC_THROTTLED_EVENTS_USER};
+    if (!n) return 0;
+    /* the user's table is every loop's: check and take under its lock */
+    if (evu) pthread_mutex_lock(&sess->sh->mu);
+    int64_t wait = 0;
+    int short_of = 0;
+    for (size_t i = 0; i < n; i++) {
+        int64_t w = ts_rl_table_wait(sp[i].t, sp[i].key, sp[i].klen, now, sp[i].n);
+        if (w == 0) continue;
+        uint64_t wi = w < 0 ? 1000 : (uint64_t)w;
+        if ((uint64_t)wait < wi) {
+            wait = (int64_t)wi;
+            short_of = sp[i].counter;
+        }
+    }
+    if (!wait)
+        for (size_t i = 0; i < n; i++) ts_rl_table_take(sp[i].t, sp[i].key, sp[i].klen, now, sp[i].n);
+    if (evu) pthread_mutex_unlock(&sess->sh->mu);
+    if (limit) *limit = short_of;
+    return (uint64_t)wait;
 }
 
 /* Refuses an event over the limits (the inbound queue is off or full):
  * counted, a strike recorded, and past --limit-strikes the socket is
  * disconnected. */
-static void refuse_throttled(sess_sock_t *ss, uint64_t wait, int bytes, int64_t ack_id) {
+static void refuse_throttled(sess_sock_t *ss, uint64_t wait, int limit, int64_t ack_id) {
     ts_sess_t *sess = ss->sess;
-    SESS_COUNT(sess->counters[bytes ? SC_THROTTLED_BYTES : SC_THROTTLED_EVENTS]);
+    SESS_COUNT(sess->counters[limit ? limit : SC_THROTTLED_EVENTS]);
     ts_sio_socket_t *s = ss->s;
     ts_sess__reply(s, ack_id, ts_sess__error("throttled", "rate limit exceeded; retry later", wait));
     if (sess->cfg.strikes && ts_rl_strike(&ss->strikes, uv_now(sess->loop))) {
@@ -768,13 +826,13 @@ static void on_event(ts_sio_socket_t *s, const char *event, const ts_sio_args_t 
     uint64_t size = json_dumpb(a->args, NULL, 0, JSON_COMPACT), items = cost_items(ev, a->args);
     for (size_t i = 0; i < a->nattach; i++) size += a->attach[i]->len;
     uint64_t wait = 0;
-    int bytes = 0;
-    if (!ss->inq_n && !(wait = try_take(ss, size, items, &bytes))) {
+    int limit = 0;
+    if (!ss->inq_n && !(wait = try_take(ss, size, items, &limit))) {
         dispatch(ss, ev, a, ack_id);
         return;
     }
     if (defer(ss, ev, a, ack_id, size, items)) return;
-    refuse_throttled(ss, wait ? wait : DRAIN_MS, bytes, ack_id);
+    refuse_throttled(ss, wait ? wait : DRAIN_MS, limit, ack_id);
 }
 
 /* ---- sweep: token expiry and registry renewal ---- */
@@ -869,6 +927,10 @@ static sess_shared_t *shared_new(const ts_sess_cfg_t *cfg) {
                                                          .max_count = cfg->conns_per_ip});
     ts_rl_table_init(&sh->conns_user, &(ts_rl_table_cfg_t){.kind = TS_RL_COUNT,
                                                            .max_count = cfg->conns_per_user});
+    uint32_t evu = user_events(cfg);
+    ts_rl_table_init(&sh->ev_user, &(ts_rl_table_cfg_t){.kind = TS_RL_RATE,
+                                                        .rate_mtps = TS_RL_PER_SEC(evu),
+                                                        .burst = evu});
     return sh;
 }
 
@@ -884,6 +946,7 @@ static void shared_leave(ts_sess_t *sess) {
     ts_rl_table_deinit(&sh->hs_ip);
     ts_rl_table_deinit(&sh->conns_ip);
     ts_rl_table_deinit(&sh->conns_user);
+    ts_rl_table_deinit(&sh->ev_user);
     pthread_mutex_destroy(&sh->mu);
     free(sh);
 }
@@ -911,6 +974,13 @@ ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *s
     ts_rl_table_init(&sess->by_tab, &(ts_rl_table_cfg_t){.kind = TS_RL_RATE,
                                                          .rate_mtps = TS_RL_PER_SEC(cfg->bytes_per_socket),
                                                          .burst = cfg->bytes_per_socket});
+    ts_rl_table_init(&sess->ev_conn, &(ts_rl_table_cfg_t){.kind = TS_RL_RATE,
+                                                          .rate_mtps = TS_RL_PER_SEC(cfg->events_per_socket),
+                                                          .burst = cfg->events_per_socket});
+    ts_rl_table_init(&sess->by_conn, &(ts_rl_table_cfg_t){.kind = TS_RL_RATE,
+                                                          .rate_mtps = TS_RL_PER_SEC(cfg->bytes_per_socket),
+                                                          .burst = cfg->bytes_per_socket});
+    sess->cfg.events_per_user = user_events(cfg);
     ts_brk_init(&sess->store_brk, &(ts_brk_cfg_t)TS_BRK_CFG_DEFAULT);
     ts_list_init(&sess->socks);
     sess->history = cfg->history == TS_SESS_HISTORY_ON;
@@ -946,6 +1016,8 @@ static void maybe_free(ts_sess_t *sess) {
     shared_leave(sess);
     ts_rl_table_deinit(&sess->ev_tab);
     ts_rl_table_deinit(&sess->by_tab);
+    ts_rl_table_deinit(&sess->ev_conn);
+    ts_rl_table_deinit(&sess->by_conn);
     ts_sess__hist_deinit(sess);
     ts_sess__el_deinit(sess);
     ts_sess_rules_free(sess->own_rules);
@@ -1048,6 +1120,9 @@ void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
         [SC_EL_STALE] = "tabsync_elect_stale_refused_total",
         [SC_EL_LAPSES] = "tabsync_elect_lapses_total",
         [SC_EL_TASKS_REASSIGNED] = "tabsync_elect_tasks_reassigned_total",
+        [SC_THROTTLED_EVENTS_CONN] = "tabsync_session_throttled_total{limit=\"events_per_conn\"}",
+        [SC_THROTTLED_BYTES_CONN] = "tabsync_session_throttled_total{limit=\"bytes_per_conn\"}",
+        [SC_THROTTLED_EVENTS_USER] = "tabsync_session_throttled_total{limit=\"events_per_user\"}",
         /* the histograms are rendered whole below (NULL: not here) */
 };
     /* the sum over every loop's instance; each value is read whole (relaxed

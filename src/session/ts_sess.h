@@ -58,7 +58,11 @@ typedef struct ts_sess_cfg {
     uint32_t conns_per_ip;        /* concurrent /session sockets per address */
     uint32_t conns_per_user;      /* concurrent /session sockets per user */
     uint32_t events_per_socket;   /* client events per socket per second */
-    uint32_t bytes_per_socket;    /* bytes of client events per socket per second */
+    uint32_t bytes_per_socket;    /* bytes of client events per socket per second; both
+                                     per-socket limits also hold per Engine.IO connection
+                                     (all its /session sockets, one after the other) */
+    uint32_t events_per_user;     /* client events of all of a user's sockets per second,
+                                     on every loop; 0 = 10 x events_per_socket */
     uint32_t strikes;             /* refusals within 10 s before a disconnect; 0 = never */
     uint32_t queue_max;           /* events a socket over its rate may have waiting
                                      (handled at the rate instead of refused); 0 =
