@@ -59,6 +59,7 @@
     X(WS_HANDSHAKE, "ws_handshake")                                                       \
     X(SLOW_CONSUMER, "slow_consumer")                                                     \
     X(EIO_BAD_REQUEST, "eio_bad_request")                                                 \
+    X(CORS_ORIGIN, "cors_origin") /* a request from an origin --cors-origin does not allow */ \
     X(EIO_PARSE, "eio_parse")                                                             \
     X(EIO_PING_TIMEOUT, "eio_ping_timeout")                                               \
     X(EIO_TOO_LARGE, "eio_too_large")                                                     \
