@@ -21,12 +21,11 @@ build: deps
 
 # Starts tabsyncd with the demo page on the embedded store (memory + the
 # SQLite file $(DATA)/tabsync.db, so session histories survive a restart).
-# /session is on with a fresh development secret and --dev (tokens from
-# /api/dev/token): for a machine of your own, never for a deployment.
+# /session is on with a development secret kept in $(BUILD)/dev-secret and
+# --dev (tokens from /api/dev/token and `tabsyncd token`): for a machine of
+# your own, never for a deployment. scripts/run.sh prints the commands.
 run: build
-	@mkdir -p $(DATA)
-	./$(BUILD)/tabsyncd --listen $(LISTEN) --web web --dev --store-sqlite $(DATA)/tabsync.db \
-	    --jwt-secret "$$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+	@BUILD=$(BUILD) LISTEN=$(LISTEN) DATA=$(DATA) scripts/run.sh
 
 # Everything: unit + integration tests on the normal build, the same again
 # under ASan+UBSan, then a short bounded fuzz pass of every parser.

@@ -534,7 +534,7 @@ static void backend(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req, s
     req_started(r, rc);
 }
 
-/* ---- --dev: GET /api/dev/token?user=U&session=S&device=D[&fingerprint=F] ---- */
+/* ---- --dev: GET /api/dev/token?user=U&session=S&device=D[&fingerprint=F][&ttl=S] ---- */
 
 static void dev_token(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req) {
     if (!d->cfg.dev) {
@@ -545,22 +545,34 @@ static void dev_token(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req)
     static const char *const names[4] = {"user", "session", "device", "fingerprint"};
     for (int i = 0; i < 4; i++) {
         int ok = 0;
+        char msg[160];
         if (!query_id(req, names[i], vals[i], sizeof vals[i], &ok)) {
             if (i == 3) { /* the fingerprint defaults to the device id */
                 memcpy(vals[3], vals[2], sizeof vals[3]);
                 continue;
             }
-            respond_error(hc, 400, NULL, "user, session and device are required");
+            snprintf(msg, sizeof msg, "%s is required (user, session and device are)", names[i]);
+            respond_error(hc, 400, NULL, msg);
             return;
         }
         if (!ok) {
-            respond_error(hc, 400, NULL, "bad value: 1-128 characters of [A-Za-z0-9._:@-]");
+            snprintf(msg, sizeof msg, "bad %s: 1-128 characters of [A-Za-z0-9._:@-]", names[i]);
+            respond_error(hc, 400, NULL, msg);
             return;
         }
     }
+    uint64_t ttl = 0;
+    int has_ttl = query_uint(req, "ttl", &ttl);
+    if (has_ttl < 0 || (has_ttl && (ttl < 1 || ttl > TS_SESS_MINT_TTL_MAX))) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "bad ttl: seconds, 1..%d", TS_SESS_MINT_TTL_MAX);
+        respond_error(hc, 400, NULL, msg);
+        return;
+    }
     char *token = NULL;
     int64_t exp = 0;
-    if (ts_sess_api_dev_token(d->sess, vals[0], vals[1], vals[2], vals[3], &token, &exp) != 0) {
+    if (ts_sess_api_dev_token(d->sess, vals[0], vals[1], vals[2], vals[3], (uint32_t)ttl, &token,
+                              &exp) != 0) {
         respond_error(hc, 500, NULL, "cannot mint a token (is --jwt-secret set?)");
         return;
     }

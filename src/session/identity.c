@@ -84,7 +84,9 @@ void ts_sess__ident_clear(sess_ident_t *id) {
 }
 
 int ts_sess__dev_mint(ts_sess_t *sess, const char *user, const char *session, const char *device,
-                      const char *fingerprint, char **token, int64_t *exp) {
+                      const char *fingerprint, uint32_t ttl_s, char **token, int64_t *exp) {
+    if (!ttl_s) ttl_s = TS_SESS_MINT_TTL_DEFAULT;
+    if (ttl_s > TS_SESS_MINT_TTL_MAX) return TS_EINVAL;
     char err[160];
     int64_t now = (int64_t)(ts_wall_ms() / 1000);
     ts_sess_mint_t m = {.user = user,
@@ -92,19 +94,19 @@ int ts_sess__dev_mint(ts_sess_t *sess, const char *user, const char *session, co
                         .device = device,
                         .fingerprint = fingerprint,
                         .now = now,
-                        .ttl_s = TS_SESS_MINT_TTL_DEFAULT};
+                        .ttl_s = ttl_s};
     int rc = ts_sess_auth_mint(sess->cfg.auth, &m, token, err, sizeof err);
     if (rc) return rc;
-    *exp = now + TS_SESS_MINT_TTL_DEFAULT;
+    *exp = now + (int64_t)ttl_s;
     return 0;
 }
 
 int ts_sess_api_dev_token(ts_sess_t *sess, const char *user, const char *session,
-                          const char *device, const char *fingerprint, char **token,
-                          int64_t *exp) {
+                          const char *device, const char *fingerprint, uint32_t ttl_s,
+                          char **token, int64_t *exp) {
     if (!sess->cfg.dev) return TS_EFORBIDDEN;
     const char *const vals[] = {user, session, device, fingerprint};
     for (size_t i = 0; i < TS_ARRAY_LEN(vals); i++)
         if (!vals[i] || !ts_sess_id_valid(vals[i], strlen(vals[i]))) return TS_EINVAL;
-    return ts_sess__dev_mint(sess, user, session, device, fingerprint, token, exp);
+    return ts_sess__dev_mint(sess, user, session, device, fingerprint, ttl_s, token, exp);
 }

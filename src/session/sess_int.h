@@ -271,7 +271,7 @@ int ts_sess__reauth(ts_sess_t *sess, const sess_ident_t *cur, const char *token,
 void ts_sess__ident_clear(sess_ident_t *id);
 /* --dev: mints an HS256 token (returns new in *token). Returns 0 or TS_E*. */
 int ts_sess__dev_mint(ts_sess_t *sess, const char *user, const char *session, const char *device,
-                      const char *fingerprint, char **token, int64_t *exp);
+                      const char *fingerprint, uint32_t ttl_s, char **token, int64_t *exp);
 
 /* election.c: leader election (docs/ELECTION.md). */
 void ts_sess__el_init(ts_sess_t *sess);

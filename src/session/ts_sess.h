@@ -172,12 +172,13 @@ int ts_sess_api_tabs(ts_sess_t *s, ts_sess_tabs_by_t by, const char *id, const c
                      ts_sess_api_cb cb, void *ud);
 
 /* --dev: mints an HS256 session token for (user, session, device) bound
- * to `fingerprint`, valid TS_SESS_MINT_TTL_DEFAULT seconds (the demo page).
+ * to `fingerprint`, valid ttl_s seconds (1..TS_SESS_MINT_TTL_MAX; 0 =
+ * TS_SESS_MINT_TTL_DEFAULT) (the demo page).
  * Returns 0 with *token (returns new: free()) and its *exp (seconds since
  * 1970); TS_EFORBIDDEN (the session layer was started without dev);
  * TS_EINVAL (a value outside the id alphabet); or the verifier's refusal
  * (no HS256 secret to sign with). */
 int ts_sess_api_dev_token(ts_sess_t *s, const char *user, const char *session, const char *device,
-                          const char *fingerprint, char **token, int64_t *exp);
+                          const char *fingerprint, uint32_t ttl_s, char **token, int64_t *exp);
 
 #endif
