@@ -215,6 +215,26 @@ static void cors_headers(const ts_eio_server_t *srv, const ts_http_req_t *req, c
     }
 }
 
+/* A request whose Origin --cors-origin does not allow gets no CORS headers,
+ * so the browser refuses it: counted, and logged at info (rate-limited: a
+ * flood of them cannot fill the disk). */
+static ts_log_rl_t log_cors = TS_LOG_RL_INIT(5);
+
+static void note_cors_refusal(const ts_eio_server_t *srv, ts_http_conn_t *hc,
+                              const ts_http_req_t *req) {
+    const ts_eio_cors_t *c = &srv->opts.cors;
+    ts_slice_t origin;
+    if (c->n == 0 || !ts_http_req_header(req, "origin", &origin)) return;
+    for (size_t i = 0; i < c->n; i++)
+        if (strcmp(c->origins[i], "*") == 0 || ts_slice_eq_str(origin, c->origins[i])) return;
+    TS_MET_ERR(CORS_ORIGIN);
+    char kv[96];
+    snprintf(kv, sizeof kv, "code=cors_origin peer=%s", ts_conn_peer(hc));
+    ts_log_limited(&log_cors, TS_LOG_INFO, "eio", kv,
+                   "origin %.*s is not allowed by --cors-origin: no CORS headers",
+                   (int)TS_MIN(origin.len, 200), (const char *)origin.p);
+}
+
 static void respond_error(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_req_t *req,
                           int code, const char *message) {
     static const char *const msgs[] = {"Transport unknown", "Session ID unknown",
@@ -843,6 +863,7 @@ void ts_eio_handle(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_req_t
     int has_transport = ts_http_query_param(req->query, "transport", &transport);
     int is_ws = has_transport && ts_slice_eq_str(transport, "websocket");
     int is_poll = has_transport && ts_slice_eq_str(transport, "polling");
+    note_cors_refusal(srv, hc, req);
 
     if (req->method == HTTP_OPTIONS && srv->opts.cors.n) {
         char hdrs[900];

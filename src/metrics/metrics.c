@@ -4,6 +4,7 @@
 
 #include <pthread.h>
 
+#include "core/ts_log.h"
 #include "core/ts_mem.h"
 
 _Thread_local ts_met_t ts_met;
@@ -98,4 +99,9 @@ void ts_met_render(ts_sbuf_t *out) {
         ts_sbuf_printf(out, "tabsync_errors_total{kind=\"%s\"} %llu\n", error_kinds[i],
                        (unsigned long long)m.errors[i]);
     }
+    ts_sbuf_printf(out,
+                   "# HELP tabsync_log_suppressed_total log records of refusals dropped by "
+                   "their rate limit\n# TYPE tabsync_log_suppressed_total counter\n"
+                   "tabsync_log_suppressed_total %llu\n",
+                   (unsigned long long)ts_log_suppressed_total());
 }

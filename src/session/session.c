@@ -36,6 +36,34 @@ static void rl_key(char out[32], const char *id) {
     sha256_digest(&ctx, 32, (uint8_t *)out);
 }
 
+/* Refusals a peer can cause at will are logged at info with their code and
+ * address, at most a few a second per kind (ts_log_limited): visible at the
+ * default level, and a flood cannot fill the disk. /metrics counts them all. */
+static ts_log_rl_t log_auth = TS_LOG_RL_INIT(5);     /* connects refused: token, payload */
+static ts_log_rl_t log_throttle = TS_LOG_RL_INIT(5); /* handshakes, connections, events */
+
+/* Logs one refusal: code=<code> peer=<address>, then the sentence. */
+static void log_refusal(ts_log_rl_t *rl, const char *code, const char *peer, const char *fmt,
+                        const char *detail) {
+    char kv[120];
+    snprintf(kv, sizeof kv, "code=%s peer=%s", code, peer);
+    ts_log_limited(rl, TS_LOG_INFO, "session", kv, fmt, detail);
+}
+
+/* The limit= label of a throttle counter (also the code= of its log line). */
+static const char *limit_name(int counter) {
+    switch (counter) {
+    case SC_THROTTLED_HANDSHAKE: return "handshakes_per_ip";
+    case SC_THROTTLED_CONNS_IP: return "conns_per_ip";
+    case SC_THROTTLED_CONNS_USER: return "conns_per_user";
+    case SC_THROTTLED_BYTES: return "bytes_per_socket";
+    case SC_THROTTLED_EVENTS_CONN: return "events_per_conn";
+    case SC_THROTTLED_BYTES_CONN: return "bytes_per_conn";
+    case SC_THROTTLED_EVENTS_USER: return "events_per_user";
+    default: return "events_per_socket";
+    }
+}
+
 /* events_per_user as configured, or its default: ten sockets at their full
  * rate (0 when events_per_socket is 0: unlimited). */
 static uint32_t user_events(const ts_sess_cfg_t *cfg) {
@@ -185,7 +213,8 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     if (reason) {
         if ((size_t)reason < TS_ARRAY_LEN(sess->refused)) SESS_COUNT(sess->refused[reason]);
         refuse_with(refuse, why, ts_sess_reason_name((ts_sess_reason_t)reason), 0);
-        ts_debug("session", "refused %s: %s", ts_eio_sock_peer(ts_sio_socket_eio(s)), why);
+        log_refusal(&log_auth, ts_sess_reason_name((ts_sess_reason_t)reason),
+                    ts_eio_sock_peer(ts_sio_socket_eio(s)), "refused a /session connect: %s", why);
         sock_free(ss);
         return 1;
     }
@@ -194,6 +223,8 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
      * follows the connection is the call (registry.c) */
     if (ts_brk_state(&sess->store_brk) == TS_BRK_OPEN && ts_brk_retry_after(&sess->store_brk, now)) {
         SESS_COUNT(sess->counters[SC_STORE_REFUSED]);
+        log_refusal(&log_throttle, "store_unavailable", ss->peer, "refused a /session connect: %s",
+                    "the session store's breaker is open");
         refuse_with(refuse, "the session store is unavailable; retry later", "store_unavailable",
                     ts_brk_retry_after(&sess->store_brk, now));
         sock_free(ss);
@@ -205,6 +236,8 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
         pthread_mutex_unlock(&sess->sh->mu);
         if (rc != 0) {
             SESS_COUNT(sess->counters[SC_THROTTLED_CONNS_IP]);
+            log_refusal(&log_throttle, limit_name(SC_THROTTLED_CONNS_IP), ss->peer,
+                        "refused a /session connect: %s", "too many connections from this address");
             refuse_with(refuse, "too many connections from this address", "throttled", 1000);
             sock_free(ss);
             return 1;
@@ -217,6 +250,8 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
         pthread_mutex_unlock(&sess->sh->mu);
         if (rc != 0) {
             SESS_COUNT(sess->counters[SC_THROTTLED_CONNS_USER]);
+            log_refusal(&log_throttle, limit_name(SC_THROTTLED_CONNS_USER), ss->peer,
+                        "refused a /session connect of user %s: too many connections", ss->id.user);
             refuse_with(refuse, "too many connections for this user", "throttled", 1000);
             sock_free(ss);
             return 1;
@@ -380,7 +415,10 @@ static uint64_t try_take(sess_sock_t *ss, uint64_t size, uint64_t items, int *li
  * disconnected. */
 static void refuse_throttled(sess_sock_t *ss, uint64_t wait, int limit, int64_t ack_id) {
     ts_sess_t *sess = ss->sess;
-    SESS_COUNT(sess->counters[limit ? limit : SC_THROTTLED_EVENTS]);
+    if (!limit) limit = SC_THROTTLED_EVENTS;
+    SESS_COUNT(sess->counters[limit]);
+    log_refusal(&log_throttle, limit_name(limit), ss->peer, "throttled an event of user %s",
+                ss->id.user);
     ts_sio_socket_t *s = ss->s;
     ts_sess__reply(s, ack_id, ts_sess__error("throttled", "rate limit exceeded; retry later", wait));
     if (sess->cfg.strikes && ts_rl_strike(&ss->strikes, uv_now(sess->loop))) {
@@ -883,6 +921,8 @@ int ts_sess_allow_handshake(const ts_http_req_t *req, const char *peer, char *ms
     SESS_COUNT(sess->counters[SC_THROTTLED_HANDSHAKE]);
     if (wait < 0) wait = 1000;
     *retry_after_s = (uint32_t)((wait + 999) / 1000);
+    log_refusal(&log_throttle, limit_name(SC_THROTTLED_HANDSHAKE), peer,
+                "throttled an Engine.IO handshake: %s", "too many from this address");
     snprintf(msg, msglen, "Too many handshakes from this address; retry in %u s", *retry_after_s);
     return 429;
 }
