@@ -1,6 +1,7 @@
 /* main.c - tabsyncd: read the configuration, start one event loop per
  * worker (--workers; each on its own thread, all accepting on the same
- * port with SO_REUSEPORT) wiring net -> Engine.IO -> Socket.IO -> apps,
+ * port with SO_REUSEPORT, which loop 0 first checks no other process
+ * holds: ts_net_opts_t.exclusive) wiring net -> Engine.IO -> Socket.IO -> apps,
  * and shut down gracefully on SIGTERM/SIGINT: stop accepting, tell every
  * client, drain, exit 0.
  *
@@ -373,6 +374,8 @@ static int worker_start(ts_dmn_t *d, unsigned idx, uint16_t port) {
         .max_send_queue = d->cfg.ws_max_send_queue,
         .tls_cert = d->cfg.tls_cert,
         .tls_key = d->cfg.tls_key,
+        /* loop 0 claims the port; the others join it (SO_REUSEPORT) */
+        .exclusive = idx == 0,
         .err = err,
         .errlen = sizeof err,
     };
@@ -380,10 +383,12 @@ static int worker_start(ts_dmn_t *d, unsigned idx, uint16_t port) {
     if (rc < 0) {
         if (err[0]) /* the TLS certificate or key is unusable */
             fprintf(stderr, "tabsyncd: %s\n", err);
-        else
-            fprintf(stderr, "tabsyncd: cannot listen on %s:%u (%s); is another server using it? "
-                            "(set --listen HOST:PORT)\n",
-                    d->cfg.listen_host, port, uv_strerror(rc));
+        else {
+            int v6 = strchr(d->cfg.listen_host, ':') != NULL;
+            fprintf(stderr, "tabsyncd: cannot listen on %s%s%s:%u (%s); is another server using "
+                            "it? (set --listen HOST:PORT)\n",
+                    v6 ? "[" : "", d->cfg.listen_host, v6 ? "]" : "", port, uv_strerror(rc));
+        }
         d->net = NULL;
         return 1;
     }

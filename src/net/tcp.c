@@ -775,23 +775,57 @@ static void on_connection(uv_stream_t *server, int status) {
     uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
 }
 
+/* Is the address free of every other socket? A probe bound WITHOUT
+ * SO_REUSEPORT conflicts with any socket on it, SO_REUSEPORT or not, and is
+ * closed at once (a bound, never-listening socket leaves no TIME_WAIT).
+ * SO_REUSEADDR as on the real listener: a previous run's connections still
+ * in TIME_WAIT do not hold the port, a listener does (issue #14).
+ *
+ * Why a probe: the loops of one tabsyncd share the port with SO_REUSEPORT
+ * so that the kernel spreads new connections across them (issue #4), but
+ * Linux lets ANY socket of the same effective user join that group, so a
+ * second tabsyncd started on the port used to run silently and take a
+ * share of the connections. Nothing on the group itself can refuse a
+ * member: a reuseport BPF program only picks among the members. One
+ * listener without SO_REUSEPORT whose fd every loop accepts on would be
+ * exclusive, but then every loop wakes for every connection and the
+ * busiest takes bursts of them: the kernel's spreading, which the issue #4
+ * measurements rely on, is lost. What the probe leaves open: two tabsyncd
+ * starting within the same microseconds (probe, probe, bind, bind), and a
+ * process of the same user that sets SO_REUSEPORT itself after we started
+ * (it asked to share). */
+static int probe_free(const struct sockaddr *sa, socklen_t len) {
+    int fd = socket(sa->sa_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    int rc = bind(fd, sa, len) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
+}
+
 static int bind_socket(ts_net_t *net) {
     struct sockaddr_storage sa;
     const char *host = net->opts.host ? net->opts.host : "127.0.0.1";
     int rc = strchr(host, ':') ? uv_ip6_addr(host, net->opts.port, (struct sockaddr_in6 *)&sa)
                                : uv_ip4_addr(host, net->opts.port, (struct sockaddr_in *)&sa);
     if (rc < 0) return rc;
+    socklen_t len = sa.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                             : sizeof(struct sockaddr_in);
+    /* Port 0 needs no probe: the kernel picks a port no socket is bound to. */
+    if (net->opts.exclusive && net->opts.port != 0 &&
+        (rc = probe_free((struct sockaddr *)&sa, len)) < 0)
+        return rc;
     int fd = socket(sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -errno;
     int one = 1;
-    /* SO_REUSEPORT lets one listener per loop share the port (issue #4). */
+    /* SO_REUSEPORT lets one listener per loop share the port (issue #4);
+     * only this process's loops, see probe_free. */
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     /* Linux copies the listener's TCP_NODELAY into every socket it accepts:
      * set once here, not with a system call per accepted connection. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    socklen_t len = sa.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                             : sizeof(struct sockaddr_in);
     if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
         rc = -errno;
         close(fd);

@@ -29,6 +29,9 @@ typedef struct ts_net_opts {
     size_t max_send_queue;         /* bytes queued to one peer before it is cut off; 0 = 16 MB */
     const char *tls_cert;          /* PEM certificate chain: serve TLS only; NULL or "" = plain */
     const char *tls_key;           /* PEM private key of tls_cert */
+    int exclusive;                 /* 1: refuse a port another socket holds (UV_EADDRINUSE),
+                                    * although this listener still lets later ones of this
+                                    * process share it; set on the process's first listener */
     char *err;                     /* optional: why ts_net_start failed, one line */
     size_t errlen;
 } ts_net_opts_t;
@@ -41,7 +44,9 @@ typedef struct ts_net_opts {
 typedef void (*ts_net_request_cb)(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *ud);
 
 /* Binds and listens (SO_REUSEADDR + SO_REUSEPORT, TCP_NODELAY on accepted
- * sockets). With tls_cert, loads it and the key first and speaks only TLS
+ * sockets). With opts->exclusive and a fixed port, first checks that no
+ * other socket is bound to the address: UV_EADDRINUSE if one is, even one
+ * that set SO_REUSEPORT itself (another tabsyncd). With tls_cert, loads it and the key first and speaks only TLS
  * 1.2+ on every connection. Returns 0 and *out, or a libuv error (nothing
  * allocated); when the certificate or key cannot be used, opts->err says
  * which file and why. */
