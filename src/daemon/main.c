@@ -159,8 +159,8 @@ static void on_drain_tick(uv_timer_t *t) {
         if (d->sess) {
             ts_sess_free(d->sess); /* after the sockets are gone, before Socket.IO */
             d->sess = NULL;
-            ts_store_close(&d->store, store_closed, NULL);
         }
+        if (d->store.self) ts_store_close(&d->store, store_closed, NULL);
         ts_sio_server_free(d->sio);
         d->eio = d->raw_eio = NULL;
         d->phase = 2;
@@ -216,10 +216,16 @@ static void on_store_expire(const ts_store_reg_t *e, void *ud) {
 
 /* /session runs when the server can verify tokens. Loop 0 opens the store;
  * the others attach to it and share loop 0's limits. Returns 0, or an exit
- * status after printing why. */
+ * status after printing why.
+ *
+ * A --store-sqlite file is opened (and so checked: its schema, that it can
+ * be written and that no other tabsyncd holds it) whenever it is given,
+ * also with /session off, where loop 0 keeps it open unused until exit: a
+ * corrupt or unusable file fails the start it was given to, not the later
+ * one that turns /session on (issue #14). */
 static int start_session(ts_dmn_t *d) {
     char err[512] = "";
-    if (!proc.auth) return 0;
+    if (!proc.auth && !(d->idx == 0 && d->cfg.store_sqlite[0])) return 0;
     if (d->idx == 0) {
         static const ts_store_durability_t dur[] = {
             [TS_DMN_DUR_GROUP] = TS_STORE_DUR_GROUP,
@@ -241,6 +247,11 @@ static int start_session(ts_dmn_t *d) {
         if (ts_store_open(&d->store, &ts_store_memory_ops, &sc, d->loop, err, sizeof err) != 0) {
             fprintf(stderr, "tabsyncd: cannot open the session store: %s\n", err);
             return 1;
+        }
+        if (!proc.auth) {
+            ts_warn("daemon", "--store-sqlite %s: checked, but unused while /session is off "
+                              "(set --jwt-secret or --jwt-public-key)", d->cfg.store_sqlite);
+            return 0;
         }
     } else if (ts_store_attach(&d->store, &proc.w[0]->store, d->loop) != 0) {
         fprintf(stderr, "tabsyncd: the session store cannot be shared by several loops\n");

@@ -355,12 +355,12 @@ static void algs_text(unsigned algs, char *buf, size_t cap) {
 
 /* Decodes one base64url part and parses it as a JSON object (duplicate keys
  * refused, so that no two parsers can read different values from it).
- * Returns new, or NULL. */
-static json_t *part_json(const char *p, size_t n) {
+ * `flags` are added to the parser's. Returns new, or NULL. */
+static json_t *part_json(const char *p, size_t n, size_t flags) {
     uint8_t buf[TS_SESS_TOKEN_MAX];
     long len = ts_b64url_decode(p, n, buf);
     if (len <= 0) return NULL;
-    json_t *j = ts_json_loadb(buf, (size_t)len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *j = ts_json_loadb(buf, (size_t)len, JSON_REJECT_DUPLICATES | flags, NULL);
     if (j && !json_is_object(j)) {
         json_decref(j);
         return NULL;
@@ -562,7 +562,7 @@ int ts_sess_auth_verify(const ts_sess_auth_t *a, const char *token, size_t len, 
     const char *sig = dot2 + 1;
     size_t slen = len - (size_t)(sig - token);
 
-    json_t *hdr = part_json(token, hlen);
+    json_t *hdr = part_json(token, hlen, 0);
     if (!hdr)
         return deny(d, TS_SESS_R_TOKEN_MALFORMED, "token",
                     "token header is not a base64url JSON object");
@@ -598,7 +598,12 @@ int ts_sess_auth_verify(const ts_sess_auth_t *a, const char *token, size_t len, 
 
     /* The payload is parsed before the signature is checked only to tell a
      * malformed token from a forged one; nothing in it is used until then. */
-    json_t *claims = part_json(dot1 + 1, plen);
+    /* Integers as doubles: jansson refuses an integer beyond 64 bits as a
+     * parse error, which would make "exp": 1e20 written out in digits a
+     * malformed token, while it is a readable date out of range
+     * (token_invalid_claim, as docs/SECURITY.md says). Only date_claim reads
+     * numbers, and every valid date (< 2^53) is exact as a double. */
+    json_t *claims = part_json(dot1 + 1, plen, JSON_DECODE_INT_AS_REAL);
     if (!claims)
         return deny(d, TS_SESS_R_TOKEN_MALFORMED, "token",
                     "token payload is not a base64url JSON object");
