@@ -111,11 +111,18 @@ static const opt_t opts[] = {
      "... and per client address (its oldest go first): a flood of abrupt\n"
      "disconnects from one address cannot push out everyone else's."},
     {"cors-origin", "TABSYNC_CORS_ORIGINS", K_ORIGIN, 0, 0, 0, 0, NULL, "ORIGIN", "Socket.IO",
-     "Allow browsers on this origin (https://app.example.com, or * for any).\n"
+     "Origin whose pages may use the polling transport cross-origin: its\n"
+     "requests get CORS headers (https://app.example.com, or * for any).\n"
      "Repeat the flag for more (at most 16); the variable is comma-separated.\n"
-     "None: no CORS headers, only pages served by tabsyncd can connect."},
+     "None: no CORS headers: a page on another origin cannot read polling\n"
+     "answers, so only pages served by tabsyncd can use polling.\n"
+     "WebSocket origins are not checked: a page on any origin can connect.\n"
+     "Safe while tabs authenticate with a token in the auth payload, which\n"
+     "another site cannot read; no cookie authenticates (docs/SECURITY.md)."},
     {"cors-credentials", "TABSYNC_CORS_CREDENTIALS", K_BOOL, OFF(cors_credentials), 0, 0, 0,
-     NULL, NULL, "Socket.IO", "Send Access-Control-Allow-Credentials: true (cookies)."},
+     NULL, NULL, "Socket.IO",
+     "Send Access-Control-Allow-Credentials: true to allowed origins (their\n"
+     "cookies ride along; tabsyncd itself authenticates nobody by cookie)."},
 
     {"jwt-secret", "TABSYNC_JWT_SECRET", K_SECRET, OFF(jwt_secrets[0]), SZ(jwt_secrets[0]), 0, 0,
      NULL, "SECRET", "Authentication",
