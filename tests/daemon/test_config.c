@@ -795,6 +795,20 @@ static void test_usage_lists_everything(void **state) {
     };
     for (size_t i = 0; i < sizeof other / sizeof other[0]; i++)
         if (!strstr(u, other[i])) fail_msg("usage lacks \"%s\"", other[i]);
+    /* --cors-origin promises no origin check it does not make (issue #14):
+     * it governs polling's CORS headers, WebSocket origins are not checked. */
+    const char *cors = strstr(u, "--cors-origin ORIGIN");
+    const char *cors_end = cors ? strstr(cors, "--cors-credentials") : NULL;
+    if (!cors || !cors_end) fail_msg("usage lacks the --cors-origin row");
+    static const char *const cors_says[] = {"polling", "CORS headers",
+                                            "WebSocket origins are not checked",
+                                            "token in the auth payload", "docs/SECURITY.md"};
+    for (size_t i = 0; i < sizeof cors_says / sizeof cors_says[0]; i++) {
+        const char *at = strstr(cors, cors_says[i]);
+        if (!at || at > cors_end) fail_msg("--cors-origin's help lacks \"%s\"", cors_says[i]);
+    }
+    if (strstr(u, "only pages served by tabsyncd can connect"))
+        fail_msg("usage still promises that only pages served by tabsyncd can connect");
     /* Readable on an 80-column terminal. */
     for (const char *l = u; *l;) {
         const char *nl = strchr(l, '\n');
