@@ -1034,7 +1034,7 @@ static void usage_append(char *buf, size_t cap, size_t *o, const char *fmt, ...)
 }
 
 const char *ts_dmn_config_usage(void) {
-    static char text[16384];
+    static char text[32768]; /* 14 KiB in use (issue #14); usage_append stops at the end */
     if (text[0]) return text;
     size_t o = 0, cap = sizeof text;
     ts_dmn_config_t d;
