@@ -265,6 +265,7 @@ static int start_session(ts_dmn_t *d) {
         .conns_per_ip = d->cfg.limit_conns_per_ip,
         .conns_per_user = d->cfg.limit_conns_per_user,
         .events_per_socket = d->cfg.limit_events_per_socket,
+        .events_per_user = d->cfg.limit_events_per_user,
         .bytes_per_socket = d->cfg.limit_bytes_per_socket,
         .strikes = d->cfg.limit_strikes,
         .queue_max = d->cfg.limit_queue,

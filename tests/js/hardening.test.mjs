@@ -201,6 +201,19 @@ describe('event budgets per connection and per user', SKIP, () => {
     const acks = await Promise.all(Array.from({ length: 3 }, () => c.publish(envelope())));
     assert.deepEqual(acks.map((a) => a && a.ok), acks.map(() => true));
   });
+
+  it('--limit-events-per-user sets that budget', T, async () => {
+    const s = await server({ '--limit-events-per-socket': '3', '--limit-events-per-user': '6', '--limit-queue': '0' });
+    let ok = 0;
+    for (let r = 0; r < 6; r++) {
+      const c = await rawConn(s.port);
+      await c.connect(ident('capped', 'cs', 'cd', `conn-${r}`));
+      const acks = await Promise.all(Array.from({ length: 3 }, () => c.publish(envelope())));
+      ok += acks.filter((x) => x && x.ok).length;
+      c.ws.close();
+    }
+    assert.ok(ok >= 6 && ok <= 10, `${ok} of 18 events granted to one user at 6/s`);
+  });
 });
 
 // ==== item 9: refusals are visible at the default level ============================
