@@ -30,6 +30,9 @@ typedef struct el_scope {
     int64_t reported_term;
     const char *why_lost;  /* static string: why leadership ended */
     const char *why_won;   /* static string: "elected" or "renewed" */
+    int left;              /* a leave was sent: views of this scope still on
+                            * their way (sent before the server read it) are
+                            * stale and ignored until a join */
 } el_scope_t;
 
 struct ts_client__elect {
@@ -304,6 +307,7 @@ int ts_client__elect_view(ts_client_t *c, json_t *o) {
     int idx = scope_of_name(str_member(o, "scope"));
     if (!e || idx < 0) return 0;
     el_scope_t *s = &e->sc[idx];
+    if (s->left) return 0;
     uint64_t now = uv_hrtime();
     ts_client_role_t role = role_of_name(str_member(o, "role"));
     int64_t term = int_member(o, "term", 0);
@@ -394,7 +398,13 @@ typedef struct elect_req {
 
 static void on_elect_answer(ts_client_t *c, int status, json_t *answer, void *hook_ud) {
     elect_req_t *q = hook_ud;
-    if (status < 0 || !json_is_true(json_object_get(answer, "ok")) || !c->auth) return;
+    if (status < 0 || !json_is_true(json_object_get(answer, "ok"))) {
+        /* refused or lost: the server still counts this tab in those scopes */
+        for (int k = 0; c->el && k < NSCOPES; k++)
+            if (q->leave & (1u << k)) c->el->sc[k].left = 0;
+        return;
+    }
+    if (!c->auth) return;
     json_t *el = json_object_get(c->auth, "elect");
     if (!json_is_object(el)) {
         el = json_pack("{s:[],s:b,s:b}", "scopes", "observer", 0, "scores", 0);
@@ -450,6 +460,9 @@ TS_CLIENT_API int ts_client_elect(ts_client_t *c, unsigned join, unsigned leave,
             if (c->el->sc[k].lead_term) left = 1;
             drop_lead(&c->el->sc[k], "left");
             c->el->sc[k].role = TS_CLIENT_ROLE_NONE;
+            c->el->sc[k].left = 1;
+        } else if (q->join & (1u << k)) {
+            c->el->sc[k].left = 0;
         }
     if (left) kick(c);
     return ts_client__sess_send(c, "elect", arg, on_elect_answer, q, cb, ud);
