@@ -475,6 +475,25 @@ describe('leader election', SKIP, () => {
       if (lead.length !== 1) problems.push(`${s}: ${lead.length} tabs say leader with ${ts.length} live candidates`);
     }
     for (const t of all) problems.push(...t.violations);
+    // the session logs: every transfer to a waiting candidate came at once
+    // (a scope is never without a leader for longer than a lease while a
+    // candidate is there), and the terms of the log never go back
+    let transfers = 0;
+    for (const sname of sessions) {
+      const ev = await httpJson(`${srv.url}/api/sessions/c/${sname}/events?after=0&limit=1000`, { headers: { authorization: `Bearer ${PUB}` } });
+      assert.equal(ev.status, 200, ev.text);
+      assert.equal(ev.body.more, false);
+      let last = 0;
+      for (const e of ev.body.entries.filter((x) => x.type === 'tabsync.elect' && x.body.scope === 'session')) {
+        if (e.body.term <= last) problems.push(`${sname}: log term ${e.body.term} after ${last}`);
+        last = e.body.term;
+        if (['handoff', 'left', 'lapse', 'preempt', 'rotation', 'demotion'].includes(e.body.reason)) {
+          transfers++;
+          if (e.body.leaderless_ms > LEASE) problems.push(`${sname}: ${e.body.reason} to term ${e.body.term} after ${e.body.leaderless_ms} ms without a leader`);
+        }
+      }
+    }
+    assert.ok(transfers > 0, 'transfers happened');
     for (const t of all) t.close();
     console.log(`# churn seed ${SEED}: ${CHURN_OPS} ops, ${all.length} tabs, ${checker.leaders.size} terms, ${[...checker.accepted.values()].reduce((a, l) => a + l.length, 0)} leader actions accepted, ${refusedStale} refused stale`);
     assert.deepEqual(problems, [], `seed ${SEED} (rerun with TS_SEED=${SEED})`);
