@@ -89,6 +89,11 @@ struct el_scope {
     uint64_t wake_at;          /* loop ms: evaluate again (time alone may change it); 0 = no */
     int busy, again;
     ts_el_gone_t gone;         /* the local leader just went: the next evaluation's input */
+    uint8_t stepping;          /* the leader was asked to step down (views say step_down):
+                                * its heartbeats no longer renew; its resign or its
+                                * lapse hands over, with reason `stepdown` */
+    ts_el_reason_t stepdown;
+    uint8_t ghost;             /* the leader disconnected: its lease runs out first */
     char gone_holder[HOLDER_MAX];
     ts_el_reason_t last_reason;
     el_task_t *tasks;
@@ -280,6 +285,11 @@ static json_t *view_base(const el_scope_t *sc, const char *reason) {
                      (json_int_t)sc->since, "tasks", task_table(sc));
 }
 
+/* The view's step_down member: the leader is asked to resign. */
+static void mark_stepdown(const el_scope_t *sc, json_t *v) {
+    if (sc->stepping && sc->lm) json_object_set_new(v, "step_down", json_true());
+}
+
 static void emit_view(el_member_t *m, json_t *base, json_t *members_plain, json_t *members_scored,
                       const char *grant) {
     json_t *v = json_copy(base);
@@ -297,6 +307,7 @@ static void emit_view(el_member_t *m, json_t *base, json_t *members_plain, json_
 static void send_views(el_scope_t *sc, const char *reason, el_member_t *only) {
     if (!sc->n) return;
     json_t *base = view_base(sc, reason);
+    mark_stepdown(sc, base);
     json_t *plain = member_list(sc, 0), *scored = NULL;
     char *grant = sc->lm && (!only || only == sc->lm) ? grant_sign(sc) : NULL;
     ts_list_t *it;
@@ -327,7 +338,10 @@ static void record(el_scope_t *sc, ts_el_reason_t reason, uint64_t leaderless_ms
     *t = (el_trans_t){sc->term, ts_wall_ms(), reason, leaderless_ms,
                       sc->leader[0] ? ts_xstrdup(sc->leader) : NULL};
     SESS_COUNT(sess->el_reasons[reason]);
-    if (!sess->history) return;
+    /* a grant this loop only learned of is logged by whoever made it (this
+     * loop may learn it twice: a scope is forgotten when its last member
+     * here goes) */
+    if (!sess->history || reason == TS_EL_R_ADOPTED) return;
     /* elections are part of the session's history (prio control, from the server) */
     char id[TS_SESS_MAX_NAME + 1];
     snprintf(id, sizeof id, "elect-%s-%" PRIu64, sc->kind == TS_SESS_SCOPE_SESSION ? "s" : "d",
@@ -350,9 +364,15 @@ static int adopt(el_scope_t *sc, const ts_store_lease_t *l, ts_el_reason_t reaso
     char holder[HOLDER_MAX] = "";
     ts_strlcpy(holder, (const char *)l->holder.p, TS_MIN(sizeof holder, l->holder.len + 1));
     int changed = l->term != sc->term || strcmp(holder, sc->leader) != 0;
+    /* a term is granted once: the same term seen again (this loop had
+     * forgotten its holder, e.g. after the lease lapsed unseen) is no new
+     * election to count or log */
+    int granted = l->term != sc->term;
     sc->expires_at = l->expires_at;
     if (!changed) return 0;
     sc->term = l->term;
+    sc->stepping = 0;
+    sc->ghost = 0;
     ts_strlcpy(sc->leader, holder, sizeof sc->leader);
     sc->lm = holder[0] ? member_by_holder(sc, holder) : NULL;
     sc->since = wall;
@@ -369,7 +389,7 @@ static int adopt(el_scope_t *sc, const ts_store_lease_t *l, ts_el_reason_t reaso
     } else if (!holder[0] && !sc->leaderless_since) {
         sc->leaderless_since = wall;
     }
-    if (holder[0]) record(sc, reason, gap);
+    if (holder[0] && granted) record(sc, reason, gap);
     return 1;
 }
 
@@ -490,13 +510,43 @@ static void evaluate(el_scope_t *sc, const char *why) {
                         ecfg(sess)->max_tenure_ms};
     ts_el_decision_t d;
     ts_el_decide(&s, &p, &d);
+    /* a handover the leader's own word or lapse started says why it began */
+    if (sc->stepping && (d.reason == TS_EL_R_HANDOFF || d.reason == TS_EL_R_LAPSE))
+        d.reason = sc->stepdown;
+    if (sc->ghost && d.act == TS_EL_ACT_ACQUIRE) d.reason = TS_EL_R_LEFT;
     el_member_t *old_backup = sc->backup;
     sc->backup = d.backup >= 0 ? ms[d.backup] : NULL;
     sc->wake_at = d.recheck_ms ? now + d.recheck_ms : 0;
+    /* a stalled member (lapsed or resigned) becomes a candidate again by
+     * time alone: look again then */
+    TS_LIST_FOREACH(it, &sc->members) {
+        el_member_t *m = ts_list_entry(it, el_member_t, link);
+        if (m->stalled_until > now && (!sc->wake_at || m->stalled_until < sc->wake_at))
+            sc->wake_at = m->stalled_until;
+    }
     const char *to = d.to >= 0 ? ms[d.to]->holder : NULL;
-    if (d.act != TS_EL_ACT_NONE && d.to >= 0 && d.reason == TS_EL_R_ROTATION && sc->lm)
-        sc->lm->rotated_at = now;
     if (ms != stack_m) free(ms), free(c);
+    if (d.act == TS_EL_ACT_TRANSFER && sc->lm && sc->gone == TS_EL_GONE_NONE) {
+        /* preemption, rotation, demotion: the leader may be acting on its
+         * lease, so it is asked to step down rather than overtaken: its
+         * heartbeats stop renewing, and its resign (one round trip) or the
+         * lease's end hands over. Transferring the held lease at once would
+         * let two tabs act as leaders until the old one heard of it (the
+         * model's P3, docs/ELECTION-MODEL.md). */
+        if (!sc->stepping) {
+            sc->stepping = 1;
+            sc->stepdown = d.reason;
+            if (d.reason == TS_EL_R_ROTATION) sc->lm->rotated_at = now;
+            send_views(sc, ts_el_reason_name(d.reason), NULL);
+        } else if (why || old_backup != sc->backup) {
+            send_views(sc, why ? why : "backup", NULL);
+        }
+        return;
+    }
+    if (sc->stepping && sc->lm && d.act == TS_EL_ACT_NONE) {
+        sc->stepping = 0; /* no longer called for (the better candidate left) */
+        why = why ? why : "backup";
+    }
     if (d.act == TS_EL_ACT_NONE) {
         if (sc->gone == TS_EL_GONE_LAPSED) { /* nobody to take over the lapsed lease */
             sc->gone = TS_EL_GONE_NONE;
@@ -513,7 +563,8 @@ static void evaluate(el_scope_t *sc, const char *why) {
         }
         return;
     }
-    if (!held && !sc->leaderless_since) sc->leaderless_since = wall;
+    if (!held && !sc->leaderless_since)
+        sc->leaderless_since = sc->leader[0] ? TS_MIN(wall, sc->expires_at) : wall;
     int rc = issue(sc, d.act, d.reason, to);
     if (d.act == TS_EL_ACT_RELEASE)
         send_views(sc, ts_el_reason_name(d.reason), NULL);
@@ -548,8 +599,16 @@ static el_member_t *join(sess_sock_t *ss, ts_sess_scope_kind_t k) {
     return m;
 }
 
-/* Removes m from its scope; `why` says whether it was its leader's goodbye. */
-static void leave(el_member_t *m, ts_el_gone_t why) {
+/* How a member goes. */
+typedef enum el_leave {
+    EL_LEAVE_SAID = 0, /* `elect` leave: a tab that leads has stopped (as for resign) */
+    EL_LEAVE_DISCONNECT, /* its connection went: it may not know, and act on */
+} el_leave_t;
+
+/* Removes m from its scope. A leader that said it leaves hands over at
+ * once; one whose connection went may still be acting on its lease (a cut
+ * it has not noticed), so the lease runs out first (ELECTION.md). */
+static void leave(el_member_t *m, el_leave_t how) {
     el_scope_t *sc = m->sc;
     sess_sock_t *ss = m->ss;
     for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++)
@@ -562,9 +621,13 @@ static void leave(el_member_t *m, ts_el_gone_t why) {
             sc->tasks[i].to = NULL;
             if (sc->tasks[i].state < TASK_DONE) task_reassign(sc, &sc->tasks[i], m);
         }
-    if (sc->lm == m) {
+    if (sc->lm == m && how == EL_LEAVE_DISCONNECT) {
+        sc->lm = NULL; /* sc->leader stays: held until its expiry, then taken */
+        sc->ghost = 1;
+        sc->stepping = 0;
+    } else if (sc->lm == m) {
         sc->lm = NULL;
-        sc->gone = why;
+        sc->gone = TS_EL_GONE_LEFT;
         ts_strlcpy(sc->gone_holder, m->holder, sizeof sc->gone_holder);
         sc->leaderless_since = ts_wall_ms();
     }
@@ -584,7 +647,7 @@ void ts_sess__el_connected(sess_sock_t *ss) {
 
 void ts_sess__el_gone(sess_sock_t *ss) {
     for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++)
-        if (ss->el[k]) leave(ss->el[k], TS_EL_GONE_LEFT);
+        if (ss->el[k]) leave(ss->el[k], EL_LEAVE_DISCONNECT);
 }
 
 void ts_sess__el_rescore(sess_sock_t *ss) {
@@ -643,7 +706,10 @@ void ts_sess__el_sweep(ts_sess_t *sess) {
             sc->wake_at = 0;
             evaluate(sc, NULL);
         }
-        if (sc->lm && (!next || sc->expires_at < next)) next = sc->expires_at;
+        /* a local leader's expiry, or a disconnected one's (its successor waits for it) */
+        if ((sc->lm || (sc->leader[0] && sc->n)) && sc->expires_at > wall &&
+            (!next || sc->expires_at < next))
+            next = sc->expires_at;
     }
     if (sess->closed) return;
     if (next)
@@ -759,7 +825,7 @@ void ts_sess__el_on_elect(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_i
             if (ss->el[k]) ss->el[k]->observer = ss->id.elect_observer;
     }
     for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++)
-        if ((req.leave & (1u << k)) && ss->el[k]) leave(ss->el[k], TS_EL_GONE_LEFT);
+        if ((req.leave & (1u << k)) && ss->el[k]) leave(ss->el[k], EL_LEAVE_SAID);
     ss->id.elect_scopes = (ss->id.elect_scopes & ~req.leave) | req.join;
     json_t *views = json_array();
     for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++) {
@@ -827,6 +893,14 @@ void ts_sess__el_on_hb(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) 
     m->stalled_until = 0; /* it is alive */
     if (!leads(m, term, ack_id, "this tab does not lead with that term; step down")) {
         send_views(sc, "stale", m);
+        return;
+    }
+    if (sc->stepping) {
+        /* asked to step down: no more renewals; resign, or the lease ends */
+        json_t *r = stale_reply(sc, "step down: resign, another tab is to lead; the lease is not "
+                                    "renewed");
+        json_object_set_new(json_object_get(r, "error"), "code", json_string("step_down"));
+        ts_sess__reply(ss->s, ack_id, r);
         return;
     }
     int late = m->last_hb && now - m->last_hb > hb_ms(sess) * 3 / 2;

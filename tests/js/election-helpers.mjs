@@ -89,6 +89,13 @@ export class ElectTab {
     this.last[v.scope] = v;
     this.views.push({ at: performance.now(), v });
     this.checker?.view(this, v);
+    // asked to step down (preemption, rotation, demotion): stop, then resign,
+    // as docs/ELECTION.md asks of a leader
+    if (v.role === 'leader' && v.step_down && !this.frozen && !this.stepping?.[v.scope]) {
+      this.stepping = { ...this.stepping, [v.scope]: v.term };
+      this.sock.timeout(3000).emitWithAck('resign', { scope: v.scope, term: v.term }).catch(() => {});
+    }
+    if (v.role !== 'leader' && this.stepping?.[v.scope]) delete this.stepping[v.scope];
     if (this.autoHb && !this.frozen) this.syncHb(v.scope);
     for (const w of this.waiters.splice(0)) w();
   }
@@ -96,7 +103,7 @@ export class ElectTab {
   /** Heartbeat while the last view of `scope` says leader (what libraries do). */
   syncHb(scope) {
     const v = this.last[scope];
-    const leading = v && v.role === 'leader';
+    const leading = v && v.role === 'leader' && !v.step_down;
     if (leading && !this.hbTimers[scope]) {
       this.hbTimers[scope] = setInterval(() => this.hb(scope), v.hb_ms);
     } else if (!leading && this.hbTimers[scope]) {

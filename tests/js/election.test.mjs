@@ -127,7 +127,7 @@ describe('leader election', SKIP, () => {
     b.close();
   });
 
-  it('a leader that disconnects: the backup leads at once; a graceful resign hands over before the lease could lapse', T, async () => {
+  it('a graceful resign hands over before the lease could lapse; a leader that disconnects is succeeded when its lease ends', T, async () => {
     const s = uniq('handoff');
     const a = await open(ident('u', s, 'd1', 'A'));
     const v1 = await a.until((x) => x.role === 'leader');
@@ -145,11 +145,23 @@ describe('leader election', SKIP, () => {
     assert.ok(vb.since < aLease, 'handed over while A\'s lease still ran: not a lapse');
     await a.until((x) => x.role !== 'leader' && x.term === vb.term);
     await c.until((x) => x.term === vb.term && holderOf(x.leader) === 'd2/B');
-    // B disconnects without a word: the backup (A or C) leads with term + 1
+    // B's connection goes: B may still be acting on its lease (a cut it has
+    // not noticed), so its successor is granted only once that lease ended
+    await sleep(LEASE / 2);
+    const bLease = b.hbAcks.filter((h) => h.ack.ok).at(-1)?.ack.expires_at ?? vb.since + LEASE;
     b.close();
     const next = await c.until((x) => x.term === vb.term + 1, { what: 'a leader after B left' });
     assert.equal(next.reason, 'left');
     assert.ok(['d1/A', 'd3/C'].includes(holderOf(next.leader)));
+    assert.ok(next.since >= bLease, `granted at ${next.since}, B's lease ran until ${bLease}`);
+    // a leader that says it leaves (elect leave) has stopped: at once
+    const lead = [a, c].find((t) => t.role() === 'leader');
+    const other = lead === a ? c : a;
+    const ack2 = await lead.ask('elect', { leave: ['session'] });
+    assert.equal(ack2.ok, true);
+    const v3 = await other.until((x) => x.term === next.term + 1, { what: 'a leader after the leave' });
+    assert.equal(v3.reason, 'left');
+    assert.ok(v3.since < (lead.hbAcks.filter((h) => h.ack.ok).at(-1)?.ack.expires_at ?? next.since + LEASE), 'before its lease would end');
     a.close();
     c.close();
   });
@@ -485,7 +497,7 @@ describe('leader election', SKIP, () => {
       assert.equal(ev.body.more, false);
       let last = 0;
       for (const e of ev.body.entries.filter((x) => x.type === 'tabsync.elect' && x.body.scope === 'session')) {
-        if (e.body.term <= last) problems.push(`${sname}: log term ${e.body.term} after ${last}`);
+        if (e.body.term <= last) problems.push(`${sname}: log term ${e.body.term} after ${last}: ${JSON.stringify(ev.body.entries.filter((x) => x.type === 'tabsync.elect').map((x) => [x.seq, x.body.term, x.body.reason, x.body.leader, x.id]))}`);
         last = e.body.term;
         if (['handoff', 'left', 'lapse', 'preempt', 'rotation', 'demotion'].includes(e.body.reason)) {
           transfers++;

@@ -194,6 +194,23 @@ static int is_stale(json_t *a) {
     return code && strcmp(code, "stale_term") == 0;
 }
 
+/* Asked to step down (a view's step_down, or a heartbeat refused with
+ * step_down): stop acting, then resign, so that the next leader takes over
+ * in one round trip instead of at the end of the lease. */
+static void step_down(ts_client_t *c, int idx, const char *why) {
+    el_scope_t *s = &c->el->sc[idx];
+    if (!s->lead_term) return;
+    json_t *arg = json_pack("{s:s,s:I}", "scope", scope_names[idx], "term", (json_int_t)s->lead_term);
+    drop_lead(s, why);
+    kick(c);
+    if (arg) ts_client__sess_send(c, "resign", arg, NULL, NULL, NULL, NULL);
+}
+
+static int is_step_down(json_t *a) {
+    const char *code = str_member(json_object_get(a, "error"), "code");
+    return code && strcmp(code, "step_down") == 0;
+}
+
 static void on_hb_ack(ts_client_t *c, int status, const ts_client_event_t *reply, void *ud) {
     hb_req_t *r = ud;
     uint64_t now = uv_hrtime();
@@ -208,12 +225,16 @@ static void on_hb_ack(ts_client_t *c, int status, const ts_client_event_t *reply
             if (lease) s->lease_ms = lease;
             uint64_t d = deadline_of(r->t_sent, s->lease_ms);
             if (d > s->deadline) {
-                if (!s->reported && d > now) s->why_won = "renewed";
+                /* "elected" until the first answer starts the lead; later
+                 * (after a deadline passed) it is "renewed" */
+                if (!s->reported && d > now && s->deadline) s->why_won = "renewed";
                 s->deadline = d;
             }
             s->rtt = now - r->t_sent;
         } else if (is_stale(o)) {
             drop_lead(s, "stale_term"); /* at once: the lease of this term is gone */
+        } else if (is_step_down(o)) {
+            step_down(c, r->idx, "step_down");
         }
         el_run(c);
     }
@@ -321,12 +342,14 @@ int ts_client__elect_view(ts_client_t *c, json_t *o) {
         if (term != s->lead_term) {
             drop_lead(s, "new_term"); /* an older term of ours ends here */
             s->lead_term = term;
-            /* the lease started at the server before this view left it:
-             * count back by the last round trip measured */
-            uint64_t d = deadline_of(now, s->lease_ms);
-            s->deadline = d > s->rtt ? d - s->rtt : 0;
+            /* Not leading yet: when the lease started is unknown here (the
+             * view may have been delayed longer than a round trip), so this
+             * tab leads from its first heartbeat's answer on, counted from
+             * when it sent it (the model found counting back from the view
+             * unsafe: docs/ELECTION-MODEL.md). */
+            s->deadline = 0;
             s->why_won = "elected";
-            s->next_hb = now; /* at once: measures the round trip, renews */
+            s->next_hb = now; /* at once */
         } else if (s->deadline <= now && (!s->next_hb || s->next_hb > now)) {
             s->next_hb = now; /* confirmed again (a reconnection): renew to lead */
         }
@@ -340,6 +363,9 @@ int ts_client__elect_view(ts_client_t *c, json_t *o) {
             if (strcmp(why, known[i]) == 0) st = known[i];
         drop_lead(s, st);
     }
+    if (role == TS_CLIENT_ROLE_LEADER && term == s->lead_term &&
+        json_is_true(json_object_get(o, "step_down")))
+        step_down(c, idx, "step_down"); /* a static string: reports keep it */
     el_run(c);
     if (c->state == TS_CLIENT_CLOSING) return 1; /* a report closed the client */
     if (!e->on_elect) return 0;
