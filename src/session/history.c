@@ -181,6 +181,7 @@ typedef struct hist_item {
     char type[TS_SESS_MAX_NAME + 1];
     char client[TS_STORE_ID_MAX + 1];
     char *fence;            /* CHANGE: the lease name of its `lead` (owned), or NULL */
+    char fence_holder[2 * TS_SESS_ID_MAX + 2]; /* "<device>/<tab>": who must hold it */
     uint64_t fence_term;
 } hist_item_t;
 
@@ -839,7 +840,8 @@ static int compute(sess_hist_t *h, hist_item_t *it) {
                                .is_state = 1,
                                .chain = h->chain,
                                .fence = it->fence ? ts_slice_str(it->fence) : ts_slice("", 0),
-                               .fence_term = it->fence_term};
+                               .fence_term = it->fence_term,
+                               .fence_holder = ts_slice_str(it->fence_holder)};
         if (!it->mut) c.client = ts_slice("", 0);
         op_begin(h);
         it->issued_us = uv_hrtime() / 1000;
@@ -1183,7 +1185,12 @@ static hist_item_t *change_item(sess_sock_t *ss, sess_batch_t *b, size_t idx, js
         goto refuse;
     hist_item_t *it = item_new(ITEM_CHANGE, ss, b, idx);
     it->cls = TS_SIO_CLASS_STATE;
-    if (fence[0]) it->fence = ts_xstrdup(fence), it->fence_term = fence_term;
+    if (fence[0]) {
+        it->fence = ts_xstrdup(fence);
+        it->fence_term = fence_term;
+        const char *h[] = {ss->id.device, ss->id.tab}; /* the holder id of election.c */
+        ts_strjoin(it->fence_holder, sizeof it->fence_holder, '/', h, 2);
+    }
     it->change = json_copy(c); /* shallow: the engine only reads merge/patch */
     it->mut = (uint64_t)mut;
     it->base = (uint64_t)base;

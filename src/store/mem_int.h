@@ -136,7 +136,8 @@ typedef struct mem_store mem_t;
 /* The fence of a commit (memory.c): whether lease `name` is held now with
  * `term`; op->r_term gets its last granted term (0: never), and op waits
  * for the batch that granted it if that is not durable yet. */
-int ts_store__mem_lease_fence(mem_t *m, mem_op_t *op, ts_slice_t name, uint64_t term);
+int ts_store__mem_lease_fence(mem_t *m, mem_op_t *op, ts_slice_t name, ts_slice_t holder,
+                              uint64_t term);
 
 /* A loop's way into the store: its op queue, the ops whose callbacks are
  * not due yet, and the handles that run them on that loop. The loop that

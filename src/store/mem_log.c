@@ -471,7 +471,7 @@ static ts_buf_t *sess_entry(mem_t *m, mem_sess_t *s, uint64_t seq) {
     return ev.data;
 }
 
-/* op: s[0] session, s[1] client, s[2] fence, a mut, b if_ver, c chain, d
+/* op: s[0] session, s[1] client, s[2] fence, s[3] fence holder, a mut, b if_ver, c chain, d
  * fence term, by is_state, buf event.
  * The exactly-once check comes first: a resend of an applied mutation is
  * TS_EDUP whatever its condition says now. */
@@ -502,7 +502,7 @@ void ts_store__mem_exec_commit(mem_t *m, mem_op_t *op) {
     /* The fence after the exactly-once check (a leader's resend after it
      * lost the lease is still answered from the original), before the
      * version: a stale leader learns it is stale, not that it conflicts. */
-    if (op->s[2].len && !ts_store__mem_lease_fence(m, op, op->s[2], op->d)) {
+    if (op->s[2].len && !ts_store__mem_lease_fence(m, op, op->s[2], op->s[3], op->d)) {
         op->status = TS_ESTALE;
         if (op->c && s) s->broken_chain = op->c;
         { settle(m, op, s); return; }

@@ -381,7 +381,8 @@ static void exec_lease_get(mem_t *m, mem_op_t *op) {
     if (l && l->dirty) ts_store__mem_op_join(m, op);
 }
 
-int ts_store__mem_lease_fence(mem_t *m, mem_op_t *op, ts_slice_t name, uint64_t term) {
+int ts_store__mem_lease_fence(mem_t *m, mem_op_t *op, ts_slice_t name, ts_slice_t holder,
+                              uint64_t term) {
     mem_lease_t *l = ts_map_get(&m->leases, (const char *)name.p, name.len);
     if (!l) {
         op->r_term = 0;
@@ -390,7 +391,7 @@ int ts_store__mem_lease_fence(mem_t *m, mem_op_t *op, ts_slice_t name, uint64_t 
     }
     op->r_term = l->term;
     if (l->dirty) ts_store__mem_op_join(m, op);
-    return lease_held(l, now_ms()) && l->term == term;
+    return lease_is(l, holder, term, now_ms());
 }
 
 /* ---------------------------------------------------------------- queue */
@@ -613,8 +614,8 @@ static int mem_commit(void *self, ts_slice_t session, const ts_store_commit_t *c
     mem_door_t *d = self;
     CHECK_OPEN(d);
     if (c->event->len > d->m->lim.event_max) return TS_ETOOBIG;
-    ts_slice_t s[3] = {session, c->client, c->fence};
-    mem_op_t *op = op_new(OP_COMMIT, ud, s, 3);
+    ts_slice_t s[4] = {session, c->client, c->fence, c->fence_holder};
+    mem_op_t *op = op_new(OP_COMMIT, ud, s, 4);
     op->cb.commit = cb;
     op->a = c->mut;
     op->b = c->if_ver;

@@ -125,9 +125,12 @@ typedef struct ts_store_commit {
                             * then (another writer's change may have taken the
                             * version the broken one expected) */
     ts_slice_t fence;      /* len 0, or a lease name: appended only if that lease
-                            * is held, unexpired, with term fence_term (a leader's
-                            * action, docs/ELECTION.md); else TS_ESTALE */
+                            * is held, unexpired, by fence_holder with term
+                            * fence_term (a leader's action, docs/ELECTION.md);
+                            * else TS_ESTALE */
     uint64_t fence_term;
+    ts_slice_t fence_holder; /* who must hold it (the term alone is known to
+                              * every member: anyone could act on it) */
 } ts_store_commit_t;
 
 typedef struct ts_store_commit_res {
@@ -462,7 +465,9 @@ static inline int ts_store_commit(ts_store_t *st, ts_slice_t session, const ts_s
     if (rc) return rc;
     if (!c->event || c->event->len == 0) return TS_EINVAL;
     if (c->client.len && (ts_store__check_id(c->client) || c->mut == 0)) return TS_EINVAL;
-    if (c->fence.len && (ts_store__check_id(c->fence) || c->fence_term == 0)) return TS_EINVAL;
+    if (c->fence.len && (ts_store__check_id(c->fence) || ts_store__check_id(c->fence_holder) ||
+                         c->fence_term == 0))
+        return TS_EINVAL;
     return st->ops->commit(st->self, session, c, cb, ud);
 }
 static inline int ts_store_snap_put(ts_store_t *st, ts_slice_t session, uint64_t seq,

@@ -266,6 +266,10 @@ describe('leader election', SKIP, () => {
     assert.equal(schemaError('changeAck', ok), null);
     const wrongScope = await a.ask('state', leaderChange(a, 'device', v1.term, 2));
     assert.equal(wrongScope.error.code, 'stale_term', 'A never led its device scope');
+    // B knows the term (every view shows it) but does not hold it
+    const notMine = await b.ask('state', leaderChange(b, 'session', v1.term, 6));
+    assert.equal(notMine.ok, false);
+    assert.equal(notMine.error.code, 'stale_term', 'the term alone is not enough');
     await a.ask('resign', { scope: 'session', term: v1.term });
     const vb = await b.until((x) => x.role === 'leader');
     const stale = await a.ask('state', leaderChange(a, 'session', v1.term, 3));
@@ -280,7 +284,7 @@ describe('leader election', SKIP, () => {
     const sync = await b.ask('sync', {});
     const work = sync.snapshot?.state?.leaderWork ?? sync.state?.leaderWork;
     const doc = JSON.stringify(sync);
-    assert.ok(doc.includes('"A":1') && doc.includes('"B":4') && !doc.includes('"A":3'), `the log: ${doc.slice(0, 800)} ${JSON.stringify(work)}`);
+    assert.ok(doc.includes('"A":1') && doc.includes('"B":4') && !doc.includes('"A":3') && !doc.includes('"B":6'), `the log: ${doc.slice(0, 800)} ${JSON.stringify(work)}`);
     a.close();
     b.close();
   });

@@ -444,6 +444,7 @@ SC_FN int sc_lget(sc_t *t, const char *name, sc_res_t *r) {
 /* A commit fenced by lease `fence` with `term` (a leader's state change). */
 SC_FN int sc_commit_fenced(sc_t *t, const char *sess, const char *ev, const char *client,
                            uint64_t mut, const char *fence, uint64_t term, sc_res_t *r) {
+    /* the holder is the writing client (the tests name holders like clients) */
     ts_buf_t *b = ts_buf_from(ev, strlen(ev));
     ts_store_commit_t c = {.event = b,
                            .client = client ? S(client) : ts_slice("", 0),
@@ -451,7 +452,8 @@ SC_FN int sc_commit_fenced(sc_t *t, const char *sess, const char *ev, const char
                            .if_ver = TS_STORE_ANY_VER,
                            .is_state = 1,
                            .fence = S(fence),
-                           .fence_term = term};
+                           .fence_term = term,
+                           .fence_holder = client ? S(client) : S("nobody")};
     assert_ts_err(SC_CALL(t, r, ts_store_commit(&t->st, S(sess), &c, sc_on_commit, r)), 0);
     ts_buf_unref(b);
     sc_wait(t, r);
@@ -462,7 +464,7 @@ SC_FN int sc_commit_fenced(sc_t *t, const char *sess, const char *ev, const char
 SC_FN int sc_commit(sc_t *t, const char *sess, const char *ev, const char *client, uint64_t mut,
                     uint64_t if_ver, int is_state, sc_res_t *r) {
     ts_buf_t *b = ts_buf_from(ev, strlen(ev));
-    ts_store_commit_t c = {b, client ? S(client) : ts_slice("", 0), mut, if_ver, is_state, 0, ts_slice("", 0), 0};
+    ts_store_commit_t c = {b, client ? S(client) : ts_slice("", 0), mut, if_ver, is_state, 0, ts_slice("", 0), 0, ts_slice("", 0)};
     assert_ts_err(SC_CALL(t, r, ts_store_commit(&t->st, S(sess), &c, sc_on_commit, r)), 0);
     ts_buf_unref(b);
     sc_wait(t, r);
@@ -619,7 +621,7 @@ static void c_invalid_args(void **state) {
             break;
         case V_SESS: rc = SC_CALL(&t, &r, ts_store_sess_get(&t.st, a, sc_on_sess, &r)); break;
         case V_COMMIT: {
-            ts_store_commit_t cm = {bytes, b, c->n, TS_STORE_ANY_VER, 0, 0, ts_slice("", 0), 0};
+            ts_store_commit_t cm = {bytes, b, c->n, TS_STORE_ANY_VER, 0, 0, ts_slice("", 0), 0, ts_slice("", 0)};
             rc = SC_CALL(&t, &r, ts_store_commit(&t.st, a, &cm, sc_on_commit, &r));
             break;
         }
@@ -1058,8 +1060,9 @@ static void c_lease_transfer(void **state) {
 }
 
 /* A fenced commit is appended only while its lease is held with its term:
- * a leader that lost the lease (transfer, expiry, release) is refused with
- * the current term, and nothing is appended; a resend of a fenced commit
+ * a leader that lost the lease (transfer, expiry, release), or a member that
+ * only knows the term, is refused with the current term, and nothing is
+ * appended; a resend of a fenced commit
  * that was applied is still answered from the original. */
 static void c_commit_fence(void **state) {
     sc_t t;
@@ -1077,6 +1080,9 @@ static void c_commit_fence(void **state) {
     assert_int_equal(r.seq, 1);
     assert_ts_err(sc_commit_fenced(&t, "h", "e3", "B", 1, "L", 2, &r), 0);
     assert_int_equal(r.seq, 2);
+    /* the term alone is not enough: every member knows it, only B holds it */
+    assert_ts_err(sc_commit_fenced(&t, "h", "e5", "C", 1, "L", 2, &r), TS_ESTALE);
+    assert_int_equal(r.term, 2);
     assert_ts_err(sc_sess(&t, "h", &s), 0);
     assert_int_equal(s.last_seq, 2); /* e0 and e2 were not appended */
     assert_int_equal(s.state_ver, 2);
@@ -1296,7 +1302,7 @@ static void c_commit_pipelined_ver(void **state) {
     ts_buf_t *b = ts_buf_from("ev", 2);
     static const uint64_t ifv[4] = {1, 2, 3, 2};
     for (int i = 0; i < 4; i++) {
-        ts_store_commit_t c = {b, ts_slice("", 0), 0, ifv[i], 1, 0, ts_slice("", 0), 0};
+        ts_store_commit_t c = {b, ts_slice("", 0), 0, ifv[i], 1, 0, ts_slice("", 0), 0, ts_slice("", 0)};
         assert_ts_err(SC_CALL(&t, &p[i], ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &p[i])),
                       0);
     }
@@ -1326,10 +1332,10 @@ static void c_commit_chain(void **state) {
     ts_buf_t *b = ts_buf_from("ev", 2);
     /* chain 7: a resend of A/1 (expects ver 1 -> 2, but is a duplicate),
      * then a change expecting ver 2; meanwhile B (no chain) takes ver 2 */
-    ts_store_commit_t c0 = {b, S("A"), 1, 1, 1, 7, ts_slice("", 0), 0};
-    ts_store_commit_t other = {b, S("B"), 1, 1, 1, 0, ts_slice("", 0), 0};
-    ts_store_commit_t c1 = {b, ts_slice("", 0), 0, 2, 1, 7, ts_slice("", 0), 0};
-    ts_store_commit_t c2 = {b, ts_slice("", 0), 0, 2, 1, 8, ts_slice("", 0), 0}; /* another chain */
+    ts_store_commit_t c0 = {b, S("A"), 1, 1, 1, 7, ts_slice("", 0), 0, ts_slice("", 0)};
+    ts_store_commit_t other = {b, S("B"), 1, 1, 1, 0, ts_slice("", 0), 0, ts_slice("", 0)};
+    ts_store_commit_t c1 = {b, ts_slice("", 0), 0, 2, 1, 7, ts_slice("", 0), 0, ts_slice("", 0)};
+    ts_store_commit_t c2 = {b, ts_slice("", 0), 0, 2, 1, 8, ts_slice("", 0), 0, ts_slice("", 0)}; /* another chain */
     assert_ts_err(SC_CALL(&t, &p[0], ts_store_commit(&t.st, S("h"), &c0, sc_on_commit, &p[0])), 0);
     assert_ts_err(SC_CALL(&t, &p[1], ts_store_commit(&t.st, S("h"), &other, sc_on_commit, &p[1])),
                   0);
@@ -1421,7 +1427,7 @@ SC_FN void sc_commit_range(sc_t *t, const char *sess, const char *client, uint64
     sc_many_t m = {.t = t};
     ts_buf_t *b = ts_buf_from("m", 1);
     for (uint64_t mut = first; mut <= last; mut++) {
-        ts_store_commit_t c = {b, S(client), mut, SC_ANY, 0, 0, ts_slice("", 0), 0};
+        ts_store_commit_t c = {b, S(client), mut, SC_ANY, 0, 0, ts_slice("", 0), 0, ts_slice("", 0)};
         m.left++;
         t->in_call = 1;
         assert_ts_err(ts_store_commit(&t->st, S(sess), &c, sc_many_cb, &m), 0);
@@ -1629,7 +1635,7 @@ static void c_durable_reads(void **state) {
     }
     assert_ts_err(rc, 0);
     ts_buf_t *ev = ts_buf_from("second", 6);
-    ts_store_commit_t c = {ev, ts_slice("", 0), 0, SC_ANY, 1, 0, ts_slice("", 0), 0};
+    ts_store_commit_t c = {ev, ts_slice("", 0), 0, SC_ANY, 1, 0, ts_slice("", 0), 0, ts_slice("", 0)};
     assert_ts_err(SC_CALL(&t, &w, ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &w)), 0);
     ts_buf_unref(ev);
     uv_run(&t.loop, UV_RUN_NOWAIT); /* the commit runs */
@@ -1669,7 +1675,7 @@ static void c_order_group(void **state) {
     enum { N = 9 };
     sc_res_t r[N];
     ts_buf_t *b = ts_buf_from("ev", 2);
-    ts_store_commit_t c = {b, S("A"), 1, SC_ANY, 1, 0, ts_slice("", 0), 0};
+    ts_store_commit_t c = {b, S("A"), 1, SC_ANY, 1, 0, ts_slice("", 0), 0, ts_slice("", 0)};
     ts_store_reg_t e = {{S("h"), S("d"), S("t")}, S("u"), S(SC_NODE), S(""), 0};
     int i = 0;
     assert_ts_err(SC_CALL(&t, &r[i], ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &r[i])), 0);
@@ -1715,7 +1721,7 @@ static void c_order_group(void **state) {
     assert_ts_err(r[8].status, 0);
     /* again, and close at once: every callback before the close callback */
     b = ts_buf_from("ev2", 3);
-    c = (ts_store_commit_t){b, S("A"), 2, SC_ANY, 1, 0, ts_slice("", 0), 0};
+    c = (ts_store_commit_t){b, S("A"), 2, SC_ANY, 1, 0, ts_slice("", 0), 0, ts_slice("", 0)};
     assert_ts_err(SC_CALL(&t, &r[0], ts_store_commit(&t.st, S("h"), &c, sc_on_commit, &r[0])), 0);
     assert_ts_err(SC_CALL(&t, &r[1], ts_store_sess_get(&t.st, S("h"), sc_on_sess, &r[1])), 0);
     ts_buf_unref(b);

@@ -419,7 +419,7 @@ static void m_commit_failure(void **state) {
     enum { N = 7 };
     sc_res_t p[N];
     ts_buf_t *b = ts_buf_from("lost", 4);
-    ts_store_commit_t c1 = {b, S("A"), 2, SC_ANY, 1, 0, ts_slice("", 0), 0}, c2 = {b, S("B"), 1, 1, 1, 0, ts_slice("", 0), 0};
+    ts_store_commit_t c1 = {b, S("A"), 2, SC_ANY, 1, 0, ts_slice("", 0), 0, ts_slice("", 0)}, c2 = {b, S("B"), 1, 1, 1, 0, ts_slice("", 0), 0, ts_slice("", 0)};
     assert_ts_err(SC_CALL(&t, &p[0], ts_store_commit(&t.st, S("h1"), &c1, sc_on_commit, &p[0])), 0);
     assert_ts_err(SC_CALL(&t, &p[1], ts_store_commit(&t.st, S("h2"), &c2, sc_on_commit, &p[1])), 0);
     assert_ts_err(SC_CALL(&t, &p[2], ts_store_log_append(&t.st, S("h3"), b, sc_on_seq, &p[2])), 0);
@@ -841,7 +841,7 @@ static double perf_group(sc_t *t, int per_turn, int total) {
             char sess[48];
             snprintf(sess, sizeof sess, "user-%03d/session-%08d", done * 7919 % 1000,
                      done * 7919 % 1000 * 31);
-            ts_store_commit_t c = {b, S("client-1"), ++mut, SC_ANY, 1, 0, ts_slice("", 0), 0};
+            ts_store_commit_t c = {b, S("client-1"), ++mut, SC_ANY, 1, 0, ts_slice("", 0), 0, ts_slice("", 0)};
             g.left++;
             assert_ts_err(ts_store_commit(&t->st, S(sess), &c, gperf_on_commit, &g), 0);
         }
@@ -951,7 +951,7 @@ static void crash_issue(crash_child_t *c) {
                      (unsigned long long)op->ack.mut);
     memset(op->ack.ev + n, '.', CRASH_EV - 1 - (size_t)n); /* NUL stays last */
     ts_buf_t *b = ts_buf_from(op->ack.ev, CRASH_EV - 1);
-    ts_store_commit_t cm = {b, S("writer"), op->ack.mut, TS_STORE_ANY_VER, 1, 0, ts_slice("", 0), 0};
+    ts_store_commit_t cm = {b, S("writer"), op->ack.mut, TS_STORE_ANY_VER, 1, 0, ts_slice("", 0), 0, ts_slice("", 0)};
     if (ts_store_commit(&c->st, S("crash/h"), &cm, crash_on_commit, op)) _exit(7);
     ts_buf_unref(b);
 }
