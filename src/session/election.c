@@ -47,6 +47,7 @@ struct el_member {
     uint64_t rotated_at;       /* loop ms it was rotated out (0: never) */
     uint64_t last_hb;          /* loop ms of its last heartbeat as leader */
     uint16_t late;             /* late bits of its last TS_EL_LATE_WINDOW heartbeats */
+    uint8_t lapses;            /* leases it let lapse in a row (its stall doubles each time) */
     uint32_t ntasks;
 };
 
@@ -693,7 +694,13 @@ void ts_sess__el_sweep(ts_sess_t *sess) {
         if (sc->lm && wall >= sc->expires_at) {
             /* no heartbeat for a whole lease: the store may give it to anyone now */
             SESS_COUNT(sess->counters[SC_EL_LAPSES]);
-            sc->lm->stalled_until = now + 2ull * ecfg(sess)->lease_ms;
+            /* a tab that lapses again and again (a process that died while
+             * its connection stays up until the ping timeout) would win
+             * again each time: its stall doubles with each lapse in a row,
+             * from two leases, until it heartbeats again */
+            el_member_t *lm = sc->lm;
+            lm->stalled_until = now + (2ull << TS_MIN(lm->lapses, 6)) * ecfg(sess)->lease_ms;
+            if (lm->lapses < UINT8_MAX) lm->lapses++;
             sc->lm = NULL;
             sc->gone = TS_EL_GONE_LAPSED;
             ts_strlcpy(sc->gone_holder, sc->leader, sizeof sc->gone_holder);
@@ -891,6 +898,7 @@ void ts_sess__el_on_hb(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) 
     ts_sess_t *sess = ss->sess;
     uint64_t now = uv_now(sess->loop), term = req.term;
     m->stalled_until = 0; /* it is alive */
+    m->lapses = 0;
     if (!leads(m, term, ack_id, "this tab does not lead with that term; step down")) {
         send_views(sc, "stale", m);
         return;
