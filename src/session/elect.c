@@ -120,18 +120,6 @@ void ts_el_score(const ts_el_inputs_t *in, const ts_el_weights_t *w, ts_el_score
 
 /* ---- requests ---- */
 
-/* An id of the token alphabet (ts_sess_auth.h): 1..128 of [A-Za-z0-9._:@-]. */
-static int id_ok(const char *s, size_t n) {
-    if (n == 0 || n > TS_SESS_ID_MAX) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '@' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
-
 static int scope_bits(const json_t *v, unsigned *out) {
     *out = 0;
     if (!v) return 0;
@@ -226,8 +214,8 @@ int ts_el_req_parse(const json_t *arg, ts_el_req_kind_t kind, ts_el_req_t *out,
         if (to) {
             const json_t *d = json_object_get(to, "device"), *t = json_object_get(to, "tab");
             if (!json_is_string(d) || !json_is_string(t) ||
-                !id_ok(json_string_value(d), json_string_length(d)) ||
-                !id_ok(json_string_value(t), json_string_length(t)))
+                !ts_sess_id_valid(json_string_value(d), json_string_length(d)) ||
+                !ts_sess_id_valid(json_string_value(t), json_string_length(t)))
                 return ts_errf(why, whylen, TS_EPROTO,
                                "to must be {device, tab}, ids of 1-128 characters of "
                                "[A-Za-z0-9._:@-]");

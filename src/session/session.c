@@ -141,17 +141,7 @@ sess_sock_t *ts_sess__backend_sock(ts_sess_t *sess, const char *user, const char
     return ss;
 }
 
-int ts_sess__api_id_ok(const char *s) {
-    size_t n = s ? strlen(s) : 0;
-    if (n == 0 || n > TS_SESS_ID_MAX) return 0;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == ':' || c == '@' || c == '-'))
-            return 0;
-    }
-    return 1;
-}
+int ts_sess__api_id_ok(const char *s) { return s && ts_sess_id_valid(s, strlen(s)); }
 
 static sess_sock_t *api_sock(ts_sess_t *sess, const ts_sess_api_target_t *t) {
     if (sess->closed || !sess->history) return NULL;

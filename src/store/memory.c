@@ -295,6 +295,26 @@ static int lease_is(const mem_lease_t *l, ts_slice_t holder, uint64_t term, uint
            ts_slice_eq(ts_slice(l->holder, l->hlen), holder);
 }
 
+/* Grants l's next term to `to` until now + ttl. A new term goes through
+ * the durability policy like any write: a term handed out must never be
+ * handed out again after a crash. Returns 0 or the failure (then l may be
+ * freed: the batch failed). */
+static int lease_grant(mem_t *m, mem_lease_t *l, ts_slice_t name, ts_slice_t to, uint64_t ttl,
+                       uint64_t now) {
+    int rc = ts_store__mem_batch_begin(m);
+    if (rc) return rc;
+    if (m->sql && (rc = ts_store__sql_term_put(m->sql, name, l->term + 1))) {
+        ts_store__mem_batch_fail(m);
+        return rc;
+    }
+    ts_store__mem_touch_lease(m, l);
+    l->term++;
+    l->exp = now + ttl;
+    l->hlen = to.len;
+    memcpy(l->holder, to.p, l->hlen);
+    return 0;
+}
+
 static void exec_lease_acquire(mem_t *m, mem_op_t *op) {
     uint64_t now = now_ms();
     mem_lease_t *l = lease_get(m, op->s[0], 1, &op->status);
@@ -304,19 +324,8 @@ static void exec_lease_acquire(mem_t *m, mem_op_t *op) {
             l->exp = now + op->a; /* same holder: extend, same term */
         else
             op->status = TS_EHELD;
-    } else {
-        /* A new term goes through the durability policy like any write: a
-         * term handed out must never be handed out again after a crash. */
-        if ((op->status = ts_store__mem_batch_begin(m))) return;
-        if (m->sql && (op->status = ts_store__sql_term_put(m->sql, op->s[0], l->term + 1))) {
-            ts_store__mem_batch_fail(m); /* may have freed l */
-            return;
-        }
-        ts_store__mem_touch_lease(m, l);
-        l->term++;
-        l->exp = now + op->a;
-        l->hlen = op->s[1].len;
-        memcpy(l->holder, op->s[1].p, l->hlen);
+    } else if ((op->status = lease_grant(m, l, op->s[0], op->s[1], op->a, now))) {
+        return;
     }
     lease_result(op, l, now);
     if (l->dirty) ts_store__mem_op_join(m, op);
@@ -355,17 +364,8 @@ static void exec_lease_transfer(mem_t *m, mem_op_t *op) {
     if (!l) return;
     if (l->term != op->a) {
         op->status = TS_ESTALE;
-    } else {
-        if ((op->status = ts_store__mem_batch_begin(m))) return;
-        if (m->sql && (op->status = ts_store__sql_term_put(m->sql, op->s[0], l->term + 1))) {
-            ts_store__mem_batch_fail(m); /* may have freed l */
-            return;
-        }
-        ts_store__mem_touch_lease(m, l);
-        l->term++;
-        l->exp = now + op->b;
-        l->hlen = op->s[1].len;
-        memcpy(l->holder, op->s[1].p, l->hlen);
+    } else if ((op->status = lease_grant(m, l, op->s[0], op->s[1], op->b, now))) {
+        return;
     }
     lease_result(op, l, now);
     if (l->dirty) ts_store__mem_op_join(m, op);
