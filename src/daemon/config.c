@@ -270,7 +270,8 @@ static const opt_t opts[] = {
      "Serve the static files of this directory (the demo page: --web web)."},
     {"node-modules", "TABSYNC_NODE_MODULES", K_PATH, OFF(node_modules), SZ(node_modules), 0, 0,
      NULL, "DIR", "Web pages",
-     "Where /vendor/socket.io.min.js comes from (socket.io-client/dist).\n"
+     "Where /vendor/ files come from: socket.io-client/dist,\n"
+     "socket.io-msgpack-parser/dist and @tabsync/client/dist (the browser library).\n"
      "When unset and --web is set: <web>/../node_modules."},
 
     {"log-level", "TABSYNC_LOG_LEVEL", K_LOGLEVEL, 0, 0, 0, 0, NULL,

@@ -254,7 +254,10 @@ int ts_dmn_static_serve(const char *root, ts_slice_t path, ts_slice_t if_none_ma
 int ts_dmn_static_site(const char *web_root, const char *node_modules, ts_slice_t path,
                        ts_slice_t if_none_match, ts_dmn_static_res_t *res) {
     static const char prefix[] = "/vendor/";
-    static const char *const dists[] = {"socket.io-client/dist", "socket.io-msgpack-parser/dist"};
+    /* @tabsync/client is the npm workspace clients/js (node_modules/@tabsync/client
+     * links to it): its dist/ holds the browser library's bundles. */
+    static const char *const dists[] = {"socket.io-client/dist", "socket.io-msgpack-parser/dist",
+                                        "@tabsync/client/dist"};
     const size_t pl = sizeof prefix - 1;
     if (path.len < pl || memcmp(path.p, prefix, pl) != 0)
         return ts_dmn_static_serve(web_root, path, if_none_match, res);
@@ -275,7 +278,8 @@ int ts_dmn_static_site(const char *web_root, const char *node_modules, ts_slice_
         if (st == 200 || st == 304 || st == 500) return st;
         ts_dmn_static_res_deinit(res);
     }
-    return answer(res, 404, "not in socket.io-client/dist or socket.io-msgpack-parser/dist");
+    return answer(res, 404,
+                  "not in socket.io-client/dist, socket.io-msgpack-parser/dist or @tabsync/client/dist");
 }
 
 void ts_dmn_static_res_deinit(ts_dmn_static_res_t *res) {

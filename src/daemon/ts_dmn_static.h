@@ -40,9 +40,11 @@ int ts_dmn_static_serve(const char *root, ts_slice_t path, ts_slice_t if_none_ma
                         ts_dmn_static_res_t *res);
 
 /* The site of tabsyncd: "/vendor/<file>" is looked up in
- * <node_modules>/socket.io-client/dist/ then
- * <node_modules>/socket.io-msgpack-parser/dist/ (one path segment only:
- * /vendor/socket.io.min.js, /vendor/socket.io.msgpack.min.js, their .map);
+ * <node_modules>/socket.io-client/dist/, then
+ * <node_modules>/socket.io-msgpack-parser/dist/, then
+ * <node_modules>/@tabsync/client/dist/ (the browser library, clients/js)
+ * (one path segment only: /vendor/socket.io.min.js,
+ * /vendor/socket.io.msgpack.min.js, /vendor/tabsync.js, their .map);
  * every other path is served from `web_root`. Both roots are borrowed and
  * may be "" or NULL. Same contract as ts_dmn_static_serve. */
 int ts_dmn_static_site(const char *web_root, const char *node_modules, ts_slice_t path,

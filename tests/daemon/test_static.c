@@ -92,6 +92,10 @@ static int setup(void **state) {
     mk(fx->nm, "socket.io-msgpack-parser");
     mk(fx->nm, "socket.io-msgpack-parser/dist");
     put(fx->nm, "socket.io-msgpack-parser/dist/extra.js", "/*! mp */");
+    mk(fx->nm, "@tabsync");
+    mk(fx->nm, "@tabsync/client");
+    mk(fx->nm, "@tabsync/client/dist");
+    put(fx->nm, "@tabsync/client/dist/tabsync.js", "/*! ts */");
     *state = fx;
     return 0;
 }
@@ -365,6 +369,12 @@ static void test_vendor(void **state) {
     assert_int_equal(
         ts_dmn_static_site(fx->root, fx->nm, ts_slice_str("/vendor/extra.js"), none, &r), 200);
     assert_memory_equal(r.body->data, "/*! mp */", 9);
+    ts_dmn_static_res_deinit(&r);
+    /* Third: the browser library's bundles. */
+    assert_int_equal(
+        ts_dmn_static_site(fx->root, fx->nm, ts_slice_str("/vendor/tabsync.js"), none, &r), 200);
+    assert_memory_equal(r.body->data, "/*! ts */", 9);
+    assert_string_equal(r.content_type, "text/javascript; charset=utf-8");
     ts_dmn_static_res_deinit(&r);
     /* Everything else goes to the web root. */
     assert_int_equal(ts_dmn_static_site(fx->root, fx->nm, ts_slice_str("/"), none, &r), 200);
