@@ -14,6 +14,8 @@
  * session. A single loop without recovery skips the log altogether. */
 #include "sio/ts_sio.h"
 
+#include "adapter/ts_adp_rooms.h"
+
 #include <inttypes.h>
 #include <pthread.h>
 #include <nettle/sha2.h>
@@ -37,19 +39,6 @@
 #define SWEEP_MS 1000
 #define CONNECTS_BURST 16 /* namespace CONNECTs a connection may make at once */
 #define CONNECTS_PER_S 4  /* and then per second */
-
-typedef struct room {
-    char *name;
-    ts_list_t members; /* member_t.link */
-    size_t n;
-} room_t;
-
-typedef struct member {
-    room_t *room;
-    ts_sio_socket_t *s;
-    ts_list_t link;
-    struct member *next; /* the socket's next room, in joining order */
-} member_t;
 
 /* One emitted packet in a namespace's shared log: kept until every loop
  * delivered it and, with recovery, while a reconnecting socket may still
@@ -124,26 +113,22 @@ typedef struct client {
     ts_rl_bucket_t connects;  /* namespace CONNECTs: each may verify a token */
 } client_t;
 
-/* Field order packs the struct into 152 bytes (a 160-byte malloc chunk):
+/* Field order packs the struct into 144 bytes (a 160-byte malloc chunk):
  * one per connected namespace, so every byte counts (docs/ARCHITECTURE.md). */
 struct ts_sio_socket {
     client_t *c;
     ts_sio_socket_t *next_in_client; /* in joining order; a client has few */
     ts_sio_nsp_t *nsp;
-    char id[ID_LEN + 1];
+    ts_adp_sock_t adp; /* its id (its own room), the rooms it joined */
     char pid[ID_LEN + 1];
     uint8_t recovered;
-    uint32_t nrooms;   /* in `rooms` */
-    member_t *rooms;   /* rooms joined, linked by member.next; the socket's own
-                          room is implicit (nsp->by_id) */
     json_t *auth;
     char *owner;       /* identity a restored session must match (optional) */
     void *ud;
-    uint64_t gen;      /* broadcast dedup stamp */
     int64_t next_ack;
     ts_list_t acks;    /* pending_ack_t.link */
-    ts_list_t nsp_link;
 };
+_Static_assert(ID_LEN == TS_ADP_ID_LEN, "socket ids are the adapter's");
 
 #define NOT_ATTACHED UINT64_MAX
 
@@ -178,11 +163,7 @@ struct ts_sio_nsp {
     char *name;
     ts_sio_nsp_handler_t h;
     void *ud;
-    ts_list_t sockets;
-    size_t count;
-    ts_map_t rooms;    /* name -> room_t */
-    ts_idmap_t by_id;  /* socket id -> socket: the room every socket is in,
-                          without a room_t per socket */
+    ts_adp_rooms_t rooms; /* this loop's sockets of the namespace and their rooms */
 };
 
 typedef struct pattern {
@@ -224,12 +205,6 @@ static char **strv_copy(const char *const *v, size_t n) {
 static void strv_free(char **v, size_t n) {
     for (size_t i = 0; i < n; i++) free(v[i]);
     free(v);
-}
-
-static int strv_has(char *const *v, size_t n, const char *s) {
-    for (size_t i = 0; i < n; i++)
-        if (strcmp(v[i], s) == 0) return 1;
-    return 0;
 }
 
 /* The class values are passed down unchanged (ts_eio.h, ts_net.h). */
@@ -329,66 +304,24 @@ static void send_packet(ts_sio_socket_t *s, uint8_t type, json_t *data, int64_t 
     ts_sio_encoded_clear(&enc);
 }
 
-/* ---- rooms ---- */
+/* ---- rooms (the adapter's index) ---- */
 
-static room_t *room_get(ts_sio_nsp_t *nsp, const char *name, int create) {
-    room_t *r = ts_map_get(&nsp->rooms, name, strlen(name));
-    if (r || !create) return r;
-    r = ts_xcalloc(1, sizeof(*r));
-    r->name = ts_xstrdup(name);
-    ts_list_init(&r->members);
-    ts_map_put(&nsp->rooms, r->name, strlen(r->name), r);
-    return r;
-}
+static ts_sio_socket_t *sock_of(ts_adp_sock_t *a) { return TS_CONTAINER_OF(a, ts_sio_socket_t, adp); }
 
-static void room_drop_member(ts_sio_nsp_t *nsp, member_t *m) {
-    room_t *r = m->room;
-    ts_list_remove(&m->link);
-    free(m);
-    if (--r->n == 0) {
-        ts_map_del(&nsp->rooms, r->name, strlen(r->name));
-        free(r->name);
-        free(r);
-    }
-}
-
-void ts_sio_join(ts_sio_socket_t *s, const char *room) {
-    if (strcmp(room, s->id) == 0) return; /* always in it */
-    member_t **tail = &s->rooms;
-    for (; *tail; tail = &(*tail)->next)
-        if (strcmp((*tail)->room->name, room) == 0) return;
-    room_t *r = room_get(s->nsp, room, 1);
-    member_t *m = ts_xmalloc(sizeof(*m));
-    m->room = r;
-    m->s = s;
-    m->next = NULL;
-    ts_list_insert_tail(&r->members, &m->link);
-    r->n++;
-    *tail = m;
-    s->nrooms++;
-}
+void ts_sio_join(ts_sio_socket_t *s, const char *room) { ts_adp_join(&s->nsp->rooms, &s->adp, room); }
 
 void ts_sio_leave(ts_sio_socket_t *s, const char *room) {
-    for (member_t **p = &s->rooms; *p; p = &(*p)->next) {
-        member_t *m = *p;
-        if (strcmp(m->room->name, room) != 0) continue;
-        *p = m->next;
-        s->nrooms--;
-        room_drop_member(s->nsp, m);
-        return;
-    }
+    ts_adp_leave(&s->nsp->rooms, &s->adp, room);
 }
 
 size_t ts_sio_socket_rooms(const ts_sio_socket_t *s, const char **out, size_t max) {
-    if (max) out[0] = s->id;
-    size_t i = 1;
-    for (const member_t *m = s->rooms; m && i < max; m = m->next) out[i++] = m->room->name;
-    return s->nrooms + 1;
+    return ts_adp_sock_rooms(&s->adp, out, max);
 }
 
 /* The socket whose own room is `name`, if it is in this namespace. */
 static ts_sio_socket_t *by_id(ts_sio_nsp_t *nsp, const char *name) {
-    return strlen(name) == ID_LEN ? ts_idmap_get(&nsp->by_id, name) : NULL;
+    ts_adp_sock_t *a = ts_adp_find(&nsp->rooms, name);
+    return a ? sock_of(a) : NULL;
 }
 
 /* ---- the shared log ---- */
@@ -498,15 +431,23 @@ static int parse_offset(const ts_sio_group_t *g, const char *off, uint64_t *seq)
 }
 
 static int entry_matches(const log_entry_t *e, char *const *rooms, size_t nrooms) {
-    for (size_t i = 0; i < e->nexcept; i++)
-        if (strv_has(rooms, nrooms, e->except[i])) return 0;
-    if (e->nrooms == 0) return 1;
-    for (size_t i = 0; i < e->nrooms; i++)
-        if (strv_has(rooms, nrooms, e->rooms[i])) return 1;
-    return 0;
+    return ts_adp_rooms_match((const char *const *)e->rooms, e->nrooms,
+                              (const char *const *)e->except, e->nexcept,
+                              (const char *const *)rooms, nrooms);
 }
 
 /* ---- emitting ---- */
+
+typedef struct {
+    const ts_sio_encoded_t *enc;
+    unsigned cls;
+    uint32_t key;
+} send_ctx_t;
+
+static void send_visit(ts_adp_sock_t *a, void *ud) {
+    const send_ctx_t *x = ud;
+    send_encoded(sock_of(a), x->enc, x->cls, x->key);
+}
 
 /* Sends `enc` to this loop's recipients of a broadcast: sockets in any of
  * `rooms` (none = everyone), minus those in an `except` room, minus `skip`;
@@ -514,41 +455,9 @@ static int entry_matches(const log_entry_t *e, char *const *rooms, size_t nrooms
 static void deliver_local(ts_sio_nsp_t *nsp, char *const *rooms, size_t nrooms,
                           char *const *except, size_t nexcept, const ts_sio_socket_t *skip,
                           const ts_sio_encoded_t *enc, unsigned cls, uint32_t key) {
-    ts_sio_server_t *srv = nsp->srv;
-    uint64_t gen = ++srv->gen;
-    for (size_t i = 0; i < nexcept; i++) {
-        ts_sio_socket_t *own = by_id(nsp, except[i]);
-        if (own) own->gen = gen;
-        room_t *r = room_get(nsp, except[i], 0);
-        if (!r) continue;
-        ts_list_t *it, *tmp;
-        TS_LIST_FOREACH_SAFE(it, tmp, &r->members) ts_list_entry(it, member_t, link)->s->gen = gen;
-    }
-    if (skip) ((ts_sio_socket_t *)(uintptr_t)skip)->gen = gen;
-    if (nrooms == 0) {
-        ts_list_t *it, *tmp;
-        TS_LIST_FOREACH_SAFE(it, tmp, &nsp->sockets) {
-            ts_sio_socket_t *s = ts_list_entry(it, ts_sio_socket_t, nsp_link);
-            if (s->gen != gen) send_encoded(s, enc, cls, key);
-        }
-        return;
-    }
-    for (size_t i = 0; i < nrooms; i++) {
-        ts_sio_socket_t *own = by_id(nsp, rooms[i]);
-        if (own && own->gen != gen) {
-            own->gen = gen;
-            send_encoded(own, enc, cls, key);
-        }
-        room_t *r = room_get(nsp, rooms[i], 0);
-        if (!r) continue;
-        ts_list_t *it, *tmp;
-        TS_LIST_FOREACH_SAFE(it, tmp, &r->members) {
-            ts_sio_socket_t *s = ts_list_entry(it, member_t, link)->s;
-            if (s->gen == gen) continue;
-            s->gen = gen; /* in several target rooms: once */
-            send_encoded(s, enc, cls, key);
-        }
-    }
+    send_ctx_t x = {enc, cls, key};
+    ts_adp_each(&nsp->rooms, (const char *const *)rooms, nrooms, (const char *const *)except,
+                nexcept, skip ? &skip->adp : NULL, send_visit, &x);
 }
 
 /* One log entry to this loop's sockets. */
@@ -632,7 +541,7 @@ static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_
     le->cls = ecls;
     le->key = key;
     if (only) {
-        const char *own = only->id;
+        const char *own = only->adp.id;
         le->only = 1;
         le->rooms = strv_copy(&own, 1);
         le->nrooms = 1;
@@ -645,7 +554,7 @@ static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_
             /* socket.broadcast is "except the sender's own room": replayed
              * to everyone but the sender (other loops cannot hold it) */
             le->except = ts_xrealloc(le->except, (le->nexcept + 1) * sizeof(char *));
-            le->except[le->nexcept++] = ts_xstrdup(to->skip->id);
+            le->except[le->nexcept++] = ts_xstrdup(to->skip->adp.id);
         }
     }
     nsp_shared_t *sh = nsp->sh;
@@ -862,14 +771,13 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
             if (strcmp(reason, recoverable_reasons[i]) == 0) recoverable = 1;
         if (recoverable) {
             saved_t *sv = ts_xcalloc(1, sizeof(*sv));
-            memcpy(sv->sid, s->id, sizeof sv->sid);
+            memcpy(sv->sid, s->adp.id, sizeof sv->sid);
             memcpy(sv->pid, s->pid, sizeof sv->pid);
-            sv->nrooms = s->nrooms + 1; /* its own room first */
-            sv->rooms = ts_xmalloc(sv->nrooms * sizeof(char *));
-            sv->rooms[0] = ts_xstrdup(s->id);
-            size_t i = 1;
-            for (const member_t *m = s->rooms; m; m = m->next)
-                sv->rooms[i++] = ts_xstrdup(m->room->name);
+            sv->nrooms = (size_t)s->adp.nrooms + 1; /* its own room first */
+            const char **names = ts_xmalloc(sv->nrooms * sizeof(char *));
+            ts_adp_sock_rooms(&s->adp, names, sv->nrooms);
+            sv->rooms = strv_copy(names, sv->nrooms);
+            free(names);
             sv->owner = s->owner ? ts_xstrdup(s->owner) : NULL;
             sv->at_ms = ts_now_ms();
             pthread_mutex_lock(&nsp->sh->mu);
@@ -883,15 +791,7 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
         ack_finish(a);
         a->cb(s, NULL, -1, a->ud);
     }
-    while (s->rooms) {
-        member_t *m = s->rooms;
-        s->rooms = m->next;
-        room_drop_member(nsp, m);
-    }
-    s->nrooms = 0;
-    ts_idmap_del(&nsp->by_id, s->id);
-    ts_list_remove(&s->nsp_link);
-    nsp->count--;
+    ts_adp_del(&nsp->rooms, &s->adp);
     for (ts_sio_socket_t **p = &c->socks; *p; p = &(*p)->next_in_client) {
         if (*p == s) {
             *p = s->next_in_client;
@@ -926,13 +826,12 @@ static nsp_shared_t *shared_attach(ts_sio_server_t *srv, const char *name);
 static ts_sio_nsp_t *nsp_create(ts_sio_server_t *srv, const char *name,
                                 const ts_sio_nsp_handler_t *h, void *ud) {
     ts_sio_nsp_t *nsp = ts_xcalloc(1, sizeof(*nsp));
-    ts_idmap_init(&nsp->by_id, offsetof(ts_sio_socket_t, id), ID_LEN);
+    ts_adp_rooms_init(&nsp->rooms);
     nsp->srv = srv;
     nsp->sh = shared_attach(srv, name);
     nsp->name = ts_xstrdup(name);
     nsp->h = *h;
     nsp->ud = ud;
-    ts_list_init(&nsp->sockets);
     ts_map_put(&srv->nsps, nsp->name, strlen(nsp->name), nsp);
     return nsp;
 }
@@ -1055,19 +954,18 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
     s->nsp = nsp;
     s->auth = auth;
     ts_list_init(&s->acks);
-    ts_list_init(&s->nsp_link);
 
     log_entry_t **missed = NULL;
     size_t nmissed = 0;
     saved_t *sv = recovery_on(nsp) ? find_restorable(nsp, auth, &missed, &nmissed) : NULL;
     if (sv) {
-        memcpy(s->id, sv->sid, sizeof s->id);
+        memcpy(s->adp.id, sv->sid, sizeof s->adp.id);
         memcpy(s->pid, sv->pid, sizeof s->pid);
         s->recovered = 1;
     } else {
-        ts_random_id(s->id, ID_LEN);
+        ts_random_id(s->adp.id, ID_LEN);
         ts_random_id(s->pid, ID_LEN);
-        if (nsp->h.restore) sid_of_pid(s->pid, s->id);
+        if (nsp->h.restore) sid_of_pid(s->pid, s->adp.id);
     }
     ts_sio_refusal_t refuse = {{0}, NULL};
     if ((!sv || nsp->h.authorize_recovered) && nsp->h.authorize &&
@@ -1096,7 +994,7 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
         nmissed = 0;
         sv = NULL;
         s->recovered = 0;
-        ts_random_id(s->id, ID_LEN);
+        ts_random_id(s->adp.id, ID_LEN);
         ts_random_id(s->pid, ID_LEN);
     }
     /* accepted */
@@ -1107,11 +1005,9 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
     while (*tail) tail = &(*tail)->next_in_client;
     *tail = s;
     if (ts_list_linked(&c->pending_link)) ts_list_remove(&c->pending_link);
-    ts_list_insert_tail(&nsp->sockets, &s->nsp_link);
-    nsp->count++;
     TS_MET_INC(SIO_CONNECTS);
     TS_MET_GAUGE_ADD(SIO_SOCKETS, 1);
-    ts_idmap_put(&nsp->by_id, s);
+    ts_adp_add(&nsp->rooms, &s->adp);
     if (sv) {
         for (size_t i = 0; i < sv->nrooms; i++) ts_sio_join(s, sv->rooms[i]);
         /* the missed packets go before the CONNECT reply (Node's order),
@@ -1131,7 +1027,7 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
 static void connect_reply(ts_sio_socket_t *s) {
     ts_sio_nsp_t *nsp = s->nsp;
     json_t *reply = json_object();
-    json_object_set_new(reply, "sid", json_string(s->id));
+    json_object_set_new(reply, "sid", json_string(s->adp.id));
     if (recovery_on(nsp) || nsp->h.restore) json_object_set_new(reply, "pid", json_string(s->pid));
     send_packet(s, TS_SIO_CONNECT, reply, TS_SIO_NO_ID, NULL);
     json_decref(reply);
@@ -1148,11 +1044,7 @@ void ts_sio_connect_finish(ts_sio_socket_t *s, const char *pid) {
          * old socket is still here (its connection not yet known dead) */
         char sid[ID_LEN + 1];
         sid_of_pid(pid, sid);
-        if (!ts_idmap_get(&s->nsp->by_id, sid)) {
-            ts_idmap_del(&s->nsp->by_id, s->id);
-            memcpy(s->id, sid, sizeof sid);
-            ts_idmap_put(&s->nsp->by_id, s);
-        }
+        ts_adp_rename(&s->nsp->rooms, &s->adp, sid);
     }
     connect_reply(s);
 }
@@ -1477,8 +1369,7 @@ static void nsp_free(ts_sio_nsp_t *nsp) {
     sh->cursor[nsp->srv->idx] = NOT_ATTACHED; /* no longer holds back pruning */
     log_prune(sh, nsp->srv->group, ts_now_ms());
     pthread_mutex_unlock(&sh->mu);
-    ts_map_deinit(&nsp->rooms);
-    ts_idmap_deinit(&nsp->by_id);
+    ts_adp_rooms_deinit(&nsp->rooms);
     free(nsp->name);
     free(nsp);
 }
@@ -1518,8 +1409,8 @@ void ts_sio_nsp_pattern(ts_sio_server_t *srv, int (*match)(const char *, void *)
 }
 
 const char *ts_sio_nsp_name(const ts_sio_nsp_t *nsp) { return nsp->name; }
-size_t ts_sio_nsp_count(const ts_sio_nsp_t *nsp) { return nsp->count; }
-const char *ts_sio_socket_id(const ts_sio_socket_t *s) { return s->id; }
+size_t ts_sio_nsp_count(const ts_sio_nsp_t *nsp) { return ts_adp_count(&nsp->rooms); }
+const char *ts_sio_socket_id(const ts_sio_socket_t *s) { return s->adp.id; }
 ts_sio_nsp_t *ts_sio_socket_nsp(const ts_sio_socket_t *s) { return s->nsp; }
 json_t *ts_sio_socket_auth(const ts_sio_socket_t *s) { return s->auth; }
 void ts_sio_socket_set_owner(ts_sio_socket_t *s, const char *owner) {
