@@ -15,6 +15,7 @@
 #include "sio/ts_sio.h"
 
 #include "adapter/ts_adp_rooms.h"
+#include "adapter/ts_adp_saved.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -56,40 +57,6 @@ typedef struct log_entry {
     ts_sio_encoded_t enc; /* the exact bytes sent, offset included */
     size_t bytes;         /* of enc, counted in the namespace's log_bytes */
 } log_entry_t;
-
-typedef struct saved_addr saved_addr_t;
-
-/* A disconnected socket that may come back (keyed by pid). */
-typedef struct saved {
-    ts_list_t age_link;  /* in nsp_shared.saved_age: oldest first */
-    ts_list_t addr_link; /* in its address's list: oldest first */
-    saved_addr_t *addr;  /* while saved */
-    char *taken_addr;    /* while taken by a restore attempt: the address it came
-                          * from (owned), to put it back under */
-    size_t bytes;        /* what it costs, counted against max_saved_bytes */
-    char sid[ID_LEN + 1];
-    char pid[ID_LEN + 1];
-    char **rooms;
-    size_t nrooms;
-    char *owner;      /* the identity it belongs to (ts_sio_socket_set_owner), or NULL */
-    uint64_t at_ms;
-} saved_t;
-
-/* The saved sessions of one client address (max_saved_per_addr). */
-struct saved_addr {
-    ts_list_t list;
-    size_t n;
-    size_t klen;
-    char key[];
-};
-
-static void saved_free(saved_t *sv) {
-    for (size_t i = 0; i < sv->nrooms; i++) free(sv->rooms[i]);
-    free(sv->rooms);
-    free(sv->owner);
-    free(sv->taken_addr);
-    free(sv);
-}
 
 typedef struct pending_ack {
     ts_list_t link;
@@ -141,10 +108,7 @@ typedef struct nsp_shared {
     size_t log_bytes;  /* payload bytes the log holds (bounded by max_log_bytes) */
     uint64_t next_seq;
     uint64_t cursor[TS_SIO_MAX_LOOPS]; /* next seq each loop delivers; NOT_ATTACHED */
-    ts_map_t sessions; /* pid -> saved_t */
-    ts_list_t saved_age; /* every saved_t, oldest first */
-    size_t saved_n, saved_bytes;
-    ts_map_t saved_addrs; /* address -> saved_addr_t */
+    ts_adp_saved_set_t saved; /* sessions of disconnected sockets, by pid */
 } nsp_shared_t;
 
 struct ts_sio_group {
@@ -680,83 +644,6 @@ void ts_sio_ack(ts_sio_socket_t *s, int64_t ack_id, const ts_sio_args_t *args) {
     json_decref(data);
 }
 
-/* ---- saved sessions: bounded by time, count, bytes and per address ----
- * Under sh->mu. A flood of abrupt disconnects (each leaves a saved session
- * of about 0.7 KB for recovery_ms) must not grow memory without bound, nor
- * let one address push everybody else's sessions out. */
-
-static size_t saved_cost(const saved_t *sv) {
-    size_t b = sizeof *sv + 64 /* map slot and allocator overhead */ + sv->nrooms * sizeof(char *);
-    for (size_t i = 0; i < sv->nrooms; i++) b += strlen(sv->rooms[i]) + 1;
-    return b + (sv->owner ? strlen(sv->owner) + 1 : 0);
-}
-
-/* Removes sv from the shared sessions (not freed). */
-static void saved_unlink(nsp_shared_t *sh, saved_t *sv) {
-    ts_map_del(&sh->sessions, sv->pid, ID_LEN);
-    ts_list_remove(&sv->age_link);
-    ts_list_remove(&sv->addr_link);
-    sh->saved_n--;
-    sh->saved_bytes -= sv->bytes;
-    TS_MET_GAUGE_ADD(SIO_SAVED, -1);
-    TS_MET_GAUGE_ADD(SIO_SAVED_BYTES, -(int64_t)sv->bytes);
-    saved_addr_t *a = sv->addr;
-    sv->addr = NULL;
-    if (a && --a->n == 0) {
-        ts_map_del(&sh->saved_addrs, a->key, a->klen);
-        free(a);
-    }
-}
-
-static void saved_drop(nsp_shared_t *sh, saved_t *sv) {
-    saved_unlink(sh, sv);
-    saved_free(sv);
-}
-
-/* Adds sv (its addr_key: the client's address), replacing a session of
- * the same pid, then applies the bounds, oldest first. The age list stays
- * ordered when a refused attempt puts an older session back. */
-static void saved_insert(nsp_shared_t *sh, const ts_sio_opts_t *o, saved_t *sv,
-                         const char *addr_key) {
-    saved_t *old = ts_map_get(&sh->sessions, sv->pid, ID_LEN);
-    if (old) saved_drop(sh, old);
-    size_t klen = strlen(addr_key);
-    saved_addr_t *a = ts_map_get(&sh->saved_addrs, addr_key, klen);
-    if (!a) {
-        a = ts_xcalloc(1, sizeof *a + klen + 1);
-        ts_list_init(&a->list);
-        a->klen = klen;
-        memcpy(a->key, addr_key, klen + 1);
-        ts_map_put(&sh->saved_addrs, a->key, klen, a);
-    }
-    sv->addr = a;
-    sv->bytes = saved_cost(sv);
-    ts_list_t *at = sh->saved_age.prev; /* from the newest back to its place */
-    while (at != &sh->saved_age && ts_list_entry(at, saved_t, age_link)->at_ms > sv->at_ms)
-        at = at->prev;
-    ts_list_insert_tail(at->next, &sv->age_link); /* after `at` */
-    at = a->list.prev;
-    while (at != &a->list && ts_list_entry(at, saved_t, addr_link)->at_ms > sv->at_ms)
-        at = at->prev;
-    ts_list_insert_tail(at->next, &sv->addr_link);
-    a->n++;
-    ts_map_put(&sh->sessions, sv->pid, ID_LEN, sv);
-    sh->saved_n++;
-    sh->saved_bytes += sv->bytes;
-    TS_MET_GAUGE_ADD(SIO_SAVED, 1);
-    TS_MET_GAUGE_ADD(SIO_SAVED_BYTES, (int64_t)sv->bytes);
-    while (a->n > o->max_saved_per_addr) {
-        TS_MET_INC(SIO_SAVED_DROPPED_ADDR);
-        int last = a->n == 1;
-        saved_drop(sh, ts_list_entry(a->list.next, saved_t, addr_link));
-        if (last) break; /* a is gone with its last session */
-    }
-    while (sh->saved_n > o->max_saved || sh->saved_bytes > o->max_saved_bytes) {
-        TS_MET_INC(SIO_SAVED_DROPPED);
-        saved_drop(sh, ts_list_entry(sh->saved_age.next, saved_t, age_link));
-    }
-}
-
 /* ---- socket lifecycle ---- */
 
 static void client_close(client_t *c, const char *reason);
@@ -770,18 +657,14 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
         for (size_t i = 0; i < TS_ARRAY_LEN(recoverable_reasons); i++)
             if (strcmp(reason, recoverable_reasons[i]) == 0) recoverable = 1;
         if (recoverable) {
-            saved_t *sv = ts_xcalloc(1, sizeof(*sv));
-            memcpy(sv->sid, s->adp.id, sizeof sv->sid);
-            memcpy(sv->pid, s->pid, sizeof sv->pid);
-            sv->nrooms = (size_t)s->adp.nrooms + 1; /* its own room first */
-            const char **names = ts_xmalloc(sv->nrooms * sizeof(char *));
-            ts_adp_sock_rooms(&s->adp, names, sv->nrooms);
-            sv->rooms = strv_copy(names, sv->nrooms);
+            size_t n = (size_t)s->adp.nrooms + 1; /* its own room first */
+            const char **names = ts_xmalloc(n * sizeof(char *));
+            ts_adp_sock_rooms(&s->adp, names, n);
+            ts_adp_saved_t *sv =
+                ts_adp_saved_new(s->adp.id, s->pid, names, n, s->owner, ts_now_ms());
             free(names);
-            sv->owner = s->owner ? ts_xstrdup(s->owner) : NULL;
-            sv->at_ms = ts_now_ms();
             pthread_mutex_lock(&nsp->sh->mu);
-            saved_insert(nsp->sh, &nsp->srv->opts, sv, ts_eio_sock_peer(c->eio));
+            ts_adp_saved_put(&nsp->sh->saved, sv, ts_eio_sock_peer(c->eio));
             pthread_mutex_unlock(&nsp->sh->mu);
         }
     }
@@ -862,7 +745,7 @@ static void send_connect_error(client_t *c, const char *nsp, const char *message
  * sessions) and, in *missed, references to the logged packets it missed
  * that this loop already delivered to others (later ones reach it through
  * this loop's cursor, after the CONNECT reply, like any live packet). */
-static saved_t *find_restorable(ts_sio_nsp_t *nsp, json_t *auth, log_entry_t ***missed,
+static ts_adp_saved_t *find_restorable(ts_sio_nsp_t *nsp, json_t *auth, log_entry_t ***missed,
                                 size_t *nmissed) {
     const char *pid = json_string_value(json_object_get(auth, "pid"));
     const char *off = json_string_value(json_object_get(auth, "offset"));
@@ -872,10 +755,10 @@ static saved_t *find_restorable(ts_sio_nsp_t *nsp, json_t *auth, log_entry_t ***
     if (!pid || !off || !parse_offset(nsp->srv->group, off, &seq)) return NULL;
     nsp_shared_t *sh = nsp->sh;
     pthread_mutex_lock(&sh->mu);
-    saved_t *sv = ts_map_get(&sh->sessions, pid, strlen(pid));
+    ts_adp_saved_t *sv = ts_adp_saved_get(&sh->saved, pid, ts_now_ms());
     /* the offset must be an entry the log still holds: else it is too old
      * (pruned) or was never ours */
-    if (!sv || ts_now_ms() - sv->at_ms > nsp->srv->opts.recovery_ms || !log_at(sh, seq)) {
+    if (!sv || !log_at(sh, seq)) {
         pthread_mutex_unlock(&sh->mu);
         return NULL;
     }
@@ -892,21 +775,17 @@ static saved_t *find_restorable(ts_sio_nsp_t *nsp, json_t *auth, log_entry_t ***
         *missed = v;
         *nmissed = n;
     }
-    sv->taken_addr = ts_xstrdup(sv->addr->key); /* for put_back */
-    saved_unlink(sh, sv);
+    ts_adp_saved_take(&sh->saved, sv);
     pthread_mutex_unlock(&sh->mu);
     return sv;
 }
 
 /* A session taken by find_restorable that is not restored after all: its
  * owner may still come for it. */
-static void put_back(ts_sio_nsp_t *nsp, saved_t *sv) {
-    char *addr = sv->taken_addr;
-    sv->taken_addr = NULL;
+static void put_back(ts_sio_nsp_t *nsp, ts_adp_saved_t *sv) {
     pthread_mutex_lock(&nsp->sh->mu);
-    saved_insert(nsp->sh, &nsp->srv->opts, sv, addr ? addr : "");
+    ts_adp_saved_put_back(&nsp->sh->saved, sv);
     pthread_mutex_unlock(&nsp->sh->mu);
-    free(addr);
 }
 
 static void unref_all(log_entry_t **v, size_t n) {
@@ -957,7 +836,7 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
 
     log_entry_t **missed = NULL;
     size_t nmissed = 0;
-    saved_t *sv = recovery_on(nsp) ? find_restorable(nsp, auth, &missed, &nmissed) : NULL;
+    ts_adp_saved_t *sv = recovery_on(nsp) ? find_restorable(nsp, auth, &missed, &nmissed) : NULL;
     if (sv) {
         memcpy(s->adp.id, sv->sid, sizeof s->adp.id);
         memcpy(s->pid, sv->pid, sizeof s->pid);
@@ -1015,7 +894,7 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
         for (size_t i = 0; i < nmissed; i++)
             send_encoded(s, &missed[i]->enc, TS_EIO_CLASS_EVENT, 0);
         unref_all(missed, nmissed);
-        saved_free(sv);
+        ts_adp_saved_free(sv);
         TS_MET_INC(SIO_RECOVERED);
     }
     /* durable recovery: the namespace replays from its log, then finishes */
@@ -1259,11 +1138,7 @@ static void on_sweep(uv_timer_t *t) {
         nsp_shared_t *sh = ((ts_sio_nsp_t *)e->val)->sh;
         pthread_mutex_lock(&sh->mu);
         log_prune(sh, srv->group, now);
-        while (!ts_list_empty(&sh->saved_age)) { /* oldest first: stop at the first kept */
-            saved_t *sv = ts_list_entry(sh->saved_age.next, saved_t, age_link);
-            if (now - sv->at_ms <= srv->opts.recovery_ms) break;
-            saved_drop(sh, sv);
-        }
+        ts_adp_saved_expire(&sh->saved, now);
         pthread_mutex_unlock(&sh->mu);
     }
 }
@@ -1295,10 +1170,7 @@ static void shared_free(nsp_shared_t *sh) {
         sh->log_n--;
     }
     free(sh->log);
-    while (!ts_list_empty(&sh->saved_age))
-        saved_drop(sh, ts_list_entry(sh->saved_age.next, saved_t, age_link));
-    ts_map_deinit(&sh->sessions);
-    ts_map_deinit(&sh->saved_addrs);
+    ts_adp_saved_deinit(&sh->saved);
     pthread_mutex_destroy(&sh->mu);
     free(sh->name);
     free(sh);
@@ -1323,7 +1195,10 @@ static nsp_shared_t *shared_attach(ts_sio_server_t *srv, const char *name) {
         sh = ts_xcalloc(1, sizeof(*sh));
         pthread_mutex_init(&sh->mu, NULL);
         sh->name = ts_xstrdup(name);
-        ts_list_init(&sh->saved_age);
+        const ts_sio_opts_t *o = &g->opts;
+        ts_adp_saved_limits_t lim = {o->recovery_ms, o->max_saved, o->max_saved_bytes,
+                                     o->max_saved_per_addr};
+        ts_adp_saved_init(&sh->saved, &lim);
         for (size_t i = 0; i < TS_SIO_MAX_LOOPS; i++) sh->cursor[i] = NOT_ATTACHED;
         ts_map_put(&g->nsps, sh->name, strlen(sh->name), sh);
     }
