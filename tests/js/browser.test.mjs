@@ -1,4 +1,6 @@
-// The demo page (web/index.html + web/app.js, what `make run` serves) in a
+// The connection page (web/connection.html + web/connection.js, at
+// /connection.html of what `make run` serves; the app at / has its own
+// tests in app*.test.mjs) in a
 // real Chromium driven by playwright-core, against tabsyncd started as
 // `make run` starts it (--web web, the echo app on "/"):
 // - the page connects, shows a socket id, the transport upgrades from
@@ -82,7 +84,7 @@ describe('demo page in Chromium', SKIP, () => {
     page.on('response', (res) => {
       if (res.status() >= 400) problems.push(`HTTP ${res.status()} for ${res.url()}`);
     });
-    const res = await page.goto(`${server.url}/`, { waitUntil: 'load' });
+    const res = await page.goto(`${server.url}/connection.html`, { waitUntil: 'load' });
     assert.equal(res.status(), 200);
   }
 
@@ -120,8 +122,8 @@ describe('demo page in Chromium', SKIP, () => {
 
   it('the footer shows the Socket.IO protocol version', T, async () => {
     ready();
-    // app.js writes String(window.io.protocol); the browser bundle's io has no
-    // `protocol` property, so this reads "vundefined" until app.js is fixed
+    // connection.js writes String(window.io.protocol); the browser bundle's io has no
+    // `protocol` property, so this reads "vundefined" unless connection.js falls back
     assert.equal(await text('#client-protocol'), '5');
   });
 
@@ -195,7 +197,6 @@ describe('demo page in Chromium', SKIP, () => {
   for (const transports of [['websocket'], ['polling']]) {
     it(`socket.io-client in the page round-trips binary over ${transports[0]}`, T, async () => {
       ready();
-    ready();
       const got = await page.evaluate(async (tr) => {
         const s = window.io({ forceNew: true, transports: tr, reconnection: false });
         try {
