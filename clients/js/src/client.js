@@ -59,6 +59,7 @@ export class Client extends Emitter {
     this.logs = [];
     this.closed = false;
     this.welcomed = false;
+    this.eventFloor = 0;
 
     const storageKind = opts.storage ?? (typeof indexedDB !== 'undefined' ? 'indexeddb' : 'memory');
     const elect = opts.elect === false ? null : {
@@ -98,7 +99,6 @@ export class Client extends Emitter {
       this.reporter.due();
     });
     conn.on('error', (e) => emit('error', e));
-    conn.on('connect', () => this.election.onConnect());
     conn.on('disconnect', () => {
       this.sync?.detach();
       this.election.onDisconnect();
@@ -108,7 +108,7 @@ export class Client extends Emitter {
     socket.on('event', (env) => this.onEvent(env));
     socket.on('change', (entry) => {
       this.log({ dir: 'in', name: 'change', cid: entry?.cid, id: entry?.id, summary: `seq ${entry?.seq} ver ${entry?.ver}` });
-      this.sync?.handleEntry(entry);
+      this.sync.handleEntry(entry);
     });
     socket.on('elect', (v) => this.election.onView(v));
     socket.on('error', (e) => {
@@ -157,6 +157,11 @@ export class Client extends Emitter {
     });
     this.sync = sync;
     for (const name of ['state', 'queue', 'settled', 'conflict', 'change']) sync.on(name, (arg) => this.emit(name, arg));
+    // history events reach the app as the mirror applies them: in seq order,
+    // once, live or replayed after a reconnect
+    sync.mirror.on('entry', (e) => {
+      if (e.kind === 'event' && e.seq > this.eventFloor) this.emit('event', e);
+    });
     await sync.open();
     if (this.closed) return;
     this.caps.start().then(() => this.capsChanged(), () => {});
@@ -177,12 +182,11 @@ export class Client extends Emitter {
     this.log({ dir: 'in', name: 'welcome', summary: `${w.user}/${w.session} epoch ${w.epoch ?? '-'} seq ${w.seq ?? '-'} ver ${w.ver ?? '-'}` });
     this.reporter.due(true);
     this.presence.onConnect();
-    try {
-      await this.sync?.attach(socket, w);
-    } catch (e) {
-      this.log({ dir: 'info', name: 'sync', summary: `initial sync failed: ${e?.message ?? e}` });
-    }
-    if (!this.welcomed && !this.closed) {
+    // a tab new to this history does not replay its old events as news
+    const c = this.sync.confirmed;
+    this.eventFloor = c.epoch && c.epoch === w.epoch ? 0 : w.seq ?? 0;
+    await this.sync.attach(socket, w);
+    if (this.sync.synced && !this.welcomed && !this.closed) {
       this.welcomed = true;
       this.readyP.resolve();
     }
@@ -195,8 +199,8 @@ export class Client extends Emitter {
       return;
     }
     this.log({ dir: 'in', name: 'event', cid: env.cid, id: env.id, summary: `${env.type}${env.seq ? ` seq ${env.seq}` : ''}` });
-    if (env.seq !== undefined) this.sync?.handleEntry(env);
-    this.emit('event', env);
+    if (Number.isInteger(env.seq)) this.sync.handleEntry(env);
+    else this.emit('event', env);
   }
 
   capsChanged() {

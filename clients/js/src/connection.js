@@ -162,6 +162,7 @@ export class Connection extends Emitter {
     if (this.everUp) this.reconnects++;
     this.everUp = true;
     this.up = true;
+    this.offline = false; // whatever navigator.onLine said
     this.transport = this.socket.io.engine?.transport?.name ?? null;
     this.o.log('in', 'connect', `${this.transport}${this.socket.recovered ? ', recovered' : ''}`);
     this.emit('connect', this.socket);
@@ -231,8 +232,9 @@ export class Connection extends Emitter {
     this.o.log('info', online ? 'online' : 'offline', online ? 'the browser is online: connecting now'
       : 'the browser is offline: closing the socket');
     if (!online) {
-      // an open WebSocket may not notice for minutes
+      // an open WebSocket may not notice for minutes; a retry due soon waits for `online`
       if (this.up || this.pending) this.drop();
+      else if (this.retryAt !== null) this.schedule(0);
       else this.changed();
     } else if (!this.up && !this.pending) {
       this.attempts = 0;

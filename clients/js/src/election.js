@@ -69,6 +69,11 @@ export class Election {
     s.view = v;
     this.o.log('in', 'elect', `${v.scope} term ${v.term} ${v.role}${v.step_down ? ' step_down' : ''} (${v.reason})`);
     const mine = v.role === 'leader' && v.term > s.resigned;
+    // why this term began: later views of it give other reasons (a join...)
+    if (v.term !== s.viewTerm) {
+      s.viewTerm = v.term;
+      s.why = v.reason;
+    }
     // a term this tab led is over once any view names another
     if (s.leading && s.term !== v.term) this.stop(v.scope, v.reason);
     if (mine && v.step_down) this.stepDown(v.scope, v.term, 'step_down');
@@ -132,7 +137,7 @@ export class Election {
     s.leading = true;
     s.term = term;
     s.ctrl = new AbortController();
-    const reason = s.view?.reason ?? 'elected';
+    const reason = s.why ?? 'elected';
     this.o.log('info', 'leadership', `${scope}: leading with term ${term}`);
     this.o.emit('leadership', { scope, leading: true, term, reason });
     for (const l of this.leaderFns) if (l.scope === scope) this.runLeader(l, s);
@@ -283,11 +288,6 @@ export class Election {
   /** The connection went: heartbeats stop; leading ends at its deadline. */
   onDisconnect() {
     for (const s of this.scopes.values()) this.quiet(s);
-  }
-
-  /** The connection came back: the server sends fresh views (auth.elect joined again). */
-  onConnect() {
-    for (const s of this.scopes.values()) s.view = null;
   }
 
   close() {
