@@ -14,6 +14,7 @@
  * session. A single loop without recovery skips the log altogether. */
 #include "sio/ts_sio.h"
 
+#include "adapter/ts_adp_bus.h"
 #include "adapter/ts_adp_rooms.h"
 #include "adapter/ts_adp_saved.h"
 
@@ -41,21 +42,18 @@
 #define CONNECTS_BURST 16 /* namespace CONNECTs a connection may make at once */
 #define CONNECTS_PER_S 4  /* and then per second */
 
-/* One emitted packet in a namespace's shared log: kept until every loop
- * delivered it and, with recovery, while a reconnecting socket may still
- * need it. Refcounted (atomically): the log holds one reference and every
- * loop delivering it holds one outside the lock. */
+/* One emitted packet on a namespace's bus (ts_adp_bus.h): kept until
+ * every loop delivered it and, with recovery, while a reconnecting socket
+ * may still need it. The header is refcounted (atomically): the bus holds
+ * one reference and every loop delivering it holds one outside the lock. */
 typedef struct log_entry {
-    uint32_t refs;
+    ts_adp_entry_t hdr; /* seq, at_ms, bytes (of enc), refs: first */
     uint8_t only;     /* emitted to one socket: rooms[0] is its id */
     uint8_t cls;      /* delivery class (enum ts_eio_class) */
     uint32_t key;     /* coalesce key, 0 = none */
-    uint64_t seq;
-    uint64_t at_ms;
     char **rooms, **except; /* owned copies; none = everyone */
     size_t nrooms, nexcept;
     ts_sio_encoded_t enc; /* the exact bytes sent, offset included */
-    size_t bytes;         /* of enc, counted in the namespace's log_bytes */
 } log_entry_t;
 
 typedef struct pending_ack {
@@ -96,18 +94,14 @@ struct ts_sio_socket {
     ts_list_t acks;    /* pending_ack_t.link */
 };
 _Static_assert(ID_LEN == TS_ADP_ID_LEN, "socket ids are the adapter's");
-
-#define NOT_ATTACHED UINT64_MAX
+_Static_assert(TS_SIO_MAX_LOOPS <= TS_ADP_MAX_LOOPS, "every loop has a cursor on the bus");
+_Static_assert(offsetof(struct log_entry, hdr) == 0, "a bus entry is its log entry");
 
 /* The part of a namespace shared by the loops of a group. */
 typedef struct nsp_shared {
     pthread_mutex_t mu;
     char *name;
-    log_entry_t **log; /* ring: log[(head + i) % cap], ascending seq */
-    size_t log_head, log_n, log_cap;
-    size_t log_bytes;  /* payload bytes the log holds (bounded by max_log_bytes) */
-    uint64_t next_seq;
-    uint64_t cursor[TS_SIO_MAX_LOOPS]; /* next seq each loop delivers; NOT_ATTACHED */
+    ts_adp_bus_t bus;  /* the ordered log every loop delivers from */
     ts_adp_saved_set_t saved; /* sessions of disconnected sockets, by pid */
 } nsp_shared_t;
 
@@ -290,8 +284,8 @@ static ts_sio_socket_t *by_id(ts_sio_nsp_t *nsp, const char *name) {
 
 /* ---- the shared log ---- */
 
-static void log_entry_unref(log_entry_t *e) {
-    if (__atomic_sub_fetch(&e->refs, 1, __ATOMIC_ACQ_REL) != 0) return;
+static void log_entry_destroy(ts_adp_entry_t *h) {
+    log_entry_t *e = (log_entry_t *)h;
     strv_free(e->rooms, e->nrooms);
     strv_free(e->except, e->nexcept);
     ts_sio_encoded_clear(&e->enc);
@@ -302,77 +296,6 @@ static void log_entry_unref(log_entry_t *e) {
  * hook recovers from its own log instead). */
 static int recovery_on(const ts_sio_nsp_t *nsp) {
     return nsp->srv->opts.recovery_ms > 0 && !nsp->h.restore;
-}
-
-/* The lowest cursor of the attached loops: entries below it were delivered
- * everywhere. Called with sh->mu held. */
-static uint64_t min_cursor(const nsp_shared_t *sh, size_t nloops) {
-    uint64_t m = sh->next_seq;
-    for (size_t i = 0; i < nloops; i++)
-        if (sh->cursor[i] != NOT_ATTACHED && sh->cursor[i] < m) m = sh->cursor[i];
-    return m;
-}
-
-/* Drops entries every loop delivered that recovery does not need (all of
- * them when it is off; else the oldest past the window or the bounds).
- * Called with sh->mu held. */
-static void log_prune(nsp_shared_t *sh, const ts_sio_group_t *g, uint64_t now) {
-    const ts_sio_opts_t *o = &g->opts;
-    uint64_t delivered = min_cursor(sh, g->nloops);
-    while (sh->log_n) {
-        log_entry_t *e = sh->log[sh->log_head];
-        if (e->seq >= delivered) break; /* a loop has yet to deliver it */
-        if (o->recovery_ms && sh->log_n < o->max_log_entries &&
-            sh->log_bytes <= o->max_log_bytes && now - e->at_ms <= o->recovery_ms)
-            break;
-        sh->log_bytes -= e->bytes;
-        log_entry_unref(e);
-        sh->log_head = (sh->log_head + 1) % sh->log_cap;
-        sh->log_n--;
-    }
-}
-
-/* Appends `e` (the log takes one reference); assigns its seq. With mu held. */
-static void log_append(nsp_shared_t *sh, log_entry_t *e) {
-    if (sh->log_n == sh->log_cap) {
-        size_t ncap = sh->log_cap ? sh->log_cap * 2 : 64;
-        log_entry_t **nl = ts_xmalloc(ncap * sizeof(*nl));
-        for (size_t i = 0; i < sh->log_n; i++) nl[i] = sh->log[(sh->log_head + i) % sh->log_cap];
-        free(sh->log);
-        sh->log = nl;
-        sh->log_cap = ncap;
-        sh->log_head = 0;
-    }
-    sh->log[(sh->log_head + sh->log_n++) % sh->log_cap] = e;
-    sh->log_bytes += e->bytes;
-    sh->next_seq++;
-}
-
-/* The entry with sequence `seq`, if the log still holds it. With mu held. */
-static log_entry_t *log_at(const nsp_shared_t *sh, uint64_t seq) {
-    if (!sh->log_n) return NULL;
-    uint64_t lo = sh->log[sh->log_head]->seq;
-    if (seq < lo || seq - lo >= sh->log_n) return NULL;
-    return sh->log[(sh->log_head + (size_t)(seq - lo)) % sh->log_cap];
-}
-
-/* Takes references to the entries this loop has not delivered yet and
- * moves its cursor past them. Returns how many (*out is new, or NULL). */
-static size_t take_pending(ts_sio_nsp_t *nsp, log_entry_t ***out) {
-    nsp_shared_t *sh = nsp->sh;
-    uint64_t from = sh->cursor[nsp->srv->idx];
-    size_t n = (size_t)(sh->next_seq - from);
-    *out = NULL;
-    if (!n) return 0;
-    log_entry_t **v = ts_xmalloc(n * sizeof(*v));
-    for (size_t i = 0; i < n; i++) {
-        v[i] = log_at(sh, from + i);
-        ts_assert(v[i] != NULL); /* undelivered entries are never pruned */
-        __atomic_fetch_add(&v[i]->refs, 1, __ATOMIC_RELAXED);
-    }
-    sh->cursor[nsp->srv->idx] = sh->next_seq;
-    *out = v;
-    return n;
 }
 
 static void format_offset(const ts_sio_group_t *g, uint64_t seq, char *out, size_t n) {
@@ -436,10 +359,10 @@ static void deliver_entry(ts_sio_nsp_t *nsp, const log_entry_t *e, const ts_sio_
                   e->key);
 }
 
-static void deliver_taken(ts_sio_nsp_t *nsp, log_entry_t **v, size_t n) {
+static void deliver_taken(ts_sio_nsp_t *nsp, ts_adp_entry_t **v, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        deliver_entry(nsp, v[i], NULL);
-        log_entry_unref(v[i]);
+        deliver_entry(nsp, (const log_entry_t *)v[i], NULL);
+        ts_adp_entry_unref(v[i]);
     }
     free(v);
 }
@@ -456,10 +379,10 @@ static void wake_others(ts_sio_server_t *srv) {
 
 /* Delivers what other loops appended to this loop's namespaces. */
 static void catch_up(ts_sio_nsp_t *nsp) {
-    log_entry_t **v;
+    ts_adp_entry_t **v;
     pthread_mutex_lock(&nsp->sh->mu);
-    size_t n = take_pending(nsp, &v);
-    log_prune(nsp->sh, nsp->srv->group, ts_now_ms());
+    size_t n = ts_adp_bus_take(&nsp->sh->bus, nsp->srv->idx, &v);
+    ts_adp_bus_prune(&nsp->sh->bus, ts_now_ms());
     pthread_mutex_unlock(&nsp->sh->mu);
     if (n) deliver_taken(nsp, v, n);
 }
@@ -500,8 +423,7 @@ static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_
         return;
     }
     log_entry_t *le = ts_xcalloc(1, sizeof(*le));
-    le->refs = 2; /* the log's and ours */
-    le->at_ms = ts_now_ms();
+    ts_adp_entry_init(&le->hdr, ts_now_ms(), log_entry_destroy); /* ours */
     le->cls = ecls;
     le->key = key;
     if (only) {
@@ -525,25 +447,23 @@ static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_
     int rc = 0;
     if (!rec) /* no offset of the log's in the bytes: encode outside the lock */
         rc = encode_event(srv, nsp->name, event, args, raw, nsp_off, &le->enc);
-    log_entry_t **v;
+    ts_adp_entry_t **v;
     pthread_mutex_lock(&sh->mu);
-    size_t n = take_pending(nsp, &v); /* what came before ours, in order */
-    le->seq = sh->next_seq;
+    size_t n = ts_adp_bus_take(&sh->bus, srv->idx, &v); /* what came before ours, in order */
     if (rec) {
         char offset[40];
-        format_offset(g, le->seq, offset, sizeof offset);
+        format_offset(g, sh->bus.next_seq, offset, sizeof offset); /* the seq it gets */
         rc = encode_event(srv, nsp->name, event, args, raw, offset, &le->enc);
     }
     if (rc != 0) ts_sio_encoded_clear(&le->enc); /* delivered as nothing */
-    for (size_t i = 0; i < le->enc.n; i++) le->bytes += le->enc.msgs[i].buf->len;
-    log_prune(sh, g, le->at_ms);
-    log_append(sh, le);
-    sh->cursor[srv->idx] = sh->next_seq;
+    for (size_t i = 0; i < le->enc.n; i++) le->hdr.bytes += le->enc.msgs[i].buf->len;
+    ts_adp_bus_prune(&sh->bus, le->hdr.at_ms);
+    ts_adp_bus_append(&sh->bus, srv->idx, &le->hdr);
     pthread_mutex_unlock(&sh->mu);
     wake_others(srv);
     if (n) deliver_taken(nsp, v, n);
     deliver_entry(nsp, le, only ? NULL : to->skip);
-    log_entry_unref(le);
+    ts_adp_entry_unref(&le->hdr);
 }
 
 void ts_sio_emit(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args) {
@@ -745,8 +665,8 @@ static void send_connect_error(client_t *c, const char *nsp, const char *message
  * sessions) and, in *missed, references to the logged packets it missed
  * that this loop already delivered to others (later ones reach it through
  * this loop's cursor, after the CONNECT reply, like any live packet). */
-static ts_adp_saved_t *find_restorable(ts_sio_nsp_t *nsp, json_t *auth, log_entry_t ***missed,
-                                size_t *nmissed) {
+static ts_adp_saved_t *find_restorable(ts_sio_nsp_t *nsp, json_t *auth,
+                                       ts_adp_entry_t ***missed, size_t *nmissed) {
     const char *pid = json_string_value(json_object_get(auth, "pid"));
     const char *off = json_string_value(json_object_get(auth, "offset"));
     uint64_t seq;
@@ -758,19 +678,20 @@ static ts_adp_saved_t *find_restorable(ts_sio_nsp_t *nsp, json_t *auth, log_entr
     ts_adp_saved_t *sv = ts_adp_saved_get(&sh->saved, pid, ts_now_ms());
     /* the offset must be an entry the log still holds: else it is too old
      * (pruned) or was never ours */
-    if (!sv || !log_at(sh, seq)) {
+    if (!sv || !ts_adp_bus_at(&sh->bus, seq)) {
         pthread_mutex_unlock(&sh->mu);
         return NULL;
     }
-    uint64_t upto = sh->cursor[nsp->srv->idx];
+    uint64_t upto = ts_adp_bus_cursor(&sh->bus, nsp->srv->idx);
     if (upto > seq + 1) {
-        log_entry_t **v = ts_xmalloc((size_t)(upto - seq - 1) * sizeof(*v));
+        ts_adp_entry_t **v = ts_xmalloc((size_t)(upto - seq - 1) * sizeof(*v));
         size_t n = 0;
         for (uint64_t q = seq + 1; q < upto; q++) {
-            log_entry_t *e = log_at(sh, q);
+            ts_adp_entry_t *h = ts_adp_bus_at(&sh->bus, q);
+            const log_entry_t *e = (const log_entry_t *)h;
             if (!e || !e->enc.n || !entry_matches(e, sv->rooms, sv->nrooms)) continue;
-            __atomic_fetch_add(&e->refs, 1, __ATOMIC_RELAXED);
-            v[n++] = e;
+            ts_adp_entry_ref(h);
+            v[n++] = h;
         }
         *missed = v;
         *nmissed = n;
@@ -788,8 +709,8 @@ static void put_back(ts_sio_nsp_t *nsp, ts_adp_saved_t *sv) {
     pthread_mutex_unlock(&nsp->sh->mu);
 }
 
-static void unref_all(log_entry_t **v, size_t n) {
-    for (size_t i = 0; i < n; i++) log_entry_unref(v[i]);
+static void unref_all(ts_adp_entry_t **v, size_t n) {
+    for (size_t i = 0; i < n; i++) ts_adp_entry_unref(v[i]);
     free(v);
 }
 
@@ -834,7 +755,7 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
     s->auth = auth;
     ts_list_init(&s->acks);
 
-    log_entry_t **missed = NULL;
+    ts_adp_entry_t **missed = NULL;
     size_t nmissed = 0;
     ts_adp_saved_t *sv = recovery_on(nsp) ? find_restorable(nsp, auth, &missed, &nmissed) : NULL;
     if (sv) {
@@ -892,7 +813,7 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
         /* the missed packets go before the CONNECT reply (Node's order),
          * all in the default class: a replay keeps the log's order */
         for (size_t i = 0; i < nmissed; i++)
-            send_encoded(s, &missed[i]->enc, TS_EIO_CLASS_EVENT, 0);
+            send_encoded(s, &((const log_entry_t *)missed[i])->enc, TS_EIO_CLASS_EVENT, 0);
         unref_all(missed, nmissed);
         ts_adp_saved_free(sv);
         TS_MET_INC(SIO_RECOVERED);
@@ -1137,7 +1058,7 @@ static void on_sweep(uv_timer_t *t) {
     for (size_t it = 0; ts_map_next(&srv->nsps, &it, &e);) {
         nsp_shared_t *sh = ((ts_sio_nsp_t *)e->val)->sh;
         pthread_mutex_lock(&sh->mu);
-        log_prune(sh, srv->group, now);
+        ts_adp_bus_prune(&sh->bus, now);
         ts_adp_saved_expire(&sh->saved, now);
         pthread_mutex_unlock(&sh->mu);
     }
@@ -1164,12 +1085,7 @@ ts_sio_group_t *ts_sio_group_new(const ts_sio_opts_t *opts, size_t nloops) {
 }
 
 static void shared_free(nsp_shared_t *sh) {
-    while (sh->log_n) {
-        log_entry_unref(sh->log[sh->log_head]);
-        sh->log_head = (sh->log_head + 1) % sh->log_cap;
-        sh->log_n--;
-    }
-    free(sh->log);
+    ts_adp_bus_deinit(&sh->bus);
     ts_adp_saved_deinit(&sh->saved);
     pthread_mutex_destroy(&sh->mu);
     free(sh->name);
@@ -1199,12 +1115,13 @@ static nsp_shared_t *shared_attach(ts_sio_server_t *srv, const char *name) {
         ts_adp_saved_limits_t lim = {o->recovery_ms, o->max_saved, o->max_saved_bytes,
                                      o->max_saved_per_addr};
         ts_adp_saved_init(&sh->saved, &lim);
-        for (size_t i = 0; i < TS_SIO_MAX_LOOPS; i++) sh->cursor[i] = NOT_ATTACHED;
+        ts_adp_bus_limits_t blim = {o->recovery_ms, o->max_log_entries, o->max_log_bytes};
+        ts_adp_bus_init(&sh->bus, &blim, g->nloops);
         ts_map_put(&g->nsps, sh->name, strlen(sh->name), sh);
     }
     pthread_mutex_unlock(&g->mu);
     pthread_mutex_lock(&sh->mu);
-    sh->cursor[srv->idx] = sh->next_seq;
+    ts_adp_bus_attach(&sh->bus, srv->idx);
     pthread_mutex_unlock(&sh->mu);
     return sh;
 }
@@ -1241,8 +1158,8 @@ ts_sio_server_t *ts_sio_server_new(uv_loop_t *loop, const ts_sio_opts_t *opts) {
 static void nsp_free(ts_sio_nsp_t *nsp) {
     nsp_shared_t *sh = nsp->sh;
     pthread_mutex_lock(&sh->mu);
-    sh->cursor[nsp->srv->idx] = NOT_ATTACHED; /* no longer holds back pruning */
-    log_prune(sh, nsp->srv->group, ts_now_ms());
+    ts_adp_bus_detach(&sh->bus, nsp->srv->idx); /* no longer holds back pruning */
+    ts_adp_bus_prune(&sh->bus, ts_now_ms());
     pthread_mutex_unlock(&sh->mu);
     ts_adp_rooms_deinit(&nsp->rooms);
     free(nsp->name);
