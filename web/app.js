@@ -66,6 +66,9 @@ function start({ createClient, mountDebugConsole }) {
     key: (name) => `tabsync-app.${workspace}.${name}`,
     state: () => ts.state || {},
     confirmedVer: () => ts.confirmed?.ver ?? 0,
+    // the document is known (cached or synced): only then may a note that
+    // is not in it count as deleted
+    docKnown: () => root.dataset.ready === 'true' || (ts.confirmed?.ver ?? 0) > 0,
     isPhone: () => phone.matches,
     change(ops, opts) {
       const label = describe(ops, ts.state || {});
@@ -84,6 +87,7 @@ function start({ createClient, mountDebugConsole }) {
       try { ts.presence.set(presenceState); } catch { /* offline: sent at the next connect */ }
     },
     toast: (t) => sync.toast(t),
+    announce: (text) => sync.announce(text),
     show,
     renderAll: () => schedule('all'),
   };
@@ -126,9 +130,15 @@ function start({ createClient, mountDebugConsole }) {
   ts.on('election', () => schedule('people'));
   ts.on('leadership', () => schedule('people'));
   ts.on('presence', () => schedule('people'));
+  // Errors the library retries by itself (a dropped transport, no token
+  // while offline, a busy server) are told by the badge and the Sync
+  // panel; a toast is for what needs the user (a refused token, a store
+  // that cannot keep changes).
+  const TRANSIENT = /^(transport|connect_timeout|throttled|token_unavailable|token_expiring|error)$/;
   ts.on('error', (e) => {
-    if (e && /store_unavailable|throttled/.test(e.code || '')) return; // retried by the library
-    sync.toast({ kind: 'error', title: 'Sync problem', body: `${e?.code || 'error'}: ${e?.message || ''}`, timeout: 8000 });
+    schedule('sync');
+    if (!e || TRANSIENT.test(e.code || '')) return;
+    sync.toast({ kind: 'error', title: 'Sync problem', body: `${e.code}: ${e.message || ''}`, timeout: 10000 });
   });
   // "edited 2 minutes ago", "seen …" and peers that went quiet
   setInterval(() => schedule('people', 'doc'), 10000);
@@ -162,13 +172,23 @@ function start({ createClient, mountDebugConsole }) {
   // ---- the debug console: development build only (the production bundle
   // does not contain it, and the toggle stays hidden)
   if (build === 'dev' && typeof mountDebugConsole === 'function') {
-    const dbg = mountDebugConsole(ts, { open: false });
+    // Mounted into a detached holder first: the console brings its CSS as an
+    // inline <style>, which this page's CSP (no 'unsafe-inline') refuses with
+    // an error; it is taken out before the console enters the page, and
+    // style.css styles the console instead.
+    const holder = document.createElement('div');
+    const dbg = mountDebugConsole(ts, { open: false, parent: holder });
+    for (const st of dbg.element.querySelectorAll('style')) st.remove();
+    // the top bar's button is the toggle (style.css hides the console's own
+    // floating one, which would sit on the toasts and the phone's tab bar)
+    dbg.element.classList.add('app-debug');
+    document.body.append(dbg.element);
     const btn = $('btn-debug');
     btn.hidden = false;
     let open = false;
     btn.addEventListener('click', () => {
-      dbg.toggle();
       open = !open;
+      dbg.toggle(open);
       btn.setAttribute('aria-pressed', String(open));
     });
     app.debug = dbg;
@@ -182,8 +202,13 @@ function start({ createClient, mountDebugConsole }) {
 
   app.presence({});
   schedule('all');
-  // started (possibly offline, from the local queue); ready = synced once
-  root.dataset.started = 'true';
+  // The library opens its storage (the cached document and the offline
+  // queue) before it can take changes: started = usable, possibly offline;
+  // ready = synced with the server once.
+  Promise.resolve(ts.opened).then(() => {
+    root.dataset.started = 'true';
+    schedule('all');
+  }, (err) => loadError(`Could not open the local storage: ${err?.message || err}`));
   Promise.resolve(ts.ready).then(() => {
     root.dataset.ready = 'true';
     const q = ts.queue();

@@ -34,6 +34,7 @@ export function createNotes(app) {
   };
   const mergesDue = new Map(); // note id -> the newest conflict seen for it
   let lastNotice = null;
+  let presenceNote = null; // the title other tabs see us on
 
   const notes = () => app.state().notes || {};
   const textPath = (id) => `/notes/${seg(id)}/text`;
@@ -54,7 +55,6 @@ export function createNotes(app) {
     loaded = { id: null, text: '', ver: 0 };
     hideNotice();
     render();
-    app.presence({ note: id ? titleOf(notes()[id]) : null });
     if (focus === 'title') el.title.focus();
     if (focus === 'text') el.text.focus();
     app.show('notes');
@@ -190,7 +190,9 @@ export function createNotes(app) {
     if (!c || !rec) return;
     const n = notes()[id];
     const showing = loaded.id === id;
-    const mine = showing ? el.text.value : rec.mine;
+    // what we wrote: the last save, or the editor if typing has not been
+    // saved yet (the editor may already show the rolled-back text)
+    const mine = showing && saveText.pending() ? el.text.value : rec.mine;
     if (typeof c.value !== 'string' || !n) {
       // the note was deleted elsewhere: keep what was written as a new note
       delete edits[id];
@@ -252,7 +254,7 @@ export function createNotes(app) {
 
   function render() {
     const list = sorted();
-    if (selected && !notes()[selected]) selected = null;
+    if (selected && !notes()[selected] && app.docKnown()) selected = null;
     if (!selected && list.length && !app.isPhone()) selected = list[0][0];
 
     reconcile(el.list, list, ([id]) => id, ([id]) => {
@@ -274,6 +276,11 @@ export function createNotes(app) {
 
     const n = selected && notes()[selected];
     el.box.dataset.mode = n ? 'edit' : 'list';
+    const shown = n ? titleOf(n) : null;
+    if (shown !== presenceNote) {
+      presenceNote = shown;
+      app.presence({ note: shown });
+    }
     el.editor.hidden = !n;
     el.empty.hidden = !!n;
     el.editor.dataset.id = n ? selected : '';
@@ -288,7 +295,9 @@ export function createNotes(app) {
         : { id: selected, text: stateText, ver: app.confirmedVer() };
       el.text.value = stateText;
     } else if (el.text.value !== stateText) {
-      if (saveText.pending()) {
+      if (mergesDue.has(selected)) {
+        // the library took our refused edit back; the merge puts it in again
+      } else if (saveText.pending()) {
         // someone changed it while we type: our save, made against the old
         // version, will be refused and merged; say so now
         lastNotice = { id: selected, text: `${who(n)} is changing this note too: your typing will be merged with theirs.` };
@@ -312,10 +321,13 @@ export function createNotes(app) {
   function onQueue(queue) {
     const busy = new Set();
     for (const item of queue || []) {
-      for (const op of item.ops || []) {
-        const id = op && noteOf(op.path);
-        if (id) busy.add(id);
-      }
+      // a patch names paths; a merge (new notes, undo) names note ids
+      if (Array.isArray(item.ops)) {
+        for (const op of item.ops) {
+          const id = op && noteOf(op.path);
+          if (id) busy.add(id);
+        }
+      } else for (const id of Object.keys(item.ops?.merge?.notes || {})) busy.add(id);
     }
     let changed = false;
     for (const [id, rec] of Object.entries(edits)) {

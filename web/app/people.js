@@ -25,6 +25,7 @@ export function createPeople(app) {
     chip: $('lead-chip'), chipLabel: $('lead-chip-label'),
   };
   let termSeen = null;
+  let lastHolder = null;
   let termWhy = null;
 
   const self = () => `${device.id}/${ts.tab}`;
@@ -63,9 +64,10 @@ export function createPeople(app) {
     const leading = !!ts.election?.isLeader('session');
     if (view && view.term !== termSeen) {
       // the reason of the view that brought a new term says why it began;
-      // later views (join, score, …) keep that
+      // later views (join, score, …) keep that. A tab that joins during a
+      // term only sees views of other kinds.
+      termWhy = WHY[view.reason] || (termSeen === null && view.leader ? 'it was already leading when this tab joined' : null);
       termSeen = view.term;
-      termWhy = WHY[view.reason] || (view.reason ? `reason: ${view.reason}` : null);
     }
     const members = new Map();
     for (const m of view?.members || []) members.set(`${m.device}/${m.tab}`, m);
@@ -110,7 +112,13 @@ export function createPeople(app) {
             : 'none yet'),
       );
     }
-    setText(el.chipLabel, !L ? 'No leader' : holder === self() ? 'This tab leads' : `Led by ${nameOf(L.device, L.tab)}`);
+    const chip = !L ? 'No leader' : holder === self() ? 'This tab leads' : `Led by ${nameOf(L.device, L.tab)}`;
+    // announced when the leader changes, not on every score update
+    if (holder !== lastHolder) {
+      if (lastHolder !== null && L) app.announce(holder === self() ? 'This tab now leads the workspace.' : `${nameOf(L.device, L.tab)} now leads the workspace.`);
+      lastHolder = holder;
+    }
+    setText(el.chipLabel, chip);
     el.chip.dataset.self = String(holder === self());
 
     // ---- every tab: election members and presence peers

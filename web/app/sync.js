@@ -61,76 +61,95 @@ export function createSync(app) {
     ver: $('sync-ver'), activity: $('activity'), empty: $('activity-empty'), toasts: $('toasts'),
     navPending: $('nav-pending'),
   };
-  const rows = new Map(); // change id -> {li, status}
+  // One row per change. A row made here holds its Change object, whose id
+  // the library fills in once it has numbered the change; a row for a
+  // change restored from the queue (made before a reload, or in another
+  // tab of this browser) knows only the id.
+  const rows = [];
   let queueLen = 0;
   let lastStatus = null;
+  const idOf = (r) => r.change?.id || r.id || null;
+  const find = (c) => rows.find((r) => r.change === c) || (c.id ? rows.find((r) => idOf(r) === c.id) : null);
 
-  function row(id, label, status, detail = '') {
-    let r = rows.get(id);
-    if (!r) {
-      const li = h('li', { class: 'act', dataset: { testid: 'activity-item', id } },
+  function row(r, label, status, detail = '') {
+    if (!r.li) {
+      r.li = h('li', { class: 'act', dataset: { testid: 'activity-item' } },
         h('span', { class: 'act-dot', 'aria-hidden': 'true' }),
         h('div', { class: 'act-main' }, h('p', { class: 'act-label' }), h('p', { class: 'act-detail muted small-text' })),
         h('span', { class: 'act-status' }));
-      r = { li, at: Date.now() };
-      rows.set(id, r);
-      el.activity.prepend(li);
-      while (el.activity.children.length > KEEP) {
-        const last = el.activity.lastElementChild;
-        rows.delete(last.dataset.id);
-        last.remove();
-      }
+      r.at = Date.now();
+      rows.unshift(r);
+      el.activity.prepend(r.li);
+      while (rows.length > KEEP) rows.pop().li.remove();
     }
     const [, main, st] = r.li.children;
     if (label) setText(main.children[0], label);
     setText(main.children[1], detail || clock(r.at));
     r.li.dataset.status = status;
+    if (idOf(r)) r.li.dataset.id = idOf(r);
     setText(st, status);
     r.status = status;
-    el.empty.hidden = rows.size > 0;
+    el.empty.hidden = rows.length > 0;
     return r;
   }
 
   // A change made here: a row now, updated when it settles.
   function track(change, label) {
     if (!change) return;
-    row(change.id, label, change.status || 'pending');
+    row({ change }, label, change.status || 'pending');
     Promise.resolve(change.done).then((c) => settled(c || change)).catch(() => {});
   }
 
   function settled(c) {
     if (!c) return;
-    let r = rows.get(c.id);
+    const r = find(c);
     if (!r) {
-      // the confirmation of a change rebased by the library names the new
-      // one: its row is the original's
-      const orig = [...rows].find(([, x]) => x.rebasedAs === c.id);
+      // the library's rebase of a change is a new change: its row is the
+      // original's (which names it in rebasedAs)
+      const orig = rows.find((x) => x.settled?.rebasedAs && x.settled.rebasedAs === c.id);
       if (orig) {
-        row(orig[0], null, c.status === 'confirmed' ? 'rebased' : c.status,
+        row(orig, null, c.status === 'confirmed' ? 'rebased' : c.status,
           c.status === 'confirmed' ? 're-applied on the newer version, then confirmed' : reason(c));
       }
       return;
     }
+    r.settled = c;
     if (c.conflict) {
-      const how = c.conflict.resolution === 'rebased' ? 'rebased' : 'merged';
-      const x = row(c.id, null, 'conflict', how === 'rebased'
+      row(r, null, 'conflict', c.conflict.resolution === 'rebased'
         ? 'another device changed it first: yours was re-applied on theirs'
         : 'another device changed it first: both edits merged');
-      x.rebasedAs = c.rebasedAs;
       return;
     }
-    row(c.id, null, c.status, c.status === 'confirmed'
+    row(r, null, c.status, c.status === 'confirmed'
       ? `${clock(Date.now())}${c.result?.duplicate ? ' · the server already had it' : ''}${c.result?.ver ? ` · v${c.result.ver}` : ''}`
       : reason(c));
+    if (c.status === 'rejected') {
+      // the library has taken it back from the screen: say what and why
+      const label = r.li.querySelector('.act-label').textContent;
+      toast({ kind: 'error', title: `Not saved: ${label}`, body: friendly(c.error), timeout: 10000 });
+    }
   }
-  const reason = (c) => (c.error ? `${c.error.code}: ${c.error.message || ''}` : '');
+  const friendly = (e = {}) => ({
+    bad_path: 'It was deleted on another device.',
+    test_failed: 'It changed on another device first.',
+    too_large: 'The workspace is full.',
+    not_leader: 'Only the leading tab may do that.',
+  })[e.code] || `${e.code || 'refused'}: ${e.message || ''}`;
+  const reason = (c) => (c.error ? `${friendly(c.error)} (${c.error.code})` : '');
 
   // Changes waiting in the offline queue (also ones made before a reload,
   // or in another tab of this browser) get a row too.
   function onQueue(queue) {
     queueLen = (queue || []).length;
     for (const item of queue || []) {
-      if (!rows.has(item.id)) row(item.id, describe(item.ops, app.state()), 'pending', 'saved on this device, not sent yet');
+      if (item.id && !rows.some((r) => idOf(r) === item.id)) {
+        row({ id: item.id }, describe(item.ops, app.state()), 'pending', 'saved on this device, not sent yet');
+      }
+    }
+    // a change of another tab that left the queue was sent by that tab
+    const inQueue = new Set((queue || []).map((q) => q.id));
+    for (const r of rows) {
+      if (!r.change && r.status === 'pending' && !inQueue.has(r.id)) row(r, null, 'confirmed', 'sent');
     }
     render();
   }
@@ -181,5 +200,8 @@ export function createSync(app) {
     return t;
   }
 
-  return { render, track, settled, onQueue, toast };
+  // one polite announcement (the status region) for screen readers
+  const announce = (text) => setText(el.detail, text);
+
+  return { render, track, settled, onQueue, toast, announce };
 }
