@@ -41,6 +41,25 @@ function deviceType() {
 }
 
 /**
+ * The Change of an update made before the storage is open: it reads through
+ * to the sync's own Change once that exists (bind), and settles with it.
+ */
+function laterChange() {
+  let real = null;
+  let own = { id: null, client: null, mut: null, status: 'pending' };
+  let resolve;
+  const c = { done: new Promise((r) => { resolve = r; }) };
+  for (const k of ['id', 'client', 'mut', 'status', 'result', 'error', 'conflict', 'rebasedAs']) {
+    Object.defineProperty(c, k, { enumerable: true, get: () => (real ?? own)[k] });
+  }
+  Object.defineProperties(c, {
+    bind: { value: (r) => { real = r; r.done.then(() => resolve(c)); } },
+    fail: { value: (error) => { own = { ...own, status: 'rejected', error }; resolve(c); } },
+  });
+  return c;
+}
+
+/**
  * A tabsync client (API.md). Made by createClient.
  */
 export class Client extends Emitter {
@@ -60,6 +79,7 @@ export class Client extends Emitter {
     this.closed = false;
     this.welcomed = false;
     this.eventFloor = 0;
+    this.early = { subs: [], updates: [] }; // calls made before the storage is open
 
     const storageKind = opts.storage ?? (typeof indexedDB !== 'undefined' ? 'indexeddb' : 'memory');
     const elect = opts.elect === false ? null : {
@@ -99,6 +119,7 @@ export class Client extends Emitter {
       this.reporter.due();
     });
     conn.on('error', (e) => emit('error', e));
+    conn.on('connect', () => this.election.onConnect());
     conn.on('disconnect', () => {
       this.sync?.detach();
       this.election.onDisconnect();
@@ -131,7 +152,11 @@ export class Client extends Emitter {
     });
 
     this.opened = this.open({ storageKind, name: opts.name ?? 'default', conflicts: opts.conflicts ?? 'rebase' });
-    this.opened.catch(() => {});
+    this.opened.catch((e) => {
+      const err = { code: 'open_failed', message: String(e?.message ?? e) };
+      emit('error', err);
+      ready.reject(Object.assign(new Error(`${err.code}: ${err.message}`), err));
+    });
   }
 
   /** Opens the storage and the sync (offline: the cached state and queue), then connects. */
@@ -141,7 +166,7 @@ export class Client extends Emitter {
       storage = await openStorage({ kind: storageKind, name });
     } catch (e) {
       // IndexedDB refused (private mode, quota, blocked): this page keeps its changes in memory
-      this.emit('error', { code: 'store_unavailable', message: String(e?.message ?? e) });
+      this.emit('error', { code: 'storage_unavailable', message: String(e?.message ?? e) });
       storage = await openStorage({ kind: 'memory', name });
     }
     if (this.closed) {
@@ -156,6 +181,7 @@ export class Client extends Emitter {
       log: (entry) => this.log(entry),
     });
     this.sync = sync;
+    for (const e of this.early.subs.splice(0)) if (e.fn) e.off = sync.subscribe(e.path, e.fn);
     for (const name of ['state', 'queue', 'settled', 'conflict', 'change']) sync.on(name, (arg) => this.emit(name, arg));
     // history events reach the app as the mirror applies them: in seq order,
     // once, live or replayed after a reconnect
@@ -164,6 +190,13 @@ export class Client extends Emitter {
     });
     await sync.open();
     if (this.closed) return;
+    for (const [ops, opts, c] of this.early.updates.splice(0)) {
+      try {
+        c.bind(sync.update(ops, opts));
+      } catch (e) {
+        c.fail({ code: 'bad_change', message: String(e?.message ?? e) });
+      }
+    }
     this.caps.start().then(() => this.capsChanged(), () => {});
     this.conn.start();
   }
@@ -231,27 +264,38 @@ export class Client extends Emitter {
 
   /** The value at a JSON Pointer ('' is the whole document). */
   get(path = '') {
-    return this.core().get(path);
+    if (this.sync) return this.sync.get(path);
+    return path === '' ? {} : undefined;
   }
 
   /** fn(value, {path, source}) on each change at or below path; returns unsubscribe(). */
   subscribe(path, fn) {
-    return this.core().subscribe(path, fn);
+    if (this.sync) return this.sync.subscribe(path, fn);
+    // before the storage is open: attached as soon as it is (and sees the cached document)
+    const early = { path, fn, off: null };
+    this.early.subs.push(early);
+    return () => {
+      early.fn = null;
+      early.off?.();
+    };
   }
 
   /** A change to the shared state: applied now, queued, sent in order (API.md). */
   update(ops, opts) {
-    return this.core().update(ops, opts);
+    if (this.sync) return this.sync.update(ops, opts);
+    // before the storage is open: made once it is, on top of the stored queue
+    const merge = ops?.merge;
+    if (!Array.isArray(ops) && !(merge && typeof merge === 'object' && !Array.isArray(merge))) {
+      throw new TypeError('update: a JSON Patch array or {merge: {...}}');
+    }
+    const c = laterChange();
+    this.early.updates.push([structuredClone(ops), opts, c]);
+    return c;
   }
 
   /** The pending changes of this session in this browser profile, oldest first. */
   queue() {
     return this.sync ? this.sync.queue() : [];
-  }
-
-  core() {
-    if (!this.sync) throw new Error('tabsync: the client is still opening its storage (await ts.opened)');
-    return this.sync;
   }
 
   /**
@@ -278,6 +322,8 @@ export class Client extends Emitter {
       await Promise.race([this.election.resignAll('closed'), new Promise((r) => setTimeout(r, 1000))]);
     }
     this.closed = true;
+    if (!this.welcomed) this.readyP.reject(Object.assign(new Error('closed'), { code: 'closed' }));
+    for (const [, , c] of this.early.updates.splice(0)) c.fail({ code: 'closed', message: 'closed before the storage was open' });
     this.election.close();
     this.presence.close();
     this.reporter.stop();

@@ -127,17 +127,17 @@ export class Connection extends Emitter {
 
   /** socket.io-client asks for the CONNECT payload: with a fresh token each time. */
   async authorize(cb) {
-    const attempt = this.pending;
+    // a slow token must not answer for a later attempt (two CONNECTs on one transport)
+    const n = this.attemptNo;
     let token;
     try {
       token = await this.o.token(this.everUp ? 'reconnect' : 'connect');
       if (typeof token !== 'string' || !token) throw new Error('the token function returned no token');
     } catch (e) {
-      if (attempt && this.pending) this.fail({ code: 'token_unavailable', message: String(e?.message ?? e) });
+      if (n === this.attemptNo) this.fail({ code: 'token_unavailable', message: String(e?.message ?? e) });
       return;
     }
-    if (this.closed || !this.pending) return;
-    cb(this.o.auth(token));
+    if (n === this.attemptNo && this.pending && !this.closed) cb(this.o.auth(token));
   }
 
   attempt() {
@@ -145,6 +145,7 @@ export class Connection extends Emitter {
     clearTimeout(this.retryTimer);
     this.retryAt = null;
     this.pending = true;
+    this.attemptNo = (this.attemptNo ?? 0) + 1;
     // a CONNECT that never comes back (a token function that hangs, a
     // server that accepts the transport but not the namespace)
     clearTimeout(this.attemptTimer);
@@ -202,7 +203,8 @@ export class Connection extends Emitter {
     this.drop();
     if (fatal) this.stopped = true;
     else this.schedule(minDelayMs);
-    this.emit('error', error);
+    // an unreachable server is the status's business, not an error per attempt
+    if (error.code !== 'transport') this.emit('error', error);
     this.changed();
   }
 

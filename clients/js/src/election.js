@@ -285,6 +285,14 @@ export class Election {
         (e) => finish('fail', { reason: String(e?.message ?? e).slice(0, 200) }));
   }
 
+  /**
+   * Connected (again): a view that came first (a recovered connection
+   * delivers what it missed before 'connect') could not heartbeat yet.
+   */
+  onConnect() {
+    for (const [scope, s] of this.scopes) if (s.hb) this.beat(scope);
+  }
+
   /** The connection went: heartbeats stop; leading ends at its deadline. */
   onDisconnect() {
     for (const s of this.scopes.values()) this.quiet(s);

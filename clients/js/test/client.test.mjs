@@ -115,6 +115,26 @@ describe('@tabsync/client against tabsyncd', () => {
     assert.equal(typeof a.clientId, 'string');
   });
 
+  it('subscribe and update work before the storage is open (applied once it is)', T, async () => {
+    const s = uniq('s');
+    const a = open({ user: 'u1', session: s, device: 'devA' });
+    const seen = [];
+    a.subscribe('/early', (v, info) => seen.push([v, info.source]));
+    assert.equal(a.get('/early'), undefined);
+    assert.deepEqual(a.get(''), {});
+    const ch = a.update({ merge: { early: 1 } });
+    assert.equal(ch.status, 'pending');
+    assert.throws(() => a.update('nonsense'), TypeError);
+    await a.opened;
+    assert.equal(a.get('/early'), 1, 'applied at open');
+    assert.deepEqual(seen[0], [1, 'local']);
+    const done = await ch.done;
+    assert.equal(done, ch);
+    assert.equal(done.status, 'confirmed');
+    assert.ok(Number.isInteger(done.mut) && done.result.ver >= 1);
+    assert.equal(JSON.parse(JSON.stringify(done)).status, 'confirmed');
+  });
+
   it('events published arrive at the other tab, with seq for history', T, async () => {
     const s = uniq('s');
     const a = open({ user: 'u1', session: s, device: 'devA' }, { elect: false });

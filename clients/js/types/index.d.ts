@@ -325,6 +325,9 @@ export interface TabsyncClient {
   queue(): QueuedChange[];
   publish<B extends Json = Json>(type: string, body: B, opts?: { prio?: Prio; to?: Target; cid?: string }): Promise<PublishAck>;
 
+  /** The recent `log` entries (the last 200), oldest first: what the debug console shows. */
+  readonly logs: readonly LogEntry[];
+
   readonly connection: ConnectionInfo;
   readonly election: Election;
   readonly presence: Presence;
