@@ -377,6 +377,32 @@ describe('the app in Chromium', SKIP, () => {
     }, 'every tab at the same version with the same document');
   }
 
+  it('two devices typing in one note at once: both edits kept, everywhere', T, async () => {
+    ready();
+    const a = deskTab();
+    const b = phoneTab();
+    const id = noteId(await docOf(a), 'Plan');
+    await openNote(a, id);
+    await openNote(b, id);
+    const base = await a.inputValue('[data-testid=note-text]');
+    const mergesBefore = await Promise.all([a, b].map((p) => p.evaluate(() => window.tabsyncApp.conflicts.length)));
+    assert.equal(await b.inputValue('[data-testid=note-text]'), base);
+    // both saves are made against the same version: the second to reach
+    // the server is refused, merged on its device and sent again
+    await Promise.all([
+      a.fill('[data-testid=note-text]', `Packing: tent\n${base}`),
+      b.fill('[data-testid=note-text]', `${base}\nPacking: stove`),
+    ]);
+    const want = `Packing: tent\n${base}\nPacking: stove`;
+    await everywhere('both edits in every tab', ([i, w]) => window.tabsyncApp.client.state.notes?.[i]?.text === w ||
+      window.tabsyncApp.client.state.notes?.[i]?.text, [id, want]);
+    await everywhere('and in both editors', (w) => !document.getElementById('editor').dataset.id ||
+      document.getElementById('note-text').value === w || document.getElementById('note-text').value, want);
+    const merges = await Promise.all([a, b].map((p) => p.evaluate(() => window.tabsyncApp.conflicts.length)));
+    assert.ok(merges[0] + merges[1] > mergesBefore[0] + mergesBefore[1], `a merge was made and shown (${mergesBefore} -> ${merges})`);
+    await converged();
+  });
+
   it('a reload with changes waiting offline keeps them and sends them once', T, async () => {
     ready();
     let b = phoneTab();
