@@ -117,6 +117,7 @@ export class Election {
       const deadline = t0 + (ack.lease_ms ?? v.lease_ms) * (1 - DRIFT) - MARGIN;
       if (s.leading && s.term !== term) this.stop(scope, 'term');
       if (deadline <= s.deadline && s.leading) return;
+      if (deadline <= now()) return; // the answer came too late to act on
       s.deadline = deadline;
       clearTimeout(s.timer);
       s.timer = setTimeout(() => this.stop(scope, 'lapse'), Math.max(0, deadline - now()));

@@ -418,6 +418,32 @@ describe('@tabsync/client against tabsyncd', () => {
     assert.equal(a.connection.status, 'online');
   });
 
+  it('a 2g network (Network Information API) makes the quality poor and the leader resign', T, async () => {
+    // Node has no navigator.connection: a stand-in while this client starts
+    const net = Object.assign(new EventTarget(), { effectiveType: '4g', downlink: 10, rtt: 50, saveData: false });
+    const had = Object.getOwnPropertyDescriptor(globalThis, 'navigator');
+    Object.defineProperty(globalThis, 'navigator', { value: { connection: net, userAgent: 'node' }, configurable: true, writable: true });
+    let a;
+    try {
+      a = open({ user: 'u11', session: uniq('s'), device: 'devA' });
+      await a.opened;
+    } finally {
+      if (had) Object.defineProperty(globalThis, 'navigator', had);
+      else delete globalThis.navigator;
+    }
+    await a.ready;
+    await until(() => a.election.isLeader(), 8000, 'leads (alone)');
+    assert.deepEqual(a.connection.network, { effectiveType: '4g', downlink: 10, rtt: 50, saveData: false });
+    assert.equal(a.connection.quality, 'good');
+    const leadership = record(a, 'leadership');
+    const quality = record(a, 'quality');
+    net.effectiveType = '2g';
+    net.dispatchEvent(new Event('change'));
+    await until(() => leadership.some((l) => !l.leading && l.reason === 'network'), 5000, 'resigned');
+    assert.deepEqual(quality.at(-1), { quality: 'poor', reason: 'network' });
+    assert.equal(a.connection.network.effectiveType, '2g');
+  });
+
   it('reports metadata and measures the round trip', T, async () => {
     const s = uniq('s');
     const a = open({ user: 'u9', session: s, device: 'devA' });
