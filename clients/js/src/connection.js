@@ -60,6 +60,7 @@ export class Connection extends Emitter {
     this.stopped = false;       // a refusal no retry can fix
     this.pending = false;       // an attempt is under way
     this.attempts = 0;          // failed attempts since the last success
+    this.attemptNo = 0;         // attempts made, to tell a stale token answer
     this.retryAt = null;        // Date.now() of the next attempt
     this.offline = !!(typeof navigator !== 'undefined' && navigator.onLine === false);
     this.transport = null;
@@ -145,7 +146,7 @@ export class Connection extends Emitter {
     clearTimeout(this.retryTimer);
     this.retryAt = null;
     this.pending = true;
-    this.attemptNo = (this.attemptNo ?? 0) + 1;
+    this.attemptNo++;
     // a CONNECT that never comes back (a token function that hangs, a
     // server that accepts the transport but not the namespace)
     clearTimeout(this.attemptTimer);
