@@ -266,6 +266,8 @@ describe('the app in Chromium', SKIP, () => {
             score: el.querySelector('[data-testid=leader-score]')?.textContent,
             why: el.querySelector('[data-testid=leader-why]')?.textContent,
             backup: el.querySelector('[data-testid=backup]')?.dataset.holder,
+            parts: [...el.querySelectorAll('.parts li')].map((li) => li.dataset.part),
+            memberParts: [...document.querySelectorAll('[data-testid=member]')].map((r) => r.dataset.parts),
           };
         })),
       })));
@@ -280,6 +282,13 @@ describe('the app in Chromium', SKIP, () => {
     assert.match(v.score, /^\d+$/, 'the leader\'s score');
     assert.ok(v.why.length > 10, `why: ${v.why}`);
     assert.ok(v.backup && v.backup !== v.holder, `a backup other than the leader (${v.backup})`);
+    // the score's parts (docs/ELECTION.md "The score"), the leader's drawn,
+    // every member's in its score's label
+    assert.deepStrictEqual(v.parts, ['battery', 'connection', 'device', 'visibility', 'uptime']);
+    await until(async () => {
+      const x = await leaderSeen();
+      return x && x.every((y) => y.memberParts.length === 4 && y.memberParts.every((p) => /battery \d+%.*uptime \d+%/.test(p)));
+    }, 'every member\'s score parts in every tab');
     const leaderName = first.find((x) => x.self).name;
     const t0 = Date.now();
     await tabs[leaderName].close({ runBeforeUnload: true });

@@ -136,9 +136,10 @@ export function createPeople(app) {
       r.at = p.at;
     }
     for (const m of members.values()) add(m.device, m.tab).member = m;
-    const list = [...rows.values()].sort((a, b) => (a.k === self() ? -1 : b.k === self() ? 1 : 0) ||
-      (a.dev === b.dev ? 0 : a.dev === device.id ? -1 : b.dev === device.id ? 1 : a.dev < b.dev ? -1 : 1) ||
-      (a.tab < b.tab ? -1 : 1));
+    // this tab first, then by role (leader, backup, …), then by device
+    const rank = (r) => (r.k === self() ? 0 : ({ leader: 1, backup: 2, follower: 3, observer: 4 })[r.member?.role] ?? 5);
+    const list = [...rows.values()].sort((a, b) => rank(a) - rank(b) ||
+      (a.dev === b.dev ? 0 : a.dev < b.dev ? -1 : 1) || (a.tab < b.tab ? -1 : 1));
     reconcile(el.members, list, (r) => r.k, () => h('li', { class: 'member', dataset: { testid: 'member' } },
       h('span', { class: 'dev-icon' }),
       h('div', { class: 'member-main' }, h('p', { class: 'member-name' }), h('p', { class: 'member-sub muted small-text' })),
@@ -169,8 +170,14 @@ export function createPeople(app) {
       ].filter(Boolean).join(' · '));
       setText(role, m?.role || '');
       role.className = `role role-${m?.role || 'none'}`;
+      // the parts of every member's score, not only the leader's: in the
+      // tooltip and for screen readers
+      const parts = partsOf(m).filter((x) => x.f !== null).map((x) => `${x.k} ${Math.round(x.f * 100)}%`).join(', ');
+      const scoreText = typeof m?.score === 'number' ? `Score ${m.score} of 1000${parts ? `: ${parts}` : ''}` : '';
       setText(score, typeof m?.score === 'number' ? String(m.score) : '');
-      score.title = typeof m?.score === 'number' ? `Score ${m.score} of 1000` : '';
+      score.title = scoreText;
+      score.setAttribute('aria-label', scoreText);
+      li.dataset.parts = parts;
     });
     setText(el.count, plural(list.length, 'tab'));
   }
