@@ -351,6 +351,8 @@ describe('the app in Chromium', SKIP, () => {
     const toast = b.locator('[data-testid=toast][data-kind=conflict]');
     await toast.first().waitFor({ timeout: WAIT });
     assert.match(await toast.first().innerText(), /rebased on Chrome on Linux/);
+    await nav(b, 'notes');
+    await b.screenshot({ path: path.join(ARTIFACTS, 'app-phone-conflict.png') });
     assert.match(await b.locator('[data-testid=note-notice]').innerText(), /Merged .* Chrome on Linux/);
     assert.ok(await b.locator('[data-testid=activity-item][data-status=conflict]').count() >= 1, 'a conflict row');
     assert.equal(await b.evaluate(() => window.tabsyncApp.conflicts.length >= 1), true);
@@ -369,7 +371,9 @@ describe('the app in Chromium', SKIP, () => {
     const rejected = b.locator('[data-testid=activity-item][data-status=rejected]');
     assert.equal(await rejected.count(), 1, 'one rejected row');
     assert.match(await rejected.innerText(), /Unchecked “Milk”[\s\S]*deleted on another device/);
-    assert.match(await b.locator('[data-testid=toast][data-kind=error]').first().innerText(), /Not saved: Unchecked “Milk”/);
+    const refusal = b.locator('[data-testid=toast][data-kind=error]');
+    assert.equal(await refusal.count(), 1, 'one toast for the refusal');
+    assert.match(await refusal.innerText(), /Not saved: Unchecked “Milk”/);
     assert.equal(await b.locator('[data-testid=activity-item][data-status=pending]').count(), 0, 'no row left pending');
   });
 

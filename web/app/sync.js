@@ -113,6 +113,9 @@ export function createSync(app) {
       }
       return;
     }
+    // it settles once, but is heard of twice (its done promise and the
+    // library's settled event)
+    if (r.settled === c && r.status === rowStatus(c)) return;
     r.settled = c;
     if (c.conflict) {
       row(r, null, 'conflict', c.conflict.resolution === 'rebased'
@@ -135,6 +138,7 @@ export function createSync(app) {
     too_large: 'The workspace is full.',
     not_leader: 'Only the leading tab may do that.',
   })[e.code] || `${e.code || 'refused'}: ${e.message || ''}`;
+  const rowStatus = (c) => (c.conflict ? 'conflict' : c.status);
   const reason = (c) => (c.error ? `${friendly(c.error)} (${c.error.code})` : '');
 
   // Changes waiting in the offline queue (also ones made before a reload,
