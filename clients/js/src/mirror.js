@@ -138,8 +138,10 @@ export class Mirror extends Emitter {
       try {
         next.state = applyEffects(c.state, entry.effects || []);
       } catch (e) {
-        // our copy no longer matches the server's: the owner must resync
-        this.emit('diverged', { entry, error: e });
+        // our copy no longer matches the server's: no epoch makes the next
+        // sync start from a snapshot
+        next.epoch = null;
+        queueMicrotask(() => this.emit('diverged', { entry, error: e }));
       }
       if (Number.isInteger(entry.ver)) next.ver = entry.ver;
       this._dropOwn(entry);
