@@ -252,6 +252,19 @@ describe('the app in Chromium', SKIP, () => {
       return all.every((k) => rows.some((r) => r.dataset.holder === k && r.dataset.visible !== 'unknown' &&
         r.dataset.type === (k === ph ? 'mobile' : 'browser')));
     }, [ids, phoneId]);
+    // the phone goes to the background (headless pages are always visible:
+    // the page's visibility is faked, the event is real), then comes back
+    const setHidden = (hidden) => b1.evaluate((h) => {
+      Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => (h ? 'hidden' : 'visible') });
+      document.dispatchEvent(new Event('visibilitychange'));
+    }, hidden);
+    const phoneRow = (want) => everywhere(`the phone shown ${want ? 'visible' : 'in the background'}`, ([ph, w]) =>
+      document.querySelector(`[data-testid=member][data-holder="${ph}"]`)?.dataset.visible === w, [phoneId, String(want)]);
+    await setHidden(true);
+    await phoneRow(false);
+    assert.match(await a1.locator(`[data-testid=member][data-holder="${phoneId}"]`).innerText(), /in the background/);
+    await setHidden(false);
+    await phoneRow(true);
   });
 
   it('every tab shows the same leader; close its tab and the others show the new one', T, async () => {
