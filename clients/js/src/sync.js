@@ -183,12 +183,14 @@ export class SyncService extends Emitter {
    */
   catchUp() {
     if (!this.socket) return Promise.resolve();
-    if (this.syncing) {
+    // a run of an older attachment ends by itself at its next answer
+    if (this.syncing && this.syncGen === this.gen) {
       this.syncAgain = true;
       return this.syncing;
     }
     const { gen, socket } = this;
-    this.syncing = (async () => {
+    this.syncGen = gen;
+    const run = (async () => {
       try {
         do {
           this.syncAgain = false;
@@ -214,9 +216,10 @@ export class SyncService extends Emitter {
         this.timer('resync', 1000, () => this.catchUp());
       }
     })().finally(() => {
-      this.syncing = null;
+      if (this.syncing === run) this.syncing = null;
     });
-    return this.syncing;
+    this.syncing = run;
+    return run;
   }
 
   // ---- local changes ------------------------------------------------------------

@@ -92,7 +92,7 @@ export class Tab {
     sock.onAnyOutgoing((event, arg) => this.out.push([event, arg]));
     sock.on('event', (e) => { if (e?.seq !== undefined && this.liveFilter(e)) this.svc.handleEntry(e); });
     sock.on('change', (e) => { if (this.liveFilter(e)) this.svc.handleEntry(e); });
-    sock.on('disconnect', () => this.svc.detach());
+    sock.on('disconnect', () => { if (this.sock === sock) this.svc.detach(); });
     await this.svc.attach(sock, welcome);
     return welcome;
   }

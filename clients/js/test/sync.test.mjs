@@ -10,6 +10,7 @@ import { startServer, IS_NODE } from '../../../tests/js/harness.mjs';
 import { BASE_FLAGS, tempDir, writeRules, uniq, ident } from '../../../tests/js/history-helpers.mjs';
 import { openStorage } from '../src/storage.js';
 import { toWire } from '../src/queue.js';
+import { SyncService } from '../src/sync.js';
 import { Tab, waitUntil, serverView, connectSocket } from './helpers.mjs';
 
 const SKIP = IS_NODE ? { skip: 'tabsyncd only (the Node reference has no /session history)' } : {};
@@ -400,5 +401,97 @@ describe('SyncService against tabsyncd', SKIP, () => {
     assert.equal(await s2.nextMut(), m1 + 1);
     s1.close();
     s2.close();
+  });
+});
+
+// ---- without a server: a scripted socket, for the timing cases ----------------
+
+/** A socket whose answers `answer(event, arg, n)` scripts (a value, or a promise). */
+class ScriptedSocket {
+  constructor(answer) {
+    this.connected = true;
+    this.sent = [];
+    this.answer = answer;
+  }
+
+  timeout() {
+    return this;
+  }
+
+  emitWithAck(event, arg) {
+    this.sent.push([event, arg]);
+    return Promise.resolve(this.answer(event, arg, this.sent.length));
+  }
+
+  emit(event, arg, cb) {
+    this.sent.push([event, arg]);
+    Promise.resolve(this.answer(event, arg, this.sent.length)).then((ack) => cb(null, ack), (err) => cb(err));
+  }
+}
+
+const INITIAL = { ok: true, epoch: '00000000000000e1', seq: 0, reset: true, reason: 'initial', snapshot: { seq: 0, ver: 0, state: {} }, entries: [], more: false };
+const applied = (m, seq) => ({ ok: true, id: m.id, seq, ver: seq, ts: Date.now() * 1024, epoch: INITIAL.epoch, effects: [{ op: 'set', path: '/n', value: seq }], results: [] });
+
+describe('SyncService timing (scripted socket)', () => {
+  async function service() {
+    const storage = await openStorage({ kind: 'memory', name: uniq('scripted') });
+    const svc = new SyncService({ storage });
+    await svc.open();
+    return svc;
+  }
+  const within = (p, ms, what) => Promise.race([p, new Promise((_, rej) => setTimeout(() => rej(new Error(`timeout: ${what}`)), ms))]);
+
+  it('a re-attach while the previous sync is unanswered syncs on the new socket', T, async () => {
+    const svc = await service();
+    const s1 = new ScriptedSocket(() => new Promise(() => {}));
+    svc.attach(s1, {});
+    svc.detach();
+    const s2 = new ScriptedSocket((ev) => (ev === 'sync' ? INITIAL : undefined));
+    await within(svc.attach(s2, {}), 2000, 'the second attach syncs');
+    assert.equal(svc.synced, true);
+    assert.deepEqual(s2.sent, [['sync', {}]]);
+    await svc.close();
+  });
+
+  it('store_unavailable: kept and resent with the same mut and id after retry_after_ms', T, async () => {
+    const svc = await service();
+    let states = 0;
+    const sock = new ScriptedSocket((ev, arg) => {
+      if (ev === 'sync') return INITIAL;
+      states += 1;
+      const r = states === 1 ? { ok: false, id: arg[0].id, error: { code: 'store_unavailable', message: 'x', retry_after_ms: 30 } } : applied(arg[0], 1);
+      return { ok: r.ok, failed: r.ok ? 0 : 1, results: [r] };
+    });
+    await svc.attach(sock, {});
+    const c = svc.update([{ op: 'add', path: '/n', value: 0 }]);
+    await within(c.done, 3000, 'confirmed after the retry');
+    const sends = sock.sent.filter(([e]) => e === 'state').map(([, a]) => a[0]);
+    assert.equal(sends.length, 2);
+    assert.equal(sends[0].mut, sends[1].mut);
+    assert.equal(sends[0].id, sends[1].id);
+    assert.equal(sends[0].hlc, sends[1].hlc, 'the same change, not a new one');
+    assert.equal(c.status, 'confirmed');
+    assert.deepEqual(svc.state, { n: 1 }, "the server's effects replace the guess");
+    await svc.close();
+  });
+
+  it('no answer (timeout): kept, and resent with the same mut at the next attach', T, async () => {
+    const svc = await service();
+    const s1 = new ScriptedSocket((ev) => (ev === 'sync' ? INITIAL : Promise.reject(new Error('operation has timed out'))));
+    await svc.attach(s1, {});
+    const c = svc.update([{ op: 'add', path: '/n', value: 0 }]);
+    await waitUntil(() => s1.sent.some(([e]) => e === 'state') && svc.queue()[0]?.status === 'pending', 2000, 'sent and unanswered');
+    assert.equal(c.status, 'pending');
+    assert.equal(svc.get('/n'), 0, 'still shown');
+    svc.detach();
+    const s2 = new ScriptedSocket((ev, arg) => (ev === 'sync' ? { ...INITIAL, reset: undefined, reason: undefined, snapshot: undefined } : { ok: true, failed: 0, results: [applied(arg[0], 1)] }));
+    await svc.attach(s2, {});
+    await within(c.done, 2000, 'confirmed on the new socket');
+    const [m1] = s1.sent.find(([e]) => e === 'state')[1];
+    const [m2] = s2.sent.find(([e]) => e === 'state')[1];
+    assert.equal(m1.mut, m2.mut);
+    assert.equal(c.result.seq, 1);
+    assert.deepEqual(s2.sent[0], ['sync', { after: 0, epoch: INITIAL.epoch }], 'the new socket syncs from where the first left');
+    await svc.close();
   });
 });
