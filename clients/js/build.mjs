@@ -35,9 +35,17 @@ const builds = [
   { entryPoints: ['src/index.js'], outfile: 'dist/tabsync.core.min.js', minify: true, external: ['socket.io-client'] },
 ];
 
+// Each file is written whole and renamed into place: tabsyncd may be serving
+// dist/ (/vendor/) and another suite reading it while this runs.
+const put = (file, data) => {
+  const tmp = `${file}.${process.pid}.tmp`;
+  fs.writeFileSync(tmp, data);
+  fs.renameSync(tmp, file);
+};
 fs.mkdirSync(DIST, { recursive: true });
-await Promise.all(builds.map((b) => build({ ...common, ...b })));
-for (const f of ['index.d.ts', 'debug.d.ts']) fs.copyFileSync(path.join(HERE, 'types', f), path.join(DIST, f));
+const results = await Promise.all(builds.map((b) => build({ ...common, ...b, write: false })));
+for (const r of results) for (const f of r.outputFiles) put(f.path, f.contents);
+for (const f of ['index.d.ts', 'debug.d.ts']) put(path.join(DIST, f), fs.readFileSync(path.join(HERE, 'types', f)));
 
 const sizes = {};
 for (const b of builds) {
@@ -46,7 +54,7 @@ for (const b of builds) {
   sizes[name] = { bytes: data.length, gzip: gzipSync(data, { level: 9 }).length };
 }
 sizes.limit = { file: 'tabsync.core.min.js', gzip: LIMIT };
-fs.writeFileSync(path.join(DIST, 'sizes.json'), `${JSON.stringify(sizes, null, 2)}\n`);
+put(path.join(DIST, 'sizes.json'), `${JSON.stringify(sizes, null, 2)}\n`);
 
 const kb = (n) => `${(n / 1024).toFixed(1)} KB`;
 if (!quiet) {

@@ -108,8 +108,10 @@ describe('@tabsync/client against tabsyncd', () => {
     assert.equal(done.status, 'confirmed');
     await until(() => b.get('/title') === 'Groceries', 5000, 'B sees the title');
     assert.deepEqual(seen.at(-1), ['Groceries', 'remote']);
-    b.update({ merge: { count: 2 } });
+    const mine = b.update({ merge: { count: 2 } });
+    assert.equal(b.get('/count'), 2, 'optimistic');
     await until(() => a.get('/count') === 2, 5000, 'A sees the merge');
+    await mine.done; // A may see it before B has its answer
     assert.equal(a.confirmed.ver, b.confirmed.ver);
     assert.deepEqual(a.state, b.state);
     assert.equal(typeof a.clientId, 'string');
