@@ -1,0 +1,691 @@
+/* rconn.c - one Redis connection on libuv (rconn_int.h). Commands live on
+ * three lists: `waiting` (issued, not written), `inflight` (written, in
+ * reply order) and `done` (to be called back without a reply, from a
+ * zero-delay timer, so no callback runs inside the call that caused it).
+ * Every attempt gets its own TCP handle (a closed libuv handle cannot be
+ * reopened; the old one finishes closing on its own). */
+#include "store/rconn_int.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <uv.h>
+
+#include "core/ts_err.h"
+#include "core/ts_list.h"
+#include "core/ts_log.h"
+#include "core/ts_mem.h"
+#include "core/ts_util.h"
+
+#define READ_CHUNK 65536
+
+typedef enum { ST_DOWN, ST_CONNECTING, ST_HANDSHAKE, ST_UP, ST_CLOSED } state_t;
+
+typedef struct cmd {
+    ts_list_t link;
+    ts_rconn_reply_cb cb;
+    void *ud;
+    char *wire; /* the formatted command (sds-free: redisFormatCommandArgv's) */
+    size_t len;
+    uint64_t sent_ms;
+    int status;     /* for the done list */
+    uint8_t handshake; /* AUTH, SELECT, resubscription: an error fails the attempt */
+} cmd_t;
+
+typedef struct sub {
+    ts_rconn_sub_kind_t kind;
+    char *channel;
+} sub_t;
+
+/* One TCP attempt. Outlives the connection's interest in it while closing. */
+typedef struct link {
+    uv_tcp_t tcp;
+    uv_connect_t creq;
+    ts_rconn_t *c; /* NULL once abandoned */
+} link_t;
+
+typedef struct wreq {
+    uv_write_t req;
+    link_t *l;
+    char *buf;
+} wreq_t;
+
+struct ts_rconn {
+    uv_loop_t *loop;
+    ts_rconn_opts_t o;
+    state_t st;
+    link_t *l;            /* the current attempt, or NULL */
+    uv_getaddrinfo_t gai;
+    int resolving;
+    uv_timer_t timer;     /* backoff, connect timeout, command timeouts */
+    uv_timer_t done_timer;
+    uv_prepare_t flush;
+    int handles;          /* open uv handles of this struct (close waits for 0) */
+    ts_list_t waiting, inflight, done;
+    size_t queued;        /* waiting + inflight */
+    size_t handshake_left;
+    redisReader *rd;
+    sub_t *subs;
+    size_t nsubs, subs_cap;
+    uint32_t backoff_ms;
+    uint64_t attempt_started;
+    ts_rconn_state_cb on_state;
+    ts_rconn_push_cb on_push;
+    void *ud;
+    void (*on_closed)(void *);
+    void *closed_ud;
+    ts_rconn_stats_t stats;
+    char reason[160];
+};
+
+static const char *const sub_verbs[] = {"SUBSCRIBE", "SSUBSCRIBE", "PSUBSCRIBE"};
+static const char *const unsub_verbs[] = {"UNSUBSCRIBE", "SUNSUBSCRIBE", "PUNSUBSCRIBE"};
+
+/* ---- URL ---- */
+
+static int hexval(char ch) {
+    if (ch >= '0' && ch <= '9') return ch - '0';
+    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
+    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
+    return -1;
+}
+
+/* Copies p[0..n) into out (cap bytes with NUL), decoding %XX (not %00). */
+static int copy_decoded(const char *p, size_t n, char *out, size_t cap) {
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = p[i];
+        if (ch == '%') {
+            if (i + 2 >= n) return -1; /* needs two more characters */
+            int hi = hexval(p[i + 1]), lo = hexval(p[i + 2]);
+            if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) return -1;
+            ch = (char)(hi * 16 + lo);
+            i += 2;
+        }
+        if (j + 1 >= cap) return -1;
+        out[j++] = ch;
+    }
+    out[j] = '\0';
+    return 0;
+}
+
+int ts_rconn_parse_url(const char *url, ts_rconn_opts_t *o, char *err, size_t errlen) {
+    memset(o, 0, sizeof(*o));
+    const char *p;
+    if (strncmp(url, "redis://", 8) == 0) {
+        p = url + 8;
+    } else if (strncmp(url, "rediss://", 9) == 0) {
+        p = url + 9;
+        o->tls = 1;
+    } else {
+        snprintf(err, errlen, "a Redis URL starts with redis:// or rediss://");
+        return TS_EINVAL;
+    }
+    const char *end = p + strcspn(p, "/?#");
+    const char *at = NULL;
+    for (const char *q = p; q < end; q++)
+        if (*q == '@') at = q; /* the last one: a password may hold '@' escaped or not */
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        size_t ulen = colon ? (size_t)(colon - p) : (size_t)(at - p);
+        if (copy_decoded(p, ulen, o->user, sizeof o->user) != 0 ||
+            (colon && copy_decoded(colon + 1, (size_t)(at - colon - 1), o->password,
+                                   sizeof o->password) != 0)) {
+            snprintf(err, errlen, "bad user or password in the Redis URL");
+            return TS_EINVAL;
+        }
+        if (!colon) { /* redis://password@host is the common short form */
+            memcpy(o->password, o->user, sizeof o->password);
+            o->user[0] = '\0';
+        }
+        p = at + 1;
+    }
+    const char *host = p, *hend, *portp = NULL;
+    if (*p == '[') { /* [v6] */
+        hend = memchr(p, ']', (size_t)(end - p));
+        if (!hend) {
+            snprintf(err, errlen, "unclosed [ in the Redis URL's host");
+            return TS_EINVAL;
+        }
+        host = p + 1;
+        if (hend + 1 < end && hend[1] == ':') portp = hend + 2;
+        else if (hend + 1 != end) {
+            snprintf(err, errlen, "unexpected text after the Redis URL's host");
+            return TS_EINVAL;
+        }
+    } else {
+        hend = memchr(p, ':', (size_t)(end - p));
+        if (hend) portp = hend + 1;
+        else hend = end;
+    }
+    size_t hl = (size_t)(hend - host);
+    if (hl == 0 || hl > TS_RCONN_HOST_MAX) {
+        snprintf(err, errlen, "the Redis URL needs a host");
+        return TS_EINVAL;
+    }
+    memcpy(o->host, host, hl);
+    o->host[hl] = '\0';
+    o->port = 6379;
+    if (portp) {
+        unsigned long v = 0;
+        const char *q = portp;
+        for (; q < end && *q >= '0' && *q <= '9' && v <= 65535; q++) v = v * 10 + (unsigned long)(*q - '0');
+        if (q != end || q == portp || v == 0 || v > 65535) {
+            snprintf(err, errlen, "bad port in the Redis URL");
+            return TS_EINVAL;
+        }
+        o->port = (uint16_t)v;
+    }
+    if (*end == '/' && end[1]) {
+        unsigned long v = 0;
+        const char *q = end + 1;
+        for (; *q >= '0' && *q <= '9' && v < 1000000; q++) v = v * 10 + (unsigned long)(*q - '0');
+        if (*q || q == end + 1) {
+            snprintf(err, errlen, "bad database number in the Redis URL");
+            return TS_EINVAL;
+        }
+        o->db = (uint32_t)v;
+    } else if (*end && !(*end == '/' && !end[1])) {
+        snprintf(err, errlen, "query strings and fragments are not supported in the Redis URL");
+        return TS_EINVAL;
+    }
+    return 0;
+}
+
+/* ---- commands ---- */
+
+static void cmd_free(cmd_t *k) {
+    if (k->wire) redisFreeCommand(k->wire);
+    free(k);
+}
+
+static void done_run(uv_timer_t *t) {
+    ts_rconn_t *c = t->data;
+    while (!ts_list_empty(&c->done)) {
+        cmd_t *k = ts_list_entry(c->done.next, cmd_t, link);
+        ts_list_remove(&k->link);
+        if (k->cb) k->cb(c, k->status, NULL, k->ud);
+        cmd_free(k);
+    }
+}
+
+/* Moves k (unlinked) to the done list: called back with `status` later. */
+static void fail_later(ts_rconn_t *c, cmd_t *k, int status) {
+    k->status = status;
+    ts_list_insert_tail(&c->done, &k->link);
+    if (!uv_is_active((uv_handle_t *)&c->done_timer)) uv_timer_start(&c->done_timer, done_run, 0, 0);
+}
+
+static void fail_list(ts_rconn_t *c, ts_list_t *l, int status) {
+    while (!ts_list_empty(l)) {
+        cmd_t *k = ts_list_entry(l->next, cmd_t, link);
+        ts_list_remove(&k->link);
+        if (!k->handshake) c->queued--;
+        if (k->handshake) cmd_free(k);
+        else fail_later(c, k, status);
+    }
+}
+
+/* ---- connection lifecycle ---- */
+
+static void start_attempt(ts_rconn_t *c);
+static void on_timer(uv_timer_t *t);
+static void release(ts_rconn_t *c);
+
+static void link_closed(uv_handle_t *h) { free(h->data); }
+
+static void drop_link(ts_rconn_t *c) {
+    link_t *l = c->l;
+    c->l = NULL;
+    if (!l) return;
+    l->c = NULL;
+    uv_read_stop((uv_stream_t *)&l->tcp);
+    uv_close((uv_handle_t *)&l->tcp, link_closed);
+}
+
+/* The attempt or the connection failed: everything in flight fails, and the
+ * next attempt comes after the backoff. */
+static void reset(ts_rconn_t *c, const char *why) {
+    if (c->st == ST_CLOSED) return;
+    int was_up = c->st == ST_UP;
+    snprintf(c->reason, sizeof c->reason, "%s", why);
+    drop_link(c);
+    if (c->rd) {
+        redisReaderFree(c->rd);
+        c->rd = NULL;
+    }
+    fail_list(c, &c->inflight, TS_ESTORE);
+    fail_list(c, &c->waiting, TS_ESTORE);
+    c->handshake_left = 0;
+    c->st = ST_DOWN;
+    if (was_up) c->stats.disconnects++;
+    if (was_up) ts_warn("store", "redis %s:%u: connection lost: %s", c->o.host, c->o.port, why);
+    else ts_debug("store", "redis %s:%u: attempt failed: %s", c->o.host, c->o.port, why);
+    /* exponential backoff with jitter: half fixed, half random */
+    uint32_t b = c->backoff_ms ? c->backoff_ms : c->o.backoff_min_ms;
+    uint32_t delay = b / 2;
+    uint32_t r;
+    ts_random_bytes(&r, sizeof r);
+    delay += (uint32_t)(r % (b / 2 + 1));
+    c->backoff_ms = b * 2 > c->o.backoff_max_ms ? c->o.backoff_max_ms : b * 2;
+    uv_timer_start(&c->timer, on_timer, delay, 0);
+    if (c->on_state) c->on_state(c, 0, c->reason, c->ud);
+}
+
+static void flush_cb(uv_prepare_t *p);
+
+static void want_flush(ts_rconn_t *c) {
+    if (!uv_is_active((uv_handle_t *)&c->flush)) uv_prepare_start(&c->flush, flush_cb);
+}
+
+static void write_done(uv_write_t *req, int status) {
+    wreq_t *w = (wreq_t *)req;
+    link_t *l = w->l;
+    free(w->buf);
+    free(w);
+    if (status < 0 && status != UV_ECANCELED && l->c) reset(l->c, uv_strerror(status));
+}
+
+/* Writes every waiting command (handshake commands always; the others only
+ * once the connection is up) in one write. */
+static void flush_cb(uv_prepare_t *p) {
+    ts_rconn_t *c = p->data;
+    uv_prepare_stop(p);
+    if (!c->l || (c->st != ST_UP && c->st != ST_HANDSHAKE)) return;
+    size_t total = 0;
+    ts_list_t *it;
+    TS_LIST_FOREACH(it, &c->waiting) {
+        cmd_t *k = ts_list_entry(it, cmd_t, link);
+        if (c->st != ST_UP && !k->handshake) break;
+        total += k->len;
+    }
+    if (!total) return;
+    char *buf = ts_xmalloc(total);
+    size_t off = 0;
+    uint64_t now = ts_now_ms();
+    while (!ts_list_empty(&c->waiting)) {
+        cmd_t *k = ts_list_entry(c->waiting.next, cmd_t, link);
+        if (c->st != ST_UP && !k->handshake) break;
+        memcpy(buf + off, k->wire, k->len);
+        off += k->len;
+        redisFreeCommand(k->wire);
+        k->wire = NULL;
+        k->sent_ms = now;
+        ts_list_remove(&k->link);
+        ts_list_insert_tail(&c->inflight, &k->link);
+    }
+    wreq_t *w = ts_xcalloc(1, sizeof(*w));
+    w->l = c->l;
+    w->buf = buf;
+    uv_buf_t b = uv_buf_init(buf, (unsigned)total);
+    c->stats.writes++;
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->l->tcp, &b, 1, write_done);
+    if (rc < 0) {
+        free(buf);
+        free(w);
+        reset(c, uv_strerror(rc));
+        return;
+    }
+    if (!uv_is_active((uv_handle_t *)&c->timer)) {
+        uint32_t every = c->o.command_timeout_ms / 4;
+        uv_timer_start(&c->timer, on_timer, every ? every : 1, 0);
+    }
+}
+
+static cmd_t *cmd_make(int argc, const char **argv, const size_t *argvlen, ts_rconn_reply_cb cb,
+                       void *ud) {
+    char *wire = NULL;
+    int len = redisFormatCommandArgv(&wire, argc, argv, argvlen);
+    ts_assert(len >= 0 && wire); /* only fails when malloc does */
+    cmd_t *k = ts_xcalloc(1, sizeof(*k));
+    k->wire = wire;
+    k->len = (size_t)len;
+    k->cb = cb;
+    k->ud = ud;
+    return k;
+}
+
+static void handshake_cmd(ts_rconn_t *c, int argc, const char **argv) {
+    cmd_t *k = cmd_make(argc, argv, NULL, NULL, NULL);
+    k->handshake = 1;
+    /* before any waiting user command */
+    ts_list_t *at = &c->waiting;
+    ts_list_t *it;
+    TS_LIST_FOREACH(it, &c->waiting) {
+        if (!ts_list_entry(it, cmd_t, link)->handshake) {
+            at = it;
+            break;
+        }
+    }
+    ts_list_insert_tail(at, &k->link); /* before `at` */
+    c->handshake_left++;
+}
+
+static void became_up(ts_rconn_t *c) {
+    c->st = ST_UP;
+    c->backoff_ms = 0;
+    c->stats.connects++;
+    uv_timer_stop(&c->timer);
+    ts_info("store", "redis %s:%u: connected", c->o.host, c->o.port);
+    want_flush(c);
+    if (!ts_list_empty(&c->inflight) || !ts_list_empty(&c->waiting)) {
+        uint32_t every = c->o.command_timeout_ms / 4;
+        uv_timer_start(&c->timer, on_timer, every ? every : 1, 0);
+    }
+    if (c->on_state) c->on_state(c, 1, "connected", c->ud);
+}
+
+/* A push is a pub/sub message; only a connection with subscriptions gets
+ * them, and such a connection (RESP2) answers nothing else that looks so. */
+static int is_push(const ts_rconn_t *c, const redisReply *r) {
+    if (!c->nsubs || r->type != REDIS_REPLY_ARRAY || r->elements < 3) return 0;
+    const redisReply *k = r->element[0];
+    if (k->type != REDIS_REPLY_STRING) return 0;
+    if (r->elements == 3 && (strcmp(k->str, "message") == 0 || strcmp(k->str, "smessage") == 0))
+        return 1;
+    return r->elements == 4 && strcmp(k->str, "pmessage") == 0;
+}
+
+static void on_reply(ts_rconn_t *c, redisReply *r) {
+    if (is_push(c, r)) {
+        c->stats.pushes++;
+        if (c->on_push) c->on_push(c, r, c->ud);
+        return;
+    }
+    if (ts_list_empty(&c->inflight)) {
+        reset(c, "a reply nobody asked for");
+        return;
+    }
+    cmd_t *k = ts_list_entry(c->inflight.next, cmd_t, link);
+    ts_list_remove(&k->link);
+    c->stats.replies++;
+    if (k->handshake) {
+        int bad = r->type == REDIS_REPLY_ERROR;
+        char why[200];
+        if (bad) snprintf(why, sizeof why, "handshake refused: %s", r->str);
+        cmd_free(k);
+        if (bad) {
+            reset(c, why);
+            return;
+        }
+        if (--c->handshake_left == 0 && c->st == ST_HANDSHAKE) became_up(c);
+        return;
+    }
+    c->queued--;
+    if (k->cb) k->cb(c, 0, r, k->ud);
+    cmd_free(k);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
+    (void)h;
+    (void)hint;
+    static __thread char chunk[READ_CHUNK]; /* fed to the reader at once */
+    *buf = uv_buf_init(chunk, sizeof chunk);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+    link_t *l = s->data;
+    ts_rconn_t *c = l->c;
+    if (!c) return;
+    if (n < 0) {
+        reset(c, n == UV_EOF ? "closed by the server" : uv_strerror((int)n));
+        return;
+    }
+    if (n == 0) return;
+    if (redisReaderFeed(c->rd, buf->base, (size_t)n) != REDIS_OK) {
+        reset(c, "reader refused the bytes");
+        return;
+    }
+    for (;;) {
+        void *rep = NULL;
+        if (redisReaderGetReply(c->rd, &rep) != REDIS_OK) {
+            reset(c, c->rd->errstr[0] ? c->rd->errstr : "protocol error");
+            return;
+        }
+        if (!rep) break;
+        on_reply(c, rep);
+        freeReplyObject(rep);
+        /* a callback may have closed or reset the connection */
+        if (c->l != l || c->st == ST_CLOSED) return;
+    }
+}
+
+static void connected(uv_connect_t *req, int status) {
+    link_t *l = req->data;
+    ts_rconn_t *c = l->c;
+    if (!c) return;
+    if (status < 0) {
+        reset(c, uv_strerror(status));
+        return;
+    }
+    uv_tcp_nodelay(&l->tcp, 1);
+    c->rd = redisReaderCreate();
+    ts_assert(c->rd != NULL);
+    uv_read_start((uv_stream_t *)&l->tcp, alloc_cb, read_cb);
+    c->st = ST_HANDSHAKE;
+    if (c->o.password[0]) {
+        if (c->o.user[0]) {
+            const char *argv[] = {"AUTH", c->o.user, c->o.password};
+            handshake_cmd(c, 3, argv);
+        } else {
+            const char *argv[] = {"AUTH", c->o.password};
+            handshake_cmd(c, 2, argv);
+        }
+    }
+    if (c->o.db) {
+        char db[16];
+        snprintf(db, sizeof db, "%u", c->o.db);
+        const char *argv[] = {"SELECT", db};
+        handshake_cmd(c, 2, argv);
+    }
+    for (size_t i = 0; i < c->nsubs; i++) {
+        const char *argv[] = {sub_verbs[c->subs[i].kind], c->subs[i].channel};
+        handshake_cmd(c, 2, argv);
+    }
+    if (!c->handshake_left) {
+        became_up(c);
+        return;
+    }
+    want_flush(c);
+}
+
+static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
+    ts_rconn_t *c = req->data;
+    c->resolving = 0;
+    if (c->st == ST_CLOSED) {
+        if (res) uv_freeaddrinfo(res);
+        release(c);
+        return;
+    }
+    if (status < 0 || !res) {
+        reset(c, status < 0 ? uv_strerror(status) : "no address");
+        return;
+    }
+    link_t *l = ts_xcalloc(1, sizeof(*l));
+    l->c = c;
+    uv_tcp_init(c->loop, &l->tcp);
+    l->tcp.data = l;
+    l->creq.data = l;
+    c->l = l;
+    int rc = uv_tcp_connect(&l->creq, &l->tcp, res->ai_addr, connected);
+    uv_freeaddrinfo(res);
+    if (rc < 0) reset(c, uv_strerror(rc));
+}
+
+static void start_attempt(ts_rconn_t *c) {
+    c->st = ST_CONNECTING;
+    c->attempt_started = ts_now_ms();
+    uv_timer_start(&c->timer, on_timer, c->o.connect_timeout_ms, 0);
+    char port[8];
+    snprintf(port, sizeof port, "%u", c->o.port);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
+    c->gai.data = c;
+    c->resolving = 1;
+    int rc = uv_getaddrinfo(c->loop, &c->gai, resolved, c->o.host, port, &hints);
+    if (rc < 0) {
+        c->resolving = 0;
+        reset(c, uv_strerror(rc));
+    }
+}
+
+/* One timer for the three clocks: the backoff (DOWN), the connect timeout
+ * (CONNECTING, HANDSHAKE) and the oldest unanswered command (UP). */
+static void on_timer(uv_timer_t *t) {
+    ts_rconn_t *c = t->data;
+    uint64_t now = ts_now_ms();
+    switch (c->st) {
+    case ST_DOWN:
+        start_attempt(c);
+        return;
+    case ST_CONNECTING:
+    case ST_HANDSHAKE:
+        if (now - c->attempt_started >= c->o.connect_timeout_ms) {
+            if (c->resolving) return; /* getaddrinfo cannot be cut short: wait */
+            reset(c, "connect timeout");
+        } else {
+            uv_timer_start(t, on_timer, c->o.connect_timeout_ms - (now - c->attempt_started), 0);
+        }
+        return;
+    case ST_UP: {
+        if (ts_list_empty(&c->inflight)) return; /* restarted with the next write */
+        cmd_t *k = ts_list_entry(c->inflight.next, cmd_t, link);
+        if (now - k->sent_ms >= c->o.command_timeout_ms) {
+            c->stats.timeouts++;
+            reset(c, "command timeout");
+            return;
+        }
+        uint32_t every = c->o.command_timeout_ms / 4;
+        uv_timer_start(t, on_timer, every ? every : 1, 0);
+        return;
+    }
+    case ST_CLOSED:
+        return;
+    }
+}
+
+ts_rconn_t *ts_rconn_new(uv_loop_t *loop, const ts_rconn_opts_t *o, ts_rconn_state_cb on_state,
+                         ts_rconn_push_cb on_push, void *ud) {
+    ts_rconn_t *c = ts_xcalloc(1, sizeof(*c));
+    c->loop = loop;
+    c->o = *o;
+    if (!c->o.port) c->o.port = 6379;
+    if (!c->o.connect_timeout_ms) c->o.connect_timeout_ms = 2000;
+    if (!c->o.command_timeout_ms) c->o.command_timeout_ms = 5000;
+    if (!c->o.backoff_min_ms) c->o.backoff_min_ms = 50;
+    if (!c->o.backoff_max_ms) c->o.backoff_max_ms = 5000;
+    if (c->o.backoff_max_ms < c->o.backoff_min_ms) c->o.backoff_max_ms = c->o.backoff_min_ms;
+    if (!c->o.max_queued) c->o.max_queued = 100000;
+    c->on_state = on_state;
+    c->on_push = on_push;
+    c->ud = ud;
+    ts_list_init(&c->waiting);
+    ts_list_init(&c->inflight);
+    ts_list_init(&c->done);
+    uv_timer_init(loop, &c->timer);
+    uv_timer_init(loop, &c->done_timer);
+    uv_prepare_init(loop, &c->flush);
+    c->timer.data = c->done_timer.data = c->flush.data = c;
+    c->handles = 3;
+    start_attempt(c);
+    return c;
+}
+
+int ts_rconn_is_up(const ts_rconn_t *c) { return c->st == ST_UP; }
+
+static int issue(ts_rconn_t *c, cmd_t *k) {
+    c->stats.commands++;
+    c->queued++;
+    if (c->st == ST_DOWN) { /* between attempts: fail fast, later */
+        c->queued--;
+        fail_later(c, k, TS_ESTORE);
+        return 0;
+    }
+    ts_list_insert_tail(&c->waiting, &k->link);
+    if (c->st == ST_UP) want_flush(c);
+    return 0;
+}
+
+int ts_rconn_cmd(ts_rconn_t *c, int argc, const char **argv, const size_t *argvlen,
+                 ts_rconn_reply_cb cb, void *ud) {
+    if (c->st == ST_CLOSED) return TS_ECLOSED;
+    if (argc < 1) return TS_EINVAL;
+    if (c->queued >= c->o.max_queued) return TS_ELIMIT;
+    return issue(c, cmd_make(argc, argv, argvlen, cb, ud));
+}
+
+static int sub_find(const ts_rconn_t *c, ts_rconn_sub_kind_t kind, const char *channel) {
+    for (size_t i = 0; i < c->nsubs; i++)
+        if (c->subs[i].kind == kind && strcmp(c->subs[i].channel, channel) == 0) return (int)i;
+    return -1;
+}
+
+int ts_rconn_subscribe(ts_rconn_t *c, ts_rconn_sub_kind_t kind, const char *channel,
+                       ts_rconn_reply_cb cb, void *ud) {
+    if (c->st == ST_CLOSED) return TS_ECLOSED;
+    if ((unsigned)kind > TS_RCONN_PSUBSCRIBE) return TS_EINVAL;
+    if (c->queued >= c->o.max_queued) return TS_ELIMIT;
+    if (sub_find(c, kind, channel) < 0) {
+        if (c->nsubs == c->subs_cap) {
+            c->subs_cap = c->subs_cap ? c->subs_cap * 2 : 8;
+            c->subs = ts_xrealloc(c->subs, c->subs_cap * sizeof(*c->subs));
+        }
+        c->subs[c->nsubs++] = (sub_t){kind, ts_xstrdup(channel)};
+    }
+    const char *argv[] = {sub_verbs[kind], channel};
+    return issue(c, cmd_make(2, argv, NULL, cb, ud));
+}
+
+int ts_rconn_unsubscribe(ts_rconn_t *c, ts_rconn_sub_kind_t kind, const char *channel,
+                         ts_rconn_reply_cb cb, void *ud) {
+    if (c->st == ST_CLOSED) return TS_ECLOSED;
+    if ((unsigned)kind > TS_RCONN_PSUBSCRIBE) return TS_EINVAL;
+    if (c->queued >= c->o.max_queued) return TS_ELIMIT;
+    int i = sub_find(c, kind, channel);
+    if (i >= 0) {
+        free(c->subs[i].channel);
+        c->subs[i] = c->subs[--c->nsubs];
+    }
+    const char *argv[] = {unsub_verbs[kind], channel};
+    return issue(c, cmd_make(2, argv, NULL, cb, ud));
+}
+
+/* Drops one of the things close waits for; the last frees the connection. */
+static void release(ts_rconn_t *c) {
+    if (--c->handles > 0) return;
+    void (*on_closed)(void *) = c->on_closed;
+    void *ud = c->closed_ud;
+    for (size_t i = 0; i < c->nsubs; i++) free(c->subs[i].channel);
+    free(c->subs);
+    free(c);
+    if (on_closed) on_closed(ud);
+}
+
+static void handle_closed(uv_handle_t *h) { release(h->data); }
+
+static void close_done(uv_timer_t *t) {
+    ts_rconn_t *c = t->data;
+    done_run(t); /* every command's callback first */
+    uv_close((uv_handle_t *)&c->timer, handle_closed);
+    uv_close((uv_handle_t *)&c->done_timer, handle_closed);
+    uv_close((uv_handle_t *)&c->flush, handle_closed);
+}
+
+void ts_rconn_close(ts_rconn_t *c, void (*on_closed)(void *ud), void *ud) {
+    if (c->st == ST_CLOSED) return;
+    c->on_closed = on_closed;
+    c->closed_ud = ud;
+    drop_link(c);
+    if (c->rd) {
+        redisReaderFree(c->rd);
+        c->rd = NULL;
+    }
+    fail_list(c, &c->inflight, TS_ECLOSED);
+    fail_list(c, &c->waiting, TS_ECLOSED);
+    c->st = ST_CLOSED;
+    uv_timer_stop(&c->timer);
+    uv_prepare_stop(&c->flush);
+    if (c->resolving) c->handles++; /* resolved() finishes it */
+    uv_timer_start(&c->done_timer, close_done, 0, 0);
+}
+
+ts_rconn_stats_t ts_rconn_stats(const ts_rconn_t *c) { return c->stats; }

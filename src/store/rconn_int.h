@@ -1,0 +1,107 @@
+/* rconn_int.h - private to src/store: one connection to a Redis server,
+ * driven on a libuv loop by tabsync itself, with hiredis used only for what
+ * it does well and Debian's 0.14 gets right: formatting commands
+ * (redisFormatCommandArgv) and parsing RESP2 replies (redisReader). Its own
+ * async API is not used: it does not know sharded pub/sub replies.
+ *
+ * What it does: connects (host names resolved), AUTH (password, or ACL user
+ * and password) and SELECT before anything else; pipelines commands (every
+ * command issued during a loop turn goes out in one write, before the loop
+ * blocks) and matches replies in order; pub/sub (SUBSCRIBE, SSUBSCRIBE,
+ * PSUBSCRIBE) with message pushes told apart from command replies, and the
+ * subscriptions issued again after every reconnect; a command timeout
+ * (a reply that does not come in time resets the connection: later replies
+ * could no longer be matched); reconnection with exponential backoff and
+ * jitter; a bound on queued commands.
+ *
+ * Callbacks follow the store's rule (ts_store.h): a call that returns 0 gets
+ * its callback exactly once, never from inside the call. A command's status:
+ *   0          a reply came (it may be an error reply: r->type ==
+ *              REDIS_REPLY_ERROR; the caller decides what it means);
+ *   TS_ESTORE  no reply: the connection was down when it was issued, or
+ *              went down (or timed out) before the reply — a write may or may
+ *              not have been applied;
+ *   TS_ECLOSED the connection was closed by ts_rconn_close.
+ * Not thread-safe: one loop. Not yet: TLS (rediss://) and Redis Cluster
+ * (slot map, MOVED/ASK) — issue #12. */
+#ifndef TS_RCONN_INT_H
+#define TS_RCONN_INT_H
+#include <stddef.h>
+#include <stdint.h>
+
+#include <hiredis/hiredis.h>
+
+struct uv_loop_s;
+
+typedef struct ts_rconn ts_rconn_t;
+
+#define TS_RCONN_HOST_MAX 255
+#define TS_RCONN_CRED_MAX 256
+
+typedef struct ts_rconn_opts {
+    char host[TS_RCONN_HOST_MAX + 1];
+    uint16_t port;                      /* default 6379 */
+    char user[TS_RCONN_CRED_MAX + 1];   /* ACL user ("" = default user) */
+    char password[TS_RCONN_CRED_MAX + 1]; /* "" = no AUTH */
+    uint32_t db;                        /* SELECT when > 0 */
+    int tls;                            /* rediss:// (refused for now) */
+    uint32_t connect_timeout_ms;        /* default 2000 */
+    uint32_t command_timeout_ms;        /* default 5000 */
+    uint32_t backoff_min_ms;            /* default 50 */
+    uint32_t backoff_max_ms;            /* default 5000 */
+    size_t max_queued;                  /* commands waiting or unanswered; default 100000 */
+} ts_rconn_opts_t;
+
+/* Parses redis://[[user][:password]@]host[:port][/db] (and rediss://) into
+ * *o (other fields zero: defaults). Percent-escapes in user and password are
+ * decoded. Returns 0, or TS_EINVAL with a reason in err. */
+int ts_rconn_parse_url(const char *url, ts_rconn_opts_t *o, char *err, size_t errlen);
+
+typedef void (*ts_rconn_reply_cb)(ts_rconn_t *c, int status, const redisReply *r, void *ud);
+/* A message on a subscribed channel: r is the whole push (["message", channel,
+ * payload], ["smessage", channel, payload] or ["pmessage", pattern, channel,
+ * payload]); borrowed for the call. */
+typedef void (*ts_rconn_push_cb)(ts_rconn_t *c, const redisReply *r, void *ud);
+/* The connection came up (after AUTH, SELECT and the subscriptions), or went
+ * down (`why` says why). */
+typedef void (*ts_rconn_state_cb)(ts_rconn_t *c, int up, const char *why, void *ud);
+
+/* Starts connecting at once. on_push gets every pub/sub message; on_state
+ * may be NULL. */
+ts_rconn_t *ts_rconn_new(struct uv_loop_s *loop, const ts_rconn_opts_t *o,
+                         ts_rconn_state_cb on_state, ts_rconn_push_cb on_push, void *ud);
+int ts_rconn_is_up(const ts_rconn_t *c);
+
+/* Issues a command (argv borrowed for the call; the bytes are copied).
+ * Returns 0 (cb will be called), TS_ELIMIT (max_queued reached) or
+ * TS_ECLOSED; nothing is sent then. While the connection is being
+ * (re)established commands wait (up to the connect timeout); while it is
+ * down between attempts they fail at once with TS_ESTORE. */
+int ts_rconn_cmd(ts_rconn_t *c, int argc, const char **argv, const size_t *argvlen,
+                 ts_rconn_reply_cb cb, void *ud);
+
+typedef enum ts_rconn_sub_kind {
+    TS_RCONN_SUBSCRIBE = 0,  /* SUBSCRIBE channel */
+    TS_RCONN_SSUBSCRIBE = 1, /* SSUBSCRIBE shard channel (Redis 7) */
+    TS_RCONN_PSUBSCRIBE = 2, /* PSUBSCRIBE pattern */
+} ts_rconn_sub_kind_t;
+
+/* Subscribes (or unsubscribes) one channel; kept across reconnects. cb (may
+ * be NULL) gets the confirmation. A connection with subscriptions should
+ * carry only (un)subscribe commands and PING, as Redis requires in RESP2. */
+int ts_rconn_subscribe(ts_rconn_t *c, ts_rconn_sub_kind_t kind, const char *channel,
+                       ts_rconn_reply_cb cb, void *ud);
+int ts_rconn_unsubscribe(ts_rconn_t *c, ts_rconn_sub_kind_t kind, const char *channel,
+                         ts_rconn_reply_cb cb, void *ud);
+
+/* Fails every pending command with TS_ECLOSED (from the loop), closes the
+ * socket, frees everything, then calls on_closed (may be NULL). */
+void ts_rconn_close(ts_rconn_t *c, void (*on_closed)(void *ud), void *ud);
+
+/* Counters for tests and /metrics. */
+typedef struct ts_rconn_stats {
+    uint64_t connects, disconnects, commands, replies, pushes, timeouts, writes;
+} ts_rconn_stats_t;
+ts_rconn_stats_t ts_rconn_stats(const ts_rconn_t *c);
+
+#endif

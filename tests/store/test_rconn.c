@@ -1,0 +1,520 @@
+/* test_rconn.c - the Redis connection driver against a real redis-server
+ * that the test starts on a free loopback port (Debian's redis-server; its
+ * absence is a failure, not a skip): URLs, replies and error replies,
+ * pipelining, AUTH with an ACL user and a wrong password, SELECT, pub/sub of
+ * the three kinds, a server killed and restarted (in-flight commands fail,
+ * the connection and its subscriptions come back), the command timeout, the
+ * queue bound, and close. */
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <uv.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include <cmocka.h>
+
+#include "core/ts_err.h"
+#include "store/rconn_int.h"
+
+/* ---- a redis-server of our own ---- */
+
+typedef struct {
+    char dir[64];
+    uint16_t port;
+    pid_t pid;
+} redis_t;
+
+/* Servers still running when a test fails (cmocka jumps out of it): the
+ * teardown stops them. */
+static redis_t *running[4];
+
+static uint16_t free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    socklen_t l = sizeof a;
+    getsockname(fd, (struct sockaddr *)&a, &l);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static int port_open(uint16_t port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/* Starts redis-server with `extra` config lines (on r->port if set). */
+static void redis_start(redis_t *r, const char *extra) {
+    if (!r->dir[0]) {
+        snprintf(r->dir, sizeof r->dir, "/tmp/ts_rconn_XXXXXX");
+        assert_non_null(mkdtemp(r->dir));
+    }
+    if (!r->port) r->port = free_port();
+    char conf[128];
+    snprintf(conf, sizeof conf, "%s/redis.conf", r->dir);
+    FILE *f = fopen(conf, "w");
+    assert_non_null(f);
+    fprintf(f, "port %u\nbind 127.0.0.1\ndir %s\nsave \"\"\nappendonly no\ndaemonize no\n"
+               "logfile %s/redis.log\n%s\n",
+            r->port, r->dir, r->dir, extra ? extra : "");
+    fclose(f);
+    if (access("/usr/bin/redis-server", X_OK) != 0)
+        fail_msg("redis-server not found: install the Debian package redis-server "
+                 "(scripts/deps.sh does)");
+    r->pid = fork();
+    assert_true(r->pid >= 0);
+    if (r->pid == 0) {
+        execl("/usr/bin/redis-server", "redis-server", conf, (char *)NULL);
+        _exit(127);
+    }
+    for (size_t i = 0; i < 4; i++)
+        if (!running[i] || running[i] == r) {
+            running[i] = r;
+            break;
+        }
+    for (int i = 0; i < 200 && !port_open(r->port); i++) usleep(10000);
+    if (!port_open(r->port)) fail_msg("redis-server did not listen on %u", r->port);
+}
+
+static void redis_kill(redis_t *r, int sig) {
+    if (r->pid <= 0) return;
+    kill(r->pid, sig);
+    waitpid(r->pid, NULL, 0);
+    r->pid = 0;
+}
+
+static void redis_cleanup(redis_t *r) {
+    redis_kill(r, SIGKILL);
+    for (size_t i = 0; i < 4; i++)
+        if (running[i] == r) running[i] = NULL;
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);
+    if (system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", r->dir);
+}
+
+/* ---- running the loop ---- */
+
+static uv_loop_t loop;
+
+static void tick(uv_timer_t *t) { (void)t; }
+
+/* Runs the loop until *flag is non-zero or ms pass; returns *flag. */
+static int run_until(volatile int *flag, unsigned ms) {
+    uv_timer_t t;
+    uv_timer_init(&loop, &t);
+    uv_timer_start(&t, tick, 10, 10);
+    uint64_t end = uv_now(&loop) + ms;
+    while (!*flag && uv_now(&loop) < end) uv_run(&loop, UV_RUN_ONCE);
+    uv_close((uv_handle_t *)&t, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    return *flag;
+}
+
+typedef struct {
+    int calls, status, type, up, downs;
+    long long integer;
+    char str[256];
+} res_t;
+
+static void on_reply(ts_rconn_t *c, int status, const redisReply *r, void *ud) {
+    (void)c;
+    res_t *x = ud;
+    x->calls++;
+    x->status = status;
+    x->type = r ? r->type : 0;
+    x->integer = r ? r->integer : 0;
+    x->str[0] = '\0';
+    if (r && r->str) snprintf(x->str, sizeof x->str, "%s", r->str);
+}
+
+static void on_state(ts_rconn_t *c, int up, const char *why, void *ud) {
+    (void)c;
+    res_t *x = ud;
+    if (up) x->up++;
+    else {
+        x->downs++;
+        snprintf(x->str, sizeof x->str, "%s", why);
+    }
+}
+
+static ts_rconn_opts_t opts_for(const redis_t *r) {
+    ts_rconn_opts_t o = {0};
+    snprintf(o.host, sizeof o.host, "127.0.0.1");
+    o.port = r->port;
+    o.backoff_min_ms = 20;
+    o.backoff_max_ms = 200;
+    return o;
+}
+
+static int cmd(ts_rconn_t *c, res_t *x, int argc, const char **argv) {
+    memset(x, 0, sizeof(*x));
+    return ts_rconn_cmd(c, argc, argv, NULL, on_reply, x);
+}
+
+static void closed_cb(void *ud) { *(int *)ud = 1; }
+
+static void close_conn(ts_rconn_t *c) {
+    int closed = 0;
+    ts_rconn_close(c, closed_cb, &closed);
+    assert_true(run_until(&closed, 2000));
+}
+
+/* ---- tests ---- */
+
+static void urls(void **state) {
+    (void)state;
+    ts_rconn_opts_t o;
+    char err[128];
+    assert_int_equal(ts_rconn_parse_url("redis://127.0.0.1:6390/2", &o, err, sizeof err), 0);
+    assert_string_equal(o.host, "127.0.0.1");
+    assert_int_equal(o.port, 6390);
+    assert_int_equal(o.db, 2);
+    assert_int_equal(o.tls, 0);
+    assert_int_equal(ts_rconn_parse_url("rediss://alice:p%40ss@cache.example:7000", &o, err,
+                                        sizeof err),
+                     0);
+    assert_string_equal(o.user, "alice");
+    assert_string_equal(o.password, "p@ss");
+    assert_string_equal(o.host, "cache.example");
+    assert_int_equal(o.tls, 1);
+    assert_int_equal(ts_rconn_parse_url("redis://secret@h", &o, err, sizeof err), 0);
+    assert_string_equal(o.user, "");
+    assert_string_equal(o.password, "secret");
+    assert_int_equal(o.port, 6379);
+    assert_int_equal(ts_rconn_parse_url("redis://:pw@[::1]:6400/", &o, err, sizeof err), 0);
+    assert_string_equal(o.host, "::1");
+    assert_string_equal(o.password, "pw");
+    assert_int_equal(o.port, 6400);
+    assert_int_equal(o.db, 0);
+    static const char *const bad[] = {
+        "http://h",          "redis://",        "redis://h:0",       "redis://h:65536",
+        "redis://h:12x",     "redis://h/x",     "redis://[::1",      "redis://u:%zz@h",
+        "redis://u:%0@h",    "redis://h?db=1",  "redis://u:%00@h",   "redis://[::1]x",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        err[0] = '\0';
+        if (ts_rconn_parse_url(bad[i], &o, err, sizeof err) != TS_EINVAL || !err[0])
+            fail_msg("%s: accepted", bad[i]);
+    }
+}
+
+static void replies_and_pipelining(void **state) {
+    (void)state;
+    static redis_t r; /* static: the teardown may stop it after a failure */
+    memset(&r, 0, sizeof r);
+    redis_start(&r, NULL);
+    ts_rconn_opts_t o = opts_for(&r);
+    res_t st = {0};
+    ts_rconn_t *c = ts_rconn_new(&loop, &o, on_state, NULL, &st);
+    res_t x;
+    const char *set[] = {"SET", "k", "v"};
+    assert_int_equal(cmd(c, &x, 3, set), 0);
+    assert_int_equal(x.calls, 0); /* never from inside the call */
+    assert_true(run_until(&x.calls, 2000));
+    assert_int_equal(x.status, 0);
+    assert_int_equal(x.type, REDIS_REPLY_STATUS);
+    assert_string_equal(x.str, "OK");
+    assert_int_equal(st.up, 1);
+    const char *get[] = {"GET", "k"};
+    cmd(c, &x, 2, get);
+    run_until(&x.calls, 2000);
+    assert_string_equal(x.str, "v");
+    const char *incr_k[] = {"INCR", "k"};
+    cmd(c, &x, 2, incr_k);
+    run_until(&x.calls, 2000);
+    assert_int_equal(x.status, 0);
+    assert_int_equal(x.type, REDIS_REPLY_ERROR);
+    assert_non_null(strstr(x.str, "not an integer"));
+    /* binary-safe arguments */
+    const char *bset[] = {"SET", "bin", "a\0b\r\n"};
+    size_t blen[] = {3, 3, 5};
+    memset(&x, 0, sizeof x);
+    ts_rconn_cmd(c, 3, bset, blen, on_reply, &x);
+    run_until(&x.calls, 2000);
+    const char *strlen_[] = {"STRLEN", "bin"};
+    cmd(c, &x, 2, strlen_);
+    run_until(&x.calls, 2000);
+    assert_int_equal(x.integer, 5);
+
+    /* 10,000 commands issued in one turn: in order, in few writes */
+    enum { N = 10000 };
+    static res_t many[N];
+    ts_rconn_stats_t before = ts_rconn_stats(c);
+    const char *incr[] = {"INCR", "counter"};
+    for (int i = 0; i < N; i++) cmd(c, &many[i], 2, incr);
+    assert_true(run_until(&many[N - 1].calls, 10000));
+    for (int i = 0; i < N; i++) {
+        if (many[i].calls != 1 || many[i].integer != i + 1)
+            fail_msg("reply %d: calls %d value %lld", i, many[i].calls, many[i].integer);
+    }
+    ts_rconn_stats_t after = ts_rconn_stats(c);
+    assert_true(after.writes - before.writes <= 4);
+    assert_int_equal(after.replies - before.replies, N);
+    close_conn(c);
+    redis_cleanup(&r);
+}
+
+static void auth_and_select(void **state) {
+    (void)state;
+    static redis_t r; /* static: the teardown may stop it after a failure */
+    memset(&r, 0, sizeof r);
+    redis_start(&r, "requirepass topsecret\nuser alice on >s3cret ~* &* +@all\n");
+    /* an ACL user, database 3 */
+    ts_rconn_opts_t o = opts_for(&r);
+    snprintf(o.user, sizeof o.user, "alice");
+    snprintf(o.password, sizeof o.password, "s3cret");
+    o.db = 3;
+    res_t st = {0};
+    ts_rconn_t *a = ts_rconn_new(&loop, &o, on_state, NULL, &st);
+    res_t x;
+    const char *set[] = {"SET", "where", "db3"};
+    cmd(a, &x, 3, set);
+    assert_true(run_until(&x.calls, 2000));
+    assert_int_equal(x.status, 0);
+    assert_string_equal(x.str, "OK");
+    /* the default user's password, database 0: the key is not there */
+    ts_rconn_opts_t o0 = opts_for(&r);
+    snprintf(o0.password, sizeof o0.password, "topsecret");
+    ts_rconn_t *b = ts_rconn_new(&loop, &o0, NULL, NULL, NULL);
+    const char *get[] = {"GET", "where"};
+    cmd(b, &x, 2, get);
+    run_until(&x.calls, 2000);
+    assert_int_equal(x.status, 0);
+    assert_int_equal(x.type, REDIS_REPLY_NIL);
+    const char *sel_get[] = {"SELECT", "3"};
+    cmd(b, &x, 2, sel_get);
+    run_until(&x.calls, 2000);
+    cmd(b, &x, 2, get);
+    run_until(&x.calls, 2000);
+    assert_string_equal(x.str, "db3");
+    close_conn(a);
+    close_conn(b);
+
+    /* a wrong password: the connection never comes up, says why, and the
+     * commands fail instead of waiting for ever */
+    ts_rconn_opts_t bad = opts_for(&r);
+    snprintf(bad.password, sizeof bad.password, "nope");
+    res_t bst = {0};
+    ts_rconn_t *c = ts_rconn_new(&loop, &bad, on_state, NULL, &bst);
+    cmd(c, &x, 2, get);
+    assert_true(run_until(&x.calls, 3000));
+    assert_int_equal(x.status, TS_ESTORE);
+    assert_true(run_until(&bst.downs, 3000));
+    assert_int_equal(bst.up, 0);
+    assert_non_null(strstr(bst.str, "WRONGPASS"));
+    close_conn(c);
+    redis_cleanup(&r);
+}
+
+typedef struct {
+    int n;
+    char kind[16], channel[64], payload[64];
+} pushes_t;
+
+static void on_push(ts_rconn_t *c, const redisReply *r, void *ud) {
+    (void)c;
+    pushes_t *p = ud;
+    p->n++;
+    size_t last = r->elements - 1;
+    snprintf(p->kind, sizeof p->kind, "%s", r->element[0]->str);
+    snprintf(p->channel, sizeof p->channel, "%s", r->element[last - 1]->str);
+    snprintf(p->payload, sizeof p->payload, "%s", r->element[last]->str);
+}
+
+static void publish(ts_rconn_t *pub, const char *verb, const char *ch, const char *msg) {
+    res_t x;
+    const char *argv[] = {verb, ch, msg};
+    cmd(pub, &x, 3, argv);
+    assert_true(run_until(&x.calls, 2000));
+    assert_int_equal(x.status, 0);
+    if (x.type == REDIS_REPLY_ERROR) fail_msg("%s: %s", verb, x.str);
+}
+
+static void pubsub_and_restart(void **state) {
+    (void)state;
+    static redis_t r; /* static: the teardown may stop it after a failure */
+    memset(&r, 0, sizeof r);
+    redis_start(&r, NULL);
+    ts_rconn_opts_t o = opts_for(&r);
+    pushes_t p = {0};
+    ts_rconn_t *sub = ts_rconn_new(&loop, &o, NULL, on_push, &p);
+    ts_rconn_t *pub = ts_rconn_new(&loop, &o, NULL, NULL, NULL);
+    res_t c1 = {0}, c2 = {0}, c3 = {0};
+    assert_int_equal(ts_rconn_subscribe(sub, TS_RCONN_SUBSCRIBE, "news", on_reply, &c1), 0);
+    assert_int_equal(ts_rconn_subscribe(sub, TS_RCONN_SSUBSCRIBE, "{s1}sharded", on_reply, &c2), 0);
+    assert_int_equal(ts_rconn_subscribe(sub, TS_RCONN_PSUBSCRIBE, "pat.*", on_reply, &c3), 0);
+    assert_true(run_until(&c3.calls, 2000));
+    assert_int_equal(c1.status, 0);
+    assert_int_equal(c2.status, 0);
+    assert_int_equal(c2.type, REDIS_REPLY_ARRAY);
+
+    publish(pub, "PUBLISH", "news", "hello");
+    assert_true(run_until(&p.n, 2000));
+    assert_int_equal(p.n, 1);
+    assert_string_equal(p.kind, "message");
+    assert_string_equal(p.payload, "hello");
+    publish(pub, "SPUBLISH", "{s1}sharded", "shard!");
+    for (int i = 0; i < 200 && p.n < 2; i++) uv_run(&loop, UV_RUN_NOWAIT), usleep(5000);
+    assert_int_equal(p.n, 2);
+    assert_string_equal(p.kind, "smessage");
+    assert_string_equal(p.channel, "{s1}sharded");
+    publish(pub, "PUBLISH", "pat.x", "by pattern");
+    for (int i = 0; i < 200 && p.n < 3; i++) uv_run(&loop, UV_RUN_NOWAIT), usleep(5000);
+    assert_int_equal(p.n, 3);
+    assert_string_equal(p.kind, "pmessage");
+    assert_string_equal(p.channel, "pat.x");
+
+    /* the server dies with a command in flight: it fails, the connection
+     * goes down, and while it is down commands fail at once */
+    res_t x;
+    const char *blpop[] = {"BLPOP", "nothing", "0"}; /* waits for ever */
+    cmd(pub, &x, 3, blpop);
+    for (int i = 0; i < 20; i++) uv_run(&loop, UV_RUN_NOWAIT), usleep(2000);
+    redis_kill(&r, SIGKILL);
+    assert_true(run_until(&x.calls, 3000));
+    assert_int_equal(x.status, TS_ESTORE);
+
+    /* back on the same port: both connections come back by themselves, and
+     * the subscriptions are there again */
+    redis_start(&r, NULL);
+    const char *ping[] = {"PING"};
+    for (int i = 0; i < 300 && !ts_rconn_is_up(pub); i++) uv_run(&loop, UV_RUN_NOWAIT), usleep(5000);
+    assert_true(ts_rconn_is_up(pub));
+    for (int i = 0; i < 300 && !ts_rconn_is_up(sub); i++) uv_run(&loop, UV_RUN_NOWAIT), usleep(5000);
+    assert_true(ts_rconn_is_up(sub));
+    cmd(pub, &x, 1, ping);
+    assert_true(run_until(&x.calls, 2000));
+    assert_int_equal(x.status, 0);
+    assert_string_equal(x.str, "PONG");
+    publish(pub, "PUBLISH", "news", "again");
+    for (int i = 0; i < 200 && p.n < 4; i++) uv_run(&loop, UV_RUN_NOWAIT), usleep(5000);
+    assert_int_equal(p.n, 4);
+    assert_string_equal(p.payload, "again");
+    ts_rconn_stats_t s = ts_rconn_stats(sub);
+    assert_int_equal(s.connects, 2);
+    assert_int_equal(s.disconnects, 1);
+    /* unsubscribed: no more pushes */
+    res_t u = {0};
+    ts_rconn_unsubscribe(sub, TS_RCONN_SUBSCRIBE, "news", on_reply, &u);
+    assert_true(run_until(&u.calls, 2000));
+    publish(pub, "PUBLISH", "news", "unheard");
+    for (int i = 0; i < 20; i++) uv_run(&loop, UV_RUN_NOWAIT), usleep(5000);
+    assert_int_equal(p.n, 4);
+    close_conn(sub);
+    close_conn(pub);
+    redis_cleanup(&r);
+}
+
+static void down_timeout_bounds_close(void **state) {
+    (void)state;
+    static redis_t r; /* static: the teardown may stop it after a failure */
+    memset(&r, 0, sizeof r);
+    redis_start(&r, NULL);
+    ts_rconn_opts_t o = opts_for(&r);
+    o.command_timeout_ms = 300;
+    res_t st = {0};
+    ts_rconn_t *c = ts_rconn_new(&loop, &o, on_state, NULL, &st);
+    ts_rconn_t *admin = ts_rconn_new(&loop, &o, NULL, NULL, NULL);
+    res_t x;
+    const char *ping[] = {"PING"};
+    cmd(c, &x, 1, ping);
+    assert_true(run_until(&x.calls, 2000));
+    /* every client paused for 1.5 s: the reply is late, the command fails
+     * after the timeout, and the connection comes back after the pause */
+    const char *pause[] = {"CLIENT", "PAUSE", "1500"};
+    cmd(admin, &x, 3, pause);
+    assert_true(run_until(&x.calls, 2000));
+    assert_string_equal(x.str, "OK");
+    cmd(c, &x, 1, ping);
+    assert_true(run_until(&x.calls, 2000));
+    assert_int_equal(x.status, TS_ESTORE);
+    assert_int_equal(ts_rconn_stats(c).timeouts, 1);
+    assert_non_null(strstr(st.str, "timeout"));
+    /* after the pause (plus a margin) it answers again, on a new connection */
+    uint64_t until = uv_now(&loop) + 1500;
+    while (uv_now(&loop) < until) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        usleep(5000);
+        uv_update_time(&loop);
+    }
+    for (int i = 0; i < 600 && !ts_rconn_is_up(c); i++) uv_run(&loop, UV_RUN_NOWAIT), usleep(5000);
+    assert_true(st.up >= 2);
+    cmd(c, &x, 1, ping);
+    assert_true(run_until(&x.calls, 4000));
+    assert_int_equal(x.status, 0);
+    assert_string_equal(x.str, "PONG");
+    close_conn(admin);
+    close_conn(c);
+
+    /* the queue bound */
+    ts_rconn_opts_t small = opts_for(&r);
+    small.max_queued = 5;
+    ts_rconn_t *b = ts_rconn_new(&loop, &small, NULL, NULL, NULL);
+    res_t q[6];
+    for (int i = 0; i < 5; i++) assert_int_equal(cmd(b, &q[i], 1, ping), 0);
+    assert_int_equal(cmd(b, &q[5], 1, ping), TS_ELIMIT);
+    assert_true(run_until(&q[4].calls, 2000));
+    assert_int_equal(q[5].calls, 0);
+    assert_int_equal(cmd(b, &q[5], 1, ping), 0); /* room again */
+    assert_true(run_until(&q[5].calls, 2000));
+
+    /* close with commands pending: each gets TS_ECLOSED, before on_closed */
+    for (int i = 0; i < 5; i++) cmd(b, &q[i], 1, ping);
+    int closed = 0;
+    ts_rconn_close(b, closed_cb, &closed);
+    assert_int_equal(cmd(b, &q[5], 1, ping), TS_ECLOSED);
+    assert_true(run_until(&closed, 2000));
+    for (int i = 0; i < 5; i++) {
+        assert_int_equal(q[i].calls, 1);
+        assert_int_equal(q[i].status, TS_ECLOSED);
+    }
+
+    /* nobody listening: the first attempt fails, commands fail fast */
+    redis_kill(&r, SIGKILL);
+    res_t dst = {0};
+    ts_rconn_t *d = ts_rconn_new(&loop, &o, on_state, NULL, &dst);
+    assert_true(run_until(&dst.downs, 3000));
+    cmd(d, &x, 1, ping);
+    assert_true(run_until(&x.calls, 1000));
+    assert_int_equal(x.status, TS_ESTORE);
+    close_conn(d);
+    redis_cleanup(&r);
+}
+
+static int teardown(void **state) {
+    (void)state;
+    for (size_t i = 0; i < 4; i++) {
+        if (running[i]) redis_cleanup(running[i]);
+        running[i] = NULL;
+    }
+    return 0;
+}
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    uv_loop_init(&loop);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(urls),
+        cmocka_unit_test_teardown(replies_and_pipelining, teardown),
+        cmocka_unit_test_teardown(auth_and_select, teardown),
+        cmocka_unit_test_teardown(pubsub_and_restart, teardown),
+        cmocka_unit_test_teardown(down_timeout_bounds_close, teardown),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    uv_run(&loop, UV_RUN_NOWAIT);
+    uv_loop_close(&loop);
+    return rc;
+}
