@@ -172,17 +172,11 @@ function start({ createClient, mountDebugConsole }) {
   // ---- the debug console: development build only (the production bundle
   // does not contain it, and the toggle stays hidden)
   if (build === 'dev' && typeof mountDebugConsole === 'function') {
-    // Mounted into a detached holder first: the console brings its CSS as an
-    // inline <style>, which this page's CSP (no 'unsafe-inline') refuses with
-    // an error; it is taken out before the console enters the page, and
-    // style.css styles the console instead.
-    const holder = document.createElement('div');
-    const dbg = mountDebugConsole(ts, { open: false, parent: holder });
-    for (const st of dbg.element.querySelectorAll('style')) st.remove();
+    // style.css styles the console to match the app (styles: false), and
     // the top bar's button is the toggle (style.css hides the console's own
     // floating one, which would sit on the toasts and the phone's tab bar)
+    const dbg = mountDebugConsole(ts, { open: false, styles: false });
     dbg.element.classList.add('app-debug');
-    document.body.append(dbg.element);
     const btn = $('btn-debug');
     btn.hidden = false;
     let open = false;

@@ -497,6 +497,24 @@ describe('the app in Chromium', SKIP, () => {
     await dev.screenshot({ path: path.join(ARTIFACTS, 'app-debug-console.png') });
     await toggle.click();
     await until(async () => !(await con.isVisible()), 'the debug console closed');
+
+    // The library's own styling under this page's strict CSP (no inline
+    // styles): an adopted stylesheet, which the CSP allows (an inserted
+    // <style> would be refused with a console error, which the "no console
+    // errors" test below would report). Mounted last: it replaces the app's.
+    const own = await dev.evaluate(async () => {
+      const lib = await import('/vendor/tabsync.dev.js');
+      const d = lib.mountDebugConsole(window.tabsyncApp.client, { open: true });
+      const r = {
+        position: getComputedStyle(d.element).position,
+        styleElements: d.element.querySelectorAll('style').length,
+        adopted: document.adoptedStyleSheets.length,
+      };
+      d.destroy();
+      r.after = document.adoptedStyleSheets.length;
+      return r;
+    });
+    assert.deepEqual(own, { position: 'fixed', styleElements: 0, adopted: 1, after: 0 });
   });
 
   it('screenshots at desktop and phone size, light and dark; nothing overflows', T, async () => {

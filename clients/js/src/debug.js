@@ -28,23 +28,41 @@ const el = (tag, attrs = {}, ...kids) => {
 };
 const time = (at) => new Date(at).toTimeString().slice(0, 8);
 
+// The console's CSS as a constructed stylesheet where the browser has them:
+// a page with a strict Content-Security-Policy (no 'unsafe-inline' styles)
+// refuses an inserted <style> element but not an adopted sheet. Elsewhere, a
+// <style> element.
+function addStyles(root) {
+  const doc = document;
+  if (typeof CSSStyleSheet === 'function' && Array.isArray(doc.adoptedStyleSheets)) {
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(CSS);
+    doc.adoptedStyleSheets = [...doc.adoptedStyleSheets, sheet];
+    return () => { doc.adoptedStyleSheets = doc.adoptedStyleSheets.filter((s) => s !== sheet); };
+  }
+  const style = el('style');
+  style.textContent = CSS;
+  root.prepend(style);
+  return () => style.remove();
+}
+
 /**
  * Mounts the debug console into the page.
  * @param {import('./client.js').Client} ts the client to show
- * @param {{open?: boolean, parent?: HTMLElement}} [opts]
+ * @param {{open?: boolean, parent?: HTMLElement, styles?: boolean}} [opts]
+ *   styles: false leaves the styling to the page (the console's own sheet is not added)
  * @returns {{element: HTMLElement, toggle(open?: boolean): void, destroy(): void}}
  */
-export function mountDebugConsole(ts, { open = false, parent } = {}) {
+export function mountDebugConsole(ts, { open = false, parent, styles = true } = {}) {
   if (typeof document === 'undefined') throw new Error('mountDebugConsole needs a page (document)');
   document.getElementById(ROOT_ID)?.remove();
   const root = el('div', { id: ROOT_ID });
-  const style = el('style');
-  style.textContent = CSS;
   const panel = el('div', { class: 'ts-panel' });
   const dot = el('span', { class: 'ts-dot' });
   const label = el('span');
   const button = el('button', { class: 'ts-toggle', type: 'button', title: 'tabsync debug console' }, dot, label);
-  root.append(style, panel, button);
+  root.append(panel, button);
+  const removeStyles = styles ? addStyles(root) : () => {};
   (parent ?? document.body).append(root);
 
   let shown = open;
@@ -112,6 +130,7 @@ export function mountDebugConsole(ts, { open = false, parent } = {}) {
     toggle,
     destroy() {
       for (const off of offs) off?.();
+      removeStyles();
       root.remove();
     },
   };

@@ -10,5 +10,13 @@ export interface DebugConsole {
   destroy(): void;
 }
 
-/** Adds a toggle button and a panel to the page (document.body unless `parent`). */
-export function mountDebugConsole(ts: TabsyncClient, opts?: { open?: boolean; parent?: HTMLElement }): DebugConsole;
+/**
+ * Adds a toggle button and a panel to the page (document.body unless `parent`).
+ * Its CSS is an adopted stylesheet (allowed by a strict Content-Security-Policy),
+ * or a <style> element where the browser has no constructed stylesheets;
+ * `styles: false` leaves the styling to the page.
+ */
+export function mountDebugConsole(
+  ts: TabsyncClient,
+  opts?: { open?: boolean; parent?: HTMLElement; styles?: boolean },
+): DebugConsole;
