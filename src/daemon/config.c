@@ -271,7 +271,8 @@ static const opt_t opts[] = {
     {"node-modules", "TABSYNC_NODE_MODULES", K_PATH, OFF(node_modules), SZ(node_modules), 0, 0,
      NULL, "DIR", "Web pages",
      "Where /vendor/ files come from: socket.io-client/dist,\n"
-     "socket.io-msgpack-parser/dist and @tabsync/client/dist (the browser library).\n"
+     "socket.io-msgpack-parser/dist and @tabsync/client/dist\n"
+     "(the browser library).\n"
      "When unset and --web is set: <web>/../node_modules."},
 
     {"log-level", "TABSYNC_LOG_LEVEL", K_LOGLEVEL, 0, 0, 0, 0, NULL,

@@ -292,9 +292,12 @@ static void on_connection(ts_sio_socket_t *s, void *ud) {
 }
 
 void ts_sess__emit_welcome(sess_sock_t *ss, json_t *hist) {
-    json_t *w = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:s}", "user", ss->id.user, "session",
+    /* `now`: the server's wall clock, from which a client estimates its own
+     * clock's offset (a change's hlc more than 60 s ahead is refused) */
+    json_t *w = json_pack("{s:s,s:s,s:s,s:s,s:i,s:I,s:s,s:I}", "user", ss->id.user, "session",
                           ss->id.session, "device", ss->id.device, "tab", ss->id.tab, "proto",
-                          ss->id.proto, "exp", (json_int_t)ss->id.exp, "node", ss->sess->node_id);
+                          ss->id.proto, "exp", (json_int_t)ss->id.exp, "node", ss->sess->node_id,
+                          "now", (json_int_t)ts_wall_ms());
     if (hist) json_object_update_new(w, hist);
     json_t *arr = json_pack("[o]", w);
     ts_sio_args_t a = {arr, NULL, 0};

@@ -13,19 +13,37 @@ export class Hlc {
   /** @param {() => number} [clock] the wall clock in ms (Date.now) */
   constructor(clock = Date.now) {
     this.clock = clock;
+    this.offset = 0; // server clock - ours (ms), once the server said its time
     this.last = 0;
+  }
+
+  /** Our wall clock corrected by the server's: a device whose clock is off
+   * by minutes would otherwise have every change refused (clock_skew) or,
+   * behind, lose every lww race. */
+  wall() {
+    return Math.floor(this.clock() + this.offset);
+  }
+
+  /** The server's wall clock `serverMs` (the welcome's `now`), read now. */
+  serverTime(serverMs) {
+    if (!Number.isSafeInteger(serverMs) || serverMs <= 0) return;
+    this.offset = serverMs - this.clock();
+    // a clock that jumped back: `last` may now be ahead of the wall clock,
+    // which keeps timestamps increasing and is capped like an observation
+    const cap = (this.wall() + MAX_AHEAD_MS) * PER_MS;
+    if (this.last > cap) this.last = cap;
   }
 
   /** The next timestamp: strictly greater than every earlier one and every observed one. */
   now() {
-    this.last = Math.max(this.last + 1, Math.floor(this.clock()) * PER_MS);
+    this.last = Math.max(this.last + 1, this.wall() * PER_MS);
     return this.last;
   }
 
   /** Takes a server ts / a change's hlc into account (capped at wall clock + MAX_AHEAD_MS). */
   observe(ts) {
     if (!Number.isSafeInteger(ts) || ts <= this.last) return;
-    const cap = (Math.floor(this.clock()) + MAX_AHEAD_MS) * PER_MS;
+    const cap = (this.wall() + MAX_AHEAD_MS) * PER_MS;
     this.last = Math.max(this.last, Math.min(ts, cap));
   }
 }

@@ -114,6 +114,7 @@ export class SyncService extends Emitter {
    */
   attach(socket, welcome = {}) {
     if (this.socket) this.detach();
+    this.hlc.serverTime(welcome.now); // before anything is stamped or sent
     this.gen += 1;
     this.socket = socket;
     this.synced = false;
@@ -433,6 +434,17 @@ export class SyncService extends Emitter {
     else if (kind === 'retry') {
       rec.notBefore = Date.now() + Math.min(ack?.error?.retry_after_ms ?? backoff(rec.attempts), 10000);
     } else if (kind === 'conflict') await this.conflict(rec, ack);
+    else if (ack.error?.code === 'clock_skew' && (rec.restamps ?? 0) < 2) {
+      // stamped before the server's clock was known (made offline on a
+      // device whose clock runs minutes ahead): stamped again from the
+      // corrected clock and sent again (refused changes are not recorded,
+      // so the same mut is still new to the server)
+      rec.restamps = (rec.restamps ?? 0) + 1;
+      rec.hlc = this.hlc.now();
+      rec.notBefore = 0;
+      const { stored, rebaseOf, ...data } = rec;
+      this.storage.putChange(data).catch(() => {});
+    }
     else {
       this.reject(rec, ack.error);
       if (ack.error?.code === 'mutation_too_old') this.catchUp();

@@ -97,6 +97,35 @@ describe('SyncService against tabsyncd', SKIP, () => {
     assert.equal(view.log.length, 11, 'one log entry per change');
   });
 
+  it('a device whose clock runs five minutes ahead: changes made offline and online are accepted (the welcome gives the server time)', T, async () => {
+    const session = uniq('skew');
+    const a = await tab({ session, device: 'fast' });
+    const AHEAD = 5 * 60 * 1000;
+    a.svc.hlc.clock = () => Date.now() + AHEAD; // the server refuses hlc > 60 s ahead
+    // made before the first connect: stamped with the fast clock
+    const offline = a.svc.update([{ op: 'add', path: '/title', value: 'offline, fast clock' }]);
+    const welcome = await a.connect();
+    assert.ok(Number.isSafeInteger(welcome.now) && Math.abs(welcome.now - Date.now()) < 5000, `welcome.now ${welcome.now}`);
+    await offline.done;
+    assert.equal(offline.status, 'confirmed', JSON.stringify(offline.error));
+    const online = a.svc.update([{ op: 'incr', path: '/counters/n', value: 1 }]);
+    await online.done;
+    assert.equal(online.status, 'confirmed', JSON.stringify(online.error));
+    const refusedOnce = a.out.filter(([e]) => e === 'state').flatMap(([, m]) => (Array.isArray(m) ? m : [m]))
+      .filter((m) => m.mut === offline.mut);
+    assert.equal(refusedOnce.length, 2, 'the offline change went twice: refused for its clock, then restamped');
+    assert.ok(refusedOnce[1].hlc < refusedOnce[0].hlc, 'the second stamp is from the corrected clock');
+    const onlineSent = a.out.filter(([e]) => e === 'state').flatMap(([, m]) => (Array.isArray(m) ? m : [m]))
+      .find((m) => m.mut === online.mut);
+    // never behind its own earlier stamps (a later write must win over them),
+    // but within the server's bound: at most MAX_AHEAD_MS (30 s) ahead
+    const ahead = Math.floor(onlineSent.hlc / 1024) - Date.now();
+    assert.ok(ahead < 31000, `a change made online is stamped from the corrected clock (${ahead} ms ahead)`);
+    const view = await converged(session, a);
+    assert.equal(view.state.title, 'offline, fast clock');
+    assert.equal(view.state.counters.n, 1);
+  });
+
   it('a detached service queues; after re-attach each change is applied exactly once (sent three times)', T, async () => {
     const session = uniq('once');
     const a = await tab({ session, device: 'da' });
