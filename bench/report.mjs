@@ -70,7 +70,7 @@ w();
 // ---- summary --------------------------------------------------------------------
 const K = {
   fan: 'fanout', ses: 'sessions', idle: 'idle', conn: 'connect', rep: 'replay', at4k: 'sessions@4000',
-  connS: 'connect-session', slow: 'slow',
+  connS: 'connect-session', slow: 'slow', idleS: 'idle-session', idleS4: 'idle-session@4',
 };
 const MiB = (kb) => kb / 1024;
 const growth = (r) => r.rss_peak_kb - r.rss_pub0_kb;
@@ -99,6 +99,14 @@ w('|---|---|---:|---:|---:|---|');
   const f = first(K.idle);
   const a = med(K.idle, 'tabsyncd', (r) => r.bytes_per_conn), b = med(K.idle, 'node', (r) => r.bytes_per_conn);
   w(`| idle, ${fmt(f.conns)} connections | server RSS per connection | ${fmt(a)} B | ${fmt(b)} B | ${ratio(b, a)} smaller | ≤ 1 KiB |`);
+}
+if (runsOf(K.idleS, 'tabsyncd').length) {
+  const f = first(K.idleS);
+  const a = med(K.idleS, 'tabsyncd', (r) => r.bytes_per_conn), b = med(K.idleS, 'node', (r) => r.bytes_per_conn);
+  w(`| idle \`/session\` tabs (token, registry; protocol 2), ${fmt(f.conns)} | server RSS per tab | ${fmt(a)} B | ${fmt(b)} B | ${ratio(b, a)} smaller | ≤ 1.5 KiB (issue #13) |`);
+  const a4 = med(K.idleS4, 'tabsyncd', (r) => r.bytes_per_conn);
+  if (Number.isFinite(a4))
+    w(`| idle \`/session\` tabs of protocol 4 (history, elections), ${fmt(f.conns)} | server RSS per tab | ${fmt(a4)} B | — | — | ≤ 1.5 KiB (issue #13) |`);
 }
 {
   const a = P(K.conn, 'tabsyncd'), b = P(K.conn, 'node');

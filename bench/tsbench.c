@@ -40,13 +40,14 @@
     "  --burst N          replay: events published while disconnected (default 100)\n"         \
     "  --gap MS           replay: wait after the disconnect before the burst (default 500)\n"  \
     "  --settle MS        idle: wait before reading the server's RSS (default 2000)\n"         \
-    "  --session          connect: CONNECT to /session with a token, device and tab;\n"        \
-    "                     a handshake is complete when `welcome` arrives\n"                    \
-    "  --jwt-secret S     connect --session: the server's HS256 secret (tokens are\n"         \
-    "                     minted before the timed part)\n"                                     \
-    "  --users U          connect --session: distinct users (default 10000)\n"                \
-    "  --devices D        connect --session: devices per user, each its own token\n"          \
-    "                     (default 2)\n"                                                       \
+    "  --session          connect, idle: CONNECT to /session with a token, device and\n"     \
+    "                     tab; a handshake is complete when `welcome` arrives\n"               \
+    "  --jwt-secret S     --session: the server's HS256 secret (tokens are minted\n"         \
+    "                     before the timed part)\n"                                            \
+    "  --users U          --session: distinct users (default 10000)\n"                       \
+    "  --devices D        --session: devices per user, each its own token (default 2)\n"     \
+    "  --proto P          --session: the /session protocol the tabs speak, 1-4\n"             \
+    "                     (default 2; 3 and 4 load the session's history)\n"                  \
     "  --slow K           slow: receivers that stop reading (default conns / 10)\n"           \
     "  --size B           fanout/slow: bytes of each delivered event (default 150)\n"         \
     "  --rss-cap MIB      slow: stop publishing when the server's RSS passes this\n"          \
@@ -69,7 +70,7 @@ static struct {
     uint32_t gap_ms, settle_ms, timeout_s;
     int session;
     const char *jwt_secret;
-    uint32_t users, devices, slow, size, rss_cap_mb;
+    uint32_t users, devices, proto, slow, size, rss_cap_mb;
     int json;
     const char *label;
 
@@ -494,8 +495,8 @@ static size_t session_auth(tsb_conn_t *c, char *buf, size_t cap) {
     uint32_t u = ident_user(c->ident), d = ident_dev(c->ident);
     int n = snprintf(buf, cap,
                      "{\"token\":\"%s\",\"device\":{\"id\":\"d%u\",\"fingerprint\":\"fp-u%u-d%u\","
-                     "\"type\":\"browser\"},\"tab\":{\"id\":\"t%u\"},\"proto\":2}",
-                     B.tokens[(size_t)u * B.devices + d], d, u, d, c->ident);
+                     "\"type\":\"browser\"},\"tab\":{\"id\":\"t%u\"},\"proto\":%u}",
+                     B.tokens[(size_t)u * B.devices + d], d, u, d, c->ident, B.proto);
     return n > 0 && (size_t)n < cap ? (size_t)n : 0;
 }
 
@@ -526,7 +527,8 @@ static void on_welcome(tsb_conn_t *c, json_t *w) {
             return;
         }
     }
-    handshake_done(c);
+    if (B.scenario == SC_IDLE) conn_ready(c); /* an idle tab stays connected */
+    else handshake_done(c);
 }
 
 static void connect_check_done(void) {
@@ -543,6 +545,7 @@ static void on_connected(tsb_conn_t *c) {
         if (!B.session) handshake_done(c); /* else: when `welcome` comes */
         return;
     }
+    if (B.session) return; /* idle --session: ready at its `welcome` */
     if (B.scenario == SC_REPLAY && !B.rejoin && !c->recovered) B.not_recovered++;
     if (B.rejoin && c->room != TSB_NO_ROOM) {
         char buf[64];
@@ -756,9 +759,9 @@ static void report(int ok) {
         printf(",\"bytes_per_conn\":%.1f,\"sock_pages0\":%ld,\"sock_pages1\":%ld,\"slab_kb0\":%ld,"
                "\"slab_kb1\":%ld",
                per_conn, B.sock_pages0, B.sock_pages1, B.slab_kb0, B.slab_kb1);
-    if (B.scenario == SC_CONNECT)
-        printf(",\"session\":%s,\"users\":%u,\"devices\":%u,\"sources\":%u",
-               B.session ? "true" : "false", B.users, B.devices, B.sources);
+    if (B.scenario == SC_CONNECT || B.scenario == SC_IDLE)
+        printf(",\"session\":%s,\"proto\":%u,\"users\":%u,\"devices\":%u,\"sources\":%u",
+               B.session ? "true" : "false", B.proto, B.users, B.devices, B.sources);
     if (B.scenario == SC_SLOW) {
         printf(",\"slow\":%u,\"fast\":%u,\"size\":%u,\"cut\":%u,\"capped\":%s,\"rss_cap_mb\":%u"
                ",\"rss_pub0_kb\":%ld,\"rss_peak_kb\":%ld,\"rss_pub1_kb\":%ld,\"sample_ms\":%d,"
@@ -863,7 +866,7 @@ int main(int argc, char **argv) {
         {"label", 1, 0, 'l'},    {"help", 0, 0, 'h'},     {"session", 0, 0, 'X'},
         {"jwt-secret", 1, 0, 'J'}, {"users", 1, 0, 'U'},  {"devices", 1, 0, 'D'},
         {"slow", 1, 0, 'k'},     {"size", 1, 0, 'z'},     {"rss-cap", 1, 0, 'R'},
-        {0, 0, 0, 0}};
+        {"proto", 1, 0, 'o'},    {0, 0, 0, 0}};
     B.host = "127.0.0.1";
     B.conns = 1000;
     B.rooms = 100;
@@ -879,6 +882,7 @@ int main(int argc, char **argv) {
     B.settle_ms = 2000;
     B.timeout_s = 120;
     B.users = 10000;
+    B.proto = 2;
     B.devices = 2;
     B.slow = UINT32_MAX; /* conns / 10 */
     B.size = TSB_EV_SIZE;
@@ -925,6 +929,7 @@ int main(int argc, char **argv) {
         case 'J': B.jwt_secret = a; bad = strlen(a) == 0; break;
         case 'U': bad = parse_u32(a, &B.users) || B.users == 0 || B.users > 1000000; break;
         case 'D': bad = parse_u32(a, &B.devices) || B.devices == 0 || B.devices > 64; break;
+        case 'o': bad = parse_u32(a, &B.proto) || B.proto == 0 || B.proto > 4; break;
         case 'k': bad = parse_u32(a, &B.slow); break;
         case 'z': bad = parse_u32(a, &B.size) || B.size < TSB_EV_SIZE || B.size > 65536; break;
         case 'R': bad = parse_u32(a, &B.rss_cap_mb) || B.rss_cap_mb == 0; break;
@@ -942,7 +947,8 @@ int main(int argc, char **argv) {
     if (optind < argc) return usage("unexpected argument");
     if (!B.port) return usage("--port is required");
     if (strncmp(B.host, "127.", 4) != 0) return usage("--host must be a loopback address");
-    if (B.session && B.scenario != SC_CONNECT) return usage("--session goes with connect");
+    if (B.session && B.scenario != SC_CONNECT && B.scenario != SC_IDLE)
+        return usage("--session goes with connect or idle");
     if (B.session && !B.jwt_secret) return usage("--session needs --jwt-secret");
     if (B.size != TSB_EV_SIZE && B.scenario != SC_FANOUT && B.scenario != SC_SLOW)
         return usage("--size goes with fanout and slow");
@@ -1030,6 +1036,7 @@ int main(int argc, char **argv) {
     case SC_SLOW:
     case SC_SESSIONS: open_range(0, B.n, all_joined); break;
     case SC_IDLE:
+        for (uint32_t i = 0; i < B.n; i++) B.c[i]->ident = i; /* tab t<i> */
         stats_start();
         B.sock_pages0 = sock_pages();
         B.slab_kb0 = slab_kb();

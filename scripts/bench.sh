@@ -18,7 +18,7 @@ QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=${BENCH_RUNS:-1}; else RUNS=${BENCH_RUNS:-3}; fi
 OUT_MD=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
 OUT_PNG=${BENCH_PNG:-$(dirname "$OUT_MD")/bench-latency.png}
-ONLY=${BENCH_ONLY:-"fanout sessions sweep loops idle connect connect-session slow replay election"}
+ONLY=${BENCH_ONLY:-"fanout sessions sweep loops idle idle-session connect connect-session slow replay election"}
 read -r -a SERVER_ARGS <<<"${BENCH_SERVER_ARGS:-}"
 # The /session scenarios' HS256 secret: fresh for each `make bench`, 64 hex
 # characters (the server takes the string's bytes as the key).
@@ -208,6 +208,17 @@ for RUN in $(seq "$RUNS"); do
         for r in $RATES; do both "sessions@$r" 0 sessions "${SWEEP[@]}" --rate "$r"; done
     fi
     want idle && both idle 0 idle "${IDLE[@]}"
+    if want idle-session; then
+        # idle authenticated /session tabs (a token, a device and a tab each,
+        # registered): protocol 2 on both servers (the Node peer speaks 1-2),
+        # and tabsyncd's tabs of protocol 4 (the history and elections loaded)
+        EXTRA_TS=(--jwt-secret "$JWT_SECRET" --limit-handshakes-per-ip 100000 --limit-conns-per-ip 100000)
+        EXTRA_NODE=(--jwt-secret "$JWT_SECRET")
+        both idle-session 0 idle --session --jwt-secret "$JWT_SECRET" --proto 2 "${IDLE[@]}"
+        run idle-session@4 tabsyncd 0 idle --session --jwt-secret "$JWT_SECRET" --proto 4 "${IDLE[@]}"
+        EXTRA_TS=()
+        EXTRA_NODE=()
+    fi
     want connect && both connect 0 connect "${CONN[@]}"
     if want connect-session; then
         # /session with the token check on both servers. tabsyncd's per-address

@@ -100,8 +100,13 @@ typedef struct sess_sock {
     char *room_device;       /* "d:<user>:<device>" */
     char *room_old;          /* "o/<user>/<session>": tabs of protocol 1 and 2, which
                               * state changes skip; NULL for v3 tabs */
-    char owner[4 * TS_SESS_ID_MAX + 4]; /* "user/session/device/tab": owns its recovery
-                                         session and keys its rate buckets */
+    /* Three keys of exactly their length in one allocation (`keys`, owned):
+     * arrays sized for the longest legal ids cost 4 KB per idle tab. */
+    char *keys;
+    const char *owner;          /* "user/session/device/tab": owns its recovery
+                                 * session and keys its rate buckets ("" for a backend) */
+    const char *hist_key;       /* "user/session": its history in the store */
+    const char *default_client; /* exactly-once id when a change names none */
     char rl_tab[32];         /* SHA-256 of owner: its key in ev_tab, by_tab (hashed once) */
     char rl_user[32];        /* SHA-256 of the user id: its key in sh->ev_user */
     char conn[24];           /* its Engine.IO connection's id: the key in ev_conn, by_conn */
@@ -112,8 +117,6 @@ typedef struct sess_sock {
     uint8_t warned;          /* token_expiring sent */
     uint8_t counted_ip, counted_user;
     char peer[48];
-    char hist_key[2 * TS_SESS_ID_MAX + 2];       /* "user/session": its history in the store */
-    char default_client[2 * TS_SESS_ID_MAX + 8]; /* exactly-once id when a change names none */
     uint32_t holds;          /* requests still answering to it (ts_sess__sock_hold) */
     ts_list_t inq;           /* events over the rate, waiting (session.c "slow down") */
     uint32_t inq_n;

@@ -91,6 +91,26 @@ static void refuse_with(ts_sio_refusal_t *refuse, const char *message, const cha
 
 /* ---- connect ---- */
 
+/* Sets owner, hist_key and default_client (each `sep`-joined parts; no owner
+ * parts: "") in one allocation of their exact size. */
+static void sock_keys(sess_sock_t *ss, const char *const *own, size_t nown, const char *const *hk,
+                      const char *const *dc, size_t ndc) {
+    char o[4 * TS_SESS_ID_MAX + 4] = "", h[2 * TS_SESS_ID_MAX + 2], d[2 * TS_SESS_ID_MAX + 8];
+    size_t lo = nown ? ts_strjoin(o, sizeof o, '/', own, nown) : 0;
+    size_t lh = ts_strjoin(h, sizeof h, '/', hk, 2);
+    size_t ld = ts_strjoin(d, sizeof d, '/', dc, ndc);
+    ts_assert(lo < sizeof o && lh < sizeof h && ld < sizeof d); /* ids are checked before */
+    char *k = ts_xmalloc(lo + lh + ld + 3);
+    memcpy(k, o, lo + 1);
+    memcpy(k + lo + 1, h, lh + 1);
+    memcpy(k + lo + lh + 2, d, ld + 1);
+    free(ss->keys);
+    ss->keys = k;
+    ss->owner = k;
+    ss->hist_key = k + lo + 1;
+    ss->default_client = k + lo + lh + 2;
+}
+
 static void sock_free(sess_sock_t *ss) {
     if (ss->holds) { /* requests still answer to it: the last release frees it */
         ss->gone = 1;
@@ -108,6 +128,7 @@ static void sock_free(sess_sock_t *ss) {
     free(ss->room_device);
     free(ss->room_old);
     json_decref(ss->meta);
+    free(ss->keys);
     free(ss);
 }
 
@@ -134,9 +155,8 @@ sess_sock_t *ts_sess__backend_sock(ts_sess_t *sess, const char *user, const char
     ss->id.proto = TS_SESS_PROTO_CURRENT;
     ss->room_session = room_name("s", user, session);
     const char *hk[] = {user, session};
-    ts_strjoin(ss->hist_key, sizeof ss->hist_key, '/', hk, 2);
     const char *dc[] = {"b", publisher};
-    ts_strjoin(ss->default_client, sizeof ss->default_client, '/', dc, 2);
+    sock_keys(ss, NULL, 0, hk, dc, 2);
     ss->gone = 1; /* no socket: the last release frees it */
     return ss;
 }
@@ -193,6 +213,7 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     ts_sess_t *sess = ud;
     uint64_t now = uv_now(sess->loop);
     sess_sock_t *ss = ts_xcalloc(1, sizeof(*ss));
+    ss->owner = ss->hist_key = ss->default_client = ""; /* until it is accepted */
     ss->sess = sess;
     ss->s = s;
     ts_list_init(&ss->link);
@@ -252,7 +273,9 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     /* a restored connection keeps its rooms and missed events only if it is
      * the same tab of the same identity (ts_sio_socket_set_owner) */
     const char *owner[] = {ss->id.user, ss->id.session, ss->id.device, ss->id.tab};
-    ts_strjoin(ss->owner, sizeof ss->owner, '/', owner, 4);
+    const char *hk[] = {ss->id.user, ss->id.session};
+    const char *dc[] = {"d", ss->id.device, "t", ss->id.tab};
+    sock_keys(ss, owner, 4, hk, dc, 4);
     ts_sio_socket_set_owner(s, ss->owner);
     rl_key(ss->rl_tab, ss->owner);
     rl_key(ss->rl_user, ss->id.user);
@@ -261,10 +284,6 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     ss->room_user = room_name("u", ss->id.user, NULL);
     ss->room_device = room_name("d", ss->id.user, ss->id.device);
     if (ss->id.proto < 3) ss->room_old = room_name("o", ss->id.user, ss->id.session);
-    const char *hk[] = {ss->id.user, ss->id.session};
-    ts_strjoin(ss->hist_key, sizeof ss->hist_key, '/', hk, 2);
-    const char *dc[] = {"d", ss->id.device, "t", ss->id.tab};
-    ts_strjoin(ss->default_client, sizeof ss->default_client, '/', dc, 4);
     ss->connected_at = ts_wall_ms();
     ss->joined_loop = uv_now(sess->loop);
     ss->meta = json_object();
@@ -948,6 +967,7 @@ static const ts_sio_nsp_handler_t handler_durable = {
     .on_disconnect = on_disconnect,
     .on_raw_event = on_raw_event,
     .restore = on_restore,
+    .forget_auth = 1, /* its token and device live on in sess_sock_t, parsed */
 };
 
 static sess_shared_t *shared_new(const ts_sess_cfg_t *cfg) {

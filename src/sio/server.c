@@ -819,7 +819,12 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
         TS_MET_INC(SIO_RECOVERED);
     }
     /* durable recovery: the namespace replays from its log, then finishes */
-    if (restoring && nsp->h.restore(s, rpid, roff, nsp->ud)) return;
+    int later = restoring && nsp->h.restore(s, rpid, roff, nsp->ud);
+    if (nsp->h.forget_auth && s->auth != srv->no_auth) { /* rpid, roff are not used below */
+        json_decref(s->auth);
+        s->auth = json_incref(srv->no_auth);
+    }
+    if (later) return;
     connect_reply(s);
 }
 

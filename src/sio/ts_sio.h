@@ -81,6 +81,12 @@ typedef struct ts_sio_nsp_handler {
      * If the connection goes first, on_disconnect is called without
      * on_connection. */
     int (*restore)(ts_sio_socket_t *s, const char *pid, const char *offset, void *nsp_ud);
+    /* 1: the namespace reads the CONNECT payload only in `authorize` (and
+     * `restore`): the server releases it once the socket is connected, and
+     * ts_sio_socket_auth returns an empty object from then on. A payload
+     * with a token is a jansson tree of about 1 KB held for the socket's
+     * lifetime otherwise. */
+    int forget_auth;
 } ts_sio_nsp_handler_t;
 
 typedef struct ts_sio_opts {
@@ -136,7 +142,8 @@ size_t ts_sio_nsp_count(const ts_sio_nsp_t *nsp);
 const char *ts_sio_socket_id(const ts_sio_socket_t *s);
 ts_sio_nsp_t *ts_sio_socket_nsp(const ts_sio_socket_t *s);
 /* The CONNECT payload as received (borrowed, an object; read-only: an
- * empty one is shared by every socket that sent none). */
+ * empty one is shared by every socket that sent none, and by every socket
+ * of a namespace with `forget_auth` once it is connected). */
 json_t *ts_sio_socket_auth(const ts_sio_socket_t *s);
 int ts_sio_socket_recovered(const ts_sio_socket_t *s);
 /* The identity this socket's session belongs to (e.g. "user/session/device/

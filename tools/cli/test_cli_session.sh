@@ -109,7 +109,7 @@ run "--after not a number" 2 $T session "$url" --token x --device d history --af
 
 # --- who am I ---
 run "session info" 0 $T session "$url" --token "$t_laptop" --device laptop --fingerprint fp-laptop --tab tab-1
-expect_re "info prints the welcome" "$out" '^\{"ts":"[0-9T:.-]+Z","event":"welcome","data":\{"user":"alice","session":"s1","device":"laptop","tab":"tab-1","proto":2,"exp":[0-9]+,"node":"[^"]+"\}\}$'
+expect_re "info prints the welcome" "$out" '^\{"ts":"[0-9T:.-]+Z","event":"welcome","data":\{"user":"alice","session":"s1","device":"laptop","tab":"tab-1","proto":2,"exp":[0-9]+,"node":"[^"]+","now":[0-9]+\}\}$'
 expect "info status line" "$err" "as user alice, session s1, device laptop, tab tab-1"
 run "token from TABSYNC_TOKEN" 0 env TABSYNC_TOKEN="$t_laptop" $T session "$url" --device laptop --fingerprint fp-laptop -q
 [ -z "$err" ] && ok "-q: stderr is empty" || bad "-q: stderr is empty" "$err"
