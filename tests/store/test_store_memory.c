@@ -875,8 +875,14 @@ static void m_perf(void **state) {
     print_message("store perf (%s): append %.1f us/op one at a time, %.1f us/op pipelined; "
                   "CAS %.1f us/op (200-byte events, %d ops)\n",
                   env->label, app, app_p, cas, N);
-    /* A loose bound: a regression to a second fsync per op fails. */
-    assert_true(app < 2000.0 && cas < 2000.0);
+    /* Times are printed, not asserted (a loaded machine makes any bound
+     * flaky; bench/ measures speed). What is asserted: no second COMMIT (an
+     * fsync each) per op — one at a time, append and CAS take one each,
+     * pipelined appends share them. */
+    ts_store_stats_t ps;
+    assert_ts_err(ts_store_stats(&t.st, &ps), 0);
+    assert_true(ps.commits <= 2 * (uint64_t)N + (uint64_t)N / 2);
+    if (env->fresh) assert_true(ps.commits >= 2 * (uint64_t)N); /* and durable ones were made */
     sc_close(&t);
     if (!env->fresh) return; /* memory only: no policies */
     static const struct {
