@@ -1053,10 +1053,7 @@ int ts_sess_api_election(ts_sess_t *sess, const char *user, const char *session,
     if (k < 0 || !ts_sess__api_id_ok(user) || !ts_sess__api_id_ok(session) ||
         (k == TS_SESS_SCOPE_DEVICE && !ts_sess__api_id_ok(device)))
         return TS_EINVAL;
-    sess_ident_t id = {0};
-    ts_strlcpy(id.user, user, sizeof id.user);
-    ts_strlcpy(id.session, session, sizeof id.session);
-    if (device) ts_strlcpy(id.device, device, sizeof id.device);
+    sess_ident_t id = {.user = user, .session = session, .device = device ? device : "", .tab = ""};
     char name[TS_STORE_ID_MAX + 1];
     scope_name(name, sizeof name, &id, (ts_sess_scope_kind_t)k);
     check_req_t *r = ts_xcalloc(1, sizeof *r);

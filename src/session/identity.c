@@ -20,6 +20,7 @@ static int deny_out(const ts_sess_deny_t *d, char *why, size_t whylen) {
 int ts_sess__identify(ts_sess_t *sess, json_t *auth, uint64_t now_s, sess_ident_t *id, char *why,
                       size_t whylen) {
     memset(id, 0, sizeof(*id));
+    id->user = id->session = id->device = id->tab = ""; /* until verified */
     ts_sess_connect_t c;
     ts_sess_deny_t deny = {0};
     if (ts_sess_connect_parse(auth, &c, &deny) != 0) return deny_out(&deny, why, whylen);
@@ -33,11 +34,8 @@ int ts_sess__identify(ts_sess_t *sess, json_t *auth, uint64_t now_s, sess_ident_
         ts_sess_connect_deinit(&c);
         return reason;
     }
-    ts_strlcpy(id->user, claims.sub, sizeof id->user);
-    ts_strlcpy(id->session, claims.sid, sizeof id->session);
-    ts_strlcpy(id->device, claims.dev, sizeof id->device);
+    ts_sess__ident_set(id, claims.sub, claims.sid, claims.dev, c.tab_id);
     ts_strlcpy(id->fp, claims.fp, sizeof id->fp);
-    ts_strlcpy(id->tab, c.tab_id, sizeof id->tab);
     ts_strlcpy(id->device_type, ts_sess_device_type_name(c.device_type), sizeof id->device_type);
     if (c.n_caps) {
         id->caps = json_array();
@@ -81,6 +79,21 @@ int ts_sess__reauth(ts_sess_t *sess, const sess_ident_t *cur, const char *token,
 void ts_sess__ident_clear(sess_ident_t *id) {
     json_decref(id->caps);
     id->caps = NULL;
+    free(id->strs);
+    id->strs = NULL;
+    id->user = id->session = id->device = id->tab = "";
+}
+
+void ts_sess__ident_set(sess_ident_t *id, const char *user, const char *session,
+                        const char *device, const char *tab) {
+    size_t lu = strlen(user), ls = strlen(session), ld = strlen(device), lt = strlen(tab);
+    char *p = ts_xmalloc(lu + ls + ld + lt + 4);
+    free(id->strs);
+    id->strs = p;
+    id->user = memcpy(p, user, lu + 1);
+    id->session = memcpy(p += lu + 1, session, ls + 1);
+    id->device = memcpy(p += ls + 1, device, ld + 1);
+    id->tab = memcpy(p + ld + 1, tab, lt + 1);
 }
 
 int ts_sess__dev_mint(ts_sess_t *sess, const char *user, const char *session, const char *device,

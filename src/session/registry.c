@@ -49,7 +49,7 @@ json_t *ts_sess__reg_data(const sess_sock_t *ss) {
     if (ss->id.caps) json_object_set(d, "caps", ss->id.caps);
     if (ua) json_object_set_new(d, "user_agent", json_string(ua));
     if (rtt >= 0) json_object_set_new(d, "rtt_ms", json_integer(rtt));
-    json_object_update(d, ss->meta);
+    if (ss->meta) json_object_update(d, ss->meta);
     return d;
 }
 

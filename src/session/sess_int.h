@@ -77,10 +77,11 @@ enum sess_counter {
 
 /* Who a socket is, from its verified token and connect payload. */
 typedef struct sess_ident {
-    char user[TS_SESS_ID_MAX + 1];
-    char session[TS_SESS_ID_MAX + 1];
-    char device[TS_SESS_ID_MAX + 1];
-    char tab[TS_SESS_ID_MAX + 1];
+    /* The four ids, in `strs` (owned, their exact length: ts_sess__ident_set),
+     * or borrowed when strs is NULL. Arrays for the longest legal ids would
+     * be 516 B per tab. */
+    const char *user, *session, *device, *tab;
+    char *strs;
     char fp[65];             /* the token's fingerprint hash */
     char device_type[16];
     json_t *caps;            /* owned: array of strings, or NULL */
@@ -95,13 +96,14 @@ typedef struct sess_sock {
     ts_sio_socket_t *s;
     ts_list_t link;          /* in sess->socks */
     sess_ident_t id;
-    char *room_session;      /* "s:<user>:<session>" (owned) */
-    char *room_user;         /* "u:<user>" */
-    char *room_device;       /* "d:<user>:<device>" */
-    char *room_old;          /* "o/<user>/<session>": tabs of protocol 1 and 2, which
+    const char *room_session; /* "s/<user>/<session>" (in `keys`, below) */
+    const char *room_user;    /* "u/<user>" */
+    const char *room_device;  /* "d/<user>/<device>" */
+    const char *room_old;     /* "o/<user>/<session>": tabs of protocol 1 and 2, which
                               * state changes skip; NULL for v3 tabs */
-    /* Three keys of exactly their length in one allocation (`keys`, owned):
-     * arrays sized for the longest legal ids cost 4 KB per idle tab. */
+    /* The keys and room names above and below, each of exactly its length,
+     * in one allocation (`keys`, owned): arrays sized for the longest legal
+     * ids cost 4 KB per idle tab, and one malloc per name its overhead. */
     char *keys;
     const char *owner;          /* "user/session/device/tab": owns its recovery
                                  * session and keys its rate buckets ("" for a backend) */
@@ -111,7 +113,8 @@ typedef struct sess_sock {
     char rl_user[32];        /* SHA-256 of the user id: its key in sh->ev_user */
     char conn[24];           /* its Engine.IO connection's id: the key in ev_conn, by_conn */
     ts_rl_strikes_t strikes;
-    json_t *meta;            /* client-reported metadata (owned object) */
+    json_t *meta;            /* client-reported metadata (owned object; NULL until the
+                              * first report) */
     uint64_t connected_at;   /* wall clock, ms */
     uint64_t renewed_at;     /* loop time of the last registry write */
     uint8_t warned;          /* token_expiring sent */
@@ -272,6 +275,9 @@ int ts_sess__identify(ts_sess_t *sess, json_t *auth, uint64_t now_s, sess_ident_
 int ts_sess__reauth(ts_sess_t *sess, const sess_ident_t *cur, const char *token, uint64_t now_s,
                     int64_t *exp, char *why, size_t whylen);
 void ts_sess__ident_clear(sess_ident_t *id);
+/* Copies the four ids into one allocation of their exact length. */
+void ts_sess__ident_set(sess_ident_t *id, const char *user, const char *session,
+                        const char *device, const char *tab);
 /* --dev: mints an HS256 token (returns new in *token). Returns 0 or TS_E*. */
 int ts_sess__dev_mint(ts_sess_t *sess, const char *user, const char *session, const char *device,
                       const char *fingerprint, uint32_t ttl_s, char **token, int64_t *exp);

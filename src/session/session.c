@@ -74,14 +74,6 @@ static uint32_t user_events(const ts_sess_cfg_t *cfg) {
 
 /* "s/<user>/<session>": '/' is outside the id alphabet (which has ':'), so
  * two different (user, session) pairs can never make the same room name. */
-static char *room_name(const char *kind, const char *a, const char *b) {
-    const char *parts[] = {kind, a, b};
-    size_t n = strlen(kind) + strlen(a) + (b ? strlen(b) + 1 : 0) + 2;
-    char *r = ts_xmalloc(n);
-    ts_strjoin(r, n, '/', parts, b ? 3 : 2);
-    return r;
-}
-
 static void refuse_with(ts_sio_refusal_t *refuse, const char *message, const char *code,
                         uint64_t retry_after_ms) {
     ts_strlcpy(refuse->message, message, sizeof refuse->message);
@@ -91,24 +83,30 @@ static void refuse_with(ts_sio_refusal_t *refuse, const char *message, const cha
 
 /* ---- connect ---- */
 
-/* Sets owner, hist_key and default_client (each `sep`-joined parts; no owner
- * parts: "") in one allocation of their exact size. */
-static void sock_keys(sess_sock_t *ss, const char *const *own, size_t nown, const char *const *hk,
-                      const char *const *dc, size_t ndc) {
-    char o[4 * TS_SESS_ID_MAX + 4] = "", h[2 * TS_SESS_ID_MAX + 2], d[2 * TS_SESS_ID_MAX + 8];
-    size_t lo = nown ? ts_strjoin(o, sizeof o, '/', own, nown) : 0;
-    size_t lh = ts_strjoin(h, sizeof h, '/', hk, 2);
-    size_t ld = ts_strjoin(d, sizeof d, '/', dc, ndc);
-    ts_assert(lo < sizeof o && lh < sizeof h && ld < sizeof d); /* ids are checked before */
-    char *k = ts_xmalloc(lo + lh + ld + 3);
-    memcpy(k, o, lo + 1);
-    memcpy(k + lo + 1, h, lh + 1);
-    memcpy(k + lo + lh + 2, d, ld + 1);
+/* One derived string: `parts` joined by '/', its address stored in *out. */
+typedef struct key_spec {
+    const char **out;
+    const char *parts[4];
+    size_t n;
+} key_spec_t;
+
+/* Makes the tab's derived strings (sess_sock_t.keys) in one allocation of
+ * their exact length. */
+static void sock_keys(sess_sock_t *ss, const key_spec_t *spec, size_t nspec) {
+    size_t total = 0;
+    for (size_t i = 0; i < nspec; i++) {
+        for (size_t j = 0; j < spec[i].n; j++) total += strlen(spec[i].parts[j]) + 1;
+        if (!spec[i].n) total++;
+    }
+    char *k = ts_xmalloc(total), *p = k;
+    for (size_t i = 0; i < nspec; i++) {
+        size_t len = ts_strjoin(p, (size_t)(k + total - p), '/', spec[i].parts, spec[i].n);
+        *spec[i].out = p;
+        p += len + 1;
+    }
+    ts_assert(p == k + total);
     free(ss->keys);
     ss->keys = k;
-    ss->owner = k;
-    ss->hist_key = k + lo + 1;
-    ss->default_client = k + lo + lh + 2;
 }
 
 static void sock_free(sess_sock_t *ss) {
@@ -123,10 +121,6 @@ static void sock_free(sess_sock_t *ss) {
     if (ss->counted_user) ts_rl_table_dec(&sess->sh->conns_user, ss->id.user, strlen(ss->id.user));
     pthread_mutex_unlock(&sess->sh->mu);
     ts_sess__ident_clear(&ss->id);
-    free(ss->room_session);
-    free(ss->room_user);
-    free(ss->room_device);
-    free(ss->room_old);
     json_decref(ss->meta);
     free(ss->keys);
     free(ss);
@@ -148,15 +142,15 @@ sess_sock_t *ts_sess__backend_sock(ts_sess_t *sess, const char *user, const char
     ts_list_init(&ss->link);
     ts_list_init(&ss->inq);
     ts_list_init(&ss->backlog_link);
-    ts_strlcpy(ss->id.user, user, sizeof ss->id.user);
-    ts_strlcpy(ss->id.session, session, sizeof ss->id.session);
-    ts_strlcpy(ss->id.device, "server", sizeof ss->id.device);
-    ts_strlcpy(ss->id.tab, publisher, sizeof ss->id.tab);
+    ts_sess__ident_set(&ss->id, user, session, "server", publisher);
     ss->id.proto = TS_SESS_PROTO_CURRENT;
-    ss->room_session = room_name("s", user, session);
-    const char *hk[] = {user, session};
-    const char *dc[] = {"b", publisher};
-    sock_keys(ss, NULL, 0, hk, dc, 2);
+    const key_spec_t keys[] = {
+        {&ss->owner, {NULL}, 0},                    /* "": no recovery, no buckets */
+        {&ss->hist_key, {user, session}, 2},
+        {&ss->default_client, {"b", publisher}, 2},
+        {&ss->room_session, {"s", user, session}, 3},
+    };
+    sock_keys(ss, keys, TS_ARRAY_LEN(keys));
     ss->gone = 1; /* no socket: the last release frees it */
     return ss;
 }
@@ -214,6 +208,7 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     uint64_t now = uv_now(sess->loop);
     sess_sock_t *ss = ts_xcalloc(1, sizeof(*ss));
     ss->owner = ss->hist_key = ss->default_client = ""; /* until it is accepted */
+    ss->id.user = ss->id.session = ss->id.device = ss->id.tab = "";
     ss->sess = sess;
     ss->s = s;
     ts_list_init(&ss->link);
@@ -272,21 +267,24 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     ts_rl_strikes_init(&ss->strikes, sess->cfg.strikes ? sess->cfg.strikes : 1, STRIKE_WINDOW_MS);
     /* a restored connection keeps its rooms and missed events only if it is
      * the same tab of the same identity (ts_sio_socket_set_owner) */
-    const char *owner[] = {ss->id.user, ss->id.session, ss->id.device, ss->id.tab};
-    const char *hk[] = {ss->id.user, ss->id.session};
-    const char *dc[] = {"d", ss->id.device, "t", ss->id.tab};
-    sock_keys(ss, owner, 4, hk, dc, 4);
+    const sess_ident_t *id = &ss->id;
+    const key_spec_t keys[] = {
+        {&ss->owner, {id->user, id->session, id->device, id->tab}, 4},
+        {&ss->hist_key, {id->user, id->session}, 2},
+        {&ss->default_client, {"d", id->device, "t", id->tab}, 4},
+        {&ss->room_session, {"s", id->user, id->session}, 3},
+        {&ss->room_user, {"u", id->user}, 2},
+        {&ss->room_device, {"d", id->user, id->device}, 3},
+        {&ss->room_old, {"o", id->user, id->session}, 3},
+    };
+    /* tabs of protocol 1 and 2 are also in room_old */
+    sock_keys(ss, keys, TS_ARRAY_LEN(keys) - (id->proto < 3 ? 0 : 1));
     ts_sio_socket_set_owner(s, ss->owner);
     rl_key(ss->rl_tab, ss->owner);
     rl_key(ss->rl_user, ss->id.user);
     ts_strlcpy(ss->conn, ts_eio_sock_id(ts_sio_socket_eio(s)), sizeof ss->conn);
-    ss->room_session = room_name("s", ss->id.user, ss->id.session);
-    ss->room_user = room_name("u", ss->id.user, NULL);
-    ss->room_device = room_name("d", ss->id.user, ss->id.device);
-    if (ss->id.proto < 3) ss->room_old = room_name("o", ss->id.user, ss->id.session);
     ss->connected_at = ts_wall_ms();
     ss->joined_loop = uv_now(sess->loop);
-    ss->meta = json_object();
     ts_sio_socket_set_ud(s, ss);
     return 0;
 }
@@ -629,6 +627,8 @@ static int take_metadata(sess_sock_t *ss, json_t *in, char *why, size_t whylen) 
         snprintf(why, whylen, "visibility must be \"visible\" or \"hidden\"");
         return -1;
     }
+    if (!ss->meta && (net || bat || vis || json_object_get(in, "type")))
+        ss->meta = json_object(); /* made at the first report: most tabs never send one */
     if (net) {
         json_t *n = json_object();
         json_t *et = json_object_get(net, "effectiveType");
