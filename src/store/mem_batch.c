@@ -245,4 +245,5 @@ void ts_store__mem_on_wake(uv_async_t *a) {
     ts_store__mem_door_deliver(d);
     ts_store__mem_door_settle(d);
     pthread_mutex_unlock(&m->mu);
+    ts_store__mem_door_messages(d); /* pub/sub: outside the mutex */
 }

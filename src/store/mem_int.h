@@ -29,6 +29,9 @@ enum op_kind {
     OP_LEASE_RELEASE,
     OP_LEASE_TRANSFER,
     OP_LEASE_GET,    /* runs like a write (in order with them) but changes nothing */
+    OP_SUBSCRIBE,
+    OP_UNSUBSCRIBE,
+    OP_PUBLISH,
 };
 
 /* A read runs when its callback is due (so it reflects every write its
@@ -56,6 +59,8 @@ typedef struct mem_op {
         ts_store_lease_cb lease;
     } cb;
     void *ud;
+    ts_store_msg_cb on_msg; /* subscribe, unsubscribe */
+    void *msg_ud;
     uint64_t a, b, c; /* ttl / after_seq / upto / expected / term / mut / seq, max / if_ver / ver */
     uint64_t d;       /* commit: fence term */
     int by;           /* reg_list index; commit: is_state */
@@ -151,6 +156,7 @@ struct mem_door {
     ts_list_t queue;   /* submitted, not run yet (this loop's thread only) */
     ts_list_t pending; /* run (or reads not run), callback not called (under mu) */
     ts_list_t link;    /* in mem_t.doors (under mu) */
+    ts_list_t inbox;   /* pub/sub messages for this door's subscribers (under mu) */
     uint64_t armed_gen; /* the batch the timer was started for */
     int closing, finishing, handles_open;
     ts_store_close_cb close_cb;
@@ -176,6 +182,7 @@ struct mem_store {
     size_t nsess;
     size_t ret_iter;    /* retention's place in `sessions` between sweeps */
     ts_map_t leases;
+    ts_map_t chans;     /* pub/sub: channel -> mem_chan_t (mem_pubsub.c) */
     size_t mem_bytes;   /* log tails + documents + snapshots + client windows */
     /* group commit (SQLite only; mem_batch.c) */
     int batch_open;     /* a transaction holds writes not committed yet */
@@ -233,6 +240,15 @@ void ts_store__mem_deliver_op(mem_t *m, mem_op_t *op);
 void ts_store__mem_op_free(mem_op_t *op);
 void ts_store__mem_on_timer(uv_timer_t *t);
 void ts_store__mem_on_wake(uv_async_t *a);
+
+/* ---- mem_pubsub.c: publish / subscribe between the doors ---- */
+void ts_store__mem_exec_subscribe(mem_t *m, mem_door_t *d, mem_op_t *op);
+void ts_store__mem_exec_unsubscribe(mem_t *m, mem_door_t *d, mem_op_t *op);
+void ts_store__mem_exec_publish(mem_t *m, mem_op_t *op);
+/* Calls the door's subscribers with what its inbox holds; takes mu itself. */
+void ts_store__mem_door_messages(mem_door_t *d);
+/* The door is closing: its subscriptions and undelivered messages go (under mu). */
+void ts_store__mem_door_unsubscribe_all(mem_t *m, mem_door_t *d);
 
 /* ---- memory.c ---- */
 void ts_store__mem_read_reg(mem_t *m, mem_op_t *op);

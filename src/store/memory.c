@@ -406,8 +406,11 @@ uint64_t ts_store__mem_new_epoch(void) {
 }
 
 /* Runs an op that is not a read; its result waits in the op. */
-static void exec_op(mem_t *m, mem_op_t *op) {
+static void exec_op(mem_t *m, mem_door_t *d, mem_op_t *op) {
     switch (op->kind) {
+    case OP_SUBSCRIBE: ts_store__mem_exec_subscribe(m, d, op); break;
+    case OP_UNSUBSCRIBE: ts_store__mem_exec_unsubscribe(m, d, op); break;
+    case OP_PUBLISH: ts_store__mem_exec_publish(m, op); break;
     case OP_REG_PUT: op->status = exec_reg_put(m, op); break;
     case OP_REG_RENEW: op->status = exec_reg_renew(m, op); break;
     case OP_REG_REMOVE: op->status = exec_reg_remove(m, op); break;
@@ -458,7 +461,7 @@ static void on_idle(uv_idle_t *h) {
         mem_op_t *op = TS_CONTAINER_OF(batch.next, mem_op_t, link);
         ts_list_remove(&op->link);
         if (!op_is_read(op->kind)) {
-            exec_op(m, op);
+            exec_op(m, d, op);
             if (commit_now(m, d, 0)) ts_store__mem_batch_commit(m);
         }
         /* due now: nothing of this door waits before it, nor its batch */
@@ -693,6 +696,33 @@ static int mem_lease_get(void *self, ts_slice_t name, ts_store_lease_cb cb, void
     return submit(d, op);
 }
 
+static int pubsub_op(void *self, enum op_kind kind, ts_slice_t channel, ts_store_msg_cb on_msg,
+                     void *msg_ud, ts_buf_t *msg, ts_store_done_cb cb, void *ud) {
+    mem_door_t *d = self;
+    CHECK_OPEN(d);
+    mem_op_t *op = op_new(kind, ud, &channel, 1);
+    op->cb.done = cb;
+    op->on_msg = on_msg;
+    op->msg_ud = msg_ud;
+    op->buf = msg ? ts_buf_ref(msg) : NULL;
+    return submit(d, op);
+}
+
+static int mem_subscribe(void *self, ts_slice_t channel, ts_store_msg_cb on_msg, void *msg_ud,
+                         ts_store_done_cb cb, void *ud) {
+    return pubsub_op(self, OP_SUBSCRIBE, channel, on_msg, msg_ud, NULL, cb, ud);
+}
+
+static int mem_unsubscribe(void *self, ts_slice_t channel, ts_store_msg_cb on_msg, void *msg_ud,
+                           ts_store_done_cb cb, void *ud) {
+    return pubsub_op(self, OP_UNSUBSCRIBE, channel, on_msg, msg_ud, NULL, cb, ud);
+}
+
+static int mem_publish(void *self, ts_slice_t channel, ts_buf_t *msg, ts_store_done_cb cb,
+                       void *ud) {
+    return pubsub_op(self, OP_PUBLISH, channel, NULL, NULL, msg, cb, ud);
+}
+
 static int mem_stats(void *self, ts_store_stats_t *out) {
     const ts_store_stats_t *s = &((mem_door_t *)self)->m->stats;
     const uint64_t *src = (const uint64_t *)s;
@@ -749,6 +779,8 @@ static void free_all(mem_t *m) {
     for (int by = 0; by < 3; by++) ts_map_deinit(&m->idx[by]);
     ts_map_deinit(&m->sessions);
     ts_map_deinit(&m->leases);
+    ts_assert(m->chans.count == 0); /* every door took its subscriptions along */
+    ts_map_deinit(&m->chans);
     free(m->heap);
     free(m->touched);
     free(m->ltouched);
@@ -783,6 +815,7 @@ static void finish_close(mem_door_t *d) {
     uv_timer_stop(&d->timer);
     pthread_mutex_lock(&d->m->mu);
     ts_list_remove(&d->link); /* no more wake-ups: the async handle goes */
+    ts_store__mem_door_unsubscribe_all(d->m, d); /* nor messages */
     pthread_mutex_unlock(&d->m->mu);
     d->handles_open = 3;
     d->timer.data = d;
@@ -820,6 +853,7 @@ static void door_init(mem_door_t *d, mem_t *m, uv_loop_t *loop) {
     d->loop = loop;
     ts_list_init(&d->queue);
     ts_list_init(&d->pending);
+    ts_list_init(&d->inbox);
     uv_idle_init(loop, &d->idle);
     d->idle.data = d;
     uv_timer_init(loop, &d->timer);
@@ -928,5 +962,8 @@ const ts_store_ops_t ts_store_memory_ops = {
     .lease_release = mem_lease_release,
     .lease_transfer = mem_lease_transfer,
     .lease_get = mem_lease_get,
+    .subscribe = mem_subscribe,
+    .unsubscribe = mem_unsubscribe,
+    .publish = mem_publish,
     .stats = mem_stats,
 };

@@ -1731,6 +1731,174 @@ static void c_order_group(void **state) {
     assert_int_equal(r[1].last_seq, 2);
 }
 
+/* ---- publish / subscribe ---- */
+
+#define SC_MAX_MSGS 128
+
+/* What one subscriber received. */
+typedef struct sc_inbox {
+    sc_t *t;
+    int n;
+    char chan[SC_MAX_MSGS][32];
+    char msg[SC_MAX_MSGS][32];
+    size_t len[SC_MAX_MSGS];
+} sc_inbox_t;
+
+static void sc_on_tick(uv_timer_t *h) { (void)h; }
+
+static void sc_on_msg(ts_slice_t channel, ts_buf_t *msg, void *ud) {
+    sc_inbox_t *in = ud;
+    assert_false(in->t->in_call);
+    assert_false(in->t->closed); /* never after the close callback */
+    if (in->n < SC_MAX_MSGS) {
+        sc_copy(in->chan[in->n], sizeof in->chan[0], channel);
+        size_t l = msg->len < sizeof in->msg[0] ? msg->len : sizeof in->msg[0];
+        memcpy(in->msg[in->n], msg->data, l);
+        in->len[in->n] = msg->len;
+    }
+    in->n++;
+}
+
+SC_FN int sc_sub(sc_t *t, ts_store_t *st, const char *ch, sc_inbox_t *in) {
+    sc_res_t r;
+    int rc = SC_CALL(t, &r, ts_store_subscribe(st, S(ch), sc_on_msg, in, sc_on_done, &r));
+    if (rc) return rc;
+    sc_wait(t, &r);
+    return r.status;
+}
+
+SC_FN int sc_unsub(sc_t *t, ts_store_t *st, const char *ch, sc_inbox_t *in) {
+    sc_res_t r;
+    int rc = SC_CALL(t, &r, ts_store_unsubscribe(st, S(ch), sc_on_msg, in, sc_on_done, &r));
+    if (rc) return rc;
+    sc_wait(t, &r);
+    return r.status;
+}
+
+SC_FN int sc_pub(sc_t *t, const char *ch, const void *p, size_t n) {
+    sc_res_t r;
+    ts_buf_t *b = ts_buf_from(p, n);
+    int rc = SC_CALL(t, &r, ts_store_publish(&t->st, S(ch), b, sc_on_done, &r));
+    ts_buf_unref(b); /* the store took what it needs */
+    if (rc) return rc;
+    sc_wait(t, &r);
+    return r.status;
+}
+
+/* Runs the loop until in has n messages (5 s at most), then a little more:
+ * nothing else may come. */
+SC_FN void sc_wait_msgs(sc_t *t, sc_inbox_t *in, int n) {
+    uint64_t deadline = ts_now_ms() + 5000;
+    while (in->n < n) {
+        assert_true(ts_now_ms() < deadline);
+        uv_run(&t->loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    sc_sleep(t, 20);
+    assert_int_equal(in->n, n);
+}
+
+/* Messages reach the subscribers of their channel only, in the order
+ * published, byte for byte; a subscription made twice is one; after an
+ * unsubscribe nothing more comes; a closed handle gets nothing more. */
+static void c_pubsub(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    sc_inbox_t a = {.t = &t}, a2 = {.t = &t};
+    sc_res_t r;
+    assert_ts_err(SC_CALL(&t, &r, ts_store_subscribe(&t.st, S(""), sc_on_msg, &a, sc_on_done, &r)),
+                  TS_EINVAL);
+    assert_ts_err(SC_CALL(&t, &r, ts_store_subscribe(&t.st, S("c1"), NULL, &a, sc_on_done, &r)),
+                  TS_EINVAL);
+    assert_ts_err(SC_CALL(&t, &r, ts_store_publish(&t.st, S("c1"), NULL, sc_on_done, &r)),
+                  TS_EINVAL);
+    assert_ts_err(sc_unsub(&t, &t.st, "c1", &a), TS_ENOTFOUND);
+    /* nobody listening: published, delivered to nobody */
+    assert_ts_err(sc_pub(&t, "c1", "lost", 4), 0);
+    assert_ts_err(sc_sub(&t, &t.st, "c1", &a), 0);
+    assert_ts_err(sc_sub(&t, &t.st, "c1", &a), 0); /* the same: one subscription */
+    assert_ts_err(sc_sub(&t, &t.st, "c2", &a2), 0);
+    assert_ts_err(sc_pub(&t, "c1", "one", 3), 0);
+    assert_ts_err(sc_pub(&t, "c3", "nobody", 6), 0);
+    sc_wait_msgs(&t, &a, 1);
+    assert_string_equal(a.chan[0], "c1");
+    assert_memory_equal(a.msg[0], "one", 3);
+    assert_int_equal(a2.n, 0);
+    /* binary, byte for byte */
+    static const char bin[] = {'\0', 'x', '\n', '\0', (char)0xff};
+    assert_ts_err(sc_pub(&t, "c2", bin, sizeof bin), 0);
+    sc_wait_msgs(&t, &a2, 1);
+    assert_int_equal(a2.len[0], sizeof bin);
+    assert_memory_equal(a2.msg[0], bin, sizeof bin);
+    /* order: 100 published without waiting */
+    sc_res_t rs[100];
+    for (int i = 0; i < 100; i++) {
+        char m[16];
+        int l = snprintf(m, sizeof m, "m%03d", i);
+        ts_buf_t *b = ts_buf_from(m, (size_t)l);
+        assert_ts_err(SC_CALL(&t, &rs[i], ts_store_publish(&t.st, S("c1"), b, sc_on_done, &rs[i])), 0);
+        ts_buf_unref(b);
+    }
+    sc_wait(&t, &rs[99]);
+    sc_wait_msgs(&t, &a, 101);
+    for (int i = 0; i < 100; i++) {
+        char m[16];
+        snprintf(m, sizeof m, "m%03d", i);
+        assert_ts_err(rs[i].status, 0);
+        assert_memory_equal(a.msg[1 + i], m, 4);
+    }
+    /* a handle on another loop subscribes and receives what this one
+     * publishes, and this one what it publishes */
+    sc_door_t b;
+    assert_int_equal(uv_loop_init(&b.loop), 0);
+    int rc = ts_store_attach(&b.st, &t.st, &b.loop);
+    if (rc == 0) {
+        sc_inbox_t bi = {.t = &t};
+        sc_res_t br;
+        assert_ts_err(SC_CALL(&t, &br, ts_store_subscribe(&b.st, S("c1"), sc_on_msg, &bi,
+                                                         sc_on_done, &br)), 0);
+        while (!br.called) uv_run(&b.loop, UV_RUN_ONCE);
+        assert_ts_err(br.status, 0);
+        assert_ts_err(sc_pub(&t, "c1", "both", 4), 0);
+        /* a timer keeps the other loop alive while it waits: the store's
+         * wake-up handle does not (a loop with nothing else to do ends) */
+        uv_timer_t tick;
+        uv_timer_init(&b.loop, &tick);
+        uv_timer_start(&tick, sc_on_tick, 1, 1);
+        uint64_t deadline = ts_now_ms() + 5000;
+        while (bi.n < 1 || a.n < 102) {
+            assert_true(ts_now_ms() < deadline);
+            uv_run(&b.loop, UV_RUN_ONCE);
+            sc_sleep(&t, 1);
+        }
+        uv_close((uv_handle_t *)&tick, NULL);
+        assert_memory_equal(bi.msg[0], "both", 4);
+        assert_memory_equal(a.msg[101], "both", 4);
+        int closed = 0;
+        assert_ts_err(ts_store_close(&b.st, sc_on_sleep_flag, &closed), 0);
+        while (!closed) uv_run(&b.loop, UV_RUN_ONCE);
+        assert_ts_err(sc_pub(&t, "c1", "after", 5), 0); /* the closed handle's sub is gone */
+        sc_wait_msgs(&t, &a, 103);
+        assert_int_equal(bi.n, 1);
+    } else {
+        assert_ts_err(rc, TS_EINVAL); /* a backend without doors */
+        assert_ts_err(sc_pub(&t, "c1", "both", 4), 0);
+        assert_ts_err(sc_pub(&t, "c1", "after", 5), 0);
+        sc_wait_msgs(&t, &a, 103);
+    }
+    assert_int_equal(uv_loop_close(&b.loop), 0);
+    /* unsubscribed: nothing more, the other channel still works */
+    assert_ts_err(sc_unsub(&t, &t.st, "c1", &a), 0);
+    assert_ts_err(sc_pub(&t, "c1", "gone", 4), 0);
+    assert_ts_err(sc_pub(&t, "c2", "still", 5), 0);
+    sc_wait_msgs(&t, &a2, 2);
+    assert_int_equal(a.n, 103);
+    /* close with a subscription and a message on its way: sc_on_msg fails
+     * if it comes after the close callback */
+    assert_ts_err(sc_pub(&t, "c2", "closing", 7), 0);
+    sc_close(&t);
+}
+
 #define SC_T(fn, env) cmocka_unit_test_prestate_setup_teardown(fn, sc_setup, sc_teardown, env)
 #define SC_CONTRACT_TESTS(env)                                                 \
     SC_T(c_open_close, env), SC_T(c_invalid_args, env), SC_T(c_reg_put_list, env),           \
@@ -1744,6 +1912,6 @@ static void c_order_group(void **state) {
         SC_T(c_commit_exactly_once, env),                  \
         SC_T(c_commit_window, env), SC_T(c_snapshot, env), SC_T(c_retention, env),           \
         SC_T(c_retention_time, env),                                                         \
-        SC_T(c_durable_reads, env), SC_T(c_order_group, env)
+        SC_T(c_durable_reads, env), SC_T(c_order_group, env), SC_T(c_pubsub, env)
 
 #endif
