@@ -491,9 +491,16 @@ describe('leader election', SKIP, () => {
       if (lead.length !== 1) problems.push(`${s}: ${lead.length} tabs say leader with ${ts.length} live candidates`);
     }
     for (const t of all) problems.push(...t.violations);
-    // the session logs: every transfer to a waiting candidate came at once
-    // (a scope is never without a leader for longer than a lease while a
-    // candidate is there), and the terms of the log never go back
+    // the session logs: every transfer came in time, and the terms of the
+    // log never go back. A voluntary transfer (handoff, preemption, rotation,
+    // demotion) leaves no gap longer than a lease. After a lapse or a leader
+    // whose connection went, the gap can be longer by design when the only
+    // candidates left are stalled (docs/ELECTION.md "When the server acts":
+    // a member that lapsed is no candidate for 2 x lease, doubling with each
+    // lapse in a row) — churn freezes leaders, so this happens (seed
+    // 600045414: "left" after 1,069 ms at a 600 ms lease). Those get four
+    // leases: a stall of two lapses in a row of the best candidate; a scope
+    // stuck without a leader still fails.
     let transfers = 0;
     for (const sname of sessions) {
       const ev = await httpJson(`${srv.url}/api/sessions/c/${sname}/events?after=0&limit=1000`, { headers: { authorization: `Bearer ${PUB}` } });
@@ -505,7 +512,8 @@ describe('leader election', SKIP, () => {
         last = e.body.term;
         if (['handoff', 'left', 'lapse', 'preempt', 'rotation', 'demotion'].includes(e.body.reason)) {
           transfers++;
-          if (e.body.leaderless_ms > LEASE) problems.push(`${sname}: ${e.body.reason} to term ${e.body.term} after ${e.body.leaderless_ms} ms without a leader`);
+          const bound = ['left', 'lapse'].includes(e.body.reason) ? 4 * LEASE : LEASE;
+          if (e.body.leaderless_ms > bound) problems.push(`${sname}: ${e.body.reason} to term ${e.body.term} after ${e.body.leaderless_ms} ms without a leader (bound ${bound} ms)`);
         }
       }
     }
@@ -543,21 +551,36 @@ describe('leader election: rotation and demotion', SKIP, () => {
   });
 
   it('demotes a leader whose heartbeats come late', T, async () => {
-    const s = uniq('late');
-    const a = await new ElectTab(srv.url, ident('u', s, 'd1', 'A'), { hb: false }).open();
-    const va = await a.until((x) => x.role === 'leader');
-    const b = await new ElectTab(srv.url, ident('u', s, 'd2', 'B')).open();
-    await b.until((x) => x.role === 'backup');
-    // heartbeats every 0.35 s against hb_ms 0.2 s: late, within the lease
-    for (let i = 0; i < 4 && a.role() === 'leader'; i++) {
-      await sleep(Math.floor(va.hb_ms * 1.75));
-      await a.hb('session', va.term);
+    // The scenario needs heartbeats late but within the lease; on a loaded
+    // machine a sleep can overrun the lease, and the server rightly sees a
+    // lapse instead. Such a run did not test demotion: it is run again (at
+    // most three times); a lapse after heartbeats that were all within the
+    // lease is a failure.
+    for (let attempt = 1; ; attempt++) {
+      const s = uniq('late');
+      const a = await new ElectTab(srv.url, ident('u', s, 'd1', 'A'), { hb: false }).open();
+      const b = await new ElectTab(srv.url, ident('u', s, 'd2', 'B')).open();
+      try {
+        const va = await a.until((x) => x.role === 'leader');
+        await b.until((x) => x.role === 'backup');
+        // heartbeats every 0.35 s against hb_ms 0.2 s: late, within the lease
+        let last = Date.now(), maxGap = 0;
+        for (let i = 0; i < 4 && a.role() === 'leader'; i++) {
+          await sleep(Math.floor(va.hb_ms * 1.75));
+          maxGap = Math.max(maxGap, Date.now() - last);
+          await a.hb('session', va.term);
+          last = Date.now();
+        }
+        const vb = await b.until((x) => x.role === 'leader', { what: 'B leads after A\'s late heartbeats' });
+        if (vb.reason === 'lapse' && maxGap >= va.lease_ms && attempt < 3) continue; // not this test's case
+        assert.equal(vb.reason, 'demotion', `heartbeat gaps up to ${maxGap} ms, lease ${va.lease_ms} ms`);
+        assert.equal(vb.term, va.term + 1);
+        assert.deepEqual([...a.violations, ...b.violations], []);
+        return;
+      } finally {
+        a.close();
+        b.close();
+      }
     }
-    const vb = await b.until((x) => x.role === 'leader', { what: 'B leads after A\'s late heartbeats' });
-    assert.equal(vb.reason, 'demotion');
-    assert.equal(vb.term, va.term + 1);
-    assert.deepEqual([...a.violations, ...b.violations], []);
-    a.close();
-    b.close();
   });
 });
