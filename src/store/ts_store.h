@@ -181,7 +181,8 @@ typedef enum ts_store_durability {
 
 typedef struct ts_store_cfg {
     const char *sqlite_path;  /* memory: durable file; NULL or "" = memory only */
-    const char *redis_url;    /* redis backend (later issue) */
+    const char *redis_url;    /* redis backend: redis://[[user]:password@]host[:port][/db] */
+    const char *redis_prefix; /* redis backend: every key and channel starts with it; NULL = "ts:" */
     uint32_t sweep_ms;        /* expiry sweep interval; 0 = 1000 */
     ts_store_expire_cb on_expire; /* may be NULL */
     void *expire_ud;
@@ -285,6 +286,9 @@ typedef struct ts_store_ops {
 } ts_store_ops_t;
 
 extern const ts_store_ops_t ts_store_memory_ops;
+/* Leases and publish/subscribe only so far (docs/STATUS.md, issue #12): the
+ * other verbs answer TS_EINVAL, and the daemon does not offer it yet. */
+extern const ts_store_ops_t ts_store_redis_ops;
 
 /* A handle callers embed. */
 typedef struct ts_store {

@@ -24,86 +24,7 @@
 
 #include "core/ts_err.h"
 #include "store/rconn_int.h"
-
-/* ---- a redis-server of our own ---- */
-
-typedef struct {
-    char dir[64];
-    uint16_t port;
-    pid_t pid;
-} redis_t;
-
-/* Servers still running when a test fails (cmocka jumps out of it): the
- * teardown stops them. */
-static redis_t *running[4];
-
-static uint16_t free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    socklen_t l = sizeof a;
-    getsockname(fd, (struct sockaddr *)&a, &l);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static int port_open(uint16_t port) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
-                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    int ok = connect(fd, (struct sockaddr *)&a, sizeof a) == 0;
-    close(fd);
-    return ok;
-}
-
-/* Starts redis-server with `extra` config lines (on r->port if set). */
-static void redis_start(redis_t *r, const char *extra) {
-    if (!r->dir[0]) {
-        snprintf(r->dir, sizeof r->dir, "/tmp/ts_rconn_XXXXXX");
-        assert_non_null(mkdtemp(r->dir));
-    }
-    if (!r->port) r->port = free_port();
-    char conf[128];
-    snprintf(conf, sizeof conf, "%s/redis.conf", r->dir);
-    FILE *f = fopen(conf, "w");
-    assert_non_null(f);
-    fprintf(f, "port %u\nbind 127.0.0.1\ndir %s\nsave \"\"\nappendonly no\ndaemonize no\n"
-               "logfile %s/redis.log\n%s\n",
-            r->port, r->dir, r->dir, extra ? extra : "");
-    fclose(f);
-    if (access("/usr/bin/redis-server", X_OK) != 0)
-        fail_msg("redis-server not found: install the Debian package redis-server "
-                 "(scripts/deps.sh does)");
-    r->pid = fork();
-    assert_true(r->pid >= 0);
-    if (r->pid == 0) {
-        execl("/usr/bin/redis-server", "redis-server", conf, (char *)NULL);
-        _exit(127);
-    }
-    for (size_t i = 0; i < 4; i++)
-        if (!running[i] || running[i] == r) {
-            running[i] = r;
-            break;
-        }
-    for (int i = 0; i < 200 && !port_open(r->port); i++) usleep(10000);
-    if (!port_open(r->port)) fail_msg("redis-server did not listen on %u", r->port);
-}
-
-static void redis_kill(redis_t *r, int sig) {
-    if (r->pid <= 0) return;
-    kill(r->pid, sig);
-    waitpid(r->pid, NULL, 0);
-    r->pid = 0;
-}
-
-static void redis_cleanup(redis_t *r) {
-    redis_kill(r, SIGKILL);
-    for (size_t i = 0; i < 4; i++)
-        if (running[i] == r) running[i] = NULL;
-    char cmd[128];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);
-    if (system(cmd) != 0) fprintf(stderr, "cleanup of %s failed\n", r->dir);
-}
+#include "store/redis_server.h"
 
 /* ---- running the loop ---- */
 
@@ -494,24 +415,15 @@ static void down_timeout_bounds_close(void **state) {
     redis_cleanup(&r);
 }
 
-static int teardown(void **state) {
-    (void)state;
-    for (size_t i = 0; i < 4; i++) {
-        if (running[i]) redis_cleanup(running[i]);
-        running[i] = NULL;
-    }
-    return 0;
-}
-
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(urls),
-        cmocka_unit_test_teardown(replies_and_pipelining, teardown),
-        cmocka_unit_test_teardown(auth_and_select, teardown),
-        cmocka_unit_test_teardown(pubsub_and_restart, teardown),
-        cmocka_unit_test_teardown(down_timeout_bounds_close, teardown),
+        cmocka_unit_test_teardown(replies_and_pipelining, redis_stop_all),
+        cmocka_unit_test_teardown(auth_and_select, redis_stop_all),
+        cmocka_unit_test_teardown(pubsub_and_restart, redis_stop_all),
+        cmocka_unit_test_teardown(down_timeout_bounds_close, redis_stop_all),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     uv_run(&loop, UV_RUN_NOWAIT);
