@@ -8,9 +8,13 @@
  * the holder (h, "" when nobody), the last granted term (t, never reset) and
  * the expiry in ms (x).
  *
- * Not built yet (docs/STATUS.md): the registry, logs, state, commits and
- * snapshots — those verbs answer TS_EINVAL at once — and TLS, Cluster. The
- * daemon does not offer this backend until they are. */
+ * The registry: entries as hashes with a TTL, indexes as sets, and one
+ * sorted set of expiries that a sweep walks (Redis scripts below).
+ *
+ * Not built yet (docs/STATUS.md): logs, state, commits and snapshots —
+ * those verbs answer TS_EINVAL at once — and TLS, Cluster (the registry's
+ * scripts touch keys of several slots), more than one loop. The daemon does
+ * not offer this backend until they are. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,6 +51,11 @@ typedef struct rstore {
     char prefix[PREFIX_MAX + 1];
     ts_map_t chans;
     int pending; /* ops whose callback has not run */
+    ts_store_expire_cb on_expire;
+    void *expire_ud;
+    uint32_t sweep_ms, reg_max;
+    int sweeping;         /* a sweep script is on its way */
+    uv_timer_t sweep;
     int closing, closed_conns;
     ts_store_close_cb close_cb;
     void *close_ud;
@@ -100,9 +109,84 @@ typedef struct script {
     char sha[41];
 } script_t;
 
-static script_t scripts[] = {{lua_acquire, ""}, {lua_renew, ""}, {lua_release, ""},
-                             {lua_transfer, ""}, {lua_get, ""}};
-enum { S_ACQUIRE, S_RENEW, S_RELEASE, S_TRANSFER, S_GET };
+/* ---- the registry scripts ----
+ * An entry is a hash <prefix>r:<session>\x1f<device>\x1f<tab> {s, d, t, u, n,
+ * m (data), x (expiry, ms)}, kept by Redis 10 minutes past its expiry so that
+ * the sweep can still report it; indexes are sets <prefix>i:s:<session>,
+ * i:u:<user>, i:d:<device> of entry keys; <prefix>exp orders the keys by
+ * expiry. Answers: 0, -1 (the bound), -2 (not found). */
+#define LUA_GRACE "600000"
+static const char lua_reg_put[] =
+    LUA_NOW
+    "local old = redis.call('HGET', KEYS[1], 'u') "
+    "if not old then "
+    "  if redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[9]) then return -1 end "
+    "elseif old ~= ARGV[4] then redis.call('SREM', ARGV[8] .. 'i:u:' .. old, KEYS[1]) end "
+    "local x = now + tonumber(ARGV[7]) "
+    "redis.call('HSET', KEYS[1], 's', ARGV[1], 'd', ARGV[2], 't', ARGV[3], 'u', ARGV[4], "
+    "           'n', ARGV[5], 'm', ARGV[6], 'x', x) "
+    "redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[7]) + " LUA_GRACE ") "
+    "redis.call('SADD', KEYS[2], KEYS[1]) redis.call('SADD', KEYS[3], KEYS[1]) "
+    "redis.call('SADD', KEYS[4], KEYS[1]) redis.call('ZADD', KEYS[5], x, KEYS[1]) "
+    "return 0";
+
+static const char lua_reg_renew[] =
+    LUA_NOW
+    "local x = tonumber(redis.call('HGET', KEYS[1], 'x') or '0') "
+    "if x <= now then return -2 end "
+    "local nx = now + tonumber(ARGV[1]) "
+    "redis.call('HSET', KEYS[1], 'x', nx) "
+    "redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[1]) + " LUA_GRACE ") "
+    "redis.call('ZADD', KEYS[2], nx, KEYS[1]) "
+    "return 0";
+
+#define LUA_UNINDEX(k, v)                                                      \
+    "redis.call('SREM', ARGV[1] .. 'i:s:' .. " v "[1], " k ") "                \
+    "redis.call('SREM', ARGV[1] .. 'i:u:' .. " v "[4], " k ") "                \
+    "redis.call('SREM', ARGV[1] .. 'i:d:' .. " v "[2], " k ") "
+
+/* Removed whether expired or not; an expired one answers not found. */
+static const char lua_reg_remove[] =
+    LUA_NOW
+    "local v = redis.call('HMGET', KEYS[1], 's', 'd', 't', 'u', 'x') "
+    "if not v[1] then return -2 end "
+    "redis.call('DEL', KEYS[1]) redis.call('ZREM', KEYS[2], KEYS[1]) "
+    LUA_UNINDEX("KEYS[1]", "v")
+    "if tonumber(v[5]) <= now then return -2 end "
+    "return 0";
+
+/* The live entries of one index (dangling members pruned). */
+static const char lua_reg_list[] =
+    LUA_NOW
+    "local out = {} "
+    "for _, k in ipairs(redis.call('SMEMBERS', KEYS[1])) do "
+    "  local v = redis.call('HMGET', k, 's', 'd', 't', 'u', 'n', 'm', 'x') "
+    "  if not v[1] then redis.call('SREM', KEYS[1], k) "
+    "  elseif tonumber(v[7]) > now then out[#out + 1] = v end "
+    "end "
+    "return out";
+
+/* Expired entries, each taken by exactly one sweep (the ZREM decides, so
+ * every node sweeping one Redis reports each expiry once). */
+static const char lua_reg_sweep[] =
+    LUA_NOW
+    "local out = {} "
+    "for _, k in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, "
+    "                               tonumber(ARGV[2]))) do "
+    "  redis.call('ZREM', KEYS[1], k) "
+    "  local v = redis.call('HMGET', k, 's', 'd', 't', 'u', 'n', 'm', 'x') "
+    "  if v[1] then redis.call('DEL', k) " LUA_UNINDEX("k", "v") " out[#out + 1] = v end "
+    "end "
+    "return out";
+
+static script_t scripts[] = {{lua_acquire, ""},   {lua_renew, ""},     {lua_release, ""},
+                             {lua_transfer, ""},  {lua_get, ""},       {lua_reg_put, ""},
+                             {lua_reg_renew, ""}, {lua_reg_remove, ""}, {lua_reg_list, ""},
+                             {lua_reg_sweep, ""}};
+enum {
+    S_ACQUIRE, S_RENEW, S_RELEASE, S_TRANSFER, S_GET,
+    S_REG_PUT, S_REG_RENEW, S_REG_REMOVE, S_REG_LIST, S_REG_SWEEP
+};
 
 /* EVALSHA's name of a script: the hex SHA-1 of its text. */
 static void sha1_hex(const char *src, char out[41]) {
@@ -116,7 +200,7 @@ static void sha1_hex(const char *src, char out[41]) {
 
 /* ---- ops ---- */
 
-typedef enum { K_LEASE, K_DONE } op_kind_t;
+typedef enum { K_LEASE, K_DONE, K_LIST, K_SWEEP } op_kind_t;
 
 typedef struct rop {
     ts_list_t link; /* in deferred */
@@ -126,13 +210,14 @@ typedef struct rop {
     union {
         ts_store_lease_cb lease;
         ts_store_done_cb done;
+        ts_store_reg_list_cb list;
     } cb;
     void *ud;
     int status; /* deferred */
     /* for a NOSCRIPT retry with EVAL: the arguments again */
-    int argc;
-    char *argv[8];
-    size_t argvlen[8];
+    int argc, nkeys;
+    char *argv[16];
+    size_t argvlen[16];
     char name[TS_STORE_ID_MAX + 1];
 } rop_t;
 
@@ -147,11 +232,15 @@ static void complete(rop_t *o, int status, const ts_store_lease_t *lease) {
     rstore_t *s = o->s;
     if (o->kind == K_LEASE) {
         if (o->cb.lease) o->cb.lease(status, lease, o->ud);
-    } else if (o->cb.done) {
+    } else if (o->kind == K_LIST) {
+        if (o->cb.list) o->cb.list(status, NULL, 0, o->ud);
+    } else if (o->kind == K_DONE && o->cb.done) {
         o->cb.done(status, o->ud);
     }
+    int counted = o->kind != K_SWEEP;
     rop_free(o);
-    s->pending--;
+    if (counted) s->pending--;
+    if (!counted) s->sweeping = 0;
     if (s->closing && !s->pending) finish_close(s);
 }
 
@@ -185,6 +274,7 @@ static int reply_int(const redisReply *r, long long *out) {
 }
 
 static void send_script(rop_t *o, int eval);
+static void on_reg_reply(rop_t *o, const redisReply *r);
 
 static void on_script(ts_rconn_t *c, int status, const redisReply *r, void *ud) {
     (void)c;
@@ -200,6 +290,10 @@ static void on_script(ts_rconn_t *c, int status, const redisReply *r, void *ud) 
         }
         ts_warn("store", "redis: a lease script failed: %s", r->str);
         complete(o, TS_ESTORE, NULL);
+        return;
+    }
+    if (o->kind != K_LEASE && o->script != S_RELEASE) {
+        on_reg_reply(o, r);
         return;
     }
     long long st, term, exp;
@@ -221,21 +315,45 @@ static void on_script(ts_rconn_t *c, int status, const redisReply *r, void *ud) 
 
 static void send_script(rop_t *o, int eval) {
     script_t *sc = &scripts[o->script];
-    const char *argv[12];
-    size_t lens[12];
+    const char *argv[20];
+    size_t lens[20];
+    char nk[8];
+    snprintf(nk, sizeof nk, "%d", o->nkeys ? o->nkeys : 1);
     int n = 0;
     argv[n] = eval ? "EVAL" : "EVALSHA";
     lens[n++] = strlen(argv[0]);
     argv[n] = eval ? sc->src : sc->sha;
     lens[n++] = strlen(argv[1]);
-    argv[n] = "1";
-    lens[n++] = 1;
+    argv[n] = nk;
+    lens[n++] = strlen(nk);
     for (int i = 0; i < o->argc; i++) {
         argv[n] = o->argv[i];
         lens[n++] = o->argvlen[i];
     }
     int rc = ts_rconn_cmd(o->s->cmd, n, argv, lens, on_script, o);
     if (rc) defer(o->s, o, rc == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE);
+}
+
+/* A script op: keys, then args (all copied). Counted in `pending` unless it
+ * is the sweep's. */
+static rop_t *script_op(rstore_t *s, int script, op_kind_t kind, const char *const *keys,
+                        const size_t *klens, int nkeys, const char *const *args, int nargs,
+                        void *ud) {
+    rop_t *o = ts_xcalloc(1, sizeof *o);
+    o->s = s;
+    o->script = script;
+    o->kind = kind;
+    o->ud = ud;
+    o->nkeys = nkeys;
+    for (int i = 0; i < nkeys + nargs; i++) {
+        const char *v = i < nkeys ? keys[i] : args[i - nkeys];
+        size_t l = i < nkeys ? klens[i] : strlen(v);
+        o->argv[o->argc] = ts_xmemdup(v, l + 1);
+        o->argv[o->argc][l] = '\0';
+        o->argvlen[o->argc++] = l;
+    }
+    if (kind != K_SWEEP) s->pending++;
+    return o;
 }
 
 /* A lease op: KEYS[1] = {prefix}lease:<name>, then the ARGV strings. */
@@ -441,6 +559,8 @@ static int r_publish(void *self, ts_slice_t channel, ts_buf_t *msg, ts_store_don
 
 /* ---- open, close ---- */
 
+static void on_sweep(uv_timer_t *t);
+
 static void on_cmd_state(ts_rconn_t *c, int up, const char *why, void *ud) {
     (void)c;
     (void)ud;
@@ -451,6 +571,7 @@ static void conn_closed(void *ud) {
     rstore_t *s = ud;
     if (++s->closed_conns < 2) return;
     uv_close((uv_handle_t *)&s->defer, NULL);
+    uv_close((uv_handle_t *)&s->sweep, NULL);
     ts_store_close_cb cb = s->close_cb;
     void *cud = s->close_ud;
     ts_map_entry_t *e;
@@ -482,6 +603,7 @@ static void r_close(void *self, ts_store_close_cb cb, void *ud) {
     s->closing = 1;
     s->close_cb = cb;
     s->close_ud = ud;
+    uv_timer_stop(&s->sweep);
     /* accepted ops finish first (their replies come), then the connections go */
     if (!s->pending) finish_close(s);
 }
@@ -510,6 +632,14 @@ static int r_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, char 
     ts_list_init(&s->deferred);
     uv_timer_init(loop, &s->defer);
     s->defer.data = s;
+    s->on_expire = cfg->on_expire;
+    s->expire_ud = cfg->expire_ud;
+    s->sweep_ms = cfg->sweep_ms ? cfg->sweep_ms : 1000;
+    s->reg_max = cfg->reg_max ? cfg->reg_max : 1000000;
+    uv_timer_init(loop, &s->sweep);
+    s->sweep.data = s;
+    uv_timer_start(&s->sweep, on_sweep, s->sweep_ms, s->sweep_ms);
+    uv_unref((uv_handle_t *)&s->sweep);
     s->cmd = ts_rconn_new(loop, &o, on_cmd_state, NULL, s);
     s->sub = ts_rconn_new(loop, &o, NULL, on_push, s);
     *self = s;
@@ -522,25 +652,155 @@ static int r_attach(void *self, uv_loop_t *loop, void **out) {
     (void)self, (void)loop, (void)out;
     return TS_EINVAL; /* each loop opens its own connections: not built yet */
 }
+/* ---- the registry ---- */
+
+static const char *const IDX[3] = {"i:s:", "i:u:", "i:d:"}; /* ts_store_by_t order */
+
+static size_t keyf(char *out, size_t cap, const rstore_t *s, const char *kind, ts_slice_t a) {
+    int n = snprintf(out, cap, "%s%s%.*s", s->prefix, kind, (int)a.len, (const char *)a.p);
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+/* <prefix>r:<session>\x1f<device>\x1f<tab> (ids have no control characters) */
+static size_t entry_key(char *out, size_t cap, const rstore_t *s, const ts_store_reg_key_t *k) {
+    int n = snprintf(out, cap, "%sr:%.*s\x1f%.*s\x1f%.*s", s->prefix, (int)k->session.len,
+                     (const char *)k->session.p, (int)k->device.len, (const char *)k->device.p,
+                     (int)k->tab.len, (const char *)k->tab.p);
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
+#define KEY_CAP (PREFIX_MAX + 3 * TS_STORE_ID_MAX + 16)
+
+/* Entries from HMGET s, d, t, u, n, m, x rows. */
+static size_t reg_rows(const redisReply *r, ts_store_reg_t *out, size_t max) {
+    size_t n = 0;
+    for (size_t i = 0; i < r->elements && n < max; i++) {
+        const redisReply *v = r->element[i];
+        if (v->type != REDIS_REPLY_ARRAY || v->elements != 7) continue;
+        int ok = 1;
+        for (int j = 0; j < 7; j++) ok &= v->element[j]->type == REDIS_REPLY_STRING;
+        if (!ok) continue;
+#define F(j) ts_slice(v->element[j]->str, v->element[j]->len)
+        out[n] = (ts_store_reg_t){{F(0), F(1), F(2)}, F(3), F(4), F(5),
+                                  (uint64_t)strtoull(v->element[6]->str, NULL, 10)};
+#undef F
+        n++;
+    }
+    return n;
+}
+
+static void on_reg_reply(rop_t *o, const redisReply *r) {
+    rstore_t *s = o->s;
+    if (o->kind == K_DONE) {
+        long long v;
+        int rc = reply_int(r, &v) ? TS_ESTORE : v == 0 ? 0 : v == -1 ? TS_ELIMIT : TS_ENOTFOUND;
+        complete(o, rc, NULL);
+        return;
+    }
+    if (r->type != REDIS_REPLY_ARRAY) {
+        complete(o, TS_ESTORE, NULL);
+        return;
+    }
+    ts_store_reg_t *rows = r->elements ? ts_xcalloc(r->elements, sizeof *rows) : NULL;
+    size_t n = reg_rows(r, rows, r->elements);
+    if (o->kind == K_LIST) {
+        if (o->cb.list) o->cb.list(0, rows, n, o->ud);
+        o->cb.list = NULL; /* answered */
+    } else if (!s->closing && s->on_expire) { /* K_SWEEP: no report after close */
+        for (size_t i = 0; i < n; i++) s->on_expire(&rows[i], s->expire_ud);
+    }
+    free(rows);
+    if (o->kind == K_LIST) {
+        /* complete() would answer again: finish by hand */
+        rop_free(o);
+        s->pending--;
+        if (s->closing && !s->pending) finish_close(s);
+        return;
+    }
+    complete(o, 0, NULL);
+}
+
 static int r_reg_put(void *self, const ts_store_reg_t *e, uint64_t ttl_ms, ts_store_done_cb cb,
                      void *ud) {
-    (void)self, (void)e, (void)ttl_ms, (void)cb, (void)ud;
-    return TS_EINVAL;
+    rstore_t *s = self;
+    if (s->closing) return TS_ECLOSED;
+    char k[5][KEY_CAP];
+    size_t kl[5];
+    kl[0] = entry_key(k[0], KEY_CAP, s, &e->key);
+    kl[1] = keyf(k[1], KEY_CAP, s, IDX[TS_STORE_BY_SESSION], e->key.session);
+    kl[2] = keyf(k[2], KEY_CAP, s, IDX[TS_STORE_BY_USER], e->user);
+    kl[3] = keyf(k[3], KEY_CAP, s, IDX[TS_STORE_BY_DEVICE], e->key.device);
+    kl[4] = keyf(k[4], KEY_CAP, s, "exp", ts_slice("", 0));
+    char ttl[24], max[24];
+    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)ttl_ms);
+    snprintf(max, sizeof max, "%u", s->reg_max);
+    char *a[6];
+    const ts_slice_t f[6] = {e->key.session, e->key.device, e->key.tab, e->user, e->node, e->data};
+    for (int i = 0; i < 6; i++) a[i] = ts_xstrndup((const char *)f[i].p, f[i].len);
+    const char *keys[5] = {k[0], k[1], k[2], k[3], k[4]};
+    const char *args[9] = {a[0], a[1], a[2], a[3], a[4], a[5], ttl, s->prefix, max};
+    rop_t *o = script_op(s, S_REG_PUT, K_DONE, keys, kl, 5, args, 9, ud);
+    for (int i = 0; i < 6; i++) free(a[i]);
+    o->cb.done = cb;
+    send_script(o, 0);
+    return 0;
 }
-static int r_reg_renew(void *self, const ts_store_reg_key_t *k, uint64_t ttl_ms,
+
+static int r_reg_renew(void *self, const ts_store_reg_key_t *key, uint64_t ttl_ms,
                        ts_store_done_cb cb, void *ud) {
-    (void)self, (void)k, (void)ttl_ms, (void)cb, (void)ud;
-    return TS_EINVAL;
+    rstore_t *s = self;
+    if (s->closing) return TS_ECLOSED;
+    char k[2][KEY_CAP], ttl[24];
+    size_t kl[2] = {entry_key(k[0], KEY_CAP, s, key), keyf(k[1], KEY_CAP, s, "exp", ts_slice("", 0))};
+    snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)ttl_ms);
+    const char *keys[2] = {k[0], k[1]};
+    const char *args[1] = {ttl};
+    rop_t *o = script_op(s, S_REG_RENEW, K_DONE, keys, kl, 2, args, 1, ud);
+    o->cb.done = cb;
+    send_script(o, 0);
+    return 0;
 }
-static int r_reg_remove(void *self, const ts_store_reg_key_t *k, ts_store_done_cb cb, void *ud) {
-    (void)self, (void)k, (void)cb, (void)ud;
-    return TS_EINVAL;
+
+static int r_reg_remove(void *self, const ts_store_reg_key_t *key, ts_store_done_cb cb, void *ud) {
+    rstore_t *s = self;
+    if (s->closing) return TS_ECLOSED;
+    char k[2][KEY_CAP];
+    size_t kl[2] = {entry_key(k[0], KEY_CAP, s, key), keyf(k[1], KEY_CAP, s, "exp", ts_slice("", 0))};
+    const char *keys[2] = {k[0], k[1]};
+    const char *args[1] = {s->prefix};
+    rop_t *o = script_op(s, S_REG_REMOVE, K_DONE, keys, kl, 2, args, 1, ud);
+    o->cb.done = cb;
+    send_script(o, 0);
+    return 0;
 }
+
 static int r_reg_list(void *self, ts_store_by_t by, ts_slice_t id, ts_store_reg_list_cb cb,
                       void *ud) {
-    (void)self, (void)by, (void)id, (void)cb, (void)ud;
-    return TS_EINVAL;
+    rstore_t *s = self;
+    if (s->closing) return TS_ECLOSED;
+    if ((unsigned)by > TS_STORE_BY_DEVICE) return TS_EINVAL;
+    char k[KEY_CAP];
+    size_t kl = keyf(k, KEY_CAP, s, IDX[by], id);
+    const char *keys[1] = {k};
+    rop_t *o = script_op(s, S_REG_LIST, K_LIST, keys, &kl, 1, NULL, 0, ud);
+    o->cb.list = cb;
+    send_script(o, 0);
+    return 0;
 }
+
+/* Every sweep_ms: the expired entries, reported once (loop-relative timer,
+ * unref'd: it keeps no loop alive). One sweep in flight at a time. */
+static void on_sweep(uv_timer_t *t) {
+    rstore_t *s = t->data;
+    if (s->closing || s->sweeping || !ts_rconn_is_up(s->cmd)) return;
+    char k[KEY_CAP];
+    size_t kl = keyf(k, KEY_CAP, s, "exp", ts_slice("", 0));
+    const char *keys[1] = {k};
+    const char *args[2] = {s->prefix, "1000"};
+    s->sweeping = 1;
+    send_script(script_op(s, S_REG_SWEEP, K_SWEEP, keys, &kl, 1, args, 2, NULL), 0);
+}
+
 static int r_log_append(void *self, ts_slice_t session, ts_buf_t *event, ts_store_seq_cb cb,
                         void *ud) {
     (void)self, (void)session, (void)event, (void)cb, (void)ud;
