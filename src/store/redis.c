@@ -360,26 +360,18 @@ static rop_t *script_op(rstore_t *s, int script, op_kind_t kind, const char *con
 static int lease_op(rstore_t *s, int script, ts_slice_t name, const char *const *args, int nargs,
                     ts_store_lease_cb lcb, ts_store_done_cb dcb, void *ud) {
     if (s->closing) return TS_ECLOSED;
-    rop_t *o = ts_xcalloc(1, sizeof *o);
-    o->s = s;
-    o->script = script;
-    o->kind = script == S_RELEASE ? K_DONE : K_LEASE; /* release answers without a lease */
+    char key[PREFIX_MAX + TS_STORE_ID_MAX + 8];
+    int kl = snprintf(key, sizeof key, "%slease:%.*s", s->prefix, (int)name.len,
+                      (const char *)name.p);
+    const char *keys[1] = {key};
+    size_t klens[1] = {(size_t)kl};
+    /* release answers without a lease */
+    rop_t *o = script_op(s, script, script == S_RELEASE ? K_DONE : K_LEASE, keys, klens, 1, args,
+                         nargs, ud);
     if (o->kind == K_DONE) o->cb.done = dcb;
     else o->cb.lease = lcb;
-    o->ud = ud;
     memcpy(o->name, name.p, name.len);
     o->name[name.len] = '\0';
-    size_t kl = strlen(s->prefix) + 6 + name.len;
-    o->argv[0] = ts_xmalloc(kl + 1);
-    snprintf(o->argv[0], kl + 1, "%slease:%s", s->prefix, o->name);
-    o->argvlen[0] = kl;
-    o->argc = 1;
-    for (int i = 0; i < nargs; i++) {
-        o->argv[o->argc] = ts_xstrdup(args[i]);
-        o->argvlen[o->argc] = strlen(args[i]);
-        o->argc++;
-    }
-    s->pending++;
     send_script(o, 0);
     return 0;
 }
