@@ -53,7 +53,8 @@ typedef struct rstore {
     int pending; /* ops whose callback has not run */
     ts_store_expire_cb on_expire;
     void *expire_ud;
-    uint32_t sweep_ms, reg_max;
+    uint32_t sweep_ms, reg_max, read_max;
+    size_t event_max, read_max_bytes;
     int sweeping;         /* a sweep script is on its way */
     uv_timer_t sweep;
     int closing, closed_conns;
@@ -179,13 +180,42 @@ static const char lua_reg_sweep[] =
     "end "
     "return out";
 
+/* ---- the log scripts ----
+ * A session's log is a stream <prefix>l:{<session>} whose entry ids are
+ * <seq>-1 (field e: the event), and a hash <prefix>l:{<session>}:m with the
+ * last seq assigned (never reset: numbers are not reused) and the trim mark.
+ * Both keys carry the session as their hash tag: one Cluster slot. */
+static const char lua_log_append[] =
+    "local seq = redis.call('HINCRBY', KEYS[2], 'last', 1) "
+    "redis.call('XADD', KEYS[1], seq .. '-1', 'e', ARGV[1]) "
+    "return seq";
+
+static const char lua_log_read[] =
+    "local m = redis.call('HMGET', KEYS[2], 'last', 'trim') "
+    "local last, trim = tonumber(m[1] or '0'), tonumber(m[2] or '0') "
+    "local from = tonumber(ARGV[1]) + 1 "
+    "if from <= trim then from = trim + 1 end "
+    "return {last, trim, redis.call('XRANGE', KEYS[1], from .. '-1', '+', 'COUNT', "
+    "                               tonumber(ARGV[2]))}";
+
+static const char lua_log_trim[] =
+    "local m = redis.call('HMGET', KEYS[2], 'last', 'trim') "
+    "local last, trim = tonumber(m[1] or '0'), tonumber(m[2] or '0') "
+    "local upto = math.min(tonumber(ARGV[1]), last) "
+    "if upto <= trim then return 0 end "
+    "redis.call('XTRIM', KEYS[1], 'MINID', (upto + 1) .. '-1') "
+    "redis.call('HSET', KEYS[2], 'trim', upto) "
+    "return 0";
+
 static script_t scripts[] = {{lua_acquire, ""},   {lua_renew, ""},     {lua_release, ""},
                              {lua_transfer, ""},  {lua_get, ""},       {lua_reg_put, ""},
                              {lua_reg_renew, ""}, {lua_reg_remove, ""}, {lua_reg_list, ""},
-                             {lua_reg_sweep, ""}};
+                             {lua_reg_sweep, ""}, {lua_log_append, ""}, {lua_log_read, ""},
+                             {lua_log_trim, ""}};
 enum {
     S_ACQUIRE, S_RENEW, S_RELEASE, S_TRANSFER, S_GET,
-    S_REG_PUT, S_REG_RENEW, S_REG_REMOVE, S_REG_LIST, S_REG_SWEEP
+    S_REG_PUT, S_REG_RENEW, S_REG_REMOVE, S_REG_LIST, S_REG_SWEEP,
+    S_LOG_APPEND, S_LOG_READ, S_LOG_TRIM
 };
 
 /* EVALSHA's name of a script: the hex SHA-1 of its text. */
@@ -200,7 +230,7 @@ static void sha1_hex(const char *src, char out[41]) {
 
 /* ---- ops ---- */
 
-typedef enum { K_LEASE, K_DONE, K_LIST, K_SWEEP } op_kind_t;
+typedef enum { K_LEASE, K_DONE, K_LIST, K_SWEEP, K_SEQ, K_PAGE } op_kind_t;
 
 typedef struct rop {
     ts_list_t link; /* in deferred */
@@ -211,7 +241,10 @@ typedef struct rop {
         ts_store_lease_cb lease;
         ts_store_done_cb done;
         ts_store_reg_list_cb list;
+        ts_store_seq_cb seq;
+        ts_store_log_cb log;
     } cb;
+    size_t max_bytes; /* K_PAGE: the page's byte budget */
     void *ud;
     int status; /* deferred */
     /* for a NOSCRIPT retry with EVAL: the arguments again */
@@ -234,6 +267,10 @@ static void complete(rop_t *o, int status, const ts_store_lease_t *lease) {
         if (o->cb.lease) o->cb.lease(status, lease, o->ud);
     } else if (o->kind == K_LIST) {
         if (o->cb.list) o->cb.list(status, NULL, 0, o->ud);
+    } else if (o->kind == K_SEQ) {
+        if (o->cb.seq) o->cb.seq(status, 0, o->ud);
+    } else if (o->kind == K_PAGE) {
+        if (o->cb.log) o->cb.log(status, NULL, o->ud);
     } else if (o->kind == K_DONE && o->cb.done) {
         o->cb.done(status, o->ud);
     }
@@ -628,6 +665,9 @@ static int r_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, char 
     s->expire_ud = cfg->expire_ud;
     s->sweep_ms = cfg->sweep_ms ? cfg->sweep_ms : 1000;
     s->reg_max = cfg->reg_max ? cfg->reg_max : 1000000;
+    s->event_max = cfg->event_max ? cfg->event_max : 1u << 20;
+    s->read_max = cfg->read_max ? cfg->read_max : 1000;
+    s->read_max_bytes = cfg->read_max_bytes ? cfg->read_max_bytes : 4u << 20;
     uv_timer_init(loop, &s->sweep);
     s->sweep.data = s;
     uv_timer_start(&s->sweep, on_sweep, s->sweep_ms, s->sweep_ms);
@@ -681,8 +721,14 @@ static size_t reg_rows(const redisReply *r, ts_store_reg_t *out, size_t max) {
     return n;
 }
 
+static void on_log_reply(rop_t *o, const redisReply *r);
+
 static void on_reg_reply(rop_t *o, const redisReply *r) {
     rstore_t *s = o->s;
+    if (o->kind == K_SEQ || o->kind == K_PAGE) {
+        on_log_reply(o, r);
+        return;
+    }
     if (o->kind == K_DONE) {
         long long v;
         int rc = reply_int(r, &v) ? TS_ESTORE : v == 0 ? 0 : v == -1 ? TS_ELIMIT : TS_ENOTFOUND;
@@ -793,21 +839,120 @@ static void on_sweep(uv_timer_t *t) {
     send_script(script_op(s, S_REG_SWEEP, K_SWEEP, keys, &kl, 1, args, 2, NULL), 0);
 }
 
+/* ---- the log ---- */
+
+static void log_keys(const rstore_t *s, ts_slice_t session, char k[2][KEY_CAP], size_t kl[2]) {
+    int n = snprintf(k[0], KEY_CAP, "%sl:{%.*s}", s->prefix, (int)session.len,
+                     (const char *)session.p);
+    kl[0] = n < 0 ? 0 : (size_t)n;
+    n = snprintf(k[1], KEY_CAP, "%s:m", k[0]);
+    kl[1] = n < 0 ? 0 : (size_t)n;
+}
+
+/* The seq out of a stream id "<seq>-1". */
+static uint64_t id_seq(const redisReply *id) {
+    return id->type == REDIS_REPLY_STRING ? strtoull(id->str, NULL, 10) : 0;
+}
+
+static void on_log_reply(rop_t *o, const redisReply *r) {
+    rstore_t *s = o->s;
+    if (o->kind == K_SEQ) {
+        long long seq;
+        if (reply_int(r, &seq) || seq <= 0) {
+            complete(o, TS_ESTORE, NULL);
+            return;
+        }
+        if (o->cb.seq) o->cb.seq(0, (uint64_t)seq, o->ud);
+        o->cb.seq = NULL; /* answered */
+        complete(o, 0, NULL);
+        return;
+    }
+    long long last, trim;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || reply_int(r->element[0], &last) ||
+        reply_int(r->element[1], &trim) || r->element[2]->type != REDIS_REPLY_ARRAY) {
+        complete(o, TS_ESTORE, NULL);
+        return;
+    }
+    const redisReply *rows = r->element[2];
+    ts_store_event_t *ev = rows->elements ? ts_xcalloc(rows->elements, sizeof *ev) : NULL;
+    size_t n = 0, bytes = 0;
+    for (size_t i = 0; i < rows->elements; i++) {
+        const redisReply *e = rows->element[i];
+        if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
+            e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements != 2)
+            continue;
+        const redisReply *val = e->element[1]->element[1];
+        if (val->type != REDIS_REPLY_STRING) continue;
+        if (n && bytes + val->len > o->max_bytes) break; /* the page's byte budget (one at least) */
+        bytes += val->len;
+        ev[n].seq = id_seq(e->element[0]);
+        ev[n].data = ts_buf_from(val->str, val->len);
+        n++;
+    }
+    ts_store_log_page_t page = {ev, n, (uint64_t)last, (uint64_t)trim};
+    if (o->cb.log) o->cb.log(0, &page, o->ud);
+    o->cb.log = NULL;
+    for (size_t i = 0; i < n; i++) ts_buf_unref(ev[i].data);
+    free(ev);
+    (void)s;
+    complete(o, 0, NULL);
+}
+
 static int r_log_append(void *self, ts_slice_t session, ts_buf_t *event, ts_store_seq_cb cb,
                         void *ud) {
-    (void)self, (void)session, (void)event, (void)cb, (void)ud;
-    return TS_EINVAL;
+    rstore_t *s = self;
+    if (s->closing) return TS_ECLOSED;
+    if (!event->len) return TS_EINVAL;
+    if (event->len > s->event_max) return TS_ETOOBIG;
+    char k[2][KEY_CAP];
+    size_t kl[2];
+    log_keys(s, session, k, kl);
+    const char *keys[2] = {k[0], k[1]};
+    rop_t *o = script_op(s, S_LOG_APPEND, K_SEQ, keys, kl, 2, NULL, 0, ud);
+    /* the event is binary: appended by hand, with its length */
+    o->argv[o->argc] = ts_xmemdup(event->data, event->len);
+    o->argvlen[o->argc++] = event->len;
+    o->cb.seq = cb;
+    send_script(o, 0);
+    return 0;
 }
+
 static int r_log_read(void *self, ts_slice_t session, uint64_t after_seq, size_t max,
                       ts_store_log_cb cb, void *ud) {
-    (void)self, (void)session, (void)after_seq, (void)max, (void)cb, (void)ud;
-    return TS_EINVAL;
+    rstore_t *s = self;
+    if (s->closing) return TS_ECLOSED;
+    if (!max) return TS_EINVAL;
+    if (max > s->read_max) max = s->read_max;
+    char k[2][KEY_CAP], a[2][24];
+    size_t kl[2];
+    log_keys(s, session, k, kl);
+    snprintf(a[0], sizeof a[0], "%llu", (unsigned long long)after_seq);
+    snprintf(a[1], sizeof a[1], "%zu", max);
+    const char *keys[2] = {k[0], k[1]};
+    const char *args[2] = {a[0], a[1]};
+    rop_t *o = script_op(s, S_LOG_READ, K_PAGE, keys, kl, 2, args, 2, ud);
+    o->cb.log = cb;
+    o->max_bytes = s->read_max_bytes;
+    send_script(o, 0);
+    return 0;
 }
+
 static int r_log_trim(void *self, ts_slice_t session, uint64_t upto_seq, ts_store_done_cb cb,
                       void *ud) {
-    (void)self, (void)session, (void)upto_seq, (void)cb, (void)ud;
-    return TS_EINVAL;
+    rstore_t *s = self;
+    if (s->closing) return TS_ECLOSED;
+    char k[2][KEY_CAP], a[24];
+    size_t kl[2];
+    log_keys(s, session, k, kl);
+    snprintf(a, sizeof a, "%llu", (unsigned long long)upto_seq);
+    const char *keys[2] = {k[0], k[1]};
+    const char *args[1] = {a};
+    rop_t *o = script_op(s, S_LOG_TRIM, K_DONE, keys, kl, 2, args, 1, ud);
+    o->cb.done = cb;
+    send_script(o, 0);
+    return 0;
 }
+
 static int r_state_get(void *self, ts_slice_t session, ts_store_state_cb cb, void *ud) {
     (void)self, (void)session, (void)cb, (void)ud;
     return TS_EINVAL;
