@@ -1001,13 +1001,15 @@ static void c_lease_expiry(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     sc_res_t r;
-    assert_ts_err(sc_acquire(&t, "L", "A", 40, &r), 0);
+    /* margins of 150-200 ms: a loaded machine (or a round trip to Redis)
+     * must not turn "still held" into "expired" */
+    assert_ts_err(sc_acquire(&t, "L", "A", 400, &r), 0);
     assert_int_equal(r.term, 1);
-    sc_sleep(&t, 20);
-    assert_ts_err(sc_lrenew(&t, "L", "A", 1, 40, &r), 0); /* renewed in time */
-    sc_sleep(&t, 30);
+    sc_sleep(&t, 200);
+    assert_ts_err(sc_lrenew(&t, "L", "A", 1, 400, &r), 0); /* renewed in time */
+    sc_sleep(&t, 250);
     assert_ts_err(sc_acquire(&t, "L", "B", 1000, &r), TS_EHELD);
-    sc_sleep(&t, 50); /* now expired */
+    sc_sleep(&t, 400); /* now expired */
     assert_ts_err(sc_lrenew(&t, "L", "A", 1, 1000, &r), TS_ESTALE);
     assert_ts_err(sc_acquire(&t, "L", "B", 1000, &r), 0);
     assert_int_equal(r.term, 2);
