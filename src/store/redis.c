@@ -54,7 +54,7 @@ typedef struct rstore {
     ts_store_expire_cb on_expire;
     void *expire_ud;
     uint32_t sweep_ms, reg_max, read_max;
-    size_t event_max, read_max_bytes;
+    size_t event_max, read_max_bytes, state_max;
     int sweeping;         /* a sweep script is on its way */
     uv_timer_t sweep;
     int closing, closed_conns;
@@ -207,15 +207,29 @@ static const char lua_log_trim[] =
     "redis.call('HSET', KEYS[2], 'trim', upto) "
     "return 0";
 
+/* ---- the state scripts ----
+ * A session's document is a hash <prefix>s:{<session>} {v: version, d: doc}.
+ * Both answer {status (0, or 1 for a conflict), version, doc or false}. */
+static const char lua_state_get[] =
+    "local v = redis.call('HMGET', KEYS[1], 'v', 'd') "
+    "return {0, tonumber(v[1] or '0'), v[2] or false}";
+
+static const char lua_state_cas[] =
+    "local v = redis.call('HMGET', KEYS[1], 'v', 'd') "
+    "local ver = tonumber(v[1] or '0') "
+    "if ver ~= tonumber(ARGV[1]) then return {1, ver, v[2] or false} end "
+    "redis.call('HSET', KEYS[1], 'v', ver + 1, 'd', ARGV[2]) "
+    "return {0, ver + 1, ARGV[2]}";
+
 static script_t scripts[] = {{lua_acquire, ""},   {lua_renew, ""},     {lua_release, ""},
                              {lua_transfer, ""},  {lua_get, ""},       {lua_reg_put, ""},
                              {lua_reg_renew, ""}, {lua_reg_remove, ""}, {lua_reg_list, ""},
                              {lua_reg_sweep, ""}, {lua_log_append, ""}, {lua_log_read, ""},
-                             {lua_log_trim, ""}};
+                             {lua_log_trim, ""}, {lua_state_get, ""}, {lua_state_cas, ""}};
 enum {
     S_ACQUIRE, S_RENEW, S_RELEASE, S_TRANSFER, S_GET,
     S_REG_PUT, S_REG_RENEW, S_REG_REMOVE, S_REG_LIST, S_REG_SWEEP,
-    S_LOG_APPEND, S_LOG_READ, S_LOG_TRIM
+    S_LOG_APPEND, S_LOG_READ, S_LOG_TRIM, S_STATE_GET, S_STATE_CAS
 };
 
 /* EVALSHA's name of a script: the hex SHA-1 of its text. */
@@ -230,7 +244,7 @@ static void sha1_hex(const char *src, char out[41]) {
 
 /* ---- ops ---- */
 
-typedef enum { K_LEASE, K_DONE, K_LIST, K_SWEEP, K_SEQ, K_PAGE } op_kind_t;
+typedef enum { K_LEASE, K_DONE, K_LIST, K_SWEEP, K_SEQ, K_PAGE, K_STATE } op_kind_t;
 
 typedef struct rop {
     ts_list_t link; /* in deferred */
@@ -243,6 +257,7 @@ typedef struct rop {
         ts_store_reg_list_cb list;
         ts_store_seq_cb seq;
         ts_store_log_cb log;
+        ts_store_state_cb state;
     } cb;
     size_t max_bytes; /* K_PAGE: the page's byte budget */
     void *ud;
@@ -271,6 +286,8 @@ static void complete(rop_t *o, int status, const ts_store_lease_t *lease) {
         if (o->cb.seq) o->cb.seq(status, 0, o->ud);
     } else if (o->kind == K_PAGE) {
         if (o->cb.log) o->cb.log(status, NULL, o->ud);
+    } else if (o->kind == K_STATE) {
+        if (o->cb.state) o->cb.state(status, NULL, o->ud);
     } else if (o->kind == K_DONE && o->cb.done) {
         o->cb.done(status, o->ud);
     }
@@ -666,6 +683,7 @@ static int r_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, char 
     s->sweep_ms = cfg->sweep_ms ? cfg->sweep_ms : 1000;
     s->reg_max = cfg->reg_max ? cfg->reg_max : 1000000;
     s->event_max = cfg->event_max ? cfg->event_max : 1u << 20;
+    s->state_max = cfg->state_max ? cfg->state_max : 1u << 20;
     s->read_max = cfg->read_max ? cfg->read_max : 1000;
     s->read_max_bytes = cfg->read_max_bytes ? cfg->read_max_bytes : 4u << 20;
     uv_timer_init(loop, &s->sweep);
@@ -727,6 +745,22 @@ static void on_reg_reply(rop_t *o, const redisReply *r) {
     rstore_t *s = o->s;
     if (o->kind == K_SEQ || o->kind == K_PAGE) {
         on_log_reply(o, r);
+        return;
+    }
+    if (o->kind == K_STATE) {
+        long long st, ver;
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || reply_int(r->element[0], &st) ||
+            reply_int(r->element[1], &ver)) {
+            complete(o, TS_ESTORE, NULL);
+            return;
+        }
+        const redisReply *d = r->element[2];
+        ts_buf_t *doc = d->type == REDIS_REPLY_STRING ? ts_buf_from(d->str, d->len) : NULL;
+        ts_store_state_t v = {(uint64_t)ver, doc};
+        if (o->cb.state) o->cb.state(st ? TS_ECONFLICT : 0, &v, o->ud);
+        o->cb.state = NULL;
+        ts_buf_unref(doc);
+        complete(o, 0, NULL);
         return;
     }
     if (o->kind == K_DONE) {
@@ -953,15 +987,42 @@ static int r_log_trim(void *self, ts_slice_t session, uint64_t upto_seq, ts_stor
     return 0;
 }
 
-static int r_state_get(void *self, ts_slice_t session, ts_store_state_cb cb, void *ud) {
-    (void)self, (void)session, (void)cb, (void)ud;
-    return TS_EINVAL;
+/* ---- the state ---- */
+
+static int state_op(rstore_t *s, int script, ts_slice_t session, const char *const *args,
+                    const size_t *alens, int nargs, ts_store_state_cb cb, void *ud) {
+    if (s->closing) return TS_ECLOSED;
+    char k[KEY_CAP];
+    int n = snprintf(k, KEY_CAP, "%ss:{%.*s}", s->prefix, (int)session.len,
+                     (const char *)session.p);
+    size_t kl = n < 0 ? 0 : (size_t)n;
+    const char *keys[1] = {k};
+    rop_t *o = script_op(s, script, K_STATE, keys, &kl, 1, NULL, 0, ud);
+    for (int i = 0; i < nargs; i++) { /* binary-safe: a document may hold anything */
+        o->argv[o->argc] = ts_xmemdup(args[i], alens[i]);
+        o->argvlen[o->argc++] = alens[i];
+    }
+    o->cb.state = cb;
+    send_script(o, 0);
+    return 0;
 }
+
+static int r_state_get(void *self, ts_slice_t session, ts_store_state_cb cb, void *ud) {
+    return state_op(self, S_STATE_GET, session, NULL, NULL, 0, cb, ud);
+}
+
 static int r_state_cas(void *self, ts_slice_t session, uint64_t expected, ts_buf_t *doc,
                        ts_store_state_cb cb, void *ud) {
-    (void)self, (void)session, (void)expected, (void)doc, (void)cb, (void)ud;
-    return TS_EINVAL;
+    rstore_t *s = self;
+    if (!doc || !doc->len) return TS_EINVAL;
+    if (doc->len > s->state_max) return TS_ETOOBIG;
+    char e[24];
+    int n = snprintf(e, sizeof e, "%llu", (unsigned long long)expected);
+    const char *args[2] = {e, (const char *)doc->data};
+    size_t lens[2] = {(size_t)n, doc->len};
+    return state_op(self, S_STATE_CAS, session, args, lens, 2, cb, ud);
 }
+
 static int r_sess_get(void *self, ts_slice_t session, ts_store_sess_cb cb, void *ud) {
     (void)self, (void)session, (void)cb, (void)ud;
     return TS_EINVAL;
