@@ -1,20 +1,23 @@
-/* redis.c - the "redis" store backend, first part (issue #12): leases with
- * fencing terms and publish/subscribe, over two Redis connections driven on
- * libuv (rconn_int.h): one for commands, one in subscribe mode. Each lease
- * verb is one Lua script (loaded by EVAL's own cache: EVALSHA with the
+/* redis.c - the "redis" store backend (issue #12): every verb of ts_store.h
+ * over two Redis connections driven on libuv (rconn_int.h), one for commands
+ * and one in subscribe mode. Each verb is one Lua script (EVALSHA with the
  * script's SHA-1, EVAL once when Redis answers NOSCRIPT), atomic on the
- * server, with Redis's clock (TIME), so that every node sees one order of
- * grants and one expiry. A lease is one hash, {prefix}lease:<name>, with
- * the holder (h, "" when nobody), the last granted term (t, never reset) and
- * the expiry in ms (x).
+ * server and on Redis's clock (TIME), so that every node sees one order of
+ * grants, one sequence per session and one expiry. The key layout:
+ *   <prefix>lease:<name>          a lease {h holder, t last term, x expiry}
+ *   <prefix>r:<s>\x1f<d>\x1f<t>    a registry entry; i:s:/i:u:/i:d: its indexes
+ *   <prefix>exp                   registry expiries (the sweep's)
+ *   <prefix>l:{<session>}         the session's log, a stream (ids <seq>-1)
+ *   <prefix>l:{<session>}:m       last seq, trim mark, epoch, state_ver,
+ *                                 broken chain, snapshot
+ *   <prefix>l:{<session>}:w:<c>   client c's exactly-once window
+ *   <prefix>s:{<session>}         the state document (state_cas)
+ *   <prefix>sessions              the sessions, for retention
+ * A session's keys share its hash tag; the registry, the sessions set and a
+ * fenced commit's lease do not yet (Redis Cluster needs that: not built).
  *
- * The registry: entries as hashes with a TTL, indexes as sets, and one
- * sorted set of expiries that a sweep walks (Redis scripts below).
- *
- * Not built yet (docs/STATUS.md): logs, state, commits and snapshots —
- * those verbs answer TS_EINVAL at once — and TLS, Cluster (the registry's
- * scripts touch keys of several slots), more than one loop. The daemon does
- * not offer this backend until they are. */
+ * Not built yet (docs/STATUS.md): a handle on another loop (attach answers
+ * TS_EINVAL), TLS, Cluster. The daemon does not offer this backend yet. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +34,8 @@
 #include <nettle/sha1.h>
 
 #define PREFIX_MAX 64
+#define TS_STR_(x) #x
+#define TS_STR(x) TS_STR_(x)
 
 typedef struct rsub {
     ts_list_t link;
@@ -56,6 +61,10 @@ typedef struct rstore {
     uint32_t sweep_ms, reg_max, read_max;
     size_t event_max, read_max_bytes, state_max;
     int sweeping;         /* a sweep script is on its way */
+    int retaining;        /* a retention script is on its way */
+    char retain_cursor[24]; /* SSCAN's, over the sessions */
+    uint32_t retain_events;
+    uint64_t retain_ms;
     uv_timer_t sweep;
     int closing, closed_conns;
     ts_store_close_cb close_cb;
@@ -186,8 +195,10 @@ static const char lua_reg_sweep[] =
  * last seq assigned (never reset: numbers are not reused) and the trim mark.
  * Both keys carry the session as their hash tag: one Cluster slot. */
 static const char lua_log_append[] =
+    LUA_NOW
+    "if redis.call('HSETNX', KEYS[2], 'ep', ARGV[2]) == 1 then redis.call('SADD', KEYS[3], KEYS[2]) end "
     "local seq = redis.call('HINCRBY', KEYS[2], 'last', 1) "
-    "redis.call('XADD', KEYS[1], seq .. '-1', 'e', ARGV[1]) "
+    "redis.call('XADD', KEYS[1], seq .. '-1', 'e', ARGV[1], 't', now) "
     "return seq";
 
 static const char lua_log_read[] =
@@ -219,17 +230,114 @@ static const char lua_state_cas[] =
     "local ver = tonumber(v[1] or '0') "
     "if ver ~= tonumber(ARGV[1]) then return {1, ver, v[2] or false} end "
     "redis.call('HSET', KEYS[1], 'v', ver + 1, 'd', ARGV[2]) "
+    "if redis.call('HSETNX', KEYS[2], 'ep', ARGV[3]) == 1 then redis.call('SADD', KEYS[3], KEYS[2]) end "
     "return {0, ver + 1, ARGV[2]}";
+
+/* ---- the history scripts ----
+ * In the log's hash beside `last` and `trim`: ep (the epoch, set at the
+ * first write, kept as text: 64 bits do not fit a Lua number), hv (the
+ * state changes committed), bc (the chain broken last), ss, sv, sd (the
+ * snapshot: its seq, state_ver, document). A client's exactly-once window
+ * is a sorted set <log key>:w:<client> of "mut:seq" scored by mut, the
+ * newest TS_STORE_MUT_WINDOW kept. */
+static const char lua_sess_get[] =
+    "if redis.call('HSETNX', KEYS[1], 'ep', ARGV[1]) == 1 then redis.call('SADD', KEYS[2], KEYS[1]) end "
+    "return redis.call('HMGET', KEYS[1], 'ep', 'last', 'trim', 'hv', 'ss', 'sv', 'sd')";
+
+/* Answers {status, epoch, seq, state_ver, original or false, term}:
+ * 0 appended, 1 duplicate, 2 too old, 3 stale fence, 4 conflict. */
+static const char lua_commit[] =
+    LUA_NOW
+    "local m = redis.call('HMGET', KEYS[2], 'ep', 'hv', 'bc') "
+    "local ep, hv, chain = m[1] or '0', tonumber(m[2] or '0'), ARGV[6] "
+    "local function broke() "
+    "  if chain ~= '0' and m[1] then redis.call('HSET', KEYS[2], 'bc', chain) end end "
+    "if ARGV[2] ~= '' then "
+    "  local mut = tonumber(ARGV[3]) "
+    "  local f = redis.call('ZRANGEBYSCORE', KEYS[3], mut, mut) "
+    "  if #f > 0 then "
+    "    local seq = tonumber(string.match(f[1], ':(%d+)$')) "
+    "    broke() "
+    "    local e = redis.call('XRANGE', KEYS[1], seq .. '-1', seq .. '-1') "
+    "    local orig = false "
+    "    if #e > 0 then orig = e[1][2][2] end "
+    "    return {1, ep, seq, hv, orig, 0} "
+    "  end "
+    "  if redis.call('ZCARD', KEYS[3]) >= " TS_STR(TS_STORE_MUT_WINDOW) " then "
+    "    local o = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES') "
+    "    if mut < tonumber(o[2]) then broke() return {2, ep, 0, hv, false, 0} end "
+    "  end "
+    "end "
+    "if ARGV[10] == '1' then "
+    "  local v = redis.call('HMGET', KEYS[4], 'h', 't', 'x') "
+    "  local h, t, x = v[1] or '', tonumber(v[2] or '0'), tonumber(v[3] or '0') "
+    "  if x <= now then h = '' end "
+    "  if h ~= ARGV[8] or t ~= tonumber(ARGV[7]) then broke() return {3, ep, 0, hv, false, t} end "
+    "end "
+    "if (ARGV[4] ~= 'any' and tonumber(ARGV[4]) ~= hv) or (chain ~= '0' and m[3] == chain) then "
+    "  broke() return {4, ep, 0, hv, false, 0} end "
+    "if not m[1] then ep = ARGV[9] redis.call('HSET', KEYS[2], 'ep', ep) "
+    "  redis.call('SADD', KEYS[5], KEYS[2]) end "
+    "local seq = redis.call('HINCRBY', KEYS[2], 'last', 1) "
+    "redis.call('XADD', KEYS[1], seq .. '-1', 'e', ARGV[1], 't', now) "
+    "if ARGV[5] == '1' then hv = redis.call('HINCRBY', KEYS[2], 'hv', 1) end "
+    "if ARGV[2] ~= '' then "
+    "  redis.call('ZADD', KEYS[3], tonumber(ARGV[3]), ARGV[3] .. ':' .. seq) "
+    "  local n = redis.call('ZCARD', KEYS[3]) "
+    "  if n > " TS_STR(TS_STORE_MUT_WINDOW) " then "
+    "    redis.call('ZREMRANGEBYRANK', KEYS[3], 0, n - " TS_STR(TS_STORE_MUT_WINDOW) " - 1) end "
+    "end "
+    "return {0, ep, seq, hv, false, 0}";
+
+/* -3: a session never written, or seq past its last; -4: not newer. */
+static const char lua_snap_put[] =
+    "local m = redis.call('HMGET', KEYS[1], 'ep', 'last', 'ss') "
+    "local seq = tonumber(ARGV[1]) "
+    "if not m[1] or seq > tonumber(m[2] or '0') then return -3 end "
+    "if seq <= tonumber(m[3] or '0') then return -4 end "
+    "redis.call('HSET', KEYS[1], 'ss', ARGV[1], 'sv', ARGV[2], 'sd', ARGV[3]) "
+    "return 0";
+
+/* Retention, from the sweep: of the sessions SSCAN gives this time, drop the
+ * events that are older than both bounds (not among the newest ARGV[2], and
+ * appended at least ARGV[3] ms ago) and covered by the snapshot; at most 100
+ * per session per sweep. Answers the next SSCAN cursor. */
+static const char lua_retain[] =
+    LUA_NOW
+    "local r = redis.call('SSCAN', KEYS[1], ARGV[1], 'COUNT', 100) "
+    "for _, mk in ipairs(r[2]) do "
+    "  local lk = string.sub(mk, 1, -3) "
+    "  local m = redis.call('HMGET', mk, 'last', 'trim', 'ss') "
+    "  local last, trim, ss = tonumber(m[1] or '0'), tonumber(m[2] or '0'), tonumber(m[3] or '0') "
+    "  local upto = math.min(ss, last - tonumber(ARGV[2])) "
+    "  if upto > trim then "
+    "    local cut = trim "
+    "    for _, e in ipairs(redis.call('XRANGE', lk, (trim + 1) .. '-1', upto .. '-1', 'COUNT', 100)) do "
+    "      local f, t = e[2], 0 "
+    "      for i = 1, #f, 2 do if f[i] == 't' then t = tonumber(f[i + 1]) end end "
+    "      if now - t < tonumber(ARGV[3]) then break end "
+    "      cut = tonumber(string.match(e[1], '^(%d+)')) "
+    "    end "
+    "    if cut > trim then "
+    "      redis.call('XTRIM', lk, 'MINID', (cut + 1) .. '-1') "
+    "      redis.call('HSET', mk, 'trim', cut) "
+    "    end "
+    "  end "
+    "end "
+    "return r[1]";
 
 static script_t scripts[] = {{lua_acquire, ""},   {lua_renew, ""},     {lua_release, ""},
                              {lua_transfer, ""},  {lua_get, ""},       {lua_reg_put, ""},
                              {lua_reg_renew, ""}, {lua_reg_remove, ""}, {lua_reg_list, ""},
                              {lua_reg_sweep, ""}, {lua_log_append, ""}, {lua_log_read, ""},
-                             {lua_log_trim, ""}, {lua_state_get, ""}, {lua_state_cas, ""}};
+                             {lua_log_trim, ""}, {lua_state_get, ""}, {lua_state_cas, ""},
+                             {lua_sess_get, ""}, {lua_commit, ""}, {lua_snap_put, ""},
+                             {lua_retain, ""}};
 enum {
     S_ACQUIRE, S_RENEW, S_RELEASE, S_TRANSFER, S_GET,
     S_REG_PUT, S_REG_RENEW, S_REG_REMOVE, S_REG_LIST, S_REG_SWEEP,
-    S_LOG_APPEND, S_LOG_READ, S_LOG_TRIM, S_STATE_GET, S_STATE_CAS
+    S_LOG_APPEND, S_LOG_READ, S_LOG_TRIM, S_STATE_GET, S_STATE_CAS,
+    S_SESS_GET, S_COMMIT, S_SNAP_PUT, S_RETAIN
 };
 
 /* EVALSHA's name of a script: the hex SHA-1 of its text. */
@@ -244,7 +352,7 @@ static void sha1_hex(const char *src, char out[41]) {
 
 /* ---- ops ---- */
 
-typedef enum { K_LEASE, K_DONE, K_LIST, K_SWEEP, K_SEQ, K_PAGE, K_STATE } op_kind_t;
+typedef enum { K_LEASE, K_DONE, K_LIST, K_SWEEP, K_SEQ, K_PAGE, K_STATE, K_SESS, K_COMMIT, K_RETAIN } op_kind_t;
 
 typedef struct rop {
     ts_list_t link; /* in deferred */
@@ -258,6 +366,8 @@ typedef struct rop {
         ts_store_seq_cb seq;
         ts_store_log_cb log;
         ts_store_state_cb state;
+        ts_store_sess_cb sess;
+        ts_store_commit_cb commit;
     } cb;
     size_t max_bytes; /* K_PAGE: the page's byte budget */
     void *ud;
@@ -288,13 +398,18 @@ static void complete(rop_t *o, int status, const ts_store_lease_t *lease) {
         if (o->cb.log) o->cb.log(status, NULL, o->ud);
     } else if (o->kind == K_STATE) {
         if (o->cb.state) o->cb.state(status, NULL, o->ud);
+    } else if (o->kind == K_SESS) {
+        if (o->cb.sess) o->cb.sess(status, NULL, o->ud);
+    } else if (o->kind == K_COMMIT) {
+        if (o->cb.commit) o->cb.commit(status, NULL, o->ud);
     } else if (o->kind == K_DONE && o->cb.done) {
         o->cb.done(status, o->ud);
     }
-    int counted = o->kind != K_SWEEP;
+    int counted = o->kind != K_SWEEP && o->kind != K_RETAIN;
+    if (o->kind == K_SWEEP) s->sweeping = 0;
+    if (o->kind == K_RETAIN) s->retaining = 0;
     rop_free(o);
     if (counted) s->pending--;
-    if (!counted) s->sweeping = 0;
     if (s->closing && !s->pending) finish_close(s);
 }
 
@@ -406,7 +521,7 @@ static rop_t *script_op(rstore_t *s, int script, op_kind_t kind, const char *con
         o->argv[o->argc][l] = '\0';
         o->argvlen[o->argc++] = l;
     }
-    if (kind != K_SWEEP) s->pending++;
+    if (kind != K_SWEEP && kind != K_RETAIN) s->pending++; /* the sweep's are not */
     return o;
 }
 
@@ -684,6 +799,9 @@ static int r_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, char 
     s->reg_max = cfg->reg_max ? cfg->reg_max : 1000000;
     s->event_max = cfg->event_max ? cfg->event_max : 1u << 20;
     s->state_max = cfg->state_max ? cfg->state_max : 1u << 20;
+    s->retain_events = cfg->retain_events ? cfg->retain_events : 10000;
+    s->retain_ms = cfg->retain_ms ? cfg->retain_ms : 24ull * 3600 * 1000;
+    snprintf(s->retain_cursor, sizeof s->retain_cursor, "0");
     s->read_max = cfg->read_max ? cfg->read_max : 1000;
     s->read_max_bytes = cfg->read_max_bytes ? cfg->read_max_bytes : 4u << 20;
     uv_timer_init(loop, &s->sweep);
@@ -740,11 +858,22 @@ static size_t reg_rows(const redisReply *r, ts_store_reg_t *out, size_t max) {
 }
 
 static void on_log_reply(rop_t *o, const redisReply *r);
+static void on_hist_reply(rop_t *o, const redisReply *r);
 
 static void on_reg_reply(rop_t *o, const redisReply *r) {
     rstore_t *s = o->s;
     if (o->kind == K_SEQ || o->kind == K_PAGE) {
         on_log_reply(o, r);
+        return;
+    }
+    if (o->kind == K_SESS || o->kind == K_COMMIT) {
+        on_hist_reply(o, r);
+        return;
+    }
+    if (o->kind == K_RETAIN) {
+        if (r->type == REDIS_REPLY_STRING && r->len < sizeof s->retain_cursor)
+            snprintf(s->retain_cursor, sizeof s->retain_cursor, "%s", r->str);
+        complete(o, 0, NULL);
         return;
     }
     if (o->kind == K_STATE) {
@@ -765,7 +894,12 @@ static void on_reg_reply(rop_t *o, const redisReply *r) {
     }
     if (o->kind == K_DONE) {
         long long v;
-        int rc = reply_int(r, &v) ? TS_ESTORE : v == 0 ? 0 : v == -1 ? TS_ELIMIT : TS_ENOTFOUND;
+        int rc = reply_int(r, &v) ? TS_ESTORE
+                 : v == 0         ? 0
+                 : v == -1        ? TS_ELIMIT
+                 : v == -2        ? TS_ENOTFOUND
+                 : v == -3        ? TS_EINVAL
+                                  : TS_ESTALE;
         complete(o, rc, NULL);
         return;
     }
@@ -871,9 +1005,25 @@ static void on_sweep(uv_timer_t *t) {
     const char *args[2] = {s->prefix, "1000"};
     s->sweeping = 1;
     send_script(script_op(s, S_REG_SWEEP, K_SWEEP, keys, &kl, 1, args, 2, NULL), 0);
+    if (s->retaining) return;
+    char sk[KEY_CAP], ev[24], ms[24];
+    size_t skl = keyf(sk, KEY_CAP, s, "sessions", ts_slice("", 0));
+    snprintf(ev, sizeof ev, "%u", s->retain_events);
+    snprintf(ms, sizeof ms, "%llu", (unsigned long long)s->retain_ms);
+    const char *rkeys[1] = {sk};
+    const char *rargs[3] = {s->retain_cursor, ev, ms};
+    s->retaining = 1;
+    send_script(script_op(s, S_RETAIN, K_RETAIN, rkeys, &skl, 1, rargs, 3, NULL), 0);
 }
 
 /* ---- the log ---- */
+
+/* A new session's epoch: random, nonzero, as text (the scripts keep it so). */
+static void new_epoch(char out[24]) {
+    uint64_t e = 0;
+    while (!e) ts_random_bytes(&e, sizeof e);
+    snprintf(out, 24, "%llu", (unsigned long long)e);
+}
 
 static void log_keys(const rstore_t *s, ts_slice_t session, char k[2][KEY_CAP], size_t kl[2]) {
     int n = snprintf(k[0], KEY_CAP, "%sl:{%.*s}", s->prefix, (int)session.len,
@@ -913,8 +1063,8 @@ static void on_log_reply(rop_t *o, const redisReply *r) {
     for (size_t i = 0; i < rows->elements; i++) {
         const redisReply *e = rows->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements != 2 ||
-            e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements != 2)
-            continue;
+            e->element[1]->type != REDIS_REPLY_ARRAY || e->element[1]->elements < 2)
+            continue; /* fields: e (the event) first, then t (its time) */
         const redisReply *val = e->element[1]->element[1];
         if (val->type != REDIS_REPLY_STRING) continue;
         if (n && bytes + val->len > o->max_bytes) break; /* the page's byte budget (one at least) */
@@ -941,11 +1091,18 @@ static int r_log_append(void *self, ts_slice_t session, ts_buf_t *event, ts_stor
     char k[2][KEY_CAP];
     size_t kl[2];
     log_keys(s, session, k, kl);
-    const char *keys[2] = {k[0], k[1]};
-    rop_t *o = script_op(s, S_LOG_APPEND, K_SEQ, keys, kl, 2, NULL, 0, ud);
+    char sk[KEY_CAP];
+    size_t skl = keyf(sk, KEY_CAP, s, "sessions", ts_slice("", 0));
+    const char *keys3[3] = {k[0], k[1], sk};
+    size_t kl3[3] = {kl[0], kl[1], skl};
+    rop_t *o = script_op(s, S_LOG_APPEND, K_SEQ, keys3, kl3, 3, NULL, 0, ud);
     /* the event is binary: appended by hand, with its length */
     o->argv[o->argc] = ts_xmemdup(event->data, event->len);
     o->argvlen[o->argc++] = event->len;
+    char ep[24];
+    new_epoch(ep);
+    o->argv[o->argc] = ts_xstrdup(ep);
+    o->argvlen[o->argc++] = strlen(ep);
     o->cb.seq = cb;
     send_script(o, 0);
     return 0;
@@ -992,12 +1149,16 @@ static int r_log_trim(void *self, ts_slice_t session, uint64_t upto_seq, ts_stor
 static int state_op(rstore_t *s, int script, ts_slice_t session, const char *const *args,
                     const size_t *alens, int nargs, ts_store_state_cb cb, void *ud) {
     if (s->closing) return TS_ECLOSED;
-    char k[KEY_CAP];
+    char k[KEY_CAP], lk[2][KEY_CAP];
+    size_t lkl[2];
     int n = snprintf(k, KEY_CAP, "%ss:{%.*s}", s->prefix, (int)session.len,
                      (const char *)session.p);
-    size_t kl = n < 0 ? 0 : (size_t)n;
-    const char *keys[1] = {k};
-    rop_t *o = script_op(s, script, K_STATE, keys, &kl, 1, NULL, 0, ud);
+    log_keys(s, session, lk, lkl); /* lk[1]: the log's hash, where the epoch is */
+    char sk[KEY_CAP];
+    size_t skl = keyf(sk, KEY_CAP, s, "sessions", ts_slice("", 0));
+    const char *keys[3] = {k, lk[1], sk};
+    size_t klens[3] = {n < 0 ? 0 : (size_t)n, lkl[1], skl};
+    rop_t *o = script_op(s, script, K_STATE, keys, klens, 3, NULL, 0, ud);
     for (int i = 0; i < nargs; i++) { /* binary-safe: a document may hold anything */
         o->argv[o->argc] = ts_xmemdup(args[i], alens[i]);
         o->argvlen[o->argc++] = alens[i];
@@ -1018,24 +1179,140 @@ static int r_state_cas(void *self, ts_slice_t session, uint64_t expected, ts_buf
     if (doc->len > s->state_max) return TS_ETOOBIG;
     char e[24];
     int n = snprintf(e, sizeof e, "%llu", (unsigned long long)expected);
-    const char *args[2] = {e, (const char *)doc->data};
-    size_t lens[2] = {(size_t)n, doc->len};
-    return state_op(self, S_STATE_CAS, session, args, lens, 2, cb, ud);
+    char ep[24];
+    new_epoch(ep);
+    const char *args[3] = {e, (const char *)doc->data, ep};
+    size_t lens[3] = {(size_t)n, doc->len, strlen(ep)};
+    return state_op(self, S_STATE_CAS, session, args, lens, 3, cb, ud);
+}
+
+/* ---- the history ---- */
+
+static uint64_t num(const redisReply *r) {
+    return r && r->type == REDIS_REPLY_STRING ? strtoull(r->str, NULL, 10)
+           : r && r->type == REDIS_REPLY_INTEGER ? (uint64_t)r->integer
+                                                 : 0;
+}
+
+static void on_hist_reply(rop_t *o, const redisReply *r) {
+    if (o->kind == K_SESS) {
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 7) {
+            complete(o, TS_ESTORE, NULL);
+            return;
+        }
+        const redisReply *sd = r->element[6];
+        ts_buf_t *snap = sd->type == REDIS_REPLY_STRING ? ts_buf_from(sd->str, sd->len) : NULL;
+        ts_store_sess_info_t info = {num(r->element[0]), num(r->element[1]), num(r->element[2]),
+                                     num(r->element[3]), num(r->element[4]), num(r->element[5]),
+                                     snap};
+        if (!info.snap_seq && snap) {
+            ts_buf_unref(snap);
+            info.snap = NULL;
+        }
+        if (o->cb.sess) o->cb.sess(0, &info, o->ud);
+        o->cb.sess = NULL;
+        ts_buf_unref(info.snap);
+        complete(o, 0, NULL);
+        return;
+    }
+    long long st;
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 6 || reply_int(r->element[0], &st)) {
+        complete(o, TS_ESTORE, NULL);
+        return;
+    }
+    static const int codes[] = {0, TS_EDUP, TS_ETOOOLD, TS_ESTALE, TS_ECONFLICT};
+    int rc = st >= 0 && st <= 4 ? codes[st] : TS_ESTORE;
+    const redisReply *orig = r->element[4];
+    ts_store_event_t ev = {num(r->element[2]), NULL};
+    if (rc == TS_EDUP && orig->type == REDIS_REPLY_STRING) ev.data = ts_buf_from(orig->str, orig->len);
+    ts_store_commit_res_t res = {num(r->element[1]), num(r->element[2]), num(r->element[3]),
+                                 ev.data ? &ev : NULL, num(r->element[5])};
+    int with = rc == 0 || rc == TS_EDUP || rc == TS_ECONFLICT || rc == TS_ESTALE;
+    if (o->cb.commit) o->cb.commit(rc, with ? &res : NULL, o->ud);
+    o->cb.commit = NULL;
+    ts_buf_unref(ev.data);
+    complete(o, 0, NULL);
 }
 
 static int r_sess_get(void *self, ts_slice_t session, ts_store_sess_cb cb, void *ud) {
-    (void)self, (void)session, (void)cb, (void)ud;
-    return TS_EINVAL;
+    rstore_t *s = self;
+    if (s->closing) return TS_ECLOSED;
+    char k[2][KEY_CAP], ep[24];
+    size_t kl[2];
+    log_keys(s, session, k, kl);
+    new_epoch(ep);
+    char sk[KEY_CAP];
+    size_t skl = keyf(sk, KEY_CAP, s, "sessions", ts_slice("", 0));
+    const char *keys[2] = {k[1], sk};
+    size_t klens[2] = {kl[1], skl};
+    const char *args[1] = {ep};
+    rop_t *o = script_op(s, S_SESS_GET, K_SESS, keys, klens, 2, args, 1, ud);
+    o->cb.sess = cb;
+    send_script(o, 0);
+    return 0;
 }
+
 static int r_commit(void *self, ts_slice_t session, const ts_store_commit_t *c,
                     ts_store_commit_cb cb, void *ud) {
-    (void)self, (void)session, (void)c, (void)cb, (void)ud;
-    return TS_EINVAL;
+    rstore_t *s = self;
+    if (s->closing) return TS_ECLOSED;
+    if (c->event->len > s->event_max) return TS_ETOOBIG;
+    if (c->client.len && (ts_store__check_id(c->client) || !c->mut)) return TS_EINVAL;
+    char k[5][KEY_CAP];
+    size_t kl[5];
+    log_keys(s, session, k, kl);
+    kl[4] = keyf(k[4], KEY_CAP, s, "sessions", ts_slice("", 0));
+    int n = snprintf(k[2], KEY_CAP, "%s:w:%.*s", k[0], (int)c->client.len,
+                     (const char *)c->client.p);
+    kl[2] = n < 0 ? 0 : (size_t)n;
+    n = snprintf(k[3], KEY_CAP, "%slease:%.*s", s->prefix, (int)c->fence.len,
+                 (const char *)c->fence.p);
+    kl[3] = n < 0 ? 0 : (size_t)n;
+    char mut[24], ifv[24], chain[24], term[24], ep[24];
+    snprintf(mut, sizeof mut, "%llu", (unsigned long long)c->mut);
+    if (c->if_ver == TS_STORE_ANY_VER) snprintf(ifv, sizeof ifv, "any");
+    else snprintf(ifv, sizeof ifv, "%llu", (unsigned long long)c->if_ver);
+    snprintf(chain, sizeof chain, "%llu", (unsigned long long)c->chain);
+    snprintf(term, sizeof term, "%llu", (unsigned long long)c->fence_term);
+    new_epoch(ep);
+    char *client = ts_xstrndup((const char *)c->client.p, c->client.len);
+    char *holder = ts_xstrndup((const char *)c->fence_holder.p, c->fence_holder.len);
+    const char *keys[5] = {k[0], k[1], k[2], k[3], k[4]};
+    const char *args[9] = {client, mut, ifv, c->is_state ? "1" : "0", chain, term, holder, ep,
+                           c->fence.len ? "1" : "0"};
+    rop_t *o = script_op(s, S_COMMIT, K_COMMIT, keys, kl, 5, NULL, 0, ud);
+    /* ARGV[1], the event, is binary: first, by hand */
+    o->argv[o->argc] = ts_xmemdup(c->event->data, c->event->len);
+    o->argvlen[o->argc++] = c->event->len;
+    for (int i = 0; i < 9; i++) {
+        o->argv[o->argc] = ts_xstrdup(args[i]);
+        o->argvlen[o->argc++] = strlen(args[i]);
+    }
+    free(client);
+    free(holder);
+    o->cb.commit = cb;
+    send_script(o, 0);
+    return 0;
 }
+
 static int r_snap_put(void *self, ts_slice_t session, uint64_t seq, uint64_t ver, ts_buf_t *doc,
                       ts_store_done_cb cb, void *ud) {
-    (void)self, (void)session, (void)seq, (void)ver, (void)doc, (void)cb, (void)ud;
-    return TS_EINVAL;
+    rstore_t *s = self;
+    if (s->closing) return TS_ECLOSED;
+    if (doc->len > s->state_max) return TS_ETOOBIG;
+    char k[2][KEY_CAP], a[2][24];
+    size_t kl[2];
+    log_keys(s, session, k, kl);
+    snprintf(a[0], sizeof a[0], "%llu", (unsigned long long)seq);
+    snprintf(a[1], sizeof a[1], "%llu", (unsigned long long)ver);
+    const char *keys[1] = {k[1]};
+    const char *args[2] = {a[0], a[1]};
+    rop_t *o = script_op(s, S_SNAP_PUT, K_DONE, keys, &kl[1], 1, args, 2, ud);
+    o->argv[o->argc] = ts_xmemdup(doc->data, doc->len);
+    o->argvlen[o->argc++] = doc->len;
+    o->cb.done = cb;
+    send_script(o, 0);
+    return 0;
 }
 
 const ts_store_ops_t ts_store_redis_ops = {

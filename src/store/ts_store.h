@@ -286,8 +286,8 @@ typedef struct ts_store_ops {
 } ts_store_ops_t;
 
 extern const ts_store_ops_t ts_store_memory_ops;
-/* Leases and publish/subscribe only so far (docs/STATUS.md, issue #12): the
- * other verbs answer TS_EINVAL, and the daemon does not offer it yet. */
+/* Every verb, over Redis (src/store/redis.c); not attach (one loop), TLS or
+ * Cluster yet, and the daemon does not offer it yet (docs/STATUS.md). */
 extern const ts_store_ops_t ts_store_redis_ops;
 
 /* A handle callers embed. */
