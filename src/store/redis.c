@@ -16,8 +16,8 @@
  * A session's keys share its hash tag; the registry, the sessions set and a
  * fenced commit's lease do not yet (Redis Cluster needs that: not built).
  *
- * Not built yet (docs/STATUS.md): a handle on another loop (attach answers
- * TS_EINVAL), TLS, Cluster. The daemon does not offer this backend yet. */
+ * Each loop has its own handle (attach): two connections of its own.
+ * Not built yet (docs/STATUS.md): TLS, Cluster. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +53,7 @@ typedef struct rchan {
 typedef struct rstore {
     uv_loop_t *loop;
     ts_rconn_t *cmd, *sub;
+    ts_rconn_opts_t conn; /* how to connect (attach opens the same) */
     char prefix[PREFIX_MAX + 1];
     ts_map_t chans;
     int pending; /* ops whose callback has not run */
@@ -66,7 +67,7 @@ typedef struct rstore {
     uint32_t retain_events;
     uint64_t retain_ms;
     uv_timer_t sweep;
-    int closing, closed_conns;
+    int closing, closed_conns, closed_timers;
     ts_store_close_cb close_cb;
     void *close_ud;
     uv_timer_t defer; /* callbacks of ops that never reached Redis */
@@ -728,13 +729,20 @@ static void on_cmd_state(ts_rconn_t *c, int up, const char *why, void *ud) {
     if (!up) ts_debug("store", "redis: command connection down: %s", why);
 }
 
+/* The last step of a close: both timers closed, so nothing of the handle
+ * is left on the loop when the close callback runs (its loop may close). */
+static void timer_closed(uv_handle_t *h) {
+    rstore_t *s = h->data;
+    if (++s->closed_timers < 2) return;
+    ts_store_close_cb cb = s->close_cb;
+    void *cud = s->close_ud;
+    free(s);
+    if (cb) cb(cud);
+}
+
 static void conn_closed(void *ud) {
     rstore_t *s = ud;
     if (++s->closed_conns < 2) return;
-    uv_close((uv_handle_t *)&s->defer, NULL);
-    uv_close((uv_handle_t *)&s->sweep, NULL);
-    ts_store_close_cb cb = s->close_cb;
-    void *cud = s->close_ud;
     ts_map_entry_t *e;
     for (size_t it = 0; ts_map_next(&s->chans, &it, &e);) {
         rchan_t *c = e->val;
@@ -746,8 +754,9 @@ static void conn_closed(void *ud) {
         free(c);
     }
     ts_map_deinit(&s->chans);
-    free(s); /* the defer timer's close callback is NULL: nothing reads s */
-    if (cb) cb(cud);
+    s->defer.data = s->sweep.data = s;
+    uv_close((uv_handle_t *)&s->defer, timer_closed);
+    uv_close((uv_handle_t *)&s->sweep, timer_closed);
 }
 
 static void finish_close(rstore_t *s) {
@@ -769,6 +778,33 @@ static void r_close(void *self, ts_store_close_cb cb, void *ud) {
     if (!s->pending) finish_close(s);
 }
 
+/* A handle on `loop` with its own two connections. The handle that opened
+ * the store sweeps (registry expiry, retention); attached ones do not: one
+ * sweeper per process is enough, and across nodes the scripts decide who
+ * reports an expiry. */
+static rstore_t *rstore_new(uv_loop_t *loop, const ts_rconn_opts_t *o, const rstore_t *like,
+                            int sweeper) {
+    rstore_t *s = ts_xcalloc(1, sizeof *s);
+    *s = *like; /* the settings; every handle and list is made below */
+    s->loop = loop;
+    s->conn = *o;
+    memset(&s->chans, 0, sizeof s->chans); /* an empty map (not `like`'s) */
+    ts_list_init(&s->deferred);
+    uv_timer_init(loop, &s->defer);
+    s->defer.data = s;
+    uv_timer_init(loop, &s->sweep);
+    s->sweep.data = s;
+    if (sweeper) {
+        uv_timer_start(&s->sweep, on_sweep, s->sweep_ms, s->sweep_ms);
+        uv_unref((uv_handle_t *)&s->sweep);
+    } else {
+        s->on_expire = NULL;
+    }
+    s->cmd = ts_rconn_new(loop, o, on_cmd_state, NULL, s);
+    s->sub = ts_rconn_new(loop, o, NULL, on_push, s);
+    return s;
+}
+
 static int r_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, char *err,
                   size_t errlen) {
     ts_rconn_opts_t o;
@@ -787,39 +823,38 @@ static int r_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, char 
     }
     for (size_t i = 0; i < TS_ARRAY_LEN(scripts); i++)
         if (!scripts[i].sha[0]) sha1_hex(scripts[i].src, scripts[i].sha);
-    rstore_t *s = ts_xcalloc(1, sizeof *s);
-    s->loop = loop;
-    snprintf(s->prefix, sizeof s->prefix, "%s", prefix);
-    ts_list_init(&s->deferred);
-    uv_timer_init(loop, &s->defer);
-    s->defer.data = s;
-    s->on_expire = cfg->on_expire;
-    s->expire_ud = cfg->expire_ud;
-    s->sweep_ms = cfg->sweep_ms ? cfg->sweep_ms : 1000;
-    s->reg_max = cfg->reg_max ? cfg->reg_max : 1000000;
-    s->event_max = cfg->event_max ? cfg->event_max : 1u << 20;
-    s->state_max = cfg->state_max ? cfg->state_max : 1u << 20;
-    s->retain_events = cfg->retain_events ? cfg->retain_events : 10000;
-    s->retain_ms = cfg->retain_ms ? cfg->retain_ms : 24ull * 3600 * 1000;
-    snprintf(s->retain_cursor, sizeof s->retain_cursor, "0");
-    s->read_max = cfg->read_max ? cfg->read_max : 1000;
-    s->read_max_bytes = cfg->read_max_bytes ? cfg->read_max_bytes : 4u << 20;
-    uv_timer_init(loop, &s->sweep);
-    s->sweep.data = s;
-    uv_timer_start(&s->sweep, on_sweep, s->sweep_ms, s->sweep_ms);
-    uv_unref((uv_handle_t *)&s->sweep);
-    s->cmd = ts_rconn_new(loop, &o, on_cmd_state, NULL, s);
-    s->sub = ts_rconn_new(loop, &o, NULL, on_push, s);
-    *self = s;
+    rstore_t like = {0};
+    snprintf(like.prefix, sizeof like.prefix, "%s", prefix);
+    like.on_expire = cfg->on_expire;
+    like.expire_ud = cfg->expire_ud;
+    like.sweep_ms = cfg->sweep_ms ? cfg->sweep_ms : 1000;
+    like.reg_max = cfg->reg_max ? cfg->reg_max : 1000000;
+    like.event_max = cfg->event_max ? cfg->event_max : 1u << 20;
+    like.state_max = cfg->state_max ? cfg->state_max : 1u << 20;
+    like.retain_events = cfg->retain_events ? cfg->retain_events : 10000;
+    like.retain_ms = cfg->retain_ms ? cfg->retain_ms : 24ull * 3600 * 1000;
+    snprintf(like.retain_cursor, sizeof like.retain_cursor, "0");
+    like.read_max = cfg->read_max ? cfg->read_max : 1000;
+    like.read_max_bytes = cfg->read_max_bytes ? cfg->read_max_bytes : 4u << 20;
+    *self = rstore_new(loop, &o, &like, 1);
     return 0;
 }
 
-/* ---- what is not built yet: refused at once (docs/STATUS.md) ---- */
-
+/* Another loop's door: the same settings, its own connections on `loop`
+ * (called before that loop runs, or from its thread: nothing here touches
+ * the first handle's loop). Handles close independently. */
 static int r_attach(void *self, uv_loop_t *loop, void **out) {
-    (void)self, (void)loop, (void)out;
-    return TS_EINVAL; /* each loop opens its own connections: not built yet */
+    rstore_t *s = self;
+    if (s->closing) return TS_ECLOSED;
+    rstore_t like = *s;
+    like.closing = like.closed_conns = like.closed_timers = like.pending = 0;
+    like.sweeping = like.retaining = 0;
+    like.close_cb = NULL;
+    like.close_ud = NULL;
+    *out = rstore_new(loop, &s->conn, &like, 0);
+    return 0;
 }
+
 /* ---- the registry ---- */
 
 static const char *const IDX[3] = {"i:s:", "i:u:", "i:d:"}; /* ts_store_by_t order */

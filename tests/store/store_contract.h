@@ -41,6 +41,9 @@ typedef struct sc_env {
     ts_store_cfg_t cfg;
     void (*fresh)(struct sc_env *env); /* before each test: new empty storage */
     void (*clean)(struct sc_env *env); /* after each test */
+    int durable_on_execute; /* a write is durable once the backend ran it (Redis:
+                             * its persistence settings decide), so another door
+                             * may read it before the writer's callback runs */
     char dir[128];
     char path[192];
     int counter;
@@ -1649,7 +1652,7 @@ static void c_durable_reads(void **state) {
         assert_true(ts_now_ms() < deadline);
         uv_run(&b.loop, UV_RUN_NOWAIT);
     }
-    if (!w.called) {
+    if (!w.called && !t.env->durable_on_execute) {
         assert_int_equal(rd.n, 1);
         assert_int_equal(rd.last_seq, 1);
         assert_int_equal(si.last_seq, 1);
