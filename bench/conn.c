@@ -208,6 +208,21 @@ static void on_sio(tsb_conn_t *c, const uint8_t *msg, size_t len) {
             return;
         }
     }
+    if (c->state == CS_READY && tsb_cl.session) {
+        uint64_t id;
+        int ok;
+        if (tsb_sev_parse(msg, len, &ev)) {
+            if (tsb_cl.hooks.event) tsb_cl.hooks.event(c, &ev);
+            return;
+        }
+        if (tsb_sev_ack(msg, len, &id, &ok)) {
+            if (!ok)
+                fail(c, "publish refused: %.*s", (int)(len > 200 ? 200 : len), msg);
+            else if (tsb_cl.hooks.ack)
+                tsb_cl.hooks.ack(c, (int64_t)id, ok);
+            return;
+        }
+    }
     ts_sio_packet_t pkt;
     int rc = ts_sio_decoder_feed(&g_dec, msg + 1, len - 1, 0, &pkt);
     if (rc != 1) {
@@ -253,6 +268,9 @@ static void on_sio(tsb_conn_t *c, const uint8_t *msg, size_t len) {
         if (pkt.type == TS_SIO_EVENT && len > 6 &&
             memcmp(msg, "42[\"b\"", 6) == 0)
             fail(c, "malformed benchmark event: %.*s", (int)(len > 160 ? 160 : len), msg);
+        else if (pkt.type == TS_SIO_EVENT && tsb_cl.session && len > 19 &&
+                 memcmp(msg, "42/session,[\"event\"", 19) == 0)
+            fail(c, "unexpected /session event: %.*s", (int)(len > 200 ? 200 : len), msg);
         break;
     }
     ts_sio_packet_clear(&pkt);

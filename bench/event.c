@@ -78,3 +78,61 @@ int tsb_ev_parse(const uint8_t *d, size_t n, tsb_ev_t *ev) {
     ev->offset_len = (size_t)(oe - o);
     return 1;
 }
+
+size_t tsb_sev_format(char *out, size_t cap, uint64_t ack, const tsb_ev_t *ev, size_t size) {
+    int head = snprintf(out, cap, "42/session,%llu[\"publish\",", (unsigned long long)ack);
+    if (head < 0 || (size_t)head >= cap) return 0;
+    int n = snprintf(out + head, cap - (size_t)head,
+                     "{\"v\":4,\"type\":\"b\",\"id\":\"e%u\",\"body\":{\"p\":%u,\"s\":%u,\"t\":%llu,"
+                     "\"x\":\"",
+                     ev->s, ev->p, ev->s, (unsigned long long)ev->t);
+    if (n < 0) return 0;
+    size_t used = (size_t)n + 3; /* the envelope's closing "}} */
+    size_t pad = used < size ? size - used : 0;
+    size_t len = (size_t)head + (size_t)n + pad + 4;
+    if (len >= cap) return 0;
+    char *p = out + head + n;
+    memset(p, 'x', pad);
+    memcpy(p + pad, "\"}}]", 5);
+    return len;
+}
+
+static const uint8_t *find(const uint8_t *p, const uint8_t *end, const char *s) {
+    size_t n = strlen(s);
+    for (; (size_t)(end - p) >= n; p++) {
+        const uint8_t *q = memchr(p, s[0], (size_t)(end - p) - n + 1);
+        if (!q) return NULL;
+        if (memcmp(q, s, n) == 0) return q + n;
+        p = q;
+    }
+    return NULL;
+}
+
+int tsb_sev_parse(const uint8_t *d, size_t n, tsb_ev_t *ev) {
+    const uint8_t *p = d, *end = d + n;
+    uint64_t pv, sv, tv;
+    /* a history entry may carry its recovery offset as a last argument */
+    if (!lit(&p, end, "42/session,[\"event\",{") || end - p < 2 || end[-1] != ']') return 0;
+    p = find(p, end, "\"body\":{\"p\":");
+    if (!p || !num(&p, end, &pv) || pv > UINT32_MAX || !lit(&p, end, ",\"s\":") ||
+        !num(&p, end, &sv) || sv > UINT32_MAX || !lit(&p, end, ",\"t\":") || !num(&p, end, &tv) ||
+        !lit(&p, end, ",\"x\":\""))
+        return 0;
+    const uint8_t *q = memchr(p, '"', (size_t)(end - p));
+    if (!q) return 0;
+    p = q + 1;
+    if (!lit(&p, end, "}")) return 0;
+    ev->p = (uint32_t)pv;
+    ev->s = (uint32_t)sv;
+    ev->t = tv;
+    ev->offset = NULL;
+    ev->offset_len = 0;
+    return 1;
+}
+
+int tsb_sev_ack(const uint8_t *d, size_t n, uint64_t *id, int *ok) {
+    const uint8_t *p = d, *end = d + n;
+    if (!lit(&p, end, "43/session,") || !num(&p, end, id) || !lit(&p, end, "[{\"ok\":")) return 0;
+    *ok = lit(&p, end, "true");
+    return 1;
+}

@@ -35,4 +35,23 @@ size_t tsb_ev_format_sized(char *out, size_t cap, const char *verb, uint32_t roo
  * if the packet is anything else (the caller decodes it the slow way). */
 int tsb_ev_parse(const uint8_t *d, size_t n, tsb_ev_t *ev);
 
+/* /session (docs/PROTOCOL.md): the same numbers travel in the body of an
+ * envelope. Writes the Engine.IO text packet of a `publish` with ack id
+ * `ack`: 42/session,ACK["publish",{"v":4,"type":"b","id":"e<S>","body":
+ * {"p":P,"s":S,"t":T,"x":"xxx..."}}], the envelope (the object) padded to
+ * `size` bytes (at least what the numbers need). `out` holds `cap` bytes.
+ * Returns the length, or 0 if it does not fit. */
+size_t tsb_sev_format(char *out, size_t cap, uint64_t ack, const tsb_ev_t *ev, size_t size);
+
+/* Recognises a delivered envelope 42/session,["event",{...,"body":{"p":P,
+ * "s":S,"t":T,"x":"..."},...}] (relayed, or a history entry with kind, ts
+ * and seq around it). Returns 1 and fills *ev (no offset), or 0 if the
+ * packet is anything else. */
+int tsb_sev_parse(const uint8_t *d, size_t n, tsb_ev_t *ev);
+
+/* Recognises the ack of a publish, 43/session,ID[{"ok":...}]. Returns 1 and
+ * sets *id and *ok (1 when the answer starts {"ok":true), or 0 if the packet
+ * is anything else. */
+int tsb_sev_ack(const uint8_t *d, size_t n, uint64_t *id, int *ok);
+
 #endif

@@ -1,12 +1,14 @@
 /* test_tsbench.c - unit tests of tsbench's pure parts: the log-bucket
  * histogram (bucket bounds, quantiles against exact answers, merging), the
- * benchmark event (size, round trip, offsets, what it must refuse) and the
+ * benchmark event (size, round trip, offsets, what it must refuse), its
+ * /session envelope form (publish, the relayed and logged event, acks) and the
  * HS256 session tokens (published JWS vectors, a token computed with Node's
  * crypto). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -156,6 +158,71 @@ static void event_refuses_other_packets(void **state) {
     assert_int_equal(tsb_ev_parse((const uint8_t *)good, strlen(good), &ev), 1);
 }
 
+/* The envelope of a publish, 42/session,ACK["publish",ENV]: ENV is `size`
+ * bytes; the relayed form the server sends (tabsyncd's order of members,
+ * with history members and an offset around it) is recognised. */
+static void session_envelope_round_trips(void **state) {
+    static const tsb_ev_t evs[] = {
+        {0, 0, 0, NULL, 0},
+        {3999, 12345, 987654321012ull, NULL, 0},
+        {4294967295u, 4294967295u, UINT64_MAX, NULL, 0},
+    };
+    for (size_t k = 0; k < 3; k++) {
+        char pub[600], got[900];
+        size_t n = tsb_sev_format(pub, sizeof pub, 77, &evs[k], 150);
+        assert_int_equal(n, strlen(pub));
+        const char *head = "42/session,77[\"publish\",";
+        assert_memory_equal(pub, head, strlen(head));
+        assert_int_equal(pub[n - 1], ']');
+        const char *env = pub + strlen(head);
+        size_t envlen = n - strlen(head) - 1;
+        assert_int_equal(envlen, 150);
+        assert_int_equal(env[0], '{');
+        assert_int_equal(env[envlen - 1], '}');
+        /* the body, as relayed */
+        const char *body = strstr(env, "\"body\":");
+        assert_non_null(body);
+        int bl = (int)(env + envlen - 1 - body);
+        static const char *forms[] = {
+            "42/session,[\"event\",{\"v\":4,\"type\":\"b\",\"id\":\"e1\",\"prio\":\"event\","
+            "\"to\":\"session\",%.*s,\"from\":{\"user\":\"u1\",\"device\":\"d0\",\"tab\":\"t1\"}}]",
+            "42/session,[\"event\",{\"kind\":\"event\",\"v\":4,\"type\":\"b\",\"id\":\"e1\",%.*s,"
+            "\"from\":{\"user\":\"u1\",\"device\":\"d0\",\"tab\":\"t1\"},\"ts\":1,\"seq\":9},"
+            "\"h0123456789abcdef.9\"]",
+        };
+        for (size_t f = 0; f < 2; f++) {
+            int gl = snprintf(got, sizeof got, forms[f], bl, body);
+            tsb_ev_t ev;
+            assert_int_equal(tsb_sev_parse((const uint8_t *)got, (size_t)gl, &ev), 1);
+            assert_int_equal(ev.p, evs[k].p);
+            assert_int_equal(ev.s, evs[k].s);
+            assert_true(ev.t == evs[k].t);
+            /* a cut packet is never taken for one */
+            for (int cut = 0; cut < gl - 1; cut += 7)
+                if (cut < gl - 30) assert_int_equal(tsb_sev_parse((const uint8_t *)got, (size_t)cut, &ev), 0);
+        }
+    }
+    char small[40];
+    assert_int_equal(tsb_sev_format(small, sizeof small, 1, &evs[1], 150), 0);
+}
+
+static void session_acks(void **state) {
+    uint64_t id = 0;
+    int ok = -1;
+    const char *a = "43/session,12[{\"ok\":true,\"id\":\"e12\"}]";
+    assert_int_equal(tsb_sev_ack((const uint8_t *)a, strlen(a), &id, &ok), 1);
+    assert_int_equal(id, 12);
+    assert_int_equal(ok, 1);
+    const char *r = "43/session,3[{\"ok\":false,\"error\":{\"code\":\"throttled\"}}]";
+    assert_int_equal(tsb_sev_ack((const uint8_t *)r, strlen(r), &id, &ok), 1);
+    assert_int_equal(id, 3);
+    assert_int_equal(ok, 0);
+    static const char *other[] = {"430[\"ok\"]", "43/session,[{\"ok\":true}]",
+                                  "42/session,[\"event\",{}]", "43/other,1[{\"ok\":true}]", ""};
+    for (size_t k = 0; k < sizeof other / sizeof other[0]; k++)
+        assert_int_equal(tsb_sev_ack((const uint8_t *)other[k], strlen(other[k]), &id, &ok), 0);
+}
+
 static void b64url_has_no_padding_and_url_alphabet(void **state) {
     char out[16];
     assert_int_equal(tsb_b64url((const uint8_t *)"", 0, out), 0);
@@ -242,6 +309,8 @@ int main(void) {
         cmocka_unit_test(event_is_150_bytes_and_round_trips),
         cmocka_unit_test(event_with_recovery_offset),
         cmocka_unit_test(event_refuses_other_packets),
+        cmocka_unit_test(session_envelope_round_trips),
+        cmocka_unit_test(session_acks),
         cmocka_unit_test(b64url_has_no_padding_and_url_alphabet),
         cmocka_unit_test(sha256_hex_known_answer),
         cmocka_unit_test(jwt_rfc7515_a1_vector),

@@ -40,8 +40,12 @@
     "  --burst N          replay: events published while disconnected (default 100)\n"         \
     "  --gap MS           replay: wait after the disconnect before the burst (default 500)\n"  \
     "  --settle MS        idle: wait before reading the server's RSS (default 2000)\n"         \
-    "  --session          connect, idle: CONNECT to /session with a token, device and\n"     \
-    "                     tab; a handshake is complete when `welcome` arrives\n"               \
+    "  --session          CONNECT to /session with a token, device and tab; a\n"           \
+    "                     handshake is complete when `welcome` arrives. sessions,\n"        \
+    "                     fanout, slow: each room is one session (user u<room>, session\n"  \
+    "                     s<room>; fanout/slow: one session u0/s0), events are `publish`\n" \
+    "                     envelopes of --size bytes (default 150) with an ack, received\n"  \
+    "                     as `event`; every ack must say ok, in order\n"                      \
     "  --jwt-secret S     --session: the server's HS256 secret (tokens are minted\n"         \
     "                     before the timed part)\n"                                            \
     "  --users U          --session: distinct users (default 10000)\n"                       \
@@ -49,7 +53,8 @@
     "  --proto P          --session: the /session protocol the tabs speak, 1-4\n"             \
     "                     (default 2; 3 and 4 load the session's history)\n"                  \
     "  --slow K           slow: receivers that stop reading (default conns / 10)\n"           \
-    "  --size B           fanout/slow: bytes of each delivered event (default 150)\n"         \
+    "  --size B           fanout/slow: bytes of each delivered event (default 150);\n"        \
+    "                     with --session: bytes of each published envelope\n"                \
     "  --rss-cap MIB      slow: stop publishing when the server's RSS passes this\n"          \
     "                     (default 1536)\n"                                                    \
     "  --timeout S        give up after this many seconds in all (default 120)\n"              \
@@ -97,13 +102,13 @@ static struct {
     uint32_t rr;
 
     /* results */
-    uint64_t published, delivered, dups, gaps, missing, foreign;
+    uint64_t published, delivered, dups, gaps, missing, foreign, acked;
     tsb_hist_t lat; /* publish to delivery, ns */
     tsb_hist_t hs;  /* connect: handshake; replay: catch-up per client */
 
     struct pstat {
         int ok;
-        double cpu_s;
+        double cpu_s, sys_s; /* utime + stime; stime alone */
         long rss_kb, hwm_kb;
     } s0, s1;
     double cl_cpu0, cl_cpu1;
@@ -153,6 +158,7 @@ static void read_pstat(int pid, struct pstat *o) {
     if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) != 2)
         return;
     o->cpu_s = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+    o->sys_s = (double)st / (double)sysconf(_SC_CLK_TCK);
     snprintf(path, sizeof path, "/proc/%d/status", pid);
     f = fopen(path, "r");
     if (!f) return;
@@ -256,9 +262,13 @@ static tsb_conn_t *publisher_of(uint32_t p) {
 static void publish(tsb_conn_t *pub) {
     tsb_ev_t ev = {.p = B.scenario == SC_SESSIONS ? pub->idx : 0, .s = pub->sent, .t = uv_hrtime()};
     static char buf[TSB_EV_MAX + 65536];
-    size_t n = tsb_ev_format_sized(buf, sizeof buf,
-                                   B.scenario == SC_SESSIONS ? "to-room" : "to-room-all",
-                                   B.scenario == SC_SESSIONS ? pub->room : 0, &ev, B.size);
+    size_t n;
+    if (B.session) /* an envelope to the publisher's session, ack id = its sequence number */
+        n = tsb_sev_format(buf, sizeof buf, pub->sent, &ev, B.size);
+    else
+        n = tsb_ev_format_sized(buf, sizeof buf,
+                                B.scenario == SC_SESSIONS ? "to-room" : "to-room-all",
+                                B.scenario == SC_SESSIONS ? pub->room : 0, &ev, B.size);
     tsb_conn_send(pub, buf, n);
     pub->sent++;
     B.published++;
@@ -308,7 +318,9 @@ static void slow_cut_phase(void);
 
 static void on_drain_check(uv_timer_t *t) {
     uint64_t now = uv_hrtime();
-    if (B.delivered + B.gaps >= expected_deliveries() || now - B.t_stop > 10000000000ull) {
+    int acks_in = !B.session || B.acked >= B.published;
+    if ((B.delivered + B.gaps >= expected_deliveries() && acks_in) ||
+        now - B.t_stop > 10000000000ull) {
         if (B.scenario == SC_SLOW)
             slow_cut_phase();
         else
@@ -527,8 +539,8 @@ static void on_welcome(tsb_conn_t *c, json_t *w) {
             return;
         }
     }
-    if (B.scenario == SC_IDLE) conn_ready(c); /* an idle tab stays connected */
-    else handshake_done(c);
+    if (B.scenario == SC_CONNECT) handshake_done(c);
+    else conn_ready(c); /* the tab stays connected: idle, or publishing next */
 }
 
 static void connect_check_done(void) {
@@ -558,6 +570,16 @@ static void on_connected(tsb_conn_t *c) {
 }
 
 static void on_ack(tsb_conn_t *c, int64_t id, int ok) {
+    if (B.session) { /* a publish's ack (conn.c refused the ones not ok) */
+        if (id != (int64_t)c->acked || c->acked >= c->sent) {
+            finish("connection %u: ack %lld, expected %u (order, or an ack of nothing)", c->idx,
+                   (long long)id, c->acked);
+            return;
+        }
+        c->acked++;
+        B.acked++;
+        return;
+    }
     if (!ok) {
         finish("connection %u: ack %lld was not \"ok\"", c->idx, (long long)id);
         return;
@@ -728,9 +750,22 @@ static void report(int ok) {
             (unsigned long long)B.dups, (unsigned long long)B.gaps,
             (unsigned long long)B.missing, (unsigned long long)B.foreign,
             (unsigned long long)B.errors);
+    double srv_sys = B.s0.ok && B.s1.ok ? B.s1.sys_s - B.s0.sys_s : -1;
+    /* server CPU per unit of work: independent of the generator's speed */
+    double per_dlv = srv_cpu >= 0 && B.delivered ? srv_cpu * 1e6 / (double)B.delivered : -1;
+    double per_hs = srv_cpu >= 0 && B.hs_done ? srv_cpu * 1e6 / (double)B.hs_done : -1;
     if (srv_cpu >= 0)
-        fprintf(stderr, "  server: cpu %.2f s (%.0f%% of a core), rss %ld KiB, peak %ld KiB\n",
-                srv_cpu, 100 * srv_cpu / wall, B.s1.rss_kb, B.s1.hwm_kb);
+        fprintf(stderr,
+                "  server: cpu %.2f s (%.0f%% of a core, %.0f%% of it in the kernel), rss %ld KiB, "
+                "peak %ld KiB\n",
+                srv_cpu, 100 * srv_cpu / wall, srv_cpu > 0 ? 100 * srv_sys / srv_cpu : 0.0,
+                B.s1.rss_kb, B.s1.hwm_kb);
+    if (per_dlv >= 0 && B.scenario != SC_IDLE)
+        fprintf(stderr, "  server cpu per delivery: %.2f us\n", per_dlv);
+    if (per_hs >= 0) fprintf(stderr, "  server cpu per handshake: %.1f us\n", per_hs);
+    if (B.session && B.published)
+        fprintf(stderr, "  acks: %llu of %llu publishes\n", (unsigned long long)B.acked,
+                (unsigned long long)B.published);
     fprintf(stderr, "  tsbench: cpu %.2f s (%.0f%% of a core)\n", cl_cpu, 100 * cl_cpu / wall);
 
     if (!B.json) return;
@@ -755,18 +790,21 @@ static void report(int ok) {
            srv_cpu, srv_cpu >= 0 ? 100 * srv_cpu / wall : -1.0, B.s1.rss_kb, B.s0.rss_kb,
            B.s1.hwm_kb);
     printf(",\"client_cpu_pct\":%.1f,\"wall\":%.3f", 100 * cl_cpu / wall, wall);
+    printf(",\"server_sys_s\":%.3f,\"server_us_per_delivery\":%.3f,\"server_us_per_handshake\":%.2f"
+           ",\"session\":%s,\"proto\":%u,\"acked\":%llu,\"size\":%u",
+           srv_sys, per_dlv, per_hs, B.session ? "true" : "false", B.proto,
+           (unsigned long long)B.acked, B.size);
     if (B.scenario == SC_IDLE)
         printf(",\"bytes_per_conn\":%.1f,\"sock_pages0\":%ld,\"sock_pages1\":%ld,\"slab_kb0\":%ld,"
                "\"slab_kb1\":%ld",
                per_conn, B.sock_pages0, B.sock_pages1, B.slab_kb0, B.slab_kb1);
     if (B.scenario == SC_CONNECT || B.scenario == SC_IDLE)
-        printf(",\"session\":%s,\"proto\":%u,\"users\":%u,\"devices\":%u,\"sources\":%u",
-               B.session ? "true" : "false", B.proto, B.users, B.devices, B.sources);
+        printf(",\"users\":%u,\"devices\":%u,\"sources\":%u", B.users, B.devices, B.sources);
     if (B.scenario == SC_SLOW) {
-        printf(",\"slow\":%u,\"fast\":%u,\"size\":%u,\"cut\":%u,\"capped\":%s,\"rss_cap_mb\":%u"
+        printf(",\"slow\":%u,\"fast\":%u,\"cut\":%u,\"capped\":%s,\"rss_cap_mb\":%u"
                ",\"rss_pub0_kb\":%ld,\"rss_peak_kb\":%ld,\"rss_pub1_kb\":%ld,\"sample_ms\":%d,"
                "\"samples_kb\":[",
-               B.slow, B.fan, B.size, B.cut, B.capped ? "true" : "false", B.rss_cap_mb,
+               B.slow, B.fan, B.cut, B.capped ? "true" : "false", B.rss_cap_mb,
                B.rss_pub0_kb, B.rss_peak_kb, B.rss_pub1_kb, SAMPLE_MS);
         for (uint32_t i = 0; i < B.nsamples; i++) printf("%s%ld", i ? "," : "", B.samples[i]);
         printf("]");
@@ -812,6 +850,11 @@ static void finish(const char *fail_fmt, ...) {
     count_missing();
     int ok = !fail_fmt && B.dups == 0 && B.gaps == 0 && B.missing == 0 && B.foreign == 0 &&
              B.errors == 0 && B.not_recovered == 0;
+    if (ok && B.session && B.acked != B.published) {
+        ok = 0;
+        snprintf(B.fail_msg, sizeof B.fail_msg, "%llu of %llu publishes acknowledged",
+                 (unsigned long long)B.acked, (unsigned long long)B.published);
+    }
     if (B.scenario == SC_CONNECT && B.hs_done < B.conns && !fail_fmt) {
         char first[sizeof B.fail_msg];
         memcpy(first, B.fail_msg, sizeof first);
@@ -947,11 +990,12 @@ int main(int argc, char **argv) {
     if (optind < argc) return usage("unexpected argument");
     if (!B.port) return usage("--port is required");
     if (strncmp(B.host, "127.", 4) != 0) return usage("--host must be a loopback address");
-    if (B.session && B.scenario != SC_CONNECT && B.scenario != SC_IDLE)
-        return usage("--session goes with connect or idle");
+    if (B.session && B.scenario == SC_REPLAY)
+        return usage("--session does not go with replay");
     if (B.session && !B.jwt_secret) return usage("--session needs --jwt-secret");
-    if (B.size != TSB_EV_SIZE && B.scenario != SC_FANOUT && B.scenario != SC_SLOW)
-        return usage("--size goes with fanout and slow");
+    if (B.size != TSB_EV_SIZE && B.scenario != SC_FANOUT && B.scenario != SC_SLOW &&
+        !(B.session && B.scenario == SC_SESSIONS))
+        return usage("--size goes with fanout and slow (and sessions --session)");
     if (B.slow == UINT32_MAX) B.slow = B.conns / 10;
     if (B.scenario == SC_SLOW && (B.slow == 0 || B.slow >= B.conns))
         return usage("slow: --slow must be between 1 and --conns - 1");
@@ -995,6 +1039,13 @@ int main(int argc, char **argv) {
                               .event = on_event,
                               .failed = on_failed,
                               .closed = on_closed};
+    if (B.session && B.scenario == SC_SESSIONS) { /* a token per tab: user = room, device = slot */
+        B.users = B.rooms;
+        B.devices = B.members;
+    } else if (B.session && (B.scenario == SC_FANOUT || B.scenario == SC_SLOW)) {
+        B.users = 1; /* one session, u0/s0; tabs spread over the devices */
+        if (B.devices > 4) B.devices = 4;
+    }
     if (B.session) {
         hooks.auth = session_auth;
         hooks.welcome = on_welcome;
@@ -1007,7 +1058,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "tsbench: bad address %s:%d\n", B.host, B.port);
         return 2;
     }
-    if (B.session) snprintf(tsb_cl.nsp, sizeof tsb_cl.nsp, "/session");
+    if (B.session) {
+        snprintf(tsb_cl.nsp, sizeof tsb_cl.nsp, "/session");
+        tsb_cl.session = 1;
+    }
     B.c = calloc(B.n, sizeof *B.c);
     B.q = calloc(B.n, sizeof *B.q);
     for (uint32_t i = 0; i < B.n; i++) B.c[i] = tsb_conn_new(i, nexp);
@@ -1019,7 +1073,11 @@ int main(int argc, char **argv) {
         for (uint32_t i = 0; i < B.n; i++) {
             B.c[i]->room = i / B.members;
             B.c[i]->slot = i % B.members;
+            /* --session: user (and session) = room, device = slot, tab t<ident> */
+            B.c[i]->ident = B.c[i]->slot * B.rooms + B.c[i]->room;
         }
+    if (B.scenario == SC_FANOUT || B.scenario == SC_SLOW)
+        for (uint32_t i = 0; i < B.n; i++) B.c[i]->ident = i;
     tsb_hist_init(&B.lat);
     tsb_hist_init(&B.hs);
     uv_timer_init(&B.loop, &B.tick);

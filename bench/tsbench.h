@@ -47,6 +47,7 @@ typedef struct tsb_conn {
     ts_ws_reader_t ws;
     /* as a publisher */
     uint32_t sent; /* events published; the next sequence number */
+    uint32_t acked; /* /session: publish acks received (in order: the next ack id) */
     uint64_t dlv;  /* deliveries of its events seen by receivers */
     /* connection state recovery (replay) */
     char sid[32], pid[32], off[48];
@@ -83,6 +84,7 @@ typedef struct tsb_client {
     uint32_t per_src;   /* connections per loopback source address */
     int recovery;       /* send pid/offset when the conn has them */
     char nsp[64];       /* namespace joined, "/" by default */
+    int session;        /* nsp is /session: envelopes and acks take its fast path */
     tsb_conn_hooks_t hooks;
     char accept[29];    /* expected Sec-WebSocket-Accept */
     uint64_t rng;

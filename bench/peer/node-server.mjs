@@ -5,7 +5,10 @@
 // tabsyncd's connect path, so `tsbench connect --session` compares like with
 // like: the HS256 token verified with node's crypto (HMAC, timingSafeEqual),
 // its claims checked, the device bound to it (id = dev, SHA-256 of the
-// fingerprint = fp), the same three rooms joined, then `welcome` emitted.
+// fingerprint = fp), the same three rooms joined, then `welcome` emitted;
+// `publish` validates the envelope as tabsyncd does (src/session/envelope.c),
+// relays it with `from` to the other tabs of the scope's room as `event` and
+// acks {ok, id} (no history: the peer of tabsyncd's --history off rows).
 // ws uses its native add-ons (bufferutil, utf-8-validate) when they are
 // installed; the ready line's stderr companion says which were found.
 //
@@ -135,6 +138,26 @@ function verifyHS256(token, secret, now) {
   return claims;
 }
 
+// The checks of ts_sess_envelope_parse: returns why an envelope is refused, or null.
+const NAME = /^[A-Za-z0-9._:\/-]{1,64}$/;
+const PRIOS = new Set(['control', 'state', 'event', 'presence', 'telemetry']);
+const SCOPES = new Set(['session', 'user', 'device']);
+const ADDRESSING = ['room', 'rooms', 'session', 'sid', 'user', 'device', 'tab', 'socket'];
+function envelopeError(e) {
+  if (!e || typeof e !== 'object' || Array.isArray(e)) return 'not an object';
+  if (!Number.isInteger(e.v) || e.v < 1 || e.v > 4) return 'unsupported protocol version';
+  if (typeof e.type !== 'string' || !NAME.test(e.type)) return 'bad type';
+  if (typeof e.id !== 'string' || !NAME.test(e.id)) return 'bad id';
+  if (e.cid != null && (typeof e.cid !== 'string' || !NAME.test(e.cid))) return 'bad cid';
+  if ('seq' in e) return 'seq is assigned by the server';
+  if (e.client != null && (typeof e.client !== 'string' || !NAME.test(e.client))) return 'bad client';
+  if ('mut' in e && !(Number.isInteger(e.mut) && e.mut >= 1 && e.mut <= Number.MAX_SAFE_INTEGER)) return 'bad mut';
+  for (const k of ADDRESSING) if (k in e) return 'an envelope cannot name a room';
+  if ('prio' in e && !PRIOS.has(e.prio)) return 'bad prio';
+  if ('to' in e && !SCOPES.has(e.to)) return 'bad to';
+  return null;
+}
+
 function setupSession(nsp, secret) {
   nsp.use((socket, next) => {
     try {
@@ -146,7 +169,7 @@ function setupSession(nsp, secret) {
           !DEVICE_TYPES.has(d.type))
         throw refuse('auth_wrong_type', 'bad device');
       if (!t || typeof t !== 'object' || typeof t.id !== 'string' || !ID.test(t.id)) throw refuse('auth_wrong_type', 'bad tab');
-      if (a.proto !== 1 && a.proto !== 2) throw refuse('auth_unsupported_proto', 'bad proto');
+      if (![1, 2, 3, 4].includes(a.proto)) throw refuse('auth_unsupported_proto', 'bad proto');
       const claims = verifyHS256(a.token, secret, Math.floor(Date.now() / 1000));
       if (d.id !== claims.dev) throw refuse('device_mismatch', 'device id is not the token\'s');
       const fp = crypto.createHash('sha256').update(d.fingerprint).digest();
@@ -160,7 +183,22 @@ function setupSession(nsp, secret) {
   });
   nsp.on('connection', (socket) => {
     const id = socket.data.id;
-    socket.join([`s/${id.user}/${id.session}`, `u/${id.user}`, `d/${id.user}/${id.device}`]);
+    const rooms = { session: `s/${id.user}/${id.session}`, user: `u/${id.user}`, device: `d/${id.user}/${id.device}` };
+    socket.join([rooms.session, rooms.user, rooms.device]);
+    const from = { user: id.user, device: id.device, tab: id.tab };
+    socket.on('publish', (env, cb) => {
+      const ack = typeof cb === 'function' ? cb : () => {};
+      const why = envelopeError(env);
+      if (why) return ack({ ok: false, error: { code: 'bad_envelope', message: `envelope: ${why}` } });
+      const out = { v: env.v, type: env.type, id: env.id };
+      if (env.cid != null) out.cid = env.cid;
+      out.prio = env.prio ?? 'event';
+      out.to = env.to ?? 'session';
+      out.body = env.body === undefined ? null : env.body;
+      out.from = from;
+      socket.to(rooms[out.to]).emit('event', out);
+      ack({ ok: true, id: env.id });
+    });
     socket.emit('welcome', { ...id, node: 'node-peer' });
   });
 }
