@@ -182,7 +182,8 @@ struct mem_store {
     size_t nsess;
     size_t ret_iter;    /* retention's place in `sessions` between sweeps */
     ts_map_t leases;
-    ts_map_t chans;     /* pub/sub: channel -> mem_chan_t (mem_pubsub.c) */
+    ts_map_t chans;     /* pub/sub: kind byte + channel -> mem_chan_t (mem_pubsub.c) */
+    ts_list_t patterns; /* the TS_STORE_CHAN_PATTERN ones among them */
     size_t mem_bytes;   /* log tails + documents + snapshots + client windows */
     /* group commit (SQLite only; mem_batch.c) */
     int batch_open;     /* a transaction holds writes not committed yet */

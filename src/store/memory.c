@@ -696,31 +696,33 @@ static int mem_lease_get(void *self, ts_slice_t name, ts_store_lease_cb cb, void
     return submit(d, op);
 }
 
-static int pubsub_op(void *self, enum op_kind kind, ts_slice_t channel, ts_store_msg_cb on_msg,
-                     void *msg_ud, ts_buf_t *msg, ts_store_done_cb cb, void *ud) {
+static int pubsub_op(void *self, enum op_kind kind, ts_store_chan_t chan, ts_slice_t channel,
+                     ts_store_msg_cb on_msg, void *msg_ud, ts_buf_t *msg, ts_store_done_cb cb,
+                     void *ud) {
     mem_door_t *d = self;
     CHECK_OPEN(d);
     mem_op_t *op = op_new(kind, ud, &channel, 1);
     op->cb.done = cb;
+    op->by = (int)chan;
     op->on_msg = on_msg;
     op->msg_ud = msg_ud;
     op->buf = msg ? ts_buf_ref(msg) : NULL;
     return submit(d, op);
 }
 
-static int mem_subscribe(void *self, ts_slice_t channel, ts_store_msg_cb on_msg, void *msg_ud,
-                         ts_store_done_cb cb, void *ud) {
-    return pubsub_op(self, OP_SUBSCRIBE, channel, on_msg, msg_ud, NULL, cb, ud);
+static int mem_subscribe(void *self, ts_store_chan_t kind, ts_slice_t channel,
+                         ts_store_msg_cb on_msg, void *msg_ud, ts_store_done_cb cb, void *ud) {
+    return pubsub_op(self, OP_SUBSCRIBE, kind, channel, on_msg, msg_ud, NULL, cb, ud);
 }
 
-static int mem_unsubscribe(void *self, ts_slice_t channel, ts_store_msg_cb on_msg, void *msg_ud,
-                           ts_store_done_cb cb, void *ud) {
-    return pubsub_op(self, OP_UNSUBSCRIBE, channel, on_msg, msg_ud, NULL, cb, ud);
+static int mem_unsubscribe(void *self, ts_store_chan_t kind, ts_slice_t channel,
+                           ts_store_msg_cb on_msg, void *msg_ud, ts_store_done_cb cb, void *ud) {
+    return pubsub_op(self, OP_UNSUBSCRIBE, kind, channel, on_msg, msg_ud, NULL, cb, ud);
 }
 
-static int mem_publish(void *self, ts_slice_t channel, ts_buf_t *msg, ts_store_done_cb cb,
-                       void *ud) {
-    return pubsub_op(self, OP_PUBLISH, channel, NULL, NULL, msg, cb, ud);
+static int mem_publish(void *self, ts_store_chan_t kind, ts_slice_t channel, ts_buf_t *msg,
+                       ts_store_done_cb cb, void *ud) {
+    return pubsub_op(self, OP_PUBLISH, kind, channel, NULL, NULL, msg, cb, ud);
 }
 
 static int mem_stats(void *self, ts_store_stats_t *out) {
@@ -780,6 +782,7 @@ static void free_all(mem_t *m) {
     ts_map_deinit(&m->sessions);
     ts_map_deinit(&m->leases);
     ts_assert(m->chans.count == 0); /* every door took its subscriptions along */
+    ts_assert(ts_list_empty(&m->patterns));
     ts_map_deinit(&m->chans);
     free(m->heap);
     free(m->touched);
@@ -922,6 +925,7 @@ static int mem_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, cha
     door_init(&m->door, m, loop);
     ts_list_insert_tail(&m->door_list, &m->door.link);
     ts_list_init(&m->lru);
+    ts_list_init(&m->patterns);
     uv_timer_init(loop, &m->sweep);
     m->sweep.data = m;
     uv_timer_start(&m->sweep, on_sweep, m->lim.sweep_ms, m->lim.sweep_ms);

@@ -588,25 +588,45 @@ static int r_lease_get(void *self, ts_slice_t name, ts_store_lease_cb cb, void *
     return lease_op(self, S_GET, name, NULL, 0, cb, NULL, ud);
 }
 
-/* ---- publish / subscribe ---- */
+/* ---- publish / subscribe ----
+ * Channels are used as given (no key prefix: ts_store.h). The local map is
+ * keyed by the kind byte and the name, as Redis keeps SUBSCRIBE, PSUBSCRIBE
+ * and SSUBSCRIBE apart. */
+
+#define CHAN_KEY_MAX (1 + TS_STORE_ID_MAX)
+
+static size_t chan_key(char *out, int kind, const char *name, size_t len) {
+    out[0] = (char)('0' + kind);
+    memcpy(out + 1, name, len);
+    return 1 + len;
+}
 
 static void on_push(ts_rconn_t *c, const redisReply *r, void *ud) {
     (void)c;
     rstore_t *s = ud;
-    /* ["message", channel, payload] or ["smessage", ...] */
-    const redisReply *ch = r->element[1], *pl = r->element[2];
-    if (r->elements != 3 || ch->type != REDIS_REPLY_STRING || pl->type != REDIS_REPLY_STRING)
-        return;
-    size_t pl_len = strlen(s->prefix);
-    if (ch->len < pl_len || memcmp(ch->str, s->prefix, pl_len) != 0) return;
-    rchan_t *rc = ts_map_get(&s->chans, ch->str + pl_len, ch->len - pl_len);
+    /* ["message", channel, payload], ["smessage", ...] or ["pmessage",
+     * pattern, channel, payload] */
+    if (r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING) return;
+    const char *what = r->element[0]->str;
+    int kind = !strcmp(what, "pmessage")   ? TS_STORE_CHAN_PATTERN
+               : !strcmp(what, "smessage") ? TS_STORE_CHAN_SHARD
+                                           : TS_STORE_CHAN;
+    size_t n = kind == TS_STORE_CHAN_PATTERN ? 4 : 3;
+    if (r->elements != n) return;
+    for (size_t i = 1; i < n; i++)
+        if (r->element[i]->type != REDIS_REPLY_STRING) return;
+    const redisReply *sub = r->element[1], *ch = r->element[n - 2], *pl = r->element[n - 1];
+    if (sub->len > TS_STORE_ID_MAX) return;
+    char key[CHAN_KEY_MAX];
+    size_t klen = chan_key(key, kind, sub->str, sub->len);
+    rchan_t *rc = ts_map_get(&s->chans, key, klen);
     if (!rc) return; /* unsubscribed meanwhile */
     ts_buf_t *msg = ts_buf_from(pl->str, pl->len);
-    ts_slice_t name = ts_slice(rc->key, rc->klen);
+    ts_slice_t name = ts_slice(ch->str, ch->len);
     ts_list_t *it, *tmp;
     TS_LIST_FOREACH_SAFE(it, tmp, &rc->subs) {
-        rsub_t *sub = ts_list_entry(it, rsub_t, link);
-        sub->on_msg(name, msg, sub->ud);
+        rsub_t *x = ts_list_entry(it, rsub_t, link);
+        x->on_msg(name, msg, x->ud);
     }
     ts_buf_unref(msg);
 }
@@ -619,15 +639,6 @@ static void on_sub_done(ts_rconn_t *c, int status, const redisReply *r, void *ud
     complete(o, rc, NULL);
 }
 
-static char *prefixed(const rstore_t *s, ts_slice_t ch) {
-    size_t pl = strlen(s->prefix);
-    char *k = ts_xmalloc(pl + ch.len + 1);
-    memcpy(k, s->prefix, pl);
-    memcpy(k + pl, ch.p, ch.len);
-    k[pl + ch.len] = '\0';
-    return k;
-}
-
 static rop_t *done_op(rstore_t *s, ts_store_done_cb cb, void *ud) {
     rop_t *o = ts_xcalloc(1, sizeof *o);
     o->s = s;
@@ -638,16 +649,32 @@ static rop_t *done_op(rstore_t *s, ts_store_done_cb cb, void *ud) {
     return o;
 }
 
-static int r_subscribe(void *self, ts_slice_t channel, ts_store_msg_cb on_msg, void *msg_ud,
-                       ts_store_done_cb cb, void *ud) {
+/* The channel's name as a C string (Redis's API here takes one). */
+static char *chan_name(ts_slice_t ch) {
+    char *k = ts_xmalloc(ch.len + 1);
+    memcpy(k, ch.p, ch.len);
+    k[ch.len] = '\0';
+    return k;
+}
+
+static const ts_rconn_sub_kind_t SUB_KIND[] = {
+    [TS_STORE_CHAN] = TS_RCONN_SUBSCRIBE,
+    [TS_STORE_CHAN_PATTERN] = TS_RCONN_PSUBSCRIBE,
+    [TS_STORE_CHAN_SHARD] = TS_RCONN_SSUBSCRIBE,
+};
+
+static int r_subscribe(void *self, ts_store_chan_t kind, ts_slice_t channel,
+                       ts_store_msg_cb on_msg, void *msg_ud, ts_store_done_cb cb, void *ud) {
     rstore_t *s = self;
     if (s->closing) return TS_ECLOSED;
-    rchan_t *c = ts_map_get(&s->chans, (const char *)channel.p, channel.len);
+    char key[CHAN_KEY_MAX];
+    size_t klen = chan_key(key, kind, (const char *)channel.p, channel.len);
+    rchan_t *c = ts_map_get(&s->chans, key, klen);
     if (!c) {
-        c = ts_xcalloc(1, sizeof *c + channel.len);
+        c = ts_xcalloc(1, sizeof *c + klen);
         ts_list_init(&c->subs);
-        c->klen = channel.len;
-        memcpy(c->key, channel.p, channel.len);
+        c->klen = klen;
+        memcpy(c->key, key, klen);
         ts_map_put(&s->chans, c->key, c->klen, c);
     }
     ts_list_t *it;
@@ -666,18 +693,20 @@ static int r_subscribe(void *self, ts_slice_t channel, ts_store_msg_cb on_msg, v
     /* Every subscribe waits for Redis's confirmation, so that its callback
      * means "messages published from now on reach you" (a second local
      * subscriber of a channel: Redis confirms the channel again). */
-    char *k = prefixed(s, channel);
-    int rc = ts_rconn_subscribe(s->sub, TS_RCONN_SUBSCRIBE, k, on_sub_done, o);
+    char *k = chan_name(channel);
+    int rc = ts_rconn_subscribe(s->sub, SUB_KIND[kind], k, on_sub_done, o);
     free(k);
     if (rc) defer(s, o, TS_ESTORE);
     return 0;
 }
 
-static int r_unsubscribe(void *self, ts_slice_t channel, ts_store_msg_cb on_msg, void *msg_ud,
-                         ts_store_done_cb cb, void *ud) {
+static int r_unsubscribe(void *self, ts_store_chan_t kind, ts_slice_t channel,
+                         ts_store_msg_cb on_msg, void *msg_ud, ts_store_done_cb cb, void *ud) {
     rstore_t *s = self;
     if (s->closing) return TS_ECLOSED;
-    rchan_t *c = ts_map_get(&s->chans, (const char *)channel.p, channel.len);
+    char key[CHAN_KEY_MAX];
+    size_t klen = chan_key(key, kind, (const char *)channel.p, channel.len);
+    rchan_t *c = ts_map_get(&s->chans, key, klen);
     rsub_t *found = NULL;
     if (c) {
         ts_list_t *it;
@@ -698,23 +727,23 @@ static int r_unsubscribe(void *self, ts_slice_t channel, ts_store_msg_cb on_msg,
         return 0;
     }
     ts_map_del(&s->chans, c->key, c->klen);
-    char *k = prefixed(s, channel);
     free(c);
-    int rc = ts_rconn_unsubscribe(s->sub, TS_RCONN_SUBSCRIBE, k, on_sub_done, o);
+    char *k = chan_name(channel);
+    int rc = ts_rconn_unsubscribe(s->sub, SUB_KIND[kind], k, on_sub_done, o);
     free(k);
     if (rc) defer(s, o, 0); /* nobody local listens any more either way */
     return 0;
 }
 
-static int r_publish(void *self, ts_slice_t channel, ts_buf_t *msg, ts_store_done_cb cb, void *ud) {
+static int r_publish(void *self, ts_store_chan_t kind, ts_slice_t channel, ts_buf_t *msg,
+                     ts_store_done_cb cb, void *ud) {
     rstore_t *s = self;
     if (s->closing) return TS_ECLOSED;
     rop_t *o = done_op(s, cb, ud);
-    char *k = prefixed(s, channel);
-    const char *argv[] = {"PUBLISH", k, (const char *)msg->data};
-    size_t lens[] = {7, strlen(k), msg->len};
+    const char *verb = kind == TS_STORE_CHAN_SHARD ? "SPUBLISH" : "PUBLISH";
+    const char *argv[] = {verb, (const char *)channel.p, (const char *)msg->data};
+    size_t lens[] = {strlen(verb), channel.len, msg->len};
     int rc = ts_rconn_cmd(s->cmd, 3, argv, lens, on_sub_done, o);
-    free(k);
     if (rc) defer(s, o, rc == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE);
     return 0;
 }

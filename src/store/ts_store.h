@@ -166,8 +166,18 @@ typedef void (*ts_store_commit_cb)(int status, const ts_store_commit_res_t *res,
  * empty if nobody holds it), TS_EHELD (the current holder) and TS_ESTALE (the
  * current lease, holder empty if nobody holds it). */
 typedef void (*ts_store_lease_cb)(int status, const ts_store_lease_t *lease, void *ud);
-/* A message on a subscribed channel; both borrowed for the call. */
+/* A message on a subscribed channel (for a pattern subscription: the
+ * channel it was published on); both borrowed for the call. */
 typedef void (*ts_store_msg_cb)(ts_slice_t channel, ts_buf_t *msg, void *ud);
+
+/* What a channel name means (publish / subscribe). */
+typedef enum ts_store_chan {
+    TS_STORE_CHAN = 0,         /* one channel (Redis: SUBSCRIBE, PUBLISH) */
+    TS_STORE_CHAN_PATTERN = 1, /* subscribe only: every TS_STORE_CHAN channel matching a
+                                * glob (* ? [..] \; Redis: PSUBSCRIBE) */
+    TS_STORE_CHAN_SHARD = 2,   /* a shard channel (Redis 7: SSUBSCRIBE, SPUBLISH; Cluster
+                                * routes it by its slot); patterns never see these */
+} ts_store_chan_t;
 
 /* ---- configuration ---- */
 
@@ -275,19 +285,20 @@ typedef struct ts_store_ops {
     int (*lease_transfer)(void *self, ts_slice_t name, uint64_t term, ts_slice_t to,
                           uint64_t ttl_ms, ts_store_lease_cb cb, void *ud);
     int (*lease_get)(void *self, ts_slice_t name, ts_store_lease_cb cb, void *ud);
-    int (*subscribe)(void *self, ts_slice_t channel, ts_store_msg_cb on_msg, void *msg_ud,
-                     ts_store_done_cb cb, void *ud);
-    int (*unsubscribe)(void *self, ts_slice_t channel, ts_store_msg_cb on_msg, void *msg_ud,
-                       ts_store_done_cb cb, void *ud);
-    int (*publish)(void *self, ts_slice_t channel, ts_buf_t *msg, ts_store_done_cb cb, void *ud);
+    int (*subscribe)(void *self, ts_store_chan_t kind, ts_slice_t channel, ts_store_msg_cb on_msg,
+                     void *msg_ud, ts_store_done_cb cb, void *ud);
+    int (*unsubscribe)(void *self, ts_store_chan_t kind, ts_slice_t channel,
+                       ts_store_msg_cb on_msg, void *msg_ud, ts_store_done_cb cb, void *ud);
+    int (*publish)(void *self, ts_store_chan_t kind, ts_slice_t channel, ts_buf_t *msg,
+                   ts_store_done_cb cb, void *ud);
     /* Optional (NULL: ts_store_stats answers TS_EINVAL). Synchronous, any
      * thread, also from inside a store callback. */
     int (*stats)(void *self, ts_store_stats_t *out);
 } ts_store_ops_t;
 
 extern const ts_store_ops_t ts_store_memory_ops;
-/* Every verb, over Redis (src/store/redis.c); not attach (one loop), TLS or
- * Cluster yet, and the daemon does not offer it yet (docs/STATUS.md). */
+/* Every verb, over Redis (src/store/redis.c): `--store redis://`. Not TLS or
+ * Cluster yet (docs/STATUS.md). */
 extern const ts_store_ops_t ts_store_redis_ops;
 
 /* A handle callers embed. */
@@ -553,42 +564,50 @@ static inline int ts_store_lease_get(ts_store_t *st, ts_slice_t name, ts_store_l
 /* ---- publish / subscribe: fan-out between the handles of a store ----
  * What the adapter layer sends to the other loops and nodes (issue #12):
  * messages that may be lost, never the history (which goes through commit).
- * Channels are ids (1..TS_STORE_ID_MAX bytes, no control characters).
+ * Channels are ids (1..TS_STORE_ID_MAX bytes, no control characters), used
+ * as they are: cfg.redis_prefix does not apply to them (Redis has one
+ * pub/sub namespace per server, whatever the db; the adapter names its
+ * channels as @socket.io/redis-adapter does, docs/REDIS-WIRE.md).
  * subscribe: from its callback (0) on, every message published on `channel`
- *   through any handle of the store (memory: this process's doors; Redis:
- *   every node) is given to on_msg(channel, msg, msg_ud) on this handle's
- *   loop, at most once: a message published while a subscriber cannot be
+ *   (kind TS_STORE_CHAN or TS_STORE_CHAN_SHARD), or on any TS_STORE_CHAN
+ *   channel matching the glob `channel` (TS_STORE_CHAN_PATTERN), through any
+ *   handle of the store (memory: this process's doors; Redis: every node) is
+ *   given to on_msg(channel, msg, msg_ud) on this handle's loop, at most
+ *   once per subscription: a message published while a subscriber cannot be
  *   reached (Redis down) is lost. Messages of one publisher on one channel
- *   arrive in the order published. The same (channel, on_msg, msg_ud) twice
- *   is one subscription. Returns TS_EINVAL for a bad channel or no on_msg.
+ *   arrive in the order published. The same (kind, channel, on_msg, msg_ud)
+ *   twice is one subscription. Returns TS_EINVAL for a bad kind or channel,
+ *   or no on_msg.
  * unsubscribe: after its callback, on_msg is not called again for that
- *   channel through this handle. Callback: 0, TS_ENOTFOUND (not subscribed).
- * publish: hands msg (borrowed; copied or referenced) to every subscriber.
- *   Callback: 0 once handed over (memory: queued for each; Redis: PUBLISH
- *   answered), TS_ESTORE if it could not be.
+ *   subscription through this handle. Callback: 0, TS_ENOTFOUND (not subscribed).
+ * publish: hands msg (borrowed; copied or referenced) to every subscriber;
+ *   kind TS_STORE_CHAN or TS_STORE_CHAN_SHARD. Callback: 0 once handed over
+ *   (memory: queued for each; Redis: PUBLISH answered), TS_ESTORE if it
+ *   could not be.
  * A handle's subscriptions end with its close: no message after its close
  * callback. */
-static inline int ts_store_subscribe(ts_store_t *st, ts_slice_t channel, ts_store_msg_cb on_msg,
-                                     void *msg_ud, ts_store_done_cb cb, void *ud) {
+static inline int ts_store_subscribe(ts_store_t *st, ts_store_chan_t kind, ts_slice_t channel,
+                                     ts_store_msg_cb on_msg, void *msg_ud, ts_store_done_cb cb,
+                                     void *ud) {
     if (!st->self) return TS_ECLOSED;
     int rc = ts_store__check_id(channel);
-    if (!rc && !on_msg) rc = TS_EINVAL;
-    return rc ? rc : st->ops->subscribe(st->self, channel, on_msg, msg_ud, cb, ud);
+    if (!rc && (!on_msg || (unsigned)kind > TS_STORE_CHAN_SHARD)) rc = TS_EINVAL;
+    return rc ? rc : st->ops->subscribe(st->self, kind, channel, on_msg, msg_ud, cb, ud);
 }
-static inline int ts_store_unsubscribe(ts_store_t *st, ts_slice_t channel,
+static inline int ts_store_unsubscribe(ts_store_t *st, ts_store_chan_t kind, ts_slice_t channel,
                                        ts_store_msg_cb on_msg, void *msg_ud, ts_store_done_cb cb,
                                        void *ud) {
     if (!st->self) return TS_ECLOSED;
     int rc = ts_store__check_id(channel);
-    if (!rc && !on_msg) rc = TS_EINVAL;
-    return rc ? rc : st->ops->unsubscribe(st->self, channel, on_msg, msg_ud, cb, ud);
+    if (!rc && (!on_msg || (unsigned)kind > TS_STORE_CHAN_SHARD)) rc = TS_EINVAL;
+    return rc ? rc : st->ops->unsubscribe(st->self, kind, channel, on_msg, msg_ud, cb, ud);
 }
-static inline int ts_store_publish(ts_store_t *st, ts_slice_t channel, ts_buf_t *msg,
-                                   ts_store_done_cb cb, void *ud) {
+static inline int ts_store_publish(ts_store_t *st, ts_store_chan_t kind, ts_slice_t channel,
+                                   ts_buf_t *msg, ts_store_done_cb cb, void *ud) {
     if (!st->self) return TS_ECLOSED;
     int rc = ts_store__check_id(channel);
-    if (!rc && !msg) rc = TS_EINVAL;
-    return rc ? rc : st->ops->publish(st->self, channel, msg, cb, ud);
+    if (!rc && (!msg || (kind != TS_STORE_CHAN && kind != TS_STORE_CHAN_SHARD))) rc = TS_EINVAL;
+    return rc ? rc : st->ops->publish(st->self, kind, channel, msg, cb, ud);
 }
 
 #endif

@@ -1765,9 +1765,19 @@ static void sc_on_msg(ts_slice_t channel, ts_buf_t *msg, void *ud) {
     in->n++;
 }
 
+SC_FN int sc_sub_k(sc_t *t, ts_store_t *st, ts_store_chan_t kind, const char *ch,
+                   sc_inbox_t *in) {
+    sc_res_t r;
+    int rc = SC_CALL(t, &r, ts_store_subscribe(st, kind, S(ch), sc_on_msg, in, sc_on_done, &r));
+    if (rc) return rc;
+    sc_wait(t, &r);
+    return r.status;
+}
+
 SC_FN int sc_sub(sc_t *t, ts_store_t *st, const char *ch, sc_inbox_t *in) {
     sc_res_t r;
-    int rc = SC_CALL(t, &r, ts_store_subscribe(st, S(ch), sc_on_msg, in, sc_on_done, &r));
+    int rc = SC_CALL(t, &r, ts_store_subscribe(st, TS_STORE_CHAN, S(ch), sc_on_msg, in,
+                                               sc_on_done, &r));
     if (rc) return rc;
     sc_wait(t, &r);
     return r.status;
@@ -1775,16 +1785,17 @@ SC_FN int sc_sub(sc_t *t, ts_store_t *st, const char *ch, sc_inbox_t *in) {
 
 SC_FN int sc_unsub(sc_t *t, ts_store_t *st, const char *ch, sc_inbox_t *in) {
     sc_res_t r;
-    int rc = SC_CALL(t, &r, ts_store_unsubscribe(st, S(ch), sc_on_msg, in, sc_on_done, &r));
+    int rc = SC_CALL(t, &r, ts_store_unsubscribe(st, TS_STORE_CHAN, S(ch), sc_on_msg, in,
+                                                 sc_on_done, &r));
     if (rc) return rc;
     sc_wait(t, &r);
     return r.status;
 }
 
-SC_FN int sc_pub(sc_t *t, const char *ch, const void *p, size_t n) {
+SC_FN int sc_pub_k(sc_t *t, ts_store_chan_t kind, const char *ch, const void *p, size_t n) {
     sc_res_t r;
     ts_buf_t *b = ts_buf_from(p, n);
-    int rc = SC_CALL(t, &r, ts_store_publish(&t->st, S(ch), b, sc_on_done, &r));
+    int rc = SC_CALL(t, &r, ts_store_publish(&t->st, kind, S(ch), b, sc_on_done, &r));
     ts_buf_unref(b); /* the store took what it needs */
     if (rc) return rc;
     sc_wait(t, &r);
@@ -1793,6 +1804,10 @@ SC_FN int sc_pub(sc_t *t, const char *ch, const void *p, size_t n) {
 
 /* Runs the loop until in has n messages (5 s at most), then a little more:
  * nothing else may come. */
+SC_FN int sc_pub(sc_t *t, const char *ch, const void *p, size_t n) {
+    return sc_pub_k(t, TS_STORE_CHAN, ch, p, n);
+}
+
 SC_FN void sc_wait_msgs(sc_t *t, sc_inbox_t *in, int n) {
     uint64_t deadline = ts_now_ms() + 5000;
     while (in->n < n) {
@@ -1812,11 +1827,11 @@ static void c_pubsub(void **state) {
     sc_open(&t, *state, NULL);
     sc_inbox_t a = {.t = &t}, a2 = {.t = &t};
     sc_res_t r;
-    assert_ts_err(SC_CALL(&t, &r, ts_store_subscribe(&t.st, S(""), sc_on_msg, &a, sc_on_done, &r)),
+    assert_ts_err(SC_CALL(&t, &r, ts_store_subscribe(&t.st, TS_STORE_CHAN, S(""), sc_on_msg, &a, sc_on_done, &r)),
                   TS_EINVAL);
-    assert_ts_err(SC_CALL(&t, &r, ts_store_subscribe(&t.st, S("c1"), NULL, &a, sc_on_done, &r)),
+    assert_ts_err(SC_CALL(&t, &r, ts_store_subscribe(&t.st, TS_STORE_CHAN, S("c1"), NULL, &a, sc_on_done, &r)),
                   TS_EINVAL);
-    assert_ts_err(SC_CALL(&t, &r, ts_store_publish(&t.st, S("c1"), NULL, sc_on_done, &r)),
+    assert_ts_err(SC_CALL(&t, &r, ts_store_publish(&t.st, TS_STORE_CHAN, S("c1"), NULL, sc_on_done, &r)),
                   TS_EINVAL);
     assert_ts_err(sc_unsub(&t, &t.st, "c1", &a), TS_ENOTFOUND);
     /* nobody listening: published, delivered to nobody */
@@ -1842,7 +1857,7 @@ static void c_pubsub(void **state) {
         char m[16];
         int l = snprintf(m, sizeof m, "m%03d", i);
         ts_buf_t *b = ts_buf_from(m, (size_t)l);
-        assert_ts_err(SC_CALL(&t, &rs[i], ts_store_publish(&t.st, S("c1"), b, sc_on_done, &rs[i])), 0);
+        assert_ts_err(SC_CALL(&t, &rs[i], ts_store_publish(&t.st, TS_STORE_CHAN, S("c1"), b, sc_on_done, &rs[i])), 0);
         ts_buf_unref(b);
     }
     sc_wait(&t, &rs[99]);
@@ -1861,7 +1876,7 @@ static void c_pubsub(void **state) {
     if (rc == 0) {
         sc_inbox_t bi = {.t = &t};
         sc_res_t br;
-        assert_ts_err(SC_CALL(&t, &br, ts_store_subscribe(&b.st, S("c1"), sc_on_msg, &bi,
+        assert_ts_err(SC_CALL(&t, &br, ts_store_subscribe(&b.st, TS_STORE_CHAN, S("c1"), sc_on_msg, &bi,
                                                          sc_on_done, &br)), 0);
         while (!br.called) uv_run(&b.loop, UV_RUN_ONCE);
         assert_ts_err(br.status, 0);
@@ -1905,6 +1920,48 @@ static void c_pubsub(void **state) {
     sc_close(&t);
 }
 
+/* A pattern subscription gets every plain channel its glob matches, named
+ * by the channel it was published on; shard channels are their own: a plain
+ * or pattern subscriber of the same name gets none of their messages, nor
+ * the other way round. A pattern cannot be published to. */
+static void c_pubsub_kinds(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    sc_inbox_t pat = {.t = &t}, plain = {.t = &t}, shard = {.t = &t};
+    sc_res_t r;
+    assert_ts_err(SC_CALL(&t, &r, ts_store_publish(&t.st, TS_STORE_CHAN_PATTERN, S("n*"), NULL,
+                                                   sc_on_done, &r)), TS_EINVAL);
+    assert_ts_err(SC_CALL(&t, &r, ts_store_subscribe(&t.st, (ts_store_chan_t)7, S("x"), sc_on_msg,
+                                                     &pat, sc_on_done, &r)), TS_EINVAL);
+    assert_ts_err(sc_sub_k(&t, &t.st, TS_STORE_CHAN_PATTERN, "news#*#", &pat), 0);
+    assert_ts_err(sc_sub_k(&t, &t.st, TS_STORE_CHAN, "news#a#", &plain), 0);
+    assert_ts_err(sc_sub_k(&t, &t.st, TS_STORE_CHAN_SHARD, "news#a#", &shard), 0);
+    assert_ts_err(sc_pub(&t, "news#a#", "one", 3), 0);
+    assert_ts_err(sc_pub(&t, "news#bb#", "two", 3), 0);
+    assert_ts_err(sc_pub(&t, "other#a#", "none", 4), 0);
+    assert_ts_err(sc_pub_k(&t, TS_STORE_CHAN_SHARD, "news#a#", "sharded", 7), 0);
+    sc_wait_msgs(&t, &pat, 2);
+    sc_wait_msgs(&t, &shard, 1);
+    assert_string_equal(pat.chan[0], "news#a#");
+    assert_memory_equal(pat.msg[0], "one", 3);
+    assert_string_equal(pat.chan[1], "news#bb#");
+    assert_memory_equal(pat.msg[1], "two", 3);
+    assert_int_equal(plain.n, 1);
+    assert_memory_equal(plain.msg[0], "one", 3);
+    assert_string_equal(shard.chan[0], "news#a#");
+    assert_memory_equal(shard.msg[0], "sharded", 7);
+    /* unsubscribing the pattern leaves the plain channel alone */
+    assert_ts_err(SC_CALL(&t, &r, ts_store_unsubscribe(&t.st, TS_STORE_CHAN_PATTERN, S("news#*#"),
+                                                       sc_on_msg, &pat, sc_on_done, &r)), 0);
+    sc_wait(&t, &r);
+    assert_ts_err(r.status, 0);
+    assert_ts_err(sc_pub(&t, "news#a#", "three", 5), 0);
+    sc_wait_msgs(&t, &plain, 2);
+    assert_int_equal(pat.n, 2);
+    assert_int_equal(shard.n, 1);
+    sc_close(&t);
+}
+
 #define SC_T(fn, env) cmocka_unit_test_prestate_setup_teardown(fn, sc_setup, sc_teardown, env)
 #define SC_CONTRACT_TESTS(env)                                                 \
     SC_T(c_open_close, env), SC_T(c_invalid_args, env), SC_T(c_reg_put_list, env),           \
@@ -1918,6 +1975,7 @@ static void c_pubsub(void **state) {
         SC_T(c_commit_exactly_once, env),                  \
         SC_T(c_commit_window, env), SC_T(c_snapshot, env), SC_T(c_retention, env),           \
         SC_T(c_retention_time, env),                                                         \
-        SC_T(c_durable_reads, env), SC_T(c_order_group, env), SC_T(c_pubsub, env)
+        SC_T(c_durable_reads, env), SC_T(c_order_group, env), SC_T(c_pubsub, env), \
+        SC_T(c_pubsub_kinds, env)
 
 #endif
