@@ -199,6 +199,16 @@ static const opt_t opts[] = {
      "tabs every third of it; a dead server's tabs expire)."},
     {"registry-sweep", "TABSYNC_REGISTRY_SWEEP", K_U32, OFF(registry_sweep_ms), 0, 10, 60000,
      "milliseconds", "MS", "Session store", "How often expired registry entries are removed."},
+    {"store", "TABSYNC_STORE", K_PATH, OFF(store), SZ(store), 0, 0, NULL,
+     "memory|redis://[[USER]:PASSWORD@]HOST[:PORT][/DB]", "Session store",
+     "Where registries, histories, state and leases live. memory (default):\n"
+     "this process (with --store-sqlite for durability). redis://: a Redis\n"
+     "server shared by every tabsyncd node of the deployment\n"
+     "(docs/DEPLOYMENT.md)."},
+    {"redis-prefix", "TABSYNC_REDIS_PREFIX", K_PATH, OFF(redis_prefix), SZ(redis_prefix), 0, 0,
+     NULL, "PREFIX", "Session store",
+     "With --store redis://: the start of every key and channel (default ts:);\n"
+     "deployments sharing one Redis use different prefixes."},
     {"store-sqlite", "TABSYNC_STORE_SQLITE", K_PATH, OFF(store_sqlite), SZ(store_sqlite), 0, 0,
      NULL, "FILE", "Session store",
      "SQLite file that keeps event logs, state and lease terms across\n"
@@ -929,6 +939,17 @@ static int finish(ctx_t *c) {
         if (files[i][0] && access(files[i], R_OK) != 0)
             return fail(c, "%s=\"%s\" cannot be read (expected a readable PEM file)",
                         setter(c, names[i], wn, sizeof wn), show(files[i], sv, sizeof sv));
+    int redis = !strncmp(cfg->store, "redis://", 8) || !strncmp(cfg->store, "rediss://", 9);
+    if (cfg->store[0] && !redis && strcmp(cfg->store, "memory") != 0)
+        return fail(c, "%s=\"%s\" is not a store (expected memory or redis://HOST:PORT)",
+                    setter(c, "store", wn, sizeof wn), show(cfg->store, sv, sizeof sv));
+    if (redis && cfg->store_sqlite[0])
+        return fail(c, "%s is the embedded store's file; with %s the history lives in Redis "
+                       "(set one of them)",
+                    setter(c, "store-sqlite", wn, sizeof wn), setter(c, "store", wn2, sizeof wn2));
+    if (!redis && cfg->redis_prefix[0])
+        return fail(c, "%s is set but %s is not a redis:// URL",
+                    setter(c, "redis-prefix", wn, sizeof wn), setter(c, "store", wn2, sizeof wn2));
     int rc = finish_auth(c);
     if (rc) return rc;
     if (cfg->conformance) {

@@ -225,7 +225,12 @@ static void on_store_expire(const ts_store_reg_t *e, void *ud) {
  * one that turns /session on (issue #14). */
 static int start_session(ts_dmn_t *d) {
     char err[512] = "";
-    if (!proc.auth && !(d->idx == 0 && d->cfg.store_sqlite[0])) return 0;
+    if (!proc.auth && !(d->idx == 0 && d->cfg.store_sqlite[0])) {
+        if (d->idx == 0 && d->cfg.store[0] && strcmp(d->cfg.store, "memory") != 0)
+            ts_warn("daemon", "--store %s: unused while /session is off (set --jwt-secret or "
+                              "--jwt-public-key)", ts_store_redis_ops.name);
+        return 0;
+    }
     if (d->idx == 0) {
         static const ts_store_durability_t dur[] = {
             [TS_DMN_DUR_GROUP] = TS_STORE_DUR_GROUP,
@@ -238,13 +243,18 @@ static int start_session(ts_dmn_t *d) {
                              .group_ms = d->cfg.group_commit_ms,
                              .retain_events = d->cfg.retain_events,
                              .retain_ms = (uint64_t)d->cfg.retain_age_s * 1000};
-        if (!d->cfg.store_sqlite[0]) {
+        const ts_store_ops_t *ops = &ts_store_memory_ops;
+        if (!strncmp(d->cfg.store, "redis", 5)) { /* redis:// or rediss:// (config.c) */
+            ops = &ts_store_redis_ops;
+            sc.redis_url = d->cfg.store;
+            sc.redis_prefix = d->cfg.redis_prefix[0] ? d->cfg.redis_prefix : NULL;
+        } else if (!d->cfg.store_sqlite[0]) {
             /* memory only, the tail in memory is the whole log: let the
              * retention settings bound it (mem_bytes_max bounds them all) */
             sc.log_mem_events = d->cfg.retain_events;
             sc.log_mem_bytes = 64u << 20;
         }
-        if (ts_store_open(&d->store, &ts_store_memory_ops, &sc, d->loop, err, sizeof err) != 0) {
+        if (ts_store_open(&d->store, ops, &sc, d->loop, err, sizeof err) != 0) {
             fprintf(stderr, "tabsyncd: cannot open the session store: %s\n", err);
             return 1;
         }

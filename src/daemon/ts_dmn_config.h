@@ -94,6 +94,8 @@ typedef struct ts_dmn_config {
     uint32_t registry_ttl_ms;   /* --registry-ttl: default 30000 */
     uint32_t registry_sweep_ms; /* --registry-sweep: default 1000 */
     char store_sqlite[512];     /* --store-sqlite FILE: durable log/state; "" = memory only */
+    char store[512];            /* --store memory|redis://...: the backend; "" = memory */
+    char redis_prefix[65];      /* --redis-prefix P: keys and channels; "" = "ts:" */
     ts_dmn_durability_t durability; /* --durability sync|group:MS|none; default group:2 */
     uint32_t group_commit_ms;   /* the MS of group:MS */
     /* The session history (protocol v3; docs/CONSISTENCY.md) */

@@ -385,6 +385,12 @@ static const struct ok_case {
     {"publisher-token env", {0},
      {"TABSYNC_PUBLISHER_TOKEN=env-0123456789abcdef0123456789abcdef"}, F_STR,
      offsetof(ts_dmn_config_t, publisher_token), "env-0123456789abcdef0123456789abcdef", 0},
+    {"store redis", {"--store", "redis://u:p@127.0.0.1:6380/2"}, {0}, F_STR,
+     offsetof(ts_dmn_config_t, store), "redis://u:p@127.0.0.1:6380/2", 0},
+    {"store memory", {0}, {"TABSYNC_STORE=memory"}, F_STR, offsetof(ts_dmn_config_t, store),
+     "memory", 0},
+    {"redis prefix", {"--store=rediss://h", "--redis-prefix=app1:"}, {0}, F_STR,
+     offsetof(ts_dmn_config_t, redis_prefix), "app1:", 0},
     {"publisher-token beside a different admin token",
      {"--publisher-token", "pub-0123456789abcdef0123456789abcdef"},
      {"TABSYNC_ADMIN_TOKEN=adm-0123456789abcdef0123456789abcdef"}, F_STR,
@@ -576,6 +582,13 @@ static const struct err_case {
      "the admin API: use two tokens)"},
     {"secret needs a value", {"--jwt-secret"}, {0},
      "config: --jwt-secret needs a value (expected --jwt-secret SECRET)"},
+    {"store not a store", {"--store=postgres://x"}, {0},
+     "config: --store=\"postgres://x\" is not a store (expected memory or redis://HOST:PORT)"},
+    {"store redis and sqlite", {"--store-sqlite=/tmp/x.db"}, {"TABSYNC_STORE=redis://127.0.0.1"},
+     "config: --store-sqlite is the embedded store's file; with TABSYNC_STORE the history "
+     "lives in Redis (set one of them)"},
+    {"redis prefix without redis", {"--redis-prefix=a:"}, {0},
+     "config: --redis-prefix is set but --store is not a redis:// URL"},
 };
 
 static void test_err_table(void **state) {
