@@ -50,7 +50,12 @@ function checks(key, server) {
 const out = [];
 const w = (s = '') => out.push(s);
 const servers = ['tabsyncd', 'node'];
-const label = { tabsyncd: 'tabsyncd', node: 'Node socket.io', tabsyncd2: 'tabsyncd, 2 loops' };
+const label = {
+  tabsyncd: 'tabsyncd', node: 'Node socket.io', tabsyncd2: 'tabsyncd, 2 loops',
+  'ts-off': 'tabsyncd, history off', 'ts-sqlite': 'tabsyncd, history on (SQLite, group:2)',
+  'ts-mem': 'tabsyncd, history on (memory store)',
+};
+const sLabel = { ...label, node: 'Node socket.io (relay, no history)' };
 
 w('# Benchmarks');
 w();
@@ -76,16 +81,171 @@ const MiB = (kb) => kb / 1024;
 const growth = (r) => r.rss_peak_kb - r.rss_pub0_kb;
 const P = (k, s) => med(k, s, (r) => r.per_s);
 const first = (k) => okRuns(k, 'tabsyncd')[0] || runsOf(k, 'tabsyncd')[0] || {};
-w('## Summary');
+// ---- /session: the product path (issue #13) ---------------------------------------
+const S = { ses: 's-sessions', rate: 's-sessions@4000', fan: 's-fanout', conn: 's-connect', slow: 's-slow' };
+const sKinds = ['ts-off', 'ts-sqlite', 'ts-mem', 'node'];
+const has = (k) => rows.some((r) => r.key === k);
+const present = (k) => sKinds.filter((s) => runsOf(k, s).length);
+const perDlv = (k, s) => med(k, s, (r) => (r.server_us_per_delivery > 0 ? r.server_us_per_delivery : NaN));
+const perHs = (k, s) => med(k, s, (r) => (r.server_us_per_handshake > 0 ? r.server_us_per_handshake : NaN));
+const kern = (k, s) => med(k, s, (r) => (r.server_cpu_s > 0 ? (100 * r.server_sys_s) / r.server_cpu_s : NaN));
+const usd = (x, d = 2) => (Number.isFinite(x) ? `${x.toFixed(d)} µs` : '—');
+const meets = (ok) => (ok === undefined ? '' : ok ? ' — **met**' : ' — **not met**');
+const sFirst = (k) => okRuns(k, 'ts-off')[0] || rows.find((r) => r.key === k) || {};
+if ([S.ses, S.rate, S.fan, S.conn, S.slow].some(has)) {
+  w('## /session: the product path (issue #13)');
+  w();
+  w('What users run: the authenticated `/session` namespace (docs/PROTOCOL.md), protocol 4 tabs, each with');
+  w('its own HS256 token (user, session, device, fingerprint hash), registered, rate-limited with the');
+  w('production defaults (100 events/s and 1 MiB/s per socket, 1,000 events/s per user, 100 connections per');
+  w('user; only the per-address handshake limit of 50/s is raised, as the generator opens thousands of tabs');
+  w('from a few loopback addresses). Tabs publish envelopes `{v: 4, type, id, body}` of 150 bytes with an');
+  w('ack, the way @tabsync/client does; the others receive them as `event` (with `from`, and with the');
+  w('history on `kind`, `ts`, `seq`). Three tabsyncd configurations: **history off** (`--history off`:');
+  w('relayed, not logged), **history on, SQLite** (the default `--history on` with `--store-sqlite FILE` and');
+  w('the default durability `group:2`: an envelope is delivered and acked once the one fsync of its 2 ms');
+  w('window is done; a fresh file per run on the machine\'s disk), and **history on, memory store** (no file).');
+  w('The Node peer (bench/peer/node-server.mjs) does the relay work of history off: it verifies each token');
+  w('at the handshake, validates each envelope as tabsyncd does, adds `from`, emits `event` to the other');
+  w('tabs of the session\'s room and acks `{ok, id}`; it has no history and no rate limits.');
+  w();
+  w('**Server CPU per delivery / per handshake** is the server\'s utime + stime from `/proc/<pid>/stat`');
+  w('(all its threads) over the timed window, divided by the deliveries counted at the receivers (or the');
+  w('handshakes completed): it does not depend on how fast the generator is, which shares the two cores.');
+  w('"Kernel" is stime\'s share of it. Every run checks that every tab got each envelope of the others');
+  w('exactly once and in each publisher\'s order, and that every publish was acked `ok`, in order.');
+  w();
+  w('| scenario | measure | tabsyncd, history off | tabsyncd, history on (SQLite) | Node | off vs Node | target (issue #13) |');
+  w('|---|---|---:|---:|---:|---:|---|');
+  if (has(S.ses)) {
+    const f = sFirst(S.ses);
+    const a = P(S.ses, 'ts-off'), b = P(S.ses, 'ts-sqlite'), n = P(S.ses, 'node');
+    w(`| ${fmt(f.rooms)} sessions × ${f.members} tabs, one envelope in flight per tab | deliveries/s | ${fmt(a)} | ${fmt(b)} | ${fmt(n)} | ${ratio(a, n)} | — |`);
+    const ca = perDlv(S.ses, 'ts-off'), cb = perDlv(S.ses, 'ts-sqlite'), cn = perDlv(S.ses, 'node');
+    w(`| 〃 | server CPU per delivery | ${usd(ca)}${meets(Number.isFinite(ca) ? ca <= 3.5 : undefined)} | ${usd(cb)}${meets(Number.isFinite(cb) ? cb <= 5 : undefined)} | ${usd(cn)} | ${ratio(cn, ca)} less | ≤ 3.5 µs off, ≤ 5 µs on |`);
+  }
+  if (has(S.rate)) {
+    const a = med(S.rate, 'ts-off', (r) => r.lat_us.p99), b = med(S.rate, 'ts-sqlite', (r) => r.lat_us.p99), n = med(S.rate, 'node', (r) => r.lat_us.p99);
+    w(`| the same at 4,000 publishes/s | p99 publish → delivery | ${us(a)} | ${us(b)}${meets(Number.isFinite(b) ? b <= 3000 : undefined)} | ${us(n)} | ${ratio(n, a)} lower | on: ≤ 2 ms window + 1 ms |`);
+  }
+  if (has(S.fan)) {
+    const f = sFirst(S.fan);
+    const a = P(S.fan, 'ts-off'), b = P(S.fan, 'ts-sqlite'), n = P(S.fan, 'node');
+    const r8 = Number.isFinite(a) && Number.isFinite(n) ? a / n >= 8 : undefined;
+    w(`| fan-out to ${fmt(f.conns)} tabs of one session, ${f.window} in flight | deliveries/s | ${fmt(a)} | ${fmt(b)} | ${fmt(n)} | ${ratio(a, n)}${meets(r8)} | ≥ 8× Node |`);
+    w(`| 〃 | server CPU per delivery | ${usd(perDlv(S.fan, 'ts-off'))} | ${usd(perDlv(S.fan, 'ts-sqlite'))} | ${usd(perDlv(S.fan, 'node'))} | ${ratio(perDlv(S.fan, 'node'), perDlv(S.fan, 'ts-off'))} less | — |`);
+  }
+  if (has(S.conn)) {
+    const a = perHs(S.conn, 'ts-off'), b = perHs(S.conn, 'ts-sqlite'), n = perHs(S.conn, 'node');
+    w(`| handshakes with the token check and registry | server CPU per handshake | ${usd(a, 1)}${meets(Number.isFinite(a) ? a <= 25 : undefined)} | ${usd(b, 1)}${meets(Number.isFinite(b) ? b <= 25 : undefined)} | ${usd(n, 1)} | ${ratio(n, a)} less | ≤ 25 µs |`);
+    w(`| 〃 | handshakes/s (the generator is the limit) | ${fmt(P(S.conn, 'ts-off'))} | ${fmt(P(S.conn, 'ts-sqlite'))} | ${fmt(P(S.conn, 'node'))} | ${ratio(P(S.conn, 'ts-off'), P(S.conn, 'node'))} | — |`);
+  }
+  if (has(S.slow)) {
+    const f = sFirst(S.slow);
+    const g = (s) => med(S.slow, s, (r) => (r.rss_peak_kb - r.rss_pub0_kb) / 1024);
+    const cut = (s) => med(S.slow, s, (r) => r.cut);
+    w(`| slow: ${fmt(f.slow)} of ${fmt(f.conns)} tabs stop reading, 16 KiB envelopes | server RSS growth, peak − start (slow tabs cut off) | ` +
+      `${fmt(g('ts-off'), 1)} MiB (${fmt(cut('ts-off'))}/${fmt(f.slow)}) | ${fmt(g('ts-sqlite'), 1)} MiB (${fmt(cut('ts-sqlite'))}/${fmt(f.slow)}) | ${fmt(g('node'), 1)} MiB (${fmt(cut('node'))}/${fmt(f.slow)}) | ${ratio(g('node'), g('ts-off'))} smaller | bounded |`);
+  }
+  w();
+  const sBad = rows.filter((r) => String(r.key).startsWith('s-') && !r.ok);
+  const sAll = rows.filter((r) => String(r.key).startsWith('s-'));
+  w(sBad.length
+    ? `**${sBad.length} of ${sAll.length} /session runs failed a check**: ${[...new Set(sBad.map((r) => `${r.key}/${r.server}: ${r.error || 'loss/duplicate/reorder'}`))].join('; ')}.`
+    : `All ${sAll.length} /session runs passed every check (each envelope exactly once and in order at every other tab of its session, every publish acked ok and in order, no connection refused or dropped).`);
+  w();
+
+  const sTable = (k) => {
+    w('| server | deliveries/s | server CPU per delivery | kernel | p50 | p99 | p99.9 | server CPU | server RSS peak | tsbench CPU | checks |');
+    w('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+    for (const s of present(k))
+      w(`| ${sLabel[s]} | ${fmt(P(k, s))}${spread(k, s, (r) => r.per_s)} | ${usd(perDlv(k, s))}${spread(k, s, (r) => r.server_us_per_delivery).replace(/(\d)\)/, '$1 µs)')} | ${fmt(kern(k, s))} % | ` +
+        `${us(med(k, s, (r) => r.lat_us.p50))} | ${us(med(k, s, (r) => r.lat_us.p99))} | ${us(med(k, s, (r) => r.lat_us.p999))} | ` +
+        `${fmt(med(k, s, (r) => r.server_cpu_pct))} % | ${fmt(med(k, s, (r) => r.server_hwm_kb / 1024), 1)} MiB | ${fmt(med(k, s, (r) => r.client_cpu_pct))} % | ${checks(k, s)} |`);
+    w();
+  };
+  if (has(S.ses)) {
+    const f = sFirst(S.ses);
+    w(`### ${fmt(f.rooms)} sessions × ${f.members} tabs, one envelope in flight per tab`);
+    w();
+    w(`${fmt(f.rooms * f.members)} tabs; tab m of session r is user \`u<r>\`, session \`s<r>\`, device \`d<m>\`. Every tab`);
+    w('publishes its next envelope once its previous one has reached the other three (a closed loop with');
+    w('one event in flight per tab: little for the server to coalesce, the common case). Deliveries =');
+    w(`publishes × ${f.members - 1}. Latency is publish → delivery on the generator's clock; under this closed loop it is`);
+    w('mostly the time the server takes to go round all the tabs.');
+    w();
+    sTable(S.ses);
+  }
+  if (has(S.rate)) {
+    const f = sFirst(S.rate);
+    w(`### The same sessions at a fixed ${fmt(f.rate)} publishes/s`);
+    w();
+    w('The publishers paced together at a fixed total rate (open loop), round robin over the tabs: the');
+    w('latency measurement. With the history on, a delivery waits for its group commit: the target is the');
+    w('2 ms window plus 1 ms.');
+    w();
+    sTable(S.rate);
+  }
+  if (has(S.fan)) {
+    const f = sFirst(S.fan);
+    w(`### Fan-out to ${fmt(f.conns)} tabs of one session`);
+    w();
+    w(`One publishing tab and ${fmt(f.conns)} receiving tabs of the same session (user \`u0\`, session \`s0\`, four`);
+    w(`devices; tabsyncd's 100 connections per user raised to 20,000), ${f.window} envelopes in flight: the publisher sends the next one when`);
+    w('an earlier one has reached every receiver.');
+    w();
+    sTable(S.fan);
+  }
+  if (has(S.conn)) {
+    const f = sFirst(S.conn);
+    w('### Handshakes with the token check and registry');
+    w();
+    w(`${fmt(f.conns)} \`/session\` handshakes of protocol 4 tabs, 64 at a time (as in "connect with the token check" below,`);
+    w(`${fmt(f.users)} users × ${f.devices} devices, ${f.sources} source addresses; the per-address limit at 2,000/s): TCP, websocket, Engine.IO,`);
+    w('`40/session,{token, device, tab, proto: 4}`, complete at `welcome` (with the history on, once the');
+    w('session\'s history is loaded: its `epoch`, `seq`, `ver`), then reset.');
+    w();
+    w('| server | server CPU per handshake | kernel | handshakes/s | p50 handshake | p99 handshake | server CPU | tsbench CPU | checks |');
+    w('|---|---:|---:|---:|---:|---:|---:|---:|---|');
+    for (const s of present(S.conn))
+      w(`| ${sLabel[s]} | ${usd(perHs(S.conn, s), 1)}${spread(S.conn, s, (r) => r.server_us_per_handshake)} | ${fmt(kern(S.conn, s))} % | ${fmt(P(S.conn, s))} | ` +
+        `${us(med(S.conn, s, (r) => r.handshake_us.p50))} | ${us(med(S.conn, s, (r) => r.handshake_us.p99))} | ${fmt(med(S.conn, s, (r) => r.server_cpu_pct))} % | ` +
+        `${fmt(med(S.conn, s, (r) => r.client_cpu_pct))} % | ${checks(S.conn, s)} |`);
+    w();
+  }
+  if (has(S.slow)) {
+    const f = sFirst(S.slow);
+    w('### Slow tabs');
+    w();
+    w(`The "slow receivers" scenario below over \`/session\`: one tab publishes ${fmt(f.size)}-byte envelopes for ${f.duration} s to`);
+    w(`the ${fmt(f.conns)} other tabs of its session, ${fmt(f.slow)} of which stop reading; the per-socket event and byte limits are`);
+    w('off for this one (they would pace the publisher below the readers\' speed). tabsyncd cuts a tab more');
+    w('than `--max-send-queue` (16 MiB) behind for 1 s.');
+    w();
+    w('| server | deliveries/s to readers | server CPU per delivery | RSS at start | RSS peak | growth | RSS at end | slow cut off | checks |');
+    w('|---|---:|---:|---:|---:|---:|---:|---:|---|');
+    for (const s of present(S.slow))
+      w(`| ${sLabel[s]} | ${fmt(P(S.slow, s))} | ${usd(perDlv(S.slow, s))} | ${fmt(med(S.slow, s, (r) => r.rss_pub0_kb / 1024), 1)} MiB | ${fmt(med(S.slow, s, (r) => r.rss_peak_kb / 1024), 1)} MiB | ` +
+        `${fmt(med(S.slow, s, (r) => (r.rss_peak_kb - r.rss_pub0_kb) / 1024), 1)} MiB | ${fmt(med(S.slow, s, (r) => r.rss_pub1_kb / 1024), 1)} MiB | ` +
+        `${fmt(med(S.slow, s, (r) => r.cut))} of ${fmt(f.slow)} | ${checks(S.slow, s)} |`);
+    w();
+  }
+  w('The rest of this page is the Socket.IO test app (namespace `/`: no token, no registry, no envelope),');
+  w('which stays as the transport floor.');
+  w();
+}
+
+w('## Summary (the Socket.IO test app)');
 w();
 w('| scenario | measure | tabsyncd | Node | tabsyncd vs Node | target (issue #4) |');
 w('|---|---|---:|---:|---:|---|');
-{
+const ran = (k) => runsOf(k, 'tabsyncd').length > 0;
+if (ran(K.fan)) {
   const f = first(K.fan);
   const a = P(K.fan, 'tabsyncd'), b = P(K.fan, 'node');
   w(`| fanout, 1 → ${fmt(f.conns)} | deliveries/s, flat out | ${fmt(a)} | ${fmt(b)} | ${ratio(a, b)} | ≥ 6× |`);
 }
-{
+if (ran(K.ses)) {
   const f = first(K.ses);
   const a = P(K.ses, 'tabsyncd'), b = P(K.ses, 'node');
   w(`| sessions, ${fmt(f.rooms)} × ${fmt(f.members)} | deliveries/s, flat out | ${fmt(a)} | ${fmt(b)} | ${ratio(a, b)} | ≥ 5× |`);
@@ -95,7 +255,7 @@ w('|---|---|---:|---:|---:|---|');
   if (runsOf(K.at4k, 'tabsyncd').length)
     w(`| sessions at 4,000 publishes/s | p99 publish → delivery | ${us(a)} | ${us(b)} | ${ratio(b, a)} lower | ≤ 0.5 ms |`);
 }
-{
+if (ran(K.idle)) {
   const f = first(K.idle);
   const a = med(K.idle, 'tabsyncd', (r) => r.bytes_per_conn), b = med(K.idle, 'node', (r) => r.bytes_per_conn);
   w(`| idle, ${fmt(f.conns)} connections | server RSS per connection | ${fmt(a)} B | ${fmt(b)} B | ${ratio(b, a)} smaller | ≤ 1 KiB |`);
@@ -108,7 +268,7 @@ if (runsOf(K.idleS, 'tabsyncd').length) {
   if (Number.isFinite(a4))
     w(`| idle \`/session\` tabs of protocol 4 (history, elections), ${fmt(f.conns)} | server RSS per tab | ${fmt(a4)} B | — | — | ≤ 1.5 KiB (issue #13) |`);
 }
-{
+if (ran(K.conn)) {
   const a = P(K.conn, 'tabsyncd'), b = P(K.conn, 'node');
   w(`| connect, test app \`/\` | complete handshakes/s, no token | ${fmt(a)} | ${fmt(b)} | ${ratio(a, b)} | — |`);
 }
@@ -123,14 +283,14 @@ if (runsOf(K.slow, 'tabsyncd').length) {
   w(`| slow, ${fmt(f.slow)} of ${fmt(f.conns)} receivers stop reading | server RSS growth, peak − start (slow ones cut off) | ` +
     `${fmt(MiB(a), 1)} MiB (${fmt(cut('tabsyncd'))}/${fmt(f.slow)}) | ${fmt(MiB(b), 1)} MiB (${fmt(cut('node'))}/${fmt(f.slow)}) | ${ratio(b, a)} smaller | bounded |`);
 }
-{
+if (ran(K.rep)) {
   const f = first(K.rep);
   const a = med(K.rep, 'tabsyncd', (r) => r.elapsed * 1000), b = med(K.rep, 'node', (r) => r.elapsed * 1000);
   w(`| replay, ${fmt(f.conns)} clients × ${fmt(f.burst)} missed | time to full catch-up | ${fmt(a)} ms | ${fmt(b)} ms | ${ratio(b, a)} faster | — |`);
 }
 w();
 // the election rows (bench/election.mjs) have their own section and checks
-const dRows = rows.filter((r) => !String(r.key).startsWith('elect-'));
+const dRows = rows.filter((r) => !String(r.key).startsWith('elect-') && !String(r.key).startsWith('s-'));
 const allRuns = dRows.length, failed = dRows.filter((r) => !r.ok);
 w(failed.length
   ? `**${failed.length} of ${allRuns} runs failed a check** (see the tables): ${[...new Set(failed.map((r) => `${r.key}/${r.server}: ${r.error || 'loss/duplicate/reorder'}`))].join('; ')}.`
@@ -151,9 +311,9 @@ function deliveryTable(key) {
   w();
 }
 
-w('## fanout');
-w();
-{
+if (ran(K.fan)) {
+  w('## fanout');
+  w();
   const f = first(K.fan);
   w(`One publisher, ${fmt(f.conns)} receivers joined to one room; the publisher emits 150-byte JSON events`);
   w(`with \`to-room-all\` as fast as the server takes them: at most ${f.window} events in flight (a closed`);
@@ -162,9 +322,9 @@ w();
   w();
   deliveryTable(K.fan);
 }
-w('## sessions');
-w();
-{
+if (ran(K.ses)) {
+  w('## sessions');
+  w();
   const f = first(K.ses);
   w(`${fmt(f.rooms)} rooms × ${fmt(f.members)} members; every member publishes with \`to-room\` (everyone else in its`);
   w(`room receives), each keeping at most ${f.window} events in flight. Deliveries = publishes × ${fmt((f.members || 1) - 1)}.`);
@@ -197,9 +357,9 @@ if (rates.length) {
   if (args['plot-data']) fs.writeFileSync(args['plot-data'], dat.join('\n') + '\n');
 }
 
-w('## idle');
-w();
-{
+if (ran(K.idle)) {
+  w('## idle');
+  w();
   const f = first(K.idle);
   w(`${fmt(f.conns)} connections complete the handshake (websocket, Engine.IO open, Socket.IO CONNECT) and`);
   w("stay idle; the server's VmRSS is read before the first and after the last (plus a settle time), and");
@@ -248,9 +408,9 @@ w();
   }
 }
 
-w('## connect');
-w();
-{
+if (ran(K.conn)) {
+  w('## connect');
+  w();
   const f = first(K.conn);
   w(`${fmt(f.conns)} complete handshakes, ${64} at a time: TCP connect, HTTP upgrade to websocket, Engine.IO`);
   w('OPEN, Socket.IO CONNECT and its reply; then the connection is reset (RST, so no TIME_WAIT piles up),');
@@ -333,9 +493,9 @@ if (runsOf(K.slow, 'tabsyncd').length) {
   }
 }
 
-w('## replay');
-w();
-{
+if (ran(K.rep)) {
+  w('## replay');
+  w();
   const f = first(K.rep);
   w(`${fmt(f.conns)} receivers in one room with connection state recovery on (\`--recovery-window 60000\`)`);
   w(`get ${f.warm ?? 5} events, drop their connections, miss a burst of ${fmt(f.burst)} events, then all reconnect`);
@@ -472,6 +632,10 @@ w('- both servers: `--listen 127.0.0.1:0 --test-app --recovery-window 0` (replay
 w('  connect-session: `--jwt-secret SECRET`, and for tabsyncd `--limit-handshakes-per-ip 2000`),');
 w('  default ping interval/timeout and payload limit; a fresh server process for every run;');
 w('  `tabsyncd` is `build-bench-release/tabsyncd`, Node is `node bench/peer/node-server.mjs`');
+w('- /session scenarios (keys `s-*`): both servers `--jwt-secret SECRET`; tabsyncd `--limit-handshakes-per-ip 100000`');
+w('  (s-connect: 2000) and, per configuration, `--history off` (ts-off), `--store-sqlite <fresh file>` with the');
+w('  default `--durability group:2` (ts-sqlite), nothing more (ts-mem: the history on in the memory store);');
+w('  s-fanout and s-slow `--limit-conns-per-user 20000`, s-slow also `--limit-bytes-per-socket 0 --limit-events-per-socket 0`');
 if (meta.server_args) w(`- extra tabsyncd flags in every run (BENCH_SERVER_ARGS): \`${meta.server_args}\``);
 w('- tsbench commands (PORT and PID of the server just started; SECRET a fresh random 64-hex-digit string):');
 w();

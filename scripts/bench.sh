@@ -18,7 +18,7 @@ QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=${BENCH_RUNS:-1}; else RUNS=${BENCH_RUNS:-3}; fi
 OUT_MD=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
 OUT_PNG=${BENCH_PNG:-$(dirname "$OUT_MD")/bench-latency.png}
-ONLY=${BENCH_ONLY:-"fanout sessions sweep loops idle idle-session connect connect-session slow replay election"}
+ONLY=${BENCH_ONLY:-"s-sessions s-rate s-fanout s-connect s-slow fanout sessions sweep loops idle idle-session connect connect-session slow replay election"}
 read -r -a SERVER_ARGS <<<"${BENCH_SERVER_ARGS:-}"
 # The /session scenarios' HS256 secret: fresh for each `make bench`, 64 hex
 # characters (the server takes the string's bytes as the key).
@@ -62,21 +62,36 @@ SRV_PORT=""
 # Extra flags of the scenario being run (set around a `both` call).
 EXTRA_TS=()
 EXTRA_NODE=()
-# start_server tabsyncd|node RECOVERY_MS
+# The /session scenarios' tabsyncd configurations (server kinds):
+#   ts-off     --history off: envelopes relayed, not logged
+#   ts-sqlite  the history on (the default) in an SQLite file with the default
+#              durability (group:2: one fsync per 2 ms window), fresh per run,
+#              on the build directory's disk (not tmpfs)
+#   ts-mem     the history on in the memory store (no file, no fsync)
+SQLITE_DIR=$RES/sqlite
+SQLITE_FILE=""
+is_tabsyncd() { case $1 in tabsyncd | tabsyncd2 | ts-*) return 0 ;; esac; return 1; }
+# start_server tabsyncd|tabsyncd2|ts-off|ts-sqlite|ts-mem|node RECOVERY_MS
 start_server() {
     local kind=$1 recovery=$2 log=$RES/server-$1.log
     local args=(--listen 127.0.0.1:0 --test-app --recovery-window "$recovery")
-    if [ "$kind" = tabsyncd ] || [ "$kind" = tabsyncd2 ]; then
+    if is_tabsyncd "$kind"; then
         args+=(${SERVER_ARGS[@]+"${SERVER_ARGS[@]}"} ${EXTRA_TS[@]+"${EXTRA_TS[@]}"})
         # tabsyncd2: the same binary with two event loops (--workers 2)
         [ "$kind" = tabsyncd2 ] && args+=(--workers 2)
+        [ "$kind" = ts-off ] && args+=(--history off)
+        if [ "$kind" = ts-sqlite ]; then
+            mkdir -p "$SQLITE_DIR"
+            SQLITE_FILE=$SQLITE_DIR/run-$$-$RANDOM.db
+            args+=(--store-sqlite "$SQLITE_FILE")
+        fi
     else
         args+=(${EXTRA_NODE[@]+"${EXTRA_NODE[@]}"})
     fi
     local fifo=$RES/ready.$$
     rm -f "$fifo"
     mkfifo "$fifo"
-    if [ "$kind" = tabsyncd ] || [ "$kind" = tabsyncd2 ]; then
+    if is_tabsyncd "$kind"; then
         "$TABSYNCD" "${args[@]}" >"$fifo" 2>>"$log" &
     else
         node "$PEER" "${args[@]}" >"$fifo" 2>>"$log" &
@@ -104,6 +119,10 @@ stop_server() {
     kill -KILL "$SRV_PID" 2>/dev/null || true
     wait "$SRV_PID" 2>/dev/null || true
     SRV_PID=""
+    if [ -n "$SQLITE_FILE" ]; then
+        rm -f "$SQLITE_FILE" "$SQLITE_FILE-wal" "$SQLITE_FILE-shm"
+        SQLITE_FILE=""
+    fi
 }
 trap stop_server EXIT
 
@@ -145,7 +164,7 @@ run() {
           process.stdout.write(`${r.ok ? "ok" : "FAILED"} ${v}${r.error ? " (" + r.error + ")" : ""}`);
         });')
     say "run $RUN $key $kind: $last"
-    if [ "$RUN" = 1 ] && [ "$kind" = tabsyncd ]; then
+    if [ "$RUN" = 1 ] && { [ "$kind" = tabsyncd ] || [ "$kind" = ts-off ]; }; then
         local shown="$*"
         shown=${shown//$JWT_SECRET/SECRET}
         printf '%s\n' "tsbench $shown --port PORT --server-pid PID --json   # $key" >>"$COMMANDS"
@@ -170,7 +189,30 @@ both() {
 
 want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 
+# session KEY SERVERS tsbench-args...: a /session scenario against each of
+# SERVERS (ts-off ts-sqlite ts-mem node), same arguments, in that order.
+# tabsyncd's limits keep their production defaults (100 events/s and 1 MiB/s
+# per socket, 1,000 events/s per user, 100 connections per user) except the
+# per-address handshake limit (50/s: the generator opens thousands of tabs
+# from a few loopback addresses) and what S_EXTRA_TS adds.
+S_EXTRA_TS=()
+session() {
+    local key=$1 kinds=$2
+    shift 2
+    EXTRA_TS=(--jwt-secret "$JWT_SECRET" --limit-handshakes-per-ip 100000 ${S_EXTRA_TS[@]+"${S_EXTRA_TS[@]}"})
+    EXTRA_NODE=(--jwt-secret "$JWT_SECRET")
+    for k in $kinds; do run "$key" "$k" 0 "$@" --session --jwt-secret "$JWT_SECRET" --proto 4; done
+    EXTRA_TS=()
+    EXTRA_NODE=()
+    S_EXTRA_TS=()
+}
+
 if [ "$QUICK" = 1 ]; then
+    S_SES=(--rooms 1000 --members 4 --duration 1 --window 1)
+    S_RATE=(--rooms 1000 --members 4 --duration 1 --rate 4000)
+    S_FAN=(--conns 2000 --duration 1 --window 4)
+    S_CONN=(--conns 4000 --conc 64 --duration 10 --sources 32 --users 1000 --devices 2)
+    S_SLOW=(--conns 200 --slow 20 --size 16384 --duration 6 --rss-cap 1536)
     FAN=(--conns 1000 --duration 1)
     SES=(--rooms 100 --members 4 --duration 1 --window 8)
     RATES="1000 4000"
@@ -181,6 +223,11 @@ if [ "$QUICK" = 1 ]; then
     SLOW=(--conns 200 --slow 20 --size 16384 --duration 6 --rss-cap 1536)
     REPLAY=(--conns 500 --burst 20)
 else
+    S_SES=(--rooms 1000 --members 4 --duration 5 --window 1)
+    S_RATE=(--rooms 1000 --members 4 --duration 5 --rate 4000)
+    S_FAN=(--conns 10000 --duration 5 --window 4)
+    S_CONN=(--conns 40000 --conc 64 --duration 30 --sources 32 --users 10000 --devices 2)
+    S_SLOW=(--conns 200 --slow 20 --size 16384 --duration 15 --rss-cap 1536)
     FAN=(--conns 10000 --duration 5)
     SES=(--rooms 1000 --members 4 --duration 5 --window 8)
     RATES="1000 2000 4000 8000 16000 32000"
@@ -195,6 +242,28 @@ fi
 uptime_before=$(cut -d' ' -f1-3 /proc/loadavg)
 t_start=$(date +%s)
 for RUN in $(seq "$RUNS"); do
+    # ---- /session, the product path (issue #13): protocol 4 tabs, an HS256
+    # token each, envelopes with acks; history off, on (SQLite, default
+    # durability) and on (memory store), against the Node peer's relay
+    want s-sessions && session s-sessions "ts-off ts-sqlite ts-mem node" sessions "${S_SES[@]}"
+    want s-rate && session s-sessions@4000 "ts-off ts-sqlite node" sessions "${S_RATE[@]}"
+    if want s-fanout; then
+        # one session of 10,001 tabs: its user's connection limit (100) raised
+        S_EXTRA_TS=(--limit-conns-per-user 20000)
+        session s-fanout "ts-off ts-sqlite node" fanout "${S_FAN[@]}"
+    fi
+    if want s-connect; then
+        # the per-address limit as for connect-session (32 addresses share it)
+        S_EXTRA_TS=(--limit-handshakes-per-ip 2000)
+        session s-connect "ts-off ts-sqlite node" connect "${S_CONN[@]}"
+    fi
+    if want s-slow; then
+        # one publisher of 16 KiB envelopes to 200 tabs of its session: the
+        # per-socket byte and event limits (1 MiB/s, 100/s) would pace it below
+        # what the readers take, so they are off for this one
+        S_EXTRA_TS=(--limit-conns-per-user 20000 --limit-bytes-per-socket 0 --limit-events-per-socket 0)
+        session s-slow "ts-off ts-sqlite node" slow "${S_SLOW[@]}"
+    fi
     want fanout && both fanout 0 fanout "${FAN[@]}" --window 16
     want sessions && both sessions 0 sessions "${SES[@]}"
     if want loops; then
@@ -280,4 +349,5 @@ if [ -s "$RES/latency.dat" ] && command -v gnuplot >/dev/null 2>&1; then
     say "wrote $OUT_PNG"
 fi
 say "wrote $OUT_MD (raw results in $RES)"
+sed -n '/^## \/session/,/^### /p' "$OUT_MD" | sed '$d'
 sed -n '/^## Summary/,/^## fanout/p' "$OUT_MD" | sed '$d'
