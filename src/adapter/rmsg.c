@@ -640,17 +640,22 @@ static int no_placeholders(rd_t *r, json_t *v) {
     return 0;
 }
 
+/* JSON.parse's reading: integers too big for int64 are doubles (jansson
+ * refuses them), NUL in strings is fine. */
+static json_t *load_json(const uint8_t *p, size_t n, json_error_t *je) {
+    json_t *t = ts_json_loadb(p, n, JSON_ALLOW_NUL, je);
+    if (!t && json_error_code(je) == json_error_numeric_overflow) {
+        t = ts_json_loadb(p, n, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, je);
+        if (t) t = ints_again(t);
+    }
+    return t;
+}
+
 static int json_tree(rd_t *r, json_t **out) {
     int rc = json_prescan(r);
     if (rc < 0) return rc;
     json_error_t je;
-    size_t n = rd_left(r);
-    json_t *t = ts_json_loadb(r->p, n, JSON_ALLOW_NUL, &je);
-    if (!t && json_error_code(&je) == json_error_numeric_overflow) {
-        /* JSON.parse reads 1e400-free big integers as doubles; so do we */
-        t = ts_json_loadb(r->p, n, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, &je);
-        if (t) t = ints_again(t);
-    }
+    json_t *t = load_json(r->p, rd_left(r), &je);
     if (!t)
         return fail(r->err, r->errlen, "json: %s at byte %d", je.text, je.position);
     if ((rc = no_placeholders(r, t)) < 0) {
@@ -762,7 +767,7 @@ static int get_opts(dec_t *d, json_t *o, ts_adp_rmsg_opts_t *opts) {
     if (t) {
         if (json_is_integer(t) && json_integer_value(t) >= 0)
             opts->timeout_ms = (uint64_t)json_integer_value(t);
-        else if (json_is_real(t) && json_real_value(t) >= 0 && json_real_value(t) < 1.8e19)
+        else if (json_is_real(t) && json_real_value(t) >= 0 && json_real_value(t) < 9.2e18)
             opts->timeout_ms = (uint64_t)json_real_value(t);
         else
             return dfail(d, "opts.flags.timeout is not a number of milliseconds");
@@ -847,6 +852,12 @@ static int classic_request(dec_t *d, json_t *t, ts_adp_rmsg_t *m) {
     if ((rc = get_int_type(d, t, &type)) < 0 || (rc = get_str(d, t, "uid", 1, &m->uid)) < 0 ||
         (rc = get_str(d, t, "requestId", 0, &m->request_id)) < 0)
         return rc;
+    /* what Node answers carries the requestId back: no answer without one */
+    int answered = type == C_SOCKETS || type == C_ALL_ROOMS || type == C_REMOTE_FETCH ||
+                   ((type == C_REMOTE_JOIN || type == C_REMOTE_LEAVE ||
+                     type == C_REMOTE_DISCONNECT) &&
+                    !json_object_get(t, "opts"));
+    if (answered && !m->request_id) return dfail(d, "requestId is missing");
     switch (type) {
     case C_SOCKETS:
         m->kind = TS_ADP_RMSG_SOCKETS;
@@ -1024,6 +1035,46 @@ static int chan_tail(ts_slice_t ch, size_t hl, char **out, char *err, size_t err
     return 0;
 }
 
+/* Moves the attachments a kept tree refers to into m->attach, numbered
+ * in the order the trees are walked (the input's order for every message
+ * Node sends); binaries in fields the decoder ignores are dropped, so the
+ * placeholders and the attachments always match one to one. */
+static void move_attach(json_t *v, rd_t *r, ts_adp_rmsg_t *m) {
+    size_t i;
+    json_t *x;
+    const char *k;
+    if (is_placeholder(v)) {
+        size_t num = (size_t)json_integer_value(json_object_get(v, "num"));
+        if (TS_NEVER(num >= r->nattach || !r->attach[num])) return;
+        m->attach[m->nattach] = r->attach[num];
+        r->attach[num] = NULL;
+        json_object_set_new_nocheck(v, "num", json_integer((json_int_t)m->nattach++));
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, x) move_attach(x, r, m);
+    } else if (json_is_object(v)) {
+        json_object_foreach(v, k, x) move_attach(x, r, m);
+    }
+}
+
+static void keep_attachments(ts_adp_rmsg_t *m, rd_t *r) {
+    if (!r->nattach) return;
+    m->attach = ts_xcalloc(r->nattach, sizeof(*m->attach));
+    if (m->packet.data) move_attach(m->packet.data, r, m);
+    if (m->data) move_attach(m->data, r, m);
+    for (size_t i = 0; i < m->nsockets; i++) {
+        if (m->sockets[i].handshake) move_attach(m->sockets[i].handshake, r, m);
+        if (m->sockets[i].data) move_attach(m->sockets[i].data, r, m);
+    }
+    for (size_t i = 0; i < r->nattach; i++) ts_buf_unref(r->attach[i]);
+    free(r->attach);
+    r->attach = NULL;
+    r->nattach = 0;
+    if (!m->nattach) {
+        free(m->attach);
+        m->attach = NULL;
+    }
+}
+
 typedef enum { CH_BROADCAST, CH_REQUEST, CH_RESPONSE } chan_class_t;
 
 int ts_adp_rmsg_decode(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format,
@@ -1041,7 +1092,6 @@ int ts_adp_rmsg_decode(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format
     if (memchr(channel.p, 0, channel.len)) return fail(err, errlen, "channel contains a NUL byte");
     const char *pfx = lim.prefix;
     size_t pl = lim.prefix_len;
-    out->format = format;
 
     /* which classic channel: <p>#, <p>-request#, <p>-response# */
     chan_class_t cls = CH_BROADCAST;
@@ -1142,8 +1192,8 @@ done:
         if (err && errlen && !err[0]) fail(err, errlen, "invalid message");
         return TS_EINVAL;
     }
-    out->attach = r.attach;
-    out->nattach = r.nattach;
+    out->format = format;
+    keep_attachments(out, &r);
     return 0;
 }
 
@@ -1699,7 +1749,7 @@ int ts_adp_rmsg_encode_broadcast(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_forma
      * follows; a sharded broadcast without binaries could splice the text
      * as it is, but the tree is what checks it, so both formats take it. */
     json_error_t je;
-    json_t *data = ts_json_loadb(data_json.p, data_json.len, JSON_ALLOW_NUL, &je);
+    json_t *data = load_json(data_json.p, data_json.len, &je);
     if (!data) return fail(err, errlen, "broadcast data: %s at byte %d", je.text, je.position);
     if (!json_is_array(data)) {
         json_decref(data);

@@ -804,6 +804,15 @@ static const struct bad {
      "={\"rooms\":[]}", "requestId is missing"},
     {"classic join without sid or opts", TS_ADP_RMSG_CLASSIC, "socket.io-request#/#",
      "={\"uid\":\"u\",\"type\":2,\"requestId\":\"r\"}", "sid is missing"},
+    /* found by fuzz_adp_rmsg: the one-socket form without a requestId
+     * decoded, and then could not be encoded (nor answered) */
+    {"classic one-socket leave without requestId", TS_ADP_RMSG_CLASSIC, "socket.io-request#/#",
+     "={\"uid\":\"legacy\",\"requestid\":\"r\",\"type\":3,\"sid\":\"s\",\"room\":\"x\"}",
+     "requestId is missing"},
+    {"classic fetch without requestId", TS_ADP_RMSG_CLASSIC, "socket.io-request#/#",
+     "={\"uid\":\"u\",\"type\":5,\"opts\":{}}", "requestId is missing"},
+    {"timestamp 96 of 8 bytes", TS_ADP_RMSG_SHARDED, "socket.io#/#", "c708ff0000000000000000",
+     "timestamp of 8 bytes"},
     {"classic sse without data", TS_ADP_RMSG_CLASSIC, "socket.io-request#/#",
      "={\"uid\":\"u\",\"type\":6}", "data is not an array"},
     {"room with NUL", TS_ADP_RMSG_SHARDED, "socket.io#/#",
@@ -832,6 +841,9 @@ static void malformed(void **state) {
         }
         if (!strstr(err, bad[i].want))
             fail_msg("%s: reason \"%s\" lacks \"%s\"", bad[i].name, err, bad[i].want);
+        /* found by fuzz_adp_rmsg: a refused channel left m.format set */
+        static const ts_adp_rmsg_t zero;
+        assert_memory_equal(&m, &zero, sizeof(m));
         free(b);
     }
 }
@@ -932,6 +944,28 @@ static void limits_and_values(void **state) {
     ts_adp_rmsg_clear(&m);
 }
 
+/* Found by fuzz_adp_rmsg: a binary in a field the decoder ignores (here
+ * packet.extra) left an attachment no placeholder named; it is dropped and
+ * the kept ones renumbered. */
+static void unreferenced_binaries_dropped(void **state) {
+    static const uint8_t msg[] = {
+        0x93, 0xa1, 'u', 0x84, 0xa5, 'e', 'x', 't', 'r', 'a', 0xc4, 0x01, 0xee, 0xa4, 't', 'y',
+        'p', 'e', 0x02, 0xa4, 'd', 'a', 't', 'a', 0x92, 0xa1, 'e', 0xc4, 0x02, 'h', 'i', 0xa3,
+        'n', 's', 'p', 0xa1, '/', 0x80};
+    ts_adp_rmsg_t m;
+    char err[256];
+    assert_int_equal(ts_adp_rmsg_decode(NULL, TS_ADP_RMSG_CLASSIC, TS_SLICE_LIT("socket.io#/#"),
+                                        ts_slice(msg, sizeof(msg)), &m, err, sizeof(err)),
+                     0);
+    assert_int_equal(m.nattach, 1);
+    assert_int_equal(m.attach[0]->len, 2);
+    assert_memory_equal(m.attach[0]->data, "hi", 2);
+    json_t *want = json_pack("[s,{s:b,s:i}]", "e", "_placeholder", 1, "num", 0);
+    assert_json_equal(m.packet.data, want, "renumbered");
+    json_decref(want);
+    ts_adp_rmsg_clear(&m);
+}
+
 /* Encoding errors: missing fields, a placeholder without its buffer. */
 static void encode_errors(void **state) {
     ts_adp_rmsg_wire_t w;
@@ -999,6 +1033,7 @@ int main(void) {
         cmocka_unit_test(channels),
         cmocka_unit_test(malformed),
         cmocka_unit_test(limits_and_values),
+        cmocka_unit_test(unreferenced_binaries_dropped),
         cmocka_unit_test(encode_errors),
         cmocka_unit_test(index_keys_first),
     };
