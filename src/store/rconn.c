@@ -3,12 +3,19 @@
  * reply order) and `done` (to be called back without a reply, from a
  * zero-delay timer, so no callback runs inside the call that caused it).
  * Every attempt gets its own TCP handle (a closed libuv handle cannot be
- * reopened; the old one finishes closing on its own). */
+ * reopened; the old one finishes closing on its own). TLS sits between the
+ * socket and the reader as an SSL object over two memory BIOs: bytes read
+ * go in, what OpenSSL wants sent comes out and is written by us, so the
+ * event loop, timeouts and pipelining are the same for both. */
 #include "store/rconn_int.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <uv.h>
 
 #include "core/ts_err.h"
@@ -19,7 +26,8 @@
 
 #define READ_CHUNK 65536
 
-typedef enum { ST_DOWN, ST_CONNECTING, ST_HANDSHAKE, ST_UP, ST_CLOSED } state_t;
+/* ST_TLS: TCP connected, the TLS handshake under way (rediss:// only). */
+typedef enum { ST_DOWN, ST_CONNECTING, ST_TLS, ST_HANDSHAKE, ST_UP, ST_CLOSED } state_t;
 
 typedef struct cmd {
     ts_list_t link;
@@ -42,6 +50,7 @@ typedef struct link {
     uv_tcp_t tcp;
     uv_connect_t creq;
     ts_rconn_t *c; /* NULL once abandoned */
+    SSL *ssl;      /* rediss://: over two memory BIOs (freed with the link) */
 } link_t;
 
 typedef struct wreq {
@@ -75,7 +84,9 @@ struct ts_rconn {
     void (*on_closed)(void *);
     void *closed_ud;
     ts_rconn_stats_t stats;
-    char reason[160];
+    SSL_CTX *tls;         /* rediss://: shared by every attempt */
+    char tls_err[200];    /* the context could not be made: every attempt fails so */
+    char reason[240];
 };
 
 static const char *const sub_verbs[] = {"SUBSCRIBE", "SSUBSCRIBE", "PSUBSCRIBE"};
@@ -106,6 +117,61 @@ static int copy_decoded(const char *p, size_t n, char *out, size_t cap) {
         out[j++] = ch;
     }
     out[j] = '\0';
+    return 0;
+}
+
+/* The query of a Redis URL: opt=value pairs joined by '&'. */
+static int parse_query(const char *q, ts_rconn_opts_t *o, char *err, size_t errlen) {
+    while (*q) {
+        const char *amp = q + strcspn(q, "&");
+        const char *eq = memchr(q, '=', (size_t)(amp - q));
+        if (!eq) {
+            snprintf(err, errlen, "option '%.*s' of the Redis URL needs a value (opt=value)",
+                     (int)(amp - q), q);
+            return TS_EINVAL;
+        }
+        size_t kl = (size_t)(eq - q);
+        char val[TS_RCONN_PATH_MAX + 1];
+        if (copy_decoded(eq + 1, (size_t)(amp - eq - 1), val, sizeof val) != 0) {
+            snprintf(err, errlen, "bad value of option '%.*s' in the Redis URL", (int)kl, q);
+            return TS_EINVAL;
+        }
+#define KEY_IS(k) (kl == strlen(k) && memcmp(q, k, kl) == 0)
+        int flag = strcmp(val, "1") == 0 ? 1 : strcmp(val, "0") == 0 ? 0 : -1;
+        if (KEY_IS("cacert") || KEY_IS("cert") || KEY_IS("key")) {
+            if (!o->tls || !val[0]) {
+                snprintf(err, errlen, "option '%.*s' of the Redis URL needs rediss:// and a path",
+                         (int)kl, q);
+                return TS_EINVAL;
+            }
+            char *dst = KEY_IS("cacert") ? o->tls_ca : KEY_IS("cert") ? o->tls_cert : o->tls_key;
+            memcpy(dst, val, strlen(val) + 1);
+        } else if (KEY_IS("insecure")) {
+            if (!o->tls || flag < 0) {
+                snprintf(err, errlen, "option insecure of the Redis URL is 0 or 1, with rediss://");
+                return TS_EINVAL;
+            }
+            o->tls_insecure = flag;
+        } else if (KEY_IS("cluster")) {
+            if (flag < 0 && strcmp(val, "auto") != 0) {
+                snprintf(err, errlen, "option cluster of the Redis URL is 0, 1 or auto");
+                return TS_EINVAL;
+            }
+            o->cluster = flag == 1 ? 1 : flag == 0 ? -1 : 0;
+        } else {
+            snprintf(err, errlen,
+                     "unknown option '%.*s' in the Redis URL (known: cacert, cert, key, insecure, "
+                     "cluster)",
+                     (int)kl, q);
+            return TS_EINVAL;
+        }
+#undef KEY_IS
+        q = *amp ? amp + 1 : amp;
+    }
+    if (!o->tls_cert[0] != !o->tls_key[0]) {
+        snprintf(err, errlen, "the Redis URL's cert= and key= go together");
+        return TS_EINVAL;
+    }
     return 0;
 }
 
@@ -176,20 +242,26 @@ int ts_rconn_parse_url(const char *url, ts_rconn_opts_t *o, char *err, size_t er
         }
         o->port = (uint16_t)v;
     }
-    if (*end == '/' && end[1]) {
+    if (strchr(end, '#')) {
+        snprintf(err, errlen, "fragments are not supported in the Redis URL");
+        return TS_EINVAL;
+    }
+    const char *q = strchr(end, '?');
+    const char *pend = q ? q : end + strlen(end);
+    if (*end == '/' && end + 1 < pend) {
         unsigned long v = 0;
-        const char *q = end + 1;
-        for (; *q >= '0' && *q <= '9' && v < 1000000; q++) v = v * 10 + (unsigned long)(*q - '0');
-        if (*q || q == end + 1) {
+        const char *d = end + 1;
+        for (; d < pend && *d >= '0' && *d <= '9' && v < 1000000; d++) v = v * 10 + (unsigned long)(*d - '0');
+        if (d != pend || d == end + 1) {
             snprintf(err, errlen, "bad database number in the Redis URL");
             return TS_EINVAL;
         }
         o->db = (uint32_t)v;
-    } else if (*end && !(*end == '/' && !end[1])) {
-        snprintf(err, errlen, "query strings and fragments are not supported in the Redis URL");
+    } else if (end != pend && !(*end == '/' && end + 1 == pend)) {
+        snprintf(err, errlen, "unexpected text after the Redis URL's host");
         return TS_EINVAL;
     }
-    return 0;
+    return q ? parse_query(q + 1, o, err, errlen) : 0;
 }
 
 /* ---- commands ---- */
@@ -232,7 +304,93 @@ static void start_attempt(ts_rconn_t *c);
 static void on_timer(uv_timer_t *t);
 static void release(ts_rconn_t *c);
 
-static void link_closed(uv_handle_t *h) { free(h->data); }
+static void link_closed(uv_handle_t *h) {
+    link_t *l = h->data;
+    if (l->ssl) SSL_free(l->ssl); /* and its two BIOs */
+    free(l);
+}
+
+/* ---- TLS ---- */
+
+/* The last OpenSSL error as text (the queue is emptied). */
+static void ssl_reason(char *out, size_t cap) {
+    unsigned long e = ERR_get_error();
+    if (!e) {
+        snprintf(out, cap, "unknown error");
+        return;
+    }
+    ERR_error_string_n(e, out, cap);
+    ERR_clear_error();
+}
+
+static SSL_CTX *tls_ctx_new(const ts_rconn_opts_t *o, char *err, size_t errlen) {
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    char why[160];
+    if (!ctx) {
+        ssl_reason(why, sizeof why);
+        snprintf(err, errlen, "TLS: cannot create a context: %s", why);
+        return NULL;
+    }
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    int ok = o->tls_ca[0] ? SSL_CTX_load_verify_locations(ctx, o->tls_ca, NULL)
+                          : SSL_CTX_set_default_verify_paths(ctx);
+    if (!ok) {
+        ssl_reason(why, sizeof why);
+        snprintf(err, errlen, "TLS: cannot load the CA %s: %s", o->tls_ca[0] ? o->tls_ca : "store",
+                 why);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    if (o->tls_cert[0] && (SSL_CTX_use_certificate_chain_file(ctx, o->tls_cert) != 1 ||
+                           SSL_CTX_use_PrivateKey_file(ctx, o->tls_key, SSL_FILETYPE_PEM) != 1)) {
+        ssl_reason(why, sizeof why);
+        snprintf(err, errlen, "TLS: cannot use the client certificate %s / key %s: %s",
+                 o->tls_cert, o->tls_key, why);
+        SSL_CTX_free(ctx);
+        return NULL;
+    }
+    SSL_CTX_set_verify(ctx, o->tls_insecure ? SSL_VERIFY_NONE : SSL_VERIFY_PEER, NULL);
+    return ctx;
+}
+
+int ts_rconn_tls_check(const ts_rconn_opts_t *o, char *err, size_t errlen) {
+    if (!o->tls) return 0;
+    SSL_CTX *ctx = tls_ctx_new(o, err, errlen);
+    if (!ctx) return TS_EINVAL;
+    SSL_CTX_free(ctx);
+    return 0;
+}
+
+static int is_ip(const char *host) {
+    unsigned char buf[16];
+    return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
+/* The SSL object of one attempt: SNI for a host name, and the certificate
+ * must name the host (or the IP address) we dialled. */
+static SSL *tls_new(ts_rconn_t *c) {
+    SSL *ssl = SSL_new(c->tls);
+    if (!ssl) return NULL;
+    BIO *rb = BIO_new(BIO_s_mem()), *wb = BIO_new(BIO_s_mem());
+    if (!rb || !wb) {
+        BIO_free(rb);
+        BIO_free(wb);
+        SSL_free(ssl);
+        return NULL;
+    }
+    BIO_set_mem_eof_return(rb, -1); /* empty means "more later", not EOF */
+    SSL_set_bio(ssl, rb, wb);
+    SSL_set_connect_state(ssl);
+    if (is_ip(c->o.host)) {
+        if (!c->o.tls_insecure)
+            X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(ssl), c->o.host);
+    } else {
+        SSL_set_tlsext_host_name(ssl, c->o.host);
+        if (!c->o.tls_insecure) SSL_set1_host(ssl, c->o.host);
+    }
+    return ssl;
+}
 
 static void drop_link(ts_rconn_t *c) {
     link_t *l = c->l;
@@ -286,6 +444,45 @@ static void write_done(uv_write_t *req, int status) {
     if (status < 0 && status != UV_ECANCELED && l->c) reset(l->c, uv_strerror(status));
 }
 
+/* Writes buf (taken: freed when written) on the socket. */
+static int raw_write(ts_rconn_t *c, char *buf, size_t len) {
+    wreq_t *w = ts_xcalloc(1, sizeof(*w));
+    w->l = c->l;
+    w->buf = buf;
+    uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+    c->stats.writes++;
+    int rc = uv_write(&w->req, (uv_stream_t *)&c->l->tcp, &b, 1, write_done);
+    if (rc < 0) {
+        free(buf);
+        free(w);
+    }
+    return rc;
+}
+
+/* Sends what OpenSSL has queued in its output BIO (records, handshake). */
+static int tls_flush(ts_rconn_t *c) {
+    BIO *wb = SSL_get_wbio(c->l->ssl);
+    size_t n = BIO_ctrl_pending(wb);
+    if (!n) return 0;
+    char *buf = ts_xmalloc(n);
+    int got = BIO_read(wb, buf, (int)n);
+    if (got <= 0) {
+        free(buf);
+        return 0;
+    }
+    return raw_write(c, buf, (size_t)got);
+}
+
+/* Writes buf (taken) as application data: encrypted first under TLS. A
+ * memory BIO takes every byte, so SSL_write does not stop half way. */
+static int link_write(ts_rconn_t *c, char *buf, size_t len) {
+    if (!c->l->ssl) return raw_write(c, buf, len);
+    int n = SSL_write(c->l->ssl, buf, (int)len);
+    free(buf);
+    if (n <= 0 || (size_t)n != len) return UV_EPROTO;
+    return tls_flush(c);
+}
+
 /* Writes every waiting command (handshake commands always; the others only
  * once the connection is up) in one write. */
 static void flush_cb(uv_prepare_t *p) {
@@ -314,15 +511,8 @@ static void flush_cb(uv_prepare_t *p) {
         ts_list_remove(&k->link);
         ts_list_insert_tail(&c->inflight, &k->link);
     }
-    wreq_t *w = ts_xcalloc(1, sizeof(*w));
-    w->l = c->l;
-    w->buf = buf;
-    uv_buf_t b = uv_buf_init(buf, (unsigned)total);
-    c->stats.writes++;
-    int rc = uv_write(&w->req, (uv_stream_t *)&c->l->tcp, &b, 1, write_done);
+    int rc = link_write(c, buf, total);
     if (rc < 0) {
-        free(buf);
-        free(w);
         reset(c, uv_strerror(rc));
         return;
     }
@@ -423,6 +613,60 @@ static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
     *buf = uv_buf_init(chunk, sizeof chunk);
 }
 
+/* Feeds bytes to the reader and handles every whole reply. Returns 0, or
+ * -1 when the link is no longer the connection's (reset or closed). */
+static int feed(ts_rconn_t *c, link_t *l, const char *data, size_t n) {
+    if (redisReaderFeed(c->rd, data, n) != REDIS_OK) {
+        reset(c, "reader refused the bytes");
+        return -1;
+    }
+    for (;;) {
+        void *rep = NULL;
+        if (redisReaderGetReply(c->rd, &rep) != REDIS_OK) {
+            reset(c, c->rd->errstr[0] ? c->rd->errstr : "protocol error");
+            return -1;
+        }
+        if (!rep) return 0;
+        on_reply(c, rep);
+        freeReplyObject(rep);
+        /* a callback may have closed or reset the connection */
+        if (c->l != l || c->st == ST_CLOSED) return -1;
+    }
+}
+
+static void start_session(ts_rconn_t *c);
+
+/* Drives the TLS handshake; when it is done, the Redis handshake starts. */
+static void tls_handshake(ts_rconn_t *c) {
+    SSL *ssl = c->l->ssl;
+    ERR_clear_error();
+    int rc = SSL_do_handshake(ssl);
+    if (tls_flush(c) < 0) {
+        reset(c, "TLS: write failed");
+        return;
+    }
+    if (rc == 1) {
+        start_session(c);
+        return;
+    }
+    int e = SSL_get_error(ssl, rc);
+    if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) return;
+    char why[200];
+    long v = SSL_get_verify_result(ssl);
+    if (v != X509_V_OK) {
+        snprintf(why, sizeof why,
+                 "TLS: the server's certificate is not trusted: %s (is the CA right? "
+                 "rediss://...?cacert=/path/ca.pem)",
+                 X509_verify_cert_error_string(v));
+        ERR_clear_error();
+    } else {
+        char r[160];
+        ssl_reason(r, sizeof r);
+        snprintf(why, sizeof why, "TLS handshake failed: %s", r);
+    }
+    reset(c, why);
+}
+
 static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
     link_t *l = s->data;
     ts_rconn_t *c = l->c;
@@ -432,22 +676,35 @@ static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
         return;
     }
     if (n == 0) return;
-    if (redisReaderFeed(c->rd, buf->base, (size_t)n) != REDIS_OK) {
-        reset(c, "reader refused the bytes");
+    if (!l->ssl) {
+        feed(c, l, buf->base, (size_t)n);
         return;
     }
-    for (;;) {
-        void *rep = NULL;
-        if (redisReaderGetReply(c->rd, &rep) != REDIS_OK) {
-            reset(c, c->rd->errstr[0] ? c->rd->errstr : "protocol error");
-            return;
-        }
-        if (!rep) break;
-        on_reply(c, rep);
-        freeReplyObject(rep);
-        /* a callback may have closed or reset the connection */
-        if (c->l != l || c->st == ST_CLOSED) return;
+    BIO_write(SSL_get_rbio(l->ssl), buf->base, (int)n);
+    if (c->st == ST_TLS) {
+        tls_handshake(c);
+        if (c->l != l || c->st == ST_TLS || c->st == ST_CLOSED) return;
     }
+    char plain[16384];
+    for (;;) {
+        ERR_clear_error();
+        int got = SSL_read(l->ssl, plain, sizeof plain);
+        if (got > 0) {
+            if (feed(c, l, plain, (size_t)got) < 0) return;
+            continue;
+        }
+        int e = SSL_get_error(l->ssl, got);
+        if (e == SSL_ERROR_WANT_READ) break;
+        char why[200], r[160];
+        if (e == SSL_ERROR_ZERO_RETURN) snprintf(why, sizeof why, "closed by the server (TLS)");
+        else {
+            ssl_reason(r, sizeof r);
+            snprintf(why, sizeof why, "TLS: %s", r);
+        }
+        reset(c, why);
+        return;
+    }
+    if (tls_flush(c) < 0) reset(c, "TLS: write failed"); /* e.g. a key update's answer */
 }
 
 static void connected(uv_connect_t *req, int status) {
@@ -462,6 +719,25 @@ static void connected(uv_connect_t *req, int status) {
     c->rd = redisReaderCreate();
     ts_assert(c->rd != NULL);
     uv_read_start((uv_stream_t *)&l->tcp, alloc_cb, read_cb);
+    if (c->o.tls) {
+        if (!c->tls) {
+            reset(c, c->tls_err);
+            return;
+        }
+        l->ssl = tls_new(c);
+        if (!l->ssl) {
+            reset(c, "TLS: cannot create a session (out of memory?)");
+            return;
+        }
+        c->st = ST_TLS;
+        tls_handshake(c);
+        return;
+    }
+    start_session(c);
+}
+
+/* AUTH, SELECT and the subscriptions, before any user command. */
+static void start_session(ts_rconn_t *c) {
     c->st = ST_HANDSHAKE;
     if (c->o.password[0]) {
         if (c->o.user[0]) {
@@ -538,6 +814,7 @@ static void on_timer(uv_timer_t *t) {
         start_attempt(c);
         return;
     case ST_CONNECTING:
+    case ST_TLS:
     case ST_HANDSHAKE:
         if (now - c->attempt_started >= c->o.connect_timeout_ms) {
             if (c->resolving) return; /* getaddrinfo cannot be cut short: wait */
@@ -575,6 +852,7 @@ ts_rconn_t *ts_rconn_new(uv_loop_t *loop, const ts_rconn_opts_t *o, ts_rconn_sta
     if (!c->o.backoff_max_ms) c->o.backoff_max_ms = 5000;
     if (c->o.backoff_max_ms < c->o.backoff_min_ms) c->o.backoff_max_ms = c->o.backoff_min_ms;
     if (!c->o.max_queued) c->o.max_queued = 100000;
+    if (c->o.tls) c->tls = tls_ctx_new(&c->o, c->tls_err, sizeof c->tls_err);
     c->on_state = on_state;
     c->on_push = on_push;
     c->ud = ud;
@@ -656,6 +934,7 @@ static void release(ts_rconn_t *c) {
     void *ud = c->closed_ud;
     for (size_t i = 0; i < c->nsubs; i++) free(c->subs[i].channel);
     free(c->subs);
+    if (c->tls) SSL_CTX_free(c->tls);
     free(c);
     if (on_closed) on_closed(ud);
 }

@@ -22,8 +22,10 @@
  *              went down (or timed out) before the reply — a write may or may
  *              not have been applied;
  *   TS_ECLOSED the connection was closed by ts_rconn_close.
- * Not thread-safe: one loop. Not yet: TLS (rediss://) and Redis Cluster
- * (slot map, MOVED/ASK) — issue #12. */
+ * TLS (rediss://) runs OpenSSL over memory BIOs on the same libuv read and
+ * write path: the server's certificate is verified (system CA store, or
+ * ?cacert=), with SNI and host name (or IP) checks. Not thread-safe: one
+ * loop. Redis Cluster (slot map, MOVED/ASK) is rcluster_int.h, over this. */
 #ifndef TS_RCONN_INT_H
 #define TS_RCONN_INT_H
 #include <stddef.h>
@@ -37,6 +39,7 @@ typedef struct ts_rconn ts_rconn_t;
 
 #define TS_RCONN_HOST_MAX 255
 #define TS_RCONN_CRED_MAX 256
+#define TS_RCONN_PATH_MAX 1023
 
 typedef struct ts_rconn_opts {
     char host[TS_RCONN_HOST_MAX + 1];
@@ -44,7 +47,12 @@ typedef struct ts_rconn_opts {
     char user[TS_RCONN_CRED_MAX + 1];   /* ACL user ("" = default user) */
     char password[TS_RCONN_CRED_MAX + 1]; /* "" = no AUTH */
     uint32_t db;                        /* SELECT when > 0 */
-    int tls;                            /* rediss:// (refused for now) */
+    int tls;                            /* rediss:// */
+    char tls_ca[TS_RCONN_PATH_MAX + 1]; /* ?cacert=: PEM CA file ("" = system store) */
+    char tls_cert[TS_RCONN_PATH_MAX + 1]; /* ?cert=, ?key=: client certificate (PEM) */
+    char tls_key[TS_RCONN_PATH_MAX + 1];
+    int tls_insecure;                   /* ?insecure=1: no verification (tests only) */
+    int cluster;                        /* ?cluster=: 0 auto (ask the server), 1 yes, -1 no */
     uint32_t connect_timeout_ms;        /* default 2000 */
     uint32_t command_timeout_ms;        /* default 5000 */
     uint32_t backoff_min_ms;            /* default 50 */
@@ -52,10 +60,17 @@ typedef struct ts_rconn_opts {
     size_t max_queued;                  /* commands waiting or unanswered; default 100000 */
 } ts_rconn_opts_t;
 
-/* Parses redis://[[user][:password]@]host[:port][/db] (and rediss://) into
- * *o (other fields zero: defaults). Percent-escapes in user and password are
- * decoded. Returns 0, or TS_EINVAL with a reason in err. */
+/* Parses redis://[[user][:password]@]host[:port][/db][?opt=v&...] (and
+ * rediss://) into *o (other fields zero: defaults). Options: cacert=<path>,
+ * cert=<path>, key=<path>, insecure=0|1 (rediss:// only), cluster=0|1|auto.
+ * Percent-escapes in user, password and option values are decoded. Returns
+ * 0, or TS_EINVAL with a reason in err. */
 int ts_rconn_parse_url(const char *url, ts_rconn_opts_t *o, char *err, size_t errlen);
+
+/* For rediss://: builds the TLS context once to tell a bad CA, certificate
+ * or key file at once (ts_rconn_new would only fail every attempt). Returns
+ * 0, or TS_EINVAL with the reason in err. */
+int ts_rconn_tls_check(const ts_rconn_opts_t *o, char *err, size_t errlen);
 
 typedef void (*ts_rconn_reply_cb)(ts_rconn_t *c, int status, const redisReply *r, void *ud);
 /* A message on a subscribed channel: r is the whole push (["message", channel,

@@ -841,8 +841,9 @@ static int r_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, char 
         if (!cfg->redis_url && err && errlen) snprintf(err, errlen, "store: no Redis URL");
         return TS_EINVAL;
     }
-    if (o.tls) {
-        if (err && errlen) snprintf(err, errlen, "store: rediss:// (TLS to Redis) is not built yet");
+    char why[400];
+    if (ts_rconn_tls_check(&o, why, sizeof why) != 0) { /* a CA or key file it cannot read */
+        if (err && errlen) snprintf(err, errlen, "store: %s", why);
         return TS_EINVAL;
     }
     const char *prefix = cfg->redis_prefix ? cfg->redis_prefix : "ts:";
@@ -1093,8 +1094,10 @@ static void log_keys(const rstore_t *s, ts_slice_t session, char k[2][KEY_CAP], 
     int n = snprintf(k[0], KEY_CAP, "%sl:{%.*s}", s->prefix, (int)session.len,
                      (const char *)session.p);
     kl[0] = n < 0 ? 0 : (size_t)n;
-    n = snprintf(k[1], KEY_CAP, "%s:m", k[0]);
-    kl[1] = n < 0 ? 0 : (size_t)n;
+    if (kl[0] + 3 > KEY_CAP) kl[0] = KEY_CAP - 3; /* ids are bounded: never */
+    memcpy(k[1], k[0], kl[0]); /* not snprintf("%s:m", k[0]): -Wrestrict */
+    memcpy(k[1] + kl[0], ":m", 3);
+    kl[1] = kl[0] + 2;
 }
 
 /* The seq out of a stream id "<seq>-1". */

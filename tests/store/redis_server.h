@@ -1,8 +1,11 @@
 /* redis_server.h - a redis-server of the test's own, for the suites that
- * talk to Redis (test_rconn.c, test_store_redis.c): started on a free
- * loopback port with a config file in a temp folder (Debian's redis-server;
- * its absence is a failure, not a skip), stopped by its pid. A test that
- * fails (cmocka jumps out of it) leaves it to the teardown: redis_stop_all. */
+ * talk to Redis (test_rconn.c, test_store_redis.c, test_rcluster.c):
+ * started on a free loopback port with a config file in a temp folder
+ * (Debian's redis-server; its absence is a failure, not a skip), stopped by
+ * its pid. A test that fails (cmocka jumps out of it) leaves it to the
+ * teardown: redis_stop_all. redis_tls_files makes a CA, a server and a
+ * client certificate (and a second, unrelated CA) with the openssl CLI;
+ * redis_tls_conf gives the lines that add a TLS port. */
 #ifndef TS_TEST_REDIS_SERVER_H
 #define TS_TEST_REDIS_SERVER_H
 #include <netinet/in.h>
@@ -19,14 +22,17 @@
 typedef struct {
     char dir[64];
     uint16_t port;
+    uint16_t tls_port; /* set by redis_tls_conf */
     pid_t pid;
 } redis_t;
 
+#define REDIS_RUNNING_MAX 8
+
 /* Servers still running when a test fails (cmocka jumps out of it): the
  * teardown stops them. */
-static redis_t *running[4];
+static redis_t *running[REDIS_RUNNING_MAX];
 
-static uint16_t free_port(void) {
+static __attribute__((unused)) uint16_t free_port(void) {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
     struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
@@ -69,13 +75,50 @@ static void redis_start(redis_t *r, const char *extra) {
         execl("/usr/bin/redis-server", "redis-server", conf, (char *)NULL);
         _exit(127);
     }
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < REDIS_RUNNING_MAX; i++)
         if (!running[i] || running[i] == r) {
             running[i] = r;
             break;
         }
     for (int i = 0; i < 200 && !port_open(r->port); i++) usleep(10000);
     if (!port_open(r->port)) fail_msg("redis-server did not listen on %u", r->port);
+}
+
+/* In dir: ca.pem (the CA), server.pem/.key (signed by it, for IP 127.0.0.1
+ * and localhost), client.pem/.key (signed by it), other-ca.pem (a CA that
+ * signed nothing here). Made with the openssl CLI; a failure fails the test. */
+static __attribute__((unused)) void redis_tls_files(const char *dir) {
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd,
+             "set -e; cd '%s'; K='-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes';"
+             "openssl req -x509 $K -keyout ca.key -out ca.pem -days 2 -subj /CN=ts-test-ca;"
+             "openssl req -x509 $K -keyout other-ca.key -out other-ca.pem -days 2 "
+             "  -subj /CN=ts-other-ca;"
+             "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' > san.ext;"
+             "openssl req $K -keyout server.key -out server.csr -subj /CN=localhost;"
+             "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "  -out server.pem -days 2 -extfile san.ext;"
+             "openssl req $K -keyout client.key -out client.csr -subj /CN=ts-client;"
+             "openssl x509 -req -in client.csr -CA ca.pem -CAkey ca.key -CAcreateserial "
+             "  -out client.pem -days 2",
+             dir);
+    char full[2200];
+    snprintf(full, sizeof full, "( %s ) > '%s/openssl.log' 2>&1", cmd, dir);
+    if (system(full) != 0)
+        fail_msg("openssl CLI could not make the test certificates (see %s/openssl.log)", dir);
+}
+
+/* Config lines that add a TLS port (r->tls_port, picked now) with the
+ * files of redis_tls_files(certdir); clients: "no", "yes" or "optional". */
+static __attribute__((unused)) const char *redis_tls_conf(redis_t *r, const char *certdir,
+                                                          const char *clients, char *out,
+                                                          size_t cap) {
+    if (!r->tls_port) r->tls_port = free_port();
+    snprintf(out, cap,
+             "tls-port %u\ntls-cert-file %s/server.pem\ntls-key-file %s/server.key\n"
+             "tls-ca-cert-file %s/ca.pem\ntls-auth-clients %s\n",
+             r->tls_port, certdir, certdir, certdir, clients);
+    return out;
 }
 
 static void redis_kill(redis_t *r, int sig) {
@@ -87,7 +130,7 @@ static void redis_kill(redis_t *r, int sig) {
 
 static void redis_cleanup(redis_t *r) {
     redis_kill(r, SIGKILL);
-    for (size_t i = 0; i < 4; i++)
+    for (size_t i = 0; i < REDIS_RUNNING_MAX; i++)
         if (running[i] == r) running[i] = NULL;
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", r->dir);
@@ -97,7 +140,7 @@ static void redis_cleanup(redis_t *r) {
 
 static int redis_stop_all(void **state) {
     (void)state;
-    for (size_t i = 0; i < 4; i++) {
+    for (size_t i = 0; i < REDIS_RUNNING_MAX; i++) {
         if (running[i]) redis_cleanup(running[i]);
         running[i] = NULL;
     }

@@ -4,7 +4,9 @@
  * pipelining, AUTH with an ACL user and a wrong password, SELECT, pub/sub of
  * the three kinds, a server killed and restarted (in-flight commands fail,
  * the connection and its subscriptions come back), the command timeout, the
- * queue bound, and close. */
+ * queue bound, and close; TLS (rediss://) against a TLS port with a CA the
+ * test makes: verified, refused with a wrong CA or none, a client
+ * certificate, ?insecure=1. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -120,10 +122,28 @@ static void urls(void **state) {
     assert_string_equal(o.password, "pw");
     assert_int_equal(o.port, 6400);
     assert_int_equal(o.db, 0);
+    assert_int_equal(ts_rconn_parse_url("rediss://h:7000/0?cacert=%2Ftmp%2Fca.pem&insecure=0"
+                                        "&cluster=1&cert=/c.pem&key=/k.pem",
+                                        &o, err, sizeof err),
+                     0);
+    assert_string_equal(o.tls_ca, "/tmp/ca.pem");
+    assert_string_equal(o.tls_cert, "/c.pem");
+    assert_string_equal(o.tls_key, "/k.pem");
+    assert_int_equal(o.tls_insecure, 0);
+    assert_int_equal(o.cluster, 1);
+    assert_int_equal(o.port, 7000);
+    assert_int_equal(ts_rconn_parse_url("redis://h?cluster=0", &o, err, sizeof err), 0);
+    assert_int_equal(o.cluster, -1);
+    assert_int_equal(ts_rconn_parse_url("redis://h/?cluster=auto", &o, err, sizeof err), 0);
+    assert_int_equal(o.cluster, 0);
+    assert_int_equal(ts_rconn_parse_url("rediss://h?insecure=1", &o, err, sizeof err), 0);
+    assert_int_equal(o.tls_insecure, 1);
     static const char *const bad[] = {
         "http://h",          "redis://",        "redis://h:0",       "redis://h:65536",
         "redis://h:12x",     "redis://h/x",     "redis://[::1",      "redis://u:%zz@h",
         "redis://u:%0@h",    "redis://h?db=1",  "redis://u:%00@h",   "redis://[::1]x",
+        "redis://h?cacert=/x", "rediss://h?cacert=", "rediss://h?insecure=2", "redis://h?cluster",
+        "redis://h?cluster=yes", "rediss://h?cert=/c", "redis://h#f", "redis://h/1x?cluster=1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         err[0] = '\0';
@@ -415,6 +435,140 @@ static void down_timeout_bounds_close(void **state) {
     redis_cleanup(&r);
 }
 
+/* One PING on a new connection (want_ok 1: answered; 0: never up, the PING
+ * fails; -1: the PING fails); returns the state callbacks' record. */
+static res_t tls_ping(const ts_rconn_opts_t *o, int want_ok) {
+    res_t st = {0}, x;
+    ts_rconn_t *c = ts_rconn_new(&loop, o, on_state, NULL, &st);
+    const char *ping[] = {"PING"};
+    for (int i = 0; i < 3 && !st.up; i++) { /* the first may race the handshake's failure */
+        cmd(c, &x, 1, ping);
+        assert_true(run_until(&x.calls, 3000));
+        if (want_ok > 0 && x.status) run_until(&st.up, 1000);
+        else break;
+    }
+    if (want_ok > 0) {
+        cmd(c, &x, 1, ping);
+        assert_true(run_until(&x.calls, 3000));
+        assert_int_equal(x.status, 0);
+        assert_string_equal(x.str, "PONG");
+    } else {
+        assert_int_equal(x.status, TS_ESTORE);
+        assert_true(run_until(&st.downs, 3000));
+        if (want_ok == 0) assert_int_equal(st.up, 0); /* -1: TLS 1.3 may say no after "up" */
+    }
+    close_conn(c);
+    return st;
+}
+
+static char certdir[64];
+
+static int tls_teardown(void **state) {
+    redis_stop_all(state);
+    char cmd_[128];
+    snprintf(cmd_, sizeof cmd_, "rm -rf '%s'", certdir);
+    if (certdir[0] && system(cmd_) != 0) fprintf(stderr, "cleanup of %s failed\n", certdir);
+    return 0;
+}
+
+static void tls(void **state) {
+    (void)state;
+    snprintf(certdir, sizeof certdir, "/tmp/ts_rtls_XXXXXX");
+    assert_non_null(mkdtemp(certdir));
+    redis_tls_files(certdir);
+    static redis_t r;
+    memset(&r, 0, sizeof r);
+    char conf[1024];
+    redis_start(&r, redis_tls_conf(&r, certdir, "yes", conf, sizeof conf));
+    for (int i = 0; i < 200 && !port_open(r.tls_port); i++) usleep(10000);
+    if (!port_open(r.tls_port))
+        fail_msg("redis-server has no TLS port (built without TLS?): see %s/redis.log", r.dir);
+
+    char url[512], err[256];
+    ts_rconn_opts_t o;
+    snprintf(url, sizeof url, "rediss://127.0.0.1:%u?cacert=%s/ca.pem&cert=%s/client.pem&key=%s/client.key",
+             r.tls_port, certdir, certdir, certdir);
+    assert_int_equal(ts_rconn_parse_url(url, &o, err, sizeof err), 0);
+    assert_int_equal(ts_rconn_tls_check(&o, err, sizeof err), 0);
+    o.backoff_min_ms = 20;
+    o.backoff_max_ms = 200;
+
+    /* verified: commands, 2,000 pipelined, a big value, pub/sub */
+    res_t st = {0}, x;
+    pushes_t p = {0};
+    ts_rconn_t *c = ts_rconn_new(&loop, &o, on_state, NULL, &st);
+    ts_rconn_t *sub = ts_rconn_new(&loop, &o, NULL, on_push, &p);
+    enum { N = 2000 };
+    static res_t many[N];
+    const char *incr[] = {"INCR", "n"};
+    for (int i = 0; i < N; i++) cmd(c, &many[i], 2, incr);
+    assert_true(run_until(&many[N - 1].calls, 10000));
+    for (int i = 0; i < N; i++)
+        if (many[i].status || many[i].integer != i + 1) fail_msg("reply %d: %lld", i, many[i].integer);
+    static char big[300000];
+    memset(big, 'b', sizeof big);
+    const char *set[] = {"SET", "big", big};
+    size_t lens[] = {3, 3, sizeof big};
+    memset(&x, 0, sizeof x);
+    ts_rconn_cmd(c, 3, set, lens, on_reply, &x);
+    assert_true(run_until(&x.calls, 5000));
+    assert_int_equal(x.status, 0);
+    const char *sl[] = {"STRLEN", "big"};
+    cmd(c, &x, 2, sl);
+    assert_true(run_until(&x.calls, 5000));
+    assert_int_equal(x.integer, (long long)sizeof big);
+    res_t sc = {0};
+    ts_rconn_subscribe(sub, TS_RCONN_SUBSCRIBE, "tls-news", on_reply, &sc);
+    assert_true(run_until(&sc.calls, 3000));
+    assert_int_equal(sc.status, 0);
+    publish(c, "PUBLISH", "tls-news", "secret");
+    assert_true(run_until(&p.n, 3000));
+    assert_string_equal(p.payload, "secret");
+    close_conn(sub);
+    close_conn(c);
+
+    /* a CA that did not sign the server's certificate: refused, and says why */
+    ts_rconn_opts_t wrong = o;
+    snprintf(wrong.tls_ca, sizeof wrong.tls_ca, "%s/other-ca.pem", certdir);
+    res_t ws = tls_ping(&wrong, 0);
+    if (!strstr(ws.str, "not trusted") || !strstr(ws.str, "cacert"))
+        fail_msg("wrong CA: %s", ws.str);
+    fprintf(stderr, "wrong CA refused: %s\n", ws.str);
+    /* no CA given: the system store does not know the test's CA either */
+    ts_rconn_opts_t sys = o;
+    sys.tls_ca[0] = '\0';
+    ws = tls_ping(&sys, 0);
+    assert_non_null(strstr(ws.str, "not trusted"));
+    /* ?insecure=1 skips verification (tests only) */
+    ts_rconn_opts_t ins = wrong;
+    ins.tls_insecure = 1;
+    tls_ping(&ins, 1);
+    /* the server asks for a client certificate: without one, refused */
+    ts_rconn_opts_t nocert = o;
+    nocert.tls_cert[0] = nocert.tls_key[0] = '\0';
+    ws = tls_ping(&nocert, -1); /* TLS 1.3: the server's alert comes after our Finished */
+    fprintf(stderr, "no client certificate: %s\n", ws.str);
+    /* plain text to a TLS port, TLS to a plain port: no hang, a failure */
+    ts_rconn_opts_t plain = opts_for(&r);
+    plain.port = r.tls_port;
+    plain.command_timeout_ms = 500;
+    plain.connect_timeout_ms = 500;
+    tls_ping(&plain, -1); /* TCP is "up" at once: no handshake commands */
+    ts_rconn_opts_t toplain = o;
+    toplain.port = r.port;
+    tls_ping(&toplain, 0);
+
+    /* files that cannot be read: told at once */
+    ts_rconn_opts_t missing = o;
+    snprintf(missing.tls_ca, sizeof missing.tls_ca, "%s/nope.pem", certdir);
+    err[0] = '\0';
+    assert_int_equal(ts_rconn_tls_check(&missing, err, sizeof err), TS_EINVAL);
+    assert_non_null(strstr(err, "nope.pem"));
+    ws = tls_ping(&missing, 0);
+    assert_non_null(strstr(ws.str, "nope.pem"));
+    redis_cleanup(&r);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);
@@ -424,6 +578,7 @@ int main(void) {
         cmocka_unit_test_teardown(auth_and_select, redis_stop_all),
         cmocka_unit_test_teardown(pubsub_and_restart, redis_stop_all),
         cmocka_unit_test_teardown(down_timeout_bounds_close, redis_stop_all),
+        cmocka_unit_test_teardown(tls, tls_teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     uv_run(&loop, UV_RUN_NOWAIT);
