@@ -116,6 +116,14 @@ static void close_net_done(void *ud) { (void)ud; }
 
 static void store_closed(void *ud) { (void)ud; }
 
+/* The adapter goes before the store (its unsubscribes need the store) and
+ * after the Socket.IO server stopped broadcasting. */
+static void close_store(ts_dmn_t *d) {
+    if (d->remote.self) ts_adp_redis_close(&d->remote);
+    if (d->store.self) ts_store_close(&d->store, store_closed, NULL);
+}
+
+
 static void finish(ts_dmn_t *d) {
     d->phase = 3;
     uv_timer_stop(&d->drain_timer);
@@ -160,7 +168,8 @@ static void on_drain_tick(uv_timer_t *t) {
             ts_sess_free(d->sess); /* after the sockets are gone, before Socket.IO */
             d->sess = NULL;
         }
-        if (d->store.self) ts_store_close(&d->store, store_closed, NULL);
+        if (d->sio) ts_sio_server_set_remote(d->sio, NULL, 0);
+        close_store(d);
         ts_sio_server_free(d->sio);
         d->eio = d->raw_eio = NULL;
         d->phase = 2;
@@ -214,6 +223,8 @@ static void on_store_expire(const ts_store_reg_t *e, void *ud) {
              (int)e->key.tab.len, e->key.tab.p, (int)e->key.session.len, e->key.session.p);
 }
 
+static int ops_is_redis(const ts_dmn_t *d) { return !strncmp(d->cfg.store, "redis", 5); }
+
 /* /session runs when the server can verify tokens. Loop 0 opens the store;
  * the others attach to it and share loop 0's limits. Returns 0, or an exit
  * status after printing why.
@@ -244,7 +255,7 @@ static int start_session(ts_dmn_t *d) {
                              .retain_events = d->cfg.retain_events,
                              .retain_ms = (uint64_t)d->cfg.retain_age_s * 1000};
         const ts_store_ops_t *ops = &ts_store_memory_ops;
-        if (!strncmp(d->cfg.store, "redis", 5)) { /* redis:// or rediss:// (config.c) */
+        if (ops_is_redis(d)) { /* redis:// or rediss:// (config.c) */
             ops = &ts_store_redis_ops;
             sc.redis_url = d->cfg.store;
             sc.redis_prefix = d->cfg.redis_prefix[0] ? d->cfg.redis_prefix : NULL;
@@ -288,6 +299,15 @@ static int start_session(ts_dmn_t *d) {
         .elect = proc.elect,
     };
     d->sess = ts_sess_new(d->loop, d->sio, &d->store, &c);
+    if (ops_is_redis(d)) {
+        /* the other nodes: every loop publishes, loop 0 listens for the process */
+        ts_adp_redis_cfg_t ac = {.uid = proc.adapter_uid};
+        if (ts_adp_redis_open(&d->remote, &d->store, &ac) != 0) {
+            fprintf(stderr, "tabsyncd: cannot start the Redis adapter\n");
+            return 1;
+        }
+        ts_sio_server_set_remote(d->sio, &d->remote, d->idx == 0);
+    }
     return 0;
 }
 
@@ -457,7 +477,8 @@ static void worker_abort(ts_dmn_t *d) {
     if (d->eio) ts_eio_server_free(d->eio);
     if (d->raw_eio) ts_eio_server_free(d->raw_eio);
     if (d->sess) ts_sess_free(d->sess);
-    if (d->store.self) ts_store_close(&d->store, store_closed, NULL);
+    if (d->sio) ts_sio_server_set_remote(d->sio, NULL, 0);
+    close_store(d);
     if (d->sio) ts_sio_server_free(d->sio);
     if (d->net) ts_net_close(d->net, close_net_done, NULL);
     if (d->inbox_open) { /* both were made last, together */
@@ -511,6 +532,7 @@ int main(int argc, char **argv, char **envp) {
     char host[48] = "tabsyncd";
     gethostname(host, sizeof host - 1);
     snprintf(proc.node_id, sizeof proc.node_id, "%s:%d", host, (int)getpid());
+    ts_adp_redis_uid(proc.adapter_uid);
     for (size_t i = 0; i < proc.n; i++) proc.w[i] = ts_xcalloc(1, sizeof(ts_dmn_t));
 
     uint16_t port = proc.cfg.listen_port;

@@ -10,6 +10,7 @@
 #include "net/ts_net.h"
 #include "session/ts_sess.h"
 #include "sio/ts_sio.h"
+#include "adapter/ts_adp_redis.h"
 #include "store/ts_store.h"
 
 /* Where the Engine.IO servers listen: Socket.IO's, and --conformance's raw one. */
@@ -34,6 +35,7 @@ typedef struct ts_dmn {
     ts_sess_t *sess;           /* /session; NULL without --jwt-secret / --jwt-public-key */
     struct ts_sess_auth *auth; /* the token verifier of /session (the process's) */
     ts_store_t store;          /* this loop's handle on the session store */
+    ts_adp_remote_t remote;    /* the other nodes (--store redis://); self NULL: none */
     const char *cors[TS_DMN_MAX_ORIGINS];
     uv_async_t inbox;          /* other loops' messages (dmn_msg_t) */
     dmn_msg_t *msgs;           /* guarded by proc->mu */
@@ -59,6 +61,7 @@ struct ts_dmn_proc {
     ts_sess_elect_cfg_t elect;   /* --elect-* (read-only once the loops run) */
     ts_sess_elect_task_t elect_tasks[32];
     char node_id[64];          /* this process in the registry: host:pid */
+    char adapter_uid[TS_ADP_REDIS_UID_LEN + 1]; /* this process to the other nodes */
     uv_mutex_t mu;             /* the loops' inboxes */
 };
 

@@ -26,6 +26,13 @@
     X(SIO_PACKETS_OUT, "tabsync_sio_packets_sent_total",                                  \
       "Socket.IO packets sent (a broadcast counts once per recipient)")                    \
     X(SIO_BROADCASTS, "tabsync_sio_broadcasts_total", "broadcasts encoded (once each)")   \
+    X(SIO_REMOTE_SENT, "tabsync_sio_remote_sent_total", "broadcasts sent to the other nodes") \
+    X(SIO_REMOTE_SEND_FAILED, "tabsync_sio_remote_send_failed_total",                     \
+      "broadcasts that could not be sent to the other nodes")                              \
+    X(SIO_REMOTE_RECEIVED, "tabsync_sio_remote_received_total",                           \
+      "broadcasts of other nodes delivered here")                                          \
+    X(SIO_REMOTE_BAD, "tabsync_sio_remote_bad_total",                                     \
+      "messages of other nodes that could not be read")                                    \
     X(SIO_RECOVERED, "tabsync_sio_recovered_total", "connections restored by recovery") \
     X(SIO_SAVED_DROPPED, "tabsync_sio_saved_dropped_total",                               \
       "saved recovery sessions dropped early: the count or byte bound (oldest first)")     \

@@ -15,6 +15,7 @@
 #include "sio/ts_sio.h"
 
 #include "adapter/ts_adp_bus.h"
+#include "adapter/ts_adp_remote.h"
 #include "adapter/ts_adp_rooms.h"
 #include "adapter/ts_adp_saved.h"
 
@@ -144,6 +145,8 @@ struct ts_sio_server {
     uv_async_t bus;    /* woken when another loop appended to a shared log */
     json_t *no_auth;   /* the empty CONNECT payload most sockets share */
     int closing_handles;
+    ts_adp_remote_t *remote;  /* the other nodes (borrowed); NULL = this process only */
+    int remote_listener;      /* this loop takes the other nodes' broadcasts in */
 };
 
 static const char *const recoverable_reasons[] = {"transport error", "transport close",
@@ -398,10 +401,17 @@ static void on_bus(uv_async_t *h) {
  * Through the shared log when other loops may hold recipients or recovery
  * is on (the event then carries its offset), so that every loop delivers
  * in one order and a socket that comes back gets what it missed. */
-static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_t *only,
-                    const char *event, const ts_sio_args_t *args, const raw_args_t *raw,
-                    ts_sio_class_t cls, const char *at) {
+typedef enum { FROM_HERE = 0, FROM_REMOTE = 1 } origin_t;
+
+static void publish_remote(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
+                           const ts_sio_args_t *args, const raw_args_t *raw);
+
+static void deliver_from(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_t *only,
+                         const char *event, const ts_sio_args_t *args, const raw_args_t *raw,
+                         ts_sio_class_t cls, const char *at, origin_t origin) {
     ts_sio_server_t *srv = nsp->srv;
+    /* the other nodes first: theirs is the longer way */
+    if (!only && srv->remote && origin == FROM_HERE) publish_remote(nsp, to, event, args, raw);
     ts_sio_group_t *g = srv->group;
     int rec = recovery_on(nsp);
     uint8_t ecls = eio_class(only ? cls : to->cls);
@@ -464,6 +474,96 @@ static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_
     if (n) deliver_taken(nsp, v, n);
     deliver_entry(nsp, le, only ? NULL : to->skip);
     ts_adp_entry_unref(&le->hdr);
+}
+
+static void deliver(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_socket_t *only,
+                    const char *event, const ts_sio_args_t *args, const raw_args_t *raw,
+                    ts_sio_class_t cls, const char *at) {
+    deliver_from(nsp, to, only, event, args, raw, cls, at, FROM_HERE);
+}
+
+/* ---- the other nodes (ts_adp_remote.h) ---- */
+
+/* A broadcast of ours, as the other nodes get it: the packet's data as
+ * JSON text with the namespace's own offset (durable recovery), and the
+ * sender skipped by its id (socket.broadcast). Raw arguments are copied as
+ * they are. */
+static void publish_remote(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
+                           const ts_sio_args_t *args, const raw_args_t *raw) {
+    const char *off = recovery_on(nsp) ? NULL : to->offset;
+    ts_sbuf_t text = TS_SBUF_INIT;
+    if (raw) {
+        json_t *ev = json_string(event);
+        char *q = json_dumps(ev, JSON_ENCODE_ANY | JSON_COMPACT);
+        ts_sbuf_printf(&text, "[%s", q);
+        free(q);
+        json_decref(ev);
+        for (size_t i = 0; i < raw->n; i++) {
+            ts_sbuf_append(&text, ",", 1);
+            ts_sbuf_append(&text, raw->v[i].text.p, raw->v[i].text.len);
+        }
+        if (off) ts_sbuf_printf(&text, ",\"%s\"", off); /* an offset needs no escaping */
+        ts_sbuf_append(&text, "]", 1);
+    } else {
+        json_t *data = event_array(event, args, off);
+        char *q = json_dumps(data, JSON_COMPACT);
+        if (q) ts_sbuf_append(&text, q, strlen(q));
+        free(q);
+        json_decref(data);
+    }
+    const char **except = ts_xmalloc((to->nexcept + 1) * sizeof *except);
+    size_t nexcept = 0;
+    for (size_t i = 0; i < to->nexcept; i++) except[nexcept++] = to->except[i];
+    if (to->skip) except[nexcept++] = to->skip->adp.id;
+    ts_adp_bcast_t b = {.nsp = nsp->name,
+                        .data_json = ts_slice(ts_sbuf_data(&text), ts_sbuf_len(&text)),
+                        .attach = args ? args->attach : NULL,
+                        .nattach = args ? args->nattach : 0,
+                        .rooms = to->rooms,
+                        .nrooms = to->nrooms,
+                        .except = except,
+                        .nexcept = nexcept};
+    ts_adp_remote_t *r = nsp->srv->remote;
+    if (r->ops->broadcast(r->self, &b) != 0)
+        TS_MET_INC(SIO_REMOTE_SEND_FAILED);
+    else
+        TS_MET_INC(SIO_REMOTE_SENT);
+    free(except);
+    ts_sbuf_free(&text);
+}
+
+/* Another node's broadcast: delivered here like one of ours (through the
+ * bus when other loops may hold recipients), never sent on again. */
+static void on_remote(const ts_adp_bcast_t *b, void *ud) {
+    ts_sio_nsp_t *nsp = ud;
+    const char *event = json_string_value(json_array_get(b->data, 0));
+    if (!event) {
+        TS_MET_INC(SIO_REMOTE_BAD);
+        return;
+    }
+    json_t *rest = json_array();
+    for (size_t i = 1; i < json_array_size(b->data); i++)
+        json_array_append(rest, json_array_get(b->data, i));
+    ts_sio_args_t args = {rest, (ts_buf_t **)b->attach, b->nattach};
+    ts_sio_target_t to = {.rooms = b->rooms, .nrooms = b->nrooms, .except = b->except,
+                          .nexcept = b->nexcept};
+    TS_MET_INC(SIO_REMOTE_RECEIVED);
+    deliver_from(nsp, &to, NULL, event, &args, NULL, TS_SIO_CLASS_DEFAULT, NULL, FROM_REMOTE);
+    json_decref(rest);
+}
+
+static void remote_listen(ts_sio_nsp_t *nsp) {
+    ts_adp_remote_t *r = nsp->srv->remote;
+    int rc = r->ops->listen(r->self, nsp->name, on_remote, nsp);
+    if (rc) ts_warn("sio", "%s: cannot hear the other nodes: %s", nsp->name, ts_strerror(rc));
+}
+
+void ts_sio_server_set_remote(ts_sio_server_t *srv, ts_adp_remote_t *remote, int listener) {
+    srv->remote = remote;
+    srv->remote_listener = remote && listener;
+    if (!srv->remote_listener) return;
+    ts_map_entry_t *e;
+    for (size_t it = 0; ts_map_next(&srv->nsps, &it, &e);) remote_listen(e->val);
 }
 
 void ts_sio_emit(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args) {
@@ -636,6 +736,7 @@ static ts_sio_nsp_t *nsp_create(ts_sio_server_t *srv, const char *name,
     nsp->h = *h;
     nsp->ud = ud;
     ts_map_put(&srv->nsps, nsp->name, strlen(nsp->name), nsp);
+    if (srv->remote_listener) remote_listen(nsp);
     return nsp;
 }
 

@@ -128,6 +128,13 @@ void ts_sio_group_free(ts_sio_group_t *g);
 /* Returns new: loop number `idx` (0 <= idx < nloops) of the group. */
 ts_sio_server_t *ts_sio_server_new_in(uv_loop_t *loop, ts_sio_group_t *g, size_t idx);
 
+/* The other nodes of a deployment (ts_adp_remote.h; borrowed, NULL = none):
+ * every broadcast made on this loop is also sent to them. The one loop of
+ * the process with `listener` set hears theirs, for every namespace it has
+ * or will have, and delivers them to every loop (as its own broadcasts). */
+struct ts_adp_remote;
+void ts_sio_server_set_remote(ts_sio_server_t *srv, struct ts_adp_remote *remote, int listener);
+
 /* Registers namespace `name` ("/", "/custom"). Returns it (owned by the server). */
 ts_sio_nsp_t *ts_sio_nsp_add(ts_sio_server_t *srv, const char *name,
                              const ts_sio_nsp_handler_t *h, void *ud);

@@ -1,0 +1,35 @@
+/* ts_adp_redis.h - the Redis adapter: the other nodes of a deployment
+ * reached through the store's publish/subscribe (only src/store speaks to
+ * Redis), in @socket.io/redis-adapter's format (ts_adp_rmsg.h), so that
+ * Node Socket.IO servers using that adapter and tabsyncd nodes see each
+ * other's broadcasts. One per loop (each loop publishes through its own
+ * store handle); the process's listener loop also subscribes.
+ *
+ * Built: broadcasts of the classic format (PUBLISH; a PSUBSCRIBE per
+ * namespace, as Node's classic adapter). Not yet (docs/STATUS.md): the
+ * sharded format, the server-side requests (fetchSockets, serverSideEmit,
+ * socketsJoin/Leave, disconnectSockets, broadcasts with acks). */
+#ifndef TS_ADP_REDIS_H
+#define TS_ADP_REDIS_H
+#include "adapter/ts_adp_remote.h"
+#include "store/ts_store.h"
+
+#define TS_ADP_REDIS_UID_LEN 12
+
+typedef struct ts_adp_redis_cfg {
+    const char *uid;    /* this process's uid (the same on each of its loops): its
+                         * own messages come back through Redis and are skipped */
+    const char *prefix; /* Node's `key`; NULL: "socket.io" */
+} ts_adp_redis_cfg_t;
+
+/* A new adapter on `store` (borrowed: it outlives the adapter's close) in
+ * *out (ops and self). Returns 0, or TS_EINVAL (no uid). */
+int ts_adp_redis_open(ts_adp_remote_t *out, ts_store_t *store, const ts_adp_redis_cfg_t *cfg);
+/* Stops delivering at once (no listener callback after this call) and
+ * releases the adapter once the store answered its unsubscribes. */
+void ts_adp_redis_close(ts_adp_remote_t *r);
+
+/* A fresh uid for a process (TS_ADP_REDIS_UID_LEN characters and a NUL). */
+void ts_adp_redis_uid(char out[TS_ADP_REDIS_UID_LEN + 1]);
+
+#endif
