@@ -15,6 +15,9 @@ import net from 'node:net';
 const HERE = path.dirname(fileURLToPath(import.meta.url));
 export const TARGET = process.env.TS_TARGET === 'node' ? 'node' : 'tabsyncd';
 export const IS_NODE = TARGET === 'node';
+// TS_CLUSTER=N: startServer() starts N tabsyncd nodes over one Redis behind a
+// round-robin proxy (cluster.mjs), so a suite's tabs spread over the nodes.
+export const CLUSTER = IS_NODE ? 0 : Number(process.env.TS_CLUSTER || 0);
 
 const READY_RE = /tabsyncd listening on (https?):\/\/127\.0\.0\.1:(\d+)\//;
 const live = new Set();
@@ -39,9 +42,14 @@ function command(flags) {
 /**
  * Start a server. opts: { parser: 'msgpack', recoveryWindow, pingInterval,
  * pingTimeout, maxPayload, conformance: true, testApp: false to omit --test-app,
- * extra: [flags] }. Returns { port, url, pid, stop(), stderr() }.
+ * extra: [flags], single: true (one process even under TS_CLUSTER) }.
+ * Returns { port, url, pid, stop(), stderr() } (a cluster: also nodes, redis).
  */
 export async function startServer(opts = {}) {
+  if (CLUSTER > 1 && !opts.single && !opts.conformance) {
+    const { startCluster } = await import('./cluster.mjs');
+    return startCluster({ n: CLUSTER, start: startServer, opts });
+  }
   const flags = ['--listen', '127.0.0.1:0'];
   if (opts.testApp !== false && !opts.conformance) flags.push('--test-app');
   if (opts.parser) flags.push('--parser', opts.parser);

@@ -28,13 +28,17 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { io } from 'socket.io-client';
-import { startServer, IS_NODE, sleep } from './harness.mjs';
+import { startServer, IS_NODE, CLUSTER, sleep } from './harness.mjs';
 import {
   BASE_FLAGS, ident, uniq, tempDir, auth3, writeRules, makeRng, openMirror, fullLog, fold,
   applyEffects, getPtr, sorted, canon, hlcMs, schemaError, mustMatch, clone, checkpointDiffs,
 } from './history-helpers.mjs';
 
 const SKIP = IS_NODE ? { skip: 'tabsyncd only (the Node reference has no /session history)' } : {};
+// Under TS_CLUSTER the store is Redis: what is about one process's own store
+// (its SQLite file, a memory-only restart) runs in the single-node suite;
+// nodes.test.mjs kills and restarts nodes and Redis instead.
+const ONE_PROCESS = CLUSTER ? { skip: 'one process\'s own store (runs in js/history; a cluster keeps the history in Redis)' } : {};
 const EPOCH_RE = /^[0-9a-f]{16}$/;
 const HLC_PER_MS = 1024; // hlc = ms * 1024 + counter (docs/PROTOCOL.md)
 
@@ -504,8 +508,8 @@ describe('history 2: shared state and its strategies', SKIP, () => {
     const v1 = await put(a, '/doc/title', 'v1', d0.ver);
     assert.equal(v1.ok, true, JSON.stringify(v1));
     const seqBefore = v1.seq;
-    const oBefore = o.changes.length;
     await waitUntil(() => o.changes.length === 2, 5000, 'observer has both');
+    const oBefore = o.changes.length; // after both arrived: an ack may come before its broadcast (another node)
     // b writes against the version before a's write: conflict
     const c1 = await put(b, '/doc/title', 'v2', d0.ver);
     assert.equal(c1.ok, false, `stale base must be refused: ${JSON.stringify(c1)}`);
@@ -1020,6 +1024,7 @@ describe('history 5: replay with sync', SKIP, () => {
   });
 
   it('retention with the defaults (10,000 entries, 1 day): 1,100 entries of a memory-only server all replay from 0', { timeout: 30000 }, async () => {
+    // (under TS_CLUSTER: of the Redis store, whose retention has the same defaults)
     const S = uniq('ret');
     const p = await env.open(ident('alice', S, 'dp', 'tp'));
     for (let i = 0; i < 11; i++) {
@@ -1109,7 +1114,8 @@ describe('history 5: replay with sync', SKIP, () => {
     assert.equal(num('tabsync_history_replay_entries_count'), num('tabsync_history_replays_total'));
     assert.equal(num('tabsync_history_replay_entries_sum'), num('tabsync_history_replayed_entries_total'));
     assert.ok(num('tabsync_history_resyncs_total') > 0, 'the resets were counted');
-    assert.ok(num('tabsync_store_entries_appended_total') >= entries);
+    // the Redis backend keeps no store counters yet (docs/STATUS.md, issue #12)
+    if (!CLUSTER) assert.ok(num('tabsync_store_entries_appended_total') >= entries);
   });
 });
 
@@ -1123,7 +1129,7 @@ describe('history 6: convergence under chaos', SKIP, () => {
   before(async () => {
     const dir = tempDir('chaos');
     env.dirs.push(dir);
-    await startWithRules(env, ['--recovery-window', '2000', ...(process.env.TS_CHAOS_MEM === '1' ? [] : ['--store-sqlite', path.join(dir, 'chaos.db'), '--durability', 'group:2'])]);
+    await startWithRules(env, ['--recovery-window', '2000', ...(process.env.TS_CHAOS_MEM === '1' || CLUSTER ? [] : ['--store-sqlite', path.join(dir, 'chaos.db'), '--durability', 'group:2'])]);
   });
   after(() => env.cleanup());
 
@@ -1230,7 +1236,9 @@ describe('history 6: convergence under chaos', SKIP, () => {
     assert.deepEqual(fold(log), fresh.doc, 'sync {} (snapshot) equals the fold of the whole log');
     const changesInLog = log.filter((e) => e.kind === 'change');
     assert.deepEqual(changesInLog.map((e) => e.ver), changesInLog.map((_, k) => k + 1), 'ver counts the changes 1, 2, 3...');
-    assert.equal(new Set(log.map((e) => e.ts)).size, log.length, 'every ts distinct');
+    // ts is one process's clock (docs/CONSISTENCY.md): distinct within a node,
+    // not across the nodes of a cluster
+    if (!CLUSTER) assert.equal(new Set(log.map((e) => e.ts)).size, log.length, 'every ts distinct');
 
     // ---- every tab converged, and held the fold of the log all along ----
     for (const tb of tabs) {
@@ -1392,7 +1400,7 @@ describe('history 6: convergence under chaos', SKIP, () => {
 
 // ==== 7. kill -9 ====================================================================
 
-describe('history 7: durability across kill -9 and restarts', SKIP, () => {
+describe('history 7: durability across kill -9 and restarts', { ...SKIP, ...ONE_PROCESS }, () => {
   const dirs = [];
   const servers = [];
   const tabs = [];
@@ -1614,7 +1622,7 @@ describe('history 8: socket.io-client recovery (recovered === true) backed by th
     assert.ok(seqs.every((q, i) => i === 0 || q > seqs[i - 1]), `ascending seqs ${seqs}`);
   });
 
-  it('across a kill -9 and a restart on the same SQLite file: recovered === true with what was missed', { timeout: 30000 }, async () => {
+  it('across a kill -9 and a restart on the same SQLite file: recovered === true with what was missed', { timeout: 30000, ...ONE_PROCESS }, async () => {
     const dir = tempDir('recov');
     const flags = ['--store-sqlite', path.join(dir, 'store.db')];
     let srv = await start(flags);
@@ -1643,7 +1651,7 @@ describe('history 8: socket.io-client recovery (recovered === true) backed by th
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('a memory-only restart (another epoch), a stranger with someone else\'s pid and offset, or no offset: a fresh session', { timeout: 30000 }, async () => {
+  it('a memory-only restart (another epoch), a stranger with someone else\'s pid and offset, or no offset: a fresh session', { timeout: 30000, ...ONE_PROCESS }, async () => {
     let srv = await start();
     const S = uniq('r3');
     const a = plain(srv.url, ident('tom', S, 'd1', 'a')), b = plain(srv.url, ident('tom', S, 'd2', 'b'));

@@ -1,0 +1,263 @@
+// Several tabsyncd nodes over one Redis, for the integration tests (issue #12).
+//
+// startRedis() runs Debian's redis-server on a free loopback port with a
+// config written here (AOF with appendfsync always, no RDB), in a temp dir.
+// startCluster() starts N tabsyncd nodes with --store redis:// (one key
+// prefix per cluster) behind a load balancer (startProxy): every new
+// Engine.IO session goes to the next node in turn, and a long-polling
+// session's later requests to the node that has it (sticky sessions, as
+// docs/DEPLOYMENT.md asks of a real balancer). A reconnecting tab lands on
+// another node.
+//
+// TS_CLUSTER=N makes harness.startServer() start such a cluster (see there),
+// so that whole suites run with their tabs spread over N nodes.
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+
+import { freePort, sleep } from './harness.mjs';
+
+const live = new Set();
+process.on('exit', () => {
+  for (const child of live) {
+    try { process.kill(child.pid, 'SIGKILL'); } catch { /* gone */ }
+  }
+});
+
+/** Runs redis-server; returns { port, url, pid, dir, stop(), kill(), restart() }. */
+export async function startRedis({ appendonly = true } = {}) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ts-redis-'));
+  const port = await freePort();
+  const conf = path.join(dir, 'redis.conf');
+  fs.writeFileSync(conf, [
+    `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, 'save ""',
+    `appendonly ${appendonly ? 'yes' : 'no'}`, 'appendfsync always',
+    'daemonize no', 'loglevel warning', 'logfile ""',
+  ].join('\n') + '\n');
+  const r = { port, url: `redis://127.0.0.1:${port}`, dir, child: null, log: '' };
+  r.start = async () => {
+    const child = spawn('redis-server', [conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(child);
+    r.child = child;
+    r.pid = child.pid;
+    child.stdout.on('data', (d) => { r.log += d; });
+    child.stderr.on('data', (d) => { r.log += d; });
+    child.exited = new Promise((resolve) => child.once('exit', (code, signal) => {
+      live.delete(child);
+      resolve({ code, signal });
+    }));
+    const deadline = Date.now() + 10000;
+    for (;;) {
+      if (await ping(port)) return;
+      if (Date.now() > deadline || child.exitCode !== null) {
+        throw new Error(`redis-server did not start on ${port}:\n${r.log}`);
+      }
+      await sleep(20);
+    }
+  };
+  r.kill = async (signal = 'SIGKILL') => {
+    const c = r.child;
+    if (!c || !live.has(c)) return;
+    process.kill(c.pid, signal);
+    await c.exited;
+  };
+  r.restart = async () => { await r.kill('SIGTERM'); await r.start(); };
+  r.stop = async () => {
+    await r.kill('SIGTERM');
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  await r.start();
+  return r;
+}
+
+/** PING over RESP: resolves true when redis answers +PONG. */
+function ping(port) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    let got = '';
+    s.setTimeout(500, () => { s.destroy(); resolve(false); });
+    s.on('error', () => resolve(false));
+    s.on('connect', () => s.write('PING\r\n'));
+    s.on('data', (d) => {
+      got += d;
+      if (got.includes('\r\n')) { s.destroy(); resolve(got.startsWith('+PONG')); }
+    });
+  });
+}
+
+/** /metrics of the whole cluster: every sample summed over the nodes (the
+ * counters and gauges of N processes add up; the suites read totals). */
+async function sumMetrics(ports) {
+  const texts = await Promise.all(ports.map((port) => new Promise((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (r) => {
+      let body = '';
+      r.setEncoding('utf8');
+      r.on('data', (d) => { body += d; });
+      r.on('end', () => resolve(body));
+    }).on('error', reject);
+  })));
+  const order = [];
+  const sums = new Map();
+  for (const text of texts) {
+    for (const line of text.split('\n')) {
+      if (!line) continue;
+      if (line.startsWith('#')) {
+        if (!sums.has(line)) { sums.set(line, null); order.push(line); }
+        continue;
+      }
+      const at = line.lastIndexOf(' ');
+      const key = line.slice(0, at);
+      const v = Number(line.slice(at + 1));
+      if (!sums.has(key)) { sums.set(key, 0); order.push(key); }
+      sums.set(key, sums.get(key) + v);
+    }
+  }
+  return order.map((k) => (sums.get(k) === null ? k : `${k} ${sums.get(k)}`)).join('\n') + '\n';
+}
+
+/** A load balancer on a free port in front of `targets` (a function
+ * returning the live ports): requests and WebSocket upgrades without an
+ * Engine.IO sid go to the next node in turn; those with one go to the node
+ * that issued it (learned from the handshake's answer), as a sticky-session
+ * balancer does for long-polling. Returns { port, url, close(), counts }. */
+export async function startProxy(targets) {
+  let next = 0;
+  const sids = new Map(); // Engine.IO sid -> port
+  const socks = new Set();
+  const counts = new Map();
+  const pick = (sid) => {
+    const ports = targets();
+    const known = sid && sids.get(sid);
+    if (known && ports.includes(known)) return known;
+    if (!ports.length) return 0;
+    const port = ports[next++ % ports.length];
+    counts.set(port, (counts.get(port) ?? 0) + 1);
+    return port;
+  };
+  const sidOf = (url) => new URL(url, 'http://x').searchParams.get('sid');
+  const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && req.url.split('?')[0] === '/metrics') {
+      sumMetrics(targets()).then((text) => {
+        res.writeHead(200, { 'content-type': 'text/plain; version=0.0.4' });
+        res.end(text);
+      }, () => res.writeHead(502).end());
+      return;
+    }
+    const sid = sidOf(req.url);
+    const port = pick(sid);
+    if (!port) { res.writeHead(502).end(); return; }
+    const up = http.request({ host: '127.0.0.1', port, method: req.method, path: req.url,
+      headers: req.headers, agent: false }, (ur) => {
+      res.writeHead(ur.statusCode, ur.headers);
+      let head = '';
+      ur.on('data', (d) => {
+        if (!sid && head.length < 512) { // a handshake: remember whose sid it is
+          head += d.toString('latin1');
+          const m = /"sid":"([^"]+)"/.exec(head);
+          if (m) sids.set(m[1], port);
+        }
+        res.write(d);
+      });
+      ur.on('end', () => res.end());
+      ur.on('error', () => res.destroy());
+    });
+    up.on('error', () => { if (!res.headersSent) res.writeHead(502); res.end(); });
+    req.pipe(up);
+  });
+  server.on('upgrade', (req, client, head) => {
+    const port = pick(sidOf(req.url));
+    if (!port) { client.destroy(); return; }
+    const up = net.connect(port, '127.0.0.1');
+    socks.add(client);
+    socks.add(up);
+    const done = () => { client.destroy(); up.destroy(); socks.delete(client); socks.delete(up); };
+    client.on('error', done);
+    up.on('error', done);
+    client.on('close', done);
+    up.on('close', done);
+    up.on('connect', () => {
+      let raw = `${req.method} ${req.url} HTTP/1.1\r\n`;
+      for (let i = 0; i < req.rawHeaders.length; i += 2) raw += `${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}\r\n`;
+      up.write(raw + '\r\n');
+      if (head.length) up.write(head);
+      client.pipe(up);
+      up.pipe(client);
+    });
+  });
+  server.on('connection', (s) => { socks.add(s); s.on('close', () => socks.delete(s)); });
+  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address();
+  return {
+    port,
+    url: `http://127.0.0.1:${port}`,
+    counts,
+    sids,
+    close: () => new Promise((resolve) => {
+      for (const s of socks) s.destroy();
+      server.close(() => resolve());
+    }),
+  };
+}
+
+/**
+ * N tabsyncd nodes over one Redis (started here unless `redis` is given),
+ * behind a round-robin proxy. `start(flags)` is harness.startServer bound
+ * to one node. Returns an object shaped like startServer's (url, port,
+ * stop(), stderr()) plus { nodes, redis, proxy, killNode(i), startNode(i) }.
+ */
+export async function startCluster({ n = 3, start, opts = {}, redis = null } = {}) {
+  const ownRedis = !redis;
+  if (!redis) redis = await startRedis();
+  const prefix = `c${crypto.randomBytes(3).toString('hex')}:`;
+  const nodeOpts = (i) => ({
+    ...opts,
+    single: true,
+    extra: [...(opts.extra ?? []), '--store', redis.url, '--redis-prefix', prefix],
+    tag: `node${i}`,
+  });
+  const nodes = [];
+  try {
+    for (let i = 0; i < n; i++) nodes.push(await start(nodeOpts(i)));
+  } catch (e) { // stop what did start: a live child would keep the test process up
+    for (const s of nodes) await s.stop().catch(() => {});
+    if (ownRedis) await redis.stop();
+    throw e;
+  }
+  const up = new Set(nodes.map((_, i) => i));
+  const proxy = await startProxy(() => [...up].map((i) => nodes[i].port));
+  return {
+    port: proxy.port,
+    url: proxy.url,
+    scheme: nodes[0].scheme,
+    pid: nodes[0].pid,
+    flags: nodes[0].flags,
+    readyLine: nodes[0].readyLine,
+    nodes,
+    redis,
+    proxy,
+    prefix,
+    stderr: () => nodes.map((s, i) => `--- node ${i}\n${s.stderr()}`).join('\n'),
+    /** kill -9 node i: the proxy stops sending it connections. */
+    async killNode(i) {
+      up.delete(i);
+      try { process.kill(nodes[i].pid, 'SIGKILL'); } catch { /* gone */ }
+      await nodes[i].stop().catch(() => {});
+    },
+    async startNode(i) {
+      nodes[i] = await start(nodeOpts(i));
+      up.add(i);
+      return nodes[i];
+    },
+    async stop() {
+      await proxy.close();
+      const errs = [];
+      for (const i of up) await nodes[i].stop().catch((e) => errs.push(e));
+      if (ownRedis) await redis.stop();
+      if (errs.length) throw errs[0];
+    },
+  };
+}
