@@ -28,8 +28,8 @@ process.on('exit', () => {
   }
 });
 
-function command(flags) {
-  if (IS_NODE) {
+function command(flags, target = TARGET) {
+  if (target === 'node') {
     return [process.execPath, [path.join(HERE, 'ref-server.mjs'), ...flags]];
   }
   const bin = process.env.TABSYNCD;
@@ -42,7 +42,8 @@ function command(flags) {
 /**
  * Start a server. opts: { parser: 'msgpack', recoveryWindow, pingInterval,
  * pingTimeout, maxPayload, conformance: true, testApp: false to omit --test-app,
- * extra: [flags], single: true (one process even under TS_CLUSTER) }.
+ * extra: [flags], single: true (one process even under TS_CLUSTER),
+ * target: 'node' (the reference server whatever TS_TARGET says) }.
  * Returns { port, url, pid, stop(), stderr() } (a cluster: also nodes, redis).
  */
 export async function startServer(opts = {}) {
@@ -60,7 +61,7 @@ export async function startServer(opts = {}) {
   if (opts.conformance) flags.push('--conformance');
   if (opts.extra) flags.push(...opts.extra);
 
-  const [bin, args] = command(flags);
+  const [bin, args] = command(flags, opts.target);
   const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   live.add(child);
   let stderr = '';

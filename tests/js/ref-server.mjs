@@ -5,6 +5,8 @@
 // usage: node ref-server.mjs --listen 127.0.0.1:0 (--test-app | --conformance)
 //          [--parser msgpack] [--recovery-window MS] [--ping-interval MS]
 //          [--ping-timeout MS] [--max-payload BYTES]
+//          [--redis URL [--redis-sharded]]  (@socket.io/redis-adapter: the
+//          interop tests put this server and tabsyncd nodes on one Redis)
 // Prints "tabsyncd listening on http://127.0.0.1:PORT/" once ready.
 import http from 'node:http';
 import { Server } from 'socket.io';
@@ -21,6 +23,8 @@ function parseArgs(argv) {
     pingInterval: 25000,
     pingTimeout: 20000,
     maxPayload: 1e6,
+    redis: '',
+    redisSharded: false,
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -42,6 +46,8 @@ function parseArgs(argv) {
       case '--ping-interval': o.pingInterval = num(); break;
       case '--ping-timeout': o.pingTimeout = num(); break;
       case '--max-payload': o.maxPayload = num(); break;
+      case '--redis': o.redis = val(); break;
+      case '--redis-sharded': o.redisSharded = true; break;
       default: throw new Error(`unknown flag ${a}`);
     }
   }
@@ -117,6 +123,10 @@ function startTestApp(httpServer, o) {
     opts.connectionStateRecovery = { maxDisconnectionDuration: o.recoveryWindow, skipMiddlewares: true };
   }
   if (o.parser === 'msgpack') opts.parser = msgpackParser;
+  if (o.adapter) {
+    opts.adapter = o.adapter;
+    delete opts.connectionStateRecovery; // the Redis adapters do not keep a log
+  }
   const io = new Server(httpServer, opts);
   setupTestNamespace(io.of('/'));
   setupTestNamespace(io.of('/custom'));
@@ -151,7 +161,7 @@ function startConformance(httpServer) {
   return [io, eio];
 }
 
-function main() {
+async function main() {
   let o;
   try {
     o = parseArgs(process.argv.slice(2));
@@ -163,6 +173,18 @@ function main() {
   const host = o.listen.slice(0, colon);
   const port = Number(o.listen.slice(colon + 1));
   const httpServer = http.createServer();
+  const redisClients = [];
+  if (o.redis) {
+    const { createClient } = await import('redis');
+    const { createAdapter, createShardedAdapter } = await import('@socket.io/redis-adapter');
+    const pub = createClient({ url: o.redis });
+    const sub = pub.duplicate();
+    pub.on('error', (e) => process.stderr.write(`ref-server: redis: ${e.message}\n`));
+    sub.on('error', (e) => process.stderr.write(`ref-server: redis: ${e.message}\n`));
+    await Promise.all([pub.connect(), sub.connect()]);
+    redisClients.push(pub, sub);
+    o.adapter = o.redisSharded ? createShardedAdapter(pub, sub) : createAdapter(pub, sub);
+  }
   let servers;
   if (o.conformance) servers = startConformance(httpServer);
   else if (o.testApp) servers = startTestApp(httpServer, o);
@@ -177,6 +199,7 @@ function main() {
   const shutdown = () => {
     for (const s of servers) s.close();
     httpServer.close();
+    for (const c of redisClients) c.disconnect().catch(() => {});
     setTimeout(() => process.exit(0), 200).unref();
   };
   process.on('SIGTERM', shutdown);
