@@ -499,7 +499,8 @@ if (ran(K.rep)) {
   const f = first(K.rep);
   w(`${fmt(f.conns)} receivers in one room with connection state recovery on (\`--recovery-window 60000\`)`);
   w(`get ${f.warm ?? 5} events, drop their connections, miss a burst of ${fmt(f.burst)} events, then all reconnect`);
-  w('at once (256 connecting at a time) with their pid and last offset. Measured: time from the first');
+  w('at once (256 connecting at a time, 1,000 per loopback source address: tabsyncd keeps at most 1,000 saved');
+  w('sessions per client address, `--recovery-max-per-address`) with their pid and last offset. Measured: time from the first');
   w('reconnect to the moment every client holds every missed event; each must arrive exactly once and in');
   w('order, and every session must be recovered (same socket id).');
   w();

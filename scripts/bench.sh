@@ -236,7 +236,9 @@ else
     CONN=(--conns 20000 --conc 64 --duration 15)
     CONNS=(--conns 40000 --conc 64 --duration 30 --sources 32 --users 10000 --devices 2)
     SLOW=(--conns 200 --slow 20 --size 16384 --duration 15 --rss-cap 1536)
-    REPLAY=(--conns 5000 --burst 100)
+    # 1,000 clients per source address: tabsyncd keeps at most 1,000 saved
+    # sessions per client address (--recovery-max-per-address)
+    REPLAY=(--conns 5000 --burst 100 --per-src 1000)
 fi
 
 uptime_before=$(cut -d' ' -f1-3 /proc/loadavg)
