@@ -38,6 +38,7 @@ typedef struct cmd {
     uint64_t sent_ms;
     int status;     /* for the done list */
     uint8_t handshake; /* AUTH, SELECT, resubscription: an error fails the attempt */
+    char *sunsub;      /* SUNSUBSCRIBE's channel: its reply looks like the server's notice */
 } cmd_t;
 
 typedef struct sub {
@@ -268,6 +269,7 @@ int ts_rconn_parse_url(const char *url, ts_rconn_opts_t *o, char *err, size_t er
 
 static void cmd_free(cmd_t *k) {
     if (k->wire) redisFreeCommand(k->wire);
+    free(k->sunsub);
     free(k);
 }
 
@@ -576,8 +578,32 @@ static int is_push(const ts_rconn_t *c, const redisReply *r) {
     return r->elements == 4 && strcmp(k->str, "pmessage") == 0;
 }
 
+static int sub_find(const ts_rconn_t *c, ts_rconn_sub_kind_t kind, const char *channel);
+
+/* ["sunsubscribe", channel, n] that answers no SUNSUBSCRIBE of ours: Redis
+ * Cluster dropped a shard channel whose slot moved to another node. */
+static int is_sunsub_notice(const ts_rconn_t *c, const redisReply *r) {
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        r->element[0]->type != REDIS_REPLY_STRING || r->element[1]->type != REDIS_REPLY_STRING ||
+        strcmp(r->element[0]->str, "sunsubscribe") != 0)
+        return 0;
+    if (ts_list_empty(&c->inflight)) return 1;
+    const cmd_t *k = ts_list_entry(c->inflight.next, cmd_t, link);
+    return !k->sunsub || strcmp(k->sunsub, r->element[1]->str) != 0;
+}
+
 static void on_reply(ts_rconn_t *c, redisReply *r) {
     if (is_push(c, r)) {
+        c->stats.pushes++;
+        if (c->on_push) c->on_push(c, r, c->ud);
+        return;
+    }
+    if (is_sunsub_notice(c, r)) { /* not subscribed again after a reconnect; told as a push */
+        int i = sub_find(c, TS_RCONN_SSUBSCRIBE, r->element[1]->str);
+        if (i >= 0) {
+            free(c->subs[i].channel);
+            c->subs[i] = c->subs[--c->nsubs];
+        }
         c->stats.pushes++;
         if (c->on_push) c->on_push(c, r, c->ud);
         return;
@@ -924,7 +950,9 @@ int ts_rconn_unsubscribe(ts_rconn_t *c, ts_rconn_sub_kind_t kind, const char *ch
         c->subs[i] = c->subs[--c->nsubs];
     }
     const char *argv[] = {unsub_verbs[kind], channel};
-    return issue(c, cmd_make(2, argv, NULL, cb, ud));
+    cmd_t *k = cmd_make(2, argv, NULL, cb, ud);
+    if (kind == TS_RCONN_SSUBSCRIBE) k->sunsub = ts_xstrdup(channel);
+    return issue(c, k);
 }
 
 /* Drops one of the things close waits for; the last frees the connection. */

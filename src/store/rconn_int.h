@@ -75,7 +75,9 @@ int ts_rconn_tls_check(const ts_rconn_opts_t *o, char *err, size_t errlen);
 typedef void (*ts_rconn_reply_cb)(ts_rconn_t *c, int status, const redisReply *r, void *ud);
 /* A message on a subscribed channel: r is the whole push (["message", channel,
  * payload], ["smessage", channel, payload] or ["pmessage", pattern, channel,
- * payload]); borrowed for the call. */
+ * payload]); borrowed for the call. Also ["sunsubscribe", channel, n] when
+ * Redis Cluster dropped a shard channel (its slot moved): no longer
+ * subscribed here, not even after a reconnect. */
 typedef void (*ts_rconn_push_cb)(ts_rconn_t *c, const redisReply *r, void *ud);
 /* The connection came up (after AUTH, SELECT and the subscriptions), or went
  * down (`why` says why). */

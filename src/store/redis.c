@@ -1,23 +1,43 @@
 /* redis.c - the "redis" store backend (issue #12): every verb of ts_store.h
- * over two Redis connections driven on libuv (rconn_int.h), one for commands
- * and one in subscribe mode. Each verb is one Lua script (EVALSHA with the
- * script's SHA-1, EVAL once when Redis answers NOSCRIPT), atomic on the
- * server and on Redis's clock (TIME), so that every node sees one order of
- * grants, one sequence per session and one expiry. The key layout:
- *   <prefix>lease:<name>          a lease {h holder, t last term, x expiry}
- *   <prefix>r:<s>\x1f<d>\x1f<t>    a registry entry; i:s:/i:u:/i:d: its indexes
- *   <prefix>exp                   registry expiries (the sweep's)
- *   <prefix>l:{<session>}         the session's log, a stream (ids <seq>-1)
- *   <prefix>l:{<session>}:m       last seq, trim mark, epoch, state_ver,
- *                                 broken chain, snapshot
- *   <prefix>l:{<session>}:w:<c>   client c's exactly-once window
- *   <prefix>s:{<session>}         the state document (state_cas)
- *   <prefix>sessions              the sessions, for retention
- * A session's keys share its hash tag; the registry, the sessions set and a
- * fenced commit's lease do not yet (Redis Cluster needs that: not built).
+ * over one Redis server or a Redis Cluster (rcluster_int.h: the slot map,
+ * MOVED/ASK, failover; over rconn_int.h: plain or TLS connections on
+ * libuv). Each verb is one Lua script (EVALSHA with the script's SHA-1, EVAL
+ * once when Redis answers NOSCRIPT), atomic on the server and on Redis's
+ * clock (TIME), so that every node sees one order of grants, one sequence
+ * per session and one expiry.
  *
- * Each loop has its own handle (attach): two connections of its own.
- * Not built yet (docs/STATUS.md): TLS, Cluster. */
+ * The key layout: every script touches one Cluster slot, so all keys it
+ * names share one hash tag (the same layout on one server: nothing to
+ * migrate when a deployment moves to Cluster).
+ *   <prefix>l:{<session>}           the session's log, a stream (ids <seq>-1)
+ *   <prefix>l:{<session>}:m         last seq, trim mark, epoch, state_ver,
+ *                                   broken chain, snapshot, f:<fence> terms
+ *   <prefix>l:{<session>}:w:<c>     client c's exactly-once window
+ *   <prefix>s:{<session>}           the state document (state_cas)
+ *   <prefix>lease:<name>            a lease {h holder, t last term, x expiry}
+ *                                   (tagged by the name's own {..}, if any)
+ * and, per registry group g (16 of them; a session's group is its slot /
+ * 1024, and the group's tag G(g) is a short text chosen to hash into that
+ * same range, so group g lives on the node that serves sessions of g):
+ *   <prefix>r{G(g)}<s>\x1f<d>\x1f<t>   a registry entry of a session of g
+ *   <prefix>i{G(g)}s:<session>     its indexes: by session (all in g),
+ *   <prefix>i{G(g)}u:<user>        by user and by device (the entries of
+ *   <prefix>i{G(g)}d:<device>      g only: a list by user asks every group)
+ *   <prefix>exp{G(g)}              g's entries by expiry (the sweep: each
+ *                                  group every sweep)
+ *   <prefix>rt{G(g)}               sessions of g with a snapshot (retention:
+ *                                  the sweep SSCANs it, then trims each
+ *                                  session with a script on its own slot)
+ * A fenced commit reads the lease in the same script when the lease is in
+ * the session's slot (one server always; Cluster when the lease name holds
+ * {<session>}). Otherwise, in Cluster, it goes in two steps: the lease is
+ * read on its slot, then the commit script gets the verdict and keeps, per
+ * fence, the highest term that committed (f:<fence>): a lower term is
+ * refused once a higher one wrote. Later ops of this handle on sessions
+ * wait behind it (one FIFO), so per-session order holds. docs/STORE.md
+ * says what this weakens and how to avoid it.
+ *
+ * Each loop has its own handle (attach): connections of its own. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,12 +48,14 @@
 #include "core/ts_map.h"
 #include "core/ts_mem.h"
 #include "core/ts_util.h"
+#include "store/rcluster_int.h"
 #include "store/rconn_int.h"
 #include "store/ts_store.h"
 
 #include <nettle/sha1.h>
 
 #define PREFIX_MAX 64
+#define REG_GROUPS 16 /* registry and retention groups: changing it moves keys */
 #define TS_STR_(x) #x
 #define TS_STR(x) TS_STR_(x)
 
@@ -52,7 +74,7 @@ typedef struct rchan {
 
 typedef struct rstore {
     uv_loop_t *loop;
-    ts_rconn_t *cmd, *sub;
+    ts_rcl_t *rc;         /* one server or a cluster */
     ts_rconn_opts_t conn; /* how to connect (attach opens the same) */
     char prefix[PREFIX_MAX + 1];
     ts_map_t chans;
@@ -61,9 +83,11 @@ typedef struct rstore {
     void *expire_ud;
     uint32_t sweep_ms, reg_max, read_max;
     size_t event_max, read_max_bytes, state_max;
-    int sweeping;         /* a sweep script is on its way */
-    int retaining;        /* a retention script is on its way */
-    char retain_cursor[24]; /* SSCAN's, over the sessions */
+    int sweeping;         /* sweep scripts on their way */
+    int retaining;        /* retention scans on their way */
+    char retain_cursor[REG_GROUPS][24]; /* SSCAN's, per group */
+    ts_list_t fifo;       /* session ops behind a two-step fenced commit */
+    ts_list_t order;      /* the callers' ops not called back yet, in issue order */
     uint32_t retain_events;
     uint64_t retain_ms;
     uv_timer_t sweep;
@@ -121,18 +145,20 @@ typedef struct script {
 } script_t;
 
 /* ---- the registry scripts ----
- * An entry is a hash <prefix>r:<session>\x1f<device>\x1f<tab> {s, d, t, u, n,
- * m (data), x (expiry, ms)}, kept by Redis 10 minutes past its expiry so that
- * the sweep can still report it; indexes are sets <prefix>i:s:<session>,
- * i:u:<user>, i:d:<device> of entry keys; <prefix>exp orders the keys by
- * expiry. Answers: 0, -1 (the bound), -2 (not found). */
+ * An entry is a hash <prefix>r{G}<session>\x1f<device>\x1f<tab> {s, d, t, u,
+ * n, m (data), x (expiry, ms)}, kept by Redis 10 minutes past its expiry so
+ * that the sweep can still report it; indexes are sets <prefix>i{G}s:<session>,
+ * i{G}u:<user>, i{G}d:<device> of entry keys; <prefix>exp{G} orders the keys
+ * by expiry (G: the session's group). ARGV carries the index prefix
+ * <prefix>i{G} for the keys a script finds in an entry. Answers: 0, -1 (the
+ * bound), -2 (not found). */
 #define LUA_GRACE "600000"
 static const char lua_reg_put[] =
     LUA_NOW
     "local old = redis.call('HGET', KEYS[1], 'u') "
     "if not old then "
     "  if redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[9]) then return -1 end "
-    "elseif old ~= ARGV[4] then redis.call('SREM', ARGV[8] .. 'i:u:' .. old, KEYS[1]) end "
+    "elseif old ~= ARGV[4] then redis.call('SREM', ARGV[8] .. 'u:' .. old, KEYS[1]) end "
     "local x = now + tonumber(ARGV[7]) "
     "redis.call('HSET', KEYS[1], 's', ARGV[1], 'd', ARGV[2], 't', ARGV[3], 'u', ARGV[4], "
     "           'n', ARGV[5], 'm', ARGV[6], 'x', x) "
@@ -152,9 +178,9 @@ static const char lua_reg_renew[] =
     "return 0";
 
 #define LUA_UNINDEX(k, v)                                                      \
-    "redis.call('SREM', ARGV[1] .. 'i:s:' .. " v "[1], " k ") "                \
-    "redis.call('SREM', ARGV[1] .. 'i:u:' .. " v "[4], " k ") "                \
-    "redis.call('SREM', ARGV[1] .. 'i:d:' .. " v "[2], " k ") "
+    "redis.call('SREM', ARGV[1] .. 's:' .. " v "[1], " k ") "                  \
+    "redis.call('SREM', ARGV[1] .. 'u:' .. " v "[4], " k ") "                  \
+    "redis.call('SREM', ARGV[1] .. 'd:' .. " v "[2], " k ") "
 
 /* Removed whether expired or not; an expired one answers not found. */
 static const char lua_reg_remove[] =
@@ -197,7 +223,7 @@ static const char lua_reg_sweep[] =
  * Both keys carry the session as their hash tag: one Cluster slot. */
 static const char lua_log_append[] =
     LUA_NOW
-    "if redis.call('HSETNX', KEYS[2], 'ep', ARGV[2]) == 1 then redis.call('SADD', KEYS[3], KEYS[2]) end "
+    "redis.call('HSETNX', KEYS[2], 'ep', ARGV[2]) "
     "local seq = redis.call('HINCRBY', KEYS[2], 'last', 1) "
     "redis.call('XADD', KEYS[1], seq .. '-1', 'e', ARGV[1], 't', now) "
     "return seq";
@@ -231,7 +257,7 @@ static const char lua_state_cas[] =
     "local ver = tonumber(v[1] or '0') "
     "if ver ~= tonumber(ARGV[1]) then return {1, ver, v[2] or false} end "
     "redis.call('HSET', KEYS[1], 'v', ver + 1, 'd', ARGV[2]) "
-    "if redis.call('HSETNX', KEYS[2], 'ep', ARGV[3]) == 1 then redis.call('SADD', KEYS[3], KEYS[2]) end "
+    "redis.call('HSETNX', KEYS[2], 'ep', ARGV[3]) "
     "return {0, ver + 1, ARGV[2]}";
 
 /* ---- the history scripts ----
@@ -242,11 +268,17 @@ static const char lua_state_cas[] =
  * is a sorted set <log key>:w:<client> of "mut:seq" scored by mut, the
  * newest TS_STORE_MUT_WINDOW kept. */
 static const char lua_sess_get[] =
-    "if redis.call('HSETNX', KEYS[1], 'ep', ARGV[1]) == 1 then redis.call('SADD', KEYS[2], KEYS[1]) end "
+    "redis.call('HSETNX', KEYS[1], 'ep', ARGV[1]) "
     "return redis.call('HMGET', KEYS[1], 'ep', 'last', 'trim', 'hv', 'ss', 'sv', 'sd')";
 
-/* Answers {status, epoch, seq, state_ver, original or false, term}:
- * 0 appended, 1 duplicate, 2 too old, 3 stale fence, 4 conflict. */
+/* KEYS: the log, its hash, the client's window, and (ARGV[10] == '1') the
+ * fence lease. ARGV[10]: '0' no fence, '1' read the lease here, 'v' the
+ * lease was read on its own slot: ARGV[11] the verdict ('0' held, '1' not:
+ * ARGV[12] its term, '2' unknown), and the term that committed last under
+ * fence ARGV[13] must not be newer than ARGV[7].
+ * Answers {status, epoch, seq, state_ver, original or false, term}:
+ * 0 appended, 1 duplicate, 2 too old, 3 stale fence, 4 conflict, 5 the
+ * fence could not be read (TS_ESTORE). */
 static const char lua_commit[] =
     LUA_NOW
     "local m = redis.call('HMGET', KEYS[2], 'ep', 'hv', 'bc') "
@@ -274,11 +306,16 @@ static const char lua_commit[] =
     "  local h, t, x = v[1] or '', tonumber(v[2] or '0'), tonumber(v[3] or '0') "
     "  if x <= now then h = '' end "
     "  if h ~= ARGV[8] or t ~= tonumber(ARGV[7]) then broke() return {3, ep, 0, hv, false, t} end "
+    "elseif ARGV[10] == 'v' then "
+    "  if ARGV[11] == '2' then broke() return {5, ep, 0, hv, false, 0} end "
+    "  if ARGV[11] == '1' then broke() return {3, ep, 0, hv, false, tonumber(ARGV[12])} end "
+    "  local hw = tonumber(redis.call('HGET', KEYS[2], 'f:' .. ARGV[13]) or '0') "
+    "  if hw > tonumber(ARGV[7]) then broke() return {3, ep, 0, hv, false, hw} end "
     "end "
     "if (ARGV[4] ~= 'any' and tonumber(ARGV[4]) ~= hv) or (chain ~= '0' and m[3] == chain) then "
     "  broke() return {4, ep, 0, hv, false, 0} end "
-    "if not m[1] then ep = ARGV[9] redis.call('HSET', KEYS[2], 'ep', ep) "
-    "  redis.call('SADD', KEYS[5], KEYS[2]) end "
+    "if not m[1] then ep = ARGV[9] redis.call('HSET', KEYS[2], 'ep', ep) end "
+    "if ARGV[10] == 'v' then redis.call('HSET', KEYS[2], 'f:' .. ARGV[13], ARGV[7]) end "
     "local seq = redis.call('HINCRBY', KEYS[2], 'last', 1) "
     "redis.call('XADD', KEYS[1], seq .. '-1', 'e', ARGV[1], 't', now) "
     "if ARGV[5] == '1' then hv = redis.call('HINCRBY', KEYS[2], 'hv', 1) end "
@@ -299,33 +336,32 @@ static const char lua_snap_put[] =
     "redis.call('HSET', KEYS[1], 'ss', ARGV[1], 'sv', ARGV[2], 'sd', ARGV[3]) "
     "return 0";
 
-/* Retention, from the sweep: of the sessions SSCAN gives this time, drop the
- * events that are older than both bounds (not among the newest ARGV[2], and
- * appended at least ARGV[3] ms ago) and covered by the snapshot; at most 100
- * per session per sweep. Answers the next SSCAN cursor. */
+/* Retention, from the sweep, one session (KEYS: its log and its hash):
+ * drop the events that are older than both bounds (not among the newest
+ * ARGV[1], and appended at least ARGV[2] ms ago) and covered by the
+ * snapshot; at most 100 per sweep. */
 static const char lua_retain[] =
     LUA_NOW
-    "local r = redis.call('SSCAN', KEYS[1], ARGV[1], 'COUNT', 100) "
-    "for _, mk in ipairs(r[2]) do "
-    "  local lk = string.sub(mk, 1, -3) "
-    "  local m = redis.call('HMGET', mk, 'last', 'trim', 'ss') "
-    "  local last, trim, ss = tonumber(m[1] or '0'), tonumber(m[2] or '0'), tonumber(m[3] or '0') "
-    "  local upto = math.min(ss, last - tonumber(ARGV[2])) "
-    "  if upto > trim then "
-    "    local cut = trim "
-    "    for _, e in ipairs(redis.call('XRANGE', lk, (trim + 1) .. '-1', upto .. '-1', 'COUNT', 100)) do "
-    "      local f, t = e[2], 0 "
-    "      for i = 1, #f, 2 do if f[i] == 't' then t = tonumber(f[i + 1]) end end "
-    "      if now - t < tonumber(ARGV[3]) then break end "
-    "      cut = tonumber(string.match(e[1], '^(%d+)')) "
-    "    end "
-    "    if cut > trim then "
-    "      redis.call('XTRIM', lk, 'MINID', (cut + 1) .. '-1') "
-    "      redis.call('HSET', mk, 'trim', cut) "
-    "    end "
-    "  end "
+    "local m = redis.call('HMGET', KEYS[2], 'last', 'trim', 'ss') "
+    "local last, trim, ss = tonumber(m[1] or '0'), tonumber(m[2] or '0'), tonumber(m[3] or '0') "
+    "local upto = math.min(ss, last - tonumber(ARGV[1])) "
+    "if upto <= trim then return 0 end "
+    "local cut = trim "
+    "for _, e in ipairs(redis.call('XRANGE', KEYS[1], (trim + 1) .. '-1', upto .. '-1', 'COUNT', 100)) do "
+    "  local f, t = e[2], 0 "
+    "  for i = 1, #f, 2 do if f[i] == 't' then t = tonumber(f[i + 1]) end end "
+    "  if now - t < tonumber(ARGV[2]) then break end "
+    "  cut = tonumber(string.match(e[1], '^(%d+)')) "
     "end "
-    "return r[1]";
+    "if cut > trim then "
+    "  redis.call('XTRIM', KEYS[1], 'MINID', (cut + 1) .. '-1') "
+    "  redis.call('HSET', KEYS[2], 'trim', cut) "
+    "end "
+    "return 0";
+
+/* A page of a group's sessions with a snapshot: {cursor, sessions}. */
+static const char lua_retain_scan[] =
+    "return redis.call('SSCAN', KEYS[1], ARGV[1], 'COUNT', 100)";
 
 static script_t scripts[] = {{lua_acquire, ""},   {lua_renew, ""},     {lua_release, ""},
                              {lua_transfer, ""},  {lua_get, ""},       {lua_reg_put, ""},
@@ -333,12 +369,12 @@ static script_t scripts[] = {{lua_acquire, ""},   {lua_renew, ""},     {lua_rele
                              {lua_reg_sweep, ""}, {lua_log_append, ""}, {lua_log_read, ""},
                              {lua_log_trim, ""}, {lua_state_get, ""}, {lua_state_cas, ""},
                              {lua_sess_get, ""}, {lua_commit, ""}, {lua_snap_put, ""},
-                             {lua_retain, ""}};
+                             {lua_retain, ""}, {lua_retain_scan, ""}};
 enum {
     S_ACQUIRE, S_RENEW, S_RELEASE, S_TRANSFER, S_GET,
     S_REG_PUT, S_REG_RENEW, S_REG_REMOVE, S_REG_LIST, S_REG_SWEEP,
     S_LOG_APPEND, S_LOG_READ, S_LOG_TRIM, S_STATE_GET, S_STATE_CAS,
-    S_SESS_GET, S_COMMIT, S_SNAP_PUT, S_RETAIN
+    S_SESS_GET, S_COMMIT, S_SNAP_PUT, S_RETAIN, S_RETAIN_SCAN
 };
 
 /* EVALSHA's name of a script: the hex SHA-1 of its text. */
@@ -353,7 +389,13 @@ static void sha1_hex(const char *src, char out[41]) {
 
 /* ---- ops ---- */
 
-typedef enum { K_LEASE, K_DONE, K_LIST, K_SWEEP, K_SEQ, K_PAGE, K_STATE, K_SESS, K_COMMIT, K_RETAIN } op_kind_t;
+typedef enum {
+    K_LEASE, K_DONE, K_LIST, K_SWEEP, K_SEQ, K_PAGE, K_STATE, K_SESS, K_COMMIT, K_RETAIN,
+    K_RSCAN, /* a page of a group's retention set */
+    K_FENCE, /* step one of a two-step fenced commit: the lease, read on its slot */
+} op_kind_t;
+
+typedef struct reg_gather reg_gather_t;
 
 typedef struct rop {
     ts_list_t link; /* in deferred */
@@ -373,26 +415,111 @@ typedef struct rop {
     size_t max_bytes; /* K_PAGE: the page's byte budget */
     void *ud;
     int status; /* deferred */
+    int group;  /* K_RSCAN, K_SWEEP: the registry group */
+    ts_list_t olink;      /* in s->order (a caller's op) */
+    int ordered, ready;   /* ready: its answer came before an earlier op's */
+    int rstatus;
+    redisReply *rreply;   /* that answer, copied (reply_free) */
+    void (*rfn)(struct rop *o, int status, const redisReply *r);
+    int held;   /* K_COMMIT in the FIFO: its fence is being read */
+    struct rop *commit;   /* K_FENCE: the commit it decides */
+    reg_gather_t *gather; /* K_LIST over every group */
     /* for a NOSCRIPT retry with EVAL: the arguments again */
     int argc, nkeys;
-    char *argv[16];
-    size_t argvlen[16];
+    char *argv[24];
+    size_t argvlen[24];
     char name[TS_STORE_ID_MAX + 1];
 } rop_t;
 
+/* ---- issue order ----
+ * Through one handle callbacks run in issue order (ts_store.h), but a
+ * cluster answers on several connections. An op whose answer comes while
+ * an earlier op of the handle has none yet keeps a copy of it, and is
+ * handled when every earlier op was. */
+
+static redisReply *reply_dup(const redisReply *r) {
+    redisReply *c = ts_xcalloc(1, sizeof *c);
+    c->type = r->type;
+    c->integer = r->integer;
+    c->len = r->len;
+    if (r->str) {
+        c->str = ts_xmalloc(r->len + 1);
+        memcpy(c->str, r->str, r->len);
+        c->str[r->len] = '\0';
+    }
+    if (r->element && r->elements) {
+        c->elements = r->elements;
+        c->element = ts_xcalloc(r->elements, sizeof *c->element);
+        for (size_t i = 0; i < r->elements; i++) c->element[i] = reply_dup(r->element[i]);
+    }
+    return c;
+}
+
+static void reply_free(redisReply *r) {
+    if (!r) return;
+    for (size_t i = 0; i < r->elements; i++) reply_free(r->element[i]);
+    free(r->element);
+    free(r->str);
+    free(r);
+}
+
 static void rop_free(rop_t *o) {
     for (int i = 0; i < o->argc; i++) free(o->argv[i]);
+    if (o->ordered) ts_list_remove(&o->olink);
+    reply_free(o->rreply);
     free(o);
 }
 
+typedef void (*result_fn)(rop_t *o, int status, const redisReply *r);
+
+/* Handles the ready answers at the head of the order. */
+static void order_drain(rstore_t *s) {
+    while (!ts_list_empty(&s->order)) {
+        rop_t *o = ts_list_entry(s->order.next, rop_t, olink);
+        if (!o->ready) return;
+        redisReply *r = o->rreply;
+        o->ready = 0;
+        o->rreply = NULL;
+        o->rfn(o, o->rstatus, r); /* frees o, or sends it again (NOSCRIPT) */
+        reply_free(r);
+    }
+}
+
+/* An answer (or a failure) for o: handled now if o is next, else kept. */
+static void gate(rop_t *o, int status, const redisReply *r, result_fn fn) {
+    rstore_t *s = o->s;
+    if (o->ordered && s->order.next != &o->olink) {
+        o->ready = 1;
+        o->rstatus = status;
+        o->rreply = r ? reply_dup(r) : NULL;
+        o->rfn = fn;
+        return;
+    }
+    fn(o, status, r);
+    order_drain(s);
+}
+
+static void order_add(rstore_t *s, rop_t *o) {
+    o->ordered = 1;
+    ts_list_insert_tail(&s->order, &o->olink);
+}
+
 static void finish_close(rstore_t *s);
+static void gather_part(reg_gather_t *g, int status, const ts_store_reg_t *rows, size_t n);
+
+static void on_fence(rop_t *o, int status, const redisReply *r);
 
 static void complete(rop_t *o, int status, const ts_store_lease_t *lease) {
     rstore_t *s = o->s;
+    if (o->kind == K_FENCE) { /* never sent: the commit goes on, without a verdict */
+        on_fence(o, status ? status : TS_ESTORE, NULL);
+        return;
+    }
     if (o->kind == K_LEASE) {
         if (o->cb.lease) o->cb.lease(status, lease, o->ud);
     } else if (o->kind == K_LIST) {
-        if (o->cb.list) o->cb.list(status, NULL, 0, o->ud);
+        if (o->gather) gather_part(o->gather, status ? status : TS_ESTORE, NULL, 0);
+        else if (o->cb.list) o->cb.list(status, NULL, 0, o->ud);
     } else if (o->kind == K_SEQ) {
         if (o->cb.seq) o->cb.seq(status, 0, o->ud);
     } else if (o->kind == K_PAGE) {
@@ -406,12 +533,18 @@ static void complete(rop_t *o, int status, const ts_store_lease_t *lease) {
     } else if (o->kind == K_DONE && o->cb.done) {
         o->cb.done(status, o->ud);
     }
-    int counted = o->kind != K_SWEEP && o->kind != K_RETAIN;
-    if (o->kind == K_SWEEP) s->sweeping = 0;
-    if (o->kind == K_RETAIN) s->retaining = 0;
+    int counted = o->kind != K_SWEEP && o->kind != K_RETAIN && o->kind != K_RSCAN &&
+                  o->kind != K_FENCE;
+    if (o->kind == K_SWEEP) s->sweeping--;
+    if (o->kind == K_RSCAN) s->retaining--;
     rop_free(o);
     if (counted) s->pending--;
     if (s->closing && !s->pending) finish_close(s);
+}
+
+static void deferred_result(rop_t *o, int status, const redisReply *r) {
+    (void)r;
+    complete(o, status, NULL);
 }
 
 static void run_deferred(uv_timer_t *t) {
@@ -419,7 +552,7 @@ static void run_deferred(uv_timer_t *t) {
     while (!ts_list_empty(&s->deferred)) {
         rop_t *o = ts_list_entry(s->deferred.next, rop_t, link);
         ts_list_remove(&o->link);
-        complete(o, o->status, NULL);
+        gate(o, o->status, NULL, deferred_result);
     }
 }
 
@@ -446,9 +579,17 @@ static int reply_int(const redisReply *r, long long *out) {
 static void send_script(rop_t *o, int eval);
 static void on_reg_reply(rop_t *o, const redisReply *r);
 
-static void on_script(ts_rconn_t *c, int status, const redisReply *r, void *ud) {
-    (void)c;
-    rop_t *o = ud;
+static void script_result(rop_t *o, int status, const redisReply *r);
+
+static void on_script(int status, const redisReply *r, void *ud) {
+    gate(ud, status, r, script_result);
+}
+
+static void script_result(rop_t *o, int status, const redisReply *r) {
+    if (o->kind == K_FENCE) {
+        on_fence(o, status, r);
+        return;
+    }
     if (status) {
         complete(o, status == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE, NULL);
         return;
@@ -485,8 +626,8 @@ static void on_script(ts_rconn_t *c, int status, const redisReply *r, void *ud) 
 
 static void send_script(rop_t *o, int eval) {
     script_t *sc = &scripts[o->script];
-    const char *argv[20];
-    size_t lens[20];
+    const char *argv[28];
+    size_t lens[28];
     char nk[8];
     snprintf(nk, sizeof nk, "%d", o->nkeys ? o->nkeys : 1);
     int n = 0;
@@ -500,12 +641,34 @@ static void send_script(rop_t *o, int eval) {
         argv[n] = o->argv[i];
         lens[n++] = o->argvlen[i];
     }
-    int rc = ts_rconn_cmd(o->s->cmd, n, argv, lens, on_script, o);
+    /* routed by KEYS[1]: every key of a script shares its slot */
+    int rc = ts_rcl_cmd(o->s->rc, o->argv[0], o->argvlen[0], n, argv, lens, on_script, o);
     if (rc) defer(o->s, o, rc == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE);
 }
 
+/* A session op: sent now, or queued behind a two-step fenced commit whose
+ * lease is being read (so that ops on one session keep their order). */
+static void sess_send(rop_t *o) {
+    rstore_t *s = o->s;
+    if (!ts_list_empty(&s->fifo)) {
+        ts_list_insert_tail(&s->fifo, &o->link);
+        return;
+    }
+    send_script(o, 0);
+}
+
+/* Sends the FIFO's ops up to the first one still waiting for its lease. */
+static void fifo_drain(rstore_t *s) {
+    while (!ts_list_empty(&s->fifo)) {
+        rop_t *o = ts_list_entry(s->fifo.next, rop_t, link);
+        if (o->held) return;
+        ts_list_remove(&o->link);
+        send_script(o, 0);
+    }
+}
+
 /* A script op: keys, then args (all copied). Counted in `pending` unless it
- * is the sweep's. */
+ * is the sweep's or a commit's first step. */
 static rop_t *script_op(rstore_t *s, int script, op_kind_t kind, const char *const *keys,
                         const size_t *klens, int nkeys, const char *const *args, int nargs,
                         void *ud) {
@@ -522,7 +685,10 @@ static rop_t *script_op(rstore_t *s, int script, op_kind_t kind, const char *con
         o->argv[o->argc][l] = '\0';
         o->argvlen[o->argc++] = l;
     }
-    if (kind != K_SWEEP && kind != K_RETAIN) s->pending++; /* the sweep's are not */
+    if (kind != K_SWEEP && kind != K_RETAIN && kind != K_RSCAN && kind != K_FENCE) {
+        s->pending++; /* the sweep's are not, nor a commit's first step */
+        order_add(s, o);
+    }
     return o;
 }
 
@@ -601,8 +767,7 @@ static size_t chan_key(char *out, int kind, const char *name, size_t len) {
     return 1 + len;
 }
 
-static void on_push(ts_rconn_t *c, const redisReply *r, void *ud) {
-    (void)c;
+static void on_push(const redisReply *r, void *ud) {
     rstore_t *s = ud;
     /* ["message", channel, payload], ["smessage", ...] or ["pmessage",
      * pattern, channel, payload] */
@@ -631,12 +796,14 @@ static void on_push(ts_rconn_t *c, const redisReply *r, void *ud) {
     ts_buf_unref(msg);
 }
 
-static void on_sub_done(ts_rconn_t *c, int status, const redisReply *r, void *ud) {
-    (void)c;
-    rop_t *o = ud;
+static void sub_result(rop_t *o, int status, const redisReply *r) {
     int rc = status ? (status == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE)
-                    : r->type == REDIS_REPLY_ERROR ? TS_ESTORE : 0;
+                    : r && r->type == REDIS_REPLY_ERROR ? TS_ESTORE : 0;
     complete(o, rc, NULL);
+}
+
+static void on_sub_done(int status, const redisReply *r, void *ud) {
+    gate(ud, status, r, sub_result);
 }
 
 static rop_t *done_op(rstore_t *s, ts_store_done_cb cb, void *ud) {
@@ -646,6 +813,7 @@ static rop_t *done_op(rstore_t *s, ts_store_done_cb cb, void *ud) {
     o->cb.done = cb;
     o->ud = ud;
     s->pending++;
+    order_add(s, o);
     return o;
 }
 
@@ -694,7 +862,7 @@ static int r_subscribe(void *self, ts_store_chan_t kind, ts_slice_t channel,
      * means "messages published from now on reach you" (a second local
      * subscriber of a channel: Redis confirms the channel again). */
     char *k = chan_name(channel);
-    int rc = ts_rconn_subscribe(s->sub, SUB_KIND[kind], k, on_sub_done, o);
+    int rc = ts_rcl_subscribe(s->rc, SUB_KIND[kind], k, on_sub_done, o);
     free(k);
     if (rc) defer(s, o, TS_ESTORE);
     return 0;
@@ -729,7 +897,7 @@ static int r_unsubscribe(void *self, ts_store_chan_t kind, ts_slice_t channel,
     ts_map_del(&s->chans, c->key, c->klen);
     free(c);
     char *k = chan_name(channel);
-    int rc = ts_rconn_unsubscribe(s->sub, SUB_KIND[kind], k, on_sub_done, o);
+    int rc = ts_rcl_unsubscribe(s->rc, SUB_KIND[kind], k, on_sub_done, o);
     free(k);
     if (rc) defer(s, o, 0); /* nobody local listens any more either way */
     return 0;
@@ -743,20 +911,50 @@ static int r_publish(void *self, ts_store_chan_t kind, ts_slice_t channel, ts_bu
     const char *verb = kind == TS_STORE_CHAN_SHARD ? "SPUBLISH" : "PUBLISH";
     const char *argv[] = {verb, (const char *)channel.p, (const char *)msg->data};
     size_t lens[] = {strlen(verb), channel.len, msg->len};
-    int rc = ts_rconn_cmd(s->cmd, 3, argv, lens, on_sub_done, o);
+    /* a shard channel lives on its slot's node; PUBLISH reaches every node */
+    int shard = kind == TS_STORE_CHAN_SHARD;
+    int rc = ts_rcl_cmd(s->rc, shard ? argv[1] : NULL, shard ? lens[1] : 0, 3, argv, lens,
+                        on_sub_done, o);
     if (rc) defer(s, o, rc == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE);
     return 0;
+}
+
+/* ---- groups ----
+ * The registry and the retention index are split in REG_GROUPS groups by
+ * the session's slot (slot / 1024), each under one hash tag: a short text
+ * (g<g>.<n>, the first n that fits) whose own slot falls in the group's
+ * range, so a group sits on the node that serves most of its sessions. The
+ * tags depend on nothing but CRC16: every node computes the same ones. */
+
+static char group_tag[REG_GROUPS][16];
+
+static void group_tags_init(void) {
+    if (group_tag[REG_GROUPS - 1][0]) return;
+    char tags[REG_GROUPS][16];
+    for (unsigned g = 0; g < REG_GROUPS; g++) {
+        unsigned lo = g * (TS_RCL_SLOTS / REG_GROUPS), hi = lo + TS_RCL_SLOTS / REG_GROUPS;
+        for (unsigned n = 0;; n++) {
+            int l = snprintf(tags[g], sizeof tags[g], "g%u.%u", g, n);
+            unsigned slot = ts_rcl_slot(tags[g], (size_t)l);
+            if (slot >= lo && slot < hi) break;
+        }
+    }
+    memcpy(group_tag, tags, sizeof tags);
+}
+
+/* A session's group: its keys' slot / 1024 (the slot of <prefix>l:{<session>},
+ * so that even a session id with braces lands where its keys are). */
+static int sess_group(const rstore_t *s, ts_slice_t session) {
+    char k[PREFIX_MAX + TS_STORE_ID_MAX + 8];
+    int n = snprintf(k, sizeof k, "%sl:{%.*s}", s->prefix, (int)session.len,
+                     (const char *)session.p);
+    size_t l = n < 0 ? 0 : (size_t)n < sizeof k ? (size_t)n : sizeof k - 1;
+    return (int)(ts_rcl_slot(k, l) / (TS_RCL_SLOTS / REG_GROUPS));
 }
 
 /* ---- open, close ---- */
 
 static void on_sweep(uv_timer_t *t);
-
-static void on_cmd_state(ts_rconn_t *c, int up, const char *why, void *ud) {
-    (void)c;
-    (void)ud;
-    if (!up) ts_debug("store", "redis: command connection down: %s", why);
-}
 
 /* The last step of a close: both timers closed, so nothing of the handle
  * is left on the loop when the close callback runs (its loop may close). */
@@ -771,7 +969,7 @@ static void timer_closed(uv_handle_t *h) {
 
 static void conn_closed(void *ud) {
     rstore_t *s = ud;
-    if (++s->closed_conns < 2) return;
+    s->closed_conns = 1;
     ts_map_entry_t *e;
     for (size_t it = 0; ts_map_next(&s->chans, &it, &e);) {
         rchan_t *c = e->val;
@@ -789,11 +987,10 @@ static void conn_closed(void *ud) {
 }
 
 static void finish_close(rstore_t *s) {
-    if (s->closed_conns || !s->cmd) return;
-    ts_rconn_t *cmd = s->cmd, *sub = s->sub;
-    s->cmd = s->sub = NULL;
-    ts_rconn_close(cmd, conn_closed, s);
-    ts_rconn_close(sub, conn_closed, s);
+    if (s->closed_conns || !s->rc) return;
+    ts_rcl_t *rc = s->rc;
+    s->rc = NULL;
+    ts_rcl_close(rc, conn_closed, s);
 }
 
 static void r_close(void *self, ts_store_close_cb cb, void *ud) {
@@ -819,6 +1016,8 @@ static rstore_t *rstore_new(uv_loop_t *loop, const ts_rconn_opts_t *o, const rst
     s->conn = *o;
     memset(&s->chans, 0, sizeof s->chans); /* an empty map (not `like`'s) */
     ts_list_init(&s->deferred);
+    ts_list_init(&s->fifo);
+    ts_list_init(&s->order);
     uv_timer_init(loop, &s->defer);
     s->defer.data = s;
     uv_timer_init(loop, &s->sweep);
@@ -829,8 +1028,7 @@ static rstore_t *rstore_new(uv_loop_t *loop, const ts_rconn_opts_t *o, const rst
     } else {
         s->on_expire = NULL;
     }
-    s->cmd = ts_rconn_new(loop, o, on_cmd_state, NULL, s);
-    s->sub = ts_rconn_new(loop, o, NULL, on_push, s);
+    s->rc = ts_rcl_new(loop, o, on_push, s);
     return s;
 }
 
@@ -851,8 +1049,14 @@ static int r_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, char 
         if (err && errlen) snprintf(err, errlen, "store: Redis key prefix over %d bytes", PREFIX_MAX);
         return TS_EINVAL;
     }
+    if (strpbrk(prefix, "{}")) { /* it would be the hash tag of every key */
+        if (err && errlen)
+            snprintf(err, errlen, "store: the Redis key prefix \"%s\" may not hold { or }", prefix);
+        return TS_EINVAL;
+    }
     for (size_t i = 0; i < TS_ARRAY_LEN(scripts); i++)
         if (!scripts[i].sha[0]) sha1_hex(scripts[i].src, scripts[i].sha);
+    group_tags_init();
     rstore_t like = {0};
     snprintf(like.prefix, sizeof like.prefix, "%s", prefix);
     like.on_expire = cfg->on_expire;
@@ -863,7 +1067,8 @@ static int r_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, char 
     like.state_max = cfg->state_max ? cfg->state_max : 1u << 20;
     like.retain_events = cfg->retain_events ? cfg->retain_events : 10000;
     like.retain_ms = cfg->retain_ms ? cfg->retain_ms : 24ull * 3600 * 1000;
-    snprintf(like.retain_cursor, sizeof like.retain_cursor, "0");
+    for (int g = 0; g < REG_GROUPS; g++)
+        snprintf(like.retain_cursor[g], sizeof like.retain_cursor[g], "0");
     like.read_max = cfg->read_max ? cfg->read_max : 1000;
     like.read_max_bytes = cfg->read_max_bytes ? cfg->read_max_bytes : 4u << 20;
     *self = rstore_new(loop, &o, &like, 1);
@@ -887,22 +1092,27 @@ static int r_attach(void *self, uv_loop_t *loop, void **out) {
 
 /* ---- the registry ---- */
 
-static const char *const IDX[3] = {"i:s:", "i:u:", "i:d:"}; /* ts_store_by_t order */
+/* Index kinds, in ts_store_by_t order: <prefix>i{G}<kind><id>. */
+static const char *const IDX[3] = {"s:", "u:", "d:"};
 
-static size_t keyf(char *out, size_t cap, const rstore_t *s, const char *kind, ts_slice_t a) {
-    int n = snprintf(out, cap, "%s%s%.*s", s->prefix, kind, (int)a.len, (const char *)a.p);
+#define KEY_CAP (PREFIX_MAX + 3 * TS_STORE_ID_MAX + 32)
+
+/* Key `what` of group g: <prefix><what>{G(g)}<kind><id>. */
+static size_t gkey(char *out, size_t cap, const rstore_t *s, const char *what, int g,
+                   const char *kind, ts_slice_t id) {
+    int n = snprintf(out, cap, "%s%s{%s}%s%.*s", s->prefix, what, group_tag[g], kind,
+                     (int)id.len, (const char *)id.p);
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
-/* <prefix>r:<session>\x1f<device>\x1f<tab> (ids have no control characters) */
+/* <prefix>r{G}<session>\x1f<device>\x1f<tab> (ids have no control characters) */
 static size_t entry_key(char *out, size_t cap, const rstore_t *s, const ts_store_reg_key_t *k) {
-    int n = snprintf(out, cap, "%sr:%.*s\x1f%.*s\x1f%.*s", s->prefix, (int)k->session.len,
+    int n = snprintf(out, cap, "%sr{%s}%.*s\x1f%.*s\x1f%.*s", s->prefix,
+                     group_tag[sess_group(s, k->session)], (int)k->session.len,
                      (const char *)k->session.p, (int)k->device.len, (const char *)k->device.p,
                      (int)k->tab.len, (const char *)k->tab.p);
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
-
-#define KEY_CAP (PREFIX_MAX + 3 * TS_STORE_ID_MAX + 16)
 
 /* Entries from HMGET s, d, t, u, n, m, x rows. */
 static size_t reg_rows(const redisReply *r, ts_store_reg_t *out, size_t max) {
@@ -922,8 +1132,54 @@ static size_t reg_rows(const redisReply *r, ts_store_reg_t *out, size_t max) {
     return n;
 }
 
+/* A list by user or device: one script per group, the rows copied as they
+ * come, one answer when the last group answered. */
+struct reg_gather {
+    ts_store_reg_list_cb cb;
+    void *ud;
+    int left, failed;
+    ts_store_reg_t *rows;
+    size_t n, cap;
+};
+
+static ts_slice_t copy_slice(ts_slice_t v) {
+    return ts_slice(v.len ? ts_xmemdup(v.p, v.len) : NULL, v.len);
+}
+
+static void gather_part(reg_gather_t *g, int status, const ts_store_reg_t *rows, size_t n) {
+    if (status && !g->failed) g->failed = status;
+    for (size_t i = 0; !status && i < n; i++) {
+        if (g->n == g->cap) {
+            g->cap = g->cap ? 2 * g->cap : 16;
+            g->rows = ts_xrealloc(g->rows, g->cap * sizeof *g->rows);
+        }
+        const ts_store_reg_t *e = &rows[i];
+        g->rows[g->n++] = (ts_store_reg_t){{copy_slice(e->key.session), copy_slice(e->key.device),
+                                            copy_slice(e->key.tab)},
+                                           copy_slice(e->user), copy_slice(e->node),
+                                           copy_slice(e->data), e->expires_at};
+    }
+    if (--g->left > 0) return;
+    if (g->cb) {
+        if (g->failed) g->cb(g->failed, NULL, 0, g->ud);
+        else g->cb(0, g->n ? g->rows : NULL, g->n, g->ud);
+    }
+    for (size_t i = 0; i < g->n; i++) {
+        ts_store_reg_t *e = &g->rows[i];
+        free((void *)e->key.session.p);
+        free((void *)e->key.device.p);
+        free((void *)e->key.tab.p);
+        free((void *)e->user.p);
+        free((void *)e->node.p);
+        free((void *)e->data.p);
+    }
+    free(g->rows);
+    free(g);
+}
+
 static void on_log_reply(rop_t *o, const redisReply *r);
 static void on_hist_reply(rop_t *o, const redisReply *r);
+static void on_rscan(rop_t *o, const redisReply *r);
 
 static void on_reg_reply(rop_t *o, const redisReply *r) {
     rstore_t *s = o->s;
@@ -935,9 +1191,11 @@ static void on_reg_reply(rop_t *o, const redisReply *r) {
         on_hist_reply(o, r);
         return;
     }
+    if (o->kind == K_RSCAN) {
+        on_rscan(o, r);
+        return;
+    }
     if (o->kind == K_RETAIN) {
-        if (r->type == REDIS_REPLY_STRING && r->len < sizeof s->retain_cursor)
-            snprintf(s->retain_cursor, sizeof s->retain_cursor, "%s", r->str);
         complete(o, 0, NULL);
         return;
     }
@@ -975,8 +1233,10 @@ static void on_reg_reply(rop_t *o, const redisReply *r) {
     ts_store_reg_t *rows = r->elements ? ts_xcalloc(r->elements, sizeof *rows) : NULL;
     size_t n = reg_rows(r, rows, r->elements);
     if (o->kind == K_LIST) {
-        if (o->cb.list) o->cb.list(0, rows, n, o->ud);
+        if (o->gather) gather_part(o->gather, 0, rows, n);
+        else if (o->cb.list) o->cb.list(0, rows, n, o->ud);
         o->cb.list = NULL; /* answered */
+        o->gather = NULL;
     } else if (!s->closing && s->on_expire) { /* K_SWEEP: no report after close */
         for (size_t i = 0; i < n; i++) s->on_expire(&rows[i], s->expire_ud);
     }
@@ -995,21 +1255,24 @@ static int r_reg_put(void *self, const ts_store_reg_t *e, uint64_t ttl_ms, ts_st
                      void *ud) {
     rstore_t *s = self;
     if (s->closing) return TS_ECLOSED;
-    char k[5][KEY_CAP];
+    int g = sess_group(s, e->key.session);
+    char k[5][KEY_CAP], ip[KEY_CAP];
     size_t kl[5];
     kl[0] = entry_key(k[0], KEY_CAP, s, &e->key);
-    kl[1] = keyf(k[1], KEY_CAP, s, IDX[TS_STORE_BY_SESSION], e->key.session);
-    kl[2] = keyf(k[2], KEY_CAP, s, IDX[TS_STORE_BY_USER], e->user);
-    kl[3] = keyf(k[3], KEY_CAP, s, IDX[TS_STORE_BY_DEVICE], e->key.device);
-    kl[4] = keyf(k[4], KEY_CAP, s, "exp", ts_slice("", 0));
+    kl[1] = gkey(k[1], KEY_CAP, s, "i", g, IDX[TS_STORE_BY_SESSION], e->key.session);
+    kl[2] = gkey(k[2], KEY_CAP, s, "i", g, IDX[TS_STORE_BY_USER], e->user);
+    kl[3] = gkey(k[3], KEY_CAP, s, "i", g, IDX[TS_STORE_BY_DEVICE], e->key.device);
+    kl[4] = gkey(k[4], KEY_CAP, s, "exp", g, "", ts_slice("", 0));
+    gkey(ip, KEY_CAP, s, "i", g, "", ts_slice("", 0));
     char ttl[24], max[24];
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)ttl_ms);
-    snprintf(max, sizeof max, "%u", s->reg_max);
+    /* the bound holds per group: entries spread over the groups by session */
+    snprintf(max, sizeof max, "%u", (s->reg_max + REG_GROUPS - 1) / REG_GROUPS);
     char *a[6];
     const ts_slice_t f[6] = {e->key.session, e->key.device, e->key.tab, e->user, e->node, e->data};
     for (int i = 0; i < 6; i++) a[i] = ts_xstrndup((const char *)f[i].p, f[i].len);
     const char *keys[5] = {k[0], k[1], k[2], k[3], k[4]};
-    const char *args[9] = {a[0], a[1], a[2], a[3], a[4], a[5], ttl, s->prefix, max};
+    const char *args[9] = {a[0], a[1], a[2], a[3], a[4], a[5], ttl, ip, max};
     rop_t *o = script_op(s, S_REG_PUT, K_DONE, keys, kl, 5, args, 9, ud);
     for (int i = 0; i < 6; i++) free(a[i]);
     o->cb.done = cb;
@@ -1022,7 +1285,9 @@ static int r_reg_renew(void *self, const ts_store_reg_key_t *key, uint64_t ttl_m
     rstore_t *s = self;
     if (s->closing) return TS_ECLOSED;
     char k[2][KEY_CAP], ttl[24];
-    size_t kl[2] = {entry_key(k[0], KEY_CAP, s, key), keyf(k[1], KEY_CAP, s, "exp", ts_slice("", 0))};
+    int g = sess_group(s, key->session);
+    size_t kl[2] = {entry_key(k[0], KEY_CAP, s, key),
+                    gkey(k[1], KEY_CAP, s, "exp", g, "", ts_slice("", 0))};
     snprintf(ttl, sizeof ttl, "%llu", (unsigned long long)ttl_ms);
     const char *keys[2] = {k[0], k[1]};
     const char *args[1] = {ttl};
@@ -1035,10 +1300,13 @@ static int r_reg_renew(void *self, const ts_store_reg_key_t *key, uint64_t ttl_m
 static int r_reg_remove(void *self, const ts_store_reg_key_t *key, ts_store_done_cb cb, void *ud) {
     rstore_t *s = self;
     if (s->closing) return TS_ECLOSED;
-    char k[2][KEY_CAP];
-    size_t kl[2] = {entry_key(k[0], KEY_CAP, s, key), keyf(k[1], KEY_CAP, s, "exp", ts_slice("", 0))};
+    char k[2][KEY_CAP], ip[KEY_CAP];
+    int g = sess_group(s, key->session);
+    size_t kl[2] = {entry_key(k[0], KEY_CAP, s, key),
+                    gkey(k[1], KEY_CAP, s, "exp", g, "", ts_slice("", 0))};
+    gkey(ip, KEY_CAP, s, "i", g, "", ts_slice("", 0));
     const char *keys[2] = {k[0], k[1]};
-    const char *args[1] = {s->prefix};
+    const char *args[1] = {ip};
     rop_t *o = script_op(s, S_REG_REMOVE, K_DONE, keys, kl, 2, args, 1, ud);
     o->cb.done = cb;
     send_script(o, 0);
@@ -1051,34 +1319,89 @@ static int r_reg_list(void *self, ts_store_by_t by, ts_slice_t id, ts_store_reg_
     if (s->closing) return TS_ECLOSED;
     if ((unsigned)by > TS_STORE_BY_DEVICE) return TS_EINVAL;
     char k[KEY_CAP];
-    size_t kl = keyf(k, KEY_CAP, s, IDX[by], id);
-    const char *keys[1] = {k};
-    rop_t *o = script_op(s, S_REG_LIST, K_LIST, keys, &kl, 1, NULL, 0, ud);
-    o->cb.list = cb;
-    send_script(o, 0);
+    if (by == TS_STORE_BY_SESSION) { /* one group holds them all */
+        size_t kl = gkey(k, KEY_CAP, s, "i", sess_group(s, id), IDX[by], id);
+        const char *keys[1] = {k};
+        rop_t *o = script_op(s, S_REG_LIST, K_LIST, keys, &kl, 1, NULL, 0, ud);
+        o->cb.list = cb;
+        send_script(o, 0);
+        return 0;
+    }
+    reg_gather_t *gt = ts_xcalloc(1, sizeof *gt);
+    gt->cb = cb;
+    gt->ud = ud;
+    gt->left = REG_GROUPS;
+    for (int g = 0; g < REG_GROUPS; g++) {
+        size_t kl = gkey(k, KEY_CAP, s, "i", g, IDX[by], id);
+        const char *keys[1] = {k};
+        rop_t *o = script_op(s, S_REG_LIST, K_LIST, keys, &kl, 1, NULL, 0, ud);
+        o->gather = gt;
+        send_script(o, 0);
+    }
     return 0;
 }
 
+static void retain_scan(rstore_t *s);
+
 /* Every sweep_ms: the expired entries, reported once (loop-relative timer,
- * unref'd: it keeps no loop alive). One sweep in flight at a time. */
+ * unref'd: it keeps no loop alive), one script per group; then a page of
+ * each group's sessions with a snapshot, each trimmed by retention. One
+ * round of each in flight at a time. */
 static void on_sweep(uv_timer_t *t) {
     rstore_t *s = t->data;
-    if (s->closing || s->sweeping || !ts_rconn_is_up(s->cmd)) return;
-    char k[KEY_CAP];
-    size_t kl = keyf(k, KEY_CAP, s, "exp", ts_slice("", 0));
-    const char *keys[1] = {k};
-    const char *args[2] = {s->prefix, "1000"};
-    s->sweeping = 1;
-    send_script(script_op(s, S_REG_SWEEP, K_SWEEP, keys, &kl, 1, args, 2, NULL), 0);
-    if (s->retaining) return;
-    char sk[KEY_CAP], ev[24], ms[24];
-    size_t skl = keyf(sk, KEY_CAP, s, "sessions", ts_slice("", 0));
-    snprintf(ev, sizeof ev, "%u", s->retain_events);
-    snprintf(ms, sizeof ms, "%llu", (unsigned long long)s->retain_ms);
-    const char *rkeys[1] = {sk};
-    const char *rargs[3] = {s->retain_cursor, ev, ms};
-    s->retaining = 1;
-    send_script(script_op(s, S_RETAIN, K_RETAIN, rkeys, &skl, 1, rargs, 3, NULL), 0);
+    if (s->closing || s->sweeping || !ts_rcl_is_up(s->rc)) return;
+    for (int g = 0; g < REG_GROUPS; g++) {
+        char k[KEY_CAP], ip[KEY_CAP];
+        size_t kl = gkey(k, KEY_CAP, s, "exp", g, "", ts_slice("", 0));
+        gkey(ip, KEY_CAP, s, "i", g, "", ts_slice("", 0));
+        const char *keys[1] = {k};
+        const char *args[2] = {ip, "1000"};
+        rop_t *o = script_op(s, S_REG_SWEEP, K_SWEEP, keys, &kl, 1, args, 2, NULL);
+        o->group = g;
+        s->sweeping++;
+        send_script(o, 0);
+    }
+    if (!s->retaining) retain_scan(s);
+}
+
+static void retain_scan(rstore_t *s) {
+    for (int g = 0; g < REG_GROUPS; g++) {
+        char k[KEY_CAP];
+        size_t kl = gkey(k, KEY_CAP, s, "rt", g, "", ts_slice("", 0));
+        const char *keys[1] = {k};
+        const char *args[1] = {s->retain_cursor[g]};
+        rop_t *o = script_op(s, S_RETAIN_SCAN, K_RSCAN, keys, &kl, 1, args, 1, NULL);
+        o->group = g;
+        s->retaining++;
+        send_script(o, 0);
+    }
+}
+
+static void log_keys(const rstore_t *s, ts_slice_t session, char k[2][KEY_CAP], size_t kl[2]);
+
+/* {cursor, sessions}: the next cursor, and each session trimmed. */
+static void on_rscan(rop_t *o, const redisReply *r) {
+    rstore_t *s = o->s;
+    if (r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_ARRAY &&
+        r->element[0]->len < sizeof s->retain_cursor[0]) {
+        snprintf(s->retain_cursor[o->group], sizeof s->retain_cursor[0], "%s", r->element[0]->str);
+        char ev[24], ms[24];
+        snprintf(ev, sizeof ev, "%u", s->retain_events);
+        snprintf(ms, sizeof ms, "%llu", (unsigned long long)s->retain_ms);
+        const redisReply *list = r->element[1];
+        for (size_t i = 0; i < list->elements && !s->closing; i++) {
+            const redisReply *m = list->element[i];
+            if (m->type != REDIS_REPLY_STRING || !m->len || m->len > TS_STORE_ID_MAX) continue;
+            char k[2][KEY_CAP];
+            size_t kl[2];
+            log_keys(s, ts_slice(m->str, m->len), k, kl);
+            const char *keys[2] = {k[0], k[1]};
+            const char *args[2] = {ev, ms};
+            send_script(script_op(s, S_RETAIN, K_RETAIN, keys, kl, 2, args, 2, NULL), 0);
+        }
+    }
+    complete(o, 0, NULL);
 }
 
 /* ---- the log ---- */
@@ -1158,11 +1481,8 @@ static int r_log_append(void *self, ts_slice_t session, ts_buf_t *event, ts_stor
     char k[2][KEY_CAP];
     size_t kl[2];
     log_keys(s, session, k, kl);
-    char sk[KEY_CAP];
-    size_t skl = keyf(sk, KEY_CAP, s, "sessions", ts_slice("", 0));
-    const char *keys3[3] = {k[0], k[1], sk};
-    size_t kl3[3] = {kl[0], kl[1], skl};
-    rop_t *o = script_op(s, S_LOG_APPEND, K_SEQ, keys3, kl3, 3, NULL, 0, ud);
+    const char *keys[2] = {k[0], k[1]};
+    rop_t *o = script_op(s, S_LOG_APPEND, K_SEQ, keys, kl, 2, NULL, 0, ud);
     /* the event is binary: appended by hand, with its length */
     o->argv[o->argc] = ts_xmemdup(event->data, event->len);
     o->argvlen[o->argc++] = event->len;
@@ -1171,7 +1491,7 @@ static int r_log_append(void *self, ts_slice_t session, ts_buf_t *event, ts_stor
     o->argv[o->argc] = ts_xstrdup(ep);
     o->argvlen[o->argc++] = strlen(ep);
     o->cb.seq = cb;
-    send_script(o, 0);
+    sess_send(o);
     return 0;
 }
 
@@ -1191,7 +1511,7 @@ static int r_log_read(void *self, ts_slice_t session, uint64_t after_seq, size_t
     rop_t *o = script_op(s, S_LOG_READ, K_PAGE, keys, kl, 2, args, 2, ud);
     o->cb.log = cb;
     o->max_bytes = s->read_max_bytes;
-    send_script(o, 0);
+    sess_send(o);
     return 0;
 }
 
@@ -1207,7 +1527,7 @@ static int r_log_trim(void *self, ts_slice_t session, uint64_t upto_seq, ts_stor
     const char *args[1] = {a};
     rop_t *o = script_op(s, S_LOG_TRIM, K_DONE, keys, kl, 2, args, 1, ud);
     o->cb.done = cb;
-    send_script(o, 0);
+    sess_send(o);
     return 0;
 }
 
@@ -1221,17 +1541,15 @@ static int state_op(rstore_t *s, int script, ts_slice_t session, const char *con
     int n = snprintf(k, KEY_CAP, "%ss:{%.*s}", s->prefix, (int)session.len,
                      (const char *)session.p);
     log_keys(s, session, lk, lkl); /* lk[1]: the log's hash, where the epoch is */
-    char sk[KEY_CAP];
-    size_t skl = keyf(sk, KEY_CAP, s, "sessions", ts_slice("", 0));
-    const char *keys[3] = {k, lk[1], sk};
-    size_t klens[3] = {n < 0 ? 0 : (size_t)n, lkl[1], skl};
-    rop_t *o = script_op(s, script, K_STATE, keys, klens, 3, NULL, 0, ud);
+    const char *keys[2] = {k, lk[1]};
+    size_t klens[2] = {n < 0 ? 0 : (size_t)n, lkl[1]};
+    rop_t *o = script_op(s, script, K_STATE, keys, klens, 2, NULL, 0, ud);
     for (int i = 0; i < nargs; i++) { /* binary-safe: a document may hold anything */
         o->argv[o->argc] = ts_xmemdup(args[i], alens[i]);
         o->argvlen[o->argc++] = alens[i];
     }
     o->cb.state = cb;
-    send_script(o, 0);
+    sess_send(o);
     return 0;
 }
 
@@ -1287,8 +1605,8 @@ static void on_hist_reply(rop_t *o, const redisReply *r) {
         complete(o, TS_ESTORE, NULL);
         return;
     }
-    static const int codes[] = {0, TS_EDUP, TS_ETOOOLD, TS_ESTALE, TS_ECONFLICT};
-    int rc = st >= 0 && st <= 4 ? codes[st] : TS_ESTORE;
+    static const int codes[] = {0, TS_EDUP, TS_ETOOOLD, TS_ESTALE, TS_ECONFLICT, TS_ESTORE};
+    int rc = st >= 0 && st <= 5 ? codes[st] : TS_ESTORE;
     const redisReply *orig = r->element[4];
     ts_store_event_t ev = {num(r->element[2]), NULL};
     if (rc == TS_EDUP && orig->type == REDIS_REPLY_STRING) ev.data = ts_buf_from(orig->str, orig->len);
@@ -1308,15 +1626,45 @@ static int r_sess_get(void *self, ts_slice_t session, ts_store_sess_cb cb, void 
     size_t kl[2];
     log_keys(s, session, k, kl);
     new_epoch(ep);
-    char sk[KEY_CAP];
-    size_t skl = keyf(sk, KEY_CAP, s, "sessions", ts_slice("", 0));
-    const char *keys[2] = {k[1], sk};
-    size_t klens[2] = {kl[1], skl};
+    const char *keys[1] = {k[1]};
     const char *args[1] = {ep};
-    rop_t *o = script_op(s, S_SESS_GET, K_SESS, keys, klens, 2, args, 1, ud);
+    rop_t *o = script_op(s, S_SESS_GET, K_SESS, keys, &kl[1], 1, args, 1, ud);
     o->cb.sess = cb;
-    send_script(o, 0);
+    sess_send(o);
     return 0;
+}
+
+/* Step one of a two-step fenced commit answered: the verdict goes into the
+ * commit's arguments (ARGV[11], ARGV[12]), which may then go. */
+static void on_fence(rop_t *o, int status, const redisReply *r) {
+    rop_t *c = o->commit;
+    rstore_t *s = o->s;
+    if (!status && r->type == REDIS_REPLY_ERROR && strncmp(r->str, "NOSCRIPT", 8) == 0) {
+        send_script(o, 1);
+        return;
+    }
+    long long st, term = 0, exp;
+    const char *verdict = "2"; /* unknown: the commit fails, its chain breaks */
+    if (!status && r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
+        !reply_int(r->element[0], &st) && r->element[1]->type == REDIS_REPLY_STRING &&
+        !reply_int(r->element[2], &term) && !reply_int(r->element[3], &exp)) {
+        /* ARGV[8] (argv[3 + 7]): the holder that must hold it; ARGV[7]: the term */
+        int held = r->element[1]->len == c->argvlen[10] &&
+                   memcmp(r->element[1]->str, c->argv[10], c->argvlen[10]) == 0 &&
+                   (unsigned long long)term == strtoull(c->argv[9], NULL, 10);
+        verdict = held ? "0" : "1";
+    }
+    char t[24];
+    snprintf(t, sizeof t, "%lld", term);
+    free(c->argv[13]);
+    free(c->argv[14]);
+    c->argv[13] = ts_xstrdup(verdict);
+    c->argvlen[13] = 1;
+    c->argv[14] = ts_xstrdup(t);
+    c->argvlen[14] = strlen(t);
+    c->held = 0;
+    rop_free(o);
+    fifo_drain(s);
 }
 
 static int r_commit(void *self, ts_slice_t session, const ts_store_commit_t *c,
@@ -1325,16 +1673,23 @@ static int r_commit(void *self, ts_slice_t session, const ts_store_commit_t *c,
     if (s->closing) return TS_ECLOSED;
     if (c->event->len > s->event_max) return TS_ETOOBIG;
     if (c->client.len && (ts_store__check_id(c->client) || !c->mut)) return TS_EINVAL;
-    char k[5][KEY_CAP];
-    size_t kl[5];
+    char k[4][KEY_CAP];
+    size_t kl[4];
     log_keys(s, session, k, kl);
-    kl[4] = keyf(k[4], KEY_CAP, s, "sessions", ts_slice("", 0));
     int n = snprintf(k[2], KEY_CAP, "%s:w:%.*s", k[0], (int)c->client.len,
                      (const char *)c->client.p);
     kl[2] = n < 0 ? 0 : (size_t)n;
     n = snprintf(k[3], KEY_CAP, "%slease:%.*s", s->prefix, (int)c->fence.len,
                  (const char *)c->fence.p);
     kl[3] = n < 0 ? 0 : (size_t)n;
+    /* the fence: read here when the lease shares the session's slot (always
+     * on one server), else in a first step on its own slot (Cluster, or not
+     * known yet) */
+    const char *mode = "0";
+    if (c->fence.len)
+        mode = ts_rcl_is_cluster(s->rc) != 0 && ts_rcl_slot(k[3], kl[3]) != ts_rcl_slot(k[0], kl[0])
+                   ? "v"
+                   : "1";
     char mut[24], ifv[24], chain[24], term[24], ep[24];
     snprintf(mut, sizeof mut, "%llu", (unsigned long long)c->mut);
     if (c->if_ver == TS_STORE_ANY_VER) snprintf(ifv, sizeof ifv, "any");
@@ -1344,21 +1699,36 @@ static int r_commit(void *self, ts_slice_t session, const ts_store_commit_t *c,
     new_epoch(ep);
     char *client = ts_xstrndup((const char *)c->client.p, c->client.len);
     char *holder = ts_xstrndup((const char *)c->fence_holder.p, c->fence_holder.len);
-    const char *keys[5] = {k[0], k[1], k[2], k[3], k[4]};
-    const char *args[9] = {client, mut, ifv, c->is_state ? "1" : "0", chain, term, holder, ep,
-                           c->fence.len ? "1" : "0"};
-    rop_t *o = script_op(s, S_COMMIT, K_COMMIT, keys, kl, 5, NULL, 0, ud);
+    char *fence = ts_xstrndup((const char *)c->fence.p, c->fence.len);
+    const char *keys[4] = {k[0], k[1], k[2], k[3]};
+    const char *args[12] = {client, mut, ifv, c->is_state ? "1" : "0", chain, term, holder, ep,
+                            mode, "0", "0", fence};
+    int nkeys = mode[0] == '1' ? 4 : 3; /* the lease is named only where it is read */
+    rop_t *o = script_op(s, S_COMMIT, K_COMMIT, keys, kl, nkeys, NULL, 0, ud);
     /* ARGV[1], the event, is binary: first, by hand */
     o->argv[o->argc] = ts_xmemdup(c->event->data, c->event->len);
     o->argvlen[o->argc++] = c->event->len;
-    for (int i = 0; i < 9; i++) {
+    for (int i = 0; i < 12; i++) {
         o->argv[o->argc] = ts_xstrdup(args[i]);
         o->argvlen[o->argc++] = strlen(args[i]);
     }
     free(client);
     free(holder);
+    free(fence);
     o->cb.commit = cb;
-    send_script(o, 0);
+    if (mode[0] != 'v') {
+        sess_send(o);
+        return 0;
+    }
+    /* argv: 3 keys, then ARGV[1..13] at 3..15; the verdict slots are ARGV[11],
+     * ARGV[12] (argv[13], argv[14]), the holder ARGV[8] and term ARGV[7] */
+    ts_assert(o->argc == 16);
+    o->held = 1;
+    ts_list_insert_tail(&s->fifo, &o->link);
+    const char *fkeys[1] = {k[3]};
+    rop_t *f = script_op(s, S_GET, K_FENCE, fkeys, &kl[3], 1, NULL, 0, NULL);
+    f->commit = o;
+    send_script(f, 0);
     return 0;
 }
 
@@ -1378,7 +1748,15 @@ static int r_snap_put(void *self, ts_slice_t session, uint64_t seq, uint64_t ver
     o->argv[o->argc] = ts_xmemdup(doc->data, doc->len);
     o->argvlen[o->argc++] = doc->len;
     o->cb.done = cb;
-    send_script(o, 0);
+    /* the group's retention set learns the session, beside the snapshot
+     * (another slot: not atomic; a snapshot whose SADD was lost is retained
+     * from its session's next snapshot on) */
+    char rk[KEY_CAP];
+    size_t rkl = gkey(rk, KEY_CAP, s, "rt", sess_group(s, session), "", ts_slice("", 0));
+    const char *sadd[3] = {"SADD", rk, (const char *)session.p};
+    size_t slens[3] = {4, rkl, session.len};
+    ts_rcl_cmd(s->rc, rk, rkl, 3, sadd, slens, NULL, NULL);
+    sess_send(o);
     return 0;
 }
 

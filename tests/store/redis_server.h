@@ -58,7 +58,7 @@ static void redis_start(redis_t *r, const char *extra) {
         assert_non_null(mkdtemp(r->dir));
     }
     if (!r->port) r->port = free_port();
-    char conf[128];
+    char conf[512];
     snprintf(conf, sizeof conf, "%s/redis.conf", r->dir);
     FILE *f = fopen(conf, "w");
     assert_non_null(f);

@@ -1,0 +1,281 @@
+/* test_rcluster.c - the redis backend over a Redis Cluster the test starts:
+ * six redis-server processes on free loopback ports (three primaries, one
+ * replica each, cluster-node-timeout 1000), made a cluster by
+ * `redis-cli --cluster create`. The slot function against Redis's own
+ * (CLUSTER KEYSLOT), the whole store contract and c_two_nodes through the
+ * slot map (auto-detected from redis://), then a primary killed with
+ * SIGKILL in the middle of traffic: commands fail with TS_ESTORE meanwhile,
+ * none hangs past its timeout, and they succeed again once the replica took
+ * over, shard subscriptions included. Every process is stopped by its pid,
+ * also when a test fails (the group teardown). */
+#include "store/rcluster_int.h"
+#include "store/store_contract.h"
+#include "store/redis_server.h"
+
+#define NODES 6
+
+static redis_t node[NODES];
+static char url[64], prefix[32];
+
+static void env_fresh(sc_env_t *env) {
+    snprintf(prefix, sizeof prefix, "c%d:", env->counter++);
+    env->cfg.redis_prefix = prefix;
+}
+
+static sc_env_t env_cluster = {
+    .label = "redis cluster",
+    .ops = &ts_store_redis_ops,
+    .fresh = env_fresh,
+    .durable_on_execute = 1,
+};
+
+/* Runs a shell command; its output (first line, trimmed) in out. */
+static int sh(char *out, size_t cap, const char *fmt, ...) {
+    char cmd[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = out && cap ? fread(out, 1, cap - 1, p) : 0;
+    if (out && cap) out[n] = '\0';
+    char sink[256];
+    while (fread(sink, 1, sizeof sink, p) > 0) {
+    }
+    return pclose(p);
+}
+
+/* A field of INFO <section> as a number (-1: none). */
+static long long info_num(uint16_t port, const char *section, const char *field) {
+    char out[8192];
+    if (sh(out, sizeof out, "redis-cli -p %u info %s 2>/dev/null", port, section) != 0) return -1;
+    char key[64];
+    snprintf(key, sizeof key, "%s:", field);
+    const char *p = strstr(out, key);
+    return p ? strtoll(p + strlen(key), NULL, 10) : -1;
+}
+
+static int cluster_ok(uint16_t port) {
+    char out[2048];
+    if (sh(out, sizeof out, "redis-cli -p %u cluster info 2>/dev/null", port) != 0) return 0;
+    return strstr(out, "cluster_state:ok") != NULL;
+}
+
+static int bindable(uint16_t port) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int ok = bind(fd, (struct sockaddr *)&a, sizeof a) == 0;
+    close(fd);
+    return ok;
+}
+
+/* A node's port: its cluster bus is port + 10000, so both must be free (and
+ * below 55536); taken in 20000-29999, under the ephemeral range. */
+static uint16_t cluster_port(void) {
+    for (;;) {
+        uint32_t r;
+        ts_random_bytes(&r, sizeof r);
+        uint16_t p = (uint16_t)(20000 + r % 10000);
+        int taken = 0;
+        for (int i = 0; i < NODES; i++) taken |= node[i].port == p || node[i].port + 10000 == p;
+        if (!taken && bindable(p) && bindable((uint16_t)(p + 10000))) return p;
+    }
+}
+
+static int group_setup(void **state) {
+    (void)state;
+    for (int i = 0; i < NODES; i++) node[i].port = cluster_port();
+    for (int i = 0; i < NODES; i++)
+        redis_start(&node[i], "cluster-enabled yes\ncluster-config-file nodes.conf\n"
+                              "cluster-node-timeout 1000\ncluster-replica-validity-factor 0\n"
+                              "repl-diskless-sync-delay 0\n");
+    char cmd[1024];
+    int n = snprintf(cmd, sizeof cmd, "redis-cli --cluster create");
+    for (int i = 0; i < NODES; i++)
+        n += snprintf(cmd + n, sizeof cmd - (size_t)n, " 127.0.0.1:%u", node[i].port);
+    snprintf(cmd + n, sizeof cmd - (size_t)n,
+             " --cluster-replicas 1 --cluster-yes > %s/create.log 2>&1", node[0].dir);
+    if (system(cmd) != 0) fail_msg("redis-cli --cluster create failed: see %s/create.log", node[0].dir);
+    uint64_t deadline = ts_now_ms() + 15000;
+    for (int i = 0; i < NODES; i++)
+        while (!cluster_ok(node[i].port)) {
+            if (ts_now_ms() > deadline) fail_msg("node %u: cluster_state is not ok", node[i].port);
+            usleep(50000);
+        }
+    /* every replica has had its first sync (a failover then has data to keep) */
+    for (int i = 0; i < NODES; i++) {
+        char out[8192];
+        for (;;) {
+            assert_int_equal(sh(out, sizeof out, "redis-cli -p %u info replication", node[i].port), 0);
+            if (strstr(out, "role:master") || strstr(out, "master_link_status:up")) break;
+            if (ts_now_ms() > deadline) fail_msg("replica %u never synced", node[i].port);
+            usleep(50000);
+        }
+    }
+    snprintf(url, sizeof url, "redis://127.0.0.1:%u", node[0].port); /* a cluster: found out */
+    env_cluster.cfg.redis_url = url;
+    return 0;
+}
+
+static int group_teardown(void **state) {
+    for (int i = 0; i < NODES; i++) redis_cleanup(&node[i]);
+    return redis_stop_all(state);
+}
+
+/* ts_rcl_slot against CLUSTER KEYSLOT, hash tags included. */
+static void c_slots(void **state) {
+    (void)state;
+    static const char *const keys[] = {"", "a", "foo", "{user1000}.following", "{user1000}.followers",
+                                       "foo{}{bar}", "foo{{bar}}zap", "foo{bar}{zap}", "{}x",
+                                       "ts:l:{sess-1}:m", "ts:lease:e/u/{sess-1}", "}{"};
+    for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++) {
+        char out[64];
+        assert_int_equal(sh(out, sizeof out, "redis-cli -p %u cluster keyslot '%s'", node[0].port,
+                            keys[i]),
+                         0);
+        unsigned want = (unsigned)strtoul(out, NULL, 10);
+        if (ts_rcl_slot(keys[i], strlen(keys[i])) != want)
+            fail_msg("slot of \"%s\": %u, Redis says %u", keys[i],
+                     ts_rcl_slot(keys[i], strlen(keys[i])), want);
+    }
+    assert_int_equal(ts_rcl_slot("123456789", 9), 0x31C3 & 16383); /* CRC16/XMODEM check value */
+}
+
+/* A session name whose keys fall in [lo, hi]. */
+static void sess_in(char *out, size_t cap, const char *base, unsigned lo, unsigned hi) {
+    for (int i = 0;; i++) {
+        snprintf(out, cap, "%s%d", base, i);
+        if (ts_rcl_slot(out, strlen(out)) >= lo && ts_rcl_slot(out, strlen(out)) <= hi) return;
+    }
+}
+
+/* The primary serving slot 0 (redis-cli gave it 0-5460) is killed. */
+static void c_failover(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    char dead[32], alive[32], ch[32];
+    sess_in(dead, sizeof dead, "fo", 0, 5000);      /* on the primary killed */
+    sess_in(alive, sizeof alive, "ok", 11000, 16000); /* on another */
+    sess_in(ch, sizeof ch, "shard", 0, 5000);
+    uint16_t victim = 0;
+    char out[4096];
+    for (int i = 0; i < NODES && !victim; i++) { /* who serves slot 0 now */
+        assert_int_equal(sh(out, sizeof out, "redis-cli -p %u cluster slots", node[i].port), 0);
+        char first[16];
+        snprintf(first, sizeof first, "0\n5460\n");
+        if (strncmp(out, first, strlen(first)) == 0) {
+            char *p = out + strlen(first);
+            p = strchr(p, '\n') + 1; /* the host line, then the port */
+            victim = (uint16_t)strtoul(p, NULL, 10);
+        }
+    }
+    assert_true(victim != 0);
+    redis_t *v = NULL;
+    for (int i = 0; i < NODES; i++)
+        if (node[i].port == victim) v = &node[i];
+    assert_non_null(v);
+
+    sc_inbox_t in = {.t = &t};
+    sc_res_t r;
+    ts_buf_t *m = ts_buf_from("before", 6);
+    assert_ts_err(SC_CALL(&t, &r, ts_store_subscribe(&t.st, TS_STORE_CHAN_SHARD, S(ch), sc_on_msg,
+                                                     &in, sc_on_done, &r)),
+                  0);
+    sc_wait(&t, &r);
+    assert_ts_err(r.status, 0);
+    assert_ts_err(SC_CALL(&t, &r, ts_store_publish(&t.st, TS_STORE_CHAN_SHARD, S(ch), m,
+                                                   sc_on_done, &r)),
+                  0);
+    ts_buf_unref(m);
+    sc_wait(&t, &r);
+    sc_wait_msgs(&t, &in, 1);
+
+    uint64_t acked = 0;
+    for (int i = 0; i < 20; i++) {
+        assert_ts_err(sc_commit(&t, dead, "e", NULL, 0, SC_ANY, 1, &r), 0);
+        acked = r.seq;
+        assert_ts_err(sc_commit(&t, alive, "e", NULL, 0, SC_ANY, 1, &r), 0);
+    }
+    /* replication is asynchronous: wait until the victim's replica has every
+     * write acknowledged so far, so that none may be lost by the failover */
+    long long off = info_num(victim, "replication", "master_repl_offset");
+    assert_true(off > 0);
+    int synced = 0;
+    for (uint64_t until = ts_now_ms() + 3000; !synced && ts_now_ms() < until;) {
+        for (int i = 0; i < NODES && !synced; i++)
+            if (info_num(node[i].port, "replication", "master_port") == victim &&
+                info_num(node[i].port, "replication", "slave_repl_offset") >= off)
+                synced = 1;
+        if (!synced) sc_sleep(&t, 20);
+    }
+    assert_true(synced);
+    uint64_t killed = ts_now_ms();
+    redis_kill(v, SIGKILL);
+    int failures = 0, other_failures = 0;
+    uint64_t first_ok = 0, longest = 0;
+    while (ts_now_ms() - killed < 20000) {
+        uint64_t t0 = ts_now_ms();
+        int rc = sc_commit(&t, dead, "e", NULL, 0, SC_ANY, 1, &r); /* sc_wait: 5 s at most */
+        uint64_t took = ts_now_ms() - t0;
+        if (took > longest) longest = took;
+        if (rc == 0) {
+            first_ok = ts_now_ms();
+            break;
+        }
+        assert_ts_err(rc, TS_ESTORE);
+        failures++;
+        rc = sc_commit(&t, alive, "e", NULL, 0, SC_ANY, 1, &r);
+        if (rc) {
+            assert_ts_err(rc, TS_ESTORE);
+            other_failures++;
+        }
+        sc_sleep(&t, 50);
+    }
+    if (!first_ok) fail_msg("no success 20 s after the primary was killed");
+    fprintf(stderr,
+            "failover: %d ops on the killed primary's slots failed with TS_ESTORE over %llu ms "
+            "(the slowest answered in %llu ms), %d on other slots; then they succeed\n",
+            failures, (unsigned long long)(first_ok - killed), (unsigned long long)longest,
+            other_failures);
+    assert_true(failures > 0);
+    /* everything works again, on both sides, and the history is whole */
+    for (int i = 0; i < 10; i++) {
+        assert_ts_err(sc_commit(&t, dead, "e", NULL, 0, SC_ANY, 1, &r), 0);
+        assert_ts_err(sc_commit(&t, alive, "e", NULL, 0, SC_ANY, 1, &r), 0);
+    }
+    /* nothing acknowledged before the kill was lost: seqs continue */
+    assert_ts_err(sc_sess(&t, dead, &r), 0);
+    assert_int_equal(r.last_seq, acked + 11);
+    assert_ts_err(sc_read(&t, dead, 0, 60, &r), 0);
+    assert_int_equal(r.n, acked + 11);
+    /* the shard channel was subscribed again on the new primary */
+    uint64_t until = ts_now_ms() + 5000;
+    while ((size_t)in.n < 2 && ts_now_ms() < until) {
+        m = ts_buf_from("after", 5);
+        assert_ts_err(SC_CALL(&t, &r, ts_store_publish(&t.st, TS_STORE_CHAN_SHARD, S(ch), m,
+                                                       sc_on_done, &r)),
+                      0);
+        ts_buf_unref(m);
+        sc_wait(&t, &r);
+        sc_sleep(&t, 50);
+    }
+    assert_true(in.n >= 2);
+    assert_memory_equal(in.msg[1], "after", 5);
+    sc_close(&t);
+}
+
+#include "store/redis_two_nodes.h"
+
+int main(void) {
+    signal(SIGPIPE, SIG_IGN);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(c_slots),
+        SC_CONTRACT_TESTS(&env_cluster),
+        SC_T(c_two_nodes, &env_cluster),
+        SC_T(c_failover, &env_cluster),
+    };
+    return cmocka_run_group_tests_name("store contract, redis cluster", tests, group_setup,
+                                       group_teardown);
+}
