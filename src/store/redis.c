@@ -599,7 +599,7 @@ static void script_result(rop_t *o, int status, const redisReply *r) {
             send_script(o, 1);
             return;
         }
-        ts_warn("store", "redis: a lease script failed: %s", r->str);
+        ts_warn("store", "redis: a script failed: %s", r->str);
         complete(o, TS_ESTORE, NULL);
         return;
     }

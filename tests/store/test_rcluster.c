@@ -3,7 +3,8 @@
  * replica each, cluster-node-timeout 1000), made a cluster by
  * `redis-cli --cluster create`. The slot function against Redis's own
  * (CLUSTER KEYSLOT), the whole store contract and c_two_nodes through the
- * slot map (auto-detected from redis://), then a primary killed with
+ * slot map (auto-detected from redis://), a session's slot migrated to
+ * another primary while in use (ASK, then MOVED), then a primary killed with
  * SIGKILL in the middle of traffic: commands fail with TS_ESTORE meanwhile,
  * none hangs past its timeout, and they succeed again once the replica took
  * over, shard subscriptions included. Every process is stopped by its pid,
@@ -151,6 +152,74 @@ static void sess_in(char *out, size_t cap, const char *base, unsigned lo, unsign
     }
 }
 
+/* The port of the primary that serves `slot` (CLUSTER SLOTS as redis-cli
+ * prints it: start, end, host, port, id, then the replicas). */
+static uint16_t owner_of(unsigned slot) {
+    char out[8192];
+    assert_int_equal(sh(out, sizeof out, "redis-cli -p %u cluster slots", node[1].port), 0);
+    char *save = NULL, *prev[4] = {0};
+    int n = 0;
+    for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
+        /* a range starts where two numbers follow each other, then a host */
+        prev[0] = prev[1], prev[1] = prev[2], prev[2] = prev[3], prev[3] = l;
+        if (++n < 4) continue;
+        if (strspn(prev[0], "0123456789") == strlen(prev[0]) &&
+            strspn(prev[1], "0123456789") == strlen(prev[1]) && strchr(prev[2], '.') &&
+            strspn(prev[3], "0123456789") == strlen(prev[3])) {
+            unsigned a = (unsigned)atoi(prev[0]), b = (unsigned)atoi(prev[1]);
+            if (slot >= a && slot <= b) return (uint16_t)atoi(prev[3]);
+        }
+    }
+    return 0;
+}
+
+/* A session's slot moved to another primary while it is used: during the
+ * migration its keys are on the target (ASK: ASKING and the script there),
+ * after it the old owner answers MOVED (the map is updated); the history
+ * continues unbroken, and the lists of the registry still find it. */
+static void c_migrate(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    char sess[32], key[96];
+    sess_in(sess, sizeof sess, "mig", 6000, 10000);
+    snprintf(key, sizeof key, "%sl:{%s}", prefix, sess);
+    unsigned slot = ts_rcl_slot(key, strlen(key));
+    uint16_t from = owner_of(slot), to = owner_of(slot < 8192 ? 14000 : 2000);
+    assert_true(from && to && from != to);
+    sc_res_t r;
+    for (int i = 0; i < 5; i++) assert_ts_err(sc_commit(&t, sess, "e", "cl", (uint64_t)i + 1, SC_ANY, 1, &r), 0);
+    char fid[64], tid[64], keys[4096];
+    assert_int_equal(sh(fid, sizeof fid, "redis-cli -p %u cluster myid", from), 0);
+    assert_int_equal(sh(tid, sizeof tid, "redis-cli -p %u cluster myid", to), 0);
+    fid[strcspn(fid, "\n")] = tid[strcspn(tid, "\n")] = '\0';
+    assert_int_equal(sh(NULL, 0, "redis-cli -p %u cluster setslot %u importing %s", to, slot, fid), 0);
+    assert_int_equal(sh(NULL, 0, "redis-cli -p %u cluster setslot %u migrating %s", from, slot, tid), 0);
+    assert_int_equal(sh(keys, sizeof keys, "redis-cli -p %u cluster getkeysinslot %u 100", from, slot), 0);
+    int nkeys = 0;
+    char *save = NULL;
+    for (char *k = strtok_r(keys, "\n", &save); k; k = strtok_r(NULL, "\n", &save)) {
+        assert_int_equal(sh(NULL, 0, "redis-cli -p %u migrate 127.0.0.1 %u '%s' 0 5000", from, to, k), 0);
+        nkeys++;
+    }
+    assert_true(nkeys >= 3); /* the log, its hash, the client's window */
+    /* migrating: the old owner has none of the keys any more: ASK */
+    assert_ts_err(sc_commit(&t, sess, "e", "cl", 6, SC_ANY, 1, &r), 0);
+    assert_int_equal(r.seq, 6);
+    assert_ts_err(sc_commit(&t, sess, "e", "cl", 3, SC_ANY, 1, &r), TS_EDUP); /* the window moved too */
+    assert_ts_err(sc_read(&t, sess, 0, 20, &r), 0);
+    assert_int_equal(r.n, 6);
+    /* done: the slot is the target's; the old owner answers MOVED */
+    for (int i = 0; i < NODES; i++)
+        if (node[i].pid > 0)
+            sh(NULL, 0, "redis-cli -p %u cluster setslot %u node %s", node[i].port, slot, tid);
+    assert_ts_err(sc_commit(&t, sess, "e", "cl", 7, SC_ANY, 1, &r), 0);
+    assert_int_equal(r.seq, 7);
+    assert_ts_err(sc_sess(&t, sess, &r), 0);
+    assert_int_equal(r.last_seq, 7);
+    assert_int_equal(owner_of(slot), to);
+    sc_close(&t);
+}
+
 /* The primary serving slot 0 (redis-cli gave it 0-5460) is killed. */
 static void c_failover(void **state) {
     sc_t t;
@@ -274,6 +343,7 @@ int main(void) {
         cmocka_unit_test(c_slots),
         SC_CONTRACT_TESTS(&env_cluster),
         SC_T(c_two_nodes, &env_cluster),
+        SC_T(c_migrate, &env_cluster),
         SC_T(c_failover, &env_cluster),
     };
     return cmocka_run_group_tests_name("store contract, redis cluster", tests, group_setup,
