@@ -1,21 +1,28 @@
 /* ts_adp_remote.h - the adapter's reach beyond this process: a namespace's
  * broadcasts go to the other nodes of a deployment, theirs come back to be
- * delivered here. One small ops table, as Node's Socket.IO separates its
- * Adapter: without one (NULL) a process delivers to its own loops only (the
- * local adapter: ts_adp_rooms.h, ts_adp_bus.h); the Redis one
- * (ts_adp_redis.h) speaks @socket.io/redis-adapter's format through the
- * store, so that Node servers and tabsyncd nodes can serve one cluster.
+ * delivered here, and their server-side requests (fetchSockets,
+ * socketsJoin/Leave, disconnectSockets, serverSideEmit, broadcasts with
+ * acks) are answered for this process's sockets. One small ops table, as
+ * Node's Socket.IO separates its Adapter: without one (NULL) a process
+ * delivers to its own loops only (the local adapter: ts_adp_rooms.h,
+ * ts_adp_bus.h); the Redis one (ts_adp_redis.h) speaks
+ * @socket.io/redis-adapter's formats through the store, so that Node
+ * servers and tabsyncd nodes can serve one cluster.
  *
- * The Socket.IO layer calls `listen` for each namespace on one loop of the
- * process (the one that then feeds its bus, so every loop delivers remote
- * broadcasts in one order with its own), and `broadcast` from the loop that
- * made a broadcast. A remote broadcast is at most once: pub/sub loses what
- * is published while a node cannot be reached (the session history, not
- * this, is what makes a tab whole: docs/CONSISTENCY.md). */
+ * Every loop of a process has its own handle (each publishes through its
+ * own store handle). The Socket.IO layer calls `listen` for each namespace
+ * on one loop of the process (the one that then feeds its bus, so every
+ * loop delivers remote broadcasts in one order with its own, and that runs
+ * each request on every loop), `broadcast` and `answer` from any loop, and
+ * `room` on the loop whose sockets entered or left a room. A remote
+ * broadcast is at most once: pub/sub loses what is published while a node
+ * cannot be reached (the session history, not this, is what makes a tab
+ * whole: docs/CONSISTENCY.md). */
 #ifndef TS_ADP_REMOTE_H
 #define TS_ADP_REMOTE_H
 #include <jansson.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/ts_buf.h"
 #include "core/ts_slice.h"
@@ -27,7 +34,7 @@ typedef struct ts_adp_bcast {
      * placeholders {"_placeholder":true,"num":i}: as JSON text when sent
      * (the encoder reads it once), as a tree when received (borrowed). */
     ts_slice_t data_json;              /* broadcast */
-    json_t *data;                      /* ts_adp_remote_cb */
+    json_t *data;                      /* ts_adp_listener_t.on_bcast */
     ts_buf_t *const *attach;           /* the binary attachments, in order (borrowed) */
     size_t nattach;
     const char *const *rooms;          /* none: every socket of the namespace */
@@ -35,20 +42,101 @@ typedef struct ts_adp_bcast {
     const char *const *except;         /* sockets in these rooms are skipped */
     size_t nexcept;
     int is_volatile;                   /* may be dropped (socket.volatile) */
+    int this_loop;                     /* received: heard on a room's own channel by
+                                          this loop (`room`): for this loop's sockets
+                                          only, the other loops hear it themselves */
 } ts_adp_bcast_t;
 
-/* A broadcast from another node, for this process's sockets (the struct
- * and everything it points to are borrowed for the call). */
-typedef void (*ts_adp_remote_cb)(const ts_adp_bcast_t *b, void *ud);
+/* What another node asks of every node's sockets. */
+typedef enum ts_adp_req_kind {
+    TS_ADP_REQ_FETCH_SOCKETS = 0, /* answer: the matching sockets */
+    TS_ADP_REQ_SOCKETS,           /* classic, older versions: answer: their ids */
+    TS_ADP_REQ_ALL_ROOMS,         /* classic: answer: every room of every socket */
+    TS_ADP_REQ_SOCKETS_JOIN,      /* the matching sockets join `names` */
+    TS_ADP_REQ_SOCKETS_LEAVE,     /* ... leave `names` */
+    TS_ADP_REQ_DISCONNECT_SOCKETS, /* ... are disconnected (`close`: their connection too) */
+    TS_ADP_REQ_SERVER_SIDE_EMIT,  /* an event for the server itself (`data`) */
+    TS_ADP_REQ_BROADCAST_ACK,     /* a broadcast whose recipients acknowledge it */
+    TS_ADP_REQ_KIND_COUNT
+} ts_adp_req_kind_t;
+
+/* "FETCH_SOCKETS", ...; "?" when out of range. */
+const char *ts_adp_req_kind_name(ts_adp_req_kind_t kind);
+
+/* A request (borrowed for the call, everything in it too). Which sockets:
+ * `sid` when set (the one-socket forms older classic versions send), else
+ * those in any of `rooms` (none: all) and in none of `except`. */
+typedef struct ts_adp_req {
+    ts_adp_req_kind_t kind;
+    const char *nsp;
+    const char *request_id;   /* NULL: wants no answer */
+    const char *requester;    /* the requester's uid (where answers go) */
+    const char *const *rooms;
+    size_t nrooms;
+    const char *const *except;
+    size_t nexcept;
+    const char *sid;
+    const char *const *names; /* SOCKETS_JOIN/LEAVE: the rooms */
+    size_t nnames;
+    int close;                /* DISCONNECT_SOCKETS */
+    json_t *data;             /* SERVER_SIDE_EMIT, BROADCAST_ACK: ["event", args...],
+                                 binaries as placeholders into attach */
+    ts_buf_t *const *attach;
+    size_t nattach;
+    uint64_t timeout_ms;      /* BROADCAST_ACK: how long the requester waits; 0: unsaid */
+} ts_adp_req_t;
+
+/* An answer to a request (borrowed for the call). Kinds and what they carry:
+ * FETCH_SOCKETS: `list` [{id, handshake, rooms, data}]; SOCKETS: `list`
+ * ["id", ...]; ALL_ROOMS: `list` ["room", ...]; a one-socket SOCKETS_JOIN /
+ * LEAVE / DISCONNECT_SOCKETS (sid set): nothing, sent only by the node that
+ * has the socket; SERVER_SIDE_EMIT: `data` (the ack's argument; NULL:
+ * undefined); BROADCAST_ACK: `client_count` once, then one answer per client
+ * with `is_ack` and `data` (its first ack argument; NULL: undefined).
+ * Binary values anywhere in `list` or `data` are placeholders into
+ * `attach`. */
+typedef struct ts_adp_answer {
+    ts_adp_req_kind_t kind;
+    const char *nsp;
+    const char *request_id;
+    const char *requester;
+    json_t *list;
+    int is_ack;
+    uint64_t client_count;
+    json_t *data;
+    ts_buf_t *const *attach;
+    size_t nattach;
+} ts_adp_answer_t;
+
+/* Where another node's messages for one namespace go (on the loop that
+ * listens, or for `room`, on the loop that asked). Everything passed is
+ * borrowed for the call. */
+typedef struct ts_adp_listener {
+    void (*on_bcast)(const ts_adp_bcast_t *b, void *ud);
+    /* May be NULL: requests are then not heard. */
+    void (*on_request)(const ts_adp_req_t *req, void *ud);
+    void *ud;
+} ts_adp_listener_t;
 
 typedef struct ts_adp_remote_ops {
     const char *name; /* "redis" */
-    /* From now on, broadcasts of other nodes on namespace `nsp` come to
-     * cb(b, ud) on this handle's loop. Returns 0 or a TS_E* code. */
-    int (*listen)(void *self, const char *nsp, ts_adp_remote_cb cb, void *ud);
+    /* From now on, broadcasts and requests of other nodes on namespace
+     * `nsp` come to `l` (copied) on this handle's loop. Returns 0 or a TS_E*
+     * code. */
+    int (*listen)(void *self, const char *nsp, const ts_adp_listener_t *l);
     /* Sends b to the other nodes (borrowed; encoded before it returns).
      * Returns 0, or a TS_E* code when it could not even be sent (counted). */
     int (*broadcast)(void *self, const ts_adp_bcast_t *b);
+    /* Sends an answer to the requester (borrowed; encoded before it
+     * returns), from any loop's handle. Returns 0 or a TS_E* code. */
+    int (*answer)(void *self, const ts_adp_answer_t *a);
+    /* Room `room` of `nsp` got its first socket on this handle's loop
+     * (`present` 1) or lost its last (0). An adapter that hears rooms on
+     * channels of their own (sharded, "dynamic") subscribes and
+     * unsubscribes; their broadcasts come to l->on_bcast on this loop with
+     * `this_loop` set. May be NULL; `l` is copied. */
+    void (*room)(void *self, const char *nsp, const char *room, int present,
+                 const ts_adp_listener_t *l);
 } ts_adp_remote_ops_t;
 
 /* A handle the Socket.IO layer borrows (its owner closes it after the

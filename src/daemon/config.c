@@ -209,6 +209,16 @@ static const opt_t opts[] = {
      NULL, "PREFIX", "Session store",
      "With --store redis://: the start of every key and channel (default ts:);\n"
      "deployments sharing one Redis use different prefixes."},
+    {"redis-adapter", "TABSYNC_REDIS_ADAPTER", K_PATH, OFF(redis_adapter), SZ(redis_adapter), 0,
+     0, NULL, "classic|sharded", "Session store",
+     "With --store redis://: how broadcasts and server-side requests travel\n"
+     "between the nodes, as npm @socket.io/redis-adapter does, so Node servers\n"
+     "using it share the cluster: classic (createAdapter: PUBLISH) or\n"
+     "sharded (createShardedAdapter: SPUBLISH, Redis 7; docs/REDIS-WIRE.md)."},
+    {"redis-adapter-key", "TABSYNC_REDIS_ADAPTER_KEY", K_PATH, OFF(redis_adapter_key),
+     SZ(redis_adapter_key), 0, 0, NULL, "KEY", "Session store",
+     "The adapter's channel prefix: Node's `key` (classic) or `channelPrefix`\n"
+     "(sharded). --redis-prefix does not apply to it."},
     {"store-sqlite", "TABSYNC_STORE_SQLITE", K_PATH, OFF(store_sqlite), SZ(store_sqlite), 0, 0,
      NULL, "FILE", "Session store",
      "SQLite file that keeps event logs, state and lease terms across\n"
@@ -333,6 +343,8 @@ void ts_dmn_config_defaults(ts_dmn_config_t *cfg) {
     cfg->ws_max_send_queue = 16 * MIB;
     cfg->shutdown_timeout_ms = 10000;
     cfg->workers = 1;
+    snprintf(cfg->redis_adapter, sizeof cfg->redis_adapter, "classic");
+    snprintf(cfg->redis_adapter_key, sizeof cfg->redis_adapter_key, "%s", "socket.io");
     cfg->jwt_leeway_s = TS_SESS_LEEWAY_DEFAULT;
     cfg->limit_handshakes_per_ip = 50;
     cfg->limit_queue = 1000;
@@ -731,6 +743,13 @@ static const char *setter(const ctx_t *c, const char *flag, char *buf, size_t ca
     return buf;
 }
 
+/* Did a flag or the environment set `flag`? */
+static int was_set(const ctx_t *c, const char *flag) {
+    const opt_t *o = find_flag(flag, strlen(flag));
+    ts_assert(o != NULL);
+    return c->from_env[o - opts] >= 0;
+}
+
 /* ---- authentication ------------------------------------------------------ */
 
 #define SECRET_FILE_MAX 16384
@@ -950,6 +969,26 @@ static int finish(ctx_t *c) {
     if (!redis && cfg->redis_prefix[0])
         return fail(c, "%s is set but %s is not a redis:// URL",
                     setter(c, "redis-prefix", wn, sizeof wn), setter(c, "store", wn2, sizeof wn2));
+    if (strcmp(cfg->redis_adapter, "classic") != 0 &&
+        strcmp(cfg->redis_adapter, "sharded") != 0)
+        return fail(c, "%s=\"%s\" is not an adapter format (expected classic or sharded)",
+                    setter(c, "redis-adapter", wn, sizeof wn),
+                    show(cfg->redis_adapter, sv, sizeof sv));
+    for (const char *p = cfg->redis_adapter_key; *p; p++)
+        if ((unsigned char)*p < 0x20 || *p == 0x7f)
+            return fail(c, "%s=\"%s\" has a control character (expected a channel prefix "
+                           "such as socket.io)",
+                        setter(c, "redis-adapter-key", wn, sizeof wn),
+                        show(cfg->redis_adapter_key, sv, sizeof sv));
+    if (!cfg->redis_adapter_key[0])
+        return fail(c, "%s is empty (expected a channel prefix such as socket.io)",
+                    setter(c, "redis-adapter-key", wn, sizeof wn));
+    const char *adapter_flags[] = {"redis-adapter", "redis-adapter-key"};
+    for (size_t i = 0; i < 2; i++)
+        if (!redis && was_set(c, adapter_flags[i]))
+            return fail(c, "%s is set but %s is not a redis:// URL",
+                        setter(c, adapter_flags[i], wn, sizeof wn),
+                        setter(c, "store", wn2, sizeof wn2));
     int rc = finish_auth(c);
     if (rc) return rc;
     if (cfg->conformance) {

@@ -301,7 +301,12 @@ static int start_session(ts_dmn_t *d) {
     d->sess = ts_sess_new(d->loop, d->sio, &d->store, &c);
     if (ops_is_redis(d)) {
         /* the other nodes: every loop publishes, loop 0 listens for the process */
-        ts_adp_redis_cfg_t ac = {.uid = proc.adapter_uid};
+        ts_adp_redis_cfg_t ac = {
+            .uid = proc.adapter_uid,
+            .prefix = d->cfg.redis_adapter_key,
+            .format = strcmp(d->cfg.redis_adapter, "sharded") == 0 ? TS_ADP_RMSG_SHARDED
+                                                                     : TS_ADP_RMSG_CLASSIC,
+        };
         if (ts_adp_redis_open(&d->remote, &d->store, &ac) != 0) {
             fprintf(stderr, "tabsyncd: cannot start the Redis adapter\n");
             return 1;

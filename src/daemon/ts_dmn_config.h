@@ -96,6 +96,10 @@ typedef struct ts_dmn_config {
     char store_sqlite[512];     /* --store-sqlite FILE: durable log/state; "" = memory only */
     char store[512];            /* --store memory|redis://...: the backend; "" = memory */
     char redis_prefix[65];      /* --redis-prefix P: keys and channels; "" = "ts:" */
+    char redis_adapter[16];     /* --redis-adapter classic|sharded: the wire format between
+                                   nodes (@socket.io/redis-adapter); default "classic" */
+    char redis_adapter_key[64]; /* --redis-adapter-key KEY: its channel prefix (Node's key /
+                                   channelPrefix); default "socket.io" */
     ts_dmn_durability_t durability; /* --durability sync|group:MS|none; default group:2 */
     uint32_t group_commit_ms;   /* the MS of group:MS */
     /* The session history (protocol v3; docs/CONSISTENCY.md) */

@@ -131,7 +131,12 @@ ts_sio_server_t *ts_sio_server_new_in(uv_loop_t *loop, ts_sio_group_t *g, size_t
 /* The other nodes of a deployment (ts_adp_remote.h; borrowed, NULL = none):
  * every broadcast made on this loop is also sent to them. The one loop of
  * the process with `listener` set hears theirs, for every namespace it has
- * or will have, and delivers them to every loop (as its own broadcasts). */
+ * or will have, and delivers them to every loop (as its own broadcasts);
+ * it also hears their server-side requests (fetchSockets, socketsJoin/
+ * Leave, disconnectSockets, serverSideEmit, broadcasts with acks), runs
+ * each on every loop's sockets and answers once for the process. Each loop
+ * tells its remote when one of its rooms gets its first socket or loses
+ * its last (adapters that hear rooms on channels of their own). */
 struct ts_adp_remote;
 void ts_sio_server_set_remote(ts_sio_server_t *srv, struct ts_adp_remote *remote, int listener);
 

@@ -1,12 +1,15 @@
 // One cluster of a Node Socket.IO server (the npm socket.io 4.8 with
-// @socket.io/redis-adapter, the classic adapter: tests/js/ref-server.mjs
-// --redis) and tabsyncd nodes (--store redis://), on one Redis (issue #12):
-// each serves its own clients, and broadcasts made on either side reach the
-// clients of both — to everyone, to a room (one and several), with rooms
-// excepted, without the sender (socket.to), binary arguments included.
-// docs/REDIS-WIRE.md says what is spoken; the server-side requests
-// (fetchSockets, serverSideEmit, socketsJoin/Leave, disconnectSockets) and
-// the sharded adapter are not built in tabsyncd yet (docs/STATUS.md).
+// @socket.io/redis-adapter: tests/js/ref-server.mjs --redis, classic, or
+// --redis-sharded) and two tabsyncd nodes (--store redis://, --redis-adapter
+// classic|sharded; the second with two event loops), on one Redis (issue
+// #12): each serves its own clients, and broadcasts made on either side
+// reach the clients of both — to everyone, to a room (one and several),
+// with rooms excepted, without the sender (socket.to), binary arguments
+// included; and Node's server-side requests reach tabsyncd's sockets:
+// fetchSockets, socketsJoin/Leave, disconnectSockets, serverSideEmit (a
+// tabsyncd node acknowledges it without a value) and broadcasts with acks.
+// Requests from tabsyncd are not made: it has no server-side API for them.
+// docs/REDIS-WIRE.md says what is spoken.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -18,17 +21,17 @@ import { startRedis } from './cluster.mjs';
 const SKIP = IS_NODE ? { skip: 'tabsyncd and Node together: runs against tabsyncd' } : {};
 const T = { timeout: 20000 };
 
-describe('a Node Socket.IO server with @socket.io/redis-adapter and tabsyncd nodes in one cluster', SKIP, () => {
+for (const format of ['classic', 'sharded']) describe(`a Node Socket.IO server with @socket.io/redis-adapter (${format}) and tabsyncd nodes in one cluster`, SKIP, () => {
   let redis, node, ts1, ts2;
   const clients = new Set();
   before(async () => {
     redis = await startRedis({ appendonly: false });
-    node = await startServer({ target: 'node', single: true, extra: ['--redis', redis.url] });
+    node = await startServer({ target: 'node', single: true, extra: ['--redis', redis.url, ...(format === 'sharded' ? ['--redis-sharded'] : [])] });
     // the store (and with it the adapter) needs /session on: a secret
-    const flags = ['--jwt-secret', crypto.randomBytes(32).toString('hex'), '--store', redis.url, '--recovery-window', '0'];
+    const flags = ['--jwt-secret', crypto.randomBytes(32).toString('hex'), '--store', redis.url, '--recovery-window', '0', '--redis-adapter', format];
     ts1 = await startServer({ single: true, extra: flags });
-    ts2 = await startServer({ single: true, extra: flags });
-    await sleep(300); // every PSUBSCRIBE confirmed before the first broadcast
+    ts2 = await startServer({ single: true, extra: [...flags, '--workers', '2'] });
+    await sleep(300); // every (S|P)SUBSCRIBE confirmed before the first broadcast
   });
   after(async () => {
     for (const c of clients) c.close();
@@ -37,7 +40,7 @@ describe('a Node Socket.IO server with @socket.io/redis-adapter and tabsyncd nod
   });
 
   async function client(srv, name) {
-    const c = io(srv.url, { transports: ['websocket'], forceNew: true, reconnection: false });
+    const c = io(srv.url, { transports: ['websocket'], forceNew: true, reconnection: false, auth: { name } });
     c.name = name;
     c.got = [];
     c.onAny((event, ...args) => { if (event !== 'auth') c.got.push([event, ...args]); });
@@ -78,6 +81,7 @@ describe('a Node Socket.IO server with @socket.io/redis-adapter and tabsyncd nod
     for (const c of [n1, n2, a, b]) await ask(c, 'join', 'r');
     await ask(n2, 'join', 'quiet');
     await ask(b, 'join', 'quiet');
+    await sleep(200); // sharded: each node's SSUBSCRIBE of its new rooms' channels
     const all = [n1, n2, a, b, out];
     clear(all);
     // socket.to(room) from tabsyncd: every member but the sender, on both sides
@@ -113,6 +117,7 @@ describe('a Node Socket.IO server with @socket.io/redis-adapter and tabsyncd nod
   it('binary arguments cross both ways as buffers', T, async () => {
     const n = await client(node, 'nb'), a = await client(ts1, 'ab'), b = await client(ts2, 'bb');
     for (const c of [n, a, b]) await ask(c, 'join', 'bin');
+    await sleep(200);
     const all = [n, a, b];
     clear(all);
     const bytes = Buffer.from([0, 1, 2, 253, 254, 255]);
@@ -127,6 +132,116 @@ describe('a Node Socket.IO server with @socket.io/redis-adapter and tabsyncd nod
         assert.ok(Buffer.from(raw).equals(bytes), `${c.name}: the top-level buffer of ${obj.name}`);
       }
       assert.deepEqual(c.got.map((g) => g[1].name).sort(), ['x', 'y']);
+    }
+  });
+  // ---- Node's server-side requests, answered by tabsyncd for its sockets ----
+
+  it('fetchSockets from Node lists tabsyncd\'s sockets (ids, rooms, handshake), by room', T, async () => {
+    const n = await client(node, 'fs-n'), a = await client(ts1, 'fs-a');
+    const b = await client(ts2, 'fs-b'), b2 = await client(ts2, 'fs-b2');
+    for (const c of [n, a, b]) await ask(c, 'join', 'fs');
+    await ask(b2, 'join', 'fs-other');
+    const all = await ask(n, 'fetch-sockets', null);
+    assert.ok(Array.isArray(all), JSON.stringify(all));
+    const ids = new Set(all.map((s) => s.id));
+    for (const c of [n, a, b, b2]) assert.ok(ids.has(c.id), `${c.name} listed`);
+    const inRoom = await ask(n, 'fetch-sockets', 'fs');
+    assert.deepEqual(inRoom.map((s) => s.id).sort(), [n.id, a.id, b.id].sort());
+    const sa = inRoom.find((s) => s.id === a.id);
+    assert.deepEqual(sa.rooms.sort(), [a.id, 'fs'].sort(), 'its own room and the joined one');
+    assert.deepEqual(sa.handshake.auth, { name: 'fs-a' }, 'the CONNECT payload');
+    assert.equal(sa.handshake.query.transport, 'websocket');
+    assert.equal(typeof sa.handshake.issued, 'number');
+    assert.match(sa.handshake.address, /127\.0\.0\.1/);
+    assert.deepEqual(sa.data, {});
+  });
+
+  it('socketsJoin / socketsLeave from Node move tabsyncd\'s sockets between rooms', T, async () => {
+    const n = await client(node, 'sj-n'), a = await client(ts1, 'sj-a');
+    const b = await client(ts2, 'sj-b'), out = await client(ts2, 'sj-out');
+    for (const c of [n, a, b]) await ask(c, 'join', 'sj-src');
+    await ask(n, 'sockets-join', 'sj-src', 'sj-dst');
+    await sleep(300); // a request is fire-and-forget: no answer to wait for
+    for (const c of [a, b]) assert.deepEqual(await ask(c, 'rooms'), [c.id, 'sj-dst', 'sj-src'].sort(), `${c.name} joined`);
+    assert.deepEqual(await ask(out, 'rooms'), [out.id], 'not a socket outside the source room');
+    const all = [n, a, b, out];
+    clear(all);
+    n.emit('to-room-all', 'sj-dst', 'moved', 1);
+    await settle([n, a, b], (c) => c.got.length >= 1);
+    for (const c of [n, a, b]) assert.deepEqual(c.got, [['moved', 1]], `${c.name}`);
+    assert.deepEqual(out.got, []);
+    await ask(n, 'sockets-leave', null, 'sj-src');
+    await sleep(300);
+    for (const c of [a, b]) assert.deepEqual(await ask(c, 'rooms'), [c.id, 'sj-dst'].sort(), `${c.name} left`);
+  });
+
+  it('disconnectSockets from Node disconnects tabsyncd\'s sockets in a room', T, async () => {
+    const n = await client(node, 'ds-n'), a = await client(ts1, 'ds-a');
+    const b = await client(ts2, 'ds-b'), stay = await client(ts1, 'ds-stay');
+    for (const c of [a, b]) await ask(c, 'join', 'ds');
+    const gone = [a, b].map((c) => once(c, 'disconnect'));
+    await ask(n, 'disconnect-sockets', 'ds', false);
+    const reasons = await Promise.race([Promise.all(gone), sleep(5000).then(() => 'timeout')]);
+    assert.deepEqual(reasons.map((r) => (Array.isArray(r) ? r[0] : r)), ['io server disconnect', 'io server disconnect']);
+    assert.ok(stay.connected && n.connected, 'sockets outside the room stay');
+    for (const c of [a, b]) clients.delete(c);
+  });
+
+  it('serverSideEmit from Node: every tabsyncd node acknowledges without a value, at once', T, async () => {
+    const n = await client(node, 'sse-n');
+    assert.equal(await ask(n, 'server-count'), 3, 'Node counts both tabsyncd nodes as servers');
+    assert.equal(await ask(n, 'server-side-emit', 'hello-servers', { x: 1 }), 'ok');
+    const r = await ask(n, 'server-side-emit-ack', 'hello-servers', { x: 2 });
+    assert.equal(r.error, undefined, JSON.stringify(r));
+    assert.equal(r.responses.length, 2, 'one answer per tabsyncd node');
+    for (const v of r.responses) assert.equal(v ?? null, null, 'no value');
+    assert.ok(r.ms < 2000, `answered at once (${r.ms} ms), not at the timeout`);
+  });
+
+  it('broadcast with acks from Node collects the acks of tabsyncd\'s clients', T, async () => {
+    const n = await client(node, 'ba-n'), n2 = await client(node, 'ba-n2');
+    const a = await client(ts1, 'ba-a'), b = await client(ts2, 'ba-b'), b2 = await client(ts2, 'ba-b2');
+    const out = await client(ts1, 'ba-out');
+    const members = [n2, a, b, b2];
+    for (const c of [n, ...members]) await ask(c, 'join', 'ba');
+    for (const c of [...members, out]) c.on('question', (q, cb) => cb({ from: c.name, q }));
+    const r = await ask(n, 'broadcast-with-ack', 'ba', 'question', 42);
+    assert.equal(r.error, null, JSON.stringify(r));
+    assert.deepEqual(r.responses.map((x) => x.from).sort(), members.map((c) => c.name).sort());
+    for (const x of r.responses) assert.equal(x.q, 42);
+    assert.ok(r.ms < 3000, `every ack in (${r.ms} ms), not at the timeout`);
+    // binary arguments reach the clients, binary acks come back
+    for (const c of [a, b]) c.on('blob-q', (buf, cb) => cb(Buffer.concat([Buffer.from(buf), Buffer.from([c.name.length])])));
+    n2.on('blob-q', (buf, cb) => cb(Buffer.from(buf)));
+    b2.on('blob-q', (buf, cb) => cb(Buffer.from(buf)));
+    const rb = await ask(n, 'broadcast-with-ack', 'ba', 'blob-q', Buffer.from([7, 8]));
+    assert.equal(rb.error, null, JSON.stringify(rb));
+    assert.equal(rb.responses.length, 4);
+    for (const x of rb.responses) assert.deepEqual([...Buffer.from(x)].slice(0, 2), [7, 8]);
+  });
+  it('sharded: a tabsyncd node subscribes to a room\'s channel only while it has a socket in it', { ...T, skip: format !== 'sharded' && 'sharded only' }, async () => {
+    const { createClient } = await import('redis');
+    const r = createClient({ url: redis.url });
+    await r.connect();
+    try {
+      const subs = async (ch) => Number((await r.sendCommand(['PUBSUB', 'SHARDNUMSUB', ch]))[1]);
+      const ch = 'socket.io#/#dyn-room#';
+      assert.equal(await subs(ch), 0);
+      const a = await client(ts1, 'dyn-a'), a2 = await client(ts1, 'dyn-a2');
+      await ask(a, 'join', 'dyn-room');
+      await ask(a2, 'join', 'dyn-room');
+      await sleep(200);
+      assert.equal(await subs(ch), 1, 'one subscription for the node');
+      await ask(a, 'leave', 'dyn-room');
+      await sleep(200);
+      assert.equal(await subs(ch), 1, 'a member is left');
+      a2.close(); // the last member goes with its connection
+      await sleep(300);
+      assert.equal(await subs(ch), 0, 'unsubscribed with the last member');
+      assert.equal(await subs(`socket.io#/#${a.id}#`), 0, 'a socket id is no room of its own channel');
+      assert.equal(await subs('socket.io#/#'), 3, 'the main channel: Node and both tabsyncd nodes');
+    } finally {
+      await r.disconnect();
     }
   });
 });

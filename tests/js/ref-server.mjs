@@ -6,7 +6,10 @@
 //          [--parser msgpack] [--recovery-window MS] [--ping-interval MS]
 //          [--ping-timeout MS] [--max-payload BYTES]
 //          [--redis URL [--redis-sharded]]  (@socket.io/redis-adapter: the
-//          interop tests put this server and tabsyncd nodes on one Redis)
+//          interop tests put this server and tabsyncd nodes on one Redis;
+//          the test namespaces then also take fetch-sockets, sockets-join,
+//          sockets-leave, disconnect-sockets, server-side-emit[-ack],
+//          broadcast-with-ack and server-count, which act on the cluster)
 // Prints "tabsyncd listening on http://127.0.0.1:PORT/" once ready.
 import http from 'node:http';
 import { Server } from 'socket.io';
@@ -57,7 +60,39 @@ function parseArgs(argv) {
 
 const DYN_RE = /^\/dyn-[a-z0-9]+$/;
 
-function setupTestNamespace(nsp) {
+// With --redis: what a Node app asks of the whole cluster through its
+// adapter (the server-side requests of @socket.io/redis-adapter), triggered
+// by a client's event and answered through its ack, for tests/js/interop.
+function setupClusterHooks(socket) {
+  const nsp = socket.nsp;
+  const sel = (room) => (room ? nsp.in(room) : nsp);
+  const ok = (cb, v) => { if (typeof cb === 'function') cb(v); };
+  socket.on('fetch-sockets', async (room, cb) => {
+    try {
+      const socks = await sel(room).fetchSockets();
+      ok(cb, socks.map((s) => ({ id: s.id, rooms: [...s.rooms], handshake: s.handshake, data: s.data })));
+    } catch (err) { ok(cb, { error: err.message }); }
+  });
+  socket.on('sockets-join', (room, target, cb) => { sel(room).socketsJoin(target); ok(cb, 'ok'); });
+  socket.on('sockets-leave', (room, target, cb) => { sel(room).socketsLeave(target); ok(cb, 'ok'); });
+  socket.on('disconnect-sockets', (room, close, cb) => { sel(room).disconnectSockets(close); ok(cb, 'ok'); });
+  socket.on('server-side-emit', (event, arg, cb) => { nsp.serverSideEmit(event, arg); ok(cb, 'ok'); });
+  socket.on('server-side-emit-ack', async (event, arg, cb) => {
+    try {
+      const t0 = Date.now();
+      const responses = await nsp.serverSideEmitWithAck(event, arg);
+      ok(cb, { responses, ms: Date.now() - t0 });
+    } catch (err) { ok(cb, { error: err.message }); }
+  });
+  socket.on('broadcast-with-ack', (room, event, arg, cb) => {
+    const t0 = Date.now();
+    sel(room).except(socket.id).timeout(4000).emit(event, arg, (err, responses) =>
+      ok(cb, { error: err ? err.message : null, responses, ms: Date.now() - t0 }));
+  });
+  socket.on('server-count', async (cb) => ok(cb, await nsp.adapter.serverCount()));
+}
+
+function setupTestNamespace(nsp, cluster = false) {
   nsp.use((socket, next) => {
     const auth = socket.handshake.auth || {};
     if (typeof auth.refuse === 'string') {
@@ -70,6 +105,7 @@ function setupTestNamespace(nsp) {
   nsp.on('connection', (socket) => {
     const fnLast = (args) => (typeof args[args.length - 1] === 'function' ? args.pop() : () => {});
     socket.emit('auth', socket.handshake.auth);
+    if (cluster) setupClusterHooks(socket);
     socket.on('message', (...args) => socket.emit('message-back', ...args));
     socket.on('message-with-ack', (...args) => {
       const cb = fnLast(args);
@@ -128,8 +164,8 @@ function startTestApp(httpServer, o) {
     delete opts.connectionStateRecovery; // the Redis adapters do not keep a log
   }
   const io = new Server(httpServer, opts);
-  setupTestNamespace(io.of('/'));
-  setupTestNamespace(io.of('/custom'));
+  setupTestNamespace(io.of('/'), !!o.redis);
+  setupTestNamespace(io.of('/custom'), !!o.redis);
   setupTestNamespace(io.of(DYN_RE));
   io.of('/refuse').use((socket, next) => {
     const err = new Error('not allowed');

@@ -1,0 +1,300 @@
+/* test_rreq.c - server-side requests between the wire and the Socket.IO
+ * layer (src/adapter/rreq.c): every request the real Node adapters sent in
+ * the golden vectors (rmsg-vectors.json) becomes the request tabsyncd acts
+ * on, and every response Node sent is what our answer encodes to, byte for
+ * byte and on the same channel; then the cases the vectors lack (our own
+ * messages, formats without an answer, ill-formed answers). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "adapter/ts_adp_rreq.h"
+#include "core/ts_err.h"
+#include "core/ts_json.h"
+
+static json_t *g_doc;
+
+static json_t *vectors(void) {
+    if (g_doc) return json_object_get(g_doc, "vectors");
+    char path[4096];
+    const char *env = getenv("TS_RMSG_VECTORS");
+    if (env) {
+        snprintf(path, sizeof(path), "%s", env);
+    } else {
+        snprintf(path, sizeof(path), "%s", __FILE__);
+        char *slash = strrchr(path, '/');
+        snprintf(slash ? slash + 1 : path, sizeof(path) - (size_t)(slash ? slash + 1 - path : 0),
+                 "rmsg-vectors.json");
+    }
+    json_error_t je;
+    g_doc = json_load_file(path, 0, &je);
+    if (!g_doc) fail_msg("cannot read %s: %s (set TS_RMSG_VECTORS)", path, je.text);
+    return json_object_get(g_doc, "vectors");
+}
+
+static uint8_t *unhex(const char *h, size_t *len) {
+    size_t n = strlen(h) / 2;
+    uint8_t *b = malloc(n ? n : 1);
+    for (size_t i = 0; i < n; i++) {
+        unsigned v;
+        sscanf(h + 2 * i, "%2x", &v);
+        b[i] = (uint8_t)v;
+    }
+    *len = n;
+    return b;
+}
+
+/* Decodes vector i into *m; returns its format (and bytes, owned). */
+static ts_adp_rmsg_format_t decode_vec(json_t *v, ts_adp_rmsg_t *m, uint8_t **bytes,
+                                       size_t *len) {
+    ts_adp_rmsg_format_t f = strcmp(json_string_value(json_object_get(v, "format")), "sharded") == 0
+                                 ? TS_ADP_RMSG_SHARDED
+                                 : TS_ADP_RMSG_CLASSIC;
+    *bytes = unhex(json_string_value(json_object_get(v, "hex")), len);
+    char err[160];
+    if (ts_adp_rmsg_decode(NULL, f, ts_slice_str(json_string_value(json_object_get(v, "channel"))),
+                           ts_slice(*bytes, *len), m, err, sizeof err) != 0)
+        fail_msg("%s: %s", json_string_value(json_object_get(v, "name")), err);
+    return f;
+}
+
+static int is_kind(const ts_adp_rmsg_t *m, ts_adp_rmsg_kind_t k) { return m->kind == k; }
+
+/* ---- requests: what Node sent becomes what we act on ---- */
+
+static void test_requests_from_node(void **state) {
+    (void)state;
+    size_t seen[TS_ADP_REQ_KIND_COUNT] = {0};
+    json_t *vs = vectors();
+    for (size_t i = 0; i < json_array_size(vs); i++) {
+        json_t *v = json_array_get(vs, i);
+        const char *name = json_string_value(json_object_get(v, "name"));
+        ts_adp_rmsg_t m;
+        uint8_t *bytes;
+        size_t len;
+        decode_vec(v, &m, &bytes, &len);
+        ts_adp_req_t r;
+        int is = ts_adp_rreq_of(&m, "not-the-sender", &r);
+        ts_adp_req_kind_t want;
+        int request = 1;
+        switch (m.kind) {
+        case TS_ADP_RMSG_FETCH_SOCKETS: want = TS_ADP_REQ_FETCH_SOCKETS; break;
+        case TS_ADP_RMSG_SOCKETS: want = TS_ADP_REQ_SOCKETS; break;
+        case TS_ADP_RMSG_ALL_ROOMS: want = TS_ADP_REQ_ALL_ROOMS; break;
+        case TS_ADP_RMSG_SOCKETS_JOIN: want = TS_ADP_REQ_SOCKETS_JOIN; break;
+        case TS_ADP_RMSG_SOCKETS_LEAVE: want = TS_ADP_REQ_SOCKETS_LEAVE; break;
+        case TS_ADP_RMSG_DISCONNECT_SOCKETS: want = TS_ADP_REQ_DISCONNECT_SOCKETS; break;
+        case TS_ADP_RMSG_SERVER_SIDE_EMIT: want = TS_ADP_REQ_SERVER_SIDE_EMIT; break;
+        case TS_ADP_RMSG_BROADCAST_WITH_ACK: want = TS_ADP_REQ_BROADCAST_ACK; break;
+        default: want = TS_ADP_REQ_KIND_COUNT; request = 0;
+        }
+        if (is != request) fail_msg("%s (%s): request %d, want %d", name,
+                                    ts_adp_rmsg_kind_name(m.kind), is, request);
+        if (request) {
+            seen[want]++;
+            if (r.kind != want) fail_msg("%s: kind %s", name, ts_adp_req_kind_name(r.kind));
+            assert_string_equal(r.requester, m.uid);
+            assert_ptr_equal(r.nsp, m.nsp);
+            if (m.has_opts) {
+                assert_int_equal(r.nrooms, m.opts.rooms.n);
+                assert_int_equal(r.nexcept, m.opts.except.n);
+                assert_null(r.sid);
+            }
+            if (want == TS_ADP_REQ_SOCKETS_JOIN || want == TS_ADP_REQ_SOCKETS_LEAVE) {
+                assert_int_equal(r.nnames, m.rooms.n);
+                assert_true(r.nnames > 0);
+            }
+            /* answers are wanted exactly where Node answers */
+            int answered = want == TS_ADP_REQ_FETCH_SOCKETS || want == TS_ADP_REQ_SOCKETS ||
+                           want == TS_ADP_REQ_ALL_ROOMS || want == TS_ADP_REQ_BROADCAST_ACK ||
+                           (want == TS_ADP_REQ_SERVER_SIDE_EMIT && m.request_id) || r.sid;
+            if (!answered != !r.request_id)
+                fail_msg("%s: request_id %s", name, r.request_id ? r.request_id : "(none)");
+            if (want == TS_ADP_REQ_BROADCAST_ACK || want == TS_ADP_REQ_SERVER_SIDE_EMIT)
+                assert_true(json_is_array(r.data));
+            if (want == TS_ADP_REQ_BROADCAST_ACK && (m.opts.flags & TS_ADP_RMSG_F_TIMEOUT))
+                assert_int_equal(r.timeout_ms, m.opts.timeout_ms);
+            /* the sender's own request is not ours to act on */
+            assert_int_equal(ts_adp_rreq_of(&m, m.uid, &r), 0);
+        }
+        ts_adp_rmsg_clear(&m);
+        free(bytes);
+    }
+    for (size_t k = 0; k < TS_ADP_REQ_KIND_COUNT; k++)
+        if (!seen[k]) fail_msg("no vector of request %s", ts_adp_req_kind_name((ts_adp_req_kind_t)k));
+}
+
+/* ---- answers: ours are Node's bytes ---- */
+
+static json_t *strs_json(const ts_adp_rmsg_strs_t *s) {
+    json_t *a = json_array();
+    for (size_t i = 0; i < s->n; i++) json_array_append_new(a, json_string(s->v[i]));
+    return a;
+}
+
+static void test_answers_are_nodes_bytes(void **state) {
+    (void)state;
+    size_t checked = 0;
+    json_t *vs = vectors();
+    for (size_t i = 0; i < json_array_size(vs); i++) {
+        json_t *v = json_array_get(vs, i);
+        const char *name = json_string_value(json_object_get(v, "name"));
+        ts_adp_rmsg_t m;
+        uint8_t *bytes;
+        size_t len;
+        ts_adp_rmsg_format_t f = decode_vec(v, &m, &bytes, &len);
+        ts_adp_answer_t a = {.nsp = m.nsp, .request_id = m.request_id, .requester = m.to};
+        json_t *list = NULL;
+        int answer = 1;
+        if (is_kind(&m, TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE)) {
+            a.kind = TS_ADP_REQ_FETCH_SOCKETS;
+            list = json_array();
+            for (size_t k = 0; k < m.nsockets; k++) {
+                json_t *s = json_pack("{s:s,s:O,s:o}", "id", m.sockets[k].id, "handshake",
+                                      m.sockets[k].handshake, "rooms",
+                                      strs_json(&m.sockets[k].rooms));
+                if (m.sockets[k].data) json_object_set(s, "data", m.sockets[k].data);
+                json_array_append_new(list, s);
+            }
+        } else if (is_kind(&m, TS_ADP_RMSG_SOCKETS_RESPONSE) ||
+                   is_kind(&m, TS_ADP_RMSG_ALL_ROOMS_RESPONSE)) {
+            a.kind = is_kind(&m, TS_ADP_RMSG_SOCKETS_RESPONSE) ? TS_ADP_REQ_SOCKETS
+                                                               : TS_ADP_REQ_ALL_ROOMS;
+            list = strs_json(&m.rooms);
+        } else if (is_kind(&m, TS_ADP_RMSG_RESPONSE)) {
+            a.kind = TS_ADP_REQ_SOCKETS_JOIN;
+        } else if (is_kind(&m, TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE)) {
+            a.kind = TS_ADP_REQ_SERVER_SIDE_EMIT;
+            a.data = m.data;
+        } else if (is_kind(&m, TS_ADP_RMSG_BROADCAST_CLIENT_COUNT)) {
+            a.kind = TS_ADP_REQ_BROADCAST_ACK;
+            a.client_count = m.client_count;
+        } else if (is_kind(&m, TS_ADP_RMSG_BROADCAST_ACK)) {
+            a.kind = TS_ADP_REQ_BROADCAST_ACK;
+            a.is_ack = 1;
+            a.data = m.data;
+        } else {
+            answer = 0;
+        }
+        if (answer) {
+            a.list = list;
+            a.attach = m.attach; /* binaries anywhere: socket data, ack values */
+            a.nattach = m.nattach;
+            ts_adp_rmsg_wire_t w;
+            char err[160];
+            /* a Node responder with publishOnSpecificResponseChannel names the requester */
+            ts_adp_rmsg_cfg_t cfg = {.specific_responses = f == TS_ADP_RMSG_CLASSIC && m.to};
+            int rc = ts_adp_rreq_encode_answer(&cfg, f, m.uid, &a, &w, err, sizeof err);
+            if (rc != 0) fail_msg("%s: %d %s", name, rc, err);
+            const char *ch = json_string_value(json_object_get(v, "channel"));
+            if (strcmp((const char *)w.channel->data, ch) != 0)
+                fail_msg("%s: channel %s, Node's %s", name, (const char *)w.channel->data, ch);
+            if (w.bytes->len != len || memcmp(w.bytes->data, bytes, len) != 0)
+                fail_msg("%s: our answer differs from Node's (%zu bytes, Node %zu: %.*s)", name,
+                         w.bytes->len, len, (int)w.bytes->len, (const char *)w.bytes->data);
+            ts_adp_rmsg_wire_clear(&w);
+            checked++;
+        }
+        json_decref(list);
+        ts_adp_rmsg_clear(&m);
+        free(bytes);
+    }
+    assert_true(checked >= 10);
+}
+
+/* ---- what the vectors lack ---- */
+
+static void test_answers_the_format_lacks(void **state) {
+    (void)state;
+    json_t *list = json_pack("[s]", "r");
+    const ts_adp_req_kind_t kinds[] = {TS_ADP_REQ_SOCKETS, TS_ADP_REQ_ALL_ROOMS,
+                                       TS_ADP_REQ_SOCKETS_JOIN, TS_ADP_REQ_DISCONNECT_SOCKETS};
+    for (size_t i = 0; i < 4; i++) {
+        ts_adp_answer_t a = {.kind = kinds[i], .nsp = "/", .request_id = "r1", .requester = "u1",
+                             .list = list};
+        ts_adp_rmsg_wire_t w;
+        /* sharded has no such answer: nothing to send */
+        assert_int_equal(ts_adp_rreq_encode_answer(NULL, TS_ADP_RMSG_SHARDED, "me", &a, &w, NULL, 0), 1);
+        assert_null(w.bytes);
+        /* classic has: on the shared response channel */
+        assert_int_equal(ts_adp_rreq_encode_answer(NULL, TS_ADP_RMSG_CLASSIC, "me", &a, &w, NULL, 0), 0);
+        assert_string_equal((const char *)w.channel->data, "socket.io-response#/#");
+        ts_adp_rmsg_wire_clear(&w);
+    }
+    json_decref(list);
+}
+
+static void test_ill_formed_answers(void **state) {
+    (void)state;
+    char err[160] = "";
+    ts_adp_rmsg_wire_t w;
+    json_t *bad_ids = json_pack("[i]", 1);
+    ts_adp_answer_t a = {.kind = TS_ADP_REQ_SOCKETS, .nsp = "/", .request_id = "r", .list = bad_ids};
+    assert_int_equal(ts_adp_rreq_encode_answer(NULL, TS_ADP_RMSG_CLASSIC, "me", &a, &w, err, sizeof err),
+                     TS_EINVAL);
+    assert_non_null(strstr(err, "ill-formed"));
+    json_t *no_rooms = json_pack("[{s:s,s:{}}]", "id", "x", "handshake");
+    a.kind = TS_ADP_REQ_FETCH_SOCKETS;
+    a.list = no_rooms;
+    assert_int_equal(ts_adp_rreq_encode_answer(NULL, TS_ADP_RMSG_SHARDED, "me", &a, &w, err, sizeof err),
+                     TS_EINVAL);
+    /* a sharded answer needs the requester's uid: its channel */
+    json_t *ok = json_array();
+    a.list = ok;
+    a.requester = NULL;
+    assert_int_equal(ts_adp_rreq_encode_answer(NULL, TS_ADP_RMSG_SHARDED, "me", &a, &w, err, sizeof err),
+                     TS_EINVAL);
+    a.requester = "them";
+    assert_int_equal(ts_adp_rreq_encode_answer(NULL, TS_ADP_RMSG_SHARDED, "me", &a, &w, err, sizeof err), 0);
+    assert_string_equal((const char *)w.channel->data, "socket.io#/#them#");
+    ts_adp_rmsg_wire_clear(&w);
+    /* an ack whose placeholder names no attachment */
+    json_t *ph = json_pack("{s:b,s:i}", "_placeholder", 1, "num", 0);
+    ts_adp_answer_t ack = {.kind = TS_ADP_REQ_BROADCAST_ACK, .is_ack = 1, .nsp = "/",
+                           .request_id = "r", .requester = "them", .data = ph};
+    assert_int_equal(ts_adp_rreq_encode_answer(NULL, TS_ADP_RMSG_CLASSIC, "me", &ack, &w, err, sizeof err),
+                     TS_EINVAL);
+    json_decref(ph);
+    json_decref(ok);
+    json_decref(no_rooms);
+    json_decref(bad_ids);
+}
+
+static void test_not_requests(void **state) {
+    (void)state;
+    ts_adp_req_t r;
+    ts_adp_rmsg_t m = {.kind = TS_ADP_RMSG_FETCH_SOCKETS, .uid = "other", .nsp = "/"};
+    assert_int_equal(ts_adp_rreq_of(&m, "me", &r), 0); /* no requestId: nobody to answer */
+    m.request_id = "r";
+    assert_int_equal(ts_adp_rreq_of(&m, "me", &r), 1);
+    m.uid = NULL; /* a response (classic responses carry no uid) */
+    assert_int_equal(ts_adp_rreq_of(&m, "me", &r), 0);
+    ts_adp_rmsg_t e = {.kind = TS_ADP_RMSG_SOCKETS_JOIN, .uid = "emitter", .nsp = "/", .has_opts = 1};
+    assert_int_equal(ts_adp_rreq_of(&e, "me", &r), 1); /* an emitter's: acted on, not answered */
+    assert_null(r.request_id);
+    ts_adp_rmsg_t b = {.kind = TS_ADP_RMSG_BROADCAST, .uid = "other", .nsp = "/"};
+    assert_int_equal(ts_adp_rreq_of(&b, "me", &r), 0);
+    ts_adp_rmsg_t s = {.kind = TS_ADP_RMSG_SERVER_SIDE_EMIT, .uid = "other", .nsp = "/"};
+    assert_int_equal(ts_adp_rreq_of(&s, "me", &r), 0); /* no event */
+    assert_string_equal(ts_adp_req_kind_name(TS_ADP_REQ_BROADCAST_ACK), "BROADCAST_ACK");
+    assert_string_equal(ts_adp_req_kind_name((ts_adp_req_kind_t)99), "?");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_requests_from_node),
+        cmocka_unit_test(test_answers_are_nodes_bytes),
+        cmocka_unit_test(test_answers_the_format_lacks),
+        cmocka_unit_test(test_ill_formed_answers),
+        cmocka_unit_test(test_not_requests),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    json_decref(g_doc);
+    return rc;
+}
