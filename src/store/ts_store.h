@@ -191,7 +191,8 @@ typedef enum ts_store_durability {
 
 typedef struct ts_store_cfg {
     const char *sqlite_path;  /* memory: durable file; NULL or "" = memory only */
-    const char *redis_url;    /* redis backend: redis://[[user]:password@]host[:port][/db] */
+    const char *redis_url;    /* redis backend: redis[s]://[[user]:password@]host[:port][/db][?options]
+                               * (docs/STORE.md: cacert, cert, key, insecure, cluster) */
     const char *redis_prefix; /* redis backend: every key and channel starts with it; NULL = "ts:" */
     uint32_t sweep_ms;        /* expiry sweep interval; 0 = 1000 */
     ts_store_expire_cb on_expire; /* may be NULL */
@@ -297,8 +298,8 @@ typedef struct ts_store_ops {
 } ts_store_ops_t;
 
 extern const ts_store_ops_t ts_store_memory_ops;
-/* Every verb, over Redis (src/store/redis.c): `--store redis://`. Not TLS or
- * Cluster yet (docs/STATUS.md). */
+/* Every verb, over Redis (src/store/redis.c): `--store redis://` or
+ * `rediss://`, one server or a Redis Cluster (docs/STORE.md). */
 extern const ts_store_ops_t ts_store_redis_ops;
 
 /* A handle callers embed. */
