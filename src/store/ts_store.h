@@ -193,7 +193,7 @@ typedef struct ts_store_cfg {
     const char *sqlite_path;  /* memory: durable file; NULL or "" = memory only */
     const char *redis_url;    /* redis backend: redis[s]://[[user]:password@]host[:port][/db][?options]
                                * (docs/STORE.md: cacert, cert, key, insecure, cluster) */
-    const char *redis_prefix; /* redis backend: every key and channel starts with it; NULL = "ts:" */
+    const char *redis_prefix; /* redis backend: every key starts with it (not channels); NULL = "ts:" */
     uint32_t sweep_ms;        /* expiry sweep interval; 0 = 1000 */
     ts_store_expire_cb on_expire; /* may be NULL */
     void *expire_ud;
