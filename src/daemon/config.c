@@ -239,6 +239,13 @@ static const opt_t opts[] = {
     {"snapshot-every", "TABSYNC_SNAPSHOT_EVERY", K_U32, OFF(snapshot_every), 0, 10, 1000000,
      "entries", "N", "Session history",
      "Snapshot a session's state every N entries of its history."},
+    {"history-cache", "TABSYNC_HISTORY_CACHE", K_U32, OFF(hist_cache), 0, 1, 10000000,
+     "sessions", "N", "Session history",
+     "Sessions whose state each event loop keeps in memory (least recently\n"
+     "used idle ones leave first; one that left is read again when used)."},
+    {"history-cache-mb", "TABSYNC_HISTORY_CACHE_MB", K_U32, OFF(hist_cache_mb), 0, 1, 1048576,
+     "MiB", "MB", "Session history",
+     "And the bytes of their documents, per event loop."},
     {"history-retain-events", "TABSYNC_HISTORY_RETAIN_EVENTS", K_U32, OFF(retain_events), 0, 1,
      100000000u, "events", "N", "Session history",
      "Keep at least the newest N entries of each session ..."},
@@ -352,6 +359,8 @@ void ts_dmn_config_defaults(ts_dmn_config_t *cfg) {
     cfg->durability = TS_DMN_DUR_GROUP;
     cfg->group_commit_ms = 2;
     cfg->snapshot_every = 1000;
+    cfg->hist_cache = 10000;
+    cfg->hist_cache_mb = 256;
     cfg->retain_events = 10000;
     cfg->retain_age_s = 86400;
     cfg->limit_conns_per_user = 100;

@@ -106,6 +106,8 @@ typedef struct ts_dmn_config {
     int history;                /* --history on|off; default on */
     char state_rules[512];      /* --state-rules FILE; "" = lww everywhere */
     uint32_t snapshot_every;    /* --snapshot-every N entries; default 1000 */
+    uint32_t hist_cache;        /* --history-cache N sessions per loop; default 10000 */
+    uint32_t hist_cache_mb;     /* --history-cache-mb MB of their documents per loop; default 256 */
     uint32_t retain_events;     /* --history-retain-events N; default 10000 */
     uint32_t retain_age_s;      /* --history-retain-age SECONDS; default 86400 */
     /* Leader election (docs/ELECTION.md) */

@@ -311,7 +311,7 @@ static sess_hist_t *hist_get(ts_sess_t *sess, const char *key, size_t klen, int 
         ts_list_init(&h->resyncs);
         ts_map_put(&sess->hists, h->key, h->klen, h);
         ts_list_insert_tail(&sess->hist_lru, &h->lru);
-        sess->nhists++;
+        __atomic_add_fetch(&sess->nhists, 1, __ATOMIC_RELAXED); /* /metrics reads it */
     }
     if (h) h->used_at = uv_now(sess->loop);
     return h;
@@ -329,7 +329,7 @@ static void hist_free(sess_hist_t *h) {
     ts_sess_t *sess = h->sess;
     ts_map_del(&sess->hists, h->key, h->klen);
     ts_list_remove(&h->lru);
-    sess->nhists--;
+    __atomic_sub_fetch(&sess->nhists, 1, __ATOMIC_RELAXED);
     ts_sess_state_free(h->st);
     applied_clear(h);
     ts_sess__lowprio_free(h->lp);
@@ -1472,15 +1472,32 @@ int ts_sess__hist_restore(sess_sock_t *ss, const char *pid, const char *offset) 
 
 /* ---- lifecycle ---- */
 
+static size_t hist_doc_bytes(const sess_hist_t *h) {
+    return h->st ? ts_sess_state_bytes(h->st) : 0;
+}
+
+/* Each sweep: caches idle for IDLE_EVICT_MS leave, and while the loop keeps
+ * more sessions or more document bytes than configured, the least recently
+ * used idle ones leave too (a cache with work in flight stays: the bounds
+ * may be passed by what is being worked on). An evicted session is loaded
+ * again (snapshot + tail) when it is next used. Summing the bytes walks
+ * every cache: 10,000 of them cost ~20 µs a second (one loop turn). */
 void ts_sess__hist_sweep(ts_sess_t *sess) {
     uint64_t now = uv_now(sess->loop);
+    size_t bytes = 0;
     ts_list_t *l, *tmp;
+    for (l = sess->hist_lru.next; l != &sess->hist_lru; l = l->next)
+        bytes += hist_doc_bytes(TS_CONTAINER_OF(l, sess_hist_t, lru));
     TS_LIST_FOREACH_SAFE(l, tmp, &sess->hist_lru) {
         sess_hist_t *h = TS_CONTAINER_OF(l, sess_hist_t, lru);
-        int over = sess->nhists > sess->cfg.hist_cache_max;
+        int over = sess->nhists > sess->cfg.hist_cache_max || bytes > sess->cfg.hist_cache_bytes;
         if (!over && now - h->used_at < IDLE_EVICT_MS) break; /* the rest are newer */
-        if (hist_idle(h)) hist_free(h);
+        if (!hist_idle(h)) continue;
+        if (over) SESS_COUNT(sess->counters[SC_HIST_EVICTED]);
+        bytes -= hist_doc_bytes(h);
+        hist_free(h);
     }
+    __atomic_store_n(&sess->hist_bytes, bytes, __ATOMIC_RELAXED);
 }
 
 /* The namespace is closing: queued work is dropped (its sockets are gone);

@@ -48,6 +48,7 @@ enum sess_counter {
     SC_COALESCED,     /* presence/telemetry replaced by a newer one of the same stream */
     SC_COALESCE_WINDOWS, /* coalescing windows closed (sessions under low-priority load) */
     SC_RECOVERED,     /* stock clients recovered from the durable log (recovered === true) */
+    SC_HIST_EVICTED,  /* session caches evicted early: the loop's count or byte bound */
     SC_APPEND_LE_1MS, /* entries by append latency (commit issued -> durable), cumulative */
     SC_APPEND_LE_2MS5,
     SC_APPEND_LE_5MS,
@@ -173,6 +174,7 @@ struct ts_sess {
     ts_map_t hists;         /* sess_hist_t by "user/session" (history.c) */
     ts_list_t hist_lru;
     size_t nhists;
+    size_t hist_bytes;      /* their documents' bytes at the last sweep (read by /metrics) */
     /* leader election (election.c) */
     ts_map_t el_scopes;     /* el_scope_t by lease name */
     ts_list_t el_list;

@@ -81,6 +81,7 @@ typedef struct ts_sess_cfg {
     uint32_t snapshot_every;      /* a snapshot each N entries of a session; 0 = 1000 */
     uint32_t max_batch;           /* envelopes or changes per message; 0 = 256 */
     uint32_t hist_cache_max;      /* sessions whose state a loop keeps; 0 = 10000 */
+    size_t hist_cache_bytes;      /* and the bytes of their documents; 0 = 256 MiB */
     size_t state_max_bytes;       /* one session's document; 0 = 1 MiB */
     ts_sess_elect_cfg_t elect;    /* leader election; lease_ms 0 = the defaults */
 } ts_sess_cfg_t;
