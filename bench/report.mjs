@@ -25,6 +25,10 @@ const median = (xs) => {
 const runsOf = (key, server) => rows.filter((r) => r.key === key && r.server === server);
 const okRuns = (key, server) => runsOf(key, server).filter((r) => r.ok);
 const med = (key, server, f) => median(okRuns(key, server).map(f));
+const spreadD = (key, server, f, d, unit) => {
+  const v = okRuns(key, server).map(f).filter((x) => Number.isFinite(x) && x > 0);
+  return v.length > 1 ? ` (${Math.min(...v).toFixed(d)}–${Math.max(...v).toFixed(d)}${unit})` : '';
+};
 const spread = (key, server, f) => {
   const v = okRuns(key, server).map(f).filter(Number.isFinite);
   return v.length > 1 ? ` (${fmt(Math.min(...v))}–${fmt(Math.max(...v))})` : '';
@@ -159,7 +163,7 @@ if ([S.ses, S.rate, S.fan, S.conn, S.slow].some(has)) {
     w('| server | deliveries/s | server CPU per delivery | kernel | p50 | p99 | p99.9 | server CPU | server RSS peak | tsbench CPU | checks |');
     w('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
     for (const s of present(k))
-      w(`| ${sLabel[s]} | ${fmt(P(k, s))}${spread(k, s, (r) => r.per_s)} | ${usd(perDlv(k, s))}${spread(k, s, (r) => r.server_us_per_delivery).replace(/(\d)\)/, '$1 µs)')} | ${fmt(kern(k, s))} % | ` +
+      w(`| ${sLabel[s]} | ${fmt(P(k, s))}${spread(k, s, (r) => r.per_s)} | ${usd(perDlv(k, s))}${spreadD(k, s, (r) => r.server_us_per_delivery, 2, ' µs')} | ${fmt(kern(k, s))} % | ` +
         `${us(med(k, s, (r) => r.lat_us.p50))} | ${us(med(k, s, (r) => r.lat_us.p99))} | ${us(med(k, s, (r) => r.lat_us.p999))} | ` +
         `${fmt(med(k, s, (r) => r.server_cpu_pct))} % | ${fmt(med(k, s, (r) => r.server_hwm_kb / 1024), 1)} MiB | ${fmt(med(k, s, (r) => r.client_cpu_pct))} % | ${checks(k, s)} |`);
     w();
@@ -208,7 +212,7 @@ if ([S.ses, S.rate, S.fan, S.conn, S.slow].some(has)) {
     w('| server | server CPU per handshake | kernel | handshakes/s | p50 handshake | p99 handshake | server CPU | tsbench CPU | checks |');
     w('|---|---:|---:|---:|---:|---:|---:|---:|---|');
     for (const s of present(S.conn))
-      w(`| ${sLabel[s]} | ${usd(perHs(S.conn, s), 1)}${spread(S.conn, s, (r) => r.server_us_per_handshake)} | ${fmt(kern(S.conn, s))} % | ${fmt(P(S.conn, s))} | ` +
+      w(`| ${sLabel[s]} | ${usd(perHs(S.conn, s), 1)}${spreadD(S.conn, s, (r) => r.server_us_per_handshake, 1, ' µs')} | ${fmt(kern(S.conn, s))} % | ${fmt(P(S.conn, s))} | ` +
         `${us(med(S.conn, s, (r) => r.handshake_us.p50))} | ${us(med(S.conn, s, (r) => r.handshake_us.p99))} | ${fmt(med(S.conn, s, (r) => r.server_cpu_pct))} % | ` +
         `${fmt(med(S.conn, s, (r) => r.client_cpu_pct))} % | ${checks(S.conn, s)} |`);
     w();
