@@ -56,6 +56,7 @@ typedef struct rcmd {
     void *ud;
     int slot;        /* -1: any node */
     int redirects;
+    unsigned flags;  /* TS_RCONN_WRITE: held for WAIT on the node (?replicas=N) */
     int status;      /* on `done` */
     uint64_t due;    /* waiting: the deadline; retry: when */
     node_t *asked;   /* ASK: the next attempt goes there, after ASKING */
@@ -322,7 +323,7 @@ static void dispatch(ts_rcl_t *cl, rcmd_t *k) {
         static const char *argv[] = {"ASKING"};
         ts_rconn_cmd(n->cmd, 1, argv, NULL, NULL, NULL);
     }
-    if (ts_rconn_cmd(n->cmd, k->argc, k->argv, k->lens, on_node_reply, k) != 0)
+    if (ts_rconn_cmdf(n->cmd, k->flags, k->argc, k->argv, k->lens, on_node_reply, k) != 0)
         fail_later(k, TS_ESTORE);
 }
 
@@ -653,14 +654,20 @@ static rcmd_t *rcmd_new(ts_rcl_t *cl, rcmd_kind_t kind, int argc, const char **a
     return k;
 }
 
-int ts_rcl_cmd(ts_rcl_t *cl, const char *key, size_t keylen, int argc, const char **argv,
-               const size_t *argvlen, ts_rcl_reply_cb cb, void *ud) {
+int ts_rcl_cmdf(ts_rcl_t *cl, const char *key, size_t keylen, unsigned flags, int argc,
+                const char **argv, const size_t *argvlen, ts_rcl_reply_cb cb, void *ud) {
     if (cl->closing) return TS_ECLOSED;
     if (argc < 1) return TS_EINVAL;
     rcmd_t *k = rcmd_new(cl, K_CMD, argc, argv, argvlen, cb, ud);
+    k->flags = flags;
     if (key) k->slot = (int)ts_rcl_slot(key, keylen);
     dispatch(cl, k);
     return 0;
+}
+
+int ts_rcl_cmd(ts_rcl_t *cl, const char *key, size_t keylen, int argc, const char **argv,
+               const size_t *argvlen, ts_rcl_reply_cb cb, void *ud) {
+    return ts_rcl_cmdf(cl, key, keylen, 0, argc, argv, argvlen, cb, ud);
 }
 
 static int sub_cmd(ts_rcl_t *cl, rcmd_kind_t kind, ts_rconn_sub_kind_t sk, const char *channel,

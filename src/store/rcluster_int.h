@@ -22,7 +22,9 @@
  * reply), TS_ESTORE (no reply: down, timed out, or the node left the map;
  * a write may or may not have been applied), TS_ECLOSED (closed). While the
  * map is not known yet, commands wait for it up to the connect timeout, or
- * fail at once while the server cannot be reached. */
+ * fail at once while the server cannot be reached. With ?replicas=N the
+ * writes (ts_rcl_cmdf) are answered only once N replicas of their primary
+ * have them, or fail with TS_ESTORE (rconn_int.h). */
 #ifndef TS_RCLUSTER_INT_H
 #define TS_RCLUSTER_INT_H
 #include <stddef.h>
@@ -54,6 +56,13 @@ ts_rcl_t *ts_rcl_new(struct uv_loop_s *loop, const ts_rconn_opts_t *o, ts_rcl_pu
  * argv is copied. Returns 0 (cb will be called) or TS_ECLOSED. */
 int ts_rcl_cmd(ts_rcl_t *cl, const char *key, size_t keylen, int argc, const char **argv,
                const size_t *argvlen, ts_rcl_reply_cb cb, void *ud);
+/* The same with flags: TS_RCONN_WRITE marks a command that may write; with
+ * ?replicas=N its reply waits for the WAIT that follows the turn's writes
+ * on its node's connection (rconn_int.h: ts_rconn_cmdf), so a Cluster
+ * sends one WAIT per primary that took writes in a loop turn. A redirected
+ * command keeps its flags. */
+int ts_rcl_cmdf(ts_rcl_t *cl, const char *key, size_t keylen, unsigned flags, int argc,
+                const char **argv, const size_t *argvlen, ts_rcl_reply_cb cb, void *ud);
 
 /* (Un)subscribes a channel (kinds of rconn_int.h), kept across reconnects
  * and map changes; cb (may be NULL) gets Redis's confirmation, or

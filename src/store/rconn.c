@@ -1,7 +1,9 @@
 /* rconn.c - one Redis connection on libuv (rconn_int.h). Commands live on
  * three lists: `waiting` (issued, not written), `inflight` (written, in
  * reply order) and `done` (to be called back without a reply, from a
- * zero-delay timer, so no callback runs inside the call that caused it).
+ * zero-delay timer, so no callback runs inside the call that caused it);
+ * with ?replicas=N a fourth, `held`: the commands of a turn that wrote,
+ * answered, whose replies wait for the WAIT sent after them.
  * Every attempt gets its own TCP handle (a closed libuv handle cannot be
  * reopened; the old one finishes closing on its own). TLS sits between the
  * socket and the reader as an SSL object over two memory BIOs: bytes read
@@ -38,6 +40,10 @@ typedef struct cmd {
     uint64_t sent_ms;
     int status;     /* for the done list */
     uint8_t handshake; /* AUTH, SELECT, resubscription: an error fails the attempt */
+    uint8_t write;     /* TS_RCONN_WRITE */
+    uint8_t wait;      /* our WAIT (no callback, not counted in queued) */
+    uint8_t held;      /* sent before a WAIT: its reply waits for WAIT's */
+    redisReply *reply; /* on `held`: the reply, kept */
     char *sunsub;      /* SUNSUBSCRIBE's channel: its reply looks like the server's notice */
 } cmd_t;
 
@@ -72,6 +78,8 @@ struct ts_rconn {
     uv_prepare_t flush;
     int handles;          /* open uv handles of this struct (close waits for 0) */
     ts_list_t waiting, inflight, done;
+    ts_list_t held;       /* answered, waiting for the WAIT after them */
+    int short_logged;     /* a short WAIT was logged; again after a good one */
     size_t queued;        /* waiting + inflight */
     size_t handshake_left;
     redisReader *rd;
@@ -159,10 +167,22 @@ static int parse_query(const char *q, ts_rconn_opts_t *o, char *err, size_t errl
                 return TS_EINVAL;
             }
             o->cluster = flag == 1 ? 1 : flag == 0 ? -1 : 0;
+        } else if (KEY_IS("replicas") || KEY_IS("replicas_timeout")) {
+            int rt = KEY_IS("replicas_timeout");
+            unsigned long v = 0;
+            const char *d = val;
+            for (; *d >= '0' && *d <= '9' && v <= 1000000; d++) v = v * 10 + (unsigned long)(*d - '0');
+            if (*d || d == val || (rt ? v < 1 || v > 60000 : v > 64)) {
+                snprintf(err, errlen, rt ? "option replicas_timeout of the Redis URL is 1-60000 (ms)"
+                                         : "option replicas of the Redis URL is 0-64");
+                return TS_EINVAL;
+            }
+            if (rt) o->replicas_timeout_ms = (uint32_t)v;
+            else o->replicas = (uint32_t)v;
         } else {
             snprintf(err, errlen,
                      "unknown option '%.*s' in the Redis URL (known: cacert, cert, key, insecure, "
-                     "cluster)",
+                     "cluster, replicas, replicas_timeout)",
                      (int)kl, q);
             return TS_EINVAL;
         }
@@ -269,6 +289,7 @@ int ts_rconn_parse_url(const char *url, ts_rconn_opts_t *o, char *err, size_t er
 
 static void cmd_free(cmd_t *k) {
     if (k->wire) redisFreeCommand(k->wire);
+    if (k->reply) freeReplyObject(k->reply);
     free(k->sunsub);
     free(k);
 }
@@ -294,9 +315,16 @@ static void fail_list(ts_rconn_t *c, ts_list_t *l, int status) {
     while (!ts_list_empty(l)) {
         cmd_t *k = ts_list_entry(l->next, cmd_t, link);
         ts_list_remove(&k->link);
-        if (!k->handshake) c->queued--;
-        if (k->handshake) cmd_free(k);
-        else fail_later(c, k, status);
+        if (k->handshake || k->wait) {
+            cmd_free(k);
+            continue;
+        }
+        c->queued--;
+        if (k->reply) { /* held: applied maybe, replicated unknown */
+            freeReplyObject(k->reply);
+            k->reply = NULL;
+        }
+        fail_later(c, k, status);
     }
 }
 
@@ -414,6 +442,7 @@ static void reset(ts_rconn_t *c, const char *why) {
         redisReaderFree(c->rd);
         c->rd = NULL;
     }
+    fail_list(c, &c->held, TS_ESTORE);
     fail_list(c, &c->inflight, TS_ESTORE);
     fail_list(c, &c->waiting, TS_ESTORE);
     c->handshake_left = 0;
@@ -433,6 +462,8 @@ static void reset(ts_rconn_t *c, const char *why) {
 }
 
 static void flush_cb(uv_prepare_t *p);
+static cmd_t *cmd_make(int argc, const char **argv, const size_t *argvlen, ts_rconn_reply_cb cb,
+                       void *ud);
 
 static void want_flush(ts_rconn_t *c) {
     if (!uv_is_active((uv_handle_t *)&c->flush)) uv_prepare_start(&c->flush, flush_cb);
@@ -492,25 +523,44 @@ static void flush_cb(uv_prepare_t *p) {
     uv_prepare_stop(p);
     if (!c->l || (c->st != ST_UP && c->st != ST_HANDSHAKE)) return;
     size_t total = 0;
+    int writes = 0;
     ts_list_t *it;
     TS_LIST_FOREACH(it, &c->waiting) {
         cmd_t *k = ts_list_entry(it, cmd_t, link);
         if (c->st != ST_UP && !k->handshake) break;
         total += k->len;
+        writes |= k->write;
     }
     if (!total) return;
+    cmd_t *w = NULL; /* ?replicas=N: one WAIT after this turn's writes */
+    if (writes && c->o.replicas) {
+        char n[16], ms[16];
+        snprintf(n, sizeof n, "%u", c->o.replicas);
+        snprintf(ms, sizeof ms, "%u", c->o.replicas_timeout_ms);
+        const char *argv[] = {"WAIT", n, ms};
+        w = cmd_make(3, argv, NULL, NULL, NULL);
+        w->wait = 1;
+        total += w->len;
+        c->stats.waits++;
+    }
     char *buf = ts_xmalloc(total);
     size_t off = 0;
     uint64_t now = ts_now_ms();
-    while (!ts_list_empty(&c->waiting)) {
-        cmd_t *k = ts_list_entry(c->waiting.next, cmd_t, link);
-        if (c->st != ST_UP && !k->handshake) break;
+    while (!ts_list_empty(&c->waiting) || w) {
+        cmd_t *k = ts_list_empty(&c->waiting) ? NULL : ts_list_entry(c->waiting.next, cmd_t, link);
+        if (!k || (c->st != ST_UP && !k->handshake)) {
+            if (!w) break;
+            k = w; /* last, after every command of the turn */
+            w = NULL;
+        } else {
+            ts_list_remove(&k->link);
+            k->held = writes && c->o.replicas && !k->handshake;
+        }
         memcpy(buf + off, k->wire, k->len);
         off += k->len;
         redisFreeCommand(k->wire);
         k->wire = NULL;
         k->sent_ms = now;
-        ts_list_remove(&k->link);
         ts_list_insert_tail(&c->inflight, &k->link);
     }
     int rc = link_write(c, buf, total);
@@ -535,6 +585,48 @@ static cmd_t *cmd_make(int argc, const char **argv, const size_t *argvlen, ts_rc
     k->cb = cb;
     k->ud = ud;
     return k;
+}
+
+/* WAIT answered: the held commands are called back in order; the writes
+ * among them fail (TS_ESTORE) unless at least N replicas had them. */
+static void wait_done(ts_rconn_t *c, const redisReply *r) {
+    int ok = r->type == REDIS_REPLY_INTEGER && r->integer >= (long long)c->o.replicas;
+    if (!ok) {
+        c->stats.waits_short++;
+        if (!c->short_logged) {
+            c->short_logged = 1;
+            char got[160];
+            if (r->type == REDIS_REPLY_INTEGER) snprintf(got, sizeof got, "%lld", r->integer);
+            else snprintf(got, sizeof got, "%s", r->type == REDIS_REPLY_ERROR ? r->str : "?");
+            ts_warn("store",
+                    "redis %s:%u: WAIT %u %u answered %s: writes fail (TS_ESTORE) until %u "
+                    "replica(s) acknowledge in time (are the replicas up? ?replicas=)",
+                    c->o.host, c->o.port, c->o.replicas, c->o.replicas_timeout_ms, got,
+                    c->o.replicas);
+        }
+    } else if (c->short_logged) {
+        c->short_logged = 0;
+        ts_info("store", "redis %s:%u: WAIT: %u replica(s) acknowledge again", c->o.host,
+                c->o.port, c->o.replicas);
+    }
+    ts_list_t mine; /* callbacks may reset or close the connection: ours first */
+    ts_list_init(&mine);
+    while (!ts_list_empty(&c->held)) {
+        ts_list_t *e = c->held.next;
+        ts_list_remove(e);
+        ts_list_insert_tail(&mine, e);
+    }
+    while (!ts_list_empty(&mine)) {
+        cmd_t *k = ts_list_entry(mine.next, cmd_t, link);
+        ts_list_remove(&k->link);
+        c->queued--;
+        if (!ok && k->write && k->reply->type != REDIS_REPLY_ERROR) {
+            if (k->cb) k->cb(c, TS_ESTORE, NULL, k->ud);
+        } else if (k->cb) {
+            k->cb(c, 0, k->reply, k->ud);
+        }
+        cmd_free(k);
+    }
 }
 
 static void handshake_cmd(ts_rconn_t *c, int argc, const char **argv) {
@@ -592,11 +684,12 @@ static int is_sunsub_notice(const ts_rconn_t *c, const redisReply *r) {
     return !k->sunsub || strcmp(k->sunsub, r->element[1]->str) != 0;
 }
 
-static void on_reply(ts_rconn_t *c, redisReply *r) {
+/* Returns 1 if it kept r (a held reply), else the caller frees it. */
+static int on_reply(ts_rconn_t *c, redisReply *r) {
     if (is_push(c, r)) {
         c->stats.pushes++;
         if (c->on_push) c->on_push(c, r, c->ud);
-        return;
+        return 0;
     }
     if (is_sunsub_notice(c, r)) { /* not subscribed again after a reconnect; told as a push */
         int i = sub_find(c, TS_RCONN_SSUBSCRIBE, r->element[1]->str);
@@ -606,11 +699,11 @@ static void on_reply(ts_rconn_t *c, redisReply *r) {
         }
         c->stats.pushes++;
         if (c->on_push) c->on_push(c, r, c->ud);
-        return;
+        return 0;
     }
     if (ts_list_empty(&c->inflight)) {
         reset(c, "a reply nobody asked for");
-        return;
+        return 0;
     }
     cmd_t *k = ts_list_entry(c->inflight.next, cmd_t, link);
     ts_list_remove(&k->link);
@@ -622,14 +715,25 @@ static void on_reply(ts_rconn_t *c, redisReply *r) {
         cmd_free(k);
         if (bad) {
             reset(c, why);
-            return;
+            return 0;
         }
         if (--c->handshake_left == 0 && c->st == ST_HANDSHAKE) became_up(c);
-        return;
+        return 0;
+    }
+    if (k->wait) {
+        cmd_free(k);
+        wait_done(c, r);
+        return 0;
+    }
+    if (k->held) {
+        k->reply = r;
+        ts_list_insert_tail(&c->held, &k->link);
+        return 1;
     }
     c->queued--;
     if (k->cb) k->cb(c, 0, r, k->ud);
     cmd_free(k);
+    return 0;
 }
 
 static void alloc_cb(uv_handle_t *h, size_t hint, uv_buf_t *buf) {
@@ -653,8 +757,7 @@ static int feed(ts_rconn_t *c, link_t *l, const char *data, size_t n) {
             return -1;
         }
         if (!rep) return 0;
-        on_reply(c, rep);
-        freeReplyObject(rep);
+        if (!on_reply(c, rep)) freeReplyObject(rep);
         /* a callback may have closed or reset the connection */
         if (c->l != l || c->st == ST_CLOSED) return -1;
     }
@@ -885,6 +988,12 @@ ts_rconn_t *ts_rconn_new(uv_loop_t *loop, const ts_rconn_opts_t *o, ts_rconn_sta
     ts_list_init(&c->waiting);
     ts_list_init(&c->inflight);
     ts_list_init(&c->done);
+    ts_list_init(&c->held);
+    if (c->o.replicas) {
+        if (!c->o.replicas_timeout_ms) c->o.replicas_timeout_ms = 1000;
+        if (c->o.replicas_timeout_ms > c->o.command_timeout_ms / 2)
+            c->o.replicas_timeout_ms = c->o.command_timeout_ms / 2 ? c->o.command_timeout_ms / 2 : 1;
+    }
     uv_timer_init(loop, &c->timer);
     uv_timer_init(loop, &c->done_timer);
     uv_prepare_init(loop, &c->flush);
@@ -909,12 +1018,19 @@ static int issue(ts_rconn_t *c, cmd_t *k) {
     return 0;
 }
 
-int ts_rconn_cmd(ts_rconn_t *c, int argc, const char **argv, const size_t *argvlen,
-                 ts_rconn_reply_cb cb, void *ud) {
+int ts_rconn_cmdf(ts_rconn_t *c, unsigned flags, int argc, const char **argv,
+                  const size_t *argvlen, ts_rconn_reply_cb cb, void *ud) {
     if (c->st == ST_CLOSED) return TS_ECLOSED;
     if (argc < 1) return TS_EINVAL;
     if (c->queued >= c->o.max_queued) return TS_ELIMIT;
-    return issue(c, cmd_make(argc, argv, argvlen, cb, ud));
+    cmd_t *k = cmd_make(argc, argv, argvlen, cb, ud);
+    k->write = (flags & TS_RCONN_WRITE) != 0;
+    return issue(c, k);
+}
+
+int ts_rconn_cmd(ts_rconn_t *c, int argc, const char **argv, const size_t *argvlen,
+                 ts_rconn_reply_cb cb, void *ud) {
+    return ts_rconn_cmdf(c, 0, argc, argv, argvlen, cb, ud);
 }
 
 static int sub_find(const ts_rconn_t *c, ts_rconn_sub_kind_t kind, const char *channel) {
@@ -986,6 +1102,7 @@ void ts_rconn_close(ts_rconn_t *c, void (*on_closed)(void *ud), void *ud) {
         redisReaderFree(c->rd);
         c->rd = NULL;
     }
+    fail_list(c, &c->held, TS_ECLOSED);
     fail_list(c, &c->inflight, TS_ECLOSED);
     fail_list(c, &c->waiting, TS_ECLOSED);
     c->st = ST_CLOSED;

@@ -53,6 +53,9 @@ typedef struct ts_rconn_opts {
     char tls_key[TS_RCONN_PATH_MAX + 1];
     int tls_insecure;                   /* ?insecure=1: no verification (tests only) */
     int cluster;                        /* ?cluster=: 0 auto (ask the server), 1 yes, -1 no */
+    uint32_t replicas;                  /* ?replicas=N: a write's reply waits for WAIT N (0: no WAIT) */
+    uint32_t replicas_timeout_ms;       /* ?replicas_timeout=: WAIT's timeout; default 1000,
+                                           at most half the command timeout */
     uint32_t connect_timeout_ms;        /* default 2000 */
     uint32_t command_timeout_ms;        /* default 5000 */
     uint32_t backoff_min_ms;            /* default 50 */
@@ -62,7 +65,8 @@ typedef struct ts_rconn_opts {
 
 /* Parses redis://[[user][:password]@]host[:port][/db][?opt=v&...] (and
  * rediss://) into *o (other fields zero: defaults). Options: cacert=<path>,
- * cert=<path>, key=<path>, insecure=0|1 (rediss:// only), cluster=0|1|auto.
+ * cert=<path>, key=<path>, insecure=0|1 (rediss:// only), cluster=0|1|auto,
+ * replicas=N (0-64), replicas_timeout=<ms> (1-60000).
  * Percent-escapes in user, password and option values are decoded. Returns
  * 0, or TS_EINVAL with a reason in err. */
 int ts_rconn_parse_url(const char *url, ts_rconn_opts_t *o, char *err, size_t errlen);
@@ -97,6 +101,20 @@ int ts_rconn_is_up(const ts_rconn_t *c);
 int ts_rconn_cmd(ts_rconn_t *c, int argc, const char **argv, const size_t *argvlen,
                  ts_rconn_reply_cb cb, void *ud);
 
+/* A command that may write (a script that changes keys). With o.replicas
+ * N > 0, every loop turn's write to the socket that holds such a command
+ * ends with one `WAIT N <replicas_timeout>` (it covers every write before
+ * it on the connection), and the replies of that turn's commands are held
+ * until WAIT answered, then called back in order: a write whose reply is
+ * not an error reply gets status TS_ESTORE (no reply) when WAIT counted
+ * fewer than N replicas (timeout, or an error such as a primary turned
+ * replica) — it may have been applied on the primary and then be lost;
+ * reads and error replies get their reply. With replicas 0: as
+ * ts_rconn_cmd. */
+#define TS_RCONN_WRITE 1
+int ts_rconn_cmdf(ts_rconn_t *c, unsigned flags, int argc, const char **argv,
+                  const size_t *argvlen, ts_rconn_reply_cb cb, void *ud);
+
 typedef enum ts_rconn_sub_kind {
     TS_RCONN_SUBSCRIBE = 0,  /* SUBSCRIBE channel */
     TS_RCONN_SSUBSCRIBE = 1, /* SSUBSCRIBE shard channel (Redis 7) */
@@ -118,6 +136,7 @@ void ts_rconn_close(ts_rconn_t *c, void (*on_closed)(void *ud), void *ud);
 /* Counters for tests and /metrics. */
 typedef struct ts_rconn_stats {
     uint64_t connects, disconnects, commands, replies, pushes, timeouts, writes;
+    uint64_t waits, waits_short; /* WAITs sent; those that counted fewer than N replicas */
 } ts_rconn_stats_t;
 ts_rconn_stats_t ts_rconn_stats(const ts_rconn_t *c);
 

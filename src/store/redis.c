@@ -377,6 +377,21 @@ enum {
     S_SESS_GET, S_COMMIT, S_SNAP_PUT, S_RETAIN, S_RETAIN_SCAN
 };
 
+/* Scripts that change what a caller was (or will be) answered: with
+ * ?replicas=N their answers wait for WAIT (rconn_int.h). Not the sweep's
+ * (an expiry lost in a failover is reported again, which beats one never
+ * reported) nor retention's (trimming again is harmless). */
+static int script_writes(int script) {
+    switch (script) {
+    case S_ACQUIRE: case S_RENEW: case S_RELEASE: case S_TRANSFER:
+    case S_REG_PUT: case S_REG_RENEW: case S_REG_REMOVE:
+    case S_LOG_APPEND: case S_LOG_TRIM: case S_STATE_CAS: case S_COMMIT: case S_SNAP_PUT:
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 /* EVALSHA's name of a script: the hex SHA-1 of its text. */
 static void sha1_hex(const char *src, char out[41]) {
     struct sha1_ctx ctx;
@@ -642,7 +657,9 @@ static void send_script(rop_t *o, int eval) {
         lens[n++] = o->argvlen[i];
     }
     /* routed by KEYS[1]: every key of a script shares its slot */
-    int rc = ts_rcl_cmd(o->s->rc, o->argv[0], o->argvlen[0], n, argv, lens, on_script, o);
+    int rc = ts_rcl_cmdf(o->s->rc, o->argv[0], o->argvlen[0],
+                         script_writes(o->script) && o->kind != K_FENCE ? TS_RCONN_WRITE : 0, n,
+                         argv, lens, on_script, o);
     if (rc) defer(o->s, o, rc == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE);
 }
 

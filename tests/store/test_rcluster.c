@@ -7,7 +7,9 @@
  * another primary while in use (ASK, then MOVED), then a primary killed with
  * SIGKILL in the middle of traffic: commands fail with TS_ESTORE meanwhile,
  * none hangs past its timeout, and they succeed again once the replica took
- * over, shard subscriptions included. Every process is stopped by its pid,
+ * over, shard subscriptions included. Then the same with ?replicas=1 on
+ * another primary, killed without waiting for its replica: every commit
+ * answered 0 is there afterwards. Every process is stopped by its pid,
  * also when a test fails (the group teardown). */
 #include "store/rcluster_int.h"
 #include "store/store_contract.h"
@@ -16,7 +18,11 @@
 #define NODES 6
 
 static redis_t node[NODES];
-static char url[64], prefix[32];
+static char url[64], prefix[32], repl_url[96];
+
+static const char CLUSTER_CONF[] = "cluster-enabled yes\ncluster-config-file nodes.conf\n"
+                                   "cluster-node-timeout 1000\ncluster-replica-validity-factor 0\n"
+                                   "repl-diskless-sync-delay 0\n";
 
 static void env_fresh(sc_env_t *env) {
     snprintf(prefix, sizeof prefix, "c%d:", env->counter++);
@@ -89,9 +95,7 @@ static int group_setup(void **state) {
     (void)state;
     for (int i = 0; i < NODES; i++) node[i].port = cluster_port();
     for (int i = 0; i < NODES; i++)
-        redis_start(&node[i], "cluster-enabled yes\ncluster-config-file nodes.conf\n"
-                              "cluster-node-timeout 1000\ncluster-replica-validity-factor 0\n"
-                              "repl-diskless-sync-delay 0\n");
+        redis_start(&node[i], CLUSTER_CONF);
     char cmd[1024];
     int n = snprintf(cmd, sizeof cmd, "redis-cli --cluster create");
     for (int i = 0; i < NODES; i++)
@@ -156,7 +160,11 @@ static void sess_in(char *out, size_t cap, const char *base, unsigned lo, unsign
  * prints it: start, end, host, port, id, then the replicas). */
 static uint16_t owner_of(unsigned slot) {
     char out[8192];
-    assert_int_equal(sh(out, sizeof out, "redis-cli -p %u cluster slots", node[1].port), 0);
+    int asked = 0; /* a node that is running */
+    for (int i = 1; i < NODES + 1 && !asked; i++)
+        if (node[i % NODES].pid > 0)
+            asked = sh(out, sizeof out, "redis-cli -p %u cluster slots", node[i % NODES].port) == 0;
+    assert_true(asked);
     char *save = NULL, *prev[4] = {0};
     int n = 0;
     for (char *l = strtok_r(out, "\n", &save); l; l = strtok_r(NULL, "\n", &save)) {
@@ -335,6 +343,144 @@ static void c_failover(void **state) {
     sc_close(&t);
 }
 
+static void sc_patch_replicas(ts_store_cfg_t *c) { c->redis_url = repl_url; }
+
+/* ?replicas=1 through a failover. Commits, 16 in flight, to a session on a
+ * primary (the one of slots 10923-16383: it still has its replica); that
+ * primary is SIGKILLed in the middle of them, without waiting for the
+ * replica to catch up. Once the replica took over, the killed node is
+ * started again (empty: it joins as the new primary's replica, and WAIT
+ * counts one again). Every commit answered 0 is in the log afterwards, at
+ * the seq it was answered with; the log has no gap and no event twice. */
+static void c_failover_acked(void **state) {
+    char sess[32];
+    sess_in(sess, sizeof sess, "fa", 11000, 16000);
+    unsigned slot = ts_rcl_slot(sess, strlen(sess));
+    uint16_t victim = owner_of(slot);
+    redis_t *v = NULL, *seed = NULL; /* the URL names a node that stays up (c_failover killed one) */
+    for (int i = 0; i < NODES; i++) {
+        if (node[i].port == victim && node[i].pid > 0) v = &node[i];
+        else if (node[i].pid > 0 && !seed) seed = &node[i];
+    }
+    assert_non_null(v);
+    assert_non_null(seed);
+    snprintf(repl_url, sizeof repl_url, "redis://127.0.0.1:%u?replicas=1&replicas_timeout=500",
+             seed->port);
+    sc_t t;
+    sc_open(&t, *state, sc_patch_replicas);
+
+    enum { MAXOPS = 20000, DEPTH = 16 };
+    static sc_res_t ops[MAXOPS];
+    static char evs[MAXOPS][16];
+    int issued = 0, done = 0, acked = 0, failed = 0, acked_at_kill = 0, inflight_at_kill = 0;
+    int ok_after = 0;
+    uint64_t start = ts_now_ms(), killed = 0, restarted = 0, first_fail = 0, last_fail = 0;
+    uint64_t first_ok_after = 0, pause_until = 0, checked = 0;
+    for (;;) {
+        uint64_t now = ts_now_ms();
+        while (issued < MAXOPS && issued - done < DEPTH && now >= pause_until) {
+            snprintf(evs[issued], sizeof evs[issued], "e%d", issued);
+            ts_buf_t *b = ts_buf_from(evs[issued], strlen(evs[issued]));
+            ts_store_commit_t c = {b, ts_slice("", 0), 0, SC_ANY, 1, 0, ts_slice("", 0), 0,
+                                   ts_slice("", 0)};
+            assert_ts_err(SC_CALL(&t, &ops[issued], ts_store_commit(&t.st, S(sess), &c,
+                                                                   sc_on_commit, &ops[issued])),
+                          0);
+            ts_buf_unref(b);
+            issued++;
+        }
+        assert_true(issued < MAXOPS);
+        if (!killed && now - start >= 400) {
+            acked_at_kill = acked;
+            inflight_at_kill = issued - done;
+            redis_kill(v, SIGKILL); /* with 16 in flight, no waiting for the replica */
+            killed = ts_now_ms();
+        }
+        if (issued - done >= DEPTH || now < pause_until) uv_run(&t.loop, UV_RUN_ONCE);
+        else uv_run(&t.loop, UV_RUN_NOWAIT);
+        now = ts_now_ms();
+        while (done < issued && ops[done].called) {
+            int st = ops[done++].status;
+            if (st == 0) {
+                acked++;
+                if (killed) {
+                    ok_after++;
+                    if (!first_ok_after && last_fail) first_ok_after = now;
+                }
+                continue;
+            }
+            assert_ts_err(st, TS_ESTORE); /* never anything else, never a 0 that is lost */
+            failed++;
+            if (!first_fail) first_fail = now;
+            last_fail = now;
+            ok_after = 0;
+            first_ok_after = 0;
+            pause_until = now + 20; /* do not spin while it is down */
+        }
+        if (killed && !restarted && now - checked >= 100) {
+            checked = now;
+            uint16_t o = owner_of(slot);
+            if (o && o != victim) { /* failed over: the old primary comes back as a replica */
+                redis_start(v, CLUSTER_CONF);
+                restarted = ts_now_ms();
+            }
+        }
+        if (restarted && ok_after >= 200) break;
+        if (now - start > 20000) {
+            char cmd[256];
+            snprintf(cmd, sizeof cmd, "tail -20 %s/redis.log >&2", v->dir);
+            if (system(cmd) != 0) fprintf(stderr, "no log\n");
+            fail_msg("no steady success 20 s after the start (killed %d, restarted %d; %d answered "
+                     "0, %d failed, %d ok in a row)",
+                     killed > 0, restarted > 0, acked, failed, ok_after);
+        }
+    }
+    while (done < issued) { /* the rest in flight */
+        uv_run(&t.loop, UV_RUN_ONCE);
+        while (done < issued && ops[done].called) {
+            assert_true(ops[done].status == 0 || ops[done].status == TS_ESTORE);
+            if (ops[done].status == 0) acked++;
+            else failed++;
+            done++;
+        }
+    }
+    /* the whole log, page by page */
+    uint64_t n = 0;
+    static int seen[MAXOPS];
+    memset(seen, 0, sizeof seen);
+    int applied_unacked = 0;
+    for (;;) {
+        sc_res_t r;
+        assert_ts_err(sc_read(&t, sess, n, SC_MAX_EVENTS, &r), 0);
+        if (!r.n) break;
+        for (size_t i = 0; i < r.n; i++) {
+            assert_int_equal(r.seqs[i], n + 1); /* gap-free */
+            n = r.seqs[i];
+            int e = atoi(r.ev[i] + 1);
+            assert_true(e >= 0 && e < issued);
+            assert_int_equal(seen[e], 0); /* once */
+            seen[e] = 1;
+            if (ops[e].status == 0) assert_int_equal(ops[e].seq, n); /* at its seq */
+            else applied_unacked++;
+        }
+    }
+    int lost = 0;
+    for (int e = 0; e < issued; e++)
+        if (ops[e].status == 0 && !seen[e]) lost++;
+    fprintf(stderr,
+            "?replicas=1 failover: %d commits, %d answered 0 (%d before the kill, %d in flight "
+            "at it), %d TS_ESTORE (%d of them applied on a primary all the same); ops failed "
+            "from %llu ms to %llu ms after the kill (replica promoted, the old primary restarted "
+            "%llu ms after the kill and synced); acknowledged and lost: %d\n",
+            issued, acked, acked_at_kill, inflight_at_kill, failed, applied_unacked,
+            (unsigned long long)(first_fail ? first_fail - killed : 0),
+            (unsigned long long)(first_ok_after ? first_ok_after - killed : 0),
+            (unsigned long long)(restarted - killed), lost);
+    assert_int_equal(lost, 0);
+    assert_true(failed > 0);
+    sc_close(&t);
+}
+
 #include "store/redis_two_nodes.h"
 
 int main(void) {
@@ -345,6 +491,7 @@ int main(void) {
         SC_T(c_two_nodes, &env_cluster),
         SC_T(c_migrate, &env_cluster),
         SC_T(c_failover, &env_cluster),
+        SC_T(c_failover_acked, &env_cluster), /* after c_failover: another primary */
     };
     return cmocka_run_group_tests_name("store contract, redis cluster", tests, group_setup,
                                        group_teardown);

@@ -138,7 +138,16 @@ static void urls(void **state) {
     assert_int_equal(o.cluster, 0);
     assert_int_equal(ts_rconn_parse_url("rediss://h?insecure=1", &o, err, sizeof err), 0);
     assert_int_equal(o.tls_insecure, 1);
+    assert_int_equal(ts_rconn_parse_url("redis://h?replicas=2&replicas_timeout=250", &o, err,
+                                        sizeof err),
+                     0);
+    assert_int_equal(o.replicas, 2);
+    assert_int_equal(o.replicas_timeout_ms, 250);
+    assert_int_equal(ts_rconn_parse_url("redis://h?replicas=0", &o, err, sizeof err), 0);
+    assert_int_equal(o.replicas, 0);
     static const char *const bad[] = {
+        "redis://h?replicas=", "redis://h?replicas=-1", "redis://h?replicas=65",
+        "redis://h?replicas=1x", "redis://h?replicas_timeout=0", "redis://h?replicas_timeout=60001",
         "http://h",          "redis://",        "redis://h:0",       "redis://h:65536",
         "redis://h:12x",     "redis://h/x",     "redis://[::1",      "redis://u:%zz@h",
         "redis://u:%0@h",    "redis://h?db=1",  "redis://u:%00@h",   "redis://[::1]x",

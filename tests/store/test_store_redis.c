@@ -4,12 +4,19 @@
  * publish/subscribe), each test with its own key prefix on one server, and
  * c_two_nodes: two stores on one Redis, as two tabsyncd nodes. All of it
  * twice: over TCP (redis://) and over TLS (rediss://, a CA the test makes,
- * the server's certificate verified); and a wrong CA refused. */
+ * the server's certificate verified); and a wrong CA refused. Then a third
+ * time with ?replicas=1 over the same server, which has a replica: every
+ * write is answered only once the replica has it (c_repl_acked), a replica
+ * stopped (SIGSTOP) or killed makes writes fail with TS_ESTORE, never 0,
+ * while reads go on (c_repl_down), and c_repl_cost measures what WAIT
+ * costs a commit (docs/STORE.md). */
 #include "store/store_contract.h"
 #include "store/redis_server.h"
 
-static redis_t server, tls_server;
-static char url[64], prefix[32], tls_url[256], certdir[64];
+#include <time.h>
+
+static redis_t server, tls_server, replica;
+static char url[64], prefix[32], tls_url[256], certdir[64], repl_url[128];
 
 static void env_fresh(sc_env_t *env) {
     snprintf(prefix, sizeof prefix, "t%d:", env->counter++);
@@ -30,15 +37,56 @@ static sc_env_t env_tls = {
     .durable_on_execute = 1,
 };
 
+/* Its own prefixes: env_redis used t0:, t1:, ... on the same server. */
+static void env_fresh_repl(sc_env_t *env) {
+    snprintf(prefix, sizeof prefix, "r%d:", env->counter++);
+    env->cfg.redis_prefix = prefix;
+}
+
+static sc_env_t env_repl = {
+    .label = "redis ?replicas=1",
+    .ops = &ts_store_redis_ops,
+    .fresh = env_fresh_repl,
+    .durable_on_execute = 1,
+};
+
+/* Runs a shell command; the first cap-1 bytes of its output in out. */
+static int sh(char *out, size_t cap, const char *fmt, ...) {
+    char cmd[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = out && cap ? fread(out, 1, cap - 1, p) : 0;
+    if (out && cap) out[n] = '\0';
+    char sink[256];
+    while (fread(sink, 1, sizeof sink, p) > 0) {
+    }
+    return pclose(p);
+}
+
 static int group_setup(void **state) {
     (void)state;
-    redis_start(&server, NULL);
+    redis_start(&server, "repl-diskless-sync-delay 0\n"); /* the replica syncs at once */
     snprintf(url, sizeof url, "redis://127.0.0.1:%u", server.port);
     env_redis.cfg.redis_url = url;
+    char conf[1024];
+    snprintf(conf, sizeof conf, "replicaof 127.0.0.1 %u\nrepl-diskless-sync-delay 0\n", server.port);
+    redis_start(&replica, conf);
+    char out[4096];
+    for (uint64_t until = ts_now_ms() + 10000;;) { /* its first sync is done */
+        assert_int_equal(sh(out, sizeof out, "redis-cli -p %u info replication", replica.port), 0);
+        if (strstr(out, "master_link_status:up")) break;
+        if (ts_now_ms() > until) fail_msg("the replica on %u never synced", replica.port);
+        usleep(20000);
+    }
+    snprintf(repl_url, sizeof repl_url, "%s?replicas=1&replicas_timeout=300", url);
+    env_repl.cfg.redis_url = repl_url;
     snprintf(certdir, sizeof certdir, "/tmp/ts_stls_XXXXXX");
     assert_non_null(mkdtemp(certdir));
     redis_tls_files(certdir);
-    char conf[1024];
     redis_start(&tls_server, redis_tls_conf(&tls_server, certdir, "no", conf, sizeof conf));
     for (int i = 0; i < 200 && !port_open(tls_server.tls_port); i++) usleep(10000);
     if (!port_open(tls_server.tls_port))
@@ -52,6 +100,7 @@ static int group_setup(void **state) {
 
 static int group_teardown(void **state) {
     redis_cleanup(&server);
+    redis_cleanup(&replica);
     redis_cleanup(&tls_server);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", certdir);
@@ -89,6 +138,147 @@ static void c_tls_wrong_ca(void **state) {
     assert_int_equal(uv_loop_close(&t.loop), 0);
 }
 
+/* The length of a session's log stream on the replica. */
+static long long replica_xlen(const char *sess) {
+    char out[64];
+    assert_int_equal(sh(out, sizeof out, "redis-cli -p %u xlen '%sl:{%s}'", replica.port, prefix,
+                        sess),
+                     0);
+    return strtoll(out, NULL, 10);
+}
+
+/* ?replicas=1: when a commit's callback runs, the replica has it already
+ * (with asynchronous replication alone it may not have it yet). */
+static void c_repl_acked(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    sc_res_t r;
+    for (uint64_t i = 1; i <= 30; i++) {
+        assert_ts_err(sc_commit(&t, "ra", "e", "cl", i, SC_ANY, 1, &r), 0);
+        assert_int_equal(r.seq, i);
+        assert_int_equal(replica_xlen("ra"), (long long)i);
+    }
+    assert_ts_err(sc_commit(&t, "ra", "e", "cl", 30, SC_ANY, 1, &r), TS_EDUP); /* a read-only answer */
+    sc_close(&t);
+}
+
+/* A replica that does not answer: writes fail with TS_ESTORE after the WAIT
+ * timeout (300 ms here), never 0, whatever is pipelined with them; reads
+ * are answered; once the replica is back, the resend of a write that failed
+ * finds it applied (TS_EDUP: the contract's "ask again"); a replica killed:
+ * TS_ESTORE again. */
+static void c_repl_down(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    sc_res_t r;
+    assert_ts_err(sc_commit(&t, "rd", "e1", "cl", 1, SC_ANY, 1, &r), 0);
+    assert_int_equal(kill(replica.pid, SIGSTOP), 0);
+    uint64_t t0 = ts_now_ms();
+    assert_ts_err(sc_commit(&t, "rd", "e2", "cl", 2, SC_ANY, 1, &r), TS_ESTORE);
+    uint64_t took = ts_now_ms() - t0;
+    assert_true(took >= 250 && took < 3000);
+    /* pipelined: writes and reads in one turn, and turns after it */
+    enum { N = 12 };
+    sc_res_t rs[N];
+    ts_buf_t *b = ts_buf_from("e3", 2);
+    for (int i = 0; i < N; i++) {
+        if (i % 4 == 3) {
+            assert_ts_err(SC_CALL(&t, &rs[i], ts_store_log_read(&t.st, S("rd"), 0, 10, sc_on_log,
+                                                                  &rs[i])),
+                          0);
+        } else {
+            ts_store_commit_t c = {b, S("cl"), (uint64_t)(3 + i), SC_ANY, 1, 0, ts_slice("", 0), 0,
+                                   ts_slice("", 0)};
+            assert_ts_err(SC_CALL(&t, &rs[i], ts_store_commit(&t.st, S("rd"), &c, sc_on_commit,
+                                                             &rs[i])),
+                          0);
+        }
+        if (i == 5) sc_sleep(&t, 5); /* a second turn */
+    }
+    ts_buf_unref(b);
+    for (int i = 0; i < N; i++) {
+        sc_wait(&t, &rs[i]);
+        if (i % 4 == 3) assert_ts_err(rs[i].status, 0);
+        else assert_ts_err(rs[i].status, TS_ESTORE);
+        if (i) assert_true(rs[i].order > rs[i - 1].order); /* issue order */
+    }
+    t0 = ts_now_ms();
+    assert_ts_err(sc_read(&t, "rd", 0, 20, &r), 0); /* no write in its turn: no WAIT */
+    assert_true(ts_now_ms() - t0 < 250);
+    assert_true(r.n >= 2); /* e2 was applied on the primary, just not replicated in time */
+    assert_int_equal(kill(replica.pid, SIGCONT), 0);
+    int rc;
+    uint64_t until = ts_now_ms() + 5000;
+    while ((rc = sc_commit(&t, "rd", "e2", "cl", 2, SC_ANY, 1, &r)) == TS_ESTORE &&
+           ts_now_ms() < until)
+        sc_sleep(&t, 50);
+    assert_ts_err(rc, TS_EDUP); /* asked again: it was applied, and is replicated now */
+    assert_int_equal(r.orig_seq, 2);
+    assert_ts_err(sc_commit(&t, "rd", "e20", "cl", 20, SC_ANY, 1, &r), 0);
+    assert_int_equal(replica_xlen("rd"), (long long)r.seq);
+    redis_kill(&replica, SIGKILL);
+    for (int i = 0; i < 3; i++)
+        assert_ts_err(sc_commit(&t, "rd", "e", "cl", 21 + (uint64_t)i, SC_ANY, 1, &r), TS_ESTORE);
+    assert_ts_err(sc_read(&t, "rd", 0, 40, &r), 0);
+    sc_close(&t);
+}
+
+static void sc_patch_no_wait(ts_store_cfg_t *c) { c->redis_url = url; }
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* What WAIT costs, on this machine's loopback: one commit at a time (the
+ * latency a tab sees) and 64 in flight (throughput), without and with
+ * ?replicas=1, on the same primary with one replica. Printed, not judged. */
+static void c_repl_cost(void **state) {
+    enum { SEQ = 400, PIPE = 4000, DEPTH = 64 };
+    for (int with = 0; with < 2; with++) {
+        sc_t t;
+        sc_open(&t, *state, with ? NULL : sc_patch_no_wait);
+        static uint64_t us[SEQ];
+        sc_res_t r;
+        char sess[16];
+        snprintf(sess, sizeof sess, "cost%d", with);
+        for (int i = 0; i < 20; i++) assert_ts_err(sc_commit(&t, sess, "w", NULL, 0, SC_ANY, 1, &r), 0);
+        for (int i = 0; i < SEQ; i++) {
+            struct timespec a, z;
+            clock_gettime(CLOCK_MONOTONIC, &a);
+            assert_ts_err(sc_commit(&t, sess, "e", NULL, 0, SC_ANY, 1, &r), 0);
+            clock_gettime(CLOCK_MONOTONIC, &z);
+            us[i] = (uint64_t)((z.tv_sec - a.tv_sec) * 1000000 + (z.tv_nsec - a.tv_nsec) / 1000);
+        }
+        qsort(us, SEQ, sizeof us[0], cmp_u64);
+        static sc_res_t rs[PIPE];
+        ts_buf_t *b = ts_buf_from("p", 1);
+        ts_store_commit_t c = {b, ts_slice("", 0), 0, SC_ANY, 1, 0, ts_slice("", 0), 0,
+                               ts_slice("", 0)};
+        uint64_t t0 = ts_now_ms();
+        int issued = 0, done = 0;
+        while (done < PIPE) {
+            while (issued < PIPE && issued - done < DEPTH) {
+                assert_ts_err(SC_CALL(&t, &rs[issued], ts_store_commit(&t.st, S(sess), &c,
+                                                                       sc_on_commit, &rs[issued])),
+                              0);
+                issued++;
+            }
+            uv_run(&t.loop, UV_RUN_ONCE);
+            while (done < issued && rs[done].called) assert_ts_err(rs[done++].status, 0);
+        }
+        uint64_t ms = ts_now_ms() - t0;
+        ts_buf_unref(b);
+        fprintf(stderr,
+                "commit cost %s: one at a time p50 %llu us, p90 %llu us, p99 %llu us; "
+                "%d in flight: %llu commits/s\n",
+                with ? "?replicas=1" : "without WAIT", (unsigned long long)us[SEQ / 2],
+                (unsigned long long)us[SEQ * 9 / 10], (unsigned long long)us[SEQ * 99 / 100],
+                DEPTH, (unsigned long long)(PIPE * 1000ull / (ms ? ms : 1)));
+        sc_close(&t);
+    }
+}
+
 #include "store/redis_two_nodes.h"
 
 int main(void) {
@@ -99,6 +289,11 @@ int main(void) {
         SC_CONTRACT_TESTS(&env_tls),
         SC_T(c_two_nodes, &env_tls),
         SC_T(c_tls_wrong_ca, &env_tls),
+        SC_CONTRACT_TESTS(&env_repl),
+        SC_T(c_two_nodes, &env_repl),
+        SC_T(c_repl_acked, &env_repl),
+        SC_T(c_repl_cost, &env_repl),
+        SC_T(c_repl_down, &env_repl), /* last: it kills the replica */
     };
     return cmocka_run_group_tests_name("store contract, redis", tests,
                                        group_setup, group_teardown);
