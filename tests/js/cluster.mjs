@@ -11,7 +11,14 @@
 //
 // TS_CLUSTER=N makes harness.startServer() start such a cluster (see there),
 // so that whole suites run with their tabs spread over N nodes.
-import { spawn } from 'node:child_process';
+//
+// startRedisCluster() runs a Redis Cluster instead: six redis-servers (three
+// primaries, a replica each), `redis-cli --cluster create`; killPrimary(i)
+// SIGKILLs one, restartNode(i) brings it back (it rejoins as a replica).
+// TS_REDIS_CLUSTER=1 makes startCluster() use one, the tabsyncd nodes with
+// --store redis://127.0.0.1:<a node>?replicas=1 (docs/STORE.md: a write is
+// acknowledged once a replica has it, so a failover loses none).
+import { execFile, spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
@@ -29,14 +36,14 @@ process.on('exit', () => {
 });
 
 /** Runs redis-server; returns { port, url, pid, dir, stop(), kill(), restart() }. */
-export async function startRedis({ appendonly = true } = {}) {
+export async function startRedis({ appendonly = true, port = 0, extra = [] } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ts-redis-'));
-  const port = await freePort();
+  if (!port) port = await freePort();
   const conf = path.join(dir, 'redis.conf');
   fs.writeFileSync(conf, [
     `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, 'save ""',
     `appendonly ${appendonly ? 'yes' : 'no'}`, 'appendfsync always',
-    'daemonize no', 'loglevel warning', 'logfile ""',
+    'daemonize no', 'loglevel warning', 'logfile ""', ...extra,
   ].join('\n') + '\n');
   const r = { port, url: `redis://127.0.0.1:${port}`, dir, child: null, log: '' };
   r.start = async () => {
@@ -72,6 +79,146 @@ export async function startRedis({ appendonly = true } = {}) {
   };
   await r.start();
   return r;
+}
+
+const sh = (cmd, args) => new Promise((resolve, reject) => {
+  execFile(cmd, args, { timeout: 30000 }, (err, stdout, stderr) => {
+    if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${err.message}\n${stdout}${stderr}`));
+    else resolve(stdout);
+  });
+});
+
+function bindable(port) {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+  });
+}
+
+/** A port whose cluster bus port (+10000) is free too: 12000-19999. */
+async function clusterPort(taken) {
+  for (;;) {
+    const p = 12000 + crypto.randomInt(8000);
+    if (taken.has(p) || taken.has(p + 10000) || taken.has(p - 10000)) continue;
+    if (await bindable(p) && await bindable(p + 10000)) {
+      taken.add(p);
+      return p;
+    }
+  }
+}
+
+/** Redis Cluster's slot of a key: CRC16/XMODEM of the key or its {hash tag}. */
+export function keySlot(key) {
+  let k = Buffer.from(key);
+  const open = k.indexOf('{');
+  if (open >= 0) {
+    const close = k.indexOf('}', open + 1);
+    if (close > open + 1) k = k.subarray(open + 1, close);
+  }
+  let crc = 0;
+  for (const b of k) {
+    crc ^= b << 8;
+    for (let i = 0; i < 8; i++) crc = crc & 0x8000 ? ((crc << 1) ^ 0x1021) & 0xffff : (crc << 1) & 0xffff;
+  }
+  return crc & 16383;
+}
+
+/**
+ * A Redis Cluster of six redis-servers on loopback (three primaries with a
+ * replica each; cluster-node-timeout 1000, AOF with appendfsync always).
+ * Returns { url, storeUrl, ports, pids, primaryOf(slot), killPrimary(i),
+ * restartNode(i), waitOk(), stop() }: url names node 0; storeUrl adds
+ * ?replicas=1. killPrimary(i) SIGKILLs node i (a primary); restartNode(i)
+ * starts it again with its data and nodes.conf (after a failover it joins
+ * as the new primary's replica); stop() stops every process by its pid.
+ */
+export async function startRedisCluster({ nodes = 6, replicas = 1 } = {}) {
+  const taken = new Set();
+  const rs = [];
+  const stopAll = async () => {
+    for (const r of rs) await r.stop().catch(() => {});
+  };
+  try {
+    for (let i = 0; i < nodes; i++) {
+      const port = await clusterPort(taken);
+      rs.push(await startRedis({
+        port,
+        extra: ['cluster-enabled yes', 'cluster-config-file nodes.conf', 'cluster-node-timeout 1000',
+          'cluster-replica-validity-factor 0', 'repl-diskless-sync-delay 0'],
+      }));
+    }
+    await sh('redis-cli', ['--cluster', 'create', ...rs.map((r) => `127.0.0.1:${r.port}`),
+      '--cluster-replicas', String(replicas), '--cluster-yes']);
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+  const alive = () => rs.filter((r) => r.child && live.has(r.child));
+  const nodesOf = async () => { // [{ port, primary, slots: [[a, b]], primaryPort }]
+    for (const r of alive()) {
+      const out = await sh('redis-cli', ['-p', String(r.port), 'cluster', 'nodes']).catch(() => null);
+      if (!out) continue;
+      const byId = new Map();
+      const list = out.trim().split('\n').map((l) => {
+        const f = l.split(' ');
+        const n = { id: f[0], port: Number(f[1].split('@')[0].split(':')[1]), flags: f[2], of: f[3],
+          primary: f[2].includes('master') && !f[2].includes('fail'), slots: [] };
+        for (const x of f.slice(8)) {
+          if (x.startsWith('[')) continue;
+          const [a, b] = x.split('-').map(Number);
+          n.slots.push([a, b ?? a]);
+        }
+        byId.set(n.id, n);
+        return n;
+      });
+      for (const n of list) n.primaryPort = byId.get(n.of)?.port;
+      return list;
+    }
+    throw new Error('no Redis Cluster node answers');
+  };
+  const c = {
+    ports: rs.map((r) => r.port),
+    get pids() { return rs.map((r) => r.pid); },
+    url: `redis://127.0.0.1:${rs[0].port}`,
+    storeUrl: `redis://127.0.0.1:${rs[0].port}?replicas=1`,
+    nodes: nodesOf,
+    /** The index (into ports) of the primary that serves `slot` now. */
+    async primaryOf(slot) {
+      const n = (await nodesOf()).find((x) => x.primary && x.slots.some(([a, b]) => slot >= a && slot <= b));
+      return n ? c.ports.indexOf(n.port) : -1;
+    },
+    /** Resolves once every running node says cluster_state:ok and has its replication link up. */
+    async waitOk(ms = 20000) {
+      const deadline = Date.now() + ms;
+      for (;;) {
+        let ok = true;
+        for (const r of alive()) {
+          const info = await sh('redis-cli', ['-p', String(r.port), 'cluster', 'info']).catch(() => '');
+          const repl = await sh('redis-cli', ['-p', String(r.port), 'info', 'replication']).catch(() => '');
+          if (!info.includes('cluster_state:ok') ||
+              !(repl.includes('role:master') || repl.includes('master_link_status:up'))) ok = false;
+        }
+        if (ok) return;
+        if (Date.now() > deadline) throw new Error('the Redis Cluster is not ok');
+        await sleep(50);
+      }
+    },
+    async killPrimary(i) {
+      const me = (await nodesOf()).find((n) => n.port === c.ports[i]);
+      if (!me?.primary) throw new Error(`node ${i} (${c.ports[i]}) is not a primary`);
+      await rs[i].kill('SIGKILL');
+    },
+    async restartNode(i) { await rs[i].start(); },
+    stop: stopAll,
+  };
+  try {
+    await c.waitOk();
+  } catch (e) {
+    await stopAll();
+    throw e;
+  }
+  return c;
 }
 
 /** PING over RESP: resolves true when redis answers +PONG. */
@@ -211,12 +358,12 @@ export async function startProxy(targets) {
  */
 export async function startCluster({ n = 3, start, opts = {}, redis = null } = {}) {
   const ownRedis = !redis;
-  if (!redis) redis = await startRedis();
+  if (!redis) redis = process.env.TS_REDIS_CLUSTER === '1' ? await startRedisCluster() : await startRedis();
   const prefix = `c${crypto.randomBytes(3).toString('hex')}:`;
   const nodeOpts = (i) => ({
     ...opts,
     single: true,
-    extra: [...(opts.extra ?? []), '--store', redis.url, '--redis-prefix', prefix],
+    extra: [...(opts.extra ?? []), '--store', redis.storeUrl ?? redis.url, '--redis-prefix', prefix],
     tag: `node${i}`,
   });
   const nodes = [];
