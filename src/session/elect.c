@@ -292,7 +292,7 @@ void ts_el_decide(const ts_el_situation_t *s, const ts_el_params_t *p, ts_el_dec
     const ts_el_cand_t *L = &s->c[s->leader];
     int b = best_except(s, s->leader);
     d->backup = b;
-    if (b < 0) return; /* nobody to hand over to: the leader stays */
+    if (b < 0 || s->leader_remote) return; /* nobody to hand over to; or its own loop decides */
     const ts_el_cand_t *B = &s->c[b];
     if (!L->eligible || (L->score < p->demote_below && B->score > L->score) || s->late_hb >= 2) {
         act(d, s, TS_EL_ACT_TRANSFER, TS_EL_R_DEMOTION, b);

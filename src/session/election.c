@@ -9,8 +9,10 @@
  * A scope has at most one store operation in flight: a change that comes
  * while one runs marks the scope to be evaluated again when it answers.
  * Whatever this loop believes, a term comes only from the store, so two
- * loops (or, later, nodes) that act on stale views can only lose a
- * compare-and-set, never grant one term twice. */
+ * loops or nodes that act on stale views can only lose a compare-and-set,
+ * never grant one term twice. Over Redis the nodes share their members
+ * through the store's publish/subscribe ("the shared table" below), so
+ * every node ranks the whole scope. */
 #include <inttypes.h>
 #include <jwt.h>
 #include <stdio.h>
@@ -49,6 +51,23 @@ struct el_member {
     uint16_t late;             /* late bits of its last TS_EL_LATE_WINDOW heartbeats */
     uint8_t lapses;            /* leases it let lapse in a row (its stall doubles each time) */
     uint32_t ntasks;
+    uint32_t pub_score;        /* the score the shared table last got */
+};
+
+/* A member of another loop or node, as its loop last published it (the
+ * shared table below). */
+typedef struct el_remote {
+    char holder[HOLDER_MAX];
+    uint64_t origin;           /* the loop that holds its connection */
+    uint64_t joined;           /* wall clock us of its join (ranks ties cluster-wide) */
+    ts_el_score_t score;
+    uint8_t flags;             /* EL_F_* */
+} el_remote_t;
+
+enum {
+    EL_F_OBSERVER = 1,    /* never leads, never backup, no tasks */
+    EL_F_ELIGIBLE = 2,    /* a candidate now (not an observer, not stalled) */
+    EL_F_MAY_PREEMPT = 4, /* not rotated out within the last tenure */
 };
 
 typedef enum { TASK_ASSIGNED, TASK_RUNNING, TASK_DONE, TASK_FAILED } task_state_t;
@@ -85,7 +104,11 @@ struct el_scope {
     uint64_t expires_at;       /* wall ms */
     uint64_t since;            /* wall ms the current term started (as seen here) */
     el_member_t *lm;           /* the leader, when it is a member on this loop */
-    el_member_t *backup;
+    char bk[HOLDER_MAX];       /* the backup's holder ("" = none), here or elsewhere */
+    el_remote_t *rm;           /* the other loops' members (shared table) */
+    size_t nrm;
+    uint8_t subscribed;        /* to its channel (a cluster) */
+    uint64_t pub_hash;         /* of what it last published of its members */
     uint64_t leaderless_since; /* wall ms; 0 while led or with no candidate */
     uint64_t wake_at;          /* loop ms: evaluate again (time alone may change it); 0 = no */
     int busy, again;
@@ -120,6 +143,8 @@ static void scope_name(char *out, size_t cap, const sess_ident_t *id, ts_sess_sc
 }
 
 static void task_add(el_scope_t *sc, const char *name, uint64_t stall_ms, uint64_t term);
+static void scope_subscribe(el_scope_t *sc);
+static void scope_unsubscribe(el_scope_t *sc);
 
 static el_scope_t *scope_get(ts_sess_t *sess, const sess_ident_t *id, ts_sess_scope_kind_t k,
                              int create) {
@@ -143,12 +168,15 @@ static el_scope_t *scope_get(ts_sess_t *sess, const sess_ident_t *id, ts_sess_sc
     /* the operator's tasks of every session scope */
     for (size_t i = 0; k == TS_SESS_SCOPE_SESSION && i < ecfg(sess)->ntasks; i++)
         task_add(sc, ecfg(sess)->tasks[i].name, ecfg(sess)->tasks[i].stall_ms, 0);
+    scope_subscribe(sc);
     return sc;
 }
 
 static void scope_free_if_idle(el_scope_t *sc) {
     if (sc->n || sc->busy) return;
     ts_sess_t *sess = sc->sess;
+    scope_unsubscribe(sc);
+    free(sc->rm);
     ts_map_del(&sess->el_scopes, sc->name, sc->klen);
     ts_list_remove(&sc->link);
     TS_MET_BUMP_(sess->el_nscopes, (size_t)-1);
@@ -201,6 +229,331 @@ static int is_candidate(const el_member_t *m, uint64_t now) {
     return !m->observer && m->stalled_until <= now;
 }
 
+/* ---- the shared table: every loop's members of a scope ----
+ *
+ * A scope's members may be connected to several loops of this process
+ * (--workers) or to several nodes over one Redis. Each loop holds its own
+ * members and publishes what the ranking needs of them (score and parts,
+ * join time, observer, stalled, rotated out) on the scope's channel of the
+ * store's publish/subscribe, whenever that changes; it keeps what the
+ * others publish as el_remote_t. So every loop ranks the same list and
+ * names the same backup. Who acts is fixed, so that two loops do not race
+ * for nothing: the leader's own loop transfers from its leader (resign,
+ * leave, lapse, step-down: it alone sees its heartbeats), and an acquire
+ * (nobody holds the lease, or its holder is gone from the table and its
+ * lease ran out) is made by the loop of the member it is for. The store
+ * still arbitrates: two loops acting on different tables lose a
+ * compare-and-set, never grant one term twice. The loop that got a grant
+ * announces it (term, holder, why) on the channel; the others adopt it.
+ * A loop's liveness is its beacon on one channel for all: every lease / 4;
+ * the members of a loop not heard of for a lease are dropped (kill -9).
+ * The messages may be lost (Redis down): a loop that creates a scope asks
+ * the others to publish theirs again. */
+
+#define EL_CHAN_PREFIX "tabsync-el#"
+#define EL_BEACON_CHAN "tabsync-el"
+#define EL_REPLY_PREFIX "tabsync-el-r#"
+#define EL_ADMIN_WAIT_MS 100 /* an admin query waits this long for the other loops */
+#define EL_SCORE_STEP 10 /* a score moving less than this is not published */
+
+static void evaluate(el_scope_t *sc, const char *why);
+static int adopt(el_scope_t *sc, const ts_store_lease_t *l, ts_el_reason_t reason, int remote);
+static void send_views(el_scope_t *sc, const char *reason, el_member_t *only);
+
+/* Whether other nodes may hold members: a store other than the memory
+ * one (Redis). The memory store publishes nothing: one loop keeps its
+ * numbers, and several loops (--workers) still rank their own tabs each
+ * (docs/ELECTION.md "Limits"; TODO(#12): the memory store's loops through
+ * the same table once the task table is shared). */
+static int cluster_on(ts_sess_t *sess) {
+    return strcmp(ts_store_backend(sess->store), "memory") != 0;
+}
+
+static int origin_alive(ts_sess_t *sess, uint64_t origin, uint64_t now) {
+    for (size_t i = 0; i < sess->el_norigins; i++)
+        if (sess->el_origins[i].id == origin)
+            return now - sess->el_origins[i].seen < ecfg(sess)->lease_ms;
+    return 0;
+}
+
+static void origin_seen(ts_sess_t *sess, uint64_t origin, uint64_t now) {
+    size_t oldest = 0;
+    for (size_t i = 0; i < sess->el_norigins; i++) {
+        if (sess->el_origins[i].id == origin) {
+            sess->el_origins[i].seen = now;
+            return;
+        }
+        if (sess->el_origins[i].seen < sess->el_origins[oldest].seen) oldest = i;
+    }
+    size_t at = sess->el_norigins < TS_ARRAY_LEN(sess->el_origins) ? sess->el_norigins++ : oldest;
+    sess->el_origins[at].id = origin;
+    sess->el_origins[at].seen = now;
+}
+
+static el_remote_t *remote_find(el_scope_t *sc, const char *holder) {
+    for (size_t i = 0; i < sc->nrm; i++)
+        if (strcmp(sc->rm[i].holder, holder) == 0) return &sc->rm[i];
+    return NULL;
+}
+
+static void chan_of(const el_scope_t *sc, char *out, size_t cap) {
+    snprintf(out, cap, "%s%s", EL_CHAN_PREFIX, sc->name);
+}
+
+/* Publishes msg (takes) with this loop's origin on `chan`. */
+static void el_publish(ts_sess_t *sess, const char *chan, json_t *msg) {
+    char o[17];
+    snprintf(o, sizeof o, "%016" PRIx64, sess->el_origin);
+    json_object_set_new(msg, "o", json_string(o));
+    char *text = json_dumps(msg, JSON_COMPACT);
+    json_decref(msg);
+    if (!text) return;
+    ts_buf_t *b = ts_buf_from(text, strlen(text));
+    free(text);
+    int rc = ts_store_publish(sess->store, TS_STORE_CHAN, ts_slice_str(chan), b, NULL, NULL);
+    if (rc) ts_debug("election", "publish on %s refused: %s", chan, ts_strerror(rc));
+    ts_buf_unref(b);
+}
+
+static uint32_t member_flags(const el_member_t *m, uint64_t now) {
+    uint64_t tenure = ecfg(m->sc->sess)->max_tenure_ms;
+    return (m->observer ? EL_F_OBSERVER : 0) | (is_candidate(m, now) ? EL_F_ELIGIBLE : 0) |
+           (!m->rotated_at || !tenure || now - m->rotated_at >= tenure ? EL_F_MAY_PREEMPT : 0);
+}
+
+/* This loop's members of sc on its channel: when what others rank by
+ * changed (or `force`: asked, or the last one left); `ask` asks the
+ * others for theirs. */
+static void share(el_scope_t *sc, int force, int ask) {
+    ts_sess_t *sess = sc->sess;
+    if (!sc->subscribed || sess->closed) return;
+    uint64_t now = uv_now(sess->loop), h = 1469598103934665603ull;
+    int moved = 0;
+    ts_list_t *it;
+    TS_LIST_FOREACH(it, &sc->members) {
+        el_member_t *m = ts_list_entry(it, el_member_t, link);
+        for (const char *p = m->holder; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
+        h = (h ^ member_flags(m, now)) * 1099511628211ull;
+        uint32_t d = m->score.total > m->pub_score ? m->score.total - m->pub_score
+                                                   : m->pub_score - m->score.total;
+        if (d >= EL_SCORE_STEP) moved = 1;
+    }
+    if (!force && !moved && h == sc->pub_hash) return;
+    sc->pub_hash = h;
+    json_t *ms = json_array();
+    TS_LIST_FOREACH(it, &sc->members) {
+        el_member_t *m = ts_list_entry(it, el_member_t, link);
+        m->pub_score = m->score.total;
+        json_t *parts = json_array();
+        for (int p = 0; p < TS_EL_PARTS_; p++) json_array_append_new(parts, json_integer(m->score.part[p]));
+        json_array_append_new(ms, json_pack("[s,I,i,o,i]", m->holder, (json_int_t)m->joined,
+                                            (int)m->score.total, parts, (int)member_flags(m, now)));
+    }
+    char chan[TS_STORE_ID_MAX + 1];
+    chan_of(sc, chan, sizeof chan);
+    el_publish(sess, chan, json_pack("{s:s,s:o,s:b}", "t", "s", "m", ms, "ask", ask));
+}
+
+/* The lease as this loop knows it, for the others (a grant it got, a
+ * leader gone with nobody to take over, or a disconnected leader's expiry). */
+static void share_lease(el_scope_t *sc, ts_el_reason_t reason, uint64_t leaderless_ms) {
+    if (!sc->subscribed || sc->sess->closed) return;
+    char chan[TS_STORE_ID_MAX + 1];
+    chan_of(sc, chan, sizeof chan);
+    el_publish(sc->sess, chan,
+               json_pack("{s:s,s:I,s:s,s:I,s:I,s:i,s:I}", "t", "l", "term", (json_int_t)sc->term,
+                         "h", sc->leader, "exp", (json_int_t)sc->expires_at, "since",
+                         (json_int_t)sc->since, "r", (int)reason, "lz",
+                         (json_int_t)leaderless_ms));
+}
+
+/* A member list of another loop: replaces what that loop had published.
+ * Returns 1 if a score or a flag changed. */
+static int take_members(el_scope_t *sc, uint64_t origin, json_t *ms) {
+    uint64_t old = 0, neu = 0;
+    for (size_t i = 0; i < sc->nrm; i++)
+        if (sc->rm[i].origin == origin) old += sc->rm[i].score.total * 31u + sc->rm[i].flags;
+    size_t before = 0, w = 0;
+    for (size_t i = 0; i < sc->nrm; i++) {
+        if (sc->rm[i].origin == origin) {
+            before++;
+            continue;
+        }
+        sc->rm[w++] = sc->rm[i];
+    }
+    sc->nrm = w;
+    size_t i, added = 0;
+    json_t *x;
+    json_array_foreach(ms, i, x) {
+        const char *holder = json_string_value(json_array_get(x, 0));
+        json_t *parts = json_array_get(x, 3);
+        if (!holder || strlen(holder) >= HOLDER_MAX || !json_is_array(parts)) continue;
+        sc->rm = ts_xrealloc(sc->rm, (sc->nrm + 1) * sizeof *sc->rm);
+        el_remote_t *r = &sc->rm[sc->nrm++];
+        memset(r, 0, sizeof *r);
+        ts_strlcpy(r->holder, holder, sizeof r->holder);
+        r->origin = origin;
+        r->joined = (uint64_t)json_integer_value(json_array_get(x, 1));
+        r->score.total = (uint32_t)json_integer_value(json_array_get(x, 2));
+        for (int p = 0; p < TS_EL_PARTS_; p++)
+            r->score.part[p] = (uint16_t)json_integer_value(json_array_get(parts, (size_t)p));
+        r->flags = (uint8_t)json_integer_value(json_array_get(x, 4));
+        neu += r->score.total * 31u + r->flags;
+        added++;
+    }
+    return before != added || old != neu;
+}
+
+/* Drops the members of loops not heard of for a lease; returns how many. */
+static size_t drop_dead(el_scope_t *sc, uint64_t now) {
+    size_t w = 0, n = sc->nrm;
+    for (size_t i = 0; i < n; i++)
+        if (origin_alive(sc->sess, sc->rm[i].origin, now)) sc->rm[w++] = sc->rm[i];
+    sc->nrm = w;
+    return n - w;
+}
+
+static void admin_answer(el_scope_t *sc, json_t *q);
+static void admin_take(ts_sess_t *sess, json_t *r);
+static void admin_sweep(ts_sess_t *sess, int all);
+
+static void on_el_msg(ts_slice_t channel, ts_buf_t *msg, void *ud) {
+    ts_sess_t *sess = ud;
+    if (sess->closed) return;
+    json_t *o = json_loadb((const char *)msg->data, msg->len, 0, NULL);
+    const char *os = json_string_value(json_object_get(o, "o"));
+    const char *t = json_string_value(json_object_get(o, "t"));
+    uint64_t origin = os ? strtoull(os, NULL, 16) : 0;
+    if (!o || !t || !origin || origin == sess->el_origin) {
+        json_decref(o);
+        return;
+    }
+    uint64_t now = uv_now(sess->loop);
+    origin_seen(sess, origin, now);
+    if (strcmp(t, "r") == 0) { /* an answer to this loop's admin query */
+        admin_take(sess, o);
+        json_decref(o);
+        return;
+    }
+    size_t plen = strlen(EL_CHAN_PREFIX);
+    el_scope_t *sc = channel.len > plen && memcmp(channel.p, EL_CHAN_PREFIX, plen) == 0
+                         ? ts_map_get(&sess->el_scopes, (const char *)channel.p + plen,
+                                      channel.len - plen)
+                         : NULL;
+    if (!sc || !sc->n) {
+        json_decref(o);
+        return;
+    }
+    if (strcmp(t, "s") == 0 && json_is_array(json_object_get(o, "m"))) {
+        size_t n0 = sc->nrm;
+        int scored = take_members(sc, origin, json_object_get(o, "m"));
+        if (json_is_true(json_object_get(o, "ask"))) share(sc, 1, 0);
+        /* members came or went: everyone's view; scores only: the views of
+         * the tabs that asked for scores (and everyone's if the backup moved) */
+        evaluate(sc, sc->nrm > n0 ? "join" : sc->nrm < n0 ? "leave" : NULL);
+        if (scored && sc->nrm == n0 && !sc->busy) {
+            ts_list_t *it;
+            TS_LIST_FOREACH(it, &sc->members) {
+                el_member_t *m = ts_list_entry(it, el_member_t, link);
+                if (m->ss->id.elect_scores) send_views(sc, "score", m);
+            }
+        }
+    } else if (strcmp(t, "q") == 0) {
+        admin_answer(sc, o);
+    } else if (strcmp(t, "l") == 0) {
+        const char *h = json_string_value(json_object_get(o, "h"));
+        json_int_t term = json_integer_value(json_object_get(o, "term"));
+        json_int_t r = json_integer_value(json_object_get(o, "r"));
+        if (h && term > 0 && (uint64_t)term >= sc->term && strlen(h) < HOLDER_MAX) {
+            ts_store_lease_t l = {ts_slice(sc->name, sc->klen), ts_slice_str(h), (uint64_t)term,
+                                  (uint64_t)json_integer_value(json_object_get(o, "exp"))};
+            ts_el_reason_t why = r >= 0 && r < TS_EL_R_COUNT_ ? (ts_el_reason_t)r : TS_EL_R_ADOPTED;
+            if ((uint64_t)term == sc->term && strcmp(h, sc->leader) == 0) {
+                if (l.expires_at > sc->expires_at) sc->expires_at = l.expires_at;
+            } else if (adopt(sc, &l, why, 1)) {
+                if (!h[0]) sc->gone = TS_EL_GONE_NONE;
+                evaluate(sc, ts_el_reason_name(why));
+            }
+        }
+    }
+    json_decref(o);
+}
+
+typedef struct el_sub {
+    ts_sess_t *sess;
+    size_t len;
+    char name[];
+} el_sub_t;
+
+static void on_subscribed(int status, void *ud) {
+    el_sub_t *r = ud;
+    ts_sess_t *sess = r->sess;
+    el_scope_t *sc = ts_map_get(&sess->el_scopes, r->name, r->len);
+    if (status) ts_warn("election", "cannot subscribe to the channel of %s: %s", r->name, ts_strerror(status));
+    else if (sc && sc->subscribed) share(sc, 1, 1); /* and the others, theirs */
+    free(r);
+    ts_sess__op_end(sess);
+}
+
+static void on_unsubscribed(int status, void *ud) {
+    (void)status;
+    ts_sess__op_end(ud);
+}
+
+static void reply_chan(ts_sess_t *sess, uint64_t origin, char *out, size_t cap) {
+    (void)sess;
+    snprintf(out, cap, EL_REPLY_PREFIX "%016" PRIx64, origin);
+}
+
+/* The beacon channel and this loop's reply channel (admin answers). */
+static void beacon_subscribe(ts_sess_t *sess) {
+    if (sess->el_sub) return;
+    while (!sess->el_origin) ts_random_bytes(&sess->el_origin, sizeof sess->el_origin);
+    char chan[64];
+    reply_chan(sess, sess->el_origin, chan, sizeof chan);
+    if (ts_store_subscribe(sess->store, TS_STORE_CHAN, ts_slice_str(EL_BEACON_CHAN), on_el_msg,
+                           sess, on_unsubscribed, sess) == 0) {
+        sess->el_sub = 1;
+        sess->pending_ops++;
+    }
+    if (ts_store_subscribe(sess->store, TS_STORE_CHAN, ts_slice_str(chan), on_el_msg, sess,
+                           on_unsubscribed, sess) == 0)
+        sess->pending_ops++;
+}
+
+static void scope_subscribe(el_scope_t *sc) {
+    ts_sess_t *sess = sc->sess;
+    if (sess->closed || !cluster_on(sess)) return;
+    beacon_subscribe(sess);
+    char chan[TS_STORE_ID_MAX + 1];
+    chan_of(sc, chan, sizeof chan);
+    el_sub_t *r = ts_xcalloc(1, sizeof *r + sc->klen + 1);
+    r->sess = sess;
+    r->len = sc->klen;
+    memcpy(r->name, sc->name, sc->klen + 1);
+    if (ts_store_subscribe(sess->store, TS_STORE_CHAN, ts_slice_str(chan), on_el_msg, sess,
+                           on_subscribed, r) != 0) {
+        free(r);
+        return;
+    }
+    sess->pending_ops++;
+    sc->subscribed = 1;
+}
+
+/* Its last member here went (or shutdown): the others drop ours. */
+static void scope_unsubscribe(el_scope_t *sc) {
+    if (!sc->subscribed) return;
+    ts_sess_t *sess = sc->sess;
+    share(sc, 1, 0);
+    sc->subscribed = 0;
+    if (sess->closed) return;
+    char chan[TS_STORE_ID_MAX + 1];
+    chan_of(sc, chan, sizeof chan);
+    if (ts_store_unsubscribe(sess->store, TS_STORE_CHAN, ts_slice_str(chan), on_el_msg, sess,
+                             on_unsubscribed, sess) == 0)
+        sess->pending_ops++;
+}
+
 /* ---- views ---- */
 
 static json_t *who(const el_member_t *m, const char *holder) {
@@ -216,7 +569,45 @@ static json_t *who(const el_member_t *m, const char *holder) {
 static const char *role_of(const el_scope_t *sc, const el_member_t *m) {
     if (m == sc->lm) return "leader";
     if (m->observer) return "observer";
-    return m == sc->backup ? "backup" : "follower";
+    return strcmp(m->holder, sc->bk) == 0 ? "backup" : "follower";
+}
+
+static const char *role_of_remote(const el_scope_t *sc, const el_remote_t *r) {
+    if (sc->leader[0] && strcmp(r->holder, sc->leader) == 0) return "leader";
+    if (r->flags & EL_F_OBSERVER) return "observer";
+    return strcmp(r->holder, sc->bk) == 0 ? "backup" : "follower";
+}
+
+/* A remote member that a local one does not shadow (a tab that moved here
+ * is listed by its new loop until its old one publishes again). */
+static int remote_shown(el_scope_t *sc, const el_remote_t *r) {
+    return !member_by_holder(sc, r->holder);
+}
+
+/* {device, tab, score} of whichever member `holder` is, here or elsewhere. */
+static json_t *who_h(el_scope_t *sc, const char *holder) {
+    if (!holder[0]) return json_null();
+    el_member_t *m = member_by_holder(sc, holder);
+    if (m) return who(m, NULL);
+    json_t *w = who(NULL, holder);
+    el_remote_t *r = remote_find(sc, holder);
+    if (r) json_object_set_new(w, "score", json_integer(r->score.total));
+    return w;
+}
+
+static json_t *member_json(const char *holder, const char *role, const ts_el_score_t *score,
+                           int scores) {
+    json_t *o = who(NULL, holder);
+    json_object_set_new(o, "role", json_string(role));
+    if (scores) {
+        json_object_set_new(o, "score", json_integer(score->total));
+        json_t *parts = json_object();
+        for (int p = 0; p < TS_EL_PARTS_; p++)
+            json_object_set_new(parts, ts_el_part_name((ts_el_part_t)p),
+                                json_real(score->part[p] / 1000.0));
+        json_object_set_new(o, "parts", parts);
+    }
+    return o;
 }
 
 static json_t *task_table(const el_scope_t *sc) {
@@ -234,23 +625,17 @@ static json_t *task_table(const el_scope_t *sc) {
     return a;
 }
 
-static json_t *member_list(const el_scope_t *sc, int scores) {
+static json_t *member_list(el_scope_t *sc, int scores) {
     json_t *a = json_array();
     ts_list_t *it;
     TS_LIST_FOREACH(it, &sc->members) {
         el_member_t *m = ts_list_entry(it, el_member_t, link);
-        json_t *o = json_pack("{s:s,s:s,s:s}", "device", m->ss->id.device, "tab", m->ss->id.tab,
-                              "role", role_of(sc, m));
-        if (scores) {
-            json_object_set_new(o, "score", json_integer(m->score.total));
-            json_t *parts = json_object();
-            for (int p = 0; p < TS_EL_PARTS_; p++)
-                json_object_set_new(parts, ts_el_part_name((ts_el_part_t)p),
-                                    json_real(m->score.part[p] / 1000.0));
-            json_object_set_new(o, "parts", parts);
-        }
-        json_array_append_new(a, o);
+        json_array_append_new(a, member_json(m->holder, role_of(sc, m), &m->score, scores));
     }
+    for (size_t i = 0; i < sc->nrm; i++)
+        if (remote_shown(sc, &sc->rm[i]))
+            json_array_append_new(a, member_json(sc->rm[i].holder, role_of_remote(sc, &sc->rm[i]),
+                                                 &sc->rm[i].score, scores));
     return a;
 }
 
@@ -277,11 +662,11 @@ static char *grant_sign(const el_scope_t *sc) {
     return tok;
 }
 
-static json_t *view_base(const el_scope_t *sc, const char *reason) {
+static json_t *view_base(el_scope_t *sc, const char *reason) {
     ts_sess_t *sess = sc->sess;
     return json_pack("{s:s,s:I,s:o,s:o,s:s,s:i,s:i,s:I,s:o}", "scope", kind_name(sc->kind),
-                     "term", (json_int_t)sc->term, "leader", who(sc->lm, sc->leader), "backup",
-                     sc->backup ? who(sc->backup, NULL) : json_null(), "reason", reason,
+                     "term", (json_int_t)sc->term, "leader", who_h(sc, sc->leader), "backup",
+                     who_h(sc, sc->bk), "reason", reason,
                      "lease_ms", (int)ecfg(sess)->lease_ms, "hb_ms", (int)hb_ms(sess), "since",
                      (json_int_t)sc->since, "tasks", task_table(sc));
 }
@@ -332,17 +717,19 @@ static void on_logged(int status, ts_slice_t body, void *ud) {
     if (status) ts_warn("election", "an election was not recorded in the session log: %d", status);
 }
 
-static void record(el_scope_t *sc, ts_el_reason_t reason, uint64_t leaderless_ms) {
+/* remote: another loop made the grant (and counts and logs it); this one
+ * keeps the transition for its admin view. */
+static void record(el_scope_t *sc, ts_el_reason_t reason, uint64_t leaderless_ms, int remote) {
     ts_sess_t *sess = sc->sess;
     el_trans_t *t = &sc->hist[sc->nhist++ % HIST_MAX];
     free(t->leader);
     *t = (el_trans_t){sc->term, ts_wall_ms(), reason, leaderless_ms,
                       sc->leader[0] ? ts_xstrdup(sc->leader) : NULL};
-    SESS_COUNT(sess->el_reasons[reason]);
+    SESS_COUNT(sess->el_reasons[remote ? TS_EL_R_ADOPTED : reason]);
     /* a grant this loop only learned of is logged by whoever made it (this
      * loop may learn it twice: a scope is forgotten when its last member
      * here goes) */
-    if (!sess->history || reason == TS_EL_R_ADOPTED) return;
+    if (!sess->history || remote || reason == TS_EL_R_ADOPTED) return;
     /* elections are part of the session's history (prio control, from the server) */
     char id[TS_SESS_MAX_NAME + 1];
     snprintf(id, sizeof id, "elect-%s-%" PRIu64, sc->kind == TS_SESS_SCOPE_SESSION ? "s" : "d",
@@ -358,10 +745,13 @@ static void record(el_scope_t *sc, ts_el_reason_t reason, uint64_t leaderless_ms
     json_decref(env);
 }
 
-/* Takes what the store says the lease is now. Returns whether the term or
- * the holder changed. */
-static int adopt(el_scope_t *sc, const ts_store_lease_t *l, ts_el_reason_t reason) {
+/* Takes what the store says the lease is now (remote: what another loop
+ * announced it got). Returns whether the term or the holder changed. A term
+ * older than the one known is news no more (an announcement overtaken by
+ * this loop's own call). */
+static int adopt(el_scope_t *sc, const ts_store_lease_t *l, ts_el_reason_t reason, int remote) {
     uint64_t wall = ts_wall_ms(), now = uv_now(sc->sess->loop);
+    if (l->term < sc->term) return 0;
     char holder[HOLDER_MAX] = "";
     ts_strlcpy(holder, (const char *)l->holder.p, TS_MIN(sizeof holder, l->holder.len + 1));
     int changed = l->term != sc->term || strcmp(holder, sc->leader) != 0;
@@ -390,7 +780,7 @@ static int adopt(el_scope_t *sc, const ts_store_lease_t *l, ts_el_reason_t reaso
     } else if (!holder[0] && !sc->leaderless_since) {
         sc->leaderless_since = wall;
     }
-    if (holder[0] && granted) record(sc, reason, gap);
+    if (holder[0] && granted) record(sc, reason, gap, remote);
     return 1;
 }
 
@@ -413,8 +803,9 @@ static void on_lease_op(int status, const ts_store_lease_t *l, void *ud) {
     sc->busy = 0;
     const char *reason = ts_el_reason_name(op->reason);
     if (status == 0 && l) {
-        adopt(sc, l, op->reason);
-        if (!sc->lm && sc->leader[0]) {
+        adopt(sc, l, op->reason, 0);
+        share_lease(sc, op->reason, 0);
+        if (!sc->lm && sc->leader[0] && !remote_find(sc, sc->leader)) {
             /* the tab it went to left while the store granted it: it goes on */
             sc->gone = TS_EL_GONE_LEFT;
             ts_strlcpy(sc->gone_holder, sc->leader, sizeof sc->gone_holder);
@@ -424,7 +815,7 @@ static void on_lease_op(int status, const ts_store_lease_t *l, void *ud) {
         }
     } else if ((status == TS_EHELD || status == TS_ESTALE) && l) {
         /* another loop or node came first: its grant is the truth */
-        adopt(sc, l, TS_EL_R_ADOPTED);
+        adopt(sc, l, TS_EL_R_ADOPTED, 0);
         reason = "adopted";
     } else if (status == 0 && op->act == TS_EL_ACT_RELEASE) {
         sc->leader[0] = '\0';
@@ -469,6 +860,7 @@ static int issue(el_scope_t *sc, ts_el_act_t act, ts_el_reason_t reason, const c
         sc->lm = NULL;
         sc->gone = TS_EL_GONE_NONE;
         if (!sc->leaderless_since) sc->leaderless_since = ts_wall_ms();
+        share_lease(sc, reason, 0);
         return rc;
     }
     if (rc) {
@@ -481,32 +873,56 @@ static int issue(el_scope_t *sc, ts_el_act_t act, ts_el_reason_t reason, const c
     return 0;
 }
 
-static void evaluate(el_scope_t *sc, const char *why) {
+/* The leader's place in the shared table: 1 if it is another loop's
+ * member as that loop last published it. */
+static int leader_remote(el_scope_t *sc) {
+    if (sc->lm || !sc->leader[0]) return 0;
+    el_remote_t *r = remote_find(sc, sc->leader);
+    return r && remote_shown(sc, r);
+}
+
+static void evaluate_(el_scope_t *sc, const char *why) {
     ts_sess_t *sess = sc->sess;
-    if (sess->closed) return;
     if (sc->busy) {
         sc->again = 1;
         return;
     }
     uint64_t now = uv_now(sess->loop), wall = ts_wall_ms();
-    el_member_t *stack_m[16], **ms = sc->n <= 16 ? stack_m : ts_xcalloc(sc->n, sizeof *ms);
-    ts_el_cand_t stack_c[16], *c = sc->n <= 16 ? stack_c : ts_xcalloc(sc->n, sizeof *c);
+    size_t cap = sc->n + sc->nrm;
+    /* ms[i]: the local member of c[i]; NULL for another loop's */
+    el_member_t *stack_m[16], **ms = cap <= 16 ? stack_m : ts_xcalloc(cap, sizeof *ms);
+    ts_el_cand_t stack_c[16], *c = cap <= 16 ? stack_c : ts_xcalloc(cap, sizeof *c);
     size_t n = 0;
-    int leader = -1;
+    int leader = -1, lremote = 0;
     ts_list_t *it;
     TS_LIST_FOREACH(it, &sc->members) {
         el_member_t *m = ts_list_entry(it, el_member_t, link);
         rescore(m, now);
         if (m == sc->lm) leader = (int)n;
-        uint64_t tenure = ecfg(sess)->max_tenure_ms;
-        c[n] = (ts_el_cand_t){m->score.total, m->joined, m->holder, (uint8_t)is_candidate(m, now),
-                              (uint8_t)(!m->rotated_at || !tenure || now - m->rotated_at >= tenure)};
+        uint32_t f = member_flags(m, now);
+        c[n] = (ts_el_cand_t){m->score.total, m->joined, m->holder, (uint8_t)!!(f & EL_F_ELIGIBLE),
+                              (uint8_t)!!(f & EL_F_MAY_PREEMPT)};
         ms[n++] = m;
     }
-    int held = sc->leader[0] && (sc->lm || wall < sc->expires_at);
+    for (size_t i = 0; i < sc->nrm; i++) {
+        el_remote_t *r = &sc->rm[i];
+        if (!remote_shown(sc, r)) continue;
+        if (!sc->lm && sc->leader[0] && strcmp(r->holder, sc->leader) == 0) {
+            leader = (int)n;
+            lremote = 1;
+        }
+        c[n] = (ts_el_cand_t){r->score.total, r->joined, r->holder,
+                              (uint8_t)!!(r->flags & EL_F_ELIGIBLE),
+                              (uint8_t)!!(r->flags & EL_F_MAY_PREEMPT)};
+        ms[n++] = NULL;
+    }
+    /* led from another loop: held while that loop lists its leader (it sees
+     * the heartbeats and announces a lapse); a leader gone from the table
+     * (left, or its node died) holds until the expiry last seen */
+    int held = sc->leader[0] && (sc->lm || lremote || wall < sc->expires_at);
     ts_el_situation_t s = {c, n, leader, held, sc->gone,
                            sc->lm ? wall - TS_MIN(wall, sc->since) : 0,
-                           sc->lm ? (unsigned)__builtin_popcount(sc->lm->late) : 0};
+                           sc->lm ? (unsigned)__builtin_popcount(sc->lm->late) : 0, lremote};
     ts_el_params_t p = {ecfg(sess)->margin, ecfg(sess)->demote_below, ecfg(sess)->min_tenure_ms,
                         ecfg(sess)->max_tenure_ms};
     ts_el_decision_t d;
@@ -514,9 +930,13 @@ static void evaluate(el_scope_t *sc, const char *why) {
     /* a handover the leader's own word or lapse started says why it began */
     if (sc->stepping && (d.reason == TS_EL_R_HANDOFF || d.reason == TS_EL_R_LAPSE))
         d.reason = sc->stepdown;
-    if (sc->ghost && d.act == TS_EL_ACT_ACQUIRE) d.reason = TS_EL_R_LEFT;
-    el_member_t *old_backup = sc->backup;
-    sc->backup = d.backup >= 0 ? ms[d.backup] : NULL;
+    /* a leader that went (a disconnect here, or gone from the shared table)
+     * is succeeded when its lease ran out */
+    if ((sc->ghost || sc->leader[0]) && d.act == TS_EL_ACT_ACQUIRE) d.reason = TS_EL_R_LEFT;
+    char old_backup[HOLDER_MAX];
+    ts_strlcpy(old_backup, sc->bk, sizeof old_backup);
+    ts_strlcpy(sc->bk, d.backup >= 0 ? c[d.backup].holder : "", sizeof sc->bk);
+    int backup_moved = strcmp(old_backup, sc->bk) != 0;
     sc->wake_at = d.recheck_ms ? now + d.recheck_ms : 0;
     /* a stalled member (lapsed or resigned) becomes a candidate again by
      * time alone: look again then */
@@ -525,7 +945,10 @@ static void evaluate(el_scope_t *sc, const char *why) {
         if (m->stalled_until > now && (!sc->wake_at || m->stalled_until < sc->wake_at))
             sc->wake_at = m->stalled_until;
     }
-    const char *to = d.to >= 0 ? ms[d.to]->holder : NULL;
+    char to[HOLDER_MAX] = "";
+    if (d.to >= 0) ts_strlcpy(to, c[d.to].holder, sizeof to);
+    /* an acquire is made by the loop of the member it is for */
+    if (d.act == TS_EL_ACT_ACQUIRE && !ms[d.to]) d.act = TS_EL_ACT_NONE;
     if (ms != stack_m) free(ms), free(c);
     if (d.act == TS_EL_ACT_TRANSFER && sc->lm && sc->gone == TS_EL_GONE_NONE) {
         /* preemption, rotation, demotion: the leader may be acting on its
@@ -539,7 +962,7 @@ static void evaluate(el_scope_t *sc, const char *why) {
             sc->stepdown = d.reason;
             if (d.reason == TS_EL_R_ROTATION) sc->lm->rotated_at = now;
             send_views(sc, ts_el_reason_name(d.reason), NULL);
-        } else if (why || old_backup != sc->backup) {
+        } else if (why || backup_moved) {
             send_views(sc, why ? why : "backup", NULL);
         }
         return;
@@ -554,12 +977,13 @@ static void evaluate(el_scope_t *sc, const char *why) {
             sc->leader[0] = '\0';
             sc->lm = NULL;
             if (!sc->leaderless_since) sc->leaderless_since = wall;
+            share_lease(sc, TS_EL_R_LAPSE, 0);
             send_views(sc, "lapse", NULL);
         } else if (!held && sc->leader[0]) { /* led elsewhere, lapsed, nobody here can lead */
             sc->leader[0] = '\0';
             if (!sc->leaderless_since) sc->leaderless_since = wall;
             send_views(sc, "lapse", NULL);
-        } else if (why || old_backup != sc->backup) {
+        } else if (why || backup_moved) {
             send_views(sc, why ? why : "backup", NULL);
         }
         return;
@@ -571,6 +995,14 @@ static void evaluate(el_scope_t *sc, const char *why) {
         send_views(sc, ts_el_reason_name(d.reason), NULL);
     else if (rc && why) /* the store refused the call: retried by the sweep */
         send_views(sc, why, NULL);
+}
+
+/* Decides and acts (evaluate_), then tells the other loops what changed
+ * of this loop's members. */
+static void evaluate(el_scope_t *sc, const char *why) {
+    if (sc->sess->closed) return;
+    evaluate_(sc, why);
+    share(sc, 0, 0);
 }
 
 /* ---- members ---- */
@@ -586,7 +1018,11 @@ static el_member_t *join(sess_sock_t *ss, ts_sess_scope_kind_t k) {
     m->ss = ss;
     const char *h[] = {ss->id.device, ss->id.tab};
     ts_strjoin(m->holder, sizeof m->holder, '/', h, 2);
-    m->joined = ++sess->el_joins;
+    /* join order across loops and nodes: the wall clock in microseconds,
+     * kept increasing on this loop (ties then go to the smaller holder) */
+    uint64_t us = (uint64_t)ts_wall_ms() * 1000;
+    sess->el_joins = us > sess->el_joins ? us : sess->el_joins + 1;
+    m->joined = sess->el_joins;
     m->observer = ss->id.elect_observer;
     ts_list_insert_tail(&sc->members, &m->link);
     sc->n++;
@@ -616,7 +1052,7 @@ static void leave(el_member_t *m, el_leave_t how) {
         if (ss->el[k] == m) ss->el[k] = NULL;
     ts_list_remove(&m->link);
     sc->n--;
-    if (sc->backup == m) sc->backup = NULL;
+    if (strcmp(sc->bk, m->holder) == 0) sc->bk[0] = '\0';
     for (size_t i = 0; i < sc->ntasks; i++)
         if (sc->tasks[i].to == m) {
             sc->tasks[i].to = NULL;
@@ -626,6 +1062,7 @@ static void leave(el_member_t *m, el_leave_t how) {
         sc->lm = NULL; /* sc->leader stays: held until its expiry, then taken */
         sc->ghost = 1;
         sc->stepping = 0;
+        share_lease(sc, TS_EL_R_LEFT, 0); /* its expiry, as renewed here */
     } else if (sc->lm == m) {
         sc->lm = NULL;
         sc->gone = TS_EL_GONE_LEFT;
@@ -676,9 +1113,17 @@ static void on_lapse(uv_timer_t *t) { ts_sess__el_sweep(t->data); }
  * moves an expiry later: the timer then finds nothing and is armed again). */
 void ts_sess__el_sweep(ts_sess_t *sess) {
     uint64_t now = uv_now(sess->loop), wall = ts_wall_ms(), next = 0;
+    /* this loop is alive, for the others' tables (the shared table) */
+    if (sess->el_sub && !sess->closed && now - sess->el_beacon_at >= ecfg(sess)->lease_ms / 4) {
+        sess->el_beacon_at = now;
+        el_publish(sess, EL_BEACON_CHAN, json_pack("{s:s}", "t", "a"));
+    }
+    admin_sweep(sess, 0);
     ts_list_t *it, *tmp;
     TS_LIST_FOREACH_SAFE(it, tmp, &sess->el_list) {
         el_scope_t *sc = ts_list_entry(it, el_scope_t, link);
+        if (sc->busy) continue;
+        if (sc->nrm && drop_dead(sc, now)) evaluate(sc, "leave"); /* a loop or node went */
         if (sc->busy) continue;
         for (size_t i = 0; i < sc->ntasks; i++) {
             el_task_t *t = &sc->tasks[i];
@@ -706,7 +1151,8 @@ void ts_sess__el_sweep(ts_sess_t *sess) {
             ts_strlcpy(sc->gone_holder, sc->leader, sizeof sc->gone_holder);
             sc->leaderless_since = sc->expires_at;
             due = 1;
-        } else if (!sc->lm && sc->n && (!sc->leader[0] || wall >= sc->expires_at)) {
+        } else if (!sc->lm && sc->n && !leader_remote(sc) &&
+                   (!sc->leader[0] || wall >= sc->expires_at)) {
             due = 1; /* led elsewhere and not renewed as far as we saw, or nobody: ask */
         }
         if (due) {
@@ -876,7 +1322,7 @@ static void on_renew(int status, const ts_store_lease_t *l, void *ud) {
         /* news only if this loop had not seen that grant yet (its own
          * transfer that overtook this heartbeat has been taken already) */
         int adopted = status == TS_ESTALE && l && l->term >= sc->term && !sc->busy &&
-                      adopt(sc, l, TS_EL_R_ADOPTED);
+                      adopt(sc, l, TS_EL_R_ADOPTED, 0);
         ts_sess__reply(ss->s, r->ack_id,
                        stale_reply(sc, "the lease of this term is gone; stop acting as leader"));
         if (adopted)
@@ -1067,7 +1513,7 @@ int ts_sess_api_election(ts_sess_t *sess, const char *user, const char *session,
     return 0;
 }
 
-static json_t *scope_admin(const el_scope_t *sc) {
+static json_t *scope_admin(el_scope_t *sc) {
     json_t *hist = json_array();
     size_t first = sc->nhist > HIST_MAX ? sc->nhist - HIST_MAX : 0;
     for (size_t i = first; i < sc->nhist; i++) {
@@ -1079,18 +1525,30 @@ static json_t *scope_admin(const el_scope_t *sc) {
                                               (json_int_t)t->leaderless_ms));
     }
     json_t *o = json_pack("{s:s,s:I,s:o,s:o,s:I,s:o,s:o,s:o}", "scope", kind_name(sc->kind), "term",
-                          (json_int_t)sc->term, "leader", who(sc->lm, sc->leader), "backup",
-                          sc->backup ? who(sc->backup, NULL) : json_null(), "expires_at",
+                          (json_int_t)sc->term, "leader", who_h(sc, sc->leader), "backup",
+                          who_h(sc, sc->bk), "expires_at",
                           (json_int_t)sc->expires_at, "members", member_list(sc, 1), "tasks",
                           task_table(sc), "transitions", hist);
     if (sc->kind == TS_SESS_SCOPE_DEVICE) json_object_set_new(o, "device", json_string(sc->device));
     return o;
 }
 
-int ts_sess_api_elections(ts_sess_t *sess, const char *user, const char *session,
-                          ts_sess_api_cb cb, void *ud) {
-    if (sess->closed) return TS_ECLOSED;
-    if (!ts_sess__api_id_ok(user) || !ts_sess__api_id_ok(session)) return TS_EINVAL;
+/* The admin view in a cluster: this loop asks the loops that hold the
+ * session's scope (on its channel) for theirs, waits EL_ADMIN_WAIT_MS (the
+ * sweep finishes it), and merges: per scope, the answer with the highest
+ * term, and the transitions of all, each term with the reason its granting
+ * loop gave (the others only "adopted" it). A loop holding only device
+ * scopes of the session is not asked. */
+typedef struct el_query {
+    ts_list_t link;            /* in sess->el_queries */
+    uint64_t id, deadline;     /* deadline: loop ms */
+    ts_sess_api_cb cb;
+    void *ud;
+    json_t *scopes;            /* every answer's scopes, this loop's first */
+    char user[TS_SESS_ID_MAX + 1], session[TS_SESS_ID_MAX + 1];
+} el_query_t;
+
+static json_t *local_scopes(ts_sess_t *sess, const char *user, const char *session) {
     json_t *scopes = json_array();
     ts_list_t *it;
     TS_LIST_FOREACH(it, &sess->el_list) {
@@ -1098,7 +1556,140 @@ int ts_sess_api_elections(ts_sess_t *sess, const char *user, const char *session
         if (strcmp(sc->user, user) == 0 && strcmp(sc->session, session) == 0)
             json_array_append_new(scopes, scope_admin(sc));
     }
-    json_t *o = json_pack("{s:s,s:s,s:o}", "user", user, "session", session, "scopes", scopes);
+    return scopes;
+}
+
+static void admin_answer(el_scope_t *sc, json_t *q) {
+    const char *os = json_string_value(json_object_get(q, "o"));
+    uint64_t origin = os ? strtoull(os, NULL, 16) : 0;
+    if (!origin) return;
+    char chan[64];
+    reply_chan(sc->sess, origin, chan, sizeof chan);
+    el_publish(sc->sess, chan,
+               json_pack("{s:s,s:O,s:o}", "t", "r", "id", json_object_get(q, "id"), "scopes",
+                         local_scopes(sc->sess, sc->user, sc->session)));
+}
+
+static void admin_take(ts_sess_t *sess, json_t *r) {
+    uint64_t id = (uint64_t)json_integer_value(json_object_get(r, "id"));
+    json_t *scopes = json_object_get(r, "scopes");
+    ts_list_t *it;
+    TS_LIST_FOREACH(it, &sess->el_queries) {
+        el_query_t *q = ts_list_entry(it, el_query_t, link);
+        if (q->id == id && json_is_array(scopes)) json_array_extend(q->scopes, scopes);
+    }
+}
+
+static int by_term(const void *a, const void *b) {
+    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "term"));
+    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "term"));
+    return x < y ? -1 : x > y;
+}
+
+/* Returns new: one object per scope of `all` (borrowed). */
+static json_t *admin_merge(json_t *all) {
+    json_t *groups = json_object(), *order = json_array();
+    size_t i;
+    json_t *x;
+    json_array_foreach(all, i, x) {
+        char key[TS_SESS_ID_MAX + 16];
+        snprintf(key, sizeof key, "%s/%s", json_string_value(json_object_get(x, "scope")),
+                 json_string_value(json_object_get(x, "device")) ? json_string_value(json_object_get(x, "device")) : "");
+        json_t *g = json_object_get(groups, key);
+        if (!g) {
+            g = json_array();
+            json_object_set_new(groups, key, g);
+            json_array_append_new(order, json_string(key));
+        }
+        json_array_append(g, x);
+    }
+    json_t *out = json_array(), *k;
+    json_array_foreach(order, i, k) {
+        json_t *g = json_object_get(groups, json_string_value(k)), *base = NULL, *y;
+        size_t j;
+        json_array_foreach(g, j, y) {
+            json_int_t t = json_integer_value(json_object_get(y, "term"));
+            if (!base || t > json_integer_value(json_object_get(base, "term"))) base = y;
+        }
+        /* transitions: one per term, the granting loop's reason first */
+        json_t *trans[8 * TS_SIO_MAX_LOOPS + 8];
+        size_t nt = 0;
+        json_array_foreach(g, j, y) {
+            size_t a;
+            json_t *t;
+            json_array_foreach(json_object_get(y, "transitions"), a, t) {
+                json_int_t term = json_integer_value(json_object_get(t, "term"));
+                size_t m = 0;
+                while (m < nt && json_integer_value(json_object_get(trans[m], "term")) != term) m++;
+                int adopted = strcmp(json_string_value(json_object_get(t, "reason")) ?: "", "adopted") == 0;
+                if (m < nt) {
+                    if (!adopted && strcmp(json_string_value(json_object_get(trans[m], "reason")) ?: "", "adopted") == 0)
+                        trans[m] = t;
+                } else if (nt < TS_ARRAY_LEN(trans)) {
+                    trans[nt++] = t;
+                }
+            }
+        }
+        qsort(trans, nt, sizeof *trans, by_term);
+        json_t *o = json_deep_copy(base), *ta = json_array();
+        for (size_t m = nt > HIST_MAX ? nt - HIST_MAX : 0; m < nt; m++) json_array_append(ta, trans[m]);
+        json_object_set_new(o, "transitions", ta);
+        json_array_append_new(out, o);
+    }
+    json_decref(groups);
+    json_decref(order);
+    return out;
+}
+
+static void admin_finish(ts_sess_t *sess, el_query_t *q) {
+    ts_list_remove(&q->link);
+    json_t *scopes = admin_merge(q->scopes);
+    json_t *o = json_pack("{s:s,s:s,s:o}", "user", q->user, "session", q->session, "scopes", scopes);
+    char *text = json_dumps(o, JSON_COMPACT);
+    q->cb(0, ts_slice_str(text), q->ud);
+    free(text);
+    json_decref(o);
+    json_decref(q->scopes);
+    free(q);
+    ts_sess__op_end(sess);
+}
+
+/* Finishes the queries whose wait is over (all: shutdown). */
+static void admin_sweep(ts_sess_t *sess, int all) {
+    uint64_t now = uv_now(sess->loop);
+    ts_list_t *it, *tmp;
+    TS_LIST_FOREACH_SAFE(it, tmp, &sess->el_queries) {
+        el_query_t *q = ts_list_entry(it, el_query_t, link);
+        if (all || now >= q->deadline) admin_finish(sess, q);
+    }
+}
+
+int ts_sess_api_elections(ts_sess_t *sess, const char *user, const char *session,
+                          ts_sess_api_cb cb, void *ud) {
+    if (sess->closed) return TS_ECLOSED;
+    if (!ts_sess__api_id_ok(user) || !ts_sess__api_id_ok(session)) return TS_EINVAL;
+    if (cluster_on(sess)) {
+        beacon_subscribe(sess);
+        el_query_t *q = ts_xcalloc(1, sizeof *q);
+        q->id = ++sess->el_qid;
+        q->deadline = uv_now(sess->loop) + EL_ADMIN_WAIT_MS;
+        q->cb = cb;
+        q->ud = ud;
+        q->scopes = local_scopes(sess, user, session);
+        ts_strlcpy(q->user, user, sizeof q->user);
+        ts_strlcpy(q->session, session, sizeof q->session);
+        ts_list_insert_tail(&sess->el_queries, &q->link);
+        sess->pending_ops++;
+        char chan[TS_STORE_ID_MAX + 32];
+        const char *parts[] = {"e", user, session};
+        char name[TS_STORE_ID_MAX + 1];
+        ts_strjoin(name, sizeof name, '/', parts, 3);
+        snprintf(chan, sizeof chan, "%s%s", EL_CHAN_PREFIX, name);
+        el_publish(sess, chan, json_pack("{s:s,s:I}", "t", "q", "id", (json_int_t)q->id));
+        return 0;
+    }
+    json_t *o = json_pack("{s:s,s:s,s:o}", "user", user, "session", session, "scopes",
+                          local_scopes(sess, user, session));
     char *text = json_dumps(o, JSON_COMPACT);
     cb(0, ts_slice_str(text), ud);
     free(text);
@@ -1125,6 +1716,7 @@ void ts_sess__el_init(ts_sess_t *sess) {
     if (!sum) c->weights = ts_el_default_weights;
     sess->el_scopes = (ts_map_t)TS_MAP_INIT;
     ts_list_init(&sess->el_list);
+    ts_list_init(&sess->el_queries);
     uv_timer_init(sess->loop, &sess->el_tick);
     sess->el_tick.data = sess;
     uint64_t every = TS_MAX((uint64_t)SWEEP_MIN_MS, c->lease_ms / 10);
@@ -1133,6 +1725,20 @@ void ts_sess__el_init(ts_sess_t *sess) {
     uv_timer_init(sess->loop, &sess->el_lapse);
     sess->el_lapse.data = sess;
     uv_unref((uv_handle_t *)&sess->el_lapse);
+}
+
+/* (before the loop closes: the unsubscriptions end with their callbacks) */
+static void beacon_unsubscribe(ts_sess_t *sess) {
+    if (!sess->el_sub || sess->closed) return;
+    sess->el_sub = 0;
+    char chan[64];
+    reply_chan(sess, sess->el_origin, chan, sizeof chan);
+    if (ts_store_unsubscribe(sess->store, TS_STORE_CHAN, ts_slice_str(EL_BEACON_CHAN), on_el_msg,
+                             sess, on_unsubscribed, sess) == 0)
+        sess->pending_ops++;
+    if (ts_store_unsubscribe(sess->store, TS_STORE_CHAN, ts_slice_str(chan), on_el_msg, sess,
+                             on_unsubscribed, sess) == 0)
+        sess->pending_ops++;
 }
 
 /* Shutting down: every member goes without an election (the leases lapse
@@ -1149,10 +1755,14 @@ void ts_sess__el_drop_all(ts_sess_t *sess) {
             free(m);
         }
         sc->n = 0;
-        sc->lm = sc->backup = NULL;
+        sc->lm = NULL;
+        sc->bk[0] = '\0';
+        scope_unsubscribe(sc);
         for (size_t i = 0; i < sc->ntasks; i++) sc->tasks[i].to = NULL;
         scope_free_if_idle(sc);
     }
+    admin_sweep(sess, 1);
+    beacon_unsubscribe(sess);
 }
 
 void ts_sess__el_deinit(ts_sess_t *sess) {

@@ -183,6 +183,16 @@ struct ts_sess {
     uv_timer_t el_tick;     /* lapses, tenures, stalled tasks */
     uv_timer_t el_lapse;    /* the earliest local leader's lease expiry */
     uint64_t el_reasons[TS_EL_R_COUNT_]; /* elections by reason */
+    /* elections across loops and nodes (election.c "The shared table") */
+    uint64_t el_origin;     /* this loop's id on the election channels (random, nonzero) */
+    uint8_t el_sub;         /* subscribed to the beacon channel */
+    uint64_t el_beacon_at;  /* loop ms of the last beacon sent */
+    struct sess_el_origin {
+        uint64_t id, seen;  /* another loop's origin; loop ms of its last message */
+    } el_origins[64];
+    size_t el_norigins;
+    ts_list_t el_queries;   /* admin queries waiting for the other loops' answers */
+    uint64_t el_qid;
 };
 
 typedef struct sess_hist sess_hist_t;

@@ -112,13 +112,16 @@ typedef struct ts_el_params {
 } ts_el_params_t;
 
 typedef struct ts_el_situation {
-    const ts_el_cand_t *c; /* this loop's members of the scope */
+    const ts_el_cand_t *c; /* the scope's members: this loop's and, in a cluster,
+                            * the others' as they last published them */
     size_t n;
     int leader;            /* index of the leader among c; -1: not one of them */
     int held;              /* the lease is held by someone (as last seen) */
     ts_el_gone_t gone;     /* the local leader just went (it is not in c) */
     uint64_t tenure_ms;    /* how long the local leader has led */
     unsigned late_hb;      /* its late heartbeats of the last TS_EL_LATE_WINDOW */
+    int leader_remote;     /* c[leader] is another loop's or node's member: that
+                            * loop decides its transfers; here only the backup */
 } ts_el_situation_t;
 
 typedef struct ts_el_decision {

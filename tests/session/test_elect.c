@@ -124,7 +124,7 @@ static void reset(void) {
 
 static ts_el_decision_t decide(int leader, int held, ts_el_gone_t gone, uint64_t tenure,
                                unsigned late) {
-    ts_el_situation_t s = {C4, 4, leader, held, gone, tenure, late};
+    ts_el_situation_t s = {C4, 4, leader, held, gone, tenure, late, 0};
     ts_el_decision_t d;
     ts_el_decide(&s, &P, &d);
     return d;
@@ -204,9 +204,20 @@ static void t_decide(void **state) {
     assert_int_equal(d.backup, -1);
     /* ties: same score and join order go to the smaller holder id */
     ts_el_cand_t tie[2] = {{500, 7, "d/z", 1, 1}, {500, 7, "d/a", 1, 1}};
-    ts_el_situation_t s = {tie, 2, -1, 0, TS_EL_GONE_NONE, 0, 0};
+    ts_el_situation_t s = {tie, 2, -1, 0, TS_EL_GONE_NONE, 0, 0, 0};
     ts_el_decide(&s, &P, &d);
     assert_int_equal(d.to, 1);
+    /* the leader is another loop's or node's member (the shared table):
+     * whatever would move leadership, its own loop decides; here only the
+     * backup, the best other than that leader */
+    reset();
+    C4[1].score = 999;
+    C4[0].score = 150;
+    ts_el_situation_t r = {C4, 4, 0, 1, TS_EL_GONE_NONE, 0, 0, 1};
+    ts_el_decide(&r, &P, &d);
+    assert_int_equal(d.act, TS_EL_ACT_NONE);
+    assert_int_equal(d.backup, 1);
+    assert_int_equal(d.recheck_ms, 0);
     assert_string_equal(ts_el_reason_name(TS_EL_R_ADOPTED), "adopted");
     assert_string_equal(ts_el_reason_name((ts_el_reason_t)99), "unknown");
 }
