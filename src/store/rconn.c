@@ -865,7 +865,7 @@ static void connected(uv_connect_t *req, int status) {
     start_session(c);
 }
 
-/* AUTH, SELECT and the subscriptions, before any user command. */
+/* AUTH, SELECT, the scripts and the subscriptions, before any user command. */
 static void start_session(ts_rconn_t *c) {
     c->st = ST_HANDSHAKE;
     if (c->o.password[0]) {
@@ -882,6 +882,10 @@ static void start_session(ts_rconn_t *c) {
         snprintf(db, sizeof db, "%u", c->o.db);
         const char *argv[] = {"SELECT", db};
         handshake_cmd(c, 2, argv);
+    }
+    for (size_t i = 0; i < c->o.nscripts; i++) {
+        const char *argv[] = {"SCRIPT", "LOAD", c->o.scripts[i]};
+        handshake_cmd(c, 3, argv);
     }
     for (size_t i = 0; i < c->nsubs; i++) {
         const char *argv[] = {sub_verbs[c->subs[i].kind], c->subs[i].channel};

@@ -61,6 +61,12 @@ typedef struct ts_rconn_opts {
     uint32_t backoff_min_ms;            /* default 50 */
     uint32_t backoff_max_ms;            /* default 5000 */
     size_t max_queued;                  /* commands waiting or unanswered; default 100000 */
+    /* Lua sources sent with SCRIPT LOAD at every connect, after AUTH and
+     * SELECT, before any queued command (borrowed: static): an EVALSHA then
+     * never meets NOSCRIPT on that connection, whose retry would run after
+     * the commands pipelined behind it (out of issue order). */
+    const char *const *scripts;
+    size_t nscripts;
 } ts_rconn_opts_t;
 
 /* Parses redis://[[user][:password]@]host[:port][/db][?opt=v&...] (and

@@ -1071,8 +1071,18 @@ static int r_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, char 
             snprintf(err, errlen, "store: the Redis key prefix \"%s\" may not hold { or }", prefix);
         return TS_EINVAL;
     }
-    for (size_t i = 0; i < TS_ARRAY_LEN(scripts); i++)
+    static const char *srcs[TS_ARRAY_LEN(scripts)];
+    for (size_t i = 0; i < TS_ARRAY_LEN(scripts); i++) {
         if (!scripts[i].sha[0]) sha1_hex(scripts[i].src, scripts[i].sha);
+        srcs[i] = scripts[i].src;
+    }
+    /* Every connection loads them before its first command: the EVAL
+     * fallback on NOSCRIPT stays for a SCRIPT FLUSH, but its retry runs
+     * after whatever was pipelined behind the refused call, so relying on
+     * it reordered a session's commits (seq 2 logged after 3..29: seen by
+     * js history@3nodes on fresh servers). */
+    o.scripts = srcs;
+    o.nscripts = TS_ARRAY_LEN(scripts);
     group_tags_init();
     rstore_t like = {0};
     snprintf(like.prefix, sizeof like.prefix, "%s", prefix);
