@@ -296,6 +296,7 @@ static int start_session(ts_dmn_t *d) {
         .history = d->cfg.history ? TS_SESS_HISTORY_ON : TS_SESS_HISTORY_OFF,
         .rules = proc.rules,
         .snapshot_every = d->cfg.snapshot_every,
+        .channel_prefix = d->cfg.redis_prefix[0] ? d->cfg.redis_prefix : "ts:",
         .hist_cache_max = d->cfg.hist_cache,
         .hist_cache_bytes = (size_t)d->cfg.hist_cache_mb << 20,
         .elect = proc.elect,

@@ -296,8 +296,14 @@ static el_remote_t *remote_find(el_scope_t *sc, const char *holder) {
     return NULL;
 }
 
+void ts_sess__el_channels(ts_sess_t *sess, const char *prefix) {
+    snprintf(sess->el_beacon, sizeof sess->el_beacon, "%s%s", prefix, EL_BEACON_CHAN);
+    snprintf(sess->el_scope_pfx, sizeof sess->el_scope_pfx, "%s%s", prefix, EL_CHAN_PREFIX);
+    snprintf(sess->el_reply_pfx, sizeof sess->el_reply_pfx, "%s%s", prefix, EL_REPLY_PREFIX);
+}
+
 static void chan_of(const el_scope_t *sc, char *out, size_t cap) {
-    snprintf(out, cap, "%s%s", EL_CHAN_PREFIX, sc->name);
+    snprintf(out, cap, "%s%s", sc->sess->el_scope_pfx, sc->name);
 }
 
 /* Publishes msg (takes) with this loop's origin on `chan`. */
@@ -435,8 +441,8 @@ static void on_el_msg(ts_slice_t channel, ts_buf_t *msg, void *ud) {
         json_decref(o);
         return;
     }
-    size_t plen = strlen(EL_CHAN_PREFIX);
-    el_scope_t *sc = channel.len > plen && memcmp(channel.p, EL_CHAN_PREFIX, plen) == 0
+    size_t plen = strlen(sess->el_scope_pfx);
+    el_scope_t *sc = channel.len > plen && memcmp(channel.p, sess->el_scope_pfx, plen) == 0
                          ? ts_map_get(&sess->el_scopes, (const char *)channel.p + plen,
                                       channel.len - plen)
                          : NULL;
@@ -501,17 +507,16 @@ static void on_unsubscribed(int status, void *ud) {
 }
 
 static void reply_chan(ts_sess_t *sess, uint64_t origin, char *out, size_t cap) {
-    (void)sess;
-    snprintf(out, cap, EL_REPLY_PREFIX "%016" PRIx64, origin);
+    snprintf(out, cap, "%s%016" PRIx64, sess->el_reply_pfx, origin);
 }
 
 /* The beacon channel and this loop's reply channel (admin answers). */
 static void beacon_subscribe(ts_sess_t *sess) {
     if (sess->el_sub) return;
     while (!sess->el_origin) ts_random_bytes(&sess->el_origin, sizeof sess->el_origin);
-    char chan[64];
+    char chan[128];
     reply_chan(sess, sess->el_origin, chan, sizeof chan);
-    if (ts_store_subscribe(sess->store, TS_STORE_CHAN, ts_slice_str(EL_BEACON_CHAN), on_el_msg,
+    if (ts_store_subscribe(sess->store, TS_STORE_CHAN, ts_slice_str(sess->el_beacon), on_el_msg,
                            sess, on_unsubscribed, sess) == 0) {
         sess->el_sub = 1;
         sess->pending_ops++;
@@ -1116,7 +1121,7 @@ void ts_sess__el_sweep(ts_sess_t *sess) {
     /* this loop is alive, for the others' tables (the shared table) */
     if (sess->el_sub && !sess->closed && now - sess->el_beacon_at >= ecfg(sess)->lease_ms / 4) {
         sess->el_beacon_at = now;
-        el_publish(sess, EL_BEACON_CHAN, json_pack("{s:s}", "t", "a"));
+        el_publish(sess, sess->el_beacon, json_pack("{s:s}", "t", "a"));
     }
     admin_sweep(sess, 0);
     ts_list_t *it, *tmp;
@@ -1563,7 +1568,7 @@ static void admin_answer(el_scope_t *sc, json_t *q) {
     const char *os = json_string_value(json_object_get(q, "o"));
     uint64_t origin = os ? strtoull(os, NULL, 16) : 0;
     if (!origin) return;
-    char chan[64];
+    char chan[128];
     reply_chan(sc->sess, origin, chan, sizeof chan);
     el_publish(sc->sess, chan,
                json_pack("{s:s,s:O,s:o}", "t", "r", "id", json_object_get(q, "id"), "scopes",
@@ -1680,11 +1685,11 @@ int ts_sess_api_elections(ts_sess_t *sess, const char *user, const char *session
         ts_strlcpy(q->session, session, sizeof q->session);
         ts_list_insert_tail(&sess->el_queries, &q->link);
         sess->pending_ops++;
-        char chan[TS_STORE_ID_MAX + 32];
+        char chan[TS_STORE_ID_MAX + 96];
         const char *parts[] = {"e", user, session};
         char name[TS_STORE_ID_MAX + 1];
         ts_strjoin(name, sizeof name, '/', parts, 3);
-        snprintf(chan, sizeof chan, "%s%s", EL_CHAN_PREFIX, name);
+        snprintf(chan, sizeof chan, "%s%s", sess->el_scope_pfx, name);
         el_publish(sess, chan, json_pack("{s:s,s:I}", "t", "q", "id", (json_int_t)q->id));
         return 0;
     }
@@ -1731,9 +1736,9 @@ void ts_sess__el_init(ts_sess_t *sess) {
 static void beacon_unsubscribe(ts_sess_t *sess) {
     if (!sess->el_sub || sess->closed) return;
     sess->el_sub = 0;
-    char chan[64];
+    char chan[128];
     reply_chan(sess, sess->el_origin, chan, sizeof chan);
-    if (ts_store_unsubscribe(sess->store, TS_STORE_CHAN, ts_slice_str(EL_BEACON_CHAN), on_el_msg,
+    if (ts_store_unsubscribe(sess->store, TS_STORE_CHAN, ts_slice_str(sess->el_beacon), on_el_msg,
                              sess, on_unsubscribed, sess) == 0)
         sess->pending_ops++;
     if (ts_store_unsubscribe(sess->store, TS_STORE_CHAN, ts_slice_str(chan), on_el_msg, sess,

@@ -185,6 +185,9 @@ struct ts_sess {
     uint64_t el_reasons[TS_EL_R_COUNT_]; /* elections by reason */
     /* elections across loops and nodes (election.c "The shared table") */
     uint64_t el_origin;     /* this loop's id on the election channels (random, nonzero) */
+    char el_beacon[80];     /* <channel prefix>tabsync-el: beacons (election.c) */
+    char el_scope_pfx[80];  /* <channel prefix>tabsync-el#: a scope's table */
+    char el_reply_pfx[80];  /* <channel prefix>tabsync-el-r#: admin answers */
     uint8_t el_sub;         /* subscribed to the beacon channel */
     uint64_t el_beacon_at;  /* loop ms of the last beacon sent */
     struct sess_el_origin {
@@ -320,5 +323,9 @@ void ts_sess__reg_put(sess_sock_t *ss);
 void ts_sess__reg_remove(sess_sock_t *ss);
 /* The entry's data: metadata JSON (returns new). */
 json_t *ts_sess__reg_data(const sess_sock_t *ss);
+
+/* election.c: the names of the election's channels, under the
+ * configured prefix (ts_sess_cfg_t.channel_prefix). */
+void ts_sess__el_channels(ts_sess_t *sess, const char *prefix);
 
 #endif

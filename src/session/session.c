@@ -1014,6 +1014,7 @@ ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *s
     if (!sess->cfg.registry_ttl_ms) sess->cfg.registry_ttl_ms = 30000;
     if (!sess->cfg.expiry_warning_s) sess->cfg.expiry_warning_s = 60;
     snprintf(sess->node_id, sizeof sess->node_id, "%s", cfg->node_id ? cfg->node_id : "tabsyncd");
+    ts_sess__el_channels(sess, cfg->channel_prefix ? cfg->channel_prefix : "");
     sess->cfg.node_id = sess->node_id;
     sess->sh = cfg->share_with ? cfg->share_with->sh : shared_new(cfg);
     pthread_mutex_lock(&sess->sh->mu);

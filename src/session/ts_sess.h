@@ -51,6 +51,9 @@ typedef struct ts_sess_elect_cfg {
 
 typedef struct ts_sess_cfg {
     const char *node_id;             /* this tabsyncd in the registry; borrowed */
+    const char *channel_prefix;      /* starts the session layer's own pub/sub channels
+                                        (the election's table): deployments sharing one
+                                        Redis keep theirs apart; NULL = "" */
     const struct ts_sess_auth *auth; /* token verifier; borrowed, required */
     int dev;                         /* --dev: the token minting endpoint */
     /* limits; 0 = unlimited */
