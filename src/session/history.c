@@ -797,6 +797,19 @@ static int probe(sess_hist_t *h, hist_item_t *it);
  * applied before). Returns 1 if a commit was issued. */
 static int compute(sess_hist_t *h, hist_item_t *it) {
     ts_sess_t *sess = h->sess;
+    if (it->ss->gone && it->mut) {
+        /* Its sender left before it was computed (queued, or to compute
+         * again after a conflict): dropped. The sender has no answer, so it
+         * resends with the same mut, perhaps through another node; were
+         * this copy applied later, after that node had refused the resend
+         * (its state then made it a conflict; here one of the sender's own
+         * later writes would not), the sender would have been told
+         * "conflict" for a change in the log (js history@3nodes' chaos
+         * checker saw exactly that, 2 runs in 6). */
+        item_reply(it, item_error(it->id, "gone", "the sender disconnected before it was applied", 0));
+        item_free(it);
+        return 0;
+    }
     uint64_t wall = ts_wall_ms();
     uint64_t now = ts_hlc_now(&sess->sh->hlc, wall);
     uint64_t hlc = now;
