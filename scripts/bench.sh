@@ -46,6 +46,9 @@ fi
 say "building tabsyncd and tsbench (RelWithDebInfo: -O2 -g, NDEBUG) in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTS_TESTS=OFF >/dev/null
 cmake --build "$BUILD" -j"$JOBS" --target tabsyncd tsbench >/dev/null
+# the commit the binaries were built from (others may commit during the run)
+commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
+dirty=$(git -C "$ROOT" status --porcelain -- src bench 2>/dev/null | head -c1)
 TABSYNCD=$BUILD/tabsyncd
 TSBENCH=$BUILD/bench/tsbench
 PEER=$ROOT/bench/peer/node-server.mjs
@@ -196,15 +199,17 @@ want() { case " $ONLY " in *" $1 "*) return 0 ;; esac; return 1; }
 # per-address handshake limit (50/s: the generator opens thousands of tabs
 # from a few loopback addresses) and what S_EXTRA_TS adds.
 S_EXTRA_TS=()
+S_HS=100000
 session() {
     local key=$1 kinds=$2
     shift 2
-    EXTRA_TS=(--jwt-secret "$JWT_SECRET" --limit-handshakes-per-ip 100000 ${S_EXTRA_TS[@]+"${S_EXTRA_TS[@]}"})
+    EXTRA_TS=(--jwt-secret "$JWT_SECRET" --limit-handshakes-per-ip "$S_HS" ${S_EXTRA_TS[@]+"${S_EXTRA_TS[@]}"})
     EXTRA_NODE=(--jwt-secret "$JWT_SECRET")
     for k in $kinds; do run "$key" "$k" 0 "$@" --session --jwt-secret "$JWT_SECRET" --proto 4; done
     EXTRA_TS=()
     EXTRA_NODE=()
     S_EXTRA_TS=()
+    S_HS=100000
 }
 
 if [ "$QUICK" = 1 ]; then
@@ -256,7 +261,7 @@ for RUN in $(seq "$RUNS"); do
     fi
     if want s-connect; then
         # the per-address limit as for connect-session (32 addresses share it)
-        S_EXTRA_TS=(--limit-handshakes-per-ip 2000)
+        S_HS=2000
         session s-connect "ts-off ts-sqlite node" connect "${S_CONN[@]}"
     fi
     if want s-slow; then
@@ -321,8 +326,6 @@ t_end=$(date +%s)
 uptime_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- the report ------------------------------------------------------------------
-commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
-dirty=$(git -C "$ROOT" status --porcelain -- src bench 2>/dev/null | head -c1)
 node -e '
   const fs = require("fs");
   const [file, ...kv] = process.argv.slice(1);
@@ -342,6 +345,7 @@ node -e '
     peer "$(grep -m1 'node-server:' "$RES/server-node.log" 2>/dev/null | sed 's/^node-server: //')" \
     gcc "$(gcc -dumpfullversion 2>/dev/null || echo unknown)" \
     server_args "${BENCH_SERVER_ARGS:-}" \
+    build "${BUILD#"$ROOT"/}" \
     commands "$(cat "$COMMANDS")"
 
 node "$ROOT/bench/report.mjs" --results "$JSONL" --meta "$RES/meta.json" \
