@@ -797,7 +797,7 @@ static int probe(sess_hist_t *h, hist_item_t *it);
  * applied before). Returns 1 if a commit was issued. */
 static int compute(sess_hist_t *h, hist_item_t *it) {
     ts_sess_t *sess = h->sess;
-    if (it->ss->gone && it->mut) {
+    if (it->ss->gone && !it->ss->backend && it->mut) {
         /* Its sender left before it was computed (queued, or to compute
          * again after a conflict): dropped. The sender has no answer, so it
          * resends with the same mut, perhaps through another node; were

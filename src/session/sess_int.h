@@ -126,6 +126,7 @@ typedef struct sess_sock {
     uint32_t inq_n;
     ts_list_t backlog_link;  /* in sess->backlog while inq is not empty */
     uint8_t gone;            /* disconnected: s is NULL, freed at the last release */
+    uint8_t backend;         /* a backend's request (the data API): no socket ever */
     struct el_member *el[TS_SESS_SCOPE_KINDS_]; /* its elections (election.c) */
     uint64_t joined_loop;    /* loop time it connected (uptime of the score) */
 } sess_sock_t;

@@ -152,6 +152,7 @@ sess_sock_t *ts_sess__backend_sock(ts_sess_t *sess, const char *user, const char
     };
     sock_keys(ss, keys, TS_ARRAY_LEN(keys));
     ss->gone = 1; /* no socket: the last release frees it */
+    ss->backend = 1;
     return ss;
 }
 
