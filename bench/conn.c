@@ -58,6 +58,13 @@ int tsb_client_init(uv_loop_t *loop, const char *host, int port, uint32_t per_sr
     return 0;
 }
 
+int tsb_client_set_second(const char *host, int port) {
+    snprintf(tsb_cl.host_hdr2, sizeof tsb_cl.host_hdr2, "%s:%d", host, port);
+    int rc = uv_ip4_addr(host, port, &tsb_cl.server2);
+    if (rc == 0) tsb_cl.two = 1;
+    return rc;
+}
+
 void tsb_client_deinit(void) { ts_sio_decoder_deinit(&g_dec); }
 
 tsb_conn_t *tsb_conn_new(uint32_t idx, uint32_t nexp) {
@@ -442,7 +449,7 @@ static void on_connect(uv_connect_t *req, int status) {
                      "GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\n"
                      "Host: %s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                      "Sec-WebSocket-Key: " WS_KEY "\r\nSec-WebSocket-Version: 13\r\n\r\n",
-                     tsb_cl.host_hdr);
+                     tsb_cl.two && (c->idx & 1) ? tsb_cl.host_hdr2 : tsb_cl.host_hdr);
     conn_write(c, (const uint8_t *)req_buf, (size_t)n);
 }
 
@@ -482,7 +489,9 @@ int tsb_conn_open(tsb_conn_t *c, uint32_t src) {
     if (rc == 0) {
         c->creq.data = c;
         c->t_start = uv_hrtime();
-        rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)&tsb_cl.server, on_connect);
+        const struct sockaddr_in *dst =
+            tsb_cl.two && (c->idx & 1) ? &tsb_cl.server2 : &tsb_cl.server;
+        rc = uv_tcp_connect(&c->creq, &c->tcp, (const struct sockaddr *)dst, on_connect);
         /* reading from the start: one epoll registration for the connect and
          * the reads (started later, libuv would add, fail, then modify) */
         if (rc == 0) rc = uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);

@@ -96,6 +96,107 @@ const kern = (k, s) => med(k, s, (r) => (r.server_cpu_s > 0 ? (100 * r.server_sy
 const usd = (x, d = 2) => (Number.isFinite(x) ? `${x.toFixed(d)} µs` : '—');
 const meets = (ok) => (ok === undefined ? '' : ok ? ' — **met**' : ' — **not met**');
 const sFirst = (k) => okRuns(k, 'ts-off')[0] || rows.find((r) => r.key === k) || {};
+// ---- many nodes over one Redis (issue #12): keys m-fanout, m-sessions
+const M = { fan: 'm-fanout', ses: 'm-sessions' };
+let mDone = false;
+function multiNode() {
+  if (mDone || !(has(M.fan) || has(M.ses))) return;
+  mDone = true;
+  const mLabel = {
+    tabsyncd: 'tabsyncd, one node',
+    'ts-redis2': 'tabsyncd, two nodes over Redis',
+    'ts-mem': 'tabsyncd, one node (history on, memory store)',
+    'ts-off': 'tabsyncd, one node (history off)',
+    'ts-redis2-off': 'tabsyncd, two nodes over Redis (history off)',
+    node: 'Node socket.io, one process',
+    'node-redis2': 'Node socket.io, two processes + @socket.io/redis-adapter',
+  };
+  const fanKinds = ['tabsyncd', 'ts-redis2', 'node', 'node-redis2'];
+  const sesKinds = ['ts-mem', 'ts-redis2', 'ts-off', 'ts-redis2-off', 'node', 'node-redis2'];
+  const rPer = (k, s) => med(k, s, (r) => (r.redis_us_per_delivery >= 0 ? r.redis_us_per_delivery : NaN));
+  const rPct = (k, s) => med(k, s, (r) => (r.redis_cpu_pct >= 0 ? r.redis_cpu_pct : NaN));
+  const mFirst = (k) => rows.find((r) => r.key === k && r.ok) || rows.find((r) => r.key === k) || {};
+  w('## Many nodes over one Redis (issue #12)');
+  w();
+  w('One server process against two over one Redis, tabsyncd and Node alternately, each run with fresh');
+  w('processes: a redis-server started by the bench on a free loopback port with no persistence');
+  w('(`appendonly no`, `save ""`: the bench measures the fan-out and the store verbs, not the disk), then');
+  w('two tabsyncd nodes with `--store redis://127.0.0.1:PORT` (the default adapter, classic: the');
+  w('@socket.io/redis-adapter wire format, PUBLISH and a pattern subscription per namespace), or two');
+  w('bench/peer/node-server.mjs processes with `--redis URL` (`createAdapter(pub, sub)` of');
+  w('@socket.io/redis-adapter with two `redis` clients). tsbench connects every other connection to the');
+  w('second node (`--port2`): in the fan-out the publisher is on the first node and the receivers');
+  w('alternate (half of each message crosses Redis), in the sessions tabs 0 and 2 of each session are on');
+  w('the first node and tabs 1 and 3 on the second (every envelope reaches one tab on its own node and');
+  w('two through Redis). The checks are those of one node: every receiver gets each message exactly once');
+  w('and in its publisher\'s order. **Server CPU per delivery** is the sum of both nodes\' utime + stime');
+  w('over the timed window, divided by the deliveries; **Redis CPU** is redis-server\'s own, from');
+  w('`/proc/<pid>/stat`, over the same window. Both share the two cores with the generator and with each');
+  w('other: with two nodes there is one more process on the same two cores, so the ratio two / one is a');
+  w('measure of what the cross-node path costs here, not of what a second machine would add.');
+  w();
+  w('| scenario | measure | tabsyncd, 1 node | tabsyncd, 2 nodes | 2 / 1 | Node, 1 process | Node, 2 processes | 2 / 1 | target |');
+  w('|---|---|---:|---:|---:|---:|---:|---:|---|');
+  const r2 = (a, b) => (Number.isFinite(a) && Number.isFinite(b) && b > 0 ? `${(a / b).toFixed(2)}×` : '—');
+  const line = (key, name, t1, t2, n1, n2, target) => {
+    const a = P(key, t1), b = P(key, t2), c = P(key, n1), d = P(key, n2);
+    const ok = Number.isFinite(a) && Number.isFinite(b) && a > 0 ? b / a >= 0.8 : undefined;
+    w(`| ${name} | deliveries/s | ${fmt(a)} | ${fmt(b)} | ${r2(b, a)}${target ? meets(ok) : ''} | ${n1 ? fmt(c) : '—'} | ${n2 ? fmt(d) : '—'} | ${n1 ? r2(d, c) : '—'} | ${target ? '2 nodes ≥ 0.8× 1 node' : '—'} |`);
+    w(`| 〃 | server CPU per delivery (both nodes) | ${usd(perDlv(key, t1))} | ${usd(perDlv(key, t2))} | ${r2(perDlv(key, t2), perDlv(key, t1))} | ${n1 ? usd(perDlv(key, n1)) : '—'} | ${n2 ? usd(perDlv(key, n2)) : '—'} | ${n1 ? r2(perDlv(key, n2), perDlv(key, n1)) : '—'} | — |`);
+    w(`| 〃 | Redis CPU per delivery (share of a core) | — | ${usd(rPer(key, t2))} (${fmt(rPct(key, t2))} %) | — | — | ${n2 ? `${usd(rPer(key, n2))} (${fmt(rPct(key, n2))} %)` : '—'} | — | reported |`);
+  };
+  if (has(M.fan)) {
+    const f = mFirst(M.fan);
+    line(M.fan, `fan-out to ${fmt(f.conns)} receivers (test app), ${f.window} in flight`, 'tabsyncd', 'ts-redis2', 'node', 'node-redis2', true);
+  }
+  if (has(M.ses)) {
+    const f = mFirst(M.ses);
+    line(M.ses, `/session: ${fmt(f.rooms)} sessions × ${f.members} tabs, history on`, 'ts-mem', 'ts-redis2', 'node', 'node-redis2', true);
+    line(M.ses, '〃 history off (Node: the same relay)', 'ts-off', 'ts-redis2-off', '', '', false);
+  }
+  w();
+  const mBad = rows.filter((r) => String(r.key).startsWith('m-') && !r.ok);
+  const mAll = rows.filter((r) => String(r.key).startsWith('m-'));
+  w(mBad.length
+    ? `**${mBad.length} of ${mAll.length} multi-node runs failed a check**: ${[...new Set(mBad.map((r) => `${r.key}/${r.server}: ${r.error || 'loss/duplicate/reorder'}`))].join('; ')}.`
+    : `All ${mAll.length} runs of this section passed every check (exactly once, in order${has(M.ses) ? ', every /session publish acked ok' : ''}; no connection refused or dropped).`);
+  w();
+  const detail = (key, kinds) => {
+    w('| server | deliveries/s | server CPU per delivery | kernel | Redis CPU per delivery | Redis CPU | p50 | p99 | server CPU (both) | tsbench CPU | checks |');
+    w('|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+    for (const s of kinds) {
+      if (!runsOf(key, s).length) continue;
+      const multi = s.includes('redis2');
+      w(`| ${mLabel[s]} | ${fmt(P(key, s))}${spread(key, s, (r) => r.per_s)} | ${usd(perDlv(key, s))}${spreadD(key, s, (r) => r.server_us_per_delivery, 2, ' µs')} | ${fmt(kern(key, s))} % | ` +
+        `${multi ? usd(rPer(key, s)) : '—'} | ${multi ? `${fmt(rPct(key, s))} %` : '—'} | ${us(med(key, s, (r) => r.lat_us.p50))} | ${us(med(key, s, (r) => r.lat_us.p99))} | ` +
+        `${fmt(med(key, s, (r) => r.server_cpu_pct))} % | ${fmt(med(key, s, (r) => r.client_cpu_pct))} % | ${checks(key, s)} |`);
+    }
+    w();
+  };
+  if (has(M.fan)) {
+    const f = mFirst(M.fan);
+    w(`### Fan-out to ${fmt(f.conns)} receivers over two nodes`);
+    w();
+    w(`The test app (namespace \`/\`): one publisher and ${fmt(f.conns)} receivers in one room, ${f.window} events in flight (the`);
+    w('publisher sends the next when an earlier one reached every receiver). tabsyncd runs with `--jwt-secret`');
+    w('(which the Redis store needs; it adds `/session` and leaves `/` as it is) and the per-address handshake');
+    w('limit raised to 100,000/s on both rows.');
+    w();
+    detail(M.fan, fanKinds);
+  }
+  if (has(M.ses)) {
+    const f = mFirst(M.ses);
+    w(`### ${fmt(f.rooms)} sessions × ${f.members} tabs over two nodes (/session)`);
+    w();
+    w('The "1,000 sessions × 4 tabs" scenario of the /session section (protocol 4 tabs with a token each,');
+    w('envelopes with acks, one in flight per tab), each session\'s tabs on both nodes. History on: one node');
+    w('keeps it in the memory store, two nodes in Redis streams (`--store redis://`: the log, the sequence');
+    w('numbers and the registry in Redis); history off: envelopes relayed, not logged. Node\'s peer has no');
+    w('history (the relay of the history-off rows).');
+    w();
+    detail(M.ses, sesKinds);
+  }
+}
 if ([S.ses, S.rate, S.fan, S.conn, S.slow].some(has)) {
   w('## /session: the product path (issue #13)');
   w();
@@ -234,11 +335,13 @@ if ([S.ses, S.rate, S.fan, S.conn, S.slow].some(has)) {
         `${fmt(med(S.slow, s, (r) => r.cut))} of ${fmt(f.slow)} | ${checks(S.slow, s)} |`);
     w();
   }
+  multiNode();
   w('The rest of this page is the Socket.IO test app (namespace `/`: no token, no registry, no envelope),');
   w('which stays as the transport floor.');
   w();
 }
 
+multiNode();
 w('## Summary (the Socket.IO test app)');
 w();
 w('| scenario | measure | tabsyncd | Node | tabsyncd vs Node | target (issue #4) |');
@@ -641,6 +744,8 @@ w('- /session scenarios (keys `s-*`): both servers `--jwt-secret SECRET`; tabsyn
 w('  (s-connect: 2000) and, per configuration, `--history off` (ts-off), `--store-sqlite <fresh file>` with the');
 w('  default `--durability group:2` (ts-sqlite), nothing more (ts-mem: the history on in the memory store);');
 w('  s-fanout and s-slow `--limit-conns-per-user 20000`, s-slow also `--limit-bytes-per-socket 0 --limit-events-per-socket 0`');
+if (rows.some((r) => String(r.key).startsWith('m-')))
+  w('- many nodes (keys `m-*`): as /session (m-fanout: `--jwt-secret SECRET --limit-handshakes-per-ip 100000` on the test app); two-node kinds add `--store redis://127.0.0.1:PORT` (tabsyncd) or `--redis redis://127.0.0.1:PORT` (Node), a fresh redis-server per run (Debian 7.0, `appendonly no`, `save ""`)');
 if (meta.server_args) w(`- extra tabsyncd flags in every run (BENCH_SERVER_ARGS): \`${meta.server_args}\``);
 w('- tsbench commands (PORT and PID of the server just started; SECRET a fresh random 64-hex-digit string):');
 w();

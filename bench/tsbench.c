@@ -25,6 +25,11 @@
     "  --host ADDR        server address (default 127.0.0.1; loopback only)\n"                \
     "  --port PORT        server port (required)\n"                                            \
     "  --server-pid PID   read the server's CPU time and RSS from /proc\n"                     \
+    "  --port2 PORT       a second server of the same cluster (same host): connections of\n"  \
+    "                     odd index go there (fanout: the publisher stays on --port and the\n" \
+    "                     receivers alternate; sessions: each room's members alternate)\n"    \
+    "  --server-pid2 PID  the second server's process: server CPU is the sum of both\n"      \
+    "  --redis-pid PID    read the CPU time of the Redis both servers share\n"              \
     "  --conns N          fanout/replay/slow: receivers; idle: connections; connect:\n"        \
     "                     handshakes in total (default 1000)\n"                                \
     "  --rooms S          sessions: rooms (default 100)\n"                                     \
@@ -68,8 +73,8 @@ static struct {
     /* options */
     int scenario;
     const char *host;
-    int port;
-    int server_pid;
+    int port, port2;
+    int server_pid, server_pid2, redis_pid;
     uint32_t conns, rooms, members, window, conc, per_src, sources, warm, burst;
     double rate, duration;
     uint32_t gap_ms, settle_ms, timeout_s;
@@ -110,7 +115,7 @@ static struct {
         int ok;
         double cpu_s, sys_s; /* utime + stime; stime alone */
         long rss_kb, hwm_kb;
-    } s0, s1;
+    } s0, s1, n0, n1, r0, r1; /* s: the server (or first node); n: the second; r: Redis */
     double cl_cpu0, cl_cpu1;
     long sock_pages0, sock_pages1;
     long slab_kb0, slab_kb1; /* kernel slab memory, machine-wide (idle) */
@@ -204,11 +209,15 @@ static double self_cpu(void) {
 
 static void stats_start(void) {
     read_pstat(B.server_pid, &B.s0);
+    read_pstat(B.server_pid2, &B.n0);
+    read_pstat(B.redis_pid, &B.r0);
     B.cl_cpu0 = self_cpu();
 }
 
 static void stats_end(void) {
     read_pstat(B.server_pid, &B.s1);
+    read_pstat(B.server_pid2, &B.n1);
+    read_pstat(B.redis_pid, &B.r1);
     B.cl_cpu1 = self_cpu();
 }
 
@@ -696,6 +705,10 @@ static void report(int ok) {
     /* the slow scenario's cut phase is not part of the measured run */
     double wall = (double)((B.t_cut_phase ? B.t_cut_phase : uv_hrtime()) - B.t0) / 1e9;
     double srv_cpu = B.s0.ok && B.s1.ok ? B.s1.cpu_s - B.s0.cpu_s : -1;
+    /* two nodes: the server's CPU is both processes' */
+    double srv2_cpu = B.n0.ok && B.n1.ok ? B.n1.cpu_s - B.n0.cpu_s : -1;
+    if (srv_cpu >= 0 && srv2_cpu >= 0) srv_cpu += srv2_cpu;
+    double redis_cpu = B.r0.ok && B.r1.ok ? B.r1.cpu_s - B.r0.cpu_s : -1;
     double cl_cpu = B.cl_cpu1 - B.cl_cpu0;
     double per_conn = 0;
     if (B.scenario == SC_IDLE && B.conns)
@@ -751,6 +764,9 @@ static void report(int ok) {
             (unsigned long long)B.missing, (unsigned long long)B.foreign,
             (unsigned long long)B.errors);
     double srv_sys = B.s0.ok && B.s1.ok ? B.s1.sys_s - B.s0.sys_s : -1;
+    if (srv_sys >= 0 && srv2_cpu >= 0) srv_sys += B.n1.sys_s - B.n0.sys_s;
+    double redis_per_dlv =
+        redis_cpu >= 0 && B.delivered ? redis_cpu * 1e6 / (double)B.delivered : -1;
     /* server CPU per unit of work: independent of the generator's speed */
     double per_dlv = srv_cpu >= 0 && B.delivered ? srv_cpu * 1e6 / (double)B.delivered : -1;
     double per_hs = srv_cpu >= 0 && B.hs_done ? srv_cpu * 1e6 / (double)B.hs_done : -1;
@@ -763,6 +779,12 @@ static void report(int ok) {
     if (per_dlv >= 0 && B.scenario != SC_IDLE)
         fprintf(stderr, "  server cpu per delivery: %.2f us\n", per_dlv);
     if (per_hs >= 0) fprintf(stderr, "  server cpu per handshake: %.1f us\n", per_hs);
+    if (srv2_cpu >= 0)
+        fprintf(stderr, "  second server: cpu %.2f s of the sum (%.0f%% of a core), peak %ld KiB\n",
+                srv2_cpu, 100 * srv2_cpu / wall, B.n1.hwm_kb);
+    if (redis_cpu >= 0)
+        fprintf(stderr, "  redis: cpu %.2f s (%.0f%% of a core), %.2f us per delivery\n", redis_cpu,
+                100 * redis_cpu / wall, redis_per_dlv);
     if (B.session && B.published)
         fprintf(stderr, "  acks: %llu of %llu publishes\n", (unsigned long long)B.acked,
                 (unsigned long long)B.published);
@@ -794,6 +816,12 @@ static void report(int ok) {
            ",\"session\":%s,\"proto\":%u,\"acked\":%llu,\"size\":%u",
            srv_sys, per_dlv, per_hs, B.session ? "true" : "false", B.proto,
            (unsigned long long)B.acked, B.size);
+    if (B.port2)
+        printf(",\"nodes\":2,\"server2_cpu_s\":%.3f,\"server2_hwm_kb\":%ld", srv2_cpu,
+               B.n1.hwm_kb);
+    if (B.redis_pid)
+        printf(",\"redis_cpu_s\":%.3f,\"redis_cpu_pct\":%.1f,\"redis_us_per_delivery\":%.3f",
+               redis_cpu, redis_cpu >= 0 ? 100 * redis_cpu / wall : -1.0, redis_per_dlv);
     if (B.scenario == SC_IDLE)
         printf(",\"bytes_per_conn\":%.1f,\"sock_pages0\":%ld,\"sock_pages1\":%ld,\"slab_kb0\":%ld,"
                "\"slab_kb1\":%ld",
@@ -909,7 +937,8 @@ int main(int argc, char **argv) {
         {"label", 1, 0, 'l'},    {"help", 0, 0, 'h'},     {"session", 0, 0, 'X'},
         {"jwt-secret", 1, 0, 'J'}, {"users", 1, 0, 'U'},  {"devices", 1, 0, 'D'},
         {"slow", 1, 0, 'k'},     {"size", 1, 0, 'z'},     {"rss-cap", 1, 0, 'R'},
-        {"proto", 1, 0, 'o'},    {0, 0, 0, 0}};
+        {"proto", 1, 0, 'o'},    {"port2", 1, 0, '2'},    {"server-pid2", 1, 0, 'Q'},
+        {"redis-pid", 1, 0, 'Y'}, {0, 0, 0, 0}};
     B.host = "127.0.0.1";
     B.conns = 1000;
     B.rooms = 100;
@@ -952,6 +981,9 @@ int main(int argc, char **argv) {
         case 'H': B.host = a; break;
         case 'p': bad = parse_u32(a, &u) || u == 0 || u > 65535; B.port = (int)u; break;
         case 'P': bad = parse_u32(a, &u); B.server_pid = (int)u; break;
+        case '2': bad = parse_u32(a, &u) || u == 0 || u > 65535; B.port2 = (int)u; break;
+        case 'Q': bad = parse_u32(a, &u); B.server_pid2 = (int)u; break;
+        case 'Y': bad = parse_u32(a, &u); B.redis_pid = (int)u; break;
         case 'n': bad = parse_u32(a, &B.conns) || B.conns == 0; break;
         case 'S': bad = parse_u32(a, &B.rooms) || B.rooms == 0; break;
         case 'T': bad = parse_u32(a, &B.members) || B.members < 2; break;
@@ -989,6 +1021,8 @@ int main(int argc, char **argv) {
     }
     if (optind < argc) return usage("unexpected argument");
     if (!B.port) return usage("--port is required");
+    if (B.port2 && B.scenario != SC_FANOUT && B.scenario != SC_SESSIONS)
+        return usage("--port2 goes with fanout and sessions");
     if (strncmp(B.host, "127.", 4) != 0) return usage("--host must be a loopback address");
     if (B.session && B.scenario == SC_REPLAY)
         return usage("--session does not go with replay");
@@ -1056,6 +1090,10 @@ int main(int argc, char **argv) {
     }
     if (tsb_client_init(&B.loop, B.host, B.port, B.per_src, B.scenario == SC_REPLAY, &hooks)) {
         fprintf(stderr, "tsbench: bad address %s:%d\n", B.host, B.port);
+        return 2;
+    }
+    if (B.port2 && tsb_client_set_second(B.host, B.port2)) {
+        fprintf(stderr, "tsbench: bad address %s:%d\n", B.host, B.port2);
         return 2;
     }
     if (B.session) {

@@ -81,6 +81,10 @@ typedef struct tsb_client {
     uv_loop_t *loop;
     struct sockaddr_in server;
     char host_hdr[64];
+    /* a second server (tsb_client_set_second): conns of odd index go there */
+    int two;
+    struct sockaddr_in server2;
+    char host_hdr2[64];
     uint32_t per_src;   /* connections per loopback source address */
     int recovery;       /* send pid/offset when the conn has them */
     char nsp[64];       /* namespace joined, "/" by default */
@@ -96,6 +100,9 @@ extern tsb_client_t tsb_cl;
 int tsb_client_init(uv_loop_t *loop, const char *host, int port, uint32_t per_src, int recovery,
                     const tsb_conn_hooks_t *hooks);
 void tsb_client_deinit(void);
+/* Sends every other connection (those of odd index) to host:port instead:
+ * two servers of one cluster behind one generator. Returns 0 or a uv error. */
+int tsb_client_set_second(const char *host, int port);
 /* Returns new: a conn with `nexp` expected-sequence slots. */
 tsb_conn_t *tsb_conn_new(uint32_t idx, uint32_t nexp);
 void tsb_conn_free(tsb_conn_t *c);

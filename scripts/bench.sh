@@ -8,6 +8,7 @@
 #   make bench                  full run (about 10-15 minutes on 2 cores)
 #   BENCH_QUICK=1 make bench    every scenario briefly, one run (about 2 minutes)
 #   BENCH_RUNS=5 / BENCH_OUT=/tmp/b.md / BENCH_ONLY="fanout idle"   knobs
+#   BENCH_ONLY="m-fanout m-sessions"   the many-nodes rows alone (needs redis-server)
 #   BENCH_SERVER_ARGS="--workers 2"   extra flags for every tabsyncd started
 #                                     (not for Node, which has no such flags)
 set -euo pipefail
@@ -18,7 +19,7 @@ QUICK=${BENCH_QUICK:-0}
 if [ "$QUICK" = 1 ]; then RUNS=${BENCH_RUNS:-1}; else RUNS=${BENCH_RUNS:-3}; fi
 OUT_MD=${BENCH_OUT:-$ROOT/docs/BENCHMARKS.md}
 OUT_PNG=${BENCH_PNG:-$(dirname "$OUT_MD")/bench-latency.png}
-ONLY=${BENCH_ONLY:-"s-sessions s-rate s-fanout s-connect s-slow fanout sessions sweep loops idle idle-session connect connect-session slow replay election"}
+ONLY=${BENCH_ONLY:-"s-sessions s-rate s-fanout s-connect s-slow m-fanout m-sessions fanout sessions sweep loops idle idle-session connect connect-session slow replay election"}
 read -r -a SERVER_ARGS <<<"${BENCH_SERVER_ARGS:-}"
 # The /session scenarios' HS256 secret: fresh for each `make bench`, 64 hex
 # characters (the server takes the string's bytes as the key).
@@ -31,6 +32,7 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 need_apt=()
 command -v gnuplot >/dev/null 2>&1 || need_apt+=(gnuplot-nox)
 command -v node >/dev/null 2>&1 || need_apt+=(nodejs npm)
+case " $ONLY " in *" m-"*) command -v redis-server >/dev/null 2>&1 || need_apt+=(redis-server) ;; esac
 if [ ${#need_apt[@]} -gt 0 ]; then
     say "installing ${need_apt[*]}"
     SUDO=""
@@ -74,6 +76,45 @@ EXTRA_NODE=()
 SQLITE_DIR=$RES/sqlite
 SQLITE_FILE=""
 is_tabsyncd() { case $1 in tabsyncd | tabsyncd2 | ts-*) return 0 ;; esac; return 1; }
+# The multi-node kinds (issue #12): two server processes over one Redis,
+# started fresh for each run (redis-server on a free loopback port, no
+# persistence: `appendonly no`, `save ""`):
+#   ts-redis2      two tabsyncd nodes, --store redis://... (history on, in
+#                  Redis streams; cross-node fan-out in the
+#                  @socket.io/redis-adapter format, classic)
+#   ts-redis2-off  the same with --history off
+#   node-redis2    two node-server processes, @socket.io/redis-adapter classic
+REDIS_PID=""
+REDIS_PORT=""
+REDIS_DIR=""
+is_multi() { case $1 in *-redis2*) return 0 ;; esac; return 1; }
+start_redis() {
+    REDIS_DIR=$RES/redis-$$-$RANDOM
+    mkdir -p "$REDIS_DIR"
+    REDIS_PORT=$(node -e 'const s = require("net").createServer().listen(0, "127.0.0.1", () => { console.log(s.address().port); s.close(); });')
+    printf '%s\n' "port $REDIS_PORT" "bind 127.0.0.1" "dir $REDIS_DIR" 'save ""' "appendonly no" \
+        "daemonize no" "loglevel warning" 'logfile ""' >"$REDIS_DIR/redis.conf"
+    redis-server "$REDIS_DIR/redis.conf" >>"$RES/redis.log" 2>&1 &
+    REDIS_PID=$!
+    for _ in $(seq 100); do
+        [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && return 0
+        sleep 0.05
+    done
+    say "redis-server did not start (see $RES/redis.log)"
+    return 1
+}
+stop_redis() {
+    [ -n "$REDIS_PID" ] || return 0
+    kill -TERM "$REDIS_PID" 2>/dev/null || true
+    for _ in $(seq 30); do
+        kill -0 "$REDIS_PID" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
+    REDIS_PID=""
+    rm -rf "$REDIS_DIR"
+}
 # start_server tabsyncd|tabsyncd2|ts-off|ts-sqlite|ts-mem|node RECOVERY_MS
 start_server() {
     local kind=$1 recovery=$2 log=$RES/server-$1.log
@@ -83,6 +124,8 @@ start_server() {
         # tabsyncd2: the same binary with two event loops (--workers 2)
         [ "$kind" = tabsyncd2 ] && args+=(--workers 2)
         [ "$kind" = ts-off ] && args+=(--history off)
+        [ "$kind" = ts-redis2-off ] && args+=(--history off)
+        is_multi "$kind" && args+=(--store "redis://127.0.0.1:$REDIS_PORT")
         if [ "$kind" = ts-sqlite ]; then
             mkdir -p "$SQLITE_DIR"
             SQLITE_FILE=$SQLITE_DIR/run-$$-$RANDOM.db
@@ -90,6 +133,7 @@ start_server() {
         fi
     else
         args+=(${EXTRA_NODE[@]+"${EXTRA_NODE[@]}"})
+        is_multi "$kind" && args+=(--redis "redis://127.0.0.1:$REDIS_PORT")
     fi
     local fifo=$RES/ready.$$
     rm -f "$fifo"
@@ -127,7 +171,19 @@ stop_server() {
         SQLITE_FILE=""
     fi
 }
-trap stop_server EXIT
+# the second node of a multi-node run
+SRV2_PID=""
+SRV2_PORT=""
+stop_all() {
+    stop_server
+    if [ -n "$SRV2_PID" ]; then
+        SRV_PID=$SRV2_PID
+        SRV2_PID=""
+        stop_server
+    fi
+    stop_redis
+}
+trap stop_all EXIT
 
 COMMANDS=$RES/commands.txt
 : >"$COMMANDS"
@@ -137,15 +193,30 @@ COMMANDS=$RES/commands.txt
 run() {
     local key=$1 kind=$2 recovery=$3
     shift 3
+    local two=()
+    if is_multi "$kind"; then
+        # Redis, then the second node (kept in SRV2_*), then the first
+        if ! start_redis || ! start_server "$kind" "$recovery"; then
+            stop_all
+            printf '{"key":"%s","server":"%s","run":%d,"ok":false,"error":"server did not start"}\n' \
+                "$key" "$kind" "$RUN" >>"$JSONL"
+            return
+        fi
+        SRV2_PID=$SRV_PID
+        SRV2_PORT=$SRV_PORT
+        SRV_PID=""
+        two=(--port2 "$SRV2_PORT" --server-pid2 "$SRV2_PID" --redis-pid "$REDIS_PID")
+    fi
     if ! start_server "$kind" "$recovery"; then
+        stop_all
         printf '{"key":"%s","server":"%s","run":%d,"ok":false,"error":"server did not start"}\n' \
             "$key" "$kind" "$RUN" >>"$JSONL"
         return
     fi
     local out rc=0
-    out=$("$TSBENCH" "$@" --port "$SRV_PORT" --server-pid "$SRV_PID" --json --label "$key" \
-        2>>"$RES/tsbench.log") || rc=$?
-    stop_server
+    out=$("$TSBENCH" "$@" --port "$SRV_PORT" --server-pid "$SRV_PID" ${two[@]+"${two[@]}"} \
+        --json --label "$key" 2>>"$RES/tsbench.log") || rc=$?
+    stop_all
     if [ -z "$out" ]; then
         out=$(printf '{"ok":false,"error":"tsbench exit %d without a result"}' "$rc")
     fi
@@ -167,10 +238,12 @@ run() {
           process.stdout.write(`${r.ok ? "ok" : "FAILED"} ${v}${r.error ? " (" + r.error + ")" : ""}`);
         });')
     say "run $RUN $key $kind: $last"
-    if [ "$RUN" = 1 ] && { [ "$kind" = tabsyncd ] || [ "$kind" = ts-off ]; }; then
+    if [ "$RUN" = 1 ] && { [ "$kind" = tabsyncd ] || [ "$kind" = ts-off ] || [ "$kind" = ts-redis2 ]; }; then
         local shown="$*"
         shown=${shown//$JWT_SECRET/SECRET}
-        printf '%s\n' "tsbench $shown --port PORT --server-pid PID --json   # $key" >>"$COMMANDS"
+        local ports="--port PORT --server-pid PID"
+        is_multi "$kind" && ports="$ports --port2 PORT2 --server-pid2 PID2 --redis-pid REDIS_PID"
+        printf '%s\n' "tsbench $shown $ports --json   # $key ($kind)" >>"$COMMANDS"
         if [ ${#SERVER_ARGS[@]} -gt 0 ] || [ ${#EXTRA_TS[@]} -gt 0 ]; then
             shown="${SERVER_ARGS[*]} ${EXTRA_TS[*]}"
             printf '%s\n' "    # tabsyncd extra flags: ${shown//$JWT_SECRET/SECRET}" >>"$COMMANDS"
@@ -216,6 +289,8 @@ if [ "$QUICK" = 1 ]; then
     S_SES=(--rooms 1000 --members 4 --duration 1 --window 1)
     S_RATE=(--rooms 1000 --members 4 --duration 1 --rate 4000)
     S_FAN=(--conns 2000 --duration 1 --window 4)
+    M_FAN=(--conns 1000 --duration 1 --window 16)
+    M_SES=(--rooms 1000 --members 4 --duration 1 --window 1)
     S_CONN=(--conns 4000 --conc 64 --duration 10 --sources 32 --users 1000 --devices 2)
     S_SLOW=(--conns 200 --slow 20 --size 16384 --duration 6 --rss-cap 1536)
     FAN=(--conns 1000 --duration 1)
@@ -231,6 +306,8 @@ else
     S_SES=(--rooms 1000 --members 4 --duration 5 --window 1)
     S_RATE=(--rooms 1000 --members 4 --duration 5 --rate 4000)
     S_FAN=(--conns 10000 --duration 5 --window 4)
+    M_FAN=(--conns 1000 --duration 5 --window 16)
+    M_SES=(--rooms 1000 --members 4 --duration 5 --window 1)
     S_CONN=(--conns 40000 --conc 64 --duration 30 --sources 32 --users 10000 --devices 2)
     S_SLOW=(--conns 200 --slow 20 --size 16384 --duration 15 --rss-cap 1536)
     FAN=(--conns 10000 --duration 5)
@@ -271,6 +348,20 @@ for RUN in $(seq "$RUNS"); do
         S_EXTRA_TS=(--limit-conns-per-user 20000 --limit-bytes-per-socket 0 --limit-events-per-socket 0)
         session s-slow "ts-off ts-sqlite node" slow "${S_SLOW[@]}"
     fi
+    # ---- many nodes over one Redis (issue #12): one process against two
+    # over a fresh redis-server, tabsyncd and Node (@socket.io/redis-adapter,
+    # classic) alternately; tsbench sends every other connection to the
+    # second node (--port2): the fan-out's publisher is on the first node and
+    # its receivers alternate, each session's four tabs are two on each node
+    if want m-fanout; then
+        # the test app's namespace / (no token); --jwt-secret opens the store
+        # (and brings the per-address handshake limit, raised as for /session)
+        EXTRA_TS=(--jwt-secret "$JWT_SECRET" --limit-handshakes-per-ip 100000)
+        for k in tabsyncd ts-redis2 node node-redis2; do run m-fanout "$k" 0 fanout "${M_FAN[@]}"; done
+        EXTRA_TS=()
+    fi
+    want m-sessions && session m-sessions "ts-mem ts-redis2 ts-off ts-redis2-off node node-redis2" \
+        sessions "${M_SES[@]}"
     want fanout && both fanout 0 fanout "${FAN[@]}" --window 16
     want sessions && both sessions 0 sessions "${SES[@]}"
     if want loops; then
@@ -356,4 +447,5 @@ if [ -s "$RES/latency.dat" ] && command -v gnuplot >/dev/null 2>&1; then
 fi
 say "wrote $OUT_MD (raw results in $RES)"
 sed -n '/^## \/session/,/^### /p' "$OUT_MD" | sed '$d'
+sed -n '/^## Many nodes/,/^### /p' "$OUT_MD" | sed '$d'
 sed -n '/^## Summary/,/^## fanout/p' "$OUT_MD" | sed '$d'

@@ -14,7 +14,10 @@
 //
 // usage: node node-server.mjs --listen 127.0.0.1:0 --test-app
 //          [--recovery-window MS] [--ping-interval MS] [--ping-timeout MS]
-//          [--max-payload BYTES] [--jwt-secret SECRET]
+//          [--max-payload BYTES] [--jwt-secret SECRET] [--redis URL]
+// --redis URL: @socket.io/redis-adapter, classic (createAdapter(pub, sub) with
+// two `redis` clients, as tests/js/ref-server.mjs does): several node-server
+// processes over one Redis form one cluster, the multi-node bench rows.
 import crypto from 'node:crypto';
 import http from 'node:http';
 import { createRequire } from 'node:module';
@@ -31,6 +34,7 @@ function parseArgs(argv) {
     pingTimeout: 20000,
     maxPayload: 1e6,
     jwtSecret: null,
+    redis: '',
   };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -51,6 +55,7 @@ function parseArgs(argv) {
       case '--ping-timeout': o.pingTimeout = num(); break;
       case '--max-payload': o.maxPayload = num(); break;
       case '--jwt-secret': o.jwtSecret = val(); break;
+      case '--redis': o.redis = val(); break;
       default: throw new Error(`unknown flag ${a}`);
     }
   }
@@ -203,7 +208,7 @@ function setupSession(nsp, secret) {
   });
 }
 
-function main() {
+async function main() {
   let o;
   try {
     o = parseArgs(process.argv.slice(2));
@@ -224,6 +229,18 @@ function main() {
   if (o.recoveryWindow > 0) {
     opts.connectionStateRecovery = { maxDisconnectionDuration: o.recoveryWindow, skipMiddlewares: true };
   }
+  const redisClients = [];
+  if (o.redis) {
+    const { createClient } = await import('redis');
+    const { createAdapter } = await import('@socket.io/redis-adapter');
+    const pub = createClient({ url: o.redis });
+    const sub = pub.duplicate();
+    pub.on('error', (e) => process.stderr.write(`node-server: redis: ${e.message}\n`));
+    sub.on('error', (e) => process.stderr.write(`node-server: redis: ${e.message}\n`));
+    await Promise.all([pub.connect(), sub.connect()]);
+    redisClients.push(pub, sub);
+    opts.adapter = createAdapter(pub, sub);
+  }
   const io = new Server(httpServer, opts);
   setup(io.of('/'));
   if (o.jwtSecret) setupSession(io.of('/session'), o.jwtSecret);
@@ -231,16 +248,21 @@ function main() {
     const addr = httpServer.address();
     process.stderr.write(`node-server: socket.io ${require('socket.io/package.json').version}, ` +
       `ws ${require('ws/package.json').version}, node ${process.version}, ` +
-      `native add-ons: ${addons().join(', ') || 'none'}\n`);
+      `native add-ons: ${addons().join(', ') || 'none'}` +
+      `${o.redis ? `, @socket.io/redis-adapter ${require('@socket.io/redis-adapter/package.json').version} (classic)` : ''}\n`);
     process.stdout.write(`tabsyncd listening on http://127.0.0.1:${addr.port}/\n`);
   });
   const shutdown = () => {
     io.close();
     httpServer.close();
+    for (const c of redisClients) c.disconnect().catch(() => {});
     setTimeout(() => process.exit(0), 200).unref();
   };
   process.on('SIGTERM', shutdown);
   process.on('SIGINT', shutdown);
 }
 
-main();
+main().catch((err) => {
+  process.stderr.write(`node-server: ${err.message}\n`);
+  process.exit(1);
+});
