@@ -100,12 +100,13 @@ static void key_norm(rl_key_t *k, const char *key, size_t klen) {
     k->len = sizeof k->digest;
 }
 
-typedef struct rl_entry {
-    ts_list_t link; /* RATE: in t->lru; COUNT: unlinked */
+typedef struct ts_rl_entry {
+    ts_list_t link; /* RATE: in t->lru unless held; COUNT: unlinked */
     union {
         ts_rl_bucket_t bucket; /* RATE */
         uint32_t count;        /* COUNT: > 0 while the entry exists */
     } u;
+    uint32_t holds; /* RATE: holders (ts_rl_table_hold); held = out of the LRU */
     size_t klen;
     char key[]; /* the map borrows this copy */
 } rl_entry_t;
@@ -140,6 +141,7 @@ void ts_rl_table_deinit(ts_rl_table_t *t) {
 static rl_entry_t *entry_new(const char *key, size_t klen) {
     rl_entry_t *e = ts_xmalloc(sizeof(*e) + klen + 1);
     ts_list_init(&e->link);
+    e->holds = 0;
     e->klen = klen;
     memcpy(e->key, key, klen);
     e->key[klen] = '\0';
@@ -168,34 +170,77 @@ static void drop_idle(ts_rl_table_t *t, uint64_t now_ms, int max) {
     }
 }
 
-int64_t ts_rl_table_take(ts_rl_table_t *t, const char *key, size_t klen, uint64_t now_ms,
-                         uint64_t n) {
-    if (t->cfg.kind != TS_RL_RATE) return TS_EINVAL;
-    if (n == 0) return 0;
-    if (n > t->cfg.burst) return TS_RL_NEVER;
+/* The key's entry, most recent in the LRU unless held, created full on first
+ * sight. A new key in a full table evicts the least recently used entry not
+ * held; if every entry is held, NULL (the caller answers from a fresh bucket)
+ * unless `hold` (a holder may go beyond max_entries: holders bound those). */
+static rl_entry_t *entry_get(ts_rl_table_t *t, const char *key, size_t klen, uint64_t now_ms,
+                             int hold) {
     drop_idle(t, now_ms, 2);
     rl_key_t k;
     key_norm(&k, key, klen);
     rl_entry_t *e = ts_map_get(&t->map, k.p, k.len);
     if (e) {
-        ts_list_remove(&e->link); /* most recent goes to the tail */
-        ts_list_insert_tail(&t->lru, &e->link);
-    } else {
-        if (t->entries >= t->cfg.max_entries) {
-            rl_entry_t *old = lru_head(t);
-            if (TS_NEVER(!old)) return TS_EINTERNAL; /* max_entries >= 1 */
+        if (!e->holds) {
+            ts_list_remove(&e->link); /* most recent goes to the tail */
+            ts_list_insert_tail(&t->lru, &e->link);
+        }
+        return e;
+    }
+    if (t->entries >= t->cfg.max_entries) {
+        rl_entry_t *old = lru_head(t);
+        if (old) {
             /* not full: drop_idle would have taken it (it stops only at a
              * head that is not full, or after making room) */
             t->evicted_total++;
             entry_free(t, old);
+        } else if (!hold) {
+            t->evicted_total++;
+            return NULL;
         }
-        e = entry_new(k.p, k.len);
-        ts_rl_bucket_init(&e->u.bucket, t->cfg.rate_mtps, t->cfg.burst, now_ms);
-        ts_map_put(&t->map, e->key, e->klen, e);
-        ts_list_insert_tail(&t->lru, &e->link);
-        t->entries++;
+    }
+    e = entry_new(k.p, k.len);
+    ts_rl_bucket_init(&e->u.bucket, t->cfg.rate_mtps, t->cfg.burst, now_ms);
+    ts_map_put(&t->map, e->key, e->klen, e);
+    ts_list_insert_tail(&t->lru, &e->link);
+    t->entries++;
+    return e;
+}
+
+int64_t ts_rl_table_take(ts_rl_table_t *t, const char *key, size_t klen, uint64_t now_ms,
+                         uint64_t n) {
+    if (t->cfg.kind != TS_RL_RATE) return TS_EINVAL;
+    if (n == 0) return 0;
+    if (n > t->cfg.burst) return TS_RL_NEVER;
+    rl_entry_t *e = entry_get(t, key, klen, now_ms, 0);
+    if (!e) { /* every entry held: a fresh bucket, not kept */
+        ts_rl_bucket_t b;
+        ts_rl_bucket_init(&b, t->cfg.rate_mtps, t->cfg.burst, now_ms);
+        return ts_rl_take(&b, now_ms, n);
     }
     return ts_rl_take(&e->u.bucket, now_ms, n);
+}
+
+rl_entry_t *ts_rl_table_hold(ts_rl_table_t *t, const char *key, size_t klen, uint64_t now_ms) {
+    if (t->cfg.kind != TS_RL_RATE) return NULL;
+    rl_entry_t *e = entry_get(t, key, klen, now_ms, 1);
+    if (e->holds++ == 0) ts_list_remove(&e->link); /* out of the LRU: never dropped */
+    return e;
+}
+
+void ts_rl_table_release(ts_rl_table_t *t, rl_entry_t *e) {
+    ts_assert(e->holds > 0);
+    if (--e->holds == 0) ts_list_insert_tail(&t->lru, &e->link);
+}
+
+int64_t ts_rl_held_take(rl_entry_t *e, uint64_t now_ms, uint64_t n) {
+    return ts_rl_take(&e->u.bucket, now_ms, n);
+}
+
+int64_t ts_rl_held_wait(const rl_entry_t *e, uint64_t now_ms, uint64_t n) {
+    if (n == 0) return 0;
+    ts_rl_bucket_t b = e->u.bucket; /* a copy: refilling it changes nothing */
+    return ts_rl_take(&b, now_ms, n);
 }
 
 int64_t ts_rl_table_wait(const ts_rl_table_t *t, const char *key, size_t klen, uint64_t now_ms,

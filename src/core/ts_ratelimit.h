@@ -176,6 +176,38 @@ uint32_t ts_rl_table_count(const ts_rl_table_t *t, const char *key, size_t klen)
  * does not change the LRU order (for tests and diagnostics). */
 const ts_rl_bucket_t *ts_rl_table_peek(const ts_rl_table_t *t, const char *key, size_t klen);
 
+/* ---- Held entries: a hot path without lookups ------------------------------
+ *
+ * A caller that spends from the same key at every event (a connected tab, its
+ * Engine.IO connection, its user) holds the key's entry for as long as it
+ * lives and spends through the handle: no key lookup, no LRU relink, and the
+ * entry is neither dropped as idle nor evicted while held, so a tab whose
+ * bucket refills between two events keeps one entry instead of being freed
+ * and allocated again at every event (the churn drop_idle caused). Holds are
+ * counted: several holders of one key share one bucket, exactly as takes by
+ * key do. At the last release the entry goes back to the LRU as its most
+ * recent one, with its bucket as it is, so what a departed holder spent stays
+ * charged to the key until the bucket has refilled (then it is dropped).
+ *
+ * Memory: entries not held are bounded by max_entries as before; held ones by
+ * the number of holders. A new key met when the table is full and every entry
+ * is held is still answered (from a fresh, full bucket not kept: fail open, as
+ * eviction would) and counted in evicted_total; a hold of a new key then
+ * creates the entry beyond max_entries. Taking by key from a held entry works
+ * as before (the holder and the caller share its bucket). */
+
+typedef struct ts_rl_entry ts_rl_entry_t; /* opaque */
+
+/* RATE: holds the key's entry (created full on first sight, as
+ * ts_rl_table_take would). Returns the handle (release it exactly once with
+ * ts_rl_table_release, before ts_rl_table_deinit), or NULL for a COUNT table. */
+ts_rl_entry_t *ts_rl_table_hold(ts_rl_table_t *t, const char *key, size_t klen, uint64_t now_ms);
+/* Ends one hold; the entry stays tracked (LRU, most recent) until dropped. */
+void ts_rl_table_release(ts_rl_table_t *t, ts_rl_entry_t *e);
+/* ts_rl_table_take / ts_rl_table_wait on a held entry (same answers). */
+int64_t ts_rl_held_take(ts_rl_entry_t *e, uint64_t now_ms, uint64_t n);
+int64_t ts_rl_held_wait(const ts_rl_entry_t *e, uint64_t now_ms, uint64_t n);
+
 /* ---- Strikes: repeated abuse ----------------------------------------------
  *
  * Counts violations (a throttled event, an oversized message) per socket and

@@ -113,6 +113,9 @@ typedef struct sess_sock {
     char rl_tab[32];         /* SHA-256 of owner: its key in ev_tab, by_tab (hashed once) */
     char rl_user[32];        /* SHA-256 of the user id: its key in sh->ev_user */
     char conn[24];           /* its Engine.IO connection's id: the key in ev_conn, by_conn */
+    ts_rl_entry_t *rl_held[5]; /* its entries in ev_tab, ev_conn, by_tab, by_conn and
+                              * sh->ev_user, held from its first event until it goes
+                              * (try_take, sock_free): no lookup per event */
     ts_rl_strikes_t strikes;
     json_t *meta;            /* client-reported metadata (owned object; NULL until the
                               * first report) */

@@ -109,7 +109,29 @@ static void sock_keys(sess_sock_t *ss, const key_spec_t *spec, size_t nspec) {
     ss->keys = k;
 }
 
+/* The tables it spends from, in the order of ss->rl_held (try_take). */
+static ts_rl_table_t *held_table(ts_sess_t *sess, size_t i) {
+    ts_rl_table_t *const t[] = {&sess->ev_tab, &sess->ev_conn, &sess->by_tab, &sess->by_conn,
+                                &sess->sh->ev_user};
+    return t[i];
+}
+
+/* Its limiter entries go back to their tables' LRU: what it spent stays
+ * charged to its keys until their buckets refill (ts_ratelimit.h). */
+static void release_buckets(sess_sock_t *ss) {
+    ts_sess_t *sess = ss->sess;
+    for (size_t i = 0; i < TS_ARRAY_LEN(ss->rl_held); i++) {
+        if (!ss->rl_held[i]) continue;
+        int shared = held_table(sess, i) == &sess->sh->ev_user;
+        if (shared) pthread_mutex_lock(&sess->sh->mu);
+        ts_rl_table_release(held_table(sess, i), ss->rl_held[i]);
+        if (shared) pthread_mutex_unlock(&sess->sh->mu);
+        ss->rl_held[i] = NULL;
+    }
+}
+
 static void sock_free(sess_sock_t *ss) {
+    release_buckets(ss); /* once gone, try_take goes by key (an event still queued) */
     if (ss->holds) { /* requests still answer to it: the last release frees it */
         ss->gone = 1;
         ss->s = NULL;
@@ -369,7 +391,16 @@ typedef struct spend {
     size_t klen;
     uint64_t n;
     int counter; /* SC_THROTTLED_*: what a refusal counts as */
+    ts_rl_entry_t *e; /* the socket's held entry (NULL: by key) */
 } spend_t;
+
+/* The held entry of budget i (held at the socket's first event), or NULL
+ * once the socket has gone (sock_free released them). */
+static ts_rl_entry_t *held(sess_sock_t *ss, size_t i, const char *key, size_t klen, uint64_t now) {
+    if (!ss->rl_held[i] && !ss->gone)
+        ss->rl_held[i] = ts_rl_table_hold(held_table(ss->sess, i), key, klen, now);
+    return ss->rl_held[i];
+}
 
 /* Takes the tokens of one client event: `items` events (a message that
  * carries many changes or envelopes costs one per item, at most a whole
@@ -389,24 +420,31 @@ static uint64_t try_take(sess_sock_t *ss, uint64_t size, uint64_t items, int *li
     size_t n = 0;
     if (ev) {
         uint64_t k = TS_MIN(items, (uint64_t)ev);
-        sp[n++] = (spend_t){&sess->ev_tab, ss->rl_tab, sizeof ss->rl_tab, k, SC_THROTTLED_EVENTS};
-        sp[n++] = (spend_t){&sess->ev_conn, ss->conn, strlen(ss->conn), k, SC_THROTTLED_EVENTS_CONN};
+        sp[n++] = (spend_t){&sess->ev_tab, ss->rl_tab, sizeof ss->rl_tab, k, SC_THROTTLED_EVENTS, NULL};
+        sp[n - 1].e = held(ss, 0, sp[n - 1].key, sp[n - 1].klen, now);
+        sp[n++] = (spend_t){&sess->ev_conn, ss->conn, strlen(ss->conn), k, SC_THROTTLED_EVENTS_CONN, NULL};
+        sp[n - 1].e = held(ss, 1, sp[n - 1].key, sp[n - 1].klen, now);
     }
     if (by) {
         uint64_t k = TS_MIN(size, (uint64_t)by);
-        sp[n++] = (spend_t){&sess->by_tab, ss->rl_tab, sizeof ss->rl_tab, k, SC_THROTTLED_BYTES};
-        sp[n++] = (spend_t){&sess->by_conn, ss->conn, strlen(ss->conn), k, SC_THROTTLED_BYTES_CONN};
+        sp[n++] = (spend_t){&sess->by_tab, ss->rl_tab, sizeof ss->rl_tab, k, SC_THROTTLED_BYTES, NULL};
+        sp[n - 1].e = held(ss, 2, sp[n - 1].key, sp[n - 1].klen, now);
+        sp[n++] = (spend_t){&sess->by_conn, ss->conn, strlen(ss->conn), k, SC_THROTTLED_BYTES_CONN, NULL};
+        sp[n - 1].e = held(ss, 3, sp[n - 1].key, sp[n - 1].klen, now);
     }
-    if (evu)
+    if (!n && !evu) return 0;
+    /* the user's table is every loop's: hold, check and take under its lock */
+    if (evu) {
+        pthread_mutex_lock(&sess->sh->mu);
         sp[n++] = (spend_t){&sess->sh->ev_user, ss->rl_user, sizeof ss->rl_user,
-                            TS_MIN(items, (uint64_t)evu), SC_THROTTLED_EVENTS_USER};
-    if (!n) return 0;
-    /* the user's table is every loop's: check and take under its lock */
-    if (evu) pthread_mutex_lock(&sess->sh->mu);
+                            TS_MIN(items, (uint64_t)evu), SC_THROTTLED_EVENTS_USER, NULL};
+        sp[n - 1].e = held(ss, 4, sp[n - 1].key, sp[n - 1].klen, now);
+    }
     int64_t wait = 0;
     int short_of = 0;
     for (size_t i = 0; i < n; i++) {
-        int64_t w = ts_rl_table_wait(sp[i].t, sp[i].key, sp[i].klen, now, sp[i].n);
+        int64_t w = sp[i].e ? ts_rl_held_wait(sp[i].e, now, sp[i].n)
+                            : ts_rl_table_wait(sp[i].t, sp[i].key, sp[i].klen, now, sp[i].n);
         if (w == 0) continue;
         uint64_t wi = w < 0 ? 1000 : (uint64_t)w;
         if ((uint64_t)wait < wi) {
@@ -415,7 +453,12 @@ static uint64_t try_take(sess_sock_t *ss, uint64_t size, uint64_t items, int *li
         }
     }
     if (!wait)
-        for (size_t i = 0; i < n; i++) ts_rl_table_take(sp[i].t, sp[i].key, sp[i].klen, now, sp[i].n);
+        for (size_t i = 0; i < n; i++) {
+            if (sp[i].e)
+                ts_rl_held_take(sp[i].e, now, sp[i].n);
+            else
+                ts_rl_table_take(sp[i].t, sp[i].key, sp[i].klen, now, sp[i].n);
+        }
     if (evu) pthread_mutex_unlock(&sess->sh->mu);
     if (limit) *limit = short_of;
     return (uint64_t)wait;

@@ -453,6 +453,57 @@ static const struct strike_case {
     {"clock stepping back keeps strikes", 3, 100, {500, 400, 450}, "001", 3},
 };
 
+/* Held entries: shared with takes by key, never dropped or evicted while
+ * held, back in the LRU (most recent) at the last release. */
+static void table_hold(void **state) {
+    (void)state;
+    ts_rl_table_t t;
+    rate_table(&t, TS_RL_PER_SEC(2), 2, 2);
+    ts_rl_entry_t *a = ts_rl_table_hold(&t, "a", 1, 0);
+    assert_non_null(a);
+    assert_ptr_equal(ts_rl_table_hold(&t, "a", 1, 0), a); /* counted: one entry */
+    assert_int_equal(t.entries, 1);
+    assert_int_equal(ts_rl_held_wait(a, 0, 2), 0);
+    assert_int_equal(ts_rl_held_take(a, 0, 2), 0);
+    assert_int_equal(ts_rl_held_wait(a, 0, 1), 500);
+    assert_int_equal(TAKE(t, "a", 0, 1), 500);         /* by key: the same bucket */
+    assert_int_equal(ts_rl_held_take(a, 0, 3), NEVER);
+    assert_int_equal(ts_rl_held_take(a, 0, 0), 0);
+    assert_int_equal(ts_rl_held_wait(a, 0, 0), 0);
+    /* refilled and idle for a long time: a held entry is not dropped */
+    assert_int_equal(TAKE(t, "b", 100000, 1), 0);
+    assert_int_equal(TAKE(t, "c", 200000, 1), 0); /* full table: evicts b, not a */
+    assert_true(HAS(t, "a"));
+    assert_false(HAS(t, "b"));
+    assert_int_equal(t.evicted_total, 0);          /* b was full: dropped as idle */
+    ts_rl_entry_t *c = ts_rl_table_hold(&t, "c", 1, 200000);
+    /* every entry held and the table full: a new key gets a fresh bucket, not kept */
+    assert_int_equal(TAKE(t, "d", 200000, 2), 0);
+    assert_int_equal(TAKE(t, "d", 200000, 2), 0);
+    assert_false(HAS(t, "d"));
+    assert_int_equal(t.evicted_total, 2);
+    /* a holder may go beyond max_entries */
+    ts_rl_entry_t *e = ts_rl_table_hold(&t, "e", 1, 200000);
+    assert_int_equal(t.entries, 3);
+    assert_int_equal(ts_rl_held_take(e, 200000, 2), 0);
+    ts_rl_table_release(&t, e); /* back in the LRU, not full: kept */
+    ts_rl_table_release(&t, a);
+    assert_true(HAS(t, "a"));
+    assert_int_equal(ts_rl_held_take(a, 200000, 2), 0); /* still held once */
+    ts_rl_table_release(&t, a);
+    ts_rl_table_release(&t, c);
+    /* released: the usual rules again (a full LRU head is dropped) */
+    assert_int_equal(TAKE(t, "f", 300000, 1), 0);
+    assert_false(HAS(t, "e"));
+    assert_false(HAS(t, "a"));
+    assert_int_equal(ts_rl_table_hold(&t, "x", 1, 0) == NULL, 0);
+    ts_rl_table_deinit(&t); /* frees held entries too */
+    ts_rl_table_cfg_t cnt = {.kind = TS_RL_COUNT, .max_count = 1};
+    ts_rl_table_init(&t, &cnt);
+    assert_null(ts_rl_table_hold(&t, "a", 1, 0));
+    ts_rl_table_deinit(&t);
+}
+
 static void strikes(void **state) {
     (void)state;
     for (size_t i = 0; i < sizeof strike_cases / sizeof strike_cases[0]; i++) {
@@ -493,6 +544,7 @@ int main(void) {
         cmocka_unit_test(table_key_flood),
         cmocka_unit_test(table_lru_order),
         cmocka_unit_test(table_idle_drop),
+        cmocka_unit_test(table_hold),
         cmocka_unit_test(strikes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
