@@ -639,8 +639,26 @@ static int rbuf_reserve(ts_conn_t *c) {
     return 0;
 }
 
+/* Delayed-ACK mode for the read libuv is about to make (it calls on_alloc
+ * right before each read()): tcp_recvmsg then sends no bare ACK, and the ACK
+ * rides on what this loop turn writes back (the ack of a publish, the
+ * deliveries), or goes with the delayed-ACK timer. Linux leaves the mode by
+ * itself, so it is set before every read; WebSocket connections over plain
+ * TCP only (HTTP answers may be held: long polls). docs/PERFORMANCE.md. */
+static void quickack_off(ts_conn_t *c) {
+#ifdef TCP_QUICKACK
+    uv_os_fd_t fd;
+    int zero = 0;
+    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
+#else
+    (void)c;
+#endif
+}
+
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
     ts_conn_t *c = h->data;
+    if (c->mode == TS_CONN_WS && !c->tls) quickack_off(c);
     if (c->rlen == 0 || c->tls) {
         /* Most reads complete whatever they carry: read into the loop's
          * buffer and copy only a leftover partial frame. Idle connections
