@@ -50,7 +50,6 @@ struct el_member {
     uint64_t last_hb;          /* loop ms of its last heartbeat as leader */
     uint16_t late;             /* late bits of its last TS_EL_LATE_WINDOW heartbeats */
     uint8_t lapses;            /* leases it let lapse in a row (its stall doubles each time) */
-    uint32_t ntasks;
     uint32_t pub_score;        /* the score the shared table last got */
 };
 
@@ -75,12 +74,13 @@ static const char *const task_state_names[] = {"assigned", "running", "done", "f
 
 typedef struct el_task {
     char name[TS_SESS_MAX_NAME + 1];
-    el_member_t *to;           /* NULL: nobody could take it */
+    char to[HOLDER_MAX];       /* the assignee's holder, here or on another node; "": nobody */
     task_state_t state;
     uint32_t pct;
     uint64_t term;             /* the term that declared it; 0: the server */
     uint64_t stall_ms;
-    uint64_t last;             /* loop ms of its assignment or last report */
+    uint64_t last;             /* loop ms of its assignment or last report (or of its
+                                * table's arrival from the owner, below) */
     uint32_t reassigned;
 } el_task_t;
 
@@ -120,8 +120,10 @@ struct el_scope {
     uint8_t ghost;             /* the leader disconnected: its lease runs out first */
     char gone_holder[HOLDER_MAX];
     ts_el_reason_t last_reason;
-    el_task_t *tasks;
+    el_task_t *tasks;          /* over Redis: the owner's table (the leader's node) */
     size_t ntasks;
+    uint8_t task_owner;        /* this loop owned the table at the last evaluation */
+    ts_list_t reports;         /* el_report_t: reports waiting for the owner's table */
     el_trans_t hist[HIST_MAX];
     size_t nhist;              /* total recorded; the ring keeps HIST_MAX */
     size_t klen;
@@ -160,6 +162,7 @@ static el_scope_t *scope_get(ts_sess_t *sess, const sess_ident_t *id, ts_sess_sc
     ts_strlcpy(sc->session, id->session, sizeof sc->session);
     if (k == TS_SESS_SCOPE_DEVICE) ts_strlcpy(sc->device, id->device, sizeof sc->device);
     ts_list_init(&sc->members);
+    ts_list_init(&sc->reports);
     sc->klen = len;
     memcpy(sc->name, name, len + 1);
     ts_map_put(&sess->el_scopes, sc->name, len, sc);
@@ -172,9 +175,12 @@ static el_scope_t *scope_get(ts_sess_t *sess, const sess_ident_t *id, ts_sess_sc
     return sc;
 }
 
+static void reports_run(el_scope_t *sc, int final);
+
 static void scope_free_if_idle(el_scope_t *sc) {
     if (sc->n || sc->busy) return;
     ts_sess_t *sess = sc->sess;
+    reports_run(sc, 1);
     scope_unsubscribe(sc);
     free(sc->rm);
     ts_map_del(&sess->el_scopes, sc->name, sc->klen);
@@ -259,12 +265,19 @@ static int is_candidate(const el_member_t *m, uint64_t now) {
 static void evaluate(el_scope_t *sc, const char *why);
 static int adopt(el_scope_t *sc, const ts_store_lease_t *l, ts_el_reason_t reason, int remote);
 static void send_views(el_scope_t *sc, const char *reason, el_member_t *only);
+static void tasks_publish(el_scope_t *sc);
+static int tasks_owned(const el_scope_t *sc);
+static int tasks_check(el_scope_t *sc);
+static void tasks_changed(el_scope_t *sc, int views);
+static void task_reassign(el_scope_t *sc, el_task_t *t, const char *avoid);
+static void tasks_take(el_scope_t *sc, json_t *o);
+static void tasks_report_take(el_scope_t *sc, json_t *o);
 
 /* Whether other nodes may hold members: a store other than the memory
  * one (Redis). The memory store publishes nothing: one loop keeps its
  * numbers, and several loops (--workers) still rank their own tabs each
  * (docs/ELECTION.md "Limits"; TODO(#12): the memory store's loops through
- * the same table once the task table is shared). */
+ * the same table, the task table included). */
 static int cluster_on(ts_sess_t *sess) {
     return strcmp(ts_store_backend(sess->store), "memory") != 0;
 }
@@ -358,6 +371,7 @@ static void share(el_scope_t *sc, int force, int ask) {
     char chan[TS_STORE_ID_MAX + 1];
     chan_of(sc, chan, sizeof chan);
     el_publish(sess, chan, json_pack("{s:s,s:o,s:b}", "t", "s", "m", ms, "ask", ask));
+    if (force) tasks_publish(sc); /* asked: the owner's table goes with its members */
 }
 
 /* The lease as this loop knows it, for the others (a grant it got, a
@@ -466,6 +480,10 @@ static void on_el_msg(ts_slice_t channel, ts_buf_t *msg, void *ud) {
         }
     } else if (strcmp(t, "q") == 0) {
         admin_answer(sc, o);
+    } else if (strcmp(t, "t") == 0) {
+        tasks_take(sc, o);
+    } else if (strcmp(t, "tr") == 0) {
+        tasks_report_take(sc, o);
     } else if (strcmp(t, "l") == 0) {
         const char *h = json_string_value(json_object_get(o, "h"));
         json_int_t term = json_integer_value(json_object_get(o, "term"));
@@ -621,9 +639,7 @@ static json_t *task_table(const el_scope_t *sc) {
         const el_task_t *t = &sc->tasks[i];
         json_array_append_new(
             a, json_pack("{s:s,s:o,s:s,s:i,s:I,s:s}", "name", t->name, "assignee",
-                         t->to ? json_pack("{s:s,s:s}", "device", t->to->ss->id.device, "tab",
-                                           t->to->ss->id.tab)
-                               : json_null(),
+                         who(NULL, t->to),
                          "state", task_state_names[t->state], "pct", (int)t->pct, "term",
                          (json_int_t)t->term, "by", t->term ? "leader" : "server"));
     }
@@ -1006,13 +1022,19 @@ static void evaluate_(el_scope_t *sc, const char *why) {
  * of this loop's members. */
 static void evaluate(el_scope_t *sc, const char *why) {
     if (sc->sess->closed) return;
-    evaluate_(sc, why);
+    /* the task table: a loop that just came to own it (its tab leads now)
+     * counts stalls from now and tells the others; the owner reassigns
+     * what the change of members calls for */
+    int owned = tasks_owned(sc), took = owned && !sc->task_owner;
+    sc->task_owner = (uint8_t)owned;
+    for (size_t i = 0; took && i < sc->ntasks; i++) sc->tasks[i].last = uv_now(sc->sess->loop);
+    int changed = tasks_check(sc);
+    if (changed || took) tasks_publish(sc);
+    evaluate_(sc, why ? why : changed ? "task" : NULL);
     share(sc, 0, 0);
 }
 
 /* ---- members ---- */
-
-static void task_reassign(el_scope_t *sc, el_task_t *t, const el_member_t *avoid);
 
 static el_member_t *join(sess_sock_t *ss, ts_sess_scope_kind_t k) {
     if (ss->el[k]) return ss->el[k];
@@ -1034,10 +1056,6 @@ static el_member_t *join(sess_sock_t *ss, ts_sess_scope_kind_t k) {
     ss->el[k] = m;
     /* a reconnecting leader finds its lease (same holder): it leads again */
     if (sc->leader[0] && !sc->lm && strcmp(sc->leader, m->holder) == 0) sc->lm = m;
-    /* tasks nobody could take (declared before anyone joined, or whose
-     * only taker left) go to the newcomer's scope again */
-    for (size_t i = 0; i < sc->ntasks; i++)
-        if (!sc->tasks[i].to && sc->tasks[i].state < TASK_DONE) task_reassign(sc, &sc->tasks[i], NULL);
     return m;
 }
 
@@ -1058,11 +1076,9 @@ static void leave(el_member_t *m, el_leave_t how) {
     ts_list_remove(&m->link);
     sc->n--;
     if (strcmp(sc->bk, m->holder) == 0) sc->bk[0] = '\0';
-    for (size_t i = 0; i < sc->ntasks; i++)
-        if (sc->tasks[i].to == m) {
-            sc->tasks[i].to = NULL;
-            if (sc->tasks[i].state < TASK_DONE) task_reassign(sc, &sc->tasks[i], m);
-        }
+    /* its tasks: the owner of the table reassigns them (tasks_check), here
+     * while this loop still owns it (a leaving leader's loop does) */
+    if (tasks_check(sc)) tasks_changed(sc, 0);
     if (sc->lm == m && how == EL_LEAVE_DISCONNECT) {
         sc->lm = NULL; /* sc->leader stays: held until its expiry, then taken */
         sc->ghost = 1;
@@ -1130,14 +1146,15 @@ void ts_sess__el_sweep(ts_sess_t *sess) {
         if (sc->busy) continue;
         if (sc->nrm && drop_dead(sc, now)) evaluate(sc, "leave"); /* a loop or node went */
         if (sc->busy) continue;
-        for (size_t i = 0; i < sc->ntasks; i++) {
+        if (!ts_list_empty(&sc->reports)) reports_run(sc, 0);
+        for (size_t i = 0; tasks_owned(sc) && i < sc->ntasks; i++) {
             el_task_t *t = &sc->tasks[i];
-            if (t->to && t->state < TASK_DONE && now - t->last >= t->stall_ms) {
-                el_member_t *stalled = t->to;
-                stalled->ntasks--;
-                t->to = NULL;
+            if (t->to[0] && t->state < TASK_DONE && now - t->last >= t->stall_ms) {
+                char stalled[HOLDER_MAX];
+                ts_strlcpy(stalled, t->to, sizeof stalled);
+                t->to[0] = '\0';
                 task_reassign(sc, t, stalled);
-                send_views(sc, "task", NULL);
+                tasks_changed(sc, 1);
             }
         }
         int due = sc->wake_at && now >= sc->wake_at;
@@ -1176,32 +1193,199 @@ void ts_sess__el_sweep(ts_sess_t *sess) {
         uv_timer_stop(&sess->el_lapse);
 }
 
-/* ---- tasks ---- */
+/* ---- tasks ----
+ *
+ * One table per scope, owned by the loop that holds its leader (every loop,
+ * alone or on the memory store): the owner assigns, reassigns (a leaver, a
+ * stall) and applies reports. Over Redis it publishes the table on the
+ * scope's channel whenever it changes and when another loop asks for the
+ * members ("t"); the others show it and forward their tabs' reports to it
+ * ("tr"). Assignees are holders, so a task may go to a tab on any node. */
 
-static void task_reassign(el_scope_t *sc, el_task_t *t, const el_member_t *avoid) {
-    uint64_t now = uv_now(sc->sess->loop);
-    el_member_t *best = NULL;
+static int tasks_owned(const el_scope_t *sc) { return !sc->subscribed || sc->lm; }
+
+/* Whether `holder` is a member of sc, here or in the shared table; *obs: an observer. */
+static int member_present(el_scope_t *sc, const char *holder, int *obs) {
+    el_member_t *m = member_by_holder(sc, holder);
+    if (m) {
+        *obs = m->observer;
+        return 1;
+    }
+    el_remote_t *r = remote_find(sc, holder);
+    if (!r) return 0;
+    *obs = !!(r->flags & EL_F_OBSERVER);
+    return 1;
+}
+
+static uint32_t task_count(const el_scope_t *sc, const char *holder) {
+    uint32_t n = 0;
+    for (size_t i = 0; i < sc->ntasks; i++) n += strcmp(sc->tasks[i].to, holder) == 0;
+    return n;
+}
+
+/* The best taker other than `avoid`: the best-scored candidate other than
+ * the leader, fewest tasks first; the leader when nobody else; `avoid`
+ * itself when it is alone. "" if nobody. */
+static void task_pick(el_scope_t *sc, const char *avoid, char *out) {
+    uint32_t bn = 0, bs = 0;
+    out[0] = '\0';
     ts_list_t *it;
-    /* the best-scored candidate other than the leader, fewest tasks first */
     TS_LIST_FOREACH(it, &sc->members) {
         el_member_t *m = ts_list_entry(it, el_member_t, link);
-        if (m->observer || m == sc->lm || m == avoid) continue;
-        if (!best || m->ntasks < best->ntasks ||
-            (m->ntasks == best->ntasks && m->score.total > best->score.total))
-            best = m;
+        if (m->observer || m == sc->lm || (avoid && strcmp(m->holder, avoid) == 0)) continue;
+        uint32_t n = task_count(sc, m->holder);
+        if (!out[0] || n < bn || (n == bn && m->score.total > bs)) {
+            ts_strlcpy(out, m->holder, HOLDER_MAX);
+            bn = n;
+            bs = m->score.total;
+        }
     }
-    if (!best && sc->lm && sc->lm != avoid) best = sc->lm;
-    if (!best && avoid && avoid->sc == sc && ts_list_linked(&avoid->link) && !avoid->observer)
-        best = (el_member_t *)avoid; /* alone: the same tab gets another chance */
-    if (t->to || t->state != TASK_ASSIGNED || t->last) {
+    for (size_t i = 0; i < sc->nrm; i++) {
+        const el_remote_t *r = &sc->rm[i];
+        if (!remote_shown(sc, r) || (r->flags & EL_F_OBSERVER) || strcmp(r->holder, sc->leader) == 0 ||
+            (avoid && strcmp(r->holder, avoid) == 0))
+            continue;
+        uint32_t n = task_count(sc, r->holder);
+        if (!out[0] || n < bn || (n == bn && r->score.total > bs)) {
+            ts_strlcpy(out, r->holder, HOLDER_MAX);
+            bn = n;
+            bs = r->score.total;
+        }
+    }
+    if (out[0]) return;
+    if (sc->lm && (!avoid || strcmp(sc->lm->holder, avoid) != 0)) {
+        ts_strlcpy(out, sc->lm->holder, HOLDER_MAX);
+        return;
+    }
+    int obs;
+    if (avoid && member_present(sc, avoid, &obs) && !obs) /* alone: the same tab gets another chance */
+        ts_strlcpy(out, avoid, HOLDER_MAX);
+}
+
+static void task_reassign(el_scope_t *sc, el_task_t *t, const char *avoid) {
+    if (t->to[0] || t->state != TASK_ASSIGNED || t->last) {
         t->reassigned++;
         SESS_COUNT(sc->sess->counters[SC_EL_TASKS_REASSIGNED]);
     }
-    t->to = best;
+    task_pick(sc, avoid, t->to);
     t->state = TASK_ASSIGNED;
     t->pct = 0;
+    t->last = uv_now(sc->sess->loop);
+}
+
+/* The owner's duty after the members changed: the tasks of a tab that is
+ * gone are reassigned, tasks nobody could take go to whoever can now.
+ * Returns whether the table changed. */
+static int tasks_check(el_scope_t *sc) {
+    if (!tasks_owned(sc)) return 0;
+    int changed = 0, obs;
+    for (size_t i = 0; i < sc->ntasks; i++) {
+        el_task_t *t = &sc->tasks[i];
+        if (t->to[0] && !member_present(sc, t->to, &obs)) {
+            char gone[HOLDER_MAX];
+            ts_strlcpy(gone, t->to, sizeof gone);
+            t->to[0] = '\0';
+            if (t->state < TASK_DONE) task_reassign(sc, t, gone);
+            changed = 1;
+        } else if (!t->to[0] && t->state < TASK_DONE) {
+            char to[HOLDER_MAX];
+            task_pick(sc, NULL, to);
+            if (!to[0]) continue;
+            task_reassign(sc, t, NULL);
+            changed = 1;
+        }
+    }
+    return changed;
+}
+
+/* The owner's table on the scope's channel (nothing if this loop does not own it). */
+static void tasks_publish(el_scope_t *sc) {
+    if (!sc->subscribed || !sc->lm || sc->sess->closed) return;
+    json_t *a = json_array();
+    for (size_t i = 0; i < sc->ntasks; i++) {
+        const el_task_t *t = &sc->tasks[i];
+        json_array_append_new(a, json_pack("[s,s,i,i,I,I,i]", t->name, t->to, (int)t->state,
+                                           (int)t->pct, (json_int_t)t->term,
+                                           (json_int_t)t->stall_ms, (int)t->reassigned));
+    }
+    char chan[TS_STORE_ID_MAX + 1];
+    chan_of(sc, chan, sizeof chan);
+    el_publish(sc->sess, chan,
+               json_pack("{s:s,s:I,s:o}", "t", "t", "term", (json_int_t)sc->term, "k", a));
+}
+
+/* The table changed here: the others first (a tab told of its task by
+ * this loop's view may report at once through another node), then every
+ * member's view here (views = 0: the caller sends them). */
+static void tasks_changed(el_scope_t *sc, int views) {
+    tasks_publish(sc);
+    if (views) send_views(sc, "task", NULL);
+}
+
+/* The owner's table, from the channel: replaces this loop's copy. */
+static void tasks_take(el_scope_t *sc, json_t *o) {
+    json_t *k = json_object_get(o, "k");
+    json_int_t term = json_integer_value(json_object_get(o, "term"));
+    if (tasks_owned(sc) || !json_is_array(k) || term < 0 || (uint64_t)term < sc->term) return;
+    json_t *before = task_table(sc);
+    uint64_t now = uv_now(sc->sess->loop);
+    size_t n = 0, i;
+    json_t *x;
+    el_task_t *tasks = ts_xcalloc(TS_MAX(json_array_size(k), 1), sizeof *tasks);
+    json_array_foreach(k, i, x) {
+        const char *name = json_string_value(json_array_get(x, 0));
+        const char *to = json_string_value(json_array_get(x, 1));
+        json_int_t st = json_integer_value(json_array_get(x, 2));
+        if (!name || !to || strlen(name) >= sizeof tasks->name || strlen(to) >= HOLDER_MAX ||
+            st < TASK_ASSIGNED || st > TASK_FAILED || n == TASKS_MAX)
+            continue;
+        el_task_t *t = &tasks[n++];
+        ts_strlcpy(t->name, name, sizeof t->name);
+        ts_strlcpy(t->to, to, sizeof t->to);
+        t->state = (task_state_t)st;
+        t->pct = (uint32_t)TS_MIN(100, TS_MAX(0, json_integer_value(json_array_get(x, 3))));
+        t->term = (uint64_t)json_integer_value(json_array_get(x, 4));
+        t->stall_ms = (uint64_t)json_integer_value(json_array_get(x, 5));
+        if (!t->stall_ms) t->stall_ms = TASK_STALL_DEFAULT_MS;
+        t->reassigned = (uint32_t)json_integer_value(json_array_get(x, 6));
+        t->last = now; /* if this loop comes to own it, the stall counts from here */
+    }
+    free(sc->tasks);
+    sc->tasks = tasks;
+    sc->ntasks = n;
+    json_t *after = task_table(sc);
+    if (!json_equal(before, after)) send_views(sc, "task", NULL);
+    json_decref(before);
+    json_decref(after);
+    reports_run(sc, 0);
+}
+
+/* An assignee's report (progress, done, fail) on the task t. */
+static void task_apply(el_task_t *t, ts_el_task_op_t op, int pct, uint64_t now) {
+    t->state = op == TS_EL_TASK_PROGRESS ? TASK_RUNNING : op == TS_EL_TASK_DONE ? TASK_DONE
+                                                                             : TASK_FAILED;
+    if (op == TS_EL_TASK_DONE) t->pct = 100;
+    else if (pct >= 0) t->pct = (uint32_t)pct;
     t->last = now;
-    if (best) best->ntasks++;
+}
+
+static el_task_t *task_find(el_scope_t *sc, const char *name);
+
+/* A report another loop forwarded to the owner: applied if the tab named
+ * is still the assignee (the table may have moved on meanwhile). */
+static void tasks_report_take(el_scope_t *sc, json_t *o) {
+    const char *name = json_string_value(json_object_get(o, "n"));
+    const char *h = json_string_value(json_object_get(o, "h"));
+    json_int_t op = json_integer_value(json_object_get(o, "op"));
+    if (!tasks_owned(sc) || !name || !h ||
+        (op != TS_EL_TASK_PROGRESS && op != TS_EL_TASK_DONE && op != TS_EL_TASK_FAIL))
+        return;
+    el_task_t *t = task_find(sc, name);
+    if (!t || strcmp(t->to, h) != 0) return;
+    json_int_t pct = json_integer_value(json_object_get(o, "pct"));
+    task_apply(t, (ts_el_task_op_t)op, json_is_integer(json_object_get(o, "pct")) ? (int)TS_MIN(100, TS_MAX(-1, pct)) : -1,
+               uv_now(sc->sess->loop));
+    tasks_changed(sc, 1);
 }
 
 static el_task_t *task_find(el_scope_t *sc, const char *name) {
@@ -1218,17 +1402,79 @@ static void task_add(el_scope_t *sc, const char *name, uint64_t stall_ms, uint64
         t = &sc->tasks[sc->ntasks++];
         memset(t, 0, sizeof *t);
         ts_strlcpy(t->name, name, sizeof t->name);
-    } else if (t->to) {
-        t->to->ntasks--;
-        t->to = NULL;
     }
+    t->to[0] = '\0';
     t->term = term;
     t->stall_ms = stall_ms ? stall_ms : TASK_STALL_DEFAULT_MS;
     t->last = 0;
     t->reassigned = 0;
     t->state = TASK_ASSIGNED;
-    task_reassign(sc, t, NULL);
+    if (tasks_owned(sc)) task_reassign(sc, t, NULL);
     t->reassigned = 0;
+}
+
+/* A report on another loop than the owner's: forwarded if this loop's
+ * copy of the table names the tab. A tab may hear of its task from another
+ * node's view before this loop has the table that says so: a report this
+ * copy refuses waits for the next table, or EL_REPORT_WAIT_MS, before it
+ * is refused. */
+#define EL_REPORT_WAIT_MS 250
+
+typedef struct el_report {
+    ts_list_t link;            /* in sc->reports */
+    sess_sock_t *ss;           /* held */
+    int64_t ack_id;
+    ts_el_task_op_t op;
+    int pct;
+    uint64_t deadline;         /* loop ms */
+    char name[TS_SESS_MAX_NAME + 1];
+} el_report_t;
+
+/* Answers r if it can be (or `final`), and frees it: returns 1; else 0. */
+static int report_try(el_scope_t *sc, el_report_t *r, int final) {
+    sess_sock_t *ss = r->ss;
+    el_member_t *m = ss->gone ? NULL : ss->el[sc->kind];
+    if (m && m->sc != sc) m = NULL;
+    el_task_t *t = m ? task_find(sc, r->name) : NULL;
+    int mine = t && strcmp(t->to, m->holder) == 0;
+    if (!mine && !final && m && uv_now(sc->sess->loop) < r->deadline) return 0;
+    if (mine && tasks_owned(sc)) { /* this loop came to own the table meanwhile */
+        task_apply(t, r->op, r->pct, uv_now(sc->sess->loop));
+        tasks_changed(sc, 1);
+    } else if (mine) {
+        /* the owner applies it and publishes the table: every view, this
+         * tab's too, shows it from there */
+        char chan[TS_STORE_ID_MAX + 1];
+        chan_of(sc, chan, sizeof chan);
+        json_t *fwd = json_pack("{s:s,s:s,s:s,s:i}", "t", "tr", "n", r->name, "h", m->holder, "op",
+                                (int)r->op);
+        if (r->pct >= 0) json_object_set_new(fwd, "pct", json_integer(r->pct));
+        el_publish(sc->sess, chan, fwd);
+    }
+    if (!ss->gone)
+        ts_sess__reply(ss->s, r->ack_id,
+                       mine ? json_pack("{s:b}", "ok", 1)
+                            : ts_sess__error("not_assignee", "this tab is not assigned that task", 0));
+    ts_list_remove(&r->link);
+    ts_sess__sock_release(ss);
+    free(r);
+    return 1;
+}
+
+static void reports_run(el_scope_t *sc, int final) {
+    ts_list_t *it, *tmp;
+    TS_LIST_FOREACH_SAFE(it, tmp, &sc->reports)
+        report_try(sc, ts_list_entry(it, el_report_t, link), final);
+}
+
+static void report_queue(el_scope_t *sc, sess_sock_t *ss, int64_t ack_id, const ts_el_req_t *req) {
+    el_report_t *r = ts_xcalloc(1, sizeof *r);
+    *r = (el_report_t){.ss = ss, .ack_id = ack_id, .op = req->op, .pct = req->pct,
+                       .deadline = uv_now(sc->sess->loop) + EL_REPORT_WAIT_MS};
+    ts_strlcpy(r->name, req->name, sizeof r->name);
+    ts_sess__sock_hold(ss);
+    ts_list_insert_tail(&sc->reports, &r->link);
+    report_try(sc, r, 0);
 }
 
 /* ---- client events ---- */
@@ -1406,14 +1652,12 @@ void ts_sess__el_on_task(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id
     switch (req.op) {
     case TS_EL_TASK_DECLARE:
     case TS_EL_TASK_CANCEL:
+        /* the leader's loop owns the table: declarations are made there */
         if (!leads(m, req.term, ack_id, "only the leader of the current term declares or "
                                         "cancels tasks"))
             return;
         if (req.op == TS_EL_TASK_CANCEL) {
-            if (t) {
-                if (t->to) t->to->ntasks--;
-                *t = sc->tasks[--sc->ntasks];
-            }
+            if (t) *t = sc->tasks[--sc->ntasks];
             break;
         }
         if (!t && sc->ntasks == TASKS_MAX) {
@@ -1425,32 +1669,27 @@ void ts_sess__el_on_task(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id
         if (req.to_device[0]) { /* a member the leader prefers, if it may take tasks */
             char h[HOLDER_MAX];
             snprintf(h, sizeof h, "%s/%s", req.to_device, req.to_tab);
-            el_member_t *want = member_by_holder(sc, h);
-            if (want && !want->observer && want != t->to) {
-                if (t->to) t->to->ntasks--;
-                t->to = want;
-                want->ntasks++;
-            }
+            int obs;
+            if (member_present(sc, h, &obs) && !obs) ts_strlcpy(t->to, h, sizeof t->to);
         }
         break;
     case TS_EL_TASK_PROGRESS:
     case TS_EL_TASK_DONE:
     case TS_EL_TASK_FAIL:
-        if (!t || t->to != m) {
+        if (!tasks_owned(sc)) {
+            report_queue(sc, ss, ack_id, &req);
+            return;
+        }
+        if (!t || strcmp(t->to, m->holder) != 0) {
             ts_sess__reply(ss->s, ack_id,
                            ts_sess__error("not_assignee", "this tab is not assigned that task", 0));
             return;
         }
-        t->state = req.op == TS_EL_TASK_PROGRESS ? TASK_RUNNING
-                   : req.op == TS_EL_TASK_DONE   ? TASK_DONE
-                                                 : TASK_FAILED;
-        if (req.op == TS_EL_TASK_DONE) t->pct = 100;
-        else if (req.pct >= 0) t->pct = (uint32_t)req.pct;
-        t->last = now;
+        task_apply(t, req.op, req.pct, now);
         break;
     }
     ts_sess__reply(ss->s, ack_id, json_pack("{s:b}", "ok", 1));
-    send_views(sc, "task", NULL);
+    tasks_changed(sc, 1);
 }
 
 /* ---- fencing of state changes ---- */
@@ -1763,7 +2002,6 @@ void ts_sess__el_drop_all(ts_sess_t *sess) {
         sc->lm = NULL;
         sc->bk[0] = '\0';
         scope_unsubscribe(sc);
-        for (size_t i = 0; i < sc->ntasks; i++) sc->tasks[i].to = NULL;
         scope_free_if_idle(sc);
     }
     admin_sweep(sess, 1);
