@@ -1003,6 +1003,38 @@ static json_t *strip_nulls(const json_t *v) {
 }
 
 /* Merges `patch` into the object at a->mpath (which exists). */
+/* A merge patch's null for a member that is not there: nothing to delete,
+ * but under lww it is a write at (hlc, actor) all the same, kept in the
+ * metadata (a tombstone) so that an older write coming later loses to it,
+ * as "the greatest (hlc, client) wins" says. One node's clock never gives
+ * a later write an older hlc; two nodes' clocks can (js history@3nodes'
+ * checker: a write applied over a newer delete of an absent member). */
+static int merge_absent(applier_t *a, const char *path, size_t plen) {
+    char unit[PATH_CAP];
+    ts_sess_strategy_t s = TS_SESS_ST_LWW;
+    if (a->rules)
+        s = ts_sess_rules_match(a->rules, path, unit, sizeof unit);
+    else
+        memcpy(unit, path, plen + 1);
+    if (s != TS_SESS_ST_LWW) return 0; /* the other strategies have nothing to keep */
+    size_t ulen = strlen(unit);
+    if (++a->writes > a->max_ops)
+        return refuse(a, "too_large", TS_ETOOBIG, "the change makes more than %zu writes",
+                      a->max_ops);
+    if (superseded(a, unit, ulen)) {
+        note_unit(a, unit, ulen, 0);
+        return 0;
+    }
+    json_t *entry = json_object();
+    json_object_set_new(entry, "v", json_integer((json_int_t)a->ctx->ver));
+    json_object_set_new(entry, "h", json_integer((json_int_t)a->ctx->hlc));
+    json_object_set(entry, "a", a->actor_js);
+    note_meta(a, unit, ulen, entry);
+    meta_write(&a->t, unit, ulen, entry);
+    note_unit(a, unit, ulen, 1);
+    return 0;
+}
+
 static int run_merge(applier_t *a, const json_t *patch, size_t depth) {
     size_t base = a->mlen;
     const char *k;
@@ -1020,7 +1052,8 @@ static int run_merge(applier_t *a, const json_t *patch, size_t depth) {
                           a->mpath, k);
         json_t *cur = ts_jptr_get_text(a->t.doc, a->mpath, a->mlen);
         if (json_is_null(v))
-            rc = cur ? do_write(a, W_REMOVE, a->mpath, a->mlen, NULL, 0, NULL) : 0;
+            rc = cur ? do_write(a, W_REMOVE, a->mpath, a->mlen, NULL, 0, NULL)
+                     : merge_absent(a, a->mpath, a->mlen);
         else if (json_is_object(v) && json_is_object(cur))
             rc = run_merge(a, v, depth + 1);
         else
