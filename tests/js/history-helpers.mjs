@@ -18,6 +18,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
 import Ajv2020 from 'ajv/dist/2020.js';
 import { io } from 'socket.io-client';
 import { sleep } from './harness.mjs';
@@ -646,3 +647,66 @@ export function canon(v) {
 
 /** The wall-clock ms of an hlc / ts. */
 export const hlcMs = (h) => Math.floor(h / 1024);
+
+// ---- many nodes (js/nodes, js/rcluster): load with resends and its check ----
+
+/** Poll pred (sync or async) until truthy; its value, or throw after ms. */
+export async function waitUntil(pred, ms, what) {
+  const t0 = Date.now();
+  for (;;) {
+    const v = await pred();
+    if (v) return v;
+    if (Date.now() - t0 > ms) throw new Error(`timeout (${ms} ms): ${what}`);
+    await sleep(20);
+  }
+}
+
+/** Each tab submits m changes (increments of /counters/n, every fourth a
+ * publish), resent until answered, a few in flight at a time; pushes them
+ * on subs. Resolves when all were submitted. */
+export function submitLoad(tabs, subs, m, type = 'load.note') {
+  return Promise.all(tabs.map(async (t, i) => {
+    for (let k = 0; k < m; k++) {
+      const sub = t.submit(k % 4 === 3 ? 'publish' : 'state', k % 4 === 3
+        ? { v: 3, type, id: `${t.client}-p${k}`, body: { i, k } }
+        : { v: 3, id: `${t.client}-s${k}`, patch: [{ op: 'incr', path: '/counters/n', value: 1 }] });
+      subs.push(sub);
+      if (k % 5 === 4) await sub.promise;
+      await sleep(10);
+    }
+  }));
+}
+
+/** After a load: every submission answered ok, each in the log once at the
+ * seq it was acknowledged with, the log gap-free, the counter exact, and
+ * every tab (and a fresh one) holding the fold of the log. Returns the doc. */
+export async function checkSubmitted(tabs, subs, session) {
+  const notOk = subs.filter((s) => s.final?.ok !== true).map((s) => s.final);
+  assert.deepEqual(notOk.slice(0, 5), [], `every change was answered ok in the end (${notOk.length} not)`);
+  const fresh = await openMirror({ url: tabs[0].url, id: ident('alice', session, 'dcheck', uniq('check')), repeatsOk: true });
+  try {
+    const log = (await fullLog(fresh, fresh.epoch)).entries;
+    assert.deepEqual(log.map((e) => e.seq), log.map((_, k) => k + 1), 'the log is gap-free');
+    const bySeq = new Map(log.map((e) => [e.seq, e]));
+    for (const s of subs) {
+      const e = bySeq.get(s.final.seq);
+      assert.ok(e, `acknowledged change ${s.msg.id} (seq ${s.final.seq}) is in the log`);
+      assert.equal(e.id, s.msg.id, `seq ${s.final.seq} holds the change acknowledged with it`);
+    }
+    const ids = log.map((e) => e.id);
+    assert.equal(new Set(ids).size, ids.length, 'no change applied twice');
+    const doc = fold(log);
+    const incrs = subs.filter((s) => s.event === 'state').length;
+    assert.equal(doc.counters?.n, incrs, 'the counter holds every increment exactly once');
+    assert.deepEqual(fresh.doc, doc, 'a fresh tab starts from the fold of the log');
+    for (const t of tabs) {
+      await t.catchUp();
+      assert.deepEqual(t.doc, doc, `${t.name} holds the fold of the log`);
+    }
+    const all = tabs.flatMap((t) => t.violations);
+    assert.deepEqual(all.slice(0, 20), [], `${all.length} protocol violations seen by the tabs`);
+    return doc;
+  } finally {
+    fresh.close();
+  }
+}

@@ -15,53 +15,11 @@ import crypto from 'node:crypto';
 
 import { startServer, IS_NODE, sleep } from './harness.mjs';
 import { startCluster } from './cluster.mjs';
-import { BASE_FLAGS, ident, uniq, tempDir, writeRules, openMirror, fullLog, fold } from './history-helpers.mjs';
+import { BASE_FLAGS, ident, uniq, tempDir, writeRules, openMirror, waitUntil, submitLoad, checkSubmitted } from './history-helpers.mjs';
 import { registryTabs } from './session-helpers.mjs';
 
 const SKIP = IS_NODE ? { skip: 'tabsyncd only (the Node reference is one process)' } : {};
 const ADMIN = `adm-${crypto.randomBytes(24).toString('hex')}`;
-
-async function waitUntil(pred, ms, what) {
-  const t0 = Date.now();
-  for (;;) {
-    const v = await pred();
-    if (v) return v;
-    if (Date.now() - t0 > ms) throw new Error(`timeout (${ms} ms): ${what}`);
-    await sleep(20);
-  }
-}
-
-function noViolations(tabs) {
-  const all = tabs.flatMap((t) => t.violations);
-  assert.deepEqual(all.slice(0, 20), [], `${all.length} protocol violations seen by the tabs`);
-}
-
-/** Every tab holds the same document as the fold of the whole log, and
- * every change acknowledged ok is in the log once, at its seq. */
-async function checkConverged(tabs, acked, S) {
-  const fresh = await openMirror({ url: tabs[0].url, id: ident('alice', S, 'dcheck', uniq('check')), repeatsOk: true });
-  try {
-    const log = (await fullLog(fresh, fresh.epoch)).entries;
-    assert.deepEqual(log.map((e) => e.seq), log.map((_, k) => k + 1), 'the log is gap-free');
-    const bySeq = new Map(log.map((e) => [e.seq, e]));
-    for (const a of acked) {
-      const e = bySeq.get(a.seq);
-      assert.ok(e, `acknowledged change ${a.id} (seq ${a.seq}) is in the log`);
-      assert.equal(e.id, a.id, `seq ${a.seq} holds the change acknowledged with it`);
-    }
-    const ids = log.map((e) => e.id);
-    assert.equal(new Set(ids).size, ids.length, 'no change applied twice');
-    const doc = fold(log);
-    assert.deepEqual(fresh.doc, doc, 'a fresh tab starts from the fold of the log');
-    for (const t of tabs) {
-      await t.catchUp();
-      assert.deepEqual(t.doc, doc, `${t.name} holds the fold of the log`);
-    }
-    return doc;
-  } finally {
-    fresh.close();
-  }
-}
 
 describe('three nodes over one Redis', SKIP, () => {
   let cluster;
@@ -109,21 +67,12 @@ describe('three nodes over one Redis', SKIP, () => {
     // load: every tab increments /n and publishes, each change resent until answered
     const M = 80;
     const subs = [];
-    const load = tabs.map(async (t, i) => {
-      for (let k = 0; k < M; k++) {
-        const sub = t.submit(k % 4 === 3 ? 'publish' : 'state', k % 4 === 3
-          ? { v: 3, type: 'kill.note', id: `${t.client}-p${k}`, body: { i, k } }
-          : { v: 3, id: `${t.client}-s${k}`, patch: [{ op: 'incr', path: '/counters/n', value: 1 }] });
-        subs.push(sub);
-        if (k % 5 === 4) await sub.promise; // a few in flight at a time
-        await sleep(10);
-      }
-    });
+    const load = submitLoad(tabs, subs, M, 'kill.note');
     await waitUntil(() => subs.filter((s) => s.done).length >= 40, 20000, 'some changes acknowledged');
     const killedAt = Date.now();
     await cluster.killNode(1);
     const inFlightAtKill = subs.filter((s) => !s.done).length;
-    await Promise.all(load);
+    await load;
     for (const t of tabs) await t.settle(60000);
 
     // every tab came back, two of them on other nodes
@@ -132,13 +81,7 @@ describe('three nodes over one Redis', SKIP, () => {
     assert.ok(moved.length >= 2, `the killed node's tabs reconnected (${moved.length} reconnects)`);
     for (const t of moved) assert.notEqual(t.welcomes.at(-1).node, killedId, `${t.name} is on a live node`);
 
-    const acked = subs.filter((s) => s.final?.ok === true).map((s) => ({ id: s.msg.id, seq: s.final.seq }));
-    const notOk = subs.filter((s) => s.final?.ok !== true).map((s) => s.final);
-    assert.deepEqual(notOk.slice(0, 5), [], `every change was answered ok in the end (${notOk.length} not)`);
-    const incrs = subs.filter((s) => s.event === 'state').length;
-    const doc = await checkConverged(tabs, acked, S);
-    assert.equal(doc.counters.n, incrs, 'the counter holds every increment exactly once');
-    noViolations(tabs);
+    await checkSubmitted(tabs, subs, S);
 
     // the tabs that came back replaced their entries; the one that did not
     // expires by itself (ttl 2 s, sweep 100 ms), reported by a live node
@@ -213,11 +156,6 @@ describe('Redis killed and restarted under load', SKIP, () => {
     for (const t of tabs) await t.settle(60000);
     const refused = subs.filter((s) => s.answers.some((x) => x?.error?.code === 'store_unavailable')).length;
     console.log(`# ${subs.length} changes, ${refused} refused at least once while Redis was down, all applied once in the end`);
-    const acked = subs.filter((s) => s.final?.ok === true).map((s) => ({ id: s.msg.id, seq: s.final.seq }));
-    const notOk = subs.filter((s) => s.final?.ok !== true).map((s) => s.final);
-    assert.deepEqual(notOk.slice(0, 5), [], `every change was answered ok in the end (${notOk.length} not)`);
-    const doc = await checkConverged(tabs, acked, S);
-    assert.equal(doc.counters.n, subs.length, 'the counter holds every increment exactly once');
-    noViolations(tabs);
+    await checkSubmitted(tabs, subs, S);
   });
 });

@@ -9,6 +9,7 @@
 #ifndef TS_TEST_REDIS_SERVER_H
 #define TS_TEST_REDIS_SERVER_H
 #include <netinet/in.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -145,6 +146,26 @@ static int redis_stop_all(void **state) {
         running[i] = NULL;
     }
     return 0;
+}
+
+/* Runs a shell command (redis-cli, for the tests' own looks at Redis); the
+ * first cap-1 bytes of its output in out (may be NULL). Returns pclose's
+ * status. */
+static __attribute__((unused, format(printf, 3, 4))) int sh(char *out, size_t cap,
+                                                            const char *fmt, ...) {
+    char cmd[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    FILE *p = popen(cmd, "r");
+    if (!p) return -1;
+    size_t n = out && cap ? fread(out, 1, cap - 1, p) : 0;
+    if (out && cap) out[n] = '\0';
+    char sink[256];
+    while (fread(sink, 1, sizeof sink, p) > 0) {
+    }
+    return pclose(p);
 }
 
 #endif

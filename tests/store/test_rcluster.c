@@ -36,23 +36,6 @@ static sc_env_t env_cluster = {
     .durable_on_execute = 1,
 };
 
-/* Runs a shell command; its output (first line, trimmed) in out. */
-static int sh(char *out, size_t cap, const char *fmt, ...) {
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = out && cap ? fread(out, 1, cap - 1, p) : 0;
-    if (out && cap) out[n] = '\0';
-    char sink[256];
-    while (fread(sink, 1, sizeof sink, p) > 0) {
-    }
-    return pclose(p);
-}
-
 /* A field of INFO <section> as a number (-1: none). */
 static long long info_num(uint16_t port, const char *section, const char *field) {
     char out[8192];

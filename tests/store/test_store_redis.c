@@ -50,23 +50,6 @@ static sc_env_t env_repl = {
     .durable_on_execute = 1,
 };
 
-/* Runs a shell command; the first cap-1 bytes of its output in out. */
-static int sh(char *out, size_t cap, const char *fmt, ...) {
-    char cmd[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = out && cap ? fread(out, 1, cap - 1, p) : 0;
-    if (out && cap) out[n] = '\0';
-    char sink[256];
-    while (fread(sink, 1, sizeof sink, p) > 0) {
-    }
-    return pclose(p);
-}
-
 static int group_setup(void **state) {
     (void)state;
     redis_start(&server, "repl-diskless-sync-delay 0\n"); /* the replica syncs at once */
@@ -289,9 +272,7 @@ static void c_repl_cost(void **state) {
  * behind it (js history@3nodes saw seq 2 logged after 3..29; here
  * without the load the order breaks in most runs). */
 static void c_fresh_scripts(void **state) {
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "redis-cli -p %u SCRIPT FLUSH >/dev/null", server.port);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(sh(NULL, 0, "redis-cli -p %u SCRIPT FLUSH", server.port), 0);
     sc_t t;
     sc_open(&t, *state, NULL);
     /* one after the other, each written on its own while the answers of
