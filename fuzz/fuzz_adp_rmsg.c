@@ -4,11 +4,13 @@
  * message; so the channel is fuzzed too. A decoded message must encode, its
  * encoding must decode, and encoding that again must give the very same
  * channel and bytes: our encoding is a fixed point. A failure must leave a
- * reason and a zeroed message. */
+ * reason and a zeroed message. The paths without a tree (rfast.c) must
+ * agree with the tree path on every input. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "adapter/rmsg_int.h"
 #include "adapter/ts_adp_rmsg.h"
 #include "core/ts_err.h"
 #include "core/ts_json.h"
@@ -26,11 +28,68 @@ static void encode_ok(const ts_adp_rmsg_cfg_t *cfg, const ts_adp_rmsg_t *m,
     ts_assert(w->bytes && w->channel);
 }
 
+/* The paths without a tree (rfast.c) against the tree path: decode_text
+ * takes exactly what decode takes, and where it gives the data as text, that
+ * text is ts_json_dump of decode's tree and every other field is the same;
+ * a broadcast whose data is canonical encodes to the tree path's bytes. */
+static void text_paths_agree(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t f,
+                             ts_slice_t channel, ts_slice_t bytes) {
+    ts_adp_rmsg_t m, t;
+    char err[256];
+    int rc = ts_adp_rmsg_decode(cfg, f, channel, bytes, &m, err, sizeof(err));
+    int rt = ts_adp_rmsg_decode_text(cfg, f, channel, bytes, &t, err, sizeof(err));
+    ts_assert(rc == rt);
+    if (rc != 0) return;
+    ts_assert(m.kind == t.kind && strcmp(m.nsp, t.nsp) == 0);
+    ts_assert(!m.uid == !t.uid && (!m.uid || strcmp(m.uid, t.uid) == 0));
+    ts_assert(!m.room == !t.room && (!m.room || strcmp(m.room, t.room) == 0));
+    if (t.packet.data_text) {
+        ts_assert(!t.packet.data && m.packet.data && !m.nattach);
+        ts_sbuf_t want = TS_SBUF_INIT;
+        ts_json_dump(&want, m.packet.data);
+        ts_assert(ts_sbuf_len(&want) == t.packet.data_text->len);
+        ts_assert(memcmp(ts_sbuf_data(&want), t.packet.data_text->data, ts_sbuf_len(&want)) == 0);
+        ts_assert(m.opts.rooms.n == t.opts.rooms.n && m.opts.except.n == t.opts.except.n);
+        for (size_t i = 0; i < m.opts.rooms.n; i++)
+            ts_assert(strcmp(m.opts.rooms.v[i], t.opts.rooms.v[i]) == 0);
+        for (size_t i = 0; i < m.opts.except.n; i++)
+            ts_assert(strcmp(m.opts.except.v[i], t.opts.except.v[i]) == 0);
+        ts_assert(m.opts.flags == t.opts.flags);
+        ts_assert(ts_adp_rmsg_is_from(f, bytes, m.uid) == (f == TS_ADP_RMSG_CLASSIC));
+        ts_sbuf_free(&want);
+    }
+    if (m.kind == TS_ADP_RMSG_BROADCAST && !m.nattach && m.uid) {
+        ts_sbuf_t text = TS_SBUF_INIT;
+        ts_json_dump(&text, m.packet.data);
+        ts_buf_t *fast = NULL;
+        if (ts_adp__rmsg_fast_broadcast(f, m.uid, m.nsp,
+                                        ts_slice(ts_sbuf_data(&text), ts_sbuf_len(&text)), &m.opts,
+                                        &fast) == 0) {
+            ts_adp_rmsg_t e = m;
+            e.packet.nsp = f == TS_ADP_RMSG_CLASSIC ? m.packet.nsp : NULL;
+            e.packet.id = -1;
+            e.packet.type = 2;
+            e.request_id = NULL;
+            ts_adp_rmsg_wire_t w;
+            ts_assert(ts_adp_rmsg_encode(NULL, &e, &w, err, sizeof(err)) == 0);
+            ts_assert(w.bytes->len == fast->len);
+            ts_assert(memcmp(w.bytes->data, fast->data, fast->len) == 0);
+            ts_adp_rmsg_wire_clear(&w);
+            ts_buf_unref(fast);
+        }
+        ts_sbuf_free(&text);
+    }
+    ts_adp_rmsg_clear(&t);
+    ts_adp_rmsg_clear(&m);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 2 || (size_t)data[1] + 2 > size) return 0;
     ts_adp_rmsg_format_t f = (data[0] & 1) ? TS_ADP_RMSG_SHARDED : TS_ADP_RMSG_CLASSIC;
     ts_slice_t channel = ts_slice(data + 2, data[1]);
     ts_slice_t bytes = ts_slice(data + 2 + data[1], size - 2 - data[1]);
+
+    text_paths_agree(NULL, f, channel, bytes);
 
     static const ts_adp_rmsg_t zero;
     ts_adp_rmsg_t m;

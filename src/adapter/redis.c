@@ -80,8 +80,9 @@ static void on_msg(ts_slice_t channel, ts_buf_t *bytes, void *ud) {
     if (a->closing || s->gone) return;
     ts_adp_rmsg_t m;
     char err[160];
-    if (ts_adp_rmsg_decode(&a->cfg, a->format, channel, ts_buf_slice(bytes), &m, err,
-                           sizeof err) != 0) {
+    if (ts_adp_rmsg_is_from(a->format, ts_buf_slice(bytes), a->uid)) return; /* our own */
+    if (ts_adp_rmsg_decode_text(&a->cfg, a->format, channel, ts_buf_slice(bytes), &m, err,
+                                sizeof err) != 0) {
         TS_MET_INC(SIO_REMOTE_BAD);
         ts_debug("adapter", "a message on %.*s could not be read: %s", (int)channel.len,
                  (const char *)channel.p, err);
@@ -92,9 +93,11 @@ static void on_msg(ts_slice_t channel, ts_buf_t *bytes, void *ud) {
         return;
     }
     ts_adp_req_t req;
-    if (m.kind == TS_ADP_RMSG_BROADCAST && m.packet.data) {
+    if (m.kind == TS_ADP_RMSG_BROADCAST && (m.packet.data || m.packet.data_text)) {
         ts_adp_bcast_t b = {.nsp = s->nsp,
                             .data = m.packet.data,
+                            .data_json = m.packet.data_text ? ts_buf_slice(m.packet.data_text)
+                                                            : ts_slice(NULL, 0),
                             .attach = m.attach,
                             .nattach = m.nattach,
                             .rooms = (const char *const *)m.opts.rooms.v,

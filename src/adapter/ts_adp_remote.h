@@ -32,9 +32,11 @@ typedef struct ts_adp_bcast {
     const char *nsp;
     /* The packet's data, ["event", arg..., offset?], with binary values as
      * placeholders {"_placeholder":true,"num":i}: as JSON text when sent
-     * (the encoder reads it once), as a tree when received (borrowed). */
-    ts_slice_t data_json;              /* broadcast */
-    json_t *data;                      /* ts_adp_listener_t.on_bcast */
+     * (the encoder reads it once); when received (borrowed), as canonical
+     * text (core/ts_json.h) when it came as a plain broadcast (no binary
+     * values, no acks), else as a tree. */
+    ts_slice_t data_json;              /* broadcast; on_bcast: the text, or empty */
+    json_t *data;                      /* on_bcast: the tree when data_json is empty */
     ts_buf_t *const *attach;           /* the binary attachments, in order (borrowed) */
     size_t nattach;
     const char *const *rooms;          /* none: every socket of the namespace */

@@ -110,6 +110,8 @@ typedef struct ts_adp_rmsg_packet {
     char *nsp;    /* packet.nsp: classic always; sharded has none (NULL) */
     int64_t id;   /* packet.id, or -1 (Node never sends one: each node numbers its own) */
     json_t *data; /* ["event", args...]; binaries as placeholders into msg.attach */
+    ts_buf_t *data_text; /* ts_adp_rmsg_decode_text only: the same array as canonical
+                            text (core/ts_json.h) instead of `data` (then NULL) */
 } ts_adp_rmsg_packet_t;
 
 /* One socket in an answer to fetchSockets (socket.io's RemoteSocket). */
@@ -172,6 +174,20 @@ void ts_adp_rmsg_clear(ts_adp_rmsg_t *m);
 int ts_adp_rmsg_decode(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format,
                        ts_slice_t channel, ts_slice_t bytes, ts_adp_rmsg_t *out, char *err,
                        size_t errlen);
+
+/* ts_adp_rmsg_decode for a node that relays what it hears as text: a plain
+ * broadcast (no acks, no binary values, canonical data) comes back with its
+ * data as canonical text in packet.data_text and no tree; every other
+ * message, as ts_adp_rmsg_decode returns it. About a third of the cost of a
+ * tree (docs/PERFORMANCE.md, "Across nodes"). */
+int ts_adp_rmsg_decode_text(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format,
+                            ts_slice_t channel, ts_slice_t bytes, ts_adp_rmsg_t *out, char *err,
+                            size_t errlen);
+
+/* 1 if `bytes` is a classic broadcast sent by `uid` (its first item), which
+ * a node skips without decoding; 0 otherwise, and for every sharded message
+ * (their uid comes last). */
+int ts_adp_rmsg_is_from(ts_adp_rmsg_format_t format, ts_slice_t bytes, const char *uid);
 
 /* What to publish: classic with PUBLISH, sharded with SPUBLISH. */
 typedef struct ts_adp_rmsg_wire {

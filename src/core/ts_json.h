@@ -68,4 +68,26 @@ size_t ts_json_canonical_string_len(const uint8_t *p, size_t n, int *plain);
  * tests/core/test_json.c and fuzz/fuzz_sio_packet.c check it. */
 json_t *ts_json_loadb(const uint8_t *p, size_t n, size_t flags, json_error_t *err);
 
+/* ---- canonical texts and msgpack (json_mp.c) ----
+ * Between nodes a broadcast travels as msgpack; here it is canonical text.
+ * Both directions write what the tree path writes (a jansson tree encoded
+ * as notepack encodes, or dumped with ts_json_dump) and decline whatever
+ * they do not handle, for the caller to take the tree path. */
+
+/* Appends to `out` the msgpack of the canonical text `text` (borrowed), as
+ * notepack encodes JSON.parse(text): the smallest integer encodings, whole
+ * numbers as integers, float64 otherwise, keys in text order (canonical
+ * texts have no "array index" keys). Returns 0, or TS_EINVAL (nothing
+ * appended) if the text is not canonical or has an escape the tree path
+ * must judge (\u0000, a lone surrogate). */
+int ts_json_to_msgpack(ts_sbuf_t *out, ts_slice_t text);
+/* Reads the msgpack value at p[0..n) and appends it to `out` as the canonical
+ * text ts_json_dump writes for the tree the adapter's decoder builds from it.
+ * Returns the bytes read (> 0), or 0 (nothing appended) for a value it
+ * declines: bin and ext values (Buffers, dates, undefined), map keys that
+ * are not strings, repeated, "array index" or "_placeholder", more than 32
+ * keys in a map, strings that are not UTF-8 or hold NUL, integers beyond
+ * +-2^53, nesting beyond 32, and anything cut or invalid. */
+size_t ts_json_from_msgpack(ts_sbuf_t *out, const uint8_t *p, size_t n);
+
 #endif

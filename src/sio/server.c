@@ -553,8 +553,57 @@ static void publish_remote(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const c
 /* Another node's broadcast: delivered here like one of ours (through the
  * bus when other loops may hold recipients; only here when this loop heard
  * it on a room's own channel), never sent on again. */
+/* ["event", arg...] as canonical text: the event's name (a string without
+ * escapes, copied into `name`) and each argument's text. 0 when the text
+ * has another shape (the caller builds a tree instead). */
+static int split_event(ts_slice_t text, char *name, size_t cap, ts_sio_raw_arg_t *args,
+                       size_t *nargs) {
+    const uint8_t *p = text.p, *end = text.p + text.len;
+    int plain;
+    if (text.len < 4 || p[0] != '[' || end[-1] != ']') return 0;
+    p++;
+    size_t k = ts_json_canonical_string_len(p, (size_t)(end - p), &plain);
+    if (!k || !plain || k - 2 >= cap) return 0;
+    memcpy(name, p + 1, k - 2);
+    name[k - 2] = '\0';
+    p += k;
+    *nargs = 0;
+    while (p < end - 1) {
+        if (*p++ != ',' || *nargs == TS_SIO_RAW_MAX_ARGS) return 0;
+        k = ts_json_canonical_len_at(p, (size_t)(end - 1 - p), 2);
+        if (!k) return 0;
+        args[(*nargs)++] = (ts_sio_raw_arg_t){.text = ts_slice(p, k)};
+        p += k;
+    }
+    return p == end - 1;
+}
+
 static void on_remote(const ts_adp_bcast_t *b, void *ud) {
     ts_sio_nsp_t *nsp = ud;
+    ts_sio_target_t to = {.rooms = b->rooms, .nrooms = b->nrooms, .except = b->except,
+                          .nexcept = b->nexcept};
+    origin_t origin = b->this_loop ? FROM_ROOM : FROM_REMOTE;
+    if (b->data_json.len) {
+        /* a plain broadcast, as canonical text: relayed as it is, as a
+         * tab's own events are (no tree, no second serialization) */
+        char name[256];
+        ts_sio_raw_arg_t args[TS_SIO_RAW_MAX_ARGS];
+        raw_args_t raw = {args, 0};
+        if (split_event(b->data_json, name, sizeof name, args, &raw.n)) {
+            TS_MET_INC(SIO_REMOTE_RECEIVED);
+            deliver_from(nsp, &to, NULL, name, NULL, &raw, TS_SIO_CLASS_DEFAULT, NULL, origin);
+            return;
+        }
+        json_error_t je;
+        json_t *data = ts_json_loadb(b->data_json.p, b->data_json.len, 0, &je);
+        ts_adp_bcast_t tree = *b;
+        tree.data = data;
+        tree.data_json = ts_slice(NULL, 0);
+        if (data) on_remote(&tree, ud);
+        else TS_MET_INC(SIO_REMOTE_BAD);
+        json_decref(data);
+        return;
+    }
     const char *event = json_string_value(json_array_get(b->data, 0));
     if (!event) {
         TS_MET_INC(SIO_REMOTE_BAD);
@@ -564,11 +613,8 @@ static void on_remote(const ts_adp_bcast_t *b, void *ud) {
     for (size_t i = 1; i < json_array_size(b->data); i++)
         json_array_append(rest, json_array_get(b->data, i));
     ts_sio_args_t args = {rest, (ts_buf_t **)b->attach, b->nattach};
-    ts_sio_target_t to = {.rooms = b->rooms, .nrooms = b->nrooms, .except = b->except,
-                          .nexcept = b->nexcept};
     TS_MET_INC(SIO_REMOTE_RECEIVED);
-    deliver_from(nsp, &to, NULL, event, &args, NULL, TS_SIO_CLASS_DEFAULT, NULL,
-                 b->this_loop ? FROM_ROOM : FROM_REMOTE);
+    deliver_from(nsp, &to, NULL, event, &args, NULL, TS_SIO_CLASS_DEFAULT, NULL, origin);
     json_decref(rest);
 }
 

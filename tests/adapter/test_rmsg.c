@@ -15,6 +15,7 @@
 
 #include <cmocka.h>
 
+#include "adapter/rmsg_int.h"
 #include "adapter/ts_adp_rmsg.h"
 #include "core/ts_err.h"
 #include "core/ts_json.h"
@@ -490,6 +491,72 @@ static void vectors_encode_broadcast(void **state) {
         free(v.bytes);
     }
     assert_true(tried >= 20);
+}
+
+/* The paths without a tree (rfast.c): every plain broadcast Node sent is read
+ * as text equal to ts_json_dump of the tree, with the same fields, and made
+ * again from that text byte for byte as Node made it; every other message
+ * reads as ts_adp_rmsg_decode reads it. */
+static void vectors_text_paths(void **state) {
+    (void)state;
+    size_t n = json_array_size(vectors()), fast[2] = {0, 0};
+    for (size_t i = 0; i < n; i++) {
+        vec_t v = vec_at(i);
+        ts_adp_rmsg_t m, t;
+        char err[256];
+        ts_slice_t ch = ts_slice_str(v.channel), bytes = ts_slice(v.bytes, v.len);
+        assert_int_equal(ts_adp_rmsg_decode(NULL, v.format, ch, bytes, &m, err, sizeof err), 0);
+        assert_int_equal(ts_adp_rmsg_decode_text(NULL, v.format, ch, bytes, &t, err, sizeof err), 0);
+        assert_int_equal(t.kind, m.kind);
+        assert_string_equal(t.nsp, m.nsp);
+        int plain = m.kind == TS_ADP_RMSG_BROADCAST && !m.nattach;
+        if (t.packet.data_text) {
+            assert_true(plain && !t.packet.data);
+            ts_sbuf_t want = TS_SBUF_INIT;
+            ts_json_dump(&want, m.packet.data);
+            assert_int_equal(t.packet.data_text->len, ts_sbuf_len(&want));
+            assert_memory_equal(t.packet.data_text->data, ts_sbuf_data(&want), ts_sbuf_len(&want));
+            assert_string_equal(t.uid, m.uid);
+            assert_true(!t.room == !m.room);
+            assert_int_equal(t.opts.rooms.n, m.opts.rooms.n);
+            assert_int_equal(t.opts.except.n, m.opts.except.n);
+            assert_int_equal(t.opts.flags, m.opts.flags);
+            assert_int_equal(ts_adp_rmsg_is_from(v.format, bytes, m.uid),
+                             v.format == TS_ADP_RMSG_CLASSIC);
+            assert_false(ts_adp_rmsg_is_from(v.format, bytes, "someone else"));
+            ts_buf_t *out = NULL;
+            assert_int_equal(ts_adp__rmsg_fast_broadcast(v.format, m.uid, m.nsp,
+                                                         ts_buf_slice(t.packet.data_text), &m.opts,
+                                                         &out),
+                             0);
+            if (!why_not_equal(v.name) && (out->len != v.len || memcmp(out->data, v.bytes, v.len)))
+                fail_msg("%s: the text path's bytes differ from Node's", v.name);
+            ts_buf_unref(out);
+            ts_sbuf_free(&want);
+            fast[v.format]++;
+        } else {
+            assert_ptr_equal(t.packet.data == NULL, m.packet.data == NULL);
+        }
+        ts_adp_rmsg_clear(&t);
+        ts_adp_rmsg_clear(&m);
+        free(v.bytes);
+    }
+    /* the vectors' plain broadcasts: to all, to rooms, except, volatile, ... */
+    assert_true(fast[TS_ADP_RMSG_CLASSIC] >= 4);
+    assert_true(fast[TS_ADP_RMSG_SHARDED] >= 4);
+
+    /* a fuzzer's find: flags "" (two bytes, like {}) is no object: refused
+     * by both paths */
+    static const char bad[] = "\x93\xa6" "Pma4Bt" "\x83\xa4" "type" "\x02\xa4" "data" "\x92\xa7"
+                              "from-b2" "\xa2" "hi" "\xa3" "nsp" "\xa1/\x83\xa5" "rooms" "\x90\xa6"
+                              "except" "\x90\xa5" "flags" "\xa0";
+    ts_adp_rmsg_t m;
+    char err[256];
+    ts_slice_t b = ts_slice(bad, sizeof bad - 1);
+    assert_int_equal(ts_adp_rmsg_decode_text(NULL, TS_ADP_RMSG_CLASSIC, ts_slice_str("socket.io#/#"),
+                                             b, &m, err, sizeof err),
+                     TS_EINVAL);
+    assert_non_null(strstr(err, "flags"));
 }
 
 /* ---- round trips of every kind ---------------------------------------------- */
@@ -1028,6 +1095,7 @@ int main(void) {
         cmocka_unit_test(vectors_truncated),
         cmocka_unit_test(vectors_encode),
         cmocka_unit_test(vectors_encode_broadcast),
+        cmocka_unit_test(vectors_text_paths),
         cmocka_unit_test(roundtrip_all_kinds),
         cmocka_unit_test(json_messages_carry_buffers_as_node_does),
         cmocka_unit_test(channels),

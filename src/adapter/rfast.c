@@ -1,0 +1,317 @@
+/* rfast.c - a broadcast between nodes without a jansson tree. The common
+ * broadcast (an event of canonical JSON text, no binary, no acks) is
+ * written as a canonical text of the whole message and, for the classic
+ * format, transcoded to msgpack in one pass (core/json_mp.c); a received
+ * one is transcoded back to canonical text and its parts found by walking
+ * that text. Each path declines what it does not know, and the tree path in
+ * rmsg.c, the reference, takes it: the bytes and the decoded message are
+ * the same either way (tests/adapter/test_rmsg.c, fuzz/fuzz_adp_rmsg.c). */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "adapter/rmsg_int.h"
+#include "core/ts_err.h"
+#include "core/ts_json.h"
+#include "core/ts_mem.h"
+
+/* ---- encoding ---- */
+
+static void text_str(ts_sbuf_t *t, const char *s) { ts_json_string(t, s, strlen(s)); }
+
+static void text_strs(ts_sbuf_t *t, const ts_adp_rmsg_strs_t *s) {
+    ts_sbuf_putc(t, '[');
+    for (size_t i = 0; i < s->n; i++) {
+        if (i) ts_sbuf_putc(t, ',');
+        text_str(t, s->v[i]);
+    }
+    ts_sbuf_putc(t, ']');
+}
+
+/* opts as opts_json (rmsg.c) writes them with flags, keys in its order. */
+static void text_opts(ts_sbuf_t *t, const ts_adp_rmsg_opts_t *o) {
+    ts_sbuf_append_str(t, "{\"rooms\":");
+    text_strs(t, &o->rooms);
+    ts_sbuf_append_str(t, ",\"except\":");
+    text_strs(t, &o->except);
+    ts_sbuf_append_str(t, ",\"flags\":{");
+    const char *sep = "";
+    if (o->flags & TS_ADP_RMSG_F_VOLATILE) ts_sbuf_append_str(t, "\"volatile\":true"), sep = ",";
+    if (o->flags & TS_ADP_RMSG_F_COMPRESS) {
+        ts_sbuf_printf(t, "%s\"compress\":%s", sep,
+                       (o->flags & TS_ADP_RMSG_F_COMPRESS_ON) ? "true" : "false");
+        sep = ",";
+    }
+    if (o->flags & TS_ADP_RMSG_F_LOCAL) ts_sbuf_printf(t, "%s\"local\":true", sep), sep = ",";
+    if (o->flags & TS_ADP_RMSG_F_TIMEOUT) {
+        ts_sbuf_printf(t, "%s\"timeout\":%llu", sep, (unsigned long long)o->timeout_ms);
+        sep = ",";
+    }
+    if (o->flags & TS_ADP_RMSG_F_SINGLE) ts_sbuf_printf(t, "%s\"expectSingleResponse\":true", sep);
+    ts_sbuf_append_str(t, "}}");
+}
+
+int ts_adp__rmsg_fast_broadcast(ts_adp_rmsg_format_t format, const char *uid, const char *nsp,
+                                ts_slice_t data_json, const ts_adp_rmsg_opts_t *opts,
+                                ts_buf_t **bytes) {
+    static const ts_adp_rmsg_opts_t none;
+    if (!opts) opts = &none;
+    if (!data_json.len || data_json.p[0] != '[') return TS_EINVAL;
+    if ((opts->flags & TS_ADP_RMSG_F_TIMEOUT) && opts->timeout_ms > 9007199254740992ull)
+        return TS_EINVAL;
+    for (size_t i = 0; i < opts->rooms.n; i++)
+        if (!opts->rooms.v[i]) return TS_EINVAL;
+    for (size_t i = 0; i < opts->except.n; i++)
+        if (!opts->except.v[i]) return TS_EINVAL;
+    ts_sbuf_t t = TS_SBUF_INIT;
+    int rc;
+    if (format == TS_ADP_RMSG_CLASSIC) {
+        /* [uid, {type, data, nsp}, opts]: classic_tree's BROADCAST */
+        ts_sbuf_putc(&t, '[');
+        text_str(&t, uid);
+        ts_sbuf_append_str(&t, ",{\"type\":2,\"data\":");
+        ts_sbuf_append(&t, data_json.p, data_json.len);
+        ts_sbuf_append_str(&t, ",\"nsp\":");
+        text_str(&t, nsp);
+        ts_sbuf_append_str(&t, "},");
+        text_opts(&t, opts);
+        ts_sbuf_putc(&t, ']');
+        ts_sbuf_t mp = TS_SBUF_INIT;
+        rc = ts_json_to_msgpack(&mp, ts_slice(ts_sbuf_data(&t), ts_sbuf_len(&t)));
+        ts_sbuf_free(&t);
+        if (rc) {
+            ts_sbuf_free(&mp);
+            return rc;
+        }
+        *bytes = ts_sbuf_finish(&mp);
+        return 0;
+    }
+    /* {type: 3, data: {packet: {type, data}, opts}, uid, nsp}: sharded_tree's
+     * BROADCAST, as ts_json_dump writes it when the text is canonical */
+    ts_sbuf_append_str(&t, "{\"type\":3,\"data\":{\"packet\":{\"type\":2,\"data\":");
+    ts_sbuf_append(&t, data_json.p, data_json.len);
+    ts_sbuf_append_str(&t, "},\"opts\":");
+    text_opts(&t, opts);
+    ts_sbuf_append_str(&t, "},\"uid\":");
+    text_str(&t, uid);
+    ts_sbuf_append_str(&t, ",\"nsp\":");
+    text_str(&t, nsp);
+    ts_sbuf_putc(&t, '}');
+    if (!ts_json_is_canonical(ts_slice(ts_sbuf_data(&t), ts_sbuf_len(&t)))) {
+        ts_sbuf_free(&t);
+        return TS_EINVAL;
+    }
+    *bytes = ts_sbuf_finish(&t);
+    return 0;
+}
+
+/* ---- decoding: a walk over a canonical text ---- */
+
+typedef struct walk {
+    const uint8_t *p, *end;
+} walk_t;
+
+static int eat(walk_t *w, uint8_t c) {
+    if (w->p >= w->end || *w->p != c) return -1;
+    w->p++;
+    return 0;
+}
+
+/* The next value's span (canonical, nesting counted from `depth`). */
+static int value(walk_t *w, unsigned depth, ts_slice_t *v) {
+    size_t k = ts_json_canonical_len_at(w->p, (size_t)(w->end - w->p), depth);
+    if (!k) return -1;
+    *v = ts_slice(w->p, k);
+    w->p += k;
+    return 0;
+}
+
+/* A string without escapes: its value, copied (returns new). */
+static char *plain_str(ts_slice_t v) {
+    int plain;
+    if (!v.len || v.p[0] != '"' || ts_json_canonical_string_len(v.p, v.len, &plain) != v.len ||
+        !plain)
+        return NULL;
+    return ts_xstrndup((const char *)v.p + 1, v.len - 2);
+}
+
+/* The next member of an object: 1 with its key and value, 0 at the end. */
+static int member(walk_t *w, unsigned depth, int first, ts_slice_t *key, ts_slice_t *v) {
+    if (w->p < w->end && *w->p == '}') {
+        w->p++;
+        return 0;
+    }
+    if (!first && eat(w, ',') < 0) return -1;
+    int plain;
+    size_t k = ts_json_canonical_string_len(w->p, (size_t)(w->end - w->p), &plain);
+    if (!k || !plain) return -1;
+    *key = ts_slice(w->p + 1, k - 2);
+    w->p += k;
+    if (eat(w, ':') < 0 || value(w, depth, v) < 0) return -1;
+    return 1;
+}
+
+static int key_is(ts_slice_t k, const char *lit) {
+    size_t n = strlen(lit);
+    return k.len == n && memcmp(k.p, lit, n) == 0;
+}
+
+static int strs(ts_slice_t v, unsigned depth, ts_adp_rmsg_strs_t *out) {
+    walk_t w = {v.p, v.p + v.len};
+    if (eat(&w, '[') < 0) return -1;
+    for (size_t i = 0; w.p < w.end && *w.p != ']'; i++) {
+        ts_slice_t s;
+        if ((i && eat(&w, ',') < 0) || value(&w, depth + 1, &s) < 0) return -1;
+        char *str = plain_str(s);
+        if (!str) return -1;
+        out->v = ts_xrealloc(out->v, (out->n + 1) * sizeof *out->v);
+        out->v[out->n++] = str;
+    }
+    return 0;
+}
+
+/* {rooms, except, flags}, flags {} or volatile only: what tabsyncd and
+ * socket.io send for a plain broadcast; anything else is the tree path's. */
+static int opts_of(ts_slice_t v, unsigned depth, ts_adp_rmsg_opts_t *o) {
+    walk_t w = {v.p, v.p + v.len};
+    ts_slice_t k, x;
+    int r, seen = 0;
+    if (eat(&w, '{') < 0) return -1;
+    for (int first = 1; (r = member(&w, depth + 1, first, &k, &x)) == 1; first = 0) {
+        if (key_is(k, "rooms") && !(seen & 1)) {
+            if (strs(x, depth + 1, &o->rooms) < 0) return -1;
+            seen |= 1;
+        } else if (key_is(k, "except") && !(seen & 2)) {
+            if (strs(x, depth + 1, &o->except) < 0) return -1;
+            seen |= 2;
+        } else if (key_is(k, "flags") && !(seen & 4)) {
+            if (x.len == 2 && x.p[0] == '{') { /* {} */
+            } else if (x.len == 17 && memcmp(x.p, "{\"volatile\":true}", 17) == 0) {
+                o->flags |= TS_ADP_RMSG_F_VOLATILE;
+            } else {
+                return -1;
+            }
+            seen |= 4;
+        } else {
+            return -1;
+        }
+    }
+    return r < 0 ? -1 : 0;
+}
+
+/* {type: 2, data: [...][, nsp]}; `depth`: the packet's own nesting. */
+static int packet_of(ts_slice_t v, unsigned depth, ts_adp_rmsg_packet_t *pkt, ts_slice_t *data) {
+    walk_t w = {v.p, v.p + v.len};
+    ts_slice_t k, x;
+    int r, seen = 0;
+    if (eat(&w, '{') < 0) return -1;
+    for (int first = 1; (r = member(&w, depth + 1, first, &k, &x)) == 1; first = 0) {
+        if (key_is(k, "type") && !(seen & 1) && x.len == 1 && x.p[0] == '2') {
+            seen |= 1;
+        } else if (key_is(k, "data") && !(seen & 2) && x.p[0] == '[') {
+            *data = x;
+            seen |= 2;
+        } else if (key_is(k, "nsp") && !(seen & 4) && (pkt->nsp = plain_str(x)) != NULL) {
+            seen |= 4;
+        } else {
+            return -1;
+        }
+    }
+    if (r < 0 || (seen & 3) != 3) return -1;
+    pkt->type = 2;
+    pkt->id = -1;
+    return 0;
+}
+
+/* [uid, packet, opts] */
+static int classic_of(ts_slice_t text, ts_adp_rmsg_t *m, ts_slice_t *data) {
+    walk_t w = {text.p, text.p + text.len};
+    ts_slice_t uid, pkt, opts;
+    if (eat(&w, '[') < 0 || value(&w, 2, &uid) < 0 || eat(&w, ',') < 0 ||
+        value(&w, 2, &pkt) < 0 || eat(&w, ',') < 0 || value(&w, 2, &opts) < 0 ||
+        eat(&w, ']') < 0 || w.p != w.end)
+        return -1;
+    if (!(m->uid = plain_str(uid)) || packet_of(pkt, 2, &m->packet, data) < 0 ||
+        opts_of(opts, 2, &m->opts) < 0)
+        return -1;
+    if (!m->packet.nsp) m->packet.nsp = ts_xstrdup("/"); /* as RedisAdapter.onmessage */
+    return 0;
+}
+
+/* {type: 3, data: {packet, opts}, uid, nsp} */
+static int sharded_of(ts_slice_t text, ts_adp_rmsg_t *m, ts_slice_t *data) {
+    walk_t w = {text.p, text.p + text.len};
+    ts_slice_t k, x;
+    int r, seen = 0;
+    if (eat(&w, '{') < 0) return -1;
+    for (int first = 1; (r = member(&w, 1, first, &k, &x)) == 1; first = 0) {
+        if (key_is(k, "type") && !(seen & 1) && x.len == 1 && x.p[0] == '3') {
+            seen |= 1;
+        } else if (key_is(k, "uid") && !(seen & 2) && (m->uid = plain_str(x)) != NULL) {
+            seen |= 2;
+        } else if (key_is(k, "nsp") && !(seen & 4) && (m->nsp = plain_str(x)) != NULL) {
+            seen |= 4;
+        } else if (key_is(k, "data") && !(seen & 8)) {
+            walk_t d = {x.p, x.p + x.len};
+            ts_slice_t dk, dx;
+            int dr, dseen = 0;
+            if (eat(&d, '{') < 0) return -1;
+            for (int f = 1; (dr = member(&d, 2, f, &dk, &dx)) == 1; f = 0) {
+                if (key_is(dk, "packet") && !(dseen & 1) && packet_of(dx, 2, &m->packet, data) == 0)
+                    dseen |= 1;
+                else if (key_is(dk, "opts") && !(dseen & 2) && opts_of(dx, 2, &m->opts) == 0)
+                    dseen |= 2;
+                else
+                    return -1; /* requestId: a broadcast with acks */
+            }
+            if (dr < 0 || dseen != 3) return -1;
+            seen |= 8;
+        } else {
+            return -1;
+        }
+    }
+    if (r < 0 || seen != 15 || w.p != w.end) return -1;
+    /* a sharded packet has no nsp of its own */
+    if (m->packet.nsp) return -1;
+    return 0;
+}
+
+int ts_adp__rmsg_fast_decode(ts_adp_rmsg_format_t format, ts_slice_t bytes, ts_adp_rmsg_t *m) {
+    ts_sbuf_t t = TS_SBUF_INIT;
+    ts_slice_t text = bytes, data = {0};
+    int rc;
+    if (format == TS_ADP_RMSG_CLASSIC) {
+        if (ts_json_from_msgpack(&t, bytes.p, bytes.len) != bytes.len) {
+            ts_sbuf_free(&t);
+            return TS_EINVAL;
+        }
+        text = ts_slice(ts_sbuf_data(&t), ts_sbuf_len(&t));
+        rc = classic_of(text, m, &data);
+        m->msgpack = 1;
+    } else {
+        rc = bytes.len && bytes.p[0] == '{' && ts_json_is_canonical(bytes) ? sharded_of(text, m, &data)
+                                                                         : -1;
+    }
+    if (rc == 0) {
+        m->kind = TS_ADP_RMSG_BROADCAST;
+        m->has_opts = 1;
+        m->packet.data_text = ts_buf_from(data.p, data.len);
+    } else {
+        ts_adp_rmsg_clear(m);
+    }
+    ts_sbuf_free(&t);
+    return rc == 0 ? 0 : TS_EINVAL;
+}
+
+int ts_adp_rmsg_is_from(ts_adp_rmsg_format_t format, ts_slice_t bytes, const char *uid) {
+    /* [uid, packet, opts]: fixarray 3, then a str 5 or 8 */
+    if (format != TS_ADP_RMSG_CLASSIC || bytes.len < 2 || bytes.p[0] != 0x93) return 0;
+    size_t n = strlen(uid), at;
+    if ((bytes.p[1] & 0xe0) == 0xa0)
+        at = 2, n = n == (size_t)(bytes.p[1] & 0x1f) ? n : SIZE_MAX;
+    else if (bytes.p[1] == 0xd9 && bytes.len > 2)
+        at = 3, n = n == bytes.p[2] ? n : SIZE_MAX;
+    else
+        return 0;
+    return n != SIZE_MAX && bytes.len >= at + n && memcmp(bytes.p + at, uid, n) == 0;
+}
