@@ -49,7 +49,7 @@ uint8_t *ts_sbuf_extend(ts_sbuf_t *s, size_t n) {
     return at;
 }
 
-void ts_sbuf_append(ts_sbuf_t *s, const void *p, size_t len) {
+void ts_sbuf__append_grow(ts_sbuf_t *s, const void *p, size_t len) {
     if (len == 0) {
         ts_sbuf_reserve(s, 0);
         return;
@@ -57,7 +57,6 @@ void ts_sbuf_append(ts_sbuf_t *s, const void *p, size_t len) {
     memcpy(ts_sbuf_extend(s, len), p, len);
 }
 
-void ts_sbuf_putc(ts_sbuf_t *s, char c) { *ts_sbuf_extend(s, 1) = (uint8_t)c; }
 
 void ts_sbuf_vprintf(ts_sbuf_t *s, const char *fmt, va_list ap) {
     va_list cp;
