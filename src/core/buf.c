@@ -58,6 +58,22 @@ void ts_sbuf__append_grow(ts_sbuf_t *s, const void *p, size_t len) {
 }
 
 
+void ts_sbuf_put_u64(ts_sbuf_t *s, uint64_t v) {
+    char b[20], *e = b + sizeof b, *q = e;
+    do *--q = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    ts_sbuf_append(s, q, (size_t)(e - q));
+}
+
+void ts_sbuf_put_i64(ts_sbuf_t *s, int64_t v) {
+    if (v < 0) {
+        ts_sbuf_putc(s, '-');
+        ts_sbuf_put_u64(s, 0 - (uint64_t)v);
+    } else {
+        ts_sbuf_put_u64(s, (uint64_t)v);
+    }
+}
+
 void ts_sbuf_vprintf(ts_sbuf_t *s, const char *fmt, va_list ap) {
     va_list cp;
     va_copy(cp, ap);

@@ -261,17 +261,6 @@ static int put_text_string(ts_sbuf_t *o, const uint8_t *s, size_t n) {
     return 0;
 }
 
-/* Decimal digits of v, without printf (this runs for every number of every
- * broadcast heard from another node). */
-static void put_i64(ts_sbuf_t *o, int64_t v) {
-    char b[24], *e = b + sizeof b, *q = e;
-    uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
-    do *--q = (char)('0' + u % 10);
-    while ((u /= 10) != 0);
-    if (v < 0) *--q = '-';
-    ts_sbuf_append(o, q, (size_t)(e - q));
-}
-
 /* The tree path makes whole doubles integers and ts_json_dump writes
  * integers beyond 2^53 as the nearest double: either way, what JS's
  * Number::toString writes for the double. */
@@ -316,7 +305,7 @@ static int from_value(ts_sbuf_t *o, rd_t *r, unsigned depth) {
     uint64_t n;
     if (c < 0x80 || c >= 0xe0) {
         r->p++;
-        put_i64(o, c < 0x80 ? (int64_t)c : (int64_t)(int8_t)c);
+        ts_sbuf_put_i64(o, c < 0x80 ? (int64_t)c : (int64_t)(int8_t)c);
         return 0;
     }
     if (c >= 0xa0 && c <= 0xbf) goto str;
@@ -342,14 +331,14 @@ static int from_value(ts_sbuf_t *o, rd_t *r, unsigned depth) {
     }
     case 0xcc: case 0xcd: case 0xce: case 0xcf:
         if (rd_be(r, (size_t)1 << (c - 0xcc), &n) < 0 || n > MP_SAFE_INT) return -1;
-        put_i64(o, (int64_t)n);
+        ts_sbuf_put_i64(o, (int64_t)n);
         return 0;
     case 0xd0: case 0xd1: case 0xd2: case 0xd3: {
         size_t w = (size_t)1 << (c - 0xd0);
         if (rd_be(r, w, &n) < 0) return -1;
         int64_t v = w == 8 ? (int64_t)n : (int64_t)(n ^ (1ull << (w * 8 - 1))) - (1ll << (w * 8 - 1));
         if (v < -(int64_t)MP_SAFE_INT || v > (int64_t)MP_SAFE_INT) return -1;
-        put_i64(o, v);
+        ts_sbuf_put_i64(o, v);
         return 0;
     }
     case 0xd9: case 0xda: case 0xdb: r->p--; goto str;

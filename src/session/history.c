@@ -80,7 +80,7 @@ struct sess_batch {
     sess_answer_t to;
     int is_array;
     size_t left;
-    json_t *items; /* one reply per item */
+    json_t *items; /* one reply per item; NULL for a single item (answered as it comes) */
 };
 
 /* Answers `to` with res (takes): the socket's ack (or its `error` event)
@@ -99,15 +99,20 @@ void ts_sess__answer(sess_sock_t *ss, const sess_answer_t *to, json_t *res) {
     }
 }
 
-/* The same with an answer already in canonical text. */
-static void answer_text(sess_sock_t *ss, const sess_answer_t *to, ts_slice_t text) {
+/* The same with an answer already in canonical text; without an ack, a
+ * `synced` event (sync) or, with `quiet` (an ok of a publish), nothing. */
+static void answer_text_or(sess_sock_t *ss, const sess_answer_t *to, ts_slice_t text, int quiet) {
     ts_sio_raw_arg_t arg = {text, NULL};
     if (to->cb)
         to->cb(0, text, to->ud);
     else if (ss->s && to->ack_id >= 0)
         ts_sio_ack_raw(ss->s, to->ack_id, &arg, 1);
-    else if (ss->s)
+    else if (ss->s && !quiet)
         ts_sio_emit_raw(ss->s, "synced", &arg, 1);
+}
+
+static void answer_text(sess_sock_t *ss, const sess_answer_t *to, ts_slice_t text) {
+    answer_text_or(ss, to, text, 0);
 }
 
 sess_batch_t *ts_sess__batch_new(sess_sock_t *ss, const sess_answer_t *to, size_t n, int is_array) {
@@ -116,16 +121,53 @@ sess_batch_t *ts_sess__batch_new(sess_sock_t *ss, const sess_answer_t *to, size_
     b->to = *to;
     b->is_array = is_array;
     b->left = n;
-    b->items = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(b->items, json_null());
+    if (is_array || n != 1) {
+        b->items = json_array();
+        for (size_t i = 0; i < n; i++) json_array_append_new(b->items, json_null());
+    }
     ts_sess__sock_hold(ss);
     return b;
 }
 
+static void batch_free(sess_batch_t *b) {
+    json_decref(b->items);
+    ts_sess__sock_release(b->ss);
+    free(b);
+}
+
+void ts_sess__batch_ok(sess_batch_t *b, size_t idx, const char *id, const sess_landed_t *at) {
+    if (b->items) {
+        ts_sess__batch_done(b, idx, at ? json_pack("{s:b,s:s,s:I,s:I}", "ok", 1, "id", id, "seq",
+                                                   (json_int_t)at->seq, "ts", (json_int_t)at->ts)
+                                       : json_pack("{s:b,s:s}", "ok", 1, "id", id));
+        return;
+    }
+    /* the bytes ts_json_dump writes for that object */
+    ts_sbuf_t t = TS_SBUF_INIT;
+    ts_sbuf_reserve(&t, 64 + strlen(id));
+    ts_sbuf_append_str(&t, "{\"ok\":true,\"id\":");
+    ts_json_string(&t, id, strlen(id));
+    if (at) {
+        ts_sbuf_append_str(&t, ",\"seq\":");
+        ts_sbuf_put_u64(&t, at->seq);
+        ts_sbuf_append_str(&t, ",\"ts\":");
+        ts_sbuf_put_u64(&t, at->ts);
+    }
+    ts_sbuf_putc(&t, '}');
+    answer_text_or(b->ss, &b->to, ts_slice(ts_sbuf_data(&t), ts_sbuf_len(&t)), 1);
+    ts_sbuf_free(&t);
+    batch_free(b);
+}
+
 void ts_sess__batch_done(sess_batch_t *b, size_t idx, json_t *reply /* takes */) {
+    sess_sock_t *ss = b->ss;
+    if (!b->items) { /* a single item */
+        ts_sess__answer(ss, &b->to, reply);
+        batch_free(b);
+        return;
+    }
     json_array_set_new(b->items, idx, reply);
     if (--b->left) return;
-    sess_sock_t *ss = b->ss;
     if (b->is_array) {
         size_t failed = 0, i;
         json_t *it;
@@ -136,9 +178,7 @@ void ts_sess__batch_done(sess_batch_t *b, size_t idx, json_t *reply /* takes */)
     } else {
         ts_sess__answer(ss, &b->to, json_incref(json_array_get(b->items, 0)));
     }
-    json_decref(b->items);
-    ts_sess__sock_release(ss);
-    free(b);
+    batch_free(b);
 }
 
 json_t *ts_sess__error(const char *code, const char *message, uint64_t retry_after_ms) {
@@ -212,15 +252,30 @@ static void item_reply(hist_item_t *it, json_t *reply /* takes */) {
 
 /* The entry as delivered: `,"seq":N` inserted before its final brace. */
 static void with_seq(ts_sbuf_t *out, ts_slice_t entry, uint64_t seq) {
+    ts_sbuf_reserve(out, entry.len + 28);
     ts_sbuf_append(out, entry.p, entry.len - 1);
-    ts_sbuf_printf(out, ",\"seq\":%" PRIu64 "}", seq);
+    ts_sbuf_append_str(out, ",\"seq\":");
+    ts_sbuf_put_u64(out, seq);
+    ts_sbuf_putc(out, '}');
 }
 
 /* The recovery offset of entry seq: "h<epoch>.<seq>". socket.io-client
  * keeps the last one it received and presents it when it reconnects
  * (durable recovery, ts_sess__hist_restore). */
 static void entry_offset(char *out, size_t cap, uint64_t epoch, uint64_t seq) {
-    snprintf(out, cap, "h%016" PRIx64 ".%" PRIu64, epoch, seq);
+    static const char hex[] = "0123456789abcdef";
+    char d[20], *e = d + sizeof d, *q = e;
+    if (cap < 1 + 16 + 1 + sizeof d + 1) { /* never with the callers' 48 */
+        snprintf(out, cap, "h%016" PRIx64 ".%" PRIu64, epoch, seq);
+        return;
+    }
+    out[0] = 'h';
+    for (int i = 0; i < 16; i++) out[1 + i] = hex[(epoch >> (60 - 4 * i)) & 15];
+    out[17] = '.';
+    do *--q = (char)('0' + seq % 10);
+    while ((seq /= 10) != 0);
+    memcpy(out + 18, q, (size_t)(e - q));
+    out[18 + (e - q)] = '\0';
 }
 
 static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, uint64_t seq) {
@@ -606,11 +661,9 @@ static void on_pub_commit(int status, const ts_store_commit_res_t *res, void *ud
         SESS_COUNT(h->sess->counters[SC_RELAYED]);
         SESS_COUNT(h->sess->counters[SC_LOGGED]);
         /* a v1/v2 publisher keeps the ack it knows; v3 learns where it landed */
-        if (it->ss->id.proto < 3)
-            item_reply(it, json_pack("{s:b,s:s}", "ok", 1, "id", it->id));
-        else
-            item_reply(it, json_pack("{s:b,s:s,s:I,s:I}", "ok", 1, "id", it->id, "seq",
-                                     (json_int_t)res->seq, "ts", (json_int_t)it->ts));
+        sess_landed_t at = {res->seq, it->ts};
+        ts_sess__batch_ok(it->b, it->idx, it->id, it->ss->id.proto < 3 ? NULL : &at);
+        it->b = NULL;
     } else if (status == TS_EDUP) {
         SESS_COUNT(h->sess->counters[SC_DUPLICATES]);
         item_reply(it, dup_reply(it, res));

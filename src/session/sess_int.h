@@ -257,6 +257,14 @@ void ts_sess__hist_publish(sess_sock_t *ss, sess_batch_t *b, size_t idx, ts_buf_
 sess_batch_t *ts_sess__batch_new(sess_sock_t *ss, const sess_answer_t *to, size_t n,
                                  int is_array);
 void ts_sess__batch_done(sess_batch_t *b, size_t idx, json_t *reply);
+/* Where an appended entry landed, for a v3 publisher's ack. */
+typedef struct sess_landed {
+    uint64_t seq, ts;
+} sess_landed_t;
+/* Item idx answered ok: {"ok":true,"id":id} and, with `at`, "seq" and "ts".
+ * A batch of one item (nearly every publish) answers with that text at
+ * once, without a jansson tree; an array batch as ts_sess__batch_done. */
+void ts_sess__batch_ok(sess_batch_t *b, size_t idx, const char *id, const sess_landed_t *at);
 void ts_sess__hist_state(sess_sock_t *ss, json_t *arg, const sess_answer_t *to);
 void ts_sess__hist_sync(sess_sock_t *ss, json_t *arg, const sess_answer_t *to);
 /* {ok, epoch, seq, ver, snapshot_seq, trimmed_upto, entries_since_snapshot,

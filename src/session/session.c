@@ -496,11 +496,13 @@ static ts_buf_t *pub_entry(ts_slice_t relayed, uint64_t ts, const char *client, 
     ts_sbuf_reserve(&e, relayed.len + 96);
     ts_sbuf_append_str(&e, "{\"kind\":\"event\",");
     ts_sbuf_append(&e, relayed.p + 1, relayed.len - 2);
-    ts_sbuf_printf(&e, ",\"ts\":%llu", (unsigned long long)ts);
+    ts_sbuf_append_str(&e, ",\"ts\":");
+    ts_sbuf_put_u64(&e, ts);
     if (mut) {
         ts_sbuf_append_str(&e, ",\"client\":");
         ts_json_string(&e, client, strlen(client));
-        ts_sbuf_printf(&e, ",\"mut\":%llu", (unsigned long long)mut);
+        ts_sbuf_append_str(&e, ",\"mut\":");
+        ts_sbuf_put_u64(&e, mut);
     }
     ts_sbuf_putc(&e, '}');
     return ts_sbuf_finish(&e);
@@ -564,14 +566,14 @@ static void publish_one(sess_sock_t *ss, sess_batch_t *b, size_t idx, const pub_
     SESS_COUNT(sess->counters[SC_RELAYED]);
     if (low && pb->to == TS_SESS_TO_SESSION) { /* may be held and coalesced (coalesce.c) */
         ts_sess__lowprio_send(ts_sess__hist_lowprio(ss), ss, pb->relayed, cls, key);
-        ts_sess__batch_done(b, idx, json_pack("{s:b,s:s}", "ok", 1, "id", pb->id));
+        ts_sess__batch_ok(b, idx, pb->id, NULL);
         return;
     }
     const char *room = scope_room(ss, pb->to);
     ts_sio_raw_arg_t arg = {pb->relayed, NULL};
     ts_sio_target_t tgt = {.rooms = &room, .nrooms = 1, .skip = ss->s, .cls = cls, .coalesce = key};
     ts_sio_broadcast_raw(sess->nsp, &tgt, "event", &arg, 1);
-    ts_sess__batch_done(b, idx, json_pack("{s:b,s:s}", "ok", 1, "id", pb->id));
+    ts_sess__batch_ok(b, idx, pb->id, NULL);
 }
 
 /* An envelope given as a tree (anything the fast path did not take). */

@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -52,10 +53,34 @@ static void builder(void **state) {
     assert_null(sb.b);
 }
 
+/* The number writers against printf, at every width and both ends. */
+static void numbers(void **state) {
+    (void)state;
+    static const uint64_t u[] = {0, 1, 9, 10, 99, 100, 4294967295u, 4294967296u,
+                                 9007199254740993u, UINT64_MAX};
+    static const int64_t i[] = {0, -1, 9, -10, INT64_MAX, INT64_MIN, -9007199254740993};
+    char want[32];
+    for (size_t k = 0; k < sizeof u / sizeof u[0]; k++) {
+        ts_sbuf_t sb = TS_SBUF_INIT;
+        ts_sbuf_put_u64(&sb, u[k]);
+        snprintf(want, sizeof want, "%llu", (unsigned long long)u[k]);
+        assert_string_equal((char *)ts_sbuf_data(&sb), want);
+        ts_sbuf_free(&sb);
+    }
+    for (size_t k = 0; k < sizeof i / sizeof i[0]; k++) {
+        ts_sbuf_t sb = TS_SBUF_INIT;
+        ts_sbuf_put_i64(&sb, i[k]);
+        snprintf(want, sizeof want, "%lld", (long long)i[k]);
+        assert_string_equal((char *)ts_sbuf_data(&sb), want);
+        ts_sbuf_free(&sb);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(refcounts),
         cmocka_unit_test(builder),
+        cmocka_unit_test(numbers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
