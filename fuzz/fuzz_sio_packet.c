@@ -130,6 +130,7 @@ static void check_raw(const uint8_t *msg, size_t n) {
     for (size_t i = 0; i < ev.nargs; i++) {
         ts_slice_t t = ev.args[i].text;
         ts_assert(ts_json_is_canonical(t));
+        ts_assert(ts_json_skip(t.p, t.len) == t.len); /* the walker of checked texts */
         json_t *one = json_pack("[sO]", "x", json_array_get(pkt.data, i + 1));
         ts_sio_packet_t p1 = {.type = TS_SIO_EVENT, .nsp = "/", .id = TS_SIO_NO_ID, .data = one};
         ts_sio_encoded_t enc;

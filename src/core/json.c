@@ -460,6 +460,35 @@ size_t ts_json_canonical_string_len(const uint8_t *p, size_t n, int *plain) {
     return n && p[0] == '"' ? canon_string(p, n, plain) : 0;
 }
 
+/* No checks: brackets are counted outside strings, a string ends at its
+ * first unescaped quote, a scalar at what ends a value. */
+size_t ts_json_skip(const uint8_t *p, size_t n) {
+    size_t i = 0;
+    unsigned depth = 0;
+    while (i < n) {
+        uint8_t c = p[i];
+        if (c == '"') {
+            for (i++; i < n && p[i] != '"'; i++)
+                if (p[i] == '\\') i++;
+            if (i >= n) return 0;
+            i++;
+        } else if (c == '{' || c == '[') {
+            depth++, i++;
+            continue;
+        } else if (c == '}' || c == ']') {
+            if (!depth) return i; /* a scalar ended by what encloses it */
+            depth--, i++;
+        } else if (!depth && (c == ',' || c == ':')) {
+            return i;
+        } else {
+            i++;
+            continue;
+        }
+        if (!depth) return i; /* a string or a container is complete */
+    }
+    return depth ? 0 : i;
+}
+
 int ts_json_is_canonical(ts_slice_t text) {
     return text.len > 0 && canon_value(text.p, text.len, 1) == text.len;
 }

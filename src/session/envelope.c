@@ -160,13 +160,21 @@ enum { M_V, M_TYPE, M_ID, M_CID, M_SEQ, M_PRIO, M_TO, M_BODY, M_CLIENT, M_MUT, M
 
 int ts_sess_envelope_parse_raw(ts_slice_t in, ts_sess_envelope_raw_t *out, char *why,
                                size_t whylen) {
+    if (!ts_json_is_canonical(in)) {
+        memset(out, 0, sizeof(*out));
+        return TS_EINVAL;
+    }
+    return ts_sess_envelope_parse_canonical(in, out, why, whylen);
+}
+
+int ts_sess_envelope_parse_canonical(ts_slice_t in, ts_sess_envelope_raw_t *out, char *why,
+                                     size_t whylen) {
     static const char *const keys[M_ADDR] = {"v",    "type", "id",   "cid",    "seq",
                                              "prio", "to",   "body", "client", "mut"};
     static const char *const addressing[] = {"room", "rooms", "session", "sid", "user",
                                              "device", "tab", "socket"};
     memset(out, 0, sizeof(*out));
-    if (!ts_json_is_canonical(in)) return TS_EINVAL;
-    if (in.p[0] != '{') return fail(why, whylen, "not an object");
+    if (!in.len || in.p[0] != '{') return fail(why, whylen, "not an object");
     ts_slice_t m[M_COUNT] = {{0}};
     /* canonical: no whitespace, no duplicate keys, keys without escapes */
     size_t i = 1;
@@ -174,7 +182,7 @@ int ts_sess_envelope_parse_raw(ts_slice_t in, ts_sess_envelope_raw_t *out, char 
         const uint8_t *q = memchr(in.p + i + 1, '"', in.len - i - 1);
         ts_slice_t key = ts_slice(in.p + i + 1, (size_t)(q - in.p) - i - 1);
         i = (size_t)(q - in.p) + 2; /* past '"' and ':' */
-        size_t vl = ts_json_canonical_len(in.p + i, in.len - i);
+        size_t vl = ts_json_skip(in.p + i, in.len - i);
         ts_slice_t val = ts_slice(in.p + i, vl);
         int k = -1;
         for (int j = 0; j < M_ADDR && k < 0; j++)

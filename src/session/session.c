@@ -792,8 +792,9 @@ static int raw_publish(sess_sock_t *ss, const ts_sio_raw_arg_t *a, size_t n, int
     ts_sess_envelope_raw_t env;
     char why[160];
     (void)n; /* on_raw_event checked: one object at least */
-    /* the texts of a raw event are canonical: TS_EINVAL does not happen */
-    int rc = ts_sess_envelope_parse_raw(a[0].text, &env, why, sizeof why);
+    /* the texts of a raw event are canonical (ts_sio_raw_event_parse
+     * checked them): not scanned again; TS_EINVAL does not happen */
+    int rc = ts_sess_envelope_parse_canonical(a[0].text, &env, why, sizeof why);
     if (rc == TS_EINVAL) return 0;
     if (rc != 0)
         ts_sess__reply(ss->s, ack_id, ts_sess__error("bad_envelope", why, 0));

@@ -77,6 +77,10 @@ typedef struct ts_sess_envelope_raw {
 } ts_sess_envelope_raw_t;
 int ts_sess_envelope_parse_raw(ts_slice_t in, ts_sess_envelope_raw_t *out, char *why,
                                size_t whylen);
+/* The same for a text the caller knows is canonical (a raw argument of
+ * ts_sio_raw_event_parse, which checked it): no second scan over it. */
+int ts_sess_envelope_parse_canonical(ts_slice_t in, ts_sess_envelope_raw_t *out, char *why,
+                                     size_t whylen);
 /* Appends the relayed form (as ts_sess_envelope_relay builds it, written as
  * JSON.stringify writes it) to `out`. */
 void ts_sess_envelope_relay_raw(const ts_sess_envelope_raw_t *e, const char *user,

@@ -29,6 +29,33 @@ static void test_canonical(void **state) {
         if (ts_json_is_canonical(ts_slice_str(no[i]))) fail_msg("took %s", no[i]);
 }
 
+/* ts_json_skip, the walker of texts already checked: a value's length up to
+ * what follows it, and the same as the checking scan's on every value. */
+static void test_skip(void **state) {
+    (void)state;
+    static const struct {
+        const char *in;
+        size_t want;
+    } rows[] = {
+        {"0", 1}, {"-12.5e-7", 8}, {"true,", 4}, {"null]", 4}, {"\"\"", 2},
+        {"\"a\\\"b\",1", 6}, {"\"\\\\\"x", 4}, {"[]", 2}, {"{}}", 2},
+        {"[1,[2,{\"a\":\"]\"}],3],4", 19}, {"{\"k\":{\"}\":[\"{\"]}},", 17},
+        {"\"cut", 0}, {"[1,2", 0}, {"12", 2}, {"\"x\":1", 3},
+    };
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        size_t got = ts_json_skip((const uint8_t *)rows[i].in, strlen(rows[i].in));
+        if (got != rows[i].want) fail_msg("%s: %zu, want %zu", rows[i].in, got, rows[i].want);
+    }
+    static const char *const same[] = {"{\"a\":[1,2,{\"b\":null}],\"c\":\"\\u0001\"}",
+                                       "[\"\xc3\xa9\",-0.5,1e+21,[],{}]", "\"\\\\\"", "false"};
+    for (size_t i = 0; i < sizeof same / sizeof same[0]; i++) {
+        const uint8_t *p = (const uint8_t *)same[i];
+        size_t n = strlen(same[i]);
+        assert_true(ts_json_is_canonical(ts_slice(p, n)));
+        assert_int_equal(ts_json_skip(p, n), ts_json_canonical_len(p, n));
+    }
+}
+
 /* ts_json_loadb gives exactly json_loadb's tree (types, values, key
  * order) or its refusal, whichever path it takes; `fast` says whether the
  * row must take the fast path (jansson then never touched the error). */
@@ -112,6 +139,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_loadb),
         cmocka_unit_test(test_canonical),
+        cmocka_unit_test(test_skip),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
