@@ -408,6 +408,7 @@ typedef enum {
     K_LEASE, K_DONE, K_LIST, K_SWEEP, K_SEQ, K_PAGE, K_STATE, K_SESS, K_COMMIT, K_RETAIN,
     K_RSCAN, /* a page of a group's retention set */
     K_FENCE, /* step one of a two-step fenced commit: the lease, read on its slot */
+    K_COUNT, /* PUBSUB NUMSUB / SHARDNUMSUB */
 } op_kind_t;
 
 typedef struct reg_gather reg_gather_t;
@@ -426,6 +427,7 @@ typedef struct rop {
         ts_store_state_cb state;
         ts_store_sess_cb sess;
         ts_store_commit_cb commit;
+        ts_store_count_cb count;
     } cb;
     size_t max_bytes; /* K_PAGE: the page's byte budget */
     void *ud;
@@ -545,6 +547,8 @@ static void complete(rop_t *o, int status, const ts_store_lease_t *lease) {
         if (o->cb.sess) o->cb.sess(status, NULL, o->ud);
     } else if (o->kind == K_COMMIT) {
         if (o->cb.commit) o->cb.commit(status, NULL, o->ud);
+    } else if (o->kind == K_COUNT) {
+        if (o->cb.count) o->cb.count(status, 0, o->ud);
     } else if (o->kind == K_DONE && o->cb.done) {
         o->cb.done(status, o->ud);
     }
@@ -932,6 +936,41 @@ static int r_publish(void *self, ts_store_chan_t kind, ts_slice_t channel, ts_bu
     int shard = kind == TS_STORE_CHAN_SHARD;
     int rc = ts_rcl_cmd(s->rc, shard ? argv[1] : NULL, shard ? lens[1] : 0, 3, argv, lens,
                         on_sub_done, o);
+    if (rc) defer(s, o, rc == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE);
+    return 0;
+}
+
+/* PUBSUB NUMSUB answers [channel, count]. */
+static void count_result(rop_t *o, int status, const redisReply *r) {
+    long long n = -1;
+    if (!status && r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        reply_int(r->element[1], &n) == 0 && n >= 0) {
+        ts_store_count_cb cb = o->cb.count;
+        o->cb.count = NULL; /* complete() calls back only on failure */
+        if (cb) cb(0, (uint64_t)n, o->ud);
+        complete(o, 0, NULL);
+        return;
+    }
+    complete(o, status == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE, NULL);
+}
+
+static void on_count(int status, const redisReply *r, void *ud) { gate(ud, status, r, count_result); }
+
+static int r_numsub(void *self, ts_store_chan_t kind, ts_slice_t channel, ts_store_count_cb cb,
+                    void *ud) {
+    rstore_t *s = self;
+    if (s->closing) return TS_ECLOSED;
+    rop_t *o = done_op(s, NULL, NULL);
+    o->kind = K_COUNT;
+    o->cb.count = cb;
+    o->ud = ud;
+    int shard = kind == TS_STORE_CHAN_SHARD;
+    const char *verb = shard ? "SHARDNUMSUB" : "NUMSUB";
+    const char *argv[] = {"PUBSUB", verb, (const char *)channel.p};
+    size_t lens[] = {6, strlen(verb), channel.len};
+    /* a shard channel is counted on its slot's node */
+    int rc = ts_rcl_cmd(s->rc, shard ? argv[2] : NULL, shard ? lens[2] : 0, 3, argv, lens,
+                        on_count, o);
     if (rc) defer(s, o, rc == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE);
     return 0;
 }
@@ -1812,4 +1851,5 @@ const ts_store_ops_t ts_store_redis_ops = {
     .subscribe = r_subscribe,
     .unsubscribe = r_unsubscribe,
     .publish = r_publish,
+    .numsub = r_numsub,
 };

@@ -154,6 +154,8 @@ typedef void (*ts_store_reg_list_cb)(int status, const ts_store_reg_t *entries, 
  * entry replaced by reg_put, nor after ts_store_close. */
 typedef void (*ts_store_expire_cb)(const ts_store_reg_t *entry, void *ud);
 typedef void (*ts_store_seq_cb)(int status, uint64_t seq, void *ud);
+/* n is 0 unless status == 0. */
+typedef void (*ts_store_count_cb)(int status, uint64_t n, void *ud);
 /* page != NULL iff status == 0. */
 typedef void (*ts_store_log_cb)(int status, const ts_store_log_page_t *page, void *ud);
 /* state != NULL for 0 (the stored state) and TS_ECONFLICT (the current one). */
@@ -292,6 +294,9 @@ typedef struct ts_store_ops {
                        ts_store_msg_cb on_msg, void *msg_ud, ts_store_done_cb cb, void *ud);
     int (*publish)(void *self, ts_store_chan_t kind, ts_slice_t channel, ts_buf_t *msg,
                    ts_store_done_cb cb, void *ud);
+    /* Optional (NULL: ts_store_numsub answers TS_EINVAL). */
+    int (*numsub)(void *self, ts_store_chan_t kind, ts_slice_t channel, ts_store_count_cb cb,
+                  void *ud);
     /* Optional (NULL: ts_store_stats answers TS_EINVAL). Synchronous, any
      * thread, also from inside a store callback. */
     int (*stats)(void *self, ts_store_stats_t *out);
@@ -585,6 +590,13 @@ static inline int ts_store_lease_get(ts_store_t *st, ts_slice_t name, ts_store_l
  *   kind TS_STORE_CHAN or TS_STORE_CHAN_SHARD. Callback: 0 once handed over
  *   (memory: queued for each; Redis: PUBLISH answered), TS_ESTORE if it
  *   could not be.
+ * numsub: how many subscribers `channel` has across the deployment (Redis:
+ *   PUBSUB NUMSUB, or PUBSUB SHARDNUMSUB for TS_STORE_CHAN_SHARD, which a
+ *   Redis Cluster answers from the channel's slot; NUMSUB on a Cluster
+ *   counts the subscribers of one node only), so that a requester knows how
+ *   many answers to wait for, as Node's adapters count their peers.
+ *   Callback: 0 with the count, TS_ESTORE. The memory backend has no other
+ *   nodes and no numsub (TS_EINVAL).
  * A handle's subscriptions end with its close: no message after its close
  * callback. */
 static inline int ts_store_subscribe(ts_store_t *st, ts_store_chan_t kind, ts_slice_t channel,
@@ -609,6 +621,14 @@ static inline int ts_store_publish(ts_store_t *st, ts_store_chan_t kind, ts_slic
     int rc = ts_store__check_id(channel);
     if (!rc && (!msg || (kind != TS_STORE_CHAN && kind != TS_STORE_CHAN_SHARD))) rc = TS_EINVAL;
     return rc ? rc : st->ops->publish(st->self, kind, channel, msg, cb, ud);
+}
+static inline int ts_store_numsub(ts_store_t *st, ts_store_chan_t kind, ts_slice_t channel,
+                                  ts_store_count_cb cb, void *ud) {
+    if (!st->self) return TS_ECLOSED;
+    int rc = ts_store__check_id(channel);
+    if (!rc && (!st->ops->numsub || (kind != TS_STORE_CHAN && kind != TS_STORE_CHAN_SHARD)))
+        rc = TS_EINVAL;
+    return rc ? rc : st->ops->numsub(st->self, kind, channel, cb, ud);
 }
 
 #endif
