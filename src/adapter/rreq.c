@@ -180,3 +180,103 @@ int ts_adp_rreq_encode_answer(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t
     free(m.rooms.v);
     return rc;
 }
+
+/* ---- requests of ours ---- */
+
+int ts_adp_rreq_encode_request(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format,
+                               const char *own_uid, const ts_adp_req_t *req,
+                               ts_adp_rmsg_wire_t *out, char *err, size_t errlen) {
+    memset(out, 0, sizeof *out);
+    ts_adp_rmsg_t m = {.format = format,
+                       .uid = (char *)own_uid,
+                       .nsp = (char *)req->nsp,
+                       .has_opts = 1,
+                       .opts = {.rooms = {(char **)req->rooms, req->nrooms},
+                                .except = {(char **)req->except, req->nexcept}}};
+    switch (req->kind) {
+    case TS_ADP_REQ_FETCH_SOCKETS:
+        m.kind = TS_ADP_RMSG_FETCH_SOCKETS;
+        m.request_id = (char *)req->request_id;
+        break;
+    case TS_ADP_REQ_SOCKETS_JOIN:
+    case TS_ADP_REQ_SOCKETS_LEAVE:
+        /* Node sends no requestId with these: nobody answers them */
+        m.kind = req->kind == TS_ADP_REQ_SOCKETS_JOIN ? TS_ADP_RMSG_SOCKETS_JOIN
+                                                      : TS_ADP_RMSG_SOCKETS_LEAVE;
+        m.rooms = (ts_adp_rmsg_strs_t){(char **)req->names, req->nnames};
+        break;
+    case TS_ADP_REQ_DISCONNECT_SOCKETS:
+        m.kind = TS_ADP_RMSG_DISCONNECT_SOCKETS;
+        m.close = req->close;
+        break;
+    case TS_ADP_REQ_SERVER_SIDE_EMIT:
+        m.kind = TS_ADP_RMSG_SERVER_SIDE_EMIT;
+        m.request_id = (char *)req->request_id; /* present: answers wanted */
+        m.has_opts = 0;
+        m.opts = (ts_adp_rmsg_opts_t){0};
+        m.data = req->data;
+        m.attach = (ts_buf_t **)req->attach;
+        m.nattach = req->nattach;
+        break;
+    default:
+        if (err && errlen) snprintf(err, errlen, "%s is not a request this node makes",
+                                    ts_adp_req_kind_name(req->kind));
+        return TS_EINVAL;
+    }
+    return ts_adp_rmsg_encode(cfg, &m, out, err, errlen);
+}
+
+/* A copy of `v` (returns new) in which every binary placeholder is the
+ * JSON of Node's Buffer, {"type":"Buffer","data":[...]}: what a JSON
+ * answer shows of it. A placeholder without its attachment stays as is. */
+static json_t *with_buffers(json_t *v, ts_buf_t *const *attach, size_t nattach) {
+    if (json_is_array(v)) {
+        json_t *c = json_array();
+        size_t i;
+        json_t *x;
+        json_array_foreach(v, i, x) json_array_append_new(c, with_buffers(x, attach, nattach));
+        return c;
+    }
+    if (!json_is_object(v)) return json_incref(v);
+    json_t *num = json_object_get(v, "num");
+    if (json_is_true(json_object_get(v, "_placeholder")) && json_is_integer(num) &&
+        json_integer_value(num) >= 0 && (size_t)json_integer_value(num) < nattach) {
+        const ts_buf_t *b = attach[json_integer_value(num)];
+        json_t *bytes = json_array();
+        for (size_t i = 0; i < b->len; i++) json_array_append_new(bytes, json_integer(b->data[i]));
+        return json_pack("{s:s,s:o}", "type", "Buffer", "data", bytes);
+    }
+    json_t *c = json_object();
+    const char *k;
+    json_t *x;
+    json_object_foreach(v, k, x) json_object_set_new(c, k, with_buffers(x, attach, nattach));
+    return c;
+}
+
+int ts_adp_rreq_collect(ts_adp_result_t *res, ts_adp_req_kind_t kind, const ts_adp_rmsg_t *m) {
+    if (kind == TS_ADP_REQ_FETCH_SOCKETS && m->kind == TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE) {
+        if (!res->sockets) res->sockets = json_array();
+        for (size_t i = 0; i < m->nsockets; i++) {
+            const ts_adp_rmsg_sock_t *s = &m->sockets[i];
+            json_t *rooms = json_array();
+            for (size_t k = 0; k < s->rooms.n; k++)
+                json_array_append_new(rooms, json_string(s->rooms.v[k]));
+            json_t *o = json_pack("{s:s,s:o,s:o}", "id", s->id, "handshake",
+                                  with_buffers(s->handshake, m->attach, m->nattach), "rooms",
+                                  rooms);
+            /* socket.data undefined: no member, as JSON.stringify leaves it out */
+            if (s->data) json_object_set_new(o, "data", with_buffers(s->data, m->attach, m->nattach));
+            json_array_append_new(res->sockets, o);
+        }
+        res->answered++;
+        return 1;
+    }
+    if (kind == TS_ADP_REQ_SERVER_SIDE_EMIT && m->kind == TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE) {
+        if (!res->answers) res->answers = json_array();
+        json_array_append_new(res->answers, m->data ? with_buffers(m->data, m->attach, m->nattach)
+                                                    : json_null());
+        res->answered++;
+        return 1;
+    }
+    return 0;
+}

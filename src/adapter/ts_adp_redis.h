@@ -12,13 +12,19 @@
  * (createShardedAdapter, subscriptionMode "dynamic" by default): SPUBLISH;
  * SSUBSCRIBE <prefix>#<nsp>#, <prefix>#<nsp>#<uid># and
  * <prefix>#<nsp>#<room># while a local socket is in that room. Requests
- * are answered (ts_adp_rreq.h); this node makes none (it has no server-side
- * API that would): docs/REDIS-WIRE.md. */
+ * are answered (ts_adp_rreq.h); requests of this node (`request`, the
+ * admin API's) are published on the same channels, and a loop that makes
+ * one hears the answers on the response channels (classic:
+ * <prefix>-response#<nsp># and <prefix>-response#<nsp>#<uid>#; sharded:
+ * <prefix>#<nsp>#<uid>#), subscribed by that loop at its first request:
+ * docs/REDIS-WIRE.md. */
 #ifndef TS_ADP_REDIS_H
 #define TS_ADP_REDIS_H
 #include "adapter/ts_adp_remote.h"
 #include "adapter/ts_adp_rmsg.h"
 #include "store/ts_store.h"
+
+struct uv_loop_s;
 
 #define TS_ADP_REDIS_UID_LEN 12
 
@@ -28,6 +34,8 @@ typedef struct ts_adp_redis_cfg {
     const char *prefix; /* Node's `key` / `channelPrefix`; NULL: "socket.io" */
     ts_adp_rmsg_format_t format;  /* classic (0) or sharded */
     ts_adp_rmsg_submode_t submode; /* sharded: Node's subscriptionMode; 0: "dynamic" */
+    struct uv_loop_s *loop; /* the store handle's loop: timeouts of our requests;
+                             * NULL: `request` answers TS_EINVAL */
 } ts_adp_redis_cfg_t;
 
 /* A new adapter on `store` (borrowed: it outlives the adapter's close) in

@@ -2,7 +2,8 @@
  * broadcasts go to the other nodes of a deployment, theirs come back to be
  * delivered here, and their server-side requests (fetchSockets,
  * socketsJoin/Leave, disconnectSockets, serverSideEmit, broadcasts with
- * acks) are answered for this process's sockets. One small ops table, as
+ * acks) are answered for this process's sockets; this process makes the
+ * same requests of them (`request`) and collects their answers. One small ops table, as
  * Node's Socket.IO separates its Adapter: without one (NULL) a process
  * delivers to its own loops only (the local adapter: ts_adp_rooms.h,
  * ts_adp_bus.h); the Redis one (ts_adp_redis.h) speaks
@@ -13,8 +14,8 @@
  * own store handle). The Socket.IO layer calls `listen` for each namespace
  * on one loop of the process (the one that then feeds its bus, so every
  * loop delivers remote broadcasts in one order with its own, and that runs
- * each request on every loop), `broadcast` and `answer` from any loop, and
- * `room` on the loop whose sockets entered or left a room. A remote
+ * each request on every loop), `broadcast`, `answer` and `request` from
+ * any loop, and `room` on the loop whose sockets entered or left a room. A remote
  * broadcast is at most once: pub/sub loses what is published while a node
  * cannot be reached (the session history, not this, is what makes a tab
  * whole: docs/CONSISTENCY.md). */
@@ -110,6 +111,25 @@ typedef struct ts_adp_answer {
     size_t nattach;
 } ts_adp_answer_t;
 
+/* What came back from a request this node made (`request`), borrowed for
+ * the callback. Binary values in answers are Node's JSON of a Buffer,
+ * {"type":"Buffer","data":[bytes...]}, as JSON.stringify writes one. */
+typedef struct ts_adp_result {
+    int status;       /* 0, or TS_E* when the request could not be sent or
+                         counted (the rest is then as far as it got) */
+    size_t nodes;     /* the other nodes the request went to: subscribers of the
+                         request channel (PUBSUB NUMSUB / SHARDNUMSUB), this one
+                         excepted, as Node counts them */
+    size_t answered;  /* answers that came (FETCH_SOCKETS, SERVER_SIDE_EMIT with ack) */
+    int timed_out;    /* the timeout passed before `nodes` answers came */
+    json_t *sockets;  /* FETCH_SOCKETS: [{id, handshake, rooms, data}] of the other
+                         nodes, in the order their answers came; else NULL */
+    json_t *answers;  /* SERVER_SIDE_EMIT with ack: each answer's value (null for
+                         undefined), in the order they came; else NULL */
+} ts_adp_result_t;
+
+typedef void (*ts_adp_result_cb)(const ts_adp_result_t *res, void *ud);
+
 /* Where another node's messages for one namespace go (on the loop that
  * listens, or for `room`, on the loop that asked). Everything passed is
  * borrowed for the call. */
@@ -139,6 +159,19 @@ typedef struct ts_adp_remote_ops {
      * `this_loop` set. May be NULL; `l` is copied. */
     void (*room)(void *self, const char *nsp, const char *room, int present,
                  const ts_adp_listener_t *l);
+    /* Makes a request of the other nodes (`req` borrowed: kind
+     * FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS or
+     * SERVER_SIDE_EMIT; its nsp, targets, names, close, data and attach;
+     * request_id and requester are the adapter's own). FETCH_SOCKETS, and
+     * SERVER_SIDE_EMIT when `ack` is set, collect one answer per other node
+     * for up to `timeout_ms` (0: 5000, Node's requestsTimeout); the other
+     * kinds want no answer, as Node's. Returns 0, then cb is called exactly
+     * once on this handle's loop (with TS_ECLOSED if the adapter closes
+     * first); or TS_EINVAL (a kind this op does not send, a message that
+     * cannot be encoded) / TS_ECLOSED, and cb is never called. May be NULL
+     * (no other nodes to ask). */
+    int (*request)(void *self, const ts_adp_req_t *req, int ack, uint64_t timeout_ms,
+                   ts_adp_result_cb cb, void *ud);
 } ts_adp_remote_ops_t;
 
 /* A handle the Socket.IO layer borrows (its owner closes it after the

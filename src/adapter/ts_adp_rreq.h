@@ -1,7 +1,8 @@
 /* ts_adp_rreq.h - the server-side requests of @socket.io/redis-adapter
  * between a decoded message (ts_adp_rmsg.h) and what the Socket.IO layer
  * acts on (ts_adp_remote.h): which message is a request for us and what it
- * asks, and how an answer travels back in either format. Pure functions,
+ * asks, and how an answer travels back in either format; the other way
+ * round, how a request of ours travels and what its answers add up to. Pure functions,
  * no I/O; the Redis adapter (redis.c) publishes and subscribes. */
 #ifndef TS_ADP_RREQ_H
 #define TS_ADP_RREQ_H
@@ -22,5 +23,25 @@ int ts_adp_rreq_of(const ts_adp_rmsg_t *m, const char *own_uid, ts_adp_req_t *ou
 int ts_adp_rreq_encode_answer(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format,
                               const char *own_uid, const ts_adp_answer_t *a,
                               ts_adp_rmsg_wire_t *out, char *err, size_t errlen);
+
+/* Encodes a request of this node (borrowed; kind FETCH_SOCKETS,
+ * SOCKETS_JOIN/LEAVE, DISCONNECT_SOCKETS or SERVER_SIDE_EMIT, with its
+ * request_id where an answer is wanted) as Node's adapter of `format` sends
+ * it, from node `own_uid`: on the request channel (classic) or the
+ * namespace's main channel (sharded). Returns 0 with *out filled, or
+ * TS_EINVAL with a reason in err (another kind, FETCH_SOCKETS without
+ * request_id, SERVER_SIDE_EMIT without data). */
+int ts_adp_rreq_encode_request(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format,
+                               const char *own_uid, const ts_adp_req_t *req,
+                               ts_adp_rmsg_wire_t *out, char *err, size_t errlen);
+
+/* Counts `m` (a decoded message, borrowed) into `res` when it answers a
+ * request of kind `kind` (the caller matched its request_id): a
+ * FETCH_SOCKETS_RESPONSE appends its sockets to res->sockets, a
+ * SERVER_SIDE_EMIT_RESPONSE its value to res->answers (both created when
+ * NULL; the caller releases them), and res->answered grows by one. Binary
+ * values become Node's JSON of a Buffer. Returns 1 if counted, 0 if `m` is
+ * no answer to such a request (res untouched). */
+int ts_adp_rreq_collect(ts_adp_result_t *res, ts_adp_req_kind_t kind, const ts_adp_rmsg_t *m);
 
 #endif

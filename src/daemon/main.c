@@ -309,6 +309,7 @@ static int start_session(ts_dmn_t *d) {
             .prefix = d->cfg.redis_adapter_key,
             .format = strcmp(d->cfg.redis_adapter, "sharded") == 0 ? TS_ADP_RMSG_SHARDED
                                                                      : TS_ADP_RMSG_CLASSIC,
+            .loop = d->loop,
         };
         if (ts_adp_redis_open(&d->remote, &d->store, &ac) != 0) {
             fprintf(stderr, "tabsyncd: cannot start the Redis adapter\n");

@@ -2,8 +2,10 @@
  * layer (src/adapter/rreq.c): every request the real Node adapters sent in
  * the golden vectors (rmsg-vectors.json) becomes the request tabsyncd acts
  * on, and every response Node sent is what our answer encodes to, byte for
- * byte and on the same channel; then the cases the vectors lack (our own
- * messages, formats without an answer, ill-formed answers). */
+ * byte and on the same channel; every request Node sent is what our own
+ * request of that kind encodes to, and every answer Node sent counts into
+ * the result of the request it answers; then the cases the vectors lack
+ * (our own messages, formats without an answer, ill-formed answers). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +19,7 @@
 #include "adapter/ts_adp_rreq.h"
 #include "core/ts_err.h"
 #include "core/ts_json.h"
+#include "core/ts_mem.h"
 
 static json_t *g_doc;
 
@@ -208,6 +211,162 @@ static void test_answers_are_nodes_bytes(void **state) {
     assert_true(checked >= 10);
 }
 
+/* ---- requests of ours: Node's bytes too ---- */
+
+static void test_requests_are_nodes_bytes(void **state) {
+    (void)state;
+    size_t seen[2][TS_ADP_REQ_KIND_COUNT] = {{0}};
+    json_t *vs = vectors();
+    for (size_t i = 0; i < json_array_size(vs); i++) {
+        json_t *v = json_array_get(vs, i);
+        const char *name = json_string_value(json_object_get(v, "name"));
+        ts_adp_rmsg_t m;
+        uint8_t *bytes;
+        size_t len;
+        ts_adp_rmsg_format_t f = decode_vec(v, &m, &bytes, &len);
+        ts_adp_req_t r;
+        /* the kinds this node sends, in their current (not one-socket) form */
+        if (ts_adp_rreq_of(&m, "not-the-sender", &r) && !r.sid &&
+            (r.kind == TS_ADP_REQ_FETCH_SOCKETS || r.kind == TS_ADP_REQ_SOCKETS_JOIN ||
+             r.kind == TS_ADP_REQ_SOCKETS_LEAVE || r.kind == TS_ADP_REQ_DISCONNECT_SOCKETS ||
+             r.kind == TS_ADP_REQ_SERVER_SIDE_EMIT)) {
+            ts_adp_rmsg_wire_t w;
+            char err[160];
+            int rc = ts_adp_rreq_encode_request(NULL, f, m.uid, &r, &w, err, sizeof err);
+            if (rc != 0) fail_msg("%s: %d %s", name, rc, err);
+            const char *ch = json_string_value(json_object_get(v, "channel"));
+            if (strcmp((const char *)w.channel->data, ch) != 0)
+                fail_msg("%s: channel %s, Node's %s", name, (const char *)w.channel->data, ch);
+            if (w.bytes->len != len || memcmp(w.bytes->data, bytes, len) != 0)
+                fail_msg("%s: our request differs from Node's (%zu bytes, Node %zu: %.*s)", name,
+                         w.bytes->len, len, (int)w.bytes->len, (const char *)w.bytes->data);
+            ts_adp_rmsg_wire_clear(&w);
+            seen[f][r.kind]++;
+        }
+        ts_adp_rmsg_clear(&m);
+        free(bytes);
+    }
+    const ts_adp_req_kind_t kinds[] = {TS_ADP_REQ_FETCH_SOCKETS, TS_ADP_REQ_SOCKETS_JOIN,
+                                       TS_ADP_REQ_SOCKETS_LEAVE, TS_ADP_REQ_DISCONNECT_SOCKETS,
+                                       TS_ADP_REQ_SERVER_SIDE_EMIT};
+    for (size_t f = 0; f < 2; f++)
+        for (size_t k = 0; k < TS_ARRAY_LEN(kinds); k++)
+            if (!seen[f][kinds[k]])
+                fail_msg("no %s vector of request %s", f ? "sharded" : "classic",
+                         ts_adp_req_kind_name(kinds[k]));
+}
+
+static void test_requests_we_do_not_make(void **state) {
+    (void)state;
+    char err[160] = "";
+    ts_adp_rmsg_wire_t w;
+    const struct {
+        const char *name;
+        ts_adp_req_t req;
+        const char *want;
+    } rows[] = {
+        {"all rooms", {.kind = TS_ADP_REQ_ALL_ROOMS, .nsp = "/", .request_id = "r"}, "ALL_ROOMS"},
+        {"broadcast with acks", {.kind = TS_ADP_REQ_BROADCAST_ACK, .nsp = "/", .request_id = "r"},
+         "BROADCAST_ACK"},
+        {"fetch without id", {.kind = TS_ADP_REQ_FETCH_SOCKETS, .nsp = "/"}, "request_id"},
+        {"emit without data", {.kind = TS_ADP_REQ_SERVER_SIDE_EMIT, .nsp = "/"}, "data"},
+    };
+    for (size_t i = 0; i < TS_ARRAY_LEN(rows); i++) {
+        for (int f = 0; f < 2; f++) {
+            int rc = ts_adp_rreq_encode_request(NULL, (ts_adp_rmsg_format_t)f, "me", &rows[i].req,
+                                                &w, err, sizeof err);
+            if (rc != TS_EINVAL || !strstr(err, rows[i].want))
+                fail_msg("%s (%d): %d \"%s\", want TS_EINVAL \"%s\"", rows[i].name, f, rc, err,
+                         rows[i].want);
+            assert_null(w.bytes);
+        }
+    }
+}
+
+/* ---- answers to requests of ours ---- */
+
+static void test_collect_nodes_answers(void **state) {
+    (void)state;
+    size_t counted[2] = {0};
+    json_t *vs = vectors();
+    for (size_t i = 0; i < json_array_size(vs); i++) {
+        json_t *v = json_array_get(vs, i);
+        const char *name = json_string_value(json_object_get(v, "name"));
+        ts_adp_rmsg_t m;
+        uint8_t *bytes;
+        size_t len;
+        decode_vec(v, &m, &bytes, &len);
+        ts_adp_result_t fetch = {0}, emit = {0};
+        int f = ts_adp_rreq_collect(&fetch, TS_ADP_REQ_FETCH_SOCKETS, &m);
+        int e = ts_adp_rreq_collect(&emit, TS_ADP_REQ_SERVER_SIDE_EMIT, &m);
+        if (f != is_kind(&m, TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE) ||
+            e != is_kind(&m, TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE))
+            fail_msg("%s (%s): counted %d for fetchSockets, %d for serverSideEmit", name,
+                     ts_adp_rmsg_kind_name(m.kind), f, e);
+        if (f) {
+            assert_int_equal(fetch.answered, 1);
+            assert_int_equal(json_array_size(fetch.sockets), m.nsockets);
+            for (size_t k = 0; k < m.nsockets; k++) {
+                json_t *s = json_array_get(fetch.sockets, k);
+                assert_string_equal(json_string_value(json_object_get(s, "id")), m.sockets[k].id);
+                assert_int_equal(json_array_size(json_object_get(s, "rooms")),
+                                 m.sockets[k].rooms.n);
+                assert_true(json_is_object(json_object_get(s, "handshake")));
+                assert_int_equal(!json_object_get(s, "data"), !m.sockets[k].data);
+            }
+            counted[0]++;
+        }
+        if (e) {
+            assert_int_equal(emit.answered, 1);
+            assert_int_equal(json_array_size(emit.answers), 1);
+            assert_int_equal(json_is_null(json_array_get(emit.answers, 0)), !m.data);
+            counted[1]++;
+        }
+        if (!f) assert_null(fetch.sockets);
+        if (!e) assert_null(emit.answers);
+        json_decref(fetch.sockets);
+        json_decref(emit.answers);
+        ts_adp_rmsg_clear(&m);
+        free(bytes);
+    }
+    assert_true(counted[0] >= 2); /* both formats */
+    assert_true(counted[1] >= 2);
+}
+
+static void test_collect_values(void **state) {
+    (void)state;
+    ts_buf_t *bin = ts_buf_from("\x01\xff", 2);
+    ts_buf_t *attach[] = {bin};
+    json_t *ph = json_pack("{s:b,s:i}", "_placeholder", 1, "num", 0);
+    json_t *far = json_pack("{s:b,s:i}", "_placeholder", 1, "num", 5);
+    json_t *data = json_pack("{s:O,s:[O]}", "b", ph, "far", far);
+    ts_adp_result_t res = {0};
+    /* an answer without a value (undefined), then one with a binary */
+    ts_adp_rmsg_t none = {.kind = TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE, .request_id = "r"};
+    ts_adp_rmsg_t bins = {.kind = TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE, .request_id = "r",
+                          .data = data, .attach = attach, .nattach = 1};
+    assert_int_equal(ts_adp_rreq_collect(&res, TS_ADP_REQ_SERVER_SIDE_EMIT, &none), 1);
+    assert_int_equal(ts_adp_rreq_collect(&res, TS_ADP_REQ_SERVER_SIDE_EMIT, &bins), 1);
+    assert_int_equal(res.answered, 2);
+    char *got = json_dumps(res.answers, JSON_COMPACT | JSON_SORT_KEYS);
+    /* a placeholder naming no attachment stays as it came */
+    assert_string_equal(got, "[null,{\"b\":{\"data\":[1,255],\"type\":\"Buffer\"},"
+                             "\"far\":[{\"_placeholder\":true,\"num\":5}]}]");
+    free(got);
+    /* a fetchSockets answer to a serverSideEmit is not counted */
+    ts_adp_rmsg_t socks = {.kind = TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE, .request_id = "r"};
+    assert_int_equal(ts_adp_rreq_collect(&res, TS_ADP_REQ_SERVER_SIDE_EMIT, &socks), 0);
+    assert_int_equal(ts_adp_rreq_collect(&res, TS_ADP_REQ_FETCH_SOCKETS, &socks), 1);
+    assert_int_equal(json_array_size(res.sockets), 0);
+    assert_int_equal(res.answered, 3);
+    json_decref(res.answers);
+    json_decref(res.sockets);
+    json_decref(data);
+    json_decref(ph);
+    json_decref(far);
+    ts_buf_unref(bin);
+}
+
 /* ---- what the vectors lack ---- */
 
 static void test_answers_the_format_lacks(void **state) {
@@ -293,6 +452,10 @@ int main(void) {
         cmocka_unit_test(test_answers_the_format_lacks),
         cmocka_unit_test(test_ill_formed_answers),
         cmocka_unit_test(test_not_requests),
+        cmocka_unit_test(test_requests_are_nodes_bytes),
+        cmocka_unit_test(test_requests_we_do_not_make),
+        cmocka_unit_test(test_collect_nodes_answers),
+        cmocka_unit_test(test_collect_values),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     json_decref(g_doc);
