@@ -18,6 +18,7 @@
 #include "adapter/ts_adp_remote.h"
 #include "adapter/ts_adp_rooms.h"
 #include "adapter/ts_adp_saved.h"
+#include "sio/request_int.h"
 
 #include <inttypes.h>
 #include <pthread.h>
@@ -634,7 +635,9 @@ static void room_changed(ts_sio_nsp_t *nsp, const char *room, int present) {
  * once for the process through its own adapter handle, as one Node server
  * answers once for its sockets. Nothing of a job is shared but its copied
  * strings (read-only), its attachments (atomic refcounts) and the result;
- * every loop makes its own copy of the event's arguments. */
+ * every loop makes its own copy of the event's arguments. A request of this
+ * process (ts_sio__local_request, request.c) runs the same way; its result
+ * goes back to the loop that made it instead of to another node. */
 
 typedef struct job {
     pthread_mutex_t mu;
@@ -652,11 +655,17 @@ typedef struct job {
     json_t *list;              /* FETCH_SOCKETS, SOCKETS: array; ALL_ROOMS: object as a set */
     uint64_t count;            /* BROADCAST_ACK: clients reached */
     int found;                 /* the one-socket forms: some loop has it */
+    /* a request of this process: its loop, and who takes the result there */
+    ts_sio_server_t *origin;   /* NULL: another node's request */
+    size_t origin_idx;
+    ts_sio__local_cb on_local;
+    void *local_ud;
 } job_t;
 
 typedef struct job_ref {
     ts_list_t link;
     job_t *job;
+    int finished;              /* every loop ran it: the result for its origin */
 } job_ref_t;
 
 static void job_free(job_t *j) {
@@ -683,8 +692,35 @@ static void answer(ts_sio_server_t *srv, const ts_adp_answer_t *a) {
     if (r->ops->answer(r->self, a) != 0) TS_MET_INC(SIO_REMOTE_SEND_FAILED);
 }
 
+/* A request of this process: the result goes to the loop that made it. */
+static void job_return(ts_sio_server_t *srv, job_t *j) {
+    if (srv == j->origin) {
+        j->on_local(j->list, (size_t)j->count, j->local_ud);
+        job_free(j);
+        return;
+    }
+    ts_sio_group_t *g = srv->group;
+    pthread_mutex_lock(&g->mu);
+    ts_sio_server_t *o = g->srvs[j->origin_idx];
+    if (o == j->origin) {
+        job_ref_t *r = ts_xcalloc(1, sizeof *r);
+        r->job = j;
+        r->finished = 1;
+        pthread_mutex_lock(&o->jobs_mu);
+        ts_list_insert_tail(&o->jobs, &r->link);
+        pthread_mutex_unlock(&o->jobs_mu);
+        uv_async_send(&o->bus);
+    }
+    pthread_mutex_unlock(&g->mu);
+    if (o != j->origin) job_free(j); /* its loop is gone (shutting down): nobody to tell */
+}
+
 /* The last loop that ran `j` answers for the process. */
 static void job_finish(ts_sio_server_t *srv, job_t *j) {
+    if (j->origin) {
+        job_return(srv, j);
+        return;
+    }
     ts_adp_answer_t a = {.kind = j->kind, .nsp = j->nsp, .request_id = j->request_id,
                          .requester = j->requester};
     switch (j->kind) {
@@ -902,30 +938,20 @@ static void run_jobs(ts_sio_server_t *srv) {
     while (!ts_list_empty(&q)) {
         job_ref_t *r = ts_list_entry(q.next, job_ref_t, link);
         ts_list_remove(&r->link);
-        if (srv->remote) job_run(srv, r->job);
+        if (r->finished) job_return(srv, r->job); /* srv is its origin */
+        else if (srv->group->srvs[srv->idx] && (srv->remote || r->job->origin))
+            job_run(srv, r->job);
         else job_done(srv, r->job); /* shutting down: this loop has no part */
         free(r);
     }
 }
 
-/* A request of another node, on the listener loop. */
-static void on_request(const ts_adp_req_t *req, void *ud) {
-    ts_sio_nsp_t *nsp = ud;
-    ts_sio_server_t *srv = nsp->srv;
-    if (req->kind == TS_ADP_REQ_SERVER_SIDE_EMIT) {
-        /* tabsyncd has no server-side event handlers: counted by the
-         * adapter, and acknowledged at once without a value when an ack is
-         * wanted, so that the requester does not wait for us until its
-         * timeout (docs/REDIS-WIRE.md) */
-        ts_adp_answer_t a = {.kind = req->kind, .nsp = nsp->name, .request_id = req->request_id,
-                             .requester = req->requester};
-        answer(srv, &a);
-        return;
-    }
+/* A job of `req` (borrowed; everything copied) on namespace `nsp`. */
+static job_t *job_new(const ts_adp_req_t *req, const char *nsp) {
     job_t *j = ts_xcalloc(1, sizeof *j);
     pthread_mutex_init(&j->mu, NULL);
     j->kind = req->kind;
-    j->nsp = ts_xstrdup(nsp->name);
+    j->nsp = ts_xstrdup(nsp);
     j->request_id = strdup_or_null(req->request_id);
     j->requester = strdup_or_null(req->requester);
     j->sid = strdup_or_null(req->sid);
@@ -944,6 +970,11 @@ static void on_request(const ts_adp_req_t *req, void *ud) {
     }
     j->timeout_ms = req->timeout_ms;
     j->list = j->kind == TS_ADP_REQ_ALL_ROOMS ? json_object() : json_array();
+    return j;
+}
+
+/* Runs `j` on every loop of the process, this one first. */
+static void job_start(ts_sio_server_t *srv, job_t *j) {
     /* every loop alive gets it; a loop freed meanwhile counts itself done */
     ts_sio_group_t *g = srv->group;
     j->pending = 1;
@@ -963,6 +994,46 @@ static void on_request(const ts_adp_req_t *req, void *ud) {
     }
     pthread_mutex_unlock(&g->mu);
     job_run(srv, j);
+}
+
+int ts_sio__local_request(ts_sio_server_t *srv, const ts_adp_req_t *req, ts_sio__local_cb cb,
+                          void *ud) {
+    switch (req->kind) {
+    case TS_ADP_REQ_FETCH_SOCKETS:
+    case TS_ADP_REQ_SOCKETS_JOIN:
+    case TS_ADP_REQ_SOCKETS_LEAVE:
+    case TS_ADP_REQ_DISCONNECT_SOCKETS: break;
+    default: return TS_EINVAL;
+    }
+    if (!srv->group->srvs[srv->idx]) return TS_ECLOSED;
+    ts_adp_req_t q = *req;
+    q.request_id = q.requester = q.sid = NULL; /* nobody to answer: the result comes back */
+    job_t *j = job_new(&q, req->nsp);
+    j->origin = srv;
+    j->origin_idx = srv->idx;
+    j->on_local = cb;
+    j->local_ud = ud;
+    job_start(srv, j);
+    return 0;
+}
+
+ts_adp_remote_t *ts_sio__remote(const ts_sio_server_t *srv) { return srv->remote; }
+
+/* A request of another node, on the listener loop. */
+static void on_request(const ts_adp_req_t *req, void *ud) {
+    ts_sio_nsp_t *nsp = ud;
+    ts_sio_server_t *srv = nsp->srv;
+    if (req->kind == TS_ADP_REQ_SERVER_SIDE_EMIT) {
+        /* tabsyncd has no server-side event handlers: counted by the
+         * adapter, and acknowledged at once without a value when an ack is
+         * wanted, so that the requester does not wait for us until its
+         * timeout (docs/REDIS-WIRE.md) */
+        ts_adp_answer_t a = {.kind = req->kind, .nsp = nsp->name, .request_id = req->request_id,
+                             .requester = req->requester};
+        answer(srv, &a);
+        return;
+    }
+    job_start(srv, job_new(req, nsp->name));
 }
 
 static void remote_listen(ts_sio_nsp_t *nsp) {

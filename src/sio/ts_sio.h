@@ -140,6 +140,38 @@ ts_sio_server_t *ts_sio_server_new_in(uv_loop_t *loop, ts_sio_group_t *g, size_t
 struct ts_adp_remote;
 void ts_sio_server_set_remote(ts_sio_server_t *srv, struct ts_adp_remote *remote, int listener);
 
+/* What a server-side request of this process found (ts_sio_request),
+ * borrowed for the callback. */
+typedef struct ts_sio_result {
+    int status;       /* 0, or why the other nodes were not (all) asked: TS_ESTORE,
+                         TS_ECLOSED; this process's part was done anyway */
+    int remote;       /* the other nodes were asked (an adapter is set) */
+    size_t local;     /* this process's sockets the request matched, every loop's */
+    size_t nodes;     /* the other nodes it went to (ts_adp_result_t) */
+    size_t answered;  /* of those, how many answered (fetchSockets, emit with ack) */
+    int timed_out;    /* the timeout passed before every answer came */
+    json_t *sockets;  /* FETCH_SOCKETS: [{id, handshake, rooms, data}], this
+                         process's sockets first, then the other nodes' */
+    json_t *answers;  /* SERVER_SIDE_EMIT with ack: the other nodes' answers */
+} ts_sio_result_t;
+typedef void (*ts_sio_result_cb)(const ts_sio_result_t *res, void *ud);
+
+/* What Node's io.fetchSockets(), io.socketsJoin(), io.socketsLeave(),
+ * io.disconnectSockets() and io.serverSideEmit() do, made by this process:
+ * `req` (borrowed; a ts_adp_req_t of kind FETCH_SOCKETS, SOCKETS_JOIN,
+ * SOCKETS_LEAVE, DISCONNECT_SOCKETS or SERVER_SIDE_EMIT with nsp, rooms,
+ * except, names, close, data ["event", args...]) runs on the sockets of
+ * every loop of the process (not SERVER_SIDE_EMIT: as in Node, it is for
+ * the other servers only) and goes to the other nodes through the adapter,
+ * whose answers (fetchSockets; serverSideEmit when `ack`) are awaited up to
+ * `timeout_ms` (0: 5000). Returns 0, then cb is called exactly once on
+ * this loop, possibly before this returns (nothing to wait for); or
+ * TS_EINVAL (another kind, no namespace, an emit without an event name)
+ * and cb is never called. */
+struct ts_adp_req;
+int ts_sio_request(ts_sio_server_t *srv, const struct ts_adp_req *req, int ack,
+                   uint64_t timeout_ms, ts_sio_result_cb cb, void *ud);
+
 /* Registers namespace `name` ("/", "/custom"). Returns it (owned by the server). */
 ts_sio_nsp_t *ts_sio_nsp_add(ts_sio_server_t *srv, const char *name,
                              const ts_sio_nsp_handler_t *h, void *ud);

@@ -1,0 +1,92 @@
+/* request.c - server-side requests made by this process (ts_sio_request):
+ * what Node's io.fetchSockets(), socketsJoin/Leave, disconnectSockets and
+ * serverSideEmit do, in two parts run side by side: this process's sockets
+ * on every loop (server.c's job path, the one another node's request
+ * takes) and the other nodes (the adapter's `request`); the result is the
+ * two combined, on the loop that asked, local sockets first as Node lists
+ * them. */
+#include <stdlib.h>
+
+#include "core/ts_err.h"
+#include "core/ts_mem.h"
+#include "sio/request_int.h"
+
+typedef struct sreq {
+    unsigned parts;          /* parts not done, + 1 while ts_sio_request runs */
+    ts_adp_req_kind_t kind;
+    ts_sio_result_cb cb;
+    void *ud;
+    ts_sio_result_t res;
+    json_t *remote_sockets;  /* the other nodes', appended at the end */
+} sreq_t;
+
+static void part_done(sreq_t *q) {
+    if (--q->parts) return;
+    if (q->kind == TS_ADP_REQ_FETCH_SOCKETS) {
+        if (!q->res.sockets) q->res.sockets = json_array();
+        if (q->remote_sockets) json_array_extend(q->res.sockets, q->remote_sockets);
+    }
+    if (q->kind == TS_ADP_REQ_SERVER_SIDE_EMIT && !q->res.answers) q->res.answers = json_array();
+    q->cb(&q->res, q->ud);
+    json_decref(q->res.sockets);
+    json_decref(q->res.answers);
+    json_decref(q->remote_sockets);
+    free(q);
+}
+
+static void on_local(json_t *list, size_t matched, void *ud) {
+    sreq_t *q = ud;
+    q->res.local = matched;
+    /* a copy: the list belongs to a job other loops filled */
+    if (q->kind == TS_ADP_REQ_FETCH_SOCKETS) q->res.sockets = json_deep_copy(list);
+    part_done(q);
+}
+
+static void on_remote(const ts_adp_result_t *r, void *ud) {
+    sreq_t *q = ud;
+    q->res.status = r->status;
+    q->res.nodes = r->nodes;
+    q->res.answered = r->answered;
+    q->res.timed_out = r->timed_out;
+    q->remote_sockets = json_incref(r->sockets);
+    q->res.answers = json_incref(r->answers);
+    part_done(q);
+}
+
+int ts_sio_request(ts_sio_server_t *srv, const ts_adp_req_t *req, int ack, uint64_t timeout_ms,
+                   ts_sio_result_cb cb, void *ud) {
+    int local = 1;
+    switch (req->kind) {
+    case TS_ADP_REQ_FETCH_SOCKETS:
+    case TS_ADP_REQ_SOCKETS_JOIN:
+    case TS_ADP_REQ_SOCKETS_LEAVE:
+    case TS_ADP_REQ_DISCONNECT_SOCKETS: break;
+    case TS_ADP_REQ_SERVER_SIDE_EMIT:
+        if (!json_is_string(json_array_get(req->data, 0))) return TS_EINVAL;
+        local = 0; /* Node's serverSideEmit is for the other servers only */
+        break;
+    default: return TS_EINVAL;
+    }
+    if (!req->nsp || !cb) return TS_EINVAL;
+    sreq_t *q = ts_xcalloc(1, sizeof *q);
+    q->parts = 1;
+    q->kind = req->kind;
+    q->cb = cb;
+    q->ud = ud;
+    ts_adp_remote_t *r = ts_sio__remote(srv);
+    if (r && r->ops->request) {
+        q->res.remote = 1;
+        q->parts++;
+        int rc = r->ops->request(r->self, req, ack, timeout_ms, on_remote, q);
+        if (rc) {
+            q->parts--;
+            q->res.status = rc;
+        }
+    }
+    if (local) {
+        q->parts++;
+        if (ts_sio__local_request(srv, req, on_local, q) != 0) q->parts--;
+    }
+    part_done(q);
+    return 0;
+}
