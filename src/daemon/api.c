@@ -1,8 +1,10 @@
 /* api.c - tabsyncd's HTTP API: the admin routes (registry, a session's
  * events and health; admin token), the backend routes through which an
  * application's server publishes into a session's history and reads or
- * changes its state (publisher token), and with --dev the token minting
- * endpoint of the demo page. Only HTTP lives here: the data comes from the
+ * changes its state (publisher token), the cluster's server-side requests
+ * (fetchSockets, socketsJoin/Leave, disconnectSockets, serverSideEmit over
+ * every node, Node servers included; admin token), and with --dev the token
+ * minting endpoint of the demo page. Only HTTP lives here: the data comes from the
  * session layer's data API (ts_sess_api_*), and a request is held until it
  * answers. */
 #include <http_parser.h>
@@ -14,6 +16,7 @@
 #include "core/ts_json.h"
 #include "core/ts_mem.h"
 #include "core/ts_util.h"
+#include "adapter/ts_adp_remote.h"
 #include "daemon/ts_dmn.h"
 #include "session/ts_sess_auth.h"
 
@@ -310,6 +313,266 @@ static void admin_elections(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t
     req_started(r, ts_sess_api_elections(d->sess, user, session, on_answer, r));
 }
 
+/* ---- admin: /api/admin/cluster/... (admin token) ----
+ * Node's io.fetchSockets(), socketsJoin(), socketsLeave(),
+ * disconnectSockets() and serverSideEmit() over the whole cluster: this
+ * process's sockets and, through the Redis adapter, every other node's
+ * (tabsyncd or Node). docs/PROTOCOL.md "The cluster API". */
+
+static json_t *body_json(ts_http_conn_t *hc, const ts_http_req_t *req);
+
+#define CLUSTER_MAX_NAMES 1024       /* rooms, except, names: strings per list */
+#define CLUSTER_MAX_TIMEOUT_MS 60000
+
+/* The request's strings and the held HTTP request, until the result. */
+typedef struct cluster_req {
+    ts_http_conn_t *hc;    /* NULL once the client went away */
+    ts_adp_req_kind_t kind;
+    int ack;
+    json_t *lists;         /* {rooms, except, names}: keeps the strings alive */
+} cluster_req_t;
+
+static void cluster_abort(ts_http_conn_t *hc, void *ud) {
+    (void)hc;
+    cluster_req_t *c = ud;
+    c->hc = NULL;
+}
+
+static void cluster_done(const ts_sio_result_t *res, void *ud) {
+    cluster_req_t *c = ud;
+    if (c->hc) {
+        ts_http_conn_detach(c->hc);
+        json_t *out = json_pack("{s:I}", "local", (json_int_t)res->local);
+        json_object_set_new(out, "remote", json_boolean(res->remote));
+        json_object_set_new(out, "nodes", json_integer((json_int_t)res->nodes));
+        int answered = c->kind == TS_ADP_REQ_FETCH_SOCKETS || c->ack;
+        if (answered) {
+            json_object_set_new(out, "answered", json_integer((json_int_t)res->answered));
+            json_object_set_new(out, "timedOut", json_boolean(res->timed_out));
+        }
+        if (res->sockets) json_object_set(out, "sockets", res->sockets);
+        if (res->answers && c->ack) json_object_set(out, "answers", res->answers);
+        if (res->status)
+            json_object_set_new(out, "error", json_string(ts_strerror(res->status)));
+        respond_json(c->hc, res->status ? 503 : 200, res->status ? "Retry-After: 1\r\n" : NULL,
+                     out);
+    }
+    json_decref(c->lists);
+    free(c);
+}
+
+/* Percent-decodes a query value ('+' is a space, as forms send it) into a
+ * new JSON string, or NULL (bad escape, NUL, invalid UTF-8). */
+static json_t *query_string(ts_slice_t v) {
+    char *buf = ts_xmalloc(v.len + 1);
+    size_t n = 0;
+    int bad = 0;
+    for (size_t i = 0; i < v.len && !bad; i++) {
+        int c = v.p[i];
+        if (c == '+') c = ' ';
+        if (c == '%') {
+            int hi = i + 2 < v.len ? hexval(v.p[i + 1]) : -1;
+            int lo = i + 2 < v.len ? hexval(v.p[i + 2]) : -1;
+            c = hi * 16 + lo;
+            bad = hi < 0 || lo < 0;
+            i += 2;
+        }
+        bad |= c == 0; /* the adapter's messages carry names without NUL */
+        buf[n++] = (char)c;
+    }
+    json_t *s = bad ? NULL : json_stringn(buf, n); /* NULL for invalid UTF-8 too */
+    free(buf);
+    return s;
+}
+
+/* Every value of query parameter `name` (it may repeat), appended to
+ * `out`. Returns 0, or -1 for a value that is not a string we can use. */
+static int query_all(const ts_http_req_t *req, const char *name, json_t *out) {
+    size_t nl = strlen(name);
+    ts_slice_t q = req->query;
+    size_t i = 0;
+    while (i < q.len) {
+        size_t end = i;
+        while (end < q.len && q.p[end] != '&') end++;
+        ts_slice_t part = ts_slice(q.p + i, end - i);
+        if (part.len > nl && memcmp(part.p, name, nl) == 0 && part.p[nl] == '=') {
+            json_t *v = query_string(ts_slice(part.p + nl + 1, part.len - nl - 1));
+            if (!v || json_array_size(out) >= CLUSTER_MAX_NAMES) {
+                json_decref(v);
+                return -1;
+            }
+            json_array_append_new(out, v);
+        }
+        i = end + 1;
+    }
+    return 0;
+}
+
+/* body[key]: absent, a string or an array of strings, as a new array in
+ * lists[key]. Returns 0, or -1 after answering 400. */
+static int body_strings(ts_http_conn_t *hc, json_t *body, const char *key, json_t *lists) {
+    json_t *v = json_object_get(body, key), *arr = json_array();
+    json_object_set_new(lists, key, arr);
+    if (!v || json_is_null(v)) return 0;
+    if (json_is_string(v)) {
+        json_array_append(arr, v);
+        return 0;
+    }
+    size_t i;
+    json_t *x;
+    int ok = json_is_array(v) && json_array_size(v) <= CLUSTER_MAX_NAMES;
+    json_array_foreach(v, i, x) {
+        /* the Redis adapter's messages carry names without NUL */
+        if (!json_is_string(x) || strlen(json_string_value(x)) != json_string_length(x)) ok = 0;
+        else json_array_append(arr, x);
+    }
+    if (ok) return 0;
+    char msg[160];
+    snprintf(msg, sizeof msg, "%s: a string or an array of at most %d strings (without NUL)", key,
+             CLUSTER_MAX_NAMES);
+    respond_error(hc, 400, NULL, msg);
+    return -1;
+}
+
+/* The strings of lists[key] (borrowed from it), in a new vector. */
+static const char **strs_of(json_t *lists, const char *key, size_t *n) {
+    json_t *arr = json_object_get(lists, key);
+    *n = json_array_size(arr);
+    const char **v = ts_xmalloc((*n ? *n : 1) * sizeof *v);
+    for (size_t i = 0; i < *n; i++) v[i] = json_string_value(json_array_get(arr, i));
+    return v;
+}
+
+static int timeout_of(ts_http_conn_t *hc, json_t *v, uint64_t *out) {
+    if (!v) return 0;
+    if (json_is_integer(v) && json_integer_value(v) > 0 &&
+        json_integer_value(v) <= CLUSTER_MAX_TIMEOUT_MS) {
+        *out = (uint64_t)json_integer_value(v);
+        return 0;
+    }
+    respond_error(hc, 400, NULL, "timeout: milliseconds, 1-60000 (default 5000)");
+    return -1;
+}
+
+/* GET /api/admin/cluster/sockets?nsp=/&room=R&except=E&timeout=MS and
+ * POST /api/admin/cluster/{emit,join,leave,disconnect}. */
+static void admin_cluster(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req,
+                          ts_slice_t what) {
+    static const struct {
+        const char *name;
+        ts_adp_req_kind_t kind;
+    } verbs[] = {{"sockets", TS_ADP_REQ_FETCH_SOCKETS},
+                 {"join", TS_ADP_REQ_SOCKETS_JOIN},
+                 {"leave", TS_ADP_REQ_SOCKETS_LEAVE},
+                 {"disconnect", TS_ADP_REQ_DISCONNECT_SOCKETS},
+                 {"emit", TS_ADP_REQ_SERVER_SIDE_EMIT}};
+    size_t k = 0;
+    while (k < TS_ARRAY_LEN(verbs) && !ts_slice_eq_str(what, verbs[k].name)) k++;
+    if (k == TS_ARRAY_LEN(verbs)) {
+        respond_error(hc, 404, NULL, "no such cluster resource (sockets, join, leave, "
+                                     "disconnect, emit)");
+        return;
+    }
+    ts_adp_req_kind_t kind = verbs[k].kind;
+    int get = kind == TS_ADP_REQ_FETCH_SOCKETS;
+    if (req->method != (get ? HTTP_GET : HTTP_POST)) {
+        respond_error(hc, 405, get ? "Allow: GET\r\n" : "Allow: POST\r\n",
+                      get ? "only GET" : "only POST");
+        return;
+    }
+    json_t *lists = json_object(), *body = NULL, *nsp = NULL, *data = NULL;
+    uint64_t timeout = 0;
+    int ack = 0, close = 0;
+    if (get) {
+        json_t *rooms = json_array(), *except = json_array(), *ns = json_array(),
+               *to = json_array();
+        json_object_set_new(lists, "rooms", rooms);
+        json_object_set_new(lists, "except", except);
+        json_object_set_new(lists, "names", json_array());
+        if (query_all(req, "room", rooms) || query_all(req, "except", except) ||
+            query_all(req, "nsp", ns) || query_all(req, "timeout", to) ||
+            json_array_size(ns) > 1 || json_array_size(to) > 1) {
+            respond_error(hc, 400, NULL, "bad query: nsp=/&room=R&except=E (room and except may "
+                                         "repeat, percent-encoded), timeout=MS");
+            json_decref(ns);
+            json_decref(to);
+            goto out;
+        }
+        nsp = json_incref(json_array_get(ns, 0));
+        uint64_t ms = 0;
+        int has_to = query_uint(req, "timeout", &ms);
+        json_decref(ns);
+        json_decref(to);
+        json_t *tv = has_to > 0 ? json_integer((json_int_t)ms) : has_to < 0 ? json_null() : NULL;
+        int bad = timeout_of(hc, tv, &timeout);
+        json_decref(tv);
+        if (bad) goto out;
+    } else {
+        if (!(body = body_json(hc, req))) goto out;
+        if (!json_is_object(body)) {
+            respond_error(hc, 400, NULL, "the body is a JSON object");
+            goto out;
+        }
+        if (body_strings(hc, body, "rooms", lists) || body_strings(hc, body, "except", lists) ||
+            body_strings(hc, body, "names", lists) ||
+            timeout_of(hc, json_object_get(body, "timeout"), &timeout))
+            goto out;
+        nsp = json_incref(json_object_get(body, "nsp"));
+        close = json_is_true(json_object_get(body, "close"));
+        ack = json_is_true(json_object_get(body, "ack"));
+        if ((kind == TS_ADP_REQ_SOCKETS_JOIN || kind == TS_ADP_REQ_SOCKETS_LEAVE) &&
+            !json_array_size(json_object_get(lists, "names"))) {
+            respond_error(hc, 400, NULL, "names: the rooms to join or leave (a string or an array)");
+            goto out;
+        }
+        if (kind == TS_ADP_REQ_SERVER_SIDE_EMIT) {
+            json_t *ev = json_object_get(body, "event"), *args = json_object_get(body, "args");
+            if (!json_is_string(ev) || !json_string_length(ev) || (args && !json_is_array(args))) {
+                respond_error(hc, 400, NULL, "emit: {event: \"name\", args: [...], ack: true|false}");
+                goto out;
+            }
+            data = json_pack("[O]", ev);
+            if (args) json_array_extend(data, args);
+        }
+    }
+    if (nsp && (!json_is_string(nsp) || json_string_value(nsp)[0] != '/' ||
+                strlen(json_string_value(nsp)) != json_string_length(nsp))) {
+        respond_error(hc, 400, NULL, "nsp: a namespace, \"/\" or \"/name\"");
+        goto out;
+    }
+    {
+        ts_adp_req_t r = {.kind = kind, .nsp = nsp ? json_string_value(nsp) : "/",
+                          .close = close, .data = data};
+        const char **rooms = strs_of(lists, "rooms", &r.nrooms);
+        const char **except = strs_of(lists, "except", &r.nexcept);
+        const char **names = strs_of(lists, "names", &r.nnames);
+        r.rooms = rooms;
+        r.except = except;
+        r.names = names;
+        cluster_req_t *c = ts_xcalloc(1, sizeof *c);
+        c->hc = hc;
+        c->kind = kind;
+        c->ack = ack;
+        c->lists = json_incref(lists);
+        ts_http_conn_hold(hc, cluster_abort, c);
+        int rc = ts_sio_request(d->sio, &r, ack, timeout, cluster_done, c);
+        if (rc) {
+            ts_http_conn_detach(hc);
+            respond_error(hc, 400, NULL, ts_strerror(rc));
+            json_decref(c->lists);
+            free(c);
+        }
+        free(rooms);
+        free(except);
+        free(names);
+    }
+out:
+    json_decref(nsp);
+    json_decref(data);
+    json_decref(body);
+    json_decref(lists);
+}
+
 static void admin(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req) {
     const char *token = d->cfg.admin_token;
     if (!token[0]) {
@@ -319,6 +582,14 @@ static void admin(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req) {
     if (!bearer_ok(req, token)) {
         respond_error(hc, 401, "WWW-Authenticate: Bearer realm=\"tabsync-admin\"\r\n",
                       "admin token required (Authorization: Bearer <token>)");
+        return;
+    }
+    static const char cluster_prefix[] = "/api/admin/cluster/";
+    if (req->path.len >= sizeof cluster_prefix - 1 &&
+        memcmp(req->path.p, cluster_prefix, sizeof cluster_prefix - 1) == 0) {
+        admin_cluster(d, hc, req,
+                      ts_slice(req->path.p + sizeof cluster_prefix - 1,
+                               req->path.len - (sizeof cluster_prefix - 1)));
         return;
     }
     if (req->method != HTTP_GET) {
@@ -360,7 +631,9 @@ static void admin(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req) {
     }
     respond_error(hc, 404, NULL,
                   "no such admin resource (sessions/<id>, sessions/<id>/events, "
-                  "sessions/<id>/health, sessions/<id>/elections, users/<id>)");
+                  "sessions/<id>/health, sessions/<id>/elections, users/<id>, "
+                  "cluster/sockets, cluster/emit, cluster/join, cluster/leave, "
+                  "cluster/disconnect)");
 }
 
 /* ---- backends: /api/sessions/<user>/<session>/... (publisher token) ---- */

@@ -7,8 +7,11 @@
 // with rooms excepted, without the sender (socket.to), binary arguments
 // included; and Node's server-side requests reach tabsyncd's sockets:
 // fetchSockets, socketsJoin/Leave, disconnectSockets, serverSideEmit (a
-// tabsyncd node acknowledges it without a value) and broadcasts with acks.
-// Requests from tabsyncd are not made: it has no server-side API for them.
+// tabsyncd node acknowledges it without a value) and broadcasts with acks;
+// and the other way, tabsyncd's requests (its admin API, /api/admin/cluster/)
+// reach Node's sockets and Node's handlers: fetchSockets, serverSideEmit
+// (Node's answer comes back), socketsJoin/Leave, disconnectSockets, and a
+// node that never answers is reported as a timeout.
 // docs/REDIS-WIRE.md says what is spoken.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -24,11 +27,12 @@ const T = { timeout: 20000 };
 for (const format of ['classic', 'sharded']) describe(`a Node Socket.IO server with @socket.io/redis-adapter (${format}) and tabsyncd nodes in one cluster`, SKIP, () => {
   let redis, node, ts1, ts2;
   const clients = new Set();
+  const ADMIN = crypto.randomBytes(16).toString('hex');
   before(async () => {
     redis = await startRedis({ appendonly: false });
     node = await startServer({ target: 'node', single: true, extra: ['--redis', redis.url, ...(format === 'sharded' ? ['--redis-sharded'] : [])] });
     // the store (and with it the adapter) needs /session on: a secret
-    const flags = ['--jwt-secret', crypto.randomBytes(32).toString('hex'), '--store', redis.url, '--recovery-window', '0', '--redis-adapter', format];
+    const flags = ['--jwt-secret', crypto.randomBytes(32).toString('hex'), '--store', redis.url, '--recovery-window', '0', '--redis-adapter', format, '--admin-token', ADMIN];
     ts1 = await startServer({ single: true, extra: flags });
     ts2 = await startServer({ single: true, extra: [...flags, '--workers', '2'] });
     await sleep(300); // every (S|P)SUBSCRIBE confirmed before the first broadcast
@@ -218,6 +222,134 @@ for (const format of ['classic', 'sharded']) describe(`a Node Socket.IO server w
     assert.equal(rb.error, null, JSON.stringify(rb));
     assert.equal(rb.responses.length, 4);
     for (const x of rb.responses) assert.deepEqual([...Buffer.from(x)].slice(0, 2), [7, 8]);
+  });
+  // ---- tabsyncd's server-side requests (its admin API), answered by Node too ----
+
+  async function cluster(srv, method, path, body) {
+    const r = await fetch(`${srv.url}/api/admin/cluster/${path}`, {
+      method,
+      headers: { authorization: `Bearer ${ADMIN}`, 'content-type': 'application/json' },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    return { status: r.status, body: await r.json() };
+  }
+
+  it('fetchSockets from tabsyncd lists every node\'s sockets, Node\'s included, by room', T, async () => {
+    const n = await client(node, 'tfs-n'), a = await client(ts1, 'tfs-a');
+    const b = await client(ts2, 'tfs-b'), b2 = await client(ts2, 'tfs-b2');
+    for (const c of [n, a, b]) await ask(c, 'join', 'tfs');
+    await ask(b2, 'join', 'tfs-other');
+    for (const [srv, here] of [[ts2, [b]], [ts1, [a]]]) {
+      const r = await cluster(srv, 'GET', 'sockets?nsp=/&room=tfs');
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.deepEqual([r.body.nodes, r.body.answered, r.body.timedOut, r.body.remote], [2, 2, false, true], 'Node and the other tabsyncd answered');
+      assert.equal(r.body.local, 1, 'this node\'s socket, on whichever of its loops');
+      assert.deepEqual(r.body.sockets.map((s) => s.id).sort(), [n.id, a.id, b.id].sort());
+      assert.equal(r.body.sockets[0].id, here[0].id, 'this node\'s sockets first, as Node lists them');
+      const sn = r.body.sockets.find((s) => s.id === n.id);
+      assert.deepEqual(sn.rooms.sort(), [n.id, 'tfs'].sort(), 'a Node socket\'s rooms');
+      assert.deepEqual(sn.handshake.auth, { name: 'tfs-n' }, 'its handshake, as Node describes it');
+      const sa = r.body.sockets.find((s) => s.id === a.id);
+      assert.deepEqual(sa.handshake.auth, { name: 'tfs-a' });
+    }
+    const all = await cluster(ts1, 'GET', 'sockets');
+    const ids = new Set(all.body.sockets.map((s) => s.id));
+    for (const c of [n, a, b, b2]) assert.ok(ids.has(c.id), `${c.name} listed`);
+    const except = await cluster(ts1, 'GET', `sockets?room=tfs&room=tfs-other&except=${encodeURIComponent(n.id)}&except=${encodeURIComponent(b2.id)}`);
+    assert.deepEqual(except.body.sockets.map((s) => s.id).sort(), [a.id, b.id].sort(), 'two rooms, two excepted (socket ids are rooms)');
+  });
+
+  it('serverSideEmit from tabsyncd: Node\'s handler answers through its ack, the other tabsyncd without a value', T, async () => {
+    const n = await client(node, 'tse-n');
+    const t0 = Date.now();
+    const r = await cluster(ts2, 'POST', 'emit', { event: 'cluster-ping', args: [{ x: 1 }], ack: true });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual([r.body.nodes, r.body.answered, r.body.timedOut], [2, 2, false]);
+    assert.deepEqual(r.body.answers.filter((x) => x !== null), [{ from: 'node', got: { x: 1 } }], 'Node\'s answer came back');
+    assert.equal(r.body.answers.filter((x) => x === null).length, 1, 'tabsyncd answers without a value');
+    assert.ok(Date.now() - t0 < 2000, 'every answer in, not at the timeout');
+    const one = await cluster(ts1, 'POST', 'emit', { event: 'cluster-note', args: ['hi', 2] });
+    assert.equal(one.status, 200, JSON.stringify(one.body));
+    assert.equal(one.body.nodes, 2);
+    assert.equal(one.body.answers, undefined, 'without ack: no answers awaited');
+    const t1 = Date.now();
+    while (!(await ask(n, 'server-side-received')).length && Date.now() - t1 < 3000) await sleep(50);
+    assert.deepEqual(await ask(n, 'server-side-received'), [['hi', 2]], 'Node\'s handler got the event');
+    const bad = await cluster(ts1, 'POST', 'emit', { args: [] });
+    assert.equal(bad.status, 400);
+  });
+
+  it('socketsJoin / socketsLeave from tabsyncd move Node\'s sockets too; a broadcast to the joined room reaches them', T, async () => {
+    const n = await client(node, 'tj-n'), a = await client(ts1, 'tj-a');
+    const b = await client(ts2, 'tj-b'), out = await client(node, 'tj-out');
+    for (const c of [n, a, b]) await ask(c, 'join', 'tj-src');
+    const j = await cluster(ts2, 'POST', 'join', { rooms: ['tj-src'], names: ['tj-dst'] });
+    assert.equal(j.status, 200, JSON.stringify(j.body));
+    assert.deepEqual([j.body.local, j.body.nodes], [1, 2]);
+    await sleep(300); // Node's socketsJoin has no answer either
+    for (const c of [n, a, b]) assert.deepEqual(await ask(c, 'rooms'), [c.id, 'tj-dst', 'tj-src'].sort(), `${c.name} joined`);
+    assert.deepEqual(await ask(out, 'rooms'), [out.id], 'not a socket outside the source room');
+    const all = [n, a, b, out];
+    clear(all);
+    a.emit('to-room-all', 'tj-dst', 'moved', 1);
+    await settle([n, a, b], (c) => c.got.length >= 1);
+    for (const c of [n, a, b]) assert.deepEqual(c.got, [['moved', 1]], `${c.name}`);
+    assert.deepEqual(out.got, []);
+    const l = await cluster(ts1, 'POST', 'leave', { names: 'tj-src' });
+    assert.equal(l.status, 200, JSON.stringify(l.body));
+    await sleep(300);
+    for (const c of [n, a, b]) assert.deepEqual(await ask(c, 'rooms'), [c.id, 'tj-dst'].sort(), `${c.name} left`);
+    const none = await cluster(ts1, 'POST', 'join', { rooms: ['tj-src'] });
+    assert.equal(none.status, 400, 'join needs names');
+  });
+
+  it('disconnectSockets from tabsyncd disconnects Node\'s sockets in a room too', T, async () => {
+    const n = await client(node, 'td-n'), a = await client(ts1, 'td-a');
+    const b = await client(ts2, 'td-b'), stay = await client(node, 'td-stay');
+    for (const c of [n, a, b]) await ask(c, 'join', 'td');
+    const gone = [n, a, b].map((c) => once(c, 'disconnect'));
+    const r = await cluster(ts1, 'POST', 'disconnect', { rooms: 'td' });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual([r.body.local, r.body.nodes], [1, 2]);
+    const reasons = await Promise.race([Promise.all(gone), sleep(5000).then(() => 'timeout')]);
+    assert.deepEqual(reasons.map((x) => (Array.isArray(x) ? x[0] : x)), Array(3).fill('io server disconnect'));
+    assert.ok(stay.connected, 'a socket outside the room stays');
+    for (const c of [n, a, b]) clients.delete(c);
+  });
+
+  it('a node that never answers: tabsyncd answers with what came at the timeout and says so', T, async () => {
+    const { createClient } = await import('redis');
+    const silent = createClient({ url: redis.url });
+    await silent.connect();
+    try {
+      // counted as a server (NUMSUB / SHARDNUMSUB), never answers
+      if (format === 'sharded') await silent.sSubscribe('socket.io#/#', () => {});
+      else await silent.subscribe('socket.io-request#/#', () => {});
+      const a = await client(ts1, 'tt-a');
+      const t0 = Date.now();
+      const r = await cluster(ts1, 'GET', 'sockets?timeout=600');
+      const ms = Date.now() - t0;
+      assert.equal(r.status, 200, JSON.stringify(r.body));
+      assert.deepEqual([r.body.nodes, r.body.answered, r.body.timedOut], [3, 2, true]);
+      assert.ok(r.body.sockets.some((s) => s.id === a.id), 'what came is there');
+      assert.ok(ms >= 550 && ms < 3000, `at the timeout (${ms} ms)`);
+      const e = await cluster(ts2, 'POST', 'emit', { event: 'cluster-ping', args: [3], ack: true, timeout: 600 });
+      assert.deepEqual([e.body.nodes, e.body.answered, e.body.timedOut], [3, 2, true]);
+      assert.deepEqual(e.body.answers.filter((x) => x !== null), [{ from: 'node', got: 3 }]);
+    } finally {
+      await silent.disconnect();
+    }
+  });
+
+  it('the cluster API wants the admin token and the right method', T, async () => {
+    const noTok = await fetch(`${ts1.url}/api/admin/cluster/sockets`);
+    assert.equal(noTok.status, 401);
+    assert.equal((await cluster(ts1, 'POST', 'sockets', {})).status, 405);
+    assert.equal((await cluster(ts1, 'GET', 'emit')).status, 405);
+    assert.equal((await cluster(ts1, 'GET', 'nope')).status, 404);
+    assert.equal((await cluster(ts1, 'GET', 'sockets?timeout=0')).status, 400);
+    assert.equal((await cluster(ts1, 'GET', 'sockets?room=%00')).status, 400);
+    assert.equal((await cluster(ts1, 'POST', 'join', { names: 'x', nsp: 'nope' })).status, 400);
   });
   it('sharded: a tabsyncd node subscribes to a room\'s channel only while it has a socket in it', { ...T, skip: format !== 'sharded' && 'sharded only' }, async () => {
     const { createClient } = await import('redis');

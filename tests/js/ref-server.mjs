@@ -90,6 +90,16 @@ function setupClusterHooks(socket) {
       ok(cb, { error: err ? err.message : null, responses, ms: Date.now() - t0 }));
   });
   socket.on('server-count', async (cb) => ok(cb, await nsp.adapter.serverCount()));
+  socket.on('server-side-received', (cb) => ok(cb, nsp.serverSideReceived || []));
+}
+
+// With --redis: the namespace's handlers of other servers' serverSideEmit
+// (a tabsyncd node's, through its admin API): one answers through its ack,
+// one records what came, for tests/js/interop.
+function setupServerSideHandlers(nsp) {
+  nsp.serverSideReceived = [];
+  nsp.on('cluster-ping', (arg, cb) => { if (typeof cb === 'function') cb({ from: 'node', got: arg }); });
+  nsp.on('cluster-note', (...args) => { nsp.serverSideReceived.push(args); });
 }
 
 function setupTestNamespace(nsp, cluster = false) {
@@ -166,6 +176,7 @@ function startTestApp(httpServer, o) {
   const io = new Server(httpServer, opts);
   setupTestNamespace(io.of('/'), !!o.redis);
   setupTestNamespace(io.of('/custom'), !!o.redis);
+  if (o.redis) setupServerSideHandlers(io.of('/'));
   setupTestNamespace(io.of(DYN_RE));
   io.of('/refuse').use((socket, next) => {
     const err = new Error('not allowed');
