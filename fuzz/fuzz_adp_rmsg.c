@@ -5,13 +5,17 @@
  * encoding must decode, and encoding that again must give the very same
  * channel and bytes: our encoding is a fixed point. A failure must leave a
  * reason and a zeroed message. The paths without a tree (rfast.c) must
- * agree with the tree path on every input. */
+ * agree with the tree path on every input. A decoded request of a kind
+ * tabsyncd makes must encode as our own request (src/adapter/rreq.c), and a
+ * decoded answer counts into the result of exactly the request kind it
+ * answers. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "adapter/rmsg_int.h"
 #include "adapter/ts_adp_rmsg.h"
+#include "adapter/ts_adp_rreq.h"
 #include "core/ts_err.h"
 #include "core/ts_json.h"
 #include "core/ts_mem.h"
@@ -150,6 +154,26 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ts_adp_rmsg_wire_clear(&w3);
         ts_sbuf_free(&text);
     }
+
+    /* our requests and the answers to them */
+    ts_adp_req_t req;
+    if (ts_adp_rreq_of(&m, "fuzz-self", &req) && !req.sid &&
+        req.kind != TS_ADP_REQ_ALL_ROOMS && req.kind != TS_ADP_REQ_SOCKETS &&
+        req.kind != TS_ADP_REQ_BROADCAST_ACK) {
+        ts_adp_rmsg_wire_t w4;
+        rc = ts_adp_rreq_encode_request(NULL, f, "fuzz-self", &req, &w4, err, sizeof(err));
+        ts_assert(rc == 0);
+        ts_adp_rmsg_wire_clear(&w4);
+    }
+    ts_adp_result_t fetch = {0}, emit = {0};
+    int cf = ts_adp_rreq_collect(&fetch, TS_ADP_REQ_FETCH_SOCKETS, &m);
+    int ce = ts_adp_rreq_collect(&emit, TS_ADP_REQ_SERVER_SIDE_EMIT, &m);
+    ts_assert(cf == (m.kind == TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE));
+    ts_assert(ce == (m.kind == TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE));
+    ts_assert(!cf || json_array_size(fetch.sockets) == m.nsockets);
+    ts_assert(!ce || json_array_size(emit.answers) == 1);
+    json_decref(fetch.sockets);
+    json_decref(emit.answers);
 
     ts_adp_rmsg_wire_clear(&w2);
     ts_adp_rmsg_wire_clear(&w1);
