@@ -261,10 +261,14 @@ int ts_adp_rreq_collect(ts_adp_result_t *res, ts_adp_req_kind_t kind, const ts_a
             json_t *rooms = json_array();
             for (size_t k = 0; k < s->rooms.n; k++)
                 json_array_append_new(rooms, json_string(s->rooms.v[k]));
-            json_t *o = json_pack("{s:s,s:o,s:o}", "id", s->id, "handshake",
-                                  with_buffers(s->handshake, m->attach, m->nattach), "rooms",
-                                  rooms);
-            /* socket.data undefined: no member, as JSON.stringify leaves it out */
+            json_t *o = json_object();
+            json_object_set_new(o, "id", json_string(s->id));
+            /* undefined (a peer may send a socket without them): no member,
+             * as JSON.stringify leaves it out */
+            if (s->handshake)
+                json_object_set_new(o, "handshake",
+                                    with_buffers(s->handshake, m->attach, m->nattach));
+            json_object_set_new(o, "rooms", rooms);
             if (s->data) json_object_set_new(o, "data", with_buffers(s->data, m->attach, m->nattach));
             json_array_append_new(res->sockets, o);
         }

@@ -311,7 +311,7 @@ static void test_collect_nodes_answers(void **state) {
                 assert_string_equal(json_string_value(json_object_get(s, "id")), m.sockets[k].id);
                 assert_int_equal(json_array_size(json_object_get(s, "rooms")),
                                  m.sockets[k].rooms.n);
-                assert_true(json_is_object(json_object_get(s, "handshake")));
+                assert_int_equal(!json_object_get(s, "handshake"), !m.sockets[k].handshake);
                 assert_int_equal(!json_object_get(s, "data"), !m.sockets[k].data);
             }
             counted[0]++;
@@ -355,6 +355,18 @@ static void test_collect_values(void **state) {
     free(got);
     /* a fetchSockets answer to a serverSideEmit is not counted */
     ts_adp_rmsg_t socks = {.kind = TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE, .request_id = "r"};
+    assert_int_equal(ts_adp_rreq_collect(&res, TS_ADP_REQ_SERVER_SIDE_EMIT, &socks), 0);
+    /* fuzz_adp_rmsg: a socket without a handshake (a peer's answer may lack it) */
+    char *rooms[] = {"S1"};
+    ts_adp_rmsg_sock_t bare = {.id = "S1", .rooms = {rooms, 1}};
+    ts_adp_rmsg_t one = {.kind = TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE, .request_id = "r",
+                         .sockets = &bare, .nsockets = 1};
+    assert_int_equal(ts_adp_rreq_collect(&res, TS_ADP_REQ_FETCH_SOCKETS, &one), 1);
+    got = json_dumps(res.sockets, JSON_COMPACT);
+    assert_string_equal(got, "[{\"id\":\"S1\",\"rooms\":[\"S1\"]}]");
+    free(got);
+    json_array_clear(res.sockets);
+    res.answered--;
     assert_int_equal(ts_adp_rreq_collect(&res, TS_ADP_REQ_SERVER_SIDE_EMIT, &socks), 0);
     assert_int_equal(ts_adp_rreq_collect(&res, TS_ADP_REQ_FETCH_SOCKETS, &socks), 1);
     assert_int_equal(json_array_size(res.sockets), 0);
