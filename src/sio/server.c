@@ -702,7 +702,8 @@ static void job_return(ts_sio_server_t *srv, job_t *j) {
     ts_sio_group_t *g = srv->group;
     pthread_mutex_lock(&g->mu);
     ts_sio_server_t *o = g->srvs[j->origin_idx];
-    if (o == j->origin) {
+    int alive = o == j->origin; /* read before handing over: the job is its loop's after */
+    if (alive) {
         job_ref_t *r = ts_xcalloc(1, sizeof *r);
         r->job = j;
         r->finished = 1;
@@ -712,7 +713,7 @@ static void job_return(ts_sio_server_t *srv, job_t *j) {
         uv_async_send(&o->bus);
     }
     pthread_mutex_unlock(&g->mu);
-    if (o != j->origin) job_free(j); /* its loop is gone (shutting down): nobody to tell */
+    if (!alive) job_free(j); /* its loop is gone (shutting down): nobody to tell */
 }
 
 /* The last loop that ran `j` answers for the process. */
