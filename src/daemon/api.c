@@ -484,27 +484,23 @@ static void admin_cluster(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *
     uint64_t timeout = 0;
     int ack = 0, close = 0;
     if (get) {
-        json_t *rooms = json_array(), *except = json_array(), *ns = json_array(),
-               *to = json_array();
+        json_t *rooms = json_array(), *except = json_array(), *ns = json_array();
         json_object_set_new(lists, "rooms", rooms);
         json_object_set_new(lists, "except", except);
         json_object_set_new(lists, "names", json_array());
-        if (query_all(req, "room", rooms) || query_all(req, "except", except) ||
-            query_all(req, "nsp", ns) || query_all(req, "timeout", to) ||
-            json_array_size(ns) > 1 || json_array_size(to) > 1) {
-            respond_error(hc, 400, NULL, "bad query: nsp=/&room=R&except=E (room and except may "
-                                         "repeat, percent-encoded), timeout=MS");
-            json_decref(ns);
-            json_decref(to);
-            goto out;
-        }
-        nsp = json_incref(json_array_get(ns, 0));
         uint64_t ms = 0;
         int has_to = query_uint(req, "timeout", &ms);
+        int bad = query_all(req, "room", rooms) || query_all(req, "except", except) ||
+                  query_all(req, "nsp", ns) || json_array_size(ns) > 1 || has_to < 0;
+        nsp = json_incref(json_array_get(ns, 0));
         json_decref(ns);
-        json_decref(to);
-        json_t *tv = has_to > 0 ? json_integer((json_int_t)ms) : has_to < 0 ? json_null() : NULL;
-        int bad = timeout_of(hc, tv, &timeout);
+        if (bad) {
+            respond_error(hc, 400, NULL, "bad query: nsp=/&room=R&except=E (room and except may "
+                                         "repeat, percent-encoded), timeout=MS");
+            goto out;
+        }
+        json_t *tv = has_to ? json_integer((json_int_t)ms) : NULL;
+        bad = timeout_of(hc, tv, &timeout);
         json_decref(tv);
         if (bad) goto out;
     } else {

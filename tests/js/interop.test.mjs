@@ -354,7 +354,10 @@ for (const format of ['classic', 'sharded']) describe(`a Node Socket.IO server w
     assert.equal((await cluster(ts1, 'GET', 'emit')).status, 405);
     assert.equal((await cluster(ts1, 'GET', 'nope')).status, 404);
     assert.equal((await cluster(ts1, 'GET', 'sockets?timeout=0')).status, 400);
-    assert.equal((await cluster(ts1, 'GET', 'sockets?room=%00')).status, 400);
+    for (const q of ['timeout=x', 'timeout=60001', 'room=%00', 'room=%zz', 'room=%ff', 'nsp=/&nsp=/custom'])
+      assert.equal((await cluster(ts1, 'GET', `sockets?${q}`)).status, 400, q);
+    const custom = await cluster(ts1, 'GET', 'sockets?nsp=%2Fcustom&timeout=2000');
+    assert.equal(custom.status, 200, 'another namespace, percent-encoded');
     assert.equal((await cluster(ts1, 'POST', 'join', { names: 'x', nsp: 'nope' })).status, 400);
   });
   it('sharded: a tabsyncd node subscribes to a room\'s channel only while it has a socket in it', { ...T, skip: format !== 'sharded' && 'sharded only' }, async () => {
