@@ -204,7 +204,7 @@ static el_member_t *member_by_holder(el_scope_t *sc, const char *holder) {
 
 static ts_sess_device_type_t type_of(const sess_sock_t *ss) {
     const char *t = json_string_value(json_object_get(ss->meta, "type"));
-    if (!t) t = ss->id.device_type;
+    if (!t) return (ts_sess_device_type_t)ss->id.device_type;
     for (int i = TS_SESS_DEV_BROWSER; i <= TS_SESS_DEV_CLI; i++)
         if (strcmp(t, ts_sess_device_type_name((ts_sess_device_type_t)i)) == 0)
             return (ts_sess_device_type_t)i;

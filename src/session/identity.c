@@ -12,6 +12,18 @@
 #include "session/sess_int.h"
 #include "session/ts_sess_connect.h"
 
+/* The fp claim (64 lowercase hex digits, checked by auth.c) as its 32 bytes. */
+static void fp_bytes(uint8_t out[32], const char *hex) {
+    for (size_t i = 0; i < 32; i++) {
+        uint8_t b = 0;
+        for (size_t j = 0; j < 2; j++) {
+            char c = hex[2 * i + j];
+            b = (uint8_t)(b << 4 | (c <= '9' ? c - '0' : c - 'a' + 10));
+        }
+        out[i] = b;
+    }
+}
+
 static int deny_out(const ts_sess_deny_t *d, char *why, size_t whylen) {
     snprintf(why, whylen, "%s", d->msg[0] ? d->msg : ts_sess_reason_text(d->reason));
     return d->reason ? (int)d->reason : (int)TS_SESS_R_TOKEN_MALFORMED;
@@ -35,8 +47,8 @@ int ts_sess__identify(ts_sess_t *sess, json_t *auth, uint64_t now_s, sess_ident_
         return reason;
     }
     ts_sess__ident_set(id, claims.sub, claims.sid, claims.dev, c.tab_id);
-    ts_strlcpy(id->fp, claims.fp, sizeof id->fp);
-    ts_strlcpy(id->device_type, ts_sess_device_type_name(c.device_type), sizeof id->device_type);
+    fp_bytes(id->fp, claims.fp);
+    id->device_type = (uint8_t)c.device_type;
     if (c.n_caps) {
         id->caps = json_array();
         for (size_t i = 0; i < c.n_caps; i++) json_array_append_new(id->caps, json_string(c.caps[i]));
@@ -68,7 +80,9 @@ int ts_sess__reauth(ts_sess_t *sess, const sess_ident_t *cur, const char *token,
         snprintf(why, whylen, "the new token is for another user, session or device");
         return TS_SESS_R_TOKEN_INVALID_CLAIM;
     }
-    if (strcmp(claims.fp, cur->fp) != 0) {
+    uint8_t fp[32];
+    fp_bytes(fp, claims.fp);
+    if (memcmp(fp, cur->fp, sizeof fp) != 0) {
         snprintf(why, whylen, "%s", ts_sess_reason_text(TS_SESS_R_FINGERPRINT_MISMATCH));
         return TS_SESS_R_FINGERPRINT_MISMATCH;
     }

@@ -44,7 +44,8 @@ json_t *ts_sess__reg_data(const sess_sock_t *ss) {
     const char *ua = e ? ts_eio_sock_user_agent(e) : NULL;
     int rtt = e ? ts_eio_sock_rtt_ms(e) : -1;
     json_t *d = json_pack("{s:s,s:s,s:I,s:s,s:i}", "socket", ts_sio_socket_id(ss->s), "type",
-                          ss->id.device_type, "connected_at", (json_int_t)ss->connected_at,
+                          ts_sess_device_type_name((ts_sess_device_type_t)ss->id.device_type),
+                          "connected_at", (json_int_t)ss->connected_at,
                           "address", ss->peer, "proto", ss->id.proto);
     if (ss->id.caps) json_object_set(d, "caps", ss->id.caps);
     if (ua) json_object_set_new(d, "user_agent", json_string(ua));

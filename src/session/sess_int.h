@@ -83,15 +83,36 @@ typedef struct sess_ident {
      * be 516 B per tab. */
     const char *user, *session, *device, *tab;
     char *strs;
-    char fp[65];             /* the token's fingerprint hash */
-    char device_type[16];
     json_t *caps;            /* owned: array of strings, or NULL */
+    int64_t exp;             /* token expiry, seconds since 1970 */
+    uint8_t fp[32];          /* the token's fingerprint hash (the fp claim's 64 hex
+                              * digits as bytes: half the size, compared whole) */
     int proto;
     unsigned elect_scopes;   /* the elections asked for at connect (bit per scope kind) */
+    uint8_t device_type;     /* ts_sess_device_type_t */
     uint8_t elect_observer, elect_scores;
-    int64_t exp;             /* token expiry, seconds since 1970 */
 } sess_ident_t;
 
+/* What only a tab that sends events needs: its limiter entries and keys,
+ * the queue of events over the rate, the strike window. Made at its first
+ * event (ts_sess__flow), so an idle tab holds none of it (~230 B). */
+typedef struct sess_flow {
+    struct sess_sock *ss;
+    ts_rl_entry_t *rl_held[5]; /* its entries in ev_tab, ev_conn, by_tab, by_conn and
+                              * sh->ev_user, held from its first event until it goes
+                              * (try_take, sock_free): no lookup per event */
+    char rl_tab[32];         /* SHA-256 of owner: its key in ev_tab, by_tab (hashed once) */
+    char rl_user[32];        /* SHA-256 of the user id: its key in sh->ev_user */
+    char conn[24];           /* its Engine.IO connection's id: the key in ev_conn, by_conn */
+    ts_list_t inq;           /* events over the rate, waiting (session.c "slow down") */
+    ts_list_t backlog_link;  /* in sess->backlog while inq is not empty */
+    uint32_t inq_n;
+    ts_rl_strikes_t strikes;
+} sess_flow_t;
+
+/* One /session tab. Idle tabs are most of them, so everything here is
+ * sized for one (issue #13: docs/ARCHITECTURE.md "An idle authenticated
+ * /session tab"); what only traffic needs is in `flow`. */
 typedef struct sess_sock {
     ts_sess_t *sess;
     ts_sio_socket_t *s;
@@ -110,28 +131,19 @@ typedef struct sess_sock {
                                  * session and keys its rate buckets ("" for a backend) */
     const char *hist_key;       /* "user/session": its history in the store */
     const char *default_client; /* exactly-once id when a change names none */
-    char rl_tab[32];         /* SHA-256 of owner: its key in ev_tab, by_tab (hashed once) */
-    char rl_user[32];        /* SHA-256 of the user id: its key in sh->ev_user */
-    char conn[24];           /* its Engine.IO connection's id: the key in ev_conn, by_conn */
-    ts_rl_entry_t *rl_held[5]; /* its entries in ev_tab, ev_conn, by_tab, by_conn and
-                              * sh->ev_user, held from its first event until it goes
-                              * (try_take, sock_free): no lookup per event */
-    ts_rl_strikes_t strikes;
+    const char *peer;           /* its address as text (also in `keys`) */
+    sess_flow_t *flow;       /* owned; NULL until its first event */
     json_t *meta;            /* client-reported metadata (owned object; NULL until the
                               * first report) */
+    struct el_member *el[TS_SESS_SCOPE_KINDS_]; /* its elections (election.c) */
     uint64_t connected_at;   /* wall clock, ms */
     uint64_t renewed_at;     /* loop time of the last registry write */
+    uint64_t joined_loop;    /* loop time it connected (uptime of the score) */
+    uint32_t holds;          /* requests still answering to it (ts_sess__sock_hold) */
     uint8_t warned;          /* token_expiring sent */
     uint8_t counted_ip, counted_user;
-    char peer[48];
-    uint32_t holds;          /* requests still answering to it (ts_sess__sock_hold) */
-    ts_list_t inq;           /* events over the rate, waiting (session.c "slow down") */
-    uint32_t inq_n;
-    ts_list_t backlog_link;  /* in sess->backlog while inq is not empty */
     uint8_t gone;            /* disconnected: s is NULL, freed at the last release */
     uint8_t backend;         /* a backend's request (the data API): no socket ever */
-    struct el_member *el[TS_SESS_SCOPE_KINDS_]; /* its elections (election.c) */
-    uint64_t joined_loop;    /* loop time it connected (uptime of the score) */
 } sess_sock_t;
 
 /* What the /session instances of one process's loops share: limits that

@@ -120,15 +120,38 @@ static ts_rl_table_t *held_table(ts_sess_t *sess, size_t i) {
  * charged to its keys until their buckets refill (ts_ratelimit.h). */
 static void release_buckets(sess_sock_t *ss) {
     ts_sess_t *sess = ss->sess;
-    for (size_t i = 0; i < TS_ARRAY_LEN(ss->rl_held); i++) {
-        if (!ss->rl_held[i]) continue;
+    sess_flow_t *f = ss->flow;
+    if (!f) return;
+    for (size_t i = 0; i < TS_ARRAY_LEN(f->rl_held); i++) {
+        if (!f->rl_held[i]) continue;
         int shared = held_table(sess, i) == &sess->sh->ev_user;
         if (shared) pthread_mutex_lock(&sess->sh->mu);
-        ts_rl_table_release(held_table(sess, i), ss->rl_held[i]);
+        ts_rl_table_release(held_table(sess, i), f->rl_held[i]);
         if (shared) pthread_mutex_unlock(&sess->sh->mu);
-        ss->rl_held[i] = NULL;
+        f->rl_held[i] = NULL;
     }
 }
+
+/* The tab's traffic state, made at its first event (sess_flow_t): its
+ * limiter keys hashed once, its Engine.IO connection's id copied while the
+ * socket is there to ask. */
+static sess_flow_t *flow_of(sess_sock_t *ss) {
+    if (ss->flow) return ss->flow;
+    sess_flow_t *f = ts_xcalloc(1, sizeof *f);
+    f->ss = ss;
+    ts_list_init(&f->inq);
+    ts_list_init(&f->backlog_link);
+    rl_key(f->rl_tab, ss->owner);
+    rl_key(f->rl_user, ss->id.user);
+    if (ss->s) ts_strlcpy(f->conn, ts_eio_sock_id(ts_sio_socket_eio(ss->s)), sizeof f->conn);
+    uint32_t strikes = ss->sess->cfg.strikes;
+    ts_rl_strikes_init(&f->strikes, strikes ? strikes : 1, STRIKE_WINDOW_MS);
+    ss->flow = f;
+    return f;
+}
+
+/* Events of the tab waiting in its inbound queue. */
+static uint32_t inq_n(const sess_sock_t *ss) { return ss->flow ? ss->flow->inq_n : 0; }
 
 static void sock_free(sess_sock_t *ss) {
     release_buckets(ss); /* once gone, try_take goes by key (an event still queued) */
@@ -144,6 +167,7 @@ static void sock_free(sess_sock_t *ss) {
     pthread_mutex_unlock(&sess->sh->mu);
     ts_sess__ident_clear(&ss->id);
     json_decref(ss->meta);
+    free(ss->flow);
     free(ss->keys);
     free(ss);
 }
@@ -162,8 +186,6 @@ sess_sock_t *ts_sess__backend_sock(ts_sess_t *sess, const char *user, const char
     sess_sock_t *ss = ts_xcalloc(1, sizeof(*ss));
     ss->sess = sess;
     ts_list_init(&ss->link);
-    ts_list_init(&ss->inq);
-    ts_list_init(&ss->backlog_link);
     ts_sess__ident_set(&ss->id, user, session, "server", publisher);
     ss->id.proto = TS_SESS_PROTO_CURRENT;
     const key_spec_t keys[] = {
@@ -171,6 +193,7 @@ sess_sock_t *ts_sess__backend_sock(ts_sess_t *sess, const char *user, const char
         {&ss->hist_key, {user, session}, 2},
         {&ss->default_client, {"b", publisher}, 2},
         {&ss->room_session, {"s", user, session}, 3},
+        {&ss->peer, {NULL}, 0},
     };
     sock_keys(ss, keys, TS_ARRAY_LEN(keys));
     ss->gone = 1; /* no socket: the last release frees it */
@@ -235,8 +258,6 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     ss->sess = sess;
     ss->s = s;
     ts_list_init(&ss->link);
-    ts_list_init(&ss->inq);
-    ts_list_init(&ss->backlog_link);
     char why[200];
     int reason = ts_sess__identify(sess, auth, now_s(), &ss->id, why, sizeof why);
     if (reason) {
@@ -247,7 +268,22 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
         sock_free(ss);
         return 1;
     }
-    ts_strlcpy(ss->peer, ts_eio_sock_peer(ts_sio_socket_eio(s)), sizeof ss->peer);
+    const char *peer = ts_eio_sock_peer(ts_sio_socket_eio(s));
+    /* a restored connection keeps its rooms and missed events only if it is
+     * the same tab of the same identity (ts_sio_socket_set_owner) */
+    const sess_ident_t *id = &ss->id;
+    const key_spec_t keys[] = {
+        {&ss->owner, {id->user, id->session, id->device, id->tab}, 4},
+        {&ss->hist_key, {id->user, id->session}, 2},
+        {&ss->default_client, {"d", id->device, "t", id->tab}, 4},
+        {&ss->room_session, {"s", id->user, id->session}, 3},
+        {&ss->room_user, {"u", id->user}, 2},
+        {&ss->room_device, {"d", id->user, id->device}, 3},
+        {&ss->peer, {peer}, 1},
+        {&ss->room_old, {"o", id->user, id->session}, 3},
+    };
+    /* tabs of protocol 1 and 2 are also in room_old */
+    sock_keys(ss, keys, TS_ARRAY_LEN(keys) - (id->proto < 3 ? 0 : 1));
     /* the breaker is asked without counting a call: the registry write that
      * follows the connection is the call (registry.c) */
     if (ts_brk_state(&sess->store_brk) == TS_BRK_OPEN && ts_brk_retry_after(&sess->store_brk, now)) {
@@ -287,25 +323,7 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
         }
         ss->counted_user = 1;
     }
-    ts_rl_strikes_init(&ss->strikes, sess->cfg.strikes ? sess->cfg.strikes : 1, STRIKE_WINDOW_MS);
-    /* a restored connection keeps its rooms and missed events only if it is
-     * the same tab of the same identity (ts_sio_socket_set_owner) */
-    const sess_ident_t *id = &ss->id;
-    const key_spec_t keys[] = {
-        {&ss->owner, {id->user, id->session, id->device, id->tab}, 4},
-        {&ss->hist_key, {id->user, id->session}, 2},
-        {&ss->default_client, {"d", id->device, "t", id->tab}, 4},
-        {&ss->room_session, {"s", id->user, id->session}, 3},
-        {&ss->room_user, {"u", id->user}, 2},
-        {&ss->room_device, {"d", id->user, id->device}, 3},
-        {&ss->room_old, {"o", id->user, id->session}, 3},
-    };
-    /* tabs of protocol 1 and 2 are also in room_old */
-    sock_keys(ss, keys, TS_ARRAY_LEN(keys) - (id->proto < 3 ? 0 : 1));
     ts_sio_socket_set_owner(s, ss->owner);
-    rl_key(ss->rl_tab, ss->owner);
-    rl_key(ss->rl_user, ss->id.user);
-    ts_strlcpy(ss->conn, ts_eio_sock_id(ts_sio_socket_eio(s)), sizeof ss->conn);
     ss->connected_at = ts_wall_ms();
     ss->joined_loop = uv_now(sess->loop);
     ts_sio_socket_set_ud(s, ss);
@@ -397,9 +415,10 @@ typedef struct spend {
 /* The held entry of budget i (held at the socket's first event), or NULL
  * once the socket has gone (sock_free released them). */
 static ts_rl_entry_t *held(sess_sock_t *ss, size_t i, const char *key, size_t klen, uint64_t now) {
-    if (!ss->rl_held[i] && !ss->gone)
-        ss->rl_held[i] = ts_rl_table_hold(held_table(ss->sess, i), key, klen, now);
-    return ss->rl_held[i];
+    sess_flow_t *f = ss->flow;
+    if (!f->rl_held[i] && !ss->gone)
+        f->rl_held[i] = ts_rl_table_hold(held_table(ss->sess, i), key, klen, now);
+    return f->rl_held[i];
 }
 
 /* Takes the tokens of one client event: `items` events (a message that
@@ -418,25 +437,26 @@ static uint64_t try_take(sess_sock_t *ss, uint64_t size, uint64_t items, int *li
     uint32_t evu = sess->cfg.events_per_user;
     spend_t sp[5];
     size_t n = 0;
+    if (!ev && !by && !evu) return 0;
+    sess_flow_t *f = flow_of(ss);
     if (ev) {
         uint64_t k = TS_MIN(items, (uint64_t)ev);
-        sp[n++] = (spend_t){&sess->ev_tab, ss->rl_tab, sizeof ss->rl_tab, k, SC_THROTTLED_EVENTS, NULL};
+        sp[n++] = (spend_t){&sess->ev_tab, f->rl_tab, sizeof f->rl_tab, k, SC_THROTTLED_EVENTS, NULL};
         sp[n - 1].e = held(ss, 0, sp[n - 1].key, sp[n - 1].klen, now);
-        sp[n++] = (spend_t){&sess->ev_conn, ss->conn, strlen(ss->conn), k, SC_THROTTLED_EVENTS_CONN, NULL};
+        sp[n++] = (spend_t){&sess->ev_conn, f->conn, strlen(f->conn), k, SC_THROTTLED_EVENTS_CONN, NULL};
         sp[n - 1].e = held(ss, 1, sp[n - 1].key, sp[n - 1].klen, now);
     }
     if (by) {
         uint64_t k = TS_MIN(size, (uint64_t)by);
-        sp[n++] = (spend_t){&sess->by_tab, ss->rl_tab, sizeof ss->rl_tab, k, SC_THROTTLED_BYTES, NULL};
+        sp[n++] = (spend_t){&sess->by_tab, f->rl_tab, sizeof f->rl_tab, k, SC_THROTTLED_BYTES, NULL};
         sp[n - 1].e = held(ss, 2, sp[n - 1].key, sp[n - 1].klen, now);
-        sp[n++] = (spend_t){&sess->by_conn, ss->conn, strlen(ss->conn), k, SC_THROTTLED_BYTES_CONN, NULL};
+        sp[n++] = (spend_t){&sess->by_conn, f->conn, strlen(f->conn), k, SC_THROTTLED_BYTES_CONN, NULL};
         sp[n - 1].e = held(ss, 3, sp[n - 1].key, sp[n - 1].klen, now);
     }
-    if (!n && !evu) return 0;
     /* the user's table is every loop's: hold, check and take under its lock */
     if (evu) {
         pthread_mutex_lock(&sess->sh->mu);
-        sp[n++] = (spend_t){&sess->sh->ev_user, ss->rl_user, sizeof ss->rl_user,
+        sp[n++] = (spend_t){&sess->sh->ev_user, f->rl_user, sizeof f->rl_user,
                             TS_MIN(items, (uint64_t)evu), SC_THROTTLED_EVENTS_USER, NULL};
         sp[n - 1].e = held(ss, 4, sp[n - 1].key, sp[n - 1].klen, now);
     }
@@ -475,7 +495,7 @@ static void refuse_throttled(sess_sock_t *ss, uint64_t wait, int limit, int64_t 
                 ss->id.user);
     ts_sio_socket_t *s = ss->s;
     ts_sess__reply(s, ack_id, ts_sess__error("throttled", "rate limit exceeded; retry later", wait));
-    if (sess->cfg.strikes && ts_rl_strike(&ss->strikes, uv_now(sess->loop))) {
+    if (sess->cfg.strikes && ts_rl_strike(&flow_of(ss)->strikes, uv_now(sess->loop))) {
         SESS_COUNT(sess->counters[SC_ABUSE_DISCONNECTS]);
         ts_info("session", "disconnecting %s (user %s): %u throttled events within %u s",
                 ss->peer, ss->id.user, sess->cfg.strikes, STRIKE_WINDOW_MS / 1000);
@@ -844,32 +864,35 @@ static void defer_free(sess_defer_t *d) {
 
 /* Drops what a disconnected socket still had waiting. */
 static void inq_clear(sess_sock_t *ss) {
-    while (!ts_list_empty(&ss->inq)) {
-        sess_defer_t *d = TS_CONTAINER_OF(ss->inq.next, sess_defer_t, link);
+    sess_flow_t *f = ss->flow;
+    if (!f) return;
+    while (!ts_list_empty(&f->inq)) {
+        sess_defer_t *d = TS_CONTAINER_OF(f->inq.next, sess_defer_t, link);
         ts_list_remove(&d->link);
         defer_free(d);
     }
-    ss->inq_n = 0;
-    if (ts_list_linked(&ss->backlog_link)) ts_list_remove(&ss->backlog_link);
+    f->inq_n = 0;
+    if (ts_list_linked(&f->backlog_link)) ts_list_remove(&f->backlog_link);
 }
 
 static void on_drain(uv_timer_t *t) {
     ts_sess_t *sess = t->data;
     ts_list_t *it, *tmp;
     TS_LIST_FOREACH_SAFE(it, tmp, &sess->backlog) {
-        sess_sock_t *ss = TS_CONTAINER_OF(it, sess_sock_t, backlog_link);
+        sess_flow_t *f = TS_CONTAINER_OF(it, sess_flow_t, backlog_link);
+        sess_sock_t *ss = f->ss;
         ts_sess__sock_hold(ss);
-        while (ss->inq_n && !ss->gone) {
-            sess_defer_t *d = TS_CONTAINER_OF(ss->inq.next, sess_defer_t, link);
+        while (f->inq_n && !ss->gone) {
+            sess_defer_t *d = TS_CONTAINER_OF(f->inq.next, sess_defer_t, link);
             if (try_take(ss, d->size, d->items, NULL)) break;
             ts_list_remove(&d->link);
-            ss->inq_n--;
+            f->inq_n--;
             ts_sio_args_t a = {d->args, NULL, 0};
             dispatch(ss, d->ev, &a, d->ack_id);
             defer_free(d);
         }
         /* a dispatch can only unlink ss itself (its disconnect clears its queue) */
-        if (!ss->inq_n && ts_list_linked(&ss->backlog_link)) ts_list_remove(&ss->backlog_link);
+        if (!f->inq_n && ts_list_linked(&f->backlog_link)) ts_list_remove(&f->backlog_link);
         ts_sess__sock_release(ss);
     }
     if (ts_list_empty(&sess->backlog)) uv_timer_stop(&sess->drain);
@@ -878,19 +901,20 @@ static void on_drain(uv_timer_t *t) {
 static int defer(sess_sock_t *ss, const sess_event_t *ev, const ts_sio_args_t *a, int64_t ack_id,
                  uint64_t size, uint64_t items) {
     ts_sess_t *sess = ss->sess;
-    if (ss->inq_n >= sess->cfg.queue_max || a->nattach) return 0;
+    if (inq_n(ss) >= sess->cfg.queue_max || a->nattach) return 0;
+    sess_flow_t *f = flow_of(ss);
     sess_defer_t *d = ts_xcalloc(1, sizeof *d);
     d->ev = ev;
     d->args = json_incref(a->args);
     d->ack_id = ack_id;
     d->size = size;
     d->items = items;
-    ts_list_insert_tail(&ss->inq, &d->link);
-    ss->inq_n++;
+    ts_list_insert_tail(&f->inq, &d->link);
+    f->inq_n++;
     SESS_COUNT(sess->counters[SC_DEFERRED]);
-    if (!ts_list_linked(&ss->backlog_link)) {
+    if (!ts_list_linked(&f->backlog_link)) {
         if (ts_list_empty(&sess->backlog)) uv_timer_start(&sess->drain, on_drain, DRAIN_MS, DRAIN_MS);
-        ts_list_insert_tail(&sess->backlog, &ss->backlog_link);
+        ts_list_insert_tail(&sess->backlog, &f->backlog_link);
     }
     return 1;
 }
@@ -904,7 +928,7 @@ static int on_raw_event(ts_sio_socket_t *s, const char *event, const ts_sio_raw_
                         size_t n, int64_t ack_id, void *ud) {
     (void)ud;
     sess_sock_t *ss = ts_sio_socket_ud(s);
-    if (!ss || ss->inq_n || n == 0 || a[0].text.p[0] != '{') return 0;
+    if (!ss || inq_n(ss) || n == 0 || a[0].text.p[0] != '{') return 0;
     const sess_event_t *ev = event_find(ss, event);
     if (!ev || !ev->raw) return 0;
     /* what json_dumpb of the arguments array measures on the other path */
@@ -924,7 +948,7 @@ static void on_event(ts_sio_socket_t *s, const char *event, const ts_sio_args_t 
     for (size_t i = 0; i < a->nattach; i++) size += a->attach[i]->len;
     uint64_t wait = 0;
     int limit = 0;
-    if (!ss->inq_n && !(wait = try_take(ss, size, items, &limit))) {
+    if (!inq_n(ss) && !(wait = try_take(ss, size, items, &limit))) {
         dispatch(ss, ev, a, ack_id);
         return;
     }
