@@ -12,10 +12,11 @@
 #include "core/ts_list.h"
 #include "core/ts_mem.h"
 
+/* One allocation per room, its name inside (the key of r->rooms). */
 typedef struct room {
-    char *name;
     ts_list_t members; /* ts_adp_member_t.link */
     size_t n;
+    char name[];
 } room_t;
 
 struct ts_adp_member {
@@ -28,20 +29,23 @@ struct ts_adp_member {
 void ts_adp_rooms_init(ts_adp_rooms_t *r) {
     memset(r, 0, sizeof(*r));
     ts_idmap_init(&r->by_id, offsetof(ts_adp_sock_t, id), TS_ADP_ID_LEN);
+    ts_idmap_init(&r->rooms, offsetof(room_t, name), 0);
 }
 
 void ts_adp_rooms_deinit(ts_adp_rooms_t *r) {
-    ts_map_deinit(&r->rooms); /* empty: rooms go with their last member */
+    ts_idmap_deinit(&r->rooms); /* empty: rooms go with their last member */
     ts_idmap_deinit(&r->by_id);
 }
 
 static room_t *room_get(ts_adp_rooms_t *r, const char *name, int create) {
-    room_t *room = ts_map_get(&r->rooms, name, strlen(name));
+    room_t *room = ts_idmap_get(&r->rooms, name);
     if (room || !create) return room;
-    room = ts_xcalloc(1, sizeof(*room));
-    room->name = ts_xstrdup(name);
+    size_t len = strlen(name);
+    room = ts_xmalloc(sizeof(*room) + len + 1);
     ts_list_init(&room->members);
-    ts_map_put(&r->rooms, room->name, strlen(room->name), room);
+    room->n = 0;
+    memcpy(room->name, name, len + 1);
+    ts_idmap_put(&r->rooms, room);
     return room;
 }
 
@@ -50,8 +54,7 @@ static void member_drop(ts_adp_rooms_t *r, ts_adp_member_t *m) {
     ts_list_remove(&m->link);
     free(m);
     if (--room->n == 0) {
-        ts_map_del(&r->rooms, room->name, strlen(room->name));
-        free(room->name);
+        ts_idmap_del(&r->rooms, room->name);
         free(room);
     }
 }
@@ -122,7 +125,7 @@ size_t ts_adp_sock_rooms(const ts_adp_sock_t *s, const char **out, size_t max) {
 }
 
 size_t ts_adp_room_size(const ts_adp_rooms_t *r, const char *room) {
-    const room_t *rm = ts_map_get(&r->rooms, room, strlen(room));
+    const room_t *rm = ts_idmap_get(&r->rooms, room);
     return (rm ? rm->n : 0) + (ts_adp_find(r, room) ? 1 : 0);
 }
 

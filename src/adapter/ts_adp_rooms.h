@@ -15,7 +15,6 @@
 #include <stdint.h>
 
 #include "core/ts_idmap.h"
-#include "core/ts_map.h"
 
 #define TS_ADP_ID_LEN 20 /* a socket id: Engine.IO's sid alphabet and length */
 
@@ -31,7 +30,7 @@ typedef struct ts_adp_sock {
 } ts_adp_sock_t;
 
 typedef struct ts_adp_rooms {
-    ts_map_t rooms;   /* private: name -> room */
+    ts_idmap_t rooms; /* private: name -> room (one word per slot) */
     ts_idmap_t by_id; /* private: socket id -> ts_adp_sock_t */
     uint64_t gen;     /* private */
 } ts_adp_rooms_t;

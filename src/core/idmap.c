@@ -28,6 +28,13 @@ static void *obj_of(uintptr_t slot) { return (void *)(slot & PTR_MASK); }
 static const char *key_of(const ts_idmap_t *m, const void *obj) {
     return (const char *)obj + m->key_off;
 }
+/* klen 0: the keys are NUL-terminated strings of any length */
+static uint64_t hash_of(const ts_idmap_t *m, const char *key) {
+    return hash_key(key, m->klen ? m->klen : strlen(key));
+}
+static int same_key(const ts_idmap_t *m, const char *a, const char *b) {
+    return m->klen ? memcmp(a, b, m->klen) == 0 : strcmp(a, b) == 0;
+}
 
 void ts_idmap_init(ts_idmap_t *m, size_t key_off, size_t klen) {
     memset(m, 0, sizeof(*m));
@@ -48,8 +55,7 @@ static size_t find(const ts_idmap_t *m, const char *key, uint64_t h) {
     for (size_t i = h & mask;; i = (i + 1) & mask) {
         uintptr_t s = m->slots[i];
         if (s == EMPTY) return i;
-        if (s != TOMB && (s & ~PTR_MASK) == tag &&
-            memcmp(key_of(m, obj_of(s)), key, m->klen) == 0)
+        if (s != TOMB && (s & ~PTR_MASK) == tag && same_key(m, key_of(m, obj_of(s)), key))
             return i;
     }
 }
@@ -64,7 +70,7 @@ static void grow(ts_idmap_t *m) {
     m->used = m->count;
     for (size_t i = 0; i < ocap; i++) {
         if (old[i] == EMPTY || old[i] == TOMB) continue;
-        uint64_t h = hash_key(key_of(m, obj_of(old[i])), m->klen);
+        uint64_t h = hash_of(m, key_of(m, obj_of(old[i])));
         size_t j = h & (ncap - 1);
         while (m->slots[j] != EMPTY) j = (j + 1) & (ncap - 1);
         m->slots[j] = old[i];
@@ -74,7 +80,7 @@ static void grow(ts_idmap_t *m) {
 
 void *ts_idmap_get(const ts_idmap_t *m, const char *key) {
     if (!m->cap) return NULL;
-    uintptr_t s = m->slots[find(m, key, hash_key(key, m->klen))];
+    uintptr_t s = m->slots[find(m, key, hash_of(m, key))];
     return s == EMPTY ? NULL : obj_of(s);
 }
 
@@ -82,7 +88,7 @@ void *ts_idmap_put(ts_idmap_t *m, void *obj) {
     uintptr_t p = (uintptr_t)obj;
     ts_assert(p > TOMB && (p & ~PTR_MASK) == 0);
     const char *key = key_of(m, obj);
-    uint64_t h = hash_key(key, m->klen);
+    uint64_t h = hash_of(m, key);
     if (m->cap) {
         size_t i = find(m, key, h);
         if (m->slots[i] != EMPTY) {
@@ -103,7 +109,7 @@ void *ts_idmap_put(ts_idmap_t *m, void *obj) {
 
 void *ts_idmap_del(ts_idmap_t *m, const char *key) {
     if (!m->cap) return NULL;
-    size_t i = find(m, key, hash_key(key, m->klen));
+    size_t i = find(m, key, hash_of(m, key));
     if (m->slots[i] == EMPTY) return NULL;
     void *obj = obj_of(m->slots[i]);
     m->slots[i] = TOMB;

@@ -15,13 +15,15 @@ typedef struct ts_idmap {
     size_t count;     /* read-only: objects in the map */
     size_t used;      /* private: objects + deleted slots */
     size_t key_off;   /* read-only: where the key is in every object */
-    size_t klen;      /* read-only: the length of every key */
+    size_t klen;      /* read-only: the length of every key (0: strings) */
 } ts_idmap_t;
 
-/* Every object put in the map holds its key, klen bytes, at key_off. */
+/* Every object put in the map holds its key, klen bytes, at key_off; with
+ * klen 0, a NUL-terminated string of any length (a room name kept inside
+ * its room). */
 void ts_idmap_init(ts_idmap_t *m, size_t key_off, size_t klen);
 void ts_idmap_deinit(ts_idmap_t *m);
-/* The object whose key is key[0..klen), or NULL. */
+/* The object whose key is key[0..klen) (the string key, klen 0), or NULL. */
 void *ts_idmap_get(const ts_idmap_t *m, const char *key);
 /* Inserts `obj` (borrowed: it must stay alive, with its key unchanged, while
  * in the map). Returns the object it replaces (same key), or NULL. */

@@ -1,6 +1,7 @@
 /* test_idmap.c - the one-word-slot map of objects keyed by their own ids:
  * insert, replace, delete with tombstones, growth, iteration with removal,
- * and that it agrees with a plain array under random churn. */
+ * string keys (klen 0), and that it agrees with a plain array under random
+ * churn. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -48,6 +49,45 @@ static void put_get_del(void **state) {
     assert_int_equal(m.count, 1);
     ts_idmap_deinit(&m);
     assert_null(ts_idmap_get(&m, b.id));
+}
+
+/* klen 0: string keys of any length, read from the object (room names);
+ * a key that is a prefix of another is a different key. */
+typedef struct named {
+    int n;
+    char name[];
+} named_t;
+
+static named_t *named_new(const char *name) {
+    named_t *o = malloc(sizeof *o + strlen(name) + 1);
+    o->n = 0;
+    strcpy(o->name, name);
+    return o;
+}
+
+static void string_keys(void **state) {
+    (void)state;
+    ts_idmap_t m;
+    ts_idmap_init(&m, offsetof(named_t, name), 0);
+    named_t *v[200];
+    char name[32];
+    for (int i = 0; i < 200; i++) { /* through several growths */
+        snprintf(name, sizeof name, "u/%d", i);
+        v[i] = named_new(name);
+        assert_null(ts_idmap_put(&m, v[i]));
+    }
+    assert_int_equal(m.count, 200);
+    assert_ptr_equal(ts_idmap_get(&m, "u/1"), v[1]);
+    assert_ptr_equal(ts_idmap_get(&m, "u/19"), v[19]);
+    assert_ptr_equal(ts_idmap_get(&m, "u/199"), v[199]);
+    assert_null(ts_idmap_get(&m, "u/"));
+    assert_null(ts_idmap_get(&m, "u/1999"));
+    assert_null(ts_idmap_get(&m, ""));
+    assert_ptr_equal(ts_idmap_del(&m, "u/19"), v[19]);
+    assert_null(ts_idmap_get(&m, "u/19"));
+    assert_ptr_equal(ts_idmap_get(&m, "u/199"), v[199]);
+    for (int i = 0; i < 200; i++) free(v[i]);
+    ts_idmap_deinit(&m);
 }
 
 /* Random puts and deletes against a shadow array: every live object stays
@@ -132,6 +172,7 @@ static void tombstones_do_not_leak_capacity(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(put_get_del),
+        cmocka_unit_test(string_keys),
         cmocka_unit_test(churn_matches_shadow),
         cmocka_unit_test(iterate_and_remove),
         cmocka_unit_test(tombstones_do_not_leak_capacity),
