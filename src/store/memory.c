@@ -39,7 +39,7 @@ typedef struct bucket {
 
 typedef struct mem_reg {
     ts_store_reg_t e;   /* slices into mem */
-    char *key;          /* session SEP device SEP tab, in mem */
+    char *key;          /* session SEP device SEP tab, at mem (e.key points into it) */
     size_t klen;
     uint64_t exp;       /* monotonic ms */
     size_t hidx;        /* position in the expiry heap */
@@ -160,17 +160,17 @@ static mem_reg_t *reg_new(const ts_slice_t *s, uint64_t exp) {
     /* s: session, device, tab, user, node, data */
     size_t total = 2;
     for (int i = 0; i < 6; i++) total += s[i].len;
-    total += s[0].len + s[1].len + s[2].len;
     mem_reg_t *r = ts_xcalloc(1, sizeof *r + total);
-    char *at = r->mem;
-    r->e.key.session = copy_into(&at, s[0]);
-    r->e.key.device = copy_into(&at, s[1]);
-    r->e.key.tab = copy_into(&at, s[2]);
+    /* the key's three ids are the entry's: one copy (idle tabs, issue #13) */
+    r->key = r->mem;
+    r->klen = make_key(r->key, s[0], s[1], s[2]);
+    r->e.key.session = ts_slice(r->key, s[0].len);
+    r->e.key.device = ts_slice(r->key + s[0].len + 1, s[1].len);
+    r->e.key.tab = ts_slice(r->key + s[0].len + 1 + s[1].len + 1, s[2].len);
+    char *at = r->key + r->klen;
     r->e.user = copy_into(&at, s[3]);
     r->e.node = copy_into(&at, s[4]);
     r->e.data = copy_into(&at, s[5]);
-    r->key = at;
-    r->klen = make_key(r->key, s[0], s[1], s[2]);
     r->exp = exp;
     for (int by = 0; by < 3; by++) ts_list_init(&r->link[by]);
     return r;
