@@ -259,7 +259,8 @@ static void put_member(ts_sbuf_t *out, const char *key, ts_slice_t name) {
 void ts_sess_envelope_relay_raw(const ts_sess_envelope_raw_t *e, const char *user,
                                 const char *device, const char *tab, ts_sbuf_t *out) {
     ts_sbuf_reserve(out, 160 + e->body.len + 2 * (strlen(user) + strlen(device) + strlen(tab)));
-    ts_sbuf_printf(out, "{\"v\":%d", e->v);
+    ts_sbuf_append_str(out, "{\"v\":");
+    ts_sbuf_put_i64(out, e->v); /* not printf: 8 % of a relay's instructions */
     put_member(out, ",\"type\":", e->type);
     put_member(out, ",\"id\":", e->id);
     if (e->cid.len) put_member(out, ",\"cid\":", e->cid);
