@@ -1,5 +1,6 @@
 /* buf.c - refcounted byte blocks and the builder that grows one in place. */
 #include "core/ts_buf.h"
+#include "core/ts_util.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,10 +60,8 @@ void ts_sbuf__append_grow(ts_sbuf_t *s, const void *p, size_t len) {
 
 
 void ts_sbuf_put_u64(ts_sbuf_t *s, uint64_t v) {
-    char b[20], *e = b + sizeof b, *q = e;
-    do *--q = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    ts_sbuf_append(s, q, (size_t)(e - q));
+    char d[TS_U64_DEC_MAX];
+    ts_sbuf_append(s, d, ts_fmt_u64(d, v));
 }
 
 void ts_sbuf_put_i64(ts_sbuf_t *s, int64_t v) {

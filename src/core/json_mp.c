@@ -133,13 +133,25 @@ out:
     return rc;
 }
 
+/* The length of the string at p (quotes included) in a text already checked
+ * canonical; *plain: no escapes. 0 if it is not one. */
+static size_t str_len(const uint8_t *p, size_t n, int *plain) {
+    if (!n || p[0] != '"') return 0;
+    *plain = 1;
+    for (size_t i = 1; i < n; i++) {
+        if (p[i] == '"') return i + 1;
+        if (p[i] == '\\') *plain = 0, i++;
+    }
+    return 0;
+}
+
 /* Writes the canonical value at p and returns its length, or 0 to decline. */
 static size_t tx_value(ts_sbuf_t *o, const uint8_t *p, size_t n, unsigned depth) {
     if (!n) return 0;
     switch (p[0]) {
     case '"': {
         int plain;
-        size_t k = ts_json_canonical_string_len(p, n, &plain);
+        size_t k = str_len(p, n, &plain);
         if (!k || tx_string(o, p, k, plain) < 0) return 0;
         return k;
     }
@@ -157,7 +169,7 @@ static size_t tx_value(ts_sbuf_t *o, const uint8_t *p, size_t n, unsigned depth)
             if (count && p[i++] != ',') return 0;
             if (map) {
                 int plain;
-                size_t k = i < n ? ts_json_canonical_string_len(p + i, n - i, &plain) : 0;
+                size_t k = i < n ? str_len(p + i, n - i, &plain) : 0;
                 if (!k || tx_string(o, p + i, k, plain) < 0) return 0;
                 i += k;
                 if (i >= n || p[i++] != ':') return 0;

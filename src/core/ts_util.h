@@ -26,6 +26,12 @@ long ts_b64url_decode(const char *in, size_t n, uint8_t *out);
 /* 1 if `c` is in the base64url alphabet. */
 int ts_b64url_char(unsigned char c);
 
+/* Writes v in decimal into out (no NUL) and returns the length (1-20):
+ * printf's cost was a fifth of a publish's instructions on paths that
+ * write numbers per event (docs/PERFORMANCE.md). */
+#define TS_U64_DEC_MAX 20
+size_t ts_fmt_u64(char out[TS_U64_DEC_MAX], uint64_t v);
+
 /* Copies src into dst[cap] (cap > 0), cut to cap - 1 bytes, NUL-terminated.
  * Returns strlen(src): a result >= cap means it was cut. (snprintf "%s"
  * does the same at several times the cost, on paths run per handshake.) */

@@ -157,6 +157,14 @@ int ts_errf(char *why, size_t whylen, int rc, const char *fmt, ...) {
     return rc;
 }
 
+size_t ts_fmt_u64(char out[TS_U64_DEC_MAX], uint64_t v) {
+    char d[TS_U64_DEC_MAX], *e = d + sizeof d, *q = e;
+    do *--q = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    memcpy(out, q, (size_t)(e - q));
+    return (size_t)(e - q);
+}
+
 size_t ts_strlcpy(char *dst, const char *src, size_t cap) {
     size_t n = strlen(src), k = n < cap ? n : cap - 1;
     memcpy(dst, src, k);

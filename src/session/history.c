@@ -264,18 +264,14 @@ static void with_seq(ts_sbuf_t *out, ts_slice_t entry, uint64_t seq) {
  * (durable recovery, ts_sess__hist_restore). */
 static void entry_offset(char *out, size_t cap, uint64_t epoch, uint64_t seq) {
     static const char hex[] = "0123456789abcdef";
-    char d[20], *e = d + sizeof d, *q = e;
-    if (cap < 1 + 16 + 1 + sizeof d + 1) { /* never with the callers' 48 */
+    if (cap < 1 + 16 + 1 + TS_U64_DEC_MAX + 1) { /* never with the callers' 48 */
         snprintf(out, cap, "h%016" PRIx64 ".%" PRIu64, epoch, seq);
         return;
     }
     out[0] = 'h';
     for (int i = 0; i < 16; i++) out[1 + i] = hex[(epoch >> (60 - 4 * i)) & 15];
     out[17] = '.';
-    do *--q = (char)('0' + seq % 10);
-    while ((seq /= 10) != 0);
-    memcpy(out + 18, q, (size_t)(e - q));
-    out[18 + (e - q)] = '\0';
+    out[18 + ts_fmt_u64(out + 18, seq)] = '\0';
 }
 
 static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, uint64_t seq) {

@@ -23,6 +23,7 @@
 #include <sys/socket.h>
 
 #include <cmocka.h>
+#include <hiredis/hiredis.h>
 
 #include "core/ts_err.h"
 #include "store/rconn_int.h"
@@ -578,11 +579,40 @@ static void tls(void **state) {
     redis_cleanup(&r);
 }
 
+/* Our RESP formatter writes exactly what hiredis's does, for every row
+ * (empty arguments, binary bytes, CRLF inside, a long one, none). */
+static void format_as_hiredis(void **state) {
+    (void)state;
+    char big[70000];
+    memset(big, 'x', sizeof big);
+    static const char bin[] = {'a', 0, '\r', '\n', (char)0xff};
+    const char *a1[] = {"PING"};
+    const char *a2[] = {"SET", "", "v"};
+    const char *a3[] = {"EVALSHA", "0123456789abcdef", "3", bin, big};
+    size_t l3[] = {7, 16, 1, sizeof bin, sizeof big};
+    struct {
+        int argc;
+        const char **argv;
+        const size_t *len;
+    } rows[] = {{1, a1, NULL}, {3, a2, NULL}, {5, a3, l3}, {0, a1, NULL}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        size_t n;
+        char *ours = ts_rconn__format(rows[i].argc, rows[i].argv, rows[i].len, &n);
+        char *theirs = NULL;
+        int tn = redisFormatCommandArgv(&theirs, rows[i].argc, rows[i].argv, rows[i].len);
+        assert_int_equal(n, (size_t)tn);
+        assert_memory_equal(ours, theirs, n);
+        free(ours);
+        redisFreeCommand(theirs);
+    }
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(urls),
+        cmocka_unit_test(format_as_hiredis),
         cmocka_unit_test_teardown(replies_and_pipelining, redis_stop_all),
         cmocka_unit_test_teardown(auth_and_select, redis_stop_all),
         cmocka_unit_test_teardown(pubsub_and_restart, redis_stop_all),
