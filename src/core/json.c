@@ -248,7 +248,7 @@ static void dump_value(ts_sbuf_t *s, json_t *v) {
         if (i > TS_JS_SAFE_INT || i < -TS_JS_SAFE_INT)
             dump_real(s, (double)i);
         else
-            ts_sbuf_printf(s, "%" JSON_INTEGER_FORMAT, i);
+            ts_sbuf_put_i64(s, (int64_t)i); /* not printf: per number, per event */
         break;
     }
     case JSON_REAL:

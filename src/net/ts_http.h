@@ -31,12 +31,13 @@ typedef struct ts_http_req {
     ts_slice_t url;       /* raw request target, e.g. "/socket.io/?EIO=4&transport=polling" */
     ts_slice_t path;      /* url up to '?' */
     ts_slice_t query;     /* after '?', without it; empty if none */
-    ts_http_header_t headers[TS_HTTP_MAX_HEADERS_HARD];
     size_t nheaders;
     ts_slice_t body;
     uint8_t http_minor;   /* 0 for HTTP/1.0, 1 for HTTP/1.1 */
     uint8_t keep_alive;   /* what http_should_keep_alive said */
     uint8_t upgrade;      /* "Connection: upgrade" with an Upgrade header */
+    ts_http_header_t headers[TS_HTTP_MAX_HEADERS_HARD]; /* the first nheaders are set;
+                                                           last: left unzeroed (http.c) */
 } ts_http_req_t;
 
 typedef struct ts_http_parser ts_http_parser_t; /* opaque */

@@ -44,10 +44,13 @@ int ts_ws_upgrade(ts_http_conn_t *c, const ts_http_req_t *req, size_t max_messag
         return TS_EPROTO;
     }
     ts_sbuf_t sb = TS_SBUF_INIT;
-    ts_sbuf_printf(&sb,
-                   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                   "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n",
-                   accept, extra_headers ? extra_headers : "");
+    ts_sbuf_reserve(&sb, 160 + (extra_headers ? strlen(extra_headers) : 0));
+    ts_sbuf_append_str(&sb, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                            "Connection: Upgrade\r\nSec-WebSocket-Accept: ");
+    ts_sbuf_append_str(&sb, accept);
+    ts_sbuf_append_str(&sb, "\r\n");
+    if (extra_headers) ts_sbuf_append_str(&sb, extra_headers);
+    ts_sbuf_append_str(&sb, "\r\n");
     ts_buf_t *resp = ts_sbuf_finish(&sb);
     ts_net__queue(c, resp, resp->data, resp->len, NULL, 0, TS_NET_CLASS_FIRST, 0);
     ts_buf_unref(resp);
