@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/ts_err.h"
+#include "core/ts_mem.h"
 
 #define MP_MAX_DEPTH 32             /* as canonical texts */
 #define MP_SAFE_INT 9007199254740992ull /* 2^53 */
@@ -92,7 +93,7 @@ static int tx_string(ts_sbuf_t *o, const uint8_t *p, size_t len, int plain) {
         ts_sbuf_append(o, p + 1, len - 2);
         return 0;
     }
-    uint8_t stack[256], *buf = len <= sizeof stack ? stack : malloc(len);
+    uint8_t stack[256], *buf = len <= sizeof stack ? stack : ts_xmalloc(len);
     size_t n = 0;
     int rc = 0;
     for (size_t i = 1; i + 1 < len; i++) {
