@@ -1,10 +1,11 @@
 /* rmsg.c - codec of the npm @socket.io/redis-adapter 8.x wire format
- * (docs/REDIS-WIRE.md): decoding a message into ts_adp_rmsg_t, encoding one
- * byte for byte as the Node adapter does. Both encodings Node uses (JSON
- * text and notepack.io msgpack) decode to one jansson tree first, and one
- * interpreter per format reads the fields from it; the encoder builds the
- * tree Node would build (same keys, same order) and writes it as JSON text
- * (ts_json_dump: JSON.stringify's bytes) or msgpack (msgpack-c's packer).
+ * (docs/REDIS-WIRE.md): decoding a message into ts_adp_rmsg_t (the encoder,
+ * byte for byte as the Node adapter writes, is rmsg_enc.c). Both encodings
+ * Node uses (JSON text and notepack.io msgpack) decode to one jansson tree
+ * first, and one interpreter per format reads the fields from it; the
+ * encoder builds the tree Node would build (same keys, same order) and
+ * writes it as JSON text (ts_json_dump: JSON.stringify's bytes) or msgpack
+ * (msgpack-c's packer).
  *
  * msgpack is read by a bounded reader of our own, not msgpack-c's unpacker:
  * msgpack_unpack sizes its zone from a container header, so the 5 bytes
@@ -26,7 +27,6 @@
  * object {"_placeholder":true} is refused (sio would take it for a binary),
  * and nesting, items, attachments and size are bounded (ts_adp_rmsg_cfg_t). */
 #include <math.h>
-#include <msgpack.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,35 +37,6 @@
 #include "core/ts_err.h"
 #include "core/ts_json.h"
 #include "core/ts_mem.h"
-
-/* Node's classic RequestType and ClusterAdapter's MessageType. */
-enum {
-    C_SOCKETS = 0,
-    C_ALL_ROOMS = 1,
-    C_REMOTE_JOIN = 2,
-    C_REMOTE_LEAVE = 3,
-    C_REMOTE_DISCONNECT = 4,
-    C_REMOTE_FETCH = 5,
-    C_SERVER_SIDE_EMIT = 6,
-    C_BROADCAST = 7,
-    C_BROADCAST_CLIENT_COUNT = 8,
-    C_BROADCAST_ACK = 9,
-};
-enum {
-    S_INITIAL_HEARTBEAT = 1,
-    S_HEARTBEAT = 2,
-    S_BROADCAST = 3,
-    S_SOCKETS_JOIN = 4,
-    S_SOCKETS_LEAVE = 5,
-    S_DISCONNECT_SOCKETS = 6,
-    S_FETCH_SOCKETS = 7,
-    S_FETCH_SOCKETS_RESPONSE = 8,
-    S_SERVER_SIDE_EMIT = 9,
-    S_SERVER_SIDE_EMIT_RESPONSE = 10,
-    S_BROADCAST_CLIENT_COUNT = 11,
-    S_BROADCAST_ACK = 12,
-    S_ADAPTER_CLOSE = 13,
-};
 
 static const char *const kind_names[TS_ADP_RMSG_KIND_COUNT] = {
     [TS_ADP_RMSG_NONE] = "NONE",
@@ -96,14 +67,7 @@ const char *ts_adp_rmsg_kind_name(ts_adp_rmsg_kind_t kind) {
 
 /* ---- shared ---------------------------------------------------------- */
 
-typedef struct lim {
-    const char *prefix;
-    size_t prefix_len;
-    size_t max_bytes, max_items, max_attach;
-    unsigned max_depth;
-} lim_t;
-
-static lim_t lim_of(const ts_adp_rmsg_cfg_t *cfg) {
+lim_t ts_adp__rmsg_lim(const ts_adp_rmsg_cfg_t *cfg) {
     static const ts_adp_rmsg_cfg_t zero;
     if (!cfg) cfg = &zero;
     lim_t l;
@@ -116,8 +80,7 @@ static lim_t lim_of(const ts_adp_rmsg_cfg_t *cfg) {
     return l;
 }
 
-__attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, const char *fmt,
-                                                      ...) {
+int ts_adp__rmsg_fail(char *err, size_t errlen, const char *fmt, ...) {
     if (err && errlen) {
         va_list ap;
         va_start(ap, fmt);
@@ -127,9 +90,6 @@ __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t errlen, 
     return TS_EINVAL;
 }
 
-static int is_placeholder(json_t *v) {
-    return json_is_object(v) && json_is_true(json_object_get(v, "_placeholder"));
-}
 
 static void strs_free(ts_adp_rmsg_strs_t *s) {
     for (size_t i = 0; i < s->n; i++) free(s->v[i]);
@@ -188,7 +148,7 @@ static size_t rd_at(const rd_t *r) { return (size_t)(r->p - r->start); }
 
 static int rd_need(rd_t *r, size_t n) {
     if (rd_left(r) < n)
-        return fail(r->err, r->errlen, "msgpack: truncated at byte %zu (%zu more needed, %zu left)",
+        return ts_adp__rmsg_fail(r->err, r->errlen, "msgpack: truncated at byte %zu (%zu more needed, %zu left)",
                     rd_at(r), n, rd_left(r));
     return 0;
 }
@@ -212,11 +172,11 @@ static int rd_uint(rd_t *r, size_t n, uint64_t *out) {
  * (every element takes at least a byte) instead of being allocated. */
 static int rd_items(rd_t *r, uint64_t n, size_t min_bytes_each) {
     if (n > rd_left(r) / min_bytes_each)
-        return fail(r->err, r->errlen,
+        return ts_adp__rmsg_fail(r->err, r->errlen,
                     "msgpack: truncated at byte %zu (a container of %llu items in %zu bytes)",
                     rd_at(r), (unsigned long long)n, rd_left(r));
     if (n > r->lim.max_items - r->items)
-        return fail(r->err, r->errlen, "msgpack: more than %zu items in one message",
+        return ts_adp__rmsg_fail(r->err, r->errlen, "msgpack: more than %zu items in one message",
                     r->lim.max_items);
     r->items += (size_t)n;
     return 0;
@@ -288,7 +248,7 @@ static int rd_bin(rd_t *r, size_t n, json_t **out) {
     int rc = rd_need(r, n);
     if (rc < 0) return rc;
     if (r->nattach >= r->lim.max_attach)
-        return fail(r->err, r->errlen, "msgpack: more than %zu binary values in one message",
+        return ts_adp__rmsg_fail(r->err, r->errlen, "msgpack: more than %zu binary values in one message",
                     r->lim.max_attach);
     if (r->nattach == r->cap) {
         r->cap = r->cap ? r->cap * 2 : 4;
@@ -339,7 +299,7 @@ static int rd_value(rd_t *r, unsigned depth, json_t **out);
 
 static int rd_array(rd_t *r, uint64_t n, unsigned depth, json_t **out) {
     if (depth + 1 > r->lim.max_depth)
-        return fail(r->err, r->errlen, "msgpack: nesting deeper than %u at byte %zu",
+        return ts_adp__rmsg_fail(r->err, r->errlen, "msgpack: nesting deeper than %u at byte %zu",
                     r->lim.max_depth, rd_at(r));
     int rc = rd_items(r, n, 1);
     if (rc < 0) return rc;
@@ -367,12 +327,12 @@ static int rd_key(rd_t *r, json_t **key) {
     else if (c >= 0xd9 && c <= 0xdb)
         rc = rd_uint(r, (size_t)1 << (c - 0xd9), &n);
     else
-        return fail(r->err, r->errlen, "msgpack: map key at byte %zu is not a string (0x%02x)",
+        return ts_adp__rmsg_fail(r->err, r->errlen, "msgpack: map key at byte %zu is not a string (0x%02x)",
                     at, c);
     if (rc < 0 || (rc = rd_need(r, n)) < 0) return rc;
     /* jansson keys are C strings: "a\0b" would silently become "a" */
     if (memchr(r->p, 0, n))
-        return fail(r->err, r->errlen, "msgpack: map key at byte %zu contains a NUL byte", at);
+        return ts_adp__rmsg_fail(r->err, r->errlen, "msgpack: map key at byte %zu contains a NUL byte", at);
     *key = utf8_string(r->p, n);
     r->p += n;
     return 0;
@@ -380,7 +340,7 @@ static int rd_key(rd_t *r, json_t **key) {
 
 static int rd_map(rd_t *r, uint64_t n, unsigned depth, json_t **out) {
     if (depth + 1 > r->lim.max_depth)
-        return fail(r->err, r->errlen, "msgpack: nesting deeper than %u at byte %zu",
+        return ts_adp__rmsg_fail(r->err, r->errlen, "msgpack: nesting deeper than %u at byte %zu",
                     r->lim.max_depth, rd_at(r));
     size_t at = rd_at(r);
     int rc = rd_items(r, n, 2);
@@ -401,9 +361,9 @@ static int rd_map(rd_t *r, uint64_t n, unsigned depth, json_t **out) {
             json_object_del(o, json_string_value(k));
         json_decref(k);
     }
-    if (is_placeholder(o)) {
+    if (ts_adp__rmsg_is_placeholder(o)) {
         json_decref(o);
-        return fail(r->err, r->errlen,
+        return ts_adp__rmsg_fail(r->err, r->errlen,
                     "msgpack: the map at byte %zu is a binary placeholder "
                     "{\"_placeholder\":true}, which tabsync reserves",
                     at);
@@ -450,7 +410,7 @@ static int rd_ext(rd_t *r, uint8_t lead, size_t n, unsigned depth, json_t **out)
     if (type == -1 && lead == 0xc7) { /* timestamp 96: u32 ns, i64 s */
         /* notepack reads 12 bytes whatever the length says */
         if (n != 12)
-            return fail(r->err, r->errlen, "msgpack: timestamp of %zu bytes at byte %zu", n,
+            return ts_adp__rmsg_fail(r->err, r->errlen, "msgpack: timestamp of %zu bytes at byte %zu", n,
                         rd_at(r));
         int32_t hi = (int32_t)(uint32_t)be(p + 4, 4);
         r->p += 12;
@@ -460,10 +420,10 @@ static int rd_ext(rd_t *r, uint8_t lead, size_t n, unsigned depth, json_t **out)
     }
     /* notepack's [type, Buffer]: one level deeper, and an array of two */
     if (depth + 1 > r->lim.max_depth)
-        return fail(r->err, r->errlen, "msgpack: nesting deeper than %u at byte %zu",
+        return ts_adp__rmsg_fail(r->err, r->errlen, "msgpack: nesting deeper than %u at byte %zu",
                     r->lim.max_depth, rd_at(r));
     if (r->items + 2 > r->lim.max_items)
-        return fail(r->err, r->errlen, "msgpack: more than %zu items in one message",
+        return ts_adp__rmsg_fail(r->err, r->errlen, "msgpack: more than %zu items in one message",
                     r->lim.max_items);
     r->items += 2;
     json_t *bin;
@@ -561,7 +521,7 @@ static int rd_value(rd_t *r, unsigned depth, json_t **out) {
         if ((rc = rd_uint(r, c == 0xde ? 2 : 4, &n)) < 0) return rc;
         return rd_map(r, n, depth, out);
     default:
-        return fail(r->err, r->errlen, "msgpack: byte 0x%02x at %zu is not a msgpack type", c,
+        return ts_adp__rmsg_fail(r->err, r->errlen, "msgpack: byte 0x%02x at %zu is not a msgpack type", c,
                     at);
     }
 str:
@@ -593,7 +553,7 @@ static int json_prescan(rd_t *r) {
             in_str = 1;
         } else if (c == '[' || c == '{') {
             if (++depth > r->lim.max_depth)
-                return fail(r->err, r->errlen, "json: nesting deeper than %u at byte %zu",
+                return ts_adp__rmsg_fail(r->err, r->errlen, "json: nesting deeper than %u at byte %zu",
                             r->lim.max_depth, (size_t)(p - r->start));
             items++;
         } else if (c == ']' || c == '}') {
@@ -602,7 +562,7 @@ static int json_prescan(rd_t *r) {
             items++;
         }
         if (items > r->lim.max_items)
-            return fail(r->err, r->errlen, "json: more than %zu items in one message",
+            return ts_adp__rmsg_fail(r->err, r->errlen, "json: more than %zu items in one message",
                         r->lim.max_items);
     }
     return 0;
@@ -634,8 +594,8 @@ static int no_placeholders(rd_t *r, json_t *v) {
     if (json_is_array(v)) {
         json_array_foreach(v, i, e) if (no_placeholders(r, e) < 0) return TS_EINVAL;
     } else if (json_is_object(v)) {
-        if (is_placeholder(v))
-            return fail(r->err, r->errlen,
+        if (ts_adp__rmsg_is_placeholder(v))
+            return ts_adp__rmsg_fail(r->err, r->errlen,
                         "json: an object {\"_placeholder\":true}, which tabsync reserves");
         json_object_foreach(v, k, e) if (no_placeholders(r, e) < 0) return TS_EINVAL;
     }
@@ -644,7 +604,7 @@ static int no_placeholders(rd_t *r, json_t *v) {
 
 /* JSON.parse's reading: integers too big for int64 are doubles (jansson
  * refuses them), NUL in strings is fine. */
-static json_t *load_json(const uint8_t *p, size_t n, json_error_t *je) {
+json_t *ts_adp__rmsg_load_json(const uint8_t *p, size_t n, json_error_t *je) {
     json_t *t = ts_json_loadb(p, n, JSON_ALLOW_NUL, je);
     if (!t && json_error_code(je) == json_error_numeric_overflow) {
         t = ts_json_loadb(p, n, JSON_ALLOW_NUL | JSON_DECODE_INT_AS_REAL, je);
@@ -657,9 +617,9 @@ static int json_tree(rd_t *r, json_t **out) {
     int rc = json_prescan(r);
     if (rc < 0) return rc;
     json_error_t je;
-    json_t *t = load_json(r->p, rd_left(r), &je);
+    json_t *t = ts_adp__rmsg_load_json(r->p, rd_left(r), &je);
     if (!t)
-        return fail(r->err, r->errlen, "json: %s at byte %d", je.text, je.position);
+        return ts_adp__rmsg_fail(r->err, r->errlen, "json: %s at byte %d", je.text, je.position);
     if ((rc = no_placeholders(r, t)) < 0) {
         json_decref(t);
         return rc;
@@ -1031,7 +991,7 @@ static int chan_tail(ts_slice_t ch, size_t hl, char **out, char *err, size_t err
     *out = NULL;
     if (ch.len == hl) return 0;
     if (ch.p[ch.len - 1] != '#')
-        return fail(err, errlen, "channel \"%.*s\" does not end with '#'", (int)TS_MIN(ch.len, 200),
+        return ts_adp__rmsg_fail(err, errlen, "channel \"%.*s\" does not end with '#'", (int)TS_MIN(ch.len, 200),
                     (const char *)ch.p);
     if (ch.len - 1 > hl) *out = ts_xstrndup((const char *)ch.p + hl, ch.len - 1 - hl);
     return 0;
@@ -1045,7 +1005,7 @@ static void move_attach(json_t *v, rd_t *r, ts_adp_rmsg_t *m) {
     size_t i;
     json_t *x;
     const char *k;
-    if (is_placeholder(v)) {
+    if (ts_adp__rmsg_is_placeholder(v)) {
         size_t num = (size_t)json_integer_value(json_object_get(v, "num"));
         if (TS_NEVER(num >= r->nattach || !r->attach[num])) return;
         m->attach[m->nattach] = r->attach[num];
@@ -1083,14 +1043,14 @@ static int decode(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format, ts_
                   ts_slice_t bytes, int want_text, ts_adp_rmsg_t *out, char *err, size_t errlen) {
     memset(out, 0, sizeof(*out));
     if (err && errlen) err[0] = '\0';
-    lim_t lim = lim_of(cfg);
+    lim_t lim = ts_adp__rmsg_lim(cfg);
     if (format != TS_ADP_RMSG_CLASSIC && format != TS_ADP_RMSG_SHARDED)
-        return fail(err, errlen, "unknown format %d", (int)format);
-    if (bytes.len == 0) return fail(err, errlen, "empty message");
+        return ts_adp__rmsg_fail(err, errlen, "unknown format %d", (int)format);
+    if (bytes.len == 0) return ts_adp__rmsg_fail(err, errlen, "empty message");
     if (bytes.len > lim.max_bytes)
-        return fail(err, errlen, "message of %zu bytes exceeds the limit of %zu", bytes.len,
+        return ts_adp__rmsg_fail(err, errlen, "message of %zu bytes exceeds the limit of %zu", bytes.len,
                     lim.max_bytes);
-    if (memchr(channel.p, 0, channel.len)) return fail(err, errlen, "channel contains a NUL byte");
+    if (memchr(channel.p, 0, channel.len)) return ts_adp__rmsg_fail(err, errlen, "channel contains a NUL byte");
     const char *pfx = lim.prefix;
     size_t pl = lim.prefix_len;
 
@@ -1098,7 +1058,7 @@ static int decode(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format, ts_
     chan_class_t cls = CH_BROADCAST;
     size_t head = 0; /* where the namespace starts in the channel */
     if (!starts(channel, 0, pfx, pl))
-        return fail(err, errlen, "channel \"%.*s\" does not start with the prefix \"%s\"",
+        return ts_adp__rmsg_fail(err, errlen, "channel \"%.*s\" does not start with the prefix \"%s\"",
                     (int)TS_MIN(channel.len, 200), (const char *)channel.p, pfx);
     if (format == TS_ADP_RMSG_CLASSIC && starts(channel, pl, "-request#", 9)) {
         cls = CH_REQUEST;
@@ -1109,7 +1069,7 @@ static int decode(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format, ts_
     } else if (starts(channel, pl, "#", 1)) {
         head = pl + 1;
     } else {
-        return fail(err, errlen, "channel \"%.*s\" is not a %s channel of prefix \"%s\"",
+        return ts_adp__rmsg_fail(err, errlen, "channel \"%.*s\" is not a %s channel of prefix \"%s\"",
                     (int)TS_MIN(channel.len, 200), (const char *)channel.p,
                     format == TS_ADP_RMSG_CLASSIC ? "classic adapter" : "sharded adapter", pfx);
     }
@@ -1131,8 +1091,8 @@ static int decode(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format, ts_
         out->msgpack = 1;
         rc = rd_value(&r, 0, &t);
         if (rc == 0 && r.p != r.end)
-            rc = fail(err, errlen, "msgpack: %zu trailing bytes after the message", rd_left(&r));
-        if (rc == 0 && !t) rc = fail(err, errlen, "msgpack: the message is undefined");
+            rc = ts_adp__rmsg_fail(err, errlen, "msgpack: %zu trailing bytes after the message", rd_left(&r));
+        if (rc == 0 && !t) rc = ts_adp__rmsg_fail(err, errlen, "msgpack: the message is undefined");
     }
     if (rc < 0) goto done;
 
@@ -1143,7 +1103,7 @@ static int decode(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format, ts_
         /* <p>#<nsp># [<room or requester uid>#] */
         size_t nl = strlen(out->nsp);
         if (!starts(channel, head, out->nsp, nl) || !starts(channel, head + nl, "#", 1)) {
-            rc = fail(err, errlen, "sharded message of namespace \"%s\" on channel \"%.*s\"",
+            rc = ts_adp__rmsg_fail(err, errlen, "sharded message of namespace \"%s\" on channel \"%.*s\"",
                       out->nsp, (int)TS_MIN(channel.len, 200), (const char *)channel.p);
             goto done;
         }
@@ -1163,7 +1123,7 @@ static int decode(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format, ts_
         const char *nsp = out->packet.nsp;
         size_t nl = strlen(nsp);
         if (!starts(channel, head, nsp, nl) || !starts(channel, head + nl, "#", 1)) {
-            rc = fail(err, errlen, "classic broadcast of namespace \"%s\" on channel \"%.*s\"",
+            rc = ts_adp__rmsg_fail(err, errlen, "classic broadcast of namespace \"%s\" on channel \"%.*s\"",
                       nsp, (int)TS_MIN(channel.len, 200), (const char *)channel.p);
             goto done;
         }
@@ -1176,7 +1136,7 @@ static int decode(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format, ts_
         const uint8_t *end = channel.p + channel.len;
         const uint8_t *hash = memchr(channel.p + head, '#', channel.len - head);
         if (!hash || (cls == CH_REQUEST && hash + 1 != end)) {
-            rc = fail(err, errlen, "channel \"%.*s\" is not <prefix>-%s#<nsp>#%s",
+            rc = ts_adp__rmsg_fail(err, errlen, "channel \"%.*s\" is not <prefix>-%s#<nsp>#%s",
                       (int)TS_MIN(channel.len, 200), (const char *)channel.p,
                       cls == CH_REQUEST ? "request" : "response", cls == CH_REQUEST ? "" : "[<uid>#]");
             goto done;
@@ -1195,7 +1155,7 @@ done:
         for (size_t i = 0; i < r.nattach; i++) ts_buf_unref(r.attach[i]);
         free(r.attach);
         ts_adp_rmsg_clear(out);
-        if (err && errlen && !err[0]) fail(err, errlen, "invalid message");
+        if (err && errlen && !err[0]) ts_adp__rmsg_fail(err, errlen, "invalid message");
         return TS_EINVAL;
     }
     out->format = format;
@@ -1215,590 +1175,3 @@ int ts_adp_rmsg_decode_text(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t f
     return decode(cfg, format, channel, bytes, 1, out, err, errlen);
 }
 
-/* ---- encoding -------------------------------------------------------------- */
-
-typedef struct enc {
-    const ts_adp_rmsg_t *m;
-    lim_t lim;
-    char *err;
-    size_t errlen;
-} enc_t;
-
-static json_t *strs_json(const ts_adp_rmsg_strs_t *s) {
-    json_t *a = json_array();
-    for (size_t i = 0; i < s->n; i++) json_array_append_new(a, json_string_nocheck(s->v[i]));
-    return a;
-}
-
-/* opts as Node writes them: classic requests {rooms, except}; the classic
- * broadcast and every sharded message add `flags`. */
-static json_t *opts_json(const ts_adp_rmsg_opts_t *o, int with_flags) {
-    json_t *j = json_object();
-    json_object_set_new_nocheck(j, "rooms", strs_json(&o->rooms));
-    json_object_set_new_nocheck(j, "except", strs_json(&o->except));
-    if (!with_flags) return j;
-    json_t *f = json_object();
-    if (o->flags & TS_ADP_RMSG_F_VOLATILE) json_object_set_new_nocheck(f, "volatile", json_true());
-    if (o->flags & TS_ADP_RMSG_F_COMPRESS)
-        json_object_set_new_nocheck(f, "compress",
-                                    json_boolean(o->flags & TS_ADP_RMSG_F_COMPRESS_ON));
-    if (o->flags & TS_ADP_RMSG_F_LOCAL) json_object_set_new_nocheck(f, "local", json_true());
-    if (o->flags & TS_ADP_RMSG_F_TIMEOUT)
-        json_object_set_new_nocheck(f, "timeout", json_integer((json_int_t)o->timeout_ms));
-    if (o->flags & TS_ADP_RMSG_F_SINGLE)
-        json_object_set_new_nocheck(f, "expectSingleResponse", json_true());
-    json_object_set_new_nocheck(j, "flags", f);
-    return j;
-}
-
-/* {type, data[, nsp][, id]}: socket.io builds {type, data}, the classic
- * adapter adds nsp. */
-static json_t *packet_json(const ts_adp_rmsg_packet_t *p, const char *nsp) {
-    json_t *j = json_object();
-    json_object_set_new_nocheck(j, "type", json_integer(p->type));
-    json_object_set_nocheck(j, "data", p->data);
-    if (nsp) json_object_set_new_nocheck(j, "nsp", json_string_nocheck(nsp));
-    if (p->id >= 0) json_object_set_new_nocheck(j, "id", json_integer(p->id));
-    return j;
-}
-
-static json_t *sockets_json(const ts_adp_rmsg_t *m) {
-    json_t *a = json_array();
-    for (size_t i = 0; i < m->nsockets; i++) {
-        const ts_adp_rmsg_sock_t *s = &m->sockets[i];
-        json_t *o = json_object();
-        json_object_set_new_nocheck(o, "id", json_string_nocheck(s->id ? s->id : ""));
-        json_object_set_new_nocheck(o, "handshake",
-                                    s->handshake ? json_incref(s->handshake) : json_object());
-        json_object_set_new_nocheck(o, "rooms", strs_json(&s->rooms));
-        if (s->data) json_object_set_nocheck(o, "data", s->data);
-        json_array_append_new(a, o);
-    }
-    return a;
-}
-
-static void set_str(json_t *o, const char *k, const char *v) {
-    json_object_set_new_nocheck(o, k, json_string_nocheck(v));
-}
-
-__attribute__((format(printf, 2, 3))) static int efail(enc_t *e, const char *fmt, ...) {
-    if (e->err && e->errlen) {
-        int n = snprintf(e->err, e->errlen, "encode %s: ", ts_adp_rmsg_kind_name(e->m->kind));
-        if (n > 0 && (size_t)n < e->errlen) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(e->err + n, e->errlen - (size_t)n, fmt, ap);
-            va_end(ap);
-        }
-    }
-    return TS_EINVAL;
-}
-
-static int need(enc_t *e, const void *p, const char *name) {
-    return p ? 0 : efail(e, "%s is missing", name);
-}
-
-/* The classic message and whether Node writes it as msgpack. */
-static int classic_tree(enc_t *e, json_t **out, int *mp) {
-    const ts_adp_rmsg_t *m = e->m;
-    json_t *o = json_object();
-    int rc = 0, type = -1;
-    *mp = 0;
-    *out = o;
-    switch (m->kind) {
-    case TS_ADP_RMSG_BROADCAST:
-        json_decref(o);
-        if ((rc = need(e, m->packet.data, "packet.data")) < 0) return rc;
-        *out = json_pack("[soo]", m->uid, packet_json(&m->packet, m->packet.nsp ? m->packet.nsp : m->nsp),
-                         opts_json(&m->opts, 1));
-        *mp = 1;
-        return 0;
-    case TS_ADP_RMSG_BROADCAST_WITH_ACK:
-        if ((rc = need(e, m->request_id, "request_id")) < 0 ||
-            (rc = need(e, m->packet.data, "packet.data")) < 0)
-            return rc;
-        set_str(o, "uid", m->uid);
-        set_str(o, "requestId", m->request_id);
-        json_object_set_new_nocheck(o, "type", json_integer(C_BROADCAST));
-        json_object_set_new_nocheck(o, "packet",
-                                    packet_json(&m->packet, m->packet.nsp ? m->packet.nsp : m->nsp));
-        json_object_set_new_nocheck(o, "opts", opts_json(&m->opts, 1));
-        *mp = 1;
-        return 0;
-    case TS_ADP_RMSG_SOCKETS:
-    case TS_ADP_RMSG_ALL_ROOMS:
-    case TS_ADP_RMSG_FETCH_SOCKETS:
-        if ((rc = need(e, m->request_id, "request_id")) < 0) return rc;
-        set_str(o, "uid", m->uid);
-        set_str(o, "requestId", m->request_id);
-        type = m->kind == TS_ADP_RMSG_SOCKETS     ? C_SOCKETS
-               : m->kind == TS_ADP_RMSG_ALL_ROOMS ? C_ALL_ROOMS
-                                                  : C_REMOTE_FETCH;
-        json_object_set_new_nocheck(o, "type", json_integer(type));
-        if (type == C_SOCKETS) json_object_set_new_nocheck(o, "rooms", strs_json(&m->rooms));
-        if (type == C_REMOTE_FETCH) json_object_set_new_nocheck(o, "opts", opts_json(&m->opts, 0));
-        return 0;
-    case TS_ADP_RMSG_SOCKETS_JOIN:
-    case TS_ADP_RMSG_SOCKETS_LEAVE:
-    case TS_ADP_RMSG_DISCONNECT_SOCKETS:
-        type = m->kind == TS_ADP_RMSG_SOCKETS_JOIN    ? C_REMOTE_JOIN
-               : m->kind == TS_ADP_RMSG_SOCKETS_LEAVE ? C_REMOTE_LEAVE
-                                                      : C_REMOTE_DISCONNECT;
-        set_str(o, "uid", m->uid);
-        if (m->has_opts) {
-            json_object_set_new_nocheck(o, "type", json_integer(type));
-            json_object_set_new_nocheck(o, "opts", opts_json(&m->opts, 0));
-            if (type == C_REMOTE_DISCONNECT)
-                json_object_set_new_nocheck(o, "close", json_boolean(m->close));
-            else
-                json_object_set_new_nocheck(o, "rooms", strs_json(&m->rooms));
-            return 0;
-        }
-        /* the one-socket form of older versions */
-        if ((rc = need(e, m->request_id, "request_id")) < 0 || (rc = need(e, m->sid, "sid")) < 0)
-            return rc;
-        set_str(o, "requestId", m->request_id);
-        json_object_set_new_nocheck(o, "type", json_integer(type));
-        set_str(o, "sid", m->sid);
-        if (type == C_REMOTE_DISCONNECT) {
-            json_object_set_new_nocheck(o, "close", json_boolean(m->close));
-        } else {
-            if (m->rooms.n != 1) return efail(e, "the one-socket form takes exactly one room");
-            set_str(o, "room", m->rooms.v[0]);
-        }
-        return 0;
-    case TS_ADP_RMSG_SERVER_SIDE_EMIT:
-        if ((rc = need(e, m->data, "data")) < 0) return rc;
-        set_str(o, "uid", m->uid);
-        if (m->request_id) set_str(o, "requestId", m->request_id);
-        json_object_set_new_nocheck(o, "type", json_integer(C_SERVER_SIDE_EMIT));
-        json_object_set_nocheck(o, "data", m->data);
-        return 0;
-    case TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE:
-    case TS_ADP_RMSG_BROADCAST_CLIENT_COUNT:
-    case TS_ADP_RMSG_BROADCAST_ACK:
-        if ((rc = need(e, m->request_id, "request_id")) < 0) return rc;
-        type = m->kind == TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE ? C_SERVER_SIDE_EMIT
-               : m->kind == TS_ADP_RMSG_BROADCAST_ACK         ? C_BROADCAST_ACK
-                                                              : C_BROADCAST_CLIENT_COUNT;
-        json_object_set_new_nocheck(o, "type", json_integer(type));
-        set_str(o, "requestId", m->request_id);
-        if (type == C_BROADCAST_CLIENT_COUNT)
-            json_object_set_new_nocheck(o, "clientCount", json_integer((json_int_t)m->client_count));
-        else if (m->data)
-            json_object_set_nocheck(o, type == C_BROADCAST_ACK ? "packet" : "data", m->data);
-        *mp = type == C_BROADCAST_ACK;
-        return 0;
-    case TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE:
-    case TS_ADP_RMSG_SOCKETS_RESPONSE:
-    case TS_ADP_RMSG_ALL_ROOMS_RESPONSE:
-    case TS_ADP_RMSG_RESPONSE:
-        if ((rc = need(e, m->request_id, "request_id")) < 0) return rc;
-        set_str(o, "requestId", m->request_id);
-        if (m->kind == TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE)
-            json_object_set_new_nocheck(o, "sockets", sockets_json(m));
-        else if (m->kind == TS_ADP_RMSG_SOCKETS_RESPONSE)
-            json_object_set_new_nocheck(o, "sockets", strs_json(&m->rooms));
-        else if (m->kind == TS_ADP_RMSG_ALL_ROOMS_RESPONSE)
-            json_object_set_new_nocheck(o, "rooms", strs_json(&m->rooms));
-        return 0;
-    default:
-        return efail(e, "the classic adapter has no such message");
-    }
-}
-
-/* {type, data: {...}, uid, nsp}: ClusterAdapter builds {type, data} and
- * adds uid and nsp when it publishes; each data's keys in its order. */
-static int sharded_tree(enc_t *e, json_t **out) {
-    const ts_adp_rmsg_t *m = e->m;
-    json_t *data = json_object();
-    int type = 0, rc = 0;
-    switch (m->kind) {
-    case TS_ADP_RMSG_INITIAL_HEARTBEAT: type = S_INITIAL_HEARTBEAT; break;
-    case TS_ADP_RMSG_HEARTBEAT: type = S_HEARTBEAT; break;
-    case TS_ADP_RMSG_ADAPTER_CLOSE: type = S_ADAPTER_CLOSE; break;
-    case TS_ADP_RMSG_BROADCAST:
-    case TS_ADP_RMSG_BROADCAST_WITH_ACK:
-        type = S_BROADCAST;
-        if ((rc = need(e, m->packet.data, "packet.data")) < 0) break;
-        json_object_set_new_nocheck(data, "packet", packet_json(&m->packet, m->packet.nsp));
-        if (m->kind == TS_ADP_RMSG_BROADCAST_WITH_ACK) {
-            if ((rc = need(e, m->request_id, "request_id")) < 0) break;
-            set_str(data, "requestId", m->request_id);
-        }
-        json_object_set_new_nocheck(data, "opts", opts_json(&m->opts, 1));
-        break;
-    case TS_ADP_RMSG_SOCKETS_JOIN:
-    case TS_ADP_RMSG_SOCKETS_LEAVE:
-        type = m->kind == TS_ADP_RMSG_SOCKETS_JOIN ? S_SOCKETS_JOIN : S_SOCKETS_LEAVE;
-        json_object_set_new_nocheck(data, "opts", opts_json(&m->opts, 1));
-        json_object_set_new_nocheck(data, "rooms", strs_json(&m->rooms));
-        break;
-    case TS_ADP_RMSG_DISCONNECT_SOCKETS:
-        type = S_DISCONNECT_SOCKETS;
-        json_object_set_new_nocheck(data, "opts", opts_json(&m->opts, 1));
-        json_object_set_new_nocheck(data, "close", json_boolean(m->close));
-        break;
-    case TS_ADP_RMSG_FETCH_SOCKETS:
-        type = S_FETCH_SOCKETS;
-        if ((rc = need(e, m->request_id, "request_id")) < 0) break;
-        json_object_set_new_nocheck(data, "opts", opts_json(&m->opts, 1));
-        set_str(data, "requestId", m->request_id);
-        break;
-    case TS_ADP_RMSG_SERVER_SIDE_EMIT:
-        type = S_SERVER_SIDE_EMIT;
-        if ((rc = need(e, m->data, "data")) < 0) break;
-        if (m->request_id) set_str(data, "requestId", m->request_id);
-        json_object_set_nocheck(data, "packet", m->data);
-        break;
-    case TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE:
-    case TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE:
-    case TS_ADP_RMSG_BROADCAST_ACK:
-    case TS_ADP_RMSG_BROADCAST_CLIENT_COUNT:
-        type = m->kind == TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE    ? S_FETCH_SOCKETS_RESPONSE
-               : m->kind == TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE ? S_SERVER_SIDE_EMIT_RESPONSE
-               : m->kind == TS_ADP_RMSG_BROADCAST_ACK             ? S_BROADCAST_ACK
-                                                                  : S_BROADCAST_CLIENT_COUNT;
-        if ((rc = need(e, m->request_id, "request_id")) < 0) break;
-        set_str(data, "requestId", m->request_id);
-        if (type == S_FETCH_SOCKETS_RESPONSE)
-            json_object_set_new_nocheck(data, "sockets", sockets_json(m));
-        else if (type == S_BROADCAST_CLIENT_COUNT)
-            json_object_set_new_nocheck(data, "clientCount",
-                                        json_integer((json_int_t)m->client_count));
-        else if (m->data)
-            json_object_set_nocheck(data, "packet", m->data);
-        break;
-    default:
-        rc = efail(e, "the sharded adapter has no such message");
-    }
-    if (rc < 0) {
-        json_decref(data);
-        return rc;
-    }
-    json_t *o = json_object();
-    json_object_set_new_nocheck(o, "type", json_integer(type));
-    if (type == S_INITIAL_HEARTBEAT || type == S_HEARTBEAT || type == S_ADAPTER_CLOSE)
-        json_decref(data);
-    else
-        json_object_set_new_nocheck(o, "data", data);
-    set_str(o, "uid", m->uid);
-    set_str(o, "nsp", m->nsp);
-    *out = o;
-    return 0;
-}
-
-/* Checks every placeholder against the attachments; counts them. */
-static int scan_placeholders(enc_t *e, json_t *v, unsigned depth, size_t *found) {
-    if (depth > e->lim.max_depth + 8) return efail(e, "nesting deeper than %u", e->lim.max_depth);
-    size_t i;
-    json_t *x;
-    const char *k;
-    if (json_is_array(v)) {
-        json_array_foreach(v, i, x) if (scan_placeholders(e, x, depth + 1, found) < 0) return TS_EINVAL;
-    } else if (json_is_object(v)) {
-        if (is_placeholder(v)) {
-            json_t *num = json_object_get(v, "num");
-            if (!json_is_integer(num) || json_integer_value(num) < 0 ||
-                (size_t)json_integer_value(num) >= e->m->nattach)
-                return efail(e, "a placeholder names no attachment (%zu attached)", e->m->nattach);
-            ++*found;
-            return 0;
-        }
-        json_object_foreach(v, k, x) if (scan_placeholders(e, x, depth + 1, found) < 0) return TS_EINVAL;
-    }
-    return 0;
-}
-
-static ts_buf_t *placeholder_buf(const ts_adp_rmsg_t *m, json_t *v) {
-    return m->attach[json_integer_value(json_object_get(v, "num"))];
-}
-
-/* Where Node writes JSON, a Buffer is JSON.stringify's {"type":"Buffer",
- * "data":[bytes]}: a copy of the tree with the placeholders so replaced. */
-static json_t *buffers_as_json(const ts_adp_rmsg_t *m, json_t *v) {
-    size_t i;
-    json_t *x;
-    const char *k;
-    if (is_placeholder(v)) {
-        ts_buf_t *b = placeholder_buf(m, v);
-        json_t *bytes = json_array();
-        for (size_t j = 0; j < b->len; j++) json_array_append_new(bytes, json_integer(b->data[j]));
-        return json_pack("{s:s,s:o}", "type", "Buffer", "data", bytes);
-    }
-    if (json_is_array(v)) {
-        json_t *a = json_array();
-        json_array_foreach(v, i, x) json_array_append_new(a, buffers_as_json(m, x));
-        return a;
-    }
-    if (json_is_object(v)) {
-        json_t *o = json_object();
-        json_object_foreach(v, k, x) json_object_set_new_nocheck(o, k, buffers_as_json(m, x));
-        return o;
-    }
-    return json_incref(v);
-}
-
-static int sbuf_write(void *data, const char *buf, size_t len) {
-    ts_sbuf_append(data, buf, len);
-    return 0;
-}
-
-/* "0", "17": a key JS orders first, as an array index (below 2^32 - 1). */
-static int index_key(const char *k, uint64_t *v) {
-    if (!k[0] || (k[0] == '0' && k[1]) || strlen(k) > 10) return 0;
-    uint64_t n = 0;
-    for (const char *p = k; *p; p++) {
-        if (*p < '0' || *p > '9') return 0;
-        n = n * 10 + (uint64_t)(*p - '0');
-    }
-    *v = n;
-    return n < 0xffffffffull;
-}
-
-typedef struct ikey {
-    uint64_t n;
-    const char *k;
-} ikey_t;
-
-static int ikey_cmp(const void *a, const void *b) {
-    uint64_t x = ((const ikey_t *)a)->n, y = ((const ikey_t *)b)->n;
-    return x < y ? -1 : x > y;
-}
-
-/* notepack's choices: the smallest int encoding (unsigned for >= 0), whole
- * numbers as ints, float64 otherwise; str 8 from 32 bytes; Buffers as bin;
- * keys in Object.keys order (array indexes first). msgpack-c's packer makes
- * the same choices for ints and strings. */
-static void mp_pack(msgpack_packer *pk, const ts_adp_rmsg_t *m, json_t *v) {
-    size_t i, n;
-    json_t *x;
-    const char *k;
-    switch (json_typeof(v)) {
-    case JSON_OBJECT: {
-        if (is_placeholder(v)) {
-            ts_buf_t *b = placeholder_buf(m, v);
-            msgpack_pack_bin(pk, b->len);
-            msgpack_pack_bin_body(pk, b->data, b->len);
-            return;
-        }
-        n = json_object_size(v);
-        msgpack_pack_map(pk, n);
-        ikey_t *ik = NULL;
-        size_t ni = 0;
-        uint64_t num;
-        json_object_foreach(v, k, x) {
-            if (index_key(k, &num)) {
-                if (!ik) ik = ts_xmalloc(n * sizeof(*ik));
-                ik[ni++] = (ikey_t){num, k};
-            }
-        }
-        if (ni) {
-            qsort(ik, ni, sizeof(*ik), ikey_cmp);
-            for (i = 0; i < ni; i++) {
-                size_t kl = strlen(ik[i].k);
-                msgpack_pack_str(pk, kl);
-                msgpack_pack_str_body(pk, ik[i].k, kl);
-                mp_pack(pk, m, json_object_get(v, ik[i].k));
-            }
-        }
-        json_object_foreach(v, k, x) {
-            if (ni && index_key(k, &num)) continue;
-            size_t kl = strlen(k);
-            msgpack_pack_str(pk, kl);
-            msgpack_pack_str_body(pk, k, kl);
-            mp_pack(pk, m, x);
-        }
-        free(ik);
-        return;
-    }
-    case JSON_ARRAY:
-        msgpack_pack_array(pk, json_array_size(v));
-        json_array_foreach(v, i, x) mp_pack(pk, m, x);
-        return;
-    case JSON_STRING:
-        msgpack_pack_str(pk, json_string_length(v));
-        msgpack_pack_str_body(pk, json_string_value(v), json_string_length(v));
-        return;
-    case JSON_INTEGER: msgpack_pack_int64(pk, json_integer_value(v)); return;
-    case JSON_REAL: {
-        double d = json_real_value(v);
-        if (d == floor(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0)
-            msgpack_pack_int64(pk, (int64_t)d);
-        else
-            msgpack_pack_double(pk, d);
-        return;
-    }
-    case JSON_TRUE: msgpack_pack_true(pk); return;
-    case JSON_FALSE: msgpack_pack_false(pk); return;
-    default: msgpack_pack_nil(pk); return;
-    }
-}
-
-static ts_buf_t *strbuf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static ts_buf_t *strbuf(const char *fmt, ...) {
-    ts_sbuf_t s = TS_SBUF_INIT;
-    va_list ap;
-    va_start(ap, fmt);
-    ts_sbuf_vprintf(&s, fmt, ap);
-    va_end(ap);
-    return ts_sbuf_finish(&s);
-}
-
-static int looks_like_socket_id(const char *room) { return strlen(room) == 20; }
-
-static ts_buf_t *channel_of(const ts_adp_rmsg_cfg_t *cfg, const lim_t *l, const ts_adp_rmsg_t *m) {
-    const char *p = l->prefix;
-    if (m->format == TS_ADP_RMSG_CLASSIC) {
-        switch (m->kind) {
-        case TS_ADP_RMSG_BROADCAST:
-            if (m->opts.rooms.n == 1) return strbuf("%s#%s#%s#", p, m->nsp, m->opts.rooms.v[0]);
-            return strbuf("%s#%s#", p, m->nsp);
-        case TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE:
-            /* RedisAdapter answers serverSideEmit on the shared channel always */
-            return strbuf("%s-response#%s#", p, m->nsp);
-        case TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE:
-        case TS_ADP_RMSG_BROADCAST_CLIENT_COUNT:
-        case TS_ADP_RMSG_BROADCAST_ACK:
-        case TS_ADP_RMSG_SOCKETS_RESPONSE:
-        case TS_ADP_RMSG_ALL_ROOMS_RESPONSE:
-        case TS_ADP_RMSG_RESPONSE:
-            if (cfg && cfg->specific_responses && m->to)
-                return strbuf("%s-response#%s#%s#", p, m->nsp, m->to);
-            return strbuf("%s-response#%s#", p, m->nsp);
-        default: return strbuf("%s-request#%s#", p, m->nsp);
-        }
-    }
-    switch (m->kind) {
-    case TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE:
-    case TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE:
-    case TS_ADP_RMSG_BROADCAST_CLIENT_COUNT:
-    case TS_ADP_RMSG_BROADCAST_ACK: return strbuf("%s#%s#%s#", p, m->nsp, m->to);
-    case TS_ADP_RMSG_BROADCAST: {
-        /* ShardedRedisAdapter.computeChannel: never for a broadcast with
-         * acks (serverCount() counts every server, not the room's) */
-        ts_adp_rmsg_submode_t mode = cfg ? cfg->submode : TS_ADP_RMSG_SUB_DYNAMIC;
-        if (m->opts.rooms.n == 1 &&
-            ((mode == TS_ADP_RMSG_SUB_DYNAMIC && !looks_like_socket_id(m->opts.rooms.v[0])) ||
-             mode == TS_ADP_RMSG_SUB_DYNAMIC_PRIVATE))
-            return strbuf("%s#%s#%s#", p, m->nsp, m->opts.rooms.v[0]);
-        return strbuf("%s#%s#", p, m->nsp);
-    }
-    default: return strbuf("%s#%s#", p, m->nsp);
-    }
-}
-
-static int may_carry_binary(ts_adp_rmsg_kind_t k) {
-    /* ShardedRedisAdapter.encode's list */
-    return k == TS_ADP_RMSG_BROADCAST || k == TS_ADP_RMSG_BROADCAST_WITH_ACK ||
-           k == TS_ADP_RMSG_BROADCAST_ACK || k == TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE ||
-           k == TS_ADP_RMSG_SERVER_SIDE_EMIT || k == TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE;
-}
-
-static int check_strs(enc_t *e, const ts_adp_rmsg_strs_t *s, const char *name) {
-    for (size_t i = 0; i < s->n; i++)
-        if (!s->v[i]) return efail(e, "%s[%zu] is NULL", name, i);
-    return 0;
-}
-
-int ts_adp_rmsg_encode(const ts_adp_rmsg_cfg_t *cfg, const ts_adp_rmsg_t *m,
-                       ts_adp_rmsg_wire_t *out, char *err, size_t errlen) {
-    memset(out, 0, sizeof(*out));
-    if (err && errlen) err[0] = '\0';
-    enc_t e = {.m = m, .lim = lim_of(cfg), .err = err, .errlen = errlen};
-    int rc;
-    if (m->format != TS_ADP_RMSG_CLASSIC && m->format != TS_ADP_RMSG_SHARDED)
-        return efail(&e, "unknown format %d", (int)m->format);
-    if ((rc = need(&e, m->nsp, "nsp")) < 0) return rc;
-    int is_classic_response =
-        m->format == TS_ADP_RMSG_CLASSIC && m->kind >= TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE;
-    if (!is_classic_response && (rc = need(&e, m->uid, "uid")) < 0) return rc;
-    if (m->format == TS_ADP_RMSG_SHARDED && m->kind >= TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE &&
-        (rc = need(&e, m->to, "to (the requester's uid)")) < 0)
-        return rc;
-    if ((rc = check_strs(&e, &m->opts.rooms, "opts.rooms")) < 0 ||
-        (rc = check_strs(&e, &m->opts.except, "opts.except")) < 0 ||
-        (rc = check_strs(&e, &m->rooms, "rooms")) < 0)
-        return rc;
-    for (size_t i = 0; i < m->nsockets; i++)
-        if ((rc = check_strs(&e, &m->sockets[i].rooms, "sockets[].rooms")) < 0) return rc;
-    for (size_t i = 0; i < m->nattach; i++)
-        if (!m->attach[i]) return efail(&e, "attach[%zu] is NULL", i);
-
-    json_t *t = NULL;
-    int mp = 0;
-    rc = m->format == TS_ADP_RMSG_CLASSIC ? classic_tree(&e, &t, &mp) : sharded_tree(&e, &t);
-    if (rc < 0) {
-        json_decref(t);
-        return rc;
-    }
-    size_t found = 0;
-    if ((rc = scan_placeholders(&e, t, 0, &found)) < 0) {
-        json_decref(t);
-        return rc;
-    }
-    /* ShardedRedisAdapter: msgpack only when a binary value is in it */
-    if (m->format == TS_ADP_RMSG_SHARDED) mp = found > 0 && may_carry_binary(m->kind);
-    ts_sbuf_t s = TS_SBUF_INIT;
-    if (mp) {
-        msgpack_packer pk;
-        msgpack_packer_init(&pk, &s, sbuf_write);
-        mp_pack(&pk, m, t);
-    } else if (found) {
-        json_t *j = buffers_as_json(m, t);
-        ts_json_dump(&s, j);
-        json_decref(j);
-    } else {
-        ts_json_dump(&s, t);
-    }
-    json_decref(t);
-    out->bytes = ts_sbuf_finish(&s);
-    out->channel = channel_of(cfg, &e.lim, m);
-    return 0;
-}
-
-int ts_adp_rmsg_encode_broadcast(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format,
-                                 const char *uid, const char *nsp, const char *request_id,
-                                 ts_slice_t data_json, ts_buf_t *const *attach, size_t nattach,
-                                 const ts_adp_rmsg_opts_t *opts, ts_adp_rmsg_wire_t *out,
-                                 char *err, size_t errlen) {
-    memset(out, 0, sizeof(*out));
-    static const ts_adp_rmsg_opts_t none;
-    /* The plain broadcast without a tree (rfast.c): the whole message as one
-     * canonical text, transcoded to msgpack (classic) or kept (sharded).
-     * Through the tree below it measured 5.4 us (classic) and 4.7 us
-     * (sharded) for a 130-byte chat broadcast. */
-    if (!request_id && !nattach && uid && nsp &&
-        ts_adp__rmsg_fast_broadcast(format, uid, nsp, data_json, opts, &out->bytes) == 0) {
-        lim_t lim = lim_of(cfg);
-        ts_adp_rmsg_t m = {.format = format, .kind = TS_ADP_RMSG_BROADCAST, .nsp = (char *)nsp,
-                           .opts = opts ? *opts : none};
-        out->channel = channel_of(cfg, &lim, &m);
-        return 0;
-    }
-    /* Anything else through a jansson tree (ts_json_loadb skips jansson's
-     * lexer for the canonical texts sio writes), then the one encoder. */
-    json_error_t je;
-    json_t *data = load_json(data_json.p, data_json.len, &je);
-    if (!data) return fail(err, errlen, "broadcast data: %s at byte %d", je.text, je.position);
-    if (!json_is_array(data)) {
-        json_decref(data);
-        return fail(err, errlen, "broadcast data is not an array [event, ...args]");
-    }
-    ts_adp_rmsg_t m = {
-        .format = format,
-        .kind = request_id ? TS_ADP_RMSG_BROADCAST_WITH_ACK : TS_ADP_RMSG_BROADCAST,
-        .uid = (char *)uid,
-        .nsp = (char *)nsp,
-        .request_id = (char *)request_id,
-        .packet = {.type = 2, .id = -1, .data = data,
-                   .nsp = format == TS_ADP_RMSG_CLASSIC ? (char *)nsp : NULL},
-        .has_opts = 1,
-        .opts = opts ? *opts : none,
-        .attach = (ts_buf_t **)attach,
-        .nattach = nattach,
-    };
-    int rc = ts_adp_rmsg_encode(cfg, &m, out, err, errlen);
-    json_decref(data);
-    return rc;
-}

@@ -1,8 +1,62 @@
-/* rmsg_int.h - private to the wire format (rmsg.c, rfast.c): the fast paths
- * the codec tries before its jansson tree. */
+/* rmsg_int.h - private to the wire format: what its reader (rmsg.c), its
+ * writer (rmsg_enc.c) and the tree-free broadcast paths (rfast.c) share. */
 #ifndef TS_ADP_RMSG_INT_H
 #define TS_ADP_RMSG_INT_H
+#include <jansson.h>
+
 #include "adapter/ts_adp_rmsg.h"
+
+/* Node's classic RequestType and ClusterAdapter's MessageType. */
+enum {
+    C_SOCKETS = 0,
+    C_ALL_ROOMS = 1,
+    C_REMOTE_JOIN = 2,
+    C_REMOTE_LEAVE = 3,
+    C_REMOTE_DISCONNECT = 4,
+    C_REMOTE_FETCH = 5,
+    C_SERVER_SIDE_EMIT = 6,
+    C_BROADCAST = 7,
+    C_BROADCAST_CLIENT_COUNT = 8,
+    C_BROADCAST_ACK = 9,
+};
+enum {
+    S_INITIAL_HEARTBEAT = 1,
+    S_HEARTBEAT = 2,
+    S_BROADCAST = 3,
+    S_SOCKETS_JOIN = 4,
+    S_SOCKETS_LEAVE = 5,
+    S_DISCONNECT_SOCKETS = 6,
+    S_FETCH_SOCKETS = 7,
+    S_FETCH_SOCKETS_RESPONSE = 8,
+    S_SERVER_SIDE_EMIT = 9,
+    S_SERVER_SIDE_EMIT_RESPONSE = 10,
+    S_BROADCAST_CLIENT_COUNT = 11,
+    S_BROADCAST_ACK = 12,
+    S_ADAPTER_CLOSE = 13,
+};
+
+typedef struct lim {
+    const char *prefix;
+    size_t prefix_len;
+    size_t max_bytes, max_items, max_attach;
+    unsigned max_depth;
+} lim_t;
+
+/* The limits and prefix of cfg (NULL: the defaults). */
+lim_t ts_adp__rmsg_lim(const ts_adp_rmsg_cfg_t *cfg);
+
+/* Writes a reason into err[errlen] (may be NULL) and returns TS_EINVAL. */
+__attribute__((format(printf, 3, 4))) int ts_adp__rmsg_fail(char *err, size_t errlen,
+                                                             const char *fmt, ...);
+
+/* {"_placeholder": true, ...}: Socket.IO's stand-in for a binary value. */
+static inline int ts_adp__rmsg_is_placeholder(json_t *v) {
+    return json_is_object(v) && json_is_true(json_object_get(v, "_placeholder"));
+}
+
+/* JSON.parse's reading of p[0..n): integers too big for int64 are doubles
+ * (jansson refuses them), NUL in strings is fine. NULL with je set. */
+json_t *ts_adp__rmsg_load_json(const uint8_t *p, size_t n, json_error_t *je);
 
 /* The message of a plain broadcast (no acks, no binary) whose data is the
  * canonical text `data_json` (borrowed), as the tree path would write it:
