@@ -65,9 +65,10 @@ typedef struct cfg {
     int cpu_w, cpu_r; /* cores to pin to; -1 = no pinning */
     int nap_us;       /* reader sleeps this long after each drain; 0 = epoll_wait at once */
     int frames;       /* frames per socket per turn: 4 in the /session scenario */
+    int ubatch;       /* io_uring writer: SQEs per submit; 0 = the whole round (<= 4096) */
 } cfg_t;
 
-static cfg_t cfg = {1000, 300, 20, 5, 1, 0, 1, 1000, 4};
+static cfg_t cfg = {1000, 300, 20, 5, 1, 0, 1, 1000, 4, 0};
 
 static int *snd_fd, *rcv_fd;       /* [conns] */
 static struct iovec *turn_iov;     /* [conns * 2 * cfg.frames]: header, payload, ... */
@@ -309,7 +310,8 @@ static void write_round_plain(enum wmode m) {
  * skips the file-table lookup) and completions run only when the writer asks
  * (DEFER_TASKRUN, where the kernel has it): the cheapest setup we know. */
 static struct io_uring wring;
-static unsigned wring_entries;
+static unsigned wring_entries; /* ring size, a power of two */
+static int wbatch;             /* SQEs per io_uring_enter: --uring-batch, else min(conns, 4096) */
 static uint8_t *uring_bufs; /* [conns * TURN_MAX]: W_URING1's copies live until completion */
 static const char *uring_setup = "";
 
@@ -331,8 +333,8 @@ static int uring_init(struct io_uring *r, unsigned entries, const int *fds, int 
 }
 
 static void write_round_uring(enum wmode m) {
-    for (int base = 0; base < cfg.conns; base += (int)wring_entries) {
-        int n = cfg.conns - base < (int)wring_entries ? cfg.conns - base : (int)wring_entries;
+    for (int base = 0; base < cfg.conns; base += wbatch) {
+        int n = cfg.conns - base < wbatch ? cfg.conns - base : wbatch;
         for (int s = base; s < base + n; s++) {
             struct io_uring_sqe *sqe = io_uring_get_sqe(&wring);
             struct iovec *v = iov_of(s);
@@ -530,8 +532,9 @@ static result_t run_once(enum wmode wm, enum rmode rm, int epfd) {
     result_t res = {0};
 #ifdef TS_HAVE_LIBURING
     if (wmodes[wm].uring) {
+        wbatch = cfg.ubatch ? cfg.ubatch : cfg.conns < 4096 ? cfg.conns : 4096;
         wring_entries = 1;
-        while (wring_entries < (unsigned)cfg.conns && wring_entries < 4096) wring_entries <<= 1;
+        while (wring_entries < (unsigned)wbatch) wring_entries <<= 1;
         int rc = uring_init(&wring, wring_entries, snd_fd, cfg.conns);
         if (rc < 0) {
             errno = -rc;
@@ -608,7 +611,7 @@ static void loadavg(char *out, size_t cap) {
 static void usage(void) {
     fprintf(stderr,
             "usage: syscost [--conns N] [--rounds M] [--reps R] [--warm W] [--ahead A] [--reader-nap US]\n"
-            "               [--frames F]\n"
+            "               [--frames F] [--uring-batch B]\n"
             "               [--modes m1,m2,...] [--read-modes read,uring-recv] [--no-pin]\n"
             "modes:");
     for (int i = 0; i < W_COUNT; i++) fprintf(stderr, " %s", wmodes[i].name);
@@ -637,6 +640,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--reps")) cfg.reps = int_arg(a, v, 1, 1000), i++;
         else if (!strcmp(a, "--warm")) cfg.warm = int_arg(a, v, 0, 100000), i++;
         else if (!strcmp(a, "--ahead")) cfg.ahead = int_arg(a, v, 0, 16), i++;
+        else if (!strcmp(a, "--uring-batch")) cfg.ubatch = int_arg(a, v, 1, 4096), i++;
         else if (!strcmp(a, "--frames")) cfg.frames = int_arg(a, v, 1, MAX_FRAMES), i++;
         else if (!strcmp(a, "--reader-nap")) cfg.nap_us = int_arg(a, v, 0, 1000000), i++;
         else if (!strcmp(a, "--no-pin")) cfg.cpu_w = cfg.cpu_r = -1;
@@ -764,7 +768,8 @@ int main(int argc, char **argv) {
         double mw = median(x, reps), msys = median(ws + p * reps, reps);
         char calls[32];
         if (wmodes[pairs[p].w].uring)
-            snprintf(calls, sizeof calls, "1/%d", cfg.conns < 4096 ? cfg.conns : 4096);
+            snprintf(calls, sizeof calls, "1/%d",
+                     cfg.ubatch ? cfg.ubatch : cfg.conns < 4096 ? cfg.conns : 4096);
         else
             snprintf(calls, sizeof calls, "%d",
                      wmodes[pairs[p].w].calls_per_turn > 1 ? cfg.frames : 1);
