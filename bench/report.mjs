@@ -757,6 +757,8 @@ w('Reproduce: `make bench` (full, ~20 min), `BENCH_QUICK=1 make bench` (~3 min),
 w('`BENCH_ONLY="fanout idle" make bench` for a subset. Raw JSON lines of every run are kept in');
 w(`\`${meta.build || 'build-bench-release'}/bench-results/<time>/\`.`);
 w();
+w('Not part of `make bench`: `bench/syscost` (`cmake --build <build> --target syscost`), a microbenchmark of the kernel\'s cost per write and read on loopback (writev vs one buffer vs io_uring, 1,000 socket pairs); its method and results are in docs/PERFORMANCE.md, "Kernel".');
+w();
 const analysis = path.join(here, 'ANALYSIS.md');
 if (fs.existsSync(analysis)) {
   w(fs.readFileSync(analysis, 'utf8').trim());
