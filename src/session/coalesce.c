@@ -110,7 +110,7 @@ void ts_sess__lowprio_send(sess_lowprio_t **slot, sess_sock_t *from, ts_slice_t 
         lp = *slot = ts_xcalloc(1, sizeof *lp);
         lp->sess = sess;
         ts_list_init(&lp->link);
-        lp->room = ts_xstrdup(from->room_session);
+        lp->room = ts_xstrdup(sess_key(from, SK_ROOM_SESSION));
     }
     if (!ts_list_linked(&lp->link)) {
         if (ts_list_empty(&sess->lowprio)) uv_timer_start(&sess->lowprio_tick, on_tick, TICK_MS, TICK_MS);

@@ -281,7 +281,7 @@ static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, ui
     ts_sbuf_t out = TS_SBUF_INIT;
     with_seq(&out, ts_buf_slice(it->entry), seq);
     ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};
-    const char *room = it->ss->room_session;
+    const char *room = sess_key(it->ss, SK_ROOM_SESSION);
     ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .skip = it->ss->s, .cls = it->cls,
                           .offset = offset};
     char old[2 * TS_SESS_ID_MAX + 4];
@@ -1165,7 +1165,7 @@ static void hist_pump(sess_hist_t *h) {
 /* ---- entry points ---- */
 
 static sess_hist_t *sock_hist(sess_sock_t *ss) {
-    return hist_get(ss->sess, ss->hist_key, strlen(ss->hist_key), 1);
+    return hist_get(ss->sess, sess_key(ss, SK_HIST), strlen(sess_key(ss, SK_HIST)), 1);
 }
 
 sess_lowprio_t **ts_sess__hist_lowprio(sess_sock_t *ss) { return &sock_hist(ss)->lp; }
@@ -1264,7 +1264,7 @@ static hist_item_t *change_item(sess_sock_t *ss, sess_batch_t *b, size_t idx, js
     if (vals[2])
         ts_strlcpy(it->client, vals[2], sizeof it->client);
     else
-        ts_strlcpy(it->client, ss->default_client, sizeof it->client);
+        ts_strlcpy(it->client, sess_key(ss, SK_CLIENT), sizeof it->client);
     return it;
 refuse:
     ts_sess__batch_done(b, idx, item_error(id, code, why, 0));

@@ -36,7 +36,7 @@ static void op_done(int status, void *ud) {
  * two users with the same session, device and tab ids keep two entries.
  * The admin API shows the plain device id. */
 static ts_store_reg_key_t key_of(const sess_sock_t *ss) {
-    return (ts_store_reg_key_t){ts_slice_str(ss->id.session), ts_slice_str(ss->room_device + 2),
+    return (ts_store_reg_key_t){ts_slice_str(ss->id.session), ts_slice_str(sess_key(ss, SK_ROOM_DEVICE) + 2),
                                 ts_slice_str(ss->id.tab)};
 }
 
@@ -47,7 +47,7 @@ json_t *ts_sess__reg_data(const sess_sock_t *ss) {
     json_t *d = json_pack("{s:s,s:s,s:I,s:s,s:i}", "socket", ts_sio_socket_id(ss->s), "type",
                           ts_sess_device_type_name((ts_sess_device_type_t)ss->id.device_type),
                           "connected_at", (json_int_t)ss->connected_at,
-                          "address", ss->peer, "proto", ss->id.proto);
+                          "address", sess_key(ss, SK_PEER), "proto", ss->id.proto);
     if (ss->id.caps) json_object_set(d, "caps", ss->id.caps);
     if (ua) json_object_set_new(d, "user_agent", json_string(ua));
     if (rtt >= 0) json_object_set_new(d, "rtt_ms", json_integer(rtt));

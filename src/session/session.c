@@ -83,16 +83,16 @@ static void refuse_with(ts_sio_refusal_t *refuse, const char *message, const cha
 
 /* ---- connect ---- */
 
-/* One derived string: `parts` joined by '/', its address stored in *out. */
+/* One derived string: `parts` joined by '/' (none: ""). */
 typedef struct key_spec {
-    const char **out;
     const char *parts[4];
     size_t n;
 } key_spec_t;
 
-/* Makes the tab's derived strings (sess_sock_t.keys) in one allocation of
- * their exact length. */
+/* Makes the tab's derived strings (sess_sock_t.keys): spec[i] is enum
+ * sess_key i, all in one allocation of their exact length. */
 static void sock_keys(sess_sock_t *ss, const key_spec_t *spec, size_t nspec) {
+    ts_assert(nspec <= SK_COUNT);
     size_t total = 0;
     for (size_t i = 0; i < nspec; i++) {
         for (size_t j = 0; j < spec[i].n; j++) total += strlen(spec[i].parts[j]) + 1;
@@ -101,12 +101,12 @@ static void sock_keys(sess_sock_t *ss, const key_spec_t *spec, size_t nspec) {
     char *k = ts_xmalloc(total), *p = k;
     for (size_t i = 0; i < nspec; i++) {
         size_t len = ts_strjoin(p, (size_t)(k + total - p), '/', spec[i].parts, spec[i].n);
-        *spec[i].out = p;
         p += len + 1;
     }
     ts_assert(p == k + total);
     free(ss->keys);
     ss->keys = k;
+    ss->nkeys = (uint8_t)nspec;
 }
 
 /* The tables it spends from, in the order of ss->rl_held (try_take). */
@@ -141,7 +141,7 @@ static sess_flow_t *flow_of(sess_sock_t *ss) {
     f->ss = ss;
     ts_list_init(&f->inq);
     ts_list_init(&f->backlog_link);
-    rl_key(f->rl_tab, ss->owner);
+    rl_key(f->rl_tab, sess_key(ss, SK_OWNER));
     rl_key(f->rl_user, ss->id.user);
     if (ss->s) ts_strlcpy(f->conn, ts_eio_sock_id(ts_sio_socket_eio(ss->s)), sizeof f->conn);
     uint32_t strikes = ss->sess->cfg.strikes;
@@ -162,7 +162,7 @@ static void sock_free(sess_sock_t *ss) {
     }
     ts_sess_t *sess = ss->sess;
     pthread_mutex_lock(&sess->sh->mu);
-    if (ss->counted_ip) ts_rl_table_dec(&sess->sh->conns_ip, ss->peer, strlen(ss->peer));
+    if (ss->counted_ip) ts_rl_table_dec(&sess->sh->conns_ip, sess_key(ss, SK_PEER), strlen(sess_key(ss, SK_PEER)));
     if (ss->counted_user) ts_rl_table_dec(&sess->sh->conns_user, ss->id.user, strlen(ss->id.user));
     pthread_mutex_unlock(&sess->sh->mu);
     ts_sess__ident_clear(&ss->id);
@@ -189,11 +189,11 @@ sess_sock_t *ts_sess__backend_sock(ts_sess_t *sess, const char *user, const char
     ts_sess__ident_set(&ss->id, user, session, "server", publisher);
     ss->id.proto = TS_SESS_PROTO_CURRENT;
     const key_spec_t keys[] = {
-        {&ss->owner, {NULL}, 0},                    /* "": no recovery, no buckets */
-        {&ss->hist_key, {user, session}, 2},
-        {&ss->default_client, {"b", publisher}, 2},
-        {&ss->room_session, {"s", user, session}, 3},
-        {&ss->peer, {NULL}, 0},
+        [SK_OWNER] = {{NULL}, 0}, /* "": no recovery, no buckets */
+        [SK_HIST] = {{user, session}, 2},
+        [SK_CLIENT] = {{"b", publisher}, 2},
+        [SK_ROOM_SESSION] = {{"s", user, session}, 3},
+        [SK_PEER] = {{NULL}, 0},
     };
     sock_keys(ss, keys, TS_ARRAY_LEN(keys));
     ss->gone = 1; /* no socket: the last release frees it */
@@ -253,7 +253,6 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     ts_sess_t *sess = ud;
     uint64_t now = uv_now(sess->loop);
     sess_sock_t *ss = ts_xcalloc(1, sizeof(*ss));
-    ss->owner = ss->hist_key = ss->default_client = ""; /* until it is accepted */
     ss->id.user = ss->id.session = ss->id.device = ss->id.tab = "";
     ss->sess = sess;
     ss->s = s;
@@ -273,14 +272,14 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
      * the same tab of the same identity (ts_sio_socket_set_owner) */
     const sess_ident_t *id = &ss->id;
     const key_spec_t keys[] = {
-        {&ss->owner, {id->user, id->session, id->device, id->tab}, 4},
-        {&ss->hist_key, {id->user, id->session}, 2},
-        {&ss->default_client, {"d", id->device, "t", id->tab}, 4},
-        {&ss->room_session, {"s", id->user, id->session}, 3},
-        {&ss->room_user, {"u", id->user}, 2},
-        {&ss->room_device, {"d", id->user, id->device}, 3},
-        {&ss->peer, {peer}, 1},
-        {&ss->room_old, {"o", id->user, id->session}, 3},
+        [SK_OWNER] = {{id->user, id->session, id->device, id->tab}, 4},
+        [SK_HIST] = {{id->user, id->session}, 2},
+        [SK_CLIENT] = {{"d", id->device, "t", id->tab}, 4},
+        [SK_ROOM_SESSION] = {{"s", id->user, id->session}, 3},
+        [SK_PEER] = {{peer}, 1},
+        [SK_ROOM_USER] = {{"u", id->user}, 2},
+        [SK_ROOM_DEVICE] = {{"d", id->user, id->device}, 3},
+        [SK_ROOM_OLD] = {{"o", id->user, id->session}, 3},
     };
     /* tabs of protocol 1 and 2 are also in room_old */
     sock_keys(ss, keys, TS_ARRAY_LEN(keys) - (id->proto < 3 ? 0 : 1));
@@ -288,7 +287,7 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
      * follows the connection is the call (registry.c) */
     if (ts_brk_state(&sess->store_brk) == TS_BRK_OPEN && ts_brk_retry_after(&sess->store_brk, now)) {
         SESS_COUNT(sess->counters[SC_STORE_REFUSED]);
-        log_refusal(&log_throttle, "store_unavailable", ss->peer, "refused a /session connect: %s",
+        log_refusal(&log_throttle, "store_unavailable", sess_key(ss, SK_PEER), "refused a /session connect: %s",
                     "the session store's breaker is open");
         refuse_with(refuse, "the session store is unavailable; retry later", "store_unavailable",
                     ts_brk_retry_after(&sess->store_brk, now));
@@ -297,11 +296,11 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     }
     if (sess->cfg.conns_per_ip) {
         pthread_mutex_lock(&sess->sh->mu);
-        int rc = ts_rl_table_inc(&sess->sh->conns_ip, ss->peer, strlen(ss->peer));
+        int rc = ts_rl_table_inc(&sess->sh->conns_ip, sess_key(ss, SK_PEER), strlen(sess_key(ss, SK_PEER)));
         pthread_mutex_unlock(&sess->sh->mu);
         if (rc != 0) {
             SESS_COUNT(sess->counters[SC_THROTTLED_CONNS_IP]);
-            log_refusal(&log_throttle, limit_name(SC_THROTTLED_CONNS_IP), ss->peer,
+            log_refusal(&log_throttle, limit_name(SC_THROTTLED_CONNS_IP), sess_key(ss, SK_PEER),
                         "refused a /session connect: %s", "too many connections from this address");
             refuse_with(refuse, "too many connections from this address", "throttled", 1000);
             sock_free(ss);
@@ -315,7 +314,7 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
         pthread_mutex_unlock(&sess->sh->mu);
         if (rc != 0) {
             SESS_COUNT(sess->counters[SC_THROTTLED_CONNS_USER]);
-            log_refusal(&log_throttle, limit_name(SC_THROTTLED_CONNS_USER), ss->peer,
+            log_refusal(&log_throttle, limit_name(SC_THROTTLED_CONNS_USER), sess_key(ss, SK_PEER),
                         "refused a /session connect of user %s: too many connections", ss->id.user);
             refuse_with(refuse, "too many connections for this user", "throttled", 1000);
             sock_free(ss);
@@ -323,7 +322,7 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
         }
         ss->counted_user = 1;
     }
-    ts_sio_socket_set_owner(s, ss->owner);
+    ts_sio_socket_set_owner(s, sess_key(ss, SK_OWNER));
     ss->connected_at = ts_wall_ms();
     ss->joined_loop = uv_now(sess->loop);
     ts_sio_socket_set_ud(s, ss);
@@ -334,10 +333,10 @@ static void on_connection(ts_sio_socket_t *s, void *ud) {
     ts_sess_t *sess = ud;
     sess_sock_t *ss = ts_sio_socket_ud(s);
     if (!ss) return; /* cannot happen: authorize runs for every connection here */
-    ts_sio_join(s, ss->room_session);
-    ts_sio_join(s, ss->room_user);
-    ts_sio_join(s, ss->room_device);
-    if (ss->room_old) ts_sio_join(s, ss->room_old);
+    ts_sio_join(s, sess_key(ss, SK_ROOM_SESSION));
+    ts_sio_join(s, sess_key(ss, SK_ROOM_USER));
+    ts_sio_join(s, sess_key(ss, SK_ROOM_DEVICE));
+    if (sess_key(ss, SK_ROOM_OLD)) ts_sio_join(s, sess_key(ss, SK_ROOM_OLD));
     ts_list_insert_tail(&sess->socks, &ss->link);
     TS_MET_BUMP_(sess->nsocks, 1);
     SESS_COUNT(sess->counters[SC_CONNECTED]);
@@ -491,22 +490,22 @@ static void refuse_throttled(sess_sock_t *ss, uint64_t wait, int limit, int64_t 
     ts_sess_t *sess = ss->sess;
     if (!limit) limit = SC_THROTTLED_EVENTS;
     SESS_COUNT(sess->counters[limit]);
-    log_refusal(&log_throttle, limit_name(limit), ss->peer, "throttled an event of user %s",
+    log_refusal(&log_throttle, limit_name(limit), sess_key(ss, SK_PEER), "throttled an event of user %s",
                 ss->id.user);
     ts_sio_socket_t *s = ss->s;
     ts_sess__reply(s, ack_id, ts_sess__error("throttled", "rate limit exceeded; retry later", wait));
     if (sess->cfg.strikes && ts_rl_strike(&flow_of(ss)->strikes, uv_now(sess->loop))) {
         SESS_COUNT(sess->counters[SC_ABUSE_DISCONNECTS]);
         ts_info("session", "disconnecting %s (user %s): %u throttled events within %u s",
-                ss->peer, ss->id.user, sess->cfg.strikes, STRIKE_WINDOW_MS / 1000);
+                sess_key(ss, SK_PEER), ss->id.user, sess->cfg.strikes, STRIKE_WINDOW_MS / 1000);
         ts_sio_disconnect(s, 0);
     }
 }
 
 static const char *scope_room(const sess_sock_t *ss, ts_sess_scope_t to) {
-    return to == TS_SESS_TO_USER ? ss->room_user
-           : to == TS_SESS_TO_DEVICE ? ss->room_device
-                                     : ss->room_session;
+    return to == TS_SESS_TO_USER ? sess_key(ss, SK_ROOM_USER)
+           : to == TS_SESS_TO_DEVICE ? sess_key(ss, SK_ROOM_DEVICE)
+                                     : sess_key(ss, SK_ROOM_SESSION);
 }
 
 /* The history entry of a logged envelope: its relayed form plus
@@ -555,7 +554,7 @@ ts_sio_class_t ts_sess__prio_class(ts_sess_prio_t prio) {
  * for a slow reader (FNV-1a; 0 means "never coalesce", so never 0). */
 static uint32_t coalesce_key(const sess_sock_t *ss, ts_slice_t type) {
     uint32_t h = 2166136261u;
-    for (const char *p = ss->owner; *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
+    for (const char *p = sess_key(ss, SK_OWNER); *p; p++) h = (h ^ (uint8_t)*p) * 16777619u;
     h = (h ^ 0xff) * 16777619u;
     for (size_t i = 0; i < type.len; i++) h = (h ^ type.p[i]) * 16777619u;
     return h ? h : 1;
@@ -564,14 +563,14 @@ static uint32_t coalesce_key(const sess_sock_t *ss, ts_slice_t type) {
 /* Relays one envelope, or for the session history, logs it first. */
 static void publish_one(sess_sock_t *ss, sess_batch_t *b, size_t idx, const pub_t *pb) {
     ts_sess_t *sess = ss->sess;
-    if (!ss->room_user && pb->to != TS_SESS_TO_SESSION) { /* a backend (data API) */
+    if (!sess_key(ss, SK_ROOM_USER) && pb->to != TS_SESS_TO_SESSION) { /* a backend (data API) */
         ts_sess__batch_done(b, idx, ts_sess__error("bad_envelope",
                                                    "envelope: a backend publishes to the session only", 0));
         return;
     }
     if (sess->history && ts_sess_envelope_logged(pb->prio, pb->to)) {
         uint64_t ts = ts_hlc_now(&sess->sh->hlc, ts_wall_ms());
-        const char *cl = pb->client && pb->client[0] ? pb->client : ss->default_client;
+        const char *cl = pb->client && pb->client[0] ? pb->client : sess_key(ss, SK_CLIENT);
         ts_sess__hist_publish(ss, b, idx, pub_entry(pb->relayed, ts, cl, pb->mut),
                               &(sess_pub_meta_t){.id = pb->id,
                                                  .client = cl,
