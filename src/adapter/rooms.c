@@ -1,8 +1,9 @@
 /* rooms.c - the local adapter's room index (ts_adp_rooms.h): a map of room
- * name -> members, each socket's rooms as a list of its member entries (so
- * leaving every room at disconnect touches only its own), and broadcasts
- * that mark each recipient with a stamp (`gen`) so that a socket in several
- * target rooms is visited once without a set per broadcast. */
+ * name -> members, each socket's rooms as one array of its member entries
+ * (so leaving every room at disconnect touches only its own, and a socket
+ * in four rooms costs one malloc, not four), and broadcasts that mark each
+ * recipient with a stamp (`gen`) so that a socket in several target rooms
+ * is visited once without a set per broadcast. */
 #include "adapter/ts_adp_rooms.h"
 
 #include <stddef.h>
@@ -19,12 +20,32 @@ typedef struct room {
     char name[];
 } room_t;
 
+/* One membership: an element of its socket's array (s->rooms, in joining
+ * order), linked into its room's member list. The array is resized to
+ * exactly nrooms entries at every join and leave (a socket joins few rooms,
+ * mostly at connect), so an entry may move: member_moved relinks it. */
 struct ts_adp_member {
     room_t *room;
     ts_adp_sock_t *s;
-    ts_list_t link;              /* in room->members */
-    struct ts_adp_member *next;  /* the socket's next room, in joining order */
+    ts_list_t link; /* in room->members */
 };
+
+/* `m` was copied to a new address: its neighbours point at the old one.
+ * They are never entries of the same array (one entry per room), so
+ * fixing them up reads nothing that moved. */
+static void member_moved(ts_adp_member_t *m) {
+    m->link.prev->next = &m->link;
+    m->link.next->prev = &m->link;
+}
+
+static ts_adp_member_t *members_resize(ts_adp_sock_t *s, size_t n) {
+    ts_adp_member_t *old = s->rooms;
+    ts_adp_member_t *a = n ? ts_xrealloc(old, n * sizeof *a) : (free(old), NULL);
+    if (a != old)
+        for (size_t i = 0; i < n && i < s->nrooms; i++) member_moved(&a[i]);
+    s->rooms = a;
+    return a;
+}
 
 void ts_adp_rooms_init(ts_adp_rooms_t *r) {
     memset(r, 0, sizeof(*r));
@@ -49,10 +70,10 @@ static room_t *room_get(ts_adp_rooms_t *r, const char *name, int create) {
     return room;
 }
 
+/* Unlinks `m` from its room (the entry itself stays in its array). */
 static void member_drop(ts_adp_rooms_t *r, ts_adp_member_t *m) {
     room_t *room = m->room;
     ts_list_remove(&m->link);
-    free(m);
     if (--room->n == 0) {
         ts_idmap_del(&r->rooms, room->name);
         free(room);
@@ -67,11 +88,9 @@ ts_adp_sock_t *ts_adp_add(ts_adp_rooms_t *r, ts_adp_sock_t *s) {
 }
 
 void ts_adp_del(ts_adp_rooms_t *r, ts_adp_sock_t *s) {
-    while (s->rooms) {
-        ts_adp_member_t *m = s->rooms;
-        s->rooms = m->next;
-        member_drop(r, m);
-    }
+    for (size_t i = 0; i < s->nrooms; i++) member_drop(r, &s->rooms[i]);
+    free(s->rooms);
+    s->rooms = NULL;
     s->nrooms = 0;
     if (ts_idmap_get(&r->by_id, s->id) == s) ts_idmap_del(&r->by_id, s->id);
 }
@@ -90,28 +109,28 @@ ts_adp_sock_t *ts_adp_find(const ts_adp_rooms_t *r, const char *name) {
 
 int ts_adp_join(ts_adp_rooms_t *r, ts_adp_sock_t *s, const char *room) {
     if (strcmp(room, s->id) == 0) return 0; /* always in it */
-    ts_adp_member_t **tail = &s->rooms;
-    for (; *tail; tail = &(*tail)->next)
-        if (strcmp((*tail)->room->name, room) == 0) return 0;
+    for (size_t i = 0; i < s->nrooms; i++)
+        if (strcmp(s->rooms[i].room->name, room) == 0) return 0;
     room_t *rm = room_get(r, room, 1);
-    ts_adp_member_t *m = ts_xmalloc(sizeof(*m));
+    ts_adp_member_t *m = &members_resize(s, (size_t)s->nrooms + 1)[s->nrooms];
     m->room = rm;
     m->s = s;
-    m->next = NULL;
     ts_list_insert_tail(&rm->members, &m->link);
     rm->n++;
-    *tail = m;
     s->nrooms++;
     return 1;
 }
 
 int ts_adp_leave(ts_adp_rooms_t *r, ts_adp_sock_t *s, const char *room) {
-    for (ts_adp_member_t **p = &s->rooms; *p; p = &(*p)->next) {
-        ts_adp_member_t *m = *p;
+    for (size_t i = 0; i < s->nrooms; i++) {
+        ts_adp_member_t *m = &s->rooms[i];
         if (strcmp(m->room->name, room) != 0) continue;
-        *p = m->next;
-        s->nrooms--;
         member_drop(r, m);
+        /* the later ones move down one, keeping the joining order */
+        memmove(m, m + 1, (s->nrooms - i - 1) * sizeof *m);
+        for (size_t j = i; j + 1 < s->nrooms; j++) member_moved(&s->rooms[j]);
+        s->nrooms--;
+        members_resize(s, s->nrooms);
         return 1;
     }
     return 0;
@@ -120,7 +139,7 @@ int ts_adp_leave(ts_adp_rooms_t *r, ts_adp_sock_t *s, const char *room) {
 size_t ts_adp_sock_rooms(const ts_adp_sock_t *s, const char **out, size_t max) {
     if (max) out[0] = s->id;
     size_t i = 1;
-    for (const ts_adp_member_t *m = s->rooms; m && i < max; m = m->next) out[i++] = m->room->name;
+    for (size_t j = 0; j < s->nrooms && i < max; j++) out[i++] = s->rooms[j].room->name;
     return (size_t)s->nrooms + 1;
 }
 

@@ -23,7 +23,7 @@ typedef struct ts_adp_member ts_adp_member_t;
 /* A socket's part of the index, embedded in the socket and borrowed by the
  * index while added. Field order packs it into 48 bytes. */
 typedef struct ts_adp_sock {
-    ts_adp_member_t *rooms; /* private: joined rooms, in joining order */
+    ts_adp_member_t *rooms; /* private: joined rooms, in joining order (an array of nrooms) */
     uint64_t gen;           /* private: the broadcast that last reached it */
     uint32_t nrooms;        /* read-only: rooms joined, its own not counted */
     char id[TS_ADP_ID_LEN + 1]; /* its own room; set before ts_adp_add */

@@ -184,12 +184,15 @@ static void broadcasts(void **state) {
 }
 
 /* Random joins, leaves, removals and re-adds against a matrix; every
- * single-room broadcast must reach exactly the matrix's members. */
+ * single-room broadcast must reach exactly the matrix's members, and every
+ * socket lists its rooms in joining order (its entries move when it leaves
+ * one in the middle or its array is resized). */
 static void churn(void **state) {
     fx_t *fx = *state;
     enum { NR = 5 };
     static const char *const rooms[NR] = {"r0", "r1", "r2", "r3", "r4"};
     int in[NS][NR] = {{0}}, present[NS];
+    unsigned order[NS][NR], nord[NS] = {0}; /* rooms joined, in joining order */
     for (unsigned i = 0; i < NS; i++) present[i] = 1;
     unsigned seed = 12345;
     for (int step = 0; step < 20000; step++) {
@@ -199,15 +202,20 @@ static void churn(void **state) {
             if (present[i]) {
                 ts_adp_del(&fx->r, &fx->s[i]);
                 memset(in[i], 0, sizeof in[i]);
+                nord[i] = 0;
             } else {
                 ts_adp_add(&fx->r, &fx->s[i]);
             }
             present[i] = !present[i];
         } else if (present[i] && op < 4) {
             assert_int_equal(ts_adp_join(&fx->r, &fx->s[i], rooms[j]), !in[i][j]);
+            if (!in[i][j]) order[i][nord[i]++] = j;
             in[i][j] = 1;
         } else if (present[i]) {
             assert_int_equal(ts_adp_leave(&fx->r, &fx->s[i], rooms[j]), in[i][j]);
+            for (unsigned k = 0, w = 0; k < nord[i]; k++)
+                if (order[i][k] != j) order[i][w++] = order[i][k];
+            if (in[i][j]) nord[i]--;
             in[i][j] = 0;
         }
         if (step % 97 != 0) continue;
@@ -220,6 +228,13 @@ static void churn(void **state) {
                 size += (size_t)in[k][r];
             }
             assert_int_equal(ts_adp_room_size(&fx->r, rooms[r]), size);
+        }
+        for (unsigned k = 0; k < NS; k++) {
+            if (!present[k]) continue;
+            const char *names[NR + 1];
+            assert_int_equal(ts_adp_sock_rooms(&fx->s[k], names, NR + 1), nord[k] + 1);
+            assert_string_equal(names[0], fx->s[k].id);
+            for (unsigned q = 0; q < nord[k]; q++) assert_string_equal(names[q + 1], rooms[order[k][q]]);
         }
     }
     for (unsigned i = 0; i < NS; i++)
