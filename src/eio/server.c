@@ -38,8 +38,23 @@ typedef struct qmsg {
     uint32_t key; /* coalesce key; 0 = none */
 } qmsg_t;
 
-/* One per connection: the field order leaves no holes (184 bytes, a
- * 192-byte malloc chunk; docs/ARCHITECTURE.md has the budget). */
+/* What only a session that polls, or is upgrading from polling, needs: a
+ * websocket-only session (most of them) never makes it, and an upgraded
+ * one drops it once the upgrade is done (80 bytes). */
+typedef struct eio_poll {
+    struct ts_eio_sock *s;
+    ts_http_conn_t *get;    /* held polling GET */
+    ts_ws_conn_t *probe_ws; /* websocket being upgraded to */
+    char *get_cors;         /* CORS headers for the held GET's answer (only with --cors-origin) */
+    qmsg_t *q;              /* packets not yet handed to a transport; NULL when empty */
+    uint32_t qn, qcap;      /* qn reaching 2^31 counts as over the limit */
+    size_t qbytes;
+    ts_list_t up_link;      /* upgrade deadline: in srv->dq[DQ_UPGRADE] */
+    uint64_t up_due;        /* loop time */
+} eio_poll_t;
+
+/* One per connection: the field order leaves no holes (120 bytes, a
+ * 128-byte malloc chunk; docs/ARCHITECTURE.md has the budget). */
 struct ts_eio_sock {
     ts_eio_server_t *srv;
     char sid[SID_LEN + 1];
@@ -51,20 +66,38 @@ struct ts_eio_sock {
     uint8_t doomed;     /* over the queue limit: closed at the next loop turn */
     ts_net_addr_t peer;
     int32_t rtt_ms;     /* last ping -> pong time; -1 until measured */
-    ts_http_conn_t *get;      /* held polling GET */
-    ts_ws_conn_t *ws;         /* websocket transport */
-    ts_ws_conn_t *probe_ws;   /* websocket being upgraded to */
-    qmsg_t *q;                /* packets not yet handed to a transport */
-    uint32_t qn, qcap;        /* qn reaching 2^31 counts as over the limit */
-    size_t qbytes;
+    ts_ws_conn_t *ws;   /* websocket transport */
+    eio_poll_t *poll;   /* owned; NULL while the session has no polling state */
     ts_list_t hb_link;  /* heartbeat or closing deadline: in srv->dq[hb_q] */
-    ts_list_t up_link;  /* upgrade deadline: in srv->dq[DQ_UPGRADE] */
-    uint64_t hb_due, up_due; /* loop time */
+    uint64_t hb_due;    /* loop time */
     void *ud;
-    char *get_cors; /* CORS headers for the held GET's answer (only with --cors-origin) */
     char *user_agent; /* from the handshake request; NULL if none */
     uint64_t ping_sent; /* loop time of the last ping */
 };
+
+/* The polling part, made on first use. */
+static eio_poll_t *poll_of(ts_eio_sock_t *s) {
+    if (!s->poll) {
+        s->poll = ts_xcalloc(1, sizeof *s->poll);
+        s->poll->s = s;
+        ts_list_init(&s->poll->up_link);
+    }
+    return s->poll;
+}
+static ts_http_conn_t *held_get(const ts_eio_sock_t *s) { return s->poll ? s->poll->get : NULL; }
+static ts_ws_conn_t *probe_ws(const ts_eio_sock_t *s) { return s->poll ? s->poll->probe_ws : NULL; }
+static uint32_t queued(const ts_eio_sock_t *s) { return s->poll ? s->poll->qn : 0; }
+
+static void poll_free(ts_eio_sock_t *s) {
+    eio_poll_t *p = s->poll;
+    if (!p) return;
+    for (size_t i = 0; i < p->qn; i++) ts_buf_unref(p->q[i].buf);
+    free(p->q);
+    free(p->get_cors);
+    if (ts_list_linked(&p->up_link)) ts_list_remove(&p->up_link);
+    free(p);
+    s->poll = NULL;
+}
 
 /* Deadline queues. Every deadline of one kind is "now + a constant" (the
  * ping interval, the ping timeout, the upgrade timeout, the closing
@@ -101,9 +134,7 @@ static void srv_maybe_free(ts_eio_server_t *srv) {
 }
 
 static void sock_release(ts_eio_sock_t *s) {
-    for (size_t i = 0; i < s->qn; i++) ts_buf_unref(s->q[i].buf);
-    free(s->q);
-    free(s->get_cors);
+    poll_free(s);
     free(s->user_agent);
     ts_eio_server_t *srv = s->srv;
     free(s);
@@ -143,7 +174,7 @@ static uint64_t dq_delay(const ts_eio_server_t *srv, int q) {
 static uint64_t head_due(ts_eio_server_t *srv, int q) {
     if (ts_list_empty(&srv->dq[q])) return 0;
     ts_list_t *h = srv->dq[q].next;
-    return q == DQ_UPGRADE ? ts_list_entry(h, ts_eio_sock_t, up_link)->up_due
+    return q == DQ_UPGRADE ? ts_list_entry(h, eio_poll_t, up_link)->up_due
                            : ts_list_entry(h, ts_eio_sock_t, hb_link)->hb_due;
 }
 
@@ -182,14 +213,15 @@ static void hb_cancel(ts_eio_sock_t *s) {
 
 static void up_set(ts_eio_sock_t *s) {
     ts_eio_server_t *srv = s->srv;
-    if (ts_list_linked(&s->up_link)) ts_list_remove(&s->up_link);
-    s->up_due = uv_now(srv->loop) + srv->opts.upgrade_timeout_ms;
-    ts_list_insert_tail(&srv->dq[DQ_UPGRADE], &s->up_link);
+    eio_poll_t *p = poll_of(s);
+    if (ts_list_linked(&p->up_link)) ts_list_remove(&p->up_link);
+    p->up_due = uv_now(srv->loop) + srv->opts.upgrade_timeout_ms;
+    ts_list_insert_tail(&srv->dq[DQ_UPGRADE], &p->up_link);
     rearm(srv);
 }
 
 static void up_cancel(ts_eio_sock_t *s) {
-    if (ts_list_linked(&s->up_link)) ts_list_remove(&s->up_link);
+    if (s->poll && ts_list_linked(&s->poll->up_link)) ts_list_remove(&s->poll->up_link);
 }
 
 /* CORS headers for a response to `req` ("" when CORS is off or the origin
@@ -303,14 +335,15 @@ static void hb_set(ts_eio_sock_t *s, int q);
  * a queued message with the same class and nonzero key. */
 static void queue_push(ts_eio_sock_t *s, ts_buf_t *buf, int binary, unsigned how, uint32_t key) {
     if (s->doomed) return;
+    eio_poll_t *p = poll_of(s);
     uint8_t cls = (uint8_t)(how & TS_NET_CLASS_MASK), more = (how & TS_EIO_MORE) != 0;
-    uint32_t at = s->qn;
-    while (at > 0 && s->q[at - 1].cls > cls) at--;
+    uint32_t at = p->qn;
+    while (at > 0 && p->q[at - 1].cls > cls) at--;
     qmsg_t *old = NULL;
-    for (uint32_t i = at; key && !more && !old && i-- > 0 && s->q[i].cls == cls;)
-        if (s->q[i].key == key) old = &s->q[i];
-    size_t after = s->qbytes - (old ? old->buf->len : 0) + buf->len;
-    if (after > s->srv->opts.max_queue || (!old && s->qn == UINT32_MAX / 2)) {
+    for (uint32_t i = at; key && !more && !old && i-- > 0 && p->q[i].cls == cls;)
+        if (p->q[i].key == key) old = &p->q[i];
+    size_t after = p->qbytes - (old ? old->buf->len : 0) + buf->len;
+    if (after > s->srv->opts.max_queue || (!old && p->qn == UINT32_MAX / 2)) {
         /* A polling client that does not come for its packets (while it
          * keeps posting and answering pings) would grow this queue without
          * bound: it is closed, at the next loop turn rather than inside the
@@ -322,7 +355,7 @@ static void queue_push(ts_eio_sock_t *s, ts_buf_t *buf, int binary, unsigned how
         hb_set(s, DQ_KILL);
         return;
     }
-    s->qbytes = after;
+    p->qbytes = after;
     if (old) { /* latest wins, in the place of the one it replaces */
         ts_buf_t *drop = old->buf;
         old->buf = ts_buf_ref(buf);
@@ -331,22 +364,28 @@ static void queue_push(ts_eio_sock_t *s, ts_buf_t *buf, int binary, unsigned how
         TS_MET_INC(SEND_COALESCED);
         return;
     }
-    if (s->qn == s->qcap) {
-        s->qcap = s->qcap ? s->qcap * 2 : 8;
-        s->q = ts_xrealloc(s->q, s->qcap * sizeof(*s->q));
+    if (p->qn == p->qcap) {
+        p->qcap = p->qcap ? p->qcap * 2 : 8;
+        p->q = ts_xrealloc(p->q, p->qcap * sizeof(*p->q));
     }
-    if (at < s->qn) {
-        memmove(&s->q[at + 1], &s->q[at], (s->qn - at) * sizeof(*s->q));
+    if (at < p->qn) {
+        memmove(&p->q[at + 1], &p->q[at], (p->qn - at) * sizeof(*p->q));
         TS_MET_INC(SEND_REORDERED);
     }
-    s->qn++;
-    s->q[at] = (qmsg_t){ts_buf_ref(buf), (uint8_t)binary, cls, more, more ? 0 : key};
+    p->qn++;
+    p->q[at] = (qmsg_t){ts_buf_ref(buf), (uint8_t)binary, cls, more, more ? 0 : key};
 }
 
+/* An empty queue holds no memory: a polling session waits empty most of
+ * the time. */
 static void queue_clear(ts_eio_sock_t *s) {
-    for (size_t i = 0; i < s->qn; i++) ts_buf_unref(s->q[i].buf);
-    s->qn = 0;
-    s->qbytes = 0;
+    eio_poll_t *p = s->poll;
+    if (!p) return;
+    for (size_t i = 0; i < p->qn; i++) ts_buf_unref(p->q[i].buf);
+    free(p->q);
+    p->q = NULL;
+    p->qn = p->qcap = 0;
+    p->qbytes = 0;
 }
 
 /* `how`: enum ts_net_class, TS_EIO_MORE or'ed in inside a group. */
@@ -357,47 +396,56 @@ static void ws_write(ts_ws_conn_t *ws, ts_buf_t *buf, int binary, unsigned how, 
 /* Answers the held GET with everything queued (plus `extra`, a packet
  * string such as "1" or "6", if not NULL). */
 static void poll_answer(ts_eio_sock_t *s, const char *extra) {
-    ts_http_conn_t *hc = s->get;
-    s->get = NULL;
+    eio_poll_t *p = s->poll;
+    ts_http_conn_t *hc = p->get;
+    p->get = NULL;
     ts_http_conn_detach(hc);
     ts_sbuf_t sb = TS_SBUF_INIT;
-    for (size_t i = 0; i < s->qn; i++) {
-        ts_buf_t *b = s->q[i].buf;
-        if (s->q[i].binary)
+    for (size_t i = 0; i < p->qn; i++) {
+        ts_buf_t *b = p->q[i].buf;
+        if (p->q[i].binary)
             ts_eio_payload_append(&sb, TS_EIO_MESSAGE, 1, b->data, b->len);
         else
             ts_eio_payload_append(&sb, (uint8_t)(b->data[0] - '0'), 0, b->data + 1, b->len - 1);
     }
     if (extra) ts_eio_payload_append(&sb, (uint8_t)(extra[0] - '0'), 0,
                                      (const uint8_t *)extra + 1, strlen(extra) - 1);
-    TS_MET_ADD(EIO_PACKETS_OUT, s->qn + (extra ? 1 : 0));
+    TS_MET_ADD(EIO_PACKETS_OUT, p->qn + (extra ? 1 : 0));
     queue_clear(s);
     ts_buf_t *body = ts_sbuf_finish(&sb);
     char hdrs[700];
     snprintf(hdrs, sizeof hdrs, "Content-Type: text/plain; charset=UTF-8\r\ncache-control: no-store\r\n%s",
-             s->get_cors ? s->get_cors : "");
+             p->get_cors ? p->get_cors : "");
     ts_http_respond_buf(hc, 200, hdrs, body, 0);
 }
 
 static void flush(ts_eio_sock_t *s) {
+    if (!s->poll) return; /* nothing queued */
     if (s->transport == TR_WEBSOCKET && s->ws) {
-        for (size_t i = 0; i < s->qn; i++) {
-            const qmsg_t *m = &s->q[i];
+        for (size_t i = 0; i < s->poll->qn; i++) {
+            const qmsg_t *m = &s->poll->q[i];
             ws_write(s->ws, m->buf, m->binary, m->cls | (m->more ? TS_EIO_MORE : 0u), m->key);
         }
-        TS_MET_ADD(EIO_PACKETS_OUT, s->qn);
+        TS_MET_ADD(EIO_PACKETS_OUT, s->poll->qn);
         queue_clear(s);
-    } else if (s->transport == TR_POLLING && s->get && s->qn && !s->probed) {
+    } else if (s->transport == TR_POLLING && s->poll->get && s->poll->qn && !s->probed) {
         poll_answer(s, NULL);
     }
 }
 
-/* Sends a one-character control packet ("2", "6", ...). */
+/* Sends a one-character control packet ("2", "6", ...): straight to a
+ * websocket with nothing queued before it, as ts_eio_send_class does (a
+ * queue made for every ping would stay with each idle session). */
 static void send_ctrl(ts_eio_sock_t *s, char type) {
     ts_buf_t *b = ts_buf_from(&type, 1);
-    queue_push(s, b, 0, TS_NET_CLASS_CONTROL, 0);
+    if (s->transport == TR_WEBSOCKET && s->ws && queued(s) == 0) {
+        ws_write(s->ws, b, 0, TS_NET_CLASS_CONTROL, 0);
+        TS_MET_INC(EIO_PACKETS_OUT);
+    } else {
+        queue_push(s, b, 0, TS_NET_CLASS_CONTROL, 0);
+        flush(s);
+    }
     ts_buf_unref(b);
-    flush(s);
 }
 
 void ts_eio_send_class(ts_eio_sock_t *s, ts_buf_t *buf, int binary, unsigned cls, uint32_t key) {
@@ -405,7 +453,7 @@ void ts_eio_send_class(ts_eio_sock_t *s, ts_buf_t *buf, int binary, unsigned cls
     unsigned c = cls & TS_NET_CLASS_MASK;
     if (c < TS_EIO_CLASS_SECURITY || c > TS_EIO_CLASS_TELEMETRY)
         cls = (cls & TS_EIO_MORE) | TS_EIO_CLASS_EVENT;
-    if (s->transport == TR_WEBSOCKET && s->ws && s->qn == 0) {
+    if (s->transport == TR_WEBSOCKET && s->ws && queued(s) == 0) {
         ws_write(s->ws, buf, binary, cls, key);
         TS_MET_INC(EIO_PACKETS_OUT);
         return;
@@ -435,9 +483,9 @@ static void sock_free(ts_eio_sock_t *s) {
 }
 
 static void drop_probe(ts_eio_sock_t *s) {
-    if (!s->probe_ws) return;
-    ts_ws_close(s->probe_ws, TS_WS_CLOSE_NORMAL, "");
-    s->probe_ws = NULL;
+    if (!probe_ws(s)) return;
+    ts_ws_close(s->poll->probe_ws, TS_WS_CLOSE_NORMAL, "");
+    s->poll->probe_ws = NULL;
     s->probed = 0;
     up_cancel(s);
 }
@@ -457,7 +505,7 @@ static void sock_destroy(ts_eio_sock_t *s, const char *reason) {
     if (s->transport == TR_WEBSOCKET) TS_MET_GAUGE_ADD(EIO_OPEN_WS, -1);
     hb_cancel(s);
     drop_probe(s);
-    if (s->get) {
+    if (held_get(s)) {
         /* a client-side close or error: release the poll with a noop */
         queue_clear(s);
         poll_answer(s, "6");
@@ -485,7 +533,7 @@ static void sock_close_graceful(ts_eio_sock_t *s, const char *reason) {
         sock_destroy(s, reason);
         return;
     }
-    if (s->get && s->qn == 0) {
+    if (held_get(s) && queued(s) == 0) {
         poll_answer(s, "1");
         sock_destroy(s, reason);
         return;
@@ -494,7 +542,7 @@ static void sock_close_graceful(ts_eio_sock_t *s, const char *reason) {
      * handle a payload's close before its messages (socket.io-client
      * defers decoded packets to the next tick), so a DISCONNECT sharing a
      * payload with the close would be read as a transport close. */
-    if (s->get) poll_answer(s, NULL);
+    if (held_get(s)) poll_answer(s, NULL);
     /* Polling without a GET waiting: keep the session (invisible to the
      * layer above) until the client's next GET takes the close packet. */
     s->state = ST_CLOSING;
@@ -532,7 +580,7 @@ static void on_tick(uv_timer_t *t) {
             ts_list_t *h = srv->dq[q].next;
             ts_list_remove(h);
             if (q == DQ_UPGRADE) {
-                on_upgrade_timeout(ts_list_entry(h, ts_eio_sock_t, up_link));
+                on_upgrade_timeout(ts_list_entry(h, eio_poll_t, up_link)->s);
                 continue;
             }
             ts_eio_sock_t *s = ts_list_entry(h, ts_eio_sock_t, hb_link);
@@ -627,7 +675,7 @@ static void on_upgrade_timeout(ts_eio_sock_t *s) {
 
 static void probe_on_message(ts_ws_conn_t *ws, const ts_ws_msg_t *m, void *ud) {
     ts_eio_sock_t *s = ud;
-    if (s->state != ST_OPEN || s->probe_ws != ws) return;
+    if (s->state != ST_OPEN || probe_ws(s) != ws) return;
     ts_eio_packet_t p;
     int ok = m->opcode == TS_WS_OP_TEXT && ts_eio_packet_decode(m->data, m->len, &p) == 0;
     if (ok && p.type == TS_EIO_PING && ts_slice_eq_str(p.data, "probe")) {
@@ -636,20 +684,21 @@ static void probe_on_message(ts_ws_conn_t *ws, const ts_ws_msg_t *m, void *ud) {
         ts_buf_unref(b);
         s->probed = 1;
         /* The client pauses polling: release its pending GET so it can. */
-        if (s->get) poll_answer(s, "6");
+        if (held_get(s)) poll_answer(s, "6");
         return;
     }
     if (ok && p.type == TS_EIO_UPGRADE) {
         up_cancel(s);
-        s->probe_ws = NULL;
+        s->poll->probe_ws = NULL;
         s->probed = 0;
-        if (s->get) poll_answer(s, "6");
+        if (held_get(s)) poll_answer(s, "6");
         s->transport = TR_WEBSOCKET;
         s->ws = ws;
         ts_ws_set_handler(ws, &ws_handler, s);
         TS_MET_INC(EIO_UPGRADES);
         TS_MET_GAUGE_ADD(EIO_OPEN_WS, 1);
         flush(s);
+        poll_free(s); /* nothing held, nothing queued: polling is over */
         return;
     }
     /* anything else during the probe closes the probe, not the session */
@@ -658,8 +707,8 @@ static void probe_on_message(ts_ws_conn_t *ws, const ts_ws_msg_t *m, void *ud) {
 
 static void probe_on_close(ts_ws_conn_t *ws, int code, void *ud) {
     ts_eio_sock_t *s = ud;
-    if (s->probe_ws != ws) return;
-    s->probe_ws = NULL;
+    if (probe_ws(s) != ws) return;
+    s->poll->probe_ws = NULL;
     s->probed = 0;
     up_cancel(s);
     flush(s); /* polling goes on */
@@ -671,8 +720,8 @@ static const ts_ws_handler_t probe_handler = {probe_on_message, probe_on_close};
 
 static void on_get_abort(ts_http_conn_t *hc, void *ud) {
     ts_eio_sock_t *s = ud;
-    if (s->get != hc) return;
-    s->get = NULL;
+    if (held_get(s) != hc) return;
+    s->poll->get = NULL;
     sock_destroy(s, "transport close");
 }
 
@@ -682,13 +731,14 @@ static void remember_cors(ts_eio_sock_t *s, const ts_http_req_t *req) {
     if (!s->srv->opts.cors.n) return;
     char hdrs[600];
     cors_headers(s->srv, req, hdrs, sizeof hdrs);
-    if (s->get_cors && strcmp(s->get_cors, hdrs) == 0) return;
-    free(s->get_cors);
-    s->get_cors = ts_xstrdup(hdrs);
+    eio_poll_t *p = poll_of(s);
+    if (p->get_cors && strcmp(p->get_cors, hdrs) == 0) return;
+    free(p->get_cors);
+    p->get_cors = ts_xstrdup(hdrs);
 }
 
 static void handle_get(ts_eio_sock_t *s, ts_http_conn_t *hc, const ts_http_req_t *req) {
-    if (s->get) {
+    if (held_get(s)) {
         /* overlapping GETs: the protocol forbids it; Node closes the
          * session, and the held GET learns it with a close packet */
         respond_error(s->srv, hc, req, 3, NULL);
@@ -697,10 +747,10 @@ static void handle_get(ts_eio_sock_t *s, ts_http_conn_t *hc, const ts_http_req_t
         sock_destroy(s, "transport error");
         return;
     }
-    s->get = hc;
+    poll_of(s)->get = hc;
     remember_cors(s, req);
     if (s->state == ST_CLOSING) {
-        if (s->qn) {
+        if (queued(s)) {
             poll_answer(s, NULL); /* the close packet goes in the next one */
             return;
         }
@@ -712,7 +762,7 @@ static void handle_get(ts_eio_sock_t *s, ts_http_conn_t *hc, const ts_http_req_t
         poll_answer(s, "6"); /* upgrading: polling is paused */
         return;
     }
-    if (s->qn) {
+    if (queued(s)) {
         poll_answer(s, NULL);
         return;
     }
@@ -777,7 +827,6 @@ static ts_eio_sock_t *sock_new(ts_eio_server_t *srv, ts_http_conn_t *hc, int tra
     } while (ts_idmap_get(&srv->sessions, s->sid));
     s->transport = (uint8_t)transport;
     ts_list_init(&s->hb_link);
-    ts_list_init(&s->up_link);
     s->hb_q = DQ_NONE;
     s->peer = ts_conn_addr(hc);
     s->rtt_ms = -1;
@@ -832,7 +881,7 @@ static void handshake(ts_eio_server_t *srv, ts_http_conn_t *hc, const ts_http_re
         ws_write(s->ws, open, 0, TS_NET_CLASS_CONTROL, 0);
     } else {
         queue_push(s, open, 0, TS_NET_CLASS_CONTROL, 0);
-        s->get = hc;
+        poll_of(s)->get = hc;
         remember_cors(s, req);
         poll_answer(s, NULL);
     }
@@ -845,7 +894,7 @@ static void upgrade(ts_eio_server_t *srv, ts_eio_sock_t *s, ts_http_conn_t *hc,
                     const ts_http_req_t *req) {
     char hdrs[600];
     cors_headers(srv, req, hdrs, sizeof hdrs);
-    if (s->state != ST_OPEN || s->transport == TR_WEBSOCKET || s->probe_ws) {
+    if (s->state != ST_OPEN || s->transport == TR_WEBSOCKET || probe_ws(s)) {
         /* Already upgraded or upgrading: like Node, complete the WebSocket
          * handshake, then close that socket; the session is untouched. */
         if (ts_ws_upgrade(hc, req, srv->opts.max_payload, hdrs, NULL, NULL) == 0)
@@ -859,7 +908,7 @@ static void upgrade(ts_eio_server_t *srv, ts_eio_sock_t *s, ts_http_conn_t *hc,
         respond_upgrade_failed(hc, rc);
         return;
     }
-    s->probe_ws = hc;
+    poll_of(s)->probe_ws = hc;
     up_set(s);
 }
 
