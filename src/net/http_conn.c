@@ -31,7 +31,7 @@ static void respond_error(ts_conn_t *c, int status, const char *why) {
 
 size_t ts_net__http_process(ts_conn_t *c, uint8_t *data, size_t len) {
     if (c->flags & TS_CONN_AWAITING) return 0; /* answer the current request first */
-    if (!c->parser) c->parser = ts_http_parser_new(&c->net->opts.http);
+    if (!c->parser) c->parser = ts_http_parser_new(&ts_net__of(c)->opts.http);
     size_t off = 0;
     while (off < len) {
         size_t used = 0;
@@ -52,7 +52,7 @@ size_t ts_net__http_process(ts_conn_t *c, uint8_t *data, size_t len) {
         ts_net__timer(c, TS_TIMER_NONE);
         c->keep_alive = req->keep_alive;
         c->flags |= TS_CONN_AWAITING;
-        c->net->on_request(c->net, c, req, c->net->ud);
+        ts_net__of(c)->on_request(ts_net__of(c), c, req, ts_net__of(c)->ud);
         if (c->flags & (TS_CONN_CLOSING | TS_CONN_ENDING | TS_CONN_SHUTDOWN)) return len;
         if (c->mode != TS_CONN_HTTP || (c->flags & TS_CONN_AWAITING)) return off;
     }
@@ -83,7 +83,7 @@ void ts_http_respond_buf(ts_http_conn_t *c, int status, const char *headers, ts_
     }
     c->flags &= ~(uint32_t)TS_CONN_AWAITING;
     c->abort_cb = NULL;
-    int keep = c->keep_alive && !close && !c->net->closing;
+    int keep = c->keep_alive && !close && !ts_net__of(c)->closing;
     size_t blen = body ? body->len : 0;
     ts_sbuf_t head = TS_SBUF_INIT;
     ts_sbuf_printf(&head, "HTTP/1.1 %d %s\r\n%s", status, ts_http_status_text(status),

@@ -81,8 +81,7 @@ enum ts_conn_timer {
 };
 
 struct ts_conn {
-    uv_tcp_t tcp;
-    ts_net_t *net;
+    uv_tcp_t tcp;         /* first: a handle is its connection; tcp.data is the ts_net */
     ts_list_t link;       /* in net->conns */
     ts_list_t flush_link; /* in net->flush_list while TS_CONN_IN_FLUSH */
     uint32_t flags;
@@ -139,6 +138,12 @@ struct ts_net {
 };
 
 typedef struct ts_conn ts_conn_t;
+_Static_assert(offsetof(struct ts_conn, tcp) == 0, "a connection's handle is the connection");
+
+/* The connection's net (its handle's data: a pointer per connection less). */
+static inline ts_net_t *ts_net__of(const ts_conn_t *c) { return c->tcp.data; }
+/* The connection whose handle `h` is. */
+static inline ts_conn_t *ts_net__conn_of(void *h) { return (ts_conn_t *)h; }
 
 /* tcp.c */
 /* Queues hdr[0..hdrlen) and p[0..len) (a reference to `buf` is taken) in

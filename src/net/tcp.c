@@ -106,14 +106,14 @@ static void conn_free(ts_conn_t *c) {
     else if (c->parser)
         ts_http_parser_free(c->parser);
     ts_tls__free(c->tls);
-    ts_net_t *net = c->net;
+    ts_net_t *net = ts_net__of(c);
     free(c);
     TS_MET_GAUGE_ADD(TCP_OPEN, -1);
     net->handles_open--;
     net_maybe_done(net);
 }
 
-static void conn_handle_closed(uv_handle_t *h) { conn_free(h->data); }
+static void conn_handle_closed(uv_handle_t *h) { conn_free(ts_net__conn_of(h)); }
 
 void ts_net__close(ts_conn_t *c) {
     if (c->flags & TS_CONN_CLOSING) return;
@@ -229,7 +229,7 @@ static void on_deadline(uv_timer_t *t) {
 
 void ts_net__timer(ts_conn_t *c, enum ts_conn_timer kind) {
     if (c->flags & TS_CONN_CLOSING) return;
-    ts_net_t *net = c->net;
+    ts_net_t *net = ts_net__of(c);
     if (c->timer_kind != TS_TIMER_NONE) ts_list_remove(&c->dl_link);
     c->timer_kind = (uint8_t)kind;
     if (kind == TS_TIMER_NONE) return;
@@ -243,7 +243,7 @@ void ts_net__timer(ts_conn_t *c, enum ts_conn_timer kind) {
 
 void ts_net__schedule(ts_conn_t *c) {
     if (c->flags & (TS_CONN_IN_FLUSH | TS_CONN_CLOSING)) return;
-    ts_net_t *net = c->net;
+    ts_net_t *net = ts_net__of(c);
     if (ts_list_empty(&net->flush_list)) uv_idle_start(&net->flush_idle, on_idle);
     c->flags |= TS_CONN_IN_FLUSH;
     ts_list_insert_tail(&net->flush_list, &c->flush_link);
@@ -362,9 +362,9 @@ void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
     }
     /* One loop turn may queue a burst bigger than the limit for a peer that
      * reads (the flush decides), but not without bound. */
-    size_t limit = c->net->opts.max_send_queue;
+    size_t limit = ts_net__of(c)->opts.max_send_queue;
     if (unsent(c) > limit) {
-        if (!w->over_since) w->over_since = uv_now(c->net->loop) | 1;
+        if (!w->over_since) w->over_since = uv_now(ts_net__of(c)->loop) | 1;
         if (unsent(c) > TS_MAX(limit + BURST_ALLOWANCE, 4 * limit)) c->flags |= TS_CONN_OVERFLOW;
     }
     ts_net__schedule(c);
@@ -379,14 +379,14 @@ void ts_net__queue(ts_conn_t *c, ts_buf_t *buf, const uint8_t *p, size_t len,
  * at the session layer). Never called from inside a send, so no layer above
  * is re-entered while it is iterating over recipients. */
 static int cut_if_slow(ts_conn_t *c) {
-    size_t limit = c->net->opts.max_send_queue;
+    size_t limit = ts_net__of(c)->opts.max_send_queue;
     ts_wstate_t *w = c->w;
     if (unsent(c) <= limit || !w) { /* bytes unsent mean a write state */
         if (w) w->over_since = 0; /* caught up */
         return 0;
     }
     if (!(c->flags & TS_CONN_OVERFLOW)) {
-        uint64_t now = uv_now(c->net->loop);
+        uint64_t now = uv_now(ts_net__of(c)->loop);
         if (!w->over_since) w->over_since = now | 1;
         if (now - w->over_since < SLOW_GRACE_MS) return 0;
     }
@@ -394,7 +394,7 @@ static int cut_if_slow(ts_conn_t *c) {
     ts_warn("net", "peer %s is not reading: %zu bytes unsent exceed --max-send-queue %zu",
             ts_conn_peer(c), unsent(c), limit);
     ts_net__close(c);
-    c->net->trim_due = 1;
+    ts_net__of(c)->trim_due = 1;
     return 1;
 }
 
@@ -595,7 +595,7 @@ static size_t dispatch(ts_conn_t *c, uint8_t *data, size_t len) {
  * long-polling GET): one more request at most. Past that it is not an HTTP
  * client but a memory pump. */
 static size_t held_input_max(const ts_conn_t *c) {
-    const ts_http_limits_t *l = &c->net->opts.http;
+    const ts_http_limits_t *l = &ts_net__of(c)->opts.http;
     return (l->max_header_bytes ? l->max_header_bytes : 16384) +
            (l->max_body ? l->max_body : 1000000);
 }
@@ -657,14 +657,14 @@ static void quickack_off(ts_conn_t *c) {
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-    ts_conn_t *c = h->data;
+    ts_conn_t *c = ts_net__conn_of(h);
     if (c->mode == TS_CONN_WS && !c->tls) quickack_off(c);
     if (c->rlen == 0 || c->tls) {
         /* Most reads complete whatever they carry: read into the loop's
          * buffer and copy only a leftover partial frame. Idle connections
          * then own no read buffer at all. Ciphertext always lands here:
          * the TLS session copies it at once. */
-        *buf = uv_buf_init((char *)c->net->shared_rbuf, sizeof c->net->shared_rbuf);
+        *buf = uv_buf_init((char *)ts_net__of(c)->shared_rbuf, sizeof ts_net__of(c)->shared_rbuf);
         return;
     }
     if (rbuf_reserve(c) != 0) {
@@ -677,7 +677,7 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
 /* New bytes for the protocol, either in the shared buffer or appended at
  * c->rbuf + c->rlen. */
 static void deliver(ts_conn_t *c, uint8_t *data, size_t n) {
-    if (data == c->net->shared_rbuf) {
+    if (data == ts_net__of(c)->shared_rbuf) {
         size_t used = dispatch(c, data, n);
         if (!(c->flags & TS_CONN_CLOSING) && used < n) keep_rest(c, data + used, n - used);
     } else {
@@ -698,8 +698,8 @@ static void tls_read(ts_conn_t *c, const uint8_t *ct, size_t len) {
     int rc = ts_tls__feed(c->tls, ct, len);
     /* ct is copied, so plaintext may reuse the shared buffer */
     while (rc == 0 && !(c->flags & (TS_CONN_CLOSING | TS_CONN_SHUTDOWN))) {
-        uint8_t *dst = c->net->shared_rbuf;
-        size_t cap = sizeof c->net->shared_rbuf;
+        uint8_t *dst = ts_net__of(c)->shared_rbuf;
+        size_t cap = sizeof ts_net__of(c)->shared_rbuf;
         if (c->rlen) {
             if (rbuf_reserve(c) != 0) {
                 ts_debug("net", "closing %s: over 4 GiB unparsed", ts_conn_peer(c));
@@ -732,7 +732,7 @@ static void tls_read(ts_conn_t *c, const uint8_t *ct, size_t len) {
 }
 
 static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-    ts_conn_t *c = s->data;
+    ts_conn_t *c = ts_net__conn_of(s);
     if (nread == 0) return;
     if (nread < 0) {
         if (nread != UV_EOF) ts_debug("net", "read from %s: %s", ts_conn_peer(c), uv_strerror((int)nread));
@@ -751,10 +751,9 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
 
 static ts_conn_t *conn_new(ts_net_t *net) {
     ts_conn_t *c = ts_xcalloc(1, sizeof(*c));
-    c->net = net;
     ts_list_init(&c->flush_link);
     uv_tcp_init(net->loop, &c->tcp);
-    c->tcp.data = c;
+    c->tcp.data = net;
     net->handles_open++;
     ts_list_insert_tail(&net->conns, &c->link);
     TS_MET_GAUGE_ADD(TCP_OPEN, 1);

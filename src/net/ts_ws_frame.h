@@ -49,21 +49,21 @@ typedef struct ts_ws_msg {
  * messages, validates UTF-8 of text messages (also across fragments), and
  * passes control frames interleaved between fragments straight through. */
 typedef struct ts_ws_reader {
-    /* public: limits, set before the first feed */
-    size_t max_message; /* bytes of a whole (reassembled) message; 0 = 1 MB */
-    ts_ws_role_t role;
-    /* read-only: set when feed returns < 0 */
-    int err;             /* TS_EPROTO, TS_ETOOBIG, TS_EUTF8 */
-    uint16_t close_code; /* what to send the peer: 1002, 1007 or 1009 */
-    /* e.g. "ws: frame with reserved bits 0x40 set"; "" before an error. It
-     * points into a per-thread buffer, valid until the next reader error on
-     * the same thread: read it right after the failing call. (A buffer in
-     * the reader would cost every idle WebSocket 128 bytes.) */
+    /* Public (set before the first feed), read-only (set when feed returns
+     * < 0) and private fields are interleaved so that the order leaves no
+     * holes (48 bytes): every WebSocket connection embeds one. */
+    size_t max_message;  /* public: bytes of a whole (reassembled) message; 0 = 1 MB */
+    /* read-only: e.g. "ws: frame with reserved bits 0x40 set"; "" before an
+     * error. It points into a per-thread buffer, valid until the next reader
+     * error on the same thread: read it right after the failing call. (A
+     * buffer in the reader would cost every idle WebSocket 128 bytes.) */
     const char *errmsg;
-    /* private */
-    uint8_t frag_opcode; /* TEXT/BINARY while a fragmented message is open */
-    uint32_t utf8_state;
-    ts_sbuf_t frag;      /* fragments reassembled so far */
+    ts_sbuf_t frag;      /* private: fragments reassembled so far */
+    ts_ws_role_t role;   /* public */
+    int err;             /* read-only: TS_EPROTO, TS_ETOOBIG, TS_EUTF8 */
+    uint32_t utf8_state; /* private */
+    uint16_t close_code; /* read-only: what to send the peer: 1002, 1007 or 1009 */
+    uint8_t frag_opcode; /* private: TEXT/BINARY while a fragmented message is open */
 } ts_ws_reader_t;
 
 void ts_ws_reader_init(ts_ws_reader_t *r, ts_ws_role_t role, size_t max_message);
