@@ -149,7 +149,7 @@ size_t ts_adp_room_size(const ts_adp_rooms_t *r, const char *room) {
 }
 
 /* Stamps every socket of `room` (its own included) with `gen`. */
-static void mark_room(ts_adp_rooms_t *r, const char *room, uint64_t gen) {
+static void mark_room(ts_adp_rooms_t *r, const char *room, uint32_t gen) {
     ts_adp_sock_t *own = ts_adp_find(r, room);
     if (own) own->gen = gen;
     room_t *rm = room_get(r, room, 0);
@@ -161,7 +161,15 @@ static void mark_room(ts_adp_rooms_t *r, const char *room, uint64_t gen) {
 size_t ts_adp_each(ts_adp_rooms_t *r, const char *const *rooms, size_t nrooms,
                    const char *const *except, size_t nexcept, const ts_adp_sock_t *skip,
                    ts_adp_visit_fn visit, void *ud) {
-    uint64_t gen = ++r->gen;
+    uint32_t gen = ++r->gen;
+    if (gen == 0) {
+        /* After 2^32 broadcasts a stamp could be taken for this one's:
+         * every stamp starts over (a socket's stamp is 32 bits, not 64,
+         * so that ts_adp_sock_t fits 40 bytes). */
+        void *obj;
+        for (size_t it = 0; ts_idmap_next(&r->by_id, &it, &obj);) ((ts_adp_sock_t *)obj)->gen = 0;
+        gen = r->gen = 1;
+    }
     size_t n = 0;
     /* the excluded are marked as if already visited */
     for (size_t i = 0; i < nexcept; i++) mark_room(r, except[i], gen);

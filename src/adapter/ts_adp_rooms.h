@@ -21,10 +21,10 @@
 typedef struct ts_adp_member ts_adp_member_t;
 
 /* A socket's part of the index, embedded in the socket and borrowed by the
- * index while added. Field order packs it into 48 bytes. */
+ * index while added. Field order packs it into 40 bytes. */
 typedef struct ts_adp_sock {
     ts_adp_member_t *rooms; /* private: joined rooms, in joining order (an array of nrooms) */
-    uint64_t gen;           /* private: the broadcast that last reached it */
+    uint32_t gen;           /* private: the broadcast that last reached it */
     uint32_t nrooms;        /* read-only: rooms joined, its own not counted */
     char id[TS_ADP_ID_LEN + 1]; /* its own room; set before ts_adp_add */
 } ts_adp_sock_t;
@@ -32,7 +32,7 @@ typedef struct ts_adp_sock {
 typedef struct ts_adp_rooms {
     ts_idmap_t rooms; /* private: name -> room (one word per slot) */
     ts_idmap_t by_id; /* private: socket id -> ts_adp_sock_t */
-    uint64_t gen;     /* private */
+    uint32_t gen;     /* private: stamps of broadcasts (wraps: see ts_adp_each) */
 } ts_adp_rooms_t;
 
 void ts_adp_rooms_init(ts_adp_rooms_t *r);

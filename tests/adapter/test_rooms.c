@@ -241,12 +241,29 @@ static void churn(void **state) {
         if (!present[i]) ts_adp_add(&fx->r, &fx->s[i]);
 }
 
+/* Broadcast stamps are 32 bits: across the wrap every recipient is still
+ * visited exactly once. */
+static void stamps_wrap(void **state) {
+    fx_t *fx = *state;
+    members(fx);
+    fx->r.gen = UINT32_MAX - 3;
+    const char *const ab[] = {"a", "b"};
+    for (int i = 0; i < 8; i++) {
+        visits_t v = {.fx = fx};
+        assert_int_equal(ts_adp_each(&fx->r, ab, 2, NULL, 0, NULL, visit, &v), 4);
+        for (unsigned k = 0; k < NS; k++) assert_int_equal(v.hits[k], k == 0 || k == 1 || k == 2 || k == 4);
+        visits_t w = {.fx = fx};
+        assert_int_equal(ts_adp_each(&fx->r, NULL, 0, NULL, 0, &fx->s[5], visit, &w), NS - 1);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(join_leave, setup, teardown),
         cmocka_unit_test_setup_teardown(rename_and_displace, setup, teardown),
         cmocka_unit_test_setup_teardown(broadcasts, setup, teardown),
         cmocka_unit_test_setup_teardown(churn, setup, teardown),
+        cmocka_unit_test_setup_teardown(stamps_wrap, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
