@@ -81,7 +81,7 @@ typedef struct client {
     ts_rl_bucket_t connects;  /* namespace CONNECTs: each may verify a token */
 } client_t;
 
-/* Field order packs the struct into 144 bytes (a 160-byte malloc chunk):
+/* Field order packs the struct into 136 bytes (a 144-byte malloc chunk):
  * one per connected namespace, so every byte counts (docs/ARCHITECTURE.md). */
 struct ts_sio_socket {
     client_t *c;
@@ -91,7 +91,7 @@ struct ts_sio_socket {
     char pid[ID_LEN + 1];
     uint8_t recovered;
     json_t *auth;
-    char *owner;       /* identity a restored session must match (optional) */
+    const char *owner; /* identity a restored session must match (optional; borrowed) */
     void *ud;
     int64_t next_ack;
     ts_list_t acks;    /* pending_ack_t.link */
@@ -1202,7 +1202,6 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
         }
     }
     json_decref(s->auth);
-    free(s->owner);
     free(s);
     TS_MET_GAUGE_ADD(SIO_SOCKETS, -1);
 }
@@ -1380,7 +1379,6 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
          * else's): the session stays for its owner (docs/SECURITY.md) */
         if (sv) put_back(nsp, sv);
         unref_all(missed, nmissed);
-        free(s->owner);
         free(s);
         return;
     }
@@ -1816,10 +1814,7 @@ size_t ts_sio_nsp_count(const ts_sio_nsp_t *nsp) { return ts_adp_count(&nsp->roo
 const char *ts_sio_socket_id(const ts_sio_socket_t *s) { return s->adp.id; }
 ts_sio_nsp_t *ts_sio_socket_nsp(const ts_sio_socket_t *s) { return s->nsp; }
 json_t *ts_sio_socket_auth(const ts_sio_socket_t *s) { return s->auth; }
-void ts_sio_socket_set_owner(ts_sio_socket_t *s, const char *owner) {
-    free(s->owner);
-    s->owner = owner ? ts_xstrdup(owner) : NULL;
-}
+void ts_sio_socket_set_owner(ts_sio_socket_t *s, const char *owner) { s->owner = owner; }
 int ts_sio_socket_recovered(const ts_sio_socket_t *s) { return s->recovered; }
 void ts_sio_socket_set_ud(ts_sio_socket_t *s, void *ud) { s->ud = ud; }
 void *ts_sio_socket_ud(const ts_sio_socket_t *s) { return s->ud; }

@@ -194,7 +194,10 @@ int ts_sio_socket_recovered(const ts_sio_socket_t *s);
  * tab"), set by `authorize`. With `authorize_recovered`, a connection that
  * presents a saved session's pid is restored (same id, rooms, missed
  * packets) only if its authorize sets the same owner; otherwise it starts
- * fresh. Copied; NULL clears it. */
+ * fresh. Borrows `owner`: it must stay valid until the socket's
+ * on_disconnect returns, or until authorize returns if it refuses (every
+ * /session tab keeps it in its own keys, so a copy here cost each tab a
+ * malloc). NULL clears it. */
 void ts_sio_socket_set_owner(ts_sio_socket_t *s, const char *owner);
 void ts_sio_socket_set_ud(ts_sio_socket_t *s, void *ud);
 void *ts_sio_socket_ud(const ts_sio_socket_t *s);
