@@ -258,6 +258,6 @@ static void echo_message(ts_eio_sock_t *s, const uint8_t *data, size_t len, int 
     ts_buf_unref(b);
 }
 
-static const ts_eio_handler_t echo_handler = {NULL, echo_message, NULL};
+static const ts_eio_handler_t echo_handler = {NULL, echo_message, NULL, 0};
 
 const ts_eio_handler_t *ts_dmn_echo_eio_handler(void) { return &echo_handler; }

@@ -73,6 +73,7 @@ struct ts_eio_sock {
     void *ud;
     char *user_agent; /* from the handshake request; NULL if none */
     uint64_t ping_sent; /* loop time of the last ping */
+    uint64_t extra[];   /* the handler's extra_size bytes */
 };
 
 /* The polling part, made on first use. */
@@ -819,7 +820,7 @@ int ts_eio_request_loop(const ts_http_req_t *req, unsigned nloops) {
 }
 
 static ts_eio_sock_t *sock_new(ts_eio_server_t *srv, ts_http_conn_t *hc, int transport) {
-    ts_eio_sock_t *s = ts_xcalloc(1, sizeof(*s));
+    ts_eio_sock_t *s = ts_xcalloc(1, sizeof(*s) + srv->h.extra_size);
     s->srv = srv;
     do {
         ts_random_id(s->sid, SID_LEN);
@@ -1060,6 +1061,11 @@ size_t ts_eio_count(const ts_eio_server_t *srv) { return srv->sessions.count; }
 
 void ts_eio_sock_set_ud(ts_eio_sock_t *s, void *ud) { s->ud = ud; }
 void *ts_eio_sock_ud(const ts_eio_sock_t *s) { return s->ud; }
+void *ts_eio_sock_extra(ts_eio_sock_t *s) { return s->extra; }
+ts_eio_sock_t *ts_eio_sock_of_extra(void *extra) {
+    return (ts_eio_sock_t *)((char *)extra - offsetof(ts_eio_sock_t, extra));
+}
+void *ts_eio_sock_server_ud(const ts_eio_sock_t *s) { return s->srv->ud; }
 const char *ts_eio_sock_id(const ts_eio_sock_t *s) { return s->sid; }
 const char *ts_eio_sock_transport(const ts_eio_sock_t *s) {
     return s->transport == TR_WEBSOCKET ? "websocket" : "polling";

@@ -68,9 +68,9 @@ typedef struct pending_ack {
     uv_timer_t timer;
 } pending_ack_t;
 
+/* Inside its Engine.IO session's allocation (ts_eio_handler_t.extra_size):
+ * the session and the server are found from it (client_eio, client_srv). */
 typedef struct client {
-    ts_sio_server_t *srv;
-    ts_eio_sock_t *eio;
     /* Only while a binary packet collects its attachments (216 bytes):
      * every other message is decoded by a decoder on the stack. */
     ts_sio_decoder_t *dec;
@@ -80,6 +80,9 @@ typedef struct client {
     const char *close_reason; /* overrides Engine.IO's reason when we closed it */
     ts_rl_bucket_t connects;  /* namespace CONNECTs: each may verify a token */
 } client_t;
+
+static ts_eio_sock_t *client_eio(client_t *c) { return ts_eio_sock_of_extra(c); }
+static ts_sio_server_t *client_srv(client_t *c) { return ts_eio_sock_server_ud(client_eio(c)); }
 
 /* Field order packs the struct into 136 bytes (a 144-byte malloc chunk):
  * one per connected namespace, so every byte counts (docs/ARCHITECTURE.md). */
@@ -193,7 +196,7 @@ static uint8_t eio_class(ts_sio_class_t cls) {
  * coalesced. */
 static void send_encoded(ts_sio_socket_t *s, const ts_sio_encoded_t *enc, unsigned cls,
                          uint32_t key) {
-    ts_eio_sock_t *e = s->c->eio;
+    ts_eio_sock_t *e = client_eio(s->c);
     if (enc->n == 1) {
         ts_eio_send_class(e, enc->msgs[0].buf, enc->msgs[0].binary, cls, key);
     } else {
@@ -264,7 +267,7 @@ static int encode_event(ts_sio_server_t *srv, const char *nsp, const char *event
 static void send_packet(ts_sio_socket_t *s, uint8_t type, json_t *data, int64_t id,
                         const ts_sio_args_t *args) {
     ts_sio_encoded_t enc = {0};
-    if (encode(s->c->srv, type, s->nsp->name, id, data, args, &enc) == 0)
+    if (encode(client_srv(s->c), type, s->nsp->name, id, data, args, &enc) == 0)
         send_encoded(s, &enc, TS_EIO_CLASS_EVENT, 0);
     ts_sio_encoded_clear(&enc);
 }
@@ -790,7 +793,7 @@ static void job_targets(ts_sio_nsp_t *nsp, const job_t *j, sock_vec_t *out) {
 /* socket.handshake as Node describes a socket to the other nodes (what
  * tabsyncd keeps of the connection: no headers but the User-Agent). */
 static json_t *handshake_json(const ts_sio_socket_t *s) {
-    ts_eio_sock_t *e = s->c->eio;
+    ts_eio_sock_t *e = client_eio(s->c);
     uint64_t at = s->c->created_ms;
     time_t t = (time_t)(at / 1000);
     struct tm tm;
@@ -838,7 +841,7 @@ static void on_client_ack(ts_sio_socket_t *s, const ts_sio_args_t *ans, int time
                              .request_id = q->request_id, .requester = q->requester,
                              .is_ack = 1, .data = json_array_get(ans->args, 0),
                              .attach = ans->attach, .nattach = ans->nattach};
-        answer(s->c->srv, &a);
+        answer(client_srv(s->c), &a);
     }
     ack_req_unref(q);
 }
@@ -1086,7 +1089,7 @@ void ts_sio_emit_raw_at(ts_sio_socket_t *s, const char *event, const ts_sio_raw_
 
 void ts_sio_ack_raw(ts_sio_socket_t *s, int64_t ack_id, const ts_sio_raw_arg_t *args,
                     size_t nargs) {
-    ts_sio_server_t *srv = s->c->srv;
+    ts_sio_server_t *srv = client_srv(s->c);
     if (srv->opts.parser == TS_SIO_PARSER_JSON) {
         ts_sio_encoded_t enc = {0};
         int rc = ts_sio_encode_raw(s->nsp->name, ack_id, NULL, args, nargs, NULL, &enc);
@@ -1135,7 +1138,7 @@ void ts_sio_emit_ack(ts_sio_socket_t *s, const char *event, const ts_sio_args_t 
     a->cb = cb;
     a->ud = ud;
     a->s = s;
-    uv_timer_init(s->c->srv->loop, &a->timer);
+    uv_timer_init(client_srv(s->c)->loop, &a->timer);
     a->timer.data = a;
     ts_list_insert_tail(&s->acks, &a->link);
     if (timeout_ms) uv_timer_start(&a->timer, on_ack_timeout, timeout_ms, 0);
@@ -1170,7 +1173,7 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
                 ts_adp_saved_new(s->adp.id, s->pid, names, n, s->owner, ts_now_ms());
             free(names);
             pthread_mutex_lock(&nsp->sh->mu);
-            ts_adp_saved_put(&nsp->sh->saved, sv, ts_eio_sock_peer(c->eio));
+            ts_adp_saved_put(&nsp->sh->saved, sv, ts_eio_sock_peer(client_eio(c)));
             pthread_mutex_unlock(&nsp->sh->mu);
         }
     }
@@ -1253,8 +1256,8 @@ static void send_connect_error(client_t *c, const char *nsp, const char *message
     json_object_set_new(obj, "message", json_string(message));
     if (data) json_object_set(obj, "data", data);
     ts_sio_encoded_t enc = {0};
-    if (encode(c->srv, TS_SIO_CONNECT_ERROR, nsp, TS_SIO_NO_ID, obj, NULL, &enc) == 0) {
-        for (size_t i = 0; i < enc.n; i++) ts_eio_send(c->eio, enc.msgs[i].buf, enc.msgs[i].binary);
+    if (encode(client_srv(c), TS_SIO_CONNECT_ERROR, nsp, TS_SIO_NO_ID, obj, NULL, &enc) == 0) {
+        for (size_t i = 0; i < enc.n; i++) ts_eio_send(client_eio(c), enc.msgs[i].buf, enc.msgs[i].binary);
         TS_MET_INC(SIO_PACKETS_OUT);
     }
     ts_sio_encoded_clear(&enc);
@@ -1332,7 +1335,7 @@ static void sid_of_pid(const char *pid, char out[ID_LEN + 1]) {
 }
 
 static void do_connect(client_t *c, const char *name, json_t *auth_in) {
-    ts_sio_server_t *srv = c->srv;
+    ts_sio_server_t *srv = client_srv(c);
     for (ts_sio_socket_t *x = c->socks; x; x = x->next_in_client) {
         if (strcmp(x->nsp->name, name) == 0) {
             /* a second CONNECT to the same namespace: Node closes */
@@ -1534,10 +1537,10 @@ static void dispatch(client_t *c, ts_sio_packet_t *p) {
         /* Leaving and re-entering namespaces in a loop would redo their
          * authorization (a token check) and reset whatever they count per
          * socket: a connection gets a small allowance of CONNECTs. */
-        if (ts_rl_take(&c->connects, uv_now(c->srv->loop), 1) != 0) {
+        if (ts_rl_take(&c->connects, uv_now(client_srv(c)->loop), 1) != 0) {
             TS_MET_ERR(SIO_CONNECT_FLOOD);
             ts_info("sio", "closing %s: namespace CONNECTs faster than %d/s",
-                    ts_eio_sock_peer(c->eio), CONNECTS_PER_S);
+                    ts_eio_sock_peer(client_eio(c)), CONNECTS_PER_S);
             client_close(c, "forced server close");
             return;
         }
@@ -1573,21 +1576,19 @@ static void client_free(client_t *c, const char *reason) {
         ts_sio_decoder_deinit(c->dec);
         free(c->dec);
     }
-    free(c);
+    /* its memory goes with its Engine.IO session's */
 }
 
 /* We close the connection: Engine.IO calls on_close synchronously, where
  * the client is freed with our reason. */
 static void client_close(client_t *c, const char *reason) {
     c->close_reason = reason;
-    ts_eio_sock_close(c->eio);
+    ts_eio_sock_close(client_eio(c));
 }
 
 static void eio_open(ts_eio_sock_t *e, void *server_ud) {
     ts_sio_server_t *srv = server_ud;
-    client_t *c = ts_xcalloc(1, sizeof(*c));
-    c->srv = srv;
-    c->eio = e;
+    client_t *c = ts_eio_sock_extra(e);
     c->created_ms = ts_now_ms();
     ts_rl_bucket_init(&c->connects, TS_RL_PER_SEC(CONNECTS_PER_S), CONNECTS_BURST,
                       uv_now(srv->loop));
@@ -1603,7 +1604,7 @@ static void eio_message(ts_eio_sock_t *e, const uint8_t *data, size_t len, int b
     if (!d) {
         /* between packets a decoder holds nothing: a fresh one per message */
         d = &local;
-        ts_sio_decoder_init(d, c->srv->opts.parser);
+        ts_sio_decoder_init(d, client_srv(c)->opts.parser);
     }
     /* the fast path (JSON parser, text, no attachments being collected) */
     ts_sio_raw_event_t ev;
@@ -1642,7 +1643,7 @@ static void eio_close(ts_eio_sock_t *e, const char *reason, void *ud) {
     client_free(c, c->close_reason ? c->close_reason : reason);
 }
 
-static const ts_eio_handler_t eio_handler = {eio_open, eio_message, eio_close};
+static const ts_eio_handler_t eio_handler = {eio_open, eio_message, eio_close, sizeof(client_t)};
 
 const ts_eio_handler_t *ts_sio_eio_handler(void) { return &eio_handler; }
 
@@ -1818,4 +1819,4 @@ void ts_sio_socket_set_owner(ts_sio_socket_t *s, const char *owner) { s->owner =
 int ts_sio_socket_recovered(const ts_sio_socket_t *s) { return s->recovered; }
 void ts_sio_socket_set_ud(ts_sio_socket_t *s, void *ud) { s->ud = ud; }
 void *ts_sio_socket_ud(const ts_sio_socket_t *s) { return s->ud; }
-ts_eio_sock_t *ts_sio_socket_eio(const ts_sio_socket_t *s) { return s->c->eio; }
+ts_eio_sock_t *ts_sio_socket_eio(const ts_sio_socket_t *s) { return client_eio(s->c); }

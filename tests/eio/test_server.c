@@ -46,7 +46,7 @@ static void on_close(ts_eio_sock_t *s, const char *reason, void *ud) {
     if (x) x->sock = NULL;
 }
 
-static const ts_eio_handler_t handler = {on_open, NULL, on_close};
+static const ts_eio_handler_t handler = {on_open, NULL, on_close, 0};
 
 static void on_request(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *ud) {
     (void)net;
