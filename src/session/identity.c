@@ -53,7 +53,7 @@ int ts_sess__identify(ts_sess_t *sess, json_t *auth, uint64_t now_s, sess_ident_
         id->caps = json_array();
         for (size_t i = 0; i < c.n_caps; i++) json_array_append_new(id->caps, json_string(c.caps[i]));
     }
-    id->proto = c.proto;
+    id->proto = (uint8_t)c.proto; /* validated: TS_SESS_PROTO_MIN..TS_SESS_PROTO_CURRENT */
     id->elect_scopes = c.elect_scopes;
     id->elect_observer = c.elect_observer != 0;
     id->elect_scores = c.elect_scores != 0;

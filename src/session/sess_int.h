@@ -88,8 +88,8 @@ typedef struct sess_ident {
     int64_t exp;             /* token expiry, seconds since 1970 */
     uint8_t fp[32];          /* the token's fingerprint hash (the fp claim's 64 hex
                               * digits as bytes: half the size, compared whole) */
-    int proto;
     unsigned elect_scopes;   /* the elections asked for at connect (bit per scope kind) */
+    uint8_t proto;           /* TS_SESS_PROTO_* (1..4): a byte, so that the ident is 96 B */
     uint8_t device_type;     /* ts_sess_device_type_t */
     uint8_t elect_observer, elect_scores;
 } sess_ident_t;
@@ -131,8 +131,8 @@ enum sess_key {
 
 /* One /session tab. Idle tabs are most of them, so everything here is
  * sized for one (issue #13: docs/ARCHITECTURE.md "An idle authenticated
- * /session tab"); what only traffic needs is in `flow`. 216 bytes, a
- * 224-byte malloc chunk. */
+ * /session tab"); what only traffic needs is in `flow`. 200 bytes, a
+ * 208-byte malloc chunk. */
 typedef struct sess_sock {
     ts_sess_t *sess;
     ts_sio_socket_t *s;
@@ -152,10 +152,11 @@ typedef struct sess_sock {
     uint64_t joined_loop;    /* loop time it connected (uptime of the score) */
     uint32_t holds;          /* requests still answering to it (ts_sess__sock_hold) */
     uint8_t nkeys;           /* strings in `keys` (the first nkeys of enum sess_key) */
-    uint8_t warned;          /* token_expiring sent */
-    uint8_t counted_ip, counted_user;
-    uint8_t gone;            /* disconnected: s is NULL, freed at the last release */
-    uint8_t backend;         /* a backend's request (the data API): no socket ever */
+    /* one byte of flags: the struct is then 200 B, a 208-byte chunk */
+    uint8_t warned : 1;       /* token_expiring sent */
+    uint8_t counted_ip : 1, counted_user : 1;
+    uint8_t gone : 1;         /* disconnected: s is NULL, freed at the last release */
+    uint8_t backend : 1;      /* a backend's request (the data API): no socket ever */
 } sess_sock_t;
 
 /* One of the tab's strings (borrowed, valid while it lives): NULL when it
