@@ -82,7 +82,6 @@ enum ts_conn_timer {
 
 struct ts_conn {
     uv_tcp_t tcp;         /* first: a handle is its connection; tcp.data is the ts_net */
-    ts_list_t link;       /* in net->conns */
     ts_list_t flush_link; /* in net->flush_list while TS_CONN_IN_FLUSH */
     uint32_t flags;
     uint8_t mode;         /* enum ts_conn_mode */
@@ -117,7 +116,6 @@ struct ts_net {
     uv_tcp_t listener;
     uv_check_t flush_check; /* flushes queued writes once per loop turn */
     uv_idle_t flush_idle;   /* keeps poll from blocking while writes are queued */
-    ts_list_t conns;
     ts_list_t flush_list;
     ts_list_t dq[TS_TIMER_N]; /* connections by deadline, one FIFO per kind */
     uv_timer_t deadline;      /* fires at the earliest deadline of dq */

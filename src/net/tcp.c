@@ -122,7 +122,6 @@ void ts_net__close(ts_conn_t *c) {
         ts_list_remove(&c->flush_link);
         c->flags &= ~(uint32_t)TS_CONN_IN_FLUSH;
     }
-    ts_list_remove(&c->link);
     if (c->timer_kind != TS_TIMER_NONE) ts_list_remove(&c->dl_link);
     c->timer_kind = TS_TIMER_NONE;
     /* Tell the layer above before the memory goes; it must not touch c
@@ -755,7 +754,6 @@ static ts_conn_t *conn_new(ts_net_t *net) {
     uv_tcp_init(net->loop, &c->tcp);
     c->tcp.data = net;
     net->handles_open++;
-    ts_list_insert_tail(&net->conns, &c->link);
     TS_MET_GAUGE_ADD(TCP_OPEN, 1);
     return c;
 }
@@ -883,7 +881,6 @@ int ts_net_start(uv_loop_t *loop, const ts_net_opts_t *opts, ts_net_request_cb c
     if (!net->opts.max_send_queue) net->opts.max_send_queue = DEFAULT_MAX_SEND_QUEUE;
     net->on_request = cb;
     net->ud = ud;
-    ts_list_init(&net->conns);
     ts_list_init(&net->flush_list);
     for (int k = 0; k < TS_TIMER_N; k++) ts_list_init(&net->dq[k]);
     if (opts->err && opts->errlen) opts->err[0] = '\0';
@@ -916,13 +913,22 @@ void ts_net_stop_accepting(ts_net_t *net) {
     uv_close((uv_handle_t *)&net->listener, net_handle_closed);
 }
 
+/* The loop knows every handle: a connection of `net` is a TCP handle whose
+ * data is `net` other than its listener. (A list of them through the
+ * connections would cost each one 16 bytes.) Closing a handle from uv_walk's
+ * callback is allowed, and none is freed before the close callbacks run. */
+static void close_conn_of(uv_handle_t *h, void *arg) {
+    ts_net_t *net = arg;
+    if (h->type != UV_TCP || h->data != net || h == (uv_handle_t *)&net->listener) return;
+    ts_net__close(ts_net__conn_of(h));
+}
+
 void ts_net_close(ts_net_t *net, void (*cb)(void *ud), void *ud) {
     ts_net_stop_accepting(net);
     net->closing = 1;
     net->close_cb = cb;
     net->close_ud = ud;
-    while (!ts_list_empty(&net->conns))
-        ts_net__close(ts_list_entry(net->conns.next, ts_conn_t, link));
+    uv_walk(net->loop, close_conn_of, net);
     uv_idle_stop(&net->flush_idle);
     uv_close((uv_handle_t *)&net->flush_check, net_handle_closed);
     uv_close((uv_handle_t *)&net->flush_idle, net_handle_closed);
