@@ -84,7 +84,14 @@ typedef struct client {
 static ts_eio_sock_t *client_eio(client_t *c) { return ts_eio_sock_of_extra(c); }
 static ts_sio_server_t *client_srv(client_t *c) { return ts_eio_sock_server_ud(client_eio(c)); }
 
-/* Field order packs the struct into 136 bytes (a 144-byte malloc chunk):
+/* What only a socket that emitted with an ack needs: made at its first
+ * ts_sio_emit_ack (most sockets never do), freed with the socket. */
+typedef struct ack_state {
+    int64_t next;   /* the next ack id */
+    ts_list_t list; /* pending_ack_t.link */
+} ack_state_t;
+
+/* Field order packs the struct into 120 bytes (a 128-byte malloc chunk):
  * one per connected namespace, so every byte counts (docs/ARCHITECTURE.md). */
 struct ts_sio_socket {
     client_t *c;
@@ -96,8 +103,7 @@ struct ts_sio_socket {
     json_t *auth;
     const char *owner; /* identity a restored session must match (optional; borrowed) */
     void *ud;
-    int64_t next_ack;
-    ts_list_t acks;    /* pending_ack_t.link */
+    ack_state_t *acks; /* owned; NULL until its first emit with an ack */
 };
 _Static_assert(ID_LEN == TS_ADP_ID_LEN, "socket ids are the adapter's");
 _Static_assert(TS_SIO_MAX_LOOPS <= TS_ADP_MAX_LOOPS, "every loop has a cursor on the bus");
@@ -1133,14 +1139,18 @@ static void on_ack_timeout(uv_timer_t *t) {
 
 void ts_sio_emit_ack(ts_sio_socket_t *s, const char *event, const ts_sio_args_t *args,
                      uint32_t timeout_ms, ts_sio_ack_cb cb, void *ud) {
+    if (!s->acks) {
+        s->acks = ts_xcalloc(1, sizeof *s->acks);
+        ts_list_init(&s->acks->list);
+    }
     pending_ack_t *a = ts_xcalloc(1, sizeof(*a));
-    a->id = s->next_ack++;
+    a->id = s->acks->next++;
     a->cb = cb;
     a->ud = ud;
     a->s = s;
     uv_timer_init(client_srv(s->c)->loop, &a->timer);
     a->timer.data = a;
-    ts_list_insert_tail(&s->acks, &a->link);
+    ts_list_insert_tail(&s->acks->list, &a->link);
     if (timeout_ms) uv_timer_start(&a->timer, on_ack_timeout, timeout_ms, 0);
     json_t *data = event_array(event, args, NULL);
     send_packet(s, TS_SIO_EVENT, data, a->id, args);
@@ -1178,8 +1188,8 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
         }
     }
     if (nsp->h.on_disconnect) nsp->h.on_disconnect(s, reason, nsp->ud);
-    while (!ts_list_empty(&s->acks)) {
-        pending_ack_t *a = ts_list_entry(s->acks.next, pending_ack_t, link);
+    while (s->acks && !ts_list_empty(&s->acks->list)) {
+        pending_ack_t *a = ts_list_entry(s->acks->list.next, pending_ack_t, link);
         ack_finish(a);
         a->cb(s, NULL, -1, a->ud);
     }
@@ -1205,6 +1215,7 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
         }
     }
     json_decref(s->auth);
+    free(s->acks);
     free(s);
     TS_MET_GAUGE_ADD(SIO_SOCKETS, -1);
 }
@@ -1356,7 +1367,6 @@ static void do_connect(client_t *c, const char *name, json_t *auth_in) {
     s->c = c;
     s->nsp = nsp;
     s->auth = auth;
-    ts_list_init(&s->acks);
 
     ts_adp_entry_t **missed = NULL;
     size_t nmissed = 0;
@@ -1517,7 +1527,8 @@ static int on_raw_event(client_t *c, ts_sio_raw_event_t *ev, size_t len) {
 
 static void on_ack(ts_sio_socket_t *s, ts_sio_packet_t *p) {
     ts_list_t *it, *tmp;
-    TS_LIST_FOREACH_SAFE(it, tmp, &s->acks) {
+    if (!s->acks) return; /* it asked for none: ignored, as below */
+    TS_LIST_FOREACH_SAFE(it, tmp, &s->acks->list) {
         pending_ack_t *a = ts_list_entry(it, pending_ack_t, link);
         if (a->id != p->id) continue;
         ack_finish(a);
