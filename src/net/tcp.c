@@ -181,13 +181,26 @@ void ts_net__end(ts_conn_t *c) {
 
 /* ---- timers ---- */
 
+/* A deadline is kept as 32 bits of loop time, so a delay is at most 2^31
+ * ms (24 days; the daemon allows an hour): the full time is then the one
+ * within 2^31 ms of now. */
+#define MAX_DELAY_MS ((1u << 31) - 1)
+
 static uint64_t timer_delay(const ts_net_t *net, int kind) {
+    uint64_t d;
     switch (kind) {
-    case TS_TIMER_REQUEST: return net->opts.request_timeout_ms;
-    case TS_TIMER_IDLE: return net->opts.idle_timeout_ms;
-    case TS_TIMER_LINGER: return LINGER_MS;
-    default: return END_DEADLINE_MS;
+    case TS_TIMER_REQUEST: d = net->opts.request_timeout_ms; break;
+    case TS_TIMER_IDLE: d = net->opts.idle_timeout_ms; break;
+    case TS_TIMER_LINGER: d = LINGER_MS; break;
+    default: d = END_DEADLINE_MS; break;
     }
+    return TS_MIN(d, MAX_DELAY_MS);
+}
+
+/* The loop time of c's deadline (set at most MAX_DELAY_MS after `now`,
+ * and handled on time, so it is within 2^31 ms of now either way). */
+static uint64_t conn_due(const ts_conn_t *c, uint64_t now) {
+    return now + (uint64_t)(int64_t)(int32_t)(c->due - (uint32_t)now);
 }
 
 static void on_deadline(uv_timer_t *t);
@@ -198,7 +211,7 @@ static void rearm(ts_net_t *net) {
     uint64_t first = 0;
     for (int k = TS_TIMER_NONE + 1; k < TS_TIMER_N; k++) {
         if (ts_list_empty(&net->dq[k])) continue;
-        uint64_t d = ts_list_entry(net->dq[k].next, ts_conn_t, dl_link)->due;
+        uint64_t d = conn_due(ts_list_entry(net->dq[k].next, ts_conn_t, dl_link), uv_now(net->loop));
         if (!first || d < first) first = d;
     }
     if (!first || (net->armed && net->armed <= first)) return;
@@ -214,7 +227,7 @@ static void on_deadline(uv_timer_t *t) {
     for (int k = TS_TIMER_NONE + 1; k < TS_TIMER_N; k++) {
         while (!ts_list_empty(&net->dq[k])) {
             ts_conn_t *c = ts_list_entry(net->dq[k].next, ts_conn_t, dl_link);
-            if (c->due > now) break;
+            if (conn_due(c, now) > now) break;
             ts_list_remove(&c->dl_link);
             c->timer_kind = TS_TIMER_NONE;
             if (k == TS_TIMER_REQUEST)
@@ -230,10 +243,10 @@ void ts_net__timer(ts_conn_t *c, enum ts_conn_timer kind) {
     if (c->flags & TS_CONN_CLOSING) return;
     ts_net_t *net = ts_net__of(c);
     if (c->timer_kind != TS_TIMER_NONE) ts_list_remove(&c->dl_link);
-    c->timer_kind = (uint8_t)kind;
+    c->timer_kind = (unsigned)kind & 7u;
     if (kind == TS_TIMER_NONE) return;
     /* now + a constant per kind: appending keeps each queue sorted */
-    c->due = uv_now(net->loop) + timer_delay(net, kind);
+    c->due = (uint32_t)(uv_now(net->loop) + timer_delay(net, kind));
     ts_list_insert_tail(&net->dq[kind], &c->dl_link);
     rearm(net);
 }

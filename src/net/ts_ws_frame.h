@@ -51,19 +51,20 @@ typedef struct ts_ws_msg {
 typedef struct ts_ws_reader {
     /* Public (set before the first feed), read-only (set when feed returns
      * < 0) and private fields are interleaved so that the order leaves no
-     * holes (48 bytes): every WebSocket connection embeds one. */
-    size_t max_message;  /* public: bytes of a whole (reassembled) message; 0 = 1 MB */
+     * holes (40 bytes): every WebSocket connection embeds one. */
     /* read-only: e.g. "ws: frame with reserved bits 0x40 set"; "" before an
      * error. It points into a per-thread buffer, valid until the next reader
      * error on the same thread: read it right after the failing call. (A
      * buffer in the reader would cost every idle WebSocket 128 bytes.) */
     const char *errmsg;
-    ts_sbuf_t frag;      /* private: fragments reassembled so far */
-    ts_ws_role_t role;   /* public */
-    int err;             /* read-only: TS_EPROTO, TS_ETOOBIG, TS_EUTF8 */
-    uint32_t utf8_state; /* private */
-    uint16_t close_code; /* read-only: what to send the peer: 1002, 1007 or 1009 */
-    uint8_t frag_opcode; /* private: TEXT/BINARY while a fragmented message is open */
+    ts_sbuf_t frag;       /* private: fragments reassembled so far */
+    uint32_t max_message; /* public: bytes of a whole (reassembled) message; 0 = 1 MB
+                           * (ts_ws_reader_init clamps larger limits to 4 GiB - 1) */
+    int err;              /* read-only: TS_EPROTO, TS_ETOOBIG, TS_EUTF8 */
+    uint32_t utf8_state;  /* private */
+    uint16_t close_code;  /* read-only: what to send the peer: 1002, 1007 or 1009 */
+    uint8_t frag_opcode;  /* private: TEXT/BINARY while a fragmented message is open */
+    uint8_t role;         /* public: ts_ws_role_t */
 } ts_ws_reader_t;
 
 void ts_ws_reader_init(ts_ws_reader_t *r, ts_ws_role_t role, size_t max_message);

@@ -179,8 +179,10 @@ int ts_ws_accept_key(const char *key, size_t key_len, char out[29]) {
 
 void ts_ws_reader_init(ts_ws_reader_t *r, ts_ws_role_t role, size_t max_message) {
     memset(r, 0, sizeof *r);
-    r->role = role;
-    r->max_message = max_message ? max_message : WS_DEFAULT_MAX_MESSAGE;
+    r->role = (uint8_t)role;
+    if (!max_message) max_message = WS_DEFAULT_MAX_MESSAGE;
+    /* a message over 4 GiB could not be buffered anyway (net keeps 32-bit lengths) */
+    r->max_message = max_message > UINT32_MAX ? UINT32_MAX : (uint32_t)max_message;
     r->utf8_state = TS_UTF8_ACCEPT;
     r->errmsg = "";
 }
@@ -286,11 +288,11 @@ static int parse_header(ts_ws_reader_t *r, const uint8_t *p, size_t n, ws_hdr_t 
         if (h->len > r->max_message - have) /* have <= max_message always */
             return fail(r, TS_ETOOBIG, TS_WS_CLOSE_TOO_BIG,
                         "ws: fragmented message of %llu bytes exceeds the limit of %zu",
-                        (unsigned long long)(h->len + have), r->max_message);
+                        (unsigned long long)(h->len + have), (size_t)r->max_message);
     } else if (h->len > r->max_message) {
         return fail(r, TS_ETOOBIG, TS_WS_CLOSE_TOO_BIG,
                     "ws: frame payload of %llu bytes exceeds the limit of %zu",
-                    (unsigned long long)h->len, r->max_message);
+                    (unsigned long long)h->len, (size_t)r->max_message);
     }
     if (h->masked) {
         if (n < hl + 4) return 0;
