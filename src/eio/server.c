@@ -70,10 +70,11 @@ struct ts_eio_sock {
     eio_poll_t *poll;   /* owned; NULL while the session has no polling state */
     ts_list_t hb_link;  /* heartbeat or closing deadline: in srv->dq[hb_q] */
     uint64_t hb_due;    /* loop time */
-    void *ud;
     char *user_agent; /* from the handshake request; NULL if none */
     uint64_t ping_sent; /* loop time of the last ping */
-    uint64_t extra[];   /* the handler's extra_size bytes */
+    /* The handler's extra_size bytes, which are also its user data; with
+     * none, the user data pointer (sock_ud). */
+    uint64_t extra[];
 };
 
 /* The polling part, made on first use. */
@@ -124,6 +125,14 @@ struct ts_eio_server {
 };
 
 static const ts_ws_handler_t ws_handler, probe_handler;
+
+/* The layer above's user data for the session (ts_eio_handler_t.extra_size). */
+static void *sock_ud(ts_eio_sock_t *s) {
+    if (s->srv->h.extra_size) return s->extra;
+    void *ud;
+    memcpy(&ud, s->extra, sizeof ud);
+    return ud;
+}
 
 /* ---- helpers ---- */
 
@@ -493,8 +502,8 @@ static void drop_probe(ts_eio_sock_t *s) {
 
 /* Tells the upper layer, once. */
 static void notify_close(ts_eio_sock_t *s, const char *reason) {
-    if (s->srv->h.on_close) s->srv->h.on_close(s, reason, s->ud);
-    s->ud = NULL;
+    if (s->srv->h.on_close) s->srv->h.on_close(s, reason, sock_ud(s));
+    ts_eio_sock_set_ud(s, NULL);
 }
 
 /* The session is over at once: transports dropped, upper layer told. */
@@ -626,7 +635,7 @@ static void on_packet(ts_eio_sock_t *s, const ts_eio_packet_t *p) {
         sock_destroy(s, "transport error");
         break;
     case TS_EIO_MESSAGE:
-        if (s->srv->h.on_message) s->srv->h.on_message(s, p->data.p, p->data.len, p->binary, s->ud);
+        if (s->srv->h.on_message) s->srv->h.on_message(s, p->data.p, p->data.len, p->binary, sock_ud(s));
         break;
     case TS_EIO_CLOSE:
         sock_destroy(s, "transport close");
@@ -820,7 +829,8 @@ int ts_eio_request_loop(const ts_http_req_t *req, unsigned nloops) {
 }
 
 static ts_eio_sock_t *sock_new(ts_eio_server_t *srv, ts_http_conn_t *hc, int transport) {
-    ts_eio_sock_t *s = ts_xcalloc(1, sizeof(*s) + srv->h.extra_size);
+    ts_eio_sock_t *s =
+        ts_xcalloc(1, sizeof(*s) + (srv->h.extra_size ? srv->h.extra_size : sizeof(void *)));
     s->srv = srv;
     do {
         ts_random_id(s->sid, SID_LEN);
@@ -1059,8 +1069,10 @@ int ts_eio_matches(const ts_eio_server_t *srv, ts_slice_t path) {
 
 size_t ts_eio_count(const ts_eio_server_t *srv) { return srv->sessions.count; }
 
-void ts_eio_sock_set_ud(ts_eio_sock_t *s, void *ud) { s->ud = ud; }
-void *ts_eio_sock_ud(const ts_eio_sock_t *s) { return s->ud; }
+void ts_eio_sock_set_ud(ts_eio_sock_t *s, void *ud) {
+    if (!s->srv->h.extra_size) memcpy(s->extra, &ud, sizeof ud);
+}
+void *ts_eio_sock_ud(ts_eio_sock_t *s) { return sock_ud(s); }
 void *ts_eio_sock_extra(ts_eio_sock_t *s) { return s->extra; }
 ts_eio_sock_t *ts_eio_sock_of_extra(void *extra) {
     return (ts_eio_sock_t *)((char *)extra - offsetof(ts_eio_sock_t, extra));

@@ -59,7 +59,8 @@ typedef struct ts_eio_handler {
     void (*on_close)(ts_eio_sock_t *s, const char *reason, void *ud);
     /* Bytes of the layer above's own state that every session carries in
      * its allocation (ts_eio_sock_extra), zeroed: one object per connection
-     * instead of two (a malloc header and two back pointers less). 0 = none. */
+     * instead of two (a malloc header and two back pointers less). The area
+     * is then also the session's user data (ts_eio_sock_ud). 0 = none. */
     size_t extra_size;
 } ts_eio_handler_t;
 
@@ -120,6 +121,8 @@ void ts_eio_send_class(ts_eio_sock_t *s, ts_buf_t *buf, int binary, unsigned cls
 /* Server-initiated close: flush what is queued, send a close packet, then
  * close ("forced close"). on_close runs before this returns. */
 void ts_eio_sock_close(ts_eio_sock_t *s);
+/* The session's user data, passed to the handler's callbacks. With an
+ * extra_size, it is always the extra area (set_ud does nothing). */
 void ts_eio_sock_set_ud(ts_eio_sock_t *s, void *ud);
 /* The handler's extra_size bytes of `s` (aligned for pointers and 64-bit
  * integers), valid from on_open until on_close returns; and back. */
@@ -127,7 +130,7 @@ void *ts_eio_sock_extra(ts_eio_sock_t *s);
 ts_eio_sock_t *ts_eio_sock_of_extra(void *extra);
 /* The server_ud the session's server was made with. */
 void *ts_eio_sock_server_ud(const ts_eio_sock_t *s);
-void *ts_eio_sock_ud(const ts_eio_sock_t *s);
+void *ts_eio_sock_ud(ts_eio_sock_t *s);
 const char *ts_eio_sock_id(const ts_eio_sock_t *s);
 /* "polling" or "websocket". */
 const char *ts_eio_sock_transport(const ts_eio_sock_t *s);

@@ -77,7 +77,6 @@ typedef struct client {
     ts_sio_socket_t *socks; /* one per joined namespace, linked by next_in_client */
     ts_list_t pending_link; /* in srv->unconnected until a namespace is joined */
     uint64_t created_ms;
-    const char *close_reason; /* overrides Engine.IO's reason when we closed it */
     ts_rl_bucket_t connects;  /* namespace CONNECTs: each may verify a token */
 } client_t;
 
@@ -149,6 +148,10 @@ struct ts_sio_server {
     pattern_t *patterns;
     size_t npatterns;
     ts_list_t unconnected; /* client_t.pending_link, oldest first */
+    /* Our reason for the connection client_close is closing, which
+     * Engine.IO's on_close (always called from inside ts_eio_sock_close)
+     * takes instead of its own: here rather than in every client. */
+    const char *close_reason;
     uv_timer_t sweep;
     uint64_t gen;
     ts_sio_group_t *group;
@@ -1593,8 +1596,11 @@ static void client_free(client_t *c, const char *reason) {
 /* We close the connection: Engine.IO calls on_close synchronously, where
  * the client is freed with our reason. */
 static void client_close(client_t *c, const char *reason) {
-    c->close_reason = reason;
+    ts_sio_server_t *srv = client_srv(c);
+    const char *outer = srv->close_reason; /* a close inside another's on_close */
+    srv->close_reason = reason;
     ts_eio_sock_close(client_eio(c));
+    srv->close_reason = outer;
 }
 
 static void eio_open(ts_eio_sock_t *e, void *server_ud) {
@@ -1651,7 +1657,10 @@ static void eio_message(ts_eio_sock_t *e, const uint8_t *data, size_t len, int b
 static void eio_close(ts_eio_sock_t *e, const char *reason, void *ud) {
     client_t *c = ud;
     if (!c) return;
-    client_free(c, c->close_reason ? c->close_reason : reason);
+    ts_sio_server_t *srv = client_srv(c);
+    const char *ours = srv->close_reason;
+    srv->close_reason = NULL; /* taken: a close this one causes has its own */
+    client_free(c, ours ? ours : reason);
 }
 
 static const ts_eio_handler_t eio_handler = {eio_open, eio_message, eio_close, sizeof(client_t)};
