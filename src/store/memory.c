@@ -37,16 +37,21 @@ typedef struct bucket {
     char key[];
 } bucket_t;
 
+/* One registry entry, one allocation. Its fields are found from lengths
+ * (reg_view) rather than kept as slices: 104 bytes less per tab, the
+ * largest single item of an idle tab's memory (issue #13). */
+enum { R_SESSION, R_DEVICE, R_TAB, R_USER, R_NODE, R_NLENS };
 typedef struct mem_reg {
-    ts_store_reg_t e;   /* slices into mem */
-    char *key;          /* session SEP device SEP tab, at mem (e.key points into it) */
-    size_t klen;
-    uint64_t exp;       /* monotonic ms */
-    size_t hidx;        /* position in the expiry heap */
-    ts_list_t link[3];  /* by session, user, device */
+    uint64_t exp;             /* monotonic ms */
+    uint32_t hidx;            /* position in the expiry heap */
+    uint32_t dlen;            /* data's bytes (after the node in mem) */
+    uint16_t len[R_NLENS];    /* ids' bytes (each <= TS_STORE_ID_MAX) */
+    ts_list_t link[3];        /* by session, user, device */
     bucket_t *bucket[3];
-    char mem[];
+    char mem[];               /* the key (session SEP device SEP tab), user, node, data */
 } mem_reg_t;
+_Static_assert(TS_STORE_ID_MAX <= UINT16_MAX, "an id's length fits mem_reg_t.len");
+_Static_assert(TS_STORE_REG_DATA_MAX <= UINT32_MAX, "data's length fits mem_reg_t.dlen");
 
 /* ---------------------------------------------------------------- clock */
 
@@ -59,7 +64,7 @@ static uint64_t wall_of(uint64_t exp, uint64_t now) {
 
 static void heap_set(mem_t *m, size_t i, mem_reg_t *e) {
     m->heap[i] = e;
-    e->hidx = i;
+    e->hidx = (uint32_t)i; /* entries are bounded (reg_max) far below 2^32 */
 }
 static void heap_up(mem_t *m, size_t i) {
     mem_reg_t *e = m->heap[i];
@@ -110,14 +115,37 @@ static size_t make_key(char *out, ts_slice_t a, ts_slice_t b, ts_slice_t c) {
     return n;
 }
 
+static size_t reg_klen(const mem_reg_t *r) {
+    return (size_t)r->len[R_SESSION] + 1 + r->len[R_DEVICE] + 1 + r->len[R_TAB];
+}
+
+/* The entry as the store's callers see it (slices into r; expires_at not set). */
+static ts_store_reg_t reg_view(const mem_reg_t *r) {
+    ts_store_reg_t e = {0};
+    const char *p = r->mem;
+    e.key.session = ts_slice(p, r->len[R_SESSION]);
+    p += r->len[R_SESSION] + 1;
+    e.key.device = ts_slice(p, r->len[R_DEVICE]);
+    p += r->len[R_DEVICE] + 1;
+    e.key.tab = ts_slice(p, r->len[R_TAB]);
+    p += r->len[R_TAB];
+    e.user = ts_slice(p, r->len[R_USER]);
+    p += r->len[R_USER];
+    e.node = ts_slice(p, r->len[R_NODE]);
+    p += r->len[R_NODE];
+    e.data = ts_slice(p, r->dlen);
+    return e;
+}
+
 static ts_slice_t idx_id(const mem_reg_t *r, int by) {
-    return by == TS_STORE_BY_SESSION ? r->e.key.session
-           : by == TS_STORE_BY_USER  ? r->e.user
-                                     : r->e.key.device;
+    ts_store_reg_t e = reg_view(r);
+    return by == TS_STORE_BY_SESSION ? e.key.session
+           : by == TS_STORE_BY_USER  ? e.user
+                                     : e.key.device;
 }
 
 static void reg_unlink(mem_t *m, mem_reg_t *r) {
-    ts_map_del(&m->regs, r->key, r->klen);
+    ts_map_del(&m->regs, r->mem, reg_klen(r));
     heap_remove(m, r);
     for (int by = 0; by < 3; by++) {
         bucket_t *b = r->bucket[by];
@@ -130,7 +158,7 @@ static void reg_unlink(mem_t *m, mem_reg_t *r) {
 }
 
 static void reg_link(mem_t *m, mem_reg_t *r) {
-    ts_map_put(&m->regs, r->key, r->klen, r);
+    ts_map_put(&m->regs, r->mem, reg_klen(r), r);
     heap_push(m, r);
     for (int by = 0; by < 3; by++) {
         ts_slice_t id = idx_id(r, by);
@@ -157,20 +185,18 @@ static ts_slice_t copy_into(char **at, ts_slice_t v) {
 }
 
 static mem_reg_t *reg_new(const ts_slice_t *s, uint64_t exp) {
-    /* s: session, device, tab, user, node, data */
+    /* s: session, device, tab, user, node, data (ids checked: each at most
+     * TS_STORE_ID_MAX bytes, which fits the 16-bit lengths) */
     size_t total = 2;
     for (int i = 0; i < 6; i++) total += s[i].len;
     mem_reg_t *r = ts_xcalloc(1, sizeof *r + total);
-    /* the key's three ids are the entry's: one copy (idle tabs, issue #13) */
-    r->key = r->mem;
-    r->klen = make_key(r->key, s[0], s[1], s[2]);
-    r->e.key.session = ts_slice(r->key, s[0].len);
-    r->e.key.device = ts_slice(r->key + s[0].len + 1, s[1].len);
-    r->e.key.tab = ts_slice(r->key + s[0].len + 1 + s[1].len + 1, s[2].len);
-    char *at = r->key + r->klen;
-    r->e.user = copy_into(&at, s[3]);
-    r->e.node = copy_into(&at, s[4]);
-    r->e.data = copy_into(&at, s[5]);
+    size_t n = make_key(r->mem, s[0], s[1], s[2]);
+    for (int i = 3; i < 6; i++) {
+        if (s[i].len) memcpy(r->mem + n, s[i].p, s[i].len);
+        n += s[i].len;
+    }
+    for (int i = 0; i < R_NLENS; i++) r->len[i] = (uint16_t)s[i].len;
+    r->dlen = (uint32_t)s[5].len;
     r->exp = exp;
     for (int by = 0; by < 3; by++) ts_list_init(&r->link[by]);
     return r;
@@ -224,7 +250,7 @@ void ts_store__mem_read_reg(mem_t *m, mem_op_t *op) {
         TS_LIST_FOREACH_SAFE(it, tmp, &b->head) {
             mem_reg_t *r = TS_CONTAINER_OF(it, mem_reg_t, link[op->by]);
             if (r->exp <= now) continue;
-            arr[n] = r->e;
+            arr[n] = reg_view(r);
             arr[n].expires_at = wall_of(r->exp, now);
             n++;
         }
@@ -746,8 +772,9 @@ static void on_sweep(uv_timer_t *t) {
         mem_reg_t *r = m->heap[0];
         reg_unlink(m, r);
         if (m->on_expire) {
-            r->e.expires_at = wall_of(r->exp, now);
-            m->on_expire(&r->e, m->expire_ud);
+            ts_store_reg_t e = reg_view(r);
+            e.expires_at = wall_of(r->exp, now);
+            m->on_expire(&e, m->expire_ud);
         }
         free(r);
     }
