@@ -59,7 +59,9 @@ static void text_paths_agree(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t 
         for (size_t i = 0; i < m.opts.except.n; i++)
             ts_assert(strcmp(m.opts.except.v[i], t.opts.except.v[i]) == 0);
         ts_assert(m.opts.flags == t.opts.flags);
-        ts_assert(ts_adp_rmsg_is_from(f, bytes, m.uid) == (f == TS_ADP_RMSG_CLASSIC));
+        /* is_from is sound on any input (another writer may use wider
+         * headers than notepack, so it may say no to a message of uid) */
+        if (ts_adp_rmsg_is_from(f, bytes, m.uid)) ts_assert(f == TS_ADP_RMSG_CLASSIC);
         ts_sbuf_free(&want);
     }
     if (m.kind == TS_ADP_RMSG_BROADCAST && !m.nattach && m.uid) {
@@ -76,6 +78,9 @@ static void text_paths_agree(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t 
             e.request_id = NULL;
             ts_adp_rmsg_wire_t w;
             ts_assert(ts_adp_rmsg_encode(NULL, &e, &w, err, sizeof(err)) == 0);
+            /* and complete on what notepack (and we) write */
+            ts_assert(ts_adp_rmsg_is_from(f, ts_buf_slice(w.bytes), m.uid) ==
+                      (f == TS_ADP_RMSG_CLASSIC));
             ts_assert(w.bytes->len == fast->len);
             ts_assert(memcmp(w.bytes->data, fast->data, fast->len) == 0);
             ts_adp_rmsg_wire_clear(&w);

@@ -124,10 +124,8 @@ static int eat(walk_t *w, uint8_t c) {
 /* The next value's span. The texts walked here are canonical already
  * (ts_json_from_msgpack writes only such texts; a sharded message is
  * checked whole first), so ts_json_skip finds it without checking again:
- * the data was scanned three times per message before (callgrind).
- * `depth` is kept for the reader: the message's own nesting. */
-static int value(walk_t *w, unsigned depth, ts_slice_t *v) {
-    (void)depth;
+ * the data was scanned three times per message before (callgrind). */
+static int value(walk_t *w, ts_slice_t *v) {
     size_t k = ts_json_skip(w->p, (size_t)(w->end - w->p));
     if (!k) return -1;
     *v = ts_slice(w->p, k);
@@ -145,7 +143,7 @@ static char *plain_str(ts_slice_t v) {
 }
 
 /* The next member of an object: 1 with its key and value, 0 at the end. */
-static int member(walk_t *w, unsigned depth, int first, ts_slice_t *key, ts_slice_t *v) {
+static int member(walk_t *w, int first, ts_slice_t *key, ts_slice_t *v) {
     if (w->p < w->end && *w->p == '}') {
         w->p++;
         return 0;
@@ -156,7 +154,7 @@ static int member(walk_t *w, unsigned depth, int first, ts_slice_t *key, ts_slic
     if (!k || !plain) return -1;
     *key = ts_slice(w->p + 1, k - 2);
     w->p += k;
-    if (eat(w, ':') < 0 || value(w, depth, v) < 0) return -1;
+    if (eat(w, ':') < 0 || value(w, v) < 0) return -1;
     return 1;
 }
 
@@ -165,12 +163,12 @@ static int key_is(ts_slice_t k, const char *lit) {
     return k.len == n && memcmp(k.p, lit, n) == 0;
 }
 
-static int strs(ts_slice_t v, unsigned depth, ts_adp_rmsg_strs_t *out) {
+static int strs(ts_slice_t v, ts_adp_rmsg_strs_t *out) {
     walk_t w = {v.p, v.p + v.len};
     if (eat(&w, '[') < 0) return -1;
     for (size_t i = 0; w.p < w.end && *w.p != ']'; i++) {
         ts_slice_t s;
-        if ((i && eat(&w, ',') < 0) || value(&w, depth + 1, &s) < 0) return -1;
+        if ((i && eat(&w, ',') < 0) || value(&w, &s) < 0) return -1;
         char *str = plain_str(s);
         if (!str) return -1;
         out->v = ts_xrealloc(out->v, (out->n + 1) * sizeof *out->v);
@@ -181,17 +179,17 @@ static int strs(ts_slice_t v, unsigned depth, ts_adp_rmsg_strs_t *out) {
 
 /* {rooms, except, flags}, flags {} or volatile only: what tabsyncd and
  * socket.io send for a plain broadcast; anything else is the tree path's. */
-static int opts_of(ts_slice_t v, unsigned depth, ts_adp_rmsg_opts_t *o) {
+static int opts_of(ts_slice_t v, ts_adp_rmsg_opts_t *o) {
     walk_t w = {v.p, v.p + v.len};
     ts_slice_t k, x;
     int r, seen = 0;
     if (eat(&w, '{') < 0) return -1;
-    for (int first = 1; (r = member(&w, depth + 1, first, &k, &x)) == 1; first = 0) {
+    for (int first = 1; (r = member(&w, first, &k, &x)) == 1; first = 0) {
         if (key_is(k, "rooms") && !(seen & 1)) {
-            if (strs(x, depth + 1, &o->rooms) < 0) return -1;
+            if (strs(x, &o->rooms) < 0) return -1;
             seen |= 1;
         } else if (key_is(k, "except") && !(seen & 2)) {
-            if (strs(x, depth + 1, &o->except) < 0) return -1;
+            if (strs(x, &o->except) < 0) return -1;
             seen |= 2;
         } else if (key_is(k, "flags") && !(seen & 4)) {
             if (x.len == 2 && x.p[0] == '{') { /* {} */
@@ -208,13 +206,13 @@ static int opts_of(ts_slice_t v, unsigned depth, ts_adp_rmsg_opts_t *o) {
     return r < 0 ? -1 : 0;
 }
 
-/* {type: 2, data: [...][, nsp]}; `depth`: the packet's own nesting. */
-static int packet_of(ts_slice_t v, unsigned depth, ts_adp_rmsg_packet_t *pkt, ts_slice_t *data) {
+/* {type: 2, data: [...][, nsp]} */
+static int packet_of(ts_slice_t v, ts_adp_rmsg_packet_t *pkt, ts_slice_t *data) {
     walk_t w = {v.p, v.p + v.len};
     ts_slice_t k, x;
     int r, seen = 0;
     if (eat(&w, '{') < 0) return -1;
-    for (int first = 1; (r = member(&w, depth + 1, first, &k, &x)) == 1; first = 0) {
+    for (int first = 1; (r = member(&w, first, &k, &x)) == 1; first = 0) {
         if (key_is(k, "type") && !(seen & 1) && x.len == 1 && x.p[0] == '2') {
             seen |= 1;
         } else if (key_is(k, "data") && !(seen & 2) && x.p[0] == '[') {
@@ -236,12 +234,12 @@ static int packet_of(ts_slice_t v, unsigned depth, ts_adp_rmsg_packet_t *pkt, ts
 static int classic_of(ts_slice_t text, ts_adp_rmsg_t *m, ts_slice_t *data) {
     walk_t w = {text.p, text.p + text.len};
     ts_slice_t uid, pkt, opts;
-    if (eat(&w, '[') < 0 || value(&w, 2, &uid) < 0 || eat(&w, ',') < 0 ||
-        value(&w, 2, &pkt) < 0 || eat(&w, ',') < 0 || value(&w, 2, &opts) < 0 ||
+    if (eat(&w, '[') < 0 || value(&w, &uid) < 0 || eat(&w, ',') < 0 ||
+        value(&w, &pkt) < 0 || eat(&w, ',') < 0 || value(&w, &opts) < 0 ||
         eat(&w, ']') < 0 || w.p != w.end)
         return -1;
-    if (!(m->uid = plain_str(uid)) || packet_of(pkt, 2, &m->packet, data) < 0 ||
-        opts_of(opts, 2, &m->opts) < 0)
+    if (!(m->uid = plain_str(uid)) || packet_of(pkt, &m->packet, data) < 0 ||
+        opts_of(opts, &m->opts) < 0)
         return -1;
     if (!m->packet.nsp) m->packet.nsp = ts_xstrdup("/"); /* as RedisAdapter.onmessage */
     return 0;
@@ -253,7 +251,7 @@ static int sharded_of(ts_slice_t text, ts_adp_rmsg_t *m, ts_slice_t *data) {
     ts_slice_t k, x;
     int r, seen = 0;
     if (eat(&w, '{') < 0) return -1;
-    for (int first = 1; (r = member(&w, 1, first, &k, &x)) == 1; first = 0) {
+    for (int first = 1; (r = member(&w, first, &k, &x)) == 1; first = 0) {
         if (key_is(k, "type") && !(seen & 1) && x.len == 1 && x.p[0] == '3') {
             seen |= 1;
         } else if (key_is(k, "uid") && !(seen & 2) && (m->uid = plain_str(x)) != NULL) {
@@ -265,10 +263,10 @@ static int sharded_of(ts_slice_t text, ts_adp_rmsg_t *m, ts_slice_t *data) {
             ts_slice_t dk, dx;
             int dr, dseen = 0;
             if (eat(&d, '{') < 0) return -1;
-            for (int f = 1; (dr = member(&d, 2, f, &dk, &dx)) == 1; f = 0) {
-                if (key_is(dk, "packet") && !(dseen & 1) && packet_of(dx, 2, &m->packet, data) == 0)
+            for (int f = 1; (dr = member(&d, f, &dk, &dx)) == 1; f = 0) {
+                if (key_is(dk, "packet") && !(dseen & 1) && packet_of(dx, &m->packet, data) == 0)
                     dseen |= 1;
-                else if (key_is(dk, "opts") && !(dseen & 2) && opts_of(dx, 2, &m->opts) == 0)
+                else if (key_is(dk, "opts") && !(dseen & 2) && opts_of(dx, &m->opts) == 0)
                     dseen |= 2;
                 else
                     return -1; /* requestId: a broadcast with acks */
@@ -314,14 +312,19 @@ int ts_adp__rmsg_fast_decode(ts_adp_rmsg_format_t format, ts_slice_t bytes, ts_a
 }
 
 int ts_adp_rmsg_is_from(ts_adp_rmsg_format_t format, ts_slice_t bytes, const char *uid) {
-    /* [uid, packet, opts]: fixarray 3, then a str 5 or 8 */
+    /* [uid, packet, opts]: fixarray 3 (what notepack writes), then a str */
     if (format != TS_ADP_RMSG_CLASSIC || bytes.len < 2 || bytes.p[0] != 0x93) return 0;
-    size_t n = strlen(uid), at;
-    if ((bytes.p[1] & 0xe0) == 0xa0)
-        at = 2, n = n == (size_t)(bytes.p[1] & 0x1f) ? n : SIZE_MAX;
-    else if (bytes.p[1] == 0xd9 && bytes.len > 2)
-        at = 3, n = n == bytes.p[2] ? n : SIZE_MAX;
-    else
+    uint8_t c = bytes.p[1];
+    size_t at, n = 0;
+    if ((c & 0xe0) == 0xa0) {
+        at = 2, n = c & 0x1f;
+    } else if (c >= 0xd9 && c <= 0xdb) {
+        size_t w = (size_t)1 << (c - 0xd9); /* str 8, 16, 32 */
+        if (bytes.len < 2 + w) return 0;
+        for (size_t i = 0; i < w; i++) n = n << 8 | bytes.p[2 + i];
+        at = 2 + w;
+    } else {
         return 0;
-    return n != SIZE_MAX && bytes.len >= at + n && memcmp(bytes.p + at, uid, n) == 0;
+    }
+    return n == strlen(uid) && bytes.len - at >= n && memcmp(bytes.p + at, uid, n) == 0;
 }

@@ -545,6 +545,22 @@ static void vectors_text_paths(void **state) {
     assert_true(fast[TS_ADP_RMSG_CLASSIC] >= 4);
     assert_true(fast[TS_ADP_RMSG_SHARDED] >= 4);
 
+    /* is_from: the uid at the head of a classic message, in any str width;
+     * never for a sharded one or another uid */
+    static const struct {
+        const char *b;
+        size_t n;
+        int want;
+    } heads[] = {{"\x93\xa2" "ab", 4, 1},          {"\x93\xd9\x02" "ab", 5, 1},
+                 {"\x93\xda\x00\x02" "ab", 6, 1}, {"\x93\xdb\x00\x00\x00\x02" "ab", 8, 1},
+                 {"\x93\xa2" "ax", 4, 0},          {"\x93\xa3" "ab", 4, 0},
+                 {"\x93\xda\x00", 3, 0},          {"\x92\xa2" "ab", 4, 0}};
+    for (size_t i = 0; i < sizeof heads / sizeof heads[0]; i++) {
+        ts_slice_t b = ts_slice(heads[i].b, heads[i].n);
+        assert_int_equal(ts_adp_rmsg_is_from(TS_ADP_RMSG_CLASSIC, b, "ab"), heads[i].want);
+        assert_false(ts_adp_rmsg_is_from(TS_ADP_RMSG_SHARDED, b, "ab"));
+    }
+
     /* a fuzzer's find: flags "" (two bytes, like {}) is no object: refused
      * by both paths */
     static const char bad[] = "\x93\xa6" "Pma4Bt" "\x83\xa4" "type" "\x02\xa4" "data" "\x92\xa7"
