@@ -1751,6 +1751,8 @@ static nsp_shared_t *shared_attach(ts_sio_server_t *srv, const char *name) {
     return sh;
 }
 
+size_t ts_sio_server_loops(const ts_sio_server_t *srv) { return srv->group->nloops; }
+
 ts_sio_server_t *ts_sio_server_new_in(uv_loop_t *loop, ts_sio_group_t *g, size_t idx) {
     ts_assert(idx < g->nloops);
     ts_sio_server_t *srv = ts_xcalloc(1, sizeof(*srv));

@@ -127,6 +127,8 @@ ts_sio_group_t *ts_sio_group_new(const ts_sio_opts_t *opts, size_t nloops);
 void ts_sio_group_free(ts_sio_group_t *g);
 /* Returns new: loop number `idx` (0 <= idx < nloops) of the group. */
 ts_sio_server_t *ts_sio_server_new_in(uv_loop_t *loop, ts_sio_group_t *g, size_t idx);
+/* How many loops the server's group has (fixed when it was made). */
+size_t ts_sio_server_loops(const ts_sio_server_t *srv);
 
 /* The other nodes of a deployment (ts_adp_remote.h; borrowed, NULL = none):
  * every broadcast made on this loop is also sent to them. The one loop of
