@@ -810,7 +810,7 @@ static int classic_broadcast(dec_t *d, json_t *t, ts_adp_rmsg_t *m) {
 
 static int classic_request(dec_t *d, json_t *t, ts_adp_rmsg_t *m) {
     if (!json_is_object(t)) return dfail(d, "not an object");
-    int type, rc;
+    int type = 0, rc; /* set by get_int_type when it returns 0 (gcc -O3 cannot tell) */
     if ((rc = get_int_type(d, t, &type)) < 0 || (rc = get_str(d, t, "uid", 1, &m->uid)) < 0 ||
         (rc = get_str(d, t, "requestId", 0, &m->request_id)) < 0)
         return rc;
@@ -874,7 +874,7 @@ static int classic_response(dec_t *d, json_t *t, ts_adp_rmsg_t *m) {
     if (rc < 0) return rc;
     json_t *type = json_object_get(t, "type");
     if (type) {
-        int ty;
+        int ty = 0;
         if ((rc = get_int_type(d, t, &ty)) < 0) return rc;
         switch (ty) {
         case C_SERVER_SIDE_EMIT:
@@ -914,7 +914,7 @@ static int classic_response(dec_t *d, json_t *t, ts_adp_rmsg_t *m) {
 
 static int sharded_message(dec_t *d, json_t *t, ts_adp_rmsg_t *m) {
     if (!json_is_object(t)) return dfail(d, "not an object");
-    int type, rc;
+    int type = 0, rc;
     if ((rc = get_int_type(d, t, &type)) < 0 || (rc = get_str(d, t, "uid", 1, &m->uid)) < 0 ||
         (rc = get_str(d, t, "nsp", 1, &m->nsp)) < 0)
         return rc;
