@@ -11,8 +11,8 @@
  * Whatever this loop believes, a term comes only from the store, so two
  * loops or nodes that act on stale views can only lose a compare-and-set,
  * never grant one term twice. Over Redis the nodes share their members
- * through the store's publish/subscribe ("the shared table" below), so
- * every node ranks the whole scope. */
+ * through the store's publish/subscribe ("the shared table",
+ * election_cluster.c), so every node ranks the whole scope. */
 #include <inttypes.h>
 #include <jwt.h>
 #include <stdio.h>
@@ -28,107 +28,11 @@
 #include "session/ts_sess_elect.h"
 #include "store/ts_store.h"
 
-#define HOLDER_MAX (2 * TS_SESS_ID_MAX + 2) /* "<device>/<tab>" */
 #define TASKS_MAX 32                       /* tasks per scope */
 #define TASK_STALL_DEFAULT_MS 10000
-#define HIST_MAX 8                          /* transitions a scope remembers */
 #define SWEEP_MIN_MS 25
 
-typedef struct el_scope el_scope_t;
-
-typedef struct el_member el_member_t;
-struct el_member {
-    ts_list_t link;            /* in sc->members */
-    el_scope_t *sc;
-    sess_sock_t *ss;
-    char holder[HOLDER_MAX];
-    uint64_t joined;           /* join order: ties go to the earlier */
-    ts_el_score_t score;
-    uint8_t observer;
-    uint64_t stalled_until;    /* loop ms: a lapsed or resigned leader is no candidate before */
-    uint64_t rotated_at;       /* loop ms it was rotated out (0: never) */
-    uint64_t last_hb;          /* loop ms of its last heartbeat as leader */
-    uint16_t late;             /* late bits of its last TS_EL_LATE_WINDOW heartbeats */
-    uint8_t lapses;            /* leases it let lapse in a row (its stall doubles each time) */
-    uint32_t pub_score;        /* the score the shared table last got */
-};
-
-/* A member of another loop or node, as its loop last published it (the
- * shared table below). */
-typedef struct el_remote {
-    char holder[HOLDER_MAX];
-    uint64_t origin;           /* the loop that holds its connection */
-    uint64_t joined;           /* wall clock us of its join (ranks ties cluster-wide) */
-    ts_el_score_t score;
-    uint8_t flags;             /* EL_F_* */
-} el_remote_t;
-
-enum {
-    EL_F_OBSERVER = 1,    /* never leads, never backup, no tasks */
-    EL_F_ELIGIBLE = 2,    /* a candidate now (not an observer, not stalled) */
-    EL_F_MAY_PREEMPT = 4, /* not rotated out within the last tenure */
-};
-
-typedef enum { TASK_ASSIGNED, TASK_RUNNING, TASK_DONE, TASK_FAILED } task_state_t;
 static const char *const task_state_names[] = {"assigned", "running", "done", "failed"};
-
-typedef struct el_task {
-    char name[TS_SESS_MAX_NAME + 1];
-    char to[HOLDER_MAX];       /* the assignee's holder, here or on another node; "": nobody */
-    task_state_t state;
-    uint32_t pct;
-    uint64_t term;             /* the term that declared it; 0: the server */
-    uint64_t stall_ms;
-    uint64_t last;             /* loop ms of its assignment or last report (or of its
-                                * table's arrival from the owner, below) */
-    uint32_t reassigned;
-} el_task_t;
-
-typedef struct el_trans {
-    uint64_t term, at;         /* at: wall ms */
-    ts_el_reason_t reason;
-    uint64_t leaderless_ms;    /* how long the scope had no leader before */
-    char *leader;              /* holder (owned); NULL: none */
-} el_trans_t;
-
-struct el_scope {
-    ts_list_t link;            /* in sess->el_list */
-    ts_sess_t *sess;
-    ts_sess_scope_kind_t kind;
-    char user[TS_SESS_ID_MAX + 1], session[TS_SESS_ID_MAX + 1], device[TS_SESS_ID_MAX + 1];
-    ts_list_t members;
-    size_t n;
-    /* the lease as last seen from the store */
-    uint64_t term;
-    char leader[HOLDER_MAX];   /* "" = nobody */
-    uint64_t expires_at;       /* wall ms */
-    uint64_t since;            /* wall ms the current term started (as seen here) */
-    el_member_t *lm;           /* the leader, when it is a member on this loop */
-    char bk[HOLDER_MAX];       /* the backup's holder ("" = none), here or elsewhere */
-    el_remote_t *rm;           /* the other loops' members (shared table) */
-    size_t nrm;
-    uint8_t subscribed;        /* to its channel (a cluster) */
-    uint64_t pub_hash;         /* of what it last published of its members */
-    uint64_t leaderless_since; /* wall ms; 0 while led or with no candidate */
-    uint64_t wake_at;          /* loop ms: evaluate again (time alone may change it); 0 = no */
-    int busy, again;
-    ts_el_gone_t gone;         /* the local leader just went: the next evaluation's input */
-    uint8_t stepping;          /* the leader was asked to step down (views say step_down):
-                                * its heartbeats no longer renew; its resign or its
-                                * lapse hands over, with reason `stepdown` */
-    ts_el_reason_t stepdown;
-    uint8_t ghost;             /* the leader disconnected: its lease runs out first */
-    char gone_holder[HOLDER_MAX];
-    ts_el_reason_t last_reason;
-    el_task_t *tasks;          /* over Redis: the owner's table (the leader's node) */
-    size_t ntasks;
-    uint8_t task_owner;        /* this loop owned the table at the last evaluation */
-    ts_list_t reports;         /* el_report_t: reports waiting for the owner's table */
-    el_trans_t hist[HIST_MAX];
-    size_t nhist;              /* total recorded; the ring keeps HIST_MAX */
-    size_t klen;
-    char name[];               /* the lease name: "e/<user>/<session>[/<device>]" */
-};
 
 /* ---- configuration ---- */
 
@@ -145,8 +49,6 @@ static void scope_name(char *out, size_t cap, const sess_ident_t *id, ts_sess_sc
 }
 
 static void task_add(el_scope_t *sc, const char *name, uint64_t stall_ms, uint64_t term);
-static void scope_subscribe(el_scope_t *sc);
-static void scope_unsubscribe(el_scope_t *sc);
 
 static el_scope_t *scope_get(ts_sess_t *sess, const sess_ident_t *id, ts_sess_scope_kind_t k,
                              int create) {
@@ -171,7 +73,7 @@ static el_scope_t *scope_get(ts_sess_t *sess, const sess_ident_t *id, ts_sess_sc
     /* the operator's tasks of every session scope */
     for (size_t i = 0; k == TS_SESS_SCOPE_SESSION && i < ecfg(sess)->ntasks; i++)
         task_add(sc, ecfg(sess)->tasks[i].name, ecfg(sess)->tasks[i].stall_ms, 0);
-    scope_subscribe(sc);
+    ts_sess__el_scope_subscribe(sc);
     return sc;
 }
 
@@ -181,7 +83,7 @@ static void scope_free_if_idle(el_scope_t *sc) {
     if (sc->n || sc->busy) return;
     ts_sess_t *sess = sc->sess;
     reports_run(sc, 1);
-    scope_unsubscribe(sc);
+    ts_sess__el_scope_unsubscribe(sc);
     free(sc->rm);
     ts_map_del(&sess->el_scopes, sc->name, sc->klen);
     ts_list_remove(&sc->link);
@@ -231,351 +133,14 @@ static void rescore(el_member_t *m, uint64_t now) {
     ts_el_score(&in, &ecfg(ss->sess)->weights, &m->score);
 }
 
-static int is_candidate(const el_member_t *m, uint64_t now) {
+int ts_sess__el_is_candidate(const el_member_t *m, uint64_t now) {
     return !m->observer && m->stalled_until <= now;
 }
 
-/* ---- the shared table: every loop's members of a scope ----
- *
- * A scope's members may be connected to several loops of this process
- * (--workers) or to several nodes over one Redis. Each loop holds its own
- * members and publishes what the ranking needs of them (score and parts,
- * join time, observer, stalled, rotated out) on the scope's channel of the
- * store's publish/subscribe, whenever that changes; it keeps what the
- * others publish as el_remote_t. So every loop ranks the same list and
- * names the same backup. Who acts is fixed, so that two loops do not race
- * for nothing: the leader's own loop transfers from its leader (resign,
- * leave, lapse, step-down: it alone sees its heartbeats), and an acquire
- * (nobody holds the lease, or its holder is gone from the table and its
- * lease ran out) is made by the loop of the member it is for. The store
- * still arbitrates: two loops acting on different tables lose a
- * compare-and-set, never grant one term twice. The loop that got a grant
- * announces it (term, holder, why) on the channel; the others adopt it.
- * A loop's liveness is its beacon on one channel for all: every lease / 4;
- * the members of a loop not heard of for a lease are dropped (kill -9).
- * The messages may be lost (Redis down): a loop that creates a scope asks
- * the others to publish theirs again. */
-
-#define EL_CHAN_PREFIX "tabsync-el#"
-#define EL_BEACON_CHAN "tabsync-el"
-#define EL_REPLY_PREFIX "tabsync-el-r#"
-#define EL_ADMIN_WAIT_MS 100 /* an admin query waits this long for the other loops */
-#define EL_SCORE_STEP 10 /* a score moving less than this is not published */
-
-static void evaluate(el_scope_t *sc, const char *why);
-static int adopt(el_scope_t *sc, const ts_store_lease_t *l, ts_el_reason_t reason, int remote);
-static void send_views(el_scope_t *sc, const char *reason, el_member_t *only);
-static void tasks_publish(el_scope_t *sc);
 static int tasks_owned(const el_scope_t *sc);
 static int tasks_check(el_scope_t *sc);
 static void tasks_changed(el_scope_t *sc, int views);
 static void task_reassign(el_scope_t *sc, el_task_t *t, const char *avoid);
-static void tasks_take(el_scope_t *sc, json_t *o);
-static void tasks_report_take(el_scope_t *sc, json_t *o);
-
-/* Whether other nodes may hold members: a store other than the memory
- * one (Redis). The memory store publishes nothing: one loop keeps its
- * numbers, and several loops (--workers) still rank their own tabs each
- * (docs/ELECTION.md "Limits"; TODO(#12): the memory store's loops through
- * the same table, the task table included). */
-static int cluster_on(ts_sess_t *sess) {
-    return strcmp(ts_store_backend(sess->store), "memory") != 0;
-}
-
-static int origin_alive(ts_sess_t *sess, uint64_t origin, uint64_t now) {
-    for (size_t i = 0; i < sess->el_norigins; i++)
-        if (sess->el_origins[i].id == origin)
-            return now - sess->el_origins[i].seen < ecfg(sess)->lease_ms;
-    return 0;
-}
-
-static void origin_seen(ts_sess_t *sess, uint64_t origin, uint64_t now) {
-    size_t oldest = 0;
-    for (size_t i = 0; i < sess->el_norigins; i++) {
-        if (sess->el_origins[i].id == origin) {
-            sess->el_origins[i].seen = now;
-            return;
-        }
-        if (sess->el_origins[i].seen < sess->el_origins[oldest].seen) oldest = i;
-    }
-    size_t at = sess->el_norigins < TS_ARRAY_LEN(sess->el_origins) ? sess->el_norigins++ : oldest;
-    sess->el_origins[at].id = origin;
-    sess->el_origins[at].seen = now;
-}
-
-static el_remote_t *remote_find(el_scope_t *sc, const char *holder) {
-    for (size_t i = 0; i < sc->nrm; i++)
-        if (strcmp(sc->rm[i].holder, holder) == 0) return &sc->rm[i];
-    return NULL;
-}
-
-void ts_sess__el_channels(ts_sess_t *sess, const char *prefix) {
-    snprintf(sess->el_beacon, sizeof sess->el_beacon, "%s%s", prefix, EL_BEACON_CHAN);
-    snprintf(sess->el_scope_pfx, sizeof sess->el_scope_pfx, "%s%s", prefix, EL_CHAN_PREFIX);
-    snprintf(sess->el_reply_pfx, sizeof sess->el_reply_pfx, "%s%s", prefix, EL_REPLY_PREFIX);
-}
-
-static void chan_of(const el_scope_t *sc, char *out, size_t cap) {
-    snprintf(out, cap, "%s%s", sc->sess->el_scope_pfx, sc->name);
-}
-
-/* Publishes msg (takes) with this loop's origin on `chan`. */
-static void el_publish(ts_sess_t *sess, const char *chan, json_t *msg) {
-    char o[17];
-    snprintf(o, sizeof o, "%016" PRIx64, sess->el_origin);
-    json_object_set_new(msg, "o", json_string(o));
-    char *text = json_dumps(msg, JSON_COMPACT);
-    json_decref(msg);
-    if (!text) return;
-    ts_buf_t *b = ts_buf_from(text, strlen(text));
-    free(text);
-    int rc = ts_store_publish(sess->store, TS_STORE_CHAN, ts_slice_str(chan), b, NULL, NULL);
-    if (rc) ts_debug("election", "publish on %s refused: %s", chan, ts_strerror(rc));
-    ts_buf_unref(b);
-}
-
-static uint32_t member_flags(const el_member_t *m, uint64_t now) {
-    uint64_t tenure = ecfg(m->sc->sess)->max_tenure_ms;
-    return (m->observer ? EL_F_OBSERVER : 0) | (is_candidate(m, now) ? EL_F_ELIGIBLE : 0) |
-           (!m->rotated_at || !tenure || now - m->rotated_at >= tenure ? EL_F_MAY_PREEMPT : 0);
-}
-
-/* This loop's members of sc on its channel: when what others rank by
- * changed (or `force`: asked, or the last one left); `ask` asks the
- * others for theirs. */
-static void share(el_scope_t *sc, int force, int ask) {
-    ts_sess_t *sess = sc->sess;
-    if (!sc->subscribed || sess->closed) return;
-    uint64_t now = uv_now(sess->loop), h = 1469598103934665603ull;
-    int moved = 0;
-    ts_list_t *it;
-    TS_LIST_FOREACH(it, &sc->members) {
-        el_member_t *m = ts_list_entry(it, el_member_t, link);
-        for (const char *p = m->holder; *p; p++) h = (h ^ (uint8_t)*p) * 1099511628211ull;
-        h = (h ^ member_flags(m, now)) * 1099511628211ull;
-        uint32_t d = m->score.total > m->pub_score ? m->score.total - m->pub_score
-                                                   : m->pub_score - m->score.total;
-        if (d >= EL_SCORE_STEP) moved = 1;
-    }
-    if (!force && !moved && h == sc->pub_hash) return;
-    sc->pub_hash = h;
-    json_t *ms = json_array();
-    TS_LIST_FOREACH(it, &sc->members) {
-        el_member_t *m = ts_list_entry(it, el_member_t, link);
-        m->pub_score = m->score.total;
-        json_t *parts = json_array();
-        for (int p = 0; p < TS_EL_PARTS_; p++) json_array_append_new(parts, json_integer(m->score.part[p]));
-        json_array_append_new(ms, json_pack("[s,I,i,o,i]", m->holder, (json_int_t)m->joined,
-                                            (int)m->score.total, parts, (int)member_flags(m, now)));
-    }
-    char chan[TS_STORE_ID_MAX + 1];
-    chan_of(sc, chan, sizeof chan);
-    el_publish(sess, chan, json_pack("{s:s,s:o,s:b}", "t", "s", "m", ms, "ask", ask));
-    if (force) tasks_publish(sc); /* asked: the owner's table goes with its members */
-}
-
-/* The lease as this loop knows it, for the others (a grant it got, a
- * leader gone with nobody to take over, or a disconnected leader's expiry). */
-static void share_lease(el_scope_t *sc, ts_el_reason_t reason, uint64_t leaderless_ms) {
-    if (!sc->subscribed || sc->sess->closed) return;
-    char chan[TS_STORE_ID_MAX + 1];
-    chan_of(sc, chan, sizeof chan);
-    el_publish(sc->sess, chan,
-               json_pack("{s:s,s:I,s:s,s:I,s:I,s:i,s:I}", "t", "l", "term", (json_int_t)sc->term,
-                         "h", sc->leader, "exp", (json_int_t)sc->expires_at, "since",
-                         (json_int_t)sc->since, "r", (int)reason, "lz",
-                         (json_int_t)leaderless_ms));
-}
-
-/* A member list of another loop: replaces what that loop had published.
- * Returns 1 if a score or a flag changed. */
-static int take_members(el_scope_t *sc, uint64_t origin, json_t *ms) {
-    uint64_t old = 0, neu = 0;
-    for (size_t i = 0; i < sc->nrm; i++)
-        if (sc->rm[i].origin == origin) old += sc->rm[i].score.total * 31u + sc->rm[i].flags;
-    size_t before = 0, w = 0;
-    for (size_t i = 0; i < sc->nrm; i++) {
-        if (sc->rm[i].origin == origin) {
-            before++;
-            continue;
-        }
-        sc->rm[w++] = sc->rm[i];
-    }
-    sc->nrm = w;
-    size_t i, added = 0;
-    json_t *x;
-    json_array_foreach(ms, i, x) {
-        const char *holder = json_string_value(json_array_get(x, 0));
-        json_t *parts = json_array_get(x, 3);
-        if (!holder || strlen(holder) >= HOLDER_MAX || !json_is_array(parts)) continue;
-        sc->rm = ts_xrealloc(sc->rm, (sc->nrm + 1) * sizeof *sc->rm);
-        el_remote_t *r = &sc->rm[sc->nrm++];
-        memset(r, 0, sizeof *r);
-        ts_strlcpy(r->holder, holder, sizeof r->holder);
-        r->origin = origin;
-        r->joined = (uint64_t)json_integer_value(json_array_get(x, 1));
-        r->score.total = (uint32_t)json_integer_value(json_array_get(x, 2));
-        for (int p = 0; p < TS_EL_PARTS_; p++)
-            r->score.part[p] = (uint16_t)json_integer_value(json_array_get(parts, (size_t)p));
-        r->flags = (uint8_t)json_integer_value(json_array_get(x, 4));
-        neu += r->score.total * 31u + r->flags;
-        added++;
-    }
-    return before != added || old != neu;
-}
-
-/* Drops the members of loops not heard of for a lease; returns how many. */
-static size_t drop_dead(el_scope_t *sc, uint64_t now) {
-    size_t w = 0, n = sc->nrm;
-    for (size_t i = 0; i < n; i++)
-        if (origin_alive(sc->sess, sc->rm[i].origin, now)) sc->rm[w++] = sc->rm[i];
-    sc->nrm = w;
-    return n - w;
-}
-
-static void admin_answer(el_scope_t *sc, json_t *q);
-static void admin_take(ts_sess_t *sess, json_t *r);
-static void admin_sweep(ts_sess_t *sess, int all);
-
-static void on_el_msg(ts_slice_t channel, ts_buf_t *msg, void *ud) {
-    ts_sess_t *sess = ud;
-    if (sess->closed) return;
-    json_t *o = json_loadb((const char *)msg->data, msg->len, 0, NULL);
-    const char *os = json_string_value(json_object_get(o, "o"));
-    const char *t = json_string_value(json_object_get(o, "t"));
-    uint64_t origin = os ? strtoull(os, NULL, 16) : 0;
-    if (!o || !t || !origin || origin == sess->el_origin) {
-        json_decref(o);
-        return;
-    }
-    uint64_t now = uv_now(sess->loop);
-    origin_seen(sess, origin, now);
-    if (strcmp(t, "r") == 0) { /* an answer to this loop's admin query */
-        admin_take(sess, o);
-        json_decref(o);
-        return;
-    }
-    size_t plen = strlen(sess->el_scope_pfx);
-    el_scope_t *sc = channel.len > plen && memcmp(channel.p, sess->el_scope_pfx, plen) == 0
-                         ? ts_map_get(&sess->el_scopes, (const char *)channel.p + plen,
-                                      channel.len - plen)
-                         : NULL;
-    if (!sc || !sc->n) {
-        json_decref(o);
-        return;
-    }
-    if (strcmp(t, "s") == 0 && json_is_array(json_object_get(o, "m"))) {
-        size_t n0 = sc->nrm;
-        int scored = take_members(sc, origin, json_object_get(o, "m"));
-        if (json_is_true(json_object_get(o, "ask"))) share(sc, 1, 0);
-        /* members came or went: everyone's view; scores only: the views of
-         * the tabs that asked for scores (and everyone's if the backup moved) */
-        evaluate(sc, sc->nrm > n0 ? "join" : sc->nrm < n0 ? "leave" : NULL);
-        if (scored && sc->nrm == n0 && !sc->busy) {
-            ts_list_t *it;
-            TS_LIST_FOREACH(it, &sc->members) {
-                el_member_t *m = ts_list_entry(it, el_member_t, link);
-                if (m->ss->id.elect_scores) send_views(sc, "score", m);
-            }
-        }
-    } else if (strcmp(t, "q") == 0) {
-        admin_answer(sc, o);
-    } else if (strcmp(t, "t") == 0) {
-        tasks_take(sc, o);
-    } else if (strcmp(t, "tr") == 0) {
-        tasks_report_take(sc, o);
-    } else if (strcmp(t, "l") == 0) {
-        const char *h = json_string_value(json_object_get(o, "h"));
-        json_int_t term = json_integer_value(json_object_get(o, "term"));
-        json_int_t r = json_integer_value(json_object_get(o, "r"));
-        if (h && term > 0 && (uint64_t)term >= sc->term && strlen(h) < HOLDER_MAX) {
-            ts_store_lease_t l = {ts_slice(sc->name, sc->klen), ts_slice_str(h), (uint64_t)term,
-                                  (uint64_t)json_integer_value(json_object_get(o, "exp"))};
-            ts_el_reason_t why = r >= 0 && r < TS_EL_R_COUNT_ ? (ts_el_reason_t)r : TS_EL_R_ADOPTED;
-            if ((uint64_t)term == sc->term && strcmp(h, sc->leader) == 0) {
-                if (l.expires_at > sc->expires_at) sc->expires_at = l.expires_at;
-            } else if (adopt(sc, &l, why, 1)) {
-                if (!h[0]) sc->gone = TS_EL_GONE_NONE;
-                evaluate(sc, ts_el_reason_name(why));
-            }
-        }
-    }
-    json_decref(o);
-}
-
-typedef struct el_sub {
-    ts_sess_t *sess;
-    size_t len;
-    char name[];
-} el_sub_t;
-
-static void on_subscribed(int status, void *ud) {
-    el_sub_t *r = ud;
-    ts_sess_t *sess = r->sess;
-    el_scope_t *sc = ts_map_get(&sess->el_scopes, r->name, r->len);
-    if (status) ts_warn("election", "cannot subscribe to the channel of %s: %s", r->name, ts_strerror(status));
-    else if (sc && sc->subscribed) share(sc, 1, 1); /* and the others, theirs */
-    free(r);
-    ts_sess__op_end(sess);
-}
-
-static void on_unsubscribed(int status, void *ud) {
-    (void)status;
-    ts_sess__op_end(ud);
-}
-
-static void reply_chan(ts_sess_t *sess, uint64_t origin, char *out, size_t cap) {
-    snprintf(out, cap, "%s%016" PRIx64, sess->el_reply_pfx, origin);
-}
-
-/* The beacon channel and this loop's reply channel (admin answers). */
-static void beacon_subscribe(ts_sess_t *sess) {
-    if (sess->el_sub) return;
-    while (!sess->el_origin) ts_random_bytes(&sess->el_origin, sizeof sess->el_origin);
-    char chan[128];
-    reply_chan(sess, sess->el_origin, chan, sizeof chan);
-    if (ts_store_subscribe(sess->store, TS_STORE_CHAN, ts_slice_str(sess->el_beacon), on_el_msg,
-                           sess, on_unsubscribed, sess) == 0) {
-        sess->el_sub = 1;
-        sess->pending_ops++;
-    }
-    if (ts_store_subscribe(sess->store, TS_STORE_CHAN, ts_slice_str(chan), on_el_msg, sess,
-                           on_unsubscribed, sess) == 0)
-        sess->pending_ops++;
-}
-
-static void scope_subscribe(el_scope_t *sc) {
-    ts_sess_t *sess = sc->sess;
-    if (sess->closed || !cluster_on(sess)) return;
-    beacon_subscribe(sess);
-    char chan[TS_STORE_ID_MAX + 1];
-    chan_of(sc, chan, sizeof chan);
-    el_sub_t *r = ts_xcalloc(1, sizeof *r + sc->klen + 1);
-    r->sess = sess;
-    r->len = sc->klen;
-    memcpy(r->name, sc->name, sc->klen + 1);
-    if (ts_store_subscribe(sess->store, TS_STORE_CHAN, ts_slice_str(chan), on_el_msg, sess,
-                           on_subscribed, r) != 0) {
-        free(r);
-        return;
-    }
-    sess->pending_ops++;
-    sc->subscribed = 1;
-}
-
-/* Its last member here went (or shutdown): the others drop ours. */
-static void scope_unsubscribe(el_scope_t *sc) {
-    if (!sc->subscribed) return;
-    ts_sess_t *sess = sc->sess;
-    share(sc, 1, 0);
-    sc->subscribed = 0;
-    if (sess->closed) return;
-    char chan[TS_STORE_ID_MAX + 1];
-    chan_of(sc, chan, sizeof chan);
-    if (ts_store_unsubscribe(sess->store, TS_STORE_CHAN, ts_slice_str(chan), on_el_msg, sess,
-                             on_unsubscribed, sess) == 0)
-        sess->pending_ops++;
-}
 
 /* ---- views ---- */
 
@@ -613,7 +178,7 @@ static json_t *who_h(el_scope_t *sc, const char *holder) {
     el_member_t *m = member_by_holder(sc, holder);
     if (m) return who(m, NULL);
     json_t *w = who(NULL, holder);
-    el_remote_t *r = remote_find(sc, holder);
+    el_remote_t *r = ts_sess__el_remote_find(sc, holder);
     if (r) json_object_set_new(w, "score", json_integer(r->score.total));
     return w;
 }
@@ -711,7 +276,7 @@ static void emit_view(el_member_t *m, json_t *base, json_t *members_plain, json_
 }
 
 /* Every member's view (only = one member, e.g. a tab that just joined). */
-static void send_views(el_scope_t *sc, const char *reason, el_member_t *only) {
+void ts_sess__el_send_views(el_scope_t *sc, const char *reason, el_member_t *only) {
     if (!sc->n) return;
     json_t *base = view_base(sc, reason);
     mark_stepdown(sc, base);
@@ -770,7 +335,8 @@ static void record(el_scope_t *sc, ts_el_reason_t reason, uint64_t leaderless_ms
  * announced it got). Returns whether the term or the holder changed. A term
  * older than the one known is news no more (an announcement overtaken by
  * this loop's own call). */
-static int adopt(el_scope_t *sc, const ts_store_lease_t *l, ts_el_reason_t reason, int remote) {
+int ts_sess__el_adopt(el_scope_t *sc, const ts_store_lease_t *l, ts_el_reason_t reason,
+                      int remote) {
     uint64_t wall = ts_wall_ms(), now = uv_now(sc->sess->loop);
     if (l->term < sc->term) return 0;
     char holder[HOLDER_MAX] = "";
@@ -813,10 +379,6 @@ typedef struct el_op {
     ts_el_reason_t reason;
 } el_op_t;
 
-/* Decides and acts; without a store op to wait for, sends every member's
- * view when `why` is set (or, why NULL, when the backup changed). */
-static void evaluate(el_scope_t *sc, const char *why);
-
 static void on_lease_op(int status, const ts_store_lease_t *l, void *ud) {
     el_op_t *op = ud;
     el_scope_t *sc = op->sc;
@@ -824,9 +386,9 @@ static void on_lease_op(int status, const ts_store_lease_t *l, void *ud) {
     sc->busy = 0;
     const char *reason = ts_el_reason_name(op->reason);
     if (status == 0 && l) {
-        adopt(sc, l, op->reason, 0);
-        share_lease(sc, op->reason, 0);
-        if (!sc->lm && sc->leader[0] && !remote_find(sc, sc->leader)) {
+        ts_sess__el_adopt(sc, l, op->reason, 0);
+        ts_sess__el_share_lease(sc, op->reason, 0);
+        if (!sc->lm && sc->leader[0] && !ts_sess__el_remote_find(sc, sc->leader)) {
             /* the tab it went to left while the store granted it: it goes on */
             sc->gone = TS_EL_GONE_LEFT;
             ts_strlcpy(sc->gone_holder, sc->leader, sizeof sc->gone_holder);
@@ -836,7 +398,7 @@ static void on_lease_op(int status, const ts_store_lease_t *l, void *ud) {
         }
     } else if ((status == TS_EHELD || status == TS_ESTALE) && l) {
         /* another loop or node came first: its grant is the truth */
-        adopt(sc, l, TS_EL_R_ADOPTED, 0);
+        ts_sess__el_adopt(sc, l, TS_EL_R_ADOPTED, 0);
         reason = "adopted";
     } else if (status == 0 && op->act == TS_EL_ACT_RELEASE) {
         sc->leader[0] = '\0';
@@ -853,7 +415,7 @@ static void on_lease_op(int status, const ts_store_lease_t *l, void *ud) {
     sc->again = 0;
     /* once more with the new leader: its backup, its tenure's deadline, and
      * whatever changed while the op ran; then one view each */
-    evaluate(sc, reason);
+    ts_sess__el_evaluate(sc, reason);
     scope_free_if_idle(sc);
     ts_sess__op_end(sess);
 }
@@ -881,7 +443,7 @@ static int issue(el_scope_t *sc, ts_el_act_t act, ts_el_reason_t reason, const c
         sc->lm = NULL;
         sc->gone = TS_EL_GONE_NONE;
         if (!sc->leaderless_since) sc->leaderless_since = ts_wall_ms();
-        share_lease(sc, reason, 0);
+        ts_sess__el_share_lease(sc, reason, 0);
         return rc;
     }
     if (rc) {
@@ -898,7 +460,7 @@ static int issue(el_scope_t *sc, ts_el_act_t act, ts_el_reason_t reason, const c
  * member as that loop last published it. */
 static int leader_remote(el_scope_t *sc) {
     if (sc->lm || !sc->leader[0]) return 0;
-    el_remote_t *r = remote_find(sc, sc->leader);
+    el_remote_t *r = ts_sess__el_remote_find(sc, sc->leader);
     return r && remote_shown(sc, r);
 }
 
@@ -920,7 +482,7 @@ static void evaluate_(el_scope_t *sc, const char *why) {
         el_member_t *m = ts_list_entry(it, el_member_t, link);
         rescore(m, now);
         if (m == sc->lm) leader = (int)n;
-        uint32_t f = member_flags(m, now);
+        uint32_t f = ts_sess__el_member_flags(m, now);
         c[n] = (ts_el_cand_t){m->score.total, m->joined, m->holder, (uint8_t)!!(f & EL_F_ELIGIBLE),
                               (uint8_t)!!(f & EL_F_MAY_PREEMPT)};
         ms[n++] = m;
@@ -982,9 +544,9 @@ static void evaluate_(el_scope_t *sc, const char *why) {
             sc->stepping = 1;
             sc->stepdown = d.reason;
             if (d.reason == TS_EL_R_ROTATION) sc->lm->rotated_at = now;
-            send_views(sc, ts_el_reason_name(d.reason), NULL);
+            ts_sess__el_send_views(sc, ts_el_reason_name(d.reason), NULL);
         } else if (why || backup_moved) {
-            send_views(sc, why ? why : "backup", NULL);
+            ts_sess__el_send_views(sc, why ? why : "backup", NULL);
         }
         return;
     }
@@ -998,14 +560,14 @@ static void evaluate_(el_scope_t *sc, const char *why) {
             sc->leader[0] = '\0';
             sc->lm = NULL;
             if (!sc->leaderless_since) sc->leaderless_since = wall;
-            share_lease(sc, TS_EL_R_LAPSE, 0);
-            send_views(sc, "lapse", NULL);
+            ts_sess__el_share_lease(sc, TS_EL_R_LAPSE, 0);
+            ts_sess__el_send_views(sc, "lapse", NULL);
         } else if (!held && sc->leader[0]) { /* led elsewhere, lapsed, nobody here can lead */
             sc->leader[0] = '\0';
             if (!sc->leaderless_since) sc->leaderless_since = wall;
-            send_views(sc, "lapse", NULL);
+            ts_sess__el_send_views(sc, "lapse", NULL);
         } else if (why || backup_moved) {
-            send_views(sc, why ? why : "backup", NULL);
+            ts_sess__el_send_views(sc, why ? why : "backup", NULL);
         }
         return;
     }
@@ -1013,14 +575,14 @@ static void evaluate_(el_scope_t *sc, const char *why) {
         sc->leaderless_since = sc->leader[0] ? TS_MIN(wall, sc->expires_at) : wall;
     int rc = issue(sc, d.act, d.reason, to);
     if (d.act == TS_EL_ACT_RELEASE)
-        send_views(sc, ts_el_reason_name(d.reason), NULL);
+        ts_sess__el_send_views(sc, ts_el_reason_name(d.reason), NULL);
     else if (rc && why) /* the store refused the call: retried by the sweep */
-        send_views(sc, why, NULL);
+        ts_sess__el_send_views(sc, why, NULL);
 }
 
 /* Decides and acts (evaluate_), then tells the other loops what changed
  * of this loop's members. */
-static void evaluate(el_scope_t *sc, const char *why) {
+void ts_sess__el_evaluate(el_scope_t *sc, const char *why) {
     if (sc->sess->closed) return;
     /* the task table: a loop that just came to own it (its tab leads now)
      * counts stalls from now and tells the others; the owner reassigns
@@ -1029,9 +591,9 @@ static void evaluate(el_scope_t *sc, const char *why) {
     sc->task_owner = (uint8_t)owned;
     for (size_t i = 0; took && i < sc->ntasks; i++) sc->tasks[i].last = uv_now(sc->sess->loop);
     int changed = tasks_check(sc);
-    if (changed || took) tasks_publish(sc);
+    if (changed || took) ts_sess__el_tasks_publish(sc);
     evaluate_(sc, why ? why : changed ? "task" : NULL);
-    share(sc, 0, 0);
+    ts_sess__el_share(sc, 0, 0);
 }
 
 /* ---- members ---- */
@@ -1083,7 +645,7 @@ static void leave(el_member_t *m, el_leave_t how) {
         sc->lm = NULL; /* sc->leader stays: held until its expiry, then taken */
         sc->ghost = 1;
         sc->stepping = 0;
-        share_lease(sc, TS_EL_R_LEFT, 0); /* its expiry, as renewed here */
+        ts_sess__el_share_lease(sc, TS_EL_R_LEFT, 0); /* its expiry, as renewed here */
     } else if (sc->lm == m) {
         sc->lm = NULL;
         sc->gone = TS_EL_GONE_LEFT;
@@ -1091,7 +653,7 @@ static void leave(el_member_t *m, el_leave_t how) {
         sc->leaderless_since = ts_wall_ms();
     }
     free(m);
-    evaluate(sc, "leave");
+    ts_sess__el_evaluate(sc, "leave");
     scope_free_if_idle(sc);
 }
 
@@ -1100,7 +662,7 @@ void ts_sess__el_connected(sess_sock_t *ss) {
     for (int k = 0; k < TS_SESS_SCOPE_KINDS_; k++)
         if (ss->id.elect_scopes & (1u << k)) {
             el_member_t *m = join(ss, (ts_sess_scope_kind_t)k);
-            evaluate(m->sc, "join");
+            ts_sess__el_evaluate(m->sc, "join");
         }
 }
 
@@ -1114,13 +676,13 @@ void ts_sess__el_rescore(sess_sock_t *ss) {
         el_member_t *m = ss->el[k];
         if (!m) continue;
         uint32_t before = m->score.total;
-        evaluate(m->sc, NULL);
+        ts_sess__el_evaluate(m->sc, NULL);
         /* tabs that asked for scores see them move */
         if (!m->sc->busy && m->score.total != before) {
             ts_list_t *it;
             TS_LIST_FOREACH(it, &m->sc->members) {
                 el_member_t *o = ts_list_entry(it, el_member_t, link);
-                if (o->ss->id.elect_scores) send_views(m->sc, "score", o);
+                if (o->ss->id.elect_scores) ts_sess__el_send_views(m->sc, "score", o);
             }
         }
     }
@@ -1137,14 +699,15 @@ void ts_sess__el_sweep(ts_sess_t *sess) {
     /* this loop is alive, for the others' tables (the shared table) */
     if (sess->el_sub && !sess->closed && now - sess->el_beacon_at >= ecfg(sess)->lease_ms / 4) {
         sess->el_beacon_at = now;
-        el_publish(sess, sess->el_beacon, json_pack("{s:s}", "t", "a"));
+        ts_sess__el_publish(sess, sess->el_beacon, json_pack("{s:s}", "t", "a"));
     }
-    admin_sweep(sess, 0);
+    ts_sess__el_admin_sweep(sess, 0);
     ts_list_t *it, *tmp;
     TS_LIST_FOREACH_SAFE(it, tmp, &sess->el_list) {
         el_scope_t *sc = ts_list_entry(it, el_scope_t, link);
         if (sc->busy) continue;
-        if (sc->nrm && drop_dead(sc, now)) evaluate(sc, "leave"); /* a loop or node went */
+        if (sc->nrm && ts_sess__el_drop_dead(sc, now))
+            ts_sess__el_evaluate(sc, "leave"); /* a loop or node went */
         if (sc->busy) continue;
         if (!ts_list_empty(&sc->reports)) reports_run(sc, 0);
         for (size_t i = 0; tasks_owned(sc) && i < sc->ntasks; i++) {
@@ -1179,7 +742,7 @@ void ts_sess__el_sweep(ts_sess_t *sess) {
         }
         if (due) {
             sc->wake_at = 0;
-            evaluate(sc, NULL);
+            ts_sess__el_evaluate(sc, NULL);
         }
         /* a local leader's expiry, or a disconnected one's (its successor waits for it) */
         if ((sc->lm || (sc->leader[0] && sc->n)) && sc->expires_at > wall &&
@@ -1211,7 +774,7 @@ static int member_present(el_scope_t *sc, const char *holder, int *obs) {
         *obs = m->observer;
         return 1;
     }
-    el_remote_t *r = remote_find(sc, holder);
+    el_remote_t *r = ts_sess__el_remote_find(sc, holder);
     if (!r) return 0;
     *obs = !!(r->flags & EL_F_OBSERVER);
     return 1;
@@ -1299,7 +862,7 @@ static int tasks_check(el_scope_t *sc) {
 }
 
 /* The owner's table on the scope's channel (nothing if this loop does not own it). */
-static void tasks_publish(el_scope_t *sc) {
+void ts_sess__el_tasks_publish(el_scope_t *sc) {
     if (!sc->subscribed || !sc->lm || sc->sess->closed) return;
     json_t *a = json_array();
     for (size_t i = 0; i < sc->ntasks; i++) {
@@ -1309,21 +872,21 @@ static void tasks_publish(el_scope_t *sc) {
                                            (json_int_t)t->stall_ms, (int)t->reassigned));
     }
     char chan[TS_STORE_ID_MAX + 1];
-    chan_of(sc, chan, sizeof chan);
-    el_publish(sc->sess, chan,
-               json_pack("{s:s,s:I,s:o}", "t", "t", "term", (json_int_t)sc->term, "k", a));
+    ts_sess__el_chan_of(sc, chan, sizeof chan);
+    ts_sess__el_publish(sc->sess, chan,
+                        json_pack("{s:s,s:I,s:o}", "t", "t", "term", (json_int_t)sc->term, "k", a));
 }
 
 /* The table changed here: the others first (a tab told of its task by
  * this loop's view may report at once through another node), then every
  * member's view here (views = 0: the caller sends them). */
 static void tasks_changed(el_scope_t *sc, int views) {
-    tasks_publish(sc);
-    if (views) send_views(sc, "task", NULL);
+    ts_sess__el_tasks_publish(sc);
+    if (views) ts_sess__el_send_views(sc, "task", NULL);
 }
 
 /* The owner's table, from the channel: replaces this loop's copy. */
-static void tasks_take(el_scope_t *sc, json_t *o) {
+void ts_sess__el_tasks_take(el_scope_t *sc, json_t *o) {
     json_t *k = json_object_get(o, "k");
     json_int_t term = json_integer_value(json_object_get(o, "term"));
     if (tasks_owned(sc) || !json_is_array(k) || term < 0 || (uint64_t)term < sc->term) return;
@@ -1354,7 +917,7 @@ static void tasks_take(el_scope_t *sc, json_t *o) {
     sc->tasks = tasks;
     sc->ntasks = n;
     json_t *after = task_table(sc);
-    if (!json_equal(before, after)) send_views(sc, "task", NULL);
+    if (!json_equal(before, after)) ts_sess__el_send_views(sc, "task", NULL);
     json_decref(before);
     json_decref(after);
     reports_run(sc, 0);
@@ -1373,7 +936,7 @@ static el_task_t *task_find(el_scope_t *sc, const char *name);
 
 /* A report another loop forwarded to the owner: applied if the tab named
  * is still the assignee (the table may have moved on meanwhile). */
-static void tasks_report_take(el_scope_t *sc, json_t *o) {
+void ts_sess__el_tasks_report_take(el_scope_t *sc, json_t *o) {
     const char *name = json_string_value(json_object_get(o, "n"));
     const char *h = json_string_value(json_object_get(o, "h"));
     json_int_t op = json_integer_value(json_object_get(o, "op"));
@@ -1445,11 +1008,11 @@ static int report_try(el_scope_t *sc, el_report_t *r, int final) {
         /* the owner applies it and publishes the table: every view, this
          * tab's too, shows it from there */
         char chan[TS_STORE_ID_MAX + 1];
-        chan_of(sc, chan, sizeof chan);
+        ts_sess__el_chan_of(sc, chan, sizeof chan);
         json_t *fwd = json_pack("{s:s,s:s,s:s,s:i}", "t", "tr", "n", r->name, "h", m->holder, "op",
                                 (int)r->op);
         if (r->pct >= 0) json_object_set_new(fwd, "pct", json_integer(r->pct));
-        el_publish(sc->sess, chan, fwd);
+        ts_sess__el_publish(sc->sess, chan, fwd);
     }
     if (!ss->gone)
         ts_sess__reply(ss->s, r->ack_id,
@@ -1536,7 +1099,7 @@ void ts_sess__el_on_elect(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_i
         el_member_t *m = ss->el[k];
         if (!m && (req.join & (1u << k))) m = join(ss, (ts_sess_scope_kind_t)k);
         if (!m) continue;
-        evaluate(m->sc, "join");
+        ts_sess__el_evaluate(m->sc, "join");
         json_array_append_new(views, json_pack("{s:s,s:I,s:s}", "scope", kind_name(m->sc->kind),
                                                "term", (json_int_t)m->sc->term, "role",
                                                role_of(m->sc, m)));
@@ -1566,20 +1129,21 @@ static void on_renew(int status, const ts_store_lease_t *l, void *ud) {
         if (grant) json_object_set_new(res, "grant", json_string(grant));
         free(grant);
         ts_sess__reply(ss->s, r->ack_id, res);
-        if (__builtin_popcount(m->late) >= 2) evaluate(sc, NULL); /* heartbeats slowed: demotion */
+        if (__builtin_popcount(m->late) >= 2)
+            ts_sess__el_evaluate(sc, NULL); /* heartbeats slowed: demotion */
     } else if (m) {
         el_scope_t *sc = m->sc;
         SESS_COUNT(sess->counters[SC_EL_STALE]);
         /* news only if this loop had not seen that grant yet (its own
          * transfer that overtook this heartbeat has been taken already) */
         int adopted = status == TS_ESTALE && l && l->term >= sc->term && !sc->busy &&
-                      adopt(sc, l, TS_EL_R_ADOPTED, 0);
+                      ts_sess__el_adopt(sc, l, TS_EL_R_ADOPTED, 0);
         ts_sess__reply(ss->s, r->ack_id,
                        stale_reply(sc, "the lease of this term is gone; stop acting as leader"));
         if (adopted)
-            evaluate(sc, "adopted"); /* everyone learns the store's leader */
+            ts_sess__el_evaluate(sc, "adopted"); /* everyone learns the store's leader */
         else
-            send_views(sc, "stale", m);
+            ts_sess__el_send_views(sc, "stale", m);
     }
     ts_sess__sock_release(ss);
     free(r);
@@ -1597,7 +1161,7 @@ void ts_sess__el_on_hb(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) 
     m->stalled_until = 0; /* it is alive */
     m->lapses = 0;
     if (!leads(m, term, ack_id, "this tab does not lead with that term; step down")) {
-        send_views(sc, "stale", m);
+        ts_sess__el_send_views(sc, "stale", m);
         return;
     }
     if (sc->stepping) {
@@ -1638,7 +1202,7 @@ void ts_sess__el_on_resign(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_
     ts_strlcpy(sc->gone_holder, m->holder, sizeof sc->gone_holder);
     sc->leaderless_since = ts_wall_ms();
     ts_sess__reply(ss->s, ack_id, json_pack("{s:b,s:I}", "ok", 1, "term", (json_int_t)req.term));
-    evaluate(sc, NULL);
+    ts_sess__el_evaluate(sc, NULL);
 }
 
 void ts_sess__el_on_task(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) {
@@ -1777,22 +1341,7 @@ static json_t *scope_admin(el_scope_t *sc) {
     return o;
 }
 
-/* The admin view in a cluster: this loop asks the loops that hold the
- * session's scope (on its channel) for theirs, waits EL_ADMIN_WAIT_MS (the
- * sweep finishes it), and merges: per scope, the answer with the highest
- * term, and the transitions of all, each term with the reason its granting
- * loop gave (the others only "adopted" it). A loop holding only device
- * scopes of the session is not asked. */
-typedef struct el_query {
-    ts_list_t link;            /* in sess->el_queries */
-    uint64_t id, deadline;     /* deadline: loop ms */
-    ts_sess_api_cb cb;
-    void *ud;
-    json_t *scopes;            /* every answer's scopes, this loop's first */
-    char user[TS_SESS_ID_MAX + 1], session[TS_SESS_ID_MAX + 1];
-} el_query_t;
-
-static json_t *local_scopes(ts_sess_t *sess, const char *user, const char *session) {
+json_t *ts_sess__el_local_scopes(ts_sess_t *sess, const char *user, const char *session) {
     json_t *scopes = json_array();
     ts_list_t *it;
     TS_LIST_FOREACH(it, &sess->el_list) {
@@ -1801,144 +1350,6 @@ static json_t *local_scopes(ts_sess_t *sess, const char *user, const char *sessi
             json_array_append_new(scopes, scope_admin(sc));
     }
     return scopes;
-}
-
-static void admin_answer(el_scope_t *sc, json_t *q) {
-    const char *os = json_string_value(json_object_get(q, "o"));
-    uint64_t origin = os ? strtoull(os, NULL, 16) : 0;
-    if (!origin) return;
-    char chan[128];
-    reply_chan(sc->sess, origin, chan, sizeof chan);
-    el_publish(sc->sess, chan,
-               json_pack("{s:s,s:O,s:o}", "t", "r", "id", json_object_get(q, "id"), "scopes",
-                         local_scopes(sc->sess, sc->user, sc->session)));
-}
-
-static void admin_take(ts_sess_t *sess, json_t *r) {
-    uint64_t id = (uint64_t)json_integer_value(json_object_get(r, "id"));
-    json_t *scopes = json_object_get(r, "scopes");
-    ts_list_t *it;
-    TS_LIST_FOREACH(it, &sess->el_queries) {
-        el_query_t *q = ts_list_entry(it, el_query_t, link);
-        if (q->id == id && json_is_array(scopes)) json_array_extend(q->scopes, scopes);
-    }
-}
-
-static int by_term(const void *a, const void *b) {
-    json_int_t x = json_integer_value(json_object_get(*(json_t *const *)a, "term"));
-    json_int_t y = json_integer_value(json_object_get(*(json_t *const *)b, "term"));
-    return x < y ? -1 : x > y;
-}
-
-/* Returns new: one object per scope of `all` (borrowed). */
-static json_t *admin_merge(json_t *all) {
-    json_t *groups = json_object(), *order = json_array();
-    size_t i;
-    json_t *x;
-    json_array_foreach(all, i, x) {
-        char key[TS_SESS_ID_MAX + 16];
-        snprintf(key, sizeof key, "%s/%s", json_string_value(json_object_get(x, "scope")),
-                 json_string_value(json_object_get(x, "device")) ? json_string_value(json_object_get(x, "device")) : "");
-        json_t *g = json_object_get(groups, key);
-        if (!g) {
-            g = json_array();
-            json_object_set_new(groups, key, g);
-            json_array_append_new(order, json_string(key));
-        }
-        json_array_append(g, x);
-    }
-    json_t *out = json_array(), *k;
-    json_array_foreach(order, i, k) {
-        json_t *g = json_object_get(groups, json_string_value(k)), *base = NULL, *y;
-        size_t j;
-        json_array_foreach(g, j, y) {
-            json_int_t t = json_integer_value(json_object_get(y, "term"));
-            if (!base || t > json_integer_value(json_object_get(base, "term"))) base = y;
-        }
-        /* transitions: one per term, the granting loop's reason first */
-        json_t *trans[8 * TS_SIO_MAX_LOOPS + 8];
-        size_t nt = 0;
-        json_array_foreach(g, j, y) {
-            size_t a;
-            json_t *t;
-            json_array_foreach(json_object_get(y, "transitions"), a, t) {
-                json_int_t term = json_integer_value(json_object_get(t, "term"));
-                size_t m = 0;
-                while (m < nt && json_integer_value(json_object_get(trans[m], "term")) != term) m++;
-                int adopted = strcmp(json_string_value(json_object_get(t, "reason")) ?: "", "adopted") == 0;
-                if (m < nt) {
-                    if (!adopted && strcmp(json_string_value(json_object_get(trans[m], "reason")) ?: "", "adopted") == 0)
-                        trans[m] = t;
-                } else if (nt < TS_ARRAY_LEN(trans)) {
-                    trans[nt++] = t;
-                }
-            }
-        }
-        qsort(trans, nt, sizeof *trans, by_term);
-        json_t *o = json_deep_copy(base), *ta = json_array();
-        for (size_t m = nt > HIST_MAX ? nt - HIST_MAX : 0; m < nt; m++) json_array_append(ta, trans[m]);
-        json_object_set_new(o, "transitions", ta);
-        json_array_append_new(out, o);
-    }
-    json_decref(groups);
-    json_decref(order);
-    return out;
-}
-
-static void admin_finish(ts_sess_t *sess, el_query_t *q) {
-    ts_list_remove(&q->link);
-    json_t *scopes = admin_merge(q->scopes);
-    json_t *o = json_pack("{s:s,s:s,s:o}", "user", q->user, "session", q->session, "scopes", scopes);
-    char *text = json_dumps(o, JSON_COMPACT);
-    q->cb(0, ts_slice_str(text), q->ud);
-    free(text);
-    json_decref(o);
-    json_decref(q->scopes);
-    free(q);
-    ts_sess__op_end(sess);
-}
-
-/* Finishes the queries whose wait is over (all: shutdown). */
-static void admin_sweep(ts_sess_t *sess, int all) {
-    uint64_t now = uv_now(sess->loop);
-    ts_list_t *it, *tmp;
-    TS_LIST_FOREACH_SAFE(it, tmp, &sess->el_queries) {
-        el_query_t *q = ts_list_entry(it, el_query_t, link);
-        if (all || now >= q->deadline) admin_finish(sess, q);
-    }
-}
-
-int ts_sess_api_elections(ts_sess_t *sess, const char *user, const char *session,
-                          ts_sess_api_cb cb, void *ud) {
-    if (sess->closed) return TS_ECLOSED;
-    if (!ts_sess__api_id_ok(user) || !ts_sess__api_id_ok(session)) return TS_EINVAL;
-    if (cluster_on(sess)) {
-        beacon_subscribe(sess);
-        el_query_t *q = ts_xcalloc(1, sizeof *q);
-        q->id = ++sess->el_qid;
-        q->deadline = uv_now(sess->loop) + EL_ADMIN_WAIT_MS;
-        q->cb = cb;
-        q->ud = ud;
-        q->scopes = local_scopes(sess, user, session);
-        ts_strlcpy(q->user, user, sizeof q->user);
-        ts_strlcpy(q->session, session, sizeof q->session);
-        ts_list_insert_tail(&sess->el_queries, &q->link);
-        sess->pending_ops++;
-        char chan[TS_STORE_ID_MAX + 96];
-        const char *parts[] = {"e", user, session};
-        char name[TS_STORE_ID_MAX + 1];
-        ts_strjoin(name, sizeof name, '/', parts, 3);
-        snprintf(chan, sizeof chan, "%s%s", sess->el_scope_pfx, name);
-        el_publish(sess, chan, json_pack("{s:s,s:I}", "t", "q", "id", (json_int_t)q->id));
-        return 0;
-    }
-    json_t *o = json_pack("{s:s,s:s,s:o}", "user", user, "session", session, "scopes",
-                          local_scopes(sess, user, session));
-    char *text = json_dumps(o, JSON_COMPACT);
-    cb(0, ts_slice_str(text), ud);
-    free(text);
-    json_decref(o);
-    return 0;
 }
 
 /* ---- lifecycle ---- */
@@ -1971,20 +1382,6 @@ void ts_sess__el_init(ts_sess_t *sess) {
     uv_unref((uv_handle_t *)&sess->el_lapse);
 }
 
-/* (before the loop closes: the unsubscriptions end with their callbacks) */
-static void beacon_unsubscribe(ts_sess_t *sess) {
-    if (!sess->el_sub || sess->closed) return;
-    sess->el_sub = 0;
-    char chan[128];
-    reply_chan(sess, sess->el_origin, chan, sizeof chan);
-    if (ts_store_unsubscribe(sess->store, TS_STORE_CHAN, ts_slice_str(sess->el_beacon), on_el_msg,
-                             sess, on_unsubscribed, sess) == 0)
-        sess->pending_ops++;
-    if (ts_store_unsubscribe(sess->store, TS_STORE_CHAN, ts_slice_str(chan), on_el_msg, sess,
-                             on_unsubscribed, sess) == 0)
-        sess->pending_ops++;
-}
-
 /* Shutting down: every member goes without an election (the leases lapse
  * by themselves); a scope waiting for the store goes with its answer. */
 void ts_sess__el_drop_all(ts_sess_t *sess) {
@@ -2001,11 +1398,11 @@ void ts_sess__el_drop_all(ts_sess_t *sess) {
         sc->n = 0;
         sc->lm = NULL;
         sc->bk[0] = '\0';
-        scope_unsubscribe(sc);
+        ts_sess__el_scope_unsubscribe(sc);
         scope_free_if_idle(sc);
     }
-    admin_sweep(sess, 1);
-    beacon_unsubscribe(sess);
+    ts_sess__el_admin_sweep(sess, 1);
+    ts_sess__el_beacon_unsubscribe(sess);
 }
 
 void ts_sess__el_deinit(ts_sess_t *sess) {

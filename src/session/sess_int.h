@@ -2,8 +2,9 @@
  * session.c (connections, relay, limits, expiry), identity.c (connect
  * payload + token + device binding), registry.c (the store-backed registry
  * of live tabs with the data API the daemon's HTTP routes use), history.c
- * (the session history: log, state, replay) and coalesce.c (throttling of
- * presence and telemetry). */
+ * (the session history: log, state, replay), coalesce.c (throttling of
+ * presence and telemetry) and election.c with election_cluster.c (leader
+ * election). */
 #ifndef TS_SESS_INT_H
 #define TS_SESS_INT_H
 #include <jansson.h>
@@ -222,9 +223,9 @@ struct ts_sess {
     uv_timer_t el_tick;     /* lapses, tenures, stalled tasks */
     uv_timer_t el_lapse;    /* the earliest local leader's lease expiry */
     uint64_t el_reasons[TS_EL_R_COUNT_]; /* elections by reason */
-    /* elections across loops and nodes (election.c "The shared table") */
+    /* elections across loops and nodes (election_cluster.c) */
     uint64_t el_origin;     /* this loop's id on the election channels (random, nonzero) */
-    char el_beacon[80];     /* <channel prefix>tabsync-el: beacons (election.c) */
+    char el_beacon[80];     /* <channel prefix>tabsync-el: beacons */
     char el_scope_pfx[80];  /* <channel prefix>tabsync-el#: a scope's table */
     char el_reply_pfx[80];  /* <channel prefix>tabsync-el-r#: admin answers */
     uint8_t el_sub;         /* subscribed to the beacon channel */
@@ -344,6 +345,107 @@ void ts_sess__ident_set(sess_ident_t *id, const char *user, const char *session,
 int ts_sess__dev_mint(ts_sess_t *sess, const char *user, const char *session, const char *device,
                       const char *fingerprint, uint32_t ttl_s, char **token, int64_t *exp);
 
+/* election.c and election_cluster.c: a scope of an election (a lease), its
+ * members on this loop, those other loops published, its tasks and its
+ * last transitions. */
+#define HOLDER_MAX (2 * TS_SESS_ID_MAX + 2) /* "<device>/<tab>" */
+#define HIST_MAX 8                          /* transitions a scope remembers */
+
+typedef struct el_scope el_scope_t;
+
+typedef struct el_member el_member_t;
+struct el_member {
+    ts_list_t link;            /* in sc->members */
+    el_scope_t *sc;
+    sess_sock_t *ss;
+    char holder[HOLDER_MAX];
+    uint64_t joined;           /* join order: ties go to the earlier */
+    ts_el_score_t score;
+    uint8_t observer;
+    uint64_t stalled_until;    /* loop ms: a lapsed or resigned leader is no candidate before */
+    uint64_t rotated_at;       /* loop ms it was rotated out (0: never) */
+    uint64_t last_hb;          /* loop ms of its last heartbeat as leader */
+    uint16_t late;             /* late bits of its last TS_EL_LATE_WINDOW heartbeats */
+    uint8_t lapses;            /* leases it let lapse in a row (its stall doubles each time) */
+    uint32_t pub_score;        /* the score the shared table last got */
+};
+
+/* A member of another loop or node, as its loop last published it (the
+ * shared table below). */
+typedef struct el_remote {
+    char holder[HOLDER_MAX];
+    uint64_t origin;           /* the loop that holds its connection */
+    uint64_t joined;           /* wall clock us of its join (ranks ties cluster-wide) */
+    ts_el_score_t score;
+    uint8_t flags;             /* EL_F_* */
+} el_remote_t;
+
+enum {
+    EL_F_OBSERVER = 1,    /* never leads, never backup, no tasks */
+    EL_F_ELIGIBLE = 2,    /* a candidate now (not an observer, not stalled) */
+    EL_F_MAY_PREEMPT = 4, /* not rotated out within the last tenure */
+};
+
+typedef enum { TASK_ASSIGNED, TASK_RUNNING, TASK_DONE, TASK_FAILED } task_state_t;
+
+typedef struct el_task {
+    char name[TS_SESS_MAX_NAME + 1];
+    char to[HOLDER_MAX];       /* the assignee's holder, here or on another node; "": nobody */
+    task_state_t state;
+    uint32_t pct;
+    uint64_t term;             /* the term that declared it; 0: the server */
+    uint64_t stall_ms;
+    uint64_t last;             /* loop ms of its assignment or last report (or of its
+                                * table's arrival from the owner, below) */
+    uint32_t reassigned;
+} el_task_t;
+
+typedef struct el_trans {
+    uint64_t term, at;         /* at: wall ms */
+    ts_el_reason_t reason;
+    uint64_t leaderless_ms;    /* how long the scope had no leader before */
+    char *leader;              /* holder (owned); NULL: none */
+} el_trans_t;
+
+struct el_scope {
+    ts_list_t link;            /* in sess->el_list */
+    ts_sess_t *sess;
+    ts_sess_scope_kind_t kind;
+    char user[TS_SESS_ID_MAX + 1], session[TS_SESS_ID_MAX + 1], device[TS_SESS_ID_MAX + 1];
+    ts_list_t members;
+    size_t n;
+    /* the lease as last seen from the store */
+    uint64_t term;
+    char leader[HOLDER_MAX];   /* "" = nobody */
+    uint64_t expires_at;       /* wall ms */
+    uint64_t since;            /* wall ms the current term started (as seen here) */
+    el_member_t *lm;           /* the leader, when it is a member on this loop */
+    char bk[HOLDER_MAX];       /* the backup's holder ("" = none), here or elsewhere */
+    el_remote_t *rm;           /* the other loops' members (shared table) */
+    size_t nrm;
+    uint8_t subscribed;        /* to its channel (a cluster) */
+    uint64_t pub_hash;         /* of what it last published of its members */
+    uint64_t leaderless_since; /* wall ms; 0 while led or with no candidate */
+    uint64_t wake_at;          /* loop ms: evaluate again (time alone may change it); 0 = no */
+    int busy, again;
+    ts_el_gone_t gone;         /* the local leader just went: the next evaluation's input */
+    uint8_t stepping;          /* the leader was asked to step down (views say step_down):
+                                * its heartbeats no longer renew; its resign or its
+                                * lapse hands over, with reason `stepdown` */
+    ts_el_reason_t stepdown;
+    uint8_t ghost;             /* the leader disconnected: its lease runs out first */
+    char gone_holder[HOLDER_MAX];
+    ts_el_reason_t last_reason;
+    el_task_t *tasks;          /* over Redis: the owner's table (the leader's node) */
+    size_t ntasks;
+    uint8_t task_owner;        /* this loop owned the table at the last evaluation */
+    ts_list_t reports;         /* el_report_t: reports waiting for the owner's table */
+    el_trans_t hist[HIST_MAX];
+    size_t nhist;              /* total recorded; the ring keeps HIST_MAX */
+    size_t klen;
+    char name[];               /* the lease name: "e/<user>/<session>[/<device>]" */
+};
+
 /* election.c: leader election (docs/ELECTION.md). */
 void ts_sess__el_init(ts_sess_t *sess);
 void ts_sess__el_drop_all(ts_sess_t *sess); /* shutdown: members go, no election */
@@ -361,6 +463,49 @@ void ts_sess__el_on_task(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id
 int ts_sess__el_fence(sess_sock_t *ss, json_t *lead, char *name, size_t cap, uint64_t *term,
                       char *why, size_t whylen);
 
+struct ts_store_lease;
+
+/* election.c, for election_cluster.c. */
+int ts_sess__el_is_candidate(const el_member_t *m, uint64_t now);
+/* Decides and acts; without a store op to wait for, sends every member's
+ * view when `why` is set (or, why NULL, when the backup changed). Then
+ * tells the other loops what changed of this loop's members. */
+void ts_sess__el_evaluate(el_scope_t *sc, const char *why);
+/* Takes what the store says the lease is now (remote: what another loop
+ * announced it got). Returns whether the term or the holder changed. */
+int ts_sess__el_adopt(el_scope_t *sc, const struct ts_store_lease *l, ts_el_reason_t reason,
+                      int remote);
+/* Every member's view (only = one member). */
+void ts_sess__el_send_views(el_scope_t *sc, const char *reason, el_member_t *only);
+/* The owner's task table on the scope's channel; the owner's table from the
+ * channel (o: the message); a report another loop forwarded to the owner. */
+void ts_sess__el_tasks_publish(el_scope_t *sc);
+void ts_sess__el_tasks_take(el_scope_t *sc, json_t *o);
+void ts_sess__el_tasks_report_take(el_scope_t *sc, json_t *o);
+/* Returns new: the admin view of this loop's scopes of (user, session). */
+json_t *ts_sess__el_local_scopes(ts_sess_t *sess, const char *user, const char *session);
+
+/* election_cluster.c: the shared table (election.c's members as the other
+ * loops and nodes see them), for election.c. Nothing is published without a
+ * cluster (a store other than the memory one). */
+uint32_t ts_sess__el_member_flags(const el_member_t *m, uint64_t now); /* EL_F_* */
+/* This loop's members of sc on its channel, when what others rank by
+ * changed (or force); ask: the others publish theirs too. */
+void ts_sess__el_share(el_scope_t *sc, int force, int ask);
+/* The lease as this loop knows it, for the others. */
+void ts_sess__el_share_lease(el_scope_t *sc, ts_el_reason_t reason, uint64_t leaderless_ms);
+void ts_sess__el_scope_subscribe(el_scope_t *sc);   /* a new scope: its channel */
+void ts_sess__el_scope_unsubscribe(el_scope_t *sc); /* its last member here went */
+void ts_sess__el_beacon_unsubscribe(ts_sess_t *sess);
+/* Publishes msg (takes) with this loop's origin on chan. */
+void ts_sess__el_publish(ts_sess_t *sess, const char *chan, json_t *msg);
+void ts_sess__el_chan_of(const el_scope_t *sc, char *out, size_t cap); /* sc's channel */
+/* Drops the members of loops not heard of for a lease; returns how many. */
+size_t ts_sess__el_drop_dead(el_scope_t *sc, uint64_t now);
+el_remote_t *ts_sess__el_remote_find(el_scope_t *sc, const char *holder);
+/* Finishes the admin queries whose wait is over (all: shutdown). */
+void ts_sess__el_admin_sweep(ts_sess_t *sess, int all);
+
 /* session.c: 1 if s is an id of the token alphabet (what `sub` and `sid` may be). */
 int ts_sess__api_id_ok(const char *s);
 
@@ -371,7 +516,7 @@ void ts_sess__reg_remove(sess_sock_t *ss);
 /* The entry's data: metadata JSON (returns new). */
 json_t *ts_sess__reg_data(const sess_sock_t *ss);
 
-/* election.c: the names of the election's channels, under the
+/* election_cluster.c: the names of the election's channels, under the
  * configured prefix (ts_sess_cfg_t.channel_prefix). */
 void ts_sess__el_channels(ts_sess_t *sess, const char *prefix);
 
