@@ -1,7 +1,7 @@
 /* request.c - server-side requests made by this process (ts_sio_request):
  * what Node's io.fetchSockets(), socketsJoin/Leave, disconnectSockets and
  * serverSideEmit do, in two parts run side by side: this process's sockets
- * on every loop (server.c's job path, the one another node's request
+ * on every loop (server_jobs.c, the path another node's request
  * takes) and the other nodes (the adapter's `request`); the result is the
  * two combined, on the loop that asked, local sockets first as Node lists
  * them. */

@@ -39,7 +39,6 @@
 #include "core/ts_util.h"
 #include "metrics/ts_met.h"
 
-#define ID_LEN 20
 #define ID_ALPHABET "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_" /* ts_random_id's */
 #define SWEEP_MS 1000
 #define CONNECTS_BURST 16 /* namespace CONNECTs a connection may make at once */
@@ -58,6 +57,7 @@ typedef struct log_entry {
     size_t nrooms, nexcept;
     ts_sio_encoded_t enc; /* the exact bytes sent, offset included */
 } log_entry_t;
+_Static_assert(offsetof(struct log_entry, hdr) == 0, "a bus entry is its log entry");
 
 typedef struct pending_ack {
     ts_list_t link;
@@ -68,103 +68,6 @@ typedef struct pending_ack {
     uv_timer_t timer;
 } pending_ack_t;
 
-/* Inside its Engine.IO session's allocation (ts_eio_handler_t.extra_size):
- * the session and the server are found from it (client_eio, client_srv). */
-typedef struct client {
-    /* Only while a binary packet collects its attachments (216 bytes):
-     * every other message is decoded by a decoder on the stack. */
-    ts_sio_decoder_t *dec;
-    ts_sio_socket_t *socks; /* one per joined namespace, linked by next_in_client */
-    ts_list_t pending_link; /* in srv->unconnected until a namespace is joined */
-    uint64_t created_ms;
-    ts_rl_bucket_t connects;  /* namespace CONNECTs: each may verify a token */
-} client_t;
-
-static ts_eio_sock_t *client_eio(client_t *c) { return ts_eio_sock_of_extra(c); }
-static ts_sio_server_t *client_srv(client_t *c) { return ts_eio_sock_server_ud(client_eio(c)); }
-
-/* What only a socket that emitted with an ack needs: made at its first
- * ts_sio_emit_ack (most sockets never do), freed with the socket. */
-typedef struct ack_state {
-    int64_t next;   /* the next ack id */
-    ts_list_t list; /* pending_ack_t.link */
-} ack_state_t;
-
-/* Field order packs the struct into 120 bytes (a 128-byte malloc chunk):
- * one per connected namespace, so every byte counts (docs/ARCHITECTURE.md). */
-struct ts_sio_socket {
-    client_t *c;
-    ts_sio_socket_t *next_in_client; /* in joining order; a client has few */
-    ts_sio_nsp_t *nsp;
-    ts_adp_sock_t adp; /* its id (its own room), the rooms it joined */
-    char pid[ID_LEN + 1];
-    uint8_t recovered;
-    json_t *auth;
-    const char *owner; /* identity a restored session must match (optional; borrowed) */
-    void *ud;
-    ack_state_t *acks; /* owned; NULL until its first emit with an ack */
-};
-_Static_assert(ID_LEN == TS_ADP_ID_LEN, "socket ids are the adapter's");
-_Static_assert(TS_SIO_MAX_LOOPS <= TS_ADP_MAX_LOOPS, "every loop has a cursor on the bus");
-_Static_assert(offsetof(struct log_entry, hdr) == 0, "a bus entry is its log entry");
-
-/* The part of a namespace shared by the loops of a group. */
-typedef struct nsp_shared {
-    pthread_mutex_t mu;
-    char *name;
-    ts_adp_bus_t bus;  /* the ordered log every loop delivers from */
-    ts_adp_saved_set_t saved; /* sessions of disconnected sockets, by pid */
-} nsp_shared_t;
-
-struct ts_sio_group {
-    pthread_mutex_t mu;
-    ts_map_t nsps;     /* name -> nsp_shared_t */
-    size_t nloops;
-    ts_sio_server_t *srvs[TS_SIO_MAX_LOOPS]; /* NULL once freed */
-    ts_sio_opts_t opts;
-    char offset_prefix[9]; /* offsets of this process: "<prefix>.<seq>" */
-    int owned_by_server;   /* a private group of one */
-};
-
-struct ts_sio_nsp {
-    ts_sio_server_t *srv;
-    nsp_shared_t *sh;
-    char *name;
-    ts_sio_nsp_handler_t h;
-    void *ud;
-    ts_adp_rooms_t rooms; /* this loop's sockets of the namespace and their rooms */
-};
-
-typedef struct pattern {
-    int (*match)(const char *, void *);
-    ts_sio_nsp_handler_t h;
-    void *ud;
-} pattern_t;
-
-struct ts_sio_server {
-    uv_loop_t *loop;
-    ts_sio_opts_t opts;
-    ts_map_t nsps; /* name -> ts_sio_nsp_t */
-    pattern_t *patterns;
-    size_t npatterns;
-    ts_list_t unconnected; /* client_t.pending_link, oldest first */
-    /* Our reason for the connection client_close is closing, which
-     * Engine.IO's on_close (always called from inside ts_eio_sock_close)
-     * takes instead of its own: here rather than in every client. */
-    const char *close_reason;
-    uv_timer_t sweep;
-    uint64_t gen;
-    ts_sio_group_t *group;
-    unsigned idx;      /* this loop's index in the group */
-    uv_async_t bus;    /* woken when another loop appended to a shared log */
-    json_t *no_auth;   /* the empty CONNECT payload most sockets share */
-    int closing_handles;
-    ts_adp_remote_t *remote;  /* the other nodes (borrowed); NULL = this process only */
-    int remote_listener;      /* this loop takes the other nodes' broadcasts in */
-    pthread_mutex_t jobs_mu;  /* guards jobs */
-    ts_list_t jobs;           /* other nodes' requests this loop has to run (job_ref_t) */
-};
-
 static const char *const recoverable_reasons[] = {"transport error", "transport close",
                                                   "forced close",    "ping timeout",
                                                   "server shutting down",
@@ -172,14 +75,14 @@ static const char *const recoverable_reasons[] = {"transport error", "transport 
 
 /* ---- small helpers ---- */
 
-static char **strv_copy(const char *const *v, size_t n) {
+char **ts_sio__strv_copy(const char *const *v, size_t n) {
     if (!n) return NULL;
     char **out = ts_xmalloc(n * sizeof(char *));
     for (size_t i = 0; i < n; i++) out[i] = ts_xstrdup(v[i]);
     return out;
 }
 
-static void strv_free(char **v, size_t n) {
+void ts_sio__strv_free(char **v, size_t n) {
     for (size_t i = 0; i < n; i++) free(v[i]);
     free(v);
 }
@@ -205,7 +108,7 @@ static uint8_t eio_class(ts_sio_class_t cls) {
  * coalesced. */
 static void send_encoded(ts_sio_socket_t *s, const ts_sio_encoded_t *enc, unsigned cls,
                          uint32_t key) {
-    ts_eio_sock_t *e = client_eio(s->c);
+    ts_eio_sock_t *e = ts_sio__client_eio(s->c);
     if (enc->n == 1) {
         ts_eio_send_class(e, enc->msgs[0].buf, enc->msgs[0].binary, cls, key);
     } else {
@@ -276,14 +179,16 @@ static int encode_event(ts_sio_server_t *srv, const char *nsp, const char *event
 static void send_packet(ts_sio_socket_t *s, uint8_t type, json_t *data, int64_t id,
                         const ts_sio_args_t *args) {
     ts_sio_encoded_t enc = {0};
-    if (encode(client_srv(s->c), type, s->nsp->name, id, data, args, &enc) == 0)
+    if (encode(ts_sio__client_srv(s->c), type, s->nsp->name, id, data, args, &enc) == 0)
         send_encoded(s, &enc, TS_EIO_CLASS_EVENT, 0);
     ts_sio_encoded_clear(&enc);
 }
 
 /* ---- rooms (the adapter's index) ---- */
 
-static ts_sio_socket_t *sock_of(ts_adp_sock_t *a) { return TS_CONTAINER_OF(a, ts_sio_socket_t, adp); }
+ts_sio_socket_t *ts_sio__sock_of(ts_adp_sock_t *a) {
+    return TS_CONTAINER_OF(a, ts_sio_socket_t, adp);
+}
 
 static void room_changed(ts_sio_nsp_t *nsp, const char *room, int present);
 
@@ -302,17 +207,17 @@ size_t ts_sio_socket_rooms(const ts_sio_socket_t *s, const char **out, size_t ma
 }
 
 /* The socket whose own room is `name`, if it is in this namespace. */
-static ts_sio_socket_t *by_id(ts_sio_nsp_t *nsp, const char *name) {
+ts_sio_socket_t *ts_sio__by_id(ts_sio_nsp_t *nsp, const char *name) {
     ts_adp_sock_t *a = ts_adp_find(&nsp->rooms, name);
-    return a ? sock_of(a) : NULL;
+    return a ? ts_sio__sock_of(a) : NULL;
 }
 
 /* ---- the shared log ---- */
 
 static void log_entry_destroy(ts_adp_entry_t *h) {
     log_entry_t *e = (log_entry_t *)h;
-    strv_free(e->rooms, e->nrooms);
-    strv_free(e->except, e->nexcept);
+    ts_sio__strv_free(e->rooms, e->nrooms);
+    ts_sio__strv_free(e->except, e->nexcept);
     ts_sio_encoded_clear(&e->enc);
     free(e);
 }
@@ -358,7 +263,7 @@ typedef struct {
 
 static void send_visit(ts_adp_sock_t *a, void *ud) {
     const send_ctx_t *x = ud;
-    send_encoded(sock_of(a), x->enc, x->cls, x->key);
+    send_encoded(ts_sio__sock_of(a), x->enc, x->cls, x->key);
 }
 
 /* Sends `enc` to this loop's recipients of a broadcast: sockets in any of
@@ -376,7 +281,7 @@ static void deliver_local(ts_sio_nsp_t *nsp, char *const *rooms, size_t nrooms,
 static void deliver_entry(ts_sio_nsp_t *nsp, const log_entry_t *e, const ts_sio_socket_t *skip) {
     if (!e->enc.n) return; /* could not be encoded: keeps the sequence dense */
     if (e->only) {
-        ts_sio_socket_t *s = by_id(nsp, e->rooms[0]);
+        ts_sio_socket_t *s = ts_sio__by_id(nsp, e->rooms[0]);
         if (s) send_encoded(s, &e->enc, e->cls, e->key);
         return;
     }
@@ -412,13 +317,11 @@ static void catch_up(ts_sio_nsp_t *nsp) {
     if (n) deliver_taken(nsp, v, n);
 }
 
-static void run_jobs(ts_sio_server_t *srv);
-
 static void on_bus(uv_async_t *h) {
     ts_sio_server_t *srv = h->data;
     ts_map_entry_t *e;
     for (size_t it = 0; ts_map_next(&srv->nsps, &it, &e);) catch_up(e->val);
-    run_jobs(srv); /* other nodes' requests, after the broadcasts that came before */
+    ts_sio__run_jobs(srv); /* other nodes' requests, after the broadcasts that came before */
 }
 
 /* Delivers an EVENT to the recipients of `to` (NULL target = the single
@@ -470,12 +373,12 @@ static void deliver_from(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_so
     if (only) {
         const char *own = only->adp.id;
         le->only = 1;
-        le->rooms = strv_copy(&own, 1);
+        le->rooms = ts_sio__strv_copy(&own, 1);
         le->nrooms = 1;
     } else {
-        le->rooms = strv_copy(to->rooms, to->nrooms);
+        le->rooms = ts_sio__strv_copy(to->rooms, to->nrooms);
         le->nrooms = to->nrooms;
-        le->except = strv_copy(to->except, to->nexcept);
+        le->except = ts_sio__strv_copy(to->except, to->nexcept);
         le->nexcept = to->nexcept;
         if (to->skip && rec) {
             /* socket.broadcast is "except the sender's own room": replayed
@@ -640,418 +543,9 @@ static void room_changed(ts_sio_nsp_t *nsp, const char *room, int present) {
     r->ops->room(r->self, nsp->name, room, present, &l);
 }
 
-/* ---- the other nodes' requests ----
- * Heard by the listener loop and run on every loop of the process (each
- * holds its own sockets): a job goes into each loop's queue, each loop adds
- * its part of the answer under the job's mutex, and the last one answers
- * once for the process through its own adapter handle, as one Node server
- * answers once for its sockets. Nothing of a job is shared but its copied
- * strings (read-only), its attachments (atomic refcounts) and the result;
- * every loop makes its own copy of the event's arguments. A request of this
- * process (ts_sio__local_request, request.c) runs the same way; its result
- * goes back to the loop that made it instead of to another node. */
-
-typedef struct job {
-    pthread_mutex_t mu;
-    size_t pending;            /* loops that have not run it yet */
-    ts_adp_req_kind_t kind;
-    char *nsp, *request_id, *requester, *sid;
-    char **rooms, **except, **names;
-    size_t nrooms, nexcept, nnames;
-    int close;
-    json_t *data;              /* read-only once queued */
-    ts_buf_t **attach;
-    size_t nattach;
-    uint64_t timeout_ms;
-    /* the answer, under mu */
-    json_t *list;              /* FETCH_SOCKETS, SOCKETS: array; ALL_ROOMS: object as a set */
-    uint64_t count;            /* BROADCAST_ACK: clients reached */
-    int found;                 /* the one-socket forms: some loop has it */
-    /* a request of this process: its loop, and who takes the result there */
-    ts_sio_server_t *origin;   /* NULL: another node's request */
-    size_t origin_idx;
-    ts_sio__local_cb on_local;
-    void *local_ud;
-} job_t;
-
-typedef struct job_ref {
-    ts_list_t link;
-    job_t *job;
-    int finished;              /* every loop ran it: the result for its origin */
-} job_ref_t;
-
-static void job_free(job_t *j) {
-    pthread_mutex_destroy(&j->mu);
-    free(j->nsp);
-    free(j->request_id);
-    free(j->requester);
-    free(j->sid);
-    strv_free(j->rooms, j->nrooms);
-    strv_free(j->except, j->nexcept);
-    strv_free(j->names, j->nnames);
-    json_decref(j->data);
-    for (size_t i = 0; i < j->nattach; i++) ts_buf_unref(j->attach[i]);
-    free(j->attach);
-    json_decref(j->list);
-    free(j);
-}
-
-static char *strdup_or_null(const char *v) { return v ? ts_xstrdup(v) : NULL; }
-
-static void answer(ts_sio_server_t *srv, const ts_adp_answer_t *a) {
-    ts_adp_remote_t *r = srv->remote;
-    if (!r || !a->request_id) return; /* this loop no longer talks to the other nodes */
-    if (r->ops->answer(r->self, a) != 0) TS_MET_INC(SIO_REMOTE_SEND_FAILED);
-}
-
-/* A request of this process: the result goes to the loop that made it. */
-static void job_return(ts_sio_server_t *srv, job_t *j) {
-    if (srv == j->origin) {
-        j->on_local(j->list, (size_t)j->count, j->local_ud);
-        job_free(j);
-        return;
-    }
-    ts_sio_group_t *g = srv->group;
-    pthread_mutex_lock(&g->mu);
-    ts_sio_server_t *o = g->srvs[j->origin_idx];
-    int alive = o == j->origin; /* read before handing over: the job is its loop's after */
-    if (alive) {
-        job_ref_t *r = ts_xcalloc(1, sizeof *r);
-        r->job = j;
-        r->finished = 1;
-        pthread_mutex_lock(&o->jobs_mu);
-        ts_list_insert_tail(&o->jobs, &r->link);
-        pthread_mutex_unlock(&o->jobs_mu);
-        uv_async_send(&o->bus);
-    }
-    pthread_mutex_unlock(&g->mu);
-    if (!alive) job_free(j); /* its loop is gone (shutting down): nobody to tell */
-}
-
-/* The last loop that ran `j` answers for the process. */
-static void job_finish(ts_sio_server_t *srv, job_t *j) {
-    if (j->origin) {
-        job_return(srv, j);
-        return;
-    }
-    ts_adp_answer_t a = {.kind = j->kind, .nsp = j->nsp, .request_id = j->request_id,
-                         .requester = j->requester};
-    switch (j->kind) {
-    case TS_ADP_REQ_FETCH_SOCKETS:
-    case TS_ADP_REQ_SOCKETS:
-        a.list = j->list;
-        answer(srv, &a);
-        break;
-    case TS_ADP_REQ_ALL_ROOMS: {
-        json_t *arr = json_array();
-        const char *k;
-        json_t *v;
-        json_object_foreach(j->list, k, v) json_array_append_new(arr, json_string(k));
-        a.list = arr;
-        answer(srv, &a);
-        json_decref(arr);
-        break;
-    }
-    case TS_ADP_REQ_SOCKETS_JOIN:
-    case TS_ADP_REQ_SOCKETS_LEAVE:
-    case TS_ADP_REQ_DISCONNECT_SOCKETS:
-        if (j->sid && j->found) answer(srv, &a); /* only the node that has it answers */
-        break;
-    case TS_ADP_REQ_BROADCAST_ACK:
-        a.client_count = j->count;
-        answer(srv, &a);
-        break;
-    default:
-        break;
-    }
-    job_free(j);
-}
-
-static void job_done(ts_sio_server_t *srv, job_t *j) {
-    pthread_mutex_lock(&j->mu);
-    int last = --j->pending == 0;
-    pthread_mutex_unlock(&j->mu);
-    if (last) job_finish(srv, j);
-}
-
-typedef struct {
-    ts_sio_socket_t **v;
-    size_t n, cap;
-} sock_vec_t;
-
-static void collect_visit(ts_adp_sock_t *a, void *ud) {
-    sock_vec_t *x = ud;
-    if (x->n == x->cap) {
-        x->cap = x->cap ? 2 * x->cap : 16;
-        x->v = ts_xrealloc(x->v, x->cap * sizeof *x->v);
-    }
-    x->v[x->n++] = sock_of(a);
-}
-
-/* This loop's sockets a job targets. */
-static void job_targets(ts_sio_nsp_t *nsp, const job_t *j, sock_vec_t *out) {
-    if (j->sid) {
-        ts_sio_socket_t *s = by_id(nsp, j->sid);
-        if (s) collect_visit(&s->adp, out);
-        return;
-    }
-    ts_adp_each(&nsp->rooms, (const char *const *)j->rooms, j->nrooms,
-                (const char *const *)j->except, j->nexcept, NULL, collect_visit, out);
-}
-
-/* socket.handshake as Node describes a socket to the other nodes (what
- * tabsyncd keeps of the connection: no headers but the User-Agent). */
-static json_t *handshake_json(const ts_sio_socket_t *s) {
-    ts_eio_sock_t *e = client_eio(s->c);
-    uint64_t at = s->c->created_ms;
-    time_t t = (time_t)(at / 1000);
-    struct tm tm;
-    char when[96] = "";
-    if (gmtime_r(&t, &tm))
-        strftime(when, sizeof when, "%a %b %d %Y %H:%M:%S GMT+0000 (Coordinated Universal Time)",
-                 &tm);
-    json_t *headers = json_object();
-    const char *ua = ts_eio_sock_user_agent(e);
-    if (ua) json_object_set_new(headers, "user-agent", json_string(ua));
-    return json_pack("{s:o,s:s,s:s,s:b,s:b,s:I,s:s,s:{s:s,s:s},s:o}", "headers", headers,
-                     "time", when, "address", ts_eio_sock_peer(e), "xdomain", 0, "secure", 0,
-                     "issued", (json_int_t)at, "url", "/socket.io/", "query", "EIO", "4",
-                     "transport", ts_eio_sock_transport(e), "auth", json_deep_copy(s->auth));
-}
-
-static json_t *rooms_json(const ts_sio_socket_t *s) {
-    size_t n = ts_adp_sock_rooms(&s->adp, NULL, 0);
-    const char **names = ts_xmalloc(n * sizeof *names);
-    ts_adp_sock_rooms(&s->adp, names, n);
-    json_t *arr = json_array();
-    for (size_t i = 0; i < n; i++) json_array_append_new(arr, json_string(names[i]));
-    free(names);
-    return arr;
-}
-
-/* One loop's acknowledgements of a broadcast with acks. */
-typedef struct ack_req {
-    size_t refs;
-    char *nsp, *request_id, *requester;
-} ack_req_t;
-
-static void ack_req_unref(ack_req_t *q) {
-    if (--q->refs) return;
-    free(q->nsp);
-    free(q->request_id);
-    free(q->requester);
-    free(q);
-}
-
-static void on_client_ack(ts_sio_socket_t *s, const ts_sio_args_t *ans, int timed_out, void *ud) {
-    ack_req_t *q = ud;
-    if (timed_out == 0) { /* the requester takes the first argument, as Node's adapters do */
-        ts_adp_answer_t a = {.kind = TS_ADP_REQ_BROADCAST_ACK, .nsp = q->nsp,
-                             .request_id = q->request_id, .requester = q->requester,
-                             .is_ack = 1, .data = json_array_get(ans->args, 0),
-                             .attach = ans->attach, .nattach = ans->nattach};
-        answer(client_srv(s->c), &a);
-    }
-    ack_req_unref(q);
-}
-
-#define REMOTE_ACK_TIMEOUT_MS 60000 /* a broadcast with acks that names no timeout */
-
-static void job_broadcast_ack(ts_sio_nsp_t *nsp, job_t *j, sock_vec_t *v) {
-    const char *event = json_string_value(json_array_get(j->data, 0));
-    if (!event || !v->n) return;
-    json_t *data = json_deep_copy(j->data); /* ours: other loops read j->data */
-    json_array_remove(data, 0);
-    ts_sio_args_t args = {data, j->attach, j->nattach};
-    ack_req_t *q = ts_xcalloc(1, sizeof *q);
-    q->refs = v->n + 1;
-    q->nsp = ts_xstrdup(nsp->name);
-    q->request_id = ts_xstrdup(j->request_id);
-    q->requester = strdup_or_null(j->requester);
-    uint32_t ms = j->timeout_ms && j->timeout_ms < UINT32_MAX ? (uint32_t)j->timeout_ms
-                                                               : REMOTE_ACK_TIMEOUT_MS;
-    for (size_t i = 0; i < v->n; i++) ts_sio_emit_ack(v->v[i], event, &args, ms, on_client_ack, q);
-    ack_req_unref(q);
-    json_decref(data);
-}
-
-/* Runs `j` on this loop's sockets, then counts this loop done. */
-static void job_run(ts_sio_server_t *srv, job_t *j) {
-    ts_sio_nsp_t *nsp = ts_map_get(&srv->nsps, j->nsp, strlen(j->nsp));
-    sock_vec_t v = {0};
-    if (nsp) job_targets(nsp, j, &v);
-    json_t *part = NULL;
-    char **ids = NULL;
-    switch (nsp ? j->kind : TS_ADP_REQ_KIND_COUNT) {
-    case TS_ADP_REQ_FETCH_SOCKETS:
-    case TS_ADP_REQ_SOCKETS:
-        part = json_array();
-        for (size_t i = 0; i < v.n; i++) {
-            ts_sio_socket_t *s = v.v[i];
-            if (j->kind == TS_ADP_REQ_SOCKETS)
-                json_array_append_new(part, json_string(s->adp.id));
-            else
-                json_array_append_new(part, json_pack("{s:s,s:o,s:o,s:{}}", "id", s->adp.id,
-                                                      "handshake", handshake_json(s), "rooms",
-                                                      rooms_json(s), "data"));
-        }
-        break;
-    case TS_ADP_REQ_ALL_ROOMS:
-        part = json_object();
-        for (size_t i = 0; i < v.n; i++) {
-            json_t *rooms = rooms_json(v.v[i]);
-            size_t k;
-            json_t *r;
-            json_array_foreach(rooms, k, r) json_object_set(part, json_string_value(r), json_null());
-            json_decref(rooms);
-        }
-        break;
-    case TS_ADP_REQ_SOCKETS_JOIN:
-    case TS_ADP_REQ_SOCKETS_LEAVE:
-    case TS_ADP_REQ_DISCONNECT_SOCKETS:
-        /* by id: joining, leaving and disconnecting change the index */
-        ids = ts_xmalloc((v.n + 1) * sizeof *ids);
-        for (size_t i = 0; i < v.n; i++) ids[i] = ts_xstrdup(v.v[i]->adp.id);
-        for (size_t i = 0; i < v.n; i++) {
-            ts_sio_socket_t *s = by_id(nsp, ids[i]);
-            for (size_t k = 0; s && k < j->nnames && j->kind != TS_ADP_REQ_DISCONNECT_SOCKETS; k++)
-                (j->kind == TS_ADP_REQ_SOCKETS_JOIN ? ts_sio_join : ts_sio_leave)(s, j->names[k]);
-            if (s && j->kind == TS_ADP_REQ_DISCONNECT_SOCKETS) ts_sio_disconnect(s, j->close);
-        }
-        strv_free(ids, v.n);
-        break;
-    case TS_ADP_REQ_BROADCAST_ACK:
-        job_broadcast_ack(nsp, j, &v);
-        break;
-    default:
-        break;
-    }
-    pthread_mutex_lock(&j->mu);
-    if (part && json_is_array(part)) json_array_extend(j->list, part);
-    if (part && json_is_object(part)) json_object_update(j->list, part);
-    j->count += v.n;
-    j->found |= v.n > 0;
-    pthread_mutex_unlock(&j->mu);
-    json_decref(part);
-    free(v.v);
-    job_done(srv, j);
-}
-
-/* Runs the jobs other loops queued for this one. */
-static void run_jobs(ts_sio_server_t *srv) {
-    ts_list_t q;
-    ts_list_init(&q);
-    pthread_mutex_lock(&srv->jobs_mu);
-    while (!ts_list_empty(&srv->jobs)) {
-        ts_list_t *it = srv->jobs.next;
-        ts_list_remove(it);
-        ts_list_insert_tail(&q, it);
-    }
-    pthread_mutex_unlock(&srv->jobs_mu);
-    while (!ts_list_empty(&q)) {
-        job_ref_t *r = ts_list_entry(q.next, job_ref_t, link);
-        ts_list_remove(&r->link);
-        if (r->finished) job_return(srv, r->job); /* srv is its origin */
-        else if (srv->group->srvs[srv->idx] && (srv->remote || r->job->origin))
-            job_run(srv, r->job);
-        else job_done(srv, r->job); /* shutting down: this loop has no part */
-        free(r);
-    }
-}
-
-/* A job of `req` (borrowed; everything copied) on namespace `nsp`. */
-static job_t *job_new(const ts_adp_req_t *req, const char *nsp) {
-    job_t *j = ts_xcalloc(1, sizeof *j);
-    pthread_mutex_init(&j->mu, NULL);
-    j->kind = req->kind;
-    j->nsp = ts_xstrdup(nsp);
-    j->request_id = strdup_or_null(req->request_id);
-    j->requester = strdup_or_null(req->requester);
-    j->sid = strdup_or_null(req->sid);
-    j->rooms = strv_copy(req->rooms, req->nrooms);
-    j->nrooms = req->nrooms;
-    j->except = strv_copy(req->except, req->nexcept);
-    j->nexcept = req->nexcept;
-    j->names = strv_copy(req->names, req->nnames);
-    j->nnames = req->nnames;
-    j->close = req->close;
-    j->data = req->data ? json_deep_copy(req->data) : NULL;
-    if (req->nattach) {
-        j->attach = ts_xmalloc(req->nattach * sizeof *j->attach);
-        for (size_t i = 0; i < req->nattach; i++) j->attach[i] = ts_buf_ref(req->attach[i]);
-        j->nattach = req->nattach;
-    }
-    j->timeout_ms = req->timeout_ms;
-    j->list = j->kind == TS_ADP_REQ_ALL_ROOMS ? json_object() : json_array();
-    return j;
-}
-
-/* Runs `j` on every loop of the process, this one first. */
-static void job_start(ts_sio_server_t *srv, job_t *j) {
-    /* every loop alive gets it; a loop freed meanwhile counts itself done */
-    ts_sio_group_t *g = srv->group;
-    j->pending = 1;
-    pthread_mutex_lock(&g->mu);
-    for (size_t i = 0; i < g->nloops; i++) {
-        ts_sio_server_t *o = g->srvs[i];
-        if (i == srv->idx || !o) continue;
-        job_ref_t *r = ts_xcalloc(1, sizeof *r);
-        r->job = j;
-        pthread_mutex_lock(&j->mu);
-        j->pending++;
-        pthread_mutex_unlock(&j->mu);
-        pthread_mutex_lock(&o->jobs_mu);
-        ts_list_insert_tail(&o->jobs, &r->link);
-        pthread_mutex_unlock(&o->jobs_mu);
-        uv_async_send(&o->bus);
-    }
-    pthread_mutex_unlock(&g->mu);
-    job_run(srv, j);
-}
-
-int ts_sio__local_request(ts_sio_server_t *srv, const ts_adp_req_t *req, ts_sio__local_cb cb,
-                          void *ud) {
-    switch (req->kind) {
-    case TS_ADP_REQ_FETCH_SOCKETS:
-    case TS_ADP_REQ_SOCKETS_JOIN:
-    case TS_ADP_REQ_SOCKETS_LEAVE:
-    case TS_ADP_REQ_DISCONNECT_SOCKETS: break;
-    default: return TS_EINVAL;
-    }
-    if (!srv->group->srvs[srv->idx]) return TS_ECLOSED;
-    ts_adp_req_t q = *req;
-    q.request_id = q.requester = q.sid = NULL; /* nobody to answer: the result comes back */
-    job_t *j = job_new(&q, req->nsp);
-    j->origin = srv;
-    j->origin_idx = srv->idx;
-    j->on_local = cb;
-    j->local_ud = ud;
-    job_start(srv, j);
-    return 0;
-}
-
-ts_adp_remote_t *ts_sio__remote(const ts_sio_server_t *srv) { return srv->remote; }
-
-/* A request of another node, on the listener loop. */
-static void on_request(const ts_adp_req_t *req, void *ud) {
-    ts_sio_nsp_t *nsp = ud;
-    ts_sio_server_t *srv = nsp->srv;
-    if (req->kind == TS_ADP_REQ_SERVER_SIDE_EMIT) {
-        /* tabsyncd has no server-side event handlers: counted by the
-         * adapter, and acknowledged at once without a value when an ack is
-         * wanted, so that the requester does not wait for us until its
-         * timeout (docs/REDIS-WIRE.md) */
-        ts_adp_answer_t a = {.kind = req->kind, .nsp = nsp->name, .request_id = req->request_id,
-                             .requester = req->requester};
-        answer(srv, &a);
-        return;
-    }
-    job_start(srv, job_new(req, nsp->name));
-}
-
 static void remote_listen(ts_sio_nsp_t *nsp) {
     ts_adp_remote_t *r = nsp->srv->remote;
-    ts_adp_listener_t l = {.on_bcast = on_remote, .on_request = on_request, .ud = nsp};
+    ts_adp_listener_t l = {.on_bcast = on_remote, .on_request = ts_sio__on_request, .ud = nsp};
     int rc = r->ops->listen(r->self, nsp->name, &l);
     if (rc) ts_warn("sio", "%s: cannot hear the other nodes: %s", nsp->name, ts_strerror(rc));
 }
@@ -1098,7 +592,7 @@ void ts_sio_emit_raw_at(ts_sio_socket_t *s, const char *event, const ts_sio_raw_
 
 void ts_sio_ack_raw(ts_sio_socket_t *s, int64_t ack_id, const ts_sio_raw_arg_t *args,
                     size_t nargs) {
-    ts_sio_server_t *srv = client_srv(s->c);
+    ts_sio_server_t *srv = ts_sio__client_srv(s->c);
     if (srv->opts.parser == TS_SIO_PARSER_JSON) {
         ts_sio_encoded_t enc = {0};
         int rc = ts_sio_encode_raw(s->nsp->name, ack_id, NULL, args, nargs, NULL, &enc);
@@ -1151,7 +645,7 @@ void ts_sio_emit_ack(ts_sio_socket_t *s, const char *event, const ts_sio_args_t 
     a->cb = cb;
     a->ud = ud;
     a->s = s;
-    uv_timer_init(client_srv(s->c)->loop, &a->timer);
+    uv_timer_init(ts_sio__client_srv(s->c)->loop, &a->timer);
     a->timer.data = a;
     ts_list_insert_tail(&s->acks->list, &a->link);
     if (timeout_ms) uv_timer_start(&a->timer, on_ack_timeout, timeout_ms, 0);
@@ -1186,7 +680,7 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
                 ts_adp_saved_new(s->adp.id, s->pid, names, n, s->owner, ts_now_ms());
             free(names);
             pthread_mutex_lock(&nsp->sh->mu);
-            ts_adp_saved_put(&nsp->sh->saved, sv, ts_eio_sock_peer(client_eio(c)));
+            ts_adp_saved_put(&nsp->sh->saved, sv, ts_eio_sock_peer(ts_sio__client_eio(c)));
             pthread_mutex_unlock(&nsp->sh->mu);
         }
     }
@@ -1205,12 +699,12 @@ static void socket_remove(ts_sio_socket_t *s, const char *reason) {
         ts_adp_sock_rooms(&s->adp, names, n);
         for (size_t i = 1; i < n; i++) /* its own room first: not a room of its own channel */
             if (ts_adp_room_size(&nsp->rooms, names[i]) == 1) names[1 + nleft++] = names[i];
-        left = strv_copy(names + 1, nleft);
+        left = ts_sio__strv_copy(names + 1, nleft);
         free(names);
     }
     ts_adp_del(&nsp->rooms, &s->adp);
     for (size_t i = 0; i < nleft; i++) room_changed(nsp, left[i], 0);
-    strv_free(left, nleft);
+    ts_sio__strv_free(left, nleft);
     for (ts_sio_socket_t **p = &c->socks; *p; p = &(*p)->next_in_client) {
         if (*p == s) {
             *p = s->next_in_client;
@@ -1270,8 +764,10 @@ static void send_connect_error(client_t *c, const char *nsp, const char *message
     json_object_set_new(obj, "message", json_string(message));
     if (data) json_object_set(obj, "data", data);
     ts_sio_encoded_t enc = {0};
-    if (encode(client_srv(c), TS_SIO_CONNECT_ERROR, nsp, TS_SIO_NO_ID, obj, NULL, &enc) == 0) {
-        for (size_t i = 0; i < enc.n; i++) ts_eio_send(client_eio(c), enc.msgs[i].buf, enc.msgs[i].binary);
+    if (encode(ts_sio__client_srv(c), TS_SIO_CONNECT_ERROR, nsp, TS_SIO_NO_ID, obj, NULL,
+               &enc) == 0) {
+        for (size_t i = 0; i < enc.n; i++)
+            ts_eio_send(ts_sio__client_eio(c), enc.msgs[i].buf, enc.msgs[i].binary);
         TS_MET_INC(SIO_PACKETS_OUT);
     }
     ts_sio_encoded_clear(&enc);
@@ -1349,7 +845,7 @@ static void sid_of_pid(const char *pid, char out[ID_LEN + 1]) {
 }
 
 static void do_connect(client_t *c, const char *name, json_t *auth_in) {
-    ts_sio_server_t *srv = client_srv(c);
+    ts_sio_server_t *srv = ts_sio__client_srv(c);
     for (ts_sio_socket_t *x = c->socks; x; x = x->next_in_client) {
         if (strcmp(x->nsp->name, name) == 0) {
             /* a second CONNECT to the same namespace: Node closes */
@@ -1551,10 +1047,10 @@ static void dispatch(client_t *c, ts_sio_packet_t *p) {
         /* Leaving and re-entering namespaces in a loop would redo their
          * authorization (a token check) and reset whatever they count per
          * socket: a connection gets a small allowance of CONNECTs. */
-        if (ts_rl_take(&c->connects, uv_now(client_srv(c)->loop), 1) != 0) {
+        if (ts_rl_take(&c->connects, uv_now(ts_sio__client_srv(c)->loop), 1) != 0) {
             TS_MET_ERR(SIO_CONNECT_FLOOD);
             ts_info("sio", "closing %s: namespace CONNECTs faster than %d/s",
-                    ts_eio_sock_peer(client_eio(c)), CONNECTS_PER_S);
+                    ts_eio_sock_peer(ts_sio__client_eio(c)), CONNECTS_PER_S);
             client_close(c, "forced server close");
             return;
         }
@@ -1596,10 +1092,10 @@ static void client_free(client_t *c, const char *reason) {
 /* We close the connection: Engine.IO calls on_close synchronously, where
  * the client is freed with our reason. */
 static void client_close(client_t *c, const char *reason) {
-    ts_sio_server_t *srv = client_srv(c);
+    ts_sio_server_t *srv = ts_sio__client_srv(c);
     const char *outer = srv->close_reason; /* a close inside another's on_close */
     srv->close_reason = reason;
-    ts_eio_sock_close(client_eio(c));
+    ts_eio_sock_close(ts_sio__client_eio(c));
     srv->close_reason = outer;
 }
 
@@ -1621,7 +1117,7 @@ static void eio_message(ts_eio_sock_t *e, const uint8_t *data, size_t len, int b
     if (!d) {
         /* between packets a decoder holds nothing: a fresh one per message */
         d = &local;
-        ts_sio_decoder_init(d, client_srv(c)->opts.parser);
+        ts_sio_decoder_init(d, ts_sio__client_srv(c)->opts.parser);
     }
     /* the fast path (JSON parser, text, no attachments being collected) */
     ts_sio_raw_event_t ev;
@@ -1657,7 +1153,7 @@ static void eio_message(ts_eio_sock_t *e, const uint8_t *data, size_t len, int b
 static void eio_close(ts_eio_sock_t *e, const char *reason, void *ud) {
     client_t *c = ud;
     if (!c) return;
-    ts_sio_server_t *srv = client_srv(c);
+    ts_sio_server_t *srv = ts_sio__client_srv(c);
     const char *ours = srv->close_reason;
     srv->close_reason = NULL; /* taken: a close this one causes has its own */
     client_free(c, ours ? ours : reason);
@@ -1815,7 +1311,7 @@ void ts_sio_server_free(ts_sio_server_t *srv) {
     g->srvs[srv->idx] = NULL;
     pthread_mutex_unlock(&g->mu);
     srv->remote = NULL;
-    run_jobs(srv); /* queued before: counted done, answered by the last loop */
+    ts_sio__run_jobs(srv); /* queued before: counted done, answered by the last loop */
     srv->closing_handles = 2;
     uv_close((uv_handle_t *)&srv->sweep, handle_closed);
     uv_close((uv_handle_t *)&srv->bus, handle_closed);
@@ -1841,4 +1337,4 @@ void ts_sio_socket_set_owner(ts_sio_socket_t *s, const char *owner) { s->owner =
 int ts_sio_socket_recovered(const ts_sio_socket_t *s) { return s->recovered; }
 void ts_sio_socket_set_ud(ts_sio_socket_t *s, void *ud) { s->ud = ud; }
 void *ts_sio_socket_ud(const ts_sio_socket_t *s) { return s->ud; }
-ts_eio_sock_t *ts_sio_socket_eio(const ts_sio_socket_t *s) { return client_eio(s->c); }
+ts_eio_sock_t *ts_sio_socket_eio(const ts_sio_socket_t *s) { return ts_sio__client_eio(s->c); }
