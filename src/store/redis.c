@@ -37,7 +37,8 @@
  * wait behind it (one FIFO), so per-session order holds. docs/STORE.md
  * says what this weakens and how to avoid it.
  *
- * Each loop has its own handle (attach): connections of its own. */
+ * Each loop has its own handle (attach): connections of its own. The
+ * publish/subscribe verbs are in redis_pubsub.c (redis_int.h between them). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,99 +51,12 @@
 #include "core/ts_util.h"
 #include "store/rcluster_int.h"
 #include "store/rconn_int.h"
+#include "store/redis_int.h"
 #include "store/redis_lua.h"
 #include "store/ts_store.h"
 
-
-#define PREFIX_MAX 64
-#define REG_GROUPS 16 /* registry and retention groups: changing it moves keys */
 #define TS_STR_(x) #x
 #define TS_STR(x) TS_STR_(x)
-
-typedef struct rsub {
-    ts_list_t link;
-    ts_store_msg_cb on_msg;
-    void *ud;
-} rsub_t;
-
-/* Local subscribers of one channel: the first makes the SUBSCRIBE. */
-typedef struct rchan {
-    ts_list_t subs;
-    size_t klen;
-    char key[];
-} rchan_t;
-
-typedef struct rstore {
-    uv_loop_t *loop;
-    ts_rcl_t *rc;         /* one server or a cluster */
-    ts_rconn_opts_t conn; /* how to connect (attach opens the same) */
-    char prefix[PREFIX_MAX + 1];
-    ts_map_t chans;
-    int pending; /* ops whose callback has not run */
-    ts_store_expire_cb on_expire;
-    void *expire_ud;
-    uint32_t sweep_ms, reg_max, read_max;
-    size_t event_max, read_max_bytes, state_max;
-    int sweeping;         /* sweep scripts on their way */
-    int retaining;        /* retention scans on their way */
-    char retain_cursor[REG_GROUPS][24]; /* SSCAN's, per group */
-    ts_list_t fifo;       /* session ops behind a two-step fenced commit */
-    ts_list_t order;      /* the callers' ops not called back yet, in issue order */
-    uint32_t retain_events;
-    uint64_t retain_ms;
-    uv_timer_t sweep;
-    int closing, closed_conns, closed_timers;
-    ts_store_close_cb close_cb;
-    void *close_ud;
-    uv_timer_t defer; /* callbacks of ops that never reached Redis */
-    ts_list_t deferred;
-} rstore_t;
-
-/* ---- ops ---- */
-
-typedef enum {
-    K_LEASE, K_DONE, K_LIST, K_SWEEP, K_SEQ, K_PAGE, K_STATE, K_SESS, K_COMMIT, K_RETAIN,
-    K_RSCAN, /* a page of a group's retention set */
-    K_FENCE, /* step one of a two-step fenced commit: the lease, read on its slot */
-    K_COUNT, /* PUBSUB NUMSUB / SHARDNUMSUB */
-} op_kind_t;
-
-typedef struct reg_gather reg_gather_t;
-
-typedef struct rop {
-    ts_list_t link; /* in deferred */
-    rstore_t *s;
-    op_kind_t kind;
-    int script;
-    union {
-        ts_store_lease_cb lease;
-        ts_store_done_cb done;
-        ts_store_reg_list_cb list;
-        ts_store_seq_cb seq;
-        ts_store_log_cb log;
-        ts_store_state_cb state;
-        ts_store_sess_cb sess;
-        ts_store_commit_cb commit;
-        ts_store_count_cb count;
-    } cb;
-    size_t max_bytes; /* K_PAGE: the page's byte budget */
-    void *ud;
-    int status; /* deferred */
-    int group;  /* K_RSCAN, K_SWEEP: the registry group */
-    ts_list_t olink;      /* in s->order (a caller's op) */
-    int ordered, ready;   /* ready: its answer came before an earlier op's */
-    int rstatus;
-    redisReply *rreply;   /* that answer, copied (reply_free) */
-    void (*rfn)(struct rop *o, int status, const redisReply *r);
-    int held;   /* K_COMMIT in the FIFO: its fence is being read */
-    struct rop *commit;   /* K_FENCE: the commit it decides */
-    reg_gather_t *gather; /* K_LIST over every group */
-    /* for a NOSCRIPT retry with EVAL: the arguments again */
-    int argc, nkeys;
-    char *argv[24];
-    size_t argvlen[24];
-    char name[TS_STORE_ID_MAX + 1];
-} rop_t;
 
 /* ---- issue order ----
  * Through one handle callbacks run in issue order (ts_store.h), but a
@@ -183,8 +97,6 @@ static void rop_free(rop_t *o) {
     free(o);
 }
 
-typedef void (*result_fn)(rop_t *o, int status, const redisReply *r);
-
 /* Handles the ready answers at the head of the order. */
 static void order_drain(rstore_t *s) {
     while (!ts_list_empty(&s->order)) {
@@ -199,7 +111,7 @@ static void order_drain(rstore_t *s) {
 }
 
 /* An answer (or a failure) for o: handled now if o is next, else kept. */
-static void gate(rop_t *o, int status, const redisReply *r, result_fn fn) {
+void ts_store__rds_gate(rop_t *o, int status, const redisReply *r, result_fn fn) {
     rstore_t *s = o->s;
     if (o->ordered && s->order.next != &o->olink) {
         o->ready = 1;
@@ -212,7 +124,7 @@ static void gate(rop_t *o, int status, const redisReply *r, result_fn fn) {
     order_drain(s);
 }
 
-static void order_add(rstore_t *s, rop_t *o) {
+void ts_store__rds_order_add(rstore_t *s, rop_t *o) {
     o->ordered = 1;
     ts_list_insert_tail(&s->order, &o->olink);
 }
@@ -222,7 +134,7 @@ static void gather_part(reg_gather_t *g, int status, const ts_store_reg_t *rows,
 
 static void on_fence(rop_t *o, int status, const redisReply *r);
 
-static void complete(rop_t *o, int status, const ts_store_lease_t *lease) {
+void ts_store__rds_complete(rop_t *o, int status, const ts_store_lease_t *lease) {
     rstore_t *s = o->s;
     if (o->kind == K_FENCE) { /* never sent: the commit goes on, without a verdict */
         on_fence(o, status ? status : TS_ESTORE, NULL);
@@ -259,7 +171,7 @@ static void complete(rop_t *o, int status, const ts_store_lease_t *lease) {
 
 static void deferred_result(rop_t *o, int status, const redisReply *r) {
     (void)r;
-    complete(o, status, NULL);
+    ts_store__rds_complete(o, status, NULL);
 }
 
 static void run_deferred(uv_timer_t *t) {
@@ -267,18 +179,18 @@ static void run_deferred(uv_timer_t *t) {
     while (!ts_list_empty(&s->deferred)) {
         rop_t *o = ts_list_entry(s->deferred.next, rop_t, link);
         ts_list_remove(&o->link);
-        gate(o, o->status, NULL, deferred_result);
+        ts_store__rds_gate(o, o->status, NULL, deferred_result);
     }
 }
 
 /* An op that failed before Redis saw it: its callback comes from the loop. */
-static void defer(rstore_t *s, rop_t *o, int status) {
+void ts_store__rds_defer(rstore_t *s, rop_t *o, int status) {
     o->status = status;
     ts_list_insert_tail(&s->deferred, &o->link);
     uv_timer_start(&s->defer, run_deferred, 0, 0);
 }
 
-static int reply_int(const redisReply *r, long long *out) {
+int ts_store__rds_reply_int(const redisReply *r, long long *out) {
     if (r->type == REDIS_REPLY_INTEGER) {
         *out = r->integer;
         return 0;
@@ -297,7 +209,7 @@ static void on_reg_reply(rop_t *o, const redisReply *r);
 static void script_result(rop_t *o, int status, const redisReply *r);
 
 static void on_script(int status, const redisReply *r, void *ud) {
-    gate(ud, status, r, script_result);
+    ts_store__rds_gate(ud, status, r, script_result);
 }
 
 static void script_result(rop_t *o, int status, const redisReply *r) {
@@ -306,7 +218,7 @@ static void script_result(rop_t *o, int status, const redisReply *r) {
         return;
     }
     if (status) {
-        complete(o, status == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE, NULL);
+        ts_store__rds_complete(o, status == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE, NULL);
         return;
     }
     if (r->type == REDIS_REPLY_ERROR) {
@@ -315,7 +227,7 @@ static void script_result(rop_t *o, int status, const redisReply *r) {
             return;
         }
         ts_warn("store", "redis: a script failed: %s", r->str);
-        complete(o, TS_ESTORE, NULL);
+        ts_store__rds_complete(o, TS_ESTORE, NULL);
         return;
     }
     if (o->kind != K_LEASE && o->script != S_RELEASE) {
@@ -323,20 +235,21 @@ static void script_result(rop_t *o, int status, const redisReply *r) {
         return;
     }
     long long st, term, exp;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 || reply_int(r->element[0], &st) ||
-        r->element[1]->type != REDIS_REPLY_STRING || reply_int(r->element[2], &term) ||
-        reply_int(r->element[3], &exp)) {
-        complete(o, TS_ESTORE, NULL);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 4 ||
+        ts_store__rds_reply_int(r->element[0], &st) || r->element[1]->type != REDIS_REPLY_STRING ||
+        ts_store__rds_reply_int(r->element[2], &term) ||
+        ts_store__rds_reply_int(r->element[3], &exp)) {
+        ts_store__rds_complete(o, TS_ESTORE, NULL);
         return;
     }
     ts_store_lease_t l = {ts_slice_str(o->name), ts_slice(r->element[1]->str, r->element[1]->len),
                           (uint64_t)term, (uint64_t)(r->element[1]->len ? exp : 0)};
     int rc = st == 0 ? 0 : st == 1 ? TS_EHELD : TS_ESTALE;
     if (o->script == S_RELEASE) {
-        complete(o, rc, NULL);
+        ts_store__rds_complete(o, rc, NULL);
         return;
     }
-    complete(o, rc, &l);
+    ts_store__rds_complete(o, rc, &l);
 }
 
 static void send_script(rop_t *o, int eval) {
@@ -360,7 +273,7 @@ static void send_script(rop_t *o, int eval) {
     int rc = ts_rcl_cmdf(o->s->rc, o->argv[0], o->argvlen[0],
                          ts_store__rds_script_writes(o->script) && o->kind != K_FENCE ? TS_RCONN_WRITE : 0, n,
                          argv, lens, on_script, o);
-    if (rc) defer(o->s, o, rc == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE);
+    if (rc) ts_store__rds_defer(o->s, o, rc == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE);
 }
 
 /* A session op: sent now, or queued behind a two-step fenced commit whose
@@ -404,7 +317,7 @@ static rop_t *script_op(rstore_t *s, int script, op_kind_t kind, const char *con
     }
     if (kind != K_SWEEP && kind != K_RETAIN && kind != K_RSCAN && kind != K_FENCE) {
         s->pending++; /* the sweep's are not, nor a commit's first step */
-        order_add(s, o);
+        ts_store__rds_order_add(s, o);
     }
     return o;
 }
@@ -469,206 +382,6 @@ static int r_lease_transfer(void *self, ts_slice_t name, uint64_t term, ts_slice
 
 static int r_lease_get(void *self, ts_slice_t name, ts_store_lease_cb cb, void *ud) {
     return lease_op(self, S_GET, name, NULL, 0, cb, NULL, ud);
-}
-
-/* ---- publish / subscribe ----
- * Channels are used as given (no key prefix: ts_store.h). The local map is
- * keyed by the kind byte and the name, as Redis keeps SUBSCRIBE, PSUBSCRIBE
- * and SSUBSCRIBE apart. */
-
-#define CHAN_KEY_MAX (1 + TS_STORE_ID_MAX)
-
-static size_t chan_key(char *out, int kind, const char *name, size_t len) {
-    out[0] = (char)('0' + kind);
-    memcpy(out + 1, name, len);
-    return 1 + len;
-}
-
-static void on_push(const redisReply *r, void *ud) {
-    rstore_t *s = ud;
-    /* ["message", channel, payload], ["smessage", ...] or ["pmessage",
-     * pattern, channel, payload] */
-    if (r->elements < 3 || r->element[0]->type != REDIS_REPLY_STRING) return;
-    const char *what = r->element[0]->str;
-    int kind = !strcmp(what, "pmessage")   ? TS_STORE_CHAN_PATTERN
-               : !strcmp(what, "smessage") ? TS_STORE_CHAN_SHARD
-                                           : TS_STORE_CHAN;
-    size_t n = kind == TS_STORE_CHAN_PATTERN ? 4 : 3;
-    if (r->elements != n) return;
-    for (size_t i = 1; i < n; i++)
-        if (r->element[i]->type != REDIS_REPLY_STRING) return;
-    const redisReply *sub = r->element[1], *ch = r->element[n - 2], *pl = r->element[n - 1];
-    if (sub->len > TS_STORE_ID_MAX) return;
-    char key[CHAN_KEY_MAX];
-    size_t klen = chan_key(key, kind, sub->str, sub->len);
-    rchan_t *rc = ts_map_get(&s->chans, key, klen);
-    if (!rc) return; /* unsubscribed meanwhile */
-    ts_buf_t *msg = ts_buf_from(pl->str, pl->len);
-    ts_slice_t name = ts_slice(ch->str, ch->len);
-    ts_list_t *it, *tmp;
-    TS_LIST_FOREACH_SAFE(it, tmp, &rc->subs) {
-        rsub_t *x = ts_list_entry(it, rsub_t, link);
-        x->on_msg(name, msg, x->ud);
-    }
-    ts_buf_unref(msg);
-}
-
-static void sub_result(rop_t *o, int status, const redisReply *r) {
-    int rc = status ? (status == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE)
-                    : r && r->type == REDIS_REPLY_ERROR ? TS_ESTORE : 0;
-    complete(o, rc, NULL);
-}
-
-static void on_sub_done(int status, const redisReply *r, void *ud) {
-    gate(ud, status, r, sub_result);
-}
-
-static rop_t *done_op(rstore_t *s, ts_store_done_cb cb, void *ud) {
-    rop_t *o = ts_xcalloc(1, sizeof *o);
-    o->s = s;
-    o->kind = K_DONE;
-    o->cb.done = cb;
-    o->ud = ud;
-    s->pending++;
-    order_add(s, o);
-    return o;
-}
-
-/* The channel's name as a C string (Redis's API here takes one). */
-static char *chan_name(ts_slice_t ch) {
-    char *k = ts_xmalloc(ch.len + 1);
-    memcpy(k, ch.p, ch.len);
-    k[ch.len] = '\0';
-    return k;
-}
-
-static const ts_rconn_sub_kind_t SUB_KIND[] = {
-    [TS_STORE_CHAN] = TS_RCONN_SUBSCRIBE,
-    [TS_STORE_CHAN_PATTERN] = TS_RCONN_PSUBSCRIBE,
-    [TS_STORE_CHAN_SHARD] = TS_RCONN_SSUBSCRIBE,
-};
-
-static int r_subscribe(void *self, ts_store_chan_t kind, ts_slice_t channel,
-                       ts_store_msg_cb on_msg, void *msg_ud, ts_store_done_cb cb, void *ud) {
-    rstore_t *s = self;
-    if (s->closing) return TS_ECLOSED;
-    char key[CHAN_KEY_MAX];
-    size_t klen = chan_key(key, kind, (const char *)channel.p, channel.len);
-    rchan_t *c = ts_map_get(&s->chans, key, klen);
-    if (!c) {
-        c = ts_xcalloc(1, sizeof *c + klen);
-        ts_list_init(&c->subs);
-        c->klen = klen;
-        memcpy(c->key, key, klen);
-        ts_map_put(&s->chans, c->key, c->klen, c);
-    }
-    ts_list_t *it;
-    int have = 0;
-    TS_LIST_FOREACH(it, &c->subs) {
-        rsub_t *x = ts_list_entry(it, rsub_t, link);
-        if (x->on_msg == on_msg && x->ud == msg_ud) have = 1;
-    }
-    if (!have) {
-        rsub_t *x = ts_xcalloc(1, sizeof *x);
-        x->on_msg = on_msg;
-        x->ud = msg_ud;
-        ts_list_insert_tail(&c->subs, &x->link);
-    }
-    rop_t *o = done_op(s, cb, ud);
-    /* Every subscribe waits for Redis's confirmation, so that its callback
-     * means "messages published from now on reach you" (a second local
-     * subscriber of a channel: Redis confirms the channel again). */
-    char *k = chan_name(channel);
-    int rc = ts_rcl_subscribe(s->rc, SUB_KIND[kind], k, on_sub_done, o);
-    free(k);
-    if (rc) defer(s, o, TS_ESTORE);
-    return 0;
-}
-
-static int r_unsubscribe(void *self, ts_store_chan_t kind, ts_slice_t channel,
-                         ts_store_msg_cb on_msg, void *msg_ud, ts_store_done_cb cb, void *ud) {
-    rstore_t *s = self;
-    if (s->closing) return TS_ECLOSED;
-    char key[CHAN_KEY_MAX];
-    size_t klen = chan_key(key, kind, (const char *)channel.p, channel.len);
-    rchan_t *c = ts_map_get(&s->chans, key, klen);
-    rsub_t *found = NULL;
-    if (c) {
-        ts_list_t *it;
-        TS_LIST_FOREACH(it, &c->subs) {
-            rsub_t *x = ts_list_entry(it, rsub_t, link);
-            if (x->on_msg == on_msg && x->ud == msg_ud) found = x;
-        }
-    }
-    rop_t *o = done_op(s, cb, ud);
-    if (!found) {
-        defer(s, o, TS_ENOTFOUND);
-        return 0;
-    }
-    ts_list_remove(&found->link);
-    free(found);
-    if (!ts_list_empty(&c->subs)) { /* others still listen here */
-        defer(s, o, 0);
-        return 0;
-    }
-    ts_map_del(&s->chans, c->key, c->klen);
-    free(c);
-    char *k = chan_name(channel);
-    int rc = ts_rcl_unsubscribe(s->rc, SUB_KIND[kind], k, on_sub_done, o);
-    free(k);
-    if (rc) defer(s, o, 0); /* nobody local listens any more either way */
-    return 0;
-}
-
-static int r_publish(void *self, ts_store_chan_t kind, ts_slice_t channel, ts_buf_t *msg,
-                     ts_store_done_cb cb, void *ud) {
-    rstore_t *s = self;
-    if (s->closing) return TS_ECLOSED;
-    rop_t *o = done_op(s, cb, ud);
-    const char *verb = kind == TS_STORE_CHAN_SHARD ? "SPUBLISH" : "PUBLISH";
-    const char *argv[] = {verb, (const char *)channel.p, (const char *)msg->data};
-    size_t lens[] = {strlen(verb), channel.len, msg->len};
-    /* a shard channel lives on its slot's node; PUBLISH reaches every node */
-    int shard = kind == TS_STORE_CHAN_SHARD;
-    int rc = ts_rcl_cmd(s->rc, shard ? argv[1] : NULL, shard ? lens[1] : 0, 3, argv, lens,
-                        on_sub_done, o);
-    if (rc) defer(s, o, rc == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE);
-    return 0;
-}
-
-/* PUBSUB NUMSUB answers [channel, count]. */
-static void count_result(rop_t *o, int status, const redisReply *r) {
-    long long n = -1;
-    if (!status && r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
-        reply_int(r->element[1], &n) == 0 && n >= 0) {
-        ts_store_count_cb cb = o->cb.count;
-        o->cb.count = NULL; /* complete() calls back only on failure */
-        if (cb) cb(0, (uint64_t)n, o->ud);
-        complete(o, 0, NULL);
-        return;
-    }
-    complete(o, status == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE, NULL);
-}
-
-static void on_count(int status, const redisReply *r, void *ud) { gate(ud, status, r, count_result); }
-
-static int r_numsub(void *self, ts_store_chan_t kind, ts_slice_t channel, ts_store_count_cb cb,
-                    void *ud) {
-    rstore_t *s = self;
-    if (s->closing) return TS_ECLOSED;
-    rop_t *o = done_op(s, NULL, NULL);
-    o->kind = K_COUNT;
-    o->cb.count = cb;
-    o->ud = ud;
-    int shard = kind == TS_STORE_CHAN_SHARD;
-    const char *verb = shard ? "SHARDNUMSUB" : "NUMSUB";
-    const char *argv[] = {"PUBSUB", verb, (const char *)channel.p};
-    size_t lens[] = {6, strlen(verb), channel.len};
-    /* a shard channel is counted on its slot's node */
-    int rc = ts_rcl_cmd(s->rc, shard ? argv[2] : NULL, shard ? lens[2] : 0, 3, argv, lens,
-                        on_count, o);
-    if (rc) defer(s, o, rc == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE);
-    return 0;
 }
 
 /* ---- groups ----
@@ -780,7 +493,7 @@ static rstore_t *rstore_new(uv_loop_t *loop, const ts_rconn_opts_t *o, const rst
     } else {
         s->on_expire = NULL;
     }
-    s->rc = ts_rcl_new(loop, o, on_push, s);
+    s->rc = ts_rcl_new(loop, o, ts_store__rds_on_push, s);
     return s;
 }
 
@@ -959,14 +672,15 @@ static void on_reg_reply(rop_t *o, const redisReply *r) {
         return;
     }
     if (o->kind == K_RETAIN) {
-        complete(o, 0, NULL);
+        ts_store__rds_complete(o, 0, NULL);
         return;
     }
     if (o->kind == K_STATE) {
         long long st, ver;
-        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || reply_int(r->element[0], &st) ||
-            reply_int(r->element[1], &ver)) {
-            complete(o, TS_ESTORE, NULL);
+        if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+            ts_store__rds_reply_int(r->element[0], &st) ||
+            ts_store__rds_reply_int(r->element[1], &ver)) {
+            ts_store__rds_complete(o, TS_ESTORE, NULL);
             return;
         }
         const redisReply *d = r->element[2];
@@ -975,22 +689,22 @@ static void on_reg_reply(rop_t *o, const redisReply *r) {
         if (o->cb.state) o->cb.state(st ? TS_ECONFLICT : 0, &v, o->ud);
         o->cb.state = NULL;
         ts_buf_unref(doc);
-        complete(o, 0, NULL);
+        ts_store__rds_complete(o, 0, NULL);
         return;
     }
     if (o->kind == K_DONE) {
         long long v;
-        int rc = reply_int(r, &v) ? TS_ESTORE
-                 : v == 0         ? 0
-                 : v == -1        ? TS_ELIMIT
-                 : v == -2        ? TS_ENOTFOUND
-                 : v == -3        ? TS_EINVAL
-                                  : TS_ESTALE;
-        complete(o, rc, NULL);
+        int rc = ts_store__rds_reply_int(r, &v) ? TS_ESTORE
+                 : v == 0                       ? 0
+                 : v == -1                      ? TS_ELIMIT
+                 : v == -2                      ? TS_ENOTFOUND
+                 : v == -3                      ? TS_EINVAL
+                                                : TS_ESTALE;
+        ts_store__rds_complete(o, rc, NULL);
         return;
     }
     if (r->type != REDIS_REPLY_ARRAY) {
-        complete(o, TS_ESTORE, NULL);
+        ts_store__rds_complete(o, TS_ESTORE, NULL);
         return;
     }
     ts_store_reg_t *rows = r->elements ? ts_xcalloc(r->elements, sizeof *rows) : NULL;
@@ -1005,13 +719,13 @@ static void on_reg_reply(rop_t *o, const redisReply *r) {
     }
     free(rows);
     if (o->kind == K_LIST) {
-        /* complete() would answer again: finish by hand */
+        /* ts_store__rds_complete() would answer again: finish by hand */
         rop_free(o);
         s->pending--;
         if (s->closing && !s->pending) finish_close(s);
         return;
     }
-    complete(o, 0, NULL);
+    ts_store__rds_complete(o, 0, NULL);
 }
 
 static int r_reg_put(void *self, const ts_store_reg_t *e, uint64_t ttl_ms, ts_store_done_cb cb,
@@ -1164,7 +878,7 @@ static void on_rscan(rop_t *o, const redisReply *r) {
             send_script(script_op(s, S_RETAIN, K_RETAIN, keys, kl, 2, args, 2, NULL), 0);
         }
     }
-    complete(o, 0, NULL);
+    ts_store__rds_complete(o, 0, NULL);
 }
 
 /* ---- the log ---- */
@@ -1221,19 +935,20 @@ static void on_log_reply(rop_t *o, const redisReply *r) {
     rstore_t *s = o->s;
     if (o->kind == K_SEQ) {
         long long seq;
-        if (reply_int(r, &seq) || seq <= 0) {
-            complete(o, TS_ESTORE, NULL);
+        if (ts_store__rds_reply_int(r, &seq) || seq <= 0) {
+            ts_store__rds_complete(o, TS_ESTORE, NULL);
             return;
         }
         if (o->cb.seq) o->cb.seq(0, (uint64_t)seq, o->ud);
         o->cb.seq = NULL; /* answered */
-        complete(o, 0, NULL);
+        ts_store__rds_complete(o, 0, NULL);
         return;
     }
     long long last, trim;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 || reply_int(r->element[0], &last) ||
-        reply_int(r->element[1], &trim) || r->element[2]->type != REDIS_REPLY_ARRAY) {
-        complete(o, TS_ESTORE, NULL);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
+        ts_store__rds_reply_int(r->element[0], &last) ||
+        ts_store__rds_reply_int(r->element[1], &trim) || r->element[2]->type != REDIS_REPLY_ARRAY) {
+        ts_store__rds_complete(o, TS_ESTORE, NULL);
         return;
     }
     const redisReply *rows = r->element[2];
@@ -1258,7 +973,7 @@ static void on_log_reply(rop_t *o, const redisReply *r) {
     for (size_t i = 0; i < n; i++) ts_buf_unref(ev[i].data);
     free(ev);
     (void)s;
-    complete(o, 0, NULL);
+    ts_store__rds_complete(o, 0, NULL);
 }
 
 static int r_log_append(void *self, ts_slice_t session, ts_buf_t *event, ts_store_seq_cb cb,
@@ -1371,7 +1086,7 @@ static uint64_t num(const redisReply *r) {
 static void on_hist_reply(rop_t *o, const redisReply *r) {
     if (o->kind == K_SESS) {
         if (r->type != REDIS_REPLY_ARRAY || r->elements != 7) {
-            complete(o, TS_ESTORE, NULL);
+            ts_store__rds_complete(o, TS_ESTORE, NULL);
             return;
         }
         const redisReply *sd = r->element[6];
@@ -1386,12 +1101,13 @@ static void on_hist_reply(rop_t *o, const redisReply *r) {
         if (o->cb.sess) o->cb.sess(0, &info, o->ud);
         o->cb.sess = NULL;
         ts_buf_unref(info.snap);
-        complete(o, 0, NULL);
+        ts_store__rds_complete(o, 0, NULL);
         return;
     }
     long long st;
-    if (r->type != REDIS_REPLY_ARRAY || r->elements != 6 || reply_int(r->element[0], &st)) {
-        complete(o, TS_ESTORE, NULL);
+    if (r->type != REDIS_REPLY_ARRAY || r->elements != 6 ||
+        ts_store__rds_reply_int(r->element[0], &st)) {
+        ts_store__rds_complete(o, TS_ESTORE, NULL);
         return;
     }
     static const int codes[] = {0, TS_EDUP, TS_ETOOOLD, TS_ESTALE, TS_ECONFLICT, TS_ESTORE};
@@ -1405,7 +1121,7 @@ static void on_hist_reply(rop_t *o, const redisReply *r) {
     if (o->cb.commit) o->cb.commit(rc, with ? &res : NULL, o->ud);
     o->cb.commit = NULL;
     ts_buf_unref(ev.data);
-    complete(o, 0, NULL);
+    ts_store__rds_complete(o, 0, NULL);
 }
 
 static int r_sess_get(void *self, ts_slice_t session, ts_store_sess_cb cb, void *ud) {
@@ -1435,8 +1151,9 @@ static void on_fence(rop_t *o, int status, const redisReply *r) {
     long long st, term = 0, exp;
     const char *verdict = "2"; /* unknown: the commit fails, its chain breaks */
     if (!status && r->type == REDIS_REPLY_ARRAY && r->elements == 4 &&
-        !reply_int(r->element[0], &st) && r->element[1]->type == REDIS_REPLY_STRING &&
-        !reply_int(r->element[2], &term) && !reply_int(r->element[3], &exp)) {
+        !ts_store__rds_reply_int(r->element[0], &st) && r->element[1]->type == REDIS_REPLY_STRING &&
+        !ts_store__rds_reply_int(r->element[2], &term) &&
+        !ts_store__rds_reply_int(r->element[3], &exp)) {
         /* ARGV[8] (argv[3 + 7]): the holder that must hold it; ARGV[7]: the term */
         int held = r->element[1]->len == c->argvlen[10] &&
                    memcmp(r->element[1]->str, c->argv[10], c->argvlen[10]) == 0 &&
@@ -1567,8 +1284,8 @@ const ts_store_ops_t ts_store_redis_ops = {
     .lease_release = r_lease_release,
     .lease_transfer = r_lease_transfer,
     .lease_get = r_lease_get,
-    .subscribe = r_subscribe,
-    .unsubscribe = r_unsubscribe,
-    .publish = r_publish,
-    .numsub = r_numsub,
+    .subscribe = ts_store__rds_subscribe,
+    .unsubscribe = ts_store__rds_unsubscribe,
+    .publish = ts_store__rds_publish,
+    .numsub = ts_store__rds_numsub,
 };
