@@ -69,66 +69,100 @@ static ts_adp_rmsg_format_t decode_vec(json_t *v, ts_adp_rmsg_t *m, uint8_t **by
 
 static int is_kind(const ts_adp_rmsg_t *m, ts_adp_rmsg_kind_t k) { return m->kind == k; }
 
+/* One golden vector, decoded: its name, its message, its format and Node's
+ * bytes (x->bytes[0..len)). */
+typedef struct vec {
+    json_t *v;
+    const char *name;
+    ts_adp_rmsg_t m;
+    ts_adp_rmsg_format_t f;
+    uint8_t *bytes;
+    size_t len;
+} vec_t;
+
+/* Calls check(x, ud) with every vector, decoded (and freed after). */
+static void each_vector(void (*check)(vec_t *x, void *ud), void *ud) {
+    json_t *vs = vectors();
+    for (size_t i = 0; i < json_array_size(vs); i++) {
+        vec_t x = {.v = json_array_get(vs, i)};
+        x.name = json_string_value(json_object_get(x.v, "name"));
+        x.f = decode_vec(x.v, &x.m, &x.bytes, &x.len);
+        check(&x, ud);
+        ts_adp_rmsg_clear(&x.m);
+        free(x.bytes);
+    }
+}
+
+/* Our message `what` for vector x (rc, err: its encoder's answer; w: cleared
+ * here) is Node's, on the same channel, byte for byte. */
+static void same_as_nodes(const vec_t *x, const char *what, int rc, const char *err,
+                          ts_adp_rmsg_wire_t *w) {
+    if (rc != 0) fail_msg("%s: %d %s", x->name, rc, err);
+    const char *ch = json_string_value(json_object_get(x->v, "channel"));
+    if (strcmp((const char *)w->channel->data, ch) != 0)
+        fail_msg("%s: channel %s, Node's %s", x->name, (const char *)w->channel->data, ch);
+    if (w->bytes->len != x->len || memcmp(w->bytes->data, x->bytes, x->len) != 0)
+        fail_msg("%s: our %s differs from Node's (%zu bytes, Node %zu: %.*s)", x->name, what,
+                 w->bytes->len, x->len, (int)w->bytes->len, (const char *)w->bytes->data);
+    ts_adp_rmsg_wire_clear(w);
+}
+
 /* ---- requests: what Node sent becomes what we act on ---- */
+
+static void request_from_node(vec_t *x, void *ud) {
+    size_t *seen = ud;
+    const char *name = x->name;
+    ts_adp_rmsg_t *m = &x->m;
+    ts_adp_req_t r;
+    int is = ts_adp_rreq_of(m, "not-the-sender", &r);
+    ts_adp_req_kind_t want;
+    int request = 1;
+    switch (m->kind) {
+    case TS_ADP_RMSG_FETCH_SOCKETS: want = TS_ADP_REQ_FETCH_SOCKETS; break;
+    case TS_ADP_RMSG_SOCKETS: want = TS_ADP_REQ_SOCKETS; break;
+    case TS_ADP_RMSG_ALL_ROOMS: want = TS_ADP_REQ_ALL_ROOMS; break;
+    case TS_ADP_RMSG_SOCKETS_JOIN: want = TS_ADP_REQ_SOCKETS_JOIN; break;
+    case TS_ADP_RMSG_SOCKETS_LEAVE: want = TS_ADP_REQ_SOCKETS_LEAVE; break;
+    case TS_ADP_RMSG_DISCONNECT_SOCKETS: want = TS_ADP_REQ_DISCONNECT_SOCKETS; break;
+    case TS_ADP_RMSG_SERVER_SIDE_EMIT: want = TS_ADP_REQ_SERVER_SIDE_EMIT; break;
+    case TS_ADP_RMSG_BROADCAST_WITH_ACK: want = TS_ADP_REQ_BROADCAST_ACK; break;
+    default: want = TS_ADP_REQ_KIND_COUNT; request = 0;
+    }
+    if (is != request) fail_msg("%s (%s): request %d, want %d", name,
+                                ts_adp_rmsg_kind_name(m->kind), is, request);
+    if (request) {
+        seen[want]++;
+        if (r.kind != want) fail_msg("%s: kind %s", name, ts_adp_req_kind_name(r.kind));
+        assert_string_equal(r.requester, m->uid);
+        assert_ptr_equal(r.nsp, m->nsp);
+        if (m->has_opts) {
+            assert_int_equal(r.nrooms, m->opts.rooms.n);
+            assert_int_equal(r.nexcept, m->opts.except.n);
+            assert_null(r.sid);
+        }
+        if (want == TS_ADP_REQ_SOCKETS_JOIN || want == TS_ADP_REQ_SOCKETS_LEAVE) {
+            assert_int_equal(r.nnames, m->rooms.n);
+            assert_true(r.nnames > 0);
+        }
+        /* answers are wanted exactly where Node answers */
+        int answered = want == TS_ADP_REQ_FETCH_SOCKETS || want == TS_ADP_REQ_SOCKETS ||
+                       want == TS_ADP_REQ_ALL_ROOMS || want == TS_ADP_REQ_BROADCAST_ACK ||
+                       (want == TS_ADP_REQ_SERVER_SIDE_EMIT && m->request_id) || r.sid;
+        if (!answered != !r.request_id)
+            fail_msg("%s: request_id %s", name, r.request_id ? r.request_id : "(none)");
+        if (want == TS_ADP_REQ_BROADCAST_ACK || want == TS_ADP_REQ_SERVER_SIDE_EMIT)
+            assert_true(json_is_array(r.data));
+        if (want == TS_ADP_REQ_BROADCAST_ACK && (m->opts.flags & TS_ADP_RMSG_F_TIMEOUT))
+            assert_int_equal(r.timeout_ms, m->opts.timeout_ms);
+        /* the sender's own request is not ours to act on */
+        assert_int_equal(ts_adp_rreq_of(m, m->uid, &r), 0);
+    }
+}
 
 static void test_requests_from_node(void **state) {
     (void)state;
     size_t seen[TS_ADP_REQ_KIND_COUNT] = {0};
-    json_t *vs = vectors();
-    for (size_t i = 0; i < json_array_size(vs); i++) {
-        json_t *v = json_array_get(vs, i);
-        const char *name = json_string_value(json_object_get(v, "name"));
-        ts_adp_rmsg_t m;
-        uint8_t *bytes;
-        size_t len;
-        decode_vec(v, &m, &bytes, &len);
-        ts_adp_req_t r;
-        int is = ts_adp_rreq_of(&m, "not-the-sender", &r);
-        ts_adp_req_kind_t want;
-        int request = 1;
-        switch (m.kind) {
-        case TS_ADP_RMSG_FETCH_SOCKETS: want = TS_ADP_REQ_FETCH_SOCKETS; break;
-        case TS_ADP_RMSG_SOCKETS: want = TS_ADP_REQ_SOCKETS; break;
-        case TS_ADP_RMSG_ALL_ROOMS: want = TS_ADP_REQ_ALL_ROOMS; break;
-        case TS_ADP_RMSG_SOCKETS_JOIN: want = TS_ADP_REQ_SOCKETS_JOIN; break;
-        case TS_ADP_RMSG_SOCKETS_LEAVE: want = TS_ADP_REQ_SOCKETS_LEAVE; break;
-        case TS_ADP_RMSG_DISCONNECT_SOCKETS: want = TS_ADP_REQ_DISCONNECT_SOCKETS; break;
-        case TS_ADP_RMSG_SERVER_SIDE_EMIT: want = TS_ADP_REQ_SERVER_SIDE_EMIT; break;
-        case TS_ADP_RMSG_BROADCAST_WITH_ACK: want = TS_ADP_REQ_BROADCAST_ACK; break;
-        default: want = TS_ADP_REQ_KIND_COUNT; request = 0;
-        }
-        if (is != request) fail_msg("%s (%s): request %d, want %d", name,
-                                    ts_adp_rmsg_kind_name(m.kind), is, request);
-        if (request) {
-            seen[want]++;
-            if (r.kind != want) fail_msg("%s: kind %s", name, ts_adp_req_kind_name(r.kind));
-            assert_string_equal(r.requester, m.uid);
-            assert_ptr_equal(r.nsp, m.nsp);
-            if (m.has_opts) {
-                assert_int_equal(r.nrooms, m.opts.rooms.n);
-                assert_int_equal(r.nexcept, m.opts.except.n);
-                assert_null(r.sid);
-            }
-            if (want == TS_ADP_REQ_SOCKETS_JOIN || want == TS_ADP_REQ_SOCKETS_LEAVE) {
-                assert_int_equal(r.nnames, m.rooms.n);
-                assert_true(r.nnames > 0);
-            }
-            /* answers are wanted exactly where Node answers */
-            int answered = want == TS_ADP_REQ_FETCH_SOCKETS || want == TS_ADP_REQ_SOCKETS ||
-                           want == TS_ADP_REQ_ALL_ROOMS || want == TS_ADP_REQ_BROADCAST_ACK ||
-                           (want == TS_ADP_REQ_SERVER_SIDE_EMIT && m.request_id) || r.sid;
-            if (!answered != !r.request_id)
-                fail_msg("%s: request_id %s", name, r.request_id ? r.request_id : "(none)");
-            if (want == TS_ADP_REQ_BROADCAST_ACK || want == TS_ADP_REQ_SERVER_SIDE_EMIT)
-                assert_true(json_is_array(r.data));
-            if (want == TS_ADP_REQ_BROADCAST_ACK && (m.opts.flags & TS_ADP_RMSG_F_TIMEOUT))
-                assert_int_equal(r.timeout_ms, m.opts.timeout_ms);
-            /* the sender's own request is not ours to act on */
-            assert_int_equal(ts_adp_rreq_of(&m, m.uid, &r), 0);
-        }
-        ts_adp_rmsg_clear(&m);
-        free(bytes);
-    }
+    each_vector(request_from_node, seen);
     for (size_t k = 0; k < TS_ADP_REQ_KIND_COUNT; k++)
         if (!seen[k]) fail_msg("no vector of request %s", ts_adp_req_kind_name((ts_adp_req_kind_t)k));
 }
@@ -141,111 +175,87 @@ static json_t *strs_json(const ts_adp_rmsg_strs_t *s) {
     return a;
 }
 
+static void answer_is_nodes(vec_t *x, void *ud) {
+    size_t *checked = ud;
+    ts_adp_rmsg_t *m = &x->m;
+    ts_adp_answer_t a = {.nsp = m->nsp, .request_id = m->request_id, .requester = m->to};
+    json_t *list = NULL;
+    int answer = 1;
+    if (is_kind(m, TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE)) {
+        a.kind = TS_ADP_REQ_FETCH_SOCKETS;
+        list = json_array();
+        for (size_t k = 0; k < m->nsockets; k++) {
+            json_t *s = json_pack("{s:s,s:O,s:o}", "id", m->sockets[k].id, "handshake",
+                                  m->sockets[k].handshake, "rooms",
+                                  strs_json(&m->sockets[k].rooms));
+            if (m->sockets[k].data) json_object_set(s, "data", m->sockets[k].data);
+            json_array_append_new(list, s);
+        }
+    } else if (is_kind(m, TS_ADP_RMSG_SOCKETS_RESPONSE) ||
+               is_kind(m, TS_ADP_RMSG_ALL_ROOMS_RESPONSE)) {
+        a.kind = is_kind(m, TS_ADP_RMSG_SOCKETS_RESPONSE) ? TS_ADP_REQ_SOCKETS
+                                                          : TS_ADP_REQ_ALL_ROOMS;
+        list = strs_json(&m->rooms);
+    } else if (is_kind(m, TS_ADP_RMSG_RESPONSE)) {
+        a.kind = TS_ADP_REQ_SOCKETS_JOIN;
+    } else if (is_kind(m, TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE)) {
+        a.kind = TS_ADP_REQ_SERVER_SIDE_EMIT;
+        a.data = m->data;
+    } else if (is_kind(m, TS_ADP_RMSG_BROADCAST_CLIENT_COUNT)) {
+        a.kind = TS_ADP_REQ_BROADCAST_ACK;
+        a.client_count = m->client_count;
+    } else if (is_kind(m, TS_ADP_RMSG_BROADCAST_ACK)) {
+        a.kind = TS_ADP_REQ_BROADCAST_ACK;
+        a.is_ack = 1;
+        a.data = m->data;
+    } else {
+        answer = 0;
+    }
+    if (answer) {
+        a.list = list;
+        a.attach = m->attach; /* binaries anywhere: socket data, ack values */
+        a.nattach = m->nattach;
+        ts_adp_rmsg_wire_t w;
+        char err[160];
+        /* a Node responder with publishOnSpecificResponseChannel names the requester */
+        ts_adp_rmsg_cfg_t cfg = {.specific_responses = x->f == TS_ADP_RMSG_CLASSIC && m->to};
+        int rc = ts_adp_rreq_encode_answer(&cfg, x->f, m->uid, &a, &w, err, sizeof err);
+        same_as_nodes(x, "answer", rc, err, &w);
+        (*checked)++;
+    }
+    json_decref(list);
+}
+
 static void test_answers_are_nodes_bytes(void **state) {
     (void)state;
     size_t checked = 0;
-    json_t *vs = vectors();
-    for (size_t i = 0; i < json_array_size(vs); i++) {
-        json_t *v = json_array_get(vs, i);
-        const char *name = json_string_value(json_object_get(v, "name"));
-        ts_adp_rmsg_t m;
-        uint8_t *bytes;
-        size_t len;
-        ts_adp_rmsg_format_t f = decode_vec(v, &m, &bytes, &len);
-        ts_adp_answer_t a = {.nsp = m.nsp, .request_id = m.request_id, .requester = m.to};
-        json_t *list = NULL;
-        int answer = 1;
-        if (is_kind(&m, TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE)) {
-            a.kind = TS_ADP_REQ_FETCH_SOCKETS;
-            list = json_array();
-            for (size_t k = 0; k < m.nsockets; k++) {
-                json_t *s = json_pack("{s:s,s:O,s:o}", "id", m.sockets[k].id, "handshake",
-                                      m.sockets[k].handshake, "rooms",
-                                      strs_json(&m.sockets[k].rooms));
-                if (m.sockets[k].data) json_object_set(s, "data", m.sockets[k].data);
-                json_array_append_new(list, s);
-            }
-        } else if (is_kind(&m, TS_ADP_RMSG_SOCKETS_RESPONSE) ||
-                   is_kind(&m, TS_ADP_RMSG_ALL_ROOMS_RESPONSE)) {
-            a.kind = is_kind(&m, TS_ADP_RMSG_SOCKETS_RESPONSE) ? TS_ADP_REQ_SOCKETS
-                                                               : TS_ADP_REQ_ALL_ROOMS;
-            list = strs_json(&m.rooms);
-        } else if (is_kind(&m, TS_ADP_RMSG_RESPONSE)) {
-            a.kind = TS_ADP_REQ_SOCKETS_JOIN;
-        } else if (is_kind(&m, TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE)) {
-            a.kind = TS_ADP_REQ_SERVER_SIDE_EMIT;
-            a.data = m.data;
-        } else if (is_kind(&m, TS_ADP_RMSG_BROADCAST_CLIENT_COUNT)) {
-            a.kind = TS_ADP_REQ_BROADCAST_ACK;
-            a.client_count = m.client_count;
-        } else if (is_kind(&m, TS_ADP_RMSG_BROADCAST_ACK)) {
-            a.kind = TS_ADP_REQ_BROADCAST_ACK;
-            a.is_ack = 1;
-            a.data = m.data;
-        } else {
-            answer = 0;
-        }
-        if (answer) {
-            a.list = list;
-            a.attach = m.attach; /* binaries anywhere: socket data, ack values */
-            a.nattach = m.nattach;
-            ts_adp_rmsg_wire_t w;
-            char err[160];
-            /* a Node responder with publishOnSpecificResponseChannel names the requester */
-            ts_adp_rmsg_cfg_t cfg = {.specific_responses = f == TS_ADP_RMSG_CLASSIC && m.to};
-            int rc = ts_adp_rreq_encode_answer(&cfg, f, m.uid, &a, &w, err, sizeof err);
-            if (rc != 0) fail_msg("%s: %d %s", name, rc, err);
-            const char *ch = json_string_value(json_object_get(v, "channel"));
-            if (strcmp((const char *)w.channel->data, ch) != 0)
-                fail_msg("%s: channel %s, Node's %s", name, (const char *)w.channel->data, ch);
-            if (w.bytes->len != len || memcmp(w.bytes->data, bytes, len) != 0)
-                fail_msg("%s: our answer differs from Node's (%zu bytes, Node %zu: %.*s)", name,
-                         w.bytes->len, len, (int)w.bytes->len, (const char *)w.bytes->data);
-            ts_adp_rmsg_wire_clear(&w);
-            checked++;
-        }
-        json_decref(list);
-        ts_adp_rmsg_clear(&m);
-        free(bytes);
-    }
+    each_vector(answer_is_nodes, &checked);
     assert_true(checked >= 10);
 }
 
 /* ---- requests of ours: Node's bytes too ---- */
 
+static void request_is_nodes(vec_t *x, void *ud) {
+    size_t (*seen)[TS_ADP_REQ_KIND_COUNT] = ud;
+    ts_adp_rmsg_t *m = &x->m;
+    ts_adp_req_t r;
+    /* the kinds this node sends, in their current (not one-socket) form */
+    if (ts_adp_rreq_of(m, "not-the-sender", &r) && !r.sid &&
+        (r.kind == TS_ADP_REQ_FETCH_SOCKETS || r.kind == TS_ADP_REQ_SOCKETS_JOIN ||
+         r.kind == TS_ADP_REQ_SOCKETS_LEAVE || r.kind == TS_ADP_REQ_DISCONNECT_SOCKETS ||
+         r.kind == TS_ADP_REQ_SERVER_SIDE_EMIT)) {
+        ts_adp_rmsg_wire_t w;
+        char err[160];
+        int rc = ts_adp_rreq_encode_request(NULL, x->f, m->uid, &r, &w, err, sizeof err);
+        same_as_nodes(x, "request", rc, err, &w);
+        seen[x->f][r.kind]++;
+    }
+}
+
 static void test_requests_are_nodes_bytes(void **state) {
     (void)state;
     size_t seen[2][TS_ADP_REQ_KIND_COUNT] = {{0}};
-    json_t *vs = vectors();
-    for (size_t i = 0; i < json_array_size(vs); i++) {
-        json_t *v = json_array_get(vs, i);
-        const char *name = json_string_value(json_object_get(v, "name"));
-        ts_adp_rmsg_t m;
-        uint8_t *bytes;
-        size_t len;
-        ts_adp_rmsg_format_t f = decode_vec(v, &m, &bytes, &len);
-        ts_adp_req_t r;
-        /* the kinds this node sends, in their current (not one-socket) form */
-        if (ts_adp_rreq_of(&m, "not-the-sender", &r) && !r.sid &&
-            (r.kind == TS_ADP_REQ_FETCH_SOCKETS || r.kind == TS_ADP_REQ_SOCKETS_JOIN ||
-             r.kind == TS_ADP_REQ_SOCKETS_LEAVE || r.kind == TS_ADP_REQ_DISCONNECT_SOCKETS ||
-             r.kind == TS_ADP_REQ_SERVER_SIDE_EMIT)) {
-            ts_adp_rmsg_wire_t w;
-            char err[160];
-            int rc = ts_adp_rreq_encode_request(NULL, f, m.uid, &r, &w, err, sizeof err);
-            if (rc != 0) fail_msg("%s: %d %s", name, rc, err);
-            const char *ch = json_string_value(json_object_get(v, "channel"));
-            if (strcmp((const char *)w.channel->data, ch) != 0)
-                fail_msg("%s: channel %s, Node's %s", name, (const char *)w.channel->data, ch);
-            if (w.bytes->len != len || memcmp(w.bytes->data, bytes, len) != 0)
-                fail_msg("%s: our request differs from Node's (%zu bytes, Node %zu: %.*s)", name,
-                         w.bytes->len, len, (int)w.bytes->len, (const char *)w.bytes->data);
-            ts_adp_rmsg_wire_clear(&w);
-            seen[f][r.kind]++;
-        }
-        ts_adp_rmsg_clear(&m);
-        free(bytes);
-    }
+    each_vector(request_is_nodes, seen);
     const ts_adp_req_kind_t kinds[] = {TS_ADP_REQ_FETCH_SOCKETS, TS_ADP_REQ_SOCKETS_JOIN,
                                        TS_ADP_REQ_SOCKETS_LEAVE, TS_ADP_REQ_DISCONNECT_SOCKETS,
                                        TS_ADP_REQ_SERVER_SIDE_EMIT};
@@ -285,50 +295,46 @@ static void test_requests_we_do_not_make(void **state) {
 
 /* ---- answers to requests of ours ---- */
 
+static void collect_nodes_answer(vec_t *x, void *ud) {
+    size_t *counted = ud;
+    const char *name = x->name;
+    ts_adp_rmsg_t *m = &x->m;
+    ts_adp_result_t fetch = {0}, emit = {0};
+    int f = ts_adp_rreq_collect(&fetch, TS_ADP_REQ_FETCH_SOCKETS, m);
+    int e = ts_adp_rreq_collect(&emit, TS_ADP_REQ_SERVER_SIDE_EMIT, m);
+    if (f != is_kind(m, TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE) ||
+        e != is_kind(m, TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE))
+        fail_msg("%s (%s): counted %d for fetchSockets, %d for serverSideEmit", name,
+                 ts_adp_rmsg_kind_name(m->kind), f, e);
+    if (f) {
+        assert_int_equal(fetch.answered, 1);
+        assert_int_equal(json_array_size(fetch.sockets), m->nsockets);
+        for (size_t k = 0; k < m->nsockets; k++) {
+            json_t *s = json_array_get(fetch.sockets, k);
+            assert_string_equal(json_string_value(json_object_get(s, "id")), m->sockets[k].id);
+            assert_int_equal(json_array_size(json_object_get(s, "rooms")),
+                             m->sockets[k].rooms.n);
+            assert_int_equal(!json_object_get(s, "handshake"), !m->sockets[k].handshake);
+            assert_int_equal(!json_object_get(s, "data"), !m->sockets[k].data);
+        }
+        counted[0]++;
+    }
+    if (e) {
+        assert_int_equal(emit.answered, 1);
+        assert_int_equal(json_array_size(emit.answers), 1);
+        assert_int_equal(json_is_null(json_array_get(emit.answers, 0)), !m->data);
+        counted[1]++;
+    }
+    if (!f) assert_null(fetch.sockets);
+    if (!e) assert_null(emit.answers);
+    json_decref(fetch.sockets);
+    json_decref(emit.answers);
+}
+
 static void test_collect_nodes_answers(void **state) {
     (void)state;
     size_t counted[2] = {0};
-    json_t *vs = vectors();
-    for (size_t i = 0; i < json_array_size(vs); i++) {
-        json_t *v = json_array_get(vs, i);
-        const char *name = json_string_value(json_object_get(v, "name"));
-        ts_adp_rmsg_t m;
-        uint8_t *bytes;
-        size_t len;
-        decode_vec(v, &m, &bytes, &len);
-        ts_adp_result_t fetch = {0}, emit = {0};
-        int f = ts_adp_rreq_collect(&fetch, TS_ADP_REQ_FETCH_SOCKETS, &m);
-        int e = ts_adp_rreq_collect(&emit, TS_ADP_REQ_SERVER_SIDE_EMIT, &m);
-        if (f != is_kind(&m, TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE) ||
-            e != is_kind(&m, TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE))
-            fail_msg("%s (%s): counted %d for fetchSockets, %d for serverSideEmit", name,
-                     ts_adp_rmsg_kind_name(m.kind), f, e);
-        if (f) {
-            assert_int_equal(fetch.answered, 1);
-            assert_int_equal(json_array_size(fetch.sockets), m.nsockets);
-            for (size_t k = 0; k < m.nsockets; k++) {
-                json_t *s = json_array_get(fetch.sockets, k);
-                assert_string_equal(json_string_value(json_object_get(s, "id")), m.sockets[k].id);
-                assert_int_equal(json_array_size(json_object_get(s, "rooms")),
-                                 m.sockets[k].rooms.n);
-                assert_int_equal(!json_object_get(s, "handshake"), !m.sockets[k].handshake);
-                assert_int_equal(!json_object_get(s, "data"), !m.sockets[k].data);
-            }
-            counted[0]++;
-        }
-        if (e) {
-            assert_int_equal(emit.answered, 1);
-            assert_int_equal(json_array_size(emit.answers), 1);
-            assert_int_equal(json_is_null(json_array_get(emit.answers, 0)), !m.data);
-            counted[1]++;
-        }
-        if (!f) assert_null(fetch.sockets);
-        if (!e) assert_null(emit.answers);
-        json_decref(fetch.sockets);
-        json_decref(emit.answers);
-        ts_adp_rmsg_clear(&m);
-        free(bytes);
-    }
+    each_vector(collect_nodes_answer, counted);
     assert_true(counted[0] >= 2); /* both formats */
     assert_true(counted[1] >= 2);
 }
