@@ -1,7 +1,7 @@
 /* test_idmap.c - the one-word-slot map of objects keyed by their own ids:
  * insert, replace, delete with tombstones, growth, iteration with removal,
- * string keys (klen 0), and that it agrees with a plain array under random
- * churn. */
+ * string keys (klen 0), keys found by a function (init_fn), and that it
+ * agrees with a plain array under random churn. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -169,6 +169,92 @@ static void tombstones_do_not_leak_capacity(void **state) {
     free(objs);
 }
 
+/* init_fn: keys of any length anywhere in the object, found by a function
+ * (a registry entry's ids, one after another without separators); keys
+ * that are prefixes of each other are different, the same key in another
+ * object replaces, and growth rehashes through the function. */
+typedef struct rec {
+    unsigned char alen, blen; /* the key is b: after a, blen bytes */
+    char mem[40];
+} rec_t;
+
+static ts_slice_t rec_key(const void *o) {
+    const rec_t *r = o;
+    return ts_slice(r->mem + r->alen, r->blen);
+}
+
+static rec_t *rec_new(const char *a, const char *b) {
+    rec_t *r = calloc(1, sizeof *r);
+    r->alen = (unsigned char)strlen(a);
+    r->blen = (unsigned char)strlen(b);
+    memcpy(r->mem, a, r->alen);
+    memcpy(r->mem + r->alen, b, r->blen); /* no NUL after b: the length ends it */
+    r->mem[r->alen + r->blen] = 'x';
+    return r;
+}
+
+static void key_function(void **state) {
+    (void)state;
+    ts_idmap_t m;
+    ts_idmap_init_fn(&m, rec_key);
+    rec_t *v[300];
+    char b[32];
+    for (int i = 0; i < 300; i++) {
+        snprintf(b, sizeof b, "k%d", i);
+        v[i] = rec_new(i % 2 ? "odd-prefix" : "p", b);
+        assert_null(ts_idmap_put(&m, v[i]));
+    }
+    assert_int_equal(m.count, 300);
+    for (int i = 0; i < 300; i++) {
+        snprintf(b, sizeof b, "k%d", i);
+        assert_ptr_equal(ts_idmap_get_n(&m, b, strlen(b)), v[i]);
+    }
+    assert_ptr_equal(ts_idmap_get_n(&m, "k1", 2), v[1]);
+    assert_ptr_equal(ts_idmap_get_n(&m, "k10", 3), v[10]); /* "k1" is a prefix of it */
+    assert_null(ts_idmap_get_n(&m, "k1x", 3));
+    assert_null(ts_idmap_get_n(&m, "k", 1));
+    assert_null(ts_idmap_get_n(&m, "", 0));
+    rec_t *again = rec_new("other", "k7"); /* the same key in another object */
+    assert_ptr_equal(ts_idmap_put(&m, again), v[7]);
+    assert_int_equal(m.count, 300);
+    assert_ptr_equal(ts_idmap_get_n(&m, "k7", 2), again);
+    assert_ptr_equal(ts_idmap_del_n(&m, "k7", 2), again);
+    assert_null(ts_idmap_del_n(&m, "k7", 2));
+    assert_null(ts_idmap_get_n(&m, "k7", 2));
+    assert_int_equal(m.count, 299);
+    size_t it = 0, n = 0;
+    void *o;
+    while (ts_idmap_next(&m, &it, &o)) n++;
+    assert_int_equal(n, 299);
+    ts_idmap_deinit(&m);
+    for (int i = 0; i < 300; i++) free(v[i]);
+    free(again);
+}
+
+/* get_n / del_n on the other kinds of map: a fixed-length key of another
+ * length is absent; a string key is matched whole. */
+static void lengths_on_other_maps(void **state) {
+    (void)state;
+    ts_idmap_t m;
+    ts_idmap_init(&m, offsetof(obj_t, id), KLEN);
+    obj_t a = {0};
+    set_id(&a, 5);
+    ts_idmap_put(&m, &a);
+    assert_ptr_equal(ts_idmap_get_n(&m, a.id, KLEN), &a);
+    assert_null(ts_idmap_get_n(&m, a.id, KLEN - 1));
+    assert_null(ts_idmap_del_n(&m, a.id, KLEN + 1));
+    assert_ptr_equal(ts_idmap_del_n(&m, a.id, KLEN), &a);
+    ts_idmap_deinit(&m);
+    ts_idmap_init(&m, offsetof(named_t, name), 0);
+    named_t *r = named_new("room/1");
+    ts_idmap_put(&m, r);
+    assert_ptr_equal(ts_idmap_get_n(&m, "room/1zz", 6), r);
+    assert_null(ts_idmap_get_n(&m, "room/", 5));
+    assert_null(ts_idmap_get_n(&m, "room/12", 7));
+    ts_idmap_deinit(&m);
+    free(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(put_get_del),
@@ -176,6 +262,8 @@ int main(void) {
         cmocka_unit_test(churn_matches_shadow),
         cmocka_unit_test(iterate_and_remove),
         cmocka_unit_test(tombstones_do_not_leak_capacity),
+        cmocka_unit_test(key_function),
+        cmocka_unit_test(lengths_on_other_maps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
