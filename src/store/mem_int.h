@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <uv.h>
 
+#include "core/ts_idmap.h"
 #include "core/ts_list.h"
 #include "core/ts_map.h"
 #include "store/store_int.h"
@@ -174,7 +175,7 @@ struct mem_store {
     void *expire_ud;
     ts_store_cfg_t lim; /* bounds with defaults applied */
     ts_store_sql_t *sql; /* NULL = memory only */
-    ts_map_t regs, idx[3];
+    ts_idmap_t regs, idx[3]; /* registry: entries, and their first entry by session, user, device */
     struct mem_reg **heap;
     size_t heap_n, heap_cap;
     ts_map_t sessions;

@@ -29,29 +29,25 @@
 #define KEY_SEP '\x1f' /* ids never contain control characters */
 #define KEY_MAX (3 * TS_STORE_ID_MAX + 2)
 
-/* Secondary index bucket: every entry of one session, user or device. */
-typedef struct bucket {
-    ts_list_t head;
-    size_t n;
-    size_t klen;
-    char key[];
-} bucket_t;
-
 /* One registry entry, one allocation. Its fields are found from lengths
- * (reg_view) rather than kept as slices: 104 bytes less per tab, the
- * largest single item of an idle tab's memory (issue #13). */
-enum { R_SESSION, R_DEVICE, R_TAB, R_USER, R_NODE, R_NLENS };
-typedef struct mem_reg {
+ * (reg_view) rather than kept as slices, and it is found through four
+ * ts_idmap tables of one word per slot that read their keys inside it (the
+ * whole key; the session, user and device ids). An index's slot points to
+ * the first entry of its id; the others follow it in a list through the
+ * entries themselves, so an id costs no object of its own (issue #13: the
+ * registry was the largest item of an idle tab's memory). */
+enum { R_SESSION, R_DEVICE, R_TAB, R_USER, R_NODE, R_DATA, R_NLENS };
+typedef struct mem_reg mem_reg_t;
+struct mem_reg {
     uint64_t exp;             /* monotonic ms */
     uint32_t hidx;            /* position in the expiry heap */
-    uint32_t dlen;            /* data's bytes (after the node in mem) */
-    uint16_t len[R_NLENS];    /* ids' bytes (each <= TS_STORE_ID_MAX) */
-    ts_list_t link[3];        /* by session, user, device */
-    bucket_t *bucket[3];
+    uint16_t len[R_NLENS];    /* ids' and data's bytes (<= TS_STORE_ID_MAX, REG_DATA_MAX) */
+    mem_reg_t *next[3];       /* by session, user, device: the next entry of the id, or NULL */
+    mem_reg_t *prev[3];       /* the one before; the first entry's is the last (O(1) append) */
     char mem[];               /* the key (session SEP device SEP tab), user, node, data */
-} mem_reg_t;
+};
 _Static_assert(TS_STORE_ID_MAX <= UINT16_MAX, "an id's length fits mem_reg_t.len");
-_Static_assert(TS_STORE_REG_DATA_MAX <= UINT32_MAX, "data's length fits mem_reg_t.dlen");
+_Static_assert(TS_STORE_REG_DATA_MAX <= UINT16_MAX, "data's length fits mem_reg_t.len");
 
 /* ---------------------------------------------------------------- clock */
 
@@ -133,7 +129,7 @@ static ts_store_reg_t reg_view(const mem_reg_t *r) {
     p += r->len[R_USER];
     e.node = ts_slice(p, r->len[R_NODE]);
     p += r->len[R_NODE];
-    e.data = ts_slice(p, r->dlen);
+    e.data = ts_slice(p, r->len[R_DATA]);
     return e;
 }
 
@@ -144,36 +140,66 @@ static ts_slice_t idx_id(const mem_reg_t *r, int by) {
                                      : e.key.device;
 }
 
+/* The keys of the four tables, read in the entry. */
+static ts_slice_t key_whole(const void *o) {
+    const mem_reg_t *r = o;
+    return ts_slice(r->mem, reg_klen(r));
+}
+static ts_slice_t key_session(const void *o) { return idx_id(o, TS_STORE_BY_SESSION); }
+static ts_slice_t key_user(const void *o) { return idx_id(o, TS_STORE_BY_USER); }
+static ts_slice_t key_device(const void *o) { return idx_id(o, TS_STORE_BY_DEVICE); }
+
+static void reg_tables_init(mem_t *m) {
+    ts_idmap_init_fn(&m->regs, key_whole);
+    ts_idmap_init_fn(&m->idx[TS_STORE_BY_SESSION], key_session);
+    ts_idmap_init_fn(&m->idx[TS_STORE_BY_USER], key_user);
+    ts_idmap_init_fn(&m->idx[TS_STORE_BY_DEVICE], key_device);
+}
+
+/* The first entry of an id in index `by`, or NULL. */
+static mem_reg_t *idx_first(const mem_t *m, int by, ts_slice_t id) {
+    return ts_idmap_get_n(&m->idx[by], (const char *)id.p, id.len);
+}
+
 static void reg_unlink(mem_t *m, mem_reg_t *r) {
-    ts_map_del(&m->regs, r->mem, reg_klen(r));
+    ts_idmap_del_n(&m->regs, r->mem, reg_klen(r));
     heap_remove(m, r);
     for (int by = 0; by < 3; by++) {
-        bucket_t *b = r->bucket[by];
-        ts_list_remove(&r->link[by]);
-        if (--b->n == 0) {
-            ts_map_del(&m->idx[by], b->key, b->klen);
-            free(b);
+        ts_slice_t id = idx_id(r, by);
+        mem_reg_t *first = idx_first(m, by, id), *next = r->next[by];
+        ts_assert(first != NULL);
+        if (first == r) {
+            if (next) {
+                next->prev[by] = r->prev[by];
+                ts_idmap_put(&m->idx[by], next); /* the same id: takes r's slot */
+            } else {
+                ts_idmap_del_n(&m->idx[by], (const char *)id.p, id.len);
+            }
+        } else {
+            r->prev[by]->next[by] = next;
+            if (next)
+                next->prev[by] = r->prev[by];
+            else
+                first->prev[by] = r->prev[by];
         }
+        r->next[by] = r->prev[by] = NULL;
     }
 }
 
 static void reg_link(mem_t *m, mem_reg_t *r) {
-    ts_map_put(&m->regs, r->mem, reg_klen(r), r);
+    ts_idmap_put(&m->regs, r);
     heap_push(m, r);
     for (int by = 0; by < 3; by++) {
-        ts_slice_t id = idx_id(r, by);
-        bucket_t *b = ts_map_get(&m->idx[by], (const char *)id.p, id.len);
-        if (!b) {
-            b = ts_xmalloc(sizeof *b + id.len);
-            ts_list_init(&b->head);
-            b->n = 0;
-            b->klen = id.len;
-            memcpy(b->key, id.p, id.len);
-            ts_map_put(&m->idx[by], b->key, b->klen, b);
+        mem_reg_t *first = idx_first(m, by, idx_id(r, by));
+        r->next[by] = NULL;
+        if (!first) {
+            r->prev[by] = r;
+            ts_idmap_put(&m->idx[by], r);
+        } else { /* after the last, as before */
+            r->prev[by] = first->prev[by];
+            first->prev[by]->next[by] = r;
+            first->prev[by] = r;
         }
-        ts_list_insert_tail(&b->head, &r->link[by]);
-        b->n++;
-        r->bucket[by] = b;
     }
 }
 
@@ -196,16 +222,14 @@ static mem_reg_t *reg_new(const ts_slice_t *s, uint64_t exp) {
         n += s[i].len;
     }
     for (int i = 0; i < R_NLENS; i++) r->len[i] = (uint16_t)s[i].len;
-    r->dlen = (uint32_t)s[5].len;
     r->exp = exp;
-    for (int by = 0; by < 3; by++) ts_list_init(&r->link[by]);
     return r;
 }
 
 static mem_reg_t *reg_find(mem_t *m, const ts_slice_t *s) {
     char key[KEY_MAX];
     size_t n = make_key(key, s[0], s[1], s[2]);
-    return ts_map_get(&m->regs, key, n);
+    return ts_idmap_get_n(&m->regs, key, n);
 }
 
 static int exec_reg_put(mem_t *m, mem_op_t *op) {
@@ -240,15 +264,14 @@ static int exec_reg_remove(mem_t *m, mem_op_t *op) {
 }
 
 void ts_store__mem_read_reg(mem_t *m, mem_op_t *op) {
-    bucket_t *b = ts_map_get(&m->idx[op->by], (const char *)op->s[0].p, op->s[0].len);
+    mem_reg_t *first = idx_first(m, op->by, op->s[0]);
     ts_store_reg_t *arr = NULL;
-    size_t n = 0;
-    if (b) {
+    size_t n = 0, all = 0;
+    for (mem_reg_t *r = first; r; r = r->next[op->by]) all++;
+    if (all) {
         uint64_t now = now_ms();
-        arr = ts_xmalloc(b->n * sizeof *arr);
-        ts_list_t *it, *tmp;
-        TS_LIST_FOREACH_SAFE(it, tmp, &b->head) {
-            mem_reg_t *r = TS_CONTAINER_OF(it, mem_reg_t, link[op->by]);
+        arr = ts_xmalloc(all * sizeof *arr);
+        for (mem_reg_t *r = first; r; r = r->next[op->by]) {
             if (r->exp <= now) continue;
             arr[n] = reg_view(r);
             arr[n].expires_at = wall_of(r->exp, now);
@@ -794,18 +817,18 @@ static void on_sweep(uv_timer_t *t) {
 static void free_all(mem_t *m) {
     if (m->batch_open) ts_store__mem_batch_commit(m); /* retention's, if any */
     size_t it = 0;
-    ts_map_entry_t *e;
-    while (ts_map_next(&m->regs, &it, &e)) {
-        mem_reg_t *r = e->val;
-        reg_unlink(m, r);
-        free(r);
+    void *o;
+    while (ts_idmap_next(&m->regs, &it, &o)) {
+        reg_unlink(m, o);
+        free(o);
     }
     it = 0;
+    ts_map_entry_t *e;
     while (ts_map_next(&m->sessions, &it, &e)) ts_store__mem_sess_evict(m, e->val);
     it = 0;
     while (ts_map_next(&m->leases, &it, &e)) ts_store__mem_lease_forget(m, e->val);
-    ts_map_deinit(&m->regs);
-    for (int by = 0; by < 3; by++) ts_map_deinit(&m->idx[by]);
+    ts_idmap_deinit(&m->regs);
+    for (int by = 0; by < 3; by++) ts_idmap_deinit(&m->idx[by]);
     ts_map_deinit(&m->sessions);
     ts_map_deinit(&m->leases);
     ts_assert(m->chans.count == 0); /* every door took its subscriptions along */
@@ -919,6 +942,7 @@ static int mem_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, cha
         return TS_EINVAL;
     }
     mem_t *m = ts_xcalloc(1, sizeof *m);
+    reg_tables_init(m);
     m->lim = *cfg;
     m->lim.sqlite_path = m->lim.redis_url = NULL; /* not kept: borrowed */
     DEFAULT(sweep_ms, 1000);

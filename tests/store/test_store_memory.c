@@ -679,6 +679,92 @@ static void m_registry_bound(void **state) {
     sc_close(&t);
 }
 
+/* The registry's three indexes keep no object per id: an id's first entry
+ * is in the index, the others follow it through the entries. Random puts,
+ * replacements (which may move an entry to another user), removals and
+ * expiries of 16 keys against a model: after each step every id of every
+ * index lists exactly its live entries, in the order they were put. */
+typedef struct reg_model {
+    int live, sess, dev, tab, user;
+    unsigned order; /* when it was (last) put */
+} reg_model_t;
+
+static void reg_model_check(sc_t *t, const reg_model_t *mdl, size_t n) {
+    static const char *const names[3][4] = {
+        {"s0", "s1", NULL, NULL}, {"u0", "u1", "u2", NULL}, {"d0", "d1", NULL, NULL}};
+    for (int by = 0; by < 3; by++) {
+        for (int id = 0; id < 4 && names[by][id]; id++) {
+            /* the model's entries of this id, oldest first */
+            const reg_model_t *want[16];
+            size_t nw = 0;
+            for (size_t i = 0; i < n; i++) {
+                const reg_model_t *e = &mdl[i];
+                int of = by == TS_STORE_BY_SESSION ? e->sess
+                         : by == TS_STORE_BY_USER  ? e->user
+                                                   : e->dev;
+                if (!e->live || of != id) continue;
+                size_t j = nw++;
+                for (; j > 0 && want[j - 1]->order > e->order; j--) want[j] = want[j - 1];
+                want[j] = e;
+            }
+            sc_res_t r;
+            assert_ts_err(sc_list(t, (ts_store_by_t)by, names[by][id], &r), 0);
+            assert_int_equal(r.n, nw);
+            for (size_t i = 0; i < nw; i++) {
+                char tab[8];
+                snprintf(tab, sizeof tab, "t%d", want[i]->tab);
+                assert_string_equal(r.regs[i].session, names[0][want[i]->sess]);
+                assert_string_equal(r.regs[i].device, names[2][want[i]->dev]);
+                assert_string_equal(r.regs[i].tab, tab);
+                assert_string_equal(r.regs[i].user, names[1][want[i]->user]);
+            }
+        }
+    }
+}
+
+static void m_registry_indexes(void **state) {
+    sc_t t;
+    sc_open(&t, *state, sc_patch_fast_sweep);
+    reg_model_t mdl[16] = {{0}}; /* key = sess * 8 + dev * 4 + tab */
+    unsigned order = 0, seed = 12345;
+    int expired = 0;
+    for (int step = 0; step < 400; step++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned k = (seed >> 8) % 16, what = (seed >> 16) % 10;
+        reg_model_t *e = &mdl[k];
+        int sess = (int)(k / 8), dev = (int)(k / 4 % 2), tab = (int)(k % 4);
+        char s[4], d[4], tb[4], u[4];
+        snprintf(s, sizeof s, "s%d", sess);
+        snprintf(d, sizeof d, "d%d", dev);
+        snprintf(tb, sizeof tb, "t%d", tab);
+        if (what < 6) { /* put or replace, perhaps for another user */
+            int user = (int)((seed >> 20) % 3);
+            snprintf(u, sizeof u, "u%d", user);
+            assert_ts_err(sc_put(&t, s, u, d, tb, "{}", 60000), 0);
+            *e = (reg_model_t){1, sess, dev, tab, user, order++};
+        } else if (what < 9) {
+            assert_ts_err(sc_remove(&t, s, d, tb), e->live ? 0 : TS_ENOTFOUND);
+            e->live = 0;
+        } else { /* a few short-lived ones, then wait for the sweep */
+            for (int i = 0; i < 3; i++) {
+                reg_model_t *x = &mdl[(k + (unsigned)i * 5) % 16];
+                int xk = (int)((k + (unsigned)i * 5) % 16);
+                snprintf(s, sizeof s, "s%d", xk / 8);
+                snprintf(d, sizeof d, "d%d", xk / 4 % 2);
+                snprintf(tb, sizeof tb, "t%d", xk % 4);
+                assert_ts_err(sc_put(&t, s, "u1", d, tb, "", 30), 0);
+                x->live = 0;
+                expired++;
+            }
+            uint64_t deadline = ts_now_ms() + 3000;
+            while (t.expired < expired && ts_now_ms() < deadline) sc_sleep(&t, 10);
+            assert_int_equal(t.expired, expired);
+        }
+        reg_model_check(&t, mdl, 16);
+    }
+    sc_close(&t);
+}
+
 static void patch_two_leases(ts_store_cfg_t *c) { c->leases_max = 2; }
 
 static void m_lease_bound_memory(void **state) {
@@ -1148,6 +1234,7 @@ int main(void) {
         SC_T(m_tail_bound_memory, &env_mem),      SC_T(m_uncovered_budget_memory, &env_mem),
         SC_T(m_session_bound_memory, &env_mem),   SC_T(m_byte_budget_memory, &env_mem),
         SC_T(m_registry_bound, &env_mem),         SC_T(m_lease_bound_memory, &env_mem),
+        SC_T(m_registry_indexes, &env_mem),
         SC_T(m_restart_epoch_memory, &env_mem),   SC_T(m_perf, &env_mem),
         SC_T(m_doors, &env_mem),
     };
