@@ -15,6 +15,7 @@
  * reloaded (snapshot + fold of the tail) and the changes that hit the
  * condition are computed again. */
 #include <inttypes.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,35 +43,44 @@
 
 typedef enum { H_NEW, H_LOADING, H_READY } hist_phase_t;
 
-struct sess_hist {
-    ts_sess_t *sess;
-    ts_list_t lru;          /* in sess->hist_lru, least recently used first */
-    hist_phase_t phase;
-    int dirty;              /* may be behind the store: reload before computing */
-    int snap_pending;       /* a snap_put is in flight */
-    uint64_t epoch, last_seq, trimmed, snap_seq;
-    uint64_t ver;           /* committed state version of `st` between batches */
+/* What a cache needs once its session is written to: the batch machinery
+ * (queue, retries, resyncs waiting for the batch's end, the commit chain)
+ * and the exactly-once memory. Made at the first change (or publish that
+ * must wait its turn, or mutation seen applied: hist_work), freed with the
+ * cache; a session that is only read (a tab's welcome) never has one
+ * (issue #13: 136 of the cache's 280 bytes). */
+typedef struct hist_work {
     uint64_t spec_ver;      /* ver plus the batch in flight */
-    uint64_t known_seq;     /* between batches, `st` is the state as of this seq */
-    uint64_t used_at;       /* loop ms */
-    ts_sess_state_t *st;    /* NULL until loaded */
-    sess_lowprio_t *lp;     /* presence/telemetry throttling (coalesce.c); NULL if none */
-    ts_list_t waiters;      /* hist_wait_t: run once ready (or failed) */
-    ts_list_t queue;        /* hist_item_t not yet committed, in arrival order */
-    ts_list_t retry;        /* items that hit the condition, to compute again */
-    ts_list_t resyncs;      /* sync_req_t waiting for the end of the batch */
+    uint64_t chain;         /* the batch in flight's commit chain (ts_store_commit_t) */
     size_t inflight;        /* commits issued and not called back */
     int chain_broken;       /* a commit of the batch in flight failed: the later ones
                              * conflict because of it, not because of others */
     int batch_failed;       /* a commit of the batch in flight did not apply: what
                              * was computed after it saw a state that never was */
-    uint64_t chain;         /* the batch in flight's commit chain (ts_store_commit_t) */
+    ts_list_t queue;        /* hist_item_t not yet committed, in arrival order */
+    ts_list_t retry;        /* items that hit the condition, to compute again */
+    ts_list_t resyncs;      /* sync_req_t waiting for the end of the batch */
     ts_map_t applied;       /* "client\x1fmut" -> seq: mutations known applied */
     char **applied_keys;    /* their keys, oldest first (a ring of APPLIED_MAX) */
     size_t applied_head, applied_n;
-    size_t ops;             /* store calls outstanding (keeps it from eviction) */
-    size_t klen;
-    char key[];             /* "<user>/<session>" */
+} hist_work_t;
+
+struct sess_hist {
+    ts_sess_t *sess;
+    ts_list_t lru;          /* in sess->hist_lru, least recently used first */
+    uint8_t phase;          /* hist_phase_t */
+    uint8_t dirty;          /* may be behind the store: reload before computing */
+    uint8_t snap_pending;   /* a snap_put is in flight */
+    uint32_t ops;           /* store calls outstanding (keeps it from eviction) */
+    uint64_t epoch, last_seq, trimmed, snap_seq;
+    uint64_t ver;           /* committed state version of `st` between batches */
+    uint64_t known_seq;     /* between batches, `st` is the state as of this seq */
+    uint64_t used_at;       /* loop ms */
+    ts_sess_state_t *st;    /* NULL until loaded */
+    sess_lowprio_t *lp;     /* presence/telemetry throttling (coalesce.c); NULL if none */
+    ts_list_t waiters;      /* hist_wait_t: run once ready (or failed) */
+    hist_work_t *w;         /* owned; NULL until the session is written to */
+    char key[];             /* "<user>/<session>", NUL-terminated (the key in sess->hists) */
 };
 
 /* ---- replies: one ack for a message of one or many items ---- */
@@ -346,21 +356,18 @@ static void batch_end(sess_hist_t *h);
 
 /* ---- the cache ---- */
 
-static sess_hist_t *hist_get(ts_sess_t *sess, const char *key, size_t klen, int create) {
-    sess_hist_t *h = ts_map_get(&sess->hists, key, klen);
+static sess_hist_t *hist_get(ts_sess_t *sess, const char *key, int create) {
+    sess_hist_t *h = ts_idmap_get(&sess->hists, key);
     if (h) {
         ts_list_remove(&h->lru);
         ts_list_insert_tail(&sess->hist_lru, &h->lru);
     } else if (create) {
+        size_t klen = strlen(key);
         h = ts_xcalloc(1, sizeof *h + klen + 1);
         h->sess = sess;
-        h->klen = klen;
         memcpy(h->key, key, klen);
         ts_list_init(&h->waiters);
-        ts_list_init(&h->queue);
-        ts_list_init(&h->retry);
-        ts_list_init(&h->resyncs);
-        ts_map_put(&sess->hists, h->key, h->klen, h);
+        ts_idmap_put(&sess->hists, h);
         ts_list_insert_tail(&sess->hist_lru, &h->lru);
         __atomic_add_fetch(&sess->nhists, 1, __ATOMIC_RELAXED); /* /metrics reads it */
     }
@@ -368,26 +375,44 @@ static sess_hist_t *hist_get(ts_sess_t *sess, const char *key, size_t klen, int 
     return h;
 }
 
+/* The cache's work part, made on first use. */
+static hist_work_t *hist_work(sess_hist_t *h) {
+    if (h->w) return h->w;
+    hist_work_t *w = h->w = ts_xcalloc(1, sizeof *w);
+    __atomic_add_fetch(&h->sess->nhist_work, 1, __ATOMIC_RELAXED); /* /metrics reads it */
+    w->spec_ver = h->ver; /* no batch in flight */
+    ts_list_init(&w->queue);
+    ts_list_init(&w->retry);
+    ts_list_init(&w->resyncs);
+    return w;
+}
+
+static size_t inflight(const sess_hist_t *h) { return h->w ? h->w->inflight : 0; }
+
 static int hist_idle(const sess_hist_t *h) {
-    return h->phase != H_LOADING && !h->inflight && !h->ops && ts_sess__lowprio_idle(h->lp) &&
+    const hist_work_t *w = h->w;
+    return h->phase != H_LOADING && !h->ops && ts_sess__lowprio_idle(h->lp) &&
            ts_list_empty(&h->waiters) &&
-           ts_list_empty(&h->queue) && ts_list_empty(&h->retry) && ts_list_empty(&h->resyncs);
+           (!w || (!w->inflight && ts_list_empty(&w->queue) && ts_list_empty(&w->retry) &&
+                   ts_list_empty(&w->resyncs)));
 }
 
 static void applied_clear(sess_hist_t *h);
 
 static void hist_free(sess_hist_t *h) {
     ts_sess_t *sess = h->sess;
-    ts_map_del(&sess->hists, h->key, h->klen);
+    ts_idmap_del(&sess->hists, h->key);
     ts_list_remove(&h->lru);
     __atomic_sub_fetch(&sess->nhists, 1, __ATOMIC_RELAXED);
     ts_sess_state_free(h->st);
     applied_clear(h);
+    if (h->w) __atomic_sub_fetch(&sess->nhist_work, 1, __ATOMIC_RELAXED);
+    free(h->w);
     ts_sess__lowprio_free(h->lp);
     free(h);
 }
 
-static ts_slice_t hist_key(const sess_hist_t *h) { return ts_slice(h->key, h->klen); }
+static ts_slice_t hist_key(const sess_hist_t *h) { return ts_slice_str(h->key); }
 
 /* Mutations this cache saw applied (its commits, the entries it folded).
  * A resend of one goes straight to the store's exactly-once probe instead
@@ -403,34 +428,38 @@ static void applied_note(sess_hist_t *h, const char *client, uint64_t mut, uint6
     if (!client || !mut) return;
     char key[TS_STORE_ID_MAX + 24];
     size_t n = applied_key(key, sizeof key, client, mut);
-    if (ts_map_get(&h->applied, key, n)) return;
-    if (!h->applied_keys) h->applied_keys = ts_xcalloc(APPLIED_MAX, sizeof(char *));
-    if (h->applied_n == APPLIED_MAX) { /* forget the oldest */
-        char *old = h->applied_keys[h->applied_head];
-        ts_map_del(&h->applied, old, strlen(old));
+    hist_work_t *w = hist_work(h);
+    if (ts_map_get(&w->applied, key, n)) return;
+    if (!w->applied_keys) w->applied_keys = ts_xcalloc(APPLIED_MAX, sizeof(char *));
+    if (w->applied_n == APPLIED_MAX) { /* forget the oldest */
+        char *old = w->applied_keys[w->applied_head];
+        ts_map_del(&w->applied, old, strlen(old));
         free(old);
-        h->applied_head = (h->applied_head + 1) % APPLIED_MAX;
-        h->applied_n--;
+        w->applied_head = (w->applied_head + 1) % APPLIED_MAX;
+        w->applied_n--;
     }
     char *k = ts_xstrdup(key);
-    h->applied_keys[(h->applied_head + h->applied_n++) % APPLIED_MAX] = k;
-    ts_map_put(&h->applied, k, n, (void *)(uintptr_t)seq);
+    w->applied_keys[(w->applied_head + w->applied_n++) % APPLIED_MAX] = k;
+    ts_map_put(&w->applied, k, n, (void *)(uintptr_t)seq);
 }
 
 static int applied_has(const sess_hist_t *h, const char *client, uint64_t mut) {
+    if (!h->w) return 0;
     char key[TS_STORE_ID_MAX + 24];
     size_t n = applied_key(key, sizeof key, client, mut);
-    return ts_map_get(&h->applied, key, n) != NULL;
+    return ts_map_get(&h->w->applied, key, n) != NULL;
 }
 
 static void applied_clear(sess_hist_t *h) {
-    for (size_t i = 0; i < h->applied_n; i++)
-        free(h->applied_keys[(h->applied_head + i) % APPLIED_MAX]);
-    free(h->applied_keys);
-    h->applied_keys = NULL;
-    h->applied_head = h->applied_n = 0;
-    ts_map_deinit(&h->applied);
-    h->applied = (ts_map_t)TS_MAP_INIT;
+    hist_work_t *w = h->w;
+    if (!w) return;
+    for (size_t i = 0; i < w->applied_n; i++)
+        free(w->applied_keys[(w->applied_head + i) % APPLIED_MAX]);
+    free(w->applied_keys);
+    w->applied_keys = NULL;
+    w->applied_head = w->applied_n = 0;
+    ts_map_deinit(&w->applied);
+    w->applied = (ts_map_t)TS_MAP_INIT;
 }
 
 /* A store call on behalf of a cache (it stays until the call is back). */
@@ -458,8 +487,9 @@ static void run_waiters(sess_hist_t *h, int status) {
 }
 
 static void fail_queue(sess_hist_t *h, int status) {
+    if (!h->w) return;
     ts_list_t *l, *tmp;
-    TS_LIST_FOREACH_SAFE(l, tmp, &h->queue) {
+    TS_LIST_FOREACH_SAFE(l, tmp, &h->w->queue) {
         hist_item_t *it = TS_CONTAINER_OF(l, hist_item_t, link);
         ts_list_remove(&it->link);
         item_reply(it, store_failure(it, status));
@@ -468,7 +498,7 @@ static void fail_queue(sess_hist_t *h, int status) {
 }
 
 static void load_failed(sess_hist_t *h, int status) {
-    ts_warn("session", "cannot load the history of %.*s: %s", (int)h->klen, h->key,
+    ts_warn("session", "cannot load the history of %s: %s", h->key,
             ts_strerror(status));
     h->phase = H_NEW;
     ts_sess_state_free(h->st);
@@ -480,7 +510,7 @@ static void load_failed(sess_hist_t *h, int status) {
 static void load_ready(sess_hist_t *h) {
     h->phase = H_READY;
     h->dirty = 0;
-    h->spec_ver = h->ver;
+    if (h->w) h->w->spec_ver = h->ver;
     run_waiters(h, 0);
     hist_pump(h);
 }
@@ -521,8 +551,8 @@ static void on_load_page(int status, const ts_store_log_page_t *page, void *ud) 
                                      h->ver),
                             TS_EPROTO);
             if (rc) {
-                ts_error("session", "history of %.*s: entry %" PRIu64 " cannot be folded: %s",
-                         (int)h->klen, h->key, e->seq, why);
+                ts_error("session", "history of %s: entry %" PRIu64 " cannot be folded: %s",
+                         h->key, e->seq, why);
                 json_decref(entry);
                 load_failed(h, TS_ESTORE);
                 return;
@@ -561,8 +591,8 @@ static void on_load_info(int status, const ts_store_sess_info_t *info, void *ud)
                       : (snprintf(why, sizeof why, "not JSON"), TS_EPROTO);
         json_decref(snap);
         if (rc) {
-            ts_error("session", "history of %.*s: snapshot at %" PRIu64 " unreadable: %s",
-                     (int)h->klen, h->key, info->snap_seq, why);
+            ts_error("session", "history of %s: snapshot at %" PRIu64 " unreadable: %s",
+                     h->key, info->snap_seq, why);
             load_failed(h, TS_ESTORE);
             return;
         }
@@ -593,7 +623,7 @@ static void hist_when_ready(sess_hist_t *h, hist_wait_t *w) {
     }
     ts_list_insert_tail(&h->waiters, &w->link);
     if (h->phase == H_NEW) hist_load(h);
-    else if (h->phase == H_READY && !h->inflight) { /* dirty and idle: reload now */
+    else if (h->phase == H_READY && !inflight(h)) { /* dirty and idle: reload now */
         h->phase = H_NEW;
         hist_load(h);
     }
@@ -606,13 +636,13 @@ static void on_snap(int status, void *ud) {
     op_end(h);
     h->snap_pending = 0;
     if (status && status != TS_ESTALE)
-        ts_debug("session", "snapshot of %.*s failed: %s", (int)h->klen, h->key,
+        ts_debug("session", "snapshot of %s failed: %s", h->key,
                  ts_strerror(status));
 }
 
 static void maybe_snapshot(sess_hist_t *h) {
     ts_sess_t *sess = h->sess;
-    if (h->phase != H_READY || h->dirty || h->inflight || h->snap_pending) return;
+    if (h->phase != H_READY || h->dirty || inflight(h) || h->snap_pending) return;
     if (h->known_seq < h->snap_seq + sess->cfg.snapshot_every) return;
     json_t *dump = ts_sess_state_dump(h->st);
     ts_sbuf_t sb = TS_SBUF_INIT;
@@ -624,7 +654,7 @@ static void maybe_snapshot(sess_hist_t *h) {
     ts_buf_unref(doc);
     if (rc) {
         op_end(h);
-        ts_debug("session", "snapshot of %.*s refused: %s", (int)h->klen, h->key,
+        ts_debug("session", "snapshot of %s refused: %s", h->key,
                  ts_strerror(rc));
         return;
     }
@@ -642,7 +672,7 @@ static void hist_note(sess_hist_t *h, const ts_store_commit_res_t *res) {
     h->last_seq = TS_MAX(h->last_seq, res->seq);
     if (res->state_ver != h->ver)
         h->dirty = 1;
-    else if (!h->inflight)
+    else if (!inflight(h))
         h->known_seq = TS_MAX(h->known_seq, res->seq);
 }
 
@@ -668,9 +698,8 @@ static void on_pub_commit(int status, const ts_store_commit_res_t *res, void *ud
     }
     if (status == 0 || status == TS_EDUP) hist_note(h, res);
     if (it->in_batch) {
-        h->inflight--;
         item_free(it);
-        if (!h->inflight) batch_end(h);
+        if (!--h->w->inflight) batch_end(h);
         return;
     }
     item_free(it);
@@ -699,9 +728,10 @@ static void on_change_commit(int status, const ts_store_commit_res_t *res, void 
     hist_item_t *it = ud;
     sess_hist_t *h = it->h;
     ts_sess_t *sess = h->sess;
+    hist_work_t *w = h->w; /* a change was queued: it has one */
     op_end(h);
-    h->inflight--;
-    if (status != 0 && !it->refusal) h->batch_failed = 1;
+    w->inflight--;
+    if (status != 0 && !it->refusal) w->batch_failed = 1;
     if (it->refusal) { /* a probe: was the refused change applied before? */
         if (status == TS_EDUP) {
             SESS_COUNT(sess->counters[SC_DUPLICATES]);
@@ -709,18 +739,18 @@ static void on_change_commit(int status, const ts_store_commit_res_t *res, void 
         } else if (status == TS_ECONFLICT && it->known_dup) {
             /* the store never applied it (another history): compute it */
             char key[TS_STORE_ID_MAX + 24];
-            ts_map_del(&h->applied, key, applied_key(key, sizeof key, it->client, it->mut));
+            ts_map_del(&w->applied, key, applied_key(key, sizeof key, it->client, it->mut));
             it->known_dup = 0;
             json_decref(it->refusal);
             it->refusal = NULL;
-            ts_list_insert_tail(&h->retry, &it->link);
+            ts_list_insert_tail(&w->retry, &it->link);
             it = NULL;
-        } else if (status == TS_ECONFLICT && (h->batch_failed || res->state_ver != it->ver - 1)) {
+        } else if (status == TS_ECONFLICT && (w->batch_failed || res->state_ver != it->ver - 1)) {
             /* refused by a state that was not the store's: a speculation of
              * this batch that did not come true (computed again, as often as
              * it takes: our own resends cause it), or another loop or node
              * wrote (counts toward busy) */
-            if (!h->batch_failed) {
+            if (!w->batch_failed) {
                 h->dirty = 1;
                 it->retries++;
             }
@@ -732,7 +762,7 @@ static void on_change_commit(int status, const ts_store_commit_res_t *res, void 
                                           "retry",
                                           100));
             } else {
-                ts_list_insert_tail(&h->retry, &it->link);
+                ts_list_insert_tail(&w->retry, &it->link);
                 it = NULL;
             }
         } else if (status == TS_ECONFLICT) {
@@ -761,14 +791,14 @@ static void on_change_commit(int status, const ts_store_commit_res_t *res, void 
         /* computed against a state that did not become the store's: again.
          * Only conflicts caused by others count toward giving up. */
         h->dirty = 1;
-        if (!h->chain_broken) it->retries++;
+        if (!w->chain_broken) it->retries++;
         ts_buf_unref(it->entry);
         it->entry = NULL;
-        ts_list_insert_tail(&h->retry, &it->link);
+        ts_list_insert_tail(&w->retry, &it->link);
     } else {
         h->dirty = 1;
-        h->chain_broken = 1;
-        h->batch_failed = 1;
+        w->chain_broken = 1;
+        w->batch_failed = 1;
         if (status == TS_EDUP) {
             SESS_COUNT(sess->counters[SC_DUPLICATES]);
             item_reply(it, dup_reply(it, res));
@@ -789,7 +819,7 @@ static void on_change_commit(int status, const ts_store_commit_res_t *res, void 
         }
         item_free(it);
     }
-    if (!h->inflight) batch_end(h);
+    if (!w->inflight) batch_end(h);
 }
 
 /* ---- computing a change ---- */
@@ -834,7 +864,7 @@ static void change_entry(hist_item_t *it, ts_sess_state_outcome_t *o) {
 
 static json_t *refusal_reply(hist_item_t *it, sess_hist_t *h, ts_sess_state_outcome_t *o) {
     json_t *r = item_error(it->id, o->code, o->why, 0);
-    json_object_set_new(r, "ver", json_integer((json_int_t)h->spec_ver));
+    json_object_set_new(r, "ver", json_integer((json_int_t)h->w->spec_ver));
     if (o->conflicts) json_object_set(r, "conflicts", o->conflicts);
     return r;
 }
@@ -876,7 +906,8 @@ static int compute(sess_hist_t *h, hist_item_t *it) {
         it->refusal = item_error(it->id, "busy", "could not confirm the original; retry", 100);
         return probe(h, it);
     }
-    it->ver = h->spec_ver + 1;
+    hist_work_t *w = h->w; /* a change was queued: it has one */
+    it->ver = w->spec_ver + 1;
     ts_sess_state_ctx_t ctx = {.ver = it->ver,
                                .base = it->base,
                                .has_base = it->has_base,
@@ -898,9 +929,9 @@ static int compute(sess_hist_t *h, hist_item_t *it) {
         ts_store_commit_t c = {.event = it->entry,
                                .client = ts_slice_str(it->client),
                                .mut = it->mut,
-                               .if_ver = h->spec_ver,
+                               .if_ver = w->spec_ver,
                                .is_state = 1,
-                               .chain = h->chain,
+                               .chain = w->chain,
                                .fence = it->fence ? ts_slice_str(it->fence) : ts_slice("", 0),
                                .fence_term = it->fence_term,
                                .fence_holder = ts_slice_str(it->fence_holder)};
@@ -916,8 +947,8 @@ static int compute(sess_hist_t *h, hist_item_t *it) {
             item_free(it);
             return 0;
         }
-        h->spec_ver++;
-        h->inflight++;
+        w->spec_ver++;
+        w->inflight++;
         return 1;
     }
     if (!strcmp(o.code, "conflict")) SESS_COUNT(sess->counters[SC_CONFLICTS]);
@@ -945,7 +976,7 @@ static int probe(sess_hist_t *h, hist_item_t *it) {
                            .if_ver = TS_STORE_PROBE_VER,
                            .is_state = 0};
     if (!it->mut) c.client = ts_slice("", 0);
-    it->ver = h->spec_ver + 1; /* the refusal saw the state at spec_ver */
+    it->ver = h->w->spec_ver + 1; /* the refusal saw the state at spec_ver */
     op_begin(h);
     if (ts_store_commit(sess->store, hist_key(h), &c, on_change_commit, it) != 0) {
         op_end(h);
@@ -953,7 +984,7 @@ static int probe(sess_hist_t *h, hist_item_t *it) {
         item_free(it);
         return 0;
     }
-    h->inflight++;
+    h->w->inflight++;
     return 1;
 }
 
@@ -962,7 +993,7 @@ static int probe(sess_hist_t *h, hist_item_t *it) {
 typedef struct sync_req {
     hist_wait_t w;
     sess_hist_t *h;
-    ts_list_t link; /* in h->resyncs */
+    ts_list_t link; /* in h->w->resyncs */
     sess_sock_t *ss;
     sess_answer_t to;
     uint64_t after, limit, snap_seq, snap_ver;
@@ -1011,14 +1042,14 @@ static void sync_reset(sess_hist_t *h, sync_req_t *r) {
 
 static void sync_need_reset(sess_hist_t *h, sync_req_t *r, const char *why) {
     r->reset = why;
-    if (h->phase == H_READY && !h->dirty && !h->inflight) {
+    if (h->phase == H_READY && !h->dirty && !inflight(h)) {
         sync_reset(h, r);
         return;
     }
-    ts_list_insert_tail(&h->resyncs, &r->link);
+    ts_list_insert_tail(&hist_work(h)->resyncs, &r->link);
     if (h->phase == H_NEW)
         hist_load(h); /* load_ready pumps, which answers */
-    else if (h->phase == H_READY && !h->inflight)
+    else if (h->phase == H_READY && !inflight(h))
         batch_end(h); /* dirty: reload, then answer */
 }
 
@@ -1100,8 +1131,9 @@ static void sync_start(sess_hist_t *h, hist_wait_t *w, int status) {
 /* ---- batches ---- */
 
 static void answer_resyncs(sess_hist_t *h) {
-    while (!ts_list_empty(&h->resyncs)) {
-        sync_req_t *r = TS_CONTAINER_OF(h->resyncs.next, sync_req_t, link);
+    if (!h->w) return;
+    while (!ts_list_empty(&h->w->resyncs)) {
+        sync_req_t *r = TS_CONTAINER_OF(h->w->resyncs.next, sync_req_t, link);
         ts_list_remove(&r->link);
         sync_reset(h, r);
     }
@@ -1110,47 +1142,55 @@ static void answer_resyncs(sess_hist_t *h) {
 /* The batch in flight is over: the cache is the store's state again (or
  * dirty). Reload if needed, answer resyncs, snapshot, run the next batch. */
 static void batch_end(sess_hist_t *h) {
-    h->chain_broken = 0;
-    h->batch_failed = 0;
-    if (!ts_list_empty(&h->retry)) { /* computed again first, in their order */
-        ts_list_t *first = h->retry.next, *last = h->retry.prev;
-        first->prev = &h->queue;
-        last->next = h->queue.next;
-        h->queue.next->prev = last;
-        h->queue.next = first;
-        ts_list_init(&h->retry);
+    hist_work_t *w = h->w;
+    if (w) {
+        w->chain_broken = 0;
+        w->batch_failed = 0;
+    }
+    if (w && !ts_list_empty(&w->retry)) { /* computed again first, in their order */
+        ts_list_t *first = w->retry.next, *last = w->retry.prev;
+        first->prev = &w->queue;
+        last->next = w->queue.next;
+        w->queue.next->prev = last;
+        w->queue.next = first;
+        ts_list_init(&w->retry);
     }
     if (h->dirty) {
         h->phase = H_NEW;
         hist_load(h); /* load_ready pumps */
         return;
     }
-    h->spec_ver = h->ver;
+    if (w) w->spec_ver = h->ver;
     answer_resyncs(h);
     maybe_snapshot(h);
     hist_pump(h);
 }
 
 static void hist_pump(sess_hist_t *h) {
-    if (h->phase != H_READY || h->inflight) return;
+    if (h->phase != H_READY || inflight(h)) return;
     if (h->dirty) {
         batch_end(h);
         return;
     }
     answer_resyncs(h);
+    hist_work_t *w = h->w;
+    if (!w || ts_list_empty(&w->queue)) {
+        maybe_snapshot(h);
+        return;
+    }
     /* the batch's commits each assume the previous one applied: if one does
      * not, the store refuses the rest even if another writer's change has
      * meanwhile taken the version they expect */
-    h->chain = __atomic_add_fetch(&h->sess->sh->chain_seq, 1, __ATOMIC_RELAXED);
+    w->chain = __atomic_add_fetch(&h->sess->sh->chain_seq, 1, __ATOMIC_RELAXED);
     size_t n = 0;
-    while (!ts_list_empty(&h->queue) && n < BATCH_MAX) {
-        hist_item_t *it = TS_CONTAINER_OF(h->queue.next, hist_item_t, link);
+    while (!ts_list_empty(&w->queue) && n < BATCH_MAX) {
+        hist_item_t *it = TS_CONTAINER_OF(w->queue.next, hist_item_t, link);
         ts_list_remove(&it->link);
         n++;
         if (it->kind == ITEM_PUB) {
             it->in_batch = 1;
             if (commit_pub(h, it) == 0) {
-                h->inflight++;
+                w->inflight++;
             } else {
                 item_reply(it, store_failure(it, TS_ESTORE));
                 item_free(it);
@@ -1159,13 +1199,13 @@ static void hist_pump(sess_hist_t *h) {
             compute(h, it);
         }
     }
-    if (!h->inflight) maybe_snapshot(h);
+    if (!w->inflight) maybe_snapshot(h);
 }
 
 /* ---- entry points ---- */
 
 static sess_hist_t *sock_hist(sess_sock_t *ss) {
-    return hist_get(ss->sess, sess_key(ss, SK_HIST), strlen(sess_key(ss, SK_HIST)), 1);
+    return hist_get(ss->sess, sess_key(ss, SK_HIST), 1);
 }
 
 sess_lowprio_t **ts_sess__hist_lowprio(sess_sock_t *ss) { return &sock_hist(ss)->lp; }
@@ -1182,8 +1222,9 @@ void ts_sess__hist_publish(sess_sock_t *ss, sess_batch_t *b, size_t idx, ts_buf_
     ts_strlcpy(it->id, m->id, sizeof it->id);
     ts_strlcpy(it->client, m->client, sizeof it->client);
     /* behind queued changes of this session, to keep each sender's order */
-    if (!ts_list_empty(&h->queue) || !ts_list_empty(&h->retry) || h->phase == H_LOADING) {
-        ts_list_insert_tail(&h->queue, &it->link);
+    if ((h->w && (!ts_list_empty(&h->w->queue) || !ts_list_empty(&h->w->retry))) ||
+        h->phase == H_LOADING) {
+        ts_list_insert_tail(&hist_work(h)->queue, &it->link);
         return;
     }
     if (commit_pub(h, it) != 0) {
@@ -1283,11 +1324,12 @@ void ts_sess__hist_state(sess_sock_t *ss, json_t *arg, const sess_answer_t *to) 
     }
     sess_batch_t *b = ts_sess__batch_new(ss, to, n, is_array);
     sess_hist_t *h = sock_hist(ss);
+    hist_work_t *w = hist_work(h); /* the session's first write makes it */
     for (size_t i = 0; i < n; i++) {
         hist_item_t *it = change_item(ss, b, i, is_array ? json_array_get(arg, i) : arg);
         if (!it) continue;
         it->h = h;
-        ts_list_insert_tail(&h->queue, &it->link);
+        ts_list_insert_tail(&w->queue, &it->link);
     }
     if (h->phase == H_NEW) hist_load(h);
     else hist_pump(h);
@@ -1393,7 +1435,8 @@ static void on_health(int status, const ts_store_sess_info_t *info, void *ud) {
                         ts_sess__error(store_code(status), "the session history is unavailable", 1000));
     } else {
         size_t queued = 0;
-        for (ts_list_t *l = h->queue.next; l != &h->queue; l = l->next) queued++;
+        if (h->w)
+            for (ts_list_t *l = h->w->queue.next; l != &h->w->queue; l = l->next) queued++;
         json_t *o = json_pack("{s:b,s:s%,s:I,s:I,s:I,s:I,s:I}", "ok", 1, "epoch", "", (size_t)0,
                               "seq", (json_int_t)info->last_seq, "ver",
                               (json_int_t)info->state_ver, "snapshot_seq",
@@ -1406,7 +1449,7 @@ static void on_health(int status, const ts_store_sess_info_t *info, void *ud) {
                                       "ver", (json_int_t)h->ver, "state_bytes",
                                       (json_int_t)(h->st ? ts_sess_state_bytes(h->st) : 0),
                                       "queued", (json_int_t)queued, "in_flight",
-                                      (json_int_t)h->inflight));
+                                      (json_int_t)inflight(h)));
         ts_sess__answer(r->ss, &r->to, o);
     }
     ts_sess__sock_release(r->ss);
@@ -1582,13 +1625,12 @@ void ts_sess__hist_sweep(ts_sess_t *sess) {
 /* Everything a cache still holds that was not committed: retried items
  * join the queue, which is failed. */
 static void drop_pending(sess_hist_t *h, int status) {
-    ts_list_t *lists[] = {&h->retry};
-    for (size_t i = 0; i < TS_ARRAY_LEN(lists); i++) {
-        while (!ts_list_empty(lists[i])) {
-            ts_list_t *m = lists[i]->next;
-            ts_list_remove(m);
-            ts_list_insert_tail(&h->queue, m);
-        }
+    hist_work_t *w = h->w;
+    if (!w) return;
+    while (!ts_list_empty(&w->retry)) {
+        ts_list_t *m = w->retry.next;
+        ts_list_remove(m);
+        ts_list_insert_tail(&w->queue, m);
     }
     fail_queue(h, status);
 }
@@ -1607,7 +1649,12 @@ void ts_sess__hist_deinit(ts_sess_t *sess) {
         drop_pending(h, TS_ECLOSED);
         hist_free(h);
     }
-    ts_map_deinit(&sess->hists);
+    ts_idmap_deinit(&sess->hists);
+}
+
+void ts_sess__hist_init(ts_sess_t *sess) {
+    ts_idmap_init(&sess->hists, offsetof(sess_hist_t, key), 0);
+    ts_list_init(&sess->hist_lru);
 }
 
 size_t ts_sess__hist_count(const ts_sess_t *sess) { return sess->nhists; }

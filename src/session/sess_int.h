@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include "core/ts_breaker.h"
+#include "core/ts_idmap.h"
 #include "core/ts_list.h"
 #include "core/ts_ratelimit.h"
 #include "metrics/ts_met.h"
@@ -211,9 +212,10 @@ struct ts_sess {
     int history;            /* cfg.history == TS_SESS_HISTORY_ON */
     const ts_sess_rules_t *rules; /* cfg.rules or the default (owned then: own_rules) */
     ts_sess_rules_t *own_rules;
-    ts_map_t hists;         /* sess_hist_t by "user/session" (history.c) */
+    ts_idmap_t hists;       /* sess_hist_t by "user/session" (history.c; its key inside) */
     ts_list_t hist_lru;
     size_t nhists;
+    size_t nhist_work;      /* those with their work part (written to while cached) */
     size_t hist_bytes;      /* their documents' bytes at the last sweep (read by /metrics) */
     /* leader election (election.c) */
     ts_map_t el_scopes;     /* el_scope_t by lease name */
@@ -321,6 +323,7 @@ int ts_sess__hist_restore(sess_sock_t *ss, const char *pid, const char *offset);
 void ts_sess__hist_sweep(ts_sess_t *sess);
 void ts_sess__hist_shutdown(ts_sess_t *sess);
 void ts_sess__hist_deinit(ts_sess_t *sess);
+void ts_sess__hist_init(ts_sess_t *sess); /* the caches' map and list, before any use */
 size_t ts_sess__hist_count(const ts_sess_t *sess);
 
 /* session.c: a store call's callback ran (frees a closed session layer

@@ -1115,7 +1115,7 @@ ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *s
     if (!sess->cfg.state_max_bytes) sess->cfg.state_max_bytes = 1024 * 1024;
     sess->rules = cfg->rules;
     if (!sess->rules) sess->rules = sess->own_rules = ts_sess_rules_default();
-    ts_list_init(&sess->hist_lru);
+    ts_sess__hist_init(sess);
     sess->nsp = ts_sio_nsp_add(sio, "/session", sess->history ? &handler_durable : &handler, sess);
     uv_timer_init(loop, &sess->sweep);
     sess->sweep.data = sess;
@@ -1255,13 +1255,14 @@ void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
      * loads) while its loop may be bumping it */
     uint64_t counters[SC_COUNT] = {0}, refused[TS_SESS_R_COUNT_] = {0};
     uint64_t reasons[TS_EL_R_COUNT_] = {0};
-    size_t nsocks = 0, nscopes = 0, nhists = 0, hist_bytes = 0;
+    size_t nsocks = 0, nscopes = 0, nhists = 0, nwork = 0, hist_bytes = 0;
     pthread_mutex_lock(&sess->sh->mu);
     for (size_t m = 0; m < sess->sh->nmembers; m++) {
         ts_sess_t *x = sess->sh->members[m];
         nsocks += __atomic_load_n(&x->nsocks, __ATOMIC_RELAXED);
         nscopes += __atomic_load_n(&x->el_nscopes, __ATOMIC_RELAXED);
         nhists += __atomic_load_n(&x->nhists, __ATOMIC_RELAXED);
+        nwork += __atomic_load_n(&x->nhist_work, __ATOMIC_RELAXED);
         hist_bytes += __atomic_load_n(&x->hist_bytes, __ATOMIC_RELAXED);
         for (int r = 0; r < TS_EL_R_COUNT_; r++)
             reasons[r] += __atomic_load_n(&x->el_reasons[r], __ATOMIC_RELAXED);
@@ -1275,8 +1276,9 @@ void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
                    nsocks);
     ts_sbuf_printf(out,
                    "# TYPE tabsync_history_cached_sessions gauge\ntabsync_history_cached_sessions %zu\n"
-                   "# TYPE tabsync_history_cache_bytes gauge\ntabsync_history_cache_bytes %zu\n",
-                   nhists, hist_bytes);
+                   "# TYPE tabsync_history_cache_bytes gauge\ntabsync_history_cache_bytes %zu\n"
+                   "# TYPE tabsync_history_cache_writing gauge\ntabsync_history_cache_writing %zu\n",
+                   nhists, hist_bytes, nwork);
     for (int i = 0; i < SC_COUNT; i++)
         if (names[i]) ts_sbuf_printf(out, "%s %llu\n", names[i], (unsigned long long)counters[i]);
     static const char *const append_le[] = {"0.001", "0.0025", "0.005", "0.01", "0.025", "0.1"};

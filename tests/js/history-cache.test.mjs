@@ -60,3 +60,39 @@ describe('the history cache has bounds', SKIP, () => {
     t.close();
   });
 });
+
+// A session's cache keeps its write machinery (queues, the exactly-once
+// memory) in a part made at the session's first write and freed with the
+// cache (issue #13): a tab that only reads costs none of it.
+describe('the history cache makes its work part at the first write', SKIP, () => {
+  let srv;
+  before(async () => {
+    srv = await startServer({ single: true, testApp: false, extra: [...BASE_FLAGS, '--history-cache', '1'] });
+  });
+  after(async () => { await srv?.stop(); });
+
+  it('a session read (welcome, sync) has none; a change makes it; the cache leaving frees it', { timeout: 30000 }, async () => {
+    const S1 = uniq('work1'), S2 = uniq('work2');
+    const a = await openMirror({ url: srv.url, id: ident('alice', S1, 'd', 't') });
+    let m = await metrics(srv.url);
+    assert.equal(m('tabsync_history_cached_sessions'), 1, 'the tab\'s welcome and sync cached its session');
+    assert.equal(m('tabsync_history_cache_writing'), 0, 'read only: no work part');
+    const r = await a.state({ v: 3, id: 'first', merge: { x: 1 } });
+    assert.equal(r.ok, true, JSON.stringify(r));
+    m = await metrics(srv.url);
+    assert.equal(m('tabsync_history_cache_writing'), 1, 'the first change made it');
+    a.close();
+    const b = await openMirror({ url: srv.url, id: ident('bob', S2, 'd', 't') });
+    const r2 = await b.state({ v: 3, id: 'second', merge: { y: 1 } });
+    assert.equal(r2.ok, true, JSON.stringify(r2));
+    // over --history-cache 1, the idle S1 leaves at the next sweep (every second)
+    for (let k = 0; k < 50; k++) {
+      m = await metrics(srv.url);
+      if (m('tabsync_history_cached_sessions') === 1) break;
+      await sleep(100);
+    }
+    assert.equal(m('tabsync_history_cached_sessions'), 1, 'S1 left the cache');
+    assert.equal(m('tabsync_history_cache_writing'), 1, 'and its work part with it');
+    b.close();
+  });
+});
