@@ -1,7 +1,9 @@
 /* history.c - the history of each session (protocol v3): envelopes of the
  * session scope logged before anyone receives them, shared-state changes
- * applied under the conflict rules, exactly-once by (client, mut), replay
- * by `sync`, and the loop's cache of each session's folded state.
+ * applied under the conflict rules, exactly-once by (client, mut), and the
+ * loop's cache of each session's folded state (its struct in hist_int.h;
+ * the log read back to one tab, `sync` and the stock client's recovery,
+ * in replay.c).
  *
  * The store is the authority (seq, state_ver, the mutation window); this
  * cache only computes. State changes of a session are computed in batches
@@ -25,6 +27,7 @@
 #include "core/ts_log.h"
 #include "core/ts_mem.h"
 #include "core/ts_util.h"
+#include "session/hist_int.h"
 #include "session/sess_int.h"
 #include "session/ts_sess_envelope.h"
 #include "session/ts_sess_state.h"
@@ -32,56 +35,9 @@
 
 #define BATCH_MAX 256          /* changes committed per batch */
 #define RETRIES_MAX 8          /* recomputations of one change after conflicts */
-#define LOAD_PAGE 1000         /* events per read while folding the tail */
-#define SYNC_LIMIT_DEFAULT 500 /* entries per sync answer */
-#define SYNC_LIMIT_MAX 1000
-#define SYNC_BYTES_MAX (1u << 20) /* entry bytes per sync answer */
 #define HLC_AHEAD_MS 60000     /* a client clock further ahead is refused */
 #define IDLE_EVICT_MS 30000    /* idle caches leave after this */
-#define TS_JS_MAX_SAFE 9007199254740991ULL /* 2^53 - 1: the largest exact JS integer */
 #define APPLIED_MAX 4096       /* mutations a cache remembers as applied */
-
-typedef enum { H_NEW, H_LOADING, H_READY } hist_phase_t;
-
-/* What a cache needs once its session is written to: the batch machinery
- * (queue, retries, resyncs waiting for the batch's end, the commit chain)
- * and the exactly-once memory. Made at the first change (or publish that
- * must wait its turn, or mutation seen applied: hist_work), freed with the
- * cache; a session that is only read (a tab's welcome) never has one
- * (issue #13: 136 of the cache's 280 bytes). */
-typedef struct hist_work {
-    uint64_t spec_ver;      /* ver plus the batch in flight */
-    uint64_t chain;         /* the batch in flight's commit chain (ts_store_commit_t) */
-    size_t inflight;        /* commits issued and not called back */
-    int chain_broken;       /* a commit of the batch in flight failed: the later ones
-                             * conflict because of it, not because of others */
-    int batch_failed;       /* a commit of the batch in flight did not apply: what
-                             * was computed after it saw a state that never was */
-    ts_list_t queue;        /* hist_item_t not yet committed, in arrival order */
-    ts_list_t retry;        /* items that hit the condition, to compute again */
-    ts_list_t resyncs;      /* sync_req_t waiting for the end of the batch */
-    ts_map_t applied;       /* "client\x1fmut" -> seq: mutations known applied */
-    char **applied_keys;    /* their keys, oldest first (a ring of APPLIED_MAX) */
-    size_t applied_head, applied_n;
-} hist_work_t;
-
-struct sess_hist {
-    ts_sess_t *sess;
-    ts_list_t lru;          /* in sess->hist_lru, least recently used first */
-    uint8_t phase;          /* hist_phase_t */
-    uint8_t dirty;          /* may be behind the store: reload before computing */
-    uint8_t snap_pending;   /* a snap_put is in flight */
-    uint32_t ops;           /* store calls outstanding (keeps it from eviction) */
-    uint64_t epoch, last_seq, trimmed, snap_seq;
-    uint64_t ver;           /* committed state version of `st` between batches */
-    uint64_t known_seq;     /* between batches, `st` is the state as of this seq */
-    uint64_t used_at;       /* loop ms */
-    ts_sess_state_t *st;    /* NULL until loaded */
-    sess_lowprio_t *lp;     /* presence/telemetry throttling (coalesce.c); NULL if none */
-    ts_list_t waiters;      /* hist_wait_t: run once ready (or failed) */
-    hist_work_t *w;         /* owned; NULL until the session is written to */
-    char key[];             /* "<user>/<session>", NUL-terminated (the key in sess->hists) */
-};
 
 /* ---- replies: one ack for a message of one or many items ---- */
 
@@ -121,7 +77,7 @@ static void answer_text_or(sess_sock_t *ss, const sess_answer_t *to, ts_slice_t 
         ts_sio_emit_raw(ss->s, "synced", &arg, 1);
 }
 
-static void answer_text(sess_sock_t *ss, const sess_answer_t *to, ts_slice_t text) {
+void ts_sess__answer_text(sess_sock_t *ss, const sess_answer_t *to, ts_slice_t text) {
     answer_text_or(ss, to, text, 0);
 }
 
@@ -261,7 +217,7 @@ static void item_reply(hist_item_t *it, json_t *reply /* takes */) {
 }
 
 /* The entry as delivered: `,"seq":N` inserted before its final brace. */
-static void with_seq(ts_sbuf_t *out, ts_slice_t entry, uint64_t seq) {
+void ts_sess__with_seq(ts_sbuf_t *out, ts_slice_t entry, uint64_t seq) {
     ts_sbuf_reserve(out, entry.len + 28);
     ts_sbuf_append(out, entry.p, entry.len - 1);
     ts_sbuf_append_str(out, ",\"seq\":");
@@ -272,7 +228,7 @@ static void with_seq(ts_sbuf_t *out, ts_slice_t entry, uint64_t seq) {
 /* The recovery offset of entry seq: "h<epoch>.<seq>". socket.io-client
  * keeps the last one it received and presents it when it reconnects
  * (durable recovery, ts_sess__hist_restore). */
-static void entry_offset(char *out, size_t cap, uint64_t epoch, uint64_t seq) {
+void ts_sess__entry_offset(char *out, size_t cap, uint64_t epoch, uint64_t seq) {
     static const char hex[] = "0123456789abcdef";
     if (cap < 1 + 16 + 1 + TS_U64_DEC_MAX + 1) { /* never with the callers' 48 */
         snprintf(out, cap, "h%016" PRIx64 ".%" PRIu64, epoch, seq);
@@ -287,9 +243,9 @@ static void entry_offset(char *out, size_t cap, uint64_t epoch, uint64_t seq) {
 static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, uint64_t seq) {
     if (h->sess->closed) return; /* the Socket.IO server is gone */
     char offset[48];
-    entry_offset(offset, sizeof offset, h->epoch, seq);
+    ts_sess__entry_offset(offset, sizeof offset, h->epoch, seq);
     ts_sbuf_t out = TS_SBUF_INIT;
-    with_seq(&out, ts_buf_slice(it->entry), seq);
+    ts_sess__with_seq(&out, ts_buf_slice(it->entry), seq);
     ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};
     const char *room = sess_key(it->ss, SK_ROOM_SESSION);
     ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .skip = it->ss->s, .cls = it->cls,
@@ -319,7 +275,7 @@ static void note_append(ts_sess_t *sess, hist_item_t *it) {
     SESS_COUNT(sess->counters[SC_APPEND_COUNT]);
 }
 
-static const char *store_code(int status) {
+const char *ts_sess__store_code(int status) {
     return status == TS_ETOOBIG ? "too_large" : "store_unavailable";
 }
 
@@ -329,7 +285,7 @@ static json_t *store_failure(hist_item_t *it, int status) {
                           "this mutation number is older than the server remembers; resync", 0);
     if (status == TS_ETOOBIG)
         return item_error(it->id, "too_large", "the entry exceeds the store's event limit", 0);
-    return item_error(it->id, store_code(status),
+    return item_error(it->id, ts_sess__store_code(status),
                       "the session store could not take the change; retry", 1000);
 }
 
@@ -352,7 +308,6 @@ static json_t *dup_reply(hist_item_t *it, const ts_store_commit_res_t *res) {
 
 static void hist_pump(sess_hist_t *h);
 static void hist_note(sess_hist_t *h, const ts_store_commit_res_t *res);
-static void batch_end(sess_hist_t *h);
 
 /* ---- the cache ---- */
 
@@ -376,7 +331,7 @@ static sess_hist_t *hist_get(ts_sess_t *sess, const char *key, int create) {
 }
 
 /* The cache's work part, made on first use. */
-static hist_work_t *hist_work(sess_hist_t *h) {
+hist_work_t *ts_sess__hist_work(sess_hist_t *h) {
     if (h->w) return h->w;
     hist_work_t *w = h->w = ts_xcalloc(1, sizeof *w);
     __atomic_add_fetch(&h->sess->nhist_work, 1, __ATOMIC_RELAXED); /* /metrics reads it */
@@ -386,8 +341,6 @@ static hist_work_t *hist_work(sess_hist_t *h) {
     ts_list_init(&w->resyncs);
     return w;
 }
-
-static size_t inflight(const sess_hist_t *h) { return h->w ? h->w->inflight : 0; }
 
 static int hist_idle(const sess_hist_t *h) {
     const hist_work_t *w = h->w;
@@ -412,8 +365,6 @@ static void hist_free(sess_hist_t *h) {
     free(h);
 }
 
-static ts_slice_t hist_key(const sess_hist_t *h) { return ts_slice_str(h->key); }
-
 /* Mutations this cache saw applied (its commits, the entries it folded).
  * A resend of one goes straight to the store's exactly-once probe instead
  * of being computed into the batch: a duplicate inside a batch's chain of
@@ -428,7 +379,7 @@ static void applied_note(sess_hist_t *h, const char *client, uint64_t mut, uint6
     if (!client || !mut) return;
     char key[TS_STORE_ID_MAX + 24];
     size_t n = applied_key(key, sizeof key, client, mut);
-    hist_work_t *w = hist_work(h);
+    hist_work_t *w = ts_sess__hist_work(h);
     if (ts_map_get(&w->applied, key, n)) return;
     if (!w->applied_keys) w->applied_keys = ts_xcalloc(APPLIED_MAX, sizeof(char *));
     if (w->applied_n == APPLIED_MAX) { /* forget the oldest */
@@ -463,20 +414,14 @@ static void applied_clear(sess_hist_t *h) {
 }
 
 /* A store call on behalf of a cache (it stays until the call is back). */
-static void op_begin(sess_hist_t *h) {
+void ts_sess__hist_op_begin(sess_hist_t *h) {
     h->ops++;
     h->sess->pending_ops++;
 }
-static void op_end(sess_hist_t *h) {
+void ts_sess__hist_op_end(sess_hist_t *h) {
     h->ops--;
     ts_sess__op_end(h->sess);
 }
-
-/* Waiters: things that need the cache loaded. */
-typedef struct hist_wait {
-    ts_list_t link;
-    void (*run)(sess_hist_t *h, struct hist_wait *w, int status);
-} hist_wait_t;
 
 static void run_waiters(sess_hist_t *h, int status) {
     while (!ts_list_empty(&h->waiters)) {
@@ -518,10 +463,10 @@ static void load_ready(sess_hist_t *h) {
 static void on_load_page(int status, const ts_store_log_page_t *page, void *ud);
 
 static void load_read(sess_hist_t *h) {
-    op_begin(h);
-    int rc = ts_store_log_read(h->sess->store, hist_key(h), h->known_seq, LOAD_PAGE, on_load_page, h);
+    ts_sess__hist_op_begin(h);
+    int rc = ts_store_log_read(h->sess->store, ts_sess__hist_key(h), h->known_seq, LOAD_PAGE, on_load_page, h);
     if (rc) {
-        op_end(h);
+        ts_sess__hist_op_end(h);
         load_failed(h, rc);
     }
 }
@@ -530,7 +475,7 @@ static void load_read(sess_hist_t *h) {
  * move known_seq. */
 static void on_load_page(int status, const ts_store_log_page_t *page, void *ud) {
     sess_hist_t *h = ud;
-    op_end(h);
+    ts_sess__hist_op_end(h);
     if (status) {
         load_failed(h, status);
         return;
@@ -572,7 +517,7 @@ static void on_load_page(int status, const ts_store_log_page_t *page, void *ud) 
 
 static void on_load_info(int status, const ts_store_sess_info_t *info, void *ud) {
     sess_hist_t *h = ud;
-    op_end(h);
+    ts_sess__hist_op_end(h);
     if (status) {
         load_failed(h, status);
         return;
@@ -604,28 +549,28 @@ static void on_load_info(int status, const ts_store_sess_info_t *info, void *ud)
     load_read(h);
 }
 
-static void hist_load(sess_hist_t *h) {
+void ts_sess__hist_load(sess_hist_t *h) {
     if (h->phase == H_LOADING) return;
     h->phase = H_LOADING;
-    op_begin(h);
-    int rc = ts_store_sess_get(h->sess->store, hist_key(h), on_load_info, h);
+    ts_sess__hist_op_begin(h);
+    int rc = ts_store_sess_get(h->sess->store, ts_sess__hist_key(h), on_load_info, h);
     if (rc) {
-        op_end(h);
+        ts_sess__hist_op_end(h);
         load_failed(h, rc);
     }
 }
 
 /* Runs w once the cache is loaded (at once if it is). */
-static void hist_when_ready(sess_hist_t *h, hist_wait_t *w) {
+void ts_sess__hist_when_ready(sess_hist_t *h, hist_wait_t *w) {
     if (h->phase == H_READY && !h->dirty) {
         w->run(h, w, 0);
         return;
     }
     ts_list_insert_tail(&h->waiters, &w->link);
-    if (h->phase == H_NEW) hist_load(h);
-    else if (h->phase == H_READY && !inflight(h)) { /* dirty and idle: reload now */
+    if (h->phase == H_NEW) ts_sess__hist_load(h);
+    else if (h->phase == H_READY && !ts_sess__hist_inflight(h)) { /* dirty and idle: reload now */
         h->phase = H_NEW;
-        hist_load(h);
+        ts_sess__hist_load(h);
     }
 }
 
@@ -633,7 +578,7 @@ static void hist_when_ready(sess_hist_t *h, hist_wait_t *w) {
 
 static void on_snap(int status, void *ud) {
     sess_hist_t *h = ud;
-    op_end(h);
+    ts_sess__hist_op_end(h);
     h->snap_pending = 0;
     if (status && status != TS_ESTALE)
         ts_debug("session", "snapshot of %s failed: %s", h->key,
@@ -642,18 +587,18 @@ static void on_snap(int status, void *ud) {
 
 static void maybe_snapshot(sess_hist_t *h) {
     ts_sess_t *sess = h->sess;
-    if (h->phase != H_READY || h->dirty || inflight(h) || h->snap_pending) return;
+    if (h->phase != H_READY || h->dirty || ts_sess__hist_inflight(h) || h->snap_pending) return;
     if (h->known_seq < h->snap_seq + sess->cfg.snapshot_every) return;
     json_t *dump = ts_sess_state_dump(h->st);
     ts_sbuf_t sb = TS_SBUF_INIT;
     ts_json_dump(&sb, dump);
     json_decref(dump);
     ts_buf_t *doc = ts_sbuf_finish(&sb);
-    op_begin(h);
-    int rc = ts_store_snap_put(sess->store, hist_key(h), h->known_seq, h->ver, doc, on_snap, h);
+    ts_sess__hist_op_begin(h);
+    int rc = ts_store_snap_put(sess->store, ts_sess__hist_key(h), h->known_seq, h->ver, doc, on_snap, h);
     ts_buf_unref(doc);
     if (rc) {
-        op_end(h);
+        ts_sess__hist_op_end(h);
         ts_debug("session", "snapshot of %s refused: %s", h->key,
                  ts_strerror(rc));
         return;
@@ -672,14 +617,14 @@ static void hist_note(sess_hist_t *h, const ts_store_commit_res_t *res) {
     h->last_seq = TS_MAX(h->last_seq, res->seq);
     if (res->state_ver != h->ver)
         h->dirty = 1;
-    else if (!inflight(h))
+    else if (!ts_sess__hist_inflight(h))
         h->known_seq = TS_MAX(h->known_seq, res->seq);
 }
 
 static void on_pub_commit(int status, const ts_store_commit_res_t *res, void *ud) {
     hist_item_t *it = ud;
     sess_hist_t *h = it->h;
-    op_end(h);
+    ts_sess__hist_op_end(h);
     if (status == 0) {
         note_append(h->sess, it);
         h->epoch = res->epoch; /* the entry's offset names it, loaded or not */
@@ -699,13 +644,13 @@ static void on_pub_commit(int status, const ts_store_commit_res_t *res, void *ud
     if (status == 0 || status == TS_EDUP) hist_note(h, res);
     if (it->in_batch) {
         item_free(it);
-        if (!--h->w->inflight) batch_end(h);
+        if (!--h->w->inflight) ts_sess__hist_batch_end(h);
         return;
     }
     item_free(it);
     if (status == 0 && h->phase == H_NEW &&
         res->seq >= h->snap_seq + h->sess->cfg.snapshot_every)
-        hist_load(h); /* loading ends in maybe_snapshot through hist_pump */
+        ts_sess__hist_load(h); /* loading ends in maybe_snapshot through hist_pump */
     else
         maybe_snapshot(h);
 }
@@ -717,10 +662,10 @@ static int commit_pub(sess_hist_t *h, hist_item_t *it) {
                            .if_ver = TS_STORE_ANY_VER,
                            .is_state = 0};
     if (!it->mut) c.client = ts_slice("", 0);
-    op_begin(h);
+    ts_sess__hist_op_begin(h);
     it->issued_us = uv_hrtime() / 1000;
-    int rc = ts_store_commit(h->sess->store, hist_key(h), &c, on_pub_commit, it);
-    if (rc) op_end(h);
+    int rc = ts_store_commit(h->sess->store, ts_sess__hist_key(h), &c, on_pub_commit, it);
+    if (rc) ts_sess__hist_op_end(h);
     return rc;
 }
 
@@ -729,7 +674,7 @@ static void on_change_commit(int status, const ts_store_commit_res_t *res, void 
     sess_hist_t *h = it->h;
     ts_sess_t *sess = h->sess;
     hist_work_t *w = h->w; /* a change was queued: it has one */
-    op_end(h);
+    ts_sess__hist_op_end(h);
     w->inflight--;
     if (status != 0 && !it->refusal) w->batch_failed = 1;
     if (it->refusal) { /* a probe: was the refused change applied before? */
@@ -819,12 +764,12 @@ static void on_change_commit(int status, const ts_store_commit_res_t *res, void 
         }
         item_free(it);
     }
-    if (!w->inflight) batch_end(h);
+    if (!w->inflight) ts_sess__hist_batch_end(h);
 }
 
 /* ---- computing a change ---- */
 
-static int64_t json_uint(json_t *v, uint64_t max) {
+int64_t ts_sess__json_uint(json_t *v, uint64_t max) {
     if (!json_is_integer(v)) return -1;
     json_int_t x = json_integer_value(v);
     return x < 0 || (uint64_t)x > max ? -1 : x;
@@ -936,11 +881,11 @@ static int compute(sess_hist_t *h, hist_item_t *it) {
                                .fence_term = it->fence_term,
                                .fence_holder = ts_slice_str(it->fence_holder)};
         if (!it->mut) c.client = ts_slice("", 0);
-        op_begin(h);
+        ts_sess__hist_op_begin(h);
         it->issued_us = uv_hrtime() / 1000;
-        int crc = ts_store_commit(sess->store, hist_key(h), &c, on_change_commit, it);
+        int crc = ts_store_commit(sess->store, ts_sess__hist_key(h), &c, on_change_commit, it);
         if (crc) {
-            op_end(h);
+            ts_sess__hist_op_end(h);
             /* the state moved under a change nobody will commit */
             h->dirty = 1;
             item_reply(it, store_failure(it, crc));
@@ -977,9 +922,9 @@ static int probe(sess_hist_t *h, hist_item_t *it) {
                            .is_state = 0};
     if (!it->mut) c.client = ts_slice("", 0);
     it->ver = h->w->spec_ver + 1; /* the refusal saw the state at spec_ver */
-    op_begin(h);
-    if (ts_store_commit(sess->store, hist_key(h), &c, on_change_commit, it) != 0) {
-        op_end(h);
+    ts_sess__hist_op_begin(h);
+    if (ts_store_commit(sess->store, ts_sess__hist_key(h), &c, on_change_commit, it) != 0) {
+        ts_sess__hist_op_end(h);
         item_reply(it, json_incref(it->refusal));
         item_free(it);
         return 0;
@@ -988,160 +933,11 @@ static int probe(sess_hist_t *h, hist_item_t *it) {
     return 1;
 }
 
-/* ---- sync ---- */
-
-typedef struct sync_req {
-    hist_wait_t w;
-    sess_hist_t *h;
-    ts_list_t link; /* in h->w->resyncs */
-    sess_sock_t *ss;
-    sess_answer_t to;
-    uint64_t after, limit, snap_seq, snap_ver;
-    int has_after;
-    char epoch[17];
-    const char *reset;  /* NULL, or why the answer starts from a snapshot */
-    ts_buf_t *snapshot; /* the state at snap_seq, as JSON text */
-} sync_req_t;
-
-static void sync_free(sync_req_t *r) {
-    ts_buf_unref(r->snapshot);
-    ts_sess__sock_release(r->ss);
-    free(r);
-}
-
-static void sync_fail(sync_req_t *r, int status) {
-    ts_sess__answer(r->ss, &r->to,
-                    ts_sess__error(store_code(status),
-                                   "the session history is unavailable; retry", 1000));
-    sync_free(r);
-}
-
-static void on_sync_page(int status, const ts_store_log_page_t *page, void *ud);
-
-static void sync_read(sess_hist_t *h, sync_req_t *r) {
-    op_begin(h);
-    int rc = ts_store_log_read(h->sess->store, hist_key(h), r->after, r->limit, on_sync_page, r);
-    if (rc) {
-        op_end(h);
-        sync_fail(r, rc);
-    }
-}
-
-/* Answers from a snapshot of the committed state (between batches). */
-static void sync_reset(sess_hist_t *h, sync_req_t *r) {
-    json_t *doc = ts_sess_state_doc(h->st);
-    ts_sbuf_t sb = TS_SBUF_INIT;
-    ts_json_dump(&sb, doc);
-    r->snapshot = ts_sbuf_finish(&sb);
-    r->snap_seq = h->known_seq;
-    r->snap_ver = h->ver;
-    r->after = h->known_seq;
-    SESS_COUNT(h->sess->counters[SC_RESYNCS]);
-    sync_read(h, r);
-}
-
-static void sync_need_reset(sess_hist_t *h, sync_req_t *r, const char *why) {
-    r->reset = why;
-    if (h->phase == H_READY && !h->dirty && !inflight(h)) {
-        sync_reset(h, r);
-        return;
-    }
-    ts_list_insert_tail(&hist_work(h)->resyncs, &r->link);
-    if (h->phase == H_NEW)
-        hist_load(h); /* load_ready pumps, which answers */
-    else if (h->phase == H_READY && !inflight(h))
-        batch_end(h); /* dirty: reload, then answer */
-}
-
-static void on_sync_page(int status, const ts_store_log_page_t *page, void *ud) {
-    sync_req_t *r = ud;
-    sess_hist_t *h = r->h;
-    op_end(h);
-    if (status) {
-        sync_fail(r, status);
-        return;
-    }
-    if (!r->reset && (page->trimmed_upto > r->after || r->after > page->last_seq)) {
-        sync_need_reset(h, r, page->trimmed_upto > r->after ? "trimmed" : "ahead");
-        return;
-    }
-    if (r->reset && page->trimmed_upto > r->after) {
-        /* our snapshot is older than what the store kept after it (another
-         * loop or node snapshotted and compacted): reload, then answer */
-        ts_buf_unref(r->snapshot);
-        r->snapshot = NULL;
-        h->dirty = 1;
-        sync_need_reset(h, r, r->reset);
-        return;
-    }
-    if (!r->ss->s && !r->to.cb) {
-        sync_free(r);
-        return;
-    }
-    ts_sbuf_t out = TS_SBUF_INIT;
-    ts_sbuf_printf(&out, "{\"ok\":true,\"epoch\":\"%016" PRIx64 "\",\"seq\":%" PRIu64, h->epoch,
-                   page->last_seq);
-    if (r->reset) {
-        ts_sbuf_printf(&out,
-                       ",\"reset\":true,\"reason\":\"%s\",\"snapshot\":{\"seq\":%" PRIu64
-                       ",\"ver\":%" PRIu64 ",\"state\":",
-                       r->reset, r->snap_seq, r->snap_ver);
-        ts_sbuf_append(&out, r->snapshot->data, r->snapshot->len);
-        ts_sbuf_putc(&out, '}');
-    }
-    ts_sbuf_append_str(&out, ",\"entries\":[");
-    size_t bytes = 0, n = 0;
-    uint64_t last = r->after;
-    for (; n < page->n; n++) {
-        const ts_store_event_t *e = &page->events[n];
-        if (n && bytes + e->data->len > SYNC_BYTES_MAX) break;
-        if (n) ts_sbuf_putc(&out, ',');
-        with_seq(&out, ts_buf_slice(e->data), e->seq);
-        bytes += e->data->len;
-        last = e->seq;
-    }
-    ts_sbuf_printf(&out, "],\"more\":%s}", last < page->last_seq ? "true" : "false");
-    SESS_COUNT(h->sess->counters[SC_REPLAYED]);
-    TS_MET_BUMP_(h->sess->counters[SC_REPLAYED_ENTRIES], n);
-    /* the histogram of answer sizes (cumulative buckets, +Inf = SC_REPLAYED) */
-    static const size_t le[] = {1, 10, 100, 1000};
-    for (size_t b = 0; b < TS_ARRAY_LEN(le); b++)
-        if (n <= le[b]) SESS_COUNT(h->sess->counters[SC_REPLAY_LE_1 + b]);
-    answer_text(r->ss, &r->to, ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)));
-    ts_sbuf_free(&out);
-    sync_free(r);
-}
-
-static void sync_start(sess_hist_t *h, hist_wait_t *w, int status) {
-    sync_req_t *r = TS_CONTAINER_OF(w, sync_req_t, w);
-    if (status) {
-        sync_fail(r, status);
-        return;
-    }
-    char mine[17];
-    snprintf(mine, sizeof mine, "%016" PRIx64, h->epoch);
-    if (!r->has_after)
-        sync_need_reset(h, r, "initial");
-    else if (r->after > 0 && strcmp(r->epoch, mine) != 0)
-        sync_need_reset(h, r, "epoch");
-    else
-        sync_read(h, r);
-}
-
 /* ---- batches ---- */
-
-static void answer_resyncs(sess_hist_t *h) {
-    if (!h->w) return;
-    while (!ts_list_empty(&h->w->resyncs)) {
-        sync_req_t *r = TS_CONTAINER_OF(h->w->resyncs.next, sync_req_t, link);
-        ts_list_remove(&r->link);
-        sync_reset(h, r);
-    }
-}
 
 /* The batch in flight is over: the cache is the store's state again (or
  * dirty). Reload if needed, answer resyncs, snapshot, run the next batch. */
-static void batch_end(sess_hist_t *h) {
+void ts_sess__hist_batch_end(sess_hist_t *h) {
     hist_work_t *w = h->w;
     if (w) {
         w->chain_broken = 0;
@@ -1157,22 +953,22 @@ static void batch_end(sess_hist_t *h) {
     }
     if (h->dirty) {
         h->phase = H_NEW;
-        hist_load(h); /* load_ready pumps */
+        ts_sess__hist_load(h); /* load_ready pumps */
         return;
     }
     if (w) w->spec_ver = h->ver;
-    answer_resyncs(h);
+    ts_sess__hist_answer_resyncs(h);
     maybe_snapshot(h);
     hist_pump(h);
 }
 
 static void hist_pump(sess_hist_t *h) {
-    if (h->phase != H_READY || inflight(h)) return;
+    if (h->phase != H_READY || ts_sess__hist_inflight(h)) return;
     if (h->dirty) {
-        batch_end(h);
+        ts_sess__hist_batch_end(h);
         return;
     }
-    answer_resyncs(h);
+    ts_sess__hist_answer_resyncs(h);
     hist_work_t *w = h->w;
     if (!w || ts_list_empty(&w->queue)) {
         maybe_snapshot(h);
@@ -1204,15 +1000,15 @@ static void hist_pump(sess_hist_t *h) {
 
 /* ---- entry points ---- */
 
-static sess_hist_t *sock_hist(sess_sock_t *ss) {
+sess_hist_t *ts_sess__hist_of(sess_sock_t *ss) {
     return hist_get(ss->sess, sess_key(ss, SK_HIST), 1);
 }
 
-sess_lowprio_t **ts_sess__hist_lowprio(sess_sock_t *ss) { return &sock_hist(ss)->lp; }
+sess_lowprio_t **ts_sess__hist_lowprio(sess_sock_t *ss) { return &ts_sess__hist_of(ss)->lp; }
 
 void ts_sess__hist_publish(sess_sock_t *ss, sess_batch_t *b, size_t idx, ts_buf_t *entry,
                            const sess_pub_meta_t *m) {
-    sess_hist_t *h = sock_hist(ss);
+    sess_hist_t *h = ts_sess__hist_of(ss);
     hist_item_t *it = item_new(ITEM_PUB, ss, b, idx);
     it->h = h;
     it->entry = entry;
@@ -1224,7 +1020,7 @@ void ts_sess__hist_publish(sess_sock_t *ss, sess_batch_t *b, size_t idx, ts_buf_
     /* behind queued changes of this session, to keep each sender's order */
     if ((h->w && (!ts_list_empty(&h->w->queue) || !ts_list_empty(&h->w->retry))) ||
         h->phase == H_LOADING) {
-        ts_list_insert_tail(&hist_work(h)->queue, &it->link);
+        ts_list_insert_tail(&ts_sess__hist_work(h)->queue, &it->link);
         return;
     }
     if (commit_pub(h, it) != 0) {
@@ -1269,15 +1065,15 @@ static hist_item_t *change_item(sess_sock_t *ss, sess_batch_t *b, size_t idx, js
     }
     int64_t mut = 0, base = 0, hlc = 0;
     json_t *x;
-    if ((x = json_object_get(c, "mut")) && (mut = json_uint(x, TS_JS_MAX_SAFE)) < 1) {
+    if ((x = json_object_get(c, "mut")) && (mut = ts_sess__json_uint(x, TS_JS_MAX_SAFE)) < 1) {
         snprintf(why, sizeof why, "mut must be an integer from 1 to 2^53-1");
         goto refuse;
     }
-    if ((x = json_object_get(c, "base")) && (base = json_uint(x, TS_JS_MAX_SAFE)) < 0) {
+    if ((x = json_object_get(c, "base")) && (base = ts_sess__json_uint(x, TS_JS_MAX_SAFE)) < 0) {
         snprintf(why, sizeof why, "base must be a state version (an integer >= 0)");
         goto refuse;
     }
-    if ((x = json_object_get(c, "hlc")) && (hlc = json_uint(x, TS_JS_MAX_SAFE)) < 1) {
+    if ((x = json_object_get(c, "hlc")) && (hlc = ts_sess__json_uint(x, TS_JS_MAX_SAFE)) < 1) {
         snprintf(why, sizeof why, "hlc must be a positive integer (ms * 1024 + counter)");
         goto refuse;
     }
@@ -1323,58 +1119,16 @@ void ts_sess__hist_state(sess_sock_t *ss, json_t *arg, const sess_answer_t *to) 
         return;
     }
     sess_batch_t *b = ts_sess__batch_new(ss, to, n, is_array);
-    sess_hist_t *h = sock_hist(ss);
-    hist_work_t *w = hist_work(h); /* the session's first write makes it */
+    sess_hist_t *h = ts_sess__hist_of(ss);
+    hist_work_t *w = ts_sess__hist_work(h); /* the session's first write makes it */
     for (size_t i = 0; i < n; i++) {
         hist_item_t *it = change_item(ss, b, i, is_array ? json_array_get(arg, i) : arg);
         if (!it) continue;
         it->h = h;
         ts_list_insert_tail(&w->queue, &it->link);
     }
-    if (h->phase == H_NEW) hist_load(h);
+    if (h->phase == H_NEW) ts_sess__hist_load(h);
     else hist_pump(h);
-}
-
-void ts_sess__hist_sync(sess_sock_t *ss, json_t *arg, const sess_answer_t *to) {
-    char why[160];
-    json_t *after = NULL, *epoch = NULL, *limit = NULL;
-    if (arg && !json_is_null(arg)) {
-        if (!json_is_object(arg)) {
-            snprintf(why, sizeof why, "sync takes {after?, epoch?, limit?}");
-            goto refuse;
-        }
-        after = json_object_get(arg, "after");
-        epoch = json_object_get(arg, "epoch");
-        limit = json_object_get(arg, "limit");
-    }
-    if (after && json_uint(after, TS_JS_MAX_SAFE) < 0) {
-        snprintf(why, sizeof why, "after must be a seq (an integer >= 0)");
-        goto refuse;
-    }
-    const char *ep = epoch ? json_string_value(epoch) : NULL;
-    if (epoch && (!ep || strlen(ep) != 16 || strspn(ep, "0123456789abcdef") != 16)) {
-        snprintf(why, sizeof why, "epoch must be the 16 hex digits the server sent");
-        goto refuse;
-    }
-    if (limit && (json_uint(limit, SYNC_LIMIT_MAX) < 1)) {
-        snprintf(why, sizeof why, "limit must be an integer from 1 to %d", SYNC_LIMIT_MAX);
-        goto refuse;
-    }
-    sync_req_t *r = ts_xcalloc(1, sizeof *r);
-    ts_list_init(&r->link);
-    r->ss = ss;
-    ts_sess__sock_hold(ss);
-    r->to = *to;
-    r->has_after = after != NULL;
-    r->after = after ? (uint64_t)json_integer_value(after) : 0;
-    r->limit = limit ? (uint64_t)json_integer_value(limit) : SYNC_LIMIT_DEFAULT;
-    ts_strlcpy(r->epoch, ep ? ep : "0000000000000000", sizeof r->epoch);
-    r->w.run = sync_start;
-    r->h = sock_hist(ss);
-    hist_when_ready(r->h, &r->w);
-    return;
-refuse:
-    ts_sess__answer(ss, to, ts_sess__error("bad_sync", why, 0));
 }
 
 /* The v3 welcome waits for the history: it says where the session is, as
@@ -1388,7 +1142,7 @@ typedef struct welcome_req {
 static void on_welcome_info(int status, const ts_store_sess_info_t *info, void *ud) {
     welcome_req_t *r = ud;
     sess_sock_t *ss = r->ss;
-    op_end(r->h);
+    ts_sess__hist_op_end(r->h);
     if (ss->s) {
         json_t *hist = NULL;
         if (status == 0) {
@@ -1406,11 +1160,11 @@ static void on_welcome_info(int status, const ts_store_sess_info_t *info, void *
 void ts_sess__hist_welcome(sess_sock_t *ss) {
     welcome_req_t *r = ts_xcalloc(1, sizeof *r);
     r->ss = ss;
-    r->h = sock_hist(ss);
+    r->h = ts_sess__hist_of(ss);
     ts_sess__sock_hold(ss);
-    op_begin(r->h);
-    if (ts_store_sess_get(ss->sess->store, hist_key(r->h), on_welcome_info, r) != 0) {
-        op_end(r->h);
+    ts_sess__hist_op_begin(r->h);
+    if (ts_store_sess_get(ss->sess->store, ts_sess__hist_key(r->h), on_welcome_info, r) != 0) {
+        ts_sess__hist_op_end(r->h);
         ts_sess__emit_welcome(ss, NULL); /* no history to tell of */
         ts_sess__sock_release(ss);
         free(r);
@@ -1429,10 +1183,10 @@ typedef struct health_req {
 static void on_health(int status, const ts_store_sess_info_t *info, void *ud) {
     health_req_t *r = ud;
     sess_hist_t *h = r->h;
-    op_end(h);
+    ts_sess__hist_op_end(h);
     if (status) {
         ts_sess__answer(r->ss, &r->to,
-                        ts_sess__error(store_code(status), "the session history is unavailable", 1000));
+                        ts_sess__error(ts_sess__store_code(status), "the session history is unavailable", 1000));
     } else {
         size_t queued = 0;
         if (h->w)
@@ -1449,7 +1203,7 @@ static void on_health(int status, const ts_store_sess_info_t *info, void *ud) {
                                       "ver", (json_int_t)h->ver, "state_bytes",
                                       (json_int_t)(h->st ? ts_sess_state_bytes(h->st) : 0),
                                       "queued", (json_int_t)queued, "in_flight",
-                                      (json_int_t)inflight(h)));
+                                      (json_int_t)ts_sess__hist_inflight(h)));
         ts_sess__answer(r->ss, &r->to, o);
     }
     ts_sess__sock_release(r->ss);
@@ -1460,134 +1214,16 @@ void ts_sess__hist_health(sess_sock_t *ss, const sess_answer_t *to) {
     health_req_t *r = ts_xcalloc(1, sizeof *r);
     r->ss = ss;
     r->to = *to;
-    r->h = sock_hist(ss);
+    r->h = ts_sess__hist_of(ss);
     ts_sess__sock_hold(ss);
-    op_begin(r->h);
-    int rc = ts_store_sess_get(ss->sess->store, hist_key(r->h), on_health, r);
+    ts_sess__hist_op_begin(r->h);
+    int rc = ts_store_sess_get(ss->sess->store, ts_sess__hist_key(r->h), on_health, r);
     if (rc) {
-        op_end(r->h);
-        ts_sess__answer(ss, to, ts_sess__error(store_code(rc), "the session history is unavailable", 1000));
+        ts_sess__hist_op_end(r->h);
+        ts_sess__answer(ss, to, ts_sess__error(ts_sess__store_code(rc), "the session history is unavailable", 1000));
         ts_sess__sock_release(ss);
         free(r);
     }
-}
-
-/* ---- durable recovery of the stock client ----
- * socket.io-client remembers its pid and the offset of the last entry it
- * received ("h<epoch>.<seq>"), and presents both when it reconnects. If the
- * epoch is the session's and the log still has what came after the seq,
- * the entries it missed are sent to it before the CONNECT reply, and the
- * reply gives its pid back: socket.recovered is true on its side — after a
- * restart too, since the log is the store's. The socket joins its rooms in
- * the very callback that read the last page, and only entries this loop has
- * already relayed (seq <= last_seq) are replayed: what comes later arrives
- * live, so each entry reaches it once and in order (with one loop; with
- * several, an entry relayed by another loop during the replay may be missed
- * or repeated, which a v3 tab's sync mends). */
-typedef struct restore_req {
-    hist_wait_t w;
-    sess_hist_t *h;
-    sess_sock_t *ss;
-    uint64_t epoch, after;
-    char pid[64];
-} restore_req_t;
-
-static void restore_done(restore_req_t *r, int restored) {
-    sess_sock_t *ss = r->ss;
-    if (ss->s) ts_sio_connect_finish(ss->s, restored ? r->pid : NULL);
-    if (restored) SESS_COUNT(ss->sess->counters[SC_RECOVERED]);
-    ts_sess__sock_release(ss);
-    free(r);
-}
-
-static void restore_read(sess_hist_t *h, restore_req_t *r);
-
-/* 1 if this loop is the only one that writes its sessions' histories: one
- * loop of one process on the embedded store. */
-static int sole_writer(const ts_sess_t *sess) {
-    return ts_sio_server_loops(sess->sio) == 1 &&
-           strcmp(ts_store_backend(sess->store), "memory") == 0;
-}
-
-static void on_restore_page(int status, const ts_store_log_page_t *page, void *ud) {
-    restore_req_t *r = ud;
-    sess_hist_t *h = r->h;
-    op_end(h);
-    if (!r->ss->s) { /* gone meanwhile */
-        restore_done(r, 0);
-        return;
-    }
-    if (status || page->trimmed_upto > r->after || r->after > page->last_seq) {
-        restore_done(r, 0); /* too old (or another history): a fresh session */
-        return;
-    }
-    /* One loop on the embedded store relays every entry of its sessions
-     * itself: what it has not relayed yet comes live, so the replay stops at
-     * what it relayed and each entry arrives once. With other writers (this
-     * process's other loops, other nodes) an entry committed while the tab
-     * was away was relayed by them, never by this loop: stopping at
-     * last_seq missed it (js history@3nodes, history 8, under ASan). Then
-     * the replay goes to the store's last: nothing is missed, and an entry
-     * in flight may arrive twice (docs/CONSISTENCY.md). */
-    uint64_t cap = sole_writer(h->sess) ? h->last_seq : page->last_seq;
-    int old = r->ss->id.proto < 3;
-    size_t i = 0;
-    for (; i < page->n && page->events[i].seq <= cap; i++) {
-        const ts_store_event_t *e = &page->events[i];
-        r->after = e->seq;
-        static const char kchange[] = "{\"kind\":\"change\"";
-        int change = e->data->len > sizeof kchange - 1 &&
-                     !memcmp(e->data->data, kchange, sizeof kchange - 1);
-        if (change && old) continue; /* v1/v2 tabs never get state changes */
-        ts_sbuf_t out = TS_SBUF_INIT;
-        with_seq(&out, ts_buf_slice(e->data), e->seq);
-        char offset[48];
-        entry_offset(offset, sizeof offset, r->epoch, e->seq);
-        ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};
-        ts_sio_emit_raw_at(r->ss->s, change ? "change" : "event", &arg, 1, offset);
-        ts_sbuf_free(&out);
-    }
-    if (i == page->n && page->n && r->after < cap) {
-        restore_read(h, r); /* a full page, and more this loop relayed */
-        return;
-    }
-    restore_done(r, 1); /* joins its rooms now, in this callback */
-}
-
-static void restore_read(sess_hist_t *h, restore_req_t *r) {
-    op_begin(h);
-    if (ts_store_log_read(h->sess->store, hist_key(h), r->after, LOAD_PAGE, on_restore_page, r)) {
-        op_end(h);
-        restore_done(r, 0);
-    }
-}
-
-static void restore_start(sess_hist_t *h, hist_wait_t *w, int status) {
-    restore_req_t *r = TS_CONTAINER_OF(w, restore_req_t, w);
-    if (status || r->epoch != h->epoch || !r->ss->s)
-        restore_done(r, 0);
-    else
-        restore_read(h, r);
-}
-
-int ts_sess__hist_restore(sess_sock_t *ss, const char *pid, const char *offset) {
-    uint64_t epoch, seq;
-    char dot;
-    int n = 0;
-    if (strlen(pid) >= sizeof ((restore_req_t *)0)->pid || offset[0] != 'h' ||
-        sscanf(offset + 1, "%16" SCNx64 "%c%" SCNu64 "%n", &epoch, &dot, &seq, &n) != 3 ||
-        dot != '.' || offset[1 + n] != '\0' || strlen(offset) < 19)
-        return 0; /* not an offset of ours: a fresh session */
-    restore_req_t *r = ts_xcalloc(1, sizeof *r);
-    r->ss = ss;
-    r->epoch = epoch;
-    r->after = seq;
-    ts_strlcpy(r->pid, pid, sizeof r->pid);
-    ts_sess__sock_hold(ss);
-    r->w.run = restore_start;
-    r->h = sock_hist(ss);
-    hist_when_ready(r->h, &r->w);
-    return 1;
 }
 
 /* ---- lifecycle ---- */
