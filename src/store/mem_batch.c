@@ -46,7 +46,8 @@ static void hist_copy(mem_hist_t *dst, const mem_hist_t *src) {
 void ts_store__mem_touch_sess(mem_t *m, mem_sess_t *s) {
     if (!m->batch_open || s->dirty) return;
     s->dirty = 1;
-    hist_copy(&s->dur, &s->h); /* what reads show until the COMMIT */
+    s->dur = ts_xmalloc(sizeof *s->dur);
+    hist_copy(s->dur, &s->h); /* what reads show until the COMMIT */
     PUSH(m->touched, m->ntouched, m->touched_cap, s);
 }
 
@@ -130,7 +131,9 @@ void ts_store__mem_batch_commit(mem_t *m) {
     MEM_STAT_ADD(m, commit_ops, m->batch_ops);
     for (size_t i = 0; i < m->ntouched; i++) {
         mem_sess_t *s = m->touched[i];
-        ts_store__mem_hist_release(&s->dur);
+        ts_store__mem_hist_release(s->dur);
+        free(s->dur);
+        s->dur = NULL;
         s->dirty = 0;
     }
     for (size_t i = 0; i < m->nltouched; i++) m->ltouched[i]->dirty = 0;

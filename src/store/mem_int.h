@@ -109,21 +109,25 @@ typedef struct mem_client {
 
 enum { SESS_FLUSH_META = 1 }; /* epoch / hist_ver to write before COMMIT */
 
+/* One session in memory. A session that is only read (a tab's welcome
+ * creates it) is most of them, so what writes need is made when they need
+ * it: the durable copy while a batch holds it, the client windows at the
+ * first exactly-once commit (issue #13: 272 -> 176 B). */
 typedef struct mem_sess {
     ts_list_t lru;    /* least recently used first */
     int64_t sid;      /* SQLite row key; 0 = no row yet (or memory only) */
     mem_hist_t h;     /* live: every executed write */
-    mem_hist_t dur;   /* while dirty: the durable values, what reads show */
+    mem_hist_t *dur;  /* owned while dirty: the durable values, what reads show */
     uint64_t trimmed; /* events <= this are gone */
     uint64_t broken_chain; /* the last commit chain that failed here (ts_store_commit_t.chain) */
-    int dirty;        /* touched by the open batch: pinned in memory */
-    unsigned flush;   /* SESS_FLUSH_* */
-    ts_map_t clients; /* client id -> mem_client_t (SQLite: the ones loaded) */
-    size_t dirty_clients; /* clients changed in the open batch */
+    ts_map_t *clients; /* owned; client id -> mem_client_t (SQLite: the ones loaded); NULL = none */
     size_t bytes;     /* what this session counts in mem_bytes */
     mem_ev_t *ring;   /* the log tail: seqs last_seq-n+1 .. last_seq */
     size_t cap, head, n, ring_bytes;
-    size_t klen;
+    uint32_t dirty_clients; /* clients changed in the open batch */
+    uint8_t dirty;    /* touched by the open batch: pinned in memory */
+    uint8_t flush;    /* SESS_FLUSH_* */
+    uint16_t klen;    /* <= TS_STORE_ID_MAX */
     char key[];
 } mem_sess_t;
 
@@ -178,7 +182,7 @@ struct mem_store {
     ts_idmap_t regs, idx[3]; /* registry: entries, and their first entry by session, user, device */
     struct mem_reg **heap;
     size_t heap_n, heap_cap;
-    ts_map_t sessions;
+    ts_idmap_t sessions; /* mem_sess_t, their keys inside */
     ts_list_t lru;
     size_t nsess;
     size_t ret_iter;    /* retention's place in `sessions` between sweeps */

@@ -38,7 +38,7 @@ void ts_store__mem_hist_release(mem_hist_t *h) {
 }
 
 /* What reads show: the durable values. */
-static const mem_hist_t *view(const mem_sess_t *s) { return s->dirty ? &s->dur : &s->h; }
+static const mem_hist_t *view(const mem_sess_t *s) { return s->dirty ? s->dur : &s->h; }
 
 /* ---------------------------------------------------------------- ring */
 
@@ -199,11 +199,17 @@ static int win_unpack(mem_client_t *c, ts_slice_t in) {
     return p == end ? 0 : -1;
 }
 
+/* The session's client windows, the map made at the first. */
+static ts_map_t *clients_of(mem_sess_t *s) {
+    if (!s->clients) s->clients = ts_xcalloc(1, sizeof *s->clients);
+    return s->clients;
+}
+
 static mem_client_t *client_new(mem_t *m, mem_sess_t *s, ts_slice_t id) {
     mem_client_t *c = ts_xcalloc(1, sizeof *c + id.len);
     c->klen = id.len;
     memcpy(c->key, id.p, id.len);
-    ts_map_put(&s->clients, c->key, c->klen, c);
+    ts_map_put(clients_of(s), c->key, c->klen, c);
     bytes_add(m, s, client_bytes(c));
     return c;
 }
@@ -212,7 +218,7 @@ static mem_client_t *client_new(mem_t *m, mem_sess_t *s, ts_slice_t id) {
  * the client never committed to this session. */
 static mem_client_t *client_get(mem_t *m, mem_sess_t *s, ts_slice_t id, int *rc) {
     *rc = 0;
-    mem_client_t *c = ts_map_get(&s->clients, (const char *)id.p, id.len);
+    mem_client_t *c = s->clients ? ts_map_get(s->clients, (const char *)id.p, id.len) : NULL;
     if (c || !m->sql || !s->sid) return c;
     ts_buf_t *recs = NULL;
     int lrc = ts_store__sql_client_get(m->sql, s->sid, id, &recs);
@@ -234,7 +240,7 @@ static mem_client_t *client_get(mem_t *m, mem_sess_t *s, ts_slice_t id, int *rc)
         *rc = TS_ESTORE;
         return NULL;
     }
-    ts_map_put(&s->clients, c->key, c->klen, c);
+    ts_map_put(clients_of(s), c->key, c->klen, c);
     bytes_add(m, s, client_bytes(c));
     return c;
 }
@@ -249,7 +255,7 @@ int ts_store__mem_sess_flush(mem_t *m, mem_sess_t *s) {
     uint8_t packed[10 + TS_STORE_MUT_WINDOW * 20];
     size_t it = 0;
     ts_map_entry_t *e;
-    while (s->dirty_clients && ts_map_next(&s->clients, &it, &e)) {
+    while (s->dirty_clients && ts_map_next(s->clients, &it, &e)) {
         mem_client_t *c = e->val;
         if (!c->dirty) continue;
         size_t n = win_pack(c, packed);
@@ -273,17 +279,21 @@ static void sess_free(mem_t *m, mem_sess_t *s) {
     }
     size_t it = 0;
     ts_map_entry_t *e;
-    while (ts_map_next(&s->clients, &it, &e)) client_free(e->val);
-    ts_map_deinit(&s->clients);
+    if (s->clients) {
+        while (ts_map_next(s->clients, &it, &e)) client_free(e->val);
+        ts_map_deinit(s->clients);
+        free(s->clients);
+    }
     ts_store__mem_hist_release(&s->h);
-    if (s->dirty) ts_store__mem_hist_release(&s->dur);
+    if (s->dur) ts_store__mem_hist_release(s->dur);
+    free(s->dur);
     m->mem_bytes -= s->bytes;
     free(s->ring);
     free(s);
 }
 
 void ts_store__mem_sess_evict(mem_t *m, mem_sess_t *s) {
-    ts_map_del(&m->sessions, s->key, s->klen);
+    ts_idmap_del_n(&m->sessions, s->key, s->klen);
     ts_list_remove(&s->lru);
     m->nsess--;
     sess_free(m, s);
@@ -306,7 +316,7 @@ static void sess_make_room(mem_t *m, size_t need, size_t bytes, mem_sess_t *keep
  * an empty one if it exists nowhere. NULL with *rc = 0: does not exist. */
 static mem_sess_t *sess_get(mem_t *m, ts_slice_t name, int create, int *rc) {
     *rc = 0;
-    mem_sess_t *s = ts_map_get(&m->sessions, (const char *)name.p, name.len);
+    mem_sess_t *s = ts_idmap_get_n(&m->sessions, (const char *)name.p, name.len);
     if (s) {
         ts_list_remove(&s->lru);
         ts_list_insert_tail(&m->lru, &s->lru);
@@ -329,14 +339,14 @@ static mem_sess_t *sess_get(mem_t *m, ts_slice_t name, int create, int *rc) {
         }
     }
     s = ts_xcalloc(1, sizeof *s + name.len);
-    s->klen = name.len;
+    s->klen = (uint16_t)name.len; /* an id: at most TS_STORE_ID_MAX */
     memcpy(s->key, name.p, name.len);
     s->sid = row.sid;
     s->h = (mem_hist_t){row.epoch, row.last_seq, row.hist_ver, row.snap_seq, row.snap_ver,
                         row.snap, row.state_ver, row.state};
     s->trimmed = row.trimmed;
     bytes_add(m, s, buf_len(s->h.state) + buf_len(s->h.snap));
-    ts_map_put(&m->sessions, s->key, s->klen, s);
+    ts_idmap_put(&m->sessions, s);
     ts_list_insert_tail(&m->lru, &s->lru);
     m->nsess++;
     return s;
@@ -686,14 +696,14 @@ void ts_store__mem_retain(mem_t *m) {
     uint64_t cutoff = wall > m->lim.retain_ms ? wall - m->lim.retain_ms : 0;
     uint64_t budget = RETAIN_EVENTS;
     size_t visits = TS_MIN((size_t)RETAIN_VISITS, m->sessions.count);
-    ts_map_entry_t *e;
+    void *o;
     while (visits > 0 && budget > 0) {
-        if (!ts_map_next(&m->sessions, &m->ret_iter, &e)) {
+        if (!ts_idmap_next(&m->sessions, &m->ret_iter, &o)) {
             m->ret_iter = 0; /* wrapped: the next sweep starts over */
             break;
         }
         visits--;
-        mem_sess_t *s = e->val;
+        mem_sess_t *s = o;
         if (s->h.snap_seq <= s->trimmed || s->h.last_seq - s->trimmed <= m->lim.retain_events)
             continue; /* cheap test before any lookup */
         uint64_t upto = retain_upto(m, s, cutoff);

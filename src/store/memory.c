@@ -149,7 +149,14 @@ static ts_slice_t key_session(const void *o) { return idx_id(o, TS_STORE_BY_SESS
 static ts_slice_t key_user(const void *o) { return idx_id(o, TS_STORE_BY_USER); }
 static ts_slice_t key_device(const void *o) { return idx_id(o, TS_STORE_BY_DEVICE); }
 
-static void reg_tables_init(mem_t *m) {
+static ts_slice_t key_sess(const void *o) {
+    const mem_sess_t *s = o;
+    return ts_slice(s->key, s->klen);
+}
+
+/* The tables that find their keys in their objects (ts_idmap_init_fn). */
+static void tables_init(mem_t *m) {
+    ts_idmap_init_fn(&m->sessions, key_sess);
     ts_idmap_init_fn(&m->regs, key_whole);
     ts_idmap_init_fn(&m->idx[TS_STORE_BY_SESSION], key_session);
     ts_idmap_init_fn(&m->idx[TS_STORE_BY_USER], key_user);
@@ -824,12 +831,12 @@ static void free_all(mem_t *m) {
     }
     it = 0;
     ts_map_entry_t *e;
-    while (ts_map_next(&m->sessions, &it, &e)) ts_store__mem_sess_evict(m, e->val);
+    while (ts_idmap_next(&m->sessions, &it, &o)) ts_store__mem_sess_evict(m, o);
     it = 0;
     while (ts_map_next(&m->leases, &it, &e)) ts_store__mem_lease_forget(m, e->val);
     ts_idmap_deinit(&m->regs);
     for (int by = 0; by < 3; by++) ts_idmap_deinit(&m->idx[by]);
-    ts_map_deinit(&m->sessions);
+    ts_idmap_deinit(&m->sessions);
     ts_map_deinit(&m->leases);
     ts_assert(m->chans.count == 0); /* every door took its subscriptions along */
     ts_assert(ts_list_empty(&m->patterns));
@@ -942,7 +949,7 @@ static int mem_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, cha
         return TS_EINVAL;
     }
     mem_t *m = ts_xcalloc(1, sizeof *m);
-    reg_tables_init(m);
+    tables_init(m);
     m->lim = *cfg;
     m->lim.sqlite_path = m->lim.redis_url = NULL; /* not kept: borrowed */
     DEFAULT(sweep_ms, 1000);
