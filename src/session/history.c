@@ -1133,16 +1133,11 @@ void ts_sess__hist_state(sess_sock_t *ss, json_t *arg, const sess_answer_t *to) 
 
 /* The v3 welcome waits for the history: it says where the session is, as
  * the store has it now (another loop or node may have written since this
- * loop's cache last looked). */
-typedef struct welcome_req {
-    sess_hist_t *h;
-    sess_sock_t *ss;
-} welcome_req_t;
-
+ * loop's cache last looked). It asks the store without the session's cache:
+ * a tab that is only welcomed makes none (issue #13). */
 static void on_welcome_info(int status, const ts_store_sess_info_t *info, void *ud) {
-    welcome_req_t *r = ud;
-    sess_sock_t *ss = r->ss;
-    ts_sess__hist_op_end(r->h);
+    sess_sock_t *ss = ud;
+    ts_sess__op_end(ss->sess);
     if (ss->s) {
         json_t *hist = NULL;
         if (status == 0) {
@@ -1154,20 +1149,17 @@ static void on_welcome_info(int status, const ts_store_sess_info_t *info, void *
         ts_sess__emit_welcome(ss, hist);
     }
     ts_sess__sock_release(ss);
-    free(r);
 }
 
 void ts_sess__hist_welcome(sess_sock_t *ss) {
-    welcome_req_t *r = ts_xcalloc(1, sizeof *r);
-    r->ss = ss;
-    r->h = ts_sess__hist_of(ss);
+    ts_sess_t *sess = ss->sess;
     ts_sess__sock_hold(ss);
-    ts_sess__hist_op_begin(r->h);
-    if (ts_store_sess_get(ss->sess->store, ts_sess__hist_key(r->h), on_welcome_info, r) != 0) {
-        ts_sess__hist_op_end(r->h);
+    sess->pending_ops++;
+    if (ts_store_sess_get(sess->store, ts_slice_str(sess_key(ss, SK_HIST)), on_welcome_info, ss) !=
+        0) {
+        sess->pending_ops--;
         ts_sess__emit_welcome(ss, NULL); /* no history to tell of */
         ts_sess__sock_release(ss);
-        free(r);
     }
 }
 

@@ -7,7 +7,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 
 import { startServer, IS_NODE, sleep } from './harness.mjs';
-import { BASE_FLAGS, ident, uniq, openMirror } from './history-helpers.mjs';
+import { BASE_FLAGS, ident, uniq, openMirror, Mirror } from './history-helpers.mjs';
 
 const SKIP = IS_NODE ? { skip: 'tabsyncd only (the Node reference has no /session history)' } : {};
 
@@ -63,7 +63,8 @@ describe('the history cache has bounds', SKIP, () => {
 
 // A session's cache keeps its write machinery (queues, the exactly-once
 // memory) in a part made at the session's first write and freed with the
-// cache (issue #13): a tab that only reads costs none of it.
+// cache (issue #13): a tab that only reads costs none of it, and a tab that
+// is only welcomed makes no cache at all.
 describe('the history cache makes its work part at the first write', SKIP, () => {
   let srv;
   before(async () => {
@@ -71,17 +72,24 @@ describe('the history cache makes its work part at the first write', SKIP, () =>
   });
   after(async () => { await srv?.stop(); });
 
-  it('a session read (welcome, sync) has none; a change makes it; the cache leaving frees it', { timeout: 30000 }, async () => {
+  it('a tab only welcomed makes no cache; a session read (sync) has no work part; a change makes it; the cache leaving frees it', { timeout: 30000 }, async () => {
     const S1 = uniq('work1'), S2 = uniq('work2');
-    const a = await openMirror({ url: srv.url, id: ident('alice', S1, 'd', 't') });
+    const w = new Mirror({ url: srv.url, id: ident('alice', S1, 'd0', 't0') });
+    w.autoSync = false; // welcomed, never syncs
+    await w.ready();
+    assert.match(w.welcomes[0].epoch, /^[0-9a-f]{16}$/, 'the welcome tells where the history is');
     let m = await metrics(srv.url);
-    assert.equal(m('tabsync_history_cached_sessions'), 1, 'the tab\'s welcome and sync cached its session');
+    assert.equal(m('tabsync_history_cached_sessions'), 0, 'welcomed only: no cache');
+    const a = await openMirror({ url: srv.url, id: ident('alice', S1, 'd', 't') });
+    m = await metrics(srv.url);
+    assert.equal(m('tabsync_history_cached_sessions'), 1, 'the tab\'s sync cached its session');
     assert.equal(m('tabsync_history_cache_writing'), 0, 'read only: no work part');
     const r = await a.state({ v: 3, id: 'first', merge: { x: 1 } });
     assert.equal(r.ok, true, JSON.stringify(r));
     m = await metrics(srv.url);
     assert.equal(m('tabsync_history_cache_writing'), 1, 'the first change made it');
     a.close();
+    w.close();
     const b = await openMirror({ url: srv.url, id: ident('bob', S2, 'd', 't') });
     const r2 = await b.state({ v: 3, id: 'second', merge: { y: 1 } });
     assert.equal(r2.ok, true, JSON.stringify(r2));
