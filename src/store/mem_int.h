@@ -94,6 +94,13 @@ typedef struct mem_ev {
     ts_buf_t *data;
 } mem_ev_t;
 
+/* A session's log tail: seqs last_seq-n+1 .. last_seq, oldest at head. */
+typedef struct mem_ring {
+    size_t cap, head, n; /* cap: a power of two */
+    size_t bytes;        /* of the events' data */
+    mem_ev_t ev[];
+} mem_ring_t;
+
 typedef struct mem_mut {
     uint64_t mut, seq;
 } mem_mut_t;
@@ -112,7 +119,8 @@ enum { SESS_FLUSH_META = 1 }; /* epoch / hist_ver to write before COMMIT */
 /* One session in memory. A session that is only read (a tab's welcome
  * creates it) is most of them, so what writes need is made when they need
  * it: the durable copy while a batch holds it, the client windows at the
- * first exactly-once commit (issue #13: 272 -> 176 B). */
+ * first exactly-once commit, the log tail at the first event (issue #13:
+ * 272 -> 144 B). */
 typedef struct mem_sess {
     ts_list_t lru;    /* least recently used first */
     int64_t sid;      /* SQLite row key; 0 = no row yet (or memory only) */
@@ -122,8 +130,7 @@ typedef struct mem_sess {
     uint64_t broken_chain; /* the last commit chain that failed here (ts_store_commit_t.chain) */
     ts_map_t *clients; /* owned; client id -> mem_client_t (SQLite: the ones loaded); NULL = none */
     size_t bytes;     /* what this session counts in mem_bytes */
-    mem_ev_t *ring;   /* the log tail: seqs last_seq-n+1 .. last_seq */
-    size_t cap, head, n, ring_bytes;
+    mem_ring_t *ring; /* owned; the log tail; NULL until the first event */
     uint32_t dirty_clients; /* clients changed in the open batch */
     uint8_t dirty;    /* touched by the open batch: pinned in memory */
     uint8_t flush;    /* SESS_FLUSH_* */

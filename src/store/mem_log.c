@@ -42,60 +42,65 @@ static const mem_hist_t *view(const mem_sess_t *s) { return s->dirty ? s->dur : 
 
 /* ---------------------------------------------------------------- ring */
 
+/* Events in the tail. */
+static size_t ring_n(const mem_sess_t *s) { return s->ring ? s->ring->n : 0; }
+
 static mem_ev_t *ring_at(mem_sess_t *s, size_t i) {
-    return &s->ring[(s->head + i) & (s->cap - 1)];
+    mem_ring_t *r = s->ring;
+    return &r->ev[(r->head + i) & (r->cap - 1)];
 }
 
 /* Seq of the oldest event in the ring (n > 0). */
-static uint64_t ring_first(const mem_sess_t *s) { return s->h.last_seq - s->n + 1; }
+static uint64_t ring_first(const mem_sess_t *s) { return s->h.last_seq - ring_n(s) + 1; }
 
 static mem_ev_t *ring_find(mem_sess_t *s, uint64_t seq) {
-    if (!s->n || seq < ring_first(s) || seq > s->h.last_seq) return NULL;
+    if (!ring_n(s) || seq < ring_first(s) || seq > s->h.last_seq) return NULL;
     return ring_at(s, (size_t)(seq - ring_first(s)));
 }
 
 static void ring_push(mem_t *m, mem_sess_t *s, uint64_t seq, uint64_t t, ts_buf_t *b) {
-    if (s->n == s->cap) {
-        size_t ncap = s->cap ? s->cap * 2 : 8;
-        mem_ev_t *nr = ts_xmalloc(ncap * sizeof *nr);
-        for (size_t i = 0; i < s->n; i++) nr[i] = *ring_at(s, i);
-        free(s->ring);
-        s->ring = nr;
-        s->cap = ncap;
-        s->head = 0;
+    mem_ring_t *r = s->ring;
+    if (!r || r->n == r->cap) {
+        size_t n = ring_n(s), ncap = r ? r->cap * 2 : 8;
+        mem_ring_t *nr = ts_xmalloc(sizeof *nr + ncap * sizeof nr->ev[0]);
+        for (size_t i = 0; i < n; i++) nr->ev[i] = *ring_at(s, i);
+        *nr = (mem_ring_t){ncap, 0, n, r ? r->bytes : 0};
+        free(r);
+        s->ring = r = nr;
     }
-    mem_ev_t *e = &s->ring[(s->head + s->n) & (s->cap - 1)];
+    mem_ev_t *e = &r->ev[(r->head + r->n) & (r->cap - 1)];
     e->seq = seq;
     e->t = t;
     e->data = ts_buf_ref(b);
-    s->n++;
-    s->ring_bytes += b->len;
+    r->n++;
+    r->bytes += b->len;
     bytes_add(m, s, b->len);
 }
 
 /* Drops the oldest tail event. Memory only, that is a trim (nothing else
  * holds it); with SQLite the event stays readable from the file. */
 static void ring_pop(mem_t *m, mem_sess_t *s) {
+    mem_ring_t *r = s->ring;
     mem_ev_t *e = ring_at(s, 0);
-    s->ring_bytes -= e->data->len;
+    r->bytes -= e->data->len;
     bytes_sub(m, s, e->data->len);
     if (!m->sql) s->trimmed = e->seq;
     ts_buf_unref(e->data);
-    s->head = (s->head + 1) & (s->cap - 1);
-    s->n--;
+    r->head = (r->head + 1) & (r->cap - 1);
+    r->n--;
 }
 
 /* Applies the tail bounds. Memory only, events the snapshot does not
  * cover stay whatever the bounds say (they count against mem_bytes_max,
  * and appends fail with TS_ELIMIT when it is reached). */
 static void ring_fit(mem_t *m, mem_sess_t *s) {
-    while (s->n && (s->n > m->lim.log_mem_events ||
-                    (s->n > 1 && s->ring_bytes > m->lim.log_mem_bytes))) {
+    while (ring_n(s) && (ring_n(s) > m->lim.log_mem_events ||
+                         (ring_n(s) > 1 && s->ring->bytes > m->lim.log_mem_bytes))) {
         if (!m->sql && ring_at(s, 0)->seq > s->h.snap_seq) break;
         if (!m->sql) MEM_STAT_ADD(m, events_trimmed, 1); /* the log itself: a trim */
         ring_pop(m, s);
     }
-    while (m->sql && s->n > 1 && m->mem_bytes > m->lim.mem_bytes_max) ring_pop(m, s);
+    while (m->sql && ring_n(s) > 1 && m->mem_bytes > m->lim.mem_bytes_max) ring_pop(m, s);
 }
 
 /* ---------------------------------------------------------------- clients */
@@ -271,12 +276,7 @@ int ts_store__mem_sess_flush(mem_t *m, mem_sess_t *s) {
 /* ---------------------------------------------------------------- sessions */
 
 static void sess_free(mem_t *m, mem_sess_t *s) {
-    while (s->n) {
-        mem_ev_t *e = ring_at(s, 0);
-        ts_buf_unref(e->data);
-        s->head = (s->head + 1) & (s->cap - 1);
-        s->n--;
-    }
+    for (size_t i = 0; i < ring_n(s); i++) ts_buf_unref(ring_at(s, i)->data);
     size_t it = 0;
     ts_map_entry_t *e;
     if (s->clients) {
@@ -394,7 +394,7 @@ static int sess_append(mem_t *m, mem_sess_t *s, ts_buf_t *ev, uint64_t *seq) {
     int rc = sess_write(m, s);
     if (rc) return rc;
     uint64_t t = ts_wall_ms();
-    if (s->n) t = TS_MAX(t, ring_at(s, s->n - 1)->t); /* never goes back: retention */
+    if (ring_n(s)) t = TS_MAX(t, ring_at(s, ring_n(s) - 1)->t); /* never goes back: retention */
     *seq = s->h.last_seq + 1;
     if (m->sql && (rc = ts_store__sql_append(m->sql, s->sid, *seq, t, ts_buf_slice(ev)))) {
         ts_store__mem_batch_fail(m);
@@ -416,7 +416,7 @@ static int sess_trim(mem_t *m, mem_sess_t *s, uint64_t upto) {
         ts_store__mem_batch_fail(m);
         return rc;
     }
-    while (s->n && ring_at(s, 0)->seq <= upto) ring_pop(m, s);
+    while (ring_n(s) && ring_at(s, 0)->seq <= upto) ring_pop(m, s);
     s->trimmed = upto;
     return 0;
 }
@@ -596,9 +596,9 @@ void ts_store__mem_read_log(mem_t *m, mem_op_t *op) {
     if (start > last) goto out;
     size_t max = (size_t)TS_MIN(op->b, (uint64_t)m->lim.read_max);
     ev = ts_xmalloc(max * sizeof *ev);
-    if (s->n && start >= ring_first(s)) {
+    if (ring_n(s) && start >= ring_first(s)) {
         size_t bytes = 0;
-        for (size_t i = (size_t)(start - ring_first(s)); i < s->n && page.n < max; i++) {
+        for (size_t i = (size_t)(start - ring_first(s)); i < ring_n(s) && page.n < max; i++) {
             mem_ev_t *e = ring_at(s, i);
             if (e->seq > last) break;
             if (page.n > 0 && bytes + e->data->len > m->lim.read_max_bytes) break;
