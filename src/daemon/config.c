@@ -73,6 +73,12 @@ static const opt_t opts[] = {
     {"tls-key", "TABSYNC_TLS_KEY", K_PATH, OFF(tls_key), SZ(tls_key), 0, 0, NULL, "FILE",
      "Listening", "PEM private key for --tls-cert (both or neither)."},
 
+    {"io-uring", "TABSYNC_IO_URING", K_BOOL, OFF(io_uring), 0, 0, 0, NULL, NULL, "Listening",
+     "Hand each loop turn's socket writes to the kernel in one io_uring\n"
+     "system call instead of one writev each (default on; --io-uring=0 turns\n"
+     "it off). Without liburing, or where the kernel refuses io_uring\n"
+     "(a sandbox, kernel.io_uring_disabled), writes use writev."},
+
     {"ping-interval", "TABSYNC_PING_INTERVAL", K_U32, OFF(ping_interval_ms), 0, 1, MS_MAX,
      "milliseconds", "MS", "Engine.IO", "How often the server pings each client (pingInterval)."},
     {"ping-timeout", "TABSYNC_PING_TIMEOUT", K_U32, OFF(ping_timeout_ms), 0, 1, MS_MAX,
@@ -335,6 +341,7 @@ void ts_dmn_config_defaults(ts_dmn_config_t *cfg) {
     cfg->max_payload = 1000000;
     cfg->n_cors_origins = 0;
     cfg->cors_credentials = 0;
+    cfg->io_uring = 1;
     cfg->parser_msgpack = 0;
     cfg->recovery_ms = 120000;
     cfg->recovery_max_sessions = 10000;

@@ -15,7 +15,10 @@
     X(HTTP_REQUESTS, "tabsync_http_requests_total", "HTTP requests parsed")               \
     X(BYTES_IN, "tabsync_bytes_received_total", "bytes read from sockets")                \
     X(BYTES_OUT, "tabsync_bytes_sent_total", "bytes written to sockets")                  \
-    X(WRITES, "tabsync_socket_writes_total", "write system calls (batched per loop turn)") \
+    X(WRITES, "tabsync_socket_writes_total",                                              \
+      "socket writes, one per connection per loop turn (writev calls, or sends in an io_uring batch)") \
+    X(URING_SUBMITS, "tabsync_io_uring_submits_total",                                   \
+      "io_uring_enter calls that carried a loop turn's writes (--io-uring)")               \
     X(WS_UPGRADES, "tabsync_ws_upgrades_total", "WebSocket handshakes completed")         \
     X(EIO_SESSIONS, "tabsync_eio_sessions_total", "Engine.IO sessions opened")            \
     X(EIO_UPGRADES, "tabsync_eio_upgrades_total", "Engine.IO polling->websocket upgrades") \

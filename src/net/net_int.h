@@ -57,7 +57,7 @@ enum ts_conn_flags { /* 16 bits */
     TS_CONN_CLOSING = 1u << 0,   /* uv_close called; memory goes in on_closed */
     TS_CONN_ENDING = 1u << 1,    /* close once the queue drains (graceful) */
     TS_CONN_SHUTDOWN = 1u << 2,  /* write side shut down; lingering for EOF */
-    TS_CONN_WRITING = 1u << 3,   /* a uv_write is in flight */
+    TS_CONN_WRITING = 1u << 3,   /* a uv_write is in flight, or a send in the ring's batch */
     TS_CONN_IN_FLUSH = 1u << 4,  /* linked in net->flush_list */
     TS_CONN_AWAITING = 1u << 5,  /* HTTP: a request was handed up, no answer yet */
     TS_CONN_REPROCESS = 1u << 6, /* HTTP: buffered bytes to parse at the next flush */
@@ -113,6 +113,8 @@ struct ts_conn {
     ts_tls_t *tls; /* TLS listener: the session; rbuf then holds plaintext */
 };
 
+typedef struct ts_uring ts_uring_t; /* uring.c */
+
 struct ts_net {
     uv_loop_t *loop;
     uv_tcp_t listener;
@@ -134,6 +136,8 @@ struct ts_net {
     ts_tls_ctx_t *tls_ctx; /* NULL: plain TCP */
     uint64_t trim_at;      /* loop time of the last malloc_trim */
     uint8_t trim_due;      /* a big send queue was freed: give the memory back */
+    uint8_t uring_tried;   /* ts_uring__new was called (in the loop's thread) */
+    ts_uring_t *uring;     /* the flush's batches; NULL: one uv_try_write each */
     uint8_t shared_rbuf[65536]; /* reads land here when no partial data is pending */
 };
 
@@ -165,6 +169,24 @@ void ts_net__timer(ts_conn_t *c, enum ts_conn_timer kind);
 size_t ts_net__http_process(ts_conn_t *c, uint8_t *data, size_t len);
 void ts_net__http_timeout(ts_conn_t *c);
 void ts_net__http_closed(ts_conn_t *c);
+
+/* uring.c: a loop turn's writes in one io_uring_enter (NULL, 0 and no-ops
+ * when built without liburing). */
+/* Called for each send of a batch: `iov[0..n)` as queued, `res` the bytes
+ * written or a negative errno (-EAGAIN: none). Must not queue sends. */
+typedef void (*ts_uring_cb)(void *ud, uv_buf_t *iov, unsigned n, int res);
+/* A ring for batches of up to `entries` sends; NULL (logged) when the
+ * kernel refuses one. */
+ts_uring_t *ts_uring__new(unsigned entries);
+void ts_uring__free(ts_uring_t *u);
+unsigned ts_uring__queued(const ts_uring_t *u);
+int ts_uring__full(const ts_uring_t *u);
+/* Queues a non-blocking send of iov[0..n) (borrowed until its callback)
+ * on `fd`; the batch must not be full. */
+void ts_uring__send(ts_uring_t *u, int fd, uv_buf_t *iov, unsigned n, void *ud);
+/* Submits the batch in one system call and calls `cb` for every send, in
+ * the order queued; the batch is empty afterwards. */
+void ts_uring__run(ts_uring_t *u, ts_uring_cb cb);
 
 /* ws.c */
 size_t ts_net__ws_process(ts_conn_t *c, uint8_t *data, size_t len);

@@ -53,6 +53,7 @@ static void net_maybe_done(ts_net_t *net) {
     void (*cb)(void *) = net->close_cb;
     void *ud = net->close_ud;
     ts_tls__ctx_free(net->tls_ctx);
+    ts_uring__free(net->uring);
     free(net);
     if (cb) cb(ud);
 }
@@ -458,11 +459,11 @@ static void on_write(uv_write_t *req, int status) {
         handoff_now(c);
 }
 
-/* Hands everything queued to the kernel: first a non-blocking write of the
- * whole batch (usually all of it goes), then a uv_write of the rest, whose
- * callback comes next turn. Closes nothing itself (see fail_later). */
-static void flush_conn(ts_conn_t *c) {
-    if (c->flags & (TS_CONN_WRITING | TS_CONN_CLOSING | TS_CONN_FAILED) || !has_output(c)) return;
+/* Starts a write of everything queued: moves it to `inflight` and returns
+ * its segments (in w->iov), or 0 when there is nothing to write or it
+ * failed (fail_later). Closes nothing itself. */
+static unsigned flush_begin(ts_conn_t *c) {
+    if (c->flags & (TS_CONN_WRITING | TS_CONN_CLOSING | TS_CONN_FAILED) || !has_output(c)) return 0;
     ts_wstate_t *w = wstate_get(c); /* none yet with TLS output of its own */
     ts_wqueue_t tmp = w->inflight;
     w->inflight = w->pend;
@@ -494,37 +495,52 @@ static void flush_conn(ts_conn_t *c) {
             ts_debug("tls", "cannot encrypt for %s: %s", ts_conn_peer(c),
                      rc == TS_ESTATE ? "handshake not done" : ts_tls__errmsg(c->tls));
             fail_later(c);
-            return;
+            return 0;
         }
         iov[0] = ts_tls__take(c->tls);
         n = 1;
     }
     TS_MET_INC(WRITES);
-    size_t total = 0;
-    for (unsigned i = 0; i < n; i++) total += iov[i].len;
-    int wr = uv_try_write((uv_stream_t *)&c->tcp, iov, n);
+    return n;
+}
+
+/* Ends a write of iov[0..n) of which the kernel took `wr` bytes (a libuv
+ * error when negative): done, or the rest waits for the peer in a
+ * uv_write, whose callback comes next turn. */
+static void flush_end(ts_conn_t *c, uv_buf_t *iov, unsigned n, ssize_t wr) {
     if (wr == UV_EAGAIN || wr == UV_ENOSYS) wr = 0;
     if (wr < 0) {
-        ts_debug("net", "write to %s failed: %s", ts_conn_peer(c), uv_strerror(wr));
+        ts_debug("net", "write to %s failed: %s", ts_conn_peer(c), uv_strerror((int)wr));
         fail_later(c);
         return;
     }
+    size_t total = 0;
+    for (unsigned i = 0; i < n; i++) total += iov[i].len;
     if ((size_t)wr == total) {
         inflight_done(c);
         return;
     }
-    /* skip what went out; the rest waits for the peer in a uv_write */
+    /* skip what went out */
     unsigned k = 0;
     size_t done = (size_t)wr;
     while (done >= iov[k].len) done -= iov[k++].len;
     iov[k].base += done;
     iov[k].len -= done;
+    ts_wstate_t *w = c->w;
     w->req.data = c;
     c->flags |= TS_CONN_WRITING;
     if (uv_write(&w->req, (uv_stream_t *)&c->tcp, iov + k, n - k, on_write) < 0) {
         c->flags &= ~(uint32_t)TS_CONN_WRITING;
         fail_later(c);
     }
+}
+
+/* Hands everything queued to the kernel: first a non-blocking write of the
+ * whole batch (usually all of it goes), then a uv_write of the rest.
+ * Closes nothing itself (see fail_later). */
+static void flush_conn(ts_conn_t *c) {
+    unsigned n = flush_begin(c);
+    if (n) flush_end(c, c->w->iov, n, uv_try_write((uv_stream_t *)&c->tcp, c->w->iov, n));
 }
 
 static void process(ts_conn_t *c);
@@ -544,29 +560,91 @@ static void maybe_trim(ts_net_t *net) {
     malloc_trim(0);
 }
 
+/* After c's flush: what was waiting for its bytes to go. May call the
+ * layers above (a close, a handoff), so never while a ring batch is
+ * queued: they could close a socket that the batch is about to write. */
+static void after_flush(ts_conn_t *c) {
+    if (c->flags & TS_CONN_FAILED) {
+        ts_net__close(c);
+        return;
+    }
+    if (c->flags & TS_CONN_CLOSING || cut_if_slow(c)) return;
+    if ((c->flags & TS_CONN_ENDING) && !has_output(c) && !(c->flags & TS_CONN_WRITING))
+        start_shutdown(c);
+    else if ((c->flags & TS_CONN_HANDOFF) && !has_output(c) && !(c->flags & TS_CONN_WRITING))
+        handoff_now(c);
+}
+
+/* A send of the ring's batch has its result. Until now the connection was
+ * marked as writing, so nothing else wrote to it meanwhile. */
+static void on_ring_sent(void *ud, uv_buf_t *iov, unsigned n, int res) {
+    ts_conn_t *c = ud;
+    c->flags &= ~(uint32_t)TS_CONN_WRITING;
+    if (c->flags & TS_CONN_CLOSING) { /* closed by an earlier one's after_flush */
+        inflight_done(c);
+        return;
+    }
+    flush_end(c, iov, n, res);
+    after_flush(c);
+    if (has_output(c)) ts_net__schedule(c); /* queued by another's after_flush */
+}
+
+/* Sends per io_uring_enter. Measured (/session 1,000 x 4, one in flight,
+ * server + ksoftirqd CPU per delivery, 3 runs each): 16-32 cost the least,
+ * 0.5 us below writev; from ~128 the loopback's receive work no longer fits
+ * the softirq run at the end of the call and spills into ksoftirqd, and at
+ * 1,024 half the saving is gone. docs/PERFORMANCE.md has the table. */
+#define RING_BATCH 32
+
+/* The ring, made in the loop's thread at its first flush (a ring with a
+ * single issuer belongs to the thread that makes it). */
+static ts_uring_t *net_ring(ts_net_t *net) {
+    if (!net->uring_tried && net->opts.writes == TS_NET_WRITES_URING) {
+        net->uring_tried = 1;
+        net->uring = ts_uring__new(RING_BATCH);
+    }
+    return net->uring;
+}
+
+static void ring_run(ts_net_t *net) {
+    if (!net->uring || !ts_uring__queued(net->uring)) return;
+    TS_MET_INC(URING_SUBMITS);
+    ts_uring__run(net->uring, on_ring_sent);
+}
+
 static void on_flush_check(uv_check_t *h) {
     ts_net_t *net = h->data;
-    while (!ts_list_empty(&net->flush_list)) {
-        ts_list_t *it = net->flush_list.next;
-        ts_list_remove(it);
-        ts_conn_t *c = ts_list_entry(it, ts_conn_t, flush_link);
-        c->flags &= ~(uint32_t)TS_CONN_IN_FLUSH;
-        if (c->flags & TS_CONN_REPROCESS) {
-            c->flags &= ~(uint32_t)TS_CONN_REPROCESS;
-            process(c);
-            if (c->flags & TS_CONN_CLOSING) continue;
+    ts_uring_t *ring = net_ring(net);
+    do {
+        while (!ts_list_empty(&net->flush_list)) {
+            ts_list_t *it = net->flush_list.next;
+            ts_list_remove(it);
+            ts_conn_t *c = ts_list_entry(it, ts_conn_t, flush_link);
+            c->flags &= ~(uint32_t)TS_CONN_IN_FLUSH;
+            if (c->flags & TS_CONN_REPROCESS) {
+                c->flags &= ~(uint32_t)TS_CONN_REPROCESS;
+                ring_run(net); /* process() calls the layers above */
+                process(c);
+                if (c->flags & TS_CONN_CLOSING) continue;
+            }
+            if (ring) {
+                /* One system call for the turn's writes. The connection is
+                 * marked as writing until its result comes (on_ring_sent). */
+                if (ts_uring__full(ring)) ring_run(net);
+                unsigned n = flush_begin(c);
+                if (n) {
+                    c->flags |= TS_CONN_WRITING;
+                    ts_uring__send(ring, c->tcp.io_watcher.fd, c->w->iov, n, c);
+                    continue;
+                }
+                ring_run(net); /* before after_flush, which may close */
+            } else {
+                flush_conn(c);
+            }
+            after_flush(c);
         }
-        flush_conn(c);
-        if (c->flags & TS_CONN_FAILED) {
-            ts_net__close(c);
-            continue;
-        }
-        if (c->flags & TS_CONN_CLOSING || cut_if_slow(c)) continue;
-        if ((c->flags & TS_CONN_ENDING) && !has_output(c) && !(c->flags & TS_CONN_WRITING))
-            start_shutdown(c);
-        else if ((c->flags & TS_CONN_HANDOFF) && !has_output(c) && !(c->flags & TS_CONN_WRITING))
-            handoff_now(c);
-    }
+        ring_run(net); /* may schedule more */
+    } while (!ts_list_empty(&net->flush_list));
     uv_idle_stop(&net->flush_idle);
     maybe_trim(net);
 }
