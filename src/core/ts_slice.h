@@ -24,5 +24,13 @@ static inline int ts_slice_eq(ts_slice_t a, ts_slice_t b) {
 static inline int ts_slice_eq_str(ts_slice_t a, const char *s) {
     return ts_slice_eq(a, ts_slice_str(s));
 }
+/* Copies `s` into dst[0..cap) as a C string, cut at cap - 1 bytes (cap > 0).
+ * Reads only s.p[0..len): a slice of peer input has no NUL after it, so
+ * ts_strlcpy (which measures its source with strlen) must not be given one. */
+static inline void ts_slice_cstr(char *dst, size_t cap, ts_slice_t s) {
+    size_t k = s.len < cap ? s.len : cap - 1;
+    if (k) memcpy(dst, s.p, k);
+    dst[k] = '\0';
+}
 
 #endif

@@ -340,7 +340,7 @@ int ts_sess__el_adopt(el_scope_t *sc, const ts_store_lease_t *l, ts_el_reason_t 
     uint64_t wall = ts_wall_ms(), now = uv_now(sc->sess->loop);
     if (l->term < sc->term) return 0;
     char holder[HOLDER_MAX] = "";
-    ts_strlcpy(holder, (const char *)l->holder.p, TS_MIN(sizeof holder, l->holder.len + 1));
+    ts_slice_cstr(holder, sizeof holder, l->holder);
     int changed = l->term != sc->term || strcmp(holder, sc->leader) != 0;
     /* a term is granted once: the same term seen again (this loop had
      * forgotten its holder, e.g. after the lease lapsed unseen) is no new
@@ -1284,7 +1284,7 @@ static void on_check(int status, const ts_store_lease_t *l, void *ud) {
     check_req_t *r = ud;
     if (status == 0 && l) {
         char holder[HOLDER_MAX] = "";
-        ts_strlcpy(holder, (const char *)l->holder.p, TS_MIN(sizeof holder, l->holder.len + 1));
+        ts_slice_cstr(holder, sizeof holder, l->holder);
         json_t *o = json_pack("{s:s,s:I,s:o,s:I}", "scope", kind_name(r->kind), "term",
                               (json_int_t)l->term, "leader", who(NULL, holder), "expires_at",
                               (json_int_t)(holder[0] ? l->expires_at : 0));

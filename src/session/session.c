@@ -652,9 +652,8 @@ static void do_publish_raw(sess_sock_t *ss, const ts_sess_envelope_raw_t *env, i
     ts_sbuf_t out = TS_SBUF_INIT;
     ts_sess_envelope_relay_raw(env, ss->id.user, ss->id.device, ss->id.tab, &out);
     char id[TS_SESS_MAX_NAME + 1], client[TS_SESS_MAX_NAME + 1];
-    ts_strlcpy(id, (const char *)env->id.p, TS_MIN(sizeof id, env->id.len + 1));
-    ts_strlcpy(client, env->client.len ? (const char *)env->client.p : "",
-               TS_MIN(sizeof client, env->client.len + 1));
+    ts_slice_cstr(id, sizeof id, env->id);
+    ts_slice_cstr(client, sizeof client, env->client);
     pub_t pb = {.prio = env->prio,
                 .to = env->to,
                 .relayed = ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)),

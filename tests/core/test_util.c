@@ -5,11 +5,13 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "core/ts_err.h"
+#include "core/ts_slice.h"
 #include "core/ts_util.h"
 
 static const struct {
@@ -105,6 +107,24 @@ static void random_ids(void **state) {
         assert_true(seen[(unsigned char)*p] > 0);
 }
 
+/* A slice of peer input has no NUL after it: the copy reads its bytes
+ * only (under ASan, a read past this exact-size buffer fails the test). */
+static void slice_cstr(void **state) {
+    (void)state;
+    char *src = malloc(5);
+    memcpy(src, "hello", 5);
+    char d[8];
+    ts_slice_cstr(d, sizeof d, ts_slice(src, 5));
+    assert_string_equal(d, "hello");
+    ts_slice_cstr(d, 4, ts_slice(src, 5)); /* cut at cap - 1 */
+    assert_string_equal(d, "hel");
+    ts_slice_cstr(d, sizeof d, ts_slice(src, 0));
+    assert_string_equal(d, "");
+    ts_slice_cstr(d, sizeof d, ts_slice(NULL, 0));
+    assert_string_equal(d, "");
+    free(src);
+}
+
 static void strings(void **state) {
     (void)state;
     char d[8];
@@ -169,6 +189,7 @@ int main(void) {
         cmocka_unit_test(b64_alphabets),
         cmocka_unit_test(random_ids),
         cmocka_unit_test(strings),
+        cmocka_unit_test(slice_cstr),
         cmocka_unit_test(one_line),
         cmocka_unit_test(error_table),
     };
