@@ -5,12 +5,14 @@
  * after ts_uring__run returns. Built only with Debian's liburing. */
 #include <assert.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
 #include "core/ts_log.h"
 #include "core/ts_mem.h"
+#include "core/ts_util.h"
 #include "net/net_int.h"
 
 #ifdef TS_HAVE_LIBURING
@@ -26,6 +28,7 @@ struct ts_uring {
     struct ts_uring_op { /* the batch: its message headers and results */
         struct msghdr msg;
         void *ud;
+        unsigned n; /* segments queued; msg carries at most IOV_MAX of them */
         int res;
     } *ops;
 };
@@ -64,8 +67,11 @@ void ts_uring__send(ts_uring_t *u, int fd, uv_buf_t *iov, unsigned n, void *ud) 
     /* uv_buf_t is laid out as struct iovec on Unix (libuv documents it) */
     assert(!u->running && u->n < u->cap);
     struct ts_uring_op *op = &u->ops[u->n];
-    op->msg = (struct msghdr){.msg_iov = (struct iovec *)iov, .msg_iovlen = n};
+    /* The kernel refuses more than IOV_MAX segments (EMSGSIZE); as libuv
+     * does for writev, send the first IOV_MAX: the rest is a short write. */
+    op->msg = (struct msghdr){.msg_iov = (struct iovec *)iov, .msg_iovlen = TS_MIN(n, IOV_MAX)};
     op->ud = ud;
+    op->n = n;
     op->res = -EINPROGRESS;
     struct io_uring_sqe *sqe = io_uring_get_sqe(&u->ring); /* cap = the ring's size */
     io_uring_prep_sendmsg(sqe, fd, &op->msg, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -112,7 +118,7 @@ void ts_uring__run(ts_uring_t *u, ts_uring_cb cb) {
     for (unsigned i = 0; i < n; i++) {
         struct ts_uring_op *op = &u->ops[i];
         int res = op->res == -EINPROGRESS || op->res == -ECANCELED ? -EAGAIN : op->res;
-        cb(op->ud, (uv_buf_t *)op->msg.msg_iov, (unsigned)op->msg.msg_iovlen, res);
+        cb(op->ud, (uv_buf_t *)op->msg.msg_iov, op->n, res);
     }
     u->running = 0;
     u->n = 0;
