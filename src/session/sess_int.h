@@ -516,8 +516,22 @@ int ts_sess__api_id_ok(const char *s);
  * metadata, renewed by the sweep, removed on disconnect). */
 void ts_sess__reg_put(sess_sock_t *ss);
 void ts_sess__reg_remove(sess_sock_t *ss);
-/* The entry's data: metadata JSON (returns new). */
-json_t *ts_sess__reg_data(const sess_sock_t *ss);
+/* An entry's data, before it is encoded (everything borrowed). */
+typedef struct sess_reg_data {
+    const char *socket, *address;
+    const char *user_agent;  /* NULL: none */
+    json_t *caps, *meta;     /* NULL: none */
+    uint64_t connected_at;   /* wall clock, ms */
+    int rtt_ms;              /* < 0: not measured yet */
+    uint8_t type, proto;     /* ts_sess_device_type_t, TS_SESS_PROTO_* */
+} sess_reg_data_t;
+/* Appends d to out as JSON text, or, with `compact` (a process-local
+ * store), in registry.c's compact form when every field fits it. Returns
+ * 0, or TS_EINVAL for an unknown device type (nothing appended). */
+int ts_sess__reg_encode(ts_sbuf_t *out, const sess_reg_data_t *d, int compact);
+/* Returns new: the data of either form as the admin API shows it, or NULL
+ * when it is neither. */
+json_t *ts_sess__reg_decode(ts_slice_t data);
 
 /* election_cluster.c: the names of the election's channels, under the
  * configured prefix (ts_sess_cfg_t.channel_prefix). */

@@ -1004,6 +1004,7 @@ int ts_store__mem_sql_exec(void *self, const char *sql) {
 
 const ts_store_ops_t ts_store_memory_ops = {
     .name = "memory",
+    .process_local = 1,
     .open = mem_open,
     .close = mem_close,
     .attach = mem_attach,

@@ -248,6 +248,11 @@ typedef struct ts_store_stats {
 
 typedef struct ts_store_ops {
     const char *name; /* "memory", "redis" */
+    /* 1 when only this process ever reads what the backend holds (memory):
+     * a registry entry's data may then be in a form private to this build
+     * (the session layer's compact one, docs/STORE.md "Registry data").
+     * 0 when other processes, other versions and tools read it (Redis). */
+    unsigned char process_local;
     /* Returns 0 and *self, or a TS_E* code with a one-line reason in err. */
     int (*open)(void **self, const ts_store_cfg_t *cfg, struct uv_loop_s *loop, char *err,
                 size_t errlen);
@@ -312,6 +317,11 @@ typedef struct ts_store {
     const ts_store_ops_t *ops; /* read-only */
     void *self;                /* private: the backend; NULL once closed */
 } ts_store_t;
+
+/* ts_store_ops_t.process_local of the store's backend. */
+static inline int ts_store_process_local(const ts_store_t *st) {
+    return st->ops->process_local;
+}
 
 /* Argument checks shared by every backend (the wrappers run them, so all
  * backends refuse the same inputs the same way). Return 0 or TS_EINVAL. */
