@@ -31,7 +31,7 @@ typedef struct held {
 struct sess_lowprio {
     ts_sess_t *sess;
     ts_list_t link;        /* in sess->lowprio while it counts or holds */
-    char *room;            /* the session's room (owned) */
+    char *room;            /* one of the session's rooms (owned; sess_session_rooms) */
     uint32_t count;        /* broadcasts in this tick */
     uint32_t window_ms;    /* 0: relaying at once */
     uint64_t window_end;   /* loop ms */
@@ -44,7 +44,10 @@ static void relay(ts_sess_t *sess, const char *room, sess_sock_t *from, ts_buf_t
                   ts_sio_class_t cls, uint32_t key) {
     if (sess->closed) return;
     ts_sio_raw_arg_t arg = {ts_buf_slice(text), NULL};
-    ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .skip = from->s, .cls = cls, .coalesce = key};
+    const char *rooms[2];
+    char other[SESS_ROOM_MAX];
+    sess_session_rooms(room, other, rooms); /* the session's tabs of every protocol */
+    ts_sio_target_t to = {.rooms = rooms, .nrooms = 2, .skip = from->s, .cls = cls, .coalesce = key};
     ts_sio_broadcast_raw(sess->nsp, &to, "event", &arg, 1);
 }
 

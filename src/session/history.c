@@ -247,17 +247,18 @@ static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, ui
     ts_sbuf_t out = TS_SBUF_INIT;
     ts_sess__with_seq(&out, ts_buf_slice(it->entry), seq);
     ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};
-    const char *room = sess_key(it->ss, SK_ROOM_SESSION);
-    ts_sio_target_t to = {.rooms = &room, .nrooms = 1, .skip = it->ss->s, .cls = it->cls,
+    const char *rooms[2];
+    char other[SESS_ROOM_MAX];
+    sess_session_rooms(sess_key(it->ss, SK_ROOM_SESSION), other, rooms);
+    ts_sio_target_t to = {.rooms = rooms, .nrooms = 2, .skip = it->ss->s, .cls = it->cls,
                           .offset = offset};
-    char old[2 * TS_SESS_ID_MAX + 4];
-    const char *except = old;
     if (it->kind == ITEM_CHANGE) {
-        /* a state change is v3: tabs of the older protocols (in their own
-         * room, so v3 tabs pay nothing for it) do not get it */
-        const char *parts[] = {"o", it->ss->id.user, it->ss->id.session};
-        ts_strjoin(old, sizeof old, '/', parts, 3);
-        to.except = &except;
+        /* a state change is v3: tabs of the older protocols (in the
+         * session's "o/" room, sess_session_rooms) do not get it. Still
+         * named as an exception: an older tabsyncd on another node keeps
+         * its older tabs in both rooms. */
+        to.nrooms = 1;
+        to.except = &rooms[1];
         to.nexcept = 1;
     }
     ts_sio_broadcast_raw(h->sess->nsp, &to, event, &arg, 1);

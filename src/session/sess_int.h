@@ -122,12 +122,11 @@ enum sess_key {
                       * its rate buckets ("" for a backend) */
     SK_HIST,         /* "user/session": its history in the store */
     SK_CLIENT,       /* exactly-once id when a change names none */
-    SK_ROOM_SESSION, /* "s/<user>/<session>" */
+    SK_ROOM_SESSION, /* its session room: "s/<user>/<session>", "o/<user>/<session>"
+                      * for tabs of protocol 1 and 2 (sess_session_rooms) */
     SK_PEER,         /* its address as text ("" for a backend) */
     SK_ROOM_USER,    /* "u/<user>"; a backend has none (NULL) */
     SK_ROOM_DEVICE,  /* "d/<user>/<device>"; a backend has none */
-    SK_ROOM_OLD,     /* "o/<user>/<session>": tabs of protocol 1 and 2, which state
-                      * changes skip; NULL for v3 tabs */
     SK_COUNT
 };
 
@@ -169,6 +168,24 @@ static inline const char *sess_key(const sess_sock_t *ss, enum sess_key k) {
     const char *p = ss->keys;
     for (unsigned i = 0; i < (unsigned)k; i++) p += strlen(p) + 1;
     return p;
+}
+
+/* A session's tabs are in one of its two rooms: "s/<user>/<session>" for
+ * protocol 3 and later, "o/<user>/<session>" for 1 and 2, which state
+ * changes (v3) skip. So an older tab pays for no fourth room (a membership
+ * and a share of a room, ~70 B); what goes to the whole session goes to
+ * both. From either name `room`, out[0] is the "s/" one and out[1] the
+ * "o/" one; the one that is not `room` is written into buf. */
+#define SESS_ROOM_MAX (2 * TS_SESS_ID_MAX + 4)
+static inline void sess_session_rooms(const char *room, char buf[SESS_ROOM_MAX],
+                                      const char *out[2]) {
+    size_t n = strnlen(room, SESS_ROOM_MAX - 1);
+    memcpy(buf, room, n);
+    buf[n] = '\0';
+    int v3 = room[0] == 's';
+    buf[0] = v3 ? 'o' : 's';
+    out[0] = v3 ? room : buf;
+    out[1] = v3 ? buf : room;
 }
 
 /* What the /session instances of one process's loops share: limits that

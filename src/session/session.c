@@ -275,14 +275,13 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
         [SK_OWNER] = {{id->user, id->session, id->device, id->tab}, 4},
         [SK_HIST] = {{id->user, id->session}, 2},
         [SK_CLIENT] = {{"d", id->device, "t", id->tab}, 4},
-        [SK_ROOM_SESSION] = {{"s", id->user, id->session}, 3},
+        /* tabs of protocol 1 and 2 in the session's other room (sess_session_rooms) */
+        [SK_ROOM_SESSION] = {{id->proto < 3 ? "o" : "s", id->user, id->session}, 3},
         [SK_PEER] = {{peer}, 1},
         [SK_ROOM_USER] = {{"u", id->user}, 2},
         [SK_ROOM_DEVICE] = {{"d", id->user, id->device}, 3},
-        [SK_ROOM_OLD] = {{"o", id->user, id->session}, 3},
     };
-    /* tabs of protocol 1 and 2 are also in room_old */
-    sock_keys(ss, keys, TS_ARRAY_LEN(keys) - (id->proto < 3 ? 0 : 1));
+    sock_keys(ss, keys, TS_ARRAY_LEN(keys));
     /* the breaker is asked without counting a call: the registry write that
      * follows the connection is the call (registry.c) */
     if (ts_brk_state(&sess->store_brk) == TS_BRK_OPEN && ts_brk_retry_after(&sess->store_brk, now)) {
@@ -336,7 +335,6 @@ static void on_connection(ts_sio_socket_t *s, void *ud) {
     ts_sio_join(s, sess_key(ss, SK_ROOM_SESSION));
     ts_sio_join(s, sess_key(ss, SK_ROOM_USER));
     ts_sio_join(s, sess_key(ss, SK_ROOM_DEVICE));
-    if (sess_key(ss, SK_ROOM_OLD)) ts_sio_join(s, sess_key(ss, SK_ROOM_OLD));
     ts_list_insert_tail(&sess->socks, &ss->link);
     TS_MET_BUMP_(sess->nsocks, 1);
     SESS_COUNT(sess->counters[SC_CONNECTED]);
@@ -588,9 +586,15 @@ static void publish_one(sess_sock_t *ss, sess_batch_t *b, size_t idx, const pub_
         ts_sess__batch_ok(b, idx, pb->id, NULL);
         return;
     }
-    const char *room = scope_room(ss, pb->to);
+    const char *rooms[2] = {scope_room(ss, pb->to)};
+    char other[SESS_ROOM_MAX];
+    if (pb->to == TS_SESS_TO_SESSION) sess_session_rooms(rooms[0], other, rooms);
     ts_sio_raw_arg_t arg = {pb->relayed, NULL};
-    ts_sio_target_t tgt = {.rooms = &room, .nrooms = 1, .skip = ss->s, .cls = cls, .coalesce = key};
+    ts_sio_target_t tgt = {.rooms = rooms,
+                           .nrooms = pb->to == TS_SESS_TO_SESSION ? 2 : 1,
+                           .skip = ss->s,
+                           .cls = cls,
+                           .coalesce = key};
     ts_sio_broadcast_raw(sess->nsp, &tgt, "event", &arg, 1);
     ts_sess__batch_ok(b, idx, pb->id, NULL);
 }
