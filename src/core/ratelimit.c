@@ -66,6 +66,24 @@ int ts_rl_is_full(ts_rl_bucket_t *b, uint64_t now_ms) {
     return b->level >= b->cap;
 }
 
+void ts_rl_lite_init(ts_rl_lite_t *b, uint64_t burst, uint64_t now_ms) {
+    ts_rl_bucket_t full;
+    ts_rl_bucket_init(&full, 0, burst, now_ms);
+    b->level = full.level;
+    b->last_ms = full.last_ms;
+}
+
+int64_t ts_rl_lite_take(ts_rl_lite_t *b, uint64_t rate_mtps, uint64_t burst, uint64_t now_ms,
+                        uint64_t n) {
+    ts_rl_bucket_t full;
+    ts_rl_bucket_init(&full, rate_mtps, burst, b->last_ms); /* cap and rate as made */
+    full.level = b->level;
+    int64_t rc = ts_rl_take(&full, now_ms, n);
+    b->level = full.level;
+    b->last_ms = full.last_ms;
+    return rc;
+}
+
 /* ---- Keyed limiter table ---- */
 
 /* How a key is stored. A key of up to KEY_INLINE bytes is kept as it is; a

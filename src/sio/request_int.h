@@ -33,7 +33,8 @@ typedef struct client {
     ts_sio_socket_t *socks; /* one per joined namespace, linked by next_in_client */
     ts_list_t pending_link; /* in srv->unconnected until a namespace is joined */
     uint64_t created_ms;
-    ts_rl_bucket_t connects;  /* namespace CONNECTs: each may verify a token */
+    ts_rl_lite_t connects;  /* namespace CONNECTs: each may verify a token (its rate and
+                             * burst: CONNECTS_PER_S, CONNECTS_BURST) */
 } client_t;
 
 static inline ts_eio_sock_t *ts_sio__client_eio(client_t *c) { return ts_eio_sock_of_extra(c); }

@@ -1047,7 +1047,8 @@ static void dispatch(client_t *c, ts_sio_packet_t *p) {
         /* Leaving and re-entering namespaces in a loop would redo their
          * authorization (a token check) and reset whatever they count per
          * socket: a connection gets a small allowance of CONNECTs. */
-        if (ts_rl_take(&c->connects, uv_now(ts_sio__client_srv(c)->loop), 1) != 0) {
+        if (ts_rl_lite_take(&c->connects, TS_RL_PER_SEC(CONNECTS_PER_S), CONNECTS_BURST,
+                            uv_now(ts_sio__client_srv(c)->loop), 1) != 0) {
             TS_MET_ERR(SIO_CONNECT_FLOOD);
             ts_info("sio", "closing %s: namespace CONNECTs faster than %d/s",
                     ts_eio_sock_peer(ts_sio__client_eio(c)), CONNECTS_PER_S);
@@ -1103,8 +1104,7 @@ static void eio_open(ts_eio_sock_t *e, void *server_ud) {
     ts_sio_server_t *srv = server_ud;
     client_t *c = ts_eio_sock_extra(e);
     c->created_ms = ts_now_ms();
-    ts_rl_bucket_init(&c->connects, TS_RL_PER_SEC(CONNECTS_PER_S), CONNECTS_BURST,
-                      uv_now(srv->loop));
+    ts_rl_lite_init(&c->connects, CONNECTS_BURST, uv_now(srv->loop));
     ts_list_init(&c->pending_link);
     ts_list_insert_tail(&srv->unconnected, &c->pending_link);
     ts_eio_sock_set_ud(e, c);

@@ -529,9 +529,39 @@ static void strikes(void **state) {
     assert_int_equal(sizeof(ts_rl_bucket_t), 32);
 }
 
+/* A ts_rl_lite_t given the same rate and burst at every call answers as
+ * the full bucket does, step for step, clock steps back included. */
+static void lite_matches_bucket(void **state) {
+    (void)state;
+    static const struct { uint64_t rate, burst; } kinds[] = {
+        {TS_RL_PER_SEC(4), 16}, {0, 3}, {TS_RL_PER_SEC(1000), 1}, {1, 5}, {TS_RL_PER_SEC(4), 0},
+        {TS_RL_PER_SEC(4), TS_RL_MAX_BURST + 1},
+    };
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        ts_rl_bucket_t full;
+        ts_rl_lite_t lite;
+        uint64_t now = 1000;
+        ts_rl_bucket_init(&full, kinds[k].rate, kinds[k].burst, now);
+        ts_rl_lite_init(&lite, kinds[k].burst, now);
+        uint32_t x = 12345u + (uint32_t)k;
+        for (int i = 0; i < 20000; i++) {
+            x = x * 1103515245u + 12345u;
+            uint32_t r = x >> 8;
+            if (r % 7 == 0 && now > 50) now -= r % 50; /* a step back */
+            else now += r % 300;
+            uint64_t n = (r >> 4) % 4;
+            int64_t want = ts_rl_take(&full, now, n);
+            assert_int_equal(ts_rl_lite_take(&lite, kinds[k].rate, kinds[k].burst, now, n), want);
+            assert_int_equal(lite.level, full.level);
+        }
+    }
+    assert_int_equal(sizeof(ts_rl_lite_t), 16);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(bucket_scripts),
+        cmocka_unit_test(lite_matches_bucket),
         cmocka_unit_test(bucket_limits_and_overflow),
         cmocka_unit_test(available_and_full),
         cmocka_unit_test(retry_after_is_exact),
