@@ -18,12 +18,12 @@
 
 #define TS_ADP_ID_LEN 20 /* a socket id: Engine.IO's sid alphabet and length */
 
-typedef struct ts_adp_member ts_adp_member_t;
+typedef struct ts_adp_member ts_adp_member_t; /* private (rooms.c) */
 
 /* A socket's part of the index, embedded in the socket and borrowed by the
  * index while added. Field order packs it into 40 bytes. */
 typedef struct ts_adp_sock {
-    ts_adp_member_t *rooms; /* private: joined rooms, in joining order (an array of nrooms) */
+    void *rooms;            /* private: its memberships, in joining order (rooms.c) */
     uint32_t gen;           /* private: the broadcast that last reached it */
     uint32_t nrooms;        /* read-only: rooms joined, its own not counted */
     char id[TS_ADP_ID_LEN + 1]; /* its own room; set before ts_adp_add */
@@ -54,11 +54,13 @@ int ts_adp_rename(ts_adp_rooms_t *r, ts_adp_sock_t *s, const char *id);
 ts_adp_sock_t *ts_adp_find(const ts_adp_rooms_t *r, const char *name);
 
 /* Joins / leaves a room. Return 1 when membership changed, 0 when `s` was
- * already in it (join), or not in it (leave). Its own room is always kept. */
+ * already in it (join), or not in it (leave). Its own room is always kept.
+ * `room` is the caller's (copied when kept), never a name ts_adp_sock_rooms
+ * lent for `s`: a change of s's rooms moves those. */
 int ts_adp_join(ts_adp_rooms_t *r, ts_adp_sock_t *s, const char *room);
 int ts_adp_leave(ts_adp_rooms_t *r, ts_adp_sock_t *s, const char *room);
 /* The socket's rooms, its own first then in joining order: fills out[0..max)
- * (borrowed names, valid while it stays in them) and returns how many it
+ * (borrowed names, valid until its rooms next change) and returns how many it
  * is in (nrooms + 1), which may exceed max. */
 size_t ts_adp_sock_rooms(const ts_adp_sock_t *s, const char **out, size_t max);
 /* Members of `room` in this index (a socket id counts its socket). */

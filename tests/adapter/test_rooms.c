@@ -2,7 +2,8 @@
  * room implicit, rooms gone with their last member), renaming, the
  * recipients of broadcasts (rooms, everyone, except, the sender, each
  * recipient once) as a table of cases, the same rule for saved sessions,
- * and agreement with a plain membership matrix under random churn. */
+ * and agreement with a plain membership matrix under random churn, with
+ * rooms of one member (no room object) and sockets in many rooms. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -116,12 +117,15 @@ static void rename_and_displace(void **state) {
 
 typedef struct {
     unsigned hits[NS];
+    unsigned order[NS]; /* sockets in visiting order */
+    unsigned n;
     fx_t *fx;
 } visits_t;
 
 static void visit(ts_adp_sock_t *s, void *ud) {
     visits_t *v = ud;
     v->hits[s - v->fx->s]++;
+    if (v->n < NS) v->order[v->n++] = (unsigned)(s - v->fx->s);
 }
 
 /* Membership of the broadcast cases: s0 in a; s1 in a, b; s2 in b; s3 in c;
@@ -241,6 +245,76 @@ static void churn(void **state) {
         if (!present[i]) ts_adp_add(&fx->r, &fx->s[i]);
 }
 
+/* Many rooms per socket (more than a group of entries), rooms with one
+ * member (no room object: the entry is in the map) becoming shared and
+ * back to one member, against a matrix; a room's members are visited in
+ * their joining order, and a socket lists its rooms in its joining order. */
+static void lone_and_many(void **state) {
+    fx_t *fx = *state;
+    enum { NR = 21 };
+    char names[NR][32];
+    const char *rooms[NR];
+    for (unsigned j = 0; j < NR; j++) {
+        snprintf(names[j], sizeof names[j], "room-%u%s", j, j % 3 ? "" : "-with-a-longer-name");
+        rooms[j] = names[j];
+    }
+    unsigned joined[NR][NS], nj[NR] = {0}; /* members of each room, in joining order */
+    unsigned order[NS][NR], nord[NS] = {0};
+    unsigned seed = 777;
+    for (int step = 0; step < 30000; step++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned i = (seed >> 8) % NS, j = (seed >> 14) % NR, op = (seed >> 24) % 16;
+        int in = 0;
+        for (unsigned k = 0; k < nj[j]; k++) in |= joined[j][k] == i;
+        if (op == 15) { /* leaves every room */
+            ts_adp_del(&fx->r, &fx->s[i]);
+            ts_adp_add(&fx->r, &fx->s[i]);
+            for (unsigned q = 0; q < NR; q++) {
+                unsigned w = 0;
+                for (unsigned k = 0; k < nj[q]; k++)
+                    if (joined[q][k] != i) joined[q][w++] = joined[q][k];
+                nj[q] = w;
+            }
+            nord[i] = 0;
+        } else if (op < 9) {
+            assert_int_equal(ts_adp_join(&fx->r, &fx->s[i], rooms[j]), !in);
+            if (!in) {
+                joined[j][nj[j]++] = i;
+                order[i][nord[i]++] = j;
+            }
+        } else {
+            assert_int_equal(ts_adp_leave(&fx->r, &fx->s[i], rooms[j]), in);
+            if (in) {
+                unsigned w = 0;
+                for (unsigned k = 0; k < nj[j]; k++)
+                    if (joined[j][k] != i) joined[j][w++] = joined[j][k];
+                nj[j] = w;
+                w = 0;
+                for (unsigned k = 0; k < nord[i]; k++)
+                    if (order[i][k] != j) order[i][w++] = order[i][k];
+                nord[i] = w;
+            }
+        }
+        if (step % 53 != 0) continue;
+        for (unsigned r = 0; r < NR; r++) {
+            visits_t v = {.fx = fx};
+            assert_int_equal(ts_adp_each(&fx->r, &rooms[r], 1, NULL, 0, NULL, visit, &v), nj[r]);
+            assert_int_equal(v.n, nj[r]);
+            for (unsigned k = 0; k < nj[r]; k++) assert_int_equal(v.order[k], joined[r][k]);
+            assert_int_equal(ts_adp_room_size(&fx->r, rooms[r]), nj[r]);
+            /* except the room: everyone else */
+            visits_t e = {.fx = fx};
+            assert_int_equal(ts_adp_each(&fx->r, NULL, 0, &rooms[r], 1, NULL, visit, &e),
+                             NS - nj[r]);
+        }
+        for (unsigned k = 0; k < NS; k++) {
+            const char *got[NR + 1];
+            assert_int_equal(ts_adp_sock_rooms(&fx->s[k], got, NR + 1), nord[k] + 1);
+            for (unsigned q = 0; q < nord[k]; q++) assert_string_equal(got[q + 1], rooms[order[k][q]]);
+        }
+    }
+}
+
 /* Broadcast stamps are 32 bits: across the wrap every recipient is still
  * visited exactly once. */
 static void stamps_wrap(void **state) {
@@ -263,6 +337,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(rename_and_displace, setup, teardown),
         cmocka_unit_test_setup_teardown(broadcasts, setup, teardown),
         cmocka_unit_test_setup_teardown(churn, setup, teardown),
+        cmocka_unit_test_setup_teardown(lone_and_many, setup, teardown),
         cmocka_unit_test_setup_teardown(stamps_wrap, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
