@@ -8,8 +8,9 @@
  * A room that has only ever had one member (a tab's device room, mostly)
  * has no object of its own: the map holds that member's entry, and the
  * name is kept in its socket's allocation (~50 B less per such room). The
- * room gets its object when a second socket joins, and keeps it until it
- * is empty. */
+ * room gets its object when a second socket joins (the first one's
+ * allocation is then rebuilt without the name), and keeps it until it is
+ * empty. */
 #include "adapter/ts_adp_rooms.h"
 
 #include <stddef.h>
@@ -150,9 +151,9 @@ static void member_drop(ts_adp_rooms_t *r, member_t *m) {
 }
 
 /* A lone room gets its object: the map and its member's entry move to it,
- * in place (its socket's allocation is not rebuilt, so no name it lent
- * moves; the name's bytes there are unused until its next rebuild). */
+ * and its member's allocation is rebuilt without the name. */
 static room_t *room_promote(ts_adp_rooms_t *r, member_t *lone) {
+    ts_adp_sock_t *t = entry_sock(lone);
     const char *name = entry_name(lone);
     size_t len = strlen(name);
     room_t *room = ts_xmalloc(sizeof(*room) + len + 1);
@@ -162,6 +163,10 @@ static room_t *room_promote(ts_adp_rooms_t *r, member_t *lone) {
     ts_idmap_put(&r->rooms, room); /* replaces the entry (reads its name: still there) */
     lone->ref = (uintptr_t)room | (lone->ref & (uintptr_t)(2 * GROUP - 2)); /* its place */
     ts_list_insert_tail(&room->members, &lone->link);
+    mspec_t *v = ts_xmalloc(t->nrooms * sizeof *v);
+    specs_of(t, v);
+    rebuild(r, t, v, t->nrooms);
+    free(v);
     return room;
 }
 

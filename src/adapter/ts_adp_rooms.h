@@ -56,12 +56,12 @@ ts_adp_sock_t *ts_adp_find(const ts_adp_rooms_t *r, const char *name);
 /* Joins / leaves a room. Return 1 when membership changed, 0 when `s` was
  * already in it (join), or not in it (leave). Its own room is always kept.
  * `room` is the caller's (copied when kept), never a name ts_adp_sock_rooms
- * lent for `s`: a change of s's rooms moves those. */
+ * lent: a join or leave may move those of every socket in the room. */
 int ts_adp_join(ts_adp_rooms_t *r, ts_adp_sock_t *s, const char *room);
 int ts_adp_leave(ts_adp_rooms_t *r, ts_adp_sock_t *s, const char *room);
 /* The socket's rooms, its own first then in joining order: fills out[0..max)
- * (borrowed names, valid until its rooms next change) and returns how many it
- * is in (nrooms + 1), which may exceed max. */
+ * (borrowed names, valid until the next join or leave in the index) and
+ * returns how many it is in (nrooms + 1), which may exceed max. */
 size_t ts_adp_sock_rooms(const ts_adp_sock_t *s, const char **out, size_t max);
 /* Members of `room` in this index (a socket id counts its socket). */
 size_t ts_adp_room_size(const ts_adp_rooms_t *r, const char *room);
