@@ -138,6 +138,22 @@ typedef struct mem_sess {
     char key[];
 } mem_sess_t;
 
+/* Memory only: a session that was opened (sess_get fixed its epoch) and
+ * never written nor read otherwise (a tab's welcome opens its session:
+ * most of them, idle) is only this, 10 B + key instead of 144 + key. The
+ * sessions' map holds both kinds; the first word tells them apart (a
+ * mem_sess_t starts with a list link, an even pointer). sess_get makes a
+ * mem_sess_t of it at the first op that needs one. */
+typedef struct mem_stub {
+    uint64_t tagged; /* epoch << 1 | 1 (an epoch has 63 bits) */
+    uint16_t klen;
+    char key[];
+} mem_stub_t;
+_Static_assert(offsetof(mem_sess_t, lru) == 0, "a mem_sess_t starts with an even word");
+static inline int ts_store__mem_is_stub(const void *o) {
+    return (int)(*(const uint64_t *)o & 1);
+}
+
 typedef struct mem_lease {
     uint64_t term;    /* last granted */
     uint64_t exp;     /* monotonic ms; held iff exp > now */
@@ -225,7 +241,8 @@ void ts_store__mem_read_state(mem_t *m, mem_op_t *op);
 void ts_store__mem_read_sess(mem_t *m, mem_op_t *op);
 /* Retention over a bounded number of sessions, from the sweep. */
 void ts_store__mem_retain(mem_t *m);
-void ts_store__mem_sess_evict(mem_t *m, mem_sess_t *s);
+/* Forgets a session (a mem_sess_t or a mem_stub_t). */
+void ts_store__mem_sess_evict(mem_t *m, void *s);
 void ts_store__mem_hist_release(mem_hist_t *h);
 /* Writes the session's row fields and changed client windows (before COMMIT). */
 int ts_store__mem_sess_flush(mem_t *m, mem_sess_t *s);

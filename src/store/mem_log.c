@@ -292,10 +292,17 @@ static void sess_free(mem_t *m, mem_sess_t *s) {
     free(s);
 }
 
-void ts_store__mem_sess_evict(mem_t *m, mem_sess_t *s) {
+void ts_store__mem_sess_evict(mem_t *m, void *o) {
+    m->nsess--;
+    if (ts_store__mem_is_stub(o)) {
+        mem_stub_t *t = o;
+        ts_idmap_del_n(&m->sessions, t->key, t->klen);
+        free(t);
+        return;
+    }
+    mem_sess_t *s = o;
     ts_idmap_del_n(&m->sessions, s->key, s->klen);
     ts_list_remove(&s->lru);
-    m->nsess--;
     sess_free(m, s);
 }
 
@@ -317,6 +324,17 @@ static void sess_make_room(mem_t *m, size_t need, size_t bytes, mem_sess_t *keep
 static mem_sess_t *sess_get(mem_t *m, ts_slice_t name, int create, int *rc) {
     *rc = 0;
     mem_sess_t *s = ts_idmap_get_n(&m->sessions, (const char *)name.p, name.len);
+    if (s && ts_store__mem_is_stub(s)) { /* it becomes a session like any other */
+        mem_stub_t *t = (mem_stub_t *)s;
+        s = ts_xcalloc(1, sizeof *s + t->klen);
+        s->klen = t->klen;
+        memcpy(s->key, t->key, t->klen);
+        s->h.epoch = t->tagged >> 1;
+        ts_idmap_put(&m->sessions, s); /* takes the stub's slot */
+        ts_list_insert_tail(&m->lru, &s->lru);
+        free(t);
+        return s;
+    }
     if (s) {
         ts_list_remove(&s->lru);
         ts_list_insert_tail(&m->lru, &s->lru);
@@ -634,6 +652,22 @@ void ts_store__mem_read_state(mem_t *m, mem_op_t *op) {
  * saw a session empty and later events can never mistake another
  * incarnation (a memory-only restart) for the one it saw. */
 void ts_store__mem_exec_sess_open(mem_t *m, mem_op_t *op) {
+    ts_slice_t name = op->s[0];
+    if (ts_idmap_get_n(&m->sessions, (const char *)name.p, name.len))
+        return; /* a plain read, answered when due (ts_store__mem_read_sess) */
+    if (!m->sql) { /* memory only: nothing to load, and an epoch is all it has */
+        if (m->nsess >= m->lim.sessions_max || m->mem_bytes > m->lim.mem_bytes_max) {
+            op->status = TS_ELIMIT;
+            return;
+        }
+        mem_stub_t *t = ts_xmalloc(sizeof *t + name.len);
+        t->tagged = ts_store__mem_new_epoch() << 1 | 1;
+        t->klen = (uint16_t)name.len; /* an id: at most TS_STORE_ID_MAX */
+        memcpy(t->key, name.p, name.len);
+        ts_idmap_put(&m->sessions, t);
+        m->nsess++;
+        return;
+    }
     mem_sess_t *s = sess_get(m, op->s[0], 0, &op->status);
     if (op->status) return;
     if (s) return; /* a plain read, answered when due (ts_store__mem_read_sess) */
@@ -645,8 +679,14 @@ void ts_store__mem_exec_sess_open(mem_t *m, mem_op_t *op) {
 
 void ts_store__mem_read_sess(mem_t *m, mem_op_t *op) {
     int rc = op->status;
-    mem_sess_t *s = rc ? NULL : sess_get(m, op->s[0], 0, &rc);
+    ts_slice_t name = op->s[0];
+    void *o = rc ? NULL : ts_idmap_get_n(&m->sessions, (const char *)name.p, name.len);
+    mem_sess_t *s = NULL;
     ts_store_sess_info_t info = {0};
+    if (o && ts_store__mem_is_stub(o)) /* read as it is: an epoch, nothing written */
+        info.epoch = ((const mem_stub_t *)o)->tagged >> 1;
+    else if (!rc)
+        s = sess_get(m, name, 0, &rc);
     if (s) {
         const mem_hist_t *v = view(s);
         info = (ts_store_sess_info_t){v->epoch,   v->last_seq, TS_MIN(s->trimmed, v->last_seq),
@@ -703,6 +743,7 @@ void ts_store__mem_retain(mem_t *m) {
             break;
         }
         visits--;
+        if (ts_store__mem_is_stub(o)) continue; /* nothing in it */
         mem_sess_t *s = o;
         if (s->h.snap_seq <= s->trimmed || s->h.last_seq - s->trimmed <= m->lim.retain_events)
             continue; /* cheap test before any lookup */

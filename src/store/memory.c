@@ -150,6 +150,10 @@ static ts_slice_t key_user(const void *o) { return idx_id(o, TS_STORE_BY_USER); 
 static ts_slice_t key_device(const void *o) { return idx_id(o, TS_STORE_BY_DEVICE); }
 
 static ts_slice_t key_sess(const void *o) {
+    if (ts_store__mem_is_stub(o)) {
+        const mem_stub_t *t = o;
+        return ts_slice(t->key, t->klen);
+    }
     const mem_sess_t *s = o;
     return ts_slice(s->key, s->klen);
 }

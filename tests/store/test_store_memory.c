@@ -626,6 +626,36 @@ static void m_session_bound_memory(void **state) {
     sc_close(&t);
 }
 
+/* Memory only, a session that was only asked about is an epoch (a
+ * mem_stub_t): it counts against sessions_max like any other, reads show
+ * it empty with its epoch, and whatever op comes next keeps that epoch. */
+static void m_session_stub_memory(void **state) {
+    sc_t t;
+    sc_res_t r;
+    uint64_t seq = 99;
+    sc_open(&t, *state, patch_two_sessions);
+    assert_ts_err(sc_sess(&t, "a", &r), 0);
+    uint64_t ea = r.epoch;
+    assert_true(ea != 0);
+    assert_ts_err(sc_sess(&t, "b", &r), 0);
+    uint64_t eb = r.epoch;
+    assert_true(eb != 0 && eb != ea);
+    assert_ts_err(sc_sess(&t, "c", &r), TS_ELIMIT); /* two sessions: full */
+    assert_ts_err(sc_append(&t, "c", "x", &seq), TS_ELIMIT);
+    assert_ts_err(sc_sess(&t, "a", &r), 0); /* asked again: the same */
+    assert_int_equal(r.epoch, ea);
+    assert_int_equal(r.last_seq + r.trimmed + r.state_ver + r.snap_seq + r.snap_ver, 0);
+    assert_ts_err(sc_get(&t, "b", &r), 0); /* a read makes it a session: the same epoch */
+    assert_ts_err(sc_sess(&t, "b", &r), 0);
+    assert_int_equal(r.epoch, eb);
+    assert_ts_err(sc_append(&t, "a", "x", &seq), 0);
+    assert_int_equal(seq, 1);
+    assert_ts_err(sc_sess(&t, "a", &r), 0);
+    assert_int_equal(r.epoch, ea);
+    assert_int_equal(r.last_seq, 1);
+    sc_close(&t); /* frees both kinds */
+}
+
 static void patch_small_budget(ts_store_cfg_t *c) { c->mem_bytes_max = 100; }
 
 static void m_byte_budget_memory(void **state) {
@@ -1232,9 +1262,9 @@ int main(void) {
     const struct CMUnitTest contract_sql[] = {SC_CONTRACT_TESTS(&env_sql)};
     const struct CMUnitTest memory_only[] = {
         SC_T(m_tail_bound_memory, &env_mem),      SC_T(m_uncovered_budget_memory, &env_mem),
-        SC_T(m_session_bound_memory, &env_mem),   SC_T(m_byte_budget_memory, &env_mem),
-        SC_T(m_registry_bound, &env_mem),         SC_T(m_lease_bound_memory, &env_mem),
-        SC_T(m_registry_indexes, &env_mem),
+        SC_T(m_session_bound_memory, &env_mem),   SC_T(m_session_stub_memory, &env_mem),
+        SC_T(m_byte_budget_memory, &env_mem),     SC_T(m_registry_bound, &env_mem),
+        SC_T(m_lease_bound_memory, &env_mem),     SC_T(m_registry_indexes, &env_mem),
         SC_T(m_restart_epoch_memory, &env_mem),   SC_T(m_perf, &env_mem),
         SC_T(m_doors, &env_mem),
     };
