@@ -45,7 +45,7 @@ static void relay(ts_sess_t *sess, const char *room, sess_sock_t *from, ts_buf_t
     if (sess->closed) return;
     ts_sio_raw_arg_t arg = {ts_buf_slice(text), NULL};
     const char *rooms[2];
-    char other[SESS_ROOM_MAX];
+    char other[SESS_NAME_MAX];
     sess_session_rooms(room, other, rooms); /* the session's tabs of every protocol */
     ts_sio_target_t to = {.rooms = rooms, .nrooms = 2, .skip = from->s, .cls = cls, .coalesce = key};
     ts_sio_broadcast_raw(sess->nsp, &to, "event", &arg, 1);
@@ -113,7 +113,8 @@ void ts_sess__lowprio_send(sess_lowprio_t **slot, sess_sock_t *from, ts_slice_t 
         lp = *slot = ts_xcalloc(1, sizeof *lp);
         lp->sess = sess;
         ts_list_init(&lp->link);
-        lp->room = ts_xstrdup(sess_key(from, SK_ROOM_SESSION));
+        char name[SESS_NAME_MAX];
+        lp->room = ts_xstrdup(ts_sess__name(from, SN_ROOM_SESSION, name));
     }
     if (!ts_list_linked(&lp->link)) {
         if (ts_list_empty(&sess->lowprio)) uv_timer_start(&sess->lowprio_tick, on_tick, TICK_MS, TICK_MS);

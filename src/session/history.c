@@ -185,11 +185,12 @@ typedef struct hist_item {
     char id[TS_SESS_MAX_NAME + 1];
     char cid[TS_SESS_MAX_NAME + 1];
     char type[TS_SESS_MAX_NAME + 1];
-    char client[TS_STORE_ID_MAX + 1];
+    char client[TS_STORE_ID_MAX + 1]; /* (ts_sess__name writes its own into it) */
     char *fence;            /* CHANGE: the lease name of its `lead` (owned), or NULL */
     char fence_holder[2 * TS_SESS_ID_MAX + 2]; /* "<device>/<tab>": who must hold it */
     uint64_t fence_term;
 } hist_item_t;
+_Static_assert(TS_STORE_ID_MAX + 1 >= SESS_NAME_MAX, "an item's client holds the tab's own");
 
 /* An item answering to item idx of batch b, written by ss. */
 static hist_item_t *item_new(item_kind_t kind, sess_sock_t *ss, sess_batch_t *b, size_t idx) {
@@ -248,8 +249,8 @@ static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, ui
     ts_sess__with_seq(&out, ts_buf_slice(it->entry), seq);
     ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};
     const char *rooms[2];
-    char other[SESS_ROOM_MAX];
-    sess_session_rooms(sess_key(it->ss, SK_ROOM_SESSION), other, rooms);
+    char name[SESS_NAME_MAX], other[SESS_NAME_MAX];
+    sess_session_rooms(ts_sess__name(it->ss, SN_ROOM_SESSION, name), other, rooms);
     ts_sio_target_t to = {.rooms = rooms, .nrooms = 2, .skip = it->ss->s, .cls = it->cls,
                           .offset = offset};
     if (it->kind == ITEM_CHANGE) {
@@ -1102,7 +1103,7 @@ static hist_item_t *change_item(sess_sock_t *ss, sess_batch_t *b, size_t idx, js
     if (vals[2])
         ts_strlcpy(it->client, vals[2], sizeof it->client);
     else
-        ts_strlcpy(it->client, sess_key(ss, SK_CLIENT), sizeof it->client);
+        ts_sess__name(ss, SN_CLIENT, it->client);
     return it;
 refuse:
     ts_sess__batch_done(b, idx, item_error(id, code, why, 0));

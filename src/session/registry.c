@@ -35,8 +35,9 @@ static void op_done(int status, void *ud) {
  * so the device part is "<user>/<device>" ('/' is outside the id alphabet):
  * two users with the same session, device and tab ids keep two entries.
  * The admin API shows the plain device id. */
-static ts_store_reg_key_t key_of(const sess_sock_t *ss) {
-    return (ts_store_reg_key_t){ts_slice_str(ss->id.session), ts_slice_str(sess_key(ss, SK_ROOM_DEVICE) + 2),
+static ts_store_reg_key_t key_of(const sess_sock_t *ss, char buf[SESS_NAME_MAX]) {
+    const char *dev = ts_sess__name(ss, SN_ROOM_DEVICE, buf) + 2; /* "d/<user>/<device>" */
+    return (ts_store_reg_key_t){ts_slice_str(ss->id.session), ts_slice_str(dev),
                                 ts_slice_str(ss->id.tab)};
 }
 
@@ -201,7 +202,8 @@ void ts_sess__reg_put(sess_sock_t *ss) {
         refused(sess, TS_EINVAL, "put");
         return;
     }
-    ts_store_reg_t e = {.key = key_of(ss),
+    char dev[SESS_NAME_MAX];
+    ts_store_reg_t e = {.key = key_of(ss, dev),
                         .user = ts_slice_str(ss->id.user),
                         .node = ts_slice_str(sess->node_id),
                         .data = ts_slice(ts_sbuf_data(&text), ts_sbuf_len(&text))};
@@ -213,7 +215,8 @@ void ts_sess__reg_put(sess_sock_t *ss) {
 void ts_sess__reg_remove(sess_sock_t *ss) {
     ts_sess_t *sess = ss->sess;
     if (!begin(sess)) return; /* the entry expires by itself */
-    ts_store_reg_key_t k = key_of(ss);
+    char dev[SESS_NAME_MAX];
+    ts_store_reg_key_t k = key_of(ss, dev);
     int rc = ts_store_reg_remove(sess->store, &k, op_done, sess);
     if (rc) refused(sess, rc, "remove");
 }

@@ -113,22 +113,29 @@ typedef struct sess_flow {
     ts_rl_strikes_t strikes;
 } sess_flow_t;
 
-/* One /session tab. Idle tabs are most of them, so everything here is
- * sized for one (issue #13: docs/ARCHITECTURE.md "An idle authenticated
- * /session tab"); what only traffic needs is in `flow`. */
-/* A tab's derived strings, in this order in sess_sock_t.keys. */
+/* A tab's derived strings that must live as long as it does, in this
+ * order in sess_sock_t.keys. */
 enum sess_key {
     SK_OWNER = 0,    /* "user/session/device/tab": owns its recovery session and keys
-                      * its rate buckets ("" for a backend) */
+                      * its rate buckets (its Socket.IO socket borrows it; "" for a
+                      * backend) */
     SK_HIST,         /* "user/session": its history in the store */
-    SK_CLIENT,       /* exactly-once id when a change names none */
-    SK_ROOM_SESSION, /* its session room: "s/<user>/<session>", "o/<user>/<session>"
-                      * for tabs of protocol 1 and 2 (sess_session_rooms) */
     SK_PEER,         /* its address as text ("" for a backend) */
-    SK_ROOM_USER,    /* "u/<user>"; a backend has none (NULL) */
-    SK_ROOM_DEVICE,  /* "d/<user>/<device>"; a backend has none */
     SK_COUNT
 };
+
+/* The names made from its ids where they are used (ts_sess__name): its
+ * rooms, which the adapter copies when it joins them, and its exactly-once
+ * id. Kept in `keys` they cost ~60 B per idle tab. */
+enum sess_name {
+    SN_ROOM_SESSION, /* its session room: "s/<user>/<session>", "o/<user>/<session>"
+                      * for tabs of protocol 1 and 2 (sess_session_rooms) */
+    SN_ROOM_USER,    /* "u/<user>"; a backend has none */
+    SN_ROOM_DEVICE,  /* "d/<user>/<device>"; a backend has none */
+    SN_CLIENT,       /* exactly-once id when a change names none: "d/<device>/t/<tab>",
+                      * "b/<publisher>" for a backend */
+};
+#define SESS_NAME_MAX (2 * TS_SESS_ID_MAX + 8)
 
 /* One /session tab. Idle tabs are most of them, so everything here is
  * sized for one (issue #13: docs/ARCHITECTURE.md "An idle authenticated
@@ -161,14 +168,18 @@ typedef struct sess_sock {
 } sess_sock_t;
 
 /* One of the tab's strings (borrowed, valid while it lives): NULL when it
- * has none, "" for the first three before it is accepted. Walking the
+ * has none, "" for the first two before it is accepted. Walking the
  * keys before it is a few dozen bytes, less than a lookup in any table. */
 static inline const char *sess_key(const sess_sock_t *ss, enum sess_key k) {
-    if ((unsigned)k >= ss->nkeys) return k <= SK_CLIENT ? "" : NULL;
+    if ((unsigned)k >= ss->nkeys) return k <= SK_HIST ? "" : NULL;
     const char *p = ss->keys;
     for (unsigned i = 0; i < (unsigned)k; i++) p += strlen(p) + 1;
     return p;
 }
+
+/* One of the tab's names (enum sess_name), written into buf; NULL when it
+ * has none (a backend's user and device rooms). */
+const char *ts_sess__name(const sess_sock_t *ss, enum sess_name n, char buf[SESS_NAME_MAX]);
 
 /* A session's tabs are in one of its two rooms: "s/<user>/<session>" for
  * protocol 3 and later, "o/<user>/<session>" for 1 and 2, which state
@@ -176,10 +187,9 @@ static inline const char *sess_key(const sess_sock_t *ss, enum sess_key k) {
  * and a share of a room, ~70 B); what goes to the whole session goes to
  * both. From either name `room`, out[0] is the "s/" one and out[1] the
  * "o/" one; the one that is not `room` is written into buf. */
-#define SESS_ROOM_MAX (2 * TS_SESS_ID_MAX + 4)
-static inline void sess_session_rooms(const char *room, char buf[SESS_ROOM_MAX],
+static inline void sess_session_rooms(const char *room, char buf[SESS_NAME_MAX],
                                       const char *out[2]) {
-    size_t n = strnlen(room, SESS_ROOM_MAX - 1);
+    size_t n = strnlen(room, SESS_NAME_MAX - 1);
     memcpy(buf, room, n);
     buf[n] = '\0';
     int v3 = room[0] == 's';

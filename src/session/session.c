@@ -109,6 +109,30 @@ static void sock_keys(sess_sock_t *ss, const key_spec_t *spec, size_t nspec) {
     ss->nkeys = (uint8_t)nspec;
 }
 
+const char *ts_sess__name(const sess_sock_t *ss, enum sess_name n, char buf[SESS_NAME_MAX]) {
+    const sess_ident_t *id = &ss->id;
+    key_spec_t k;
+    switch (n) {
+    case SN_ROOM_SESSION: /* tabs of protocol 1 and 2 in the session's other room */
+        k = (key_spec_t){{id->proto < 3 ? "o" : "s", id->user, id->session}, 3};
+        break;
+    case SN_ROOM_USER:
+        if (ss->backend) return NULL;
+        k = (key_spec_t){{"u", id->user}, 2};
+        break;
+    case SN_ROOM_DEVICE:
+        if (ss->backend) return NULL;
+        k = (key_spec_t){{"d", id->user, id->device}, 3};
+        break;
+    default: /* SN_CLIENT */
+        k = ss->backend ? (key_spec_t){{"b", id->tab}, 2}
+                        : (key_spec_t){{"d", id->device, "t", id->tab}, 4};
+        break;
+    }
+    ts_strjoin(buf, SESS_NAME_MAX, '/', k.parts, k.n);
+    return buf;
+}
+
 /* The tables it spends from, in the order of ss->rl_held (try_take). */
 static ts_rl_table_t *held_table(ts_sess_t *sess, size_t i) {
     ts_rl_table_t *const t[] = {&sess->ev_tab, &sess->ev_conn, &sess->by_tab, &sess->by_conn,
@@ -191,8 +215,6 @@ sess_sock_t *ts_sess__backend_sock(ts_sess_t *sess, const char *user, const char
     const key_spec_t keys[] = {
         [SK_OWNER] = {{NULL}, 0}, /* "": no recovery, no buckets */
         [SK_HIST] = {{user, session}, 2},
-        [SK_CLIENT] = {{"b", publisher}, 2},
-        [SK_ROOM_SESSION] = {{"s", user, session}, 3},
         [SK_PEER] = {{NULL}, 0},
     };
     sock_keys(ss, keys, TS_ARRAY_LEN(keys));
@@ -274,12 +296,7 @@ static int on_authorize(ts_sio_socket_t *s, json_t *auth, ts_sio_refusal_t *refu
     const key_spec_t keys[] = {
         [SK_OWNER] = {{id->user, id->session, id->device, id->tab}, 4},
         [SK_HIST] = {{id->user, id->session}, 2},
-        [SK_CLIENT] = {{"d", id->device, "t", id->tab}, 4},
-        /* tabs of protocol 1 and 2 in the session's other room (sess_session_rooms) */
-        [SK_ROOM_SESSION] = {{id->proto < 3 ? "o" : "s", id->user, id->session}, 3},
         [SK_PEER] = {{peer}, 1},
-        [SK_ROOM_USER] = {{"u", id->user}, 2},
-        [SK_ROOM_DEVICE] = {{"d", id->user, id->device}, 3},
     };
     sock_keys(ss, keys, TS_ARRAY_LEN(keys));
     /* the breaker is asked without counting a call: the registry write that
@@ -332,9 +349,10 @@ static void on_connection(ts_sio_socket_t *s, void *ud) {
     ts_sess_t *sess = ud;
     sess_sock_t *ss = ts_sio_socket_ud(s);
     if (!ss) return; /* cannot happen: authorize runs for every connection here */
-    ts_sio_join(s, sess_key(ss, SK_ROOM_SESSION));
-    ts_sio_join(s, sess_key(ss, SK_ROOM_USER));
-    ts_sio_join(s, sess_key(ss, SK_ROOM_DEVICE));
+    char name[SESS_NAME_MAX];
+    ts_sio_join(s, ts_sess__name(ss, SN_ROOM_SESSION, name));
+    ts_sio_join(s, ts_sess__name(ss, SN_ROOM_USER, name));
+    ts_sio_join(s, ts_sess__name(ss, SN_ROOM_DEVICE, name));
     ts_list_insert_tail(&sess->socks, &ss->link);
     TS_MET_BUMP_(sess->nsocks, 1);
     SESS_COUNT(sess->counters[SC_CONNECTED]);
@@ -500,10 +518,13 @@ static void refuse_throttled(sess_sock_t *ss, uint64_t wait, int limit, int64_t 
     }
 }
 
-static const char *scope_room(const sess_sock_t *ss, ts_sess_scope_t to) {
-    return to == TS_SESS_TO_USER ? sess_key(ss, SK_ROOM_USER)
-           : to == TS_SESS_TO_DEVICE ? sess_key(ss, SK_ROOM_DEVICE)
-                                     : sess_key(ss, SK_ROOM_SESSION);
+static const char *scope_room(const sess_sock_t *ss, ts_sess_scope_t to,
+                              char buf[SESS_NAME_MAX]) {
+    return ts_sess__name(ss,
+                         to == TS_SESS_TO_USER     ? SN_ROOM_USER
+                         : to == TS_SESS_TO_DEVICE ? SN_ROOM_DEVICE
+                                                   : SN_ROOM_SESSION,
+                         buf);
 }
 
 /* The history entry of a logged envelope: its relayed form plus
@@ -561,14 +582,16 @@ static uint32_t coalesce_key(const sess_sock_t *ss, ts_slice_t type) {
 /* Relays one envelope, or for the session history, logs it first. */
 static void publish_one(sess_sock_t *ss, sess_batch_t *b, size_t idx, const pub_t *pb) {
     ts_sess_t *sess = ss->sess;
-    if (!sess_key(ss, SK_ROOM_USER) && pb->to != TS_SESS_TO_SESSION) { /* a backend (data API) */
+    if (ss->backend && pb->to != TS_SESS_TO_SESSION) { /* the data API */
         ts_sess__batch_done(b, idx, ts_sess__error("bad_envelope",
                                                    "envelope: a backend publishes to the session only", 0));
         return;
     }
     if (sess->history && ts_sess_envelope_logged(pb->prio, pb->to)) {
         uint64_t ts = ts_hlc_now(&sess->sh->hlc, ts_wall_ms());
-        const char *cl = pb->client && pb->client[0] ? pb->client : sess_key(ss, SK_CLIENT);
+        char own[SESS_NAME_MAX];
+        const char *cl =
+            pb->client && pb->client[0] ? pb->client : ts_sess__name(ss, SN_CLIENT, own);
         ts_sess__hist_publish(ss, b, idx, pub_entry(pb->relayed, ts, cl, pb->mut),
                               &(sess_pub_meta_t){.id = pb->id,
                                                  .client = cl,
@@ -586,8 +609,8 @@ static void publish_one(sess_sock_t *ss, sess_batch_t *b, size_t idx, const pub_
         ts_sess__batch_ok(b, idx, pb->id, NULL);
         return;
     }
-    const char *rooms[2] = {scope_room(ss, pb->to)};
-    char other[SESS_ROOM_MAX];
+    char name[SESS_NAME_MAX], other[SESS_NAME_MAX];
+    const char *rooms[2] = {scope_room(ss, pb->to, name)};
     if (pb->to == TS_SESS_TO_SESSION) sess_session_rooms(rooms[0], other, rooms);
     ts_sio_raw_arg_t arg = {pb->relayed, NULL};
     ts_sio_target_t tgt = {.rooms = rooms,
