@@ -4,6 +4,7 @@
  * goes through the store's circuit breaker; while it is open, writes are
  * skipped (the next sweep renews them) rather than queued without bound.
  * ts_sess_api_tabs reads it back for the admin API, as JSON text. */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -47,11 +48,16 @@ static ts_store_reg_key_t key_of(const sess_sock_t *ss, char buf[SESS_NAME_MAX])
  * metadata (ss->meta, whose members replace those of the same name). For
  * the Redis store (other nodes and versions read it) that object is stored
  * as JSON text; for a process-local store (memory) in a compact form only
- * this file reads, ~45 B for an idle tab instead of ~110 (docs/STORE.md
+ * this file reads, 28 B for an idle tab instead of ~110 (docs/STORE.md
  * "Registry data"):
  *
- *   0x01 type proto connected_at(6, LE) rtt+1(2, LE; 0: none)
- *   len(1) socket  len(1) address  len(2, LE) user_agent
+ *   0x01, type | proto << 4, flags (REG_F_*), connected_at (6 bytes, LE),
+ *   rtt (2, LE)                  with REG_F_RTT,
+ *   socket id: 15 bytes          with REG_F_SOCK15 (20 base64url characters,
+ *                                its 120 bits), else length (1) and bytes,
+ *   address: 4 bytes             with REG_F_IPV4 (dotted quad as inet_ntop
+ *                                writes it), else length (1) and bytes,
+ *   user agent: length (2, LE)   with REG_F_UA, and bytes,
  *   and, when the tab has caps or metadata, the JSON text [caps, meta]
  *   (null for the absent one).
  *
@@ -59,7 +65,9 @@ static ts_store_reg_key_t key_of(const sess_sock_t *ss, char buf[SESS_NAME_MAX])
  * field that does not fit (an id over 255 bytes, a clock past 2^48 ms)
  * makes the writer use the JSON form. */
 #define REG_COMPACT 0x01
-#define REG_HEAD 11 /* tag, type, proto, connected_at, rtt */
+#define REG_HEAD 9 /* tag, type and proto, flags, connected_at */
+enum { REG_F_RTT = 1, REG_F_SOCK15 = 2, REG_F_IPV4 = 4, REG_F_UA = 8 };
+static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* The first five members. Returns new, or NULL for an unknown type. */
 static json_t *reg_base_json(const sess_reg_data_t *d) {
@@ -78,9 +86,28 @@ static void reg_add_rest(json_t *o, const sess_reg_data_t *d, json_t *caps, json
 }
 
 static int reg_fits(const sess_reg_data_t *d) {
-    return strlen(d->socket) <= 0xff && strlen(d->address) <= 0xff &&
-           (!d->user_agent || strlen(d->user_agent) <= 0xffff) &&
-           d->connected_at < ((uint64_t)1 << 48) && d->rtt_ms < 0xffff;
+    return d->type < 16 && d->proto < 16 && strlen(d->socket) <= 0xff &&
+           strlen(d->address) <= 0xff && (!d->user_agent || strlen(d->user_agent) <= 0xffff) &&
+           d->connected_at < ((uint64_t)1 << 48) && d->rtt_ms <= 0xffff;
+}
+
+/* A socket id of 20 base64url characters as its 15 bytes (1), or 0. */
+static int sock15(const char *id, uint8_t out[15]) {
+    return strlen(id) == 20 && ts_b64url_decode(id, 20, out) == 15; /* one encoding per value */
+}
+
+/* An IPv4 address in the one form inet_ntop writes (1), or 0. */
+static int ipv4(const char *text, uint8_t out[4]) {
+    char back[INET_ADDRSTRLEN];
+    return inet_pton(AF_INET, text, out) == 1 && inet_ntop(AF_INET, out, back, sizeof back) &&
+           strcmp(back, text) == 0;
+}
+
+static void put_str(ts_sbuf_t *out, const char *str, int lenbytes) {
+    size_t n = str ? strlen(str) : 0;
+    ts_sbuf_putc(out, (char)(n & 0xff));
+    if (lenbytes == 2) ts_sbuf_putc(out, (char)(n >> 8));
+    if (n) ts_sbuf_append(out, str, n);
 }
 
 int ts_sess__reg_encode(ts_sbuf_t *out, const sess_reg_data_t *d, int compact) {
@@ -93,22 +120,27 @@ int ts_sess__reg_encode(ts_sbuf_t *out, const sess_reg_data_t *d, int compact) {
         return 0;
     }
     if (!ts_sess_device_type_name((ts_sess_device_type_t)d->type)) return TS_EINVAL;
-    uint8_t head[REG_HEAD] = {REG_COMPACT, d->type, d->proto};
+    uint8_t sock[15], v4[4];
+    int has_sock15 = sock15(d->socket, sock), has_v4 = ipv4(d->address, v4);
+    uint8_t head[REG_HEAD] = {
+        REG_COMPACT, (uint8_t)(d->type | d->proto << 4),
+        (uint8_t)((d->rtt_ms >= 0 ? REG_F_RTT : 0) | (has_sock15 ? REG_F_SOCK15 : 0) |
+                  (has_v4 ? REG_F_IPV4 : 0) | (d->user_agent ? REG_F_UA : 0))};
     for (int i = 0; i < 6; i++) head[3 + i] = (uint8_t)(d->connected_at >> (8 * i));
-    unsigned rtt = d->rtt_ms >= 0 ? (unsigned)d->rtt_ms + 1 : 0;
-    head[9] = (uint8_t)rtt;
-    head[10] = (uint8_t)(rtt >> 8);
     ts_sbuf_append(out, head, sizeof head);
-    size_t n = strlen(d->socket);
-    ts_sbuf_putc(out, (char)n);
-    ts_sbuf_append(out, d->socket, n);
-    n = strlen(d->address);
-    ts_sbuf_putc(out, (char)n);
-    ts_sbuf_append(out, d->address, n);
-    n = d->user_agent ? strlen(d->user_agent) : 0;
-    ts_sbuf_putc(out, (char)(n & 0xff));
-    ts_sbuf_putc(out, (char)(n >> 8));
-    if (n) ts_sbuf_append(out, d->user_agent, n);
+    if (d->rtt_ms >= 0) {
+        ts_sbuf_putc(out, (char)(d->rtt_ms & 0xff));
+        ts_sbuf_putc(out, (char)(d->rtt_ms >> 8));
+    }
+    if (has_sock15)
+        ts_sbuf_append(out, sock, sizeof sock);
+    else
+        put_str(out, d->socket, 1);
+    if (has_v4)
+        ts_sbuf_append(out, v4, sizeof v4);
+    else
+        put_str(out, d->address, 1);
+    if (d->user_agent) put_str(out, d->user_agent, 2);
     if (d->caps || d->meta) {
         json_t *rest = json_pack("[OO]", d->caps ? d->caps : json_null(),
                                  d->meta ? d->meta : json_null());
@@ -118,12 +150,9 @@ int ts_sess__reg_encode(ts_sbuf_t *out, const sess_reg_data_t *d, int compact) {
     return 0;
 }
 
-/* Reads the string at *at after its length of `lenbytes` bytes into *out
- * (returns new, NUL-ended). Returns 0, or -1 if it runs past end. */
-static int take_str(const uint8_t **at, const uint8_t *end, int lenbytes, char **out) {
-    if (end - *at < lenbytes) return -1;
-    size_t n = (*at)[0] | (lenbytes == 2 ? (size_t)(*at)[1] << 8 : 0);
-    *at += lenbytes;
+/* Takes n bytes at *at into a new NUL-ended string (*out). Returns 0, or
+ * -1 if they run past end. */
+static int take_bytes(const uint8_t **at, const uint8_t *end, size_t n, char **out) {
     if ((size_t)(end - *at) < n) return -1;
     *out = ts_xmalloc(n + 1);
     memcpy(*out, *at, n);
@@ -132,23 +161,53 @@ static int take_str(const uint8_t **at, const uint8_t *end, int lenbytes, char *
     return 0;
 }
 
+/* The same after a length of `lenbytes` bytes. */
+static int take_str(const uint8_t **at, const uint8_t *end, int lenbytes, char **out) {
+    if (end - *at < lenbytes) return -1;
+    size_t n = (*at)[0] | (lenbytes == 2 ? (size_t)(*at)[1] << 8 : 0);
+    *at += lenbytes;
+    return take_bytes(at, end, n, out);
+}
+
 json_t *ts_sess__reg_decode(ts_slice_t data) {
     if (!data.len || data.p[0] != REG_COMPACT)
         return json_loadb((const char *)data.p, data.len, 0, NULL);
     const uint8_t *at = data.p, *end = data.p + data.len;
     if (data.len < REG_HEAD) return NULL;
-    sess_reg_data_t d = {.type = at[1], .proto = at[2]};
+    unsigned flags = at[2];
+    sess_reg_data_t d = {.type = at[1] & 15, .proto = at[1] >> 4, .rtt_ms = -1};
     for (int i = 0; i < 6; i++) d.connected_at |= (uint64_t)at[3 + i] << (8 * i);
-    d.rtt_ms = (int)(at[9] | (unsigned)at[10] << 8) - 1;
     at += REG_HEAD;
     char *sock = NULL, *addr = NULL, *ua = NULL;
     json_t *o = NULL, *rest = NULL;
-    if (take_str(&at, end, 1, &sock) || take_str(&at, end, 1, &addr) ||
-        take_str(&at, end, 2, &ua))
+    if (flags & REG_F_RTT) {
+        if (end - at < 2) goto out;
+        d.rtt_ms = at[0] | at[1] << 8;
+        at += 2;
+    }
+    if (flags & REG_F_SOCK15) {
+        if (end - at < 15) goto out;
+        sock = ts_xmalloc(21);
+        for (int g = 0; g < 5; g++, at += 3) { /* 3 bytes -> 4 characters */
+            uint32_t v = (uint32_t)at[0] << 16 | (uint32_t)at[1] << 8 | at[2];
+            for (int c = 0; c < 4; c++) sock[4 * g + c] = b64url[(v >> (18 - 6 * c)) & 63];
+        }
+        sock[20] = 0;
+    } else if (take_str(&at, end, 1, &sock)) {
         goto out;
+    }
+    if (flags & REG_F_IPV4) {
+        if (end - at < 4) goto out;
+        addr = ts_xmalloc(INET_ADDRSTRLEN);
+        inet_ntop(AF_INET, at, addr, INET_ADDRSTRLEN);
+        at += 4;
+    } else if (take_str(&at, end, 1, &addr)) {
+        goto out;
+    }
+    if ((flags & REG_F_UA) && take_str(&at, end, 2, &ua)) goto out;
     d.socket = sock;
     d.address = addr;
-    d.user_agent = ua[0] ? ua : NULL;
+    d.user_agent = ua;
     if (at < end) {
         rest = json_loadb((const char *)at, (size_t)(end - at), 0, NULL);
         if (!json_is_array(rest) || json_array_size(rest) != 2) goto out;

@@ -945,6 +945,15 @@ describe('/session: the registry and the admin API', SKIP, () => {
     assert.ok(vals.includes('browser'), `device type in ${JSON.stringify(e1)}`);
     const connectTime = leaves(e1).find(([p, v]) => /connect/i.test(p) && typeof v === 'number');
     assert.ok(connectTime, `connect time in ${JSON.stringify(e1)}`);
+    // the entry's data, whatever form the store keeps it in (docs/STORE.md
+    // "Registry data"): its members in their order, the tab's socket id
+    assert.deepEqual(Object.keys(e1.data),
+      ['socket', 'type', 'connected_at', 'address', 'proto', 'caps', 'user_agent'], JSON.stringify(e1));
+    assert.equal(e1.data.socket, f1.id);
+    assert.equal(e1.data.address, '127.0.0.1');
+    assert.ok(Math.abs(e1.data.connected_at - Date.now()) < 60000, JSON.stringify(e1));
+    const e2 = r.json.tabs.find((t) => itemId(t, TAB_KEYS) === 'f2');
+    assert.equal(e2.data.socket, f2.id);
   });
 
   it('a metadata event shows up in the registry; the server-measured rtt appears after heartbeats', T, async () => {

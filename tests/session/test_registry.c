@@ -26,42 +26,55 @@ static char *dump(json_t *v) {
 static const struct reg_case {
     const char *name;
     const char *address, *user_agent, *caps, *meta; /* caps, meta: JSON or NULL */
+    const char *socket;                           /* NULL: SID */
     uint64_t connected_at;
     int rtt_ms;
     int type, proto;
     int compact_size; /* 0: it must fall back to JSON */
     const char *want; /* NULL: not checked beyond both forms agreeing */
 } cases[] = {
-    {"idle tab", "127.0.0.1", NULL, NULL, NULL, 1733400000123ull, -1, TS_SESS_DEV_DESKTOP, 2, 44,
+    {"idle tab", "127.0.0.1", NULL, NULL, NULL, NULL, 1733400000123ull, -1, TS_SESS_DEV_DESKTOP, 2, 28,
      "{\"socket\":\"" SID "\",\"type\":\"desktop\",\"connected_at\":1733400000123,"
      "\"address\":\"127.0.0.1\",\"proto\":2}"},
-    {"rtt and user agent", "::1", "Mozilla/5.0 (X11; Linux x86_64)", NULL, NULL, 5, 0,
-     TS_SESS_DEV_BROWSER, 4, 69,
+    {"rtt and user agent", "::1", "Mozilla/5.0 (X11; Linux x86_64)", NULL, NULL, NULL, 5, 0,
+     TS_SESS_DEV_BROWSER, 4, 63,
      "{\"socket\":\"" SID "\",\"type\":\"browser\",\"connected_at\":5,\"address\":\"::1\","
      "\"proto\":4,\"user_agent\":\"Mozilla/5.0 (X11; Linux x86_64)\",\"rtt_ms\":0}"},
-    {"largest rtt that fits", "10.0.0.1", NULL, NULL, NULL, 1, 65534, TS_SESS_DEV_CLI, 3, 43,
+    {"largest rtt that fits", "10.0.0.1", NULL, NULL, NULL, NULL, 1, 65535, TS_SESS_DEV_CLI, 3, 30,
      NULL},
+    {"empty user agent", "255.255.255.255", "", NULL, NULL, NULL, 1, -1, TS_SESS_DEV_CLI, 3, 30,
+     "{\"socket\":\"" SID "\",\"type\":\"cli\",\"connected_at\":1,"
+     "\"address\":\"255.255.255.255\",\"proto\":3,\"user_agent\":\"\"}"},
+    /* what is not in the packed forms keeps its text */
+    {"socket id of another length", "10.0.0.1", NULL, NULL, NULL, "short-id", 1, -1,
+     TS_SESS_DEV_CLI, 3, 22, NULL},
+    {"socket id not base64url", "10.0.0.1", NULL, NULL, NULL, "AbCdEfGhIjKlMnOpQr.t", 1, -1,
+     TS_SESS_DEV_CLI, 3, 34, NULL},
+    {"address not as inet_ntop writes it", "010.0.0.1", NULL, NULL, NULL, NULL, 1, -1,
+     TS_SESS_DEV_CLI, 3, 34, "{\"socket\":\"" SID "\",\"type\":\"cli\",\"connected_at\":1,"
+     "\"address\":\"010.0.0.1\",\"proto\":3}"},
+    {"no address", "", NULL, NULL, NULL, NULL, 1, -1, TS_SESS_DEV_SERVER, 3, 25, NULL},
     {"caps and metadata", "10.0.0.1", "ua", "[\"state\",\"elect\"]",
-     "{\"visibility\":\"hidden\",\"network\":{\"downlink\":1.5}}", 1733400000123ull, 42,
+     "{\"visibility\":\"hidden\",\"network\":{\"downlink\":1.5}}", NULL, 1733400000123ull, 42,
      TS_SESS_DEV_MOBILE, 1, 0,
      "{\"socket\":\"" SID "\",\"type\":\"mobile\",\"connected_at\":1733400000123,"
      "\"address\":\"10.0.0.1\",\"proto\":1,\"caps\":[\"state\",\"elect\"],\"user_agent\":\"ua\","
      "\"rtt_ms\":42,\"visibility\":\"hidden\",\"network\":{\"downlink\":1.5}}"},
     /* metadata replaces a member in its place, in both forms */
     {"metadata names a first member", "10.0.0.1", NULL, NULL,
-     "{\"type\":\"server\",\"caps\":1,\"x\":null}", 7, -1, TS_SESS_DEV_MOBILE, 2, 0,
+     "{\"type\":\"server\",\"caps\":1,\"x\":null}", NULL, 7, -1, TS_SESS_DEV_MOBILE, 2, 0,
      "{\"socket\":\"" SID "\",\"type\":\"server\",\"connected_at\":7,\"address\":\"10.0.0.1\","
      "\"proto\":2,\"caps\":1,\"x\":null}"},
-    {"metadata only", "10.0.0.1", NULL, NULL, "{}", 7, -1, TS_SESS_DEV_SERVER, 2, 0, NULL},
+    {"metadata only", "10.0.0.1", NULL, NULL, "{}", NULL, 7, -1, TS_SESS_DEV_SERVER, 2, 0, NULL},
     /* what does not fit the compact form: JSON text */
-    {"rtt over 16 bits", "10.0.0.1", NULL, NULL, NULL, 7, 65535, TS_SESS_DEV_CLI, 2, -1, NULL},
-    {"clock past 2^48 ms", "10.0.0.1", NULL, NULL, NULL, 1ull << 48, -1, TS_SESS_DEV_CLI, 2, -1,
+    {"rtt over 16 bits", "10.0.0.1", NULL, NULL, NULL, NULL, 7, 65536, TS_SESS_DEV_CLI, 2, -1, NULL},
+    {"clock past 2^48 ms", "10.0.0.1", NULL, NULL, NULL, NULL, 1ull << 48, -1, TS_SESS_DEV_CLI, 2, -1,
      "{\"socket\":\"" SID "\",\"type\":\"cli\",\"connected_at\":281474976710656,"
      "\"address\":\"10.0.0.1\",\"proto\":2}"},
 };
 
 static void fill(const struct reg_case *c, sess_reg_data_t *d) {
-    *d = (sess_reg_data_t){.socket = SID,
+    *d = (sess_reg_data_t){.socket = c->socket ? c->socket : SID,
                            .address = c->address,
                            .user_agent = c->user_agent,
                            .caps = c->caps ? json_loads(c->caps, 0, NULL) : NULL,
