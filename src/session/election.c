@@ -105,7 +105,7 @@ static el_member_t *member_by_holder(el_scope_t *sc, const char *holder) {
 /* ---- scores ---- */
 
 static ts_sess_device_type_t type_of(const sess_sock_t *ss) {
-    const char *t = json_string_value(json_object_get(ss->meta, "type"));
+    const char *t = json_string_value(json_object_get(sess_meta(ss), "type"));
     if (!t) return (ts_sess_device_type_t)ss->id.device_type;
     for (int i = TS_SESS_DEV_BROWSER; i <= TS_SESS_DEV_CLI; i++)
         if (strcmp(t, ts_sess_device_type_name((ts_sess_device_type_t)i)) == 0)
@@ -115,10 +115,10 @@ static ts_sess_device_type_t type_of(const sess_sock_t *ss) {
 
 static void rescore(el_member_t *m, uint64_t now) {
     const sess_sock_t *ss = m->ss;
-    json_t *bat = json_object_get(ss->meta, "battery"), *net = json_object_get(ss->meta, "network");
+    json_t *bat = json_object_get(sess_meta(ss), "battery"), *net = json_object_get(sess_meta(ss), "network");
     json_t *lv = json_object_get(bat, "level"), *ch = json_object_get(bat, "charging");
     json_t *rtt = json_object_get(net, "rtt");
-    const char *vis = json_string_value(json_object_get(ss->meta, "visibility"));
+    const char *vis = json_string_value(json_object_get(sess_meta(ss), "visibility"));
     ts_el_inputs_t in = {
         .battery_level = json_is_number(lv) ? json_number_value(lv) : -1,
         .charging = json_is_boolean(ch) ? json_is_true(ch) : -1,

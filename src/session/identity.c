@@ -90,11 +90,15 @@ int ts_sess__reauth(ts_sess_t *sess, const sess_ident_t *cur, const char *token,
     return 0;
 }
 
+static void ids_free(sess_ident_t *id) {
+    if (id->owned) free((char *)(uintptr_t)id->user);
+    id->owned = 0;
+}
+
 void ts_sess__ident_clear(sess_ident_t *id) {
     json_decref(id->caps);
     id->caps = NULL;
-    free(id->strs);
-    id->strs = NULL;
+    ids_free(id);
     id->user = id->session = id->device = id->tab = "";
 }
 
@@ -102,12 +106,16 @@ void ts_sess__ident_set(sess_ident_t *id, const char *user, const char *session,
                         const char *device, const char *tab) {
     size_t lu = strlen(user), ls = strlen(session), ld = strlen(device), lt = strlen(tab);
     char *p = ts_xmalloc(lu + ls + ld + lt + 4);
-    free(id->strs);
-    id->strs = p;
-    id->user = memcpy(p, user, lu + 1);
-    id->session = memcpy(p += lu + 1, session, ls + 1);
-    id->device = memcpy(p += ls + 1, device, ld + 1);
-    id->tab = memcpy(p + ld + 1, tab, lt + 1);
+    const char *u = memcpy(p, user, lu + 1);
+    const char *s = memcpy(p += lu + 1, session, ls + 1);
+    const char *d = memcpy(p += ls + 1, device, ld + 1);
+    const char *t = memcpy(p + ld + 1, tab, lt + 1);
+    ids_free(id); /* after copying: the new ids may be the old ones */
+    id->owned = 1;
+    id->user = u;
+    id->session = s;
+    id->device = d;
+    id->tab = t;
 }
 
 int ts_sess__dev_mint(ts_sess_t *sess, const char *user, const char *session, const char *device,

@@ -45,7 +45,7 @@ static ts_store_reg_key_t key_of(const sess_sock_t *ss, char buf[SESS_NAME_MAX])
 /* ---- an entry's data ----
  * As the admin API shows it: {socket, type, connected_at, address, proto},
  * then caps, user_agent and rtt_ms when the tab has them, then its client
- * metadata (ss->meta, whose members replace those of the same name). For
+ * metadata (sess_meta, whose members replace those of the same name). For
  * the Redis store (other nodes and versions read it) that object is stored
  * as JSON text; for a process-local store (memory) in a compact form only
  * this file reads, 28 B for an idle tab instead of ~110 (docs/STORE.md
@@ -247,7 +247,7 @@ void ts_sess__reg_put(sess_sock_t *ss) {
         .address = sess_key(ss, SK_PEER),
         .user_agent = eio ? ts_eio_sock_user_agent(eio) : NULL,
         .caps = ss->id.caps,
-        .meta = ss->meta,
+        .meta = sess_meta(ss),
         .connected_at = ss->connected_at,
         .rtt_ms = eio ? ts_eio_sock_rtt_ms(eio) : -1,
         .type = ss->id.device_type,

@@ -81,19 +81,19 @@ enum sess_counter {
 
 /* Who a socket is, from its verified token and connect payload. */
 typedef struct sess_ident {
-    /* The four ids, in `strs` (owned, their exact length: ts_sess__ident_set),
-     * or borrowed when strs is NULL. Arrays for the longest legal ids would
-     * be 516 B per tab. */
+    /* The four ids, one after the other in one allocation that starts at
+     * `user` (owned when `owned`, their exact length: ts_sess__ident_set),
+     * or borrowed. Arrays for the longest legal ids would be 516 B per tab. */
     const char *user, *session, *device, *tab;
-    char *strs;
     json_t *caps;            /* owned: array of strings, or NULL */
     int64_t exp;             /* token expiry, seconds since 1970 */
     uint8_t fp[32];          /* the token's fingerprint hash (the fp claim's 64 hex
                               * digits as bytes: half the size, compared whole) */
-    unsigned elect_scopes;   /* the elections asked for at connect (bit per scope kind) */
-    uint8_t proto;           /* TS_SESS_PROTO_* (1..4): a byte, so that the ident is 96 B */
+    uint16_t elect_scopes;   /* the elections asked for at connect (bit per scope kind) */
+    uint8_t proto;           /* TS_SESS_PROTO_* (1..4): bytes, so that the ident is 88 B */
     uint8_t device_type;     /* ts_sess_device_type_t */
     uint8_t elect_observer, elect_scores;
+    uint8_t owned;           /* the ids' allocation is ours (at user) */
 } sess_ident_t;
 
 /* What only a tab that sends events needs: its limiter entries and keys,
@@ -111,6 +111,8 @@ typedef struct sess_flow {
     ts_list_t backlog_link;  /* in sess->backlog while inq is not empty */
     uint32_t inq_n;
     ts_rl_strikes_t strikes;
+    json_t *meta;            /* client-reported metadata (owned object; NULL until the
+                              * first report, an event too) */
 } sess_flow_t;
 
 /* A tab's derived strings that must live as long as it does, in this
@@ -139,8 +141,8 @@ enum sess_name {
 
 /* One /session tab. Idle tabs are most of them, so everything here is
  * sized for one (issue #13: docs/ARCHITECTURE.md "An idle authenticated
- * /session tab"); what only traffic needs is in `flow`. 200 bytes, a
- * 208-byte malloc chunk. */
+ * /session tab"); what only traffic needs is in `flow`. 184 bytes, a
+ * 192-byte malloc chunk. */
 typedef struct sess_sock {
     ts_sess_t *sess;
     ts_sio_socket_t *s;
@@ -152,20 +154,21 @@ typedef struct sess_sock {
      * malloc per name its overhead, and a pointer per name 64 B. */
     char *keys;
     sess_flow_t *flow;       /* owned; NULL until its first event */
-    json_t *meta;            /* client-reported metadata (owned object; NULL until the
-                              * first report) */
     struct el_member *el[TS_SESS_SCOPE_KINDS_]; /* its elections (election.c) */
     uint64_t connected_at;   /* wall clock, ms */
     uint64_t renewed_at;     /* loop time of the last registry write */
     uint64_t joined_loop;    /* loop time it connected (uptime of the score) */
     uint32_t holds;          /* requests still answering to it (ts_sess__sock_hold) */
     uint8_t nkeys;           /* strings in `keys` (the first nkeys of enum sess_key) */
-    /* one byte of flags: the struct is then 200 B, a 208-byte chunk */
+    /* one byte of flags: the struct is then 184 B, a 192-byte chunk */
     uint8_t warned : 1;       /* token_expiring sent */
     uint8_t counted_ip : 1, counted_user : 1;
     uint8_t gone : 1;         /* disconnected: s is NULL, freed at the last release */
     uint8_t backend : 1;      /* a backend's request (the data API): no socket ever */
 } sess_sock_t;
+
+/* Its client-reported metadata (borrowed), or NULL. */
+static inline json_t *sess_meta(const sess_sock_t *ss) { return ss->flow ? ss->flow->meta : NULL; }
 
 /* One of the tab's strings (borrowed, valid while it lives): NULL when it
  * has none, "" for the first two before it is accepted. Walking the

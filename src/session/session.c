@@ -190,7 +190,7 @@ static void sock_free(sess_sock_t *ss) {
     if (ss->counted_user) ts_rl_table_dec(&sess->sh->conns_user, ss->id.user, strlen(ss->id.user));
     pthread_mutex_unlock(&sess->sh->mu);
     ts_sess__ident_clear(&ss->id);
-    json_decref(ss->meta);
+    if (ss->flow) json_decref(ss->flow->meta);
     free(ss->flow);
     free(ss->keys);
     free(ss);
@@ -718,8 +718,9 @@ static int take_metadata(sess_sock_t *ss, json_t *in, char *why, size_t whylen) 
         snprintf(why, whylen, "visibility must be \"visible\" or \"hidden\"");
         return -1;
     }
-    if (!ss->meta && (net || bat || vis || json_object_get(in, "type")))
-        ss->meta = json_object(); /* made at the first report: most tabs never send one */
+    json_t **meta = &flow_of(ss)->meta;
+    if (!*meta && (net || bat || vis || json_object_get(in, "type")))
+        *meta = json_object(); /* made at the first report: most tabs never send one */
     if (net) {
         json_t *n = json_object();
         json_t *et = json_object_get(net, "effectiveType");
@@ -728,7 +729,7 @@ static int take_metadata(sess_sock_t *ss, json_t *in, char *why, size_t whylen) 
         json_t *dl = json_object_get(net, "downlink"), *rtt = json_object_get(net, "rtt");
         if (json_is_number(dl)) json_object_set(n, "downlink", dl);
         if (json_is_number(rtt)) json_object_set(n, "rtt", rtt);
-        json_object_set_new(ss->meta, "network", n);
+        json_object_set_new(*meta, "network", n);
     }
     if (bat) {
         json_t *b = json_object();
@@ -736,9 +737,9 @@ static int take_metadata(sess_sock_t *ss, json_t *in, char *why, size_t whylen) 
         if (json_is_number(lv) && json_number_value(lv) >= 0 && json_number_value(lv) <= 1)
             json_object_set(b, "level", lv);
         if (json_is_boolean(ch)) json_object_set(b, "charging", ch);
-        json_object_set_new(ss->meta, "battery", b);
+        json_object_set_new(*meta, "battery", b);
     }
-    if (vis) json_object_set(ss->meta, "visibility", vis);
+    if (vis) json_object_set(*meta, "visibility", vis);
     json_t *type = json_object_get(in, "type");
     if (type) {
         const char *t = json_string_value(type);
@@ -749,7 +750,7 @@ static int take_metadata(sess_sock_t *ss, json_t *in, char *why, size_t whylen) 
             snprintf(why, whylen, "type must be browser, mobile, desktop, server or cli");
             return -1;
         }
-        json_object_set(ss->meta, "type", type);
+        json_object_set(*meta, "type", type);
     }
     return 0;
 }
