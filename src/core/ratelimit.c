@@ -129,10 +129,16 @@ typedef struct ts_rl_entry {
     char key[]; /* the map borrows this copy */
 } rl_entry_t;
 
+/* The map's key of an entry (ts_idmap_init_fn): one word per slot. */
+static ts_slice_t entry_key(const void *o) {
+    const rl_entry_t *e = o;
+    return ts_slice(e->key, e->klen);
+}
+
 int ts_rl_table_init(ts_rl_table_t *t, const ts_rl_table_cfg_t *cfg) {
     memset(t, 0, sizeof(*t));
     t->cfg = *cfg;
-    t->map = (ts_map_t)TS_MAP_INIT;
+    ts_idmap_init_fn(&t->map, entry_key);
     ts_list_init(&t->lru);
     if (!t->cfg.max_entries) t->cfg.max_entries = TS_RL_DEFAULT_ENTRIES;
     if (t->cfg.kind == TS_RL_RATE && t->cfg.burst > TS_RL_MAX_BURST) {
@@ -149,9 +155,9 @@ int ts_rl_table_init(ts_rl_table_t *t, const ts_rl_table_cfg_t *cfg) {
 
 void ts_rl_table_deinit(ts_rl_table_t *t) {
     size_t it = 0;
-    ts_map_entry_t *me;
-    while (ts_map_next(&t->map, &it, &me)) free(me->val);
-    ts_map_deinit(&t->map);
+    void *e;
+    while (ts_idmap_next(&t->map, &it, &e)) free(e);
+    ts_idmap_deinit(&t->map);
     ts_list_init(&t->lru);
     t->entries = 0;
 }
@@ -167,7 +173,7 @@ static rl_entry_t *entry_new(const char *key, size_t klen) {
 }
 
 static void entry_free(ts_rl_table_t *t, rl_entry_t *e) {
-    ts_map_del(&t->map, e->key, e->klen);
+    ts_idmap_del_n(&t->map, e->key, e->klen);
     ts_list_remove(&e->link);
     t->entries--;
     free(e);
@@ -197,7 +203,7 @@ static rl_entry_t *entry_get(ts_rl_table_t *t, const char *key, size_t klen, uin
     drop_idle(t, now_ms, 2);
     rl_key_t k;
     key_norm(&k, key, klen);
-    rl_entry_t *e = ts_map_get(&t->map, k.p, k.len);
+    rl_entry_t *e = ts_idmap_get_n(&t->map, k.p, k.len);
     if (e) {
         if (!e->holds) {
             ts_list_remove(&e->link); /* most recent goes to the tail */
@@ -219,7 +225,7 @@ static rl_entry_t *entry_get(ts_rl_table_t *t, const char *key, size_t klen, uin
     }
     e = entry_new(k.p, k.len);
     ts_rl_bucket_init(&e->u.bucket, t->cfg.rate_mtps, t->cfg.burst, now_ms);
-    ts_map_put(&t->map, e->key, e->klen, e);
+    ts_idmap_put(&t->map, e);
     ts_list_insert_tail(&t->lru, &e->link);
     t->entries++;
     return e;
@@ -268,7 +274,7 @@ int64_t ts_rl_table_wait(const ts_rl_table_t *t, const char *key, size_t klen, u
     if (n > t->cfg.burst) return TS_RL_NEVER;
     rl_key_t k;
     key_norm(&k, key, klen);
-    const rl_entry_t *e = ts_map_get(&t->map, k.p, k.len);
+    const rl_entry_t *e = ts_idmap_get_n(&t->map, k.p, k.len);
     if (!e) return 0;
     ts_rl_bucket_t b = e->u.bucket; /* a copy: refilling it changes nothing */
     return ts_rl_take(&b, now_ms, n);
@@ -278,7 +284,7 @@ int ts_rl_table_inc(ts_rl_table_t *t, const char *key, size_t klen) {
     if (t->cfg.kind != TS_RL_COUNT) return TS_EINVAL;
     rl_key_t k;
     key_norm(&k, key, klen);
-    rl_entry_t *e = ts_map_get(&t->map, k.p, k.len);
+    rl_entry_t *e = ts_idmap_get_n(&t->map, k.p, k.len);
     if (e) {
         if (e->u.count >= t->cfg.max_count) return TS_ELIMIT;
         e->u.count++;
@@ -291,7 +297,7 @@ int ts_rl_table_inc(ts_rl_table_t *t, const char *key, size_t klen) {
     }
     e = entry_new(k.p, k.len);
     e->u.count = 1;
-    ts_map_put(&t->map, e->key, e->klen, e);
+    ts_idmap_put(&t->map, e);
     t->entries++;
     return 0;
 }
@@ -300,7 +306,7 @@ int64_t ts_rl_table_dec(ts_rl_table_t *t, const char *key, size_t klen) {
     if (t->cfg.kind != TS_RL_COUNT) return TS_ENOTFOUND;
     rl_key_t k;
     key_norm(&k, key, klen);
-    rl_entry_t *e = ts_map_get(&t->map, k.p, k.len);
+    rl_entry_t *e = ts_idmap_get_n(&t->map, k.p, k.len);
     if (!e) return TS_ENOTFOUND;
     uint32_t left = --e->u.count;
     if (left == 0) entry_free(t, e);
@@ -311,7 +317,7 @@ uint32_t ts_rl_table_count(const ts_rl_table_t *t, const char *key, size_t klen)
     if (t->cfg.kind != TS_RL_COUNT) return 0;
     rl_key_t k;
     key_norm(&k, key, klen);
-    const rl_entry_t *e = ts_map_get(&t->map, k.p, k.len);
+    const rl_entry_t *e = ts_idmap_get_n(&t->map, k.p, k.len);
     return e ? e->u.count : 0;
 }
 
@@ -319,7 +325,7 @@ const ts_rl_bucket_t *ts_rl_table_peek(const ts_rl_table_t *t, const char *key, 
     if (t->cfg.kind != TS_RL_RATE) return NULL;
     rl_key_t k;
     key_norm(&k, key, klen);
-    const rl_entry_t *e = ts_map_get(&t->map, k.p, k.len);
+    const rl_entry_t *e = ts_idmap_get_n(&t->map, k.p, k.len);
     return e ? &e->u.bucket : NULL;
 }
 

@@ -9,7 +9,7 @@
 
 #include "core/ts_err.h"
 #include "core/ts_list.h"
-#include "core/ts_map.h"
+#include "core/ts_idmap.h"
 
 /* ---- Token bucket --------------------------------------------------------
  *
@@ -93,7 +93,7 @@ int64_t ts_rl_lite_take(ts_rl_lite_t *b, uint64_t rate_mtps, uint64_t burst, uin
  *                ("concurrent connections per IP / per user").
  *
  * Memory is bounded by `max_entries` whatever the keys are; every operation
- * is O(1) (one hash lookup plus list relinks) apart from ts_map's amortised
+ * is O(1) (one hash lookup plus list relinks) apart from ts_idmap's amortised
  * growth, which stops once the table has reached its bound.
  *
  * RATE tables: behaviour when full (the key-flood decision).
@@ -147,7 +147,8 @@ typedef struct ts_rl_table_cfg {
 
 typedef struct ts_rl_table {
     ts_rl_table_cfg_t cfg;  /* read-only */
-    ts_map_t map;           /* private: key -> entry (keys live in the entries) */
+    ts_idmap_t map;         /* private: key -> entry (keys live in the entries; a word
+                             * per slot) */
     ts_list_t lru;          /* private: RATE entries, least recently used first */
     size_t entries;         /* read-only: keys tracked now */
     uint64_t evicted_total; /* read-only: RATE entries evicted while not full */
