@@ -1,7 +1,8 @@
 /* tcp.c - listener, connections, reads and batched writes on libuv.
  * Writes are only queued when produced; a check handle flushes every
- * connection with pending bytes once per loop turn in a single uv_write,
- * because one write per delivered message is what caps a server's rate. */
+ * connection with pending bytes once per loop turn in a single write (the
+ * turn's writes in io_uring batches, uring.c, or one writev each), because
+ * one write per delivered message is what caps a server's rate. */
 #include <errno.h>
 #include <malloc.h>
 #include <fcntl.h>
