@@ -354,7 +354,7 @@ static size_t feed_frames(tsb_conn_t *c, uint8_t *p, size_t n) {
         int rc = ts_ws_reader_feed(&c->ws, p + off, n - off, &used, &m);
         off += used;
         if (rc < 0) {
-            fail(c, "%s", c->ws.errmsg);
+            fail(c, "%s", ts_ws_reader_errmsg(&c->ws));
             return n;
         }
         if (rc == 0) break;

@@ -139,10 +139,10 @@ static void run(ts_ws_role_t role, size_t max, const uint8_t *in, size_t n, unsi
                 ts_assert((rc == TS_EPROTO && r.close_code == TS_WS_CLOSE_PROTOCOL) ||
                           (rc == TS_EUTF8 && r.close_code == TS_WS_CLOSE_BAD_DATA) ||
                           (rc == TS_ETOOBIG && r.close_code == TS_WS_CLOSE_TOO_BIG));
-                ts_assert(strncmp(r.errmsg, "ws: ", 4) == 0);
+                ts_assert(strncmp(ts_ws_reader_errmsg(&r), "ws: ", 4) == 0);
                 o->rc = rc;
                 o->close_code = r.close_code;
-                memcpy(o->errmsg, r.errmsg, sizeof o->errmsg);
+                snprintf(o->errmsg, sizeof o->errmsg, "%s", ts_ws_reader_errmsg(&r));
                 break;
             }
             ts_assert(used <= plen);

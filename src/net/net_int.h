@@ -84,7 +84,7 @@ struct ts_conn {
     uv_tcp_t tcp;         /* first: a handle is its connection; tcp.data is the ts_net */
     ts_list_t flush_link; /* in net->flush_list while TS_CONN_IN_FLUSH */
     /* flags, the mode bits, the peer and the deadline fill 24 bytes: the
-     * connection is 392 bytes, a 400-byte malloc chunk */
+     * connection is 384 bytes: a 392-byte glibc chunk, jemalloc's 384 class */
     uint16_t flags;           /* enum ts_conn_flags */
     uint8_t mode : 1;         /* enum ts_conn_mode */
     uint8_t keep_alive : 1;   /* HTTP: the request being answered allows keep-alive */

@@ -51,12 +51,8 @@ typedef struct ts_ws_msg {
 typedef struct ts_ws_reader {
     /* Public (set before the first feed), read-only (set when feed returns
      * < 0) and private fields are interleaved so that the order leaves no
-     * holes (40 bytes): every WebSocket connection embeds one. */
-    /* read-only: e.g. "ws: frame with reserved bits 0x40 set"; "" before an
-     * error. It points into a per-thread buffer, valid until the next reader
-     * error on the same thread: read it right after the failing call. (A
-     * buffer in the reader would cost every idle WebSocket 128 bytes.) */
-    const char *errmsg;
+     * holes (32 bytes): every WebSocket connection embeds one. The error's
+     * text is not here: ts_ws_reader_errmsg. */
     ts_sbuf_t frag;       /* private: fragments reassembled so far */
     uint32_t max_message; /* public: bytes of a whole (reassembled) message; 0 = 1 MB
                            * (ts_ws_reader_init clamps larger limits to 4 GiB - 1) */
@@ -68,6 +64,12 @@ typedef struct ts_ws_reader {
 } ts_ws_reader_t;
 
 void ts_ws_reader_init(ts_ws_reader_t *r, ts_ws_role_t role, size_t max_message);
+/* Why the last feed failed, e.g. "ws: frame with reserved bits 0x40 set";
+ * "" while r->err is 0. Borrowed from a per-thread buffer, valid until the
+ * next reader error on the same thread: read it right after the failing
+ * call. (A buffer in the reader would cost every idle WebSocket 128 bytes,
+ * a pointer 8, which is what keeps ts_conn in a 384-byte jemalloc class.) */
+const char *ts_ws_reader_errmsg(const ts_ws_reader_t *r);
 void ts_ws_reader_deinit(ts_ws_reader_t *r);
 
 /* Feeds bytes. `data` is mutable: payloads are unmasked in place.
@@ -77,7 +79,7 @@ void ts_ws_reader_deinit(ts_ws_reader_t *r);
  * `*used` bytes were consumed (whole frames, e.g. non-final fragments,
  * stored internally); the caller keeps data[*used..len) and calls again with
  * more bytes appended. Returns < 0 on a protocol violation (r->err,
- * r->close_code, r->errmsg say which); the connection must be closed.
+ * r->close_code, ts_ws_reader_errmsg say which); the connection must be closed.
  * Limits are enforced from the frame header, before the payload arrives. */
 int ts_ws_reader_feed(ts_ws_reader_t *r, uint8_t *data, size_t len, size_t *used,
                       ts_ws_msg_t *out);

@@ -83,8 +83,8 @@ size_t ts_net__ws_process(ts_conn_t *c, uint8_t *data, size_t len) {
             else
                 TS_MET_ERR(WS_PROTOCOL);
             ts_debug("ws", "closing %s with %u: %s", ts_conn_peer(c), c->reader.close_code,
-                     c->reader.errmsg);
-            send_close(c, c->reader.close_code, c->reader.errmsg);
+                     ts_ws_reader_errmsg(&c->reader));
+            send_close(c, c->reader.close_code, ts_ws_reader_errmsg(&c->reader));
             ws_notify(c, c->reader.close_code);
             ts_net__end(c);
             return len;

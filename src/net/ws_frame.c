@@ -184,8 +184,11 @@ void ts_ws_reader_init(ts_ws_reader_t *r, ts_ws_role_t role, size_t max_message)
     /* a message over 4 GiB could not be buffered anyway (net keeps 32-bit lengths) */
     r->max_message = max_message > UINT32_MAX ? UINT32_MAX : (uint32_t)max_message;
     r->utf8_state = TS_UTF8_ACCEPT;
-    r->errmsg = "";
 }
+
+static _Thread_local char reader_msg[128];
+
+const char *ts_ws_reader_errmsg(const ts_ws_reader_t *r) { return r->err ? reader_msg : ""; }
 
 void ts_ws_reader_deinit(ts_ws_reader_t *r) {
     ts_sbuf_free(&r->frag);
@@ -195,12 +198,10 @@ void ts_ws_reader_deinit(ts_ws_reader_t *r) {
 
 __attribute__((format(printf, 4, 5))) static int fail(ts_ws_reader_t *r, int err,
                                                       uint16_t code, const char *fmt, ...) {
-    static _Thread_local char msg[128];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    vsnprintf(reader_msg, sizeof reader_msg, fmt, ap);
     va_end(ap);
-    r->errmsg = msg;
     r->err = err;
     r->close_code = code;
     return err;

@@ -98,7 +98,7 @@ static void run_stream(const uint8_t *in, size_t n, ts_ws_role_t role, size_t ma
                 ts_sbuf_printf(&s, "%sERR %s %u", ts_sbuf_len(&s) ? " | " : "",
                                ts_err_name(rc), r.close_code);
                 assert_int_equal(r.err, rc);
-                snprintf(out->errmsg, sizeof out->errmsg, "%s", r.errmsg);
+                snprintf(out->errmsg, sizeof out->errmsg, "%s", ts_ws_reader_errmsg(&r));
                 break;
             }
             if (rc == 1) {
@@ -675,7 +675,7 @@ static void decode_close(ts_buf_t *b, uint16_t *code, char *reason, size_t cap) 
     size_t used;
     ts_ws_msg_t m;
     int rc = ts_ws_reader_feed(&r, b->data, b->len, &used, &m);
-    if (rc != 1) print_error("close frame not accepted: %s\n", r.errmsg);
+    if (rc != 1) print_error("close frame not accepted: %s\n", ts_ws_reader_errmsg(&r));
     assert_int_equal(rc, 1);
     assert_int_equal(used, b->len);
     assert_int_equal(m.opcode, TS_WS_OP_CLOSE);
@@ -848,7 +848,7 @@ static void expect_one(ts_ws_reader_t *r, uint8_t *wire, size_t n, uint8_t op,
     size_t used;
     ts_ws_msg_t m;
     int rc = ts_ws_reader_feed(r, wire, n, &used, &m);
-    if (rc != 1) print_error("op %s len %zu: rc %d (%s)\n", op_name(op), len, rc, r->errmsg);
+    if (rc != 1) print_error("op %s len %zu: rc %d (%s)\n", op_name(op), len, rc, ts_ws_reader_errmsg(r));
     assert_int_equal(rc, 1);
     assert_int_equal(used, n);
     assert_int_equal(m.opcode, op);
@@ -951,7 +951,7 @@ static void test_roundtrip_stream_random_chunks(void **state) {
                 size_t used;
                 ts_ws_msg_t m;
                 int rc = ts_ws_reader_feed(&r, pend, plen, &used, &m);
-                if (rc < 0) print_error("round %d, message %d: %s\n", round, next, r.errmsg);
+                if (rc < 0) print_error("round %d, message %d: %s\n", round, next, ts_ws_reader_errmsg(&r));
                 assert_true(rc >= 0);
                 if (rc == 1) {
                     assert_true(next < NMSG);

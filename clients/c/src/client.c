@@ -358,7 +358,7 @@ static void process_input(ts_client__transport_t *t) {
         off += used;
         if (rc == 0) break;
         if (rc < 0) {
-            ts_client__fail(c, rc, "transport error", "from %s: %s", t->peer, t->reader.errmsg);
+            ts_client__fail(c, rc, "transport error", "from %s: %s", t->peer, ts_ws_reader_errmsg(&t->reader));
             break;
         }
         if (m.opcode == TS_WS_OP_CLOSE) {
