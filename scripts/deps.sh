@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 APT_PKGS=(build-essential cmake pkg-config clang libclang-rt-14-dev
           libuv1-dev libhttp-parser-dev libssl-dev nettle-dev zlib1g-dev libjansson-dev
-          libmsgpack-dev libhiredis-dev liburing-dev libsqlite3-dev libjwt-dev libcmocka-dev
+          libmsgpack-dev libhiredis-dev liburing-dev libjemalloc-dev libsqlite3-dev libjwt-dev libcmocka-dev
           nodejs curl ca-certificates openssl chromium spin redis-server redis-tools)
 
 missing=()

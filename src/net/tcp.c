@@ -552,13 +552,21 @@ static void process(ts_conn_t *c);
  * at its peak. Returning it costs a walk of the heap: at most once a second,
  * and only after a cut. */
 #define TRIM_EVERY_MS 1000
+/* jemalloc's control call when tabsyncd links it (CMakeLists.txt): its
+ * arenas are purged instead, glibc's malloc_trim would walk an unused heap. */
+extern int mallctl(const char *name, void *oldp, size_t *oldlenp, void *newp, size_t newlen)
+    __attribute__((weak));
+#define MALLCTL_PURGE_ALL "arena.4096.purge" /* 4096: MALLCTL_ARENAS_ALL */
 static void maybe_trim(ts_net_t *net) {
     if (!net->trim_due) return;
     uint64_t now = uv_now(net->loop);
     if (net->trim_at && now - net->trim_at < TRIM_EVERY_MS) return;
     net->trim_due = 0;
     net->trim_at = now;
-    malloc_trim(0);
+    if (mallctl)
+        mallctl(MALLCTL_PURGE_ALL, NULL, NULL, NULL, 0);
+    else
+        malloc_trim(0);
 }
 
 /* After c's flush: what was waiting for its bytes to go. May call the
