@@ -217,7 +217,7 @@ struct mem_store {
     int batch_open;     /* a transaction holds writes not committed yet */
     uint64_t gen;       /* the open batch's number (or the next one's) */
     uint64_t done_gen;  /* every batch <= this committed or failed */
-    uint64_t batch_t0;  /* monotonic ms of the open batch's first write */
+    uint64_t batch_t0;  /* uv_hrtime() (ns) of the open batch's first write */
     uint64_t batch_ops; /* ops waiting for it */
     mem_sess_t **touched;
     size_t ntouched, touched_cap;
@@ -262,7 +262,8 @@ void ts_store__mem_batch_commit(mem_t *m);
 void ts_store__mem_door_deliver(mem_door_t *d);
 /* Arms d's commit timer if d waits for the open batch. */
 void ts_store__mem_door_settle(mem_door_t *d);
-/* Starts d's timer to commit the open batch group_ms after its first write. */
+/* Starts d's timer to commit the open batch at most group_ms after its
+ * first write. */
 void ts_store__mem_door_arm(mem_door_t *d);
 /* Runs a read and calls its callback. */
 void ts_store__mem_run_read(mem_t *m, mem_op_t *op);
