@@ -311,6 +311,24 @@ static long sql_int_file(const char *path, const char *sql) {
     return v;
 }
 
+/* A new file is made with 8 KiB pages (sqlite_log.c says why), and keeps
+ * them across a reopen. */
+static void m_page_size(void **state) {
+    sc_env_t *env = *state;
+    sc_t t;
+    uint64_t seq;
+    sc_open(&t, env, NULL);
+    assert_ts_err(sc_append(&t, "p", "one", &seq), 0);
+    sc_close(&t);
+    assert_int_equal(sql_int_file(env->path, "PRAGMA page_size"), 8192);
+    sc_res_t r;
+    sc_open(&t, env, NULL);
+    assert_ts_err(sc_read(&t, "p", 0, 10, &r), 0);
+    assert_int_equal(r.n, 1);
+    sc_close(&t);
+    assert_int_equal(sql_int_file(env->path, "PRAGMA page_size"), 8192);
+}
+
 /* A version 1 file (the schema tabsyncd wrote before session history) is
  * upgraded at open, in one transaction, and everything in it is kept. */
 static void m_migrate_v1(void **state) {
@@ -373,6 +391,8 @@ static void m_migrate_v1(void **state) {
     assert_int_equal(r.term, 8);
     sc_close(&t);
     assert_int_equal(sql_int_file(env->path, "SELECT v FROM meta WHERE k = 'schema'"), 2);
+    /* an existing file keeps its page size (a new one gets 8 KiB: m_page_size) */
+    assert_int_equal(sql_int_file(env->path, "PRAGMA page_size"), 4096);
     sc_open(&t, env, NULL); /* and a version 2 file opens as it is */
     for (int i = 0; i < 3; i++) {
         assert_ts_err(sc_sess(&t, names[i], &r), 0);
@@ -1271,7 +1291,7 @@ int main(void) {
     const struct CMUnitTest with_sqlite[] = {
         SC_T(m_restart, &env_sql),               SC_T(m_restart_lease_unknown, &env_sql),
         SC_T(m_restart_trimmed_empty, &env_sql), SC_T(m_restart_history, &env_sql),
-        SC_T(m_migrate_v1, &env_sql),            SC_T(m_write_failure, &env_sql),
+        SC_T(m_migrate_v1, &env_sql),            SC_T(m_page_size, &env_sql),            SC_T(m_write_failure, &env_sql),
         SC_T(m_commit_failure, &env_sql),        SC_T(m_crash, &env_sql),
         SC_T(m_retention_sqlite, &env_sql),
         SC_T(m_tail_bound_sqlite, &env_sql),     SC_T(m_session_cache_sqlite, &env_sql),
