@@ -6,6 +6,7 @@
  * message must satisfy the codec's invariants and re-encode round-trips. */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
