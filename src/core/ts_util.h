@@ -23,6 +23,11 @@ long ts_b64_decode(const char *in, size_t n, uint8_t *out);
  * length of 4n+1 and non-zero leftover bits, so each value has exactly one
  * encoding. In-place decoding is safe. Returns the length or -1. */
 long ts_b64url_decode(const char *in, size_t n, uint8_t *out);
+/* Unpadded base64url of n bytes: the one encoding ts_b64url_decode takes
+ * back. Returns the length written to `out`, which must hold
+ * ts_b64url_enc_len(n) + 1 bytes (NUL-terminated). */
+#define ts_b64url_enc_len(n) (((n) * 4 + 2) / 3)
+size_t ts_b64url_encode(const uint8_t *in, size_t n, char *out);
 /* 1 if `c` is in the base64url alphabet. */
 int ts_b64url_char(unsigned char c);
 

@@ -27,6 +27,11 @@ void ts_random_bytes(void *out, size_t n) {
  * pid), and one system call per ~8 handshakes instead of three each shows
  * in the handshake rate. Every byte is handed out once and wiped. (No
  * process of ours forks; a child would share its parent's pool.) */
+static const char b64_alpha[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+static const char b64url_alpha[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
 #define ID_POOL 512
 static _Thread_local struct {
     uint8_t b[ID_POOL];
@@ -34,8 +39,6 @@ static _Thread_local struct {
 } id_pool;
 
 void ts_random_id(char *out, size_t n) {
-    static const char alpha[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     size_t done = 0;
     while (done < n) {
         if (id_pool.left == 0) {
@@ -44,7 +47,7 @@ void ts_random_id(char *out, size_t n) {
         }
         size_t k = TS_MIN(n - done, id_pool.left);
         uint8_t *raw = id_pool.b + id_pool.left - k;
-        for (size_t i = 0; i < k; i++) out[done + i] = alpha[raw[i] & 63];
+        for (size_t i = 0; i < k; i++) out[done + i] = b64url_alpha[raw[i] & 63];
         memset(raw, 0, k);
         id_pool.left -= k;
         done += k;
@@ -52,27 +55,36 @@ void ts_random_id(char *out, size_t n) {
     out[n] = '\0';
 }
 
-static const char b64_alpha[] =
-    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-size_t ts_b64_encode(const uint8_t *in, size_t n, char *out) {
+/* Shared encoder: `pad` writes the last group's '=' (standard base64). */
+static size_t b64_encode(const uint8_t *in, size_t n, char *out, const char *alpha, int pad) {
     size_t o = 0, i = 0;
     for (; i + 2 < n; i += 3) {
         uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = b64_alpha[v >> 18];
-        out[o++] = b64_alpha[(v >> 12) & 63];
-        out[o++] = b64_alpha[(v >> 6) & 63];
-        out[o++] = b64_alpha[v & 63];
+        out[o++] = alpha[v >> 18];
+        out[o++] = alpha[(v >> 12) & 63];
+        out[o++] = alpha[(v >> 6) & 63];
+        out[o++] = alpha[v & 63];
     }
     if (i < n) {
         uint32_t v = (uint32_t)in[i] << 16 | (i + 1 < n ? (uint32_t)in[i + 1] << 8 : 0);
-        out[o++] = b64_alpha[v >> 18];
-        out[o++] = b64_alpha[(v >> 12) & 63];
-        out[o++] = i + 1 < n ? b64_alpha[(v >> 6) & 63] : '=';
-        out[o++] = '=';
+        out[o++] = alpha[v >> 18];
+        out[o++] = alpha[(v >> 12) & 63];
+        if (i + 1 < n)
+            out[o++] = alpha[(v >> 6) & 63];
+        else if (pad)
+            out[o++] = '=';
+        if (pad) out[o++] = '=';
     }
     out[o] = '\0';
     return o;
+}
+
+size_t ts_b64_encode(const uint8_t *in, size_t n, char *out) {
+    return b64_encode(in, n, out, b64_alpha, 1);
+}
+
+size_t ts_b64url_encode(const uint8_t *in, size_t n, char *out) {
+    return b64_encode(in, n, out, b64url_alpha, 0);
 }
 
 /* Value of each byte in the standard (+/) and the URL-safe (-_) alphabet,

@@ -67,7 +67,6 @@ static ts_store_reg_key_t key_of(const sess_sock_t *ss, char buf[SESS_NAME_MAX])
 #define REG_COMPACT 0x01
 #define REG_HEAD 9 /* tag, type and proto, flags, connected_at */
 enum { REG_F_RTT = 1, REG_F_SOCK15 = 2, REG_F_IPV4 = 4, REG_F_UA = 8 };
-static const char b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 
 /* The first five members. Returns new, or NULL for an unknown type. */
 static json_t *reg_base_json(const sess_reg_data_t *d) {
@@ -187,12 +186,9 @@ json_t *ts_sess__reg_decode(ts_slice_t data) {
     }
     if (flags & REG_F_SOCK15) {
         if (end - at < 15) goto out;
-        sock = ts_xmalloc(21);
-        for (int g = 0; g < 5; g++, at += 3) { /* 3 bytes -> 4 characters */
-            uint32_t v = (uint32_t)at[0] << 16 | (uint32_t)at[1] << 8 | at[2];
-            for (int c = 0; c < 4; c++) sock[4 * g + c] = b64url[(v >> (18 - 6 * c)) & 63];
-        }
-        sock[20] = 0;
+        sock = ts_xmalloc(ts_b64url_enc_len(15) + 1);
+        ts_b64url_encode(at, 15, sock);
+        at += 15;
     } else if (take_str(&at, end, 1, &sock)) {
         goto out;
     }

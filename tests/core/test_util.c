@@ -62,6 +62,18 @@ static void b64url(void **state) {
     assert_int_equal(ts_b64url_decode("Z", 1, out), -1);
     assert_true(ts_b64url_char('-'));
     assert_false(ts_b64url_char('+'));
+    /* the encoder: no padding, the URL alphabet, and back through the decoder */
+    char enc[32];
+    assert_int_equal(ts_b64url_encode((const uint8_t *)"\xfb\xff", 2, enc), 3);
+    assert_string_equal(enc, "-_8");
+    for (size_t n = 0; n <= 16; n++) {
+        uint8_t raw[16], back[16];
+        for (size_t i = 0; i < n; i++) raw[i] = (uint8_t)(0xf0 + 7 * i);
+        size_t len = ts_b64url_encode(raw, n, enc);
+        assert_int_equal(len, ts_b64url_enc_len(n));
+        assert_int_equal(ts_b64url_decode(enc, len, back), (long)n);
+        assert_memory_equal(back, raw, n);
+    }
 }
 
 static void b64_alphabets(void **state) {
