@@ -255,8 +255,9 @@ int ts_store__sql_open(ts_store_sql_t **out, const char *path, int sync_full, ch
      * changes it only by a VACUUM outside WAL mode: docs/STORE.md). Fewer,
      * larger WAL frames: 1,000 sessions x 4 tabs flat out made 0.56 WAL
      * writes per envelope with 4 KiB pages and 0.28 with 8 KiB, and the
-     * server's CPU per delivery fell by about 0.5 us (5.96 -> 5.44, medians
-     * of 3-4 runs); 16 KiB gained little more, and at 4,000 publishes/s, where
+     * server's CPU per delivery fell from 5.59 to 5.35 us (the two builds,
+     * 3 alternating runs; 5.96 -> 5.44 in a first sweep of page sizes);
+     * 16 KiB gained nothing more, and at 4,000 publishes/s, where
      * a commit rewrites a few scattered pages, the bytes written grow with
      * the page: 13, 19, 32 and 100 MB/s for 4, 8, 16 and 64 KiB
      * (docs/PERFORMANCE.md "SQLite's page size"). */
