@@ -64,17 +64,19 @@ static ts_adp_sock_t *entry_sock(const member_t *m) {
     return *(ts_adp_sock_t *const *)((const char *)m - place * sizeof *m - HDR);
 }
 
+/* What the map holds is a lone room's entry (1) or a room object (0): the
+ * first word of both is `ref` / `n2`, whose bit 0 tells them apart. */
+static int is_lone(const void *o) { return (int)(*(const uintptr_t *)o & 1); }
+
 /* The map's key of a room object or a lone room's entry. */
 static ts_slice_t room_key(const void *o) {
-    const char *name = *(const uintptr_t *)o & 1 ? entry_name(o) : ((const room_t *)o)->name;
-    return ts_slice_str(name);
+    return ts_slice_str(is_lone(o) ? entry_name(o) : ((const room_t *)o)->name);
 }
 
 /* What the map holds for `name`: a room object or a lone entry (NULL: none). */
 static void *room_find(const ts_adp_rooms_t *r, const char *name) {
     return ts_idmap_get_n(&r->rooms, name, strlen(name));
 }
-static int is_lone(const void *o) { return (int)(*(const uintptr_t *)o & 1); }
 
 /* One membership of a socket being rebuilt: in room object `room` (then
  * `old` is its current entry, NULL to add it at the room's tail), or lone
