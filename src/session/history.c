@@ -262,7 +262,10 @@ static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, ui
         to.except = &rooms[1];
         to.nexcept = 1;
     }
-    ts_sio_broadcast_raw(h->sess->nsp, &to, event, &arg, 1);
+    if (ts_sess__order_on(h->sess))
+        ts_sess__order_local(h->sess, h->key, h->epoch, seq, &to, event, &arg, 1);
+    else
+        ts_sio_broadcast_raw(h->sess->nsp, &to, event, &arg, 1);
     ts_sbuf_free(&out);
 }
 

@@ -217,14 +217,17 @@ refuse:
  * restart too, since the log is the store's. The socket joins its rooms in
  * the very callback that read the last page, and only entries this loop has
  * already relayed (seq <= last_seq) are replayed: what comes later arrives
- * live, so each entry reaches it once and in order (with one loop; with
- * several, an entry relayed by another loop during the replay may be missed
- * or repeated, which a v3 tab's sync mends). */
+ * live, so each entry reaches it once and in order. With other nodes the
+ * replay goes to the store's last and order.c holds and filters the live
+ * entries around it (the same guarantee); with several loops in one
+ * process an entry relayed by another loop during the replay may be missed
+ * or repeated, which a v3 tab's sync mends. */
 typedef struct restore_req {
     hist_wait_t w;
     sess_hist_t *h;
     sess_sock_t *ss;
     uint64_t epoch, after;
+    sess_order_t *hold; /* the session's deliveries wait while the log is read (order.c) */
     char pid[64];
 } restore_req_t;
 
@@ -232,6 +235,8 @@ static void restore_done(restore_req_t *r, int restored) {
     sess_sock_t *ss = r->ss;
     if (ss->s) ts_sio_connect_finish(ss->s, restored ? r->pid : NULL);
     if (restored) SESS_COUNT(ss->sess->counters[SC_RECOVERED]);
+    /* In its rooms now: what waited goes, except what it was replayed. */
+    if (r->hold) ts_sess__order_release(r->hold, restored && ss->s ? ts_sio_socket_id(ss->s) : NULL, r->after);
     ts_sess__sock_release(ss);
     free(r);
 }
@@ -263,8 +268,8 @@ static void on_restore_page(int status, const ts_store_log_page_t *page, void *u
      * process's other loops, other nodes) an entry committed while the tab
      * was away was relayed by them, never by this loop: stopping at
      * last_seq missed it (js history@3nodes, history 8, under ASan). Then
-     * the replay goes to the store's last: nothing is missed, and an entry
-     * in flight may arrive twice (docs/CONSISTENCY.md). */
+     * the replay goes to the store's last, and order.c keeps what is on
+     * its way from reaching the tab again (restore_done). */
     uint64_t cap = sole_writer(h->sess) ? h->last_seq : page->last_seq;
     int old = r->ss->id.proto < 3;
     size_t i = 0;
@@ -291,6 +296,11 @@ static void on_restore_page(int status, const ts_store_log_page_t *page, void *u
 }
 
 static void restore_read(sess_hist_t *h, restore_req_t *r) {
+    /* With other writers, an entry committed after this read may reach this
+     * node before the tab joins its rooms, and one committed before it may
+     * still be on its way: the session's deliveries here wait for the
+     * replay, and then leave out what it was replayed. */
+    if (!r->hold && ts_sess__order_on(h->sess)) r->hold = ts_sess__order_hold(h->sess, h->key, h->epoch);
     ts_sess__hist_op_begin(h);
     if (ts_store_log_read(h->sess->store, ts_sess__hist_key(h), r->after, LOAD_PAGE, on_restore_page, r)) {
         ts_sess__hist_op_end(h);

@@ -71,6 +71,9 @@ enum sess_counter {
     SC_THROTTLED_EVENTS_CONN, /* events refused: the Engine.IO connection's budget */
     SC_THROTTLED_BYTES_CONN,
     SC_THROTTLED_EVENTS_USER, /* events refused: the user's budget */
+    SC_ORDER_WAITED,  /* log entries that came before an earlier one and waited for it (order.c) */
+    SC_ORDER_FETCHED, /* log entries read from the log because their broadcast was late or lost */
+    SC_ORDER_REPEATS, /* log entries that came again after being shown here (dropped) */
     SC_COUNT
 };
 
@@ -247,6 +250,10 @@ struct ts_sess {
     size_t nhists;
     size_t nhist_work;      /* those with their work part (written to while cached) */
     size_t hist_bytes;      /* their documents' bytes at the last sweep (read by /metrics) */
+    /* log entries shown in seq order across nodes (order.c) */
+    ts_map_t orders;        /* sess_order_t by "user/session" */
+    ts_list_t order_gaps;   /* those with an entry waiting for an earlier one */
+    uv_timer_t order_tick;  /* reads what did not come from the log */
     /* leader election (election.c) */
     ts_map_t el_scopes;     /* el_scope_t by lease name */
     ts_list_t el_list;
@@ -271,6 +278,7 @@ struct ts_sess {
 };
 
 typedef struct sess_hist sess_hist_t;
+typedef struct sess_order sess_order_t;
 typedef struct sess_batch sess_batch_t;
 typedef struct sess_lowprio sess_lowprio_t;
 
@@ -355,6 +363,26 @@ void ts_sess__hist_shutdown(ts_sess_t *sess);
 void ts_sess__hist_deinit(ts_sess_t *sess);
 void ts_sess__hist_init(ts_sess_t *sess); /* the caches' map and list, before any use */
 size_t ts_sess__hist_count(const ts_sess_t *sess);
+
+/* order.c: a session's log entries shown on this node in seq order, with
+ * other writers (nodes over Redis; ts_sess__order_on says when). */
+int ts_sess__order_on(const ts_sess_t *sess);
+/* An entry this loop committed: to the other nodes at once, here in its turn. */
+void ts_sess__order_local(ts_sess_t *sess, const char *key, uint64_t epoch, uint64_t seq,
+                          const ts_sio_target_t *to, const char *event,
+                          const ts_sio_raw_arg_t *args, size_t nargs);
+/* ts_sio_nsp_handler_t.on_remote_raw (ud: the ts_sess_t). */
+int ts_sess__order_remote(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
+                          const ts_sio_raw_arg_t *args, size_t nargs, void *ud);
+/* A restore reads the log: the session's entries wait until the release,
+ * which names the restored socket (NULL: not restored) and the last entry
+ * replayed to it, so that it does not get that one or older ones again. */
+sess_order_t *ts_sess__order_hold(ts_sess_t *sess, const char *key, uint64_t epoch);
+void ts_sess__order_release(sess_order_t *o, const char *sid, uint64_t floor);
+void ts_sess__order_init(ts_sess_t *sess);
+void ts_sess__order_sweep(ts_sess_t *sess);
+void ts_sess__order_deinit(ts_sess_t *sess);
+size_t ts_sess__order_count(const ts_sess_t *sess);
 
 /* session.c: a store call's callback ran (frees a closed session layer
  * once the last one has). */

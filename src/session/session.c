@@ -1013,6 +1013,7 @@ static void on_sweep(uv_timer_t *t) {
         if (now - ss->renewed_at >= renew_every) ts_sess__reg_put(ss);
     }
     ts_sess__hist_sweep(sess);
+    ts_sess__order_sweep(sess);
 }
 
 /* ---- handshakes per address (Engine.IO level) ---- */
@@ -1065,6 +1066,7 @@ static const ts_sio_nsp_handler_t handler_durable = {
     .on_raw_event = on_raw_event,
     .restore = on_restore,
     .forget_auth = 1, /* its token and device live on in sess_sock_t, parsed */
+    .on_remote_raw = ts_sess__order_remote, /* other nodes' entries in seq order */
 };
 
 static sess_shared_t *shared_new(const ts_sess_cfg_t *cfg) {
@@ -1157,7 +1159,8 @@ ts_sess_t *ts_sess_new(uv_loop_t *loop, ts_sio_server_t *sio, struct ts_store *s
     sess->lowprio_tick.data = sess;
     uv_unref((uv_handle_t *)&sess->lowprio_tick);
     ts_sess__el_init(sess);
-    sess->timers_open = 5;
+    ts_sess__order_init(sess);
+    sess->timers_open = 6;
     return sess;
 }
 
@@ -1171,6 +1174,7 @@ static void maybe_free(ts_sess_t *sess) {
     ts_rl_table_deinit(&sess->ev_conn);
     ts_rl_table_deinit(&sess->by_conn);
     ts_sess__hist_deinit(sess);
+    ts_sess__order_deinit(sess);
     ts_sess__el_deinit(sess);
     ts_sess_rules_free(sess->own_rules);
     free(sess);
@@ -1206,6 +1210,7 @@ void ts_sess_free(ts_sess_t *sess) {
     uv_close((uv_handle_t *)&sess->lowprio_tick, timer_closed);
     uv_close((uv_handle_t *)&sess->el_tick, timer_closed);
     uv_close((uv_handle_t *)&sess->el_lapse, timer_closed);
+    uv_close((uv_handle_t *)&sess->order_tick, timer_closed);
 }
 
 /* The store's durability costs: commits and their latency (the fsync of
@@ -1276,6 +1281,9 @@ void ts_sess_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
         [SC_THROTTLED_EVENTS_CONN] = "tabsync_session_throttled_total{limit=\"events_per_conn\"}",
         [SC_THROTTLED_BYTES_CONN] = "tabsync_session_throttled_total{limit=\"bytes_per_conn\"}",
         [SC_THROTTLED_EVENTS_USER] = "tabsync_session_throttled_total{limit=\"events_per_user\"}",
+        [SC_ORDER_WAITED] = "tabsync_session_order_waited_total",
+        [SC_ORDER_FETCHED] = "tabsync_session_order_fetched_total",
+        [SC_ORDER_REPEATS] = "tabsync_session_order_repeats_total",
         /* the histograms are rendered whole below (NULL: not here) */
 };
     /* the sum over every loop's instance; each value is read whole (relaxed

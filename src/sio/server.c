@@ -206,6 +206,10 @@ size_t ts_sio_socket_rooms(const ts_sio_socket_t *s, const char **out, size_t ma
     return ts_adp_sock_rooms(&s->adp, out, max);
 }
 
+size_t ts_sio_room_size(const ts_sio_nsp_t *nsp, const char *room) {
+    return ts_adp_room_size(&nsp->rooms, room);
+}
+
 /* The socket whose own room is `name`, if it is in this namespace. */
 ts_sio_socket_t *ts_sio__by_id(ts_sio_nsp_t *nsp, const char *name) {
     ts_adp_sock_t *a = ts_adp_find(&nsp->rooms, name);
@@ -343,7 +347,9 @@ static void deliver_from(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, ts_sio_so
                          ts_sio_class_t cls, const char *at, origin_t origin) {
     ts_sio_server_t *srv = nsp->srv;
     /* the other nodes first: theirs is the longer way */
-    if (!only && srv->remote && origin == FROM_HERE) publish_remote(nsp, to, event, args, raw);
+    if (!only && srv->remote && origin == FROM_HERE && to->reach != TS_SIO_REACH_HERE)
+        publish_remote(nsp, to, event, args, raw);
+    if (!only && to->reach == TS_SIO_REACH_OTHERS) return;
     ts_sio_group_t *g = srv->group;
     int rec = recovery_on(nsp);
     uint8_t ecls = eio_class(only ? cls : to->cls);
@@ -507,6 +513,10 @@ static void on_remote(const ts_adp_bcast_t *b, void *ud) {
         raw_args_t raw = {args, 0};
         if (split_event(b->data_json, name, sizeof name, args, &raw.n)) {
             TS_MET_INC(SIO_REMOTE_RECEIVED);
+            /* the namespace may put it in its turn (ts_sio_nsp_handler_t) */
+            if (nsp->h.on_remote_raw && nsp->srv->group->nloops == 1 &&
+                nsp->h.on_remote_raw(nsp, &to, name, args, raw.n, nsp->ud))
+                return;
             deliver_from(nsp, &to, NULL, name, NULL, &raw, TS_SIO_CLASS_DEFAULT, NULL, origin);
             return;
         }

@@ -24,6 +24,7 @@ typedef struct ts_sio_server ts_sio_server_t;
 typedef struct ts_sio_group ts_sio_group_t;
 typedef struct ts_sio_nsp ts_sio_nsp_t;
 typedef struct ts_sio_socket ts_sio_socket_t;
+typedef struct ts_sio_target ts_sio_target_t; /* a broadcast's recipients: below */
 
 /* Arguments of an event or an ack (borrowed by callees). */
 typedef struct ts_sio_args {
@@ -87,6 +88,15 @@ typedef struct ts_sio_nsp_handler {
      * with a token is a jansson tree of about 1 KB held for the socket's
      * lifetime otherwise. */
     int forget_auth;
+    /* Optional: another node's plain broadcast to this namespace (its
+     * arguments as canonical texts, borrowed for the call), before it is
+     * delivered here. Return 1 to take it: the namespace delivers it itself,
+     * now or later, with ts_sio_broadcast_raw and TS_SIO_REACH_HERE (so that
+     * it can put the entries of a log in their order); 0 to have it
+     * delivered now. Asked only when the process runs one loop (with
+     * several, one loop hears the other nodes for all of them). */
+    int (*on_remote_raw)(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
+                         const ts_sio_raw_arg_t *args, size_t nargs, void *nsp_ud);
 } ts_sio_nsp_handler_t;
 
 typedef struct ts_sio_opts {
@@ -207,6 +217,8 @@ ts_eio_sock_t *ts_sio_socket_eio(const ts_sio_socket_t *s);
 /* Room names the socket is in (its own id first). Returns the count and
  * fills up to `max` borrowed names. */
 size_t ts_sio_socket_rooms(const ts_sio_socket_t *s, const char **out, size_t max);
+/* How many of this loop's sockets of `nsp` are in `room`. */
+size_t ts_sio_room_size(const ts_sio_nsp_t *nsp, const char *room);
 
 /* Completes a CONNECT that `restore` took: `pid` restored (the client's
  * own, so that socket.recovered is true on its side), or NULL to start a
@@ -274,7 +286,16 @@ void ts_sio_emit_raw_at(ts_sio_socket_t *s, const char *event, const ts_sio_raw_
 /* Broadcast target: rooms (none = the whole namespace), minus sockets in
  * any `except` room, minus `skip` (socket.broadcast / socket.to(): the
  * sender). The packet is encoded once; every recipient shares its bytes. */
-typedef struct ts_sio_target {
+/* Where a broadcast goes: this process's sockets and the other nodes'
+ * (the default), or one of the two (a namespace that orders what it
+ * delivers here sends to the others at once and here in its turn). */
+typedef enum ts_sio_reach {
+    TS_SIO_REACH_ALL = 0,
+    TS_SIO_REACH_HERE,   /* this process's sockets only */
+    TS_SIO_REACH_OTHERS, /* the other nodes only */
+} ts_sio_reach_t;
+
+struct ts_sio_target {
     const char *const *rooms;
     size_t nrooms;
     const char *const *except;
@@ -284,7 +305,8 @@ typedef struct ts_sio_target {
     uint32_t coalesce;    /* 0, or a key: a queued packet with the same key is replaced */
     const char *offset;   /* durable recovery: appended as the last argument (the
                            * offset a client presents when it reconnects); NULL */
-} ts_sio_target_t;
+    ts_sio_reach_t reach;
+};
 void ts_sio_broadcast(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
                       const ts_sio_args_t *args);
 /* The same with arguments given as canonical JSON texts (ts_sio_raw_arg_t:

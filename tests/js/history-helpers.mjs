@@ -231,7 +231,10 @@ export function checkpointDiffs(tabs, log) {
  * opts: { url, id (ident), proto (3), client (exactly-once client id; default
  * none = the server's default), reconnection (false), name, ackMs (8000) }.
  */
-const REPEATS_ALLOWED = Number(process.env.TS_CLUSTER || 0) > 1;
+// Entries reach a tab once, in seq order, on one node and across nodes
+// (docs/CONSISTENCY.md "The stock client across nodes"); `repeatsOk` is for
+// the cases documented as exceptions (several loops in one process).
+const REPEATS_ALLOWED = false;
 
 export class Mirror {
   constructor({ url, id, proto = 3, client, reconnection = false, name, ackMs = 8000, transports = ['websocket'], repeatsOk = REPEATS_ALLOWED }) {
@@ -242,7 +245,7 @@ export class Mirror {
     this.client = client;
     this.name = name ?? id.tab;
     this.ackMs = ackMs;
-    this.repeatsOk = repeatsOk; // several nodes: a recovery may repeat an entry (below)
+    this.repeatsOk = repeatsOk; // several loops: a recovery may repeat an entry (below)
     this.violations = [];
     this.welcomes = [];
     this.events = []; // every `event` received live (validated)
@@ -323,11 +326,14 @@ export class Mirror {
   live(e) {
     const n = (this.liveSeen.get(e.seq) ?? 0) + 1;
     this.liveSeen.set(e.seq, n);
-    // Across nodes, a recovery replay read from the store may repeat an
-    // entry whose broadcast was still on its way (docs/CONSISTENCY.md "The
-    // stock client's recovery"): applied once all the same (by seq).
+    // Across loops of one process, a recovery replay read from the store
+    // may repeat an entry whose broadcast was still on its way
+    // (docs/CONSISTENCY.md): applied once all the same (by seq).
     if (n > 1 && !this.repeatsOk) this.violate(`seq ${e.seq} delivered live ${n} times`);
     if (n > 1) this.repeats = (this.repeats ?? 0) + 1;
+    // and in seq order: what a stock client's recovery offset relies on
+    if (n === 1 && e.seq < (this.maxLive ?? 0) && !this.repeatsOk) this.violate(`seq ${e.seq} delivered live after ${this.maxLive}`);
+    this.maxLive = Math.max(this.maxLive ?? 0, e.seq);
     this.feed(e);
   }
 
@@ -683,7 +689,7 @@ export function submitLoad(tabs, subs, m, type = 'load.note') {
 export async function checkSubmitted(tabs, subs, session) {
   const notOk = subs.filter((s) => s.final?.ok !== true).map((s) => s.final);
   assert.deepEqual(notOk.slice(0, 5), [], `every change was answered ok in the end (${notOk.length} not)`);
-  const fresh = await openMirror({ url: tabs[0].url, id: ident('alice', session, 'dcheck', uniq('check')), repeatsOk: true });
+  const fresh = await openMirror({ url: tabs[0].url, id: ident('alice', session, 'dcheck', uniq('check')) });
   try {
     const log = (await fullLog(fresh, fresh.epoch)).entries;
     assert.deepEqual(log.map((e) => e.seq), log.map((_, k) => k + 1), 'the log is gap-free');

@@ -5,6 +5,9 @@
 // - a node killed with kill -9 under load: its tabs reconnect to the others,
 //   no acknowledged change is lost or applied twice, its registry entries
 //   expire by themselves;
+// - a stock socket.io-client (no library) dropped again and again while two
+//   other nodes publish: recovered on another node each time, it gets every
+//   entry once and in seq order (src/session/order.c);
 // - Redis killed and restarted under load (AOF, appendfsync always): changes
 //   sent meanwhile are refused with store_unavailable (never acknowledged),
 //   ephemeral traffic between tabs of one node still flows, and everything
@@ -12,10 +15,11 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
+import { io } from 'socket.io-client';
 
 import { startServer, IS_NODE, sleep } from './harness.mjs';
 import { startCluster } from './cluster.mjs';
-import { BASE_FLAGS, ident, uniq, tempDir, writeRules, openMirror, waitUntil, submitLoad, checkSubmitted } from './history-helpers.mjs';
+import { BASE_FLAGS, auth3, ident, uniq, tempDir, writeRules, openMirror, waitUntil, submitLoad, checkSubmitted } from './history-helpers.mjs';
 import { registryTabs } from './session-helpers.mjs';
 
 const SKIP = IS_NODE ? { skip: 'tabsyncd only (the Node reference is one process)' } : {};
@@ -45,7 +49,7 @@ describe('three nodes over one Redis', SKIP, () => {
     const S = uniq('kill');
     const N = 6;
     for (let i = 0; i < N; i++) {
-      tabs.push(await openMirror({ url: cluster.url, id: ident('alice', S, `d${i % 2}`, `t${i}`), client: `k${i}`, reconnection: true, repeatsOk: true }));
+      tabs.push(await openMirror({ url: cluster.url, id: ident('alice', S, `d${i % 2}`, `t${i}`), client: `k${i}`, reconnection: true }));
     }
     // a seventh tab on node 1 that does not come back: its entry must expire
     const gone = await openMirror({ url: cluster.nodes[1].url, id: ident('alice', S, 'dgone', 'tgone'), client: 'kg' });
@@ -100,6 +104,73 @@ describe('three nodes over one Redis', SKIP, () => {
   });
 });
 
+describe('the stock client across nodes', SKIP, () => {
+  let cluster;
+  before(async () => {
+    cluster = await startCluster({ n: 3, start: startServer, opts: { testApp: false, extra: BASE_FLAGS } });
+  });
+  after(async () => { await cluster?.stop(); });
+
+  it('a socket.io-client tab dropped again and again while two other nodes publish: recovered each time on the next node, it gets every entry once, in seq order', { timeout: 60000 }, async () => {
+    const S = uniq('stock');
+    // publishers on nodes 1 and 2, straight to them: their entries interleave
+    const pubs = [];
+    for (const i of [1, 2]) pubs.push(await openMirror({ url: cluster.nodes[i].url, id: ident('alice', S, `dp${i}`, `tp${i}`) }));
+    const id = ident('alice', S, 'ds', 'ts');
+    const seqs = [];
+    let recovered = 0, connects = 0;
+    const sock = io(`${cluster.url}/session`, {
+      forceNew: true, transports: ['websocket'], reconnectionDelay: 20, reconnectionDelayMax: 50,
+      randomizationFactor: 0, auth: auth3(id),
+    });
+    sock.on('event', (e) => { if (Number.isInteger(e?.seq)) seqs.push(e.seq); });
+    sock.on('connect', () => { connects += 1; if (sock.recovered) recovered += 1; });
+    await waitUntil(() => sock.connected, 5000, 'the stock tab connects');
+    let stop = false, acked = 0, last = 0;
+    const publish = async (t, k) => {
+      for (let n = 0; !stop; n++) {
+        const ack = await t.publish({ v: 3, type: 'note', id: `${k}-${n}`, body: { k, n } });
+        assert.equal(ack?.ok, true, JSON.stringify(ack));
+        acked += 1;
+        last = Math.max(last, ack.seq);
+      }
+    };
+    const running = pubs.map((t, k) => publish(t, k));
+    const DROPS = 12;
+    for (let d = 0; d < DROPS; d++) {
+      await sleep(150);
+      await waitUntil(() => sock.connected, 5000, `reconnected after drop ${d}`);
+      sock.io.engine.close(); // the transport goes: the manager reconnects with its offset
+    }
+    await sleep(150);
+    stop = true;
+    await Promise.all(running);
+    await waitUntil(() => sock.connected && seqs.length && seqs[seqs.length - 1] >= last, 10000,
+      'the stock tab reaches the last acknowledged seq');
+    sock.close();
+    for (const t of pubs) t.close();
+    const first = seqs[0];
+    const expected = Array.from({ length: last - first + 1 }, (_, k) => first + k);
+    const repeats = seqs.length - new Set(seqs).size;
+    assert.equal(repeats, 0, `no entry twice (${repeats} repeats)`);
+    const at = seqs.findIndex((v, k) => v !== expected[k]);
+    assert.ok(at < 0 && seqs.length === expected.length,
+      `every entry once, in order, from ${first} to ${last}: at ${at}, ${JSON.stringify(seqs.slice(Math.max(0, at - 3), at + 4))} (${seqs.length} of ${expected.length})`);
+    assert.ok(acked > 50, `the publishers kept publishing (${acked} acks)`);
+    assert.equal(connects, DROPS + 1, 'one connect per drop');
+    assert.equal(recovered, DROPS, 'every reconnect recovered (socket.recovered)');
+    // the reconnects went round the nodes: each recovered some
+    let total = 0;
+    for (const n of cluster.nodes) {
+      const m = await (await fetch(`${n.url}/metrics`)).text();
+      const v = Number(/^tabsync_session_recovered_total (\d+)/m.exec(m)?.[1]);
+      assert.ok(v > 0, `node ${n.url} recovered tabs (${v})`);
+      total += v;
+    }
+    assert.equal(total, DROPS, 'the nodes count the recoveries');
+  });
+});
+
 describe('Redis killed and restarted under load', SKIP, () => {
   let cluster;
   const tabs = [];
@@ -119,7 +190,7 @@ describe('Redis killed and restarted under load', SKIP, () => {
   it('changes meanwhile get store_unavailable (never an ack), ephemeral traffic on a node still flows, everything resumes; every acknowledged change is on every tab', { timeout: 90000 }, async () => {
     const S = uniq('redis');
     for (let i = 0; i < 4; i++) {
-      tabs.push(await openMirror({ url: cluster.url, id: ident('alice', S, `d${i}`, `t${i}`), client: `r${i}`, reconnection: true, repeatsOk: true }));
+      tabs.push(await openMirror({ url: cluster.url, id: ident('alice', S, `d${i}`, `t${i}`), client: `r${i}`, reconnection: true }));
     }
     const subs = [];
     let stop = false;
