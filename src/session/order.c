@@ -27,8 +27,9 @@
  * replayed. An entry committed before the restore's read is on its way for
  * a few milliseconds at most; the bound keeps a floor from outliving that. */
 #define FLOOR_MS 5000
-/* A cursor without deliveries for this long is dropped (the next entry
- * starts a new one). */
+/* A cursor without deliveries for this long, in a session without a tab
+ * here any more, is dropped (the next entry starts a new one, whose first
+ * entries wait a gap's time). */
 #define IDLE_MS 60000
 
 typedef struct held { /* an entry waiting for its turn; one allocation */
@@ -452,8 +453,14 @@ void ts_sess__order_sweep(ts_sess_t *sess) {
     ts_map_entry_t *e;
     for (size_t it = 0; ts_map_next(&sess->orders, &it, &e);) {
         sess_order_t *o = e->val;
-        if (!o->held && !o->holds && !o->reading && !o->settling && now - o->used_at >= IDLE_MS &&
-            (!o->floors || now >= o->floors->until_ms))
+        if (o->held || o->holds || o->reading || o->settling || now - o->used_at < IDLE_MS ||
+            (o->floors && now < o->floors->until_ms))
+            continue;
+        char room[SESS_NAME_MAX], other[SESS_NAME_MAX];
+        const char *rooms[2];
+        snprintf(room, sizeof room, "s/%s", o->key);
+        sess_session_rooms(room, other, rooms);
+        if (!ts_sio_room_size(sess->nsp, rooms[0]) && !ts_sio_room_size(sess->nsp, rooms[1]))
             order_free(o);
     }
 }
