@@ -11,6 +11,7 @@
 
 #include "core/ts_err.h"
 #include "core/ts_json.h"
+#include "core/ts_util.h"
 
 static const char *const prio_names[TS_SESS_PRIO_COUNT] = {
     "security", "control", "state", "event", "presence", "telemetry"};
@@ -275,4 +276,42 @@ void ts_sess_envelope_relay_raw(const ts_sess_envelope_raw_t *e, const char *use
     ts_sbuf_append_str(out, ",\"tab\":");
     ts_json_string(out, tab, strlen(tab));
     ts_sbuf_append_str(out, "}}");
+}
+
+/* ---- recovery offsets ---- */
+
+size_t ts_sess_offset_format(char out[TS_SESS_OFFSET_MAX], uint64_t epoch, uint64_t seq) {
+    static const char hex[] = "0123456789abcdef";
+    out[0] = 'h';
+    for (int i = 0; i < 16; i++) out[1 + i] = hex[(epoch >> (60 - 4 * i)) & 15];
+    out[17] = '.';
+    size_t n = 18 + ts_fmt_u64(out + 18, seq);
+    out[n] = '\0';
+    return n;
+}
+
+int ts_sess_offset_parse(ts_slice_t text, uint64_t *epoch, uint64_t *seq) {
+    const char *p = (const char *)text.p;
+    size_t n = text.len;
+    if (n < 19 || n > TS_SESS_OFFSET_MAX - 1 || p[0] != 'h' || p[17] != '.') return TS_EINVAL;
+    uint64_t e = 0, s = 0;
+    for (int i = 1; i < 17; i++) {
+        int c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10 /* either case */
+                                       : -1;
+        if (d < 0) return TS_EINVAL;
+        e = e << 4 | (uint64_t)d;
+    }
+    if (p[18] == '0' && n > 19) return TS_EINVAL; /* a leading zero */
+    for (size_t i = 18; i < n; i++) {
+        if (p[i] < '0' || p[i] > '9') return TS_EINVAL;
+        uint64_t d = (uint64_t)(p[i] - '0');
+        if (s > (UINT64_MAX - d) / 10) return TS_EINVAL;
+        s = s * 10 + d;
+    }
+    *epoch = e;
+    *seq = s;
+    return 0;
 }

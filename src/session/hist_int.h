@@ -84,8 +84,6 @@ void ts_sess__hist_when_ready(sess_hist_t *h, hist_wait_t *w);
 void ts_sess__hist_batch_end(sess_hist_t *h);
 /* The entry as delivered: `,"seq":N` inserted before its final brace. */
 void ts_sess__with_seq(ts_sbuf_t *out, ts_slice_t entry, uint64_t seq);
-/* The recovery offset of entry seq: "h<epoch>.<seq>". */
-void ts_sess__entry_offset(char *out, size_t cap, uint64_t epoch, uint64_t seq);
 /* The error code a store failure is answered with. */
 const char *ts_sess__store_code(int status);
 /* v as an integer in 0..max, or -1. */

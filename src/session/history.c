@@ -226,25 +226,10 @@ void ts_sess__with_seq(ts_sbuf_t *out, ts_slice_t entry, uint64_t seq) {
     ts_sbuf_putc(out, '}');
 }
 
-/* The recovery offset of entry seq: "h<epoch>.<seq>". socket.io-client
- * keeps the last one it received and presents it when it reconnects
- * (durable recovery, ts_sess__hist_restore). */
-void ts_sess__entry_offset(char *out, size_t cap, uint64_t epoch, uint64_t seq) {
-    static const char hex[] = "0123456789abcdef";
-    if (cap < 1 + 16 + 1 + TS_U64_DEC_MAX + 1) { /* never with the callers' 48 */
-        snprintf(out, cap, "h%016" PRIx64 ".%" PRIu64, epoch, seq);
-        return;
-    }
-    out[0] = 'h';
-    for (int i = 0; i < 16; i++) out[1 + i] = hex[(epoch >> (60 - 4 * i)) & 15];
-    out[17] = '.';
-    out[18 + ts_fmt_u64(out + 18, seq)] = '\0';
-}
-
 static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, uint64_t seq) {
     if (h->sess->closed) return; /* the Socket.IO server is gone */
-    char offset[48];
-    ts_sess__entry_offset(offset, sizeof offset, h->epoch, seq);
+    char offset[TS_SESS_OFFSET_MAX];
+    ts_sess_offset_format(offset, h->epoch, seq);
     ts_sbuf_t out = TS_SBUF_INIT;
     ts_sess__with_seq(&out, ts_buf_slice(it->entry), seq);
     ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};

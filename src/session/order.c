@@ -9,6 +9,7 @@
  * reads the log, and the restored tab is left out of the live entries it
  * was replayed. docs/CONSISTENCY.md "The stock client across nodes". */
 #include <inttypes.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -267,24 +268,10 @@ static void offer(sess_order_t *o, uint64_t epoch, uint64_t seq, const ts_sio_ta
     pump(o);
 }
 
-/* "h<16 hex>.<seq>" as the last argument's text (a JSON string). */
+/* The offset last among a broadcast's arguments, as a JSON string's text. */
 static int parse_offset(ts_slice_t t, uint64_t *epoch, uint64_t *seq) {
-    const char *p = (const char *)t.p, *end = p + t.len;
-    if (t.len < 21 || p[0] != '"' || p[1] != 'h' || end[-1] != '"' || p[18] != '.') return 0;
-    uint64_t e = 0, s = 0;
-    for (int i = 2; i < 18; i++) {
-        int c = p[i], d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-        if (d < 0) return 0;
-        e = e << 4 | (uint64_t)d;
-    }
-    for (const char *q = p + 19; q < end - 1; q++) {
-        if (*q < '0' || *q > '9' || s > (UINT64_MAX - 9) / 10) return 0;
-        s = s * 10 + (uint64_t)(*q - '0');
-    }
-    if (!s) return 0;
-    *epoch = e;
-    *seq = s;
-    return 1;
+    if (t.len < 2 || t.p[0] != '"' || t.p[t.len - 1] != '"') return 0;
+    return ts_sess_offset_parse(ts_slice(t.p + 1, t.len - 2), epoch, seq) == 0 && *seq;
 }
 
 int ts_sess__order_remote(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
@@ -354,7 +341,7 @@ typedef struct gap_read {
 static void show_logged(sess_order_t *o, const ts_store_event_t *e) {
     static const char kchange[] = "{\"kind\":\"change\"";
     int change = e->data->len > sizeof kchange - 1 && !memcmp(e->data->data, kchange, sizeof kchange - 1);
-    char room[SESS_NAME_MAX], other[SESS_NAME_MAX], offset[48];
+    char room[SESS_NAME_MAX], other[SESS_NAME_MAX], offset[TS_SESS_OFFSET_MAX];
     const char *rooms[2];
     snprintf(room, sizeof room, "s/%s", o->key);
     sess_session_rooms(room, other, rooms);
@@ -364,7 +351,7 @@ static void show_logged(sess_order_t *o, const ts_store_event_t *e) {
         to.except = &rooms[1];
         to.nexcept = 1;
     }
-    ts_sess__entry_offset(offset, sizeof offset, o->epoch, e->seq);
+    ts_sess_offset_format(offset, o->epoch, e->seq);
     ts_sbuf_t out = TS_SBUF_INIT;
     ts_sess__with_seq(&out, ts_buf_slice(e->data), e->seq);
     ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};

@@ -282,8 +282,8 @@ static void on_restore_page(int status, const ts_store_log_page_t *page, void *u
         if (change && old) continue; /* v1/v2 tabs never get state changes */
         ts_sbuf_t out = TS_SBUF_INIT;
         ts_sess__with_seq(&out, ts_buf_slice(e->data), e->seq);
-        char offset[48];
-        ts_sess__entry_offset(offset, sizeof offset, r->epoch, e->seq);
+        char offset[TS_SESS_OFFSET_MAX];
+        ts_sess_offset_format(offset, r->epoch, e->seq);
         ts_sio_raw_arg_t arg = {ts_slice(ts_sbuf_data(&out), ts_sbuf_len(&out)), NULL};
         ts_sio_emit_raw_at(r->ss->s, change ? "change" : "event", &arg, 1, offset);
         ts_sbuf_free(&out);
@@ -318,11 +318,8 @@ static void restore_start(sess_hist_t *h, hist_wait_t *w, int status) {
 
 int ts_sess__hist_restore(sess_sock_t *ss, const char *pid, const char *offset) {
     uint64_t epoch, seq;
-    char dot;
-    int n = 0;
-    if (strlen(pid) >= sizeof ((restore_req_t *)0)->pid || offset[0] != 'h' ||
-        sscanf(offset + 1, "%16" SCNx64 "%c%" SCNu64 "%n", &epoch, &dot, &seq, &n) != 3 ||
-        dot != '.' || offset[1 + n] != '\0' || strlen(offset) < 19)
+    if (strlen(pid) >= sizeof ((restore_req_t *)0)->pid ||
+        ts_sess_offset_parse(ts_slice_str(offset), &epoch, &seq))
         return 0; /* not an offset of ours: a fresh session */
     restore_req_t *r = ts_xcalloc(1, sizeof *r);
     r->ss = ss;

@@ -97,4 +97,15 @@ static inline int ts_sess_envelope_logged(ts_sess_prio_t prio, ts_sess_scope_t t
 const char *ts_sess_prio_name(ts_sess_prio_t p);
 const char *ts_sess_scope_name(ts_sess_scope_t s);
 
+/* The recovery offset of a session's log entry, "h<epoch>.<seq>": the epoch
+ * in 16 lowercase hex digits, the seq in decimal. socket.io-client keeps the
+ * last one it received and presents it when it reconnects; other nodes'
+ * broadcasts carry it as their last argument. */
+#define TS_SESS_OFFSET_MAX (1 + 16 + 1 + 20 + 1) /* with its NUL */
+/* Writes the offset into out; returns its length. */
+size_t ts_sess_offset_format(char out[TS_SESS_OFFSET_MAX], uint64_t epoch, uint64_t seq);
+/* Reads one (hex digits of either case, the seq 0..2^64-1 without a sign
+ * or leading zeros): 0 and its parts, or TS_EINVAL. */
+int ts_sess_offset_parse(ts_slice_t text, uint64_t *epoch, uint64_t *seq);
+
 #endif

@@ -201,11 +201,48 @@ static void raw_needs_canonical(void **state) {
     }
 }
 
+/* Recovery offsets: what the writer gives reads back; the reader refuses
+ * everything else (a table of near misses). */
+static void offsets(void **state) {
+    (void)state;
+    static const uint64_t seqs[] = {0, 1, 9, 10, 12345, UINT64_MAX};
+    static const uint64_t epochs[] = {0, 1, 0x0123456789abcdefULL, UINT64_MAX};
+    for (size_t i = 0; i < sizeof seqs / sizeof *seqs; i++)
+        for (size_t j = 0; j < sizeof epochs / sizeof *epochs; j++) {
+            char out[TS_SESS_OFFSET_MAX];
+            size_t n = ts_sess_offset_format(out, epochs[j], seqs[i]);
+            assert_int_equal(n, strlen(out));
+            assert_true(n < TS_SESS_OFFSET_MAX);
+            uint64_t e = 1, q = 1;
+            assert_int_equal(ts_sess_offset_parse(ts_slice(out, n), &e, &q), 0);
+            assert_true(e == epochs[j] && q == seqs[i]);
+        }
+    uint64_t e, q;
+    assert_int_equal(ts_sess_offset_parse(ts_slice_str("h0123456789ABCDEF.7"), &e, &q), 0);
+    assert_true(e == 0x0123456789abcdefULL && q == 7);
+    static const char *const bad[] = {
+        "",                          "h",
+        "h0123456789abcdef",         "h0123456789abcdef.",
+        "h0123456789abcde.1",        "h0123456789abcdef0.1",
+        "x0123456789abcdef.1",       "h0123456789abcdeg.1",
+        "h0123456789abcdef,1",       "h0123456789abcdef.01",
+        "h0123456789abcdef.-1",      "h0123456789abcdef.+1",
+        "h0123456789abcdef.1 ",      "h0123456789abcdef.1a",
+        "h0123456789abcdef.18446744073709551616", /* 2^64 */
+        "h0123456789abcdef.123456789012345678901",
+        "h0\x13" "23456789abcdef.1", /* not a digit, but one with bit 5 set (the fuzzer's find) */
+        "h0123456789abcdeG.1",       "h0123456789abcde@.1",
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
+        assert_int_equal(ts_sess_offset_parse(ts_slice_str(bad[i]), &e, &q), TS_EINVAL);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(table),
         cmocka_unit_test(relay_form),
         cmocka_unit_test(raw_needs_canonical),
+        cmocka_unit_test(offsets),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
