@@ -26,6 +26,12 @@ static void on_client_closed(ts_client_t *c, void *user) {
     uv_close((uv_handle_t *)&r->sigint, on_handle_closed);
     uv_close((uv_handle_t *)&r->sigterm, on_handle_closed);
     uv_close((uv_handle_t *)&r->timer, on_handle_closed);
+    /* Closing the handles gave the signals their default action back: one
+     * that comes now, while the loop winds down, would kill the command
+     * (status 130) instead of letting it exit with the code it already has
+     * (cli/session saw that once under load). The command is ending anyway. */
+    signal(SIGINT, SIG_IGN);
+    signal(SIGTERM, SIG_IGN);
 }
 
 void ts_cli_finish(ts_cli_run_t *r, int code) {
