@@ -142,8 +142,10 @@ static char *plain_str(ts_slice_t v) {
     return ts_xstrndup((const char *)v.p + 1, v.len - 2);
 }
 
-/* The next member of an object: 1 with its key and value, 0 at the end. */
-static int member(walk_t *w, int first, ts_slice_t *key, ts_slice_t *v) {
+/* The next member's key of an object, the walk left at its value: 1, or
+ * 0 at the end. A value the caller descends into is walked in place, not
+ * skipped first: a message's data is the bulk of it. */
+static int member_key(walk_t *w, int first, ts_slice_t *key) {
     if (w->p < w->end && *w->p == '}') {
         w->p++;
         return 0;
@@ -154,8 +156,14 @@ static int member(walk_t *w, int first, ts_slice_t *key, ts_slice_t *v) {
     if (!k || !plain) return -1;
     *key = ts_slice(w->p + 1, k - 2);
     w->p += k;
-    if (eat(w, ':') < 0 || value(w, v) < 0) return -1;
-    return 1;
+    return eat(w, ':') < 0 ? -1 : 1;
+}
+
+/* The next member of an object: 1 with its key and value, 0 at the end. */
+static int member(walk_t *w, int first, ts_slice_t *key, ts_slice_t *v) {
+    int r = member_key(w, first, key);
+    if (r == 1 && value(w, v) < 0) return -1;
+    return r;
 }
 
 static int key_is(ts_slice_t k, const char *lit) {
@@ -206,9 +214,9 @@ static int opts_of(ts_slice_t v, ts_adp_rmsg_opts_t *o) {
     return r < 0 ? -1 : 0;
 }
 
-/* {type: 2, data: [...][, nsp]} */
-static int packet_of(ts_slice_t v, ts_adp_rmsg_packet_t *pkt, ts_slice_t *data) {
-    walk_t w = {v.p, v.p + v.len};
+/* {type: 2, data: [...][, nsp]}, walked in place from w */
+static int packet_of(walk_t *wp, ts_adp_rmsg_packet_t *pkt, ts_slice_t *data) {
+    walk_t w = *wp;
     ts_slice_t k, x;
     int r, seen = 0;
     if (eat(&w, '{') < 0) return -1;
@@ -227,19 +235,17 @@ static int packet_of(ts_slice_t v, ts_adp_rmsg_packet_t *pkt, ts_slice_t *data) 
     if (r < 0 || (seen & 3) != 3) return -1;
     pkt->type = 2;
     pkt->id = -1;
+    wp->p = w.p;
     return 0;
 }
 
 /* [uid, packet, opts] */
 static int classic_of(ts_slice_t text, ts_adp_rmsg_t *m, ts_slice_t *data) {
     walk_t w = {text.p, text.p + text.len};
-    ts_slice_t uid, pkt, opts;
-    if (eat(&w, '[') < 0 || value(&w, &uid) < 0 || eat(&w, ',') < 0 ||
-        value(&w, &pkt) < 0 || eat(&w, ',') < 0 || value(&w, &opts) < 0 ||
-        eat(&w, ']') < 0 || w.p != w.end)
-        return -1;
-    if (!(m->uid = plain_str(uid)) || packet_of(pkt, &m->packet, data) < 0 ||
-        opts_of(opts, &m->opts) < 0)
+    ts_slice_t uid, opts;
+    if (eat(&w, '[') < 0 || value(&w, &uid) < 0 || !(m->uid = plain_str(uid)) ||
+        eat(&w, ',') < 0 || packet_of(&w, &m->packet, data) < 0 || eat(&w, ',') < 0 ||
+        value(&w, &opts) < 0 || eat(&w, ']') < 0 || w.p != w.end || opts_of(opts, &m->opts) < 0)
         return -1;
     if (!m->packet.nsp) m->packet.nsp = ts_xstrdup("/"); /* as RedisAdapter.onmessage */
     return 0;
@@ -251,28 +257,32 @@ static int sharded_of(ts_slice_t text, ts_adp_rmsg_t *m, ts_slice_t *data) {
     ts_slice_t k, x;
     int r, seen = 0;
     if (eat(&w, '{') < 0) return -1;
-    for (int first = 1; (r = member(&w, first, &k, &x)) == 1; first = 0) {
-        if (key_is(k, "type") && !(seen & 1) && x.len == 1 && x.p[0] == '3') {
-            seen |= 1;
-        } else if (key_is(k, "uid") && !(seen & 2) && (m->uid = plain_str(x)) != NULL) {
-            seen |= 2;
-        } else if (key_is(k, "nsp") && !(seen & 4) && (m->nsp = plain_str(x)) != NULL) {
-            seen |= 4;
-        } else if (key_is(k, "data") && !(seen & 8)) {
-            walk_t d = {x.p, x.p + x.len};
+    for (int first = 1; (r = member_key(&w, first, &k)) == 1; first = 0) {
+        if (key_is(k, "data") && !(seen & 8)) {
+            /* walked in place: the packet's data is skipped once */
             ts_slice_t dk, dx;
             int dr, dseen = 0;
-            if (eat(&d, '{') < 0) return -1;
-            for (int f = 1; (dr = member(&d, f, &dk, &dx)) == 1; f = 0) {
-                if (key_is(dk, "packet") && !(dseen & 1) && packet_of(dx, &m->packet, data) == 0)
+            if (eat(&w, '{') < 0) return -1;
+            for (int f = 1; (dr = member_key(&w, f, &dk)) == 1; f = 0) {
+                if (key_is(dk, "packet") && !(dseen & 1) && packet_of(&w, &m->packet, data) == 0)
                     dseen |= 1;
-                else if (key_is(dk, "opts") && !(dseen & 2) && opts_of(dx, &m->opts) == 0)
+                else if (key_is(dk, "opts") && !(dseen & 2) && value(&w, &dx) == 0 &&
+                         opts_of(dx, &m->opts) == 0)
                     dseen |= 2;
                 else
                     return -1; /* requestId: a broadcast with acks */
             }
             if (dr < 0 || dseen != 3) return -1;
             seen |= 8;
+            continue;
+        }
+        if (value(&w, &x) < 0) return -1;
+        if (key_is(k, "type") && !(seen & 1) && x.len == 1 && x.p[0] == '3') {
+            seen |= 1;
+        } else if (key_is(k, "uid") && !(seen & 2) && (m->uid = plain_str(x)) != NULL) {
+            seen |= 2;
+        } else if (key_is(k, "nsp") && !(seen & 4) && (m->nsp = plain_str(x)) != NULL) {
+            seen |= 4;
         } else {
             return -1;
         }
