@@ -68,9 +68,12 @@ static void text_paths_agree(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t 
         ts_sbuf_t text = TS_SBUF_INIT;
         ts_json_dump(&text, m.packet.data);
         ts_buf_t *fast = NULL;
-        if (ts_adp__rmsg_fast_broadcast(f, m.uid, m.nsp,
-                                        ts_slice(ts_sbuf_data(&text), ts_sbuf_len(&text)), &m.opts,
-                                        &fast) == 0) {
+        ts_slice_t tx = ts_slice(ts_sbuf_data(&text), ts_sbuf_len(&text));
+        /* a canonical text is vouched for, as sio does for its own: the
+         * unchecked transcoder must give the tree path's bytes too */
+        ts_adp_rmsg_text_t form = ts_json_is_canonical(tx) ? TS_ADP_RMSG_TEXT_CANONICAL
+                                                           : TS_ADP_RMSG_TEXT_ANY;
+        if (ts_adp__rmsg_fast_broadcast(f, m.uid, m.nsp, tx, form, &m.opts, &fast) == 0) {
             ts_adp_rmsg_t e = m;
             e.packet.nsp = f == TS_ADP_RMSG_CLASSIC ? m.packet.nsp : NULL;
             e.packet.id = -1;
@@ -147,7 +150,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ts_adp_rmsg_wire_t w3;
         rc = ts_adp_rmsg_encode_broadcast(NULL, f, m.uid, m.nsp, m.request_id,
                                           ts_slice(ts_sbuf_data(&text), ts_sbuf_len(&text)),
-                                          m.attach, m.nattach, &m.opts, &w3, err, sizeof(err));
+                                          TS_ADP_RMSG_TEXT_ANY, m.attach, m.nattach, &m.opts, &w3,
+                                          err, sizeof(err));
         ts_assert(rc == 0);
         ts_adp_rmsg_t b;
         rc = ts_adp_rmsg_decode(&cfg2, f, ts_buf_slice(w3.channel), ts_buf_slice(w3.bytes), &b,

@@ -275,8 +275,10 @@ static int r_broadcast(void *self, const ts_adp_bcast_t *b) {
     };
     ts_adp_rmsg_wire_t w;
     char err[160];
-    int rc = ts_adp_rmsg_encode_broadcast(&a->cfg, a->format, a->uid, b->nsp, NULL, b->data_json,
-                                          b->attach, b->nattach, &opts, &w, err, sizeof err);
+    int rc = ts_adp_rmsg_encode_broadcast(
+        &a->cfg, a->format, a->uid, b->nsp, NULL, b->data_json,
+        b->data_canonical ? TS_ADP_RMSG_TEXT_CANONICAL : TS_ADP_RMSG_TEXT_ANY, b->attach, b->nattach,
+        &opts, &w, err, sizeof err);
     if (rc) {
         ts_warn("adapter", "%s: a broadcast could not be encoded for the other nodes: %s", b->nsp,
                 err);

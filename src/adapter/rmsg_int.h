@@ -64,8 +64,8 @@ json_t *ts_adp__rmsg_load_json(const uint8_t *p, size_t n, json_error_t *je);
  * with *bytes (returns new), or TS_EINVAL (nothing made): the text is not
  * canonical or has what only the tree path handles. */
 int ts_adp__rmsg_fast_broadcast(ts_adp_rmsg_format_t format, const char *uid, const char *nsp,
-                                ts_slice_t data_json, const ts_adp_rmsg_opts_t *opts,
-                                ts_buf_t **bytes);
+                                ts_slice_t data_json, ts_adp_rmsg_text_t form,
+                                const ts_adp_rmsg_opts_t *opts, ts_buf_t **bytes);
 
 /* Reads a plain broadcast (classic msgpack or sharded JSON) without a tree:
  * fills uid, nsp (sharded), kind, has_opts, opts, msgpack and the packet,

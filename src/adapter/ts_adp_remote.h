@@ -37,6 +37,8 @@ typedef struct ts_adp_bcast {
      * text (core/ts_json.h) when it came as a plain broadcast (no binary
      * values, no acks), else as a tree. */
     ts_slice_t data_json;              /* broadcast; on_bcast: the text, or empty */
+    int data_canonical;                /* broadcast: data_json was built from canonical
+                                          texts only (not checked again) */
     json_t *data;                      /* on_bcast: the tree when data_json is empty */
     ts_buf_t *const *attach;           /* the binary attachments, in order (borrowed) */
     size_t nattach;

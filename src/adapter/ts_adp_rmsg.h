@@ -210,6 +210,12 @@ void ts_adp_rmsg_wire_clear(ts_adp_rmsg_wire_t *w);
 int ts_adp_rmsg_encode(const ts_adp_rmsg_cfg_t *cfg, const ts_adp_rmsg_t *m,
                        ts_adp_rmsg_wire_t *out, char *err, size_t errlen);
 
+/* What the caller of ts_adp_rmsg_encode_broadcast knows of the data text. */
+typedef enum ts_adp_rmsg_text {
+    TS_ADP_RMSG_TEXT_ANY = 0,   /* any JSON: checked (a canonical one takes the fast path) */
+    TS_ADP_RMSG_TEXT_CANONICAL, /* built from canonical texts only: not checked again */
+} ts_adp_rmsg_text_t;
+
 /* The broadcast path: the packet's arguments as JSON text (borrowed), e.g.
  * ["event",1,{"_placeholder":true,"num":0}], with its attachments (borrowed)
  * and targets. request_id non-NULL: a broadcast with acknowledgements.
@@ -217,7 +223,8 @@ int ts_adp_rmsg_encode(const ts_adp_rmsg_cfg_t *cfg, const ts_adp_rmsg_t *m,
  * a placeholder without its attachment). */
 int ts_adp_rmsg_encode_broadcast(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format,
                                  const char *uid, const char *nsp, const char *request_id,
-                                 ts_slice_t data_json, ts_buf_t *const *attach, size_t nattach,
+                                 ts_slice_t data_json, ts_adp_rmsg_text_t form,
+                                 ts_buf_t *const *attach, size_t nattach,
                                  const ts_adp_rmsg_opts_t *opts, ts_adp_rmsg_wire_t *out,
                                  char *err, size_t errlen);
 

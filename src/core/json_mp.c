@@ -216,6 +216,10 @@ static size_t tx_value(ts_sbuf_t *o, const uint8_t *p, size_t n, unsigned depth)
 
 int ts_json_to_msgpack(ts_sbuf_t *out, ts_slice_t text) {
     if (!ts_json_is_canonical(text)) return TS_EINVAL;
+    return ts_json_to_msgpack_canonical(out, text);
+}
+
+int ts_json_to_msgpack_canonical(ts_sbuf_t *out, ts_slice_t text) {
     size_t start = ts_sbuf_len(out);
     if (tx_value(out, text.p, text.len, 0) != text.len) {
         ts_sbuf_truncate(out, start);

@@ -87,6 +87,10 @@ json_t *ts_json_loadb(const uint8_t *p, size_t n, size_t flags, json_error_t *er
  * appended) if the text is not canonical or has an escape the tree path
  * must judge (\u0000, a lone surrogate). */
 int ts_json_to_msgpack(ts_sbuf_t *out, ts_slice_t text);
+/* The same for a text the caller built from canonical texts only: not
+ * checked again (a malformed one still fails, TS_EINVAL, without reading
+ * past its end). */
+int ts_json_to_msgpack_canonical(ts_sbuf_t *out, ts_slice_t text);
 /* Reads the msgpack value at p[0..n) and appends it to `out` as the canonical
  * text ts_json_dump writes for the tree the adapter's decoder builds from it.
  * Returns the bytes read (> 0), or 0 (nothing appended) for a value it

@@ -432,7 +432,13 @@ static void publish_remote(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const c
                            const ts_sio_args_t *args, const raw_args_t *raw) {
     const char *off = recovery_on(nsp) ? NULL : to->offset;
     ts_sbuf_t text = TS_SBUF_INIT;
+    int canonical = 0;
     if (raw) {
+        /* canonical texts (ts_sio_raw_arg_t), a name without escapes and an
+         * offset of ours: the encoder need not check the whole again */
+        canonical = 1;
+        for (const unsigned char *c = (const unsigned char *)event; *c; c++)
+            if (*c < 0x20 || *c == '"' || *c == '\\') canonical = 0;
         json_t *ev = json_string(event);
         char *q = json_dumps(ev, JSON_ENCODE_ANY | JSON_COMPACT);
         ts_sbuf_printf(&text, "[%s", q);
@@ -457,6 +463,7 @@ static void publish_remote(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const c
     if (to->skip) except[nexcept++] = to->skip->adp.id;
     ts_adp_bcast_t b = {.nsp = nsp->name,
                         .data_json = ts_slice(ts_sbuf_data(&text), ts_sbuf_len(&text)),
+                        .data_canonical = canonical,
                         .attach = args ? args->attach : NULL,
                         .nattach = args ? args->nattach : 0,
                         .rooms = to->rooms,
