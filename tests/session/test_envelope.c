@@ -230,7 +230,7 @@ static void offsets(void **state) {
         "h0123456789abcdef.1 ",      "h0123456789abcdef.1a",
         "h0123456789abcdef.18446744073709551616", /* 2^64 */
         "h0123456789abcdef.123456789012345678901",
-        "h0\x13" "23456789abcdef.1", /* not a digit, but one with bit 5 set (the fuzzer's find) */
+        "h0\02323456789abcdef.1", /* 0x13: not a digit, but '3' with bit 5 cleared (the fuzzer's find) */
         "h0123456789abcdeG.1",       "h0123456789abcde@.1",
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
