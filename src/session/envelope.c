@@ -257,9 +257,24 @@ static void put_member(ts_sbuf_t *out, const char *key, ts_slice_t name) {
     ts_sbuf_putc(out, '"');
 }
 
-void ts_sess_envelope_relay_raw(const ts_sess_envelope_raw_t *e, const char *user,
-                                const char *device, const char *tab, ts_sbuf_t *out) {
-    ts_sbuf_reserve(out, 160 + e->body.len + 2 * (strlen(user) + strlen(device) + strlen(tab)));
+static void from_tail(ts_sbuf_t *out, const char *user, const char *device, const char *tab) {
+    ts_sbuf_append_str(out, ",\"from\":{\"user\":");
+    ts_json_string(out, user, strlen(user));
+    ts_sbuf_append_str(out, ",\"device\":");
+    ts_json_string(out, device, strlen(device));
+    ts_sbuf_append_str(out, ",\"tab\":");
+    ts_json_string(out, tab, strlen(tab));
+    ts_sbuf_append_str(out, "}}");
+}
+
+ts_buf_t *ts_sess_envelope_from_tail(const char *user, const char *device, const char *tab) {
+    ts_sbuf_t out = TS_SBUF_INIT;
+    from_tail(&out, user, device, tab);
+    return ts_sbuf_finish(&out);
+}
+
+/* Everything before the sender: {"v":..,"type":..,...,"body":..} without its brace. */
+static void relay_head(const ts_sess_envelope_raw_t *e, ts_sbuf_t *out) {
     ts_sbuf_append_str(out, "{\"v\":");
     ts_sbuf_put_i64(out, e->v); /* not printf: 8 % of a relay's instructions */
     put_member(out, ",\"type\":", e->type);
@@ -269,13 +284,20 @@ void ts_sess_envelope_relay_raw(const ts_sess_envelope_raw_t *e, const char *use
     put_member(out, ",\"to\":", ts_slice_str(scope_names[e->to]));
     ts_sbuf_append_str(out, ",\"body\":");
     ts_sbuf_append(out, e->body.p, e->body.len);
-    ts_sbuf_append_str(out, ",\"from\":{\"user\":");
-    ts_json_string(out, user, strlen(user));
-    ts_sbuf_append_str(out, ",\"device\":");
-    ts_json_string(out, device, strlen(device));
-    ts_sbuf_append_str(out, ",\"tab\":");
-    ts_json_string(out, tab, strlen(tab));
-    ts_sbuf_append_str(out, "}}");
+}
+
+void ts_sess_envelope_relay_raw(const ts_sess_envelope_raw_t *e, const char *user,
+                                const char *device, const char *tab, ts_sbuf_t *out) {
+    ts_sbuf_reserve(out, 160 + e->body.len + 2 * (strlen(user) + strlen(device) + strlen(tab)));
+    relay_head(e, out);
+    from_tail(out, user, device, tab);
+}
+
+void ts_sess_envelope_relay_raw_tail(const ts_sess_envelope_raw_t *e, ts_slice_t tail,
+                                     ts_sbuf_t *out) {
+    ts_sbuf_reserve(out, 160 + e->body.len + tail.len);
+    relay_head(e, out);
+    ts_sbuf_append(out, tail.p, tail.len);
 }
 
 /* ---- recovery offsets ---- */

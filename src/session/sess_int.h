@@ -116,6 +116,8 @@ typedef struct sess_flow {
     ts_rl_strikes_t strikes;
     json_t *meta;            /* client-reported metadata (owned object; NULL until the
                               * first report, an event too) */
+    ts_buf_t *from;          /* its relayed envelopes' end, ,"from":{...}} (owned; made at
+                              * its first publish: ts_sess_envelope_from_tail) */
 } sess_flow_t;
 
 /* A tab's derived strings that must live as long as it does, in this

@@ -190,7 +190,10 @@ static void sock_free(sess_sock_t *ss) {
     if (ss->counted_user) ts_rl_table_dec(&sess->sh->conns_user, ss->id.user, strlen(ss->id.user));
     pthread_mutex_unlock(&sess->sh->mu);
     ts_sess__ident_clear(&ss->id);
-    if (ss->flow) json_decref(ss->flow->meta);
+    if (ss->flow) {
+        json_decref(ss->flow->meta);
+        ts_buf_unref(ss->flow->from);
+    }
     free(ss->flow);
     free(ss->keys);
     free(ss);
@@ -677,7 +680,9 @@ static void do_publish(sess_sock_t *ss, const ts_sio_args_t *a, int64_t ack_id) 
  * client sent; its body is copied into the relayed envelope as it is. */
 static void do_publish_raw(sess_sock_t *ss, const ts_sess_envelope_raw_t *env, int64_t ack_id) {
     ts_sbuf_t out = TS_SBUF_INIT;
-    ts_sess_envelope_relay_raw(env, ss->id.user, ss->id.device, ss->id.tab, &out);
+    sess_flow_t *f = flow_of(ss);
+    if (!f->from) f->from = ts_sess_envelope_from_tail(ss->id.user, ss->id.device, ss->id.tab);
+    ts_sess_envelope_relay_raw_tail(env, ts_buf_slice(f->from), &out);
     char id[TS_SESS_MAX_NAME + 1], client[TS_SESS_MAX_NAME + 1];
     ts_slice_cstr(id, sizeof id, env->id);
     ts_slice_cstr(client, sizeof client, env->client);

@@ -85,6 +85,12 @@ int ts_sess_envelope_parse_canonical(ts_slice_t in, ts_sess_envelope_raw_t *out,
  * JSON.stringify writes it) to `out`. */
 void ts_sess_envelope_relay_raw(const ts_sess_envelope_raw_t *e, const char *user,
                                 const char *device, const char *tab, ts_sbuf_t *out);
+/* The relayed form's end, `,"from":{...}}`, for a sender: the same for all
+ * its envelopes, so a tab that publishes writes it once (returns new). */
+ts_buf_t *ts_sess_envelope_from_tail(const char *user, const char *device, const char *tab);
+/* ts_sess_envelope_relay_raw with that end (borrowed). */
+void ts_sess_envelope_relay_raw_tail(const ts_sess_envelope_raw_t *e, ts_slice_t tail,
+                                     ts_sbuf_t *out);
 
 /* 1 if s is 1-64 characters of [A-Za-z0-9._:/-] (type, id, cid, client). */
 int ts_sess_name_ok(const char *s);

@@ -143,6 +143,15 @@ static void check_raw(const struct env_case *c, json_t *in, int rc, const char *
             fail_msg("row '%s': text relay\n  %s\ntree relay\n  %s", c->name,
                      (const char *)ts_sbuf_data(&got), want);
         ts_sbuf_free(&got);
+        /* with the sender's end written once (what a publishing tab keeps) */
+        ts_buf_t *tail = ts_sess_envelope_from_tail(ids[k][0], ids[k][1], ids[k][2]);
+        ts_sbuf_t got2 = TS_SBUF_INIT;
+        ts_sess_envelope_relay_raw_tail(&r, ts_buf_slice(tail), &got2);
+        if (strcmp((const char *)ts_sbuf_data(&got2), want) != 0)
+            fail_msg("row '%s': text relay with the kept end\n  %s\ntree relay\n  %s", c->name,
+                     (const char *)ts_sbuf_data(&got2), want);
+        ts_sbuf_free(&got2);
+        ts_buf_unref(tail);
         free(want);
         json_decref(tree);
     }
