@@ -64,13 +64,7 @@ struct sess_order {
     char key[];          /* "<user>/<session>" (the key in sess->orders) */
 };
 
-int ts_sess__order_on(const ts_sess_t *sess) {
-    /* One loop on the embedded store writes every entry of its sessions
-     * itself, in order, and replay.c's restore is exact without a cursor.
-     * With several loops in one process, the bus orders what they deliver
-     * (docs/CONSISTENCY.md says what that leaves). */
-    return ts_sio_server_loops(sess->sio) == 1 && strcmp(ts_store_backend(sess->store), "memory") != 0;
-}
+int ts_sess__order_on(const ts_sess_t *sess) { return sess->ordered; }
 
 static sess_order_t *order_get(ts_sess_t *sess, const char *key, size_t klen, uint64_t epoch) {
     sess_order_t *o = ts_map_get(&sess->orders, key, klen);
@@ -428,6 +422,13 @@ static void gap_tick_start(ts_sess_t *sess) {
 /* ---- lifetime ---- */
 
 void ts_sess__order_init(ts_sess_t *sess) {
+    /* One loop on the embedded store writes every entry of its sessions
+     * itself, in order, and replay.c's restore is exact without a cursor.
+     * With several loops in one process, the bus orders what they deliver
+     * (docs/CONSISTENCY.md says what that leaves). Asked at every entry:
+     * answered once. */
+    sess->ordered = ts_sio_server_loops(sess->sio) == 1 &&
+                    strcmp(ts_store_backend(sess->store), "memory") != 0;
     sess->orders = (ts_map_t)TS_MAP_INIT;
     ts_list_init(&sess->order_gaps);
     uv_timer_init(sess->loop, &sess->order_tick);

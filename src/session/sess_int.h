@@ -253,6 +253,7 @@ struct ts_sess {
     size_t nhist_work;      /* those with their work part (written to while cached) */
     size_t hist_bytes;      /* their documents' bytes at the last sweep (read by /metrics) */
     /* log entries shown in seq order across nodes (order.c) */
+    int ordered;            /* entries pass the cursors (ts_sess__order_on) */
     ts_map_t orders;        /* sess_order_t by "user/session" */
     ts_list_t order_gaps;   /* those with an entry waiting for an earlier one */
     uv_timer_t order_tick;  /* reads what did not come from the log */
