@@ -209,12 +209,9 @@ static held_t *held_new(uint64_t seq, const ts_sio_target_t *to, const char *eve
 /* Everything waiting goes now, in seq order, and the cursor starts again
  * (the session's history has a new epoch: a reset). */
 static void restart(sess_order_t *o, uint64_t epoch) {
-    uint32_t holds = o->holds;
-    o->holds = 0;
     for (held_t *h = o->held; h; h = h->next) show_held(o, h);
     held_free_all(o->held);
     o->held = NULL;
-    o->holds = holds;
     o->epoch = epoch;
     o->base = o->shown = 0;
     o->settling = 0;
