@@ -84,6 +84,11 @@ void ts_sess__hist_when_ready(sess_hist_t *h, hist_wait_t *w);
 void ts_sess__hist_batch_end(sess_hist_t *h);
 /* The entry as delivered: `,"seq":N` inserted before its final brace. */
 void ts_sess__with_seq(ts_sbuf_t *out, ts_slice_t entry, uint64_t seq);
+/* Whether a logged entry is a state change ({"kind":"change",...}). */
+int ts_sess__entry_is_change(const ts_buf_t *data);
+/* The session's rooms (rooms[0] "s/", rooms[1] "o/": sess_session_rooms) as
+ * an entry's recipients: a change not to the older protocols' room. */
+void ts_sess__entry_rooms(ts_sio_target_t *to, const char *rooms[2], int change);
 /* The error code a store failure is answered with. */
 const char *ts_sess__store_code(int status);
 /* v as an integer in 0..max, or -1. */

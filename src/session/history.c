@@ -226,6 +226,25 @@ void ts_sess__with_seq(ts_sbuf_t *out, ts_slice_t entry, uint64_t seq) {
     ts_sbuf_putc(out, '}');
 }
 
+int ts_sess__entry_is_change(const ts_buf_t *data) {
+    static const char kchange[] = "{\"kind\":\"change\"";
+    return data->len > sizeof kchange - 1 && !memcmp(data->data, kchange, sizeof kchange - 1);
+}
+
+void ts_sess__entry_rooms(ts_sio_target_t *to, const char *rooms[2], int change) {
+    to->rooms = rooms;
+    to->nrooms = 2;
+    if (change) {
+        /* a state change is v3: tabs of the older protocols (in the
+         * session's "o/" room, sess_session_rooms) do not get it. Still
+         * named as an exception: an older tabsyncd on another node keeps
+         * its older tabs in both rooms. */
+        to->nrooms = 1;
+        to->except = &rooms[1];
+        to->nexcept = 1;
+    }
+}
+
 static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, uint64_t seq) {
     if (h->sess->closed) return; /* the Socket.IO server is gone */
     char offset[TS_SESS_OFFSET_MAX];
@@ -236,17 +255,8 @@ static void deliver_entry(sess_hist_t *h, hist_item_t *it, const char *event, ui
     const char *rooms[2];
     char name[SESS_NAME_MAX], other[SESS_NAME_MAX];
     sess_session_rooms(ts_sess__name(it->ss, SN_ROOM_SESSION, name), other, rooms);
-    ts_sio_target_t to = {.rooms = rooms, .nrooms = 2, .skip = it->ss->s, .cls = it->cls,
-                          .offset = offset};
-    if (it->kind == ITEM_CHANGE) {
-        /* a state change is v3: tabs of the older protocols (in the
-         * session's "o/" room, sess_session_rooms) do not get it. Still
-         * named as an exception: an older tabsyncd on another node keeps
-         * its older tabs in both rooms. */
-        to.nrooms = 1;
-        to.except = &rooms[1];
-        to.nexcept = 1;
-    }
+    ts_sio_target_t to = {.skip = it->ss->s, .cls = it->cls, .offset = offset};
+    ts_sess__entry_rooms(&to, rooms, it->kind == ITEM_CHANGE);
     if (ts_sess__order_on(h->sess))
         ts_sess__order_local(h->sess, h->key, h->epoch, seq, &to, event, &arg, 1);
     else

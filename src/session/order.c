@@ -330,18 +330,13 @@ typedef struct gap_read {
 } gap_read_t;
 
 static void show_logged(sess_order_t *o, const ts_store_event_t *e) {
-    static const char kchange[] = "{\"kind\":\"change\"";
-    int change = e->data->len > sizeof kchange - 1 && !memcmp(e->data->data, kchange, sizeof kchange - 1);
+    int change = ts_sess__entry_is_change(e->data);
     char room[SESS_NAME_MAX], other[SESS_NAME_MAX], offset[TS_SESS_OFFSET_MAX];
     const char *rooms[2];
     snprintf(room, sizeof room, "s/%s", o->key);
     sess_session_rooms(room, other, rooms);
-    ts_sio_target_t to = {.rooms = rooms, .nrooms = 2, .offset = offset};
-    if (change) { /* not to the older protocols' room (history.c deliver_entry) */
-        to.nrooms = 1;
-        to.except = &rooms[1];
-        to.nexcept = 1;
-    }
+    ts_sio_target_t to = {.offset = offset};
+    ts_sess__entry_rooms(&to, rooms, change);
     ts_sess_offset_format(offset, o->epoch, e->seq);
     ts_sbuf_t out = TS_SBUF_INIT;
     ts_sess__with_seq(&out, ts_buf_slice(e->data), e->seq);

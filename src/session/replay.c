@@ -276,9 +276,7 @@ static void on_restore_page(int status, const ts_store_log_page_t *page, void *u
     for (; i < page->n && page->events[i].seq <= cap; i++) {
         const ts_store_event_t *e = &page->events[i];
         r->after = e->seq;
-        static const char kchange[] = "{\"kind\":\"change\"";
-        int change = e->data->len > sizeof kchange - 1 &&
-                     !memcmp(e->data->data, kchange, sizeof kchange - 1);
+        int change = ts_sess__entry_is_change(e->data);
         if (change && old) continue; /* v1/v2 tabs never get state changes */
         ts_sbuf_t out = TS_SBUF_INIT;
         ts_sess__with_seq(&out, ts_buf_slice(e->data), e->seq);
