@@ -12,6 +12,8 @@
 /* X(ID, "metric_name", "help") - monotonically increasing counters. */
 #define TS_MET_COUNTERS(X)                                                                 \
     X(TCP_ACCEPTED, "tabsync_tcp_accepted_total", "TCP connections accepted")             \
+    X(TCP_SHED, "tabsync_tcp_shed_total",                                                 \
+      "connections closed as accepted: the process was out of file descriptors")          \
     X(HTTP_REQUESTS, "tabsync_http_requests_total", "HTTP requests parsed")               \
     X(BYTES_IN, "tabsync_bytes_received_total", "bytes read from sockets")                \
     X(BYTES_OUT, "tabsync_bytes_sent_total", "bytes written to sockets")                  \

@@ -1,8 +1,11 @@
-/* tcp.c - listener, connections, reads and batched writes on libuv.
- * Writes are only queued when produced; a check handle flushes every
- * connection with pending bytes once per loop turn in a single write (the
- * turn's writes in io_uring batches, uring.c, or one writev each), because
- * one write per delivered message is what caps a server's rate. */
+/* tcp.c - listener, connections, reads and batched writes.
+ * The sockets sit in the net's own epoll set, which libuv's loop watches
+ * as one descriptor: a loop turn's ready sockets are then read in io_uring
+ * batches (uring.c) instead of a read call each. Writes are only queued
+ * when produced; a check handle flushes every connection with pending
+ * bytes once per loop turn in a single write (in io_uring batches too, or
+ * one sendmsg each), because one write per delivered message is what caps
+ * a server's rate. */
 #include <errno.h>
 #include <malloc.h>
 #include <fcntl.h>
@@ -10,6 +13,7 @@
 #include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -33,6 +37,7 @@
 
 static void flush_conn(ts_conn_t *c);
 static void handoff_now(ts_conn_t *c);
+static void fail_later(ts_conn_t *c);
 
 /* A request's connection on its way to another loop (ts_http_conn_handoff). */
 typedef struct conn_handoff {
@@ -42,10 +47,8 @@ typedef struct conn_handoff {
 } conn_handoff_t;
 
 
-/* Bytes the peer has not taken yet: ours, plus what libuv could not write. */
-static size_t unsent(const ts_conn_t *c) {
-    return (c->w ? c->w->pend_bytes : 0) + c->tcp.write_queue_size;
-}
+/* Bytes the peer has not taken yet: queued, and waiting for the socket. */
+static size_t unsent(const ts_conn_t *c) { return c->w ? c->w->pend_bytes + c->w->waiting : 0; }
 static void net_handle_closed(uv_handle_t *h);
 
 /* Frees the net object once its last handle and connection are gone. */
@@ -55,6 +58,8 @@ static void net_maybe_done(ts_net_t *net) {
     void *ud = net->close_ud;
     ts_tls__ctx_free(net->tls_ctx);
     ts_uring__free(net->uring);
+    free(net->slots);
+    if (net->reserve_fd >= 0) close(net->reserve_fd);
     free(net);
     if (cb) cb(ud);
 }
@@ -67,13 +72,15 @@ static void on_idle(uv_idle_t *h) { (void)h; }
 
 static ts_wstate_t *wstate_get(ts_conn_t *c) {
     if (c->w) return c->w;
-    ts_wstate_t *w = ts_xmalloc(sizeof(*w)); /* not zeroed: 744 bytes, per busy period */
+    ts_wstate_t *w = ts_xmalloc(sizeof(*w)); /* not zeroed: 568 bytes, per busy period */
     w->pend = (ts_wqueue_t){w->inl[0], 0, TS_WSTATE_INLINE};
     w->inflight = (ts_wqueue_t){w->inl[1], 0, TS_WSTATE_INLINE};
     w->queued = w->pend_bytes = 0;
     w->over_since = 0;
     w->iov = w->iov_inl;
     w->iovcap = TS_ARRAY_LEN(w->iov_inl);
+    w->waiting = 0;
+    w->iov_at = w->iov_end = 0;
     return c->w = w;
 }
 
@@ -108,14 +115,42 @@ static void conn_free(ts_conn_t *c) {
     else if (c->parser)
         ts_http_parser_free(c->parser);
     ts_tls__free(c->tls);
-    ts_net_t *net = ts_net__of(c);
+    ts_list_remove(&c->link);
+    c->net->handles_open--;
     free(c);
     TS_MET_GAUGE_ADD(TCP_OPEN, -1);
-    net->handles_open--;
-    net_maybe_done(net);
 }
 
-static void conn_handle_closed(uv_handle_t *h) { conn_free(ts_net__conn_of(h)); }
+/* Frees the connections closed so far. Never while one may still be on the
+ * stack: at the end of the loop turn's flush, and when the net's own
+ * handles close. A closed connection stays readable until then, as a
+ * closed libuv handle did until its close callback. */
+static void free_dead(ts_net_t *net) {
+    while (!ts_list_empty(&net->dead)) conn_free(ts_list_entry(net->dead.next, ts_conn_t, link));
+}
+
+/* Sets what c's socket is watched for: readable unless it is closing or
+ * leaving for another loop, writable while a write waits for the peer. */
+static void watch(ts_conn_t *c) {
+    unsigned want = 0;
+    if (!(c->flags & (TS_CONN_CLOSING | TS_CONN_HANDOFF))) want |= TS_WATCH_IN;
+    if (c->w && c->w->waiting && !(c->flags & TS_CONN_CLOSING)) want |= TS_WATCH_OUT;
+    if (want == c->watch) return;
+    struct epoll_event ev = {
+        .events = (want & TS_WATCH_IN ? EPOLLIN : 0u) | (want & TS_WATCH_OUT ? EPOLLOUT : 0u),
+        .data.ptr = c,
+    };
+    int op = c->watch == TS_WATCH_NONE ? EPOLL_CTL_ADD : want == TS_WATCH_NONE ? EPOLL_CTL_DEL
+                                                                              : EPOLL_CTL_MOD;
+    if (epoll_ctl(c->net->epfd, op, c->fd, &ev) < 0) {
+        /* ENOMEM or the user's max_user_watches: the socket would hang */
+        ts_warn("net", "cannot watch %s's socket: %s", ts_conn_peer(c), strerror(errno));
+        c->flags |= TS_CONN_FAILED;
+        ts_net__schedule(c);
+        return;
+    }
+    c->watch = want & 3u;
+}
 
 void ts_net__close(ts_conn_t *c) {
     if (c->flags & TS_CONN_CLOSING) return;
@@ -132,21 +167,14 @@ void ts_net__close(ts_conn_t *c) {
         ts_net__ws_closed(c);
     else
         ts_net__http_closed(c);
-    uv_close((uv_handle_t *)&c->tcp, conn_handle_closed);
-}
-
-static void on_shutdown(uv_shutdown_t *req, int status) {
-    ts_conn_t *c = req->data;
-    free(req); /* libuv calls back even when the handle closes first (UV_ECANCELED) */
-    if (c->flags & TS_CONN_CLOSING) return;
-    if (status < 0) {
-        ts_net__close(c);
-        return;
-    }
-    /* Keep reading until the peer closes too (or the linger timer fires):
-     * closing with unread bytes would send a RST that can destroy the last
-     * response or close frame before the peer reads it. */
-    ts_net__timer(c, TS_TIMER_LINGER);
+    /* Closing the descriptor takes it out of the epoll set: nothing else
+     * holds the socket (a handoff's duplicate is made after it left the
+     * set). The memory waits for the end of the turn (free_dead). */
+    close(c->fd);
+    c->fd = -1;
+    c->watch = TS_WATCH_NONE;
+    ts_list_remove(&c->link);
+    ts_list_insert_tail(&c->net->dead, &c->link);
 }
 
 /* Queued plaintext, or ciphertext the TLS session produced on its own
@@ -163,13 +191,15 @@ static void start_shutdown(ts_conn_t *c) {
         if (c->flags & (TS_CONN_WRITING | TS_CONN_CLOSING)) return;
     }
     c->flags |= TS_CONN_SHUTDOWN;
-    /* Requests live only while pending: an idle connection keeps none. */
-    uv_shutdown_t *req = ts_xmalloc(sizeof(*req));
-    req->data = c;
-    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
-        free(req);
-        ts_net__close(c);
+    if (shutdown(c->fd, SHUT_WR) < 0) {
+        ts_debug("net", "shutdown of %s: %s", ts_conn_peer(c), strerror(errno));
+        fail_later(c); /* the caller may be a layer above, mid-call */
+        return;
     }
+    /* Keep reading until the peer closes too (or the linger timer fires):
+     * closing with unread bytes would send a RST that can destroy the last
+     * response or close frame before the peer reads it. */
+    ts_net__timer(c, TS_TIMER_LINGER);
 }
 
 void ts_net__end(ts_conn_t *c) {
@@ -264,8 +294,8 @@ void ts_net__schedule(ts_conn_t *c) {
 }
 
 /* Class and key live in what was the entry's padding (docs/ARCHITECTURE.md
- * counts 40 bytes an entry, 744 a write state). */
-_Static_assert(sizeof(void *) != 8 || (sizeof(ts_wentry_t) == 40 && sizeof(ts_wstate_t) == 744),
+ * counts 40 bytes an entry, 568 a write state). */
+_Static_assert(sizeof(void *) != 8 || (sizeof(ts_wentry_t) == 40 && sizeof(ts_wstate_t) == 568),
                "a write queue entry or the write state grew");
 
 /* Where an entry of class `cls` goes in `q`: after the last entry of the
@@ -427,10 +457,9 @@ static void inflight_done(ts_conn_t *c) {
     if (c->tls) ts_tls__written(c->tls);
     if (w->pend.n == 0) {
         /* Nothing more to send: an idle connection keeps no write state
-         * (744 bytes, more after a long burst). A busy one allocates it
+         * (568 bytes, more after a long burst). A busy one allocates it
          * once per flush, which is noise next to the write system call
-         * (one malloc: the first entries and iovecs are inside). Called
-         * from on_write too: libuv no longer touches the request then. */
+         * (one malloc: the first entries and iovecs are inside). */
         wstate_free(c);
     }
 }
@@ -442,16 +471,39 @@ static void fail_later(ts_conn_t *c) {
     ts_net__schedule(c);
 }
 
-static void on_write(uv_write_t *req, int status) {
-    ts_conn_t *c = req->data;
-    c->flags &= ~(uint32_t)TS_CONN_WRITING;
-    inflight_done(c);
-    if (c->flags & TS_CONN_CLOSING) return;
-    if (status < 0) {
-        ts_debug("net", "write to %s failed: %s", ts_conn_peer(c), uv_strerror(status));
+/* One non-blocking sendmsg of iov[0..n) (at most IOV_MAX of them: the
+ * rest is a short write): the bytes taken, or a negative errno. */
+static ssize_t sock_send(int fd, uv_buf_t *iov, unsigned n) {
+    struct msghdr m = {.msg_iov = (struct iovec *)iov, .msg_iovlen = TS_MIN(n, IOV_MAX)};
+    ssize_t wr;
+    do wr = sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+    while (wr < 0 && errno == EINTR);
+    return wr < 0 ? -errno : wr;
+}
+
+/* The socket of a connection whose write waits has room (or failed):
+ * send more, and once all is gone do what waited for it. Called from the
+ * turn's events, never from inside a layer above. */
+static void write_more(ts_conn_t *c) {
+    ts_wstate_t *w = c->w;
+    ssize_t wr = sock_send(c->fd, w->iov + w->iov_at, w->iov_end - w->iov_at);
+    if (wr == -EAGAIN) return;
+    if (wr < 0) {
+        ts_debug("net", "write to %s failed: %s", ts_conn_peer(c), strerror((int)-wr));
         ts_net__close(c);
         return;
     }
+    w->waiting -= (size_t)wr;
+    while (wr > 0 && (size_t)wr >= w->iov[w->iov_at].len) wr -= (ssize_t)w->iov[w->iov_at++].len;
+    if (wr > 0) {
+        w->iov[w->iov_at].base += wr;
+        w->iov[w->iov_at].len -= (size_t)wr;
+    }
+    if (w->waiting) return;
+    w->iov_at = w->iov_end = 0;
+    c->flags &= ~(uint32_t)TS_CONN_WRITING;
+    watch(c); /* no longer for writing */
+    inflight_done(c);
     if (has_output(c))
         flush_conn(c);
     else if (c->flags & TS_CONN_ENDING)
@@ -505,13 +557,13 @@ static unsigned flush_begin(ts_conn_t *c) {
     return n;
 }
 
-/* Ends a write of iov[0..n) of which the kernel took `wr` bytes (a libuv
- * error when negative): done, or the rest waits for the peer in a
- * uv_write, whose callback comes next turn. */
+/* Ends a write of iov[0..n) (c->w->iov) of which the kernel took `wr`
+ * bytes (a negative errno: none): done, or the rest waits for the socket
+ * to be writable (write_more). */
 static void flush_end(ts_conn_t *c, uv_buf_t *iov, unsigned n, ssize_t wr) {
-    if (wr == UV_EAGAIN || wr == UV_ENOSYS) wr = 0;
+    if (wr == -EAGAIN) wr = 0;
     if (wr < 0) {
-        ts_debug("net", "write to %s failed: %s", ts_conn_peer(c), uv_strerror((int)wr));
+        ts_debug("net", "write to %s failed: %s", ts_conn_peer(c), strerror((int)-wr));
         fail_later(c);
         return;
     }
@@ -528,20 +580,19 @@ static void flush_end(ts_conn_t *c, uv_buf_t *iov, unsigned n, ssize_t wr) {
     iov[k].base += done;
     iov[k].len -= done;
     ts_wstate_t *w = c->w;
-    w->req.data = c;
+    w->iov_at = k;
+    w->iov_end = n;
+    w->waiting = total - (size_t)wr;
     c->flags |= TS_CONN_WRITING;
-    if (uv_write(&w->req, (uv_stream_t *)&c->tcp, iov + k, n - k, on_write) < 0) {
-        c->flags &= ~(uint32_t)TS_CONN_WRITING;
-        fail_later(c);
-    }
+    watch(c); /* for writing too */
 }
 
-/* Hands everything queued to the kernel: first a non-blocking write of the
- * whole batch (usually all of it goes), then a uv_write of the rest.
+/* Hands everything queued to the kernel: a non-blocking write of the whole
+ * batch (usually all of it goes); the rest waits for the socket.
  * Closes nothing itself (see fail_later). */
 static void flush_conn(ts_conn_t *c) {
     unsigned n = flush_begin(c);
-    if (n) flush_end(c, c->w->iov, n, uv_try_write((uv_stream_t *)&c->tcp, c->w->iov, n));
+    if (n) flush_end(c, c->w->iov, n, sock_send(c->fd, c->w->iov, n));
 }
 
 static void process(ts_conn_t *c);
@@ -605,12 +656,14 @@ static void on_ring_sent(void *ud, uv_buf_t *iov, unsigned n, int res) {
  * 1,024 half the saving is gone. docs/PERFORMANCE.md has the table. */
 #define RING_BATCH 32
 
-/* The ring, made in the loop's thread at its first flush (a ring with a
- * single issuer belongs to the thread that makes it). */
+/* The ring, made in the loop's thread at its first read or flush (a ring
+ * with a single issuer belongs to the thread that makes it), with a read
+ * slot per operation of a batch. */
 static ts_uring_t *net_ring(ts_net_t *net) {
-    if (!net->uring_tried && net->opts.writes == TS_NET_WRITES_URING) {
+    if (!net->uring_tried && net->opts.io == TS_NET_IO_URING) {
         net->uring_tried = 1;
         net->uring = ts_uring__new(RING_BATCH);
+        if (net->uring) net->slots = ts_xmalloc((size_t)RING_BATCH * TS_NET_READ_SLOT);
     }
     return net->uring;
 }
@@ -643,7 +696,7 @@ static void on_flush_check(uv_check_t *h) {
                 unsigned n = flush_begin(c);
                 if (n) {
                     c->flags |= TS_CONN_WRITING;
-                    ts_uring__send(ring, c->tcp.io_watcher.fd, c->w->iov, n, c);
+                    ts_uring__send(ring, c->fd, c->w->iov, n, c);
                     continue;
                 }
                 ring_run(net); /* before after_flush, which may close */
@@ -655,6 +708,7 @@ static void on_flush_check(uv_check_t *h) {
         ring_run(net); /* may schedule more */
     } while (!ts_list_empty(&net->flush_list));
     uv_idle_stop(&net->flush_idle);
+    free_dead(net);
     maybe_trim(net);
 }
 
@@ -738,49 +792,47 @@ static int rbuf_reserve(ts_conn_t *c) {
     return 0;
 }
 
-/* Delayed-ACK mode for the read libuv is about to make (it calls on_alloc
- * right before each read()): tcp_recvmsg then sends no bare ACK, and the ACK
- * rides on what this loop turn writes back (the ack of a publish, the
- * deliveries), or goes with the delayed-ACK timer. Linux leaves the mode by
- * itself, so it is set before every read; WebSocket connections over plain
- * TCP only (HTTP answers may be held: long polls). docs/PERFORMANCE.md. */
+/* Delayed-ACK mode for the read about to be made: tcp_recvmsg then sends
+ * no bare ACK, and the ACK rides on what this loop turn writes back (the
+ * ack of a publish, the deliveries), or goes with the delayed-ACK timer.
+ * Linux leaves the mode by itself, so it is set before every read;
+ * WebSocket connections over plain TCP only (HTTP answers may be held:
+ * long polls). docs/PERFORMANCE.md. */
+static int wants_delayed_ack(const ts_conn_t *c) { return c->mode == TS_CONN_WS && !c->tls; }
+
 static void quickack_off(ts_conn_t *c) {
 #ifdef TCP_QUICKACK
-    uv_os_fd_t fd;
     int zero = 0;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0)
-        (void)setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
+    (void)setsockopt(c->fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
 #else
     (void)c;
 #endif
 }
 
-static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
-    ts_conn_t *c = ts_net__conn_of(h);
-    if (c->mode == TS_CONN_WS && !c->tls) quickack_off(c);
+/* Where c's next read goes: a partial frame or request kept so far is
+ * continued in c->rbuf; otherwise `shared` (the loop's buffer or a ring
+ * slot): most reads complete whatever they carry, so only a leftover is
+ * copied, and idle connections own no read buffer at all. Ciphertext
+ * always goes to `shared`: the TLS session copies it at once. Returns NULL
+ * past 4 GiB unparsed. */
+static uint8_t *read_room(ts_conn_t *c, uint8_t *shared, size_t shared_len, size_t *room) {
     if (c->rlen == 0 || c->tls) {
-        /* Most reads complete whatever they carry: read into the loop's
-         * buffer and copy only a leftover partial frame. Idle connections
-         * then own no read buffer at all. Ciphertext always lands here:
-         * the TLS session copies it at once. */
-        *buf = uv_buf_init((char *)ts_net__of(c)->shared_rbuf, sizeof ts_net__of(c)->shared_rbuf);
-        return;
+        *room = shared_len;
+        return shared;
     }
-    if (rbuf_reserve(c) != 0) {
-        *buf = uv_buf_init(NULL, 0); /* on_read gets UV_ENOBUFS and closes */
-        return;
-    }
-    *buf = uv_buf_init((char *)c->rbuf + c->rlen, c->rcap - c->rlen);
+    if (rbuf_reserve(c) != 0) return NULL;
+    *room = c->rcap - c->rlen;
+    return c->rbuf + c->rlen;
 }
 
-/* New bytes for the protocol, either in the shared buffer or appended at
+/* New bytes for the protocol, either in a shared buffer or appended at
  * c->rbuf + c->rlen. */
 static void deliver(ts_conn_t *c, uint8_t *data, size_t n) {
-    if (data == ts_net__of(c)->shared_rbuf) {
+    if (!c->rbuf || data != c->rbuf + c->rlen) {
         size_t used = dispatch(c, data, n);
         if (!(c->flags & TS_CONN_CLOSING) && used < n) keep_rest(c, data + used, n - used);
     } else {
-        c->rlen += (uint32_t)n; /* n <= rcap - rlen: the room on_alloc gave */
+        c->rlen += (uint32_t)n; /* n <= rcap - rlen: the room read_room gave */
         process(c);
     }
     if (!(c->flags & TS_CONN_CLOSING) && c->mode == TS_CONN_HTTP &&
@@ -830,56 +882,118 @@ static void tls_read(ts_conn_t *c, const uint8_t *ct, size_t len) {
     if (ts_tls__pending(c->tls)) ts_net__schedule(c);
 }
 
-static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-    ts_conn_t *c = ts_net__conn_of(s);
-    if (nread == 0) return;
-    if (nread < 0) {
-        if (nread != UV_EOF) ts_debug("net", "read from %s: %s", ts_conn_peer(c), uv_strerror((int)nread));
+/* What one read of c gave: `nread` bytes at `buf`, 0 at the end of the
+ * stream, or a negative errno. */
+static void on_read(ts_conn_t *c, uint8_t *buf, ssize_t nread) {
+    if (nread == -EAGAIN || nread == -EINTR) return; /* the socket stays ready or wakes us again */
+    if (nread <= 0) {
+        if (nread < 0) ts_debug("net", "read from %s: %s", ts_conn_peer(c), strerror((int)-nread));
         ts_net__close(c);
         return;
     }
     TS_MET_ADD(BYTES_IN, nread);
     if (c->flags & TS_CONN_SHUTDOWN) return; /* lingering: discard */
     if (c->tls)
-        tls_read(c, (const uint8_t *)buf->base, (size_t)nread);
+        tls_read(c, buf, (size_t)nread);
     else
-        deliver(c, (uint8_t *)buf->base, (size_t)nread);
+        deliver(c, buf, (size_t)nread);
+}
+
+static void out_of_room(ts_conn_t *c) {
+    ts_debug("net", "closing %s: over 4 GiB unparsed", ts_conn_peer(c));
+    ts_net__close(c);
+}
+
+/* A read with one system call, as libuv made it (no ring). */
+static void read_now(ts_conn_t *c) {
+    size_t room;
+    uint8_t *dst = read_room(c, ts_net__of(c)->shared_rbuf, sizeof ts_net__of(c)->shared_rbuf, &room);
+    if (!dst) {
+        out_of_room(c);
+        return;
+    }
+    if (wants_delayed_ack(c)) quickack_off(c);
+    ssize_t n = recv(c->fd, dst, room, MSG_DONTWAIT);
+    on_read(c, dst, n < 0 ? -errno : n);
+}
+
+static void on_ring_read(void *ud, void *buf, int res) {
+    ts_conn_t *c = ud;
+    c->flags &= ~(uint32_t)TS_CONN_READING;
+    if (c->flags & TS_CONN_CLOSING) return; /* closed by an earlier one of the batch */
+    on_read(c, buf, res);
+}
+
+static void reads_run(ts_net_t *net) {
+    if (!net->uring || !ts_uring__queued(net->uring)) return;
+    TS_MET_INC(URING_SUBMITS);
+    ts_uring__run_recv(net->uring, on_ring_read);
+}
+
+/* c's socket is readable: a read in the ring's batch (its TCP_QUICKACK
+ * too, where the kernel takes it from the ring), or one now. */
+static void read_ready(ts_net_t *net, ts_conn_t *c) {
+    ts_uring_t *ring = net_ring(net);
+    if (!ring) {
+        read_now(c);
+        return;
+    }
+    if (c->flags & TS_CONN_READING) return;
+    if (ts_uring__full(ring)) reads_run(net);
+    if (c->flags & TS_CONN_CLOSING) return; /* closed by that batch's reads */
+    size_t room;
+    uint8_t *slot = net->slots + (size_t)ts_uring__queued(ring) * TS_NET_READ_SLOT;
+    uint8_t *dst = read_room(c, slot, TS_NET_READ_SLOT, &room);
+    if (!dst) {
+        out_of_room(c);
+        return;
+    }
+    enum ts_uring_ack ack = TS_URING_ACK_AS_IS;
+    if (wants_delayed_ack(c)) {
+        if (ts_uring__sock_cmd(ring))
+            ack = TS_URING_ACK_DELAYED;
+        else
+            quickack_off(c);
+    }
+    c->flags |= TS_CONN_READING;
+    ts_uring__recv(ring, c->fd, dst, room, ack, c);
 }
 
 /* ---- accepting ---- */
 
-static ts_conn_t *conn_new(ts_net_t *net) {
+/* A connection for socket `fd` (non-blocking), watched for reading; NULL
+ * (and the socket closed) when it cannot be watched. */
+static ts_conn_t *conn_new(ts_net_t *net, int fd) {
     ts_conn_t *c = ts_xcalloc(1, sizeof(*c));
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(net->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        /* ENOMEM or the user's max_user_watches */
+        ts_warn("net", "cannot watch a new connection: %s", strerror(errno));
+        close(fd);
+        free(c);
+        return NULL;
+    }
+    c->net = net;
+    c->fd = fd;
+    c->watch = TS_WATCH_IN;
     ts_list_init(&c->flush_link);
-    uv_tcp_init(net->loop, &c->tcp);
-    c->tcp.data = net;
+    ts_list_insert_tail(&net->conns, &c->link);
     net->handles_open++;
     TS_MET_GAUGE_ADD(TCP_OPEN, 1);
     return c;
 }
 
-static void on_connection(uv_stream_t *server, int status) {
-    ts_net_t *net = server->data;
-    if (status < 0) {
-        ts_warn("net", "accept failed: %s", uv_strerror(status));
-        return;
-    }
-    ts_conn_t *c = conn_new(net);
-    if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
-        ts_net__close(c);
-        return;
-    }
+static void conn_accepted(ts_net_t *net, int fd, const struct sockaddr_storage *sa) {
+    ts_conn_t *c = conn_new(net, fd);
+    if (!c) return;
     TS_MET_INC(TCP_ACCEPTED);
-    struct sockaddr_storage sa;
-    int salen = sizeof sa;
-    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&sa, &salen) == 0) {
-        if (sa.ss_family == AF_INET6) {
-            c->peer.family = 6;
-            memcpy(c->peer.bytes, &((struct sockaddr_in6 *)&sa)->sin6_addr, 16);
-        } else if (sa.ss_family == AF_INET) {
-            c->peer.family = 4;
-            memcpy(c->peer.bytes, &((struct sockaddr_in *)&sa)->sin_addr, 4);
-        }
+    /* accept4 gave the peer's address: no getpeername per connection */
+    if (sa->ss_family == AF_INET6) {
+        c->peer.family = 6;
+        memcpy(c->peer.bytes, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+    } else if (sa->ss_family == AF_INET) {
+        c->peer.family = 4;
+        memcpy(c->peer.bytes, &((const struct sockaddr_in *)sa)->sin_addr, 4);
     }
     if (net->tls_ctx && !(c->tls = ts_tls__new(net->tls_ctx))) {
         ts_warn("net", "cannot start TLS for %s: out of memory", ts_conn_peer(c));
@@ -887,7 +1001,91 @@ static void on_connection(uv_stream_t *server, int status) {
         return;
     }
     ts_net__timer(c, TS_TIMER_REQUEST);
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
+}
+
+/* Out of descriptors (EMFILE, ENFILE): the pending connections would keep
+ * the listener ready and the loop spinning. As libuv does, a descriptor
+ * kept in reserve is given up to accept and close them, then taken again;
+ * the peers see their connection closed at once. */
+#define SHED_WARN_EVERY_MS 10000
+static void shed(ts_net_t *net, int err) {
+    TS_MET_INC(TCP_SHED);
+    uint64_t now = uv_now(net->loop);
+    if (!net->shed_warned || now - net->shed_warned >= SHED_WARN_EVERY_MS) {
+        net->shed_warned = now | 1;
+        ts_warn("net", "accept: %s: closing new connections until descriptors are free",
+                strerror(err));
+    }
+    if (net->reserve_fd < 0) return;
+    close(net->reserve_fd);
+    int fd;
+    while ((fd = accept4(net->lfd, NULL, NULL, SOCK_CLOEXEC)) >= 0) close(fd);
+    net->reserve_fd = open("/", O_RDONLY | O_CLOEXEC);
+}
+
+/* Connections accepted per wake-up at most, so that a flood of them does
+ * not starve the sockets already open. */
+#define ACCEPT_MAX 128
+
+static void accept_all(ts_net_t *net) {
+    for (int i = 0; i < ACCEPT_MAX && net->lfd >= 0; i++) {
+        struct sockaddr_storage sa;
+        socklen_t len = sizeof sa;
+        int fd = accept4(net->lfd, (struct sockaddr *)&sa, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            conn_accepted(net, fd, &sa);
+            continue;
+        }
+        switch (errno) {
+        case EAGAIN: return;
+        case EINTR:
+        case ECONNABORTED: continue; /* that peer gave up: take the next */
+        case EMFILE:
+        case ENFILE: shed(net, errno); return;
+        default: ts_warn("net", "accept failed: %s", strerror(errno)); return;
+        }
+    }
+}
+
+/* ---- the turn's events ---- */
+
+/* Events taken from the epoll set per call; a full set is asked again. */
+#define READY_MAX 256
+
+/* The listener's tag in the epoll set (a connection's is its address). */
+static void *listener_tag(ts_net_t *net) { return &net->lfd; }
+
+/* libuv found the epoll set ready: its sockets' events, the readable ones
+ * read in the ring's batches. A connection closed by an earlier event of
+ * the same call is still in memory (free_dead) and is skipped. */
+static void on_ready(uv_poll_t *h, int status, int events) {
+    (void)status, (void)events;
+    ts_net_t *net = h->data;
+    struct epoll_event ev[READY_MAX];
+    int n;
+    for (int rounds = 0; rounds < 4; rounds++) {
+        do n = epoll_wait(net->epfd, ev, READY_MAX, 0);
+        while (n < 0 && errno == EINTR);
+        if (n <= 0) break;
+        for (int i = 0; i < n; i++) {
+            if (ev[i].data.ptr == listener_tag(net)) {
+                reads_run(net); /* accepting reuses the descriptors closed meanwhile */
+                accept_all(net);
+                continue;
+            }
+            ts_conn_t *c = ev[i].data.ptr;
+            uint32_t e = ev[i].events;
+            if (c->flags & TS_CONN_CLOSING) continue;
+            if ((e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) && c->w && c->w->waiting) {
+                reads_run(net); /* what follows a write may call the layers above */
+                write_more(c);
+                if (c->flags & TS_CONN_CLOSING) continue;
+            }
+            if ((e & (EPOLLIN | EPOLLERR | EPOLLHUP)) && (c->watch & TS_WATCH_IN)) read_ready(net, c);
+        }
+        reads_run(net);
+        if (n < READY_MAX) break;
+    }
 }
 
 /* Is the address free of every other socket? A probe bound WITHOUT
@@ -946,18 +1144,16 @@ static int bind_socket(ts_net_t *net) {
         close(fd);
         return rc;
     }
-    uv_tcp_init(net->loop, &net->listener);
-    net->listener.data = net;
-    net->handles_open++;
-    rc = uv_tcp_open(&net->listener, fd);
-    if (rc == 0) rc = uv_listen((uv_stream_t *)&net->listener, net->opts.backlog, on_connection);
-    if (rc < 0) {
-        uv_close((uv_handle_t *)&net->listener, net_handle_closed);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = listener_tag(net)};
+    if (listen(fd, net->opts.backlog) < 0 || epoll_ctl(net->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        rc = -errno;
+        close(fd);
         return rc;
     }
+    net->lfd = fd;
     struct sockaddr_storage bound;
-    int blen = sizeof bound;
-    uv_tcp_getsockname(&net->listener, (struct sockaddr *)&bound, &blen);
+    socklen_t blen = sizeof bound;
+    getsockname(fd, (struct sockaddr *)&bound, &blen);
     net->port = ntohs(bound.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&bound)->sin6_port
                                                   : ((struct sockaddr_in *)&bound)->sin_port);
     net->listening = 1;
@@ -966,8 +1162,17 @@ static int bind_socket(ts_net_t *net) {
 
 static void net_handle_closed(uv_handle_t *h) {
     ts_net_t *net = h->data;
+    free_dead(net);
     net->handles_open--;
     net_maybe_done(net);
+}
+
+/* The epoll set's watcher is closed: the set goes with it. */
+static void ready_closed(uv_handle_t *h) {
+    ts_net_t *net = h->data;
+    close(net->epfd);
+    net->epfd = -1;
+    net_handle_closed(h);
 }
 
 int ts_net_start(uv_loop_t *loop, const ts_net_opts_t *opts, ts_net_request_cb cb, void *ud,
@@ -981,7 +1186,10 @@ int ts_net_start(uv_loop_t *loop, const ts_net_opts_t *opts, ts_net_request_cb c
     if (!net->opts.max_send_queue) net->opts.max_send_queue = DEFAULT_MAX_SEND_QUEUE;
     net->on_request = cb;
     net->ud = ud;
+    net->epfd = net->lfd = net->reserve_fd = -1;
     ts_list_init(&net->flush_list);
+    ts_list_init(&net->conns);
+    ts_list_init(&net->dead);
     for (int k = 0; k < TS_TIMER_N; k++) ts_list_init(&net->dq[k]);
     if (opts->err && opts->errlen) opts->err[0] = '\0';
     int rc = 0;
@@ -989,12 +1197,29 @@ int ts_net_start(uv_loop_t *loop, const ts_net_opts_t *opts, ts_net_request_cb c
         rc = ts_tls__ctx_new(opts->tls_cert, opts->tls_key ? opts->tls_key : "", &net->tls_ctx,
                              opts->err, opts->errlen);
     net->opts.err = NULL; /* the caller's buffer is only for this call */
-    if (rc == 0) rc = bind_socket(net);
+    if (rc == 0) {
+        net->epfd = epoll_create1(EPOLL_CLOEXEC);
+        if (net->epfd < 0) {
+            rc = -errno;
+        } else if ((rc = uv_poll_init(loop, &net->ready, net->epfd)) < 0) {
+            close(net->epfd);
+        } else {
+            net->ready.data = net;
+            net->handles_open++;
+            if ((rc = bind_socket(net)) < 0) {
+                net->closing = 1; /* freed once the watcher is closed */
+                uv_close((uv_handle_t *)&net->ready, ready_closed);
+                return rc;
+            }
+        }
+    }
     if (rc < 0) {
-        net->closing = 1; /* freed once the listener handle (if any) is closed */
+        net->closing = 1;
         net_maybe_done(net);
         return rc;
     }
+    net->reserve_fd = open("/", O_RDONLY | O_CLOEXEC);
+    uv_poll_start(&net->ready, UV_READABLE, on_ready);
     uv_check_init(loop, &net->flush_check);
     uv_idle_init(loop, &net->flush_idle);
     uv_timer_init(loop, &net->deadline);
@@ -1010,17 +1235,8 @@ uint16_t ts_net_port(const ts_net_t *net) { return net->port; }
 void ts_net_stop_accepting(ts_net_t *net) {
     if (!net->listening) return;
     net->listening = 0;
-    uv_close((uv_handle_t *)&net->listener, net_handle_closed);
-}
-
-/* The loop knows every handle: a connection of `net` is a TCP handle whose
- * data is `net` other than its listener. (A list of them through the
- * connections would cost each one 16 bytes.) Closing a handle from uv_walk's
- * callback is allowed, and none is freed before the close callbacks run. */
-static void close_conn_of(uv_handle_t *h, void *arg) {
-    ts_net_t *net = arg;
-    if (h->type != UV_TCP || h->data != net || h == (uv_handle_t *)&net->listener) return;
-    ts_net__close(ts_net__conn_of(h));
+    close(net->lfd); /* and out of the epoll set */
+    net->lfd = -1;
 }
 
 void ts_net_close(ts_net_t *net, void (*cb)(void *ud), void *ud) {
@@ -1028,8 +1244,9 @@ void ts_net_close(ts_net_t *net, void (*cb)(void *ud), void *ud) {
     net->closing = 1;
     net->close_cb = cb;
     net->close_ud = ud;
-    uv_walk(net->loop, close_conn_of, net);
+    while (!ts_list_empty(&net->conns)) ts_net__close(ts_list_entry(net->conns.next, ts_conn_t, link));
     uv_idle_stop(&net->flush_idle);
+    uv_close((uv_handle_t *)&net->ready, ready_closed);
     uv_close((uv_handle_t *)&net->flush_check, net_handle_closed);
     uv_close((uv_handle_t *)&net->flush_idle, net_handle_closed);
     uv_close((uv_handle_t *)&net->deadline, net_handle_closed);
@@ -1056,7 +1273,7 @@ void ts_http_conn_handoff(ts_http_conn_t *c, const ts_http_req_t *req, ts_net_ha
     c->abort_cb = NULL;
     c->abort_ud = ho;
     ts_net__timer(c, TS_TIMER_NONE);
-    uv_read_stop((uv_stream_t *)&c->tcp);
+    watch(c); /* not read here any more */
     ts_net__schedule(c);
 }
 
@@ -1065,9 +1282,9 @@ static void handoff_now(ts_conn_t *c) {
     conn_handoff_t *ho = c->abort_ud;
     c->flags &= ~(uint32_t)(TS_CONN_HANDOFF | TS_CONN_AWAITING);
     c->abort_ud = NULL;
-    uv_os_fd_t fd;
-    int nfd = -1;
-    if (uv_fileno((uv_handle_t *)&c->tcp, &fd) == 0) nfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    /* Out of the epoll set first (watch() took it out when nothing waits to
+     * be written, and this runs only then): the duplicate would keep it in. */
+    int nfd = c->watch == TS_WATCH_NONE ? fcntl(c->fd, F_DUPFD_CLOEXEC, 0) : -1;
     if (nfd < 0) {
         ts_warn("net", "cannot move %s to another loop: %s", ts_net_addr_str(&c->peer),
                 strerror(errno));
@@ -1084,8 +1301,7 @@ static void handoff_now(ts_conn_t *c) {
     ts_sbuf_append(&ho->req, c->rbuf, c->rlen);
     h->bytes = ts_sbuf_finish(&ho->req);
     c->rlen = 0;
-    /* Closing our descriptor neither sends a FIN nor disturbs the duplicate
-     * (libuv takes it out of this loop's epoll set first). */
+    /* Closing our descriptor neither sends a FIN nor disturbs the duplicate. */
     ts_net__close(c);
     TS_MET_INC(LOOP_HANDOFFS);
     ho->cb(h, ho->ud);
@@ -1093,16 +1309,24 @@ static void handoff_now(ts_conn_t *c) {
 }
 
 void ts_net_adopt(ts_net_t *net, ts_net_handoff_t *h) {
-    ts_conn_t *c = conn_new(net);
-    c->peer = h->peer;
-    int rc = uv_tcp_open(&c->tcp, h->fd);
+    if (net->closing) { /* this loop is shutting down: the peer reconnects */
+        ts_net_handoff_free(h);
+        return;
+    }
+    /* The socket came from another loop's listener: non-blocking already. */
+    ts_conn_t *c = conn_new(net, h->fd);
     h->fd = -1;
+    if (!c) {
+        ts_net_handoff_free(h);
+        return;
+    }
+    c->peer = h->peer;
     c->tls = h->tls;
     h->tls = NULL;
     if (c->tls) ts_tls__rehome(c->tls, net->tls_ctx);
-    if (rc != 0 || (c->tls && !net->tls_ctx)) {
-        ts_warn("net", "cannot take over %s's connection: %s", ts_net_addr_str(&c->peer),
-                rc ? uv_strerror(rc) : "TLS on a plain listener");
+    if (c->tls && !net->tls_ctx) {
+        ts_warn("net", "cannot take over %s's connection: TLS on a plain listener",
+                ts_net_addr_str(&c->peer));
         ts_net_handoff_free(h);
         ts_net__close(c);
         return;
@@ -1110,7 +1334,6 @@ void ts_net_adopt(ts_net_t *net, ts_net_handoff_t *h) {
     keep_rest(c, h->bytes->data, h->bytes->len);
     ts_net_handoff_free(h);
     ts_net__timer(c, TS_TIMER_REQUEST);
-    uv_read_start((uv_stream_t *)&c->tcp, on_alloc, on_read);
     c->flags |= TS_CONN_REPROCESS; /* the request is parsed at the end of this turn */
     ts_net__schedule(c);
 }

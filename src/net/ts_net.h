@@ -19,11 +19,12 @@ typedef struct ts_net ts_net_t;
 typedef struct ts_conn ts_http_conn_t;
 typedef struct ts_conn ts_ws_conn_t;
 
-/* How the writes due at the end of a loop turn are made. */
-enum ts_net_writes {
-    TS_NET_WRITES_WRITEV = 0, /* one writev per connection */
-    TS_NET_WRITES_URING,      /* all of them in one io_uring_enter (docs/PERFORMANCE.md); writev
-                               * where liburing was not built in or the kernel refuses a ring */
+/* How a loop turn's reads and writes reach the kernel. */
+enum ts_net_io {
+    TS_NET_IO_SYSCALLS = 0, /* a recv per ready socket, a sendmsg per connection to write */
+    TS_NET_IO_URING,        /* the turn's reads in io_uring batches, then its writes
+                             * (docs/PERFORMANCE.md); system calls where liburing was not
+                             * built in or the kernel refuses a ring */
 };
 
 typedef struct ts_net_opts {
@@ -39,7 +40,7 @@ typedef struct ts_net_opts {
     int exclusive;                 /* 1: refuse a port another socket holds (UV_EADDRINUSE),
                                     * although this listener still lets later ones of this
                                     * process share it; set on the process's first listener */
-    enum ts_net_writes writes;     /* how a loop turn's writes reach the kernel */
+    enum ts_net_io io;             /* how a loop turn's reads and writes reach the kernel */
     char *err;                     /* optional: why ts_net_start failed, one line */
     size_t errlen;
 } ts_net_opts_t;

@@ -70,7 +70,7 @@ static void on_request(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, vo
     /* a small send buffer: the kernel takes little, the rest waits for a
      * uv_write (SO_SNDBUF also turns off the buffer's autotuning) */
     int sndbuf = 16384;
-    uv_send_buffer_size((uv_handle_t *)&hc->tcp, &sndbuf);
+    setsockopt(hc->fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
     assert_int_equal(ts_ws_upgrade(hc, req, 1u << 20, NULL, &ws_handler, x), 0);
     x->ws = hc;
     uint64_t r0 = counter(TS_MET_SEND_REORDERED), c0 = counter(TS_MET_SEND_COALESCED);
