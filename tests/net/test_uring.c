@@ -1,11 +1,16 @@
-/* test_uring.c - tests for the flush's io_uring batches (src/net/uring.c,
- * tcp.c on_flush_check), each also run with writev for comparison: many
- * WebSocket clients get frames in one loop turn (more connections than a
- * batch holds), a client that reset its connection makes its send fail and
- * only that connection close, and a frame bigger than the socket buffer
- * goes out partly from the batch and the rest through libuv, and so do
- * more segments than one system call takes. Real sockets
- * on loopback; one thread, the loop runs between the clients' reads. */
+/* test_uring.c - tests for a loop turn's reads and writes in io_uring
+ * batches (src/net/uring.c, tcp.c on_ready and on_flush_check), each also
+ * run with a system call per socket for comparison: many WebSocket clients
+ * get frames in one loop turn (more connections than a batch holds), a
+ * client that reset its connection makes its send fail and only that
+ * connection close, a frame bigger than the socket buffer goes out partly
+ * from the batch and the rest once the socket is writable, and so do more
+ * segments than one system call takes; many clients' frames are read in
+ * one turn, a frame that comes in pieces continues in the connection's own
+ * buffer, one bigger than a read slot arrives whole; and a process out of
+ * descriptors closes new connections instead of spinning, then accepts
+ * again. Real sockets on loopback; one thread, the loop runs between the
+ * clients' reads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -17,6 +22,7 @@
 #include <arpa/inet.h>
 #include <cmocka.h>
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -36,6 +42,9 @@ typedef struct client {
     int close_code;    /* from on_close; 0 while open */
     uint8_t *in;
     size_t inlen, incap;
+    uint8_t *got; /* the last message the server read from this client */
+    size_t gotlen;
+    int messages; /* how many it read */
 } client_t;
 
 typedef struct ctx {
@@ -55,7 +64,17 @@ static void on_ws_close(ts_ws_conn_t *ws, int code, void *ud) {
     c->ws = NULL;
 }
 
-static const ts_ws_handler_t handler = {NULL, on_ws_close};
+static void on_ws_message(ts_ws_conn_t *ws, const ts_ws_msg_t *msg, void *ud) {
+    client_t *c = ud;
+    (void)ws;
+    free(c->got);
+    c->got = malloc(msg->len + 1);
+    memcpy(c->got, msg->data, msg->len);
+    c->gotlen = msg->len;
+    c->messages++;
+}
+
+static const ts_ws_handler_t handler = {on_ws_message, on_ws_close};
 
 /* The request's path names the client: /ws/<index>. */
 static void on_request(ts_net_t *net, ts_http_conn_t *hc, ts_http_req_t *req, void *ud) {
@@ -141,6 +160,7 @@ static void stop(ctx_t *x) {
     for (int i = 0; i < NCLIENTS; i++) {
         if (x->c[i].fd >= 0) close(x->c[i].fd);
         free(x->c[i].in);
+        free(x->c[i].got);
     }
     int closed = 0;
     ts_net_close(x->net, net_closed, &closed);
@@ -250,7 +270,8 @@ static int big_done(ctx_t *x) {
 }
 
 /* A frame far bigger than the socket buffer: the batch's send takes what
- * fits, libuv writes the rest; a frame queued meanwhile follows it. */
+ * fits, the rest goes as the socket becomes writable; a frame queued
+ * meanwhile follows it. */
 static void big_frame(enum ts_net_io writes) {
     ctx_t x;
     start(&x, writes);
@@ -260,7 +281,8 @@ static void big_frame(enum ts_net_io writes) {
     assert_int_equal(ts_ws_send_class(x.c[3].ws, TS_WS_OP_BINARY, b, TS_NET_CLASS_EVENT, 0), 0);
     ts_buf_unref(b);
     uv_run(&x.loop, UV_RUN_NOWAIT);
-    assert_true(x.c[3].ws->flags & TS_CONN_WRITING); /* the rest waits in a uv_write */
+    assert_true(x.c[3].ws->flags & TS_CONN_WRITING); /* the rest waits for the socket */
+    assert_true(x.c[3].ws->watch & TS_WATCH_OUT);
     b = ts_buf_from("after", 5);
     assert_int_equal(ts_ws_send_class(x.c[3].ws, TS_WS_OP_TEXT, b, TS_NET_CLASS_EVENT, 0), 0);
     ts_buf_unref(b);
@@ -308,6 +330,169 @@ static void many_frames(enum ts_net_io writes) {
     stop(&x);
 }
 
+/* A masked client frame (opcode, payload) into `out` (len + 14 bytes). */
+static size_t client_frame(uint8_t *out, uint8_t opcode, const uint8_t *p, size_t len) {
+    static const uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
+    size_t h = ts_ws_frame_header(out, opcode, 1, len, mask);
+    for (size_t i = 0; i < len; i++) out[h + i] = p[i] ^ mask[i % 4];
+    return h + len;
+}
+
+static void send_all(int fd, const uint8_t *p, size_t len) {
+    while (len) {
+        ssize_t n = send(fd, p, len, 0);
+        assert_true(n > 0);
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static int all_read(ctx_t *x) {
+    for (int i = 0; i < NCLIENTS; i++)
+        if (x->c[i].messages < 1) return 0;
+    return 1;
+}
+
+/* Every client sends a frame before the loop runs: the turn reads them
+ * all (with the ring, in batches of 32: at least ceil(100 / 32)
+ * submissions, no read system call), each message whole and to its own
+ * connection. */
+static void many_read(enum ts_net_io io) {
+    ctx_t x;
+    start(&x, io);
+    for (int i = 0; i < NCLIENTS; i++) {
+        char t[32];
+        int n = snprintf(t, sizeof t, "from client %d", i);
+        uint8_t f[64];
+        send_all(x.c[i].fd, f, client_frame(f, TS_WS_OP_TEXT, (const uint8_t *)t, (size_t)n));
+    }
+    usleep(20000); /* every frame is in its socket */
+    uint64_t s0 = counter(TS_MET_URING_SUBMITS), b0 = counter(TS_MET_BYTES_IN);
+    uv_run(&x.loop, UV_RUN_NOWAIT);
+    assert_true(all_read(&x)); /* in that one turn */
+    check_submits(io, counter(TS_MET_URING_SUBMITS) - s0, (NCLIENTS + 31) / 32);
+    uint64_t bytes = 0;
+    for (int i = 0; i < NCLIENTS; i++) {
+        char t[32];
+        int n = snprintf(t, sizeof t, "from client %d", i);
+        assert_int_equal(x.c[i].messages, 1);
+        assert_int_equal(x.c[i].gotlen, (size_t)n);
+        assert_memory_equal(x.c[i].got, t, (size_t)n);
+        bytes += (uint64_t)n + 6;
+    }
+    assert_int_equal(counter(TS_MET_BYTES_IN) - b0, bytes);
+    stop(&x);
+}
+
+static int client2_read(ctx_t *x) { return x->c[2].messages >= x->c[2].close_code + 1; }
+
+/* A frame that arrives in pieces over several turns (its header split,
+ * then one byte, then the rest) continues in the connection's own buffer;
+ * a 200 KiB frame, bigger than a read slot (64 KiB), needs several reads
+ * and arrives whole; a third frame behind it, in the same bytes, too. */
+static void pieces_and_big(enum ts_net_io io) {
+    ctx_t x;
+    start(&x, io);
+    client_t *c = &x.c[2];
+    const uint8_t text[] = "a frame that comes in pieces";
+    uint8_t f[64];
+    size_t n = client_frame(f, TS_WS_OP_TEXT, text, sizeof text - 1);
+    size_t cuts[] = {1, 3, 4, n};
+    size_t at = 0;
+    for (size_t k = 0; k < TS_ARRAY_LEN(cuts); k++) {
+        send_all(c->fd, f + at, cuts[k] - at);
+        at = cuts[k];
+        usleep(5000);
+        uv_run(&x.loop, UV_RUN_NOWAIT);
+        if (at < n) assert_int_equal(c->messages, 0);
+    }
+    pump(&x, client2_read);
+    assert_int_equal(c->gotlen, sizeof text - 1);
+    assert_memory_equal(c->got, text, sizeof text - 1);
+
+    uint8_t *big = malloc(BIG), *fb = malloc(BIG + 64);
+    for (size_t i = 0; i < BIG; i++) big[i] = (uint8_t)(i * 7 + i / 251);
+    size_t nb = client_frame(fb, TS_WS_OP_BINARY, big, BIG);
+    nb += client_frame(fb + nb, TS_WS_OP_TEXT, (const uint8_t *)"behind", 6);
+    send_all(c->fd, fb, nb);
+    c->close_code = 1; /* client2_read: two messages now */
+    pump(&x, client2_read);
+    c->close_code = 2;
+    pump(&x, client2_read);
+    c->close_code = 0;
+    assert_int_equal(c->messages, 3);
+    assert_int_equal(c->gotlen, 6);
+    assert_memory_equal(c->got, "behind", 6);
+    assert_non_null(c->ws);
+    free(big);
+    free(fb);
+    stop(&x);
+}
+
+/* Out of descriptors: the connection is closed as it is accepted (counted
+ * in tabsync_tcp_shed_total) and the loop goes on; once descriptors are
+ * free again, a new client is served. */
+static void out_of_descriptors(enum ts_net_io io) {
+    ctx_t x;
+    start(&x, io);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(ts_net_port(x.net))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    int late = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(late >= 0);
+    struct rlimit was;
+    assert_int_equal(getrlimit(RLIMIT_NOFILE, &was), 0);
+    /* Fill every descriptor below a limit just above those in use. */
+    int top = dup(0);
+    struct rlimit low = {(rlim_t)top + 4, was.rlim_max};
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &low), 0);
+    int fill[64], nfill = 0;
+    while (nfill < 64 && (fill[nfill] = dup(0)) >= 0) nfill++;
+    assert_true(nfill < 64);
+    uint64_t shed0 = counter(TS_MET_TCP_SHED), acc0 = counter(TS_MET_TCP_ACCEPTED);
+    assert_int_equal(connect(late, (struct sockaddr *)&sa, sizeof sa), 0);
+    uint64_t until = uv_hrtime() + 5000000000ull;
+    while (counter(TS_MET_TCP_SHED) == shed0) {
+        assert_true(uv_hrtime() < until);
+        uv_run(&x.loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_int_equal(counter(TS_MET_TCP_ACCEPTED), acc0);
+    char b;
+    struct timeval tv = {5, 0};
+    setsockopt(late, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    assert_true(recv(late, &b, 1, 0) <= 0); /* closed by the server */
+    close(late);
+    for (int i = 0; i < nfill; i++) close(fill[i]);
+    close(top);
+    assert_int_equal(setrlimit(RLIMIT_NOFILE, &was), 0);
+    /* served again: a request on a new connection gets its answer */
+    client_t *c = &x.c[0];
+    close(c->fd);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_int_equal(connect(c->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const char req[] = "GET /ws/0 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\n\r\n";
+    send_all(c->fd, (const uint8_t *)req, sizeof req - 1);
+    c->inlen = 0;
+    int up = x.upgraded;
+    until = uv_hrtime() + 5000000000ull;
+    while (x.upgraded == up) {
+        assert_true(uv_hrtime() < until);
+        uv_run(&x.loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_int_equal(counter(TS_MET_TCP_ACCEPTED), acc0 + 1);
+    stop(&x);
+}
+
+static void test_read_ring(void **s) { (void)s, many_read(TS_NET_IO_URING); }
+static void test_read_syscalls(void **s) { (void)s, many_read(TS_NET_IO_SYSCALLS); }
+static void test_pieces_ring(void **s) { (void)s, pieces_and_big(TS_NET_IO_URING); }
+static void test_pieces_syscalls(void **s) { (void)s, pieces_and_big(TS_NET_IO_SYSCALLS); }
+static void test_shed_ring(void **s) { (void)s, out_of_descriptors(TS_NET_IO_URING); }
+static void test_shed_syscalls(void **s) { (void)s, out_of_descriptors(TS_NET_IO_SYSCALLS); }
+
 static void test_many_ring(void **s) { (void)s, many_in_one_turn(TS_NET_IO_URING); }
 static void test_many_writev(void **s) { (void)s, many_in_one_turn(TS_NET_IO_SYSCALLS); }
 static void test_reset_ring(void **s) { (void)s, one_reset(TS_NET_IO_URING); }
@@ -323,6 +508,9 @@ int main(void) {
         cmocka_unit_test(test_reset_ring), cmocka_unit_test(test_reset_writev),
         cmocka_unit_test(test_big_ring),   cmocka_unit_test(test_big_writev),
         cmocka_unit_test(test_frames_ring), cmocka_unit_test(test_frames_writev),
+        cmocka_unit_test(test_read_ring),   cmocka_unit_test(test_read_syscalls),
+        cmocka_unit_test(test_pieces_ring), cmocka_unit_test(test_pieces_syscalls),
+        cmocka_unit_test(test_shed_ring),   cmocka_unit_test(test_shed_syscalls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
