@@ -74,10 +74,11 @@ static const opt_t opts[] = {
      "Listening", "PEM private key for --tls-cert (both or neither)."},
 
     {"io-uring", "TABSYNC_IO_URING", K_BOOL, OFF(io_uring), 0, 0, 0, NULL, NULL, "Listening",
-     "Hand each loop turn's socket writes to the kernel in one io_uring\n"
-     "system call instead of one writev each (default on; --io-uring=0 turns\n"
-     "it off). Without liburing, or where the kernel refuses io_uring\n"
-     "(a sandbox, kernel.io_uring_disabled), writes use writev."},
+     "Hand each loop turn's socket reads, then its writes, to the kernel\n"
+     "in io_uring batches of 32 instead of a system call per socket\n"
+     "(default on; --io-uring=0 turns it off). Without liburing, or where\n"
+     "the kernel refuses io_uring (a sandbox, kernel.io_uring_disabled),\n"
+     "each socket is read with recv and written with sendmsg."},
 
     {"ping-interval", "TABSYNC_PING_INTERVAL", K_U32, OFF(ping_interval_ms), 0, 1, MS_MAX,
      "milliseconds", "MS", "Engine.IO", "How often the server pings each client (pingInterval)."},
