@@ -80,6 +80,15 @@ static const opt_t opts[] = {
      "the kernel refuses io_uring (a sandbox, kernel.io_uring_disabled),\n"
      "each socket is read with recv and written with sendmsg."},
 
+    {"defer-accept", "TABSYNC_DEFER_ACCEPT", K_BOOL, OFF(defer_accept), 0, 0, 0, NULL, NULL,
+     "Listening",
+     "Let the kernel hand a connection over once the client's first bytes\n"
+     "are in (TCP_DEFER_ACCEPT), so that it is accepted and read in one\n"
+     "wake-up (default on). A connection that sends nothing is handed over\n"
+     "after about a second; one still silent when the node starts draining\n"
+     "is reset, and its client connects again. Turn it off (--defer-accept=0)\n"
+     "behind a load balancer that opens idle connections ahead of use."},
+
     {"ping-interval", "TABSYNC_PING_INTERVAL", K_U32, OFF(ping_interval_ms), 0, 1, MS_MAX,
      "milliseconds", "MS", "Engine.IO", "How often the server pings each client (pingInterval)."},
     {"ping-timeout", "TABSYNC_PING_TIMEOUT", K_U32, OFF(ping_timeout_ms), 0, 1, MS_MAX,
@@ -343,6 +352,7 @@ void ts_dmn_config_defaults(ts_dmn_config_t *cfg) {
     cfg->n_cors_origins = 0;
     cfg->cors_credentials = 0;
     cfg->io_uring = 1;
+    cfg->defer_accept = 1;
     cfg->parser_msgpack = 0;
     cfg->recovery_ms = 120000;
     cfg->recovery_max_sessions = 10000;

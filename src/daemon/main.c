@@ -424,6 +424,7 @@ static int worker_start(ts_dmn_t *d, unsigned idx, uint16_t port) {
         .idle_timeout_ms = d->cfg.http_idle_timeout_ms,
         .max_send_queue = d->cfg.ws_max_send_queue,
         .io = d->cfg.io_uring ? TS_NET_IO_URING : TS_NET_IO_SYSCALLS,
+        .accept = d->cfg.defer_accept ? TS_NET_ACCEPT_FIRST_BYTES : TS_NET_ACCEPT_CONNECTED,
         .tls_cert = d->cfg.tls_cert,
         .tls_key = d->cfg.tls_key,
         /* loop 0 claims the port; the others join it (SO_REUSEPORT) */

@@ -32,7 +32,8 @@ typedef struct ts_dmn_config {
                                   comma-separated in TABSYNC_CORS_ORIGINS); "*" = any */
     size_t n_cors_origins;     /* 0 = no CORS headers at all (Node's default) */
     int cors_credentials;      /* --cors-credentials; default 0 */
-    int io_uring;              /* --io-uring: a loop turn's writes in one io_uring_enter; default 1 */
+    int io_uring;              /* --io-uring: a loop turn's reads and writes in io_uring batches; default 1 */
+    int defer_accept;          /* --defer-accept: accept a connection once its first bytes are in; default 1 */
     int parser_msgpack;        /* --parser json|msgpack, TABSYNC_PARSER; default json */
     uint32_t recovery_ms;      /* --recovery-window MS, TABSYNC_RECOVERY_WINDOW; default
                                   120000; 0 = connection state recovery off */

@@ -1001,6 +1001,10 @@ static void conn_accepted(ts_net_t *net, int fd, const struct sockaddr_storage *
         return;
     }
     ts_net__timer(c, TS_TIMER_REQUEST);
+    /* A listener that defers accepting until the client's first bytes are
+     * in (bind_socket) has them ready: read them in this turn's batch rather
+     * than when the socket shows up ready in the next one. */
+    if (net->opts.accept == TS_NET_ACCEPT_FIRST_BYTES) read_ready(net, c);
 }
 
 /* Out of descriptors (EMFILE, ENFILE): the pending connections would keep
@@ -1139,6 +1143,15 @@ static int bind_socket(ts_net_t *net) {
     /* Linux copies the listener's TCP_NODELAY into every socket it accepts:
      * set once here, not with a system call per accepted connection. */
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    /* Every client of ours speaks first (an HTTP request, a TLS hello): the
+     * kernel can hand a connection over once its first bytes are in, so it
+     * is accepted and read in one wake-up (-3 us of server CPU per /session
+     * handshake, docs/PERFORMANCE.md). One that sends nothing is handed over
+     * anyway after about a second, and its request deadline runs. */
+    if (net->opts.accept == TS_NET_ACCEPT_FIRST_BYTES) {
+        int defer_s = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof defer_s);
+    }
     if (bind(fd, (struct sockaddr *)&sa, len) < 0) {
         rc = -errno;
         close(fd);

@@ -27,6 +27,14 @@ enum ts_net_io {
                              * built in or the kernel refuses a ring */
 };
 
+/* When the kernel hands a new connection to the listener. */
+enum ts_net_accept {
+    TS_NET_ACCEPT_CONNECTED = 0, /* once the TCP handshake is done */
+    TS_NET_ACCEPT_FIRST_BYTES,   /* once the client's first bytes are in too (TCP_DEFER_ACCEPT),
+                                  * or after about a second without any: accepted and read
+                                  * in one wake-up */
+};
+
 typedef struct ts_net_opts {
     const char *host;              /* listen address, e.g. "127.0.0.1" or "::1" */
     uint16_t port;                 /* 0 = any free port (see ts_net_port) */
@@ -41,6 +49,7 @@ typedef struct ts_net_opts {
                                     * although this listener still lets later ones of this
                                     * process share it; set on the process's first listener */
     enum ts_net_io io;             /* how a loop turn's reads and writes reach the kernel */
+    enum ts_net_accept accept;     /* when a connection is accepted */
     char *err;                     /* optional: why ts_net_start failed, one line */
     size_t errlen;
 } ts_net_opts_t;

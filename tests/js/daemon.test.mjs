@@ -856,8 +856,12 @@ describe('graceful shutdown', SKIP, () => {
     // a polling session with no GET pending keeps the drain going
     const hs = await request(d.port, { path: '/socket.io/?EIO=4&transport=polling' });
     const sid = JSON.parse(hs.body.toString('utf8').slice(1)).sid;
+    // a kept-alive connection: it has carried a request (a connection still
+    // silent when the drain starts was never accepted, --defer-accept)
     const keep = new RawConn(d.port);
     await keep.connected;
+    await keep.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+    assert.equal((await keep.response(3000)).status, 200);
     const t0 = Date.now();
     process.kill(d.pid, 'SIGTERM');
     let health;

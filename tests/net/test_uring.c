@@ -7,9 +7,10 @@
  * from the batch and the rest once the socket is writable, and so do more
  * segments than one system call takes; many clients' frames are read in
  * one turn, a frame that comes in pieces continues in the connection's own
- * buffer, one bigger than a read slot arrives whole; and a process out of
+ * buffer, one bigger than a read slot arrives whole; a process out of
  * descriptors closes new connections instead of spinning, then accepts
- * again. Real sockets on loopback; one thread, the loop runs between the
+ * again; and a listener that waits for a client's first bytes accepts and
+ * reads it in one turn. Real sockets on loopback; one thread, the loop runs between the
  * clients' reads. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -129,11 +130,14 @@ static const uint8_t *body_of(const client_t *c, size_t *len) {
     return NULL;
 }
 
+static enum ts_net_accept accept_mode; /* of the next start() */
+
 static void start(ctx_t *x, enum ts_net_io writes) {
     memset(x, 0, sizeof *x);
     x->writes = writes;
     assert_int_equal(uv_loop_init(&x->loop), 0);
-    ts_net_opts_t o = {.host = "127.0.0.1", .max_send_queue = 64u << 20, .io = writes};
+    ts_net_opts_t o = {.host = "127.0.0.1", .max_send_queue = 64u << 20, .io = writes,
+                       .accept = accept_mode};
     assert_int_equal(ts_net_start(&x->loop, &o, on_request, x, &x->net), 0);
     struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(ts_net_port(x->net))};
     sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -486,6 +490,50 @@ static void out_of_descriptors(enum ts_net_io io) {
     stop(&x);
 }
 
+static int c0_closed(ctx_t *x) { return x->c[0].ws == NULL; }
+
+/* When a connection is accepted: at once, or (TS_NET_ACCEPT_FIRST_BYTES,
+ * TCP_DEFER_ACCEPT) only once the client's first bytes are in, and then
+ * read in the same loop turn: the turn that accepts it upgrades it. */
+static void accept_when(enum ts_net_accept mode) {
+    ctx_t x;
+    accept_mode = mode;
+    start(&x, TS_NET_IO_URING);
+    accept_mode = TS_NET_ACCEPT_CONNECTED;
+    client_t *c = &x.c[0];
+    close(c->fd); /* client 0 comes again, silent at first */
+    c->fd = -1;
+    pump(&x, c0_closed);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(ts_net_port(x.net))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    c->fd = socket(AF_INET, SOCK_STREAM, 0);
+    uint64_t acc0 = counter(TS_MET_TCP_ACCEPTED);
+    assert_int_equal(connect(c->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    for (int i = 0; i < 50; i++) { /* 50 ms of silence */
+        uv_run(&x.loop, UV_RUN_NOWAIT);
+        usleep(1000);
+    }
+    assert_int_equal(counter(TS_MET_TCP_ACCEPTED) - acc0, mode == TS_NET_ACCEPT_CONNECTED);
+    const char req[] = "GET /ws/0 HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\n\r\n";
+    send_all(c->fd, (const uint8_t *)req, sizeof req - 1);
+    uint64_t until = uv_hrtime() + 5000000000ull;
+    while (c->ws == NULL) {
+        assert_true(uv_hrtime() < until);
+        uint64_t before = counter(TS_MET_TCP_ACCEPTED);
+        uv_run(&x.loop, UV_RUN_NOWAIT);
+        if (mode == TS_NET_ACCEPT_FIRST_BYTES && counter(TS_MET_TCP_ACCEPTED) != before)
+            assert_non_null(c->ws); /* accepted and read in one turn */
+        if (!c->ws) usleep(1000);
+    }
+    assert_int_equal(counter(TS_MET_TCP_ACCEPTED) - acc0, 1);
+    stop(&x);
+}
+
+static void test_accept_connected(void **s) { (void)s, accept_when(TS_NET_ACCEPT_CONNECTED); }
+static void test_accept_first_bytes(void **s) { (void)s, accept_when(TS_NET_ACCEPT_FIRST_BYTES); }
+
 static void test_read_ring(void **s) { (void)s, many_read(TS_NET_IO_URING); }
 static void test_read_syscalls(void **s) { (void)s, many_read(TS_NET_IO_SYSCALLS); }
 static void test_pieces_ring(void **s) { (void)s, pieces_and_big(TS_NET_IO_URING); }
@@ -511,6 +559,7 @@ int main(void) {
         cmocka_unit_test(test_read_ring),   cmocka_unit_test(test_read_syscalls),
         cmocka_unit_test(test_pieces_ring), cmocka_unit_test(test_pieces_syscalls),
         cmocka_unit_test(test_shed_ring),   cmocka_unit_test(test_shed_syscalls),
+        cmocka_unit_test(test_accept_connected), cmocka_unit_test(test_accept_first_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
