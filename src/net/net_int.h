@@ -161,6 +161,8 @@ struct ts_net {
     uint8_t uring_tried;   /* ts_uring__new was called (in the loop's thread) */
     ts_uring_t *uring;     /* the turn's reads and writes; NULL: a system call each */
     uint8_t *slots;        /* with the ring: a read slot per operation of a batch */
+    struct ts_conn *again[32]; /* reads of the last batch that filled their buffer (RING_BATCH) */
+    unsigned nagain;
     uint8_t shared_rbuf[65536]; /* reads land here when no partial data is pending */
 };
 
@@ -195,10 +197,10 @@ void ts_net__http_closed(ts_conn_t *c);
 /* Called for each send of a batch: `iov[0..n)` as queued, `res` the bytes
  * written or a negative errno (-EAGAIN: none). Must not queue sends. */
 typedef void (*ts_uring_cb)(void *ud, uv_buf_t *iov, unsigned n, int res);
-/* Called for each read of a batch, in the order queued: `buf` as queued,
- * `res` the bytes read, 0 at the end of the stream, or a negative errno
- * (-EAGAIN: nothing read). */
-typedef void (*ts_uring_recv_cb)(void *ud, void *buf, int res);
+/* Called for each read of a batch, in the order queued: `buf` and `len`
+ * as queued, `res` the bytes read, 0 at the end of the stream, or a
+ * negative errno (-EAGAIN: nothing read). */
+typedef void (*ts_uring_recv_cb)(void *ud, void *buf, size_t len, int res);
 /* Whether a read first puts the socket in delayed-ACK mode (TCP_QUICKACK 0). */
 enum ts_uring_ack { TS_URING_ACK_AS_IS = 0, TS_URING_ACK_DELAYED };
 /* A ring for batches of up to `batch` operations; NULL (logged) when the

@@ -226,7 +226,8 @@ void ts_uring__run_recv(ts_uring_t *u, ts_uring_recv_cb cb) {
     memcpy(u->done, u->ops, n * sizeof(*u->done));
     u->n = 0;
     u->running = 1; /* for the `done` copy: a read's callback starts no run */
-    for (unsigned i = 0; i < n; i++) cb(u->done[i].ud, u->done[i].one.iov_base, result(&u->done[i]));
+    for (unsigned i = 0; i < n; i++)
+        cb(u->done[i].ud, u->done[i].one.iov_base, u->done[i].one.iov_len, result(&u->done[i]));
     u->running = 0;
 }
 

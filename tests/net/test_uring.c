@@ -7,7 +7,8 @@
  * from the batch and the rest once the socket is writable, and so do more
  * segments than one system call takes; many clients' frames are read in
  * one turn, a frame that comes in pieces continues in the connection's own
- * buffer, one bigger than a read slot arrives whole; a process out of
+ * buffer, one bigger than a read slot arrives whole, and a socket with more
+ * than a slot waiting is read whole in one turn; a process out of
  * descriptors closes new connections instead of spinning, then accepts
  * again; and a listener that waits for a client's first bytes accepts and
  * reads it in one turn. Real sockets on loopback; one thread, the loop runs between the
@@ -490,6 +491,30 @@ static void out_of_descriptors(enum ts_net_io io) {
     stop(&x);
 }
 
+/* Six 16 KiB frames waiting in one socket (more than a 64 KiB read slot
+ * holds): one turn reads them all, a full read being followed by another,
+ * so that what they bring is written in that turn, not one read per turn. */
+static void full_reads(enum ts_net_io io) {
+    ctx_t x;
+    start(&x, io);
+    client_t *c = &x.c[4];
+    size_t one = 16384, n = 0;
+    uint8_t *p = malloc(one), *f = malloc(6 * (one + 14));
+    memset(p, 'z', one);
+    for (int i = 0; i < 6; i++) n += client_frame(f + n, TS_WS_OP_BINARY, p, one);
+    send_all(c->fd, f, n);
+    usleep(20000);
+    uv_run(&x.loop, UV_RUN_NOWAIT);
+    assert_int_equal(c->messages, 6);
+    assert_int_equal(c->gotlen, one);
+    free(p);
+    free(f);
+    stop(&x);
+}
+
+static void test_full_ring(void **s) { (void)s, full_reads(TS_NET_IO_URING); }
+static void test_full_syscalls(void **s) { (void)s, full_reads(TS_NET_IO_SYSCALLS); }
+
 static int c0_closed(ctx_t *x) { return x->c[0].ws == NULL; }
 
 /* When a connection is accepted: at once, or (TS_NET_ACCEPT_FIRST_BYTES,
@@ -560,6 +585,7 @@ int main(void) {
         cmocka_unit_test(test_pieces_ring), cmocka_unit_test(test_pieces_syscalls),
         cmocka_unit_test(test_shed_ring),   cmocka_unit_test(test_shed_syscalls),
         cmocka_unit_test(test_accept_connected), cmocka_unit_test(test_accept_first_bytes),
+        cmocka_unit_test(test_full_ring),   cmocka_unit_test(test_full_syscalls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
