@@ -901,9 +901,12 @@ static void on_read(ts_conn_t *c, uint8_t *buf, ssize_t nread) {
         deliver(c, buf, (size_t)nread);
 }
 
+/* Closed at the end of the turn, not now: a read may be queued in the
+ * ring's batch for another socket, and nothing may close sockets (whose
+ * layers above could close more) between queuing and submitting. */
 static void out_of_room(ts_conn_t *c) {
     ts_debug("net", "closing %s: over 4 GiB unparsed", ts_conn_peer(c));
-    ts_net__close(c);
+    fail_later(c);
 }
 
 /* A socket whose read filled its buffer is read again in the same turn,
@@ -915,7 +918,7 @@ static void out_of_room(ts_conn_t *c) {
 
 /* Reads with one system call each, as libuv made them (no ring). */
 static void read_now(ts_conn_t *c) {
-    for (int k = 0; k < READS_PER_TURN && !(c->flags & TS_CONN_CLOSING); k++) {
+    for (int k = 0; k < READS_PER_TURN && !(c->flags & (TS_CONN_CLOSING | TS_CONN_FAILED)); k++) {
         size_t room;
         uint8_t *dst = read_room(c, c->net->shared_rbuf, sizeof c->net->shared_rbuf, &room);
         if (!dst) {
@@ -955,7 +958,8 @@ static void reads_run(ts_net_t *net) {
         unsigned n = net->nagain; /* at most one batch: they fit the next */
         net->nagain = 0;
         for (unsigned i = 0; i < n; i++)
-            if (!(net->again[i]->flags & TS_CONN_CLOSING)) read_queue(net, ring, net->again[i]);
+            if (!(net->again[i]->flags & (TS_CONN_CLOSING | TS_CONN_FAILED)))
+                read_queue(net, ring, net->again[i]);
     }
 }
 
@@ -967,7 +971,7 @@ static void read_ready(ts_net_t *net, ts_conn_t *c) {
         read_now(c);
         return;
     }
-    if (c->flags & TS_CONN_READING) return;
+    if (c->flags & (TS_CONN_READING | TS_CONN_FAILED)) return;
     if (ts_uring__full(ring)) reads_run(net);
     if (c->flags & TS_CONN_CLOSING) return; /* closed by that batch's reads */
     read_queue(net, ring, c);
