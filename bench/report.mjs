@@ -58,6 +58,7 @@ const label = {
   tabsyncd: 'tabsyncd', node: 'Node socket.io', tabsyncd2: 'tabsyncd, 2 loops',
   'ts-off': 'tabsyncd, history off', 'ts-sqlite': 'tabsyncd, history on (SQLite, group:2)',
   'ts-mem': 'tabsyncd, history on (memory store)',
+  floor: 'bench/hsfloor: a minimal epoll responder, the same packets, no protocol work',
 };
 const sLabel = { ...label, node: 'Node socket.io (relay, no history)' };
 
@@ -87,7 +88,7 @@ const P = (k, s) => med(k, s, (r) => r.per_s);
 const first = (k) => okRuns(k, 'tabsyncd')[0] || runsOf(k, 'tabsyncd')[0] || {};
 // ---- /session: the product path (issue #13) ---------------------------------------
 const S = { ses: 's-sessions', rate: 's-sessions@4000', fan: 's-fanout', conn: 's-connect', slow: 's-slow' };
-const sKinds = ['ts-off', 'ts-sqlite', 'ts-mem', 'node'];
+const sKinds = ['ts-off', 'ts-sqlite', 'ts-mem', 'node', 'floor'];
 const has = (k) => rows.some((r) => r.key === k);
 const present = (k) => sKinds.filter((s) => runsOf(k, s).length);
 const perDlv = (k, s) => med(k, s, (r) => (r.server_us_per_delivery > 0 ? r.server_us_per_delivery : NaN));
@@ -246,6 +247,13 @@ if ([S.ses, S.rate, S.fan, S.conn, S.slow].some(has)) {
   if (has(S.conn)) {
     const a = perHs(S.conn, 'ts-off'), b = perHs(S.conn, 'ts-sqlite'), n = perHs(S.conn, 'node');
     w(`| handshakes with the token check and registry | server CPU per handshake | ${usd(a, 1)}${meets(Number.isFinite(a) ? a <= 25 : undefined)} | ${usd(b, 1)}${meets(Number.isFinite(b) ? b <= 25 : undefined)} | ${usd(n, 1)} | ${ratio(n, a)} less | ≤ 25 µs |`);
+    // the kernel's part of it (stime), and a minimal responder's whole cost:
+    // how much of the target the TCP connection alone takes on loopback
+    const kHs = (k, sv) => med(k, sv, (r) => (r.server_us_per_handshake > 0 && r.server_cpu_s > 0 ? (r.server_us_per_handshake * r.server_sys_s) / r.server_cpu_s : NaN));
+    w(`| 〃 | of it in the kernel (stime) | ${usd(kHs(S.conn, 'ts-off'), 1)} | ${usd(kHs(S.conn, 'ts-sqlite'), 1)} | ${usd(kHs(S.conn, 'node'), 1)} | — | — |`);
+    const fl = perHs(S.conn, 'floor');
+    if (Number.isFinite(fl))
+      w(`| 〃 | a minimal epoll responder with no protocol work (bench/hsfloor: the same packets, a system call each), server CPU per handshake | ${usd(fl, 1)} (${fmt(kern(S.conn, 'floor'))} % kernel) | — | — | — | — |`);
     w(`| 〃 | handshakes/s (the generator is the limit) | ${fmt(P(S.conn, 'ts-off'))} | ${fmt(P(S.conn, 'ts-sqlite'))} | ${fmt(P(S.conn, 'node'))} | ${ratio(P(S.conn, 'ts-off'), P(S.conn, 'node'))} | — |`);
   }
   if (has(S.slow)) {

@@ -47,12 +47,13 @@ fi
 
 say "building tabsyncd and tsbench (RelWithDebInfo: -O2 -g, NDEBUG) in $BUILD"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTS_TESTS=OFF >/dev/null
-cmake --build "$BUILD" -j"$JOBS" --target tabsyncd tsbench >/dev/null
+cmake --build "$BUILD" -j"$JOBS" --target tabsyncd tsbench hsfloor >/dev/null
 # the commit the binaries were built from (others may commit during the run)
 commit=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 dirty=$(git -C "$ROOT" status --porcelain -- src bench 2>/dev/null | head -c1)
 TABSYNCD=$BUILD/tabsyncd
 TSBENCH=$BUILD/bench/tsbench
+HSFLOOR=$BUILD/bench/hsfloor
 PEER=$ROOT/bench/peer/node-server.mjs
 
 STAMP=$(date -u +%Y%m%dT%H%M%SZ)
@@ -73,6 +74,8 @@ EXTRA_NODE=()
 #              durability (group:2: one fsync per 2 ms window), fresh per run,
 #              on the build directory's disk (not tmpfs)
 #   ts-mem     the history on in the memory store (no file, no fsync)
+#   floor      not a server: bench/hsfloor answers a handshake with canned
+#              packets (s-connect only: the kernel's floor under a handshake)
 SQLITE_DIR=$RES/sqlite
 SQLITE_FILE=""
 is_tabsyncd() { case $1 in tabsyncd | tabsyncd2 | ts-*) return 0 ;; esac; return 1; }
@@ -140,6 +143,8 @@ start_server() {
     mkfifo "$fifo"
     if is_tabsyncd "$kind"; then
         "$TABSYNCD" "${args[@]}" >"$fifo" 2>>"$log" &
+    elif [ "$kind" = floor ]; then
+        "$HSFLOOR" >"$fifo" 2>>"$log" & # canned answers: no flags apply
     else
         node "$PEER" "${args[@]}" >"$fifo" 2>>"$log" &
     fi
@@ -339,7 +344,9 @@ for RUN in $(seq "$RUNS"); do
     if want s-connect; then
         # the per-address limit as for connect-session (32 addresses share it)
         S_HS=2000
-        session s-connect "ts-off ts-sqlite node" connect "${S_CONN[@]}"
+        # floor: bench/hsfloor, the same packets and system calls with no
+        # protocol work: what the TCP connection alone costs the server
+        session s-connect "ts-off ts-sqlite node floor" connect "${S_CONN[@]}"
     fi
     if want s-slow; then
         # one publisher of 16 KiB envelopes to 200 tabs of its session: the
