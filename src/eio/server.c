@@ -562,6 +562,14 @@ static void sock_close_graceful(ts_eio_sock_t *s, const char *reason) {
 
 void ts_eio_sock_close(ts_eio_sock_t *s) { sock_close_graceful(s, "forced close"); }
 
+void ts_eio_sock_cork(ts_eio_sock_t *s) {
+    if (s->state == ST_OPEN && s->transport == TR_WEBSOCKET && s->ws) ts_ws_cork(s->ws);
+}
+
+void ts_eio_sock_uncork(ts_eio_sock_t *s) {
+    if (s->ws) ts_ws_uncork(s->ws);
+}
+
 void ts_eio_close_all(ts_eio_server_t *srv, const char *reason) {
     void *e;
     for (size_t it = 0; ts_idmap_next(&srv->sessions, &it, &e);) {

@@ -118,6 +118,12 @@ enum ts_eio_class {
  * and key still queued for this peer as above (not yet handed to the
  * kernel) is replaced in its place by this one (latest wins). */
 void ts_eio_send_class(ts_eio_sock_t *s, ts_buf_t *buf, int binary, unsigned cls, uint32_t key);
+/* Holds the session's writes until ts_eio_sock_uncork (ts_ws_cork: while
+ * small), so that what it answers in two loop turns leaves in one write.
+ * Websocket transport only: a polling client's answers wait for its next
+ * GET anyway. One holder at a time. */
+void ts_eio_sock_cork(ts_eio_sock_t *s);
+void ts_eio_sock_uncork(ts_eio_sock_t *s);
 /* Server-initiated close: flush what is queued, send a close packet, then
  * close ("forced close"). on_close runs before this returns. */
 void ts_eio_sock_close(ts_eio_sock_t *s);

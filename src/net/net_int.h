@@ -64,6 +64,7 @@ enum ts_conn_flags { /* 16 bits */
     TS_CONN_IN_FLUSH = 1u << 4,  /* linked in net->flush_list */
     TS_CONN_AWAITING = 1u << 5,  /* HTTP: a request was handed up, no answer yet */
     TS_CONN_REPROCESS = 1u << 6, /* HTTP: buffered bytes to parse at the next flush */
+    TS_CONN_CORKED = 1u << 7,    /* WebSocket: small writes wait for ts_ws_uncork */
     TS_CONN_WS_CLOSE_SENT = 1u << 8,
     TS_CONN_OVERFLOW = 1u << 9,  /* slow consumer: cut off at the next flush */
     TS_CONN_FAILED = 1u << 10,   /* a write failed: closed at the next flush */

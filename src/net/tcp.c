@@ -285,8 +285,20 @@ void ts_net__timer(ts_conn_t *c, enum ts_conn_timer kind) {
 
 /* ---- writes ---- */
 
+/* A corked connection's writes wait for ts_ws_uncork while they are few:
+ * the cork only merges what one handshake answers in two turns into one
+ * write. More than this, a graceful end, a cut or a failure go at once. */
+#define CORK_MAX 16384
+
+static int held(const ts_conn_t *c) {
+    return (c->flags & TS_CONN_CORKED) &&
+           !(c->flags & (TS_CONN_ENDING | TS_CONN_OVERFLOW | TS_CONN_FAILED | TS_CONN_CLOSING)) &&
+           ts_conn_queued(c) < CORK_MAX;
+}
+
 void ts_net__schedule(ts_conn_t *c) {
     if (c->flags & (TS_CONN_IN_FLUSH | TS_CONN_CLOSING)) return;
+    if (held(c)) return; /* ts_ws_uncork schedules it */
     ts_net_t *net = ts_net__of(c);
     if (ts_list_empty(&net->flush_list)) uv_idle_start(&net->flush_idle, on_idle);
     c->flags |= TS_CONN_IN_FLUSH;
@@ -685,6 +697,7 @@ static void on_flush_check(uv_check_t *h) {
             ts_list_remove(it);
             ts_conn_t *c = ts_list_entry(it, ts_conn_t, flush_link);
             c->flags &= ~(uint32_t)TS_CONN_IN_FLUSH;
+            if (held(c)) continue; /* corked since it was scheduled */
             if (c->flags & TS_CONN_REPROCESS) {
                 c->flags &= ~(uint32_t)TS_CONN_REPROCESS;
                 ring_run(net); /* process() calls the layers above */

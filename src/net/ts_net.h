@@ -192,6 +192,13 @@ int ts_ws_send(ts_ws_conn_t *ws, uint8_t opcode, ts_buf_t *buf, size_t off, size
  * one (latest wins) instead of both being sent. Returns 0, or TS_ECLOSED. */
 int ts_ws_send_class(ts_ws_conn_t *ws, uint8_t opcode, ts_buf_t *buf, unsigned cls,
                      uint32_t key);
+/* Holds the connection's writes until ts_ws_uncork while less than 16 KiB
+ * is queued (a close, a cut or a failure is not held): an answer that
+ * waits a loop turn for a store read then leaves in one write with what
+ * was queued before it, not in two. One holder at a time; uncorking a
+ * connection that is not corked does nothing. */
+void ts_ws_cork(ts_ws_conn_t *ws);
+void ts_ws_uncork(ts_ws_conn_t *ws);
 /* Sends a close frame, flushes, then closes the TCP connection. Detaches:
  * on_close will not be called. */
 void ts_ws_close(ts_ws_conn_t *ws, uint16_t code, const char *reason);

@@ -141,6 +141,16 @@ int ts_ws_send_class(ts_ws_conn_t *c, uint8_t opcode, ts_buf_t *buf, unsigned cl
     return 0;
 }
 
+void ts_ws_cork(ts_ws_conn_t *c) {
+    if (!(c->flags & TS_CONN_CLOSING)) c->flags |= TS_CONN_CORKED;
+}
+
+void ts_ws_uncork(ts_ws_conn_t *c) {
+    if (!(c->flags & TS_CONN_CORKED)) return;
+    c->flags &= ~(uint32_t)TS_CONN_CORKED;
+    if (ts_conn_queued(c)) ts_net__schedule(c);
+}
+
 void ts_ws_close(ts_ws_conn_t *c, uint16_t code, const char *reason) {
     if (c->mode == TS_CONN_WS) c->ws_h = NULL; /* in HTTP mode: the parser's bytes */
     if (c->flags & TS_CONN_CLOSING) return;

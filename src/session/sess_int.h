@@ -170,6 +170,7 @@ typedef struct sess_sock {
     uint8_t counted_ip : 1, counted_user : 1;
     uint8_t gone : 1;         /* disconnected: s is NULL, freed at the last release */
     uint8_t backend : 1;      /* a backend's request (the data API): no socket ever */
+    uint8_t corked : 1;       /* its connection's writes wait for its welcome */
 } sess_sock_t;
 
 /* Its client-reported metadata (borrowed), or NULL. */

@@ -359,12 +359,26 @@ static void on_connection(ts_sio_socket_t *s, void *ud) {
     ts_list_insert_tail(&sess->socks, &ss->link);
     TS_MET_BUMP_(sess->nsocks, 1);
     SESS_COUNT(sess->counters[SC_CONNECTED]);
-    if (ss->id.proto >= 3 && sess->history)
-        ts_sess__hist_welcome(ss); /* says where the history is: after loading it */
-    else
+    if (ss->id.proto >= 3 && sess->history) {
+        /* The welcome says where the history is, which takes a store read
+         * (the next loop turn, or a round trip to Redis). The CONNECT reply
+         * waits for it, and both leave in one write: one packet and one
+         * system call fewer per handshake (issue #13, docs/PERFORMANCE.md). */
+        ts_sio_socket_cork(s);
+        ss->corked = 1;
+        ts_sess__hist_welcome(ss);
+    } else {
         ts_sess__emit_welcome(ss, NULL);
+    }
     ts_sess__reg_put(ss);
     ts_sess__el_connected(ss);
+}
+
+/* What on_connection held for the welcome goes (the welcome with it). */
+static void uncork(sess_sock_t *ss) {
+    if (!ss->corked) return;
+    ss->corked = 0;
+    if (ss->s) ts_sio_socket_uncork(ss->s);
 }
 
 void ts_sess__emit_welcome(sess_sock_t *ss, json_t *hist) {
@@ -379,6 +393,7 @@ void ts_sess__emit_welcome(sess_sock_t *ss, json_t *hist) {
     ts_sio_args_t a = {arr, NULL, 0};
     ts_sio_emit(ss->s, "welcome", &a);
     json_decref(arr);
+    uncork(ss);
 }
 
 static void inq_clear(sess_sock_t *ss);
@@ -387,6 +402,7 @@ static void on_disconnect(ts_sio_socket_t *s, const char *reason, void *ud) {
     ts_sess_t *sess = ud;
     sess_sock_t *ss = ts_sio_socket_ud(s);
     if (!ss) return;
+    uncork(ss); /* the connection may carry other namespaces */
     ts_sio_socket_set_ud(s, NULL);
     if (ts_list_linked(&ss->link)) {
         ts_list_remove(&ss->link);

@@ -1355,3 +1355,5 @@ int ts_sio_socket_recovered(const ts_sio_socket_t *s) { return s->recovered; }
 void ts_sio_socket_set_ud(ts_sio_socket_t *s, void *ud) { s->ud = ud; }
 void *ts_sio_socket_ud(const ts_sio_socket_t *s) { return s->ud; }
 ts_eio_sock_t *ts_sio_socket_eio(const ts_sio_socket_t *s) { return ts_sio__client_eio(s->c); }
+void ts_sio_socket_cork(ts_sio_socket_t *s) { ts_eio_sock_cork(ts_sio__client_eio(s->c)); }
+void ts_sio_socket_uncork(ts_sio_socket_t *s) { ts_eio_sock_uncork(ts_sio__client_eio(s->c)); }

@@ -214,6 +214,12 @@ void ts_sio_socket_set_owner(ts_sio_socket_t *s, const char *owner);
 void ts_sio_socket_set_ud(ts_sio_socket_t *s, void *ud);
 void *ts_sio_socket_ud(const ts_sio_socket_t *s);
 ts_eio_sock_t *ts_sio_socket_eio(const ts_sio_socket_t *s);
+/* Holds the writes of the socket's connection (every namespace on it)
+ * until ts_sio_socket_uncork, while they are small (ts_eio_sock_cork): a
+ * namespace whose first event waits for a store read sends the CONNECT
+ * reply and that event in one write. One holder per connection. */
+void ts_sio_socket_cork(ts_sio_socket_t *s);
+void ts_sio_socket_uncork(ts_sio_socket_t *s);
 /* Room names the socket is in (its own id first). Returns the count and
  * fills up to `max` borrowed names. */
 size_t ts_sio_socket_rooms(const ts_sio_socket_t *s, const char **out, size_t max);

@@ -25,10 +25,14 @@
 // tabsyncd only (skipped with TS_TARGET=node).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
+import { once } from 'node:events';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { io } from 'socket.io-client';
 import { startServer, IS_NODE, CLUSTER, sleep } from './harness.mjs';
+import { encodeFrame, decodeFrame } from './raw.mjs';
 import {
   BASE_FLAGS, ident, uniq, tempDir, auth3, writeRules, makeRng, openMirror, fullLog, fold,
   applyEffects, getPtr, sorted, canon, hlcMs, schemaError, mustMatch, clone, checkpointDiffs,
@@ -93,6 +97,41 @@ async function freshView(env, session, user = 'alice') {
   return view;
 }
 
+/**
+ * A raw websocket tab: upgrade, Engine.IO open, then the CONNECT with
+ * `auth`; resolves to the text frames that came in each TCP read after the
+ * CONNECT was sent, up to and including the one with the welcome.
+ */
+async function connectReads(port, auth) {
+  const sock = net.connect(port, '127.0.0.1');
+  await once(sock, 'connect');
+  let buf = Buffer.alloc(0);
+  let reads = [];
+  const waiters = [];
+  sock.on('data', (d) => { buf = Buffer.concat([buf, d]); reads.push(d); waiters.splice(0).forEach((w) => w()); });
+  sock.on('error', () => {});
+  const until = async (pred, what) => {
+    const deadline = Date.now() + 5000;
+    for (let v = pred(); !v; v = pred()) {
+      if (Date.now() > deadline) throw new Error(`timeout waiting for ${what}: ${buf.toString('latin1').slice(0, 200)}`);
+      await new Promise((r) => { const t = setTimeout(r, 50); waiters.push(() => { clearTimeout(t); r(); }); });
+    }
+  };
+  const key = crypto.randomBytes(16).toString('base64');
+  sock.write(`GET /socket.io/?EIO=4&transport=websocket HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n` +
+    `Connection: Upgrade\r\nSec-WebSocket-Key: ${key}\r\nSec-WebSocket-Version: 13\r\n\r\n`);
+  await until(() => { const i = buf.indexOf('\r\n\r\n'); return i >= 0 && decodeFrame(buf.subarray(i + 4)); }, 'the open packet');
+  reads = [];
+  sock.write(encodeFrame({ payload: `40/session,${JSON.stringify(auth)}` }));
+  await until(() => reads.some((d) => d.includes('"welcome"')), 'the welcome');
+  sock.destroy();
+  return reads.map((d) => {
+    const texts = [];
+    for (let f = decodeFrame(d); f; d = d.subarray(f.size), f = decodeFrame(d)) texts.push(f.text);
+    return texts;
+  });
+}
+
 let envN = 0;
 const env3 = (fields = {}) => { envN += 1; return { v: 3, type: 'test.note', id: `n-${envN}`, body: { n: envN }, ...fields }; };
 let chN = 0;
@@ -104,6 +143,34 @@ describe('history 1: v3 basics', SKIP, () => {
   const env = suiteEnv();
   before(async () => { await startWithRules(env); });
   after(() => env.cleanup());
+
+  it('a v3 tab\'s CONNECT reply waits for its welcome (which waits for the history): one write for both', { timeout: 20000 }, async () => {
+    // the server's writes, counted: 2 per handshake (101 + open, then
+    // CONNECT reply + welcome); 3 when the reply leaves a turn before the
+    // welcome. Reads alone cannot tell: the second write usually lands
+    // before the client reads the first.
+    const writes = async () => {
+      const text = await (await fetch(`${env.srv.url}/metrics`)).text();
+      return Number(/^tabsync_socket_writes_total (\d+)$/m.exec(text)?.[1]);
+    };
+    const N = 20;
+    const w0 = CLUSTER ? 0 : await writes();
+    for (let i = 0; i < N; i++) {
+      const id = ident('alice', uniq('b1w'), 'd1', `tw${i}`);
+      const reads = await connectReads(env.srv.port, auth3(id, 4));
+      assert.equal(reads.length, 1, `reads after the CONNECT: ${JSON.stringify(reads)}`);
+      const [reply, welcome] = reads[0];
+      assert.match(reply, /^40\/session,\{"sid":"[^"]+","pid":"[^"]+"\}$/);
+      assert.ok(welcome.startsWith('42/session,["welcome",'), welcome);
+      const w = JSON.parse(welcome.slice('42/session,'.length))[1];
+      assert.equal(w.tab, `tw${i}`);
+      assert.match(w.epoch ?? '', EPOCH_RE, 'the welcome says where the history is');
+    }
+    if (!CLUSTER) { // one process: its own counter (a cluster spreads the tabs)
+      const d = (await writes()) - w0;
+      assert.ok(d >= 2 * N && d <= 2 * N + 4, `${d} writes for ${N} handshakes and one /metrics answer`);
+    }
+  });
 
   it('welcome says epoch/seq/ver; session publishes get seq 1,2,3 gap-free across publishers with kind and ts; the same epoch everywhere', { timeout: 20000 }, async () => {
     const S = uniq('b1');

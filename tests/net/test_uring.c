@@ -10,8 +10,9 @@
  * buffer, one bigger than a read slot arrives whole, and a socket with more
  * than a slot waiting is read whole in one turn; a process out of
  * descriptors closes new connections instead of spinning, then accepts
- * again; and a listener that waits for a client's first bytes accepts and
- * reads it in one turn. Real sockets on loopback; one thread, the loop runs between the
+ * again; a listener that waits for a client's first bytes accepts and
+ * reads it in one turn; and a corked connection holds its small frames
+ * until it is uncorked, then sends them in one write. Real sockets on loopback; one thread, the loop runs between the
  * clients' reads. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -335,6 +336,63 @@ static void many_frames(enum ts_net_io writes) {
     stop(&x);
 }
 
+static int cork_big_done(ctx_t *x) {
+    size_t len;
+    return body_of(&x->c[4], &len) && len == 18 + 4 + 20000 && ts_conn_queued(x->c[4].ws) == 0;
+}
+
+/* A corked connection (ts_ws_cork) holds its small frames over several
+ * loop turns, including one queued and scheduled before the cork (as a
+ * CONNECT reply is before the session's welcome); the uncork sends them in
+ * one write. 16 KiB or more is not held. */
+static void cork(enum ts_net_io io) {
+    ctx_t x;
+    start(&x, io);
+    client_t *c = &x.c[4];
+    uint64_t w0 = counter(TS_MET_WRITES);
+    ts_buf_t *a = ts_buf_from("connect", 7), *b = ts_buf_from("welcome", 7);
+    assert_int_equal(ts_ws_send_class(c->ws, TS_WS_OP_TEXT, a, TS_NET_CLASS_EVENT, 0), 0);
+    ts_ws_cork(c->ws);
+    for (int i = 0; i < 5; i++) uv_run(&x.loop, UV_RUN_NOWAIT);
+    assert_int_equal(counter(TS_MET_WRITES) - w0, 0);
+    assert_int_equal(ts_conn_queued(c->ws), 9);
+    assert_int_equal(ts_ws_send_class(c->ws, TS_WS_OP_TEXT, b, TS_NET_CLASS_EVENT, 0), 0);
+    for (int i = 0; i < 5; i++) uv_run(&x.loop, UV_RUN_NOWAIT);
+    assert_int_equal(counter(TS_MET_WRITES) - w0, 0);
+    client_read(c);
+    size_t len;
+    assert_non_null(body_of(c, &len));
+    assert_int_equal(len, 0); /* nothing but the 101 */
+    ts_ws_uncork(c->ws);
+    uv_run(&x.loop, UV_RUN_NOWAIT);
+    assert_int_equal(counter(TS_MET_WRITES) - w0, 1); /* both frames, one write */
+    const uint8_t *p;
+    uint64_t until = uv_hrtime() + 5000000000ull;
+    while ((p = body_of(c, &len)) == NULL || len < 18) {
+        assert_true(uv_hrtime() < until);
+        client_read(c);
+    }
+    assert_int_equal(len, 18);
+    assert_memory_equal(p, "\x81\x07" "connect" "\x81\x07" "welcome", 18);
+    /* past the cork's bound: not held */
+    ts_ws_cork(c->ws);
+    uint8_t *big = malloc(20000);
+    memset(big, 'z', 20000);
+    ts_buf_t *z = ts_buf_from(big, 20000);
+    assert_int_equal(ts_ws_send_class(c->ws, TS_WS_OP_BINARY, z, TS_NET_CLASS_EVENT, 0), 0);
+    pump(&x, cork_big_done);
+    p = body_of(c, &len);
+    assert_int_equal(p[18], 0x82);
+    assert_memory_equal(p + 22, big, 20000);
+    ts_ws_uncork(c->ws);
+    ts_ws_uncork(c->ws); /* not corked: nothing happens */
+    ts_buf_unref(a);
+    ts_buf_unref(b);
+    ts_buf_unref(z);
+    free(big);
+    stop(&x);
+}
+
 /* A masked client frame (opcode, payload) into `out` (len + 14 bytes). */
 static size_t client_frame(uint8_t *out, uint8_t opcode, const uint8_t *p, size_t len) {
     static const uint8_t mask[4] = {0x12, 0x34, 0x56, 0x78};
@@ -556,6 +614,8 @@ static void accept_when(enum ts_net_accept mode) {
     stop(&x);
 }
 
+static void test_cork_ring(void **s) { (void)s, cork(TS_NET_IO_URING); }
+static void test_cork_syscalls(void **s) { (void)s, cork(TS_NET_IO_SYSCALLS); }
 static void test_accept_connected(void **s) { (void)s, accept_when(TS_NET_ACCEPT_CONNECTED); }
 static void test_accept_first_bytes(void **s) { (void)s, accept_when(TS_NET_ACCEPT_FIRST_BYTES); }
 
@@ -586,6 +646,7 @@ int main(void) {
         cmocka_unit_test(test_shed_ring),   cmocka_unit_test(test_shed_syscalls),
         cmocka_unit_test(test_accept_connected), cmocka_unit_test(test_accept_first_bytes),
         cmocka_unit_test(test_full_ring),   cmocka_unit_test(test_full_syscalls),
+        cmocka_unit_test(test_cork_ring),   cmocka_unit_test(test_cork_syscalls),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
