@@ -1182,6 +1182,21 @@ static int r_commit(void *self, ts_slice_t session, const ts_store_commit_t *c,
     char k[4][KEY_CAP];
     size_t kl[4];
     log_keys(s, session, k, kl);
+    if (!c->client.len && c->if_ver == TS_STORE_ANY_VER && !c->is_state && !c->chain &&
+        !c->fence.len) {
+        /* a plain event: the script without conditions (redis_lua.c) */
+        char ep[24];
+        new_epoch(ep);
+        const char *keys[2] = {k[0], k[1]};
+        rop_t *o = script_op(s, S_COMMIT_PLAIN, K_COMMIT, keys, kl, 2, NULL, 0, ud);
+        o->argv[o->argc] = ts_xmemdup(c->event->data, c->event->len); /* binary */
+        o->argvlen[o->argc++] = c->event->len;
+        o->argv[o->argc] = ts_xstrdup(ep);
+        o->argvlen[o->argc++] = strlen(ep);
+        o->cb.commit = cb;
+        sess_send(o);
+        return 0;
+    }
     kl[2] = cat3(k[2], ts_slice(k[0], kl[0]), TS_SLICE_LIT(":w:"), c->client);
     kl[3] = cat3(k[3], ts_slice_str(s->prefix), TS_SLICE_LIT("lease:"), c->fence);
     /* the fence: read here when the lease shares the session's slot (always
