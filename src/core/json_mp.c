@@ -138,12 +138,7 @@ out:
  * canonical; *plain: no escapes. 0 if it is not one. */
 static size_t str_len(const uint8_t *p, size_t n, int *plain) {
     if (!n || p[0] != '"') return 0;
-    *plain = 1;
-    for (size_t i = 1; i < n; i++) {
-        if (p[i] == '"') return i + 1;
-        if (p[i] == '\\') *plain = 0, i++;
-    }
-    return 0;
+    return ts_json_skip_string(p, n, plain);
 }
 
 /* Writes the canonical value at p and returns its length, or 0 to decline. */
@@ -195,13 +190,17 @@ static size_t tx_value(ts_sbuf_t *o, const uint8_t *p, size_t n, unsigned depth)
         k++;
     }
     if (!k || k > 40) return 0;
+    if (!real) { /* within +-2^53 (canonical): 16 digits at most, no strtoll */
+        int neg = p[0] == '-';
+        uint64_t u = 0;
+        for (size_t i = (size_t)neg; i < k; i++) u = u * 10 + (uint64_t)(p[i] - '0');
+        if (k - (size_t)neg > 16 || u > MP_SAFE_INT) return 0;
+        mp_int(o, neg ? -(int64_t)u : (int64_t)u);
+        return k;
+    }
     char num[48];
     memcpy(num, p, k);
     num[k] = '\0';
-    if (!real) {
-        mp_int(o, strtoll(num, NULL, 10)); /* within +-2^53: canonical */
-        return k;
-    }
     double d = strtod(num, NULL);
     /* notepack writes whole numbers as integers (mp_pack in rmsg.c too) */
     if (d == floor(d) && d >= -9223372036854775808.0 && d < 9223372036854775808.0) {

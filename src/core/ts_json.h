@@ -64,6 +64,9 @@ size_t ts_json_canonical_string_len(const uint8_t *p, size_t n, int *plain);
  * for walking such a text, several times cheaper than
  * ts_json_canonical_len. 0 if the value is cut. */
 size_t ts_json_skip(const uint8_t *p, size_t n);
+/* The same for a string (p[0] == '"'): its length, quotes included, or 0 if
+ * it does not end; *plain: 1 if it has no escapes. */
+size_t ts_json_skip_string(const uint8_t *p, size_t n, int *plain);
 
 /* json_loadb(p, n, flags, err) with a fast path: a canonical text (see
  * ts_json_is_canonical) is built into a tree directly, without

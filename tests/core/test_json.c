@@ -56,6 +56,40 @@ static void test_skip(void **state) {
     }
 }
 
+/* Strings on both sides of the bytewise scan's limit (24 bytes; memchr
+ * past it): an escaped quote or a run of one to three backslashes at every
+ * position, then more bytes, then the end and what follows. Each is
+ * measured as the checking scan measures it, with plain set exactly when
+ * there is no escape; cut anywhere, it does not end. */
+static void test_skip_strings(void **state) {
+    (void)state;
+    static const char *const escapes[] = {"", "\\\"", "\\\\", "\\\\\\\"", "\\\\\\\\", "\\n"};
+    char s[256];
+    for (size_t e = 0; e < sizeof escapes / sizeof escapes[0]; e++) {
+        for (size_t at = 0; at < 80; at++) {
+            for (size_t tail = 0; tail < 60; tail += 7) {
+                size_t n = 0;
+                s[n++] = '"';
+                memset(s + n, 'a', at), n += at;
+                size_t el = strlen(escapes[e]);
+                memcpy(s + n, escapes[e], el), n += el;
+                memset(s + n, 'b', tail), n += tail;
+                s[n++] = '"';
+                size_t len = n;
+                memcpy(s + n, ",\"x\"]", 6), n += 6;
+                const uint8_t *p = (const uint8_t *)s;
+                assert_int_equal(ts_json_canonical_len(p, len), len);
+                int plain = -1;
+                assert_int_equal(ts_json_skip_string(p, n, &plain), len);
+                assert_int_equal(plain, el == 0);
+                assert_int_equal(ts_json_skip(p, n), len);
+                for (size_t cut = 1; cut < len; cut++)
+                    assert_int_equal(ts_json_skip_string(p, cut, &plain), 0);
+            }
+        }
+    }
+}
+
 /* ts_json_loadb gives exactly json_loadb's tree (types, values, key
  * order) or its refusal, whichever path it takes; `fast` says whether the
  * row must take the fast path (jansson then never touched the error). */
@@ -140,6 +174,7 @@ int main(void) {
         cmocka_unit_test(test_loadb),
         cmocka_unit_test(test_canonical),
         cmocka_unit_test(test_skip),
+        cmocka_unit_test(test_skip_strings),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
