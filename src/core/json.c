@@ -31,6 +31,25 @@
 
 static int is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 
+/* Eight bytes at a time ("Bit Twiddling Hacks", haszero/hasless): exact as
+ * to whether such a byte is in the word, not which one. A relayed entry's
+ * strings went through two bytewise loops per node (the UTF-8 check and
+ * the escaping copy below: ~10 instructions a byte, with a call per piece
+ * copied; callgrind, docs/PERFORMANCE.md "Across nodes"). */
+#define W_ONES UINT64_C(0x0101010101010101)
+#define W_HIGHS UINT64_C(0x8080808080808080)
+static inline uint64_t word_at(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
+static inline uint64_t has_zero(uint64_t v) { return (v - W_ONES) & ~v & W_HIGHS; }
+/* a control character, a quote or a backslash */
+static inline uint64_t has_special(uint64_t v) {
+    return ((v - W_ONES * 0x20) & ~v & W_HIGHS) | has_zero(v ^ (W_ONES * '"')) |
+           has_zero(v ^ (W_ONES * '\\'));
+}
+
 /* ---- UTF-8 ---- */
 
 size_t ts_json_utf8_seq(const uint8_t *p, size_t n) {
@@ -53,6 +72,13 @@ size_t ts_json_utf8_seq(const uint8_t *p, size_t n) {
 int ts_json_utf8_no_nul(const uint8_t *p, size_t n) {
     size_t i = 0;
     while (i < n) {
+        if (i + 8 <= n) { /* ASCII without NUL, a word at a time */
+            uint64_t v = word_at(p + i);
+            if (!(v & W_HIGHS) && !has_zero(v)) {
+                i += 8;
+                continue;
+            }
+        }
         uint8_t c = p[i];
         if (c == 0) return 0;
         if (c < 0x80) {
@@ -70,6 +96,17 @@ int ts_json_utf8_no_nul(const uint8_t *p, size_t n) {
 
 void ts_json_string(ts_sbuf_t *s, const char *str, size_t n) {
     static const char hex[] = "0123456789abcdef";
+    const uint8_t *u = (const uint8_t *)str;
+    size_t plain = 0; /* bytes before the first one to escape */
+    while (plain + 8 <= n && !has_special(word_at(u + plain))) plain += 8;
+    while (plain < n && u[plain] >= 0x20 && u[plain] != '"' && u[plain] != '\\') plain++;
+    if (plain == n) { /* the common case: one copy between the quotes */
+        uint8_t *d = ts_sbuf_extend(s, n + 2);
+        d[0] = '"';
+        memcpy(d + 1, str, n);
+        d[n + 1] = '"';
+        return;
+    }
     ts_sbuf_putc(s, '"');
     size_t run = 0; /* bytes copied as they are, flushed in one append */
     for (size_t i = 0; i < n; i++) {
@@ -460,19 +497,35 @@ size_t ts_json_canonical_string_len(const uint8_t *p, size_t n, int *plain) {
     return n && p[0] == '"' ? canon_string(p, n, plain) : 0;
 }
 
-/* A short string's bytes are looked at one by one; past this, the rest is
- * searched with memchr, which glibc does 32 or 64 bytes at a time: a
- * relayed envelope's strings are mostly short keys and one long body
- * (callgrind: ts_json_skip and the transcoder's scans were ~9 % of a
- * cross-node delivery's instructions). */
-#define SKIP_BYTEWISE 24
+/* A string is scanned a word at a time for its first quote or backslash
+ * (the lowest byte has_zero flags is exact), and past its first 64 bytes
+ * with memchr, which glibc does 32 bytes at a time: a relayed envelope's
+ * strings are mostly short keys and one long body, and a cross-node entry
+ * is walked several times (callgrind: the bytewise loop was ~9 % of a
+ * cross-node delivery's instructions; docs/PERFORMANCE.md "Across nodes"). */
+#define SKIP_WORDS 64
 
-size_t ts_json_skip_string(const uint8_t *p, size_t n, int *plain) {
-    size_t i = 1, lim = n < SKIP_BYTEWISE ? n : SKIP_BYTEWISE;
+static inline size_t skip_string(const uint8_t *p, size_t n, int *plain) {
+    size_t i = 1;
     *plain = 1;
-    for (; i < lim; i++) {
+    for (;;) {
+        if (i + 8 <= n) {
+            uint64_t v = word_at(p + i);
+            uint64_t m = has_zero(v ^ (W_ONES * '"')) | has_zero(v ^ (W_ONES * '\\'));
+            if (!m) {
+                i += 8;
+                if (i >= SKIP_WORDS) break;
+                continue;
+            }
+            i += (size_t)__builtin_ctzll(m) / 8;
+        } else {
+            while (i < n && p[i] != '"' && p[i] != '\\') i++;
+            if (i >= n) return 0;
+        }
         if (p[i] == '"') return i + 1;
-        if (p[i] == '\\') *plain = 0, i++;
+        *plain = 0; /* a backslash: it and what it escapes */
+        i += 2;
+        if (i >= SKIP_WORDS) break;
     }
     while (i < n) {
         const uint8_t *q = memchr(p + i, '"', n - i);
@@ -494,6 +547,8 @@ size_t ts_json_skip_string(const uint8_t *p, size_t n, int *plain) {
     return 0;
 }
 
+size_t ts_json_skip_string(const uint8_t *p, size_t n, int *plain) { return skip_string(p, n, plain); }
+
 /* No checks: brackets are counted outside strings, a string ends at its
  * first unescaped quote, a scalar at what ends a value. */
 size_t ts_json_skip(const uint8_t *p, size_t n) {
@@ -503,7 +558,7 @@ size_t ts_json_skip(const uint8_t *p, size_t n) {
         uint8_t c = p[i];
         if (c == '"') {
             int plain;
-            size_t k = ts_json_skip_string(p + i, n - i, &plain);
+            size_t k = skip_string(p + i, n - i, &plain);
             if (!k) return 0;
             i += k;
         } else if (c == '{' || c == '[') {

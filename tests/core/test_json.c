@@ -90,6 +90,66 @@ static void test_skip_strings(void **state) {
     }
 }
 
+/* JSON.stringify's escaping, a byte at a time: the reference for the
+ * word-at-a-time scan of ts_json_string. */
+static size_t ref_string(char *out, const uint8_t *p, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    out[o++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        uint8_t c = p[i];
+        const char *e = c == '"' ? "\\\"" : c == '\\' ? "\\\\" : c == '\b' ? "\\b" : c == '\f' ? "\\f"
+                      : c == '\n' ? "\\n" : c == '\r' ? "\\r" : c == '\t' ? "\\t" : NULL;
+        if (e) {
+            memcpy(out + o, e, 2), o += 2;
+        } else if (c < 0x20) {
+            memcpy(out + o, "\\u00", 4), o += 4;
+            out[o++] = hex[c >> 4], out[o++] = hex[c & 15];
+        } else {
+            out[o++] = (char)c;
+        }
+    }
+    out[o++] = '"';
+    return o;
+}
+
+/* ts_json_string and ts_json_utf8_no_nul look at whole words: every byte
+ * value at every position of strings 0 to 40 bytes long (the words' edges
+ * and the bytes after the last word) gives the bytewise answers. */
+static void test_string_words(void **state) {
+    (void)state;
+    uint8_t in[48];
+    char want[48 * 6 + 2];
+    for (size_t n = 0; n <= 40; n++) {
+        for (size_t at = 0; at < (n ? n : 1); at++) {
+            for (unsigned c = 0; c < 256; c++) {
+                for (size_t i = 0; i < n; i++) in[i] = (uint8_t)('a' + i % 26);
+                if (n) in[at] = (uint8_t)c;
+                ts_sbuf_t s = TS_SBUF_INIT;
+                ts_sbuf_append(&s, "x", 1); /* not at the buffer's start */
+                ts_json_string(&s, (const char *)in, n);
+                size_t wl = ref_string(want, in, n);
+                assert_int_equal(ts_sbuf_len(&s), wl + 1);
+                assert_memory_equal(ts_sbuf_data(&s) + 1, want, wl);
+                ts_sbuf_free(&s);
+                /* one byte at `at`, ASCII around it: valid unless NUL or a
+                 * byte of 0x80 and up standing alone */
+                int ok = !n || (c != 0 && c < 0x80);
+                assert_int_equal(ts_json_utf8_no_nul(in, n), ok);
+            }
+        }
+    }
+    /* two-byte sequences across a word's edge */
+    static const uint8_t e_acute[2] = {0xc3, 0xa9};
+    for (size_t at = 0; at + 2 <= 40; at++) {
+        for (size_t i = 0; i < 40; i++) in[i] = 'b';
+        memcpy(in + at, e_acute, 2);
+        assert_true(ts_json_utf8_no_nul(in, 40));
+        in[at + 1] = 'b'; /* cut */
+        assert_false(ts_json_utf8_no_nul(in, 40));
+    }
+}
+
 /* ts_json_loadb gives exactly json_loadb's tree (types, values, key
  * order) or its refusal, whichever path it takes; `fast` says whether the
  * row must take the fast path (jansson then never touched the error). */
@@ -175,6 +235,7 @@ int main(void) {
         cmocka_unit_test(test_canonical),
         cmocka_unit_test(test_skip),
         cmocka_unit_test(test_skip_strings),
+        cmocka_unit_test(test_string_words),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
