@@ -2,9 +2,10 @@
  * broadcast (an event of canonical JSON text, no binary, no acks) is
  * written as a canonical text of the whole message and, for the classic
  * format, transcoded to msgpack in one pass (core/json_mp.c); a received
- * one is transcoded back to canonical text and its parts found by walking
- * that text. Each path declines what it does not know, and the tree path in
- * rmsg.c, the reference, takes it: the bytes and the decoded message are
+ * classic one is walked as msgpack and only its data transcoded back to
+ * canonical text, a sharded one (JSON text) walked as it is. Each path
+ * declines what it does not know, and the tree path in rmsg.c, the
+ * reference, takes it: the bytes and the decoded message are
  * the same either way (tests/adapter/test_rmsg.c, fuzz/fuzz_adp_rmsg.c). */
 #include <stdint.h>
 #include <stdlib.h>
@@ -244,18 +245,6 @@ static int packet_of(walk_t *wp, ts_adp_rmsg_packet_t *pkt, ts_slice_t *data) {
     return 0;
 }
 
-/* [uid, packet, opts] */
-static int classic_of(ts_slice_t text, ts_adp_rmsg_t *m, ts_slice_t *data) {
-    walk_t w = {text.p, text.p + text.len};
-    ts_slice_t uid, opts;
-    if (eat(&w, '[') < 0 || value(&w, &uid) < 0 || !(m->uid = plain_str(uid)) ||
-        eat(&w, ',') < 0 || packet_of(&w, &m->packet, data) < 0 || eat(&w, ',') < 0 ||
-        value(&w, &opts) < 0 || eat(&w, ']') < 0 || w.p != w.end || opts_of(opts, &m->opts) < 0)
-        return -1;
-    if (!m->packet.nsp) m->packet.nsp = ts_xstrdup("/"); /* as RedisAdapter.onmessage */
-    return 0;
-}
-
 /* {type: 3, data: {packet, opts}, uid, nsp} */
 static int sharded_of(ts_slice_t text, ts_adp_rmsg_t *m, ts_slice_t *data) {
     walk_t w = {text.p, text.p + text.len};
@@ -298,31 +287,178 @@ static int sharded_of(ts_slice_t text, ts_adp_rmsg_t *m, ts_slice_t *data) {
     return 0;
 }
 
+/* ---- decoding a classic message: a walk over its msgpack ----
+ * [uid, {type: 2, data, nsp?}, {rooms, except, flags}] (the shape a
+ * sharded message's packet and opts have as text), read where it lies: only the
+ * data is transcoded, into the canonical text the tabs get. Transcoding
+ * the whole message and walking the text again (its strings scanned once
+ * more) cost a received /session entry ~24,700 instructions on one of two
+ * nodes, the most of its user time (callgrind, docs/PERFORMANCE.md "Across
+ * nodes"). Whatever this walk does not take goes the tree path's way, as
+ * from the text: the fuzzer holds the two to the same result. */
+typedef struct mwalk {
+    const uint8_t *p, *end;
+} mwalk_t;
+
+static int mw_be(mwalk_t *w, size_t n, uint64_t *v) {
+    if ((size_t)(w->end - w->p) < n) return -1;
+    uint64_t x = 0;
+    for (size_t i = 0; i < n; i++) x = x << 8 | w->p[i];
+    w->p += n;
+    *v = x;
+    return 0;
+}
+
+/* A str whose JSON text has no escape (what plain_str takes from a text:
+ * UTF-8 without NUL, control characters, quotes or backslashes). */
+static int mw_str(mwalk_t *w, const uint8_t **s, size_t *n) {
+    if (w->p >= w->end) return -1;
+    uint8_t c = *w->p++;
+    uint64_t len;
+    if (c >= 0xa0 && c <= 0xbf) len = c & 0x1f;
+    else if (c < 0xd9 || c > 0xdb || mw_be(w, (size_t)1 << (c - 0xd9), &len) < 0) return -1;
+    if (len > (uint64_t)(w->end - w->p)) return -1;
+    *s = w->p;
+    *n = (size_t)len;
+    w->p += len;
+    for (size_t i = 0; i < *n; i++)
+        if ((*s)[i] < 0x20 || (*s)[i] == '"' || (*s)[i] == '\\') return -1;
+    return ts_json_utf8_no_nul(*s, *n) ? 0 : -1;
+}
+
+static char *mw_plain_str(mwalk_t *w) {
+    const uint8_t *s;
+    size_t n;
+    return mw_str(w, &s, &n) < 0 ? NULL : ts_xstrndup((const char *)s, n);
+}
+
+/* A container's head: 1 for a map, 0 for an array, with its count; -1 if
+ * the next value is not one. */
+static int mw_head(mwalk_t *w, uint64_t *n) {
+    if (w->p >= w->end) return -1;
+    uint8_t c = *w->p++;
+    if (c >= 0x80 && c <= 0x9f) {
+        *n = c & 0x0f;
+        return c < 0x90;
+    }
+    if (c == 0xdc || c == 0xdd) return mw_be(w, c == 0xdc ? 2 : 4, n) < 0 ? -1 : 0;
+    if (c == 0xde || c == 0xdf) return mw_be(w, c == 0xde ? 2 : 4, n) < 0 ? -1 : 1;
+    return -1;
+}
+
+static int mw_key(mwalk_t *w, ts_slice_t *k) {
+    const uint8_t *s;
+    size_t n;
+    if (mw_str(w, &s, &n) < 0) return -1;
+    *k = ts_slice(s, n);
+    return 0;
+}
+
+static int mw_strs(mwalk_t *w, ts_adp_rmsg_strs_t *out) {
+    uint64_t n;
+    if (mw_head(w, &n) != 0 || n > (uint64_t)(w->end - w->p)) return -1;
+    for (uint64_t i = 0; i < n; i++) {
+        char *str = mw_plain_str(w);
+        if (!str) return -1;
+        out->v = ts_xrealloc(out->v, (out->n + 1) * sizeof *out->v);
+        out->v[out->n++] = str;
+    }
+    return 0;
+}
+
+/* as opts_of takes them from a text */
+static int mw_opts(mwalk_t *w, ts_adp_rmsg_opts_t *o) {
+    uint64_t n, fn;
+    int seen = 0;
+    ts_slice_t k;
+    if (mw_head(w, &n) != 1) return -1;
+    for (uint64_t i = 0; i < n; i++) {
+        if (mw_key(w, &k) < 0) return -1;
+        if (key_is(k, "rooms") && !(seen & 1)) {
+            if (mw_strs(w, &o->rooms) < 0) return -1;
+            seen |= 1;
+        } else if (key_is(k, "except") && !(seen & 2)) {
+            if (mw_strs(w, &o->except) < 0) return -1;
+            seen |= 2;
+        } else if (key_is(k, "flags") && !(seen & 4)) {
+            if (mw_head(w, &fn) != 1 || fn > 1) return -1;
+            if (fn == 1) { /* {volatile: true} */
+                if (mw_key(w, &k) < 0 || !key_is(k, "volatile") || w->p >= w->end || *w->p++ != 0xc3)
+                    return -1;
+                o->flags |= TS_ADP_RMSG_F_VOLATILE;
+            }
+            seen |= 4;
+        } else {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* as packet_of takes it from a text: {type: 2, data: [...][, nsp]}, the
+ * data transcoded into `data` */
+static int mw_packet(mwalk_t *w, ts_adp_rmsg_packet_t *pkt, ts_sbuf_t *data) {
+    uint64_t n;
+    int seen = 0;
+    ts_slice_t k;
+    if (mw_head(w, &n) != 1) return -1;
+    for (uint64_t i = 0; i < n; i++) {
+        if (mw_key(w, &k) < 0 || w->p >= w->end) return -1;
+        uint8_t c = *w->p;
+        if (key_is(k, "type") && !(seen & 1) && c == 0x02) {
+            w->p++;
+            seen |= 1;
+        } else if (key_is(k, "data") && !(seen & 2) && ((c >= 0x90 && c <= 0x9f) || c == 0xdc || c == 0xdd)) {
+            /* [uid, {data: ...}]: two levels in, as in the whole text */
+            size_t used = ts_json_from_msgpack_at(data, w->p, (size_t)(w->end - w->p), 2);
+            if (!used) return -1;
+            w->p += used;
+            seen |= 2;
+        } else if (key_is(k, "nsp") && !(seen & 4) && (pkt->nsp = mw_plain_str(w)) != NULL) {
+            seen |= 4;
+        } else {
+            return -1;
+        }
+    }
+    if ((seen & 3) != 3) return -1;
+    pkt->type = 2;
+    pkt->id = -1;
+    return 0;
+}
+
+/* [uid, packet, opts] */
+static int classic_mp(ts_slice_t bytes, ts_adp_rmsg_t *m, ts_sbuf_t *data) {
+    mwalk_t w = {bytes.p, bytes.p + bytes.len};
+    uint64_t n;
+    if (mw_head(&w, &n) != 0 || n != 3 || !(m->uid = mw_plain_str(&w)) ||
+        mw_packet(&w, &m->packet, data) < 0 || mw_opts(&w, &m->opts) < 0 || w.p != w.end)
+        return -1;
+    if (!m->packet.nsp) m->packet.nsp = ts_xstrdup("/"); /* as RedisAdapter.onmessage */
+    return 0;
+}
+
 int ts_adp__rmsg_fast_decode(ts_adp_rmsg_format_t format, ts_slice_t bytes, ts_adp_rmsg_t *m) {
-    ts_sbuf_t t = TS_SBUF_INIT;
-    ts_slice_t text = bytes, data = {0};
+    ts_sbuf_t d = TS_SBUF_INIT;
+    ts_slice_t data = {0};
     int rc;
     if (format == TS_ADP_RMSG_CLASSIC) {
-        ts_sbuf_reserve(&t, bytes.len + bytes.len / 2 + 64);
-        if (ts_json_from_msgpack(&t, bytes.p, bytes.len) != bytes.len) {
-            ts_sbuf_free(&t);
-            return TS_EINVAL;
-        }
-        text = ts_slice(ts_sbuf_data(&t), ts_sbuf_len(&t));
-        rc = classic_of(text, m, &data);
+        ts_sbuf_reserve(&d, bytes.len + bytes.len / 2 + 64);
+        rc = classic_mp(bytes, m, &d);
         m->msgpack = 1;
+        data = ts_slice(ts_sbuf_data(&d), ts_sbuf_len(&d));
     } else {
-        rc = bytes.len && bytes.p[0] == '{' && ts_json_is_canonical(bytes) ? sharded_of(text, m, &data)
+        rc = bytes.len && bytes.p[0] == '{' && ts_json_is_canonical(bytes) ? sharded_of(bytes, m, &data)
                                                                          : -1;
     }
     if (rc == 0) {
         m->kind = TS_ADP_RMSG_BROADCAST;
         m->has_opts = 1;
-        m->packet.data_text = ts_buf_from(data.p, data.len);
+        m->packet.data_text = format == TS_ADP_RMSG_CLASSIC ? ts_sbuf_finish(&d)
+                                                            : ts_buf_from(data.p, data.len);
     } else {
         ts_adp_rmsg_clear(m);
+        ts_sbuf_free(&d);
     }
-    ts_sbuf_free(&t);
     return rc == 0 ? 0 : TS_EINVAL;
 }
 

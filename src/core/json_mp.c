@@ -374,9 +374,13 @@ str:;
 }
 
 size_t ts_json_from_msgpack(ts_sbuf_t *out, const uint8_t *p, size_t n) {
+    return ts_json_from_msgpack_at(out, p, n, 0);
+}
+
+size_t ts_json_from_msgpack_at(ts_sbuf_t *out, const uint8_t *p, size_t n, unsigned depth) {
     size_t start = ts_sbuf_len(out);
     rd_t r = {p, p + n};
-    if (from_value(out, &r, 0) < 0) {
+    if (from_value(out, &r, depth) < 0) {
         ts_sbuf_truncate(out, start);
         return 0;
     }

@@ -102,5 +102,9 @@ int ts_json_to_msgpack_canonical(ts_sbuf_t *out, ts_slice_t text);
  * keys in a map, strings that are not UTF-8 or hold NUL, integers beyond
  * +-2^53, nesting beyond 32, and anything cut or invalid. */
 size_t ts_json_from_msgpack(ts_sbuf_t *out, const uint8_t *p, size_t n);
+/* The same for a value found inside an enclosing msgpack value at nesting
+ * level `depth` (0: the top, as ts_json_from_msgpack), so the 32 levels
+ * count the enclosing ones too. */
+size_t ts_json_from_msgpack_at(ts_sbuf_t *out, const uint8_t *p, size_t n, unsigned depth);
 
 #endif
