@@ -289,64 +289,30 @@ static int sharded_of(ts_slice_t text, ts_adp_rmsg_t *m, ts_slice_t *data) {
 
 /* ---- decoding a classic message: a walk over its msgpack ----
  * [uid, {type: 2, data, nsp?}, {rooms, except, flags}] (the shape a
- * sharded message's packet and opts have as text), read where it lies: only the
- * data is transcoded, into the canonical text the tabs get. Transcoding
+ * sharded message's packet and opts have as text), read where it lies
+ * (ts_mp_rd_*): only the data is transcoded, into the canonical text the tabs get. Transcoding
  * the whole message and walking the text again (its strings scanned once
  * more) cost a received /session entry ~24,700 instructions on one of two
  * nodes, the most of its user time (callgrind, docs/PERFORMANCE.md "Across
  * nodes"). Whatever this walk does not take goes the tree path's way, as
  * from the text: the fuzzer holds the two to the same result. */
-typedef struct mwalk {
-    const uint8_t *p, *end;
-} mwalk_t;
-
-static int mw_be(mwalk_t *w, size_t n, uint64_t *v) {
-    if ((size_t)(w->end - w->p) < n) return -1;
-    uint64_t x = 0;
-    for (size_t i = 0; i < n; i++) x = x << 8 | w->p[i];
-    w->p += n;
-    *v = x;
-    return 0;
-}
 
 /* A str whose JSON text has no escape (what plain_str takes from a text:
  * UTF-8 without NUL, control characters, quotes or backslashes). */
-static int mw_str(mwalk_t *w, const uint8_t **s, size_t *n) {
-    if (w->p >= w->end) return -1;
-    uint8_t c = *w->p++;
-    uint64_t len;
-    if (c >= 0xa0 && c <= 0xbf) len = c & 0x1f;
-    else if (c < 0xd9 || c > 0xdb || mw_be(w, (size_t)1 << (c - 0xd9), &len) < 0) return -1;
-    if (len > (uint64_t)(w->end - w->p)) return -1;
-    *s = w->p;
-    *n = (size_t)len;
-    w->p += len;
+static int mw_str(ts_mp_rd_t *w, const uint8_t **s, size_t *n) {
+    if (ts_mp_rd_str(w, s, n) < 0) return -1;
     for (size_t i = 0; i < *n; i++)
         if ((*s)[i] < 0x20 || (*s)[i] == '"' || (*s)[i] == '\\') return -1;
     return ts_json_utf8_no_nul(*s, *n) ? 0 : -1;
 }
 
-static char *mw_plain_str(mwalk_t *w) {
+static char *mw_plain_str(ts_mp_rd_t *w) {
     const uint8_t *s;
     size_t n;
     return mw_str(w, &s, &n) < 0 ? NULL : ts_xstrndup((const char *)s, n);
 }
 
-/* A container's head: 1 for a map, 0 for an array, with its count; -1 if
- * the next value is not one. */
-static int mw_head(mwalk_t *w, uint64_t *n) {
-    if (w->p >= w->end) return -1;
-    uint8_t c = *w->p++;
-    if (c >= 0x80 && c <= 0x9f) {
-        *n = c & 0x0f;
-        return c < 0x90;
-    }
-    if (c == 0xdc || c == 0xdd) return mw_be(w, c == 0xdc ? 2 : 4, n) < 0 ? -1 : 0;
-    if (c == 0xde || c == 0xdf) return mw_be(w, c == 0xde ? 2 : 4, n) < 0 ? -1 : 1;
-    return -1;
-}
-
-static int mw_key(mwalk_t *w, ts_slice_t *k) {
+static int mw_key(ts_mp_rd_t *w, ts_slice_t *k) {
     const uint8_t *s;
     size_t n;
     if (mw_str(w, &s, &n) < 0) return -1;
@@ -354,9 +320,9 @@ static int mw_key(mwalk_t *w, ts_slice_t *k) {
     return 0;
 }
 
-static int mw_strs(mwalk_t *w, ts_adp_rmsg_strs_t *out) {
+static int mw_strs(ts_mp_rd_t *w, ts_adp_rmsg_strs_t *out) {
     uint64_t n;
-    if (mw_head(w, &n) != 0 || n > (uint64_t)(w->end - w->p)) return -1;
+    if (ts_mp_rd_head(w, &n) != 0 || n > (uint64_t)(w->end - w->p)) return -1;
     for (uint64_t i = 0; i < n; i++) {
         char *str = mw_plain_str(w);
         if (!str) return -1;
@@ -367,11 +333,11 @@ static int mw_strs(mwalk_t *w, ts_adp_rmsg_strs_t *out) {
 }
 
 /* as opts_of takes them from a text */
-static int mw_opts(mwalk_t *w, ts_adp_rmsg_opts_t *o) {
+static int mw_opts(ts_mp_rd_t *w, ts_adp_rmsg_opts_t *o) {
     uint64_t n, fn;
     int seen = 0;
     ts_slice_t k;
-    if (mw_head(w, &n) != 1) return -1;
+    if (ts_mp_rd_head(w, &n) != 1) return -1;
     for (uint64_t i = 0; i < n; i++) {
         if (mw_key(w, &k) < 0) return -1;
         if (key_is(k, "rooms") && !(seen & 1)) {
@@ -381,7 +347,7 @@ static int mw_opts(mwalk_t *w, ts_adp_rmsg_opts_t *o) {
             if (mw_strs(w, &o->except) < 0) return -1;
             seen |= 2;
         } else if (key_is(k, "flags") && !(seen & 4)) {
-            if (mw_head(w, &fn) != 1 || fn > 1) return -1;
+            if (ts_mp_rd_head(w, &fn) != 1 || fn > 1) return -1;
             if (fn == 1) { /* {volatile: true} */
                 if (mw_key(w, &k) < 0 || !key_is(k, "volatile") || w->p >= w->end || *w->p++ != 0xc3)
                     return -1;
@@ -397,11 +363,11 @@ static int mw_opts(mwalk_t *w, ts_adp_rmsg_opts_t *o) {
 
 /* as packet_of takes it from a text: {type: 2, data: [...][, nsp]}, the
  * data transcoded into `data` */
-static int mw_packet(mwalk_t *w, ts_adp_rmsg_packet_t *pkt, ts_sbuf_t *data) {
+static int mw_packet(ts_mp_rd_t *w, ts_adp_rmsg_packet_t *pkt, ts_sbuf_t *data) {
     uint64_t n;
     int seen = 0;
     ts_slice_t k;
-    if (mw_head(w, &n) != 1) return -1;
+    if (ts_mp_rd_head(w, &n) != 1) return -1;
     for (uint64_t i = 0; i < n; i++) {
         if (mw_key(w, &k) < 0 || w->p >= w->end) return -1;
         uint8_t c = *w->p;
@@ -428,9 +394,9 @@ static int mw_packet(mwalk_t *w, ts_adp_rmsg_packet_t *pkt, ts_sbuf_t *data) {
 
 /* [uid, packet, opts] */
 static int classic_mp(ts_slice_t bytes, ts_adp_rmsg_t *m, ts_sbuf_t *data) {
-    mwalk_t w = {bytes.p, bytes.p + bytes.len};
+    ts_mp_rd_t w = {bytes.p, bytes.p + bytes.len};
     uint64_t n;
-    if (mw_head(&w, &n) != 0 || n != 3 || !(m->uid = mw_plain_str(&w)) ||
+    if (ts_mp_rd_head(&w, &n) != 0 || n != 3 || !(m->uid = mw_plain_str(&w)) ||
         mw_packet(&w, &m->packet, data) < 0 || mw_opts(&w, &m->opts) < 0 || w.p != w.end)
         return -1;
     if (!m->packet.nsp) m->packet.nsp = ts_xstrdup("/"); /* as RedisAdapter.onmessage */

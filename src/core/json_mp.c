@@ -229,9 +229,7 @@ int ts_json_to_msgpack_canonical(ts_sbuf_t *out, ts_slice_t text) {
 
 /* ---- reading msgpack into canonical text ---- */
 
-typedef struct rd {
-    const uint8_t *p, *end;
-} rd_t;
+typedef ts_mp_rd_t rd_t;
 
 static int rd_be(rd_t *r, size_t n, uint64_t *v) {
     if ((size_t)(r->end - r->p) < n) return -1;
@@ -242,9 +240,7 @@ static int rd_be(rd_t *r, size_t n, uint64_t *v) {
     return 0;
 }
 
-/* The head of a str (any width): its bytes, or -1 if the next value is
- * not a str or is cut. */
-static int rd_str(rd_t *r, const uint8_t **s, size_t *len) {
+int ts_mp_rd_str(rd_t *r, const uint8_t **s, size_t *len) {
     if (r->p >= r->end) return -1;
     uint8_t c = *r->p++;
     uint64_t n;
@@ -257,6 +253,18 @@ static int rd_str(rd_t *r, const uint8_t **s, size_t *len) {
     *len = (size_t)n;
     r->p += n;
     return 0;
+}
+
+int ts_mp_rd_head(rd_t *r, uint64_t *n) {
+    if (r->p >= r->end) return -1;
+    uint8_t c = *r->p++;
+    if (c >= 0x80 && c <= 0x9f) {
+        *n = c & 0x0f;
+        return c < 0x90;
+    }
+    if (c == 0xdc || c == 0xdd) return rd_be(r, c == 0xdc ? 2 : 4, n) < 0 ? -1 : 0;
+    if (c == 0xde || c == 0xdf) return rd_be(r, c == 0xde ? 2 : 4, n) < 0 ? -1 : 1;
+    return -1;
 }
 
 /* JS "array index" keys ("0".."4294967294") come first in an object;
@@ -301,7 +309,7 @@ static int from_container(ts_sbuf_t *o, rd_t *r, uint64_t n, int map, unsigned d
         if (map) {
             const uint8_t *k;
             size_t kl;
-            if (rd_str(r, &k, &kl) < 0 || is_index_key(k, kl)) return -1;
+            if (ts_mp_rd_str(r, &k, &kl) < 0 || is_index_key(k, kl)) return -1;
             if (kl == 12 && memcmp(k, "_placeholder", 12) == 0) return -1;
             for (uint64_t j = 0; j < i; j++)
                 if (keys[j].n == kl && memcmp(keys[j].p, k, kl) == 0) return -1;
@@ -369,7 +377,7 @@ static int from_value(ts_sbuf_t *o, rd_t *r, unsigned depth) {
 str:;
     const uint8_t *s;
     size_t len;
-    if (rd_str(r, &s, &len) < 0) return -1;
+    if (ts_mp_rd_str(r, &s, &len) < 0) return -1;
     return put_text_string(o, s, len);
 }
 

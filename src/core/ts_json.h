@@ -107,4 +107,16 @@ size_t ts_json_from_msgpack(ts_sbuf_t *out, const uint8_t *p, size_t n);
  * count the enclosing ones too. */
 size_t ts_json_from_msgpack_at(ts_sbuf_t *out, const uint8_t *p, size_t n, unsigned depth);
 
+/* Reading msgpack where it lies, a value at a time (for walking a message
+ * whose parts are known: adapter/rfast.c). */
+typedef struct ts_mp_rd {
+    const uint8_t *p, *end;
+} ts_mp_rd_t;
+/* The next value if it is a str (any width): its bytes (borrowed) and
+ * length; -1 if it is not one or is cut. */
+int ts_mp_rd_str(ts_mp_rd_t *r, const uint8_t **s, size_t *len);
+/* The next value's head if it is an array (0) or a map (1), with its
+ * count; -1 if it is neither or is cut. */
+int ts_mp_rd_head(ts_mp_rd_t *r, uint64_t *n);
+
 #endif
