@@ -40,7 +40,8 @@ function sh(script, { cwd = ROOT, env = {}, ms = 30000 } = {}) {
     child.stdout.on('data', (d) => { out += d; });
     child.stderr.on('data', (d) => { err += d; });
     const t = setTimeout(() => child.kill('SIGKILL'), ms);
-    child.on('exit', (code) => { clearTimeout(t); resolve({ code, out, err }); });
+    // 'close': after the pipes are read to their end ('exit' may come first)
+    child.on('close', (code) => { clearTimeout(t); resolve({ code, out, err }); });
   });
 }
 

@@ -47,7 +47,9 @@ function runDaemon(args, ms = 10000) {
       child.kill('SIGKILL');
       reject(new Error(`tabsyncd ${args.join(' ')} still running after ${ms} ms; stdout: ${out}`));
     }, ms);
-    child.on('exit', (code) => {
+    // 'close', not 'exit': 'exit' can come before the pipes are read to
+    // their end (a refusal's stderr was seen empty once, under load)
+    child.on('close', (code) => {
       clearTimeout(timer);
       resolve({ code, out, err });
     });
@@ -65,7 +67,7 @@ function readyLine(args) {
       // main.c installs its signal handlers just after printing the line
       if (out.includes('\n')) setTimeout(() => child.kill('SIGTERM'), 300);
     });
-    child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}: ${out}`))));
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`exit ${code}: ${out}`))));
   }), 10000, 'ready line');
 }
 
