@@ -108,8 +108,8 @@ void ts_json_string(ts_sbuf_t *s, const char *str, size_t n) {
         return;
     }
     ts_sbuf_putc(s, '"');
-    size_t run = 0; /* bytes copied as they are, flushed in one append */
-    for (size_t i = 0; i < n; i++) {
+    size_t run = plain; /* bytes copied as they are, flushed in one append */
+    for (size_t i = plain; i < n; i++) {
         uint8_t c = (uint8_t)str[i];
         if (c >= 0x20 && c != '"' && c != '\\') {
             run++;
