@@ -23,11 +23,11 @@ typedef struct ts_store_sql_sess {
     ts_buf_t *snap;  /* returns new (NULL if none) */
 } ts_store_sql_sess_t;
 
-#define TS_STORE_SQL_SCHEMA 2
+#define TS_STORE_SQL_SCHEMA 3
 
 /* Opens (creating if needed) the file: WAL, synchronous=FULL (sync_full)
- * or OFF, exclusive lock held until close; upgrades a version 1 file in one
- * transaction. Returns 0 or TS_ESTORE with a reason in err. */
+ * or OFF, exclusive lock held until close; upgrades a version 1 or 2 file in
+ * one transaction. Returns 0 or TS_ESTORE with a reason in err. */
 int ts_store__sql_open(ts_store_sql_t **out, const char *path, int sync_full, char *err,
                        size_t errlen);
 void ts_store__sql_close(ts_store_sql_t *db);

@@ -23,6 +23,8 @@
 #include "core/ts_util.h"
 #include "store/ts_store.h"
 
+/* Helpers and contract tests: a file that includes this header for the
+ * helpers alone (test_store_sqlite.c) leaves the tests unused. */
 #define SC_FN static __attribute__((unused))
 
 #define assert_ts_err(got, want)                                               \
@@ -506,7 +508,7 @@ static int sc_teardown(void **state) {
 
 /* ================================================================ tests */
 
-static void c_open_close(void **state) {
+SC_FN void c_open_close(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     sc_close(&t);
@@ -577,7 +579,7 @@ static ts_slice_t sc_arg_id(const char *s, char *buf) {
     return ts_slice_str(s);
 }
 
-static void c_invalid_args(void **state) {
+SC_FN void c_invalid_args(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     for (size_t i = 0; i < TS_ARRAY_LEN(sc_arg_cases); i++) {
@@ -647,7 +649,7 @@ static void c_invalid_args(void **state) {
     sc_close(&t);
 }
 
-static void c_reg_put_list(void **state) {
+SC_FN void c_reg_put_list(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     uint64_t wall = ts_wall_ms();
@@ -688,7 +690,7 @@ static void c_reg_put_list(void **state) {
     sc_close(&t);
 }
 
-static void c_reg_replace(void **state) {
+SC_FN void c_reg_replace(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     assert_ts_err(sc_put(&t, "s1", "u1", "d1", "t1", "a", 10000), 0);
@@ -709,7 +711,7 @@ static void c_reg_replace(void **state) {
     sc_close(&t);
 }
 
-static void c_reg_remove(void **state) {
+SC_FN void c_reg_remove(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     assert_ts_err(sc_put(&t, "s1", "u1", "d1", "t1", "", 50), 0);
@@ -731,7 +733,7 @@ static void sc_patch_slow_sweep(ts_store_cfg_t *c) { c->sweep_ms = 60000; }
 static void sc_patch_fast_sweep(ts_store_cfg_t *c) { c->sweep_ms = 20; }
 
 /* Expired entries are invisible at once, even if no sweep ran yet. */
-static void c_reg_expired_hidden(void **state) {
+SC_FN void c_reg_expired_hidden(void **state) {
     sc_t t;
     sc_open(&t, *state, sc_patch_slow_sweep);
     assert_ts_err(sc_put(&t, "s1", "u1", "d1", "t1", "", 30), 0);
@@ -751,7 +753,7 @@ static void c_reg_expired_hidden(void **state) {
     sc_close(&t);
 }
 
-static void c_reg_renew_extends(void **state) {
+SC_FN void c_reg_renew_extends(void **state) {
     sc_t t;
     sc_open(&t, *state, sc_patch_fast_sweep);
     assert_ts_err(sc_put(&t, "s1", "u1", "d1", "t1", "", 300), 0);
@@ -766,7 +768,7 @@ static void c_reg_renew_extends(void **state) {
 }
 
 /* An entry whose TTL passed is reported once, within TTL + one sweep. */
-static void c_reg_expiry_reported(void **state) {
+SC_FN void c_reg_expiry_reported(void **state) {
     sc_t t;
     sc_open(&t, *state, sc_patch_fast_sweep);
     uint64_t t0 = ts_now_ms();
@@ -776,7 +778,10 @@ static void c_reg_expiry_reported(void **state) {
     while (t.expired == 0 && ts_now_ms() < deadline) sc_sleep(&t, 5);
     assert_int_equal(t.expired, 1);
     uint64_t took = t.exp_at[0] - t0;
-    assert_true(took >= 60);
+    /* not before the TTL, to the clocks' resolution: Redis's TIME and our
+     * clock each count whole milliseconds, so 59.x ms can read as 59 (seen
+     * once in ~10 runs against Redis) */
+    if (took < 60 - 1) fail_msg("expiry reported after %llu ms", (unsigned long long)took);
     /* TTL + one sweep, plus scheduling slack for a loaded machine (and a
      * round trip to Redis): a sweep that never runs still fails */
     if (took > 60 + 20 + 400) fail_msg("expiry reported after %llu ms", (unsigned long long)took);
@@ -794,7 +799,7 @@ static void c_reg_expiry_reported(void **state) {
     assert_int_equal(t.expired, 1);
 }
 
-static void c_log_seq_read(void **state) {
+SC_FN void c_log_seq_read(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     uint64_t seq;
@@ -831,7 +836,7 @@ static void c_log_seq_read(void **state) {
 
 /* Appends issued in one turn, without waiting, complete in issue order with
  * consecutive sequence numbers. */
-static void c_log_pipelined(void **state) {
+SC_FN void c_log_pipelined(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     enum { N = 50 };
@@ -861,7 +866,7 @@ static void c_log_pipelined(void **state) {
     sc_close(&t);
 }
 
-static void c_log_trim(void **state) {
+SC_FN void c_log_trim(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     uint64_t seq;
@@ -894,7 +899,7 @@ static void c_log_trim(void **state) {
     sc_close(&t);
 }
 
-static void c_state_cas(void **state) {
+SC_FN void c_state_cas(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     sc_res_t r;
@@ -933,7 +938,7 @@ static void c_state_cas(void **state) {
 }
 
 /* Two writers with the same base in one turn: exactly one wins. */
-static void c_state_race(void **state) {
+SC_FN void c_state_race(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     sc_res_t a, b;
@@ -952,7 +957,7 @@ static void c_state_race(void **state) {
     sc_close(&t);
 }
 
-static void c_lease_terms(void **state) {
+SC_FN void c_lease_terms(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     sc_res_t r;
@@ -1001,7 +1006,7 @@ static void c_lease_terms(void **state) {
     sc_close(&t);
 }
 
-static void c_lease_expiry(void **state) {
+SC_FN void c_lease_expiry(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     sc_res_t r;
@@ -1025,7 +1030,7 @@ static void c_lease_expiry(void **state) {
 /* lease_transfer is a compare-and-set on the last granted term: the
  * handoff, the backup taking over a lapsed lease, and two loops racing to
  * take over (one wins, the other learns the new term). */
-static void c_lease_transfer(void **state) {
+SC_FN void c_lease_transfer(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     sc_res_t r;
@@ -1070,7 +1075,7 @@ static void c_lease_transfer(void **state) {
  * only knows the term, is refused with the current term, and nothing is
  * appended; a resend of a fenced commit
  * that was applied is still answered from the original. */
-static void c_commit_fence(void **state) {
+SC_FN void c_commit_fence(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     sc_res_t r, s;
@@ -1102,7 +1107,7 @@ static void c_commit_fence(void **state) {
 
 /* Ops issued right before close still complete, before the close callback;
  * after close every call is refused at once. */
-static void c_close_pending(void **state) {
+SC_FN void c_close_pending(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     sc_res_t r[6];
@@ -1172,7 +1177,7 @@ static void sc_chain_next(int status, uint64_t seq, void *ud) {
     c->t->in_call = 0;
 }
 
-static void c_callback_chain(void **state) {
+SC_FN void c_callback_chain(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     sc_chain_t c = {.t = &t};
@@ -1190,7 +1195,7 @@ static void c_callback_chain(void **state) {
 
 /* A session never written is all zeros; the first write of any kind gives
  * it a nonzero epoch that then never changes. */
-static void c_sess_get(void **state) {
+SC_FN void c_sess_get(void **state) {
     sc_t t;
     sc_res_t r;
     sc_open(&t, *state, NULL);
@@ -1232,7 +1237,7 @@ static void c_sess_get(void **state) {
 
 /* commit appends like log_append (one sequence per session) and counts
  * state changes; log_read returns what was committed. */
-static void c_commit_basic(void **state) {
+SC_FN void c_commit_basic(void **state) {
     sc_t t;
     sc_res_t r;
     uint64_t seq;
@@ -1261,7 +1266,7 @@ static void c_commit_basic(void **state) {
 
 /* if_ver: a commit against another state_ver writes nothing and says
  * which state_ver it is now. */
-static void c_commit_if_ver(void **state) {
+SC_FN void c_commit_if_ver(void **state) {
     sc_t t;
     sc_res_t r;
     sc_open(&t, *state, NULL);
@@ -1300,7 +1305,7 @@ static void c_commit_if_ver(void **state) {
 
 /* Commits conditioned on ver, ver+1, ver+2 issued in one go all succeed,
  * in order; a fourth with a stale ver fails. */
-static void c_commit_pipelined_ver(void **state) {
+SC_FN void c_commit_pipelined_ver(void **state) {
     sc_t t;
     sc_res_t r, p[4];
     sc_open(&t, *state, NULL);
@@ -1330,7 +1335,7 @@ static void c_commit_pipelined_ver(void **state) {
  * one is not appended (a duplicate here), the rest of its chain is refused
  * even where another writer's change has taken the version they expect;
  * another chain is not affected. */
-static void c_commit_chain(void **state) {
+SC_FN void c_commit_chain(void **state) {
     sc_t t;
     sc_res_t r, p[4];
     sc_open(&t, *state, NULL);
@@ -1361,7 +1366,7 @@ static void c_commit_chain(void **state) {
 /* Exactly once: a resend is TS_EDUP with the original's seq and bytes and
  * is never appended again; a mut never applied is applied whatever its
  * number; clients and sessions are independent. */
-static void c_commit_exactly_once(void **state) {
+SC_FN void c_commit_exactly_once(void **state) {
     sc_t t;
     sc_res_t r;
     sc_open(&t, *state, NULL);
@@ -1451,7 +1456,7 @@ SC_FN void sc_commit_range(sc_t *t, const char *sess, const char *client, uint64
 
 /* The window remembers a client's newest TS_STORE_MUT_WINDOW mutations;
  * older than all of them while full: TS_ETOOOLD (cannot tell). */
-static void c_commit_window(void **state) {
+SC_FN void c_commit_window(void **state) {
     sc_t t;
     sc_res_t r;
     const uint64_t W = TS_STORE_MUT_WINDOW;
@@ -1478,7 +1483,7 @@ static void c_commit_window(void **state) {
 }
 
 /* Snapshots: newer kept, older or equal TS_ESTALE, past last_seq refused. */
-static void c_snapshot(void **state) {
+SC_FN void c_snapshot(void **state) {
     sc_t t;
     sc_res_t r;
     sc_open(&t, *state, NULL);
@@ -1538,7 +1543,7 @@ SC_FN void sc_wait_trimmed(sc_t *t, const char *sess, uint64_t want) {
 
 /* Retention drops events beyond the newest retain_events and older than
  * retain_ms, and never past the snapshot. */
-static void c_retention(void **state) {
+SC_FN void c_retention(void **state) {
     sc_t t;
     sc_res_t r;
     sc_open(&t, *state, sc_patch_retain);
@@ -1612,7 +1617,7 @@ SC_FN void sc_retention_time_run(sc_env_t *env, void (*patch)(ts_store_cfg_t *))
     sc_close(&t);
 }
 
-static void c_retention_time(void **state) { sc_retention_time_run(*state, sc_patch_retain_time); }
+SC_FN void c_retention_time(void **state) { sc_retention_time_run(*state, sc_patch_retain_time); }
 
 static void sc_patch_slow_group(ts_store_cfg_t *c) { c->group_ms = 300; }
 static void sc_patch_group(ts_store_cfg_t *c) { c->group_ms = 30; }
@@ -1626,7 +1631,7 @@ typedef struct sc_door {
 /* Reads never show a write before it is durable: a read through another
  * door, issued right after a commit executed, sees the event only if the
  * commit's callback already ran. */
-static void c_durable_reads(void **state) {
+SC_FN void c_durable_reads(void **state) {
     sc_t t;
     sc_open(&t, *state, sc_patch_slow_group);
     sc_res_t w0, w, rd, si;
@@ -1675,7 +1680,7 @@ static void c_durable_reads(void **state) {
 /* Callbacks come in issue order, writes waiting for their commit or not,
  * and a read issued after a write sees it. Closing right after lets every
  * op finish first. */
-static void c_order_group(void **state) {
+SC_FN void c_order_group(void **state) {
     sc_t t;
     sc_open(&t, *state, sc_patch_group);
     enum { N = 9 };
@@ -1822,7 +1827,7 @@ SC_FN void sc_wait_msgs(sc_t *t, sc_inbox_t *in, int n) {
 /* Messages reach the subscribers of their channel only, in the order
  * published, byte for byte; a subscription made twice is one; after an
  * unsubscribe nothing more comes; a closed handle gets nothing more. */
-static void c_pubsub(void **state) {
+SC_FN void c_pubsub(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     sc_inbox_t a = {.t = &t}, a2 = {.t = &t};
@@ -1924,7 +1929,7 @@ static void c_pubsub(void **state) {
  * by the channel it was published on; shard channels are their own: a plain
  * or pattern subscriber of the same name gets none of their messages, nor
  * the other way round. A pattern cannot be published to. */
-static void c_pubsub_kinds(void **state) {
+SC_FN void c_pubsub_kinds(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     sc_inbox_t pat = {.t = &t}, plain = {.t = &t}, shard = {.t = &t};
@@ -1965,7 +1970,7 @@ static void c_pubsub_kinds(void **state) {
 /* numsub counts a channel's subscribers across the deployment, each kind
  * on its own (a shard channel's on its slot, even on a Redis Cluster); a
  * backend without other nodes has no numsub (TS_EINVAL). */
-static void c_numsub(void **state) {
+SC_FN void c_numsub(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     sc_res_t r = {0};

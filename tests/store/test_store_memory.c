@@ -13,42 +13,11 @@
 #include "store/store_contract.h"
 #include "store/store_int.h"
 
-/* ---- environments ---- */
-
-static void env_mkdir(sc_env_t *env) {
-    if (env->dir[0]) return;
-    snprintf(env->dir, sizeof env->dir, "/tmp/ts_store_XXXXXX");
-    assert_non_null(mkdtemp(env->dir));
-}
-
-static void env_unlink_db(const char *path) {
-    static const char *const sfx[] = {"", "-wal", "-shm", "-journal"};
-    for (size_t i = 0; i < TS_ARRAY_LEN(sfx); i++) {
-        char p[256];
-        snprintf(p, sizeof p, "%s%s", path, sfx[i]);
-        unlink(p);
-    }
-}
-
-static void env_fresh_file(sc_env_t *env) {
-    env_mkdir(env);
-    snprintf(env->path, sizeof env->path, "%s/store%d.db", env->dir, env->counter++);
-    env_unlink_db(env->path);
-    env->cfg.sqlite_path = env->path;
-}
-
-static void env_clean_file(sc_env_t *env) { env_unlink_db(env->path); }
+#include "store/sql_env.h"
 
 static sc_env_t env_mem = {
     .label = "memory only",
     .ops = &ts_store_memory_ops,
-};
-
-static sc_env_t env_sql = {
-    .label = "memory + SQLite",
-    .ops = &ts_store_memory_ops,
-    .fresh = env_fresh_file,
-    .clean = env_clean_file,
 };
 
 /* ---- restart ---- */
@@ -288,125 +257,6 @@ static void m_retention_sqlite(void **state) {
     assert_ts_err(ts_store_stats(&t.st, &st), 0);
     assert_int_equal(st.events_trimmed, 0); /* per store, since open */
     sc_close(&t);
-}
-
-/* ---- schema upgrade ---- */
-
-static void sql_exec_file(const char *path, const char *sql) {
-    sqlite3 *db = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    char *msg = NULL;
-    if (sqlite3_exec(db, sql, NULL, NULL, &msg) != SQLITE_OK) fail_msg("sqlite3: %s", msg);
-    sqlite3_close(db);
-}
-
-static long sql_int_file(const char *path, const char *sql) {
-    sqlite3 *db = NULL;
-    sqlite3_stmt *s = NULL;
-    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
-    assert_int_equal(sqlite3_prepare_v2(db, sql, -1, &s, NULL), SQLITE_OK);
-    long v = sqlite3_step(s) == SQLITE_ROW ? (long)sqlite3_column_int64(s, 0) : -1;
-    sqlite3_finalize(s);
-    sqlite3_close(db);
-    return v;
-}
-
-/* A new file is made with 8 KiB pages (sqlite_log.c says why), and keeps
- * them across a reopen. */
-static void m_page_size(void **state) {
-    sc_env_t *env = *state;
-    sc_t t;
-    uint64_t seq;
-    sc_open(&t, env, NULL);
-    assert_ts_err(sc_append(&t, "p", "one", &seq), 0);
-    sc_close(&t);
-    assert_int_equal(sql_int_file(env->path, "PRAGMA page_size"), 8192);
-    sc_res_t r;
-    sc_open(&t, env, NULL);
-    assert_ts_err(sc_read(&t, "p", 0, 10, &r), 0);
-    assert_int_equal(r.n, 1);
-    sc_close(&t);
-    assert_int_equal(sql_int_file(env->path, "PRAGMA page_size"), 8192);
-}
-
-/* A version 1 file (the schema tabsyncd wrote before session history) is
- * upgraded at open, in one transaction, and everything in it is kept. */
-static void m_migrate_v1(void **state) {
-    sc_env_t *env = *state;
-    sql_exec_file(env->path,
-                  "PRAGMA journal_mode=WAL;"
-                  "CREATE TABLE meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL);"
-                  "CREATE TABLE sessions("
-                  "  session BLOB PRIMARY KEY, last_seq INTEGER NOT NULL,"
-                  "  trimmed INTEGER NOT NULL DEFAULT 0,"
-                  "  state_ver INTEGER NOT NULL DEFAULT 0, state BLOB);"
-                  "CREATE TABLE events("
-                  "  session BLOB NOT NULL, seq INTEGER NOT NULL, data BLOB NOT NULL,"
-                  "  PRIMARY KEY(session, seq)) WITHOUT ROWID;"
-                  "CREATE TABLE lease_terms(name BLOB PRIMARY KEY, term INTEGER NOT NULL);"
-                  "INSERT INTO meta(k, v) VALUES('schema', 1);"
-                  /* a1: events only; a2: trimmed empty, with a state; a3: both */
-                  "INSERT INTO events VALUES(CAST('a1' AS BLOB), 1, CAST('one' AS BLOB)),"
-                  "  (CAST('a1' AS BLOB), 2, CAST('two' AS BLOB)),"
-                  "  (CAST('a1' AS BLOB), 3, CAST('three' AS BLOB)),"
-                  "  (CAST('a3' AS BLOB), 2, CAST('x2' AS BLOB)),"
-                  "  (CAST('a3' AS BLOB), 3, CAST('x3' AS BLOB));"
-                  "INSERT INTO sessions VALUES"
-                  "  (CAST('a2' AS BLOB), 5, 5, 2, CAST('{\"v\":2}' AS BLOB)),"
-                  "  (CAST('a3' AS BLOB), 3, 1, 0, NULL);"
-                  "INSERT INTO lease_terms VALUES(CAST('L' AS BLOB), 7);");
-    sc_t t;
-    sc_res_t r;
-    uint64_t seq, epochs[3];
-    sc_open(&t, env, NULL);
-    assert_int_equal(ts_store__mem_sql_exec(t.st.self, "SELECT 1 FROM clients"), 0);
-    assert_ts_err(sc_read(&t, "a1", 0, 10, &r), 0);
-    assert_int_equal(r.n, 3);
-    assert_int_equal(r.last_seq, 3);
-    assert_string_equal(r.ev[2], "three");
-    assert_ts_err(sc_read(&t, "a2", 0, 10, &r), 0);
-    assert_int_equal(r.n, 0);
-    assert_int_equal(r.last_seq, 5);
-    assert_int_equal(r.trimmed, 5);
-    assert_ts_err(sc_get(&t, "a2", &r), 0);
-    assert_int_equal(r.version, 2);
-    assert_string_equal(r.doc, "{\"v\":2}");
-    assert_ts_err(sc_read(&t, "a3", 0, 10, &r), 0);
-    assert_int_equal(r.trimmed, 1);
-    assert_int_equal(r.n, 2);
-    assert_string_equal(r.ev[0], "x2");
-    static const char *const names[] = {"a1", "a2", "a3"};
-    for (int i = 0; i < 3; i++) {
-        assert_ts_err(sc_sess(&t, names[i], &r), 0);
-        assert_true(r.epoch != 0);
-        epochs[i] = r.epoch;
-    }
-    assert_true(epochs[0] != epochs[1] && epochs[1] != epochs[2]);
-    assert_ts_err(sc_append(&t, "a1", "four", &seq), 0);
-    assert_int_equal(seq, 4);
-    assert_ts_err(sc_commit(&t, "a2", "six", "A", 1, SC_ANY, 1, &r), 0);
-    assert_int_equal(r.seq, 6);
-    assert_int_equal(r.epoch, epochs[1]);
-    assert_ts_err(sc_acquire(&t, "L", "A", 60000, &r), 0);
-    assert_int_equal(r.term, 8);
-    sc_close(&t);
-    assert_int_equal(sql_int_file(env->path, "SELECT v FROM meta WHERE k = 'schema'"), 2);
-    /* an existing file keeps its page size (a new one gets 8 KiB: m_page_size) */
-    assert_int_equal(sql_int_file(env->path, "PRAGMA page_size"), 4096);
-    sc_open(&t, env, NULL); /* and a version 2 file opens as it is */
-    for (int i = 0; i < 3; i++) {
-        assert_ts_err(sc_sess(&t, names[i], &r), 0);
-        assert_int_equal(r.epoch, epochs[i]);
-    }
-    assert_ts_err(sc_read(&t, "a1", 0, 10, &r), 0);
-    assert_int_equal(r.n, 4);
-    sc_close(&t);
-    /* a version from the future is refused with a clear message */
-    sql_exec_file(env->path, "UPDATE meta SET v = 3 WHERE k = 'schema'");
-    char err[512];
-    assert_ts_err(sc_open_with(&t, env, NULL, err, sizeof err), TS_ESTORE);
-    assert_non_null(strstr(err, "schema version 3"));
-    assert_int_equal(uv_loop_close(&t.loop), 0);
 }
 
 /* ---- a batch the file refuses ---- */
@@ -1291,7 +1141,7 @@ int main(void) {
     const struct CMUnitTest with_sqlite[] = {
         SC_T(m_restart, &env_sql),               SC_T(m_restart_lease_unknown, &env_sql),
         SC_T(m_restart_trimmed_empty, &env_sql), SC_T(m_restart_history, &env_sql),
-        SC_T(m_migrate_v1, &env_sql),            SC_T(m_page_size, &env_sql),            SC_T(m_write_failure, &env_sql),
+        SC_T(m_write_failure, &env_sql),
         SC_T(m_commit_failure, &env_sql),        SC_T(m_crash, &env_sql),
         SC_T(m_retention_sqlite, &env_sql),
         SC_T(m_tail_bound_sqlite, &env_sql),     SC_T(m_session_cache_sqlite, &env_sql),
