@@ -53,6 +53,7 @@ static void text_paths_agree(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t 
         ts_json_dump(&want, m.packet.data);
         ts_assert(ts_sbuf_len(&want) == t.packet.data_text->len);
         ts_assert(memcmp(ts_sbuf_data(&want), t.packet.data_text->data, ts_sbuf_len(&want)) == 0);
+        ts_assert(ts_adp__rmsg_items_agree(&t.packet));
         ts_assert(m.opts.rooms.n == t.opts.rooms.n && m.opts.except.n == t.opts.except.n);
         for (size_t i = 0; i < m.opts.rooms.n; i++)
             ts_assert(strcmp(m.opts.rooms.v[i], t.opts.rooms.v[i]) == 0);

@@ -116,7 +116,14 @@ static void on_msg(ts_slice_t channel, ts_buf_t *bytes, void *ud) {
     }
     ts_adp_req_t req;
     if (m.kind == TS_ADP_RMSG_BROADCAST && (m.packet.data || m.packet.data_text)) {
+        ts_slice_t items[TS_ADP_RMSG_ITEMS_MAX];
+        size_t nitems = m.packet.data_text ? m.packet.nitems : 0;
+        for (size_t i = 0; i < nitems; i++)
+            items[i] = ts_slice(m.packet.data_text->data + m.packet.items[i].at,
+                                m.packet.items[i].len);
         ts_adp_bcast_t b = {.nsp = s->nsp,
+                            .items = items,
+                            .nitems = nitems,
                             .data = m.packet.data,
                             .data_json = m.packet.data_text ? ts_buf_slice(m.packet.data_text)
                                                             : ts_slice(NULL, 0),

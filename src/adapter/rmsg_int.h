@@ -5,6 +5,7 @@
 #include <jansson.h>
 
 #include "adapter/ts_adp_rmsg.h"
+#include "core/ts_json.h"
 
 /* Node's classic RequestType and ClusterAdapter's MessageType. */
 enum {
@@ -73,5 +74,20 @@ int ts_adp__rmsg_fast_broadcast(ts_adp_rmsg_format_t format, const char *uid, co
  * Returns 0, or TS_EINVAL with *m zeroed for anything else (the tree path
  * then reads it, and judges it). The channel is the caller's to check. */
 int ts_adp__rmsg_fast_decode(ts_adp_rmsg_format_t format, ts_slice_t bytes, ts_adp_rmsg_t *m);
+
+/* For the tests and the fuzzer: whether a packet's recorded items are
+ * exactly its data_text's elements, as a skip over the text finds them. */
+static inline int ts_adp__rmsg_items_agree(const ts_adp_rmsg_packet_t *p) {
+    if (!p->nitems) return 1;
+    const uint8_t *t = p->data_text->data;
+    size_t len = p->data_text->len, at = 1;
+    for (size_t i = 0; i < p->nitems; i++, at++) { /* past the ',' or the ']' */
+        size_t k = ts_json_skip(t + at, len - at);
+        if (p->items[i].at != at || p->items[i].len != k || !k) return 0;
+        at += k;
+        if (at >= len || t[at] != (i + 1 < p->nitems ? ',' : ']')) return 0;
+    }
+    return at == len;
+}
 
 #endif

@@ -40,6 +40,9 @@ typedef struct ts_adp_bcast {
     int data_canonical;                /* broadcast: data_json was built from canonical
                                           texts only (not checked again) */
     json_t *data;                      /* on_bcast: the tree when data_json is empty */
+    const ts_slice_t *items;           /* on_bcast: data_json's elements (the event's
+                                          name, then its arguments), if known */
+    size_t nitems;                     /* 0: not known */
     ts_buf_t *const *attach;           /* the binary attachments, in order (borrowed) */
     size_t nattach;
     const char *const *rooms;          /* none: every socket of the namespace */

@@ -104,6 +104,14 @@ typedef struct ts_adp_rmsg_opts {
     uint64_t timeout_ms; /* with TS_ADP_RMSG_F_TIMEOUT */
 } ts_adp_rmsg_opts_t;
 
+/* A part of a text: data_text's bytes [at, at + len). */
+typedef struct ts_adp_rmsg_span {
+    size_t at, len;
+} ts_adp_rmsg_span_t;
+
+/* An event's name and 16 arguments: as many as sio relays as text. */
+#define TS_ADP_RMSG_ITEMS_MAX 17
+
 /* The Socket.IO packet of a broadcast. */
 typedef struct ts_adp_rmsg_packet {
     int type;     /* 2 (EVENT) as Node sends it, binary arguments or not */
@@ -112,6 +120,11 @@ typedef struct ts_adp_rmsg_packet {
     json_t *data; /* ["event", args...]; binaries as placeholders into msg.attach */
     ts_buf_t *data_text; /* ts_adp_rmsg_decode_text only: the same array as canonical
                             text (core/ts_json.h) instead of `data` (then NULL) */
+    /* Where data_text's elements lie (the event's name, then its arguments),
+     * when the decoder saw them go by (a classic message's msgpack walk);
+     * nitems 0: not recorded (the text says, for whoever skips it). */
+    ts_adp_rmsg_span_t items[TS_ADP_RMSG_ITEMS_MAX];
+    size_t nitems;
 } ts_adp_rmsg_packet_t;
 
 /* One socket in an answer to fetchSockets (socket.io's RemoteSocket). */

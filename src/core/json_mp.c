@@ -77,6 +77,22 @@ static void mp_patch_hdr(ts_sbuf_t *o, size_t at, int map, size_t n) {
     }
 }
 
+void ts_mp_put_head(ts_sbuf_t *o, ts_mp_container_t kind, size_t n) {
+    int map = kind == TS_MP_MAP;
+    if (n < 16) ts_sbuf_putc(o, (char)((map ? 0x80 : 0x90) | n));
+    else if (n <= 0xffff) put_be(o, map ? 0xde : 0xdc, n, 2);
+    else put_be(o, map ? 0xdf : 0xdd, n, 4);
+}
+
+void ts_mp_put_str(ts_sbuf_t *o, const void *s, size_t n) {
+    mp_str_hdr(o, n);
+    ts_sbuf_append(o, s, n);
+}
+
+void ts_mp_put_int(ts_sbuf_t *o, int64_t v) { mp_int(o, v); }
+
+void ts_mp_put_bool(ts_sbuf_t *o, int v) { ts_sbuf_putc(o, (char)(v ? 0xc3 : 0xc2)); }
+
 static int hexval(uint8_t c) {
     if (c >= '0' && c <= '9') return c - '0';
     if (c >= 'a' && c <= 'f') return c - 'a' + 10;
@@ -279,10 +295,9 @@ static int is_index_key(const uint8_t *k, size_t n) {
     return v < 0xffffffffull;
 }
 
+/* -1 for what is not UTF-8 without NUL: the tree path repairs or refuses */
 static int put_text_string(ts_sbuf_t *o, const uint8_t *s, size_t n) {
-    if (!ts_json_utf8_no_nul(s, n)) return -1; /* the tree path repairs or refuses */
-    ts_json_string(o, (const char *)s, n);
-    return 0;
+    return ts_json_string_checked(o, s, n);
 }
 
 /* The tree path makes whole doubles integers and ts_json_dump writes

@@ -21,6 +21,9 @@
 void ts_json_dump(ts_sbuf_t *out, json_t *v);
 /* Appends `str[0..n)` as a JSON string exactly as JSON.stringify writes it. */
 void ts_json_string(ts_sbuf_t *out, const char *str, size_t n);
+/* The same for bytes from a peer: -1 (nothing appended) unless they are
+ * UTF-8 without NUL (ts_json_utf8_no_nul). */
+int ts_json_string_checked(ts_sbuf_t *out, const uint8_t *p, size_t n);
 
 #define TS_JSON_REAL_MAX 40
 /* Writes `v` as ECMAScript's Number::toString does (JSON.stringify's
@@ -118,5 +121,15 @@ int ts_mp_rd_str(ts_mp_rd_t *r, const uint8_t **s, size_t *len);
 /* The next value's head if it is an array (0) or a map (1), with its
  * count; -1 if it is neither or is cut. */
 int ts_mp_rd_head(ts_mp_rd_t *r, uint64_t *n);
+
+/* Writing msgpack as notepack does (the smallest form), for the parts of a
+ * message that are not text (adapter/rfast.c): what ts_json_to_msgpack
+ * writes for the same values, byte for byte. */
+typedef enum { TS_MP_ARRAY, TS_MP_MAP } ts_mp_container_t;
+void ts_mp_put_head(ts_sbuf_t *out, ts_mp_container_t kind, size_t n);
+/* A str of s[0..n) (borrowed), bytes as they are. */
+void ts_mp_put_str(ts_sbuf_t *out, const void *s, size_t n);
+void ts_mp_put_int(ts_sbuf_t *out, int64_t v);
+void ts_mp_put_bool(ts_sbuf_t *out, int v);
 
 #endif

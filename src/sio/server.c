@@ -439,17 +439,18 @@ static void publish_remote(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const c
         canonical = 1;
         for (const unsigned char *c = (const unsigned char *)event; *c; c++)
             if (*c < 0x20 || *c == '"' || *c == '\\') canonical = 0;
-        json_t *ev = json_string(event);
-        char *q = json_dumps(ev, JSON_ENCODE_ANY | JSON_COMPACT);
-        ts_sbuf_printf(&text, "[%s", q);
-        free(q);
-        json_decref(ev);
+        ts_sbuf_putc(&text, '[');
+        ts_json_string(&text, event, strlen(event));
         for (size_t i = 0; i < raw->n; i++) {
-            ts_sbuf_append(&text, ",", 1);
+            ts_sbuf_putc(&text, ',');
             ts_sbuf_append(&text, raw->v[i].text.p, raw->v[i].text.len);
         }
-        if (off) ts_sbuf_printf(&text, ",\"%s\"", off); /* an offset needs no escaping */
-        ts_sbuf_append(&text, "]", 1);
+        if (off) { /* an offset needs no escaping */
+            ts_sbuf_append_str(&text, ",\"");
+            ts_sbuf_append_str(&text, off);
+            ts_sbuf_putc(&text, '"');
+        }
+        ts_sbuf_putc(&text, ']');
     } else {
         json_t *data = event_array(event, args, off);
         char *q = json_dumps(data, JSON_COMPACT);
@@ -507,6 +508,21 @@ static int split_event(ts_slice_t text, char *name, size_t cap, ts_sio_raw_arg_t
     return p == end - 1;
 }
 
+/* The same from the elements' places, when the adapter knows them. */
+static int split_items(const ts_adp_bcast_t *b, char *name, size_t cap, ts_sio_raw_arg_t *args,
+                       size_t *nargs) {
+    int plain;
+    ts_slice_t n = b->items[0];
+    if (b->nitems - 1 > TS_SIO_RAW_MAX_ARGS ||
+        ts_json_canonical_string_len(n.p, n.len, &plain) != n.len || !plain || n.len - 2 >= cap)
+        return 0;
+    memcpy(name, n.p + 1, n.len - 2);
+    name[n.len - 2] = '\0';
+    *nargs = b->nitems - 1;
+    for (size_t i = 1; i < b->nitems; i++) args[i - 1] = (ts_sio_raw_arg_t){.text = b->items[i]};
+    return 1;
+}
+
 static void on_remote(const ts_adp_bcast_t *b, void *ud) {
     ts_sio_nsp_t *nsp = ud;
     ts_sio_target_t to = {.rooms = b->rooms, .nrooms = b->nrooms, .except = b->except,
@@ -518,7 +534,8 @@ static void on_remote(const ts_adp_bcast_t *b, void *ud) {
         char name[256];
         ts_sio_raw_arg_t args[TS_SIO_RAW_MAX_ARGS];
         raw_args_t raw = {args, 0};
-        if (split_event(b->data_json, name, sizeof name, args, &raw.n)) {
+        if (b->nitems ? split_items(b, name, sizeof name, args, &raw.n)
+                      : split_event(b->data_json, name, sizeof name, args, &raw.n)) {
             TS_MET_INC(SIO_REMOTE_RECEIVED);
             /* the namespace may put it in its turn (ts_sio_nsp_handler_t) */
             if (nsp->h.on_remote_raw && nsp->srv->group->nloops == 1 &&

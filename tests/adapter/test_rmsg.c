@@ -517,6 +517,9 @@ static void vectors_text_paths(void **state) {
             ts_json_dump(&want, m.packet.data);
             assert_int_equal(t.packet.data_text->len, ts_sbuf_len(&want));
             assert_memory_equal(t.packet.data_text->data, ts_sbuf_data(&want), ts_sbuf_len(&want));
+            /* a classic message's elements are noted as the walk passes them */
+            assert_int_equal(t.packet.nitems > 0, v.format == TS_ADP_RMSG_CLASSIC);
+            assert_true(ts_adp__rmsg_items_agree(&t.packet));
             assert_string_equal(t.uid, m.uid);
             assert_true(!t.room == !m.room);
             assert_int_equal(t.opts.rooms.n, m.opts.rooms.n);

@@ -136,6 +136,13 @@ static void test_string_words(void **state) {
                  * byte of 0x80 and up standing alone */
                 int ok = !n || (c != 0 && c < 0x80);
                 assert_int_equal(ts_json_utf8_no_nul(in, n), ok);
+                /* the checked writer: the same text when valid, nothing if not */
+                ts_sbuf_t k = TS_SBUF_INIT;
+                ts_sbuf_append(&k, "x", 1);
+                assert_int_equal(ts_json_string_checked(&k, in, n), ok ? 0 : -1);
+                assert_int_equal(ts_sbuf_len(&k), ok ? wl + 1 : 1);
+                if (ok) assert_memory_equal(ts_sbuf_data(&k) + 1, want, wl);
+                ts_sbuf_free(&k);
             }
         }
     }
@@ -145,8 +152,16 @@ static void test_string_words(void **state) {
         for (size_t i = 0; i < 40; i++) in[i] = 'b';
         memcpy(in + at, e_acute, 2);
         assert_true(ts_json_utf8_no_nul(in, 40));
+        ts_sbuf_t k = TS_SBUF_INIT;
+        assert_int_equal(ts_json_string_checked(&k, in, 40), 0);
+        assert_int_equal(ts_sbuf_len(&k), 42); /* the bytes as they are, quoted */
+        assert_memory_equal(ts_sbuf_data(&k) + 1, in, 40);
         in[at + 1] = 'b'; /* cut */
         assert_false(ts_json_utf8_no_nul(in, 40));
+        ts_sbuf_truncate(&k, 0);
+        assert_int_equal(ts_json_string_checked(&k, in, 40), -1);
+        assert_int_equal(ts_sbuf_len(&k), 0);
+        ts_sbuf_free(&k);
     }
 }
 
