@@ -566,6 +566,13 @@ static void on_load_info(int status, const ts_store_sess_info_t *info, void *ud)
     }
     h->ver = info->snap_ver;
     h->known_seq = info->snap_seq;
+    if (info->state_ver == info->snap_ver) {
+        /* no change committed after the snapshot (each one counts in
+         * state_ver): the tail holds nothing to fold, and is not read */
+        h->known_seq = info->last_seq;
+        load_ready(h);
+        return;
+    }
     load_read(h);
 }
 
