@@ -486,16 +486,24 @@ static void publish_remote(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const c
 /* ["event", arg...] as canonical text: the event's name (a string without
  * escapes, copied into `name`) and each argument's text. 0 when the text
  * has another shape (the caller builds a tree instead). */
-static int split_event(ts_slice_t text, char *name, size_t cap, ts_sio_raw_arg_t *args,
-                       size_t *nargs) {
-    const uint8_t *p = text.p, *end = text.p + text.len;
+/* The event's name: the string without escapes at p (NUL-terminated into
+ * name[cap]); its length in the text, or 0. */
+static size_t take_name(const uint8_t *p, size_t n, char *name, size_t cap) {
     int plain;
-    if (text.len < 4 || p[0] != '[' || end[-1] != ']') return 0;
-    p++;
-    size_t k = ts_json_canonical_string_len(p, (size_t)(end - p), &plain);
+    size_t k = ts_json_canonical_string_len(p, n, &plain);
     if (!k || !plain || k - 2 >= cap) return 0;
     memcpy(name, p + 1, k - 2);
     name[k - 2] = '\0';
+    return k;
+}
+
+static int split_event(ts_slice_t text, char *name, size_t cap, ts_sio_raw_arg_t *args,
+                       size_t *nargs) {
+    const uint8_t *p = text.p, *end = text.p + text.len;
+    if (text.len < 4 || p[0] != '[' || end[-1] != ']') return 0;
+    p++;
+    size_t k = take_name(p, (size_t)(end - p), name, cap);
+    if (!k) return 0;
     p += k;
     *nargs = 0;
     while (p < end - 1) {
@@ -511,13 +519,9 @@ static int split_event(ts_slice_t text, char *name, size_t cap, ts_sio_raw_arg_t
 /* The same from the elements' places, when the adapter knows them. */
 static int split_items(const ts_adp_bcast_t *b, char *name, size_t cap, ts_sio_raw_arg_t *args,
                        size_t *nargs) {
-    int plain;
     ts_slice_t n = b->items[0];
-    if (b->nitems - 1 > TS_SIO_RAW_MAX_ARGS ||
-        ts_json_canonical_string_len(n.p, n.len, &plain) != n.len || !plain || n.len - 2 >= cap)
+    if (b->nitems - 1 > TS_SIO_RAW_MAX_ARGS || !n.len || take_name(n.p, n.len, name, cap) != n.len)
         return 0;
-    memcpy(name, n.p + 1, n.len - 2);
-    name[n.len - 2] = '\0';
     *nargs = b->nitems - 1;
     for (size_t i = 1; i < b->nitems; i++) args[i - 1] = (ts_sio_raw_arg_t){.text = b->items[i]};
     return 1;
