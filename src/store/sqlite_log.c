@@ -15,8 +15,9 @@
  * page per session per batch: with 1,000 sessions flat out, most of the
  * WAL's frames and its checkpoints' reads, 0.8 us of server CPU per
  * delivery (docs/STORE.md "Layout"). The tail is indexed before anything
- * looks a session's events up, at a COMMIT once it holds TAIL_ROWS events,
- * and at open, so every lookup sees all events and never scans. */
+ * looks a session's events up, at a COMMIT once it holds
+ * TS_STORE_SQL_TAIL_ROWS events, and at open, so every lookup sees all
+ * events and never scans. */
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,10 +146,6 @@ static const char migrate_v2[] =
     EVENTS_AT_V3 "DROP INDEX events_by_seq;"
     "INSERT INTO meta(k, v) VALUES('indexed', 0);"
     "UPDATE meta SET v = 3 WHERE k = 'schema';";
-
-/* Events the tail may hold before a COMMIT indexes it: a pass of 16,384
- * writes ~1,000 runs in the 1,000-session benchmark. */
-#define TAIL_ROWS 16384
 
 typedef struct tail_row {
     int64_t sid, rid;
@@ -368,7 +365,7 @@ static int index_tail(ts_store_sql_t *db) {
 }
 
 int ts_store__sql_commit(ts_store_sql_t *db) {
-    int rc = db->ntail >= TAIL_ROWS ? index_tail(db) : 0;
+    int rc = db->ntail >= TS_STORE_SQL_TAIL_ROWS ? index_tail(db) : 0;
     if (!rc) rc = step_done(db, db->st[ST_COMMIT], "COMMIT");
     if (rc) ts_store__sql_rollback(db);
     return rc;

@@ -7,9 +7,8 @@
 #include "store/sql_env.h"
 #include "store/store_int.h"
 
-/* The pass threshold of sqlite_log.c (TAIL_ROWS): more events than this
- * make at least one pass at a COMMIT. */
-enum { TAIL_ROWS = 16384 };
+/* More events than this make at least one pass at a COMMIT. */
+enum { TAIL_ROWS = TS_STORE_SQL_TAIL_ROWS };
 
 static void patch_ring_4(ts_store_cfg_t *c) { c->log_mem_events = 4; }
 
