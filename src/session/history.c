@@ -1165,16 +1165,7 @@ void ts_sess__hist_state(sess_sock_t *ss, json_t *arg, const sess_answer_t *to) 
 static void on_welcome_info(int status, const ts_store_sess_info_t *info, void *ud) {
     sess_sock_t *ss = ud;
     ts_sess__op_end(ss->sess);
-    if (ss->s) {
-        json_t *hist = NULL;
-        if (status == 0) {
-            hist = json_object();
-            json_object_set_new(hist, "epoch", json_sprintf("%016" PRIx64, info->epoch));
-            json_object_set_new(hist, "seq", json_integer((json_int_t)info->last_seq));
-            json_object_set_new(hist, "ver", json_integer((json_int_t)info->state_ver));
-        }
-        ts_sess__emit_welcome(ss, hist);
-    }
+    if (ss->s) ts_sess__emit_welcome(ss, status == 0 ? info : NULL);
     ts_sess__sock_release(ss);
 }
 

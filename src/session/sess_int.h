@@ -18,6 +18,7 @@
 #include "core/ts_ratelimit.h"
 #include "metrics/ts_met.h"
 #include "session/ts_sess.h"
+#include "store/ts_store.h"
 #include "core/ts_hlc.h"
 #include "core/ts_map.h"
 #include "session/ts_sess_auth.h"
@@ -315,8 +316,9 @@ void ts_sess__sock_release(sess_sock_t *ss);
 void ts_sess__reply(ts_sio_socket_t *s, int64_t ack_id, json_t *res);
 /* Returns new: {ok: false, error: {code, message, retry_after_ms?}}. */
 json_t *ts_sess__error(const char *code, const char *message, uint64_t retry_after_ms);
-/* The welcome event; `hist` (takes, may be NULL) adds the v3 members. */
-void ts_sess__emit_welcome(sess_sock_t *ss, json_t *hist);
+/* The welcome event; `hist` (borrowed, may be NULL: none to tell of) adds
+ * the v3 members epoch, seq and ver. */
+void ts_sess__emit_welcome(sess_sock_t *ss, const ts_store_sess_info_t *hist);
 
 /* The delivery class of an envelope priority. */
 ts_sio_class_t ts_sess__prio_class(ts_sess_prio_t prio);
