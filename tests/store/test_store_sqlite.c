@@ -253,7 +253,8 @@ static void m_runs_rollback(void **state) {
 }
 
 /* A schema 2 file (events indexed by SQLite on (sid, seq)) is upgraded at
- * open: the index goes, its events become runs, gaps included. */
+ * open: the index goes, its events become runs, a gap (events deleted by
+ * hand, r2's 3: only the file is asked about r2) ending one. */
 static void m_migrate_v2(void **state) {
     sc_env_t *env = *state;
     sql_exec_file(env->path,
@@ -274,12 +275,15 @@ static void m_migrate_v2(void **state) {
                   "CREATE TABLE lease_terms(name BLOB PRIMARY KEY, term INTEGER NOT NULL);"
                   "INSERT INTO meta(k, v) VALUES('schema', 2);"
                   "INSERT INTO sessions(sid, session, last_seq, trimmed, epoch) VALUES"
-                  "  (1, CAST('r0' AS BLOB), 0, 0, 11), (2, CAST('r1' AS BLOB), 1, 1, 22);"
+                  "  (1, CAST('r0' AS BLOB), 0, 0, 11), (2, CAST('r1' AS BLOB), 1, 1, 22),"
+                  "  (3, CAST('r2' AS BLOB), 0, 0, 33);"
                   /* interleaved; r1 trimmed up to 1 */
                   "INSERT INTO events VALUES (1, 1, 5, CAST('r0-0' AS BLOB)),"
                   "  (2, 2, 5, CAST('r1-1' AS BLOB)), (1, 2, 5, CAST('r0-1' AS BLOB)),"
                   "  (2, 3, 5, CAST('r1-2' AS BLOB)), (1, 3, 5, CAST('r0-2' AS BLOB)),"
-                  "  (2, 4, 5, CAST('r1-3' AS BLOB)), (2, 5, 5, CAST('r1-4' AS BLOB));");
+                  "  (2, 4, 5, CAST('r1-3' AS BLOB)), (2, 5, 5, CAST('r1-4' AS BLOB)),"
+                  "  (3, 1, 5, CAST('r2-0' AS BLOB)), (3, 2, 5, CAST('r2-1' AS BLOB)),"
+                  "  (3, 4, 5, CAST('r2-3' AS BLOB));");
     sc_t t;
     sc_res_t r;
     sc_open(&t, env, patch_ring_4);
@@ -291,6 +295,8 @@ static void m_migrate_v2(void **state) {
     assert_int_equal(r.last_seq, 5);
     assert_ts_err(sc_sess(&t, "r1", &r), 0);
     assert_int_equal(r.epoch, 22);
+    assert_ts_err(sc_sess(&t, "r2", &r), 0);
+    assert_int_equal(r.last_seq, 4); /* from the run after the gap */
     uint64_t seq;
     assert_ts_err(sc_append(&t, "r1", "r1-5", &seq), 0);
     assert_int_equal(seq, 6);
@@ -299,8 +305,11 @@ static void m_migrate_v2(void **state) {
     assert_int_equal(
         sql_int_file(env->path, "SELECT COUNT(*) FROM sqlite_schema WHERE name = 'events_by_seq'"),
         0);
-    /* r0 1..3 and r1 2..5: a run each; 6 is still in the tail */
-    assert_int_equal(sql_int_file(env->path, "SELECT COUNT(*) FROM events_at"), 2);
+    /* r0 1..3, r1 2..5, r2 1..2 and 4: four runs; r1's 6 is still in the tail */
+    assert_int_equal(sql_int_file(env->path, "SELECT COUNT(*) FROM events_at"), 4);
+    assert_int_equal(sql_int_file(env->path, "SELECT COUNT(*) FROM events_at WHERE sid = 3 AND "
+                                             "seq = 4 AND length(rids) = 1"),
+                     1);
 }
 
 /* A damaged run is a clear TS_ESTORE for the session it belongs to; other
