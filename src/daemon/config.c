@@ -220,7 +220,8 @@ static const opt_t opts[] = {
      "Where registries, histories, state and leases live. memory (default):\n"
      "this process (with --store-sqlite for durability). redis://: a Redis\n"
      "server shared by every tabsyncd node of the deployment\n"
-     "(docs/DEPLOYMENT.md)."},
+     "(docs/DEPLOYMENT.md); rediss:// with TLS; a primary found through\n"
+     "Sentinel: redis+sentinel://HOST[:PORT][,HOST[:PORT]...]/NAME."},
     {"redis-prefix", "TABSYNC_REDIS_PREFIX", K_PATH, OFF(redis_prefix), SZ(redis_prefix), 0, 0,
      NULL, "PREFIX", "Session store",
      "With --store redis://: the start of every key and channel (default ts:);\n"
@@ -985,7 +986,11 @@ static int finish(ctx_t *c) {
         if (files[i][0] && access(files[i], R_OK) != 0)
             return fail(c, "%s=\"%s\" cannot be read (expected a readable PEM file)",
                         setter(c, names[i], wn, sizeof wn), show(files[i], sv, sizeof sv));
-    int redis = !strncmp(cfg->store, "redis://", 8) || !strncmp(cfg->store, "rediss://", 9);
+    static const char *const schemes[] = {"redis://", "rediss://", "redis+sentinel://",
+                                          "rediss+sentinel://"};
+    int redis = 0;
+    for (size_t i = 0; i < TS_ARRAY_LEN(schemes); i++)
+        redis |= !strncmp(cfg->store, schemes[i], strlen(schemes[i]));
     if (cfg->store[0] && !redis && strcmp(cfg->store, "memory") != 0)
         return fail(c, "%s=\"%s\" is not a store (expected memory or redis://HOST:PORT)",
                     setter(c, "store", wn, sizeof wn), show(cfg->store, sv, sizeof sv));

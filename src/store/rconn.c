@@ -29,8 +29,9 @@
 #define READ_CHUNK 65536
 #define FEED_SLICE 2048 /* bytes given to hiredis's reader at a time (feed) */
 
-/* ST_TLS: TCP connected, the TLS handshake under way (rediss:// only). */
-typedef enum { ST_DOWN, ST_CONNECTING, ST_TLS, ST_HANDSHAKE, ST_UP, ST_CLOSED } state_t;
+/* ST_DISCOVER: asking a Sentinel where the primary is (redis+sentinel://).
+ * ST_TLS: TCP connected, the TLS handshake under way (rediss:// only). */
+typedef enum { ST_DOWN, ST_DISCOVER, ST_CONNECTING, ST_TLS, ST_HANDSHAKE, ST_UP, ST_CLOSED } state_t;
 
 typedef struct cmd {
     ts_list_t link;
@@ -44,6 +45,7 @@ typedef struct cmd {
     uint8_t write;     /* TS_RCONN_WRITE */
     uint8_t wait;      /* our WAIT (no callback, not counted in queued) */
     uint8_t held;      /* sent before a WAIT: its reply waits for WAIT's */
+    uint8_t role;      /* the handshake's ROLE (Sentinel): the server must be a primary */
     redisReply *reply; /* on `held`: the reply, kept */
     char *sunsub;      /* SUNSUBSCRIBE's channel: its reply looks like the server's notice */
 } cmd_t;
@@ -97,6 +99,8 @@ struct ts_rconn {
     SSL_CTX *tls;         /* rediss://: shared by every attempt */
     char tls_err[200];    /* the context could not be made: every attempt fails so */
     char reason[240];
+    ts_rconn_t *sentinel; /* ST_DISCOVER: the connection to the Sentinel asked */
+    size_t sentinel_at;   /* which one (o.sentinels), tried in order from 0 */
 };
 
 static const char *const sub_verbs[] = {"SUBSCRIBE", "SSUBSCRIBE", "PSUBSCRIBE"};
@@ -180,10 +184,22 @@ static int parse_query(const char *q, ts_rconn_opts_t *o, char *err, size_t errl
             }
             if (rt) o->replicas_timeout_ms = (uint32_t)v;
             else o->replicas = (uint32_t)v;
+        } else if (KEY_IS("sentinel_user") || KEY_IS("sentinel_password")) {
+            if (!o->nsentinels) {
+                snprintf(err, errlen, "option '%.*s' of the Redis URL needs redis+sentinel://",
+                         (int)kl, q);
+                return TS_EINVAL;
+            }
+            char *dst = KEY_IS("sentinel_user") ? o->sentinel_user : o->sentinel_password;
+            if (strlen(val) > TS_RCONN_CRED_MAX) {
+                snprintf(err, errlen, "option '%.*s' of the Redis URL is too long", (int)kl, q);
+                return TS_EINVAL;
+            }
+            memcpy(dst, val, strlen(val) + 1);
         } else {
             snprintf(err, errlen,
                      "unknown option '%.*s' in the Redis URL (known: cacert, cert, key, insecure, "
-                     "cluster, replicas, replicas_timeout)",
+                     "cluster, replicas, replicas_timeout, sentinel_user, sentinel_password)",
                      (int)kl, q);
             return TS_EINVAL;
         }
@@ -197,37 +213,9 @@ static int parse_query(const char *q, ts_rconn_opts_t *o, char *err, size_t errl
     return 0;
 }
 
-int ts_rconn_parse_url(const char *url, ts_rconn_opts_t *o, char *err, size_t errlen) {
-    memset(o, 0, sizeof(*o));
-    const char *p;
-    if (strncmp(url, "redis://", 8) == 0) {
-        p = url + 8;
-    } else if (strncmp(url, "rediss://", 9) == 0) {
-        p = url + 9;
-        o->tls = 1;
-    } else {
-        snprintf(err, errlen, "a Redis URL starts with redis:// or rediss://");
-        return TS_EINVAL;
-    }
-    const char *end = p + strcspn(p, "/?#");
-    const char *at = NULL;
-    for (const char *q = p; q < end; q++)
-        if (*q == '@') at = q; /* the last one: a password may hold '@' escaped or not */
-    if (at) {
-        const char *colon = memchr(p, ':', (size_t)(at - p));
-        size_t ulen = colon ? (size_t)(colon - p) : (size_t)(at - p);
-        if (copy_decoded(p, ulen, o->user, sizeof o->user) != 0 ||
-            (colon && copy_decoded(colon + 1, (size_t)(at - colon - 1), o->password,
-                                   sizeof o->password) != 0)) {
-            snprintf(err, errlen, "bad user or password in the Redis URL");
-            return TS_EINVAL;
-        }
-        if (!colon) { /* redis://password@host is the common short form */
-            memcpy(o->password, o->user, sizeof o->password);
-            o->user[0] = '\0';
-        }
-        p = at + 1;
-    }
+/* host[:port] or [v6][:port] in [p, end). */
+static int parse_addr(const char *p, const char *end, ts_rconn_addr_t *a, uint16_t defport,
+                      char *err, size_t errlen) {
     const char *host = p, *hend, *portp = NULL;
     if (*p == '[') { /* [v6] */
         hend = memchr(p, ']', (size_t)(end - p));
@@ -251,9 +239,9 @@ int ts_rconn_parse_url(const char *url, ts_rconn_opts_t *o, char *err, size_t er
         snprintf(err, errlen, "the Redis URL needs a host");
         return TS_EINVAL;
     }
-    memcpy(o->host, host, hl);
-    o->host[hl] = '\0';
-    o->port = 6379;
+    memcpy(a->host, host, hl);
+    a->host[hl] = '\0';
+    a->port = defport;
     if (portp) {
         unsigned long v = 0;
         const char *q = portp;
@@ -262,7 +250,69 @@ int ts_rconn_parse_url(const char *url, ts_rconn_opts_t *o, char *err, size_t er
             snprintf(err, errlen, "bad port in the Redis URL");
             return TS_EINVAL;
         }
-        o->port = (uint16_t)v;
+        a->port = (uint16_t)v;
+    }
+    return 0;
+}
+
+/* /db in [p, pend): "" and "/" leave it 0. */
+static int parse_db(const char *p, const char *pend, ts_rconn_opts_t *o, char *err, size_t errlen) {
+    if (p == pend || (*p == '/' && p + 1 == pend)) return 0;
+    unsigned long v = 0;
+    const char *d = p + 1;
+    if (*p == '/')
+        for (; d < pend && *d >= '0' && *d <= '9' && v < 1000000; d++) v = v * 10 + (unsigned long)(*d - '0');
+    if (*p != '/' || d != pend || d == p + 1) {
+        snprintf(err, errlen, *p == '/' ? "bad database number in the Redis URL"
+                                        : "unexpected text after the Redis URL's host");
+        return TS_EINVAL;
+    }
+    o->db = (uint32_t)v;
+    return 0;
+}
+
+int ts_rconn_parse_url(const char *url, ts_rconn_opts_t *o, char *err, size_t errlen) {
+    memset(o, 0, sizeof(*o));
+    static const struct {
+        const char *scheme;
+        int tls, sentinel;
+    } schemes[] = {{"redis://", 0, 0},
+                   {"rediss://", 1, 0},
+                   {"redis+sentinel://", 0, 1},
+                   {"rediss+sentinel://", 1, 1}};
+    const char *p = NULL;
+    int sentinel = 0;
+    for (size_t i = 0; i < TS_ARRAY_LEN(schemes) && !p; i++) {
+        size_t n = strlen(schemes[i].scheme);
+        if (strncmp(url, schemes[i].scheme, n) != 0) continue;
+        p = url + n;
+        o->tls = schemes[i].tls;
+        sentinel = schemes[i].sentinel;
+    }
+    if (!p) {
+        snprintf(err, errlen,
+                 "a Redis URL starts with redis://, rediss://, redis+sentinel:// or "
+                 "rediss+sentinel://");
+        return TS_EINVAL;
+    }
+    const char *end = p + strcspn(p, "/?#");
+    const char *at = NULL;
+    for (const char *q = p; q < end; q++)
+        if (*q == '@') at = q; /* the last one: a password may hold '@' escaped or not */
+    if (at) {
+        const char *colon = memchr(p, ':', (size_t)(at - p));
+        size_t ulen = colon ? (size_t)(colon - p) : (size_t)(at - p);
+        if (copy_decoded(p, ulen, o->user, sizeof o->user) != 0 ||
+            (colon && copy_decoded(colon + 1, (size_t)(at - colon - 1), o->password,
+                                   sizeof o->password) != 0)) {
+            snprintf(err, errlen, "bad user or password in the Redis URL");
+            return TS_EINVAL;
+        }
+        if (!colon) { /* redis://password@host is the common short form */
+            memcpy(o->password, o->user, sizeof o->password);
+            o->user[0] = '\0';
+        }
+        p = at + 1;
     }
     if (strchr(end, '#')) {
         snprintf(err, errlen, "fragments are not supported in the Redis URL");
@@ -270,20 +320,51 @@ int ts_rconn_parse_url(const char *url, ts_rconn_opts_t *o, char *err, size_t er
     }
     const char *q = strchr(end, '?');
     const char *pend = q ? q : end + strlen(end);
-    if (*end == '/' && end + 1 < pend) {
-        unsigned long v = 0;
-        const char *d = end + 1;
-        for (; d < pend && *d >= '0' && *d <= '9' && v < 1000000; d++) v = v * 10 + (unsigned long)(*d - '0');
-        if (d != pend || d == end + 1) {
-            snprintf(err, errlen, "bad database number in the Redis URL");
+    if (!sentinel) {
+        ts_rconn_addr_t a;
+        if (parse_addr(p, end, &a, 6379, err, errlen) != 0) return TS_EINVAL;
+        memcpy(o->host, a.host, sizeof o->host);
+        o->port = a.port;
+        if (parse_db(end, pend, o, err, errlen) != 0) return TS_EINVAL;
+        return q ? parse_query(q + 1, o, err, errlen) : 0;
+    }
+    /* host[:port],host[:port]... (Sentinels, 26379 by default), then /name[/db] */
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *aend = comma ? comma : end;
+        if (o->nsentinels == TS_RCONN_SENTINELS_MAX) {
+            snprintf(err, errlen, "at most %d Sentinels in the Redis URL", TS_RCONN_SENTINELS_MAX);
             return TS_EINVAL;
         }
-        o->db = (uint32_t)v;
-    } else if (end != pend && !(*end == '/' && end + 1 == pend)) {
-        snprintf(err, errlen, "unexpected text after the Redis URL's host");
+        if (parse_addr(p, aend, &o->sentinels[o->nsentinels++], 26379, err, errlen) != 0)
+            return TS_EINVAL;
+        p = comma ? comma + 1 : end;
+        if (comma && p == end) {
+            snprintf(err, errlen, "the Redis URL needs a host after its last comma");
+            return TS_EINVAL;
+        }
+    }
+    if (!o->nsentinels) {
+        snprintf(err, errlen, "the Redis URL needs a host");
         return TS_EINVAL;
     }
-    return q ? parse_query(q + 1, o, err, errlen) : 0;
+    const char *name = *end == '/' ? end + 1 : end;
+    const char *nend = memchr(name, '/', (size_t)(pend - name));
+    if (!nend) nend = pend;
+    if (name == nend || copy_decoded(name, (size_t)(nend - name), o->master, sizeof o->master) != 0) {
+        snprintf(err, errlen,
+                 "a redis+sentinel:// URL names the primary after its Sentinels: "
+                 "redis+sentinel://HOST:26379/NAME");
+        return TS_EINVAL;
+    }
+    if (parse_db(nend, pend, o, err, errlen) != 0) return TS_EINVAL;
+    if (q && parse_query(q + 1, o, err, errlen) != 0) return TS_EINVAL;
+    if (o->cluster > 0) {
+        snprintf(err, errlen, "a Redis URL with Sentinels cannot also say cluster=1");
+        return TS_EINVAL;
+    }
+    o->cluster = -1; /* Sentinel serves one primary */
+    return 0;
 }
 
 /* ---- commands ---- */
@@ -334,6 +415,7 @@ static void fail_list(ts_rconn_t *c, ts_list_t *l, int status) {
 static void start_attempt(ts_rconn_t *c);
 static void on_timer(uv_timer_t *t);
 static void release(ts_rconn_t *c);
+static void drop_sentinel(ts_rconn_t *c);
 
 static void link_closed(uv_handle_t *h) {
     link_t *l = h->data;
@@ -437,8 +519,9 @@ static void drop_link(ts_rconn_t *c) {
 static void reset(ts_rconn_t *c, const char *why) {
     if (c->st == ST_CLOSED) return;
     int was_up = c->st == ST_UP;
-    snprintf(c->reason, sizeof c->reason, "%s", why);
+    if (why != c->reason) snprintf(c->reason, sizeof c->reason, "%s", why);
     drop_link(c);
+    drop_sentinel(c);
     if (c->rd) {
         redisReaderFree(c->rd);
         c->rd = NULL;
@@ -654,7 +737,7 @@ static void wait_done(ts_rconn_t *c, const redisReply *r) {
     }
 }
 
-static void handshake_cmd(ts_rconn_t *c, int argc, const char **argv) {
+static cmd_t *handshake_cmd(ts_rconn_t *c, int argc, const char **argv) {
     cmd_t *k = cmd_make(argc, argv, NULL, NULL, NULL);
     k->handshake = 1;
     /* before any waiting user command */
@@ -668,6 +751,7 @@ static void handshake_cmd(ts_rconn_t *c, int argc, const char **argv) {
     }
     ts_list_insert_tail(at, &k->link); /* before `at` */
     c->handshake_left++;
+    return k;
 }
 
 static void became_up(ts_rconn_t *c) {
@@ -675,7 +759,8 @@ static void became_up(ts_rconn_t *c) {
     c->backoff_ms = 0;
     c->stats.connects++;
     uv_timer_stop(&c->timer);
-    ts_info("store", "redis %s:%u: connected", c->o.host, c->o.port);
+    if (c->o.quiet) ts_debug("store", "redis %s:%u: connected", c->o.host, c->o.port);
+    else ts_info("store", "redis %s:%u: connected", c->o.host, c->o.port);
     want_flush(c);
     if (!ts_list_empty(&c->inflight) || !ts_list_empty(&c->waiting)) {
         uint32_t every = c->o.command_timeout_ms / 4;
@@ -735,8 +820,19 @@ static int on_reply(ts_rconn_t *c, redisReply *r) {
     c->stats.replies++;
     if (k->handshake) {
         int bad = r->type == REDIS_REPLY_ERROR;
-        char why[200];
-        if (bad) snprintf(why, sizeof why, "handshake refused: %s", r->str);
+        char why[400];
+        if (bad) {
+            snprintf(why, sizeof why, "handshake refused: %s", r->str);
+        } else if (k->role && !(r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
+                                r->element[0]->type == REDIS_REPLY_STRING &&
+                                strcmp(r->element[0]->str, "master") == 0)) {
+            bad = 1; /* Sentinel's answer was stale (a failover under way) */
+            snprintf(why, sizeof why, "Sentinel named %.100s:%u as the primary %.60s, but it is not one (ROLE: %.20s)",
+                     c->o.host, c->o.port, c->o.master,
+                     r->type == REDIS_REPLY_ARRAY && r->elements > 0 && r->element[0]->str
+                         ? r->element[0]->str
+                         : "?");
+        }
         cmd_free(k);
         if (bad) {
             reset(c, why);
@@ -750,14 +846,21 @@ static int on_reply(ts_rconn_t *c, redisReply *r) {
         wait_done(c, r);
         return 0;
     }
+    /* a server turned replica under us (Sentinel moved the primary): the
+     * command is answered, then the connection asks Sentinel again */
+    int readonly = c->o.nsentinels && r->type == REDIS_REPLY_ERROR &&
+                   strncmp(r->str, "READONLY", 8) == 0;
     if (k->held) {
         k->reply = r;
         ts_list_insert_tail(&c->held, &k->link);
+        if (readonly) reset(c, "the server is a replica now (READONLY): asking Sentinel again");
         return 1;
     }
     c->queued--;
     if (k->cb) k->cb(c, 0, r, k->ud);
     cmd_free(k);
+    if (readonly && c->st == ST_UP)
+        reset(c, "the server is a replica now (READONLY): asking Sentinel again");
     return 0;
 }
 
@@ -917,6 +1020,10 @@ static void start_session(ts_rconn_t *c) {
         const char *argv[] = {"SELECT", db};
         handshake_cmd(c, 2, argv);
     }
+    if (c->o.nsentinels) { /* Sentinel's answer may be stale: ask the server itself */
+        const char *argv[] = {"ROLE"};
+        handshake_cmd(c, 1, argv)->role = 1;
+    }
     for (size_t i = 0; i < c->o.nscripts; i++) {
         const char *argv[] = {"SCRIPT", "LOAD", c->o.scripts[i]};
         handshake_cmd(c, 3, argv);
@@ -955,7 +1062,8 @@ static void resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
     if (rc < 0) reset(c, uv_strerror(rc));
 }
 
-static void start_attempt(ts_rconn_t *c) {
+/* Resolves o.host and connects (the primary, with Sentinels). */
+static void connect_attempt(ts_rconn_t *c) {
     c->st = ST_CONNECTING;
     c->attempt_started = ts_now_ms();
     uv_timer_start(&c->timer, on_timer, c->o.connect_timeout_ms, 0);
@@ -971,6 +1079,101 @@ static void start_attempt(ts_rconn_t *c) {
     }
 }
 
+/* ---- Sentinel: where the primary is ---- */
+
+static void ask_sentinel(ts_rconn_t *c);
+
+static void sentinel_closed(void *ud) { release(ud); }
+
+static void drop_sentinel(ts_rconn_t *c) {
+    ts_rconn_t *s = c->sentinel;
+    if (!s) return;
+    c->sentinel = NULL;
+    ts_rconn_close(s, sentinel_closed, c);
+}
+
+/* SENTINEL get-master-addr-by-name's answer: [ip, port], or nil. */
+static void on_master_addr(ts_rconn_t *s, int status, const redisReply *r, void *ud) {
+    ts_rconn_t *c = ud;
+    if (c->sentinel != s) return; /* c was reset or closed meanwhile */
+    ts_rconn_addr_t *at = &c->o.sentinels[c->sentinel_at];
+    unsigned long port = 0;
+    if (status == 0 && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
+        r->element[0]->type == REDIS_REPLY_STRING && r->element[1]->type == REDIS_REPLY_STRING &&
+        r->element[0]->len > 0 && r->element[0]->len <= TS_RCONN_HOST_MAX) {
+        char *e;
+        port = strtoul(r->element[1]->str, &e, 10);
+        if (*e || port > 65535) port = 0;
+    }
+    if (!port) {
+        if (status) snprintf(c->reason, sizeof c->reason, "%.80s:%u: %.120s", at->host, at->port, s->reason);
+        else if (r->type == REDIS_REPLY_NIL)
+            snprintf(c->reason, sizeof c->reason, "%.80s:%u does not know a primary named %.80s", at->host,
+                     at->port, c->o.master);
+        else
+            snprintf(c->reason, sizeof c->reason, "%.80s:%u: %.120s", at->host, at->port,
+                     r->type == REDIS_REPLY_ERROR ? r->str : "an answer that is not [ip, port]");
+        drop_sentinel(c);
+        ts_debug("store", "redis sentinel %s", c->reason);
+        c->sentinel_at++;
+        ask_sentinel(c);
+        return;
+    }
+    if (strcmp(c->o.host, r->element[0]->str) != 0 || c->o.port != port)
+        ts_info("store", "redis sentinel %s:%u: the primary %s is at %s:%lu", at->host, at->port,
+                c->o.master, r->element[0]->str, port);
+    memcpy(c->o.host, r->element[0]->str, r->element[0]->len + 1);
+    c->o.port = (uint16_t)port;
+    if (c->sentinel_at) { /* the one that answered is asked first next time */
+        ts_rconn_addr_t first = *at;
+        memmove(&c->o.sentinels[1], &c->o.sentinels[0], c->sentinel_at * sizeof first);
+        c->o.sentinels[0] = first;
+    }
+    drop_sentinel(c);
+    connect_attempt(c);
+}
+
+/* Asks o.sentinels[sentinel_at], on a connection of its own closed after
+ * the answer; each gets an equal share of the connect timeout. */
+static void ask_sentinel(ts_rconn_t *c) {
+    if (c->sentinel_at == c->o.nsentinels) {
+        char why[400];
+        snprintf(why, sizeof why, "no Sentinel named the primary %.80s (last: %.240s)", c->o.master,
+                 c->reason);
+        reset(c, why);
+        return;
+    }
+    const ts_rconn_addr_t *a = &c->o.sentinels[c->sentinel_at];
+    ts_rconn_opts_t so = {0};
+    memcpy(so.host, a->host, sizeof so.host);
+    so.port = a->port;
+    memcpy(so.user, c->o.sentinel_user, sizeof so.user);
+    memcpy(so.password, c->o.sentinel_password, sizeof so.password);
+    so.tls = c->o.tls;
+    memcpy(so.tls_ca, c->o.tls_ca, sizeof so.tls_ca);
+    memcpy(so.tls_cert, c->o.tls_cert, sizeof so.tls_cert);
+    memcpy(so.tls_key, c->o.tls_key, sizeof so.tls_key);
+    so.tls_insecure = c->o.tls_insecure;
+    uint32_t share = c->o.connect_timeout_ms / (uint32_t)c->o.nsentinels;
+    so.connect_timeout_ms = so.command_timeout_ms = share < 100 ? 100 : share;
+    so.backoff_min_ms = so.backoff_max_ms = so.connect_timeout_ms;
+    so.quiet = 1;
+    c->sentinel = ts_rconn_new(c->loop, &so, NULL, NULL, NULL);
+    c->handles++; /* sentinel_closed releases it */
+    const char *argv[] = {"SENTINEL", "get-master-addr-by-name", c->o.master};
+    ts_rconn_cmd(c->sentinel, 3, argv, NULL, on_master_addr, c); /* a new connection takes it */
+}
+
+static void start_attempt(ts_rconn_t *c) {
+    if (!c->o.nsentinels) {
+        connect_attempt(c);
+        return;
+    }
+    c->st = ST_DISCOVER;
+    c->sentinel_at = 0;
+    ask_sentinel(c);
+}
+
 /* One timer for the three clocks: the backoff (DOWN), the connect timeout
  * (CONNECTING, HANDSHAKE) and the oldest unanswered command (UP). */
 static void on_timer(uv_timer_t *t) {
@@ -979,6 +1182,8 @@ static void on_timer(uv_timer_t *t) {
     switch (c->st) {
     case ST_DOWN:
         start_attempt(c);
+        return;
+    case ST_DISCOVER: /* each Sentinel's connection keeps its own time */
         return;
     case ST_CONNECTING:
     case ST_TLS:
@@ -1136,6 +1341,7 @@ void ts_rconn_close(ts_rconn_t *c, void (*on_closed)(void *ud), void *ud) {
     c->on_closed = on_closed;
     c->closed_ud = ud;
     drop_link(c);
+    drop_sentinel(c);
     if (c->rd) {
         redisReaderFree(c->rd);
         c->rd = NULL;

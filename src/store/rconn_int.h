@@ -25,7 +25,14 @@
  * TLS (rediss://) runs OpenSSL over memory BIOs on the same libuv read and
  * write path: the server's certificate is verified (system CA store, or
  * ?cacert=), with SNI and host name (or IP) checks. Not thread-safe: one
- * loop. Redis Cluster (slot map, MOVED/ASK) is rcluster_int.h, over this. */
+ * loop. Redis Cluster (slot map, MOVED/ASK) is rcluster_int.h, over this.
+ *
+ * Sentinel (redis+sentinel://): every attempt first asks the Sentinels in
+ * turn (SENTINEL get-master-addr-by-name) where the primary is, connects
+ * there and checks with ROLE that it is a primary before anything else; the
+ * Sentinel that answered is asked first next time. A connection that meets
+ * READONLY (its server was turned into a replica) is reset and asks again,
+ * as is one that Sentinel's reconfiguration closes (CLIENT KILL). */
 #ifndef TS_RCONN_INT_H
 #define TS_RCONN_INT_H
 #include <stddef.h>
@@ -40,9 +47,15 @@ typedef struct ts_rconn ts_rconn_t;
 #define TS_RCONN_HOST_MAX 255
 #define TS_RCONN_CRED_MAX 256
 #define TS_RCONN_PATH_MAX 1023
+#define TS_RCONN_SENTINELS_MAX 8
+
+typedef struct ts_rconn_addr {
+    char host[TS_RCONN_HOST_MAX + 1];
+    uint16_t port;
+} ts_rconn_addr_t;
 
 typedef struct ts_rconn_opts {
-    char host[TS_RCONN_HOST_MAX + 1];
+    char host[TS_RCONN_HOST_MAX + 1];   /* with Sentinels: the primary last found */
     uint16_t port;                      /* default 6379 */
     char user[TS_RCONN_CRED_MAX + 1];   /* ACL user ("" = default user) */
     char password[TS_RCONN_CRED_MAX + 1]; /* "" = no AUTH */
@@ -67,12 +80,26 @@ typedef struct ts_rconn_opts {
      * the commands pipelined behind it (out of issue order). */
     const char *const *scripts;
     size_t nscripts;
+    /* redis+sentinel://: where to ask for the primary named `master` (port
+     * default 26379), with their own credentials (?sentinel_user=,
+     * ?sentinel_password=; the URL's user and password are the primary's).
+     * nsentinels 0: host and port are the server. */
+    ts_rconn_addr_t sentinels[TS_RCONN_SENTINELS_MAX];
+    size_t nsentinels;
+    char master[TS_RCONN_HOST_MAX + 1];
+    char sentinel_user[TS_RCONN_CRED_MAX + 1];
+    char sentinel_password[TS_RCONN_CRED_MAX + 1];
+    int quiet; /* "connected" logged at debug: a Sentinel's connection, one per attempt */
 } ts_rconn_opts_t;
 
 /* Parses redis://[[user][:password]@]host[:port][/db][?opt=v&...] (and
  * rediss://) into *o (other fields zero: defaults). Options: cacert=<path>,
  * cert=<path>, key=<path>, insecure=0|1 (rediss:// only), cluster=0|1|auto,
  * replicas=N (0-64), replicas_timeout=<ms> (1-60000).
+ * redis+sentinel://[[user][:password]@]host[:port][,host[:port]...]/name[/db]
+ * (and rediss+sentinel://: TLS to the Sentinels and the primary) names up to
+ * TS_RCONN_SENTINELS_MAX Sentinels and the primary's name; options as above
+ * (not cluster=1) and sentinel_user=, sentinel_password=.
  * Percent-escapes in user, password and option values are decoded. Returns
  * 0, or TS_EINVAL with a reason in err. */
 int ts_rconn_parse_url(const char *url, ts_rconn_opts_t *o, char *err, size_t errlen);

@@ -35,19 +35,21 @@ process.on('exit', () => {
   }
 });
 
-/** Runs redis-server; returns { port, url, pid, dir, stop(), kill(), restart() }. */
-export async function startRedis({ appendonly = true, port = 0, extra = [] } = {}) {
+/** Runs redis-server (a Sentinel with `sentinel`: its `extra` has the
+ * `sentinel monitor` lines); returns { port, url, pid, dir, stop(), kill(), restart() }. */
+export async function startRedis({ appendonly = true, port = 0, extra = [], sentinel = false } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ts-redis-'));
   if (!port) port = await freePort();
   const conf = path.join(dir, 'redis.conf');
+  const persistence = sentinel ? [] : ['save ""', `appendonly ${appendonly ? 'yes' : 'no'}`, 'appendfsync always'];
   fs.writeFileSync(conf, [
-    `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, 'save ""',
-    `appendonly ${appendonly ? 'yes' : 'no'}`, 'appendfsync always',
+    `port ${port}`, 'bind 127.0.0.1', `dir ${dir}`, ...persistence,
     'daemonize no', 'loglevel warning', 'logfile ""', ...extra,
   ].join('\n') + '\n');
   const r = { port, url: `redis://127.0.0.1:${port}`, dir, child: null, log: '' };
   r.start = async () => {
-    const child = spawn('redis-server', [conf], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const args = sentinel ? [conf, '--sentinel'] : [conf];
+    const child = spawn('redis-server', args, { stdio: ['ignore', 'pipe', 'pipe'] });
     live.add(child);
     r.child = child;
     r.pid = child.pid;
@@ -105,6 +107,61 @@ async function clusterPort(taken) {
       taken.add(p);
       return p;
     }
+  }
+}
+
+/**
+ * One primary (AOF, appendfsync always), two replicas and a Sentinel that
+ * watches them as `ts` (quorum 1, down-after 500 ms), as docs/DEPLOYMENT.md
+ * "Redis with Sentinel" describes. Returns { storeUrl, primary, replicas,
+ * sentinel, primaryPort(), stop() }: storeUrl is
+ * redis+sentinel://127.0.0.1:<sentinel>/ts?replicas=1 (two replicas, so a
+ * promoted one still has a replica to acknowledge writes).
+ */
+export async function startRedisSentinel() {
+  const started = [];
+  try {
+    const primary = await startRedis();
+    started.push(primary);
+    const replicas = [];
+    for (let i = 0; i < 2; i++) {
+      replicas.push(await startRedis({ extra: [`replicaof 127.0.0.1 ${primary.port}`, 'repl-diskless-sync-delay 0'] }));
+      started.push(replicas[i]);
+    }
+    const sentinel = await startRedis({
+      sentinel: true,
+      extra: [`sentinel monitor ts 127.0.0.1 ${primary.port} 1`, 'sentinel down-after-milliseconds ts 500',
+        'sentinel failover-timeout ts 5000'],
+    });
+    started.push(sentinel);
+    const cli = (port, ...args) => sh('redis-cli', ['-p', String(port), ...args]);
+    // both replicas in sync and known to the Sentinel, or it cannot fail over
+    const deadline = Date.now() + 20000;
+    for (;;) {
+      const info = await cli(primary.port, 'INFO', 'replication');
+      const known = (await cli(sentinel.port, 'SENTINEL', 'replicas', 'ts')).split('\n');
+      const healthy = known.filter((line, i) => line === 'flags' && known[i + 1] === 'slave').length;
+      if (/connected_slaves:2/.test(info) && healthy === 2) break;
+      if (Date.now() > deadline) throw new Error(`Sentinel setup not ready:\n${info}\n${known.join(' ')}`);
+      await sleep(100);
+    }
+    return {
+      storeUrl: `redis+sentinel://127.0.0.1:${sentinel.port}/ts?replicas=1`,
+      primary,
+      replicas,
+      sentinel,
+      /** The primary's port as the Sentinel names it now. */
+      async primaryPort() {
+        const out = (await cli(sentinel.port, 'SENTINEL', 'get-master-addr-by-name', 'ts')).trim().split('\n');
+        return Number(out[1]);
+      },
+      async stop() {
+        for (const r of started.reverse()) await r.stop();
+      },
+    };
+  } catch (e) {
+    for (const r of started.reverse()) await r.stop().catch(() => {});
+    throw e;
   }
 }
 

@@ -11,14 +11,17 @@
 // - Redis killed and restarted under load (AOF, appendfsync always): changes
 //   sent meanwhile are refused with store_unavailable (never acknowledged),
 //   ephemeral traffic between tabs of one node still flows, and everything
-//   resumes by itself; afterwards every acknowledged change is on every tab.
+//   resumes by itself; afterwards every acknowledged change is on every tab;
+// - the Redis primary behind Sentinel SIGKILLed under load
+//   (redis+sentinel://...?replicas=1): the nodes find the promoted replica by
+//   themselves, and every acknowledged change is on every tab, once.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { io } from 'socket.io-client';
 
 import { startServer, IS_NODE, sleep } from './harness.mjs';
-import { startCluster } from './cluster.mjs';
+import { startCluster, startRedisSentinel } from './cluster.mjs';
 import { BASE_FLAGS, auth3, ident, makeRng, uniq, tempDir, writeRules, openMirror, waitUntil, submitLoad, checkSubmitted } from './history-helpers.mjs';
 import { registryTabs } from './session-helpers.mjs';
 
@@ -244,6 +247,62 @@ describe('Redis killed and restarted under load', SKIP, () => {
     for (const t of tabs) await t.settle(60000);
     const refused = subs.filter((s) => s.answers.some((x) => x?.error?.code === 'store_unavailable')).length;
     console.log(`# ${subs.length} changes, ${refused} refused at least once while Redis was down, all applied once in the end`);
+    await checkSubmitted(tabs, subs, S);
+  });
+});
+
+describe('the Redis primary behind Sentinel killed under load', SKIP, () => {
+  let cluster;
+  let redis;
+  const tabs = [];
+  const dir = tempDir('nodes-sentinel');
+  before(async () => {
+    redis = await startRedisSentinel();
+    cluster = await startCluster({
+      n: 2,
+      start: startServer,
+      redis,
+      opts: { testApp: false, extra: [...BASE_FLAGS, '--state-rules', writeRules(dir)] },
+    });
+  });
+  after(async () => {
+    for (const t of tabs) t.close();
+    await cluster?.stop();
+    await redis?.stop();
+  });
+
+  it('the nodes follow the failover by themselves; no acknowledged change is lost or applied twice', { timeout: 90000 }, async () => {
+    const S = uniq('sentinel');
+    for (let i = 0; i < 4; i++) {
+      tabs.push(await openMirror({ url: cluster.url, id: ident('alice', S, `d${i}`, `t${i}`), client: `f${i}`, reconnection: true }));
+    }
+    const subs = [];
+    let stop = false;
+    const load = tabs.map(async (t) => {
+      for (let k = 0; !stop; k++) {
+        const sub = t.submit('state', { v: 3, id: `${t.client}-s${k}`, patch: [{ op: 'incr', path: '/counters/n', value: 1 }] });
+        sub.at = Date.now();
+        subs.push(sub);
+        await sleep(20);
+      }
+    });
+    const before = await redis.primaryPort();
+    assert.equal(before, redis.primary.port);
+    try {
+      await waitUntil(() => subs.filter((s) => s.done).length >= 20, 20000, 'some changes acknowledged');
+      await redis.primary.kill('SIGKILL');
+      await waitUntil(async () => (await redis.primaryPort()) !== before, 20000, 'the Sentinel promoted a replica');
+      const promoted = Date.now();
+      await waitUntil(() => subs.some((s) => s.at > promoted && s.final?.ok === true), 30000,
+        'a change made after the failover is acknowledged');
+    } finally {
+      stop = true;
+      await Promise.all(load);
+    }
+    assert.ok(redis.replicas.map((r) => r.port).includes(await redis.primaryPort()), 'a replica is the primary now');
+    for (const t of tabs) await t.settle(60000);
+    const refused = subs.filter((s) => s.answers.some((x) => x?.error?.code === 'store_unavailable')).length;
+    console.log(`# ${subs.length} changes, ${refused} refused at least once during the failover, all applied once in the end`);
     await checkSubmitted(tabs, subs, S);
   });
 });

@@ -52,8 +52,11 @@ static int port_open(uint16_t port) {
     return ok;
 }
 
-/* Starts redis-server with `extra` config lines (on r->port if set). */
-static void redis_start(redis_t *r, const char *extra) {
+typedef enum { REDIS_AS_SERVER, REDIS_AS_SENTINEL } redis_role_t;
+
+/* Starts redis-server with `extra` config lines (on r->port if set), as a
+ * server or as a Sentinel (`extra` then has its `sentinel monitor` lines). */
+static void redis_start_as(redis_t *r, const char *extra, redis_role_t role) {
     if (!r->dir[0]) {
         snprintf(r->dir, sizeof r->dir, "/tmp/ts_rconn_XXXXXX");
         assert_non_null(mkdtemp(r->dir));
@@ -73,7 +76,10 @@ static void redis_start(redis_t *r, const char *extra) {
     r->pid = fork();
     assert_true(r->pid >= 0);
     if (r->pid == 0) {
-        execl("/usr/bin/redis-server", "redis-server", conf, (char *)NULL);
+        if (role == REDIS_AS_SENTINEL)
+            execl("/usr/bin/redis-server", "redis-server", conf, "--sentinel", (char *)NULL);
+        else
+            execl("/usr/bin/redis-server", "redis-server", conf, (char *)NULL);
         _exit(127);
     }
     for (size_t i = 0; i < REDIS_RUNNING_MAX; i++)
@@ -83,6 +89,10 @@ static void redis_start(redis_t *r, const char *extra) {
         }
     for (int i = 0; i < 200 && !port_open(r->port); i++) usleep(10000);
     if (!port_open(r->port)) fail_msg("redis-server did not listen on %u", r->port);
+}
+
+static __attribute__((unused)) void redis_start(redis_t *r, const char *extra) {
+    redis_start_as(r, extra, REDIS_AS_SERVER);
 }
 
 /* In dir: ca.pem (the CA), server.pem/.key (signed by it, for IP 127.0.0.1

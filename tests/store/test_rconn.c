@@ -50,7 +50,9 @@ static int run_until(volatile int *flag, unsigned ms) {
 typedef struct {
     int calls, status, type, up, downs;
     long long integer;
+    size_t elements;
     char str[256];
+    char el1[64]; /* an array's second element, if a string (CONFIG GET's value) */
 } res_t;
 
 static void on_reply(ts_rconn_t *c, int status, const redisReply *r, void *ud) {
@@ -60,8 +62,11 @@ static void on_reply(ts_rconn_t *c, int status, const redisReply *r, void *ud) {
     x->status = status;
     x->type = r ? r->type : 0;
     x->integer = r ? r->integer : 0;
-    x->str[0] = '\0';
+    x->elements = r && r->type == REDIS_REPLY_ARRAY ? r->elements : 0;
+    x->str[0] = x->el1[0] = '\0';
     if (r && r->str) snprintf(x->str, sizeof x->str, "%s", r->str);
+    if (x->elements >= 2 && r->element[1]->str)
+        snprintf(x->el1, sizeof x->el1, "%s", r->element[1]->str);
 }
 
 static void on_state(ts_rconn_t *c, int up, const char *why, void *ud) {
@@ -146,7 +151,38 @@ static void urls(void **state) {
     assert_int_equal(o.replicas_timeout_ms, 250);
     assert_int_equal(ts_rconn_parse_url("redis://h?replicas=0", &o, err, sizeof err), 0);
     assert_int_equal(o.replicas, 0);
+    /* Sentinels */
+    assert_int_equal(ts_rconn_parse_url("redis+sentinel://u:pw@s1,s2:26380,[::1]/my%20primary/3"
+                                        "?sentinel_password=sp&replicas=1",
+                                        &o, err, sizeof err),
+                     0);
+    assert_int_equal(o.nsentinels, 3);
+    assert_string_equal(o.sentinels[0].host, "s1");
+    assert_int_equal(o.sentinels[0].port, 26379);
+    assert_string_equal(o.sentinels[1].host, "s2");
+    assert_int_equal(o.sentinels[1].port, 26380);
+    assert_string_equal(o.sentinels[2].host, "::1");
+    assert_string_equal(o.master, "my primary");
+    assert_int_equal(o.db, 3);
+    assert_string_equal(o.user, "u");
+    assert_string_equal(o.password, "pw");
+    assert_string_equal(o.sentinel_password, "sp");
+    assert_string_equal(o.sentinel_user, "");
+    assert_int_equal(o.replicas, 1);
+    assert_int_equal(o.cluster, -1); /* one primary */
+    assert_string_equal(o.host, "");  /* found by asking */
+    assert_int_equal(ts_rconn_parse_url("rediss+sentinel://s/m?sentinel_user=a&insecure=1", &o, err,
+                                        sizeof err),
+                     0);
+    assert_int_equal(o.tls, 1);
+    assert_int_equal(o.nsentinels, 1);
+    assert_string_equal(o.sentinel_user, "a");
+    assert_string_equal(o.master, "m");
     static const char *const bad[] = {
+        "redis+sentinel://s", "redis+sentinel://s/", "redis+sentinel://s,/m",
+        "redis+sentinel:///m", "redis+sentinel://s:0/m", "redis+sentinel://s/m/x",
+        "redis+sentinel://s/m?cluster=1", "redis://h?sentinel_password=x",
+        "redis+sentinel://a,b,c,d,e,f,g,h,i/m",
         "redis://h?replicas=", "redis://h?replicas=-1", "redis://h?replicas=65",
         "redis://h?replicas=1x", "redis://h?replicas_timeout=0", "redis://h?replicas_timeout=60001",
         "http://h",          "redis://",        "redis://h:0",       "redis://h:65536",
@@ -607,6 +643,153 @@ static void format_as_hiredis(void **state) {
     }
 }
 
+/* Sends one command on c and waits for its answer. */
+static void run_cmd(ts_rconn_t *c, res_t *x, int argc, const char **argv) {
+    assert_int_equal(cmd(c, x, argc, argv), 0);
+    assert_true(run_until(&x->calls, 6000));
+}
+
+/* The port of the server c is connected to (CONFIG GET port), or 0. */
+static int server_port(ts_rconn_t *c) {
+    res_t x;
+    const char *q[] = {"CONFIG", "GET", "port"};
+    run_cmd(c, &x, 3, q);
+    return x.status == 0 ? atoi(x.el1) : 0;
+}
+
+static ts_rconn_t *sentinel_conn(const char *fmt, uint16_t a, uint16_t b, const char *name,
+                                 res_t *st) {
+    char url[200];
+    char err[200];
+    snprintf(url, sizeof url, fmt, a, b, name);
+    ts_rconn_opts_t o;
+    if (ts_rconn_parse_url(url, &o, err, sizeof err) != 0) fail_msg("%s: %s", url, err);
+    o.backoff_min_ms = 20;
+    o.backoff_max_ms = 200;
+    return ts_rconn_new(&loop, &o, on_state, NULL, st);
+}
+
+/* A primary, its replica and a Sentinel of the test's own: the connection
+ * finds the primary through the Sentinel (the first one named is not
+ * listening), refuses a name that points at a replica or at nothing,
+ * follows a failover after the primary's SIGKILL, and asks again when its
+ * server turns replica under it (READONLY). */
+static void sentinel(void **state) {
+    (void)state;
+    static redis_t p, rep, sen; /* static: the teardown may stop them after a failure */
+    memset(&p, 0, sizeof p);
+    memset(&rep, 0, sizeof rep);
+    memset(&sen, 0, sizeof sen);
+    redis_start(&p, "repl-diskless-sync-delay 0\n");
+    char conf[512];
+    snprintf(conf, sizeof conf, "replicaof 127.0.0.1 %u\n", p.port);
+    redis_start(&rep, conf);
+    snprintf(conf, sizeof conf,
+             "sentinel monitor ts 127.0.0.1 %u 1\nsentinel down-after-milliseconds ts 500\n"
+             "sentinel failover-timeout ts 5000\nsentinel monitor fake 127.0.0.1 %u 1\n",
+             p.port, rep.port);
+    redis_start_as(&sen, conf, REDIS_AS_SENTINEL);
+    ts_rconn_opts_t ao = opts_for(&rep);
+    ts_rconn_t *rep_admin = ts_rconn_new(&loop, &ao, NULL, NULL, NULL);
+    ao = opts_for(&sen);
+    ts_rconn_t *sen_admin = ts_rconn_new(&loop, &ao, NULL, NULL, NULL);
+    res_t x;
+    /* the replica in sync, and known to the Sentinel (or it cannot fail over) */
+    int ready = 0;
+    for (int i = 0; i < 100 && !ready; i++) {
+        const char *info[] = {"INFO", "replication"};
+        run_cmd(rep_admin, &x, 2, info);
+        int synced = strstr(x.str, "master_link_status:up") != NULL;
+        const char *reps[] = {"SENTINEL", "replicas", "ts"};
+        run_cmd(sen_admin, &x, 3, reps);
+        ready = synced && x.elements == 1;
+        if (!ready) usleep(100000);
+    }
+    assert_true(ready);
+
+    uint16_t dead = free_port();
+    const char *two = "redis+sentinel://127.0.0.1:%u,127.0.0.1:%u/%s";
+    res_t st = {0};
+    ts_rconn_t *c = sentinel_conn(two, dead, sen.port, "ts", &st);
+    assert_int_equal(server_port(c), p.port);
+    assert_int_equal(st.up, 1);
+    const char *set[] = {"SET", "k", "v"};
+    run_cmd(c, &x, 3, set);
+    assert_string_equal(x.str, "OK");
+    const char *wait1[] = {"WAIT", "1", "2000"};
+    run_cmd(c, &x, 3, wait1);
+    assert_int_equal(x.integer, 1);
+
+    /* a name the Sentinel resolves to a replica: ROLE says so, never up */
+    res_t fst = {0};
+    ts_rconn_t *f = sentinel_conn(two, dead, sen.port, "fake", &fst);
+    assert_true(run_until(&fst.downs, 3000));
+    assert_false(ts_rconn_is_up(f));
+    assert_int_equal(fst.up, 0);
+    if (!strstr(fst.str, "not one (ROLE: slave)")) fail_msg("reason: %s", fst.str);
+    const char *ping[] = {"PING"};
+    run_cmd(f, &x, 1, ping);
+    assert_int_equal(x.status, TS_ESTORE);
+    close_conn(f);
+    /* a name no Sentinel knows, and a list of Sentinels none of which listens */
+    res_t nst = {0};
+    ts_rconn_t *n = sentinel_conn(two, dead, sen.port, "nope", &nst);
+    assert_true(run_until(&nst.downs, 3000));
+    if (!strstr(nst.str, "does not know a primary named nope")) fail_msg("reason: %s", nst.str);
+    close_conn(n);
+    memset(&nst, 0, sizeof nst);
+    n = sentinel_conn(two, dead, free_port(), "ts", &nst);
+    assert_true(run_until(&nst.downs, 3000));
+    if (!strstr(nst.str, "no Sentinel named the primary ts")) fail_msg("reason: %s", nst.str);
+    close_conn(n);
+
+    /* the primary dies: the Sentinel promotes the replica, the connection
+     * follows by itself, and what was replicated is there */
+    redis_kill(&p, SIGKILL);
+    int now_at = 0;
+    for (int i = 0; i < 150 && now_at != rep.port; i++) {
+        now_at = server_port(c);
+        if (now_at != rep.port) usleep(100000);
+    }
+    assert_int_equal(now_at, rep.port);
+    assert_true(st.downs >= 1);
+    const char *get[] = {"GET", "k"};
+    run_cmd(c, &x, 2, get);
+    assert_string_equal(x.str, "v");
+    run_cmd(c, &x, 3, set);
+    assert_string_equal(x.str, "OK");
+
+    /* its server turns replica under it: the write is answered READONLY,
+     * then the connection resets and asks the Sentinel again */
+    int downs = st.downs;
+    char deadport[8];
+    snprintf(deadport, sizeof deadport, "%u", dead);
+    const char *demote[] = {"REPLICAOF", "127.0.0.1", deadport};
+    run_cmd(rep_admin, &x, 3, demote);
+    assert_string_equal(x.str, "OK");
+    run_cmd(c, &x, 3, set);
+    assert_int_equal(x.type, REDIS_REPLY_ERROR);
+    assert_true(strncmp(x.str, "READONLY", 8) == 0);
+    for (int i = 0; i < 200 && st.downs == downs; i++) uv_run(&loop, UV_RUN_NOWAIT), usleep(10000);
+    assert_true(st.downs > downs);
+    if (!strstr(st.str, "READONLY") && !strstr(st.str, "ROLE: slave")) fail_msg("reason: %s", st.str);
+    const char *promote[] = {"REPLICAOF", "NO", "ONE"};
+    run_cmd(rep_admin, &x, 3, promote);
+    int ok = 0;
+    for (int i = 0; i < 100 && !ok; i++) {
+        run_cmd(c, &x, 3, set);
+        ok = x.status == 0 && strcmp(x.str, "OK") == 0;
+        if (!ok) usleep(50000);
+    }
+    assert_true(ok);
+    close_conn(c);
+    close_conn(rep_admin);
+    close_conn(sen_admin);
+    redis_cleanup(&sen);
+    redis_cleanup(&rep);
+    redis_cleanup(&p);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);
@@ -618,6 +801,7 @@ int main(void) {
         cmocka_unit_test_teardown(pubsub_and_restart, redis_stop_all),
         cmocka_unit_test_teardown(down_timeout_bounds_close, redis_stop_all),
         cmocka_unit_test_teardown(tls, tls_teardown),
+        cmocka_unit_test_teardown(sentinel, redis_stop_all),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     uv_run(&loop, UV_RUN_NOWAIT);
