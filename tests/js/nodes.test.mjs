@@ -23,7 +23,7 @@ import { io } from 'socket.io-client';
 import { startServer, IS_NODE, sleep } from './harness.mjs';
 import { startCluster, startRedisSentinel } from './cluster.mjs';
 import { BASE_FLAGS, auth3, ident, makeRng, uniq, tempDir, writeRules, openMirror, waitUntil, submitLoad, checkSubmitted } from './history-helpers.mjs';
-import { registryTabs } from './session-helpers.mjs';
+import { registryTabs, tryTab } from './session-helpers.mjs';
 
 const SKIP = IS_NODE ? { skip: 'tabsyncd only (the Node reference is one process)' } : {};
 const ADMIN = `adm-${crypto.randomBytes(24).toString('hex')}`;
@@ -193,6 +193,17 @@ describe('the stock client across nodes', SKIP, () => {
 
 describe('Redis killed and restarted under load', SKIP, () => {
   let cluster;
+  /** A store breaker family summed over the nodes. */
+  const breakerSum = async (family) => {
+    let sum = 0;
+    for (const n of cluster.nodes) {
+      const text = await (await fetch(`${n.url}/metrics`)).text();
+      const m = text.match(new RegExp(`^${family}\\{name="store"\\} (\\d+)`, 'm'));
+      assert.ok(m, `${family}{name="store"} in /metrics`);
+      sum += Number(m[1]);
+    }
+    return sum;
+  };
   const tabs = [];
   const dir = tempDir('nodes-redis');
   before(async () => {
@@ -234,12 +245,32 @@ describe('Redis killed and restarted under load', SKIP, () => {
       b.sock.on('event', (e) => { if (e.type === 'presence.here') got.push(e); });
       a.sock.emit('publish', { v: 3, type: 'presence.here', id: uniq('pr'), prio: 'presence', body: { at: 1 } });
       await waitUntil(() => got.length > 0, 5000, 'presence relayed between tabs of one node while Redis is down');
-      await sleep(500);
+      // new tabs meanwhile: their registry writes fail, each node's store
+      // breaker opens (5 failures in a row), then a connect is refused
+      let refusal;
+      for (let k = 0; k < 60 && !refusal; k++) {
+        const r = await tryTab(cluster.url, auth3(ident('alice', S, 'dn', `new${k}`)), { reconnection: false }, 5000);
+        r.sock.close();
+        if (!r.ok && r.err?.data?.code === 'store_unavailable') refusal = r.err;
+      }
+      assert.ok(refusal, 'a new tab is refused store_unavailable once the store breaker is open');
+      assert.ok(Number.isInteger(refusal.data.retry_after_ms) && refusal.data.retry_after_ms > 0, JSON.stringify(refusal.data));
+      assert.ok(await breakerSum('tabsync_breaker_open_total') >= 1, 'the breaker opening is counted');
+      assert.ok(await breakerSum('tabsync_breaker_rejected_total') >= 1, 'a rejected call is counted');
       const back = Date.now();
       await cluster.redis.start();
       // resumes by itself: a change submitted after Redis came back is acknowledged
       await waitUntil(() => subs.some((s) => s.at > back && s.final?.ok === true), 30000,
         'a change made after Redis came back is acknowledged');
+      // and new tabs are welcome again on every node, each breaker closed
+      await waitUntil(async () => {
+        for (let i = 0; i < cluster.nodes.length; i++) {
+          const r = await tryTab(cluster.url, auth3(ident('alice', S, 'dn', uniq('again'))), { reconnection: false }, 5000);
+          r.sock.close();
+          if (!r.ok) return false;
+        }
+        return await breakerSum('tabsync_breaker_state') === 0;
+      }, 20000, 'new tabs accepted and every store breaker closed after Redis came back');
     } finally {
       stop = true;
       await Promise.all(load);
