@@ -346,6 +346,7 @@ static void pend_unref(pend_t *p) {
     radp_t *a = p->a;
     json_decref(p->res.sockets);
     json_decref(p->res.answers);
+    json_decref(p->res.rooms);
     ts_adp_rmsg_wire_clear(&p->w);
     free(p->nsp);
     free(p);
@@ -520,7 +521,7 @@ static int r_request(void *self, const ts_adp_req_t *req, int ack, uint64_t time
     radp_t *a = self;
     if (a->closing) return TS_ECLOSED;
     if (!a->loop || !cb || !req->nsp) return TS_EINVAL;
-    int want = req->kind == TS_ADP_REQ_FETCH_SOCKETS ||
+    int want = req->kind == TS_ADP_REQ_FETCH_SOCKETS || req->kind == TS_ADP_REQ_ALL_ROOMS ||
                (req->kind == TS_ADP_REQ_SERVER_SIDE_EMIT && ack);
     pend_t *p = ts_xcalloc(1, sizeof *p);
     ts_random_id(p->id, REQ_ID_LEN);

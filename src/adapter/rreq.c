@@ -209,6 +209,18 @@ int ts_adp_rreq_encode_request(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_
         m.kind = TS_ADP_RMSG_DISCONNECT_SOCKETS;
         m.close = req->close;
         break;
+    case TS_ADP_REQ_ALL_ROOMS:
+        /* RedisAdapter.allRooms(); the sharded adapter has no such request */
+        if (format != TS_ADP_RMSG_CLASSIC) {
+            if (err && errlen)
+                snprintf(err, errlen, "ALL_ROOMS is a request of the classic format only");
+            return TS_EINVAL;
+        }
+        m.kind = TS_ADP_RMSG_ALL_ROOMS;
+        m.request_id = (char *)req->request_id;
+        m.has_opts = 0;
+        m.opts = (ts_adp_rmsg_opts_t){0};
+        break;
     case TS_ADP_REQ_SERVER_SIDE_EMIT:
         m.kind = TS_ADP_RMSG_SERVER_SIDE_EMIT;
         m.request_id = (char *)req->request_id; /* present: answers wanted */
@@ -272,6 +284,12 @@ int ts_adp_rreq_collect(ts_adp_result_t *res, ts_adp_req_kind_t kind, const ts_a
             if (s->data) json_object_set_new(o, "data", with_buffers(s->data, m->attach, m->nattach));
             json_array_append_new(res->sockets, o);
         }
+        res->answered++;
+        return 1;
+    }
+    if (kind == TS_ADP_REQ_ALL_ROOMS && m->kind == TS_ADP_RMSG_ALL_ROOMS_RESPONSE) {
+        if (!res->rooms) res->rooms = json_object();
+        for (size_t i = 0; i < m->rooms.n; i++) json_object_set_new(res->rooms, m->rooms.v[i], json_null());
         res->answered++;
         return 1;
     }

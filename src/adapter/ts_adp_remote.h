@@ -131,6 +131,8 @@ typedef struct ts_adp_result {
                          nodes, in the order their answers came; else NULL */
     json_t *answers;  /* SERVER_SIDE_EMIT with ack: each answer's value (null for
                          undefined), in the order they came; else NULL */
+    json_t *rooms;    /* ALL_ROOMS: the other nodes' rooms as a set (an object
+                         whose keys are the rooms); else NULL */
 } ts_adp_result_t;
 
 typedef void (*ts_adp_result_cb)(const ts_adp_result_t *res, void *ud);
@@ -165,10 +167,11 @@ typedef struct ts_adp_remote_ops {
     void (*room)(void *self, const char *nsp, const char *room, int present,
                  const ts_adp_listener_t *l);
     /* Makes a request of the other nodes (`req` borrowed: kind
-     * FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS or
-     * SERVER_SIDE_EMIT; its nsp, targets, names, close, data and attach;
-     * request_id and requester are the adapter's own). FETCH_SOCKETS, and
-     * SERVER_SIDE_EMIT when `ack` is set, collect one answer per other node
+     * FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS,
+     * SERVER_SIDE_EMIT or ALL_ROOMS (a format that has no such request:
+     * TS_EINVAL); its nsp, targets, names, close, data and attach;
+     * request_id and requester are the adapter's own). FETCH_SOCKETS,
+     * ALL_ROOMS, and SERVER_SIDE_EMIT when `ack` is set, collect one answer per other node
      * for up to `timeout_ms` (0: 5000, Node's requestsTimeout); the other
      * kinds want no answer, as Node's. Returns 0, then cb is called exactly
      * once on this handle's loop (with TS_ECLOSED if the adapter closes

@@ -25,12 +25,13 @@ int ts_adp_rreq_encode_answer(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t
                               ts_adp_rmsg_wire_t *out, char *err, size_t errlen);
 
 /* Encodes a request of this node (borrowed; kind FETCH_SOCKETS,
- * SOCKETS_JOIN/LEAVE, DISCONNECT_SOCKETS or SERVER_SIDE_EMIT, with its
+ * SOCKETS_JOIN/LEAVE, DISCONNECT_SOCKETS, SERVER_SIDE_EMIT or ALL_ROOMS, with its
  * request_id where an answer is wanted) as Node's adapter of `format` sends
  * it, from node `own_uid`: on the request channel (classic) or the
  * namespace's main channel (sharded). Returns 0 with *out filled, or
  * TS_EINVAL with a reason in err (another kind, FETCH_SOCKETS without
- * request_id, SERVER_SIDE_EMIT without data). */
+ * request_id, SERVER_SIDE_EMIT without data, ALL_ROOMS in the sharded
+ * format, which has no such request). */
 int ts_adp_rreq_encode_request(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t format,
                                const char *own_uid, const ts_adp_req_t *req,
                                ts_adp_rmsg_wire_t *out, char *err, size_t errlen);
@@ -38,7 +39,8 @@ int ts_adp_rreq_encode_request(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_
 /* Counts `m` (a decoded message, borrowed) into `res` when it answers a
  * request of kind `kind` (the caller matched its request_id): a
  * FETCH_SOCKETS_RESPONSE appends its sockets to res->sockets, a
- * SERVER_SIDE_EMIT_RESPONSE its value to res->answers (both created when
+ * SERVER_SIDE_EMIT_RESPONSE its value to res->answers, an
+ * ALL_ROOMS_RESPONSE its rooms to the set res->rooms (each created when
  * NULL; the caller releases them), and res->answered grows by one. Binary
  * values become Node's JSON of a Buffer. Returns 1 if counted, 0 if `m` is
  * no answer to such a request (res untouched). */

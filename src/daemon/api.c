@@ -345,12 +345,13 @@ static void cluster_done(const ts_sio_result_t *res, void *ud) {
         json_t *out = json_pack("{s:I}", "local", (json_int_t)res->local);
         json_object_set_new(out, "remote", json_boolean(res->remote));
         json_object_set_new(out, "nodes", json_integer((json_int_t)res->nodes));
-        int answered = c->kind == TS_ADP_REQ_FETCH_SOCKETS || c->ack;
+        int answered = c->kind == TS_ADP_REQ_FETCH_SOCKETS || c->kind == TS_ADP_REQ_ALL_ROOMS || c->ack;
         if (answered) {
             json_object_set_new(out, "answered", json_integer((json_int_t)res->answered));
             json_object_set_new(out, "timedOut", json_boolean(res->timed_out));
         }
         if (res->sockets) json_object_set(out, "sockets", res->sockets);
+        if (res->rooms) json_object_set(out, "rooms", res->rooms);
         if (res->answers && c->ack) json_object_set(out, "answers", res->answers);
         if (res->status)
             json_object_set_new(out, "error", json_string(ts_strerror(res->status)));
@@ -454,7 +455,8 @@ static int timeout_of(ts_http_conn_t *hc, json_t *v, uint64_t *out) {
     return -1;
 }
 
-/* GET /api/admin/cluster/sockets?nsp=/&room=R&except=E&timeout=MS and
+/* GET /api/admin/cluster/sockets?nsp=/&room=R&except=E&timeout=MS,
+ * GET /api/admin/cluster/rooms?nsp=/&timeout=MS and
  * POST /api/admin/cluster/{emit,join,leave,disconnect}. */
 static void admin_cluster(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req,
                           ts_slice_t what) {
@@ -462,6 +464,7 @@ static void admin_cluster(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *
         const char *name;
         ts_adp_req_kind_t kind;
     } verbs[] = {{"sockets", TS_ADP_REQ_FETCH_SOCKETS},
+                 {"rooms", TS_ADP_REQ_ALL_ROOMS},
                  {"join", TS_ADP_REQ_SOCKETS_JOIN},
                  {"leave", TS_ADP_REQ_SOCKETS_LEAVE},
                  {"disconnect", TS_ADP_REQ_DISCONNECT_SOCKETS},
@@ -469,12 +472,12 @@ static void admin_cluster(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *
     size_t k = 0;
     while (k < TS_ARRAY_LEN(verbs) && !ts_slice_eq_str(what, verbs[k].name)) k++;
     if (k == TS_ARRAY_LEN(verbs)) {
-        respond_error(hc, 404, NULL, "no such cluster resource (sockets, join, leave, "
+        respond_error(hc, 404, NULL, "no such cluster resource (sockets, rooms, join, leave, "
                                      "disconnect, emit)");
         return;
     }
     ts_adp_req_kind_t kind = verbs[k].kind;
-    int get = kind == TS_ADP_REQ_FETCH_SOCKETS;
+    int get = kind == TS_ADP_REQ_FETCH_SOCKETS || kind == TS_ADP_REQ_ALL_ROOMS;
     if (req->method != (get ? HTTP_GET : HTTP_POST)) {
         respond_error(hc, 405, get ? "Allow: GET\r\n" : "Allow: POST\r\n",
                       get ? "only GET" : "only POST");
@@ -491,12 +494,16 @@ static void admin_cluster(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *
         uint64_t ms = 0;
         int has_to = query_uint(req, "timeout", &ms);
         int bad = query_all(req, "room", rooms) || query_all(req, "except", except) ||
-                  query_all(req, "nsp", ns) || json_array_size(ns) > 1 || has_to < 0;
+                  query_all(req, "nsp", ns) || json_array_size(ns) > 1 || has_to < 0 ||
+                  (kind == TS_ADP_REQ_ALL_ROOMS && json_array_size(rooms) + json_array_size(except));
         nsp = json_incref(json_array_get(ns, 0));
         json_decref(ns);
         if (bad) {
-            respond_error(hc, 400, NULL, "bad query: nsp=/&room=R&except=E (room and except may "
-                                         "repeat, percent-encoded), timeout=MS");
+            respond_error(hc, 400, NULL,
+                          kind == TS_ADP_REQ_ALL_ROOMS
+                              ? "bad query: nsp=/, timeout=MS (every room: no room or except)"
+                              : "bad query: nsp=/&room=R&except=E (room and except may "
+                                "repeat, percent-encoded), timeout=MS");
             goto out;
         }
         json_t *tv = has_to ? json_integer((json_int_t)ms) : NULL;
@@ -628,7 +635,7 @@ static void admin(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req) {
     respond_error(hc, 404, NULL,
                   "no such admin resource (sessions/<id>, sessions/<id>/events, "
                   "sessions/<id>/health, sessions/<id>/elections, users/<id>, "
-                  "cluster/sockets, cluster/emit, cluster/join, cluster/leave, "
+                  "cluster/sockets, cluster/rooms, cluster/emit, cluster/join, cluster/leave, "
                   "cluster/disconnect)");
 }
 

@@ -1,11 +1,12 @@
 /* request.c - server-side requests made by this process (ts_sio_request):
- * what Node's io.fetchSockets(), socketsJoin/Leave, disconnectSockets and
- * serverSideEmit do, in two parts run side by side: this process's sockets
+ * what Node's io.fetchSockets(), socketsJoin/Leave, disconnectSockets,
+ * serverSideEmit and the adapter's allRooms do, in two parts run side by side: this process's sockets
  * on every loop (server_jobs.c, the path another node's request
  * takes) and the other nodes (the adapter's `request`); the result is the
  * two combined, on the loop that asked, local sockets first as Node lists
  * them. */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/ts_err.h"
 #include "core/ts_mem.h"
@@ -18,7 +19,26 @@ typedef struct sreq {
     void *ud;
     ts_sio_result_t res;
     json_t *remote_sockets;  /* the other nodes', appended at the end */
+    json_t *rooms;           /* ALL_ROOMS: the set of both parts' rooms */
 } sreq_t;
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The keys of the set `set`, sorted, as a new array. */
+static json_t *sorted_keys(json_t *set) {
+    size_t n = json_object_size(set), i = 0;
+    const char **keys = ts_xmalloc((n ? n : 1) * sizeof *keys);
+    const char *k;
+    json_t *v;
+    json_object_foreach(set, k, v) keys[i++] = k;
+    qsort(keys, n, sizeof *keys, cmp_str);
+    json_t *arr = json_array();
+    for (i = 0; i < n; i++) json_array_append_new(arr, json_string(keys[i]));
+    free(keys);
+    return arr;
+}
 
 static void part_done(sreq_t *q) {
     if (--q->parts) return;
@@ -27,10 +47,13 @@ static void part_done(sreq_t *q) {
         if (q->remote_sockets) json_array_extend(q->res.sockets, q->remote_sockets);
     }
     if (q->kind == TS_ADP_REQ_SERVER_SIDE_EMIT && !q->res.answers) q->res.answers = json_array();
+    if (q->kind == TS_ADP_REQ_ALL_ROOMS) q->res.rooms = sorted_keys(q->rooms);
     q->cb(&q->res, q->ud);
     json_decref(q->res.sockets);
     json_decref(q->res.answers);
+    json_decref(q->res.rooms);
     json_decref(q->remote_sockets);
+    json_decref(q->rooms);
     free(q);
 }
 
@@ -39,6 +62,7 @@ static void on_local(json_t *list, size_t matched, void *ud) {
     q->res.local = matched;
     /* a copy: the list belongs to a job other loops filled */
     if (q->kind == TS_ADP_REQ_FETCH_SOCKETS) q->res.sockets = json_deep_copy(list);
+    if (q->kind == TS_ADP_REQ_ALL_ROOMS) json_object_update(q->rooms, list);
     part_done(q);
 }
 
@@ -50,6 +74,7 @@ static void on_remote(const ts_adp_result_t *r, void *ud) {
     q->res.timed_out = r->timed_out;
     q->remote_sockets = json_incref(r->sockets);
     q->res.answers = json_incref(r->answers);
+    if (r->rooms) json_object_update(q->rooms, r->rooms);
     part_done(q);
 }
 
@@ -57,6 +82,7 @@ int ts_sio_request(ts_sio_server_t *srv, const ts_adp_req_t *req, int ack, uint6
                    ts_sio_result_cb cb, void *ud) {
     int local = 1;
     switch (req->kind) {
+    case TS_ADP_REQ_ALL_ROOMS:
     case TS_ADP_REQ_FETCH_SOCKETS:
     case TS_ADP_REQ_SOCKETS_JOIN:
     case TS_ADP_REQ_SOCKETS_LEAVE:
@@ -73,6 +99,7 @@ int ts_sio_request(ts_sio_server_t *srv, const ts_adp_req_t *req, int ack, uint6
     q->kind = req->kind;
     q->cb = cb;
     q->ud = ud;
+    if (req->kind == TS_ADP_REQ_ALL_ROOMS) q->rooms = json_object();
     ts_adp_remote_t *r = ts_sio__remote(srv);
     if (r && r->ops->request) {
         q->res.remote = 1;
@@ -80,7 +107,10 @@ int ts_sio_request(ts_sio_server_t *srv, const ts_adp_req_t *req, int ack, uint6
         int rc = r->ops->request(r->self, req, ack, timeout_ms, on_remote, q);
         if (rc) {
             q->parts--;
-            q->res.status = rc;
+            if (rc == TS_EINVAL && req->kind == TS_ADP_REQ_ALL_ROOMS)
+                q->res.remote = 0; /* the adapter's format has no such request (sharded) */
+            else
+                q->res.status = rc;
         }
     }
     if (local) {

@@ -137,12 +137,13 @@ void ts_sio__run_jobs(ts_sio_server_t *srv);
 void ts_sio__on_request(const ts_adp_req_t *req, void *ud);
 
 /* list (borrowed for the call): FETCH_SOCKETS: [{id, handshake, rooms,
- * data}] of every loop's matching sockets; else an empty array. matched:
- * how many sockets the request matched. */
+ * data}] of every loop's matching sockets; ALL_ROOMS: their rooms as a set
+ * (an object whose keys are the rooms); else an empty array. matched: how
+ * many sockets the request matched. */
 typedef void (*ts_sio__local_cb)(json_t *list, size_t matched, void *ud);
 
-/* Runs `req` (borrowed; kind FETCH_SOCKETS, SOCKETS_JOIN/LEAVE or
- * DISCONNECT_SOCKETS; request_id, requester and sid ignored) on the sockets
+/* Runs `req` (borrowed; kind FETCH_SOCKETS, ALL_ROOMS, SOCKETS_JOIN/LEAVE
+ * or DISCONNECT_SOCKETS; request_id, requester and sid ignored) on the sockets
  * of every loop of the process, this one's first. Returns 0, then cb is
  * called once on this loop when every loop ran it (possibly before this
  * returns; never if this loop's server is freed first); or TS_EINVAL (another

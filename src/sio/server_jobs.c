@@ -390,6 +390,7 @@ static void job_start(ts_sio_server_t *srv, job_t *j) {
 int ts_sio__local_request(ts_sio_server_t *srv, const ts_adp_req_t *req, ts_sio__local_cb cb,
                           void *ud) {
     switch (req->kind) {
+    case TS_ADP_REQ_ALL_ROOMS:
     case TS_ADP_REQ_FETCH_SOCKETS:
     case TS_ADP_REQ_SOCKETS_JOIN:
     case TS_ADP_REQ_SOCKETS_LEAVE:

@@ -165,17 +165,22 @@ typedef struct ts_sio_result {
     json_t *sockets;  /* FETCH_SOCKETS: [{id, handshake, rooms, data}], this
                          process's sockets first, then the other nodes' */
     json_t *answers;  /* SERVER_SIDE_EMIT with ack: the other nodes' answers */
+    json_t *rooms;    /* ALL_ROOMS: every room of this process's sockets and the
+                         other nodes', each once, sorted */
 } ts_sio_result_t;
 typedef void (*ts_sio_result_cb)(const ts_sio_result_t *res, void *ud);
 
 /* What Node's io.fetchSockets(), io.socketsJoin(), io.socketsLeave(),
- * io.disconnectSockets() and io.serverSideEmit() do, made by this process:
- * `req` (borrowed; a ts_adp_req_t of kind FETCH_SOCKETS, SOCKETS_JOIN,
- * SOCKETS_LEAVE, DISCONNECT_SOCKETS or SERVER_SIDE_EMIT with nsp, rooms,
+ * io.disconnectSockets(), io.serverSideEmit() and adapter.allRooms() do,
+ * made by this process: `req` (borrowed; a ts_adp_req_t of kind
+ * FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS,
+ * SERVER_SIDE_EMIT or ALL_ROOMS (every room, whatever the targets: the
+ * other nodes are asked only with the classic format, which has the
+ * request; with the sharded one `remote` is 0) with nsp, rooms,
  * except, names, close, data ["event", args...]) runs on the sockets of
  * every loop of the process (not SERVER_SIDE_EMIT: as in Node, it is for
  * the other servers only) and goes to the other nodes through the adapter,
- * whose answers (fetchSockets; serverSideEmit when `ack`) are awaited up to
+ * whose answers (fetchSockets, allRooms; serverSideEmit when `ack`) are awaited up to
  * `timeout_ms` (0: 5000). Returns 0, then cb is called exactly once on
  * this loop, possibly before this returns (nothing to wait for); or
  * TS_EINVAL (another kind, no namespace, an emit without an event name)

@@ -243,7 +243,7 @@ static void request_is_nodes(vec_t *x, void *ud) {
     if (ts_adp_rreq_of(m, "not-the-sender", &r) && !r.sid &&
         (r.kind == TS_ADP_REQ_FETCH_SOCKETS || r.kind == TS_ADP_REQ_SOCKETS_JOIN ||
          r.kind == TS_ADP_REQ_SOCKETS_LEAVE || r.kind == TS_ADP_REQ_DISCONNECT_SOCKETS ||
-         r.kind == TS_ADP_REQ_SERVER_SIDE_EMIT)) {
+         r.kind == TS_ADP_REQ_SERVER_SIDE_EMIT || r.kind == TS_ADP_REQ_ALL_ROOMS)) {
         ts_adp_rmsg_wire_t w;
         char err[160];
         int rc = ts_adp_rreq_encode_request(NULL, x->f, m->uid, &r, &w, err, sizeof err);
@@ -264,6 +264,7 @@ static void test_requests_are_nodes_bytes(void **state) {
             if (!seen[f][kinds[k]])
                 fail_msg("no %s vector of request %s", f ? "sharded" : "classic",
                          ts_adp_req_kind_name(kinds[k]));
+    if (!seen[TS_ADP_RMSG_CLASSIC][TS_ADP_REQ_ALL_ROOMS]) fail_msg("no classic vector of ALL_ROOMS");
 }
 
 static void test_requests_we_do_not_make(void **state) {
@@ -275,7 +276,6 @@ static void test_requests_we_do_not_make(void **state) {
         ts_adp_req_t req;
         const char *want;
     } rows[] = {
-        {"all rooms", {.kind = TS_ADP_REQ_ALL_ROOMS, .nsp = "/", .request_id = "r"}, "ALL_ROOMS"},
         {"broadcast with acks", {.kind = TS_ADP_REQ_BROADCAST_ACK, .nsp = "/", .request_id = "r"},
          "BROADCAST_ACK"},
         {"fetch without id", {.kind = TS_ADP_REQ_FETCH_SOCKETS, .nsp = "/"}, "request_id"},
@@ -291,6 +291,14 @@ static void test_requests_we_do_not_make(void **state) {
             assert_null(w.bytes);
         }
     }
+    /* allRooms: the classic format's request only */
+    ts_adp_req_t all = {.kind = TS_ADP_REQ_ALL_ROOMS, .nsp = "/", .request_id = "r"};
+    int rc = ts_adp_rreq_encode_request(NULL, TS_ADP_RMSG_SHARDED, "me", &all, &w, err, sizeof err);
+    assert_int_equal(rc, TS_EINVAL);
+    assert_non_null(strstr(err, "classic format only"));
+    assert_null(w.bytes);
+    assert_int_equal(ts_adp_rreq_encode_request(NULL, TS_ADP_RMSG_CLASSIC, "me", &all, &w, err, sizeof err), 0);
+    ts_adp_rmsg_wire_clear(&w);
 }
 
 /* ---- answers to requests of ours ---- */
@@ -299,9 +307,21 @@ static void collect_nodes_answer(vec_t *x, void *ud) {
     size_t *counted = ud;
     const char *name = x->name;
     ts_adp_rmsg_t *m = &x->m;
-    ts_adp_result_t fetch = {0}, emit = {0};
+    ts_adp_result_t fetch = {0}, emit = {0}, all = {0};
     int f = ts_adp_rreq_collect(&fetch, TS_ADP_REQ_FETCH_SOCKETS, m);
     int e = ts_adp_rreq_collect(&emit, TS_ADP_REQ_SERVER_SIDE_EMIT, m);
+    int r = ts_adp_rreq_collect(&all, TS_ADP_REQ_ALL_ROOMS, m);
+    if (r != is_kind(m, TS_ADP_RMSG_ALL_ROOMS_RESPONSE))
+        fail_msg("%s (%s): counted %d for allRooms", name, ts_adp_rmsg_kind_name(m->kind), r);
+    if (r) { /* each room once, none else */
+        assert_int_equal(all.answered, 1);
+        for (size_t k = 0; k < m->rooms.n; k++) assert_non_null(json_object_get(all.rooms, m->rooms.v[k]));
+        assert_true(json_object_size(all.rooms) <= m->rooms.n);
+        assert_true(m->rooms.n == 0 || json_object_size(all.rooms) > 0);
+        counted[2]++;
+    }
+    if (!r) assert_null(all.rooms);
+    json_decref(all.rooms);
     if (f != is_kind(m, TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE) ||
         e != is_kind(m, TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE))
         fail_msg("%s (%s): counted %d for fetchSockets, %d for serverSideEmit", name,
@@ -333,10 +353,11 @@ static void collect_nodes_answer(vec_t *x, void *ud) {
 
 static void test_collect_nodes_answers(void **state) {
     (void)state;
-    size_t counted[2] = {0};
+    size_t counted[3] = {0};
     each_vector(collect_nodes_answer, counted);
     assert_true(counted[0] >= 2); /* both formats */
     assert_true(counted[1] >= 2);
+    assert_true(counted[2] >= 1); /* classic only */
 }
 
 static void test_collect_values(void **state) {

@@ -265,6 +265,29 @@ for (const format of ['classic', 'sharded']) describe(`a Node Socket.IO server w
     assert.deepEqual(except.body.sockets.map((s) => s.id).sort(), [a.id, b.id].sort(), 'two rooms, two excepted (socket ids are rooms)');
   });
 
+  it('allRooms from tabsyncd: every node\'s rooms with the classic format (Node\'s included), this node\'s with the sharded one', T, async () => {
+    const n = await client(node, 'tar-n'), a = await client(ts1, 'tar-a'), b = await client(ts2, 'tar-b');
+    await ask(n, 'join', 'tar-node');
+    await ask(a, 'join', 'tar-1');
+    await ask(b, 'join', 'tar-2');
+    const r = await cluster(ts1, 'GET', 'rooms?nsp=%2F');
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual([...r.body.rooms].sort(), r.body.rooms, 'sorted');
+    assert.equal(new Set(r.body.rooms).size, r.body.rooms.length, 'each once');
+    assert.ok(r.body.rooms.includes('tar-1') && r.body.rooms.includes(a.id), 'this node\'s rooms, socket ids included');
+    if (format === 'classic') {
+      assert.deepEqual([r.body.remote, r.body.nodes, r.body.answered, r.body.timedOut], [true, 2, 2, false]);
+      for (const room of ['tar-node', n.id, 'tar-2', b.id]) assert.ok(r.body.rooms.includes(room), `${room} of another node`);
+      const mine = await ask(n, 'all-rooms');
+      for (const room of ['tar-1', 'tar-2', 'tar-node']) assert.ok(mine.includes(room), `Node's allRooms has ${room}`);
+    } else {
+      assert.equal(r.body.remote, false, 'the sharded format has no allRooms request: this node only');
+      assert.ok(!r.body.rooms.includes('tar-node') && !r.body.rooms.includes('tar-2'));
+    }
+    assert.equal((await cluster(ts1, 'GET', 'rooms?room=x')).status, 400, 'every room: no filter');
+    assert.equal((await cluster(ts1, 'POST', 'rooms', {})).status, 405);
+  });
+
   it('serverSideEmit from tabsyncd: Node\'s handler answers through its ack, the other tabsyncd without a value', T, async () => {
     const n = await client(node, 'tse-n');
     const t0 = Date.now();

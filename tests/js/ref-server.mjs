@@ -9,7 +9,7 @@
 //          interop tests put this server and tabsyncd nodes on one Redis;
 //          the test namespaces then also take fetch-sockets, sockets-join,
 //          sockets-leave, disconnect-sockets, server-side-emit[-ack],
-//          broadcast-with-ack and server-count, which act on the cluster)
+//          broadcast-with-ack, server-count and all-rooms, which act on the cluster)
 // Prints "tabsyncd listening on http://127.0.0.1:PORT/" once ready.
 import http from 'node:http';
 import { Server } from 'socket.io';
@@ -90,6 +90,9 @@ function setupClusterHooks(socket) {
       ok(cb, { error: err ? err.message : null, responses, ms: Date.now() - t0 }));
   });
   socket.on('server-count', async (cb) => ok(cb, await nsp.adapter.serverCount()));
+  socket.on('all-rooms', async (cb) => {
+    try { ok(cb, [...await nsp.adapter.allRooms()]); } catch (err) { ok(cb, { error: err.message }); }
+  });
   socket.on('server-side-received', (cb) => ok(cb, nsp.serverSideReceived || []));
 }
 
