@@ -378,8 +378,11 @@ static void finish(pend_t *p, int status) {
 static void collect(radp_t *a, const ts_adp_rmsg_t *m) {
     pend_t *p = m->request_id ? ts_map_get(&a->pending, m->request_id, strlen(m->request_id))
                               : NULL;
-    if (p && ts_adp_rreq_collect(&p->res, p->kind, m) && p->res.answered >= p->res.nodes)
-        finish(p, 0);
+    if (!p || !ts_adp_rreq_collect(&p->res, p->kind, m) || p->res.answered < p->res.nodes) return;
+    /* a broadcast with acks: every node told its count, then every client answered */
+    if (p->kind == TS_ADP_REQ_BROADCAST_ACK && json_array_size(p->res.answers) < p->res.clients)
+        return;
+    finish(p, 0);
 }
 
 static void on_timeout(uv_timer_t *t) {
@@ -522,11 +525,14 @@ static int r_request(void *self, const ts_adp_req_t *req, int ack, uint64_t time
     if (a->closing) return TS_ECLOSED;
     if (!a->loop || !cb || !req->nsp) return TS_EINVAL;
     int want = req->kind == TS_ADP_REQ_FETCH_SOCKETS || req->kind == TS_ADP_REQ_ALL_ROOMS ||
-               (req->kind == TS_ADP_REQ_SERVER_SIDE_EMIT && ack);
+               ((req->kind == TS_ADP_REQ_BROADCAST_ACK || req->kind == TS_ADP_REQ_SERVER_SIDE_EMIT) &&
+                ack);
     pend_t *p = ts_xcalloc(1, sizeof *p);
     ts_random_id(p->id, REQ_ID_LEN);
     ts_adp_req_t q = *req;
     q.request_id = want ? p->id : NULL;
+    if (q.kind == TS_ADP_REQ_BROADCAST_ACK) /* what its clients are given too */
+        q.timeout_ms = timeout_ms ? timeout_ms : REQ_TIMEOUT_MS;
     q.requester = a->uid;
     char err[160];
     int rc = ts_adp_rreq_encode_request(&a->cfg, a->format, a->uid, &q, &p->w, err, sizeof err);

@@ -209,6 +209,26 @@ int ts_adp_rreq_encode_request(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_
         m.kind = TS_ADP_RMSG_DISCONNECT_SOCKETS;
         m.close = req->close;
         break;
+    case TS_ADP_REQ_BROADCAST_ACK:
+        /* io.timeout(ms).emit(event, ...args, cb): the packet Node builds;
+         * without a request_id, io.emit(event, ...args): a plain broadcast */
+        if (!json_is_array(req->data) || !json_is_string(json_array_get(req->data, 0))) {
+            if (err && errlen) snprintf(err, errlen, "BROADCAST_ACK needs data [\"event\", ...]");
+            return TS_EINVAL;
+        }
+        m.kind = req->request_id ? TS_ADP_RMSG_BROADCAST_WITH_ACK : TS_ADP_RMSG_BROADCAST;
+        m.request_id = (char *)req->request_id;
+        m.packet = (ts_adp_rmsg_packet_t){.type = 2,
+                                          .nsp = format == TS_ADP_RMSG_CLASSIC ? (char *)req->nsp : NULL,
+                                          .id = -1,
+                                          .data = req->data};
+        if (req->request_id) {
+            m.opts.flags = TS_ADP_RMSG_F_TIMEOUT;
+            m.opts.timeout_ms = req->timeout_ms ? req->timeout_ms : 5000;
+        }
+        m.attach = (ts_buf_t **)req->attach;
+        m.nattach = req->nattach;
+        break;
     case TS_ADP_REQ_ALL_ROOMS:
         /* RedisAdapter.allRooms(); the sharded adapter has no such request */
         if (format != TS_ADP_RMSG_CLASSIC) {
@@ -241,12 +261,12 @@ int ts_adp_rreq_encode_request(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_
 /* A copy of `v` (returns new) in which every binary placeholder is the
  * JSON of Node's Buffer, {"type":"Buffer","data":[...]}: what a JSON
  * answer shows of it. A placeholder without its attachment stays as is. */
-static json_t *with_buffers(json_t *v, ts_buf_t *const *attach, size_t nattach) {
+json_t *ts_adp_rreq_buffers(json_t *v, ts_buf_t *const *attach, size_t nattach) {
     if (json_is_array(v)) {
         json_t *c = json_array();
         size_t i;
         json_t *x;
-        json_array_foreach(v, i, x) json_array_append_new(c, with_buffers(x, attach, nattach));
+        json_array_foreach(v, i, x) json_array_append_new(c, ts_adp_rreq_buffers(x, attach, nattach));
         return c;
     }
     if (!json_is_object(v)) return json_incref(v);
@@ -261,7 +281,7 @@ static json_t *with_buffers(json_t *v, ts_buf_t *const *attach, size_t nattach) 
     json_t *c = json_object();
     const char *k;
     json_t *x;
-    json_object_foreach(v, k, x) json_object_set_new(c, k, with_buffers(x, attach, nattach));
+    json_object_foreach(v, k, x) json_object_set_new(c, k, ts_adp_rreq_buffers(x, attach, nattach));
     return c;
 }
 
@@ -279,12 +299,23 @@ int ts_adp_rreq_collect(ts_adp_result_t *res, ts_adp_req_kind_t kind, const ts_a
              * as JSON.stringify leaves it out */
             if (s->handshake)
                 json_object_set_new(o, "handshake",
-                                    with_buffers(s->handshake, m->attach, m->nattach));
+                                    ts_adp_rreq_buffers(s->handshake, m->attach, m->nattach));
             json_object_set_new(o, "rooms", rooms);
-            if (s->data) json_object_set_new(o, "data", with_buffers(s->data, m->attach, m->nattach));
+            if (s->data) json_object_set_new(o, "data", ts_adp_rreq_buffers(s->data, m->attach, m->nattach));
             json_array_append_new(res->sockets, o);
         }
         res->answered++;
+        return 1;
+    }
+    if (kind == TS_ADP_REQ_BROADCAST_ACK && m->kind == TS_ADP_RMSG_BROADCAST_CLIENT_COUNT) {
+        res->clients += m->client_count;
+        res->answered++;
+        return 1;
+    }
+    if (kind == TS_ADP_REQ_BROADCAST_ACK && m->kind == TS_ADP_RMSG_BROADCAST_ACK) {
+        if (!res->answers) res->answers = json_array();
+        json_array_append_new(res->answers, m->data ? ts_adp_rreq_buffers(m->data, m->attach, m->nattach)
+                                                    : json_null());
         return 1;
     }
     if (kind == TS_ADP_REQ_ALL_ROOMS && m->kind == TS_ADP_RMSG_ALL_ROOMS_RESPONSE) {
@@ -295,7 +326,7 @@ int ts_adp_rreq_collect(ts_adp_result_t *res, ts_adp_req_kind_t kind, const ts_a
     }
     if (kind == TS_ADP_REQ_SERVER_SIDE_EMIT && m->kind == TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE) {
         if (!res->answers) res->answers = json_array();
-        json_array_append_new(res->answers, m->data ? with_buffers(m->data, m->attach, m->nattach)
+        json_array_append_new(res->answers, m->data ? ts_adp_rreq_buffers(m->data, m->attach, m->nattach)
                                                     : json_null());
         res->answered++;
         return 1;

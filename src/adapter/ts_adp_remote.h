@@ -130,7 +130,10 @@ typedef struct ts_adp_result {
     json_t *sockets;  /* FETCH_SOCKETS: [{id, handshake, rooms, data}] of the other
                          nodes, in the order their answers came; else NULL */
     json_t *answers;  /* SERVER_SIDE_EMIT with ack: each answer's value (null for
-                         undefined), in the order they came; else NULL */
+                         undefined), in the order they came; BROADCAST_ACK: each
+                         client's ack (its first argument); else NULL */
+    uint64_t clients; /* BROADCAST_ACK: the clients the other nodes reached (their
+                         counts summed); `answered` counts the nodes that told theirs */
     json_t *rooms;    /* ALL_ROOMS: the other nodes' rooms as a set (an object
                          whose keys are the rooms); else NULL */
 } ts_adp_result_t;
@@ -168,11 +171,14 @@ typedef struct ts_adp_remote_ops {
                  const ts_adp_listener_t *l);
     /* Makes a request of the other nodes (`req` borrowed: kind
      * FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS,
-     * SERVER_SIDE_EMIT or ALL_ROOMS (a format that has no such request:
-     * TS_EINVAL); its nsp, targets, names, close, data and attach;
-     * request_id and requester are the adapter's own). FETCH_SOCKETS,
+     * SERVER_SIDE_EMIT, BROADCAST_ACK or ALL_ROOMS (a format that has no
+     * such request: TS_EINVAL); its nsp, targets, names, close, data and
+     * attach; request_id and requester are the adapter's own). FETCH_SOCKETS,
      * ALL_ROOMS, and SERVER_SIDE_EMIT when `ack` is set, collect one answer per other node
-     * for up to `timeout_ms` (0: 5000, Node's requestsTimeout); the other
+     * for up to `timeout_ms` (0: 5000, Node's requestsTimeout); BROADCAST_ACK
+     * with `ack` (its clients are told `timeout_ms` too) collects every
+     * node's client count and then as many clients' acks, for up to
+     * `timeout_ms` (without `ack`: a plain broadcast of `data`); the other
      * kinds want no answer, as Node's. Returns 0, then cb is called exactly
      * once on this handle's loop (with TS_ECLOSED if the adapter closes
      * first); or TS_EINVAL (a kind this op does not send, a message that

@@ -25,7 +25,10 @@ int ts_adp_rreq_encode_answer(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t
                               ts_adp_rmsg_wire_t *out, char *err, size_t errlen);
 
 /* Encodes a request of this node (borrowed; kind FETCH_SOCKETS,
- * SOCKETS_JOIN/LEAVE, DISCONNECT_SOCKETS, SERVER_SIDE_EMIT or ALL_ROOMS, with its
+ * SOCKETS_JOIN/LEAVE, DISCONNECT_SOCKETS, SERVER_SIDE_EMIT, BROADCAST_ACK
+ * (data ["event", args...], its clients' timeout: timeout_ms, 0: 5000;
+ * without a request_id, the plain broadcast of the same packet) or
+ * ALL_ROOMS, with its
  * request_id where an answer is wanted) as Node's adapter of `format` sends
  * it, from node `own_uid`: on the request channel (classic) or the
  * namespace's main channel (sharded). Returns 0 with *out filled, or
@@ -36,12 +39,20 @@ int ts_adp_rreq_encode_request(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_
                                const char *own_uid, const ts_adp_req_t *req,
                                ts_adp_rmsg_wire_t *out, char *err, size_t errlen);
 
+/* A copy of `v` (borrowed; returns a new reference) in which every binary
+ * placeholder {"_placeholder":true,"num":i} is Node's JSON of a Buffer,
+ * {"type":"Buffer","data":[bytes...]}: what a JSON answer shows of it. */
+json_t *ts_adp_rreq_buffers(json_t *v, ts_buf_t *const *attach, size_t nattach);
+
 /* Counts `m` (a decoded message, borrowed) into `res` when it answers a
  * request of kind `kind` (the caller matched its request_id): a
  * FETCH_SOCKETS_RESPONSE appends its sockets to res->sockets, a
  * SERVER_SIDE_EMIT_RESPONSE its value to res->answers, an
  * ALL_ROOMS_RESPONSE its rooms to the set res->rooms (each created when
- * NULL; the caller releases them), and res->answered grows by one. Binary
+ * NULL; the caller releases them), and res->answered grows by one; for
+ * BROADCAST_ACK a BROADCAST_CLIENT_COUNT adds its count to res->clients
+ * (answered grows by one: a node told its count) and a BROADCAST_ACK its
+ * value to res->answers. Binary
  * values become Node's JSON of a Buffer. Returns 1 if counted, 0 if `m` is
  * no answer to such a request (res untouched). */
 int ts_adp_rreq_collect(ts_adp_result_t *res, ts_adp_req_kind_t kind, const ts_adp_rmsg_t *m);
