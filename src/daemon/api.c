@@ -315,7 +315,8 @@ static void admin_elections(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t
 
 /* ---- admin: /api/admin/cluster/... (admin token) ----
  * Node's io.fetchSockets(), socketsJoin(), socketsLeave(),
- * disconnectSockets() and serverSideEmit() over the whole cluster: this
+ * disconnectSockets(), serverSideEmit(), io.emit() (with acks:
+ * io.timeout(ms).emit(..., cb)) and the adapter's allRooms() over the whole cluster: this
  * process's sockets and, through the Redis adapter, every other node's
  * (tabsyncd or Node). docs/PROTOCOL.md "The cluster API". */
 
@@ -353,6 +354,8 @@ static void cluster_done(const ts_sio_result_t *res, void *ud) {
         if (res->sockets) json_object_set(out, "sockets", res->sockets);
         if (res->rooms) json_object_set(out, "rooms", res->rooms);
         if (res->answers && c->ack) json_object_set(out, "answers", res->answers);
+        if (c->kind == TS_ADP_REQ_BROADCAST_ACK && c->ack)
+            json_object_set_new(out, "clients", json_integer((json_int_t)res->clients));
         if (res->status)
             json_object_set_new(out, "error", json_string(ts_strerror(res->status)));
         respond_json(c->hc, res->status ? 503 : 200, res->status ? "Retry-After: 1\r\n" : NULL,
@@ -457,7 +460,7 @@ static int timeout_of(ts_http_conn_t *hc, json_t *v, uint64_t *out) {
 
 /* GET /api/admin/cluster/sockets?nsp=/&room=R&except=E&timeout=MS,
  * GET /api/admin/cluster/rooms?nsp=/&timeout=MS and
- * POST /api/admin/cluster/{emit,join,leave,disconnect}. */
+ * POST /api/admin/cluster/{emit,broadcast,join,leave,disconnect}. */
 static void admin_cluster(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req,
                           ts_slice_t what) {
     static const struct {
@@ -468,12 +471,13 @@ static void admin_cluster(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *
                  {"join", TS_ADP_REQ_SOCKETS_JOIN},
                  {"leave", TS_ADP_REQ_SOCKETS_LEAVE},
                  {"disconnect", TS_ADP_REQ_DISCONNECT_SOCKETS},
-                 {"emit", TS_ADP_REQ_SERVER_SIDE_EMIT}};
+                 {"emit", TS_ADP_REQ_SERVER_SIDE_EMIT},
+                 {"broadcast", TS_ADP_REQ_BROADCAST_ACK}};
     size_t k = 0;
     while (k < TS_ARRAY_LEN(verbs) && !ts_slice_eq_str(what, verbs[k].name)) k++;
     if (k == TS_ARRAY_LEN(verbs)) {
         respond_error(hc, 404, NULL, "no such cluster resource (sockets, rooms, join, leave, "
-                                     "disconnect, emit)");
+                                     "disconnect, emit, broadcast)");
         return;
     }
     ts_adp_req_kind_t kind = verbs[k].kind;
@@ -528,10 +532,14 @@ static void admin_cluster(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *
             respond_error(hc, 400, NULL, "names: the rooms to join or leave (a string or an array)");
             goto out;
         }
-        if (kind == TS_ADP_REQ_SERVER_SIDE_EMIT) {
+        if (kind == TS_ADP_REQ_SERVER_SIDE_EMIT || kind == TS_ADP_REQ_BROADCAST_ACK) {
             json_t *ev = json_object_get(body, "event"), *args = json_object_get(body, "args");
             if (!json_is_string(ev) || !json_string_length(ev) || (args && !json_is_array(args))) {
-                respond_error(hc, 400, NULL, "emit: {event: \"name\", args: [...], ack: true|false}");
+                respond_error(hc, 400, NULL,
+                              kind == TS_ADP_REQ_BROADCAST_ACK
+                                  ? "broadcast: {event: \"name\", args: [...], rooms, except, "
+                                    "ack: true|false}"
+                                  : "emit: {event: \"name\", args: [...], ack: true|false}");
                 goto out;
             }
             data = json_pack("[O]", ev);
@@ -635,7 +643,8 @@ static void admin(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req) {
     respond_error(hc, 404, NULL,
                   "no such admin resource (sessions/<id>, sessions/<id>/events, "
                   "sessions/<id>/health, sessions/<id>/elections, users/<id>, "
-                  "cluster/sockets, cluster/rooms, cluster/emit, cluster/join, cluster/leave, "
+                  "cluster/sockets, cluster/rooms, cluster/emit, cluster/broadcast, cluster/join, "
+                  "cluster/leave, "
                   "cluster/disconnect)");
 }
 

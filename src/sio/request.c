@@ -18,7 +18,9 @@ typedef struct sreq {
     ts_sio_result_cb cb;
     void *ud;
     ts_sio_result_t res;
-    json_t *remote_sockets;  /* the other nodes', appended at the end */
+    int ack;
+    json_t *remote;          /* the other nodes' sockets (FETCH_SOCKETS) or answers
+                                (SERVER_SIDE_EMIT, BROADCAST_ACK), after this process's */
     json_t *rooms;           /* ALL_ROOMS: the set of both parts' rooms */
 } sreq_t;
 
@@ -40,19 +42,33 @@ static json_t *sorted_keys(json_t *set) {
     return arr;
 }
 
+/* The list of this process's part (a new one when there was none) and the
+ * other nodes' after it. */
+static json_t *joined(json_t *here, json_t *there) {
+    if (!here) here = json_array();
+    if (there) json_array_extend(here, there);
+    return here;
+}
+
 static void part_done(sreq_t *q) {
     if (--q->parts) return;
-    if (q->kind == TS_ADP_REQ_FETCH_SOCKETS) {
-        if (!q->res.sockets) q->res.sockets = json_array();
-        if (q->remote_sockets) json_array_extend(q->res.sockets, q->remote_sockets);
+    switch (q->kind) {
+    case TS_ADP_REQ_FETCH_SOCKETS: q->res.sockets = joined(q->res.sockets, q->remote); break;
+    case TS_ADP_REQ_SERVER_SIDE_EMIT: q->res.answers = joined(NULL, q->remote); break;
+    case TS_ADP_REQ_BROADCAST_ACK:
+        if (q->ack) q->res.answers = joined(q->res.answers, q->remote);
+        q->res.clients += q->res.local;
+        /* a client that did not answer in time: what came is the answer */
+        if (q->ack && json_array_size(q->res.answers) < q->res.clients) q->res.timed_out = 1;
+        break;
+    case TS_ADP_REQ_ALL_ROOMS: q->res.rooms = sorted_keys(q->rooms); break;
+    default: break;
     }
-    if (q->kind == TS_ADP_REQ_SERVER_SIDE_EMIT && !q->res.answers) q->res.answers = json_array();
-    if (q->kind == TS_ADP_REQ_ALL_ROOMS) q->res.rooms = sorted_keys(q->rooms);
     q->cb(&q->res, q->ud);
     json_decref(q->res.sockets);
     json_decref(q->res.answers);
     json_decref(q->res.rooms);
-    json_decref(q->remote_sockets);
+    json_decref(q->remote);
     json_decref(q->rooms);
     free(q);
 }
@@ -62,6 +78,7 @@ static void on_local(json_t *list, size_t matched, void *ud) {
     q->res.local = matched;
     /* a copy: the list belongs to a job other loops filled */
     if (q->kind == TS_ADP_REQ_FETCH_SOCKETS) q->res.sockets = json_deep_copy(list);
+    if (q->kind == TS_ADP_REQ_BROADCAST_ACK && q->ack) q->res.answers = json_deep_copy(list);
     if (q->kind == TS_ADP_REQ_ALL_ROOMS) json_object_update(q->rooms, list);
     part_done(q);
 }
@@ -72,8 +89,8 @@ static void on_remote(const ts_adp_result_t *r, void *ud) {
     q->res.nodes = r->nodes;
     q->res.answered = r->answered;
     q->res.timed_out = r->timed_out;
-    q->remote_sockets = json_incref(r->sockets);
-    q->res.answers = json_incref(r->answers);
+    q->res.clients += r->clients;
+    q->remote = json_incref(r->sockets ? r->sockets : r->answers);
     if (r->rooms) json_object_update(q->rooms, r->rooms);
     part_done(q);
 }
@@ -91,6 +108,9 @@ int ts_sio_request(ts_sio_server_t *srv, const ts_adp_req_t *req, int ack, uint6
         if (!json_is_string(json_array_get(req->data, 0))) return TS_EINVAL;
         local = 0; /* Node's serverSideEmit is for the other servers only */
         break;
+    case TS_ADP_REQ_BROADCAST_ACK:
+        if (!json_is_string(json_array_get(req->data, 0))) return TS_EINVAL;
+        break;
     default: return TS_EINVAL;
     }
     if (!req->nsp || !cb) return TS_EINVAL;
@@ -99,7 +119,10 @@ int ts_sio_request(ts_sio_server_t *srv, const ts_adp_req_t *req, int ack, uint6
     q->kind = req->kind;
     q->cb = cb;
     q->ud = ud;
+    q->ack = ack;
     if (req->kind == TS_ADP_REQ_ALL_ROOMS) q->rooms = json_object();
+    ts_adp_req_t local_req = *req;
+    local_req.timeout_ms = timeout_ms; /* a broadcast's clients wait as long here */
     ts_adp_remote_t *r = ts_sio__remote(srv);
     if (r && r->ops->request) {
         q->res.remote = 1;
@@ -115,7 +138,7 @@ int ts_sio_request(ts_sio_server_t *srv, const ts_adp_req_t *req, int ack, uint6
     }
     if (local) {
         q->parts++;
-        if (ts_sio__local_request(srv, req, on_local, q) != 0) q->parts--;
+        if (ts_sio__local_request(srv, &local_req, ack, on_local, q) != 0) q->parts--;
     }
     part_done(q);
     return 0;

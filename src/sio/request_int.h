@@ -138,18 +138,21 @@ void ts_sio__on_request(const ts_adp_req_t *req, void *ud);
 
 /* list (borrowed for the call): FETCH_SOCKETS: [{id, handshake, rooms,
  * data}] of every loop's matching sockets; ALL_ROOMS: their rooms as a set
- * (an object whose keys are the rooms); else an empty array. matched: how
- * many sockets the request matched. */
+ * (an object whose keys are the rooms); BROADCAST_ACK with ack: the acks
+ * that came (each client's first argument), else an empty array. matched:
+ * how many sockets the request matched. */
 typedef void (*ts_sio__local_cb)(json_t *list, size_t matched, void *ud);
 
-/* Runs `req` (borrowed; kind FETCH_SOCKETS, ALL_ROOMS, SOCKETS_JOIN/LEAVE
- * or DISCONNECT_SOCKETS; request_id, requester and sid ignored) on the sockets
+/* Runs `req` (borrowed; kind FETCH_SOCKETS, ALL_ROOMS, SOCKETS_JOIN/LEAVE,
+ * DISCONNECT_SOCKETS or BROADCAST_ACK (data ["event", args...]: emitted to
+ * the matching sockets, with `ack` each one's ack awaited for timeout_ms,
+ * 0: 5000); request_id, requester and sid ignored) on the sockets
  * of every loop of the process, this one's first. Returns 0, then cb is
  * called once on this loop when every loop ran it (possibly before this
  * returns; never if this loop's server is freed first); or TS_EINVAL (another
  * kind) / TS_ECLOSED (the server is being freed), and cb is never called. */
-int ts_sio__local_request(ts_sio_server_t *srv, const ts_adp_req_t *req, ts_sio__local_cb cb,
-                          void *ud);
+int ts_sio__local_request(ts_sio_server_t *srv, const ts_adp_req_t *req, int ack,
+                          ts_sio__local_cb cb, void *ud);
 
 /* This loop's adapter to the other nodes (borrowed), or NULL. */
 ts_adp_remote_t *ts_sio__remote(const ts_sio_server_t *srv);

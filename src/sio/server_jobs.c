@@ -9,6 +9,7 @@
 
 #include "adapter/ts_adp_remote.h"
 #include "adapter/ts_adp_rooms.h"
+#include "adapter/ts_adp_rreq.h"
 #include "core/ts_err.h"
 #include "core/ts_list.h"
 #include "core/ts_map.h"
@@ -41,8 +42,10 @@ typedef struct job {
     ts_buf_t **attach;
     size_t nattach;
     uint64_t timeout_ms;
+    int ack;                   /* a BROADCAST_ACK of this process: acks wanted */
     /* the answer, under mu */
-    json_t *list;              /* FETCH_SOCKETS, SOCKETS: array; ALL_ROOMS: object as a set */
+    json_t *list;              /* FETCH_SOCKETS, SOCKETS: array; ALL_ROOMS: object as a set;
+                                  a BROADCAST_ACK of this process: the clients' acks */
     uint64_t count;            /* BROADCAST_ACK: clients reached */
     int found;                 /* the one-socket forms: some loop has it */
     /* a request of this process: its loop, and who takes the result there */
@@ -234,6 +237,7 @@ static void on_client_ack(ts_sio_socket_t *s, const ts_sio_args_t *ans, int time
 }
 
 #define REMOTE_ACK_TIMEOUT_MS 60000 /* a broadcast with acks that names no timeout */
+#define OWN_ACK_TIMEOUT_MS 5000     /* ours: Node's requestsTimeout, as the other nodes' part */
 
 static void job_broadcast_ack(ts_sio_nsp_t *nsp, job_t *j, sock_vec_t *v) {
     const char *event = json_string_value(json_array_get(j->data, 0));
@@ -253,6 +257,61 @@ static void job_broadcast_ack(ts_sio_nsp_t *nsp, job_t *j, sock_vec_t *v) {
     json_decref(data);
 }
 
+/* One loop's part of a broadcast of this process: its clients' acks go
+ * into the job's list; the loop's part is done when the last one answered,
+ * timed out or disconnected (one reference is the emitting loop's). */
+typedef struct own_acks {
+    job_t *j;
+    ts_sio_server_t *srv;
+    size_t left;
+} own_acks_t;
+
+static void own_acks_release(own_acks_t *w) {
+    if (--w->left) return;
+    ts_sio_server_t *srv = w->srv;
+    job_t *j = w->j;
+    free(w);
+    job_done(srv, j);
+}
+
+static void on_own_ack(ts_sio_socket_t *s, const ts_sio_args_t *ans, int timed_out, void *ud) {
+    (void)s;
+    own_acks_t *w = ud;
+    if (timed_out == 0) { /* its first argument, as a broadcast's ack callback gets it */
+        json_t *first = json_array_get(ans->args, 0);
+        json_t *v = first ? ts_adp_rreq_buffers(first, ans->attach, ans->nattach) : json_null();
+        pthread_mutex_lock(&w->j->mu);
+        json_array_append_new(w->j->list, v);
+        pthread_mutex_unlock(&w->j->mu);
+    }
+    own_acks_release(w);
+}
+
+/* Emits a broadcast of this process to this loop's targets; with acks,
+ * returns what waits for them (NULL: nothing to wait for). */
+static own_acks_t *own_broadcast(ts_sio_server_t *srv, job_t *j, sock_vec_t *v) {
+    const char *event = json_string_value(json_array_get(j->data, 0));
+    if (!event || !v->n) return NULL;
+    json_t *data = json_deep_copy(j->data); /* ours: other loops read j->data */
+    json_array_remove(data, 0);
+    ts_sio_args_t args = {data, j->attach, j->nattach};
+    own_acks_t *w = NULL;
+    if (j->ack) {
+        w = ts_xcalloc(1, sizeof *w);
+        w->j = j;
+        w->srv = srv;
+        w->left = v->n + 1; /* + this loop's, until every emit is made */
+    }
+    uint32_t ms = j->timeout_ms && j->timeout_ms < UINT32_MAX ? (uint32_t)j->timeout_ms
+                                                               : OWN_ACK_TIMEOUT_MS;
+    for (size_t i = 0; i < v->n; i++) {
+        if (w) ts_sio_emit_ack(v->v[i], event, &args, ms, on_own_ack, w);
+        else ts_sio_emit(v->v[i], event, &args);
+    }
+    json_decref(data);
+    return w;
+}
+
 /* Runs `j` on this loop's sockets, then counts this loop done. */
 static void job_run(ts_sio_server_t *srv, job_t *j) {
     ts_sio_nsp_t *nsp = ts_map_get(&srv->nsps, j->nsp, strlen(j->nsp));
@@ -260,6 +319,7 @@ static void job_run(ts_sio_server_t *srv, job_t *j) {
     if (nsp) job_targets(nsp, j, &v);
     json_t *part = NULL;
     char **ids = NULL;
+    own_acks_t *acks = NULL; /* a broadcast of ours with acks: this loop is done later */
     switch (nsp ? j->kind : TS_ADP_REQ_KIND_COUNT) {
     case TS_ADP_REQ_FETCH_SOCKETS:
     case TS_ADP_REQ_SOCKETS:
@@ -299,7 +359,8 @@ static void job_run(ts_sio_server_t *srv, job_t *j) {
         ts_sio__strv_free(ids, v.n);
         break;
     case TS_ADP_REQ_BROADCAST_ACK:
-        job_broadcast_ack(nsp, j, &v);
+        if (j->origin) acks = own_broadcast(srv, j, &v);
+        else job_broadcast_ack(nsp, j, &v);
         break;
     default:
         break;
@@ -312,7 +373,8 @@ static void job_run(ts_sio_server_t *srv, job_t *j) {
     pthread_mutex_unlock(&j->mu);
     json_decref(part);
     free(v.v);
-    job_done(srv, j);
+    if (acks) own_acks_release(acks);
+    else job_done(srv, j);
 }
 
 /* Runs the jobs other loops queued for this one. */
@@ -387,9 +449,10 @@ static void job_start(ts_sio_server_t *srv, job_t *j) {
     job_run(srv, j);
 }
 
-int ts_sio__local_request(ts_sio_server_t *srv, const ts_adp_req_t *req, ts_sio__local_cb cb,
-                          void *ud) {
+int ts_sio__local_request(ts_sio_server_t *srv, const ts_adp_req_t *req, int ack,
+                          ts_sio__local_cb cb, void *ud) {
     switch (req->kind) {
+    case TS_ADP_REQ_BROADCAST_ACK:
     case TS_ADP_REQ_ALL_ROOMS:
     case TS_ADP_REQ_FETCH_SOCKETS:
     case TS_ADP_REQ_SOCKETS_JOIN:
@@ -401,6 +464,7 @@ int ts_sio__local_request(ts_sio_server_t *srv, const ts_adp_req_t *req, ts_sio_
     ts_adp_req_t q = *req;
     q.request_id = q.requester = q.sid = NULL; /* nobody to answer: the result comes back */
     job_t *j = job_new(&q, req->nsp);
+    j->ack = ack;
     j->origin = srv;
     j->origin_idx = srv->idx;
     j->on_local = cb;

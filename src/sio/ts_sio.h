@@ -164,7 +164,11 @@ typedef struct ts_sio_result {
     int timed_out;    /* the timeout passed before every answer came */
     json_t *sockets;  /* FETCH_SOCKETS: [{id, handshake, rooms, data}], this
                          process's sockets first, then the other nodes' */
-    json_t *answers;  /* SERVER_SIDE_EMIT with ack: the other nodes' answers */
+    json_t *answers;  /* SERVER_SIDE_EMIT with ack: the other nodes' answers;
+                         BROADCAST_ACK with ack: every client's ack (its first
+                         argument), this process's clients' first */
+    uint64_t clients; /* BROADCAST_ACK: the clients it reached, this process's
+                         (`local`) and the other nodes' (as they counted them) */
     json_t *rooms;    /* ALL_ROOMS: every room of this process's sockets and the
                          other nodes', each once, sorted */
 } ts_sio_result_t;
@@ -174,9 +178,12 @@ typedef void (*ts_sio_result_cb)(const ts_sio_result_t *res, void *ud);
  * io.disconnectSockets(), io.serverSideEmit() and adapter.allRooms() do,
  * made by this process: `req` (borrowed; a ts_adp_req_t of kind
  * FETCH_SOCKETS, SOCKETS_JOIN, SOCKETS_LEAVE, DISCONNECT_SOCKETS,
- * SERVER_SIDE_EMIT or ALL_ROOMS (every room, whatever the targets: the
- * other nodes are asked only with the classic format, which has the
- * request; with the sharded one `remote` is 0) with nsp, rooms,
+ * SERVER_SIDE_EMIT, BROADCAST_ACK (data ["event", args...] emitted to the
+ * matching sockets of every node; with `ack` each client's ack is awaited,
+ * up to `timeout_ms`, which its client is given too) or ALL_ROOMS (every
+ * room, whatever the targets: the other nodes are asked only with the
+ * classic format, which has the request; with the sharded one `remote` is
+ * 0) with nsp, rooms,
  * except, names, close, data ["event", args...]) runs on the sockets of
  * every loop of the process (not SERVER_SIDE_EMIT: as in Node, it is for
  * the other servers only) and goes to the other nodes through the adapter,

@@ -265,6 +265,43 @@ for (const format of ['classic', 'sharded']) describe(`a Node Socket.IO server w
     assert.deepEqual(except.body.sockets.map((s) => s.id).sort(), [a.id, b.id].sort(), 'two rooms, two excepted (socket ids are rooms)');
   });
 
+  it('broadcast from tabsyncd reaches every node\'s sockets in its rooms; with acks each client\'s answer comes back, Node\'s included, and at the timeout what came', T, async () => {
+    const n = await client(node, 'tb-n'), a = await client(ts1, 'tb-a'), a2 = await client(ts1, 'tb-a2');
+    const b = await client(ts2, 'tb-b'), out = await client(node, 'tb-out'), ex = await client(ts2, 'tb-ex');
+    const members = [n, a, a2, b];
+    for (const c of [...members, ex]) await ask(c, 'join', 'tb');
+    await ask(ex, 'join', 'tb-skip');
+    for (const c of [...members, out, ex]) c.on('tb-q', (q, cb) => cb({ from: c.name, q }));
+    const t0 = Date.now();
+    const r = await cluster(ts1, 'POST', 'broadcast', { rooms: ['tb'], except: 'tb-skip', event: 'tb-q', args: [7], ack: true, timeout: 4000 });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.deepEqual([r.body.remote, r.body.nodes, r.body.answered, r.body.timedOut], [true, 2, 2, false], JSON.stringify(r.body));
+    assert.equal(r.body.local, 2, 'this node\'s two sockets, on whichever of its loops');
+    assert.equal(r.body.clients, 4, 'every node\'s clients counted');
+    assert.deepEqual(r.body.answers.map((x) => x.from).sort(), members.map((c) => c.name).sort());
+    for (const x of r.body.answers) assert.equal(x.q, 7);
+    assert.ok(Date.now() - t0 < 3000, 'every ack in, not at the timeout');
+    // a Node client and one of ours that never answer: the answer at the timeout
+    for (const c of [n, a2]) { c.off('tb-q'); c.on('tb-q', () => {}); }
+    const t1 = Date.now();
+    const slow = await cluster(ts2, 'POST', 'broadcast', { rooms: 'tb', except: ['tb-skip'], event: 'tb-q', args: [8], ack: true, timeout: 700 });
+    const ms = Date.now() - t1;
+    assert.equal(slow.status, 200, JSON.stringify(slow.body));
+    assert.deepEqual([slow.body.clients, slow.body.timedOut], [4, true]);
+    assert.deepEqual(slow.body.answers.map((x) => x.from).sort(), [a.name, b.name].sort());
+    assert.ok(ms >= 650 && ms < 3000, `at the timeout (${ms} ms)`);
+    // without acks: delivered to the rooms' sockets of every node, once
+    clear([...members, out, ex]);
+    const plain = await cluster(ts2, 'POST', 'broadcast', { rooms: 'tb', event: 'tb-note', args: ['hi', { k: 1 }] });
+    assert.equal(plain.status, 200, JSON.stringify(plain.body));
+    assert.deepEqual([plain.body.local, plain.body.nodes, plain.body.answers, plain.body.clients], [2, 2, undefined, undefined]);
+    await settle([...members, ex], (c) => c.got.length >= 1);
+    for (const c of [...members, ex]) assert.deepEqual(c.got, [['tb-note', 'hi', { k: 1 }]], c.name);
+    assert.deepEqual(out.got, [], 'not a socket outside the room');
+    assert.equal((await cluster(ts1, 'POST', 'broadcast', { rooms: 'tb' })).status, 400, 'an event is needed');
+    assert.equal((await cluster(ts1, 'GET', 'broadcast')).status, 405);
+  });
+
   it('allRooms from tabsyncd: every node\'s rooms with the classic format (Node\'s included), this node\'s with the sharded one', T, async () => {
     const n = await client(node, 'tar-n'), a = await client(ts1, 'tar-a'), b = await client(ts2, 'tar-b');
     await ask(n, 'join', 'tar-node');
