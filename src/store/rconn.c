@@ -1161,7 +1161,13 @@ static void ask_sentinel(ts_rconn_t *c) {
     c->sentinel = ts_rconn_new(c->loop, &so, NULL, NULL, NULL);
     c->handles++; /* sentinel_closed releases it */
     const char *argv[] = {"SENTINEL", "get-master-addr-by-name", c->o.master};
-    ts_rconn_cmd(c->sentinel, 3, argv, NULL, on_master_addr, c); /* a new connection takes it */
+    /* a new connection takes any command (TS_ELIMIT needs 100,000 queued) */
+    if (ts_rconn_cmd(c->sentinel, 3, argv, NULL, on_master_addr, c) != 0) {
+        drop_sentinel(c);
+        snprintf(c->reason, sizeof c->reason, "%.80s:%u: the query was refused", a->host, a->port);
+        c->sentinel_at++;
+        ask_sentinel(c);
+    }
 }
 
 static void start_attempt(ts_rconn_t *c) {
