@@ -28,6 +28,8 @@
 #include "session/ts_sess_elect.h"
 #include "store/ts_store.h"
 
+#define STORE_RETRY_MS 100 /* a lease call the store failed is made again after this */
+
 #define TASKS_MAX 32                       /* tasks per scope */
 #define TASK_STALL_DEFAULT_MS 10000
 #define SWEEP_MIN_MS 25
@@ -408,7 +410,7 @@ static void on_lease_op(int status, const ts_store_lease_t *l, void *ud) {
     } else if (status) {
         /* the store failed: try again shortly (the breaker shows it) */
         ts_debug("election", "%s: store answered %d; again in 100 ms", sc->name, status);
-        sc->wake_at = uv_now(sess->loop) + 100;
+        sc->retry_at = uv_now(sess->loop) + STORE_RETRY_MS;
     }
     if (!(status == 0 && l)) sc->gone = TS_EL_GONE_NONE;
     free(op);
@@ -448,7 +450,8 @@ static int issue(el_scope_t *sc, ts_el_act_t act, ts_el_reason_t reason, const c
     }
     if (rc) {
         free(op);
-        sc->wake_at = uv_now(sess->loop) + 100;
+        sc->retry_at = uv_now(sess->loop) + STORE_RETRY_MS;
+        sc->wake_at = sc->retry_at;
         return rc;
     }
     sc->busy = 1;
@@ -573,6 +576,16 @@ static void evaluate_(el_scope_t *sc, const char *why) {
     }
     if (!held && !sc->leaderless_since)
         sc->leaderless_since = sc->leader[0] ? TS_MIN(wall, sc->expires_at) : wall;
+    if (d.act != TS_EL_ACT_RELEASE && now < sc->retry_at) {
+        /* the store failed a lease call a moment ago: asked again by the
+         * sweep, not at once. A store that is down fails a call on its next
+         * turn, whose answer re-evaluated at once and asked again: a loop
+         * that never let libuv run its timers, so the store never
+         * reconnected (js nodes, elections through a Redis restart). */
+        if (!sc->wake_at || sc->retry_at < sc->wake_at) sc->wake_at = sc->retry_at;
+        if (why) ts_sess__el_send_views(sc, why, NULL);
+        return;
+    }
     int rc = issue(sc, d.act, d.reason, to);
     if (d.act == TS_EL_ACT_RELEASE)
         ts_sess__el_send_views(sc, ts_el_reason_name(d.reason), NULL);

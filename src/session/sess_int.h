@@ -494,6 +494,7 @@ struct el_scope {
     uint64_t pub_hash;         /* of what it last published of its members */
     uint64_t leaderless_since; /* wall ms; 0 while led or with no candidate */
     uint64_t wake_at;          /* loop ms: evaluate again (time alone may change it); 0 = no */
+    uint64_t retry_at;         /* loop ms: the store failed a lease call; none before this */
     int busy, again;
     ts_el_gone_t gone;         /* the local leader just went: the next evaluation's input */
     uint8_t stepping;          /* the leader was asked to step down (views say step_down):

@@ -43,9 +43,10 @@ export function httpJson(url, { method = 'GET', headers = {}, body } = {}) {
 export class ElectTab {
   /**
    * id: ident(); opts: {scopes, observer, scores, type, checker, hb: false to
-   * never heartbeat}.
+   * never heartbeat, reconnect: true to come back (with the same auth, so
+   * into the same elections) when the connection is lost}.
    */
-  constructor(url, id, { scopes = ['session'], observer, scores, type = 'browser', checker, hb = true } = {}) {
+  constructor(url, id, { scopes = ['session'], observer, scores, type = 'browser', checker, hb = true, reconnect = false } = {}) {
     this.url = url;
     this.id = id;
     this.holder = `${id.device}/${id.tab}`;
@@ -55,6 +56,7 @@ export class ElectTab {
     this.type = type;
     this.checker = checker;
     this.autoHb = hb;
+    this.reconnect = reconnect;
     this.views = [];        // every view, in arrival order: {at, v}
     this.last = {};         // scope -> last view
     this.violations = [];
@@ -67,7 +69,8 @@ export class ElectTab {
   async open() {
     const auth = authFor(this.id, tokenFor(this.id), { proto: 4, type: this.type });
     auth.elect = this.elect;
-    const sock = openTab(this.url, auth);
+    const sock = openTab(this.url, auth,
+      this.reconnect ? { reconnection: true, reconnectionDelay: 100, reconnectionDelayMax: 500 } : {});
     this.sock = sock;
     // registered before any I/O: the first view can share a read with the welcome
     sock.on('elect', (v) => this.onView(v));

@@ -14,7 +14,12 @@
 //   resumes by itself; afterwards every acknowledged change is on every tab;
 // - the Redis primary behind Sentinel SIGKILLed under load
 //   (redis+sentinel://...?replicas=1): the nodes find the promoted replica by
-//   themselves, and every acknowledged change is on every tab, once.
+//   themselves, and every acknowledged change is on every tab, once;
+// - elections through both failures: the node of two sessions' leaders
+//   killed with kill -9, then Redis killed and restarted, while leaders act:
+//   a new leader within the lease bound, one leader per term throughout,
+//   no leader-only action accepted out of term order, one agreed leader at
+//   the end (election-helpers.mjs Checker).
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -24,6 +29,7 @@ import { startServer, IS_NODE, sleep } from './harness.mjs';
 import { startCluster, startRedisSentinel } from './cluster.mjs';
 import { BASE_FLAGS, auth3, ident, makeRng, uniq, tempDir, writeRules, openMirror, waitUntil, submitLoad, checkSubmitted } from './history-helpers.mjs';
 import { registryTabs, tryTab } from './session-helpers.mjs';
+import { ElectTab, Checker, holderOf, leaderChange } from './election-helpers.mjs';
 
 const SKIP = IS_NODE ? { skip: 'tabsyncd only (the Node reference is one process)' } : {};
 const ADMIN = `adm-${crypto.randomBytes(24).toString('hex')}`;
@@ -335,5 +341,107 @@ describe('the Redis primary behind Sentinel killed under load', SKIP, () => {
     const refused = subs.filter((s) => s.answers.some((x) => x?.error?.code === 'store_unavailable')).length;
     console.log(`# ${subs.length} changes, ${refused} refused at least once during the failover, all applied once in the end`);
     await checkSubmitted(tabs, subs, S);
+  });
+});
+
+describe('elections through a node\'s kill -9 and a Redis restart', SKIP, () => {
+  const LEASE = 1000;
+  let cluster;
+  const all = [];
+  before(async () => {
+    cluster = await startCluster({
+      n: 3,
+      start: startServer,
+      opts: { testApp: false, extra: [...BASE_FLAGS, '--elect-lease', String(LEASE), '--elect-min-tenure', '0'] },
+    });
+  });
+  after(async () => {
+    for (const t of all) t.close();
+    await cluster?.stop();
+  });
+
+  it('a new leader within the lease bound, one leader per term throughout, leader-only actions in term order, one agreed leader at the end', { timeout: 120000 }, async () => {
+    const checker = new Checker();
+    const [A, B] = [uniq('ea'), uniq('eb')];
+    const tabsOf = new Map([[A, []], [B, []]]);
+    // six tabs through the round-robin balancer: tab i on node i % 3, so
+    // each session's first tab (its first leader) is on node 0. A's leader
+    // goes with its node (a tab that does not come back); B's reconnects
+    // through the balancer, as every other tab would.
+    for (let i = 0; i < 6; i++) {
+      const s = i < 3 ? A : B;
+      const t = await new ElectTab(cluster.url, ident('e', s, `d${i}`, `t${i}`), { checker, reconnect: i !== 0 }).open();
+      all.push(t);
+      tabsOf.get(s).push(t);
+    }
+    const agreed = (ts) => {
+      const vs = ts.map((t) => t.view());
+      return vs.every((v) => v?.leader && v.term === vs[0].term && holderOf(v.leader) === holderOf(vs[0].leader)) ? vs[0] : null;
+    };
+    const first = {};
+    for (const s of [A, B]) first[s] = await waitUntil(() => agreed(tabsOf.get(s)), 10000, `${s}: one agreed leader`);
+    const node0 = all[0].sock.welcomes[0].node;
+    for (const [i, t] of all.entries()) assert.equal(t.sock.welcomes[0].node === node0, i % 3 === 0, `tab ${i} on node ${i % 3}`);
+    assert.deepEqual([holderOf(first[A].leader), holderOf(first[B].leader)], ['d0/t0', 'd3/t3'], 'each session\'s first tab leads, on node 0');
+    // leaders act all along: fenced changes with the term they believe in
+    let stop = false, n = 0, accepted = 0;
+    const act = async (t) => {
+      const v = t.view();
+      if (!v || v.role !== 'leader' || !t.sock.connected) return;
+      const ack = await t.ask('state', leaderChange(t, 'session', v.term, n++), 3000).catch(() => null);
+      if (ack?.ok) {
+        checker.accept(`e/${t.id.session}`, ack.seq, v.term, t.holder);
+        accepted++;
+      }
+    };
+    const acting = (async () => {
+      while (!stop) {
+        await Promise.all(all.map(act));
+        await sleep(100);
+      }
+    })();
+    try {
+      // kill -9 the node of both leaders
+      const killedAt = Date.now();
+      await cluster.killNode(0);
+      // A: its leader is gone; the tabs left elect another within the lapse bound
+      const left = tabsOf.get(A).slice(1);
+      const va = await waitUntil(() => {
+        const a = agreed(left);
+        return a && a.term > first[A].term && holderOf(a.leader) !== 'd0/t0' ? a : null;
+      }, 4 * LEASE + 5000, `${A}: a new leader after the kill`);
+      const ms = Date.now() - killedAt;
+      console.log(`# kill -9 of the leaders' node: A's new leader ${holderOf(va.leader)} (term ${va.term}) after ${ms} ms (lease ${LEASE} ms)`);
+      assert.ok(ms <= 4 * LEASE + 1000, `replaced within the lapse bound (${ms} ms)`);
+      // B: its leader comes back through the balancer, into the same election
+      await waitUntil(() => tabsOf.get(B).every((t) => t.sock.connected), 15000, 'B\'s tabs connected');
+      const vb = await waitUntil(() => agreed(tabsOf.get(B)), 10000, `${B}: its tabs agree again`);
+      console.log(`# B: leader ${holderOf(vb.leader)} term ${vb.term} (before the kill: d3/t3 term ${first[B].term})`);
+      assert.notEqual(all[3].sock.welcomes.at(-1).node, node0, 'B\'s first tab is on a live node');
+      // Redis killed and restarted: nobody is granted a term meanwhile, and
+      // after it the elections go on from the terms Redis kept (AOF)
+      const live = [left, tabsOf.get(B)];
+      const before = live.map((ts) => agreed(ts).term);
+      await cluster.redis.kill('SIGKILL');
+      await sleep(1500);
+      await cluster.redis.start();
+      for (const [k, ts] of live.entries()) {
+        const v = await waitUntil(() => {
+          const a = agreed(ts);
+          return a && a.term >= before[k] ? a : null;
+        }, 20000, `session ${k}: one agreed leader after Redis came back`);
+        assert.ok(v.term >= before[k], 'terms go on from where they were');
+      }
+      const acceptedBefore = accepted;
+      await waitUntil(() => accepted > acceptedBefore, 10000, 'leaders act again after Redis came back');
+    } finally {
+      stop = true;
+      await acting;
+    }
+    const problems = checker.check();
+    for (const t of all) problems.push(...t.violations);
+    console.log(`# ${checker.leaders.size} terms seen, ${accepted} leader-only actions accepted`);
+    assert.deepEqual(problems, [], 'one leader per term, terms never back for a tab, actions in term order');
+    assert.ok(accepted > 0);
   });
 });
