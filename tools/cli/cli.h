@@ -39,6 +39,7 @@ typedef struct ts_cli_run {
     ts_client_t *c;
     uv_signal_t sigint, sigterm;
     uv_timer_t timer; /* the command's own use (wait timeout, ping pacing) */
+    uv_timer_t guard; /* after ts_cli_finish: exits if the close does not complete */
     const char *url;
     int quiet, done, exit_code;
     int signal_ok;    /* SIGINT/SIGTERM ends the command with success (watch) */

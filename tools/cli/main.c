@@ -81,7 +81,8 @@ static const char usage_tail[] =
     "Status lines (connected, disconnected, reconnecting) go to stderr; results to stdout.\n"
     "\n"
     "Exit status: 0 success; 1 runtime failure (cannot connect, refused by the\n"
-    "server, timeout, lost connection); 2 usage error.\n";
+    "server, timeout, lost connection); 2 usage error. SIGINT or SIGTERM ends a\n"
+    "command by closing its connection (within 5 s; a second signal: at once).\n";
 
 static void print_help(void) {
     fputs(usage_text, stdout);

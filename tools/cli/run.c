@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <unistd.h>
 
 #include "cli.h"
 
@@ -26,6 +27,7 @@ static void on_client_closed(ts_client_t *c, void *user) {
     uv_close((uv_handle_t *)&r->sigint, on_handle_closed);
     uv_close((uv_handle_t *)&r->sigterm, on_handle_closed);
     uv_close((uv_handle_t *)&r->timer, on_handle_closed);
+    uv_close((uv_handle_t *)&r->guard, on_handle_closed);
     /* Closing the handles gave the signals their default action back: one
      * that comes now, while the loop winds down, would kill the command
      * (status 130) instead of letting it exit with the code it already has
@@ -34,11 +36,25 @@ static void on_client_closed(ts_client_t *c, void *user) {
     signal(SIGTERM, SIG_IGN);
 }
 
+#define CLOSE_GUARD_MS 5000 /* libtabsync's own close waits at most 1 s for the server */
+
+/* The close did not complete: the command ends anyway, with its code. A
+ * command that neither finishes nor answers SIGTERM (it is finishing
+ * already) could only be killed (cli/session timed out once so under
+ * AddressSanitizer on a loaded machine). */
+static void on_guard(uv_timer_t *t) {
+    ts_cli_run_t *r = t->data;
+    fprintf(stderr, "tabsync: the connection did not close within %d ms; exiting\n", CLOSE_GUARD_MS);
+    fflush(NULL);
+    _exit(r->exit_code);
+}
+
 void ts_cli_finish(ts_cli_run_t *r, int code) {
     if (r->done) return;
     r->done = 1;
     r->exit_code = code;
     uv_timer_stop(&r->timer);
+    uv_timer_start(&r->guard, on_guard, CLOSE_GUARD_MS, 0);
     ts_client_close(r->c, on_client_closed);
 }
 
@@ -86,6 +102,10 @@ void ts_cli_common_callbacks(ts_client_callbacks_t *cb) {
 static void on_signal(uv_signal_t *h, int signum) {
     ts_cli_run_t *r = h->data;
     (void)signum;
+    if (r->done) { /* a second one while closing: now */
+        fflush(NULL);
+        _exit(r->exit_code);
+    }
     ts_cli_status(r, "interrupted");
     ts_cli_finish(r, r->signal_ok ? EXIT_OK : EXIT_RUNTIME);
 }
@@ -94,7 +114,8 @@ int ts_cli_run(ts_cli_run_t *r) {
     uv_signal_init(r->loop, &r->sigint);
     uv_signal_init(r->loop, &r->sigterm);
     uv_timer_init(r->loop, &r->timer);
-    r->sigint.data = r->sigterm.data = r->timer.data = r;
+    uv_timer_init(r->loop, &r->guard);
+    r->sigint.data = r->sigterm.data = r->timer.data = r->guard.data = r;
     uv_signal_start(&r->sigint, on_signal, SIGINT);
     uv_signal_start(&r->sigterm, on_signal, SIGTERM);
     int rc = ts_client_connect(r->c);

@@ -61,7 +61,7 @@ for i in $(seq 1 100); do grep -q listening "$tmp/srv.out" 2>/dev/null && break;
 port=$(sed -n 's|^tabsyncd listening on http://127.0.0.1:\([0-9]*\)/$|\1|p' "$tmp/srv.out")
 [ -n "$port" ] || { echo "FAIL - tabsyncd did not start"; cat "$tmp/srv.err"; exit 1; }
 url="http://127.0.0.1:$port/"
-T="timeout 20 $tabsync"
+T="timeout -k 5 20 $tabsync"
 
 # mint USER SESSION DEVICE FINGERPRINT [TTL]
 mint() { "$tabsyncd" token --jwt-secret "$secret" --user "$1" --session "$2" --device "$3" --fingerprint "$4" --ttl "${5:-600}"; }
