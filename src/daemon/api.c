@@ -316,9 +316,10 @@ static void admin_elections(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t
 /* ---- admin: /api/admin/cluster/... (admin token) ----
  * Node's io.fetchSockets(), socketsJoin(), socketsLeave(),
  * disconnectSockets(), serverSideEmit(), io.emit() (with acks:
- * io.timeout(ms).emit(..., cb)) and the adapter's allRooms() over the whole cluster: this
- * process's sockets and, through the Redis adapter, every other node's
- * (tabsyncd or Node). docs/PROTOCOL.md "The cluster API". */
+ * io.timeout(ms).emit(..., cb)) and the adapter's allRooms() over the
+ * whole cluster: this process's sockets and, through the Redis adapter,
+ * every other node's (tabsyncd or Node). docs/PROTOCOL.md "The cluster
+ * API". */
 
 static json_t *body_json(ts_http_conn_t *hc, const ts_http_req_t *req);
 
@@ -643,9 +644,8 @@ static void admin(ts_dmn_t *d, ts_http_conn_t *hc, const ts_http_req_t *req) {
     respond_error(hc, 404, NULL,
                   "no such admin resource (sessions/<id>, sessions/<id>/events, "
                   "sessions/<id>/health, sessions/<id>/elections, users/<id>, "
-                  "cluster/sockets, cluster/rooms, cluster/emit, cluster/broadcast, cluster/join, "
-                  "cluster/leave, "
-                  "cluster/disconnect)");
+                  "cluster/sockets, cluster/rooms, cluster/emit, cluster/broadcast, "
+                  "cluster/join, cluster/leave, cluster/disconnect)");
 }
 
 /* ---- backends: /api/sessions/<user>/<session>/... (publisher token) ---- */

@@ -1,10 +1,11 @@
 /* request.c - server-side requests made by this process (ts_sio_request):
  * what Node's io.fetchSockets(), socketsJoin/Leave, disconnectSockets,
- * serverSideEmit and the adapter's allRooms do, in two parts run side by side: this process's sockets
- * on every loop (server_jobs.c, the path another node's request
- * takes) and the other nodes (the adapter's `request`); the result is the
- * two combined, on the loop that asked, local sockets first as Node lists
- * them. */
+ * serverSideEmit, io.emit() with or without acks and the adapter's
+ * allRooms do, in two parts run side by side: this process's sockets on
+ * every loop (server_jobs.c, the path another node's request takes) and
+ * the other nodes (the adapter's `request`); the result is the two
+ * combined, on the loop that asked, local sockets (and their acks) first
+ * as Node lists them. */
 #include <stdlib.h>
 #include <string.h>
 
