@@ -1709,7 +1709,14 @@ describe('history 8: socket.io-client recovery (recovered === true) backed by th
     assert.equal(ackc.ok, true, `x-c: ${JSON.stringify(ackc)}`);
     await waitUntil(() => c.got.length >= 1, 10000, 'c has an offset')
       .catch((e) => { throw new Error(`${e.message}; c.got ${JSON.stringify(c.got)}, c.connected ${c.connected}, ack ${JSON.stringify(ackc)}`); });
-    assert.equal(c.got.length, 1, `c got x-c once: ${JSON.stringify(c.got)}`);
+    // x-c once, last. Across nodes c may also get x7 or an earlier entry
+    // first: committed before c connected, still on its way through pub/sub
+    // to c's node when c joined the session's room (seen once under ASan
+    // with a three-primary Redis Cluster). That is delivery of a live entry
+    // to a tab already in the room, not a repeat: each entry at most once.
+    assert.equal(c.got.filter((g) => g.id === 'x-c').length, 1, `c got x-c once: ${JSON.stringify(c.got)}`);
+    assert.equal(c.got.at(-1).id, 'x-c', `x-c last: ${JSON.stringify(c.got)}`);
+    assert.equal(new Set(c.got.map((g) => g.id)).size, c.got.length, `each entry once: ${JSON.stringify(c.got)}`);
     c.io.engine.close();
     const w = plain(srv.url, ident('rita', S, 'd4', 'w'), 3);
     await up(w);
