@@ -34,6 +34,24 @@ import { ElectTab, Checker, holderOf, leaderChange } from './election-helpers.mj
 const SKIP = IS_NODE ? { skip: 'tabsyncd only (the Node reference is one process)' } : {};
 const ADMIN = `adm-${crypto.randomBytes(24).toString('hex')}`;
 
+/** Each tab increments /counters/n every 20 ms, each change resent until
+ * answered and pushed on `subs` with its time (`at`); returns stop(). */
+function steadyLoad(tabs, subs) {
+  let stopped = false;
+  const runs = tabs.map(async (t) => {
+    for (let k = 0; !stopped; k++) {
+      const sub = t.submit('state', { v: 3, id: `${t.client}-s${k}`, patch: [{ op: 'incr', path: '/counters/n', value: 1 }] });
+      sub.at = Date.now();
+      subs.push(sub);
+      await sleep(20);
+    }
+  });
+  return async () => {
+    stopped = true;
+    await Promise.all(runs);
+  };
+}
+
 describe('three nodes over one Redis', SKIP, () => {
   let cluster;
   const tabs = [];
@@ -230,15 +248,7 @@ describe('Redis killed and restarted under load', SKIP, () => {
       tabs.push(await openMirror({ url: cluster.url, id: ident('alice', S, `d${i}`, `t${i}`), client: `r${i}`, reconnection: true }));
     }
     const subs = [];
-    let stop = false;
-    const load = tabs.map(async (t) => {
-      for (let k = 0; !stop; k++) {
-        const sub = t.submit('state', { v: 3, id: `${t.client}-s${k}`, patch: [{ op: 'incr', path: '/counters/n', value: 1 }] });
-        sub.at = Date.now();
-        subs.push(sub);
-        await sleep(20);
-      }
-    });
+    const stopLoad = steadyLoad(tabs, subs);
     try {
       await waitUntil(() => subs.filter((s) => s.done).length >= 20, 20000, 'some changes acknowledged');
       await cluster.redis.kill('SIGKILL');
@@ -278,8 +288,7 @@ describe('Redis killed and restarted under load', SKIP, () => {
         return await breakerSum('tabsync_breaker_state') === 0;
       }, 20000, 'new tabs accepted and every store breaker closed after Redis came back');
     } finally {
-      stop = true;
-      await Promise.all(load);
+      await stopLoad();
     }
     for (const t of tabs) await t.settle(60000);
     const refused = subs.filter((s) => s.answers.some((x) => x?.error?.code === 'store_unavailable')).length;
@@ -314,15 +323,7 @@ describe('the Redis primary behind Sentinel killed under load', SKIP, () => {
       tabs.push(await openMirror({ url: cluster.url, id: ident('alice', S, `d${i}`, `t${i}`), client: `f${i}`, reconnection: true }));
     }
     const subs = [];
-    let stop = false;
-    const load = tabs.map(async (t) => {
-      for (let k = 0; !stop; k++) {
-        const sub = t.submit('state', { v: 3, id: `${t.client}-s${k}`, patch: [{ op: 'incr', path: '/counters/n', value: 1 }] });
-        sub.at = Date.now();
-        subs.push(sub);
-        await sleep(20);
-      }
-    });
+    const stopLoad = steadyLoad(tabs, subs);
     const before = await redis.primaryPort();
     assert.equal(before, redis.primary.port);
     try {
@@ -333,8 +334,7 @@ describe('the Redis primary behind Sentinel killed under load', SKIP, () => {
       await waitUntil(() => subs.some((s) => s.at > promoted && s.final?.ok === true), 30000,
         'a change made after the failover is acknowledged');
     } finally {
-      stop = true;
-      await Promise.all(load);
+      await stopLoad();
     }
     assert.ok(redis.replicas.map((r) => r.port).includes(await redis.primaryPort()), 'a replica is the primary now');
     for (const t of tabs) await t.settle(60000);
