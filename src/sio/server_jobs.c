@@ -239,22 +239,36 @@ static void on_client_ack(ts_sio_socket_t *s, const ts_sio_args_t *ans, int time
 #define REMOTE_ACK_TIMEOUT_MS 60000 /* a broadcast with acks that names no timeout */
 #define OWN_ACK_TIMEOUT_MS 5000     /* ours: Node's requestsTimeout, as the other nodes' part */
 
-static void job_broadcast_ack(ts_sio_nsp_t *nsp, job_t *j, sock_vec_t *v) {
+/* A broadcast job's event name, or NULL; *args gets a copy of its
+ * arguments (this loop's own: other loops read j->data), to release with
+ * json_decref(args->args). */
+static const char *job_event(const job_t *j, ts_sio_args_t *args) {
     const char *event = json_string_value(json_array_get(j->data, 0));
-    if (!event || !v->n) return;
-    json_t *data = json_deep_copy(j->data); /* ours: other loops read j->data */
+    if (!event) return NULL;
+    json_t *data = json_deep_copy(j->data);
     json_array_remove(data, 0);
-    ts_sio_args_t args = {data, j->attach, j->nattach};
+    *args = (ts_sio_args_t){data, j->attach, j->nattach};
+    return event;
+}
+
+/* The time a broadcast's clients have to answer: the request's, or `dflt`. */
+static uint32_t job_ack_ms(const job_t *j, uint32_t dflt) {
+    return j->timeout_ms && j->timeout_ms < UINT32_MAX ? (uint32_t)j->timeout_ms : dflt;
+}
+
+static void job_broadcast_ack(ts_sio_nsp_t *nsp, job_t *j, sock_vec_t *v) {
+    ts_sio_args_t args;
+    const char *event = v->n ? job_event(j, &args) : NULL;
+    if (!event) return;
     ack_req_t *q = ts_xcalloc(1, sizeof *q);
     q->refs = v->n + 1;
     q->nsp = ts_xstrdup(nsp->name);
     q->request_id = ts_xstrdup(j->request_id);
     q->requester = strdup_or_null(j->requester);
-    uint32_t ms = j->timeout_ms && j->timeout_ms < UINT32_MAX ? (uint32_t)j->timeout_ms
-                                                               : REMOTE_ACK_TIMEOUT_MS;
+    uint32_t ms = job_ack_ms(j, REMOTE_ACK_TIMEOUT_MS);
     for (size_t i = 0; i < v->n; i++) ts_sio_emit_ack(v->v[i], event, &args, ms, on_client_ack, q);
     ack_req_unref(q);
-    json_decref(data);
+    json_decref(args.args);
 }
 
 /* One loop's part of a broadcast of this process: its clients' acks go
@@ -290,11 +304,9 @@ static void on_own_ack(ts_sio_socket_t *s, const ts_sio_args_t *ans, int timed_o
 /* Emits a broadcast of this process to this loop's targets; with acks,
  * returns what waits for them (NULL: nothing to wait for). */
 static own_acks_t *own_broadcast(ts_sio_server_t *srv, job_t *j, sock_vec_t *v) {
-    const char *event = json_string_value(json_array_get(j->data, 0));
-    if (!event || !v->n) return NULL;
-    json_t *data = json_deep_copy(j->data); /* ours: other loops read j->data */
-    json_array_remove(data, 0);
-    ts_sio_args_t args = {data, j->attach, j->nattach};
+    ts_sio_args_t args;
+    const char *event = v->n ? job_event(j, &args) : NULL;
+    if (!event) return NULL;
     own_acks_t *w = NULL;
     if (j->ack) {
         w = ts_xcalloc(1, sizeof *w);
@@ -302,13 +314,12 @@ static own_acks_t *own_broadcast(ts_sio_server_t *srv, job_t *j, sock_vec_t *v) 
         w->srv = srv;
         w->left = v->n + 1; /* + this loop's, until every emit is made */
     }
-    uint32_t ms = j->timeout_ms && j->timeout_ms < UINT32_MAX ? (uint32_t)j->timeout_ms
-                                                               : OWN_ACK_TIMEOUT_MS;
+    uint32_t ms = job_ack_ms(j, OWN_ACK_TIMEOUT_MS);
     for (size_t i = 0; i < v->n; i++) {
         if (w) ts_sio_emit_ack(v->v[i], event, &args, ms, on_own_ack, w);
         else ts_sio_emit(v->v[i], event, &args);
     }
-    json_decref(data);
+    json_decref(args.args);
     return w;
 }
 
