@@ -114,7 +114,7 @@ async function clusterPort(taken) {
  * One primary (AOF, appendfsync always), two replicas and a Sentinel that
  * watches them as `ts` (quorum 1, down-after 500 ms), as docs/DEPLOYMENT.md
  * "Redis with Sentinel" describes. Returns { storeUrl, primary, replicas,
- * sentinel, primaryPort(), stop() }: storeUrl is
+ * sentinel, primaryPort(), onlineReplicas(), stop() }: storeUrl is
  * redis+sentinel://127.0.0.1:<sentinel>/ts?replicas=1 (two replicas, so a
  * promoted one still has a replica to acknowledge writes).
  */
@@ -154,6 +154,12 @@ export async function startRedisSentinel() {
       async primaryPort() {
         const out = (await cli(sentinel.port, 'SENTINEL', 'get-master-addr-by-name', 'ts')).trim().split('\n');
         return Number(out[1]);
+      },
+      /** How many replicas the primary named by the Sentinel has online. */
+      async onlineReplicas() {
+        const port = await this.primaryPort();
+        const info = await cli(port, 'INFO', 'replication').catch(() => '');
+        return (info.match(/^slave\d+:.*state=online/gm) ?? []).length;
       },
       async stop() {
         for (const r of started.reverse()) await r.stop();
