@@ -285,6 +285,14 @@ json_t *ts_adp_rreq_buffers(json_t *v, ts_buf_t *const *attach, size_t nattach) 
     return c;
 }
 
+/* m's value (undefined: null; binaries as Node's JSON of a Buffer) at the
+ * end of res->answers. */
+static void append_answer(ts_adp_result_t *res, const ts_adp_rmsg_t *m) {
+    if (!res->answers) res->answers = json_array();
+    json_array_append_new(res->answers, m->data ? ts_adp_rreq_buffers(m->data, m->attach, m->nattach)
+                                                : json_null());
+}
+
 int ts_adp_rreq_collect(ts_adp_result_t *res, ts_adp_req_kind_t kind, const ts_adp_rmsg_t *m) {
     if (kind == TS_ADP_REQ_FETCH_SOCKETS && m->kind == TS_ADP_RMSG_FETCH_SOCKETS_RESPONSE) {
         if (!res->sockets) res->sockets = json_array();
@@ -313,9 +321,7 @@ int ts_adp_rreq_collect(ts_adp_result_t *res, ts_adp_req_kind_t kind, const ts_a
         return 1;
     }
     if (kind == TS_ADP_REQ_BROADCAST_ACK && m->kind == TS_ADP_RMSG_BROADCAST_ACK) {
-        if (!res->answers) res->answers = json_array();
-        json_array_append_new(res->answers, m->data ? ts_adp_rreq_buffers(m->data, m->attach, m->nattach)
-                                                    : json_null());
+        append_answer(res, m); /* a client's, not a node's: `answered` counts nodes */
         return 1;
     }
     if (kind == TS_ADP_REQ_ALL_ROOMS && m->kind == TS_ADP_RMSG_ALL_ROOMS_RESPONSE) {
@@ -325,9 +331,7 @@ int ts_adp_rreq_collect(ts_adp_result_t *res, ts_adp_req_kind_t kind, const ts_a
         return 1;
     }
     if (kind == TS_ADP_REQ_SERVER_SIDE_EMIT && m->kind == TS_ADP_RMSG_SERVER_SIDE_EMIT_RESPONSE) {
-        if (!res->answers) res->answers = json_array();
-        json_array_append_new(res->answers, m->data ? ts_adp_rreq_buffers(m->data, m->attach, m->nattach)
-                                                    : json_null());
+        append_answer(res, m);
         res->answered++;
         return 1;
     }
