@@ -34,7 +34,9 @@ typedef struct node {
     uint16_t port;
     ts_rconn_t *cmd, *sub; /* sub: made when a subscription is placed here */
     int conns;             /* open rconns (freed at 0 once closing) */
-    int closing, in_map;
+    int closing;
+    int in_map;  /* a primary of the last map (or a MOVED's target since) */
+    int replica; /* a replica in the last map: only ts_rcl_cmd_all's parts go there */
 } node_t;
 
 /* A subscription and the node it is placed on (NULL: not placed). */
@@ -45,7 +47,16 @@ typedef struct rsub {
     char channel[];
 } rsub_t;
 
-typedef enum { K_CMD, K_SUB, K_UNSUB } rcmd_kind_t;
+/* K_ALL: a command for every node (ts_rcl_cmd_all), split into one K_CMD
+ * per node once the mode is known. */
+typedef enum { K_CMD, K_SUB, K_UNSUB, K_ALL } rcmd_kind_t;
+
+/* ts_rcl_cmd_all's caller and the parts still to answer. */
+typedef struct all {
+    ts_rcl_part_cb cb;
+    void *ud;
+    unsigned left;
+} all_t;
 
 typedef struct rcmd {
     ts_list_t link; /* waiting, retry or done */
@@ -60,6 +71,7 @@ typedef struct rcmd {
     int status;      /* on `done` */
     uint64_t due;    /* waiting: the deadline; retry: when */
     node_t *asked;   /* ASK: the next attempt goes there, after ASKING */
+    node_t *to;      /* a part of K_ALL: its node (never redirected) */
     int argc;
     const char **argv;
     size_t *lens;
@@ -292,6 +304,42 @@ static void dispatch_sub(ts_rcl_t *cl, rcmd_t *k) {
         fail_later(k, TS_ESTORE);
 }
 
+static rcmd_t *rcmd_new(ts_rcl_t *cl, rcmd_kind_t kind, int argc, const char **argv,
+                        const size_t *argvlen, ts_rcl_reply_cb cb, void *ud);
+
+/* One server: the command as any other. A Cluster: one part per node of
+ * the map, primaries and replicas (each knows only its own clients' pub/sub
+ * state), all answering the same all_t. */
+static void dispatch_all(ts_rcl_t *cl, rcmd_t *k) {
+    if (cl->mode == M_SINGLE) {
+        k->kind = K_CMD;
+        dispatch(cl, k);
+        return;
+    }
+    all_t *a = k->ud;
+    unsigned count = 0;
+    ts_list_t *it;
+    TS_LIST_FOREACH(it, &cl->nodes) {
+        node_t *n = ts_list_entry(it, node_t, link);
+        count += n->in_map || n->replica;
+    }
+    if (!count) {
+        want_refresh(cl, 0);
+        k->kind = K_CMD;
+        fail_later(k, TS_ESTORE);
+        return;
+    }
+    a->left = count;
+    TS_LIST_FOREACH(it, &cl->nodes) {
+        node_t *n = ts_list_entry(it, node_t, link);
+        if (!n->in_map && !n->replica) continue;
+        rcmd_t *p = rcmd_new(cl, K_CMD, k->argc, k->argv, k->lens, k->cb, a);
+        p->to = n;
+        dispatch(cl, p);
+    }
+    free(k);
+}
+
 static void dispatch(ts_rcl_t *cl, rcmd_t *k) {
     if (cl->closing) {
         fail_later(k, TS_ECLOSED);
@@ -306,6 +354,10 @@ static void dispatch(ts_rcl_t *cl, rcmd_t *k) {
         ts_list_insert_tail(&cl->waiting, &k->link);
         return;
     }
+    if (k->kind == K_ALL) {
+        dispatch_all(cl, k);
+        return;
+    }
     if (k->kind != K_CMD) {
         dispatch_sub(cl, k);
         return;
@@ -313,6 +365,7 @@ static void dispatch(ts_rcl_t *cl, rcmd_t *k) {
     node_t *n = k->asked;
     int asking = n != NULL;
     k->asked = NULL;
+    if (!n) n = k->to;
     if (!n) n = cl->mode == M_SINGLE ? cl->seed : k->slot >= 0 ? cl->slots[k->slot] : any_node(cl);
     if (!n) { /* a slot nobody serves (yet): the map may be old */
         want_refresh(cl, 0);
@@ -359,7 +412,7 @@ static void on_node_reply(ts_rconn_t *c, int status, const redisReply *r, void *
         free(k);
         return;
     }
-    if (r->type == REDIS_REPLY_ERROR && cl->mode == M_CLUSTER && !cl->closing) {
+    if (r->type == REDIS_REPLY_ERROR && cl->mode == M_CLUSTER && !cl->closing && !k->to) {
         int moved = starts(r->str, "MOVED "), ask = starts(r->str, "ASK ");
         if ((moved || ask) && k->redirects < MAX_REDIRECTS) {
             int slot = -1;
@@ -375,6 +428,7 @@ static void on_node_reply(ts_rconn_t *c, int status, const redisReply *r, void *
                     cl->stats.moved++;
                     cl->slots[slot] = n;
                     n->in_map = 1;
+                    n->replica = 0;
                     want_refresh(cl, 0);
                 } else {
                     cl->stats.ask++;
@@ -442,7 +496,10 @@ static int reply_port(const redisReply *r) {
 static int apply_map(ts_rcl_t *cl, const redisReply *r, const node_t *asked) {
     if (r->type != REDIS_REPLY_ARRAY) return -1;
     ts_list_t *it;
-    TS_LIST_FOREACH(it, &cl->nodes) ts_list_entry(it, node_t, link)->in_map = 0;
+    TS_LIST_FOREACH(it, &cl->nodes) {
+        node_t *n = ts_list_entry(it, node_t, link);
+        n->in_map = n->replica = 0;
+    }
     memset(cl->slots, 0, sizeof cl->slots);
     char ahost[TS_RCONN_HOST_MAX + 1];
     snprintf(ahost, sizeof ahost, "%s", asked->host);
@@ -463,17 +520,34 @@ static int apply_map(ts_rcl_t *cl, const redisReply *r, const node_t *asked) {
             continue;
         node_t *n = node_get(cl, host, (uint16_t)port);
         n->in_map = 1;
+        n->replica = 0;
         for (long long s = a; s <= b; s++) cl->slots[s] = n;
+        for (size_t j = 3; j < e->elements; j++) { /* its replicas: [host, port, id, ...] */
+            const redisReply *q = e->element[j];
+            if (q->type != REDIS_REPLY_ARRAY || q->elements < 2 ||
+                q->element[0]->type != REDIS_REPLY_STRING)
+                continue;
+            int rport = reply_port(q->element[1]);
+            const char *rhost = q->element[0]->str;
+            if (!rhost[0] || strcmp(rhost, "?") == 0 || rport <= 0 || rport > 65535 ||
+                strlen(rhost) > TS_RCONN_HOST_MAX)
+                continue;
+            node_t *m = node_get(cl, rhost, (uint16_t)rport);
+            if (!m->in_map) m->replica = 1;
+        }
     }
-    /* primaries no more (failed over, removed): closed */
-    uint64_t count = 0;
+    /* neither primary nor replica any more (removed, or failed and
+     * forgotten): closed */
+    uint64_t count = 0, replicas = 0;
     for (it = cl->nodes.next; it != &cl->nodes;) {
         node_t *n = ts_list_entry(it, node_t, link);
         it = it->next;
         if (n->in_map) count++;
+        else if (n->replica) replicas++;
         else node_close(n);
     }
     cl->stats.nodes = count;
+    cl->stats.replicas = replicas;
     cl->stats.refreshes++;
     return 0;
 }
@@ -668,6 +742,28 @@ int ts_rcl_cmdf(ts_rcl_t *cl, const char *key, size_t keylen, unsigned flags, in
 int ts_rcl_cmd(ts_rcl_t *cl, const char *key, size_t keylen, int argc, const char **argv,
                const size_t *argvlen, ts_rcl_reply_cb cb, void *ud) {
     return ts_rcl_cmdf(cl, key, keylen, 0, argc, argv, argvlen, cb, ud);
+}
+
+/* Each part answers here; the caller hears how many are still to come. */
+static void on_part(int status, const redisReply *r, void *ud) {
+    all_t *a = ud;
+    unsigned left = --a->left;
+    ts_rcl_part_cb cb = a->cb;
+    void *cud = a->ud;
+    if (!left) free(a);
+    cb(status, r, left, cud);
+}
+
+int ts_rcl_cmd_all(ts_rcl_t *cl, int argc, const char **argv, const size_t *argvlen,
+                   ts_rcl_part_cb cb, void *ud) {
+    if (cl->closing) return TS_ECLOSED;
+    if (argc < 1) return TS_EINVAL;
+    all_t *a = ts_xcalloc(1, sizeof *a);
+    a->cb = cb;
+    a->ud = ud;
+    a->left = 1; /* until split */
+    dispatch(cl, rcmd_new(cl, K_ALL, argc, argv, argvlen, on_part, a));
+    return 0;
 }
 
 static int sub_cmd(ts_rcl_t *cl, rcmd_kind_t kind, ts_rconn_sub_kind_t sk, const char *channel,

@@ -6,7 +6,8 @@
  * One server: one command connection and, from the first subscription on,
  * one subscribe connection (rconn_int.h) — what the backend had before.
  * Cluster: the slot map (CLUSTER SLOTS), one command connection per
- * primary, each command routed by the CRC16 slot of the key it names (hash
+ * primary and per replica (the replicas' serve ts_rcl_cmd_all only), each
+ * command routed by the CRC16 slot of the key it names (hash
  * tags honoured); MOVED updates the map and retries there, ASK sends
  * ASKING and the command to the node named, TRYAGAIN retries shortly (five
  * redirections at most, then the error reply is the answer). The map is
@@ -64,6 +65,18 @@ int ts_rcl_cmd(ts_rcl_t *cl, const char *key, size_t keylen, int argc, const cha
 int ts_rcl_cmdf(ts_rcl_t *cl, const char *key, size_t keylen, unsigned flags, int argc,
                 const char **argv, const size_t *argvlen, ts_rcl_reply_cb cb, void *ud);
 
+/* A part of ts_rcl_cmd_all's answer: one node's reply (status as for
+ * ts_rcl_reply_cb: a node that is down answers TS_ESTORE), and how many
+ * parts are still to come (0: this is the last; the call is over). */
+typedef void (*ts_rcl_part_cb)(int status, const redisReply *r, unsigned left, void *ud);
+
+/* Issues a command on every node: the server, or each primary and replica
+ * of a Cluster's map (for what each node knows of its own clients only,
+ * such as PUBSUB NUMSUB). argv is copied. Returns 0 (cb will be called at
+ * least once, the last time with left 0) or TS_ECLOSED. */
+int ts_rcl_cmd_all(ts_rcl_t *cl, int argc, const char **argv, const size_t *argvlen,
+                   ts_rcl_part_cb cb, void *ud);
+
 /* (Un)subscribes a channel (kinds of rconn_int.h), kept across reconnects
  * and map changes; cb (may be NULL) gets Redis's confirmation, or
  * TS_ESTORE. Returns 0 or TS_ECLOSED. */
@@ -85,6 +98,7 @@ typedef struct ts_rcl_stats {
     uint64_t refreshes; /* slot maps received */
     uint64_t moved, ask, tryagain, clusterdown;
     uint64_t nodes;     /* primaries in the map now */
+    uint64_t replicas;  /* their replicas */
 } ts_rcl_stats_t;
 ts_rcl_stats_t ts_rcl_stats(const ts_rcl_t *cl);
 

@@ -83,6 +83,8 @@ typedef struct rop {
         ts_store_count_cb count;
     } cb;
     size_t max_bytes; /* K_PAGE: the page's byte budget */
+    uint64_t sum;     /* K_COUNT: the subscribers counted so far */
+    int summed;       /* K_COUNT: the nodes that answered */
     void *ud;
     int status; /* deferred */
     int group;  /* K_RSCAN, K_SWEEP: the registry group */

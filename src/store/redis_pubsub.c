@@ -177,22 +177,35 @@ int ts_store__rds_publish(void *self, ts_store_chan_t kind, ts_slice_t channel, 
     return 0;
 }
 
-/* PUBSUB NUMSUB answers [channel, count]. */
 static void count_result(rop_t *o, int status, const redisReply *r) {
+    (void)r; /* the sum is in o */
+    if (!status) {
+        ts_store_count_cb cb = o->cb.count;
+        o->cb.count = NULL; /* ts_store__rds_complete() calls back only on failure */
+        if (cb) cb(0, o->sum, o->ud);
+    }
+    ts_store__rds_complete(o, status, NULL);
+}
+
+/* PUBSUB NUMSUB answers [channel, count], from each node asked (a classic
+ * channel on a Cluster: every node, each counting its own clients). A
+ * node that does not answer is counted 0: a message published now would
+ * not reach its subscribers either. Fails only if no node answered. */
+static void on_count_part(int status, const redisReply *r, unsigned left, void *ud) {
+    rop_t *o = ud;
     long long n = -1;
     if (!status && r && r->type == REDIS_REPLY_ARRAY && r->elements == 2 &&
         ts_store__rds_reply_int(r->element[1], &n) == 0 && n >= 0) {
-        ts_store_count_cb cb = o->cb.count;
-        o->cb.count = NULL; /* ts_store__rds_complete() calls back only on failure */
-        if (cb) cb(0, (uint64_t)n, o->ud);
-        ts_store__rds_complete(o, 0, NULL);
-        return;
+        o->sum += (uint64_t)n;
+        o->summed++;
     }
-    ts_store__rds_complete(o, status == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE, NULL);
+    if (left) return;
+    int rc = o->summed ? 0 : status == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE;
+    ts_store__rds_gate(o, rc, NULL, count_result);
 }
 
 static void on_count(int status, const redisReply *r, void *ud) {
-    ts_store__rds_gate(ud, status, r, count_result);
+    on_count_part(status, r, 0, ud);
 }
 
 int ts_store__rds_numsub(void *self, ts_store_chan_t kind, ts_slice_t channel,
@@ -207,9 +220,10 @@ int ts_store__rds_numsub(void *self, ts_store_chan_t kind, ts_slice_t channel,
     const char *verb = shard ? "SHARDNUMSUB" : "NUMSUB";
     const char *argv[] = {"PUBSUB", verb, (const char *)channel.p};
     size_t lens[] = {6, strlen(verb), channel.len};
-    /* a shard channel is counted on its slot's node */
-    int rc = ts_rcl_cmd(s->rc, shard ? argv[2] : NULL, shard ? lens[2] : 0, 3, argv, lens,
-                        on_count, o);
+    /* a shard channel is counted on its slot's node, a classic one on
+     * every node */
+    int rc = shard ? ts_rcl_cmd(s->rc, argv[2], lens[2], 3, argv, lens, on_count, o)
+                   : ts_rcl_cmd_all(s->rc, 3, argv, lens, on_count_part, o);
     if (rc) ts_store__rds_defer(s, o, rc == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE);
     return 0;
 }

@@ -466,12 +466,88 @@ static void c_failover_acked(void **state) {
 
 #include "store/redis_two_nodes.h"
 
+/* ---- NUMSUB over every node ---- */
+
+static void on_sub_ok(ts_rconn_t *c, int status, const redisReply *r, void *ud) {
+    (void)c;
+    assert_ts_err(status, 0);
+    assert_int_equal(r->type, REDIS_REPLY_ARRAY);
+    (*(int *)ud)++;
+}
+
+static void on_ignore(ts_rconn_t *c, const redisReply *r, void *ud) {
+    (void)c, (void)r, (void)ud;
+}
+
+static void on_gone(void *ud) { (*(int *)ud)++; }
+
+/* A client of the test's own, subscribed on one node. */
+static ts_rconn_t *subscriber(sc_t *t, uint16_t port, const char *ch) {
+    char u[64], err[128];
+    ts_rconn_opts_t o;
+    snprintf(u, sizeof u, "redis://127.0.0.1:%u", port);
+    assert_int_equal(ts_rconn_parse_url(u, &o, err, sizeof err), 0);
+    ts_rconn_t *c = ts_rconn_new(&t->loop, &o, NULL, on_ignore, NULL);
+    int ok = 0;
+    assert_ts_err(ts_rconn_subscribe(c, TS_RCONN_SUBSCRIBE, ch, on_sub_ok, &ok), 0);
+    uint64_t deadline = ts_now_ms() + 5000;
+    while (!ok) {
+        assert_true(ts_now_ms() < deadline);
+        uv_run(&t->loop, UV_RUN_ONCE);
+    }
+    return c;
+}
+
+static uint64_t numsub(sc_t *t, const char *ch) {
+    sc_res_t r;
+    assert_ts_err(SC_CALL(t, &r, ts_store_numsub(&t->st, TS_STORE_CHAN, S(ch), sc_on_seq, &r)), 0);
+    sc_wait(t, &r);
+    assert_ts_err(r.status, 0);
+    return r.seq;
+}
+
+/* A classic channel's subscribers, as Node's adapter counts the servers of
+ * a cluster over ioredis: NUMSUB summed over every node of the map,
+ * replicas included, since each node knows only its own clients (Cluster
+ * forwards a PUBLISH to all of them). Subscribers here on a replica and on
+ * a primary, beside the store's own subscription on the node it chose. */
+static void c_numsub_every_node(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    uint16_t replica = 0, primary = 0;
+    for (int i = 0; i < NODES; i++) {
+        char out[8192];
+        assert_int_equal(sh(out, sizeof out, "redis-cli -p %u info replication", node[i].port), 0);
+        if (strstr(out, "role:slave")) replica = replica ? replica : node[i].port;
+        else primary = primary ? primary : node[i].port;
+    }
+    assert_true(replica && primary);
+    const char *ch = "cnt#every#";
+    assert_int_equal(numsub(&t, ch), 0);
+    ts_rconn_t *a = subscriber(&t, replica, ch), *b = subscriber(&t, primary, ch);
+    sc_inbox_t own = {.t = &t};
+    assert_ts_err(sc_sub_k(&t, &t.st, TS_STORE_CHAN, ch, &own), 0);
+    assert_int_equal(numsub(&t, ch), 3);
+    assert_int_equal(numsub(&t, "cnt#nobody#"), 0);
+    int gone = 0;
+    ts_rconn_close(a, on_gone, &gone);
+    ts_rconn_close(b, on_gone, &gone);
+    uint64_t deadline = ts_now_ms() + 5000, n;
+    while ((n = numsub(&t, ch)) != 1) { /* a closed client is counted until its node saw the FIN */
+        assert_true(ts_now_ms() < deadline);
+        sc_sleep(&t, 20);
+    }
+    assert_int_equal(gone, 2);
+    sc_close(&t);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(c_slots),
         SC_CONTRACT_TESTS(&env_cluster),
         SC_T(c_two_nodes, &env_cluster),
+        SC_T(c_numsub_every_node, &env_cluster),
         SC_T(c_migrate, &env_cluster),
         SC_T(c_failover, &env_cluster),
         SC_T(c_failover_acked, &env_cluster), /* after c_failover: another primary */
