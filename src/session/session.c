@@ -1291,8 +1291,12 @@ static void store_metrics(ts_sess_t *sess, ts_sbuf_t *out) {
     }
     ts_sbuf_printf(out,
                    "tabsync_store_commit_seconds_sum %.6f\n"
-                   "tabsync_store_commit_seconds_count %llu\n",
-                   (double)st.lat_sum_us / 1e6, (unsigned long long)st.lat_count);
+                   "tabsync_store_commit_seconds_count %llu\n"
+                   "# TYPE tabsync_store_plain_commits_total counter\n"
+                   "tabsync_store_plain_commits_total{path=\"xadd\"} %llu\n"
+                   "tabsync_store_plain_commits_total{path=\"script\"} %llu\n",
+                   (double)st.lat_sum_us / 1e6, (unsigned long long)st.lat_count,
+                   (unsigned long long)st.plain_xadd, (unsigned long long)st.plain_script);
 }
 
 /* A Prometheus histogram from cumulative bucket counters. */

@@ -96,6 +96,10 @@ typedef struct rop {
     int held;   /* K_COMMIT in the FIFO: its fence is being read */
     struct rop *commit;   /* K_FENCE: the commit it decides */
     reg_gather_t *gather; /* K_LIST over every group */
+    /* K_COMMIT of a plain event, first sent as XADD + HMGET (redis.c
+     * send_fast): the step, its replies still to come, what they said */
+    int fast, fast_left, fast_fail, fast_layout1, fast_unmarked;
+    uint64_t fast_seq, fast_ep, fast_hv;
     /* for a NOSCRIPT retry with EVAL: the arguments again */
     int argc, nkeys;
     char *argv[24];

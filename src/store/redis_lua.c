@@ -127,31 +127,69 @@ static const char lua_reg_sweep[] =
     "return out";
 
 /* ---- the log scripts ----
- * A session's log is a stream <prefix>l:{<session>} whose entry ids are
- * <seq>-1 (field e: the event), and a hash <prefix>l:{<session>}:m with the
- * last seq assigned (never reset: numbers are not reused) and the trim mark.
- * Both keys carry the session as their hash tag: one Cluster slot. */
+ * A session's log is a stream <prefix>l:{<session>} (field e: the event, t:
+ * when it was appended, the node's wall clock in ms, which only retention
+ * reads), and a hash <prefix>l:{<session>}:m with the trim mark and what
+ * the history scripts below keep. Both keys carry the session as their hash
+ * tag: one Cluster slot.
+ *
+ * Two layouts of entry ids. Layout 2 (every log this build creates): ids
+ * 0-<seq>, so that Redis numbers the entries itself (XADD 0-*, Redis 7.0):
+ * the stream's last id is the last seq (numbers are never reused: a trimmed
+ * stream keeps its last id), and a plain commit needs no script at all
+ * (redis.c: XADD NOMKSTREAM, about 2 us of Redis CPU against 6.5 for a
+ * script, docs/PERFORMANCE.md). Its hash holds last = 'v2': not a number,
+ * so that an older tabsyncd's scripts fail on such a log (HINCRBY: "not an
+ * integer") instead of appending ids of the other layout to it. Layout 1
+ * (logs written by builds before it): ids <seq>-1 and the hash's last, the
+ * last seq assigned, kept as before. A hash without last is a log not
+ * written yet: it starts in layout 2. */
+#define LUA_LOG                                                                \
+    /* a stream id's seq, in either layout */                                  \
+    "local function sq(id) local a, b = string.match(id, '^(%d+)-(%d+)$') "    \
+    "  if a == '0' then return tonumber(b) end return tonumber(a) end "        \
+    /* the id of seq n */                                                      \
+    "local function idof(v2, n) if v2 then return '0-' .. n end return n .. '-1' end " \
+    /* layout 2's last seq: the stream's last entry, or the trim mark when  \
+     * every entry was trimmed (or none written) */                           \
+    "local function top(trim) "                                                \
+    "  local t = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1) "      \
+    "  if #t > 0 then return sq(t[1][1]) end return trim end "                 \
+    /* appends ARGV[1] at time tm, `last` the hash's field: its seq */         \
+    "local function append(last, tm) "                                         \
+    "  if last and last ~= 'v2' then "                                         \
+    "    local n = redis.call('HINCRBY', KEYS[2], 'last', 1) "                 \
+    "    redis.call('XADD', KEYS[1], n .. '-1', 'e', ARGV[1], 't', tm) return n end " \
+    "  if not last then redis.call('HSET', KEYS[2], 'last', 'v2') end "        \
+    "  return sq(redis.call('XADD', KEYS[1], '0-*', 'e', ARGV[1], 't', tm)) end "
+/* The layout of a log whose hash has `last` = v: 2 unless v is a number. */
+#define LUA_V2(v) "(not " v " or " v " == 'v2')"
+
+/* KEYS: the log, its hash; ARGV: the event, an epoch for a new log, the
+ * time. */
 static const char lua_log_append[] =
-    LUA_NOW
+    LUA_LOG
     "redis.call('HSETNX', KEYS[2], 'ep', ARGV[2]) "
-    "local seq = redis.call('HINCRBY', KEYS[2], 'last', 1) "
-    "redis.call('XADD', KEYS[1], seq .. '-1', 'e', ARGV[1], 't', now) "
-    "return seq";
+    "return append(redis.call('HGET', KEYS[2], 'last'), ARGV[3])";
 
 static const char lua_log_read[] =
+    LUA_LOG
     "local m = redis.call('HMGET', KEYS[2], 'last', 'trim') "
-    "local last, trim = tonumber(m[1] or '0'), tonumber(m[2] or '0') "
+    "local trim, v2 = tonumber(m[2] or '0'), " LUA_V2("m[1]") " "
+    "local last = v2 and top(trim) or tonumber(m[1]) "
     "local from = tonumber(ARGV[1]) + 1 "
     "if from <= trim then from = trim + 1 end "
-    "return {last, trim, redis.call('XRANGE', KEYS[1], from .. '-1', '+', 'COUNT', "
+    "return {last, trim, redis.call('XRANGE', KEYS[1], idof(v2, from), '+', 'COUNT', "
     "                               tonumber(ARGV[2]))}";
 
 static const char lua_log_trim[] =
+    LUA_LOG
     "local m = redis.call('HMGET', KEYS[2], 'last', 'trim') "
-    "local last, trim = tonumber(m[1] or '0'), tonumber(m[2] or '0') "
+    "local trim, v2 = tonumber(m[2] or '0'), " LUA_V2("m[1]") " "
+    "local last = v2 and top(trim) or tonumber(m[1]) "
     "local upto = math.min(tonumber(ARGV[1]), last) "
     "if upto <= trim then return 0 end "
-    "redis.call('XTRIM', KEYS[1], 'MINID', (upto + 1) .. '-1') "
+    "redis.call('XTRIM', KEYS[1], 'MINID', idof(v2, upto + 1)) "
     "redis.call('HSET', KEYS[2], 'trim', upto) "
     "return 0";
 
@@ -177,9 +215,13 @@ static const char lua_state_cas[] =
  * snapshot: its seq, state_ver, document). A client's exactly-once window
  * is a sorted set <log key>:w:<client> of "mut:seq" scored by mut, the
  * newest TS_STORE_MUT_WINDOW kept. */
+/* KEYS: the log, its hash. */
 static const char lua_sess_get[] =
-    "redis.call('HSETNX', KEYS[1], 'ep', ARGV[1]) "
-    "return redis.call('HMGET', KEYS[1], 'ep', 'last', 'trim', 'hv', 'ss', 'sv', 'sd')";
+    LUA_LOG
+    "redis.call('HSETNX', KEYS[2], 'ep', ARGV[1]) "
+    "local m = redis.call('HMGET', KEYS[2], 'ep', 'last', 'trim', 'hv', 'ss', 'sv', 'sd') "
+    "if " LUA_V2("m[2]") " then m[2] = top(tonumber(m[3] or '0')) end "
+    "return m";
 
 /* KEYS: the log, its hash, the client's window, and (ARGV[10] == '1') the
  * fence lease. ARGV[10]: '0' no fence, '1' read the lease here, 'v' the
@@ -193,8 +235,8 @@ static const char lua_sess_get[] =
  * redis.call costs ~1.2 us of Redis CPU beyond its command (measured with
  * redis-benchmark, docs/PERFORMANCE.md "Across nodes"). */
 static const char lua_commit[] =
-    LUA_NOW
-    "local m = redis.call('HMGET', KEYS[2], 'ep', 'hv', 'bc') "
+    LUA_NOW LUA_LOG
+    "local m = redis.call('HMGET', KEYS[2], 'ep', 'hv', 'bc', 'last') "
     "local ep, hv, chain = m[1] or '0', tonumber(m[2] or '0'), ARGV[6] "
     "local zc = 0 "
     "local function broke() "
@@ -205,7 +247,8 @@ static const char lua_commit[] =
     "  if #f > 0 then "
     "    local seq = tonumber(string.match(f[1], ':(%d+)$')) "
     "    broke() "
-    "    local e = redis.call('XRANGE', KEYS[1], seq .. '-1', seq .. '-1') "
+    "    local id = idof(" LUA_V2("m[4]") ", seq) "
+    "    local e = redis.call('XRANGE', KEYS[1], id, id) "
     "    local orig = false "
     "    if #e > 0 then orig = e[1][2][2] end "
     "    return {1, ep, seq, hv, orig, 0} "
@@ -231,8 +274,7 @@ static const char lua_commit[] =
     "  broke() return {4, ep, 0, hv, false, 0} end "
     "if not m[1] then ep = ARGV[9] redis.call('HSET', KEYS[2], 'ep', ep) end "
     "if ARGV[10] == 'v' then redis.call('HSET', KEYS[2], 'f:' .. ARGV[13], ARGV[7]) end "
-    "local seq = redis.call('HINCRBY', KEYS[2], 'last', 1) "
-    "redis.call('XADD', KEYS[1], seq .. '-1', 'e', ARGV[1], 't', now) "
+    "local seq = append(m[4], now) "
     "if ARGV[5] == '1' then hv = redis.call('HINCRBY', KEYS[2], 'hv', 1) end "
     "if ARGV[2] ~= '' then "
     "  redis.call('ZADD', KEYS[3], tonumber(ARGV[3]), ARGV[3] .. ':' .. seq) "
@@ -244,26 +286,31 @@ static const char lua_commit[] =
 
 /* lua_commit without its conditions (no client, version, chain or fence:
  * a plain event, the common commit): the same keys 1 and 2 and the same
- * answer, ARGV[1] the event and ARGV[2] the epoch to give a new session.
- * Each redis.call costs Redis about 1 µs and the script's arguments more:
- * 9.4 -> 7.8 µs of Redis CPU per commit (docs/PERFORMANCE.md "Across
+ * answer, ARGV[1] the event, ARGV[2] the epoch to give a new session and
+ * ARGV[3] the time. redis.c sends it only when its XADD NOMKSTREAM found no
+ * layout-2 log to append to (a session's first entry, a layout-1 log). Each
+ * redis.call costs Redis about 1 us and the script's arguments more (9.4 ->
+ * 7.8 -> 6.5 us of Redis CPU per commit, docs/PERFORMANCE.md "Across
  * nodes"). */
 static const char lua_commit_plain[] =
-    LUA_NOW
-    "local m = redis.call('HMGET', KEYS[2], 'ep', 'hv') "
+    LUA_LOG
+    "local m = redis.call('HMGET', KEYS[2], 'ep', 'hv', 'last') "
     "local ep = m[1] "
     "if not ep then ep = ARGV[2] redis.call('HSET', KEYS[2], 'ep', ep) end "
-    "local seq = redis.call('HINCRBY', KEYS[2], 'last', 1) "
-    "redis.call('XADD', KEYS[1], seq .. '-1', 'e', ARGV[1], 't', now) "
+    "local seq = append(m[3], ARGV[3]) "
     "return {0, ep, seq, tonumber(m[2] or '0'), false, 0}";
 
-/* -3: a session never written, or seq past its last; -4: not newer. */
+/* KEYS: the log, its hash. -3: a session never written, or seq past its
+ * last; -4: not newer. */
 static const char lua_snap_put[] =
-    "local m = redis.call('HMGET', KEYS[1], 'ep', 'last', 'ss') "
+    LUA_LOG
+    "local m = redis.call('HMGET', KEYS[2], 'ep', 'last', 'ss', 'trim') "
     "local seq = tonumber(ARGV[1]) "
-    "if not m[1] or seq > tonumber(m[2] or '0') then return -3 end "
+    "if not m[1] then return -3 end "
+    "local last = " LUA_V2("m[2]") " and top(tonumber(m[4] or '0')) or tonumber(m[2]) "
+    "if seq > last then return -3 end "
     "if seq <= tonumber(m[3] or '0') then return -4 end "
-    "redis.call('HSET', KEYS[1], 'ss', ARGV[1], 'sv', ARGV[2], 'sd', ARGV[3]) "
+    "redis.call('HSET', KEYS[2], 'ss', ARGV[1], 'sv', ARGV[2], 'sd', ARGV[3]) "
     "return 0";
 
 /* Retention, from the sweep, one session (KEYS: its log and its hash):
@@ -271,20 +318,21 @@ static const char lua_snap_put[] =
  * ARGV[1], and appended at least ARGV[2] ms ago) and covered by the
  * snapshot; at most 100 per sweep. */
 static const char lua_retain[] =
-    LUA_NOW
+    LUA_NOW LUA_LOG
     "local m = redis.call('HMGET', KEYS[2], 'last', 'trim', 'ss') "
-    "local last, trim, ss = tonumber(m[1] or '0'), tonumber(m[2] or '0'), tonumber(m[3] or '0') "
+    "local trim, ss, v2 = tonumber(m[2] or '0'), tonumber(m[3] or '0'), " LUA_V2("m[1]") " "
+    "local last = v2 and top(trim) or tonumber(m[1]) "
     "local upto = math.min(ss, last - tonumber(ARGV[1])) "
     "if upto <= trim then return 0 end "
     "local cut = trim "
-    "for _, e in ipairs(redis.call('XRANGE', KEYS[1], (trim + 1) .. '-1', upto .. '-1', 'COUNT', 100)) do "
+    "for _, e in ipairs(redis.call('XRANGE', KEYS[1], idof(v2, trim + 1), idof(v2, upto), 'COUNT', 100)) do "
     "  local f, t = e[2], 0 "
     "  for i = 1, #f, 2 do if f[i] == 't' then t = tonumber(f[i + 1]) end end "
     "  if now - t < tonumber(ARGV[2]) then break end "
-    "  cut = tonumber(string.match(e[1], '^(%d+)')) "
+    "  cut = sq(e[1]) "
     "end "
     "if cut > trim then "
-    "  redis.call('XTRIM', KEYS[1], 'MINID', (cut + 1) .. '-1') "
+    "  redis.call('XTRIM', KEYS[1], 'MINID', idof(v2, cut + 1)) "
     "  redis.call('HSET', KEYS[2], 'trim', cut) "
     "end "
     "return 0";

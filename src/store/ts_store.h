@@ -242,6 +242,10 @@ typedef struct ts_store_stats {
     uint64_t events_appended;  /* log_append + commit entries */
     uint64_t events_trimmed;   /* dropped by retention (not by log_trim) */
     uint64_t dups;             /* commits answered TS_EDUP */
+    /* redis: plain commits (no client, version, chain or fence) appended by
+     * one XADD, and those that took the script (a log written by an older
+     * build, or Redis before 7.0): docs/STORE.md */
+    uint64_t plain_xadd, plain_script;
 } ts_store_stats_t;
 
 /* ---- the ops table a backend implements ---- */

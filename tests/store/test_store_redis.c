@@ -300,12 +300,147 @@ static void c_fresh_scripts(void **state) {
     sc_close(&t);
 }
 
+/* ---- plain commits without a script, and logs of the older layout ---- */
+
+static ts_store_stats_t stats_of(sc_t *t) {
+    ts_store_stats_t st;
+    assert_ts_err(ts_store_stats(&t->st, &st), 0);
+    return st;
+}
+
+/* What redis-cli prints for one command on the test's server, trimmed. */
+static void cli(char *out, size_t cap, const char *cmd) {
+    assert_int_equal(sh(out, cap, "redis-cli -p %u %s", server.port, cmd), 0);
+    size_t n = strlen(out);
+    while (n && (out[n - 1] == '\n' || out[n - 1] == ' ')) out[--n] = '\0';
+}
+
+/* Plain events go in as one XADD each (docs/STORE.md): Redis numbers them
+ * 0-<seq>; the session's first one also sets the epoch and the layout mark
+ * (last = v2). 16 issued at once keep their order; each answer carries the
+ * epoch every later read reports, and the state's version. The log reads,
+ * trims and snapshots as any other, and no plain commit took the script. */
+static void c_plain_xadd(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    ts_store_stats_t st0 = stats_of(&t);
+    enum { N = 16 };
+    sc_res_t r[N];
+    for (int i = 0; i < N; i++) {
+        char ev[8];
+        int l = snprintf(ev, sizeof ev, "p%02d", i);
+        ts_buf_t *b = ts_buf_from(ev, (size_t)l);
+        ts_store_commit_t c = {b, ts_slice("", 0), 0, SC_ANY, 0, 0, ts_slice("", 0), 0, ts_slice("", 0)};
+        assert_ts_err(SC_CALL(&t, &r[i], ts_store_commit(&t.st, S("plain"), &c, sc_on_commit, &r[i])), 0);
+        ts_buf_unref(b);
+    }
+    for (int i = 0; i < N; i++) {
+        sc_wait(&t, &r[i]);
+        assert_ts_err(r[i].status, 0);
+        assert_int_equal(r[i].seq, (uint64_t)i + 1);
+        assert_int_equal(r[i].epoch, r[0].epoch);
+        assert_int_equal(r[i].state_ver, 0);
+        assert_int_equal(r[i].order, i + 1 + r[0].order - 1);
+    }
+    ts_store_stats_t st1 = stats_of(&t);
+    assert_int_equal(st1.plain_xadd - st0.plain_xadd, N);
+    assert_int_equal(st1.plain_script - st0.plain_script, 0);
+    char out[4096], cmd[128];
+    snprintf(cmd, sizeof cmd, "XRANGE '%sl:{plain}' - + COUNT 2", prefix);
+    cli(out, sizeof out, cmd);
+    assert_non_null(strstr(out, "0-1\ne\np00\nt\n"));
+    assert_non_null(strstr(out, "0-2\ne\np01\n"));
+    snprintf(cmd, sizeof cmd, "HGET '%sl:{plain}:m' last", prefix);
+    cli(out, sizeof out, cmd);
+    assert_string_equal(out, "v2");
+    sc_res_t s;
+    assert_ts_err(sc_sess(&t, "plain", &s), 0);
+    assert_int_equal(s.epoch, r[0].epoch);
+    assert_int_equal(s.last_seq, N);
+    /* a state change between plain events: the next plain answer says so */
+    sc_res_t c;
+    assert_ts_err(sc_commit(&t, "plain", "{\"k\":1}", "cl", 1, SC_ANY, 1, &c), 0);
+    assert_int_equal(c.seq, N + 1);
+    assert_int_equal(c.state_ver, 1);
+    assert_ts_err(sc_commit(&t, "plain", "after", NULL, 0, SC_ANY, 0, &c), 0);
+    assert_int_equal(c.seq, N + 2);
+    assert_int_equal(c.state_ver, 1);
+    sc_res_t rd;
+    assert_ts_err(sc_read(&t, "plain", 14, 10, &rd), 0);
+    assert_int_equal(rd.n, 4);
+    assert_int_equal(rd.seqs[0], 15);
+    assert_string_equal(rd.ev[3], "after");
+    assert_int_equal(rd.last_seq, N + 2);
+    assert_ts_err(sc_trim(&t, "plain", 10), 0);
+    assert_ts_err(sc_read(&t, "plain", 0, 10, &rd), 0);
+    assert_int_equal(rd.trimmed, 10);
+    assert_int_equal(rd.seqs[0], 11);
+    assert_ts_err(sc_snap(&t, "plain", N + 2, 1, "{\"k\":1}"), 0);
+    assert_ts_err(sc_snap(&t, "plain", N + 3, 1, "{}"), TS_EINVAL); /* past the last */
+    sc_close(&t);
+}
+
+/* A log written by a build before layout 2 (ids <seq>-1, the hash's last a
+ * number), made here by hand: read, appended to (plain commits through the
+ * script, counted), deduplicated, trimmed and snapshotted in its own
+ * layout; its new entries keep its ids. */
+static void c_layout1(void **state) {
+    sc_t t;
+    sc_open(&t, *state, NULL);
+    char out[4096], cmd[512];
+    snprintf(cmd, sizeof cmd,
+             "HSET '%sl:{old}:m' last 3 ep 77 && redis-cli -p %u XADD '%sl:{old}' 1-1 e one t 1 "
+             "&& redis-cli -p %u XADD '%sl:{old}' 2-1 e two t 1 && redis-cli -p %u XADD '%sl:{old}' "
+             "3-1 e three t 1",
+             prefix, server.port, prefix, server.port, prefix, server.port, prefix);
+    cli(out, sizeof out, cmd);
+    sc_res_t s;
+    assert_ts_err(sc_sess(&t, "old", &s), 0);
+    assert_int_equal(s.epoch, 77);
+    assert_int_equal(s.last_seq, 3);
+    sc_res_t rd;
+    assert_ts_err(sc_read(&t, "old", 1, 10, &rd), 0);
+    assert_int_equal(rd.n, 2);
+    assert_int_equal(rd.seqs[0], 2);
+    assert_string_equal(rd.ev[1], "three");
+    assert_int_equal(rd.last_seq, 3);
+    ts_store_stats_t st0 = stats_of(&t);
+    sc_res_t c;
+    assert_ts_err(sc_commit(&t, "old", "four", NULL, 0, SC_ANY, 0, &c), 0);
+    assert_int_equal(c.seq, 4);
+    assert_int_equal(c.epoch, 77);
+    ts_store_stats_t st1 = stats_of(&t);
+    assert_int_equal(st1.plain_script - st0.plain_script, 1);
+    assert_int_equal(st1.plain_xadd - st0.plain_xadd, 0);
+    assert_ts_err(sc_commit(&t, "old", "five", "cl", 1, SC_ANY, 0, &c), 0);
+    assert_int_equal(c.seq, 5);
+    assert_ts_err(sc_commit(&t, "old", "five", "cl", 1, SC_ANY, 0, &c), TS_EDUP);
+    assert_int_equal(c.orig_seq, 5);
+    assert_string_equal(c.orig, "five");
+    snprintf(cmd, sizeof cmd, "XREVRANGE '%sl:{old}' + - COUNT 1", prefix);
+    cli(out, sizeof out, cmd);
+    assert_int_equal(strncmp(out, "5-1\n", 4), 0);
+    assert_ts_err(sc_trim(&t, "old", 2), 0);
+    assert_ts_err(sc_read(&t, "old", 0, 10, &rd), 0);
+    assert_int_equal(rd.n, 3);
+    assert_int_equal(rd.seqs[0], 3);
+    assert_int_equal(rd.trimmed, 2);
+    assert_int_equal(rd.last_seq, 5);
+    assert_ts_err(sc_snap(&t, "old", 5, 0, "{}"), 0);
+    assert_ts_err(sc_sess(&t, "old", &s), 0);
+    assert_int_equal(s.last_seq, 5);
+    assert_int_equal(s.snap_seq, 5);
+    sc_close(&t);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
         SC_CONTRACT_TESTS(&env_redis),
         SC_T(c_two_nodes, &env_redis),
         SC_T(c_fresh_scripts, &env_redis),
+        SC_T(c_plain_xadd, &env_redis),
+        SC_T(c_layout1, &env_redis),
         SC_CONTRACT_TESTS(&env_tls),
         SC_T(c_two_nodes, &env_tls),
         SC_T(c_tls_wrong_ca, &env_tls),
