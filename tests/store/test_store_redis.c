@@ -2,7 +2,10 @@
  * starts: the whole store contract (registry, logs, state, the session
  * history with exactly-once, fences and snapshots, retention, leases,
  * publish/subscribe), each test with its own key prefix on one server, and
- * c_two_nodes: two stores on one Redis, as two tabsyncd nodes. All of it
+ * c_two_nodes: two stores on one Redis, as two tabsyncd nodes; plain
+ * commits as one XADD, an older build's script refused on such a log
+ * (c_plain_xadd), and a log of the older id layout read and extended in its
+ * own (c_layout1). All of it
  * twice: over TCP (redis://) and over TLS (rediss://, a CA the test makes,
  * the server's certificate verified); and a wrong CA refused. Then a third
  * time with ?replicas=1 over the same server, which has a replica: every
@@ -345,7 +348,7 @@ static void c_plain_xadd(void **state) {
     ts_store_stats_t st1 = stats_of(&t);
     assert_int_equal(st1.plain_xadd - st0.plain_xadd, N);
     assert_int_equal(st1.plain_script - st0.plain_script, 0);
-    char out[4096], cmd[128];
+    char out[4096], cmd[1024];
     snprintf(cmd, sizeof cmd, "XRANGE '%sl:{plain}' - + COUNT 2", prefix);
     cli(out, sizeof out, cmd);
     assert_non_null(strstr(out, "0-1\ne\np00\nt\n"));
@@ -377,6 +380,21 @@ static void c_plain_xadd(void **state) {
     assert_int_equal(rd.seqs[0], 11);
     assert_ts_err(sc_snap(&t, "plain", N + 2, 1, "{\"k\":1}"), 0);
     assert_ts_err(sc_snap(&t, "plain", N + 3, 1, "{}"), TS_EINVAL); /* past the last */
+    /* an older build's plain commit (its script, verbatim) is refused on
+     * this log rather than appending an id of the other layout */
+    snprintf(cmd, sizeof cmd,
+             "EVAL \"local tm = redis.call('TIME') local now = tm[1] * 1000 + math.floor(tm[2] / "
+             "1000) local m = redis.call('HMGET', KEYS[2], 'ep', 'hv') local ep = m[1] if not ep "
+             "then ep = ARGV[2] redis.call('HSET', KEYS[2], 'ep', ep) end local seq = "
+             "redis.call('HINCRBY', KEYS[2], 'last', 1) redis.call('XADD', KEYS[1], seq .. '-1', "
+             "'e', ARGV[1], 't', now) return {0, ep, seq, tonumber(m[2] or '0'), false, 0}\" 2 "
+             "'%sl:{plain}' '%sl:{plain}:m' old 1 2>&1",
+             prefix, prefix);
+    cli(out, sizeof out, cmd);
+    assert_non_null(strstr(out, "not an integer"));
+    assert_ts_err(sc_read(&t, "plain", N, 10, &rd), 0);
+    assert_int_equal(rd.n, 2); /* nothing appended */
+    assert_int_equal(rd.last_seq, N + 2);
     sc_close(&t);
 }
 
