@@ -492,6 +492,19 @@ static int reply_port(const redisReply *r) {
     return -1;
 }
 
+/* A node of CLUSTER SLOTS, [host, port, id, ...] (NULL: not one). Its host
+ * "" or "?" (no endpoint it could name) means "the node you asked" for a
+ * primary (asked_host), and is skipped for a replica (NULL). */
+static node_t *map_node(ts_rcl_t *cl, const redisReply *q, const char *asked_host) {
+    if (q->type != REDIS_REPLY_ARRAY || q->elements < 2 || q->element[0]->type != REDIS_REPLY_STRING)
+        return NULL;
+    int port = reply_port(q->element[1]);
+    const char *host = q->element[0]->str;
+    if (!host[0] || strcmp(host, "?") == 0) host = asked_host;
+    if (!host || port <= 0 || port > 65535 || strlen(host) > TS_RCONN_HOST_MAX) return NULL;
+    return node_get(cl, host, (uint16_t)port);
+}
+
 /* CLUSTER SLOTS: [[start, end, [host, port, id, ...], replica...], ...]. */
 static int apply_map(ts_rcl_t *cl, const redisReply *r, const node_t *asked) {
     if (r->type != REDIS_REPLY_ARRAY) return -1;
@@ -507,33 +520,17 @@ static int apply_map(ts_rcl_t *cl, const redisReply *r, const node_t *asked) {
         const redisReply *e = r->element[i];
         if (e->type != REDIS_REPLY_ARRAY || e->elements < 3 ||
             e->element[0]->type != REDIS_REPLY_INTEGER ||
-            e->element[1]->type != REDIS_REPLY_INTEGER ||
-            e->element[2]->type != REDIS_REPLY_ARRAY || e->element[2]->elements < 2 ||
-            e->element[2]->element[0]->type != REDIS_REPLY_STRING)
+            e->element[1]->type != REDIS_REPLY_INTEGER)
             continue;
         long long a = e->element[0]->integer, b = e->element[1]->integer;
-        int port = reply_port(e->element[2]->element[1]);
-        const char *host = e->element[2]->element[0]->str;
-        if (!host[0] || strcmp(host, "?") == 0) host = ahost; /* "the node you asked" */
-        if (a < 0 || b >= TS_RCL_SLOTS || a > b || port <= 0 || port > 65535 ||
-            strlen(host) > TS_RCONN_HOST_MAX)
-            continue;
-        node_t *n = node_get(cl, host, (uint16_t)port);
+        node_t *n = a < 0 || b >= TS_RCL_SLOTS || a > b ? NULL : map_node(cl, e->element[2], ahost);
+        if (!n) continue;
         n->in_map = 1;
         n->replica = 0;
         for (long long s = a; s <= b; s++) cl->slots[s] = n;
-        for (size_t j = 3; j < e->elements; j++) { /* its replicas: [host, port, id, ...] */
-            const redisReply *q = e->element[j];
-            if (q->type != REDIS_REPLY_ARRAY || q->elements < 2 ||
-                q->element[0]->type != REDIS_REPLY_STRING)
-                continue;
-            int rport = reply_port(q->element[1]);
-            const char *rhost = q->element[0]->str;
-            if (!rhost[0] || strcmp(rhost, "?") == 0 || rport <= 0 || rport > 65535 ||
-                strlen(rhost) > TS_RCONN_HOST_MAX)
-                continue;
-            node_t *m = node_get(cl, rhost, (uint16_t)rport);
-            if (!m->in_map) m->replica = 1;
+        for (size_t j = 3; j < e->elements; j++) { /* its replicas */
+            node_t *m = map_node(cl, e->element[j], NULL);
+            if (m && !m->in_map) m->replica = 1;
         }
     }
     /* neither primary nor replica any more (removed, or failed and
