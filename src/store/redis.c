@@ -2,9 +2,11 @@
  * over one Redis server or a Redis Cluster (rcluster_int.h: the slot map,
  * MOVED/ASK, failover; over rconn_int.h: plain or TLS connections on
  * libuv). Each verb is one Lua script (EVALSHA with the script's SHA-1, EVAL
- * once when Redis answers NOSCRIPT), atomic on the server and on Redis's
- * clock (TIME), so that every node sees one order of grants, one sequence
- * per session and one expiry.
+ * once when Redis answers NOSCRIPT), atomic on the server and, where a
+ * lease or an expiry is involved, on Redis's clock (TIME), so that every
+ * node sees one order of grants, one sequence per session and one expiry.
+ * The exception is the commonest: a plain commit is one XADD, numbered by
+ * Redis ("a plain commit without a script", below).
  *
  * The key layout: every script touches one Cluster slot, so all keys it
  * names share one hash tag (the same layout on one server: nothing to

@@ -137,8 +137,9 @@ static const char lua_reg_sweep[] =
  * 0-<seq>, so that Redis numbers the entries itself (XADD 0-*, Redis 7.0):
  * the stream's last id is the last seq (numbers are never reused: a trimmed
  * stream keeps its last id), and a plain commit needs no script at all
- * (redis.c: XADD NOMKSTREAM, about 2 us of Redis CPU against 6.5 for a
- * script, docs/PERFORMANCE.md). Its hash holds last = 'v2': not a number,
+ * (redis.c send_fast: an XADD and an HMGET, about 2.2 us of Redis CPU
+ * against 6.5 for a script, docs/PERFORMANCE.md). Its hash holds last =
+ * 'v2': not a number,
  * so that an older tabsyncd's scripts fail on such a log (HINCRBY: "not an
  * integer") instead of appending ids of the other layout to it. Layout 1
  * (logs written by builds before it): ids <seq>-1 and the hash's last, the
@@ -287,8 +288,8 @@ static const char lua_commit[] =
 /* lua_commit without its conditions (no client, version, chain or fence:
  * a plain event, the common commit): the same keys 1 and 2 and the same
  * answer, ARGV[1] the event, ARGV[2] the epoch to give a new session and
- * ARGV[3] the time. redis.c sends it only when its XADD NOMKSTREAM found no
- * layout-2 log to append to (a session's first entry, a layout-1 log). Each
+ * ARGV[3] the time. redis.c sends it only when its XADD was refused (a
+ * layout-1 log, or Redis before 7.0). Each
  * redis.call costs Redis about 1 us and the script's arguments more (9.4 ->
  * 7.8 -> 6.5 us of Redis CPU per commit, docs/PERFORMANCE.md "Across
  * nodes"). */
@@ -316,7 +317,9 @@ static const char lua_snap_put[] =
 /* Retention, from the sweep, one session (KEYS: its log and its hash):
  * drop the events that are older than both bounds (not among the newest
  * ARGV[1], and appended at least ARGV[2] ms ago) and covered by the
- * snapshot; at most 100 per sweep. */
+ * snapshot; at most 100 per sweep. An entry's time is its node's clock
+ * (plain commits) or Redis's: a skew between them moves the age bound by
+ * as much, which for a retention of hours is nothing. */
 static const char lua_retain[] =
     LUA_NOW LUA_LOG
     "local m = redis.call('HMGET', KEYS[2], 'last', 'trim', 'ss') "
