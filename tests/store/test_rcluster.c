@@ -510,16 +510,19 @@ static uint64_t numsub(sc_t *t, const char *ch) {
  * a cluster over ioredis: NUMSUB summed over every node of the map,
  * replicas included, since each node knows only its own clients (Cluster
  * forwards a PUBLISH to all of them). Subscribers here on a replica and on
- * a primary, beside the store's own subscription on the node it chose. */
+ * a primary, beside the store's own subscription on the node it chose; then
+ * a replica killed (SIGKILL) counts 0 while the others are summed, and is
+ * started again. */
 static void c_numsub_every_node(void **state) {
     sc_t t;
     sc_open(&t, *state, NULL);
     uint16_t replica = 0, primary = 0;
+    int ri = -1;
     for (int i = 0; i < NODES; i++) {
         char out[8192];
         assert_int_equal(sh(out, sizeof out, "redis-cli -p %u info replication", node[i].port), 0);
-        if (strstr(out, "role:slave")) replica = replica ? replica : node[i].port;
-        else primary = primary ? primary : node[i].port;
+        if (strstr(out, "role:slave") && ri < 0) replica = node[ri = i].port;
+        else if (!strstr(out, "role:slave") && !primary) primary = node[i].port;
     }
     assert_true(replica && primary);
     const char *ch = "cnt#every#";
@@ -538,6 +541,23 @@ static void c_numsub_every_node(void **state) {
         sc_sleep(&t, 20);
     }
     assert_int_equal(gone, 2);
+    /* a node that cannot answer counts 0: the others are still summed */
+    b = subscriber(&t, primary, ch);
+    assert_int_equal(numsub(&t, ch), 2);
+    redis_kill(&node[ri], SIGKILL);
+    assert_int_equal(numsub(&t, ch), 2);
+    redis_start(&node[ri], CLUSTER_CONF); /* back as the replica it was, for the tests after */
+    deadline = ts_now_ms() + 15000;
+    for (;;) {
+        char out[8192];
+        if (sh(out, sizeof out, "redis-cli -p %u info replication", replica) == 0 &&
+            strstr(out, "master_link_status:up"))
+            break;
+        if (ts_now_ms() > deadline) fail_msg("replica %u did not sync again", replica);
+        sc_sleep(&t, 50);
+    }
+    ts_rconn_close(b, on_gone, &gone);
+    while (gone < 3) uv_run(&t.loop, UV_RUN_ONCE);
     sc_close(&t);
 }
 
