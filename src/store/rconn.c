@@ -46,6 +46,7 @@ typedef struct cmd {
     uint8_t wait;      /* our WAIT (no callback, not counted in queued) */
     uint8_t held;      /* sent before a WAIT: its reply waits for WAIT's */
     uint8_t role;      /* the handshake's ROLE (Sentinel): the server must be a primary */
+    uint8_t hello;     /* the handshake's HELLO: the server's version (o.min_major) */
     redisReply *reply; /* on `held`: the reply, kept */
     char *sunsub;      /* SUNSUBSCRIBE's channel: its reply looks like the server's notice */
 } cmd_t;
@@ -794,6 +795,23 @@ static int is_sunsub_notice(const ts_rconn_t *c, const redisReply *r) {
     return !k->sunsub || strcmp(k->sunsub, r->element[1]->str) != 0;
 }
 
+/* HELLO's answer (RESP2: [key, value, ...]) names a server older than
+ * major version `min`? why then says which. An answer without a version
+ * is taken as old too. */
+static int too_old(const redisReply *r, unsigned min, char *why, size_t cap) {
+    const char *v = NULL;
+    if (r->type == REDIS_REPLY_ARRAY)
+        for (size_t i = 0; i + 1 < r->elements; i += 2)
+            if (r->element[i]->type == REDIS_REPLY_STRING &&
+                strcmp(r->element[i]->str, "version") == 0 &&
+                r->element[i + 1]->type == REDIS_REPLY_STRING)
+                v = r->element[i + 1]->str;
+    if (v && strtoul(v, NULL, 10) >= min) return 0;
+    snprintf(why, cap, "Redis %.40s: tabsync's store needs Redis %u.0 or later", v ? v : "(no version)",
+             min);
+    return 1;
+}
+
 /* Returns 1 if it kept r (a held reply), else the caller frees it. */
 static int on_reply(ts_rconn_t *c, redisReply *r) {
     if (is_push(c, r)) {
@@ -821,8 +839,13 @@ static int on_reply(ts_rconn_t *c, redisReply *r) {
     if (k->handshake) {
         int bad = r->type == REDIS_REPLY_ERROR;
         char why[400];
-        if (bad) {
+        if (bad && k->hello) {
+            snprintf(why, sizeof why, "HELLO refused (%.200s): the server is older than Redis %u.0",
+                     r->str, c->o.min_major);
+        } else if (bad) {
             snprintf(why, sizeof why, "handshake refused: %s", r->str);
+        } else if (k->hello && (bad = too_old(r, c->o.min_major, why, sizeof why))) {
+            /* why says which version it is */
         } else if (k->role && !(r->type == REDIS_REPLY_ARRAY && r->elements > 0 &&
                                 r->element[0]->type == REDIS_REPLY_STRING &&
                                 strcmp(r->element[0]->str, "master") == 0)) {
@@ -1019,6 +1042,10 @@ static void start_session(ts_rconn_t *c) {
         snprintf(db, sizeof db, "%u", c->o.db);
         const char *argv[] = {"SELECT", db};
         handshake_cmd(c, 2, argv);
+    }
+    if (c->o.min_major) {
+        const char *argv[] = {"HELLO"};
+        handshake_cmd(c, 1, argv)->hello = 1;
     }
     if (c->o.nsentinels) { /* Sentinel's answer may be stale: ask the server itself */
         const char *argv[] = {"ROLE"};

@@ -80,6 +80,11 @@ typedef struct ts_rconn_opts {
      * the commands pipelined behind it (out of issue order). */
     const char *const *scripts;
     size_t nscripts;
+    /* > 0: the handshake asks HELLO (after AUTH and SELECT) and refuses a
+     * server whose major version is lower, saying which it is (the store:
+     * 7, for XADD <ms>-*); a server that does not know HELLO (before 6.0)
+     * is refused too. */
+    unsigned min_major;
     /* redis+sentinel://: where to ask for the primary named `master` (port
      * default 26379), with their own credentials (?sentinel_user=,
      * ?sentinel_password=; the URL's user and password are the primary's).

@@ -544,6 +544,7 @@ static int r_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, char 
      * js history@3nodes on fresh servers). */
     o.scripts = srcs;
     o.nscripts = S_COUNT;
+    o.min_major = 7; /* XADD <log> 0-* (a plain commit) */
     group_tags_init();
     rstore_t like = {0};
     snprintf(like.prefix, sizeof like.prefix, "%s", prefix);

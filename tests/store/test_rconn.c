@@ -6,7 +6,9 @@
  * the connection and its subscriptions come back), the command timeout, the
  * queue bound, and close; TLS (rediss://) against a TLS port with a CA the
  * test makes: verified, refused with a wrong CA or none, a client
- * certificate, ?insecure=1. */
+ * certificate, ?insecure=1; a Sentinel of the test's own; and a server
+ * that says it is Redis 6.2 (a thread of the test's own answering HELLO)
+ * refused by a store connection, which says why. */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
@@ -20,6 +22,8 @@
 #include <unistd.h>
 #include <uv.h>
 #include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <sys/socket.h>
 
 #include <cmocka.h>
@@ -790,6 +794,94 @@ static void sentinel(void **state) {
     redis_cleanup(&p);
 }
 
+/* ---- a server older than the store needs ---- */
+
+/* Answers HELLO as Redis 6.2 does (RESP2), on every connection it gets,
+ * until told to stop. */
+typedef struct {
+    int fd;
+    uint16_t port;
+    volatile int stop, served;
+    pthread_t th;
+} old_redis_t;
+
+static void *old_redis_run(void *ud) {
+    old_redis_t *f = ud;
+    static const char ans[] = "*6\r\n$6\r\nserver\r\n$5\r\nredis\r\n$7\r\nversion\r\n"
+                              "$6\r\n6.2.14\r\n$5\r\nproto\r\n:2\r\n";
+    while (!f->stop) {
+        struct pollfd p = {f->fd, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) continue;
+        int c = accept(f->fd, NULL, NULL);
+        if (c < 0) continue;
+        char buf[4096];
+        size_t got = 0;
+        while (got < sizeof buf - 1) {
+            ssize_t n = recv(c, buf + got, sizeof buf - 1 - got, 0);
+            if (n <= 0) break;
+            got += (size_t)n;
+            buf[got] = '\0';
+            if (strstr(buf, "HELLO")) {
+                if (send(c, ans, sizeof ans - 1, MSG_NOSIGNAL) == (ssize_t)(sizeof ans - 1))
+                    f->served++;
+                break;
+            }
+        }
+        while (recv(c, buf, sizeof buf, 0) > 0) {} /* until the client closes */
+        close(c);
+    }
+    return NULL;
+}
+
+/* A store connection (min_major 7) to a server that says it is Redis
+ * 6.2.14 never comes up, and says why; the same to the test's Redis 7
+ * comes up and answers. */
+static void old_server(void **state) {
+    (void)state;
+    old_redis_t f = {0};
+    f.fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    socklen_t al = sizeof a;
+    assert_int_equal(bind(f.fd, (struct sockaddr *)&a, sizeof a), 0);
+    assert_int_equal(listen(f.fd, 8), 0);
+    assert_int_equal(getsockname(f.fd, (struct sockaddr *)&a, &al), 0);
+    f.port = ntohs(a.sin_port);
+    assert_int_equal(pthread_create(&f.th, NULL, old_redis_run, &f), 0);
+    ts_rconn_opts_t o = {0};
+    snprintf(o.host, sizeof o.host, "127.0.0.1");
+    o.port = f.port;
+    o.backoff_min_ms = 20;
+    o.backoff_max_ms = 200;
+    o.min_major = 7;
+    res_t st = {0};
+    ts_rconn_t *c = ts_rconn_new(&loop, &o, on_state, NULL, &st);
+    assert_true(run_until(&st.downs, 3000));
+    assert_int_equal(st.up, 0);
+    assert_non_null(strstr(st.str, "Redis 6.2.14: tabsync's store needs Redis 7.0 or later"));
+    assert_false(ts_rconn_is_up(c));
+    close_conn(c);
+    f.stop = 1;
+    pthread_join(f.th, NULL);
+    close(f.fd);
+    assert_true(f.served >= 1);
+
+    static redis_t r; /* static: the teardown may stop it after a failure */
+    memset(&r, 0, sizeof r);
+    redis_start(&r, NULL);
+    ts_rconn_opts_t o7 = opts_for(&r);
+    o7.min_major = 7;
+    res_t up = {0}, x;
+    ts_rconn_t *d = ts_rconn_new(&loop, &o7, on_state, NULL, &up);
+    const char *ping[] = {"PING"};
+    cmd(d, &x, 1, ping);
+    assert_true(run_until(&x.calls, 2000));
+    assert_int_equal(x.status, 0);
+    assert_string_equal(x.str, "PONG");
+    assert_int_equal(up.up, 1);
+    assert_int_equal(up.downs, 0);
+    close_conn(d);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     uv_loop_init(&loop);
@@ -802,6 +894,7 @@ int main(void) {
         cmocka_unit_test_teardown(down_timeout_bounds_close, redis_stop_all),
         cmocka_unit_test_teardown(tls, tls_teardown),
         cmocka_unit_test_teardown(sentinel, redis_stop_all),
+        cmocka_unit_test_teardown(old_server, redis_stop_all),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     uv_run(&loop, UV_RUN_NOWAIT);
