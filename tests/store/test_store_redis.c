@@ -267,6 +267,19 @@ static void c_repl_cost(void **state) {
 
 #include "store/redis_two_nodes.h"
 
+/* Issues commit i of a stream (event "<head><i, two digits>"; is_state 0:
+ * a plain event) without waiting for its answer. */
+static void commit_nowait(sc_t *t, const char *sess, const char *head, int i, int is_state,
+                          sc_res_t *r) {
+    char ev[8];
+    int l = snprintf(ev, sizeof ev, "%s%02d", head, i);
+    ts_buf_t *b = ts_buf_from(ev, (size_t)l);
+    ts_store_commit_t c = {b, ts_slice("", 0), 0, SC_ANY, is_state, 0, ts_slice("", 0), 0,
+                           ts_slice("", 0)};
+    assert_ts_err(SC_CALL(t, r, ts_store_commit(&t->st, S(sess), &c, sc_on_commit, r)), 0);
+    ts_buf_unref(b);
+}
+
 /* A connection loads every script before its first command: on a server
  * whose script cache is empty (a fresh one, a promoted replica) the
  * scripts exist once the store is up, and commits pipelined behind the
@@ -283,12 +296,7 @@ static void c_fresh_scripts(void **state) {
     enum { N = 30 };
     sc_res_t r[N];
     for (int i = 0; i < N; i++) {
-        char ev[8];
-        int l = snprintf(ev, sizeof ev, "e%02d", i);
-        ts_buf_t *b = ts_buf_from(ev, (size_t)l);
-        ts_store_commit_t c = {b, ts_slice("", 0), 0, SC_ANY, 1, 0, ts_slice("", 0), 0, ts_slice("", 0)};
-        assert_ts_err(SC_CALL(&t, &r[i], ts_store_commit(&t.st, S("fresh"), &c, sc_on_commit, &r[i])), 0);
-        ts_buf_unref(b);
+        commit_nowait(&t, "fresh", "e", i, 1, &r[i]);
         uv_run(&t.loop, UV_RUN_NOWAIT);
         usleep(100);
         uv_run(&t.loop, UV_RUN_NOWAIT);
@@ -329,14 +337,7 @@ static void c_plain_xadd(void **state) {
     ts_store_stats_t st0 = stats_of(&t);
     enum { N = 16 };
     sc_res_t r[N];
-    for (int i = 0; i < N; i++) {
-        char ev[8];
-        int l = snprintf(ev, sizeof ev, "p%02d", i);
-        ts_buf_t *b = ts_buf_from(ev, (size_t)l);
-        ts_store_commit_t c = {b, ts_slice("", 0), 0, SC_ANY, 0, 0, ts_slice("", 0), 0, ts_slice("", 0)};
-        assert_ts_err(SC_CALL(&t, &r[i], ts_store_commit(&t.st, S("plain"), &c, sc_on_commit, &r[i])), 0);
-        ts_buf_unref(b);
-    }
+    for (int i = 0; i < N; i++) commit_nowait(&t, "plain", "p", i, 0, &r[i]);
     for (int i = 0; i < N; i++) {
         sc_wait(&t, &r[i]);
         assert_ts_err(r[i].status, 0);
