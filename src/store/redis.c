@@ -223,7 +223,7 @@ static void script_result(rop_t *o, int status, const redisReply *r) {
         return;
     }
     if (status) {
-        ts_store__rds_complete(o, status == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE, NULL);
+        ts_store__rds_complete(o, ts_store__rds_failure(status), NULL);
         return;
     }
     if (r->type == REDIS_REPLY_ERROR) {
@@ -278,7 +278,7 @@ static void send_script(rop_t *o, int eval) {
     int rc = ts_rcl_cmdf(o->s->rc, o->argv[0], o->argvlen[0],
                          ts_store__rds_script_writes(o->script) && o->kind != K_FENCE ? TS_RCONN_WRITE : 0, n,
                          argv, lens, on_script, o);
-    if (rc) ts_store__rds_defer(o->s, o, rc == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE);
+    if (rc) ts_store__rds_defer(o->s, o, ts_store__rds_failure(rc));
 }
 
 static void send_fast(rop_t *o);
@@ -1237,8 +1237,6 @@ static void fast_result(rop_t *o, int status, const redisReply *r) {
     ts_store__rds_complete(o, 0, NULL);
 }
 
-static int fast_failure(int status) { return status == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE; }
-
 static void on_fast_reply(int status, const redisReply *r, void *ud);
 
 /* Queues one command of the step; a command that cannot be queued fails
@@ -1247,7 +1245,7 @@ static void fast_cmd(rop_t *o, int argc, const char **argv, const size_t *lens, 
     o->fast_left++;
     int rc = ts_rcl_cmdf(o->s->rc, argv[1], lens[1], flags, argc, argv, lens, on_fast_reply, o);
     if (rc) {
-        o->fast_fail = fast_failure(rc);
+        o->fast_fail = ts_store__rds_failure(rc);
         o->fast_left--;
     }
 }
@@ -1304,7 +1302,7 @@ static void on_fast_reply(int status, const redisReply *r, void *ud) {
     rop_t *o = ud;
     o->fast_left--;
     if (status) {
-        o->fast_fail = fast_failure(status);
+        o->fast_fail = ts_store__rds_failure(status);
     } else if (r->type == REDIS_REPLY_ARRAY) {
         fast_read(o, r);
     } else if (o->fast == FAST_APPEND && r->type == REDIS_REPLY_STRING) {

@@ -117,6 +117,12 @@ void ts_store__rds_order_add(rstore_t *s, rop_t *o);
 void ts_store__rds_gate(rop_t *o, int status, const redisReply *r, result_fn fn);
 void ts_store__rds_complete(rop_t *o, int status, const ts_store_lease_t *lease);
 void ts_store__rds_defer(rstore_t *s, rop_t *o, int status);
+/* The status an op fails with when Redis gave no usable answer: closed
+ * stays closed, anything else is the store's failure. */
+static inline int ts_store__rds_failure(int status) {
+    return status == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE;
+}
+
 /* An integer reply, or a string holding one, into *out: 0, or -1. */
 int ts_store__rds_reply_int(const redisReply *r, long long *out);
 

@@ -55,7 +55,7 @@ void ts_store__rds_on_push(const redisReply *r, void *ud) {
 }
 
 static void sub_result(rop_t *o, int status, const redisReply *r) {
-    int rc = status ? (status == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE)
+    int rc = status ? ts_store__rds_failure(status)
                     : r && r->type == REDIS_REPLY_ERROR ? TS_ESTORE : 0;
     ts_store__rds_complete(o, rc, NULL);
 }
@@ -173,7 +173,7 @@ int ts_store__rds_publish(void *self, ts_store_chan_t kind, ts_slice_t channel, 
     int shard = kind == TS_STORE_CHAN_SHARD;
     int rc = ts_rcl_cmd(s->rc, shard ? argv[1] : NULL, shard ? lens[1] : 0, 3, argv, lens,
                         on_sub_done, o);
-    if (rc) ts_store__rds_defer(s, o, rc == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE);
+    if (rc) ts_store__rds_defer(s, o, ts_store__rds_failure(rc));
     return 0;
 }
 
@@ -200,7 +200,7 @@ static void on_count_part(int status, const redisReply *r, unsigned left, void *
         o->summed++;
     }
     if (left) return;
-    int rc = o->summed ? 0 : status == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE;
+    int rc = o->summed ? 0 : ts_store__rds_failure(status);
     ts_store__rds_gate(o, rc, NULL, count_result);
 }
 
@@ -224,6 +224,6 @@ int ts_store__rds_numsub(void *self, ts_store_chan_t kind, ts_slice_t channel,
      * every node */
     int rc = shard ? ts_rcl_cmd(s->rc, argv[2], lens[2], 3, argv, lens, on_count, o)
                    : ts_rcl_cmd_all(s->rc, 3, argv, lens, on_count_part, o);
-    if (rc) ts_store__rds_defer(s, o, rc == TS_ECLOSED ? TS_ECLOSED : TS_ESTORE);
+    if (rc) ts_store__rds_defer(s, o, ts_store__rds_failure(rc));
     return 0;
 }
