@@ -236,6 +236,13 @@ static const opt_t opts[] = {
      SZ(redis_adapter_key), 0, 0, NULL, "KEY", "Session store",
      "The adapter's channel prefix: Node's `key` (classic) or `channelPrefix`\n"
      "(sharded). --redis-prefix does not apply to it."},
+    {"redis-log-layout", "TABSYNC_REDIS_LOG_LAYOUT", K_U32, OFF(redis_log_layout), 0, 1, 2,
+     "", "1|2", "Session store",
+     "With --store redis://: how the session logs this node starts number\n"
+     "their entries. 2 (default): a publish is one XADD (Redis 7). 1: as\n"
+     "builds before 2026-12-06 do, which cannot write layout-2 logs: set it\n"
+     "on upgraded nodes while such nodes remain (docs/DEPLOYMENT.md\n"
+     "\"Upgrading the nodes\"). Both layouts are read and extended either way."},
     {"store-sqlite", "TABSYNC_STORE_SQLITE", K_PATH, OFF(store_sqlite), SZ(store_sqlite), 0, 0,
      NULL, "FILE", "Session store",
      "SQLite file that keeps event logs, state and lease terms across\n"
@@ -370,6 +377,7 @@ void ts_dmn_config_defaults(ts_dmn_config_t *cfg) {
     cfg->shutdown_timeout_ms = 10000;
     cfg->workers = 1;
     snprintf(cfg->redis_adapter, sizeof cfg->redis_adapter, "classic");
+    cfg->redis_log_layout = 2;
     snprintf(cfg->redis_adapter_key, sizeof cfg->redis_adapter_key, "%s", "socket.io");
     cfg->jwt_leeway_s = TS_SESS_LEEWAY_DEFAULT;
     cfg->limit_handshakes_per_ip = 50;
@@ -460,7 +468,7 @@ static int parse_uint(const char *s, unsigned long long max, unsigned long long 
         if (*p < '0' || *p > '9') return -1;
         if (!big) {
             unsigned d = (unsigned)(*p - '0');
-            if (v > (max - d) / 10)
+            if (d > max || v > (max - d) / 10) /* max - d must not wrap (max < 9) */
                 big = 1;
             else
                 v = v * 10 + d;
@@ -1015,8 +1023,8 @@ static int finish(ctx_t *c) {
     if (!cfg->redis_adapter_key[0])
         return fail(c, "%s is empty (expected a channel prefix such as socket.io)",
                     setter(c, "redis-adapter-key", wn, sizeof wn));
-    const char *adapter_flags[] = {"redis-adapter", "redis-adapter-key"};
-    for (size_t i = 0; i < 2; i++)
+    const char *adapter_flags[] = {"redis-adapter", "redis-adapter-key", "redis-log-layout"};
+    for (size_t i = 0; i < TS_ARRAY_LEN(adapter_flags); i++)
         if (!redis && was_set(c, adapter_flags[i]))
             return fail(c, "%s is set but %s is not a redis:// URL",
                         setter(c, adapter_flags[i], wn, sizeof wn),

@@ -259,6 +259,7 @@ static int start_session(ts_dmn_t *d) {
             ops = &ts_store_redis_ops;
             sc.redis_url = d->cfg.store;
             sc.redis_prefix = d->cfg.redis_prefix[0] ? d->cfg.redis_prefix : NULL;
+            sc.redis_log_layout = d->cfg.redis_log_layout == 1 ? TS_STORE_RLOG_V1 : TS_STORE_RLOG_V2;
         } else if (!d->cfg.store_sqlite[0]) {
             /* memory only, the tail in memory is the whole log: let the
              * retention settings bound it (mem_bytes_max bounds them all) */

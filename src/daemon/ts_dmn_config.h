@@ -102,6 +102,8 @@ typedef struct ts_dmn_config {
                                    nodes (@socket.io/redis-adapter); default "classic" */
     char redis_adapter_key[64]; /* --redis-adapter-key KEY: its channel prefix (Node's key /
                                    channelPrefix); default "socket.io" */
+    uint32_t redis_log_layout;  /* --redis-log-layout 1|2: the stream ids of the session logs
+                                   this node starts; default 2 (1: a rolling upgrade) */
     ts_dmn_durability_t durability; /* --durability sync|group:MS|none; default group:2 */
     uint32_t group_commit_ms;   /* the MS of group:MS */
     /* The session history (protocol v3; docs/CONSISTENCY.md) */

@@ -556,6 +556,7 @@ static int r_open(void **self, const ts_store_cfg_t *cfg, uv_loop_t *loop, char 
     like.state_max = cfg->state_max ? cfg->state_max : 1u << 20;
     like.retain_events = cfg->retain_events ? cfg->retain_events : 10000;
     like.retain_ms = cfg->retain_ms ? cfg->retain_ms : 24ull * 3600 * 1000;
+    like.new_logs = cfg->redis_log_layout == TS_STORE_RLOG_V1 ? TS_STORE_RLOG_V1 : TS_STORE_RLOG_V2;
     for (int g = 0; g < REG_GROUPS; g++)
         snprintf(like.retain_cursor[g], sizeof like.retain_cursor[g], "0");
     like.read_max = cfg->read_max ? cfg->read_max : 1000;
@@ -939,6 +940,13 @@ static void log_keys(const rstore_t *s, ts_slice_t session, char k[2][KEY_CAP], 
     kl[1] = kl[0] + 2;
 }
 
+/* The script that appends as `script` does (S_LOG_APPEND, S_COMMIT,
+ * S_COMMIT_PLAIN) and starts a new log in this node's layout. */
+static int appender(const rstore_t *s, int script) {
+    if (s->new_logs == TS_STORE_RLOG_V2) return script;
+    return script == S_LOG_APPEND ? S_LOG_APPEND1 : script == S_COMMIT ? S_COMMIT1 : S_COMMIT_PLAIN1;
+}
+
 /* The seq out of a stream id: "0-<seq>", or "<seq>-1" (layout 1, whose
  * seqs start at 1). 0: not an id. */
 static uint64_t id_seq(const redisReply *id) {
@@ -1004,7 +1012,7 @@ static int r_log_append(void *self, ts_slice_t session, ts_buf_t *event, ts_stor
     size_t kl[2];
     log_keys(s, session, k, kl);
     const char *keys[2] = {k[0], k[1]};
-    rop_t *o = script_op(s, S_LOG_APPEND, K_SEQ, keys, kl, 2, NULL, 0, ud);
+    rop_t *o = script_op(s, appender(s, S_LOG_APPEND), K_SEQ, keys, kl, 2, NULL, 0, ud);
     /* the event is binary: appended by hand, with its length */
     o->argv[o->argc] = ts_xmemdup(event->data, event->len);
     o->argvlen[o->argc++] = event->len;
@@ -1347,7 +1355,7 @@ static int r_commit(void *self, ts_slice_t session, const ts_store_commit_t *c,
         new_epoch(ep);
         dec(now, ts_wall_ms());
         const char *keys[2] = {k[0], k[1]};
-        rop_t *o = script_op(s, S_COMMIT_PLAIN, K_COMMIT, keys, kl, 2, NULL, 0, ud);
+        rop_t *o = script_op(s, appender(s, S_COMMIT_PLAIN), K_COMMIT, keys, kl, 2, NULL, 0, ud);
         o->argv[o->argc] = ts_xmemdup(c->event->data, c->event->len); /* binary */
         o->argvlen[o->argc++] = c->event->len;
         o->argv[o->argc] = ts_xstrdup(ep);
@@ -1355,7 +1363,8 @@ static int r_commit(void *self, ts_slice_t session, const ts_store_commit_t *c,
         o->argv[o->argc] = ts_xstrdup(now);
         o->argvlen[o->argc++] = strlen(now);
         o->cb.commit = cb;
-        o->fast = FAST_APPEND;
+        if (s->new_logs == TS_STORE_RLOG_V2) o->fast = FAST_APPEND;
+        else plain_script++; /* an XADD would start a new log in layout 2 */
         sess_send(o);
         return 0;
     }
@@ -1383,7 +1392,7 @@ static int r_commit(void *self, ts_slice_t session, const ts_store_commit_t *c,
     const char *args[12] = {client, mut, ifv, c->is_state ? "1" : "0", chain, term, holder, ep,
                             mode, "0", "0", fence};
     int nkeys = mode[0] == '1' ? 4 : 3; /* the lease is named only where it is read */
-    rop_t *o = script_op(s, S_COMMIT, K_COMMIT, keys, kl, nkeys, NULL, 0, ud);
+    rop_t *o = script_op(s, appender(s, S_COMMIT), K_COMMIT, keys, kl, nkeys, NULL, 0, ud);
     /* ARGV[1], the event, is binary: first, by hand */
     o->argv[o->argc] = ts_xmemdup(c->event->data, c->event->len);
     o->argvlen[o->argc++] = c->event->len;

@@ -47,6 +47,7 @@ typedef struct rstore {
     ts_list_t order;      /* the callers' ops not called back yet, in issue order */
     uint32_t retain_events;
     uint64_t retain_ms;
+    ts_store_rlog_layout_t new_logs; /* the layout of the logs this node starts */
     uv_timer_t sweep;
     int closing, closed_conns, closed_timers;
     ts_store_close_cb close_cb;

@@ -144,8 +144,15 @@ static const char lua_reg_sweep[] =
  * integer") instead of appending ids of the other layout to it. Layout 1
  * (logs written by builds before it): ids <seq>-1 and the hash's last, the
  * last seq assigned, kept as before. A hash without last is a log not
- * written yet: it starts in layout 2. */
-#define LUA_LOG                                                                \
+ * written yet: it starts in layout 2, or in layout 1 from the scripts that
+ * end in 1 (lua_commit1, ...), which a node sends with --redis-log-layout 1
+ * while nodes of an earlier build still write to the same Redis (a rolling
+ * upgrade: docs/DEPLOYMENT.md) -- unless its stream already has an entry:
+ * a layout-2 node's XADD made it, and the mark that follows it is set here
+ * instead. new1 says which: LUA_LOG_AS("true") in those scripts. */
+#define LUA_LOG LUA_LOG_AS("false")
+#define LUA_LOG_AS(new1)                                                       \
+    "local new1 = " new1 " "                                                   \
     /* a stream id's seq, in either layout */                                  \
     "local function sq(id) local a, b = string.match(id, '^(%d+)-(%d+)$') "    \
     "  if a == '0' then return tonumber(b) end return tonumber(a) end "        \
@@ -158,20 +165,24 @@ static const char lua_reg_sweep[] =
     "  if #t > 0 then return sq(t[1][1]) end return trim end "                 \
     /* appends ARGV[1] at time tm, `last` the hash's field: its seq */         \
     "local function append(last, tm) "                                         \
-    "  if last and last ~= 'v2' then "                                         \
+    "  if not last then "                                                      \
+    "    if new1 and #redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1) == 0 then " \
+    "      last = '0' "                                                        \
+    "    else redis.call('HSET', KEYS[2], 'last', 'v2') last = 'v2' end end "  \
+    "  if last ~= 'v2' then "                                                  \
     "    local n = redis.call('HINCRBY', KEYS[2], 'last', 1) "                 \
     "    redis.call('XADD', KEYS[1], n .. '-1', 'e', ARGV[1], 't', tm) return n end " \
-    "  if not last then redis.call('HSET', KEYS[2], 'last', 'v2') end "        \
     "  return sq(redis.call('XADD', KEYS[1], '0-*', 'e', ARGV[1], 't', tm)) end "
 /* The layout of a log whose hash has `last` = v: 2 unless v is a number. */
 #define LUA_V2(v) "(not " v " or " v " == 'v2')"
 
 /* KEYS: the log, its hash; ARGV: the event, an epoch for a new log, the
  * time. */
-static const char lua_log_append[] =
-    LUA_LOG
-    "redis.call('HSETNX', KEYS[2], 'ep', ARGV[2]) "
-    "return append(redis.call('HGET', KEYS[2], 'last'), ARGV[3])";
+#define LUA_LOG_APPEND                                                         \
+    "redis.call('HSETNX', KEYS[2], 'ep', ARGV[2]) "                            \
+    "return append(redis.call('HGET', KEYS[2], 'last'), ARGV[3])"
+static const char lua_log_append[] = LUA_LOG LUA_LOG_APPEND;
+static const char lua_log_append1[] = LUA_LOG_AS("true") LUA_LOG_APPEND;
 
 static const char lua_log_read[] =
     LUA_LOG
@@ -235,55 +246,56 @@ static const char lua_sess_get[] =
  * member added is new (no member has its score), so it grows by one. Each
  * redis.call costs ~1.2 us of Redis CPU beyond its command (measured with
  * redis-benchmark, docs/PERFORMANCE.md "Across nodes"). */
-static const char lua_commit[] =
-    LUA_NOW LUA_LOG
-    "local m = redis.call('HMGET', KEYS[2], 'ep', 'hv', 'bc', 'last') "
-    "local ep, hv, chain = m[1] or '0', tonumber(m[2] or '0'), ARGV[6] "
-    "local zc = 0 "
-    "local function broke() "
-    "  if chain ~= '0' and m[1] then redis.call('HSET', KEYS[2], 'bc', chain) end end "
-    "if ARGV[2] ~= '' then "
-    "  local mut = tonumber(ARGV[3]) "
-    "  local f = redis.call('ZRANGEBYSCORE', KEYS[3], mut, mut) "
-    "  if #f > 0 then "
-    "    local seq = tonumber(string.match(f[1], ':(%d+)$')) "
-    "    broke() "
-    "    local id = idof(" LUA_V2("m[4]") ", seq) "
-    "    local e = redis.call('XRANGE', KEYS[1], id, id) "
-    "    local orig = false "
-    "    if #e > 0 then orig = e[1][2][2] end "
-    "    return {1, ep, seq, hv, orig, 0} "
-    "  end "
-    "  zc = redis.call('ZCARD', KEYS[3]) "
-    "  if zc >= " TS_STR(TS_STORE_MUT_WINDOW) " then "
-    "    local o = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES') "
-    "    if mut < tonumber(o[2]) then broke() return {2, ep, 0, hv, false, 0} end "
-    "  end "
-    "end "
-    "if ARGV[10] == '1' then "
-    "  local v = redis.call('HMGET', KEYS[4], 'h', 't', 'x') "
-    "  local h, t, x = v[1] or '', tonumber(v[2] or '0'), tonumber(v[3] or '0') "
-    "  if x <= now then h = '' end "
-    "  if h ~= ARGV[8] or t ~= tonumber(ARGV[7]) then broke() return {3, ep, 0, hv, false, t} end "
-    "elseif ARGV[10] == 'v' then "
-    "  if ARGV[11] == '2' then broke() return {5, ep, 0, hv, false, 0} end "
-    "  if ARGV[11] == '1' then broke() return {3, ep, 0, hv, false, tonumber(ARGV[12])} end "
-    "  local hw = tonumber(redis.call('HGET', KEYS[2], 'f:' .. ARGV[13]) or '0') "
-    "  if hw > tonumber(ARGV[7]) then broke() return {3, ep, 0, hv, false, hw} end "
-    "end "
-    "if (ARGV[4] ~= 'any' and tonumber(ARGV[4]) ~= hv) or (chain ~= '0' and m[3] == chain) then "
-    "  broke() return {4, ep, 0, hv, false, 0} end "
-    "if not m[1] then ep = ARGV[9] redis.call('HSET', KEYS[2], 'ep', ep) end "
-    "if ARGV[10] == 'v' then redis.call('HSET', KEYS[2], 'f:' .. ARGV[13], ARGV[7]) end "
-    "local seq = append(m[4], now) "
-    "if ARGV[5] == '1' then hv = redis.call('HINCRBY', KEYS[2], 'hv', 1) end "
-    "if ARGV[2] ~= '' then "
-    "  redis.call('ZADD', KEYS[3], tonumber(ARGV[3]), ARGV[3] .. ':' .. seq) "
-    "  local n = zc + 1 "
-    "  if n > " TS_STR(TS_STORE_MUT_WINDOW) " then "
-    "    redis.call('ZREMRANGEBYRANK', KEYS[3], 0, n - " TS_STR(TS_STORE_MUT_WINDOW) " - 1) end "
-    "end "
-    "return {0, ep, seq, hv, false, 0}";
+#define LUA_COMMIT \
+    "local m = redis.call('HMGET', KEYS[2], 'ep', 'hv', 'bc', 'last') "        \
+    "local ep, hv, chain = m[1] or '0', tonumber(m[2] or '0'), ARGV[6] "       \
+    "local zc = 0 "                                                            \
+    "local function broke() "                                                  \
+    "  if chain ~= '0' and m[1] then redis.call('HSET', KEYS[2], 'bc', chain) end end "\
+    "if ARGV[2] ~= '' then "                                                   \
+    "  local mut = tonumber(ARGV[3]) "                                         \
+    "  local f = redis.call('ZRANGEBYSCORE', KEYS[3], mut, mut) "              \
+    "  if #f > 0 then "                                                        \
+    "    local seq = tonumber(string.match(f[1], ':(%d+)$')) "                 \
+    "    broke() "                                                             \
+    "    local id = idof(" LUA_V2("m[4]") ", seq) "                            \
+    "    local e = redis.call('XRANGE', KEYS[1], id, id) "                     \
+    "    local orig = false "                                                  \
+    "    if #e > 0 then orig = e[1][2][2] end "                                \
+    "    return {1, ep, seq, hv, orig, 0} "                                    \
+    "  end "                                                                   \
+    "  zc = redis.call('ZCARD', KEYS[3]) "                                     \
+    "  if zc >= " TS_STR(TS_STORE_MUT_WINDOW) " then "                         \
+    "    local o = redis.call('ZRANGE', KEYS[3], 0, 0, 'WITHSCORES') "         \
+    "    if mut < tonumber(o[2]) then broke() return {2, ep, 0, hv, false, 0} end "\
+    "  end "                                                                   \
+    "end "                                                                     \
+    "if ARGV[10] == '1' then "                                                 \
+    "  local v = redis.call('HMGET', KEYS[4], 'h', 't', 'x') "                 \
+    "  local h, t, x = v[1] or '', tonumber(v[2] or '0'), tonumber(v[3] or '0') "\
+    "  if x <= now then h = '' end "                                           \
+    "  if h ~= ARGV[8] or t ~= tonumber(ARGV[7]) then broke() return {3, ep, 0, hv, false, t} end "\
+    "elseif ARGV[10] == 'v' then "                                             \
+    "  if ARGV[11] == '2' then broke() return {5, ep, 0, hv, false, 0} end "   \
+    "  if ARGV[11] == '1' then broke() return {3, ep, 0, hv, false, tonumber(ARGV[12])} end "\
+    "  local hw = tonumber(redis.call('HGET', KEYS[2], 'f:' .. ARGV[13]) or '0') "\
+    "  if hw > tonumber(ARGV[7]) then broke() return {3, ep, 0, hv, false, hw} end "\
+    "end "                                                                     \
+    "if (ARGV[4] ~= 'any' and tonumber(ARGV[4]) ~= hv) or (chain ~= '0' and m[3] == chain) then "\
+    "  broke() return {4, ep, 0, hv, false, 0} end "                           \
+    "if not m[1] then ep = ARGV[9] redis.call('HSET', KEYS[2], 'ep', ep) end " \
+    "if ARGV[10] == 'v' then redis.call('HSET', KEYS[2], 'f:' .. ARGV[13], ARGV[7]) end "\
+    "local seq = append(m[4], now) "                                           \
+    "if ARGV[5] == '1' then hv = redis.call('HINCRBY', KEYS[2], 'hv', 1) end " \
+    "if ARGV[2] ~= '' then "                                                   \
+    "  redis.call('ZADD', KEYS[3], tonumber(ARGV[3]), ARGV[3] .. ':' .. seq) " \
+    "  local n = zc + 1 "                                                      \
+    "  if n > " TS_STR(TS_STORE_MUT_WINDOW) " then "                           \
+    "    redis.call('ZREMRANGEBYRANK', KEYS[3], 0, n - " TS_STR(TS_STORE_MUT_WINDOW) " - 1) end "\
+    "end "                                                                     \
+    "return {0, ep, seq, hv, false, 0}"
+static const char lua_commit[] = LUA_NOW LUA_LOG LUA_COMMIT;
+static const char lua_commit1[] = LUA_NOW LUA_LOG_AS("true") LUA_COMMIT;
 
 /* lua_commit without its conditions (no client, version, chain or fence:
  * a plain event, the common commit): the same keys 1 and 2 and the same
@@ -293,13 +305,14 @@ static const char lua_commit[] =
  * redis.call costs Redis about 1 us and the script's arguments more (9.4 ->
  * 7.8 -> 6.5 us of Redis CPU per commit, docs/PERFORMANCE.md "Across
  * nodes"). */
-static const char lua_commit_plain[] =
-    LUA_LOG
-    "local m = redis.call('HMGET', KEYS[2], 'ep', 'hv', 'last') "
-    "local ep = m[1] "
-    "if not ep then ep = ARGV[2] redis.call('HSET', KEYS[2], 'ep', ep) end "
-    "local seq = append(m[3], ARGV[3]) "
-    "return {0, ep, seq, tonumber(m[2] or '0'), false, 0}";
+#define LUA_COMMIT_PLAIN \
+    "local m = redis.call('HMGET', KEYS[2], 'ep', 'hv', 'last') "              \
+    "local ep = m[1] "                                                         \
+    "if not ep then ep = ARGV[2] redis.call('HSET', KEYS[2], 'ep', ep) end "   \
+    "local seq = append(m[3], ARGV[3]) "                                       \
+    "return {0, ep, seq, tonumber(m[2] or '0'), false, 0}"
+static const char lua_commit_plain[] = LUA_LOG LUA_COMMIT_PLAIN;
+static const char lua_commit_plain1[] = LUA_LOG_AS("true") LUA_COMMIT_PLAIN;
 
 /* KEYS: the log, its hash. -3: a session never written, or seq past its
  * last; -4: not newer. */
@@ -350,7 +363,8 @@ script_t ts_store__rds_scripts[S_COUNT] = {{lua_acquire, ""},   {lua_renew, ""},
                              {lua_reg_sweep, ""}, {lua_log_append, ""}, {lua_log_read, ""},
                              {lua_log_trim, ""}, {lua_state_get, ""}, {lua_state_cas, ""},
                              {lua_sess_get, ""}, {lua_commit, ""}, {lua_snap_put, ""},
-                             {lua_retain, ""}, {lua_retain_scan, ""}, {lua_commit_plain, ""}};
+                             {lua_retain, ""}, {lua_retain_scan, ""}, {lua_commit_plain, ""},
+                             {lua_log_append1, ""}, {lua_commit1, ""}, {lua_commit_plain1, ""}};
 
 /* Scripts that change what a caller was (or will be) answered: with
  * ?replicas=N their answers wait for WAIT (rconn_int.h). Not the sweep's
@@ -361,7 +375,7 @@ int ts_store__rds_script_writes(int script) {
     case S_ACQUIRE: case S_RENEW: case S_RELEASE: case S_TRANSFER:
     case S_REG_PUT: case S_REG_RENEW: case S_REG_REMOVE:
     case S_LOG_APPEND: case S_LOG_TRIM: case S_STATE_CAS: case S_COMMIT: case S_SNAP_PUT:
-    case S_COMMIT_PLAIN:
+    case S_COMMIT_PLAIN: case S_LOG_APPEND1: case S_COMMIT1: case S_COMMIT_PLAIN1:
         return 1;
     default:
         return 0;

@@ -8,6 +8,9 @@ enum {
     S_REG_PUT, S_REG_RENEW, S_REG_REMOVE, S_REG_LIST, S_REG_SWEEP,
     S_LOG_APPEND, S_LOG_READ, S_LOG_TRIM, S_STATE_GET, S_STATE_CAS,
     S_SESS_GET, S_COMMIT, S_SNAP_PUT, S_RETAIN, S_RETAIN_SCAN, S_COMMIT_PLAIN,
+    /* the appending scripts that start a new log in layout 1
+     * (--redis-log-layout 1, redis_lua.c) */
+    S_LOG_APPEND1, S_COMMIT1, S_COMMIT_PLAIN1,
     S_COUNT
 };
 

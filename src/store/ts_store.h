@@ -191,11 +191,23 @@ typedef enum ts_store_durability {
                              * survives a crash of the process, not of the machine */
 } ts_store_durability_t;
 
+/* The stream ids of a session log in the redis backend (docs/STORE.md "A
+ * plain commit is one XADD"). Every build since layout 2 reads and extends
+ * both; V1 makes it start new logs in layout 1 as well, which builds before
+ * it can write: for a rolling upgrade from them (docs/DEPLOYMENT.md). */
+typedef enum {
+    TS_STORE_RLOG_DEFAULT = 0, /* = TS_STORE_RLOG_V2 */
+    TS_STORE_RLOG_V1 = 1,      /* <seq>-1, every append a script */
+    TS_STORE_RLOG_V2 = 2,      /* 0-<seq>, a plain append one XADD */
+} ts_store_rlog_layout_t;
+
 typedef struct ts_store_cfg {
     const char *sqlite_path;  /* memory: durable file; NULL or "" = memory only */
     const char *redis_url;    /* redis backend: redis[s]://[[user]:password@]host[:port][/db][?options]
                                * (docs/STORE.md: cacert, cert, key, insecure, cluster) */
     const char *redis_prefix; /* redis backend: every key starts with it (not channels); NULL = "ts:" */
+    ts_store_rlog_layout_t redis_log_layout; /* redis backend: the layout of the session logs
+                                              * it starts; default TS_STORE_RLOG_V2 */
     uint32_t sweep_ms;        /* expiry sweep interval; 0 = 1000 */
     ts_store_expire_cb on_expire; /* may be NULL */
     void *expire_ud;

@@ -236,6 +236,7 @@ typedef enum field {
     F_PARSER,
     F_LOG,
     F_DURABILITY, /* want_n = durability * 10000 + group_commit_ms */
+    F_U32,        /* a uint32_t field: want_n */
 } field_t;
 
 static const struct ok_case {
@@ -410,6 +411,12 @@ static const struct ok_case {
     {"redis adapter flag over env", {"--redis-adapter", "sharded"},
      {"TABSYNC_STORE=redis://h", "TABSYNC_REDIS_ADAPTER=classic"}, F_STR,
      offsetof(ts_dmn_config_t, redis_adapter), "sharded", 0},
+    {"redis log layout default", {0}, {0}, F_U32, offsetof(ts_dmn_config_t, redis_log_layout),
+     NULL, 2},
+    {"redis log layout 1", {"--store=redis://h", "--redis-log-layout", "1"}, {0}, F_U32,
+     offsetof(ts_dmn_config_t, redis_log_layout), NULL, 1},
+    {"redis log layout env", {"--store=redis://h"}, {"TABSYNC_REDIS_LOG_LAYOUT=1"}, F_U32,
+     offsetof(ts_dmn_config_t, redis_log_layout), NULL, 1},
     {"redis adapter key", {"--store=redis://h", "--redis-adapter-key", "myapp"}, {0}, F_STR,
      offsetof(ts_dmn_config_t, redis_adapter_key), "myapp", 0},
     {"redis adapter key env", {0}, {"TABSYNC_STORE=rediss://h", "TABSYNC_REDIS_ADAPTER_KEY=a#b"},
@@ -462,6 +469,12 @@ static void test_ok_table(void **state) {
         case F_DURABILITY:
             assert_int_equal((long)c.durability * 10000 + c.group_commit_ms, k->want_n);
             break;
+        case F_U32: {
+            uint32_t u;
+            memcpy(&u, f, sizeof u);
+            assert_int_equal(u, k->want_n);
+            break;
+        }
         }
     }
 }
@@ -619,6 +632,12 @@ static const struct err_case {
      "config: TABSYNC_REDIS_ADAPTER=\"Sharded\" is not an adapter format"},
     {"redis adapter without redis", {"--redis-adapter", "classic"}, {0},
      "config: --redis-adapter is set but --store is not a redis:// URL"},
+    {"redis log layout without redis", {"--redis-log-layout", "2"}, {0},
+     "config: --redis-log-layout is set but --store is not a redis:// URL"},
+    {"redis log layout 3", {"--store=redis://h", "--redis-log-layout=3"}, {0},
+     "config: --redis-log-layout=\"3\" is too large (expected an integer 1..2 )"},
+    {"redis log layout 0", {0}, {"TABSYNC_STORE=redis://h", "TABSYNC_REDIS_LOG_LAYOUT=0"},
+     "config: TABSYNC_REDIS_LOG_LAYOUT=\"0\" is too small (expected an integer 1..2 )"},
     {"redis adapter key without redis", {0}, {"TABSYNC_REDIS_ADAPTER_KEY=x", "TABSYNC_STORE=memory"},
      "config: TABSYNC_REDIS_ADAPTER_KEY is set but TABSYNC_STORE is not a redis:// URL"},
     {"redis adapter key empty", {"--store=redis://h", "--redis-adapter-key="}, {0},

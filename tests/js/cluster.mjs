@@ -90,6 +90,9 @@ const sh = (cmd, args) => new Promise((resolve, reject) => {
   });
 });
 
+/** What redis-cli prints for one command to the server on `port`. */
+export const redisCli = (port, ...args) => sh('redis-cli', ['-p', String(port), ...args]);
+
 function bindable(port) {
   return new Promise((resolve) => {
     const srv = net.createServer();
@@ -423,10 +426,10 @@ export async function startCluster({ n = 3, start, opts = {}, redis = null } = {
   const ownRedis = !redis;
   if (!redis) redis = process.env.TS_REDIS_CLUSTER === '1' ? await startRedisCluster() : await startRedis();
   const prefix = `c${crypto.randomBytes(3).toString('hex')}:`;
-  const nodeOpts = (i) => ({
+  const nodeOpts = (i, more = []) => ({
     ...opts,
     single: true,
-    extra: [...(opts.extra ?? []), '--store', redis.storeUrl ?? redis.url, '--redis-prefix', prefix],
+    extra: [...(opts.extra ?? []), '--store', redis.storeUrl ?? redis.url, '--redis-prefix', prefix, ...more],
     tag: `node${i}`,
   });
   const nodes = [];
@@ -457,8 +460,9 @@ export async function startCluster({ n = 3, start, opts = {}, redis = null } = {
       try { process.kill(nodes[i].pid, 'SIGKILL'); } catch { /* gone */ }
       await nodes[i].stop().catch(() => {});
     },
-    async startNode(i) {
-      nodes[i] = await start(nodeOpts(i));
+    /** Starts node i again (`more`: flags after the others, which win). */
+    async startNode(i, more = []) {
+      nodes[i] = await start(nodeOpts(i, more));
       up.add(i);
       return nodes[i];
     },

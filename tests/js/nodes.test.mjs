@@ -19,14 +19,18 @@
 //   killed with kill -9, then Redis killed and restarted, while leaders act:
 //   a new leader within the lease bound, one leader per term throughout,
 //   no leader-only action accepted out of term order, one agreed leader at
-//   the end (election-helpers.mjs Checker).
+//   the end (election-helpers.mjs Checker);
+// - a rolling restart from --redis-log-layout 1 (what upgraded nodes run
+//   while nodes of a build before layout 2 remain) to the default, node by
+//   node under load: nothing acknowledged lost or applied twice, the log
+//   started in layout 1 stays in it, a new session's log is in layout 2.
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { io } from 'socket.io-client';
 
 import { startServer, IS_NODE, sleep } from './harness.mjs';
-import { startCluster, startRedisSentinel } from './cluster.mjs';
+import { startCluster, startRedisSentinel, redisCli } from './cluster.mjs';
 import { BASE_FLAGS, auth3, ident, makeRng, uniq, tempDir, writeRules, openMirror, waitUntil, submitLoad, checkSubmitted } from './history-helpers.mjs';
 import { registryTabs, tryTab } from './session-helpers.mjs';
 import { ElectTab, Checker, holderOf, leaderChange } from './election-helpers.mjs';
@@ -128,6 +132,72 @@ describe('three nodes over one Redis', SKIP, () => {
     gone.close();
     for (const t of tabs) t.close();
     tabs.length = 0;
+  });
+});
+
+describe('a rolling restart from --redis-log-layout 1 to the default', SKIP, () => {
+  let cluster;
+  const tabs = [];
+  const dir = tempDir('roll');
+  before(async () => {
+    cluster = await startCluster({
+      n: 2,
+      start: startServer,
+      opts: { testApp: false, extra: [...BASE_FLAGS, '--state-rules', writeRules(dir), '--redis-log-layout', '1'] },
+    });
+  });
+  after(async () => {
+    for (const t of tabs) t.close();
+    await cluster?.stop();
+  });
+
+  /** The stream ids and the hash's `last` of the one session log whose key names `session`. */
+  async function logLayout(session) {
+    const keys = (await redisCli(cluster.redis.port, '--scan', '--pattern', `${cluster.prefix}l:{*${session}*}`))
+      .split('\n').filter(Boolean);
+    assert.equal(keys.length, 1, `one log for ${session}: ${keys}`);
+    const ids = (await redisCli(cluster.redis.port, 'XRANGE', keys[0], '-', '+')).split('\n')
+      .filter((l) => /^\d+-\d+$/.test(l));
+    const last = (await redisCli(cluster.redis.port, 'HGET', `${keys[0]}:m`, 'last')).trim();
+    return { ids, last };
+  }
+
+  it('nodes restarted one by one under load: nothing acknowledged lost or applied twice; the log started in layout 1 stays in it, a session started afterwards is in layout 2', { timeout: 90000 }, async () => {
+    // the upgraded nodes while older ones remain: every log they start is
+    // in the layout the older build writes (ids <seq>-1, `last` a number)
+    const S = uniq('roll');
+    for (let i = 0; i < 4; i++) {
+      tabs.push(await openMirror({ url: cluster.url, id: ident('alice', S, `d${i % 2}`, `t${i}`), client: `r${i}`, reconnection: true }));
+    }
+    const subs = [];
+    const load = submitLoad(tabs, subs, 60, 'roll.note');
+    // then the default layout, node by node (kill -9: the harder restart)
+    for (const i of [0, 1]) {
+      await waitUntil(() => subs.filter((s) => s.done).length >= 40 * (i + 1), 30000, `changes acknowledged before node ${i} restarts`);
+      await cluster.killNode(i);
+      await cluster.startNode(i, ['--redis-log-layout', '2']);
+    }
+    await load;
+    for (const t of tabs) await t.settle(60000);
+    await checkSubmitted(tabs, subs, S);
+    const old = await logLayout(S);
+    assert.ok(old.ids.length >= subs.length, `${old.ids.length} entries for ${subs.length} changes`);
+    assert.ok(old.ids.every((id, k) => id === `${k + 1}-1`), `every entry is <seq>-1: ${old.ids.slice(0, 5)}...`);
+    assert.equal(old.last, String(old.ids.length), 'the hash\'s last is the last seq');
+
+    // a session started now, on the restarted nodes, is in layout 2
+    const S2 = uniq('roll2');
+    const fresh = [];
+    for (let i = 0; i < 2; i++) {
+      fresh.push(await openMirror({ url: cluster.url, id: ident('alice', S2, `d${i}`, `t${i}`), client: `n${i}` }));
+    }
+    const subs2 = [];
+    await submitLoad(fresh, subs2, 8, 'roll2.note');
+    await checkSubmitted(fresh, subs2, S2);
+    const now = await logLayout(S2);
+    assert.ok(now.ids.every((id, k) => id === `0-${k + 1}`), `every entry is 0-<seq>: ${now.ids.slice(0, 5)}...`);
+    assert.equal(now.last, 'v2');
+    for (const t of fresh) t.close();
   });
 });
 

@@ -4,8 +4,10 @@
  * publish/subscribe), each test with its own key prefix on one server, and
  * c_two_nodes: two stores on one Redis, as two tabsyncd nodes; plain
  * commits as one XADD, an older build's script refused on such a log
- * (c_plain_xadd), and a log of the older id layout read and extended in its
- * own (c_layout1). All of it
+ * (c_plain_xadd), a log of the older id layout read and extended in its
+ * own (c_layout1), and the contract again with every new log started in
+ * that layout, with a rolling upgrade from a build before it (c_upgrade).
+ * All of it
  * twice: over TCP (redis://) and over TLS (rediss://, a CA the test makes,
  * the server's certificate verified); and a wrong CA refused. Then a third
  * time with ?replicas=1 over the same server, which has a replica: every
@@ -53,11 +55,27 @@ static sc_env_t env_repl = {
     .durable_on_execute = 1,
 };
 
+/* Every log it starts in layout 1 (--redis-log-layout 1: a rolling upgrade
+ * from a build before layout 2); its own prefixes. */
+static void env_fresh_v1(sc_env_t *env) {
+    snprintf(prefix, sizeof prefix, "v%d:", env->counter++);
+    env->cfg.redis_prefix = prefix;
+}
+
+static sc_env_t env_v1 = {
+    .label = "redis, new logs in layout 1",
+    .ops = &ts_store_redis_ops,
+    .fresh = env_fresh_v1,
+    .durable_on_execute = 1,
+    .cfg = {.redis_log_layout = TS_STORE_RLOG_V1},
+};
+
 static int group_setup(void **state) {
     (void)state;
     redis_start(&server, "repl-diskless-sync-delay 0\n"); /* the replica syncs at once */
     snprintf(url, sizeof url, "redis://127.0.0.1:%u", server.port);
     env_redis.cfg.redis_url = url;
+    env_v1.cfg.redis_url = url;
     char conf[1024];
     snprintf(conf, sizeof conf, "replicaof 127.0.0.1 %u\nrepl-diskless-sync-delay 0\n", server.port);
     redis_start(&replica, conf);
@@ -326,6 +344,21 @@ static void cli(char *out, size_t cap, const char *cmd) {
     while (n && (out[n - 1] == '\n' || out[n - 1] == ' ')) out[--n] = '\0';
 }
 
+/* A plain commit of a build before layout 2 (its script, verbatim) of
+ * event ev to session sess: what redis-cli prints (the seq, or the error). */
+static void old_build_commit(char *out, size_t cap, const char *sess, const char *ev) {
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd,
+             "EVAL \"local tm = redis.call('TIME') local now = tm[1] * 1000 + math.floor(tm[2] / "
+             "1000) local m = redis.call('HMGET', KEYS[2], 'ep', 'hv') local ep = m[1] if not ep "
+             "then ep = ARGV[2] redis.call('HSET', KEYS[2], 'ep', ep) end local seq = "
+             "redis.call('HINCRBY', KEYS[2], 'last', 1) redis.call('XADD', KEYS[1], seq .. '-1', "
+             "'e', ARGV[1], 't', now) return {0, ep, seq, tonumber(m[2] or '0'), false, 0}\" 2 "
+             "'%sl:{%s}' '%sl:{%s}:m' %s 1 2>&1",
+             prefix, sess, prefix, sess, ev);
+    cli(out, cap, cmd);
+}
+
 /* Plain events go in as one XADD each (docs/STORE.md): Redis numbers them
  * 0-<seq>; the session's first one also sets the epoch and the layout mark
  * (last = v2). 16 issued at once keep their order; each answer carries the
@@ -381,17 +414,9 @@ static void c_plain_xadd(void **state) {
     assert_int_equal(rd.seqs[0], 11);
     assert_ts_err(sc_snap(&t, "plain", N + 2, 1, "{\"k\":1}"), 0);
     assert_ts_err(sc_snap(&t, "plain", N + 3, 1, "{}"), TS_EINVAL); /* past the last */
-    /* an older build's plain commit (its script, verbatim) is refused on
-     * this log rather than appending an id of the other layout */
-    snprintf(cmd, sizeof cmd,
-             "EVAL \"local tm = redis.call('TIME') local now = tm[1] * 1000 + math.floor(tm[2] / "
-             "1000) local m = redis.call('HMGET', KEYS[2], 'ep', 'hv') local ep = m[1] if not ep "
-             "then ep = ARGV[2] redis.call('HSET', KEYS[2], 'ep', ep) end local seq = "
-             "redis.call('HINCRBY', KEYS[2], 'last', 1) redis.call('XADD', KEYS[1], seq .. '-1', "
-             "'e', ARGV[1], 't', now) return {0, ep, seq, tonumber(m[2] or '0'), false, 0}\" 2 "
-             "'%sl:{plain}' '%sl:{plain}:m' old 1 2>&1",
-             prefix, prefix);
-    cli(out, sizeof out, cmd);
+    /* an older build's plain commit is refused on this log rather than
+     * appending an id of the other layout */
+    old_build_commit(out, sizeof out, "plain", "old");
     assert_non_null(strstr(out, "not an integer"));
     assert_ts_err(sc_read(&t, "plain", N, 10, &rd), 0);
     assert_int_equal(rd.n, 2); /* nothing appended */
@@ -452,6 +477,77 @@ static void c_layout1(void **state) {
     sc_close(&t);
 }
 
+static void sc_patch_v1(ts_store_cfg_t *c) { c->redis_log_layout = TS_STORE_RLOG_V1; }
+
+/* A rolling upgrade (docs/DEPLOYMENT.md "Upgrading the nodes"): upgraded
+ * nodes with --redis-log-layout 1 start logs that a node of a build before
+ * layout 2 extends (its script, verbatim), and every plain commit of
+ * theirs takes the script. Then the nodes restarted with the default
+ * layout extend those logs in layout 1 and start new ones in layout 2;
+ * where one of them made a log with its XADD whose mark is not set yet, a
+ * layout-1 node's script follows the stream's layout rather than the
+ * flag's. */
+static void c_upgrade(void **state) {
+    sc_t a, b;
+    sc_open(&a, *state, sc_patch_v1); /* upgraded, --redis-log-layout 1 */
+    ts_store_stats_t st0 = stats_of(&a);
+    enum { N = 8 };
+    sc_res_t r[N];
+    for (int i = 0; i < N; i++) commit_nowait(&a, "up", "u", i, 0, &r[i]);
+    for (int i = 0; i < N; i++) {
+        sc_wait(&a, &r[i]);
+        assert_ts_err(r[i].status, 0);
+        assert_int_equal(r[i].seq, (uint64_t)i + 1);
+    }
+    ts_store_stats_t st1 = stats_of(&a);
+    assert_int_equal(st1.plain_script - st0.plain_script, N);
+    assert_int_equal(st1.plain_xadd - st0.plain_xadd, 0);
+    char out[4096], cmd[512];
+    snprintf(cmd, sizeof cmd, "HGET '%sl:{up}:m' last", prefix);
+    cli(out, sizeof out, cmd);
+    assert_string_equal(out, "8");
+    /* the node not upgraded yet extends it, and the upgraded one goes on */
+    old_build_commit(out, sizeof out, "up", "older");
+    assert_non_null(strstr(out, "\n9\n"));
+    sc_res_t c, rd;
+    assert_ts_err(sc_commit(&a, "up", "{\"k\":1}", "cl", 1, SC_ANY, 1, &c), 0);
+    assert_int_equal(c.seq, 10);
+    assert_ts_err(sc_read(&a, "up", 7, 10, &rd), 0);
+    assert_int_equal(rd.n, 3);
+    assert_string_equal(rd.ev[1], "older");
+    snprintf(cmd, sizeof cmd, "XREVRANGE '%sl:{up}' + - COUNT 1", prefix);
+    cli(out, sizeof out, cmd);
+    assert_int_equal(strncmp(out, "10-1\n", 5), 0);
+    /* a node restarted with layout 2 extends it in layout 1 (its XADD is
+     * refused, the script appends) */
+    sc_open(&b, *state, NULL);
+    ts_store_stats_t sb0 = stats_of(&b);
+    assert_ts_err(sc_commit(&b, "up", "eleven", NULL, 0, SC_ANY, 0, &c), 0);
+    assert_int_equal(c.seq, 11);
+    ts_store_stats_t sb1 = stats_of(&b);
+    assert_int_equal(sb1.plain_script - sb0.plain_script, 1);
+    cli(out, sizeof out, cmd);
+    assert_int_equal(strncmp(out, "11-1\n", 5), 0);
+    /* a stream a layout-2 node started (its XADD landed, its HSETNX of the
+     * mark not yet): the layout-1 node's next append follows it */
+    snprintf(cmd, sizeof cmd, "XADD '%sl:{race}' 0-* e first t 1", prefix);
+    cli(out, sizeof out, cmd);
+    assert_string_equal(out, "0-1");
+    assert_ts_err(sc_commit(&a, "race", "second", NULL, 0, SC_ANY, 0, &c), 0);
+    assert_int_equal(c.seq, 2);
+    snprintf(cmd, sizeof cmd, "HGET '%sl:{race}:m' last", prefix);
+    cli(out, sizeof out, cmd);
+    assert_string_equal(out, "v2");
+    assert_ts_err(sc_commit(&b, "race", "third", NULL, 0, SC_ANY, 0, &c), 0);
+    assert_int_equal(c.seq, 3);
+    assert_ts_err(sc_read(&a, "race", 0, 10, &rd), 0);
+    assert_int_equal(rd.n, 3);
+    assert_string_equal(rd.ev[0], "first");
+    assert_string_equal(rd.ev[2], "third");
+    sc_close(&b);
+    sc_close(&a);
+}
+
 int main(void) {
     signal(SIGPIPE, SIG_IGN);
     const struct CMUnitTest tests[] = {
@@ -460,6 +556,9 @@ int main(void) {
         SC_T(c_fresh_scripts, &env_redis),
         SC_T(c_plain_xadd, &env_redis),
         SC_T(c_layout1, &env_redis),
+        SC_T(c_upgrade, &env_redis),
+        SC_CONTRACT_TESTS(&env_v1),
+        SC_T(c_two_nodes, &env_v1),
         SC_CONTRACT_TESTS(&env_tls),
         SC_T(c_two_nodes, &env_tls),
         SC_T(c_tls_wrong_ca, &env_tls),
