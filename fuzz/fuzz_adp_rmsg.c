@@ -8,7 +8,8 @@
  * agree with the tree path on every input. A decoded request of a kind
  * tabsyncd makes must encode as our own request (src/adapter/rreq.c), and a
  * decoded answer counts into the result of exactly the request kind it
- * answers. */
+ * answers. The rooms read ahead of decoding (ts_adp_rmsg_peek_rooms) are
+ * the decoder's. */
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -43,6 +44,19 @@ static void text_paths_agree(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t 
     int rc = ts_adp_rmsg_decode(cfg, f, channel, bytes, &m, err, sizeof(err));
     int rt = ts_adp_rmsg_decode_text(cfg, f, channel, bytes, &t, err, sizeof(err));
     ts_assert(rc == rt);
+    /* the rooms a node reads before deciding to decode (adapter/redis.c)
+     * are the decoder's, wherever both take the message */
+    ts_slice_t pr[8];
+    size_t np;
+    if (ts_adp_rmsg_peek_rooms(f, bytes, pr, 8, &np)) {
+        ts_assert(f == TS_ADP_RMSG_CLASSIC && np <= 8);
+        if (rc == 0 && m.kind == TS_ADP_RMSG_BROADCAST) {
+            ts_assert(np == m.opts.rooms.n);
+            for (size_t i = 0; i < np; i++)
+                ts_assert(strlen(m.opts.rooms.v[i]) == pr[i].len &&
+                          memcmp(m.opts.rooms.v[i], pr[i].p, pr[i].len) == 0);
+        }
+    }
     if (rc != 0) return;
     ts_assert(m.kind == t.kind && strcmp(m.nsp, t.nsp) == 0);
     ts_assert(!m.uid == !t.uid && (!m.uid || strcmp(m.uid, t.uid) == 0));

@@ -91,6 +91,10 @@ static void sub_release(sub_t *s) {
 static void collect(radp_t *a, const ts_adp_rmsg_t *m);
 static void resp_subscribed(radp_t *a, const char *nsp, int status);
 
+/* Rooms read before a classic broadcast is decoded (a /session entry names
+ * two); a broadcast to more is decoded whole. */
+#define ROOMS_PEEK 8
+
 static void on_msg(ts_slice_t channel, ts_buf_t *bytes, void *ud) {
     sub_t *s = ud;
     radp_t *a = s->a;
@@ -98,6 +102,14 @@ static void on_msg(ts_slice_t channel, ts_buf_t *bytes, void *ud) {
     ts_adp_rmsg_t m;
     char err[160];
     if (ts_adp_rmsg_is_from(a->format, ts_buf_slice(bytes), a->uid)) return; /* our own */
+    ts_slice_t rooms[ROOMS_PEEK];
+    size_t nrooms;
+    if (!s->resp && !s->room && s->l.wants &&
+        ts_adp_rmsg_peek_rooms(a->format, ts_buf_slice(bytes), rooms, ROOMS_PEEK, &nrooms) &&
+        nrooms && !s->l.wants(rooms, nrooms, s->l.ud)) {
+        TS_MET_INC(SIO_REMOTE_SKIPPED);
+        return;
+    }
     if (ts_adp_rmsg_decode_text(&a->cfg, a->format, channel, ts_buf_slice(bytes), &m, err,
                                 sizeof err) != 0) {
         TS_MET_INC(SIO_REMOTE_BAD);

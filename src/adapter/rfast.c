@@ -492,6 +492,35 @@ int ts_adp__rmsg_fast_decode(ts_adp_rmsg_format_t format, ts_slice_t bytes, ts_a
     return rc == 0 ? 0 : TS_EINVAL;
 }
 
+int ts_adp_rmsg_peek_rooms(ts_adp_rmsg_format_t format, ts_slice_t bytes, ts_slice_t *rooms,
+                           size_t cap, size_t *nrooms) {
+    ts_mp_rd_t w = {bytes.p, bytes.p + bytes.len};
+    uint64_t n, nr;
+    const uint8_t *k;
+    size_t kl;
+    int seen = 0;
+    *nrooms = 0;
+    /* [uid, packet, {key: value, ...}]: the uid and the packet passed whole */
+    if (format != TS_ADP_RMSG_CLASSIC || ts_mp_rd_head(&w, &n) != 0 || n != 3 ||
+        ts_mp_rd_skip(&w) < 0 || ts_mp_rd_skip(&w) < 0 || ts_mp_rd_head(&w, &n) != 1)
+        return 0;
+    for (uint64_t i = 0; i < n; i++) {
+        if (ts_mp_rd_str(&w, &k, &kl) < 0) return 0;
+        if (!(kl == 5 && memcmp(k, "rooms", 5) == 0)) {
+            if (ts_mp_rd_skip(&w) < 0) return 0;
+            continue;
+        }
+        if (seen++ || ts_mp_rd_head(&w, &nr) != 0 || nr > cap) return 0; /* twice, or too many */
+        for (uint64_t j = 0; j < nr; j++) {
+            /* a name the decoder would not take as it is (not UTF-8, NUL):
+             * the tree path's business */
+            if (ts_mp_rd_str(&w, &k, &kl) < 0 || !ts_json_utf8_no_nul(k, kl)) return 0;
+            rooms[(*nrooms)++] = ts_slice(k, kl);
+        }
+    }
+    return 1;
+}
+
 int ts_adp_rmsg_is_from(ts_adp_rmsg_format_t format, ts_slice_t bytes, const char *uid) {
     /* [uid, packet, opts]: fixarray 3 (what notepack writes), then a str */
     if (format != TS_ADP_RMSG_CLASSIC || bytes.len < 2 || bytes.p[0] != 0x93) return 0;

@@ -147,6 +147,12 @@ typedef struct ts_adp_listener {
     void (*on_bcast)(const ts_adp_bcast_t *b, void *ud);
     /* May be NULL: requests are then not heard. */
     void (*on_request)(const ts_adp_req_t *req, void *ud);
+    /* May be NULL. Asked before a broadcast to `rooms` (n > 0) is decoded,
+     * where the format lets the rooms be read first (classic): 0 drops it
+     * (nobody here is in them), which spares the data's transcoding on
+     * every node a session has no tab on (docs/PERFORMANCE.md "Across
+     * nodes"). The names are not NUL-terminated. */
+    int (*wants)(const ts_slice_t *rooms, size_t n, void *ud);
     void *ud;
 } ts_adp_listener_t;
 

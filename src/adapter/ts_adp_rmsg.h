@@ -202,6 +202,17 @@ int ts_adp_rmsg_decode_text(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t f
  * (their uid comes last). */
 int ts_adp_rmsg_is_from(ts_adp_rmsg_format_t format, ts_slice_t bytes, const char *uid);
 
+/* The rooms of a classic broadcast ([uid, packet, opts]) without reading
+ * its packet, so that a node with no socket in them drops it without
+ * transcoding its data (adapter/redis.c). Returns 1 with the rooms in
+ * rooms[0..*nrooms) (borrowed from bytes, not NUL-terminated; none: to
+ * the whole namespace); 0 for what the decoder must judge: another shape,
+ * more than `cap` rooms, "rooms" twice, a name that is not UTF-8
+ * or holds NUL, anything cut. What it returns 1 for and the decoder takes,
+ * the decoder reads the same rooms of (fuzz_adp_rmsg). */
+int ts_adp_rmsg_peek_rooms(ts_adp_rmsg_format_t format, ts_slice_t bytes, ts_slice_t *rooms,
+                           size_t cap, size_t *nrooms);
+
 /* What to publish: classic with PUBLISH, sharded with SPUBLISH. */
 typedef struct ts_adp_rmsg_wire {
     ts_buf_t *bytes;   /* returns new */

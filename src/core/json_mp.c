@@ -283,6 +283,44 @@ int ts_mp_rd_head(rd_t *r, uint64_t *n) {
     return -1;
 }
 
+int ts_mp_rd_skip(rd_t *r) {
+    /* values still to pass: each takes at least a byte, so a count beyond
+     * the bytes left is a cut value (and `left` cannot overflow) */
+    uint64_t left = 1, n;
+    while (left) {
+        if (left > (uint64_t)(r->end - r->p)) return -1;
+        left--;
+        uint8_t c = *r->p++;
+        uint64_t skip = 0; /* bytes after the head */
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) continue;
+        if (c <= 0x8f) { left += 2 * (uint64_t)(c & 0x0f); continue; }
+        if (c <= 0x9f) { left += c & 0x0f; continue; }
+        if (c <= 0xbf) {
+            skip = c & 0x1f;
+        } else if (c >= 0xc4 && c <= 0xc9) { /* bin, then ext (its type byte too): 8, 16, 32 */
+            if (rd_be(r, (size_t)1 << ((c - 0xc4) % 3), &skip) < 0) return -1;
+            skip += c >= 0xc7;
+        } else if (c == 0xca || c == 0xcb) {
+            skip = c == 0xca ? 4 : 8;
+        } else if (c >= 0xcc && c <= 0xd3) { /* uint, int: 8, 16, 32, 64 */
+            skip = (uint64_t)1 << ((c - 0xcc) & 3);
+        } else if (c >= 0xd4 && c <= 0xd8) { /* fixext 1..16, and its type */
+            skip = ((uint64_t)1 << (c - 0xd4)) + 1;
+        } else if (c >= 0xd9 && c <= 0xdb) { /* str 8, 16, 32 */
+            if (rd_be(r, (size_t)1 << (c - 0xd9), &skip) < 0) return -1;
+        } else if (c >= 0xdc && c <= 0xdf) { /* array, map: 16, 32 */
+            if (rd_be(r, c & 1 ? 4 : 2, &n) < 0) return -1;
+            left += c >= 0xde ? 2 * n : n;
+            continue;
+        } else {
+            return -1; /* 0xc1: never used */
+        }
+        if (skip > (uint64_t)(r->end - r->p)) return -1;
+        r->p += skip;
+    }
+    return 0;
+}
+
 /* JS "array index" keys ("0".."4294967294") come first in an object;
  * declined, as the tree path orders them. */
 static int is_index_key(const uint8_t *k, size_t n) {

@@ -121,6 +121,9 @@ int ts_mp_rd_str(ts_mp_rd_t *r, const uint8_t **s, size_t *len);
 /* The next value's head if it is an array (0) or a map (1), with its
  * count; -1 if it is neither or is cut. */
 int ts_mp_rd_head(ts_mp_rd_t *r, uint64_t *n);
+/* Passes the next value, whatever it is (containers whole, at any depth:
+ * no recursion); -1 if it is cut or not msgpack (0xc1). */
+int ts_mp_rd_skip(ts_mp_rd_t *r);
 
 /* Writing msgpack as notepack does (the smallest form), for the parts of a
  * message that are not text (adapter/rfast.c): what ts_json_to_msgpack

@@ -38,6 +38,8 @@
       "broadcasts of other nodes delivered here")                                          \
     X(SIO_REMOTE_BAD, "tabsync_sio_remote_bad_total",                                     \
       "messages of other nodes that could not be read")                                    \
+    X(SIO_REMOTE_SKIPPED, "tabsync_sio_remote_skipped_total",                             \
+      "broadcasts of other nodes to rooms with nobody here, dropped before decoding")      \
     X(SIO_RECOVERED, "tabsync_sio_recovered_total", "connections restored by recovery") \
     X(SIO_SAVED_DROPPED, "tabsync_sio_saved_dropped_total",                               \
       "saved recovery sessions dropped early: the count or byte bound (oldest first)")     \

@@ -572,6 +572,8 @@ static void on_remote(const ts_adp_bcast_t *b, void *ud) {
     json_decref(rest);
 }
 
+#define REMOTE_WANTS_ROOMS 8 /* the adapter reads as many (ROOMS_PEEK) */
+
 /* A room of this loop got its first member or lost its last: an adapter
  * that hears rooms on their own channels follows (ts_adp_remote.h). */
 static void room_changed(ts_sio_nsp_t *nsp, const char *room, int present) {
@@ -581,9 +583,31 @@ static void room_changed(ts_sio_nsp_t *nsp, const char *room, int present) {
     r->ops->room(r->self, nsp->name, room, present, &l);
 }
 
+/* Another node's broadcast to `rooms`, before it is decoded (the adapter
+ * read its rooms first): 0 when it can reach nobody here. Kept whenever
+ * another loop or the in-memory recovery (a disconnected socket's) may
+ * need it. Room names too long for the buffer are not judged. */
+static int remote_wants(const ts_slice_t *rooms, size_t n, void *ud) {
+    ts_sio_nsp_t *nsp = ud;
+    if (nsp->srv->group->nloops != 1 || recovery_on(nsp) || n > REMOTE_WANTS_ROOMS) return 1;
+    char buf[REMOTE_WANTS_ROOMS][256];
+    const char *names[REMOTE_WANTS_ROOMS];
+    for (size_t i = 0; i < n; i++) {
+        if (rooms[i].len >= sizeof buf[i]) return 1;
+        memcpy(buf[i], rooms[i].p, rooms[i].len);
+        buf[i][rooms[i].len] = '\0';
+        names[i] = buf[i];
+    }
+    if (nsp->h.wants_remote) return nsp->h.wants_remote(nsp, names, n, nsp->ud);
+    for (size_t i = 0; i < n; i++)
+        if (ts_adp_room_size(&nsp->rooms, names[i])) return 1;
+    return 0;
+}
+
 static void remote_listen(ts_sio_nsp_t *nsp) {
     ts_adp_remote_t *r = nsp->srv->remote;
-    ts_adp_listener_t l = {.on_bcast = on_remote, .on_request = ts_sio__on_request, .ud = nsp};
+    ts_adp_listener_t l = {.on_bcast = on_remote, .on_request = ts_sio__on_request,
+                           .wants = remote_wants, .ud = nsp};
     int rc = r->ops->listen(r->self, nsp->name, &l);
     if (rc) ts_warn("sio", "%s: cannot hear the other nodes: %s", nsp->name, ts_strerror(rc));
 }

@@ -97,6 +97,12 @@ typedef struct ts_sio_nsp_handler {
      * several, one loop hears the other nodes for all of them). */
     int (*on_remote_raw)(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
                          const ts_sio_raw_arg_t *args, size_t nargs, void *nsp_ud);
+    /* Optional: may another node's broadcast to `rooms` (n > 0) concern
+     * this namespace here? Asked before it is decoded, where the adapter
+     * can read its rooms first, and only when the process runs one loop
+     * without the server's own recovery; 0 drops it. Without it: whether a
+     * socket here is in one of the rooms. */
+    int (*wants_remote)(ts_sio_nsp_t *nsp, const char *const *rooms, size_t n, void *nsp_ud);
 } ts_sio_nsp_handler_t;
 
 typedef struct ts_sio_opts {

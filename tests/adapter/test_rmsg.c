@@ -500,7 +500,7 @@ static void vectors_encode_broadcast(void **state) {
  * reads as ts_adp_rmsg_decode reads it. */
 static void vectors_text_paths(void **state) {
     (void)state;
-    size_t n = json_array_size(vectors()), fast[2] = {0, 0};
+    size_t n = json_array_size(vectors()), fast[2] = {0, 0}, peek_rooms[2] = {0, 0};
     for (size_t i = 0; i < n; i++) {
         vec_t v = vec_at(i);
         ts_adp_rmsg_t m, t;
@@ -511,6 +511,23 @@ static void vectors_text_paths(void **state) {
         assert_int_equal(t.kind, m.kind);
         assert_string_equal(t.nsp, m.nsp);
         int plain = m.kind == TS_ADP_RMSG_BROADCAST && !m.nattach;
+        /* every classic broadcast's rooms (binary ones too) read ahead of
+         * decoding, as the decoder reads them; nothing sharded */
+        ts_slice_t pr[8];
+        size_t np;
+        int peeked = ts_adp_rmsg_peek_rooms(v.format, bytes, pr, 8, &np);
+        if (v.format == TS_ADP_RMSG_CLASSIC && m.kind == TS_ADP_RMSG_BROADCAST) {
+            if (!peeked) fail_msg("%s: rooms not read ahead", v.name);
+            assert_int_equal(np, m.opts.rooms.n);
+            for (size_t r = 0; r < np; r++) {
+                assert_int_equal(pr[r].len, strlen(m.opts.rooms.v[r]));
+                assert_memory_equal(pr[r].p, m.opts.rooms.v[r], pr[r].len);
+            }
+            peek_rooms[np > 0]++;
+            if (np) assert_int_equal(ts_adp_rmsg_peek_rooms(v.format, bytes, pr, np - 1, &np), 0);
+        } else if (v.format == TS_ADP_RMSG_SHARDED) {
+            assert_int_equal(peeked, 0);
+        }
         if (t.packet.data_text) {
             assert_true(plain && !t.packet.data);
             ts_sbuf_t want = TS_SBUF_INIT;
@@ -552,6 +569,7 @@ static void vectors_text_paths(void **state) {
     /* the vectors' plain broadcasts: to all, to rooms, except, volatile, ... */
     assert_true(fast[TS_ADP_RMSG_CLASSIC] >= 4);
     assert_true(fast[TS_ADP_RMSG_SHARDED] >= 4);
+    assert_true(peek_rooms[0] >= 1 && peek_rooms[1] >= 2); /* to all; to rooms */
 
     /* is_from: the uid at the head of a classic message, in any str width;
      * never for a sharded one or another uid */

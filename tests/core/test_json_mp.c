@@ -16,6 +16,7 @@
 
 #include "core/ts_err.h"
 #include "core/ts_json.h"
+#include "core/ts_mem.h"
 
 static size_t unhex(const char *h, uint8_t *out) {
     size_t n = 0;
@@ -224,6 +225,58 @@ static void declined(void **state) {
     }
 }
 
+/* ts_mp_rd_skip passes exactly one value of the given bytes (followed by
+ * one that is not read), and refuses every cut of it. */
+static void check_skip(const char *mphex) {
+    uint8_t in[600];
+    size_t n = unhex(mphex, in);
+    in[n] = 0xc1; /* never used: reading it would fail */
+    ts_mp_rd_t r = {in, in + n + 1};
+    if (ts_mp_rd_skip(&r) != 0 || r.p != in + n) fail_msg("%s: not skipped whole", mphex);
+    for (size_t cut = 0; cut < n; cut++) {
+        ts_mp_rd_t c = {in, in + cut};
+        if (ts_mp_rd_skip(&c) == 0) fail_msg("%s cut at %zu skipped as a value", mphex, cut);
+    }
+}
+
+/* Every value the transcoders take, and the well-formed ones they decline
+ * (bin, ext, fixext, deep nesting): skipped whole; what is not msgpack is
+ * refused; nesting far beyond the transcoders' 32 levels costs no stack. */
+static void skip_values(void **state) {
+    (void)state;
+    for (size_t i = 0; i < sizeof both / sizeof both[0]; i++) check_skip(both[i].mp);
+    for (size_t i = 0; i < sizeof from_mp / sizeof from_mp[0]; i++) check_skip(from_mp[i].mp);
+    static const char *const more[] = {
+        "c40161", "c5000161", "c600000001" "61",           /* bin 8, 16, 32 */
+        "c701ff61", "c80001ff61", "c900000001ff61",        /* ext 8, 16, 32 */
+        "d4ff00", "d5ff0000", "d6ff00000000", "d7ff0000000000000000",
+        "d8ff00000000000000000000000000000000",             /* fixext 1..16 */
+        "cf0020000000000001", "cb7ff8000000000000", "8101a0", "a2c328",
+        "91919191919191919191919191919191919191919191919191919191919191919190",
+        "de0001c0c0", "dc0002c4016192c3c2",
+    };
+    for (size_t i = 0; i < sizeof more / sizeof more[0]; i++) check_skip(more[i]);
+    static const char *const bad[] = {"", "c1", "91c1", "81a161c1", "dc0001c1"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        uint8_t in[16];
+        size_t n = unhex(bad[i], in);
+        ts_mp_rd_t r = {in, in + n};
+        if (ts_mp_rd_skip(&r) == 0) fail_msg("skipped %s", bad[i]);
+    }
+    /* a million arrays, one in the other, then a count no bytes could hold */
+    enum { DEEP = 1000000 };
+    uint8_t *deep = ts_xmalloc(DEEP + 5);
+    memset(deep, 0x91, DEEP);
+    deep[DEEP] = 0x90;
+    ts_mp_rd_t r = {deep, deep + DEEP + 1};
+    assert_int_equal(ts_mp_rd_skip(&r), 0);
+    assert_ptr_equal(r.p, deep + DEEP + 1);
+    memcpy(deep, "\xdd\xff\xff\xff\xff", 5);
+    r = (ts_mp_rd_t){deep, deep + DEEP + 1};
+    assert_int_equal(ts_mp_rd_skip(&r), -1);
+    free(deep);
+}
+
 /* Random canonical texts: text -> msgpack -> text is the identity. */
 static void random_round_trips(void **state) {
     (void)state;
@@ -280,6 +333,7 @@ int main(void) {
         cmocka_unit_test(from_msgpack_only),
         cmocka_unit_test(declined),
         cmocka_unit_test(random_round_trips),
+        cmocka_unit_test(skip_values),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

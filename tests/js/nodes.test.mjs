@@ -8,6 +8,9 @@
 // - stock socket.io-clients (no library) dropped again and again at random
 //   while two other nodes publish: recovered on another node each time, each
 //   gets every entry once and in seq order (src/session/order.c; seeded);
+// - a node with no tab of a session drops its classic broadcasts without
+//   decoding them (tabsync_sio_remote_skipped_total), and delivers them
+//   live once a tab of it connects there;
 // - Redis killed and restarted under load (AOF, appendfsync always): changes
 //   sent meanwhile are refused with store_unavailable (never acknowledged),
 //   ephemeral traffic between tabs of one node still flows, and everything
@@ -32,7 +35,7 @@ import { io } from 'socket.io-client';
 import { startServer, IS_NODE, sleep } from './harness.mjs';
 import { startCluster, startRedisSentinel, redisCli } from './cluster.mjs';
 import { BASE_FLAGS, auth3, ident, makeRng, uniq, tempDir, writeRules, openMirror, waitUntil, submitLoad, checkSubmitted } from './history-helpers.mjs';
-import { registryTabs, tryTab } from './session-helpers.mjs';
+import { registryTabs, tryTab, metricSum, httpGet } from './session-helpers.mjs';
 import { ElectTab, Checker, holderOf, leaderChange } from './election-helpers.mjs';
 
 const SKIP = IS_NODE ? { skip: 'tabsyncd only (the Node reference is one process)' } : {};
@@ -282,6 +285,30 @@ describe('the stock client across nodes', SKIP, () => {
       total += v;
     }
     assert.equal(total, 24, 'the nodes count the recoveries');
+  });
+
+  it('a node with no tab of a session drops its entries unread (the classic message\'s rooms read first); once a tab of it is there, they reach it live', { timeout: 30000 }, async () => {
+    const S = uniq('skip');
+    const pub = await openMirror({ url: cluster.nodes[0].url, id: ident('alice', S, 'dp', 'tp') });
+    const metric = async (i, name) => metricSum((await httpGet(`${cluster.nodes[i].url}/metrics`)).text, new RegExp(`^${name}$`)).sum;
+    const at = async (i) => ({ skipped: await metric(i, 'tabsync_sio_remote_skipped_total'), received: await metric(i, 'tabsync_sio_remote_received_total') });
+    const before = [await at(1), await at(2)];
+    for (let k = 0; k < 20; k++) assert.equal((await pub.publish({ v: 3, type: 'skip.note', id: uniq('e'), body: { k } })).ok, true);
+    const after = await waitUntil(async () => {
+      const a = [await at(1), await at(2)];
+      return a.every((x, i) => x.skipped - before[i].skipped >= 20) ? a : null;
+    }, 5000, 'nodes 1 and 2 dropped the 20 entries');
+    for (const i of [0, 1]) assert.equal(after[i].received, before[i].received, `node ${i + 1} decoded none of them`);
+    // a tab of the session on node 2: from now on node 2 takes them, live, in order
+    const tab = await openMirror({ url: cluster.nodes[2].url, id: ident('alice', S, 'dt', 'tt') });
+    const first = pub.lastSeq + 1;
+    for (let k = 0; k < 10; k++) assert.equal((await pub.publish({ v: 3, type: 'skip.note', id: uniq('e'), body: { k } })).ok, true);
+    await waitUntil(() => tab.lastSeq === pub.lastSeq, 5000, 'the tab on node 2 has every entry');
+    for (let seq = first; seq <= pub.lastSeq; seq++) assert.equal(tab.liveSeen.get(seq), 1, `seq ${seq} reached the tab on node 2 live, once`);
+    assert.ok(await metric(2, 'tabsync_sio_remote_received_total') - after[1].received >= 10, 'node 2 decoded them');
+    assert.deepEqual(tab.violations, []);
+    pub.close();
+    tab.close();
   });
 });
 
