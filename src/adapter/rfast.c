@@ -164,6 +164,9 @@ int ts_adp__rmsg_fast_broadcast(ts_adp_rmsg_format_t format, const char *uid, co
 
 typedef struct walk {
     const uint8_t *p, *end;
+    /* the nesting level of the values met (1: the top), each checked as
+     * canonical as it is passed; 0: a text checked already (skipped) */
+    unsigned depth;
 } walk_t;
 
 static int eat(walk_t *w, uint8_t c) {
@@ -172,12 +175,13 @@ static int eat(walk_t *w, uint8_t c) {
     return 0;
 }
 
-/* The next value's span. The texts walked here are canonical already
- * (ts_json_from_msgpack writes only such texts; a sharded message is
- * checked whole first), so ts_json_skip finds it without checking again:
- * the data was scanned three times per message before (callgrind). */
+/* The next value's span, checked as canonical on the way (a sharded
+ * message is walked once: checking it whole first, then skipping its parts,
+ * scanned it twice, ~16,000 instructions per /session entry, callgrind);
+ * within a part checked already, skipped. */
 static int value(walk_t *w, ts_slice_t *v) {
-    size_t k = ts_json_skip(w->p, (size_t)(w->end - w->p));
+    size_t n = (size_t)(w->end - w->p);
+    size_t k = w->depth ? ts_json_canonical_len_at(w->p, n, w->depth) : ts_json_skip(w->p, n);
     if (!k) return -1;
     *v = ts_slice(w->p, k);
     w->p += k;
@@ -223,7 +227,7 @@ static int key_is(ts_slice_t k, const char *lit) {
 }
 
 static int strs(ts_slice_t v, ts_adp_rmsg_strs_t *out) {
-    walk_t w = {v.p, v.p + v.len};
+    walk_t w = {v.p, v.p + v.len, 0}; /* a part checked already */
     if (eat(&w, '[') < 0) return -1;
     for (size_t i = 0; w.p < w.end && *w.p != ']'; i++) {
         ts_slice_t s;
@@ -239,7 +243,7 @@ static int strs(ts_slice_t v, ts_adp_rmsg_strs_t *out) {
 /* {rooms, except, flags}, flags {} or volatile only: what tabsyncd and
  * socket.io send for a plain broadcast; anything else is the tree path's. */
 static int opts_of(ts_slice_t v, ts_adp_rmsg_opts_t *o) {
-    walk_t w = {v.p, v.p + v.len};
+    walk_t w = {v.p, v.p + v.len, 0}; /* a part checked already */
     ts_slice_t k, x;
     int r, seen = 0;
     if (eat(&w, '{') < 0) return -1;
@@ -271,6 +275,7 @@ static int packet_of(walk_t *wp, ts_adp_rmsg_packet_t *pkt, ts_slice_t *data) {
     ts_slice_t k, x;
     int r, seen = 0;
     if (eat(&w, '{') < 0) return -1;
+    w.depth++;
     for (int first = 1; (r = member(&w, first, &k, &x)) == 1; first = 0) {
         if (key_is(k, "type") && !(seen & 1) && x.len == 1 && x.p[0] == '2') {
             seen |= 1;
@@ -292,16 +297,17 @@ static int packet_of(walk_t *wp, ts_adp_rmsg_packet_t *pkt, ts_slice_t *data) {
 
 /* {type: 3, data: {packet, opts}, uid, nsp} */
 static int sharded_of(ts_slice_t text, ts_adp_rmsg_t *m, ts_slice_t *data) {
-    walk_t w = {text.p, text.p + text.len};
+    walk_t w = {text.p, text.p + text.len, 2};
     ts_slice_t k, x;
     int r, seen = 0;
     if (eat(&w, '{') < 0) return -1;
     for (int first = 1; (r = member_key(&w, first, &k)) == 1; first = 0) {
         if (key_is(k, "data") && !(seen & 8)) {
-            /* walked in place: the packet's data is skipped once */
+            /* walked in place: the packet's data is passed once */
             ts_slice_t dk, dx;
             int dr, dseen = 0;
             if (eat(&w, '{') < 0) return -1;
+            w.depth = 3;
             for (int f = 1; (dr = member_key(&w, f, &dk)) == 1; f = 0) {
                 if (key_is(dk, "packet") && !(dseen & 1) && packet_of(&w, &m->packet, data) == 0)
                     dseen |= 1;
@@ -312,6 +318,7 @@ static int sharded_of(ts_slice_t text, ts_adp_rmsg_t *m, ts_slice_t *data) {
                     return -1; /* requestId: a broadcast with acks */
             }
             if (dr < 0 || dseen != 3) return -1;
+            w.depth = 2;
             seen |= 8;
             continue;
         }
@@ -477,8 +484,8 @@ int ts_adp__rmsg_fast_decode(ts_adp_rmsg_format_t format, ts_slice_t bytes, ts_a
         m->msgpack = 1;
         data = ts_slice(ts_sbuf_data(&d), ts_sbuf_len(&d));
     } else {
-        rc = bytes.len && bytes.p[0] == '{' && ts_json_is_canonical(bytes) ? sharded_of(bytes, m, &data)
-                                                                         : -1;
+        /* canonical throughout, checked as it is walked */
+        rc = bytes.len && bytes.p[0] == '{' ? sharded_of(bytes, m, &data) : -1;
     }
     if (rc == 0) {
         m->kind = TS_ADP_RMSG_BROADCAST;
@@ -521,7 +528,32 @@ int ts_adp_rmsg_peek_rooms(ts_adp_rmsg_format_t format, ts_slice_t bytes, ts_sli
     return 1;
 }
 
+/* A sharded message as ClusterAdapter.publish makes it (and we do): the uid
+ * and the namespace are its last members, {..., "uid":"<uid>","nsp":"<nsp>"}.
+ * Read from the end: the namespace's string (no quote or backslash in it),
+ * then the exact bytes before it. In a JSON text they can only be the top
+ * level's members (a string's own quotes would be escaped); a text that is
+ * not JSON and looks like ours is dropped, as its decoding would drop it. */
+static int sharded_from(ts_slice_t b, const char *uid) {
+    static const char uk[] = ",\"uid\":\"", nk[] = "\",\"nsp\":\"";
+    size_t ul = strlen(uid);
+    if (b.len < sizeof uk - 1 + ul + sizeof nk - 1 + 2 || b.p[b.len - 1] != '}' ||
+        b.p[b.len - 2] != '"')
+        return 0;
+    const uint8_t *o = b.p + b.len - 2; /* the namespace's closing quote */
+    do {
+        if (o == b.p) return 0;
+        o--;
+    } while (*o != '"' && *o != '\\');
+    size_t need = sizeof uk - 1 + ul + sizeof nk - 2; /* nk's last quote is *o */
+    if (*o != '"' || (size_t)(o - b.p) < need) return 0;
+    const uint8_t *at = o + 1 - need - 1;
+    return memcmp(at, uk, sizeof uk - 1) == 0 && memcmp(at + sizeof uk - 1, uid, ul) == 0 &&
+           memcmp(at + sizeof uk - 1 + ul, nk, sizeof nk - 1) == 0;
+}
+
 int ts_adp_rmsg_is_from(ts_adp_rmsg_format_t format, ts_slice_t bytes, const char *uid) {
+    if (format == TS_ADP_RMSG_SHARDED) return sharded_from(bytes, uid);
     /* [uid, packet, opts]: fixarray 3 (what notepack writes), then a str */
     if (format != TS_ADP_RMSG_CLASSIC || bytes.len < 2 || bytes.p[0] != 0x93) return 0;
     uint8_t c = bytes.p[1];

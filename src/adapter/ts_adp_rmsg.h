@@ -197,9 +197,11 @@ int ts_adp_rmsg_decode_text(const ts_adp_rmsg_cfg_t *cfg, ts_adp_rmsg_format_t f
                             ts_slice_t channel, ts_slice_t bytes, ts_adp_rmsg_t *out, char *err,
                             size_t errlen);
 
-/* 1 if `bytes` is a classic broadcast sent by `uid` (its first item), which
- * a node skips without decoding; 0 otherwise, and for every sharded message
- * (their uid comes last). */
+/* 1 if `bytes` is a message sent by `uid`, which a node skips without
+ * decoding: a classic one whose first item is that uid (as notepack writes
+ * it), a sharded one that ends with "uid":"<uid>","nsp":"..."} (as
+ * ClusterAdapter.publish and we write it); 0 otherwise (decoded, then
+ * judged by its uid). */
 int ts_adp_rmsg_is_from(ts_adp_rmsg_format_t format, ts_slice_t bytes, const char *uid);
 
 /* The rooms of a classic broadcast ([uid, packet, opts]) without reading

@@ -542,9 +542,11 @@ static void vectors_text_paths(void **state) {
             assert_int_equal(t.opts.rooms.n, m.opts.rooms.n);
             assert_int_equal(t.opts.except.n, m.opts.except.n);
             assert_int_equal(t.opts.flags, m.opts.flags);
-            assert_int_equal(ts_adp_rmsg_is_from(v.format, bytes, m.uid),
-                             v.format == TS_ADP_RMSG_CLASSIC);
+            assert_true(ts_adp_rmsg_is_from(v.format, bytes, m.uid));
             assert_false(ts_adp_rmsg_is_from(v.format, bytes, "someone else"));
+            char shorter[64];
+            snprintf(shorter, sizeof shorter, "%.*s", (int)strlen(m.uid) - 1, m.uid + 1);
+            assert_false(ts_adp_rmsg_is_from(v.format, bytes, shorter)); /* a suffix of it */
             /* checked, and vouched for as canonical (not checked): the same bytes */
             for (int form = TS_ADP_RMSG_TEXT_ANY; form <= TS_ADP_RMSG_TEXT_CANONICAL; form++) {
                 ts_buf_t *out = NULL;
@@ -586,6 +588,23 @@ static void vectors_text_paths(void **state) {
         assert_int_equal(ts_adp_rmsg_is_from(TS_ADP_RMSG_CLASSIC, b, "ab"), heads[i].want);
         assert_false(ts_adp_rmsg_is_from(TS_ADP_RMSG_SHARDED, b, "ab"));
     }
+    /* and a sharded message's tail: its last two members, read from the end */
+    static const struct {
+        const char *b;
+        int want;
+    } tails[] = {{"{\"type\":3,\"uid\":\"ab\",\"nsp\":\"/\"}", 1},
+                 {"{\"uid\":\"ab\",\"nsp\":\"/\"}", 0}, /* not after others: decoded instead */
+                 {"{\"data\":{},\"uid\":\"ab\",\"nsp\":\"/\"}", 1},
+                 {"{\"data\":{},\"uid\":\"ab\",\"nsp\":\"\"}", 1},
+                 {"{\"data\":{},\"uid\":\"xab\",\"nsp\":\"/\"}", 0},
+                 {"{\"data\":{},\"uid\":\"ab\",\"nsp\":\"/a\\\"b\"}", 0}, /* an escape in the nsp */
+                 {"{\"data\":{},\"uid\":\"ab\",\"nsp\":\"/\"} ", 0},
+                 {"{\"data\":{},\"nsp\":\"/\",\"uid\":\"ab\"}", 0},
+                 {"\"uid\":\"ab\",\"nsp\":\"/\"}", 0},
+                 {"\",\"nsp\":\"/\"}", 0}};
+    for (size_t i = 0; i < sizeof tails / sizeof tails[0]; i++)
+        if (ts_adp_rmsg_is_from(TS_ADP_RMSG_SHARDED, ts_slice_str(tails[i].b), "ab") != tails[i].want)
+            fail_msg("is_from(%s) != %d", tails[i].b, tails[i].want);
 
     /* a fuzzer's find: flags "" (two bytes, like {}) is no object: refused
      * by both paths */
