@@ -288,15 +288,12 @@ int ts_sess__order_remote(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const ch
 }
 
 int ts_sess__order_wants(ts_sio_nsp_t *nsp, const char *const *rooms, size_t n, void *ud) {
+    (void)nsp, (void)n;
     ts_sess_t *sess = ud;
     /* a log entry goes to "s/<key>" first (order_remote): its order may be
      * held here while a tab connects, before the tab is in the room */
-    if (ts_sess__order_on(sess) && !strncmp(rooms[0], "s/", 2) &&
-        ts_map_get(&sess->orders, rooms[0] + 2, strlen(rooms[0] + 2)))
-        return 1;
-    for (size_t i = 0; i < n; i++)
-        if (ts_sio_room_size(nsp, rooms[i])) return 1;
-    return 0;
+    return ts_sess__order_on(sess) && !strncmp(rooms[0], "s/", 2) &&
+           ts_map_get(&sess->orders, rooms[0] + 2, strlen(rooms[0] + 2)) != NULL;
 }
 
 void ts_sess__order_local(ts_sess_t *sess, const char *key, uint64_t epoch, uint64_t seq,

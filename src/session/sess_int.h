@@ -378,8 +378,8 @@ void ts_sess__order_local(ts_sess_t *sess, const char *key, uint64_t epoch, uint
                           const ts_sio_target_t *to, const char *event,
                           const ts_sio_raw_arg_t *args, size_t nargs);
 /* ts_sio_nsp_handler_t.on_remote_raw (ud: the ts_sess_t). */
-/* ts_sio_nsp_handler_t.wants_remote: what order_remote would take (an
- * entry of a session ordered here) or anything for a room with a tab here. */
+/* ts_sio_nsp_handler_t.wants_remote: an entry of a session whose order is
+ * held here with no tab in its rooms yet (what order_remote takes too). */
 int ts_sess__order_wants(ts_sio_nsp_t *nsp, const char *const *rooms, size_t n, void *ud);
 int ts_sess__order_remote(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
                           const ts_sio_raw_arg_t *args, size_t nargs, void *ud);

@@ -1117,7 +1117,7 @@ static const ts_sio_nsp_handler_t handler_durable = {
     .restore = on_restore,
     .forget_auth = 1, /* its token and device live on in sess_sock_t, parsed */
     .on_remote_raw = ts_sess__order_remote, /* other nodes' entries in seq order */
-    .wants_remote = ts_sess__order_wants,   /* and none of a session with nobody here */
+    .wants_remote = ts_sess__order_wants,   /* a session's with no tab here, if ordered */
 };
 
 static sess_shared_t *shared_new(const ts_sess_cfg_t *cfg) {

@@ -572,8 +572,6 @@ static void on_remote(const ts_adp_bcast_t *b, void *ud) {
     json_decref(rest);
 }
 
-#define REMOTE_WANTS_ROOMS 8 /* the adapter reads as many (ROOMS_PEEK) */
-
 /* A room of this loop got its first member or lost its last: an adapter
  * that hears rooms on their own channels follows (ts_adp_remote.h). */
 static void room_changed(ts_sio_nsp_t *nsp, const char *room, int present) {
@@ -582,6 +580,8 @@ static void room_changed(ts_sio_nsp_t *nsp, const char *room, int present) {
     ts_adp_listener_t l = {.on_bcast = on_remote, .ud = nsp};
     r->ops->room(r->self, nsp->name, room, present, &l);
 }
+
+#define REMOTE_WANTS_ROOMS 8 /* the adapter reads as many (ROOMS_PEEK) */
 
 /* Another node's broadcast to `rooms`, before it is decoded (the adapter
  * read its rooms first): 0 when it can reach nobody here. Kept whenever
@@ -598,10 +598,9 @@ static int remote_wants(const ts_slice_t *rooms, size_t n, void *ud) {
         buf[i][rooms[i].len] = '\0';
         names[i] = buf[i];
     }
-    if (nsp->h.wants_remote) return nsp->h.wants_remote(nsp, names, n, nsp->ud);
     for (size_t i = 0; i < n; i++)
         if (ts_adp_room_size(&nsp->rooms, names[i])) return 1;
-    return 0;
+    return nsp->h.wants_remote && nsp->h.wants_remote(nsp, names, n, nsp->ud);
 }
 
 static void remote_listen(ts_sio_nsp_t *nsp) {

@@ -97,11 +97,11 @@ typedef struct ts_sio_nsp_handler {
      * several, one loop hears the other nodes for all of them). */
     int (*on_remote_raw)(ts_sio_nsp_t *nsp, const ts_sio_target_t *to, const char *event,
                          const ts_sio_raw_arg_t *args, size_t nargs, void *nsp_ud);
-    /* Optional: may another node's broadcast to `rooms` (n > 0) concern
-     * this namespace here? Asked before it is decoded, where the adapter
-     * can read its rooms first, and only when the process runs one loop
-     * without the server's own recovery; 0 drops it. Without it: whether a
-     * socket here is in one of the rooms. */
+    /* Optional: another node's broadcast to `rooms` (n > 0), none of which
+     * a socket here is in: 1 to have it all the same (delivered, or handed
+     * to on_remote_raw), 0 (or no hook) to drop it unread. Asked before it
+     * is decoded, where the adapter can read its rooms first, and only when
+     * the process runs one loop without the server's own recovery. */
     int (*wants_remote)(ts_sio_nsp_t *nsp, const char *const *rooms, size_t n, void *nsp_ud);
 } ts_sio_nsp_handler_t;
 
