@@ -247,7 +247,7 @@ static void skip_values(void **state) {
     for (size_t i = 0; i < sizeof both / sizeof both[0]; i++) check_skip(both[i].mp);
     for (size_t i = 0; i < sizeof from_mp / sizeof from_mp[0]; i++) check_skip(from_mp[i].mp);
     static const char *const more[] = {
-        "c40161", "c5000161", "c600000001" "61",           /* bin 8, 16, 32 */
+        "c40161", "c5000161", "c60000000161",               /* bin 8, 16, 32 */
         "c701ff61", "c80001ff61", "c900000001ff61",        /* ext 8, 16, 32 */
         "d4ff00", "d5ff0000", "d6ff00000000", "d7ff0000000000000000",
         "d8ff00000000000000000000000000000000",             /* fixext 1..16 */
