@@ -117,6 +117,9 @@ static const struct num_case {
      offsetof(ts_dmn_config_t, shutdown_timeout_ms), 0, 0, 3600000, 10000, "milliseconds"},
     {"jwt-leeway", "TABSYNC_JWT_LEEWAY", offsetof(ts_dmn_config_t, jwt_leeway_s), 0, 0, 300, 30,
      "seconds"},
+    /* a maximum below 9: "9" was taken (max - digit wrapped) */
+    {"limit-strikes", "TABSYNC_LIMIT_STRIKES", offsetof(ts_dmn_config_t, limit_strikes), 0, 0, 8,
+     5, "strikes"},
     {"history-cache", "TABSYNC_HISTORY_CACHE", offsetof(ts_dmn_config_t, hist_cache), 0, 1,
      10000000, 10000, "sessions"},
     {"history-cache-mb", "TABSYNC_HISTORY_CACHE_MB", offsetof(ts_dmn_config_t, hist_cache_mb), 0,
