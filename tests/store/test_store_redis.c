@@ -23,8 +23,13 @@
 static redis_t server, tls_server, replica;
 static char url[64], prefix[32], tls_url[256], certdir[64], repl_url[128];
 
+static sc_env_t env_redis, env_tls, env_repl, env_v1;
+
+/* A key prefix of its own for each test, and for each environment on the
+ * one server: t0:, t1:, ... (TCP and TLS), r (?replicas=1), v (layout 1). */
 static void env_fresh(sc_env_t *env) {
-    snprintf(prefix, sizeof prefix, "t%d:", env->counter++);
+    char tag = env == &env_repl ? 'r' : env == &env_v1 ? 'v' : 't';
+    snprintf(prefix, sizeof prefix, "%c%d:", tag, env->counter++);
     env->cfg.redis_prefix = prefix;
 }
 
@@ -42,30 +47,19 @@ static sc_env_t env_tls = {
     .durable_on_execute = 1,
 };
 
-/* Its own prefixes: env_redis used t0:, t1:, ... on the same server. */
-static void env_fresh_repl(sc_env_t *env) {
-    snprintf(prefix, sizeof prefix, "r%d:", env->counter++);
-    env->cfg.redis_prefix = prefix;
-}
-
 static sc_env_t env_repl = {
     .label = "redis ?replicas=1",
     .ops = &ts_store_redis_ops,
-    .fresh = env_fresh_repl,
+    .fresh = env_fresh,
     .durable_on_execute = 1,
 };
 
 /* Every log it starts in layout 1 (--redis-log-layout 1: a rolling upgrade
- * from a build before layout 2); its own prefixes. */
-static void env_fresh_v1(sc_env_t *env) {
-    snprintf(prefix, sizeof prefix, "v%d:", env->counter++);
-    env->cfg.redis_prefix = prefix;
-}
-
+ * from a build before layout 2). */
 static sc_env_t env_v1 = {
     .label = "redis, new logs in layout 1",
     .ops = &ts_store_redis_ops,
-    .fresh = env_fresh_v1,
+    .fresh = env_fresh,
     .durable_on_execute = 1,
     .cfg = {.redis_log_layout = TS_STORE_RLOG_V1},
 };
